@@ -1,0 +1,73 @@
+/* cocoon-agent: PID 1 in the guest. Single-threaded, poll()-driven. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "error.h"
+#include "frame.h"
+#include "proto.h"
+
+#define AGENT_CHANNEL_NAME "cocoon.0"
+#define AGENT_SHARED_TAG "cocoon"
+#define AGENT_SHARED_DIR "/run/cocoon/shared"
+#define AGENT_MODULES_LIST "/lib/cocoon/modules.list"
+#define AGENT_DEFAULT_CRIU "/usr/sbin/criu"
+/* A peer that stops reading cannot make us queue more than this. */
+#define AGENT_OUTQ_MAX (8 * 1024 * 1024)
+#define AGENT_MAX_JOBS 64
+
+struct agent_job;
+typedef void (*agent_job_done_fn)(struct agent_job *job, int status);
+
+/* A child process whose merged stdout/stderr is collected, bounded. */
+struct agent_job {
+	pid_t pid;
+	int out_fd; /* read end, -1 once at EOF */
+	bool exited;
+	int status;
+	char *out;
+	size_t out_len;
+	agent_job_done_fn done;
+	void *userdata;
+};
+
+struct agent {
+	bool is_init;
+	bool debug;
+	int channel_fd;
+	int signal_fd;
+	struct frame_reader *reader;
+	uint8_t *outq;
+	size_t outq_len;
+	struct agent_job *jobs[AGENT_MAX_JOBS];
+	bool shutdown_requested;
+	/* Boot facts reported by GuestInfo. */
+	char **module_failures;
+	size_t n_module_failures;
+	bool shared_mounted;
+	char criu_path[256];
+};
+
+/* init.c */
+void agent_init_system(struct agent *a);
+void agent_power_off(struct agent *a);
+int agent_open_channel(const char *path_override, struct error **err);
+void agent_log(struct agent *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* modules.c */
+void agent_load_modules(struct agent *a, const char *list_path);
+
+/* jobs.c */
+int agent_job_start(struct agent *a, char *const argv[], agent_job_done_fn done, void *userdata,
+		    struct error **err);
+void agent_jobs_reap(struct agent *a);
+void agent_job_read(struct agent *a, struct agent_job *job);
+
+/* rpc.c */
+void agent_handle_frame(struct agent *a, const uint8_t *payload, size_t len);
+void agent_send_response(struct agent *a, Cocoon__Response *resp);
+void agent_send_error(struct agent *a, uint64_t id, int code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));

@@ -1,0 +1,126 @@
+/* Child processes run on behalf of requests (criu and friends). PID 1 never
+ * waits for one: their output arrives through poll() and their exit through
+ * the SIGCHLD signalfd, and the request is answered from the done callback. */
+#include "agent.h"
+#include "cleanup.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+
+/* Output beyond this is dropped; CRIU's own logs go to files instead. */
+#define JOB_OUTPUT_MAX (256 * 1024)
+
+int agent_job_start(struct agent *a, char *const argv[], agent_job_done_fn done, void *userdata,
+		    struct error **err)
+{
+	int slot = -1, p[2];
+
+	for (int i = 0; i < AGENT_MAX_JOBS && slot < 0; i++)
+		if (!a->jobs[i])
+			slot = i;
+	if (slot < 0)
+		return error_setx(err, EAGAIN, "too many jobs running (%d)", AGENT_MAX_JOBS);
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return error_set(err, errno, "pipe");
+
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return error_set(err, errno, "fork %s", argv[0]);
+	}
+	if (pid == 0) {
+		sigset_t all;
+		sigemptyset(&all);
+		sigprocmask(SIG_SETMASK, &all, NULL);
+		int devnull = open("/dev/null", O_RDONLY);
+		dup2(devnull >= 0 ? devnull : p[1], 0);
+		dup2(p[1], 1);
+		dup2(p[1], 2);
+		execv(argv[0], argv);
+		dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(p[1]);
+	fcntl(p[0], F_SETFL, O_NONBLOCK);
+
+	struct agent_job *job = calloc(1, sizeof(*job));
+	if (!job) {
+		kill(pid, SIGKILL);
+		close(p[0]);
+		return error_set(err, ENOMEM, "job");
+	}
+	job->pid = pid;
+	job->out_fd = p[0];
+	job->done = done;
+	job->userdata = userdata;
+	a->jobs[slot] = job;
+	return 0;
+}
+
+static void job_finish_if_done(struct agent *a, int slot)
+{
+	struct agent_job *job = a->jobs[slot];
+
+	if (!job->exited || job->out_fd >= 0)
+		return;
+	a->jobs[slot] = NULL;
+	job->done(job, job->status);
+	free(job->out);
+	free(job);
+}
+
+void agent_job_read(struct agent *a, struct agent_job *job)
+{
+	char buf[4096];
+
+	for (;;) {
+		ssize_t n = read(job->out_fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			close(job->out_fd);
+			job->out_fd = -1;
+			break;
+		}
+		size_t keep = (size_t)n;
+		if (job->out_len + keep > JOB_OUTPUT_MAX)
+			keep = JOB_OUTPUT_MAX - job->out_len;
+		if (keep == 0)
+			continue;
+		char *grown = realloc(job->out, job->out_len + keep + 1);
+		if (!grown)
+			continue;
+		job->out = grown;
+		memcpy(job->out + job->out_len, buf, keep);
+		job->out_len += keep;
+		job->out[job->out_len] = 0;
+	}
+	for (int i = 0; i < AGENT_MAX_JOBS; i++)
+		if (a->jobs[i] == job) {
+			job_finish_if_done(a, i);
+			break;
+		}
+}
+
+/* Reaps every exited child, ours or orphans re-parented to PID 1. */
+void agent_jobs_reap(struct agent *a)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (int i = 0; i < AGENT_MAX_JOBS; i++) {
+			if (a->jobs[i] && a->jobs[i]->pid == pid) {
+				a->jobs[i]->exited = true;
+				a->jobs[i]->status = status;
+				job_finish_if_done(a, i);
+				break;
+			}
+		}
+	}
+}

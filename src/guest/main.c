@@ -1,0 +1,212 @@
+/* cocoon-agent: PID 1 in the guest VM.
+ *
+ * It sets the guest up (mounts, modules, loopback), then serves requests from
+ * the host on one virtio-serial port. Like bubblewrap's do_init(), it never
+ * blocks and runs no threads: one poll() loop over the channel, a SIGCHLD
+ * signalfd and the output pipes of the children it runs.
+ *
+ * Outside a VM (tests) it runs as an ordinary process: --channel PATH connects
+ * to a unix socket instead, and nothing in the system is touched.
+ */
+#include "agent.h"
+#include "cleanup.h"
+
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+
+static void process_input(struct agent *a)
+{
+	const uint8_t *payload;
+	size_t len;
+	int r;
+
+	while ((r = frame_reader_next(a->reader, &payload, &len)) != 0) {
+		if (r > 0) {
+			agent_handle_frame(a, payload, len);
+			frame_reader_consume(a->reader);
+			continue;
+		}
+		/* Garbage or an oversized header: say so once, then resync on
+		 * the next magic. The channel stays open; the agent stays up. */
+		agent_send_error(a, 0, -r, r == -EMSGSIZE ? "frame exceeds %d bytes"
+							   : "bad frame header (limit %d bytes)",
+				 FRAME_MAX_PAYLOAD);
+		size_t dropped = frame_reader_resync(a->reader);
+		while (frame_reader_next(a->reader, &payload, &len) < 0)
+			dropped += frame_reader_resync(a->reader);
+		if (a->debug)
+			agent_log(a, "dropped %zu bytes of garbage", dropped);
+	}
+}
+
+/* Returns false when the peer went away. */
+static bool channel_read(struct agent *a)
+{
+	for (;;) {
+		ssize_t n = read(a->channel_fd, a->reader->buf + a->reader->len,
+				 frame_reader_room(a->reader));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return true;
+		if (n <= 0)
+			return false;
+		a->reader->len += (size_t)n;
+		process_input(a);
+	}
+}
+
+static void channel_write(struct agent *a)
+{
+	while (a->outq_len > 0) {
+		ssize_t n = write(a->channel_fd, a->outq, a->outq_len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			if (errno != EAGAIN)
+				a->outq_len = 0; /* peer gone; nobody will read it */
+			return;
+		}
+		memmove(a->outq, a->outq + n, a->outq_len - (size_t)n);
+		a->outq_len -= (size_t)n;
+	}
+}
+
+static void handle_signals(struct agent *a)
+{
+	struct signalfd_siginfo si;
+
+	while (read(a->signal_fd, &si, sizeof(si)) == sizeof(si))
+		;
+	agent_jobs_reap(a);
+}
+
+static int agent_loop(struct agent *a)
+{
+	for (;;) {
+		struct pollfd fds[2 + AGENT_MAX_JOBS];
+		struct agent_job *polled[AGENT_MAX_JOBS];
+		nfds_t n = 0, njobs = 0;
+
+		if (a->shutdown_requested && a->outq_len == 0)
+			agent_power_off(a);
+		fds[n++] = (struct pollfd){.fd = a->signal_fd, .events = POLLIN};
+		fds[n++] = (struct pollfd){.fd = a->channel_fd,
+					   .events = POLLIN | (a->outq_len ? POLLOUT : 0)};
+		for (int i = 0; i < AGENT_MAX_JOBS; i++) {
+			if (a->jobs[i] && a->jobs[i]->out_fd >= 0) {
+				polled[njobs++] = a->jobs[i];
+				fds[n++] = (struct pollfd){.fd = a->jobs[i]->out_fd, .events = POLLIN};
+			}
+		}
+		if (poll(fds, n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			agent_log(a, "poll: %s", strerror(errno));
+			return 1;
+		}
+		if (fds[0].revents)
+			handle_signals(a);
+		if (fds[1].revents & POLLOUT)
+			channel_write(a);
+		if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+			bool alive = channel_read(a);
+			if (!alive && !a->is_init)
+				return 0;
+			/* A virtio-serial port reports POLLHUP while no host is
+			 * connected; wait for one without spinning. */
+			if (!alive || (fds[1].revents & POLLHUP))
+				nanosleep(&(struct timespec){.tv_nsec = 50 * 1000 * 1000}, NULL);
+		}
+		for (nfds_t j = 0; j < njobs; j++)
+			if (fds[2 + j].revents)
+				agent_job_read(a, polled[j]);
+	}
+}
+
+static void usage(void)
+{
+	printf("Usage: cocoon-agent [--channel SOCKET] [--criu PATH] [--debug]\n"
+	       "\n"
+	       "The cocoon guest agent. As PID 1 in a cocoon VM it sets up the guest and\n"
+	       "serves the host on the virtio-serial port \"%s\". Run by hand, --channel\n"
+	       "connects to a unix socket instead, for tests.\n",
+	       AGENT_CHANNEL_NAME);
+}
+
+static void parse_criu_from_cmdline(struct agent *a)
+{
+	_cleanup_fclose_ FILE *f = fopen("/proc/cmdline", "re");
+	char line[4096], *save = NULL;
+
+	if (!f || !fgets(line, sizeof(line), f))
+		return;
+	for (char *t = strtok_r(line, " \n", &save); t; t = strtok_r(NULL, " \n", &save))
+		if (strncmp(t, "cocoon.criu=", 12) == 0 && t[12] == '/')
+			snprintf(a->criu_path, sizeof(a->criu_path), "%s", t + 12);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {{"channel", required_argument, NULL, 'c'},
+					     {"criu", required_argument, NULL, 'C'},
+					     {"debug", no_argument, NULL, 'd'},
+					     {"help", no_argument, NULL, 'h'},
+					     {}};
+	struct agent a = {.channel_fd = -1, .signal_fd = -1};
+	_cleanup_error_ struct error *err = NULL;
+	const char *channel = NULL;
+	int c;
+
+	a.is_init = getpid() == 1;
+	snprintf(a.criu_path, sizeof(a.criu_path), "%s", AGENT_DEFAULT_CRIU);
+	while (!a.is_init && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			channel = optarg;
+			break;
+		case 'C':
+			snprintf(a.criu_path, sizeof(a.criu_path), "%s", optarg);
+			break;
+		case 'd':
+			a.debug = true;
+			break;
+		case 'h':
+			usage();
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (!a.is_init && !channel) {
+		fprintf(stderr, "cocoon-agent: not PID 1; use --channel SOCKET to run outside a VM\n");
+		return 2;
+	}
+
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	a.signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+
+	if (a.is_init) {
+		agent_init_system(&a);
+		parse_criu_from_cmdline(&a);
+	}
+	a.reader = calloc(1, sizeof(*a.reader));
+	a.channel_fd = agent_open_channel(channel, &err);
+	if (a.channel_fd < 0 || !a.reader || a.signal_fd < 0) {
+		agent_log(&a, "%s", err ? err->msg : "out of memory");
+		if (a.is_init)
+			agent_power_off(&a);
+		return 1;
+	}
+	if (a.is_init)
+		agent_log(&a, "ready on %s", AGENT_CHANNEL_NAME);
+	return agent_loop(&a);
+}

@@ -1,0 +1,169 @@
+#include "agent-client.h"
+#include "cleanup.h"
+#include "paths.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <stdlib.h>
+#include <string.h>
+
+int agent_client_init(struct agent_client *c, int fd, struct error **err)
+{
+	memset(c, 0, sizeof(*c));
+	c->fd = fd;
+	c->next_id = 1;
+	c->reader = calloc(1, sizeof(*c->reader));
+	if (!c->reader)
+		return error_set(err, ENOMEM, "agent client");
+	return 0;
+}
+
+void agent_client_close(struct agent_client *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	free(c->reader);
+	c->reader = NULL;
+}
+
+static int wait_fd(int fd, short events, long long deadline, struct error **err)
+{
+	for (;;) {
+		long long left = deadline - now_ms();
+		if (left <= 0)
+			return error_setx(err, ETIMEDOUT, "agent did not answer in time");
+		struct pollfd p = {.fd = fd, .events = events};
+		int r = poll(&p, 1, (int)left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return error_set(err, errno, "poll on agent channel");
+		if (r > 0)
+			return 0;
+	}
+}
+
+int agent_send_raw(struct agent_client *c, const void *buf, size_t len, struct error **err)
+{
+	const uint8_t *p = buf;
+
+	while (len > 0) {
+		/* MSG_NOSIGNAL: a VM that died must be an error, not a SIGPIPE. */
+		ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return error_set(err, errno, "write to agent channel");
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int agent_read_response(struct agent_client *c, Cocoon__Response **resp, int timeout_ms,
+			struct error **err)
+{
+	long long deadline = now_ms() + timeout_ms;
+	const uint8_t *payload;
+	size_t len;
+
+	if (c->broken)
+		return error_setx(err, EPIPE, "agent channel closed after a protocol violation");
+	for (;;) {
+		int r = frame_reader_next(c->reader, &payload, &len);
+		if (r < 0) {
+			c->broken = true;
+			return error_setx(err, EPROTO, "agent sent a %s",
+					  r == -EMSGSIZE ? "frame over the size limit" : "malformed frame");
+		}
+		if (r > 0) {
+			*resp = cocoon__response__unpack(NULL, len, payload);
+			frame_reader_consume(c->reader);
+			if (!*resp) {
+				c->broken = true;
+				return error_setx(err, EPROTO, "agent sent an undecodable reply");
+			}
+			return 0;
+		}
+		r = wait_fd(c->fd, POLLIN, deadline, err);
+		if (r < 0)
+			return r;
+		ssize_t n = read(c->fd, c->reader->buf + c->reader->len, frame_reader_room(c->reader));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return error_set(err, errno, "read from agent channel");
+		if (n == 0)
+			return error_setx(err, EPIPE, "agent channel closed");
+		c->reader->len += (size_t)n;
+	}
+}
+
+/* The response body a request expects; anything else is a violation. */
+static int expected_body(Cocoon__Request__BodyCase req)
+{
+	switch (req) {
+	case COCOON__REQUEST__BODY_PING:
+		return COCOON__RESPONSE__BODY_PONG;
+	case COCOON__REQUEST__BODY_VERSION:
+		return COCOON__RESPONSE__BODY_VERSION;
+	case COCOON__REQUEST__BODY_GUEST_INFO:
+		return COCOON__RESPONSE__BODY_GUEST_INFO;
+	case COCOON__REQUEST__BODY_SHARED_CHECK:
+		return COCOON__RESPONSE__BODY_SHARED_CHECK;
+	case COCOON__REQUEST__BODY_SHUTDOWN:
+		return COCOON__RESPONSE__BODY_SHUTDOWN;
+	default:
+		return -1;
+	}
+}
+
+int agent_call(struct agent_client *c, Cocoon__Request *req, Cocoon__Response **resp,
+	       int timeout_ms, struct error **err)
+{
+	_cleanup_free_ uint8_t *buf = NULL;
+	long long deadline = now_ms() + timeout_ms;
+	const char *what = proto_request_name(req->body_case);
+	size_t len;
+
+	req->protocol = PROTOCOL_VERSION;
+	req->id = c->next_id++;
+	int r = proto_frame_request(req, &buf, &len, err);
+	if (r >= 0)
+		r = agent_send_raw(c, buf, len, err);
+	if (r < 0)
+		return error_wrap(err, "%s", what);
+	for (;;) {
+		Cocoon__Response *got = NULL;
+		long long left = deadline - now_ms();
+		r = agent_read_response(c, &got, left > 0 ? (int)left : 0, err);
+		if (r < 0)
+			return error_wrap(err, "%s", what);
+		if (got->id != req->id) {
+			/* A late reply to an earlier, timed-out call. */
+			cocoon__response__free_unpacked(got, NULL);
+			continue;
+		}
+		if (got->error != 0) {
+			int code = got->error < 0 && got->error > -4096 ? -got->error : EIO;
+			char msg[512];
+			/* The guest's text is shown, but bounded and stripped of
+			 * control characters. */
+			snprintf(msg, sizeof(msg), "%s", got->message ? got->message : "");
+			for (char *p = msg; *p; p++)
+				if ((unsigned char)*p < 0x20)
+					*p = ' ';
+			cocoon__response__free_unpacked(got, NULL);
+			return error_setx(err, code, "%s: agent: %s", what, msg);
+		}
+		if ((int)got->body_case != expected_body(req->body_case)) {
+			cocoon__response__free_unpacked(got, NULL);
+			c->broken = true;
+			return error_setx(err, EPROTO, "%s: agent replied with the wrong message type",
+					  what);
+		}
+		*resp = got;
+		return 0;
+	}
+}

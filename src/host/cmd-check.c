@@ -1,0 +1,191 @@
+/* cocoon check: boots a VM and reports whether containers and checkpoints
+ * can work on this host, naming every item that cannot. */
+#include "commands.h"
+#include "cleanup.h"
+#include "paths.h"
+#include "sandbox.h"
+
+#include <fcntl.h>
+#include <getopt.h>
+#include <string.h>
+
+struct check_report {
+	int failures;
+};
+
+static void row(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void row(const char *name, const char *fmt, ...)
+{
+	va_list ap;
+	printf("  %-14s ", name);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+}
+
+static void fail(struct check_report *rep, const char *name, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void fail(struct check_report *rep, const char *name, const char *fmt, ...)
+{
+	va_list ap;
+	printf("  %-14s FAIL: ", name);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	rep->failures++;
+}
+
+static void check_version(struct sandbox *sb, struct check_report *rep)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__VersionRequest v = COCOON__VERSION_REQUEST__INIT;
+	Cocoon__Response *resp = NULL;
+	_cleanup_error_ struct error *err = NULL;
+
+	req.body_case = COCOON__REQUEST__BODY_VERSION;
+	req.version = &v;
+	if (agent_call(&sb->agent, &req, &resp, 5000, &err) < 0) {
+		fail(rep, "agent", "%s", err->msg);
+		return;
+	}
+	row("agent", "%s (protocol %u)", resp->version->agent_version, resp->version->protocol);
+	cocoon__response__free_unpacked(resp, NULL);
+}
+
+static void check_guest(struct sandbox *sb, const struct cocoon_config *cfg,
+			struct check_report *rep)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__GuestInfoRequest gi = COCOON__GUEST_INFO_REQUEST__INIT;
+	Cocoon__Response *resp = NULL;
+	_cleanup_error_ struct error *err = NULL;
+
+	gi.criu_check = true;
+	req.body_case = COCOON__REQUEST__BODY_GUEST_INFO;
+	req.guest_info = &gi;
+	if (agent_call(&sb->agent, &req, &resp, 60000, &err) < 0) {
+		fail(rep, "guest info", "%s", err->msg);
+		return;
+	}
+	Cocoon__GuestInfoReply *info = resp->guest_info;
+	row("guest kernel", "%s", info->kernel_release);
+	if (!*info->criu_version)
+		fail(rep, "criu", "%s does not run in the guest (guest_criu_path)", info->criu_path);
+	else
+		row("criu", "%s at %s", info->criu_version, info->criu_path);
+	if (info->criu_check_ok && info->n_criu_check_lines == 0)
+		row("criu check", "ok");
+	else if (info->criu_check_ok)
+		row("criu check", "ok, with warnings");
+	else
+		fail(rep, "criu check", "not clean");
+	for (size_t i = 0; i < info->n_criu_check_lines; i++)
+		printf("  %-14s   %s\n", "", info->criu_check_lines[i]);
+	if (info->n_module_failures == 0)
+		row("modules", "all loaded");
+	for (size_t i = 0; i < info->n_module_failures; i++)
+		fail(rep, "modules", "%s", info->module_failures[i]);
+	if (!cfg->enable_checkpoint)
+		row("checkpoint", "disabled by runtime.enable_checkpoint in %s",
+		    cfg->source ? cfg->source : "the configuration");
+	else if (info->criu_check_ok && *info->criu_version)
+		row("checkpoint", "can work");
+	else
+		fail(rep, "checkpoint", "cannot work: CRIU in the guest is not usable (see above)");
+	cocoon__response__free_unpacked(resp, NULL);
+}
+
+static void check_shared(struct sandbox *sb, struct check_report *rep, const char *fs)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__SharedCheckRequest sc = COCOON__SHARED_CHECK_REQUEST__INIT;
+	Cocoon__Response *resp = NULL;
+	_cleanup_error_ struct error *err = NULL;
+	_cleanup_free_ char *path = NULL, *reply_path = NULL, *back = NULL;
+	char token[64];
+
+	snprintf(token, sizeof(token), "cocoon-shared-check %d %lld", getpid(), now_ms());
+	if (asprintf(&path, "%s/probe", sb->shared_dir) < 0 ||
+	    asprintf(&reply_path, "%s/probe.reply", sb->shared_dir) < 0 ||
+	    write_file_atomic(path, token, strlen(token), 0600, &err) < 0) {
+		fail(rep, "shared dir", "%s", err ? err->msg : "out of memory");
+		return;
+	}
+	sc.name = (char *)"probe";
+	req.body_case = COCOON__REQUEST__BODY_SHARED_CHECK;
+	req.shared_check = &sc;
+	if (agent_call(&sb->agent, &req, &resp, 10000, &err) < 0) {
+		fail(rep, "shared dir", "%s", err->msg);
+		return;
+	}
+	cocoon__response__free_unpacked(resp, NULL);
+	if (read_file_bounded(reply_path, 4096, &back, NULL, &err) < 0) {
+		fail(rep, "shared dir", "guest write not visible on host: %s", err->msg);
+		return;
+	}
+	if (strcmp(back, token) != 0) {
+		fail(rep, "shared dir", "guest wrote back different bytes");
+		return;
+	}
+	row("shared dir", "ok (%s, read and write)", fs);
+}
+
+static void check_usage(void)
+{
+	printf("Usage: cocoon check\n"
+	       "\n"
+	       "Boots a VM with the configured kernel and image, talks to its agent and\n"
+	       "prints a readiness report: acceleration, boot time, guest kernel, CRIU\n"
+	       "version, `criu check`, and the shared directory. Exits 1 when any item\n"
+	       "fails, naming it.\n");
+}
+
+int cmd_check(struct global_opts *g, int argc, char **argv)
+{
+	_cleanup_error_ struct error *err = NULL;
+	_cleanup_free_ char *dir = NULL, *note = NULL;
+	struct check_report rep = {0};
+	struct sandbox sb;
+
+	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		check_usage();
+		return 0;
+	}
+	if (argc > 1) {
+		fprintf(stderr, "cocoon check: unexpected argument '%s'\n", argv[1]);
+		return 2;
+	}
+	if (mkdir_p(g->root, 0700, &err) < 0 || asprintf(&dir, "%s/check-%d", g->root, getpid()) < 0) {
+		report_error(g, err ? err->msg : "out of memory");
+		return 1;
+	}
+	char accel[8];
+	if (accel_resolve(&g->cfg, accel, &note, &err) < 0) {
+		report_error(g, err->msg);
+		return 1;
+	}
+	struct sandbox_options opts = {.accel = accel};
+	printf("cocoon check\n");
+	row("config", "%s", g->cfg.source ? g->cfg.source : "(defaults; no config file)");
+	if (sandbox_boot(&sb, &g->cfg, dir, &opts, &err) < 0) {
+		fail(&rep, "boot", "%s", err->msg);
+		printf("result: NOT READY (1 failure: boot)\n");
+		return 1;
+	}
+	row("accel", "%s%s%s%s", accel, note ? " (" : "", note ? note : "", note ? ")" : "");
+	row("boot", "%lld ms to agent ready", sb.boot_ms);
+	check_version(&sb, &rep);
+	check_guest(&sb, &g->cfg, &rep);
+	check_shared(&sb, &rep, g->cfg.shared_fs);
+	sandbox_shutdown(&sb);
+	sandbox_destroy(&sb, true);
+	if (rep.failures) {
+		printf("result: NOT READY (%d failure%s, marked FAIL above)\n", rep.failures,
+		       rep.failures == 1 ? "" : "s");
+		return 1;
+	}
+	printf("result: ready\n");
+	return 0;
+}

@@ -1,0 +1,147 @@
+/* cocoon: an OCI runtime that runs each container in its own VM.
+ *
+ * The command line follows runc's: global options first, then a command and
+ * its own options, so that containerd and podman can drive cocoon as they
+ * drive runc. Each command lives in its own cmd-*.c file. */
+#include "cleanup.h"
+#include "commands.h"
+#include "paths.h"
+
+#include <getopt.h>
+#include <json-c/json.h>
+#include <string.h>
+#include <time.h>
+
+static const struct command commands[] = {
+	{"check", "boot a VM and report whether containers and checkpoints can work", cmd_check},
+	{"image", "build the guest kernel and initramfs (cocoon image build)", cmd_image},
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "Usage: cocoon [global options] COMMAND [options] [arguments]\n"
+		     "\n"
+		     "cocoon runs OCI containers each inside its own lightweight VM, and\n"
+		     "checkpoints and restores them with CRIU inside that VM.\n"
+		     "\n"
+		     "Commands:\n");
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "\n"
+		     "Global options (as runc's):\n"
+		     "  --root DIR         state directory (default %s)\n"
+		     "  --log FILE         write errors and debug messages to FILE\n"
+		     "  --log-format FMT   text or json (default text)\n"
+		     "  --debug            more messages\n"
+		     "  --systemd-cgroup   accepted for compatibility; cgroups live in the guest\n"
+		     "  --config FILE      configuration file (default $%s, then %s)\n"
+		     "  --version          print the version\n",
+		COCOON_DEFAULT_ROOT, CONFIG_ENV, CONFIG_DEFAULT_PATH);
+}
+
+void report_error(struct global_opts *g, const char *msg)
+{
+	fprintf(stderr, "cocoon: %s\n", msg);
+	if (!g || !g->log_path)
+		return;
+	FILE *f = fopen(g->log_path, "ae");
+	if (!f)
+		return;
+	if (g->log_format && strcmp(g->log_format, "json") == 0) {
+		/* containerd's shim reports the last "level":"error" line. */
+		char when[64];
+		time_t t = time(NULL);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "level", json_object_new_string("error"));
+		json_object_object_add(o, "msg", json_object_new_string(msg));
+		json_object_object_add(o, "time", json_object_new_string(when));
+		fprintf(f, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+		json_object_put(o);
+	} else {
+		fprintf(f, "level=error msg=\"%s\"\n", msg);
+	}
+	fclose(f);
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_ROOT = 256, OPT_LOG, OPT_LOG_FORMAT, OPT_DEBUG, OPT_SYSTEMD, OPT_CONFIG, OPT_VERSION, OPT_CRIU, OPT_ROOTLESS };
+	static const struct option opts[] = {{"root", required_argument, NULL, OPT_ROOT},
+					     {"log", required_argument, NULL, OPT_LOG},
+					     {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+					     {"debug", no_argument, NULL, OPT_DEBUG},
+					     {"systemd-cgroup", no_argument, NULL, OPT_SYSTEMD},
+					     {"config", required_argument, NULL, OPT_CONFIG},
+					     {"criu", required_argument, NULL, OPT_CRIU},
+					     {"rootless", required_argument, NULL, OPT_ROOTLESS},
+					     {"version", no_argument, NULL, OPT_VERSION},
+					     {"help", no_argument, NULL, 'h'},
+					     {}};
+	struct global_opts g = {.root = COCOON_DEFAULT_ROOT, .log_format = "text"};
+	_cleanup_error_ struct error *err = NULL;
+	int c;
+
+	/* '+': stop at the command name; its options are its own. */
+	while ((c = getopt_long(argc, argv, "+hv", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_ROOT:
+			g.root = optarg;
+			break;
+		case OPT_LOG:
+			g.log_path = optarg;
+			break;
+		case OPT_LOG_FORMAT:
+			if (strcmp(optarg, "text") != 0 && strcmp(optarg, "json") != 0) {
+				fprintf(stderr, "cocoon: --log-format must be text or json, not '%s'\n", optarg);
+				return 2;
+			}
+			g.log_format = optarg;
+			break;
+		case OPT_DEBUG:
+			g.debug = true;
+			break;
+		case OPT_SYSTEMD:
+			g.systemd_cgroup = true;
+			break;
+		case OPT_CONFIG:
+			g.config_path = optarg;
+			break;
+		case OPT_CRIU:
+		case OPT_ROOTLESS:
+			break; /* runc options that have no meaning here: CRIU runs in the guest */
+		case 'v':
+		case OPT_VERSION:
+			printf("cocoon version %s\nspec: 1.1.0\n", COCOON_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	const char *name = argv[optind];
+	const struct command *cmd = NULL;
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			cmd = &commands[i];
+	if (!cmd) {
+		fprintf(stderr, "cocoon: unknown command '%s' (see 'cocoon --help')\n", name);
+		return 2;
+	}
+	if (config_load(&g.cfg, g.config_path, &err) < 0) {
+		report_error(&g, err->msg);
+		return 1;
+	}
+	if (g.debug)
+		g.cfg.enable_debug = true;
+	int r = cmd->run(&g, argc - optind, argv + optind);
+	config_free(&g.cfg);
+	return r;
+}

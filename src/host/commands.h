@@ -1,0 +1,29 @@
+/* One file per command (cmd-*.c), each parsing its own options and calling
+ * down into the host library. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "config.h"
+
+struct global_opts {
+	const char *root;
+	const char *log_path;
+	const char *log_format; /* "text" or "json" */
+	const char *config_path;
+	bool debug;
+	bool systemd_cgroup;
+	struct cocoon_config cfg;
+};
+
+struct command {
+	const char *name;
+	const char *summary;
+	int (*run)(struct global_opts *g, int argc, char **argv);
+};
+
+int cmd_check(struct global_opts *g, int argc, char **argv);
+int cmd_image(struct global_opts *g, int argc, char **argv);
+
+/* Prints the error once, to stderr and to --log in the chosen format. */
+void report_error(struct global_opts *g, const char *msg);

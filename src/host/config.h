@@ -1,0 +1,42 @@
+/* cocoon's configuration file: a documented subset of TOML (docs/config.md). */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+
+#define CONFIG_DEFAULT_PATH "/etc/cocoon/config.toml"
+#define CONFIG_ENV "COCOON_CONFIG"
+
+struct cocoon_config {
+	char *source; /* the file read, or NULL when only defaults apply */
+
+	/* [runtime]: the keys of the Kata seed, same names and meaning. */
+	bool enable_checkpoint;
+	bool enable_debug;
+	char *guest_criu_path;
+	char *guest_checkpoint_dir;
+	char *host_checkpoint_dir;
+
+	/* [vm] */
+	char *kernel;
+	char *initrd;
+	char *qemu;
+	char *accel;	 /* auto | kvm | tcg */
+	char *shared_fs; /* 9p | virtiofs */
+	int64_t memory_mib;
+	int64_t vcpus;
+	int64_t boot_timeout_ms;
+};
+
+void config_init_defaults(struct cocoon_config *c);
+void config_free(struct cocoon_config *c);
+
+/* Parses text (from a file called name) over the values already in c. */
+int config_parse_string(struct cocoon_config *c, const char *name, const char *text,
+			struct error **err);
+
+/* Loads the configuration: explicit path, else $COCOON_CONFIG, else the
+ * default path. Only the default path may be missing. */
+int config_load(struct cocoon_config *c, const char *explicit_path, struct error **err);

@@ -1,0 +1,194 @@
+#include "paths.h"
+#include "cleanup.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#ifndef COCOON_SOURCE_ROOT
+#define COCOON_SOURCE_ROOT ""
+#endif
+#ifndef COCOON_DATADIR
+#define COCOON_DATADIR "/usr/local/share/cocoon"
+#endif
+#ifndef COCOON_LIBEXECDIR
+#define COCOON_LIBEXECDIR "/usr/local/libexec/cocoon"
+#endif
+
+int read_file_bounded(const char *path, size_t max, char **out, size_t *len, struct error **err)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	_cleanup_free_ char *buf = NULL;
+	size_t n = 0;
+
+	if (fd < 0)
+		return error_set(err, errno, "open %s", path);
+	buf = malloc(max + 1);
+	if (!buf)
+		return error_set(err, ENOMEM, "read %s", path);
+	for (;;) {
+		ssize_t r = read(fd, buf + n, max + 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return error_set(err, errno, "read %s", path);
+		if (r == 0)
+			break;
+		n += (size_t)r;
+		if (n > max)
+			return error_setx(err, EFBIG, "%s is larger than %zu bytes", path, max);
+	}
+	buf[n] = 0;
+	if (len)
+		*len = n;
+	*out = TAKE_PTR(buf);
+	return 0;
+}
+
+int write_file_atomic(const char *path, const char *data, size_t len, int mode, struct error **err)
+{
+	_cleanup_free_ char *tmp = NULL;
+
+	if (asprintf(&tmp, "%s.tmp.%d", path, getpid()) < 0)
+		return error_set(err, ENOMEM, "%s", path);
+	_cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0)
+		return error_set(err, errno, "create %s", tmp);
+	for (size_t off = 0; off < len;) {
+		ssize_t w = write(fd, data + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			int e = errno;
+			unlink(tmp);
+			return error_set(err, e, "write %s", tmp);
+		}
+		off += (size_t)w;
+	}
+	if (rename(tmp, path) < 0) {
+		int e = errno;
+		unlink(tmp);
+		return error_set(err, e, "rename %s", path);
+	}
+	return 0;
+}
+
+int mkdir_p(const char *path, int mode, struct error **err)
+{
+	char buf[PATH_MAX];
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return error_setx(err, ENAMETOOLONG, "path too long: %s", path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(buf, mode) < 0 && errno != EEXIST)
+			return error_set(err, errno, "mkdir %s", buf);
+		*p = '/';
+	}
+	if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		return error_set(err, errno, "mkdir %s", buf);
+	return 0;
+}
+
+static int remove_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	int r = flag == FTW_DP ? rmdir(p) : unlink(p);
+	return r < 0 && errno != ENOENT ? -1 : 0;
+}
+
+int remove_tree(const char *path, struct error **err)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : error_set(err, errno, "stat %s", path);
+	/* FTW_PHYS: never follow a symlink planted inside the tree. */
+	if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0)
+		return error_set(err, errno, "remove %s", path);
+	return 0;
+}
+
+int validate_id(const char *kind, const char *id, struct error **err)
+{
+	size_t n = id ? strlen(id) : 0;
+
+	if (n == 0)
+		return error_setx(err, EINVAL, "%s ID is empty", kind);
+	if (n > COCOON_ID_MAX)
+		return error_setx(err, EINVAL, "%s ID '%.20s...' is %zu characters; the limit is %d",
+				  kind, id, n, COCOON_ID_MAX);
+	if (!isalnum((unsigned char)id[0]))
+		return error_setx(err, EINVAL, "%s ID '%s' must start with a letter or digit", kind,
+				  id);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)id[i];
+		if (!isalnum(c) && c != '_' && c != '-' && c != '.')
+			return error_setx(err, EINVAL,
+					  "%s ID '%s' contains '%c'; allowed are letters, digits, '_', '-' and '.'",
+					  kind, id, c);
+	}
+	if (strstr(id, ".."))
+		return error_setx(err, EINVAL, "%s ID '%s' contains '..'", kind, id);
+	return 0;
+}
+
+const char *cache_dir(void)
+{
+	const char *e = getenv(COCOON_CACHE_ENV);
+	return e && *e ? e : COCOON_DEFAULT_CACHE;
+}
+
+static char *exe_dir(void)
+{
+	char buf[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+
+	if (n <= 0)
+		return NULL;
+	buf[n] = 0;
+	char *slash = strrchr(buf, '/');
+	if (slash)
+		*slash = 0;
+	return strdup(buf);
+}
+
+int find_helper(const char *name, char **out, struct error **err)
+{
+	_cleanup_free_ char *dir = exe_dir();
+	const char *roots[] = {dir, COCOON_SOURCE_ROOT, COCOON_DATADIR, COCOON_LIBEXECDIR};
+	/* Where each helper lives, relative to those roots. */
+	const char *subdirs[] = {"", "guest/image/", "guest/kernel/"};
+
+	for (size_t i = 0; i < ARRAY_SIZE(roots); i++) {
+		if (!roots[i] || !*roots[i])
+			continue;
+		for (size_t j = 0; j < ARRAY_SIZE(subdirs); j++) {
+			char *p = NULL;
+			if (asprintf(&p, "%s/%s%s", roots[i], subdirs[j], name) < 0)
+				return error_set(err, ENOMEM, "%s", name);
+			if (access(p, R_OK) == 0) {
+				*out = p;
+				return 0;
+			}
+			free(p);
+		}
+	}
+	return error_setx(err, ENOENT, "cannot find %s next to %s or under %s", name,
+			  dir ? dir : "?", COCOON_DATADIR);
+}
+
+long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

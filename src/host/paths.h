@@ -1,0 +1,36 @@
+/* Files, directories and names on the host side. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "error.h"
+
+#define COCOON_DEFAULT_ROOT "/run/cocoon"
+#define COCOON_DEFAULT_CACHE "/var/cache/cocoon"
+#define COCOON_CACHE_ENV "COCOON_CACHE_DIR"
+#define COCOON_ID_MAX 64
+
+/* Reads at most max bytes of a file, NUL-terminated. */
+int read_file_bounded(const char *path, size_t max, char **out, size_t *len, struct error **err);
+int write_file_atomic(const char *path, const char *data, size_t len, int mode, struct error **err);
+
+/* mkdir -p with the given mode for every directory it creates. */
+int mkdir_p(const char *path, int mode, struct error **err);
+
+/* Removes a tree without following symlinks. Missing is not an error. */
+int remove_tree(const char *path, struct error **err);
+
+/* Container and checkpoint IDs become path components, so they are
+ * validated first: [A-Za-z0-9][A-Za-z0-9_.-]*, at most COCOON_ID_MAX. */
+int validate_id(const char *kind, const char *id, struct error **err);
+
+/* The cache directory: $COCOON_CACHE_DIR or /var/cache/cocoon. */
+const char *cache_dir(void);
+
+/* Finds a helper file shipped with cocoon: next to the running binary (build
+ * tree), in the source tree it was built from, or under the install prefix. */
+int find_helper(const char *name, char **out, struct error **err);
+
+/* Monotonic milliseconds. */
+long long now_ms(void);

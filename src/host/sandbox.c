@@ -1,0 +1,211 @@
+#include "sandbox.h"
+#include "cleanup.h"
+#include "paths.h"
+
+#include <string.h>
+#include <sys/stat.h>
+
+int sandbox_image_paths(const struct cocoon_config *cfg, char **kernel, char **initrd,
+			struct error **err)
+{
+	_cleanup_free_ char *k = NULL, *i = NULL;
+
+	if (asprintf(&k, "%s", cfg->kernel ? cfg->kernel : "") < 0 ||
+	    asprintf(&i, "%s", cfg->initrd ? cfg->initrd : "") < 0)
+		return error_set(err, ENOMEM, "image paths");
+	if (!cfg->kernel) {
+		free(k);
+		if (asprintf(&k, "%s/image/vmlinuz", cache_dir()) < 0)
+			return error_set(err, ENOMEM, "image paths");
+	}
+	if (!cfg->initrd) {
+		free(i);
+		if (asprintf(&i, "%s/image/initrd.img", cache_dir()) < 0)
+			return error_set(err, ENOMEM, "image paths");
+	}
+	if (access(k, R_OK) < 0)
+		return error_set(err, errno, "guest kernel %s (run 'cocoon image build')", k);
+	if (access(i, R_OK) < 0)
+		return error_set(err, errno, "guest initrd %s (run 'cocoon image build')", i);
+	*kernel = TAKE_PTR(k);
+	*initrd = TAKE_PTR(i);
+	return 0;
+}
+
+/* The last lines of the guest console: what a user needs to see when a VM
+ * never came up. */
+static char *console_tail(const char *path)
+{
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+
+	if (read_file_bounded(path, 4 * 1024 * 1024, &text, &len, NULL) < 0 || len == 0)
+		return NULL;
+	const char *start = text + len;
+	for (int lines = 0; start > text && lines < 6; lines += start[-1] == '\n')
+		start--;
+	return strdup(start);
+}
+
+static int wait_ready(struct sandbox *sb, int timeout_ms, struct error **err)
+{
+	long long start = now_ms(), deadline = start + timeout_ms;
+
+	/* The first Ping sits in the channel until the agent opens its port. */
+	for (;;) {
+		Cocoon__Request req = COCOON__REQUEST__INIT;
+		Cocoon__Ping ping = COCOON__PING__INIT;
+		Cocoon__Response *resp = NULL;
+		_cleanup_error_ struct error *e = NULL;
+
+		req.body_case = COCOON__REQUEST__BODY_PING;
+		req.ping = &ping;
+		long long left = deadline - now_ms();
+		int slice = left > 1000 ? 1000 : (int)left;
+		if (slice <= 0)
+			return error_setx(err, ETIMEDOUT, "agent not ready after %d ms", timeout_ms);
+		int r = agent_call(&sb->agent, &req, &resp, slice, &e);
+		if (r == 0) {
+			cocoon__response__free_unpacked(resp, NULL);
+			return 0;
+		}
+		if (vm_check_exited(&sb->vm))
+			return error_setx(err, ECHILD, "VM exited during boot");
+		if (r != -ETIMEDOUT) {
+			*err = TAKE_PTR(e);
+			return r;
+		}
+	}
+}
+
+static int sandbox_paths(struct sandbox *sb, const char *dir, struct error **err)
+{
+	if (!(sb->dir = strdup(dir)) || asprintf(&sb->shared_dir, "%s/" SANDBOX_SHARED, dir) < 0 ||
+	    asprintf(&sb->channel_path, "%s/" SANDBOX_CHANNEL, dir) < 0 ||
+	    asprintf(&sb->console_log, "%s/" SANDBOX_CONSOLE, dir) < 0 ||
+	    asprintf(&sb->vmm_log, "%s/" SANDBOX_VMM_LOG, dir) < 0)
+		return error_set(err, ENOMEM, "sandbox paths");
+	return 0;
+}
+
+static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
+			   const struct sandbox_options *opts, struct error **err)
+{
+	_cleanup_free_ char *kernel = NULL, *initrd = NULL, *cmdline = NULL, *note = NULL;
+	int timeout = opts && opts->ready_timeout_ms ? opts->ready_timeout_ms
+						      : (int)cfg->boot_timeout_ms;
+
+	int r = sandbox_image_paths(cfg, &kernel, &initrd, err);
+	if (r < 0)
+		return r;
+	if (opts && opts->accel)
+		snprintf(sb->accel, sizeof(sb->accel), "%s", opts->accel);
+	else if ((r = accel_resolve(cfg, sb->accel, &note, err)) < 0)
+		return r;
+	if (asprintf(&cmdline, "cocoon.criu=%s%s", cfg->guest_criu_path,
+		     cfg->enable_debug ? " cocoon.debug=1" : "") < 0)
+		return error_set(err, ENOMEM, "cmdline");
+
+	struct vm_spec spec = {
+		.qemu = cfg->qemu,
+		.kernel = kernel,
+		.initrd = initrd,
+		.cmdline_extra = cmdline,
+		.accel = sb->accel,
+		.memory_mib = (int)cfg->memory_mib,
+		.vcpus = (int)cfg->vcpus,
+		.channel_path = sb->channel_path,
+		.shared_dir = sb->shared_dir,
+		.shared_fs = cfg->shared_fs,
+		.console_log = sb->console_log,
+		.vmm_log = sb->vmm_log,
+	};
+	long long start = now_ms();
+	r = vm_start(&sb->vm, &vm_backend_qemu, &spec, err);
+	if (r < 0)
+		return r;
+	int fd = vm_wait_socket(&sb->vm, sb->channel_path, 10000, err);
+	if (fd < 0) {
+		_cleanup_free_ char *qlog = NULL;
+		if (read_file_bounded(sb->vmm_log, 4096, &qlog, NULL, NULL) == 0 && *qlog)
+			error_wrap(err, "%s", strtok(qlog, "\n"));
+		return fd;
+	}
+	r = agent_client_init(&sb->agent, fd, err);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	r = wait_ready(sb, timeout, err);
+	if (r < 0) {
+		_cleanup_free_ char *tail = opts && opts->quiet_failure ? NULL : console_tail(sb->console_log);
+		if (tail)
+			return error_wrap(err, "VM (accel %s, console %s; last lines:\n%s)", sb->accel,
+					  sb->console_log, tail);
+		return error_wrap(err, "VM (accel %s)", sb->accel);
+	}
+	sb->boot_ms = now_ms() - start;
+	return 0;
+}
+
+int sandbox_boot(struct sandbox *sb, const struct cocoon_config *cfg, const char *dir,
+		 const struct sandbox_options *opts, struct error **err)
+{
+	memset(sb, 0, sizeof(*sb));
+	sb->agent.fd = -1;
+
+	int r = sandbox_paths(sb, dir, err);
+	if (r < 0)
+		return r;
+	if (mkdir(dir, 0700) < 0)
+		return error_set(err, errno, "create sandbox directory %s", dir);
+	if (mkdir(sb->shared_dir, 0700) < 0) {
+		r = error_set(err, errno, "create %s", sb->shared_dir);
+		sandbox_destroy(sb, true);
+		return r;
+	}
+	r = sandbox_boot_vm(sb, cfg, opts, err);
+	if (r < 0) {
+		/* Keep the console log out of the way of the directory removal
+		 * only when someone asked to debug. */
+		if (cfg->enable_debug) {
+			char keep[4096];
+			snprintf(keep, sizeof(keep), "%s.console-failed.log", dir);
+			rename(sb->console_log, keep);
+		}
+		if (sb->vm.backend)
+			sb->vm.backend->kill(&sb->vm);
+		sandbox_destroy(sb, true);
+		return r;
+	}
+	return 0;
+}
+
+void sandbox_shutdown(struct sandbox *sb)
+{
+	if (sb->agent.fd >= 0 && !sb->vm.exited) {
+		Cocoon__Request req = COCOON__REQUEST__INIT;
+		Cocoon__ShutdownRequest bye = COCOON__SHUTDOWN_REQUEST__INIT;
+		Cocoon__Response *resp = NULL;
+		req.body_case = COCOON__REQUEST__BODY_SHUTDOWN;
+		req.shutdown = &bye;
+		if (agent_call(&sb->agent, &req, &resp, 2000, NULL) == 0)
+			cocoon__response__free_unpacked(resp, NULL);
+	}
+	if (sb->vm.backend)
+		vm_stop(&sb->vm, 3000);
+}
+
+void sandbox_destroy(struct sandbox *sb, bool remove_dir)
+{
+	agent_client_close(&sb->agent);
+	if (remove_dir && sb->dir)
+		remove_tree(sb->dir, NULL);
+	free(sb->dir);
+	free(sb->shared_dir);
+	free(sb->channel_path);
+	free(sb->console_log);
+	free(sb->vmm_log);
+	memset(sb, 0, sizeof(*sb));
+	sb->agent.fd = -1;
+}

@@ -1,0 +1,53 @@
+/* A sandbox: one VM with its agent channel and shared directory, kept in a
+ * state directory of its own (0700). Containers live inside sandboxes. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "agent-client.h"
+#include "config.h"
+#include "error.h"
+#include "vm.h"
+
+#define SANDBOX_CHANNEL "agent.sock"
+#define SANDBOX_CONSOLE "console.log"
+#define SANDBOX_VMM_LOG "qemu.log"
+#define SANDBOX_SHARED "shared"
+
+struct sandbox {
+	char *dir;
+	char *shared_dir;
+	char *channel_path;
+	char *console_log;
+	char *vmm_log;
+	char accel[8];
+	struct vm vm;
+	struct agent_client agent;
+	long long boot_ms; /* from VMM start to the first Pong */
+};
+
+struct sandbox_options {
+	const char *accel;	/* "kvm" or "tcg"; NULL resolves the config's */
+	int ready_timeout_ms;	/* 0: the config's boot_timeout_ms */
+	bool quiet_failure;	/* no console excerpt in the error (probes) */
+};
+
+/* Boots a VM for the sandbox in dir (created 0700, must not exist yet) and
+ * waits until its agent answers. On failure nothing is left running and dir
+ * is removed. */
+int sandbox_boot(struct sandbox *sb, const struct cocoon_config *cfg, const char *dir,
+		 const struct sandbox_options *opts, struct error **err);
+
+/* Asks the agent to power off, waits briefly, then makes sure the VMM is gone. */
+void sandbox_shutdown(struct sandbox *sb);
+
+/* Frees the structure; with remove_dir, deletes the state directory too. */
+void sandbox_destroy(struct sandbox *sb, bool remove_dir);
+
+/* The kernel and initrd the config names, or the built image in the cache. */
+int sandbox_image_paths(const struct cocoon_config *cfg, char **kernel, char **initrd,
+			struct error **err);
+
+/* accel.c: resolves cfg->accel to "kvm" or "tcg". For "auto" it probes
+ * whether KVM can boot the guest at all, once, and caches the answer. */
+int accel_resolve(const struct cocoon_config *cfg, char out[8], char **note, struct error **err);

@@ -1,0 +1,197 @@
+/* The QEMU microvm backend.
+ *
+ * microvm has no PCI and no firmware to speak of, which keeps TCG boots short.
+ * Devices are virtio-mmio: virtio-serial for the agent channel (there is no
+ * vhost-vsock on our hosts) and virtio-9p for the shared directory.
+ *
+ * The guest ends its life with a reboot: QEMU runs with -no-reboot and the
+ * kernel with reboot=t (triple fault), so that turns into a prompt QEMU exit.
+ * panic=-1 does the same for a guest kernel panic, e.g. when PID 1 dies.
+ */
+#include "vm.h"
+#include "cleanup.h"
+
+#include <fcntl.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+#define QEMU_MAX_ARGS 64
+
+struct argv_builder {
+	char *args[QEMU_MAX_ARGS];
+	int n;
+	bool overflow;
+};
+
+static void add(struct argv_builder *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add(struct argv_builder *b, const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+
+	if (b->n >= QEMU_MAX_ARGS - 1) {
+		b->overflow = true;
+		return;
+	}
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	if (!s)
+		b->overflow = true;
+	else
+		b->args[b->n++] = s;
+}
+
+static void argv_free(struct argv_builder *b)
+{
+	for (int i = 0; i < b->n; i++)
+		free(b->args[i]);
+}
+
+/* QEMU's option parser splits on commas; a path with one would be misread. */
+static bool qemu_safe_path(const char *p)
+{
+	return p && !strchr(p, ',');
+}
+
+static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct error **err)
+{
+	const char *paths[] = {s->kernel, s->initrd, s->channel_path, s->console_log};
+	for (size_t i = 0; i < ARRAY_SIZE(paths); i++)
+		if (!qemu_safe_path(paths[i]))
+			return error_setx(err, EINVAL, "path '%s' is missing or contains a comma",
+					  paths[i] ? paths[i] : "(null)");
+	if (s->shared_dir && !qemu_safe_path(s->shared_dir))
+		return error_setx(err, EINVAL, "shared path '%s' contains a comma", s->shared_dir);
+	if (s->shared_dir && strcmp(s->shared_fs, "9p") != 0)
+		return error_setx(err, EOPNOTSUPP,
+				  "shared_fs \"%s\" is not implemented by the qemu backend yet; use \"9p\"",
+				  s->shared_fs);
+
+	bool kvm = strcmp(s->accel, "kvm") == 0;
+	add(b, "%s", s->qemu);
+	add(b, "-M");
+	add(b, "microvm,accel=%s,pic=off,pit=off,rtc=off", kvm ? "kvm" : "tcg");
+	add(b, "-cpu");
+	add(b, "%s", kvm ? "host" : "max");
+	add(b, "-m");
+	add(b, "%d", s->memory_mib);
+	add(b, "-smp");
+	add(b, "%d", s->vcpus);
+	add(b, "-nodefaults");
+	add(b, "-no-user-config");
+	add(b, "-display");
+	add(b, "none");
+	add(b, "-no-reboot");
+	add(b, "-serial");
+	add(b, "file:%s", s->console_log);
+	add(b, "-kernel");
+	add(b, "%s", s->kernel);
+	add(b, "-initrd");
+	add(b, "%s", s->initrd);
+	add(b, "-append");
+	add(b, "console=ttyS0 quiet reboot=t panic=-1 tsc=reliable no_timer_check %s",
+	    s->cmdline_extra ? s->cmdline_extra : "");
+	add(b, "-device");
+	add(b, "virtio-serial-device");
+	add(b, "-chardev");
+	add(b, "socket,id=agent,path=%s,server=on,wait=off", s->channel_path);
+	add(b, "-device");
+	add(b, "virtserialport,chardev=agent,name=cocoon.0");
+	if (s->shared_dir) {
+		add(b, "-fsdev");
+		add(b, "local,id=shared,path=%s,security_model=passthrough", s->shared_dir);
+		add(b, "-device");
+		add(b, "virtio-9p-device,fsdev=shared,mount_tag=cocoon");
+	}
+	if (b->overflow)
+		return error_setx(err, E2BIG, "qemu command line too long");
+	return 0;
+}
+
+static int qemu_start(struct vm *vm, const struct vm_spec *spec, struct error **err)
+{
+	struct argv_builder b = {0};
+	int p[2];
+
+	int r = build_argv(&b, spec, err);
+	if (r < 0) {
+		argv_free(&b);
+		return r;
+	}
+	/* The child reports a failed exec through this close-on-exec pipe:
+	 * no bytes means exec succeeded. */
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		argv_free(&b);
+		return error_set(err, errno, "pipe");
+	}
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid < 0) {
+		argv_free(&b);
+		return error_set(err, errno, "fork");
+	}
+	if (pid == 0) {
+		/* The VM must not outlive whoever started it. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
+		int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		int log = spec->vmm_log ? open(spec->vmm_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
+		if (in >= 0)
+			dup2(in, 0);
+		if (log >= 0) {
+			dup2(log, 1);
+			dup2(log, 2);
+		}
+		execvp(b.args[0], b.args);
+		int e = errno;
+		if (write(p[1], &e, sizeof(e)) < 0)
+			_exit(127);
+		_exit(127);
+	}
+	close(p[1]);
+	argv_free(&b);
+	vm->pid = pid;
+
+	int child_errno = 0;
+	ssize_t n;
+	do
+		n = read(p[0], &child_errno, sizeof(child_errno));
+	while (n < 0 && errno == EINTR);
+	close(p[0]);
+	if (n == sizeof(child_errno)) {
+		waitpid(pid, NULL, 0);
+		vm->exited = true;
+		if (child_errno == ENOENT)
+			return error_setx(err, ENOENT, "%s not found in PATH", spec->qemu);
+		return error_set(err, child_errno, "exec %s", spec->qemu);
+	}
+	return 0;
+}
+
+static void qemu_kill(struct vm *vm)
+{
+	if (vm->pid > 0 && !vm->exited) {
+		kill(vm->pid, SIGKILL);
+		waitpid(vm->pid, &vm->status, 0);
+		vm->exited = true;
+	}
+	for (int i = 0; i < VM_MAX_AUX; i++) {
+		if (vm->aux[i] > 0) {
+			kill(vm->aux[i], SIGKILL);
+			waitpid(vm->aux[i], NULL, 0);
+			vm->aux[i] = 0;
+		}
+	}
+}
+
+const struct vm_backend vm_backend_qemu = {
+	.name = "qemu",
+	.start = qemu_start,
+	.kill = qemu_kill,
+};

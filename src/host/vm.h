@@ -1,0 +1,55 @@
+/* The VM backend interface. QEMU microvm is the real one (vm-qemu.c); unit
+ * tests plug in a fake that runs the agent as a plain process. */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+struct vm_spec {
+	const char *qemu; /* binary, looked up in PATH */
+	const char *kernel;
+	const char *initrd;
+	const char *cmdline_extra; /* appended to the kernel command line */
+	const char *accel;	   /* "kvm" or "tcg": already resolved */
+	int memory_mib;
+	int vcpus;
+	const char *channel_path; /* unix socket the backend creates for the agent channel */
+	const char *shared_dir;	  /* host directory shared with tag "cocoon", or NULL */
+	const char *shared_fs;	  /* "9p" or "virtiofs" */
+	const char *console_log;  /* guest serial console goes here */
+	const char *vmm_log;	  /* the VMM's own stderr goes here */
+};
+
+struct vm;
+
+struct vm_backend {
+	const char *name;
+	/* Starts the VM; the channel socket exists when this returns 0. */
+	int (*start)(struct vm *vm, const struct vm_spec *spec, struct error **err);
+	/* Kills the VM and everything the backend started for it, then reaps. */
+	void (*kill)(struct vm *vm);
+};
+
+#define VM_MAX_AUX 2
+
+struct vm {
+	const struct vm_backend *backend;
+	pid_t pid;		   /* the VMM process */
+	pid_t aux[VM_MAX_AUX];	   /* helpers such as virtiofsd */
+	bool exited;
+	int status;
+};
+
+extern const struct vm_backend vm_backend_qemu;
+
+int vm_start(struct vm *vm, const struct vm_backend *backend, const struct vm_spec *spec,
+	     struct error **err);
+/* 1 when the VMM has exited (status filled in), 0 while it runs. */
+int vm_check_exited(struct vm *vm);
+/* Waits up to timeout_ms for the VMM to exit on its own, then kills it. */
+void vm_stop(struct vm *vm, int timeout_ms);
+
+/* Waits for a unix socket to accept connections, while the VMM lives. */
+int vm_wait_socket(struct vm *vm, const char *path, int timeout_ms, struct error **err);
