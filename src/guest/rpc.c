@@ -94,6 +94,7 @@ static void guest_info_reply(struct guest_info_ctx *ctx, const char *check_out, 
 	/* A failing check with no Error line still needs to say something. */
 	if (check_ran && !info.criu_check_ok && n_lines == 0 && copy && n_lines < ARRAY_SIZE(lines))
 		lines[n_lines++] = copy;
+	info.criu_check_output = check_out ? (char *)check_out : (char *)"";
 	info.criu_check_lines = lines;
 	info.n_criu_check_lines = n_lines;
 
@@ -126,7 +127,8 @@ static void guest_info_version_done(struct agent_job *job, int status)
 		guest_info_reply(ctx, NULL, 0, false);
 		return;
 	}
-	char *argv[] = {a->criu_path, (char *)"check", NULL};
+	/* enable_debug (cocoon.debug=1) raises CRIU's log level. */
+	char *argv[] = {a->criu_path, (char *)"check", a->debug ? (char *)"-v4" : NULL, NULL};
 	_cleanup_error_ struct error *err = NULL;
 	if (agent_job_start(a, argv, guest_info_check_done, ctx, &err) < 0)
 		guest_info_reply(ctx, err->msg, 1 << 8, true);

@@ -83,6 +83,8 @@ static void check_guest(struct sandbox *sb, const struct cocoon_config *cfg,
 		fail(rep, "criu check", "not clean");
 	for (size_t i = 0; i < info->n_criu_check_lines; i++)
 		printf("  %-14s   %s\n", "", info->criu_check_lines[i]);
+	if (cfg->enable_debug && *info->criu_check_output)
+		printf("--- criu check output ---\n%s\n---\n", info->criu_check_output);
 	if (info->n_module_failures == 0)
 		row("modules", "all loaded");
 	for (size_t i = 0; i < info->n_module_failures; i++)

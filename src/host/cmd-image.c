@@ -18,7 +18,7 @@ static void image_usage(void)
 	       "devices need, and cocoon-agent as PID 1. The result is cached and only\n"
 	       "rebuilt when an input changes.\n"
 	       "\n"
-	       "  --output DIR  where to put vmlinuz and initrd.img (default %s/image)\n"
+	       "  --output DIR  where to put vmlinux and initrd.img (default %s/image)\n"
 	       "  --force       rebuild even when the cached image is current\n",
 	       cache_dir());
 }

@@ -15,7 +15,7 @@ int sandbox_image_paths(const struct cocoon_config *cfg, char **kernel, char **i
 		return error_set(err, ENOMEM, "image paths");
 	if (!cfg->kernel) {
 		free(k);
-		if (asprintf(&k, "%s/image/vmlinuz", cache_dir()) < 0)
+		if (asprintf(&k, "%s/image/vmlinux", cache_dir()) < 0)
 			return error_set(err, ENOMEM, "image paths");
 	}
 	if (!cfg->initrd) {
