@@ -67,6 +67,9 @@ static bool cmdline_has(const char *word)
 
 void agent_init_system(struct agent *a)
 {
+	/* The kernel starts init with no PATH; CRIU runs iptables and ip by
+	 * name, and glibc's default path has no sbin ("exited, status=1"). */
+	setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin", 1);
 	mount_one(a, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	mount_one(a, "sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	mount_one(a, "devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
