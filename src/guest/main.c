@@ -11,6 +11,7 @@
 #include "agent.h"
 #include "cleanup.h"
 
+#include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
@@ -130,7 +131,7 @@ static int agent_loop(struct agent *a)
 
 static void usage(void)
 {
-	printf("Usage: cocoon-agent [--channel SOCKET] [--criu PATH] [--debug]\n"
+	printf("Usage: cocoon-agent [--channel SOCKET | --channel-fd N] [--criu PATH] [--debug]\n"
 	       "\n"
 	       "The cocoon guest agent. As PID 1 in a cocoon VM it sets up the guest and\n"
 	       "serves the host on the virtio-serial port \"%s\". Run by hand, --channel\n"
@@ -153,6 +154,7 @@ static void parse_criu_from_cmdline(struct agent *a)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {{"channel", required_argument, NULL, 'c'},
+					     {"channel-fd", required_argument, NULL, 'f'},
 					     {"criu", required_argument, NULL, 'C'},
 					     {"debug", no_argument, NULL, 'd'},
 					     {"help", no_argument, NULL, 'h'},
@@ -160,7 +162,7 @@ int main(int argc, char **argv)
 	struct agent a = {.channel_fd = -1, .signal_fd = -1};
 	_cleanup_error_ struct error *err = NULL;
 	const char *channel = NULL;
-	int c;
+	int channel_fd = -1, c;
 
 	a.is_init = getpid() == 1;
 	snprintf(a.criu_path, sizeof(a.criu_path), "%s", AGENT_DEFAULT_CRIU);
@@ -168,6 +170,9 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'c':
 			channel = optarg;
+			break;
+		case 'f':
+			channel_fd = atoi(optarg);
 			break;
 		case 'C':
 			snprintf(a.criu_path, sizeof(a.criu_path), "%s", optarg);
@@ -182,8 +187,9 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!a.is_init && !channel) {
-		fprintf(stderr, "cocoon-agent: not PID 1; use --channel SOCKET to run outside a VM\n");
+	if (!a.is_init && !channel && channel_fd < 0) {
+		fprintf(stderr, "cocoon-agent: not PID 1; use --channel SOCKET or --channel-fd N "
+				"to run outside a VM\n");
 		return 2;
 	}
 
@@ -199,7 +205,13 @@ int main(int argc, char **argv)
 		parse_criu_from_cmdline(&a);
 	}
 	a.reader = calloc(1, sizeof(*a.reader));
-	a.channel_fd = agent_open_channel(channel, &err);
+	if (channel_fd >= 0) {
+		a.channel_fd = channel_fd;
+		fcntl(channel_fd, F_SETFD, FD_CLOEXEC);
+		fcntl(channel_fd, F_SETFL, O_NONBLOCK);
+	} else {
+		a.channel_fd = agent_open_channel(channel, &err);
+	}
 	if (a.channel_fd < 0 || !a.reader || a.signal_fd < 0) {
 		agent_log(&a, "%s", err ? err->msg : "out of memory");
 		if (a.is_init)

@@ -35,7 +35,7 @@ static int probe_cache_key(const struct cocoon_config *cfg, char **key, struct e
 	return 0;
 }
 
-static int probe_kvm(const struct cocoon_config *cfg, bool *works, struct error **err)
+static int probe_kvm(const struct cocoon_config *cfg, bool *works, char **why, struct error **err)
 {
 	char base[] = "/tmp/cocoon-kvm-probe.XXXXXX";
 	_cleanup_free_ char *dir = NULL;
@@ -50,6 +50,8 @@ static int probe_kvm(const struct cocoon_config *cfg, bool *works, struct error 
 		return error_set(err, ENOMEM, "probe");
 	int r = sandbox_boot(&sb, cfg, dir, &opts, &e);
 	*works = r == 0;
+	if (r < 0 && e)
+		*why = strdup(e->msg);
 	if (r == 0) {
 		sandbox_shutdown(&sb);
 		sandbox_destroy(&sb, true);
@@ -91,16 +93,17 @@ int accel_resolve(const struct cocoon_config *cfg, char out[8], char **note, str
 	}
 
 	bool works = false;
+	_cleanup_free_ char *why = NULL;
 	long long start = now_ms();
-	r = probe_kvm(cfg, &works, err);
+	r = probe_kvm(cfg, &works, &why, err);
 	if (r < 0)
 		return r;
 	snprintf(out, 8, "%s", works ? "kvm" : "tcg");
 	if (!works) {
 		fprintf(stderr,
-			"cocoon: /dev/kvm is present but KVM did not boot the guest within %d ms; "
-			"falling back to TCG (probe took %lld ms, result cached in %s)\n",
-			ACCEL_PROBE_TIMEOUT_MS, now_ms() - start, cache);
+			"cocoon: /dev/kvm is present but KVM cannot boot the guest (%s); "
+			"falling back to TCG (probe took %lld ms, limit %d ms; result cached in %s)\n",
+			why ? why : "no answer", now_ms() - start, ACCEL_PROBE_TIMEOUT_MS, cache);
 		if (note)
 			*note = strdup("KVM cannot boot the guest here (probed now)");
 	}

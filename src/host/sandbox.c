@@ -69,6 +69,9 @@ static int wait_ready(struct sandbox *sb, int timeout_ms, struct error **err)
 			cocoon__response__free_unpacked(resp, NULL);
 			return 0;
 		}
+		/* A closed channel usually means the VMM is on its way out. */
+		for (int i = 0; r != -ETIMEDOUT && i < 50 && !vm_check_exited(&sb->vm); i++)
+			usleep(10000);
 		if (vm_check_exited(&sb->vm))
 			return error_setx(err, ECHILD, "VM exited during boot");
 		if (r != -ETIMEDOUT) {
@@ -95,7 +98,8 @@ static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 	int timeout = opts && opts->ready_timeout_ms ? opts->ready_timeout_ms
 						      : (int)cfg->boot_timeout_ms;
 
-	int r = sandbox_image_paths(cfg, &kernel, &initrd, err);
+	bool fake = opts && opts->backend && opts->backend != &vm_backend_qemu;
+	int r = fake ? 0 : sandbox_image_paths(cfg, &kernel, &initrd, err);
 	if (r < 0)
 		return r;
 	if (opts && opts->accel)
@@ -121,7 +125,7 @@ static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 		.vmm_log = sb->vmm_log,
 	};
 	long long start = now_ms();
-	r = vm_start(&sb->vm, &vm_backend_qemu, &spec, err);
+	r = vm_start(&sb->vm, opts && opts->backend ? opts->backend : &vm_backend_qemu, &spec, err);
 	if (r < 0)
 		return r;
 	int fd = vm_wait_socket(&sb->vm, sb->channel_path, 10000, err);
@@ -137,6 +141,11 @@ static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 		return r;
 	}
 	r = wait_ready(sb, timeout, err);
+	if (r < 0 && vm_check_exited(&sb->vm)) {
+		_cleanup_free_ char *qlog = NULL;
+		if (read_file_bounded(sb->vmm_log, 64 * 1024, &qlog, NULL, NULL) == 0 && *qlog)
+			error_wrap(err, "%s", strtok(qlog, "\n"));
+	}
 	if (r < 0) {
 		_cleanup_free_ char *tail = opts && opts->quiet_failure ? NULL : console_tail(sb->console_log);
 		if (tail)

@@ -30,6 +30,7 @@ struct sandbox_options {
 	const char *accel;	/* "kvm" or "tcg"; NULL resolves the config's */
 	int ready_timeout_ms;	/* 0: the config's boot_timeout_ms */
 	bool quiet_failure;	/* no console excerpt in the error (probes) */
+	const struct vm_backend *backend; /* NULL: QEMU */
 };
 
 /* Boots a VM for the sandbox in dir (created 0700, must not exist yet) and
