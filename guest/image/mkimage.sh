@@ -50,7 +50,8 @@ esac
 
 mkdir -p "$OUT"
 WORK="$OUT/.work"
-DEBS="$OUT/.debs"
+# Fetched packages are kept beside the image, shared by all outputs.
+DEBS="${COCOON_DEB_CACHE:-$(dirname "$OUT")/debs}"
 mkdir -p "$WORK" "$DEBS"
 
 # The kernel package behind the bookworm meta-package, e.g. linux-image-6.1.0-56-amd64.

@@ -142,9 +142,11 @@ static int parse_value(struct cocoon_config *c, const struct key_def *k, const c
 
 	switch (k->type) {
 	case T_BOOL:
-		if (strncmp(v, "true", 4) == 0 && only_comment(v + 4))
+		size_t tok = strcspn(v, " \t#");
+		bool rest_ok = only_comment(v + tok);
+		if (rest_ok && tok == 4 && memcmp(v, "true", 4) == 0)
 			*(bool *)field = true;
-		else if (strncmp(v, "false", 5) == 0 && only_comment(v + 5))
+		else if (rest_ok && tok == 5 && memcmp(v, "false", 5) == 0)
 			*(bool *)field = false;
 		else
 			return error_setx(err, EINVAL, "%s: %s.%s: expected a boolean (true or false)",

@@ -1,0 +1,59 @@
+# The newcomer's entry points. The real build is meson (meson.build).
+#   make          set up the host, build everything
+#   make check    run every test (unit, sanitizer, end-to-end)
+#   make demo     the main job
+#   make bench    the benchmark
+#   make install  install under PREFIX (default /usr/local)
+
+BUILD    ?= build
+ASAN     ?= build-asan
+PREFIX   ?= /usr/local
+PYTEST   ?= /usr/bin/python3 -m pytest
+COCOON    = $(BUILD)/cocoon
+
+.PHONY: all setup build image check unit asan e2e demo bench install format clean
+
+all: build
+
+setup:
+	@sh scripts/setup-host.sh
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) --prefix=$(PREFIX)
+
+build: setup $(BUILD)/build.ninja
+	@ninja -C $(BUILD)
+
+# Rebuilt only when an input changed (mkimage.sh checks).
+image: build
+	@$(COCOON) image build
+
+unit: build
+	meson test -C $(BUILD) --print-errorlogs
+
+# The unit tests again under ASan and UBSan. The static guest agent cannot be
+# linked with the sanitizers, so this build leaves the guest out.
+asan: setup
+	@[ -f $(ASAN)/build.ninja ] || meson setup $(ASAN) -Db_sanitize=address,undefined -Db_lundef=false -Dguest=false
+	@ninja -C $(ASAN)
+	meson test -C $(ASAN) --print-errorlogs
+
+e2e: image
+	$(PYTEST) -v tests/e2e
+
+check: unit asan e2e
+
+demo: image
+	sh scripts/demo.sh $(COCOON)
+
+bench: image
+	@echo "make bench: not implemented yet (issue #6)"; exit 1
+
+install: build
+	meson install -C $(BUILD)
+
+format:
+	clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c' 'tests/*.h')
+
+clean:
+	rm -rf $(BUILD) $(ASAN)
