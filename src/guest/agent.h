@@ -9,6 +9,7 @@
 #include "error.h"
 #include "frame.h"
 #include "proto.h"
+#include "container.h"
 
 #define AGENT_CHANNEL_NAME "cocoon.0"
 #define AGENT_SHARED_TAG "cocoon"
@@ -49,6 +50,7 @@ struct agent {
 	size_t n_module_failures;
 	bool shared_mounted;
 	char criu_path[256];
+	struct agent_container containers[AGENT_MAX_CONTAINERS];
 };
 
 /* init.c */

@@ -114,13 +114,16 @@ void agent_jobs_reap(struct agent *a)
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		for (int i = 0; i < AGENT_MAX_JOBS; i++) {
+		bool found = false;
+		for (int i = 0; i < AGENT_MAX_JOBS && !found; i++) {
 			if (a->jobs[i] && a->jobs[i]->pid == pid) {
 				a->jobs[i]->exited = true;
 				a->jobs[i]->status = status;
 				job_finish_if_done(a, i);
-				break;
+				found = true;
 			}
 		}
+		if (!found)
+			container_child_exited(a, pid, status);
 	}
 }

@@ -89,8 +89,10 @@ static void handle_signals(struct agent *a)
 static int agent_loop(struct agent *a)
 {
 	for (;;) {
-		struct pollfd fds[2 + AGENT_MAX_JOBS];
+		enum { MAX_CFDS = AGENT_MAX_CONTAINERS * AGENT_MAX_PROCS * 3 };
+		struct pollfd fds[2 + AGENT_MAX_JOBS + MAX_CFDS];
 		struct agent_job *polled[AGENT_MAX_JOBS];
+		void *ctags[MAX_CFDS];
 		nfds_t n = 0, njobs = 0;
 
 		if (a->shutdown_requested && a->outq_len == 0)
@@ -104,6 +106,8 @@ static int agent_loop(struct agent *a)
 				fds[n++] = (struct pollfd){.fd = a->jobs[i]->out_fd, .events = POLLIN};
 			}
 		}
+		nfds_t cstart = n;
+		n += container_poll_fds(a, fds + n, MAX_CFDS, ctags, !container_output_backlogged(a));
 		if (poll(fds, n, -1) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -126,6 +130,9 @@ static int agent_loop(struct agent *a)
 		for (nfds_t j = 0; j < njobs; j++)
 			if (fds[2 + j].revents)
 				agent_job_read(a, polled[j]);
+		for (nfds_t j = cstart; j < n; j++)
+			if (fds[j].revents)
+				container_poll_event(a, ctags[j - cstart], fds[j].revents);
 	}
 }
 

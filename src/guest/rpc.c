@@ -228,6 +228,27 @@ static void dispatch(struct agent *a, const Cocoon__Request *req)
 		resp.body_case = COCOON__RESPONSE__BODY_SHUTDOWN;
 		resp.shutdown = &bye;
 		break;
+	case COCOON__REQUEST__BODY_CREATE:
+		container_handle_create(a, req->id, req->create);
+		return;
+	case COCOON__REQUEST__BODY_START:
+		container_handle_start(a, req->id, req->start);
+		return;
+	case COCOON__REQUEST__BODY_SIGNAL:
+		container_handle_signal(a, req->id, req->signal);
+		return;
+	case COCOON__REQUEST__BODY_PAUSE:
+		container_handle_pause(a, req->id, req->pause);
+		return;
+	case COCOON__REQUEST__BODY_EXEC:
+		container_handle_exec(a, req->id, req->exec);
+		return;
+	case COCOON__REQUEST__BODY_PS:
+		container_handle_ps(a, req->id, req->ps);
+		return;
+	case COCOON__REQUEST__BODY_STDIN:
+		container_handle_stdin(a, req->stdin);
+		return;
 	default:
 		agent_send_error(a, req->id, EOPNOTSUPP, "request type %d is not supported",
 				 (int)req->body_case);

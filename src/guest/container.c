@@ -1,0 +1,852 @@
+/* Containers in the guest.
+ *
+ * Creating one: the agent clones a child into new namespaces. The child
+ * builds the container (mounts, pivot_root, hostname, credentials) and then
+ * reports on its sync pipe: "\0" when it is ready, or an error text. It then
+ * waits for one byte on its start pipe (runc's create/start split), and
+ * execs. The sync pipe is close-on-exec, so EOF there means the exec
+ * succeeded; an error text means it did not.
+ *
+ * Nothing here blocks the agent: every step's answer arrives through poll().
+ */
+#include "agent.h"
+#include "cleanup.h"
+#include "container.h"
+#include "mounts.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+/* Output read in one go, and the reply queue level above which the agent
+ * stops reading container output until the host catches up. */
+#define OUTPUT_CHUNK (32 * 1024)
+#define OUTQ_HIGH_WATER (1024 * 1024)
+
+static struct agent_container *find_container(struct agent *a, const char *id)
+{
+	for (int i = 0; i < AGENT_MAX_CONTAINERS; i++)
+		if (a->containers[i].used && strcmp(a->containers[i].id, id) == 0)
+			return &a->containers[i];
+	return NULL;
+}
+
+static struct agent_proc *find_proc(struct agent_container *c, const char *exec_id)
+{
+	for (int i = 0; i < AGENT_MAX_PROCS; i++)
+		if (c->procs[i].used && strcmp(c->procs[i].exec_id, exec_id ? exec_id : "") == 0)
+			return &c->procs[i];
+	return NULL;
+}
+
+static bool valid_id(const char *id)
+{
+	size_t n = id ? strlen(id) : 0;
+	if (n == 0 || n > AGENT_ID_MAX || id[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!(id[i] == '-' || id[i] == '_' || id[i] == '.' || (id[i] >= '0' && id[i] <= '9') ||
+		      (id[i] >= 'a' && id[i] <= 'z') || (id[i] >= 'A' && id[i] <= 'Z')))
+			return false;
+	return strstr(id, "..") == NULL;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static void proc_reset(struct agent_proc *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->sync_fd = p->start_fd = p->stdin_fd = p->out_fd[0] = p->out_fd[1] = -1;
+}
+
+static void proc_release(struct agent_proc *p)
+{
+	close_fd(&p->sync_fd);
+	close_fd(&p->start_fd);
+	close_fd(&p->stdin_fd);
+	close_fd(&p->out_fd[0]);
+	close_fd(&p->out_fd[1]);
+	proc_reset(p);
+}
+
+static void container_release(struct agent_container *c)
+{
+	for (int i = 0; i < AGENT_MAX_PROCS; i++)
+		proc_release(&c->procs[i]);
+	if (c->rootfs[0])
+		umount2(c->rootfs, MNT_DETACH);
+	if (c->cgroup[0])
+		rmdir(c->cgroup);
+	memset(c, 0, sizeof(*c));
+}
+
+/* ---- the child side ------------------------------------------------------ */
+
+/* Reports a setup error to the agent and exits. Only for the child. */
+static void __attribute__((noreturn, format(printf, 2, 3)))
+child_fail(int sync_fd, const char *fmt, ...)
+{
+	char msg[480];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (n > 0 && write(sync_fd, msg, strnlen(msg, sizeof(msg))) < 0)
+		_exit(126);
+	_exit(126);
+}
+
+static const struct {
+	const char *name;
+	int resource;
+} rlimit_names[] = {
+	{"RLIMIT_AS", RLIMIT_AS},	  {"RLIMIT_CORE", RLIMIT_CORE},
+	{"RLIMIT_CPU", RLIMIT_CPU},	  {"RLIMIT_DATA", RLIMIT_DATA},
+	{"RLIMIT_FSIZE", RLIMIT_FSIZE},	  {"RLIMIT_LOCKS", RLIMIT_LOCKS},
+	{"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK}, {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE},
+	{"RLIMIT_NICE", RLIMIT_NICE},	  {"RLIMIT_NOFILE", RLIMIT_NOFILE},
+	{"RLIMIT_NPROC", RLIMIT_NPROC},	  {"RLIMIT_RSS", RLIMIT_RSS},
+	{"RLIMIT_RTPRIO", RLIMIT_RTPRIO}, {"RLIMIT_RTTIME", RLIMIT_RTTIME},
+	{"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING}, {"RLIMIT_STACK", RLIMIT_STACK},
+};
+
+/* Credentials, limits, cwd and stdio: shared by the init and by execs. */
+static void child_enter_process(int sync_fd, const Cocoon__ProcessSpec *p, int in, int out, int err,
+				bool terminal)
+{
+	for (size_t i = 0; i < p->n_rlimits; i++) {
+		int res = -1;
+		for (size_t j = 0; j < ARRAY_SIZE(rlimit_names); j++)
+			if (strcmp(rlimit_names[j].name, p->rlimits[i]->type) == 0)
+				res = rlimit_names[j].resource;
+		struct rlimit rl = {.rlim_cur = p->rlimits[i]->soft, .rlim_max = p->rlimits[i]->hard};
+		if (res < 0 || setrlimit(res, &rl) < 0)
+			child_fail(sync_fd, "process.rlimits: %s: %s", p->rlimits[i]->type,
+				   res < 0 ? "unknown limit" : strerror(errno));
+	}
+	if (terminal) {
+		setsid();
+		if (ioctl(in, TIOCSCTTY, 0) < 0)
+			child_fail(sync_fd, "terminal: TIOCSCTTY: %s", strerror(errno));
+	}
+	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+		child_fail(sync_fd, "stdio: %s", strerror(errno));
+	gid_t groups[64];
+	size_t ng = p->n_additional_gids < 64 ? p->n_additional_gids : 64;
+	for (size_t i = 0; i < ng; i++)
+		groups[i] = p->additional_gids[i];
+	if (setgroups(ng, groups) < 0)
+		child_fail(sync_fd, "process.user.additionalGids: %s", strerror(errno));
+	if (setgid(p->gid) < 0)
+		child_fail(sync_fd, "process.user.gid %u: %s", p->gid, strerror(errno));
+	if (setuid(p->uid) < 0)
+		child_fail(sync_fd, "process.user.uid %u: %s", p->uid, strerror(errno));
+	if (p->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		child_fail(sync_fd, "process.noNewPrivileges: %s", strerror(errno));
+	if (chdir(p->cwd && *p->cwd ? p->cwd : "/") < 0)
+		child_fail(sync_fd, "process.cwd %s: %s", p->cwd, strerror(errno));
+}
+
+/* Waits for start, then execs. The environment becomes the process's own
+ * first, so that execvp() searches the container's PATH. */
+static void __attribute__((noreturn)) child_exec(int sync_fd, int start_fd, const Cocoon__ProcessSpec *p)
+{
+	char go;
+	if (start_fd >= 0) {
+		ssize_t n;
+		do
+			n = read(start_fd, &go, 1);
+		while (n < 0 && errno == EINTR);
+		if (n != 1)
+			_exit(0); /* deleted before it was started */
+		close(start_fd);
+	}
+	clearenv();
+	for (size_t i = 0; i < p->n_env; i++)
+		putenv(p->env[i]);
+	if (!getenv("PATH"))
+		setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);
+	execvp(p->args[0], p->args);
+	child_fail(sync_fd, "exec %s: %s", p->args[0], strerror(errno));
+}
+
+static void child_loopback_up(void)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct ifreq ifr = {0};
+	strcpy(ifr.ifr_name, "lo");
+	if (fd >= 0 && ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
+		ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+		ioctl(fd, SIOCSIFFLAGS, &ifr);
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+static bool has_ns(const Cocoon__ContainerSpec *s, const char *type)
+{
+	for (size_t i = 0; i < s->n_namespaces; i++)
+		if (strcmp(s->namespaces[i], type) == 0)
+			return true;
+	return false;
+}
+
+static void __attribute__((noreturn))
+child_init(const Cocoon__ContainerSpec *s, const char *rootfs, int sync_fd, int start_fd, int in,
+	   int out, int err, bool terminal)
+{
+	char msg[400];
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (mounts_setup_rootfs(s, rootfs, msg, sizeof(msg)) < 0)
+		child_fail(sync_fd, "%s", msg);
+	if (has_ns(s, "uts") && s->hostname && *s->hostname &&
+	    sethostname(s->hostname, strlen(s->hostname)) < 0)
+		child_fail(sync_fd, "hostname %s: %s", s->hostname, strerror(errno));
+	if (has_ns(s, "network"))
+		child_loopback_up();
+	child_enter_process(sync_fd, s->process, in, out, err, terminal);
+	if (write(sync_fd, "", 1) != 1)
+		_exit(126);
+	child_exec(sync_fd, start_fd, s->process);
+}
+
+/* ---- the agent side ------------------------------------------------------ */
+
+struct stdio_pipes {
+	int child[3]; /* what the child gets as 0, 1, 2 */
+	int agent_in, agent_out, agent_err;
+};
+
+static void stdio_close_child(struct stdio_pipes *p)
+{
+	for (int i = 0; i < 3; i++)
+		if (p->child[i] >= 0 && (i == 0 || p->child[i] != p->child[0]))
+			close(p->child[i]);
+}
+
+static int stdio_open(struct stdio_pipes *p, bool terminal)
+{
+	int in[2], o[2], e[2];
+
+	if (terminal) {
+		int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+		if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0)
+			return -errno;
+		int slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+		if (slave < 0)
+			return -errno;
+		p->child[0] = p->child[1] = p->child[2] = slave;
+		p->agent_in = master;
+		p->agent_out = dup(master);
+		p->agent_err = -1;
+		fcntl(p->agent_out, F_SETFD, FD_CLOEXEC);
+		fcntl(master, F_SETFL, O_NONBLOCK);
+		return 0;
+	}
+	/* Pipes, never files: CRIU cannot restore a task holding a regular
+	 * file whose size changed since the dump. */
+	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(o, O_CLOEXEC) < 0 || pipe2(e, O_CLOEXEC) < 0)
+		return -errno;
+	p->child[0] = in[0];
+	p->child[1] = o[1];
+	p->child[2] = e[1];
+	p->agent_in = in[1];
+	p->agent_out = o[0];
+	p->agent_err = e[0];
+	fcntl(in[1], F_SETFL, O_NONBLOCK);
+	fcntl(o[0], F_SETFL, O_NONBLOCK);
+	fcntl(e[0], F_SETFL, O_NONBLOCK);
+	return 0;
+}
+
+static int ns_flags(const Cocoon__ContainerSpec *s)
+{
+	int f = 0;
+	f |= has_ns(s, "pid") ? CLONE_NEWPID : 0;
+	f |= has_ns(s, "mount") ? CLONE_NEWNS : 0;
+	f |= has_ns(s, "uts") ? CLONE_NEWUTS : 0;
+	f |= has_ns(s, "ipc") ? CLONE_NEWIPC : 0;
+	f |= has_ns(s, "network") ? CLONE_NEWNET : 0;
+	return f;
+}
+
+static int join_cgroup(const char *cgroup, pid_t pid)
+{
+	char path[192], buf[32];
+	snprintf(path, sizeof(path), "%s/cgroup.procs", cgroup);
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+	int n = snprintf(buf, sizeof(buf), "%d", pid);
+	if (fd < 0 || write(fd, buf, (size_t)n) != n)
+		return -errno;
+	return 0;
+}
+
+static struct agent_container *container_alloc(struct agent *a, const char *id)
+{
+	for (int i = 0; i < AGENT_MAX_CONTAINERS; i++) {
+		struct agent_container *c = &a->containers[i];
+		if (c->used)
+			continue;
+		memset(c, 0, sizeof(*c));
+		for (int j = 0; j < AGENT_MAX_PROCS; j++)
+			proc_reset(&c->procs[j]);
+		c->used = true;
+		snprintf(c->id, sizeof(c->id), "%s", id);
+		return c;
+	}
+	return NULL;
+}
+
+static int mount_rootfs(struct agent_container *c, const char *tag, char *msg, size_t msg_size)
+{
+	char dir[128];
+	snprintf(dir, sizeof(dir), AGENT_CONTAINER_DIR "/%s", c->id);
+	mkdir(AGENT_CONTAINER_DIR, 0700);
+	mkdir(dir, 0700);
+	snprintf(c->rootfs, sizeof(c->rootfs), "%s/rootfs", dir);
+	mkdir(c->rootfs, 0755);
+	/* cache=mmap: executables are mmapped; 9p's cache=none cannot share
+	 * writable mappings. */
+	if (mount(tag, c->rootfs, "9p", 0,
+		  "trans=virtio,version=9p2000.L,msize=512000,cache=mmap,access=client") < 0) {
+		snprintf(msg, msg_size, "mount rootfs (9p tag %s): %s", tag, strerror(errno));
+		c->rootfs[0] = 0;
+		return -errno;
+	}
+	return 0;
+}
+
+void container_handle_create(struct agent *a, uint64_t id, const Cocoon__CreateContainerRequest *req)
+{
+	const Cocoon__ContainerSpec *s = req ? req->spec : NULL;
+	char msg[400] = "";
+	int sync[2] = {-1, -1}, start[2] = {-1, -1};
+	struct stdio_pipes io = {.child = {-1, -1, -1}, .agent_in = -1, .agent_out = -1, .agent_err = -1};
+
+	if (!s || !s->process || s->process->n_args == 0 || !valid_id(s->id) || !s->rootfs_tag) {
+		agent_send_error(a, id, EINVAL, "create: incomplete container spec");
+		return;
+	}
+	if (find_container(a, s->id)) {
+		agent_send_error(a, id, EEXIST, "create: container %s exists", s->id);
+		return;
+	}
+	struct agent_container *c = container_alloc(a, s->id);
+	if (!c) {
+		agent_send_error(a, id, EAGAIN, "create: at most %d containers per VM", AGENT_MAX_CONTAINERS);
+		return;
+	}
+	snprintf(c->cgroup, sizeof(c->cgroup), "/sys/fs/cgroup/%s", s->id);
+	if (mkdir(c->cgroup, 0755) < 0 && errno != EEXIST) {
+		snprintf(msg, sizeof(msg), "cgroup %s: %s", c->cgroup, strerror(errno));
+		c->cgroup[0] = 0;
+		goto fail;
+	}
+	if (mount_rootfs(c, s->rootfs_tag, msg, sizeof(msg)) < 0)
+		goto fail;
+	if (stdio_open(&io, s->process->terminal) < 0 || pipe2(sync, O_CLOEXEC) < 0 ||
+	    pipe2(start, O_CLOEXEC) < 0) {
+		snprintf(msg, sizeof(msg), "pipes: %s", strerror(errno));
+		goto fail;
+	}
+	/* A raw clone() behaves like fork() here: the agent has no threads. */
+	pid_t pid = (pid_t)syscall(SYS_clone, SIGCHLD | ns_flags(s), NULL, NULL, NULL, NULL);
+	if (pid < 0) {
+		snprintf(msg, sizeof(msg), "clone: %s", strerror(errno));
+		goto fail;
+	}
+	if (pid == 0) {
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		close(sync[0]);
+		close(start[1]);
+		child_init(s, c->rootfs, sync[1], start[0], io.child[0], io.child[1], io.child[2],
+			   s->process->terminal);
+	}
+	close(sync[1]);
+	close(start[0]);
+	stdio_close_child(&io);
+	join_cgroup(c->cgroup, pid);
+
+	struct agent_proc *p = &c->procs[0];
+	p->used = true;
+	p->pid = pid;
+	p->phase = PROC_SETUP;
+	p->sync_fd = sync[0];
+	p->start_fd = start[1];
+	p->stdin_fd = io.agent_in;
+	p->out_fd[0] = io.agent_out;
+	p->out_fd[1] = io.agent_err;
+	p->terminal = s->process->terminal;
+	p->pending_id = id;
+	fcntl(p->sync_fd, F_SETFL, O_NONBLOCK);
+	return;
+fail:
+	for (int i = 0; i < 2; i++) {
+		if (sync[i] >= 0)
+			close(sync[i]);
+		if (start[i] >= 0)
+			close(start[i]);
+	}
+	stdio_close_child(&io);
+	if (io.agent_in >= 0)
+		close(io.agent_in);
+	if (io.agent_out >= 0)
+		close(io.agent_out);
+	if (io.agent_err >= 0)
+		close(io.agent_err);
+	container_release(c);
+	agent_send_error(a, id, EINVAL, "create %s: %s", s->id, msg);
+}
+
+void container_handle_start(struct agent *a, uint64_t id, const Cocoon__StartContainerRequest *req)
+{
+	struct agent_container *c = req ? find_container(a, req->id) : NULL;
+	struct agent_proc *p = c ? &c->procs[0] : NULL;
+
+	if (!c) {
+		agent_send_error(a, id, ENOENT, "start: no such container");
+		return;
+	}
+	if (p->phase != PROC_CREATED) {
+		agent_send_error(a, id, EBUSY, "start %s: container is not in the created state", c->id);
+		return;
+	}
+	if (write(p->start_fd, "s", 1) != 1) {
+		agent_send_error(a, id, errno, "start %s: %s", c->id, strerror(errno));
+		return;
+	}
+	close_fd(&p->start_fd);
+	p->phase = PROC_STARTING;
+	p->pending_id = id;
+}
+
+static void send_simple_ok(struct agent *a, uint64_t id, int body_case, void *body)
+{
+	Cocoon__Response resp = COCOON__RESPONSE__INIT;
+	resp.id = id;
+	resp.body_case = body_case;
+	/* Every body is a pointer in the same union. */
+	resp.pong = body;
+	agent_send_response(a, &resp);
+}
+
+static int read_cgroup_pids(const char *cgroup, uint32_t *pids, size_t max, size_t *n)
+{
+	char path[192];
+	snprintf(path, sizeof(path), "%s/cgroup.procs", cgroup);
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	unsigned v;
+	*n = 0;
+	if (!f)
+		return -errno;
+	while (*n < max && fscanf(f, "%u", &v) == 1)
+		pids[(*n)++] = v;
+	return 0;
+}
+
+void container_handle_signal(struct agent *a, uint64_t id, const Cocoon__SignalRequest *req)
+{
+	struct agent_container *c = req ? find_container(a, req->id) : NULL;
+	Cocoon__SignalReply reply = COCOON__SIGNAL_REPLY__INIT;
+
+	if (!c) {
+		agent_send_error(a, id, ENOENT, "kill: no such container");
+		return;
+	}
+	if (req->signal <= 0 || req->signal >= 65) {
+		agent_send_error(a, id, EINVAL, "kill %s: invalid signal %d", c->id, req->signal);
+		return;
+	}
+	if (req->all) {
+		uint32_t pids[1024];
+		size_t n;
+		read_cgroup_pids(c->cgroup, pids, ARRAY_SIZE(pids), &n);
+		for (size_t i = 0; i < n; i++)
+			kill((pid_t)pids[i], req->signal);
+	} else {
+		struct agent_proc *p = find_proc(c, req->exec_id);
+		if (!p || p->phase == PROC_EXITED || p->pid <= 0) {
+			agent_send_error(a, id, ESRCH, "kill %s: process is not running", c->id);
+			return;
+		}
+		if (kill(p->pid, req->signal) < 0) {
+			agent_send_error(a, id, errno, "kill %s: %s", c->id, strerror(errno));
+			return;
+		}
+	}
+	send_simple_ok(a, id, COCOON__RESPONSE__BODY_SIGNAL, &reply);
+}
+
+/* cgroup v2 freezer: write cgroup.freeze, then wait for cgroup.events to say
+ * "frozen 1". The kernel usually gets there at once; the wait is bounded. */
+static int cgroup_freeze(const char *cgroup, bool freeze)
+{
+	char path[192], events[256];
+	snprintf(path, sizeof(path), "%s/cgroup.freeze", cgroup);
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, freeze ? "1" : "0", 1) != 1)
+		return -errno;
+	snprintf(path, sizeof(path), "%s/cgroup.events", cgroup);
+	for (int i = 0; i < 200; i++) {
+		_cleanup_close_ int ev = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n = ev >= 0 ? read(ev, events, sizeof(events) - 1) : -1;
+		if (n > 0) {
+			events[n] = 0;
+			if (strstr(events, freeze ? "frozen 1" : "frozen 0"))
+				return 0;
+		}
+		usleep(5000);
+	}
+	return -ETIMEDOUT;
+}
+
+void container_handle_pause(struct agent *a, uint64_t id, const Cocoon__PauseRequest *req)
+{
+	struct agent_container *c = req ? find_container(a, req->id) : NULL;
+	Cocoon__PauseReply reply = COCOON__PAUSE_REPLY__INIT;
+	const char *what = req && req->resume ? "resume" : "pause";
+
+	if (!c) {
+		agent_send_error(a, id, ENOENT, "%s: no such container", what);
+		return;
+	}
+	if (c->procs[0].phase != PROC_RUNNING) {
+		agent_send_error(a, id, EINVAL, "%s %s: container is not running", what, c->id);
+		return;
+	}
+	int r = cgroup_freeze(c->cgroup, !req->resume);
+	if (r < 0) {
+		agent_send_error(a, id, -r, "%s %s: cgroup freezer: %s", what, c->id, strerror(-r));
+		return;
+	}
+	c->paused = !req->resume;
+	send_simple_ok(a, id, COCOON__RESPONSE__BODY_PAUSE, &reply);
+}
+
+void container_handle_ps(struct agent *a, uint64_t id, const Cocoon__PsRequest *req)
+{
+	struct agent_container *c = req ? find_container(a, req->id) : NULL;
+	Cocoon__PsReply reply = COCOON__PS_REPLY__INIT;
+	uint32_t pids[1024];
+	size_t n = 0;
+
+	if (!c) {
+		agent_send_error(a, id, ENOENT, "ps: no such container");
+		return;
+	}
+	read_cgroup_pids(c->cgroup, pids, ARRAY_SIZE(pids), &n);
+	reply.pids = pids;
+	reply.n_pids = n;
+	send_simple_ok(a, id, COCOON__RESPONSE__BODY_PS, &reply);
+}
+
+static int open_ns(pid_t pid, const char *ns)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/ns/%s", pid, ns);
+	return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+/* The exec'd process must be a child of the agent, in the container's pid
+ * namespace: the agent switches its pid_for_children namespace around the
+ * fork, then switches back. A double fork would hand the process to the
+ * container's init, and its exit status would be lost to us. */
+static pid_t fork_into_pidns(pid_t target)
+{
+	_cleanup_close_ int mine = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int theirs = open_ns(target, "pid");
+	if (mine < 0 || theirs < 0 || setns(theirs, CLONE_NEWPID) < 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid != 0 && setns(mine, CLONE_NEWPID) < 0)
+		agent_log(NULL, "cannot return to the agent's pid namespace: %s", strerror(errno));
+	return pid;
+}
+
+static void __attribute__((noreturn))
+exec_child(pid_t init, const Cocoon__ProcessSpec *p, int sync_fd, int in, int out, int err, bool terminal)
+{
+	static const char *const nss[] = {"ipc", "uts", "net", "mnt"};
+	_cleanup_close_ int root = -1;
+	char path[64];
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	snprintf(path, sizeof(path), "/proc/%d/root", init);
+	root = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0)
+		child_fail(sync_fd, "open container root: %s", strerror(errno));
+	for (size_t i = 0; i < ARRAY_SIZE(nss); i++) {
+		int fd = open_ns(init, nss[i]);
+		if (fd < 0 || setns(fd, 0) < 0)
+			child_fail(sync_fd, "join %s namespace: %s", nss[i], strerror(errno));
+		close(fd);
+	}
+	if (fchdir(root) < 0 || chroot(".") < 0)
+		child_fail(sync_fd, "enter container root: %s", strerror(errno));
+	child_enter_process(sync_fd, p, in, out, err, terminal);
+	child_exec(sync_fd, -1, p);
+}
+
+void container_handle_exec(struct agent *a, uint64_t id, const Cocoon__ExecRequest *req)
+{
+	struct agent_container *c = req ? find_container(a, req->id) : NULL;
+	struct stdio_pipes io = {.child = {-1, -1, -1}, .agent_in = -1, .agent_out = -1, .agent_err = -1};
+	struct agent_proc *p = NULL;
+	int sync[2];
+
+	if (!c || !req->process || req->process->n_args == 0 || !valid_id(req->exec_id)) {
+		agent_send_error(a, id, c ? EINVAL : ENOENT, "exec: %s",
+				 c ? "invalid request" : "no such container");
+		return;
+	}
+	if (c->procs[0].phase != PROC_RUNNING || c->paused) {
+		agent_send_error(a, id, EINVAL, "exec %s: container is not running", c->id);
+		return;
+	}
+	if (find_proc(c, req->exec_id)) {
+		agent_send_error(a, id, EEXIST, "exec %s: exec id %s is in use", c->id, req->exec_id);
+		return;
+	}
+	for (int i = 1; i < AGENT_MAX_PROCS && !p; i++)
+		if (!c->procs[i].used)
+			p = &c->procs[i];
+	if (!p) {
+		agent_send_error(a, id, EAGAIN, "exec %s: at most %d processes", c->id, AGENT_MAX_PROCS - 1);
+		return;
+	}
+	if (stdio_open(&io, req->process->terminal) < 0 || pipe2(sync, O_CLOEXEC) < 0) {
+		agent_send_error(a, id, errno, "exec %s: pipes: %s", c->id, strerror(errno));
+		return;
+	}
+	pid_t pid = fork_into_pidns(c->procs[0].pid);
+	if (pid < 0) {
+		agent_send_error(a, id, errno, "exec %s: %s", c->id, strerror(errno));
+		return;
+	}
+	if (pid == 0) {
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		close(sync[0]);
+		exec_child(c->procs[0].pid, req->process, sync[1], io.child[0], io.child[1], io.child[2],
+			   req->process->terminal);
+	}
+	close(sync[1]);
+	stdio_close_child(&io);
+	join_cgroup(c->cgroup, pid);
+	proc_reset(p);
+	p->used = true;
+	snprintf(p->exec_id, sizeof(p->exec_id), "%s", req->exec_id);
+	p->pid = pid;
+	p->phase = PROC_STARTING;
+	p->sync_fd = sync[0];
+	p->stdin_fd = io.agent_in;
+	p->out_fd[0] = io.agent_out;
+	p->out_fd[1] = io.agent_err;
+	p->terminal = req->process->terminal;
+	p->pending_id = id;
+	fcntl(p->sync_fd, F_SETFL, O_NONBLOCK);
+}
+
+void container_handle_stdin(struct agent *a, const Cocoon__StdinData *req)
+{
+	struct agent_container *c = req ? find_container(a, req->id) : NULL;
+	struct agent_proc *p = c ? find_proc(c, req->exec_id) : NULL;
+
+	if (!p || p->stdin_fd < 0)
+		return;
+	if (req->data.len > 0) {
+		/* The host sends at most a pipe's worth at a time; anything the
+		 * pipe cannot take now is dropped and logged. */
+		ssize_t n = write(p->stdin_fd, req->data.data, req->data.len);
+		if (n < (ssize_t)req->data.len)
+			agent_log(a, "stdin of %s: dropped %zd bytes", c->id,
+				  (ssize_t)req->data.len - (n > 0 ? n : 0));
+	}
+	if (req->eof && !p->terminal)
+		close_fd(&p->stdin_fd);
+}
+
+/* ---- events ---------------------------------------------------------------- */
+
+static void send_exit_if_done(struct agent *a, struct agent_container *c, struct agent_proc *p)
+{
+	/* All output first, then the exit: the host must see every byte
+	 * before it reports the exit status. */
+	if (p->phase != PROC_EXITED || p->out_fd[0] >= 0 || p->out_fd[1] >= 0 || p->sync_fd >= 0)
+		return;
+	Cocoon__Response resp = COCOON__RESPONSE__INIT;
+	Cocoon__ExitEvent ev = COCOON__EXIT_EVENT__INIT;
+	ev.id = c->id;
+	ev.exec_id = p->exec_id;
+	ev.wait_status = p->wait_status;
+	resp.body_case = COCOON__RESPONSE__BODY_EXIT;
+	resp.exit = &ev;
+	agent_send_response(a, &resp);
+	bool init = p == &c->procs[0];
+	proc_release(p);
+	if (init)
+		container_release(c);
+}
+
+static void forward_output(struct agent *a, struct agent_container *c, struct agent_proc *p, int which)
+{
+	char buf[OUTPUT_CHUNK];
+	ssize_t n = read(p->out_fd[which], buf, sizeof(buf));
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		/* EOF, or EIO on a pty whose slave side is gone. */
+		close_fd(&p->out_fd[which]);
+		if (p->terminal && which == 0)
+			close_fd(&p->stdin_fd);
+		send_exit_if_done(a, c, p);
+		return;
+	}
+	Cocoon__Response resp = COCOON__RESPONSE__INIT;
+	Cocoon__OutputEvent ev = COCOON__OUTPUT_EVENT__INIT;
+	ev.id = c->id;
+	ev.exec_id = p->exec_id;
+	ev.stream = (uint32_t)which + 1;
+	ev.data.data = (uint8_t *)buf;
+	ev.data.len = (size_t)n;
+	resp.body_case = COCOON__RESPONSE__BODY_OUTPUT;
+	resp.output = &ev;
+	agent_send_response(a, &resp);
+}
+
+static void sync_readable(struct agent *a, struct agent_container *c, struct agent_proc *p)
+{
+	ssize_t n = read(p->sync_fd, p->sync_msg + p->sync_len, sizeof(p->sync_msg) - 1 - p->sync_len);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n > 0)
+		p->sync_len += (size_t)n;
+	p->sync_msg[p->sync_len] = 0;
+
+	if (p->phase == PROC_SETUP && n > 0 && p->sync_msg[0] == '\0') {
+		/* "\0": the container is built and waits for start. */
+		Cocoon__CreateContainerReply reply = COCOON__CREATE_CONTAINER_REPLY__INIT;
+		reply.pid = (uint32_t)p->pid;
+		p->phase = PROC_CREATED;
+		p->sync_len = 0;
+		send_simple_ok(a, p->pending_id, COCOON__RESPONSE__BODY_CREATE, &reply);
+		p->pending_id = 0;
+		return;
+	}
+	if (n > 0)
+		return; /* more of an error text may follow */
+
+	/* EOF: the exec happened, unless an error text came first. */
+	close_fd(&p->sync_fd);
+	uint64_t pending = p->pending_id;
+	p->pending_id = 0;
+	if (p->sync_len > 0) {
+		agent_send_error(a, pending, EINVAL, "%s%s%s: %s", c->id, *p->exec_id ? " exec " : "",
+				 p->exec_id, p->sync_msg);
+	} else if (p->phase == PROC_STARTING && p == &c->procs[0]) {
+		Cocoon__StartContainerReply reply = COCOON__START_CONTAINER_REPLY__INIT;
+		p->phase = PROC_RUNNING;
+		send_simple_ok(a, pending, COCOON__RESPONSE__BODY_START, &reply);
+	} else if (p->phase == PROC_STARTING) {
+		Cocoon__ExecReply reply = COCOON__EXEC_REPLY__INIT;
+		reply.pid = (uint32_t)p->pid;
+		p->phase = PROC_RUNNING;
+		send_simple_ok(a, pending, COCOON__RESPONSE__BODY_EXEC, &reply);
+	} else if (pending) {
+		agent_send_error(a, pending, ECHILD, "%s: process exited during setup", c->id);
+	}
+	send_exit_if_done(a, c, p);
+}
+
+size_t container_poll_fds(struct agent *a, struct pollfd *fds, size_t max, void **tags,
+			  bool want_output)
+{
+	size_t n = 0;
+	for (int i = 0; i < AGENT_MAX_CONTAINERS; i++) {
+		struct agent_container *c = &a->containers[i];
+		for (int j = 0; c->used && j < AGENT_MAX_PROCS; j++) {
+			struct agent_proc *p = &c->procs[j];
+			if (!p->used)
+				continue;
+			if (p->sync_fd >= 0 && n < max) {
+				tags[n] = &p->sync_fd;
+				fds[n++] = (struct pollfd){.fd = p->sync_fd, .events = POLLIN};
+			}
+			for (int k = 0; k < 2 && want_output; k++) {
+				if (p->out_fd[k] >= 0 && n < max) {
+					tags[n] = &p->out_fd[k];
+					fds[n++] = (struct pollfd){.fd = p->out_fd[k], .events = POLLIN};
+				}
+			}
+		}
+	}
+	return n;
+}
+
+void container_poll_event(struct agent *a, void *tag, short revents)
+{
+	(void)revents;
+	for (int i = 0; i < AGENT_MAX_CONTAINERS; i++) {
+		struct agent_container *c = &a->containers[i];
+		for (int j = 0; c->used && j < AGENT_MAX_PROCS; j++) {
+			struct agent_proc *p = &c->procs[j];
+			if (tag == &p->sync_fd)
+				sync_readable(a, c, p);
+			else if (tag == &p->out_fd[0])
+				forward_output(a, c, p, 0);
+			else if (tag == &p->out_fd[1])
+				forward_output(a, c, p, 1);
+			else
+				continue;
+			return;
+		}
+	}
+}
+
+bool container_child_exited(struct agent *a, pid_t pid, int status)
+{
+	for (int i = 0; i < AGENT_MAX_CONTAINERS; i++) {
+		struct agent_container *c = &a->containers[i];
+		for (int j = 0; c->used && j < AGENT_MAX_PROCS; j++) {
+			struct agent_proc *p = &c->procs[j];
+			if (!p->used || p->pid != pid)
+				continue;
+			p->phase = PROC_EXITED;
+			p->wait_status = status;
+			if (j == 0)
+				c->paused = false;
+			send_exit_if_done(a, c, p);
+			return true;
+		}
+	}
+	return false;
+}
+
+bool container_output_backlogged(struct agent *a)
+{
+	return a->outq_len > OUTQ_HIGH_WATER;
+}

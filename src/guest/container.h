@@ -1,0 +1,67 @@
+/* Containers inside the guest: namespaces, pivot_root into the shared rootfs,
+ * a cgroup for pause/resume, and stdio carried over the channel as pipes. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "proto.h"
+
+#define AGENT_MAX_CONTAINERS 16
+#define AGENT_MAX_PROCS 16 /* the init plus execs, per container */
+#define AGENT_CONTAINER_DIR "/run/cocoon/c"
+#define AGENT_ID_MAX 64
+
+struct agent;
+
+enum proc_phase {
+	PROC_SETUP,    /* child is building the container; awaiting "ready" */
+	PROC_CREATED,  /* waiting for start */
+	PROC_STARTING, /* start sent; awaiting exec result */
+	PROC_RUNNING,
+	PROC_EXITED,
+};
+
+struct agent_proc {
+	bool used;
+	char exec_id[AGENT_ID_MAX + 1]; /* "" for the container's init */
+	pid_t pid;
+	enum proc_phase phase;
+	int sync_fd;  /* child -> agent: "\0" ready, error text, EOF = exec'd */
+	int start_fd; /* agent -> child: one byte = start */
+	int stdin_fd;
+	int out_fd[2]; /* stdout, stderr (or the pty master in out_fd[0]) */
+	bool terminal;
+	int wait_status;
+	uint64_t pending_id; /* request waiting on this process, 0 if none */
+	char sync_msg[512];
+	size_t sync_len;
+};
+
+struct agent_container {
+	bool used;
+	char id[AGENT_ID_MAX + 1];
+	char cgroup[128];
+	char rootfs[128];
+	bool paused;
+	struct agent_proc procs[AGENT_MAX_PROCS]; /* [0] is the init */
+};
+
+void container_handle_create(struct agent *a, uint64_t id, const Cocoon__CreateContainerRequest *req);
+void container_handle_start(struct agent *a, uint64_t id, const Cocoon__StartContainerRequest *req);
+void container_handle_signal(struct agent *a, uint64_t id, const Cocoon__SignalRequest *req);
+void container_handle_pause(struct agent *a, uint64_t id, const Cocoon__PauseRequest *req);
+void container_handle_exec(struct agent *a, uint64_t id, const Cocoon__ExecRequest *req);
+void container_handle_ps(struct agent *a, uint64_t id, const Cocoon__PsRequest *req);
+void container_handle_stdin(struct agent *a, const Cocoon__StdinData *req);
+
+/* poll() integration: fds to watch, and what to do when they fire. */
+struct pollfd;
+size_t container_poll_fds(struct agent *a, struct pollfd *fds, size_t max, void **tags,
+			  bool want_output);
+void container_poll_event(struct agent *a, void *tag, short revents);
+/* True while the reply queue is too full to take more output. */
+bool container_output_backlogged(struct agent *a);
+/* A child exited (from the SIGCHLD reaper). Returns true if it was ours. */
+bool container_child_exited(struct agent *a, pid_t pid, int status);

@@ -1,0 +1,183 @@
+/* The container's filesystem view, built in its own mount namespace. */
+#include "mounts.h"
+#include "cleanup.h"
+
+#include <fcntl.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+
+static const struct {
+	const char *name;
+	bool clear;
+	unsigned long flag;
+} mount_flags[] = {
+	{"ro", false, MS_RDONLY},	    {"rw", true, MS_RDONLY},
+	{"nosuid", false, MS_NOSUID},	    {"suid", true, MS_NOSUID},
+	{"nodev", false, MS_NODEV},	    {"dev", true, MS_NODEV},
+	{"noexec", false, MS_NOEXEC},	    {"exec", true, MS_NOEXEC},
+	{"sync", false, MS_SYNCHRONOUS},    {"async", true, MS_SYNCHRONOUS},
+	{"noatime", false, MS_NOATIME},	    {"atime", true, MS_NOATIME},
+	{"relatime", false, MS_RELATIME},   {"norelatime", true, MS_RELATIME},
+	{"strictatime", false, MS_STRICTATIME}, {"nodiratime", false, MS_NODIRATIME},
+	{"bind", false, MS_BIND},	    {"rbind", false, MS_BIND | MS_REC},
+	{"private", false, 0},		    {"rprivate", false, 0},
+	{"slave", false, 0},		    {"rslave", false, 0},
+	{"shared", false, 0},		    {"rshared", false, 0},
+};
+
+static void parse_options(const Cocoon__Mount *m, unsigned long *flags, char *data, size_t data_size)
+{
+	size_t used = 0;
+	*flags = 0;
+	data[0] = 0;
+	for (size_t i = 0; i < m->n_options; i++) {
+		bool known = false;
+		for (size_t j = 0; j < ARRAY_SIZE(mount_flags); j++) {
+			if (strcmp(m->options[i], mount_flags[j].name) != 0)
+				continue;
+			known = true;
+			if (mount_flags[j].clear)
+				*flags &= ~mount_flags[j].flag;
+			else
+				*flags |= mount_flags[j].flag;
+		}
+		if (!known && used + strlen(m->options[i]) + 2 < data_size)
+			used += (size_t)snprintf(data + used, data_size - used, "%s%s", used ? "," : "",
+						 m->options[i]);
+	}
+}
+
+static int mkdir_p_in(const char *path, mode_t mode)
+{
+	char buf[512];
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(buf, mode) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* A bind mount of a file needs a file to mount on. */
+static int make_target(const char *target, bool is_file)
+{
+	if (!is_file)
+		return mkdir_p_in(target, 0755);
+	char dir[512];
+	snprintf(dir, sizeof(dir), "%s", target);
+	char *slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = 0;
+		int r = mkdir_p_in(dir, 0755);
+		if (r < 0)
+			return r;
+	}
+	int fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0 && errno != EISDIR)
+		return -errno;
+	if (fd >= 0)
+		close(fd);
+	return 0;
+}
+
+static void populate_dev(const char *dev)
+{
+	static const struct {
+		const char *name;
+		unsigned maj, min;
+	} devs[] = {{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7},
+		    {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
+	static const struct {
+		const char *name, *target;
+	} links[] = {{"fd", "/proc/self/fd"},     {"stdin", "/proc/self/fd/0"},
+		     {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"},
+		     {"ptmx", "pts/ptmx"}};
+	char path[512];
+
+	for (size_t i = 0; i < ARRAY_SIZE(devs); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dev, devs[i].name);
+		mknod(path, S_IFCHR | 0666, makedev(devs[i].maj, devs[i].min));
+		chmod(path, 0666);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(links); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dev, links[i].name);
+		symlink(links[i].target, path);
+	}
+}
+
+static int mount_one(const Cocoon__Mount *m, const char *rootfs, char *msg, size_t msg_size)
+{
+	char target[512], data[512];
+	unsigned long flags;
+	struct stat st;
+
+	parse_options(m, &flags, data, sizeof(data));
+	snprintf(target, sizeof(target), "%s%s", rootfs, m->destination);
+	bool bind = (flags & MS_BIND) || strcmp(m->type, "bind") == 0;
+	bool is_file = bind && stat(m->source, &st) == 0 && !S_ISDIR(st.st_mode);
+	int r = make_target(target, is_file);
+	if (r < 0) {
+		snprintf(msg, msg_size, "mount %s: create mount point: %s", m->destination, strerror(-r));
+		return r;
+	}
+	if (bind) {
+		if (mount(m->source, target, NULL, MS_BIND | (flags & MS_REC), NULL) < 0 ||
+		    ((flags & ~(MS_BIND | MS_REC)) &&
+		     mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | (flags & ~(MS_BIND | MS_REC)), NULL) < 0)) {
+			snprintf(msg, msg_size, "mount %s (bind from %s): %s", m->destination, m->source,
+				 strerror(errno));
+			return -errno;
+		}
+		return 0;
+	}
+	if (strcmp(m->type, "sysfs") == 0 || strcmp(m->type, "cgroup") == 0 ||
+	    strcmp(m->type, "cgroup2") == 0) {
+		/* sysfs and cgroups always read-only: the guest's own tree stays
+		 * out of the container's reach. */
+		flags |= MS_RDONLY;
+	}
+	const char *type = strcmp(m->type, "cgroup") == 0 ? "cgroup2" : m->type;
+	if (mount(m->source && *m->source ? m->source : type, target, type, flags, *data ? data : NULL) < 0) {
+		snprintf(msg, msg_size, "mount %s (%s): %s", m->destination, m->type, strerror(errno));
+		return -errno;
+	}
+	if (strcmp(m->destination, "/dev") == 0 && strcmp(m->type, "tmpfs") == 0)
+		populate_dev(target);
+	return 0;
+}
+
+int mounts_setup_rootfs(const Cocoon__ContainerSpec *s, const char *rootfs, char *msg, size_t msg_size)
+{
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount(rootfs, rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) {
+		snprintf(msg, msg_size, "rootfs: %s", strerror(errno));
+		return -errno;
+	}
+	for (size_t i = 0; i < s->n_mounts; i++) {
+		int r = mount_one(s->mounts[i], rootfs, msg, msg_size);
+		if (r < 0)
+			return r;
+	}
+	/* pivot_root(".", ".") stacks the old root under the new one; the
+	 * detach then drops it. No directory for the old root needed. */
+	if (chdir(rootfs) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 ||
+	    umount2(".", MNT_DETACH) < 0 || chdir("/") < 0) {
+		snprintf(msg, msg_size, "pivot_root into %s: %s", rootfs, strerror(errno));
+		return -errno;
+	}
+	if (s->readonly_rootfs && mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0) {
+		snprintf(msg, msg_size, "root.readonly: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
