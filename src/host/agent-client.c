@@ -44,6 +44,43 @@ static int wait_fd(int fd, short events, long long deadline, struct error **err)
 	}
 }
 
+static bool is_event(const Cocoon__Response *r)
+{
+	return r->id == 0 && (r->body_case == COCOON__RESPONSE__BODY_OUTPUT ||
+			      r->body_case == COCOON__RESPONSE__BODY_EXIT);
+}
+
+static int send_with_fds(int sock, const uint8_t *buf, size_t len, const int *fds, size_t nfds,
+			 struct error **err)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 4)];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+
+	if (nfds > 4)
+		return error_setx(err, EINVAL, "too many descriptors");
+	memset(&u, 0, sizeof(u));
+	msg.msg_control = u.buf;
+	msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+	memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+	ssize_t n;
+	do
+		n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return error_set(err, errno, "sendmsg");
+	if ((size_t)n < len)
+		return error_setx(err, EIO, "short sendmsg");
+	return 0;
+}
+
 int agent_send_raw(struct agent_client *c, const void *buf, size_t len, struct error **err)
 {
 	const uint8_t *p = buf;
@@ -114,13 +151,74 @@ static int expected_body(Cocoon__Request__BodyCase req)
 		return COCOON__RESPONSE__BODY_SHARED_CHECK;
 	case COCOON__REQUEST__BODY_SHUTDOWN:
 		return COCOON__RESPONSE__BODY_SHUTDOWN;
+	case COCOON__REQUEST__BODY_CREATE:
+		return COCOON__RESPONSE__BODY_CREATE;
+	case COCOON__REQUEST__BODY_START:
+		return COCOON__RESPONSE__BODY_START;
+	case COCOON__REQUEST__BODY_SIGNAL:
+		return COCOON__RESPONSE__BODY_SIGNAL;
+	case COCOON__REQUEST__BODY_PAUSE:
+		return COCOON__RESPONSE__BODY_PAUSE;
+	case COCOON__REQUEST__BODY_EXEC:
+		return COCOON__RESPONSE__BODY_EXEC;
+	case COCOON__REQUEST__BODY_PS:
+		return COCOON__RESPONSE__BODY_PS;
 	default:
 		return -1;
 	}
 }
 
+int agent_send_oneway(struct agent_client *c, Cocoon__Request *req, struct error **err)
+{
+	_cleanup_free_ uint8_t *buf = NULL;
+	size_t len;
+	req->protocol = PROTOCOL_VERSION;
+	req->id = 0;
+	int r = proto_frame_request(req, &buf, &len, err);
+	return r < 0 ? r : agent_send_raw(c, buf, len, err);
+}
+
+static void dispatch_event(struct agent_client *c, Cocoon__Response *got)
+{
+	if (c->on_event && is_event(got))
+		c->on_event(c->event_userdata, got);
+	cocoon__response__free_unpacked(got, NULL);
+}
+
+int agent_client_pump(struct agent_client *c, struct error **err)
+{
+	for (;;) {
+		Cocoon__Response *got = NULL;
+		const uint8_t *payload;
+		size_t len;
+		int r = frame_reader_next(c->reader, &payload, &len);
+		if (r == 0) {
+			ssize_t n = recv(c->fd, c->reader->buf + c->reader->len,
+					 frame_reader_room(c->reader), MSG_DONTWAIT);
+			if (n < 0 && (errno == EAGAIN || errno == EINTR))
+				return 0;
+			if (n < 0)
+				return error_set(err, errno, "read from agent channel");
+			if (n == 0)
+				return error_setx(err, EPIPE, "agent channel closed");
+			c->reader->len += (size_t)n;
+			continue;
+		}
+		r = agent_read_response(c, &got, 0, err);
+		if (r < 0)
+			return r;
+		dispatch_event(c, got);
+	}
+}
+
 int agent_call(struct agent_client *c, Cocoon__Request *req, Cocoon__Response **resp,
 	       int timeout_ms, struct error **err)
+{
+	return agent_call_fds(c, req, NULL, 0, resp, timeout_ms, err);
+}
+
+int agent_call_fds(struct agent_client *c, Cocoon__Request *req, const int *fds, size_t nfds,
+		   Cocoon__Response **resp, int timeout_ms, struct error **err)
 {
 	_cleanup_free_ uint8_t *buf = NULL;
 	long long deadline = now_ms() + timeout_ms;
@@ -131,7 +229,7 @@ int agent_call(struct agent_client *c, Cocoon__Request *req, Cocoon__Response **
 	req->id = c->next_id++;
 	int r = proto_frame_request(req, &buf, &len, err);
 	if (r >= 0)
-		r = agent_send_raw(c, buf, len, err);
+		r = nfds ? send_with_fds(c->fd, buf, len, fds, nfds, err) : agent_send_raw(c, buf, len, err);
 	if (r < 0)
 		return error_wrap(err, "%s", what);
 	for (;;) {
@@ -141,8 +239,8 @@ int agent_call(struct agent_client *c, Cocoon__Request *req, Cocoon__Response **
 		if (r < 0)
 			return error_wrap(err, "%s", what);
 		if (got->id != req->id) {
-			/* A late reply to an earlier, timed-out call. */
-			cocoon__response__free_unpacked(got, NULL);
+			/* An event, or a late reply to an earlier, timed-out call. */
+			dispatch_event(c, got);
 			continue;
 		}
 		if (got->error != 0) {

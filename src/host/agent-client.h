@@ -15,6 +15,10 @@ struct agent_client {
 	uint64_t next_id;
 	bool broken;
 	struct frame_reader *reader;
+	/* Events (Response.id == 0: output, exits) go here, also while a call
+	 * waits for its reply. The callback must not free ev. */
+	void (*on_event)(void *userdata, const Cocoon__Response *ev);
+	void *event_userdata;
 };
 
 int agent_client_init(struct agent_client *c, int fd, struct error **err);
@@ -25,6 +29,18 @@ void agent_client_close(struct agent_client *c);
  * message; a reply of the wrong type is a protocol violation. */
 int agent_call(struct agent_client *c, Cocoon__Request *req, Cocoon__Response **resp,
 	       int timeout_ms, struct error **err);
+
+/* agent_call() that passes file descriptors along with the request
+ * (SCM_RIGHTS; the shim's control socket only). */
+int agent_call_fds(struct agent_client *c, Cocoon__Request *req, const int *fds, size_t nfds,
+		   Cocoon__Response **resp, int timeout_ms, struct error **err);
+
+/* Sends a request that gets no reply (stdin data). */
+int agent_send_oneway(struct agent_client *c, Cocoon__Request *req, struct error **err);
+
+/* Reads whatever is available without blocking and dispatches the events in
+ * it. Returns -EPIPE once the peer has closed the channel. */
+int agent_client_pump(struct agent_client *c, struct error **err);
 
 /* Sends raw bytes (tests of the agent's frame handling). */
 int agent_send_raw(struct agent_client *c, const void *buf, size_t len, struct error **err);

@@ -15,6 +15,19 @@
 static const struct command commands[] = {
 	{"check", "boot a VM and report whether containers and checkpoints can work", cmd_check},
 	{"image", "build the guest kernel and initramfs (cocoon image build)", cmd_image},
+	{"create", "create a container in its own VM", cmd_create},
+	{"start", "run the process of a created container", cmd_start},
+	{"run", "create and start a container", cmd_run},
+	{"state", "print a container's OCI state", cmd_state},
+	{"list", "list containers", cmd_list},
+	{"kill", "send a signal to a container", cmd_kill},
+	{"pause", "freeze all processes of a container", cmd_pause},
+	{"resume", "thaw a paused container", cmd_resume},
+	{"exec", "run an extra process in a container", cmd_exec},
+	{"ps", "list a container's processes", cmd_ps},
+	{"delete", "remove a container and its VM", cmd_delete},
+	{"spec", "write a default config.json", cmd_spec},
+	{"features", "print the supported features as JSON", cmd_features},
 };
 
 static void usage(FILE *out)

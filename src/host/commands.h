@@ -23,6 +23,19 @@ struct command {
 };
 
 int cmd_check(struct global_opts *g, int argc, char **argv);
+int cmd_create(struct global_opts *g, int argc, char **argv);
+int cmd_start(struct global_opts *g, int argc, char **argv);
+int cmd_run(struct global_opts *g, int argc, char **argv);
+int cmd_state(struct global_opts *g, int argc, char **argv);
+int cmd_list(struct global_opts *g, int argc, char **argv);
+int cmd_kill(struct global_opts *g, int argc, char **argv);
+int cmd_pause(struct global_opts *g, int argc, char **argv);
+int cmd_resume(struct global_opts *g, int argc, char **argv);
+int cmd_exec(struct global_opts *g, int argc, char **argv);
+int cmd_ps(struct global_opts *g, int argc, char **argv);
+int cmd_delete(struct global_opts *g, int argc, char **argv);
+int cmd_spec(struct global_opts *g, int argc, char **argv);
+int cmd_features(struct global_opts *g, int argc, char **argv);
 int cmd_image(struct global_opts *g, int argc, char **argv);
 
 /* Prints the error once, to stderr and to --log in the chosen format. */

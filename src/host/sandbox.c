@@ -121,6 +121,7 @@ static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 		.channel_path = sb->channel_path,
 		.shared_dir = sb->shared_dir,
 		.shared_fs = cfg->shared_fs,
+		.rootfs_dir = opts ? opts->rootfs_dir : NULL,
 		.console_log = sb->console_log,
 		.vmm_log = sb->vmm_log,
 	};
@@ -166,11 +167,12 @@ int sandbox_boot(struct sandbox *sb, const struct cocoon_config *cfg, const char
 	int r = sandbox_paths(sb, dir, err);
 	if (r < 0)
 		return r;
-	if (mkdir(dir, 0700) < 0)
+	bool own_dir = !(opts && opts->keep_dir_on_failure);
+	if (own_dir && mkdir(dir, 0700) < 0)
 		return error_set(err, errno, "create sandbox directory %s", dir);
 	if (mkdir(sb->shared_dir, 0700) < 0) {
 		r = error_set(err, errno, "create %s", sb->shared_dir);
-		sandbox_destroy(sb, true);
+		sandbox_destroy(sb, own_dir);
 		return r;
 	}
 	r = sandbox_boot_vm(sb, cfg, opts, err);
@@ -184,7 +186,7 @@ int sandbox_boot(struct sandbox *sb, const struct cocoon_config *cfg, const char
 		}
 		if (sb->vm.backend)
 			sb->vm.backend->kill(&sb->vm);
-		sandbox_destroy(sb, true);
+		sandbox_destroy(sb, own_dir);
 		return r;
 	}
 	return 0;

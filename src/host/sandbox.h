@@ -31,6 +31,8 @@ struct sandbox_options {
 	int ready_timeout_ms;	/* 0: the config's boot_timeout_ms */
 	bool quiet_failure;	/* no console excerpt in the error (probes) */
 	const struct vm_backend *backend; /* NULL: QEMU */
+	const char *rootfs_dir;		  /* a container rootfs to share, or NULL */
+	bool keep_dir_on_failure;	  /* the caller owns and removes the directory */
 };
 
 /* Boots a VM for the sandbox in dir (created 0700, must not exist yet) and

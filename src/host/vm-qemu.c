@@ -127,6 +127,14 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 		add(b, "-device");
 		add(b, "virtio-9p-device,fsdev=shared,mount_tag=cocoon");
 	}
+	if (s->rootfs_dir) {
+		if (!qemu_safe_path(s->rootfs_dir))
+			return error_setx(err, EINVAL, "rootfs path '%s' contains a comma", s->rootfs_dir);
+		add(b, "-fsdev");
+		add(b, "local,id=rootfs,path=%s,security_model=passthrough", s->rootfs_dir);
+		add(b, "-device");
+		add(b, "virtio-9p-device,fsdev=rootfs,mount_tag=rootfs");
+	}
 	if (b->overflow)
 		return error_setx(err, E2BIG, "qemu command line too long");
 	return 0;

@@ -51,6 +51,20 @@ const char *proto_request_name(Cocoon__Request__BodyCase body)
 		return "shared_check";
 	case COCOON__REQUEST__BODY_SHUTDOWN:
 		return "shutdown";
+	case COCOON__REQUEST__BODY_CREATE:
+		return "create";
+	case COCOON__REQUEST__BODY_START:
+		return "start";
+	case COCOON__REQUEST__BODY_SIGNAL:
+		return "kill";
+	case COCOON__REQUEST__BODY_PAUSE:
+		return "pause";
+	case COCOON__REQUEST__BODY_EXEC:
+		return "exec";
+	case COCOON__REQUEST__BODY_PS:
+		return "ps";
+	case COCOON__REQUEST__BODY_STDIN:
+		return "stdin";
 	default:
 		return "unknown";
 	}

@@ -1,0 +1,189 @@
+/* kill, pause, resume and ps: one request each to the container's shim. */
+#include "cleanup.h"
+#include "container.h"
+
+#include <ctype.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <string.h>
+
+int parse_signal(const char *s)
+{
+	static const struct {
+		const char *name;
+		int sig;
+	} names[] = {{"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"ILL", SIGILL},
+		     {"TRAP", SIGTRAP}, {"ABRT", SIGABRT}, {"BUS", SIGBUS},   {"FPE", SIGFPE},
+		     {"KILL", SIGKILL}, {"USR1", SIGUSR1}, {"SEGV", SIGSEGV}, {"USR2", SIGUSR2},
+		     {"PIPE", SIGPIPE}, {"ALRM", SIGALRM}, {"TERM", SIGTERM}, {"CHLD", SIGCHLD},
+		     {"CONT", SIGCONT}, {"STOP", SIGSTOP}, {"TSTP", SIGTSTP}, {"TTIN", SIGTTIN},
+		     {"TTOU", SIGTTOU}, {"URG", SIGURG},   {"XCPU", SIGXCPU}, {"XFSZ", SIGXFSZ},
+		     {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH}, {"IO", SIGIO},
+		     {"PWR", SIGPWR},   {"SYS", SIGSYS}};
+	if (isdigit((unsigned char)s[0])) {
+		char *end;
+		long n = strtol(s, &end, 10);
+		return *end == 0 && n > 0 && n < 65 ? (int)n : -1;
+	}
+	if (strncasecmp(s, "SIG", 3) == 0)
+		s += 3;
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (strcasecmp(s, names[i].name) == 0)
+			return names[i].sig;
+	return -1;
+}
+
+static int simple_call(struct global_opts *g, const char *cmd, const char *id, Cocoon__Request *req)
+{
+	_cleanup_error_ struct error *err = NULL;
+	Cocoon__Response *resp = NULL;
+	if (container_call(g, id, req, &resp, &err) < 0) {
+		error_wrap(&err, "%s %s", cmd, id);
+		report_error(g, err->msg);
+		return 1;
+	}
+	cocoon__response__free_unpacked(resp, NULL);
+	return 0;
+}
+
+int cmd_kill(struct global_opts *g, int argc, char **argv)
+{
+	static const struct option opts[] = {{"all", no_argument, NULL, 'a'},
+					     {"help", no_argument, NULL, 'h'},
+					     {}};
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__SignalRequest sr = COCOON__SIGNAL_REQUEST__INIT;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "ah", opts, NULL)) != -1) {
+		switch (c) {
+		case 'a':
+			sr.all = true;
+			break;
+		case 'h':
+			printf("Usage: cocoon kill [--all] CONTAINER_ID [SIGNAL]\n\n"
+			       "Sends SIGNAL (default TERM; a name or a number) to the container's\n"
+			       "process, or with --all to all of its processes.\n");
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (optind >= argc || argc - optind > 2)
+		return usage_error("kill", "expects CONTAINER_ID [SIGNAL]");
+	const char *id = argv[optind];
+	const char *signame = optind + 1 < argc ? argv[optind + 1] : "TERM";
+	sr.signal = parse_signal(signame);
+	if (sr.signal < 0) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "kill %s: unknown signal '%s'", id, signame);
+		report_error(g, msg);
+		return 1;
+	}
+	req.body_case = COCOON__REQUEST__BODY_SIGNAL;
+	req.signal = &sr;
+	sr.id = (char *)id;
+	return simple_call(g, "kill", id, &req);
+}
+
+static int pause_or_resume(struct global_opts *g, int argc, char **argv, bool resume)
+{
+	const char *cmd = resume ? "resume" : "pause";
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__PauseRequest pr = COCOON__PAUSE_REQUEST__INIT;
+	_cleanup_error_ struct error *err = NULL;
+	_cleanup_free_ char *dir = NULL;
+	struct container_state st;
+
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		printf("Usage: cocoon %s CONTAINER_ID\n\n%s all processes of the container (cgroup freezer in the guest).\n",
+		       cmd, resume ? "Thaws" : "Freezes");
+		return 0;
+	}
+	if (argc != 2)
+		return usage_error(cmd, "expects exactly one container ID");
+	const char *id = argv[1];
+	if (container_load(g, id, &dir, &st, &err) < 0) {
+		report_error(g, err->msg);
+		return 1;
+	}
+	enum container_status want = resume ? STATUS_PAUSED : STATUS_RUNNING;
+	if (st.status != want) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "%s %s: container is %s, not %s", cmd, id,
+			 state_status_name(st.status), state_status_name(want));
+		report_error(g, msg);
+		return 1;
+	}
+	pr.id = (char *)id;
+	pr.resume = resume;
+	req.body_case = COCOON__REQUEST__BODY_PAUSE;
+	req.pause = &pr;
+	return simple_call(g, cmd, id, &req);
+}
+
+int cmd_pause(struct global_opts *g, int argc, char **argv)
+{
+	return pause_or_resume(g, argc, argv, false);
+}
+
+int cmd_resume(struct global_opts *g, int argc, char **argv)
+{
+	return pause_or_resume(g, argc, argv, true);
+}
+
+int cmd_ps(struct global_opts *g, int argc, char **argv)
+{
+	static const struct option opts[] = {{"format", required_argument, NULL, 'f'},
+					     {"help", no_argument, NULL, 'h'},
+					     {}};
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__PsRequest pr = COCOON__PS_REQUEST__INIT;
+	Cocoon__Response *resp = NULL;
+	_cleanup_error_ struct error *err = NULL;
+	const char *format = "table";
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "f:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			format = optarg;
+			break;
+		case 'h':
+			printf("Usage: cocoon ps [--format table|json] CONTAINER_ID\n\n"
+			       "Lists the container's processes. The pids are the guest's: a container's\n"
+			       "processes have no host pid, they run inside its VM.\n");
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (optind != argc - 1)
+		return usage_error("ps", "expects exactly one container ID");
+	if (strcmp(format, "table") != 0 && strcmp(format, "json") != 0)
+		return usage_error("ps", "--format must be table or json");
+	const char *id = argv[optind];
+	pr.id = (char *)id;
+	req.body_case = COCOON__REQUEST__BODY_PS;
+	req.ps = &pr;
+	if (container_call(g, id, &req, &resp, &err) < 0) {
+		error_wrap(&err, "ps %s", id);
+		report_error(g, err->msg);
+		return 1;
+	}
+	if (strcmp(format, "json") == 0) {
+		printf("[");
+		for (size_t i = 0; i < resp->ps->n_pids; i++)
+			printf("%s%u", i ? "," : "", resp->ps->pids[i]);
+		printf("]\n");
+	} else {
+		printf("PID\n");
+		for (size_t i = 0; i < resp->ps->n_pids; i++)
+			printf("%u\n", resp->ps->pids[i]);
+	}
+	cocoon__response__free_unpacked(resp, NULL);
+	return 0;
+}

@@ -1,0 +1,290 @@
+/* create, start and run: runc's container start-up, split or in one go. */
+#include "cleanup.h"
+#include "container.h"
+#include "paths.h"
+#include "shim.h"
+#include "spec.h"
+
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+int usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "cocoon %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (see 'cocoon %s --help')\n", cmd);
+	return 2;
+}
+
+int container_load(struct global_opts *g, const char *id, char **dir, struct container_state *st,
+		   struct error **err)
+{
+	int r = state_dir(g->root, id, dir, err);
+	if (r < 0)
+		return r;
+	r = state_read(*dir, st, err);
+	if (r == -ENOENT) {
+		error_free(err);
+		return error_setx(err, ENOENT, "container %s does not exist", id);
+	}
+	return r;
+}
+
+int container_call(struct global_opts *g, const char *id, Cocoon__Request *req,
+		   Cocoon__Response **resp, struct error **err)
+{
+	_cleanup_free_ char *dir = NULL;
+	struct container_state st;
+	struct agent_client c;
+
+	int r = container_load(g, id, &dir, &st, err);
+	if (r < 0)
+		return r;
+	if (st.status == STATUS_STOPPED)
+		return error_setx(err, EINVAL, "container %s is stopped", id);
+	if ((r = shim_connect(dir, id, &c, err)) < 0)
+		return r;
+	r = agent_call(&c, req, resp, SHIM_CALL_TIMEOUT_MS, err);
+	agent_client_close(&c);
+	return r;
+}
+
+static int write_pid_file(const char *path, pid_t pid, struct error **err)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%d", pid);
+	return write_file_atomic(path, buf, (size_t)n, 0644, err);
+}
+
+int container_create(struct global_opts *g, const char *id, const struct create_options *o,
+		     pid_t *shim_pid, struct error **err)
+{
+	_cleanup_free_ char *dir = NULL;
+	struct oci_bundle bundle;
+	char msg[4096];
+	int p[2];
+
+	int r = state_dir(g->root, id, &dir, err);
+	if (r < 0)
+		return r;
+	if ((r = spec_load(o->bundle ? o->bundle : ".", id, &bundle, err)) < 0) {
+		spec_free(&bundle);
+		return r;
+	}
+	for (size_t i = 0; i < bundle.n_warnings; i++)
+		fprintf(stderr, "cocoon: warning: config.json: %s\n", bundle.warnings[i]);
+	if ((r = mkdir_p(g->root, 0700, err)) < 0) {
+		spec_free(&bundle);
+		return r;
+	}
+	/* mkdir is the atomic claim on the ID. */
+	if (mkdir(dir, 0700) < 0) {
+		r = errno == EEXIST ? error_setx(err, EEXIST, "container %s already exists", id)
+				    : error_set(err, errno, "create %s", dir);
+		spec_free(&bundle);
+		return r;
+	}
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		r = error_set(err, errno, "pipe");
+		goto fail;
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		r = error_set(err, errno, "fork");
+		close(p[0]);
+		close(p[1]);
+		goto fail;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		struct shim_args a = {.g = g, .id = id, .dir = dir, .bundle = &bundle,
+				      .console_socket = o->console_socket, .ready_fd = p[1]};
+		shim_main(&a);
+	}
+	close(p[1]);
+	size_t len = 0;
+	ssize_t n;
+	while (len < sizeof(msg) - 1 && (n = read(p[0], msg + len, sizeof(msg) - 1 - len)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			break;
+		len += (size_t)n;
+	}
+	msg[len] = 0;
+	close(p[0]);
+	if (strcmp(msg, "OK") != 0) {
+		waitpid(pid, NULL, 0);
+		r = error_setx(err, EIO, "%s", len ? msg : "the shim died during start-up");
+		goto fail;
+	}
+	if (o->pid_file && (r = write_pid_file(o->pid_file, pid, err)) < 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		goto fail;
+	}
+	spec_free(&bundle);
+	*shim_pid = pid;
+	return 0;
+fail:
+	remove_tree(dir, NULL);
+	spec_free(&bundle);
+	return r;
+}
+
+static void create_usage(const char *cmd)
+{
+	printf("Usage: cocoon %s [options] CONTAINER_ID\n"
+	       "\n"
+	       "%s\n"
+	       "\n"
+	       "  -b, --bundle DIR         the OCI bundle (default: current directory)\n"
+	       "      --pid-file FILE      write the shim's pid here\n"
+	       "      --console-socket S   send the pty master here (process.terminal)\n"
+	       "%s",
+	       cmd,
+	       strcmp(cmd, "run") == 0
+		       ? "Creates and starts a container in its own VM. Without --detach, waits for it\n"
+			 "and exits with its exit status."
+		       : "Creates a container in its own VM, stopped before its process runs;\n"
+			 "'cocoon start' runs it. The pid written to --pid-file is the shim's: it\n"
+			 "exits with the container's exit status.",
+	       strcmp(cmd, "run") == 0 ? "  -d, --detach             do not wait for the container\n" : "");
+}
+
+static int start_container(struct global_opts *g, const char *id, struct error **err)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__StartContainerRequest start = COCOON__START_CONTAINER_REQUEST__INIT;
+	Cocoon__Response *resp = NULL;
+	_cleanup_free_ char *dir = NULL;
+	struct container_state st;
+
+	int r = container_load(g, id, &dir, &st, err);
+	if (r < 0)
+		return r;
+	if (st.status != STATUS_CREATED)
+		return error_setx(err, EINVAL, "container %s is %s, not created", id,
+				  state_status_name(st.status));
+	req.body_case = COCOON__REQUEST__BODY_START;
+	req.start = &start;
+	start.id = (char *)id;
+	if ((r = container_call(g, id, &req, &resp, err)) < 0)
+		return r;
+	cocoon__response__free_unpacked(resp, NULL);
+	return 0;
+}
+
+static int create_or_run(struct global_opts *g, int argc, char **argv, bool run)
+{
+	static const struct option opts[] = {{"bundle", required_argument, NULL, 'b'},
+					     {"pid-file", required_argument, NULL, 'p'},
+					     {"console-socket", required_argument, NULL, 'c'},
+					     {"detach", no_argument, NULL, 'd'},
+					     {"no-pivot", no_argument, NULL, 'N'},
+					     {"no-new-keyring", no_argument, NULL, 'N'},
+					     {"no-subreaper", no_argument, NULL, 'N'},
+					     {"preserve-fds", required_argument, NULL, 'P'},
+					     {"keep", no_argument, NULL, 'N'},
+					     {"help", no_argument, NULL, 'h'},
+					     {}};
+	const char *cmd = run ? "run" : "create";
+	struct create_options o = {0};
+	_cleanup_error_ struct error *err = NULL;
+	bool detach = false;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "b:dh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'b':
+			o.bundle = optarg;
+			break;
+		case 'p':
+			o.pid_file = optarg;
+			break;
+		case 'c':
+			o.console_socket = optarg;
+			break;
+		case 'd':
+			detach = true;
+			break;
+		case 'N':
+			break; /* runc options with no meaning inside a VM */
+		case 'P':
+			if (strcmp(optarg, "0") != 0)
+				return usage_error(cmd, "--preserve-fds is not supported");
+			break;
+		case 'h':
+			create_usage(cmd);
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (optind != argc - 1)
+		return usage_error(cmd, "expects exactly one container ID");
+	const char *id = argv[optind];
+	pid_t shim;
+	if (container_create(g, id, &o, &shim, &err) < 0) {
+		error_wrap(&err, "%s %s", cmd, id);
+		report_error(g, err->msg);
+		return 1;
+	}
+	if (!run)
+		return 0;
+	if (start_container(g, id, &err) < 0) {
+		error_wrap(&err, "run %s", id);
+		report_error(g, err->msg);
+		kill(shim, SIGKILL);
+		waitpid(shim, NULL, 0);
+		_cleanup_free_ char *dir = NULL;
+		if (state_dir(g->root, id, &dir, NULL) == 0)
+			remove_tree(dir, NULL);
+		return 1;
+	}
+	if (detach)
+		return 0;
+	/* Foreground: the shim is our child; its status is the container's. */
+	int status;
+	while (waitpid(shim, &status, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int cmd_create(struct global_opts *g, int argc, char **argv)
+{
+	return create_or_run(g, argc, argv, false);
+}
+
+int cmd_run(struct global_opts *g, int argc, char **argv)
+{
+	return create_or_run(g, argc, argv, true);
+}
+
+int cmd_start(struct global_opts *g, int argc, char **argv)
+{
+	_cleanup_error_ struct error *err = NULL;
+
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		printf("Usage: cocoon start CONTAINER_ID\n\nRuns the process of a created container.\n");
+		return 0;
+	}
+	if (argc != 2)
+		return usage_error("start", "expects exactly one container ID");
+	if (start_container(g, argv[1], &err) < 0) {
+		error_wrap(&err, "start %s", argv[1]);
+		report_error(g, err->msg);
+		return 1;
+	}
+	return 0;
+}

@@ -1,0 +1,93 @@
+/* delete: stops the VM (with --force, or for a container never started) and
+ * removes every trace of the container on the host. */
+#include "cleanup.h"
+#include "container.h"
+#include "paths.h"
+#include "shim.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+
+static void wait_shim_gone(struct container_state *st, int timeout_ms)
+{
+	long long deadline = now_ms() + timeout_ms;
+	while (state_shim_alive(st) && now_ms() < deadline)
+		nanosleep(&(struct timespec){.tv_nsec = 20 * 1000 * 1000}, NULL);
+	if (state_shim_alive(st)) {
+		/* An unresponsive shim: its QEMU dies with it (PDEATHSIG). */
+		kill(st->shim_pid, SIGKILL);
+		while (state_shim_alive(st))
+			nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+	}
+}
+
+static void stop_shim(const char *dir, struct container_state *st)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__ShutdownRequest bye = COCOON__SHUTDOWN_REQUEST__INIT;
+	Cocoon__Response *resp = NULL;
+	struct agent_client c;
+
+	req.body_case = COCOON__REQUEST__BODY_SHUTDOWN;
+	req.shutdown = &bye;
+	if (shim_connect(dir, st->id, &c, NULL) == 0) {
+		if (agent_call(&c, &req, &resp, 5000, NULL) == 0)
+			cocoon__response__free_unpacked(resp, NULL);
+		agent_client_close(&c);
+	}
+	wait_shim_gone(st, 10000);
+}
+
+int cmd_delete(struct global_opts *g, int argc, char **argv)
+{
+	static const struct option opts[] = {{"force", no_argument, NULL, 'f'},
+					     {"help", no_argument, NULL, 'h'},
+					     {}};
+	_cleanup_error_ struct error *err = NULL;
+	_cleanup_free_ char *dir = NULL;
+	struct container_state st;
+	bool force = false;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			force = true;
+			break;
+		case 'h':
+			printf("Usage: cocoon delete [--force] CONTAINER_ID\n\n"
+			       "Removes a stopped or created container. --force stops a running one\n"
+			       "first: its VM is destroyed.\n");
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (optind != argc - 1)
+		return usage_error("delete", "expects exactly one container ID");
+	const char *id = argv[optind];
+	int r = container_load(g, id, &dir, &st, &err);
+	if (r == -ENOENT && force)
+		return 0; /* runc: delete --force of a missing container succeeds */
+	if (r < 0 && r != -EINVAL) {
+		report_error(g, err->msg);
+		return 1;
+	}
+	if (r == 0 && (st.status == STATUS_RUNNING || st.status == STATUS_PAUSED) && !force) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "delete %s: container is %s; stop it first or use --force", id,
+			 state_status_name(st.status));
+		report_error(g, msg);
+		return 1;
+	}
+	if (r == 0 && st.status != STATUS_STOPPED)
+		stop_shim(dir, &st);
+	if (remove_tree(dir, &err) < 0) {
+		report_error(g, err->msg);
+		return 1;
+	}
+	return 0;
+}

@@ -1,0 +1,33 @@
+/* Host-side container operations shared by the commands. */
+#pragma once
+
+#include <sys/types.h>
+
+#include "agent-client.h"
+#include "commands.h"
+#include "state.h"
+
+struct create_options {
+	const char *bundle;
+	const char *pid_file;
+	const char *console_socket;
+};
+
+/* Boots the container's VM through a new shim and creates the container,
+ * stopped before its process runs. On failure nothing is left behind. */
+int container_create(struct global_opts *g, const char *id, const struct create_options *o,
+		     pid_t *shim_pid, struct error **err);
+
+/* Loads the state of an existing container. */
+int container_load(struct global_opts *g, const char *id, char **dir, struct container_state *st,
+		   struct error **err);
+
+/* Sends one request to the container's shim and waits for the reply. */
+int container_call(struct global_opts *g, const char *id, Cocoon__Request *req,
+		   Cocoon__Response **resp, struct error **err);
+
+/* Parses a signal name (KILL, SIGKILL) or number. */
+int parse_signal(const char *s);
+
+/* getopt_long's usage error for a command, on stderr. */
+int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -1,0 +1,655 @@
+/* The shim's event loop. It multiplexes one agent channel between:
+ *   - the container's stdio (the stdio `create` was given, or a pty whose
+ *     master went to --console-socket),
+ *   - control clients: later `cocoon` invocations (start, kill, exec, ...)
+ *     on a 0600 unix socket in the container's 0700 state directory,
+ *   - signals sent to the shim, which it forwards to the container.
+ */
+#include "shim.h"
+#include "agent-client.h"
+#include "cleanup.h"
+#include "paths.h"
+#include "sandbox.h"
+#include "state.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
+
+struct shim_client {
+	int fd;
+	struct frame_reader *reader;
+	int fds[3];
+	size_t nfds;
+};
+
+struct shim_exec {
+	bool used;
+	char exec_id[65];
+	int in, out, err;
+	int client_fd; /* who waits for the exit, -1 if nobody */
+};
+
+struct shim {
+	struct shim_args *args;
+	struct sandbox sb;
+	struct container_state st;
+	int listen_fd;
+	int sig_fd;
+	int in_fd, out_fd, err_fd; /* the container's stdio on the host */
+	bool stdin_open;
+	struct shim_client clients[SHIM_MAX_CLIENTS];
+	struct shim_exec execs[SHIM_MAX_EXECS];
+	bool exited;
+	int exit_code;
+};
+
+static void write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (fd >= 0 && len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return; /* a reader that went away loses its output */
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+static int exit_code_of(int wait_status)
+{
+	if (WIFEXITED(wait_status))
+		return WEXITSTATUS(wait_status);
+	if (WIFSIGNALED(wait_status))
+		return 128 + WTERMSIG(wait_status);
+	return 255;
+}
+
+static struct shim_exec *find_exec(struct shim *s, const char *exec_id)
+{
+	for (int i = 0; i < SHIM_MAX_EXECS; i++)
+		if (s->execs[i].used && strcmp(s->execs[i].exec_id, exec_id) == 0)
+			return &s->execs[i];
+	return NULL;
+}
+
+static void close_exec(struct shim_exec *e)
+{
+	if (e->in >= 0)
+		close(e->in);
+	if (e->out >= 0)
+		close(e->out);
+	if (e->err >= 0)
+		close(e->err);
+	memset(e, 0, sizeof(*e));
+	e->in = e->out = e->err = e->client_fd = -1;
+}
+
+static void send_to_client(int fd, Cocoon__Response *resp)
+{
+	_cleanup_free_ uint8_t *buf = NULL;
+	size_t len;
+	if (fd >= 0 && proto_frame_response(resp, &buf, &len, NULL) == 0)
+		send(fd, buf, len, MSG_NOSIGNAL);
+}
+
+static void on_agent_event(void *userdata, const Cocoon__Response *ev)
+{
+	struct shim *s = userdata;
+
+	if (ev->body_case == COCOON__RESPONSE__BODY_OUTPUT) {
+		const Cocoon__OutputEvent *o = ev->output;
+		if (!*o->exec_id) {
+			write_all(o->stream == 2 ? s->err_fd : s->out_fd, o->data.data, o->data.len);
+		} else {
+			struct shim_exec *e = find_exec(s, o->exec_id);
+			if (e)
+				write_all(o->stream == 2 ? e->err : e->out, o->data.data, o->data.len);
+		}
+		return;
+	}
+	const Cocoon__ExitEvent *x = ev->exit;
+	if (!*x->exec_id) {
+		s->exited = true;
+		s->exit_code = exit_code_of(x->wait_status);
+		return;
+	}
+	struct shim_exec *e = find_exec(s, x->exec_id);
+	if (!e)
+		return;
+	/* Tell the waiting `cocoon exec` how its process ended. */
+	Cocoon__Response out = COCOON__RESPONSE__INIT;
+	Cocoon__ExitEvent copy = *x;
+	out.body_case = COCOON__RESPONSE__BODY_EXIT;
+	out.exit = &copy;
+	send_to_client(e->client_fd, &out);
+	close_exec(e);
+}
+
+/* ---- start-up ------------------------------------------------------------- */
+
+static int send_console_master(const char *path, int master, struct error **err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	char dummy = 0;
+	struct iovec iov = {.iov_base = &dummy, .iov_len = 1};
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			     .msg_controllen = sizeof(u.buf)};
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return error_setx(err, ENAMETOOLONG, "console socket %s: path too long", path);
+	strcpy(sa.sun_path, path);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return error_set(err, errno, "console socket %s", path);
+	memset(&u, 0, sizeof(u));
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &master, sizeof(int));
+	if (sendmsg(fd, &msg, MSG_NOSIGNAL) < 0)
+		return error_set(err, errno, "console socket %s: send", path);
+	return 0;
+}
+
+/* With a terminal, the engine gets the master of a host pty and the shim
+ * relays between its slave and the guest's pty. */
+static int setup_stdio(struct shim *s, struct error **err)
+{
+	s->in_fd = 0;
+	s->out_fd = 1;
+	s->err_fd = 2;
+	s->stdin_open = true;
+	if (!s->args->bundle->spec->process->terminal)
+		return 0;
+	if (!s->args->console_socket)
+		return error_setx(err, EINVAL, "process.terminal is true but no --console-socket was given");
+	int master, slave;
+	if (openpty(&master, &slave, NULL, NULL, NULL) < 0)
+		return error_set(err, errno, "openpty");
+	struct termios t;
+	if (tcgetattr(slave, &t) == 0) {
+		cfmakeraw(&t);
+		tcsetattr(slave, TCSANOW, &t);
+	}
+	int r = send_console_master(s->args->console_socket, master, err);
+	close(master);
+	if (r < 0) {
+		close(slave);
+		return r;
+	}
+	fcntl(slave, F_SETFD, FD_CLOEXEC);
+	s->in_fd = s->out_fd = s->err_fd = slave;
+	return 0;
+}
+
+static int copy_bind_files(struct shim *s, struct error **err)
+{
+	struct oci_bundle *b = s->args->bundle;
+	_cleanup_free_ char *dir = NULL;
+
+	if (b->n_binds == 0)
+		return 0;
+	if (asprintf(&dir, "%s/mounts", s->sb.shared_dir) < 0)
+		return error_set(err, ENOMEM, "mounts");
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return error_set(err, errno, "mkdir %s", dir);
+	for (size_t i = 0; i < b->n_binds; i++) {
+		_cleanup_free_ char *text = NULL, *dst = NULL;
+		size_t len;
+		int r = read_file_bounded(b->binds[i].host_path, 1024 * 1024, &text, &len, err);
+		if (r < 0)
+			return error_wrap(err, "bind mount source");
+		if (asprintf(&dst, "%s/%s", dir, b->binds[i].guest_name) < 0)
+			return error_set(err, ENOMEM, "mounts");
+		if ((r = write_file_atomic(dst, text, len, 0644, err)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int listen_control(struct shim *s, struct error **err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/" SHIM_SOCKET, s->args->dir) >=
+	    (int)sizeof(sa.sun_path))
+		return error_setx(err, ENAMETOOLONG, "state directory %s is too long for a socket path",
+				  s->args->dir);
+	s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	mode_t old = umask(0177); /* the socket is created 0600 */
+	int r = s->listen_fd < 0 || bind(s->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+			listen(s->listen_fd, 8) < 0
+		? -errno
+		: 0;
+	umask(old);
+	return r < 0 ? error_set(err, -r, "control socket %s", sa.sun_path) : 0;
+}
+
+static int create_container(struct shim *s, struct error **err)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__CreateContainerRequest create = COCOON__CREATE_CONTAINER_REQUEST__INIT;
+	Cocoon__Response *resp = NULL;
+
+	create.spec = s->args->bundle->spec;
+	req.body_case = COCOON__REQUEST__BODY_CREATE;
+	req.create = &create;
+	int r = agent_call(&s->sb.agent, &req, &resp, SHIM_CALL_TIMEOUT_MS, err);
+	if (r < 0)
+		return r;
+	cocoon__response__free_unpacked(resp, NULL);
+	return 0;
+}
+
+static int shim_setup(struct shim *s, struct error **err)
+{
+	struct shim_args *a = s->args;
+	struct sandbox_options opts = {.rootfs_dir = a->bundle->rootfs, .keep_dir_on_failure = true};
+	int r;
+
+	s->listen_fd = -1;
+	if ((r = setup_stdio(s, err)) < 0)
+		return r;
+	if ((r = sandbox_boot(&s->sb, &a->g->cfg, a->dir, &opts, err)) < 0)
+		return error_wrap(err, "boot VM");
+	s->sb.agent.on_event = on_agent_event;
+	s->sb.agent.event_userdata = s;
+	if ((r = copy_bind_files(s, err)) < 0 || (r = create_container(s, err)) < 0 ||
+	    (r = listen_control(s, err)) < 0)
+		return r;
+	snprintf(s->st.id, sizeof(s->st.id), "%s", a->id);
+	snprintf(s->st.bundle, sizeof(s->st.bundle), "%s", a->bundle->bundle);
+	snprintf(s->st.rootfs, sizeof(s->st.rootfs), "%s", a->bundle->rootfs);
+	state_now_rfc3339(s->st.created);
+	s->st.status = STATUS_CREATED;
+	s->st.shim_pid = getpid();
+	s->st.shim_start = proc_start_time(getpid());
+	return state_write(a->dir, &s->st, err);
+}
+
+/* ---- control requests -------------------------------------------------------- */
+
+static void reply_error(int fd, uint64_t id, const struct error *e)
+{
+	Cocoon__Response resp = COCOON__RESPONSE__INIT;
+	resp.id = id;
+	resp.error = -(e ? e->code : EIO);
+	resp.message = e ? e->msg : (char *)"error";
+	send_to_client(fd, &resp);
+}
+
+static void set_status(struct shim *s, enum container_status st)
+{
+	s->st.status = st;
+	state_write(s->args->dir, &s->st, NULL);
+}
+
+static void handle_exec(struct shim *s, struct shim_client *c, Cocoon__Request *req)
+{
+	_cleanup_error_ struct error *err = NULL;
+	struct shim_exec *e = NULL;
+	Cocoon__Response *resp = NULL;
+	uint64_t cid = req->id;
+
+	for (int i = 0; i < SHIM_MAX_EXECS && !e; i++)
+		if (!s->execs[i].used)
+			e = &s->execs[i];
+	if (!e || c->nfds != 3 || !req->exec || find_exec(s, req->exec->exec_id)) {
+		error_setx(&err, e ? EINVAL : EAGAIN, "exec: %s",
+			   !e ? "too many execs" : c->nfds != 3 ? "stdio descriptors missing" : "exec id in use");
+		reply_error(c->fd, cid, err);
+		return;
+	}
+	req->exec->id = (char *)s->args->id;
+	if (agent_call(&s->sb.agent, req, &resp, SHIM_CALL_TIMEOUT_MS, &err) < 0) {
+		reply_error(c->fd, cid, err);
+		return;
+	}
+	e->used = true;
+	snprintf(e->exec_id, sizeof(e->exec_id), "%s", req->exec->exec_id);
+	e->in = c->fds[0];
+	e->out = c->fds[1];
+	e->err = c->fds[2];
+	e->client_fd = c->fd;
+	c->nfds = 0;
+	fcntl(e->in, F_SETFL, fcntl(e->in, F_GETFL) | O_NONBLOCK);
+	resp->id = cid;
+	send_to_client(c->fd, resp);
+	cocoon__response__free_unpacked(resp, NULL);
+}
+
+static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Request *req)
+{
+	_cleanup_error_ struct error *err = NULL;
+	Cocoon__Response *resp = NULL;
+	uint64_t cid = req->id;
+
+	switch (req->body_case) {
+	case COCOON__REQUEST__BODY_EXEC:
+		handle_exec(s, c, req);
+		return;
+	case COCOON__REQUEST__BODY_SHUTDOWN: {
+		/* delete --force: the container goes, the shim follows. */
+		Cocoon__Response ok = COCOON__RESPONSE__INIT;
+		Cocoon__ShutdownReply bye = COCOON__SHUTDOWN_REPLY__INIT;
+		ok.id = cid;
+		ok.body_case = COCOON__RESPONSE__BODY_SHUTDOWN;
+		ok.shutdown = &bye;
+		send_to_client(c->fd, &ok);
+		s->exited = true;
+		s->exit_code = 128 + SIGKILL;
+		return;
+	}
+	case COCOON__REQUEST__BODY_START:
+		req->start->id = (char *)s->args->id;
+		break;
+	case COCOON__REQUEST__BODY_SIGNAL:
+		req->signal->id = (char *)s->args->id;
+		break;
+	case COCOON__REQUEST__BODY_PAUSE:
+		req->pause->id = (char *)s->args->id;
+		break;
+	case COCOON__REQUEST__BODY_PS:
+		req->ps->id = (char *)s->args->id;
+		break;
+	default:
+		error_setx(&err, EOPNOTSUPP, "request not supported by the shim");
+		reply_error(c->fd, cid, err);
+		return;
+	}
+	if (agent_call(&s->sb.agent, req, &resp, SHIM_CALL_TIMEOUT_MS, &err) < 0) {
+		reply_error(c->fd, cid, err);
+		return;
+	}
+	if (req->body_case == COCOON__REQUEST__BODY_START)
+		set_status(s, STATUS_RUNNING);
+	else if (req->body_case == COCOON__REQUEST__BODY_PAUSE)
+		set_status(s, req->pause->resume ? STATUS_RUNNING : STATUS_PAUSED);
+	resp->id = cid;
+	send_to_client(c->fd, resp);
+	cocoon__response__free_unpacked(resp, NULL);
+}
+
+static void client_close(struct shim_client *c)
+{
+	for (size_t i = 0; i < c->nfds; i++)
+		close(c->fds[i]);
+	close(c->fd);
+	free(c->reader);
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+}
+
+static void client_readable(struct shim *s, struct shim_client *c)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 4)];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = {.iov_base = c->reader->buf + c->reader->len,
+			    .iov_len = frame_reader_room(c->reader)};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			     .msg_controllen = sizeof(u.buf)};
+	ssize_t n = recvmsg(c->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		/* A `cocoon exec` that went away no longer waits for its exit. */
+		for (int i = 0; i < SHIM_MAX_EXECS; i++)
+			if (s->execs[i].used && s->execs[i].client_fd == c->fd)
+				s->execs[i].client_fd = -1;
+		client_close(c);
+		return;
+	}
+	c->reader->len += (size_t)n;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		int *fds = (int *)CMSG_DATA(cm);
+		for (size_t i = 0; i < k; i++) {
+			if (c->nfds < 3)
+				c->fds[c->nfds++] = fds[i];
+			else
+				close(fds[i]);
+		}
+	}
+	const uint8_t *payload;
+	size_t len;
+	int r;
+	while ((r = frame_reader_next(c->reader, &payload, &len)) > 0) {
+		Cocoon__Request *req = cocoon__request__unpack(NULL, len, payload);
+		frame_reader_consume(c->reader);
+		if (!req) {
+			client_close(c);
+			return;
+		}
+		handle_request(s, c, req);
+		cocoon__request__free_unpacked(req, NULL);
+	}
+	if (r < 0)
+		client_close(c);
+}
+
+static void accept_client(struct shim *s)
+{
+	int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd < 0)
+		return;
+	for (int i = 0; i < SHIM_MAX_CLIENTS; i++) {
+		if (s->clients[i].fd < 0) {
+			s->clients[i].fd = fd;
+			s->clients[i].reader = calloc(1, sizeof(*s->clients[i].reader));
+			if (!s->clients[i].reader)
+				client_close(&s->clients[i]);
+			return;
+		}
+	}
+	close(fd); /* bounded: at most SHIM_MAX_CLIENTS at once */
+}
+
+/* ---- stdio and signals ------------------------------------------------------- */
+
+static void forward_stdin(struct shim *s, int fd, const char *exec_id, bool *open_flag)
+{
+	char buf[32 * 1024];
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__StdinData data = COCOON__STDIN_DATA__INIT;
+	ssize_t n = read(fd, buf, sizeof(buf));
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	data.id = (char *)s->args->id;
+	data.exec_id = (char *)exec_id;
+	if (n <= 0) {
+		data.eof = true;
+		*open_flag = false;
+	} else {
+		data.data.data = (uint8_t *)buf;
+		data.data.len = (size_t)n;
+	}
+	req.body_case = COCOON__REQUEST__BODY_STDIN;
+	req.stdin = &data;
+	agent_send_oneway(&s->sb.agent, &req, NULL);
+}
+
+static void forward_signal(struct shim *s, int sig)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__SignalRequest sr = COCOON__SIGNAL_REQUEST__INIT;
+	Cocoon__Response *resp = NULL;
+	sr.id = (char *)s->args->id;
+	sr.signal = sig;
+	req.body_case = COCOON__REQUEST__BODY_SIGNAL;
+	req.signal = &sr;
+	if (agent_call(&s->sb.agent, &req, &resp, 5000, NULL) == 0)
+		cocoon__response__free_unpacked(resp, NULL);
+}
+
+static void handle_signals(struct shim *s)
+{
+	struct signalfd_siginfo si;
+	while (read(s->sig_fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGCHLD) {
+			if (vm_check_exited(&s->sb.vm) && !s->exited) {
+				fprintf(stderr, "cocoon: container %s: the VM exited unexpectedly\n", s->args->id);
+				s->exited = true;
+				s->exit_code = 128 + SIGKILL;
+			}
+			continue;
+		}
+		if (s->st.status == STATUS_RUNNING || s->st.status == STATUS_PAUSED)
+			forward_signal(s, (int)si.ssi_signo);
+	}
+}
+
+static int signals_setup(void)
+{
+	sigset_t mask;
+	sigemptyset(&mask);
+	int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
+	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
+		sigaddset(&mask, sigs[i]);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	return signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+static void shim_loop(struct shim *s)
+{
+	while (!s->exited) {
+		struct pollfd fds[4 + SHIM_MAX_CLIENTS + SHIM_MAX_EXECS];
+		void *tag[ARRAY_SIZE(fds)];
+		nfds_t n = 0;
+
+		fds[n] = (struct pollfd){.fd = s->sb.agent.fd, .events = POLLIN};
+		tag[n++] = &s->sb;
+		fds[n] = (struct pollfd){.fd = s->listen_fd, .events = POLLIN};
+		tag[n++] = &s->listen_fd;
+		fds[n] = (struct pollfd){.fd = s->sig_fd, .events = POLLIN};
+		tag[n++] = &s->sig_fd;
+		if (s->stdin_open && s->st.status != STATUS_CREATED) {
+			fds[n] = (struct pollfd){.fd = s->in_fd, .events = POLLIN};
+			tag[n++] = &s->in_fd;
+		}
+		for (int i = 0; i < SHIM_MAX_CLIENTS; i++) {
+			if (s->clients[i].fd >= 0) {
+				fds[n] = (struct pollfd){.fd = s->clients[i].fd, .events = POLLIN};
+				tag[n++] = &s->clients[i];
+			}
+		}
+		for (int i = 0; i < SHIM_MAX_EXECS; i++) {
+			if (s->execs[i].used && s->execs[i].in >= 0) {
+				fds[n] = (struct pollfd){.fd = s->execs[i].in, .events = POLLIN};
+				tag[n++] = &s->execs[i];
+			}
+		}
+		if (poll(fds, n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (nfds_t i = 0; i < n && !s->exited; i++) {
+			if (!fds[i].revents)
+				continue;
+			if (tag[i] == &s->sb) {
+				if (agent_client_pump(&s->sb.agent, NULL) < 0 && !s->exited) {
+					s->exited = true;
+					s->exit_code = 128 + SIGKILL;
+				}
+			} else if (tag[i] == &s->listen_fd) {
+				accept_client(s);
+			} else if (tag[i] == &s->sig_fd) {
+				handle_signals(s);
+			} else if (tag[i] == &s->in_fd) {
+				forward_stdin(s, s->in_fd, "", &s->stdin_open);
+			} else if ((char *)tag[i] >= (char *)s->clients &&
+				   (char *)tag[i] < (char *)(s->clients + SHIM_MAX_CLIENTS)) {
+				client_readable(s, tag[i]);
+			} else {
+				struct shim_exec *e = tag[i];
+				bool open_flag = true;
+				forward_stdin(s, e->in, e->exec_id, &open_flag);
+				if (!open_flag) {
+					close(e->in);
+					e->in = -1;
+				}
+			}
+		}
+	}
+}
+
+static void report(int fd, const char *msg)
+{
+	if (fd >= 0) {
+		write_all(fd, msg, strlen(msg));
+		close(fd);
+	}
+}
+
+void shim_main(struct shim_args *a)
+{
+	struct shim s = {.args = a, .listen_fd = -1};
+	_cleanup_error_ struct error *err = NULL;
+
+	setsid();
+	for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
+		s.clients[i].fd = -1;
+	for (int i = 0; i < SHIM_MAX_EXECS; i++)
+		close_exec(&s.execs[i]);
+	s.sig_fd = signals_setup();
+	if (shim_setup(&s, &err) < 0) {
+		report(a->ready_fd, err->msg);
+		sandbox_shutdown(&s.sb);
+		sandbox_destroy(&s.sb, false);
+		_exit(1);
+	}
+	report(a->ready_fd, "OK");
+	shim_loop(&s);
+
+	/* The container is gone: record it, then take the VM down. */
+	s.st.status = STATUS_STOPPED;
+	s.st.exit_status = s.exit_code;
+	state_write(a->dir, &s.st, NULL);
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/" SHIM_SOCKET, a->dir);
+	unlink(path);
+	sandbox_shutdown(&s.sb);
+	sandbox_destroy(&s.sb, false);
+	_exit(s.exit_code);
+}
+
+int shim_connect(const char *dir, const char *id, struct agent_client *c, struct error **err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/" SHIM_SOCKET, dir);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return error_set(err, errno, "socket");
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+		close(fd);
+		return error_setx(err, e == ENOENT || e == ECONNREFUSED ? ESRCH : e,
+				  "container %s is not running", id);
+	}
+	int r = agent_client_init(c, fd, err);
+	if (r < 0)
+		close(fd);
+	return r;
+}

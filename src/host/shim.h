@@ -1,0 +1,29 @@
+/* The per-container shim: a detached host process that owns the VM. Its pid
+ * is what --pid-file gets; it lives as long as the container and exits with
+ * the container's exit status (or 128+signal), which is what containerd's
+ * shim and conmon wait for. */
+#pragma once
+
+#include "commands.h"
+#include "spec.h"
+
+#define SHIM_SOCKET "shim.sock"
+#define SHIM_MAX_CLIENTS 16
+#define SHIM_MAX_EXECS 16
+#define SHIM_CALL_TIMEOUT_MS 30000
+
+struct shim_args {
+	struct global_opts *g;
+	const char *id;
+	const char *dir;
+	struct oci_bundle *bundle;
+	const char *console_socket; /* NULL unless process.terminal */
+	int ready_fd;		    /* "OK" or an error text, then closed */
+};
+
+/* Runs in the forked child; never returns. */
+void __attribute__((noreturn)) shim_main(struct shim_args *a);
+
+/* The CLI side: connects to a container's shim. */
+struct agent_client;
+int shim_connect(const char *dir, const char *id, struct agent_client *c, struct error **err);

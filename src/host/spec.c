@@ -1,0 +1,523 @@
+#include "spec.h"
+#include "cleanup.h"
+#include "paths.h"
+
+#include <json-c/json.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* json-c objects are freed through the root. */
+static void json_putp(json_object **o)
+{
+	if (*o)
+		json_object_put(*o);
+}
+#define _cleanup_json_ __attribute__((cleanup(json_putp)))
+
+static void warn(struct oci_bundle *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warn(struct oci_bundle *b, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg = NULL;
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	char **grown = msg ? realloc(b->warnings, (b->n_warnings + 1) * sizeof(char *)) : NULL;
+	if (!grown) {
+		free(msg);
+		return;
+	}
+	b->warnings = grown;
+	b->warnings[b->n_warnings++] = msg;
+}
+
+static json_object *member(json_object *o, const char *key)
+{
+	json_object *v = NULL;
+	return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
+}
+
+static int want_type(json_object *v, json_type t, const char *field, struct error **err)
+{
+	if (v && !json_object_is_type(v, t))
+		return error_setx(err, EINVAL, "config.json: %s: expected %s", field,
+				  json_type_to_name(t));
+	return 0;
+}
+
+static int get_string(json_object *o, const char *key, const char *field, bool required, char **out,
+		      struct error **err)
+{
+	json_object *v = member(o, key);
+	*out = NULL;
+	if (!v) {
+		if (required)
+			return error_setx(err, EINVAL, "config.json: %s is required", field);
+		return 0;
+	}
+	int r = want_type(v, json_type_string, field, err);
+	if (r < 0)
+		return r;
+	*out = strdup(json_object_get_string(v));
+	return *out ? 0 : error_set(err, ENOMEM, "config.json");
+}
+
+static int get_string_array(json_object *o, const char *key, const char *field, char ***out,
+			    size_t *n, struct error **err)
+{
+	json_object *v = member(o, key);
+	*out = NULL;
+	*n = 0;
+	if (!v)
+		return 0;
+	int r = want_type(v, json_type_array, field, err);
+	if (r < 0)
+		return r;
+	size_t len = json_object_array_length(v);
+	if (len > SPEC_MAX_STRINGS)
+		return error_setx(err, E2BIG, "config.json: %s has %zu entries; the limit is %d", field,
+				  len, SPEC_MAX_STRINGS);
+	*out = calloc(len + 1, sizeof(char *));
+	if (!*out)
+		return error_set(err, ENOMEM, "config.json");
+	for (size_t i = 0; i < len; i++) {
+		json_object *e = json_object_array_get_idx(v, i);
+		if (!json_object_is_type(e, json_type_string))
+			return error_setx(err, EINVAL, "config.json: %s[%zu]: expected string", field, i);
+		(*out)[i] = strdup(json_object_get_string(e));
+		*n = i + 1;
+	}
+	return 0;
+}
+
+static int get_uint(json_object *o, const char *key, const char *field, uint64_t max, uint64_t *out,
+		    struct error **err)
+{
+	json_object *v = member(o, key);
+	if (!v)
+		return 0;
+	if (!json_object_is_type(v, json_type_int))
+		return error_setx(err, EINVAL, "config.json: %s: expected an integer", field);
+	int64_t n = json_object_get_int64(v);
+	if (n < 0 || (uint64_t)n > max)
+		return error_setx(err, ERANGE, "config.json: %s: %lld is out of range", field,
+				  (long long)n);
+	*out = (uint64_t)n;
+	return 0;
+}
+
+static int get_bool(json_object *o, const char *key, const char *field, protobuf_c_boolean *out,
+		    struct error **err)
+{
+	json_object *v = member(o, key);
+	if (!v)
+		return 0;
+	if (!json_object_is_type(v, json_type_boolean))
+		return error_setx(err, EINVAL, "config.json: %s: expected a boolean", field);
+	*out = json_object_get_boolean(v);
+	return 0;
+}
+
+void spec_process_free(Cocoon__ProcessSpec *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->n_args; i++)
+		free(p->args[i]);
+	free(p->args);
+	for (size_t i = 0; i < p->n_env; i++)
+		free(p->env[i]);
+	free(p->env);
+	if (p->cwd != protobuf_c_empty_string)
+		free(p->cwd);
+	free(p->additional_gids);
+	for (size_t i = 0; i < p->n_rlimits; i++) {
+		free(p->rlimits[i]->type);
+		free(p->rlimits[i]);
+	}
+	free(p->rlimits);
+	free(p);
+}
+
+static int parse_rlimits(json_object *proc, Cocoon__ProcessSpec *p, struct error **err)
+{
+	json_object *v = member(proc, "rlimits");
+	int r = want_type(v, json_type_array, "process.rlimits", err);
+	if (r < 0 || !v)
+		return r;
+	size_t len = json_object_array_length(v);
+	if (len > 32)
+		return error_setx(err, E2BIG, "config.json: process.rlimits: too many entries");
+	p->rlimits = calloc(len ? len : 1, sizeof(*p->rlimits));
+	if (!p->rlimits)
+		return error_set(err, ENOMEM, "config.json");
+	for (size_t i = 0; i < len; i++) {
+		json_object *e = json_object_array_get_idx(v, i);
+		char field[64];
+		Cocoon__Rlimit *rl = calloc(1, sizeof(*rl));
+		if (!rl)
+			return error_set(err, ENOMEM, "config.json");
+		cocoon__rlimit__init(rl);
+		p->rlimits[p->n_rlimits++] = rl;
+		snprintf(field, sizeof(field), "process.rlimits[%zu].type", i);
+		if ((r = get_string(e, "type", field, true, &rl->type, err)) < 0)
+			return r;
+		if (strncmp(rl->type, "RLIMIT_", 7) != 0)
+			return error_setx(err, EINVAL, "config.json: %s: unknown limit %s", field, rl->type);
+		snprintf(field, sizeof(field), "process.rlimits[%zu].hard", i);
+		if ((r = get_uint(e, "hard", field, UINT64_MAX, &rl->hard, err)) < 0)
+			return r;
+		snprintf(field, sizeof(field), "process.rlimits[%zu].soft", i);
+		if ((r = get_uint(e, "soft", field, UINT64_MAX, &rl->soft, err)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int parse_process(json_object *proc, Cocoon__ProcessSpec **out, struct oci_bundle *b,
+			 struct error **err)
+{
+	Cocoon__ProcessSpec *p = calloc(1, sizeof(*p));
+	uint64_t v;
+	int r;
+
+	if (!p)
+		return error_set(err, ENOMEM, "config.json");
+	cocoon__process_spec__init(p);
+	*out = p;
+	if ((r = want_type(proc, json_type_object, "process", err)) < 0)
+		return r;
+	if ((r = get_string_array(proc, "args", "process.args", &p->args, &p->n_args, err)) < 0)
+		return r;
+	if (p->n_args == 0 || !*p->args[0])
+		return error_setx(err, EINVAL, "config.json: process.args must not be empty");
+	if ((r = get_string_array(proc, "env", "process.env", &p->env, &p->n_env, err)) < 0)
+		return r;
+	for (size_t i = 0; i < p->n_env; i++)
+		if (!strchr(p->env[i], '='))
+			return error_setx(err, EINVAL, "config.json: process.env[%zu]: '%s' is not NAME=VALUE",
+					  i, p->env[i]);
+	if ((r = get_string(proc, "cwd", "process.cwd", false, &p->cwd, err)) < 0)
+		return r;
+	if (!p->cwd)
+		p->cwd = strdup("/");
+	if (p->cwd[0] != '/')
+		return error_setx(err, EINVAL, "config.json: process.cwd '%s' must be absolute", p->cwd);
+	json_object *user = member(proc, "user");
+	if ((r = want_type(user, json_type_object, "process.user", err)) < 0)
+		return r;
+	v = 0;
+	if ((r = get_uint(user, "uid", "process.user.uid", UINT32_MAX - 1, &v, err)) < 0)
+		return r;
+	p->uid = (uint32_t)v;
+	v = 0;
+	if ((r = get_uint(user, "gid", "process.user.gid", UINT32_MAX - 1, &v, err)) < 0)
+		return r;
+	p->gid = (uint32_t)v;
+	json_object *gids = member(user, "additionalGids");
+	if ((r = want_type(gids, json_type_array, "process.user.additionalGids", err)) < 0)
+		return r;
+	size_t ng = gids ? json_object_array_length(gids) : 0;
+	if (ng > 64)
+		return error_setx(err, E2BIG, "config.json: process.user.additionalGids: at most 64");
+	p->additional_gids = calloc(ng ? ng : 1, sizeof(uint32_t));
+	for (size_t i = 0; i < ng && p->additional_gids; i++) {
+		json_object *g = json_object_array_get_idx(gids, i);
+		if (!json_object_is_type(g, json_type_int) || json_object_get_int64(g) < 0)
+			return error_setx(err, EINVAL, "config.json: process.user.additionalGids[%zu]: expected a gid", i);
+		p->additional_gids[p->n_additional_gids++] = (uint32_t)json_object_get_int64(g);
+	}
+	if (member(user, "username"))
+		warn(b, "process.user.username is not supported (Windows only); ignored");
+	if ((r = get_bool(proc, "terminal", "process.terminal", &p->terminal, err)) < 0)
+		return r;
+	if ((r = get_bool(proc, "noNewPrivileges", "process.noNewPrivileges", &p->no_new_privileges, err)) < 0)
+		return r;
+	if ((r = parse_rlimits(proc, p, err)) < 0)
+		return r;
+	/* The VM is the isolation boundary; these are not applied inside it. */
+	static const char *const unapplied[] = {"capabilities", "apparmorProfile", "selinuxLabel",
+						"oomScoreAdj", "ioPriority", "scheduler"};
+	for (size_t i = 0; i < ARRAY_SIZE(unapplied); i++)
+		if (member(proc, unapplied[i]))
+			warn(b, "process.%s is not applied inside the VM; ignored", unapplied[i]);
+	return 0;
+}
+
+int spec_parse_process_file(const char *path, Cocoon__ProcessSpec **out, struct error **err)
+{
+	_cleanup_free_ char *text = NULL;
+	struct oci_bundle dummy = {0};
+	int r = read_file_bounded(path, SPEC_MAX_BYTES, &text, NULL, err);
+	if (r < 0)
+		return r;
+	_cleanup_json_ json_object *root = json_tokener_parse(text);
+	if (!root)
+		return error_setx(err, EINVAL, "%s: not valid JSON", path);
+	r = parse_process(root, out, &dummy, err);
+	for (size_t i = 0; i < dummy.n_warnings; i++) {
+		fprintf(stderr, "cocoon: warning: %s\n", dummy.warnings[i]);
+		free(dummy.warnings[i]);
+	}
+	free(dummy.warnings);
+	return r;
+}
+
+static const char *const supported_fs[] = {"proc",  "sysfs", "tmpfs",	"devpts",
+					   "mqueue", "cgroup", "cgroup2", "bind", NULL};
+
+static int parse_mount(json_object *m, size_t i, struct oci_bundle *b, Cocoon__Mount **out,
+		       struct error **err)
+{
+	char field[64];
+	int r;
+	Cocoon__Mount *mnt = calloc(1, sizeof(*mnt));
+	if (!mnt)
+		return error_set(err, ENOMEM, "config.json");
+	cocoon__mount__init(mnt);
+	*out = mnt;
+	snprintf(field, sizeof(field), "mounts[%zu].destination", i);
+	if ((r = get_string(m, "destination", field, true, &mnt->destination, err)) < 0)
+		return r;
+	if (mnt->destination[0] != '/' || strstr(mnt->destination, ".."))
+		return error_setx(err, EINVAL, "config.json: %s '%s' must be absolute, without '..'",
+				  field, mnt->destination);
+	snprintf(field, sizeof(field), "mounts[%zu].type", i);
+	if ((r = get_string(m, "type", field, false, &mnt->type, err)) < 0)
+		return r;
+	snprintf(field, sizeof(field), "mounts[%zu].source", i);
+	if ((r = get_string(m, "source", field, false, &mnt->source, err)) < 0)
+		return r;
+	snprintf(field, sizeof(field), "mounts[%zu].options", i);
+	if ((r = get_string_array(m, "options", field, &mnt->options, &mnt->n_options, err)) < 0)
+		return r;
+	bool bind = mnt->type && strcmp(mnt->type, "bind") == 0;
+	for (size_t j = 0; j < mnt->n_options; j++)
+		bind |= strcmp(mnt->options[j], "bind") == 0 || strcmp(mnt->options[j], "rbind") == 0;
+	if (!mnt->type)
+		mnt->type = strdup(bind ? "bind" : "none");
+	if (!bind) {
+		for (const char *const *t = supported_fs; *t; t++)
+			if (strcmp(*t, mnt->type) == 0)
+				return 0;
+		return error_setx(err, EOPNOTSUPP,
+				  "config.json: mounts[%zu] (%s): filesystem type '%s' is not supported in the VM",
+				  i, mnt->destination, mnt->type);
+	}
+	/* A host path means nothing in the guest. Small files (/etc/hosts,
+	 * resolv.conf) are copied into the shared directory at create. */
+	struct stat st;
+	if (!mnt->source || stat(mnt->source, &st) < 0)
+		return error_set(err, errno ? errno : EINVAL, "config.json: mounts[%zu] (%s): source %s", i,
+				 mnt->destination, mnt->source ? mnt->source : "(missing)");
+	if (!S_ISREG(st.st_mode) || st.st_size > 1024 * 1024)
+		return error_setx(err, EOPNOTSUPP,
+				  "config.json: mounts[%zu] (%s): bind mounts of host directories are not "
+				  "supported yet; only regular files up to 1 MiB",
+				  i, mnt->destination);
+	struct bind_file *bf = &b->binds[b->n_binds];
+	bf->host_path = strdup(mnt->source);
+	if (asprintf(&bf->guest_name, "%zu", b->n_binds) < 0)
+		return error_set(err, ENOMEM, "config.json");
+	b->n_binds++;
+	free(mnt->source);
+	if (asprintf(&mnt->source, SPEC_GUEST_MOUNTS_DIR "/%s", bf->guest_name) < 0)
+		return error_set(err, ENOMEM, "config.json");
+	return 0;
+}
+
+static int parse_mounts(json_object *root, struct oci_bundle *b, struct error **err)
+{
+	json_object *v = member(root, "mounts");
+	Cocoon__ContainerSpec *s = b->spec;
+	int r = want_type(v, json_type_array, "mounts", err);
+	if (r < 0 || !v)
+		return r;
+	size_t len = json_object_array_length(v);
+	if (len > SPEC_MAX_MOUNTS)
+		return error_setx(err, E2BIG, "config.json: mounts: at most %d", SPEC_MAX_MOUNTS);
+	s->mounts = calloc(len ? len : 1, sizeof(*s->mounts));
+	if (!s->mounts)
+		return error_set(err, ENOMEM, "config.json");
+	for (size_t i = 0; i < len; i++) {
+		json_object *m = json_object_array_get_idx(v, i);
+		if ((r = want_type(m, json_type_object, "mounts[]", err)) < 0)
+			return r;
+		r = parse_mount(m, i, b, &s->mounts[s->n_mounts++], err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int parse_linux(json_object *root, struct oci_bundle *b, struct error **err)
+{
+	json_object *lin = member(root, "linux");
+	Cocoon__ContainerSpec *s = b->spec;
+	int r = want_type(lin, json_type_object, "linux", err);
+	if (r < 0)
+		return r;
+	json_object *nss = member(lin, "namespaces");
+	if ((r = want_type(nss, json_type_array, "linux.namespaces", err)) < 0)
+		return r;
+	size_t len = nss ? json_object_array_length(nss) : 0;
+	s->namespaces = calloc(len + 1, sizeof(char *));
+	for (size_t i = 0; i < len && s->namespaces; i++) {
+		json_object *ns = json_object_array_get_idx(nss, i);
+		char field[64], *type = NULL, *path = NULL;
+		snprintf(field, sizeof(field), "linux.namespaces[%zu].type", i);
+		if ((r = get_string(ns, "type", field, true, &type, err)) < 0)
+			return r;
+		snprintf(field, sizeof(field), "linux.namespaces[%zu].path", i);
+		if ((r = get_string(ns, "path", field, false, &path, err)) < 0) {
+			free(type);
+			return r;
+		}
+		if (path) {
+			free(path);
+			r = error_setx(err, EOPNOTSUPP,
+				       "config.json: %s: joining an existing %s namespace is not supported: "
+				       "each container has its own VM",
+				       field, type);
+			free(type);
+			return r;
+		}
+		if (strcmp(type, "pid") == 0 || strcmp(type, "mount") == 0 || strcmp(type, "uts") == 0 ||
+		    strcmp(type, "ipc") == 0 || strcmp(type, "network") == 0) {
+			s->namespaces[s->n_namespaces++] = type;
+		} else if (strcmp(type, "cgroup") == 0 || strcmp(type, "user") == 0 ||
+			   strcmp(type, "time") == 0) {
+			warn(b, "linux.namespaces: %s namespace is not created inside the VM; ignored", type);
+			free(type);
+		} else {
+			r = error_setx(err, EINVAL, "config.json: linux.namespaces[%zu]: unknown type '%s'", i, type);
+			free(type);
+			return r;
+		}
+	}
+	static const char *const unapplied[] = {"seccomp", "resources", "maskedPaths", "readonlyPaths",
+						"devices", "sysctl", "uidMappings", "gidMappings",
+						"mountLabel", "personality", "intelRdt"};
+	for (size_t i = 0; i < ARRAY_SIZE(unapplied); i++)
+		if (member(lin, unapplied[i]))
+			warn(b, "linux.%s is not applied inside the VM; ignored", unapplied[i]);
+	return 0;
+}
+
+static void spec_free_container(Cocoon__ContainerSpec *s)
+{
+	if (!s)
+		return;
+	free(s->id);
+	spec_process_free(s->process);
+	if (s->hostname != protobuf_c_empty_string)
+		free(s->hostname);
+	for (size_t i = 0; i < s->n_mounts; i++) {
+		Cocoon__Mount *m = s->mounts[i];
+		free(m->destination);
+		free(m->type);
+		free(m->source);
+		for (size_t j = 0; j < m->n_options; j++)
+			free(m->options[j]);
+		free(m->options);
+		free(m);
+	}
+	free(s->mounts);
+	for (size_t i = 0; i < s->n_namespaces; i++)
+		free(s->namespaces[i]);
+	free(s->namespaces);
+	free(s->rootfs_tag);
+	free(s);
+}
+
+void spec_free(struct oci_bundle *b)
+{
+	spec_free_container(b->spec);
+	for (size_t i = 0; i < b->n_binds; i++) {
+		free(b->binds[i].host_path);
+		free(b->binds[i].guest_name);
+	}
+	for (size_t i = 0; i < b->n_warnings; i++)
+		free(b->warnings[i]);
+	free(b->warnings);
+	free(b->bundle);
+	free(b->rootfs);
+	memset(b, 0, sizeof(*b));
+}
+
+static int parse_root(json_object *root, struct oci_bundle *b, struct error **err)
+{
+	json_object *r_obj = member(root, "root");
+	_cleanup_free_ char *path = NULL, *joined = NULL;
+	int r = want_type(r_obj, json_type_object, "root", err);
+	if (r < 0)
+		return r;
+	if ((r = get_string(r_obj, "path", "root.path", true, &path, err)) < 0)
+		return r;
+	if ((r = get_bool(r_obj, "readonly", "root.readonly", &b->spec->readonly_rootfs, err)) < 0)
+		return r;
+	if (path[0] == '/')
+		joined = strdup(path);
+	else if (asprintf(&joined, "%s/%s", b->bundle, path) < 0)
+		joined = NULL;
+	char resolved[PATH_MAX];
+	if (!joined || !realpath(joined, resolved))
+		return error_set(err, errno, "rootfs %s", joined ? joined : path);
+	struct stat st;
+	if (stat(resolved, &st) < 0 || !S_ISDIR(st.st_mode))
+		return error_setx(err, ENOTDIR, "rootfs %s is not a directory", resolved);
+	if (strchr(resolved, ','))
+		return error_setx(err, EINVAL, "rootfs %s: paths with ',' cannot be shared with QEMU", resolved);
+	b->rootfs = strdup(resolved);
+	return 0;
+}
+
+int spec_load(const char *bundle, const char *id, struct oci_bundle *b, struct error **err)
+{
+	char resolved[PATH_MAX];
+	_cleanup_free_ char *path = NULL, *text = NULL;
+	int r;
+
+	memset(b, 0, sizeof(*b));
+	if (!realpath(bundle, resolved))
+		return error_set(err, errno, "bundle %s", bundle);
+	b->bundle = strdup(resolved);
+	if (asprintf(&path, "%s/config.json", resolved) < 0)
+		return error_set(err, ENOMEM, "bundle");
+	if ((r = read_file_bounded(path, SPEC_MAX_BYTES, &text, NULL, err)) < 0)
+		return r;
+	enum json_tokener_error jerr;
+	_cleanup_json_ json_object *root = json_tokener_parse_verbose(text, &jerr);
+	if (!root)
+		return error_setx(err, EINVAL, "%s: not valid JSON: %s", path, json_tokener_error_desc(jerr));
+	if (!json_object_is_type(root, json_type_object))
+		return error_setx(err, EINVAL, "%s: expected a JSON object", path);
+
+	b->spec = calloc(1, sizeof(*b->spec));
+	if (!b->spec)
+		return error_set(err, ENOMEM, "config.json");
+	cocoon__container_spec__init(b->spec);
+	b->spec->id = strdup(id);
+	b->spec->rootfs_tag = strdup("rootfs");
+	if (!member(root, "ociVersion"))
+		return error_setx(err, EINVAL, "config.json: ociVersion is required");
+	if ((r = parse_root(root, b, err)) < 0)
+		return r;
+	if (!member(root, "process"))
+		return error_setx(err, EINVAL, "config.json: process is required");
+	if ((r = parse_process(member(root, "process"), &b->spec->process, b, err)) < 0)
+		return r;
+	if ((r = get_string(root, "hostname", "hostname", false, &b->spec->hostname, err)) < 0)
+		return r;
+	if (!b->spec->hostname)
+		b->spec->hostname = strdup("");
+	if ((r = parse_mounts(root, b, err)) < 0)
+		return r;
+	if ((r = parse_linux(root, b, err)) < 0)
+		return r;
+	if (member(root, "hooks"))
+		warn(b, "hooks are not run by cocoon; ignored");
+	return 0;
+}

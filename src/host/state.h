@@ -1,0 +1,33 @@
+/* A container's state on the host: <root>/<id>/state.json, written
+ * atomically by whoever changes it (the shim, mostly). */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+enum container_status { STATUS_CREATING, STATUS_CREATED, STATUS_RUNNING, STATUS_PAUSED, STATUS_STOPPED };
+
+struct container_state {
+	char id[65];
+	char bundle[4096];
+	char rootfs[4096];
+	char created[40]; /* RFC 3339 */
+	enum container_status status;
+	pid_t shim_pid;
+	unsigned long long shim_start; /* /proc/<pid>/stat starttime, against pid reuse */
+	int exit_status;	       /* valid when stopped: the shim's exit code */
+};
+
+const char *state_status_name(enum container_status s);
+
+/* <root>/<id> */
+int state_dir(const char *root, const char *id, char **out, struct error **err);
+int state_write(const char *dir, const struct container_state *st, struct error **err);
+/* Reads the state and checks the shim: a dead shim means "stopped". */
+int state_read(const char *dir, struct container_state *st, struct error **err);
+/* Whether the shim recorded in st still runs. */
+bool state_shim_alive(const struct container_state *st);
+unsigned long long proc_start_time(pid_t pid);
+void state_now_rfc3339(char out[40]);
