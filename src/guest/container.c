@@ -184,7 +184,12 @@ static void __attribute__((noreturn)) child_exec(int sync_fd, int start_fd, cons
 		putenv(p->env[i]);
 	if (!getenv("PATH"))
 		setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);
-	execvp(p->args[0], p->args);
+	/* protobuf-c arrays carry a count, not a NULL terminator. */
+	char **argv = calloc(p->n_args + 1, sizeof(char *));
+	if (!argv)
+		child_fail(sync_fd, "exec: out of memory");
+	memcpy(argv, p->args, p->n_args * sizeof(char *));
+	execvp(argv[0], argv);
 	child_fail(sync_fd, "exec %s: %s", p->args[0], strerror(errno));
 }
 

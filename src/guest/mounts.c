@@ -169,15 +169,28 @@ int mounts_setup_rootfs(const Cocoon__ContainerSpec *s, const char *rootfs, char
 			return r;
 	}
 	/* pivot_root(".", ".") stacks the old root under the new one; the
-	 * detach then drops it. No directory for the old root needed. */
-	if (chdir(rootfs) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 ||
-	    umount2(".", MNT_DETACH) < 0 || chdir("/") < 0) {
-		snprintf(msg, msg_size, "pivot_root into %s: %s", rootfs, strerror(errno));
-		return -errno;
+	 * detach then drops it. But the guest's own root is the initramfs,
+	 * and pivot_root() refuses to move that (EINVAL). There we do what
+	 * switch_root and runc --no-pivot do: move the new root over "/" and
+	 * chroot into it. The old root stays reachable only through a chroot
+	 * escape inside the guest, which is not the isolation boundary: the
+	 * VM is. */
+	if (chdir(rootfs) < 0)
+		goto fail;
+	if (syscall(SYS_pivot_root, ".", ".") == 0) {
+		if (umount2(".", MNT_DETACH) < 0)
+			goto fail;
+	} else if (errno != EINVAL || mount(rootfs, "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0) {
+		goto fail;
 	}
+	if (chdir("/") < 0)
+		goto fail;
 	if (s->readonly_rootfs && mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0) {
 		snprintf(msg, msg_size, "root.readonly: %s", strerror(errno));
 		return -errno;
 	}
 	return 0;
+fail:
+	snprintf(msg, msg_size, "pivot_root into %s: %s", rootfs, strerror(errno));
+	return -errno;
 }

@@ -315,8 +315,11 @@ static void handle_exec(struct shim *s, struct shim_client *c, Cocoon__Request *
 		reply_error(c->fd, cid, err);
 		return;
 	}
+	char *client_id = req->exec->id;
 	req->exec->id = (char *)s->args->id;
-	if (agent_call(&s->sb.agent, req, &resp, SHIM_CALL_TIMEOUT_MS, &err) < 0) {
+	int r = agent_call(&s->sb.agent, req, &resp, SHIM_CALL_TIMEOUT_MS, &err);
+	req->exec->id = client_id;
+	if (r < 0) {
 		reply_error(c->fd, cid, err);
 		return;
 	}
@@ -338,6 +341,7 @@ static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Reques
 	_cleanup_error_ struct error *err = NULL;
 	Cocoon__Response *resp = NULL;
 	uint64_t cid = req->id;
+	char **id_slot = NULL;
 
 	switch (req->body_case) {
 	case COCOON__REQUEST__BODY_EXEC:
@@ -356,23 +360,29 @@ static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Reques
 		return;
 	}
 	case COCOON__REQUEST__BODY_START:
-		req->start->id = (char *)s->args->id;
+		id_slot = &req->start->id;
 		break;
 	case COCOON__REQUEST__BODY_SIGNAL:
-		req->signal->id = (char *)s->args->id;
+		id_slot = &req->signal->id;
 		break;
 	case COCOON__REQUEST__BODY_PAUSE:
-		req->pause->id = (char *)s->args->id;
+		id_slot = &req->pause->id;
 		break;
 	case COCOON__REQUEST__BODY_PS:
-		req->ps->id = (char *)s->args->id;
+		id_slot = &req->ps->id;
 		break;
 	default:
 		error_setx(&err, EOPNOTSUPP, "request not supported by the shim");
 		reply_error(c->fd, cid, err);
 		return;
 	}
-	if (agent_call(&s->sb.agent, req, &resp, SHIM_CALL_TIMEOUT_MS, &err) < 0) {
+	/* The shim, not the client, says which container: clients only
+	 * reach the shim of their own container anyway. */
+	char *client_id = *id_slot;
+	*id_slot = (char *)s->args->id;
+	int r = agent_call(&s->sb.agent, req, &resp, SHIM_CALL_TIMEOUT_MS, &err);
+	*id_slot = client_id;
+	if (r < 0) {
 		reply_error(c->fd, cid, err);
 		return;
 	}
