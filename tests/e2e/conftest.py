@@ -18,6 +18,20 @@ COCOON = BUILD / "cocoon"
 AGENT = BUILD / "cocoon-agent"
 
 
+def pids_mentioning(needle):
+    """PIDs of processes (not us) whose command line mentions needle."""
+    pids = []
+    for p in pathlib.Path("/proc").iterdir():
+        if not p.name.isdigit() or int(p.name) == os.getpid():
+            continue
+        try:
+            if needle.encode() in (p / "cmdline").read_bytes():
+                pids.append(int(p.name))
+        except OSError:
+            continue
+    return pids
+
+
 def qemu_pids(needle=None):
     """PIDs of qemu-system-x86_64 processes, optionally only those whose
     command line mentions needle."""
@@ -72,8 +86,8 @@ class Env:
 def env(tmp_path):
     e = Env(tmp_path)
     yield e
-    # Whatever happened, no VM of this test survives it.
-    for pid in qemu_pids(str(tmp_path)):
+    # Whatever happened, no shim or VM of this test survives it.
+    for pid in pids_mentioning(str(tmp_path)) + qemu_pids(str(tmp_path)):
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -83,3 +97,86 @@ def env(tmp_path):
     while leaked and time.time() < deadline:
         time.sleep(0.1)
         leaked = qemu_pids(str(tmp_path))
+
+
+PAYLOAD = BUILD / "payload"
+
+
+def make_rootfs(dest):
+    """A minimal rootfs: the static test payload and busybox for a shell."""
+    bin_dir = dest / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "payload").write_bytes(PAYLOAD.read_bytes())
+    (bin_dir / "payload").chmod(0o755)
+    (bin_dir / "busybox").write_bytes(pathlib.Path("/bin/busybox").read_bytes())
+    (bin_dir / "busybox").chmod(0o755)
+    for tool in ("sh", "cat", "echo", "sleep", "ls"):
+        (bin_dir / tool).symlink_to("busybox")
+    for d in ("proc", "dev", "sys", "tmp", "etc", "data"):
+        (dest / d).mkdir()
+    (dest / "etc" / "passwd").write_text("root:x:0:0:root:/:/bin/sh\n")
+    return dest
+
+
+class Bundle:
+    def __init__(self, path):
+        self.path = path
+        self.config = path / "config.json"
+        self.rootfs = path / "rootfs"
+
+
+def write_bundle(path, args, terminal=False, env=None, cwd="/", hostname="cocoon",
+                 readonly=False, extra=None):
+    """An OCI bundle made by `cocoon spec`, then adjusted."""
+    import json
+    path.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run([str(COCOON), "spec", "--bundle", str(path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    spec = json.loads((path / "config.json").read_text())
+    spec["process"]["args"] = args
+    spec["process"]["terminal"] = terminal
+    spec["process"]["cwd"] = cwd
+    if env:
+        spec["process"]["env"] += env
+    spec["hostname"] = hostname
+    spec["root"]["readonly"] = readonly
+    if extra:
+        extra(spec)
+    (path / "config.json").write_text(json.dumps(spec, indent=2))
+    if not (path / "rootfs").exists():
+        make_rootfs(path / "rootfs")
+    return Bundle(path)
+
+
+def env_create(self, cid, bundle, *flags):
+    """`cocoon create`, with the container's stdio in files: the shim keeps
+    them open for the container's life, as runc's container init does."""
+    safe = cid.replace("/", "_")[:80]
+    out = self.tmp / f"{safe}.out"
+    err = self.tmp / f"{safe}.err"
+    with open(out, "wb") as o, open(err, "wb") as e:
+        r = subprocess.run([str(COCOON), "--root", str(self.root), "--config", str(self.config),
+                            "create", "--bundle", str(bundle.path), *flags, cid],
+                           stdin=subprocess.DEVNULL, stdout=o, stderr=e, timeout=180)
+    return r.returncode, out, err
+
+
+def env_state(self, cid):
+    import json
+    r = self.run("state", cid)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def wait_for(pred, timeout=30, interval=0.2):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    return pred()
+
+
+Env.create = env_create
+Env.state = env_state

@@ -1,0 +1,240 @@
+/* The static multi-call test payload (after crun's tests/init.c). Every e2e
+ * test runs one of these inside a container instead of shell one-liners.
+ *
+ *   payload echo WORDS...       print the words
+ *   payload exit N              exit with status N
+ *   payload kill-self SIG       die of signal SIG (a number)
+ *   payload env                 print the environment
+ *   payload cwd                 print the working directory
+ *   payload hostname            print the hostname
+ *   payload cat                 copy stdin to stdout
+ *   payload counter [MS]        print 0, 1, 2, ... every MS ms (default 100);
+ *                               exits 143 on SIGTERM
+ *   payload sleep SECONDS       sleep
+ *   payload memhog MIB [SEED]   fill MIB of anonymous memory with pseudo-random
+ *                               bytes, print its hash, then print it again
+ *                               every second
+ *   payload threads N           N threads each counting; prints all counts
+ *   payload pipes               parent and child talk over a pipe and a
+ *                               socketpair, printing each round trip
+ *   payload fileoffset PATH     append lines to PATH, printing the offset
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static uint64_t fnv1a(const uint8_t *p, size_t n)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (size_t i = 0; i < n; i++) {
+		h ^= p[i];
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+static void on_term(int sig)
+{
+	static const char msg[] = "counter: terminated\n";
+	if (write(1, msg, sizeof(msg) - 1) < 0)
+		_exit(1);
+	_exit(128 + sig);
+}
+
+/* A container's process is PID 1 of its pid namespace and gets only the
+ * signals it handles; the counter handles TERM like a well-behaved service. */
+static int __attribute__((noreturn)) cmd_counter(int argc, char **argv)
+{
+	long ms = argc > 2 ? atol(argv[2]) : 100;
+	signal(SIGTERM, on_term);
+	for (unsigned long i = 0;; i++) {
+		printf("%lu\n", i);
+		fflush(stdout);
+		sleep_ms(ms);
+	}
+}
+
+static int cmd_memhog(int argc, char **argv)
+{
+	size_t mib = argc > 2 ? (size_t)atol(argv[2]) : 16;
+	uint64_t x = argc > 3 ? (uint64_t)atoll(argv[3]) : 88172645463325252ULL;
+	size_t len = mib << 20;
+	uint8_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		perror("mmap");
+		return 1;
+	}
+	for (size_t i = 0; i < len; i += 8) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		memcpy(p + i, &x, 8);
+	}
+	for (unsigned long round = 0;; round++) {
+		printf("memhog %zu MiB hash %016llx round %lu\n", mib, (unsigned long long)fnv1a(p, len), round);
+		fflush(stdout);
+		sleep_ms(1000);
+	}
+}
+
+static volatile unsigned long thread_counts[64];
+
+static void *thread_main(void *arg)
+{
+	size_t i = (size_t)arg;
+	for (;;) {
+		thread_counts[i]++;
+		sleep_ms(50);
+	}
+	return NULL;
+}
+
+static int __attribute__((noreturn)) cmd_threads(int argc, char **argv)
+{
+	size_t n = argc > 2 ? (size_t)atol(argv[2]) : 4;
+	if (n > 64)
+		n = 64;
+	for (size_t i = 0; i < n; i++) {
+		pthread_t t;
+		pthread_create(&t, NULL, thread_main, (void *)i);
+	}
+	for (;;) {
+		sleep_ms(500);
+		printf("threads");
+		for (size_t i = 0; i < n; i++)
+			printf(" %lu", thread_counts[i]);
+		printf("\n");
+		fflush(stdout);
+	}
+}
+
+static int cmd_pipes(void)
+{
+	int p2c[2], c2p[2], sv[2];
+	if (pipe(p2c) < 0 || pipe(c2p) < 0 || socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+		return 1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		unsigned long v;
+		for (;;) {
+			if (read(p2c[0], &v, sizeof(v)) != sizeof(v))
+				_exit(1);
+			v++;
+			if (write(c2p[1], &v, sizeof(v)) != sizeof(v))
+				_exit(1);
+			if (read(sv[1], &v, sizeof(v)) != sizeof(v))
+				_exit(1);
+			v++;
+			if (write(sv[1], &v, sizeof(v)) != sizeof(v))
+				_exit(1);
+		}
+	}
+	for (unsigned long v = 0;;) {
+		unsigned long sent = v;
+		if (write(p2c[1], &v, sizeof(v)) != sizeof(v) || read(c2p[0], &v, sizeof(v)) != sizeof(v) ||
+		    write(sv[0], &v, sizeof(v)) != sizeof(v) || read(sv[0], &v, sizeof(v)) != sizeof(v)) {
+			printf("pipes broken\n");
+			return 1;
+		}
+		printf("pipes %lu -> %lu %s\n", sent, v, v == sent + 2 ? "ok" : "BAD");
+		fflush(stdout);
+		sleep_ms(200);
+	}
+}
+
+static int cmd_fileoffset(int argc, char **argv)
+{
+	if (argc < 3)
+		return 2;
+	FILE *f = fopen(argv[2], "a+");
+	if (!f) {
+		perror(argv[2]);
+		return 1;
+	}
+	for (unsigned long i = 0;; i++) {
+		fprintf(f, "line %lu\n", i);
+		fflush(f);
+		printf("offset %ld line %lu\n", ftell(f), i);
+		fflush(stdout);
+		sleep_ms(200);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : "";
+
+	if (strcmp(cmd, "echo") == 0) {
+		for (int i = 2; i < argc; i++)
+			printf("%s%s", argv[i], i + 1 < argc ? " " : "");
+		printf("\n");
+		return 0;
+	}
+	if (strcmp(cmd, "exit") == 0)
+		return argc > 2 ? atoi(argv[2]) : 0;
+	if (strcmp(cmd, "kill-self") == 0) {
+		fflush(stdout);
+		int sig = argc > 2 ? atoi(argv[2]) : SIGTERM;
+		signal(sig, SIG_DFL);
+		kill(getpid(), sig);
+		pause();
+		return 1;
+	}
+	if (strcmp(cmd, "env") == 0) {
+		extern char **environ;
+		for (char **e = environ; *e; e++)
+			printf("%s\n", *e);
+		return 0;
+	}
+	if (strcmp(cmd, "cwd") == 0) {
+		char buf[4096];
+		printf("%s\n", getcwd(buf, sizeof(buf)) ? buf : "?");
+		return 0;
+	}
+	if (strcmp(cmd, "hostname") == 0) {
+		char buf[256] = "";
+		gethostname(buf, sizeof(buf));
+		printf("%s\n", buf);
+		return 0;
+	}
+	if (strcmp(cmd, "cat") == 0) {
+		char buf[4096];
+		ssize_t n;
+		while ((n = read(0, buf, sizeof(buf))) > 0)
+			if (write(1, buf, (size_t)n) != n)
+				return 1;
+		return 0;
+	}
+	if (strcmp(cmd, "counter") == 0)
+		return cmd_counter(argc, argv);
+	if (strcmp(cmd, "sleep") == 0) {
+		sleep_ms(argc > 2 ? atol(argv[2]) * 1000 : 1000);
+		return 0;
+	}
+	if (strcmp(cmd, "memhog") == 0)
+		return cmd_memhog(argc, argv);
+	if (strcmp(cmd, "threads") == 0)
+		return cmd_threads(argc, argv);
+	if (strcmp(cmd, "pipes") == 0)
+		return cmd_pipes();
+	if (strcmp(cmd, "fileoffset") == 0)
+		return cmd_fileoffset(argc, argv);
+	fprintf(stderr, "payload: unknown command '%s'\n", cmd);
+	return 2;
+}
