@@ -184,6 +184,16 @@ static int start_container(struct global_opts *g, const char *id, struct error *
 	return 0;
 }
 
+static volatile pid_t foreground_shim;
+
+/* `cocoon run` in the foreground passes the signals it gets to the shim,
+ * which forwards them to the container. */
+static void forward_to_shim(int sig)
+{
+	if (foreground_shim > 0)
+		kill(foreground_shim, sig);
+}
+
 static int create_or_run(struct global_opts *g, int argc, char **argv, bool run)
 {
 	static const struct option opts[] = {{"bundle", required_argument, NULL, 'b'},
@@ -255,6 +265,11 @@ static int create_or_run(struct global_opts *g, int argc, char **argv, bool run)
 	if (detach)
 		return 0;
 	/* Foreground: the shim is our child; its status is the container's. */
+	struct sigaction sa = {.sa_handler = forward_to_shim, .sa_flags = SA_RESTART};
+	int fwd[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+	foreground_shim = shim;
+	for (size_t i = 0; i < ARRAY_SIZE(fwd); i++)
+		sigaction(fwd[i], &sa, NULL);
 	int status;
 	while (waitpid(shim, &status, 0) < 0 && errno == EINTR)
 		;

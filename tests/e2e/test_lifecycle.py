@@ -282,3 +282,101 @@ def test_help_and_features(env):
         assert r.returncode == 0 and "Usage: cocoon" in r.stdout, cmd
     r = subprocess.run([str(COCOON), "features"], capture_output=True, text=True)
     assert json.loads(r.stdout)["linux"]["namespaces"]
+
+
+def test_terminal_through_console_socket(env):
+    """process.terminal: the pty master reaches --console-socket, as with runc."""
+    import array
+    import socket
+    b = write_bundle(env.tmp / "b", ["sh", "-c", "payload echo on a tty; test -t 1 && echo is-a-tty"],
+                     terminal=True)
+    sock_path = str(env.tmp / "console.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(sock_path)
+    srv.listen(1)
+    got = {}
+
+    def receive():
+        conn, _ = srv.accept()
+        fds = array.array("i")
+        msg, anc, _, _ = conn.recvmsg(16, socket.CMSG_LEN(fds.itemsize))
+        for level, typ, data in anc:
+            if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+                fds.frombytes(data[:fds.itemsize])
+        got["fd"] = fds[0]
+
+    t = threading.Thread(target=receive)
+    t.start()
+    rc, out, err = env.create("tty1", b, "--console-socket", sock_path)
+    t.join(timeout=30)
+    assert rc == 0, err.read_text()
+    master = got["fd"]
+    env.run("start", "tty1", check=True)
+    data = b""
+    deadline = time.time() + 30
+    while b"is-a-tty" not in data and time.time() < deadline:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    os.close(master)
+    assert b"on a tty" in data and b"is-a-tty" in data, data
+    assert wait_for(lambda: env.state("tty1")["status"] == "stopped")
+    env.run("delete", "tty1", check=True)
+    assert_no_trace(env, "tty1")
+
+
+def test_bind_file_readonly_root_and_rlimits(env):
+    host_file = env.tmp / "greeting"
+    host_file.write_text("bound from the host\n")
+
+    def extra(spec):
+        spec["mounts"].append({"destination": "/etc/greeting", "type": "bind",
+                               "source": str(host_file), "options": ["rbind", "ro"]})
+        spec["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "hard": 321, "soft": 123}]
+
+    b = write_bundle(env.tmp / "b", ["sh", "-c",
+                                     "cat /etc/greeting; ulimit -n; touch /x 2>/dev/null || echo ro-root"],
+                     readonly=True, extra=extra)
+    r = run_fg(env, "bind1", b)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["bound from the host", "123", "ro-root"]
+    env.run("delete", "bind1", check=True)
+
+
+def test_unsupported_fields_are_named(env):
+    def extra(spec):
+        spec["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW"}
+        spec["mounts"].append({"destination": "/data", "type": "nfs", "source": "x:/y"})
+
+    b = write_bundle(env.tmp / "b", ["payload", "echo"], extra=extra)
+    text = expect_create_error(env, "unsup", b, "filesystem type 'nfs' is not supported")
+    assert "mounts[6] (/data)" in text
+    def only_seccomp(spec):
+        spec["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW"}
+    b = write_bundle(env.tmp / "b2", ["payload", "echo", "ok"], extra=only_seccomp)
+    r = run_fg(env, "seccomp", b)
+    assert r.returncode == 0 and r.stdout == "ok\n"
+    assert "linux.seccomp is not applied inside the VM" in r.stderr
+    env.run("delete", "seccomp", check=True)
+
+
+def test_foreground_run_forwards_signals(env):
+    b = write_bundle(env.tmp / "b", ["payload", "counter", "100"])
+    proc = subprocess.Popen([str(COCOON), "--root", str(env.root), "--config", str(env.config),
+                             "run", "--bundle", str(b.path), "fg"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert wait_for(lambda: (env.root / "fg" / "state.json").exists()
+                        and env.state("fg")["status"] == "running", timeout=60)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 128 + 15
+        assert proc.stdout.read().decode().splitlines()[-1] == "counter: terminated"
+    finally:
+        proc.kill()
+    env.run("delete", "fg", check=True)
+    assert_no_trace(env, "fg")
