@@ -65,8 +65,23 @@ static bool cmdline_has(const char *word)
 	return false;
 }
 
+/* The kernel's initramfs root ("rootfs") has no parent mount, and
+ * pivot_root() refuses to move such a root: every container would have to
+ * fall back to chroot, which CRIU does not restore well. So PID 1 first
+ * re-roots itself onto a bind mount of the same tree, without copying it,
+ * the way switch_root does onto a real disk. */
+static void reroot_off_initramfs(struct agent *a)
+{
+	if (mkdir("/newroot", 0755) < 0 && errno != EEXIST)
+		return;
+	if (mount("/", "/newroot", NULL, MS_BIND | MS_REC, NULL) < 0 || chdir("/newroot") < 0 ||
+	    mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 || chdir("/") < 0)
+		agent_log(a, "re-root off the initramfs: %s", strerror(errno));
+}
+
 void agent_init_system(struct agent *a)
 {
+	reroot_off_initramfs(a);
 	/* The kernel starts init with no PATH; CRIU runs iptables and ip by
 	 * name, and glibc's default path has no sbin ("exited, status=1"). */
 	setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin", 1);
