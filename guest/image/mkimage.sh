@@ -19,7 +19,8 @@ CRIU_SERIES=3.17.
 # crypto API for crc32c, which would need modprobe in the guest, and without
 # it nf_tables fails with "unknown symbol".
 MODULES="virtio_mmio virtio_console 9pnet_virtio 9p overlay crc32c_generic nf_tables
-unix_diag inet_diag tcp_diag udp_diag af_packet_diag netlink_diag tun veth"
+unix_diag inet_diag tcp_diag udp_diag af_packet_diag netlink_diag tun veth
+nf_conntrack_netlink"
 
 die() { echo "cocoon image: $*" >&2; exit 1; }
 say() { echo "cocoon image: $*"; }
@@ -133,11 +134,21 @@ copy_with_libs() {
 }
 
 copy_with_libs /usr/sbin/criu
+# CRIU archives tmpfs mounts (the container's /dev, /dev/shm) with GNU tar
+# and gzip.
+copy_with_libs /bin/tar
+copy_with_libs /bin/gzip
 # CRIU calls ip and iptables(-save/-restore) when it dumps a network namespace.
 copy_with_libs /bin/ip
 copy_with_libs /usr/sbin/xtables-nft-multi
 for t in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
 	ln -sf xtables-nft-multi "$STAGE/usr/sbin/$t"
+done
+# CRIU 3.17 dumps a network namespace's rules with iptables-legacy-save.
+copy_with_libs /usr/sbin/xtables-legacy-multi
+for t in iptables-legacy iptables-legacy-save iptables-legacy-restore ip6tables-legacy \
+	ip6tables-legacy-save ip6tables-legacy-restore; do
+	ln -sf xtables-legacy-multi "$STAGE/usr/sbin/$t"
 done
 for ext in /usr/lib/x86_64-linux-gnu/xtables/*.so; do copy_with_libs "$ext"; done
 ln -sf /bin/ip "$STAGE/sbin/ip"

@@ -33,6 +33,16 @@ struct agent_job {
 	size_t out_len;
 	agent_job_done_fn done;
 	void *userdata;
+	long long deadline_ms; /* 0: none; past it the job is killed */
+	bool timed_out;
+};
+
+/* How to start a job beyond its argv. */
+struct agent_job_options {
+	const int *pass_fds;  /* become fds 3, 4, ... in the child */
+	size_t n_pass_fds;
+	const char *cgroup;   /* the child joins this cgroup before exec */
+	int timeout_ms;	      /* 0: none */
 };
 
 struct agent {
@@ -50,6 +60,7 @@ struct agent {
 	size_t n_module_failures;
 	bool shared_mounted;
 	char criu_path[256];
+	char self_path[256]; /* this binary, for its --copy-tree mode */
 	struct agent_container containers[AGENT_MAX_CONTAINERS];
 };
 
@@ -65,6 +76,18 @@ void agent_load_modules(struct agent *a, const char *list_path);
 /* jobs.c */
 int agent_job_start(struct agent *a, char *const argv[], agent_job_done_fn done, void *userdata,
 		    struct error **err);
+int agent_job_start_ex(struct agent *a, char *const argv[], const struct agent_job_options *o,
+		       agent_job_done_fn done, void *userdata, struct error **err);
+/* Kills jobs past their deadline; returns ms until the next one, or -1. */
+int agent_jobs_check_deadlines(struct agent *a);
+long long agent_now_ms(void);
+
+/* checkpoint.c */
+void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointRequest *req);
+void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *req);
+/* --copy-tree SRC DST: copies a directory of regular files with large
+ * writes (the agent binary runs itself for this, as a job). */
+int copy_tree_main(const char *src, const char *dst);
 void agent_jobs_reap(struct agent *a);
 void agent_job_read(struct agent *a, struct agent_job *job);
 

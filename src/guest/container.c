@@ -36,7 +36,7 @@
 #define OUTPUT_CHUNK (32 * 1024)
 #define OUTQ_HIGH_WATER (1024 * 1024)
 
-static struct agent_container *find_container(struct agent *a, const char *id)
+struct agent_container *container_find(struct agent *a, const char *id)
 {
 	for (int i = 0; i < AGENT_MAX_CONTAINERS; i++)
 		if (a->containers[i].used && strcmp(a->containers[i].id, id) == 0)
@@ -87,7 +87,7 @@ static void proc_release(struct agent_proc *p)
 	proc_reset(p);
 }
 
-static void container_release(struct agent_container *c)
+void container_free(struct agent_container *c)
 {
 	for (int i = 0; i < AGENT_MAX_PROCS; i++)
 		proc_release(&c->procs[i]);
@@ -142,11 +142,11 @@ static void child_enter_process(int sync_fd, const Cocoon__ProcessSpec *p, int i
 			child_fail(sync_fd, "process.rlimits: %s: %s", p->rlimits[i]->type,
 				   res < 0 ? "unknown limit" : strerror(errno));
 	}
-	if (terminal) {
-		setsid();
-		if (ioctl(in, TIOCSCTTY, 0) < 0)
-			child_fail(sync_fd, "terminal: TIOCSCTTY: %s", strerror(errno));
-	}
+	/* Its own session, as with runc: CRIU refuses to dump a task whose
+	 * session leader is outside the container's pid namespace. */
+	setsid();
+	if (terminal && ioctl(in, TIOCSCTTY, 0) < 0)
+		child_fail(sync_fd, "terminal: TIOCSCTTY: %s", strerror(errno));
 	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
 		child_fail(sync_fd, "stdio: %s", strerror(errno));
 	gid_t groups[64];
@@ -179,6 +179,10 @@ static void __attribute__((noreturn)) child_exec(int sync_fd, int start_fd, cons
 			_exit(0); /* deleted before it was started */
 		close(start_fd);
 	}
+	/* The death signal guarded the set-up only. Left in place it would
+	 * be checkpointed too, and CRIU would deliver it to the restored task
+	 * the moment CRIU exits. */
+	prctl(PR_SET_PDEATHSIG, 0);
 	clearenv();
 	for (size_t i = 0; i < p->n_env; i++)
 		putenv(p->env[i]);
@@ -340,6 +344,52 @@ static int mount_rootfs(struct agent_container *c, const char *tag, char *msg, s
 	return 0;
 }
 
+struct agent_container *container_new(struct agent *a, const char *id, const Cocoon__ContainerSpec *s,
+				      char *msg, size_t msg_size)
+{
+	if (container_find(a, id)) {
+		snprintf(msg, msg_size, "container %s exists in this VM", id);
+		return NULL;
+	}
+	struct agent_container *c = container_alloc(a, id);
+	if (!c) {
+		snprintf(msg, msg_size, "at most %d containers per VM", AGENT_MAX_CONTAINERS);
+		return NULL;
+	}
+	snprintf(c->cgroup, sizeof(c->cgroup), "/sys/fs/cgroup/%s", id);
+	if (mkdir(c->cgroup, 0755) < 0 && errno != EEXIST) {
+		snprintf(msg, msg_size, "cgroup %s: %s", c->cgroup, strerror(errno));
+		c->cgroup[0] = 0;
+		container_free(c);
+		return NULL;
+	}
+	if (mount_rootfs(c, s->rootfs_tag, msg, msg_size) < 0) {
+		container_free(c);
+		return NULL;
+	}
+	for (size_t i = 0; i < s->n_mounts && c->n_binds < ARRAY_SIZE(c->bind_dests); i++) {
+		const Cocoon__Mount *m = s->mounts[i];
+		if (strcmp(m->type, "bind") != 0)
+			continue;
+		snprintf(c->bind_dests[c->n_binds], sizeof(c->bind_dests[0]), "%s", m->destination);
+		snprintf(c->bind_sources[c->n_binds], sizeof(c->bind_sources[0]), "%s", m->source);
+		c->n_binds++;
+	}
+	return c;
+}
+
+void container_proc_set_running(struct agent_container *c, pid_t pid, int in, int out, int err)
+{
+	struct agent_proc *p = &c->procs[0];
+	proc_reset(p);
+	p->used = true;
+	p->pid = pid;
+	p->phase = PROC_RUNNING;
+	p->stdin_fd = in;
+	p->out_fd[0] = out;
+	p->out_fd[1] = err;
+}
+
 void container_handle_create(struct agent *a, uint64_t id, const Cocoon__CreateContainerRequest *req)
 {
 	const Cocoon__ContainerSpec *s = req ? req->spec : NULL;
@@ -351,23 +401,11 @@ void container_handle_create(struct agent *a, uint64_t id, const Cocoon__CreateC
 		agent_send_error(a, id, EINVAL, "create: incomplete container spec");
 		return;
 	}
-	if (find_container(a, s->id)) {
-		agent_send_error(a, id, EEXIST, "create: container %s exists", s->id);
-		return;
-	}
-	struct agent_container *c = container_alloc(a, s->id);
+	struct agent_container *c = container_new(a, s->id, s, msg, sizeof(msg));
 	if (!c) {
-		agent_send_error(a, id, EAGAIN, "create: at most %d containers per VM", AGENT_MAX_CONTAINERS);
+		agent_send_error(a, id, EINVAL, "create %s: %s", s->id, msg);
 		return;
 	}
-	snprintf(c->cgroup, sizeof(c->cgroup), "/sys/fs/cgroup/%s", s->id);
-	if (mkdir(c->cgroup, 0755) < 0 && errno != EEXIST) {
-		snprintf(msg, sizeof(msg), "cgroup %s: %s", c->cgroup, strerror(errno));
-		c->cgroup[0] = 0;
-		goto fail;
-	}
-	if (mount_rootfs(c, s->rootfs_tag, msg, sizeof(msg)) < 0)
-		goto fail;
 	if (stdio_open(&io, s->process->terminal) < 0 || pipe2(sync, O_CLOEXEC) < 0 ||
 	    pipe2(start, O_CLOEXEC) < 0) {
 		snprintf(msg, sizeof(msg), "pipes: %s", strerror(errno));
@@ -420,13 +458,13 @@ fail:
 		close(io.agent_out);
 	if (io.agent_err >= 0)
 		close(io.agent_err);
-	container_release(c);
+	container_free(c);
 	agent_send_error(a, id, EINVAL, "create %s: %s", s->id, msg);
 }
 
 void container_handle_start(struct agent *a, uint64_t id, const Cocoon__StartContainerRequest *req)
 {
-	struct agent_container *c = req ? find_container(a, req->id) : NULL;
+	struct agent_container *c = req ? container_find(a, req->id) : NULL;
 	struct agent_proc *p = c ? &c->procs[0] : NULL;
 
 	if (!c) {
@@ -472,7 +510,7 @@ static int read_cgroup_pids(const char *cgroup, uint32_t *pids, size_t max, size
 
 void container_handle_signal(struct agent *a, uint64_t id, const Cocoon__SignalRequest *req)
 {
-	struct agent_container *c = req ? find_container(a, req->id) : NULL;
+	struct agent_container *c = req ? container_find(a, req->id) : NULL;
 	Cocoon__SignalReply reply = COCOON__SIGNAL_REPLY__INIT;
 
 	if (!c) {
@@ -528,7 +566,7 @@ static int cgroup_freeze(const char *cgroup, bool freeze)
 
 void container_handle_pause(struct agent *a, uint64_t id, const Cocoon__PauseRequest *req)
 {
-	struct agent_container *c = req ? find_container(a, req->id) : NULL;
+	struct agent_container *c = req ? container_find(a, req->id) : NULL;
 	Cocoon__PauseReply reply = COCOON__PAUSE_REPLY__INIT;
 	const char *what = req && req->resume ? "resume" : "pause";
 
@@ -551,7 +589,7 @@ void container_handle_pause(struct agent *a, uint64_t id, const Cocoon__PauseReq
 
 void container_handle_ps(struct agent *a, uint64_t id, const Cocoon__PsRequest *req)
 {
-	struct agent_container *c = req ? find_container(a, req->id) : NULL;
+	struct agent_container *c = req ? container_find(a, req->id) : NULL;
 	Cocoon__PsReply reply = COCOON__PS_REPLY__INIT;
 	uint32_t pids[1024];
 	size_t n = 0;
@@ -615,7 +653,7 @@ exec_child(pid_t init, const Cocoon__ProcessSpec *p, int sync_fd, int in, int ou
 
 void container_handle_exec(struct agent *a, uint64_t id, const Cocoon__ExecRequest *req)
 {
-	struct agent_container *c = req ? find_container(a, req->id) : NULL;
+	struct agent_container *c = req ? container_find(a, req->id) : NULL;
 	struct stdio_pipes io = {.child = {-1, -1, -1}, .agent_in = -1, .agent_out = -1, .agent_err = -1};
 	struct agent_proc *p = NULL;
 	int sync[2];
@@ -676,7 +714,7 @@ void container_handle_exec(struct agent *a, uint64_t id, const Cocoon__ExecReque
 
 void container_handle_stdin(struct agent *a, const Cocoon__StdinData *req)
 {
-	struct agent_container *c = req ? find_container(a, req->id) : NULL;
+	struct agent_container *c = req ? container_find(a, req->id) : NULL;
 	struct agent_proc *p = c ? find_proc(c, req->exec_id) : NULL;
 
 	if (!p || p->stdin_fd < 0)
@@ -712,7 +750,7 @@ static void send_exit_if_done(struct agent *a, struct agent_container *c, struct
 	bool init = p == &c->procs[0];
 	proc_release(p);
 	if (init)
-		container_release(c);
+		container_free(c);
 }
 
 static void forward_output(struct agent *a, struct agent_container *c, struct agent_proc *p, int which)

@@ -45,8 +45,19 @@ struct agent_container {
 	char cgroup[128];
 	char rootfs[128];
 	bool paused;
+	bool checkpointing;
+	/* Bind mounts of host files: CRIU sees them as external mounts. */
+	char bind_dests[8][128];
+	char bind_sources[8][128];
+	size_t n_binds;
 	struct agent_proc procs[AGENT_MAX_PROCS]; /* [0] is the init */
 };
+
+struct agent_container *container_find(struct agent *a, const char *id);
+struct agent_container *container_new(struct agent *a, const char *id, const Cocoon__ContainerSpec *s,
+				      char *msg, size_t msg_size);
+void container_free(struct agent_container *c);
+void container_proc_set_running(struct agent_container *c, pid_t pid, int in, int out, int err);
 
 void container_handle_create(struct agent *a, uint64_t id, const Cocoon__CreateContainerRequest *req);
 void container_handle_start(struct agent *a, uint64_t id, const Cocoon__StartContainerRequest *req);

@@ -8,12 +8,49 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 
 /* Output beyond this is dropped; CRIU's own logs go to files instead. */
 #define JOB_OUTPUT_MAX (256 * 1024)
 
+long long agent_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int agent_job_start(struct agent *a, char *const argv[], agent_job_done_fn done, void *userdata,
 		    struct error **err)
+{
+	return agent_job_start_ex(a, argv, NULL, done, userdata, err);
+}
+
+static void child_setup(const struct agent_job_options *o)
+{
+	if (!o)
+		return;
+	if (o->cgroup) {
+		char path[256], buf[32];
+		snprintf(path, sizeof(path), "%s/cgroup.procs", o->cgroup);
+		int fd = open(path, O_WRONLY | O_CLOEXEC);
+		int n = snprintf(buf, sizeof(buf), "%d", getpid());
+		if (fd < 0 || write(fd, buf, (size_t)n) != n)
+			dprintf(2, "join cgroup %s: %s\n", o->cgroup, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+	}
+	/* Move the passed fds out of the way first, then into 3, 4, ... */
+	int moved[8];
+	size_t n = o->n_pass_fds < 8 ? o->n_pass_fds : 8;
+	for (size_t i = 0; i < n; i++)
+		moved[i] = fcntl(o->pass_fds[i], F_DUPFD_CLOEXEC, 100);
+	for (size_t i = 0; i < n; i++)
+		dup2(moved[i], 3 + (int)i); /* dup2 clears close-on-exec */
+}
+
+int agent_job_start_ex(struct agent *a, char *const argv[], const struct agent_job_options *o,
+		       agent_job_done_fn done, void *userdata, struct error **err)
 {
 	int slot = -1, p[2];
 
@@ -39,6 +76,7 @@ int agent_job_start(struct agent *a, char *const argv[], agent_job_done_fn done,
 		dup2(devnull >= 0 ? devnull : p[1], 0);
 		dup2(p[1], 1);
 		dup2(p[1], 2);
+		child_setup(o);
 		execv(argv[0], argv);
 		dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
@@ -56,8 +94,30 @@ int agent_job_start(struct agent *a, char *const argv[], agent_job_done_fn done,
 	job->out_fd = p[0];
 	job->done = done;
 	job->userdata = userdata;
+	if (o && o->timeout_ms > 0)
+		job->deadline_ms = agent_now_ms() + o->timeout_ms;
 	a->jobs[slot] = job;
 	return 0;
+}
+
+int agent_jobs_check_deadlines(struct agent *a)
+{
+	long long now = agent_now_ms(), next = -1;
+	for (int i = 0; i < AGENT_MAX_JOBS; i++) {
+		struct agent_job *j = a->jobs[i];
+		if (!j || j->deadline_ms == 0 || j->exited)
+			continue;
+		if (now >= j->deadline_ms) {
+			/* Bounded: a damaged image can make CRIU loop forever. */
+			j->timed_out = true;
+			kill(j->pid, SIGKILL);
+			j->deadline_ms = 0;
+			continue;
+		}
+		if (next < 0 || j->deadline_ms - now < next)
+			next = j->deadline_ms - now;
+	}
+	return (int)next;
 }
 
 static void job_finish_if_done(struct agent *a, int slot)

@@ -108,7 +108,8 @@ static int agent_loop(struct agent *a)
 		}
 		nfds_t cstart = n;
 		n += container_poll_fds(a, fds + n, MAX_CFDS, ctags, !container_output_backlogged(a));
-		if (poll(fds, n, -1) < 0) {
+		int timeout = agent_jobs_check_deadlines(a);
+		if (poll(fds, n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			agent_log(a, "poll: %s", strerror(errno));
@@ -171,7 +172,13 @@ int main(int argc, char **argv)
 	const char *channel = NULL;
 	int channel_fd = -1, c;
 
+	/* The copy helper mode: `cocoon-agent --copy-tree SRC DST`. */
+	if (argc == 4 && strcmp(argv[1], "--copy-tree") == 0)
+		return copy_tree_main(argv[2], argv[3]);
 	a.is_init = getpid() == 1;
+	ssize_t sl = readlink("/proc/self/exe", a.self_path, sizeof(a.self_path) - 1);
+	if (sl > 0)
+		a.self_path[sl] = 0;
 	snprintf(a.criu_path, sizeof(a.criu_path), "%s", AGENT_DEFAULT_CRIU);
 	while (!a.is_init && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
@@ -210,6 +217,10 @@ int main(int argc, char **argv)
 	if (a.is_init) {
 		agent_init_system(&a);
 		parse_criu_from_cmdline(&a);
+		/* /proc was not mounted when we first looked. */
+		sl = readlink("/proc/self/exe", a.self_path, sizeof(a.self_path) - 1);
+		if (sl > 0)
+			a.self_path[sl] = 0;
 	}
 	a.reader = calloc(1, sizeof(*a.reader));
 	if (channel_fd >= 0) {

@@ -246,6 +246,12 @@ static void dispatch(struct agent *a, const Cocoon__Request *req)
 	case COCOON__REQUEST__BODY_PS:
 		container_handle_ps(a, req->id, req->ps);
 		return;
+	case COCOON__REQUEST__BODY_CHECKPOINT:
+		checkpoint_handle(a, req->id, req->checkpoint);
+		return;
+	case COCOON__REQUEST__BODY_RESTORE:
+		restore_handle(a, req->id, req->restore);
+		return;
 	case COCOON__REQUEST__BODY_STDIN:
 		container_handle_stdin(a, req->stdin);
 		return;

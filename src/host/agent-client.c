@@ -163,6 +163,10 @@ static int expected_body(Cocoon__Request__BodyCase req)
 		return COCOON__RESPONSE__BODY_EXEC;
 	case COCOON__REQUEST__BODY_PS:
 		return COCOON__RESPONSE__BODY_PS;
+	case COCOON__REQUEST__BODY_CHECKPOINT:
+		return COCOON__RESPONSE__BODY_CHECKPOINT;
+	case COCOON__REQUEST__BODY_RESTORE:
+		return COCOON__RESPONSE__BODY_RESTORE;
 	default:
 		return -1;
 	}
@@ -253,7 +257,8 @@ int agent_call_fds(struct agent_client *c, Cocoon__Request *req, const int *fds,
 				if ((unsigned char)*p < 0x20)
 					*p = ' ';
 			cocoon__response__free_unpacked(got, NULL);
-			return error_setx(err, code, "%s: agent: %s", what, msg);
+			/* The agent's message names the operation already. */
+			return error_setx(err, code, "%s", msg);
 		}
 		if ((int)got->body_case != expected_body(req->body_case)) {
 			cocoon__response__free_unpacked(got, NULL);

@@ -41,6 +41,12 @@ int container_load(struct global_opts *g, const char *id, char **dir, struct con
 int container_call(struct global_opts *g, const char *id, Cocoon__Request *req,
 		   Cocoon__Response **resp, struct error **err)
 {
+	return container_call_timeout(g, id, req, resp, SHIM_CALL_TIMEOUT_MS, err);
+}
+
+int container_call_timeout(struct global_opts *g, const char *id, Cocoon__Request *req,
+			   Cocoon__Response **resp, int timeout_ms, struct error **err)
+{
 	_cleanup_free_ char *dir = NULL;
 	struct container_state st;
 	struct agent_client c;
@@ -52,7 +58,7 @@ int container_call(struct global_opts *g, const char *id, Cocoon__Request *req,
 		return error_setx(err, EINVAL, "container %s is stopped", id);
 	if ((r = shim_connect(dir, id, &c, err)) < 0)
 		return r;
-	r = agent_call(&c, req, resp, SHIM_CALL_TIMEOUT_MS, err);
+	r = agent_call(&c, req, resp, timeout_ms, err);
 	agent_client_close(&c);
 	return r;
 }
@@ -107,7 +113,9 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 	if (pid == 0) {
 		close(p[0]);
 		struct shim_args a = {.g = g, .id = id, .dir = dir, .bundle = &bundle,
-				      .console_socket = o->console_socket, .ready_fd = p[1]};
+				      .console_socket = o->console_socket, .ready_fd = p[1],
+				      .restore_images = o->restore_images, .criu = o->criu,
+				      .work_path = o->work_path};
 		shim_main(&a);
 	}
 	close(p[1]);
@@ -264,6 +272,11 @@ static int create_or_run(struct global_opts *g, int argc, char **argv, bool run)
 	}
 	if (detach)
 		return 0;
+	return container_wait_foreground(shim);
+}
+
+int container_wait_foreground(pid_t shim)
+{
 	/* Foreground: the shim is our child; its status is the container's. */
 	struct sigaction sa = {.sa_handler = forward_to_shim, .sa_flags = SA_RESTART};
 	int fwd[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};

@@ -26,6 +26,8 @@ static const struct command commands[] = {
 	{"exec", "run an extra process in a container", cmd_exec},
 	{"ps", "list a container's processes", cmd_ps},
 	{"delete", "remove a container and its VM", cmd_delete},
+	{"checkpoint", "checkpoint a container with CRIU inside its VM", cmd_checkpoint},
+	{"restore", "restore a container from a checkpoint into a new VM", cmd_restore},
 	{"spec", "write a default config.json", cmd_spec},
 	{"features", "print the supported features as JSON", cmd_features},
 };
@@ -95,6 +97,16 @@ int main(int argc, char **argv)
 	_cleanup_error_ struct error *err = NULL;
 	int c;
 
+	/* containerd passes "-no-subreaper" with one dash (Go's flag package
+	 * accepts both); getopt wants two. */
+	static const char *const single_dash[] = {"-no-subreaper", "-no-pivot", "-no-new-keyring"};
+	for (int i = 1; i < argc; i++)
+		for (size_t j = 0; j < ARRAY_SIZE(single_dash); j++)
+			if (strcmp(argv[i], single_dash[j]) == 0) {
+				char *fixed = NULL;
+				if (asprintf(&fixed, "-%s", argv[i]) > 0)
+					argv[i] = fixed;
+			}
 	/* '+': stop at the command name; its options are its own. */
 	while ((c = getopt_long(argc, argv, "+hv", opts, NULL)) != -1) {
 		switch (c) {

@@ -11,6 +11,9 @@ struct create_options {
 	const char *bundle;
 	const char *pid_file;
 	const char *console_socket;
+	const char *restore_images; /* restore instead of create */
+	const Cocoon__CriuOptions *criu;
+	const char *work_path;
 };
 
 /* Boots the container's VM through a new shim and creates the container,
@@ -25,6 +28,11 @@ int container_load(struct global_opts *g, const char *id, char **dir, struct con
 /* Sends one request to the container's shim and waits for the reply. */
 int container_call(struct global_opts *g, const char *id, Cocoon__Request *req,
 		   Cocoon__Response **resp, struct error **err);
+int container_call_timeout(struct global_opts *g, const char *id, Cocoon__Request *req,
+			   Cocoon__Response **resp, int timeout_ms, struct error **err);
+
+/* Waits for the shim (our child) and returns the container's exit code. */
+int container_wait_foreground(pid_t shim);
 
 /* Parses a signal name (KILL, SIGKILL) or number. */
 int parse_signal(const char *s);

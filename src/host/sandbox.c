@@ -122,6 +122,7 @@ static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 		.shared_dir = sb->shared_dir,
 		.shared_fs = cfg->shared_fs,
 		.rootfs_dir = opts ? opts->rootfs_dir : NULL,
+		.images_dir = opts ? opts->images_dir : NULL,
 		.console_log = sb->console_log,
 		.vmm_log = sb->vmm_log,
 	};

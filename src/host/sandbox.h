@@ -32,6 +32,7 @@ struct sandbox_options {
 	bool quiet_failure;	/* no console excerpt in the error (probes) */
 	const struct vm_backend *backend; /* NULL: QEMU */
 	const char *rootfs_dir;		  /* a container rootfs to share, or NULL */
+	const char *images_dir;		  /* checkpoint images to share read-only, or NULL */
 	bool keep_dir_on_failure;	  /* the caller owns and removes the directory */
 };
 

@@ -256,10 +256,46 @@ static int create_container(struct shim *s, struct error **err)
 	return 0;
 }
 
+static void copy_restore_logs(struct shim *s)
+{
+	static const char *const names[] = {"restore.log", "stats-restore"};
+	if (!s->args->work_path || mkdir_p(s->args->work_path, 0700, NULL) < 0)
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		_cleanup_free_ char *from = NULL, *to = NULL, *text = NULL;
+		size_t len;
+		if (asprintf(&from, "%s/restore-%s.%s", s->sb.shared_dir, s->args->id, names[i]) < 0 ||
+		    asprintf(&to, "%s/%s", s->args->work_path, names[i]) < 0)
+			continue;
+		if (read_file_bounded(from, 256 << 20, &text, &len, NULL) == 0)
+			write_file_atomic(to, text, len, 0600, NULL);
+	}
+}
+
+static int restore_container(struct shim *s, struct error **err)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__RestoreRequest rr = COCOON__RESTORE_REQUEST__INIT;
+	Cocoon__Response *resp = NULL;
+
+	rr.spec = s->args->bundle->spec;
+	rr.images_tag = (char *)"images";
+	rr.criu = (Cocoon__CriuOptions *)s->args->criu;
+	req.body_case = COCOON__REQUEST__BODY_RESTORE;
+	req.restore = &rr;
+	int r = agent_call(&s->sb.agent, &req, &resp, SHIM_CHECKPOINT_TIMEOUT_MS, err);
+	copy_restore_logs(s);
+	if (r < 0)
+		return r;
+	cocoon__response__free_unpacked(resp, NULL);
+	return 0;
+}
+
 static int shim_setup(struct shim *s, struct error **err)
 {
 	struct shim_args *a = s->args;
-	struct sandbox_options opts = {.rootfs_dir = a->bundle->rootfs, .keep_dir_on_failure = true};
+	struct sandbox_options opts = {.rootfs_dir = a->bundle->rootfs, .keep_dir_on_failure = true,
+				       .images_dir = a->restore_images};
 	int r;
 
 	s->listen_fd = -1;
@@ -269,14 +305,15 @@ static int shim_setup(struct shim *s, struct error **err)
 		return error_wrap(err, "boot VM");
 	s->sb.agent.on_event = on_agent_event;
 	s->sb.agent.event_userdata = s;
-	if ((r = copy_bind_files(s, err)) < 0 || (r = create_container(s, err)) < 0 ||
+	if ((r = copy_bind_files(s, err)) < 0 ||
+	    (r = a->restore_images ? restore_container(s, err) : create_container(s, err)) < 0 ||
 	    (r = listen_control(s, err)) < 0)
 		return r;
 	snprintf(s->st.id, sizeof(s->st.id), "%s", a->id);
 	snprintf(s->st.bundle, sizeof(s->st.bundle), "%s", a->bundle->bundle);
 	snprintf(s->st.rootfs, sizeof(s->st.rootfs), "%s", a->bundle->rootfs);
 	state_now_rfc3339(s->st.created);
-	s->st.status = STATUS_CREATED;
+	s->st.status = a->restore_images ? STATUS_RUNNING : STATUS_CREATED;
 	s->st.shim_pid = getpid();
 	s->st.shim_start = proc_start_time(getpid());
 	return state_write(a->dir, &s->st, err);
@@ -371,6 +408,9 @@ static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Reques
 	case COCOON__REQUEST__BODY_PS:
 		id_slot = &req->ps->id;
 		break;
+	case COCOON__REQUEST__BODY_CHECKPOINT:
+		id_slot = &req->checkpoint->id;
+		break;
 	default:
 		error_setx(&err, EOPNOTSUPP, "request not supported by the shim");
 		reply_error(c->fd, cid, err);
@@ -380,7 +420,9 @@ static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Reques
 	 * reach the shim of their own container anyway. */
 	char *client_id = *id_slot;
 	*id_slot = (char *)s->args->id;
-	int r = agent_call(&s->sb.agent, req, &resp, SHIM_CALL_TIMEOUT_MS, &err);
+	int timeout = req->body_case == COCOON__REQUEST__BODY_CHECKPOINT ? SHIM_CHECKPOINT_TIMEOUT_MS
+									: SHIM_CALL_TIMEOUT_MS;
+	int r = agent_call(&s->sb.agent, req, &resp, timeout, &err);
 	*id_slot = client_id;
 	if (r < 0) {
 		reply_error(c->fd, cid, err);

@@ -11,6 +11,8 @@
 #define SHIM_MAX_CLIENTS 16
 #define SHIM_MAX_EXECS 16
 #define SHIM_CALL_TIMEOUT_MS 30000
+/* A checkpoint of a large container takes a while under TCG. */
+#define SHIM_CHECKPOINT_TIMEOUT_MS (15 * 60 * 1000)
 
 struct shim_args {
 	struct global_opts *g;
@@ -19,6 +21,10 @@ struct shim_args {
 	struct oci_bundle *bundle;
 	const char *console_socket; /* NULL unless process.terminal */
 	int ready_fd;		    /* "OK" or an error text, then closed */
+	/* Restore instead of create: */
+	const char *restore_images; /* verified image directory, or NULL */
+	const Cocoon__CriuOptions *criu;
+	const char *work_path;	    /* CRIU's logs go here too */
 };
 
 /* Runs in the forked child; never returns. */

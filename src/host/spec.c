@@ -317,6 +317,8 @@ static int parse_mount(json_object *m, size_t i, struct oci_bundle *b, Cocoon__M
 				  "config.json: mounts[%zu] (%s): bind mounts of host directories are not "
 				  "supported yet; only regular files up to 1 MiB",
 				  i, mnt->destination);
+	free(mnt->type);
+	mnt->type = strdup("bind");
 	struct bind_file *bf = &b->binds[b->n_binds];
 	bf->host_path = strdup(mnt->source);
 	if (asprintf(&bf->guest_name, "%zu", b->n_binds) < 0)

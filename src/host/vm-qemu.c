@@ -135,6 +135,15 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 		add(b, "-device");
 		add(b, "virtio-9p-device,fsdev=rootfs,mount_tag=rootfs");
 	}
+	if (s->images_dir) {
+		if (!qemu_safe_path(s->images_dir))
+			return error_setx(err, EINVAL, "image path '%s' contains a comma", s->images_dir);
+		/* Read-only: restoring must never change the user's images. */
+		add(b, "-fsdev");
+		add(b, "local,id=images,path=%s,security_model=passthrough,readonly=on", s->images_dir);
+		add(b, "-device");
+		add(b, "virtio-9p-device,fsdev=images,mount_tag=images");
+	}
 	if (b->overflow)
 		return error_setx(err, E2BIG, "qemu command line too long");
 	return 0;

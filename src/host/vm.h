@@ -19,6 +19,7 @@ struct vm_spec {
 	const char *shared_dir;	  /* host directory shared with tag "cocoon", or NULL */
 	const char *shared_fs;	  /* "9p" or "virtiofs" */
 	const char *rootfs_dir;	  /* container rootfs shared with tag "rootfs", or NULL */
+	const char *images_dir;	  /* checkpoint images shared read-only with tag "images" */
 	const char *console_log;  /* guest serial console goes here */
 	const char *vmm_log;	  /* the VMM's own stderr goes here */
 };

@@ -65,6 +65,10 @@ const char *proto_request_name(Cocoon__Request__BodyCase body)
 		return "ps";
 	case COCOON__REQUEST__BODY_STDIN:
 		return "stdin";
+	case COCOON__REQUEST__BODY_CHECKPOINT:
+		return "checkpoint";
+	case COCOON__REQUEST__BODY_RESTORE:
+		return "restore";
 	default:
 		return "unknown";
 	}

@@ -1,0 +1,267 @@
+/* checkpoint: CRIU dumps the container inside its VM; the images are
+ * checked, checksummed and published on the host atomically. */
+#include "cleanup.h"
+#include "container.h"
+#include "images.h"
+#include "paths.h"
+#include "shim.h"
+
+#include <getopt.h>
+#include <json-c/json.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+struct checkpoint_options {
+	const char *image_path;
+	const char *work_path;
+	const char *parent_path;
+	bool leave_running;
+	bool pre_dump;
+	Cocoon__CriuOptions criu;
+};
+
+static void checkpoint_usage(void)
+{
+	printf("Usage: cocoon checkpoint [options] CONTAINER_ID\n"
+	       "\n"
+	       "Checkpoints a running or paused container with CRIU inside its VM. The images\n"
+	       "are published atomically: the image directory appears complete or not at all.\n"
+	       "Without --image-path they go to host_checkpoint_dir/CONTAINER_ID/CHECKPOINT_ID/\n"
+	       "and the checkpoint ID is printed.\n"
+	       "\n"
+	       "  --image-path DIR       where to put the images (absent or an empty directory)\n"
+	       "  --work-path DIR        where to put CRIU's log and stats\n"
+	       "  --leave-running        keep the container running (or paused) afterwards\n"
+	       "  --pre-dump             dump memory only; the container keeps running\n"
+	       "  --parent-path DIR      a pre-dump of this container: dump incrementally\n"
+	       "  --tcp-established      checkpoint established TCP connections\n"
+	       "  --ext-unix-sk          allow external unix sockets\n"
+	       "  --shell-job            allow a shell job (a terminal)\n"
+	       "  --file-locks           checkpoint file locks\n"
+	       "  --empty-ns network     accepted; the container's network namespace is dumped\n"
+	       "  --manage-cgroups-mode  accepted; cgroups live in the guest\n");
+}
+
+static void make_checkpoint_id(char out[64])
+{
+	time_t t = time(NULL);
+	struct tm tm;
+	unsigned r = 0;
+	FILE *f = fopen("/dev/urandom", "re");
+	if (f) {
+		if (fread(&r, sizeof(r), 1, f) != 1)
+			r = (unsigned)getpid();
+		fclose(f);
+	}
+	gmtime_r(&t, &tm);
+	strftime(out, 64, "ck-%Y%m%d-%H%M%S", &tm);
+	snprintf(out + strlen(out), 64 - strlen(out), "-%04x", r & 0xffff);
+}
+
+/* A runc-style --parent-path names the pre-dump's image directory; the guest
+ * knows that dump by its checkpoint ID, recorded in cocoon.json. */
+static int parent_checkpoint_id(const char *parent, char *out, size_t size, struct error **err)
+{
+	_cleanup_free_ char *meta = NULL, *text = NULL;
+	json_object *v;
+	if (asprintf(&meta, "%s/" IMAGES_META, parent) < 0)
+		return error_set(err, ENOMEM, "parent");
+	int r = read_file_bounded(meta, 16 << 20, &text, NULL, err);
+	if (r < 0)
+		return error_wrap(err, "--parent-path");
+	json_object *o = json_tokener_parse(text);
+	if (!o || !json_object_object_get_ex(o, "checkpoint", &v)) {
+		json_object_put(o);
+		return error_setx(err, EINVAL, "--parent-path %s: not a cocoon pre-dump", parent);
+	}
+	snprintf(out, size, "%s", json_object_get_string(v));
+	json_object_put(o);
+	return 0;
+}
+
+/* The destination must be absent or an empty directory: a non-empty one is
+ * not ours to overwrite. */
+static int check_destination(const char *dest, struct error **err)
+{
+	_cleanup_closedir_ DIR *d = opendir(dest);
+	struct dirent *de;
+	if (!d)
+		return errno == ENOENT ? 0 : error_set(err, errno, "--image-path %s", dest);
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			return error_setx(err, ENOTEMPTY,
+					  "image path %s is not empty; refusing to overwrite what is not ours", dest);
+	return 0;
+}
+
+static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoint_options *o,
+			 struct error **err)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__CheckpointRequest cr = COCOON__CHECKPOINT_REQUEST__INIT;
+	Cocoon__Response *resp = NULL;
+	_cleanup_free_ char *dir = NULL, *dest = NULL, *src = NULL, *parent_dir = NULL;
+	struct container_state st;
+	char ckid[64], parent_id[80] = "";
+
+	if (!g->cfg.enable_checkpoint)
+		return error_setx(err, EPERM, "checkpoints are disabled by runtime.enable_checkpoint = false in %s",
+				  g->cfg.source ? g->cfg.source : "the configuration");
+	int r = container_load(g, id, &dir, &st, err);
+	if (r < 0)
+		return r;
+	if (st.status != STATUS_RUNNING && st.status != STATUS_PAUSED)
+		return error_setx(err, EINVAL, "container %s is %s; only running or paused containers can be checkpointed",
+				  id, state_status_name(st.status));
+	make_checkpoint_id(ckid);
+	if (o->image_path)
+		dest = strdup(o->image_path);
+	else if (asprintf(&parent_dir, "%s/%s", g->cfg.host_checkpoint_dir, id) < 0 ||
+		 asprintf(&dest, "%s/%s", parent_dir, ckid) < 0)
+		return error_set(err, ENOMEM, "checkpoint");
+	if ((r = check_destination(dest, err)) < 0)
+		return r;
+	if (parent_dir && (r = mkdir_p(parent_dir, 0700, err)) < 0)
+		return r;
+	if (o->parent_path && (r = parent_checkpoint_id(o->parent_path, parent_id, sizeof(parent_id), err)) < 0)
+		return r;
+
+	cr.id = (char *)id;
+	cr.checkpoint_id = ckid;
+	cr.leave_running = o->leave_running;
+	cr.pre_dump = o->pre_dump;
+	cr.parent_id = parent_id;
+	cr.criu = &o->criu;
+	o->criu.debug = g->cfg.enable_debug;
+	req.body_case = COCOON__REQUEST__BODY_CHECKPOINT;
+	req.checkpoint = &cr;
+	long long t0 = now_ms();
+	r = container_call_timeout(g, id, &req, &resp, SHIM_CHECKPOINT_TIMEOUT_MS, err);
+	if (r < 0) {
+		/* CRIU's whole log, kept where the user can read it. */
+		_cleanup_free_ char *log = NULL, *text = NULL, *keep = NULL;
+		size_t len;
+		if (asprintf(&log, "%s/shared/checkpoints/%s.dump.log", dir, ckid) >= 0 &&
+		    read_file_bounded(log, 256 << 20, &text, &len, NULL) == 0) {
+			const char *where = o->work_path ? o->work_path : g->cfg.host_checkpoint_dir;
+			int n = o->work_path ? asprintf(&keep, "%s/dump.log", where)
+					     : asprintf(&keep, "%s/failed-%s-dump.log", where, ckid);
+			if (n >= 0 && mkdir_p(where, 0700, NULL) == 0 &&
+			    write_file_atomic(keep, text, len, 0600, NULL) == 0) {
+				_cleanup_free_ char *msg = NULL;
+				if (asprintf(&msg, "%s (CRIU's whole log: %s)", (*err)->msg, keep) >= 0) {
+					free((*err)->msg);
+					(*err)->msg = TAKE_PTR(msg);
+				}
+			}
+			unlink(log);
+		}
+		if (asprintf(&src, "%s/shared/checkpoints/%s", dir, ckid) >= 0)
+			remove_tree(src, NULL);
+		return r;
+	}
+	Cocoon__CheckpointReply *rep = resp->checkpoint;
+	if (asprintf(&src, "%s/shared/%s", dir, rep->shared_path) < 0 || strstr(rep->shared_path, "..")) {
+		cocoon__response__free_unpacked(resp, NULL);
+		return error_setx(err, EPROTO, "agent named a bad image path");
+	}
+	struct images_info info = {.container_id = id, .checkpoint_id = ckid};
+	r = images_publish(src, dest, &info, err);
+	if (r < 0) {
+		remove_tree(src, NULL);
+		cocoon__response__free_unpacked(resp, NULL);
+		return r;
+	}
+	images_copy_logs(dest, o->work_path);
+	long long total = now_ms() - t0;
+	Cocoon__CriuStats *sts = rep->stats;
+	printf("checkpoint %s of %s: %s\n", ckid, id, dest);
+	printf("  %u files, %.1f MiB; frozen %.0f ms, criu %llu ms, copy to host %llu ms, total %lld ms\n",
+	       rep->files, (double)rep->bytes / (1 << 20), sts ? sts->frozen_us / 1000.0 : 0.0,
+	       (unsigned long long)rep->dump_ms, (unsigned long long)rep->copy_ms, total);
+	cocoon__response__free_unpacked(resp, NULL);
+	return 0;
+}
+
+int cmd_checkpoint(struct global_opts *g, int argc, char **argv)
+{
+	enum { O_IMAGE = 256, O_WORK, O_LEAVE, O_TCP, O_EXT, O_SHELL, O_LOCKS, O_EMPTYNS, O_PRE, O_PARENT,
+	       O_CGMODE, O_UNSUP };
+	static const struct option opts[] = {{"image-path", required_argument, NULL, O_IMAGE},
+					     {"work-path", required_argument, NULL, O_WORK},
+					     {"leave-running", no_argument, NULL, O_LEAVE},
+					     {"tcp-established", no_argument, NULL, O_TCP},
+					     {"ext-unix-sk", no_argument, NULL, O_EXT},
+					     {"shell-job", no_argument, NULL, O_SHELL},
+					     {"file-locks", no_argument, NULL, O_LOCKS},
+					     {"empty-ns", required_argument, NULL, O_EMPTYNS},
+					     {"pre-dump", no_argument, NULL, O_PRE},
+					     {"parent-path", required_argument, NULL, O_PARENT},
+					     {"manage-cgroups-mode", required_argument, NULL, O_CGMODE},
+					     {"page-server", required_argument, NULL, O_UNSUP},
+					     {"lazy-pages", no_argument, NULL, O_UNSUP},
+					     {"auto-dedup", no_argument, NULL, O_UNSUP},
+					     {"status-fd", required_argument, NULL, O_UNSUP},
+					     {"help", no_argument, NULL, 'h'},
+					     {}};
+	struct checkpoint_options o = {0};
+	_cleanup_error_ struct error *err = NULL;
+	int c;
+
+	cocoon__criu_options__init(&o.criu);
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case O_IMAGE:
+			o.image_path = optarg;
+			break;
+		case O_WORK:
+			o.work_path = optarg;
+			break;
+		case O_LEAVE:
+			o.leave_running = true;
+			break;
+		case O_TCP:
+			o.criu.tcp_established = true;
+			break;
+		case O_EXT:
+			o.criu.ext_unix_sk = true;
+			break;
+		case O_SHELL:
+			o.criu.shell_job = true;
+			break;
+		case O_LOCKS:
+			o.criu.file_locks = true;
+			break;
+		case O_EMPTYNS:
+			if (strcmp(optarg, "network") != 0)
+				return usage_error("checkpoint", "--empty-ns supports only 'network'");
+			o.criu.empty_ns_network = true;
+			break;
+		case O_PRE:
+			o.pre_dump = true;
+			break;
+		case O_PARENT:
+			o.parent_path = optarg;
+			break;
+		case O_CGMODE:
+			break;
+		case O_UNSUP:
+			return usage_error("checkpoint", "%s is not supported", argv[optind - 1]);
+		case 'h':
+			checkpoint_usage();
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (optind != argc - 1)
+		return usage_error("checkpoint", "expects exactly one container ID");
+	if (do_checkpoint(g, argv[optind], &o, &err) < 0) {
+		error_wrap(&err, "checkpoint %s", argv[optind]);
+		report_error(g, err->msg);
+		return 1;
+	}
+	return 0;
+}

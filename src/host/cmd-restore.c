@@ -1,0 +1,131 @@
+/* restore: a new VM, the image directory shared into it read-only, and CRIU
+ * restoring the container there. The images are verified first: a damaged
+ * image can make CRIU loop forever instead of failing. */
+#include "cleanup.h"
+#include "container.h"
+#include "images.h"
+#include "paths.h"
+
+#include <getopt.h>
+#include <limits.h>
+#include <string.h>
+
+static void restore_usage(void)
+{
+	printf("Usage: cocoon restore --image-path DIR [options] CONTAINER_ID\n"
+	       "\n"
+	       "Restores a checkpointed container into a new VM. The ID may be the original's\n"
+	       "(once deleted) or a new one; the original may still be running.\n"
+	       "\n"
+	       "  --image-path DIR       the checkpoint's images\n"
+	       "  --work-path DIR        where to put CRIU's restore log and stats\n"
+	       "  -b, --bundle DIR       the OCI bundle (default: current directory)\n"
+	       "  -d, --detach           return once restored\n"
+	       "  --pid-file FILE        write the shim's pid here\n"
+	       "  --console-socket S     as for create\n"
+	       "  --tcp-established, --ext-unix-sk, --shell-job, --file-locks  as for CRIU\n"
+	       "  --no-pivot, --no-subreaper (also -no-subreaper), --manage-cgroups-mode,\n"
+	       "  --empty-ns network     accepted for runc compatibility\n");
+}
+
+int cmd_restore(struct global_opts *g, int argc, char **argv)
+{
+	enum { O_IMAGE = 256, O_WORK, O_PID, O_CONSOLE, O_TCP, O_EXT, O_SHELL, O_LOCKS, O_IGNORE, O_IGNORE_ARG, O_UNSUP };
+	static const struct option opts[] = {{"image-path", required_argument, NULL, O_IMAGE},
+					     {"work-path", required_argument, NULL, O_WORK},
+					     {"bundle", required_argument, NULL, 'b'},
+					     {"detach", no_argument, NULL, 'd'},
+					     {"pid-file", required_argument, NULL, O_PID},
+					     {"console-socket", required_argument, NULL, O_CONSOLE},
+					     {"tcp-established", no_argument, NULL, O_TCP},
+					     {"ext-unix-sk", no_argument, NULL, O_EXT},
+					     {"shell-job", no_argument, NULL, O_SHELL},
+					     {"file-locks", no_argument, NULL, O_LOCKS},
+					     {"no-pivot", no_argument, NULL, O_IGNORE},
+					     {"no-subreaper", no_argument, NULL, O_IGNORE},
+					     {"manage-cgroups-mode", required_argument, NULL, O_IGNORE_ARG},
+					     {"empty-ns", required_argument, NULL, O_IGNORE_ARG},
+					     {"lazy-pages", no_argument, NULL, O_UNSUP},
+					     {"auto-dedup", no_argument, NULL, O_UNSUP},
+					     {"help", no_argument, NULL, 'h'},
+					     {}};
+	Cocoon__CriuOptions criu = COCOON__CRIU_OPTIONS__INIT;
+	struct create_options o = {.criu = &criu};
+	_cleanup_error_ struct error *err = NULL;
+	const char *image_path = NULL;
+	char resolved[PATH_MAX];
+	bool detach = false;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "b:dh", opts, NULL)) != -1) {
+		switch (c) {
+		case O_IMAGE:
+			image_path = optarg;
+			break;
+		case O_WORK:
+			o.work_path = optarg;
+			break;
+		case 'b':
+			o.bundle = optarg;
+			break;
+		case 'd':
+			detach = true;
+			break;
+		case O_PID:
+			o.pid_file = optarg;
+			break;
+		case O_CONSOLE:
+			o.console_socket = optarg;
+			break;
+		case O_TCP:
+			criu.tcp_established = true;
+			break;
+		case O_EXT:
+			criu.ext_unix_sk = true;
+			break;
+		case O_SHELL:
+			criu.shell_job = true;
+			break;
+		case O_LOCKS:
+			criu.file_locks = true;
+			break;
+		case O_IGNORE:
+		case O_IGNORE_ARG:
+			break;
+		case O_UNSUP:
+			return usage_error("restore", "%s is not supported", argv[optind - 1]);
+		case 'h':
+			restore_usage();
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (optind != argc - 1)
+		return usage_error("restore", "expects exactly one container ID");
+	if (!image_path)
+		return usage_error("restore", "--image-path is required");
+	const char *id = argv[optind];
+	criu.debug = g->cfg.enable_debug;
+	if (!realpath(image_path, resolved)) {
+		error_set(&err, errno, "restore %s: image path %s", id, image_path);
+		report_error(g, err->msg);
+		return 1;
+	}
+	if (images_verify(resolved, &err) < 0) {
+		error_wrap(&err, "restore %s", id);
+		report_error(g, err->msg);
+		return 1;
+	}
+	o.restore_images = resolved;
+	pid_t shim;
+	if (container_create(g, id, &o, &shim, &err) < 0) {
+		error_wrap(&err, "restore %s", id);
+		report_error(g, err->msg);
+		return 1;
+	}
+	if (detach)
+		return 0;
+	return container_wait_foreground(shim);
+}
