@@ -204,6 +204,7 @@ struct ckpt_ctx {
 	char shared[256]; /* relative to the shared dir */
 	bool leave_running;
 	bool keep;
+	bool froze; /* we froze it for an exit-mode checkpoint */
 	long long t0, dump_ms;
 	Cocoon__CriuStats stats;
 	char *ext_args[8];
@@ -222,6 +223,14 @@ static void ckpt_done_state(struct agent *a, const char *cid)
 	struct agent_container *c = container_find(a, cid);
 	if (c)
 		c->checkpointing = false;
+}
+
+/* A failed exit-mode checkpoint leaves the container as it was: running. */
+static void ckpt_thaw_on_failure(struct ckpt_ctx *x)
+{
+	struct agent_container *c = container_find(x->a, x->cid);
+	if (x->froze && c)
+		container_freeze(c, false);
 }
 
 /* Keeps CRIU's log for the host even when the dump failed. */
@@ -257,6 +266,7 @@ static void ckpt_copy_done(struct agent_job *job, int status)
 
 	ckpt_done_state(x->a, x->cid);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		ckpt_thaw_on_failure(x);
 		agent_send_error(x->a, x->req_id, EIO, "checkpoint %s: copying images to the shared directory failed: %s",
 				 x->cid, job->out ? job->out : "");
 	} else {
@@ -300,6 +310,7 @@ static void ckpt_dump_done(struct agent_job *job, int status)
 				 job->timed_out ? " and was killed at its time limit" : "",
 				 WIFEXITED(status) ? "exit status" : "signal", err);
 		ckpt_done_state(a, x->cid);
+		ckpt_thaw_on_failure(x);
 		remove_dir_files(x->img);
 		ckpt_free(x);
 		return;
@@ -415,8 +426,22 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	argv[n++] = c->cgroup;
 	argv[n++] = (char *)"--manage-cgroups=ignore";
 	argv[n++] = (char *)"--track-mem";
-	if (x->leave_running && !req->pre_dump)
+	/* CRIU always leaves the tasks alive. Without --leave-running the
+	 * container stays frozen instead, and the host kills it only once the
+	 * images are safely published; if publishing fails (a full disk, say)
+	 * the host thaws it and nothing is lost. */
+	if (!req->pre_dump)
 		argv[n++] = (char *)"--leave-running";
+	if (!x->leave_running && !c->paused) {
+		int fr = container_freeze(c, true);
+		if (fr < 0) {
+			agent_send_error(a, id, -fr, "freeze %s for the checkpoint: %s", c->id, strerror(-fr));
+			remove_dir_files(x->img);
+			ckpt_free(x);
+			return;
+		}
+		x->froze = true;
+	}
 	if (*req->parent_id) {
 		snprintf(parent, sizeof(parent), "../%s", req->parent_id);
 		argv[n++] = (char *)"--prev-images-dir";
@@ -436,6 +461,7 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	x->t0 = agent_now_ms();
 	if (agent_job_start_ex(a, argv, &o, ckpt_dump_done, x, &e) < 0) {
 		agent_send_error(a, id, e->code, "checkpoint %s: %s", c->id, e->msg);
+		ckpt_thaw_on_failure(x);
 		remove_dir_files(x->img);
 		ckpt_free(x);
 		return;

@@ -564,6 +564,11 @@ static int cgroup_freeze(const char *cgroup, bool freeze)
 	return -ETIMEDOUT;
 }
 
+int container_freeze(struct agent_container *c, bool freeze)
+{
+	return cgroup_freeze(c->cgroup, freeze);
+}
+
 void container_handle_pause(struct agent *a, uint64_t id, const Cocoon__PauseRequest *req)
 {
 	struct agent_container *c = req ? container_find(a, req->id) : NULL;

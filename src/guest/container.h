@@ -57,6 +57,7 @@ struct agent_container *container_find(struct agent *a, const char *id);
 struct agent_container *container_new(struct agent *a, const char *id, const Cocoon__ContainerSpec *s,
 				      char *msg, size_t msg_size);
 void container_free(struct agent_container *c);
+int container_freeze(struct agent_container *c, bool freeze);
 void container_proc_set_running(struct agent_container *c, pid_t pid, int in, int out, int err);
 
 void container_handle_create(struct agent *a, uint64_t id, const Cocoon__CreateContainerRequest *req);

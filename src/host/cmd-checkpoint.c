@@ -7,6 +7,7 @@
 #include "shim.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <json-c/json.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -95,6 +96,31 @@ static int check_destination(const char *dest, struct error **err)
 	return 0;
 }
 
+/* After a checkpoint without --leave-running: the container ends (as under
+ * runc) once its images are safe, or is thawed when they are not. */
+static void container_thaw_or_kill(struct global_opts *g, const char *id, bool kill_it)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__SignalRequest sr = COCOON__SIGNAL_REQUEST__INIT;
+	Cocoon__PauseRequest pr = COCOON__PAUSE_REQUEST__INIT;
+	Cocoon__Response *resp = NULL;
+
+	if (kill_it) {
+		sr.id = (char *)id;
+		sr.signal = SIGKILL;
+		sr.all = true;
+		req.body_case = COCOON__REQUEST__BODY_SIGNAL;
+		req.signal = &sr;
+	} else {
+		pr.id = (char *)id;
+		pr.resume = true;
+		req.body_case = COCOON__REQUEST__BODY_PAUSE;
+		req.pause = &pr;
+	}
+	if (container_call(g, id, &req, &resp, NULL) == 0)
+		cocoon__response__free_unpacked(resp, NULL);
+}
+
 static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoint_options *o,
 			 struct error **err)
 {
@@ -171,8 +197,13 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 	if (r < 0) {
 		remove_tree(src, NULL);
 		cocoon__response__free_unpacked(resp, NULL);
+		/* The container was kept frozen, not killed: let it go on. */
+		if (!o->leave_running && !o->pre_dump && st.status == STATUS_RUNNING)
+			container_thaw_or_kill(g, id, false);
 		return r;
 	}
+	if (!o->leave_running && !o->pre_dump)
+		container_thaw_or_kill(g, id, true);
 	images_copy_logs(dest, o->work_path);
 	long long total = now_ms() - t0;
 	Cocoon__CriuStats *sts = rep->stats;

@@ -1,0 +1,376 @@
+"""Checkpoint/restore in the style of CRIU's zdtm: each case sets up state,
+is checkpointed, restored into a new VM, then the state is verified."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import COCOON, qemu_pids, wait_for, write_bundle
+
+
+def lines(path):
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def start(env, cid, args, **kw):
+    b = write_bundle(env.tmp / f"bundle-{cid}", args, **kw)
+    rc, out, err = env.create(cid, b)
+    assert rc == 0, err.read_text()
+    env.run("start", cid, check=True)
+    return b, out
+
+
+def checkpoint(env, cid, path, *flags, check=True):
+    r = env.run("checkpoint", "--image-path", str(path), *flags, cid, timeout=600)
+    if check:
+        assert r.returncode == 0, r.stdout + r.stderr
+    return r
+
+
+def restore(env, cid, path, bundle, *flags):
+    out = env.tmp / f"{cid}.restored.out"
+    err = env.tmp / f"{cid}.restored.err"
+    with open(out, "wb") as o, open(err, "wb") as e:
+        r = subprocess.run([str(COCOON), "--root", str(env.root), "--config", str(env.config),
+                            "restore", "--image-path", str(path), "--bundle", str(bundle.path),
+                            "--detach", *flags, cid],
+                           stdin=subprocess.DEVNULL, stdout=o, stderr=e, timeout=600)
+    return r.returncode, out, err
+
+
+def restored(env, cid, path, bundle, *flags):
+    rc, out, err = restore(env, cid, path, bundle, *flags)
+    assert rc == 0, err.read_text()
+    assert env.state(cid)["status"] == "running"
+    return out
+
+
+def finish(env, *cids):
+    for cid in cids:
+        env.run("delete", "--force", cid)
+    assert qemu_pids(str(env.tmp)) == []
+
+
+def test_counter_continues_in_a_fresh_vm(env):
+    b, out = start(env, "ctr", ["payload", "counter", "100"])
+    assert wait_for(lambda: len(lines(out)) >= 5)
+    checkpoint(env, "ctr", env.tmp / "ck")
+    assert wait_for(lambda: env.state("ctr")["status"] == "stopped"), "the original did not end"
+    last = int(lines(out)[-1])
+    env.run("delete", "ctr", check=True)
+    assert qemu_pids(str(env.tmp)) == [], "the original VM is still there"
+    # The same ID, once the original is gone.
+    out2 = restored(env, "ctr", env.tmp / "ck", b)
+    assert wait_for(lambda: len(lines(out2)) >= 5)
+    got = [int(x) for x in lines(out2)]
+    assert got[0] == last + 1, f"counter restarted at {got[0]}, expected {last + 1}"
+    assert got == list(range(got[0], got[0] + len(got))), "gap or reset after restore"
+    # Restored containers behave like any other.
+    r = env.run("exec", "ctr", "payload", "echo", "exec after restore")
+    assert r.stdout == "exec after restore\n", r.stderr
+    env.run("pause", "ctr", check=True)
+    env.run("resume", "ctr", check=True)
+    assert json.loads(env.run("ps", "--format", "json", "ctr").stdout)
+    env.run("kill", "ctr", "TERM", check=True)
+    assert wait_for(lambda: env.state("ctr")["status"] == "stopped")
+    assert lines(out2)[-1] == "counter: terminated"
+    finish(env, "ctr")
+
+
+def test_memory_hash_survives(env):
+    b, out = start(env, "mem", ["payload", "memhog", "64"])
+    assert wait_for(lambda: len(lines(out)) >= 1, timeout=60)
+    before = re.search(r"hash (\w+)", lines(out)[0]).group(1)
+    checkpoint(env, "mem", env.tmp / "ck", "--leave-running")
+    out2 = restored(env, "mem2", env.tmp / "ck", b)
+    assert wait_for(lambda: len(lines(out2)) >= 1, timeout=60)
+    after = re.search(r"hash (\w+)", lines(out2)[0]).group(1)
+    assert after == before
+    meta = json.loads((env.tmp / "ck" / "cocoon.json").read_text())
+    assert meta["bytes"] > 64 << 20, "the image is smaller than the memory it holds"
+    finish(env, "mem", "mem2")
+
+
+def test_file_offset_in_rootfs(env):
+    """A file held open in the rootfs keeps its offset, and writes go on.
+    The original stops at the checkpoint, so the file's size still matches."""
+    b, out = start(env, "fo", ["payload", "fileoffset", "/data/log"])
+    assert wait_for(lambda: len(lines(out)) >= 3)
+    checkpoint(env, "fo", env.tmp / "ck")
+    assert wait_for(lambda: env.state("fo")["status"] == "stopped")
+    last = lines(out)[-1]
+    n = int(re.search(r"line (\d+)", last).group(1))
+    env.run("delete", "fo", check=True)
+    out2 = restored(env, "fo", env.tmp / "ck", b)
+    assert wait_for(lambda: len(lines(out2)) >= 3)
+    first = lines(out2)[0]
+    assert int(re.search(r"line (\d+)", first).group(1)) == n + 1
+    off = int(re.search(r"offset (\d+)", first).group(1))
+    data = (b.rootfs / "data" / "log").read_text().splitlines()
+    assert data[: n + 2] == [f"line {i}" for i in range(n + 2)]
+    assert off == sum(len(f"line {i}\n") for i in range(n + 2))
+    finish(env, "fo")
+
+
+def test_clone_of_a_running_container_with_a_changing_rootfs_file_is_refused_clearly(env):
+    b, out = start(env, "fc", ["payload", "fileoffset", "/data/log"])
+    assert wait_for(lambda: len(lines(out)) >= 2)
+    checkpoint(env, "fc", env.tmp / "ck", "--leave-running")
+    assert wait_for(lambda: len(lines(out)) >= 6), "the original stopped writing"
+    rc, out2, err = restore(env, "fc2", env.tmp / "ck", b)
+    assert rc != 0
+    text = err.read_text()
+    assert "changed since the checkpoint" in text and "data/log" in text, text
+    assert not (env.root / "fc2").exists()
+    finish(env, "fc")
+
+
+def test_pipes_and_socketpair_between_processes(env):
+    b, out = start(env, "pp", ["payload", "pipes"])
+    assert wait_for(lambda: len(lines(out)) >= 3)
+    checkpoint(env, "pp", env.tmp / "ck", "--leave-running")
+    out2 = restored(env, "pp2", env.tmp / "ck", b)
+    assert wait_for(lambda: len(lines(out2)) >= 5)
+    assert all(l.endswith(" ok") for l in lines(out2)), lines(out2)
+    finish(env, "pp", "pp2")
+
+
+def test_threads_all_keep_running(env):
+    b, out = start(env, "th", ["payload", "threads", "4"])
+    assert wait_for(lambda: len(lines(out)) >= 2)
+    checkpoint(env, "th", env.tmp / "ck", "--leave-running")
+    out2 = restored(env, "th2", env.tmp / "ck", b)
+    assert wait_for(lambda: len(lines(out2)) >= 4)
+    first = [int(x) for x in lines(out2)[0].split()[1:]]
+    last = [int(x) for x in lines(out2)[-1].split()[1:]]
+    assert len(first) == 4 and all(l > f for f, l in zip(first, last)), (first, last)
+    finish(env, "th", "th2")
+
+
+def test_env_cwd_hostname_survive(env):
+    b, out = start(env, "ecw", ["payload", "counter", "200"], env=["MARK=restored-env"],
+                   cwd="/tmp", hostname="ckpt-host")
+    assert wait_for(lambda: len(lines(out)) >= 2)
+    checkpoint(env, "ecw", env.tmp / "ck", "--leave-running")
+    restored(env, "ecw2", env.tmp / "ck", b)
+    r = env.run("exec", "ecw2", "sh", "-c",
+                "tr '\\0' '\\n' < /proc/1/environ | grep MARK; readlink /proc/1/cwd; payload hostname")
+    assert r.stdout.split() == ["MARK=restored-env", "/tmp", "ckpt-host"], r.stdout + r.stderr
+    finish(env, "ecw", "ecw2")
+
+
+def test_paused_container_checkpoint_restore_resume(env):
+    b, out = start(env, "pz", ["payload", "counter", "100"])
+    assert wait_for(lambda: len(lines(out)) >= 3)
+    env.run("pause", "pz", check=True)
+    checkpoint(env, "pz", env.tmp / "ck", "--leave-running")
+    assert env.state("pz")["status"] == "paused", "a paused container must stay paused"
+    frozen = len(lines(out))
+    time.sleep(1)
+    assert len(lines(out)) == frozen
+    env.run("resume", "pz", check=True)
+    assert wait_for(lambda: len(lines(out)) > frozen)
+    out2 = restored(env, "pz2", env.tmp / "ck", b)
+    assert wait_for(lambda: len(lines(out2)) >= 3)
+    assert int(lines(out2)[0]) == frozen
+    finish(env, "pz", "pz2")
+
+
+def test_chain_of_three_generations(env):
+    b, out = start(env, "g1", ["payload", "counter", "100"])
+    assert wait_for(lambda: len(lines(out)) >= 3)
+    checkpoint(env, "g1", env.tmp / "ck1")
+    env.run("delete", "g1", check=True)
+    out2 = restored(env, "g2", env.tmp / "ck1", b)
+    assert wait_for(lambda: len(lines(out2)) >= 3)
+    checkpoint(env, "g2", env.tmp / "ck2")
+    last2 = int(lines(out2)[-1])
+    env.run("delete", "g2", check=True)
+    out3 = restored(env, "g3", env.tmp / "ck2", b)
+    assert wait_for(lambda: len(lines(out3)) >= 3)
+    assert int(lines(out3)[0]) == last2 + 1
+    finish(env, "g3")
+
+
+def test_default_location_and_logs(env):
+    env.write_config(f"[runtime]\nhost_checkpoint_dir = \"{env.tmp / 'ckpts'}\"\n")
+    b, out = start(env, "dl", ["payload", "counter", "100"])
+    r = env.run("checkpoint", "--leave-running", "--work-path", str(env.tmp / "work"), "dl", timeout=600)
+    assert r.returncode == 0, r.stderr
+    ckid = re.search(r"checkpoint (ck-\S+) of dl", r.stdout).group(1)
+    path = env.tmp / "ckpts" / "dl" / ckid
+    assert (path / "pstree.img").exists() and (path / "cocoon.json").exists()
+    assert (env.tmp / "work" / "dump.log").stat().st_size > 0
+    assert (env.tmp / "work" / "stats-dump").exists()
+    r = env.run("checkpoint", "--help")
+    assert r.returncode == 0
+    finish(env, "dl")
+
+
+# ---- bad input: a clear error, the original unharmed, nothing partial -------
+
+def test_checkpoint_of_missing_and_stopped_containers(env):
+    r = checkpoint(env, "ghost", env.tmp / "ck", check=False)
+    assert r.returncode != 0 and "container ghost does not exist" in r.stderr
+    b = write_bundle(env.tmp / "b", ["payload", "exit", "0"])
+    subprocess.run([str(COCOON), "--root", str(env.root), "--config", str(env.config), "run",
+                    "--bundle", str(b.path), "done"], stdin=subprocess.DEVNULL, capture_output=True,
+                   timeout=120)
+    r = checkpoint(env, "done", env.tmp / "ck", check=False)
+    assert r.returncode != 0 and "done is stopped" in r.stderr
+    assert not (env.tmp / "ck").exists()
+    finish(env, "done")
+
+
+def test_disabled_by_config(env):
+    env.write_config("[runtime]\nenable_checkpoint = false\n")
+    b, out = start(env, "dis", ["payload", "counter", "100"])
+    r = checkpoint(env, "dis", env.tmp / "ck", check=False)
+    assert r.returncode != 0
+    assert "runtime.enable_checkpoint = false" in r.stderr
+    assert env.state("dis")["status"] == "running"
+    finish(env, "dis")
+
+
+def test_image_path_not_ours(env):
+    b, out = start(env, "no", ["payload", "counter", "100"])
+    dest = env.tmp / "busy"
+    dest.mkdir()
+    (dest / "precious.txt").write_text("keep me")
+    r = checkpoint(env, "no", dest, check=False)
+    assert r.returncode != 0 and "is not empty" in r.stderr
+    assert (dest / "precious.txt").read_text() == "keep me"
+    assert env.state("no")["status"] == "running"
+    finish(env, "no")
+
+
+@pytest.fixture
+def good_images(env):
+    b, out = start(env, "src", ["payload", "memhog", "8"])
+    assert wait_for(lambda: len(lines(out)) >= 1, timeout=60)
+    checkpoint(env, "src", env.tmp / "good", "--leave-running")
+    env.run("delete", "--force", "src", check=True)
+    return b, env.tmp / "good"
+
+
+def damaged_copy(env, good, name):
+    bad = env.tmp / name
+    shutil.copytree(good, bad)
+    return bad
+
+
+def expect_restore_refused(env, path, bundle, needle):
+    t0 = time.time()
+    rc, out, err = restore(env, "victim", path, bundle)
+    text = err.read_text()
+    assert rc != 0, "a damaged image was restored"
+    assert needle in text, text
+    assert time.time() - t0 < 120, "the refusal took too long"
+    assert not (env.root / "victim").exists()
+    assert qemu_pids(str(env.tmp)) == []
+
+
+def test_restore_refuses_damaged_images(env, good_images):
+    b, good = good_images
+    expect_restore_refused(env, env.tmp / "missing", b, "missing")
+    empty = env.tmp / "empty"
+    empty.mkdir()
+    expect_restore_refused(env, empty, b, "empty or not a cocoon checkpoint")
+
+    trunc = damaged_copy(env, good, "trunc")
+    pages = sorted(trunc.glob("pages-*.img"))[0]
+    with open(pages, "r+b") as f:
+        f.truncate(pages.stat().st_size // 2)
+    expect_restore_refused(env, trunc, b, "truncated")
+
+    corrupt = damaged_copy(env, good, "corrupt")
+    pages = sorted(corrupt.glob("pages-*.img"))[0]
+    with open(pages, "r+b") as f:
+        f.seek(4096)
+        f.write(b"\xde\xad\xbe\xef" * 256)
+    expect_restore_refused(env, corrupt, b, "checksum mismatch")
+
+    nopstree = damaged_copy(env, good, "nopstree")
+    (nopstree / "pstree.img").unlink()
+    expect_restore_refused(env, nopstree, b, "pstree.img")
+
+    other = damaged_copy(env, good, "other")
+    meta = json.loads((other / "cocoon.json").read_text())
+    meta["version"] = "0.0.1-other"
+    (other / "cocoon.json").write_text(json.dumps(meta))
+    expect_restore_refused(env, other, b, "was made by cocoon 0.0.1-other")
+
+    # After all that, the good images still restore.
+    out = restored(env, "fine", good, b)
+    assert wait_for(lambda: len(lines(out)) >= 1, timeout=60)
+    finish(env, "fine")
+
+
+def test_full_disk_mid_checkpoint_leaves_container_running(env):
+    small = env.tmp / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(small)], check=True)
+    try:
+        b, out = start(env, "full", ["payload", "memhog", "32"])
+        assert wait_for(lambda: len(lines(out)) >= 1, timeout=60)
+        r = checkpoint(env, "full", small / "ck", check=False)
+        assert r.returncode != 0
+        assert "No space left on device" in r.stderr, r.stderr
+        assert list(small.iterdir()) == [], "a partial checkpoint was left behind"
+        assert env.state("full")["status"] == "running"
+        n = len(lines(out))
+        assert wait_for(lambda: len(lines(out)) > n + 1), "the container did not go on"
+    finally:
+        subprocess.run(["umount", "-l", str(small)])
+    finish(env, "full")
+
+
+def test_vm_killed_during_checkpoint(env):
+    b, out = start(env, "vk", ["payload", "memhog", "64"])
+    assert wait_for(lambda: len(lines(out)) >= 1, timeout=60)
+    result = {}
+
+    def run_checkpoint():
+        result["r"] = checkpoint(env, "vk", env.tmp / "ck", check=False)
+
+    t = threading.Thread(target=run_checkpoint)
+    t.start()
+    time.sleep(1.0)
+    for pid in qemu_pids(str(env.root / "vk")):
+        os.kill(pid, 9)
+    t.join(timeout=300)
+    r = result["r"]
+    assert r.returncode != 0
+    assert "vk" in r.stderr
+    assert not (env.tmp / "ck").exists(), "a partial checkpoint was published"
+    assert wait_for(lambda: env.state("vk")["status"] == "stopped")
+    finish(env, "vk")
+
+
+def test_two_checkpoints_at_once_are_serialized(env):
+    b, out = start(env, "two", ["payload", "counter", "100"])
+    results = []
+
+    def one(i):
+        results.append(checkpoint(env, "two", env.tmp / f"ck{i}", "--leave-running", check=False))
+
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout=600)
+    ok = [r for r in results if r.returncode == 0]
+    refused = [r for r in results if r.returncode != 0]
+    assert len(ok) >= 1
+    for r in refused:
+        assert "another checkpoint is in progress" in r.stderr, r.stderr
+    for i in range(2):
+        p = env.tmp / f"ck{i}"
+        assert not p.exists() or (p / "cocoon.json").exists(), "a partial checkpoint"
+    assert env.state("two")["status"] == "running"
+    finish(env, "two")
