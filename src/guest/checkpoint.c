@@ -529,14 +529,27 @@ static void save_restore_log(struct restore_ctx *x)
 static void restore_done(struct agent_job *job, int status)
 {
 	struct restore_ctx *x = job->userdata;
-	char path[300], err[600];
+	char path[300], err[1024];
 
 	if (job->timed_out || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		char first[512];
+		char first[512], file[256];
+		long have, want;
 		snprintf(path, sizeof(path), "%s/restore.log", x->work);
 		first_error(path, first, sizeof(first));
-		snprintf(err, sizeof(err), "criu restore failed%s: %s",
-			 job->timed_out ? " and was killed at its time limit" : "", first);
+		const char *bad = strstr(first, "File ");
+		if (bad && sscanf(bad, "File %255s has bad size %ld (expect %ld)", file, &have, &want) == 3)
+			/* CRIU checks the size of every regular file a task holds open. */
+			snprintf(err, sizeof(err),
+				 "the container's file /%s in its rootfs changed since the checkpoint "
+				 "(%ld bytes, the checkpoint expects %ld). CRIU cannot restore a task "
+				 "holding a file whose size changed: this happens when a --leave-running "
+				 "checkpoint is restored while the original keeps writing to its rootfs. "
+				 "Restore a checkpoint taken without --leave-running, or keep such files "
+				 "on a tmpfs inside the container, which the images capture",
+				 file, have, want);
+		else
+			snprintf(err, sizeof(err), "criu restore failed%s: %s",
+				 job->timed_out ? " and was killed at its time limit" : "", first);
 		save_restore_log(x);
 		restore_fail(x, EIO, err);
 		return;

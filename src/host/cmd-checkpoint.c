@@ -119,6 +119,18 @@ static void container_thaw_or_kill(struct global_opts *g, const char *id, bool k
 	}
 	if (container_call(g, id, &req, &resp, NULL) == 0)
 		cocoon__response__free_unpacked(resp, NULL);
+	if (!kill_it)
+		return;
+	/* As with runc, the container is stopped when checkpoint returns. */
+	_cleanup_free_ char *dir = NULL;
+	struct container_state st;
+	long long deadline = now_ms() + 20000;
+	while (container_load(g, id, &dir, &st, NULL) == 0 && st.status != STATUS_STOPPED &&
+	       now_ms() < deadline) {
+		free(dir);
+		dir = NULL;
+		usleep(20000);
+	}
 }
 
 static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoint_options *o,

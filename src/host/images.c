@@ -148,9 +148,16 @@ static int copy_dir(const char *src, const char *dst, struct error **err)
 		if (in < 0 || out < 0)
 			return error_set(err, errno, "copy %s", de->d_name);
 		ssize_t n;
-		while ((n = read(in, buf, 4 << 20)) > 0)
-			if (write(out, buf, (size_t)n) != n)
-				return error_set(err, errno ? errno : ENOSPC, "write %s/%s", dst, de->d_name);
+		while ((n = read(in, buf, 4 << 20)) > 0) {
+			for (ssize_t off = 0; off < n;) {
+				ssize_t w = write(out, buf + off, (size_t)(n - off));
+				if (w < 0 && errno == EINTR)
+					continue;
+				if (w <= 0)
+					return error_set(err, w < 0 ? errno : ENOSPC, "write %s/%s", dst, de->d_name);
+				off += w;
+			}
+		}
 		if (n < 0)
 			return error_set(err, errno, "read %s", de->d_name);
 		if (fsync(out) < 0)

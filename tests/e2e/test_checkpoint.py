@@ -17,11 +17,11 @@ def lines(path):
     return path.read_text().splitlines() if path.exists() else []
 
 
-def start(env, cid, args, **kw):
-    b = write_bundle(env.tmp / f"bundle-{cid}", args, **kw)
-    rc, out, err = env.create(cid, b)
+def start(ctx, cid, args, **kw):
+    b = write_bundle(ctx.tmp / f"bundle-{cid}", args, **kw)
+    rc, out, err = ctx.create(cid, b)
     assert rc == 0, err.read_text()
-    env.run("start", cid, check=True)
+    ctx.run("start", cid, check=True)
     return b, out
 
 
