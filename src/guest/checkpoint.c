@@ -205,6 +205,7 @@ struct ckpt_ctx {
 	bool leave_running;
 	bool keep;
 	bool froze; /* we froze it for an exit-mode checkpoint */
+	char parent[AGENT_ID_MAX + 1];
 	long long t0, dump_ms;
 	Cocoon__CriuStats stats;
 	char *ext_args[8];
@@ -292,6 +293,11 @@ static void ckpt_copy_done(struct agent_job *job, int status)
 	}
 	if (!x->keep)
 		remove_dir_files(x->img);
+	if (*x->parent && !x->keep) {
+		char parent[300];
+		snprintf(parent, sizeof(parent), CKPT_GUEST_DIR "/%s", x->parent);
+		remove_dir_files(parent);
+	}
 	ckpt_free(x);
 }
 
@@ -443,6 +449,7 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 		x->froze = true;
 	}
 	if (*req->parent_id) {
+		snprintf(x->parent, sizeof(x->parent), "%s", req->parent_id);
 		snprintf(parent, sizeof(parent), "../%s", req->parent_id);
 		argv[n++] = (char *)"--prev-images-dir";
 		argv[n++] = parent;
@@ -628,10 +635,9 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 	char msg[400];
 	_cleanup_error_ struct error *e = NULL;
 
-	bool by_tag = req && req->images_tag && *req->images_tag;
+	bool by_tag = req && req->n_images > 0;
 	if (!s || !valid_name(s->id) ||
-	    (!by_tag && (!req->shared_path || strstr(req->shared_path, "..") || req->shared_path[0] == '/')) ||
-	    (by_tag && !valid_name(req->images_tag))) {
+	    (!by_tag && (!req->shared_path || strstr(req->shared_path, "..") || req->shared_path[0] == '/'))) {
 		agent_send_error(a, id, EINVAL, "restore: invalid request");
 		return;
 	}
@@ -648,15 +654,30 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 	snprintf(x->work, sizeof(x->work), CKPT_GUEST_DIR "/restore-%s", s->id);
 	mkdir(CKPT_GUEST_DIR, 0700);
 	if (by_tag) {
-		/* The host shares the image directory itself, read-only: no copy. */
-		snprintf(x->images, sizeof(x->images), CKPT_GUEST_DIR "/images-%s", s->id);
-		mkdir(x->images, 0700);
-		if (mount(req->images_tag, x->images, "9p", MS_RDONLY | MS_NOSUID | MS_NODEV,
-			  "trans=virtio,version=9p2000.L,msize=512000,cache=none,access=client") < 0) {
-			agent_send_error(a, id, errno, "restore %s: mount images (9p tag %s): %s", s->id,
-					 req->images_tag, strerror(errno));
-			free(x);
-			return;
+		/* The host shares the image directories themselves, read-only:
+		 * no copy. Side by side, so that "parent" links resolve. */
+		char base[200];
+		snprintf(base, sizeof(base), CKPT_GUEST_DIR "/images-%s", s->id);
+		mkdir(base, 0700);
+		for (size_t i = 0; i < req->n_images && i < 8; i++) {
+			const Cocoon__ImageShare *is = req->images[i];
+			char dir[300];
+			if (!valid_name(is->tag) || !valid_name(is->name)) {
+				agent_send_error(a, id, EINVAL, "restore %s: invalid image share", s->id);
+				free(x);
+				return;
+			}
+			snprintf(dir, sizeof(dir), "%s/%s", base, is->name);
+			mkdir(dir, 0700);
+			if (mount(is->tag, dir, "9p", MS_RDONLY | MS_NOSUID | MS_NODEV,
+				  "trans=virtio,version=9p2000.L,msize=512000,cache=none,access=client") < 0) {
+				agent_send_error(a, id, errno, "restore %s: mount images (9p tag %s): %s", s->id,
+						 is->tag, strerror(errno));
+				free(x);
+				return;
+			}
+			if (i == 0)
+				snprintf(x->images, sizeof(x->images), "%s", dir);
 		}
 	} else {
 		snprintf(x->images, sizeof(x->images), AGENT_SHARED_DIR "/%s", req->shared_path);

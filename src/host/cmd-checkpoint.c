@@ -204,7 +204,8 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 		cocoon__response__free_unpacked(resp, NULL);
 		return error_setx(err, EPROTO, "agent named a bad image path");
 	}
-	struct images_info info = {.container_id = id, .checkpoint_id = ckid};
+	struct images_info info = {.container_id = id, .checkpoint_id = ckid,
+				   .parent_path = o->parent_path};
 	r = images_publish(src, dest, &info, err);
 	if (r < 0) {
 		remove_tree(src, NULL);
@@ -219,7 +220,7 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 	images_copy_logs(dest, o->work_path);
 	long long total = now_ms() - t0;
 	Cocoon__CriuStats *sts = rep->stats;
-	printf("checkpoint %s of %s: %s\n", ckid, id, dest);
+	printf("%s %s of %s: %s\n", o->pre_dump ? "pre-dump" : "checkpoint", ckid, id, dest);
 	printf("  %u files, %.1f MiB; frozen %.0f ms, criu %llu ms, copy to host %llu ms, total %lld ms\n",
 	       rep->files, (double)rep->bytes / (1 << 20), sts ? sts->frozen_us / 1000.0 : 0.0,
 	       (unsigned long long)rep->dump_ms, (unsigned long long)rep->copy_ms, total);

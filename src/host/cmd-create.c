@@ -114,7 +114,7 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 		close(p[0]);
 		struct shim_args a = {.g = g, .id = id, .dir = dir, .bundle = &bundle,
 				      .console_socket = o->console_socket, .ready_fd = p[1],
-				      .restore_images = o->restore_images, .criu = o->criu,
+				      .restore = o->restore, .criu = o->criu,
 				      .work_path = o->work_path};
 		shim_main(&a);
 	}

@@ -113,14 +113,18 @@ int cmd_restore(struct global_opts *g, int argc, char **argv)
 		report_error(g, err->msg);
 		return 1;
 	}
-	if (images_verify(resolved, &err) < 0) {
+	struct images_chain chain = {0};
+	if (images_verify(resolved, &chain, &err) < 0) {
+		images_chain_free(&chain);
 		error_wrap(&err, "restore %s", id);
 		report_error(g, err->msg);
 		return 1;
 	}
-	o.restore_images = resolved;
+	o.restore = &chain;
 	pid_t shim;
-	if (container_create(g, id, &o, &shim, &err) < 0) {
+	int r = container_create(g, id, &o, &shim, &err);
+	images_chain_free(&chain);
+	if (r < 0) {
 		error_wrap(&err, "restore %s", id);
 		report_error(g, err->msg);
 		return 1;

@@ -5,13 +5,14 @@
 
 #include "agent-client.h"
 #include "commands.h"
+#include "images.h"
 #include "state.h"
 
 struct create_options {
 	const char *bundle;
 	const char *pid_file;
 	const char *console_socket;
-	const char *restore_images; /* restore instead of create */
+	const struct images_chain *restore; /* restore instead of create */
 	const Cocoon__CriuOptions *criu;
 	const char *work_path;
 };

@@ -92,6 +92,17 @@ static int walk_files(int dirfd, int (*fn)(int dirfd, const char *name, void *ud
 			r = error_set(err, errno, "%s", de->d_name);
 			break;
 		}
+		if (S_ISLNK(st.st_mode) && strcmp(de->d_name, "parent") == 0) {
+			/* CRIU's link to the previous dump: "../NAME", nothing else. */
+			char target[256];
+			ssize_t n = readlinkat(dirfd, "parent", target, sizeof(target) - 1);
+			target[n > 0 ? n : 0] = 0;
+			if (n <= 3 || strncmp(target, "../", 3) != 0 || !plain_name(target + 3)) {
+				r = error_setx(err, EINVAL, "parent link points at '%.60s'", target);
+				break;
+			}
+			continue;
+		}
 		if (!S_ISREG(st.st_mode)) {
 			r = error_setx(err, EINVAL, "%s is not a regular file", de->d_name);
 			break;
@@ -200,6 +211,27 @@ int images_publish(const char *src, const char *dest, const struct images_info *
 	json_object_put(o);
 	if (r < 0)
 		return r;
+
+	/* CRIU linked the dump to its parent by the guest's name for it; on
+	 * the host the parent is the pre-dump the user named. */
+	if (unlinkat(dirfd, "parent", 0) == 0 && info->parent_path) {
+		char parent_abs[PATH_MAX], dest_abs[PATH_MAX];
+		_cleanup_free_ char *dest_dir = strdup(dest), *link = NULL;
+		char *slash = dest_dir ? strrchr(dest_dir, '/') : NULL;
+		if (slash)
+			*slash = 0;
+		if (!realpath(info->parent_path, parent_abs) || !dest_dir ||
+		    !realpath(slash ? (*dest_dir ? dest_dir : "/") : ".", dest_abs))
+			return error_set(err, errno, "parent %s", info->parent_path);
+		const char *pbase = strrchr(parent_abs, '/') + 1;
+		*strrchr(parent_abs, '/') = 0;
+		if (strcmp(parent_abs, dest_abs) != 0)
+			return error_setx(err, EINVAL,
+					  "--parent-path %s must be next to the image path %s (runc's ../NAME layout)",
+					  info->parent_path, dest);
+		if (asprintf(&link, "../%s", pbase) < 0 || symlinkat(link, dirfd, "parent") < 0)
+			return error_set(err, errno ? errno : ENOMEM, "parent link");
+	}
 
 	/* dest may be an empty directory made by the caller (or runc users). */
 	if (rmdir(dest) < 0 && errno != ENOENT) {
@@ -328,7 +360,7 @@ static int check_pages(int dirfd, const char *name, void *ud)
 	return 0;
 }
 
-int images_verify(const char *dir, struct error **err)
+static int images_verify_one(const char *dir, bool need_tree, struct error **err)
 {
 	_cleanup_close_ int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	_cleanup_free_ char *text = NULL, *meta = NULL;
@@ -364,7 +396,7 @@ int images_verify(const char *dir, struct error **err)
 		return error_setx(err, EINVAL, "%s/%s lists no files", dir, IMAGES_META);
 	}
 	static const char *const required[] = {"inventory.img", "pstree.img"};
-	for (size_t i = 0; i < ARRAY_SIZE(required) && r == 0; i++)
+	for (size_t i = 0; i < ARRAY_SIZE(required) && r == 0 && need_tree; i++)
 		if (!json_object_object_get_ex(files, required[i], &v))
 			r = error_setx(err, ENOENT, "%s has no %s", dir, required[i]);
 	json_object_object_foreach(files, name, entry)
@@ -409,5 +441,46 @@ void images_copy_logs(const char *src, const char *work_path)
 			continue;
 		if (read_file_bounded(from, 256 << 20, &text, &len, NULL) == 0)
 			write_file_atomic(to, text, len, 0600, NULL);
+	}
+}
+
+void images_chain_free(struct images_chain *c)
+{
+	for (int i = 0; i < c->n; i++) {
+		free(c->dirs[i]);
+		free(c->names[i]);
+	}
+	c->n = 0;
+}
+
+int images_verify(const char *dir, struct images_chain *chain, struct error **err)
+{
+	char cur[PATH_MAX];
+	snprintf(cur, sizeof(cur), "%s", dir);
+	chain->n = 0;
+	for (;;) {
+		if (chain->n == IMAGES_MAX_CHAIN)
+			return error_setx(err, E2BIG, "%s: more than %d pre-dumps in a chain", dir, IMAGES_MAX_CHAIN);
+		int r = images_verify_one(cur, chain->n == 0, err);
+		if (r < 0)
+			return r;
+		const char *base = strrchr(cur, '/');
+		chain->dirs[chain->n] = strdup(cur);
+		chain->names[chain->n] = strdup(base ? base + 1 : cur);
+		chain->n++;
+		char link[PATH_MAX], target[256];
+		snprintf(link, sizeof(link), "%s/parent", cur);
+		ssize_t n = readlink(link, target, sizeof(target) - 1);
+		if (n < 0)
+			return 0;
+		target[n] = 0;
+		if (strncmp(target, "../", 3) != 0 || !plain_name(target + 3))
+			return error_setx(err, EINVAL, "%s: parent link points at '%.60s'", cur, target);
+		char *slash = strrchr(cur, '/');
+		if (!slash)
+			return error_setx(err, EINVAL, "%s: parent outside", cur);
+		*slash = 0;
+		size_t len = strlen(cur);
+		snprintf(cur + len, sizeof(cur) - len, "/%s", target + 3);
 	}
 }

@@ -278,8 +278,19 @@ static int restore_container(struct shim *s, struct error **err)
 	Cocoon__RestoreRequest rr = COCOON__RESTORE_REQUEST__INIT;
 	Cocoon__Response *resp = NULL;
 
+	const struct images_chain *ch = s->args->restore;
+	Cocoon__ImageShare shares[IMAGES_MAX_CHAIN], *ptrs[IMAGES_MAX_CHAIN];
+	char tags[IMAGES_MAX_CHAIN][16];
+	for (int i = 0; i < ch->n; i++) {
+		cocoon__image_share__init(&shares[i]);
+		snprintf(tags[i], sizeof(tags[i]), "images%d", i);
+		shares[i].tag = tags[i];
+		shares[i].name = ch->names[i];
+		ptrs[i] = &shares[i];
+	}
 	rr.spec = s->args->bundle->spec;
-	rr.images_tag = (char *)"images";
+	rr.images = ptrs;
+	rr.n_images = (size_t)ch->n;
 	rr.criu = (Cocoon__CriuOptions *)s->args->criu;
 	req.body_case = COCOON__REQUEST__BODY_RESTORE;
 	req.restore = &rr;
@@ -294,8 +305,11 @@ static int restore_container(struct shim *s, struct error **err)
 static int shim_setup(struct shim *s, struct error **err)
 {
 	struct shim_args *a = s->args;
-	struct sandbox_options opts = {.rootfs_dir = a->bundle->rootfs, .keep_dir_on_failure = true,
-				       .images_dir = a->restore_images};
+	struct sandbox_options opts = {.rootfs_dir = a->bundle->rootfs, .keep_dir_on_failure = true};
+	if (a->restore) {
+		opts.images_dirs = (const char *const *)a->restore->dirs;
+		opts.n_images_dirs = a->restore->n;
+	}
 	int r;
 
 	s->listen_fd = -1;
@@ -306,14 +320,14 @@ static int shim_setup(struct shim *s, struct error **err)
 	s->sb.agent.on_event = on_agent_event;
 	s->sb.agent.event_userdata = s;
 	if ((r = copy_bind_files(s, err)) < 0 ||
-	    (r = a->restore_images ? restore_container(s, err) : create_container(s, err)) < 0 ||
+	    (r = a->restore ? restore_container(s, err) : create_container(s, err)) < 0 ||
 	    (r = listen_control(s, err)) < 0)
 		return r;
 	snprintf(s->st.id, sizeof(s->st.id), "%s", a->id);
 	snprintf(s->st.bundle, sizeof(s->st.bundle), "%s", a->bundle->bundle);
 	snprintf(s->st.rootfs, sizeof(s->st.rootfs), "%s", a->bundle->rootfs);
 	state_now_rfc3339(s->st.created);
-	s->st.status = a->restore_images ? STATUS_RUNNING : STATUS_CREATED;
+	s->st.status = a->restore ? STATUS_RUNNING : STATUS_CREATED;
 	s->st.shim_pid = getpid();
 	s->st.shim_start = proc_start_time(getpid());
 	return state_write(a->dir, &s->st, err);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "commands.h"
+#include "images.h"
 #include "spec.h"
 
 #define SHIM_SOCKET "shim.sock"
@@ -22,7 +23,7 @@ struct shim_args {
 	const char *console_socket; /* NULL unless process.terminal */
 	int ready_fd;		    /* "OK" or an error text, then closed */
 	/* Restore instead of create: */
-	const char *restore_images; /* verified image directory, or NULL */
+	const struct images_chain *restore; /* verified images, or NULL to create */
 	const Cocoon__CriuOptions *criu;
 	const char *work_path;	    /* CRIU's logs go here too */
 };

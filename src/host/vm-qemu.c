@@ -18,7 +18,7 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
-#define QEMU_MAX_ARGS 64
+#define QEMU_MAX_ARGS 96
 
 struct argv_builder {
 	char *args[QEMU_MAX_ARGS];
@@ -135,14 +135,14 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 		add(b, "-device");
 		add(b, "virtio-9p-device,fsdev=rootfs,mount_tag=rootfs");
 	}
-	if (s->images_dir) {
-		if (!qemu_safe_path(s->images_dir))
-			return error_setx(err, EINVAL, "image path '%s' contains a comma", s->images_dir);
+	for (int i = 0; i < s->n_images_dirs; i++) {
+		if (!qemu_safe_path(s->images_dirs[i]))
+			return error_setx(err, EINVAL, "image path '%s' contains a comma", s->images_dirs[i]);
 		/* Read-only: restoring must never change the user's images. */
 		add(b, "-fsdev");
-		add(b, "local,id=images,path=%s,security_model=passthrough,readonly=on", s->images_dir);
+		add(b, "local,id=images%d,path=%s,security_model=passthrough,readonly=on", i, s->images_dirs[i]);
 		add(b, "-device");
-		add(b, "virtio-9p-device,fsdev=images,mount_tag=images");
+		add(b, "virtio-9p-device,fsdev=images%d,mount_tag=images%d", i, i);
 	}
 	if (b->overflow)
 		return error_setx(err, E2BIG, "qemu command line too long");

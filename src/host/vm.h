@@ -19,7 +19,9 @@ struct vm_spec {
 	const char *shared_dir;	  /* host directory shared with tag "cocoon", or NULL */
 	const char *shared_fs;	  /* "9p" or "virtiofs" */
 	const char *rootfs_dir;	  /* container rootfs shared with tag "rootfs", or NULL */
-	const char *images_dir;	  /* checkpoint images shared read-only with tag "images" */
+	/* Checkpoint image directories shared read-only, tags "images0".. */
+	const char *const *images_dirs;
+	int n_images_dirs;
 	const char *console_log;  /* guest serial console goes here */
 	const char *vmm_log;	  /* the VMM's own stderr goes here */
 };

@@ -374,3 +374,23 @@ def test_two_checkpoints_at_once_are_serialized(env):
         assert not p.exists() or (p / "cocoon.json").exists(), "a partial checkpoint"
     assert env.state("two")["status"] == "running"
     finish(env, "two")
+
+
+def test_pre_dump_then_incremental_dump(env):
+    b, out = start(env, "pd", ["payload", "memhog", "64"])
+    assert wait_for(lambda: len(lines(out)) >= 1, timeout=60)
+    before = re.search(r"hash (\w+)", lines(out)[0]).group(1)
+    chain = env.tmp / "chain"
+    chain.mkdir()
+    r = checkpoint(env, "pd", chain / "pre", "--pre-dump")
+    assert "pre-dump" in r.stdout
+    assert env.state("pd")["status"] == "running"
+    checkpoint(env, "pd", chain / "final", "--leave-running", "--parent-path", str(chain / "pre"))
+    size = lambda d: sum(f.stat().st_size for f in d.glob("pages-*.img"))
+    assert size(chain / "pre") > 60 << 20
+    assert size(chain / "final") < size(chain / "pre") // 10, "the final dump is not incremental"
+    assert os.readlink(chain / "final" / "parent") == "../pre"
+    out2 = restored(env, "pd2", chain / "final", b)
+    assert wait_for(lambda: len(lines(out2)) >= 1, timeout=90)
+    assert re.search(r"hash (\w+)", lines(out2)[0]).group(1) == before
+    finish(env, "pd", "pd2")
