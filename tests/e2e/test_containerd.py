@@ -1,0 +1,175 @@
+"""containerd's stock runc shim (io.containerd.runc.v2) driving cocoon,
+through `ctr`, against a private containerd started for these tests."""
+import gzip
+import hashlib
+import io
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import tarfile
+import time
+
+import pytest
+
+from conftest import COCOON, PAYLOAD, pids_mentioning, qemu_pids, wait_for
+
+NS = "cocoon-e2e"
+IMAGE = "docker.io/library/cocoon-test:latest"
+
+
+def blob(layout, data):
+    digest = hashlib.sha256(data).hexdigest()
+    (layout / "blobs" / "sha256" / digest).write_bytes(data)
+    return {"digest": f"sha256:{digest}", "size": len(data)}
+
+
+def build_image(dest):
+    """A hand-built OCI image: one layer with busybox and the test payload."""
+    layer_buf = io.BytesIO()
+    with tarfile.open(fileobj=layer_buf, mode="w") as t:
+        def add_dir(name):
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.DIRTYPE
+            info.mode = 0o755
+            t.addfile(info)
+        for d in ("bin", "tmp", "data", "etc", "proc", "sys", "dev"):
+            add_dir(d)
+        for src, name in ((PAYLOAD, "bin/payload"), (pathlib.Path("/bin/busybox"), "bin/busybox")):
+            data = src.read_bytes()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o755
+            t.addfile(info, io.BytesIO(data))
+        for tool in ("sh", "cat", "echo", "sleep"):
+            info = tarfile.TarInfo(f"bin/{tool}")
+            info.type = tarfile.SYMTYPE
+            info.linkname = "busybox"
+            t.addfile(info)
+    layer = layer_buf.getvalue()
+    layout = dest / "layout"
+    (layout / "blobs" / "sha256").mkdir(parents=True)
+    gz = gzip.compress(layer)
+    layer_desc = blob(layout, gz)
+    config = {"architecture": "amd64", "os": "linux",
+              "config": {"Env": ["PATH=/bin"], "Cmd": ["payload", "echo", "default"]},
+              "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]}}
+    config_desc = blob(layout, json.dumps(config).encode())
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config_desc},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **layer_desc}]}
+    manifest_desc = blob(layout, json.dumps(manifest).encode())
+    index = {"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", **manifest_desc,
+        "annotations": {"io.containerd.image.name": IMAGE, "org.opencontainers.image.ref.name": "latest"}}]}
+    (layout / "index.json").write_text(json.dumps(index))
+    (layout / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
+    archive = dest / "image.tar"
+    with tarfile.open(archive, "w") as t:
+        for p in sorted(layout.rglob("*")):
+            t.add(p, arcname=str(p.relative_to(layout)), recursive=False)
+    return archive
+
+
+class Containerd:
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.sock = tmp / "containerd.sock"
+        self.config = tmp / "containerd.toml"
+        self.config.write_text(f"""version = 2
+root = "{tmp}/root"
+state = "{tmp}/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "{self.sock}"
+[ttrpc]
+  address = "{self.sock}.ttrpc"
+""")
+        self.log = open(tmp / "containerd.log", "wb")
+        self.proc = subprocess.Popen(["containerd", "--config", str(self.config)],
+                                     stdout=self.log, stderr=self.log)
+        assert wait_for(lambda: self.ctr("version").returncode == 0, timeout=30), \
+            (tmp / "containerd.log").read_text()[-2000:]
+
+    def ctr(self, *args, timeout=300, input=None):
+        return subprocess.run(["ctr", "--address", str(self.sock), "--namespace", NS, *args],
+                              capture_output=True, text=True, timeout=timeout, input=input,
+                              stdin=None if input is not None else subprocess.DEVNULL)
+
+    def stop(self):
+        for t in self.ctr("tasks", "ls", "-q").stdout.split():
+            self.ctr("tasks", "kill", "-s", "KILL", t)
+            self.ctr("tasks", "delete", "-f", t)
+        for c in self.ctr("containers", "ls", "-q").stdout.split():
+            self.ctr("containers", "delete", c)
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        # Shims outlive containerd by design; ours must not outlive the suite.
+        for pid in pids_mentioning(str(self.tmp)) + pids_mentioning(f"-namespace {NS}"):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        subprocess.run(["umount", "-R", f"{self.tmp}/state"], capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def cd(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("containerd")
+    c = Containerd(tmp)
+    try:
+        archive = build_image(tmp)
+        r = c.ctr("images", "import", "--snapshotter", "native", str(archive))
+        assert r.returncode == 0, r.stderr
+        assert IMAGE in c.ctr("images", "ls", "-q").stdout
+        yield c
+    finally:
+        c.stop()
+
+
+def run_args(*extra):
+    return ["run", "--snapshotter", "native", "--runc-binary", str(COCOON), *extra]
+
+
+def test_ctr_run_echo_and_exit_code(cd):
+    r = cd.ctr(*run_args("--rm", IMAGE, "echo1", "payload", "echo", "hi"))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "hi"
+    r = cd.ctr(*run_args("--rm", IMAGE, "exit1", "payload", "exit", "7"))
+    assert r.returncode == 7, r.stdout + r.stderr
+
+
+def task_status(cd, cid):
+    for line in cd.ctr("tasks", "ls").stdout.splitlines()[1:]:
+        parts = line.split()
+        if parts and parts[0] == cid:
+            return parts[2]
+    return None
+
+
+def test_detached_pause_resume_exec_kill_ps(cd):
+    r = cd.ctr(*run_args("-d", IMAGE, "ctr1", "payload", "counter", "100"))
+    assert r.returncode == 0, r.stderr
+    assert wait_for(lambda: task_status(cd, "ctr1") == "RUNNING", timeout=60)
+    r = cd.ctr("tasks", "pause", "ctr1")
+    assert r.returncode == 0, r.stderr
+    assert task_status(cd, "ctr1") == "PAUSED"
+    r = cd.ctr("tasks", "resume", "ctr1")
+    assert r.returncode == 0, r.stderr
+    assert task_status(cd, "ctr1") == "RUNNING"
+    r = cd.ctr("tasks", "exec", "--exec-id", "e1", "ctr1", "payload", "echo", "from exec")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "from exec"
+    r = cd.ctr("tasks", "ps", "ctr1")
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.splitlines()) >= 2
+    r = cd.ctr("tasks", "kill", "-s", "KILL", "ctr1")
+    assert r.returncode == 0, r.stderr
+    assert wait_for(lambda: task_status(cd, "ctr1") == "STOPPED", timeout=60)
+    assert cd.ctr("tasks", "delete", "ctr1").returncode == 0
+    assert cd.ctr("containers", "delete", "ctr1").returncode == 0
