@@ -87,9 +87,14 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 [ttrpc]
   address = "{self.sock}.ttrpc"
 """)
+        # The shims, and so cocoon, inherit containerd's environment: the
+        # tests steer cocoon's configuration through this file.
+        self.cocoon_config = tmp / "cocoon.toml"
+        self.cocoon_config.write_text("")
         self.log = open(tmp / "containerd.log", "wb")
         self.proc = subprocess.Popen(["containerd", "--config", str(self.config)],
-                                     stdout=self.log, stderr=self.log)
+                                     stdout=self.log, stderr=self.log,
+                                     env={**os.environ, "COCOON_CONFIG": str(self.cocoon_config)})
         assert wait_for(lambda: self.ctr("version").returncode == 0, timeout=30), \
             (tmp / "containerd.log").read_text()[-2000:]
 
@@ -173,3 +178,71 @@ def test_detached_pause_resume_exec_kill_ps(cd):
     assert wait_for(lambda: task_status(cd, "ctr1") == "STOPPED", timeout=60)
     assert cd.ctr("tasks", "delete", "ctr1").returncode == 0
     assert cd.ctr("containers", "delete", "ctr1").returncode == 0
+
+
+def counter_lines(cd, cid):
+    r = cd.ctr("tasks", "exec", "--exec-id", f"peek{time.time_ns()}", cid, "sh", "-c", "cat /tmp/count | wc -l")
+    return int(r.stdout.strip() or 0)
+
+
+def test_task_checkpoint_leave_running_then_exit(cd, tmp_path):
+    r = cd.ctr(*run_args("-d", IMAGE, "ck1", "sh", "-c", "payload counter 100 > /tmp/count"))
+    assert r.returncode == 0, r.stderr
+    assert wait_for(lambda: task_status(cd, "ck1") == "RUNNING", timeout=60)
+    time.sleep(1)
+    p1, p2 = tmp_path / "p1", tmp_path / "p2"
+    r = cd.ctr("tasks", "checkpoint", "--image-path", str(p1), "ck1", timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (p1 / "pstree.img").exists() and (p1 / "inventory.img").exists()
+    assert task_status(cd, "ck1") == "RUNNING", "the seed's flow leaves the container running"
+    r = cd.ctr("tasks", "checkpoint", "--exit", "--image-path", str(p2), "ck1", timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (p2 / "pstree.img").exists() and any(p2.glob("pages-*.img"))
+    assert wait_for(lambda: task_status(cd, "ck1") == "STOPPED", timeout=60)
+    cd.ctr("tasks", "delete", "ck1")
+    cd.ctr("containers", "delete", "ck1")
+
+
+def test_container_checkpoint_and_live_restore(cd):
+    r = cd.ctr(*run_args("-d", IMAGE, "live1", "sh", "-c", "payload counter 100 > /tmp/count"))
+    assert r.returncode == 0, r.stderr
+    assert wait_for(lambda: task_status(cd, "live1") == "RUNNING", timeout=60)
+    time.sleep(2)
+    at_checkpoint = counter_lines(cd, "live1")
+    assert at_checkpoint > 5
+    r = cd.ctr("containers", "checkpoint", "--rw", "--task", "live1", "cocoon/live1:ck", timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    cd.ctr("tasks", "kill", "-s", "KILL", "live1")
+    assert wait_for(lambda: task_status(cd, "live1") == "STOPPED", timeout=60)
+    cd.ctr("tasks", "delete", "live1")
+    assert cd.ctr("containers", "delete", "live1").returncode == 0
+    r = cd.ctr("containers", "restore", "--rw", "--live", "live1", "cocoon/live1:ck", timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert wait_for(lambda: task_status(cd, "live1") == "RUNNING", timeout=60)
+    time.sleep(2)
+    r = cd.ctr("tasks", "exec", "--exec-id", "all", "live1", "cat", "/tmp/count")
+    numbers = [int(x) for x in r.stdout.split()]
+    assert numbers == list(range(len(numbers))), "the counter restarted or skipped"
+    assert len(numbers) > at_checkpoint + 5, "the counter did not carry on"
+    cd.ctr("tasks", "kill", "-s", "KILL", "live1")
+    wait_for(lambda: task_status(cd, "live1") == "STOPPED", timeout=60)
+    cd.ctr("tasks", "delete", "live1")
+    cd.ctr("containers", "delete", "live1")
+
+
+def test_failed_checkpoint_shows_cocoon_error(cd, tmp_path):
+    r = cd.ctr(*run_args("-d", IMAGE, "nock", "payload", "counter", "100"))
+    assert r.returncode == 0, r.stderr
+    assert wait_for(lambda: task_status(cd, "nock") == "RUNNING", timeout=60)
+    cd.cocoon_config.write_text("[runtime]\nenable_checkpoint = false\n")
+    try:
+        r = cd.ctr("tasks", "checkpoint", "--image-path", str(tmp_path / "x"), "nock", timeout=300)
+    finally:
+        cd.cocoon_config.write_text("")
+    assert r.returncode != 0
+    assert "runtime.enable_checkpoint = false" in r.stderr, r.stderr
+    assert task_status(cd, "nock") == "RUNNING"
+    cd.ctr("tasks", "kill", "-s", "KILL", "nock")
+    wait_for(lambda: task_status(cd, "nock") == "STOPPED", timeout=60)
+    cd.ctr("tasks", "delete", "nock")
+    cd.ctr("containers", "delete", "nock")

@@ -277,7 +277,7 @@ def test_json_log_for_engines(env):
 
 def test_help_and_features(env):
     for cmd in ("create", "start", "run", "state", "list", "kill", "pause", "resume", "exec",
-                "ps", "delete", "spec", "features", "check"):
+                "ps", "delete", "spec", "features", "check", "checkpoint", "restore", "update"):
         r = subprocess.run([str(COCOON), cmd, "--help"], capture_output=True, text=True)
         assert r.returncode == 0 and "Usage: cocoon" in r.stdout, cmd
     r = subprocess.run([str(COCOON), "features"], capture_output=True, text=True)
@@ -380,3 +380,8 @@ def test_foreground_run_forwards_signals(env):
         proc.kill()
     env.run("delete", "fg", check=True)
     assert_no_trace(env, "fg")
+
+
+def test_update_is_refused_clearly(env):
+    r = env.run("update", "--resources", "-", "anything")
+    assert r.returncode != 0 and "not supported" in r.stderr
