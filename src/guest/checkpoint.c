@@ -35,6 +35,8 @@
 
 /* ---- --copy-tree ----------------------------------------------------------- */
 
+static size_t copy_buf_size = COPY_BUF;
+
 static int copy_file(int sdir, int ddir, const char *name, char *buf)
 {
 	_cleanup_close_ int in = openat(sdir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -42,7 +44,7 @@ static int copy_file(int sdir, int ddir, const char *name, char *buf)
 	if (in < 0 || out < 0)
 		return -errno;
 	for (;;) {
-		ssize_t n = read(in, buf, COPY_BUF);
+		ssize_t n = read(in, buf, copy_buf_size);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -62,6 +64,9 @@ static int copy_file(int sdir, int ddir, const char *name, char *buf)
 
 int copy_tree_main(const char *src, const char *dst)
 {
+	/* The seed's baseline copied like cp(1): 128 KiB at a time. */
+	if (getenv("COCOON_COPY_SMALL"))
+		copy_buf_size = 128 * 1024;
 	_cleanup_closedir_ DIR *d = opendir(src);
 	_cleanup_free_ char *buf = malloc(COPY_BUF);
 	struct dirent *de;
@@ -205,6 +210,7 @@ struct ckpt_ctx {
 	bool leave_running;
 	bool keep;
 	bool froze; /* we froze it for an exit-mode checkpoint */
+	unsigned route;
 	char parent[AGENT_ID_MAX + 1];
 	long long t0, dump_ms;
 	Cocoon__CriuStats stats;
@@ -323,12 +329,34 @@ static void ckpt_dump_done(struct agent_job *job, int status)
 	}
 	snprintf(stats, sizeof(stats), "%s/stats-dump", x->img);
 	read_stats(stats, &x->stats);
+	if (x->route == 1 || x->route == 3) {
+		/* The floor stops here; a direct dump is already in place. */
+		Cocoon__Response resp = COCOON__RESPONSE__INIT;
+		Cocoon__CheckpointReply reply = COCOON__CHECKPOINT_REPLY__INIT;
+		ckpt_done_state(a, x->cid);
+		ckpt_thaw_on_failure(x);
+		reply.shared_path = x->route == 3 ? x->shared : (char *)"";
+		reply.stats = &x->stats;
+		reply.dump_ms = (uint64_t)x->dump_ms;
+		resp.id = x->req_id;
+		resp.body_case = COCOON__RESPONSE__BODY_CHECKPOINT;
+		resp.checkpoint = &reply;
+		agent_send_response(a, &resp);
+		if (x->route == 1)
+			remove_dir_files(x->img);
+		ckpt_free(x);
+		return;
+	}
 
 	char dst[300];
 	snprintf(dst, sizeof(dst), AGENT_SHARED_DIR "/%s", x->shared);
 	char *argv[] = {a->self_path, (char *)"--copy-tree", x->img, dst, NULL};
 	_cleanup_error_ struct error *e = NULL;
-	if (agent_job_start(a, argv, ckpt_copy_done, x, &e) < 0) {
+	if (x->route == 2)
+		setenv("COCOON_COPY_SMALL", "1", 1); /* inherited by the job only */
+	int started = agent_job_start(a, argv, ckpt_copy_done, x, &e);
+	unsetenv("COCOON_COPY_SMALL");
+	if (started < 0) {
 		agent_send_error(a, x->req_id, e->code, "checkpoint %s: %s", x->cid, e->msg);
 		ckpt_done_state(a, x->cid);
 		ckpt_free(x);
@@ -402,8 +430,14 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	x->keep = req->keep_in_guest || req->pre_dump;
 	snprintf(x->cid, sizeof(x->cid), "%s", c->id);
 	snprintf(x->ckid, sizeof(x->ckid), "%s", req->checkpoint_id);
-	snprintf(x->img, sizeof(x->img), CKPT_GUEST_DIR "/%s", req->checkpoint_id);
+	x->route = req->bench_route;
 	snprintf(x->shared, sizeof(x->shared), CKPT_SHARED_SUBDIR "/%s", req->checkpoint_id);
+	if (x->route == 3)
+		snprintf(x->img, sizeof(x->img), AGENT_SHARED_DIR "/%s", x->shared);
+	else if (x->route == 2)
+		snprintf(x->img, sizeof(x->img), "/tmp/criu-checkpoint-%s", req->checkpoint_id);
+	else
+		snprintf(x->img, sizeof(x->img), CKPT_GUEST_DIR "/%s", req->checkpoint_id);
 	mkdir(CKPT_GUEST_DIR, 0700);
 	mkdir(AGENT_SHARED_DIR "/" CKPT_SHARED_SUBDIR, 0700);
 	if (mkdir(x->img, 0700) < 0) {
@@ -486,7 +520,8 @@ struct restore_ctx {
 	char images[300];
 	int host_in, host_out, host_err; /* the agent's ends of the new pipes */
 	int child_fds[3];
-	long long t0;
+	long long t0, copy_ms;
+	Cocoon__CriuOptions criu;
 	char *args[16];
 	size_t n_args;
 };
@@ -584,6 +619,7 @@ static void restore_done(struct agent_job *job, int status)
 	reply.pid = (uint32_t)pid;
 	reply.stats = &stats;
 	reply.restore_ms = (uint64_t)(agent_now_ms() - x->t0);
+	reply.copy_ms = (uint64_t)x->copy_ms;
 	resp.id = x->req_id;
 	resp.body_case = COCOON__RESPONSE__BODY_RESTORE;
 	resp.restore = &reply;
@@ -629,6 +665,72 @@ static int restore_stdio(struct restore_ctx *x, char **argv, int *n)
 	return 0;
 }
 
+static void restore_start_criu(struct restore_ctx *x)
+{
+	struct agent *a = x->a;
+	struct agent_container *c = container_find(a, x->cid);
+	_cleanup_error_ struct error *e = NULL;
+	char *argv[64];
+	int n = 0;
+
+	if (!c) {
+		restore_fail(x, ENOENT, "container vanished");
+		return;
+	}
+	argv[n++] = a->criu_path;
+	argv[n++] = (char *)"restore";
+	argv[n++] = (char *)"-D";
+	argv[n++] = x->images;
+	argv[n++] = (char *)"-W";
+	argv[n++] = x->work;
+	argv[n++] = (char *)"-o";
+	argv[n++] = (char *)"restore.log";
+	argv[n++] = x->criu.debug || a->debug ? (char *)"-v4" : (char *)"-v2";
+	argv[n++] = (char *)"--root";
+	argv[n++] = c->rootfs;
+	argv[n++] = (char *)"--restore-detached";
+	char pidfile[300];
+	snprintf(pidfile, sizeof(pidfile), "%s/pidfile", x->work);
+	argv[n++] = (char *)"--pidfile";
+	argv[n++] = pidfile;
+	argv[n++] = (char *)"--manage-cgroups=ignore";
+	criu_common_args(argv, &n, &x->criu);
+	for (size_t i = 0; i < c->n_binds && x->n_args < 6; i++) {
+		if (asprintf(&x->args[x->n_args], "mnt[cocoon-bind-%zu]:%s", i, c->bind_sources[i]) < 0)
+			break;
+		argv[n++] = (char *)"--external";
+		argv[n++] = x->args[x->n_args++];
+	}
+	if (restore_stdio(x, argv, &n) < 0) {
+		restore_fail(x, errno, "stdio pipes");
+		return;
+	}
+	argv[n] = NULL;
+	struct agent_job_options o = {.pass_fds = x->child_fds, .n_pass_fds = 3, .cgroup = c->cgroup,
+				      .timeout_ms = CRIU_RESTORE_TIMEOUT_MS};
+	x->t0 = agent_now_ms();
+	if (agent_job_start_ex(a, argv, &o, restore_done, x, &e) < 0) {
+		restore_fail(x, e->code, e->msg);
+		return;
+	}
+	/* The child has its copies of the pipe ends now. */
+	for (int i = 0; i < 3; i++) {
+		close(x->child_fds[i]);
+		x->child_fds[i] = -1;
+	}
+}
+
+static void restore_copied(struct agent_job *job, int status)
+{
+	struct restore_ctx *x = job->userdata;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		restore_fail(x, EIO, "copying the images into guest memory failed");
+		return;
+	}
+	x->copy_ms = agent_now_ms() - x->t0;
+	restore_start_criu(x);
+}
+
 void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *req)
 {
 	const Cocoon__ContainerSpec *s = req ? req->spec : NULL;
@@ -650,6 +752,7 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 	x->req_id = id;
 	x->host_in = x->host_out = x->host_err = -1;
 	x->child_fds[0] = x->child_fds[1] = x->child_fds[2] = -1;
+	cocoon__criu_options__init(&x->criu);
 	snprintf(x->cid, sizeof(x->cid), "%s", s->id);
 	snprintf(x->work, sizeof(x->work), CKPT_GUEST_DIR "/restore-%s", s->id);
 	mkdir(CKPT_GUEST_DIR, 0700);
@@ -696,48 +799,19 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 	mkdir(CKPT_GUEST_DIR, 0700);
 	remove_dir_files(x->work);
 	mkdir(x->work, 0700);
-
-	char *argv[64];
-	int n = 0;
-	argv[n++] = a->criu_path;
-	argv[n++] = (char *)"restore";
-	argv[n++] = (char *)"-D";
-	argv[n++] = x->images;
-	argv[n++] = (char *)"-W";
-	argv[n++] = x->work;
-	argv[n++] = (char *)"-o";
-	argv[n++] = (char *)"restore.log";
-	argv[n++] = (req->criu && req->criu->debug) || a->debug ? (char *)"-v4" : (char *)"-v2";
-	argv[n++] = (char *)"--root";
-	argv[n++] = c->rootfs;
-	argv[n++] = (char *)"--restore-detached";
-	char pidfile[300];
-	snprintf(pidfile, sizeof(pidfile), "%s/pidfile", x->work);
-	argv[n++] = (char *)"--pidfile";
-	argv[n++] = pidfile;
-	argv[n++] = (char *)"--manage-cgroups=ignore";
-	criu_common_args(argv, &n, req->criu);
-	for (size_t i = 0; i < c->n_binds && x->n_args < 6; i++) {
-		if (asprintf(&x->args[x->n_args], "mnt[cocoon-bind-%zu]:%s", i, c->bind_sources[i]) < 0)
-			break;
-		argv[n++] = (char *)"--external";
-		argv[n++] = x->args[x->n_args++];
-	}
-	if (restore_stdio(x, argv, &n) < 0) {
-		restore_fail(x, errno, "stdio pipes");
+	if (req->criu)
+		x->criu = *req->criu;
+	if (req->bench_from_tmpfs) {
+		/* Baseline: the images in guest memory first, then CRIU alone. */
+		char dst[300];
+		snprintf(dst, sizeof(dst), CKPT_GUEST_DIR "/rimg-%s", s->id);
+		remove_dir_files(dst);
+		char *argv[] = {a->self_path, (char *)"--copy-tree", x->images, dst, NULL};
+		snprintf(x->images, sizeof(x->images), "%s", dst);
+		x->t0 = agent_now_ms();
+		if (agent_job_start(a, argv, restore_copied, x, &e) < 0)
+			restore_fail(x, e->code, e->msg);
 		return;
 	}
-	argv[n] = NULL;
-	struct agent_job_options o = {.pass_fds = x->child_fds, .n_pass_fds = 3, .cgroup = c->cgroup,
-				      .timeout_ms = CRIU_RESTORE_TIMEOUT_MS};
-	x->t0 = agent_now_ms();
-	if (agent_job_start_ex(a, argv, &o, restore_done, x, &e) < 0) {
-		restore_fail(x, e->code, e->msg);
-		return;
-	}
-	/* The child has its copies of the pipe ends now. */
-	for (int i = 0; i < 3; i++) {
-		close(x->child_fds[i]);
-		x->child_fds[i] = -1;
-	}
+	restore_start_criu(x);
 }

@@ -19,6 +19,8 @@ struct checkpoint_options {
 	const char *parent_path;
 	bool leave_running;
 	bool pre_dump;
+	bool print_stats;
+	unsigned bench_route;
 	Cocoon__CriuOptions criu;
 };
 
@@ -41,7 +43,8 @@ static void checkpoint_usage(void)
 	       "  --shell-job            allow a shell job (a terminal)\n"
 	       "  --file-locks           checkpoint file locks\n"
 	       "  --empty-ns network     accepted; the container's network namespace is dumped\n"
-	       "  --manage-cgroups-mode  accepted; cgroups live in the guest\n");
+	       "  --manage-cgroups-mode  accepted; cgroups live in the guest\n"
+	       "  --print-stats          print CRIU's and cocoon's timings as a JSON line\n");
 }
 
 static void make_checkpoint_id(char out[64])
@@ -133,6 +136,28 @@ static void container_thaw_or_kill(struct global_opts *g, const char *id, bool k
 	}
 }
 
+/* --print-stats: one JSON line, for scripts and make bench. */
+static void print_checkpoint_stats(const struct checkpoint_options *o, const Cocoon__CheckpointReply *rep,
+				   long long total_ms, const char *dest)
+{
+	if (!o->print_stats)
+		return;
+	const Cocoon__CriuStats *st = rep->stats;
+	json_object *j = json_object_new_object();
+	json_object_object_add(j, "frozen_ms", json_object_new_double(st ? st->frozen_us / 1000.0 : 0));
+	json_object_object_add(j, "freezing_ms", json_object_new_double(st ? st->freezing_us / 1000.0 : 0));
+	json_object_object_add(j, "memdump_ms", json_object_new_double(st ? st->memdump_us / 1000.0 : 0));
+	json_object_object_add(j, "memwrite_ms", json_object_new_double(st ? st->memwrite_us / 1000.0 : 0));
+	json_object_object_add(j, "pages_written", json_object_new_uint64(st ? st->pages_written : 0));
+	json_object_object_add(j, "criu_ms", json_object_new_uint64(rep->dump_ms));
+	json_object_object_add(j, "copy_ms", json_object_new_uint64(rep->copy_ms));
+	json_object_object_add(j, "total_ms", json_object_new_int64(total_ms));
+	json_object_object_add(j, "bytes", json_object_new_uint64(rep->bytes));
+	json_object_object_add(j, "path", json_object_new_string(dest));
+	printf("stats: %s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+	json_object_put(j);
+}
+
 static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoint_options *o,
 			 struct error **err)
 {
@@ -171,6 +196,7 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 	cr.pre_dump = o->pre_dump;
 	cr.parent_id = parent_id;
 	cr.criu = &o->criu;
+	cr.bench_route = o->bench_route;
 	o->criu.debug = g->cfg.enable_debug;
 	req.body_case = COCOON__REQUEST__BODY_CHECKPOINT;
 	req.checkpoint = &cr;
@@ -200,6 +226,12 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 		return r;
 	}
 	Cocoon__CheckpointReply *rep = resp->checkpoint;
+	if (!*rep->shared_path) {
+		/* The benchmark floor: dumped into guest memory and discarded. */
+		print_checkpoint_stats(o, rep, now_ms() - t0, "");
+		cocoon__response__free_unpacked(resp, NULL);
+		return 0;
+	}
 	if (asprintf(&src, "%s/shared/%s", dir, rep->shared_path) < 0 || strstr(rep->shared_path, "..")) {
 		cocoon__response__free_unpacked(resp, NULL);
 		return error_setx(err, EPROTO, "agent named a bad image path");
@@ -224,6 +256,7 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 	printf("  %u files, %.1f MiB; frozen %.0f ms, criu %llu ms, copy to host %llu ms, total %lld ms\n",
 	       rep->files, (double)rep->bytes / (1 << 20), sts ? sts->frozen_us / 1000.0 : 0.0,
 	       (unsigned long long)rep->dump_ms, (unsigned long long)rep->copy_ms, total);
+	print_checkpoint_stats(o, rep, total, dest);
 	cocoon__response__free_unpacked(resp, NULL);
 	return 0;
 }
@@ -231,7 +264,7 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 int cmd_checkpoint(struct global_opts *g, int argc, char **argv)
 {
 	enum { O_IMAGE = 256, O_WORK, O_LEAVE, O_TCP, O_EXT, O_SHELL, O_LOCKS, O_EMPTYNS, O_PRE, O_PARENT,
-	       O_CGMODE, O_UNSUP };
+	       O_CGMODE, O_UNSUP, O_STATS, O_ROUTE };
 	static const struct option opts[] = {{"image-path", required_argument, NULL, O_IMAGE},
 					     {"work-path", required_argument, NULL, O_WORK},
 					     {"leave-running", no_argument, NULL, O_LEAVE},
@@ -247,6 +280,8 @@ int cmd_checkpoint(struct global_opts *g, int argc, char **argv)
 					     {"lazy-pages", no_argument, NULL, O_UNSUP},
 					     {"auto-dedup", no_argument, NULL, O_UNSUP},
 					     {"status-fd", required_argument, NULL, O_UNSUP},
+					     {"print-stats", no_argument, NULL, O_STATS},
+					     {"bench-route", required_argument, NULL, O_ROUTE},
 					     {"help", no_argument, NULL, 'h'},
 					     {}};
 	struct checkpoint_options o = {0};
@@ -290,6 +325,22 @@ int cmd_checkpoint(struct global_opts *g, int argc, char **argv)
 			o.parent_path = optarg;
 			break;
 		case O_CGMODE:
+			break;
+		case O_STATS:
+			o.print_stats = true;
+			break;
+		case O_ROUTE:
+			/* Benchmark baselines only; see make bench. */
+			if (strcmp(optarg, "cocoon") == 0)
+				o.bench_route = 0;
+			else if (strcmp(optarg, "floor") == 0)
+				o.bench_route = 1;
+			else if (strcmp(optarg, "seed") == 0)
+				o.bench_route = 2;
+			else if (strcmp(optarg, "direct9p") == 0)
+				o.bench_route = 3;
+			else
+				return usage_error("checkpoint", "--bench-route: cocoon, floor, seed or direct9p");
 			break;
 		case O_UNSUP:
 			return usage_error("checkpoint", "%s is not supported", argv[optind - 1]);

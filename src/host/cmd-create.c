@@ -115,7 +115,7 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 		struct shim_args a = {.g = g, .id = id, .dir = dir, .bundle = &bundle,
 				      .console_socket = o->console_socket, .ready_fd = p[1],
 				      .restore = o->restore, .criu = o->criu,
-				      .work_path = o->work_path};
+				      .work_path = o->work_path, .bench_from_tmpfs = o->bench_from_tmpfs};
 		shim_main(&a);
 	}
 	close(p[1]);

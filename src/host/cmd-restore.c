@@ -25,12 +25,14 @@ static void restore_usage(void)
 	       "  --console-socket S     as for create\n"
 	       "  --tcp-established, --ext-unix-sk, --shell-job, --file-locks  as for CRIU\n"
 	       "  --no-pivot, --no-subreaper (also -no-subreaper), --manage-cgroups-mode,\n"
-	       "  --empty-ns network     accepted for runc compatibility\n");
+	       "  --empty-ns network     accepted for runc compatibility\n"
+	       "  --print-stats          print boot and CRIU timings as a JSON line\n");
 }
 
 int cmd_restore(struct global_opts *g, int argc, char **argv)
 {
-	enum { O_IMAGE = 256, O_WORK, O_PID, O_CONSOLE, O_TCP, O_EXT, O_SHELL, O_LOCKS, O_IGNORE, O_IGNORE_ARG, O_UNSUP };
+	enum { O_IMAGE = 256, O_WORK, O_PID, O_CONSOLE, O_TCP, O_EXT, O_SHELL, O_LOCKS, O_IGNORE, O_IGNORE_ARG, O_UNSUP,
+	       O_STATS, O_BENCH };
 	static const struct option opts[] = {{"image-path", required_argument, NULL, O_IMAGE},
 					     {"work-path", required_argument, NULL, O_WORK},
 					     {"bundle", required_argument, NULL, 'b'},
@@ -47,6 +49,8 @@ int cmd_restore(struct global_opts *g, int argc, char **argv)
 					     {"empty-ns", required_argument, NULL, O_IGNORE_ARG},
 					     {"lazy-pages", no_argument, NULL, O_UNSUP},
 					     {"auto-dedup", no_argument, NULL, O_UNSUP},
+					     {"print-stats", no_argument, NULL, O_STATS},
+					     {"bench-from-tmpfs", no_argument, NULL, O_BENCH},
 					     {"help", no_argument, NULL, 'h'},
 					     {}};
 	Cocoon__CriuOptions criu = COCOON__CRIU_OPTIONS__INIT;
@@ -54,7 +58,7 @@ int cmd_restore(struct global_opts *g, int argc, char **argv)
 	_cleanup_error_ struct error *err = NULL;
 	const char *image_path = NULL;
 	char resolved[PATH_MAX];
-	bool detach = false;
+	bool detach = false, print_stats = false;
 	int c;
 
 	optind = 1;
@@ -93,6 +97,12 @@ int cmd_restore(struct global_opts *g, int argc, char **argv)
 		case O_IGNORE:
 		case O_IGNORE_ARG:
 			break;
+		case O_STATS:
+			print_stats = true;
+			break;
+		case O_BENCH:
+			o.bench_from_tmpfs = true;
+			break;
 		case O_UNSUP:
 			return usage_error("restore", "%s is not supported", argv[optind - 1]);
 		case 'h':
@@ -122,12 +132,23 @@ int cmd_restore(struct global_opts *g, int argc, char **argv)
 	}
 	o.restore = &chain;
 	pid_t shim;
+	long long t0 = now_ms();
 	int r = container_create(g, id, &o, &shim, &err);
 	images_chain_free(&chain);
 	if (r < 0) {
 		error_wrap(&err, "restore %s", id);
 		report_error(g, err->msg);
 		return 1;
+	}
+	if (print_stats) {
+		_cleanup_free_ char *path = NULL, *text = NULL;
+		if (asprintf(&path, "%s/%s/restore-stats.json", g->root, id) >= 0 &&
+		    read_file_bounded(path, 4096, &text, NULL, NULL) == 0) {
+			text[strcspn(text, "\n")] = 0;
+			/* The same line, with the whole command's wall time. */
+			printf("stats: {\"total_ms\": %lld, %s\n", now_ms() - t0, text + 1);
+			fflush(stdout);
+		}
 	}
 	if (detach)
 		return 0;

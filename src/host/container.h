@@ -15,6 +15,7 @@ struct create_options {
 	const struct images_chain *restore; /* restore instead of create */
 	const Cocoon__CriuOptions *criu;
 	const char *work_path;
+	bool bench_from_tmpfs;
 };
 
 /* Boots the container's VM through a new shim and creates the container,

@@ -294,10 +294,20 @@ static int restore_container(struct shim *s, struct error **err)
 	rr.criu = (Cocoon__CriuOptions *)s->args->criu;
 	req.body_case = COCOON__REQUEST__BODY_RESTORE;
 	req.restore = &rr;
+	rr.bench_from_tmpfs = s->args->bench_from_tmpfs;
 	int r = agent_call(&s->sb.agent, &req, &resp, SHIM_CHECKPOINT_TIMEOUT_MS, err);
 	copy_restore_logs(s);
 	if (r < 0)
 		return r;
+	/* For restore --print-stats. */
+	char path[4200], text[512];
+	snprintf(path, sizeof(path), "%s/restore-stats.json", s->args->dir);
+	int n = snprintf(text, sizeof(text),
+			 "{\"boot_ms\": %lld, \"criu_ms\": %llu, \"copy_ms\": %llu, \"restore_us\": %u}\n",
+			 s->sb.boot_ms, (unsigned long long)resp->restore->restore_ms,
+			 (unsigned long long)resp->restore->copy_ms,
+			 resp->restore->stats ? resp->restore->stats->restore_us : 0);
+	write_file_atomic(path, text, (size_t)n, 0600, NULL);
 	cocoon__response__free_unpacked(resp, NULL);
 	return 0;
 }

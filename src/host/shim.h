@@ -26,6 +26,7 @@ struct shim_args {
 	const struct images_chain *restore; /* verified images, or NULL to create */
 	const Cocoon__CriuOptions *criu;
 	const char *work_path;	    /* CRIU's logs go here too */
+	bool bench_from_tmpfs;	    /* make bench's raw-restore baseline */
 };
 
 /* Runs in the forked child; never returns. */

@@ -11,9 +11,10 @@
  *   payload counter [MS]        print 0, 1, 2, ... every MS ms (default 100);
  *                               exits 143 on SIGTERM
  *   payload sleep SECONDS       sleep
- *   payload memhog MIB [SEED]   fill MIB of anonymous memory with pseudo-random
- *                               bytes, print its hash, then print it again
- *                               every second
+ *   payload memhog MIB [SEED [DIRTY%]]  fill MIB of anonymous memory with
+ *                               pseudo-random bytes, print its hash, then print
+ *                               it again every second, dirtying DIRTY% of the
+ *                               pages each round
  *   payload threads N           N threads each counting; prints all counts
  *   payload pipes               parent and child talk over a pipe and a
  *                               socketpair, printing each round trip
@@ -86,9 +87,15 @@ static int cmd_memhog(int argc, char **argv)
 		x ^= x << 17;
 		memcpy(p + i, &x, 8);
 	}
+	/* Optionally keep dirtying DIRTY percent of it, a page at a time,
+	 * spread over the area, so that incremental dumps have work to do. */
+	long dirty_pct = argc > 4 ? atol(argv[4]) : 0;
+	size_t pages = len / 4096, step = dirty_pct > 0 ? (size_t)(100 / dirty_pct) : 0;
 	for (unsigned long round = 0;; round++) {
 		printf("memhog %zu MiB hash %016llx round %lu\n", mib, (unsigned long long)fnv1a(p, len), round);
 		fflush(stdout);
+		for (size_t i = round % (step ? step : 1); step && i < pages; i += step)
+			p[i * 4096] ^= 1;
 		sleep_ms(1000);
 	}
 }
