@@ -11,7 +11,7 @@ PREFIX   ?= /usr/local
 PYTEST   ?= /usr/bin/python3 -m pytest
 COCOON    = $(BUILD)/cocoon
 
-.PHONY: all setup build image check unit asan e2e demo bench install format clean
+.PHONY: all setup build image check unit asan e2e demo bench bench-quick install format clean
 
 all: build
 
@@ -47,7 +47,10 @@ demo: image
 	sh scripts/demo.sh $(COCOON)
 
 bench: image
-	@echo "make bench: not implemented yet (issue #6)"; exit 1
+	/usr/bin/python3 bench/bench.py
+
+bench-quick: image
+	/usr/bin/python3 bench/bench.py --quick --out $(BUILD)/bench-quick.json
 
 install: build
 	meson install -C $(BUILD)
