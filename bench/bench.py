@@ -272,6 +272,7 @@ def main():
     results["elapsed_s"] = round(time.time() - t_start, 1)
     pathlib.Path(args.out).write_text(json.dumps(results, indent=2))
     report(results, sizes)
+    print(f"results written to {args.out}")
     return 0
 
 
@@ -311,7 +312,7 @@ def report(r, sizes):
               f"{'>=' if k == 'seed_vs_cocoon' else '<='}{target}")
     for k, why in r["skipped"].items():
         print(f"skipped {k}: {why}")
-    print(f"(written to bench/results.json; {r['elapsed_s']} s)")
+    print(f"({r['elapsed_s']} s)")
 
 
 if __name__ == "__main__":
