@@ -1,0 +1,23 @@
+"""make bench --quick still works: the harness runs end to end and records
+every figure. No timing is asserted: performance is judged by make bench."""
+import json
+import subprocess
+
+from conftest import REPO, qemu_pids
+
+
+def test_bench_quick_runs(tmp_path):
+    out = tmp_path / "results.json"
+    r = subprocess.run(["/usr/bin/python3", str(REPO / "bench" / "bench.py"), "--quick", "--out", str(out)],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    res = json.loads(out.read_text())
+    size = res["sizes"]["16"]
+    for key in ("floor_frozen", "lr_frozen", "lr_total", "seed_total", "exit_total", "restore_total",
+                "restore_boot", "raw_restore_criu", "image_bytes"):
+        assert size[key] and size[key]["median"] > 0, key
+    assert res["boot"]["floor_ms"]["median"] > 0 and res["boot"]["agent_ready_ms"]["median"] > 0
+    assert res["predump"]["final_frozen"]["median"] > 0
+    assert set(res["ratios"]) >= {"frozen_vs_floor", "boot_vs_floor", "predump_vs_full"}
+    assert "ratios at 16 MiB" in r.stdout
+    assert qemu_pids("cocoon-bench.") == []
