@@ -61,6 +61,9 @@ struct agent {
 	bool shared_mounted;
 	char criu_path[256];
 	char self_path[256]; /* this binary, for its --copy-tree mode */
+	/* Where CRIU dumps in the guest (runtime.guest_checkpoint_dir): must
+	 * be memory-backed for the frozen time to be a dump into memory. */
+	char ckpt_dir[128];
 	struct agent_container containers[AGENT_MAX_CONTAINERS];
 };
 

@@ -17,6 +17,7 @@
 #include "agent.h"
 #include "cleanup.h"
 #include "container.h"
+#include "pbwire.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -26,12 +27,26 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#define CKPT_GUEST_DIR "/run/cocoon/ckpt"
 #define CKPT_SHARED_SUBDIR "checkpoints"
 #define DESCRIPTORS_FILE "cocoon-descriptors"
 #define CRIU_DUMP_TIMEOUT_MS (10 * 60 * 1000)
 #define CRIU_RESTORE_TIMEOUT_MS (5 * 60 * 1000)
 #define COPY_BUF (4 * 1024 * 1024)
+
+/* mkdir -p, for runtime.guest_checkpoint_dir. */
+static void ensure_dir(const char *path)
+{
+	char buf[128];
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p == '/') {
+			*p = 0;
+			mkdir(buf, 0700);
+			*p = '/';
+		}
+	}
+	mkdir(buf, 0700);
+}
 
 /* ---- --copy-tree ----------------------------------------------------------- */
 
@@ -102,18 +117,6 @@ int copy_tree_main(const char *src, const char *dst)
 
 /* ---- CRIU's stats-dump / stats-restore ------------------------------------ */
 
-static bool pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-	*v = 0;
-	for (int shift = 0; *p < end && shift < 64; shift += 7) {
-		uint8_t b = *(*p)++;
-		*v |= (uint64_t)(b & 0x7f) << shift;
-		if (!(b & 0x80))
-			return true;
-	}
-	return false;
-}
-
 /* Reads the few fields we report from CRIU's stats_entry (criu/images/
  * stats.proto): dump = 1 { freezing_time 1, frozen_time 2, memdump_time 3,
  * memwrite_time 4, pages_scanned 5, pages_skipped_parent 6, pages_written 7 },
@@ -122,18 +125,18 @@ static void parse_stats_msg(const uint8_t *p, const uint8_t *end, int outer, Coc
 {
 	while (p < end) {
 		uint64_t key, v;
-		if (!pb_varint(&p, end, &key))
+		if (!pbwire_varint(&p, end, &key))
 			return;
 		unsigned field = (unsigned)(key >> 3), wt = key & 7;
 		if (wt == 2) {
-			if (!pb_varint(&p, end, &v) || v > (uint64_t)(end - p))
+			if (!pbwire_varint(&p, end, &v) || v > (uint64_t)(end - p))
 				return;
 			if (outer == 0)
 				parse_stats_msg(p, p + v, (int)field, st);
 			p += v;
 			continue;
 		}
-		if (wt != 0 || !pb_varint(&p, end, &v))
+		if (wt != 0 || !pbwire_varint(&p, end, &v))
 			return;
 		if (outer == 1) {
 			switch (field) {
@@ -301,7 +304,7 @@ static void ckpt_copy_done(struct agent_job *job, int status)
 		remove_dir_files(x->img);
 	if (*x->parent && !x->keep) {
 		char parent[300];
-		snprintf(parent, sizeof(parent), CKPT_GUEST_DIR "/%s", x->parent);
+		snprintf(parent, sizeof(parent), "%s/%s", x->a->ckpt_dir, x->parent);
 		remove_dir_files(parent);
 	}
 	ckpt_free(x);
@@ -437,8 +440,8 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	else if (x->route == 2)
 		snprintf(x->img, sizeof(x->img), "/tmp/criu-checkpoint-%s", req->checkpoint_id);
 	else
-		snprintf(x->img, sizeof(x->img), CKPT_GUEST_DIR "/%s", req->checkpoint_id);
-	mkdir(CKPT_GUEST_DIR, 0700);
+		snprintf(x->img, sizeof(x->img), "%s/%s", x->a->ckpt_dir, req->checkpoint_id);
+	ensure_dir(a->ckpt_dir);
 	mkdir(AGENT_SHARED_DIR "/" CKPT_SHARED_SUBDIR, 0700);
 	if (mkdir(x->img, 0700) < 0) {
 		agent_send_error(a, id, errno, "checkpoint %s: %s: %s", c->id, x->img, strerror(errno));
@@ -754,13 +757,13 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 	x->child_fds[0] = x->child_fds[1] = x->child_fds[2] = -1;
 	cocoon__criu_options__init(&x->criu);
 	snprintf(x->cid, sizeof(x->cid), "%s", s->id);
-	snprintf(x->work, sizeof(x->work), CKPT_GUEST_DIR "/restore-%s", s->id);
-	mkdir(CKPT_GUEST_DIR, 0700);
+	snprintf(x->work, sizeof(x->work), "%s/restore-%s", x->a->ckpt_dir, s->id);
+	ensure_dir(a->ckpt_dir);
 	if (by_tag) {
 		/* The host shares the image directories themselves, read-only:
 		 * no copy. Side by side, so that "parent" links resolve. */
 		char base[200];
-		snprintf(base, sizeof(base), CKPT_GUEST_DIR "/images-%s", s->id);
+		snprintf(base, sizeof(base), "%s/images-%s", x->a->ckpt_dir, s->id);
 		mkdir(base, 0700);
 		for (size_t i = 0; i < req->n_images && i < 8; i++) {
 			const Cocoon__ImageShare *is = req->images[i];
@@ -799,7 +802,7 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 		free(x);
 		return;
 	}
-	mkdir(CKPT_GUEST_DIR, 0700);
+	ensure_dir(a->ckpt_dir);
 	remove_dir_files(x->work);
 	mkdir(x->work, 0700);
 	if (req->criu)
@@ -807,7 +810,7 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 	if (req->bench_from_tmpfs) {
 		/* Baseline: the images in guest memory first, then CRIU alone. */
 		char dst[300];
-		snprintf(dst, sizeof(dst), CKPT_GUEST_DIR "/rimg-%s", s->id);
+		snprintf(dst, sizeof(dst), "%s/rimg-%s", x->a->ckpt_dir, s->id);
 		remove_dir_files(dst);
 		char src[sizeof(x->images)];
 		snprintf(src, sizeof(src), "%s", x->images);

@@ -157,6 +157,8 @@ static void parse_criu_from_cmdline(struct agent *a)
 	for (char *t = strtok_r(line, " \n", &save); t; t = strtok_r(NULL, " \n", &save))
 		if (strncmp(t, "cocoon.criu=", 12) == 0 && t[12] == '/')
 			snprintf(a->criu_path, sizeof(a->criu_path), "%s", t + 12);
+		else if (strncmp(t, "cocoon.ckptdir=", 15) == 0 && t[15] == '/' && !strstr(t, ".."))
+			snprintf(a->ckpt_dir, sizeof(a->ckpt_dir), "%s", t + 15);
 }
 
 int main(int argc, char **argv)
@@ -180,6 +182,7 @@ int main(int argc, char **argv)
 	if (sl > 0)
 		a.self_path[sl] = 0;
 	snprintf(a.criu_path, sizeof(a.criu_path), "%s", AGENT_DEFAULT_CRIU);
+	snprintf(a.ckpt_dir, sizeof(a.ckpt_dir), "/run/cocoon/checkpoints");
 	while (!a.is_init && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':

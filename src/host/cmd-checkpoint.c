@@ -204,15 +204,13 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 	r = container_call_timeout(g, id, &req, &resp, SHIM_CHECKPOINT_TIMEOUT_MS, err);
 	if (r < 0) {
 		/* CRIU's whole log, kept where the user can read it. */
-		_cleanup_free_ char *log = NULL, *text = NULL, *keep = NULL;
-		size_t len;
-		if (asprintf(&log, "%s/shared/checkpoints/%s.dump.log", dir, ckid) >= 0 &&
-		    read_file_bounded(log, 256 << 20, &text, &len, NULL) == 0) {
+		_cleanup_free_ char *log = NULL, *keep = NULL;
+		if (asprintf(&log, "%s/shared/checkpoints/%s.dump.log", dir, ckid) >= 0 && access(log, R_OK) == 0) {
 			const char *where = o->work_path ? o->work_path : g->cfg.host_checkpoint_dir;
 			int n = o->work_path ? asprintf(&keep, "%s/dump.log", where)
 					     : asprintf(&keep, "%s/failed-%s-dump.log", where, ckid);
-			if (n >= 0 && mkdir_p(where, 0700, NULL) == 0 &&
-			    write_file_atomic(keep, text, len, 0600, NULL) == 0) {
+			if (n >= 0 && mkdir_p(where, 0700, NULL) == 0) {
+				copy_file_bounded(log, keep, 256 << 20);
 				_cleanup_free_ char *msg = NULL;
 				if (asprintf(&msg, "%s (CRIU's whole log: %s)", (*err)->msg, keep) >= 0) {
 					free((*err)->msg);

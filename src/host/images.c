@@ -1,6 +1,7 @@
 #include "images.h"
 #include "cleanup.h"
 #include "paths.h"
+#include "pbwire.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -265,18 +266,6 @@ int images_publish(const char *src, const char *dest, const struct images_info *
 #define PE_PARENT (1 << 0)
 #define PE_PRESENT (1 << 2)
 
-static bool varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-	*v = 0;
-	for (int s = 0; *p < end && s < 64; s += 7) {
-		uint8_t b = *(*p)++;
-		*v |= (uint64_t)(b & 0x7f) << s;
-		if (!(b & 0x80))
-			return true;
-	}
-	return false;
-}
-
 static int pagemap_pages(const char *path, uint64_t *pages_id, uint64_t *pages, struct error **err)
 {
 	_cleanup_free_ char *data = NULL;
@@ -302,10 +291,10 @@ static int pagemap_pages(const char *path, uint64_t *pages_id, uint64_t *pages, 
 		uint64_t nr = 0, in_parent = 0, flags = 0, v, key;
 		bool has_flags = false;
 		while (q < qe) {
-			if (!varint(&q, qe, &key))
+			if (!pbwire_varint(&q, qe, &key))
 				return error_setx(err, EINVAL, "%s is corrupt", path);
 			if ((key & 7) == 0) {
-				if (!varint(&q, qe, &v))
+				if (!pbwire_varint(&q, qe, &v))
 					return error_setx(err, EINVAL, "%s is corrupt", path);
 			} else if ((key & 7) == 1) {
 				q += 8;
@@ -435,12 +424,9 @@ void images_copy_logs(const char *src, const char *work_path)
 	if (!work_path || mkdir_p(work_path, 0700, NULL) < 0)
 		return;
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
-		_cleanup_free_ char *from = NULL, *to = NULL, *text = NULL;
-		size_t len;
-		if (asprintf(&from, "%s/%s", src, names[i]) < 0 || asprintf(&to, "%s/%s", work_path, names[i]) < 0)
-			continue;
-		if (read_file_bounded(from, 256 << 20, &text, &len, NULL) == 0)
-			write_file_atomic(to, text, len, 0600, NULL);
+		_cleanup_free_ char *from = NULL, *to = NULL;
+		if (asprintf(&from, "%s/%s", src, names[i]) >= 0 && asprintf(&to, "%s/%s", work_path, names[i]) >= 0)
+			copy_file_bounded(from, to, 256 << 20);
 	}
 }
 

@@ -78,6 +78,14 @@ int write_file_atomic(const char *path, const char *data, size_t len, int mode, 
 	return 0;
 }
 
+void copy_file_bounded(const char *from, const char *to, size_t max)
+{
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	if (read_file_bounded(from, max, &text, &len, NULL) == 0)
+		write_file_atomic(to, text, len, 0600, NULL);
+}
+
 int mkdir_p(const char *path, int mode, struct error **err)
 {
 	char buf[PATH_MAX];

@@ -15,6 +15,10 @@
 int read_file_bounded(const char *path, size_t max, char **out, size_t *len, struct error **err);
 int write_file_atomic(const char *path, const char *data, size_t len, int mode, struct error **err);
 
+/* Copies a file of at most max bytes to a new file (atomically); a missing
+ * source is not an error. For logs. */
+void copy_file_bounded(const char *from, const char *to, size_t max);
+
 /* mkdir -p with the given mode for every directory it creates. */
 int mkdir_p(const char *path, int mode, struct error **err);
 

@@ -106,8 +106,12 @@ static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 		snprintf(sb->accel, sizeof(sb->accel), "%s", opts->accel);
 	else if ((r = accel_resolve(cfg, sb->accel, &note, err)) < 0)
 		return r;
-	if (asprintf(&cmdline, "cocoon.criu=%s%s", cfg->guest_criu_path,
-		     cfg->enable_debug ? " cocoon.debug=1" : "") < 0)
+	if (strchr(cfg->guest_criu_path, ' ') || strchr(cfg->guest_checkpoint_dir, ' ') ||
+	    cfg->guest_criu_path[0] != '/' || cfg->guest_checkpoint_dir[0] != '/')
+		return error_setx(err, EINVAL, "guest_criu_path and guest_checkpoint_dir must be absolute paths "
+						"without spaces");
+	if (asprintf(&cmdline, "cocoon.criu=%s cocoon.ckptdir=%s%s", cfg->guest_criu_path,
+		     cfg->guest_checkpoint_dir, cfg->enable_debug ? " cocoon.debug=1" : "") < 0)
 		return error_set(err, ENOMEM, "cmdline");
 
 	struct vm_spec spec = {

@@ -262,13 +262,10 @@ static void copy_restore_logs(struct shim *s)
 	if (!s->args->work_path || mkdir_p(s->args->work_path, 0700, NULL) < 0)
 		return;
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
-		_cleanup_free_ char *from = NULL, *to = NULL, *text = NULL;
-		size_t len;
-		if (asprintf(&from, "%s/restore-%s.%s", s->sb.shared_dir, s->args->id, names[i]) < 0 ||
-		    asprintf(&to, "%s/%s", s->args->work_path, names[i]) < 0)
-			continue;
-		if (read_file_bounded(from, 256 << 20, &text, &len, NULL) == 0)
-			write_file_atomic(to, text, len, 0600, NULL);
+		_cleanup_free_ char *from = NULL, *to = NULL;
+		if (asprintf(&from, "%s/restore-%s.%s", s->sb.shared_dir, s->args->id, names[i]) >= 0 &&
+		    asprintf(&to, "%s/%s", s->args->work_path, names[i]) >= 0)
+			copy_file_bounded(from, to, 256 << 20);
 	}
 }
 
@@ -699,15 +696,16 @@ void shim_main(struct shim_args *a)
 	report(a->ready_fd, "OK");
 	shim_loop(&s);
 
-	/* The container is gone: record it, then take the VM down. */
-	s.st.status = STATUS_STOPPED;
-	s.st.exit_status = s.exit_code;
-	state_write(a->dir, &s.st, NULL);
+	/* The container is gone: take the VM down, then record it, so that
+	 * "stopped" never describes a VM that still runs. */
 	char path[4200];
 	snprintf(path, sizeof(path), "%s/" SHIM_SOCKET, a->dir);
 	unlink(path);
 	sandbox_shutdown(&s.sb);
 	sandbox_destroy(&s.sb, false);
+	s.st.status = STATUS_STOPPED;
+	s.st.exit_status = s.exit_code;
+	state_write(a->dir, &s.st, NULL);
 	_exit(s.exit_code);
 }
 
