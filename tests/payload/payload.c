@@ -87,14 +87,15 @@ static int cmd_memhog(int argc, char **argv)
 		x ^= x << 17;
 		memcpy(p + i, &x, 8);
 	}
-	/* Optionally keep dirtying DIRTY percent of it, a page at a time,
-	 * spread over the area, so that incremental dumps have work to do. */
+	/* Optionally keep dirtying the same DIRTY percent of it, every page of
+	 * that part each round, so that an incremental dump finds exactly that
+	 * share dirty however long it waits. */
 	long dirty_pct = argc > 4 ? atol(argv[4]) : 0;
-	size_t pages = len / 4096, step = dirty_pct > 0 ? (size_t)(100 / dirty_pct) : 0;
+	size_t dirty_pages = (len / 4096) * (size_t)(dirty_pct > 0 && dirty_pct <= 100 ? dirty_pct : 0) / 100;
 	for (unsigned long round = 0;; round++) {
 		printf("memhog %zu MiB hash %016llx round %lu\n", mib, (unsigned long long)fnv1a(p, len), round);
 		fflush(stdout);
-		for (size_t i = round % (step ? step : 1); step && i < pages; i += step)
+		for (size_t i = 0; i < dirty_pages; i++)
 			p[i * 4096] ^= 1;
 		sleep_ms(1000);
 	}
