@@ -64,6 +64,11 @@ struct agent {
 	/* Where CRIU dumps in the guest (runtime.guest_checkpoint_dir): must
 	 * be memory-backed for the frozen time to be a dump into memory. */
 	char ckpt_dir[128];
+	bool late_modules_pending;
+	/* Requests held until the late modules are in (bounded). */
+	uint8_t *deferred[8];
+	size_t deferred_len[8];
+	size_t n_deferred;
 	struct agent_container containers[AGENT_MAX_CONTAINERS];
 };
 
@@ -75,6 +80,11 @@ void agent_log(struct agent *a, const char *fmt, ...) __attribute__((format(prin
 
 /* modules.c */
 void agent_load_modules(struct agent *a, const char *list_path);
+void agent_load_late_modules(struct agent *a);
+int load_late_modules_main(const char *list_path);
+
+/* rpc.c: requests that need the late modules wait for them. */
+void agent_replay_deferred(struct agent *a);
 
 /* jobs.c */
 int agent_job_start(struct agent *a, char *const argv[], agent_job_done_fn done, void *userdata,

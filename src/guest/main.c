@@ -177,6 +177,8 @@ int main(int argc, char **argv)
 	/* The copy helper mode: `cocoon-agent --copy-tree SRC DST`. */
 	if (argc == 4 && strcmp(argv[1], "--copy-tree") == 0)
 		return copy_tree_main(argv[2], argv[3]);
+	if (argc == 3 && strcmp(argv[1], "--load-late-modules") == 0)
+		return load_late_modules_main(argv[2]);
 	a.is_init = getpid() == 1;
 	ssize_t sl = readlink("/proc/self/exe", a.self_path, sizeof(a.self_path) - 1);
 	if (sl > 0)
@@ -239,7 +241,9 @@ int main(int argc, char **argv)
 			agent_power_off(&a);
 		return 1;
 	}
-	if (a.is_init)
+	if (a.is_init) {
+		agent_load_late_modules(&a);
 		agent_log(&a, "ready on %s", AGENT_CHANNEL_NAME);
+	}
 	return agent_loop(&a);
 }

@@ -263,9 +263,39 @@ static void dispatch(struct agent *a, const Cocoon__Request *req)
 	agent_send_response(a, &resp);
 }
 
+/* CRIU and containers need the late modules (netfilter, *_diag, veth). */
+static bool needs_late_modules(Cocoon__Request__BodyCase body)
+{
+	return body == COCOON__REQUEST__BODY_GUEST_INFO || body == COCOON__REQUEST__BODY_CREATE ||
+	       body == COCOON__REQUEST__BODY_CHECKPOINT || body == COCOON__REQUEST__BODY_RESTORE;
+}
+
+void agent_replay_deferred(struct agent *a)
+{
+	size_t n = a->n_deferred;
+	a->n_deferred = 0;
+	for (size_t i = 0; i < n; i++) {
+		agent_handle_frame(a, a->deferred[i], a->deferred_len[i]);
+		free(a->deferred[i]);
+	}
+}
+
 void agent_handle_frame(struct agent *a, const uint8_t *payload, size_t len)
 {
 	Cocoon__Request *req = cocoon__request__unpack(NULL, len, payload);
+
+	if (req && a->late_modules_pending && needs_late_modules(req->body_case)) {
+		uint8_t *copy = a->n_deferred < ARRAY_SIZE(a->deferred) ? malloc(len ? len : 1) : NULL;
+		if (copy) {
+			memcpy(copy, payload, len);
+			a->deferred[a->n_deferred] = copy;
+			a->deferred_len[a->n_deferred++] = len;
+		} else {
+			agent_send_error(a, req->id, EAGAIN, "the agent is still starting; try again");
+		}
+		cocoon__request__free_unpacked(req, NULL);
+		return;
+	}
 
 	if (!req) {
 		agent_send_error(a, 0, EBADMSG, "undecodable request of %zu bytes", len);
