@@ -75,6 +75,7 @@ struct agent {
 /* init.c */
 void agent_init_system(struct agent *a);
 void agent_power_off(struct agent *a);
+int agent_loopback_up(void);
 int agent_open_channel(const char *path_override, struct error **err);
 void agent_log(struct agent *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

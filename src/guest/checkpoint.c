@@ -230,15 +230,7 @@ static int new_loopback_netns(void)
 			close(mine);
 		return -1;
 	}
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	struct ifreq ifr = {0};
-	strcpy(ifr.ifr_name, "lo");
-	if (fd >= 0 && ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
-		ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-		ioctl(fd, SIOCSIFFLAGS, &ifr);
-	}
-	if (fd >= 0)
-		close(fd);
+	agent_loopback_up();
 	int ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	if (setns(mine, CLONE_NEWNET) < 0)
 		agent_log(NULL, "cannot return to the agent's network namespace: %s", strerror(errno));

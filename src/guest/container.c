@@ -197,19 +197,6 @@ static void __attribute__((noreturn)) child_exec(int sync_fd, int start_fd, cons
 	child_fail(sync_fd, "exec %s: %s", p->args[0], strerror(errno));
 }
 
-static void child_loopback_up(void)
-{
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	struct ifreq ifr = {0};
-	strcpy(ifr.ifr_name, "lo");
-	if (fd >= 0 && ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
-		ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-		ioctl(fd, SIOCSIFFLAGS, &ifr);
-	}
-	if (fd >= 0)
-		close(fd);
-}
-
 static bool has_ns(const Cocoon__ContainerSpec *s, const char *type)
 {
 	for (size_t i = 0; i < s->n_namespaces; i++)
@@ -231,7 +218,7 @@ child_init(const Cocoon__ContainerSpec *s, const char *rootfs, int sync_fd, int 
 	    sethostname(s->hostname, strlen(s->hostname)) < 0)
 		child_fail(sync_fd, "hostname %s: %s", s->hostname, strerror(errno));
 	if (has_ns(s, "network"))
-		child_loopback_up();
+		agent_loopback_up();
 	child_enter_process(sync_fd, s->process, in, out, err, terminal);
 	if (write(sync_fd, "", 1) != 1)
 		_exit(126);

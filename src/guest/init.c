@@ -35,21 +35,20 @@ static void mount_one(struct agent *a, const char *src, const char *target, cons
 		agent_log(a, "mount %s on %s: %s", type, target, strerror(errno));
 }
 
-/* CRIU's kerndat probes TCP repair on a socket bound to loopback, and exits
+/* Brings "lo" up in the calling process's network namespace: for the guest
+ * itself, for each container, and for a restored container's new netns.
+ * CRIU's kerndat probes TCP repair on a socket bound to loopback, and exits
  * with "Network is unreachable" when lo is down. */
-static void loopback_up(struct agent *a)
+int agent_loopback_up(void)
 {
 	_cleanup_close_ int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	struct ifreq ifr = {0};
 
 	strcpy(ifr.ifr_name, "lo");
-	if (fd < 0 || ioctl(fd, SIOCGIFFLAGS, &ifr) < 0) {
-		agent_log(a, "lo: %s", strerror(errno));
-		return;
-	}
+	if (fd < 0 || ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+		return -errno;
 	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-	if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
-		agent_log(a, "lo up: %s", strerror(errno));
+	return ioctl(fd, SIOCSIFFLAGS, &ifr) < 0 ? -errno : 0;
 }
 
 static bool cmdline_has(const char *word)
@@ -105,7 +104,9 @@ void agent_init_system(struct agent *a)
 	a->debug = cmdline_has("cocoon.debug=1");
 
 	agent_load_modules(a, AGENT_MODULES_LIST);
-	loopback_up(a);
+	int lo = agent_loopback_up();
+	if (lo < 0)
+		agent_log(a, "lo up: %s", strerror(-lo));
 
 	mkdir("/run/cocoon", 0700);
 	mkdir(AGENT_SHARED_DIR, 0700);
