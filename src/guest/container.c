@@ -232,6 +232,24 @@ struct stdio_pipes {
 	int agent_in, agent_out, agent_err;
 };
 
+/* Takes a forked process into the table: its pipes, and the request its
+ * sync pipe will answer. */
+static void proc_register(struct agent_proc *p, pid_t pid, enum proc_phase phase,
+			  const struct stdio_pipes *io, int sync_fd, bool terminal, uint64_t pending_id)
+{
+	proc_reset(p);
+	p->used = true;
+	p->pid = pid;
+	p->phase = phase;
+	p->sync_fd = sync_fd;
+	p->stdin_fd = io->agent_in;
+	p->out_fd[0] = io->agent_out;
+	p->out_fd[1] = io->agent_err;
+	p->terminal = terminal;
+	p->pending_id = pending_id;
+	fcntl(p->sync_fd, F_SETFL, O_NONBLOCK);
+}
+
 static void stdio_close_child(struct stdio_pipes *p)
 {
 	for (int i = 0; i < 3; i++)
@@ -419,17 +437,8 @@ void container_handle_create(struct agent *a, uint64_t id, const Cocoon__CreateC
 	join_cgroup(c->cgroup, pid);
 
 	struct agent_proc *p = &c->procs[0];
-	p->used = true;
-	p->pid = pid;
-	p->phase = PROC_SETUP;
-	p->sync_fd = sync[0];
+	proc_register(p, pid, PROC_SETUP, &io, sync[0], s->process->terminal, id);
 	p->start_fd = start[1];
-	p->stdin_fd = io.agent_in;
-	p->out_fd[0] = io.agent_out;
-	p->out_fd[1] = io.agent_err;
-	p->terminal = s->process->terminal;
-	p->pending_id = id;
-	fcntl(p->sync_fd, F_SETFL, O_NONBLOCK);
 	return;
 fail:
 	for (int i = 0; i < 2; i++) {
@@ -690,18 +699,8 @@ void container_handle_exec(struct agent *a, uint64_t id, const Cocoon__ExecReque
 	close(sync[1]);
 	stdio_close_child(&io);
 	join_cgroup(c->cgroup, pid);
-	proc_reset(p);
-	p->used = true;
+	proc_register(p, pid, PROC_STARTING, &io, sync[0], req->process->terminal, id);
 	snprintf(p->exec_id, sizeof(p->exec_id), "%s", req->exec_id);
-	p->pid = pid;
-	p->phase = PROC_STARTING;
-	p->sync_fd = sync[0];
-	p->stdin_fd = io.agent_in;
-	p->out_fd[0] = io.agent_out;
-	p->out_fd[1] = io.agent_err;
-	p->terminal = req->process->terminal;
-	p->pending_id = id;
-	fcntl(p->sync_fd, F_SETFL, O_NONBLOCK);
 }
 
 void container_handle_stdin(struct agent *a, const Cocoon__StdinData *req)
