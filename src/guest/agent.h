@@ -90,6 +90,7 @@ void agent_replay_deferred(struct agent *a);
 /* jobs.c */
 int agent_job_start(struct agent *a, char *const argv[], agent_job_done_fn done, void *userdata,
 		    struct error **err);
+/* Both return the child's pid, or a negative errno. */
 int agent_job_start_ex(struct agent *a, char *const argv[], const struct agent_job_options *o,
 		       agent_job_done_fn done, void *userdata, struct error **err);
 /* Kills jobs past their deadline; returns ms until the next one, or -1. */
@@ -100,8 +101,9 @@ long long agent_now_ms(void);
 void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointRequest *req);
 void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *req);
 /* --copy-tree SRC DST: copies a directory of regular files with large
- * writes (the agent binary runs itself for this, as a job). */
-int copy_tree_main(const char *src, const char *dst);
+ * writes (the agent binary runs itself for this, as a job). With done_fd
+ * >= 0 it copies the page images while they grow, until done_fd ends. */
+int copy_tree_main(const char *src, const char *dst, int done_fd);
 void agent_jobs_reap(struct agent *a);
 void agent_job_read(struct agent *a, struct agent_job *job);
 

@@ -97,7 +97,7 @@ int agent_job_start_ex(struct agent *a, char *const argv[], const struct agent_j
 	if (o && o->timeout_ms > 0)
 		job->deadline_ms = agent_now_ms() + o->timeout_ms;
 	a->jobs[slot] = job;
-	return 0;
+	return pid;
 }
 
 int agent_jobs_check_deadlines(struct agent *a)

@@ -174,9 +174,12 @@ int main(int argc, char **argv)
 	const char *channel = NULL;
 	int channel_fd = -1, c;
 
-	/* The copy helper mode: `cocoon-agent --copy-tree SRC DST`. */
+	/* The copy helper mode: `cocoon-agent --copy-tree SRC DST [--follow]`;
+	 * with --follow, fd 3 ends when the writer of SRC has finished. */
 	if (argc == 4 && strcmp(argv[1], "--copy-tree") == 0)
-		return copy_tree_main(argv[2], argv[3]);
+		return copy_tree_main(argv[2], argv[3], -1);
+	if (argc == 5 && strcmp(argv[1], "--copy-tree") == 0 && strcmp(argv[4], "--follow") == 0)
+		return copy_tree_main(argv[2], argv[3], 3);
 	if (argc == 3 && strcmp(argv[1], "--load-late-modules") == 0)
 		return load_late_modules_main(argv[2]);
 	a.is_init = getpid() == 1;

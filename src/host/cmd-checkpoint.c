@@ -337,8 +337,10 @@ int cmd_checkpoint(struct global_opts *g, int argc, char **argv)
 				o.bench_route = 2;
 			else if (strcmp(optarg, "direct9p") == 0)
 				o.bench_route = 3;
+			else if (strcmp(optarg, "serial") == 0)
+				o.bench_route = 4;
 			else
-				return usage_error("checkpoint", "--bench-route: cocoon, floor, seed or direct9p");
+				return usage_error("checkpoint", "--bench-route: cocoon, floor, seed, direct9p or serial");
 			break;
 		case O_UNSUP:
 			return usage_error("checkpoint", "%s is not supported", argv[optind - 1]);
