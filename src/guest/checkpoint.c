@@ -677,6 +677,11 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	argv[n++] = c->cgroup;
 	argv[n++] = (char *)"--manage-cgroups=ignore";
 	argv[n++] = (char *)"--track-mem";
+	/* Locked in-process through libnftables rather than by running
+	 * iptables-restore and ip6tables-restore twice each while the
+	 * container is frozen: 0.5 s -> 0.15 s of frozen time under TCG. */
+	argv[n++] = (char *)"--network-lock";
+	argv[n++] = (char *)"nftables";
 	/* The container's network namespace holds nothing but loopback, which
 	 * the agent recreates at restore. Dumping it ran ip and iptables-save
 	 * eight times while the container was frozen: over a second under
