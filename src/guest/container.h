@@ -50,6 +50,9 @@ struct agent_container {
 	char bind_dests[8][128];
 	char bind_sources[8][128];
 	size_t n_binds;
+	/* The spec mounts a tmpfs on /dev: CRIU treats it as external, and a
+	 * restore gets a fresh one (docs/checkpoint.md). */
+	bool dev_tmpfs;
 	struct agent_proc procs[AGENT_MAX_PROCS]; /* [0] is the init */
 };
 

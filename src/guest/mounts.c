@@ -156,6 +156,43 @@ static int mount_one(const Cocoon__Mount *m, const char *rootfs, char *msg, size
 	return 0;
 }
 
+const Cocoon__Mount *mounts_dev_tmpfs(const Cocoon__ContainerSpec *s)
+{
+	for (size_t i = 0; s && i < s->n_mounts; i++)
+		if (strcmp(s->mounts[i]->destination, "/dev") == 0 && strcmp(s->mounts[i]->type, "tmpfs") == 0)
+			return s->mounts[i];
+	return NULL;
+}
+
+int mounts_prepare_dev(const Cocoon__ContainerSpec *s, const char *base, char *msg, size_t msg_size)
+{
+	const Cocoon__Mount *dev = mounts_dev_tmpfs(s);
+	if (!dev) {
+		snprintf(msg, msg_size, "the spec has no /dev tmpfs");
+		return -EINVAL;
+	}
+	int r = mount_one(dev, base, msg, msg_size);
+	if (r < 0)
+		return r;
+	/* The mount points of what the spec mounts inside /dev (pts, shm,
+	 * mqueue, bind-mounted files): CRIU mounts them back on top. */
+	for (size_t i = 0; i < s->n_mounts; i++) {
+		const Cocoon__Mount *m = s->mounts[i];
+		if (strncmp(m->destination, "/dev/", 5) != 0 || strstr(m->destination, ".."))
+			continue;
+		char target[512];
+		struct stat st;
+		bool bind = strcmp(m->type, "bind") == 0;
+		snprintf(target, sizeof(target), "%s%s", base, m->destination);
+		r = make_target(target, bind && stat(m->source, &st) == 0 && !S_ISDIR(st.st_mode));
+		if (r < 0) {
+			snprintf(msg, msg_size, "mount point %s: %s", m->destination, strerror(-r));
+			return r;
+		}
+	}
+	return 0;
+}
+
 int mounts_setup_rootfs(const Cocoon__ContainerSpec *s, const char *rootfs, char *msg, size_t msg_size)
 {
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||

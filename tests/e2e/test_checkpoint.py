@@ -164,6 +164,27 @@ def test_env_cwd_hostname_survive(env):
     finish(env, "ecw", "ecw2")
 
 
+def test_dev_is_rebuilt_and_dev_shm_kept(env):
+    """/dev is external to CRIU and rebuilt from the spec at restore; what
+    the container wrote to /dev/shm (a tmpfs of its own) travels in the
+    images."""
+    b, out = start(env, "dev", ["sh", "-c", "echo kept > /dev/shm/mark; exec payload counter 200"])
+    assert wait_for(lambda: len(lines(out)) >= 2)
+    checkpoint(env, "dev", env.tmp / "ck")
+    tars = sorted(p.name for p in (env.tmp / "ck").glob("tmpfs-*.img"))
+    assert len(tars) == 1, f"expected the /dev/shm archive alone, got {tars}"
+    env.run("delete", "--force", "dev")
+    restored(env, "dev", env.tmp / "ck", b)
+    r = env.run("exec", "dev", "sh", "-c",
+                "cat /dev/shm/mark; echo x > /dev/null && head -c 4 /dev/zero | wc -c; "
+                "ls /dev | sort | tr '\\n' ' '")
+    got = r.stdout.splitlines()
+    assert got[:2] == ["kept", "4"], r.stdout + r.stderr
+    for node in ("null", "zero", "urandom", "pts", "shm", "ptmx", "fd"):
+        assert node in got[2].split(), f"/dev/{node} missing after restore: {got[2]}"
+    finish(env, "dev")
+
+
 def test_paused_container_checkpoint_restore_resume(env):
     b, out = start(env, "pz", ["payload", "counter", "100"])
     assert wait_for(lambda: len(lines(out)) >= 3)
@@ -309,6 +330,19 @@ def test_restore_refuses_damaged_images(env, good_images):
     out = restored(env, "fine", good, b)
     assert wait_for(lambda: len(lines(out)) >= 1, timeout=60)
     finish(env, "fine")
+
+
+def test_guest_out_of_memory_during_dump_is_named(env):
+    # 256 MiB of dirty memory in a 512 MiB VM: the images (written to guest
+    # memory first) cannot fit too, and the guest's OOM killer ends a process.
+    env.write_config("", vm="memory_mib = 512\n")
+    b, out = start(env, "oom", ["payload", "memhog", "256"])
+    assert wait_for(lambda: len(lines(out)) >= 1, timeout=120)
+    r = checkpoint(env, "oom", env.tmp / "ck", "--leave-running", check=False)
+    assert r.returncode != 0
+    assert "ran out of memory" in r.stderr and "vm.memory_mib" in r.stderr, r.stderr
+    assert not (env.tmp / "ck").exists(), "a failed checkpoint left images behind"
+    finish(env, "oom")
 
 
 def test_full_disk_mid_checkpoint_leaves_container_running(env):
