@@ -86,7 +86,7 @@ static int copy_mapped(int in, int out, off_t from, off_t to)
 	if (to <= from)
 		return 0;
 	size_t size = (size_t)(to - from);
-	void *map = mmap(NULL, size, PROT_READ, MAP_SHARED, in, from);
+	void *map = mmap(NULL, size, PROT_READ, MAP_SHARED | MAP_POPULATE, in, from);
 	if (map == MAP_FAILED)
 		return -errno;
 	int r = 0;
@@ -168,6 +168,8 @@ static int follow_pages(int sdir, int ddir, int done_fd, struct growing_file *g,
 		int finished = poll(&p, 1, 40);
 		if (finished < 0 && errno != EINTR)
 			return -errno;
+		if (finished > 0 && (p.revents & POLLNVAL))
+			return -EBADF; /* no fd 3: not started by the agent */
 		int scan = openat(sdir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		_cleanup_closedir_ DIR *d = scan >= 0 ? fdopendir(scan) : NULL;
 		if (!d) {

@@ -90,7 +90,7 @@ void agent_init_system(struct agent *a)
 	/* CRIU's check opens /dev/ptmx; it needs devpts behind it. */
 	mount_one(a, "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "mode=0620,ptmxmode=0666");
 	mount_one(a, "tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
-	mount_one(a, "tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,huge=always");
+	mount_one(a, "tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
 	mount_one(a, "tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
 	mount_one(a, "cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 

@@ -178,8 +178,14 @@ int main(int argc, char **argv)
 	 * with --follow, fd 3 ends when the writer of SRC has finished. */
 	if (argc == 4 && strcmp(argv[1], "--copy-tree") == 0)
 		return copy_tree_main(argv[2], argv[3], -1);
-	if (argc == 5 && strcmp(argv[1], "--copy-tree") == 0 && strcmp(argv[4], "--follow") == 0)
+	if (argc == 5 && strcmp(argv[1], "--copy-tree") == 0 && strcmp(argv[4], "--follow") == 0) {
+		/* Checked before anything else can take the number. */
+		if (fcntl(3, F_GETFD) < 0) {
+			fprintf(stderr, "--copy-tree --follow: fd 3 is not open\n");
+			return 1;
+		}
 		return copy_tree_main(argv[2], argv[3], 3);
+	}
 	if (argc == 3 && strcmp(argv[1], "--load-late-modules") == 0)
 		return load_late_modules_main(argv[2]);
 	a.is_init = getpid() == 1;
