@@ -380,6 +380,7 @@ struct ckpt_ctx {
 	/* The copy to the shared directory runs beside CRIU (--follow). */
 	pid_t copier;	/* > 0 while it runs */
 	int follow_wr;	/* closed when CRIU has finished: the copier's last pass */
+	bool followed;	/* the copier was started beside CRIU */
 	bool dump_finished;
 	long oom_kills0; /* /proc/vmstat oom_kill when the dump began */
 	char *err;	/* the first failure, answered once both have ended */
@@ -480,6 +481,7 @@ static void ckpt_finish(struct ckpt_ctx *x)
 		reply.dump_ms = (uint64_t)x->dump_ms;
 		/* What the copy added after the dump ended. */
 		reply.copy_ms = (uint64_t)(agent_now_ms() - x->t0 - x->dump_ms);
+		reply.copy_overlapped = x->followed;
 		resp.id = x->req_id;
 		resp.body_case = COCOON__RESPONSE__BODY_CHECKPOINT;
 		resp.checkpoint = &reply;
@@ -547,6 +549,7 @@ static void ckpt_start_copier(struct ckpt_ctx *x, bool follow)
 	}
 	x->copier = pid;
 	x->follow_wr = follow ? p[1] : -1;
+	x->followed = follow;
 }
 
 /* The kernel's count of OOM kills so far (/proc/vmstat oom_kill). */

@@ -151,6 +151,7 @@ static void print_checkpoint_stats(const struct checkpoint_options *o, const Coc
 	json_object_object_add(j, "pages_written", json_object_new_uint64(st ? st->pages_written : 0));
 	json_object_object_add(j, "criu_ms", json_object_new_uint64(rep->dump_ms));
 	json_object_object_add(j, "copy_ms", json_object_new_uint64(rep->copy_ms));
+	json_object_object_add(j, "copy_overlapped", json_object_new_boolean(rep->copy_overlapped));
 	json_object_object_add(j, "total_ms", json_object_new_int64(total_ms));
 	json_object_object_add(j, "bytes", json_object_new_uint64(rep->bytes));
 	json_object_object_add(j, "path", json_object_new_string(dest));

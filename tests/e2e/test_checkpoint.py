@@ -82,11 +82,16 @@ def test_counter_continues_in_a_fresh_vm(env):
     finish(env, "ctr")
 
 
-def test_memory_hash_survives(env):
+@pytest.mark.parametrize("vcpus", [1, 2])
+def test_memory_hash_survives(env, vcpus):
+    # With a spare vCPU the images are copied while CRIU writes them.
+    env.write_config("", vm=f"vcpus = {vcpus}\nmemory_mib = 512\n")
     b, out = start(env, "mem", ["payload", "memhog", "64"])
     assert wait_for(lambda: len(lines(out)) >= 1, timeout=60)
     before = re.search(r"hash (\w+)", lines(out)[0]).group(1)
-    checkpoint(env, "mem", env.tmp / "ck", "--leave-running")
+    r = checkpoint(env, "mem", env.tmp / "ck", "--leave-running", "--print-stats")
+    stats = json.loads(r.stdout.split("stats: ", 1)[1])
+    assert stats["copy_overlapped"] == (vcpus > 1), stats
     out2 = restored(env, "mem2", env.tmp / "ck", b)
     assert wait_for(lambda: len(lines(out2)) >= 1, timeout=60)
     after = re.search(r"hash (\w+)", lines(out2)[0]).group(1)
