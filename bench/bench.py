@@ -217,6 +217,143 @@ def measure_predump(b, mib, runs):
     return {"full_frozen": stat(full), "predump_frozen": stat(pre), "final_frozen": stat(final)}
 
 
+def criu_stats(path):
+    """The few fields we report from a CRIU stats image: two magics, a u32
+    size, then stats_entry { dump = 1 { frozen_time = 2 }, restore = 2 {
+    restore_time = 4 } } in microseconds."""
+    data = path.read_bytes()
+    size = int.from_bytes(data[8:12], "little")
+    msg = data[12:12 + size]
+
+    def fields(buf):
+        i, out = 0, {}
+        while i < len(buf):
+            key, i = varint(buf, i)
+            if key & 7 == 2:
+                n, i = varint(buf, i)
+                out[key >> 3] = buf[i:i + n]
+                i += n
+            elif key & 7 == 0:
+                out[key >> 3], i = varint(buf, i)
+            else:
+                break
+        return out
+
+    def varint(buf, i):
+        v = shift = 0
+        while True:
+            b = buf[i]
+            i += 1
+            v |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return v, i
+
+    top = fields(msg)
+    dump = fields(top.get(1, b""))
+    rst = fields(top.get(2, b""))
+    return {"frozen_ms": dump[2] / 1000 if 2 in dump else None,
+            "restore_ms": rst[4] / 1000 if 4 in rst else None}
+
+
+class HostRunc:
+    """The price of VM isolation: runc with CRIU 4.1.1 on the host, no VM,
+    the same payload. runc keeps the container's stdio as pipes, which a
+    thread drains (a file as stdout cannot be checkpointed by CRIU)."""
+
+    def __init__(self, work, criu):
+        import threading
+        self.threading = threading
+        self.work = work / "runc"
+        self.root = self.work / "state"
+        self.bundle = self.work / "bundle"
+        (self.bundle / "rootfs" / "bin").mkdir(parents=True)
+        shutil.copy(BUILD / "payload", self.bundle / "rootfs" / "bin")
+        subprocess.run(["runc", "spec", "--bundle", str(self.bundle)], check=True)
+        self.criu = criu
+        self.lines = {}
+
+    def runc(self, *args, capture=True, timeout=300):
+        return subprocess.run(["runc", "--root", str(self.root), "--criu", self.criu, *args],
+                              capture_output=capture, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+    def detached(self, cid, *args):
+        # runc exits at once; the container keeps the pipe's write end.
+        p = subprocess.Popen(["runc", "--root", str(self.root), "--criu", self.criu, *args],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             cwd=self.bundle)
+        got = self.lines[cid] = []
+        self.threading.Thread(target=lambda: [got.append(l) for l in iter(p.stdout.readline, b"")],
+                              daemon=True).start()
+        if p.wait(timeout=300) != 0:
+            raise RuntimeError(f"runc {args[0]} {cid} failed: {b''.join(got).decode(errors='replace')}")
+
+    def start(self, cid, mib):
+        spec_path = self.bundle / "config.json"
+        spec = json.loads(spec_path.read_text())
+        spec["process"]["args"] = ["/bin/payload", "memhog", str(mib)]
+        spec["process"]["terminal"] = False
+        spec_path.write_text(json.dumps(spec))
+        self.detached(cid, "run", "--detach", "--bundle", str(self.bundle), cid)
+        deadline = time.time() + 120
+        while not self.lines[cid] and time.time() < deadline:
+            time.sleep(0.05)
+        if not self.lines[cid]:
+            raise RuntimeError(f"host container {cid} printed nothing")
+
+    def checkpoint(self, cid, img, work):
+        t0 = time.monotonic()
+        r = self.runc("checkpoint", "--leave-running", "--image-path", str(img), "--work-path", str(work), cid)
+        total = (time.monotonic() - t0) * 1000
+        if r.returncode != 0:
+            raise RuntimeError(f"runc checkpoint {cid}: {r.stderr.strip()}")
+        return total, criu_stats(work / "stats-dump")["frozen_ms"]
+
+    def restore(self, cid, img, work):
+        t0 = time.monotonic()
+        self.detached(cid, "restore", "--detach", "--image-path", str(img), "--work-path", str(work),
+                      "--bundle", str(self.bundle), cid)
+        return (time.monotonic() - t0) * 1000
+
+    def delete(self, cid):
+        self.runc("delete", "--force", cid)
+
+
+def measure_host(work, sizes, runs):
+    """Returns (results, None) or (None, the reason it was skipped)."""
+    if not shutil.which("runc"):
+        return None, "runc is not installed"
+    r = subprocess.run(["sh", str(REPO / "bench" / "host-criu.sh")], capture_output=True, text=True)
+    if r.returncode != 0:
+        return None, r.stderr.strip() or "bench/host-criu.sh failed"
+    h = HostRunc(work, r.stdout.strip())
+    out = {}
+    try:
+        for mib in sizes:
+            res = {"host_frozen": [], "host_total": [], "host_restore": []}
+            for run in range(runs):
+                cid = f"host{mib}x{run}"
+                h.start(cid, mib)
+                try:
+                    base = h.work / cid
+                    # Warm-up, as for the VM figures; then the measured one.
+                    h.checkpoint(cid, base / "warm", base / "warm-work")
+                    total, frozen = h.checkpoint(cid, base / "img", base / "work")
+                    res["host_total"].append(total)
+                    res["host_frozen"].append(frozen)
+                finally:
+                    h.delete(cid)
+                res["host_restore"].append(h.restore(cid, base / "img", base / "rwork"))
+                h.delete(cid)
+                shutil.rmtree(base, ignore_errors=True)
+            out[str(mib)] = {k: stat(v) for k, v in res.items()}
+    except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+        for c in list(h.lines):
+            h.delete(c)
+        return None, f"the host baseline failed: {e}"
+    return out, None
+
+
 def med(d, key):
     v = d.get(key)
     return v["median"] if v else None
@@ -251,9 +388,13 @@ def main():
         print(f"  measuring pre-dump at {big} MiB ...", flush=True)
         results["predump"] = measure_predump(b, big, runs)
         results["skipped"]["virtiofs"] = "shared_fs = \"virtiofs\" is not implemented yet; 9p only"
-        results["skipped"]["host_runc_baseline"] = (
-            "needs trixie's criu 4.1.1 unpacked beside the project (bookworm's 3.17 fails on this "
-            "6.18 host: vdso bounds); not automated yet")
+        print("  measuring the host baseline (runc + CRIU 4.1.1, no VM) ...", flush=True)
+        host, why = measure_host(work, sizes, runs)
+        if host:
+            for mib, figures in host.items():
+                results["sizes"][mib].update(figures)
+        else:
+            results["skipped"]["host_runc_baseline"] = why
     finally:
         for d in (b.root.iterdir() if b.root.exists() else []):
             b.delete(d.name)
@@ -273,6 +414,12 @@ def main():
         "boot_vs_floor": ratio(med(boot, "agent_ready_ms"), med(boot, "floor_ms")),
         "predump_vs_full": ratio(med(results["predump"], "final_frozen"), med(results["predump"], "full_frozen")),
     }
+    if med(s, "host_total"):
+        results["ratios"]["vm_price"] = {
+            "checkpoint": ratio(med(s, "lr_total"), med(s, "host_total")),
+            "frozen": ratio(med(s, "lr_frozen"), med(s, "host_frozen")),
+            "restore": ratio(med(s, "restore_total"), med(s, "host_restore")),
+        }
     results["targets"] = {k: v[1] for k, v in TARGETS.items()}
     results["elapsed_s"] = round(time.time() - t_start, 1)
     pathlib.Path(args.out).write_text(json.dumps(results, indent=2))
@@ -299,7 +446,10 @@ def report(r, sizes):
             ("dump straight into 9p: frozen", "direct9p_frozen"), ("dump straight into 9p: total", "direct9p_total"),
             ("cocoon exit mode: frozen", "exit_frozen"), ("cocoon exit mode: total", "exit_total"),
             ("restore, fresh VM: total", "restore_total"), ("restore: boot part", "restore_boot"),
-            ("restore: criu part (from 9p)", "restore_criu"), ("raw criu restore from tmpfs", "raw_restore_criu")]
+            ("restore: criu part (from 9p)", "restore_criu"), ("raw criu restore from tmpfs", "raw_restore_criu"),
+            ("host runc+CRIU 4.1.1, no VM: frozen", "host_frozen"),
+            ("host runc+CRIU 4.1.1, no VM: total", "host_total"),
+            ("host runc+CRIU 4.1.1: restore", "host_restore")]
     head = "ms, median (min-max)".ljust(40) + "".join(f"{m} MiB".rjust(20) for m in sizes)
     print(head)
     for label, key in rows:
@@ -315,6 +465,10 @@ def report(r, sizes):
         v = r["ratios"].get(k)
         print(f"  {label[:52].ljust(52)} {('-' if v is None else f'{v:.2f}').rjust(6)}   "
               f"{'>=' if k == 'seed_vs_cocoon' else '<='}{target}")
+    host = r["ratios"].get("vm_price")
+    if host:
+        print(f"  price of VM isolation (cocoon / host runc), checkpoint wall {host['checkpoint']:.1f}x, "
+              f"frozen {host['frozen']:.1f}x, restore {host['restore']:.1f}x (not a target)")
     for k, why in r["skipped"].items():
         print(f"skipped {k}: {why}")
     print(f"({r['elapsed_s']} s)")

@@ -20,4 +20,11 @@ def test_bench_quick_runs(tmp_path):
     assert res["predump"]["final_frozen"]["median"] > 0
     assert set(res["ratios"]) >= {"frozen_vs_floor", "boot_vs_floor", "predump_vs_full"}
     assert "ratios at 16 MiB" in r.stdout
+    # The host baseline (runc + trixie's CRIU, no VM) ran, or says why not.
+    why = res["skipped"].get("host_runc_baseline")
+    if why:
+        assert f"skipped host_runc_baseline: {why}" in r.stdout
+    else:
+        for key in ("host_frozen", "host_total", "host_restore"):
+            assert size[key] and size[key]["median"] > 0, key
     assert qemu_pids("cocoon-bench.") == []
