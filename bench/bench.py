@@ -105,6 +105,10 @@ class Bench:
         args = ["checkpoint", "--print-stats", *flags]
         if path:
             args += ["--image-path", str(path)]
+        # The agent frees the guest's copy of the last images after its
+        # reply; a request through it (ps) waits for that, so the measured
+        # command starts on an idle agent and carries no one else's cleanup.
+        self.cocoon("ps", cid)
         r = self.cocoon(*args, cid)
         if r.returncode:
             raise RuntimeError(r.stderr)

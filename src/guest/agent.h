@@ -107,6 +107,10 @@ int copy_tree_main(const char *src, const char *dst, int done_fd);
 void agent_jobs_reap(struct agent *a);
 void agent_job_read(struct agent *a, struct agent_job *job);
 
+/* main.c: writes what is queued for the host now, as far as the channel
+ * takes it without blocking (the main loop writes the rest). */
+void agent_flush(struct agent *a);
+
 /* rpc.c */
 void agent_handle_frame(struct agent *a, const uint8_t *payload, size_t len);
 void agent_send_response(struct agent *a, Cocoon__Response *resp);

@@ -61,7 +61,7 @@ static bool channel_read(struct agent *a)
 	}
 }
 
-static void channel_write(struct agent *a)
+void agent_flush(struct agent *a)
 {
 	while (a->outq_len > 0) {
 		ssize_t n = write(a->channel_fd, a->outq, a->outq_len);
@@ -118,7 +118,7 @@ static int agent_loop(struct agent *a)
 		if (fds[0].revents)
 			handle_signals(a);
 		if (fds[1].revents & POLLOUT)
-			channel_write(a);
+			agent_flush(a);
 		if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
 			bool alive = channel_read(a);
 			if (!alive && !a->is_init)
