@@ -372,7 +372,8 @@ struct agent_container *container_new(struct agent *a, const char *id, const Coc
 		container_free(c);
 		return NULL;
 	}
-	c->dev_tmpfs = mounts_dev_tmpfs(s) != NULL;
+	c->dev_tmpfs = mounts_tmpfs_at(s, "/dev") != NULL;
+	c->shm_tmpfs = mounts_tmpfs_at(s, "/dev/shm") != NULL;
 	for (size_t i = 0; i < s->n_mounts && c->n_binds < ARRAY_SIZE(c->bind_dests); i++) {
 		const Cocoon__Mount *m = s->mounts[i];
 		if (strcmp(m->type, "bind") != 0)

@@ -53,6 +53,9 @@ struct agent_container {
 	/* The spec mounts a tmpfs on /dev: CRIU treats it as external, and a
 	 * restore gets a fresh one (docs/checkpoint.md). */
 	bool dev_tmpfs;
+	/* The spec mounts a tmpfs on /dev/shm: left out of a dump while it is
+	 * empty (see shm_watch in checkpoint.c). */
+	bool shm_tmpfs;
 	struct agent_proc procs[AGENT_MAX_PROCS]; /* [0] is the init */
 };
 

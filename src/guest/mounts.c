@@ -156,17 +156,22 @@ static int mount_one(const Cocoon__Mount *m, const char *rootfs, char *msg, size
 	return 0;
 }
 
-const Cocoon__Mount *mounts_dev_tmpfs(const Cocoon__ContainerSpec *s)
+const Cocoon__Mount *mounts_tmpfs_at(const Cocoon__ContainerSpec *s, const char *destination)
 {
 	for (size_t i = 0; s && i < s->n_mounts; i++)
-		if (strcmp(s->mounts[i]->destination, "/dev") == 0 && strcmp(s->mounts[i]->type, "tmpfs") == 0)
+		if (strcmp(s->mounts[i]->destination, destination) == 0 && strcmp(s->mounts[i]->type, "tmpfs") == 0)
 			return s->mounts[i];
 	return NULL;
 }
 
+int mounts_prepare_tmpfs(const Cocoon__Mount *m, const char *base, char *msg, size_t msg_size)
+{
+	return mount_one(m, base, msg, msg_size);
+}
+
 int mounts_prepare_dev(const Cocoon__ContainerSpec *s, const char *base, char *msg, size_t msg_size)
 {
-	const Cocoon__Mount *dev = mounts_dev_tmpfs(s);
+	const Cocoon__Mount *dev = mounts_tmpfs_at(s, "/dev");
 	if (!dev) {
 		snprintf(msg, msg_size, "the spec has no /dev tmpfs");
 		return -EINVAL;

@@ -22,6 +22,7 @@ struct checkpoint_options {
 	bool print_stats;
 	unsigned bench_route;
 	Cocoon__CriuOptions criu;
+	bool shm_second_try; /* set: /dev/shm changed during the first dump */
 };
 
 static void checkpoint_usage(void)
@@ -152,6 +153,7 @@ static void print_checkpoint_stats(const struct checkpoint_options *o, const Coc
 	json_object_object_add(j, "criu_ms", json_object_new_uint64(rep->dump_ms));
 	json_object_object_add(j, "copy_ms", json_object_new_uint64(rep->copy_ms));
 	json_object_object_add(j, "copy_overlapped", json_object_new_boolean(rep->copy_overlapped));
+	json_object_object_add(j, "dev_shm_second_try", json_object_new_boolean(o->shm_second_try));
 	json_object_object_add(j, "total_ms", json_object_new_int64(total_ms));
 	json_object_object_add(j, "bytes", json_object_new_uint64(rep->bytes));
 	json_object_object_add(j, "path", json_object_new_string(dest));
@@ -203,6 +205,14 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 	req.checkpoint = &cr;
 	long long t0 = now_ms();
 	r = container_call_timeout(g, id, &req, &resp, SHIM_CHECKPOINT_TIMEOUT_MS, err);
+	if (r < 0 && (*err)->code == ESTALE && !cr.dump_dev_shm) {
+		/* The agent left an empty /dev/shm out of the dump, and it
+		 * changed before the dump ended: once more, archiving it. */
+		error_free(err);
+		cr.dump_dev_shm = true;
+		o->shm_second_try = true;
+		r = container_call_timeout(g, id, &req, &resp, SHIM_CHECKPOINT_TIMEOUT_MS, err);
+	}
 	if (r < 0) {
 		/* CRIU's whole log, kept where the user can read it. */
 		_cleanup_free_ char *log = NULL, *keep = NULL;

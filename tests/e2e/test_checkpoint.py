@@ -190,6 +190,33 @@ def test_dev_is_rebuilt_and_dev_shm_kept(env):
     finish(env, "dev")
 
 
+def test_empty_dev_shm_is_left_out_and_made_afresh(env):
+    b, out = start(env, "shm0", ["payload", "counter", "200"])
+    assert wait_for(lambda: len(lines(out)) >= 2)
+    checkpoint(env, "shm0", env.tmp / "ck")
+    tars = sorted(p.name for p in (env.tmp / "ck").glob("tmpfs-*.img"))
+    assert tars == [], f"an empty /dev/shm was archived: {tars}"
+    env.run("delete", "--force", "shm0")
+    restored(env, "shm0", env.tmp / "ck", b)
+    r = env.run("exec", "shm0", "sh", "-c", "stat -c %a /dev/shm; echo y > /dev/shm/new && cat /dev/shm/new")
+    assert r.stdout.split() == ["1777", "y"], r.stdout + r.stderr
+    finish(env, "shm0")
+
+
+def test_dev_shm_changing_during_the_dump_is_archived(env):
+    """Files come and go in /dev/shm: whichever way the agent goes (archive
+    it at once, or leave it out, see it change, and have the host ask
+    again), the images hold /dev/shm."""
+    b, out = start(env, "shm1", ["sh", "-c", "(while :; do : > /dev/shm/t; rm -f /dev/shm/t; usleep 20000; done) & "
+                                 "exec payload counter 200"])
+    assert wait_for(lambda: len(lines(out)) >= 2)
+    checkpoint(env, "shm1", env.tmp / "ck", "--leave-running")
+    tars = sorted(p.name for p in (env.tmp / "ck").glob("tmpfs-*.img"))
+    assert len(tars) == 1, f"/dev/shm was not archived: {tars}"
+    restored(env, "shm2", env.tmp / "ck", b)
+    finish(env, "shm1", "shm2")
+
+
 def test_paused_container_checkpoint_restore_resume(env):
     b, out = start(env, "pz", ["payload", "counter", "100"])
     assert wait_for(lambda: len(lines(out)) >= 3)
