@@ -628,8 +628,10 @@ static void ckpt_dump_done(struct agent_job *job, int status)
 				  "ended a process (the images are written to guest memory first, so a dump needs "
 				  "about as much free guest memory as the container uses; raise vm.memory_mib). "
 				  "CRIU said: %s", err);
-		ckpt_fail(x, EIO, "criu dump failed%s (%s): %s", job->timed_out ? " and was killed at its time limit" : "",
-			  WIFEXITED(status) ? "exit status" : "signal", err);
+		else
+			ckpt_fail(x, EIO, "criu dump failed%s (%s): %s",
+				  job->timed_out ? " and was killed at its time limit" : "",
+				  WIFEXITED(status) ? "exit status" : "signal", err);
 		if (x->copier > 0)
 			kill(x->copier, SIGKILL);
 	} else {
@@ -841,8 +843,7 @@ struct restore_ctx {
 	char work[256];
 	char images[300];
 	char share0[300]; /* the first image share's mount, when shared by tag */
-	char dev_arg[340]; /* --external for a fresh /dev, or empty */
-	char shm_arg[340]; /* --external for a fresh /dev/shm, or empty */
+	char fresh_args[2][340]; /* --external for a fresh /dev and /dev/shm, or empty */
 	int host_in, host_out, host_err; /* the agent's ends of the new pipes */
 	int child_fds[4]; /* stdin, stdout, stderr, netns */
 	long long t0, copy_ms;
@@ -1026,13 +1027,11 @@ static void restore_start_criu(struct restore_ctx *x)
 		argv[n++] = (char *)"--external";
 		argv[n++] = x->args[x->n_args++];
 	}
-	if (x->dev_arg[0]) {
+	for (size_t i = 0; i < ARRAY_SIZE(x->fresh_args); i++) {
+		if (!x->fresh_args[i][0])
+			continue;
 		argv[n++] = (char *)"--external";
-		argv[n++] = x->dev_arg;
-	}
-	if (x->shm_arg[0]) {
-		argv[n++] = (char *)"--external";
-		argv[n++] = x->shm_arg;
+		argv[n++] = x->fresh_args[i];
 	}
 	if (restore_stdio(x, argv, &n) < 0) {
 		restore_fail(x, errno, "stdio pipes");
@@ -1198,32 +1197,26 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 		free(x);
 		return;
 	}
-	if (c->dev_tmpfs) {
-		/* A fresh /dev from the spec; CRIU ignores the key for images
-		 * that hold /dev themselves. */
+	/* A fresh /dev (always left out of dumps) and /dev/shm (left out while
+	 * empty), made from the spec; CRIU ignores a key the images do not use. */
+	static const struct {
+		const char *destination, *key, *dir;
+	} fresh[] = {{"/dev", DEV_KEY, "dev"}, {"/dev/shm", SHM_KEY, "shm"}};
+	const bool wanted[] = {c->dev_tmpfs, c->shm_tmpfs};
+	for (size_t i = 0; i < ARRAY_SIZE(fresh); i++) {
 		char base[300];
-		snprintf(base, sizeof(base), "%s/dev-%s", a->ckpt_dir, s->id);
+		if (!wanted[i])
+			continue;
+		snprintf(base, sizeof(base), "%s/%s-%s", a->ckpt_dir, fresh[i].dir, s->id);
 		mkdir(base, 0700);
-		if (mounts_prepare_dev(s, base, msg, sizeof(msg)) < 0) {
-			agent_send_error(a, id, EIO, "restore %s: /dev: %s", s->id, msg);
+		if (mounts_prepare_fresh(s, fresh[i].destination, base, msg, sizeof(msg)) < 0) {
+			agent_send_error(a, id, EIO, "restore %s: %s: %s", s->id, fresh[i].destination, msg);
 			container_free(c);
 			free(x);
 			return;
 		}
-		snprintf(x->dev_arg, sizeof(x->dev_arg), "mnt[" DEV_KEY "]:%s/dev", base);
-	}
-	if (c->shm_tmpfs) {
-		/* An empty /dev/shm, for images that left it out. */
-		char base[300];
-		snprintf(base, sizeof(base), "%s/shm-%s", a->ckpt_dir, s->id);
-		mkdir(base, 0700);
-		if (mounts_prepare_tmpfs(mounts_tmpfs_at(s, "/dev/shm"), base, msg, sizeof(msg)) < 0) {
-			agent_send_error(a, id, EIO, "restore %s: /dev/shm: %s", s->id, msg);
-			container_free(c);
-			free(x);
-			return;
-		}
-		snprintf(x->shm_arg, sizeof(x->shm_arg), "mnt[" SHM_KEY "]:%s/dev/shm", base);
+		snprintf(x->fresh_args[i], sizeof(x->fresh_args[i]), "mnt[%s]:%s%s", fresh[i].key, base,
+			 fresh[i].destination);
 	}
 	ensure_dir(a->ckpt_dir);
 	remove_dir_files(x->work);

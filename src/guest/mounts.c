@@ -164,26 +164,24 @@ const Cocoon__Mount *mounts_tmpfs_at(const Cocoon__ContainerSpec *s, const char 
 	return NULL;
 }
 
-int mounts_prepare_tmpfs(const Cocoon__Mount *m, const char *base, char *msg, size_t msg_size)
+int mounts_prepare_fresh(const Cocoon__ContainerSpec *s, const char *destination, const char *base, char *msg,
+			size_t msg_size)
 {
-	return mount_one(m, base, msg, msg_size);
-}
-
-int mounts_prepare_dev(const Cocoon__ContainerSpec *s, const char *base, char *msg, size_t msg_size)
-{
-	const Cocoon__Mount *dev = mounts_tmpfs_at(s, "/dev");
-	if (!dev) {
-		snprintf(msg, msg_size, "the spec has no /dev tmpfs");
+	const Cocoon__Mount *fs = mounts_tmpfs_at(s, destination);
+	if (!fs) {
+		snprintf(msg, msg_size, "the spec has no tmpfs on %s", destination);
 		return -EINVAL;
 	}
-	int r = mount_one(dev, base, msg, msg_size);
+	int r = mount_one(fs, base, msg, msg_size);
 	if (r < 0)
 		return r;
-	/* The mount points of what the spec mounts inside /dev (pts, shm,
-	 * mqueue, bind-mounted files): CRIU mounts them back on top. */
+	/* The mount points of what the spec mounts inside it (for /dev: pts,
+	 * shm, mqueue, bind-mounted files): CRIU mounts them back on top. */
+	size_t len = strlen(destination);
 	for (size_t i = 0; i < s->n_mounts; i++) {
 		const Cocoon__Mount *m = s->mounts[i];
-		if (strncmp(m->destination, "/dev/", 5) != 0 || strstr(m->destination, ".."))
+		if (strncmp(m->destination, destination, len) != 0 || m->destination[len] != '/' ||
+		    strstr(m->destination, ".."))
 			continue;
 		char target[512];
 		struct stat st;

@@ -95,6 +95,18 @@ static pid_t start_copier(struct dirs *d, int done_fd, bool like_cp)
 	return pid;
 }
 
+/* A --follow copier, as the agent starts it: *done is the pipe's write end,
+ * closed to say "CRIU has finished". */
+static pid_t start_follower(struct dirs *d, int *done)
+{
+	int p[2];
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0); /* as the agent makes it */
+	pid_t pid = start_copier(d, p[0], false);
+	close(p[0]);
+	*done = p[1];
+	return pid;
+}
+
 static int wait_exit(pid_t pid)
 {
 	int status;
@@ -137,15 +149,13 @@ static void test_copy_like_cp(void **state)
 static void test_follow_a_growing_page_image(void **state)
 {
 	struct dirs d;
-	int p[2];
+	int done;
 	make_dirs(&d);
-	assert_int_equal(pipe2(p, O_CLOEXEC), 0); /* as the agent makes it */
 	char path[256];
 	snprintf(path, sizeof(path), "%s/pages-1.img", d.src);
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	assert_true(fd >= 0);
-	pid_t pid = start_copier(&d, p[0], false);
-	close(p[0]);
+	pid_t pid = start_follower(&d, &done);
 	size_t chunk = (1u << 20) + 4096 * 3, total = 0;
 	uint8_t *buf = malloc(chunk);
 	for (int i = 0; i < 23; i++) {
@@ -160,7 +170,7 @@ static void test_follow_a_growing_page_image(void **state)
 	close(fd);
 	write_file(d.src, "pstree.img", 64);
 	write_file(d.src, "pages-2.img", 12345); /* appeared late: copied at the end */
-	close(p[1]); /* "CRIU has finished" */
+	close(done); /* "CRIU has finished" */
 	assert_int_equal(wait_exit(pid), 0);
 	assert_same_file(d.src, d.dst, "pages-1.img");
 	assert_same_file(d.src, d.dst, "pages-2.img");
@@ -172,16 +182,14 @@ static void test_follow_a_growing_page_image(void **state)
 static void test_follow_killed_midway(void **state)
 {
 	struct dirs d;
-	int p[2];
+	int done;
 	make_dirs(&d);
-	assert_int_equal(pipe2(p, O_CLOEXEC), 0); /* as the agent makes it */
 	write_file(d.src, "pages-1.img", 6u << 20);
-	pid_t pid = start_copier(&d, p[0], false);
-	close(p[0]);
+	pid_t pid = start_follower(&d, &done);
 	nanosleep(&(struct timespec){.tv_nsec = 200 * 1000 * 1000}, NULL);
 	assert_int_equal(kill(pid, SIGKILL), 0);
 	assert_int_equal(wait_exit(pid), 128 + SIGKILL);
-	close(p[1]);
+	close(done);
 	remove_dirs(&d);
 }
 
