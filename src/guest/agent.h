@@ -42,6 +42,7 @@ struct agent_job_options {
 	const int *pass_fds;  /* become fds 3, 4, ... in the child */
 	size_t n_pass_fds;
 	const char *cgroup;   /* the child joins this cgroup before exec */
+	const char *netns;    /* and enters this network namespace (a path) */
 	int timeout_ms;	      /* 0: none */
 };
 

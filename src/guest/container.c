@@ -374,6 +374,7 @@ struct agent_container *container_new(struct agent *a, const char *id, const Coc
 	}
 	c->dev_tmpfs = mounts_tmpfs_at(s, "/dev") != NULL;
 	c->shm_tmpfs = mounts_tmpfs_at(s, "/dev/shm") != NULL;
+	c->own_netns = has_ns(s, "network");
 	for (size_t i = 0; i < s->n_mounts && c->n_binds < ARRAY_SIZE(c->bind_dests); i++) {
 		const Cocoon__Mount *m = s->mounts[i];
 		if (strcmp(m->type, "bind") != 0)

@@ -56,6 +56,9 @@ struct agent_container {
 	/* The spec mounts a tmpfs on /dev/shm: left out of a dump while it is
 	 * empty (see shm_watch in checkpoint.c). */
 	bool shm_tmpfs;
+	/* The spec asks for a network namespace: loopback only, made afresh
+	 * at restore. CRIU runs inside it (see ckpt_dump in checkpoint.c). */
+	bool own_netns;
 	struct agent_proc procs[AGENT_MAX_PROCS]; /* [0] is the init */
 };
 

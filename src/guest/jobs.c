@@ -5,6 +5,7 @@
 #include "cleanup.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -39,6 +40,14 @@ static void child_setup(const struct agent_job_options *o)
 			dprintf(2, "join cgroup %s: %s\n", o->cgroup, strerror(errno));
 		if (fd >= 0)
 			close(fd);
+	}
+	if (o->netns) {
+		int ns = open(o->netns, O_RDONLY | O_CLOEXEC);
+		if (ns < 0 || setns(ns, CLONE_NEWNET) < 0) {
+			dprintf(2, "enter the network namespace %s: %s\n", o->netns, strerror(errno));
+			_exit(126);
+		}
+		close(ns);
 	}
 	/* Move the passed fds out of the way first, then into 3, 4, ... */
 	int moved[8];

@@ -145,6 +145,46 @@ def test_pipes_and_socketpair_between_processes(env):
     finish(env, "pp", "pp2")
 
 
+def tcp_connect(env, cid, port):
+    r = env.run("exec", cid, "payload", "tcp-connect", str(port))
+    return r.stdout.strip() + r.stderr.strip()
+
+
+def test_tcp_listener_survives_in_a_fresh_network_namespace(env):
+    """A socket listening on loopback is kept. CRIU runs inside the
+    container's network namespace and leaves it out of the images; the
+    restored container gets a fresh one with lo up, and the socket takes
+    new connections there."""
+    b, out = start(env, "tl", ["payload", "tcp", "7070"])
+    assert wait_for(lambda: lines(out)[:1] == ["listening 7070"])
+    assert tcp_connect(env, "tl", 7070) == "tcp-connect 42"
+    checkpoint(env, "tl", env.tmp / "ck")
+    assert wait_for(lambda: env.state("tl")["status"] == "stopped")
+    assert not list((env.tmp / "ck").glob("netns-*.img")), "the network namespace was dumped"
+    env.run("delete", "tl", check=True)
+    restored(env, "tl", env.tmp / "ck", b)
+    assert tcp_connect(env, "tl", 7070) == "tcp-connect 42"
+    finish(env, "tl")
+
+
+def test_established_tcp_is_refused_without_the_flag_and_kept_with_it(env):
+    b, out = start(env, "te", ["payload", "tcp", "7071", "pair"])
+    assert wait_for(lambda: len(lines(out)) >= 3)
+    r = checkpoint(env, "te", env.tmp / "ck0", "--leave-running", check=False)
+    assert r.returncode != 0 and "tcp-established" in r.stderr, r.stderr
+    assert not (env.tmp / "ck0" / "cocoon.json").exists(), "a refused checkpoint looks complete"
+    n = len(lines(out))
+    assert wait_for(lambda: len(lines(out)) >= n + 2), "the original stopped after a refused checkpoint"
+    checkpoint(env, "te", env.tmp / "ck", "--leave-running", "--tcp-established")
+    out2 = restored(env, "te2", env.tmp / "ck", b, "--tcp-established")
+    assert wait_for(lambda: len(lines(out2)) >= 3)
+    assert all(l.endswith(" ok") for l in lines(out2)), lines(out2)
+    n = len(lines(out))
+    assert wait_for(lambda: len(lines(out)) >= n + 2), "the original stopped"
+    assert all(l.endswith(" ok") for l in lines(out)[1:]), lines(out)
+    finish(env, "te", "te2")
+
+
 def test_threads_all_keep_running(env):
     b, out = start(env, "th", ["payload", "threads", "4"])
     assert wait_for(lambda: len(lines(out)) >= 2)

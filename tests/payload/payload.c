@@ -19,14 +19,23 @@
  *   payload pipes               parent and child talk over a pipe and a
  *                               socketpair, printing each round trip
  *   payload fileoffset PATH     append lines to PATH, printing the offset
+ *   payload tcp PORT [pair]     listen on 127.0.0.1:PORT and answer each
+ *                               8-byte number with the next; with "pair", a
+ *                               child holds one connection to it and prints
+ *                               each round trip
+ *   payload tcp-connect PORT    one round trip to "payload tcp", printed
  */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -184,6 +193,99 @@ static int cmd_fileoffset(int argc, char **argv)
 	}
 }
 
+static int tcp_to(int port, bool listening)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0)
+		return -1;
+	if (listening) {
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 8) < 0)
+			return -1;
+	} else if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		return -1;
+	}
+	return fd;
+}
+
+/* One round trip on a connection: sends v, returns the answer or -1. */
+static long tcp_round(int fd, unsigned long v)
+{
+	if (write(fd, &v, sizeof(v)) != sizeof(v) || read(fd, &v, sizeof(v)) != sizeof(v))
+		return -1;
+	return (long)v;
+}
+
+static int cmd_tcp(int argc, char **argv)
+{
+	if (argc < 3)
+		return 2;
+	int port = atoi(argv[2]);
+	struct pollfd p[9] = {{.fd = tcp_to(port, true), .events = POLLIN}};
+	if (p[0].fd < 0) {
+		perror("listen");
+		return 1;
+	}
+	printf("listening %d\n", port);
+	fflush(stdout);
+	if (argc > 3 && strcmp(argv[3], "pair") == 0 && fork() == 0) {
+		int fd = tcp_to(port, false);
+		for (unsigned long v = 0; fd >= 0; v += 2) {
+			long w = tcp_round(fd, v);
+			printf("tcp %lu -> %ld %s\n", v, w, w == (long)v + 1 ? "ok" : "BAD");
+			fflush(stdout);
+			if (w < 0)
+				break;
+			sleep_ms(200);
+		}
+		printf("tcp broken\n");
+		_exit(1);
+	}
+	for (size_t i = 1; i < 9; i++)
+		p[i].fd = -1;
+	for (;;) {
+		if (poll(p, 9, -1) < 0)
+			continue;
+		for (size_t i = 1; i < 9; i++) {
+			unsigned long v;
+			if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			if (read(p[i].fd, &v, sizeof(v)) != sizeof(v)) {
+				close(p[i].fd);
+				p[i].fd = -1;
+				continue;
+			}
+			v++;
+			if (write(p[i].fd, &v, sizeof(v)) != sizeof(v)) {
+				close(p[i].fd);
+				p[i].fd = -1;
+			}
+		}
+		if (p[0].revents & POLLIN) {
+			int c = accept(p[0].fd, NULL, NULL);
+			for (size_t i = 1; i < 9 && c >= 0; i++)
+				if (p[i].fd < 0) {
+					p[i] = (struct pollfd){.fd = c, .events = POLLIN};
+					c = -1;
+				}
+			if (c >= 0)
+				close(c);
+		}
+	}
+}
+
+static int cmd_tcp_connect(int argc, char **argv)
+{
+	if (argc < 3)
+		return 2;
+	int fd = tcp_to(atoi(argv[2]), false);
+	long w = fd < 0 ? -1 : tcp_round(fd, 41);
+	printf("tcp-connect %ld\n", w);
+	return w == 42 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : "";
@@ -243,6 +345,10 @@ int main(int argc, char **argv)
 		return cmd_pipes();
 	if (strcmp(cmd, "fileoffset") == 0)
 		return cmd_fileoffset(argc, argv);
+	if (strcmp(cmd, "tcp") == 0)
+		return cmd_tcp(argc, argv);
+	if (strcmp(cmd, "tcp-connect") == 0)
+		return cmd_tcp_connect(argc, argv);
 	fprintf(stderr, "payload: unknown command '%s'\n", cmd);
 	return 2;
 }
