@@ -60,6 +60,7 @@ struct agent {
 	char **module_failures;
 	size_t n_module_failures;
 	bool shared_mounted;
+	bool virtiofs; /* shares are virtiofs (cocoon.fs=virtiofs), else 9p */
 	char criu_path[256];
 	char self_path[256]; /* this binary, for its --copy-tree mode */
 	/* Where CRIU dumps in the guest (runtime.guest_checkpoint_dir): must
@@ -97,6 +98,8 @@ int agent_job_start_ex(struct agent *a, char *const argv[], const struct agent_j
 /* Kills jobs past their deadline; returns ms until the next one, or -1. */
 int agent_jobs_check_deadlines(struct agent *a);
 long long agent_now_ms(void);
+/* Mounts the host's share TAG on DIR: 9p, or virtiofs when the host said so. */
+int agent_mount_share(const struct agent *a, const char *tag, const char *dir, unsigned long flags);
 
 /* checkpoint.c */
 void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointRequest *req);

@@ -1154,14 +1154,13 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 			}
 			snprintf(dir, sizeof(dir), "%s/%s", shares, is->name);
 			mkdir(dir, 0700);
-			/* cache=none: CRIU reads the pages straight into the
+			/* Uncached: CRIU reads the pages straight into the
 			 * restored task's memory, and 9p's zero-copy path lets
 			 * QEMU fill those pages; no guest page cache, no guest
 			 * memcpy. The small images are staged into tmpfs. */
-			if (mount(is->tag, dir, "9p", MS_RDONLY | MS_NOSUID | MS_NODEV,
-				  "trans=virtio,version=9p2000.L,msize=512000,cache=none,access=client") < 0) {
-				agent_send_error(a, id, errno, "restore %s: mount images (9p tag %s): %s", s->id,
-						 is->tag, strerror(errno));
+			if (agent_mount_share(a, is->tag, dir, MS_RDONLY | MS_NOSUID | MS_NODEV) < 0) {
+				agent_send_error(a, id, errno, "restore %s: mount images (%s tag %s): %s", s->id,
+						 a->virtiofs ? "virtiofs" : "9p", is->tag, strerror(errno));
 				free(x);
 				return;
 			}

@@ -102,6 +102,7 @@ void agent_init_system(struct agent *a)
 		close(fd);
 	}
 	a->debug = cmdline_has("cocoon.debug=1");
+	a->virtiofs = cmdline_has("cocoon.fs=virtiofs");
 
 	agent_load_modules(a, AGENT_MODULES_LIST);
 	int lo = agent_loopback_up();
@@ -110,12 +111,21 @@ void agent_init_system(struct agent *a)
 
 	mkdir("/run/cocoon", 0700);
 	mkdir(AGENT_SHARED_DIR, 0700);
-	/* msize 512000: measured at ~530 MB/s for large writes, see docs. */
-	if (mount(AGENT_SHARED_TAG, AGENT_SHARED_DIR, "9p", MS_NOSUID | MS_NODEV,
-		  "trans=virtio,version=9p2000.L,msize=512000,cache=none,access=client") == 0)
+	if (agent_mount_share(a, AGENT_SHARED_TAG, AGENT_SHARED_DIR, MS_NOSUID | MS_NODEV) == 0)
 		a->shared_mounted = true;
 	else if (a->debug)
 		agent_log(a, "no shared directory (%s)", strerror(errno));
+}
+
+int agent_mount_share(const struct agent *a, const char *tag, const char *dir, unsigned long flags)
+{
+	/* virtiofs: the host's virtiofsd runs with cache=none. */
+	if (a->virtiofs)
+		return mount(tag, dir, "virtiofs", flags, NULL);
+	/* cache=none: no guest page cache, and 9p's zero-copy path lets QEMU
+	 * fill the reader's pages itself. msize 512000: measured at ~530 MB/s
+	 * for large writes, see docs/performance.md. */
+	return mount(tag, dir, "9p", flags, "trans=virtio,version=9p2000.L,msize=512000,cache=none,access=client");
 }
 
 /* Finds the /dev node of the virtio-serial port named AGENT_CHANNEL_NAME. */

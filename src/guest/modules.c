@@ -59,14 +59,15 @@ static void record_failure(struct agent *a, const char *name, int errnum)
  * channel and the 9p shares. Everything else (netfilter, the *_diag modules,
  * tun, veth, overlay) only CRIU and containers need; those load in a child
  * process while the agent already answers, which took ~0.6 s off a TCG boot. */
-static bool boot_essential(const char *name)
+static bool boot_essential(const char *name, bool virtiofs)
 {
 	static const char *const names[] = {"virtio", "virtio_ring", "virtio_mmio", "virtio_console",
 					    "netfs", "fscache", "9pnet", "9pnet_virtio", "9p"};
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
 		if (strcmp(names[i], name) == 0)
 			return true;
-	return false;
+	/* Only a VM whose shares are virtiofs waits for these at boot. */
+	return virtiofs && (strcmp(name, "fuse") == 0 || strcmp(name, "virtiofs") == 0);
 }
 
 /* Loads the modules of the list whose essential-ness matches; a failure is
@@ -84,7 +85,7 @@ static void load_matching(struct agent *a, const char *list_path, bool essential
 	/* Each line: "<name> <path>". */
 	while (fgets(line, sizeof(line), f)) {
 		char *name = strtok(line, " \n"), *path = strtok(NULL, " \n");
-		if (!name || !path || name[0] == '#' || boot_essential(name) != essential)
+		if (!name || !path || name[0] == '#' || boot_essential(name, a && a->virtiofs) != essential)
 			continue;
 		int err = 0;
 		_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);

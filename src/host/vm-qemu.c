@@ -2,7 +2,10 @@
  *
  * microvm has no PCI and no firmware to speak of, which keeps TCG boots short.
  * Devices are virtio-mmio: virtio-serial for the agent channel (there is no
- * vhost-vsock on our hosts) and virtio-9p for the shared directory.
+ * vhost-vsock on our hosts) and virtio-9p for the rootfs. The shared
+ * directory and the image directories of a restore are 9p too, or with
+ * shared_fs = "virtiofs" vhost-user-fs devices, each served by a virtiofsd
+ * this backend starts (and kills with the VM).
  *
  * The guest ends its life with a reboot: QEMU runs with -no-reboot and the
  * kernel with reboot=t (triple fault), so that turns into a prompt QEMU exit.
@@ -15,10 +18,16 @@
 #include <stdarg.h>
 #include <signal.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
-#define QEMU_MAX_ARGS 96
+#define QEMU_MAX_ARGS 128
+/* QEMU 7.2's C virtiofsd, from qemu-system-common. */
+#define VIRTIOFSD "/usr/lib/qemu/virtiofsd"
 
 struct argv_builder {
 	char *args[QEMU_MAX_ARGS];
@@ -73,6 +82,94 @@ static long host_tsc_khz(void)
 	return 0;
 }
 
+/* A file of the virtiofsd serving TAG ("sock", "log"): beside the agent's
+ * channel socket, in the sandbox's state directory. */
+static void virtiofs_path(char *out, size_t size, const char *channel_path, const char *tag, const char *what)
+{
+	const char *slash = strrchr(channel_path, '/');
+	int dir = slash ? (int)(slash - channel_path) : 1;
+	snprintf(out, size, "%.*s/vfs-%s.%s", dir, slash ? channel_path : ".", tag, what);
+}
+
+static void add_virtiofs(struct argv_builder *b, const char *tag, const char *channel_path)
+{
+	char path[108];
+	virtiofs_path(path, sizeof(path), channel_path, tag, "sock");
+	add(b, "-chardev");
+	add(b, "socket,id=vfs-%s,path=%s", tag, path);
+	add(b, "-device");
+	add(b, "vhost-user-fs-device,chardev=vfs-%s,tag=%s", tag, tag);
+}
+
+/* Starts a virtiofsd serving DIR to the guest under TAG, into vm->aux[slot].
+ * The socket is made and listening here and handed over with --fd, so QEMU
+ * can connect the moment it starts. cache=none: the guest's page cache is
+ * the only one, as with the 9p shares. A read-only share (the user's
+ * checkpoint images) is a read-only bind mount of DIR in a mount namespace
+ * of virtiofsd's own: C virtiofsd has no read-only mode. */
+static int virtiofsd_start(struct vm *vm, int slot, const struct vm_spec *s, const char *tag, const char *dir,
+			   bool readonly, struct error **err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	virtiofs_path(sa.sun_path, sizeof(sa.sun_path), s->channel_path, tag, "sock");
+	unlink(sa.sun_path);
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1) < 0)
+		return error_set(err, errno, "virtiofs socket %s", sa.sun_path);
+
+	char fdarg[32], source[4200], log_path[4200];
+	virtiofs_path(log_path, sizeof(log_path), s->channel_path, tag, "log");
+	snprintf(fdarg, sizeof(fdarg), "--fd=%d", fd);
+	snprintf(source, sizeof(source), "source=%s", dir);
+	char *argv[] = {(char *)VIRTIOFSD, fdarg, (char *)"-o", source, (char *)"-o", (char *)"cache=none",
+			(char *)"-o", (char *)"log_level=warn", NULL};
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid < 0)
+		return error_set(err, errno, "fork virtiofsd");
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
+		int log = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (log >= 0) {
+			dup2(log, 1);
+			dup2(log, 2);
+		}
+		if (readonly && (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+				 mount(dir, dir, NULL, MS_BIND, NULL) < 0 ||
+				 mount(NULL, dir, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0)) {
+			dprintf(2, "virtiofsd for %s: read-only bind mount of %s: %s\n", tag, dir, strerror(errno));
+			_exit(126);
+		}
+		execv(argv[0], argv);
+		dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	vm->aux[slot] = pid;
+	return 0;
+}
+
+static int virtiofsd_start_all(struct vm *vm, const struct vm_spec *s, struct error **err)
+{
+	if (access(VIRTIOFSD, X_OK) < 0)
+		return error_set(err, errno, "shared_fs \"virtiofs\" needs %s (Debian package qemu-system-common)",
+				 VIRTIOFSD);
+	if (s->n_images_dirs + 1 > VM_MAX_AUX)
+		return error_setx(err, E2BIG, "%d image directories: at most %d with virtiofs", s->n_images_dirs,
+				  VM_MAX_AUX - 1);
+	int slot = 0;
+	if (s->shared_dir && virtiofsd_start(vm, slot++, s, "cocoon", s->shared_dir, false, err) < 0)
+		return -1;
+	for (int i = 0; i < s->n_images_dirs; i++) {
+		char tag[16];
+		snprintf(tag, sizeof(tag), "images%d", i);
+		if (virtiofsd_start(vm, slot++, s, tag, s->images_dirs[i], true, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct error **err)
 {
 	const char *paths[] = {s->kernel, s->initrd, s->channel_path, s->console_log};
@@ -82,15 +179,23 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 					  paths[i] ? paths[i] : "(null)");
 	if (s->shared_dir && !qemu_safe_path(s->shared_dir))
 		return error_setx(err, EINVAL, "shared path '%s' contains a comma", s->shared_dir);
-	if (s->shared_dir && strcmp(s->shared_fs, "9p") != 0)
-		return error_setx(err, EOPNOTSUPP,
-				  "shared_fs \"%s\" is not implemented by the qemu backend yet; use \"9p\"",
-				  s->shared_fs);
+	bool virtiofs = strcmp(s->shared_fs, "virtiofs") == 0;
+	if (!virtiofs && strcmp(s->shared_fs, "9p") != 0)
+		return error_setx(err, EINVAL, "shared_fs \"%s\": use \"9p\" or \"virtiofs\"", s->shared_fs);
 
 	bool kvm = strcmp(s->accel, "kvm") == 0;
 	add(b, "%s", s->qemu);
+	if (virtiofs) {
+		/* vhost-user needs the guest's memory in a shared mapping, and
+		 * virtiofsd (libvhost-user) refuses the legacy virtio-mmio that
+		 * microvm offers by default. */
+		add(b, "-object");
+		add(b, "memory-backend-memfd,id=mem,size=%dM,share=on", s->memory_mib);
+		add(b, "-global");
+		add(b, "virtio-mmio.force-legacy=false");
+	}
 	add(b, "-M");
-	add(b, "microvm,accel=%s", kvm ? "kvm" : "tcg");
+	add(b, "microvm,accel=%s%s", kvm ? "kvm" : "tcg", virtiofs ? ",memory-backend=mem" : "");
 	add(b, "-cpu");
 	add(b, "%s", kvm ? "host" : "max");
 	add(b, "-m");
@@ -113,7 +218,7 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 	long khz = kvm ? 0 : host_tsc_khz();
 	if (khz > 0)
 		snprintf(tsc, sizeof(tsc), "tsc_early_khz=%ld ", khz);
-	add(b, "console=ttyS0 quiet reboot=t panic=-1 %s%s", tsc,
+	add(b, "console=ttyS0 quiet reboot=t panic=-1 %s%s%s", tsc, virtiofs ? "cocoon.fs=virtiofs " : "",
 	    s->cmdline_extra ? s->cmdline_extra : "");
 	add(b, "-device");
 	add(b, "virtio-serial-device");
@@ -121,7 +226,9 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 	add(b, "socket,id=agent,path=%s,server=on,wait=off", s->channel_path);
 	add(b, "-device");
 	add(b, "virtserialport,chardev=agent,name=cocoon.0");
-	if (s->shared_dir) {
+	if (s->shared_dir && virtiofs) {
+		add_virtiofs(b, "cocoon", s->channel_path);
+	} else if (s->shared_dir) {
 		add(b, "-fsdev");
 		add(b, "local,id=shared,path=%s,security_model=passthrough", s->shared_dir);
 		add(b, "-device");
@@ -138,7 +245,14 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 	for (int i = 0; i < s->n_images_dirs; i++) {
 		if (!qemu_safe_path(s->images_dirs[i]))
 			return error_setx(err, EINVAL, "image path '%s' contains a comma", s->images_dirs[i]);
-		/* Read-only: restoring must never change the user's images. */
+		/* Read-only: restoring must never change the user's images
+		 * (for virtiofs, see virtiofsd_start). */
+		if (virtiofs) {
+			char tag[16];
+			snprintf(tag, sizeof(tag), "images%d", i);
+			add_virtiofs(b, tag, s->channel_path);
+			continue;
+		}
 		add(b, "-fsdev");
 		add(b, "local,id=images%d,path=%s,security_model=passthrough,readonly=on", i, s->images_dirs[i]);
 		add(b, "-device");
@@ -148,6 +262,8 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 		return error_setx(err, E2BIG, "qemu command line too long");
 	return 0;
 }
+
+static void qemu_kill(struct vm *vm);
 
 static int qemu_start(struct vm *vm, const struct vm_spec *spec, struct error **err)
 {
@@ -159,16 +275,23 @@ static int qemu_start(struct vm *vm, const struct vm_spec *spec, struct error **
 		argv_free(&b);
 		return r;
 	}
+	if (strcmp(spec->shared_fs, "virtiofs") == 0 && virtiofsd_start_all(vm, spec, err) < 0) {
+		argv_free(&b);
+		qemu_kill(vm);
+		return -1;
+	}
 	/* The child reports a failed exec through this close-on-exec pipe:
 	 * no bytes means exec succeeded. */
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		argv_free(&b);
+		qemu_kill(vm);
 		return error_set(err, errno, "pipe");
 	}
 	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid < 0) {
 		argv_free(&b);
+		qemu_kill(vm);
 		return error_set(err, errno, "fork");
 	}
 	if (pid == 0) {
@@ -203,6 +326,7 @@ static int qemu_start(struct vm *vm, const struct vm_spec *spec, struct error **
 	if (n == sizeof(child_errno)) {
 		waitpid(pid, NULL, 0);
 		vm->exited = true;
+		qemu_kill(vm);
 		if (child_errno == ENOENT)
 			return error_setx(err, ENOENT, "%s not found in PATH", spec->qemu);
 		return error_set(err, child_errno, "exec %s", spec->qemu);

@@ -36,7 +36,8 @@ struct vm_backend {
 	void (*kill)(struct vm *vm);
 };
 
-#define VM_MAX_AUX 2
+/* A virtiofsd for the shared directory and one for each image directory. */
+#define VM_MAX_AUX 6
 
 struct vm {
 	const struct vm_backend *backend;

@@ -20,6 +20,12 @@ def test_bench_quick_runs(tmp_path):
     assert res["predump"]["final_frozen"]["median"] > 0
     assert set(res["ratios"]) >= {"frozen_vs_floor", "boot_vs_floor", "predump_vs_full"}
     assert "ratios at 16 MiB" in r.stdout
+    # 9p and virtiofs side by side, for checkpoint and restore.
+    vfs = res["virtiofs"]["16"]
+    for key in ("lr_frozen", "lr_total", "exit_total", "restore_total", "restore_criu"):
+        assert vfs[key] and vfs[key]["median"] > 0, key
+    assert res["ratios"]["virtiofs_vs_9p"]["restore"] > 0
+    assert "virtiofs / 9p" in r.stdout
     # The host baseline (runc + trixie's CRIU, no VM) ran, or says why not.
     why = res["skipped"].get("host_runc_baseline")
     if why:

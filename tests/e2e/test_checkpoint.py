@@ -2,6 +2,7 @@
 is checkpointed, restored into a new VM, then the state is verified."""
 import json
 import os
+import pathlib
 import re
 import shutil
 import subprocess
@@ -10,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import COCOON, qemu_pids, wait_for, write_bundle
+from conftest import COCOON, pids_mentioning, qemu_pids, wait_for, write_bundle
 
 
 def lines(path):
@@ -82,11 +83,28 @@ def test_counter_continues_in_a_fresh_vm(env):
     finish(env, "ctr")
 
 
-@pytest.mark.parametrize("vcpus", [1, 2])
-def test_memory_hash_survives(env, vcpus):
-    # With a spare vCPU the images are copied while CRIU writes them.
-    env.write_config("", vm=f"vcpus = {vcpus}\nmemory_mib = 512\n")
+def virtiofsds(env):
+    """The directories shared by running virtiofsds of this test (each runs
+    as two processes: the second is its sandbox's PID 1)."""
+    shared = set()
+    for pid in pids_mentioning(str(env.tmp)):
+        try:
+            args = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if args[0].endswith(b"virtiofsd"):
+            shared |= {a[len(b"source="):].decode() for a in args if a.startswith(b"source=")}
+    return shared
+
+
+@pytest.mark.parametrize("vcpus,fs", [(1, "9p"), (2, "9p"), (1, "virtiofs")])
+def test_memory_hash_survives(env, vcpus, fs):
+    # With a spare vCPU the images are copied while CRIU writes them. With
+    # virtiofs the checkpoint travels through one share and the restore reads
+    # through another, each served by a virtiofsd of the VM's own.
+    env.write_config("", vm=f"vcpus = {vcpus}\nmemory_mib = 512\nshared_fs = \"{fs}\"\n")
     b, out = start(env, "mem", ["payload", "memhog", "64"])
+    assert virtiofsds(env) == ({str(env.root / "mem" / "shared")} if fs == "virtiofs" else set())
     assert wait_for(lambda: len(lines(out)) >= 1, timeout=60)
     before = re.search(r"hash (\w+)", lines(out)[0]).group(1)
     r = checkpoint(env, "mem", env.tmp / "ck", "--leave-running", "--print-stats")
@@ -98,7 +116,10 @@ def test_memory_hash_survives(env, vcpus):
     assert after == before
     meta = json.loads((env.tmp / "ck" / "cocoon.json").read_text())
     assert meta["bytes"] > 64 << 20, "the image is smaller than the memory it holds"
+    if fs == "virtiofs":
+        assert virtiofsds(env) == {str(env.root / n / "shared") for n in ("mem", "mem2")} | {str(env.tmp / "ck")}
     finish(env, "mem", "mem2")
+    assert virtiofsds(env) == set()
 
 
 def test_file_offset_in_rootfs(env):
