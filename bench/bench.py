@@ -389,7 +389,9 @@ def main():
                "sizes": {}, "skipped": {}}
     try:
         print(f"cocoon bench: sizes {sizes} MiB, {runs} run(s) each, work dir {work}", flush=True)
-        results["boot"] = measure_boot(b, max(runs, 1 if args.quick else 3))
+        # Boot is the cheapest figure and the floor the noisiest one: more
+        # alternated pairs than the other figures get.
+        results["boot"] = measure_boot(b, 1 if args.quick else max(runs, 5))
         for mib in sizes:
             print(f"  measuring {mib} MiB ...", flush=True)
             results["sizes"][str(mib)] = measure_size(b, mib, runs, direct9p=mib <= 64 or args.quick)

@@ -178,11 +178,15 @@ static int parse_value(struct cocoon_config *c, const struct key_def *k, const c
 					  where, k->section, k->key);
 		if (k->choices) {
 			bool ok = false;
-			for (const char *const *ch = k->choices; *ch; ch++)
+			char accepted[128] = "";
+			for (const char *const *ch = k->choices; *ch; ch++) {
 				ok |= strcmp(*ch, s) == 0;
+				size_t used = strlen(accepted);
+				snprintf(accepted + used, sizeof(accepted) - used, "%s\"%s\"", used ? ", " : "", *ch);
+			}
 			if (!ok)
-				return error_setx(err, EINVAL, "%s: %s.%s: \"%s\" is not one of the accepted values",
-						  where, k->section, k->key, s);
+				return error_setx(err, EINVAL, "%s: %s.%s: \"%s\" is not one of %s", where, k->section,
+						  k->key, s, accepted);
 		}
 		free(*(char **)field);
 		*(char **)field = TAKE_PTR(s);

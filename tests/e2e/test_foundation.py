@@ -4,7 +4,7 @@ import os
 import re
 import subprocess
 
-from conftest import AGENT, BUILD, REPO, qemu_pids
+from conftest import AGENT, BUILD, REPO, pids_mentioning, qemu_pids
 
 
 def assert_clean(env):
@@ -26,6 +26,22 @@ def test_check_boots_and_reports_ready(env):
     assert re.search(r"criu check\s+ok$", out, re.M)
     assert re.search(r"shared dir\s+ok \(9p, read and write\)", out)
     assert out.rstrip().endswith("result: ready")
+    assert_clean(env)
+
+
+def test_check_with_virtiofs_reports_the_share_and_leaves_no_virtiofsd(env):
+    env.write_config("", vm='shared_fs = "virtiofs"\n')
+    r = env.run("check")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert re.search(r"shared dir\s+ok \(virtiofs, read and write\)", r.stdout), r.stdout
+    assert [p for p in pids_mentioning(str(env.tmp)) if b"virtiofsd" in open(f"/proc/{p}/cmdline", "rb").read()] == []
+    assert_clean(env)
+
+
+def test_unknown_shared_fs_is_refused(env):
+    env.write_config("", vm='shared_fs = "nfs"\n')
+    r = env.run("check")
+    assert r.returncode != 0 and "shared_fs" in r.stderr and "nfs" in r.stderr, r.stderr
     assert_clean(env)
 
 
@@ -72,7 +88,7 @@ def test_config_from_environment_variable(env):
                        capture_output=True, text=True,
                        env={**os.environ, "COCOON_CONFIG": str(env.config)})
     assert r.returncode != 0
-    assert "vm.accel: \"warp\" is not one of the accepted values" in r.stderr
+    assert "vm.accel: \"warp\" is not one of \"auto\", \"kvm\", \"tcg\"" in r.stderr
 
 
 def test_missing_qemu_is_named(env):
