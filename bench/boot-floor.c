@@ -34,7 +34,9 @@ int main(int argc, char **argv)
 	snprintf(sock, sizeof(sock), "%s/agent.sock", dir);
 	snprintf(console, sizeof(console), "%s/console.log", dir);
 	snprintf(vmm, sizeof(vmm), "%s/qemu.log", dir);
-	struct vm_spec spec = {.qemu = cfg.qemu, .kernel = kernel, .initrd = argv[1], .accel = accel,
+	/* The same devices as a cocoon VM's, the tools share included. */
+	_cleanup_free_ char *tools = sandbox_tools_dir(initrd);
+	struct vm_spec spec = {.qemu = cfg.qemu, .kernel = kernel, .initrd = argv[1], .tools_dir = tools, .accel = accel,
 			       .memory_mib = (int)cfg.memory_mib, .vcpus = (int)cfg.vcpus,
 			       .channel_path = sock, .shared_fs = cfg.shared_fs, .console_log = console,
 			       .vmm_log = vmm};

@@ -105,6 +105,14 @@ void agent_init_system(struct agent *a)
 	a->virtiofs = cmdline_has("cocoon.fs=virtiofs");
 
 	agent_load_modules(a, AGENT_MODULES_LIST);
+	/* CRIU, its libraries and tools and the late modules: the image's
+	 * tools tree, which the initramfs reaches through symlinks
+	 * (guest/image/mkimage.sh). Read-only and unchanging on the host, so
+	 * the guest may cache it fully. An initramfs that holds everything
+	 * itself comes without the share, and the mount fails harmlessly. */
+	if (mount(AGENT_TOOLS_TAG, AGENT_TOOLS_DIR, "9p", MS_RDONLY | MS_NOSUID | MS_NODEV,
+		  "trans=virtio,version=9p2000.L,msize=512000,cache=loose,access=client") < 0 && a->debug)
+		agent_log(a, "no tools share (%s)", strerror(errno));
 	int lo = agent_loopback_up();
 	if (lo < 0)
 		agent_log(a, "lo up: %s", strerror(-lo));

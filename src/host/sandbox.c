@@ -91,10 +91,24 @@ static int sandbox_paths(struct sandbox *sb, const char *dir, struct error **err
 	return 0;
 }
 
+char *sandbox_tools_dir(const char *initrd)
+{
+	const char *slash = strrchr(initrd, '/');
+	char *dir = NULL;
+	struct stat st;
+	if (asprintf(&dir, "%.*s/tools", slash ? (int)(slash - initrd) : 1, slash ? initrd : ".") < 0)
+		return NULL;
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		free(dir);
+		return NULL;
+	}
+	return dir;
+}
+
 static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 			   const struct sandbox_options *opts, struct error **err)
 {
-	_cleanup_free_ char *kernel = NULL, *initrd = NULL, *cmdline = NULL, *note = NULL;
+	_cleanup_free_ char *kernel = NULL, *initrd = NULL, *cmdline = NULL, *note = NULL, *tools = NULL;
 	int timeout = opts && opts->ready_timeout_ms ? opts->ready_timeout_ms
 						      : (int)cfg->boot_timeout_ms;
 
@@ -114,10 +128,12 @@ static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 		     cfg->guest_checkpoint_dir, cfg->enable_debug ? " cocoon.debug=1" : "") < 0)
 		return error_set(err, ENOMEM, "cmdline");
 
+	tools = fake ? NULL : sandbox_tools_dir(initrd);
 	struct vm_spec spec = {
 		.qemu = cfg->qemu,
 		.kernel = kernel,
 		.initrd = initrd,
+		.tools_dir = tools,
 		.cmdline_extra = cmdline,
 		.accel = sb->accel,
 		.memory_mib = (int)cfg->memory_mib,

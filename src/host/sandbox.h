@@ -52,6 +52,9 @@ void sandbox_destroy(struct sandbox *sb, bool remove_dir);
 /* The kernel and initrd the config names, or the built image in the cache. */
 int sandbox_image_paths(const struct cocoon_config *cfg, char **kernel, char **initrd,
 			struct error **err);
+/* The image's tools tree, "tools" beside the initrd (guest/image/mkimage.sh),
+ * or NULL when there is none: an initrd that holds everything itself. */
+char *sandbox_tools_dir(const char *initrd);
 
 /* accel.c: resolves cfg->accel to "kvm" or "tcg". For "auto" it probes
  * whether KVM can boot the guest at all, once, and caches the answer. */

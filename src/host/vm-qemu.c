@@ -236,6 +236,15 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 		add(b, "-device");
 		add(b, "virtio-9p-device,fsdev=shared,mount_tag=cocoon");
 	}
+	if (s->tools_dir) {
+		/* The image's tools tree (CRIU and what it runs), never written. */
+		if (!qemu_safe_path(s->tools_dir))
+			return error_setx(err, EINVAL, "tools path '%s' contains a comma", s->tools_dir);
+		add(b, "-fsdev");
+		add(b, "local,id=tools,path=%s,security_model=none,readonly=on", s->tools_dir);
+		add(b, "-device");
+		add(b, "virtio-9p-device,fsdev=tools,mount_tag=tools");
+	}
 	if (s->rootfs_dir) {
 		if (!qemu_safe_path(s->rootfs_dir))
 			return error_setx(err, EINVAL, "rootfs path '%s' contains a comma", s->rootfs_dir);
