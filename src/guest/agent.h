@@ -100,6 +100,8 @@ int agent_job_start_ex(struct agent *a, char *const argv[], const struct agent_j
 /* Kills jobs past their deadline; returns ms until the next one, or -1. */
 int agent_jobs_check_deadlines(struct agent *a);
 long long agent_now_ms(void);
+/* Mounts the host's virtio-9p share TAG on DIR with the given cache mode. */
+int agent_mount_9p(const char *tag, const char *dir, unsigned long flags, const char *cache);
 /* Mounts the host's share TAG on DIR: 9p, or virtiofs when the host said so. */
 int agent_mount_share(const struct agent *a, const char *tag, const char *dir, unsigned long flags);
 

@@ -745,13 +745,12 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	argv[n++] = c->cgroup;
 	argv[n++] = (char *)"--manage-cgroups=ignore";
 	argv[n++] = (char *)"--track-mem";
-	/* CRIU runs inside the container's network namespace (below), so it
-	 * locks no namespace, only each established TCP connection, and only
-	 * with --tcp-established. Then through libnftables, one table for all
-	 * of them, rather than an iptables run per connection. Without it the
-	 * method is iptables, which costs nothing: with nftables CRIU 3.17
-	 * sets up its table even when there is nothing to lock (0.12 s of
-	 * frozen time under TCG, the largest fixed cost of a small dump). */
+	/* CRIU runs inside the container's network namespace (see the job
+	 * options below), so it locks only established TCP connections, and
+	 * only with --tcp-established: then through libnftables, one table for
+	 * all of them. Otherwise iptables, which costs nothing when there is
+	 * nothing to lock; with nftables CRIU 3.17 built its table anyway
+	 * (0.12 s of frozen time under TCG). */
 	argv[n++] = (char *)"--network-lock";
 	argv[n++] = req->criu && req->criu->tcp_established ? (char *)"nftables" : (char *)"iptables";
 	/* CRIU always leaves the tasks alive. Without --leave-running the
@@ -797,13 +796,10 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 		}
 	}
 	argv[n] = NULL;
-	/* CRIU runs inside the container's network namespace. That namespace
-	 * holds loopback and nothing else, and every task that can send into
-	 * it is frozen, so there is nothing to lock and nothing to dump: the
-	 * agent makes a fresh one at restore. Run from the agent's namespace,
-	 * CRIU locked it through libnftables and dumped it while the container
-	 * was frozen (0.10-0.15 s under TCG; 1 s more before it was declared
-	 * external). */
+	/* CRIU runs inside the container's network namespace. It holds
+	 * loopback and nothing else, and every task that can send into it is
+	 * frozen, so there is nothing to lock or dump: a restore gets a fresh
+	 * one. */
 	char netns[64];
 	snprintf(netns, sizeof(netns), "/proc/%d/ns/net", c->procs[0].pid);
 	struct agent_job_options o = {.netns = c->own_netns ? netns : NULL, .timeout_ms = CRIU_DUMP_TIMEOUT_MS};

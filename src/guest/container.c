@@ -340,8 +340,7 @@ static int mount_rootfs(struct agent_container *c, const char *tag, char *msg, s
 	mkdir(c->rootfs, 0755);
 	/* cache=mmap: executables are mmapped; 9p's cache=none cannot share
 	 * writable mappings. */
-	if (mount(tag, c->rootfs, "9p", 0,
-		  "trans=virtio,version=9p2000.L,msize=512000,cache=mmap,access=client") < 0) {
+	if (agent_mount_9p(tag, c->rootfs, 0, "mmap") < 0) {
 		snprintf(msg, msg_size, "mount rootfs (9p tag %s): %s", tag, strerror(errno));
 		c->rootfs[0] = 0;
 		return -errno;

@@ -110,8 +110,8 @@ void agent_init_system(struct agent *a)
 	 * (guest/image/mkimage.sh). Read-only and unchanging on the host, so
 	 * the guest may cache it fully. An initramfs that holds everything
 	 * itself comes without the share, and the mount fails harmlessly. */
-	if (mount(AGENT_TOOLS_TAG, AGENT_TOOLS_DIR, "9p", MS_RDONLY | MS_NOSUID | MS_NODEV,
-		  "trans=virtio,version=9p2000.L,msize=512000,cache=loose,access=client") < 0 && a->debug)
+	if (agent_mount_9p(AGENT_TOOLS_TAG, AGENT_TOOLS_DIR, MS_RDONLY | MS_NOSUID | MS_NODEV, "loose") < 0 &&
+	    a->debug)
 		agent_log(a, "no tools share (%s)", strerror(errno));
 	int lo = agent_loopback_up();
 	if (lo < 0)
@@ -125,15 +125,23 @@ void agent_init_system(struct agent *a)
 		agent_log(a, "no shared directory (%s)", strerror(errno));
 }
 
+int agent_mount_9p(const char *tag, const char *dir, unsigned long flags, const char *cache)
+{
+	/* msize 512000: measured at ~530 MB/s for large writes, see
+	 * docs/performance.md. */
+	char opts[128];
+	snprintf(opts, sizeof(opts), "trans=virtio,version=9p2000.L,msize=512000,cache=%s,access=client", cache);
+	return mount(tag, dir, "9p", flags, opts);
+}
+
 int agent_mount_share(const struct agent *a, const char *tag, const char *dir, unsigned long flags)
 {
 	/* virtiofs: the host's virtiofsd runs with cache=none. */
 	if (a->virtiofs)
 		return mount(tag, dir, "virtiofs", flags, NULL);
 	/* cache=none: no guest page cache, and 9p's zero-copy path lets QEMU
-	 * fill the reader's pages itself. msize 512000: measured at ~530 MB/s
-	 * for large writes, see docs/performance.md. */
-	return mount(tag, dir, "9p", flags, "trans=virtio,version=9p2000.L,msize=512000,cache=none,access=client");
+	 * fill the reader's pages itself. */
+	return agent_mount_9p(tag, dir, flags, "none");
 }
 
 /* Finds the /dev node of the virtio-serial port named AGENT_CHANNEL_NAME. */

@@ -169,6 +169,15 @@ static char *exe_dir(void)
 	return strdup(buf);
 }
 
+char *path_beside(const char *path, const char *name)
+{
+	const char *slash = strrchr(path, '/');
+	char *out = NULL;
+	if (asprintf(&out, "%.*s/%s", slash ? (int)(slash - path) : 1, slash ? path : ".", name) < 0)
+		return NULL;
+	return out;
+}
+
 int find_helper(const char *name, char **out, struct error **err)
 {
 	_cleanup_free_ char *dir = exe_dir();

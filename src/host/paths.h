@@ -36,5 +36,9 @@ const char *cache_dir(void);
  * tree), in the source tree it was built from, or under the install prefix. */
 int find_helper(const char *name, char **out, struct error **err);
 
+/* NAME in the directory of PATH ("." when PATH has no slash), allocated;
+ * NULL when out of memory. */
+char *path_beside(const char *path, const char *name);
+
 /* Monotonic milliseconds. */
 long long now_ms(void);

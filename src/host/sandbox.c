@@ -93,10 +93,9 @@ static int sandbox_paths(struct sandbox *sb, const char *dir, struct error **err
 
 char *sandbox_tools_dir(const char *initrd)
 {
-	const char *slash = strrchr(initrd, '/');
-	char *dir = NULL;
+	char *dir = path_beside(initrd, "tools");
 	struct stat st;
-	if (asprintf(&dir, "%.*s/tools", slash ? (int)(slash - initrd) : 1, slash ? initrd : ".") < 0)
+	if (!dir)
 		return NULL;
 	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
 		free(dir);

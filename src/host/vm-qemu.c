@@ -13,6 +13,7 @@
  */
 #include "vm.h"
 #include "cleanup.h"
+#include "paths.h"
 
 #include <fcntl.h>
 #include <stdarg.h>
@@ -86,9 +87,22 @@ static long host_tsc_khz(void)
  * channel socket, in the sandbox's state directory. */
 static void virtiofs_path(char *out, size_t size, const char *channel_path, const char *tag, const char *what)
 {
-	const char *slash = strrchr(channel_path, '/');
-	int dir = slash ? (int)(slash - channel_path) : 1;
-	snprintf(out, size, "%.*s/vfs-%s.%s", dir, slash ? channel_path : ".", tag, what);
+	char name[64];
+	snprintf(name, sizeof(name), "vfs-%s.%s", tag, what);
+	_cleanup_free_ char *path = path_beside(channel_path, name);
+	snprintf(out, size, "%s", path ? path : "");
+}
+
+/* A virtio-9p share of DIR under TAG. */
+static int add_9p(struct argv_builder *b, const char *tag, const char *dir, bool readonly, struct error **err)
+{
+	if (!qemu_safe_path(dir))
+		return error_setx(err, EINVAL, "%s path '%s' contains a comma", tag, dir);
+	add(b, "-fsdev");
+	add(b, "local,id=%s,path=%s,security_model=passthrough%s", tag, dir, readonly ? ",readonly=on" : "");
+	add(b, "-device");
+	add(b, "virtio-9p-device,fsdev=%s,mount_tag=%s", tag, tag);
+	return 0;
 }
 
 static void add_virtiofs(struct argv_builder *b, const char *tag, const char *channel_path)
@@ -228,46 +242,24 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 	add(b, "socket,id=agent,path=%s,server=on,wait=off", s->channel_path);
 	add(b, "-device");
 	add(b, "virtserialport,chardev=agent,name=cocoon.0");
-	if (s->shared_dir && virtiofs) {
+	if (s->shared_dir && virtiofs)
 		add_virtiofs(b, "cocoon", s->channel_path);
-	} else if (s->shared_dir) {
-		add(b, "-fsdev");
-		add(b, "local,id=shared,path=%s,security_model=passthrough", s->shared_dir);
-		add(b, "-device");
-		add(b, "virtio-9p-device,fsdev=shared,mount_tag=cocoon");
-	}
-	if (s->tools_dir) {
-		/* The image's tools tree (CRIU and what it runs), never written. */
-		if (!qemu_safe_path(s->tools_dir))
-			return error_setx(err, EINVAL, "tools path '%s' contains a comma", s->tools_dir);
-		add(b, "-fsdev");
-		add(b, "local,id=tools,path=%s,security_model=none,readonly=on", s->tools_dir);
-		add(b, "-device");
-		add(b, "virtio-9p-device,fsdev=tools,mount_tag=tools");
-	}
-	if (s->rootfs_dir) {
-		if (!qemu_safe_path(s->rootfs_dir))
-			return error_setx(err, EINVAL, "rootfs path '%s' contains a comma", s->rootfs_dir);
-		add(b, "-fsdev");
-		add(b, "local,id=rootfs,path=%s,security_model=passthrough", s->rootfs_dir);
-		add(b, "-device");
-		add(b, "virtio-9p-device,fsdev=rootfs,mount_tag=rootfs");
-	}
+	else if (s->shared_dir && add_9p(b, "cocoon", s->shared_dir, false, err) < 0)
+		return -1;
+	/* The image's tools tree (CRIU and what it runs), never written. */
+	if (s->tools_dir && add_9p(b, "tools", s->tools_dir, true, err) < 0)
+		return -1;
+	if (s->rootfs_dir && add_9p(b, "rootfs", s->rootfs_dir, false, err) < 0)
+		return -1;
 	for (int i = 0; i < s->n_images_dirs; i++) {
-		if (!qemu_safe_path(s->images_dirs[i]))
-			return error_setx(err, EINVAL, "image path '%s' contains a comma", s->images_dirs[i]);
 		/* Read-only: restoring must never change the user's images
 		 * (for virtiofs, see virtiofsd_start). */
-		if (virtiofs) {
-			char tag[16];
-			snprintf(tag, sizeof(tag), "images%d", i);
+		char tag[16];
+		snprintf(tag, sizeof(tag), "images%d", i);
+		if (virtiofs)
 			add_virtiofs(b, tag, s->channel_path);
-			continue;
-		}
-		add(b, "-fsdev");
-		add(b, "local,id=images%d,path=%s,security_model=passthrough,readonly=on", i, s->images_dirs[i]);
-		add(b, "-device");
-		add(b, "virtio-9p-device,fsdev=images%d,mount_tag=images%d", i, i);
+		else if (add_9p(b, tag, s->images_dirs[i], true, err) < 0)
+			return -1;
 	}
 	if (b->overflow)
 		return error_setx(err, E2BIG, "qemu command line too long");
