@@ -5,22 +5,18 @@
 
 #include "error.h"
 #include "proto.h"
+#include "volumes.h"
 
 #define SPEC_MAX_BYTES (4 * 1024 * 1024)
 #define SPEC_MAX_MOUNTS 64
 #define SPEC_MAX_STRINGS 4096
 
-struct bind_file {
-	char *host_path;  /* source on the host */
-	char *guest_name; /* file name under shared/mounts/ */
-};
-
 struct oci_bundle {
 	char *bundle;	/* absolute bundle path */
 	char *rootfs;	/* absolute host path of root.path */
 	Cocoon__ContainerSpec *spec;
-	struct bind_file binds[SPEC_MAX_MOUNTS];
-	size_t n_binds;
+	struct volume volumes[SPEC_MAX_MOUNTS]; /* the bind mounts of host paths */
+	size_t n_volumes;
 	char **warnings;
 	size_t n_warnings;
 };
@@ -32,5 +28,3 @@ int spec_parse_process_file(const char *path, Cocoon__ProcessSpec **out, struct 
 void spec_process_free(Cocoon__ProcessSpec *p);
 void spec_free(struct oci_bundle *b);
 
-/* Where the guest finds files bind-mounted from the host. */
-#define SPEC_GUEST_MOUNTS_DIR "/run/cocoon/shared/mounts"
