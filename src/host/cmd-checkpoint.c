@@ -154,6 +154,12 @@ static void print_checkpoint_stats(const struct checkpoint_options *o, const Coc
 	json_object_object_add(j, "copy_ms", json_object_new_uint64(rep->copy_ms));
 	json_object_object_add(j, "copy_overlapped", json_object_new_boolean(rep->copy_overlapped));
 	json_object_object_add(j, "dev_shm_second_try", json_object_new_boolean(o->shm_second_try));
+	json_object_object_add(j, "route", json_object_new_string(rep->route ? rep->route : ""));
+	json_object_object_add(j, "container_mib", json_object_new_uint64(rep->container_mib));
+	json_object_object_add(j, "guest_available_mib", json_object_new_uint64(rep->available_mib));
+	/* The most guest memory the checkpoint took (MemAvailable's low-water
+	 * mark, sampled in the agent). */
+	json_object_object_add(j, "guest_peak_used_mib", json_object_new_uint64(rep->peak_used_mib));
 	json_object_object_add(j, "total_ms", json_object_new_int64(total_ms));
 	json_object_object_add(j, "bytes", json_object_new_uint64(rep->bytes));
 	json_object_object_add(j, "path", json_object_new_string(dest));
@@ -350,8 +356,15 @@ int cmd_checkpoint(struct global_opts *g, int argc, char **argv)
 				o.bench_route = 3;
 			else if (strcmp(optarg, "serial") == 0)
 				o.bench_route = 4;
+			else if (strcmp(optarg, "tmpfs") == 0)
+				o.bench_route = 5;
+			else if (strcmp(optarg, "tmpfs-unchecked") == 0)
+				o.bench_route = 6; /* fault injection: see the e2e tests */
+			else if (strcmp(optarg, "stream") == 0)
+				o.bench_route = 7;
 			else
-				return usage_error("checkpoint", "--bench-route: cocoon, floor, seed, direct9p or serial");
+				return usage_error("checkpoint", "--bench-route: cocoon, floor, seed, direct9p, serial, tmpfs, "
+								 "tmpfs-unchecked or stream");
 			break;
 		case O_UNSUP:
 			return usage_error("checkpoint", "%s is not supported", argv[optind - 1]);

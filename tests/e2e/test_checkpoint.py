@@ -425,16 +425,75 @@ def test_restore_refuses_damaged_images(env, good_images):
     finish(env, "fine")
 
 
-def test_guest_out_of_memory_during_dump_is_named(env):
-    # 256 MiB of dirty memory in a 512 MiB VM: the images (written to guest
-    # memory first) cannot fit too, and the guest's OOM killer ends a process.
+def memhog_hash(path, since=0):
+    for line in lines(path)[since:]:
+        m = re.search(r"hash (\w+)", line)
+        if m:
+            return m.group(1)
+    return None
+
+
+def expect_untouched(env, cid, out, before, paused):
+    """After a failed checkpoint the container is as it was: paused or
+    running, its memory unchanged, its tasks' oom_score_adj their own."""
+    assert env.state(cid)["status"] == ("paused" if paused else "running")
+    if paused:
+        n = len(lines(out))
+        time.sleep(2)
+        assert len(lines(out)) == n, "a paused container ran on after a failed checkpoint"
+        env.run("resume", cid, check=True)
+    n = len(lines(out))
+    assert wait_for(lambda: len(lines(out)) > n + 1, timeout=30), "the container did not go on"
+    assert memhog_hash(out, n) == before
+    r = env.run("exec", cid, "cat", "/proc/1/oom_score_adj")
+    assert r.stdout.strip() == "0", r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("paused", [False, True])
+def test_dump_that_cannot_fit_is_refused_up_front(env, paused):
+    # 256 MiB of dirty memory in a 512 MiB VM: the guest-memory route would
+    # need the same again. The agent says so before touching anything.
+    env.write_config("", vm="memory_mib = 512\n")
+    b, out = start(env, "fit", ["payload", "memhog", "256"])
+    assert wait_for(lambda: len(lines(out)) >= 1, timeout=120)
+    before = memhog_hash(out)
+    if paused:
+        env.run("pause", "fit", check=True)
+    t0 = time.monotonic()
+    r = checkpoint(env, "fit", env.tmp / "ck", "--leave-running", "--bench-route", "tmpfs", check=False)
+    assert time.monotonic() - t0 < 20
+    assert r.returncode != 0
+    m = re.search(r"about (\d+) MiB\) into guest memory first and needs about (\d+) MiB free, "
+                  r"but the guest has (\d+) MiB available\. Raise vm.memory_mib", r.stderr)
+    assert m, r.stderr
+    assert 250 <= int(m.group(1)) <= 270 and int(m.group(3)) < int(m.group(2)), r.stderr
+    assert not (env.tmp / "ck").exists()
+    expect_untouched(env, "fit", out, before, paused)
+    finish(env, "fit")
+
+
+@pytest.mark.parametrize("paused", [False, True])
+def test_guest_out_of_memory_during_dump_is_named(env, paused):
+    # The same container, with the up-front check switched off (fault
+    # injection): the dump runs the guest out of memory. The container's
+    # tasks are protected (oom_score_adj), so the OOM killer ends CRIU,
+    # and the container goes on as it was.
     env.write_config("", vm="memory_mib = 512\n")
     b, out = start(env, "oom", ["payload", "memhog", "256"])
     assert wait_for(lambda: len(lines(out)) >= 1, timeout=120)
-    r = checkpoint(env, "oom", env.tmp / "ck", "--leave-running", check=False)
+    before = memhog_hash(out)
+    if paused:
+        env.run("pause", "oom", check=True)
+    t0 = time.monotonic()
+    r = checkpoint(env, "oom", env.tmp / "ck", "--leave-running", "--bench-route", "tmpfs-unchecked",
+                   check=False)
+    assert time.monotonic() - t0 < 45
     assert r.returncode != 0
     assert "ran out of memory" in r.stderr and "vm.memory_mib" in r.stderr, r.stderr
+    assert "ended CRIU, not the container" in r.stderr, r.stderr
     assert not (env.tmp / "ck").exists(), "a failed checkpoint left images behind"
+    expect_untouched(env, "oom", out, before, paused)
+    # And a checkpoint that fits still works afterwards.
     finish(env, "oom")
 
 
