@@ -202,6 +202,32 @@ def measure_size(b, mib, runs, direct9p, transfer_only=False):
     return {k: stat(v) for k, v in res.items()}
 
 
+def measure_routes(b, mib, runs):
+    """The two ways cocoon's route can take, side by side on one container:
+    the pages through guest memory (tmpfs) or streamed by CRIU's page
+    server into the shared directory; with the guest memory each took
+    (MemAvailable's largest drop, sampled by the agent)."""
+    res = {}
+    for run in range(runs):
+        cid, out = b.start(["payload", "memhog", str(mib)])
+        try:
+            b.wait_lines(out, 1)
+            b.checkpoint(cid, "--leave-running", "--bench-route", "floor")  # warm-up, discarded
+            s = b.checkpoint(cid, "--leave-running", "--bench-route", "floor")
+            res.setdefault("floor_frozen", []).append(s["frozen_ms"])
+            res.setdefault("floor_criu", []).append(s["criu_ms"])
+            res.setdefault("floor_peak_mib", []).append(s["guest_peak_used_mib"])
+            for route in ("tmpfs", "stream"):
+                p = b.work / f"{route}-{mib}-{run}"
+                s = b.checkpoint(cid, "--leave-running", "--bench-route", route, path=p)
+                for key in ("frozen_ms", "criu_ms", "copy_ms", "total_ms", "guest_peak_used_mib"):
+                    res.setdefault(f"{route}_{key}", []).append(s[key])
+                shutil.rmtree(p)
+        finally:
+            b.delete(cid)
+    return {k: stat(v) for k, v in res.items()}
+
+
 def measure_predump(b, mib, runs):
     full, final, pre = [], [], []
     for run in range(runs):
@@ -376,7 +402,11 @@ def main():
     ap.add_argument("--sizes", default="16,64,256")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--out", default=str(REPO / "bench" / "results.json"))
+    ap.add_argument("--routes-only", action="store_true",
+                    help="only the tmpfs and streaming routes side by side (a targeted run)")
     args = ap.parse_args()
+    if args.routes_only:
+        return routes_only(args)
     sizes = [16] if args.quick else [int(x) for x in args.sizes.split(",")]
     runs = 1 if args.quick else args.runs
     t_start = time.time()
@@ -449,6 +479,23 @@ def main():
     pathlib.Path(args.out).write_text(json.dumps(results, indent=2))
     report(results, sizes)
     print(f"results written to {args.out}")
+    return 0
+
+
+def routes_only(args):
+    sizes = [int(x) for x in args.sizes.split(",")]
+    work = pathlib.Path(tempfile.mkdtemp(prefix="cocoon-bench."))
+    b = Bench(work, max(1024, 4 * max(sizes) + 512))
+    out = {}
+    try:
+        for mib in sizes:
+            print(f"  routes at {mib} MiB ...", flush=True)
+            out[str(mib)] = measure_routes(b, mib, args.runs)
+    finally:
+        for d in (b.root.iterdir() if b.root.exists() else []):
+            b.delete(d.name)
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(out, indent=1))
     return 0
 
 

@@ -32,6 +32,7 @@
 #include <sys/mount.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <netinet/in.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -54,6 +55,10 @@
 /* The guest-memory route needs the container's memory free in the guest,
  * plus room for CRIU itself and what the container may touch meanwhile. */
 #define TMPFS_ROUTE_RESERVE_KIB (32 * 1024)
+/* The streaming route holds no image pages in the guest: CRIU, the page
+ * server, their socket buffers and the small images (docs/checkpoint.md
+ * has the measured peak). Below this much free memory nothing is tried. */
+#define STREAM_ROUTE_NEED_KIB (32 * 1024)
 #define COPY_BUF (4 * 1024 * 1024)
 
 /* mkdir -p, for runtime.guest_checkpoint_dir. */
@@ -389,6 +394,14 @@ struct ckpt_ctx {
 	char *stop_reason;  /* why the agent stopped CRIU */
 	long need_kib, avail_kib; /* the fit check's two figures */
 	const char *route_name;
+	/* The streaming route: CRIU sends the pages to its page server, which
+	 * writes them into the shared directory; only the small images go
+	 * through guest memory. */
+	bool stream;
+	pid_t pserver; /* > 0 while the page server runs */
+	bool pserver_failed;
+	char pserver_msg[256];
+	char pages_dir[300];
 	int shm_watch;	/* inotify on an empty /dev/shm left out of the dump */
 	char *err;	/* the first failure, answered once both have ended */
 	int err_code;
@@ -473,6 +486,20 @@ static void remove_dir_files(const char *dir)
 	rmdir(dir);
 }
 
+static void ckpt_fail(struct ckpt_ctx *x, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void count_files(const char *dir, uint32_t *files, uint64_t *bytes)
+{
+	_cleanup_closedir_ DIR *d = opendir(dir);
+	struct dirent *de;
+	struct stat st;
+	while (d && (de = readdir(d)))
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+			(*files)++;
+			*bytes += (uint64_t)st.st_size;
+		}
+}
+
 /* What the checkpoint needed and took of the guest's memory. */
 static void ckpt_reply_memory(const struct ckpt_ctx *x, Cocoon__CheckpointReply *reply)
 {
@@ -488,8 +515,10 @@ static void ckpt_reply_memory(const struct ckpt_ctx *x, Cocoon__CheckpointReply 
  * that the host's cleanup of the shared directory does not race with it. */
 static void ckpt_finish(struct ckpt_ctx *x)
 {
-	if (!x->dump_finished || x->copier > 0)
+	if (!x->dump_finished || x->copier > 0 || x->pserver > 0)
 		return;
+	if (x->pserver_failed && !x->err)
+		ckpt_fail(x, EIO, "checkpoint %s: CRIU's page server failed: %s", x->cid, x->pserver_msg);
 	ckpt_done_state(x->a, x->cid);
 	ckpt_unguard(x);
 	guard_sample_memory(&x->guard);
@@ -515,14 +544,9 @@ static void ckpt_finish(struct ckpt_ctx *x)
 		Cocoon__Response resp = COCOON__RESPONSE__INIT;
 		Cocoon__CheckpointReply reply = COCOON__CHECKPOINT_REPLY__INIT;
 		/* Count what went across, for the report. */
-		_cleanup_closedir_ DIR *d = opendir(x->img);
-		struct dirent *de;
-		struct stat st;
-		while (d && (de = readdir(d)))
-			if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
-				reply.files++;
-				reply.bytes += (uint64_t)st.st_size;
-			}
+		count_files(x->img, &reply.files, &reply.bytes);
+		if (x->stream)
+			count_files(x->pages_dir, &reply.files, &reply.bytes);
 		reply.shared_path = x->shared;
 		reply.stats = &x->stats;
 		reply.dump_ms = (uint64_t)x->dump_ms;
@@ -548,7 +572,6 @@ static void ckpt_finish(struct ckpt_ctx *x)
 	ckpt_free(x);
 }
 
-static void ckpt_fail(struct ckpt_ctx *x, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void ckpt_fail(struct ckpt_ctx *x, int code, const char *fmt, ...)
 {
 	if (x->err)
@@ -594,6 +617,8 @@ static void ckpt_watch(struct agent_job *job)
 		return;
 	pid_t dead = guard_dead_task(&x->guard);
 	unsigned long long sig = guard_cpu_ticks(job->pid) + guard_dir_bytes(x->img);
+	if (x->pserver > 0)
+		sig += guard_cpu_ticks(x->pserver);
 	if (dead > 0) {
 		if (asprintf(&x->stop_reason, "task %d of the container ended during the dump", dead) < 0)
 			x->stop_reason = NULL;
@@ -607,6 +632,8 @@ static void ckpt_watch(struct agent_job *job)
 	kill(job->pid, SIGKILL);
 	if (x->copier > 0)
 		kill(x->copier, SIGKILL);
+	if (x->pserver > 0)
+		kill(x->pserver, SIGKILL);
 }
 
 static void ckpt_start_copier(struct ckpt_ctx *x, bool follow)
@@ -750,6 +777,73 @@ static void ckpt_dump_done(struct agent_job *job, int status)
 	ckpt_finish(x);
 }
 
+static void ckpt_pserver_done(struct agent_job *job, int status)
+{
+	struct ckpt_ctx *x = job->userdata;
+	char log[300];
+	x->pserver = 0;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		x->pserver_failed = true;
+		snprintf(log, sizeof(log), "%s/page-server.log", x->img);
+		first_error(log, x->pserver_msg, sizeof(x->pserver_msg));
+	}
+	ckpt_finish(x);
+}
+
+/* A connected pair of TCP sockets over the guest's loopback: CRIU splices
+ * the pages into one (zero-copy to a TCP socket, where a unix socket would
+ * copy them) and the page server splices them out of the other. */
+static int tcp_pair(int sv[2])
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	_cleanup_close_ int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	sv[0] = sv[1] = -1;
+	if (l < 0 || bind(l, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(l, 1) < 0 ||
+	    getsockname(l, (struct sockaddr *)&sa, &len) < 0)
+		return -errno;
+	sv[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (sv[0] < 0 || connect(sv[0], (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    (sv[1] = accept4(l, NULL, NULL, SOCK_CLOEXEC)) < 0) {
+		int saved = errno;
+		if (sv[0] >= 0)
+			close(sv[0]);
+		sv[0] = -1;
+		return -saved;
+	}
+	return 0;
+}
+
+/* Starts `criu page-server` on one end of a socket pair, writing the page
+ * images straight into the shared directory; returns the other end, for
+ * the dump's --ps-socket. Its log stays with the small images in tmpfs. */
+static int ckpt_start_page_server(struct ckpt_ctx *x, struct error **err)
+{
+	int sv[2];
+	int r = tcp_pair(sv);
+	if (r < 0)
+		return error_set(err, -r, "a socket pair for CRIU's page server");
+	snprintf(x->pages_dir, sizeof(x->pages_dir), AGENT_SHARED_DIR "/%s", x->shared);
+	if (mkdir(x->pages_dir, 0700) < 0 && errno != EEXIST) {
+		r = error_set(err, errno, "%s", x->pages_dir);
+		close(sv[0]);
+		close(sv[1]);
+		return r;
+	}
+	char *argv[] = {x->a->criu_path, (char *)"page-server", (char *)"-D", x->pages_dir, (char *)"-W", x->img,
+			(char *)"-o", (char *)"page-server.log", (char *)"-v2", (char *)"--ps-socket", (char *)"3", NULL};
+	struct agent_job_options o = {.pass_fds = &sv[1], .n_pass_fds = 1, .oom_victim = true,
+				      .watch = ckpt_watch, .watch_ms = CRIU_WATCH_MS};
+	pid_t pid = agent_job_start_ex(x->a, argv, &o, ckpt_pserver_done, x, err);
+	close(sv[1]);
+	if (pid < 0) {
+		close(sv[0]);
+		return pid;
+	}
+	x->pserver = pid;
+	return sv[0];
+}
+
 /* The pipes behind the container's stdio, e.g. "pipe:[12345]": restore hands
  * new pipes in their place with --inherit-fd. */
 static int save_descriptors(pid_t pid, const char *dir)
@@ -785,20 +879,36 @@ static bool ckpt_choose_route(struct ckpt_ctx *x, struct agent_container *c, con
 {
 	x->need_kib = guard_container_memory_kib(c->cgroup);
 	x->avail_kib = guard_mem_available_kib();
+	bool checked = x->route != 6, may_stream = x->route == 0 || x->route == 7;
+	x->stream = x->route == 7;
+	if (x->route >= 5)
+		x->route = 0; /* cocoon's route, with one of its two ways forced */
 	x->route_name = x->route == 3 ? "direct9p" : "tmpfs";
-	bool checked = x->route != 6;
-	if (x->route == 5 || x->route == 6)
-		x->route = 0; /* cocoon's route, with the guest-memory route forced */
 	/* Fault injection (tests): the guest-memory route, unchecked. */
 	if (!checked || x->route == 3)
 		return true;
 	/* An incremental dump writes only what changed since its parent,
-	 * which is not known before; it is not refused here. */
-	if (*req->parent_id || x->avail_kib < 0)
-		return true;
+	 * which is not known before, and a pre-dump is kept in guest memory
+	 * as the next dump's parent: both take the guest-memory route. */
+	bool incremental = *req->parent_id || req->pre_dump;
+	if (incremental)
+		may_stream = x->stream = false;
 	long want = x->need_kib + TMPFS_ROUTE_RESERVE_KIB + x->need_kib / 16;
-	if (want <= x->avail_kib)
+	if (!x->stream && (*req->parent_id || x->avail_kib < 0 || want <= x->avail_kib))
 		return true;
+	if (may_stream) {
+		x->stream = true;
+		x->route_name = "stream";
+		if (x->avail_kib < 0 || STREAM_ROUTE_NEED_KIB <= x->avail_kib)
+			return true;
+		agent_send_error(x->a, x->req_id, ENOMEM,
+				 "checkpoint %s: not enough guest memory for the dump: even streamed to the host it "
+				 "needs about %d MiB free, and the guest has %ld MiB available. Raise vm.memory_mib by "
+				 "at least %ld. The container was not touched",
+				 c->id, STREAM_ROUTE_NEED_KIB / 1024, x->avail_kib / 1024,
+				 (STREAM_ROUTE_NEED_KIB - x->avail_kib) / 1024 + 1);
+		return false;
+	}
 	agent_send_error(x->a, x->req_id, ENOMEM,
 			 "checkpoint %s: not enough guest memory for the dump: CRIU writes the container's memory "
 			 "(about %ld MiB) into guest memory first and needs about %ld MiB free, but the guest has "
@@ -938,6 +1048,11 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 			argv[n++] = x->ext_args[x->n_ext++];
 		}
 	}
+	if (x->stream) {
+		argv[n++] = (char *)"--page-server";
+		argv[n++] = (char *)"--ps-socket";
+		argv[n++] = (char *)"3";
+	}
 	argv[n] = NULL;
 	/* CRIU runs inside the container's network namespace. It holds
 	 * loopback and nothing else, and every task that can send into it is
@@ -945,8 +1060,10 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	 * one. */
 	char netns[64];
 	snprintf(netns, sizeof(netns), "/proc/%d/ns/net", c->procs[0].pid);
+	_cleanup_close_ int ps_fd = -1;
 	struct agent_job_options o = {.netns = c->own_netns ? netns : NULL, .timeout_ms = CRIU_DUMP_TIMEOUT_MS,
-				      .oom_victim = true, .watch = ckpt_watch, .watch_ms = CRIU_WATCH_MS};
+				      .oom_victim = true, .watch = ckpt_watch, .watch_ms = CRIU_WATCH_MS,
+				      .pass_fds = &ps_fd, .n_pass_fds = x->stream ? 1 : 0};
 	/* If the guest still runs out of memory, CRIU or the copier is the
 	 * OOM killer's choice, never the container. */
 	guard_protect(&x->guard, c->cgroup);
@@ -956,8 +1073,13 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	snprintf(adj_path, sizeof(adj_path), "%s/" OOM_ADJ_FILE, x->img);
 	guard_save_adj(&x->guard, adj_path);
 	x->t0 = agent_now_ms();
-	x->criu = agent_job_start_ex(a, argv, &o, ckpt_dump_done, x, &e);
+	if (x->stream && (ps_fd = ckpt_start_page_server(x, &e)) < 0)
+		x->criu = -1;
+	else
+		x->criu = agent_job_start_ex(a, argv, &o, ckpt_dump_done, x, &e);
 	if (x->criu < 0) {
+		if (x->pserver > 0)
+			kill(x->pserver, SIGKILL); /* it ends on its own; nobody waits */
 		agent_send_error(a, id, e->code, "checkpoint %s: %s", c->id, e->msg);
 		ckpt_unguard(x);
 		ckpt_thaw_on_failure(x);
@@ -971,7 +1093,7 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	 * up by about the copy's 0.5 s, the total no shorter), so the copy
 	 * follows the dump. The seed's baseline and the "serial" bench route
 	 * (4) always copy after it. */
-	if (x->route == 0 && sysconf(_SC_NPROCESSORS_ONLN) > 1)
+	if (x->route == 0 && !x->stream && sysconf(_SC_NPROCESSORS_ONLN) > 1)
 		ckpt_start_copier(x, true);
 }
 
