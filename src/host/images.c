@@ -552,7 +552,7 @@ static int meta_parse_obj(json_object *o, const struct images_limits *lim, struc
 		return error_set(err, ENOMEM, "manifest");
 	if (m->format != IMAGES_FORMAT || strcmp(m->version, COCOON_VERSION) != 0)
 		return error_setx(err, EPROTO,
-				  "made by cocoon %.40s (image format %d); this is cocoon %s (format %d): "
+				  "was made by cocoon %.40s (image format %d); this is cocoon %s (format %d): "
 				  "restore it with the version that made it",
 				  m->version, m->format, COCOON_VERSION, IMAGES_FORMAT);
 	if (!(files = field(o, "files", json_type_object)))
@@ -614,6 +614,19 @@ static int verify_file(int dirfd, const struct images_meta_file *f, const struct
 	return 0;
 }
 
+static int check_size(int dirfd, const struct images_meta_file *f, struct error **err)
+{
+	struct stat st;
+	if (fstatat(dirfd, f->name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return error_set(err, errno, "%s is missing", f->name);
+	if (!S_ISREG(st.st_mode))
+		return error_setx(err, EINVAL, "%s is not a regular file", f->name);
+	if ((uint64_t)st.st_size != f->size)
+		return error_setx(err, EINVAL, "%s is %llu bytes, expected %llu (truncated?)", f->name,
+				  (unsigned long long)st.st_size, (unsigned long long)f->size);
+	return 0;
+}
+
 static int images_verify_one(const char *dir, bool need_tree, const struct budget *b, struct error **err)
 {
 	_cleanup_close_ int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
@@ -638,8 +651,11 @@ static int images_verify_one(const char *dir, bool need_tree, const struct budge
 		if (!found)
 			r = error_setx(err, ENOENT, "%s has no %s", dir, required[i]);
 	}
-	/* Structure first (cheap, and refuses FIFOs and devices before any
-	 * read), then every byte. */
+	/* Sizes and structure first (cheap, and refuses FIFOs and devices
+	 * before any read), then every byte. */
+	for (size_t i = 0; i < m.n_files && r == 0; i++)
+		if ((r = check_size(dirfd, &m.files[i], err)) < 0)
+			error_wrap(err, "%s", dir);
 	if (r == 0 && (r = walk_files(dirfd, true, check_pages, err, err)) < 0)
 		error_wrap(err, "%s", dir);
 	for (size_t i = 0; i < m.n_files && r == 0; i++)

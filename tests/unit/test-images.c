@@ -448,19 +448,18 @@ static void test_verify_sparse_giant(void **st)
 	while (ftruncate(fd, size) < 0 && size > (1LL << 30))
 		size >>= 1;
 	close(fd);
-	expect_verify_error("over the limit");
+	expect_verify_error("expected 4 (truncated?)");
 }
 
 static void test_verify_pagemap_overflow(void **st)
 {
 	uint8_t pm[64];
+	/* 2^52 pages, twice: 2^65 bytes, which must not wrap to a small
+	 * number. Published as the guest made it: a restore checks it. */
+	size_t n = pagemap(pm, 1ULL << 52);
+	memcpy(pm + n, pm + 14, n - 14);
+	putf(ckpt, "pagemap-1.img", pm, n + n - 14);
 	published();
-	/* 2^62 pages: 2^74 bytes, which must not wrap to a small number. */
-	size_t n = pagemap(pm, 1ULL << 62);
-	char p[300];
-	snprintf(p, sizeof(p), "%s/pagemap-1.img", dest);
-	unlink(p);
-	put(p, pm, n);
 	expect_verify_error("overflows");
 }
 
