@@ -121,8 +121,10 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *req);
 /* --copy-tree SRC DST: copies a directory of regular files with large
  * writes (the agent binary runs itself for this, as a job). With done_fd
- * >= 0 it copies the page images while they grow, until done_fd ends. */
-int copy_tree_main(const char *src, const char *dst, int done_fd);
+ * >= 0 it copies the page images while they grow, until done_fd ends; with
+ * writer > 0 as well (the streaming route) it punches what it copied out of
+ * SRC and stops the writer while too much waits. */
+int copy_tree_main(const char *src, const char *dst, int done_fd, pid_t writer);
 void agent_jobs_reap(struct agent *a);
 void agent_job_read(struct agent *a, struct agent_job *job);
 

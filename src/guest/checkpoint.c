@@ -80,6 +80,12 @@ static void ensure_dir(const char *path)
 
 static size_t copy_buf_size = COPY_BUF;
 static bool copy_like_cp;
+/* The streaming route: what is copied is punched out of tmpfs at once, and
+ * the writer (CRIU's page server) is stopped while too much waits. */
+static pid_t stream_writer;
+static bool writer_stopped;
+#define STREAM_BACKLOG_HIGH ((off_t)32 << 20)
+#define STREAM_BACKLOG_LOW ((off_t)8 << 20)
 
 static int write_all(int fd, const char *p, size_t n)
 {
@@ -162,9 +168,30 @@ static int growing_copy(struct growing_file *f, bool last)
 	/* Below i_size a tmpfs file is written: CRIU appends page runs. */
 	off_t end = last ? st.st_size : st.st_size - st.st_size % (off_t)COPY_BUF;
 	int r = copy_mapped(f->in, f->out, f->copied, end);
+	if (r == 0 && end > f->copied && stream_writer > 0 &&
+	    fallocate(f->in, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, f->copied, end - f->copied) < 0)
+		r = -errno;
 	if (r == 0 && end > f->copied)
 		f->copied = end;
 	return r;
+}
+
+/* Flow control for the streaming route: the page server stops while more
+ * than STREAM_BACKLOG_HIGH waits in tmpfs (then CRIU blocks on the full
+ * socket), and goes on below STREAM_BACKLOG_LOW. */
+static void stream_throttle(struct growing_file *g, size_t n)
+{
+	off_t backlog = 0;
+	struct stat st;
+	if (stream_writer <= 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (fstat(g[i].in, &st) == 0 && st.st_size > g[i].copied)
+			backlog += st.st_size - g[i].copied;
+	if (!writer_stopped && backlog > STREAM_BACKLOG_HIGH)
+		writer_stopped = kill(stream_writer, SIGSTOP) == 0;
+	else if (writer_stopped && backlog < STREAM_BACKLOG_LOW && kill(stream_writer, SIGCONT) == 0)
+		writer_stopped = false;
 }
 
 static struct growing_file *growing_find(struct growing_file *g, size_t n, const char *name)
@@ -202,7 +229,8 @@ static int follow_pages(int sdir, int ddir, int done_fd, struct growing_file *g,
 			if (!f && *n < max && strncmp(de->d_name, "pages-", 6) == 0 && strlen(de->d_name) < sizeof(f->name)) {
 				f = &g[*n];
 				snprintf(f->name, sizeof(f->name), "%s", de->d_name);
-				f->in = openat(sdir, de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+				/* Writable to punch holes in it (streaming route). */
+				f->in = openat(sdir, de->d_name, (stream_writer > 0 ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC);
 				f->out = openat(ddir, de->d_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 				f->copied = 0;
 				if (f->in < 0 || f->out < 0)
@@ -213,13 +241,15 @@ static int follow_pages(int sdir, int ddir, int done_fd, struct growing_file *g,
 			if (r < 0)
 				return r;
 		}
+		stream_throttle(g, *n);
 		if (finished > 0)
 			return 0;
 	}
 }
 
-int copy_tree_main(const char *src, const char *dst, int done_fd)
+int copy_tree_main(const char *src, const char *dst, int done_fd, pid_t writer)
 {
+	stream_writer = writer;
 	/* The seed's baseline copied like cp(1): 128 KiB at a time. */
 	if (getenv("COCOON_COPY_SMALL")) {
 		copy_buf_size = 128 * 1024;
@@ -238,7 +268,10 @@ int copy_tree_main(const char *src, const char *dst, int done_fd)
 	}
 	_cleanup_close_ int ddir = open(dst, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	int sdir = dirfd(d);
-	if (done_fd >= 0 && (r = follow_pages(sdir, ddir, done_fd, growing, ARRAY_SIZE(growing), &n_growing)) < 0) {
+	r = done_fd >= 0 ? follow_pages(sdir, ddir, done_fd, growing, ARRAY_SIZE(growing), &n_growing) : 0;
+	if (writer_stopped)
+		kill(stream_writer, SIGCONT);
+	if (r < 0) {
 		fprintf(stderr, "copy %s -> %s while CRIU writes: %s\n", src, dst, strerror(-r));
 		return 1;
 	}
@@ -394,14 +427,13 @@ struct ckpt_ctx {
 	char *stop_reason;  /* why the agent stopped CRIU */
 	long need_kib, avail_kib; /* the fit check's two figures */
 	const char *route_name;
-	/* The streaming route: CRIU sends the pages to its page server, which
-	 * writes them into the shared directory; only the small images go
-	 * through guest memory. */
+	/* The streaming route: CRIU sends the pages to its page server, and
+	 * the copier sends them on as they come, punching them out of tmpfs
+	 * (docs/checkpoint.md). */
 	bool stream;
 	pid_t pserver; /* > 0 while the page server runs */
 	bool pserver_failed;
 	char pserver_msg[256];
-	char pages_dir[300];
 	int shm_watch;	/* inotify on an empty /dev/shm left out of the dump */
 	char *err;	/* the first failure, answered once both have ended */
 	int err_code;
@@ -545,8 +577,6 @@ static void ckpt_finish(struct ckpt_ctx *x)
 		Cocoon__CheckpointReply reply = COCOON__CHECKPOINT_REPLY__INIT;
 		/* Count what went across, for the report. */
 		count_files(x->img, &reply.files, &reply.bytes);
-		if (x->stream)
-			count_files(x->pages_dir, &reply.files, &reply.bytes);
 		reply.shared_path = x->shared;
 		reply.stats = &x->stats;
 		reply.dump_ms = (uint64_t)x->dump_ms;
@@ -593,6 +623,15 @@ static void ckpt_copy_done(struct agent_job *job, int status)
 	struct ckpt_ctx *x = job->userdata;
 
 	x->copier = 0;
+	if (x->pserver > 0)
+		kill(x->pserver, SIGCONT); /* the copier may have stopped it */
+	bool failed = !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+	if (failed && x->criu > 0 && x->stream) {
+		/* Nobody takes the pages out of tmpfs any more. */
+		if (!x->stop_reason && asprintf(&x->stop_reason, "the copier of the page images ended") < 0)
+			x->stop_reason = NULL;
+		kill(x->criu, SIGKILL);
+	}
 	if (!x->err && WIFSIGNALED(status) && x->oom_kills0 >= 0 && oom_kills() > x->oom_kills0)
 		ckpt_fail(x, ENOMEM,
 			  "checkpoint %s: the guest ran out of memory while the images were copied to the host; "
@@ -619,6 +658,8 @@ static void ckpt_watch(struct agent_job *job)
 	unsigned long long sig = guard_cpu_ticks(job->pid) + guard_dir_bytes(x->img);
 	if (x->pserver > 0)
 		sig += guard_cpu_ticks(x->pserver);
+	if (x->copier > 0)
+		sig += guard_cpu_ticks(x->copier);
 	if (dead > 0) {
 		if (asprintf(&x->stop_reason, "task %d of the container ended during the dump", dead) < 0)
 			x->stop_reason = NULL;
@@ -642,7 +683,12 @@ static void ckpt_start_copier(struct ckpt_ctx *x, bool follow)
 	char dst[300];
 	int p[2] = {-1, -1};
 	snprintf(dst, sizeof(dst), AGENT_SHARED_DIR "/%s", x->shared);
-	char *argv[] = {a->self_path, (char *)"--copy-tree", x->img, dst, follow ? (char *)"--follow" : NULL, NULL};
+	char writer[16];
+	snprintf(writer, sizeof(writer), "%d", x->pserver);
+	char *argv[] = {a->self_path, (char *)"--copy-tree", x->img, dst,
+			follow ? (x->stream ? (char *)"--follow-punch" : (char *)"--follow") : NULL, writer, NULL};
+	if (!x->stream)
+		argv[5] = NULL;
 	_cleanup_error_ struct error *e = NULL;
 	if (follow && pipe2(p, O_CLOEXEC) < 0)
 		return; /* no overlap: the copy runs after the dump */
@@ -752,6 +798,8 @@ static void ckpt_dump_done(struct agent_job *job, int status)
 	if (job->timed_out || x->stop_reason || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		if (x->copier > 0)
 			kill(x->copier, SIGKILL);
+		if (x->pserver > 0)
+			kill(x->pserver, SIGKILL);
 		if (x->route != 3)
 			remove_page_images(x->img);
 		first_error(log, err, sizeof(err));
@@ -814,34 +862,21 @@ static int tcp_pair(int sv[2])
 	return 0;
 }
 
-/* Starts `criu page-server` on one end of a socket pair, writing the page
- * images straight into the shared directory; returns the other end, for
- * the dump's --ps-socket. Its log stays with the small images in tmpfs. */
-static int ckpt_start_page_server(struct ckpt_ctx *x, struct error **err)
+/* Starts `criu page-server` on SOCK, the other end of the dump's
+ * --ps-socket, writing the page images beside the small ones, where the
+ * copier takes them as they grow. Started after the dump: the pair is
+ * connected already, and should this fail, the dump's own end (and its
+ * callback) clears everything up. */
+static int ckpt_start_page_server(struct ckpt_ctx *x, int sock, struct error **err)
 {
-	int sv[2];
-	int r = tcp_pair(sv);
-	if (r < 0)
-		return error_set(err, -r, "a socket pair for CRIU's page server");
-	snprintf(x->pages_dir, sizeof(x->pages_dir), AGENT_SHARED_DIR "/%s", x->shared);
-	if (mkdir(x->pages_dir, 0700) < 0 && errno != EEXIST) {
-		r = error_set(err, errno, "%s", x->pages_dir);
-		close(sv[0]);
-		close(sv[1]);
-		return r;
-	}
-	char *argv[] = {x->a->criu_path, (char *)"page-server", (char *)"-D", x->pages_dir, (char *)"-W", x->img,
-			(char *)"-o", (char *)"page-server.log", (char *)"-v2", (char *)"--ps-socket", (char *)"3", NULL};
-	struct agent_job_options o = {.pass_fds = &sv[1], .n_pass_fds = 1, .oom_victim = true,
+	char *argv[] = {x->a->criu_path, (char *)"page-server", (char *)"-D", x->img, (char *)"-o",
+			(char *)"page-server.log", (char *)"-v2", (char *)"--ps-socket", (char *)"3", NULL};
+	struct agent_job_options o = {.pass_fds = &sock, .n_pass_fds = 1, .oom_victim = true,
 				      .watch = ckpt_watch, .watch_ms = CRIU_WATCH_MS};
 	pid_t pid = agent_job_start_ex(x->a, argv, &o, ckpt_pserver_done, x, err);
-	close(sv[1]);
-	if (pid < 0) {
-		close(sv[0]);
-		return pid;
-	}
-	x->pserver = pid;
-	return sv[0];
+	if (pid > 0)
+		x->pserver = pid;
+	return pid;
 }
 
 /* The pipes behind the container's stdio, e.g. "pipe:[12345]": restore hands
@@ -898,7 +933,6 @@ static bool ckpt_choose_route(struct ckpt_ctx *x, struct agent_container *c, con
 		return true;
 	if (may_stream) {
 		x->stream = true;
-		x->route_name = "stream";
 		if (x->avail_kib < 0 || STREAM_ROUTE_NEED_KIB <= x->avail_kib)
 			return true;
 		agent_send_error(x->a, x->req_id, ENOMEM,
@@ -964,6 +998,8 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 		return;
 	}
 	snprintf(x->shared, sizeof(x->shared), CKPT_SHARED_SUBDIR "/%s", req->checkpoint_id);
+	if (x->stream)
+		x->route_name = "stream";
 	if (x->route == 3)
 		snprintf(x->img, sizeof(x->img), AGENT_SHARED_DIR "/%s", x->shared);
 	else if (x->route == 2)
@@ -972,7 +1008,13 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 		snprintf(x->img, sizeof(x->img), "%s/%s", x->a->ckpt_dir, req->checkpoint_id);
 	ensure_dir(a->ckpt_dir);
 	mkdir(AGENT_SHARED_DIR "/" CKPT_SHARED_SUBDIR, 0700);
-	if (mkdir(x->img, 0700) < 0) {
+	/* What a first try left there (the host asks again after ESTALE). The
+	 * directory itself may be the host's mount point: it stays then. */
+	char dst[300];
+	snprintf(dst, sizeof(dst), AGENT_SHARED_DIR "/%s", x->shared);
+	if (x->route != 1)
+		remove_dir_files(dst);
+	if (mkdir(x->img, 0700) < 0 && !(errno == EEXIST && x->route == 3)) {
 		agent_send_error(a, id, errno, "checkpoint %s: %s: %s", c->id, x->img, strerror(errno));
 		ckpt_free(x);
 		return;
@@ -1060,10 +1102,19 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	 * one. */
 	char netns[64];
 	snprintf(netns, sizeof(netns), "/proc/%d/ns/net", c->procs[0].pid);
-	_cleanup_close_ int ps_fd = -1;
+	int ps[2] = {-1, -1};
+	if (x->stream && tcp_pair(ps) < 0) {
+		agent_send_error(a, id, errno, "checkpoint %s: a socket pair for CRIU's page server: %s", c->id,
+				 strerror(errno));
+		ckpt_thaw_on_failure(x);
+		remove_dir_files(x->img);
+		ckpt_free(x);
+		return;
+	}
+	_cleanup_close_ int ps_dump = ps[0], ps_server = ps[1];
 	struct agent_job_options o = {.netns = c->own_netns ? netns : NULL, .timeout_ms = CRIU_DUMP_TIMEOUT_MS,
 				      .oom_victim = true, .watch = ckpt_watch, .watch_ms = CRIU_WATCH_MS,
-				      .pass_fds = &ps_fd, .n_pass_fds = x->stream ? 1 : 0};
+				      .pass_fds = &ps_dump, .n_pass_fds = x->stream ? 1 : 0};
 	/* If the guest still runs out of memory, CRIU or the copier is the
 	 * OOM killer's choice, never the container. */
 	guard_protect(&x->guard, c->cgroup);
@@ -1073,13 +1124,8 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	snprintf(adj_path, sizeof(adj_path), "%s/" OOM_ADJ_FILE, x->img);
 	guard_save_adj(&x->guard, adj_path);
 	x->t0 = agent_now_ms();
-	if (x->stream && (ps_fd = ckpt_start_page_server(x, &e)) < 0)
-		x->criu = -1;
-	else
-		x->criu = agent_job_start_ex(a, argv, &o, ckpt_dump_done, x, &e);
+	x->criu = agent_job_start_ex(a, argv, &o, ckpt_dump_done, x, &e);
 	if (x->criu < 0) {
-		if (x->pserver > 0)
-			kill(x->pserver, SIGKILL); /* it ends on its own; nobody waits */
 		agent_send_error(a, id, e->code, "checkpoint %s: %s", c->id, e->msg);
 		ckpt_unguard(x);
 		ckpt_thaw_on_failure(x);
@@ -1088,12 +1134,20 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 		return;
 	}
 	c->checkpointing = true;
+	if (x->stream && ckpt_start_page_server(x, ps_server, &e) < 0) {
+		if (asprintf(&x->stop_reason, "CRIU's page server did not start: %s", e->msg) < 0)
+			x->stop_reason = NULL;
+		kill(x->criu, SIGKILL);
+	}
+	/* The streaming route copies as the pages come, whatever the vCPUs. */
+	if (x->stream && x->pserver > 0)
+		ckpt_start_copier(x, true);
 	/* With a spare vCPU the transfer overlaps the dump. With one vCPU it
 	 * only steals CRIU's time (measured under TCG at 256 MiB: frozen time
 	 * up by about the copy's 0.5 s, the total no shorter), so the copy
 	 * follows the dump. The seed's baseline and the "serial" bench route
 	 * (4) always copy after it. */
-	if (x->route == 0 && !x->stream && sysconf(_SC_NPROCESSORS_ONLN) > 1)
+	else if (x->route == 0 && !x->stream && sysconf(_SC_NPROCESSORS_ONLN) > 1)
 		ckpt_start_copier(x, true);
 }
 

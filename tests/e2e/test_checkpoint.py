@@ -119,7 +119,7 @@ def test_memory_hash_survives(env, vcpus, fs, route):
     r = checkpoint(env, "mem", env.tmp / "ck", "--leave-running", "--print-stats", "--bench-route", route)
     stats = json.loads(r.stdout.split("stats: ", 1)[1])
     assert stats["route"] == ("stream" if route == "stream" else "tmpfs"), stats
-    assert stats["copy_overlapped"] == (vcpus > 1 and route != "stream"), stats
+    assert stats["copy_overlapped"] == (vcpus > 1 or route == "stream"), stats
     out2 = restored(env, "mem2", env.tmp / "ck", b)
     assert wait_for(lambda: len(lines(out2)) >= 1, timeout=60)
     after = re.search(r"hash (\w+)", lines(out2)[0]).group(1)
@@ -156,6 +156,38 @@ def test_container_using_70_percent_of_its_vm(env):
     assert wait_for(lambda: len(lines(out2)) >= 1, timeout=120)
     assert memhog_hash(out2) == before
     finish(env, "big", "big2")
+
+
+def test_engines_layout_stages_images_beside_the_destination(env):
+    # containerd and podman keep their state roots on tmpfs and pass an
+    # --image-path on disk. The images are written beside that path, on its
+    # filesystem (a bind mount on the shared directory), not into host
+    # memory under the state root; publishing is then a rename.
+    env.root.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0700", "tmpfs", str(env.root)], check=True)
+    try:
+        b, out = start(env, "lay", ["payload", "memhog", "32"])
+        assert wait_for(lambda: len(lines(out)) >= 1, timeout=60)
+        before = memhog_hash(out)
+        for route in ("tmpfs", "stream"):
+            dest = env.tmp / f"ck-{route}"
+            r = checkpoint(env, "lay", dest, "--leave-running", "--print-stats", "--bench-route", route)
+            stats = json.loads(r.stdout.split("stats: ", 1)[1])
+            assert stats["staging"] == "beside" and stats["route"] == route, stats
+            assert (dest / "cocoon.json").exists()
+            assert [p.name for p in env.tmp.iterdir() if ".tmp-" in p.name] == [], "staging left behind"
+            shared = env.root / "lay" / "shared" / "checkpoints"
+            assert not shared.exists() or list(shared.iterdir()) == [], list(shared.iterdir())
+        mounts = pathlib.Path("/proc/self/mountinfo").read_text()
+        assert str(env.root / "lay" / "shared") not in mounts, "a staging bind mount was left"
+        out2 = restored(env, "lay2", env.tmp / "ck-stream", b)
+        assert wait_for(lambda: len(lines(out2)) >= 1, timeout=60)
+        assert memhog_hash(out2) == before
+        finish(env, "lay", "lay2")
+    finally:
+        for cid in ("lay", "lay2"):
+            env.run("delete", "--force", cid)
+        subprocess.run(["umount", "-l", str(env.root)])
 
 
 def test_file_offset_in_rootfs(env):
