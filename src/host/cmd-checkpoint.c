@@ -235,7 +235,9 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 	 * writes the images beside dest. 9p only: virtiofsd runs in a mount
 	 * namespace of its own, where a later mount does not show. */
 	_cleanup_(images_stage_discard) struct images_stage stage = {.parentfd = -1, .mnt_fd = -1};
-	bool staged = strcmp(g->cfg.shared_fs, "9p") == 0 && o->bench_route != 1 &&
+	/* COCOON_STAGING=shared: the way before, for make bench to compare. */
+	const char *how = getenv("COCOON_STAGING");
+	bool staged = strcmp(g->cfg.shared_fs, "9p") == 0 && o->bench_route != 1 && !(how && !strcmp(how, "shared")) &&
 		      images_stage_beside(dir, ckid, dest, &stage, NULL) == 1;
 	o->staged_beside = staged;
 	r = container_call_timeout(g, id, &req, &resp, SHIM_CHECKPOINT_TIMEOUT_MS, err);
