@@ -57,6 +57,7 @@ struct shim {
 		int client_fd; /* -1 once that client went away */
 		long long deadline_ms;
 	} ckpt;
+	bool agent_gone; /* the channel closed: no reply will come */
 	bool exited;
 	int exit_code;
 };
@@ -671,9 +672,22 @@ static int signals_setup(void)
 	return signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
+/* The container ended during a checkpoint (a task killed mid-dump): the
+ * agent's answer to the checkpoint follows within moments, and is what the
+ * client should see, not a closed connection. Bounded. */
+static bool checkpoint_reply_due(struct shim *s)
+{
+	static long long until;
+	if (!s->ckpt.active || s->agent_gone)
+		return false;
+	if (until == 0)
+		until = now_ms() + 5000;
+	return now_ms() < until;
+}
+
 static void shim_loop(struct shim *s)
 {
-	while (!s->exited) {
+	while (!s->exited || checkpoint_reply_due(s)) {
 		struct pollfd fds[4 + SHIM_MAX_CLIENTS + SHIM_MAX_EXECS];
 		void *tag[ARRAY_SIZE(fds)];
 		nfds_t n = 0;
@@ -700,18 +714,23 @@ static void shim_loop(struct shim *s)
 				tag[n++] = &s->execs[i];
 			}
 		}
-		if (poll(fds, n, checkpoint_check_deadline(s)) < 0) {
+		int timeout = checkpoint_check_deadline(s);
+		if (s->exited && (timeout < 0 || timeout > 200))
+			timeout = 200; /* only waiting for checkpoint_reply_due() */
+		if (poll(fds, n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
-		for (nfds_t i = 0; i < n && !s->exited; i++) {
+		for (nfds_t i = 0; i < n && (!s->exited || s->ckpt.active); i++) {
 			if (!fds[i].revents)
 				continue;
 			if (tag[i] == &s->sb) {
-				if (agent_client_pump(&s->sb.agent, NULL) < 0 && !s->exited) {
+				if (agent_client_pump(&s->sb.agent, NULL) < 0) {
+					s->agent_gone = true;
+					if (!s->exited)
+						s->exit_code = 128 + SIGKILL;
 					s->exited = true;
-					s->exit_code = 128 + SIGKILL;
 				}
 			} else if (tag[i] == &s->listen_fd) {
 				accept_client(s);
