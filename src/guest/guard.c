@@ -116,7 +116,6 @@ void guard_release(struct guard *g)
 	pid_t now[1024];
 	size_t n = read_procs(g->cgroup, now, sizeof(now) / sizeof(now[0]));
 	for (size_t i = 0; i < g->n; i++) {
-		/* The pidfd keeps the pid from being reused while we write. */
 		if (g->pidfds[i] < 0 || !pidfd_ended(g->pidfds[i]))
 			adj_write(g->pids[i], g->old_adj[i]);
 		if (g->pidfds[i] >= 0)
@@ -181,10 +180,24 @@ void guard_apply_saved_adj(const char *cgroup, const char *path)
 	}
 }
 
+static bool traced(pid_t pid)
+{
+	char path[64], line[128];
+	int tracer;
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "TracerPid: %d", &tracer) == 1)
+			return tracer > 0;
+	return false;
+}
+
 pid_t guard_dead_task(const struct guard *g)
 {
+	/* A task killed while CRIU holds it stays a zombie traced by CRIU
+	 * until CRIU reaps it: its /proc entry still names CRIU. */
 	for (size_t i = 0; i < g->n; i++)
-		if (pidfd_ended(g->pidfds[i]))
+		if (pidfd_ended(g->pidfds[i]) && traced(g->pids[i]))
 			return g->pids[i];
 	return 0;
 }

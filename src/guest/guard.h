@@ -45,7 +45,9 @@ int guard_save_adj(const struct guard *g, const char *path);
 /* After a restore: each task of the cgroup gets the value saved for its
  * pid, or the first task's value when it has none. */
 void guard_apply_saved_adj(const char *cgroup, const char *path);
-/* A task recorded by guard_protect that has ended since, or 0. */
+/* A task recorded by guard_protect that ended in CRIU's hands (its zombie
+ * still has CRIU as its tracer), or 0. A short-lived process that ends
+ * before CRIU takes hold of the tree, or after CRIU let go, is no news. */
 pid_t guard_dead_task(const struct guard *g);
 
 /* Feeds the progress signature; true once it has not changed for stall_ms. */
