@@ -8,6 +8,7 @@
 #include "shim.h"
 #include "agent-client.h"
 #include "cleanup.h"
+#include "console.h"
 #include "paths.h"
 #include "sandbox.h"
 #include "state.h"
@@ -42,6 +43,7 @@ struct shim {
 	struct shim_args *args;
 	struct sandbox sb;
 	struct container_state st;
+	struct console_guard console;
 	int listen_fd;
 	int sig_fd;
 	int in_fd, out_fd, err_fd; /* the container's stdio on the host */
@@ -323,6 +325,9 @@ static int shim_setup(struct shim *s, struct error **err)
 		return r;
 	if ((r = sandbox_boot(&s->sb, &a->g->cfg, a->dir, &opts, err)) < 0)
 		return error_wrap(err, "boot VM");
+	if ((r = console_guard_start(&s->console, s->sb.console_log, (uint64_t)a->g->cfg.console_log_max_bytes,
+				     err)) < 0)
+		return r;
 	s->sb.agent.on_event = on_agent_event;
 	s->sb.agent.event_userdata = s;
 	if ((r = copy_bind_files(s, err)) < 0 ||
@@ -711,6 +716,7 @@ void shim_main(struct shim_args *a)
 	snprintf(path, sizeof(path), "%s/" SHIM_SOCKET, a->dir);
 	unlink(path);
 	sandbox_shutdown(&s.sb);
+	console_guard_stop(&s.console);
 	sandbox_destroy(&s.sb, false);
 	s.st.status = STATUS_STOPPED;
 	s.st.exit_status = s.exit_code;

@@ -236,8 +236,11 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 	add(b, "-display");
 	add(b, "none");
 	add(b, "-no-reboot");
+	/* append=on: the shim truncates the log at its cap (console.c). */
+	add(b, "-chardev");
+	add(b, "file,id=console,path=%s,append=on", s->console_log);
 	add(b, "-serial");
-	add(b, "file:%s", s->console_log);
+	add(b, "chardev:console");
 	add(b, "-kernel");
 	add(b, "%s", s->kernel);
 	add(b, "-initrd");
