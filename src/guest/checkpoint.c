@@ -17,6 +17,7 @@
 #include "agent.h"
 #include "cleanup.h"
 #include "container.h"
+#include "criu-conf.h"
 #include "mounts.h"
 #include "pbwire.h"
 
@@ -795,6 +796,13 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 			argv[n++] = x->ext_args[x->n_ext++];
 		}
 	}
+	/* The rest comes from the spec: criu-conf.c. */
+	char conf[300];
+	snprintf(conf, sizeof(conf), "%s/criu-%s.conf", a->ckpt_dir, c->id);
+	if (!req->pre_dump && criu_conf_write(conf, c, c->procs[0].pid, true) == 0) {
+		argv[n++] = (char *)"--config";
+		argv[n++] = conf;
+	}
 	argv[n] = NULL;
 	/* CRIU runs inside the container's network namespace. It holds
 	 * loopback and nothing else, and every task that can send into it is
@@ -1019,6 +1027,12 @@ static void restore_start_criu(struct restore_ctx *x)
 			continue;
 		argv[n++] = (char *)"--external";
 		argv[n++] = x->fresh_args[i];
+	}
+	char conf[300];
+	snprintf(conf, sizeof(conf), "%s/criu.conf", x->work);
+	if (criu_conf_write(conf, c, 0, false) == 0) {
+		argv[n++] = (char *)"--config";
+		argv[n++] = conf;
 	}
 	if (restore_stdio(x, argv, &n) < 0) {
 		restore_fail(x, errno, "stdio pipes");
