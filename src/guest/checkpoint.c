@@ -17,6 +17,7 @@
 #include "agent.h"
 #include "cleanup.h"
 #include "container.h"
+#include "ckpt-check.h"
 #include "criu-conf.h"
 #include "mounts.h"
 #include "pbwire.h"
@@ -600,7 +601,7 @@ static long oom_kills(void)
 static void ckpt_dump_done(struct agent_job *job, int status)
 {
 	struct ckpt_ctx *x = job->userdata;
-	char log[300], stats[300], err[512];
+	char log[300], stats[300], err[512], explained[1024];
 
 	x->dump_finished = true;
 	x->dump_ms = agent_now_ms() - x->t0;
@@ -616,6 +617,8 @@ static void ckpt_dump_done(struct agent_job *job, int status)
 				  "ended a process (the images are written to guest memory first, so a dump needs "
 				  "about as much free guest memory as the container uses; raise vm.memory_mib). "
 				  "CRIU said: %s", err);
+		else if (ckpt_explain_criu_error(err, explained, sizeof(explained)))
+			ckpt_fail(x, EFBIG, "checkpoint %s: %s. CRIU said: %s", x->cid, explained, err);
 		else
 			ckpt_fail(x, EIO, "criu dump failed%s (%s): %s",
 				  job->timed_out ? " and was killed at its time limit" : "",
@@ -695,6 +698,12 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 		agent_send_error(a, id, EBUSY, "checkpoint %s: another checkpoint is in progress", c->id);
 		return;
 	}
+	char why[1024];
+	int bad = ckpt_precheck(c, why, sizeof(why));
+	if (bad < 0) {
+		agent_send_error(a, id, -bad, "%s", why);
+		return;
+	}
 	struct ckpt_ctx *x = calloc(1, sizeof(*x));
 	if (!x) {
 		agent_send_error(a, id, ENOMEM, "checkpoint: out of memory");
@@ -726,6 +735,8 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 		return;
 	}
 	save_descriptors(c->procs[0].pid, x->img);
+	if (!req->pre_dump)
+		criu_conf_save_mounts(c->procs[0].pid, x->img);
 
 	char pid[16], parent[300];
 	char *argv[64];
@@ -799,7 +810,7 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	/* The rest comes from the spec: criu-conf.c. */
 	char conf[300];
 	snprintf(conf, sizeof(conf), "%s/criu-%s.conf", a->ckpt_dir, c->id);
-	if (!req->pre_dump && criu_conf_write(conf, c, c->procs[0].pid, true) == 0) {
+	if (!req->pre_dump && criu_conf_write(conf, a, c, c->procs[0].pid, req->criu, true) == 0) {
 		argv[n++] = (char *)"--config";
 		argv[n++] = conf;
 	}
@@ -1030,7 +1041,7 @@ static void restore_start_criu(struct restore_ctx *x)
 	}
 	char conf[300];
 	snprintf(conf, sizeof(conf), "%s/criu.conf", x->work);
-	if (criu_conf_write(conf, c, 0, false) == 0) {
+	if (criu_conf_write(conf, a, c, 0, &x->criu, false) == 0) {
 		argv[n++] = (char *)"--config";
 		argv[n++] = conf;
 	}

@@ -669,7 +669,10 @@ static void __attribute__((noreturn))
 exec_child(pid_t init, const Cocoon__ProcessSpec *p, const Cocoon__Seccomp *seccomp, int sync_fd, int in,
 	   int out, int err, bool terminal)
 {
-	static const char *const nss[] = {"ipc", "uts", "net", "mnt"};
+	/* Every namespace of the init, time included: after a restore CRIU
+	 * has put the init in a new time namespace, and a process outside it
+	 * sees another clock (and cannot be restored with it). */
+	static const char *const nss[] = {"ipc", "uts", "net", "time", "mnt"};
 	_cleanup_close_ int root = -1;
 	char path[64];
 
@@ -680,6 +683,8 @@ exec_child(pid_t init, const Cocoon__ProcessSpec *p, const Cocoon__Seccomp *secc
 		child_fail(sync_fd, "open container root: %s", strerror(errno));
 	for (size_t i = 0; i < ARRAY_SIZE(nss); i++) {
 		int fd = open_ns(init, nss[i]);
+		if (fd < 0 && errno == ENOENT && strcmp(nss[i], "time") == 0)
+			continue; /* a kernel without time namespaces */
 		if (fd < 0 || setns(fd, 0) < 0)
 			child_fail(sync_fd, "join %s namespace: %s", nss[i], strerror(errno));
 		close(fd);
