@@ -122,33 +122,50 @@ int criu_conf_save_mounts(pid_t pid, const char *img_dir)
 	return fflush(out) == 0 ? 0 : -errno;
 }
 
-/* The flags each mount point has now, in the calling process's view. */
-static bool current_flags(const char *mp, unsigned long *flags)
+/* The flags each mount point of pid has now, from its mountinfo (mount
+ * points relative to its root): "mount-point flags" lines. */
+struct mount_now {
+	char mp[256];
+	unsigned long flags;
+};
+
+static size_t current_flags(pid_t pid, struct mount_now *out, size_t max)
 {
-	char line[2048];
-	bool found = false;
-	_cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
-	while (f && fgets(line, sizeof(line), f)) {
-		char p[1024], opts[256];
-		if (sscanf(line, "%*s %*s %*s %*s %1023s %255s", p, opts) != 2)
+	char path[64], line[2048];
+	size_t n = 0;
+	snprintf(path, sizeof(path), "/proc/%d/mountinfo", pid);
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	while (f && n < max && fgets(line, sizeof(line), f)) {
+		char opts[256];
+		if (sscanf(line, "%*s %*s %*s %*s %255s %255s", out[n].mp, opts) != 2)
 			continue;
-		unescape(p);
-		if (strcmp(p, mp) == 0) {
-			*flags = parse_flags(opts); /* the last one is on top */
-			found = true;
-		}
+		unescape(out[n].mp);
+		out[n++].flags = parse_flags(opts);
 	}
-	return found;
+	return n;
+}
+
+/* The last mount on mp is the one on top. */
+static const struct mount_now *find_mount(const struct mount_now *m, size_t n, const char *mp)
+{
+	for (size_t i = n; i > 0; i--)
+		if (strcmp(m[i - 1].mp, mp) == 0)
+			return &m[i - 1];
+	return NULL;
 }
 
 static int restore_mount_flags(const char *images, pid_t pid)
 {
 	char path[600], ns[64], line[2048];
+	static struct mount_now now[512];
 	int failed = 0;
 	snprintf(path, sizeof(path), "%s/" MOUNTS_FILE, images);
 	_cleanup_fclose_ FILE *f = fopen(path, "re");
 	if (!f)
 		return errno == ENOENT ? 0 : -errno; /* images from before */
+	/* Read through our /proc: once in the container's mount namespace,
+	 * /proc is the container's, where we have no /proc/self. */
+	size_t n_now = current_flags(pid, now, ARRAY_SIZE(now));
 	snprintf(ns, sizeof(ns), "/proc/%d/ns/mnt", pid);
 	_cleanup_close_ int fd = open(ns, O_RDONLY | O_CLOEXEC);
 	/* setns() also moves our root and cwd to the namespace's root. */
@@ -158,12 +175,12 @@ static int restore_mount_flags(const char *images, pid_t pid)
 	}
 	while (fgets(line, sizeof(line), f)) {
 		char mp[1024], opts[256];
-		unsigned long want, have = 0;
 		if (sscanf(line, "%1023s %255s", mp, opts) != 2)
 			continue;
 		unescape(mp);
-		want = parse_flags(opts);
-		if (!current_flags(mp, &have) || have == want)
+		unsigned long want = parse_flags(opts);
+		const struct mount_now *have = find_mount(now, n_now, mp);
+		if (!have || have->flags == want)
 			continue;
 		if (mount(NULL, mp, NULL, MS_REMOUNT | MS_BIND | want, NULL) < 0) {
 			fprintf(stderr, "cocoon: mount flags: remount %s (%s): %s\n", mp, opts, strerror(errno));

@@ -188,7 +188,7 @@ def test_exec_after_restore_joins_the_restored_time_namespace(env):
     it, or it sees another clock and cannot be checkpointed with the rest."""
     b, _ = start(env, "t", ["sleep", "1000"])
     move_to_fresh_vm(env, "t", b)
-    r = sh(env, "t", "busybox readlink /proc/self/ns/time /proc/1/ns/time")
+    r = sh(env, "t", "busybox readlink /proc/self/ns/time; busybox readlink /proc/1/ns/time")
     mine, init = r.stdout.split()
     assert mine == init, r.stdout
     # And a second cycle works with it.
