@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *mode = "good", *canary, *shared, *console;
@@ -142,7 +143,25 @@ static const char *plant(const char *ckid, char *named, size_t size)
 		return named;
 	}
 	good_dump(p);
-	if (is("reply-empty")) {
+	if (is("swap-race")) {
+		/* For two seconds, as fast as it can: the dump, then a symlink
+		 * to the canary, then the dump again, under the name the host
+		 * is about to publish. */
+		if (fork() == 0) {
+			char real[4300], lnk[4300];
+			snprintf(real, sizeof(real), "%s.real", p);
+			snprintf(lnk, sizeof(lnk), "%s.lnk", p);
+			for (long long end = time(NULL) + 2; time(NULL) < end;) {
+				rename(p, real);
+				unlink(lnk);
+				symlink(canary, lnk);
+				rename(lnk, p);
+				rename(p, lnk);
+				rename(real, p);
+			}
+			_exit(0);
+		}
+	} else if (is("reply-empty")) {
 		snprintf(named, size, "%s", "");
 	} else if (is("setuid")) {
 		snprintf(p, sizeof(p), "%s/%s/pstree.img", dir, ckid);

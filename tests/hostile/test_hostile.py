@@ -151,6 +151,11 @@ def refused_checkpoint(env, needle, *extra, bound=20):
     assert took < bound, f"took {took:.1f} s, bound {bound} s"
     assert env.canary_intact(), "the canary outside the state root was touched"
     assert not os.path.exists(out), "something was left at --image-path"
+    state_out = open(os.path.join(env.tmp, "state.json"), "wb")
+    rc, serr, _ = env.cocoon("state", "c1", stdout=state_out)
+    with open(os.path.join(env.tmp, "state.json")) as f:
+        status = json.load(f)["status"] if rc == 0 else serr
+    assert status == "running", f"the container is {status!r} after the refusal"
     return err.decode(errors="replace").strip()
 
 
@@ -251,6 +256,32 @@ def dump_log_fifo_does_not_hang():
     env = Env("dump-log-fifo")
     try:
         return refused_checkpoint(env, "boom", "--leave-running", "--work-path", os.path.join(env.tmp, "w"))
+    finally:
+        env.close()
+
+
+@case
+def dump_swapped_for_a_symlink_while_it_is_published():
+    env = Env("swap-race")
+    try:
+        env.create()
+        published = 0
+        for i in range(6):
+            out = os.path.join(env.tmp, f"out{i}")
+            rc, err, took = env.cocoon("checkpoint", "--image-path", out, "--leave-running", "c1", timeout=60)
+            assert rc is not None and took < 20, f"round {i} took {took:.1f} s"
+            assert env.canary_intact(), f"round {i}: the canary was touched: {err!r}"
+            if rc == 0:
+                published += 1
+                st = os.lstat(out)
+                assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700, f"round {i}: {out}"
+                for name in os.listdir(out):
+                    fst = os.lstat(os.path.join(out, name))
+                    assert stat.S_ISREG(fst.st_mode) and stat.S_IMODE(fst.st_mode) == 0o600, name
+            else:
+                assert not os.path.exists(out), f"round {i}: something was left at --image-path"
+            time.sleep(2.2)  # the swapper of this round is done
+        return f"{published} of 6 rounds published a whole dump, the others were refused"
     finally:
         env.close()
 
