@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -350,6 +351,26 @@ static void note_fds(void)
 		closedir(d);
 }
 
+/* 64 MiB into the shared directory at about 16 MiB/s, from a child that
+ * dies with this process, as QEMU's own writes would stop. */
+static void fill_shared(void)
+{
+	static char block[1 << 20];
+	char path[4200];
+	if (fork() != 0)
+		return;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	memset(block, 'J', sizeof(block));
+	snprintf(path, sizeof(path), "%s/junk", shared);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	for (int i = 0; i < 64 && fd >= 0; i++) {
+		if (write(fd, block, sizeof(block)) < 0)
+			break;
+		usleep(60000);
+	}
+	_exit(0);
+}
+
 static void flood_console(void)
 {
 	static char line[4096];
@@ -385,6 +406,8 @@ int main(int argc, char **argv)
 		close(open(console, O_WRONLY | O_CREAT | O_APPEND, 0600));
 	if (is("console-flood"))
 		flood_console();
+	if (is("fill-shared"))
+		fill_shared();
 
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", channel);

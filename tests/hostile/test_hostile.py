@@ -360,6 +360,35 @@ def console_log_is_capped():
         env.close()
 
 
+@case
+def shared_directory_is_capped_while_the_guest_writes():
+    env = Env("fill-shared", limits="shared_max_bytes = 8388608")
+    try:
+        env.create()
+        vmm = env.vmm_pids()
+        junk = os.path.join(env.root, "c1", "shared", "junk")
+        deadline = time.time() + 10
+        while vmm and alive(vmm[0]) and time.time() < deadline:
+            time.sleep(0.05)
+        assert vmm and not alive(vmm[0]), "the VM still runs after filling its shared directory"
+        size = os.path.getsize(junk) if os.path.exists(junk) else 0
+        assert size < 32 << 20, f"the guest stored {size} bytes before it was stopped (cap 8 MiB)"
+        deadline = time.time() + 10
+        status = None
+        while time.time() < deadline:
+            out = open(os.path.join(env.tmp, "state.json"), "wb")
+            rc, _, _ = env.cocoon("state", "c1", stdout=out)
+            with open(os.path.join(env.tmp, "state.json")) as f:
+                status = json.load(f)["status"] if rc == 0 else None
+            if status == "stopped":
+                break
+            time.sleep(0.1)
+        assert status == "stopped", f"the container is {status!r}"
+        return f"stopped at {size} bytes (cap 8388608, checked every 500 ms)"
+    finally:
+        env.close()
+
+
 def good_images(env):
     env.create("src")
     out = os.path.join(env.tmp, "good")
