@@ -490,9 +490,19 @@ def main():
     ap.add_argument("--out", default=str(REPO / "bench" / "results.json"))
     ap.add_argument("--routes-only", action="store_true",
                     help="only the tmpfs and streaming routes side by side (a targeted run)")
+    ap.add_argument("--layout-only", action="store_true",
+                    help="only the engines' layout at the largest size (a targeted run)")
     args = ap.parse_args()
     if args.routes_only:
         return routes_only(args)
+    if args.layout_only:
+        work = pathlib.Path(tempfile.mkdtemp(prefix="cocoon-bench."))
+        try:
+            big = max(int(x) for x in args.sizes.split(","))
+            print(json.dumps(measure_layout(work, big, args.runs, max(1024, 4 * big + 512)), indent=1))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return 0
     sizes = [16] if args.quick else [int(x) for x in args.sizes.split(",")]
     runs = 1 if args.quick else args.runs
     t_start = time.time()

@@ -6,7 +6,7 @@ set -eu
 
 PACKAGES="
 gcc make meson ninja-build pkg-config
-libprotobuf-c-dev protobuf-c-compiler libjson-c-dev libcmocka-dev libxxhash-dev
+libprotobuf-c-dev protobuf-c-compiler libjson-c-dev libcmocka-dev libxxhash-dev libseccomp-dev
 qemu-system-x86 criu busybox-static cpio kmod xz-utils iproute2 iptables tar gzip
 python3 python3-pytest clang libclang-rt-14-dev
 containerd runc
@@ -14,7 +14,9 @@ shellcheck codespell
 "
 # Why each group is here:
 #   build:  compiler, meson/ninja, protobuf-c (agent protocol), json-c (OCI
-#           JSON), cmocka (unit tests), xxhash (checkpoint image checksums)
+#           JSON), cmocka (unit tests), xxhash (checkpoint image checksums),
+#           libseccomp (its static library: the agent builds the container's
+#           seccomp filter in the guest)
 #   image:  qemu (the VMM), criu (copied into the guest, and the host binary
 #           containerd/podman look for before they allow a checkpoint),
 #           busybox-static (guest shell and test payload helper), cpio, kmod

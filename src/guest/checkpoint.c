@@ -17,6 +17,8 @@
 #include "agent.h"
 #include "cleanup.h"
 #include "container.h"
+#include "ckpt-check.h"
+#include "criu-conf.h"
 #include "guard.h"
 #include "mounts.h"
 #include "pbwire.h"
@@ -766,7 +768,7 @@ static void ckpt_dump_failed(struct ckpt_ctx *x, const struct agent_job *job, in
 {
 	long oom = oom_kills();
 	pid_t dead = guard_dead_task(&x->guard);
-	char also[96] = "";
+	char also[96] = "", explained[1024];
 	if (dead > 0)
 		snprintf(also, sizeof(also), " Task %d of the container ended too.", dead);
 	if (x->stop_reason)
@@ -781,6 +783,8 @@ static void ckpt_dump_failed(struct ckpt_ctx *x, const struct agent_job *job, in
 			  x->route_name, x->need_kib / 1024, x->avail_kib / 1024,
 			  WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL ? "CRIU" : "a process CRIU needed", also,
 			  err);
+	else if (ckpt_explain_criu_error(err, explained, sizeof(explained)))
+		ckpt_fail(x, EFBIG, "checkpoint %s: %s. CRIU said: %s", x->cid, explained, err);
 	else
 		ckpt_fail(x, EIO, "criu dump failed%s (%s): %s%s", job->timed_out ? " and was killed at its time limit" : "",
 			  WIFEXITED(status) ? "exit status" : "signal", err, also);
@@ -977,6 +981,12 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 		agent_send_error(a, id, EBUSY, "checkpoint %s: another checkpoint is in progress", c->id);
 		return;
 	}
+	char why[1024];
+	int bad = ckpt_precheck(c, why, sizeof(why));
+	if (bad < 0) {
+		agent_send_error(a, id, -bad, "%s", why);
+		return;
+	}
 	struct ckpt_ctx *x = calloc(1, sizeof(*x));
 	if (!x) {
 		agent_send_error(a, id, ENOMEM, "checkpoint: out of memory");
@@ -1020,6 +1030,8 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 		return;
 	}
 	save_descriptors(c->procs[0].pid, x->img);
+	if (!req->pre_dump)
+		criu_conf_save_mounts(c->procs[0].pid, x->img);
 
 	char pid[16], parent[300];
 	char *argv[64];
@@ -1094,6 +1106,13 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 		argv[n++] = (char *)"--page-server";
 		argv[n++] = (char *)"--ps-socket";
 		argv[n++] = (char *)"3";
+	}
+	/* The rest comes from the spec: criu-conf.c. */
+	char conf[300];
+	snprintf(conf, sizeof(conf), "%s/criu-%s.conf", a->ckpt_dir, c->id);
+	if (!req->pre_dump && criu_conf_write(conf, a, c, c->procs[0].pid, req->criu, true) == 0) {
+		argv[n++] = (char *)"--config";
+		argv[n++] = conf;
 	}
 	argv[n] = NULL;
 	/* CRIU runs inside the container's network namespace. It holds
@@ -1377,6 +1396,12 @@ static void restore_start_criu(struct restore_ctx *x)
 			continue;
 		argv[n++] = (char *)"--external";
 		argv[n++] = x->fresh_args[i];
+	}
+	char conf[300];
+	snprintf(conf, sizeof(conf), "%s/criu.conf", x->work);
+	if (criu_conf_write(conf, a, c, 0, &x->criu, false) == 0) {
+		argv[n++] = (char *)"--config";
+		argv[n++] = conf;
 	}
 	if (restore_stdio(x, argv, &n) < 0) {
 		restore_fail(x, errno, "stdio pipes");

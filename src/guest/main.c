@@ -9,6 +9,7 @@
  * to a unix socket instead, and nothing in the system is touched.
  */
 #include "agent.h"
+#include "criu-conf.h"
 #include "cleanup.h"
 
 #include <fcntl.h>
@@ -174,6 +175,10 @@ int main(int argc, char **argv)
 	const char *channel = NULL;
 	int channel_fd = -1, c;
 
+	/* CRIU's action script at restore (criu-conf.c). */
+	const char *base = argc > 0 ? strrchr(argv[0], '/') : NULL;
+	if (argc > 0 && strcmp(base ? base + 1 : argv[0], CRIU_ACTION_NAME) == 0)
+		return criu_action_main();
 	/* The copy helper mode: `cocoon-agent --copy-tree SRC DST [--follow | --follow-punch PID]`;
 	 * with --follow, fd 3 ends when the writer of SRC has finished. */
 	if (argc == 4 && strcmp(argv[1], "--copy-tree") == 0)

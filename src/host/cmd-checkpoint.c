@@ -2,6 +2,7 @@
  * checked, checksummed and published on the host atomically. */
 #include "cleanup.h"
 #include "container.h"
+#include "criu-config.h"
 #include "images.h"
 #include "paths.h"
 #include "safefs.h"
@@ -204,6 +205,11 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 	int r = container_load(g, id, &dir, &st, err);
 	if (r < 0)
 		return r;
+	/* The user's CRIU settings, refused here when they cannot work in
+	 * the VM, before anything is frozen. */
+	criu_config_free(&o->criu);
+	if ((r = criu_config_collect(g->cfg.criu_config, st.bundle, &o->criu, err)) < 0)
+		return error_wrap(err, "checkpoint %s", id);
 	if (st.status != STATUS_RUNNING && st.status != STATUS_PAUSED)
 		return error_setx(err, EINVAL, "container %s is %s; only running or paused containers can be checkpointed",
 				  id, state_status_name(st.status));
