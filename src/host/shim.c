@@ -8,6 +8,7 @@
 #include "shim.h"
 #include "agent-client.h"
 #include "cleanup.h"
+#include "network.h"
 #include "paths.h"
 #include "sandbox.h"
 #include "state.h"
@@ -48,6 +49,8 @@ struct shim {
 	bool stdin_open;
 	struct shim_client clients[SHIM_MAX_CLIENTS];
 	struct shim_exec execs[SHIM_MAX_EXECS];
+	struct network net;	/* the engine's network, when the spec names one */
+	bool net_held;		/* a checkpoint holds the container's traffic */
 	bool exited;
 	int exit_code;
 };
@@ -322,7 +325,27 @@ static int shim_setup(struct shim *s, struct error **err)
 	s->listen_fd = -1;
 	if ((r = setup_stdio(s, err)) < 0)
 		return r;
-	if ((r = sandbox_boot(&s->sb, &a->g->cfg, a->dir, &opts, err)) < 0)
+	int net_fds[NET_MAX_INTERFACES];
+	const char *net_macs[NET_MAX_INTERFACES];
+	if (a->bundle->netns_path) {
+		if ((r = network_open(&s->net, a->bundle->netns_path, err)) < 0)
+			return r;
+		for (int i = 0; i < s->net.n_ifs; i++) {
+			net_fds[i] = s->net.ifs[i].tap_fd;
+			net_macs[i] = s->net.ifs[i].mac;
+		}
+		opts.net_fds = net_fds;
+		opts.net_macs = net_macs;
+		opts.n_nets = s->net.n_ifs;
+		a->bundle->spec->network = s->net.spec;
+	}
+	r = sandbox_boot(&s->sb, &a->g->cfg, a->dir, &opts, err);
+	/* QEMU has the taps now: they go when it does. */
+	for (int i = 0; i < s->net.n_ifs; i++) {
+		close(s->net.ifs[i].tap_fd);
+		s->net.ifs[i].tap_fd = -1;
+	}
+	if (r < 0)
 		return error_wrap(err, "boot VM");
 	s->sb.agent.on_event = on_agent_event;
 	s->sb.agent.event_userdata = s;
@@ -330,6 +353,10 @@ static int shim_setup(struct shim *s, struct error **err)
 	    (r = a->restore ? restore_container(s, err) : create_container(s, err)) < 0 ||
 	    (r = listen_control(s, err)) < 0)
 		return r;
+	/* A hold left by a checkpoint with --tcp-established ends once the
+	 * container runs again with its connections (network.h). */
+	if (s->net.sk)
+		network_release(&s->net, NULL);
 	snprintf(s->st.id, sizeof(s->st.id), "%s", a->id);
 	snprintf(s->st.bundle, sizeof(s->st.bundle), "%s", a->bundle->bundle);
 	snprintf(s->st.rootfs, sizeof(s->st.rootfs), "%s", a->bundle->rootfs);
@@ -394,6 +421,23 @@ static void handle_exec(struct shim *s, struct shim_client *c, Cocoon__Request *
 	cocoon__response__free_unpacked(resp, NULL);
 }
 
+/* A checkpoint that ends the container and carries its established TCP
+ * connections: from before the dump until the restore, nothing may answer
+ * their peers, neither the frozen guest nor, once it is gone, anything on
+ * the engine's side (docs/networking.md). */
+static int checkpoint_hold(struct shim *s, const Cocoon__Request *req, struct error **err)
+{
+	const Cocoon__CheckpointRequest *cr = req->checkpoint;
+	if (req->body_case != COCOON__REQUEST__BODY_CHECKPOINT || !s->net.sk || !cr->criu ||
+	    !cr->criu->tcp_established || cr->leave_running || cr->pre_dump || s->net_held)
+		return 0;
+	int r = network_hold(&s->net, true, err);
+	if (r < 0)
+		return error_wrap(err, "checkpoint");
+	s->net_held = true;
+	return 0;
+}
+
 static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Request *req)
 {
 	_cleanup_error_ struct error *err = NULL;
@@ -443,8 +487,16 @@ static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Reques
 	*id_slot = (char *)s->args->id;
 	int timeout = req->body_case == COCOON__REQUEST__BODY_CHECKPOINT ? SHIM_CHECKPOINT_TIMEOUT_MS
 									: SHIM_CALL_TIMEOUT_MS;
-	int r = agent_call(&s->sb.agent, req, &resp, timeout, &err);
+	int r = checkpoint_hold(s, req, &err);
+	if (r == 0)
+		r = agent_call(&s->sb.agent, req, &resp, timeout, &err);
 	*id_slot = client_id;
+	/* A failed checkpoint leaves the container running; so does a
+	 * thaw after one whose images could not be published. */
+	if (s->net_held && (r < 0 || req->body_case == COCOON__REQUEST__BODY_PAUSE)) {
+		network_release(&s->net, NULL);
+		s->net_held = false;
+	}
 	if (r < 0) {
 		reply_error(c->fd, cid, err);
 		return;
@@ -691,6 +743,7 @@ void shim_main(struct shim_args *a)
 		report(a->ready_fd, err->msg);
 		sandbox_shutdown(&s.sb);
 		sandbox_destroy(&s.sb, false);
+		network_close(&s.net);
 		_exit(1);
 	}
 	report(a->ready_fd, "OK");
@@ -703,6 +756,7 @@ void shim_main(struct shim_args *a)
 	unlink(path);
 	sandbox_shutdown(&s.sb);
 	sandbox_destroy(&s.sb, false);
+	network_close(&s.net);
 	s.st.status = STATUS_STOPPED;
 	s.st.exit_status = s.exit_code;
 	state_write(a->dir, &s.st, NULL);
