@@ -16,7 +16,6 @@
 #include <sys/ioctl.h>
 
 #include <netlink/netlink.h>
-#include <netlink/route/act/gact.h>
 #include <netlink/route/act/mirred.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/classifier.h>
@@ -316,19 +315,20 @@ static struct rtnl_cls *new_filter(int ifindex, int prio, int protocol)
 	return cls;
 }
 
-static int add_filter(struct network *n, struct rtnl_cls *cls, int redirect_to, const char *what,
+/* The action of every filter here is mirred, the one tc action this host's
+ * kernel has (no gact, so no plain "drop"): a redirect to the other side,
+ * or for a hold a mirror whose verdict is "drop". A mirror to a device that
+ * is down, or gone, sends nothing; the packet is dropped either way. */
+static int add_filter(struct network *n, struct rtnl_cls *cls, int target, bool hold, const char *what,
 		      struct error **err)
 {
 	struct rtnl_act *act = rtnl_act_alloc();
 	int r = act ? 0 : -NLE_NOMEM;
-	if (r == 0 && redirect_to) {
+	if (r == 0) {
 		rtnl_tc_set_kind(TC_CAST(act), "mirred");
-		rtnl_mirred_set_action(act, TCA_EGRESS_REDIR);
-		rtnl_mirred_set_policy(act, TC_ACT_STOLEN);
-		rtnl_mirred_set_ifindex(act, (uint32_t)redirect_to);
-	} else if (r == 0) {
-		rtnl_tc_set_kind(TC_CAST(act), "gact");
-		rtnl_gact_set_action(act, TC_ACT_SHOT);
+		rtnl_mirred_set_action(act, hold ? TCA_EGRESS_MIRROR : TCA_EGRESS_REDIR);
+		rtnl_mirred_set_policy(act, hold ? TC_ACT_SHOT : TC_ACT_STOLEN);
+		rtnl_mirred_set_ifindex(act, (uint32_t)target);
 	}
 	/* Without the terminal flag u32 matches but runs no action. */
 	if (r == 0 && (r = rtnl_u32_add_action(cls, act)) == 0 && (r = rtnl_u32_set_cls_terminal(cls)) == 0)
@@ -347,7 +347,7 @@ static int add_redirect(struct network *n, int from, int to, const char *what, s
 			rtnl_cls_put(cls);
 		return error_set(err, ENOMEM, "tc filter");
 	}
-	return add_filter(n, cls, to, what, err);
+	return add_filter(n, cls, to, false, what, err);
 }
 
 static void del_filters(struct network *n, int ifindex, int prio, int protocol)
@@ -481,7 +481,28 @@ void network_close(struct network *n)
 
 /* ---- the hold across a checkpoint ---------------------------------------------- */
 
-static int add_drop(struct network *n, int ifindex, const char *addr, struct error **err)
+static int set_tap_up(struct network *n, struct net_iface *f, bool up)
+{
+	struct rtnl_link *tap = NULL, *change = rtnl_link_alloc();
+	int r = change ? rtnl_link_get_kernel(n->sk, f->tap_ifindex, NULL, &tap) : -NLE_NOMEM;
+	if (r >= 0) {
+		if (up)
+			rtnl_link_set_flags(change, IFF_UP);
+		else
+			rtnl_link_unset_flags(change, IFF_UP);
+		r = rtnl_link_change(n->sk, tap, change, 0);
+	}
+	if (tap)
+		rtnl_link_put(tap);
+	if (change)
+		rtnl_link_put(change);
+	return r;
+}
+
+/* What arrives on the engine's interface for one of the container's
+ * addresses is dropped by a mirror to the tap (down now, gone once the VM
+ * is): that outlives the shim and the tap, until a restore releases it. */
+static int add_hold(struct network *n, struct net_iface *f, const char *addr, struct error **err)
 {
 	char ip[INET6_ADDRSTRLEN + 4];
 	snprintf(ip, sizeof(ip), "%s", addr);
@@ -493,10 +514,10 @@ static int add_drop(struct network *n, int ifindex, const char *addr, struct err
 	/* u32 offsets count from the network header: the IPv4 destination is
 	 * at 16, the IPv6 one at 24. */
 	if (inet_pton(AF_INET, ip, &a4) == 1) {
-		cls = new_filter(ifindex, PRIO_HOLD_V4, ETH_P_IP);
+		cls = new_filter(f->ifindex, PRIO_HOLD_V4, ETH_P_IP);
 		r = cls ? rtnl_u32_add_key_in_addr(cls, &a4, 32, 16, 0) : -1;
 	} else if (inet_pton(AF_INET6, ip, &a6) == 1) {
-		cls = new_filter(ifindex, PRIO_HOLD_V6, ETH_P_IPV6);
+		cls = new_filter(f->ifindex, PRIO_HOLD_V6, ETH_P_IPV6);
 		r = cls ? rtnl_u32_add_key_in6_addr(cls, &a6, 128, 24, 0) : -1;
 	}
 	if (r < 0) {
@@ -505,33 +526,39 @@ static int add_drop(struct network *n, int ifindex, const char *addr, struct err
 		return error_setx(err, EINVAL, "hold: cannot match address %s", addr);
 	}
 	char what[96];
-	snprintf(what, sizeof(what), "drop for %s", ip);
-	return add_filter(n, cls, 0, what, err);
+	snprintf(what, sizeof(what), "hold for %s", ip);
+	return add_filter(n, cls, f->tap_ifindex, true, what, err);
+}
+
+static int hold_one(struct network *n, struct net_iface *f, const Cocoon__NetInterface *ifc, bool guest_side,
+		    struct error **err)
+{
+	for (size_t j = 0; j < ifc->n_addresses; j++) {
+		int r = add_hold(n, f, ifc->addresses[j], err);
+		if (r < 0)
+			return r;
+	}
+	if (guest_side) {
+		/* What the frozen guest would answer, and the reset when its
+		 * tasks are killed after the dump, never leaves the tap. */
+		struct rtnl_cls *cls = new_filter(f->tap_ifindex, PRIO_HOLD_ALL, ETH_P_ALL);
+		if (!cls || rtnl_u32_add_key_uint32(cls, 0, 0, 0, 0) < 0) {
+			if (cls)
+				rtnl_cls_put(cls);
+			return error_set(err, ENOMEM, "tc filter");
+		}
+		int r = add_filter(n, cls, f->tap_ifindex, true, "hold from the guest", err);
+		if (r < 0)
+			return r;
+	}
+	int r = set_tap_up(n, f, false);
+	return r < 0 ? nl_fail(err, r, "hold: %s down", f->tap_name) : 0;
 }
 
 int network_hold(struct network *n, bool guest_side, struct error **err)
 {
 	for (int i = 0; i < n->n_ifs; i++) {
-		Cocoon__NetInterface *ifc = n->spec->interfaces[i];
-		for (size_t j = 0; j < ifc->n_addresses; j++) {
-			int r = add_drop(n, n->ifs[i].ifindex, ifc->addresses[j], err);
-			if (r < 0) {
-				network_release(n, NULL);
-				return r;
-			}
-		}
-		if (!guest_side)
-			continue;
-		/* What the frozen guest would answer (and the reset when its
-		 * tasks are killed after the dump) never leaves the tap. */
-		struct rtnl_cls *cls = new_filter(n->ifs[i].tap_ifindex, PRIO_HOLD_ALL, ETH_P_ALL);
-		if (!cls || rtnl_u32_add_key_uint32(cls, 0, 0, 0, 0) < 0) {
-			if (cls)
-				rtnl_cls_put(cls);
-			network_release(n, NULL);
-			return error_set(err, ENOMEM, "tc filter");
-		}
-		int r = add_filter(n, cls, 0, "drop from the guest", err);
+		int r = hold_one(n, &n->ifs[i], n->spec->interfaces[i], guest_side, err);
 		if (r < 0) {
 			network_release(n, NULL);
 			return r;
@@ -542,12 +569,17 @@ int network_hold(struct network *n, bool guest_side, struct error **err)
 
 int network_release(struct network *n, struct error **err)
 {
-	(void)err;
+	int r = 0;
 	for (int i = 0; i < n->n_ifs; i++) {
-		del_filters(n, n->ifs[i].ifindex, PRIO_HOLD_V4, ETH_P_IP);
-		del_filters(n, n->ifs[i].ifindex, PRIO_HOLD_V6, ETH_P_IPV6);
-		if (n->ifs[i].tap_ifindex)
-			del_filters(n, n->ifs[i].tap_ifindex, PRIO_HOLD_ALL, ETH_P_ALL);
+		struct net_iface *f = &n->ifs[i];
+		del_filters(n, f->ifindex, PRIO_HOLD_V4, ETH_P_IP);
+		del_filters(n, f->ifindex, PRIO_HOLD_V6, ETH_P_IPV6);
+		if (!f->tap_ifindex)
+			continue;
+		del_filters(n, f->tap_ifindex, PRIO_HOLD_ALL, ETH_P_ALL);
+		int e = set_tap_up(n, f, true);
+		if (e < 0 && r == 0)
+			r = nl_fail(err, e, "release: %s up", f->tap_name);
 	}
-	return 0;
+	return r;
 }
