@@ -11,7 +11,7 @@ PREFIX   ?= /usr/local
 PYTEST   ?= /usr/bin/python3 -m pytest
 COCOON    = $(BUILD)/cocoon
 
-.PHONY: all setup build image check unit asan e2e demo bench bench-quick install format clean
+.PHONY: all setup build image check unit asan lint e2e demo bench bench-quick install format clean
 
 all: build
 
@@ -41,7 +41,7 @@ asan: setup
 e2e: image
 	$(PYTEST) -v tests/e2e
 
-check: unit asan e2e
+check: lint unit asan e2e
 
 demo: image
 	sh scripts/demo.sh $(COCOON)
@@ -54,6 +54,12 @@ bench-quick: image
 
 install: build
 	meson install -C $(BUILD)
+
+# shellcheck at warning level for every shell script, codespell for the
+# whole tree. 'fo' and 'te' are the tests' names for file objects.
+lint: setup
+	shellcheck -S warning $$(git ls-files '*.sh')
+	codespell -L fo,te $$(git ls-files ':!:*.img' ':!:tests/fuzz/corpus/*')
 
 format:
 	clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c' 'tests/*.h')

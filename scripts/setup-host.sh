@@ -11,6 +11,7 @@ libnl-3-dev libnl-route-3-dev
 qemu-system-x86 criu busybox-static cpio kmod xz-utils iproute2 iptables tar gzip
 python3 python3-pytest
 containerd runc
+shellcheck codespell
 "
 # Why each group is here:
 #   build:  compiler, meson/ninja, protobuf-c (agent protocol), json-c (OCI
@@ -23,6 +24,7 @@ containerd runc
 #           (depmod/modprobe to resolve module deps), xz-utils (vmlinux
 #           extraction), iproute2 + iptables (CRIU calls them in the guest)
 #   tests:  python3-pytest (e2e), containerd + runc (engine tests)
+#   lint:   shellcheck, codespell (make lint, part of make check)
 
 missing=
 for p in $PACKAGES; do

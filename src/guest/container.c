@@ -248,6 +248,7 @@ static void proc_register(struct agent_proc *p, pid_t pid, enum proc_phase phase
 	p->out_fd[1] = io->agent_err;
 	p->terminal = terminal;
 	p->pending_id = pending_id;
+	p->exec_awaited = phase == PROC_STARTING;
 	fcntl(p->sync_fd, F_SETFL, O_NONBLOCK);
 }
 
@@ -502,6 +503,7 @@ void container_handle_start(struct agent *a, uint64_t id, const Cocoon__StartCon
 	}
 	close_fd(&p->start_fd);
 	p->phase = PROC_STARTING;
+	p->exec_awaited = true;
 	p->pending_id = id;
 }
 
@@ -826,15 +828,20 @@ static void sync_readable(struct agent *a, struct agent_container *c, struct age
 	if (p->sync_len > 0) {
 		agent_send_error(a, pending, EINVAL, "%s%s%s: %s", c->id, *p->exec_id ? " exec " : "",
 				 p->exec_id, p->sync_msg);
-	} else if (p->phase == PROC_STARTING && p == &c->procs[0]) {
-		Cocoon__StartContainerReply reply = COCOON__START_CONTAINER_REPLY__INIT;
-		p->phase = PROC_RUNNING;
-		send_simple_ok(a, pending, COCOON__RESPONSE__BODY_START, &reply);
-	} else if (p->phase == PROC_STARTING) {
-		Cocoon__ExecReply reply = COCOON__EXEC_REPLY__INIT;
-		reply.pid = (uint32_t)p->pid;
-		p->phase = PROC_RUNNING;
-		send_simple_ok(a, pending, COCOON__RESPONSE__BODY_EXEC, &reply);
+	} else if (p->exec_awaited) {
+		/* A short-lived process may have been reaped already: it still
+		 * started, and its exit event follows this reply. */
+		p->exec_awaited = false;
+		if (p->phase == PROC_STARTING)
+			p->phase = PROC_RUNNING;
+		if (p == &c->procs[0]) {
+			Cocoon__StartContainerReply reply = COCOON__START_CONTAINER_REPLY__INIT;
+			send_simple_ok(a, pending, COCOON__RESPONSE__BODY_START, &reply);
+		} else {
+			Cocoon__ExecReply reply = COCOON__EXEC_REPLY__INIT;
+			reply.pid = (uint32_t)p->pid;
+			send_simple_ok(a, pending, COCOON__RESPONSE__BODY_EXEC, &reply);
+		}
 	} else if (pending) {
 		agent_send_error(a, pending, ECHILD, "%s: process exited during setup", c->id);
 	}

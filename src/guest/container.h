@@ -28,6 +28,10 @@ struct agent_proc {
 	char exec_id[AGENT_ID_MAX + 1]; /* "" for the container's init */
 	pid_t pid;
 	enum proc_phase phase;
+	/* Start or exec was sent. An EOF on sync_fd then means the exec
+	 * happened, even when the process already exited and was reaped
+	 * (phase PROC_EXITED) before the agent read that EOF. */
+	bool exec_awaited;
 	int sync_fd;  /* child -> agent: "\0" ready, error text, EOF = exec'd */
 	int start_fd; /* agent -> child: one byte = start */
 	int stdin_fd;

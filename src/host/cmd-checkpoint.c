@@ -4,8 +4,10 @@
 #include "container.h"
 #include "images.h"
 #include "paths.h"
+#include "safefs.h"
 #include "shim.h"
 
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <json-c/json.h>
@@ -68,15 +70,17 @@ static void make_checkpoint_id(char out[64])
  * knows that dump by its checkpoint ID, recorded in cocoon.json. */
 static int parent_checkpoint_id(const char *parent, char *out, size_t size, struct error **err)
 {
-	_cleanup_free_ char *meta = NULL, *text = NULL;
+	_cleanup_free_ char *text = NULL;
+	_cleanup_close_ int dirfd = open(parent, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
 	json_object *v;
-	if (asprintf(&meta, "%s/" IMAGES_META, parent) < 0)
-		return error_set(err, ENOMEM, "parent");
-	int r = read_file_bounded(meta, 16 << 20, &text, NULL, err);
+	if (dirfd < 0)
+		return error_set(err, errno, "--parent-path %s", parent);
+	int r = safefs_read(dirfd, IMAGES_META, 16 << 20, &text, NULL, err);
 	if (r < 0)
-		return error_wrap(err, "--parent-path");
+		return error_wrap(err, "--parent-path %s", parent);
 	json_object *o = json_tokener_parse(text);
-	if (!o || !json_object_object_get_ex(o, "checkpoint", &v)) {
+	if (!o || !json_object_object_get_ex(o, "checkpoint", &v) || !json_object_is_type(v, json_type_string) ||
+	    validate_id("checkpoint", json_object_get_string(v), NULL) < 0) {
 		json_object_put(o);
 		return error_setx(err, EINVAL, "--parent-path %s: not a cocoon pre-dump", parent);
 	}
@@ -161,13 +165,28 @@ static void print_checkpoint_stats(const struct checkpoint_options *o, const Coc
 	json_object_put(j);
 }
 
+/* CRIU's whole log after a failed dump, kept where the user can read it. */
+static void keep_dump_log(struct global_opts *g, const struct checkpoint_options *o, const char *dir,
+			  const char *ckid, struct error **err)
+{
+	_cleanup_free_ char *keep = NULL, *msg = NULL;
+	const char *where = o->work_path ? o->work_path : g->cfg.host_checkpoint_dir;
+	int n = o->work_path ? asprintf(&keep, "%s/dump.log", where) : asprintf(&keep, "%s/failed-%s-dump.log", where, ckid);
+	if (n < 0 || mkdir_p(where, 0700, NULL) < 0 || images_keep_dump_log(dir, ckid, keep) < 0)
+		return;
+	if (err && *err && asprintf(&msg, "%s (CRIU's whole log: %s)", (*err)->msg, keep) >= 0) {
+		free((*err)->msg);
+		(*err)->msg = TAKE_PTR(msg);
+	}
+}
+
 static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoint_options *o,
 			 struct error **err)
 {
 	Cocoon__Request req = COCOON__REQUEST__INIT;
 	Cocoon__CheckpointRequest cr = COCOON__CHECKPOINT_REQUEST__INIT;
 	Cocoon__Response *resp = NULL;
-	_cleanup_free_ char *dir = NULL, *dest = NULL, *src = NULL, *parent_dir = NULL;
+	_cleanup_free_ char *dir = NULL, *dest = NULL, *parent_dir = NULL;
 	struct container_state st;
 	char ckid[64], parent_id[80] = "";
 
@@ -214,42 +233,34 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 		r = container_call_timeout(g, id, &req, &resp, SHIM_CHECKPOINT_TIMEOUT_MS, err);
 	}
 	if (r < 0) {
-		/* CRIU's whole log, kept where the user can read it. */
-		_cleanup_free_ char *log = NULL, *keep = NULL;
-		if (asprintf(&log, "%s/shared/checkpoints/%s.dump.log", dir, ckid) >= 0 && access(log, R_OK) == 0) {
-			const char *where = o->work_path ? o->work_path : g->cfg.host_checkpoint_dir;
-			int n = o->work_path ? asprintf(&keep, "%s/dump.log", where)
-					     : asprintf(&keep, "%s/failed-%s-dump.log", where, ckid);
-			if (n >= 0 && mkdir_p(where, 0700, NULL) == 0) {
-				copy_file_bounded(log, keep, 256 << 20);
-				_cleanup_free_ char *msg = NULL;
-				if (asprintf(&msg, "%s (CRIU's whole log: %s)", (*err)->msg, keep) >= 0) {
-					free((*err)->msg);
-					(*err)->msg = TAKE_PTR(msg);
-				}
-			}
-			unlink(log);
-		}
-		if (asprintf(&src, "%s/shared/checkpoints/%s", dir, ckid) >= 0)
-			remove_tree(src, NULL);
+		keep_dump_log(g, o, dir, ckid, err);
+		images_discard(dir, ckid);
 		return r;
 	}
 	Cocoon__CheckpointReply *rep = resp->checkpoint;
-	if (!*rep->shared_path) {
+	if (o->bench_route == 1) {
 		/* The benchmark floor: dumped into guest memory and discarded. */
 		print_checkpoint_stats(o, rep, now_ms() - t0, "");
 		cocoon__response__free_unpacked(resp, NULL);
 		return 0;
 	}
-	if (asprintf(&src, "%s/shared/%s", dir, rep->shared_path) < 0 || strstr(rep->shared_path, "..")) {
-		cocoon__response__free_unpacked(resp, NULL);
-		return error_setx(err, EPROTO, "agent named a bad image path");
-	}
+	/* The host knows where the images are: checkpoints/CKID, from the ID
+	 * it made. The reply only has to agree; it names nothing. */
+	char expect[128];
+	snprintf(expect, sizeof(expect), IMAGES_SHARED_SUBDIR "/%s", ckid);
+	if (strcmp(rep->shared_path, expect) != 0)
+		r = error_setx(err, EPROTO, "the agent's reply names images at '%.60s', not %s", rep->shared_path,
+			       expect);
 	struct images_info info = {.container_id = id, .checkpoint_id = ckid,
 				   .parent_path = o->parent_path};
-	r = images_publish(src, dest, &info, err);
+	struct images_limits lim;
+	images_limits_from_config(&g->cfg, &lim);
+	/* virtiofsd keeps handles on the guest's files: those are copied,
+	 * never renamed into --image-path. */
+	if (r == 0)
+		r = images_publish(dir, ckid, dest, &info, &lim, strcmp(g->cfg.shared_fs, "9p") != 0, err);
 	if (r < 0) {
-		remove_tree(src, NULL);
+		images_discard(dir, ckid);
 		cocoon__response__free_unpacked(resp, NULL);
 		/* The container was kept frozen, not killed: let it go on. */
 		if (!o->leave_running && !o->pre_dump && st.status == STATUS_RUNNING)

@@ -124,7 +124,9 @@ int cmd_restore(struct global_opts *g, int argc, char **argv)
 		return 1;
 	}
 	struct images_chain chain = {0};
-	if (images_verify(resolved, &chain, &err) < 0) {
+	struct images_limits lim;
+	images_limits_from_config(&g->cfg, &lim);
+	if (images_verify(resolved, &lim, &chain, &err) < 0) {
 		images_chain_free(&chain);
 		error_wrap(&err, "restore %s", id);
 		report_error(g, err->msg);

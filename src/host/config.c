@@ -40,6 +40,10 @@ static const struct key_def keys[] = {
 	{"vm", "memory_mib", T_INT, OFF(memory_mib), 128, 65536, NULL},
 	{"vm", "vcpus", T_INT, OFF(vcpus), 1, 64, NULL},
 	{"vm", "boot_timeout_ms", T_INT, OFF(boot_timeout_ms), 500, 600000, NULL},
+	{"limits", "checkpoint_max_bytes", T_INT, OFF(checkpoint_max_bytes), 1 << 20, INT64_MAX, NULL},
+	{"limits", "checkpoint_max_files", T_INT, OFF(checkpoint_max_files), 16, 1000000, NULL},
+	{"limits", "verify_timeout_ms", T_INT, OFF(verify_timeout_ms), 100, 3600000, NULL},
+	{"limits", "console_log_max_bytes", T_INT, OFF(console_log_max_bytes), 4096, INT64_MAX, NULL},
 };
 
 static void set_string(char **field, const char *value)
@@ -61,6 +65,10 @@ void config_init_defaults(struct cocoon_config *c)
 	c->memory_mib = 512;
 	c->vcpus = 1;
 	c->boot_timeout_ms = 60000;
+	c->checkpoint_max_bytes = 64LL << 30;
+	c->checkpoint_max_files = 20000;
+	c->verify_timeout_ms = 300000;
+	c->console_log_max_bytes = 16 << 20;
 }
 
 void config_free(struct cocoon_config *c)
@@ -225,9 +233,9 @@ int config_parse_string(struct cocoon_config *c, const char *name, const char *t
 				return error_setx(err, EINVAL, "%s: malformed section header", where);
 			*close = 0;
 			char *sname = trim(p + 1);
-			if (strcmp(sname, "runtime") != 0 && strcmp(sname, "vm") != 0)
+			if (strcmp(sname, "runtime") != 0 && strcmp(sname, "vm") != 0 && strcmp(sname, "limits") != 0)
 				return error_setx(err, EINVAL,
-						  "%s: unknown section [%s] (known: [runtime], [vm])",
+						  "%s: unknown section [%s] (known: [runtime], [vm], [limits])",
 						  where, sname);
 			snprintf(section, sizeof(section), "%s", sname);
 			continue;

@@ -28,6 +28,13 @@ struct cocoon_config {
 	int64_t memory_mib;
 	int64_t vcpus;
 	int64_t boot_timeout_ms;
+
+	/* [limits]: what a guest, or a checkpoint handed to restore, can make
+	 * the host spend (docs/security.md). */
+	int64_t checkpoint_max_bytes;
+	int64_t checkpoint_max_files;
+	int64_t verify_timeout_ms;
+	int64_t console_log_max_bytes;
 };
 
 void config_init_defaults(struct cocoon_config *c);

@@ -1,13 +1,16 @@
 #include "images.h"
 #include "cleanup.h"
+#include "config.h"
 #include "paths.h"
 #include "pbwire.h"
+#include "safefs.h"
 
 #include <dirent.h>
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <limits.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <xxhash.h>
@@ -30,46 +33,93 @@ static bool plain_name(const char *n)
 	return true;
 }
 
-static int hash_file(int dirfd, const char *name, uint64_t *size, uint64_t *hash, struct error **err)
-{
-	_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	_cleanup_free_ char *buf = malloc(1 << 20);
-	XXH3_state_t *st = XXH3_createState();
-	struct stat sb;
+/* ---- limits ------------------------------------------------------------------ */
 
-	if (fd < 0 || !buf || !st || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-		XXH3_freeState(st);
-		return error_set(err, errno ? errno : EINVAL, "image %s", name);
-	}
-	XXH3_64bits_reset(st);
-	*size = 0;
-	for (;;) {
-		ssize_t n = read(fd, buf, 1 << 20);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			XXH3_freeState(st);
-			return error_set(err, errno, "read image %s", name);
-		}
-		if (n == 0)
-			break;
-		XXH3_64bits_update(st, buf, (size_t)n);
-		*size += (uint64_t)n;
-	}
-	*hash = XXH3_64bits_digest(st);
-	XXH3_freeState(st);
+struct budget {
+	const struct images_limits *lim;
+	uint64_t bytes, files;
+	long long deadline;
+};
+
+void images_limits_from_config(const struct cocoon_config *cfg, struct images_limits *lim)
+{
+	lim->max_bytes = (uint64_t)cfg->checkpoint_max_bytes;
+	lim->max_files = (uint64_t)cfg->checkpoint_max_files;
+	lim->verify_ms = (uint64_t)cfg->verify_timeout_ms;
+}
+
+static void budget_init(struct budget *b, const struct images_limits *lim)
+{
+	*b = (struct budget){.lim = lim, .deadline = now_ms() + (long long)lim->verify_ms};
+}
+
+static int budget_file(struct budget *b, const char *name, uint64_t size, struct error **err)
+{
+	if (++b->files > b->lim->max_files)
+		return error_setx(err, E2BIG, "more than %llu files (limits.checkpoint_max_files)",
+				  (unsigned long long)b->lim->max_files);
+	if (size > b->lim->max_bytes - b->bytes)
+		return error_setx(err, EFBIG, "%s (%llu bytes) takes the images past %llu bytes "
+					      "(limits.checkpoint_max_bytes)",
+				  name, (unsigned long long)size, (unsigned long long)b->lim->max_bytes);
+	b->bytes += size;
 	return 0;
 }
 
-/* Walks the directory; calls fn for each regular file. Anything else (a
- * symlink, a device, a subdirectory, an odd name) is refused. */
-static int walk_files(int dirfd, int (*fn)(int dirfd, const char *name, void *ud), void *ud,
+static int budget_time(const struct budget *b, struct error **err)
+{
+	if (now_ms() <= b->deadline)
+		return 0;
+	return error_setx(err, ETIMEDOUT, "checking the images took longer than %llu ms (limits.verify_timeout_ms)",
+			  (unsigned long long)b->lim->verify_ms);
+}
+
+/* Hashes exactly the size fstat() gave: a file that grows meanwhile (a
+ * guest still writing through an open handle) is refused. */
+static int hash_fd(int fd, const char *name, uint64_t size, const struct budget *b, uint64_t *hash,
+		   struct error **err)
+{
+	_cleanup_free_ char *buf = malloc(1 << 20);
+	XXH3_state_t *st = XXH3_createState();
+	uint64_t done = 0;
+	int r = 0;
+
+	if (!buf || !st) {
+		XXH3_freeState(st);
+		return error_set(err, ENOMEM, "hash %s", name);
+	}
+	XXH3_64bits_reset(st);
+	while (r == 0) {
+		ssize_t n = read(fd, buf, 1 << 20);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			r = error_set(err, errno, "read %s", name);
+		else if (n == 0)
+			break;
+		else if ((done += (uint64_t)n) > size)
+			r = error_setx(err, EFBIG, "%s grew while it was read", name);
+		else
+			XXH3_64bits_update(st, buf, (size_t)n);
+		if (r == 0)
+			r = budget_time(b, err);
+	}
+	if (r == 0 && done != size)
+		r = error_setx(err, EIO, "%s shrank while it was read", name);
+	*hash = XXH3_64bits_digest(st);
+	XXH3_freeState(st);
+	return r;
+}
+
+/* Walks a directory; calls fn for each regular file. Anything else (a
+ * symlink, a FIFO, a device, a subdirectory, an odd name) is refused, but
+ * for CRIU's "parent" link when allow_parent is set. */
+static int walk_files(int dirfd, bool allow_parent, int (*fn)(int dirfd, const char *name, void *ud), void *ud,
 		      struct error **err)
 {
 	int dup = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
-	DIR *d = dup >= 0 ? fdopendir(dup) : NULL;
+	_cleanup_closedir_ DIR *d = dup >= 0 ? fdopendir(dup) : NULL;
 	struct dirent *de;
-	unsigned count = 0;
 	int r = 0;
 
 	if (!d) {
@@ -81,119 +131,61 @@ static int walk_files(int dirfd, int (*fn)(int dirfd, const char *name, void *ud
 		struct stat st;
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
-		if (++count > IMAGES_MAX_FILES) {
-			r = error_setx(err, E2BIG, "more than %d files", IMAGES_MAX_FILES);
-			break;
-		}
-		if (!plain_name(de->d_name)) {
-			r = error_setx(err, EINVAL, "unexpected file name '%.40s'", de->d_name);
-			break;
-		}
-		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			r = error_set(err, errno, "%s", de->d_name);
-			break;
-		}
-		if (S_ISLNK(st.st_mode) && strcmp(de->d_name, "parent") == 0) {
-			/* CRIU's link to the previous dump: "../NAME", nothing else. */
-			char target[256];
-			ssize_t n = readlinkat(dirfd, "parent", target, sizeof(target) - 1);
-			target[n > 0 ? n : 0] = 0;
-			if (n <= 3 || strncmp(target, "../", 3) != 0 || !plain_name(target + 3)) {
-				r = error_setx(err, EINVAL, "parent link points at '%.60s'", target);
-				break;
-			}
+		if (!plain_name(de->d_name))
+			return error_setx(err, EINVAL, "unexpected file name '%.40s'", de->d_name);
+		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			return error_set(err, errno, "%s", de->d_name);
+		if (allow_parent && S_ISLNK(st.st_mode) && strcmp(de->d_name, "parent") == 0)
 			continue;
-		}
-		if (!S_ISREG(st.st_mode)) {
-			r = error_setx(err, EINVAL, "%s is not a regular file", de->d_name);
-			break;
-		}
+		if (!S_ISREG(st.st_mode))
+			return error_setx(err, EINVAL, "%s is not a regular file", de->d_name);
 		r = fn(dirfd, de->d_name, ud);
 	}
-	closedir(d);
 	return r;
 }
 
-struct manifest_ctx {
+/* ---- publishing ---------------------------------------------------------------- */
+
+struct seal_ctx {
+	struct budget b;
 	json_object *files;
-	uint64_t bytes;
 	struct error **err;
 };
 
-static int add_to_manifest(int dirfd, const char *name, void *ud)
+/* One file of a dump: ours from now on, or refused. */
+static int seal_file(int dirfd, const char *name, void *ud)
 {
-	struct manifest_ctx *m = ud;
-	uint64_t size, hash;
+	struct seal_ctx *m = ud;
+	struct stat st;
+	uint64_t hash;
 	char hex[17];
 
-	if (strcmp(name, IMAGES_META) == 0)
-		return 0;
-	int r = hash_file(dirfd, name, &size, &hash, m->err);
+	_cleanup_close_ int fd = safefs_open_regular(dirfd, name, UINT64_MAX, &st, m->err);
+	if (fd < 0)
+		return fd;
+	if (st.st_nlink != 1)
+		return error_setx(m->err, EMLINK, "%s has %ju links; refused", name, (uintmax_t)st.st_nlink);
+	int r = budget_file(&m->b, name, (uint64_t)st.st_size, m->err);
 	if (r < 0)
+		return r;
+	/* The guest chose the owner and mode (9p passthrough): the host's
+	 * user and 0600 replace them, setuid bits included. */
+	if ((st.st_uid != geteuid() || st.st_gid != getegid()) && fchown(fd, geteuid(), getegid()) < 0)
+		return error_set(m->err, errno, "chown %s", name);
+	if (fchmod(fd, 0600) < 0)
+		return error_set(m->err, errno, "chmod %s", name);
+	if ((r = hash_fd(fd, name, (uint64_t)st.st_size, &m->b, &hash, m->err)) < 0)
 		return r;
 	snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)hash);
 	json_object *f = json_object_new_object();
-	json_object_object_add(f, "size", json_object_new_uint64(size));
+	json_object_object_add(f, "size", json_object_new_uint64((uint64_t)st.st_size));
 	json_object_object_add(f, "xxh3", json_object_new_string(hex));
 	json_object_object_add(m->files, name, f);
-	m->bytes += size;
 	return 0;
 }
 
-static int copy_dir(const char *src, const char *dst, struct error **err)
+static int write_manifest(int dirfd, const struct images_info *info, struct seal_ctx *m, struct error **err)
 {
-	_cleanup_closedir_ DIR *d = opendir(src);
-	_cleanup_free_ char *buf = malloc(4 << 20);
-	struct dirent *de;
-
-	if (!d || !buf)
-		return error_set(err, errno, "open %s", src);
-	if (mkdir(dst, 0700) < 0)
-		return error_set(err, errno, "create %s", dst);
-	_cleanup_close_ int out_dir = open(dst, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		_cleanup_close_ int in = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-		_cleanup_close_ int out = openat(out_dir, de->d_name,
-						 O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (in < 0 || out < 0)
-			return error_set(err, errno, "copy %s", de->d_name);
-		ssize_t n;
-		while ((n = read(in, buf, 4 << 20)) > 0) {
-			for (ssize_t off = 0; off < n;) {
-				ssize_t w = write(out, buf + off, (size_t)(n - off));
-				if (w < 0 && errno == EINTR)
-					continue;
-				if (w <= 0)
-					return error_set(err, w < 0 ? errno : ENOSPC, "write %s/%s", dst, de->d_name);
-				off += w;
-			}
-		}
-		if (n < 0)
-			return error_set(err, errno, "read %s", de->d_name);
-		if (fsync(out) < 0)
-			return error_set(err, errno, "fsync %s/%s", dst, de->d_name);
-	}
-	return 0;
-}
-
-int images_publish(const char *src, const char *dest, const struct images_info *info,
-		   struct error **err)
-{
-	_cleanup_close_ int dirfd = open(src, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	struct manifest_ctx m = {.files = json_object_new_object(), .err = err};
-	_cleanup_free_ char *meta = NULL, *tmp = NULL;
-
-	if (dirfd < 0) {
-		json_object_put(m.files);
-		return error_set(err, errno, "images from the guest at %s", src);
-	}
-	int r = walk_files(dirfd, add_to_manifest, &m, err);
-	if (r < 0) {
-		json_object_put(m.files);
-		return error_wrap(err, "images from the guest rejected");
-	}
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, "format", json_object_new_int(IMAGES_FORMAT));
 	json_object_object_add(o, "runtime", json_object_new_string("cocoon"));
@@ -202,125 +194,279 @@ int images_publish(const char *src, const char *dest, const struct images_info *
 	json_object_object_add(o, "checkpoint", json_object_new_string(info->checkpoint_id));
 	json_object_object_add(o, "guest_kernel", json_object_new_string(info->guest_kernel ? info->guest_kernel : ""));
 	json_object_object_add(o, "criu", json_object_new_string(info->criu_version ? info->criu_version : ""));
-	json_object_object_add(o, "bytes", json_object_new_uint64(m.bytes));
-	json_object_object_add(o, "files", m.files);
+	json_object_object_add(o, "bytes", json_object_new_uint64(m->b.bytes));
+	json_object_object_add(o, "files", json_object_get(m->files));
 	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
-	if (asprintf(&meta, "%s/" IMAGES_META, src) < 0)
-		r = error_set(err, ENOMEM, "meta");
-	else
-		r = write_file_atomic(meta, text, strlen(text), 0600, err);
+	int r = safefs_write(dirfd, IMAGES_META, text, strlen(text), 0600, err);
 	json_object_put(o);
+	return r;
+}
+
+/* CRIU linked the dump to its parent by the guest's name for it; on the
+ * host the parent is the pre-dump the user named, beside dest (runc's
+ * ../NAME layout). */
+static int link_parent(int dirfd, const char *parent_path, const char *dest, struct error **err)
+{
+	char parent_abs[PATH_MAX], dest_abs[PATH_MAX];
+	_cleanup_free_ char *dest_dir = path_beside(dest, "."), *link = NULL;
+
+	if (!parent_path)
+		return 0;
+	if (!realpath(parent_path, parent_abs) || !dest_dir || !realpath(dest_dir, dest_abs))
+		return error_set(err, errno ? errno : ENOMEM, "parent %s", parent_path);
+	char *slash = strrchr(parent_abs, '/');
+	*slash = 0;
+	if (strcmp(*parent_abs ? parent_abs : "/", dest_abs) != 0)
+		return error_setx(err, EINVAL, "--parent-path %s must be next to the image path %s (runc's ../NAME layout)",
+				  parent_path, dest);
+	if (asprintf(&link, "../%s", slash + 1) < 0 || symlinkat(link, dirfd, "parent") < 0)
+		return error_set(err, errno ? errno : ENOMEM, "parent link");
+	return 0;
+}
+
+/* The images in tmpfd become the host's: sealed, listed, linked. */
+static int seal_images(int tmpfd, const char *dest, const struct images_info *info, const struct images_limits *lim,
+		       struct error **err)
+{
+	struct seal_ctx m = {.files = json_object_new_object(), .err = err};
+	budget_init(&m.b, lim);
+	unlinkat(tmpfd, "parent", 0); /* CRIU's link; a directory so named is refused below */
+	int r = walk_files(tmpfd, false, seal_file, &m, err);
 	if (r < 0)
-		return r;
+		error_wrap(err, "images from the guest rejected");
+	if (r == 0)
+		r = write_manifest(tmpfd, info, &m, err);
+	json_object_put(m.files);
+	if (r == 0)
+		r = link_parent(tmpfd, info->parent_path, dest, err);
+	if (r == 0 && (fchmod(tmpfd, 0700) < 0 || fsync(tmpfd) < 0))
+		r = error_set(err, errno, "%s", dest);
+	return r;
+}
 
-	/* CRIU linked the dump to its parent by the guest's name for it; on
-	 * the host the parent is the pre-dump the user named. */
-	if (unlinkat(dirfd, "parent", 0) == 0 && info->parent_path) {
-		char parent_abs[PATH_MAX], dest_abs[PATH_MAX];
-		_cleanup_free_ char *dest_dir = strdup(dest), *link = NULL;
-		char *slash = dest_dir ? strrchr(dest_dir, '/') : NULL;
-		if (slash)
-			*slash = 0;
-		if (!realpath(info->parent_path, parent_abs) || !dest_dir ||
-		    !realpath(slash ? (*dest_dir ? dest_dir : "/") : ".", dest_abs))
-			return error_set(err, errno, "parent %s", info->parent_path);
-		const char *pbase = strrchr(parent_abs, '/') + 1;
-		*strrchr(parent_abs, '/') = 0;
-		if (strcmp(parent_abs, dest_abs) != 0)
-			return error_setx(err, EINVAL,
-					  "--parent-path %s must be next to the image path %s (runc's ../NAME layout)",
-					  info->parent_path, dest);
-		if (asprintf(&link, "../%s", pbase) < 0 || symlinkat(link, dirfd, "parent") < 0)
-			return error_set(err, errno ? errno : ENOMEM, "parent link");
-	}
+struct copy_ctx {
+	struct budget b;
+	int to;
+	struct error **err;
+};
 
-	/* dest may be an empty directory made by the caller (or runc users). */
+static int copy_one(int dirfd, const char *name, void *ud)
+{
+	struct copy_ctx *c = ud;
+	struct stat st;
+	_cleanup_close_ int in = safefs_open_regular(dirfd, name, UINT64_MAX, &st, c->err);
+	if (in < 0)
+		return in;
+	int r = budget_file(&c->b, name, (uint64_t)st.st_size, c->err);
+	return r < 0 ? r : safefs_copy_fd(in, c->to, name, (uint64_t)st.st_size, 0600, c->err);
+}
+
+/* Another filesystem, or a share whose server keeps handles on the guest's
+ * files (virtiofs): new host files, copied by fd. */
+static int copy_images(int srcfd, int parentfd, const char *tmpname, const struct images_limits *lim,
+		       struct error **err)
+{
+	if (mkdirat(parentfd, tmpname, 0700) < 0)
+		return error_set(err, errno, "create %s", tmpname);
+	struct copy_ctx c = {.err = err};
+	budget_init(&c.b, lim);
+	c.to = openat(parentfd, tmpname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (c.to < 0)
+		return error_set(err, errno, "open %s", tmpname);
+	int r = walk_files(srcfd, true, copy_one, &c, err);
+	close(c.to);
+	return r < 0 ? error_wrap(err, "images from the guest rejected") : 0;
+}
+
+/* Same filesystem: the guest's directory is renamed out of its reach, then
+ * it must still be the one that was opened (not a swapped-in symlink).
+ * -EXDEV, without a message, when it has to be copied instead. */
+static int move_images(int ckfd, const char *ckid, int srcfd, int parentfd, const char *tmpname,
+		       struct error **err)
+{
+	struct stat a, b;
+	if (renameat(ckfd, ckid, parentfd, tmpname) < 0)
+		return errno == EXDEV ? -EXDEV : error_set(err, errno, "move the images out of the shared directory");
+	_cleanup_close_ int fd = openat(parentfd, tmpname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &a) < 0 || fstat(srcfd, &b) < 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev)
+		return error_setx(err, EINVAL, "the image directory was swapped while it was published");
+	return 0;
+}
+
+static int open_ckdir(const char *state_dir, struct error **err)
+{
+	_cleanup_free_ char *shared = NULL;
+	if (asprintf(&shared, "%s/shared", state_dir) < 0)
+		return error_set(err, ENOMEM, "shared");
+	_cleanup_close_ int sfd = open(shared, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (sfd < 0)
+		return error_set(err, errno, "open %s", shared);
+	int fd = safefs_open(sfd, IMAGES_SHARED_SUBDIR, O_RDONLY | O_DIRECTORY, 0);
+	return fd < 0 ? error_set(err, -fd, "%s/" IMAGES_SHARED_SUBDIR, shared) : fd;
+}
+
+/* dest must be absent or an empty directory (removed here), below a
+ * directory the user chose. */
+static int open_dest_parent(const char *dest, struct error **err)
+{
+	_cleanup_free_ char *parent = path_beside(dest, ".");
+	if (!parent)
+		return error_set(err, ENOMEM, "%s", dest);
 	if (rmdir(dest) < 0 && errno != ENOENT) {
 		if (errno == ENOTEMPTY || errno == EEXIST)
 			return error_setx(err, ENOTEMPTY, "%s is not empty", dest);
 		return error_set(err, errno, "%s", dest);
 	}
-	if (rename(src, dest) == 0)
-		return 0;
-	if (errno != EXDEV)
-		return error_set(err, errno, "publish %s", dest);
-	/* Another filesystem: copy under a temporary name, then rename, so
-	 * that an interrupted copy never looks like a checkpoint. */
-	if (asprintf(&tmp, "%s.tmp-%d", dest, getpid()) < 0)
-		return error_set(err, ENOMEM, "publish");
-	r = copy_dir(src, tmp, err);
-	if (r == 0 && rename(tmp, dest) < 0)
-		r = error_set(err, errno, "publish %s", dest);
-	if (r < 0) {
-		remove_tree(tmp, NULL);
-		return r;
-	}
-	remove_tree(src, NULL);
-	return 0;
+	int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return fd < 0 ? error_set(err, errno, "%s", parent) : fd;
 }
 
-/* Counts pages a pagemap says are stored in its pages file. CRIU's
- * pagemap image (criu/images/pagemap.proto): two magics, then u32-sized
- * entries; the first is pagemap_head { pages_id = 1 }, the rest
+static int publish_at(int ckfd, const char *ckid, const char *dest, const struct images_info *info,
+		      const struct images_limits *lim, bool copy, struct error **err)
+{
+	const char *base = strrchr(dest, '/') ? strrchr(dest, '/') + 1 : dest;
+	char tmpname[300];
+	_cleanup_close_ int srcfd = safefs_open(ckfd, ckid, O_RDONLY | O_DIRECTORY, 0);
+	if (srcfd < 0)
+		return error_set(err, -srcfd, "images from the guest (" IMAGES_SHARED_SUBDIR "/%s)", ckid);
+	if (!plain_name(base))
+		return error_setx(err, EINVAL, "image path %s: the last component must be a plain name", dest);
+	_cleanup_close_ int parentfd = open_dest_parent(dest, err);
+	if (parentfd < 0)
+		return parentfd;
+	snprintf(tmpname, sizeof(tmpname), ".%s.tmp-%d", base, getpid());
+	int r = copy ? -EXDEV : move_images(ckfd, ckid, srcfd, parentfd, tmpname, err);
+	if (r == -EXDEV)
+		r = copy_images(srcfd, parentfd, tmpname, lim, err);
+	_cleanup_close_ int tmpfd = r < 0 ? -1 : openat(parentfd, tmpname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (r == 0 && tmpfd < 0)
+		r = error_set(err, errno, "open %s", tmpname);
+	if (r == 0)
+		r = seal_images(tmpfd, dest, info, lim, err);
+	if (r == 0 && renameat2(parentfd, tmpname, parentfd, base, RENAME_NOREPLACE) < 0)
+		r = error_set(err, errno, "publish %s", dest);
+	if (r < 0)
+		safefs_remove(parentfd, tmpname, NULL);
+	return r;
+}
+
+int images_publish(const char *state_dir, const char *ckid, const char *dest, const struct images_info *info,
+		   const struct images_limits *lim, bool copy, struct error **err)
+{
+	_cleanup_close_ int ckfd = open_ckdir(state_dir, err);
+	if (ckfd < 0)
+		return ckfd;
+	int r = publish_at(ckfd, ckid, dest, info, lim, copy, err);
+	safefs_remove(ckfd, ckid, NULL);
+	return r;
+}
+
+void images_discard(const char *state_dir, const char *ckid)
+{
+	char log[128];
+	_cleanup_close_ int ckfd = open_ckdir(state_dir, NULL);
+	if (ckfd < 0)
+		return;
+	snprintf(log, sizeof(log), "%s.dump.log", ckid);
+	safefs_remove(ckfd, ckid, NULL);
+	safefs_remove(ckfd, log, NULL);
+}
+
+int images_keep_dump_log(const char *state_dir, const char *ckid, const char *keep)
+{
+	_cleanup_close_ int ckfd = open_ckdir(state_dir, NULL);
+	_cleanup_free_ char *text = NULL;
+	char log[128];
+	size_t len;
+
+	snprintf(log, sizeof(log), "%s.dump.log", ckid);
+	if (ckfd < 0 || safefs_read(ckfd, log, IMAGES_MAX_LOG, &text, &len, NULL) < 0)
+		return -ENOENT;
+	return write_file_atomic(keep, text, len, 0600, NULL);
+}
+
+/* ---- verifying ------------------------------------------------------------------- */
+
+/* CRIU's pagemap image (criu/images/pagemap.proto): two magics, then
+ * u32-sized entries; the first is pagemap_head { pages_id = 1 }, the rest
  * pagemap_entry { vaddr = 1, nr_pages = 2, in_parent = 3, flags = 4 }. */
 #define PE_PARENT (1 << 0)
 #define PE_PRESENT (1 << 2)
+#define PAGE_BYTES 4096
 
-static int pagemap_pages(const char *path, uint64_t *pages_id, uint64_t *pages, struct error **err)
+struct pagemap_entry {
+	uint64_t nr, in_parent, flags;
+	bool has_flags, has_id;
+	uint64_t id;
+};
+
+static bool pagemap_entry_parse(const uint8_t *q, const uint8_t *qe, struct pagemap_entry *e)
 {
-	_cleanup_free_ char *data = NULL;
-	size_t len;
-	int r = read_file_bounded(path, 64 << 20, &data, &len, err);
-	if (r < 0)
-		return r;
-	const uint8_t *p = (const uint8_t *)data + 8, *end = (const uint8_t *)data + len;
+	*e = (struct pagemap_entry){0};
+	while (q < qe) {
+		uint64_t key, v;
+		if (!pbwire_varint(&q, qe, &key))
+			return false;
+		if ((key & 7) == 1) { /* fixed64: vaddr in some CRIU versions */
+			if (qe - q < 8)
+				return false;
+			q += 8;
+			continue;
+		}
+		if ((key & 7) != 0 || !pbwire_varint(&q, qe, &v))
+			return false;
+		switch (key >> 3) {
+		case 1:
+			e->id = v;
+			e->has_id = true;
+			break;
+		case 2:
+			e->nr = v;
+			break;
+		case 3:
+			e->in_parent = v;
+			break;
+		case 4:
+			e->flags = v;
+			e->has_flags = true;
+			break;
+		}
+	}
+	return true;
+}
+
+int images_pagemap_pages(const uint8_t *data, size_t len, uint64_t *pages_id, uint64_t *pages,
+			 struct error **err)
+{
+	const uint8_t *p = data + 8, *end = data + len;
 	bool head = true;
-	*pages = 0;
-	*pages_id = 0;
+
+	*pages = *pages_id = 0;
 	if (len < 8)
-		return error_setx(err, EINVAL, "%s is truncated", path);
+		return error_setx(err, EINVAL, "truncated");
 	while (p < end) {
 		uint32_t n;
+		struct pagemap_entry e;
 		if (end - p < 4)
-			return error_setx(err, EINVAL, "%s is truncated", path);
+			return error_setx(err, EINVAL, "truncated");
 		memcpy(&n, p, 4);
 		p += 4;
 		if (n > (size_t)(end - p))
-			return error_setx(err, EINVAL, "%s is truncated", path);
-		const uint8_t *q = p, *qe = p + n;
-		uint64_t nr = 0, in_parent = 0, flags = 0, v, key;
-		bool has_flags = false;
-		while (q < qe) {
-			if (!pbwire_varint(&q, qe, &key))
-				return error_setx(err, EINVAL, "%s is corrupt", path);
-			if ((key & 7) == 0) {
-				if (!pbwire_varint(&q, qe, &v))
-					return error_setx(err, EINVAL, "%s is corrupt", path);
-			} else if ((key & 7) == 1) {
-				q += 8;
-				continue;
-			} else {
-				return error_setx(err, EINVAL, "%s is corrupt", path);
-			}
-			unsigned f = (unsigned)(key >> 3);
-			if (head && f == 1)
-				*pages_id = v;
-			else if (f == 2)
-				nr = v;
-			else if (f == 3)
-				in_parent = v;
-			else if (f == 4) {
-				flags = v;
-				has_flags = true;
-			}
+			return error_setx(err, EINVAL, "truncated");
+		if (!pagemap_entry_parse(p, p + n, &e))
+			return error_setx(err, EINVAL, "corrupt");
+		p += n;
+		if (head) {
+			*pages_id = e.id;
+			head = false;
+			continue;
 		}
-		if (!head) {
-			bool here = has_flags ? (flags & PE_PRESENT) && !(flags & PE_PARENT) : !in_parent;
-			if (here)
-				*pages += nr;
-		}
-		head = false;
-		p = qe;
+		bool here = e.has_flags ? (e.flags & PE_PRESENT) && !(e.flags & PE_PARENT) : !e.in_parent;
+		if (!here)
+			continue;
+		if (e.nr > UINT64_MAX / PAGE_BYTES - *pages)
+			return error_setx(err, EOVERFLOW, "page count overflows");
+		*pages += e.nr;
 	}
 	return 0;
 }
@@ -329,105 +475,215 @@ static int check_pages(int dirfd, const char *name, void *ud)
 {
 	struct error **err = ud;
 	unsigned id;
-	char pages_name[64];
+	char pages_name[64], tail;
 	uint64_t pages_id, pages;
 	struct stat st;
+	_cleanup_free_ char *data = NULL;
+	size_t len;
 
-	if (sscanf(name, "pagemap-%u.img", &id) != 1)
+	if (sscanf(name, "pagemap-%u.im%c", &id, &tail) != 2 || tail != 'g')
 		return 0;
-	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dirfd, name);
-	int r = pagemap_pages(path, &pages_id, &pages, err);
+	int r = safefs_read(dirfd, name, 64 << 20, &data, &len, err);
 	if (r < 0)
 		return r;
+	if ((r = images_pagemap_pages((const uint8_t *)data, len, &pages_id, &pages, err)) < 0)
+		return error_wrap(err, "%s", name);
 	snprintf(pages_name, sizeof(pages_name), "pages-%llu.img", (unsigned long long)pages_id);
 	off_t have = fstatat(dirfd, pages_name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? st.st_size : 0;
-	if ((uint64_t)have != pages * 4096)
+	if ((uint64_t)have != pages * PAGE_BYTES)
 		return error_setx(err, EINVAL, "%s holds %lld bytes but %s accounts for %llu pages (%llu bytes)",
 				  pages_name, (long long)have, name, (unsigned long long)pages,
-				  (unsigned long long)pages * 4096);
+				  (unsigned long long)pages * PAGE_BYTES);
 	return 0;
 }
 
-static int images_verify_one(const char *dir, bool need_tree, struct error **err)
+void images_meta_free(struct images_meta *m)
 {
-	_cleanup_close_ int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	_cleanup_free_ char *text = NULL, *meta = NULL;
-	json_object *files, *v;
-	int r;
+	for (size_t i = 0; i < m->n_files; i++)
+		free(m->files[i].name);
+	free(m->files);
+	free(m->version);
+	free(m->checkpoint);
+	memset(m, 0, sizeof(*m));
+}
+
+static bool is_hex16(const char *s)
+{
+	return strlen(s) == 16 && strspn(s, "0123456789abcdef") == 16;
+}
+
+/* A typed field, or NULL: a null, a number where a string belongs, an
+ * object where a number belongs all count as absent. */
+static json_object *field(json_object *o, const char *key, json_type type)
+{
+	json_object *v;
+	return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, type) ? v : NULL;
+}
+
+static int meta_file(json_object *entry, const char *name, struct images_meta *m, struct error **err)
+{
+	json_object *jsize = field(entry, "size", json_type_int), *jhash = field(entry, "xxh3", json_type_string);
+	if (!plain_name(name) || !jsize || !jhash || json_object_get_int64(jsize) < 0 ||
+	    !is_hex16(json_object_get_string(jhash)))
+		return error_setx(err, EINVAL, "bad entry for '%.40s'", name);
+	struct images_meta_file *f = &m->files[m->n_files];
+	f->size = json_object_get_uint64(jsize);
+	if (f->size > UINT64_MAX - m->total_bytes)
+		return error_setx(err, EOVERFLOW, "file sizes overflow");
+	m->total_bytes += f->size;
+	snprintf(f->xxh3, sizeof(f->xxh3), "%s", json_object_get_string(jhash));
+	if (!(f->name = strdup(name)))
+		return error_set(err, ENOMEM, "manifest");
+	m->n_files++;
+	return 0;
+}
+
+static int meta_parse_obj(json_object *o, const struct images_limits *lim, struct images_meta *m,
+			  struct error **err)
+{
+	json_object *v, *files;
+	if (!json_object_is_type(o, json_type_object))
+		return error_setx(err, EINVAL, "not a JSON object");
+	m->format = (v = field(o, "format", json_type_int)) ? (int)json_object_get_int(v) : -1;
+	m->version = strdup((v = field(o, "version", json_type_string)) ? json_object_get_string(v) : "?");
+	if ((v = field(o, "checkpoint", json_type_string)))
+		m->checkpoint = strdup(json_object_get_string(v));
+	if (!m->version)
+		return error_set(err, ENOMEM, "manifest");
+	if (m->format != IMAGES_FORMAT || strcmp(m->version, COCOON_VERSION) != 0)
+		return error_setx(err, EPROTO,
+				  "was made by cocoon %.40s (image format %d); this is cocoon %s (format %d): "
+				  "restore it with the version that made it",
+				  m->version, m->format, COCOON_VERSION, IMAGES_FORMAT);
+	if (!(files = field(o, "files", json_type_object)))
+		return error_setx(err, EINVAL, "lists no files");
+	size_t n = (size_t)json_object_object_length(files);
+	if (n > lim->max_files)
+		return error_setx(err, E2BIG, "lists %zu files, more than %llu (limits.checkpoint_max_files)", n,
+				  (unsigned long long)lim->max_files);
+	if (!(m->files = calloc(n ? n : 1, sizeof(*m->files))))
+		return error_set(err, ENOMEM, "manifest");
+	json_object_object_foreach(files, name, entry)
+	{
+		int r = meta_file(entry, name, m, err);
+		if (r < 0)
+			return r;
+	}
+	if (m->total_bytes > lim->max_bytes)
+		return error_setx(err, EFBIG, "lists %llu bytes, more than %llu (limits.checkpoint_max_bytes)",
+				  (unsigned long long)m->total_bytes, (unsigned long long)lim->max_bytes);
+	return 0;
+}
+
+int images_meta_parse(const char *text, size_t len, const struct images_limits *lim, struct images_meta *m,
+		      struct error **err)
+{
+	memset(m, 0, sizeof(*m));
+	json_tokener *tok = json_tokener_new();
+	if (!tok)
+		return error_set(err, ENOMEM, "manifest");
+	json_object *o = len <= INT_MAX ? json_tokener_parse_ex(tok, text, (int)len) : NULL;
+	if (!o && json_tokener_get_error(tok) == json_tokener_continue)
+		o = json_tokener_parse_ex(tok, "", 1); /* the end of the text ends a bare value */
+	bool complete = json_tokener_get_error(tok) == json_tokener_success;
+	json_tokener_free(tok);
+	int r = complete ? meta_parse_obj(o, lim, m, err) : error_setx(err, EINVAL, "not valid JSON");
+	json_object_put(o);
+	if (r < 0)
+		images_meta_free(m);
+	return r;
+}
+
+static int verify_file(int dirfd, const struct images_meta_file *f, const struct budget *b, struct error **err)
+{
+	struct stat st;
+	uint64_t hash;
+	char hex[17];
+	_cleanup_close_ int fd = safefs_open_regular(dirfd, f->name, f->size, &st, err);
+	if (fd < 0)
+		return fd;
+	if ((uint64_t)st.st_size != f->size)
+		return error_setx(err, EINVAL, "%s is %llu bytes, expected %llu (truncated?)", f->name,
+				  (unsigned long long)st.st_size, (unsigned long long)f->size);
+	int r = hash_fd(fd, f->name, f->size, b, &hash, err);
+	if (r < 0)
+		return r;
+	snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)hash);
+	if (strcmp(hex, f->xxh3) != 0)
+		return error_setx(err, EINVAL, "%s is corrupt (checksum mismatch)", f->name);
+	return 0;
+}
+
+static int check_size(int dirfd, const struct images_meta_file *f, struct error **err)
+{
+	struct stat st;
+	if (fstatat(dirfd, f->name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return error_set(err, errno, "%s is missing", f->name);
+	if (!S_ISREG(st.st_mode))
+		return error_setx(err, EINVAL, "%s is not a regular file", f->name);
+	if ((uint64_t)st.st_size != f->size)
+		return error_setx(err, EINVAL, "%s is %llu bytes, expected %llu (truncated?)", f->name,
+				  (unsigned long long)st.st_size, (unsigned long long)f->size);
+	return 0;
+}
+
+static int images_verify_one(const char *dir, bool need_tree, const struct budget *b, struct error **err)
+{
+	_cleanup_close_ int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
+	_cleanup_free_ char *text = NULL;
+	struct images_meta m;
+	size_t len;
 
 	if (dirfd < 0)
 		return error_set(err, errno, "image directory %s", dir);
-	if (asprintf(&meta, "%s/" IMAGES_META, dir) < 0)
-		return error_set(err, ENOMEM, "verify");
-	r = read_file_bounded(meta, 16 << 20, &text, NULL, err);
+	int r = safefs_read(dirfd, IMAGES_META, 16 << 20, &text, &len, err);
 	if (r == -ENOENT) {
 		error_free(err);
 		return error_setx(err, ENOENT, "%s is empty or not a cocoon checkpoint (no %s)", dir, IMAGES_META);
 	}
-	if (r < 0)
-		return r;
-	json_object *o = json_tokener_parse(text);
-	if (!o)
-		return error_setx(err, EINVAL, "%s/%s is corrupt", dir, IMAGES_META);
-	int format = json_object_object_get_ex(o, "format", &v) ? json_object_get_int(v) : -1;
-	const char *version = json_object_object_get_ex(o, "version", &v) ? json_object_get_string(v) : "?";
-	if (format != IMAGES_FORMAT || strcmp(version, COCOON_VERSION) != 0) {
-		r = error_setx(err, EPROTO,
-			       "%s was made by cocoon %s (image format %d); this is cocoon %s (format %d): "
-			       "restore it with the version that made it",
-			       dir, version, format, COCOON_VERSION, IMAGES_FORMAT);
-		json_object_put(o);
-		return r;
-	}
-	if (!json_object_object_get_ex(o, "files", &files) || !json_object_is_type(files, json_type_object)) {
-		json_object_put(o);
-		return error_setx(err, EINVAL, "%s/%s lists no files", dir, IMAGES_META);
-	}
+	if (r < 0 || (r = images_meta_parse(text, len, b->lim, &m, err)) < 0)
+		return error_wrap(err, "%s/%s", dir, IMAGES_META);
 	static const char *const required[] = {"inventory.img", "pstree.img"};
-	for (size_t i = 0; i < ARRAY_SIZE(required) && r == 0 && need_tree; i++)
-		if (!json_object_object_get_ex(files, required[i], &v))
+	for (size_t i = 0; i < ARRAY_SIZE(required) && need_tree && r == 0; i++) {
+		bool found = false;
+		for (size_t j = 0; j < m.n_files; j++)
+			found |= strcmp(m.files[j].name, required[i]) == 0;
+		if (!found)
 			r = error_setx(err, ENOENT, "%s has no %s", dir, required[i]);
-	json_object_object_foreach(files, name, entry)
-	{
-		if (r < 0)
-			break;
-		json_object *jsize, *jhash;
-		uint64_t size, hash;
-		char hex[17];
-		if (!plain_name(name) || !json_object_object_get_ex(entry, "size", &jsize) ||
-		    !json_object_object_get_ex(entry, "xxh3", &jhash)) {
-			r = error_setx(err, EINVAL, "%s/%s: bad entry", dir, IMAGES_META);
-			break;
-		}
-		r = hash_file(dirfd, name, &size, &hash, err);
-		if (r < 0) {
-			error_wrap(err, "%s: missing or unreadable", dir);
-			break;
-		}
-		snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)hash);
-		if (size != json_object_get_uint64(jsize))
-			r = error_setx(err, EINVAL, "%s/%s is %llu bytes, expected %llu (truncated?)", dir, name,
-				       (unsigned long long)size, (unsigned long long)json_object_get_uint64(jsize));
-		else if (strcmp(hex, json_object_get_string(jhash)) != 0)
-			r = error_setx(err, EINVAL, "%s/%s is corrupt (checksum mismatch)", dir, name);
 	}
-	json_object_put(o);
-	if (r < 0)
-		return r;
-	return walk_files(dirfd, check_pages, err, err);
+	/* Sizes and structure first (cheap, and refuses FIFOs and devices
+	 * before any read), then every byte. */
+	for (size_t i = 0; i < m.n_files && r == 0; i++)
+		if ((r = check_size(dirfd, &m.files[i], err)) < 0)
+			error_wrap(err, "%s", dir);
+	if (r == 0 && (r = walk_files(dirfd, true, check_pages, err, err)) < 0)
+		error_wrap(err, "%s", dir);
+	for (size_t i = 0; i < m.n_files && r == 0; i++)
+		if ((r = verify_file(dirfd, &m.files[i], b, err)) < 0)
+			error_wrap(err, "%s", dir);
+	images_meta_free(&m);
+	return r;
+}
+
+void images_copy_logs_at(int dirfd, const char *const *from, const char *const *to, size_t n,
+			 const char *work_path)
+{
+	if (dirfd < 0 || !work_path || mkdir_p(work_path, 0700, NULL) < 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_free_ char *text = NULL, *dst = NULL;
+		size_t len;
+		if (safefs_read(dirfd, from[i], IMAGES_MAX_LOG, &text, &len, NULL) == 0 &&
+		    asprintf(&dst, "%s/%s", work_path, to[i]) >= 0)
+			write_file_atomic(dst, text, len, 0600, NULL);
+	}
 }
 
 void images_copy_logs(const char *src, const char *work_path)
 {
 	static const char *const names[] = {"dump.log", "restore.log", "stats-dump", "stats-restore"};
-	if (!work_path || mkdir_p(work_path, 0700, NULL) < 0)
-		return;
-	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
-		_cleanup_free_ char *from = NULL, *to = NULL;
-		if (asprintf(&from, "%s/%s", src, names[i]) >= 0 && asprintf(&to, "%s/%s", work_path, names[i]) >= 0)
-			copy_file_bounded(from, to, 256 << 20);
-	}
+	_cleanup_close_ int dirfd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	images_copy_logs_at(dirfd, names, names, ARRAY_SIZE(names), work_path);
 }
 
 void images_chain_free(struct images_chain *c)
@@ -439,15 +695,18 @@ void images_chain_free(struct images_chain *c)
 	c->n = 0;
 }
 
-int images_verify(const char *dir, struct images_chain *chain, struct error **err)
+int images_verify(const char *dir, const struct images_limits *lim, struct images_chain *chain,
+		  struct error **err)
 {
 	char cur[PATH_MAX];
+	struct budget b;
+	budget_init(&b, lim);
 	snprintf(cur, sizeof(cur), "%s", dir);
 	chain->n = 0;
 	for (;;) {
 		if (chain->n == IMAGES_MAX_CHAIN)
 			return error_setx(err, E2BIG, "%s: more than %d pre-dumps in a chain", dir, IMAGES_MAX_CHAIN);
-		int r = images_verify_one(cur, chain->n == 0, err);
+		int r = images_verify_one(cur, chain->n == 0, &b, err);
 		if (r < 0)
 			return r;
 		const char *base = strrchr(cur, '/');

@@ -3,13 +3,29 @@
  * sizes, checksums and CRIU's own pagemap accounting before a restore. */
 #pragma once
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "error.h"
 
 #define IMAGES_META "cocoon.json"
 #define IMAGES_FORMAT 1
-#define IMAGES_MAX_FILES 20000
+/* Where the agent leaves a dump in the shared directory: checkpoints/CKID,
+ * with CRIU's log beside it as checkpoints/CKID.dump.log on failure. The
+ * host builds these paths from the checkpoint ID it made; it takes none
+ * from the guest. */
+#define IMAGES_SHARED_SUBDIR "checkpoints"
+/* CRIU's logs are text the guest wrote: read this much at most. */
+#define IMAGES_MAX_LOG (64 << 20)
+
+/* What a guest (or a restore directory) can make the host spend; from the
+ * [limits] section of the configuration (docs/config.md). */
+struct images_limits {
+	uint64_t max_bytes;	/* limits.checkpoint_max_bytes */
+	uint64_t max_files;	/* limits.checkpoint_max_files */
+	uint64_t verify_ms;	/* limits.verify_timeout_ms */
+};
 
 struct images_info {
 	const char *container_id;
@@ -31,17 +47,59 @@ struct images_chain {
 };
 void images_chain_free(struct images_chain *c);
 
-/* Checks a directory of images from the guest (regular files with plain
- * names only), writes cocoon.json with sizes and checksums, and moves it to
- * dest atomically: dest appears complete or not at all. dest may exist as an
- * empty directory. */
-int images_publish(const char *src, const char *dest, const struct images_info *info,
-		   struct error **err);
+struct cocoon_config;
+void images_limits_from_config(const struct cocoon_config *cfg, struct images_limits *lim);
+
+/* Takes the dump checkpoints/CKID out of the shared directory of the
+ * sandbox in state_dir and publishes it at dest, atomically: dest appears
+ * complete or not at all (it may exist as an empty directory). Everything
+ * is reached by fd: only regular files with plain names and one link are
+ * taken, each owned by the host user with mode 0600 (the directory 0700),
+ * within the limits; cocoon.json records sizes and checksums. With copy
+ * (or when dest is on another filesystem) the files are copied into new
+ * host files; else the directory is renamed, then checked. On failure the
+ * dump is removed and nothing is left at dest. */
+int images_publish(const char *state_dir, const char *ckid, const char *dest, const struct images_info *info,
+		   const struct images_limits *lim, bool copy, struct error **err);
+
+/* Removes what a failed dump left in the shared directory. */
+void images_discard(const char *state_dir, const char *ckid);
+
+/* Copies the guest's checkpoints/CKID.dump.log to keep (a host path), at
+ * most IMAGES_MAX_LOG bytes. 0 when there was a log to keep. */
+int images_keep_dump_log(const char *state_dir, const char *ckid, const char *keep);
 
 /* Everything a restore needs to trust: our metadata and its format, every
  * file's size and checksum, the files CRIU needs, and each pagemap's page
- * count against the size of its pages file. */
-int images_verify(const char *dir, struct images_chain *chain, struct error **err);
+ * count against the size of its pages file; within the limits. */
+int images_verify(const char *dir, const struct images_limits *lim, struct images_chain *chain,
+		  struct error **err);
 
-/* Copies CRIU's logs and stats from src to the work path (created 0700). */
+/* Copies CRIU's logs and stats from the directory src to the work path
+ * (created 0700), each read by fd and at most IMAGES_MAX_LOG bytes. */
 void images_copy_logs(const char *src, const char *work_path);
+/* The same for NAMES from a directory the guest writes (by fd). */
+void images_copy_logs_at(int dirfd, const char *const *from, const char *const *to, size_t n,
+			 const char *work_path);
+
+/* Pure readers, for the fuzzers and the unit tests. */
+/* Pages a CRIU pagemap image says are stored in pages-<*pages_id>.img. */
+int images_pagemap_pages(const uint8_t *data, size_t len, uint64_t *pages_id, uint64_t *pages,
+			 struct error **err);
+struct images_meta_file {
+	char *name;
+	uint64_t size;
+	char xxh3[17];
+};
+struct images_meta {
+	int format;
+	char *version;
+	char *checkpoint;
+	struct images_meta_file *files;
+	size_t n_files;
+	uint64_t total_bytes;
+};
+/* Parses cocoon.json: every field is checked for its type and range. */
+int images_meta_parse(const char *text, size_t len, const struct images_limits *lim, struct images_meta *m,
+		      struct error **err);
+void images_meta_free(struct images_meta *m);

@@ -1,10 +1,10 @@
 #include "paths.h"
 #include "cleanup.h"
+#include "safefs.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -22,7 +22,9 @@
 
 int read_file_bounded(const char *path, size_t max, char **out, size_t *len, struct error **err)
 {
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO put where a file belongs reads as empty instead
+	 * of hanging the caller. */
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 	_cleanup_free_ char *buf = NULL;
 	size_t n = 0;
 
@@ -56,7 +58,8 @@ int write_file_atomic(const char *path, const char *data, size_t len, int mode, 
 
 	if (asprintf(&tmp, "%s.tmp.%d", path, getpid()) < 0)
 		return error_set(err, ENOMEM, "%s", path);
-	_cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	unlink(tmp); /* our own leftover: the same pid */
+	_cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0)
 		return error_set(err, errno, "create %s", tmp);
 	for (size_t off = 0; off < len;) {
@@ -105,24 +108,21 @@ int mkdir_p(const char *path, int mode, struct error **err)
 	return 0;
 }
 
-static int remove_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	int r = flag == FTW_DP ? rmdir(p) : unlink(p);
-	return r < 0 && errno != ENOENT ? -1 : 0;
-}
-
+/* Walks by fd (safefs_remove): a symlink planted inside the tree is removed,
+ * never followed, whatever it is swapped for meanwhile. */
 int remove_tree(const char *path, struct error **err)
 {
-	struct stat st;
-
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : error_set(err, errno, "stat %s", path);
-	/* FTW_PHYS: never follow a symlink planted inside the tree. */
-	if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0)
-		return error_set(err, errno, "remove %s", path);
-	return 0;
+	_cleanup_free_ char *parent = path_beside(path, ".");
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	if (!parent)
+		return error_set(err, ENOMEM, "remove %s", path);
+	if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+		return error_setx(err, EINVAL, "remove %s: not a removable name", path);
+	_cleanup_close_ int dirfd = open(*parent ? parent : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		return errno == ENOENT ? 0 : error_set(err, errno, "remove %s", path);
+	int r = safefs_remove(dirfd, base, err);
+	return r < 0 ? error_wrap(err, "remove %s", path) : 0;
 }
 
 int validate_id(const char *kind, const char *id, struct error **err)

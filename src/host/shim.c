@@ -259,17 +259,16 @@ static int create_container(struct shim *s, struct error **err)
 	return 0;
 }
 
+/* CRIU's restore log and stats, which the guest wrote into the shared
+ * directory: read by fd, bounded, under host-chosen names. */
 static void copy_restore_logs(struct shim *s)
 {
-	static const char *const names[] = {"restore.log", "stats-restore"};
-	if (!s->args->work_path || mkdir_p(s->args->work_path, 0700, NULL) < 0)
-		return;
-	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
-		_cleanup_free_ char *from = NULL, *to = NULL;
-		if (asprintf(&from, "%s/restore-%s.%s", s->sb.shared_dir, s->args->id, names[i]) >= 0 &&
-		    asprintf(&to, "%s/%s", s->args->work_path, names[i]) >= 0)
-			copy_file_bounded(from, to, 256 << 20);
-	}
+	char log[128], stats[128];
+	snprintf(log, sizeof(log), "restore-%s.restore.log", s->args->id);
+	snprintf(stats, sizeof(stats), "restore-%s.stats-restore", s->args->id);
+	const char *const from[] = {log, stats}, *const to[] = {"restore.log", "stats-restore"};
+	_cleanup_close_ int dirfd = open(s->sb.shared_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	images_copy_logs_at(dirfd, from, to, ARRAY_SIZE(from), s->args->work_path);
 }
 
 static int restore_container(struct shim *s, struct error **err)

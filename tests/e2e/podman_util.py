@@ -1,0 +1,210 @@
+"""podman driving cocoon, for end-to-end tests.
+
+Usage, from a test:
+
+    from podman_util import podman      # the fixture (function scope)
+
+    def test_x(podman):
+        r = podman.run("run", "--rm", podman.image, "payload", "echo", "hi")
+        assert r.returncode == 0, r.stderr
+
+`podman` is a `Podman` object: podman 4.3 (Debian 12) with cocoon as its
+runtime, and everything of its own in the test's temporary directory:
+
+- `podman.run(*args, timeout=..., input=None)` runs `podman ARGS` and returns
+  the CompletedProcess (text mode); `podman.check(*args)` does the same and
+  raises with podman's output when it fails.
+- `podman.image` is a local image (`localhost/cocoon-test:latest`): busybox
+  (`/bin/sh`, `cat`, `echo`, `sleep`, `ls`, ...) and the static test payload
+  (`/bin/payload`, tests/payload/payload.c). It is built with `podman import`
+  from a tar: no registry is reached.
+- `podman.storage(name)` gives another Podman sharing this one's image tar
+  and configuration but with its own storage root, runroot and tmpdir: a
+  second host, for `checkpoint --export` / `restore --import`. Its image is
+  imported on first use of `.image`.
+- `podman.tmp` is the test's directory, `podman.base` the storage's (podman
+  wants a runroot of at most 50 characters, so it is a short /tmp/cpm-*);
+  `podman.env` the environment podman runs with (CONTAINERS_CONF,
+  COCOON_CONFIG, and COCOON_CACHE_DIR as inherited).
+- `podman.cocoon_config` is the cocoon config.toml the runtime reads (through
+  COCOON_CONFIG, inherited by conmon and the shim): write to it to change
+  cocoon's settings for this test.
+
+The containers.conf it writes (pointed at by CONTAINERS_CONF):
+- cocoon as the default runtime, so tests pass no --runtime flag and drive
+  podman exactly as a user does;
+- default_ulimits nofile=1024:1024 and nproc=1024:1024: this host's hard
+  nofile limit is below podman's default (DESIGN.md);
+- the file events backend and cgroupfs, which work without systemd.
+
+At teardown every container and pod of the test's storage roots is removed
+(with force), and any shim or VM that mentions the test's directory is
+killed. Tests skip with the reason when podman is not installed.
+"""
+import io
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import tarfile
+import tempfile
+import time
+
+import pytest
+
+from conftest import COCOON, PAYLOAD, pids_mentioning, qemu_pids
+
+IMAGE = "localhost/cocoon-test:latest"
+PODMAN = shutil.which("podman")
+BUSYBOX = pathlib.Path("/bin/busybox")
+TOOLS = ("sh", "cat", "echo", "sleep", "ls", "mkdir", "rm", "wc", "head", "tail", "grep", "dd",
+         "id", "mount", "touch", "stat", "nc", "ip", "hostname", "true", "false", "env", "ps")
+
+
+def image_tar(dest):
+    """A root filesystem as a tar: busybox, its applets used by the tests,
+    the test payload, and the directories a container expects."""
+    archive = dest / "cocoon-test-rootfs.tar"
+    if archive.exists():
+        return archive
+    with tarfile.open(archive, "w") as t:
+        for d in ("bin", "dev", "etc", "proc", "sys", "tmp", "data", "run", "var", "var/tmp"):
+            info = tarfile.TarInfo(d)
+            info.type = tarfile.DIRTYPE
+            info.mode = 0o1777 if d in ("tmp", "var/tmp") else 0o755
+            t.addfile(info)
+        for src, name in ((PAYLOAD, "bin/payload"), (BUSYBOX, "bin/busybox")):
+            data = src.read_bytes()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o755
+            t.addfile(info, io.BytesIO(data))
+        for tool in TOOLS:
+            info = tarfile.TarInfo(f"bin/{tool}")
+            info.type = tarfile.SYMTYPE
+            info.linkname = "busybox"
+            t.addfile(info)
+        passwd = b"root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n"
+        group = b"root:x:0:\nnobody:x:65534:\n"
+        for name, data in (("etc/passwd", passwd), ("etc/group", group)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            t.addfile(info, io.BytesIO(data))
+    return archive
+
+
+def containers_conf(path, runtime):
+    path.write_text(f"""[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+
+[engine]
+runtime = "cocoon"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+
+[engine.runtimes]
+cocoon = ["{runtime}"]
+""")
+
+
+class Podman:
+    def __init__(self, tmp, name="main", shared=None):
+        self.tmp = tmp
+        self.name = name
+        # podman refuses a runroot longer than 50 characters: pytest's
+        # tmp_path is too long, so the storage lives in a short directory.
+        self.base = pathlib.Path(tempfile.mkdtemp(prefix=f"cpm-{name}-", dir="/tmp"))
+        for d in ("root", "runroot", "tmpdir", "volumes"):
+            (self.base / d).mkdir(parents=True, exist_ok=True)
+        if shared is None:
+            self.conf = tmp / "containers.conf"
+            containers_conf(self.conf, COCOON)
+            self.cocoon_config = tmp / "cocoon.toml"
+            self.cocoon_config.write_text("")
+            self.others = []
+        else:
+            self.conf = shared.conf
+            self.cocoon_config = shared.cocoon_config
+            self.others = shared.others
+        self.env = {**os.environ, "CONTAINERS_CONF": str(self.conf),
+                    "COCOON_CONFIG": str(self.cocoon_config)}
+        self._image = False
+
+    def argv(self, *args):
+        return [PODMAN, "--root", str(self.base / "root"), "--runroot", str(self.base / "runroot"),
+                "--tmpdir", str(self.base / "tmpdir"), "--volumepath", str(self.base / "volumes"),
+                "--storage-driver", "vfs", *args]
+
+    def run(self, *args, timeout=300, input=None):
+        return subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=timeout,
+                              input=input, env=self.env,
+                              stdin=None if input is not None else subprocess.DEVNULL)
+
+    def check(self, *args, timeout=300, input=None):
+        r = self.run(*args, timeout=timeout, input=input)
+        if r.returncode != 0:
+            raise AssertionError(f"podman {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+        return r
+
+    @property
+    def image(self):
+        if not self._image:
+            self.check("import", "--change", "ENV=PATH=/bin", "--change", 'CMD=["/bin/sh"]',
+                       str(image_tar(self.tmp)), IMAGE, timeout=120)
+            self._image = True
+        return IMAGE
+
+    def storage(self, name):
+        """Another storage root (a second host) with the same configuration."""
+        other = Podman(self.tmp, name, shared=self)
+        self.others.append(other)
+        return other
+
+    def cleanup(self):
+        for p in [self, *self.others]:
+            for what in (("pod", "rm", "--all", "--force"), ("rm", "--all", "--force", "--time", "0")):
+                try:
+                    p.run(*what, timeout=120)
+                except subprocess.TimeoutExpired:
+                    pass
+        dirs = [str(self.tmp)] + [str(p.base) for p in [self, *self.others]]
+        for pid in {pid for d in dirs for pid in pids_mentioning(d) + qemu_pids(d)}:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        deadline = time.time() + 5
+        while any(qemu_pids(d) for d in dirs) and time.time() < deadline:
+            time.sleep(0.1)
+        for p in [self, *self.others]:
+            # vfs layers and podman's shm mounts live under the test's root.
+            subprocess.run(["umount", "-R", "-l", str(p.base)], capture_output=True)
+            for m in reversed(mounts_under(p.base)):
+                subprocess.run(["umount", "-l", m], capture_output=True)
+            shutil.rmtree(p.base, ignore_errors=True)
+
+
+def mounts_under(path):
+    prefix = str(path)
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = line.split()[4]
+            if mp.startswith(prefix):
+                out.append(mp)
+    return out
+
+
+@pytest.fixture
+def podman(tmp_path):
+    if PODMAN is None:
+        pytest.skip("podman is not installed (Debian package podman)")
+    if not PAYLOAD.exists():
+        pytest.skip(f"{PAYLOAD} is missing: run 'make' first")
+    p = Podman(tmp_path)
+    try:
+        yield p
+    finally:
+        p.cleanup()

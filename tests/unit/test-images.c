@@ -1,0 +1,510 @@
+/* The host's side of the checkpoint boundary, attacked the way a guest that
+ * owns its agent would: every test plants something in the shared
+ * directory (or a restore directory) and checks that the host refuses it
+ * quickly, clearly, and without touching the canary outside the state
+ * directory. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "images.h"
+#include "paths.h"
+#include "safefs.h"
+
+#define CKID "ck-test"
+
+static char root[64];
+static char state[128], ckdir[192], ckpt[256], canary_dir[128], canary[192], dest[128];
+static const char canary_text[] = "the host's secret";
+
+static void put(const char *path, const void *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, len), (ssize_t)len);
+	close(fd);
+}
+
+static void putf(const char *dir, const char *name, const void *data, size_t len)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	put(p, data, len);
+}
+
+/* A pagemap with one entry of n present pages, stored in pages-1.img. */
+static size_t pagemap(uint8_t *out, uint64_t n)
+{
+	uint8_t head[] = {0x08, 0x01};
+	uint8_t entry[16] = {0x10};
+	size_t k = 1;
+	do {
+		entry[k++] = (uint8_t)((n & 0x7f) | (n > 0x7f ? 0x80 : 0));
+		n >>= 7;
+	} while (n);
+	entry[k++] = 0x20;
+	entry[k++] = 0x04;
+	uint32_t hl = sizeof(head), el = (uint32_t)k;
+	memset(out, 0x55, 8);
+	memcpy(out + 8, &hl, 4);
+	memcpy(out + 12, head, sizeof(head));
+	memcpy(out + 14, &el, 4);
+	memcpy(out + 18, entry, k);
+	return 18 + k;
+}
+
+static void make_dump(void)
+{
+	uint8_t pm[64], pages[8192];
+	mkdir(ckpt, 0755);
+	putf(ckpt, "inventory.img", "inv", 3);
+	putf(ckpt, "pstree.img", "tree", 4);
+	memset(pages, 0xab, sizeof(pages));
+	putf(ckpt, "pages-1.img", pages, sizeof(pages));
+	putf(ckpt, "pagemap-1.img", pm, pagemap(pm, 2));
+}
+
+static int setup(void **st)
+{
+	snprintf(root, sizeof(root), "/tmp/cocoon-test-images.XXXXXX");
+	assert_non_null(mkdtemp(root));
+	snprintf(state, sizeof(state), "%s/state", root);
+	snprintf(ckdir, sizeof(ckdir), "%s/shared/" IMAGES_SHARED_SUBDIR, state);
+	snprintf(ckpt, sizeof(ckpt), "%s/" CKID, ckdir);
+	snprintf(canary_dir, sizeof(canary_dir), "%s/canary", root);
+	snprintf(canary, sizeof(canary), "%s/secret", canary_dir);
+	snprintf(dest, sizeof(dest), "%s/out", root);
+	assert_int_equal(mkdir_p(ckdir, 0700, NULL), 0);
+	mkdir(canary_dir, 0755);
+	put(canary, canary_text, strlen(canary_text));
+	chmod(canary, 0644);
+	make_dump();
+	safefs_force_fallback = false;
+	return 0;
+}
+
+static int teardown(void **st)
+{
+	remove_tree(root, NULL);
+	return 0;
+}
+
+static void assert_canary_intact(void)
+{
+	struct stat sb;
+	char buf[64] = "";
+	assert_int_equal(stat(canary, &sb), 0);
+	assert_int_equal(sb.st_mode & 07777, 0644);
+	int fd = open(canary, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_true(read(fd, buf, sizeof(buf) - 1) > 0);
+	close(fd);
+	assert_string_equal(buf, canary_text);
+}
+
+static const struct images_limits default_limits = {.max_bytes = 1ULL << 30, .max_files = 100, .verify_ms = 10000};
+
+static int publish(bool copy, struct error **err)
+{
+	struct images_info info = {.container_id = "c1", .checkpoint_id = CKID};
+	return images_publish(state, CKID, dest, &info, &default_limits, copy, err);
+}
+
+/* Publishing must fail, name why, leave nothing at dest or in the shared
+ * directory, and leave the canary alone. */
+static void expect_refused(bool copy, const char *needle)
+{
+	struct error *err = NULL;
+	long long t0 = now_ms();
+	int r = publish(copy, &err);
+	if (r == 0 || !err || !strstr(err->msg, needle))
+		fail_msg("expected a refusal naming '%s', got: %s", needle, err ? err->msg : "success");
+	assert_true(now_ms() - t0 < 5000);
+	error_free(&err);
+	assert_int_equal(access(dest, F_OK), -1);
+	assert_canary_intact();
+}
+
+static void test_publish_good(void **st)
+{
+	for (int copy = 0; copy < 2; copy++) {
+		struct error *err = NULL;
+		struct stat sb;
+		char p[256];
+		if (copy) {
+			remove_tree(dest, NULL);
+			make_dump();
+		}
+		chmod(ckpt, 0777);
+		snprintf(p, sizeof(p), "%s/pstree.img", ckpt);
+		chmod(p, 04755); /* the guest's setuid bit must not reach the host */
+		assert_int_equal(publish(copy, &err), 0);
+		assert_int_equal(access(ckpt, F_OK), -1);
+		assert_int_equal(stat(dest, &sb), 0);
+		assert_int_equal(sb.st_mode & 07777, 0700);
+		snprintf(p, sizeof(p), "%s/pstree.img", dest);
+		assert_int_equal(stat(p, &sb), 0);
+		assert_int_equal(sb.st_mode & 07777, 0600);
+		assert_int_equal(sb.st_uid, geteuid());
+		struct images_chain chain = {0};
+		assert_int_equal(images_verify(dest, &default_limits, &chain, &err), 0);
+		assert_int_equal(chain.n, 1);
+		images_chain_free(&chain);
+	}
+}
+
+static void test_dump_dir_symlink(void **st)
+{
+	for (int copy = 0; copy < 2; copy++) {
+		remove_tree(ckpt, NULL);
+		assert_int_equal(symlink(canary_dir, ckpt), 0);
+		expect_refused(copy, CKID);
+		/* The dump's name is removed; what it pointed at is not. */
+		assert_int_equal(access(ckpt, F_OK), -1);
+	}
+}
+
+static void test_checkpoints_dir_symlink(void **st)
+{
+	char real[300];
+	snprintf(real, sizeof(real), "%s/elsewhere", root);
+	assert_int_equal(rename(ckdir, real), 0);
+	/* checkpoints -> a directory outside, holding CKID -> the canary. */
+	char inner[400];
+	snprintf(inner, sizeof(inner), "%s/" CKID, real);
+	remove_tree(inner, NULL);
+	assert_int_equal(symlink(canary_dir, inner), 0);
+	assert_int_equal(symlink(real, ckdir), 0);
+	expect_refused(false, IMAGES_SHARED_SUBDIR);
+	expect_refused(true, IMAGES_SHARED_SUBDIR);
+	images_discard(state, CKID);
+	assert_canary_intact();
+}
+
+static void test_fifo_in_dump(void **st)
+{
+	char p[300];
+	snprintf(p, sizeof(p), "%s/pages-1.img", ckpt);
+	unlink(p);
+	assert_int_equal(mkfifo(p, 0644), 0);
+	expect_refused(false, "not a regular file");
+	make_dump();
+	unlink(p);
+	assert_int_equal(mkfifo(p, 0644), 0);
+	expect_refused(true, "not a regular file");
+}
+
+static void test_symlink_to_char_device(void **st)
+{
+	char p[300];
+	for (int copy = 0; copy < 2; copy++) {
+		make_dump();
+		snprintf(p, sizeof(p), "%s/pages-1.img", ckpt);
+		unlink(p);
+		assert_int_equal(symlink("/dev/zero", p), 0);
+		expect_refused(copy, "not a regular file");
+	}
+}
+
+static void test_device_node(void **st)
+{
+	char p[300];
+	snprintf(p, sizeof(p), "%s/core-1.img", ckpt);
+	if (mknod(p, S_IFCHR | 0666, makedev(1, 5)) < 0)
+		skip(); /* needs CAP_MKNOD */
+	expect_refused(false, "not a regular file");
+}
+
+static void test_sparse_giant(void **st)
+{
+	char p[300];
+	for (int copy = 0; copy < 2; copy++) {
+		make_dump();
+		snprintf(p, sizeof(p), "%s/pages-1.img", ckpt);
+		int fd = open(p, O_WRONLY);
+		assert_true(fd >= 0);
+		/* 2^60 where the filesystem allows it, else its largest. */
+		off_t size = 1LL << 60;
+		while (ftruncate(fd, size) < 0 && size > (1LL << 30))
+			size >>= 1;
+		close(fd);
+		expect_refused(copy, "limits.checkpoint_max_bytes");
+	}
+}
+
+static void test_hard_link_to_canary(void **st)
+{
+	char p[300];
+	snprintf(p, sizeof(p), "%s/pages-2.img", ckpt);
+	assert_int_equal(link(canary, p), 0);
+	expect_refused(false, "links");
+	/* Not chmod'ed to 0600 or chowned on the way: checked above. */
+}
+
+static void test_subdirectory_and_odd_names(void **st)
+{
+	char p[300];
+	snprintf(p, sizeof(p), "%s/sub", ckpt);
+	mkdir(p, 0700);
+	expect_refused(false, "not a regular file");
+	make_dump();
+	snprintf(p, sizeof(p), "%s/bad name", ckpt);
+	put(p, "x", 1);
+	expect_refused(true, "unexpected file name");
+}
+
+static void test_too_many_files(void **st)
+{
+	for (int i = 0; i < 120; i++) {
+		char n[32];
+		snprintf(n, sizeof(n), "extra-%d.img", i);
+		putf(ckpt, n, "x", 1);
+	}
+	expect_refused(false, "limits.checkpoint_max_files");
+}
+
+static void test_verify_time_limit(void **st)
+{
+	struct images_limits lim = default_limits;
+	struct images_info info = {.container_id = "c1", .checkpoint_id = CKID};
+	struct error *err = NULL;
+	static char big[64 << 20];
+	putf(ckpt, "big.img", big, sizeof(big));
+	lim.verify_ms = 0;
+	assert_int_not_equal(images_publish(state, CKID, dest, &info, &lim, false, &err), 0);
+	assert_non_null(strstr(err->msg, "limits.verify_timeout_ms"));
+	error_free(&err);
+}
+
+/* The guest swaps the dump directory for a symlink to the canary, and back,
+ * as fast as it can while the host publishes. */
+static void test_swap_race(void **st)
+{
+	char real[300], lnk[300];
+	snprintf(real, sizeof(real), "%s/" CKID ".real", ckdir);
+	snprintf(lnk, sizeof(lnk), "%s/" CKID ".lnk", ckdir);
+	for (int round = 0; round < 40; round++) {
+		remove_tree(dest, NULL);
+		remove_tree(real, NULL);
+		make_dump();
+		safefs_force_fallback = round % 2;
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			for (;;) {
+				rename(ckpt, real);
+				unlink(lnk);
+				symlink(canary_dir, lnk);
+				rename(lnk, ckpt);
+				rename(ckpt, lnk);
+				rename(real, ckpt);
+			}
+		}
+		struct error *err = NULL;
+		publish(round % 4 >= 2, &err);
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		error_free(&err);
+		assert_canary_intact();
+		struct stat sb;
+		if (lstat(dest, &sb) == 0)
+			assert_true(S_ISDIR(sb.st_mode));
+	}
+	safefs_force_fallback = false;
+}
+
+static void test_dump_log_attacks(void **st)
+{
+	char log[300], keep[300];
+	snprintf(log, sizeof(log), "%s/" CKID ".dump.log", ckdir);
+	snprintf(keep, sizeof(keep), "%s/kept.log", root);
+	assert_int_equal(symlink(canary, log), 0);
+	assert_int_not_equal(images_keep_dump_log(state, CKID, keep), 0);
+	assert_int_equal(access(keep, F_OK), -1);
+	unlink(log);
+	assert_int_equal(mkfifo(log, 0644), 0);
+	long long t0 = now_ms();
+	assert_int_not_equal(images_keep_dump_log(state, CKID, keep), 0);
+	assert_true(now_ms() - t0 < 2000);
+	unlink(log);
+	put(log, "Error (criu): boom\n", 19);
+	assert_int_equal(images_keep_dump_log(state, CKID, keep), 0);
+	images_discard(state, CKID);
+	assert_int_equal(access(log, F_OK), -1);
+	assert_int_equal(access(ckpt, F_OK), -1);
+}
+
+static void test_remove_tree_keeps_symlink_targets(void **st)
+{
+	char p[300];
+	snprintf(p, sizeof(p), "%s/link", ckpt);
+	assert_int_equal(symlink(canary_dir, p), 0);
+	assert_int_equal(remove_tree(state, NULL), 0);
+	assert_int_equal(access(state, F_OK), -1);
+	assert_canary_intact();
+}
+
+/* ---- restore input ---------------------------------------------------------- */
+
+static void published(void)
+{
+	struct error *err = NULL;
+	assert_int_equal(publish(false, &err), 0);
+}
+
+static void expect_verify_error(const char *needle)
+{
+	struct images_chain chain = {0};
+	struct error *err = NULL;
+	long long t0 = now_ms();
+	int r = images_verify(dest, &default_limits, &chain, &err);
+	images_chain_free(&chain);
+	if (r == 0 || !err || !strstr(err->msg, needle))
+		fail_msg("expected an error naming '%s', got: %s", needle, err ? err->msg : "success");
+	assert_true(now_ms() - t0 < 5000);
+	error_free(&err);
+}
+
+static void set_meta(const char *text)
+{
+	char p[300];
+	snprintf(p, sizeof(p), "%s/" IMAGES_META, dest);
+	unlink(p);
+	put(p, text, strlen(text));
+}
+
+static void test_verify_wrong_types(void **st)
+{
+	published();
+	static const struct {
+		const char *json, *needle;
+	} cases[] = {
+		{"{\"format\": 1, \"version\": null, \"files\": {}}", "made by cocoon ?"},
+		{"{\"format\": \"1\", \"version\": \"" COCOON_VERSION "\", \"files\": {}}", "image format -1"},
+		{"{\"format\": 1, \"version\": 7, \"files\": {}}", "made by cocoon ?"},
+		{"{\"format\": 1, \"version\": \"" COCOON_VERSION "\", \"files\": []}", "lists no files"},
+		{"{\"format\": 1, \"version\": \"" COCOON_VERSION "\"}", "lists no files"},
+		{"{\"format\": 1, \"version\": \"" COCOON_VERSION "\", \"files\": {\"a.img\": null}}", "bad entry"},
+		{"{\"format\": 1, \"version\": \"" COCOON_VERSION "\", \"files\": {\"a.img\": {\"size\": \"3\", "
+		 "\"xxh3\": \"0000000000000000\"}}}", "bad entry"},
+		{"{\"format\": 1, \"version\": \"" COCOON_VERSION "\", \"files\": {\"a.img\": {\"size\": 3, "
+		 "\"xxh3\": 12}}}", "bad entry"},
+		{"{\"format\": 1, \"version\": \"" COCOON_VERSION "\", \"files\": {\"a.img\": {\"size\": -1, "
+		 "\"xxh3\": \"0000000000000000\"}}}", "bad entry"},
+		{"{\"format\": 1, \"version\": \"" COCOON_VERSION "\", \"files\": {\"../x\": {\"size\": 1, "
+		 "\"xxh3\": \"0000000000000000\"}}}", "bad entry"},
+		{"{\"format\": 1, \"version\": \"" COCOON_VERSION "\", \"files\": {\"a.img\": {\"size\": "
+		 "1152921504606846976, \"xxh3\": \"0000000000000000\"}}}", "limits.checkpoint_max_bytes"},
+		{"[1, 2]", "not a JSON object"},
+		{"{\"format\": 1, ", "not valid JSON"},
+		{"", "not valid JSON"},
+		{"null", "not a JSON object"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		set_meta(cases[i].json);
+		expect_verify_error(cases[i].needle);
+	}
+}
+
+static void test_verify_fifo_and_symlink(void **st)
+{
+	char p[300];
+	published();
+	snprintf(p, sizeof(p), "%s/pstree.img", dest);
+	unlink(p);
+	assert_int_equal(mkfifo(p, 0644), 0);
+	expect_verify_error("not a regular file");
+	unlink(p);
+	assert_int_equal(symlink("/dev/zero", p), 0);
+	expect_verify_error("not a regular file");
+	unlink(p);
+	assert_int_equal(symlink(canary, p), 0);
+	expect_verify_error("not a regular file");
+	snprintf(p, sizeof(p), "%s/" IMAGES_META, dest);
+	unlink(p);
+	assert_int_equal(mkfifo(p, 0644), 0);
+	expect_verify_error("a FIFO");
+}
+
+static void test_verify_sparse_giant(void **st)
+{
+	char p[300];
+	published();
+	snprintf(p, sizeof(p), "%s/pstree.img", dest);
+	int fd = open(p, O_WRONLY);
+	off_t size = 1LL << 60;
+	while (ftruncate(fd, size) < 0 && size > (1LL << 30))
+		size >>= 1;
+	close(fd);
+	expect_verify_error("expected 4 (truncated?)");
+}
+
+static void test_verify_pagemap_overflow(void **st)
+{
+	uint8_t pm[64];
+	/* 2^52 pages, twice: 2^65 bytes, which must not wrap to a small
+	 * number. Published as the guest made it: a restore checks it. */
+	size_t n = pagemap(pm, 1ULL << 52);
+	memcpy(pm + n, pm + 14, n - 14);
+	putf(ckpt, "pagemap-1.img", pm, n + n - 14);
+	published();
+	expect_verify_error("overflows");
+}
+
+static void test_pagemap_reader(void **st)
+{
+	uint8_t pm[64];
+	uint64_t id, pages;
+	struct error *err = NULL;
+	size_t n = pagemap(pm, 300);
+	assert_int_equal(images_pagemap_pages(pm, n, &id, &pages, NULL), 0);
+	assert_int_equal(id, 1);
+	assert_int_equal(pages, 300);
+	/* Cut anywhere but between entries: refused. */
+	for (size_t cut = 0; cut < n; cut++)
+		if (cut != 8 && cut != 14)
+			assert_int_not_equal(images_pagemap_pages(pm, cut, &id, &pages, NULL), 0);
+	uint8_t two[128];
+	n = pagemap(two, UINT64_MAX / 4096);
+	memcpy(two + n, two + 14, n - 14);
+	assert_int_equal(images_pagemap_pages(two, n + n - 14, &id, &pages, &err), -EOVERFLOW);
+	error_free(&err);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_publish_good, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dump_dir_symlink, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_checkpoints_dir_symlink, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fifo_in_dump, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_symlink_to_char_device, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_device_node, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sparse_giant, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hard_link_to_canary, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_subdirectory_and_odd_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_too_many_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verify_time_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_swap_race, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dump_log_attacks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remove_tree_keeps_symlink_targets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verify_wrong_types, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verify_fifo_and_symlink, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verify_sparse_giant, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verify_pagemap_overflow, setup, teardown),
+		cmocka_unit_test(test_pagemap_reader),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
