@@ -9,7 +9,7 @@ gcc make meson ninja-build pkg-config
 libprotobuf-c-dev protobuf-c-compiler libjson-c-dev libcmocka-dev libxxhash-dev
 libnl-3-dev libnl-route-3-dev
 qemu-system-x86 criu busybox-static cpio kmod xz-utils iproute2 iptables tar gzip
-python3 python3-pytest
+python3 python3-pytest clang libclang-rt-14-dev
 containerd runc
 shellcheck codespell
 "
@@ -23,7 +23,8 @@ shellcheck codespell
 #           busybox-static (guest shell and test payload helper), cpio, kmod
 #           (depmod/modprobe to resolve module deps), xz-utils (vmlinux
 #           extraction), iproute2 + iptables (CRIU calls them in the guest)
-#   tests:  python3-pytest (e2e), containerd + runc (engine tests)
+#   tests:  python3-pytest (e2e), containerd + runc (engine tests), clang +
+#           libclang-rt-14-dev (libFuzzer targets: make fuzz, make fuzz-smoke)
 #   lint:   shellcheck, codespell (make lint, part of make check)
 
 missing=

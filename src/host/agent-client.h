@@ -42,6 +42,15 @@ int agent_send_oneway(struct agent_client *c, Cocoon__Request *req, struct error
  * it. Returns -EPIPE once the peer has closed the channel. */
 int agent_client_pump(struct agent_client *c, struct error **err);
 
+/* Dispatches the events among the bytes already read, without reading:
+ * those that came in the same read as a reply. */
+int agent_client_drain(struct agent_client *c, struct error **err);
+
+/* Makes guest text safe for a terminal or a log, in place: C0 controls,
+ * DEL and C1 controls (U+0080..U+009F) become spaces, bytes that are not
+ * UTF-8 become '?'. */
+void agent_text_sanitize(char *s);
+
 /* Sends raw bytes (tests of the agent's frame handling). */
 int agent_send_raw(struct agent_client *c, const void *buf, size_t len, struct error **err);
 

@@ -248,9 +248,12 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 	 * it made. The reply only has to agree; it names nothing. */
 	char expect[128];
 	snprintf(expect, sizeof(expect), IMAGES_SHARED_SUBDIR "/%s", ckid);
-	if (strcmp(rep->shared_path, expect) != 0)
-		r = error_setx(err, EPROTO, "the agent's reply names images at '%.60s', not %s", rep->shared_path,
-			       expect);
+	if (strcmp(rep->shared_path, expect) != 0) {
+		char named[64];
+		snprintf(named, sizeof(named), "%s", rep->shared_path);
+		agent_text_sanitize(named);
+		r = error_setx(err, EPROTO, "the agent's reply names images at '%s', not %s", named, expect);
+	}
 	struct images_info info = {.container_id = id, .checkpoint_id = ckid,
 				   .parent_path = o->parent_path};
 	struct images_limits lim;

@@ -149,7 +149,7 @@ static int parse_value(struct cocoon_config *c, const struct key_def *k, const c
 	const char *why = NULL, *rest = NULL;
 
 	switch (k->type) {
-	case T_BOOL:
+	case T_BOOL: {
 		size_t tok = strcspn(v, " \t#");
 		bool rest_ok = only_comment(v + tok);
 		if (rest_ok && tok == 4 && memcmp(v, "true", 4) == 0)
@@ -160,6 +160,7 @@ static int parse_value(struct cocoon_config *c, const struct key_def *k, const c
 			return error_setx(err, EINVAL, "%s: %s.%s: expected a boolean (true or false)",
 					  where, k->section, k->key);
 		return 0;
+	}
 	case T_INT: {
 		char *end = NULL;
 		errno = 0;

@@ -8,6 +8,7 @@
 #include "shim.h"
 #include "agent-client.h"
 #include "cleanup.h"
+#include "console.h"
 #include "network.h"
 #include "paths.h"
 #include "sandbox.h"
@@ -43,6 +44,7 @@ struct shim {
 	struct shim_args *args;
 	struct sandbox sb;
 	struct container_state st;
+	struct console_guard console;
 	int listen_fd;
 	int sig_fd;
 	int in_fd, out_fd, err_fd; /* the container's stdio on the host */
@@ -346,6 +348,9 @@ static int shim_setup(struct shim *s, struct error **err)
 	}
 	if (r < 0)
 		return error_wrap(err, "boot VM");
+	if ((r = console_guard_start(&s->console, s->sb.console_log, (uint64_t)a->g->cfg.console_log_max_bytes,
+				     err)) < 0)
+		return r;
 	s->sb.agent.on_event = on_agent_event;
 	s->sb.agent.event_userdata = s;
 	if ((r = copy_bind_files(s, err)) < 0 ||
@@ -356,13 +361,7 @@ static int shim_setup(struct shim *s, struct error **err)
 	 * container runs again with its connections (network.h). */
 	if (s->net.sk)
 		network_release(&s->net, NULL);
-	snprintf(s->st.id, sizeof(s->st.id), "%s", a->id);
-	snprintf(s->st.bundle, sizeof(s->st.bundle), "%s", a->bundle->bundle);
-	snprintf(s->st.rootfs, sizeof(s->st.rootfs), "%s", a->bundle->rootfs);
-	state_now_rfc3339(s->st.created);
 	s->st.status = a->restore ? STATUS_RUNNING : STATUS_CREATED;
-	s->st.shim_pid = getpid();
-	s->st.shim_start = proc_start_time(getpid());
 	return state_write(a->dir, &s->st, err);
 }
 
@@ -659,6 +658,13 @@ static void shim_loop(struct shim *s)
 {
 	while (!s->exited) {
 		struct pollfd fds[4 + SHIM_MAX_CLIENTS + SHIM_MAX_EXECS];
+		/* Events that came in the same read as a reply are already
+		 * here: no new bytes will wake poll for them. */
+		if (agent_client_drain(&s->sb.agent, NULL) < 0) {
+			s->exited = true;
+			s->exit_code = 128 + SIGKILL;
+			break;
+		}
 		void *tag[ARRAY_SIZE(fds)];
 		nfds_t n = 0;
 
@@ -738,7 +744,16 @@ void shim_main(struct shim_args *a)
 	for (int i = 0; i < SHIM_MAX_EXECS; i++)
 		close_exec(&s.execs[i]);
 	s.sig_fd = signals_setup();
-	if (shim_setup(&s, &err) < 0) {
+	/* From the first moment the shim, and through its process group QEMU
+	 * and virtiofsd, can be found and killed from the state root. */
+	snprintf(s.st.id, sizeof(s.st.id), "%s", a->id);
+	snprintf(s.st.bundle, sizeof(s.st.bundle), "%s", a->bundle->bundle);
+	snprintf(s.st.rootfs, sizeof(s.st.rootfs), "%s", a->bundle->rootfs);
+	state_now_rfc3339(s.st.created);
+	s.st.status = STATUS_CREATING;
+	s.st.shim_pid = getpid();
+	s.st.shim_start = proc_start_time(getpid());
+	if (state_write(a->dir, &s.st, &err) < 0 || shim_setup(&s, &err) < 0) {
 		report(a->ready_fd, err->msg);
 		sandbox_shutdown(&s.sb);
 		sandbox_destroy(&s.sb, false);
@@ -754,6 +769,7 @@ void shim_main(struct shim_args *a)
 	snprintf(path, sizeof(path), "%s/" SHIM_SOCKET, a->dir);
 	unlink(path);
 	sandbox_shutdown(&s.sb);
+	console_guard_stop(&s.console);
 	sandbox_destroy(&s.sb, false);
 	network_close(&s.net);
 	s.st.status = STATUS_STOPPED;

@@ -120,6 +120,15 @@ static int get_bool(json_object *o, const char *key, const char *field, protobuf
 	return 0;
 }
 
+/* A string field that parsing never reached still holds protobuf-c's
+ * static empty string: found by fuzz-spec (a mount with a bad destination
+ * crashed spec_free). */
+static void free_pb_string(char *s)
+{
+	if (s != protobuf_c_empty_string)
+		free(s);
+}
+
 void spec_process_free(Cocoon__ProcessSpec *p)
 {
 	if (!p)
@@ -130,11 +139,10 @@ void spec_process_free(Cocoon__ProcessSpec *p)
 	for (size_t i = 0; i < p->n_env; i++)
 		free(p->env[i]);
 	free(p->env);
-	if (p->cwd != protobuf_c_empty_string)
-		free(p->cwd);
+	free_pb_string(p->cwd);
 	free(p->additional_gids);
 	for (size_t i = 0; i < p->n_rlimits; i++) {
-		free(p->rlimits[i]->type);
+		free_pb_string(p->rlimits[i]->type);
 		free(p->rlimits[i]);
 	}
 	free(p->rlimits);
@@ -445,15 +453,14 @@ static void spec_free_container(Cocoon__ContainerSpec *s)
 {
 	if (!s)
 		return;
-	free(s->id);
+	free_pb_string(s->id);
 	spec_process_free(s->process);
-	if (s->hostname != protobuf_c_empty_string)
-		free(s->hostname);
+	free_pb_string(s->hostname);
 	for (size_t i = 0; i < s->n_mounts; i++) {
 		Cocoon__Mount *m = s->mounts[i];
-		free(m->destination);
-		free(m->type);
-		free(m->source);
+		free_pb_string(m->destination);
+		free_pb_string(m->type);
+		free_pb_string(m->source);
 		for (size_t j = 0; j < m->n_options; j++)
 			free(m->options[j]);
 		free(m->options);
@@ -463,7 +470,7 @@ static void spec_free_container(Cocoon__ContainerSpec *s)
 	for (size_t i = 0; i < s->n_namespaces; i++)
 		free(s->namespaces[i]);
 	free(s->namespaces);
-	free(s->rootfs_tag);
+	free_pb_string(s->rootfs_tag);
 	free(s);
 }
 
