@@ -186,7 +186,42 @@ static void dispatch_event(struct agent_client *c, Cocoon__Response *got)
 {
 	if (c->on_event && is_event(got))
 		c->on_event(c->event_userdata, got);
+	else if (c->on_reply && got->id != 0)
+		c->on_reply(c->event_userdata, got);
 	cocoon__response__free_unpacked(got, NULL);
+}
+
+int64_t agent_send_request(struct agent_client *c, Cocoon__Request *req, struct error **err)
+{
+	_cleanup_free_ uint8_t *buf = NULL;
+	size_t len;
+	req->protocol = PROTOCOL_VERSION;
+	req->id = c->next_id++;
+	int r = proto_frame_request(req, &buf, &len, err);
+	if (r >= 0)
+		r = agent_send_raw(c, buf, len, err);
+	return r < 0 ? r : (int64_t)req->id;
+}
+
+int agent_check_reply(struct agent_client *c, Cocoon__Request__BodyCase req_case, const Cocoon__Response *got,
+		      struct error **err)
+{
+	if (got->error != 0) {
+		int code = got->error < 0 && got->error > -4096 ? -got->error : EIO;
+		char msg[512];
+		/* The guest's text is shown, but bounded and stripped of
+		 * control characters. */
+		snprintf(msg, sizeof(msg), "%s", got->message ? got->message : "");
+		agent_text_sanitize(msg);
+		/* The agent's message names the operation already. */
+		return error_setx(err, code, "%s", msg);
+	}
+	if ((int)got->body_case != expected_body(req_case)) {
+		c->broken = true;
+		return error_setx(err, EPROTO, "%s: agent replied with the wrong message type",
+				  proto_request_name(req_case));
+	}
+	return 0;
 }
 
 int agent_client_drain(struct agent_client *c, struct error **err)
@@ -297,22 +332,10 @@ int agent_call_fds(struct agent_client *c, Cocoon__Request *req, const int *fds,
 			dispatch_event(c, got);
 			continue;
 		}
-		if (got->error != 0) {
-			int code = got->error < 0 && got->error > -4096 ? -got->error : EIO;
-			char msg[512];
-			/* The guest's text is shown, but bounded and stripped of
-			 * control characters. */
-			snprintf(msg, sizeof(msg), "%s", got->message ? got->message : "");
-			agent_text_sanitize(msg);
+		r = agent_check_reply(c, req->body_case, got, err);
+		if (r < 0) {
 			cocoon__response__free_unpacked(got, NULL);
-			/* The agent's message names the operation already. */
-			return error_setx(err, code, "%s", msg);
-		}
-		if ((int)got->body_case != expected_body(req->body_case)) {
-			cocoon__response__free_unpacked(got, NULL);
-			c->broken = true;
-			return error_setx(err, EPROTO, "%s: agent replied with the wrong message type",
-					  what);
+			return r;
 		}
 		*resp = got;
 		return 0;

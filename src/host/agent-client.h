@@ -19,6 +19,9 @@ struct agent_client {
 	 * waits for its reply. The callback must not free ev. */
 	void (*on_event)(void *userdata, const Cocoon__Response *ev);
 	void *event_userdata;
+	/* Replies to requests sent with agent_send_request() arrive here (with
+	 * the same userdata); the callback must not free r. */
+	void (*on_reply)(void *userdata, const Cocoon__Response *r);
 };
 
 int agent_client_init(struct agent_client *c, int fd, struct error **err);
@@ -34,6 +37,16 @@ int agent_call(struct agent_client *c, Cocoon__Request *req, Cocoon__Response **
  * (SCM_RIGHTS; the shim's control socket only). */
 int agent_call_fds(struct agent_client *c, Cocoon__Request *req, const int *fds, size_t nfds,
 		   Cocoon__Response **resp, int timeout_ms, struct error **err);
+
+/* Sends req and returns at once; its reply goes to on_reply, checked by
+ * agent_check_reply(). Returns the request's id, or a negative errno. */
+int64_t agent_send_request(struct agent_client *c, Cocoon__Request *req, struct error **err);
+
+/* What agent_call() does with a reply to REQ_CASE: an error reply becomes
+ * a negative return with the agent's message (bounded, control characters
+ * stripped); a reply of the wrong type is a protocol violation. */
+int agent_check_reply(struct agent_client *c, Cocoon__Request__BodyCase req_case, const Cocoon__Response *got,
+		      struct error **err);
 
 /* Sends a request that gets no reply (stdin data). */
 int agent_send_oneway(struct agent_client *c, Cocoon__Request *req, struct error **err);

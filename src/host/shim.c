@@ -53,6 +53,16 @@ struct shim {
 	struct shim_exec execs[SHIM_MAX_EXECS];
 	struct network net;	/* the engine's network, when the spec names one */
 	bool net_held;		/* a checkpoint holds the container's traffic */
+	/* A checkpoint runs for seconds to minutes: the shim forwards it and
+	 * keeps serving (a `kill` in the middle of a dump must get through),
+	 * then hands the agent's reply to the client that asked. */
+	struct {
+		bool active;
+		uint64_t agent_id, client_req_id;
+		int client_fd; /* -1 once that client went away */
+		long long deadline_ms;
+	} ckpt;
+	bool agent_gone; /* the channel closed: no reply will come */
 	bool exited;
 	int exit_code;
 };
@@ -140,6 +150,8 @@ static void on_agent_event(void *userdata, const Cocoon__Response *ev)
 	send_to_client(e->client_fd, &out);
 	close_exec(e);
 }
+
+static void checkpoint_reply(void *userdata, const Cocoon__Response *r);
 
 /* ---- start-up ------------------------------------------------------------- */
 
@@ -352,6 +364,7 @@ static int shim_setup(struct shim *s, struct error **err)
 				     err)) < 0)
 		return r;
 	s->sb.agent.on_event = on_agent_event;
+	s->sb.agent.on_reply = checkpoint_reply;
 	s->sb.agent.event_userdata = s;
 	if ((r = copy_bind_files(s, err)) < 0 ||
 	    (r = a->restore ? restore_container(s, err) : create_container(s, err)) < 0 ||
@@ -436,6 +449,77 @@ static int checkpoint_hold(struct shim *s, const Cocoon__Request *req, struct er
 	return 0;
 }
 
+static void checkpoint_unhold(struct shim *s)
+{
+	if (!s->net_held)
+		return;
+	network_release(&s->net, NULL);
+	s->net_held = false;
+}
+
+static void checkpoint_reply(void *userdata, const Cocoon__Response *r)
+{
+	struct shim *s = userdata;
+	_cleanup_error_ struct error *err = NULL;
+	if (!s->ckpt.active || r->id != s->ckpt.agent_id)
+		return; /* a late reply to a call that timed out */
+	s->ckpt.active = false;
+	if (agent_check_reply(&s->sb.agent, COCOON__REQUEST__BODY_CHECKPOINT, r, &err) < 0) {
+		checkpoint_unhold(s); /* the container runs on */
+		reply_error(s->ckpt.client_fd, s->ckpt.client_req_id, err);
+		return;
+	}
+	Cocoon__Response out = *r;
+	out.id = s->ckpt.client_req_id;
+	send_to_client(s->ckpt.client_fd, &out);
+}
+
+/* A checkpoint that outlived its time limit is answered, so that the next
+ * one is not refused for ever. Returns ms until that limit, or -1. */
+static int checkpoint_check_deadline(struct shim *s)
+{
+	if (!s->ckpt.active)
+		return -1;
+	long long left = s->ckpt.deadline_ms - now_ms();
+	if (left > 0)
+		return (int)left;
+	_cleanup_error_ struct error *err = NULL;
+	checkpoint_unhold(s);
+	error_setx(&err, ETIMEDOUT, "checkpoint: the agent did not answer in time");
+	reply_error(s->ckpt.client_fd, s->ckpt.client_req_id, err);
+	s->ckpt.active = false;
+	return -1;
+}
+
+static void handle_checkpoint(struct shim *s, struct shim_client *c, Cocoon__Request *req)
+{
+	_cleanup_error_ struct error *err = NULL;
+	uint64_t cid = req->id;
+	if (s->ckpt.active) {
+		error_setx(&err, EBUSY, "checkpoint %s: another checkpoint is in progress", s->args->id);
+		reply_error(c->fd, cid, err);
+		return;
+	}
+	if (checkpoint_hold(s, req, &err) < 0) {
+		reply_error(c->fd, cid, err);
+		return;
+	}
+	char *client_id = req->checkpoint->id;
+	req->checkpoint->id = (char *)s->args->id;
+	int64_t id = agent_send_request(&s->sb.agent, req, &err);
+	req->checkpoint->id = client_id;
+	if (id < 0) {
+		checkpoint_unhold(s);
+		reply_error(c->fd, cid, err);
+		return;
+	}
+	s->ckpt.active = true;
+	s->ckpt.agent_id = (uint64_t)id;
+	s->ckpt.client_req_id = cid;
+	s->ckpt.client_fd = c->fd;
+	s->ckpt.deadline_ms = now_ms() + SHIM_CHECKPOINT_TIMEOUT_MS;
+}
+
 static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Request *req)
 {
 	_cleanup_error_ struct error *err = NULL;
@@ -472,8 +556,8 @@ static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Reques
 		id_slot = &req->ps->id;
 		break;
 	case COCOON__REQUEST__BODY_CHECKPOINT:
-		id_slot = &req->checkpoint->id;
-		break;
+		handle_checkpoint(s, c, req);
+		return;
 	default:
 		error_setx(&err, EOPNOTSUPP, "request not supported by the shim");
 		reply_error(c->fd, cid, err);
@@ -483,18 +567,12 @@ static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Reques
 	 * reach the shim of their own container anyway. */
 	char *client_id = *id_slot;
 	*id_slot = (char *)s->args->id;
-	int timeout = req->body_case == COCOON__REQUEST__BODY_CHECKPOINT ? SHIM_CHECKPOINT_TIMEOUT_MS
-									: SHIM_CALL_TIMEOUT_MS;
-	int r = checkpoint_hold(s, req, &err);
-	if (r == 0)
-		r = agent_call(&s->sb.agent, req, &resp, timeout, &err);
+	int r = agent_call(&s->sb.agent, req, &resp, SHIM_CALL_TIMEOUT_MS, &err);
 	*id_slot = client_id;
-	/* A failed checkpoint leaves the container running; so does a
-	 * thaw after one whose images could not be published. */
-	if (s->net_held && (r < 0 || req->body_case == COCOON__REQUEST__BODY_PAUSE)) {
-		network_release(&s->net, NULL);
-		s->net_held = false;
-	}
+	/* The thaw after a checkpoint whose images could not be published:
+	 * the container runs on. */
+	if (req->body_case == COCOON__REQUEST__BODY_PAUSE)
+		checkpoint_unhold(s);
 	if (r < 0) {
 		reply_error(c->fd, cid, err);
 		return;
@@ -508,8 +586,10 @@ static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Reques
 	cocoon__response__free_unpacked(resp, NULL);
 }
 
-static void client_close(struct shim_client *c)
+static void client_close(struct shim *s, struct shim_client *c)
 {
+	if (s->ckpt.active && s->ckpt.client_fd == c->fd)
+		s->ckpt.client_fd = -1;
 	for (size_t i = 0; i < c->nfds; i++)
 		close(c->fds[i]);
 	close(c->fd);
@@ -537,7 +617,7 @@ static void client_readable(struct shim *s, struct shim_client *c)
 		for (int i = 0; i < SHIM_MAX_EXECS; i++)
 			if (s->execs[i].used && s->execs[i].client_fd == c->fd)
 				s->execs[i].client_fd = -1;
-		client_close(c);
+		client_close(s, c);
 		return;
 	}
 	c->reader->len += (size_t)n;
@@ -560,14 +640,14 @@ static void client_readable(struct shim *s, struct shim_client *c)
 		Cocoon__Request *req = cocoon__request__unpack(NULL, len, payload);
 		frame_reader_consume(c->reader);
 		if (!req) {
-			client_close(c);
+			client_close(s, c);
 			return;
 		}
 		handle_request(s, c, req);
 		cocoon__request__free_unpacked(req, NULL);
 	}
 	if (r < 0)
-		client_close(c);
+		client_close(s, c);
 }
 
 static void accept_client(struct shim *s)
@@ -580,7 +660,7 @@ static void accept_client(struct shim *s)
 			s->clients[i].fd = fd;
 			s->clients[i].reader = calloc(1, sizeof(*s->clients[i].reader));
 			if (!s->clients[i].reader)
-				client_close(&s->clients[i]);
+				client_close(s, &s->clients[i]);
 			return;
 		}
 	}
@@ -654,9 +734,22 @@ static int signals_setup(void)
 	return signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
+/* The container ended during a checkpoint (a task killed mid-dump): the
+ * agent's answer to the checkpoint follows within moments, and is what the
+ * client should see, not a closed connection. Bounded. */
+static bool checkpoint_reply_due(struct shim *s)
+{
+	static long long until;
+	if (!s->ckpt.active || s->agent_gone)
+		return false;
+	if (until == 0)
+		until = now_ms() + 5000;
+	return now_ms() < until;
+}
+
 static void shim_loop(struct shim *s)
 {
-	while (!s->exited) {
+	while (!s->exited || checkpoint_reply_due(s)) {
 		struct pollfd fds[4 + SHIM_MAX_CLIENTS + SHIM_MAX_EXECS];
 		/* Events that came in the same read as a reply are already
 		 * here: no new bytes will wake poll for them. */
@@ -690,18 +783,23 @@ static void shim_loop(struct shim *s)
 				tag[n++] = &s->execs[i];
 			}
 		}
-		if (poll(fds, n, -1) < 0) {
+		int timeout = checkpoint_check_deadline(s);
+		if (s->exited && (timeout < 0 || timeout > 200))
+			timeout = 200; /* only waiting for checkpoint_reply_due() */
+		if (poll(fds, n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
-		for (nfds_t i = 0; i < n && !s->exited; i++) {
+		for (nfds_t i = 0; i < n && (!s->exited || s->ckpt.active); i++) {
 			if (!fds[i].revents)
 				continue;
 			if (tag[i] == &s->sb) {
-				if (agent_client_pump(&s->sb.agent, NULL) < 0 && !s->exited) {
+				if (agent_client_pump(&s->sb.agent, NULL) < 0) {
+					s->agent_gone = true;
+					if (!s->exited)
+						s->exit_code = 128 + SIGKILL;
 					s->exited = true;
-					s->exit_code = 128 + SIGKILL;
 				}
 			} else if (tag[i] == &s->listen_fd) {
 				accept_client(s);
