@@ -150,6 +150,7 @@ static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 		.vmm_log = sb->vmm_log,
 	};
 	long long start = now_ms();
+	sb->memory_mib = spec.memory_mib;
 	r = vm_start(&sb->vm, opts && opts->backend ? opts->backend : &vm_backend_qemu, &spec, err);
 	if (r < 0)
 		return r;

@@ -24,6 +24,7 @@ struct sandbox {
 	struct vm vm;
 	struct agent_client agent;
 	long long boot_ms; /* from VMM start to the first Pong */
+	int memory_mib;	   /* what the VM was given */
 };
 
 struct sandbox_options {

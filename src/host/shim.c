@@ -8,7 +8,7 @@
 #include "shim.h"
 #include "agent-client.h"
 #include "cleanup.h"
-#include "console.h"
+#include "guard.h"
 #include "network.h"
 #include "paths.h"
 #include "sandbox.h"
@@ -44,7 +44,7 @@ struct shim {
 	struct shim_args *args;
 	struct sandbox sb;
 	struct container_state st;
-	struct console_guard console;
+	struct sandbox_guard guard;
 	int listen_fd;
 	int sig_fd;
 	int in_fd, out_fd, err_fd; /* the container's stdio on the host */
@@ -325,6 +325,24 @@ static int restore_container(struct shim *s, struct error **err)
 	return 0;
 }
 
+/* The console log and the shared directory stay within their limits while
+ * the guest writes them (guard.c). A dump is at most the guest's memory
+ * (CRIU writes it into guest tmpfs first), so twice that is room enough. */
+static int start_guard(struct shim *s, struct error **err)
+{
+	const struct cocoon_config *cfg = &s->args->g->cfg;
+	struct guard_opts o = {
+		.console_path = s->sb.console_log,
+		.console_cap = (uint64_t)cfg->console_log_max_bytes,
+		.shared_dir = s->sb.shared_dir,
+		.shared_cap = cfg->shared_max_bytes ? (uint64_t)cfg->shared_max_bytes
+						    : ((uint64_t)s->sb.memory_mib * 2 + 256) << 20,
+		.vmm = s->sb.vm.pid,
+		.id = s->args->id,
+	};
+	return guard_start(&s->guard, &o, err);
+}
+
 static int shim_setup(struct shim *s, struct error **err)
 {
 	struct shim_args *a = s->args;
@@ -360,8 +378,7 @@ static int shim_setup(struct shim *s, struct error **err)
 	}
 	if (r < 0)
 		return error_wrap(err, "boot VM");
-	if ((r = console_guard_start(&s->console, s->sb.console_log, (uint64_t)a->g->cfg.console_log_max_bytes,
-				     err)) < 0)
+	if ((r = start_guard(s, err)) < 0)
 		return r;
 	s->sb.agent.on_event = on_agent_event;
 	s->sb.agent.on_reply = checkpoint_reply;
@@ -867,7 +884,7 @@ void shim_main(struct shim_args *a)
 	snprintf(path, sizeof(path), "%s/" SHIM_SOCKET, a->dir);
 	unlink(path);
 	sandbox_shutdown(&s.sb);
-	console_guard_stop(&s.console);
+	guard_stop(&s.guard);
 	sandbox_destroy(&s.sb, false);
 	network_close(&s.net);
 	s.st.status = STATUS_STOPPED;
