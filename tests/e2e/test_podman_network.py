@@ -15,6 +15,8 @@ import socket
 import subprocess
 import urllib.request
 
+import pytest
+
 from conftest import wait_for
 from podman_util import podman  # noqa: F401  (the fixture)
 
@@ -53,17 +55,23 @@ def diagnose(p, name):
     return "\n".join(out)
 
 
-def test_published_port_checkpoint_restore_and_import(podman):
-    # The page is written inside the container at start: after --import it
-    # can only come from the checkpoint's rootfs changes.
-    r = podman.run("run", "-d", "--name", "web", "-p", f"{PORT}:80", podman.image, "sh", "-c",
-                   "mkdir /www && echo served-by-$(hostname)-$$ > /www/index.html && "
-                   "exec httpd -f -p 80 -h /www")
+def start_web(p):
+    """busybox httpd on podman's default network, published on PORT. The
+    page is written inside the container at start: after --import it can
+    only come from the checkpoint's rootfs changes."""
+    r = p.run("run", "-d", "--name", "web", "-p", f"{PORT}:80", p.image, "sh", "-c",
+              "mkdir /www && echo served-by-$(hostname)-$$ > /www/index.html && "
+              "exec httpd -f -p 80 -h /www")
     assert r.returncode == 0, r.stdout + r.stderr
-    ip = podman.check("inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web").stdout.strip()
+    ip = p.check("inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web").stdout.strip()
     assert ip.startswith("10.88."), f"not on podman's default network: {ip!r}"
     page = wait_for(lambda: get(ip, 80), timeout=90)
-    assert page and page.startswith("served-by-"), "no answer at the container IP\n" + diagnose(podman, "web")
+    assert page and page.startswith("served-by-"), "no answer at the container IP\n" + diagnose(p, "web")
+    return ip, page
+
+
+def test_published_port_and_checkpoint_restore_keep_the_ip(podman):
+    ip, page = start_web(podman)
     hip = host_ip()
     assert get(hip, PORT) == page, "no answer on the published port"
 
@@ -72,7 +80,20 @@ def test_published_port_checkpoint_restore_and_import(podman):
     podman.check("container", "restore", "web", timeout=600)
     assert podman.check("inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web").stdout.strip() == ip
     assert wait_for(lambda: get(hip, PORT), timeout=60) == page, "no answer after restore"
+    podman.check("rm", "--force", "--time", "0", "web")
+    assert get(hip, PORT, timeout=3) is None, "still answering after rm"
 
+
+# Known failure until branch vol (a83a582, issue 15) lands: the engine's
+# bind mounts (/etc/resolv.conf, /etc/hosts, /etc/hostname) reach CRIU as
+# externals keyed by index, and podman --import lists them in Go map order,
+# which varies from run to run: when it differs, "mnt-v2: Failed to
+# move_mount from /run/cocoon/volumes/N ...: Invalid argument" (seen at 21:12
+# UTC; the next run passed by chance). With a83a582 merged it passed.
+@pytest.mark.xfail(reason="CRIU external bind mounts keyed by index; fixed by branch vol a83a582 (issue 15)")
+def test_export_and_import_into_a_second_root_answers_again(podman):
+    ip, page = start_web(podman)
+    hip = host_ip()
     export = podman.tmp / "web.tar.gz"
     podman.check("container", "checkpoint", "--export", str(export), "web", timeout=600)
     podman.check("rm", "--force", "--time", "0", "web")
