@@ -13,6 +13,7 @@
 #define SANDBOX_CONSOLE "console.log"
 #define SANDBOX_VMM_LOG "qemu.log"
 #define SANDBOX_SHARED "shared"
+#define SANDBOX_QMP "qmp.sock"
 
 struct sandbox {
 	char *dir;
@@ -24,6 +25,7 @@ struct sandbox {
 	struct vm vm;
 	struct agent_client agent;
 	long long boot_ms; /* from VMM start to the first Pong */
+	bool from_template; /* started from a VM template (template.c) */
 };
 
 struct sandbox_options {
@@ -35,6 +37,7 @@ struct sandbox_options {
 	const char *const *images_dirs;	  /* checkpoint images to share read-only */
 	int n_images_dirs;
 	bool keep_dir_on_failure;	  /* the caller owns and removes the directory */
+	bool cold_boot;			  /* never from a VM template (the KVM probe) */
 };
 
 /* Boots a VM for the sandbox in dir (created 0700, must not exist yet) and
