@@ -18,6 +18,7 @@ struct cocoon_config {
 	char *guest_criu_path;
 	char *guest_checkpoint_dir;
 	char *host_checkpoint_dir;
+	char *criu_config; /* the user's CRIU settings (src/host/criu-config.c) */
 
 	/* [vm] */
 	char *kernel;
@@ -37,6 +38,7 @@ struct cocoon_config {
 	int64_t checkpoint_max_files;
 	int64_t verify_timeout_ms;
 	int64_t console_log_max_bytes;
+	int64_t shared_max_bytes; /* 0: twice the VM's memory + 256 MiB */
 };
 
 void config_init_defaults(struct cocoon_config *c);

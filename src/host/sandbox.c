@@ -187,6 +187,7 @@ static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 		.console_log = sb->console_log,
 		.vmm_log = sb->vmm_log,
 	};
+	sb->memory_mib = spec.memory_mib;
 	/* virtiofs: QEMU 7.2 cannot migrate vhost-user-fs devices at all. */
 	if (!fake && cfg->vm_template && !(opts && opts->cold_boot) && strcmp(cfg->shared_fs, "9p") == 0 &&
 	    boot_from_template(sb, cfg, &spec, timeout) == 0)

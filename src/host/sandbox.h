@@ -25,6 +25,7 @@ struct sandbox {
 	struct vm vm;
 	struct agent_client agent;
 	long long boot_ms; /* from VMM start to the first Pong */
+	int memory_mib;	   /* what the VM was given */
 	bool from_template; /* started from a VM template (template.c) */
 };
 

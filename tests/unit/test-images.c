@@ -165,6 +165,18 @@ static void test_publish_good(void **st)
 	}
 }
 
+static void test_logs_reach_the_work_path(void **st)
+{
+	struct error *err = NULL;
+	char work[200], p[300];
+	putf(ckpt, "dump.log", "(00.1) Dumping finished successfully\n", 37);
+	assert_int_equal(publish(false, &err), 0);
+	snprintf(work, sizeof(work), "%s/work", root);
+	images_copy_logs(dest, work);
+	snprintf(p, sizeof(p), "%s/dump.log", work);
+	assert_int_equal(access(p, R_OK), 0);
+}
+
 static void test_dump_dir_symlink(void **st)
 {
 	for (int copy = 0; copy < 2; copy++) {
@@ -356,6 +368,35 @@ static void test_remove_tree_keeps_symlink_targets(void **st)
 	assert_canary_intact();
 }
 
+/* Both resolvers: openat2's and the one-step-at-a-time fallback. */
+static void test_safefs_resolvers(void **st)
+{
+	char p[300];
+	int dirfd = open(state, O_RDONLY | O_DIRECTORY);
+	assert_true(dirfd >= 0);
+	snprintf(p, sizeof(p), "%s/shared/up", state);
+	assert_int_equal(symlink(canary_dir, p), 0);
+	for (int fallback = 0; fallback < 2; fallback++) {
+		safefs_force_fallback = fallback;
+		int fd = safefs_open(dirfd, "shared/" IMAGES_SHARED_SUBDIR "/" CKID "/pstree.img", O_RDONLY, 0);
+		assert_true(fd >= 0);
+		close(fd);
+		assert_int_equal(safefs_open(dirfd, "shared/up/secret", O_RDONLY, 0) < 0, 1);
+		assert_int_equal(safefs_open(dirfd, "shared/up", O_RDONLY | O_DIRECTORY, 0) < 0, 1);
+		assert_int_equal(safefs_open(dirfd, "shared/../../canary/secret", O_RDONLY, 0), -EINVAL);
+		assert_int_equal(safefs_open(dirfd, canary, O_RDONLY, 0), -EINVAL);
+		assert_int_equal(safefs_open(dirfd, "", O_RDONLY, 0), -EINVAL);
+		/* /proc is another filesystem: not reached through a bind or a
+		 * magic link either. */
+		int slash = open("/", O_RDONLY | O_DIRECTORY);
+		assert_int_equal(safefs_open(slash, "proc/self/status", O_RDONLY, 0) < 0, 1);
+		close(slash);
+	}
+	safefs_force_fallback = false;
+	close(dirfd);
+	assert_canary_intact();
+}
+
 /* ---- restore input ---------------------------------------------------------- */
 
 static void published(void)
@@ -487,6 +528,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_publish_good, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_logs_reach_the_work_path, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dump_dir_symlink, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checkpoints_dir_symlink, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fifo_in_dump, setup, teardown),
@@ -500,6 +542,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_swap_race, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dump_log_attacks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove_tree_keeps_symlink_targets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_safefs_resolvers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_wrong_types, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_fifo_and_symlink, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_sparse_giant, setup, teardown),

@@ -1,0 +1,189 @@
+/* The host's smaller guards against a hostile guest: its text reaching a
+ * terminal, events hiding behind a reply, and the console log's cap. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent-client.h"
+#include "guard.h"
+#include "paths.h"
+
+static void sanitized(const char *in, const char *want)
+{
+	char buf[128];
+	snprintf(buf, sizeof(buf), "%s", in);
+	agent_text_sanitize(buf);
+	assert_string_equal(buf, want);
+}
+
+static void test_text_sanitize(void **st)
+{
+	sanitized("plain text", "plain text");
+	sanitized("a\x1b[31mred\x07\n", "a [31mred  ");
+	sanitized("del\x7f", "del ");
+	/* C1 controls in UTF-8 (CSI is U+009B), and raw C1 bytes. */
+	sanitized("x\xc2\x9b" "31m", "x 31m");
+	sanitized("raw\x9b" "31m", "raw?31m");
+	sanitized("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\x88", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\x88");
+	sanitized("\xc0\x80\xe0\x80\x80\xed\xa0\x80", "????????");
+	sanitized("cut \xe2\x82", "cut ??");
+	sanitized("nbsp\xc2\xa0ok", "nbsp\xc2\xa0ok");
+}
+
+static void send_frame(int fd, const Cocoon__Response *resp)
+{
+	uint8_t *buf;
+	size_t len;
+	assert_int_equal(proto_frame_response(resp, &buf, &len, NULL), 0);
+	assert_int_equal(write(fd, buf, len), (ssize_t)len);
+	free(buf);
+}
+
+static void count_event(void *ud, const Cocoon__Response *ev)
+{
+	(*(int *)ud)++;
+}
+
+/* The agent's reply and an output event arrive in one read: the event must
+ * be delivered without waiting for more bytes (the shim drains). */
+static void test_event_behind_reply(void **st)
+{
+	int sv[2], events = 0;
+	struct agent_client c;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(agent_client_init(&c, sv[0], NULL), 0);
+	c.on_event = count_event;
+	c.event_userdata = &events;
+
+	Cocoon__Response reply = COCOON__RESPONSE__INIT, ev = COCOON__RESPONSE__INIT;
+	Cocoon__Pong pong = COCOON__PONG__INIT;
+	Cocoon__OutputEvent out = COCOON__OUTPUT_EVENT__INIT;
+	reply.id = 1;
+	reply.body_case = COCOON__RESPONSE__BODY_PONG;
+	reply.pong = &pong;
+	out.stream = 1;
+	out.data.data = (uint8_t *)"first line\n";
+	out.data.len = 11;
+	ev.body_case = COCOON__RESPONSE__BODY_OUTPUT;
+	ev.output = &out;
+	send_frame(sv[1], &reply);
+	send_frame(sv[1], &ev);
+
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__Ping ping = COCOON__PING__INIT;
+	Cocoon__Response *resp = NULL;
+	req.body_case = COCOON__REQUEST__BODY_PING;
+	req.ping = &ping;
+	assert_int_equal(agent_call(&c, &req, &resp, 2000, NULL), 0);
+	cocoon__response__free_unpacked(resp, NULL);
+	/* Both frames came in one read; no further bytes will come. */
+	assert_int_equal(agent_client_drain(&c, NULL), 0);
+	assert_int_equal(events, 1);
+	agent_client_close(&c);
+	close(sv[1]);
+}
+
+static void test_console_cap(void **st)
+{
+	char dir[] = "/tmp/cocoon-test-console.XXXXXX", path[64], old[80];
+	struct sandbox_guard g;
+	struct stat sb;
+	char line[100];
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/console.log", dir);
+	snprintf(old, sizeof(old), "%s.1", path);
+	int qemu = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600); /* as QEMU's append=on */
+	assert_true(qemu >= 0);
+	struct guard_opts o = {.console_path = path, .console_cap = 8192};
+	assert_int_equal(guard_start(&g, &o, NULL), 0);
+	atomic_store(&g.stop, true); /* the thread ends; checks are made by hand */
+	memset(line, 'x', sizeof(line) - 1);
+	line[sizeof(line) - 1] = '\n';
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(write(qemu, line, sizeof(line)), (ssize_t)sizeof(line));
+	guard_check_console(&g);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_size, 0);
+	assert_int_equal(stat(old, &sb), 0);
+	assert_int_equal(sb.st_size, 4096);
+	assert_int_equal(write(qemu, "next\n", 5), 5);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_size, 5); /* appended at the new end, not sparse */
+	guard_stop(&g);
+	close(qemu);
+	remove_tree(dir, NULL);
+}
+
+/* The shared directory's blocks are counted (a sparse giant costs nothing
+ * and counts nothing), and past the cap the VM is killed. */
+static void test_shared_cap(void **st)
+{
+	char dir[] = "/tmp/cocoon-test-shared.XXXXXX", p[128];
+	static char block[1 << 20];
+	struct sandbox_guard g;
+	assert_non_null(mkdtemp(dir));
+	snprintf(p, sizeof(p), "%s/sub", dir);
+	mkdir(p, 0700);
+	snprintf(p, sizeof(p), "%s/sub/data", dir);
+	int fd = open(p, O_WRONLY | O_CREAT, 0600);
+	memset(block, 1, sizeof(block));
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(write(fd, block, sizeof(block)), (ssize_t)sizeof(block));
+	assert_int_equal(ftruncate(fd, 1LL << 40), 0);
+	close(fd);
+	snprintf(p, sizeof(p), "%s/loop", dir);
+	assert_int_equal(symlink(".", p), 0);
+	pid_t vmm = fork();
+	if (vmm == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		alarm(20);
+		pause();
+		_exit(0);
+	}
+	snprintf(p, sizeof(p), "%s/console.log", dir);
+	struct guard_opts o = {.console_path = p, .console_cap = 1 << 20, .shared_dir = dir,
+			       .shared_cap = 4 << 20, .vmm = vmm, .id = "c1"};
+	assert_int_equal(guard_start(&g, &o, NULL), 0);
+	atomic_store(&g.stop, true);
+	uint64_t used = guard_usage(g.shared_fd, 0);
+	if (used < (3 << 20) || used >= (4 << 20))
+		fail_msg("3 MiB written, %llu bytes counted", (unsigned long long)used);
+	guard_check_shared(&g);
+	assert_false(atomic_load(&g.tripped));
+	snprintf(p, sizeof(p), "%s/more", dir);
+	fd = open(p, O_WRONLY | O_CREAT, 0600);
+	assert_int_equal(write(fd, block, sizeof(block)), (ssize_t)sizeof(block));
+	assert_int_equal(write(fd, block, sizeof(block)), (ssize_t)sizeof(block));
+	close(fd);
+	guard_check_shared(&g);
+	assert_true(atomic_load(&g.tripped));
+	int status;
+	assert_int_equal(waitpid(vmm, &status, 0), vmm);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	guard_stop(&g);
+	remove_tree(dir, NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_text_sanitize),
+		cmocka_unit_test(test_event_behind_reply),
+		cmocka_unit_test(test_console_cap),
+		cmocka_unit_test(test_shared_cap),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
