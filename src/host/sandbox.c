@@ -184,12 +184,17 @@ static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 		.rootfs_dir = opts ? opts->rootfs_dir : NULL,
 		.images_dirs = opts ? opts->images_dirs : NULL,
 		.n_images_dirs = opts ? opts->n_images_dirs : 0,
+		.net_fds = opts ? opts->net_fds : NULL,
+		.net_macs = opts ? opts->net_macs : NULL,
+		.n_nets = opts ? opts->n_nets : 0,
 		.console_log = sb->console_log,
 		.vmm_log = sb->vmm_log,
 	};
 	sb->memory_mib = spec.memory_mib;
-	/* virtiofs: QEMU 7.2 cannot migrate vhost-user-fs devices at all. */
+	/* virtiofs: QEMU 7.2 cannot migrate vhost-user-fs devices at all; for
+	 * network devices see template_shape(). */
 	if (!fake && cfg->vm_template && !(opts && opts->cold_boot) && strcmp(cfg->shared_fs, "9p") == 0 &&
+	    spec.n_nets == 0 &&
 	    boot_from_template(sb, cfg, &spec, timeout) == 0)
 		return 0;
 	long long start = now_ms();

@@ -38,6 +38,9 @@ struct sandbox_options {
 	const char *const *images_dirs;	  /* checkpoint images to share read-only */
 	int n_images_dirs;
 	bool keep_dir_on_failure;	  /* the caller owns and removes the directory */
+	const int *net_fds;		  /* taps for virtio-net devices, and their MACs */
+	const char *const *net_macs;
+	int n_nets;
 	bool cold_boot;			  /* never from a VM template (the KVM probe) */
 };
 

@@ -9,6 +9,7 @@
 #include "agent-client.h"
 #include "cleanup.h"
 #include "guard.h"
+#include "network.h"
 #include "paths.h"
 #include "sandbox.h"
 #include "state.h"
@@ -50,6 +51,8 @@ struct shim {
 	bool stdin_open;
 	struct shim_client clients[SHIM_MAX_CLIENTS];
 	struct shim_exec execs[SHIM_MAX_EXECS];
+	struct network net;	/* the engine's network, when the spec names one */
+	bool net_held;		/* a checkpoint holds the container's traffic */
 	/* A checkpoint runs for seconds to minutes: the shim forwards it and
 	 * keeps serving (a `kill` in the middle of a dump must get through),
 	 * then hands the agent's reply to the client that asked. */
@@ -354,7 +357,27 @@ static int shim_setup(struct shim *s, struct error **err)
 	s->listen_fd = -1;
 	if ((r = setup_stdio(s, err)) < 0)
 		return r;
-	if ((r = sandbox_boot(&s->sb, &a->g->cfg, a->dir, &opts, err)) < 0)
+	int net_fds[NET_MAX_INTERFACES];
+	const char *net_macs[NET_MAX_INTERFACES];
+	if (a->bundle->netns_path) {
+		if ((r = network_open(&s->net, a->bundle->netns_path, err)) < 0)
+			return r;
+		for (int i = 0; i < s->net.n_ifs; i++) {
+			net_fds[i] = s->net.ifs[i].tap_fd;
+			net_macs[i] = s->net.ifs[i].mac;
+		}
+		opts.net_fds = net_fds;
+		opts.net_macs = net_macs;
+		opts.n_nets = s->net.n_ifs;
+		a->bundle->spec->network = s->net.spec;
+	}
+	r = sandbox_boot(&s->sb, &a->g->cfg, a->dir, &opts, err);
+	/* QEMU has the taps now: they go when it does. */
+	for (int i = 0; i < s->net.n_ifs; i++) {
+		close(s->net.ifs[i].tap_fd);
+		s->net.ifs[i].tap_fd = -1;
+	}
+	if (r < 0)
 		return error_wrap(err, "boot VM");
 	if ((r = start_guard(s, err)) < 0)
 		return r;
@@ -365,6 +388,10 @@ static int shim_setup(struct shim *s, struct error **err)
 	    (r = a->restore ? restore_container(s, err) : create_container(s, err)) < 0 ||
 	    (r = listen_control(s, err)) < 0)
 		return r;
+	/* A hold left by a checkpoint with --tcp-established ends once the
+	 * container runs again with its connections (network.h). */
+	if (s->net.sk)
+		network_release(&s->net, NULL);
 	s->st.status = a->restore ? STATUS_RUNNING : STATUS_CREATED;
 	return state_write(a->dir, &s->st, err);
 }
@@ -423,6 +450,31 @@ static void handle_exec(struct shim *s, struct shim_client *c, Cocoon__Request *
 	cocoon__response__free_unpacked(resp, NULL);
 }
 
+/* A checkpoint that ends the container and carries its established TCP
+ * connections: from before the dump until the restore, nothing may answer
+ * their peers, neither the frozen guest nor, once it is gone, anything on
+ * the engine's side (docs/networking.md). */
+static int checkpoint_hold(struct shim *s, const Cocoon__Request *req, struct error **err)
+{
+	const Cocoon__CheckpointRequest *cr = req->checkpoint;
+	if (req->body_case != COCOON__REQUEST__BODY_CHECKPOINT || !s->net.sk || !cr->criu ||
+	    !cr->criu->tcp_established || cr->leave_running || cr->pre_dump || s->net_held)
+		return 0;
+	int r = network_hold(&s->net, true, err);
+	if (r < 0)
+		return error_wrap(err, "checkpoint");
+	s->net_held = true;
+	return 0;
+}
+
+static void checkpoint_unhold(struct shim *s)
+{
+	if (!s->net_held)
+		return;
+	network_release(&s->net, NULL);
+	s->net_held = false;
+}
+
 static void checkpoint_reply(void *userdata, const Cocoon__Response *r)
 {
 	struct shim *s = userdata;
@@ -431,6 +483,7 @@ static void checkpoint_reply(void *userdata, const Cocoon__Response *r)
 		return; /* a late reply to a call that timed out */
 	s->ckpt.active = false;
 	if (agent_check_reply(&s->sb.agent, COCOON__REQUEST__BODY_CHECKPOINT, r, &err) < 0) {
+		checkpoint_unhold(s); /* the container runs on */
 		reply_error(s->ckpt.client_fd, s->ckpt.client_req_id, err);
 		return;
 	}
@@ -449,6 +502,7 @@ static int checkpoint_check_deadline(struct shim *s)
 	if (left > 0)
 		return (int)left;
 	_cleanup_error_ struct error *err = NULL;
+	checkpoint_unhold(s);
 	error_setx(&err, ETIMEDOUT, "checkpoint: the agent did not answer in time");
 	reply_error(s->ckpt.client_fd, s->ckpt.client_req_id, err);
 	s->ckpt.active = false;
@@ -464,11 +518,16 @@ static void handle_checkpoint(struct shim *s, struct shim_client *c, Cocoon__Req
 		reply_error(c->fd, cid, err);
 		return;
 	}
+	if (checkpoint_hold(s, req, &err) < 0) {
+		reply_error(c->fd, cid, err);
+		return;
+	}
 	char *client_id = req->checkpoint->id;
 	req->checkpoint->id = (char *)s->args->id;
 	int64_t id = agent_send_request(&s->sb.agent, req, &err);
 	req->checkpoint->id = client_id;
 	if (id < 0) {
+		checkpoint_unhold(s);
 		reply_error(c->fd, cid, err);
 		return;
 	}
@@ -528,6 +587,10 @@ static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Reques
 	*id_slot = (char *)s->args->id;
 	int r = agent_call(&s->sb.agent, req, &resp, SHIM_CALL_TIMEOUT_MS, &err);
 	*id_slot = client_id;
+	/* The thaw after a checkpoint whose images could not be published:
+	 * the container runs on. */
+	if (req->body_case == COCOON__REQUEST__BODY_PAUSE)
+		checkpoint_unhold(s);
 	if (r < 0) {
 		reply_error(c->fd, cid, err);
 		return;
@@ -810,6 +873,7 @@ void shim_main(struct shim_args *a)
 		report(a->ready_fd, err->msg);
 		sandbox_shutdown(&s.sb);
 		sandbox_destroy(&s.sb, false);
+		network_close(&s.net);
 		_exit(1);
 	}
 	report(a->ready_fd, "OK");
@@ -823,6 +887,7 @@ void shim_main(struct shim_args *a)
 	sandbox_shutdown(&s.sb);
 	guard_stop(&s.guard);
 	sandbox_destroy(&s.sb, false);
+	network_close(&s.net);
 	s.st.status = STATUS_STOPPED;
 	s.st.exit_status = s.exit_code;
 	state_write(a->dir, &s.st, NULL);

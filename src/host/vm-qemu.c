@@ -290,14 +290,23 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 		else if (add_9p(b, tag, s->images_dirs[i], true, err) < 0)
 			return -1;
 	}
+	/* The engine's network: taps the shim made in its namespace, passed
+	 * as fds; no vhost-net (docs/networking.md). */
+	for (int i = 0; i < s->n_nets; i++) {
+		add(b, "-netdev");
+		add(b, "tap,id=net%d,fd=%d,vhost=off", i, s->net_fds[i]);
+		add(b, "-device");
+		add(b, "virtio-net-device,netdev=net%d,mac=%s", i, s->net_macs[i]);
+	}
 	if (s->qmp_path) {
 		if (!qemu_safe_path(s->qmp_path))
 			return error_setx(err, EINVAL, "QMP path '%s' contains a comma", s->qmp_path);
 		add(b, "-qmp");
 		add(b, "unix:%s,server=on,wait=off", s->qmp_path);
 	}
-	/* The child makes incoming_fd its fd 3 (qemu_start); the host starts
-	 * the load over QMP ("fd:3") once x-ignore-shared is set (template.c). */
+	/* QEMU inherits incoming_fd under its own number (qemu_start); the
+	 * host starts the load over QMP ("fd:N") once x-ignore-shared is set
+	 * (template.c). */
 	if (s->incoming_fd > 0) {
 		add(b, "-incoming");
 		add(b, "defer");
@@ -366,8 +375,8 @@ static int qemu_start(struct vm *vm, const struct vm_spec *spec, struct error **
 			_exit(1);
 		cloexec_from(3);
 		/* The device state a VM from a template starts from (-incoming). */
-		if (spec->incoming_fd > 0 && (spec->incoming_fd == 3 ? fcntl(3, F_SETFD, 0) : dup2(spec->incoming_fd, 3)) < 0)
-			_exit(126);
+		if (spec->incoming_fd > 0)
+			fcntl(spec->incoming_fd, F_SETFD, 0);
 		int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		int log = spec->vmm_log ? open(spec->vmm_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
 		if (in >= 0)
@@ -376,6 +385,8 @@ static int qemu_start(struct vm *vm, const struct vm_spec *spec, struct error **
 			dup2(log, 1);
 			dup2(log, 2);
 		}
+		for (int i = 0; i < spec->n_nets; i++)
+			fcntl(spec->net_fds[i], F_SETFD, 0); /* the taps are QEMU's */
 		execvp(b.args[0], b.args);
 		int e = errno;
 		if (write(p[1], &e, sizeof(e)) < 0)

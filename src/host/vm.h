@@ -23,6 +23,10 @@ struct vm_spec {
 	/* Checkpoint image directories shared read-only, tags "images0".. */
 	const char *const *images_dirs;
 	int n_images_dirs;
+	/* Network devices: tap fds (inherited by the VMM) and their MACs. */
+	const int *net_fds;
+	const char *const *net_macs;
+	int n_nets;
 	/* VM templates (template.c): guest RAM lives in memory_file; with
 	 * memory_shared the guest writes into the file (a template being
 	 * built), else the file is mapped copy-on-write (a VM started from the

@@ -53,7 +53,8 @@ boot_timeout_ms = 10000
         with open(os.path.join(self.bundle, "config.json"), "w") as f:
             json.dump({"ociVersion": "1.0.2", "root": {"path": "rootfs"},
                        "process": {"terminal": False, "args": ["sh"], "cwd": "/",
-                                   "env": ["PATH=/bin"]}}, f)
+                                   "env": ["PATH=/bin"]},
+                       "linux": {"namespaces": [{"type": "network"}]}}, f)
 
     def env(self, mode=None):
         e = dict(os.environ)
