@@ -72,6 +72,7 @@ struct agent {
 	char **module_failures;
 	size_t n_module_failures;
 	bool shared_mounted;
+	bool volumes_mounted; /* the volumes share, mounted by the first container that has binds */
 	bool virtiofs; /* shares are virtiofs (cocoon.fs=virtiofs), else 9p */
 	/* Booted to become a VM template (cocoon.template=1): no share is
 	 * mounted until TemplateResume (template.c). */
