@@ -10,6 +10,7 @@
 #include "cleanup.h"
 #include "guard.h"
 #include "paths.h"
+#include "resources.h"
 #include "sandbox.h"
 #include "state.h"
 
@@ -336,6 +337,9 @@ static int shim_setup(struct shim *s, struct error **err)
 			return r;
 		opts.volumes_dir = volumes;
 	}
+	if ((r = resources_vm_size(&a->g->cfg, a->bundle->spec->resources, a->bundle->cpuset_cpus, &opts.memory_mib,
+				   &opts.vcpus, err)) < 0)
+		return r;
 	if ((r = sandbox_boot(&s->sb, &a->g->cfg, a->dir, &opts, err)) < 0)
 		return error_wrap(err, "boot VM");
 	if ((r = start_guard(s, err)) < 0)
