@@ -33,13 +33,16 @@ def test_vm_sized_from_the_spec(env):
 
 
 def test_vm_maxima_and_defaults(env):
-    env.write_config("", vm="max_memory_mib = 300\nmax_vcpus = 1\n")
+    env.write_config("", vm="max_memory_mib = 600\nmax_vcpus = 2\n")
     b = write_bundle(env.tmp / "big", ["payload", "echo"], extra=resources(memory={"limit": 512 << 20}))
     rc, out, err = env.create("big", b)
-    assert rc != 0 and "vm.max_memory_mib = 300" in err.read_text(), err.read_text()
+    # 512 + 128 MiB do not fit under 600: an error naming both, no VM left.
+    assert rc != 0 and "vm.max_memory_mib = 600" in err.read_text(), err.read_text()
+    assert qemu_pids(str(env.tmp)) == []
+    # No memory limit: vm.memory_mib (512); a 4-CPU cpuset: at most 2 vCPUs.
     b, out = start(env, "cpus", ["payload", "counter", "200"], extra=resources(cpu={"cpus": "0-3"}))
     args = vm_args(env)
-    assert args[args.index("-smp") + 1] == "1" and args[args.index("-m") + 1] == "512", args
+    assert args[args.index("-smp") + 1] == "2" and args[args.index("-m") + 1] == "512", args
     finish(env, "cpus")
 
 
