@@ -519,17 +519,30 @@ int spec_load(const char *bundle, const char *id, struct oci_bundle *b, struct e
 	memset(b, 0, sizeof(*b));
 	if (!realpath(bundle, resolved))
 		return error_set(err, errno, "bundle %s", bundle);
-	b->bundle = strdup(resolved);
 	if (asprintf(&path, "%s/config.json", resolved) < 0)
 		return error_set(err, ENOMEM, "bundle");
-	if ((r = read_file_bounded(path, SPEC_MAX_BYTES, &text, NULL, err)) < 0)
+	if ((r = read_file_bounded(path, SPEC_MAX_BYTES, &text, NULL, err)) < 0) {
+		b->bundle = strdup(resolved);
 		return r;
+	}
+	return spec_parse(resolved, path, text, id, b, err);
+}
+
+int spec_parse(const char *bundle_dir, const char *source, const char *text, const char *id,
+	       struct oci_bundle *b, struct error **err)
+{
+	int r;
+
+	memset(b, 0, sizeof(*b));
+	b->bundle = strdup(bundle_dir);
+	if (!b->bundle)
+		return error_set(err, ENOMEM, "bundle");
 	enum json_tokener_error jerr;
 	_cleanup_json_ json_object *root = json_tokener_parse_verbose(text, &jerr);
 	if (!root)
-		return error_setx(err, EINVAL, "%s: not valid JSON: %s", path, json_tokener_error_desc(jerr));
+		return error_setx(err, EINVAL, "%s: not valid JSON: %s", source, json_tokener_error_desc(jerr));
 	if (!json_object_is_type(root, json_type_object))
-		return error_setx(err, EINVAL, "%s: expected a JSON object", path);
+		return error_setx(err, EINVAL, "%s: expected a JSON object", source);
 
 	b->spec = calloc(1, sizeof(*b->spec));
 	if (!b->spec)
