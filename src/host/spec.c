@@ -425,6 +425,20 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 	}
 	if ((r = spec_parse_seccomp(lin, s, b, err)) < 0 || (r = spec_parse_paths(lin, s, err)) < 0)
 		return r;
+	/* The agent gives every container its own pid, mount, IPC and UTS
+	 * namespaces (src/guest/container.c): the guest's own hold CRIU and
+	 * the agent. Left out, the first two change what the process sees. */
+	static const char *const own[] = {"pid", "mount"};
+	for (size_t i = 0; i < ARRAY_SIZE(own); i++) {
+		bool has = false;
+		for (size_t j = 0; j < s->n_namespaces; j++)
+			has |= strcmp(s->namespaces[j], own[i]) == 0;
+		if (!has)
+			spec_warn(b,
+				  "linux.namespaces has no %s namespace: the container gets a new one inside the "
+				  "VM, as no container shares the guest's (docs/confinement.md)",
+				  own[i]);
+	}
 	/* No network namespace means the host's network stack, which a VM
 	 * cannot share. Kata refuses it too. */
 	bool netns = false;
