@@ -1097,7 +1097,9 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 			argv[n++] = (char *)"mnt[/dev/shm]:" SHM_KEY;
 		}
 		for (size_t i = 0; i < c->n_binds && x->n_ext < ARRAY_SIZE(x->ext_args); i++) {
-			if (asprintf(&x->ext_args[x->n_ext], "mnt[%s]:cocoon-bind-%zu", c->bind_dests[i], i) < 0)
+			/* Keyed by destination, as runc does: an engine may list the
+			 * mounts in another order at restore (podman --import does). */
+			if (asprintf(&x->ext_args[x->n_ext], "mnt[%s]:%s", c->bind_dests[i], c->bind_dests[i]) < 0)
 				break;
 			argv[n++] = (char *)"--external";
 			argv[n++] = x->ext_args[x->n_ext++];
@@ -1387,7 +1389,7 @@ static void restore_start_criu(struct restore_ctx *x)
 	argv[n++] = (char *)"--manage-cgroups=ignore";
 	criu_common_args(argv, &n, &x->criu);
 	for (size_t i = 0; i < c->n_binds; i++) {
-		if (asprintf(&x->args[x->n_args], "mnt[cocoon-bind-%zu]:%s", i, c->bind_sources[i]) < 0)
+		if (asprintf(&x->args[x->n_args], "mnt[%s]:%s", c->bind_dests[i], c->bind_sources[i]) < 0)
 			break;
 		argv[n++] = (char *)"--external";
 		argv[n++] = x->args[x->n_args++];
