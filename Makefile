@@ -86,6 +86,11 @@ bench-quick: image
 bench-template: image
 	/usr/bin/python3 bench/bench.py --template-only --out $(BUILD)/bench-template.json
 
+# The network alone (issue 14): host -> container stream and round trip,
+# cocoon, cocoon's tap alone and runc side by side (bench/netbench.py).
+bench-network: image
+	/usr/bin/python3 bench/bench.py --network-only --out $(BUILD)/bench-network.json
+
 install: build
 	meson install -C $(BUILD)
 
