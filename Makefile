@@ -14,7 +14,7 @@ PREFIX   ?= /usr/local
 PYTEST   ?= /usr/bin/python3 -m pytest
 COCOON    = $(BUILD)/cocoon
 
-.PHONY: all setup build image check unit asan lint fuzz fuzz-build fuzz-smoke e2e demo bench bench-quick bench-template install format clean
+.PHONY: all setup build image check unit asan lint fuzz fuzz-build fuzz-smoke e2e demo bench bench-quick bench-template bench-network install format clean
 
 all: build
 
