@@ -32,6 +32,7 @@ struct sandbox_options {
 	bool quiet_failure;	/* no console excerpt in the error (probes) */
 	const struct vm_backend *backend; /* NULL: QEMU */
 	const char *rootfs_dir;		  /* a container rootfs to share, or NULL */
+	const char *pod_dir;		  /* the pod share (pod.h), or NULL */
 	const char *const *images_dirs;	  /* checkpoint images to share read-only */
 	int n_images_dirs;
 	bool keep_dir_on_failure;	  /* the caller owns and removes the directory */

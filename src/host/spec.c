@@ -1,6 +1,7 @@
 #include "spec.h"
 #include "cleanup.h"
 #include "paths.h"
+#include "pod.h"
 
 #include <json-c/json.h>
 #include <limits.h>
@@ -377,6 +378,14 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 			free(type);
 			return r;
 		}
+		/* Pods: the namespaces of the pod's sandbox (pod.c). */
+		if (path && (r = pod_spec_namespace(b, field, type, path, err)) != 0) {
+			free(path);
+			free(type);
+			if (r < 0)
+				return r;
+			continue;
+		}
 		if (path) {
 			free(path);
 			r = error_setx(err, EOPNOTSUPP,
@@ -408,6 +417,34 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 	return 0;
 }
 
+/* The pod a container belongs to, as CRI (containerd) and CRI-O say it. */
+static int parse_pod_annotations(json_object *root, struct oci_bundle *b, struct error **err)
+{
+	static const char *const keys[][2] = {
+		{"io.kubernetes.cri.container-type", "io.kubernetes.cri.sandbox-id"},
+		{"io.kubernetes.cri-o.ContainerType", "io.kubernetes.cri-o.SandboxID"},
+	};
+	json_object *ann = member(root, "annotations");
+	int r = want_type(ann, json_type_object, "annotations", err);
+	if (r < 0 || !ann)
+		return r;
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		json_object *type = member(ann, keys[i][0]), *sandbox = member(ann, keys[i][1]);
+		if (!type || !json_object_is_type(type, json_type_string))
+			continue;
+		if (strcmp(json_object_get_string(type), "sandbox") == 0) {
+			b->pod.sandbox = true;
+		} else if (strcmp(json_object_get_string(type), "container") == 0 && sandbox &&
+			   json_object_is_type(sandbox, json_type_string) && !b->pod.sandbox_id) {
+			if (validate_id("sandbox", json_object_get_string(sandbox), err) < 0)
+				return error_wrap(err, "config.json: annotations: %s", keys[i][1]);
+			if (!(b->pod.sandbox_id = strdup(json_object_get_string(sandbox))))
+				return error_set(err, ENOMEM, "config.json");
+		}
+	}
+	return 0;
+}
+
 static void spec_free_container(Cocoon__ContainerSpec *s)
 {
 	if (!s)
@@ -431,6 +468,13 @@ static void spec_free_container(Cocoon__ContainerSpec *s)
 		free(s->namespaces[i]);
 	free(s->namespaces);
 	free(s->rootfs_tag);
+	if (s->rootfs_path != protobuf_c_empty_string)
+		free(s->rootfs_path);
+	if (s->join_container != protobuf_c_empty_string)
+		free(s->join_container);
+	for (size_t i = 0; i < s->n_join_namespaces; i++)
+		free(s->join_namespaces[i]);
+	free(s->join_namespaces);
 	free(s);
 }
 
@@ -446,6 +490,7 @@ void spec_free(struct oci_bundle *b)
 	free(b->warnings);
 	free(b->bundle);
 	free(b->rootfs);
+	free(b->pod.sandbox_id);
 	memset(b, 0, sizeof(*b));
 }
 
@@ -517,7 +562,7 @@ int spec_load(const char *bundle, const char *id, struct oci_bundle *b, struct e
 		b->spec->hostname = strdup("");
 	if ((r = parse_mounts(root, b, err)) < 0)
 		return r;
-	if ((r = parse_linux(root, b, err)) < 0)
+	if ((r = parse_pod_annotations(root, b, err)) < 0 || (r = parse_linux(root, b, err)) < 0)
 		return r;
 	if (member(root, "hooks"))
 		warn(b, "hooks are not run by cocoon; ignored");

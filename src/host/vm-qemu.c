@@ -251,6 +251,16 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 		return -1;
 	if (s->rootfs_dir && add_9p(b, "rootfs", s->rootfs_dir, false, err) < 0)
 		return -1;
+	/* Pods: the members' rootfs are bind mounts under this directory, one
+	 * device each; remap keeps their inode numbers apart in the guest. */
+	if (s->pod_dir) {
+		if (!qemu_safe_path(s->pod_dir))
+			return error_setx(err, EINVAL, "pod path '%s' contains a comma", s->pod_dir);
+		add(b, "-fsdev");
+		add(b, "local,id=pod,path=%s,security_model=passthrough,multidevs=remap", s->pod_dir);
+		add(b, "-device");
+		add(b, "virtio-9p-device,fsdev=pod,mount_tag=pod");
+	}
 	for (int i = 0; i < s->n_images_dirs; i++) {
 		/* Read-only: restoring must never change the user's images
 		 * (for virtiofs, see virtiofsd_start). */

@@ -19,6 +19,7 @@ struct vm_spec {
 	const char *shared_dir;	  /* host directory shared with tag "cocoon", or NULL */
 	const char *shared_fs;	  /* "9p" or "virtiofs" */
 	const char *rootfs_dir;	  /* container rootfs shared with tag "rootfs", or NULL */
+	const char *pod_dir;	  /* the pod share, tag "pod" (pod.h), or NULL */
 	const char *tools_dir;	  /* the image's tools tree, read-only, tag "tools", or NULL */
 	/* Checkpoint image directories shared read-only, tags "images0".. */
 	const char *const *images_dirs;

@@ -24,8 +24,11 @@
  *                               child holds one connection to it and prints
  *                               each round trip
  *   payload tcp-connect PORT    one round trip to "payload tcp", printed
+ *   payload shm-put KEY TEXT    a SysV shared memory segment under KEY with TEXT
+ *   payload shm-get KEY         print the text of segment KEY (pods: IPC shared)
  */
 #include <errno.h>
+#include <sys/shm.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -286,6 +289,26 @@ static int cmd_tcp_connect(int argc, char **argv)
 	return w == 42 ? 0 : 1;
 }
 
+/* SysV shared memory: what the containers of a pod share through their
+ * IPC namespace. The segment outlives the process that made it. */
+static int cmd_shm(int argc, char **argv, bool put)
+{
+	if (argc < (put ? 4 : 3))
+		return 2;
+	key_t key = (key_t)atoi(argv[2]);
+	int id = shmget(key, 4096, put ? IPC_CREAT | 0600 : 0);
+	char *mem = id < 0 ? (void *)-1 : shmat(id, NULL, 0);
+	if (mem == (void *)-1) {
+		fprintf(stderr, "payload: shm %d: %s\n", key, strerror(errno));
+		return 1;
+	}
+	if (put)
+		snprintf(mem, 4096, "%s", argv[3]);
+	else
+		printf("%s\n", mem);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : "";
@@ -349,6 +372,8 @@ int main(int argc, char **argv)
 		return cmd_tcp(argc, argv);
 	if (strcmp(cmd, "tcp-connect") == 0)
 		return cmd_tcp_connect(argc, argv);
+	if (strcmp(cmd, "shm-put") == 0 || strcmp(cmd, "shm-get") == 0)
+		return cmd_shm(argc, argv, strcmp(cmd, "shm-put") == 0);
 	fprintf(stderr, "payload: unknown command '%s'\n", cmd);
 	return 2;
 }
