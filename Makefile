@@ -7,11 +7,14 @@
 
 BUILD    ?= build
 ASAN     ?= build-asan
+FUZZ     ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS  = fuzz-reply fuzz-manifest fuzz-pagemap fuzz-config fuzz-spec
 PREFIX   ?= /usr/local
 PYTEST   ?= /usr/bin/python3 -m pytest
 COCOON    = $(BUILD)/cocoon
 
-.PHONY: all setup build image check unit asan e2e demo bench bench-quick install format clean
+.PHONY: all setup build image check unit asan lint fuzz fuzz-build fuzz-smoke e2e demo bench bench-quick install format clean
 
 all: build
 
@@ -38,10 +41,36 @@ asan: setup
 	@ninja -C $(ASAN)
 	meson test -C $(ASAN) --print-errorlogs
 
+# libFuzzer targets (docs/security.md), in a clang build of their own with
+# ASan and UBSan; any undefined behaviour counts as a crash.
+$(FUZZ)/build.ninja:
+	CC=clang CFLAGS="-fsanitize=fuzzer-no-link -fno-sanitize-recover=all -Wno-format-nonliteral" meson setup $(FUZZ) \
+		-Dfuzz=true -Dguest=false -Db_sanitize=address,undefined -Db_lundef=false
+
+fuzz-build: setup $(FUZZ)/build.ninja
+	@ninja -C $(FUZZ)
+
+# Each target for FUZZ_SECONDS; what it learns stays in $(FUZZ)/corpus.
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(FUZZ)/corpus/$$t $(FUZZ)/crashes; \
+		$(FUZZ)/tests/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=$(FUZZ)/crashes/ \
+			$(FUZZ)/corpus/$$t tests/fuzz/corpus/$$t || exit 1; \
+	done
+
+# make check: the corpus kept in the repo, then a few seconds of mutation.
+fuzz-smoke: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+		rm -rf $(FUZZ)/smoke/$$t && mkdir -p $(FUZZ)/smoke/$$t $(FUZZ)/crashes; \
+		$(FUZZ)/tests/fuzz/$$t -max_total_time=3 -artifact_prefix=$(FUZZ)/crashes/ $(FUZZ)/smoke/$$t tests/fuzz/corpus/$$t 2>$(FUZZ)/smoke/$$t.log \
+			|| { tail -30 $(FUZZ)/smoke/$$t.log; exit 1; }; \
+		echo "fuzz-smoke $$t: $$(grep -o 'Done [0-9]* runs' $(FUZZ)/smoke/$$t.log)"; \
+	done
+
 e2e: image
 	$(PYTEST) -v tests/e2e
 
-check: unit asan e2e
+check: lint unit asan fuzz-smoke e2e
 
 demo: image
 	sh scripts/demo.sh $(COCOON)
@@ -55,8 +84,14 @@ bench-quick: image
 install: build
 	meson install -C $(BUILD)
 
+# shellcheck at warning level for every shell script, codespell for the
+# whole tree. 'fo' and 'te' are the tests' names for file objects.
+lint: setup
+	shellcheck -S warning $$(git ls-files '*.sh')
+	codespell -L fo,te $$(git ls-files ':!:*.img' ':!:tests/fuzz/corpus/*')
+
 format:
 	clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c' 'tests/*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN)
+	rm -rf $(BUILD) $(ASAN) $(FUZZ)

@@ -40,10 +40,11 @@ def stat(values):
 
 
 class Bench:
-    def __init__(self, work, memory_mib, shared_fs="9p"):
+    def __init__(self, work, memory_mib, shared_fs="9p", root=None, env=None):
         work.mkdir(exist_ok=True)
         self.work = work
-        self.root = work / "state"
+        self.root = root or work / "state"
+        self.env = {**os.environ, **(env or {})}
         self.config = work / "config.toml"
         self.config.write_text(f"[vm]\nmemory_mib = {memory_mib}\nshared_fs = \"{shared_fs}\"\n")
         self.bundle = work / "bundle"
@@ -60,11 +61,12 @@ class Bench:
             # that we would wait on for ever.
             err = pathlib.Path(str(out) + ".err")
             with open(out, "wb") as o, open(err, "wb") as e:
-                r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=o, stderr=e, timeout=timeout)
+                r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=o, stderr=e, timeout=timeout,
+                                   env=self.env)
             r.stderr = err.read_text()
             return r
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, env=self.env)
 
     def set_args(self, args):
         spec_path = self.bundle / "config.json"
@@ -150,7 +152,8 @@ def measure_size(b, mib, runs, direct9p, transfer_only=False):
     res = {k: [] for k in ("floor_frozen", "floor_criu", "lr_frozen", "lr_criu", "lr_copy", "lr_total",
                            "seed_frozen", "seed_total", "exit_frozen", "exit_total", "restore_total",
                            "restore_boot", "restore_criu", "raw_restore_criu", "image_bytes",
-                           "direct9p_frozen", "direct9p_total")}
+                           "direct9p_frozen", "direct9p_total", "floor_peak_mib", "lr_peak_mib",
+                           "stream_frozen", "stream_criu", "stream_total", "stream_peak_mib")}
     for run in range(runs):
         cid, out = b.start(["payload", "memhog", str(mib)])
         try:
@@ -162,13 +165,25 @@ def measure_size(b, mib, runs, direct9p, transfer_only=False):
             s = b.checkpoint(cid, "--leave-running", "--bench-route", "floor")
             res["floor_frozen"].append(s["frozen_ms"])
             res["floor_criu"].append(s["criu_ms"])
+            res["floor_peak_mib"].append(s["guest_peak_used_mib"])
             p = b.work / f"lr-{mib}-{run}"
             s = b.checkpoint(cid, "--leave-running", path=p)
             res["lr_frozen"].append(s["frozen_ms"])
             res["lr_criu"].append(s["criu_ms"])
             res["lr_copy"].append(s["copy_ms"])
             res["lr_total"].append(s["total_ms"])
+            res["lr_peak_mib"].append(s["guest_peak_used_mib"])
             shutil.rmtree(p)
+            if not transfer_only:
+                # The streaming route, which a guest too small for a
+                # second copy of the container's memory takes.
+                p = b.work / f"stream-{mib}-{run}"
+                s = b.checkpoint(cid, "--leave-running", "--bench-route", "stream", path=p)
+                res["stream_frozen"].append(s["frozen_ms"])
+                res["stream_criu"].append(s["criu_ms"])
+                res["stream_total"].append(s["total_ms"])
+                res["stream_peak_mib"].append(s["guest_peak_used_mib"])
+                shutil.rmtree(p)
             if not transfer_only:
                 p = b.work / f"seed-{mib}-{run}"
                 s = b.checkpoint(cid, "--leave-running", "--bench-route", "seed", path=p)
@@ -199,6 +214,103 @@ def measure_size(b, mib, runs, direct9p, transfer_only=False):
             res["raw_restore_criu"].append(s["criu_ms"])
             b.delete(rid + "raw")
         shutil.rmtree(p)
+    return {k: stat(v) for k, v in res.items()}
+
+
+def measure_routes(b, mib, runs):
+    """The two ways cocoon's route can take, side by side on one container:
+    the pages through guest memory (tmpfs) or streamed by CRIU's page
+    server into the shared directory; with the guest memory each took
+    (MemAvailable's largest drop, sampled by the agent)."""
+    res = {}
+    for run in range(runs):
+        cid, out = b.start(["payload", "memhog", str(mib)])
+        try:
+            b.wait_lines(out, 1)
+            b.checkpoint(cid, "--leave-running", "--bench-route", "floor")  # warm-up, discarded
+            s = b.checkpoint(cid, "--leave-running", "--bench-route", "floor")
+            res.setdefault("floor_frozen", []).append(s["frozen_ms"])
+            res.setdefault("floor_criu", []).append(s["criu_ms"])
+            res.setdefault("floor_peak_mib", []).append(s["guest_peak_used_mib"])
+            for route in ("tmpfs", "stream"):
+                p = b.work / f"{route}-{mib}-{run}"
+                s = b.checkpoint(cid, "--leave-running", "--bench-route", route, path=p)
+                for key in ("frozen_ms", "criu_ms", "copy_ms", "total_ms", "guest_peak_used_mib"):
+                    res.setdefault(f"{route}_{key}", []).append(s[key])
+                shutil.rmtree(p)
+        finally:
+            b.delete(cid)
+    return {k: stat(v) for k, v in res.items()}
+
+
+class TmpfsSampler:
+    """The most a tmpfs held while a command ran, sampled every 10 ms: the
+    host memory the images took on their way (a state root on tmpfs)."""
+
+    def __init__(self, path):
+        self.path, self.peak, self.stop = path, 0, False
+
+    def used(self):
+        st = os.statvfs(self.path)
+        return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+    def __enter__(self):
+        import threading
+        self.base = self.used()
+
+        def run():
+            while not self.stop:
+                self.peak = max(self.peak, self.used() - self.base)
+                time.sleep(0.01)
+        self.t = threading.Thread(target=run)
+        self.t.start()
+        return self
+
+    def __exit__(self, *a):
+        self.stop = True
+        self.t.join()
+
+
+def measure_layout(work, mib, runs, memory_mib):
+    """The engines' layout: the state root on tmpfs (as /run is on real
+    hosts), --image-path on disk. Images staged beside the destination (a
+    bind mount on the shared directory) against staged in the shared
+    directory under the state root (COCOON_STAGING=shared, the way before),
+    and against the state root on the same disk as the images."""
+    res = {}
+    tmpfs = work / "tmpfs-state"
+    tmpfs.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0700", "tmpfs", str(tmpfs)], check=True)
+    layouts = [("same_fs", work / "layout-disk", None, {}),
+               ("beside", work / "layout-tmpfs", tmpfs / "a", {}),
+               ("shared", work / "layout-tmpfs-old", tmpfs / "b", {"COCOON_STAGING": "shared"})]
+    benches = []
+    try:
+        for name, bwork, root, env in layouts:
+            b = Bench(bwork, memory_mib, root=root, env=env)
+            benches.append(b)
+            for run in range(runs):
+                cid, out = b.start(["payload", "memhog", str(mib)])
+                try:
+                    b.wait_lines(out, 1)
+                    b.checkpoint(cid, "--leave-running", "--bench-route", "floor")  # warm-up
+                    for mode in ("lr", "exit"):
+                        p = work / f"layout-img-{name}-{run}-{mode}"
+                        flags = ["--leave-running"] if mode == "lr" else []
+                        with TmpfsSampler(tmpfs) as t:
+                            s = b.checkpoint(cid, *flags, path=p)
+                        res.setdefault(f"{name}_{mode}_total", []).append(s["total_ms"])
+                        res.setdefault(f"{name}_{mode}_host_mib", []).append(t.peak / (1 << 20))
+                        if name != "same_fs":
+                            assert s["staging"] == name, s
+                        shutil.rmtree(p)
+                finally:
+                    b.delete(cid)
+    finally:
+        for b in benches:
+            for d in (b.root.iterdir() if b.root.exists() else []):
+                b.delete(d.name)
+        subprocess.run(["umount", "-l", str(tmpfs)])
     return {k: stat(v) for k, v in res.items()}
 
 
@@ -376,7 +488,21 @@ def main():
     ap.add_argument("--sizes", default="16,64,256")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--out", default=str(REPO / "bench" / "results.json"))
+    ap.add_argument("--routes-only", action="store_true",
+                    help="only the tmpfs and streaming routes side by side (a targeted run)")
+    ap.add_argument("--layout-only", action="store_true",
+                    help="only the engines' layout at the largest size (a targeted run)")
     args = ap.parse_args()
+    if args.routes_only:
+        return routes_only(args)
+    if args.layout_only:
+        work = pathlib.Path(tempfile.mkdtemp(prefix="cocoon-bench."))
+        try:
+            big = max(int(x) for x in args.sizes.split(","))
+            print(json.dumps(measure_layout(work, big, args.runs, max(1024, 4 * big + 512)), indent=1))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return 0
     sizes = [16] if args.quick else [int(x) for x in args.sizes.split(",")]
     runs = 1 if args.quick else args.runs
     t_start = time.time()
@@ -405,6 +531,8 @@ def main():
         bv = Bench(work / "virtiofs", memory_mib, shared_fs="virtiofs")
         benches.append(bv)
         results["virtiofs"] = {str(big): measure_size(bv, big, runs, direct9p=False, transfer_only=True)}
+        print(f"  measuring the engines' layout at {big} MiB ...", flush=True)
+        results["layout"] = {str(big): measure_layout(work, big, runs, memory_mib)}
         print("  measuring the host baseline (runc + CRIU 4.1.1, no VM) ...", flush=True)
         host, why = measure_host(work, sizes, runs)
         if host:
@@ -444,11 +572,42 @@ def main():
             "checkpoint": ratio(med(v, "lr_total"), med(s, "lr_total")),
             "restore": ratio(med(v, "restore_total"), med(s, "restore_total")),
         }
+    lay = results.get("layout", {}).get(big)
+    if lay:
+        results["ratios"]["engines_layout_vs_same_fs"] = {
+            "leave_running": ratio(med(lay, "beside_lr_total"), med(lay, "same_fs_lr_total")),
+            "exit": ratio(med(lay, "beside_exit_total"), med(lay, "same_fs_exit_total")),
+            "before_leave_running": ratio(med(lay, "shared_lr_total"), med(lay, "same_fs_lr_total")),
+        }
+    # The guest memory a checkpoint takes, against issue 12's target for
+    # the route it needs at least: 64 MiB + 5% of the container's memory.
+    results["guest_memory"] = {
+        m: {"stream_peak_mib": med(results["sizes"][m], "stream_peak_mib"),
+            "tmpfs_peak_mib": med(results["sizes"][m], "lr_peak_mib"),
+            "target_mib": 64 + int(m) * 5 / 100}
+        for m in results["sizes"]}
     results["targets"] = {k: v[1] for k, v in TARGETS.items()}
     results["elapsed_s"] = round(time.time() - t_start, 1)
     pathlib.Path(args.out).write_text(json.dumps(results, indent=2))
     report(results, sizes)
     print(f"results written to {args.out}")
+    return 0
+
+
+def routes_only(args):
+    sizes = [int(x) for x in args.sizes.split(",")]
+    work = pathlib.Path(tempfile.mkdtemp(prefix="cocoon-bench."))
+    b = Bench(work, max(1024, 4 * max(sizes) + 512))
+    out = {}
+    try:
+        for mib in sizes:
+            print(f"  routes at {mib} MiB ...", flush=True)
+            out[str(mib)] = measure_routes(b, mib, args.runs)
+    finally:
+        for d in (b.root.iterdir() if b.root.exists() else []):
+            b.delete(d.name)
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(out, indent=1))
     return 0
 
 
@@ -469,6 +628,10 @@ def report(r, sizes):
             ("seed (tmp + cp): frozen", "seed_frozen"), ("seed (tmp + cp): total", "seed_total"),
             ("dump straight into 9p: frozen", "direct9p_frozen"), ("dump straight into 9p: total", "direct9p_total"),
             ("cocoon exit mode: frozen", "exit_frozen"), ("cocoon exit mode: total", "exit_total"),
+            ("streaming route (page server): frozen", "stream_frozen"),
+            ("streaming route: total", "stream_total"),
+            ("guest memory taken, MiB: tmpfs route", "lr_peak_mib"),
+            ("guest memory taken, MiB: streaming", "stream_peak_mib"),
             ("restore, fresh VM: total", "restore_total"), ("restore: boot part", "restore_boot"),
             ("restore: criu part (from 9p)", "restore_criu"), ("raw criu restore from tmpfs", "raw_restore_criu"),
             ("host runc+CRIU 4.1.1, no VM: frozen", "host_frozen"),
@@ -507,6 +670,16 @@ def report(r, sizes):
         fs = r["ratios"].get("virtiofs_vs_9p", {})
         print(f"  virtiofs / 9p: checkpoint total {fs.get('checkpoint') or 0:.2f}, restore total "
               f"{fs.get('restore') or 0:.2f} (not a target)")
+    lay = r.get("layout")
+    if lay:
+        mib = next(iter(lay))
+        l = lay[mib]
+        print()
+        print(f"engines' layout at {mib} MiB: state root on tmpfs, images on disk".ljust(60))
+        print("".ljust(40) + "same disk".rjust(20) + "tmpfs, beside".rjust(20) + "tmpfs, before".rjust(20))
+        for label, key in (("--leave-running: total ms", "lr_total"), ("exit mode: total ms", "exit_total"),
+                           ("host memory (state tmpfs peak), MiB", "lr_host_mib")):
+            print(label.ljust(40) + "".join(fmt(l, f"{n}_{key}").rjust(20) for n in ("same_fs", "beside", "shared")))
     for k, why in r["skipped"].items():
         print(f"skipped {k}: {why}")
     print(f"({r['elapsed_s']} s)")

@@ -6,20 +6,25 @@ set -eu
 
 PACKAGES="
 gcc make meson ninja-build pkg-config
-libprotobuf-c-dev protobuf-c-compiler libjson-c-dev libcmocka-dev libxxhash-dev
+libprotobuf-c-dev protobuf-c-compiler libjson-c-dev libcmocka-dev libxxhash-dev libseccomp-dev
 qemu-system-x86 criu busybox-static cpio kmod xz-utils iproute2 iptables tar gzip
-python3 python3-pytest
+python3 python3-pytest clang libclang-rt-14-dev
 containerd runc
+shellcheck codespell
 "
 # Why each group is here:
 #   build:  compiler, meson/ninja, protobuf-c (agent protocol), json-c (OCI
-#           JSON), cmocka (unit tests), xxhash (checkpoint image checksums)
+#           JSON), cmocka (unit tests), xxhash (checkpoint image checksums),
+#           libseccomp (its static library: the agent builds the container's
+#           seccomp filter in the guest)
 #   image:  qemu (the VMM), criu (copied into the guest, and the host binary
 #           containerd/podman look for before they allow a checkpoint),
 #           busybox-static (guest shell and test payload helper), cpio, kmod
 #           (depmod/modprobe to resolve module deps), xz-utils (vmlinux
 #           extraction), iproute2 + iptables (CRIU calls them in the guest)
-#   tests:  python3-pytest (e2e), containerd + runc (engine tests)
+#   tests:  python3-pytest (e2e), containerd + runc (engine tests), clang +
+#           libclang-rt-14-dev (libFuzzer targets: make fuzz, make fuzz-smoke)
+#   lint:   shellcheck, codespell (make lint, part of make check)
 
 missing=
 for p in $PACKAGES; do

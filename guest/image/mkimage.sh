@@ -31,7 +31,7 @@ BOOT_MODULES="virtio virtio_ring virtio_mmio virtio_console netfs fscache 9pnet 
 die() { echo "cocoon image: $*" >&2; exit 1; }
 say() { echo "cocoon image: $*"; }
 
-AGENT= OUT= FRAGMENT= FORCE=0
+AGENT='' OUT='' FRAGMENT='' FORCE=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--agent) AGENT=$2; shift 2 ;;

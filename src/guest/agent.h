@@ -24,6 +24,8 @@
 
 struct agent_job;
 typedef void (*agent_job_done_fn)(struct agent_job *job, int status);
+/* Called every watch_ms while the job runs; it may kill the job. */
+typedef void (*agent_job_watch_fn)(struct agent_job *job);
 
 /* A child process whose merged stdout/stderr is collected, bounded. */
 struct agent_job {
@@ -37,6 +39,9 @@ struct agent_job {
 	void *userdata;
 	long long deadline_ms; /* 0: none; past it the job is killed */
 	bool timed_out;
+	agent_job_watch_fn watch;
+	int watch_ms;
+	long long next_watch_ms;
 };
 
 /* How to start a job beyond its argv. */
@@ -46,6 +51,11 @@ struct agent_job_options {
 	const char *cgroup;   /* the child joins this cgroup before exec */
 	const char *netns;    /* and enters this network namespace (a path) */
 	int timeout_ms;	      /* 0: none */
+	/* The guest's OOM killer takes this job before anything else
+	 * (oom_score_adj 1000): CRIU and the copier, never the container. */
+	bool oom_victim;
+	agent_job_watch_fn watch; /* with watch_ms > 0 */
+	int watch_ms;
 };
 
 struct agent {
@@ -97,7 +107,8 @@ int agent_job_start(struct agent *a, char *const argv[], agent_job_done_fn done,
 /* Both return the child's pid, or a negative errno. */
 int agent_job_start_ex(struct agent *a, char *const argv[], const struct agent_job_options *o,
 		       agent_job_done_fn done, void *userdata, struct error **err);
-/* Kills jobs past their deadline; returns ms until the next one, or -1. */
+/* Kills jobs past their deadline and runs the watches that are due;
+ * returns ms until the next deadline or watch, or -1. */
 int agent_jobs_check_deadlines(struct agent *a);
 long long agent_now_ms(void);
 /* Mounts the host's virtio-9p share TAG on DIR with the given cache mode. */
@@ -110,8 +121,10 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *req);
 /* --copy-tree SRC DST: copies a directory of regular files with large
  * writes (the agent binary runs itself for this, as a job). With done_fd
- * >= 0 it copies the page images while they grow, until done_fd ends. */
-int copy_tree_main(const char *src, const char *dst, int done_fd);
+ * >= 0 it copies the page images while they grow, until done_fd ends; with
+ * writer > 0 as well (the streaming route) it punches what it copied out of
+ * SRC and stops the writer while too much waits. */
+int copy_tree_main(const char *src, const char *dst, int done_fd, pid_t writer);
 void agent_jobs_reap(struct agent *a);
 void agent_job_read(struct agent *a, struct agent_job *job);
 

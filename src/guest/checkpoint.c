@@ -17,6 +17,9 @@
 #include "agent.h"
 #include "cleanup.h"
 #include "container.h"
+#include "ckpt-check.h"
+#include "criu-conf.h"
+#include "guard.h"
 #include "mounts.h"
 #include "pbwire.h"
 
@@ -31,6 +34,7 @@
 #include <sys/mount.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <netinet/in.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -38,11 +42,25 @@
 
 #define CKPT_SHARED_SUBDIR "checkpoints"
 #define DESCRIPTORS_FILE "cocoon-descriptors"
+#define OOM_ADJ_FILE "cocoon-oom-score-adj"
 #define NETNS_KEY "cocoon-netns"
 #define DEV_KEY "cocoon-dev"
 #define SHM_KEY "cocoon-shm"
+/* Last resorts only: the watch below stops a stalled CRIU within seconds. */
 #define CRIU_DUMP_TIMEOUT_MS (10 * 60 * 1000)
 #define CRIU_RESTORE_TIMEOUT_MS (5 * 60 * 1000)
+/* How often a running CRIU is looked at, and how long it may go without
+ * using CPU time or writing anything before it is taken as stalled. A dump
+ * waiting on a task that died sleeps; a working one does neither. */
+#define CRIU_WATCH_MS 200
+#define CRIU_STALL_MS 6000
+/* The guest-memory route needs the container's memory free in the guest,
+ * plus room for CRIU itself and what the container may touch meanwhile. */
+#define TMPFS_ROUTE_RESERVE_KIB (32 * 1024)
+/* The streaming route holds no image pages in the guest: CRIU, the page
+ * server, their socket buffers and the small images (docs/checkpoint.md
+ * has the measured peak). Below this much free memory nothing is tried. */
+#define STREAM_ROUTE_NEED_KIB (32 * 1024)
 #define COPY_BUF (4 * 1024 * 1024)
 
 /* mkdir -p, for runtime.guest_checkpoint_dir. */
@@ -64,6 +82,12 @@ static void ensure_dir(const char *path)
 
 static size_t copy_buf_size = COPY_BUF;
 static bool copy_like_cp;
+/* The streaming route: what is copied is punched out of tmpfs at once, and
+ * the writer (CRIU's page server) is stopped while too much waits. */
+static pid_t stream_writer;
+static bool writer_stopped;
+#define STREAM_BACKLOG_HIGH ((off_t)32 << 20)
+#define STREAM_BACKLOG_LOW ((off_t)8 << 20)
 
 static int write_all(int fd, const char *p, size_t n)
 {
@@ -146,9 +170,30 @@ static int growing_copy(struct growing_file *f, bool last)
 	/* Below i_size a tmpfs file is written: CRIU appends page runs. */
 	off_t end = last ? st.st_size : st.st_size - st.st_size % (off_t)COPY_BUF;
 	int r = copy_mapped(f->in, f->out, f->copied, end);
+	if (r == 0 && end > f->copied && stream_writer > 0 &&
+	    fallocate(f->in, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, f->copied, end - f->copied) < 0)
+		r = -errno;
 	if (r == 0 && end > f->copied)
 		f->copied = end;
 	return r;
+}
+
+/* Flow control for the streaming route: the page server stops while more
+ * than STREAM_BACKLOG_HIGH waits in tmpfs (then CRIU blocks on the full
+ * socket), and goes on below STREAM_BACKLOG_LOW. */
+static void stream_throttle(struct growing_file *g, size_t n)
+{
+	off_t backlog = 0;
+	struct stat st;
+	if (stream_writer <= 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (fstat(g[i].in, &st) == 0 && st.st_size > g[i].copied)
+			backlog += st.st_size - g[i].copied;
+	if (!writer_stopped && backlog > STREAM_BACKLOG_HIGH)
+		writer_stopped = kill(stream_writer, SIGSTOP) == 0;
+	else if (writer_stopped && backlog < STREAM_BACKLOG_LOW && kill(stream_writer, SIGCONT) == 0)
+		writer_stopped = false;
 }
 
 static struct growing_file *growing_find(struct growing_file *g, size_t n, const char *name)
@@ -186,7 +231,8 @@ static int follow_pages(int sdir, int ddir, int done_fd, struct growing_file *g,
 			if (!f && *n < max && strncmp(de->d_name, "pages-", 6) == 0 && strlen(de->d_name) < sizeof(f->name)) {
 				f = &g[*n];
 				snprintf(f->name, sizeof(f->name), "%s", de->d_name);
-				f->in = openat(sdir, de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+				/* Writable to punch holes in it (streaming route). */
+				f->in = openat(sdir, de->d_name, (stream_writer > 0 ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC);
 				f->out = openat(ddir, de->d_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 				f->copied = 0;
 				if (f->in < 0 || f->out < 0)
@@ -197,13 +243,15 @@ static int follow_pages(int sdir, int ddir, int done_fd, struct growing_file *g,
 			if (r < 0)
 				return r;
 		}
+		stream_throttle(g, *n);
 		if (finished > 0)
 			return 0;
 	}
 }
 
-int copy_tree_main(const char *src, const char *dst, int done_fd)
+int copy_tree_main(const char *src, const char *dst, int done_fd, pid_t writer)
 {
+	stream_writer = writer;
 	/* The seed's baseline copied like cp(1): 128 KiB at a time. */
 	if (getenv("COCOON_COPY_SMALL")) {
 		copy_buf_size = 128 * 1024;
@@ -222,7 +270,10 @@ int copy_tree_main(const char *src, const char *dst, int done_fd)
 	}
 	_cleanup_close_ int ddir = open(dst, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	int sdir = dirfd(d);
-	if (done_fd >= 0 && (r = follow_pages(sdir, ddir, done_fd, growing, ARRAY_SIZE(growing), &n_growing)) < 0) {
+	r = done_fd >= 0 ? follow_pages(sdir, ddir, done_fd, growing, ARRAY_SIZE(growing), &n_growing) : 0;
+	if (writer_stopped)
+		kill(stream_writer, SIGCONT);
+	if (r < 0) {
 		fprintf(stderr, "copy %s -> %s while CRIU writes: %s\n", src, dst, strerror(-r));
 		return 1;
 	}
@@ -372,6 +423,19 @@ struct ckpt_ctx {
 	bool followed;	/* the copier was started beside CRIU */
 	bool dump_finished;
 	long oom_kills0; /* /proc/vmstat oom_kill when the dump began */
+	struct guard guard; /* the container's tasks, protected while CRIU runs */
+	bool guarded;
+	pid_t criu;	    /* the dump's CRIU, while it runs */
+	char *stop_reason;  /* why the agent stopped CRIU */
+	long need_kib, avail_kib; /* the fit check's two figures */
+	const char *route_name;
+	/* The streaming route: CRIU sends the pages to its page server, and
+	 * the copier sends them on as they come, punching them out of tmpfs
+	 * (docs/checkpoint.md). */
+	bool stream;
+	pid_t pserver; /* > 0 while the page server runs */
+	bool pserver_failed;
+	char pserver_msg[256];
 	int shm_watch;	/* inotify on an empty /dev/shm left out of the dump */
 	char *err;	/* the first failure, answered once both have ended */
 	int err_code;
@@ -386,6 +450,7 @@ static void ckpt_free(struct ckpt_ctx *x)
 	if (x->shm_watch >= 0)
 		close(x->shm_watch);
 	free(x->err);
+	free(x->stop_reason);
 	for (size_t i = 0; i < x->n_ext; i++)
 		free(x->ext_args[i]);
 	free(x);
@@ -398,12 +463,23 @@ static void ckpt_done_state(struct agent *a, const char *cid)
 		c->checkpointing = false;
 }
 
-/* A failed exit-mode checkpoint leaves the container as it was: running. */
+/* A failed checkpoint leaves the container as it was: paused if it was
+ * paused, else running. CRIU puts the freezer back itself when it ends
+ * normally, but not when it was killed (by us or by the OOM killer), and an
+ * exit-mode checkpoint froze the container itself. */
 static void ckpt_thaw_on_failure(struct ckpt_ctx *x)
 {
 	struct agent_container *c = container_find(x->a, x->cid);
-	if (x->froze && c)
-		container_freeze(c, false);
+	if (c && c->procs[0].phase == PROC_RUNNING)
+		container_freeze(c, c->paused);
+}
+
+/* The container's tasks get their own oom_score_adj back. */
+static void ckpt_unguard(struct ckpt_ctx *x)
+{
+	if (x->guarded)
+		guard_release(&x->guard);
+	x->guarded = false;
 }
 
 /* Keeps CRIU's log for the host even when the dump failed. */
@@ -412,13 +488,26 @@ static void save_log_to_shared(struct ckpt_ctx *x, const char *name)
 	char src[300], dst[300];
 	snprintf(src, sizeof(src), "%s/%s", x->img, name);
 	snprintf(dst, sizeof(dst), AGENT_SHARED_DIR "/" CKPT_SHARED_SUBDIR "/%s.%s", x->ckid, name);
-	_cleanup_free_ char *buf = malloc(COPY_BUF);
+	/* On the stack: this may run while the guest is short of memory. */
+	char buf[64 * 1024];
 	_cleanup_close_ int in = open(src, O_RDONLY | O_CLOEXEC);
 	_cleanup_close_ int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 	ssize_t n;
-	while (buf && in >= 0 && out >= 0 && (n = read(in, buf, COPY_BUF)) > 0)
+	while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof(buf))) > 0)
 		if (write(out, buf, (size_t)n) != n)
 			break;
+}
+
+/* The bulk of a failed dump's guest memory, freed before anything else is
+ * done: after an OOM kill of CRIU the guest has next to nothing left, and
+ * the container must not be the next to need a page. */
+static void remove_page_images(const char *dir)
+{
+	_cleanup_closedir_ DIR *d = opendir(dir);
+	struct dirent *de;
+	while (d && (de = readdir(d)))
+		if (strncmp(de->d_name, "pages-", 6) == 0)
+			unlinkat(dirfd(d), de->d_name, 0);
 }
 
 static void remove_dir_files(const char *dir)
@@ -431,14 +520,42 @@ static void remove_dir_files(const char *dir)
 	rmdir(dir);
 }
 
+static void ckpt_fail(struct ckpt_ctx *x, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void count_files(const char *dir, uint32_t *files, uint64_t *bytes)
+{
+	_cleanup_closedir_ DIR *d = opendir(dir);
+	struct dirent *de;
+	struct stat st;
+	while (d && (de = readdir(d)))
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+			(*files)++;
+			*bytes += (uint64_t)st.st_size;
+		}
+}
+
+/* What the checkpoint needed and took of the guest's memory. */
+static void ckpt_reply_memory(const struct ckpt_ctx *x, Cocoon__CheckpointReply *reply)
+{
+	reply->route = (char *)x->route_name;
+	reply->container_mib = (uint32_t)(x->need_kib / 1024);
+	reply->available_mib = (uint32_t)(x->avail_kib / 1024);
+	if (x->guard.avail_start_kib > x->guard.avail_low_kib)
+		reply->peak_used_mib = (uint32_t)((x->guard.avail_start_kib - x->guard.avail_low_kib) / 1024);
+}
+
 /* Runs once CRIU and the copier have both finished: one reply, then the
  * guest's copy goes. An error is answered only after the copier is gone, so
  * that the host's cleanup of the shared directory does not race with it. */
 static void ckpt_finish(struct ckpt_ctx *x)
 {
-	if (!x->dump_finished || x->copier > 0)
+	if (!x->dump_finished || x->copier > 0 || x->pserver > 0)
 		return;
+	if (x->pserver_failed && !x->err)
+		ckpt_fail(x, EIO, "checkpoint %s: CRIU's page server failed: %s", x->cid, x->pserver_msg);
 	ckpt_done_state(x->a, x->cid);
+	ckpt_unguard(x);
+	guard_sample_memory(&x->guard);
 	if (x->err) {
 		ckpt_thaw_on_failure(x);
 		agent_send_error(x->a, x->req_id, x->err_code, "%s", x->err);
@@ -451,6 +568,7 @@ static void ckpt_finish(struct ckpt_ctx *x)
 		reply.shared_path = x->route == 3 ? x->shared : (char *)"";
 		reply.stats = &x->stats;
 		reply.dump_ms = (uint64_t)x->dump_ms;
+		ckpt_reply_memory(x, &reply);
 		resp.id = x->req_id;
 		resp.body_case = COCOON__RESPONSE__BODY_CHECKPOINT;
 		resp.checkpoint = &reply;
@@ -460,20 +578,14 @@ static void ckpt_finish(struct ckpt_ctx *x)
 		Cocoon__Response resp = COCOON__RESPONSE__INIT;
 		Cocoon__CheckpointReply reply = COCOON__CHECKPOINT_REPLY__INIT;
 		/* Count what went across, for the report. */
-		_cleanup_closedir_ DIR *d = opendir(x->img);
-		struct dirent *de;
-		struct stat st;
-		while (d && (de = readdir(d)))
-			if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
-				reply.files++;
-				reply.bytes += (uint64_t)st.st_size;
-			}
+		count_files(x->img, &reply.files, &reply.bytes);
 		reply.shared_path = x->shared;
 		reply.stats = &x->stats;
 		reply.dump_ms = (uint64_t)x->dump_ms;
 		/* What the copy added after the dump ended. */
 		reply.copy_ms = (uint64_t)(agent_now_ms() - x->t0 - x->dump_ms);
 		reply.copy_overlapped = x->followed;
+		ckpt_reply_memory(x, &reply);
 		resp.id = x->req_id;
 		resp.body_case = COCOON__RESPONSE__BODY_CHECKPOINT;
 		resp.checkpoint = &reply;
@@ -492,7 +604,6 @@ static void ckpt_finish(struct ckpt_ctx *x)
 	ckpt_free(x);
 }
 
-static void ckpt_fail(struct ckpt_ctx *x, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void ckpt_fail(struct ckpt_ctx *x, int code, const char *fmt, ...)
 {
 	if (x->err)
@@ -507,15 +618,65 @@ static void ckpt_fail(struct ckpt_ctx *x, int code, const char *fmt, ...)
 		x->err = strdup("checkpoint failed (out of memory)");
 }
 
+static long oom_kills(void);
+
 static void ckpt_copy_done(struct agent_job *job, int status)
 {
 	struct ckpt_ctx *x = job->userdata;
 
 	x->copier = 0;
-	if (!x->err && (!WIFEXITED(status) || WEXITSTATUS(status) != 0))
+	if (x->pserver > 0)
+		kill(x->pserver, SIGCONT); /* the copier may have stopped it */
+	bool failed = !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+	if (failed && x->criu > 0 && x->stream) {
+		/* Nobody takes the pages out of tmpfs any more. */
+		if (!x->stop_reason && asprintf(&x->stop_reason, "the copier of the page images ended") < 0)
+			x->stop_reason = NULL;
+		kill(x->criu, SIGKILL);
+	}
+	if (!x->err && WIFSIGNALED(status) && x->oom_kills0 >= 0 && oom_kills() > x->oom_kills0)
+		ckpt_fail(x, ENOMEM,
+			  "checkpoint %s: the guest ran out of memory while the images were copied to the host; "
+			  "its OOM killer ended the copier, not the container (whose tasks are protected during a "
+			  "checkpoint). Raise vm.memory_mib",
+			  x->cid);
+	else if (!x->err && (!WIFEXITED(status) || WEXITSTATUS(status) != 0))
 		ckpt_fail(x, EIO, "checkpoint %s: copying images to the shared directory failed: %s", x->cid,
 			  job->out && *job->out ? job->out : "the copier was killed");
 	ckpt_finish(x);
+}
+
+/* Runs every CRIU_WATCH_MS beside CRIU and the copier: the memory low-water
+ * mark, and, for CRIU, whether a task of the container ended (CRIU could
+ * wait on it until its deadline) or CRIU stopped making progress. */
+static void ckpt_watch(struct agent_job *job)
+{
+	struct ckpt_ctx *x = job->userdata;
+
+	guard_sample_memory(&x->guard);
+	if (job->pid != x->criu || x->stop_reason)
+		return;
+	pid_t dead = guard_dead_task(&x->guard);
+	unsigned long long sig = guard_cpu_ticks(job->pid) + guard_dir_bytes(x->img);
+	if (x->pserver > 0)
+		sig += guard_cpu_ticks(x->pserver);
+	if (x->copier > 0)
+		sig += guard_cpu_ticks(x->copier);
+	if (dead > 0) {
+		if (asprintf(&x->stop_reason, "task %d of the container ended during the dump", dead) < 0)
+			x->stop_reason = NULL;
+	} else if (guard_stalled(&x->guard, sig, agent_now_ms(), CRIU_STALL_MS)) {
+		if (asprintf(&x->stop_reason, "CRIU made no progress for %d s (no CPU time used, nothing written)",
+			     CRIU_STALL_MS / 1000) < 0)
+			x->stop_reason = NULL;
+	}
+	if (!x->stop_reason)
+		return;
+	kill(job->pid, SIGKILL);
+	if (x->copier > 0)
+		kill(x->copier, SIGKILL);
+	if (x->pserver > 0)
+		kill(x->pserver, SIGKILL);
 }
 
 static void ckpt_start_copier(struct ckpt_ctx *x, bool follow)
@@ -524,11 +685,17 @@ static void ckpt_start_copier(struct ckpt_ctx *x, bool follow)
 	char dst[300];
 	int p[2] = {-1, -1};
 	snprintf(dst, sizeof(dst), AGENT_SHARED_DIR "/%s", x->shared);
-	char *argv[] = {a->self_path, (char *)"--copy-tree", x->img, dst, follow ? (char *)"--follow" : NULL, NULL};
+	char writer[16];
+	snprintf(writer, sizeof(writer), "%d", x->pserver);
+	char *argv[] = {a->self_path, (char *)"--copy-tree", x->img, dst,
+			follow ? (x->stream ? (char *)"--follow-punch" : (char *)"--follow") : NULL, writer, NULL};
+	if (!x->stream)
+		argv[5] = NULL;
 	_cleanup_error_ struct error *e = NULL;
 	if (follow && pipe2(p, O_CLOEXEC) < 0)
 		return; /* no overlap: the copy runs after the dump */
-	struct agent_job_options o = {.pass_fds = p, .n_pass_fds = follow ? 1 : 0};
+	struct agent_job_options o = {.pass_fds = p, .n_pass_fds = follow ? 1 : 0, .oom_victim = true,
+				      .watch = ckpt_watch, .watch_ms = CRIU_WATCH_MS};
 	if (x->route == 2)
 		setenv("COCOON_COPY_SMALL", "1", 1); /* inherited by the job only */
 	pid_t pid = agent_job_start_ex(a, argv, &o, ckpt_copy_done, x, &e);
@@ -596,29 +763,52 @@ static long oom_kills(void)
 	return -1;
 }
 
+/* Why the dump failed, in the order that explains it best. */
+static void ckpt_dump_failed(struct ckpt_ctx *x, const struct agent_job *job, int status, const char *err)
+{
+	long oom = oom_kills();
+	pid_t dead = guard_dead_task(&x->guard);
+	char also[96] = "", explained[1024];
+	if (dead > 0)
+		snprintf(also, sizeof(also), " Task %d of the container ended too.", dead);
+	if (x->stop_reason)
+		ckpt_fail(x, dead > 0 ? ESRCH : ETIMEDOUT, "criu dump stopped: %s; the agent ended CRIU. CRIU said: %s",
+			  x->stop_reason, err);
+	else if (x->oom_kills0 >= 0 && oom > x->oom_kills0)
+		/* CRIU's own words then only say that something vanished. */
+		ckpt_fail(x, ENOMEM,
+			  "criu dump failed: the guest ran out of memory during the dump (the %s route needed about "
+			  "%ld MiB, %ld MiB were available) and its OOM killer ended %s, not the container, whose "
+			  "tasks are protected during a checkpoint.%s Raise vm.memory_mib. CRIU said: %s",
+			  x->route_name, x->need_kib / 1024, x->avail_kib / 1024,
+			  WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL ? "CRIU" : "a process CRIU needed", also,
+			  err);
+	else if (ckpt_explain_criu_error(err, explained, sizeof(explained)))
+		ckpt_fail(x, EFBIG, "checkpoint %s: %s. CRIU said: %s", x->cid, explained, err);
+	else
+		ckpt_fail(x, EIO, "criu dump failed%s (%s): %s%s", job->timed_out ? " and was killed at its time limit" : "",
+			  WIFEXITED(status) ? "exit status" : "signal", err, also);
+}
+
 static void ckpt_dump_done(struct agent_job *job, int status)
 {
 	struct ckpt_ctx *x = job->userdata;
 	char log[300], stats[300], err[512];
 
 	x->dump_finished = true;
+	x->criu = 0;
 	x->dump_ms = agent_now_ms() - x->t0;
 	snprintf(log, sizeof(log), "%s/dump.log", x->img);
-	if (job->timed_out || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+	if (job->timed_out || x->stop_reason || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		if (x->copier > 0)
+			kill(x->copier, SIGKILL);
+		if (x->pserver > 0)
+			kill(x->pserver, SIGKILL);
+		if (x->route != 3)
+			remove_page_images(x->img);
 		first_error(log, err, sizeof(err));
 		save_log_to_shared(x, "dump.log");
-		/* CRIU's own words then only say that the task vanished. */
-		long oom = oom_kills();
-		if (x->oom_kills0 >= 0 && oom > x->oom_kills0)
-			ckpt_fail(x, ENOMEM,
-				  "criu dump failed: the guest ran out of memory during the dump and its OOM killer "
-				  "ended a process (the images are written to guest memory first, so a dump needs "
-				  "about as much free guest memory as the container uses; raise vm.memory_mib). "
-				  "CRIU said: %s", err);
-		else
-			ckpt_fail(x, EIO, "criu dump failed%s (%s): %s",
-				  job->timed_out ? " and was killed at its time limit" : "",
-				  WIFEXITED(status) ? "exit status" : "signal", err);
+		ckpt_dump_failed(x, job, status, err);
 		if (x->copier > 0)
 			kill(x->copier, SIGKILL);
 	} else {
@@ -637,6 +827,60 @@ static void ckpt_dump_done(struct agent_job *job, int status)
 		}
 	}
 	ckpt_finish(x);
+}
+
+static void ckpt_pserver_done(struct agent_job *job, int status)
+{
+	struct ckpt_ctx *x = job->userdata;
+	char log[300];
+	x->pserver = 0;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		x->pserver_failed = true;
+		snprintf(log, sizeof(log), "%s/page-server.log", x->img);
+		first_error(log, x->pserver_msg, sizeof(x->pserver_msg));
+	}
+	ckpt_finish(x);
+}
+
+/* A connected pair of TCP sockets over the guest's loopback: CRIU splices
+ * the pages into one (zero-copy to a TCP socket, where a unix socket would
+ * copy them) and the page server splices them out of the other. */
+static int tcp_pair(int sv[2])
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	_cleanup_close_ int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	sv[0] = sv[1] = -1;
+	if (l < 0 || bind(l, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(l, 1) < 0 ||
+	    getsockname(l, (struct sockaddr *)&sa, &len) < 0)
+		return -errno;
+	sv[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (sv[0] < 0 || connect(sv[0], (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    (sv[1] = accept4(l, NULL, NULL, SOCK_CLOEXEC)) < 0) {
+		int saved = errno;
+		if (sv[0] >= 0)
+			close(sv[0]);
+		sv[0] = -1;
+		return -saved;
+	}
+	return 0;
+}
+
+/* Starts `criu page-server` on SOCK, the other end of the dump's
+ * --ps-socket, writing the page images beside the small ones, where the
+ * copier takes them as they grow. Started after the dump: the pair is
+ * connected already, and should this fail, the dump's own end (and its
+ * callback) clears everything up. */
+static int ckpt_start_page_server(struct ckpt_ctx *x, int sock, struct error **err)
+{
+	char *argv[] = {x->a->criu_path, (char *)"page-server", (char *)"-D", x->img, (char *)"-o",
+			(char *)"page-server.log", (char *)"-v2", (char *)"--ps-socket", (char *)"3", NULL};
+	struct agent_job_options o = {.pass_fds = &sock, .n_pass_fds = 1, .oom_victim = true,
+				      .watch = ckpt_watch, .watch_ms = CRIU_WATCH_MS};
+	pid_t pid = agent_job_start_ex(x->a, argv, &o, ckpt_pserver_done, x, err);
+	if (pid > 0)
+		x->pserver = pid;
+	return pid;
 }
 
 /* The pipes behind the container's stdio, e.g. "pipe:[12345]": restore hands
@@ -668,6 +912,49 @@ static bool valid_name(const char *s)
 	return true;
 }
 
+/* Picks where CRIU writes the pages, from what the dump will need and what
+ * the guest has; refuses up front, touching nothing, when it cannot fit. */
+static bool ckpt_choose_route(struct ckpt_ctx *x, struct agent_container *c, const Cocoon__CheckpointRequest *req)
+{
+	x->need_kib = guard_container_memory_kib(c->cgroup);
+	x->avail_kib = guard_mem_available_kib();
+	bool checked = x->route != 6, may_stream = x->route == 0 || x->route == 7;
+	x->stream = x->route == 7;
+	if (x->route >= 5)
+		x->route = 0; /* cocoon's route, with one of its two ways forced */
+	x->route_name = x->route == 3 ? "direct9p" : "tmpfs";
+	/* Fault injection (tests): the guest-memory route, unchecked. */
+	if (!checked || x->route == 3)
+		return true;
+	/* An incremental dump writes only what changed since its parent,
+	 * which is not known before, and a pre-dump is kept in guest memory
+	 * as the next dump's parent: both take the guest-memory route. */
+	bool incremental = *req->parent_id || req->pre_dump;
+	if (incremental)
+		may_stream = x->stream = false;
+	long want = x->need_kib + TMPFS_ROUTE_RESERVE_KIB + x->need_kib / 16;
+	if (!x->stream && (*req->parent_id || x->avail_kib < 0 || want <= x->avail_kib))
+		return true;
+	if (may_stream) {
+		x->stream = true;
+		if (x->avail_kib < 0 || STREAM_ROUTE_NEED_KIB <= x->avail_kib)
+			return true;
+		agent_send_error(x->a, x->req_id, ENOMEM,
+				 "checkpoint %s: not enough guest memory for the dump: even streamed to the host it "
+				 "needs about %d MiB free, and the guest has %ld MiB available. Raise vm.memory_mib by "
+				 "at least %ld. The container was not touched",
+				 c->id, STREAM_ROUTE_NEED_KIB / 1024, x->avail_kib / 1024,
+				 (STREAM_ROUTE_NEED_KIB - x->avail_kib) / 1024 + 1);
+		return false;
+	}
+	agent_send_error(x->a, x->req_id, ENOMEM,
+			 "checkpoint %s: not enough guest memory for the dump: CRIU writes the container's memory "
+			 "(about %ld MiB) into guest memory first and needs about %ld MiB free, but the guest has "
+			 "%ld MiB available. Raise vm.memory_mib by at least %ld. The container was not touched",
+			 c->id, x->need_kib / 1024, want / 1024, x->avail_kib / 1024, (want - x->avail_kib) / 1024 + 1);
+	return false;
+}
+
 void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointRequest *req)
 {
 	struct agent_container *c = req ? container_find(a, req->id) : NULL;
@@ -694,6 +981,12 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 		agent_send_error(a, id, EBUSY, "checkpoint %s: another checkpoint is in progress", c->id);
 		return;
 	}
+	char why[1024];
+	int bad = ckpt_precheck(c, why, sizeof(why));
+	if (bad < 0) {
+		agent_send_error(a, id, -bad, "%s", why);
+		return;
+	}
 	struct ckpt_ctx *x = calloc(1, sizeof(*x));
 	if (!x) {
 		agent_send_error(a, id, ENOMEM, "checkpoint: out of memory");
@@ -710,7 +1003,13 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	snprintf(x->cid, sizeof(x->cid), "%s", c->id);
 	snprintf(x->ckid, sizeof(x->ckid), "%s", req->checkpoint_id);
 	x->route = req->bench_route;
+	if (!ckpt_choose_route(x, c, req)) {
+		ckpt_free(x);
+		return;
+	}
 	snprintf(x->shared, sizeof(x->shared), CKPT_SHARED_SUBDIR "/%s", req->checkpoint_id);
+	if (x->stream)
+		x->route_name = "stream";
 	if (x->route == 3)
 		snprintf(x->img, sizeof(x->img), AGENT_SHARED_DIR "/%s", x->shared);
 	else if (x->route == 2)
@@ -719,12 +1018,20 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 		snprintf(x->img, sizeof(x->img), "%s/%s", x->a->ckpt_dir, req->checkpoint_id);
 	ensure_dir(a->ckpt_dir);
 	mkdir(AGENT_SHARED_DIR "/" CKPT_SHARED_SUBDIR, 0700);
-	if (mkdir(x->img, 0700) < 0) {
+	/* What a first try left there (the host asks again after ESTALE). The
+	 * directory itself may be the host's mount point: it stays then. */
+	char dst[300];
+	snprintf(dst, sizeof(dst), AGENT_SHARED_DIR "/%s", x->shared);
+	if (x->route != 1)
+		remove_dir_files(dst);
+	if (mkdir(x->img, 0700) < 0 && !(errno == EEXIST && x->route == 3)) {
 		agent_send_error(a, id, errno, "checkpoint %s: %s: %s", c->id, x->img, strerror(errno));
 		ckpt_free(x);
 		return;
 	}
 	save_descriptors(c->procs[0].pid, x->img);
+	if (!req->pre_dump)
+		criu_conf_save_mounts(c->procs[0].pid, x->img);
 
 	char pid[16], parent[300];
 	char *argv[64];
@@ -795,6 +1102,18 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 			argv[n++] = x->ext_args[x->n_ext++];
 		}
 	}
+	if (x->stream) {
+		argv[n++] = (char *)"--page-server";
+		argv[n++] = (char *)"--ps-socket";
+		argv[n++] = (char *)"3";
+	}
+	/* The rest comes from the spec: criu-conf.c. */
+	char conf[300];
+	snprintf(conf, sizeof(conf), "%s/criu-%s.conf", a->ckpt_dir, c->id);
+	if (!req->pre_dump && criu_conf_write(conf, a, c, c->procs[0].pid, req->criu, true) == 0) {
+		argv[n++] = (char *)"--config";
+		argv[n++] = conf;
+	}
 	argv[n] = NULL;
 	/* CRIU runs inside the container's network namespace. It holds
 	 * loopback and nothing else, and every task that can send into it is
@@ -802,22 +1121,52 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	 * one. */
 	char netns[64];
 	snprintf(netns, sizeof(netns), "/proc/%d/ns/net", c->procs[0].pid);
-	struct agent_job_options o = {.netns = c->own_netns ? netns : NULL, .timeout_ms = CRIU_DUMP_TIMEOUT_MS};
+	int ps[2] = {-1, -1};
+	if (x->stream && tcp_pair(ps) < 0) {
+		agent_send_error(a, id, errno, "checkpoint %s: a socket pair for CRIU's page server: %s", c->id,
+				 strerror(errno));
+		ckpt_thaw_on_failure(x);
+		remove_dir_files(x->img);
+		ckpt_free(x);
+		return;
+	}
+	_cleanup_close_ int ps_dump = ps[0], ps_server = ps[1];
+	struct agent_job_options o = {.netns = c->own_netns ? netns : NULL, .timeout_ms = CRIU_DUMP_TIMEOUT_MS,
+				      .oom_victim = true, .watch = ckpt_watch, .watch_ms = CRIU_WATCH_MS,
+				      .pass_fds = &ps_dump, .n_pass_fds = x->stream ? 1 : 0};
+	/* If the guest still runs out of memory, CRIU or the copier is the
+	 * OOM killer's choice, never the container. */
+	guard_protect(&x->guard, c->cgroup);
+	x->guarded = true;
+	guard_sample_memory(&x->guard);
+	char adj_path[300];
+	snprintf(adj_path, sizeof(adj_path), "%s/" OOM_ADJ_FILE, x->img);
+	guard_save_adj(&x->guard, adj_path);
 	x->t0 = agent_now_ms();
-	if (agent_job_start_ex(a, argv, &o, ckpt_dump_done, x, &e) < 0) {
+	x->criu = agent_job_start_ex(a, argv, &o, ckpt_dump_done, x, &e);
+	if (x->criu < 0) {
 		agent_send_error(a, id, e->code, "checkpoint %s: %s", c->id, e->msg);
+		ckpt_unguard(x);
 		ckpt_thaw_on_failure(x);
 		remove_dir_files(x->img);
 		ckpt_free(x);
 		return;
 	}
 	c->checkpointing = true;
+	if (x->stream && ckpt_start_page_server(x, ps_server, &e) < 0) {
+		if (asprintf(&x->stop_reason, "CRIU's page server did not start: %s", e->msg) < 0)
+			x->stop_reason = NULL;
+		kill(x->criu, SIGKILL);
+	}
+	/* The streaming route copies as the pages come, whatever the vCPUs. */
+	if (x->stream && x->pserver > 0)
+		ckpt_start_copier(x, true);
 	/* With a spare vCPU the transfer overlaps the dump. With one vCPU it
 	 * only steals CRIU's time (measured under TCG at 256 MiB: frozen time
 	 * up by about the copy's 0.5 s, the total no shorter), so the copy
 	 * follows the dump. The seed's baseline and the "serial" bench route
 	 * (4) always copy after it. */
-	if (x->route == 0 && sysconf(_SC_NPROCESSORS_ONLN) > 1)
+	else if (x->route == 0 && !x->stream && sysconf(_SC_NPROCESSORS_ONLN) > 1)
 		ckpt_start_copier(x, true);
 }
 
@@ -837,6 +1186,9 @@ struct restore_ctx {
 	Cocoon__CriuOptions criu;
 	char *args[16];
 	size_t n_args;
+	pid_t criu_pid;
+	struct guard progress;
+	char *stop_reason; /* why the agent stopped CRIU */
 };
 
 static void restore_ctx_free(struct restore_ctx *x)
@@ -846,7 +1198,26 @@ static void restore_ctx_free(struct restore_ctx *x)
 			close(x->child_fds[i]);
 	for (size_t i = 0; i < x->n_args; i++)
 		free(x->args[i]);
+	free(x->stop_reason);
 	free(x);
+}
+
+/* A restore that stops making progress is stopped: CRIU and the tasks it
+ * restores all run in the container's cgroup, so its CPU time, with CRIU's
+ * log, shows whether anything is happening. */
+static void restore_watch(struct agent_job *job)
+{
+	struct restore_ctx *x = job->userdata;
+	struct agent_container *c = container_find(x->a, x->cid);
+	if (x->stop_reason || !c)
+		return;
+	unsigned long long sig = guard_cgroup_usec(c->cgroup) + guard_cpu_ticks(job->pid) + guard_dir_bytes(x->work);
+	if (!guard_stalled(&x->progress, sig, agent_now_ms(), CRIU_STALL_MS))
+		return;
+	if (asprintf(&x->stop_reason, "CRIU made no progress for %d s (no CPU time used, nothing logged)",
+		     CRIU_STALL_MS / 1000) < 0)
+		x->stop_reason = NULL;
+	kill(job->pid, SIGKILL);
 }
 
 static void restore_fail(struct restore_ctx *x, int code, const char *msg)
@@ -886,7 +1257,7 @@ static void restore_done(struct agent_job *job, int status)
 	struct restore_ctx *x = job->userdata;
 	char path[300], err[1024];
 
-	if (job->timed_out || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+	if (job->timed_out || x->stop_reason || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		char first[512], file[256];
 		long have, want;
 		snprintf(path, sizeof(path), "%s/restore.log", x->work);
@@ -902,6 +1273,9 @@ static void restore_done(struct agent_job *job, int status)
 				 "Restore a checkpoint taken without --leave-running, or keep such files "
 				 "on a tmpfs inside the container, which the images capture",
 				 file, have, want);
+		else if (x->stop_reason)
+			snprintf(err, sizeof(err), "criu restore stopped: %s; the agent ended CRIU. CRIU said: %s",
+				 x->stop_reason, first);
 		else
 			snprintf(err, sizeof(err), "criu restore failed%s: %s",
 				 job->timed_out ? " and was killed at its time limit" : "", first);
@@ -922,6 +1296,9 @@ static void restore_done(struct agent_job *job, int status)
 		return;
 	}
 	container_proc_set_running(c, pid, x->host_in, x->host_out, x->host_err);
+	/* The dump saw the protected values; these are the container's own. */
+	snprintf(path, sizeof(path), "%s/" OOM_ADJ_FILE, x->images);
+	guard_apply_saved_adj(c->cgroup, path);
 	save_restore_log(x);
 
 	Cocoon__Response resp = COCOON__RESPONSE__INIT;
@@ -1020,6 +1397,12 @@ static void restore_start_criu(struct restore_ctx *x)
 		argv[n++] = (char *)"--external";
 		argv[n++] = x->fresh_args[i];
 	}
+	char conf[300];
+	snprintf(conf, sizeof(conf), "%s/criu.conf", x->work);
+	if (criu_conf_write(conf, a, c, 0, &x->criu, false) == 0) {
+		argv[n++] = (char *)"--config";
+		argv[n++] = conf;
+	}
 	if (restore_stdio(x, argv, &n) < 0) {
 		restore_fail(x, errno, "stdio pipes");
 		return;
@@ -1043,7 +1426,8 @@ static void restore_start_criu(struct restore_ctx *x)
 	argv[n] = NULL;
 	struct agent_job_options o = {.pass_fds = x->child_fds, .n_pass_fds = npass, .cgroup = c->cgroup,
 				      .netns = c->own_netns ? netns : NULL,
-				      .timeout_ms = CRIU_RESTORE_TIMEOUT_MS};
+				      .timeout_ms = CRIU_RESTORE_TIMEOUT_MS, .watch = restore_watch,
+				      .watch_ms = CRIU_WATCH_MS};
 	x->t0 = agent_now_ms();
 	if (agent_job_start_ex(a, argv, &o, restore_done, x, &e) < 0) {
 		restore_fail(x, e->code, e->msg);

@@ -11,6 +11,7 @@
  */
 #include "agent.h"
 #include "cleanup.h"
+#include "confine.h"
 #include "container.h"
 #include "mounts.h"
 
@@ -95,6 +96,8 @@ void container_free(struct agent_container *c)
 		umount2(c->rootfs, MNT_DETACH);
 	if (c->cgroup[0])
 		rmdir(c->cgroup);
+	if (c->spec)
+		cocoon__container_spec__free_unpacked(c->spec, NULL);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -128,10 +131,13 @@ static const struct {
 	{"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING}, {"RLIMIT_STACK", RLIMIT_STACK},
 };
 
-/* Credentials, limits, cwd and stdio: shared by the init and by execs. */
-static void child_enter_process(int sync_fd, const Cocoon__ProcessSpec *p, int in, int out, int err,
-				bool terminal)
+/* Credentials, capabilities, limits, cwd and stdio: shared by the init and
+ * by execs. The order is runc's (see confine.c). */
+static void child_enter_process(int sync_fd, const Cocoon__ProcessSpec *p, const Cocoon__Seccomp *seccomp,
+				int in, int out, int err, bool terminal)
 {
+	char msg[400];
+
 	for (size_t i = 0; i < p->n_rlimits; i++) {
 		int res = -1;
 		for (size_t j = 0; j < ARRAY_SIZE(rlimit_names); j++)
@@ -149,6 +155,10 @@ static void child_enter_process(int sync_fd, const Cocoon__ProcessSpec *p, int i
 		child_fail(sync_fd, "terminal: TIOCSCTTY: %s", strerror(errno));
 	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
 		child_fail(sync_fd, "stdio: %s", strerror(errno));
+	if (!p->no_new_privileges && confine_seccomp_load(seccomp, msg, sizeof(msg)) < 0)
+		child_fail(sync_fd, "%s", msg);
+	if (confine_caps_bound(p->capabilities, msg, sizeof(msg)) < 0)
+		child_fail(sync_fd, "%s", msg);
 	gid_t groups[64];
 	size_t ng = p->n_additional_gids < 64 ? p->n_additional_gids : 64;
 	for (size_t i = 0; i < ng; i++)
@@ -159,6 +169,8 @@ static void child_enter_process(int sync_fd, const Cocoon__ProcessSpec *p, int i
 		child_fail(sync_fd, "process.user.gid %u: %s", p->gid, strerror(errno));
 	if (setuid(p->uid) < 0)
 		child_fail(sync_fd, "process.user.uid %u: %s", p->uid, strerror(errno));
+	if (confine_caps_apply(p->capabilities, msg, sizeof(msg)) < 0)
+		child_fail(sync_fd, "%s", msg);
 	if (p->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		child_fail(sync_fd, "process.noNewPrivileges: %s", strerror(errno));
 	if (chdir(p->cwd && *p->cwd ? p->cwd : "/") < 0)
@@ -167,8 +179,10 @@ static void child_enter_process(int sync_fd, const Cocoon__ProcessSpec *p, int i
 
 /* Waits for start, then execs. The environment becomes the process's own
  * first, so that execvp() searches the container's PATH. */
-static void __attribute__((noreturn)) child_exec(int sync_fd, int start_fd, const Cocoon__ProcessSpec *p)
+static void __attribute__((noreturn))
+child_exec(int sync_fd, int start_fd, const Cocoon__ProcessSpec *p, const Cocoon__Seccomp *seccomp)
 {
+	char msg[400];
 	char go;
 	if (start_fd >= 0) {
 		ssize_t n;
@@ -193,6 +207,8 @@ static void __attribute__((noreturn)) child_exec(int sync_fd, int start_fd, cons
 	if (!argv)
 		child_fail(sync_fd, "exec: out of memory");
 	memcpy(argv, p->args, p->n_args * sizeof(char *));
+	if (p->no_new_privileges && confine_seccomp_load(seccomp, msg, sizeof(msg)) < 0)
+		child_fail(sync_fd, "%s", msg);
 	execvp(argv[0], argv);
 	child_fail(sync_fd, "exec %s: %s", p->args[0], strerror(errno));
 }
@@ -215,17 +231,17 @@ child_init(const Cocoon__ContainerSpec *s, const char *rootfs, const int join_fd
 	for (int i = 0; i < 3; i++)
 		if (join_fds[i] >= 0 && setns(join_fds[i], 0) < 0)
 			child_fail(sync_fd, "joining the pod's namespaces: %s", strerror(errno));
-	if (mounts_setup_rootfs(s, rootfs, msg, sizeof(msg)) < 0)
+	if (mounts_setup_rootfs(s, rootfs, msg, sizeof(msg)) < 0 || confine_paths(s, msg, sizeof(msg)) < 0)
 		child_fail(sync_fd, "%s", msg);
 	if (has_ns(s, "uts") && s->hostname && *s->hostname &&
 	    sethostname(s->hostname, strlen(s->hostname)) < 0)
 		child_fail(sync_fd, "hostname %s: %s", s->hostname, strerror(errno));
 	if (has_ns(s, "network"))
 		agent_loopback_up();
-	child_enter_process(sync_fd, s->process, in, out, err, terminal);
+	child_enter_process(sync_fd, s->process, s->seccomp, in, out, err, terminal);
 	if (write(sync_fd, "", 1) != 1)
 		_exit(126);
-	child_exec(sync_fd, start_fd, s->process);
+	child_exec(sync_fd, start_fd, s->process, s->seccomp);
 }
 
 /* ---- the agent side ------------------------------------------------------ */
@@ -428,6 +444,16 @@ static int open_join_namespaces(struct agent *a, const Cocoon__ContainerSpec *s,
 	return 0;
 }
 
+static Cocoon__ContainerSpec *container_spec_dup(const Cocoon__ContainerSpec *s)
+{
+	size_t len = cocoon__container_spec__get_packed_size(s);
+	_cleanup_free_ uint8_t *buf = malloc(len ? len : 1);
+	if (!buf)
+		return NULL;
+	cocoon__container_spec__pack(s, buf);
+	return cocoon__container_spec__unpack(NULL, len, buf);
+}
+
 struct agent_container *container_new(struct agent *a, const char *id, const Cocoon__ContainerSpec *s,
 				      char *msg, size_t msg_size)
 {
@@ -448,6 +474,13 @@ struct agent_container *container_new(struct agent *a, const char *id, const Coc
 		return NULL;
 	}
 	if (mount_rootfs(c, s, msg, msg_size) < 0) {
+		container_free(c);
+		return NULL;
+	}
+	/* Kept for exec (the seccomp filter) and checkpoints (masked paths). */
+	c->spec = container_spec_dup(s);
+	if (!c->spec) {
+		snprintf(msg, msg_size, "out of memory");
 		container_free(c);
 		return NULL;
 	}
@@ -718,9 +751,13 @@ static pid_t fork_into_pidns(pid_t target)
 }
 
 static void __attribute__((noreturn))
-exec_child(pid_t init, const Cocoon__ProcessSpec *p, int sync_fd, int in, int out, int err, bool terminal)
+exec_child(pid_t init, const Cocoon__ProcessSpec *p, const Cocoon__Seccomp *seccomp, int sync_fd, int in,
+	   int out, int err, bool terminal)
 {
-	static const char *const nss[] = {"ipc", "uts", "net", "mnt"};
+	/* Every namespace of the init, time included: after a restore CRIU
+	 * has put the init in a new time namespace, and a process outside it
+	 * sees another clock (and cannot be restored with it). */
+	static const char *const nss[] = {"ipc", "uts", "net", "time", "mnt"};
 	_cleanup_close_ int root = -1;
 	char path[64];
 
@@ -731,14 +768,16 @@ exec_child(pid_t init, const Cocoon__ProcessSpec *p, int sync_fd, int in, int ou
 		child_fail(sync_fd, "open container root: %s", strerror(errno));
 	for (size_t i = 0; i < ARRAY_SIZE(nss); i++) {
 		int fd = open_ns(init, nss[i]);
+		if (fd < 0 && errno == ENOENT && strcmp(nss[i], "time") == 0)
+			continue; /* a kernel without time namespaces */
 		if (fd < 0 || setns(fd, 0) < 0)
 			child_fail(sync_fd, "join %s namespace: %s", nss[i], strerror(errno));
 		close(fd);
 	}
 	if (fchdir(root) < 0 || chroot(".") < 0)
 		child_fail(sync_fd, "enter container root: %s", strerror(errno));
-	child_enter_process(sync_fd, p, in, out, err, terminal);
-	child_exec(sync_fd, -1, p);
+	child_enter_process(sync_fd, p, seccomp, in, out, err, terminal);
+	child_exec(sync_fd, -1, p, seccomp);
 }
 
 void container_handle_exec(struct agent *a, uint64_t id, const Cocoon__ExecRequest *req)
@@ -782,7 +821,7 @@ void container_handle_exec(struct agent *a, uint64_t id, const Cocoon__ExecReque
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		close(sync[0]);
-		exec_child(c->procs[0].pid, req->process, sync[1], io.child[0], io.child[1], io.child[2],
+		exec_child(c->procs[0].pid, req->process, c->spec ? c->spec->seccomp : NULL, sync[1], io.child[0], io.child[1], io.child[2],
 			   req->process->terminal);
 	}
 	close(sync[1]);

@@ -63,6 +63,9 @@ struct agent_container {
 	/* The spec asks for a network namespace: loopback only, made afresh
 	 * at restore. CRIU runs inside it (see ckpt_dump in checkpoint.c). */
 	bool own_netns;
+	/* A copy of the spec it was made from: exec applies its seccomp
+	 * filter, checkpoints read its masked paths. */
+	Cocoon__ContainerSpec *spec;
 	struct agent_proc procs[AGENT_MAX_PROCS]; /* [0] is the init */
 };
 

@@ -31,6 +31,13 @@ static void child_setup(const struct agent_job_options *o)
 {
 	if (!o)
 		return;
+	if (o->oom_victim) {
+		int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, "1000", 4) != 4)
+			dprintf(2, "oom_score_adj: %s\n", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+	}
 	if (o->cgroup) {
 		char path[256], buf[32];
 		snprintf(path, sizeof(path), "%s/cgroup.procs", o->cgroup);
@@ -105,8 +112,19 @@ int agent_job_start_ex(struct agent *a, char *const argv[], const struct agent_j
 	job->userdata = userdata;
 	if (o && o->timeout_ms > 0)
 		job->deadline_ms = agent_now_ms() + o->timeout_ms;
+	if (o && o->watch && o->watch_ms > 0) {
+		job->watch = o->watch;
+		job->watch_ms = o->watch_ms;
+		job->next_watch_ms = agent_now_ms() + o->watch_ms;
+	}
 	a->jobs[slot] = job;
 	return pid;
+}
+
+static void sooner(long long *next, long long in_ms)
+{
+	if (*next < 0 || in_ms < *next)
+		*next = in_ms;
 }
 
 int agent_jobs_check_deadlines(struct agent *a)
@@ -114,17 +132,25 @@ int agent_jobs_check_deadlines(struct agent *a)
 	long long now = agent_now_ms(), next = -1;
 	for (int i = 0; i < AGENT_MAX_JOBS; i++) {
 		struct agent_job *j = a->jobs[i];
-		if (!j || j->deadline_ms == 0 || j->exited)
+		if (!j || j->exited)
+			continue;
+		if (j->watch && now >= j->next_watch_ms) {
+			j->watch(j);
+			j->next_watch_ms = now + j->watch_ms;
+		}
+		if (j->watch)
+			sooner(&next, j->next_watch_ms - now);
+		if (j->deadline_ms == 0)
 			continue;
 		if (now >= j->deadline_ms) {
-			/* Bounded: a damaged image can make CRIU loop forever. */
+			/* The last resort: a damaged image can make CRIU loop
+			 * forever, and a watch may not see every way to stall. */
 			j->timed_out = true;
 			kill(j->pid, SIGKILL);
 			j->deadline_ms = 0;
 			continue;
 		}
-		if (next < 0 || j->deadline_ms - now < next)
-			next = j->deadline_ms - now;
+		sooner(&next, j->deadline_ms - now);
 	}
 	return (int)next;
 }

@@ -9,6 +9,7 @@
  * to a unix socket instead, and nothing in the system is touched.
  */
 #include "agent.h"
+#include "criu-conf.h"
 #include "cleanup.h"
 
 #include <fcntl.h>
@@ -174,17 +175,23 @@ int main(int argc, char **argv)
 	const char *channel = NULL;
 	int channel_fd = -1, c;
 
-	/* The copy helper mode: `cocoon-agent --copy-tree SRC DST [--follow]`;
+	/* CRIU's action script at restore (criu-conf.c). */
+	const char *base = argc > 0 ? strrchr(argv[0], '/') : NULL;
+	if (argc > 0 && strcmp(base ? base + 1 : argv[0], CRIU_ACTION_NAME) == 0)
+		return criu_action_main();
+	/* The copy helper mode: `cocoon-agent --copy-tree SRC DST [--follow | --follow-punch PID]`;
 	 * with --follow, fd 3 ends when the writer of SRC has finished. */
 	if (argc == 4 && strcmp(argv[1], "--copy-tree") == 0)
-		return copy_tree_main(argv[2], argv[3], -1);
-	if (argc == 5 && strcmp(argv[1], "--copy-tree") == 0 && strcmp(argv[4], "--follow") == 0) {
+		return copy_tree_main(argv[2], argv[3], -1, 0);
+	/* --follow-punch PID: the streaming route, PID the page server. */
+	bool punch = argc == 6 && strcmp(argv[1], "--copy-tree") == 0 && strcmp(argv[4], "--follow-punch") == 0;
+	if (punch || (argc == 5 && strcmp(argv[1], "--copy-tree") == 0 && strcmp(argv[4], "--follow") == 0)) {
 		/* Checked before anything else can take the number. */
 		if (fcntl(3, F_GETFD) < 0) {
-			fprintf(stderr, "--copy-tree --follow: fd 3 is not open\n");
+			fprintf(stderr, "--copy-tree %s: fd 3 is not open\n", argv[4]);
 			return 1;
 		}
-		return copy_tree_main(argv[2], argv[3], 3);
+		return copy_tree_main(argv[2], argv[3], 3, punch ? (pid_t)atoi(argv[5]) : 0);
 	}
 	if (argc == 3 && strcmp(argv[1], "--load-late-modules") == 0)
 		return load_late_modules_main(argv[2]);

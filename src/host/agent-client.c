@@ -186,7 +186,92 @@ static void dispatch_event(struct agent_client *c, Cocoon__Response *got)
 {
 	if (c->on_event && is_event(got))
 		c->on_event(c->event_userdata, got);
+	else if (c->on_reply && got->id != 0)
+		c->on_reply(c->event_userdata, got);
 	cocoon__response__free_unpacked(got, NULL);
+}
+
+int64_t agent_send_request(struct agent_client *c, Cocoon__Request *req, struct error **err)
+{
+	_cleanup_free_ uint8_t *buf = NULL;
+	size_t len;
+	req->protocol = PROTOCOL_VERSION;
+	req->id = c->next_id++;
+	int r = proto_frame_request(req, &buf, &len, err);
+	if (r >= 0)
+		r = agent_send_raw(c, buf, len, err);
+	return r < 0 ? r : (int64_t)req->id;
+}
+
+int agent_check_reply(struct agent_client *c, Cocoon__Request__BodyCase req_case, const Cocoon__Response *got,
+		      struct error **err)
+{
+	if (got->error != 0) {
+		int code = got->error < 0 && got->error > -4096 ? -got->error : EIO;
+		char msg[512];
+		/* The guest's text is shown, but bounded and stripped of
+		 * control characters. */
+		snprintf(msg, sizeof(msg), "%s", got->message ? got->message : "");
+		agent_text_sanitize(msg);
+		/* The agent's message names the operation already. */
+		return error_setx(err, code, "%s", msg);
+	}
+	if ((int)got->body_case != expected_body(req_case)) {
+		c->broken = true;
+		return error_setx(err, EPROTO, "%s: agent replied with the wrong message type",
+				  proto_request_name(req_case));
+	}
+	return 0;
+}
+
+int agent_client_drain(struct agent_client *c, struct error **err)
+{
+	const uint8_t *payload;
+	size_t len;
+	while (frame_reader_next(c->reader, &payload, &len) != 0) {
+		Cocoon__Response *got = NULL;
+		int r = agent_read_response(c, &got, 0, err);
+		if (r < 0)
+			return r;
+		dispatch_event(c, got);
+	}
+	return 0;
+}
+
+/* The length of the valid UTF-8 sequence at p, or 0. */
+static size_t utf8_len(const unsigned char *p)
+{
+	size_t n = p[0] >= 0xc2 && p[0] <= 0xdf ? 2 : p[0] >= 0xe0 && p[0] <= 0xef ? 3
+		   : p[0] >= 0xf0 && p[0] <= 0xf4			   ? 4
+									   : 0;
+	for (size_t i = 1; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	/* Overlong forms, surrogates and code points past U+10FFFF. */
+	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) || (p[0] == 0xf0 && p[1] < 0x90) ||
+	    (p[0] == 0xf4 && p[1] > 0x8f))
+		return 0;
+	return n;
+}
+
+void agent_text_sanitize(char *s)
+{
+	unsigned char *in = (unsigned char *)s, *out = in;
+	while (*in) {
+		size_t n = *in < 0x80 ? 1 : utf8_len(in);
+		if (n == 1)
+			*out++ = *in < 0x20 || *in == 0x7f ? ' ' : *in;
+		else if (n == 0)
+			*out++ = '?';
+		else if (n == 2 && in[0] == 0xc2 && in[1] < 0xa0)
+			*out++ = ' '; /* C1 */
+		else {
+			memmove(out, in, n);
+			out += n;
+		}
+		in += n ? n : 1;
+	}
+	*out = 0;
 }
 
 int agent_client_pump(struct agent_client *c, struct error **err)
@@ -247,24 +332,10 @@ int agent_call_fds(struct agent_client *c, Cocoon__Request *req, const int *fds,
 			dispatch_event(c, got);
 			continue;
 		}
-		if (got->error != 0) {
-			int code = got->error < 0 && got->error > -4096 ? -got->error : EIO;
-			char msg[512];
-			/* The guest's text is shown, but bounded and stripped of
-			 * control characters. */
-			snprintf(msg, sizeof(msg), "%s", got->message ? got->message : "");
-			for (char *p = msg; *p; p++)
-				if ((unsigned char)*p < 0x20)
-					*p = ' ';
+		r = agent_check_reply(c, req->body_case, got, err);
+		if (r < 0) {
 			cocoon__response__free_unpacked(got, NULL);
-			/* The agent's message names the operation already. */
-			return error_setx(err, code, "%s", msg);
-		}
-		if ((int)got->body_case != expected_body(req->body_case)) {
-			cocoon__response__free_unpacked(got, NULL);
-			c->broken = true;
-			return error_setx(err, EPROTO, "%s: agent replied with the wrong message type",
-					  what);
+			return r;
 		}
 		*resp = got;
 		return 0;

@@ -19,6 +19,9 @@ struct agent_client {
 	 * waits for its reply. The callback must not free ev. */
 	void (*on_event)(void *userdata, const Cocoon__Response *ev);
 	void *event_userdata;
+	/* Replies to requests sent with agent_send_request() arrive here (with
+	 * the same userdata); the callback must not free r. */
+	void (*on_reply)(void *userdata, const Cocoon__Response *r);
 };
 
 int agent_client_init(struct agent_client *c, int fd, struct error **err);
@@ -35,12 +38,31 @@ int agent_call(struct agent_client *c, Cocoon__Request *req, Cocoon__Response **
 int agent_call_fds(struct agent_client *c, Cocoon__Request *req, const int *fds, size_t nfds,
 		   Cocoon__Response **resp, int timeout_ms, struct error **err);
 
+/* Sends req and returns at once; its reply goes to on_reply, checked by
+ * agent_check_reply(). Returns the request's id, or a negative errno. */
+int64_t agent_send_request(struct agent_client *c, Cocoon__Request *req, struct error **err);
+
+/* What agent_call() does with a reply to REQ_CASE: an error reply becomes
+ * a negative return with the agent's message (bounded, control characters
+ * stripped); a reply of the wrong type is a protocol violation. */
+int agent_check_reply(struct agent_client *c, Cocoon__Request__BodyCase req_case, const Cocoon__Response *got,
+		      struct error **err);
+
 /* Sends a request that gets no reply (stdin data). */
 int agent_send_oneway(struct agent_client *c, Cocoon__Request *req, struct error **err);
 
 /* Reads whatever is available without blocking and dispatches the events in
  * it. Returns -EPIPE once the peer has closed the channel. */
 int agent_client_pump(struct agent_client *c, struct error **err);
+
+/* Dispatches the events among the bytes already read, without reading:
+ * those that came in the same read as a reply. */
+int agent_client_drain(struct agent_client *c, struct error **err);
+
+/* Makes guest text safe for a terminal or a log, in place: C0 controls,
+ * DEL and C1 controls (U+0080..U+009F) become spaces, bytes that are not
+ * UTF-8 become '?'. */
+void agent_text_sanitize(char *s);
 
 /* Sends raw bytes (tests of the agent's frame handling). */
 int agent_send_raw(struct agent_client *c, const void *buf, size_t len, struct error **err);

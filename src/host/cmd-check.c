@@ -3,6 +3,7 @@
 #include "commands.h"
 #include "cleanup.h"
 #include "paths.h"
+#include "safefs.h"
 #include "sandbox.h"
 
 #include <fcntl.h>
@@ -105,12 +106,11 @@ static void check_shared(struct sandbox *sb, struct check_report *rep, const cha
 	Cocoon__SharedCheckRequest sc = COCOON__SHARED_CHECK_REQUEST__INIT;
 	Cocoon__Response *resp = NULL;
 	_cleanup_error_ struct error *err = NULL;
-	_cleanup_free_ char *path = NULL, *reply_path = NULL, *back = NULL;
+	_cleanup_free_ char *path = NULL, *back = NULL;
 	char token[64];
 
 	snprintf(token, sizeof(token), "cocoon-shared-check %d %lld", getpid(), now_ms());
 	if (asprintf(&path, "%s/probe", sb->shared_dir) < 0 ||
-	    asprintf(&reply_path, "%s/probe.reply", sb->shared_dir) < 0 ||
 	    write_file_atomic(path, token, strlen(token), 0600, &err) < 0) {
 		fail(rep, "shared dir", "%s", err ? err->msg : "out of memory");
 		return;
@@ -123,8 +123,10 @@ static void check_shared(struct sandbox *sb, struct check_report *rep, const cha
 		return;
 	}
 	cocoon__response__free_unpacked(resp, NULL);
-	if (read_file_bounded(reply_path, 4096, &back, NULL, &err) < 0) {
-		fail(rep, "shared dir", "guest write not visible on host: %s", err->msg);
+	/* The guest wrote it: read by fd, no symlink followed. */
+	_cleanup_close_ int dirfd = open(sb->shared_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dirfd < 0 || safefs_read(dirfd, "probe.reply", 4096, &back, NULL, &err) < 0) {
+		fail(rep, "shared dir", "guest write not visible on host: %s", err ? err->msg : strerror(errno));
 		return;
 	}
 	if (strcmp(back, token) != 0) {

@@ -8,6 +8,7 @@
 
 #include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
@@ -62,6 +63,33 @@ int container_call_timeout(struct global_opts *g, const char *id, Cocoon__Reques
 	r = agent_call(&c, req, resp, timeout_ms, err);
 	agent_client_close(&c);
 	return r;
+}
+
+/* Reads the shim's "OK" or error text until it closes the pipe. Returns
+ * the length, or (size_t)-1 when nothing final came within timeout_ms. */
+static size_t read_ready(int fd, char *msg, size_t size, int timeout_ms)
+{
+	long long deadline = now_ms() + timeout_ms;
+	size_t len = 0;
+	for (;;) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		long long left = deadline - now_ms();
+		msg[len] = 0;
+		if (left <= 0)
+			return (size_t)-1;
+		int r = poll(&pfd, 1, (int)left);
+		if (r < 0 && errno != EINTR)
+			return len;
+		if (r <= 0)
+			continue;
+		ssize_t n = read(fd, msg + len, size - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || (len += (size_t)n) == size - 1) {
+			msg[len] = 0;
+			return len;
+		}
+	}
 }
 
 static int write_pid_file(const char *path, pid_t pid, struct error **err)
@@ -129,20 +157,18 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 		shim_main(&a);
 	}
 	close(p[1]);
-	size_t len = 0;
-	ssize_t n;
-	while (len < sizeof(msg) - 1 && (n = read(p[0], msg + len, sizeof(msg) - 1 - len)) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			break;
-		len += (size_t)n;
-	}
-	msg[len] = 0;
+	/* The shim reports within its own bounds (boot, then the create or
+	 * restore call); this one catches a shim that hangs regardless. */
+	int timeout_ms = (int)g->cfg.boot_timeout_ms + (o->restore ? SHIM_CHECKPOINT_TIMEOUT_MS : SHIM_CALL_TIMEOUT_MS) +
+			 10000;
+	size_t len = read_ready(p[0], msg, sizeof(msg), timeout_ms);
 	close(p[0]);
 	if (strcmp(msg, "OK") != 0) {
+		if (len == (size_t)-1)
+			kill(-pid, SIGKILL); /* the shim's group: QEMU and virtiofsd too */
 		waitpid(pid, NULL, 0);
-		r = error_setx(err, EIO, "%s", len ? msg : "the shim died during start-up");
+		r = len == (size_t)-1 ? error_setx(err, ETIMEDOUT, "the shim did not report within %d ms", timeout_ms)
+				      : error_setx(err, EIO, "%s", len ? msg : "the shim died during start-up");
 		goto fail;
 	}
 	if (o->pid_file && (r = write_pid_file(o->pid_file, pid, err)) < 0) {

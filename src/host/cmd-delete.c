@@ -10,14 +10,26 @@
 #include <string.h>
 #include <time.h>
 
+/* The shim leads its own session and process group (setsid), with QEMU and
+ * virtiofsd in it: killing the group leaves nothing of the VM behind. */
+static void kill_shim_group(const struct container_state *st)
+{
+	pid_t pgid = getpgid(st->shim_pid);
+	kill(pgid == st->shim_pid ? -pgid : st->shim_pid, SIGKILL);
+	long long deadline = now_ms() + 5000;
+	while (pgid == st->shim_pid && kill(-pgid, 0) == 0 && now_ms() < deadline)
+		nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+}
+
 static void wait_shim_gone(struct container_state *st, int timeout_ms)
 {
 	long long deadline = now_ms() + timeout_ms;
 	while (state_shim_alive(st) && now_ms() < deadline)
 		nanosleep(&(struct timespec){.tv_nsec = 20 * 1000 * 1000}, NULL);
 	if (state_shim_alive(st)) {
-		/* An unresponsive shim: its QEMU dies with it (PDEATHSIG). */
-		kill(st->shim_pid, SIGKILL);
+		/* An unresponsive shim, or one still starting (a restore that
+		 * hangs before its state is complete). */
+		kill_shim_group(st);
 		while (state_shim_alive(st))
 			nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
 	}
@@ -76,14 +88,17 @@ int cmd_delete(struct global_opts *g, int argc, char **argv)
 		report_error(g, err->msg);
 		return 1;
 	}
-	if (r == 0 && (st.status == STATUS_RUNNING || st.status == STATUS_PAUSED) && !force) {
+	bool live = st.status == STATUS_RUNNING || st.status == STATUS_PAUSED || st.status == STATUS_CREATING;
+	if (r == 0 && live && !force) {
 		char msg[256];
 		snprintf(msg, sizeof(msg), "delete %s: container is %s; stop it first or use --force", id,
 			 state_status_name(st.status));
 		report_error(g, msg);
 		return 1;
 	}
-	if (r == 0 && st.status != STATUS_STOPPED)
+	if (r == 0 && st.status == STATUS_CREATING)
+		wait_shim_gone(&st, 0); /* no control socket yet: nothing to ask */
+	else if (r == 0 && st.status != STATUS_STOPPED)
 		stop_shim(dir, &st);
 	else if (r == 0)
 		wait_shim_gone(&st, 10000); /* a stopped container's shim may still be exiting */

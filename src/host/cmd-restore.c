@@ -3,6 +3,7 @@
  * image can make CRIU loop forever instead of failing. */
 #include "cleanup.h"
 #include "container.h"
+#include "criu-config.h"
 #include "images.h"
 #include "paths.h"
 
@@ -120,6 +121,11 @@ int cmd_restore(struct global_opts *g, int argc, char **argv)
 	criu.debug = g->cfg.enable_debug;
 	if (!realpath(image_path, resolved)) {
 		error_set(&err, errno, "restore %s: image path %s", id, image_path);
+		report_error(g, err->msg);
+		return 1;
+	}
+	if (criu_config_collect(g->cfg.criu_config, o.bundle ? o.bundle : ".", &criu, &err) < 0) {
+		error_wrap(&err, "restore %s", id);
 		report_error(g, err->msg);
 		return 1;
 	}

@@ -55,6 +55,24 @@ static void usage(FILE *out)
 		COCOON_DEFAULT_ROOT, CONFIG_ENV, CONFIG_DEFAULT_PATH);
 }
 
+/* The text --log format is logfmt: msg="..." with quotes, backslashes and
+ * controls escaped, so that guest text cannot end the field or the line. */
+static void logfmt_quoted(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p == '\n')
+			fputs("\\n", f);
+		else if (*p < 0x20 || *p == 0x7f)
+			fprintf(f, "\\x%02x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
+}
+
 void report_error(struct global_opts *g, const char *msg)
 {
 	fprintf(stderr, "cocoon: %s\n", msg);
@@ -75,7 +93,9 @@ void report_error(struct global_opts *g, const char *msg)
 		fprintf(f, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 		json_object_put(o);
 	} else {
-		fprintf(f, "level=error msg=\"%s\"\n", msg);
+		fputs("level=error msg=", f);
+		logfmt_quoted(f, msg);
+		fputc('\n', f);
 	}
 	fclose(f);
 }

@@ -32,6 +32,7 @@ static const struct key_def keys[] = {
 	{"runtime", "guest_criu_path", T_STRING, OFF(guest_criu_path), 0, 0, NULL},
 	{"runtime", "guest_checkpoint_dir", T_STRING, OFF(guest_checkpoint_dir), 0, 0, NULL},
 	{"runtime", "host_checkpoint_dir", T_STRING, OFF(host_checkpoint_dir), 0, 0, NULL},
+	{"runtime", "criu_config", T_STRING, OFF(criu_config), 0, 0, NULL},
 	{"vm", "kernel", T_STRING, OFF(kernel), 0, 0, NULL},
 	{"vm", "initrd", T_STRING, OFF(initrd), 0, 0, NULL},
 	{"vm", "qemu", T_STRING, OFF(qemu), 0, 0, NULL},
@@ -59,6 +60,7 @@ void config_init_defaults(struct cocoon_config *c)
 	set_string(&c->guest_criu_path, "/usr/sbin/criu");
 	set_string(&c->guest_checkpoint_dir, "/run/cocoon/checkpoints");
 	set_string(&c->host_checkpoint_dir, "/var/lib/cocoon/checkpoints");
+	set_string(&c->criu_config, "/etc/cocoon/criu.conf");
 	set_string(&c->qemu, "qemu-system-x86_64");
 	set_string(&c->accel, "auto");
 	set_string(&c->shared_fs, "9p");
@@ -149,7 +151,7 @@ static int parse_value(struct cocoon_config *c, const struct key_def *k, const c
 	const char *why = NULL, *rest = NULL;
 
 	switch (k->type) {
-	case T_BOOL:
+	case T_BOOL: {
 		size_t tok = strcspn(v, " \t#");
 		bool rest_ok = only_comment(v + tok);
 		if (rest_ok && tok == 4 && memcmp(v, "true", 4) == 0)
@@ -160,6 +162,7 @@ static int parse_value(struct cocoon_config *c, const struct key_def *k, const c
 			return error_setx(err, EINVAL, "%s: %s.%s: expected a boolean (true or false)",
 					  where, k->section, k->key);
 		return 0;
+	}
 	case T_INT: {
 		char *end = NULL;
 		errno = 0;

@@ -18,6 +18,7 @@ struct cocoon_config {
 	char *guest_criu_path;
 	char *guest_checkpoint_dir;
 	char *host_checkpoint_dir;
+	char *criu_config; /* the user's CRIU settings (src/host/criu-config.c) */
 
 	/* [vm] */
 	char *kernel;

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <xxhash.h>
 
@@ -359,6 +360,79 @@ int images_publish(const char *state_dir, const char *ckid, const char *dest, co
 	int r = publish_at(ckfd, ckid, dest, info, lim, copy, err);
 	safefs_remove(ckfd, ckid, NULL);
 	return r;
+}
+
+int images_stage_beside(const char *state_dir, const char *ckid, const char *dest, struct images_stage *st,
+			struct error **err)
+{
+	const char *base = strrchr(dest, '/') ? strrchr(dest, '/') + 1 : dest;
+	struct stat sd, dd;
+	*st = (struct images_stage){.parentfd = -1, .mnt_fd = -1};
+	_cleanup_free_ char *shared = NULL;
+	if (!plain_name(base) || asprintf(&shared, "%s/shared", state_dir) < 0)
+		return 0;
+	_cleanup_close_ int sfd = open(shared, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_close_ int parentfd = open_dest_parent(dest, err);
+	if (parentfd < 0)
+		return parentfd;
+	if (sfd < 0 || fstat(sfd, &sd) < 0 || fstat(parentfd, &dd) < 0 || sd.st_dev == dd.st_dev)
+		return 0; /* the same filesystem: a rename publishes anyway */
+	mkdirat(sfd, IMAGES_SHARED_SUBDIR, 0700);
+	_cleanup_close_ int ckfd = safefs_open(sfd, IMAGES_SHARED_SUBDIR, O_RDONLY | O_DIRECTORY, 0);
+	if (ckfd < 0 || mkdirat(ckfd, ckid, 0700) < 0)
+		return 0;
+	/* The mount point is reached by fd and never by a path the guest could
+	 * have swapped for a symlink. */
+	_cleanup_close_ int mp = openat(ckfd, ckid, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	snprintf(st->tmpname, sizeof(st->tmpname), ".%s.tmp-%d", base, getpid());
+	if (mp < 0 || mkdirat(parentfd, st->tmpname, 0700) < 0)
+		return 0;
+	int tree = (int)open_tree(parentfd, st->tmpname, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
+	if (tree < 0 || move_mount(tree, "", mp, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) {
+		if (tree >= 0)
+			close(tree);
+		unlinkat(parentfd, st->tmpname, AT_REMOVEDIR);
+		unlinkat(ckfd, ckid, AT_REMOVEDIR);
+		return 0; /* no mount rights here: staged in the shared directory */
+	}
+	st->mnt_fd = tree;
+	st->parentfd = TAKE_FD(parentfd);
+	return 1;
+}
+
+void images_stage_unmount(struct images_stage *st)
+{
+	char path[64];
+	if (st->mnt_fd < 0)
+		return;
+	/* The fd is the mount's root: through /proc it names the mount itself. */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", st->mnt_fd);
+	umount2(path, MNT_DETACH);
+	close(st->mnt_fd);
+	st->mnt_fd = -1;
+}
+
+int images_publish_staged(struct images_stage *st, const char *dest, const struct images_info *info,
+			  const struct images_limits *lim, struct error **err)
+{
+	const char *base = strrchr(dest, '/') ? strrchr(dest, '/') + 1 : dest;
+	images_stage_unmount(st);
+	_cleanup_close_ int tmpfd = openat(st->parentfd, st->tmpname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int r = tmpfd < 0 ? error_set(err, errno, "open %s", st->tmpname) : seal_images(tmpfd, dest, info, lim, err);
+	if (r == 0 && renameat2(st->parentfd, st->tmpname, st->parentfd, base, RENAME_NOREPLACE) < 0)
+		r = error_set(err, errno, "publish %s", dest);
+	if (r < 0)
+		images_stage_discard(st);
+	closep(&st->parentfd);
+	return r;
+}
+
+void images_stage_discard(struct images_stage *st)
+{
+	images_stage_unmount(st);
+	if (st->parentfd >= 0)
+		safefs_remove(st->parentfd, st->tmpname, NULL);
+	closep(&st->parentfd);
 }
 
 void images_discard(const char *state_dir, const char *ckid)

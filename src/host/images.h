@@ -62,6 +62,31 @@ void images_limits_from_config(const struct cocoon_config *cfg, struct images_li
 int images_publish(const char *state_dir, const char *ckid, const char *dest, const struct images_info *info,
 		   const struct images_limits *lim, bool copy, struct error **err);
 
+/* The engines' layout: a state root on tmpfs, --image-path on disk. The
+ * images are then staged beside dest, on its filesystem: a new directory
+ * .BASE.tmp-PID next to dest is bind-mounted on the shared directory's
+ * checkpoints/CKID (9p serves it to the guest from there), so no image
+ * byte lands in host memory and publishing is a rename. Only when dest's
+ * filesystem is not the state root's; returns 1 when staged, 0 when it is
+ * not worth it or cannot be done here (the images go through the shared
+ * directory as before), or a negative errno. */
+struct images_stage {
+	int parentfd; /* dest's parent directory */
+	int mnt_fd;   /* the bind mount, while mounted */
+	char tmpname[300];
+};
+int images_stage_beside(const char *state_dir, const char *ckid, const char *dest, struct images_stage *st,
+			struct error **err);
+/* Takes the bind mount away: from here on the guest cannot reach the
+ * staged directory. */
+void images_stage_unmount(struct images_stage *st);
+/* images_publish() for staged images: checked, sealed and renamed to dest;
+ * removed on failure. Unmounts first. */
+int images_publish_staged(struct images_stage *st, const char *dest, const struct images_info *info,
+			  const struct images_limits *lim, struct error **err);
+/* Removes staged images (a failed checkpoint). */
+void images_stage_discard(struct images_stage *st);
+
 /* Removes what a failed dump left in the shared directory. */
 void images_discard(const char *state_dir, const char *ckid);
 

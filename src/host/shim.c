@@ -8,6 +8,7 @@
 #include "shim.h"
 #include "agent-client.h"
 #include "cleanup.h"
+#include "console.h"
 #include "paths.h"
 #include "pod.h"
 #include "sandbox.h"
@@ -44,12 +45,23 @@ struct shim {
 	struct shim_args *args;
 	struct sandbox sb;
 	struct container_state st;
+	struct console_guard console;
 	int listen_fd;
 	int sig_fd;
 	int in_fd, out_fd, err_fd; /* the container's stdio on the host */
 	bool stdin_open;
 	struct shim_client clients[SHIM_MAX_CLIENTS];
 	struct shim_exec execs[SHIM_MAX_EXECS];
+	/* A checkpoint runs for seconds to minutes: the shim forwards it and
+	 * keeps serving (a `kill` in the middle of a dump must get through),
+	 * then hands the agent's reply to the client that asked. */
+	struct {
+		bool active;
+		uint64_t agent_id, client_req_id;
+		int client_fd; /* -1 once that client went away */
+		long long deadline_ms;
+	} ckpt;
+	bool agent_gone; /* the channel closed: no reply will come */
 	bool exited;
 	int exit_code;
 };
@@ -155,6 +167,8 @@ static void on_agent_event(void *userdata, const Cocoon__Response *ev)
 	send_to_client(e->client_fd, &out);
 	close_exec(e);
 }
+
+static void checkpoint_reply(void *userdata, const Cocoon__Response *r);
 
 /* ---- start-up ------------------------------------------------------------- */
 
@@ -370,20 +384,18 @@ static int shim_setup(struct shim *s, struct error **err)
 		}
 		if ((r = sandbox_boot(&s->sb, &a->g->cfg, a->dir, &opts, err)) < 0)
 			return error_wrap(err, "boot VM");
+		if ((r = console_guard_start(&s->console, s->sb.console_log,
+					     (uint64_t)a->g->cfg.console_log_max_bytes, err)) < 0)
+			return r;
 	}
 	s->sb.agent.on_event = on_agent_event;
+	s->sb.agent.on_reply = checkpoint_reply;
 	s->sb.agent.event_userdata = s;
 	if ((!a->pod && (r = copy_bind_files(s, err)) < 0) ||
 	    (r = a->restore ? restore_container(s, err) : create_container(s, err)) < 0 ||
 	    (r = listen_control(s, err)) < 0)
 		return r;
-	snprintf(s->st.id, sizeof(s->st.id), "%s", a->id);
-	snprintf(s->st.bundle, sizeof(s->st.bundle), "%s", a->bundle->bundle);
-	snprintf(s->st.rootfs, sizeof(s->st.rootfs), "%s", a->bundle->rootfs);
-	state_now_rfc3339(s->st.created);
 	s->st.status = a->restore ? STATUS_RUNNING : STATUS_CREATED;
-	s->st.shim_pid = getpid();
-	s->st.shim_start = proc_start_time(getpid());
 	return state_write(a->dir, &s->st, err);
 }
 
@@ -546,6 +558,62 @@ static void member_gone(struct shim *s, const char *id)
 		cocoon__response__free_unpacked(resp, NULL);
 }
 
+static void checkpoint_reply(void *userdata, const Cocoon__Response *r)
+{
+	struct shim *s = userdata;
+	_cleanup_error_ struct error *err = NULL;
+	if (!s->ckpt.active || r->id != s->ckpt.agent_id)
+		return; /* a late reply to a call that timed out */
+	s->ckpt.active = false;
+	if (agent_check_reply(&s->sb.agent, COCOON__REQUEST__BODY_CHECKPOINT, r, &err) < 0) {
+		reply_error(s->ckpt.client_fd, s->ckpt.client_req_id, err);
+		return;
+	}
+	Cocoon__Response out = *r;
+	out.id = s->ckpt.client_req_id;
+	send_to_client(s->ckpt.client_fd, &out);
+}
+
+/* A checkpoint that outlived its time limit is answered, so that the next
+ * one is not refused for ever. Returns ms until that limit, or -1. */
+static int checkpoint_check_deadline(struct shim *s)
+{
+	if (!s->ckpt.active)
+		return -1;
+	long long left = s->ckpt.deadline_ms - now_ms();
+	if (left > 0)
+		return (int)left;
+	_cleanup_error_ struct error *err = NULL;
+	error_setx(&err, ETIMEDOUT, "checkpoint: the agent did not answer in time");
+	reply_error(s->ckpt.client_fd, s->ckpt.client_req_id, err);
+	s->ckpt.active = false;
+	return -1;
+}
+
+static void handle_checkpoint(struct shim *s, struct shim_client *c, Cocoon__Request *req)
+{
+	_cleanup_error_ struct error *err = NULL;
+	uint64_t cid = req->id;
+	if (s->ckpt.active) {
+		error_setx(&err, EBUSY, "checkpoint %s: another checkpoint is in progress", s->args->id);
+		reply_error(c->fd, cid, err);
+		return;
+	}
+	char *client_id = req->checkpoint->id;
+	req->checkpoint->id = (char *)s->args->id;
+	int64_t id = agent_send_request(&s->sb.agent, req, &err);
+	req->checkpoint->id = client_id;
+	if (id < 0) {
+		reply_error(c->fd, cid, err);
+		return;
+	}
+	s->ckpt.active = true;
+	s->ckpt.agent_id = (uint64_t)id;
+	s->ckpt.client_req_id = cid;
+	s->ckpt.client_fd = c->fd;
+	s->ckpt.deadline_ms = now_ms() + SHIM_CHECKPOINT_TIMEOUT_MS;
+}
+
 static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Request *req)
 {
 	_cleanup_error_ struct error *err = NULL;
@@ -587,8 +655,8 @@ static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Reques
 		id_slot = &req->ps->id;
 		break;
 	case COCOON__REQUEST__BODY_CHECKPOINT:
-		id_slot = &req->checkpoint->id;
-		break;
+		handle_checkpoint(s, c, req);
+		return;
 	default:
 		error_setx(&err, EOPNOTSUPP, "request not supported by the shim");
 		reply_error(c->fd, cid, err);
@@ -598,9 +666,7 @@ static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Reques
 	 * reach the shim of their own container anyway. */
 	char *client_id = *id_slot;
 	*id_slot = (char *)s->args->id;
-	int timeout = req->body_case == COCOON__REQUEST__BODY_CHECKPOINT ? SHIM_CHECKPOINT_TIMEOUT_MS
-									: SHIM_CALL_TIMEOUT_MS;
-	int r = agent_call(&s->sb.agent, req, &resp, timeout, &err);
+	int r = agent_call(&s->sb.agent, req, &resp, SHIM_CALL_TIMEOUT_MS, &err);
 	*id_slot = client_id;
 	if (r < 0) {
 		reply_error(c->fd, cid, err);
@@ -615,8 +681,10 @@ static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Reques
 	cocoon__response__free_unpacked(resp, NULL);
 }
 
-static void client_close(struct shim_client *c)
+static void client_close(struct shim *s, struct shim_client *c)
 {
+	if (s->ckpt.active && s->ckpt.client_fd == c->fd)
+		s->ckpt.client_fd = -1;
 	for (size_t i = 0; i < c->nfds; i++)
 		close(c->fds[i]);
 	close(c->fd);
@@ -646,7 +714,7 @@ static void client_readable(struct shim *s, struct shim_client *c)
 				s->execs[i].client_fd = -1;
 		char member[sizeof(c->member)];
 		snprintf(member, sizeof(member), "%s", c->member);
-		client_close(c);
+		client_close(s, c);
 		if (*member)
 			member_gone(s, member);
 		return;
@@ -671,14 +739,14 @@ static void client_readable(struct shim *s, struct shim_client *c)
 		Cocoon__Request *req = cocoon__request__unpack(NULL, len, payload);
 		frame_reader_consume(c->reader);
 		if (!req) {
-			client_close(c);
+			client_close(s, c);
 			return;
 		}
 		handle_request(s, c, req);
 		cocoon__request__free_unpacked(req, NULL);
 	}
 	if (r < 0)
-		client_close(c);
+		client_close(s, c);
 }
 
 static void accept_client(struct shim *s)
@@ -691,7 +759,7 @@ static void accept_client(struct shim *s)
 			s->clients[i].fd = fd;
 			s->clients[i].reader = calloc(1, sizeof(*s->clients[i].reader));
 			if (!s->clients[i].reader)
-				client_close(&s->clients[i]);
+				client_close(s, &s->clients[i]);
 			return;
 		}
 	}
@@ -765,10 +833,30 @@ static int signals_setup(void)
 	return signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
+/* The container ended during a checkpoint (a task killed mid-dump): the
+ * agent's answer to the checkpoint follows within moments, and is what the
+ * client should see, not a closed connection. Bounded. */
+static bool checkpoint_reply_due(struct shim *s)
+{
+	static long long until;
+	if (!s->ckpt.active || s->agent_gone)
+		return false;
+	if (until == 0)
+		until = now_ms() + 5000;
+	return now_ms() < until;
+}
+
 static void shim_loop(struct shim *s)
 {
-	while (!s->exited) {
+	while (!s->exited || checkpoint_reply_due(s)) {
 		struct pollfd fds[4 + SHIM_MAX_CLIENTS + SHIM_MAX_EXECS];
+		/* Events that came in the same read as a reply are already
+		 * here: no new bytes will wake poll for them. */
+		if (agent_client_drain(&s->sb.agent, NULL) < 0) {
+			s->exited = true;
+			s->exit_code = 128 + SIGKILL;
+			break;
+		}
 		void *tag[ARRAY_SIZE(fds)];
 		nfds_t n = 0;
 
@@ -794,18 +882,23 @@ static void shim_loop(struct shim *s)
 				tag[n++] = &s->execs[i];
 			}
 		}
-		if (poll(fds, n, -1) < 0) {
+		int timeout = checkpoint_check_deadline(s);
+		if (s->exited && (timeout < 0 || timeout > 200))
+			timeout = 200; /* only waiting for checkpoint_reply_due() */
+		if (poll(fds, n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
-		for (nfds_t i = 0; i < n && !s->exited; i++) {
+		for (nfds_t i = 0; i < n && (!s->exited || s->ckpt.active); i++) {
 			if (!fds[i].revents)
 				continue;
 			if (tag[i] == &s->sb) {
-				if (agent_client_pump(&s->sb.agent, NULL) < 0 && !s->exited) {
+				if (agent_client_pump(&s->sb.agent, NULL) < 0) {
+					s->agent_gone = true;
+					if (!s->exited)
+						s->exit_code = 128 + SIGKILL;
 					s->exited = true;
-					s->exit_code = 128 + SIGKILL;
 				}
 			} else if (tag[i] == &s->listen_fd) {
 				accept_client(s);
@@ -846,6 +939,7 @@ static void shim_teardown(struct shim *s)
 	} else {
 		sandbox_shutdown(&s->sb);
 	}
+	console_guard_stop(&s->console);
 	sandbox_destroy(&s->sb, false);
 }
 
@@ -860,7 +954,16 @@ void shim_main(struct shim_args *a)
 	for (int i = 0; i < SHIM_MAX_EXECS; i++)
 		close_exec(&s.execs[i]);
 	s.sig_fd = signals_setup();
-	if (shim_setup(&s, &err) < 0) {
+	/* From the first moment the shim, and through its process group QEMU
+	 * and virtiofsd, can be found and killed from the state root. */
+	snprintf(s.st.id, sizeof(s.st.id), "%s", a->id);
+	snprintf(s.st.bundle, sizeof(s.st.bundle), "%s", a->bundle->bundle);
+	snprintf(s.st.rootfs, sizeof(s.st.rootfs), "%s", a->bundle->rootfs);
+	state_now_rfc3339(s.st.created);
+	s.st.status = STATUS_CREATING;
+	s.st.shim_pid = getpid();
+	s.st.shim_start = proc_start_time(getpid());
+	if (state_write(a->dir, &s.st, &err) < 0 || shim_setup(&s, &err) < 0) {
 		report(a->ready_fd, err->msg);
 		shim_teardown(&s);
 		_exit(1);

@@ -16,8 +16,7 @@ static void json_putp(json_object **o)
 }
 #define _cleanup_json_ __attribute__((cleanup(json_putp)))
 
-static void warn(struct oci_bundle *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void warn(struct oci_bundle *b, const char *fmt, ...)
+void spec_warn(struct oci_bundle *b, const char *fmt, ...)
 {
 	va_list ap;
 	char *msg = NULL;
@@ -121,6 +120,15 @@ static int get_bool(json_object *o, const char *key, const char *field, protobuf
 	return 0;
 }
 
+/* A string field that parsing never reached still holds protobuf-c's
+ * static empty string: found by fuzz-spec (a mount with a bad destination
+ * crashed spec_free). */
+static void free_pb_string(char *s)
+{
+	if (s != protobuf_c_empty_string)
+		free(s);
+}
+
 void spec_process_free(Cocoon__ProcessSpec *p)
 {
 	if (!p)
@@ -131,14 +139,14 @@ void spec_process_free(Cocoon__ProcessSpec *p)
 	for (size_t i = 0; i < p->n_env; i++)
 		free(p->env[i]);
 	free(p->env);
-	if (p->cwd != protobuf_c_empty_string)
-		free(p->cwd);
+	free_pb_string(p->cwd);
 	free(p->additional_gids);
 	for (size_t i = 0; i < p->n_rlimits; i++) {
-		free(p->rlimits[i]->type);
+		free_pb_string(p->rlimits[i]->type);
 		free(p->rlimits[i]);
 	}
 	free(p->rlimits);
+	free(p->capabilities);
 	free(p);
 }
 
@@ -231,19 +239,21 @@ static int parse_process(json_object *proc, Cocoon__ProcessSpec **out, struct oc
 		p->additional_gids[p->n_additional_gids++] = (uint32_t)json_object_get_int64(g);
 	}
 	if (member(user, "username"))
-		warn(b, "process.user.username is not supported (Windows only); ignored");
+		spec_warn(b, "process.user.username is not supported (Windows only); ignored");
 	if ((r = get_bool(proc, "terminal", "process.terminal", &p->terminal, err)) < 0)
 		return r;
 	if ((r = get_bool(proc, "noNewPrivileges", "process.noNewPrivileges", &p->no_new_privileges, err)) < 0)
 		return r;
 	if ((r = parse_rlimits(proc, p, err)) < 0)
 		return r;
-	/* The VM is the isolation boundary; these are not applied inside it. */
-	static const char *const unapplied[] = {"capabilities", "apparmorProfile", "selinuxLabel",
+	if ((r = spec_parse_capabilities(proc, p, b, err)) < 0)
+		return r;
+	/* Not applied inside the VM. */
+	static const char *const unapplied[] = {"apparmorProfile", "selinuxLabel",
 						"oomScoreAdj", "ioPriority", "scheduler"};
 	for (size_t i = 0; i < ARRAY_SIZE(unapplied); i++)
 		if (member(proc, unapplied[i]))
-			warn(b, "process.%s is not applied inside the VM; ignored", unapplied[i]);
+			spec_warn(b, "process.%s is not applied inside the VM; ignored", unapplied[i]);
 	return 0;
 }
 
@@ -400,7 +410,7 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 			s->namespaces[s->n_namespaces++] = type;
 		} else if (strcmp(type, "cgroup") == 0 || strcmp(type, "user") == 0 ||
 			   strcmp(type, "time") == 0) {
-			warn(b, "linux.namespaces: %s namespace is not created inside the VM; ignored", type);
+			spec_warn(b, "linux.namespaces: %s namespace is not created inside the VM; ignored", type);
 			free(type);
 		} else {
 			r = error_setx(err, EINVAL, "config.json: linux.namespaces[%zu]: unknown type '%s'", i, type);
@@ -408,12 +418,13 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 			return r;
 		}
 	}
-	static const char *const unapplied[] = {"seccomp", "resources", "maskedPaths", "readonlyPaths",
-						"devices", "sysctl", "uidMappings", "gidMappings",
+	if ((r = spec_parse_seccomp(lin, s, b, err)) < 0 || (r = spec_parse_paths(lin, s, err)) < 0)
+		return r;
+	static const char *const unapplied[] = {"resources", "devices", "sysctl", "uidMappings", "gidMappings",
 						"mountLabel", "personality", "intelRdt"};
 	for (size_t i = 0; i < ARRAY_SIZE(unapplied); i++)
 		if (member(lin, unapplied[i]))
-			warn(b, "linux.%s is not applied inside the VM; ignored", unapplied[i]);
+			spec_warn(b, "linux.%s is not applied inside the VM; ignored", unapplied[i]);
 	return 0;
 }
 
@@ -449,15 +460,14 @@ static void spec_free_container(Cocoon__ContainerSpec *s)
 {
 	if (!s)
 		return;
-	free(s->id);
+	free_pb_string(s->id);
 	spec_process_free(s->process);
-	if (s->hostname != protobuf_c_empty_string)
-		free(s->hostname);
+	free_pb_string(s->hostname);
 	for (size_t i = 0; i < s->n_mounts; i++) {
 		Cocoon__Mount *m = s->mounts[i];
-		free(m->destination);
-		free(m->type);
-		free(m->source);
+		free_pb_string(m->destination);
+		free_pb_string(m->type);
+		free_pb_string(m->source);
 		for (size_t j = 0; j < m->n_options; j++)
 			free(m->options[j]);
 		free(m->options);
@@ -467,11 +477,10 @@ static void spec_free_container(Cocoon__ContainerSpec *s)
 	for (size_t i = 0; i < s->n_namespaces; i++)
 		free(s->namespaces[i]);
 	free(s->namespaces);
-	free(s->rootfs_tag);
-	if (s->rootfs_path != protobuf_c_empty_string)
-		free(s->rootfs_path);
-	if (s->join_container != protobuf_c_empty_string)
-		free(s->join_container);
+	free_pb_string(s->rootfs_tag);
+	spec_free_confinement(s);
+	free_pb_string(s->rootfs_path);
+	free_pb_string(s->join_container);
 	for (size_t i = 0; i < s->n_join_namespaces; i++)
 		free(s->join_namespaces[i]);
 	free(s->join_namespaces);
@@ -565,6 +574,6 @@ int spec_load(const char *bundle, const char *id, struct oci_bundle *b, struct e
 	if ((r = parse_pod_annotations(root, b, err)) < 0 || (r = parse_linux(root, b, err)) < 0)
 		return r;
 	if (member(root, "hooks"))
-		warn(b, "hooks are not run by cocoon; ignored");
+		spec_warn(b, "hooks are not run by cocoon; ignored");
 	return 0;
 }

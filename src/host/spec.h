@@ -7,9 +7,12 @@
 #include "pod.h"
 #include "proto.h"
 
+struct json_object;
+
 #define SPEC_MAX_BYTES (4 * 1024 * 1024)
 #define SPEC_MAX_MOUNTS 64
 #define SPEC_MAX_STRINGS 4096
+#define SPEC_MAX_SECCOMP_RULES 1024
 
 struct bind_file {
 	char *host_path;  /* source on the host */
@@ -33,6 +36,19 @@ int spec_load(const char *bundle, const char *id, struct oci_bundle *out, struct
 int spec_parse_process_file(const char *path, Cocoon__ProcessSpec **out, struct error **err);
 void spec_process_free(Cocoon__ProcessSpec *p);
 void spec_free(struct oci_bundle *b);
+
+/* A warning about the spec, kept for the caller to print. */
+void spec_warn(struct oci_bundle *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* spec-confine.c: process.capabilities, linux.seccomp, maskedPaths and
+ * readonlyPaths. json is a json_object *. */
+int spec_cap_from_name(const char *name);
+int spec_parse_capabilities(struct json_object *proc, Cocoon__ProcessSpec *p, struct oci_bundle *b,
+			    struct error **err);
+int spec_parse_seccomp(struct json_object *lin, Cocoon__ContainerSpec *s, struct oci_bundle *b,
+		       struct error **err);
+int spec_parse_paths(struct json_object *lin, Cocoon__ContainerSpec *s, struct error **err);
+void spec_free_confinement(Cocoon__ContainerSpec *s);
 
 /* Where the guest finds files bind-mounted from the host. */
 #define SPEC_GUEST_MOUNTS_DIR "/run/cocoon/shared/mounts"

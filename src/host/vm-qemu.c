@@ -83,6 +83,17 @@ static long host_tsc_khz(void)
 	return 0;
 }
 
+/* In a child about to exec: every descriptor from lowfd up is closed at
+ * exec, whatever whoever started cocoon leaked into it. Descriptors meant
+ * for the child are made inheritable after this, one by one. */
+static void cloexec_from(int lowfd)
+{
+	if (close_range((unsigned)lowfd, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+		return;
+	for (int fd = lowfd; fd < 4096; fd++) /* kernels before 5.11 */
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+}
+
 /* A file of the virtiofsd serving TAG ("sock", "log"): beside the agent's
  * channel socket, in the sandbox's state directory. */
 static void virtiofs_path(char *out, size_t size, const char *channel_path, const char *tag, const char *what)
@@ -127,13 +138,14 @@ static int virtiofsd_start(struct vm *vm, int slot, const struct vm_spec *s, con
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	virtiofs_path(sa.sun_path, sizeof(sa.sun_path), s->channel_path, tag, "sock");
 	unlink(sa.sun_path);
-	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1) < 0)
 		return error_set(err, errno, "virtiofs socket %s", sa.sun_path);
 
 	char fdarg[32], source[4200], log_path[4200];
 	virtiofs_path(log_path, sizeof(log_path), s->channel_path, tag, "log");
-	snprintf(fdarg, sizeof(fdarg), "--fd=%d", fd);
+	/* The listening socket is virtiofsd's fd 3, its only one beyond stdio. */
+	snprintf(fdarg, sizeof(fdarg), "--fd=3");
 	snprintf(source, sizeof(source), "source=%s", dir);
 	char *argv[] = {(char *)VIRTIOFSD, fdarg, (char *)"-o", source, (char *)"-o", (char *)"cache=none",
 			(char *)"-o", (char *)"log_level=warn", NULL};
@@ -145,6 +157,9 @@ static int virtiofsd_start(struct vm *vm, int slot, const struct vm_spec *s, con
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)
 			_exit(1);
+		if ((fd == 3 ? fcntl(fd, F_SETFD, 0) : dup2(fd, 3)) < 0)
+			_exit(126);
+		cloexec_from(4);
 		int log = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (log >= 0) {
 			dup2(log, 1);
@@ -221,8 +236,11 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 	add(b, "-display");
 	add(b, "none");
 	add(b, "-no-reboot");
+	/* append=on: the shim truncates the log at its cap (console.c). */
+	add(b, "-chardev");
+	add(b, "file,id=console,path=%s,append=on", s->console_log);
 	add(b, "-serial");
-	add(b, "file:%s", s->console_log);
+	add(b, "chardev:console");
 	add(b, "-kernel");
 	add(b, "%s", s->kernel);
 	add(b, "-initrd");
@@ -312,6 +330,7 @@ static int qemu_start(struct vm *vm, const struct vm_spec *spec, struct error **
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)
 			_exit(1);
+		cloexec_from(3);
 		int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		int log = spec->vmm_log ? open(spec->vmm_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
 		if (in >= 0)

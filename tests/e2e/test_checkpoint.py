@@ -18,6 +18,14 @@ def lines(path):
     return path.read_text().splitlines() if path.exists() else []
 
 
+def memhog_hash(path, since=0):
+    for line in lines(path)[since:]:
+        m = re.search(r"hash (\w+)", line)
+        if m:
+            return m.group(1)
+    return None
+
+
 def start(ctx, cid, args, **kw):
     b = write_bundle(ctx.tmp / f"bundle-{cid}", args, **kw)
     rc, out, err = ctx.create(cid, b)
@@ -97,8 +105,9 @@ def virtiofsds(env):
     return shared
 
 
-@pytest.mark.parametrize("vcpus,fs", [(1, "9p"), (2, "9p"), (1, "virtiofs")])
-def test_memory_hash_survives(env, vcpus, fs):
+@pytest.mark.parametrize("vcpus,fs,route", [(1, "9p", "cocoon"), (2, "9p", "cocoon"), (1, "virtiofs", "cocoon"),
+                                            (1, "9p", "stream"), (1, "virtiofs", "stream")])
+def test_memory_hash_survives(env, vcpus, fs, route):
     # With a spare vCPU the images are copied while CRIU writes them. With
     # virtiofs the checkpoint travels through one share and the restore reads
     # through another, each served by a virtiofsd of the VM's own.
@@ -107,9 +116,10 @@ def test_memory_hash_survives(env, vcpus, fs):
     assert virtiofsds(env) == ({str(env.root / "mem" / "shared")} if fs == "virtiofs" else set())
     assert wait_for(lambda: len(lines(out)) >= 1, timeout=60)
     before = re.search(r"hash (\w+)", lines(out)[0]).group(1)
-    r = checkpoint(env, "mem", env.tmp / "ck", "--leave-running", "--print-stats")
+    r = checkpoint(env, "mem", env.tmp / "ck", "--leave-running", "--print-stats", "--bench-route", route)
     stats = json.loads(r.stdout.split("stats: ", 1)[1])
-    assert stats["copy_overlapped"] == (vcpus > 1), stats
+    assert stats["route"] == ("stream" if route == "stream" else "tmpfs"), stats
+    assert stats["copy_overlapped"] == (vcpus > 1 or route == "stream"), stats
     out2 = restored(env, "mem2", env.tmp / "ck", b)
     assert wait_for(lambda: len(lines(out2)) >= 1, timeout=60)
     after = re.search(r"hash (\w+)", lines(out2)[0]).group(1)
@@ -120,6 +130,64 @@ def test_memory_hash_survives(env, vcpus, fs):
         assert virtiofsds(env) == {str(env.root / n / "shared") for n in ("mem", "mem2")} | {str(env.tmp / "ck")}
     finish(env, "mem", "mem2")
     assert virtiofsds(env) == set()
+
+
+def test_container_using_70_percent_of_its_vm(env):
+    # 358 MiB of dirty memory in a 512 MiB VM: no room for a second copy in
+    # the guest, so the pages stream to the host through CRIU's page server.
+    # The container keeps running, and its memory comes back whole in a
+    # fresh VM. The guest memory the checkpoint took stays within the
+    # target: 64 MiB plus 5% of the container's memory.
+    env.write_config("", vm="memory_mib = 512\n")
+    mib = 512 * 70 // 100
+    b, out = start(env, "big", ["payload", "memhog", str(mib)])
+    assert wait_for(lambda: len(lines(out)) >= 1, timeout=180)
+    before = memhog_hash(out)
+    r = checkpoint(env, "big", env.tmp / "ck", "--leave-running", "--print-stats")
+    stats = json.loads(r.stdout.split("stats: ", 1)[1])
+    assert stats["route"] == "stream", stats
+    assert stats["container_mib"] >= mib, stats
+    assert 0 < stats["guest_peak_used_mib"] <= 64 + mib * 5 // 100, stats
+    assert env.state("big")["status"] == "running"
+    n = len(lines(out))
+    assert wait_for(lambda: len(lines(out)) > n + 1, timeout=30), "the container did not go on"
+    assert memhog_hash(out, n) == before
+    out2 = restored(env, "big2", env.tmp / "ck", b)
+    assert wait_for(lambda: len(lines(out2)) >= 1, timeout=120)
+    assert memhog_hash(out2) == before
+    finish(env, "big", "big2")
+
+
+def test_engines_layout_stages_images_beside_the_destination(env):
+    # containerd and podman keep their state roots on tmpfs and pass an
+    # --image-path on disk. The images are written beside that path, on its
+    # filesystem (a bind mount on the shared directory), not into host
+    # memory under the state root; publishing is then a rename.
+    env.root.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0700", "tmpfs", str(env.root)], check=True)
+    try:
+        b, out = start(env, "lay", ["payload", "memhog", "32"])
+        assert wait_for(lambda: len(lines(out)) >= 1, timeout=60)
+        before = memhog_hash(out)
+        for route in ("tmpfs", "stream"):
+            dest = env.tmp / f"ck-{route}"
+            r = checkpoint(env, "lay", dest, "--leave-running", "--print-stats", "--bench-route", route)
+            stats = json.loads(r.stdout.split("stats: ", 1)[1])
+            assert stats["staging"] == "beside" and stats["route"] == route, stats
+            assert (dest / "cocoon.json").exists()
+            assert [p.name for p in env.tmp.iterdir() if ".tmp-" in p.name] == [], "staging left behind"
+            shared = env.root / "lay" / "shared" / "checkpoints"
+            assert not shared.exists() or list(shared.iterdir()) == [], list(shared.iterdir())
+        mounts = pathlib.Path("/proc/self/mountinfo").read_text()
+        assert str(env.root / "lay" / "shared") not in mounts, "a staging bind mount was left"
+        out2 = restored(env, "lay2", env.tmp / "ck-stream", b)
+        assert wait_for(lambda: len(lines(out2)) >= 1, timeout=60)
+        assert memhog_hash(out2) == before
+        finish(env, "lay", "lay2")
+    finally:
+        for cid in ("lay", "lay2"):
+            env.run("delete", "--force", cid)
+        subprocess.run(["umount", "-l", str(env.root)])
 
 
 def test_file_offset_in_rootfs(env):
@@ -425,17 +493,97 @@ def test_restore_refuses_damaged_images(env, good_images):
     finish(env, "fine")
 
 
-def test_guest_out_of_memory_during_dump_is_named(env):
-    # 256 MiB of dirty memory in a 512 MiB VM: the images (written to guest
-    # memory first) cannot fit too, and the guest's OOM killer ends a process.
+def expect_untouched(env, cid, out, before, paused):
+    """After a failed checkpoint the container is as it was: paused or
+    running, its memory unchanged, its tasks' oom_score_adj their own."""
+    assert env.state(cid)["status"] == ("paused" if paused else "running")
+    if paused:
+        n = len(lines(out))
+        time.sleep(2)
+        assert len(lines(out)) == n, "a paused container ran on after a failed checkpoint"
+        env.run("resume", cid, check=True)
+    n = len(lines(out))
+    assert wait_for(lambda: len(lines(out)) > n + 1, timeout=30), "the container did not go on"
+    assert memhog_hash(out, n) == before
+    r = env.run("exec", cid, "cat", "/proc/1/oom_score_adj")
+    assert r.stdout.strip() == "0", r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("paused", [False, True])
+def test_dump_that_cannot_fit_is_refused_up_front(env, paused):
+    # 256 MiB of dirty memory in a 512 MiB VM: the guest-memory route would
+    # need the same again. The agent says so before touching anything.
+    env.write_config("", vm="memory_mib = 512\n")
+    b, out = start(env, "fit", ["payload", "memhog", "256"])
+    assert wait_for(lambda: len(lines(out)) >= 1, timeout=120)
+    before = memhog_hash(out)
+    if paused:
+        env.run("pause", "fit", check=True)
+    t0 = time.monotonic()
+    r = checkpoint(env, "fit", env.tmp / "ck", "--leave-running", "--bench-route", "tmpfs", check=False)
+    assert time.monotonic() - t0 < 20
+    assert r.returncode != 0
+    m = re.search(r"about (\d+) MiB\) into guest memory first and needs about (\d+) MiB free, "
+                  r"but the guest has (\d+) MiB available\. Raise vm.memory_mib", r.stderr)
+    assert m, r.stderr
+    assert 250 <= int(m.group(1)) <= 270 and int(m.group(3)) < int(m.group(2)), r.stderr
+    assert not (env.tmp / "ck").exists()
+    expect_untouched(env, "fit", out, before, paused)
+    finish(env, "fit")
+
+
+@pytest.mark.parametrize("paused", [False, True])
+def test_guest_out_of_memory_during_dump_is_named(env, paused):
+    # The same container, with the up-front check switched off (fault
+    # injection): the dump runs the guest out of memory. The container's
+    # tasks are protected (oom_score_adj), so the OOM killer ends CRIU,
+    # and the container goes on as it was.
     env.write_config("", vm="memory_mib = 512\n")
     b, out = start(env, "oom", ["payload", "memhog", "256"])
     assert wait_for(lambda: len(lines(out)) >= 1, timeout=120)
-    r = checkpoint(env, "oom", env.tmp / "ck", "--leave-running", check=False)
+    before = memhog_hash(out)
+    if paused:
+        env.run("pause", "oom", check=True)
+    t0 = time.monotonic()
+    r = checkpoint(env, "oom", env.tmp / "ck", "--leave-running", "--bench-route", "tmpfs-unchecked",
+                   check=False)
+    assert time.monotonic() - t0 < 45
     assert r.returncode != 0
     assert "ran out of memory" in r.stderr and "vm.memory_mib" in r.stderr, r.stderr
+    assert "ended CRIU, not the container" in r.stderr, r.stderr
     assert not (env.tmp / "ck").exists(), "a failed checkpoint left images behind"
+    expect_untouched(env, "oom", out, before, paused)
+    # And a checkpoint that fits still works afterwards.
     finish(env, "oom")
+
+
+def test_container_killed_mid_dump_fails_within_seconds(env):
+    # CRIU used to wait on a task that died under it until its 10-minute
+    # deadline. The agent watches the container's tasks (pidfds) while CRIU
+    # runs, and stops CRIU as soon as one ends. The kill goes through the
+    # shim, which keeps serving while a checkpoint runs.
+    env.write_config("", vm="memory_mib = 1024\n")
+    b, out = start(env, "kmd", ["payload", "memhog", "320"])
+    assert wait_for(lambda: len(lines(out)) >= 1, timeout=120)
+    result = {}
+
+    def run_checkpoint():
+        result["r"] = checkpoint(env, "kmd", env.tmp / "ck", "--leave-running", check=False)
+        result["t"] = time.monotonic()
+
+    t = threading.Thread(target=run_checkpoint)
+    t.start()
+    time.sleep(1.2)  # CRIU is writing 320 MiB by now (about 3 s under TCG)
+    killed = time.monotonic()
+    env.run("kill", "kmd", "KILL", check=True, timeout=10)
+    t.join(timeout=120)
+    r = result["r"]
+    assert r.returncode != 0, "the checkpoint finished before the kill: " + r.stdout
+    assert result["t"] - killed < 10, f"the error came {result['t'] - killed:.1f} s after the kill"
+    assert "ended" in r.stderr, r.stderr
+    assert not (env.tmp / "ck").exists()
+    assert wait_for(lambda: env.state("kmd")["status"] == "stopped")
+    finish(env, "kmd")
 
 
 def test_full_disk_mid_checkpoint_leaves_container_running(env):

@@ -26,6 +26,10 @@
  *   payload tcp-connect PORT    one round trip to "payload tcp", printed
  *   payload shm-put KEY TEXT    a SysV shared memory segment under KEY with TEXT
  *   payload shm-get KEY         print the text of segment KEY (pods: IPC shared)
+ *   payload escape [MS]         tries what a confined container must not do
+ *                               and prints one "what: result" line each
+ *                               (OK or the errno name); with MS, repeats
+ *                               every MS ms, each round ending in "--"
  */
 #include <errno.h>
 #include <sys/shm.h>
@@ -39,7 +43,13 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -309,6 +319,64 @@ static int cmd_shm(int argc, char **argv, bool put)
 	return 0;
 }
 
+static void report(const char *what, int r)
+{
+	printf("%s: %s\n", what, r < 0 ? strerrorname_np(errno) : "OK");
+}
+
+/* The guest's shares and modules, pid 1, the masked and read-only paths,
+ * and a syscall the e2e seccomp profile answers with EOPNOTSUPP. */
+static void escape_round(void)
+{
+	mkdir("/tmp/escape-mnt", 0755);
+	report("mount-share", mount("cocoon", "/tmp/escape-mnt", "9p", 0, "trans=virtio,version=9p2000.L"));
+	umount2("/tmp/escape-mnt", MNT_DETACH);
+	report("mount-tmpfs", mount("tmpfs", "/tmp/escape-mnt", "tmpfs", 0, NULL));
+	umount2("/tmp/escape-mnt", MNT_DETACH);
+	int fd = open("/bin/payload", O_RDONLY | O_CLOEXEC);
+	report("finit-module", (int)syscall(SYS_finit_module, fd, "", 0));
+	close(fd);
+	report("mknod", mknod("/dev/escape-null", S_IFCHR | 0600, makedev(1, 3)));
+	unlink("/dev/escape-null");
+	report("chroot", chroot("/"));
+	report("kill-1-0", kill(1, 0));
+	char buf[64];
+	fd = open("/proc/kcore", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf)) : -1;
+	printf("read-kcore: %s\n", n < 0 ? strerrorname_np(errno) : n == 0 ? "empty" : "data");
+	if (fd >= 0)
+		close(fd);
+	/* Opened for writing, never written: on a read-only mount the open
+	 * itself fails (EROFS). */
+	fd = open("/proc/sys/kernel/hostname", O_WRONLY | O_CLOEXEC);
+	report("open-proc-sys-rw", fd);
+	if (fd >= 0)
+		close(fd);
+	errno = 0;
+	report("getpriority", syscall(SYS_getpriority, PRIO_PROCESS, 0) < 0 && errno ? -1 : 0);
+	char line[256];
+	FILE *f = fopen("/proc/self/status", "re");
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "CapEff:", 7) || !strncmp(line, "CapBnd:", 7) || !strncmp(line, "Seccomp:", 8) ||
+		    !strncmp(line, "NoNewPrivs:", 11))
+			fputs(line, stdout);
+	if (f)
+		fclose(f);
+}
+
+static int cmd_escape(int argc, char **argv)
+{
+	long ms = argc > 2 ? atol(argv[2]) : 0;
+	for (;;) {
+		escape_round();
+		if (ms <= 0)
+			return 0;
+		printf("--\n");
+		fflush(stdout);
+		sleep_ms(ms);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : "";
@@ -374,6 +442,8 @@ int main(int argc, char **argv)
 		return cmd_tcp_connect(argc, argv);
 	if (strcmp(cmd, "shm-put") == 0 || strcmp(cmd, "shm-get") == 0)
 		return cmd_shm(argc, argv, strcmp(cmd, "shm-put") == 0);
+	if (strcmp(cmd, "escape") == 0)
+		return cmd_escape(argc, argv);
 	fprintf(stderr, "payload: unknown command '%s'\n", cmd);
 	return 2;
 }

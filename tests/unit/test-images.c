@@ -165,6 +165,18 @@ static void test_publish_good(void **st)
 	}
 }
 
+static void test_logs_reach_the_work_path(void **st)
+{
+	struct error *err = NULL;
+	char work[200], p[300];
+	putf(ckpt, "dump.log", "(00.1) Dumping finished successfully\n", 37);
+	assert_int_equal(publish(false, &err), 0);
+	snprintf(work, sizeof(work), "%s/work", root);
+	images_copy_logs(dest, work);
+	snprintf(p, sizeof(p), "%s/dump.log", work);
+	assert_int_equal(access(p, R_OK), 0);
+}
+
 static void test_dump_dir_symlink(void **st)
 {
 	for (int copy = 0; copy < 2; copy++) {
@@ -487,6 +499,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_publish_good, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_logs_reach_the_work_path, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dump_dir_symlink, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checkpoints_dir_symlink, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fifo_in_dump, setup, teardown),

@@ -1,0 +1,154 @@
+/* What a checkpoint would lose or trip on, found before anything is frozen,
+ * so that the refusal names the thing and what to do instead of leaving it
+ * to a CRIU error (or a silent loss).
+ *
+ * - Processes of the container outside its init's tree. `exec` starts its
+ *   processes as children of the agent (so that their exit status reaches
+ *   the host); CRIU dumps the tree of the container's init only, and would
+ *   leave them out without a word (issue 17, case 3).
+ * - Deleted files held open on the container's 9p root filesystem. CRIU
+ *   reads a deleted file into the images (a "ghost file"), but first it
+ *   calls fstatfs() on it, which QEMU's 9p server answers by path: the path
+ *   is gone, and CRIU stops with "Can't statfs fd N: No such file or
+ *   directory". On tmpfs (memfd, /dev/shm, a tmpfs mount) they work. */
+#include "agent.h"
+#include "cleanup.h"
+#include "ckpt-check.h"
+
+#include <dirent.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static pid_t parent_of(pid_t pid)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	int ppid;
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "PPid: %d", &ppid) == 1)
+			return ppid;
+	return 0;
+}
+
+static bool in_tree(pid_t pid, pid_t init)
+{
+	for (int depth = 0; pid > 1 && depth < 4096; depth++) {
+		if (pid == init)
+			return true;
+		pid = parent_of(pid);
+	}
+	return pid == init;
+}
+
+static void comm_of(pid_t pid, char *out, size_t size)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	size_t n = f ? fread(out, 1, size - 1, f) : 0;
+	out[n] = 0;
+	for (size_t i = 0; i + 1 < n; i++)
+		if (out[i] == 0)
+			out[i] = ' ';
+	if (n == 0)
+		snprintf(out, size, "?");
+}
+
+static int outside_tree(const struct agent_container *c, const pid_t *pids, size_t n, char *msg, size_t size)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (in_tree(pids[i], c->procs[0].pid))
+			continue;
+		char cmd[128];
+		comm_of(pids[i], cmd, sizeof(cmd));
+		snprintf(msg, size,
+			 "checkpoint %s: process %d (%s) was started with exec and is still running; CRIU checkpoints "
+			 "only the tree of the container's init and would leave it out. Let it finish or stop it, "
+			 "then checkpoint (docs/checkpoint.md)",
+			 c->id, pids[i], cmd);
+		return -EBUSY;
+	}
+	return 0;
+}
+
+/* One fd or cwd of pid that is a deleted file or directory on the rootfs. */
+static bool deleted_on(pid_t pid, const char *entry, dev_t rootfs, char *what, size_t size, off_t *bytes)
+{
+	char path[128], target[512];
+	struct stat st;
+	snprintf(path, sizeof(path), "/proc/%d/%s", pid, entry);
+	ssize_t n = readlink(path, target, sizeof(target) - 1);
+	if (n <= 0)
+		return false;
+	target[n] = 0;
+	if (n < 10 || strcmp(target + n - 10, " (deleted)") != 0 || stat(path, &st) < 0 || st.st_dev != rootfs)
+		return false;
+	target[n - 10] = 0;
+	snprintf(what, size, "%s %s", S_ISDIR(st.st_mode) ? "directory" : "file", target);
+	*bytes = st.st_size;
+	return true;
+}
+
+static int deleted_on_rootfs(const struct agent_container *c, const pid_t *pids, size_t n, char *msg, size_t size)
+{
+	struct stat root;
+	if (stat(c->rootfs, &root) < 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char dir[64], what[600], entry[64];
+		off_t bytes = 0;
+		bool found = deleted_on(pids[i], "cwd", root.st_dev, what, sizeof(what), &bytes);
+		snprintf(dir, sizeof(dir), "/proc/%d/fd", pids[i]);
+		_cleanup_closedir_ DIR *d = found ? NULL : opendir(dir);
+		struct dirent *de;
+		while (d && !found && (de = readdir(d))) {
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(entry, sizeof(entry), "fd/%s", de->d_name);
+			found = deleted_on(pids[i], entry, root.st_dev, what, sizeof(what), &bytes);
+		}
+		if (!found)
+			continue;
+		snprintf(msg, size,
+			 "checkpoint %s: process %d holds the deleted %s (%lld bytes) open on the container's root "
+			 "filesystem, which is shared from the host over 9p; CRIU cannot dump a deleted file there "
+			 "(it needs fstatfs(), which 9p answers by the path that is gone). Keep such files on a tmpfs "
+			 "in the container (their content then travels in the checkpoint as a ghost file), or close "
+			 "them before the checkpoint (docs/checkpoint.md)",
+			 c->id, pids[i], what, (long long)bytes);
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
+int ckpt_precheck(const struct agent_container *c, char *msg, size_t size)
+{
+	char path[192];
+	pid_t pids[1024];
+	size_t n = 0;
+	unsigned v;
+	snprintf(path, sizeof(path), "%s/cgroup.procs", c->cgroup);
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	while (f && n < ARRAY_SIZE(pids) && fscanf(f, "%u", &v) == 1)
+		pids[n++] = (pid_t)v;
+	int r = outside_tree(c, pids, n, msg, size);
+	return r < 0 ? r : deleted_on_rootfs(c, pids, n, msg, size);
+}
+
+bool ckpt_explain_criu_error(const char *line, char *out, size_t size)
+{
+	const char *g = strstr(line, "Can't dump ghost file ");
+	char file[512];
+	unsigned long long bytes;
+	if (g && sscanf(g, "Can't dump ghost file %511s of %llu size", file, &bytes) == 2) {
+		snprintf(out, size,
+			 "the deleted file %s (%llu bytes) that a process holds open is larger than CRIU's ghost-file "
+			 "limit (1 MiB unless set); raise it with a line 'ghost-limit <bytes>' in cocoon's CRIU "
+			 "config (/etc/cocoon/criu.conf, runtime.criu_config) or in the file the org.criu.config "
+			 "annotation names (docs/checkpoint.md)",
+			 file, bytes);
+		return true;
+	}
+	return false;
+}

@@ -1,0 +1,62 @@
+/* What keeps a checkpoint from harming the container it saves: the memory
+ * it will need, OOM protection of the container's tasks while CRIU runs,
+ * and the signs that a CRIU run is dead in the water (docs/checkpoint.md). */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* Tasks watched and protected; beyond that the progress watchdog still
+ * catches a dump that stalls because one of them died. */
+#define GUARD_MAX_TASKS 64
+
+struct guard {
+	size_t n;
+	pid_t pids[GUARD_MAX_TASKS];
+	int pidfds[GUARD_MAX_TASKS]; /* -1: none (already a zombie, or no pidfd) */
+	int old_adj[GUARD_MAX_TASKS];
+	int init_old_adj;
+	char cgroup[128];
+	/* Progress: a signature that changes while work is done. */
+	unsigned long long last_sig;
+	long long last_change_ms;
+	/* MemAvailable at the start and its lowest value since. */
+	long avail_start_kib, avail_low_kib;
+};
+
+/* MemAvailable from /proc/meminfo, in KiB; -1 if unreadable. */
+long guard_mem_available_kib(void);
+/* What a dump of the cgroup's tasks writes as page images, in KiB: their
+ * anonymous and shared-memory pages (RssAnon + RssShmem + VmSwap), summed
+ * per process (a child forked after its parent filled its heap is dumped
+ * with its own copy, so the sum is what CRIU writes). */
+long guard_container_memory_kib(const char *cgroup);
+
+/* Records the cgroup's tasks, opens a pidfd for each and sets their
+ * oom_score_adj to GUARD_PROTECTED_ADJ, remembering the old values. */
+void guard_protect(struct guard *g, const char *cgroup);
+/* Puts the old oom_score_adj values back and closes the pidfds. */
+void guard_release(struct guard *g);
+/* CRIU saves each task's oom_score_adj in the images, and restores it:
+ * the protected value, unless the real ones travel beside the images.
+ * Writes "NSPID ADJ" lines (the pid inside the container, which a restore
+ * keeps) for the tasks recorded by guard_protect. */
+int guard_save_adj(const struct guard *g, const char *path);
+/* After a restore: each task of the cgroup gets the value saved for its
+ * pid, or the first task's value when it has none. */
+void guard_apply_saved_adj(const char *cgroup, const char *path);
+/* A task recorded by guard_protect that ended in CRIU's hands (its zombie
+ * still has CRIU as its tracer), or 0. A short-lived process that ends
+ * before CRIU takes hold of the tree, or after CRIU let go, is no news. */
+pid_t guard_dead_task(const struct guard *g);
+
+/* Feeds the progress signature; true once it has not changed for stall_ms. */
+bool guard_stalled(struct guard *g, unsigned long long sig, long long now_ms, int stall_ms);
+/* Samples MemAvailable for the low-water mark. */
+void guard_sample_memory(struct guard *g);
+/* CPU time a process and its reaped children used, in clock ticks. */
+unsigned long long guard_cpu_ticks(pid_t pid);
+/* The sizes of the regular files in DIR, summed (not recursive). */
+unsigned long long guard_dir_bytes(const char *dir);
+/* A cgroup's CPU time (cpu.stat usage_usec). */
+unsigned long long guard_cgroup_usec(const char *cgroup);

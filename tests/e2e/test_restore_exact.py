@@ -1,0 +1,197 @@
+"""What users checkpoint must come back exactly (issue 17): read-only mounts,
+deleted-open files, exec'd processes, and the settings users give CRIU. Each
+case either comes back as it was, or is refused at checkpoint time with a
+message that names the thing and what to do."""
+import json
+import subprocess
+
+import pytest
+
+from conftest import COCOON, qemu_pids, wait_for, write_bundle
+
+
+def lines(path):
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def start(env, cid, args, extra=None, readonly=False, dirs=()):
+    b = write_bundle(env.tmp / f"bundle-{cid}", args, extra=extra, readonly=readonly)
+    for d in dirs:
+        (b.rootfs / d).mkdir(exist_ok=True)
+    rc, out, err = env.create(cid, b)
+    assert rc == 0, err.read_text()
+    env.run("start", cid, check=True)
+    return b, out
+
+
+def checkpoint(env, cid, path, *flags):
+    return env.run("checkpoint", "--image-path", str(path), *flags, cid, timeout=600)
+
+
+def restore(env, cid, path, bundle):
+    out, err = env.tmp / f"{cid}.restored.out", env.tmp / f"{cid}.restored.err"
+    with open(out, "wb") as o, open(err, "wb") as e:
+        r = subprocess.run([str(COCOON), "--root", str(env.root), "--config", str(env.config),
+                            "restore", "--image-path", str(path), "--bundle", str(bundle.path),
+                            "--detach", cid], stdin=subprocess.DEVNULL, stdout=o, stderr=e, timeout=600)
+    assert r.returncode == 0, err.read_text()
+    return out
+
+
+def move_to_fresh_vm(env, cid, bundle, tag="ck"):
+    """Checkpoint (the original ends), then restore into a new VM."""
+    ck = env.tmp / tag
+    r = checkpoint(env, cid, ck)
+    assert r.returncode == 0, r.stdout + r.stderr
+    env.run("delete", "--force", cid, check=True)
+    assert qemu_pids(str(env.tmp)) == []
+    return restore(env, cid, ck, bundle)
+
+
+def sh(env, cid, script):
+    return env.run("exec", cid, "sh", "-c", script)
+
+
+def ro_mount(spec):
+    spec["mounts"].append({"destination": "/ro-tmp", "type": "tmpfs", "source": "tmpfs",
+                           "options": ["ro", "nosuid", "nodev"]})
+
+
+# ---- 1. read-only mounts --------------------------------------------------------
+
+def test_readonly_root_and_mounts_stay_readonly_after_restore(env):
+    """CRIU 3.17 restores the root mount without its read-only flag (fixed in
+    CRIU 4.2); cocoon puts every mount's flags back before the tasks run."""
+    b, _ = start(env, "ro", ["sleep", "1000"], extra=ro_mount, readonly=True, dirs=["ro-tmp"])
+    for path in ("/x", "/ro-tmp/x"):
+        r = sh(env, "ro", f"touch {path}")
+        assert r.returncode != 0 and "Read-only" in r.stderr, (path, r.stderr)
+    move_to_fresh_vm(env, "ro", b)
+    for path in ("/x", "/ro-tmp/x"):
+        r = sh(env, "ro", f"touch {path}")
+        assert r.returncode != 0 and "Read-only" in r.stderr, f"{path} became writable: {r.stderr}"
+    mounts = sh(env, "ro", "cat /proc/1/mountinfo").stdout.splitlines()
+    ro_tmp = [m for m in mounts if m.split()[4] == "/ro-tmp"]
+    assert ro_tmp and "nosuid" in ro_tmp[-1].split()[5] and "nodev" in ro_tmp[-1].split()[5], mounts
+    env.run("delete", "--force", "ro", check=True)
+
+
+# ---- 2. deleted-open files ---------------------------------------------------------
+
+def scratch(spec):
+    spec["mounts"].append({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+                           "options": ["size=100m"]})
+
+
+def ghost_script(path, kib):
+    return (f"busybox dd if=/dev/urandom of={path} bs=1024 count={kib} 2>/dev/null; "
+            f"busybox md5sum {path} > /tmp/md5-{kib}; exec 3<{path}; rm {path}; "
+            "echo ready; while :; do sleep 1; done")
+
+
+@pytest.mark.parametrize("kib", [4, 2048])
+def test_deleted_open_file_on_tmpfs_travels_as_a_ghost(env, kib):
+    conf = env.tmp / "criu.conf"
+    conf.write_text("# cocoon's CRIU settings\nghost-limit 4M\n")
+    env.write_config(f'[runtime]\ncriu_config = "{conf}"\n')
+    b, out = start(env, "g", ["sh", "-c", ghost_script("/scratch/g", kib)], extra=scratch)
+    assert wait_for(lambda: "ready" in lines(out))
+    want = sh(env, "g", f"cat /tmp/md5-{kib}").stdout.split()[0]
+    move_to_fresh_vm(env, "g", b)
+    r = sh(env, "g", "busybox md5sum /proc/1/fd/3; busybox readlink /proc/1/fd/3")
+    got, link = r.stdout.split()[0], r.stdout.splitlines()[-1]
+    assert got == want, r.stdout + r.stderr
+    assert link.endswith("(deleted)"), link
+    env.run("delete", "--force", "g", check=True)
+
+
+def test_ghost_file_over_the_limit_is_refused_naming_file_size_limit_and_setting(env):
+    b, out = start(env, "big", ["sh", "-c", ghost_script("/scratch/big", 2048)], extra=scratch)
+    assert wait_for(lambda: "ready" in lines(out))
+    r = checkpoint(env, "big", env.tmp / "ck")
+    assert r.returncode != 0
+    for needle in ("/scratch/big", "2097152", "ghost-limit", "criu.conf", "org.criu.config"):
+        assert needle in r.stderr, (needle, r.stderr)
+    # Nothing was lost: the container runs on.
+    assert env.state("big")["status"] == "running"
+    assert sh(env, "big", "echo alive").stdout == "alive\n"
+    env.run("delete", "--force", "big", check=True)
+
+
+def test_deleted_file_on_the_9p_rootfs_is_refused_clearly(env):
+    b, out = start(env, "r", ["sh", "-c", ghost_script("/data/g", 64)])
+    assert wait_for(lambda: "ready" in lines(out))
+    r = checkpoint(env, "r", env.tmp / "ck")
+    assert r.returncode != 0
+    for needle in ("/data/g", "65536", "9p", "tmpfs"):
+        assert needle in r.stderr, (needle, r.stderr)
+    assert "statfs fd" not in r.stderr.split("CRIU")[0]
+    assert env.state("r")["status"] == "running"
+    env.run("delete", "--force", "r", check=True)
+
+
+def test_annotation_names_the_criu_config(env):
+    """org.criu.config names the file, as with runc; it wins over cocoon's
+    criu.conf."""
+    conf = env.tmp / "from-annotation.conf"
+    conf.write_text("ghost-limit 8388608\n")
+    env.write_config(f'[runtime]\ncriu_config = "{env.tmp / "missing.conf"}"\n')
+
+    def spec(s):
+        scratch(s)
+        s["annotations"] = {"org.criu.config": str(conf)}
+    b, out = start(env, "a", ["sh", "-c", ghost_script("/scratch/g", 2048)], extra=spec)
+    assert wait_for(lambda: "ready" in lines(out))
+    r = checkpoint(env, "a", env.tmp / "ck", "--leave-running")
+    assert r.returncode == 0, r.stderr
+    env.run("delete", "--force", "a", check=True)
+
+
+# ---- 3. exec'd processes -------------------------------------------------------------
+
+def test_checkpoint_refuses_a_running_exec_naming_it(env):
+    b, out = start(env, "e", ["sleep", "1000"])
+    # The detached exec's host side lives as long as the process: no pipes.
+    r = subprocess.run([str(COCOON), "--root", str(env.root), "--config", str(env.config), "exec", "--detach",
+                        "e", "sh", "-c", "while :; do date >/tmp/x; sleep 1; done"],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+    assert r.returncode == 0
+    r = checkpoint(env, "e", env.tmp / "ck")
+    assert r.returncode != 0
+    assert "started with exec" in r.stderr and "while :" in r.stderr, r.stderr
+    assert env.state("e")["status"] == "running"
+    # Once it is gone, the checkpoint goes through.
+    env.run("kill", "--all", "e", "KILL")
+    env.run("delete", "--force", "e", check=True)
+
+
+# ---- 6. the settings users give CRIU --------------------------------------------------
+
+@pytest.mark.parametrize("line,why", [("page-server", "network"), ("external tty[1:2]", "host paths"),
+                                      ("exec-cmd /bin/true", "host command"), ("no-such-option 1", "not supported")])
+def test_criu_options_that_cannot_work_in_the_vm_are_refused(env, line, why):
+    conf = env.tmp / "criu.conf"
+    conf.write_text(f"ghost-limit 1M\n{line}\n")
+    env.write_config(f'[runtime]\ncriu_config = "{conf}"\n')
+    b, out = start(env, "o", ["sleep", "1000"])
+    r = checkpoint(env, "o", env.tmp / "ck")
+    assert r.returncode != 0
+    assert f"{conf}:2" in r.stderr and line.split()[0] in r.stderr and why in r.stderr, r.stderr
+    assert env.state("o")["status"] == "running"
+    env.run("delete", "--force", "o", check=True)
+
+
+# ---- 4. exec joins every namespace of the init ------------------------------------------
+
+def test_exec_after_restore_joins_the_restored_time_namespace(env):
+    """CRIU restores the tasks into a new time namespace; an exec must land in
+    it, or it sees another clock and cannot be checkpointed with the rest."""
+    b, _ = start(env, "t", ["sleep", "1000"])
+    move_to_fresh_vm(env, "t", b)
+    r = sh(env, "t", "busybox readlink /proc/self/ns/time; busybox readlink /proc/1/ns/time")
+    mine, init = r.stdout.split()
+    assert mine == init, r.stdout
+    # And a second cycle works with it.
+    move_to_fresh_vm(env, "t", b, tag="ck2")
+    assert sh(env, "t", "echo again").stdout == "again\n"
+    env.run("delete", "--force", "t", check=True)

@@ -1,0 +1,17 @@
+/* libFuzzer: cocoon.json as a restore directory may carry it. */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "images.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const struct images_limits lim = {.max_bytes = 1ULL << 36, .max_files = 20000, .verify_ms = 1000};
+	struct images_meta m;
+	struct error *err = NULL;
+	if (images_meta_parse((const char *)data, size, &lim, &m, &err) == 0)
+		images_meta_free(&m);
+	error_free(&err);
+	return 0;
+}

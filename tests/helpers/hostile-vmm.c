@@ -1,0 +1,397 @@
+/* A hostile guest for the host's tests: a fake qemu-system-x86_64 that the
+ * real cocoon runs (vm.qemu in a test config). Instead of a VM it plays an
+ * agent that a container has taken over: it answers the protocol, and on
+ * the request HOSTILE_MODE names it attacks the host through the shared
+ * directory, the replies or the console. Test-only; never in the image.
+ *
+ * Environment:
+ *   HOSTILE_MODE     what to do (see checkpoint() and the mode checks)
+ *   HOSTILE_CANARY   a directory outside the state root to aim at
+ *   HOSTILE_LOG      a file to append what happened to (pids, fds, requests)
+ */
+#include "cleanup.h"
+#include "frame.h"
+#include "proto.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static const char *mode = "good", *canary, *shared, *console;
+static int chan = -1;
+
+static bool is(const char *m)
+{
+	return strcmp(mode, m) == 0;
+}
+
+static void note(const char *what, const char *arg)
+{
+	const char *path = getenv("HOSTILE_LOG");
+	FILE *f = path ? fopen(path, "a") : NULL;
+	if (!f)
+		return;
+	fprintf(f, "%s%s\n", what, arg);
+	fclose(f);
+}
+
+static void send_bytes(const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = write(chan, p, len);
+		if (n <= 0)
+			exit(1);
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+/* Framed replies, optionally held back so that several go in one write. */
+static uint8_t pending[1 << 16];
+static size_t npending;
+
+static void queue(const Cocoon__Response *r)
+{
+	uint8_t *buf;
+	size_t len;
+	if (proto_frame_response(r, &buf, &len, NULL) < 0)
+		exit(1);
+	if (npending + len > sizeof(pending))
+		exit(1);
+	memcpy(pending + npending, buf, len);
+	npending += len;
+	free(buf);
+}
+
+static void flush(void)
+{
+	send_bytes(pending, npending);
+	npending = 0;
+}
+
+static void reply_error(uint64_t id, int code, const char *msg)
+{
+	Cocoon__Response r = COCOON__RESPONSE__INIT;
+	r.id = id;
+	r.error = -code;
+	r.message = (char *)msg;
+	queue(&r);
+	flush();
+}
+
+static void put(const char *dir, const char *name, const void *data, size_t len)
+{
+	char p[4200];
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0 || write(fd, data, len) != (ssize_t)len)
+		exit(1);
+	close(fd);
+}
+
+/* A dump the host accepts: what CRIU leaves, in miniature. */
+static void good_dump(const char *dir)
+{
+	static const uint8_t pagemap[] = {0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 2, 0, 0, 0, 0x08, 0x01,
+					  4, 0, 0, 0, 0x10, 0x02, 0x20, 0x04, 0x00};
+	static uint8_t pages[8192];
+	mkdir(dir, 0755);
+	put(dir, "inventory.img", "inv", 3);
+	put(dir, "pstree.img", "tree", 4);
+	put(dir, "pagemap-1.img", pagemap, sizeof(pagemap) - 1);
+	put(dir, "pages-1.img", pages, sizeof(pages));
+}
+
+/* Plants the attack for a checkpoint; returns the path to name in the
+ * reply, or NULL to fail the dump with an error. */
+static const char *plant(const char *ckid, char *named, size_t size)
+{
+	char dir[4200], p[4300];
+	snprintf(dir, sizeof(dir), "%s/checkpoints", shared);
+	mkdir(dir, 0755);
+	snprintf(named, size, "checkpoints/%s", ckid);
+	snprintf(p, sizeof(p), "%s/%s", dir, ckid);
+	if (is("reply-symlink")) {
+		/* shared/x -> the canary's parent; the reply names x/canary. */
+		snprintf(p, sizeof(p), "%s/x", shared);
+		_cleanup_free_ char *up = strdup(canary);
+		*strrchr(up, '/') = 0;
+		symlink(up, p);
+		snprintf(named, size, "x/%s", strrchr(canary, '/') + 1);
+		return named;
+	}
+	if (is("checkpoints-symlink")) {
+		/* checkpoints -> a directory whose CKID is the canary. */
+		char elsewhere[4200];
+		snprintf(elsewhere, sizeof(elsewhere), "%s/.elsewhere", shared);
+		mkdir(elsewhere, 0755);
+		snprintf(p, sizeof(p), "%s/%s", elsewhere, ckid);
+		symlink(canary, p);
+		rmdir(dir);
+		symlink(elsewhere, dir);
+		return named;
+	}
+	good_dump(p);
+	if (is("reply-empty")) {
+		snprintf(named, size, "%s", "");
+	} else if (is("setuid")) {
+		snprintf(p, sizeof(p), "%s/%s/pstree.img", dir, ckid);
+		chmod(p, 04755);
+		if (geteuid() == 0 && chown(p, 1234, 1234) < 0)
+			exit(1);
+	} else if (is("hardlink")) {
+		char secret[4200];
+		snprintf(secret, sizeof(secret), "%s/secret", canary);
+		snprintf(p, sizeof(p), "%s/%s/pages-2.img", dir, ckid);
+		if (link(secret, p) < 0)
+			exit(1);
+	} else if (is("sparse")) {
+		snprintf(p, sizeof(p), "%s/%s/pages-1.img", dir, ckid);
+		int fd = open(p, O_WRONLY);
+		off_t big = 1LL << 60;
+		while (ftruncate(fd, big) < 0 && big > (1LL << 30))
+			big >>= 1;
+		close(fd);
+	} else if (is("device")) {
+		snprintf(p, sizeof(p), "%s/%s/core-1.img", dir, ckid);
+		mknod(p, S_IFCHR | 0666, makedev(1, 5));
+	} else if (is("dump-log-symlink") || is("dump-log-fifo")) {
+		char secret[4200];
+		snprintf(secret, sizeof(secret), "%s/secret", canary);
+		snprintf(p, sizeof(p), "%s/%s.dump.log", dir, ckid);
+		if (is("dump-log-fifo"))
+			mkfifo(p, 0644);
+		else
+			symlink(secret, p);
+		return NULL;
+	} else if (is("bad-text")) {
+		return NULL;
+	}
+	return named;
+}
+
+static void checkpoint(uint64_t id, const Cocoon__CheckpointRequest *cr)
+{
+	char named[4200];
+	if (!plant(cr->checkpoint_id, named, sizeof(named))) {
+		reply_error(id, EIO,
+			    is("bad-text") ? "criu dump failed: \x1b]0;pwned\x07\x1b[2J\x7f \xc2\x9b" "31m \"quoted\" a=b\nlevel=info msg=forged"
+					   : "criu dump failed: Error (criu/cr-dump.c): boom");
+		return;
+	}
+	Cocoon__Response r = COCOON__RESPONSE__INIT;
+	Cocoon__CheckpointReply rep = COCOON__CHECKPOINT_REPLY__INIT;
+	r.id = id;
+	r.body_case = COCOON__RESPONSE__BODY_CHECKPOINT;
+	r.checkpoint = &rep;
+	rep.shared_path = named;
+	rep.files = 4;
+	rep.bytes = 8192;
+	queue(&r);
+	flush();
+}
+
+static void exit_event(void)
+{
+	Cocoon__Response r = COCOON__RESPONSE__INIT;
+	Cocoon__ExitEvent x = COCOON__EXIT_EVENT__INIT;
+	r.body_case = COCOON__RESPONSE__BODY_EXIT;
+	r.exit = &x;
+	x.wait_status = 9;
+	queue(&r);
+}
+
+static void output_event(const char *text)
+{
+	Cocoon__Response r = COCOON__RESPONSE__INIT;
+	Cocoon__OutputEvent o = COCOON__OUTPUT_EVENT__INIT;
+	r.body_case = COCOON__RESPONSE__BODY_OUTPUT;
+	r.output = &o;
+	o.stream = 1;
+	o.data.data = (uint8_t *)text;
+	o.data.len = strlen(text);
+	queue(&r);
+}
+
+static void handle(const Cocoon__Request *req)
+{
+	Cocoon__Response r = COCOON__RESPONSE__INIT;
+	Cocoon__PauseReply pause = COCOON__PAUSE_REPLY__INIT;
+	Cocoon__CreateContainerReply create = COCOON__CREATE_CONTAINER_REPLY__INIT;
+	Cocoon__StartContainerReply start = COCOON__START_CONTAINER_REPLY__INIT;
+	Cocoon__SignalReply sig = COCOON__SIGNAL_REPLY__INIT;
+	Cocoon__ShutdownReply bye = COCOON__SHUTDOWN_REPLY__INIT;
+	r.id = req->id;
+	note("request ", proto_request_name(req->body_case));
+	switch (req->body_case) {
+	case COCOON__REQUEST__BODY_PING: {
+		Cocoon__Pong pong = COCOON__PONG__INIT;
+		pong.nonce = req->ping->nonce;
+		r.body_case = COCOON__RESPONSE__BODY_PONG;
+		r.pong = &pong;
+		queue(&r);
+		flush();
+		return;
+	}
+	case COCOON__REQUEST__BODY_CHECKPOINT:
+		checkpoint(req->id, req->checkpoint);
+		return;
+	case COCOON__REQUEST__BODY_RESTORE:
+		if (is("restore-hang")) {
+			note("restore: hanging", "");
+			return; /* never answered */
+		}
+		reply_error(req->id, EIO, "restore not supported by the hostile guest");
+		return;
+	case COCOON__REQUEST__BODY_PAUSE:
+		note("pause resume=", req->pause->resume ? "1" : "0");
+		r.body_case = COCOON__RESPONSE__BODY_PAUSE;
+		r.pause = &pause;
+		break;
+	case COCOON__REQUEST__BODY_CREATE:
+		r.body_case = COCOON__RESPONSE__BODY_CREATE;
+		r.create = &create;
+		break;
+	case COCOON__REQUEST__BODY_START:
+		r.body_case = COCOON__RESPONSE__BODY_START;
+		r.start = &start;
+		queue(&r);
+		/* The container's first line, in the same write as the reply. */
+		if (is("event-same-read"))
+			output_event("first line from the container\n");
+		flush();
+		return;
+	case COCOON__REQUEST__BODY_SIGNAL:
+		r.body_case = COCOON__RESPONSE__BODY_SIGNAL;
+		r.signal = &sig;
+		queue(&r);
+		if (req->signal->signal == SIGKILL)
+			exit_event();
+		flush();
+		return;
+	case COCOON__REQUEST__BODY_SHUTDOWN:
+		r.body_case = COCOON__RESPONSE__BODY_SHUTDOWN;
+		r.shutdown = &bye;
+		queue(&r);
+		flush();
+		exit(0);
+	case COCOON__REQUEST__BODY_STDIN:
+		return;
+	default:
+		reply_error(req->id, EOPNOTSUPP, "not supported by the hostile guest");
+		return;
+	}
+	queue(&r);
+	flush();
+}
+
+static const char *option_value(const char *opt, const char *key)
+{
+	static char out[4096];
+	const char *p = strstr(opt, key);
+	if (!p)
+		return NULL;
+	p += strlen(key);
+	snprintf(out, sizeof(out), "%.*s", (int)strcspn(p, ","), p);
+	return strdup(out);
+}
+
+static void parse_args(int argc, char **argv, char **channel)
+{
+	for (int i = 1; i + 1 < argc; i++) {
+		const char *v = argv[i + 1];
+		if (strcmp(argv[i], "-chardev") == 0 && strstr(v, "id=agent"))
+			*channel = (char *)option_value(v, "path=");
+		else if (strcmp(argv[i], "-chardev") == 0 && strstr(v, "id=console"))
+			console = option_value(v, "path=");
+		else if (strcmp(argv[i], "-fsdev") == 0 && strstr(v, "id=cocoon,"))
+			shared = option_value(v, "path=");
+	}
+}
+
+/* What this process inherited beyond stdio: none, says the host. */
+static void note_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	while (d && (de = readdir(d)))
+		if (atoi(de->d_name) > 2 && atoi(de->d_name) != dirfd(d))
+			note("inherited fd ", de->d_name);
+	if (d)
+		closedir(d);
+}
+
+static void flood_console(void)
+{
+	static char line[4096];
+	memset(line, 'F', sizeof(line) - 1);
+	line[sizeof(line) - 1] = '\n';
+	if (fork() != 0)
+		return;
+	int fd = open(console, O_WRONLY | O_APPEND | O_CREAT, 0600);
+	/* 64 MiB at about 10 MiB/s: more than QEMU's byte-at-a-time serial
+	 * port carries. */
+	for (int i = 0; i < 64 * 256 && fd >= 0; i++) {
+		if (write(fd, line, sizeof(line)) < 0)
+			break;
+		if (i % 64 == 63)
+			usleep(25000);
+	}
+	_exit(0);
+}
+
+int main(int argc, char **argv)
+{
+	char *channel = NULL;
+	char pid[32];
+	mode = getenv("HOSTILE_MODE") ? getenv("HOSTILE_MODE") : "good";
+	canary = getenv("HOSTILE_CANARY");
+	parse_args(argc, argv, &channel);
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	note("vmm pid ", pid);
+	note_fds();
+	if (!channel || !shared || !canary)
+		return 2;
+	if (console)
+		close(open(console, O_WRONLY | O_CREAT | O_APPEND, 0600));
+	if (is("console-flood"))
+		flood_console();
+
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", channel);
+	int l = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (l < 0 || bind(l, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(l, 1) < 0)
+		return 3;
+	chan = accept(l, NULL, NULL);
+	if (chan < 0)
+		return 3;
+	static struct frame_reader rd;
+	for (;;) {
+		ssize_t n = read(chan, rd.buf + rd.len, frame_reader_room(&rd));
+		if (n <= 0)
+			return 0;
+		rd.len += (size_t)n;
+		const uint8_t *payload;
+		size_t len;
+		int r;
+		while ((r = frame_reader_next(&rd, &payload, &len)) > 0) {
+			Cocoon__Request *req = cocoon__request__unpack(NULL, len, payload);
+			frame_reader_consume(&rd);
+			if (req)
+				handle(req);
+			cocoon__request__free_unpacked(req, NULL);
+		}
+		if (r < 0)
+			frame_reader_resync(&rd);
+	}
+}

@@ -1,0 +1,62 @@
+/* The user's CRIU settings: what reaches the guest, what is refused. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "criu-config.h"
+
+static void test_accepted(void **state)
+{
+	Cocoon__CriuOptions o = COCOON__CRIU_OPTIONS__INIT;
+	struct error *err = NULL;
+	int r = criu_config_parse("# comment\n\nghost-limit 4M\n--tcp-established\n  skip-in-flight  # why\n"
+				  "log-level=4\n",
+				  "c.conf", &o, &err);
+	assert_int_equal(r, 0);
+	assert_int_equal(o.n_config, 4);
+	assert_string_equal(o.config[0], "ghost-limit 4M");
+	assert_string_equal(o.config[1], "tcp-established");
+	assert_string_equal(o.config[2], "skip-in-flight");
+	assert_string_equal(o.config[3], "log-level 4");
+	criu_config_free(&o);
+}
+
+static void expect_refused(const char *text, const char *needle)
+{
+	Cocoon__CriuOptions o = COCOON__CRIU_OPTIONS__INIT;
+	struct error *err = NULL;
+	int r = criu_config_parse(text, "c.conf", &o, &err);
+	if (r == 0 || !err || !strstr(err->msg, needle))
+		fail_msg("for <<%s>> expected an error containing '%s', got: %s", text, needle,
+			 err ? err->msg : "success");
+	error_free(&err);
+	criu_config_free(&o);
+}
+
+static void test_refused(void **state)
+{
+	expect_refused("page-server\n", "c.conf:1: CRIU option 'page-server' cannot be used");
+	expect_refused("ghost-limit 1M\nexternal mnt[a]:b\n", "c.conf:2");
+	expect_refused("images-dir /x\n", "--image-path");
+	expect_refused("frobnicate\n", "not supported by cocoon");
+	expect_refused("ghost-limit \"1M\"\n", "quotes");
+	char big[64 * 20 + 100] = "";
+	for (int i = 0; i < 70; i++)
+		strcat(big, "shell-job\n");
+	expect_refused(big, "at most");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_accepted),
+		cmocka_unit_test(test_refused),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

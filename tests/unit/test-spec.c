@@ -1,0 +1,147 @@
+/* The OCI spec reader (spec.c): what it takes from config.json, and that a
+ * wrong one gets an error naming the field, never a crash. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "paths.h"
+#include "spec.h"
+
+static char bundle[64];
+
+static int setup(void **st)
+{
+	char p[128];
+	snprintf(bundle, sizeof(bundle), "/tmp/cocoon-test-spec.XXXXXX");
+	assert_non_null(mkdtemp(bundle));
+	snprintf(p, sizeof(p), "%s/rootfs", bundle);
+	mkdir(p, 0755);
+	return 0;
+}
+
+static int teardown(void **st)
+{
+	remove_tree(bundle, NULL);
+	return 0;
+}
+
+static void write_spec(const char *text)
+{
+	char p[128];
+	snprintf(p, sizeof(p), "%s/config.json", bundle);
+	FILE *f = fopen(p, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+#define PROCESS "\"process\": {\"args\": [\"sh\", \"-c\", \"true\"], \"cwd\": \"/\", \"env\": [\"PATH=/bin\"]}"
+#define ROOT "\"root\": {\"path\": \"rootfs\"}"
+
+static void expect_error(const char *text, const char *needle)
+{
+	struct oci_bundle b;
+	struct error *err = NULL;
+	write_spec(text);
+	int r = spec_load(bundle, "c1", &b, &err);
+	if (r == 0 || !err || !strstr(err->msg, needle))
+		fail_msg("for <<%s>> expected an error naming '%s', got: %s", text, needle, err ? err->msg : "success");
+	error_free(&err);
+	spec_free(&b);
+}
+
+static void test_minimal(void **st)
+{
+	struct oci_bundle b;
+	struct error *err = NULL;
+	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"hostname\": \"h1\"}");
+	assert_int_equal(spec_load(bundle, "c1", &b, &err), 0);
+	assert_string_equal(b.spec->id, "c1");
+	assert_int_equal(b.spec->process->n_args, 3);
+	assert_string_equal(b.spec->process->args[2], "true");
+	assert_string_equal(b.spec->process->env[0], "PATH=/bin");
+	assert_string_equal(b.spec->process->cwd, "/");
+	assert_string_equal(b.spec->hostname, "h1");
+	assert_non_null(strstr(b.rootfs, "/rootfs"));
+	spec_free(&b);
+}
+
+static void test_hooks_warn(void **st)
+{
+	struct oci_bundle b;
+	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"hooks\": {\"prestart\": []}}");
+	assert_int_equal(spec_load(bundle, "c1", &b, NULL), 0);
+	bool found = false;
+	for (size_t i = 0; i < b.n_warnings; i++)
+		found |= strstr(b.warnings[i], "hooks") != NULL;
+	assert_true(found);
+	spec_free(&b);
+}
+
+static void test_errors(void **st)
+{
+	expect_error("{", "not valid JSON");
+	expect_error("[]", "expected a JSON object");
+	expect_error("{\"process\": {}}", "ociVersion is required");
+	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT "}", "process is required");
+	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", \"process\": {\"args\": [\"sh\"], \"cwd\": \"/\", "
+		     "\"env\": [\"NOEQUALS\"]}}",
+		     "process.env[0]");
+	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", \"process\": {\"args\": \"sh\", \"cwd\": \"/\"}}",
+		     "process.args");
+	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"hostname\": 7}", "hostname");
+	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"mounts\": {}}", "mounts");
+	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"mounts\": [7]}", "mounts");
+}
+
+/* Found by fuzz-spec: a mount whose destination is missing or of the wrong
+ * type left protobuf-c's static empty strings in the other fields, and
+ * spec_free() freed them. */
+static void test_bad_mounts_do_not_crash(void **st)
+{
+	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"mounts\": [{\"type\": \"tmpfs\"}]}",
+		     "mounts[0].destination");
+	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"mounts\": [{\"destination\": 1}]}",
+		     "mounts[0].destination");
+	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
+		     ", \"mounts\": [{\"destination\": \"/x/../etc\", \"type\": \"tmpfs\"}]}",
+		     "..");
+	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
+		     ", \"mounts\": [{\"destination\": \"/x\", \"type\": [\"tmpfs\"]}]}",
+		     "mounts[0].type");
+	char big[128 * 64 + 256] = "{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"mounts\": [";
+	for (int i = 0; i < 100; i++)
+		strcat(big, i ? ",{\"destination\": \"/t\", \"type\": \"tmpfs\"}" : "{\"destination\": \"/t\", \"type\": \"tmpfs\"}");
+	strcat(big, "]}");
+	expect_error(big, "mounts");
+}
+
+static void test_missing_bundle(void **st)
+{
+	struct oci_bundle b;
+	struct error *err = NULL;
+	assert_int_not_equal(spec_load("/nonexistent/bundle", "c1", &b, &err), 0);
+	assert_non_null(strstr(err->msg, "/nonexistent/bundle"));
+	error_free(&err);
+	spec_free(&b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_minimal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hooks_warn, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_mounts_do_not_crash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_missing_bundle, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
