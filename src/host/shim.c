@@ -131,8 +131,8 @@ static void on_agent_event(void *userdata, const Cocoon__Response *ev)
 	const char *cid = ev->body_case == COCOON__RESPONSE__BODY_OUTPUT ? ev->output->id : ev->exit->id;
 
 	/* A pod sandbox's shim passes the events of a member's container
-	 * on to that member's shim. */
-	if (strcmp(cid, s->args->id) != 0) {
+	 * on to that member's shim, and drops those of a member gone. */
+	if (*cid && strcmp(cid, s->args->id) != 0) {
 		struct shim_client *m = find_member(s, cid);
 		if (m)
 			send_to_client(m->fd, (Cocoon__Response *)ev);
