@@ -21,6 +21,7 @@
 #include "criu-conf.h"
 #include "guard.h"
 #include "mounts.h"
+#include "network.h"
 #include "pbwire.h"
 
 #include <dirent.h>
@@ -1413,7 +1414,8 @@ static void restore_start_criu(struct restore_ctx *x)
 	char netns[64];
 	size_t npass = 3;
 	if (c->own_netns) {
-		x->child_fds[3] = new_loopback_netns();
+		if (x->child_fds[3] < 0)
+			x->child_fds[3] = new_loopback_netns();
 		if (x->child_fds[3] < 0) {
 			restore_fail(x, errno, "a network namespace for the container");
 			return;
@@ -1595,6 +1597,19 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 		}
 		snprintf(x->fresh_args[i], sizeof(x->fresh_args[i]), "mnt[%s]:%s%s", fresh[i].key, base,
 			 fresh[i].destination);
+	}
+	/* The engine's network is in place before CRIU binds the sockets. */
+	if (c->own_netns && s->network && s->network->n_interfaces) {
+		x->child_fds[3] = new_loopback_netns();
+		int r = x->child_fds[3] < 0 ? -errno : net_configure(s->network, x->child_fds[3], msg, sizeof(msg));
+		if (x->child_fds[3] < 0)
+			snprintf(msg, sizeof(msg), "a network namespace for the container: %s", strerror(-r));
+		if (r < 0) {
+			agent_send_error(a, id, -r, "restore %s: %s", s->id, msg);
+			container_free(c);
+			restore_ctx_free(x);
+			return;
+		}
 	}
 	ensure_dir(a->ckpt_dir);
 	remove_dir_files(x->work);

@@ -125,12 +125,12 @@ int confine_caps_apply(const Cocoon__Capabilities *c, char *msg, size_t msg_size
 		return 0;
 	int last = last_cap();
 	uint64_t known = last >= 63 ? UINT64_MAX : (1ULL << (last + 1)) - 1;
-	uint64_t eff = c->effective & known, perm = c->permitted & known, inh = c->inheritable & known;
+	uint64_t eff = c->effective & known, perm = c->permitted & known, inheritable = c->inheritable & known;
 	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
 	struct __user_cap_data_struct data[2] = {
-		{.effective = (uint32_t)eff, .permitted = (uint32_t)perm, .inheritable = (uint32_t)inh},
+		{.effective = (uint32_t)eff, .permitted = (uint32_t)perm, .inheritable = (uint32_t)inheritable},
 		{.effective = (uint32_t)(eff >> 32), .permitted = (uint32_t)(perm >> 32),
-		 .inheritable = (uint32_t)(inh >> 32)},
+		 .inheritable = (uint32_t)(inheritable >> 32)},
 	};
 	if (syscall(SYS_capset, &hdr, data) < 0) {
 		snprintf(msg, msg_size, "process.capabilities: capset: %s%s", strerror(errno),

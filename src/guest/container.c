@@ -14,6 +14,7 @@
 #include "confine.h"
 #include "container.h"
 #include "mounts.h"
+#include "network.h"
 
 #include <fcntl.h>
 #include <grp.h>
@@ -510,6 +511,22 @@ void container_proc_set_running(struct agent_container *c, pid_t pid, int in, in
 	p->out_fd[1] = err;
 }
 
+/* The engine's network, into the new container's namespace; the agent
+ * does it before it answers create, while the child sets up its mounts. */
+static int open_ns(pid_t pid, const char *ns);
+
+static int join_network(pid_t pid, const Cocoon__NetworkSpec *net, char *msg, size_t msg_size)
+{
+	if (!net || net->n_interfaces == 0)
+		return 0;
+	_cleanup_close_ int ns = open_ns(pid, "net");
+	if (ns < 0) {
+		snprintf(msg, msg_size, "network: the container's namespace: %s", strerror(errno));
+		return -errno;
+	}
+	return net_configure(net, ns, msg, msg_size);
+}
+
 void container_handle_create(struct agent *a, uint64_t id, const Cocoon__CreateContainerRequest *req)
 {
 	const Cocoon__ContainerSpec *s = req ? req->spec : NULL;
@@ -554,6 +571,12 @@ void container_handle_create(struct agent *a, uint64_t id, const Cocoon__CreateC
 	close(start[0]);
 	stdio_close_child(&io);
 	join_cgroup(c->cgroup, pid);
+	if (c->own_netns && join_network(pid, s->network, msg, sizeof(msg)) < 0) {
+		kill(pid, SIGKILL);
+		sync[1] = start[0] = -1;
+		io.child[0] = io.child[1] = io.child[2] = -1;
+		goto fail;
+	}
 
 	struct agent_proc *p = &c->procs[0];
 	proc_register(p, pid, PROC_SETUP, &io, sync[0], s->process->terminal, id);

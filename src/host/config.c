@@ -45,6 +45,7 @@ static const struct key_def keys[] = {
 	{"limits", "checkpoint_max_files", T_INT, OFF(checkpoint_max_files), 16, 1000000, NULL},
 	{"limits", "verify_timeout_ms", T_INT, OFF(verify_timeout_ms), 100, 3600000, NULL},
 	{"limits", "console_log_max_bytes", T_INT, OFF(console_log_max_bytes), 4096, INT64_MAX, NULL},
+	{"limits", "shared_max_bytes", T_INT, OFF(shared_max_bytes), 0, INT64_MAX, NULL},
 };
 
 static void set_string(char **field, const char *value)

@@ -36,6 +36,7 @@ struct cocoon_config {
 	int64_t checkpoint_max_files;
 	int64_t verify_timeout_ms;
 	int64_t console_log_max_bytes;
+	int64_t shared_max_bytes; /* 0: twice the VM's memory + 256 MiB */
 };
 
 void config_init_defaults(struct cocoon_config *c);

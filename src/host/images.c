@@ -128,6 +128,7 @@ static int walk_files(int dirfd, bool allow_parent, int (*fn)(int dirfd, const c
 			close(dup);
 		return error_set(err, errno, "open image directory");
 	}
+	rewinddir(d); /* a dup shares the offset of a directory read before */
 	while (r == 0 && (de = readdir(d))) {
 		struct stat st;
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)

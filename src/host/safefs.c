@@ -268,6 +268,7 @@ static int remove_below(int dirfd, dev_t dev, int depth, struct error **err)
 			close(dup);
 		return error_set(err, errno, "open directory");
 	}
+	rewinddir(d); /* a dup shares the offset of a directory read before */
 	/* Remove what is there; entries added meanwhile make rmdir fail,
 	 * which is then reported. */
 	while ((de = readdir(d))) {

@@ -144,10 +144,14 @@ static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 		.pod_dir = opts ? opts->pod_dir : NULL,
 		.images_dirs = opts ? opts->images_dirs : NULL,
 		.n_images_dirs = opts ? opts->n_images_dirs : 0,
+		.net_fds = opts ? opts->net_fds : NULL,
+		.net_macs = opts ? opts->net_macs : NULL,
+		.n_nets = opts ? opts->n_nets : 0,
 		.console_log = sb->console_log,
 		.vmm_log = sb->vmm_log,
 	};
 	long long start = now_ms();
+	sb->memory_mib = spec.memory_mib;
 	r = vm_start(&sb->vm, opts && opts->backend ? opts->backend : &vm_backend_qemu, &spec, err);
 	if (r < 0)
 		return r;

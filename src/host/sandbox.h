@@ -24,6 +24,7 @@ struct sandbox {
 	struct vm vm;
 	struct agent_client agent;
 	long long boot_ms; /* from VMM start to the first Pong */
+	int memory_mib;	   /* what the VM was given */
 };
 
 struct sandbox_options {
@@ -36,6 +37,9 @@ struct sandbox_options {
 	const char *const *images_dirs;	  /* checkpoint images to share read-only */
 	int n_images_dirs;
 	bool keep_dir_on_failure;	  /* the caller owns and removes the directory */
+	const int *net_fds;		  /* taps for virtio-net devices, and their MACs */
+	const char *const *net_macs;
+	int n_nets;
 };
 
 /* Boots a VM for the sandbox in dir (created 0700, must not exist yet) and

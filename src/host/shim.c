@@ -8,7 +8,8 @@
 #include "shim.h"
 #include "agent-client.h"
 #include "cleanup.h"
-#include "console.h"
+#include "guard.h"
+#include "network.h"
 #include "paths.h"
 #include "pod.h"
 #include "sandbox.h"
@@ -45,13 +46,15 @@ struct shim {
 	struct shim_args *args;
 	struct sandbox sb;
 	struct container_state st;
-	struct console_guard console;
+	struct sandbox_guard guard;
 	int listen_fd;
 	int sig_fd;
 	int in_fd, out_fd, err_fd; /* the container's stdio on the host */
 	bool stdin_open;
 	struct shim_client clients[SHIM_MAX_CLIENTS];
 	struct shim_exec execs[SHIM_MAX_EXECS];
+	struct network net;	/* the engine's network, when the spec names one */
+	bool net_held;		/* a checkpoint holds the container's traffic */
 	/* A checkpoint runs for seconds to minutes: the shim forwards it and
 	 * keeps serving (a `kill` in the middle of a dump must get through),
 	 * then hands the agent's reply to the client that asked. */
@@ -357,10 +360,70 @@ static int member_setup(struct shim *s, struct error **err)
 	return 0;
 }
 
-static int shim_setup(struct shim *s, struct error **err)
+/* The console log and the shared directory stay within their limits while
+ * the guest writes them (guard.c). A dump is at most the guest's memory
+ * (CRIU writes it into guest tmpfs first), so twice that is room enough. */
+static int start_guard(struct shim *s, struct error **err)
+{
+	const struct cocoon_config *cfg = &s->args->g->cfg;
+	struct guard_opts o = {
+		.console_path = s->sb.console_log,
+		.console_cap = (uint64_t)cfg->console_log_max_bytes,
+		.shared_dir = s->sb.shared_dir,
+		.shared_cap = cfg->shared_max_bytes ? (uint64_t)cfg->shared_max_bytes
+						    : ((uint64_t)s->sb.memory_mib * 2 + 256) << 20,
+		.vmm = s->sb.vm.pid,
+		.id = s->args->id,
+	};
+	return guard_start(&s->guard, &o, err);
+}
+
+/* A VM of its own: the engine's network carried in, and the pod share for
+ * members to come (pod.h). */
+static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct error **err)
 {
 	struct shim_args *a = s->args;
 	_cleanup_free_ char *pod_dir = NULL;
+	int net_fds[NET_MAX_INTERFACES];
+	const char *net_macs[NET_MAX_INTERFACES];
+	int r;
+
+	if (pod_may_host_members(a->bundle)) {
+		if (asprintf(&pod_dir, "%s/" POD_SHARE, a->dir) < 0)
+			return error_set(err, ENOMEM, "pod share");
+		if ((r = pod_share_prepare(a->dir, err)) < 0)
+			return r;
+		opts->pod_dir = pod_dir;
+	}
+	if (a->bundle->netns_path) {
+		if ((r = network_open(&s->net, a->bundle->netns_path, err)) < 0)
+			return r;
+		for (int i = 0; i < s->net.n_ifs; i++) {
+			net_fds[i] = s->net.ifs[i].tap_fd;
+			net_macs[i] = s->net.ifs[i].mac;
+		}
+		opts->net_fds = net_fds;
+		opts->net_macs = net_macs;
+		opts->n_nets = s->net.n_ifs;
+		a->bundle->spec->network = s->net.spec;
+	}
+	r = sandbox_boot(&s->sb, &a->g->cfg, a->dir, opts, err);
+	/* QEMU has the taps now: they go when it does. */
+	for (int i = 0; i < s->net.n_ifs; i++) {
+		close(s->net.ifs[i].tap_fd);
+		s->net.ifs[i].tap_fd = -1;
+	}
+	opts->pod_dir = NULL;
+	opts->net_fds = NULL;
+	opts->net_macs = NULL;
+	if (r < 0)
+		return error_wrap(err, "boot VM");
+	return start_guard(s, err);
+}
+
+static int shim_setup(struct shim *s, struct error **err)
+{
+	struct shim_args *a = s->args;
 	struct sandbox_options opts = {.rootfs_dir = a->bundle->rootfs, .keep_dir_on_failure = true};
 	if (a->restore) {
 		opts.images_dirs = (const char *const *)a->restore->dirs;
@@ -374,19 +437,8 @@ static int shim_setup(struct shim *s, struct error **err)
 	if (a->pod) {
 		if ((r = member_setup(s, err)) < 0)
 			return r;
-	} else {
-		if (pod_may_host_members(a->bundle)) {
-			if (asprintf(&pod_dir, "%s/" POD_SHARE, a->dir) < 0)
-				return error_set(err, ENOMEM, "pod share");
-			if ((r = pod_share_prepare(a->dir, err)) < 0)
-				return r;
-			opts.pod_dir = pod_dir;
-		}
-		if ((r = sandbox_boot(&s->sb, &a->g->cfg, a->dir, &opts, err)) < 0)
-			return error_wrap(err, "boot VM");
-		if ((r = console_guard_start(&s->console, s->sb.console_log,
-					     (uint64_t)a->g->cfg.console_log_max_bytes, err)) < 0)
-			return r;
+	} else if ((r = sandbox_setup(s, &opts, err)) < 0) {
+		return r;
 	}
 	s->sb.agent.on_event = on_agent_event;
 	s->sb.agent.on_reply = checkpoint_reply;
@@ -395,6 +447,10 @@ static int shim_setup(struct shim *s, struct error **err)
 	    (r = a->restore ? restore_container(s, err) : create_container(s, err)) < 0 ||
 	    (r = listen_control(s, err)) < 0)
 		return r;
+	/* A hold left by a checkpoint with --tcp-established ends once the
+	 * container runs again with its connections (network.h). */
+	if (s->net.sk)
+		network_release(&s->net, NULL);
 	s->st.status = a->restore ? STATUS_RUNNING : STATUS_CREATED;
 	return state_write(a->dir, &s->st, err);
 }
@@ -558,6 +614,31 @@ static void member_gone(struct shim *s, const char *id)
 		cocoon__response__free_unpacked(resp, NULL);
 }
 
+/* A checkpoint that ends the container and carries its established TCP
+ * connections: from before the dump until the restore, nothing may answer
+ * their peers, neither the frozen guest nor, once it is gone, anything on
+ * the engine's side (docs/networking.md). */
+static int checkpoint_hold(struct shim *s, const Cocoon__Request *req, struct error **err)
+{
+	const Cocoon__CheckpointRequest *cr = req->checkpoint;
+	if (req->body_case != COCOON__REQUEST__BODY_CHECKPOINT || !s->net.sk || !cr->criu ||
+	    !cr->criu->tcp_established || cr->leave_running || cr->pre_dump || s->net_held)
+		return 0;
+	int r = network_hold(&s->net, true, err);
+	if (r < 0)
+		return error_wrap(err, "checkpoint");
+	s->net_held = true;
+	return 0;
+}
+
+static void checkpoint_unhold(struct shim *s)
+{
+	if (!s->net_held)
+		return;
+	network_release(&s->net, NULL);
+	s->net_held = false;
+}
+
 static void checkpoint_reply(void *userdata, const Cocoon__Response *r)
 {
 	struct shim *s = userdata;
@@ -566,6 +647,7 @@ static void checkpoint_reply(void *userdata, const Cocoon__Response *r)
 		return; /* a late reply to a call that timed out */
 	s->ckpt.active = false;
 	if (agent_check_reply(&s->sb.agent, COCOON__REQUEST__BODY_CHECKPOINT, r, &err) < 0) {
+		checkpoint_unhold(s); /* the container runs on */
 		reply_error(s->ckpt.client_fd, s->ckpt.client_req_id, err);
 		return;
 	}
@@ -584,6 +666,7 @@ static int checkpoint_check_deadline(struct shim *s)
 	if (left > 0)
 		return (int)left;
 	_cleanup_error_ struct error *err = NULL;
+	checkpoint_unhold(s);
 	error_setx(&err, ETIMEDOUT, "checkpoint: the agent did not answer in time");
 	reply_error(s->ckpt.client_fd, s->ckpt.client_req_id, err);
 	s->ckpt.active = false;
@@ -599,11 +682,16 @@ static void handle_checkpoint(struct shim *s, struct shim_client *c, Cocoon__Req
 		reply_error(c->fd, cid, err);
 		return;
 	}
+	if (checkpoint_hold(s, req, &err) < 0) {
+		reply_error(c->fd, cid, err);
+		return;
+	}
 	char *client_id = req->checkpoint->id;
 	req->checkpoint->id = (char *)s->args->id;
 	int64_t id = agent_send_request(&s->sb.agent, req, &err);
 	req->checkpoint->id = client_id;
 	if (id < 0) {
+		checkpoint_unhold(s);
 		reply_error(c->fd, cid, err);
 		return;
 	}
@@ -668,6 +756,10 @@ static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Reques
 	*id_slot = (char *)s->args->id;
 	int r = agent_call(&s->sb.agent, req, &resp, SHIM_CALL_TIMEOUT_MS, &err);
 	*id_slot = client_id;
+	/* The thaw after a checkpoint whose images could not be published:
+	 * the container runs on. */
+	if (req->body_case == COCOON__REQUEST__BODY_PAUSE)
+		checkpoint_unhold(s);
 	if (r < 0) {
 		reply_error(c->fd, cid, err);
 		return;
@@ -939,8 +1031,9 @@ static void shim_teardown(struct shim *s)
 	} else {
 		sandbox_shutdown(&s->sb);
 	}
-	console_guard_stop(&s->console);
+	guard_stop(&s->guard);
 	sandbox_destroy(&s->sb, false);
+	network_close(&s->net);
 }
 
 void shim_main(struct shim_args *a)

@@ -365,6 +365,17 @@ static int parse_mounts(json_object *root, struct oci_bundle *b, struct error **
 	return 0;
 }
 
+/* A network namespace to join must exist and be one; the shim enters it. */
+static int check_netns_path(const char *field, const char *path, struct error **err)
+{
+	struct stat st;
+	if (path[0] != '/')
+		return error_setx(err, EINVAL, "config.json: %s '%s' must be absolute", field, path);
+	if (stat(path, &st) < 0)
+		return error_set(err, errno, "config.json: %s: network namespace %s", field, path);
+	return 0;
+}
+
 static int parse_linux(json_object *root, struct oci_bundle *b, struct error **err)
 {
 	json_object *lin = member(root, "linux");
@@ -396,6 +407,18 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 				return r;
 			continue;
 		}
+		if (path && strcmp(type, "network") == 0) {
+			/* The engine's network: the shim carries it into the VM. */
+			r = check_netns_path(field, path, err);
+			if (r < 0) {
+				free(path);
+				free(type);
+				return r;
+			}
+			free(b->netns_path);
+			b->netns_path = path;
+			path = NULL;
+		}
 		if (path) {
 			free(path);
 			r = error_setx(err, EOPNOTSUPP,
@@ -420,6 +443,18 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 	}
 	if ((r = spec_parse_seccomp(lin, s, b, err)) < 0 || (r = spec_parse_paths(lin, s, err)) < 0)
 		return r;
+	/* No network namespace means the host's network stack, which a VM
+	 * cannot share. Kata refuses it too. */
+	bool netns = false;
+	for (size_t i = 0; i < s->n_namespaces; i++)
+		netns |= strcmp(s->namespaces[i], "network") == 0;
+	for (size_t i = 0; i < s->n_join_namespaces; i++)
+		netns |= strcmp(s->join_namespaces[i], "network") == 0; /* the pod's */
+	if (!netns)
+		return error_setx(err, EOPNOTSUPP,
+				  "config.json: linux.namespaces has no network namespace, which asks for "
+				  "host networking: a container in a VM cannot share the host's network stack "
+				  "(docs/networking.md). Give it a network namespace (podman: not --network=host)");
 	static const char *const unapplied[] = {"resources", "devices", "sysctl", "uidMappings", "gidMappings",
 						"mountLabel", "personality", "intelRdt"};
 	for (size_t i = 0; i < ARRAY_SIZE(unapplied); i++)
@@ -500,6 +535,7 @@ void spec_free(struct oci_bundle *b)
 	free(b->bundle);
 	free(b->rootfs);
 	free(b->pod.sandbox_id);
+	free(b->netns_path);
 	memset(b, 0, sizeof(*b));
 }
 

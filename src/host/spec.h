@@ -22,6 +22,7 @@ struct bind_file {
 struct oci_bundle {
 	char *bundle;	/* absolute bundle path */
 	char *rootfs;	/* absolute host path of root.path */
+	char *netns_path; /* the engine's network namespace to carry, or NULL */
 	Cocoon__ContainerSpec *spec;
 	struct bind_file binds[SPEC_MAX_MOUNTS];
 	size_t n_binds;

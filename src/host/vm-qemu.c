@@ -289,6 +289,14 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 		else if (add_9p(b, tag, s->images_dirs[i], true, err) < 0)
 			return -1;
 	}
+	/* The engine's network: taps the shim made in its namespace, passed
+	 * as fds; no vhost-net (docs/networking.md). */
+	for (int i = 0; i < s->n_nets; i++) {
+		add(b, "-netdev");
+		add(b, "tap,id=net%d,fd=%d,vhost=off", i, s->net_fds[i]);
+		add(b, "-device");
+		add(b, "virtio-net-device,netdev=net%d,mac=%s", i, s->net_macs[i]);
+	}
 	if (b->overflow)
 		return error_setx(err, E2BIG, "qemu command line too long");
 	return 0;
@@ -339,6 +347,8 @@ static int qemu_start(struct vm *vm, const struct vm_spec *spec, struct error **
 			dup2(log, 1);
 			dup2(log, 2);
 		}
+		for (int i = 0; i < spec->n_nets; i++)
+			fcntl(spec->net_fds[i], F_SETFD, 0); /* the taps are QEMU's */
 		execvp(b.args[0], b.args);
 		int e = errno;
 		if (write(p[1], &e, sizeof(e)) < 0)

@@ -24,6 +24,10 @@ struct vm_spec {
 	/* Checkpoint image directories shared read-only, tags "images0".. */
 	const char *const *images_dirs;
 	int n_images_dirs;
+	/* Network devices: tap fds (inherited by the VMM) and their MACs. */
+	const int *net_fds;
+	const char *const *net_macs;
+	int n_nets;
 	const char *console_log;  /* guest serial console goes here */
 	const char *vmm_log;	  /* the VMM's own stderr goes here */
 };

@@ -10,6 +10,12 @@
 /* Bumped when a change would make old peers misread messages. */
 #define PROTOCOL_VERSION 1
 
+/* Bounds of a NetworkSpec: the shim refuses a namespace with more, the
+ * agent refuses a request with more. */
+#define NET_MAX_INTERFACES 4
+#define NET_MAX_ADDRESSES 16 /* per interface */
+#define NET_MAX_ROUTES 32
+
 /* Serializes msg behind a frame header into a new buffer. */
 int proto_frame_request(const Cocoon__Request *req, uint8_t **out, size_t *out_len,
 			struct error **err);

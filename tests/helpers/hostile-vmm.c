@@ -20,10 +20,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *mode = "good", *canary, *shared, *console;
@@ -142,7 +144,25 @@ static const char *plant(const char *ckid, char *named, size_t size)
 		return named;
 	}
 	good_dump(p);
-	if (is("reply-empty")) {
+	if (is("swap-race")) {
+		/* For two seconds, as fast as it can: the dump, then a symlink
+		 * to the canary, then the dump again, under the name the host
+		 * is about to publish. */
+		if (fork() == 0) {
+			char real[4300], lnk[4300];
+			snprintf(real, sizeof(real), "%s.real", p);
+			snprintf(lnk, sizeof(lnk), "%s.lnk", p);
+			for (long long end = time(NULL) + 2; time(NULL) < end;) {
+				rename(p, real);
+				unlink(lnk);
+				symlink(canary, lnk);
+				rename(lnk, p);
+				rename(p, lnk);
+				rename(real, p);
+			}
+			_exit(0);
+		}
+	} else if (is("reply-empty")) {
 		snprintf(named, size, "%s", "");
 	} else if (is("setuid")) {
 		snprintf(p, sizeof(p), "%s/%s/pstree.img", dir, ckid);
@@ -331,6 +351,26 @@ static void note_fds(void)
 		closedir(d);
 }
 
+/* 64 MiB into the shared directory at about 16 MiB/s, from a child that
+ * dies with this process, as QEMU's own writes would stop. */
+static void fill_shared(void)
+{
+	static char block[1 << 20];
+	char path[4200];
+	if (fork() != 0)
+		return;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	memset(block, 'J', sizeof(block));
+	snprintf(path, sizeof(path), "%s/junk", shared);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	for (int i = 0; i < 64 && fd >= 0; i++) {
+		if (write(fd, block, sizeof(block)) < 0)
+			break;
+		usleep(60000);
+	}
+	_exit(0);
+}
+
 static void flood_console(void)
 {
 	static char line[4096];
@@ -366,6 +406,8 @@ int main(int argc, char **argv)
 		close(open(console, O_WRONLY | O_CREAT | O_APPEND, 0600));
 	if (is("console-flood"))
 		flood_console();
+	if (is("fill-shared"))
+		fill_shared();
 
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", channel);

@@ -53,7 +53,8 @@ boot_timeout_ms = 10000
         with open(os.path.join(self.bundle, "config.json"), "w") as f:
             json.dump({"ociVersion": "1.0.2", "root": {"path": "rootfs"},
                        "process": {"terminal": False, "args": ["sh"], "cwd": "/",
-                                   "env": ["PATH=/bin"]}}, f)
+                                   "env": ["PATH=/bin"]},
+                       "linux": {"namespaces": [{"type": "network"}]}}, f)
 
     def env(self, mode=None):
         e = dict(os.environ)
@@ -151,6 +152,11 @@ def refused_checkpoint(env, needle, *extra, bound=20):
     assert took < bound, f"took {took:.1f} s, bound {bound} s"
     assert env.canary_intact(), "the canary outside the state root was touched"
     assert not os.path.exists(out), "something was left at --image-path"
+    state_out = open(os.path.join(env.tmp, "state.json"), "wb")
+    rc, serr, _ = env.cocoon("state", "c1", stdout=state_out)
+    with open(os.path.join(env.tmp, "state.json")) as f:
+        status = json.load(f)["status"] if rc == 0 else serr
+    assert status == "running", f"the container is {status!r} after the refusal"
     return err.decode(errors="replace").strip()
 
 
@@ -256,6 +262,32 @@ def dump_log_fifo_does_not_hang():
 
 
 @case
+def dump_swapped_for_a_symlink_while_it_is_published():
+    env = Env("swap-race")
+    try:
+        env.create()
+        published = 0
+        for i in range(6):
+            out = os.path.join(env.tmp, f"out{i}")
+            rc, err, took = env.cocoon("checkpoint", "--image-path", out, "--leave-running", "c1", timeout=60)
+            assert rc is not None and took < 20, f"round {i} took {took:.1f} s"
+            assert env.canary_intact(), f"round {i}: the canary was touched: {err!r}"
+            if rc == 0:
+                published += 1
+                st = os.lstat(out)
+                assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700, f"round {i}: {out}"
+                for name in os.listdir(out):
+                    fst = os.lstat(os.path.join(out, name))
+                    assert stat.S_ISREG(fst.st_mode) and stat.S_IMODE(fst.st_mode) == 0o600, name
+            else:
+                assert not os.path.exists(out), f"round {i}: something was left at --image-path"
+            time.sleep(2.2)  # the swapper of this round is done
+        return f"{published} of 6 rounds published a whole dump, the others were refused"
+    finally:
+        env.close()
+
+
+@case
 def guest_text_is_stripped_and_logged_escaped():
     env = Env("bad-text")
     try:
@@ -325,6 +357,35 @@ def console_log_is_capped():
         assert size <= 1048576, f"console.log is {size} bytes after the flood, cap 1 MiB"
         assert os.path.getsize(console + ".1") <= 524288
         return f"largest seen {biggest} bytes (cap 1048576, checked every 100 ms)"
+    finally:
+        env.close()
+
+
+@case
+def shared_directory_is_capped_while_the_guest_writes():
+    env = Env("fill-shared", limits="shared_max_bytes = 8388608")
+    try:
+        env.create()
+        vmm = env.vmm_pids()
+        junk = os.path.join(env.root, "c1", "shared", "junk")
+        deadline = time.time() + 10
+        while vmm and alive(vmm[0]) and time.time() < deadline:
+            time.sleep(0.05)
+        assert vmm and not alive(vmm[0]), "the VM still runs after filling its shared directory"
+        size = os.path.getsize(junk) if os.path.exists(junk) else 0
+        assert size < 32 << 20, f"the guest stored {size} bytes before it was stopped (cap 8 MiB)"
+        deadline = time.time() + 10
+        status = None
+        while time.time() < deadline:
+            out = open(os.path.join(env.tmp, "state.json"), "wb")
+            rc, _, _ = env.cocoon("state", "c1", stdout=out)
+            with open(os.path.join(env.tmp, "state.json")) as f:
+                status = json.load(f)["status"] if rc == 0 else None
+            if status == "stopped":
+                break
+            time.sleep(0.1)
+        assert status == "stopped", f"the container is {status!r}"
+        return f"stopped at {size} bytes (cap 8388608, checked every 500 ms)"
     finally:
         env.close()
 

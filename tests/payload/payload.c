@@ -26,6 +26,9 @@
  *   payload tcp-connect PORT    one round trip to "payload tcp", printed
  *   payload shm-put KEY TEXT    a SysV shared memory segment under KEY with TEXT
  *   payload shm-get KEY         print the text of segment KEY (pods: IPC shared)
+ *   payload echo-server PORT    listen on every address (v4 and v6) at PORT
+ *                               and send back whatever each connection sends;
+ *                               prints "accepted" and "closed N" (N bytes)
  *   payload escape [MS]         tries what a confined container must not do
  *                               and prints one "what: result" line each
  *                               (OK or the errno name); with MS, repeats
@@ -289,6 +292,60 @@ static int cmd_tcp(int argc, char **argv)
 	}
 }
 
+static int cmd_echo_server(int argc, char **argv)
+{
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT};
+	struct pollfd p[9];
+	unsigned long long bytes[9] = {0};
+	char buf[65536];
+	int one = 1, zero = 0;
+
+	if (argc < 3)
+		return 2;
+	sa.sin6_port = htons((uint16_t)atoi(argv[2]));
+	p[0] = (struct pollfd){.fd = socket(AF_INET6, SOCK_STREAM, 0), .events = POLLIN};
+	setsockopt(p[0].fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(p[0].fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	if (p[0].fd < 0 || bind(p[0].fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(p[0].fd, 8) < 0) {
+		perror("listen");
+		return 1;
+	}
+	printf("listening %s\n", argv[2]);
+	fflush(stdout);
+	for (size_t i = 1; i < 9; i++)
+		p[i] = (struct pollfd){.fd = -1, .events = POLLIN};
+	for (;;) {
+		if (poll(p, 9, -1) < 0)
+			continue;
+		for (size_t i = 1; i < 9; i++) {
+			if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			ssize_t n = read(p[i].fd, buf, sizeof(buf));
+			if (n > 0 && write(p[i].fd, buf, (size_t)n) == n) {
+				bytes[i] += (unsigned long long)n;
+				continue;
+			}
+			printf("closed %llu\n", bytes[i]);
+			fflush(stdout);
+			close(p[i].fd);
+			p[i].fd = -1;
+		}
+		if (p[0].revents & POLLIN) {
+			int c = accept(p[0].fd, NULL, NULL);
+			for (size_t i = 1; i < 9 && c >= 0; i++)
+				if (p[i].fd < 0) {
+					p[i].fd = c;
+					bytes[i] = 0;
+					c = -1;
+					printf("accepted\n");
+					fflush(stdout);
+				}
+			if (c >= 0)
+				close(c);
+		}
+	}
+}
+
 static int cmd_tcp_connect(int argc, char **argv)
 {
 	if (argc < 3)
@@ -442,6 +499,8 @@ int main(int argc, char **argv)
 		return cmd_tcp_connect(argc, argv);
 	if (strcmp(cmd, "shm-put") == 0 || strcmp(cmd, "shm-get") == 0)
 		return cmd_shm(argc, argv, strcmp(cmd, "shm-put") == 0);
+	if (strcmp(cmd, "echo-server") == 0)
+		return cmd_echo_server(argc, argv);
 	if (strcmp(cmd, "escape") == 0)
 		return cmd_escape(argc, argv);
 	fprintf(stderr, "payload: unknown command '%s'\n", cmd);

@@ -11,11 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "agent-client.h"
-#include "console.h"
+#include "guard.h"
 #include "paths.h"
 
 static void sanitized(const char *in, const char *want)
@@ -96,7 +99,7 @@ static void test_event_behind_reply(void **st)
 static void test_console_cap(void **st)
 {
 	char dir[] = "/tmp/cocoon-test-console.XXXXXX", path[64], old[80];
-	struct console_guard g;
+	struct sandbox_guard g;
 	struct stat sb;
 	char line[100];
 	assert_non_null(mkdtemp(dir));
@@ -104,13 +107,14 @@ static void test_console_cap(void **st)
 	snprintf(old, sizeof(old), "%s.1", path);
 	int qemu = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600); /* as QEMU's append=on */
 	assert_true(qemu >= 0);
-	assert_int_equal(console_guard_start(&g, path, 8192, NULL), 0);
+	struct guard_opts o = {.console_path = path, .console_cap = 8192};
+	assert_int_equal(guard_start(&g, &o, NULL), 0);
 	atomic_store(&g.stop, true); /* the thread ends; checks are made by hand */
 	memset(line, 'x', sizeof(line) - 1);
 	line[sizeof(line) - 1] = '\n';
 	for (int i = 0; i < 100; i++)
 		assert_int_equal(write(qemu, line, sizeof(line)), (ssize_t)sizeof(line));
-	console_guard_check(&g);
+	guard_check_console(&g);
 	assert_int_equal(stat(path, &sb), 0);
 	assert_int_equal(sb.st_size, 0);
 	assert_int_equal(stat(old, &sb), 0);
@@ -118,8 +122,58 @@ static void test_console_cap(void **st)
 	assert_int_equal(write(qemu, "next\n", 5), 5);
 	assert_int_equal(stat(path, &sb), 0);
 	assert_int_equal(sb.st_size, 5); /* appended at the new end, not sparse */
-	console_guard_stop(&g);
+	guard_stop(&g);
 	close(qemu);
+	remove_tree(dir, NULL);
+}
+
+/* The shared directory's blocks are counted (a sparse giant costs nothing
+ * and counts nothing), and past the cap the VM is killed. */
+static void test_shared_cap(void **st)
+{
+	char dir[] = "/tmp/cocoon-test-shared.XXXXXX", p[128];
+	static char block[1 << 20];
+	struct sandbox_guard g;
+	assert_non_null(mkdtemp(dir));
+	snprintf(p, sizeof(p), "%s/sub", dir);
+	mkdir(p, 0700);
+	snprintf(p, sizeof(p), "%s/sub/data", dir);
+	int fd = open(p, O_WRONLY | O_CREAT, 0600);
+	memset(block, 1, sizeof(block));
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(write(fd, block, sizeof(block)), (ssize_t)sizeof(block));
+	assert_int_equal(ftruncate(fd, 1LL << 40), 0);
+	close(fd);
+	snprintf(p, sizeof(p), "%s/loop", dir);
+	assert_int_equal(symlink(".", p), 0);
+	pid_t vmm = fork();
+	if (vmm == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		alarm(20);
+		pause();
+		_exit(0);
+	}
+	snprintf(p, sizeof(p), "%s/console.log", dir);
+	struct guard_opts o = {.console_path = p, .console_cap = 1 << 20, .shared_dir = dir,
+			       .shared_cap = 4 << 20, .vmm = vmm, .id = "c1"};
+	assert_int_equal(guard_start(&g, &o, NULL), 0);
+	atomic_store(&g.stop, true);
+	uint64_t used = guard_usage(g.shared_fd, 0);
+	if (used < (3 << 20) || used >= (4 << 20))
+		fail_msg("3 MiB written, %llu bytes counted", (unsigned long long)used);
+	guard_check_shared(&g);
+	assert_false(atomic_load(&g.tripped));
+	snprintf(p, sizeof(p), "%s/more", dir);
+	fd = open(p, O_WRONLY | O_CREAT, 0600);
+	assert_int_equal(write(fd, block, sizeof(block)), (ssize_t)sizeof(block));
+	assert_int_equal(write(fd, block, sizeof(block)), (ssize_t)sizeof(block));
+	close(fd);
+	guard_check_shared(&g);
+	assert_true(atomic_load(&g.tripped));
+	int status;
+	assert_int_equal(waitpid(vmm, &status, 0), vmm);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	guard_stop(&g);
 	remove_tree(dir, NULL);
 }
 
@@ -129,6 +183,7 @@ int main(void)
 		cmocka_unit_test(test_text_sanitize),
 		cmocka_unit_test(test_event_behind_reply),
 		cmocka_unit_test(test_console_cap),
+		cmocka_unit_test(test_shared_cap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -368,6 +368,35 @@ static void test_remove_tree_keeps_symlink_targets(void **st)
 	assert_canary_intact();
 }
 
+/* Both resolvers: openat2's and the one-step-at-a-time fallback. */
+static void test_safefs_resolvers(void **st)
+{
+	char p[300];
+	int dirfd = open(state, O_RDONLY | O_DIRECTORY);
+	assert_true(dirfd >= 0);
+	snprintf(p, sizeof(p), "%s/shared/up", state);
+	assert_int_equal(symlink(canary_dir, p), 0);
+	for (int fallback = 0; fallback < 2; fallback++) {
+		safefs_force_fallback = fallback;
+		int fd = safefs_open(dirfd, "shared/" IMAGES_SHARED_SUBDIR "/" CKID "/pstree.img", O_RDONLY, 0);
+		assert_true(fd >= 0);
+		close(fd);
+		assert_int_equal(safefs_open(dirfd, "shared/up/secret", O_RDONLY, 0) < 0, 1);
+		assert_int_equal(safefs_open(dirfd, "shared/up", O_RDONLY | O_DIRECTORY, 0) < 0, 1);
+		assert_int_equal(safefs_open(dirfd, "shared/../../canary/secret", O_RDONLY, 0), -EINVAL);
+		assert_int_equal(safefs_open(dirfd, canary, O_RDONLY, 0), -EINVAL);
+		assert_int_equal(safefs_open(dirfd, "", O_RDONLY, 0), -EINVAL);
+		/* /proc is another filesystem: not reached through a bind or a
+		 * magic link either. */
+		int slash = open("/", O_RDONLY | O_DIRECTORY);
+		assert_int_equal(safefs_open(slash, "proc/self/status", O_RDONLY, 0) < 0, 1);
+		close(slash);
+	}
+	safefs_force_fallback = false;
+	close(dirfd);
+	assert_canary_intact();
+}
+
 /* ---- restore input ---------------------------------------------------------- */
 
 static void published(void)
@@ -513,6 +542,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_swap_race, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dump_log_attacks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove_tree_keeps_symlink_targets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_safefs_resolvers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_wrong_types, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_fifo_and_symlink, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_sparse_giant, setup, teardown),

@@ -45,6 +45,8 @@ static void write_spec(const char *text)
 
 #define PROCESS "\"process\": {\"args\": [\"sh\", \"-c\", \"true\"], \"cwd\": \"/\", \"env\": [\"PATH=/bin\"]}"
 #define ROOT "\"root\": {\"path\": \"rootfs\"}"
+/* A VM cannot share the host's network: every spec names a network namespace. */
+#define LINUX "\"linux\": {\"namespaces\": [{\"type\": \"network\"}]}"
 
 static void expect_error(const char *text, const char *needle)
 {
@@ -62,7 +64,7 @@ static void test_minimal(void **st)
 {
 	struct oci_bundle b;
 	struct error *err = NULL;
-	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"hostname\": \"h1\"}");
+	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", " LINUX ", \"hostname\": \"h1\"}");
 	assert_int_equal(spec_load(bundle, "c1", &b, &err), 0);
 	assert_string_equal(b.spec->id, "c1");
 	assert_int_equal(b.spec->process->n_args, 3);
@@ -77,7 +79,7 @@ static void test_minimal(void **st)
 static void test_hooks_warn(void **st)
 {
 	struct oci_bundle b;
-	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"hooks\": {\"prestart\": []}}");
+	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", " LINUX ", \"hooks\": {\"prestart\": []}}");
 	assert_int_equal(spec_load(bundle, "c1", &b, NULL), 0);
 	bool found = false;
 	for (size_t i = 0; i < b.n_warnings; i++)
@@ -124,6 +126,37 @@ static void test_bad_mounts_do_not_crash(void **st)
 	expect_error(big, "mounts");
 }
 
+/* The engine's network namespace is joined by path; none at all is host
+ * networking, which is refused (docs/networking.md). */
+static void test_network_namespaces(void **st)
+{
+	struct oci_bundle b;
+	struct error *err = NULL;
+	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"linux\": {\"namespaces\": "
+		   "[{\"type\": \"network\", \"path\": \"/proc/self/ns/net\"}]}}");
+	assert_int_equal(spec_load(bundle, "c1", &b, &err), 0);
+	assert_string_equal(b.netns_path, "/proc/self/ns/net");
+	assert_int_equal(b.spec->n_namespaces, 1);
+	spec_free(&b);
+	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", " LINUX "}");
+	assert_int_equal(spec_load(bundle, "c1", &b, &err), 0);
+	assert_null(b.netns_path);
+	spec_free(&b);
+	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS "}", "host networking");
+	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"linux\": {\"namespaces\": "
+		     "[{\"type\": \"pid\"}]}}",
+		     "host networking");
+	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"linux\": {\"namespaces\": "
+		     "[{\"type\": \"network\", \"path\": \"/run/netns/no-such-ns\"}]}}",
+		     "/run/netns/no-such-ns");
+	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"linux\": {\"namespaces\": "
+		     "[{\"type\": \"network\", \"path\": \"relative\"}]}}",
+		     "must be absolute");
+	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"linux\": {\"namespaces\": "
+		     "[{\"type\": \"network\"}, {\"type\": \"ipc\", \"path\": \"/proc/self/ns/ipc\"}]}}",
+		     "joining an existing ipc namespace");
+}
+
 static void test_missing_bundle(void **st)
 {
 	struct oci_bundle b;
@@ -138,6 +171,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_minimal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_network_namespaces, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hooks_warn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_mounts_do_not_crash, setup, teardown),

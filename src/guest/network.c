@@ -1,0 +1,263 @@
+/* The container's network in the guest (network.h), through libnl-route-3,
+ * linked statically into the agent. */
+#include "network.h"
+#include "cleanup.h"
+
+#include <fcntl.h>
+#include <linux/if_addr.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include <netlink/netlink.h>
+#include <netlink/route/addr.h>
+#include <netlink/route/link.h>
+#include <netlink/route/route.h>
+
+static int fail(char *msg, size_t size, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int fail(char *msg, size_t size, int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, size, fmt, ap);
+	va_end(ap);
+	return -code;
+}
+
+static void nl_addr_putp(struct nl_addr **a)
+{
+	if (*a)
+		nl_addr_put(*a);
+}
+#define _cleanup_nl_addr_ _cleanup_(nl_addr_putp)
+
+static void nl_cache_freep(struct nl_cache **c)
+{
+	if (*c)
+		nl_cache_free(*c);
+}
+#define _cleanup_nl_cache_ _cleanup_(nl_cache_freep)
+
+static void nl_sock_freep(struct nl_sock **s)
+{
+	if (*s)
+		nl_socket_free(*s);
+}
+#define _cleanup_nl_sock_ _cleanup_(nl_sock_freep)
+
+static bool valid_ifname(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+	if (n == 0 || n >= IF_NAMESIZE || strcmp(name, "lo") == 0 || strcmp(name, ".") == 0 ||
+	    strcmp(name, "..") == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (name[i] == '/' || name[i] == ':' || name[i] <= ' ' || name[i] > '~')
+			return false;
+	return true;
+}
+
+/* Everything the host sent is checked before anything changes. */
+static int validate(const Cocoon__NetworkSpec *spec, char *msg, size_t size)
+{
+	if (spec->n_interfaces > NET_MAX_INTERFACES || spec->n_routes > NET_MAX_ROUTES)
+		return fail(msg, size, E2BIG, "network: at most %d interfaces and %d routes", NET_MAX_INTERFACES,
+			    NET_MAX_ROUTES);
+	for (size_t i = 0; i < spec->n_interfaces; i++) {
+		const Cocoon__NetInterface *f = spec->interfaces[i];
+		unsigned m[6];
+		if (!valid_ifname(f->name))
+			return fail(msg, size, EINVAL, "network: invalid interface name");
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(spec->interfaces[j]->name, f->name) == 0)
+				return fail(msg, size, EINVAL, "network: interface %s named twice", f->name);
+		if (!f->mac || sscanf(f->mac, "%2x:%2x:%2x:%2x:%2x:%2x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]) != 6)
+			return fail(msg, size, EINVAL, "network: %s: invalid MAC address", f->name);
+		if (f->mtu != 0 && (f->mtu < 68 || f->mtu > 65535))
+			return fail(msg, size, EINVAL, "network: %s: invalid MTU %u", f->name, f->mtu);
+		if (f->n_addresses > NET_MAX_ADDRESSES)
+			return fail(msg, size, E2BIG, "network: %s: at most %d addresses", f->name, NET_MAX_ADDRESSES);
+	}
+	return 0;
+}
+
+/* The guest names its virtio-net devices eth0, eth1, ... in probe order; the
+ * MAC says which is which. Renamed and moved in one step: the kernel applies
+ * the name in the target namespace. */
+static int move_links(struct nl_sock *sk, const Cocoon__NetworkSpec *spec, int netns_fd, char *msg, size_t size)
+{
+	_cleanup_nl_cache_ struct nl_cache *links = NULL;
+	int r = rtnl_link_alloc_cache(sk, AF_UNSPEC, &links);
+	if (r < 0)
+		return fail(msg, size, EIO, "network: list links: %s", nl_geterror(r));
+	for (size_t i = 0; i < spec->n_interfaces; i++) {
+		const Cocoon__NetInterface *f = spec->interfaces[i];
+		_cleanup_nl_addr_ struct nl_addr *mac = NULL;
+		if (nl_addr_parse(f->mac, AF_LLC, &mac) < 0)
+			return fail(msg, size, EINVAL, "network: %s: invalid MAC address", f->name);
+		struct rtnl_link *found = NULL;
+		for (struct nl_object *o = nl_cache_get_first(links); o && !found; o = nl_cache_get_next(o)) {
+			struct rtnl_link *l = (struct rtnl_link *)o;
+			struct nl_addr *a = rtnl_link_get_addr(l);
+			if (a && nl_addr_get_len(a) == 6 &&
+			    memcmp(nl_addr_get_binary_addr(a), nl_addr_get_binary_addr(mac), 6) == 0)
+				found = l;
+		}
+		if (!found)
+			return fail(msg, size, ENODEV, "network: %s: the VM has no network device with MAC %s", f->name,
+				    f->mac);
+		struct rtnl_link *change = rtnl_link_alloc();
+		if (!change)
+			return fail(msg, size, ENOMEM, "network: out of memory");
+		rtnl_link_set_name(change, f->name);
+		rtnl_link_set_ns_fd(change, netns_fd);
+		r = rtnl_link_change(sk, found, change, 0);
+		rtnl_link_put(change);
+		if (r < 0)
+			return fail(msg, size, EIO, "network: move %s into the container as %s: %s",
+				    rtnl_link_get_name(found), f->name, nl_geterror(r));
+	}
+	return 0;
+}
+
+static int link_up(struct nl_sock *sk, const Cocoon__NetInterface *f, int *ifindex, char *msg, size_t size)
+{
+	struct rtnl_link *l = NULL, *change = rtnl_link_alloc();
+	int r = change ? rtnl_link_get_kernel(sk, 0, f->name, &l) : -NLE_NOMEM;
+	if (r >= 0) {
+		*ifindex = rtnl_link_get_ifindex(l);
+		if (f->mtu)
+			rtnl_link_set_mtu(change, f->mtu);
+		rtnl_link_set_flags(change, IFF_UP);
+		r = rtnl_link_change(sk, l, change, 0);
+	}
+	if (l)
+		rtnl_link_put(l);
+	if (change)
+		rtnl_link_put(change);
+	return r < 0 ? fail(msg, size, EIO, "network: %s up (MTU %u): %s", f->name, f->mtu, nl_geterror(r)) : 0;
+}
+
+static int add_address(struct nl_sock *sk, const char *ifname, int ifindex, const char *text, char *msg,
+		       size_t size)
+{
+	_cleanup_nl_addr_ struct nl_addr *local = NULL;
+	if (!text || (strchr(text, ':') == NULL && strchr(text, '.') == NULL) ||
+	    nl_addr_parse(text, AF_UNSPEC, &local) < 0 ||
+	    (nl_addr_get_family(local) != AF_INET && nl_addr_get_family(local) != AF_INET6))
+		return fail(msg, size, EINVAL, "network: %s: invalid address", ifname);
+	struct rtnl_addr *a = rtnl_addr_alloc();
+	if (!a)
+		return fail(msg, size, ENOMEM, "network: out of memory");
+	rtnl_addr_set_ifindex(a, ifindex);
+	int r = rtnl_addr_set_local(a, local);
+	/* Usable at once: a restored TCP socket binds to it straight away,
+	 * and nobody else on the link has it (the veth never answers). */
+	if (nl_addr_get_family(local) == AF_INET6)
+		rtnl_addr_set_flags(a, IFA_F_NODAD);
+	if (r >= 0)
+		r = rtnl_addr_add(sk, a, 0);
+	rtnl_addr_put(a);
+	if (r < 0 && r != -NLE_EXIST)
+		return fail(msg, size, EIO, "network: %s: add address %s: %s", ifname, text, nl_geterror(r));
+	return 0;
+}
+
+static int add_route(struct nl_sock *sk, const Cocoon__NetRoute *rt, int ifindex, char *msg, size_t size)
+{
+	_cleanup_nl_addr_ struct nl_addr *dst = NULL, *gw = NULL;
+	const char *d = rt->destination ? rt->destination : "";
+	if ((!strchr(d, '.') && !strchr(d, ':')) || nl_addr_parse(d, AF_UNSPEC, &dst) < 0 ||
+	    (nl_addr_get_family(dst) != AF_INET && nl_addr_get_family(dst) != AF_INET6))
+		return fail(msg, size, EINVAL, "network: invalid route destination");
+	int family = nl_addr_get_family(dst);
+	if (rt->gateway && *rt->gateway &&
+	    (nl_addr_parse(rt->gateway, family, &gw) < 0 || nl_addr_get_family(gw) != family))
+		return fail(msg, size, EINVAL, "network: route to %s: invalid gateway", d);
+	struct rtnl_route *route = rtnl_route_alloc();
+	struct rtnl_nexthop *nh = rtnl_route_nh_alloc();
+	if (!route || !nh) {
+		if (route)
+			rtnl_route_put(route);
+		if (nh)
+			rtnl_route_nh_free(nh);
+		return fail(msg, size, ENOMEM, "network: out of memory");
+	}
+	rtnl_route_set_family(route, (uint8_t)family);
+	rtnl_route_set_dst(route, dst);
+	rtnl_route_set_table(route, RT_TABLE_MAIN);
+	rtnl_route_set_protocol(route, RTPROT_STATIC);
+	rtnl_route_set_scope(route, gw ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK);
+	rtnl_route_set_priority(route, rt->metric);
+	rtnl_route_nh_set_ifindex(nh, ifindex);
+	if (gw)
+		rtnl_route_nh_set_gateway(nh, gw);
+	rtnl_route_add_nexthop(route, nh);
+	int r = rtnl_route_add(sk, route, NLM_F_CREATE | NLM_F_EXCL);
+	rtnl_route_put(route);
+	if (r < 0 && r != -NLE_EXIST)
+		return fail(msg, size, EIO, "network: route to %s%s%s: %s", d, gw ? " via " : "", gw ? rt->gateway : "",
+			    nl_geterror(r));
+	return 0;
+}
+
+/* Inside the container's namespace: links up, addresses, then routes, the
+ * on-link ones before those whose gateway they make reachable. */
+static int configure_inside(const Cocoon__NetworkSpec *spec, char *msg, size_t size)
+{
+	_cleanup_nl_sock_ struct nl_sock *sk = nl_socket_alloc();
+	int ifindex[NET_MAX_INTERFACES];
+	int r = sk ? nl_connect(sk, NETLINK_ROUTE) : -NLE_NOMEM;
+	if (r < 0)
+		return fail(msg, size, EIO, "network: netlink: %s", nl_geterror(r));
+	for (size_t i = 0; i < spec->n_interfaces; i++) {
+		const Cocoon__NetInterface *f = spec->interfaces[i];
+		if ((r = link_up(sk, f, &ifindex[i], msg, size)) < 0)
+			return r;
+		for (size_t j = 0; j < f->n_addresses; j++)
+			if ((r = add_address(sk, f->name, ifindex[i], f->addresses[j], msg, size)) < 0)
+				return r;
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < spec->n_routes; i++) {
+			const Cocoon__NetRoute *rt = spec->routes[i];
+			bool via = rt->gateway && *rt->gateway;
+			if (via != (pass == 1))
+				continue;
+			int idx = -1;
+			for (size_t j = 0; j < spec->n_interfaces; j++)
+				if (rt->device && strcmp(rt->device, spec->interfaces[j]->name) == 0)
+					idx = ifindex[j];
+			if (idx < 0)
+				return fail(msg, size, EINVAL, "network: a route names an unknown interface");
+			if ((r = add_route(sk, rt, idx, msg, size)) < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+int net_configure(const Cocoon__NetworkSpec *spec, int netns_fd, char *msg, size_t msg_size)
+{
+	if (!spec || spec->n_interfaces == 0)
+		return 0;
+	int r = validate(spec, msg, msg_size);
+	if (r < 0)
+		return r;
+	_cleanup_nl_sock_ struct nl_sock *sk = nl_socket_alloc();
+	r = sk ? nl_connect(sk, NETLINK_ROUTE) : -NLE_NOMEM;
+	if (r < 0)
+		return fail(msg, msg_size, EIO, "network: netlink: %s", nl_geterror(r));
+	if ((r = move_links(sk, spec, netns_fd, msg, msg_size)) < 0)
+		return r;
+	_cleanup_close_ int mine = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (mine < 0 || setns(netns_fd, CLONE_NEWNET) < 0)
+		return fail(msg, msg_size, errno, "network: enter the container's namespace: %s", strerror(errno));
+	r = configure_inside(spec, msg, msg_size);
+	if (setns(mine, CLONE_NEWNET) < 0 && r == 0)
+		r = fail(msg, msg_size, errno, "network: return to the agent's namespace: %s", strerror(errno));
+	return r;
+}

@@ -1,0 +1,47 @@
+/* The shim's guard thread: what a guest writes on the host is bounded while
+ * it writes it, not only when the host next looks (docs/security.md).
+ *
+ * - The serial console log (limits.console_log_max_bytes): QEMU appends to
+ *   it (append=on); past the cap its last half-cap (at most 4 MiB) moves to
+ *   console.log.1 and console.log starts again, empty.
+ * - The shared directory (limits.shared_max_bytes): the blocks of every
+ *   file in it are added up; past the cap the VM is killed, since the
+ *   state root is often tmpfs, so host memory.
+ * The thread checks ten times a second (the shared directory twice). */
+#pragma once
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+struct guard_opts {
+	const char *console_path;
+	uint64_t console_cap;
+	const char *shared_dir; /* NULL: not watched */
+	uint64_t shared_cap;
+	pid_t vmm;		/* killed when the shared directory passes its cap */
+	const char *id;		/* for the message */
+};
+
+struct sandbox_guard {
+	pthread_t thread;
+	bool started;
+	atomic_bool stop;
+	atomic_bool tripped; /* the shared directory passed its cap */
+	int console_fd, shared_fd;
+	char *console_path;
+	struct guard_opts o;
+	unsigned ticks;
+};
+
+int guard_start(struct sandbox_guard *g, const struct guard_opts *o, struct error **err);
+void guard_stop(struct sandbox_guard *g);
+/* One check of each, as the thread makes them (for tests). */
+void guard_check_console(struct sandbox_guard *g);
+void guard_check_shared(struct sandbox_guard *g);
+/* The bytes stored below dirfd (st_blocks), not following symlinks. */
+uint64_t guard_usage(int dirfd, int depth);

@@ -1,0 +1,585 @@
+/* The engine's network namespace, carried into the VM. See network.h and
+ * docs/networking.md. Everything netlink goes through libnl-route-3. */
+#include "network.h"
+#include "cleanup.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <linux/if_ether.h>
+#include <linux/if_tun.h>
+#include <linux/nsfs.h>
+#include <linux/pkt_cls.h>
+#include <linux/rtnetlink.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include <netlink/netlink.h>
+#include <netlink/route/act/mirred.h>
+#include <netlink/route/addr.h>
+#include <netlink/route/classifier.h>
+#include <netlink/route/cls/u32.h>
+#include <netlink/route/link.h>
+#include <netlink/route/qdisc.h>
+#include <netlink/route/route.h>
+
+/* tc priorities on the ingress qdiscs. The hold comes first: it drops what
+ * the redirect would otherwise carry. A u32 filter chain is per priority and
+ * protocol, so IPv4 and IPv6 holds need a priority each. */
+#define PRIO_HOLD_V4 1
+#define PRIO_HOLD_V6 2
+#define PRIO_HOLD_ALL 3
+#define PRIO_REDIRECT 10
+#define TAP_PREFIX "cctap"
+#define INGRESS_HANDLE TC_HANDLE(0xffff, 0)
+
+static void nl_cache_freep(struct nl_cache **c)
+{
+	if (*c)
+		nl_cache_free(*c);
+}
+#define _cleanup_nl_cache_ _cleanup_(nl_cache_freep)
+
+/* "<context>: <libnl's reason>", context formatted as printf. */
+static int nl_fail(struct error **err, int nlerr, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int nl_fail(struct error **err, int nlerr, const char *fmt, ...)
+{
+	char ctx[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(ctx, sizeof(ctx), fmt, ap);
+	va_end(ap);
+	return error_setx(err, EIO, "%s: %s", ctx, nl_geterror(nlerr));
+}
+
+/* ---- the spec sent to the agent -------------------------------------------- */
+
+static void network_spec_free(Cocoon__NetworkSpec *spec)
+{
+	if (!spec)
+		return;
+	for (size_t i = 0; i < spec->n_interfaces; i++) {
+		Cocoon__NetInterface *ifc = spec->interfaces[i];
+		free(ifc->name);
+		free(ifc->mac);
+		for (size_t j = 0; j < ifc->n_addresses; j++)
+			free(ifc->addresses[j]);
+		free(ifc->addresses);
+		free(ifc);
+	}
+	free(spec->interfaces);
+	for (size_t i = 0; i < spec->n_routes; i++) {
+		free(spec->routes[i]->destination);
+		free(spec->routes[i]->gateway);
+		free(spec->routes[i]->device);
+		free(spec->routes[i]);
+	}
+	free(spec->routes);
+	free(spec);
+}
+
+static struct net_iface *iface_by_index(struct network *n, int ifindex)
+{
+	for (int i = 0; i < n->n_ifs; i++)
+		if (n->ifs[i].ifindex == ifindex)
+			return &n->ifs[i];
+	return NULL;
+}
+
+/* "10.88.0.5/16": an nl_addr with its prefix length. */
+static char *addr_text(struct nl_addr *a, int family)
+{
+	char ip[INET6_ADDRSTRLEN] = "";
+	char *out = NULL;
+	unsigned char zero[16] = {0};
+	const void *bin = nl_addr_get_len(a) ? nl_addr_get_binary_addr(a) : zero;
+	if (!inet_ntop(family, bin, ip, sizeof(ip)))
+		return NULL;
+	if (asprintf(&out, "%s/%u", ip, nl_addr_get_prefixlen(a)) < 0)
+		return NULL;
+	return out;
+}
+
+/* ---- reading the namespace -------------------------------------------------- */
+
+static int read_links(struct network *n, struct nl_cache *links, const char *ns, struct error **err)
+{
+	for (struct nl_object *o = nl_cache_get_first(links); o; o = nl_cache_get_next(o)) {
+		struct rtnl_link *l = (struct rtnl_link *)o;
+		if (rtnl_link_get_flags(l) & IFF_LOOPBACK)
+			continue;
+		const char *name = rtnl_link_get_name(l);
+		const char *type = rtnl_link_get_type(l);
+		/* A veth is what podman, CNI's bridge and ptp plugins and
+		 * ctr --cni put there; tc redirects its frames to a tap. */
+		if (!type || strcmp(type, "veth") != 0)
+			return error_setx(err, EOPNOTSUPP,
+					  "network namespace %s: interface %s is of type %s; cocoon carries "
+					  "only veth interfaces into the VM",
+					  ns, name, type ? type : "unknown (no link kind)");
+		if (n->n_ifs == NET_MAX_INTERFACES)
+			return error_setx(err, E2BIG, "network namespace %s: more than %d interfaces", ns,
+					  NET_MAX_INTERFACES);
+		struct net_iface *f = &n->ifs[n->n_ifs++];
+		struct nl_addr *mac = rtnl_link_get_addr(l);
+		const unsigned char *m = mac ? nl_addr_get_binary_addr(mac) : NULL;
+		if (!m || nl_addr_get_len(mac) != 6)
+			return error_setx(err, EINVAL, "network namespace %s: interface %s has no MAC address", ns,
+					  name);
+		snprintf(f->name, sizeof(f->name), "%s", name);
+		snprintf(f->mac, sizeof(f->mac), "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4],
+			 m[5]);
+		f->ifindex = rtnl_link_get_ifindex(l);
+		f->mtu = rtnl_link_get_mtu(l);
+		f->tap_fd = -1;
+	}
+	if (n->n_ifs == 0)
+		return error_setx(err, ENODEV,
+				  "network namespace %s has no interface besides lo: nothing to connect the VM to", ns);
+	return 0;
+}
+
+static int add_string(char ***arr, size_t *n, char *s)
+{
+	if (!s)
+		return -ENOMEM;
+	char **grown = realloc(*arr, (*n + 1) * sizeof(char *));
+	if (!grown) {
+		free(s);
+		return -ENOMEM;
+	}
+	*arr = grown;
+	(*arr)[(*n)++] = s;
+	return 0;
+}
+
+static int read_addresses(struct network *n, struct nl_cache *addrs, const char *ns, struct error **err)
+{
+	Cocoon__NetworkSpec *spec = n->spec;
+	for (struct nl_object *o = nl_cache_get_first(addrs); o; o = nl_cache_get_next(o)) {
+		struct rtnl_addr *a = (struct rtnl_addr *)o;
+		int family = rtnl_addr_get_family(a);
+		struct net_iface *f = iface_by_index(n, rtnl_addr_get_ifindex(a));
+		/* Link-local addresses belong to each link: the guest's kernel
+		 * makes its own from the same MAC. */
+		if (!f || (family != AF_INET && family != AF_INET6) || rtnl_addr_get_scope(a) == RT_SCOPE_LINK ||
+		    !rtnl_addr_get_local(a))
+			continue;
+		Cocoon__NetInterface *ifc = spec->interfaces[f - n->ifs];
+		if (ifc->n_addresses == NET_MAX_ADDRESSES)
+			return error_setx(err, E2BIG, "network namespace %s: %s has more than %d addresses", ns,
+					  f->name, NET_MAX_ADDRESSES);
+		if (add_string(&ifc->addresses, &ifc->n_addresses, addr_text(rtnl_addr_get_local(a), family)) < 0)
+			return error_set(err, ENOMEM, "network namespace %s", ns);
+	}
+	return 0;
+}
+
+static int read_routes(struct network *n, struct nl_cache *routes, const char *ns, struct error **err)
+{
+	Cocoon__NetworkSpec *spec = n->spec;
+	for (struct nl_object *o = nl_cache_get_first(routes); o; o = nl_cache_get_next(o)) {
+		struct rtnl_route *r = (struct rtnl_route *)o;
+		int family = rtnl_route_get_family(r);
+		/* The kernel's own routes (the prefixes of the addresses,
+		 * fe80::/64) the guest's kernel makes again. */
+		if (rtnl_route_get_table(r) != RT_TABLE_MAIN || rtnl_route_get_type(r) != RTN_UNICAST ||
+		    rtnl_route_get_protocol(r) == RTPROT_KERNEL || (family != AF_INET && family != AF_INET6))
+			continue;
+		if (rtnl_route_get_nnexthops(r) != 1)
+			return error_setx(err, EOPNOTSUPP, "network namespace %s: a multipath route is not supported",
+					  ns);
+		struct rtnl_nexthop *nh = rtnl_route_nexthop_n(r, 0);
+		struct net_iface *f = iface_by_index(n, rtnl_route_nh_get_ifindex(nh));
+		if (!f)
+			continue;
+		if (spec->n_routes == NET_MAX_ROUTES)
+			return error_setx(err, E2BIG, "network namespace %s: more than %d routes", ns, NET_MAX_ROUTES);
+		Cocoon__NetRoute *rt = calloc(1, sizeof(*rt));
+		Cocoon__NetRoute **grown = rt ? realloc(spec->routes, (spec->n_routes + 1) * sizeof(*grown)) : NULL;
+		if (!grown) {
+			free(rt);
+			return error_set(err, ENOMEM, "network namespace %s", ns);
+		}
+		spec->routes = grown;
+		cocoon__net_route__init(rt);
+		spec->routes[spec->n_routes++] = rt;
+		struct nl_addr *gw = rtnl_route_nh_get_gateway(nh);
+		char ip[INET6_ADDRSTRLEN] = "";
+		if (gw && !inet_ntop(nl_addr_get_family(gw), nl_addr_get_binary_addr(gw), ip, sizeof(ip)))
+			ip[0] = 0;
+		rt->destination = addr_text(rtnl_route_get_dst(r), family);
+		rt->gateway = strdup(ip);
+		rt->device = strdup(f->name);
+		rt->metric = rtnl_route_get_priority(r);
+		if (!rt->destination || !rt->gateway || !rt->device)
+			return error_set(err, ENOMEM, "network namespace %s", ns);
+	}
+	return 0;
+}
+
+static int build_spec(struct network *n, const char *ns, struct error **err)
+{
+	n->spec = calloc(1, sizeof(*n->spec));
+	if (!n->spec)
+		return error_set(err, ENOMEM, "network");
+	cocoon__network_spec__init(n->spec);
+	n->spec->interfaces = calloc((size_t)n->n_ifs, sizeof(*n->spec->interfaces));
+	if (!n->spec->interfaces)
+		return error_set(err, ENOMEM, "network");
+	for (int i = 0; i < n->n_ifs; i++) {
+		Cocoon__NetInterface *ifc = calloc(1, sizeof(*ifc));
+		if (!ifc)
+			return error_set(err, ENOMEM, "network");
+		cocoon__net_interface__init(ifc);
+		n->spec->interfaces[n->spec->n_interfaces++] = ifc;
+		ifc->name = strdup(n->ifs[i].name);
+		ifc->mac = strdup(n->ifs[i].mac);
+		ifc->mtu = n->ifs[i].mtu;
+		if (!ifc->name || !ifc->mac)
+			return error_set(err, ENOMEM, "network");
+	}
+	_cleanup_nl_cache_ struct nl_cache *addrs = NULL, *routes = NULL;
+	int r = rtnl_addr_alloc_cache(n->sk, &addrs);
+	if (r < 0)
+		return nl_fail(err, r, "network namespace %s: read addresses", ns);
+	if ((r = read_addresses(n, addrs, ns, err)) < 0)
+		return r;
+	if ((r = rtnl_route_alloc_cache(n->sk, AF_UNSPEC, 0, &routes)) < 0)
+		return nl_fail(err, r, "network namespace %s: read routes", ns);
+	return read_routes(n, routes, ns, err);
+}
+
+/* ---- taps and tc -------------------------------------------------------------- */
+
+/* A tap for QEMU, with the veth's MTU, up. IFF_VNET_HDR lets QEMU pass
+ * checksum and segmentation offloads through instead of doing them here. */
+static int make_tap(struct network *n, struct net_iface *f, int index, struct error **err)
+{
+	struct ifreq ifr = {.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR};
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), TAP_PREFIX "%d", index);
+	f->tap_fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (f->tap_fd < 0)
+		return error_set(err, errno, "open /dev/net/tun");
+	if (ioctl(f->tap_fd, TUNSETIFF, &ifr) < 0)
+		return error_set(err, errno, "tap %s for %s", ifr.ifr_name, f->name);
+	snprintf(f->tap_name, sizeof(f->tap_name), "%s", ifr.ifr_name);
+
+	struct rtnl_link *tap = NULL, *change = rtnl_link_alloc();
+	int r = change ? rtnl_link_get_kernel(n->sk, 0, f->tap_name, &tap) : -NLE_NOMEM;
+	if (r >= 0) {
+		f->tap_ifindex = rtnl_link_get_ifindex(tap);
+		rtnl_link_set_mtu(change, f->mtu);
+		rtnl_link_set_flags(change, IFF_UP);
+		r = rtnl_link_change(n->sk, tap, change, 0);
+	}
+	if (tap)
+		rtnl_link_put(tap);
+	if (change)
+		rtnl_link_put(change);
+	return r < 0 ? nl_fail(err, r, "tap %s", f->tap_name) : 0;
+}
+
+static int add_ingress(struct network *n, int ifindex, const char *name, struct error **err)
+{
+	struct rtnl_qdisc *q = rtnl_qdisc_alloc();
+	if (!q)
+		return error_set(err, ENOMEM, "qdisc");
+	rtnl_tc_set_ifindex(TC_CAST(q), ifindex);
+	rtnl_tc_set_parent(TC_CAST(q), TC_H_INGRESS);
+	rtnl_tc_set_handle(TC_CAST(q), INGRESS_HANDLE);
+	rtnl_tc_set_kind(TC_CAST(q), "ingress");
+	/* It may be there already: a hold kept across a checkpoint lives on
+	 * the veth's ingress qdisc. */
+	int r = rtnl_qdisc_add(n->sk, q, NLM_F_CREATE | NLM_F_EXCL);
+	rtnl_qdisc_put(q);
+	if (r < 0 && r != -NLE_EXIST)
+		return nl_fail(err, r, "ingress qdisc on %s", name);
+	return 0;
+}
+
+/* A u32 filter on ifindex's ingress at prio for protocol; with a key (value
+ * at off under mask) or matching everything (mask 0); the action redirects
+ * to redirect_to, or drops when that is 0. */
+static struct rtnl_cls *new_filter(int ifindex, int prio, int protocol)
+{
+	struct rtnl_cls *cls = rtnl_cls_alloc();
+	if (!cls)
+		return NULL;
+	rtnl_tc_set_ifindex(TC_CAST(cls), ifindex);
+	rtnl_tc_set_parent(TC_CAST(cls), INGRESS_HANDLE);
+	rtnl_tc_set_kind(TC_CAST(cls), "u32");
+	rtnl_cls_set_prio(cls, (uint16_t)prio);
+	rtnl_cls_set_protocol(cls, (uint16_t)protocol);
+	return cls;
+}
+
+/* The action of every filter here is mirred, the one tc action this host's
+ * kernel has (no gact, so no plain "drop"): a redirect to the other side,
+ * or for a hold a mirror whose verdict is "drop". A mirror to a device that
+ * is down, or gone, sends nothing; the packet is dropped either way. */
+static int add_filter(struct network *n, struct rtnl_cls *cls, int target, bool hold, const char *what,
+		      struct error **err)
+{
+	struct rtnl_act *act = rtnl_act_alloc();
+	int r = act ? 0 : -NLE_NOMEM;
+	if (r == 0) {
+		rtnl_tc_set_kind(TC_CAST(act), "mirred");
+		rtnl_mirred_set_action(act, hold ? TCA_EGRESS_MIRROR : TCA_EGRESS_REDIR);
+		rtnl_mirred_set_policy(act, hold ? TC_ACT_SHOT : TC_ACT_STOLEN);
+		rtnl_mirred_set_ifindex(act, (uint32_t)target);
+	}
+	/* Without the terminal flag u32 matches but runs no action. */
+	if (r == 0 && (r = rtnl_u32_add_action(cls, act)) == 0 && (r = rtnl_u32_set_cls_terminal(cls)) == 0)
+		r = rtnl_cls_add(n->sk, cls, NLM_F_CREATE);
+	if (act)
+		rtnl_act_put(act);
+	rtnl_cls_put(cls);
+	return r < 0 ? nl_fail(err, r, "tc filter (%s)", what) : 0;
+}
+
+static int add_redirect(struct network *n, int from, int to, const char *what, struct error **err)
+{
+	struct rtnl_cls *cls = new_filter(from, PRIO_REDIRECT, ETH_P_ALL);
+	if (!cls || rtnl_u32_add_key_uint32(cls, 0, 0, 0, 0) < 0) {
+		if (cls)
+			rtnl_cls_put(cls);
+		return error_set(err, ENOMEM, "tc filter");
+	}
+	return add_filter(n, cls, to, false, what, err);
+}
+
+static void del_filters(struct network *n, int ifindex, int prio, int protocol)
+{
+	struct rtnl_cls *cls = new_filter(ifindex, prio, protocol);
+	if (cls) {
+		rtnl_cls_delete(n->sk, cls, 0);
+		rtnl_cls_put(cls);
+	}
+}
+
+/* Each interface gets a tap, and each side's ingress redirects to the
+ * other's egress: frames pass untouched both ways. */
+static int connect_taps(struct network *n, struct error **err)
+{
+	for (int i = 0; i < n->n_ifs; i++) {
+		struct net_iface *f = &n->ifs[i];
+		char what[64];
+		int r = make_tap(n, f, i, err);
+		if (r < 0)
+			return r;
+		if ((r = add_ingress(n, f->ifindex, f->name, err)) < 0 ||
+		    (r = add_ingress(n, f->tap_ifindex, f->tap_name, err)) < 0)
+			return r;
+		/* A redirect left by an earlier shim (one killed outright)
+		 * points at a tap that is gone; this one replaces it. */
+		del_filters(n, f->ifindex, PRIO_REDIRECT, ETH_P_ALL);
+		snprintf(what, sizeof(what), "%s to %s", f->name, f->tap_name);
+		if ((r = add_redirect(n, f->ifindex, f->tap_ifindex, what, err)) < 0)
+			return r;
+		snprintf(what, sizeof(what), "%s to %s", f->tap_name, f->name);
+		if ((r = add_redirect(n, f->tap_ifindex, f->ifindex, what, err)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* ---- open and close ----------------------------------------------------------- */
+
+static int enter_netns(const char *path, int *back, struct error **err)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return error_set(err, errno, "network namespace %s", path);
+	int type = ioctl(fd, NS_GET_NSTYPE);
+	if (type != CLONE_NEWNET)
+		return error_setx(err, EINVAL, "%s is not a network namespace", path);
+	*back = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (*back < 0)
+		return error_set(err, errno, "/proc/self/ns/net");
+	if (setns(fd, CLONE_NEWNET) < 0) {
+		int e = errno;
+		close(*back);
+		*back = -1;
+		return error_set(err, e, "enter network namespace %s", path);
+	}
+	return 0;
+}
+
+static int open_inside(struct network *n, const char *path, struct error **err)
+{
+	_cleanup_nl_cache_ struct nl_cache *links = NULL;
+	n->sk = nl_socket_alloc();
+	if (!n->sk)
+		return error_set(err, ENOMEM, "netlink socket");
+	int r = nl_connect(n->sk, NETLINK_ROUTE);
+	if (r < 0)
+		return nl_fail(err, r, "netlink socket in %s", path);
+	if ((r = rtnl_link_alloc_cache(n->sk, AF_UNSPEC, &links)) < 0)
+		return nl_fail(err, r, "network namespace %s: read links", path);
+	if ((r = read_links(n, links, path, err)) < 0 || (r = build_spec(n, path, err)) < 0)
+		return r;
+	return connect_taps(n, err);
+}
+
+int network_open(struct network *n, const char *netns_path, struct error **err)
+{
+	int back = -1;
+	memset(n, 0, sizeof(*n));
+	int r = enter_netns(netns_path, &back, err);
+	if (r < 0)
+		return r;
+	/* The netlink socket and the taps belong to the namespace they were
+	 * made in; the shim itself goes back to its own. */
+	r = open_inside(n, netns_path, err);
+	if (setns(back, CLONE_NEWNET) < 0 && r >= 0)
+		r = error_set(err, errno, "return to the shim's network namespace");
+	close(back);
+	if (r < 0) {
+		network_close(n);
+		return r;
+	}
+	return 0;
+}
+
+/* The engine's interface as it was: no ingress qdisc, unless a hold is
+ * still on it. */
+static void clean_ingress(struct network *n, struct net_iface *f)
+{
+	_cleanup_nl_cache_ struct nl_cache *filters = NULL;
+	del_filters(n, f->ifindex, PRIO_REDIRECT, ETH_P_ALL);
+	if (rtnl_cls_alloc_cache(n->sk, f->ifindex, INGRESS_HANDLE, &filters) < 0 || nl_cache_nitems(filters) > 0)
+		return;
+	struct rtnl_qdisc *q = rtnl_qdisc_alloc();
+	if (!q)
+		return;
+	rtnl_tc_set_ifindex(TC_CAST(q), f->ifindex);
+	rtnl_tc_set_parent(TC_CAST(q), TC_H_INGRESS);
+	rtnl_tc_set_handle(TC_CAST(q), INGRESS_HANDLE);
+	rtnl_tc_set_kind(TC_CAST(q), "ingress");
+	rtnl_qdisc_delete(n->sk, q);
+	rtnl_qdisc_put(q);
+}
+
+void network_close(struct network *n)
+{
+	for (int i = 0; i < n->n_ifs; i++) {
+		struct net_iface *f = &n->ifs[i];
+		if (n->sk && f->tap_ifindex)
+			clean_ingress(n, f);
+		/* The tap goes with its last fd, QEMU's or this one. */
+		if (f->tap_fd >= 0)
+			close(f->tap_fd);
+		f->tap_fd = -1;
+	}
+	if (n->sk)
+		nl_socket_free(n->sk);
+	network_spec_free(n->spec);
+	memset(n, 0, sizeof(*n));
+}
+
+/* ---- the hold across a checkpoint ---------------------------------------------- */
+
+static int set_tap_up(struct network *n, struct net_iface *f, bool up)
+{
+	struct rtnl_link *tap = NULL, *change = rtnl_link_alloc();
+	int r = change ? rtnl_link_get_kernel(n->sk, f->tap_ifindex, NULL, &tap) : -NLE_NOMEM;
+	if (r >= 0) {
+		if (up)
+			rtnl_link_set_flags(change, IFF_UP);
+		else
+			rtnl_link_unset_flags(change, IFF_UP);
+		r = rtnl_link_change(n->sk, tap, change, 0);
+	}
+	if (tap)
+		rtnl_link_put(tap);
+	if (change)
+		rtnl_link_put(change);
+	return r;
+}
+
+/* What arrives on the engine's interface for one of the container's
+ * addresses is dropped by a mirror to the tap (down now, gone once the VM
+ * is): that outlives the shim and the tap, until a restore releases it. */
+static int add_hold(struct network *n, struct net_iface *f, const char *addr, struct error **err)
+{
+	char ip[INET6_ADDRSTRLEN + 4];
+	snprintf(ip, sizeof(ip), "%s", addr);
+	ip[strcspn(ip, "/")] = 0;
+	struct in_addr a4;
+	struct in6_addr a6;
+	struct rtnl_cls *cls = NULL;
+	int r = -1;
+	/* u32 offsets count from the network header: the IPv4 destination is
+	 * at 16, the IPv6 one at 24. */
+	if (inet_pton(AF_INET, ip, &a4) == 1) {
+		cls = new_filter(f->ifindex, PRIO_HOLD_V4, ETH_P_IP);
+		r = cls ? rtnl_u32_add_key_in_addr(cls, &a4, 32, 16, 0) : -1;
+	} else if (inet_pton(AF_INET6, ip, &a6) == 1) {
+		cls = new_filter(f->ifindex, PRIO_HOLD_V6, ETH_P_IPV6);
+		r = cls ? rtnl_u32_add_key_in6_addr(cls, &a6, 128, 24, 0) : -1;
+	}
+	if (r < 0) {
+		if (cls)
+			rtnl_cls_put(cls);
+		return error_setx(err, EINVAL, "hold: cannot match address %s", addr);
+	}
+	char what[96];
+	snprintf(what, sizeof(what), "hold for %s", ip);
+	return add_filter(n, cls, f->tap_ifindex, true, what, err);
+}
+
+static int hold_one(struct network *n, struct net_iface *f, const Cocoon__NetInterface *ifc, bool guest_side,
+		    struct error **err)
+{
+	for (size_t j = 0; j < ifc->n_addresses; j++) {
+		int r = add_hold(n, f, ifc->addresses[j], err);
+		if (r < 0)
+			return r;
+	}
+	if (guest_side) {
+		/* What the frozen guest would answer, and the reset when its
+		 * tasks are killed after the dump, never leaves the tap. */
+		struct rtnl_cls *cls = new_filter(f->tap_ifindex, PRIO_HOLD_ALL, ETH_P_ALL);
+		if (!cls || rtnl_u32_add_key_uint32(cls, 0, 0, 0, 0) < 0) {
+			if (cls)
+				rtnl_cls_put(cls);
+			return error_set(err, ENOMEM, "tc filter");
+		}
+		int r = add_filter(n, cls, f->tap_ifindex, true, "hold from the guest", err);
+		if (r < 0)
+			return r;
+	}
+	int r = set_tap_up(n, f, false);
+	return r < 0 ? nl_fail(err, r, "hold: %s down", f->tap_name) : 0;
+}
+
+int network_hold(struct network *n, bool guest_side, struct error **err)
+{
+	for (int i = 0; i < n->n_ifs; i++) {
+		int r = hold_one(n, &n->ifs[i], n->spec->interfaces[i], guest_side, err);
+		if (r < 0) {
+			network_release(n, NULL);
+			return r;
+		}
+	}
+	return 0;
+}
+
+int network_release(struct network *n, struct error **err)
+{
+	int r = 0;
+	for (int i = 0; i < n->n_ifs; i++) {
+		struct net_iface *f = &n->ifs[i];
+		del_filters(n, f->ifindex, PRIO_HOLD_V4, ETH_P_IP);
+		del_filters(n, f->ifindex, PRIO_HOLD_V6, ETH_P_IPV6);
+		if (!f->tap_ifindex)
+			continue;
+		del_filters(n, f->tap_ifindex, PRIO_HOLD_ALL, ETH_P_ALL);
+		int e = set_tap_up(n, f, true);
+		if (e < 0 && r == 0)
+			r = nl_fail(err, e, "release: %s up", f->tap_name);
+	}
+	return r;
+}

@@ -1,0 +1,56 @@
+/* The engine's network, carried into the VM (Kata's "tcfilter" model).
+ *
+ * The engine (podman, CNI, ctr --cni) made a network namespace and put a veth
+ * with the container's address in it. The shim works inside that namespace:
+ * for each interface it makes a tap for QEMU and joins the two with tc, an
+ * ingress qdisc on each side and a u32 match-all filter whose action is
+ * "mirred egress redirect" to the other side. The veth keeps its address, so
+ * the engine's view (inspect, port publishing) is unchanged. The addresses,
+ * routes and MTU are read here and sent to the agent, which gives the
+ * container's network namespace in the guest the same ones.
+ *
+ * Between a checkpoint with --tcp-established and the restore, a "hold"
+ * drops what arrives for the container's addresses on the veth, so that no
+ * kernel answers the peers of its connections with a reset while the
+ * container is in no VM (docs/networking.md). */
+#pragma once
+
+#include <net/if.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "proto.h"
+
+struct nl_sock;
+
+struct net_iface {
+	char name[IF_NAMESIZE];	    /* the engine's interface (a veth) */
+	int ifindex;
+	char tap_name[IF_NAMESIZE];
+	int tap_ifindex;
+	int tap_fd;		    /* for QEMU; -1 once handed over */
+	char mac[18];		    /* the veth's, given to the guest's device */
+	unsigned mtu;
+};
+
+struct network {
+	struct nl_sock *sk;	    /* a netlink socket opened inside the namespace */
+	struct net_iface ifs[NET_MAX_INTERFACES];
+	int n_ifs;
+	Cocoon__NetworkSpec *spec;  /* what the agent gets; owned here */
+};
+
+/* Enters the network namespace at netns_path, reads its interfaces,
+ * addresses and routes, and makes and connects a tap for each interface.
+ * The caller stays in its own namespace. On failure nothing is left behind. */
+int network_open(struct network *n, const char *netns_path, struct error **err);
+
+/* Removes the taps' redirects from the engine's interfaces and closes what
+ * is left. A hold stays in place for the restore to take over. */
+void network_close(struct network *n);
+
+/* Drops what arrives for the container's addresses on the engine's side
+ * (and, with guest_side, whatever the guest sends), until network_release. */
+int network_hold(struct network *n, bool guest_side, struct error **err);
+int network_release(struct network *n, struct error **err);

@@ -1,0 +1,264 @@
+"""Containers on the engine's network (docs/networking.md).
+
+Each test makes a network namespace the way CNI's bridge plugin does: `ip
+netns add`, a veth pair with the container's address on the namespace's end
+and the other end on a bridge in the root namespace that holds the gateway
+address. The container joins it through linux.namespaces, as under podman,
+Kubernetes or `ctr --cni`. Nothing outside the test's own bridge is touched.
+"""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import COCOON, wait_for, write_bundle
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip"),
+                                reason="needs root and iproute2 to make network namespaces")
+
+
+def sh(*cmd):
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, f"{cmd}: {r.stderr}"
+    return r.stdout
+
+
+class Net:
+    """A CNI-bridge-style namespace: NS with eth0 at IP/24, gateway GW on
+    bridge BR in the root namespace."""
+
+    def __init__(self, tag):
+        sub = 100 + os.getpid() % 100
+        self.ns = f"ccn-{tag}-{os.getpid()}"
+        self.path = f"/run/netns/{self.ns}"
+        self.br = f"ccbr{os.getpid() % 100000}"
+        self.veth = f"ccv{os.getpid() % 100000}"
+        self.ip = f"10.199.{sub}.2"
+        self.gw = f"10.199.{sub}.1"
+        self.ip6 = f"fd99:{sub}::2"
+        sh("ip", "netns", "add", self.ns)
+        sh("ip", "link", "add", self.br, "type", "bridge")
+        sh("ip", "addr", "add", f"{self.gw}/24", "dev", self.br)
+        sh("ip", "addr", "add", f"fd99:{sub}::1/64", "dev", self.br, "nodad")
+        sh("ip", "link", "set", self.br, "up")
+        sh("ip", "link", "add", self.veth, "type", "veth", "peer", "name", "eth0", "netns", self.ns)
+        sh("ip", "link", "set", self.veth, "master", self.br, "up")
+        sh("ip", "-n", self.ns, "link", "set", "lo", "up")
+        sh("ip", "-n", self.ns, "addr", "add", f"{self.ip}/24", "dev", "eth0")
+        sh("ip", "-n", self.ns, "addr", "add", f"{self.ip6}/64", "dev", "eth0", "nodad")
+        sh("ip", "-n", self.ns, "link", "set", "eth0", "up")
+        sh("ip", "-n", self.ns, "route", "add", "default", "via", self.gw)
+
+    def close(self):
+        subprocess.run(["ip", "netns", "del", self.ns], capture_output=True)
+        subprocess.run(["ip", "link", "del", self.br], capture_output=True)
+
+    def tc(self, *what):
+        return sh("tc", "-n", self.ns, *what)
+
+
+@pytest.fixture
+def net():
+    n = Net("t")
+    yield n
+    n.close()
+
+
+def joining(path):
+    def extra(spec):
+        for ns in spec["linux"]["namespaces"]:
+            if ns["type"] == "network":
+                ns["path"] = path
+    return extra
+
+
+def start(env, cid, bundle):
+    rc, out, err = env.create(cid, bundle)
+    assert rc == 0, err.read_text()
+    env.run("start", cid, check=True)
+    return out
+
+
+def lines(path):
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def http_get(ip, port=80, timeout=20):
+    with socket.create_connection((ip, port), timeout=timeout) as s:
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        data = b""
+        while chunk := s.recv(4096):
+            data += chunk
+    return data.decode(errors="replace")
+
+
+def test_http_both_ways_on_a_cni_bridge(env, net):
+    """busybox httpd in the container answers a host client at the
+    container's IP; the container reaches a server on the host through its
+    default route; the engine's view (the veth and its address) is kept."""
+    b = write_bundle(env.tmp / "b", ["sh", "-c", "httpd -p 80 -h /www && exec payload counter 1000"],
+                     extra=joining(net.path))
+    for tool in ("httpd", "nc", "ip"):
+        (b.rootfs / "bin" / tool).symlink_to("busybox")
+    (b.rootfs / "www").mkdir()
+    (b.rootfs / "www" / "index.html").write_text("hello from cocoon\n")
+    out = start(env, "web", b)
+    assert wait_for(lambda: lines(out))
+    reply = wait_for(lambda: _try(http_get, net.ip), timeout=30)
+    assert reply and "200 OK" in reply and "hello from cocoon" in reply, reply
+    # IPv6 too, at the address the engine gave.
+    assert "hello from cocoon" in http_get(net.ip6)
+
+    srv = socket.socket()
+    srv.bind((net.gw, 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    got = []
+    t = threading.Thread(target=lambda: got.append(srv.accept()[0].recv(100)))
+    t.start()
+    r = env.run("exec", "web", "sh", "-c", f"echo from-the-container | nc {net.gw} {port}")
+    t.join(20)
+    srv.close()
+    assert got == [b"from-the-container\n"], (got, r.stderr)
+
+    r = env.run("exec", "web", "sh", "-c", "ip -o addr show eth0; ip route; cat /sys/class/net/eth0/mtu")
+    assert f"inet {net.ip}/24" in r.stdout and f"inet6 {net.ip6}/64" in r.stdout, r.stdout
+    assert f"default via {net.gw} dev eth0" in r.stdout and "1500" in r.stdout, r.stdout
+    # The tap is connected by tc; the engine's veth keeps its address.
+    assert "mirred (Egress Redirect to device cctap0)" in net.tc("filter", "show", "dev", "eth0", "ingress")
+    assert f"inet {net.ip}/24" in sh("ip", "-n", net.ns, "addr", "show", "eth0")
+    env.run("delete", "--force", "web", check=True)
+    # Nothing of cocoon's is left in the engine's namespace.
+    assert "cctap" not in sh("ip", "-n", net.ns, "link")
+    assert "ingress" not in net.tc("qdisc", "show", "dev", "eth0")
+
+
+def _try(fn, *args):
+    try:
+        return fn(*args)
+    except OSError:
+        return None
+
+
+class Writer:
+    """A host client that keeps writing numbered lines on one connection to
+    the container's echo server and reads them back."""
+
+    def __init__(self, ip, port):
+        self.sock = socket.create_connection((ip, port), timeout=10)
+        self.sock.settimeout(120)
+        self.sent = bytearray()
+        self.echoed = bytearray()
+        self.error = None
+        self.stop = False
+        self.t0 = time.time()
+        self.tw = threading.Thread(target=self._write)
+        self.tr = threading.Thread(target=self._read)
+        self.tw.start()
+        self.tr.start()
+
+    def _write(self):
+        n = 0
+        try:
+            while not self.stop:
+                line = f"line {n}\n".encode()
+                self.sock.sendall(line)
+                self.sent += line
+                n += 1
+                time.sleep(0.05)
+        except OSError as e:
+            self.error = e
+
+    def _read(self):
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    if not self.stop:
+                        self.error = self.error or EOFError("the server closed the connection")
+                    return
+                self.echoed += chunk
+        except OSError as e:
+            if not self.stop:
+                self.error = e
+
+    def finish(self):
+        """Stops writing, waits for the last echo, then hangs up."""
+        self.stop = True
+        self.tw.join(30)
+        wait_for(lambda: len(self.echoed) >= len(self.sent) or self.error, timeout=60)
+        self.sock.shutdown(socket.SHUT_RDWR)
+        self.tr.join(30)
+        self.sock.close()
+
+
+def test_established_tcp_survives_restore_into_a_fresh_vm(env, net):
+    """A host client holds a connection to the container and keeps writing
+    through a checkpoint with --tcp-established and a restore into a fresh
+    VM: no reset, every byte echoed once and in order. The listener takes new
+    connections at the same address afterwards."""
+    b = write_bundle(env.tmp / "b", ["payload", "echo-server", "7000"], extra=joining(net.path))
+    out = start(env, "tcp", b)
+    assert wait_for(lambda: lines(out)[:1] == ["listening 7000"])
+    w = Writer(net.ip, 7000)
+    assert wait_for(lambda: len(w.echoed) > 100)
+    r = env.run("checkpoint", "--image-path", str(env.tmp / "ck"), "--tcp-established", "tcp", timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert wait_for(lambda: env.state("tcp")["status"] == "stopped")
+    # Between the dump and the restore the container's address drops.
+    assert "(Egress Mirror to device *) drop" in net.tc("filter", "show", "dev", "eth0", "ingress")
+    held = len(w.echoed)
+    env.run("delete", "tcp", check=True)
+    with open(env.tmp / "r.out", "wb") as o, open(env.tmp / "r.err", "wb") as e:
+        rc = subprocess.run([str(COCOON), "--root", str(env.root), "--config", str(env.config), "restore",
+                             "--image-path", str(env.tmp / "ck"), "--bundle", str(b.path), "--detach",
+                             "--tcp-established", "tcp"],
+                            stdin=subprocess.DEVNULL, stdout=o, stderr=e, timeout=600).returncode
+    assert rc == 0, (env.tmp / "r.err").read_text()
+    assert " drop" not in net.tc("filter", "show", "dev", "eth0", "ingress")
+    assert wait_for(lambda: len(w.echoed) > held + 200 or w.error, timeout=120), "no echo after the restore"
+    w.finish()
+    assert w.error is None, w.error
+    assert bytes(w.echoed) == bytes(w.sent)
+    reply = Writer(net.ip, 7000)
+    assert wait_for(lambda: len(reply.echoed) > 10)
+    reply.finish()
+    env.run("delete", "--force", "tcp", check=True)
+
+
+def create_error(env, cid, extra):
+    b = write_bundle(env.tmp / cid, ["payload", "echo", "x"], extra=extra)
+    rc, out, err = env.create(cid, b)
+    assert rc != 0
+    assert not (env.root / cid).exists(), "a failed create left its state behind"
+    return err.read_text()
+
+
+def test_bad_network_namespaces_are_named(env):
+    text = create_error(env, "nopath", joining("/run/netns/cocoon-no-such-netns"))
+    assert "/run/netns/cocoon-no-such-netns" in text and "No such file" in text, text
+
+    def host_network(spec):
+        spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"] if n["type"] != "network"]
+    text = create_error(env, "hostnet", host_network)
+    assert "host networking" in text, text
+
+    text = create_error(env, "notns", joining("/etc/passwd"))
+    assert "/etc/passwd is not a network namespace" in text, text
+
+    empty = Net("e")
+    try:
+        sh("ip", "-n", empty.ns, "link", "del", "eth0")
+        text = create_error(env, "empty", joining(empty.path))
+        assert "has no interface besides lo" in text, text
+        sh("ip", "-n", empty.ns, "link", "add", "br0", "type", "bridge")
+        text = create_error(env, "bridge", joining(empty.path))
+        assert "interface br0 is of type bridge" in text, text
+        assert "cctap" not in sh("ip", "-n", empty.ns, "link")
+    finally:
+        empty.close()
