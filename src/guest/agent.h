@@ -72,6 +72,7 @@ struct agent {
 	char **module_failures;
 	size_t n_module_failures;
 	bool shared_mounted;
+	bool volumes_mounted; /* the volumes share, mounted by the first container that has binds */
 	bool virtiofs; /* shares are virtiofs (cocoon.fs=virtiofs), else 9p */
 	char criu_path[256];
 	char self_path[256]; /* this binary, for its --copy-tree mode */

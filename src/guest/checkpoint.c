@@ -440,7 +440,7 @@ struct ckpt_ctx {
 	int shm_watch;	/* inotify on an empty /dev/shm left out of the dump */
 	char *err;	/* the first failure, answered once both have ended */
 	int err_code;
-	char *ext_args[8];
+	char *ext_args[AGENT_MAX_BINDS];
 	size_t n_ext;
 };
 
@@ -1035,7 +1035,7 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 		criu_conf_save_mounts(c->procs[0].pid, x->img);
 
 	char pid[16], parent[300];
-	char *argv[64];
+	char *argv[64 + 2 * AGENT_MAX_BINDS];
 	int n = 0;
 	snprintf(pid, sizeof(pid), "%d", c->procs[0].pid);
 	argv[n++] = a->criu_path;
@@ -1185,7 +1185,7 @@ struct restore_ctx {
 	int child_fds[4]; /* stdin, stdout, stderr, netns */
 	long long t0, copy_ms;
 	Cocoon__CriuOptions criu;
-	char *args[16];
+	char *args[16 + AGENT_MAX_BINDS];
 	size_t n_args;
 	pid_t criu_pid;
 	struct guard progress;
@@ -1361,7 +1361,7 @@ static void restore_start_criu(struct restore_ctx *x)
 	struct agent *a = x->a;
 	struct agent_container *c = container_find(a, x->cid);
 	_cleanup_error_ struct error *e = NULL;
-	char *argv[64];
+	char *argv[64 + 2 * AGENT_MAX_BINDS];
 	int n = 0;
 
 	if (!c) {
@@ -1386,7 +1386,7 @@ static void restore_start_criu(struct restore_ctx *x)
 	argv[n++] = pidfile;
 	argv[n++] = (char *)"--manage-cgroups=ignore";
 	criu_common_args(argv, &n, &x->criu);
-	for (size_t i = 0; i < c->n_binds && x->n_args < 6; i++) {
+	for (size_t i = 0; i < c->n_binds; i++) {
 		if (asprintf(&x->args[x->n_args], "mnt[cocoon-bind-%zu]:%s", i, c->bind_sources[i]) < 0)
 			break;
 		argv[n++] = (char *)"--external";
@@ -1574,6 +1574,12 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 	struct agent_container *c = container_new(a, s->id, s, msg, sizeof(msg));
 	if (!c) {
 		agent_send_error(a, id, EINVAL, "restore %s: %s", s->id, msg);
+		free(x);
+		return;
+	}
+	if (mounts_prepare_restore(s, c->rootfs, msg, sizeof(msg)) < 0) {
+		agent_send_error(a, id, EIO, "restore %s: %s", s->id, msg);
+		container_free(c);
 		free(x);
 		return;
 	}

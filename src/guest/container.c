@@ -97,6 +97,10 @@ void container_free(struct agent_container *c)
 		umount2(c->rootfs, MNT_DETACH);
 	if (c->cgroup[0])
 		rmdir(c->cgroup);
+	for (size_t i = 0; i < c->n_binds; i++) {
+		free(c->bind_dests[i]);
+		free(c->bind_sources[i]);
+	}
 	if (c->spec)
 		cocoon__container_spec__free_unpacked(c->spec, NULL);
 	memset(c, 0, sizeof(*c));
@@ -445,6 +449,69 @@ static int open_join_namespaces(struct agent *a, const Cocoon__ContainerSpec *s,
 	return 0;
 }
 
+/* The volumes share holds every bind mount source of the sandbox: mounted
+ * once, by the first container that needs it. 9p with cache=mmap, as the
+ * rootfs: reads and writes go straight to the host, so either side sees the
+ * other's writes, and shared writable mappings work. */
+static int mount_volumes(struct agent *a)
+{
+	if (a->volumes_mounted)
+		return 0;
+	mkdir("/run/cocoon", 0700);
+	mkdir(AGENT_VOLUMES_DIR, 0700);
+	int r = a->virtiofs ? mount(AGENT_VOLUMES_TAG, AGENT_VOLUMES_DIR, "virtiofs", 0, NULL)
+			    : agent_mount_9p(AGENT_VOLUMES_TAG, AGENT_VOLUMES_DIR, 0, "mmap");
+	if (r < 0)
+		return -errno;
+	a->volumes_mounted = true;
+	return 0;
+}
+
+/* The spec's bind mounts: their sources must come from the volumes share,
+ * and CRIU will need them by name. */
+static int container_note_binds(struct agent *a, struct agent_container *c, const Cocoon__ContainerSpec *s,
+				char *msg, size_t msg_size)
+{
+	/* A pod member's volumes are in its own directory of the pod share,
+	 * which mount_rootfs mounted (host/pod.h). */
+	char pod_volumes[128] = "";
+	if (s->join_container && *s->join_container)
+		snprintf(pod_volumes, sizeof(pod_volumes), AGENT_POD_DIR "/%s/volumes/", c->id);
+	for (size_t i = 0; i < s->n_mounts; i++) {
+		const Cocoon__Mount *m = s->mounts[i];
+		if (strcmp(m->type, "bind") != 0)
+			continue;
+		size_t n = strlen(AGENT_VOLUMES_DIR);
+		bool in_pod = m->source && *pod_volumes && strncmp(m->source, pod_volumes, strlen(pod_volumes)) == 0;
+		if (!m->source || (!in_pod && strncmp(m->source, AGENT_VOLUMES_DIR "/", n + 1) != 0) ||
+		    strstr(m->source, "..")) {
+			snprintf(msg, msg_size, "mount %s: bind source %s is not in the volumes share", m->destination,
+				 m->source ? m->source : "(none)");
+			return -EINVAL;
+		}
+		if (c->n_binds == AGENT_MAX_BINDS) {
+			snprintf(msg, msg_size, "at most %d bind mounts", AGENT_MAX_BINDS);
+			return -E2BIG;
+		}
+		int r = in_pod ? 0 : mount_volumes(a);
+		if (r < 0) {
+			snprintf(msg, msg_size, "mount the volumes share (%s tag %s): %s", a->virtiofs ? "virtiofs" : "9p",
+				 AGENT_VOLUMES_TAG, strerror(-r));
+			return r;
+		}
+		c->bind_dests[c->n_binds] = strdup(m->destination);
+		c->bind_sources[c->n_binds] = strdup(m->source);
+		if (!c->bind_dests[c->n_binds] || !c->bind_sources[c->n_binds]) {
+			free(c->bind_dests[c->n_binds]);
+			free(c->bind_sources[c->n_binds]);
+			snprintf(msg, msg_size, "out of memory");
+			return -ENOMEM;
+		}
+		c->n_binds++;
+	}
+	return 0;
+}
+
 static Cocoon__ContainerSpec *container_spec_dup(const Cocoon__ContainerSpec *s)
 {
 	size_t len = cocoon__container_spec__get_packed_size(s);
@@ -488,13 +555,9 @@ struct agent_container *container_new(struct agent *a, const char *id, const Coc
 	c->dev_tmpfs = mounts_tmpfs_at(s, "/dev") != NULL;
 	c->shm_tmpfs = mounts_tmpfs_at(s, "/dev/shm") != NULL;
 	c->own_netns = has_ns(s, "network");
-	for (size_t i = 0; i < s->n_mounts && c->n_binds < ARRAY_SIZE(c->bind_dests); i++) {
-		const Cocoon__Mount *m = s->mounts[i];
-		if (strcmp(m->type, "bind") != 0)
-			continue;
-		snprintf(c->bind_dests[c->n_binds], sizeof(c->bind_dests[0]), "%s", m->destination);
-		snprintf(c->bind_sources[c->n_binds], sizeof(c->bind_sources[0]), "%s", m->source);
-		c->n_binds++;
+	if (container_note_binds(a, c, s, msg, msg_size) < 0) {
+		container_free(c);
+		return NULL;
 	}
 	return c;
 }

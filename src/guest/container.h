@@ -12,6 +12,13 @@
 #define AGENT_MAX_PROCS 16 /* the init plus execs, per container */
 #define AGENT_CONTAINER_DIR "/run/cocoon/c"
 #define AGENT_ID_MAX 64
+/* Bind mounts of host paths per container (the host allows 64 mounts). */
+#define AGENT_MAX_BINDS 64
+/* Where the host's volumes share (src/host/volumes.h) is mounted. */
+#define AGENT_VOLUMES_TAG "volumes"
+#define AGENT_VOLUMES_DIR "/run/cocoon/volumes"
+/* The pod share (host/pod.h POD_GUEST_DIR), tag "pod". */
+#define AGENT_POD_DIR "/run/cocoon/pod"
 
 struct agent;
 
@@ -50,9 +57,10 @@ struct agent_container {
 	char rootfs[128];
 	bool paused;
 	bool checkpointing;
-	/* Bind mounts of host files: CRIU sees them as external mounts. */
-	char bind_dests[8][128];
-	char bind_sources[8][128];
+	/* Bind mounts of host paths, from the volumes share: CRIU sees them as
+	 * external mounts, keyed cocoon-bind-<index among them>. */
+	char *bind_dests[AGENT_MAX_BINDS];
+	char *bind_sources[AGENT_MAX_BINDS];
 	size_t n_binds;
 	/* The spec mounts a tmpfs on /dev: CRIU treats it as external, and a
 	 * restore gets a fresh one (docs/checkpoint.md). */

@@ -5,10 +5,12 @@
 #include <fcntl.h>
 #include <stdbool.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 
 static const struct {
 	const char *name;
@@ -194,6 +196,97 @@ int mounts_prepare_fresh(const Cocoon__ContainerSpec *s, const char *destination
 		}
 	}
 	return 0;
+}
+
+/* Under the destination of one of the spec's tmpfs mounts: CRIU restores
+ * those with their contents, mount points included. */
+static bool under_tmpfs(const Cocoon__ContainerSpec *s, const char *path)
+{
+	for (size_t i = 0; i < s->n_mounts; i++) {
+		const Cocoon__Mount *m = s->mounts[i];
+		size_t n = strlen(m->destination);
+		if (strcmp(m->type, "tmpfs") == 0 && strncmp(path, m->destination, n) == 0 && path[n] == '/')
+			return true;
+	}
+	return false;
+}
+
+/* The child of mounts_prepare_restore, in a mount namespace of its own: its
+ * bind mounts exist only so that the mount points of nested mounts can be
+ * made inside them, and vanish with it. */
+static void __attribute__((noreturn)) make_mountpoints_child(const Cocoon__ContainerSpec *s, const char *rootfs,
+							   int report)
+{
+	char msg[400] = "";
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+		snprintf(msg, sizeof(msg), "a mount namespace: %s", strerror(errno));
+		goto fail;
+	}
+	for (size_t i = 0; i < s->n_mounts; i++) {
+		const Cocoon__Mount *m = s->mounts[i];
+		if (under_tmpfs(s, m->destination))
+			continue;
+		char target[512];
+		struct stat st;
+		bool bind = strcmp(m->type, "bind") == 0;
+		snprintf(target, sizeof(target), "%s%s", rootfs, m->destination);
+		int r = make_target(target, bind && stat(m->source, &st) == 0 && !S_ISDIR(st.st_mode));
+		if (r < 0) {
+			snprintf(msg, sizeof(msg), "mount point %s: %s", m->destination, strerror(-r));
+			goto fail;
+		}
+		if (bind && mount(m->source, target, NULL, MS_BIND | MS_REC, NULL) < 0) {
+			snprintf(msg, sizeof(msg), "mount %s (bind from %s): %s", m->destination, m->source,
+				 strerror(errno));
+			goto fail;
+		}
+	}
+	_exit(0);
+fail:
+	if (write(report, msg, strlen(msg)) < 0)
+		_exit(1);
+	_exit(1);
+}
+
+int mounts_prepare_restore(const Cocoon__ContainerSpec *s, const char *rootfs, char *msg, size_t msg_size)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		snprintf(msg, msg_size, "pipe: %s", strerror(errno));
+		return -errno;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		snprintf(msg, msg_size, "fork: %s", strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		return -errno;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		make_mountpoints_child(s, rootfs, p[1]);
+	}
+	close(p[1]);
+	ssize_t n;
+	size_t len = 0;
+	msg[0] = 0;
+	while (len + 1 < msg_size && (n = read(p[0], msg + len, msg_size - 1 - len)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			break;
+		len += (size_t)n;
+	}
+	msg[len] = 0;
+	close(p[0]);
+	int status;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	if (!*msg)
+		snprintf(msg, msg_size, "making the mount points failed");
+	return -EIO;
 }
 
 int mounts_setup_rootfs(const Cocoon__ContainerSpec *s, const char *rootfs, char *msg, size_t msg_size)

@@ -13,3 +13,10 @@ int mounts_prepare_fresh(const Cocoon__ContainerSpec *s, const char *destination
  * filesystems under rootfs, then pivot_root()s into it. On failure fills
  * msg, naming the mount. */
 int mounts_setup_rootfs(const Cocoon__ContainerSpec *s, const char *rootfs, char *msg, size_t msg_size);
+/* Before CRIU restores into rootfs: the mount point of every mount of the
+ * spec, as runc makes them (a restore into a fresh rootfs, e.g. podman's
+ * --import on another host, lacks those of the engine's file binds). The
+ * bind mounts are mounted for a moment in a child's own mount namespace, so
+ * that mount points nested inside them are made too; those under a tmpfs
+ * are left to CRIU, which restores the tmpfs whole. */
+int mounts_prepare_restore(const Cocoon__ContainerSpec *s, const char *rootfs, char *msg, size_t msg_size);

@@ -189,6 +189,19 @@ static void keep_dump_log(struct global_opts *g, const struct checkpoint_options
 	}
 }
 
+/* A shim with volumes has a mount namespace of its own (volumes.h), and
+ * QEMU with it: a staging mount made here would only show there when the
+ * host's mounts propagate (a shared "/", as under systemd). Not knowing,
+ * the images then go through the shared directory as before. */
+static bool shim_shares_our_mounts(const struct container_state *st)
+{
+	char path[64];
+	struct stat ours, theirs;
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", st->shim_pid);
+	return stat("/proc/self/ns/mnt", &ours) == 0 && stat(path, &theirs) == 0 && ours.st_ino == theirs.st_ino &&
+	       proc_start_time(st->shim_pid) == st->shim_start;
+}
+
 static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoint_options *o,
 			 struct error **err)
 {
@@ -244,7 +257,7 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 	/* COCOON_STAGING=shared: the way before, for make bench to compare. */
 	const char *how = getenv("COCOON_STAGING");
 	bool staged = strcmp(g->cfg.shared_fs, "9p") == 0 && o->bench_route != 1 && !(how && !strcmp(how, "shared")) &&
-		      images_stage_beside(dir, ckid, dest, &stage, NULL) == 1;
+		      shim_shares_our_mounts(&st) && images_stage_beside(dir, ckid, dest, &stage, NULL) == 1;
 	o->staged_beside = staged;
 	r = container_call_timeout(g, id, &req, &resp, SHIM_CHECKPOINT_TIMEOUT_MS, err);
 	if (r < 0 && (*err)->code == ESTALE && !cr.dump_dev_shm) {

@@ -212,58 +212,74 @@ static int enter_sandbox_mounts(const struct pod_sandbox *sb, struct error **err
 	return 0;
 }
 
-/* A member's files bind-mounted from the host (/etc/hosts, ...) go beside
- * its rootfs, and the spec's sources follow them. */
-static int share_bind_files(const char *rw, const char *id, struct oci_bundle *b, struct error **err)
+/* A member's bind mounts of host paths (volumes.h) go beside its rootfs,
+ * pod/<id>/volumes/<n>, and the spec's sources follow them. */
+static int share_volumes(const char *rw, const char *ro, const char *id, struct oci_bundle *b,
+			 struct error **err)
 {
-	_cleanup_free_ char *dir = NULL;
-	if (b->n_binds == 0)
+	_cleanup_free_ char *points = NULL, *mounts = NULL;
+	if (b->n_volumes == 0)
 		return 0;
-	if (asprintf(&dir, "%s/mounts", rw) < 0)
+	if (asprintf(&points, "%s/" VOLUMES_DIR, rw) < 0 || asprintf(&mounts, "%s/" VOLUMES_DIR, ro) < 0)
 		return error_set(err, ENOMEM, "pod");
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return error_set(err, errno, "mkdir %s", dir);
-	for (size_t i = 0; i < b->n_binds; i++) {
-		_cleanup_free_ char *text = NULL, *dst = NULL, *old = NULL;
-		size_t len;
-		int r = read_file_bounded(b->binds[i].host_path, 1024 * 1024, &text, &len, err);
-		if (r < 0)
-			return error_wrap(err, "bind mount source");
-		if (asprintf(&dst, "%s/%s", dir, b->binds[i].guest_name) < 0 ||
-		    asprintf(&old, SPEC_GUEST_MOUNTS_DIR "/%s", b->binds[i].guest_name) < 0)
+	int r = volumes_share_at(points, mounts, b->volumes, b->n_volumes, err);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < b->spec->n_mounts; i++) {
+		Cocoon__Mount *m = b->spec->mounts[i];
+		const char *prefix = VOLUMES_GUEST_DIR "/";
+		if (strcmp(m->type, "bind") != 0 || strncmp(m->source, prefix, strlen(prefix)) != 0)
+			continue;
+		char *src;
+		if (asprintf(&src, POD_GUEST_DIR "/%s/" VOLUMES_DIR "/%s", id, m->source + strlen(prefix)) < 0)
 			return error_set(err, ENOMEM, "pod");
-		if ((r = write_file_atomic(dst, text, len, 0644, err)) < 0)
-			return r;
-		for (size_t j = 0; j < b->spec->n_mounts; j++) {
-			Cocoon__Mount *m = b->spec->mounts[j];
-			if (strcmp(m->type, "bind") != 0 || strcmp(m->source, old) != 0)
-				continue;
-			free(m->source);
-			if (asprintf(&m->source, POD_GUEST_DIR "/%s/mounts/%s", id, b->binds[i].guest_name) < 0)
-				return error_set(err, ENOMEM, "pod");
-		}
+		free(m->source);
+		m->source = src;
 	}
 	return 0;
+}
+
+/* What a member left in the pod share: its volumes, its rootfs, the
+ * directory. Safe when there is nothing. */
+static void member_leave(const char *sandbox_dir, const char *id)
+{
+	char ro[4200], rw[4200], path[4300];
+	snprintf(ro, sizeof(ro), "%s/" POD_SHARE "/%s", sandbox_dir, id);
+	snprintf(rw, sizeof(rw), "%s/" POD_SHARE_RW "/%s", sandbox_dir, id);
+	snprintf(path, sizeof(path), "%s/" VOLUMES_DIR, rw);
+	_cleanup_closedir_ DIR *d = opendir(path);
+	for (struct dirent *e; d && (e = readdir(d));) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/" VOLUMES_DIR "/%s", ro, e->d_name);
+		umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW);
+	}
+	snprintf(path, sizeof(path), "%s/rootfs", ro);
+	umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW);
+	remove_tree(rw, NULL);
 }
 
 int pod_member_share(const struct pod_sandbox *sb, const char *id, struct oci_bundle *b,
 		     struct error **err)
 {
-	_cleanup_free_ char *rw = NULL, *rw_root = NULL, *target = NULL;
+	_cleanup_free_ char *rw = NULL, *ro = NULL, *rw_root = NULL, *target = NULL;
 	Cocoon__ContainerSpec *s = b->spec;
 
 	int r = enter_sandbox_mounts(sb, err);
 	if (r < 0)
 		return r;
 	if (asprintf(&rw, "%s/" POD_SHARE_RW "/%s", sb->dir, id) < 0 ||
+	    asprintf(&ro, "%s/" POD_SHARE "/%s", sb->dir, id) < 0 ||
 	    asprintf(&rw_root, "%s/rootfs", rw) < 0 ||
 	    asprintf(&target, "%s/" POD_SHARE "/%s/rootfs", sb->dir, id) < 0)
 		return error_set(err, ENOMEM, "pod");
-	if ((mkdir(rw, 0700) < 0 && errno != EEXIST) || (mkdir(rw_root, 0755) < 0 && errno != EEXIST))
+	/* A member of that id whose shim was killed left its mounts. */
+	member_leave(sb->dir, id);
+	if (mkdir(rw, 0700) < 0 || mkdir(rw_root, 0755) < 0)
 		return error_set(err, errno, "pod share %s", rw);
 	if (mount(b->rootfs, target, NULL, MS_BIND | MS_REC, NULL) < 0)
 		return error_set(err, errno, "sharing rootfs %s into pod sandbox %s", b->rootfs, sb->id);
-	if ((r = share_bind_files(rw, id, b, err)) < 0)
+	if ((r = share_volumes(rw, ro, id, b, err)) < 0)
 		return r;
 	free(s->rootfs_tag);
 	s->rootfs_tag = NULL;
@@ -275,9 +291,5 @@ int pod_member_share(const struct pod_sandbox *sb, const char *id, struct oci_bu
 
 void pod_member_unshare(const struct pod_sandbox *sb, const char *id)
 {
-	char target[4200], rw[4200];
-	snprintf(target, sizeof(target), "%s/" POD_SHARE "/%s/rootfs", sb->dir, id);
-	snprintf(rw, sizeof(rw), "%s/" POD_SHARE_RW "/%s", sb->dir, id);
-	umount2(target, MNT_DETACH | UMOUNT_NOFOLLOW);
-	remove_tree(rw, NULL);
+	member_leave(sb->dir, id);
 }

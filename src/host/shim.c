@@ -235,31 +235,6 @@ static int setup_stdio(struct shim *s, struct error **err)
 	return 0;
 }
 
-static int copy_bind_files(struct shim *s, struct error **err)
-{
-	struct oci_bundle *b = s->args->bundle;
-	_cleanup_free_ char *dir = NULL;
-
-	if (b->n_binds == 0)
-		return 0;
-	if (asprintf(&dir, "%s/mounts", s->sb.shared_dir) < 0)
-		return error_set(err, ENOMEM, "mounts");
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return error_set(err, errno, "mkdir %s", dir);
-	for (size_t i = 0; i < b->n_binds; i++) {
-		_cleanup_free_ char *text = NULL, *dst = NULL;
-		size_t len;
-		int r = read_file_bounded(b->binds[i].host_path, 1024 * 1024, &text, &len, err);
-		if (r < 0)
-			return error_wrap(err, "bind mount source");
-		if (asprintf(&dst, "%s/%s", dir, b->binds[i].guest_name) < 0)
-			return error_set(err, ENOMEM, "mounts");
-		if ((r = write_file_atomic(dst, text, len, 0644, err)) < 0)
-			return r;
-	}
-	return 0;
-}
-
 static int listen_control(struct shim *s, struct error **err)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -383,11 +358,18 @@ static int start_guard(struct shim *s, struct error **err)
 static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct error **err)
 {
 	struct shim_args *a = s->args;
-	_cleanup_free_ char *pod_dir = NULL;
+	_cleanup_free_ char *pod_dir = NULL, *volumes = NULL;
 	int net_fds[NET_MAX_INTERFACES];
 	const char *net_macs[NET_MAX_INTERFACES];
 	int r;
 
+	if (a->bundle->n_volumes > 0) {
+		if (asprintf(&volumes, "%s/" VOLUMES_DIR, a->dir) < 0)
+			return error_set(err, ENOMEM, "volumes");
+		if ((r = volumes_setup(volumes, a->bundle->volumes, a->bundle->n_volumes, err)) < 0)
+			return r;
+		opts->volumes_dir = volumes;
+	}
 	if (pod_may_host_members(a->bundle)) {
 		if (asprintf(&pod_dir, "%s/" POD_SHARE, a->dir) < 0)
 			return error_set(err, ENOMEM, "pod share");
@@ -414,6 +396,7 @@ static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct er
 		s->net.ifs[i].tap_fd = -1;
 	}
 	opts->pod_dir = NULL;
+	opts->volumes_dir = NULL;
 	opts->net_fds = NULL;
 	opts->net_macs = NULL;
 	if (r < 0)
@@ -443,8 +426,7 @@ static int shim_setup(struct shim *s, struct error **err)
 	s->sb.agent.on_event = on_agent_event;
 	s->sb.agent.on_reply = checkpoint_reply;
 	s->sb.agent.event_userdata = s;
-	if ((!a->pod && (r = copy_bind_files(s, err)) < 0) ||
-	    (r = a->restore ? restore_container(s, err) : create_container(s, err)) < 0 ||
+	if ((r = a->restore ? restore_container(s, err) : create_container(s, err)) < 0 ||
 	    (r = listen_control(s, err)) < 0)
 		return r;
 	/* A hold left by a checkpoint with --tcp-established ends once the

@@ -317,26 +317,17 @@ static int parse_mount(json_object *m, size_t i, struct oci_bundle *b, Cocoon__M
 				  "config.json: mounts[%zu] (%s): filesystem type '%s' is not supported in the VM",
 				  i, mnt->destination, mnt->type);
 	}
-	/* A host path means nothing in the guest. Small files (/etc/hosts,
-	 * resolv.conf) are copied into the shared directory at create. */
-	struct stat st;
-	if (!mnt->source || stat(mnt->source, &st) < 0)
-		return error_set(err, errno ? errno : EINVAL, "config.json: mounts[%zu] (%s): source %s", i,
-				 mnt->destination, mnt->source ? mnt->source : "(missing)");
-	if (!S_ISREG(st.st_mode) || st.st_size > 1024 * 1024)
-		return error_setx(err, EOPNOTSUPP,
-				  "config.json: mounts[%zu] (%s): bind mounts of host directories are not "
-				  "supported yet; only regular files up to 1 MiB",
-				  i, mnt->destination);
+	/* A host path means nothing in the guest: the shim bind-mounts the
+	 * source into the sandbox's volumes share, and the guest binds it from
+	 * there (volumes.h). */
+	struct volume *v = &b->volumes[b->n_volumes];
+	if ((r = volume_parse(mnt->source, mnt->destination, mnt->options, mnt->n_options, i, v, err)) < 0)
+		return error_wrap(err, "config.json");
+	b->n_volumes++;
 	free(mnt->type);
 	mnt->type = strdup("bind");
-	struct bind_file *bf = &b->binds[b->n_binds];
-	bf->host_path = strdup(mnt->source);
-	if (asprintf(&bf->guest_name, "%zu", b->n_binds) < 0)
-		return error_set(err, ENOMEM, "config.json");
-	b->n_binds++;
 	free(mnt->source);
-	if (asprintf(&mnt->source, SPEC_GUEST_MOUNTS_DIR "/%s", bf->guest_name) < 0)
+	if (asprintf(&mnt->source, VOLUMES_GUEST_DIR "/%s", v->name) < 0)
 		return error_set(err, ENOMEM, "config.json");
 	return 0;
 }
@@ -525,10 +516,8 @@ static void spec_free_container(Cocoon__ContainerSpec *s)
 void spec_free(struct oci_bundle *b)
 {
 	spec_free_container(b->spec);
-	for (size_t i = 0; i < b->n_binds; i++) {
-		free(b->binds[i].host_path);
-		free(b->binds[i].guest_name);
-	}
+	for (size_t i = 0; i < b->n_volumes; i++)
+		volume_free(&b->volumes[i]);
 	for (size_t i = 0; i < b->n_warnings; i++)
 		free(b->warnings[i]);
 	free(b->warnings);

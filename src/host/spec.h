@@ -6,6 +6,7 @@
 #include "error.h"
 #include "pod.h"
 #include "proto.h"
+#include "volumes.h"
 
 struct json_object;
 
@@ -14,18 +15,13 @@ struct json_object;
 #define SPEC_MAX_STRINGS 4096
 #define SPEC_MAX_SECCOMP_RULES 1024
 
-struct bind_file {
-	char *host_path;  /* source on the host */
-	char *guest_name; /* file name under shared/mounts/ */
-};
-
 struct oci_bundle {
 	char *bundle;	/* absolute bundle path */
 	char *rootfs;	/* absolute host path of root.path */
 	char *netns_path; /* the engine's network namespace to carry, or NULL */
 	Cocoon__ContainerSpec *spec;
-	struct bind_file binds[SPEC_MAX_MOUNTS];
-	size_t n_binds;
+	struct volume volumes[SPEC_MAX_MOUNTS]; /* the bind mounts of host paths */
+	size_t n_volumes;
 	char **warnings;
 	size_t n_warnings;
 	struct spec_pod pod; /* the pod it belongs to (pod.h) */
@@ -51,5 +47,3 @@ int spec_parse_seccomp(struct json_object *lin, Cocoon__ContainerSpec *s, struct
 int spec_parse_paths(struct json_object *lin, Cocoon__ContainerSpec *s, struct error **err);
 void spec_free_confinement(Cocoon__ContainerSpec *s);
 
-/* Where the guest finds files bind-mounted from the host. */
-#define SPEC_GUEST_MOUNTS_DIR "/run/cocoon/shared/mounts"

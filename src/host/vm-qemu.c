@@ -105,15 +105,21 @@ static void virtiofs_path(char *out, size_t size, const char *channel_path, cons
 }
 
 /* A virtio-9p share of DIR under TAG. */
-static int add_9p(struct argv_builder *b, const char *tag, const char *dir, bool readonly, struct error **err)
+static int add_9p_opts(struct argv_builder *b, const char *tag, const char *dir, const char *opts,
+		       struct error **err)
 {
 	if (!qemu_safe_path(dir))
 		return error_setx(err, EINVAL, "%s path '%s' contains a comma", tag, dir);
 	add(b, "-fsdev");
-	add(b, "local,id=%s,path=%s,security_model=passthrough%s", tag, dir, readonly ? ",readonly=on" : "");
+	add(b, "local,id=%s,path=%s,security_model=passthrough%s", tag, dir, opts);
 	add(b, "-device");
 	add(b, "virtio-9p-device,fsdev=%s,mount_tag=%s", tag, tag);
 	return 0;
+}
+
+static int add_9p(struct argv_builder *b, const char *tag, const char *dir, bool readonly, struct error **err)
+{
+	return add_9p_opts(b, tag, dir, readonly ? ",readonly=on" : "", err);
 }
 
 static void add_virtiofs(struct argv_builder *b, const char *tag, const char *channel_path)
@@ -133,7 +139,7 @@ static void add_virtiofs(struct argv_builder *b, const char *tag, const char *ch
  * checkpoint images) is a read-only bind mount of DIR in a mount namespace
  * of virtiofsd's own: C virtiofsd has no read-only mode. */
 static int virtiofsd_start(struct vm *vm, int slot, const struct vm_spec *s, const char *tag, const char *dir,
-			   bool readonly, struct error **err)
+			   bool readonly, bool volumes, struct error **err)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	virtiofs_path(sa.sun_path, sizeof(sa.sun_path), s->channel_path, tag, "sock");
@@ -147,8 +153,12 @@ static int virtiofsd_start(struct vm *vm, int slot, const struct vm_spec *s, con
 	/* The listening socket is virtiofsd's fd 3, its only one beyond stdio. */
 	snprintf(fdarg, sizeof(fdarg), "--fd=3");
 	snprintf(source, sizeof(source), "source=%s", dir);
-	char *argv[] = {(char *)VIRTIOFSD, fdarg, (char *)"-o", source, (char *)"-o", (char *)"cache=none",
-			(char *)"-o", (char *)"log_level=warn", NULL};
+	/* The volumes: mount points of other filesystems, announced as such,
+	 * and cache=auto because FUSE's direct I/O (cache=none) refuses the
+	 * shared writable mappings a container may make of a volume file. */
+	char *argv[] = {(char *)VIRTIOFSD, fdarg, (char *)"-o", source, (char *)"-o",
+			volumes ? (char *)"cache=auto" : (char *)"cache=none", (char *)"-o", (char *)"log_level=warn",
+			volumes ? (char *)"-o" : NULL, (char *)"announce_submounts", NULL};
 	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid < 0)
@@ -184,16 +194,18 @@ static int virtiofsd_start_all(struct vm *vm, const struct vm_spec *s, struct er
 	if (access(VIRTIOFSD, X_OK) < 0)
 		return error_set(err, errno, "shared_fs \"virtiofs\" needs %s (Debian package qemu-system-common)",
 				 VIRTIOFSD);
-	if (s->n_images_dirs + 1 > VM_MAX_AUX)
+	if (s->n_images_dirs + 2 > VM_MAX_AUX)
 		return error_setx(err, E2BIG, "%d image directories: at most %d with virtiofs", s->n_images_dirs,
-				  VM_MAX_AUX - 1);
+				  VM_MAX_AUX - 2);
 	int slot = 0;
-	if (s->shared_dir && virtiofsd_start(vm, slot++, s, "cocoon", s->shared_dir, false, err) < 0)
+	if (s->shared_dir && virtiofsd_start(vm, slot++, s, "cocoon", s->shared_dir, false, false, err) < 0)
+		return -1;
+	if (s->volumes_dir && virtiofsd_start(vm, slot++, s, "volumes", s->volumes_dir, false, true, err) < 0)
 		return -1;
 	for (int i = 0; i < s->n_images_dirs; i++) {
 		char tag[16];
 		snprintf(tag, sizeof(tag), "images%d", i);
-		if (virtiofsd_start(vm, slot++, s, tag, s->images_dirs[i], true, err) < 0)
+		if (virtiofsd_start(vm, slot++, s, tag, s->images_dirs[i], true, false, err) < 0)
 			return -1;
 	}
 	return 0;
@@ -269,16 +281,17 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 		return -1;
 	if (s->rootfs_dir && add_9p(b, "rootfs", s->rootfs_dir, false, err) < 0)
 		return -1;
-	/* Pods: the members' rootfs are bind mounts under this directory, one
-	 * device each; remap keeps their inode numbers apart in the guest. */
-	if (s->pod_dir) {
-		if (!qemu_safe_path(s->pod_dir))
-			return error_setx(err, EINVAL, "pod path '%s' contains a comma", s->pod_dir);
-		add(b, "-fsdev");
-		add(b, "local,id=pod,path=%s,security_model=passthrough,multidevs=remap", s->pod_dir);
-		add(b, "-device");
-		add(b, "virtio-9p-device,fsdev=pod,mount_tag=pod");
-	}
+	/* The volumes are mount points of other filesystems: remapped inode
+	 * numbers keep two files of two volumes from looking alike. */
+	if (s->volumes_dir && virtiofs)
+		add_virtiofs(b, "volumes", s->channel_path);
+	else if (s->volumes_dir && add_9p_opts(b, "volumes", s->volumes_dir, ",multidevs=remap", err) < 0)
+		return -1;
+	/* Pods: the members' rootfs and volumes are bind mounts under this
+	 * directory, one device each; remap keeps their inode numbers apart
+	 * in the guest. Always 9p: QEMU sees a new bind at once. */
+	if (s->pod_dir && add_9p_opts(b, "pod", s->pod_dir, ",multidevs=remap", err) < 0)
+		return -1;
 	for (int i = 0; i < s->n_images_dirs; i++) {
 		/* Read-only: restoring must never change the user's images
 		 * (for virtiofs, see virtiofsd_start). */

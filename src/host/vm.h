@@ -19,6 +19,10 @@ struct vm_spec {
 	const char *shared_dir;	  /* host directory shared with tag "cocoon", or NULL */
 	const char *shared_fs;	  /* "9p" or "virtiofs" */
 	const char *rootfs_dir;	  /* container rootfs shared with tag "rootfs", or NULL */
+	/* The bind mount sources (volumes.h), tag "volumes", or NULL: a tree
+	 * of mount points, so inode numbers are remapped (9p) or submounts
+	 * announced (virtiofs). */
+	const char *volumes_dir;
 	const char *pod_dir;	  /* the pod share, tag "pod" (pod.h), or NULL */
 	const char *tools_dir;	  /* the image's tools tree, read-only, tag "tools", or NULL */
 	/* Checkpoint image directories shared read-only, tags "images0".. */
@@ -42,8 +46,8 @@ struct vm_backend {
 	void (*kill)(struct vm *vm);
 };
 
-/* A virtiofsd for the shared directory and one for each image directory. */
-#define VM_MAX_AUX 6
+/* A virtiofsd for the shared directory, the volumes and each image directory. */
+#define VM_MAX_AUX 8
 
 struct vm {
 	const struct vm_backend *backend;

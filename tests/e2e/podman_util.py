@@ -19,16 +19,23 @@ runtime, and everything of its own in the test's temporary directory:
   (`/bin/payload`, tests/payload/payload.c). It is built with `podman import`
   from a tar: no registry is reached.
 - `podman.storage(name)` gives another Podman sharing this one's image tar
-  and configuration but with its own storage root, runroot and tmpdir: a
-  second host, for `checkpoint --export` / `restore --import`. Its image is
+  and configuration but with its own storage root (`--root`): a second host,
+  for `checkpoint --export` / `restore --import`. It keeps the runroot and
+  tmpdir paths, as another host's podman would have the same default ones
+  (podman 4.3's --import reuses the old runroot paths). Its image is
   imported on first use of `.image`.
 - `podman.tmp` is the test's directory, `podman.base` the storage's (podman
   wants a runroot of at most 50 characters, so it is a short /tmp/cpm-*);
   `podman.env` the environment podman runs with (CONTAINERS_CONF,
   COCOON_CONFIG, and COCOON_CACHE_DIR as inherited).
-- `podman.cocoon_config` is the cocoon config.toml the runtime reads (through
-  COCOON_CONFIG, inherited by conmon and the shim): write to it to change
-  cocoon's settings for this test.
+- `podman.cocoon_config` is the cocoon config.toml the runtime reads: write
+  to it to change cocoon's settings for this test.
+
+podman hands conmon, and so the runtime, a scrubbed environment (LC_*,
+CONTAINERS_CONF and XDG_RUNTIME_DIR only): COCOON_CONFIG and
+COCOON_CACHE_DIR would not reach cocoon. So the runtime podman runs is a
+two-line wrapper, `<tmp>/cocoon-runtime`, that sets them and execs
+`<build>/cocoon`.
 
 The containers.conf it writes (pointed at by CONTAINERS_CONF):
 - cocoon as the default runtime, so tests pass no --runtime flag and drive
@@ -118,11 +125,23 @@ class Podman:
         self.base = pathlib.Path(tempfile.mkdtemp(prefix=f"cpm-{name}-", dir="/tmp"))
         for d in ("root", "runroot", "tmpdir", "volumes"):
             (self.base / d).mkdir(parents=True, exist_ok=True)
+        # Another host's podman has the same runroot path (/run/containers/
+        # storage by default) and podman 4.3's --import keeps the old paths
+        # of it (conmon's pid file): a second root shares this one's.
+        self.runroot = shared.runroot if shared else self.base / "runroot"
+        self.tmpdir = shared.tmpdir if shared else self.base / "tmpdir"
         if shared is None:
-            self.conf = tmp / "containers.conf"
-            containers_conf(self.conf, COCOON)
             self.cocoon_config = tmp / "cocoon.toml"
             self.cocoon_config.write_text("")
+            wrapper = tmp / "cocoon-runtime"
+            cache = os.environ.get("COCOON_CACHE_DIR", "")
+            wrapper.write_text("#!/bin/sh\n"
+                               f"export COCOON_CONFIG='{self.cocoon_config}'"
+                               + (f" COCOON_CACHE_DIR='{cache}'" if cache else "") + "\n"
+                               f"exec '{COCOON}' \"$@\"\n")
+            wrapper.chmod(0o755)
+            self.conf = tmp / "containers.conf"
+            containers_conf(self.conf, wrapper)
             self.others = []
         else:
             self.conf = shared.conf
@@ -133,8 +152,8 @@ class Podman:
         self._image = False
 
     def argv(self, *args):
-        return [PODMAN, "--root", str(self.base / "root"), "--runroot", str(self.base / "runroot"),
-                "--tmpdir", str(self.base / "tmpdir"), "--volumepath", str(self.base / "volumes"),
+        return [PODMAN, "--root", str(self.base / "root"), "--runroot", str(self.runroot),
+                "--tmpdir", str(self.tmpdir), "--volumepath", str(self.base / "volumes"),
                 "--storage-driver", "vfs", *args]
 
     def run(self, *args, timeout=300, input=None):
@@ -164,7 +183,8 @@ class Podman:
 
     def cleanup(self):
         for p in [self, *self.others]:
-            for what in (("pod", "rm", "--all", "--force"), ("rm", "--all", "--force", "--time", "0")):
+            for what in (("pod", "rm", "--all", "--force"), ("rm", "--all", "--force", "--time", "0"),
+                         ("volume", "rm", "--all", "--force")):
                 try:
                     p.run(*what, timeout=120)
                 except subprocess.TimeoutExpired:

@@ -1,6 +1,11 @@
 """podman 4.3 (Debian 12) driving cocoon as its OCI runtime, through the
 shared helper tests/e2e/podman_util.py: isolated storage, a local busybox
 image, this host's ulimit setting, and nothing else."""
+import pathlib
+
+import pytest
+
+from conftest import wait_for
 from podman_util import podman  # noqa: F401  (the fixture)
 
 
@@ -16,10 +21,96 @@ def test_podman_run_echo_and_exit_code(podman):
 
 def test_second_storage_root_is_separate(podman):
     other = podman.storage("other")
-    assert other.base != podman.base
+    assert other.base != podman.base and other.argv()[2] != podman.argv()[2]
     podman.check("create", "--name", "only-here", "--network", "none", "--ipc", "none", podman.image,
                  "payload", "echo", "x")
     names = other.check("ps", "-a", "--format", "{{.Names}}").stdout.split()
     assert "only-here" not in names
     other.image  # imports into the second root
     assert "cocoon-test" in other.check("images", "--format", "{{.Repository}}").stdout
+
+
+def needs_netns(r):
+    """podman's default network hands cocoon a netns path to join: that is
+    issue 14's work; until it lands, say so instead of failing here."""
+    if r.returncode != 0 and "joining an existing network namespace is not supported" in r.stderr:
+        pytest.skip("podman's network namespace is not joined yet (issue 14)")
+
+
+def test_plain_podman_run(podman):
+    r = podman.run("run", "--rm", podman.image, "payload", "echo", "hi")
+    needs_netns(r)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "hi"
+
+
+def wait_logs(podman, name, pred, timeout=60):
+    return wait_for(lambda: pred(podman.run("logs", name).stdout.splitlines()), timeout=timeout)
+
+
+def test_volume_read_write_from_both_sides(podman, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "in").write_text("from the host\n")
+    r = podman.run("run", "-d", "--name", "v1", "-v", f"{data}:/data", podman.image,
+                   "payload", "counter", "200")
+    needs_netns(r)
+    assert r.returncode == 0, r.stderr
+    r = podman.check("exec", "v1", "sh", "-c", "cat /data/in; echo from the guest > /data/out")
+    assert r.stdout == "from the host\n"
+    assert (data / "out").read_text() == "from the guest\n"
+    with open(data / "in", "a") as f:
+        f.write("more\n")
+    assert podman.check("exec", "v1", "cat", "/data/in").stdout == "from the host\nmore\n"
+    # podman's /dev/shm is a host directory: the container's shm is in it.
+    podman.check("exec", "v1", "sh", "-c", "echo shm > /dev/shm/x")
+    userdata = podman.check("inspect", "--format", "{{.StaticDir}}", "v1").stdout.strip()
+    assert (pathlib.Path(userdata) / "shm" / "x").read_text() == "shm\n"
+    podman.check("rm", "--force", "--time", "0", "v1")
+
+
+def test_checkpoint_restore_of_a_container_writing_to_a_volume(podman, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    r = podman.run("run", "-d", "--name", "w1", "-v", f"{data}:/data", podman.image,
+                   "payload", "fileoffset", "/data/log")
+    needs_netns(r)
+    assert r.returncode == 0, r.stderr
+    assert wait_logs(podman, "w1", lambda l: len(l) >= 3)
+    podman.check("container", "checkpoint", "w1", timeout=600)
+    n = len((data / "log").read_text().splitlines())
+    podman.check("container", "restore", "w1", timeout=600)
+    assert wait_for(lambda: len((data / "log").read_text().splitlines()) >= n + 3)
+    log = (data / "log").read_text().splitlines()
+    assert log == [f"line {i}" for i in range(len(log))], "the writer restarted or skipped"
+    podman.check("rm", "--force", "--time", "0", "w1")
+
+
+# Known failure, issue 15: with a volume share, the restore into a second
+# storage root fails in CRIU 3.17's mount engine ("mnt-v2: Failed to
+# move_mount from /run/cocoon/volumes/N ...: Invalid argument"). Recorded as
+# an expected failure, not a pass, until the restore side is fixed.
+@pytest.mark.xfail(reason="CRIU mnt-v2 move_mount EINVAL for the volumes share at an --import restore (issue 15)")
+def test_export_and_import_into_a_second_storage_root(podman, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    r = podman.run("run", "-d", "--name", "e1", "-v", f"{data}:/data", podman.image,
+                   "sh", "-c", "echo $$ > /tmp/pid; exec payload fileoffset /data/log")
+    needs_netns(r)
+    assert r.returncode == 0, r.stderr
+    assert wait_for(lambda: (data / "log").exists() and len((data / "log").read_text().splitlines()) >= 3)
+    archive = tmp_path / "e1.tar.gz"
+    podman.check("container", "checkpoint", "--export", str(archive), "e1", timeout=600)
+    podman.check("rm", "--force", "--time", "0", "e1")
+    n = len((data / "log").read_text().splitlines())
+
+    other = podman.storage("other")
+    other.image  # the image the checkpoint was made from, in the other root
+    other.check("container", "restore", "--import", str(archive), timeout=600)
+    assert other.check("ps", "--format", "{{.Names}} {{.Status}}").stdout.startswith("e1 Up")
+    assert wait_for(lambda: len((data / "log").read_text().splitlines()) >= n + 3)
+    log = (data / "log").read_text().splitlines()
+    assert log == [f"line {i}" for i in range(len(log))]
+    r = other.check("exec", "e1", "cat", "/tmp/pid")
+    assert r.stdout.strip(), "the rootfs changes (rootfs-diff.tar) came along"
+    other.check("rm", "--force", "--time", "0", "e1")

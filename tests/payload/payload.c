@@ -19,6 +19,12 @@
  *   payload pipes               parent and child talk over a pipe and a
  *                               socketpair, printing each round trip
  *   payload fileoffset PATH     append lines to PATH, printing the offset
+ *   payload mmapfile PATH       map PATH shared and count in it: every 200 ms
+ *                               the next number is written into the mapping
+ *                               (as "N\n") and printed as "mmap N"
+ *   payload forks N             start up to N sleeping children, then print
+ *                               "forked K" (K < N when fork() failed, with
+ *                               the error) and wait
  *   payload tcp PORT [pair]     listen on 127.0.0.1:PORT and answer each
  *                               8-byte number with the next; with "pair", a
  *                               child holds one connection to it and prints
@@ -189,6 +195,53 @@ static int cmd_pipes(void)
 		fflush(stdout);
 		sleep_ms(200);
 	}
+}
+
+static int cmd_mmapfile(int argc, char **argv)
+{
+	if (argc < 3)
+		return 2;
+	FILE *f = fopen(argv[2], "a+");
+	if (!f || ftruncate(fileno(f), 4096) < 0) {
+		perror(argv[2]);
+		return 1;
+	}
+	char *map = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fileno(f), 0);
+	if (map == MAP_FAILED) {
+		perror("mmap");
+		return 1;
+	}
+	fclose(f); /* the mapping alone holds the file */
+	unsigned long n = strtoul(map, NULL, 10);
+	for (;; n++) {
+		int len = snprintf(map, 64, "%lu\n", n);
+		memset(map + len, 0, 64 - (size_t)len);
+		printf("mmap %lu\n", n);
+		fflush(stdout);
+		sleep_ms(200);
+	}
+}
+
+static int cmd_forks(int argc, char **argv)
+{
+	int want = argc > 2 ? atoi(argv[2]) : 1, k = 0;
+	const char *why = "";
+	for (; k < want; k++) {
+		pid_t pid = fork();
+		if (pid == 0) {
+			for (;;)
+				pause();
+		}
+		if (pid < 0) {
+			why = strerror(errno);
+			break;
+		}
+	}
+	printf("forked %d%s%s\n", k, *why ? " " : "", why);
+	fflush(stdout);
+	for (;;)
+		pause();
+	return 0;
 }
 
 static int cmd_fileoffset(int argc, char **argv)
@@ -493,6 +546,10 @@ int main(int argc, char **argv)
 		return cmd_pipes();
 	if (strcmp(cmd, "fileoffset") == 0)
 		return cmd_fileoffset(argc, argv);
+	if (strcmp(cmd, "mmapfile") == 0)
+		return cmd_mmapfile(argc, argv);
+	if (strcmp(cmd, "forks") == 0)
+		return cmd_forks(argc, argv);
 	if (strcmp(cmd, "tcp") == 0)
 		return cmd_tcp(argc, argv);
 	if (strcmp(cmd, "tcp-connect") == 0)
