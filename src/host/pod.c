@@ -215,14 +215,14 @@ static int enter_sandbox_mounts(const struct pod_sandbox *sb, struct error **err
 /* A member's bind mounts of host paths (volumes.h) go beside its rootfs,
  * pod/<id>/volumes/<n>, and the spec's sources follow them. */
 static int share_volumes(const char *rw, const char *ro, const char *id, struct oci_bundle *b,
-			 struct error **err)
+			 const int *trees, struct error **err)
 {
 	_cleanup_free_ char *points = NULL, *mounts = NULL;
 	if (b->n_volumes == 0)
 		return 0;
 	if (asprintf(&points, "%s/" VOLUMES_DIR, rw) < 0 || asprintf(&mounts, "%s/" VOLUMES_DIR, ro) < 0)
 		return error_set(err, ENOMEM, "pod");
-	int r = volumes_share_at(points, mounts, b->volumes, b->n_volumes, err);
+	int r = volumes_share_at(points, mounts, b->volumes, trees, b->n_volumes, err);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < b->spec->n_mounts; i++) {
@@ -259,34 +259,73 @@ static void member_leave(const char *sandbox_dir, const char *id)
 	remove_tree(rw, NULL);
 }
 
+/* The rootfs and volumes, detached copies taken in the member's own mount
+ * namespace: the engine mounted them there (containerd's shim mounts a
+ * member's overlay after the sandbox's shim made its namespace, so they are
+ * not all visible from it). */
+struct member_trees {
+	int rootfs;
+	int volumes[SPEC_MAX_MOUNTS];
+	size_t n;
+};
+
+static void member_trees_close(struct member_trees *t)
+{
+	if (t->rootfs >= 0)
+		close(t->rootfs);
+	for (size_t i = 0; i < t->n; i++)
+		close(t->volumes[i]);
+}
+
+static int member_trees_take(const struct oci_bundle *b, struct member_trees *t, struct error **err)
+{
+	t->rootfs = open_tree(AT_FDCWD, b->rootfs, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+	if (t->rootfs < 0)
+		return error_set(err, errno, "rootfs %s", b->rootfs);
+	for (t->n = 0; t->n < b->n_volumes; t->n++) {
+		int fd = volume_clone(&b->volumes[t->n], err);
+		if (fd < 0)
+			return fd;
+		t->volumes[t->n] = fd;
+	}
+	return 0;
+}
+
 int pod_member_share(const struct pod_sandbox *sb, const char *id, struct oci_bundle *b,
 		     struct error **err)
 {
 	_cleanup_free_ char *rw = NULL, *ro = NULL, *rw_root = NULL, *target = NULL;
 	Cocoon__ContainerSpec *s = b->spec;
+	struct member_trees trees = {.rootfs = -1};
 
-	int r = enter_sandbox_mounts(sb, err);
-	if (r < 0)
-		return r;
 	if (asprintf(&rw, "%s/" POD_SHARE_RW "/%s", sb->dir, id) < 0 ||
 	    asprintf(&ro, "%s/" POD_SHARE "/%s", sb->dir, id) < 0 ||
 	    asprintf(&rw_root, "%s/rootfs", rw) < 0 ||
 	    asprintf(&target, "%s/" POD_SHARE "/%s/rootfs", sb->dir, id) < 0)
 		return error_set(err, ENOMEM, "pod");
+	int r = member_trees_take(b, &trees, err);
+	if (r < 0 || (r = enter_sandbox_mounts(sb, err)) < 0)
+		goto out;
 	/* A member of that id whose shim was killed left its mounts. */
 	member_leave(sb->dir, id);
-	if (mkdir(rw, 0700) < 0 || mkdir(rw_root, 0755) < 0)
-		return error_set(err, errno, "pod share %s", rw);
-	if (mount(b->rootfs, target, NULL, MS_BIND | MS_REC, NULL) < 0)
-		return error_set(err, errno, "sharing rootfs %s into pod sandbox %s", b->rootfs, sb->id);
-	if ((r = share_volumes(rw, ro, id, b, err)) < 0)
-		return r;
+	if (mkdir(rw, 0700) < 0 || mkdir(rw_root, 0755) < 0) {
+		r = error_set(err, errno, "pod share %s", rw);
+		goto out;
+	}
+	if (move_mount(trees.rootfs, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+		r = error_set(err, errno, "sharing rootfs %s into pod sandbox %s", b->rootfs, sb->id);
+		goto out;
+	}
+	if ((r = share_volumes(rw, ro, id, b, trees.volumes, err)) < 0)
+		goto out;
 	free(s->rootfs_tag);
 	s->rootfs_tag = NULL;
 	if (asprintf(&s->rootfs_tag, POD_TAG) < 0 || asprintf(&s->rootfs_path, "%s/rootfs", id) < 0 ||
 	    !(s->join_container = strdup(sb->id)))
-		return error_set(err, ENOMEM, "pod");
-	return 0;
+		r = error_set(err, ENOMEM, "pod");
+out:
+	member_trees_close(&trees);
+	return r;
 }
 
 void pod_member_unshare(const struct pod_sandbox *sb, const char *id)
