@@ -30,6 +30,8 @@
  *                               child holds one connection to it and prints
  *                               each round trip
  *   payload tcp-connect PORT    one round trip to "payload tcp", printed
+ *   payload shm-put KEY TEXT    a SysV shared memory segment under KEY with TEXT
+ *   payload shm-get KEY         print the text of segment KEY (pods: IPC shared)
  *   payload echo-server PORT    listen on every address (v4 and v6) at PORT
  *                               and send back whatever each connection sends;
  *                               prints "accepted" and "closed N" (N bytes)
@@ -43,6 +45,7 @@
  *                               every MS ms, each round ending in "--"
  */
 #include <errno.h>
+#include <sys/shm.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -444,6 +447,26 @@ static int cmd_tcp_connect(int argc, char **argv)
 	return w == 42 ? 0 : 1;
 }
 
+/* SysV shared memory: what the containers of a pod share through their
+ * IPC namespace. The segment outlives the process that made it. */
+static int cmd_shm(int argc, char **argv, bool put)
+{
+	if (argc < (put ? 4 : 3))
+		return 2;
+	key_t key = (key_t)atoi(argv[2]);
+	int id = shmget(key, 4096, put ? IPC_CREAT | 0600 : 0);
+	char *mem = id < 0 ? (void *)-1 : shmat(id, NULL, 0);
+	if (mem == (void *)-1) {
+		fprintf(stderr, "payload: shm %d: %s\n", key, strerror(errno));
+		return 1;
+	}
+	if (put)
+		snprintf(mem, 4096, "%s", argv[3]);
+	else
+		printf("%s\n", mem);
+	return 0;
+}
+
 static void report(const char *what, int r)
 {
 	printf("%s: %s\n", what, r < 0 ? strerrorname_np(errno) : "OK");
@@ -569,6 +592,8 @@ int main(int argc, char **argv)
 		return cmd_tcp(argc, argv);
 	if (strcmp(cmd, "tcp-connect") == 0)
 		return cmd_tcp_connect(argc, argv);
+	if (strcmp(cmd, "shm-put") == 0 || strcmp(cmd, "shm-get") == 0)
+		return cmd_shm(argc, argv, strcmp(cmd, "shm-put") == 0);
 	if (strcmp(cmd, "echo-server") == 0)
 		return cmd_echo_server(argc, argv);
 	if (strcmp(cmd, "sink") == 0)
