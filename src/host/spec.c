@@ -1,6 +1,7 @@
 #include "spec.h"
 #include "cleanup.h"
 #include "paths.h"
+#include "pod.h"
 
 #include <json-c/json.h>
 #include <limits.h>
@@ -389,6 +390,14 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 			free(type);
 			return r;
 		}
+		/* Pods: the namespaces of the pod's sandbox (pod.c). */
+		if (path && (r = pod_spec_namespace(b, field, type, path, err)) != 0) {
+			free(path);
+			free(type);
+			if (r < 0)
+				return r;
+			continue;
+		}
 		if (path && strcmp(type, "network") == 0) {
 			/* The engine's network: the shim carries it into the VM. */
 			r = check_netns_path(field, path, err);
@@ -444,6 +453,8 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 	bool netns = false;
 	for (size_t i = 0; i < s->n_namespaces; i++)
 		netns |= strcmp(s->namespaces[i], "network") == 0;
+	for (size_t i = 0; i < s->n_join_namespaces; i++)
+		netns |= strcmp(s->join_namespaces[i], "network") == 0; /* the pod's */
 	if (!netns)
 		return error_setx(err, EOPNOTSUPP,
 				  "config.json: linux.namespaces has no network namespace, which asks for "
@@ -454,6 +465,34 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 	for (size_t i = 0; i < ARRAY_SIZE(unapplied); i++)
 		if (member(lin, unapplied[i]))
 			spec_warn(b, "linux.%s is not applied inside the VM; ignored", unapplied[i]);
+	return 0;
+}
+
+/* The pod a container belongs to, as CRI (containerd) and CRI-O say it. */
+static int parse_pod_annotations(json_object *root, struct oci_bundle *b, struct error **err)
+{
+	static const char *const keys[][2] = {
+		{"io.kubernetes.cri.container-type", "io.kubernetes.cri.sandbox-id"},
+		{"io.kubernetes.cri-o.ContainerType", "io.kubernetes.cri-o.SandboxID"},
+	};
+	json_object *ann = member(root, "annotations");
+	int r = want_type(ann, json_type_object, "annotations", err);
+	if (r < 0 || !ann)
+		return r;
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		json_object *type = member(ann, keys[i][0]), *sandbox = member(ann, keys[i][1]);
+		if (!type || !json_object_is_type(type, json_type_string))
+			continue;
+		if (strcmp(json_object_get_string(type), "sandbox") == 0) {
+			b->pod.sandbox = true;
+		} else if (strcmp(json_object_get_string(type), "container") == 0 && sandbox &&
+			   json_object_is_type(sandbox, json_type_string) && !b->pod.sandbox_id) {
+			if (validate_id("sandbox", json_object_get_string(sandbox), err) < 0)
+				return error_wrap(err, "config.json: annotations: %s", keys[i][1]);
+			if (!(b->pod.sandbox_id = strdup(json_object_get_string(sandbox))))
+				return error_set(err, ENOMEM, "config.json");
+		}
+	}
 	return 0;
 }
 
@@ -480,6 +519,11 @@ static void spec_free_container(Cocoon__ContainerSpec *s)
 	free(s->namespaces);
 	free_pb_string(s->rootfs_tag);
 	spec_free_confinement(s);
+	free_pb_string(s->rootfs_path);
+	free_pb_string(s->join_container);
+	for (size_t i = 0; i < s->n_join_namespaces; i++)
+		free(s->join_namespaces[i]);
+	free(s->join_namespaces);
 	free(s);
 }
 
@@ -493,6 +537,7 @@ void spec_free(struct oci_bundle *b)
 	free(b->warnings);
 	free(b->bundle);
 	free(b->rootfs);
+	free(b->pod.sandbox_id);
 	free(b->netns_path);
 	memset(b, 0, sizeof(*b));
 }
@@ -578,7 +623,7 @@ int spec_parse(const char *bundle_dir, const char *source, const char *text, con
 		b->spec->hostname = strdup("");
 	if ((r = parse_mounts(root, b, err)) < 0)
 		return r;
-	if ((r = parse_linux(root, b, err)) < 0)
+	if ((r = parse_pod_annotations(root, b, err)) < 0 || (r = parse_linux(root, b, err)) < 0)
 		return r;
 	if (member(root, "hooks"))
 		spec_warn(b, "hooks are not run by cocoon; ignored");

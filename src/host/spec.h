@@ -4,6 +4,7 @@
 #pragma once
 
 #include "error.h"
+#include "pod.h"
 #include "proto.h"
 #include "volumes.h"
 
@@ -23,6 +24,7 @@ struct oci_bundle {
 	size_t n_volumes;
 	char **warnings;
 	size_t n_warnings;
+	struct spec_pod pod; /* the pod it belongs to (pod.h) */
 };
 
 /* Parses bundle/config.json for container id. */
