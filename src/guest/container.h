@@ -17,6 +17,8 @@
 /* Where the host's volumes share (src/host/volumes.h) is mounted. */
 #define AGENT_VOLUMES_TAG "volumes"
 #define AGENT_VOLUMES_DIR "/run/cocoon/volumes"
+/* The pod share (host/pod.h POD_GUEST_DIR), tag "pod". */
+#define AGENT_POD_DIR "/run/cocoon/pod"
 
 struct agent;
 
