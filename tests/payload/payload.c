@@ -43,6 +43,10 @@
  *                               and prints one "what: result" line each
  *                               (OK or the errno name); with MS, repeats
  *                               every MS ms, each round ending in "--"
+ *   payload kill-all [MS]       prints "pid: N" (its own pid), then every MS
+ *                               ms (default 10) sends SIGKILL to every process
+ *                               it may signal (kill(-1)); prints
+ *                               "kill-all: OK" or the errno name at each change
  */
 #include <errno.h>
 #include <sys/shm.h>
@@ -525,6 +529,23 @@ static int cmd_escape(int argc, char **argv)
 	}
 }
 
+static int __attribute__((noreturn)) cmd_kill_all(int argc, char **argv)
+{
+	long ms = argc > 2 ? atol(argv[2]) : 10;
+	int last = -1;
+	printf("pid: %d\n", (int)getpid());
+	fflush(stdout);
+	for (;;) {
+		int r = kill(-1, SIGKILL) == 0 ? 0 : errno;
+		if (r != last) {
+			printf("kill-all: %s\n", r ? strerrorname_np(r) : "OK");
+			fflush(stdout);
+			last = r;
+		}
+		sleep_ms(ms);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : "";
@@ -600,6 +621,8 @@ int main(int argc, char **argv)
 		return cmd_sink(argc, argv);
 	if (strcmp(cmd, "escape") == 0)
 		return cmd_escape(argc, argv);
+	if (strcmp(cmd, "kill-all") == 0)
+		return cmd_kill_all(argc, argv);
 	fprintf(stderr, "payload: unknown command '%s'\n", cmd);
 	return 2;
 }
