@@ -9,6 +9,8 @@
 
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int write_file(const char *cgroup, const char *name, const char *value)
@@ -39,6 +41,13 @@ static int enable_controller(const char *name)
 	return r;
 }
 
+void cgroups_enable_accounting(void)
+{
+	static const char *const names[] = {"cpu", "memory", "pids"};
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		enable_controller(names[i]);
+}
+
 /* runc's conversion of cgroup v1 shares (2..262144) to v2 weight (1..10000). */
 static uint64_t shares_to_weight(uint64_t shares)
 {
@@ -49,31 +58,35 @@ static uint64_t shares_to_weight(uint64_t shares)
 	return 1 + ((shares - 2) * 9999) / 262142;
 }
 
-int cgroups_apply(const char *cgroup, const Cocoon__Resources *r, char *msg, size_t msg_size)
+int cgroups_apply(const char *cgroup, const Cocoon__Resources *r, unsigned mask, char *msg, size_t msg_size)
 {
-	char v[64];
 	int e;
 	if (!r)
 		return 0;
+	if (!mask)
+		mask = (r->memory_limit > 0 ? CGROUPS_MEMORY : 0) | (r->pids_limit > 0 ? CGROUPS_PIDS : 0) |
+		       (r->cpu_quota > 0 ? CGROUPS_CPU_MAX : 0) | (r->cpu_shares > 0 ? CGROUPS_CPU_WEIGHT : 0);
 	struct {
+		unsigned bit;
 		const char *controller, *file;
-		bool set;
 		char value[64];
-	} w[4] = {{"memory", "memory.max", r->memory_limit > 0, ""},
-		  {"pids", "pids.max", r->pids_limit > 0, ""},
-		  {"cpu", "cpu.max", r->cpu_quota > 0, ""},
-		  {"cpu", "cpu.weight", r->cpu_shares > 0, ""}};
-	snprintf(w[0].value, sizeof(w[0].value), "%" PRIu64, r->memory_limit);
-	snprintf(w[1].value, sizeof(w[1].value), "%" PRId64, r->pids_limit);
+	} w[4] = {{CGROUPS_MEMORY, "memory", "memory.max", "max"},
+		  {CGROUPS_PIDS, "pids", "pids.max", "max"},
+		  {CGROUPS_CPU_MAX, "cpu", "cpu.max", ""},
+		  {CGROUPS_CPU_WEIGHT, "cpu", "cpu.weight", "100"}};
+	if (r->memory_limit > 0)
+		snprintf(w[0].value, sizeof(w[0].value), "%" PRIu64, r->memory_limit);
+	if (r->pids_limit > 0)
+		snprintf(w[1].value, sizeof(w[1].value), "%" PRId64, r->pids_limit);
 	uint64_t period = r->cpu_period ? r->cpu_period : 100000;
 	if (r->cpu_quota > 0)
-		snprintf(v, sizeof(v), "%" PRId64 " %" PRIu64, r->cpu_quota, period);
+		snprintf(w[2].value, sizeof(w[2].value), "%" PRId64 " %" PRIu64, r->cpu_quota, period);
 	else
-		snprintf(v, sizeof(v), "max %" PRIu64, period);
-	snprintf(w[2].value, sizeof(w[2].value), "%s", v);
-	snprintf(w[3].value, sizeof(w[3].value), "%" PRIu64, shares_to_weight(r->cpu_shares));
+		snprintf(w[2].value, sizeof(w[2].value), "max %" PRIu64, period);
+	if (r->cpu_shares > 0)
+		snprintf(w[3].value, sizeof(w[3].value), "%" PRIu64, shares_to_weight(r->cpu_shares));
 	for (size_t i = 0; i < ARRAY_SIZE(w); i++) {
-		if (!w[i].set)
+		if (!(mask & w[i].bit))
 			continue;
 		if ((e = enable_controller(w[i].controller)) < 0) {
 			snprintf(msg, msg_size, "the guest's %s cgroup controller: %s", w[i].controller, strerror(-e));
@@ -85,4 +98,99 @@ int cgroups_apply(const char *cgroup, const Cocoon__Resources *r, char *msg, siz
 		}
 	}
 	return 0;
+}
+
+/* One number from a cgroup file ("max" and a missing file: 0). */
+static uint64_t read_number(const char *cgroup, const char *name)
+{
+	char path[192], buf[64] = "";
+	snprintf(path, sizeof(path), "%s/%s", cgroup, name);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	return strtoull(buf, NULL, 10);
+}
+
+/* "key value" lines: calls fn for each. */
+static void read_keyed(const char *path, void (*fn)(void *, const char *, uint64_t), void *ud)
+{
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	char key[64];
+	unsigned long long v;
+	while (f && fscanf(f, "%63s %llu", key, &v) == 2)
+		fn(ud, key, v);
+}
+
+struct stats_ctx {
+	Cocoon__StatsReply *r;
+	Cocoon__StatEntry *entries;
+	Cocoon__StatEntry **ptrs;
+	char (*keys)[64];
+	size_t max;
+};
+
+static void on_cpu_stat(void *ud, const char *k, uint64_t v)
+{
+	Cocoon__StatsReply *r = ud;
+	if (strcmp(k, "usage_usec") == 0)
+		r->cpu_usage_usec = v;
+	else if (strcmp(k, "user_usec") == 0)
+		r->cpu_user_usec = v;
+	else if (strcmp(k, "system_usec") == 0)
+		r->cpu_system_usec = v;
+	else if (strcmp(k, "nr_periods") == 0)
+		r->cpu_nr_periods = v;
+	else if (strcmp(k, "nr_throttled") == 0)
+		r->cpu_nr_throttled = v;
+	else if (strcmp(k, "throttled_usec") == 0)
+		r->cpu_throttled_usec = v;
+}
+
+static void on_memory_events(void *ud, const char *k, uint64_t v)
+{
+	if (strcmp(k, "oom_kill") == 0)
+		((Cocoon__StatsReply *)ud)->memory_oom_kill = v;
+}
+
+static void on_memory_stat(void *ud, const char *k, uint64_t v)
+{
+	struct stats_ctx *x = ud;
+	size_t i = x->r->n_memory_stat;
+	if (i >= x->max)
+		return;
+	cocoon__stat_entry__init(&x->entries[i]);
+	snprintf(x->keys[i], sizeof(x->keys[i]), "%s", k);
+	x->entries[i].key = x->keys[i];
+	x->entries[i].value = v;
+	x->ptrs[i] = &x->entries[i];
+	x->r->n_memory_stat = i + 1;
+}
+
+static void on_meminfo(void *ud, const char *k, uint64_t v)
+{
+	if (strcmp(k, "MemTotal:") == 0)
+		((Cocoon__StatsReply *)ud)->guest_memory_total = v << 10;
+}
+
+void cgroups_stats(const char *cgroup, Cocoon__StatsReply *r, struct cgroups_stat_buf *buf)
+{
+	char path[192];
+	snprintf(path, sizeof(path), "%s/cpu.stat", cgroup);
+	read_keyed(path, on_cpu_stat, r);
+	r->memory_current = read_number(cgroup, "memory.current");
+	r->memory_max = read_number(cgroup, "memory.max");
+	r->memory_peak = read_number(cgroup, "memory.peak");
+	snprintf(path, sizeof(path), "%s/memory.events", cgroup);
+	read_keyed(path, on_memory_events, r);
+	struct stats_ctx x = {.r = r, .entries = buf->entries, .ptrs = buf->ptrs, .keys = buf->keys,
+			      .max = ARRAY_SIZE(buf->entries)};
+	r->memory_stat = buf->ptrs;
+	r->n_memory_stat = 0;
+	snprintf(path, sizeof(path), "%s/memory.stat", cgroup);
+	read_keyed(path, on_memory_stat, &x);
+	r->pids_current = read_number(cgroup, "pids.current");
+	r->pids_max = read_number(cgroup, "pids.max");
+	read_keyed("/proc/meminfo", on_meminfo, r);
 }

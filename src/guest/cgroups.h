@@ -2,6 +2,33 @@
 #include <stddef.h>
 #include "proto.h"
 
-/* Writes memory.max, pids.max, cpu.max and cpu.weight for what r sets. On
- * failure fills msg, naming the file and the value. */
-int cgroups_apply(const char *cgroup, const Cocoon__Resources *r, char *msg, size_t msg_size);
+/* Which limits cgroups_apply writes. */
+#define CGROUPS_MEMORY 1u
+#define CGROUPS_PIDS 2u
+#define CGROUPS_CPU_MAX 4u
+#define CGROUPS_CPU_WEIGHT 8u
+
+/* Writes memory.max, pids.max, cpu.max and cpu.weight of cgroup (a path)
+ * from r. mask names the files (a value of 0 in r writes "max", or the
+ * default weight 100); mask 0 means each one r sets (> 0), as at create.
+ * Returns 0 or a negative errno; on failure fills msg, naming the file and
+ * the value. */
+int cgroups_apply(const char *cgroup, const Cocoon__Resources *r, unsigned mask, char *msg, size_t msg_size);
+
+/* Turns on the cpu, memory and pids controllers for the guest's cgroups,
+ * so that stats have figures also for a container without limits; a
+ * controller the kernel lacks is left out. */
+void cgroups_enable_accounting(void);
+
+/* Storage for a StatsReply's memory.stat entries: owned by the caller,
+ * valid while the reply is. */
+struct cgroups_stat_buf {
+	Cocoon__StatEntry entries[64];
+	Cocoon__StatEntry *ptrs[64];
+	char keys[64][64];
+};
+
+/* Fills r from cgroup's cpu.stat, memory.{current,max,peak,events,stat},
+ * pids.{current,max} and the guest's MemTotal; a file that is missing (a
+ * controller not enabled) leaves its fields 0. */
+void cgroups_stats(const char *cgroup, Cocoon__StatsReply *r, struct cgroups_stat_buf *buf);

@@ -1399,7 +1399,7 @@ static void restore_done(struct agent_job *job, int status)
 		return;
 	}
 	char limits_msg[256];
-	if (c->has_limits && cgroups_apply(c->cgroup, &c->limits, limits_msg, sizeof(limits_msg)) < 0) {
+	if (c->has_limits && cgroups_apply(c->cgroup, &c->limits, 0, limits_msg, sizeof(limits_msg)) < 0) {
 		kill_cgroup(c->cgroup);
 		restore_fail(x, EIO, limits_msg);
 		return;

@@ -539,6 +539,7 @@ struct agent_container *container_new(struct agent *a, const char *id, const Coc
 		snprintf(msg, msg_size, "at most %d containers per VM", AGENT_MAX_CONTAINERS);
 		return NULL;
 	}
+	cgroups_enable_accounting();
 	snprintf(c->cgroup, sizeof(c->cgroup), "/sys/fs/cgroup/%s", id);
 	if (mkdir(c->cgroup, 0755) < 0 && errno != EEXIST) {
 		snprintf(msg, msg_size, "cgroup %s: %s", c->cgroup, strerror(errno));
@@ -615,7 +616,7 @@ void container_handle_create(struct agent *a, uint64_t id, const Cocoon__CreateC
 		agent_send_error(a, id, EINVAL, "create %s: %s", s->id, msg);
 		return;
 	}
-	if (c->has_limits && cgroups_apply(c->cgroup, &c->limits, msg, sizeof(msg)) < 0)
+	if (c->has_limits && cgroups_apply(c->cgroup, &c->limits, 0, msg, sizeof(msg)) < 0)
 		goto fail;
 	if (open_join_namespaces(a, s, join, msg, sizeof(msg)) < 0)
 		goto fail;
@@ -805,6 +806,57 @@ void container_handle_pause(struct agent *a, uint64_t id, const Cocoon__PauseReq
 	}
 	c->paused = !req->resume;
 	send_simple_ok(a, id, COCOON__RESPONSE__BODY_PAUSE, &reply);
+}
+
+void container_handle_update(struct agent *a, uint64_t id, const Cocoon__UpdateRequest *req)
+{
+	struct agent_container *c = req ? container_find(a, req->id) : NULL;
+	Cocoon__UpdateReply reply = COCOON__UPDATE_REPLY__INIT;
+	char msg[256];
+
+	if (!c) {
+		agent_send_error(a, id, ENOENT, "update: no such container");
+		return;
+	}
+	if (c->procs[0].phase == PROC_EXITED) {
+		agent_send_error(a, id, EINVAL, "update %s: container is stopped", c->id);
+		return;
+	}
+	Cocoon__Resources none = COCOON__RESOURCES__INIT;
+	const Cocoon__Resources *r = req->resources ? req->resources : &none;
+	unsigned mask = (req->set_memory ? CGROUPS_MEMORY : 0) | (req->set_pids ? CGROUPS_PIDS : 0) |
+			(req->set_cpu_max ? CGROUPS_CPU_MAX : 0) | (req->set_cpu_weight ? CGROUPS_CPU_WEIGHT : 0);
+	if (mask && cgroups_apply(c->cgroup, r, mask, msg, sizeof(msg)) < 0) {
+		agent_send_error(a, id, EINVAL, "update %s: %s", c->id, msg);
+		return;
+	}
+	/* What a restore of this container in this VM would set again. */
+	if (req->set_memory)
+		c->limits.memory_limit = r->memory_limit;
+	if (req->set_pids)
+		c->limits.pids_limit = r->pids_limit;
+	if (req->set_cpu_max) {
+		c->limits.cpu_quota = r->cpu_quota;
+		c->limits.cpu_period = r->cpu_period;
+	}
+	if (req->set_cpu_weight)
+		c->limits.cpu_shares = r->cpu_shares;
+	c->has_limits = c->has_limits || mask;
+	send_simple_ok(a, id, COCOON__RESPONSE__BODY_UPDATE, &reply);
+}
+
+void container_handle_stats(struct agent *a, uint64_t id, const Cocoon__StatsRequest *req)
+{
+	struct agent_container *c = req ? container_find(a, req->id) : NULL;
+	Cocoon__StatsReply reply = COCOON__STATS_REPLY__INIT;
+	static struct cgroups_stat_buf buf;
+
+	if (!c) {
+		agent_send_error(a, id, ENOENT, "stats: no such container");
+		return;
+	}
+	cgroups_stats(c->cgroup, &reply, &buf);
+	send_simple_ok(a, id, COCOON__RESPONSE__BODY_STATS, &reply);
 }
 
 void container_handle_ps(struct agent *a, uint64_t id, const Cocoon__PsRequest *req)

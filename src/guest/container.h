@@ -94,6 +94,10 @@ void container_handle_signal(struct agent *a, uint64_t id, const Cocoon__SignalR
 void container_handle_pause(struct agent *a, uint64_t id, const Cocoon__PauseRequest *req);
 void container_handle_exec(struct agent *a, uint64_t id, const Cocoon__ExecRequest *req);
 void container_handle_ps(struct agent *a, uint64_t id, const Cocoon__PsRequest *req);
+/* runc update: the limits the request names, in the container's cgroup. */
+void container_handle_update(struct agent *a, uint64_t id, const Cocoon__UpdateRequest *req);
+/* runc events --stats: the container's cgroup figures (cgroups.h). */
+void container_handle_stats(struct agent *a, uint64_t id, const Cocoon__StatsRequest *req);
 void container_handle_stdin(struct agent *a, const Cocoon__StdinData *req);
 
 /* poll() integration: fds to watch, and what to do when they fire. */

@@ -246,6 +246,12 @@ static void dispatch(struct agent *a, const Cocoon__Request *req)
 	case COCOON__REQUEST__BODY_PS:
 		container_handle_ps(a, req->id, req->ps);
 		return;
+	case COCOON__REQUEST__BODY_UPDATE:
+		container_handle_update(a, req->id, req->update);
+		return;
+	case COCOON__REQUEST__BODY_STATS:
+		container_handle_stats(a, req->id, req->stats);
+		return;
 	case COCOON__REQUEST__BODY_CHECKPOINT:
 		checkpoint_handle(a, req->id, req->checkpoint);
 		return;

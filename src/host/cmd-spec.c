@@ -122,21 +122,3 @@ int cmd_features(struct global_opts *g, int argc, char **argv)
 	       "}\n");
 	return 0;
 }
-
-int cmd_update(struct global_opts *g, int argc, char **argv)
-{
-	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		printf("Usage: cocoon update [options] CONTAINER_ID\n\n"
-		       "Refused: resource limits are not applied inside the VM yet. The VM's own\n"
-		       "size is set by [vm] memory_mib and vcpus in the configuration.\n");
-		return 0;
-	}
-	const char *id = argc > 1 ? argv[argc - 1] : "";
-	char msg[256];
-	snprintf(msg, sizeof(msg),
-		 "update %s: changing resources of a running container is not supported: cocoon does not "
-		 "apply linux.resources inside the VM yet",
-		 id);
-	report_error(g, msg);
-	return 1;
-}

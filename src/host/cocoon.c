@@ -28,7 +28,8 @@ static const struct command commands[] = {
 	{"delete", "remove a container and its VM", cmd_delete},
 	{"checkpoint", "checkpoint a container with CRIU inside its VM", cmd_checkpoint},
 	{"restore", "restore a container from a checkpoint into a new VM", cmd_restore},
-	{"update", "change resources (refused: not applied in the VM yet)", cmd_update},
+	{"update", "change a container's limits inside its VM", cmd_update},
+	{"events", "print a container's stats (CPU, memory, pids) from inside its VM", cmd_events},
 	{"spec", "write a default config.json", cmd_spec},
 	{"features", "print the supported features as JSON", cmd_features},
 };

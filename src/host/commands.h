@@ -39,6 +39,7 @@ int cmd_features(struct global_opts *g, int argc, char **argv);
 int cmd_checkpoint(struct global_opts *g, int argc, char **argv);
 int cmd_restore(struct global_opts *g, int argc, char **argv);
 int cmd_update(struct global_opts *g, int argc, char **argv);
+int cmd_events(struct global_opts *g, int argc, char **argv);
 int cmd_image(struct global_opts *g, int argc, char **argv);
 
 /* Prints the error once, to stderr and to --log in the chosen format. */

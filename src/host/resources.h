@@ -16,3 +16,16 @@
  * the overhead under the maximum is an error naming both. */
 int resources_vm_size(const struct cocoon_config *cfg, const Cocoon__Resources *r, int cpuset_cpus,
 		      int *memory_mib, int *vcpus, struct error **err);
+
+/* update: a memory limit (bytes; 0, no limit, always fits) must fit in the
+ * running VM of vm_memory_mib (sandbox.h) less the guest's overhead. The
+ * error names the limit, the VM's size and why it cannot grow. */
+int resources_update_fits(int vm_memory_mib, uint64_t memory_limit, struct error **err);
+
+/* runc update --resources: the OCI linux.resources JSON (what containerd's
+ * runc shim and podman write) into an UpdateRequest's flags and r. As runc
+ * reads it: 0 or absent leaves a limit as it is, -1 lifts it. What the VM
+ * does not apply (swap, cpuset, blockIO, ...) is named, comma-separated, in
+ * ignored. Errors name the field. */
+int resources_update_from_json(const char *text, Cocoon__UpdateRequest *u, Cocoon__Resources *r, char *ignored,
+			       size_t ignored_size, struct error **err);

@@ -516,6 +516,10 @@ static char **request_id_slot(Cocoon__Request *req)
 		return &req->pause->id;
 	case COCOON__REQUEST__BODY_PS:
 		return &req->ps->id;
+	case COCOON__REQUEST__BODY_UPDATE:
+		return &req->update->id;
+	case COCOON__REQUEST__BODY_STATS:
+		return &req->stats->id;
 	case COCOON__REQUEST__BODY_EXEC:
 		return &req->exec->id;
 	case COCOON__REQUEST__BODY_STDIN:
@@ -547,6 +551,17 @@ static int member_register(struct shim *s, struct shim_client *c, const char *id
 	return 0;
 }
 
+/* update: memory up to what this VM can give (resources.h). A member's own
+ * shim has no VM (memory_mib 0): the pod's shim checks. */
+static int update_check(struct shim *s, const Cocoon__Request *req, struct error **err)
+{
+	if (req->body_case != COCOON__REQUEST__BODY_UPDATE || !req->update->set_memory || !req->update->resources)
+		return 0;
+	if (resources_update_fits(s->sb.memory_mib, req->update->resources->memory_limit, err) < 0)
+		return error_wrap(err, "update %s", req->update->id);
+	return 0;
+}
+
 static void handle_member_request(struct shim *s, struct shim_client *c, Cocoon__Request *req)
 {
 	_cleanup_error_ struct error *err = NULL;
@@ -570,6 +585,11 @@ static void handle_member_request(struct shim *s, struct shim_client *c, Cocoon_
 	if (req->body_case == COCOON__REQUEST__BODY_STDIN) {
 		agent_send_oneway(&s->sb.agent, req, NULL);
 		*slot = client_id;
+		return;
+	}
+	if (update_check(s, req, &err) < 0) {
+		*slot = client_id;
+		reply_error(c->fd, cid, err);
 		return;
 	}
 	bool long_call = joining || req->body_case == COCOON__REQUEST__BODY_CHECKPOINT;
@@ -730,6 +750,16 @@ static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Reques
 		break;
 	case COCOON__REQUEST__BODY_PS:
 		id_slot = &req->ps->id;
+		break;
+	case COCOON__REQUEST__BODY_STATS:
+		id_slot = &req->stats->id;
+		break;
+	case COCOON__REQUEST__BODY_UPDATE:
+		id_slot = &req->update->id;
+		if (update_check(s, req, &err) < 0) {
+			reply_error(c->fd, cid, err);
+			return;
+		}
 		break;
 	case COCOON__REQUEST__BODY_CHECKPOINT:
 		handle_checkpoint(s, c, req);

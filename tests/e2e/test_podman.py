@@ -142,3 +142,20 @@ def test_pids_limit(podman):
     r = podman.check("exec", "pl", "cat", f"/sys/fs/cgroup/{cid}/pids.max")
     assert r.stdout.strip() == "10", r.stdout
     podman.check("rm", "--force", "--time", "0", "pl")
+
+
+def test_podman_update(podman):
+    r = podman.run("run", "-d", "--name", "up", "--memory", "64m", "--pids-limit", "10", podman.image,
+                   "payload", "counter", "200")
+    needs_netns(r)
+    assert r.returncode == 0, r.stderr
+    cid = podman.check("inspect", "--format", "{{.Id}}", "up").stdout.strip()
+    # podman 4.3's update has no --pids-limit; it hands cocoon the JSON form.
+    podman.check("update", "--memory", "100m", "--cpu-shares", "512", "up")
+    r = podman.check("exec", "up", "cat", f"/sys/fs/cgroup/{cid}/memory.max", f"/sys/fs/cgroup/{cid}/pids.max",
+                     f"/sys/fs/cgroup/{cid}/cpu.weight")
+    assert r.stdout.split() == [str(100 << 20), "10", "20"], r.stdout
+    # The VM was sized for 64 MiB (64 + 128 + 64): 200 MiB cannot fit.
+    r = podman.run("update", "--memory", "200m", "up")
+    assert r.returncode != 0 and "exceeds what the VM can give" in r.stderr, r.stderr
+    podman.check("rm", "--force", "--time", "0", "up")

@@ -1,8 +1,10 @@
 """linux.resources: the VM is sized from the spec, and the limits hold inside
 the guest, in the container's cgroup, also after a restore under a new ID."""
+import json
 import pathlib
+import subprocess
 
-from conftest import qemu_pids, wait_for, write_bundle
+from conftest import COCOON, qemu_pids, wait_for, write_bundle
 from test_checkpoint import checkpoint, finish, lines, restored, start
 
 
@@ -80,3 +82,58 @@ def test_limits_hold_after_a_restore_under_a_new_id(env):
                 "cat /proc/1/cgroup /sys/fs/cgroup/lr-new/pids.max /sys/fs/cgroup/lr-new/memory.max")
     assert r.stdout.split() == ["0::/lr-new", "10", str(96 << 20)], r.stdout + r.stderr
     finish(env, "lr-new")
+
+
+def base_cmd(env):
+    return [str(COCOON), "--root", str(env.root), "--config", str(env.config)]
+
+
+def cg(env, cid, *files):
+    r = env.run("exec", cid, "cat", *[f"/sys/fs/cgroup/{cid}/{f}" for f in files])
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split("\n")[:-1]
+
+
+def test_update_applies_what_the_vm_allows(env):
+    b, out = start(env, "up", ["payload", "counter", "200"],
+                   extra=resources(memory={"limit": 64 << 20}, pids={"limit": 10}))
+    # The VM: 64 + 128 + 64 = 256 MiB, so a limit of up to 128 MiB fits.
+    env.run("update", "--pids-limit", "20", "--cpu-quota", "50000", "--cpu-period", "100000",
+            "--cpu-share", "512", "--memory", "100m", "up", check=True)
+    assert cg(env, "up", "pids.max", "cpu.max", "cpu.weight", "memory.max") == \
+        ["20", "50000 100000", "20", str(100 << 20)]
+    r = env.run("update", "--memory", "200m", "up")
+    assert r.returncode != 0 and "exceeds what the VM can give: its 256 MiB" in r.stderr, r.stderr
+    assert cg(env, "up", "memory.max") == [str(100 << 20)], "a refused update changed nothing"
+    # containerd's runc shim: the OCI JSON on stdin; -1 lifts a limit.
+    r = subprocess.run([*base_cmd(env), "update", "--resources", "-", "up"], capture_output=True, text=True,
+                       input=json.dumps({"memory": {"limit": -1, "swap": 1 << 30}, "pids": {"limit": -1},
+                                         "cpu": {"quota": -1, "period": 200000, "cpus": "0"}}))
+    assert r.returncode == 0, r.stderr
+    assert "ignored: swap, cpus" in r.stderr, r.stderr
+    assert cg(env, "up", "memory.max", "pids.max", "cpu.max") == ["max", "max", "max 200000"]
+    # podman's form: a file.
+    f = env.tmp / "res.json"
+    f.write_text(json.dumps({"memory": {"limit": 80 << 20}, "pids": {"limit": 15}}))
+    env.run("update", "--resources", str(f), "up", check=True)
+    assert cg(env, "up", "memory.max", "pids.max") == [str(80 << 20), "15"]
+    r = env.run("update", "--resources", str(f), "nosuch")
+    assert r.returncode != 0 and "nosuch" in r.stderr
+    finish(env, "up")
+
+
+def test_events_stats_come_from_the_guest(env):
+    b, out = start(env, "st", ["sh", "-c", "payload memhog 20 & exec payload counter 100"],
+                   extra=resources(memory={"limit": 96 << 20}, pids={"limit": 50}))
+    assert wait_for(lambda: any("memhog" in line for line in lines(out)))
+    r = env.run("events", "--stats", "st", check=True)
+    ev = json.loads(r.stdout)
+    assert ev["type"] == "stats" and ev["id"] == "st", ev
+    d = ev["data"]
+    assert d["memory"]["usage"]["limit"] == 96 << 20
+    # The 20 MiB hog is in the container's cgroup, QEMU's memory is not.
+    assert 20 << 20 <= d["memory"]["usage"]["usage"] < 96 << 20, d["memory"]["usage"]
+    assert d["memory"]["raw"]["anon"] >= 20 << 20, d["memory"]["raw"]
+    assert d["pids"] == {"current": 2, "limit": 50}, d["pids"]  # counter and the hog
+    assert d["cpu"]["usage"]["total"] > 0
+    finish(env, "st")

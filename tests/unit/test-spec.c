@@ -266,6 +266,47 @@ static void test_resources_and_vm_size(void **st)
 	config_free(&cfg);
 }
 
+/* runc update --resources: 0 or absent keeps, -1 lifts; the rest is named. */
+static void test_update_resources_json(void **st)
+{
+	Cocoon__UpdateRequest u = COCOON__UPDATE_REQUEST__INIT;
+	Cocoon__Resources r = COCOON__RESOURCES__INIT;
+	char ignored[256];
+	struct error *err = NULL;
+	assert_int_equal(resources_update_from_json("{\"memory\": {\"limit\": 104857600, \"swap\": 5}, "
+						    "\"pids\": {\"limit\": 0}, \"cpu\": {\"shares\": 512, "
+						    "\"cpus\": \"\"}, \"devices\": [], \"blockIO\": {\"weight\": 10}}",
+						    &u, &r, ignored, sizeof(ignored), NULL),
+			 0);
+	assert_true(u.set_memory && !u.set_pids && !u.set_cpu_max && u.set_cpu_weight);
+	assert_int_equal(r.memory_limit, 100 << 20);
+	assert_int_equal(r.cpu_shares, 512);
+	assert_string_equal(ignored, "swap, blockIO");
+	Cocoon__UpdateRequest u2 = COCOON__UPDATE_REQUEST__INIT;
+	Cocoon__Resources r2 = COCOON__RESOURCES__INIT;
+	assert_int_equal(resources_update_from_json("{\"memory\": {\"limit\": -1}, \"pids\": {\"limit\": -1}, "
+						    "\"cpu\": {\"quota\": -1, \"period\": 200000}}",
+						    &u2, &r2, ignored, sizeof(ignored), NULL),
+			 0);
+	assert_true(u2.set_memory && u2.set_pids && u2.set_cpu_max);
+	assert_int_equal(r2.memory_limit, 0);
+	assert_int_equal(r2.pids_limit, 0);
+	assert_int_equal(r2.cpu_period, 200000);
+	assert_int_not_equal(resources_update_from_json("[1]", &u2, &r2, ignored, sizeof(ignored), &err), 0);
+	error_free(&err);
+	assert_int_not_equal(resources_update_from_json("{\"pids\": {\"limit\": \"x\"}}", &u2, &r2, ignored,
+							sizeof(ignored), &err),
+			     0);
+	assert_non_null(strstr(err->msg, "pids.limit"));
+	error_free(&err);
+	/* A VM of 256 MiB gives a container at most 128 MiB. */
+	assert_int_equal(resources_update_fits(256, 128 << 20, NULL), 0);
+	assert_int_equal(resources_update_fits(256, 0, NULL), 0);
+	assert_int_not_equal(resources_update_fits(256, (128 << 20) + 1, &err), 0);
+	assert_non_null(strstr(err->msg, "its 256 MiB"));
+	error_free(&err);
+}
+
 static void test_missing_bundle(void **st)
 {
 	struct oci_bundle b;
@@ -289,6 +330,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_missing_bundle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_sources, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resources_and_vm_size, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_update_resources_json, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
