@@ -4,7 +4,9 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 
 bool safefs_force_fallback;
@@ -229,26 +231,79 @@ int safefs_copy_fd(int in, int dirfd, const char *name, uint64_t max, mode_t mod
 	return 0;
 }
 
-static int remove_below(int dirfd, dev_t dev, int depth, struct error **err);
+/* The walk of one removal. Recursion is bounded by SAFEFS_MAX_DEPTH; a
+ * directory nested deeper (a guest can make any depth) is renamed up into
+ * the top directory being removed and taken on a later pass, so any depth
+ * is removed with bounded stack. The entries of one filesystem mount only
+ * are removed: a mount point (another mount ID, or another st_dev where
+ * statx gives no mount ID) is left alone and reported. */
+struct remove_walk {
+	int topfd;		/* the directory being removed, once open */
+	dev_t dev;
+	uint64_t mnt_id;	/* 0: the kernel gave none; st_dev alone decides */
+	unsigned hoisted;	/* directories renamed into topfd this pass */
+	unsigned serial;
+};
 
-static int remove_entry(int dirfd, const char *name, dev_t dev, int depth, struct error **err)
+static int remove_below(int dirfd, struct remove_walk *w, int depth, struct error **err);
+
+/* statx(2): STATX_MNT_ID since Linux 5.8. */
+static int entry_stat(int dirfd, const char *name, struct stat *st, uint64_t *mnt_id)
+{
+	struct statx sx;
+	*mnt_id = 0;
+	int at = *name ? AT_SYMLINK_NOFOLLOW : AT_EMPTY_PATH;
+	if (statx(dirfd, name, at | AT_NO_AUTOMOUNT, STATX_TYPE | STATX_MNT_ID, &sx) == 0) {
+		if (sx.stx_mask & STATX_MNT_ID)
+			*mnt_id = sx.stx_mnt_id;
+	}
+	return fstatat(dirfd, name, st, at);
+}
+
+static int hoist(int dirfd, const char *name, struct remove_walk *w, struct error **err)
+{
+	for (int tries = 0; tries < 64; tries++) {
+		char to[64];
+		snprintf(to, sizeof(to), ".cocoon-removing-%u", w->serial++);
+		if (renameat2(dirfd, name, w->topfd, to, RENAME_NOREPLACE) == 0) {
+			w->hoisted++;
+			return 0;
+		}
+		if (errno != EEXIST)
+			return error_set(err, errno, "remove %s (nested deeper than %d levels)", name,
+					 SAFEFS_MAX_DEPTH);
+	}
+	return error_setx(err, EEXIST, "remove %s: no free name to move it to", name);
+}
+
+static int remove_entry(int dirfd, const char *name, struct remove_walk *w, int depth, struct error **err)
 {
 	struct stat st;
-	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	uint64_t mnt_id;
+	if (entry_stat(dirfd, name, &st, &mnt_id) < 0)
 		return errno == ENOENT ? 0 : error_set(err, errno, "stat %s", name);
 	if (!S_ISDIR(st.st_mode)) {
 		if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
 			return error_set(err, errno, "remove %s", name);
 		return 0;
 	}
-	if (st.st_dev != dev)
+	if (st.st_dev != w->dev || (w->mnt_id && mnt_id && mnt_id != w->mnt_id))
 		return error_setx(err, EXDEV, "%s is a mount point; not removed", name);
-	if (depth >= SAFEFS_MAX_DEPTH)
-		return error_setx(err, ELOOP, "%s: nested deeper than %d levels", name, SAFEFS_MAX_DEPTH);
+	if (depth >= SAFEFS_MAX_DEPTH && w->topfd >= 0)
+		return hoist(dirfd, name, w, err);
 	_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : error_set(err, errno, "open %s", name);
-	int r = remove_below(fd, dev, depth + 1, err);
+	if (depth == 0)
+		w->topfd = fd;
+	int r;
+	do {
+		w->hoisted = depth == 0 ? 0 : w->hoisted;
+		r = remove_below(fd, w, depth + 1, err);
+		/* Each pass removes SAFEFS_MAX_DEPTH levels of what it moved up. */
+	} while (r == 0 && depth == 0 && w->hoisted > 0);
+	if (depth == 0)
+		w->topfd = -1;
 	if (r < 0)
 		return r;
 	if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
@@ -256,7 +311,7 @@ static int remove_entry(int dirfd, const char *name, dev_t dev, int depth, struc
 	return 0;
 }
 
-static int remove_below(int dirfd, dev_t dev, int depth, struct error **err)
+static int remove_below(int dirfd, struct remove_walk *w, int depth, struct error **err)
 {
 	int dup = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
 	_cleanup_closedir_ DIR *d = dup >= 0 ? fdopendir(dup) : NULL;
@@ -274,7 +329,7 @@ static int remove_below(int dirfd, dev_t dev, int depth, struct error **err)
 	while ((de = readdir(d))) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
-		int e = remove_entry(dirfd, de->d_name, dev, depth, r < 0 ? NULL : err);
+		int e = remove_entry(dirfd, de->d_name, w, depth, r < 0 ? NULL : err);
 		if (e < 0 && r == 0)
 			r = e;
 	}
@@ -283,8 +338,10 @@ static int remove_below(int dirfd, dev_t dev, int depth, struct error **err)
 
 int safefs_remove(int dirfd, const char *name, struct error **err)
 {
+	struct remove_walk w = { .topfd = -1 };
 	struct stat st;
-	if (fstat(dirfd, &st) < 0)
+	if (entry_stat(dirfd, "", &st, &w.mnt_id) < 0 && fstat(dirfd, &st) < 0)
 		return error_set(err, errno, "remove %s", name);
-	return remove_entry(dirfd, name, st.st_dev, 0, err);
+	w.dev = st.st_dev;
+	return remove_entry(dirfd, name, &w, 0, err);
 }

@@ -49,5 +49,8 @@ int safefs_copy_fd(int in, int dirfd, const char *name, uint64_t max, mode_t mod
 
 /* Removes NAME in dirfd and, when it is a directory, everything below it,
  * walking by fd: a symlink is removed, never followed, and a mount point
- * (another st_dev) is left alone. Missing is not an error. */
+ * (another mount ID from statx(2), or another st_dev) is left alone and
+ * reported as EXDEV. Any depth is removed with bounded stack: directories
+ * nested deeper than the walk's limit are renamed up into NAME and taken
+ * on a later pass. Missing is not an error. */
 int safefs_remove(int dirfd, const char *name, struct error **err);

@@ -320,6 +320,15 @@ static int parse_mount(json_object *m, size_t i, struct oci_bundle *b, Cocoon__M
 	/* A host path means nothing in the guest: the shim bind-mounts the
 	 * source into the sandbox's volumes share, and the guest binds it from
 	 * there (volumes.h). */
+	/* The runtime spec (config.md, "mounts"): a relative source of a bind
+	 * mount is relative to the bundle, never to the caller's directory. */
+	if (mnt->source && *mnt->source && mnt->source[0] != '/' && b->bundle) {
+		char *abs = NULL;
+		if (asprintf(&abs, "%s/%s", b->bundle, mnt->source) < 0)
+			return error_set(err, ENOMEM, "config.json: mounts[%zu]", i);
+		free(mnt->source);
+		mnt->source = abs;
+	}
 	struct volume *v = &b->volumes[b->n_volumes];
 	if ((r = volume_parse(mnt->source, mnt->destination, mnt->options, mnt->n_options, i, v, err)) < 0)
 		return error_wrap(err, "config.json");

@@ -525,6 +525,37 @@ def volumes_share_holds_only_what_the_spec_gave():
         env.close()
 
 
+
+@case
+def delete_survives_bad_ids_and_any_depth():
+    """`delete` of an invalid ID is a named error, never a crash (it
+    segfaulted on '../x'); a shared directory nested deeper than the host's
+    walk bound (a guest can make any depth) is removed entirely; and
+    `delete --force` of a directory without its state.json removes it rather
+    than reporting success while it stays."""
+    env = Env("reply-empty")
+    try:
+        os.makedirs(env.root, exist_ok=True)
+        for bad in ("../x", "", "a/b", ".x"):
+            for force in ((), ("--force",)):
+                rc, err, _ = env.cocoon("delete", *force, bad)
+                assert rc == 1 and b"container ID" in err, f"delete {force} {bad!r}: rc={rc} {err!r}"
+        deep = os.path.join(env.root, "deep")
+        os.makedirs(os.path.join(deep, "shared", *(["d"] * 40)))
+        os.symlink(env.canary, os.path.join(deep, "shared", *(["d"] * 40), "link"))
+        with open(os.path.join(deep, "state.json"), "w") as f:
+            json.dump({"id": "deep", "status": "stopped"}, f)
+        rc, err, _ = env.cocoon("delete", "deep")
+        assert rc == 0, f"delete of a 40-deep shared dir: rc={rc} {err!r}"
+        assert not os.path.exists(deep), "the deep state directory is still there"
+        orphan = os.path.join(env.root, "orphan")
+        os.makedirs(os.path.join(orphan, "shared"))
+        rc, err, _ = env.cocoon("delete", "--force", "orphan")
+        assert rc == 0 and not os.path.exists(orphan), f"delete --force left {orphan}: rc={rc} {err!r}"
+        assert env.canary_intact(), "the canary outside the state root was touched"
+    finally:
+        env.close()
+
 for i, (ok, name, detail) in enumerate(results, 1):
     skip = detail.startswith("skip:")
     line = f"{'ok' if ok else 'not ok'} {i} - {name.replace('_', ' ')}"
