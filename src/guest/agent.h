@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include "error.h"
+#include "fdio.h"
 #include "frame.h"
 #include "proto.h"
 #include "container.h"
@@ -111,7 +112,11 @@ int agent_job_start_ex(struct agent *a, char *const argv[], const struct agent_j
 /* Kills jobs past their deadline and runs the watches that are due;
  * returns ms until the next deadline or watch, or -1. */
 int agent_jobs_check_deadlines(struct agent *a);
-long long agent_now_ms(void);
+/* Monotonic milliseconds (fdio.h). */
+static inline long long agent_now_ms(void)
+{
+	return now_ms();
+}
 /* Mounts the host's virtio-9p share TAG on DIR with the given cache mode. */
 int agent_mount_9p(const char *tag, const char *dir, unsigned long flags, const char *cache);
 /* Mounts the host's share TAG on DIR: 9p, or virtiofs when the host said so. */

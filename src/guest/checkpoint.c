@@ -90,20 +90,6 @@ static bool writer_stopped;
 #define STREAM_BACKLOG_HIGH ((off_t)32 << 20)
 #define STREAM_BACKLOG_LOW ((off_t)8 << 20)
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Writes straight from a shared mapping of the source: 9p's zero-copy path
  * then hands the tmpfs pages to QEMU, and the guest copies nothing. Under
  * TCG a guest memcpy is the dearest part of a copy: 256 MiB took 2.3 s with
@@ -119,7 +105,7 @@ static int copy_mapped(int in, int out, off_t from, off_t to)
 	int r = 0;
 	for (size_t off = 0; off < size && r == 0; off += copy_buf_size) {
 		size_t len = size - off < copy_buf_size ? size - off : copy_buf_size;
-		r = write_all(out, (const char *)map + off, len);
+		r = fd_write_all(out, (const char *)map + off, len);
 	}
 	munmap(map, size);
 	return r;
@@ -140,7 +126,7 @@ static int copy_file(int sdir, int ddir, const char *name, char *buf)
 			continue;
 		if (n <= 0)
 			return n < 0 ? -errno : 0;
-		int r = write_all(out, buf, (size_t)n);
+		int r = fd_write_all(out, buf, (size_t)n);
 		if (r < 0)
 			return r;
 	}

@@ -118,17 +118,12 @@ static int hash_fd(int fd, const char *name, uint64_t size, const struct budget 
 static int walk_files(int dirfd, bool allow_parent, int (*fn)(int dirfd, const char *name, void *ud), void *ud,
 		      struct error **err)
 {
-	int dup = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
-	_cleanup_closedir_ DIR *d = dup >= 0 ? fdopendir(dup) : NULL;
+	_cleanup_closedir_ DIR *d = safefs_opendir(dirfd);
 	struct dirent *de;
 	int r = 0;
 
-	if (!d) {
-		if (dup >= 0)
-			close(dup);
+	if (!d)
 		return error_set(err, errno, "open image directory");
-	}
-	rewinddir(d); /* a dup shares the offset of a directory read before */
 	while (r == 0 && (de = readdir(d))) {
 		struct stat st;
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)

@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "error.h"
+#include "fdio.h"
 
 #define COCOON_DEFAULT_ROOT "/run/cocoon"
 #define COCOON_DEFAULT_CACHE "/var/cache/cocoon"
@@ -19,8 +20,6 @@ int write_file_atomic(const char *path, const char *data, size_t len, int mode, 
  * source is not an error. For logs. */
 void copy_file_bounded(const char *from, const char *to, size_t max);
 
-/* mkdir -p with the given mode for every directory it creates. */
-int mkdir_p(const char *path, int mode, struct error **err);
 
 /* Removes a tree without following symlinks. Missing is not an error. */
 int remove_tree(const char *path, struct error **err);
@@ -40,5 +39,3 @@ int find_helper(const char *name, char **out, struct error **err);
  * NULL when out of memory. */
 char *path_beside(const char *path, const char *name);
 
-/* Monotonic milliseconds. */
-long long now_ms(void);

@@ -67,18 +67,11 @@ struct shim {
 	int exit_code;
 };
 
+/* A reader that went away loses its output. */
 static void write_all(int fd, const void *buf, size_t len)
 {
-	const char *p = buf;
-	while (fd >= 0 && len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return; /* a reader that went away loses its output */
-		p += n;
-		len -= (size_t)n;
-	}
+	if (fd >= 0)
+		(void)fd_write_all(fd, buf, len);
 }
 
 static int exit_code_of(int wait_status)
