@@ -69,20 +69,36 @@ def test_volume_read_write_from_both_sides(podman, tmp_path):
     podman.check("rm", "--force", "--time", "0", "v1")
 
 
-def test_checkpoint_restore_of_a_container_writing_to_a_volume(podman, tmp_path):
+def start_volume_writer(podman, tmp_path, name, *argv):
+    """Runs argv detached with a fresh host directory on /data; returns that
+    directory."""
     data = tmp_path / "data"
     data.mkdir()
-    r = podman.run("run", "-d", "--name", "w1", "-v", f"{data}:/data", podman.image,
-                   "payload", "fileoffset", "/data/log")
+    r = podman.run("run", "-d", "--name", name, "-v", f"{data}:/data", podman.image, *argv)
     needs_netns(r)
     assert r.returncode == 0, r.stderr
+    return data
+
+
+def log_lines(data):
+    return (data / "log").read_text().splitlines()
+
+
+def assert_writer_went_on(data, n):
+    """payload fileoffset wrote 3 more lines after the first n, and none was
+    repeated or skipped (a restarted writer starts again at line 0)."""
+    assert wait_for(lambda: len(log_lines(data)) >= n + 3)
+    log = log_lines(data)
+    assert log == [f"line {i}" for i in range(len(log))], "the writer restarted or skipped"
+
+
+def test_checkpoint_restore_of_a_container_writing_to_a_volume(podman, tmp_path):
+    data = start_volume_writer(podman, tmp_path, "w1", "payload", "fileoffset", "/data/log")
     assert wait_logs(podman, "w1", lambda l: len(l) >= 3)
     podman.check("container", "checkpoint", "w1", timeout=600)
-    n = len((data / "log").read_text().splitlines())
+    n = len(log_lines(data))
     podman.check("container", "restore", "w1", timeout=600)
-    assert wait_for(lambda: len((data / "log").read_text().splitlines()) >= n + 3)
-    log = (data / "log").read_text().splitlines()
-    assert log == [f"line {i}" for i in range(len(log))], "the writer restarted or skipped"
+    assert_writer_went_on(data, n)
     podman.check("rm", "--force", "--time", "0", "w1")
 
 
@@ -92,25 +108,19 @@ def test_checkpoint_restore_of_a_container_writing_to_a_volume(podman, tmp_path)
 # an expected failure, not a pass, until the restore side is fixed.
 @pytest.mark.xfail(reason="CRIU mnt-v2 move_mount EINVAL for the volumes share at an --import restore (issue 15)")
 def test_export_and_import_into_a_second_storage_root(podman, tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
-    r = podman.run("run", "-d", "--name", "e1", "-v", f"{data}:/data", podman.image,
-                   "sh", "-c", "echo $$ > /tmp/pid; exec payload fileoffset /data/log")
-    needs_netns(r)
-    assert r.returncode == 0, r.stderr
-    assert wait_for(lambda: (data / "log").exists() and len((data / "log").read_text().splitlines()) >= 3)
+    data = start_volume_writer(podman, tmp_path, "e1", "sh", "-c",
+                               "echo $$ > /tmp/pid; exec payload fileoffset /data/log")
+    assert wait_for(lambda: (data / "log").exists() and len(log_lines(data)) >= 3)
     archive = tmp_path / "e1.tar.gz"
     podman.check("container", "checkpoint", "--export", str(archive), "e1", timeout=600)
     podman.check("rm", "--force", "--time", "0", "e1")
-    n = len((data / "log").read_text().splitlines())
+    n = len(log_lines(data))
 
     other = podman.storage("other")
     other.image  # the image the checkpoint was made from, in the other root
     other.check("container", "restore", "--import", str(archive), timeout=600)
     assert other.check("ps", "--format", "{{.Names}} {{.Status}}").stdout.startswith("e1 Up")
-    assert wait_for(lambda: len((data / "log").read_text().splitlines()) >= n + 3)
-    log = (data / "log").read_text().splitlines()
-    assert log == [f"line {i}" for i in range(len(log))]
+    assert_writer_went_on(data, n)
     r = other.check("exec", "e1", "cat", "/tmp/pid")
     assert r.stdout.strip(), "the rootfs changes (rootfs-diff.tar) came along"
     other.check("rm", "--force", "--time", "0", "e1")
