@@ -11,12 +11,10 @@
 #include "frame.h"
 #include "proto.h"
 #include "container.h"
+#include "contract.h"
 
-#define AGENT_CHANNEL_NAME "cocoon.0"
-#define AGENT_SHARED_TAG "cocoon"
 #define AGENT_SHARED_DIR "/run/cocoon/shared"
 #define AGENT_MODULES_LIST "/lib/cocoon/modules.list"
-#define AGENT_TOOLS_TAG "tools"
 #define AGENT_TOOLS_DIR "/tools"
 #define AGENT_DEFAULT_CRIU "/usr/sbin/criu"
 /* A peer that stops reading cannot make us queue more than this. */

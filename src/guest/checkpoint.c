@@ -41,7 +41,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#define CKPT_SHARED_SUBDIR "checkpoints"
+#define CKPT_SHARED_SUBDIR COCOON_CHECKPOINTS_DIR
 #define DESCRIPTORS_FILE "cocoon-descriptors"
 #define OOM_ADJ_FILE "cocoon-oom-score-adj"
 #define NETNS_KEY "cocoon-netns"
@@ -794,7 +794,7 @@ static void ckpt_dump_done(struct agent_job *job, int status)
 		if (x->route != 3)
 			remove_page_images(x->img);
 		first_error(log, err, sizeof(err));
-		save_log_to_shared(x, "dump.log");
+		save_log_to_shared(x, COCOON_DUMP_LOG);
 		ckpt_dump_failed(x, job, status, err);
 		if (x->copier > 0)
 			kill(x->copier, SIGKILL);
@@ -951,7 +951,7 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 		agent_send_error(a, id, ENOENT, "checkpoint: no such container");
 		return;
 	}
-	if (!valid_name(req->checkpoint_id) || (*req->parent_id && !valid_name(req->parent_id))) {
+	if (!cocoon_id_valid(req->checkpoint_id) || (*req->parent_id && !cocoon_id_valid(req->parent_id))) {
 		agent_send_error(a, id, EINVAL, "checkpoint %s: invalid checkpoint id", c->id);
 		return;
 	}
@@ -1225,7 +1225,7 @@ static void restore_fail(struct restore_ctx *x, int code, const char *msg)
 /* The host copies it to --work-path: kept on success and on failure. */
 static void save_restore_log(struct restore_ctx *x)
 {
-	static const char *const names[] = {"restore.log", "stats-restore"};
+	static const char *const names[] = {COCOON_RESTORE_LOG, COCOON_STATS_RESTORE};
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
 		char src[300], dst[300], buf[65536];
 		ssize_t n;
@@ -1486,7 +1486,7 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 	_cleanup_error_ struct error *e = NULL;
 
 	bool by_tag = req && req->n_images > 0;
-	if (!s || !valid_name(s->id) ||
+	if (!s || !cocoon_id_valid(s->id) || req->n_images > COCOON_MAX_CHAIN ||
 	    (!by_tag && (!req->shared_path || strstr(req->shared_path, "..") || req->shared_path[0] == '/'))) {
 		agent_send_error(a, id, EINVAL, "restore: invalid request");
 		return;
@@ -1512,7 +1512,7 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 		snprintf(shares, sizeof(shares), "%s/shares-%s", x->a->ckpt_dir, s->id);
 		mkdir(base, 0700);
 		mkdir(shares, 0700);
-		for (size_t i = 0; i < req->n_images && i < 8; i++) {
+		for (size_t i = 0; i < req->n_images; i++) {
 			const Cocoon__ImageShare *is = req->images[i];
 			char dir[300];
 			if (!valid_name(is->tag) || !valid_name(is->name)) {

@@ -145,21 +145,29 @@ static void usage(void)
 	       "The cocoon guest agent. As PID 1 in a cocoon VM it sets up the guest and\n"
 	       "serves the host on the virtio-serial port \"%s\". Run by hand, --channel\n"
 	       "connects to a unix socket instead, for tests.\n",
-	       AGENT_CHANNEL_NAME);
+	       COCOON_CHANNEL_NAME);
+}
+
+/* The value of WORD when it starts with KEY ("cocoon.criu="), else NULL. */
+static const char *cmdline_value(const char *word, const char *key)
+{
+	size_t n = strlen(key);
+	return strncmp(word, key, n) == 0 ? word + n : NULL;
 }
 
 static void parse_criu_from_cmdline(struct agent *a)
 {
 	_cleanup_fclose_ FILE *f = fopen("/proc/cmdline", "re");
 	char line[4096], *save = NULL;
+	const char *v;
 
 	if (!f || !fgets(line, sizeof(line), f))
 		return;
 	for (char *t = strtok_r(line, " \n", &save); t; t = strtok_r(NULL, " \n", &save))
-		if (strncmp(t, "cocoon.criu=", 12) == 0 && t[12] == '/')
-			snprintf(a->criu_path, sizeof(a->criu_path), "%s", t + 12);
-		else if (strncmp(t, "cocoon.ckptdir=", 15) == 0 && t[15] == '/' && !strstr(t, ".."))
-			snprintf(a->ckpt_dir, sizeof(a->ckpt_dir), "%s", t + 15);
+		if ((v = cmdline_value(t, COCOON_CMDLINE_CRIU)) && v[0] == '/')
+			snprintf(a->criu_path, sizeof(a->criu_path), "%s", v);
+		else if ((v = cmdline_value(t, COCOON_CMDLINE_CKPTDIR)) && v[0] == '/' && !strstr(v, ".."))
+			snprintf(a->ckpt_dir, sizeof(a->ckpt_dir), "%s", v);
 }
 
 int main(int argc, char **argv)
@@ -259,7 +267,7 @@ int main(int argc, char **argv)
 	}
 	if (a.is_init) {
 		agent_load_late_modules(&a);
-		agent_log(&a, "ready on %s", AGENT_CHANNEL_NAME);
+		agent_log(&a, "ready on %s", COCOON_CHANNEL_NAME);
 	}
 	return agent_loop(&a);
 }

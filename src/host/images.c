@@ -437,7 +437,7 @@ void images_discard(const char *state_dir, const char *ckid)
 	_cleanup_close_ int ckfd = open_ckdir(state_dir, NULL);
 	if (ckfd < 0)
 		return;
-	snprintf(log, sizeof(log), "%s.dump.log", ckid);
+	snprintf(log, sizeof(log), "%s." COCOON_DUMP_LOG, ckid);
 	safefs_remove(ckfd, ckid, NULL);
 	safefs_remove(ckfd, log, NULL);
 }
@@ -449,7 +449,7 @@ int images_keep_dump_log(const char *state_dir, const char *ckid, const char *ke
 	char log[128];
 	size_t len;
 
-	snprintf(log, sizeof(log), "%s.dump.log", ckid);
+	snprintf(log, sizeof(log), "%s." COCOON_DUMP_LOG, ckid);
 	if (ckfd < 0 || safefs_read(ckfd, log, IMAGES_MAX_LOG, &text, &len, NULL) < 0)
 		return -ENOENT;
 	return write_file_atomic(keep, text, len, 0600, NULL);
@@ -751,7 +751,8 @@ void images_copy_logs_at(int dirfd, const char *const *from, const char *const *
 
 void images_copy_logs(const char *src, const char *work_path)
 {
-	static const char *const names[] = {"dump.log", "restore.log", "stats-dump", "stats-restore"};
+	static const char *const names[] = {COCOON_DUMP_LOG, COCOON_RESTORE_LOG, COCOON_STATS_DUMP,
+					     COCOON_STATS_RESTORE};
 	_cleanup_close_ int dirfd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	images_copy_logs_at(dirfd, names, names, ARRAY_SIZE(names), work_path);
 }

@@ -92,26 +92,26 @@ int remove_tree(const char *path, struct error **err)
 
 int validate_id(const char *kind, const char *id, struct error **err)
 {
-	size_t n = id ? strlen(id) : 0;
+	char bad = 0;
 
-	if (n == 0)
+	switch (cocoon_id_check(id, &bad)) {
+	case COCOON_ID_OK:
+		return 0;
+	case COCOON_ID_EMPTY:
 		return error_setx(err, EINVAL, "%s ID is empty", kind);
-	if (n > COCOON_ID_MAX)
-		return error_setx(err, EINVAL, "%s ID '%.20s...' is %zu characters; the limit is %d",
-				  kind, id, n, COCOON_ID_MAX);
-	if (!isalnum((unsigned char)id[0]))
-		return error_setx(err, EINVAL, "%s ID '%s' must start with a letter or digit", kind,
-				  id);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)id[i];
-		if (!isalnum(c) && c != '_' && c != '-' && c != '.')
-			return error_setx(err, EINVAL,
-					  "%s ID '%s' contains '%c'; allowed are letters, digits, '_', '-' and '.'",
-					  kind, id, c);
-	}
-	if (strstr(id, ".."))
+	case COCOON_ID_TOO_LONG:
+		return error_setx(err, EINVAL, "%s ID '%.20s...' is %zu characters; the limit is %d", kind, id,
+				  strlen(id), COCOON_ID_MAX);
+	case COCOON_ID_BAD_START:
+		return error_setx(err, EINVAL, "%s ID '%s' must start with a letter or digit", kind, id);
+	case COCOON_ID_BAD_CHAR:
+		return error_setx(err, EINVAL,
+				  "%s ID '%s' contains '%c'; allowed are letters, digits, '_', '-' and '.'", kind,
+				  id, bad);
+	case COCOON_ID_DOTDOT:
 		return error_setx(err, EINVAL, "%s ID '%s' contains '..'", kind, id);
-	return 0;
+	}
+	return error_setx(err, EINVAL, "%s ID '%s' is not valid", kind, id);
 }
 
 const char *cache_dir(void)

@@ -4,13 +4,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "contract.h"
 #include "error.h"
 #include "fdio.h"
 
 #define COCOON_DEFAULT_ROOT "/run/cocoon"
 #define COCOON_DEFAULT_CACHE "/var/cache/cocoon"
 #define COCOON_CACHE_ENV "COCOON_CACHE_DIR"
-#define COCOON_ID_MAX 64
 
 /* Reads at most max bytes of a file, NUL-terminated. */
 int read_file_bounded(const char *path, size_t max, char **out, size_t *len, struct error **err);
@@ -25,7 +25,8 @@ void copy_file_bounded(const char *from, const char *to, size_t max);
 int remove_tree(const char *path, struct error **err);
 
 /* Container and checkpoint IDs become path components, so they are
- * validated first: [A-Za-z0-9][A-Za-z0-9_.-]*, at most COCOON_ID_MAX. */
+ * validated first, by the one rule of contract.h (cocoon_id_check()); the
+ * message names the kind ("container", "checkpoint") and the cause. */
 int validate_id(const char *kind, const char *id, struct error **err);
 
 /* The cache directory: $COCOON_CACHE_DIR or /var/cache/cocoon. */

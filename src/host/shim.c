@@ -246,9 +246,9 @@ static int create_container(struct shim *s, struct error **err)
 static void copy_restore_logs(struct shim *s)
 {
 	char log[128], stats[128];
-	snprintf(log, sizeof(log), "restore-%s.restore.log", s->args->id);
-	snprintf(stats, sizeof(stats), "restore-%s.stats-restore", s->args->id);
-	const char *const from[] = {log, stats}, *const to[] = {"restore.log", "stats-restore"};
+	snprintf(log, sizeof(log), "restore-%s." COCOON_RESTORE_LOG, s->args->id);
+	snprintf(stats, sizeof(stats), "restore-%s." COCOON_STATS_RESTORE, s->args->id);
+	const char *const from[] = {log, stats}, *const to[] = {COCOON_RESTORE_LOG, COCOON_STATS_RESTORE};
 	_cleanup_close_ int dirfd = open(s->sb.shared_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	images_copy_logs_at(dirfd, from, to, ARRAY_SIZE(from), s->args->work_path);
 }
@@ -264,7 +264,7 @@ static int restore_container(struct shim *s, struct error **err)
 	char tags[IMAGES_MAX_CHAIN][16];
 	for (int i = 0; i < ch->n; i++) {
 		cocoon__image_share__init(&shares[i]);
-		snprintf(tags[i], sizeof(tags[i]), "images%d", i);
+		snprintf(tags[i], sizeof(tags[i]), COCOON_TAG_IMAGES "%d", i);
 		shares[i].tag = tags[i];
 		shares[i].name = ch->names[i];
 		ptrs[i] = &shares[i];

@@ -536,7 +536,7 @@ int spec_load(const char *bundle, const char *id, struct oci_bundle *b, struct e
 		return error_set(err, ENOMEM, "config.json");
 	cocoon__container_spec__init(b->spec);
 	b->spec->id = strdup(id);
-	b->spec->rootfs_tag = strdup("rootfs");
+	b->spec->rootfs_tag = strdup(COCOON_TAG_ROOTFS);
 	if (!member(root, "ociVersion"))
 		return error_setx(err, EINVAL, "config.json: ociVersion is required");
 	if ((r = parse_root(root, b, err)) < 0)
