@@ -128,7 +128,7 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
  * >= 0 it copies the page images while they grow, until done_fd ends; with
  * writer > 0 as well (the streaming route) it punches what it copied out of
  * SRC and stops the writer while too much waits. */
-int copy_tree_main(const char *src, const char *dst, int done_fd, pid_t writer);
+int copy_tree_main(const char *src, const char *dst, int done_fd, pid_t writer, bool like_cp);
 void agent_jobs_reap(struct agent *a);
 void agent_job_read(struct agent *a, struct agent_job *job);
 

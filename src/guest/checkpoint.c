@@ -42,6 +42,15 @@
 #include <sys/wait.h>
 
 #define CKPT_SHARED_SUBDIR COCOON_CHECKPOINTS_DIR
+
+/* The schema's CheckpointRoute values (proto/cocoon.proto), by short name. */
+#define ROUTE_COCOON COCOON__CHECKPOINT_ROUTE__ROUTE_COCOON
+#define ROUTE_FLOOR COCOON__CHECKPOINT_ROUTE__ROUTE_FLOOR
+#define ROUTE_SEED COCOON__CHECKPOINT_ROUTE__ROUTE_SEED
+#define ROUTE_DIRECT9P COCOON__CHECKPOINT_ROUTE__ROUTE_DIRECT9P
+#define ROUTE_TMPFS COCOON__CHECKPOINT_ROUTE__ROUTE_TMPFS
+#define ROUTE_TMPFS_UNCHECKED COCOON__CHECKPOINT_ROUTE__ROUTE_TMPFS_UNCHECKED
+#define ROUTE_STREAM COCOON__CHECKPOINT_ROUTE__ROUTE_STREAM
 #define DESCRIPTORS_FILE "cocoon-descriptors"
 #define OOM_ADJ_FILE "cocoon-oom-score-adj"
 #define NETNS_KEY "cocoon-netns"
@@ -236,11 +245,11 @@ static int follow_pages(int sdir, int ddir, int done_fd, struct growing_file *g,
 	}
 }
 
-int copy_tree_main(const char *src, const char *dst, int done_fd, pid_t writer)
+int copy_tree_main(const char *src, const char *dst, int done_fd, pid_t writer, bool like_cp)
 {
 	stream_writer = writer;
 	/* The seed's baseline copied like cp(1): 128 KiB at a time. */
-	if (getenv("COCOON_COPY_SMALL")) {
+	if (like_cp) {
 		copy_buf_size = 128 * 1024;
 		copy_like_cp = true;
 	}
@@ -400,7 +409,7 @@ struct ckpt_ctx {
 	bool leave_running;
 	bool keep;
 	bool froze; /* we froze it for an exit-mode checkpoint */
-	unsigned route;
+	Cocoon__CheckpointRoute route; /* bench_route of the request */
 	char parent[AGENT_ID_MAX + 1];
 	long long t0, dump_ms;
 	Cocoon__CriuStats stats;
@@ -547,12 +556,12 @@ static void ckpt_finish(struct ckpt_ctx *x)
 		ckpt_thaw_on_failure(x);
 		agent_send_error(x->a, x->req_id, x->err_code, "%s", x->err);
 		x->keep = false;
-	} else if (x->route == 1 || x->route == 3) {
+	} else if (x->route == ROUTE_FLOOR || x->route == ROUTE_DIRECT9P) {
 		/* The floor stops at the dump; a direct dump is already in place. */
 		Cocoon__Response resp = COCOON__RESPONSE__INIT;
 		Cocoon__CheckpointReply reply = COCOON__CHECKPOINT_REPLY__INIT;
 		ckpt_thaw_on_failure(x);
-		reply.shared_path = x->route == 3 ? x->shared : (char *)"";
+		reply.shared_path = x->route == ROUTE_DIRECT9P ? x->shared : (char *)"";
 		reply.stats = &x->stats;
 		reply.dump_ms = (uint64_t)x->dump_ms;
 		ckpt_reply_memory(x, &reply);
@@ -560,7 +569,7 @@ static void ckpt_finish(struct ckpt_ctx *x)
 		resp.body_case = COCOON__RESPONSE__BODY_CHECKPOINT;
 		resp.checkpoint = &reply;
 		agent_send_response(x->a, &resp);
-		x->keep = x->route == 3;
+		x->keep = x->route == ROUTE_DIRECT9P;
 	} else {
 		Cocoon__Response resp = COCOON__RESPONSE__INIT;
 		Cocoon__CheckpointReply reply = COCOON__CHECKPOINT_REPLY__INIT;
@@ -683,10 +692,9 @@ static void ckpt_start_copier(struct ckpt_ctx *x, bool follow)
 		return; /* no overlap: the copy runs after the dump */
 	struct agent_job_options o = {.pass_fds = p, .n_pass_fds = follow ? 1 : 0, .oom_victim = true,
 				      .watch = ckpt_watch, .watch_ms = CRIU_WATCH_MS};
-	if (x->route == 2)
-		setenv("COCOON_COPY_SMALL", "1", 1); /* inherited by the job only */
+	if (x->route == ROUTE_SEED && !follow)
+		argv[1] = (char *)"--copy-tree-like-cp"; /* make bench's baseline */
 	pid_t pid = agent_job_start_ex(a, argv, &o, ckpt_copy_done, x, &e);
-	unsetenv("COCOON_COPY_SMALL");
 	if (follow)
 		close(p[0]);
 	if (pid < 0) {
@@ -791,7 +799,7 @@ static void ckpt_dump_done(struct agent_job *job, int status)
 			kill(x->copier, SIGKILL);
 		if (x->pserver > 0)
 			kill(x->pserver, SIGKILL);
-		if (x->route != 3)
+		if (x->route != ROUTE_DIRECT9P)
 			remove_page_images(x->img);
 		first_error(log, err, sizeof(err));
 		save_log_to_shared(x, COCOON_DUMP_LOG);
@@ -809,7 +817,7 @@ static void ckpt_dump_done(struct agent_job *job, int status)
 			/* The copier makes its last pass now. */
 			close(x->follow_wr);
 			x->follow_wr = -1;
-		} else if (!x->err && x->copier <= 0 && x->route != 1 && x->route != 3) {
+		} else if (!x->err && x->copier <= 0 && x->route != ROUTE_FLOOR && x->route != ROUTE_DIRECT9P) {
 			ckpt_start_copier(x, false);
 		}
 	}
@@ -905,13 +913,13 @@ static bool ckpt_choose_route(struct ckpt_ctx *x, struct agent_container *c, con
 {
 	x->need_kib = guard_container_memory_kib(c->cgroup);
 	x->avail_kib = guard_mem_available_kib();
-	bool checked = x->route != 6, may_stream = x->route == 0 || x->route == 7;
-	x->stream = x->route == 7;
-	if (x->route >= 5)
-		x->route = 0; /* cocoon's route, with one of its two ways forced */
-	x->route_name = x->route == 3 ? "direct9p" : "tmpfs";
+	bool checked = x->route != ROUTE_TMPFS_UNCHECKED, may_stream = x->route == ROUTE_COCOON || x->route == ROUTE_STREAM;
+	x->stream = x->route == ROUTE_STREAM;
+	if (x->route == ROUTE_TMPFS || x->route == ROUTE_TMPFS_UNCHECKED || x->route == ROUTE_STREAM)
+		x->route = ROUTE_COCOON; /* cocoon's route, with one of its two ways forced */
+	x->route_name = x->route == ROUTE_DIRECT9P ? "direct9p" : "tmpfs";
 	/* Fault injection (tests): the guest-memory route, unchecked. */
-	if (!checked || x->route == 3)
+	if (!checked || x->route == ROUTE_DIRECT9P)
 		return true;
 	/* An incremental dump writes only what changed since its parent,
 	 * which is not known before, and a pre-dump is kept in guest memory
@@ -953,6 +961,10 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	}
 	if (!cocoon_id_valid(req->checkpoint_id) || (*req->parent_id && !cocoon_id_valid(req->parent_id))) {
 		agent_send_error(a, id, EINVAL, "checkpoint %s: invalid checkpoint id", c->id);
+		return;
+	}
+	if (!protobuf_c_enum_descriptor_get_value(&cocoon__checkpoint_route__descriptor, (int)req->bench_route)) {
+		agent_send_error(a, id, EINVAL, "checkpoint %s: unknown route %d", c->id, (int)req->bench_route);
 		return;
 	}
 	if (c->procs[0].phase != PROC_RUNNING) {
@@ -997,9 +1009,9 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	snprintf(x->shared, sizeof(x->shared), CKPT_SHARED_SUBDIR "/%s", req->checkpoint_id);
 	if (x->stream)
 		x->route_name = "stream";
-	if (x->route == 3)
+	if (x->route == ROUTE_DIRECT9P)
 		snprintf(x->img, sizeof(x->img), AGENT_SHARED_DIR "/%s", x->shared);
-	else if (x->route == 2)
+	else if (x->route == ROUTE_SEED)
 		snprintf(x->img, sizeof(x->img), "/tmp/criu-checkpoint-%s", req->checkpoint_id);
 	else
 		snprintf(x->img, sizeof(x->img), "%s/%s", x->a->ckpt_dir, req->checkpoint_id);
@@ -1009,9 +1021,9 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	 * directory itself may be the host's mount point: it stays then. */
 	char dst[300];
 	snprintf(dst, sizeof(dst), AGENT_SHARED_DIR "/%s", x->shared);
-	if (x->route != 1)
+	if (x->route != ROUTE_FLOOR)
 		remove_dir_files(dst);
-	if (mkdir(x->img, 0700) < 0 && !(errno == EEXIST && x->route == 3)) {
+	if (mkdir(x->img, 0700) < 0 && !(errno == EEXIST && x->route == ROUTE_DIRECT9P)) {
 		agent_send_error(a, id, errno, "checkpoint %s: %s: %s", c->id, x->img, strerror(errno));
 		ckpt_free(x);
 		return;
@@ -1153,7 +1165,7 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	 * up by about the copy's 0.5 s, the total no shorter), so the copy
 	 * follows the dump. The seed's baseline and the "serial" bench route
 	 * (4) always copy after it. */
-	else if (x->route == 0 && !x->stream && sysconf(_SC_NPROCESSORS_ONLN) > 1)
+	else if (x->route == ROUTE_COCOON && !x->stream && sysconf(_SC_NPROCESSORS_ONLN) > 1)
 		ckpt_start_copier(x, true);
 }
 

@@ -188,9 +188,12 @@ int main(int argc, char **argv)
 	if (argc > 0 && strcmp(base ? base + 1 : argv[0], CRIU_ACTION_NAME) == 0)
 		return criu_action_main();
 	/* The copy helper mode: `cocoon-agent --copy-tree SRC DST [--follow | --follow-punch PID]`;
-	 * with --follow, fd 3 ends when the writer of SRC has finished. */
+	 * with --follow, fd 3 ends when the writer of SRC has finished.
+	 * --copy-tree-like-cp SRC DST: make bench's seed baseline. */
 	if (argc == 4 && strcmp(argv[1], "--copy-tree") == 0)
-		return copy_tree_main(argv[2], argv[3], -1, 0);
+		return copy_tree_main(argv[2], argv[3], -1, 0, false);
+	if (argc == 4 && strcmp(argv[1], "--copy-tree-like-cp") == 0)
+		return copy_tree_main(argv[2], argv[3], -1, 0, true);
 	/* --follow-punch PID: the streaming route, PID the page server. */
 	bool punch = argc == 6 && strcmp(argv[1], "--copy-tree") == 0 && strcmp(argv[4], "--follow-punch") == 0;
 	if (punch || (argc == 5 && strcmp(argv[1], "--copy-tree") == 0 && strcmp(argv[4], "--follow") == 0)) {
@@ -199,7 +202,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "--copy-tree %s: fd 3 is not open\n", argv[4]);
 			return 1;
 		}
-		return copy_tree_main(argv[2], argv[3], 3, punch ? (pid_t)atoi(argv[5]) : 0);
+		return copy_tree_main(argv[2], argv[3], 3, punch ? (pid_t)atoi(argv[5]) : 0, false);
 	}
 	if (argc == 3 && strcmp(argv[1], "--load-late-modules") == 0)
 		return load_late_modules_main(argv[2]);
