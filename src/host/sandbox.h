@@ -13,6 +13,7 @@
 #define SANDBOX_CONSOLE "console.log"
 #define SANDBOX_VMM_LOG "qemu.log"
 #define SANDBOX_SHARED "shared"
+#define SANDBOX_QMP "qmp.sock"
 
 struct sandbox {
 	char *dir;
@@ -25,6 +26,7 @@ struct sandbox {
 	struct agent_client agent;
 	long long boot_ms; /* from VMM start to the first Pong */
 	int memory_mib;	   /* what the VM was given */
+	bool from_template; /* started from a VM template (template.c) */
 };
 
 struct sandbox_options {
@@ -40,6 +42,7 @@ struct sandbox_options {
 	const int *net_fds;		  /* taps for virtio-net devices, and their MACs */
 	const char *const *net_macs;
 	int n_nets;
+	bool cold_boot;			  /* never from a VM template (the KVM probe) */
 };
 
 /* Boots a VM for the sandbox in dir (created 0700, must not exist yet) and

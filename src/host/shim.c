@@ -284,8 +284,9 @@ static int restore_container(struct shim *s, struct error **err)
 	char path[4200], text[512];
 	snprintf(path, sizeof(path), "%s/restore-stats.json", s->args->dir);
 	int n = snprintf(text, sizeof(text),
-			 "{\"boot_ms\": %lld, \"criu_ms\": %llu, \"copy_ms\": %llu, \"restore_us\": %u}\n",
-			 s->sb.boot_ms, (unsigned long long)resp->restore->restore_ms,
+			 "{\"boot_ms\": %lld, \"template\": %s, \"criu_ms\": %llu, \"copy_ms\": %llu, "
+			 "\"restore_us\": %u}\n",
+			 s->sb.boot_ms, s->sb.from_template ? "true" : "false", (unsigned long long)resp->restore->restore_ms,
 			 (unsigned long long)resp->restore->copy_ms,
 			 resp->restore->stats ? resp->restore->stats->restore_us : 0);
 	write_file_atomic(path, text, (size_t)n, 0600, NULL);
