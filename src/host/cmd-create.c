@@ -1,5 +1,6 @@
 /* create, start and run: runc's container start-up, split or in one go. */
 #include "cleanup.h"
+#include "log.h"
 #include "container.h"
 #include "paths.h"
 #include "shim.h"
@@ -114,7 +115,7 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 		return r;
 	}
 	for (size_t i = 0; i < bundle.n_warnings; i++)
-		fprintf(stderr, "cocoon: warning: config.json: %s\n", bundle.warnings[i]);
+		log_warning("container %s: config.json: %s", id, bundle.warnings[i]);
 	if ((r = mkdir_p(g->root, 0700, err)) < 0) {
 		spec_free(&bundle);
 		return r;

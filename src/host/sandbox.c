@@ -1,5 +1,6 @@
 #include "sandbox.h"
 #include "cleanup.h"
+#include "log.h"
 #include "paths.h"
 #include "template.h"
 
@@ -131,7 +132,7 @@ static int boot_from_template(struct sandbox *sb, const struct cocoon_config *cf
 		sb->from_template = true;
 		return 0;
 	}
-	fprintf(stderr, "cocoon: VM template %s: %s; booting without it\n", dir ? dir : "", e ? e->msg : "failed");
+	log_warning("VM template %s: %s; booting without it", dir ? dir : "", e ? e->msg : "failed");
 	if (sb->vm.backend)
 		sb->vm.backend->kill(&sb->vm);
 	agent_client_close(&sb->agent);

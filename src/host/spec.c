@@ -1,5 +1,6 @@
 #include "spec.h"
 #include "cleanup.h"
+#include "log.h"
 #include "paths.h"
 
 #include <json-c/json.h>
@@ -268,7 +269,7 @@ int spec_parse_process_file(const char *path, Cocoon__ProcessSpec **out, struct 
 		return error_setx(err, EINVAL, "%s: not valid JSON", path);
 	r = parse_process(root, out, &dummy, err);
 	for (size_t i = 0; i < dummy.n_warnings; i++) {
-		fprintf(stderr, "cocoon: warning: %s\n", dummy.warnings[i]);
+		log_warning("%s: %s", path, dummy.warnings[i]);
 		free(dummy.warnings[i]);
 	}
 	free(dummy.warnings);
