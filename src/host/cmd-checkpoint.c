@@ -242,7 +242,7 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 	/* The user's CRIU settings, refused here when they cannot work in
 	 * the VM, before anything is frozen. */
 	criu_config_free(&o->criu);
-	if ((r = criu_config_collect(g->cfg.criu_config, st.bundle, &o->criu, err)) < 0)
+	if (criu_config_collect(g->cfg.criu_config, st.bundle, &o->criu, err) < 0)
 		return error_wrap(err, "checkpoint %s", id);
 	if (st.status != STATUS_RUNNING && st.status != STATUS_PAUSED)
 		return error_setx(err, EINVAL, "container %s is %s; only running or paused containers can be checkpointed",

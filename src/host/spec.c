@@ -321,7 +321,7 @@ static int parse_mount(json_object *m, size_t i, struct oci_bundle *b, Cocoon__M
 	 * source into the sandbox's volumes share, and the guest binds it from
 	 * there (volumes.h). */
 	struct volume *v = &b->volumes[b->n_volumes];
-	if ((r = volume_parse(mnt->source, mnt->destination, mnt->options, mnt->n_options, i, v, err)) < 0)
+	if (volume_parse(mnt->source, mnt->destination, mnt->options, mnt->n_options, i, v, err) < 0)
 		return error_wrap(err, "config.json");
 	b->n_volumes++;
 	free(mnt->type);
