@@ -115,7 +115,7 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 		return r;
 	}
 	for (size_t i = 0; i < bundle.n_warnings; i++)
-		log_warning("container %s: config.json: %s", id, bundle.warnings[i]);
+		log_warning("config.json: %s", bundle.warnings[i]);
 	if ((r = mkdir_p(g->root, 0700, err)) < 0) {
 		spec_free(&bundle);
 		return r;
