@@ -652,14 +652,17 @@ static void ckpt_watch(struct agent_job *job)
 	guard_sample_memory(&x->guard);
 	if (job->pid != x->criu || x->stop_reason)
 		return;
-	pid_t dead = guard_dead_task(&x->guard);
+	struct guard_death dead;
+	char how[48];
+	bool died = guard_dead_task(&x->guard, &dead);
 	unsigned long long sig = guard_cpu_ticks(job->pid) + guard_dir_bytes(x->img);
 	if (x->pserver > 0)
 		sig += guard_cpu_ticks(x->pserver);
 	if (x->copier > 0)
 		sig += guard_cpu_ticks(x->copier);
-	if (dead > 0) {
-		if (asprintf(&x->stop_reason, "task %d of the container ended during the dump", dead) < 0)
+	if (died) {
+		if (asprintf(&x->stop_reason, "task %d of the container ended during the dump (%s)", dead.pid,
+			     guard_describe_end(dead.status, how, sizeof(how))) < 0)
 			x->stop_reason = NULL;
 	} else if (guard_stalled(&x->guard, sig, agent_now_ms(), CRIU_STALL_MS)) {
 		if (asprintf(&x->stop_reason, "CRIU made no progress for %d s (no CPU time used, nothing written)",
@@ -758,16 +761,22 @@ static long oom_kills(void)
 	return -1;
 }
 
-/* Why the dump failed, in the order that explains it best. */
+/* Why the dump failed, in the order that explains it best. A task of the
+ * container that died during the dump is named whoever saw it first: the
+ * watch (which then stopped CRIU), or CRIU itself (its parasite, or a
+ * vanished /proc entry), which exits with its own words before the next
+ * watch tick. */
 static void ckpt_dump_failed(struct ckpt_ctx *x, const struct agent_job *job, int status, const char *err)
 {
 	long oom = oom_kills();
-	pid_t dead = guard_dead_task(&x->guard);
-	char also[96] = "", explained[1024];
-	if (dead > 0)
-		snprintf(also, sizeof(also), " Task %d of the container ended too.", dead);
+	struct guard_death dead;
+	bool died = guard_killed_task(&x->guard, &dead);
+	char also[128] = "", how[48], explained[1024];
+	if (died)
+		snprintf(also, sizeof(also), " Task %d of the container ended too (%s).", dead.pid,
+			 guard_describe_end(dead.status, how, sizeof(how)));
 	if (x->stop_reason)
-		ckpt_fail(x, dead > 0 ? ESRCH : ETIMEDOUT, "criu dump stopped: %s; the agent ended CRIU. CRIU said: %s",
+		ckpt_fail(x, died ? ESRCH : ETIMEDOUT, "criu dump stopped: %s; the agent ended CRIU. CRIU said: %s",
 			  x->stop_reason, err);
 	else if (x->oom_kills0 >= 0 && oom > x->oom_kills0)
 		/* CRIU's own words then only say that something vanished. */
@@ -778,11 +787,15 @@ static void ckpt_dump_failed(struct ckpt_ctx *x, const struct agent_job *job, in
 			  x->route_name, x->need_kib / 1024, x->avail_kib / 1024,
 			  WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL ? "CRIU" : "a process CRIU needed", also,
 			  err);
+	else if (died)
+		ckpt_fail(x, ESRCH, "criu dump stopped: task %d of the container ended during the dump (%s); CRIU "
+			  "cannot dump a task that is gone. CRIU said: %s",
+			  dead.pid, how, err);
 	else if (ckpt_explain_criu_error(err, explained, sizeof(explained)))
 		ckpt_fail(x, EFBIG, "checkpoint %s: %s. CRIU said: %s", x->cid, explained, err);
 	else
-		ckpt_fail(x, EIO, "criu dump failed%s (%s): %s%s", job->timed_out ? " and was killed at its time limit" : "",
-			  WIFEXITED(status) ? "exit status" : "signal", err, also);
+		ckpt_fail(x, EIO, "criu dump failed%s (%s): %s", job->timed_out ? " and was killed at its time limit" : "",
+			  WIFEXITED(status) ? "exit status" : "signal", err);
 }
 
 static void ckpt_dump_done(struct agent_job *job, int status)
@@ -1095,7 +1108,9 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 			argv[n++] = (char *)"mnt[/dev/shm]:" SHM_KEY;
 		}
 		for (size_t i = 0; i < c->n_binds && x->n_ext < ARRAY_SIZE(x->ext_args); i++) {
-			if (asprintf(&x->ext_args[x->n_ext], "mnt[%s]:cocoon-bind-%zu", c->bind_dests[i], i) < 0)
+			/* Keyed by destination, as runc does: an engine may list the
+			 * mounts in another order at restore (podman --import does). */
+			if (asprintf(&x->ext_args[x->n_ext], "mnt[%s]:%s", c->bind_dests[i], c->bind_dests[i]) < 0)
 				break;
 			argv[n++] = (char *)"--external";
 			argv[n++] = x->ext_args[x->n_ext++];
@@ -1385,7 +1400,7 @@ static void restore_start_criu(struct restore_ctx *x)
 	argv[n++] = (char *)"--manage-cgroups=ignore";
 	criu_common_args(argv, &n, &x->criu);
 	for (size_t i = 0; i < c->n_binds; i++) {
-		if (asprintf(&x->args[x->n_args], "mnt[cocoon-bind-%zu]:%s", i, c->bind_sources[i]) < 0)
+		if (asprintf(&x->args[x->n_args], "mnt[%s]:%s", c->bind_dests[i], c->bind_sources[i]) < 0)
 			break;
 		argv[n++] = (char *)"--external";
 		argv[n++] = x->args[x->n_args++];

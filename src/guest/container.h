@@ -54,7 +54,7 @@ struct agent_container {
 	bool paused;
 	bool checkpointing;
 	/* Bind mounts of host paths, from the volumes share: CRIU sees them as
-	 * external mounts, keyed cocoon-bind-<index among them>. */
+	 * external mounts, keyed by destination (as runc does). */
 	char *bind_dests[AGENT_MAX_BINDS];
 	char *bind_sources[AGENT_MAX_BINDS];
 	size_t n_binds;

@@ -26,6 +26,13 @@ def test_bench_quick_runs(tmp_path):
         assert vfs[key] and vfs[key]["median"] > 0, key
     assert res["ratios"]["virtiofs_vs_9p"]["restore"] > 0
     assert "virtiofs / 9p" in r.stdout
+    # VM templates beside the cold boot and restore (issue 18): a template
+    # restore that fell back to a cold boot records nothing.
+    assert res["boot"]["template_ready_ms"] and res["boot"]["template_ready_ms"]["median"] > 0
+    for key in ("tmpl_restore_total", "tmpl_restore_boot", "tmpl_restore_criu"):
+        assert size[key] and size[key]["median"] > 0, key
+    assert res["templates"]["boot_vs_cold"] > 0 and res["templates"]["16"]["restore_vs_cold"] > 0
+    assert "VM templates, side by side" in r.stdout
     # The host baseline (runc + trixie's CRIU, no VM) ran, or says why not.
     why = res["skipped"].get("host_runc_baseline")
     if why:
