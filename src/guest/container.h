@@ -15,6 +15,7 @@
 #define AGENT_CONTAINER_DIR "/run/cocoon/c"
 #define AGENT_ID_MAX COCOON_ID_MAX
 #define AGENT_MAX_BINDS COCOON_MAX_BINDS
+#define AGENT_POD_DIR COCOON_GUEST_POD_DIR
 
 struct agent;
 

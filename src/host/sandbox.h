@@ -35,6 +35,7 @@ struct sandbox_options {
 	bool quiet_failure;	/* no console excerpt in the error (probes) */
 	const struct vm_backend *backend; /* NULL: QEMU */
 	const char *rootfs_dir;		  /* a container rootfs to share, or NULL */
+	const char *pod_dir;		  /* the pod share (pod.h), or NULL */
 	const char *volumes_dir;	  /* the container's bind mount sources (volumes.h), or NULL */
 	const char *const *images_dirs;	  /* checkpoint images to share read-only */
 	int n_images_dirs;

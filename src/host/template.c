@@ -186,6 +186,8 @@ static int template_shape(const struct vm_spec *spec, char **line, struct error 
 	s.vmm_log = NULL;
 	s.shared_dir = spec->shared_dir ? "/SHARED" : NULL;
 	s.rootfs_dir = spec->rootfs_dir ? "/ROOTFS" : NULL;
+	s.volumes_dir = spec->volumes_dir ? "/VOLUMES" : NULL;
+	s.pod_dir = spec->pod_dir ? "/POD" : NULL;
 	s.images_dirs = spec->n_images_dirs ? images : NULL;
 	s.memory_file = "/MEMORY";
 	s.memory_shared = false;
@@ -360,6 +362,8 @@ static int build_in(const char *work, const struct vm_spec *spec, const char *ke
 	s.vmm_log = vmm;
 	s.shared_dir = spec->shared_dir ? share : NULL;
 	s.rootfs_dir = spec->rootfs_dir ? share : NULL;
+	s.volumes_dir = spec->volumes_dir ? share : NULL;
+	s.pod_dir = spec->pod_dir ? share : NULL;
 	s.images_dirs = spec->n_images_dirs ? images : NULL;
 	s.memory_file = mem;
 	s.memory_shared = true;

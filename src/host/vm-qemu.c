@@ -298,6 +298,11 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 		add_virtiofs(b, COCOON_TAG_VOLUMES, s->channel_path);
 	else if (s->volumes_dir && add_9p_opts(b, COCOON_TAG_VOLUMES, s->volumes_dir, ",multidevs=remap", err) < 0)
 		return -1;
+	/* Pods: the members' rootfs and volumes are bind mounts under this
+	 * directory, one device each; remap keeps their inode numbers apart
+	 * in the guest. Always 9p: QEMU sees a new bind at once. */
+	if (s->pod_dir && add_9p_opts(b, COCOON_TAG_POD, s->pod_dir, ",multidevs=remap", err) < 0)
+		return -1;
 	for (int i = 0; i < s->n_images_dirs; i++) {
 		/* Read-only: restoring must never change the user's images
 		 * (for virtiofs, see virtiofsd_start). */

@@ -23,6 +23,7 @@ struct vm_spec {
 	 * of mount points, so inode numbers are remapped (9p) or submounts
 	 * announced (virtiofs). */
 	const char *volumes_dir;
+	const char *pod_dir;	  /* the pod share, tag "pod" (pod.h), or NULL */
 	const char *tools_dir;	  /* the image's tools tree, read-only, tag "tools", or NULL */
 	/* Checkpoint image directories shared read-only, tags "images0".. */
 	const char *const *images_dirs;

@@ -22,8 +22,10 @@
 /* The image directories of a restore, read-only: "images0" .. "images<n-1>",
  * n at most COCOON_MAX_CHAIN. */
 #define COCOON_TAG_IMAGES "images"
-/* The host writes bind-mount sources as paths below this guest directory. */
+#define COCOON_TAG_POD "pod"         /* a pod's shared tree: members' rootfs and volumes */
+/* The host writes bind-mount sources as paths below these guest directories. */
 #define COCOON_GUEST_VOLUMES_DIR "/run/cocoon/volumes"
+#define COCOON_GUEST_POD_DIR "/run/cocoon/pod"
 
 /* ---- Kernel command-line keys (host: sandbox.c, vm-qemu.c; guest: init.c,
  * main.c). Each is one word of /proc/cmdline. */
