@@ -324,7 +324,7 @@ static int member_setup(struct shim *s, struct error **err)
 	int r = pod_member_share(a->pod, a->id, a->bundle, err);
 	if (r < 0)
 		return r;
-	if ((r = shim_connect(a->pod->dir, a->pod->id, &s->sb.agent, err)) < 0)
+	if (shim_connect(a->pod->dir, a->pod->id, &s->sb.agent, err) < 0)
 		return error_wrap(err, "pod sandbox %s", a->pod->id);
 	return 0;
 }
