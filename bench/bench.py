@@ -18,6 +18,8 @@ import sys
 import tempfile
 import time
 
+import netbench
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 BUILD = pathlib.Path(os.environ.get("COCOON_BUILD", REPO / "build"))
 COCOON = BUILD / "cocoon"
@@ -29,6 +31,9 @@ TARGETS = {
     "restore_vs_floor": ("restore in fresh VM / (boot + 1.2 x raw restore)", 1.0),
     "boot_vs_floor": ("boot to agent-ready / trivial-init boot", 1.3),
     "predump_vs_full": ("final frozen after a pre-dump / full-dump frozen", 0.3),
+    # Issue 18's targets for VM templates.
+    "template_boot_vs_cold": ("boot to agent-ready: VM template / cold boot", 0.25),
+    "template_restore_vs_cold": ("restore: VM from template / fresh cold VM", 0.7),
 }
 
 
@@ -47,6 +52,10 @@ class Bench:
         self.env = {**os.environ, **(env or {})}
         self.config = work / "config.toml"
         self.config.write_text(f"[vm]\nmemory_mib = {memory_mib}\nshared_fs = \"{shared_fs}\"\n")
+        # The same VM started from a VM template (docs/performance.md).
+        self.template_config = work / "config-template.toml"
+        self.template_config.write_text(self.config.read_text() +
+                                        f"template = true\ntemplate_dir = \"{work / 'templates'}\"\n")
         self.bundle = work / "bundle"
         (self.bundle / "rootfs" / "bin").mkdir(parents=True)
         for src in (BUILD / "payload", pathlib.Path("/bin/busybox")):
@@ -54,8 +63,9 @@ class Bench:
         (self.bundle / "rootfs" / "bin" / "sh").symlink_to("busybox")
         self.n = 0
 
-    def cocoon(self, *args, timeout=900, out=None):
-        cmd = [str(COCOON), "--root", str(self.root), "--config", str(self.config), *args]
+    def cocoon(self, *args, timeout=900, out=None, template=False):
+        config = self.template_config if template else self.config
+        cmd = [str(COCOON), "--root", str(self.root), "--config", str(config), *args]
         if out:
             # The shim keeps the container's stdio open: files, never pipes
             # that we would wait on for ever.
@@ -117,10 +127,10 @@ class Bench:
             raise RuntimeError(r.stderr)
         return self.stats_line(r.stdout)
 
-    def restore(self, cid, path, *flags):
+    def restore(self, cid, path, *flags, template=False):
         out = self.work / f"{cid}.restore.out"
         r = self.cocoon("restore", "--print-stats", "--detach", "--image-path", str(path),
-                        "--bundle", str(self.bundle), *flags, cid, out=out)
+                        "--bundle", str(self.bundle), *flags, cid, out=out, template=template)
         if r.returncode:
             raise RuntimeError(r.stderr)
         return self.stats_line(out.read_text())
@@ -137,7 +147,9 @@ def measure_boot(b, runs):
     (stage / "dev").mkdir()
     subprocess.run(f"cd {stage} && find . | cpio -o -H newc -R 0:0 --quiet > {floor_initrd}",
                    shell=True, check=True)
-    floor, ready = [], []
+    floor, ready, tready = [], [], []
+    # The first VM of a shape builds its template: not measured.
+    b.cocoon("check", template=True)
     for _ in range(runs):
         r = subprocess.run([str(BUILD / "boot-floor"), str(floor_initrd)], capture_output=True,
                            text=True, env={**os.environ, "COCOON_CONFIG": str(b.config)})
@@ -145,7 +157,10 @@ def measure_boot(b, runs):
         r = b.cocoon("check")
         m = re.search(r"boot\s+(\d+) ms to agent ready", r.stdout)
         ready.append(int(m.group(1)) if m else None)
-    return {"floor_ms": stat(floor), "agent_ready_ms": stat(ready)}
+        r = b.cocoon("check", template=True)
+        m = re.search(r"boot\s+(\d+) ms to agent ready \(from the VM template\)", r.stdout)
+        tready.append(int(m.group(1)) if m else None)
+    return {"floor_ms": stat(floor), "agent_ready_ms": stat(ready), "template_ready_ms": stat(tready)}
 
 
 def measure_size(b, mib, runs, direct9p, transfer_only=False):
@@ -153,7 +168,8 @@ def measure_size(b, mib, runs, direct9p, transfer_only=False):
                            "seed_frozen", "seed_total", "exit_frozen", "exit_total", "restore_total",
                            "restore_boot", "restore_criu", "raw_restore_criu", "image_bytes",
                            "direct9p_frozen", "direct9p_total", "floor_peak_mib", "lr_peak_mib",
-                           "stream_frozen", "stream_criu", "stream_total", "stream_peak_mib")}
+                           "stream_frozen", "stream_criu", "stream_total", "stream_peak_mib",
+                           "tmpl_restore_total", "tmpl_restore_boot", "tmpl_restore_criu")}
     for run in range(runs):
         cid, out = b.start(["payload", "memhog", str(mib)])
         try:
@@ -210,9 +226,58 @@ def measure_size(b, mib, runs, direct9p, transfer_only=False):
         res["restore_criu"].append(s["criu_ms"])
         b.delete(rid)
         if not transfer_only:
+            # The same restore into a VM started from the template of the
+            # restore's shape (built by a first, unmeasured restore).
+            if not getattr(b, "restore_template_built", False):
+                b.restore(rid + "warm", p, template=True)
+                b.delete(rid + "warm")
+                b.restore_template_built = True
+            s = b.restore(rid + "tmpl", p, template=True)
+            if s.get("template"):
+                res["tmpl_restore_total"].append(s["total_ms"])
+                res["tmpl_restore_boot"].append(s["boot_ms"])
+                res["tmpl_restore_criu"].append(s["criu_ms"])
+            b.delete(rid + "tmpl")
+        if not transfer_only:
             s = b.restore(rid + "raw", p, "--bench-from-tmpfs")
             res["raw_restore_criu"].append(s["criu_ms"])
             b.delete(rid + "raw")
+        shutil.rmtree(p)
+    return {k: stat(v) for k, v in res.items()}
+
+
+def measure_template_restore(b, mib, runs):
+    """The restore of one exit-mode checkpoint of a memhog into a fresh VM,
+    cold and from the VM template of the restore's shape, alternated run by
+    run. The first template restore of the shape builds the template and is
+    not measured."""
+    res = {k: [] for k in ("restore_total", "restore_boot", "restore_criu", "tmpl_restore_total",
+                           "tmpl_restore_boot", "tmpl_restore_criu")}
+    for run in range(runs):
+        cid, out = b.start(["payload", "memhog", str(mib)])
+        p = b.work / f"tmpl-exit-{mib}-{run}"
+        try:
+            b.wait_lines(out, 1)
+            b.checkpoint(cid, path=p)
+        finally:
+            b.delete(cid)
+        rid = f"t{mib}x{run}"
+        if not getattr(b, "restore_template_built", False):
+            b.restore(rid + "warm", p, template=True)
+            b.delete(rid + "warm")
+            b.restore_template_built = True
+        s = b.restore(rid, p)
+        b.delete(rid)
+        res["restore_total"].append(s["total_ms"])
+        res["restore_boot"].append(s["boot_ms"])
+        res["restore_criu"].append(s["criu_ms"])
+        s = b.restore(rid + "tmpl", p, template=True)
+        b.delete(rid + "tmpl")
+        if not s.get("template"):
+            raise RuntimeError(f"restore {rid}tmpl at {mib} MiB did not start from the VM template")
+        res["tmpl_restore_total"].append(s["total_ms"])
+        res["tmpl_restore_boot"].append(s["boot_ms"])
+        res["tmpl_restore_criu"].append(s["criu_ms"])
         shutil.rmtree(p)
     return {k: stat(v) for k, v in res.items()}
 
@@ -490,11 +555,19 @@ def main():
     ap.add_argument("--out", default=str(REPO / "bench" / "results.json"))
     ap.add_argument("--routes-only", action="store_true",
                     help="only the tmpfs and streaming routes side by side (a targeted run)")
+    ap.add_argument("--network-only", action="store_true",
+                    help="only the network figures, cocoon and runc side by side (a targeted run)")
+    ap.add_argument("--template-only", action="store_true",
+                    help="only VM templates beside cold boot, cold restore and host runc (a targeted run)")
     ap.add_argument("--layout-only", action="store_true",
                     help="only the engines' layout at the largest size (a targeted run)")
     args = ap.parse_args()
+    if args.network_only:
+        return network_only(args)
     if args.routes_only:
         return routes_only(args)
+    if args.template_only:
+        return template_only(args)
     if args.layout_only:
         work = pathlib.Path(tempfile.mkdtemp(prefix="cocoon-bench."))
         try:
@@ -540,6 +613,12 @@ def main():
                 results["sizes"][mib].update(figures)
         else:
             results["skipped"]["host_runc_baseline"] = why
+        print("  measuring the network (cocoon and runc) ...", flush=True)
+        net, why = netbench.measure_network(work, COCOON, BUILD / "payload", args.quick)
+        if net:
+            results["network"] = net
+        else:
+            results["skipped"]["network"] = why
     finally:
         for bench in benches:
             for d in (bench.root.iterdir() if bench.root.exists() else []):
@@ -558,6 +637,9 @@ def main():
         "restore_vs_floor": ratio(med(s, "restore_total"),
                                   (med(s, "restore_boot") or 0) + 1.2 * (raw_restore or 0)),
         "boot_vs_floor": ratio(med(boot, "agent_ready_ms"), med(boot, "floor_ms")),
+        # Issue 18's targets: <= 0.25 and <= 0.7.
+        "template_boot_vs_cold": ratio(med(boot, "template_ready_ms"), med(boot, "agent_ready_ms")),
+        "template_restore_vs_cold": ratio(med(s, "tmpl_restore_total"), med(s, "restore_total")),
         "predump_vs_full": ratio(med(results["predump"], "final_frozen"), med(results["predump"], "full_frozen")),
     }
     if med(s, "host_total"):
@@ -586,12 +668,106 @@ def main():
             "tmpfs_peak_mib": med(results["sizes"][m], "lr_peak_mib"),
             "target_mib": 64 + int(m) * 5 / 100}
         for m in results["sizes"]}
+    results["templates"] = template_ratios(results)
     results["targets"] = {k: v[1] for k, v in TARGETS.items()}
     results["elapsed_s"] = round(time.time() - t_start, 1)
     pathlib.Path(args.out).write_text(json.dumps(results, indent=2))
     report(results, sizes)
     print(f"results written to {args.out}")
     return 0
+
+
+def network_only(args):
+    work = pathlib.Path(tempfile.mkdtemp(prefix="cocoon-bench."))
+    try:
+        net, why = netbench.measure_network(work, COCOON, BUILD / "payload", args.quick)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if not net:
+        print(f"skipped network: {why}")
+        return 1
+    # A targeted run never overwrites the full run's bench/results.json.
+    out = pathlib.Path(args.out)
+    if out == REPO / "bench" / "results.json":
+        out = BUILD / "bench-network.json"
+    out.write_text(json.dumps({"network": net}, indent=2))
+    netbench.report(net)
+    print(f"results written to {out}")
+    return 0
+
+
+def template_only(args):
+    """Issue 18's figures alone: boot and restore from a VM template beside
+    the cold boot, the cold restore and host runc with CRIU, in one run."""
+    sizes = [int(x) for x in args.sizes.split(",")]
+    t_start = time.time()
+    work = pathlib.Path(tempfile.mkdtemp(prefix="cocoon-bench."))
+    b = Bench(work, max(1024, 4 * max(sizes) + 512))
+    results = {"machine": {"accel_note": "TCG here (nested KVM cannot boot a stock guest); real hosts use KVM",
+                           "cores": os.cpu_count(), "kernel": os.uname().release},
+               "sizes": {}, "skipped": {}}
+    try:
+        print(f"cocoon bench --template-only: sizes {sizes} MiB, {args.runs} run(s) each, work dir {work}",
+              flush=True)
+        results["boot"] = measure_boot(b, max(args.runs, 5))
+        for mib in sizes:
+            print(f"  template restore at {mib} MiB ...", flush=True)
+            results["sizes"][str(mib)] = measure_template_restore(b, mib, args.runs)
+        print("  measuring the host baseline (runc + CRIU 4.1.1, no VM) ...", flush=True)
+        host, why = measure_host(work, sizes, args.runs)
+        if host:
+            for mib, figures in host.items():
+                results["sizes"][mib].update(figures)
+        else:
+            results["skipped"]["host_runc_baseline"] = why
+    finally:
+        for d in (b.root.iterdir() if b.root.exists() else []):
+            b.delete(d.name)
+        shutil.rmtree(work, ignore_errors=True)
+    results["templates"] = template_ratios(results)
+    results["elapsed_s"] = round(time.time() - t_start, 1)
+    pathlib.Path(args.out).write_text(json.dumps(results, indent=2))
+    report_templates(results, sizes)
+    print(f"({results['elapsed_s']} s)")
+    print(f"results written to {args.out}")
+    return 0
+
+
+def template_ratios(r):
+    """Per size: the template restore against the cold restore and against
+    host runc (the price of VM isolation left); the boot against the cold one."""
+    out = {"boot_vs_cold": ratio(med(r["boot"], "template_ready_ms"), med(r["boot"], "agent_ready_ms"))}
+    for mib, s in r["sizes"].items():
+        out[mib] = {"restore_vs_cold": ratio(med(s, "tmpl_restore_total"), med(s, "restore_total")),
+                    "restore_vs_host_runc": ratio(med(s, "tmpl_restore_total"), med(s, "host_restore")),
+                    "cold_restore_vs_host_runc": ratio(med(s, "restore_total"), med(s, "host_restore"))}
+    return out
+
+
+def report_templates(r, sizes):
+    t = r.get("templates") or template_ratios(r)
+    print()
+    print(f"VM templates, side by side (ms, median (min-max); target template/cold <= "
+          f"{TARGETS['template_boot_vs_cold'][1]} for boot, <= {TARGETS['template_restore_vs_cold'][1]} for restore)")
+    print("boot to agent ready".ljust(40) + "cold".rjust(20) + "from template".rjust(20) + "template/cold".rjust(16))
+    bv = t.get("boot_vs_cold")
+    print("".ljust(40) + fmt(r["boot"], "agent_ready_ms").rjust(20) + fmt(r["boot"], "template_ready_ms").rjust(20)
+          + ("-" if bv is None else f"{bv:.3f}").rjust(16))
+    print("restore into a fresh VM".ljust(40) + "".join(f"{m} MiB".rjust(20) for m in sizes))
+    for label, key in (("cold VM: total (boot + CRIU)", "restore_total"), ("cold VM: boot part", "restore_boot"),
+                       ("cold VM: CRIU part", "restore_criu"),
+                       ("VM from template: total", "tmpl_restore_total"),
+                       ("VM from template: boot part", "tmpl_restore_boot"),
+                       ("VM from template: CRIU part", "tmpl_restore_criu"),
+                       ("host runc + CRIU 4.1.1, no VM", "host_restore")):
+        print(label.ljust(40) + "".join(fmt(r["sizes"][str(m)], key).rjust(20) for m in sizes))
+    for label, key in (("template / cold restore", "restore_vs_cold"),
+                       ("template / host runc (VM price left)", "restore_vs_host_runc"),
+                       ("cold / host runc (VM price today)", "cold_restore_vs_host_runc")):
+        vals = [t.get(str(m), {}).get(key) for m in sizes]
+        print(label.ljust(40) + "".join(("-" if v is None else f"{v:.2f}x").rjust(20) for v in vals))
+    for k, why in r.get("skipped", {}).items():
+        print(f"skipped {k}: {why}")
 
 
 def routes_only(args):
@@ -621,7 +797,7 @@ def fmt(d, key):
 def report(r, sizes):
     print()
     print(f"boot: agent ready {fmt(r['boot'], 'agent_ready_ms')} ms; trivial-init floor "
-          f"{fmt(r['boot'], 'floor_ms')} ms")
+          f"{fmt(r['boot'], 'floor_ms')} ms; from a VM template {fmt(r['boot'], 'template_ready_ms')} ms")
     rows = [("raw dump into guest tmpfs: frozen", "floor_frozen"), ("raw dump into guest tmpfs: criu wall", "floor_criu"),
             ("cocoon --leave-running: frozen", "lr_frozen"), ("cocoon --leave-running: criu", "lr_criu"),
             ("cocoon --leave-running: copy to host", "lr_copy"), ("cocoon --leave-running: total", "lr_total"),
@@ -634,6 +810,8 @@ def report(r, sizes):
             ("guest memory taken, MiB: streaming", "stream_peak_mib"),
             ("restore, fresh VM: total", "restore_total"), ("restore: boot part", "restore_boot"),
             ("restore: criu part (from 9p)", "restore_criu"), ("raw criu restore from tmpfs", "raw_restore_criu"),
+            ("restore, VM from template: total", "tmpl_restore_total"),
+            ("restore, VM from template: boot part", "tmpl_restore_boot"),
             ("host runc+CRIU 4.1.1, no VM: frozen", "host_frozen"),
             ("host runc+CRIU 4.1.1, no VM: total", "host_total"),
             ("host runc+CRIU 4.1.1: restore", "host_restore")]
@@ -670,6 +848,7 @@ def report(r, sizes):
         fs = r["ratios"].get("virtiofs_vs_9p", {})
         print(f"  virtiofs / 9p: checkpoint total {fs.get('checkpoint') or 0:.2f}, restore total "
               f"{fs.get('restore') or 0:.2f} (not a target)")
+    report_templates(r, sizes)
     lay = r.get("layout")
     if lay:
         mib = next(iter(lay))
@@ -680,6 +859,8 @@ def report(r, sizes):
         for label, key in (("--leave-running: total ms", "lr_total"), ("exit mode: total ms", "exit_total"),
                            ("host memory (state tmpfs peak), MiB", "lr_host_mib")):
             print(label.ljust(40) + "".join(fmt(l, f"{n}_{key}").rjust(20) for n in ("same_fs", "beside", "shared")))
+    if r.get("network"):
+        netbench.report(r["network"])
     for k, why in r["skipped"].items():
         print(f"skipped {k}: {why}")
     print(f"({r['elapsed_s']} s)")

@@ -54,6 +54,10 @@ struct agent_job_options {
 	/* The guest's OOM killer takes this job before anything else
 	 * (oom_score_adj 1000): CRIU and the copier, never the container. */
 	bool oom_victim;
+	/* The child sets no_new_privs before exec, and every process it
+	 * forks inherits it: CRIU 3.17 does not restore the flag, so the
+	 * tasks a restore forks get it from their CRIU (checkpoint.c). */
+	bool no_new_privs;
 	agent_job_watch_fn watch; /* with watch_ms > 0 */
 	int watch_ms;
 };
@@ -74,6 +78,9 @@ struct agent {
 	bool shared_mounted;
 	bool volumes_mounted; /* the volumes share, mounted by the first container that has binds */
 	bool virtiofs; /* shares are virtiofs (cocoon.fs=virtiofs), else 9p */
+	/* Booted to become a VM template (cocoon.template=1): no share is
+	 * mounted until TemplateResume (template.c). */
+	bool template_mode;
 	char criu_path[256];
 	char self_path[256]; /* this binary, for its --copy-tree mode */
 	/* Where CRIU dumps in the guest (runtime.guest_checkpoint_dir): must
@@ -98,6 +105,12 @@ void agent_log(struct agent *a, const char *fmt, ...) __attribute__((format(prin
 void agent_load_modules(struct agent *a, const char *list_path);
 void agent_load_late_modules(struct agent *a);
 int load_late_modules_main(const char *list_path);
+/* Loads the late modules in this process, before answering. */
+void agent_load_late_modules_now(struct agent *a);
+
+/* template.c */
+void agent_template_prepare(struct agent *a);
+void template_resume_handle(struct agent *a, uint64_t id, const Cocoon__TemplateResumeRequest *req);
 
 /* rpc.c: requests that need the late modules wait for them. */
 void agent_replay_deferred(struct agent *a);

@@ -663,14 +663,17 @@ static void ckpt_watch(struct agent_job *job)
 	guard_sample_memory(&x->guard);
 	if (job->pid != x->criu || x->stop_reason)
 		return;
-	pid_t dead = guard_dead_task(&x->guard);
+	struct guard_death dead;
+	char how[48];
+	bool died = guard_dead_task(&x->guard, &dead);
 	unsigned long long sig = guard_cpu_ticks(job->pid) + guard_dir_bytes(x->img);
 	if (x->pserver > 0)
 		sig += guard_cpu_ticks(x->pserver);
 	if (x->copier > 0)
 		sig += guard_cpu_ticks(x->copier);
-	if (dead > 0) {
-		if (asprintf(&x->stop_reason, "task %d of the container ended during the dump", dead) < 0)
+	if (died) {
+		if (asprintf(&x->stop_reason, "task %d of the container ended during the dump (%s)", dead.pid,
+			     guard_describe_end(dead.status, how, sizeof(how))) < 0)
 			x->stop_reason = NULL;
 	} else if (guard_stalled(&x->guard, sig, agent_now_ms(), CRIU_STALL_MS)) {
 		if (asprintf(&x->stop_reason, "CRIU made no progress for %d s (no CPU time used, nothing written)",
@@ -770,16 +773,22 @@ static long oom_kills(void)
 	return -1;
 }
 
-/* Why the dump failed, in the order that explains it best. */
+/* Why the dump failed, in the order that explains it best. A task of the
+ * container that died during the dump is named whoever saw it first: the
+ * watch (which then stopped CRIU), or CRIU itself (its parasite, or a
+ * vanished /proc entry), which exits with its own words before the next
+ * watch tick. */
 static void ckpt_dump_failed(struct ckpt_ctx *x, const struct agent_job *job, int status, const char *err)
 {
 	long oom = oom_kills();
-	pid_t dead = guard_dead_task(&x->guard);
-	char also[96] = "", explained[1024];
-	if (dead > 0)
-		snprintf(also, sizeof(also), " Task %d of the container ended too.", dead);
+	struct guard_death dead;
+	bool died = guard_killed_task(&x->guard, &dead);
+	char also[128] = "", how[48], explained[1024];
+	if (died)
+		snprintf(also, sizeof(also), " Task %d of the container ended too (%s).", dead.pid,
+			 guard_describe_end(dead.status, how, sizeof(how)));
 	if (x->stop_reason)
-		ckpt_fail(x, dead > 0 ? ESRCH : ETIMEDOUT, "criu dump stopped: %s; the agent ended CRIU. CRIU said: %s",
+		ckpt_fail(x, died ? ESRCH : ETIMEDOUT, "criu dump stopped: %s; the agent ended CRIU. CRIU said: %s",
 			  x->stop_reason, err);
 	else if (x->oom_kills0 >= 0 && oom > x->oom_kills0)
 		/* CRIU's own words then only say that something vanished. */
@@ -790,11 +799,15 @@ static void ckpt_dump_failed(struct ckpt_ctx *x, const struct agent_job *job, in
 			  x->route_name, x->need_kib / 1024, x->avail_kib / 1024,
 			  WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL ? "CRIU" : "a process CRIU needed", also,
 			  err);
+	else if (died)
+		ckpt_fail(x, ESRCH, "criu dump stopped: task %d of the container ended during the dump (%s); CRIU "
+			  "cannot dump a task that is gone. CRIU said: %s",
+			  dead.pid, how, err);
 	else if (ckpt_explain_criu_error(err, explained, sizeof(explained)))
 		ckpt_fail(x, EFBIG, "checkpoint %s: %s. CRIU said: %s", x->cid, explained, err);
 	else
-		ckpt_fail(x, EIO, "criu dump failed%s (%s): %s%s", job->timed_out ? " and was killed at its time limit" : "",
-			  WIFEXITED(status) ? "exit status" : "signal", err, also);
+		ckpt_fail(x, EIO, "criu dump failed%s (%s): %s", job->timed_out ? " and was killed at its time limit" : "",
+			  WIFEXITED(status) ? "exit status" : "signal", err);
 }
 
 static void ckpt_dump_done(struct agent_job *job, int status)
@@ -1138,7 +1151,9 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 			argv[n++] = (char *)"mnt[/dev/shm]:" SHM_KEY;
 		}
 		for (size_t i = 0; i < c->n_binds && x->n_ext < ARRAY_SIZE(x->ext_args); i++) {
-			if (asprintf(&x->ext_args[x->n_ext], "mnt[%s]:cocoon-bind-%zu", c->bind_dests[i], i) < 0)
+			/* Keyed by destination, as runc does: an engine may list the
+			 * mounts in another order at restore (podman --import does). */
+			if (asprintf(&x->ext_args[x->n_ext], "mnt[%s]:%s", c->bind_dests[i], c->bind_dests[i]) < 0)
 				break;
 			argv[n++] = (char *)"--external";
 			argv[n++] = x->ext_args[x->n_ext++];
@@ -1267,6 +1282,29 @@ static void restore_watch(struct agent_job *job)
 	kill(job->pid, SIGKILL);
 }
 
+/* Whether task pid shares the agent's namespace of this type (a name under
+ * /proc/PID/ns). */
+static bool shares_agent_ns(pid_t pid, const char *type)
+{
+	char path[64];
+	struct stat mine, theirs;
+	snprintf(path, sizeof(path), "/proc/%d/ns/%s", pid, type);
+	if (stat(path, &theirs) < 0)
+		return false; /* it ended: the host hears of that */
+	snprintf(path, sizeof(path), "/proc/self/ns/%s", type);
+	return stat(path, &mine) == 0 && mine.st_dev == theirs.st_dev && mine.st_ino == theirs.st_ino;
+}
+
+/* Ends every task of the cgroup (a restore that must not stand). */
+static void kill_cgroup(const char *cgroup)
+{
+	char path[192];
+	snprintf(path, sizeof(path), "%s/cgroup.kill", cgroup);
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, "1", 1) != 1)
+		agent_log(NULL, "%s: %s", path, strerror(errno));
+}
+
 static void restore_fail(struct restore_ctx *x, int code, const char *msg)
 {
 	struct agent_container *c = container_find(x->a, x->cid);
@@ -1340,6 +1378,23 @@ static void restore_done(struct agent_job *job, int status)
 	struct agent_container *c = container_find(x->a, x->cid);
 	if (!c) {
 		restore_fail(x, ENOENT, "container vanished");
+		return;
+	}
+	/* CRIU restores the namespaces the images name. Images of a container
+	 * that ran in the guest's own pid or mount namespace (a cocoon before
+	 * the rule in container.c, or images made elsewhere) would put it back
+	 * there, beside CRIU and the agent: refused. */
+	static const char *const own[] = {"pid", "mnt"};
+	for (size_t i = 0; i < ARRAY_SIZE(own); i++) {
+		if (!shares_agent_ns(pid, own[i]))
+			continue;
+		kill_cgroup(c->cgroup);
+		snprintf(err, sizeof(err),
+			 "the checkpoint's container ran in the guest's own %s namespace, which no container "
+			 "may share (docs/confinement.md): take the checkpoint again with this cocoon",
+			 own[i]);
+		save_restore_log(x);
+		restore_fail(x, EPERM, err);
 		return;
 	}
 	container_proc_set_running(c, pid, x->host_in, x->host_out, x->host_err, x->terminal);
@@ -1505,7 +1560,7 @@ static void restore_start_criu(struct restore_ctx *x)
 	argv[n++] = (char *)"--manage-cgroups=ignore";
 	criu_common_args(argv, &n, &x->criu);
 	for (size_t i = 0; i < c->n_binds; i++) {
-		if (asprintf(&x->args[x->n_args], "mnt[cocoon-bind-%zu]:%s", i, c->bind_sources[i]) < 0)
+		if (asprintf(&x->args[x->n_args], "mnt[%s]:%s", c->bind_dests[i], c->bind_sources[i]) < 0)
 			break;
 		argv[n++] = (char *)"--external";
 		argv[n++] = x->args[x->n_args++];
@@ -1546,8 +1601,16 @@ static void restore_start_criu(struct restore_ctx *x)
 		npass = 4;
 	}
 	argv[n] = NULL;
+	/* CRIU 3.17 neither dumps nor restores no_new_privs (3.19 does,
+	 * checkpoint-restore/criu#2228). The flag is inherited by every
+	 * child and never cleared, and CRIU forks each task it restores from
+	 * itself or from a restored parent: set on CRIU, it is back on every
+	 * task of a container whose process.noNewPrivileges says so. CRIU runs
+	 * as root, so the flag takes nothing from it (execve gains nothing it
+	 * does not hold already). */
+	bool nnp = c->spec && c->spec->process && c->spec->process->no_new_privileges;
 	struct agent_job_options o = {.pass_fds = x->child_fds, .n_pass_fds = npass, .cgroup = c->cgroup,
-				      .netns = c->own_netns ? netns : NULL,
+				      .netns = c->own_netns ? netns : NULL, .no_new_privs = nnp,
 				      .timeout_ms = CRIU_RESTORE_TIMEOUT_MS, .watch = restore_watch,
 				      .watch_ms = CRIU_WATCH_MS};
 	x->t0 = agent_now_ms();

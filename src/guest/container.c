@@ -227,12 +227,15 @@ static bool has_ns(const Cocoon__ContainerSpec *s, const char *type)
 }
 
 static void __attribute__((noreturn))
-child_init(const Cocoon__ContainerSpec *s, const char *rootfs, int sync_fd, int start_fd, int in,
-	   int out, int err, bool terminal)
+child_init(const Cocoon__ContainerSpec *s, const char *rootfs, const int join_fds[3], int sync_fd,
+	   int start_fd, int in, int out, int err, bool terminal)
 {
 	char msg[400];
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	for (int i = 0; i < 3; i++)
+		if (join_fds[i] >= 0 && setns(join_fds[i], 0) < 0)
+			child_fail(sync_fd, "joining the pod's namespaces: %s", strerror(errno));
 	if (mounts_setup_rootfs(s, rootfs, msg, sizeof(msg)) < 0 || confine_paths(s, msg, sizeof(msg)) < 0)
 		child_fail(sync_fd, "%s", msg);
 	if (has_ns(s, "uts") && s->hostname && *s->hostname &&
@@ -314,13 +317,17 @@ static int stdio_open(struct stdio_pipes *p, bool terminal)
 	return 0;
 }
 
+/* A container never shares the guest's own pid, mount, IPC or UTS
+ * namespace, whatever its spec says (Kata's agent does the same with pid):
+ * in the guest's pid namespace a container with CAP_KILL could kill CRIU,
+ * the copier and every other container of the VM (kill -1 spares only
+ * init), and in its mount namespace the rootfs setup would move the
+ * container's root over the guest's. A spec that leaves one out gets a
+ * new one, and a warning from the host (spec.c). The network namespace is
+ * the spec's: the host refuses a spec without one. */
 static int ns_flags(const Cocoon__ContainerSpec *s)
 {
-	int f = 0;
-	f |= has_ns(s, "pid") ? CLONE_NEWPID : 0;
-	f |= has_ns(s, "mount") ? CLONE_NEWNS : 0;
-	f |= has_ns(s, "uts") ? CLONE_NEWUTS : 0;
-	f |= has_ns(s, "ipc") ? CLONE_NEWIPC : 0;
+	int f = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC;
 	f |= has_ns(s, "network") ? CLONE_NEWNET : 0;
 	return f;
 }
@@ -352,20 +359,96 @@ static struct agent_container *container_alloc(struct agent *a, const char *id)
 	return NULL;
 }
 
-static int mount_rootfs(struct agent_container *c, const char *tag, char *msg, size_t msg_size)
+/* A directory of a share, relative and without "..": the host names it. */
+static bool valid_share_path(const char *p)
 {
+	if (!*p || p[0] == '/' || strlen(p) > 200)
+		return false;
+	for (const char *s = p; s; s = strchr(s, '/')) {
+		s += *s == '/';
+		if (strncmp(s, "..", 2) == 0 && (s[2] == '/' || !s[2]))
+			return false;
+	}
+	return true;
+}
+
+/* A pod member's rootfs is one directory of the pod share, which stays
+ * mounted at /run/cocoon/<tag> once mounted: the sources of the member's
+ * bind-mounted files are there too. */
+static int mount_rootfs_from(struct agent_container *c, const char *tag, const char *path)
+{
+	char share[64], from[400];
+	struct stat here, parent;
+	if (strchr(tag, '/') || strlen(tag) > 32)
+		return -EINVAL;
+	snprintf(share, sizeof(share), "/run/cocoon/%s", tag);
+	mkdir(share, 0700);
+	if ((stat(share, &here) < 0 || stat("/run/cocoon", &parent) < 0 || here.st_dev == parent.st_dev) &&
+	    agent_mount_9p(tag, share, 0, "mmap") < 0)
+		return -errno;
+	snprintf(from, sizeof(from), "%s/%s", share, path);
+	return mount(from, c->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0 ? -errno : 0;
+}
+
+static int mount_rootfs(struct agent_container *c, const Cocoon__ContainerSpec *s, char *msg,
+			size_t msg_size)
+{
+	const char *tag = s->rootfs_tag, *path = s->rootfs_path;
 	char dir[128];
 	snprintf(dir, sizeof(dir), AGENT_CONTAINER_DIR "/%s", c->id);
 	mkdir(AGENT_CONTAINER_DIR, 0700);
 	mkdir(dir, 0700);
 	snprintf(c->rootfs, sizeof(c->rootfs), "%s/rootfs", dir);
 	mkdir(c->rootfs, 0755);
+	if (path && *path && !valid_share_path(path)) {
+		snprintf(msg, msg_size, "rootfs path '%s' is not a relative path without '..'", path);
+		c->rootfs[0] = 0;
+		return -EINVAL;
+	}
 	/* cache=mmap: executables are mmapped; 9p's cache=none cannot share
 	 * writable mappings. */
-	if (agent_mount_9p(tag, c->rootfs, 0, "mmap") < 0) {
-		snprintf(msg, msg_size, "mount rootfs (9p tag %s): %s", tag, strerror(errno));
+	int r = path && *path ? mount_rootfs_from(c, tag, path)
+			      : agent_mount_9p(tag, c->rootfs, 0, "mmap") < 0 ? -errno : 0;
+	if (r < 0) {
+		snprintf(msg, msg_size, "mount rootfs (9p tag %s%s%s): %s", tag, path && *path ? ", " : "",
+			 path ? path : "", strerror(-r));
 		c->rootfs[0] = 0;
-		return -errno;
+		return r;
+	}
+	return 0;
+}
+
+/* Pods: the namespaces a container shares with another container of the
+ * VM, opened by the agent before the clone and entered by the child. */
+static int open_join_namespaces(struct agent *a, const Cocoon__ContainerSpec *s, int fds[3],
+				char *msg, size_t msg_size)
+{
+	static const char *const types[] = {"network", "ipc", "uts"}, *const files[] = {"net", "ipc", "uts"};
+	for (int i = 0; i < 3; i++)
+		fds[i] = -1;
+	if (!s->join_container || !*s->join_container)
+		return 0;
+	struct agent_container *owner = container_find(a, s->join_container);
+	if (!owner || !owner->procs[0].used || owner->procs[0].phase == PROC_EXITED) {
+		snprintf(msg, msg_size, "pod container %s is not running in this VM", s->join_container);
+		return -ESRCH;
+	}
+	for (size_t j = 0; j < s->n_join_namespaces; j++) {
+		int i = 0;
+		while (i < 3 && strcmp(s->join_namespaces[j], types[i]) != 0)
+			i++;
+		if (i == 3) {
+			snprintf(msg, msg_size, "joining a %s namespace is not supported", s->join_namespaces[j]);
+			return -EINVAL;
+		}
+		if (fds[i] >= 0)
+			continue;
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/ns/%s", owner->procs[0].pid, files[i]);
+		if ((fds[i] = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+			snprintf(msg, msg_size, "%s of pod container %s: %s", path, owner->id, strerror(errno));
+			return -errno;
+		}
 	}
 	return 0;
 }
@@ -393,12 +476,19 @@ static int mount_volumes(struct agent *a)
 static int container_note_binds(struct agent *a, struct agent_container *c, const Cocoon__ContainerSpec *s,
 				char *msg, size_t msg_size)
 {
+	/* A pod member's volumes are in its own directory of the pod share,
+	 * which mount_rootfs mounted (host/pod.h). */
+	char pod_volumes[128] = "";
+	if (s->join_container && *s->join_container)
+		snprintf(pod_volumes, sizeof(pod_volumes), AGENT_POD_DIR "/%s/volumes/", c->id);
 	for (size_t i = 0; i < s->n_mounts; i++) {
 		const Cocoon__Mount *m = s->mounts[i];
 		if (strcmp(m->type, "bind") != 0)
 			continue;
 		size_t n = strlen(AGENT_VOLUMES_DIR);
-		if (!m->source || strncmp(m->source, AGENT_VOLUMES_DIR "/", n + 1) != 0 || strstr(m->source, "..")) {
+		bool in_pod = m->source && *pod_volumes && strncmp(m->source, pod_volumes, strlen(pod_volumes)) == 0;
+		if (!m->source || (!in_pod && strncmp(m->source, AGENT_VOLUMES_DIR "/", n + 1) != 0) ||
+		    strstr(m->source, "..")) {
 			snprintf(msg, msg_size, "mount %s: bind source %s is not in the volumes share", m->destination,
 				 m->source ? m->source : "(none)");
 			return -EINVAL;
@@ -407,7 +497,7 @@ static int container_note_binds(struct agent *a, struct agent_container *c, cons
 			snprintf(msg, msg_size, "at most %d bind mounts", AGENT_MAX_BINDS);
 			return -E2BIG;
 		}
-		int r = mount_volumes(a);
+		int r = in_pod ? 0 : mount_volumes(a);
 		if (r < 0) {
 			snprintf(msg, msg_size, "mount the volumes share (%s tag %s): %s", a->virtiofs ? "virtiofs" : "9p",
 				 AGENT_VOLUMES_TAG, strerror(-r));
@@ -455,7 +545,7 @@ struct agent_container *container_new(struct agent *a, const char *id, const Coc
 		container_free(c);
 		return NULL;
 	}
-	if (mount_rootfs(c, s->rootfs_tag, msg, msg_size) < 0) {
+	if (mount_rootfs(c, s, msg, msg_size) < 0) {
 		container_free(c);
 		return NULL;
 	}
@@ -509,7 +599,7 @@ void container_handle_create(struct agent *a, uint64_t id, const Cocoon__CreateC
 {
 	const Cocoon__ContainerSpec *s = req ? req->spec : NULL;
 	char msg[400] = "";
-	int sync[2] = {-1, -1}, start[2] = {-1, -1};
+	int sync[2] = {-1, -1}, start[2] = {-1, -1}, join[3] = {-1, -1, -1};
 	struct stdio_pipes io = {.child = {-1, -1, -1}, .agent_in = -1, .agent_out = -1, .agent_err = -1};
 
 	if (!s || !s->process || s->process->n_args == 0 || !valid_id(s->id) || !s->rootfs_tag) {
@@ -521,6 +611,8 @@ void container_handle_create(struct agent *a, uint64_t id, const Cocoon__CreateC
 		agent_send_error(a, id, EINVAL, "create %s: %s", s->id, msg);
 		return;
 	}
+	if (open_join_namespaces(a, s, join, msg, sizeof(msg)) < 0)
+		goto fail;
 	if (stdio_open(&io, s->process->terminal) < 0 || pipe2(sync, O_CLOEXEC) < 0 ||
 	    pipe2(start, O_CLOEXEC) < 0) {
 		snprintf(msg, sizeof(msg), "pipes: %s", strerror(errno));
@@ -538,9 +630,11 @@ void container_handle_create(struct agent *a, uint64_t id, const Cocoon__CreateC
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		close(sync[0]);
 		close(start[1]);
-		child_init(s, c->rootfs, sync[1], start[0], io.child[0], io.child[1], io.child[2],
+		child_init(s, c->rootfs, join, sync[1], start[0], io.child[0], io.child[1], io.child[2],
 			   s->process->terminal);
 	}
+	for (int i = 0; i < 3; i++)
+		close_fd(&join[i]);
 	close(sync[1]);
 	close(start[0]);
 	stdio_close_child(&io);
@@ -557,6 +651,8 @@ void container_handle_create(struct agent *a, uint64_t id, const Cocoon__CreateC
 	p->start_fd = start[1];
 	return;
 fail:
+	for (int i = 0; i < 3; i++)
+		close_fd(&join[i]);
 	for (int i = 0; i < 2; i++) {
 		if (sync[i] >= 0)
 			close(sync[i]);

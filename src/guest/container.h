@@ -17,6 +17,8 @@
 /* Where the host's volumes share (src/host/volumes.h) is mounted. */
 #define AGENT_VOLUMES_TAG "volumes"
 #define AGENT_VOLUMES_DIR "/run/cocoon/volumes"
+/* The pod share (host/pod.h POD_GUEST_DIR), tag "pod". */
+#define AGENT_POD_DIR "/run/cocoon/pod"
 
 struct agent;
 
@@ -56,7 +58,7 @@ struct agent_container {
 	bool paused;
 	bool checkpointing;
 	/* Bind mounts of host paths, from the volumes share: CRIU sees them as
-	 * external mounts, keyed cocoon-bind-<index among them>. */
+	 * external mounts, keyed by destination (as runc does). */
 	char *bind_dests[AGENT_MAX_BINDS];
 	char *bind_sources[AGENT_MAX_BINDS];
 	size_t n_binds;

@@ -10,9 +10,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <linux/cn_proc.h>
+#include <linux/connector.h>
+#include <linux/netlink.h>
 
 /* -999, not -1000: at -1000 a task is never chosen, and once CRIU and the
  * copier (+1000) are gone an OOM with nothing else to kill panics the whole
@@ -94,12 +101,96 @@ static bool pidfd_ended(int fd)
 	return fd >= 0 && poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
 }
 
+/* The proc connector (Documentation/driver-api/connector.rst,
+ * include/uapi/linux/cn_proc.h): the kernel multicasts an event for every
+ * exit in the guest, sent from do_exit() before the task becomes a zombie,
+ * so it is queued before CRIU, or the task's parent, can see the death. */
+static int exits_send_op(int fd, enum proc_cn_mcast_op op)
+{
+	union {
+		struct nlmsghdr nl;
+		char buf[NLMSG_SPACE(sizeof(struct cn_msg) + sizeof(enum proc_cn_mcast_op))];
+	} m;
+	memset(&m, 0, sizeof(m));
+	m.nl.nlmsg_len = NLMSG_LENGTH(sizeof(struct cn_msg) + sizeof(op));
+	m.nl.nlmsg_type = NLMSG_DONE;
+	struct cn_msg *cn = NLMSG_DATA(&m.nl);
+	cn->id.idx = CN_IDX_PROC;
+	cn->id.val = CN_VAL_PROC;
+	cn->len = sizeof(op);
+	memcpy(cn->data, &op, sizeof(op));
+	return send(fd, &m, m.nl.nlmsg_len, 0) == (ssize_t)m.nl.nlmsg_len ? 0 : -errno;
+}
+
+static int exits_open(void)
+{
+	struct sockaddr_nl sa = {.nl_family = AF_NETLINK, .nl_groups = CN_IDX_PROC};
+	int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_CONNECTOR);
+	if (fd < 0)
+		return -1;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || exits_send_op(fd, PROC_CN_MCAST_LISTEN) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Records how the watched tasks ended, from the events queued so far. */
+static void exits_drain(struct guard *g)
+{
+	union {
+		struct nlmsghdr nl;
+		char buf[8192];
+	} m;
+	ssize_t n;
+	while (g->exits_fd >= 0 && (n = recv(g->exits_fd, &m, sizeof(m), 0)) != 0) {
+		if (n < 0) {
+			if (errno == EINTR || errno == ENOBUFS)
+				continue; /* ENOBUFS: events lost; /proc still tells zombies */
+			return;
+		}
+		for (struct nlmsghdr *nl = &m.nl; NLMSG_OK(nl, (size_t)n); nl = NLMSG_NEXT(nl, n)) {
+			struct cn_msg *cn = NLMSG_DATA(nl);
+			if (nl->nlmsg_len < NLMSG_LENGTH(sizeof(*cn) + sizeof(struct proc_event)) ||
+			    cn->id.idx != CN_IDX_PROC || cn->id.val != CN_VAL_PROC)
+				continue;
+			const struct proc_event *ev = (const struct proc_event *)cn->data;
+			if (ev->what != PROC_EVENT_EXIT || ev->event_data.exit.process_pid != ev->event_data.exit.process_tgid)
+				continue; /* the thread-group leader's exit is the process's */
+			for (size_t i = 0; i < g->n; i++)
+				if (g->pids[i] == ev->event_data.exit.process_pid && g->end_status[i] < 0)
+					g->end_status[i] = (int)ev->event_data.exit.exit_code;
+		}
+	}
+}
+
+/* A zombie's wait status: field 52 (exit_code) of /proc/PID/stat; -1 if it
+ * is no zombie (or gone). */
+static int zombie_status(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	char *p = strrchr(buf, ')');
+	if (!p || p[1] != ' ' || p[2] != 'Z')
+		return -1;
+	/* Field 3 is the state; exit_code is field 52, the last. */
+	char *last = strrchr(p, ' ');
+	return last ? atoi(last + 1) : -1;
+}
+
 void guard_protect(struct guard *g, const char *cgroup)
 {
+	g->exits_fd = exits_open();
 	snprintf(g->cgroup, sizeof(g->cgroup), "%s", cgroup);
 	g->n = read_procs(cgroup, g->pids, GUARD_MAX_TASKS);
 	g->init_old_adj = g->n > 0 ? adj_read(g->pids[0]) : 0;
 	for (size_t i = 0; i < g->n; i++) {
+		g->end_status[i] = -1;
 		g->pidfds[i] = (int)syscall(SYS_pidfd_open, g->pids[i], 0);
 		/* A zombie the container has not reaped yet is no news. */
 		if (pidfd_ended(g->pidfds[i])) {
@@ -131,6 +222,11 @@ void guard_release(struct guard *g)
 			adj_write(now[i], g->init_old_adj);
 	}
 	g->n = 0;
+	if (g->exits_fd >= 0) {
+		exits_send_op(g->exits_fd, PROC_CN_MCAST_IGNORE);
+		close(g->exits_fd);
+	}
+	g->exits_fd = -1;
 }
 
 /* The task's pid in its own (innermost) pid namespace, or -1. */
@@ -192,14 +288,50 @@ static bool traced(pid_t pid)
 	return false;
 }
 
-pid_t guard_dead_task(const struct guard *g)
+static void death_of(struct guard *g, size_t i, struct guard_death *d)
 {
+	if (g->end_status[i] < 0)
+		g->end_status[i] = zombie_status(g->pids[i]);
+	d->pid = g->pids[i];
+	d->status = g->end_status[i];
+}
+
+bool guard_dead_task(struct guard *g, struct guard_death *d)
+{
+	exits_drain(g);
 	/* A task killed while CRIU holds it stays a zombie traced by CRIU
 	 * until CRIU reaps it: its /proc entry still names CRIU. */
 	for (size_t i = 0; i < g->n; i++)
-		if (pidfd_ended(g->pidfds[i]) && traced(g->pids[i]))
-			return g->pids[i];
-	return 0;
+		if (pidfd_ended(g->pidfds[i]) && traced(g->pids[i])) {
+			death_of(g, i, d);
+			return true;
+		}
+	return false;
+}
+
+bool guard_killed_task(struct guard *g, struct guard_death *d)
+{
+	if (guard_dead_task(g, d))
+		return true;
+	for (size_t i = 0; i < g->n; i++) {
+		if (!pidfd_ended(g->pidfds[i]))
+			continue;
+		death_of(g, i, d);
+		if (d->status >= 0 && WIFSIGNALED(d->status))
+			return true;
+	}
+	return false;
+}
+
+const char *guard_describe_end(int status, char *buf, size_t size)
+{
+	if (status < 0)
+		snprintf(buf, size, "ended");
+	else if (WIFSIGNALED(status))
+		snprintf(buf, size, "killed by SIG%s", sigabbrev_np(WTERMSIG(status)) ? sigabbrev_np(WTERMSIG(status)) : "?");
+	else
+		snprintf(buf, size, "exit status %d", WEXITSTATUS(status));
+	return buf;
 }
 
 bool guard_stalled(struct guard *g, unsigned long long sig, long long now_ms, int stall_ms)

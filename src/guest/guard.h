@@ -15,6 +15,11 @@ struct guard {
 	pid_t pids[GUARD_MAX_TASKS];
 	int pidfds[GUARD_MAX_TASKS]; /* -1: none (already a zombie, or no pidfd) */
 	int old_adj[GUARD_MAX_TASKS];
+	/* How each task ended, as a wait status, once the kernel said so
+	 * (proc connector exit event, or the zombie's /proc entry); -1 while
+	 * it runs or when not known. */
+	int end_status[GUARD_MAX_TASKS];
+	int exits_fd; /* proc connector socket: every exit in the guest; -1 if none */
 	int init_old_adj;
 	char cgroup[128];
 	/* Progress: a signature that changes while work is done. */
@@ -33,9 +38,12 @@ long guard_mem_available_kib(void);
 long guard_container_memory_kib(const char *cgroup);
 
 /* Records the cgroup's tasks, opens a pidfd for each and sets their
- * oom_score_adj to GUARD_PROTECTED_ADJ, remembering the old values. */
+ * oom_score_adj to GUARD_PROTECTED_ADJ, remembering the old values.
+ * Subscribes to the kernel's exit events (proc connector), so that how a
+ * task ended is known even after its parent reaped it. */
 void guard_protect(struct guard *g, const char *cgroup);
-/* Puts the old oom_score_adj values back and closes the pidfds. */
+/* Puts the old oom_score_adj values back and closes the pidfds and the
+ * exit-event socket. */
 void guard_release(struct guard *g);
 /* CRIU saves each task's oom_score_adj in the images, and restores it:
  * the protected value, unless the real ones travel beside the images.
@@ -45,10 +53,23 @@ int guard_save_adj(const struct guard *g, const char *path);
 /* After a restore: each task of the cgroup gets the value saved for its
  * pid, or the first task's value when it has none. */
 void guard_apply_saved_adj(const char *cgroup, const char *path);
-/* A task recorded by guard_protect that ended in CRIU's hands (its zombie
- * still has CRIU as its tracer), or 0. A short-lived process that ends
- * before CRIU takes hold of the tree, or after CRIU let go, is no news. */
-pid_t guard_dead_task(const struct guard *g);
+/* A task of the container that ended during a CRIU run. */
+struct guard_death {
+	pid_t pid;  /* in the guest's pid namespace */
+	int status; /* wait status (WIFSIGNALED...), -1 when not known */
+};
+/* While CRIU runs: a task recorded by guard_protect that ended in CRIU's
+ * hands (its zombie still has CRIU as its tracer). A short-lived process
+ * that ends before CRIU takes hold of the tree, or after CRIU let go, is no
+ * news. Returns true and fills D. */
+bool guard_dead_task(struct guard *g, struct guard_death *d);
+/* After CRIU ended (it may have seen the death before the watch did, and
+ * let go of the zombie, which its parent may have reaped since): a task
+ * recorded by guard_protect that ended in CRIU's hands, or that was killed
+ * by a signal since guard_protect. Returns true and fills D. */
+bool guard_killed_task(struct guard *g, struct guard_death *d);
+/* "killed by SIGKILL", "exit status 3" or "ended", into BUF. */
+const char *guard_describe_end(int status, char *buf, size_t size);
 
 /* Feeds the progress signature; true once it has not changed for stall_ms. */
 bool guard_stalled(struct guard *g, unsigned long long sig, long long now_ms, int stall_ms);

@@ -119,7 +119,8 @@ void agent_init_system(struct agent *a)
 
 	mkdir("/run/cocoon", 0700);
 	mkdir(AGENT_SHARED_DIR, 0700);
-	if (agent_mount_share(a, AGENT_SHARED_TAG, AGENT_SHARED_DIR, MS_NOSUID | MS_NODEV) == 0)
+	a->template_mode = cmdline_has("cocoon.template=1");
+	if (!a->template_mode && agent_mount_share(a, AGENT_SHARED_TAG, AGENT_SHARED_DIR, MS_NOSUID | MS_NODEV) == 0)
 		a->shared_mounted = true;
 	else if (a->debug)
 		agent_log(a, "no shared directory (%s)", strerror(errno));

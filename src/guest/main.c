@@ -257,7 +257,10 @@ int main(int argc, char **argv)
 			agent_power_off(&a);
 		return 1;
 	}
-	if (a.is_init) {
+	if (a.is_init && a.template_mode) {
+		agent_template_prepare(&a);
+		agent_log(&a, "template ready on %s", AGENT_CHANNEL_NAME);
+	} else if (a.is_init) {
 		agent_load_late_modules(&a);
 		agent_log(&a, "ready on %s", AGENT_CHANNEL_NAME);
 	}

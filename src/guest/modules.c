@@ -131,6 +131,11 @@ static void late_modules_done(struct agent_job *job, int status)
 	agent_replay_deferred(a);
 }
 
+void agent_load_late_modules_now(struct agent *a)
+{
+	load_matching(a, AGENT_MODULES_LIST, false);
+}
+
 void agent_load_late_modules(struct agent *a)
 {
 	char *argv[] = {a->self_path, (char *)"--load-late-modules", (char *)AGENT_MODULES_LIST, NULL};

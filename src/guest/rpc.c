@@ -255,6 +255,9 @@ static void dispatch(struct agent *a, const Cocoon__Request *req)
 	case COCOON__REQUEST__BODY_STDIN:
 		container_handle_stdin(a, req->stdin);
 		return;
+	case COCOON__REQUEST__BODY_TEMPLATE_RESUME:
+		template_resume_handle(a, req->id, req->template_resume);
+		return;
 	default:
 		agent_send_error(a, req->id, EOPNOTSUPP, "request type %d is not supported",
 				 (int)req->body_case);

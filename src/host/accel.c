@@ -41,7 +41,7 @@ static int probe_kvm(const struct cocoon_config *cfg, bool *works, char **why, s
 	_cleanup_free_ char *dir = NULL;
 	struct sandbox sb;
 	struct sandbox_options opts = {
-		.accel = "kvm", .ready_timeout_ms = ACCEL_PROBE_TIMEOUT_MS, .quiet_failure = true};
+		.accel = "kvm", .ready_timeout_ms = ACCEL_PROBE_TIMEOUT_MS, .quiet_failure = true, .cold_boot = true};
 	_cleanup_error_ struct error *e = NULL;
 
 	if (!mkdtemp(base))

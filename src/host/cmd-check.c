@@ -179,7 +179,7 @@ int cmd_check(struct global_opts *g, int argc, char **argv)
 		return 1;
 	}
 	row("accel", "%s%s%s%s", accel, note ? " (" : "", note ? note : "", note ? ")" : "");
-	row("boot", "%lld ms to agent ready", sb.boot_ms);
+	row("boot", "%lld ms to agent ready (%s)", sb.boot_ms, sb.from_template ? "from the VM template" : "cold boot");
 	check_version(&sb, &rep);
 	check_guest(&sb, &g->cfg, &rep);
 	check_shared(&sb, &rep, g->cfg.shared_fs);

@@ -2,6 +2,7 @@
 #include "cleanup.h"
 #include "container.h"
 #include "paths.h"
+#include "pod.h"
 #include "shim.h"
 #include "spec.h"
 
@@ -103,6 +104,7 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 {
 	_cleanup_free_ char *dir = NULL;
 	struct oci_bundle bundle;
+	struct pod_sandbox pod = {0};
 	char msg[4096];
 	int p[2];
 
@@ -115,6 +117,11 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 	}
 	for (size_t i = 0; i < bundle.n_warnings; i++)
 		fprintf(stderr, "cocoon: warning: config.json: %s\n", bundle.warnings[i]);
+	int member = pod_resolve(g, &bundle, &pod, err);
+	if (member < 0) {
+		spec_free(&bundle);
+		return member;
+	}
 	if ((r = mkdir_p(g->root, 0700, err)) < 0) {
 		spec_free(&bundle);
 		return r;
@@ -126,6 +133,8 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 		spec_free(&bundle);
 		return r;
 	}
+	if (member && (r = pod_member_record(dir, pod.id, err)) < 0)
+		goto fail;
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		r = error_set(err, errno, "pipe");
 		goto fail;
@@ -143,7 +152,8 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 		struct shim_args a = {.g = g, .id = id, .dir = dir, .bundle = &bundle,
 				      .console_socket = o->console_socket, .ready_fd = p[1],
 				      .restore = o->restore, .criu = o->criu,
-				      .work_path = o->work_path, .bench_from_tmpfs = o->bench_from_tmpfs};
+				      .work_path = o->work_path, .bench_from_tmpfs = o->bench_from_tmpfs,
+				      .pod = member ? &pod : NULL};
 		shim_main(&a);
 	}
 	close(p[1]);
@@ -167,11 +177,13 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 		goto fail;
 	}
 	spec_free(&bundle);
+	pod_sandbox_free(&pod);
 	*shim_pid = pid;
 	return 0;
 fail:
 	remove_tree(dir, NULL);
 	spec_free(&bundle);
+	pod_sandbox_free(&pod);
 	return r;
 }
 

@@ -41,6 +41,8 @@ static const struct key_def keys[] = {
 	{"vm", "memory_mib", T_INT, OFF(memory_mib), 128, 65536, NULL},
 	{"vm", "vcpus", T_INT, OFF(vcpus), 1, 64, NULL},
 	{"vm", "boot_timeout_ms", T_INT, OFF(boot_timeout_ms), 500, 600000, NULL},
+	{"vm", "template", T_BOOL, OFF(vm_template), 0, 0, NULL},
+	{"vm", "template_dir", T_STRING, OFF(template_dir), 0, 0, NULL},
 	{"limits", "checkpoint_max_bytes", T_INT, OFF(checkpoint_max_bytes), 1 << 20, INT64_MAX, NULL},
 	{"limits", "checkpoint_max_files", T_INT, OFF(checkpoint_max_files), 16, 1000000, NULL},
 	{"limits", "verify_timeout_ms", T_INT, OFF(verify_timeout_ms), 100, 3600000, NULL},
@@ -68,6 +70,7 @@ void config_init_defaults(struct cocoon_config *c)
 	c->memory_mib = 512;
 	c->vcpus = 1;
 	c->boot_timeout_ms = 60000;
+	c->vm_template = false;
 	c->checkpoint_max_bytes = 64LL << 30;
 	c->checkpoint_max_files = 20000;
 	c->verify_timeout_ms = 300000;

@@ -29,6 +29,8 @@ struct cocoon_config {
 	int64_t memory_mib;
 	int64_t vcpus;
 	int64_t boot_timeout_ms;
+	bool vm_template; /* start VMs from a saved template (template.c) */
+	char *template_dir; /* where templates are kept; NULL: <cache>/templates */
 
 	/* [limits]: what a guest, or a checkpoint handed to restore, can make
 	 * the host spend (docs/security.md). */

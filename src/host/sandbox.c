@@ -1,6 +1,7 @@
 #include "sandbox.h"
 #include "cleanup.h"
 #include "paths.h"
+#include "template.h"
 
 #include <string.h>
 #include <sys/stat.h>
@@ -104,6 +105,46 @@ char *sandbox_tools_dir(const char *initrd)
 	return dir;
 }
 
+/* Starts the VM from the template of its shape, building the template
+ * first when there is none. Any failure is reported on stderr and leaves
+ * nothing running: the caller boots cold. */
+static int boot_from_template(struct sandbox *sb, const struct cocoon_config *cfg, const struct vm_spec *spec,
+			      int timeout_ms)
+{
+	_cleanup_error_ struct error *e = NULL;
+	_cleanup_free_ char *key = NULL, *dir = NULL, *qmp = NULL, *base = template_base_dir(cfg->template_dir);
+	long long start = now_ms();
+	bool built = false;
+
+	int r = base ? template_key(spec, &key, &e) : error_set(&e, ENOMEM, "template");
+	if (r == 0)
+		r = template_dir_for(base, key, &dir, &e);
+	if (r == 0)
+		r = template_build(base, spec, key, dir, timeout_ms, &e);
+	if (r == 0 && asprintf(&qmp, "%s/" SANDBOX_QMP, sb->dir) < 0)
+		r = error_set(&e, ENOMEM, "template");
+	built = r == 0;
+	if (r == 0)
+		r = template_start(&sb->vm, &sb->agent, spec, dir, qmp, timeout_ms, &e);
+	if (r == 0) {
+		sb->boot_ms = now_ms() - start;
+		sb->from_template = true;
+		return 0;
+	}
+	fprintf(stderr, "cocoon: VM template %s: %s; booting without it\n", dir ? dir : "", e ? e->msg : "failed");
+	if (sb->vm.backend)
+		sb->vm.backend->kill(&sb->vm);
+	agent_client_close(&sb->agent);
+	unlink(sb->channel_path);
+	if (qmp)
+		unlink(qmp);
+	/* A template that would not start is not trusted again: the next VM
+	 * builds it afresh. */
+	if (built)
+		remove_tree(dir, NULL);
+	return r;
+}
+
 static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 			   const struct sandbox_options *opts, struct error **err)
 {
@@ -141,6 +182,7 @@ static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 		.shared_dir = sb->shared_dir,
 		.shared_fs = cfg->shared_fs,
 		.rootfs_dir = opts ? opts->rootfs_dir : NULL,
+		.pod_dir = opts ? opts->pod_dir : NULL,
 		.volumes_dir = opts ? opts->volumes_dir : NULL,
 		.images_dirs = opts ? opts->images_dirs : NULL,
 		.n_images_dirs = opts ? opts->n_images_dirs : 0,
@@ -150,8 +192,14 @@ static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 		.console_log = sb->console_log,
 		.vmm_log = sb->vmm_log,
 	};
-	long long start = now_ms();
 	sb->memory_mib = spec.memory_mib;
+	/* virtiofs: QEMU 7.2 cannot migrate vhost-user-fs devices at all; for
+	 * network devices see template_shape(). */
+	if (!fake && cfg->vm_template && !(opts && opts->cold_boot) && strcmp(cfg->shared_fs, "9p") == 0 &&
+	    spec.n_nets == 0 &&
+	    boot_from_template(sb, cfg, &spec, timeout) == 0)
+		return 0;
+	long long start = now_ms();
 	r = vm_start(&sb->vm, opts && opts->backend ? opts->backend : &vm_backend_qemu, &spec, err);
 	if (r < 0)
 		return r;

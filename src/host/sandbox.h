@@ -13,6 +13,7 @@
 #define SANDBOX_CONSOLE "console.log"
 #define SANDBOX_VMM_LOG "qemu.log"
 #define SANDBOX_SHARED "shared"
+#define SANDBOX_QMP "qmp.sock"
 
 struct sandbox {
 	char *dir;
@@ -25,6 +26,7 @@ struct sandbox {
 	struct agent_client agent;
 	long long boot_ms; /* from VMM start to the first Pong */
 	int memory_mib;	   /* what the VM was given */
+	bool from_template; /* started from a VM template (template.c) */
 };
 
 struct sandbox_options {
@@ -33,6 +35,7 @@ struct sandbox_options {
 	bool quiet_failure;	/* no console excerpt in the error (probes) */
 	const struct vm_backend *backend; /* NULL: QEMU */
 	const char *rootfs_dir;		  /* a container rootfs to share, or NULL */
+	const char *pod_dir;		  /* the pod share (pod.h), or NULL */
 	const char *volumes_dir;	  /* the container's bind mount sources (volumes.h), or NULL */
 	const char *const *images_dirs;	  /* checkpoint images to share read-only */
 	int n_images_dirs;
@@ -40,6 +43,7 @@ struct sandbox_options {
 	const int *net_fds;		  /* taps for virtio-net devices, and their MACs */
 	const char *const *net_macs;
 	int n_nets;
+	bool cold_boot;			  /* never from a VM template (the KVM probe) */
 };
 
 /* Boots a VM for the sandbox in dir (created 0700, must not exist yet) and

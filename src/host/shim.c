@@ -11,6 +11,7 @@
 #include "guard.h"
 #include "network.h"
 #include "paths.h"
+#include "pod.h"
 #include "sandbox.h"
 #include "state.h"
 
@@ -31,6 +32,7 @@ struct shim_client {
 	struct frame_reader *reader;
 	int fds[3];
 	size_t nfds;
+	char member[65]; /* a pod member's shim: the id of its container */
 };
 
 struct shim_exec {
@@ -118,9 +120,27 @@ static void send_to_client(int fd, Cocoon__Response *resp)
 		send(fd, buf, len, MSG_NOSIGNAL);
 }
 
+static struct shim_client *find_member(struct shim *s, const char *id)
+{
+	for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
+		if (s->clients[i].fd >= 0 && s->clients[i].member[0] && strcmp(s->clients[i].member, id) == 0)
+			return &s->clients[i];
+	return NULL;
+}
+
 static void on_agent_event(void *userdata, const Cocoon__Response *ev)
 {
 	struct shim *s = userdata;
+	const char *cid = ev->body_case == COCOON__RESPONSE__BODY_OUTPUT ? ev->output->id : ev->exit->id;
+
+	/* A pod sandbox's shim passes the events of a member's container
+	 * on to that member's shim, and drops those of a member gone. */
+	if (*cid && strcmp(cid, s->args->id) != 0) {
+		struct shim_client *m = find_member(s, cid);
+		if (m)
+			send_to_client(m->fd, (Cocoon__Response *)ev);
+		return;
+	}
 
 	if (ev->body_case == COCOON__RESPONSE__BODY_OUTPUT) {
 		const Cocoon__OutputEvent *o = ev->output;
@@ -293,12 +313,28 @@ static int restore_container(struct shim *s, struct error **err)
 	char path[4200], text[512];
 	snprintf(path, sizeof(path), "%s/restore-stats.json", s->args->dir);
 	int n = snprintf(text, sizeof(text),
-			 "{\"boot_ms\": %lld, \"criu_ms\": %llu, \"copy_ms\": %llu, \"restore_us\": %u}\n",
-			 s->sb.boot_ms, (unsigned long long)resp->restore->restore_ms,
+			 "{\"boot_ms\": %lld, \"template\": %s, \"criu_ms\": %llu, \"copy_ms\": %llu, "
+			 "\"restore_us\": %u}\n",
+			 s->sb.boot_ms, s->sb.from_template ? "true" : "false", (unsigned long long)resp->restore->restore_ms,
 			 (unsigned long long)resp->restore->copy_ms,
 			 resp->restore->stats ? resp->restore->stats->restore_us : 0);
 	write_file_atomic(path, text, (size_t)n, 0600, NULL);
 	cocoon__response__free_unpacked(resp, NULL);
+	return 0;
+}
+
+/* A pod member's start-up: its rootfs into the sandbox's pod share, then
+ * the sandbox's shim as its agent. */
+static int member_setup(struct shim *s, struct error **err)
+{
+	struct shim_args *a = s->args;
+	memset(&s->sb, 0, sizeof(s->sb));
+	s->sb.agent.fd = -1;
+	int r = pod_member_share(a->pod, a->id, a->bundle, err);
+	if (r < 0)
+		return r;
+	if ((r = shim_connect(a->pod->dir, a->pod->id, &s->sb.agent, err)) < 0)
+		return error_wrap(err, "pod sandbox %s", a->pod->id);
 	return 0;
 }
 
@@ -320,6 +356,57 @@ static int start_guard(struct shim *s, struct error **err)
 	return guard_start(&s->guard, &o, err);
 }
 
+/* A VM of its own: the engine's network carried in, and the pod share for
+ * members to come (pod.h). */
+static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct error **err)
+{
+	struct shim_args *a = s->args;
+	_cleanup_free_ char *pod_dir = NULL, *volumes = NULL;
+	int net_fds[NET_MAX_INTERFACES];
+	const char *net_macs[NET_MAX_INTERFACES];
+	int r;
+
+	if (a->bundle->n_volumes > 0) {
+		if (asprintf(&volumes, "%s/" VOLUMES_DIR, a->dir) < 0)
+			return error_set(err, ENOMEM, "volumes");
+		if ((r = volumes_setup(volumes, a->bundle->volumes, a->bundle->n_volumes, err)) < 0)
+			return r;
+		opts->volumes_dir = volumes;
+	}
+	if (pod_may_host_members(a->bundle)) {
+		if (asprintf(&pod_dir, "%s/" POD_SHARE, a->dir) < 0)
+			return error_set(err, ENOMEM, "pod share");
+		if ((r = pod_share_prepare(a->dir, err)) < 0)
+			return r;
+		opts->pod_dir = pod_dir;
+	}
+	if (a->bundle->netns_path) {
+		if ((r = network_open(&s->net, a->bundle->netns_path, err)) < 0)
+			return r;
+		for (int i = 0; i < s->net.n_ifs; i++) {
+			net_fds[i] = s->net.ifs[i].tap_fd;
+			net_macs[i] = s->net.ifs[i].mac;
+		}
+		opts->net_fds = net_fds;
+		opts->net_macs = net_macs;
+		opts->n_nets = s->net.n_ifs;
+		a->bundle->spec->network = s->net.spec;
+	}
+	r = sandbox_boot(&s->sb, &a->g->cfg, a->dir, opts, err);
+	/* QEMU has the taps now: they go when it does. */
+	for (int i = 0; i < s->net.n_ifs; i++) {
+		close(s->net.ifs[i].tap_fd);
+		s->net.ifs[i].tap_fd = -1;
+	}
+	opts->pod_dir = NULL;
+	opts->volumes_dir = NULL;
+	opts->net_fds = NULL;
+	opts->net_macs = NULL;
+	if (r < 0)
+		return error_wrap(err, "boot VM");
+	return start_guard(s, err);
+}
+
 static int shim_setup(struct shim *s, struct error **err)
 {
 	struct shim_args *a = s->args;
@@ -328,43 +415,17 @@ static int shim_setup(struct shim *s, struct error **err)
 		opts.images_dirs = (const char *const *)a->restore->dirs;
 		opts.n_images_dirs = a->restore->n;
 	}
-	_cleanup_free_ char *volumes = NULL;
 	int r;
 
 	s->listen_fd = -1;
 	if ((r = setup_stdio(s, err)) < 0)
 		return r;
-	if (a->bundle->n_volumes > 0) {
-		if (asprintf(&volumes, "%s/" VOLUMES_DIR, a->dir) < 0)
-			return error_set(err, ENOMEM, "volumes");
-		if ((r = volumes_setup(volumes, a->bundle->volumes, a->bundle->n_volumes, err)) < 0)
+	if (a->pod) {
+		if ((r = member_setup(s, err)) < 0)
 			return r;
-		opts.volumes_dir = volumes;
-	}
-	int net_fds[NET_MAX_INTERFACES];
-	const char *net_macs[NET_MAX_INTERFACES];
-	if (a->bundle->netns_path) {
-		if ((r = network_open(&s->net, a->bundle->netns_path, err)) < 0)
-			return r;
-		for (int i = 0; i < s->net.n_ifs; i++) {
-			net_fds[i] = s->net.ifs[i].tap_fd;
-			net_macs[i] = s->net.ifs[i].mac;
-		}
-		opts.net_fds = net_fds;
-		opts.net_macs = net_macs;
-		opts.n_nets = s->net.n_ifs;
-		a->bundle->spec->network = s->net.spec;
-	}
-	r = sandbox_boot(&s->sb, &a->g->cfg, a->dir, &opts, err);
-	/* QEMU has the taps now: they go when it does. */
-	for (int i = 0; i < s->net.n_ifs; i++) {
-		close(s->net.ifs[i].tap_fd);
-		s->net.ifs[i].tap_fd = -1;
-	}
-	if (r < 0)
-		return error_wrap(err, "boot VM");
-	if ((r = start_guard(s, err)) < 0)
+	} else if ((r = sandbox_setup(s, &opts, err)) < 0) {
 		return r;
+	}
 	s->sb.agent.on_event = on_agent_event;
 	s->sb.agent.on_reply = checkpoint_reply;
 	s->sb.agent.event_userdata = s;
@@ -431,6 +492,111 @@ static void handle_exec(struct shim *s, struct shim_client *c, Cocoon__Request *
 	resp->id = cid;
 	send_to_client(c->fd, resp);
 	cocoon__response__free_unpacked(resp, NULL);
+}
+
+/* ---- pods: the requests of member shims ---------------------------------------- */
+
+/* Where a request names its container. */
+static char **request_id_slot(Cocoon__Request *req)
+{
+	switch (req->body_case) {
+	case COCOON__REQUEST__BODY_CREATE:
+		return req->create->spec ? &req->create->spec->id : NULL;
+	case COCOON__REQUEST__BODY_RESTORE:
+		return req->restore->spec ? &req->restore->spec->id : NULL;
+	case COCOON__REQUEST__BODY_START:
+		return &req->start->id;
+	case COCOON__REQUEST__BODY_SIGNAL:
+		return &req->signal->id;
+	case COCOON__REQUEST__BODY_PAUSE:
+		return &req->pause->id;
+	case COCOON__REQUEST__BODY_PS:
+		return &req->ps->id;
+	case COCOON__REQUEST__BODY_EXEC:
+		return &req->exec->id;
+	case COCOON__REQUEST__BODY_STDIN:
+		return &req->stdin->id;
+	case COCOON__REQUEST__BODY_CHECKPOINT:
+		return &req->checkpoint->id;
+	default:
+		return NULL;
+	}
+}
+
+/* The first request of a member's shim creates (or restores) its container
+ * in this VM; from then on the connection speaks for that container only,
+ * and gets its events. */
+static int member_register(struct shim *s, struct shim_client *c, const char *id, struct error **err)
+{
+	if (c->member[0])
+		return error_setx(err, EINVAL, "this connection already speaks for container %s", c->member);
+	if (validate_id("container", id, err) < 0)
+		return -EINVAL;
+	if (strcmp(id, s->args->id) == 0 || find_member(s, id))
+		return error_setx(err, EEXIST, "container %s is in this pod already", id);
+	snprintf(c->member, sizeof(c->member), "%s", id);
+	/* Its output must not be dropped: a member that does not read stalls
+	 * the pod's events for at most this long, then loses them. */
+	struct timeval tv = {.tv_sec = 10};
+	fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) & ~O_NONBLOCK);
+	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	return 0;
+}
+
+static void handle_member_request(struct shim *s, struct shim_client *c, Cocoon__Request *req)
+{
+	_cleanup_error_ struct error *err = NULL;
+	Cocoon__Response *resp = NULL;
+	char **slot = request_id_slot(req);
+	uint64_t cid = req->id; /* agent_call gives req an id of its own */
+	bool joining = req->body_case == COCOON__REQUEST__BODY_CREATE ||
+		       req->body_case == COCOON__REQUEST__BODY_RESTORE;
+
+	if (!slot || !*slot) {
+		error_setx(&err, EOPNOTSUPP, "request not supported from a pod member");
+		reply_error(c->fd, cid, err);
+		return;
+	}
+	if (joining && member_register(s, c, *slot, &err) < 0) {
+		reply_error(c->fd, cid, err);
+		return;
+	}
+	char *client_id = *slot;
+	*slot = c->member;
+	if (req->body_case == COCOON__REQUEST__BODY_STDIN) {
+		agent_send_oneway(&s->sb.agent, req, NULL);
+		*slot = client_id;
+		return;
+	}
+	bool long_call = joining || req->body_case == COCOON__REQUEST__BODY_CHECKPOINT;
+	int r = agent_call(&s->sb.agent, req, &resp, long_call ? SHIM_CHECKPOINT_TIMEOUT_MS : SHIM_CALL_TIMEOUT_MS,
+			   &err);
+	*slot = client_id;
+	if (r < 0) {
+		if (joining)
+			c->member[0] = 0;
+		reply_error(c->fd, cid, err);
+		return;
+	}
+	resp->id = cid;
+	send_to_client(c->fd, resp);
+	cocoon__response__free_unpacked(resp, NULL);
+}
+
+/* A member's shim went away (its container ended, or delete --force): its
+ * container must not outlive it in the VM. */
+static void member_gone(struct shim *s, const char *id)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__SignalRequest sr = COCOON__SIGNAL_REQUEST__INIT;
+	Cocoon__Response *resp = NULL;
+	sr.id = (char *)id;
+	sr.signal = SIGKILL;
+	sr.all = true;
+	req.body_case = COCOON__REQUEST__BODY_SIGNAL;
+	req.signal = &sr;
+	if (agent_call(&s->sb.agent, &req, &resp, 5000, NULL) == 0)
+		cocoon__response__free_unpacked(resp, NULL);
 }
 
 /* A checkpoint that ends the container and carries its established TCP
@@ -528,6 +694,11 @@ static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Reques
 	uint64_t cid = req->id;
 	char **id_slot = NULL;
 
+	if (c->member[0] || req->body_case == COCOON__REQUEST__BODY_CREATE ||
+	    req->body_case == COCOON__REQUEST__BODY_RESTORE) {
+		handle_member_request(s, c, req);
+		return;
+	}
 	switch (req->body_case) {
 	case COCOON__REQUEST__BODY_EXEC:
 		handle_exec(s, c, req);
@@ -618,7 +789,11 @@ static void client_readable(struct shim *s, struct shim_client *c)
 		for (int i = 0; i < SHIM_MAX_EXECS; i++)
 			if (s->execs[i].used && s->execs[i].client_fd == c->fd)
 				s->execs[i].client_fd = -1;
+		char member[sizeof(c->member)];
+		snprintf(member, sizeof(member), "%s", c->member);
 		client_close(s, c);
+		if (*member)
+			member_gone(s, member);
 		return;
 	}
 	c->reader->len += (size_t)n;
@@ -711,7 +886,7 @@ static void handle_signals(struct shim *s)
 	struct signalfd_siginfo si;
 	while (read(s->sig_fd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGCHLD) {
-			if (vm_check_exited(&s->sb.vm) && !s->exited) {
+			if (!s->args->pod && vm_check_exited(&s->sb.vm) && !s->exited) {
 				fprintf(stderr, "cocoon: container %s: the VM exited unexpectedly\n", s->args->id);
 				s->exited = true;
 				s->exit_code = 128 + SIGKILL;
@@ -832,9 +1007,23 @@ static void report(int fd, const char *msg)
 	}
 }
 
+/* The VM goes with the shim that booted it; a pod member leaves the pod. */
+static void shim_teardown(struct shim *s)
+{
+	if (s->args->pod) {
+		agent_client_close(&s->sb.agent);
+		pod_member_unshare(s->args->pod, s->args->id);
+	} else {
+		sandbox_shutdown(&s->sb);
+	}
+	guard_stop(&s->guard);
+	sandbox_destroy(&s->sb, false);
+	network_close(&s->net);
+}
+
 void shim_main(struct shim_args *a)
 {
-	struct shim s = {.args = a, .listen_fd = -1};
+	struct shim s = {.args = a, .listen_fd = -1, .sb.agent.fd = -1};
 	_cleanup_error_ struct error *err = NULL;
 
 	setsid();
@@ -854,9 +1043,7 @@ void shim_main(struct shim_args *a)
 	s.st.shim_start = proc_start_time(getpid());
 	if (state_write(a->dir, &s.st, &err) < 0 || shim_setup(&s, &err) < 0) {
 		report(a->ready_fd, err->msg);
-		sandbox_shutdown(&s.sb);
-		sandbox_destroy(&s.sb, false);
-		network_close(&s.net);
+		shim_teardown(&s);
 		_exit(1);
 	}
 	report(a->ready_fd, "OK");
@@ -867,10 +1054,7 @@ void shim_main(struct shim_args *a)
 	char path[4200];
 	snprintf(path, sizeof(path), "%s/" SHIM_SOCKET, a->dir);
 	unlink(path);
-	sandbox_shutdown(&s.sb);
-	guard_stop(&s.guard);
-	sandbox_destroy(&s.sb, false);
-	network_close(&s.net);
+	shim_teardown(&s);
 	s.st.status = STATUS_STOPPED;
 	s.st.exit_status = s.exit_code;
 	state_write(a->dir, &s.st, NULL);

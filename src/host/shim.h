@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "images.h"
+#include "pod.h"
 #include "spec.h"
 
 #define SHIM_SOCKET "shim.sock"
@@ -27,6 +28,8 @@ struct shim_args {
 	const Cocoon__CriuOptions *criu;
 	const char *work_path;	    /* CRIU's logs go here too */
 	bool bench_from_tmpfs;	    /* make bench's raw-restore baseline */
+	/* A pod member: no VM of its own, the sandbox's shim is its agent. */
+	const struct pod_sandbox *pod;
 };
 
 /* Runs in the forked child; never returns. */

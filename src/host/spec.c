@@ -1,6 +1,7 @@
 #include "spec.h"
 #include "cleanup.h"
 #include "paths.h"
+#include "pod.h"
 
 #include <json-c/json.h>
 #include <limits.h>
@@ -389,6 +390,14 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 			free(type);
 			return r;
 		}
+		/* Pods: the namespaces of the pod's sandbox (pod.c). */
+		if (path && (r = pod_spec_namespace(b, field, type, path, err)) != 0) {
+			free(path);
+			free(type);
+			if (r < 0)
+				return r;
+			continue;
+		}
 		if (path && strcmp(type, "network") == 0) {
 			/* The engine's network: the shim carries it into the VM. */
 			r = check_netns_path(field, path, err);
@@ -425,11 +434,27 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 	}
 	if ((r = spec_parse_seccomp(lin, s, b, err)) < 0 || (r = spec_parse_paths(lin, s, err)) < 0)
 		return r;
+	/* The agent gives every container its own pid, mount, IPC and UTS
+	 * namespaces (src/guest/container.c): the guest's own hold CRIU and
+	 * the agent. Left out, the first two change what the process sees. */
+	static const char *const own[] = {"pid", "mount"};
+	for (size_t i = 0; i < ARRAY_SIZE(own); i++) {
+		bool has = false;
+		for (size_t j = 0; j < s->n_namespaces; j++)
+			has |= strcmp(s->namespaces[j], own[i]) == 0;
+		if (!has)
+			spec_warn(b,
+				  "linux.namespaces has no %s namespace: the container gets a new one inside the "
+				  "VM, as no container shares the guest's (docs/confinement.md)",
+				  own[i]);
+	}
 	/* No network namespace means the host's network stack, which a VM
 	 * cannot share. Kata refuses it too. */
 	bool netns = false;
 	for (size_t i = 0; i < s->n_namespaces; i++)
 		netns |= strcmp(s->namespaces[i], "network") == 0;
+	for (size_t i = 0; i < s->n_join_namespaces; i++)
+		netns |= strcmp(s->join_namespaces[i], "network") == 0; /* the pod's */
 	if (!netns)
 		return error_setx(err, EOPNOTSUPP,
 				  "config.json: linux.namespaces has no network namespace, which asks for "
@@ -440,6 +465,34 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 	for (size_t i = 0; i < ARRAY_SIZE(unapplied); i++)
 		if (member(lin, unapplied[i]))
 			spec_warn(b, "linux.%s is not applied inside the VM; ignored", unapplied[i]);
+	return 0;
+}
+
+/* The pod a container belongs to, as CRI (containerd) and CRI-O say it. */
+static int parse_pod_annotations(json_object *root, struct oci_bundle *b, struct error **err)
+{
+	static const char *const keys[][2] = {
+		{"io.kubernetes.cri.container-type", "io.kubernetes.cri.sandbox-id"},
+		{"io.kubernetes.cri-o.ContainerType", "io.kubernetes.cri-o.SandboxID"},
+	};
+	json_object *ann = member(root, "annotations");
+	int r = want_type(ann, json_type_object, "annotations", err);
+	if (r < 0 || !ann)
+		return r;
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		json_object *type = member(ann, keys[i][0]), *sandbox = member(ann, keys[i][1]);
+		if (!type || !json_object_is_type(type, json_type_string))
+			continue;
+		if (strcmp(json_object_get_string(type), "sandbox") == 0) {
+			b->pod.sandbox = true;
+		} else if (strcmp(json_object_get_string(type), "container") == 0 && sandbox &&
+			   json_object_is_type(sandbox, json_type_string) && !b->pod.sandbox_id) {
+			if (validate_id("sandbox", json_object_get_string(sandbox), err) < 0)
+				return error_wrap(err, "config.json: annotations: %s", keys[i][1]);
+			if (!(b->pod.sandbox_id = strdup(json_object_get_string(sandbox))))
+				return error_set(err, ENOMEM, "config.json");
+		}
+	}
 	return 0;
 }
 
@@ -466,6 +519,11 @@ static void spec_free_container(Cocoon__ContainerSpec *s)
 	free(s->namespaces);
 	free_pb_string(s->rootfs_tag);
 	spec_free_confinement(s);
+	free_pb_string(s->rootfs_path);
+	free_pb_string(s->join_container);
+	for (size_t i = 0; i < s->n_join_namespaces; i++)
+		free(s->join_namespaces[i]);
+	free(s->join_namespaces);
 	free(s);
 }
 
@@ -479,6 +537,7 @@ void spec_free(struct oci_bundle *b)
 	free(b->warnings);
 	free(b->bundle);
 	free(b->rootfs);
+	free(b->pod.sandbox_id);
 	free(b->netns_path);
 	memset(b, 0, sizeof(*b));
 }
@@ -519,17 +578,30 @@ int spec_load(const char *bundle, const char *id, struct oci_bundle *b, struct e
 	memset(b, 0, sizeof(*b));
 	if (!realpath(bundle, resolved))
 		return error_set(err, errno, "bundle %s", bundle);
-	b->bundle = strdup(resolved);
 	if (asprintf(&path, "%s/config.json", resolved) < 0)
 		return error_set(err, ENOMEM, "bundle");
-	if ((r = read_file_bounded(path, SPEC_MAX_BYTES, &text, NULL, err)) < 0)
+	if ((r = read_file_bounded(path, SPEC_MAX_BYTES, &text, NULL, err)) < 0) {
+		b->bundle = strdup(resolved);
 		return r;
+	}
+	return spec_parse(resolved, path, text, id, b, err);
+}
+
+int spec_parse(const char *bundle_dir, const char *source, const char *text, const char *id,
+	       struct oci_bundle *b, struct error **err)
+{
+	int r;
+
+	memset(b, 0, sizeof(*b));
+	b->bundle = strdup(bundle_dir);
+	if (!b->bundle)
+		return error_set(err, ENOMEM, "bundle");
 	enum json_tokener_error jerr;
 	_cleanup_json_ json_object *root = json_tokener_parse_verbose(text, &jerr);
 	if (!root)
-		return error_setx(err, EINVAL, "%s: not valid JSON: %s", path, json_tokener_error_desc(jerr));
+		return error_setx(err, EINVAL, "%s: not valid JSON: %s", source, json_tokener_error_desc(jerr));
 	if (!json_object_is_type(root, json_type_object))
-		return error_setx(err, EINVAL, "%s: expected a JSON object", path);
+		return error_setx(err, EINVAL, "%s: expected a JSON object", source);
 
 	b->spec = calloc(1, sizeof(*b->spec));
 	if (!b->spec)
@@ -551,7 +623,7 @@ int spec_load(const char *bundle, const char *id, struct oci_bundle *b, struct e
 		b->spec->hostname = strdup("");
 	if ((r = parse_mounts(root, b, err)) < 0)
 		return r;
-	if ((r = parse_linux(root, b, err)) < 0)
+	if ((r = parse_pod_annotations(root, b, err)) < 0 || (r = parse_linux(root, b, err)) < 0)
 		return r;
 	if (member(root, "hooks"))
 		spec_warn(b, "hooks are not run by cocoon; ignored");

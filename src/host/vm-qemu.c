@@ -226,6 +226,17 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 
 	bool kvm = strcmp(s->accel, "kvm") == 0;
 	add(b, "%s", s->qemu);
+	if (s->memory_file && (virtiofs || !qemu_safe_path(s->memory_file)))
+		return error_setx(err, EINVAL, "a VM template needs shared_fs \"9p\" and a path without commas");
+	if (s->memory_file) {
+		/* x-ignore-shared (set over QMP: 7.2 has no property for it):
+		 * the migration stream leaves out RAM that is a shared mapping, so the template's RAM stays in its file; a
+		 * VM started from it maps the file privately and loads nothing
+		 * into it (docs/performance.md, "VM templates"). */
+		add(b, "-object");
+		add(b, "memory-backend-file,id=mem,size=%dM,mem-path=%s,share=%s", s->memory_mib, s->memory_file,
+		    s->memory_shared ? "on" : "off");
+	}
 	if (virtiofs) {
 		/* vhost-user needs the guest's memory in a shared mapping, and
 		 * virtiofsd (libvhost-user) refuses the legacy virtio-mmio that
@@ -236,7 +247,7 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 		add(b, "virtio-mmio.force-legacy=false");
 	}
 	add(b, "-M");
-	add(b, "microvm,accel=%s%s", kvm ? "kvm" : "tcg", virtiofs ? ",memory-backend=mem" : "");
+	add(b, "microvm,accel=%s%s", kvm ? "kvm" : "tcg", virtiofs || s->memory_file ? ",memory-backend=mem" : "");
 	add(b, "-cpu");
 	add(b, "%s", kvm ? "host" : "max");
 	add(b, "-m");
@@ -262,8 +273,8 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 	long khz = kvm ? 0 : host_tsc_khz();
 	if (khz > 0)
 		snprintf(tsc, sizeof(tsc), "tsc_early_khz=%ld ", khz);
-	add(b, "console=ttyS0 quiet reboot=t panic=-1 %s%s%s", tsc, virtiofs ? "cocoon.fs=virtiofs " : "",
-	    s->cmdline_extra ? s->cmdline_extra : "");
+	add(b, "console=ttyS0 quiet reboot=t panic=-1 %s%s%s%s", tsc, virtiofs ? "cocoon.fs=virtiofs " : "",
+	    s->memory_file ? "cocoon.template=1 " : "", s->cmdline_extra ? s->cmdline_extra : "");
 	/* One port: max_ports=2 (port 0 is the console's) instead of the
 	 * default 31 gives the guest 4 virtqueues to set up instead of 64. */
 	add(b, "-device");
@@ -287,6 +298,11 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 		add_virtiofs(b, "volumes", s->channel_path);
 	else if (s->volumes_dir && add_9p_opts(b, "volumes", s->volumes_dir, ",multidevs=remap", err) < 0)
 		return -1;
+	/* Pods: the members' rootfs and volumes are bind mounts under this
+	 * directory, one device each; remap keeps their inode numbers apart
+	 * in the guest. Always 9p: QEMU sees a new bind at once. */
+	if (s->pod_dir && add_9p_opts(b, "pod", s->pod_dir, ",multidevs=remap", err) < 0)
+		return -1;
 	for (int i = 0; i < s->n_images_dirs; i++) {
 		/* Read-only: restoring must never change the user's images
 		 * (for virtiofs, see virtiofsd_start). */
@@ -305,9 +321,43 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 		add(b, "-device");
 		add(b, "virtio-net-device,netdev=net%d,mac=%s", i, s->net_macs[i]);
 	}
+	if (s->qmp_path) {
+		if (!qemu_safe_path(s->qmp_path))
+			return error_setx(err, EINVAL, "QMP path '%s' contains a comma", s->qmp_path);
+		add(b, "-qmp");
+		add(b, "unix:%s,server=on,wait=off", s->qmp_path);
+	}
+	/* QEMU inherits incoming_fd under its own number (qemu_start); the
+	 * host starts the load over QMP ("fd:N") once x-ignore-shared is set
+	 * (template.c). */
+	if (s->incoming_fd > 0) {
+		add(b, "-incoming");
+		add(b, "defer");
+	}
 	if (b->overflow)
 		return error_setx(err, E2BIG, "qemu command line too long");
 	return 0;
+}
+
+char *vm_qemu_command_line(const struct vm_spec *spec, struct error **err)
+{
+	struct argv_builder b = {0};
+	char *line = NULL;
+	size_t len = 0;
+
+	if (build_argv(&b, spec, err) < 0) {
+		argv_free(&b);
+		return NULL;
+	}
+	FILE *f = open_memstream(&line, &len);
+	for (int i = 0; f && i < b.n; i++)
+		fprintf(f, "%s%s", i ? " " : "", b.args[i]);
+	if (f)
+		fclose(f);
+	argv_free(&b);
+	if (!line)
+		error_set(err, ENOMEM, "qemu command line");
+	return line;
 }
 
 static void qemu_kill(struct vm *vm);
@@ -347,6 +397,9 @@ static int qemu_start(struct vm *vm, const struct vm_spec *spec, struct error **
 		if (getppid() != parent)
 			_exit(1);
 		cloexec_from(3);
+		/* The device state a VM from a template starts from (-incoming). */
+		if (spec->incoming_fd > 0)
+			fcntl(spec->incoming_fd, F_SETFD, 0);
 		int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		int log = spec->vmm_log ? open(spec->vmm_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
 		if (in >= 0)

@@ -23,6 +23,7 @@ struct vm_spec {
 	 * of mount points, so inode numbers are remapped (9p) or submounts
 	 * announced (virtiofs). */
 	const char *volumes_dir;
+	const char *pod_dir;	  /* the pod share, tag "pod" (pod.h), or NULL */
 	const char *tools_dir;	  /* the image's tools tree, read-only, tag "tools", or NULL */
 	/* Checkpoint image directories shared read-only, tags "images0".. */
 	const char *const *images_dirs;
@@ -31,6 +32,14 @@ struct vm_spec {
 	const int *net_fds;
 	const char *const *net_macs;
 	int n_nets;
+	/* VM templates (template.c): guest RAM lives in memory_file; with
+	 * memory_shared the guest writes into the file (a template being
+	 * built), else the file is mapped copy-on-write (a VM started from the
+	 * template). Both add cocoon.template=1 to the kernel command line. */
+	const char *memory_file;
+	bool memory_shared;
+	int incoming_fd;	  /* > 0: device state to start from (-incoming) */
+	const char *qmp_path;	  /* a QMP socket for the host, or NULL */
 	const char *console_log;  /* guest serial console goes here */
 	const char *vmm_log;	  /* the VMM's own stderr goes here */
 };
@@ -57,6 +66,8 @@ struct vm {
 };
 
 extern const struct vm_backend vm_backend_qemu;
+/* The QEMU command line for spec, as one line: what a template is keyed by. */
+char *vm_qemu_command_line(const struct vm_spec *spec, struct error **err);
 
 int vm_start(struct vm *vm, const struct vm_backend *backend, const struct vm_spec *spec,
 	     struct error **err);

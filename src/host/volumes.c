@@ -84,7 +84,7 @@ static uint64_t mount_attr_of(unsigned long flags)
 /* A detached copy of the source's mount (and, for rbind, of the mounts
  * below it) with the spec's flags set on all of it: read-only holds for the
  * submounts of an rbind too, and nothing is attached until it is final. */
-static int clone_source(const struct volume *v, struct error **err)
+int volume_clone(const struct volume *v, struct error **err)
 {
 	_cleanup_close_ int src = open(v->host_path, O_PATH | O_CLOEXEC);
 	struct stat st;
@@ -119,6 +119,44 @@ static int share_readonly(const char *dir, struct error **err)
 	return 0;
 }
 
+/* A mount point for each volume in DIR (files for files). */
+static int make_mount_points(const char *dir_path, const struct volume *v, size_t n, struct error **err)
+{
+	if (mkdir(dir_path, 0700) < 0)
+		return error_set(err, errno, "create %s", dir_path);
+	_cleanup_close_ int dir = open(dir_path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dir < 0)
+		return error_set(err, errno, "open %s", dir_path);
+	for (size_t i = 0; i < n; i++) {
+		int fd = v[i].is_dir ? mkdirat(dir, v[i].name, 0700)
+				     : openat(dir, v[i].name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return error_set(err, errno, "mount point %s/%s", dir_path, v[i].name);
+		if (!v[i].is_dir)
+			close(fd);
+	}
+	return 0;
+}
+
+/* Every source on its mount point under DIR_PATH. */
+static int bind_sources(const char *dir_path, const struct volume *v, size_t n, struct error **err)
+{
+	_cleanup_close_ int ro = open(dir_path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (ro < 0)
+		return error_set(err, errno, "open %s", dir_path);
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_close_ int target = openat(ro, v[i].name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (target < 0)
+			return error_set(err, errno, "mount point %s/%s", dir_path, v[i].name);
+		_cleanup_close_ int tree = volume_clone(&v[i], err);
+		if (tree < 0)
+			return tree;
+		if (move_mount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+			return error_set(err, errno, "bind mount %s", v[i].host_path);
+	}
+	return 0;
+}
+
 int volumes_setup(const char *share_dir, const struct volume *v, size_t n, struct error **err)
 {
 	if (n == 0)
@@ -126,34 +164,29 @@ int volumes_setup(const char *share_dir, const struct volume *v, size_t n, struc
 	/* Our own mount namespace; host mounts still propagate into it. */
 	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
 		return error_set(err, errno, "a mount namespace for the volumes");
-	if (mkdir(share_dir, 0700) < 0)
-		return error_set(err, errno, "create %s", share_dir);
-	_cleanup_close_ int dir = open(share_dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dir < 0)
-		return error_set(err, errno, "open %s", share_dir);
-	for (size_t i = 0; i < n; i++) {
-		int fd = v[i].is_dir ? mkdirat(dir, v[i].name, 0700)
-				     : openat(dir, v[i].name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd < 0)
-			return error_set(err, errno, "mount point %s/%s", share_dir, v[i].name);
-		if (!v[i].is_dir)
-			close(fd);
-	}
-	int r = share_readonly(share_dir, err);
-	if (r < 0)
+	int r = make_mount_points(share_dir, v, n, err);
+	if (r < 0 || (r = share_readonly(share_dir, err)) < 0)
 		return r;
 	/* The mount points, seen through the read-only bind now on top. */
-	_cleanup_close_ int ro = open(share_dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (ro < 0)
-		return error_set(err, errno, "open %s", share_dir);
+	return bind_sources(share_dir, v, n, err);
+}
+
+int volumes_share_at(const char *points_dir, const char *mount_dir, const struct volume *v, const int *trees,
+		     size_t n, struct error **err)
+{
+	if (n == 0)
+		return 0;
+	int r = make_mount_points(points_dir, v, n, err);
+	if (r < 0)
+		return r;
+	_cleanup_close_ int dir = open(mount_dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dir < 0)
+		return error_set(err, errno, "open %s", mount_dir);
 	for (size_t i = 0; i < n; i++) {
-		_cleanup_close_ int target = openat(ro, v[i].name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		_cleanup_close_ int target = openat(dir, v[i].name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 		if (target < 0)
-			return error_set(err, errno, "mount point %s/%s", share_dir, v[i].name);
-		_cleanup_close_ int tree = clone_source(&v[i], err);
-		if (tree < 0)
-			return tree;
-		if (move_mount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+			return error_set(err, errno, "mount point %s/%s", mount_dir, v[i].name);
+		if (move_mount(trees[i], "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
 			return error_set(err, errno, "bind mount %s", v[i].host_path);
 	}
 	return 0;

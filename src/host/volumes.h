@@ -44,3 +44,15 @@ void volume_free(struct volume *v);
  * under share_dir (created 0700, must not exist), which itself becomes a
  * read-only bind so that the guest cannot add anything beside them. */
 int volumes_setup(const char *share_dir, const struct volume *v, size_t n, struct error **err);
+/* A detached copy of one volume's source mount (open_tree), with the
+ * spec's flags set: an fd the caller closes, or a negative errno. Taken in
+ * the mount namespace that sees the source. */
+int volume_clone(const struct volume *v, struct error **err);
+/* A pod member's volumes (pod.h), in the sandbox shim's mount namespace:
+ * mount points made in POINTS_DIR (created 0700, must not exist), which the
+ * guest cannot write, and TREES[i] (volume_clone of v[i], taken before
+ * entering that namespace) attached on them as seen through MOUNT_DIR, the
+ * read-only view of POINTS_DIR the VM shares. The mounts go with that
+ * namespace. */
+int volumes_share_at(const char *points_dir, const char *mount_dir, const struct volume *v, const int *trees,
+		     size_t n, struct error **err);

@@ -66,7 +66,8 @@ IMAGE = "localhost/cocoon-test:latest"
 PODMAN = shutil.which("podman")
 BUSYBOX = pathlib.Path("/bin/busybox")
 TOOLS = ("sh", "cat", "echo", "sleep", "ls", "mkdir", "rm", "wc", "head", "tail", "grep", "dd",
-         "id", "mount", "touch", "stat", "nc", "ip", "hostname", "true", "false", "env", "ps")
+         "id", "mount", "touch", "stat", "nc", "ip", "hostname", "true", "false", "env", "ps",
+         "httpd")
 
 
 def image_tar(dest):

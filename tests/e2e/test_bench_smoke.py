@@ -26,6 +26,13 @@ def test_bench_quick_runs(tmp_path):
         assert vfs[key] and vfs[key]["median"] > 0, key
     assert res["ratios"]["virtiofs_vs_9p"]["restore"] > 0
     assert "virtiofs / 9p" in r.stdout
+    # VM templates beside the cold boot and restore (issue 18): a template
+    # restore that fell back to a cold boot records nothing.
+    assert res["boot"]["template_ready_ms"] and res["boot"]["template_ready_ms"]["median"] > 0
+    for key in ("tmpl_restore_total", "tmpl_restore_boot", "tmpl_restore_criu"):
+        assert size[key] and size[key]["median"] > 0, key
+    assert res["templates"]["boot_vs_cold"] > 0 and res["templates"]["16"]["restore_vs_cold"] > 0
+    assert "VM templates, side by side" in r.stdout
     # The host baseline (runc + trixie's CRIU, no VM) ran, or says why not.
     why = res["skipped"].get("host_runc_baseline")
     if why:
@@ -34,3 +41,24 @@ def test_bench_quick_runs(tmp_path):
         for key in ("host_frozen", "host_total", "host_restore"):
             assert size[key] and size[key]["median"] > 0, key
     assert qemu_pids("cocoon-bench.") == []
+
+
+def test_bench_network_only_quick(tmp_path):
+    """The network part alone (bench/netbench.py): cocoon, the tap alone and
+    runc each streamed the whole payload (the sink's byte count is checked
+    by the bench) and answered the ping-pong; or it says why it was skipped."""
+    out = tmp_path / "net.json"
+    r = subprocess.run(["/usr/bin/python3", str(REPO / "bench" / "bench.py"), "--network-only", "--quick",
+                        "--out", str(out)], capture_output=True, text=True, timeout=900)
+    if r.returncode != 0:
+        assert "skipped network:" in r.stdout, r.stdout[-3000:] + r.stderr[-3000:]
+        assert "runc is not installed" in r.stdout, r.stdout  # the one reason this host may lack
+        return
+    net = json.loads(out.read_text())["network"]
+    for path in ("runc", "cocoon", "cocoon_tap_alone"):
+        assert net[path]["stream_mib_s"]["median"] > 0, path
+        assert net[path]["rtt_us"]["median"] > 0 and net[path]["rtt_us"]["n"] == 200, path
+    assert "cocoon (veth + tc redirect + tap)" in r.stdout
+    assert qemu_pids("cocoon-bench.") == []
+    assert not [l for l in subprocess.run(["ip", "netns"], capture_output=True, text=True).stdout.splitlines()
+                if l.startswith("cbn-")], "a bench namespace was left behind"

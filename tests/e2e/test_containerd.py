@@ -246,3 +246,47 @@ def test_failed_checkpoint_shows_cocoon_error(cd, tmp_path):
     wait_for(lambda: task_status(cd, "nock") == "STOPPED", timeout=60)
     cd.ctr("tasks", "delete", "nock")
     cd.ctr("containers", "delete", "nock")
+
+
+def task_pid(cd, cid):
+    for line in cd.ctr("tasks", "ls").stdout.splitlines()[1:]:
+        parts = line.split()
+        if parts and parts[0] == cid:
+            return int(parts[1])
+    return None
+
+
+def test_kubernetes_shaped_pod_is_one_vm(cd):
+    """The specs CRI would give a pod (annotations, namespace paths of the
+    sandbox's pid), through containerd's runc shim: one VM (docs/pods.md)."""
+    cri = "io.kubernetes.cri"
+    before = len(qemu_pids(str(cd.tmp)))
+    r = cd.ctr(*run_args("-d", "--annotation", f"{cri}.container-type=sandbox",
+                         "--annotation", f"{cri}.sandbox-id=pod1", IMAGE, "pod1", "payload", "sleep", "1000"))
+    assert r.returncode == 0, r.stderr
+    assert wait_for(lambda: task_status(cd, "pod1") == "RUNNING", timeout=60)
+    pid = task_pid(cd, "pod1")
+    member = ["--annotation", f"{cri}.container-type=container", "--annotation", f"{cri}.sandbox-id=pod1"]
+    for t, f in (("network", "net"), ("ipc", "ipc"), ("uts", "uts")):
+        member += ["--with-ns", f"{t}:/proc/{pid}/ns/{f}"]
+    try:
+        r = cd.ctr(*run_args("-d", *member, IMAGE, "app1", "payload", "tcp", "7000"))
+        assert r.returncode == 0, r.stderr
+        assert wait_for(lambda: task_status(cd, "app1") == "RUNNING", timeout=60)
+        assert task_pid(cd, "app1") != pid, "each container has its own shim"
+        r = cd.ctr(*run_args("--rm", *member, IMAGE, "app2", "sh", "-c",
+                             "payload shm-put 7 pod-ipc && payload tcp-connect 7000"))
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "tcp-connect 42" in r.stdout
+        r = cd.ctr("tasks", "exec", "--exec-id", "e1", "app1", "payload", "shm-get", "7")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == "pod-ipc"
+        assert len(qemu_pids(str(cd.tmp))) == before + 1, "one VM for the pod"
+    finally:
+        # CRI's order: the pod's containers, then its sandbox.
+        for cid in ("app1", "pod1"):
+            cd.ctr("tasks", "kill", "-s", "KILL", cid)
+            wait_for(lambda: task_status(cd, cid) in ("STOPPED", None), timeout=60)
+            cd.ctr("tasks", "delete", cid)
+            cd.ctr("containers", "delete", cid)
+    assert wait_for(lambda: len(qemu_pids(str(cd.tmp))) == before, timeout=30)

@@ -282,7 +282,8 @@ def test_qemu_missing_from_path(env):
 
 
 def test_vm_never_ready_times_out(env):
-    env.write_config("", vm="boot_timeout_ms = 500\n")
+    # Booted: a VM from a template is ready in ~0.1 s (docs/performance.md).
+    env.write_config("", vm="boot_timeout_ms = 500\ntemplate = false\n")
     b = write_bundle(env.tmp / "b", ["payload", "echo"])
     expect_create_error(env, "slow", b, "agent not ready after 500 ms")
 

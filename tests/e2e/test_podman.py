@@ -86,11 +86,6 @@ def test_checkpoint_restore_of_a_container_writing_to_a_volume(podman, tmp_path)
     podman.check("rm", "--force", "--time", "0", "w1")
 
 
-# Known failure, issue 15: with a volume share, the restore into a second
-# storage root fails in CRIU 3.17's mount engine ("mnt-v2: Failed to
-# move_mount from /run/cocoon/volumes/N ...: Invalid argument"). Recorded as
-# an expected failure, not a pass, until the restore side is fixed.
-@pytest.mark.xfail(reason="CRIU mnt-v2 move_mount EINVAL for the volumes share at an --import restore (issue 15)")
 def test_export_and_import_into_a_second_storage_root(podman, tmp_path):
     data = tmp_path / "data"
     data.mkdir()

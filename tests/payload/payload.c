@@ -30,15 +30,26 @@
  *                               child holds one connection to it and prints
  *                               each round trip
  *   payload tcp-connect PORT    one round trip to "payload tcp", printed
+ *   payload shm-put KEY TEXT    a SysV shared memory segment under KEY with TEXT
+ *   payload shm-get KEY         print the text of segment KEY (pods: IPC shared)
  *   payload echo-server PORT    listen on every address (v4 and v6) at PORT
  *                               and send back whatever each connection sends;
  *                               prints "accepted" and "closed N" (N bytes)
+ *   payload sink PORT           listen on every address at PORT; for each
+ *                               connection in turn, read until EOF, answer
+ *                               "N\n" (N bytes read) and close (the network
+ *                               bench's stream receiver)
  *   payload escape [MS]         tries what a confined container must not do
  *                               and prints one "what: result" line each
  *                               (OK or the errno name); with MS, repeats
  *                               every MS ms, each round ending in "--"
+ *   payload kill-all [MS]       prints "pid: N" (its own pid), then every MS
+ *                               ms (default 10) sends SIGKILL to every process
+ *                               it may signal (kill(-1)); prints
+ *                               "kill-all: OK" or the errno name at each change
  */
 #include <errno.h>
+#include <sys/shm.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -396,6 +407,40 @@ static int cmd_echo_server(int argc, char **argv)
 	}
 }
 
+static int cmd_sink(int argc, char **argv)
+{
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT};
+	static char buf[1 << 18];
+	int one = 1, zero = 0;
+
+	if (argc < 3)
+		return 2;
+	sa.sin6_port = htons((uint16_t)atoi(argv[2]));
+	int l = socket(AF_INET6, SOCK_STREAM, 0);
+	if (l < 0 || setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(l, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0 ||
+	    bind(l, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(l, 8) < 0) {
+		perror("listen");
+		return 1;
+	}
+	printf("listening %s\n", argv[2]);
+	fflush(stdout);
+	for (;;) {
+		int c = accept(l, NULL, NULL);
+		if (c < 0)
+			continue;
+		unsigned long long total = 0;
+		ssize_t n;
+		while ((n = read(c, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+			total += n > 0 ? (unsigned long long)n : 0;
+		char line[32];
+		int len = snprintf(line, sizeof(line), "%llu\n", total);
+		if (write(c, line, (size_t)len) != len)
+			perror("sink: write");
+		close(c);
+	}
+}
+
 static int cmd_tcp_connect(int argc, char **argv)
 {
 	if (argc < 3)
@@ -404,6 +449,26 @@ static int cmd_tcp_connect(int argc, char **argv)
 	long w = fd < 0 ? -1 : tcp_round(fd, 41);
 	printf("tcp-connect %ld\n", w);
 	return w == 42 ? 0 : 1;
+}
+
+/* SysV shared memory: what the containers of a pod share through their
+ * IPC namespace. The segment outlives the process that made it. */
+static int cmd_shm(int argc, char **argv, bool put)
+{
+	if (argc < (put ? 4 : 3))
+		return 2;
+	key_t key = (key_t)atoi(argv[2]);
+	int id = shmget(key, 4096, put ? IPC_CREAT | 0600 : 0);
+	char *mem = id < 0 ? (void *)-1 : shmat(id, NULL, 0);
+	if (mem == (void *)-1) {
+		fprintf(stderr, "payload: shm %d: %s\n", key, strerror(errno));
+		return 1;
+	}
+	if (put)
+		snprintf(mem, 4096, "%s", argv[3]);
+	else
+		printf("%s\n", mem);
+	return 0;
 }
 
 static void report(const char *what, int r)
@@ -460,6 +525,23 @@ static int cmd_escape(int argc, char **argv)
 			return 0;
 		printf("--\n");
 		fflush(stdout);
+		sleep_ms(ms);
+	}
+}
+
+static int __attribute__((noreturn)) cmd_kill_all(int argc, char **argv)
+{
+	long ms = argc > 2 ? atol(argv[2]) : 10;
+	int last = -1;
+	printf("pid: %d\n", (int)getpid());
+	fflush(stdout);
+	for (;;) {
+		int r = kill(-1, SIGKILL) == 0 ? 0 : errno;
+		if (r != last) {
+			printf("kill-all: %s\n", r ? strerrorname_np(r) : "OK");
+			fflush(stdout);
+			last = r;
+		}
 		sleep_ms(ms);
 	}
 }
@@ -531,10 +613,16 @@ int main(int argc, char **argv)
 		return cmd_tcp(argc, argv);
 	if (strcmp(cmd, "tcp-connect") == 0)
 		return cmd_tcp_connect(argc, argv);
+	if (strcmp(cmd, "shm-put") == 0 || strcmp(cmd, "shm-get") == 0)
+		return cmd_shm(argc, argv, strcmp(cmd, "shm-put") == 0);
 	if (strcmp(cmd, "echo-server") == 0)
 		return cmd_echo_server(argc, argv);
+	if (strcmp(cmd, "sink") == 0)
+		return cmd_sink(argc, argv);
 	if (strcmp(cmd, "escape") == 0)
 		return cmd_escape(argc, argv);
+	if (strcmp(cmd, "kill-all") == 0)
+		return cmd_kill_all(argc, argv);
 	fprintf(stderr, "payload: unknown command '%s'\n", cmd);
 	return 2;
 }

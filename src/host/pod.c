@@ -1,0 +1,334 @@
+/* Pods: which sandbox a container joins, and the pod share its rootfs
+ * reaches the VM through (pod.h, docs/pods.md). */
+#include "pod.h"
+#include "cleanup.h"
+#include "paths.h"
+#include "spec.h"
+#include "state.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+/* ---- what the spec says ------------------------------------------------------ */
+
+/* /proc/<pid>/ns/<name>: the namespaces of a process, by pid. */
+static pid_t proc_ns_pid(const char *path)
+{
+	const char *p = path;
+	if (strncmp(p, "/proc/", 6) != 0)
+		return 0;
+	p += 6;
+	char *end;
+	long pid = strtol(p, &end, 10);
+	if (end == p || pid <= 0 || pid > 1 << 22 || strncmp(end, "/ns/", 4) != 0 || !end[4] ||
+	    strchr(end + 4, '/'))
+		return 0;
+	return (pid_t)pid;
+}
+
+static bool pod_shares(const char *type)
+{
+	return strcmp(type, "network") == 0 || strcmp(type, "ipc") == 0 || strcmp(type, "uts") == 0;
+}
+
+int pod_spec_namespace(struct oci_bundle *b, const char *field, const char *type, const char *path,
+		       struct error **err)
+{
+	pid_t pid = proc_ns_pid(path);
+	Cocoon__ContainerSpec *s = b->spec;
+
+	/* A CRI member joins the pod's network namespace by the CNI path,
+	 * which its sandbox carried into the VM already. */
+	if (!pid && !(b->pod.sandbox_id && pod_shares(type)))
+		return 0;
+	if (!pod_shares(type))
+		return error_setx(err, EOPNOTSUPP,
+				  "config.json: %s: joining the %s namespace of %s is not supported: the "
+				  "containers of a pod share their network, IPC and UTS namespaces only",
+				  field, type, path);
+	if (pid && b->pod.join_pid && b->pod.join_pid != pid)
+		return error_setx(err, EINVAL,
+				  "config.json: %s: %s names process %d, another namespace path process %d: "
+				  "a container joins one pod",
+				  field, path, pid, b->pod.join_pid);
+	if (pid)
+		b->pod.join_pid = pid;
+	for (size_t i = 0; i < s->n_join_namespaces; i++)
+		if (strcmp(s->join_namespaces[i], type) == 0)
+			return 1;
+	char **grown = realloc(s->join_namespaces, (s->n_join_namespaces + 1) * sizeof(char *));
+	if (!grown)
+		return error_set(err, ENOMEM, "config.json");
+	s->join_namespaces = grown;
+	if (!(s->join_namespaces[s->n_join_namespaces] = strdup(type)))
+		return error_set(err, ENOMEM, "config.json");
+	s->n_join_namespaces++;
+	return 1;
+}
+
+bool pod_may_host_members(const struct oci_bundle *b)
+{
+	return !b->pod.join_pid && !b->pod.sandbox_id;
+}
+
+/* ---- finding the sandbox ------------------------------------------------------ */
+
+static bool same_executable(pid_t pid)
+{
+	char path[64];
+	struct stat mine, theirs;
+	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+	return stat("/proc/self/exe", &mine) == 0 && stat(path, &theirs) == 0 &&
+	       mine.st_dev == theirs.st_dev && mine.st_ino == theirs.st_ino;
+}
+
+/* The container of root whose live shim has this pid, or -ESRCH. */
+static int find_by_shim_pid(const char *root, pid_t pid, char id[65])
+{
+	_cleanup_closedir_ DIR *d = opendir(root);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		_cleanup_free_ char *dir = NULL;
+		struct container_state st;
+		if (de->d_name[0] == '.' || state_dir(root, de->d_name, &dir, NULL) < 0 ||
+		    state_read(dir, &st, NULL) < 0)
+			continue;
+		if (st.status != STATUS_STOPPED && st.shim_pid == pid) {
+			snprintf(id, 65, "%s", de->d_name);
+			return 0;
+		}
+	}
+	return -ESRCH;
+}
+
+static int load_sandbox(struct global_opts *g, const char *id, struct pod_sandbox *sb, struct error **err)
+{
+	struct container_state st;
+	_cleanup_free_ char *share = NULL, *marker = NULL;
+	int r = state_dir(g->root, id, &sb->dir, err);
+	if (r < 0)
+		return r;
+	snprintf(sb->id, sizeof(sb->id), "%s", id);
+	if ((r = state_read(sb->dir, &st, err)) < 0)
+		return r == -ENOENT ? error_setx(err, ESRCH, "pod sandbox %s does not exist", id) : r;
+	if (st.status == STATUS_STOPPED)
+		return error_setx(err, ESRCH, "pod sandbox %s is stopped: its VM is gone", id);
+	if (asprintf(&marker, "%s/" POD_SANDBOX_FILE, sb->dir) < 0 ||
+	    asprintf(&share, "%s/" POD_SHARE, sb->dir) < 0)
+		return error_set(err, ENOMEM, "pod");
+	if (access(marker, F_OK) == 0)
+		return error_setx(err, EINVAL, "container %s is a member of a pod, not its sandbox", id);
+	if (access(share, F_OK) < 0)
+		return error_setx(err, EINVAL, "container %s was started without a pod share and takes no members", id);
+	sb->shim_pid = st.shim_pid;
+	sb->shim_start = st.shim_start;
+	return 0;
+}
+
+int pod_resolve(struct global_opts *g, const struct oci_bundle *b, struct pod_sandbox *sb,
+		struct error **err)
+{
+	const struct spec_pod *p = &b->pod;
+	char by_pid[65] = "";
+
+	memset(sb, 0, sizeof(*sb));
+	if (!p->join_pid && !p->sandbox_id)
+		return 0;
+	if (p->join_pid) {
+		/* Only a cocoon shim of this root has namespaces that lead into
+		 * a VM; any other process's would be the host's. */
+		if (find_by_shim_pid(g->root, p->join_pid, by_pid) < 0 || !same_executable(p->join_pid))
+			return error_setx(err, ESRCH,
+					  "config.json: the namespaces of /proc/%d: process %d is not the shim of "
+					  "a running cocoon container under %s; a container in a VM can only join "
+					  "the namespaces of its own pod's sandbox",
+					  p->join_pid, p->join_pid, g->root);
+		if (p->sandbox_id && strcmp(p->sandbox_id, by_pid) != 0)
+			return error_setx(err, EINVAL,
+					  "config.json: the sandbox-id annotation names %s, the namespace paths "
+					  "container %s",
+					  p->sandbox_id, by_pid);
+	}
+	int r = load_sandbox(g, p->sandbox_id ? p->sandbox_id : by_pid, sb, err);
+	if (r < 0) {
+		pod_sandbox_free(sb);
+		return r;
+	}
+	if (p->join_pid && proc_start_time(p->join_pid) != sb->shim_start) {
+		pod_sandbox_free(sb);
+		return error_setx(err, ESRCH, "the shim of pod sandbox %s (pid %d) is gone", by_pid, p->join_pid);
+	}
+	return 1;
+}
+
+int pod_member_record(const char *dir, const char *sandbox_id, struct error **err)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/" POD_SANDBOX_FILE, dir);
+	return write_file_atomic(path, sandbox_id, strlen(sandbox_id), 0600, err);
+}
+
+void pod_sandbox_free(struct pod_sandbox *sb)
+{
+	free(sb->dir);
+	sb->dir = NULL;
+}
+
+/* ---- the pod share ----------------------------------------------------------- */
+
+int pod_share_prepare(const char *dir, struct error **err)
+{
+	_cleanup_free_ char *ro = NULL, *rw = NULL;
+
+	if (asprintf(&ro, "%s/" POD_SHARE, dir) < 0 || asprintf(&rw, "%s/" POD_SHARE_RW, dir) < 0)
+		return error_set(err, ENOMEM, "pod share");
+	/* Our own mount namespace, a slave of the host's: the members' binds
+	 * never reach the host's mount table and vanish with this shim and
+	 * its QEMU. */
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+		return error_set(err, errno, "pod share: a mount namespace");
+	if ((mkdir(rw, 0700) < 0 && errno != EEXIST) || (mkdir(ro, 0700) < 0 && errno != EEXIST))
+		return error_set(err, errno, "pod share %s", ro);
+	if (mount(rw, ro, NULL, MS_BIND, NULL) < 0 ||
+	    mount(NULL, ro, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+		return error_set(err, errno, "pod share %s", ro);
+	return 0;
+}
+
+static int enter_sandbox_mounts(const struct pod_sandbox *sb, struct error **err)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", sb->shim_pid);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || proc_start_time(sb->shim_pid) != sb->shim_start)
+		return error_setx(err, ESRCH, "the shim of pod sandbox %s is gone", sb->id);
+	if (setns(fd, CLONE_NEWNS) < 0)
+		return error_set(err, errno, "entering the mount namespace of pod sandbox %s", sb->id);
+	return 0;
+}
+
+/* A member's bind mounts of host paths (volumes.h) go beside its rootfs,
+ * pod/<id>/volumes/<n>, and the spec's sources follow them. */
+static int share_volumes(const char *rw, const char *ro, const char *id, struct oci_bundle *b,
+			 const int *trees, struct error **err)
+{
+	_cleanup_free_ char *points = NULL, *mounts = NULL;
+	if (b->n_volumes == 0)
+		return 0;
+	if (asprintf(&points, "%s/" VOLUMES_DIR, rw) < 0 || asprintf(&mounts, "%s/" VOLUMES_DIR, ro) < 0)
+		return error_set(err, ENOMEM, "pod");
+	int r = volumes_share_at(points, mounts, b->volumes, trees, b->n_volumes, err);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < b->spec->n_mounts; i++) {
+		Cocoon__Mount *m = b->spec->mounts[i];
+		const char *prefix = VOLUMES_GUEST_DIR "/";
+		if (strcmp(m->type, "bind") != 0 || strncmp(m->source, prefix, strlen(prefix)) != 0)
+			continue;
+		char *src;
+		if (asprintf(&src, POD_GUEST_DIR "/%s/" VOLUMES_DIR "/%s", id, m->source + strlen(prefix)) < 0)
+			return error_set(err, ENOMEM, "pod");
+		free(m->source);
+		m->source = src;
+	}
+	return 0;
+}
+
+/* What a member left in the pod share: its volumes, its rootfs, the
+ * directory. Safe when there is nothing. */
+static void member_leave(const char *sandbox_dir, const char *id)
+{
+	char ro[4200], rw[4200], path[4300];
+	snprintf(ro, sizeof(ro), "%s/" POD_SHARE "/%s", sandbox_dir, id);
+	snprintf(rw, sizeof(rw), "%s/" POD_SHARE_RW "/%s", sandbox_dir, id);
+	snprintf(path, sizeof(path), "%s/" VOLUMES_DIR, rw);
+	_cleanup_closedir_ DIR *d = opendir(path);
+	for (struct dirent *e; d && (e = readdir(d));) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/" VOLUMES_DIR "/%s", ro, e->d_name);
+		umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW);
+	}
+	snprintf(path, sizeof(path), "%s/rootfs", ro);
+	umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW);
+	remove_tree(rw, NULL);
+}
+
+/* The rootfs and volumes, detached copies taken in the member's own mount
+ * namespace: the engine mounted them there (containerd's shim mounts a
+ * member's overlay after the sandbox's shim made its namespace, so they are
+ * not all visible from it). */
+struct member_trees {
+	int rootfs;
+	int volumes[SPEC_MAX_MOUNTS];
+	size_t n;
+};
+
+static void member_trees_close(struct member_trees *t)
+{
+	if (t->rootfs >= 0)
+		close(t->rootfs);
+	for (size_t i = 0; i < t->n; i++)
+		close(t->volumes[i]);
+}
+
+static int member_trees_take(const struct oci_bundle *b, struct member_trees *t, struct error **err)
+{
+	t->rootfs = open_tree(AT_FDCWD, b->rootfs, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+	if (t->rootfs < 0)
+		return error_set(err, errno, "rootfs %s", b->rootfs);
+	for (t->n = 0; t->n < b->n_volumes; t->n++) {
+		int fd = volume_clone(&b->volumes[t->n], err);
+		if (fd < 0)
+			return fd;
+		t->volumes[t->n] = fd;
+	}
+	return 0;
+}
+
+int pod_member_share(const struct pod_sandbox *sb, const char *id, struct oci_bundle *b,
+		     struct error **err)
+{
+	_cleanup_free_ char *rw = NULL, *ro = NULL, *rw_root = NULL, *target = NULL;
+	Cocoon__ContainerSpec *s = b->spec;
+	struct member_trees trees = {.rootfs = -1};
+
+	if (asprintf(&rw, "%s/" POD_SHARE_RW "/%s", sb->dir, id) < 0 ||
+	    asprintf(&ro, "%s/" POD_SHARE "/%s", sb->dir, id) < 0 ||
+	    asprintf(&rw_root, "%s/rootfs", rw) < 0 ||
+	    asprintf(&target, "%s/" POD_SHARE "/%s/rootfs", sb->dir, id) < 0)
+		return error_set(err, ENOMEM, "pod");
+	int r = member_trees_take(b, &trees, err);
+	if (r < 0 || (r = enter_sandbox_mounts(sb, err)) < 0)
+		goto out;
+	/* A member of that id whose shim was killed left its mounts. */
+	member_leave(sb->dir, id);
+	if (mkdir(rw, 0700) < 0 || mkdir(rw_root, 0755) < 0) {
+		r = error_set(err, errno, "pod share %s", rw);
+		goto out;
+	}
+	if (move_mount(trees.rootfs, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+		r = error_set(err, errno, "sharing rootfs %s into pod sandbox %s", b->rootfs, sb->id);
+		goto out;
+	}
+	if ((r = share_volumes(rw, ro, id, b, trees.volumes, err)) < 0)
+		goto out;
+	free(s->rootfs_tag);
+	s->rootfs_tag = NULL;
+	if (asprintf(&s->rootfs_tag, POD_TAG) < 0 || asprintf(&s->rootfs_path, "%s/rootfs", id) < 0 ||
+	    !(s->join_container = strdup(sb->id)))
+		r = error_set(err, ENOMEM, "pod");
+out:
+	member_trees_close(&trees);
+	return r;
+}
+
+void pod_member_unshare(const struct pod_sandbox *sb, const char *id)
+{
+	member_leave(sb->dir, id);
+}

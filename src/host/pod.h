@@ -1,0 +1,80 @@
+/* Pods: every container of a pod runs in the VM of the pod's sandbox (CRI's
+ * pause container, podman's infra container), each with a shim of its own
+ * (docs/pods.md).
+ *
+ * The sandbox's shim owns the VM and its agent channel. A member's shim
+ * talks to the agent through the sandbox's shim control socket: it sends
+ * the requests of its own container, and the sandbox's shim sends it that
+ * container's output and exit events.
+ *
+ * The members' rootfs reach the running VM through one more 9p share, tag
+ * "pod", made at boot: <sandbox dir>/pod, a read-only bind of pod-rw in the
+ * sandbox shim's own mount namespace. A member's shim enters that namespace
+ * and bind-mounts its rootfs on pod/<id>/rootfs; QEMU sees it at once. The
+ * guest cannot write into pod/ itself, so it can plant nothing in the paths
+ * the host mounts on, and the binds vanish with the sandbox shim's mount
+ * namespace, however it ends. */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "commands.h"
+#include "error.h"
+
+struct oci_bundle;
+
+#define POD_SHARE "pod"
+#define POD_SHARE_RW "pod-rw"
+#define POD_TAG "pod"
+/* Where the agent mounts the pod share: the sources of a member's bind
+ * mounts of host files are under it. */
+#define POD_GUEST_DIR "/run/cocoon/pod"
+/* In a member's state directory: the id of its pod's sandbox. */
+#define POD_SANDBOX_FILE "pod-sandbox"
+
+/* What config.json says about the container's pod. */
+struct spec_pod {
+	bool sandbox;	  /* CRI's (or CRI-O's) sandbox container */
+	char *sandbox_id; /* CRI's (or CRI-O's) id of the pod's sandbox */
+	pid_t join_pid;	  /* the pid of /proc/<pid>/ns/... namespace paths */
+};
+
+/* The sandbox a member joins. */
+struct pod_sandbox {
+	char id[65];
+	char *dir;
+	pid_t shim_pid;
+	unsigned long long shim_start;
+};
+
+/* spec.c: one linux.namespaces entry with a path. Returns 1 when it joins
+ * the pod's namespace (recorded in the bundle), 0 when it is not a pod's
+ * (the caller goes on), or a negative errno. */
+int pod_spec_namespace(struct oci_bundle *b, const char *field, const char *type, const char *path,
+		       struct error **err);
+/* Whether the container needs the pod share at boot: a CRI sandbox, or a
+ * container whose namespaces no one else's spec names yet (podman's infra
+ * container carries no mark; any container may become a sandbox). */
+bool pod_may_host_members(const struct oci_bundle *b);
+
+/* Finds the sandbox a member joins (by CRI annotation or by the shim pid
+ * of /proc/<pid>/ns paths). Returns 1 and fills sb for a member, 0 for a
+ * container that joins no pod, or a negative errno with a clear error. */
+int pod_resolve(struct global_opts *g, const struct oci_bundle *b, struct pod_sandbox *sb,
+		struct error **err);
+void pod_sandbox_free(struct pod_sandbox *sb);
+/* Writes POD_SANDBOX_FILE into a member's state directory. */
+int pod_member_record(const char *dir, const char *sandbox_id, struct error **err);
+
+/* The sandbox's shim, before its VM starts: a mount namespace of its own and
+ * the pod share in it (<dir>/pod). */
+int pod_share_prepare(const char *dir, struct error **err);
+
+/* A member's shim: enters the sandbox's mount namespace and shares the
+ * rootfs (and the member's bind-mounted files) into pod/<id>. Rewrites the
+ * spec so that the guest finds them there and joins the pod's namespaces. */
+int pod_member_share(const struct pod_sandbox *sb, const char *id, struct oci_bundle *b,
+		     struct error **err);
+/* Undoes pod_member_share; safe to call when it did not run or failed. */
+void pod_member_unshare(const struct pod_sandbox *sb, const char *id);

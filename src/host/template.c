@@ -1,0 +1,536 @@
+/* VM templates: boot the agent once per image and VM shape, keep the VM,
+ * and start every later VM of that shape from it (docs/performance.md,
+ * "VM templates").
+ *
+ * A template is a directory <cache>/templates/<hash of its key>/ holding
+ *   key     what it was built from: the QEMU command line with the paths
+ *           that differ per VM replaced, and the identity of the kernel,
+ *           initrd, tools tree and QEMU binary
+ *   memory  the guest's RAM, written by the template VM through a shared
+ *           file mapping (memory-backend-file,share=on)
+ *   state   the device state, QEMU's migration stream with x-ignore-shared,
+ *           which leaves the shared RAM out (~70 KB)
+ * A VM started from it maps memory privately, copy-on-write (share=off), and
+ * loads state with -incoming: the guest carries on where the template
+ * stopped, a second after its agent answered, with no share mounted. Its
+ * per-VM backends (channel socket, share paths, console) are its own: only
+ * the device set has to match, and that is in the key. The first request is
+ * TemplateResume, which reseeds the guest's RNG, sets its clock and mounts
+ * the shares (src/guest/template.c).
+ *
+ * A key that differs is never used: the directory name is a hash of the key
+ * and the key file is compared in full, so a changed input means another
+ * template, built on first use. Any failure falls back to a cold boot.
+ */
+#include "template.h"
+#include "cleanup.h"
+#include "paths.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define TEMPLATE_KEY_MAX (64 * 1024)
+#define TEMPLATE_QMP_TIMEOUT_MS 30000
+#define TEMPLATE_SEED_BYTES 64
+/* Bumped when the layout or the guest side's contract changes. */
+#define TEMPLATE_FORMAT "cocoon-template 1"
+
+/* ---- QMP, just enough to save and load a VM ------------------------------ */
+
+struct qmp {
+	int fd;
+	char buf[16384];
+	size_t len;
+};
+
+/* Reads one JSON line (QMP sends one message per line). */
+static int qmp_read_line(struct qmp *q, char **line, long long deadline, struct error **err)
+{
+	for (;;) {
+		char *nl = memchr(q->buf, '\n', q->len);
+		if (nl) {
+			*nl = 0;
+			*line = strdup(q->buf);
+			size_t used = (size_t)(nl + 1 - q->buf);
+			memmove(q->buf, nl + 1, q->len - used);
+			q->len -= used;
+			return *line ? 0 : error_set(err, ENOMEM, "qmp");
+		}
+		if (q->len == sizeof(q->buf) - 1)
+			return error_setx(err, EMSGSIZE, "QMP line longer than %zu bytes", sizeof(q->buf));
+		int left = (int)(deadline - now_ms());
+		struct pollfd p = {.fd = q->fd, .events = POLLIN};
+		if (left <= 0 || poll(&p, 1, left) == 0)
+			return error_setx(err, ETIMEDOUT, "QMP: no answer");
+		ssize_t n = read(q->fd, q->buf + q->len, sizeof(q->buf) - 1 - q->len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return error_set(err, n < 0 ? errno : EPIPE, "QMP: connection lost");
+		q->len += (size_t)n;
+	}
+}
+
+/* Runs one command, with an fd attached when fd >= 0 (getfd); the reply is
+ * returned in *reply when asked for. Events in between are skipped. */
+static int qmp_call(struct qmp *q, const char *cmd, int fd, char **reply, struct error **err)
+{
+	char ctl[CMSG_SPACE(sizeof(int))] = {0};
+	struct iovec iov = {.iov_base = (void *)cmd, .iov_len = strlen(cmd)};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+	if (fd >= 0) {
+		msg.msg_control = ctl;
+		msg.msg_controllen = sizeof(ctl);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	if (sendmsg(q->fd, &msg, MSG_NOSIGNAL) != (ssize_t)iov.iov_len)
+		return error_set(err, errno ? errno : EIO, "QMP: send");
+	long long deadline = now_ms() + TEMPLATE_QMP_TIMEOUT_MS;
+	for (;;) {
+		_cleanup_free_ char *line = NULL;
+		int r = qmp_read_line(q, &line, deadline, err);
+		if (r < 0)
+			return r;
+		if (strncmp(line, "{\"event\"", 8) == 0)
+			continue;
+		if (strstr(line, "\"error\""))
+			return error_setx(err, EIO, "QMP %.*s: %s", (int)strcspn(cmd, ","), cmd, line);
+		if (reply)
+			*reply = TAKE_PTR(line);
+		return 0;
+	}
+}
+
+static int qmp_connect(struct qmp *q, struct vm *vm, const char *path, struct error **err)
+{
+	q->len = 0;
+	q->fd = vm_wait_socket(vm, path, 10000, err);
+	if (q->fd < 0)
+		return q->fd;
+	_cleanup_free_ char *greeting = NULL;
+	int r = qmp_read_line(q, &greeting, now_ms() + TEMPLATE_QMP_TIMEOUT_MS, err);
+	if (r < 0)
+		return r;
+	return qmp_call(q, "{\"execute\":\"qmp_capabilities\"}\n", -1, NULL, err);
+}
+
+static int qmp_ignore_shared(struct qmp *q, struct error **err)
+{
+	return qmp_call(q,
+			"{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":"
+			"[{\"capability\":\"x-ignore-shared\",\"state\":true}]}}\n",
+			-1, NULL, err);
+}
+
+/* ---- the key ---------------------------------------------------------- */
+
+static void add_identity(FILE *f, const char *what, const char *path)
+{
+	struct stat st;
+	if (!path || stat(path, &st) < 0) {
+		fprintf(f, "%s=none\n", what);
+		return;
+	}
+	fprintf(f, "%s=%s dev=%llu ino=%llu size=%lld mtime=%lld.%09ld\n", what, path, (unsigned long long)st.st_dev,
+		(unsigned long long)st.st_ino, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+		st.st_mtim.tv_nsec);
+}
+
+/* QEMU as found in PATH, the way execvp will find it. */
+static char *find_in_path(const char *name)
+{
+	if (strchr(name, '/'))
+		return strdup(name);
+	const char *path = getenv("PATH");
+	_cleanup_free_ char *copy = strdup(path ? path : "/usr/bin:/bin");
+	char *save = NULL;
+	for (char *d = copy ? strtok_r(copy, ":", &save) : NULL; d; d = strtok_r(NULL, ":", &save)) {
+		char *p = NULL;
+		if (asprintf(&p, "%s/%s", d, name) < 0)
+			return NULL;
+		if (access(p, X_OK) == 0)
+			return p;
+		free(p);
+	}
+	return NULL;
+}
+
+/* Each share's path as a placeholder: what differs between VMs of one
+ * template is a QEMU backend; the devices, tags and order are the shape. */
+static int template_shape(const struct vm_spec *spec, char **line, struct error **err)
+{
+	static const char *const images[] = {"/I0", "/I1", "/I2", "/I3", "/I4", "/I5", "/I6", "/I7"};
+	struct vm_spec s = *spec;
+
+	if (spec->n_images_dirs > (int)ARRAY_SIZE(images))
+		return error_setx(err, E2BIG, "%d image directories", spec->n_images_dirs);
+	/* virtio-net keeps its MAC address in the migrated device state, and
+	 * the guest read it when the template booted: every clone would come
+	 * up with the template's address. Not supported yet (see
+	 * docs/performance.md, "VM templates"). */
+	if (spec->n_nets > 0)
+		return error_setx(err, EOPNOTSUPP, "no VM template for a VM with network devices");
+	s.channel_path = "/CHANNEL";
+	s.console_log = "/CONSOLE";
+	s.vmm_log = NULL;
+	s.shared_dir = spec->shared_dir ? "/SHARED" : NULL;
+	s.rootfs_dir = spec->rootfs_dir ? "/ROOTFS" : NULL;
+	s.volumes_dir = spec->volumes_dir ? "/VOLUMES" : NULL;
+	s.pod_dir = spec->pod_dir ? "/POD" : NULL;
+	s.images_dirs = spec->n_images_dirs ? images : NULL;
+	s.memory_file = "/MEMORY";
+	s.memory_shared = false;
+	s.incoming_fd = 3;
+	s.qmp_path = "/QMP";
+	*line = vm_qemu_command_line(&s, err);
+	return *line ? 0 : -1;
+}
+
+int template_key(const struct vm_spec *spec, char **key, struct error **err)
+{
+	_cleanup_free_ char *shape = NULL, *qemu = NULL, *manifest = NULL;
+	char *text = NULL;
+	size_t len = 0;
+
+	int r = template_shape(spec, &shape, err);
+	if (r < 0)
+		return r;
+	qemu = find_in_path(spec->qemu);
+	if (spec->initrd)
+		manifest = path_beside(spec->initrd, "manifest");
+	FILE *f = open_memstream(&text, &len);
+	if (!f)
+		return error_set(err, ENOMEM, "template key");
+	fprintf(f, "%s\nqemu-command-line=%s\n", TEMPLATE_FORMAT, shape);
+	add_identity(f, "qemu", qemu);
+	add_identity(f, "kernel", spec->kernel);
+	add_identity(f, "initrd", spec->initrd);
+	add_identity(f, "tools", spec->tools_dir);
+	add_identity(f, "manifest", manifest);
+	fclose(f);
+	if (!text)
+		return error_set(err, ENOMEM, "template key");
+	*key = text;
+	return 0;
+}
+
+/* FNV-1a, 64 bits: names the directory; the key file itself is compared. */
+static uint64_t key_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 0x100000001b3ULL;
+	return h;
+}
+
+char *template_base_dir(const char *configured)
+{
+	char *d = NULL;
+	if (configured)
+		return strdup(configured);
+	return asprintf(&d, "%s/templates", cache_dir()) < 0 ? NULL : d;
+}
+
+int template_dir_for(const char *base, const char *key, char **dir, struct error **err)
+{
+	if (asprintf(dir, "%s/%016llx", base, (unsigned long long)key_hash(key)) < 0)
+		return error_set(err, ENOMEM, "template directory");
+	return 0;
+}
+
+/* 1 when dir holds a complete template built from exactly this key. */
+static int template_valid(const char *dir, const char *key)
+{
+	_cleanup_free_ char *path = NULL, *text = NULL, *mem = NULL, *state = NULL;
+	struct stat st;
+	if (asprintf(&path, "%s/key", dir) < 0 || asprintf(&mem, "%s/memory", dir) < 0 ||
+	    asprintf(&state, "%s/state", dir) < 0)
+		return 0;
+	if (read_file_bounded(path, TEMPLATE_KEY_MAX, &text, NULL, NULL) < 0)
+		return 0;
+	if (strcmp(text, key) != 0)
+		return -1;
+	return stat(mem, &st) == 0 && S_ISREG(st.st_mode) && stat(state, &st) == 0 && S_ISREG(st.st_mode) &&
+	       st.st_size > 0;
+}
+
+/* ---- building ----------------------------------------------------------- */
+
+static int ping_until_ready(struct agent_client *c, struct vm *vm, int timeout_ms, struct error **err)
+{
+	long long deadline = now_ms() + timeout_ms;
+	for (;;) {
+		Cocoon__Request req = COCOON__REQUEST__INIT;
+		Cocoon__Ping ping = COCOON__PING__INIT;
+		Cocoon__Response *resp = NULL;
+		_cleanup_error_ struct error *e = NULL;
+		req.body_case = COCOON__REQUEST__BODY_PING;
+		req.ping = &ping;
+		int left = (int)(deadline - now_ms());
+		if (left <= 0)
+			return error_setx(err, ETIMEDOUT, "template VM: agent not ready after %d ms", timeout_ms);
+		int r = agent_call(c, &req, &resp, left > 1000 ? 1000 : left, &e);
+		if (r == 0) {
+			cocoon__response__free_unpacked(resp, NULL);
+			return 0;
+		}
+		if (vm_check_exited(vm))
+			return error_setx(err, ECHILD, "template VM exited during boot");
+		if (r != -ETIMEDOUT) {
+			*err = TAKE_PTR(e);
+			return r;
+		}
+	}
+}
+
+/* Saves the running template VM's devices into state_fd. QEMU stops the VM
+ * when the migration completes; its RAM is already in the memory file. */
+static int save_state(struct vm *vm, const char *qmp_path, int state_fd, struct error **err)
+{
+	struct qmp q = {.fd = -1};
+	int r = qmp_connect(&q, vm, qmp_path, err);
+	if (r == 0)
+		r = qmp_ignore_shared(&q, err);
+	if (r == 0)
+		r = qmp_call(&q, "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"state\"}}\n", state_fd, NULL,
+			     err);
+	if (r == 0)
+		r = qmp_call(&q, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"fd:state\"}}\n", -1, NULL, err);
+	long long deadline = now_ms() + TEMPLATE_QMP_TIMEOUT_MS;
+	while (r == 0) {
+		_cleanup_free_ char *reply = NULL;
+		r = qmp_call(&q, "{\"execute\":\"query-migrate\"}\n", -1, &reply, err);
+		if (r < 0)
+			break;
+		if (strstr(reply, "\"completed\""))
+			break;
+		if (strstr(reply, "\"failed\"") || strstr(reply, "\"cancelled\""))
+			r = error_setx(err, EIO, "template VM: migration failed: %s", reply);
+		else if (now_ms() > deadline)
+			r = error_setx(err, ETIMEDOUT, "template VM: migration did not complete");
+		else
+			usleep(5000);
+	}
+	if (q.fd >= 0)
+		close(q.fd);
+	return r;
+}
+
+static char *join(const char *dir, const char *name)
+{
+	char *p = NULL;
+	return asprintf(&p, "%s/%s", dir, name) < 0 ? NULL : p;
+}
+
+static int fsync_path(const char *path)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	return fd < 0 || fsync(fd) < 0 ? -errno : 0;
+}
+
+/* Boots the template VM in work (a fresh directory), waits for its agent,
+ * and saves it there. */
+static int build_in(const char *work, const struct vm_spec *spec, const char *key, int timeout_ms,
+		    struct error **err)
+{
+	_cleanup_free_ char *chan = join(work, "agent.sock"), *qmp = join(work, "qmp.sock"),
+			    *console = join(work, "console.log"), *vmm = join(work, "qemu.log"),
+			    *mem = join(work, "memory"), *state = join(work, "state"), *share = join(work, "share"),
+			    *keyp = join(work, "key");
+	if (!chan || !qmp || !console || !vmm || !mem || !state || !share || !keyp)
+		return error_set(err, ENOMEM, "template");
+	/* Every share is an empty directory: the template mounts none. */
+	if (mkdir(share, 0700) < 0)
+		return error_set(err, errno, "create %s", share);
+	const char *images[8];
+	for (int i = 0; i < spec->n_images_dirs && i < 8; i++)
+		images[i] = share;
+	struct vm_spec s = *spec;
+	s.channel_path = chan;
+	s.console_log = console;
+	s.vmm_log = vmm;
+	s.shared_dir = spec->shared_dir ? share : NULL;
+	s.rootfs_dir = spec->rootfs_dir ? share : NULL;
+	s.volumes_dir = spec->volumes_dir ? share : NULL;
+	s.pod_dir = spec->pod_dir ? share : NULL;
+	s.images_dirs = spec->n_images_dirs ? images : NULL;
+	s.memory_file = mem;
+	s.memory_shared = true;
+	s.incoming_fd = 0;
+	s.qmp_path = qmp;
+
+	_cleanup_close_ int state_fd = open(state, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (state_fd < 0)
+		return error_set(err, errno, "create %s", state);
+	struct vm vm;
+	struct agent_client agent = {.fd = -1};
+	int r = vm_start(&vm, &vm_backend_qemu, &s, err);
+	if (r == 0) {
+		int fd = vm_wait_socket(&vm, chan, 10000, err);
+		r = fd < 0 ? fd : agent_client_init(&agent, fd, err);
+		if (r < 0 && fd >= 0)
+			close(fd);
+	}
+	if (r == 0)
+		r = ping_until_ready(&agent, &vm, timeout_ms, err);
+	if (r == 0)
+		r = save_state(&vm, qmp, state_fd, err);
+	agent_client_close(&agent);
+	if (vm.backend)
+		vm.backend->kill(&vm);
+	if (r < 0) {
+		_cleanup_free_ char *qlog = NULL;
+		if (read_file_bounded(vmm, 4096, &qlog, NULL, NULL) == 0 && *qlog)
+			error_wrap(err, "%s", strtok(qlog, "\n"));
+		return r;
+	}
+	/* The key goes last, after the data is on disk: a key file means a
+	 * complete template. */
+	if (chmod(mem, 0600) < 0 || fsync_path(mem) < 0 || fsync(state_fd) < 0)
+		return error_set(err, errno, "template: sync");
+	unlink(chan);
+	unlink(qmp);
+	rmdir(share);
+	return write_file_atomic(keyp, key, strlen(key), 0600, err);
+}
+
+/* Templates built before the current kernel or initrd can never match
+ * again: remove them when a new one is built. A VM running from one keeps
+ * its mapping; the file goes when that VM does. */
+static void remove_stale(const char *base, const struct vm_spec *spec)
+{
+	struct stat k = {0}, i = {0};
+	stat(spec->kernel, &k);
+	stat(spec->initrd, &i);
+	time_t newest = k.st_mtime > i.st_mtime ? k.st_mtime : i.st_mtime;
+	_cleanup_closedir_ DIR *d = opendir(base);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		_cleanup_free_ char *dir = join(base, de->d_name), *key = dir ? join(dir, "key") : NULL;
+		struct stat st;
+		if (key && stat(key, &st) == 0 && st.st_mtime < newest)
+			remove_tree(dir, NULL);
+	}
+}
+
+int template_build(const char *base, const struct vm_spec *spec, const char *key, const char *dir,
+		   int timeout_ms, struct error **err)
+{
+	_cleanup_free_ char *lock = NULL, *work = NULL;
+	if (asprintf(&lock, "%s/.lock", base) < 0 || asprintf(&work, "%s/.build-XXXXXX", base) < 0)
+		return error_set(err, ENOMEM, "template");
+	int r = mkdir_p(base, 0700, err);
+	if (r < 0)
+		return r;
+	/* One builder at a time; whoever waited finds the template built. */
+	_cleanup_close_ int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lfd < 0 || flock(lfd, LOCK_EX) < 0)
+		return error_set(err, errno, "lock %s", lock);
+	int valid = template_valid(dir, key);
+	if (valid > 0)
+		return 0;
+	if (!mkdtemp(work))
+		return error_set(err, errno, "create %s", work);
+	long long start = now_ms();
+	r = build_in(work, spec, key, timeout_ms, err);
+	if (r == 0) {
+		/* A key that differs under the same name (a hash collision, or
+		 * a damaged template) is refused and replaced. */
+		if (valid < 0 || access(dir, F_OK) == 0)
+			remove_tree(dir, NULL);
+		if (rename(work, dir) < 0)
+			r = error_set(err, errno, "publish template %s", dir);
+	}
+	if (r < 0) {
+		remove_tree(work, NULL);
+		return error_wrap(err, "build VM template");
+	}
+	remove_stale(base, spec);
+	if (getenv("COCOON_TEMPLATE_DEBUG"))
+		fprintf(stderr, "cocoon: built VM template %s in %lld ms\n", dir, now_ms() - start);
+	return 0;
+}
+
+/* ---- starting a VM from a template --------------------------------------- */
+
+static int resume_agent(struct agent_client *c, int timeout_ms, struct error **err)
+{
+	uint8_t seed[TEMPLATE_SEED_BYTES];
+	if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
+		return error_set(err, errno, "getrandom");
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__TemplateResumeRequest tr = COCOON__TEMPLATE_RESUME_REQUEST__INIT;
+	Cocoon__Response *resp = NULL;
+	tr.seed.data = seed;
+	tr.seed.len = sizeof(seed);
+	tr.realtime_ns = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
+	req.body_case = COCOON__REQUEST__BODY_TEMPLATE_RESUME;
+	req.template_resume = &tr;
+	int r = agent_call(c, &req, &resp, timeout_ms, err);
+	explicit_bzero(seed, sizeof(seed));
+	if (r < 0)
+		return r;
+	cocoon__response__free_unpacked(resp, NULL);
+	return 0;
+}
+
+int template_start(struct vm *vm, struct agent_client *agent, const struct vm_spec *spec, const char *dir,
+		   const char *qmp_path, int timeout_ms, struct error **err)
+{
+	_cleanup_free_ char *mem = join(dir, "memory"), *state = join(dir, "state");
+	if (!mem || !state)
+		return error_set(err, ENOMEM, "template");
+	_cleanup_close_ int state_fd = open(state, O_RDONLY | O_CLOEXEC);
+	if (state_fd < 0)
+		return error_set(err, errno, "open %s", state);
+	struct vm_spec s = *spec;
+	s.memory_file = mem;
+	s.memory_shared = false;
+	s.incoming_fd = state_fd;
+	s.qmp_path = qmp_path;
+	int r = vm_start(vm, &vm_backend_qemu, &s, err);
+	if (r < 0)
+		return r;
+	/* QEMU's own migration properties cannot set x-ignore-shared in 7.2,
+	 * so the VM waits (-incoming defer) until QMP has set it. */
+	struct qmp q = {.fd = -1};
+	r = qmp_connect(&q, vm, qmp_path, err);
+	if (r == 0)
+		r = qmp_ignore_shared(&q, err);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"fd:%d\"}}\n", state_fd);
+	if (r == 0)
+		r = qmp_call(&q, cmd, -1, NULL, err);
+	if (q.fd >= 0)
+		close(q.fd);
+	if (r < 0)
+		return r;
+	int fd = vm_wait_socket(vm, spec->channel_path, 10000, err);
+	if (fd < 0)
+		return fd;
+	r = agent_client_init(agent, fd, err);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	r = resume_agent(agent, timeout_ms, err);
+	if (r < 0 && vm_check_exited(vm))
+		return error_wrap(err, "VM from template exited");
+	return r;
+}

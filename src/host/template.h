@@ -1,0 +1,24 @@
+/* VM templates (template.c, docs/performance.md "VM templates"): a booted,
+ * idle VM saved once per image and VM shape, from which later VMs start
+ * copy-on-write instead of booting. */
+#pragma once
+
+#include "agent-client.h"
+#include "error.h"
+#include "vm.h"
+
+/* The key of the template for spec: its shape and the identity of every
+ * input. Two specs share a template exactly when their keys are equal. */
+int template_key(const struct vm_spec *spec, char **key, struct error **err);
+/* Where templates live: the configured directory, else <cache>/templates. */
+char *template_base_dir(const char *configured);
+/* Where the template of key lives: <base>/<hash of key>. */
+int template_dir_for(const char *base, const char *key, char **dir, struct error **err);
+/* Makes sure dir holds the template of key, building it (one boot) when it
+ * is missing or was built from anything else. */
+int template_build(const char *base, const struct vm_spec *spec, const char *key, const char *dir,
+		   int timeout_ms, struct error **err);
+/* Starts a VM for spec from the template in dir and resumes its agent on
+ * the channel; the agent is ready when this returns 0. */
+int template_start(struct vm *vm, struct agent_client *agent, const struct vm_spec *spec, const char *dir,
+		   const char *qmp_path, int timeout_ms, struct error **err);

@@ -1,0 +1,92 @@
+"""podman pods on cocoon, driven as a user does (no runtime flags): the
+infra container boots the pod's VM, every container of the pod runs in it
+(docs/pods.md). The infra image is the test image with an entrypoint that
+sleeps, as podman's default pause image does (no registry is reached)."""
+import pathlib
+
+from conftest import pids_mentioning, qemu_pids, wait_for
+from podman_util import image_tar, podman  # noqa: F401  (the fixture)
+
+PAUSE = "localhost/cocoon-pause:latest"
+PORT = 8080
+SERVE = ("mkdir -p /www && echo hello from the web container > /www/index.html && "
+         f"exec busybox httpd -f -p 127.0.0.1:{PORT} -h /www")
+FETCH = f"printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc 127.0.0.1 {PORT}"
+
+
+def pause_image(podman):
+    podman.image
+    podman.check("import", "--change", "ENV=PATH=/bin",
+                 "--change", 'ENTRYPOINT=["/bin/payload","sleep","100000"]',
+                 str(image_tar(podman.tmp)), PAUSE, timeout=120)
+    return PAUSE
+
+
+def new_vms(before):
+    return sorted(set(qemu_pids()) - before)
+
+
+def pod_ps(podman):
+    """name -> (status, number of containers), from `podman pod ps`."""
+    out = podman.check("pod", "ps", "--format", "{{.Name}} {{.Status}} {{.NumberOfContainers}}").stdout
+    return {p[0]: (p[1], int(p[2])) for p in (line.split() for line in out.splitlines()) if len(p) == 3}
+
+
+def fetch(podman, pod):
+    """The page, fetched over the pod's loopback from a container of its own."""
+    r = podman.run("run", "--rm", "--pod", pod, podman.image, "sh", "-c", FETCH)
+    return r.stdout if r.returncode == 0 and "hello from the web container" in r.stdout else None
+
+
+def test_podman_pod_is_one_vm_with_localhost_and_ipc(podman):
+    before = set(qemu_pids())
+    pause = pause_image(podman)
+    podman.check("pod", "create", "--name", "p1", "--infra-image", pause)
+    podman.check("run", "-d", "--pod", "p1", "--name", "web", podman.image, "sh", "-c", SERVE)
+    assert len(new_vms(before)) == 1, "the infra container boots the pod's VM, web runs in it"
+    infra = podman.check("pod", "inspect", "--format", "{{.InfraContainerID}}", "p1").stdout.strip()
+    assert infra
+
+    # localhost between the pod's containers (a third one, in the pod too).
+    assert wait_for(lambda: fetch(podman, "p1"), timeout=60), "no page over the pod's loopback"
+    # IPC: a SysV segment and a /dev/shm file made by one, read by another.
+    podman.check("exec", "web", "sh", "-c", "payload shm-put 4711 sysv-of-web && echo file-of-web > /dev/shm/f")
+    r = podman.check("run", "--rm", "--pod", "p1", podman.image, "sh", "-c",
+                     "payload shm-get 4711; cat /dev/shm/f")
+    assert r.stdout.splitlines() == ["sysv-of-web", "file-of-web"], r.stdout + r.stderr
+    assert len(new_vms(before)) == 1, "one VM for the pod"
+
+    # A second pod is a second VM: VMs == pods.
+    podman.check("pod", "create", "--name", "p2", "--infra-image", pause)
+    podman.check("run", "-d", "--pod", "p2", "--name", "other", podman.image, "payload", "sleep", "1000")
+    assert len(new_vms(before)) == 2
+    pods = pod_ps(podman)
+    assert pods["p1"] == ("Running", 2), pods
+    assert pods["p2"] == ("Running", 2), pods
+    podman.check("pod", "rm", "--force", "p2")
+    assert wait_for(lambda: len(new_vms(before)) == 1, timeout=30), "p2's VM outlived its pod"
+
+    # stop, start: the pod's VM goes and comes back, web serves again.
+    podman.check("pod", "stop", "--time", "2", "p1", timeout=120)
+    assert wait_for(lambda: new_vms(before) == [], timeout=30), "a stopped pod keeps no VM"
+    assert pod_ps(podman)["p1"][0] == "Exited"
+    podman.check("pod", "start", "p1", timeout=120)
+    assert pod_ps(podman)["p1"] == ("Running", 2)
+    assert len(new_vms(before)) == 1
+    assert wait_for(lambda: fetch(podman, "p1"), timeout=60), "no page after pod start"
+
+    # rm: nothing left (VM, shim, share).
+    podman.check("pod", "rm", "--force", "p1", timeout=120)
+    assert "p1" not in pod_ps(podman)
+    assert wait_for(lambda: new_vms(before) == [], timeout=30), "a VM outlived the pod"
+    assert wait_for(lambda: not [p for p in pids_mentioning(infra) if is_cocoon(p)], timeout=30), \
+        "a shim of the pod is left"
+    assert not list(pathlib.Path("/proc/self/mountinfo").read_text().split(infra)[1:]), \
+        "a mount of the pod is left in the host's mount table"
+
+
+def is_cocoon(pid):
+    try:
+        return pathlib.Path(f"/proc/{pid}/exe").resolve().name == "cocoon"
+    except OSError:
+        return False

@@ -1,0 +1,172 @@
+"""Pods: every container of a pod in the VM of its sandbox, each with a shim
+of its own (docs/pods.md). These drive cocoon directly with the specs the
+engines write: podman's (namespace paths /proc/<infra shim pid>/ns/...) and
+CRI's (annotations io.kubernetes.cri.*)."""
+import json
+import subprocess
+
+import pytest
+
+from conftest import COCOON, qemu_pids, wait_for, write_bundle
+
+HTTP_PORT = 8080
+
+
+def ns_paths(pid, types=("network", "ipc", "uts")):
+    files = {"network": "net", "ipc": "ipc", "uts": "uts"}
+
+    def extra(spec):
+        nss = [n for n in spec["linux"]["namespaces"] if n["type"] not in types]
+        nss += [{"type": t, "path": f"/proc/{pid}/ns/{files[t]}"} for t in types]
+        spec["linux"]["namespaces"] = nss
+    return extra
+
+
+def with_www(bundle):
+    www = bundle.rootfs / "www"
+    www.mkdir(exist_ok=True)
+    (www / "index.html").write_text("hello from the pod\n")
+    return bundle
+
+
+def run_fg(env, cid, bundle, timeout=120):
+    return subprocess.run([str(COCOON), "--root", str(env.root), "--config", str(env.config),
+                           "run", "--bundle", str(bundle.path), cid],
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def start_sandbox(env, cid="sandbox", hostname="podhost", annotations=None):
+    def extra(spec):
+        if annotations:
+            spec["annotations"] = annotations
+    b = write_bundle(env.tmp / cid, ["payload", "sleep", "1000"], hostname=hostname, extra=extra)
+    rc, _, err = env.create(cid, b)
+    assert rc == 0, err.read_text()
+    env.run("start", cid, check=True)
+    return env.state(cid)["pid"]
+
+
+def assert_gone(env):
+    assert qemu_pids(str(env.tmp)) == [], "a VM was left behind"
+    assert not [p for p in env.root.iterdir()] if env.root.exists() else True
+
+
+def test_pod_members_share_network_ipc_uts_in_one_vm(env):
+    pid = start_sandbox(env)
+    assert len(qemu_pids(str(env.tmp))) == 1
+
+    # A member serves HTTP on the pod's loopback...
+    web = with_www(write_bundle(env.tmp / "web", ["busybox", "httpd", "-f", "-p",
+                                                   f"127.0.0.1:{HTTP_PORT}", "-h", "/www"],
+                                extra=ns_paths(pid)))
+    rc, _, err = env.create("web", web)
+    assert rc == 0, err.read_text()
+    env.run("start", "web", check=True)
+    web_state = env.state("web")
+    assert web_state["status"] == "running"
+    assert web_state["pid"] not in (0, pid), "a member has a shim (and pid) of its own"
+    assert len(qemu_pids(str(env.tmp))) == 1, "a member must not boot a VM"
+
+    # ...another fetches it over localhost, sees the pod's hostname and
+    # the SysV segment a third put into the pod's IPC namespace.
+    put = write_bundle(env.tmp / "put", ["payload", "shm-put", "4242", "shared-by-ipc"],
+                       extra=ns_paths(pid))
+    r = run_fg(env, "put", put)
+    assert r.returncode == 0, r.stderr
+    get = write_bundle(env.tmp / "get", ["sh", "-c",
+                                         "payload hostname; payload shm-get 4242; "
+                                         f"printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | "
+                                         f"busybox nc 127.0.0.1 {HTTP_PORT}"],
+                       extra=ns_paths(pid))
+    r = run_fg(env, "get", get)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    assert out[0] == "podhost"
+    assert out[1] == "shared-by-ipc"
+    assert "hello from the pod" in r.stdout
+    assert len(qemu_pids(str(env.tmp))) == 1
+
+    # Each container has its own lifecycle: a member's kill, state and
+    # delete leave the others running.
+    env.run("kill", "web", "KILL", check=True)
+    assert wait_for(lambda: env.state("web")["status"] == "stopped", timeout=30)
+    assert env.state("sandbox")["status"] == "running"
+    for cid in ("web", "put", "get"):
+        env.run("delete", cid, check=True)
+    assert len(qemu_pids(str(env.tmp))) == 1
+    env.run("kill", "sandbox", "KILL", check=True)
+    assert wait_for(lambda: env.state("sandbox")["status"] == "stopped", timeout=30)
+    env.run("delete", "sandbox", check=True)
+    assert qemu_pids(str(env.tmp)) == []
+    assert list(env.root.iterdir()) == []
+
+
+def test_cri_annotations_join_the_sandbox(env):
+    start_sandbox(env, "pause1", annotations={"io.kubernetes.cri.container-type": "sandbox",
+                                              "io.kubernetes.cri.sandbox-id": "pause1"})
+
+    def extra(spec):
+        spec["annotations"] = {"io.kubernetes.cri.container-type": "container",
+                               "io.kubernetes.cri.sandbox-id": "pause1"}
+    b = write_bundle(env.tmp / "app", ["payload", "hostname"], extra=extra)
+    r = run_fg(env, "app", b)
+    assert r.returncode == 0, r.stderr
+    # Without namespace paths it has its own UTS namespace, in the pod's VM.
+    assert r.stdout.strip() == "cocoon"
+    assert len(qemu_pids(str(env.tmp))) == 1
+    env.run("delete", "app", check=True)
+    env.run("delete", "--force", "pause1", check=True)
+    assert qemu_pids(str(env.tmp)) == []
+
+
+def test_member_killed_with_force_delete(env):
+    pid = start_sandbox(env)
+    b = write_bundle(env.tmp / "m", ["payload", "counter"], extra=ns_paths(pid))
+    rc, _, err = env.create("m", b)
+    assert rc == 0, err.read_text()
+    env.run("start", "m", check=True)
+    member_pid = env.state("m")["pid"]
+    env.run("delete", "--force", "m", check=True)
+    assert not (env.root / "m").exists()
+    assert wait_for(lambda: not pid_alive(member_pid), timeout=10)
+    # The sandbox's VM lives on, and takes a new member under the same id.
+    assert env.state("sandbox")["status"] == "running"
+    b2 = write_bundle(env.tmp / "m2", ["payload", "echo", "again"], extra=ns_paths(pid))
+    r = run_fg(env, "m", b2)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "again\n"
+    env.run("delete", "m", check=True)
+    env.run("delete", "--force", "sandbox", check=True)
+    assert qemu_pids(str(env.tmp)) == []
+
+
+def pid_alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("target", ["self", "init"])
+def test_proc_path_of_a_foreign_process_is_refused(env, target):
+    pid = 1 if target == "init" else __import__("os").getpid()
+    b = write_bundle(env.tmp / "x", ["payload", "echo", "x"], extra=ns_paths(pid, ("ipc",)))
+    r = env.run("create", "--bundle", str(b.path), "x")
+    assert r.returncode == 1
+    assert f"process {pid} is not the shim of a running cocoon container" in r.stderr
+    assert qemu_pids(str(env.tmp)) == []
+    assert not (env.root / "x").exists()
+
+
+def test_joining_a_pid_namespace_is_refused(env):
+    pid = start_sandbox(env)
+    b = write_bundle(env.tmp / "x", ["payload", "echo", "x"], extra=ns_paths(pid, ("ipc",)))
+    spec = json.loads(b.config.read_text())
+    spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"] if n["type"] != "pid"]
+    spec["linux"]["namespaces"].append({"type": "pid", "path": f"/proc/{pid}/ns/pid"})
+    b.config.write_text(json.dumps(spec))
+    r = env.run("create", "--bundle", str(b.path), "x")
+    assert r.returncode == 1
+    assert "share their network, IPC and UTS namespaces only" in r.stderr
+    env.run("delete", "--force", "sandbox", check=True)

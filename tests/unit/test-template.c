@@ -1,0 +1,177 @@
+/* VM templates: what a template is keyed by. VMs that differ only in their
+ * per-VM paths share one; a change of shape or of any input means another. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "template.h"
+
+static char dir[] = "/tmp/cocoon-test-template.XXXXXX";
+static char kernel[256], initrd[256];
+
+static struct vm_spec base_spec(void)
+{
+	return (struct vm_spec){
+		.qemu = "qemu-system-x86_64",
+		.kernel = kernel,
+		.initrd = initrd,
+		.cmdline_extra = "cocoon.criu=/usr/sbin/criu",
+		.accel = "tcg",
+		.memory_mib = 512,
+		.vcpus = 1,
+		.channel_path = "/run/a/agent.sock",
+		.shared_dir = "/run/a/shared",
+		.shared_fs = "9p",
+		.rootfs_dir = "/bundles/a/rootfs",
+		.console_log = "/run/a/console.log",
+	};
+}
+
+static char *key_of(const struct vm_spec *s)
+{
+	char *key = NULL;
+	struct error *err = NULL;
+	if (template_key(s, &key, &err) < 0)
+		fail_msg("template_key: %s", err ? err->msg : "?");
+	return key;
+}
+
+static void touch(const char *path, long sec)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("x", f);
+	fclose(f);
+	struct timespec t[2] = {{.tv_sec = sec}, {.tv_sec = sec}};
+	assert_int_equal(utimensat(AT_FDCWD, path, t, 0), 0);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	if (!mkdtemp(dir))
+		return -1;
+	snprintf(kernel, sizeof(kernel), "%s/vmlinux", dir);
+	snprintf(initrd, sizeof(initrd), "%s/initrd.img", dir);
+	touch(kernel, 1000);
+	touch(initrd, 1000);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	unlink(kernel);
+	unlink(initrd);
+	rmdir(dir);
+	return 0;
+}
+
+static void test_per_vm_paths_share_a_template(void **state)
+{
+	(void)state;
+	struct vm_spec a = base_spec(), b = base_spec();
+	b.channel_path = "/run/b/agent.sock";
+	b.shared_dir = "/run/b/shared";
+	b.rootfs_dir = "/bundles/b/rootfs";
+	b.console_log = "/run/b/console.log";
+	b.vmm_log = "/run/b/qemu.log";
+	char *ka = key_of(&a), *kb = key_of(&b);
+	assert_string_equal(ka, kb);
+	assert_null(strstr(ka, "/run/a"));
+	assert_non_null(strstr(ka, "cocoon.template=1"));
+	free(ka);
+	free(kb);
+}
+
+static void test_shape_changes_the_key(void **state)
+{
+	(void)state;
+	static const char *const one[] = {"/x/ck1"};
+	struct vm_spec a = base_spec();
+	char *ka = key_of(&a);
+	struct vm_spec variants[6];
+	for (int i = 0; i < 6; i++)
+		variants[i] = base_spec();
+	variants[0].memory_mib = 256;
+	variants[1].vcpus = 2;
+	variants[2].rootfs_dir = NULL;
+	variants[3].images_dirs = one;
+	variants[3].n_images_dirs = 1;
+	variants[4].cmdline_extra = "cocoon.criu=/other";
+	variants[5].accel = "kvm";
+	for (int i = 0; i < 6; i++) {
+		char *kv = key_of(&variants[i]);
+		if (strcmp(ka, kv) == 0)
+			fail_msg("variant %d has the same key", i);
+		free(kv);
+	}
+	free(ka);
+}
+
+static void test_another_image_changes_the_key(void **state)
+{
+	(void)state;
+	struct vm_spec a = base_spec();
+	char *before = key_of(&a);
+	touch(initrd, 2000); /* a rebuilt agent */
+	char *after = key_of(&a);
+	assert_string_not_equal(before, after);
+	touch(initrd, 1000);
+	touch(kernel, 3000);
+	char *k2 = key_of(&a);
+	assert_string_not_equal(before, k2);
+	assert_string_not_equal(after, k2);
+	free(before);
+	free(after);
+	free(k2);
+}
+
+static void test_virtiofs_has_no_template(void **state)
+{
+	(void)state;
+	struct vm_spec a = base_spec();
+	a.shared_fs = "virtiofs";
+	char *key = NULL;
+	struct error *err = NULL;
+	assert_true(template_key(&a, &key, &err) < 0);
+	assert_non_null(strstr(err->msg, "9p"));
+	error_free(&err);
+}
+
+static void test_directory_is_named_by_the_key(void **state)
+{
+	(void)state;
+	char *d1 = NULL, *d2 = NULL, *d3 = NULL;
+	assert_int_equal(template_dir_for("/t", "key one", &d1, NULL), 0);
+	assert_int_equal(template_dir_for("/t", "key one", &d2, NULL), 0);
+	assert_int_equal(template_dir_for("/t", "key two", &d3, NULL), 0);
+	assert_string_equal(d1, d2);
+	assert_string_not_equal(d1, d3);
+	assert_int_equal(strncmp(d1, "/t/", 3), 0);
+	free(d1);
+	free(d2);
+	free(d3);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_per_vm_paths_share_a_template),
+		cmocka_unit_test(test_shape_changes_the_key),
+		cmocka_unit_test(test_another_image_changes_the_key),
+		cmocka_unit_test(test_virtiofs_has_no_template),
+		cmocka_unit_test(test_directory_is_named_by_the_key),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
