@@ -246,6 +246,8 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 	cr.parent_id = parent_id;
 	cr.criu = &o->criu;
 	cr.bench_route = o->bench_route;
+	/* Fault injection for the e2e tests (docs/checkpoint.md). */
+	cr.fault = getenv("COCOON_FAULT") ? getenv("COCOON_FAULT") : (char *)"";
 	o->criu.debug = g->cfg.enable_debug;
 	req.body_case = COCOON__REQUEST__BODY_CHECKPOINT;
 	req.checkpoint = &cr;
