@@ -18,6 +18,7 @@
  */
 #include "agent.h"
 #include "cleanup.h"
+#include "cgroups.h"
 #include "container.h"
 #include "ckpt-check.h"
 #include "criu-conf.h"
@@ -1441,6 +1442,12 @@ static void restore_done(struct agent_job *job, int status)
 			 own[i]);
 		save_restore_log(x);
 		restore_fail(x, EPERM, err);
+		return;
+	}
+	char limits_msg[256];
+	if (c->has_limits && cgroups_apply(c->cgroup, &c->limits, limits_msg, sizeof(limits_msg)) < 0) {
+		kill_cgroup(c->cgroup);
+		restore_fail(x, EIO, limits_msg);
 		return;
 	}
 	container_proc_set_running(c, pid, x->host_in, x->host_out, x->host_err, x->terminal);

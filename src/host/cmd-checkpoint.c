@@ -190,16 +190,26 @@ static void keep_dump_log(struct global_opts *g, const struct checkpoint_options
 }
 
 /* A shim with volumes has a mount namespace of its own (volumes.h), and
- * QEMU with it: a staging mount made here would only show there when the
- * host's mounts propagate (a shared "/", as under systemd). Not knowing,
- * the images then go through the shared directory as before. */
-static bool shim_shares_our_mounts(const struct container_state *st)
+ * QEMU with it: the staging mount is then made there. Returns an fd of the
+ * shim's mount namespace when it is not ours, -1 when it is ours, -2 when
+ * the shim is not the one recorded (then nothing is staged). */
+static int shim_mount_ns(const struct container_state *st)
 {
 	char path[64];
 	struct stat ours, theirs;
 	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", st->shim_pid);
-	return stat("/proc/self/ns/mnt", &ours) == 0 && stat(path, &theirs) == 0 && ours.st_ino == theirs.st_ino &&
-	       proc_start_time(st->shim_pid) == st->shim_start;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || stat("/proc/self/ns/mnt", &ours) < 0 || fstat(fd, &theirs) < 0 ||
+	    proc_start_time(st->shim_pid) != st->shim_start) {
+		if (fd >= 0)
+			close(fd);
+		return -2;
+	}
+	if (ours.st_ino == theirs.st_ino && ours.st_dev == theirs.st_dev) {
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoint_options *o,
@@ -255,11 +265,16 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 	/* The engines' layout (state root on tmpfs, images on disk): the guest
 	 * writes the images beside dest. 9p only: virtiofsd runs in a mount
 	 * namespace of its own, where a later mount does not show. */
-	_cleanup_(images_stage_discard) struct images_stage stage = {.parentfd = -1, .mnt_fd = -1};
+	_cleanup_(images_stage_discard) struct images_stage stage = {.parentfd = -1, .mnt_fd = -1, .nsfd = -1};
 	/* COCOON_STAGING=shared: the way before, for make bench to compare. */
 	const char *how = getenv("COCOON_STAGING");
-	bool staged = strcmp(g->cfg.shared_fs, "9p") == 0 && o->bench_route != 1 && !(how && !strcmp(how, "shared")) &&
-		      shim_shares_our_mounts(&st) && images_stage_beside(dir, ckid, dest, &stage, NULL) == 1;
+	bool staged = false;
+	if (strcmp(g->cfg.shared_fs, "9p") == 0 && o->bench_route != 1 && !(how && !strcmp(how, "shared"))) {
+		int ns = shim_mount_ns(&st);
+		staged = ns != -2 && images_stage_beside(dir, ckid, dest, ns, &stage, NULL) == 1;
+		if (ns >= 0)
+			close(ns);
+	}
 	o->staged_beside = staged;
 	r = container_call_timeout(g, id, &req, &resp, SHIM_CHECKPOINT_TIMEOUT_MS, err);
 	if (r < 0 && (*err)->code == ESTALE && !cr.dump_dev_shm) {

@@ -11,6 +11,7 @@
 #include "guard.h"
 #include "network.h"
 #include "paths.h"
+#include "resources.h"
 #include "pod.h"
 #include "sandbox.h"
 #include "state.h"
@@ -394,6 +395,9 @@ static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct er
 		opts->n_nets = s->net.n_ifs;
 		a->bundle->spec->network = s->net.spec;
 	}
+	if ((r = resources_vm_size(&a->g->cfg, a->bundle->spec->resources, a->bundle->cpuset_cpus, &opts->memory_mib,
+				   &opts->vcpus, err)) < 0)
+		return r;
 	r = sandbox_boot(&s->sb, &a->g->cfg, a->dir, opts, err);
 	/* QEMU has the taps now: they go when it does. */
 	for (int i = 0; i < s->net.n_ifs; i++) {

@@ -158,15 +158,26 @@ def test_container_using_70_percent_of_its_vm(env):
     finish(env, "big", "big2")
 
 
-def test_engines_layout_stages_images_beside_the_destination(env):
+@pytest.mark.parametrize("volume", [False, True])
+def test_engines_layout_stages_images_beside_the_destination(env, volume):
     # containerd and podman keep their state roots on tmpfs and pass an
     # --image-path on disk. The images are written beside that path, on its
     # filesystem (a bind mount on the shared directory), not into host
-    # memory under the state root; publishing is then a rename.
+    # memory under the state root; publishing is then a rename. A container
+    # with a volume has a shim (and QEMU) in a mount namespace of its own:
+    # the bind mount is made there.
     env.root.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0700", "tmpfs", str(env.root)], check=True)
+    extra = None
+    if volume:
+        data = env.tmp / "data"
+        data.mkdir()
+
+        def extra(spec):
+            spec["mounts"].append({"destination": "/data", "type": "bind", "source": str(data),
+                                   "options": ["rbind"]})
     try:
-        b, out = start(env, "lay", ["payload", "memhog", "32"])
+        b, out = start(env, "lay", ["payload", "memhog", "32"], extra=extra)
         assert wait_for(lambda: len(lines(out)) >= 1, timeout=60)
         before = memhog_hash(out)
         for route in ("tmpfs", "stream"):
@@ -178,8 +189,13 @@ def test_engines_layout_stages_images_beside_the_destination(env):
             assert [p.name for p in env.tmp.iterdir() if ".tmp-" in p.name] == [], "staging left behind"
             shared = env.root / "lay" / "shared" / "checkpoints"
             assert not shared.exists() or list(shared.iterdir()) == [], list(shared.iterdir())
-        mounts = pathlib.Path("/proc/self/mountinfo").read_text()
-        assert str(env.root / "lay" / "shared") not in mounts, "a staging bind mount was left"
+        for who in ["self"] + [str(p) for p in pids_mentioning(str(env.root / "lay"))]:
+            try:
+                mounts = pathlib.Path(f"/proc/{who}/mountinfo").read_text()
+            except OSError:
+                continue
+            assert str(env.root / "lay" / "shared" / "checkpoints") not in mounts, \
+                f"a staging bind mount was left ({who})"
         out2 = restored(env, "lay2", env.tmp / "ck-stream", b)
         assert wait_for(lambda: len(lines(out2)) >= 1, timeout=60)
         assert memhog_hash(out2) == before

@@ -311,6 +311,39 @@ static void handle(const Cocoon__Request *req)
 		exit(0);
 	case COCOON__REQUEST__BODY_STDIN:
 		return;
+	case COCOON__REQUEST__BODY_VERSION: {
+		/* "check-text": terminal controls in every string of `cocoon
+		 * check`'s report: ESC [2J (clear), C1 CSI, BEL. */
+		Cocoon__VersionReply v = COCOON__VERSION_REPLY__INIT;
+		v.protocol = PROTOCOL_VERSION;
+		v.agent_version = is("check-text") ? (char *)"0.1\x1b[2J\xc2\x9b" "31m\x07" : (char *)"hostile";
+		r.body_case = COCOON__RESPONSE__BODY_VERSION;
+		r.version = &v;
+		queue(&r);
+		flush();
+		return;
+	}
+	case COCOON__REQUEST__BODY_GUEST_INFO: {
+		static char *lines[] = {(char *)"Warn \x1b]0;owned\x07 title"};
+		static char *mods[] = {(char *)"mod: \x1b[31mred"};
+		Cocoon__GuestInfoReply gi = COCOON__GUEST_INFO_REPLY__INIT;
+		bool bad = is("check-text");
+		gi.kernel_release = bad ? (char *)"6.1\x1b[2J" : (char *)"6.1";
+		gi.criu_version = bad ? (char *)"3.17\xc2\x9b" "2J" : (char *)"3.17";
+		gi.criu_path = bad ? (char *)"/criu\r\x1b[K" : (char *)"/criu";
+		gi.criu_check_ran = true;
+		gi.criu_check_ok = true;
+		gi.n_criu_check_lines = bad ? 1 : 0;
+		gi.criu_check_lines = lines;
+		gi.n_module_failures = bad ? 1 : 0;
+		gi.module_failures = mods;
+		gi.criu_check_output = bad ? (char *)"line 1\x1b[2J\nline 2\x07\n" : (char *)"";
+		r.body_case = COCOON__RESPONSE__BODY_GUEST_INFO;
+		r.guest_info = &gi;
+		queue(&r);
+		flush();
+		return;
+	}
 	default:
 		reply_error(req->id, EOPNOTSUPP, "not supported by the hostile guest");
 		return;

@@ -457,6 +457,30 @@ def hostile_restore_directories_start_no_vm():
 
 
 @case
+def check_report_strips_guest_controls():
+    """`cocoon check` prints what the agent says about itself (its version,
+    the kernel release, CRIU's version, path and check lines, module
+    failures, and with debug criu check's output): an owned agent fills
+    them with terminal controls, none reaches the terminal."""
+    env = Env("check-text")
+    try:
+        with open(env.config) as f:
+            cfg = f.read().replace("[runtime]\n", "[runtime]\nenable_debug = true\n", 1)
+        with open(env.config, "w") as f:
+            f.write(cfg)
+        out_path = os.path.join(env.tmp, "check.txt")
+        with open(out_path, "wb") as out:
+            rc, err, _ = env.cocoon("check", stdout=out)
+        with open(out_path, "rb") as f:
+            text = f.read()
+        assert b"6.1" in text and b"3.17" in text and b"mod:" in text and b"line 2" in text, text
+        for bad in (b"\x1b", b"\xc2\x9b", b"\x07", b"\r"):
+            assert bad not in text + err, f"{bad!r} reached the terminal: {text!r}"
+    finally:
+        env.close()
+
+
+@case
 def volumes_share_holds_only_what_the_spec_gave():
     """The guest attacks the volumes share (src/host/volumes.c) as QEMU's 9p
     server could for it: nothing beside the mount points, no write into a
