@@ -9,7 +9,9 @@
  *
  * Restore: CRIU reads the images from the shared directory and restores the
  * tree detached; its root task is reparented to us, PID 1. The container's
- * stdio pipes are new ones, handed over with --inherit-fd, as runc does.
+ * stdio pipes are new ones, handed over with --inherit-fd, as runc does; a
+ * terminal's pty slave is external to the dump, and a restore hands a new
+ * one in its place (the engine gets its master on a new --console-socket).
  *
  * CRIU writes its errors to its log file, not to stdout: so the log is always
  * kept, copied to the host, and its "Error" lines quoted in the reply.
@@ -438,6 +440,10 @@ struct ckpt_ctx {
 	int err_code;
 	char *ext_args[AGENT_MAX_BINDS];
 	size_t n_ext;
+	/* The terminal's keys, "tty[rdev:dev]", external to the dump: its pty
+	 * slave, then each /dev/tty the container holds (ckpt-check.h). */
+	char tty_args[3][CKPT_TTY_KEY_MAX];
+	size_t n_tty;
 };
 
 static void ckpt_free(struct ckpt_ctx *x)
@@ -893,8 +899,12 @@ static int ckpt_start_page_server(struct ckpt_ctx *x, int sock, struct error **e
 }
 
 /* The pipes behind the container's stdio, e.g. "pipe:[12345]": restore hands
- * new pipes in their place with --inherit-fd. */
-static int save_descriptors(pid_t pid, const char *dir)
+ * new pipes in their place with --inherit-fd. With a terminal, the lines
+ * after those three are CRIU's keys of the pty slave and of each /dev/tty
+ * held open, "tty[rdev:dev]" (criu/tty.c): the dump names them external,
+ * and a restore hands a new slave in their place, as runc does with a new
+ * --console-socket. */
+static int save_descriptors(pid_t pid, const char *dir, char tty_keys[][CKPT_TTY_KEY_MAX], size_t n_tty)
 {
 	char path[300], link[64], target[128];
 	snprintf(path, sizeof(path), "%s/" DESCRIPTORS_FILE, dir);
@@ -907,6 +917,23 @@ static int save_descriptors(pid_t pid, const char *dir)
 		target[n > 0 ? n : 0] = 0;
 		fprintf(f, "%s\n", target);
 	}
+	for (size_t i = 0; i < n_tty; i++)
+		fprintf(f, "%s\n", tty_keys[i]);
+	return 0;
+}
+
+/* CRIU's key for the pty slave the init holds as stdin: the agent's pty,
+ * whose master stays with the agent, so CRIU cannot dump the pair. */
+static int terminal_key(pid_t pid, char *key, size_t size)
+{
+	char link[64];
+	struct stat st;
+	snprintf(link, sizeof(link), "/proc/%d/fd/0", pid);
+	if (stat(link, &st) < 0)
+		return -errno;
+	if (!S_ISCHR(st.st_mode))
+		return -ENOTTY;
+	snprintf(key, size, "tty[%llx:%llx]", (unsigned long long)st.st_rdev, (unsigned long long)st.st_dev);
 	return 0;
 }
 
@@ -989,10 +1016,6 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 		agent_send_error(a, id, EINVAL, "checkpoint %s: unknown fault to inject: %s", c->id, req->fault);
 		return;
 	}
-	if (c->procs[0].terminal) {
-		agent_send_error(a, id, EOPNOTSUPP, "checkpoint %s: containers with a terminal cannot be checkpointed yet", c->id);
-		return;
-	}
 	/* One at a time: a second checkpoint of the same container is refused. */
 	if (c->checkpointing) {
 		agent_send_error(a, id, EBUSY, "checkpoint %s: another checkpoint is in progress", c->id);
@@ -1046,7 +1069,25 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 		ckpt_free(x);
 		return;
 	}
-	save_descriptors(c->procs[0].pid, x->img);
+	if (c->procs[0].terminal) {
+		int r = terminal_key(c->procs[0].pid, x->tty_args[0], sizeof(x->tty_args[0]));
+		int ctty = r < 0 ? 0 : ckpt_ctty_keys(c, x->tty_args + 1, ARRAY_SIZE(x->tty_args) - 1);
+		if (r < 0 || ctty >= (int)ARRAY_SIZE(x->tty_args)) {
+			if (r < 0)
+				agent_send_error(a, id, -r, "checkpoint %s: the container's terminal (its stdin): %s",
+						 c->id, strerror(-r));
+			else
+				agent_send_error(a, id, EOPNOTSUPP,
+						 "checkpoint %s: the container's processes hold /dev/tty open from %d "
+						 "different /dev mounts; at most %zu can be handed a new terminal",
+						 c->id, ctty, ARRAY_SIZE(x->tty_args) - 1);
+			remove_dir_files(x->img);
+			ckpt_free(x);
+			return;
+		}
+		x->n_tty = 1 + (size_t)ctty;
+	}
+	save_descriptors(c->procs[0].pid, x->img, x->tty_args, x->n_tty);
 	if (!req->pre_dump)
 		criu_conf_save_mounts(c->procs[0].pid, x->img);
 
@@ -1119,6 +1160,10 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 				break;
 			argv[n++] = (char *)"--external";
 			argv[n++] = x->ext_args[x->n_ext++];
+		}
+		for (size_t i = 0; i < x->n_tty; i++) {
+			argv[n++] = (char *)"--external";
+			argv[n++] = x->tty_args[i];
 		}
 	}
 	if (x->stream) {
@@ -1203,7 +1248,8 @@ struct restore_ctx {
 	char share0[300]; /* the first image share's mount, when shared by tag */
 	char fresh_args[2][340]; /* --external for a fresh /dev and /dev/shm, or empty */
 	char fault[64];		 /* fault injection for the e2e tests, or empty */
-	int host_in, host_out, host_err; /* the agent's ends of the new pipes */
+	int host_in, host_out, host_err; /* the agent's ends of the new pipes (or pty master) */
+	bool terminal; /* the spec's process.terminal */
 	int child_fds[4]; /* stdin, stdout, stderr, netns */
 	long long t0, copy_ms;
 	Cocoon__CriuOptions criu;
@@ -1402,7 +1448,7 @@ static void restore_done(struct agent_job *job, int status)
 		restore_fail(x, EIO, limits_msg);
 		return;
 	}
-	container_proc_set_running(c, pid, x->host_in, x->host_out, x->host_err);
+	container_proc_set_running(c, pid, x->host_in, x->host_out, x->host_err, x->terminal);
 	/* The dump saw the protected values; these are the container's own. */
 	snprintf(path, sizeof(path), "%s/" OOM_ADJ_FILE, x->images);
 	guard_apply_saved_adj(c->cgroup, path);
@@ -1425,18 +1471,88 @@ static void restore_done(struct agent_job *job, int status)
 	restore_ctx_free(x);
 }
 
-/* New pipes for stdio, and --inherit-fd for each original pipe. */
-static int restore_stdio(struct restore_ctx *x, char **argv, int *n)
+/* A checkpoint's terminal key, "tty[rdev:dev]" in hex, rewritten from the
+ * numbers so that nothing else from the images reaches CRIU's argv. */
+static bool parse_tty_key(const char *line, char *key, size_t size)
 {
-	char path[300], line[3][128] = {"", "", ""};
+	unsigned long long rdev, dev;
+	char end;
+	if (sscanf(line, "tty[%llx:%llx%c", &rdev, &dev, &end) != 3 || end != ']' ||
+	    line[strcspn(line, "]") + 1] != 0)
+		return false;
+	snprintf(key, size, "tty[%llx:%llx]", rdev, dev);
+	return true;
+}
+
+/* A new pty: its slave goes to CRIU as fds 3-5, and takes the dumped
+ * slave's place (--inherit-fd under its key); the agent keeps the master,
+ * which the host relays to the engine's new --console-socket. */
+static int restore_terminal(struct restore_ctx *x, char keys[][CKPT_TTY_KEY_MAX], size_t n_keys, char **argv,
+			    int *n)
+{
+	int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (master < 0)
+		return -errno;
+	x->host_in = master;
+	if (grantpt(master) < 0 || unlockpt(master) < 0)
+		return -errno;
+	int slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (slave < 0)
+		return -errno;
+	x->child_fds[0] = slave;
+	x->child_fds[1] = fcntl(slave, F_DUPFD_CLOEXEC, 0);
+	x->child_fds[2] = fcntl(slave, F_DUPFD_CLOEXEC, 0);
+	x->host_out = fcntl(master, F_DUPFD_CLOEXEC, 0);
+	if (x->child_fds[1] < 0 || x->child_fds[2] < 0 || x->host_out < 0)
+		return -errno;
+	fcntl(master, F_SETFL, O_NONBLOCK);
+	/* One fd per key: CRIU moves each inherited fd into its store and
+	 * closes it (files.c, inherit_fd_move_to_fdstore). */
+	for (size_t i = 0; i < n_keys && i < 3; i++) {
+		if (asprintf(&x->args[x->n_args], "fd[%zu]:%s", 3 + i, keys[i]) < 0)
+			return -ENOMEM;
+		argv[(*n)++] = (char *)"--inherit-fd";
+		argv[(*n)++] = x->args[x->n_args++];
+	}
+	return 0;
+}
+
+/* New stdio for the restored init: new pipes with --inherit-fd for each
+ * original pipe, or a new terminal for a checkpoint taken with one. The
+ * spec must agree with the checkpoint: the engine's side (a console socket
+ * or pipes) was set up from the spec. */
+static int restore_stdio(struct restore_ctx *x, char **argv, int *n, char *msg, size_t size)
+{
+	char path[300], line[6][128] = {"", "", "", "", "", ""}, keys[3][CKPT_TTY_KEY_MAX];
 	int in[2], out[2], err[2];
 
 	snprintf(path, sizeof(path), "%s/" DESCRIPTORS_FILE, x->images);
 	_cleanup_fclose_ FILE *f = fopen(path, "re");
-	for (int i = 0; f && i < 3 && fgets(line[i], sizeof(line[i]), f); i++)
+	for (int i = 0; f && i < 6 && fgets(line[i], sizeof(line[i]), f); i++)
 		line[i][strcspn(line[i], "\n")] = 0;
-	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
+	size_t n_keys = 0;
+	while (n_keys < 3 && parse_tty_key(line[3 + n_keys], keys[n_keys], sizeof(keys[n_keys])))
+		n_keys++;
+	bool had_tty = n_keys > 0;
+	if (had_tty != x->terminal) {
+		snprintf(msg, size,
+			 had_tty ? "restore %s: the checkpoint was taken with a terminal: restore it with "
+				   "process.terminal true in the bundle's config.json and a new --console-socket"
+				 : "restore %s: process.terminal is true, but the checkpoint was taken without a "
+				   "terminal: restore it with process.terminal false",
+			 x->cid);
+		return -EINVAL;
+	}
+	if (had_tty) {
+		int r = restore_terminal(x, keys, n_keys, argv, n);
+		if (r < 0)
+			snprintf(msg, size, "restore %s: a new terminal: %s", x->cid, strerror(-r));
+		return r;
+	}
+	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
+		snprintf(msg, size, "restore %s: stdio pipes: %s", x->cid, strerror(errno));
 		return -errno;
+	}
 	x->child_fds[0] = in[0];
 	x->child_fds[1] = out[1];
 	x->child_fds[2] = err[1];
@@ -1454,8 +1570,10 @@ static int restore_stdio(struct restore_ctx *x, char **argv, int *n)
 			dup_of_earlier |= strcmp(line[j], line[i]) == 0;
 		if (dup_of_earlier)
 			continue;
-		if (asprintf(&x->args[x->n_args], "fd[%d]:%s", 3 + i, line[i]) < 0)
+		if (asprintf(&x->args[x->n_args], "fd[%d]:%s", 3 + i, line[i]) < 0) {
+			snprintf(msg, size, "restore %s: out of memory", x->cid);
 			return -ENOMEM;
+		}
 		argv[(*n)++] = (char *)"--inherit-fd";
 		argv[(*n)++] = x->args[x->n_args++];
 	}
@@ -1510,8 +1628,10 @@ static void restore_start_criu(struct restore_ctx *x)
 		argv[n++] = (char *)"--config";
 		argv[n++] = conf;
 	}
-	if (restore_stdio(x, argv, &n) < 0) {
-		restore_fail(x, errno, "stdio pipes");
+	char msg[400];
+	int r = restore_stdio(x, argv, &n, msg, sizeof(msg));
+	if (r < 0) {
+		restore_fail(x, -r, msg);
 		return;
 	}
 	/* CRIU restores the tasks into its own network namespace: a fresh one
@@ -1693,11 +1813,7 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 	} else {
 		snprintf(x->images, sizeof(x->images), AGENT_SHARED_DIR "/%s", req->shared_path);
 	}
-	if (s->process && s->process->terminal) {
-		agent_send_error(a, id, EOPNOTSUPP, "restore %s: a terminal is not supported yet", s->id);
-		free(x);
-		return;
-	}
+	x->terminal = s->process && s->process->terminal;
 	struct agent_container *c = container_new(a, s->id, s, msg, sizeof(msg));
 	if (!c) {
 		agent_send_error(a, id, EINVAL, "restore %s: %s", s->id, msg);

@@ -559,7 +559,7 @@ struct agent_container *container_new(struct agent *a, const char *id, const Coc
 	return c;
 }
 
-void container_proc_set_running(struct agent_container *c, pid_t pid, int in, int out, int err)
+void container_proc_set_running(struct agent_container *c, pid_t pid, int in, int out, int err, bool terminal)
 {
 	struct agent_proc *p = &c->procs[0];
 	proc_reset(p);
@@ -569,6 +569,7 @@ void container_proc_set_running(struct agent_container *c, pid_t pid, int in, in
 	p->stdin_fd = in;
 	p->out_fd[0] = out;
 	p->out_fd[1] = err;
+	p->terminal = terminal;
 }
 
 /* The engine's network, into the new container's namespace; the agent

@@ -83,7 +83,9 @@ struct agent_container *container_new(struct agent *a, const char *id, const Coc
 				      char *msg, size_t msg_size);
 void container_free(struct agent_container *c);
 int container_freeze(struct agent_container *c, bool freeze);
-void container_proc_set_running(struct agent_container *c, pid_t pid, int in, int out, int err);
+/* The init CRIU restored, with the agent's ends of its new stdio (in and out
+ * are the pty master with a terminal, err is then -1); takes the fds. */
+void container_proc_set_running(struct agent_container *c, pid_t pid, int in, int out, int err, bool terminal);
 
 void container_handle_create(struct agent *a, uint64_t id, const Cocoon__CreateContainerRequest *req);
 void container_handle_start(struct agent *a, uint64_t id, const Cocoon__StartContainerRequest *req);

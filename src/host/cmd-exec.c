@@ -195,7 +195,11 @@ int cmd_exec(struct global_opts *g, int argc, char **argv)
 		spec_process_free(p);
 		return 1;
 	}
-	if (tty || p->terminal) {
+	/* As runc: without --process the terminal is --tty's, not the
+	 * container's (a shell on a terminal still takes plain execs). */
+	if (!process_file)
+		p->terminal = tty;
+	if (p->terminal) {
 		report_error(g, "exec: a terminal for exec (--tty) is not supported yet");
 		spec_process_free(p);
 		return 1;

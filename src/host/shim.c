@@ -209,7 +209,9 @@ static int setup_stdio(struct shim *s, struct error **err)
 	if (!s->args->bundle->spec->process->terminal)
 		return 0;
 	if (!s->args->console_socket)
-		return error_setx(err, EINVAL, "process.terminal is true but no --console-socket was given");
+		return error_setx(err, EINVAL,
+				  "process.terminal is true but no --console-socket was given: the container's "
+				  "terminal needs one to hand the pty master to (as with runc)");
 	int master, slave;
 	if (openpty(&master, &slave, NULL, NULL, NULL) < 0)
 		return error_set(err, errno, "openpty");
