@@ -1,5 +1,6 @@
 #include "safefs.h"
 #include "cleanup.h"
+#include "fdio.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -135,41 +136,12 @@ int safefs_read(int dirfd, const char *path, size_t max, char **out, size_t *len
 	_cleanup_close_ int fd = safefs_open_regular(dirfd, path, max, &st, err);
 	if (fd < 0)
 		return fd;
-	size_t cap = (size_t)st.st_size, n = 0;
-	_cleanup_free_ char *buf = malloc(cap + 2);
-	if (!buf)
-		return error_set(err, ENOMEM, "read %s", path);
-	for (;;) {
-		ssize_t r = read(fd, buf + n, cap + 1 - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return error_set(err, errno, "read %s", path);
-		if (r == 0)
-			break;
-		n += (size_t)r;
-		if (n > cap)
-			return error_setx(err, EFBIG, "%s grew while it was read", path);
-	}
-	buf[n] = 0;
-	if (len)
-		*len = n;
-	*out = TAKE_PTR(buf);
-	return 0;
-}
-
-static int write_all_fd(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return w < 0 ? -errno : -ENOSPC;
-		p += w;
-		len -= (size_t)w;
-	}
+	/* Past its size it grew after the fstat(): refused, not truncated. */
+	int r = fd_read_bounded(fd, (size_t)st.st_size, out, len);
+	if (r == -EFBIG)
+		return error_setx(err, EFBIG, "%s grew while it was read", path);
+	if (r < 0)
+		return error_set(err, -r, "read %s", path);
 	return 0;
 }
 
@@ -192,7 +164,7 @@ int safefs_write(int dirfd, const char *name, const void *data, size_t len, mode
 	_cleanup_close_ int fd = create_tmp(dirfd, name, mode, tmp, sizeof(tmp));
 	if (fd < 0)
 		return error_set(err, errno, "create %s", tmp);
-	int r = write_all_fd(fd, data, len);
+	int r = fd_write_all(fd, data, len);
 	if (r == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
 		r = -errno;
 	if (r < 0) {
@@ -222,7 +194,7 @@ int safefs_copy_fd(int in, int dirfd, const char *name, uint64_t max, mode_t mod
 		total += (uint64_t)n;
 		if (total > max)
 			return error_setx(err, EFBIG, "%s: more than %llu bytes", name, (unsigned long long)max);
-		int r = write_all_fd(out, buf, (size_t)n);
+		int r = fd_write_all(out, buf, (size_t)n);
 		if (r < 0)
 			return error_set(err, -r, "write %s", name);
 	}
@@ -313,17 +285,12 @@ static int remove_entry(int dirfd, const char *name, struct remove_walk *w, int 
 
 static int remove_below(int dirfd, struct remove_walk *w, int depth, struct error **err)
 {
-	int dup = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
-	_cleanup_closedir_ DIR *d = dup >= 0 ? fdopendir(dup) : NULL;
+	_cleanup_closedir_ DIR *d = safefs_opendir(dirfd);
 	struct dirent *de;
 	int r = 0;
 
-	if (!d) {
-		if (dup >= 0)
-			close(dup);
+	if (!d)
 		return error_set(err, errno, "open directory");
-	}
-	rewinddir(d); /* a dup shares the offset of a directory read before */
 	/* Remove what is there; entries added meanwhile make rmdir fail,
 	 * which is then reported. */
 	while ((de = readdir(d))) {
@@ -334,6 +301,20 @@ static int remove_below(int dirfd, struct remove_walk *w, int depth, struct erro
 			r = e;
 	}
 	return r;
+}
+
+DIR *safefs_opendir(int dirfd)
+{
+	int dup = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+	DIR *d = dup >= 0 ? fdopendir(dup) : NULL;
+
+	if (!d) {
+		if (dup >= 0)
+			closep(&dup);
+		return NULL;
+	}
+	rewinddir(d); /* a dup shares the offset of a directory read before */
+	return d;
 }
 
 int safefs_remove(int dirfd, const char *name, struct error **err)

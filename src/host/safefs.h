@@ -10,6 +10,7 @@
  */
 #pragma once
 
+#include <dirent.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -46,6 +47,11 @@ int safefs_write(int dirfd, const char *name, const void *data, size_t len, mode
  * O_NOFOLLOW, mode) in dirfd. More than max bytes is EFBIG. */
 int safefs_copy_fd(int in, int dirfd, const char *name, uint64_t max, mode_t mode,
 		   struct error **err);
+
+/* A directory stream over a duplicate of dirfd, rewound to the start (a
+ * dup shares the offset of a directory read before); dirfd stays open and
+ * the caller closes the stream. NULL with errno set on failure. */
+DIR *safefs_opendir(int dirfd);
 
 /* Removes NAME in dirfd and, when it is a directory, everything below it,
  * walking by fd: a symlink is removed, never followed, and a mount point
