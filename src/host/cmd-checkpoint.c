@@ -4,6 +4,7 @@
 #include "container.h"
 #include "criu-config.h"
 #include "images.h"
+#include "pod.h"
 #include "paths.h"
 #include "safefs.h"
 #include "shim.h"
@@ -208,7 +209,7 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 	Cocoon__Request req = COCOON__REQUEST__INIT;
 	Cocoon__CheckpointRequest cr = COCOON__CHECKPOINT_REQUEST__INIT;
 	Cocoon__Response *resp = NULL;
-	_cleanup_free_ char *dir = NULL, *dest = NULL, *parent_dir = NULL;
+	_cleanup_free_ char *dir = NULL, *dest = NULL, *parent_dir = NULL, *sandbox_dir = NULL;
 	struct container_state st;
 	char ckid[64], parent_id[80] = "";
 
@@ -218,6 +219,11 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 	int r = container_load(g, id, &dir, &st, err);
 	if (r < 0)
 		return r;
+	/* A pod member's images are in its sandbox's shared directory: the
+	 * guest is the sandbox's VM (docs/pods.md). */
+	if ((r = pod_images_state_dir(g, dir, &sandbox_dir, err)) < 0)
+		return error_wrap(err, "checkpoint %s", id);
+	const char *idir = sandbox_dir ? sandbox_dir : dir;
 	/* The user's CRIU settings, refused here when they cannot work in
 	 * the VM, before anything is frozen. */
 	criu_config_free(&o->criu);
@@ -257,7 +263,7 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 	/* COCOON_STAGING=shared: the way before, for make bench to compare. */
 	const char *how = getenv("COCOON_STAGING");
 	bool staged = strcmp(g->cfg.shared_fs, "9p") == 0 && o->bench_route != 1 && !(how && !strcmp(how, "shared")) &&
-		      shim_shares_our_mounts(&st) && images_stage_beside(dir, ckid, dest, &stage, NULL) == 1;
+		      shim_shares_our_mounts(&st) && images_stage_beside(idir, ckid, dest, &stage, NULL) == 1;
 	o->staged_beside = staged;
 	r = container_call_timeout(g, id, &req, &resp, SHIM_CHECKPOINT_TIMEOUT_MS, err);
 	if (r < 0 && (*err)->code == ESTALE && !cr.dump_dev_shm) {
@@ -269,9 +275,9 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 		r = container_call_timeout(g, id, &req, &resp, SHIM_CHECKPOINT_TIMEOUT_MS, err);
 	}
 	if (r < 0) {
-		keep_dump_log(g, o, dir, ckid, err);
+		keep_dump_log(g, o, idir, ckid, err);
 		images_stage_discard(&stage);
-		images_discard(dir, ckid);
+		images_discard(idir, ckid);
 		return r;
 	}
 	Cocoon__CheckpointReply *rep = resp->checkpoint;
@@ -300,11 +306,11 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 	if (r == 0 && staged)
 		r = images_publish_staged(&stage, dest, &info, &lim, err);
 	else if (r == 0)
-		r = images_publish(dir, ckid, dest, &info, &lim, strcmp(g->cfg.shared_fs, "9p") != 0, err);
+		r = images_publish(idir, ckid, dest, &info, &lim, strcmp(g->cfg.shared_fs, "9p") != 0, err);
 	if (staged)
-		images_discard(dir, ckid); /* the empty mount point */
+		images_discard(idir, ckid); /* the empty mount point */
 	if (r < 0) {
-		images_discard(dir, ckid);
+		images_discard(idir, ckid);
 		cocoon__response__free_unpacked(resp, NULL);
 		/* The container was kept frozen, not killed: let it go on. */
 		if (!o->leave_running && !o->pre_dump && st.status == STATUS_RUNNING)
