@@ -18,6 +18,8 @@ import sys
 import tempfile
 import time
 
+import netbench
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 BUILD = pathlib.Path(os.environ.get("COCOON_BUILD", REPO / "build"))
 COCOON = BUILD / "cocoon"
@@ -553,11 +555,15 @@ def main():
     ap.add_argument("--out", default=str(REPO / "bench" / "results.json"))
     ap.add_argument("--routes-only", action="store_true",
                     help="only the tmpfs and streaming routes side by side (a targeted run)")
+    ap.add_argument("--network-only", action="store_true",
+                    help="only the network figures, cocoon and runc side by side (a targeted run)")
     ap.add_argument("--template-only", action="store_true",
                     help="only VM templates beside cold boot, cold restore and host runc (a targeted run)")
     ap.add_argument("--layout-only", action="store_true",
                     help="only the engines' layout at the largest size (a targeted run)")
     args = ap.parse_args()
+    if args.network_only:
+        return network_only(args)
     if args.routes_only:
         return routes_only(args)
     if args.template_only:
@@ -607,6 +613,12 @@ def main():
                 results["sizes"][mib].update(figures)
         else:
             results["skipped"]["host_runc_baseline"] = why
+        print("  measuring the network (cocoon and runc) ...", flush=True)
+        net, why = netbench.measure_network(work, COCOON, BUILD / "payload", args.quick)
+        if net:
+            results["network"] = net
+        else:
+            results["skipped"]["network"] = why
     finally:
         for bench in benches:
             for d in (bench.root.iterdir() if bench.root.exists() else []):
@@ -662,6 +674,25 @@ def main():
     pathlib.Path(args.out).write_text(json.dumps(results, indent=2))
     report(results, sizes)
     print(f"results written to {args.out}")
+    return 0
+
+
+def network_only(args):
+    work = pathlib.Path(tempfile.mkdtemp(prefix="cocoon-bench."))
+    try:
+        net, why = netbench.measure_network(work, COCOON, BUILD / "payload", args.quick)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if not net:
+        print(f"skipped network: {why}")
+        return 1
+    # A targeted run never overwrites the full run's bench/results.json.
+    out = pathlib.Path(args.out)
+    if out == REPO / "bench" / "results.json":
+        out = BUILD / "bench-network.json"
+    out.write_text(json.dumps({"network": net}, indent=2))
+    netbench.report(net)
+    print(f"results written to {out}")
     return 0
 
 
@@ -828,6 +859,8 @@ def report(r, sizes):
         for label, key in (("--leave-running: total ms", "lr_total"), ("exit mode: total ms", "exit_total"),
                            ("host memory (state tmpfs peak), MiB", "lr_host_mib")):
             print(label.ljust(40) + "".join(fmt(l, f"{n}_{key}").rjust(20) for n in ("same_fs", "beside", "shared")))
+    if r.get("network"):
+        netbench.report(r["network"])
     for k, why in r["skipped"].items():
         print(f"skipped {k}: {why}")
     print(f"({r['elapsed_s']} s)")

@@ -58,6 +58,10 @@ struct agent_job_options {
 	/* The guest's OOM killer takes this job before anything else
 	 * (oom_score_adj 1000): CRIU and the copier, never the container. */
 	bool oom_victim;
+	/* The child sets no_new_privs before exec, and every process it
+	 * forks inherits it: CRIU 3.17 does not restore the flag, so the
+	 * tasks a restore forks get it from their CRIU (checkpoint.c). */
+	bool no_new_privs;
 	agent_job_watch_fn watch; /* with watch_ms > 0 */
 	int watch_ms;
 };

@@ -1269,6 +1269,29 @@ static void restore_watch(struct agent_job *job)
 	kill(job->pid, SIGKILL);
 }
 
+/* Whether task pid shares the agent's namespace of this type (a name under
+ * /proc/PID/ns). */
+static bool shares_agent_ns(pid_t pid, const char *type)
+{
+	char path[64];
+	struct stat mine, theirs;
+	snprintf(path, sizeof(path), "/proc/%d/ns/%s", pid, type);
+	if (stat(path, &theirs) < 0)
+		return false; /* it ended: the host hears of that */
+	snprintf(path, sizeof(path), "/proc/self/ns/%s", type);
+	return stat(path, &mine) == 0 && mine.st_dev == theirs.st_dev && mine.st_ino == theirs.st_ino;
+}
+
+/* Ends every task of the cgroup (a restore that must not stand). */
+static void kill_cgroup(const char *cgroup)
+{
+	char path[192];
+	snprintf(path, sizeof(path), "%s/cgroup.kill", cgroup);
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, "1", 1) != 1)
+		agent_log(NULL, "%s: %s", path, strerror(errno));
+}
+
 static void restore_fail(struct restore_ctx *x, int code, const char *msg)
 {
 	struct agent_container *c = container_find(x->a, x->cid);
@@ -1342,6 +1365,23 @@ static void restore_done(struct agent_job *job, int status)
 	struct agent_container *c = container_find(x->a, x->cid);
 	if (!c) {
 		restore_fail(x, ENOENT, "container vanished");
+		return;
+	}
+	/* CRIU restores the namespaces the images name. Images of a container
+	 * that ran in the guest's own pid or mount namespace (a cocoon before
+	 * the rule in container.c, or images made elsewhere) would put it back
+	 * there, beside CRIU and the agent: refused. */
+	static const char *const own[] = {"pid", "mnt"};
+	for (size_t i = 0; i < ARRAY_SIZE(own); i++) {
+		if (!shares_agent_ns(pid, own[i]))
+			continue;
+		kill_cgroup(c->cgroup);
+		snprintf(err, sizeof(err),
+			 "the checkpoint's container ran in the guest's own %s namespace, which no container "
+			 "may share (docs/confinement.md): take the checkpoint again with this cocoon",
+			 own[i]);
+		save_restore_log(x);
+		restore_fail(x, EPERM, err);
 		return;
 	}
 	container_proc_set_running(c, pid, x->host_in, x->host_out, x->host_err);
@@ -1482,8 +1522,16 @@ static void restore_start_criu(struct restore_ctx *x)
 		restore_fail(x, ESRCH, msg);
 		return;
 	}
+	/* CRIU 3.17 neither dumps nor restores no_new_privs (3.19 does,
+	 * checkpoint-restore/criu#2228). The flag is inherited by every
+	 * child and never cleared, and CRIU forks each task it restores from
+	 * itself or from a restored parent: set on CRIU, it is back on every
+	 * task of a container whose process.noNewPrivileges says so. CRIU runs
+	 * as root, so the flag takes nothing from it (execve gains nothing it
+	 * does not hold already). */
+	bool nnp = c->spec && c->spec->process && c->spec->process->no_new_privileges;
 	struct agent_job_options o = {.pass_fds = x->child_fds, .n_pass_fds = npass, .cgroup = c->cgroup,
-				      .netns = c->own_netns ? netns : NULL,
+				      .netns = c->own_netns ? netns : NULL, .no_new_privs = nnp,
 				      .timeout_ms = CRIU_RESTORE_TIMEOUT_MS, .watch = restore_watch,
 				      .watch_ms = CRIU_WATCH_MS, .ns_fds = pod_ns, .n_ns_fds = 3};
 	x->t0 = agent_now_ms();

@@ -317,13 +317,17 @@ static int stdio_open(struct stdio_pipes *p, bool terminal)
 	return 0;
 }
 
+/* A container never shares the guest's own pid, mount, IPC or UTS
+ * namespace, whatever its spec says (Kata's agent does the same with pid):
+ * in the guest's pid namespace a container with CAP_KILL could kill CRIU,
+ * the copier and every other container of the VM (kill -1 spares only
+ * init), and in its mount namespace the rootfs setup would move the
+ * container's root over the guest's. A spec that leaves one out gets a
+ * new one, and a warning from the host (spec.c). The network namespace is
+ * the spec's: the host refuses a spec without one. */
 static int ns_flags(const Cocoon__ContainerSpec *s)
 {
-	int f = 0;
-	f |= has_ns(s, "pid") ? CLONE_NEWPID : 0;
-	f |= has_ns(s, "mount") ? CLONE_NEWNS : 0;
-	f |= has_ns(s, "uts") ? CLONE_NEWUTS : 0;
-	f |= has_ns(s, "ipc") ? CLONE_NEWIPC : 0;
+	int f = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC;
 	f |= has_ns(s, "network") ? CLONE_NEWNET : 0;
 	return f;
 }

@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -37,6 +38,10 @@ static void child_setup(const struct agent_job_options *o)
 			dprintf(2, "oom_score_adj: %s\n", strerror(errno));
 		if (fd >= 0)
 			close(fd);
+	}
+	if (o->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		dprintf(2, "no_new_privs: %s\n", strerror(errno));
+		_exit(126);
 	}
 	if (o->cgroup) {
 		char path[256], buf[32];

@@ -434,6 +434,20 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 	}
 	if ((r = spec_parse_seccomp(lin, s, b, err)) < 0 || (r = spec_parse_paths(lin, s, err)) < 0)
 		return r;
+	/* The agent gives every container its own pid, mount, IPC and UTS
+	 * namespaces (src/guest/container.c): the guest's own hold CRIU and
+	 * the agent. Left out, the first two change what the process sees. */
+	static const char *const own[] = {"pid", "mount"};
+	for (size_t i = 0; i < ARRAY_SIZE(own); i++) {
+		bool has = false;
+		for (size_t j = 0; j < s->n_namespaces; j++)
+			has |= strcmp(s->namespaces[j], own[i]) == 0;
+		if (!has)
+			spec_warn(b,
+				  "linux.namespaces has no %s namespace: the container gets a new one inside the "
+				  "VM, as no container shares the guest's (docs/confinement.md)",
+				  own[i]);
+	}
 	/* No network namespace means the host's network stack, which a VM
 	 * cannot share. Kata refuses it too. */
 	bool netns = false;
@@ -564,17 +578,30 @@ int spec_load(const char *bundle, const char *id, struct oci_bundle *b, struct e
 	memset(b, 0, sizeof(*b));
 	if (!realpath(bundle, resolved))
 		return error_set(err, errno, "bundle %s", bundle);
-	b->bundle = strdup(resolved);
 	if (asprintf(&path, "%s/config.json", resolved) < 0)
 		return error_set(err, ENOMEM, "bundle");
-	if ((r = read_file_bounded(path, SPEC_MAX_BYTES, &text, NULL, err)) < 0)
+	if ((r = read_file_bounded(path, SPEC_MAX_BYTES, &text, NULL, err)) < 0) {
+		b->bundle = strdup(resolved);
 		return r;
+	}
+	return spec_parse(resolved, path, text, id, b, err);
+}
+
+int spec_parse(const char *bundle_dir, const char *source, const char *text, const char *id,
+	       struct oci_bundle *b, struct error **err)
+{
+	int r;
+
+	memset(b, 0, sizeof(*b));
+	b->bundle = strdup(bundle_dir);
+	if (!b->bundle)
+		return error_set(err, ENOMEM, "bundle");
 	enum json_tokener_error jerr;
 	_cleanup_json_ json_object *root = json_tokener_parse_verbose(text, &jerr);
 	if (!root)
-		return error_setx(err, EINVAL, "%s: not valid JSON: %s", path, json_tokener_error_desc(jerr));
+		return error_setx(err, EINVAL, "%s: not valid JSON: %s", source, json_tokener_error_desc(jerr));
 	if (!json_object_is_type(root, json_type_object))
-		return error_setx(err, EINVAL, "%s: expected a JSON object", path);
+		return error_setx(err, EINVAL, "%s: expected a JSON object", source);
 
 	b->spec = calloc(1, sizeof(*b->spec));
 	if (!b->spec)

@@ -29,6 +29,12 @@ struct oci_bundle {
 
 /* Parses bundle/config.json for container id. */
 int spec_load(const char *bundle, const char *id, struct oci_bundle *out, struct error **err);
+/* spec_load() on text already read: the NUL-terminated config.json text
+ * (at most SPEC_MAX_BYTES is the caller's check). bundle_dir is the bundle's
+ * absolute, resolved path (root.path is relative to it); source names the
+ * text in errors. On error *out holds what was parsed; spec_free() it. */
+int spec_parse(const char *bundle_dir, const char *source, const char *text, const char *id,
+	       struct oci_bundle *out, struct error **err);
 /* Parses a process object (exec --process, or the "process" member). */
 int spec_parse_process_file(const char *path, Cocoon__ProcessSpec **out, struct error **err);
 void spec_process_free(Cocoon__ProcessSpec *p);

@@ -41,3 +41,24 @@ def test_bench_quick_runs(tmp_path):
         for key in ("host_frozen", "host_total", "host_restore"):
             assert size[key] and size[key]["median"] > 0, key
     assert qemu_pids("cocoon-bench.") == []
+
+
+def test_bench_network_only_quick(tmp_path):
+    """The network part alone (bench/netbench.py): cocoon, the tap alone and
+    runc each streamed the whole payload (the sink's byte count is checked
+    by the bench) and answered the ping-pong; or it says why it was skipped."""
+    out = tmp_path / "net.json"
+    r = subprocess.run(["/usr/bin/python3", str(REPO / "bench" / "bench.py"), "--network-only", "--quick",
+                        "--out", str(out)], capture_output=True, text=True, timeout=900)
+    if r.returncode != 0:
+        assert "skipped network:" in r.stdout, r.stdout[-3000:] + r.stderr[-3000:]
+        assert "runc is not installed" in r.stdout, r.stdout  # the one reason this host may lack
+        return
+    net = json.loads(out.read_text())["network"]
+    for path in ("runc", "cocoon", "cocoon_tap_alone"):
+        assert net[path]["stream_mib_s"]["median"] > 0, path
+        assert net[path]["rtt_us"]["median"] > 0 and net[path]["rtt_us"]["n"] == 200, path
+    assert "cocoon (veth + tc redirect + tap)" in r.stdout
+    assert qemu_pids("cocoon-bench.") == []
+    assert not [l for l in subprocess.run(["ip", "netns"], capture_output=True, text=True).stdout.splitlines()
+                if l.startswith("cbn-")], "a bench namespace was left behind"

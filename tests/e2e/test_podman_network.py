@@ -15,8 +15,6 @@ import socket
 import subprocess
 import urllib.request
 
-import pytest
-
 from conftest import wait_for
 from podman_util import podman  # noqa: F401  (the fixture)
 
@@ -84,13 +82,6 @@ def test_published_port_and_checkpoint_restore_keep_the_ip(podman):
     assert get(hip, PORT, timeout=3) is None, "still answering after rm"
 
 
-# Known failure until branch vol (a83a582, issue 15) lands: the engine's
-# bind mounts (/etc/resolv.conf, /etc/hosts, /etc/hostname) reach CRIU as
-# externals keyed by index, and podman --import lists them in Go map order,
-# which varies from run to run: when it differs, "mnt-v2: Failed to
-# move_mount from /run/cocoon/volumes/N ...: Invalid argument" (seen at 21:12
-# UTC; the next run passed by chance). With a83a582 merged it passed.
-@pytest.mark.xfail(reason="CRIU external bind mounts keyed by index; fixed by branch vol a83a582 (issue 15)")
 def test_export_and_import_into_a_second_root_answers_again(podman):
     ip, page = start_web(podman)
     hip = host_ip()

@@ -35,10 +35,18 @@
  *   payload echo-server PORT    listen on every address (v4 and v6) at PORT
  *                               and send back whatever each connection sends;
  *                               prints "accepted" and "closed N" (N bytes)
+ *   payload sink PORT           listen on every address at PORT; for each
+ *                               connection in turn, read until EOF, answer
+ *                               "N\n" (N bytes read) and close (the network
+ *                               bench's stream receiver)
  *   payload escape [MS]         tries what a confined container must not do
  *                               and prints one "what: result" line each
  *                               (OK or the errno name); with MS, repeats
  *                               every MS ms, each round ending in "--"
+ *   payload kill-all [MS]       prints "pid: N" (its own pid), then every MS
+ *                               ms (default 10) sends SIGKILL to every process
+ *                               it may signal (kill(-1)); prints
+ *                               "kill-all: OK" or the errno name at each change
  */
 #include <errno.h>
 #include <sys/shm.h>
@@ -399,6 +407,40 @@ static int cmd_echo_server(int argc, char **argv)
 	}
 }
 
+static int cmd_sink(int argc, char **argv)
+{
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT};
+	static char buf[1 << 18];
+	int one = 1, zero = 0;
+
+	if (argc < 3)
+		return 2;
+	sa.sin6_port = htons((uint16_t)atoi(argv[2]));
+	int l = socket(AF_INET6, SOCK_STREAM, 0);
+	if (l < 0 || setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(l, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0 ||
+	    bind(l, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(l, 8) < 0) {
+		perror("listen");
+		return 1;
+	}
+	printf("listening %s\n", argv[2]);
+	fflush(stdout);
+	for (;;) {
+		int c = accept(l, NULL, NULL);
+		if (c < 0)
+			continue;
+		unsigned long long total = 0;
+		ssize_t n;
+		while ((n = read(c, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+			total += n > 0 ? (unsigned long long)n : 0;
+		char line[32];
+		int len = snprintf(line, sizeof(line), "%llu\n", total);
+		if (write(c, line, (size_t)len) != len)
+			perror("sink: write");
+		close(c);
+	}
+}
+
 static int cmd_tcp_connect(int argc, char **argv)
 {
 	if (argc < 3)
@@ -487,6 +529,23 @@ static int cmd_escape(int argc, char **argv)
 	}
 }
 
+static int __attribute__((noreturn)) cmd_kill_all(int argc, char **argv)
+{
+	long ms = argc > 2 ? atol(argv[2]) : 10;
+	int last = -1;
+	printf("pid: %d\n", (int)getpid());
+	fflush(stdout);
+	for (;;) {
+		int r = kill(-1, SIGKILL) == 0 ? 0 : errno;
+		if (r != last) {
+			printf("kill-all: %s\n", r ? strerrorname_np(r) : "OK");
+			fflush(stdout);
+			last = r;
+		}
+		sleep_ms(ms);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : "";
@@ -558,8 +617,12 @@ int main(int argc, char **argv)
 		return cmd_shm(argc, argv, strcmp(cmd, "shm-put") == 0);
 	if (strcmp(cmd, "echo-server") == 0)
 		return cmd_echo_server(argc, argv);
+	if (strcmp(cmd, "sink") == 0)
+		return cmd_sink(argc, argv);
 	if (strcmp(cmd, "escape") == 0)
 		return cmd_escape(argc, argv);
+	if (strcmp(cmd, "kill-all") == 0)
+		return cmd_kill_all(argc, argv);
 	fprintf(stderr, "payload: unknown command '%s'\n", cmd);
 	return 2;
 }

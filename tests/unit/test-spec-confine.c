@@ -25,7 +25,7 @@ static int load(const char *linux_obj, const char *process_extra, struct oci_bun
 	fprintf(f,
 		"{\"ociVersion\": \"1.0.2\", \"root\": {\"path\": \"rootfs\"},"
 		" \"process\": {\"args\": [\"sh\"]%s},"
-		" \"linux\": {\"namespaces\": [{\"type\": \"network\"}]%s%s}",
+		" \"linux\": {\"namespaces\": [{\"type\": \"network\"}, {\"type\": \"pid\"}, {\"type\": \"mount\"}]%s%s}",
 		process_extra, linux_obj[1] == '}' ? "" : ", ", linux_obj + 1);
 	fclose(f);
 	return spec_load(bundle, "c1", b, err);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
@@ -85,6 +86,53 @@ static void test_hooks_warn(void **st)
 	for (size_t i = 0; i < b.n_warnings; i++)
 		found |= strstr(b.warnings[i], "hooks") != NULL;
 	assert_true(found);
+	spec_free(&b);
+}
+
+static bool warned(const struct oci_bundle *b, const char *needle)
+{
+	for (size_t i = 0; i < b->n_warnings; i++)
+		if (strstr(b->warnings[i], needle))
+			return true;
+	return false;
+}
+
+/* The agent gives a container its own pid and mount namespaces whatever
+ * the spec says (src/guest/container.c); the host says so when the spec
+ * leaves them out, and only then. */
+static void test_guest_namespaces_warn(void **st)
+{
+	struct oci_bundle b;
+	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", " LINUX "}");
+	assert_int_equal(spec_load(bundle, "c1", &b, NULL), 0);
+	assert_true(warned(&b, "no pid namespace: the container gets a new one inside the VM"));
+	assert_true(warned(&b, "no mount namespace: the container gets a new one inside the VM"));
+	spec_free(&b);
+	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"linux\": {\"namespaces\": "
+		   "[{\"type\": \"network\"}, {\"type\": \"mount\"}, {\"type\": \"pid\"}]}}");
+	assert_int_equal(spec_load(bundle, "c1", &b, NULL), 0);
+	assert_int_equal(b.n_warnings, 0);
+	spec_free(&b);
+}
+
+/* spec_parse() is what spec_load() runs on the file's text. */
+static void test_parse_from_memory(void **st)
+{
+	struct oci_bundle b;
+	struct error *err = NULL;
+	char dir[4096];
+	assert_non_null(realpath(bundle, dir));
+	assert_int_equal(spec_parse(dir, "mem", "{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", " LINUX
+					    ", \"hostname\": \"h2\"}",
+				    "c2", &b, &err),
+			 0);
+	assert_string_equal(b.spec->hostname, "h2");
+	assert_string_equal(b.bundle, dir);
+	assert_non_null(strstr(b.rootfs, "/rootfs"));
+	spec_free(&b);
+	assert_true(spec_parse(dir, "mem", "{\"ociVersion\"", "c2", &b, &err) < 0);
+	assert_non_null(strstr(err->msg, "mem: not valid JSON"));
+	error_free(&err);
 	spec_free(&b);
 }
 
@@ -173,6 +221,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_minimal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_network_namespaces, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hooks_warn, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_guest_namespaces_warn, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_parse_from_memory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_mounts_do_not_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_bundle, setup, teardown),
