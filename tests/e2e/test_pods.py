@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import COCOON, qemu_pids, wait_for, write_bundle
+from conftest import COCOON, Bundle, qemu_pids, wait_for, write_bundle
 
 HTTP_PORT = 8080
 
@@ -285,7 +285,7 @@ def test_whole_pod_checkpointed_and_restored_into_a_fresh_vm(env):
     assert wait_for(lambda: qemu_pids(str(env.tmp)) == [], timeout=30)
 
     # The engine's order: the sandbox (a fresh VM), then its members.
-    sb_bundle = write_bundle(env.tmp / "sandbox", ["payload", "sleep", "1000"], hostname="podhost")
+    sb_bundle = Bundle(env.tmp / "sandbox")  # start_sandbox's
     restore_detached(env, "sandbox", images / "sandbox", sb_bundle)
     new_vm = qemu_pids(str(env.tmp))
     assert len(new_vm) == 1 and new_vm != old_vm
