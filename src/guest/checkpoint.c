@@ -16,6 +16,7 @@
  */
 #include "agent.h"
 #include "cleanup.h"
+#include "cgroups.h"
 #include "container.h"
 #include "ckpt-check.h"
 #include "criu-conf.h"
@@ -1013,6 +1014,10 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 		agent_send_error(a, id, EINVAL, "checkpoint %s: container is not running", c->id);
 		return;
 	}
+	if (!criu_fault_valid(req->fault, true)) {
+		agent_send_error(a, id, EINVAL, "checkpoint %s: unknown fault to inject: %s", c->id, req->fault);
+		return;
+	}
 	if (c->procs[0].terminal) {
 		agent_send_error(a, id, EOPNOTSUPP, "checkpoint %s: containers with a terminal cannot be checkpointed yet", c->id);
 		return;
@@ -1153,7 +1158,7 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	/* The rest comes from the spec: criu-conf.c. */
 	char conf[300];
 	snprintf(conf, sizeof(conf), "%s/criu-%s.conf", a->ckpt_dir, c->id);
-	if (!req->pre_dump && criu_conf_write(conf, a, c, c->procs[0].pid, req->criu, true) == 0) {
+	if (!req->pre_dump && criu_conf_write(conf, a, c, c->procs[0].pid, req->criu, true, req->fault) == 0) {
 		argv[n++] = (char *)"--config";
 		argv[n++] = conf;
 	}
@@ -1191,8 +1196,11 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	snprintf(adj_path, sizeof(adj_path), "%s/" OOM_ADJ_FILE, x->img);
 	guard_save_adj(&x->guard, adj_path);
 	x->t0 = agent_now_ms();
+	if (req->fault && *req->fault)
+		setenv(CRIU_FAULT_ENV, req->fault, 1); /* inherited by CRIU only */
 	x->criu = agent_job_start_ex(a, argv, &o, ckpt_dump_done, x, &e);
 	pod_namespaces_close(pod_ns);
+	unsetenv(CRIU_FAULT_ENV);
 	if (x->criu < 0) {
 		agent_send_error(a, id, e->code, "checkpoint %s: %s", c->id, e->msg);
 		ckpt_unguard(x);
@@ -1229,6 +1237,7 @@ struct restore_ctx {
 	char images[300];
 	char share0[300]; /* the first image share's mount, when shared by tag */
 	char fresh_args[2][340]; /* --external for a fresh /dev and /dev/shm, or empty */
+	char fault[64];		 /* fault injection for the e2e tests, or empty */
 	int host_in, host_out, host_err; /* the agent's ends of the new pipes */
 	int child_fds[4]; /* stdin, stdout, stderr, netns */
 	long long t0, copy_ms;
@@ -1237,6 +1246,7 @@ struct restore_ctx {
 	size_t n_args;
 	pid_t criu_pid;
 	struct guard progress;
+	long oom_kills0; /* the kernel's OOM kill count when the restore began */
 	char *stop_reason; /* why the agent stopped CRIU */
 };
 
@@ -1248,16 +1258,22 @@ static void restore_ctx_free(struct restore_ctx *x)
 	for (size_t i = 0; i < x->n_args; i++)
 		free(x->args[i]);
 	free(x->stop_reason);
+	guard_tree_close(&x->progress);
 	free(x);
 }
 
 /* A restore that stops making progress is stopped: CRIU and the tasks it
  * restores all run in the container's cgroup, so its CPU time, with CRIU's
- * log, shows whether anything is happening. */
+ * log, shows whether anything is happening. The kernel's exit events tell
+ * which of the tasks CRIU made died and how (named if the restore fails:
+ * CRIU's own words often do not, e.g. when its post-restore script then
+ * fails on the task that is gone). */
 static void restore_watch(struct agent_job *job)
 {
 	struct restore_ctx *x = job->userdata;
 	struct agent_container *c = container_find(x->a, x->cid);
+	struct guard_death dead;
+	guard_tree_killed(&x->progress, false, &dead); /* drains the events */
 	if (x->stop_reason || !c)
 		return;
 	unsigned long long sig = guard_cgroup_usec(c->cgroup) + guard_cpu_ticks(job->pid) + guard_dir_bytes(x->work);
@@ -1335,7 +1351,41 @@ static void restore_done(struct agent_job *job, int status)
 		snprintf(path, sizeof(path), "%s/restore.log", x->work);
 		first_error(path, first, sizeof(first));
 		const char *bad = strstr(first, "File ");
-		if (bad && sscanf(bad, "File %255s has bad size %ld (expect %ld)", file, &have, &want) == 3)
+		struct guard_death dead;
+		char how[48], also[128] = "";
+		long oom = oom_kills();
+		bool oomed = x->oom_kills0 >= 0 && oom > x->oom_kills0;
+		/* Or the restorer's mmap got -ENOMEM, printed in hex. */
+		bool enomem = strstr(first, " with 0xfffffffffffffff4") || strstr(first, "Cannot allocate memory");
+		bool died = guard_tree_killed(&x->progress, oomed, &dead);
+		if (died)
+			snprintf(also, sizeof(also), " Task %d of the container ended too (%s).", dead.pid,
+				 guard_describe_end(dead.status, how, sizeof(how)));
+		if (x->stop_reason)
+			snprintf(err, sizeof(err), "criu restore stopped: %s; the agent ended CRIU.%s CRIU said: %s",
+				 x->stop_reason, also, first);
+		else if (oomed || enomem) {
+			/* The restored tasks get the oom_score_adj the dump saw
+			 * (protected), so CRIU is usually the one taken. */
+			char victim[80] = " and a memory map of the container could not be made";
+			if (oomed && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+				snprintf(victim, sizeof(victim), " and its OOM killer ended CRIU");
+			else if (oomed && died)
+				snprintf(victim, sizeof(victim), " and its OOM killer ended task %d of the container", dead.pid);
+			else if (oomed)
+				snprintf(victim, sizeof(victim), " and its OOM killer ended a process of the restore");
+			snprintf(err, sizeof(err),
+				 "criu restore failed: the guest ran out of memory during the restore (%ld MiB available "
+				 "now)%s. The container needs more memory than this VM has: raise vm.memory_mib. CRIU "
+				 "said: %s",
+				 guard_mem_available_kib() / 1024, victim, first);
+		} else if (died)
+			/* Not by CRIU: it sends only SIGKILL (guard_tree_killed). */
+			snprintf(err, sizeof(err),
+				 "criu restore failed: task %d of the container ended during the restore (%s). "
+				 "CRIU said: %s",
+				 dead.pid, how, first);
+		else if (bad && sscanf(bad, "File %255s has bad size %ld (expect %ld)", file, &have, &want) == 3)
 			/* CRIU checks the size of every regular file a task holds open. */
 			snprintf(err, sizeof(err),
 				 "the container's file /%s in its rootfs changed since the checkpoint "
@@ -1345,9 +1395,6 @@ static void restore_done(struct agent_job *job, int status)
 				 "Restore a checkpoint taken without --leave-running, or keep such files "
 				 "on a tmpfs inside the container, which the images capture",
 				 file, have, want);
-		else if (x->stop_reason)
-			snprintf(err, sizeof(err), "criu restore stopped: %s; the agent ended CRIU. CRIU said: %s",
-				 x->stop_reason, first);
 		else
 			snprintf(err, sizeof(err), "criu restore failed%s: %s",
 				 job->timed_out ? " and was killed at its time limit" : "", first);
@@ -1382,6 +1429,12 @@ static void restore_done(struct agent_job *job, int status)
 			 own[i]);
 		save_restore_log(x);
 		restore_fail(x, EPERM, err);
+		return;
+	}
+	char limits_msg[256];
+	if (c->has_limits && cgroups_apply(c->cgroup, &c->limits, limits_msg, sizeof(limits_msg)) < 0) {
+		kill_cgroup(c->cgroup);
+		restore_fail(x, EIO, limits_msg);
 		return;
 	}
 	container_proc_set_running(c, pid, x->host_in, x->host_out, x->host_err);
@@ -1488,7 +1541,7 @@ static void restore_start_criu(struct restore_ctx *x)
 	}
 	char conf[300];
 	snprintf(conf, sizeof(conf), "%s/criu.conf", x->work);
-	if (criu_conf_write(conf, a, c, 0, &x->criu, false) == 0) {
+	if (criu_conf_write(conf, a, c, 0, &x->criu, false, x->fault) == 0) {
 		argv[n++] = (char *)"--config";
 		argv[n++] = conf;
 	}
@@ -1535,8 +1588,13 @@ static void restore_start_criu(struct restore_ctx *x)
 				      .timeout_ms = CRIU_RESTORE_TIMEOUT_MS, .watch = restore_watch,
 				      .watch_ms = CRIU_WATCH_MS, .ns_fds = pod_ns, .n_ns_fds = 3};
 	x->t0 = agent_now_ms();
+	if (*x->fault)
+		setenv(CRIU_FAULT_ENV, x->fault, 1); /* inherited by CRIU only */
+	guard_tree_open(&x->progress);
 	int started = agent_job_start_ex(a, argv, &o, restore_done, x, &e);
 	pod_namespaces_close(pod_ns);
+	unsetenv(CRIU_FAULT_ENV);
+	guard_tree_root(&x->progress, started);
 	if (started < 0) {
 		restore_fail(x, e->code, e->msg);
 		return;
@@ -1626,11 +1684,18 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 		agent_send_error(a, id, EINVAL, "restore: invalid request");
 		return;
 	}
+	if (!criu_fault_valid(req->fault, false) || strlen(req->fault) >= sizeof(((struct restore_ctx *)0)->fault)) {
+		agent_send_error(a, id, EINVAL, "restore %s: unknown fault to inject: %s", s->id, req->fault);
+		return;
+	}
 	struct restore_ctx *x = calloc(1, sizeof(*x));
 	if (!x) {
 		agent_send_error(a, id, ENOMEM, "restore: out of memory");
 		return;
 	}
+	snprintf(x->fault, sizeof(x->fault), "%s", req->fault ? req->fault : "");
+	x->progress.exits_fd = -1;
+	x->oom_kills0 = oom_kills();
 	x->a = a;
 	x->req_id = id;
 	x->host_in = x->host_out = x->host_err = -1;

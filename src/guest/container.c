@@ -11,6 +11,7 @@
  */
 #include "agent.h"
 #include "cleanup.h"
+#include "cgroups.h"
 #include "confine.h"
 #include "container.h"
 #include "mounts.h"
@@ -576,6 +577,10 @@ struct agent_container *container_new(struct agent *a, const char *id, const Coc
 		container_free(c);
 		return NULL;
 	}
+	if (s->resources) {
+		c->limits = *s->resources;
+		c->has_limits = true;
+	}
 	return c;
 }
 
@@ -623,6 +628,8 @@ void container_handle_create(struct agent *a, uint64_t id, const Cocoon__CreateC
 		agent_send_error(a, id, EINVAL, "create %s: %s", s->id, msg);
 		return;
 	}
+	if (c->has_limits && cgroups_apply(c->cgroup, &c->limits, msg, sizeof(msg)) < 0)
+		goto fail;
 	if (container_open_join_namespaces(a, s, join, msg, sizeof(msg)) < 0)
 		goto fail;
 	if (stdio_open(&io, s->process->terminal) < 0 || pipe2(sync, O_CLOEXEC) < 0 ||

@@ -62,6 +62,10 @@ struct agent_container {
 	char *bind_dests[AGENT_MAX_BINDS];
 	char *bind_sources[AGENT_MAX_BINDS];
 	size_t n_binds;
+	/* linux.resources, for the cgroup: at create, and once a restore has
+	 * put the tasks back (CRIU itself runs in the cgroup meanwhile). */
+	Cocoon__Resources limits;
+	bool has_limits;
 	/* The spec mounts a tmpfs on /dev: CRIU treats it as external, and a
 	 * restore gets a fresh one (docs/checkpoint.md). */
 	bool dev_tmpfs;

@@ -22,6 +22,9 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -42,8 +45,17 @@ static bool config_line_ok(const char *line)
 	return true;
 }
 
+bool criu_fault_valid(const char *fault, bool dump)
+{
+	if (!fault || !*fault)
+		return true;
+	if (dump)
+		return strcmp(fault, "post-dump:stall") == 0;
+	return strcmp(fault, "post-restore:stall") == 0;
+}
+
 int criu_conf_write(const char *path, const struct agent *a, const struct agent_container *c, pid_t pid,
-		    const Cocoon__CriuOptions *o, bool dump)
+		    const Cocoon__CriuOptions *o, bool dump, const char *fault)
 {
 	_cleanup_fclose_ FILE *f = fopen(path, "we");
 	if (!f)
@@ -54,7 +66,7 @@ int criu_conf_write(const char *path, const struct agent *a, const struct agent_
 	for (size_t i = 0; o && i < o->n_config; i++)
 		if (config_line_ok(o->config[i]))
 			fprintf(f, "%s\n", o->config[i]);
-	if (!dump) {
+	if (!dump || (fault && *fault)) {
 		/* CRIU runs it with sh -c: a path without spaces. */
 		unlink(ACTION_LINK);
 		if (symlink(a->self_path, ACTION_LINK) == 0)
@@ -190,11 +202,56 @@ static int restore_mount_flags(const char *images, pid_t pid)
 	return failed;
 }
 
+static bool proc_comm(pid_t pid, char *buf, size_t size)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	if (!f || !fgets(buf, (int)size, f))
+		return false;
+	buf[strcspn(buf, "\n")] = 0;
+	return true;
+}
+
+static pid_t proc_ppid(pid_t pid)
+{
+	char path[64], line[128];
+	int v;
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "PPid: %d", &v) == 1)
+			return v;
+	return -1;
+}
+
+/* The e2e tests' faults (criu-conf.h), at the stage they name. */
+static void inject_fault(const char *action)
+{
+	const char *fault = getenv(CRIU_FAULT_ENV), *colon = fault ? strchr(fault, ':') : NULL;
+	if (!colon || strncmp(fault, action, (size_t)(colon - fault)) != 0 || action[colon - fault] != 0)
+		return;
+	if (strcmp(colon + 1, "stall") == 0) {
+		/* Waits, without using CPU, until CRIU (the parent, or the
+		 * parent of the sh that runs the script) is gone. */
+		pid_t p = getppid();
+		char comm[32];
+		for (int i = 0; i < 3 && p > 1 && !(proc_comm(p, comm, sizeof(comm)) && strcmp(comm, "criu") == 0); i++)
+			p = proc_ppid(p);
+		struct pollfd pfd = {.fd = p > 1 ? (int)syscall(SYS_pidfd_open, p, 0) : -1, .events = POLLIN};
+		while (pfd.fd >= 0 && poll(&pfd, 1, -1) <= 0)
+			;
+		_exit(1);
+	}
+}
+
 int criu_action_main(void)
 {
 	const char *action = getenv("CRTOOLS_SCRIPT_ACTION");
 	const char *images = getenv("CRTOOLS_IMAGE_DIR");
 	const char *init = getenv("CRTOOLS_INIT_PID");
+	if (action)
+		inject_fault(action);
 	if (!action || strcmp(action, "post-restore") != 0)
 		return 0;
 	if (!images || !init || atoi(init) <= 0) {

@@ -11,10 +11,21 @@ struct agent_container;
 #define CRIU_ACTION_NAME "criu-action"
 
 /* Writes CRIU's --config file for a dump (of the tree of pid) or a restore
- * of container c at path, with the user's settings o->config. Returns 0 or a
+ * of container c at path, with the user's settings o->config. A restore, and
+ * a dump with a fault to inject, get the action script. Returns 0 or a
  * negative errno. */
 int criu_conf_write(const char *path, const struct agent *a, const struct agent_container *c, pid_t pid,
-		    const Cocoon__CriuOptions *o, bool dump);
+		    const Cocoon__CriuOptions *o, bool dump, const char *fault);
+
+/* Fault injection for the e2e tests ("" for none), done by the action
+ * script, which CRIU runs with the agent's environment: the agent puts the
+ * fault in CRIU_FAULT_ENV for the CRIU job only. "STAGE:WHAT", STAGE a CRIU
+ * action (post-dump, post-restore), WHAT "stall": the script waits until
+ * CRIU is gone, so CRIU waits on it, using no CPU and writing nothing, and
+ * the agent's progress watch must end it. True when FAULT is "" or one of
+ * those. */
+#define CRIU_FAULT_ENV "COCOON_FAULT"
+bool criu_fault_valid(const char *fault, bool dump);
 /* At dump: the per-mount flags of every mount of pid, into the images. */
 int criu_conf_save_mounts(pid_t pid, const char *img_dir);
 /* The action script's main (argv[0] ends in CRIU_ACTION_NAME). */

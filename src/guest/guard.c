@@ -135,6 +135,25 @@ static int exits_open(void)
 	return fd;
 }
 
+static bool in_tree(const struct guard *g, pid_t pid)
+{
+	if (g->tree_root <= 0)
+		return false;
+	if (pid == g->tree_root)
+		return true;
+	for (size_t i = 0; i < g->n_tree; i++)
+		if (g->tree[i] == pid)
+			return true;
+	return false;
+}
+
+static void tree_forked(struct guard *g, pid_t parent, pid_t child, pid_t child_tgid)
+{
+	/* Threads (child != its tgid) belong to a process already known. */
+	if (child == child_tgid && in_tree(g, parent) && g->n_tree < sizeof(g->tree) / sizeof(g->tree[0]))
+		g->tree[g->n_tree++] = child;
+}
+
 /* Records how the watched tasks ended, from the events queued so far. */
 static void exits_drain(struct guard *g)
 {
@@ -155,11 +174,26 @@ static void exits_drain(struct guard *g)
 			    cn->id.idx != CN_IDX_PROC || cn->id.val != CN_VAL_PROC)
 				continue;
 			const struct proc_event *ev = (const struct proc_event *)cn->data;
+			if (ev->what == PROC_EVENT_FORK)
+				tree_forked(g, ev->event_data.fork.parent_tgid, ev->event_data.fork.child_pid,
+					    ev->event_data.fork.child_tgid);
 			if (ev->what != PROC_EVENT_EXIT || ev->event_data.exit.process_pid != ev->event_data.exit.process_tgid)
 				continue; /* the thread-group leader's exit is the process's */
+			pid_t pid = ev->event_data.exit.process_pid;
+			int status = (int)ev->event_data.exit.exit_code;
 			for (size_t i = 0; i < g->n; i++)
-				if (g->pids[i] == ev->event_data.exit.process_pid && g->end_status[i] < 0)
-					g->end_status[i] = (int)ev->event_data.exit.exit_code;
+				if (g->pids[i] == pid && g->end_status[i] < 0)
+					g->end_status[i] = status;
+			if (pid != g->tree_root && in_tree(g, pid) && WIFSIGNALED(status)) {
+				bool sigkill = WTERMSIG(status) == SIGKILL;
+				if (sigkill && !g->tree_sigkilled.pid) {
+					g->tree_sigkilled.pid = pid;
+					g->tree_sigkilled.status = status;
+				} else if (!sigkill && !g->tree_crashed.pid) {
+					g->tree_crashed.pid = pid;
+					g->tree_crashed.status = status;
+				}
+			}
 		}
 	}
 }
@@ -222,11 +256,7 @@ void guard_release(struct guard *g)
 			adj_write(now[i], g->init_old_adj);
 	}
 	g->n = 0;
-	if (g->exits_fd >= 0) {
-		exits_send_op(g->exits_fd, PROC_CN_MCAST_IGNORE);
-		close(g->exits_fd);
-	}
-	g->exits_fd = -1;
+	guard_tree_close(g);
 }
 
 /* The task's pid in its own (innermost) pid namespace, or -1. */
@@ -321,6 +351,45 @@ bool guard_killed_task(struct guard *g, struct guard_death *d)
 			return true;
 	}
 	return false;
+}
+
+void guard_tree_open(struct guard *g)
+{
+	g->n = 0;
+	g->tree_root = 0;
+	g->n_tree = 0;
+	g->tree_crashed.pid = g->tree_sigkilled.pid = 0;
+	g->exits_fd = exits_open();
+}
+
+void guard_tree_root(struct guard *g, pid_t criu)
+{
+	g->tree_root = criu;
+}
+
+bool guard_tree_killed(struct guard *g, bool sigkill_counts, struct guard_death *d)
+{
+	exits_drain(g);
+	if (g->tree_crashed.pid) {
+		d->pid = g->tree_crashed.pid;
+		d->status = g->tree_crashed.status;
+		return true;
+	}
+	if (sigkill_counts && g->tree_sigkilled.pid) {
+		d->pid = g->tree_sigkilled.pid;
+		d->status = g->tree_sigkilled.status;
+		return true;
+	}
+	return false;
+}
+
+void guard_tree_close(struct guard *g)
+{
+	if (g->exits_fd >= 0) {
+		exits_send_op(g->exits_fd, PROC_CN_MCAST_IGNORE);
+		close(g->exits_fd);
+	}
+	g->exits_fd = -1;
 }
 
 const char *guard_describe_end(int status, char *buf, size_t size)

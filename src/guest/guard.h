@@ -20,6 +20,16 @@ struct guard {
 	 * it runs or when not known. */
 	int end_status[GUARD_MAX_TASKS];
 	int exits_fd; /* proc connector socket: every exit in the guest; -1 if none */
+	/* A restore: CRIU's descendants (the tasks it restores, its helpers),
+	 * followed through the fork events, and the first of them killed by a
+	 * signal. */
+	pid_t tree_root;
+	size_t n_tree;
+	pid_t tree[GUARD_MAX_TASKS * 4];
+	struct {
+		pid_t pid;  /* 0: none yet */
+		int status;
+	} tree_crashed, tree_sigkilled; /* the first by another signal, by SIGKILL */
 	int init_old_adj;
 	char cgroup[128];
 	/* Progress: a signature that changes while work is done. */
@@ -68,6 +78,17 @@ bool guard_dead_task(struct guard *g, struct guard_death *d);
  * recorded by guard_protect that ended in CRIU's hands, or that was killed
  * by a signal since guard_protect. Returns true and fills D. */
 bool guard_killed_task(struct guard *g, struct guard_death *d);
+/* A restore: call before CRIU starts (G zeroed, or from an earlier
+ * guard_tree_close), then guard_tree_root with CRIU's pid once it runs. */
+void guard_tree_open(struct guard *g);
+void guard_tree_root(struct guard *g, pid_t criu);
+/* The first of CRIU's descendants killed by a signal so far, if any: true
+ * and fills D. CRIU itself SIGKILLs what it restored when a restore fails,
+ * so a SIGKILL counts only with SIGKILL_COUNTS (the caller knows the OOM
+ * killer was at work); other signals (a crash) always count. Also drains
+ * the events, so call it from the watch. */
+bool guard_tree_killed(struct guard *g, bool sigkill_counts, struct guard_death *d);
+void guard_tree_close(struct guard *g);
 /* "killed by SIGKILL", "exit status 3" or "ended", into BUF. */
 const char *guard_describe_end(int status, char *buf, size_t size);
 

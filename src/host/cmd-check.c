@@ -51,6 +51,7 @@ static void check_version(struct sandbox *sb, struct check_report *rep)
 		fail(rep, "agent", "%s", err->msg);
 		return;
 	}
+	agent_text_sanitize(resp->version->agent_version);
 	row("agent", "%s (protocol %u)", resp->version->agent_version, resp->version->protocol);
 	cocoon__response__free_unpacked(resp, NULL);
 }
@@ -71,6 +72,14 @@ static void check_guest(struct sandbox *sb, const struct cocoon_config *cfg,
 		return;
 	}
 	Cocoon__GuestInfoReply *info = resp->guest_info;
+	/* Guest text, bound for a terminal (agent_text_sanitize). */
+	agent_text_sanitize(info->kernel_release);
+	agent_text_sanitize(info->criu_version);
+	agent_text_sanitize(info->criu_path);
+	for (size_t i = 0; i < info->n_criu_check_lines; i++)
+		agent_text_sanitize(info->criu_check_lines[i]);
+	for (size_t i = 0; i < info->n_module_failures; i++)
+		agent_text_sanitize(info->module_failures[i]);
 	row("guest kernel", "%s", info->kernel_release);
 	if (!*info->criu_version)
 		fail(rep, "criu", "%s does not run in the guest (guest_criu_path)", info->criu_path);
@@ -84,8 +93,16 @@ static void check_guest(struct sandbox *sb, const struct cocoon_config *cfg,
 		fail(rep, "criu check", "not clean");
 	for (size_t i = 0; i < info->n_criu_check_lines; i++)
 		printf("  %-14s   %s\n", "", info->criu_check_lines[i]);
-	if (cfg->enable_debug && *info->criu_check_output)
-		printf("--- criu check output ---\n%s\n---\n", info->criu_check_output);
+	if (cfg->enable_debug && *info->criu_check_output) {
+		printf("--- criu check output ---\n");
+		char *save = NULL;
+		for (char *line = strtok_r(info->criu_check_output, "\n", &save); line;
+		     line = strtok_r(NULL, "\n", &save)) {
+			agent_text_sanitize(line);
+			printf("%s\n", line);
+		}
+		printf("---\n");
+	}
 	if (info->n_module_failures == 0)
 		row("modules", "all loaded");
 	for (size_t i = 0; i < info->n_module_failures; i++)

@@ -194,29 +194,27 @@ static void keep_dump_log(struct global_opts *g, const struct checkpoint_options
 	}
 }
 
-/* A shim with volumes or a pod share has a mount namespace of its own
- * (volumes.h, pod.h), and QEMU with it: a staging mount made in ours would
- * only show there when the host's mounts propagate (a shared "/", as under
- * systemd). So the staging and the publishing happen in the shim's: we
- * enter it (it is a copy of the host's, plus the shares, which the guest
- * cannot change). Only with absolute paths, which mean the same there; else
- * the images go through the shared directory as before. */
-static bool stage_in_shim_mounts(struct global_opts *g, const struct container_state *st,
-				 const struct checkpoint_options *o, const char *dest)
+/* A shim with volumes has a mount namespace of its own (volumes.h), and
+ * QEMU with it: the staging mount is then made there. Returns an fd of the
+ * shim's mount namespace when it is not ours, -1 when it is ours, -2 when
+ * the shim is not the one recorded (then nothing is staged). */
+static int shim_mount_ns(const struct container_state *st)
 {
 	char path[64];
 	struct stat ours, theirs;
 	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", st->shim_pid);
-	if (stat("/proc/self/ns/mnt", &ours) < 0 || stat(path, &theirs) < 0 ||
-	    proc_start_time(st->shim_pid) != st->shim_start)
-		return false;
-	if (ours.st_ino == theirs.st_ino && ours.st_dev == theirs.st_dev)
-		return true;
-	if (dest[0] != '/' || g->root[0] != '/' || (o->work_path && o->work_path[0] != '/') ||
-	    (o->parent_path && o->parent_path[0] != '/') || g->cfg.host_checkpoint_dir[0] != '/')
-		return false;
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	return fd >= 0 && proc_start_time(st->shim_pid) == st->shim_start && setns(fd, CLONE_NEWNS) == 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || stat("/proc/self/ns/mnt", &ours) < 0 || fstat(fd, &theirs) < 0 ||
+	    proc_start_time(st->shim_pid) != st->shim_start) {
+		if (fd >= 0)
+			close(fd);
+		return -2;
+	}
+	if (ours.st_ino == theirs.st_ino && ours.st_dev == theirs.st_dev) {
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoint_options *o,
@@ -268,6 +266,8 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 	cr.parent_id = parent_id;
 	cr.criu = &o->criu;
 	cr.bench_route = o->bench_route;
+	/* Fault injection for the e2e tests (docs/checkpoint.md). */
+	cr.fault = getenv("COCOON_FAULT") ? getenv("COCOON_FAULT") : (char *)"";
 	o->criu.debug = g->cfg.enable_debug;
 	req.body_case = COCOON__REQUEST__BODY_CHECKPOINT;
 	req.checkpoint = &cr;
@@ -275,11 +275,16 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 	/* The engines' layout (state root on tmpfs, images on disk): the guest
 	 * writes the images beside dest. 9p only: virtiofsd runs in a mount
 	 * namespace of its own, where a later mount does not show. */
-	_cleanup_(images_stage_discard) struct images_stage stage = {.parentfd = -1, .mnt_fd = -1};
+	_cleanup_(images_stage_discard) struct images_stage stage = {.parentfd = -1, .mnt_fd = -1, .nsfd = -1};
 	/* COCOON_STAGING=shared: the way before, for make bench to compare. */
 	const char *how = getenv("COCOON_STAGING");
-	bool staged = strcmp(g->cfg.shared_fs, "9p") == 0 && o->bench_route != 1 && !(how && !strcmp(how, "shared")) &&
-		      stage_in_shim_mounts(g, &st, o, dest) && images_stage_beside(idir, ckid, dest, &stage, NULL) == 1;
+	bool staged = false;
+	if (strcmp(g->cfg.shared_fs, "9p") == 0 && o->bench_route != 1 && !(how && !strcmp(how, "shared"))) {
+		int ns = shim_mount_ns(&st);
+		staged = ns != -2 && images_stage_beside(idir, ckid, dest, ns, &stage, NULL) == 1;
+		if (ns >= 0)
+			close(ns);
+	}
 	o->staged_beside = staged;
 	r = container_call_timeout(g, id, &req, &resp, SHIM_CHECKPOINT_TIMEOUT_MS, err);
 	if (r < 0 && (*err)->code == ESTALE && !cr.dump_dev_shm) {

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
+#include <unistd.h>
 
 enum value_type { T_BOOL, T_INT, T_STRING };
 
@@ -40,6 +41,8 @@ static const struct key_def keys[] = {
 	{"vm", "shared_fs", T_STRING, OFF(shared_fs), 0, 0, fs_choices},
 	{"vm", "memory_mib", T_INT, OFF(memory_mib), 128, 65536, NULL},
 	{"vm", "vcpus", T_INT, OFF(vcpus), 1, 64, NULL},
+	{"vm", "max_memory_mib", T_INT, OFF(max_memory_mib), 128, 1 << 22, NULL},
+	{"vm", "max_vcpus", T_INT, OFF(max_vcpus), 1, 256, NULL},
 	{"vm", "boot_timeout_ms", T_INT, OFF(boot_timeout_ms), 500, 600000, NULL},
 	{"vm", "template", T_BOOL, OFF(vm_template), 0, 0, NULL},
 	{"vm", "template_dir", T_STRING, OFF(template_dir), 0, 0, NULL},
@@ -69,6 +72,10 @@ void config_init_defaults(struct cocoon_config *c)
 	set_string(&c->shared_fs, "9p");
 	c->memory_mib = 512;
 	c->vcpus = 1;
+	/* A container may ask for a larger VM, up to the host's size. */
+	long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE), online = sysconf(_SC_NPROCESSORS_ONLN);
+	c->max_memory_mib = pages > 0 && page > 0 ? (int64_t)pages * page >> 20 : 65536;
+	c->max_vcpus = online > 0 ? online : 1;
 	c->boot_timeout_ms = 60000;
 	c->vm_template = false;
 	c->checkpoint_max_bytes = 64LL << 30;

@@ -28,6 +28,8 @@ struct cocoon_config {
 	char *shared_fs; /* 9p | virtiofs */
 	int64_t memory_mib;
 	int64_t vcpus;
+	int64_t max_memory_mib; /* what a container's limits may ask for */
+	int64_t max_vcpus;
 	int64_t boot_timeout_ms;
 	bool vm_template; /* start VMs from a saved template (template.c) */
 	char *template_dir; /* where templates are kept; NULL: <cache>/templates */

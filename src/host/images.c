@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -363,12 +364,67 @@ int images_publish(const char *state_dir, const char *ckid, const char *dest, co
 	return r;
 }
 
-int images_stage_beside(const char *state_dir, const char *ckid, const char *dest, struct images_stage *st,
-			struct error **err)
+/* setns(2) into a mount namespace resets the root and the working
+ * directory: both come back with ours. */
+struct ns_visit {
+	int own, cwd, root;
+};
+
+static int ns_enter(int nsfd, struct ns_visit *v)
+{
+	*v = (struct ns_visit){.own = -1, .cwd = -1, .root = -1};
+	if (nsfd < 0)
+		return 0;
+	v->own = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+	v->cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	v->root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (v->own < 0 || v->cwd < 0 || v->root < 0 || setns(nsfd, CLONE_NEWNS) < 0) {
+		int saved = errno;
+		closep(&v->own);
+		closep(&v->cwd);
+		closep(&v->root);
+		return -saved;
+	}
+	return 1;
+}
+
+static void ns_leave(struct ns_visit *v)
+{
+	if (v->own < 0)
+		return;
+	/* Back into our namespace; failing that, nothing here is safe. */
+	if (setns(v->own, CLONE_NEWNS) < 0 || fchdir(v->root) < 0 || chroot(".") < 0 || fchdir(v->cwd) < 0)
+		abort();
+	closep(&v->own);
+	closep(&v->cwd);
+	closep(&v->root);
+}
+
+/* In the namespace entered: the staging mount point, by the same path as
+ * in ours, accepted only if it is the very directory made there (device
+ * and inode), so nothing the guest could have changed is followed. */
+static int ns_mount_point(const char *state_dir, const char *ckid, const struct stat *want)
+{
+	_cleanup_free_ char *path = NULL;
+	struct stat got;
+	if (asprintf(&path, "%s/shared", state_dir) < 0)
+		return -ENOMEM;
+	_cleanup_close_ int sfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_close_ int ckfd = sfd < 0 ? -1 : safefs_open(sfd, IMAGES_SHARED_SUBDIR, O_RDONLY | O_DIRECTORY, 0);
+	int mp = ckfd < 0 ? -1 : openat(ckfd, ckid, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (mp >= 0 && (fstat(mp, &got) < 0 || got.st_dev != want->st_dev || got.st_ino != want->st_ino)) {
+		close(mp);
+		return -ESTALE;
+	}
+	return mp < 0 ? -ENOENT : mp;
+}
+
+int images_stage_beside(const char *state_dir, const char *ckid, const char *dest, int mnt_ns,
+			struct images_stage *st, struct error **err)
 {
 	const char *base = strrchr(dest, '/') ? strrchr(dest, '/') + 1 : dest;
-	struct stat sd, dd;
-	*st = (struct images_stage){.parentfd = -1, .mnt_fd = -1};
+	struct stat sd, dd, mps;
+	*st = (struct images_stage){.parentfd = -1, .mnt_fd = -1, .nsfd = -1};
 	_cleanup_free_ char *shared = NULL;
 	if (!plain_name(base) || asprintf(&shared, "%s/shared", state_dir) < 0)
 		return 0;
@@ -389,14 +445,30 @@ int images_stage_beside(const char *state_dir, const char *ckid, const char *des
 	if (mp < 0 || mkdirat(parentfd, st->tmpname, 0700) < 0)
 		return 0;
 	int tree = (int)open_tree(parentfd, st->tmpname, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
-	if (tree < 0 || move_mount(tree, "", mp, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) {
+	int target = mp, moved = -1, nsdup = -1;
+	struct ns_visit v;
+	if (tree >= 0 && fstat(mp, &mps) == 0 && (mnt_ns < 0 || (nsdup = fcntl(mnt_ns, F_DUPFD_CLOEXEC, 3)) >= 0) &&
+	    ns_enter(nsdup, &v) >= 0) {
+		/* A detached mount attaches in the namespace we are in. */
+		if (nsdup >= 0)
+			target = ns_mount_point(state_dir, ckid, &mps);
+		if (target >= 0)
+			moved = move_mount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+		if (target >= 0 && target != mp)
+			close(target);
+		ns_leave(&v);
+	}
+	if (moved < 0) {
 		if (tree >= 0)
 			close(tree);
+		if (nsdup >= 0)
+			close(nsdup);
 		unlinkat(parentfd, st->tmpname, AT_REMOVEDIR);
 		unlinkat(ckfd, ckid, AT_REMOVEDIR);
 		return 0; /* no mount rights here: staged in the shared directory */
 	}
 	st->mnt_fd = tree;
+	st->nsfd = nsdup;
 	st->parentfd = TAKE_FD(parentfd);
 	return 1;
 }
@@ -406,11 +478,17 @@ void images_stage_unmount(struct images_stage *st)
 	char path[64];
 	if (st->mnt_fd < 0)
 		return;
-	/* The fd is the mount's root: through /proc it names the mount itself. */
+	/* The fd is the mount's root: through /proc it names the mount itself,
+	 * which only the namespace it is in can take away. */
+	struct ns_visit v;
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", st->mnt_fd);
-	umount2(path, MNT_DETACH);
+	if (ns_enter(st->nsfd, &v) >= 0) {
+		umount2(path, MNT_DETACH);
+		ns_leave(&v);
+	}
 	close(st->mnt_fd);
 	st->mnt_fd = -1;
+	closep(&st->nsfd);
 }
 
 int images_publish_staged(struct images_stage *st, const char *dest, const struct images_info *info,

@@ -73,9 +73,14 @@ int images_publish(const char *state_dir, const char *ckid, const char *dest, co
 struct images_stage {
 	int parentfd; /* dest's parent directory */
 	int mnt_fd;   /* the bind mount, while mounted */
+	int nsfd;     /* the mount namespace it is in when not ours (the shim's), or -1 */
 	char tmpname[300];
 };
-int images_stage_beside(const char *state_dir, const char *ckid, const char *dest, struct images_stage *st,
+/* MNT_NS: the mount namespace QEMU serves the shared directory from, when
+ * not ours (a shim with volumes has its own, volumes.h): the bind mount is
+ * then made there (setns, by a path checked against ours), and taken away
+ * there. -1 for ours. Borrowed: the stage keeps a dup. */
+int images_stage_beside(const char *state_dir, const char *ckid, const char *dest, int mnt_ns, struct images_stage *st,
 			struct error **err);
 /* Takes the bind mount away: from here on the guest cannot reach the
  * staged directory. */

@@ -25,7 +25,7 @@
 struct nl_sock;
 
 struct net_iface {
-	char name[IF_NAMESIZE];	    /* the engine's interface (a veth) */
+	char name[IF_NAMESIZE];	    /* the engine's interface (a veth or macvlan) */
 	int ifindex;
 	char tap_name[IF_NAMESIZE];
 	int tap_ifindex;

@@ -37,6 +37,7 @@ struct sandbox_options {
 	const char *rootfs_dir;		  /* a container rootfs to share, or NULL */
 	const char *pod_dir;		  /* the pod share (pod.h), or NULL */
 	const char *volumes_dir;	  /* the container's bind mount sources (volumes.h), or NULL */
+	int memory_mib, vcpus;		  /* 0: the config's (resources.h sizes them from the spec) */
 	const char *const *images_dirs;	  /* checkpoint images to share read-only */
 	int n_images_dirs;
 	bool keep_dir_on_failure;	  /* the caller owns and removes the directory */

@@ -11,6 +11,7 @@
 #include "guard.h"
 #include "network.h"
 #include "paths.h"
+#include "resources.h"
 #include "pod.h"
 #include "sandbox.h"
 #include "state.h"
@@ -309,6 +310,8 @@ static int restore_container(struct shim *s, struct error **err)
 	req.body_case = COCOON__REQUEST__BODY_RESTORE;
 	req.restore = &rr;
 	rr.bench_from_tmpfs = s->args->bench_from_tmpfs;
+	/* Fault injection for the e2e tests (docs/checkpoint.md). */
+	rr.fault = getenv("COCOON_FAULT") ? getenv("COCOON_FAULT") : (char *)"";
 	int r = agent_call(&s->sb.agent, &req, &resp, SHIM_CHECKPOINT_TIMEOUT_MS, err);
 	copy_restore_logs(s);
 	if (r < 0)
@@ -397,6 +400,9 @@ static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct er
 		opts->n_nets = s->net.n_ifs;
 		a->bundle->spec->network = s->net.spec;
 	}
+	if ((r = resources_vm_size(&a->g->cfg, a->bundle->spec->resources, a->bundle->cpuset_cpus, &opts->memory_mib,
+				   &opts->vcpus, err)) < 0)
+		return r;
 	r = sandbox_boot(&s->sb, &a->g->cfg, a->dir, opts, err);
 	/* QEMU has the taps now: they go when it does. */
 	for (int i = 0; i < s->net.n_ifs; i++) {

@@ -367,6 +367,93 @@ static int check_netns_path(const char *field, const char *path, struct error **
 	return 0;
 }
 
+static int get_int(json_object *o, const char *key, const char *field, int64_t *out, struct error **err)
+{
+	json_object *v = member(o, key);
+	if (!v)
+		return 0;
+	if (!json_object_is_type(v, json_type_int))
+		return error_setx(err, EINVAL, "config.json: %s: expected an integer", field);
+	*out = json_object_get_int64(v);
+	return 0;
+}
+
+/* The CPUs a cpuset string names ("0-3,6"), or -1 when it is malformed. */
+int spec_cpuset_count(const char *cpus)
+{
+	int n = 0;
+	const char *p = cpus;
+	while (*p) {
+		char *end;
+		long a = strtol(p, &end, 10), z = a;
+		if (end == p || a < 0)
+			return -1;
+		if (*end == '-') {
+			p = end + 1;
+			z = strtol(p, &end, 10);
+			if (end == p || z < a)
+				return -1;
+		}
+		if (z - a >= 4096)
+			return -1;
+		n += (int)(z - a + 1);
+		if (*end == ',')
+			end++;
+		else if (*end)
+			return -1;
+		p = end;
+	}
+	return n;
+}
+
+/* linux.resources: memory, pids and CPU become the container's cgroup
+ * limits in the guest and size the VM (resources.c); the rest is named. */
+static int parse_resources(json_object *res, struct oci_bundle *b, struct error **err)
+{
+	int r = want_type(res, json_type_object, "linux.resources", err);
+	if (r < 0 || !res)
+		return r;
+	Cocoon__Resources *rs = calloc(1, sizeof(*rs));
+	if (!rs)
+		return error_set(err, ENOMEM, "config.json");
+	cocoon__resources__init(rs);
+	b->spec->resources = rs;
+	json_object *mem = member(res, "memory"), *pids = member(res, "pids"), *cpu = member(res, "cpu");
+	int64_t v = 0;
+	if ((r = want_type(mem, json_type_object, "linux.resources.memory", err)) < 0 ||
+	    (r = want_type(pids, json_type_object, "linux.resources.pids", err)) < 0 ||
+	    (r = want_type(cpu, json_type_object, "linux.resources.cpu", err)) < 0)
+		return r;
+	if ((r = get_int(mem, "limit", "linux.resources.memory.limit", &v, err)) < 0)
+		return r;
+	rs->memory_limit = v > 0 ? (uint64_t)v : 0;
+	v = 0;
+	if ((r = get_int(pids, "limit", "linux.resources.pids.limit", &v, err)) < 0)
+		return r;
+	rs->pids_limit = v > 0 ? v : 0;
+	v = 0;
+	if ((r = get_int(cpu, "quota", "linux.resources.cpu.quota", &v, err)) < 0)
+		return r;
+	rs->cpu_quota = v > 0 ? v : 0;
+	if ((r = get_uint(cpu, "period", "linux.resources.cpu.period", 1000000, &rs->cpu_period, err)) < 0 ||
+	    (r = get_uint(cpu, "shares", "linux.resources.cpu.shares", 262144, &rs->cpu_shares, err)) < 0)
+		return r;
+	_cleanup_free_ char *cpus = NULL;
+	if ((r = get_string(cpu, "cpus", "linux.resources.cpu.cpus", false, &cpus, err)) < 0)
+		return r;
+	if (cpus && *cpus && (b->cpuset_cpus = spec_cpuset_count(cpus)) < 0)
+		return error_setx(err, EINVAL, "config.json: linux.resources.cpu.cpus: '%s' is not a CPU list", cpus);
+	static const char *const mem_unapplied[] = {"reservation", "swap", "kernel", "kernelTCP", "swappiness"};
+	for (size_t i = 0; i < ARRAY_SIZE(mem_unapplied); i++)
+		if (member(mem, mem_unapplied[i]))
+			spec_warn(b, "linux.resources.memory.%s is not applied inside the VM; ignored", mem_unapplied[i]);
+	static const char *const unapplied[] = {"blockIO", "hugepageLimits", "network", "rdma", "unified", "devices"};
+	for (size_t i = 0; i < ARRAY_SIZE(unapplied); i++)
+		if (member(res, unapplied[i]))
+			spec_warn(b, "linux.resources.%s is not applied inside the VM; ignored", unapplied[i]);
+	return 0;
+}
+
 static int parse_linux(json_object *root, struct oci_bundle *b, struct error **err)
 {
 	json_object *lin = member(root, "linux");
@@ -432,6 +519,8 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 			return r;
 		}
 	}
+	if ((r = parse_resources(member(lin, "resources"), b, err)) < 0)
+		return r;
 	if ((r = spec_parse_seccomp(lin, s, b, err)) < 0 || (r = spec_parse_paths(lin, s, err)) < 0)
 		return r;
 	/* The agent gives every container its own pid, mount, IPC and UTS
@@ -460,7 +549,7 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 				  "config.json: linux.namespaces has no network namespace, which asks for "
 				  "host networking: a container in a VM cannot share the host's network stack "
 				  "(docs/networking.md). Give it a network namespace (podman: not --network=host)");
-	static const char *const unapplied[] = {"resources", "devices", "sysctl", "uidMappings", "gidMappings",
+	static const char *const unapplied[] = {"devices", "sysctl", "uidMappings", "gidMappings",
 						"mountLabel", "personality", "intelRdt"};
 	for (size_t i = 0; i < ARRAY_SIZE(unapplied); i++)
 		if (member(lin, unapplied[i]))
@@ -519,6 +608,7 @@ static void spec_free_container(Cocoon__ContainerSpec *s)
 	free(s->namespaces);
 	free_pb_string(s->rootfs_tag);
 	spec_free_confinement(s);
+	free(s->resources);
 	free_pb_string(s->rootfs_path);
 	free_pb_string(s->join_container);
 	for (size_t i = 0; i < s->n_join_namespaces; i++)

@@ -22,6 +22,7 @@ struct oci_bundle {
 	Cocoon__ContainerSpec *spec;
 	struct volume volumes[SPEC_MAX_MOUNTS]; /* the bind mounts of host paths */
 	size_t n_volumes;
+	int cpuset_cpus; /* CPUs in linux.resources.cpu.cpus, 0 when none */
 	char **warnings;
 	size_t n_warnings;
 	struct spec_pod pod; /* the pod it belongs to (pod.h) */
@@ -39,6 +40,8 @@ int spec_parse(const char *bundle_dir, const char *source, const char *text, con
 int spec_parse_process_file(const char *path, Cocoon__ProcessSpec **out, struct error **err);
 void spec_process_free(Cocoon__ProcessSpec *p);
 void spec_free(struct oci_bundle *b);
+/* The number of CPUs a cpuset list ("0-3,6") names, -1 when malformed. */
+int spec_cpuset_count(const char *cpus);
 
 /* A warning about the spec, kept for the caller to print. */
 void spec_warn(struct oci_bundle *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

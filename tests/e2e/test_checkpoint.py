@@ -158,15 +158,26 @@ def test_container_using_70_percent_of_its_vm(env):
     finish(env, "big", "big2")
 
 
-def test_engines_layout_stages_images_beside_the_destination(env):
+@pytest.mark.parametrize("volume", [False, True])
+def test_engines_layout_stages_images_beside_the_destination(env, volume):
     # containerd and podman keep their state roots on tmpfs and pass an
     # --image-path on disk. The images are written beside that path, on its
     # filesystem (a bind mount on the shared directory), not into host
-    # memory under the state root; publishing is then a rename.
+    # memory under the state root; publishing is then a rename. A container
+    # with a volume has a shim (and QEMU) in a mount namespace of its own:
+    # the bind mount is made there.
     env.root.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0700", "tmpfs", str(env.root)], check=True)
+    extra = None
+    if volume:
+        data = env.tmp / "data"
+        data.mkdir()
+
+        def extra(spec):
+            spec["mounts"].append({"destination": "/data", "type": "bind", "source": str(data),
+                                   "options": ["rbind"]})
     try:
-        b, out = start(env, "lay", ["payload", "memhog", "32"])
+        b, out = start(env, "lay", ["payload", "memhog", "32"], extra=extra)
         assert wait_for(lambda: len(lines(out)) >= 1, timeout=60)
         before = memhog_hash(out)
         for route in ("tmpfs", "stream"):
@@ -178,8 +189,13 @@ def test_engines_layout_stages_images_beside_the_destination(env):
             assert [p.name for p in env.tmp.iterdir() if ".tmp-" in p.name] == [], "staging left behind"
             shared = env.root / "lay" / "shared" / "checkpoints"
             assert not shared.exists() or list(shared.iterdir()) == [], list(shared.iterdir())
-        mounts = pathlib.Path("/proc/self/mountinfo").read_text()
-        assert str(env.root / "lay" / "shared") not in mounts, "a staging bind mount was left"
+        for who in ["self"] + [str(p) for p in pids_mentioning(str(env.root / "lay"))]:
+            try:
+                mounts = pathlib.Path(f"/proc/{who}/mountinfo").read_text()
+            except OSError:
+                continue
+            assert str(env.root / "lay" / "shared" / "checkpoints") not in mounts, \
+                f"a staging bind mount was left ({who})"
         out2 = restored(env, "lay2", env.tmp / "ck-stream", b)
         assert wait_for(lambda: len(lines(out2)) >= 1, timeout=60)
         assert memhog_hash(out2) == before
@@ -587,6 +603,83 @@ def test_container_killed_mid_dump_fails_within_seconds(env):
     assert not (env.tmp / "ck").exists()
     assert wait_for(lambda: env.state("kmd")["status"] == "stopped")
     finish(env, "kmd")
+
+
+@pytest.mark.parametrize("paused", [False, True])
+def test_stalled_dump_is_stopped_within_seconds(env, monkeypatch, paused):
+    # Fault injection (COCOON_FAULT, docs/checkpoint.md): CRIU's post-dump
+    # action script waits until CRIU is gone, so CRIU waits on it with the
+    # container frozen, using no CPU and writing nothing. The agent's
+    # progress watch ends CRIU after 6 s; without it the dump hangs until
+    # its 10-minute deadline and the command below times out.
+    b, out = start(env, "stall", ["payload", "memhog", "32"])
+    assert wait_for(lambda: len(lines(out)) >= 1, timeout=60)
+    before = memhog_hash(out)
+    if paused:
+        env.run("pause", "stall", check=True)
+    monkeypatch.setenv("COCOON_FAULT", "post-dump:stall")
+    t0 = time.monotonic()
+    r = env.run("checkpoint", "--image-path", str(env.tmp / "ck"), "--leave-running", "stall", timeout=120)
+    took = time.monotonic() - t0
+    monkeypatch.delenv("COCOON_FAULT")
+    assert r.returncode != 0, "the stalled dump succeeded: " + r.stdout
+    assert "criu dump stopped: CRIU made no progress for 6 s" in r.stderr, r.stderr
+    assert took < 40, f"the stalled dump took {took:.1f} s to fail"
+    assert not (env.tmp / "ck").exists(), "a failed checkpoint left images behind"
+    expect_untouched(env, "stall", out, before, paused)
+    # And the next checkpoint works.
+    checkpoint(env, "stall", env.tmp / "ck2", "--leave-running")
+    finish(env, "stall")
+
+
+def test_restore_that_stalls_fails_within_seconds(env, monkeypatch, good_images):
+    # Fault injection: CRIU waits on its post-restore action script, which
+    # waits until CRIU is gone; the restored tasks wait on CRIU. No CPU
+    # used, nothing logged: the restore watch ends CRIU after 6 s. Without
+    # it the restore waits for its 5-minute deadline.
+    b, good = good_images
+    monkeypatch.setenv("COCOON_FAULT", "post-restore:stall")
+    t0 = time.monotonic()
+    rc, out, err = restore(env, "rs", good, b)
+    took = time.monotonic() - t0
+    monkeypatch.delenv("COCOON_FAULT")
+    text = err.read_text()
+    assert rc != 0, "the restore succeeded despite the stall"
+    assert "criu restore stopped: CRIU made no progress for 6 s" in text, text
+    assert took < 90, f"the stalled restore took {took:.1f} s to fail"
+    assert not (env.root / "rs").exists(), "a failed restore left state behind"
+    assert qemu_pids(str(env.tmp)) == []
+    # The same images restore without the fault.
+    out = restored(env, "fine", good, b)
+    assert wait_for(lambda: len(lines(out)) >= 1, timeout=60)
+    finish(env, "fine")
+
+
+def test_restore_into_a_vm_too_small_names_memory(env):
+    # 320 MiB restored into a 256 MiB VM: the restorer's mmap gets ENOMEM
+    # (CRIU says "Can't restore 0x... mapping with 0xfffffffffffffff4"), or
+    # the OOM killer ends CRIU or a restored task (the agent counts the
+    # kernel's OOM kills during the restore and follows CRIU's tasks through
+    # the kernel's exit events). Either way the error names memory.
+    env.write_config("", vm="memory_mib = 1024\n")
+    b, out = start(env, "big", ["payload", "memhog", "320"])
+    assert wait_for(lambda: len(lines(out)) >= 1, timeout=120)
+    checkpoint(env, "big", env.tmp / "ck")
+    env.write_config("", vm="memory_mib = 256\n")
+    t0 = time.monotonic()
+    rc, out2, err = restore(env, "small", env.tmp / "ck", b)
+    took = time.monotonic() - t0
+    text = err.read_text()
+    assert rc != 0, "320 MiB were restored into a 256 MiB VM"
+    assert "ran out of memory during the restore" in text and "vm.memory_mib" in text, text
+    assert took < 120, f"the restore took {took:.1f} s to fail"
+    assert not (env.root / "small").exists(), "a failed restore left state behind"
+    # In a VM large enough the same images restore, memory intact.
+    env.write_config("", vm="memory_mib = 1024\n")
+    out3 = restored(env, "again", env.tmp / "ck", b)
+    assert wait_for(lambda: memhog_hash(out3) is not None, timeout=120)
+    assert memhog_hash(out3) == memhog_hash(out)
+    finish(env, "big", "again")
 
 
 def test_full_disk_mid_checkpoint_leaves_container_running(env):

@@ -248,6 +248,42 @@ def test_failed_checkpoint_shows_cocoon_error(cd, tmp_path):
     cd.ctr("containers", "delete", "nock")
 
 
+def test_bind_mounted_directory_and_memory_limit(cd, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "in").write_text("from the host\n")
+    # ctr's default spec has no /sys/fs/cgroup; CRI adds one, so does this.
+    r = cd.ctr(*run_args("-d", "--mount", f"type=bind,src={data},dst=/data,options=rbind:rw",
+                         "--mount", "type=cgroup,src=cgroup,dst=/sys/fs/cgroup,options=ro",
+                         "--memory-limit", str(64 << 20), IMAGE, "bm1", "sh", "-c",
+                         "payload memhog 200; echo rc=$? > /data/rc; exec payload counter 100"))
+    assert r.returncode == 0, r.stderr
+    assert wait_for(lambda: task_status(cd, "bm1") == "RUNNING", timeout=60)
+    # The hog is OOM-killed in its cgroup inside the guest (memory.max from
+    # ctr's --memory-limit); the shell writes its status through the bind.
+    assert wait_for(lambda: (data / "rc").exists() and (data / "rc").read_text() == "rc=137\n", timeout=120)
+    r = cd.ctr("tasks", "exec", "--exec-id", "m1", "bm1", "cat", "/sys/fs/cgroup/bm1/memory.max",
+               "/sys/fs/cgroup/bm1/memory.events", "/data/in")
+    out = r.stdout.split("\n")
+    assert out[0] == str(64 << 20) and "oom_kill 1" in out and "from the host" in out, r.stdout + r.stderr
+    # The VM: the limit, the guest's 128 MiB and the limit again for a dump.
+    vm = qemu_pids("/cocoon-e2e/bm1")
+    assert len(vm) == 1, vm
+    args = pathlib.Path(f"/proc/{vm[0]}/cmdline").read_bytes().decode().split("\0")
+    assert args[args.index("-m") + 1] == "256", args
+    r = cd.ctr("tasks", "exec", "--exec-id", "m2", "bm1", "sh", "-c", "echo from the guest > /data/out")
+    assert r.returncode == 0, r.stderr
+    assert (data / "out").read_text() == "from the guest\n"
+    with open(data / "in", "a") as f:
+        f.write("more\n")
+    r = cd.ctr("tasks", "exec", "--exec-id", "m3", "bm1", "cat", "/data/in")
+    assert r.stdout == "from the host\nmore\n", r.stdout + r.stderr
+    cd.ctr("tasks", "kill", "-s", "KILL", "bm1")
+    assert wait_for(lambda: task_status(cd, "bm1") == "STOPPED", timeout=60)
+    cd.ctr("tasks", "delete", "bm1")
+    cd.ctr("containers", "delete", "bm1")
+
+
 def task_pid(cd, cid):
     for line in cd.ctr("tasks", "ls").stdout.splitlines()[1:]:
         parts = line.split()

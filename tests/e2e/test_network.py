@@ -138,6 +138,89 @@ def test_http_both_ways_on_a_cni_bridge(env, net):
     assert "ingress" not in net.tc("qdisc", "show", "dev", "eth0")
 
 
+class MacvlanNet:
+    """CNI's macvlan plugin's layout: the container's eth0 is a macvlan
+    (bridge mode) on a parent device in the root namespace, here one end of
+    a veth pair the test makes. The host reaches it through a second
+    macvlan on the same parent holding the gateway address: macvlans in
+    bridge mode on one parent switch frames between each other."""
+
+    def __init__(self):
+        pid = os.getpid() % 100000
+        sub = 100 + os.getpid() % 100
+        self.ns = f"ccm-{os.getpid()}"
+        self.path = f"/run/netns/{self.ns}"
+        self.parent = f"ccmp{pid}"
+        self.ip = f"10.197.{sub}.2"
+        self.gw = f"10.197.{sub}.1"
+        sh("ip", "netns", "add", self.ns)
+        try:
+            sh("ip", "link", "add", self.parent, "type", "veth", "peer", "name", f"ccmq{pid}")
+            sh("ip", "link", "set", f"ccmq{pid}", "up")
+            sh("ip", "link", "set", self.parent, "up")
+            sh("ip", "link", "add", f"ccmh{pid}", "link", self.parent, "type", "macvlan", "mode", "bridge")
+            sh("ip", "addr", "add", f"{self.gw}/24", "dev", f"ccmh{pid}")
+            sh("ip", "link", "set", f"ccmh{pid}", "up")
+            sh("ip", "link", "add", f"ccmc{pid}", "link", self.parent, "type", "macvlan", "mode", "bridge")
+            sh("ip", "link", "set", f"ccmc{pid}", "netns", self.ns)
+            sh("ip", "-n", self.ns, "link", "set", f"ccmc{pid}", "name", "eth0")
+            sh("ip", "-n", self.ns, "link", "set", "lo", "up")
+            sh("ip", "-n", self.ns, "addr", "add", f"{self.ip}/24", "dev", "eth0")
+            sh("ip", "-n", self.ns, "link", "set", "eth0", "up")
+            sh("ip", "-n", self.ns, "route", "add", "default", "via", self.gw)
+        except Exception:
+            self.close()
+            raise
+
+    def close(self):
+        subprocess.run(["ip", "netns", "del", self.ns], capture_output=True)
+        # The macvlans on it go with the parent.
+        subprocess.run(["ip", "link", "del", self.parent], capture_output=True)
+
+
+def test_http_both_ways_on_a_macvlan(env):
+    """A macvlan (CNI's macvlan plugin) is carried like a veth: httpd in the
+    container answers the host, the container reaches the host, and the
+    redirect is gone after delete."""
+    try:
+        net = MacvlanNet()
+    except AssertionError as e:
+        if "Unknown device type" in str(e):
+            pytest.skip("this host's kernel has no macvlan")
+        raise
+    try:
+        assert "macvlan" in sh("ip", "-n", net.ns, "-d", "link", "show", "eth0")
+        b = write_bundle(env.tmp / "mb", ["sh", "-c", "httpd -p 80 -h /www && exec payload counter 1000"],
+                         extra=joining(net.path))
+        for tool in ("httpd", "nc"):
+            (b.rootfs / "bin" / tool).symlink_to("busybox")
+        (b.rootfs / "www").mkdir()
+        (b.rootfs / "www" / "index.html").write_text("hello over a macvlan\n")
+        out = start(env, "mweb", b)
+        assert wait_for(lambda: lines(out))
+        reply = wait_for(lambda: _try(http_get, net.ip), timeout=30)
+        assert reply and "hello over a macvlan" in reply, reply
+
+        srv = socket.socket()
+        srv.bind((net.gw, 0))
+        srv.listen(1)
+        port = srv.getsockname()[1]
+        got = []
+        t = threading.Thread(target=lambda: got.append(srv.accept()[0].recv(100)))
+        t.start()
+        r = env.run("exec", "mweb", "sh", "-c", f"echo from-the-container | nc {net.gw} {port}")
+        t.join(20)
+        srv.close()
+        assert got == [b"from-the-container\n"], (got, r.stderr)
+        assert "mirred (Egress Redirect to device cctap0)" in sh("tc", "-n", net.ns, "filter", "show", "dev",
+                                                                 "eth0", "ingress")
+        env.run("delete", "--force", "mweb", check=True)
+        assert "cctap" not in sh("ip", "-n", net.ns, "link")
+        assert "ingress" not in sh("tc", "-n", net.ns, "qdisc", "show", "dev", "eth0")
+    finally:
+        net.close()
+
+
 def _try(fn, *args):
     try:
         return fn(*args)
@@ -258,7 +341,7 @@ def test_bad_network_namespaces_are_named(env):
         assert "has no interface besides lo" in text, text
         sh("ip", "-n", empty.ns, "link", "add", "br0", "type", "bridge")
         text = create_error(env, "bridge", joining(empty.path))
-        assert "interface br0 is of type bridge" in text, text
+        assert "interface br0 is of type bridge" in text and "only veth and macvlan" in text, text
         assert "cctap" not in sh("ip", "-n", empty.ns, "link")
     finally:
         empty.close()

@@ -109,3 +109,36 @@ def test_export_and_import_into_a_second_storage_root(podman, tmp_path):
     r = other.check("exec", "e1", "cat", "/tmp/pid")
     assert r.stdout.strip(), "the rootfs changes (rootfs-diff.tar) came along"
     other.check("rm", "--force", "--time", "0", "e1")
+
+
+# The container's own cgroup in the guest, from inside it: the guest has no
+# cgroup namespace, so /proc/self/cgroup names it ("0::/<id>").
+CGROUP = "/sys/fs/cgroup$(sed 's/^0:://' /proc/self/cgroup)"
+
+
+def test_memory_limit_oom_killed_inside(podman):
+    r = podman.run("run", "--rm", "--memory", "64m", podman.image, "sh", "-c",
+                   f"cat {CGROUP}/memory.max; payload memhog 200; echo rc=$?; "
+                   f"grep oom_kill {CGROUP}/memory.events", timeout=300)
+    needs_netns(r)
+    # The hog dies (SIGKILL, 137); the shell, the VM and the agent carry on.
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout.split("\n")
+    assert out[0] == str(64 << 20), r.stdout
+    assert "rc=137" in out and "oom_kill 1" in out, r.stdout + r.stderr
+
+
+def test_pids_limit(podman):
+    r = podman.run("run", "-d", "--name", "pl", "--pids-limit", "10", podman.image,
+                   "payload", "forks", "30")
+    needs_netns(r)
+    assert r.returncode == 0, r.stderr
+    assert wait_logs(podman, "pl", lambda l: any(x.startswith("forked") for x in l))
+    line = [x for x in podman.check("logs", "pl").stdout.splitlines() if x.startswith("forked")][0]
+    assert line.startswith("forked 9 "), line  # 9 children and payload itself: 10
+    # No shell: at the limit it could not fork cat. The exec'd process
+    # itself joins the cgroup (a move, which pids.max does not refuse).
+    cid = podman.check("inspect", "--format", "{{.Id}}", "pl").stdout.strip()
+    r = podman.check("exec", "pl", "cat", f"/sys/fs/cgroup/{cid}/pids.max")
+    assert r.stdout.strip() == "10", r.stdout
+    podman.check("rm", "--force", "--time", "0", "pl")

@@ -8,6 +8,10 @@
  *   HOSTILE_MODE     what to do (see checkpoint() and the mode checks)
  *   HOSTILE_CANARY   a directory outside the state root to aim at
  *   HOSTILE_LOG      a file to append what happened to (pids, fds, requests)
+ *
+ * QEMU's 9p server can do no more to the host's files than this process,
+ * which runs where QEMU would (the shim's mount namespace, as the same
+ * user): a guest's power over a share is at most what these calls get.
  */
 #include "cleanup.h"
 #include "frame.h"
@@ -28,7 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *mode = "good", *canary, *shared, *console;
+static const char *mode = "good", *canary, *shared, *console, *volumes;
 static int chan = -1;
 
 static bool is(const char *m)
@@ -307,6 +311,39 @@ static void handle(const Cocoon__Request *req)
 		exit(0);
 	case COCOON__REQUEST__BODY_STDIN:
 		return;
+	case COCOON__REQUEST__BODY_VERSION: {
+		/* "check-text": terminal controls in every string of `cocoon
+		 * check`'s report: ESC [2J (clear), C1 CSI, BEL. */
+		Cocoon__VersionReply v = COCOON__VERSION_REPLY__INIT;
+		v.protocol = PROTOCOL_VERSION;
+		v.agent_version = is("check-text") ? (char *)"0.1\x1b[2J\xc2\x9b" "31m\x07" : (char *)"hostile";
+		r.body_case = COCOON__RESPONSE__BODY_VERSION;
+		r.version = &v;
+		queue(&r);
+		flush();
+		return;
+	}
+	case COCOON__REQUEST__BODY_GUEST_INFO: {
+		static char *lines[] = {(char *)"Warn \x1b]0;owned\x07 title"};
+		static char *mods[] = {(char *)"mod: \x1b[31mred"};
+		Cocoon__GuestInfoReply gi = COCOON__GUEST_INFO_REPLY__INIT;
+		bool bad = is("check-text");
+		gi.kernel_release = bad ? (char *)"6.1\x1b[2J" : (char *)"6.1";
+		gi.criu_version = bad ? (char *)"3.17\xc2\x9b" "2J" : (char *)"3.17";
+		gi.criu_path = bad ? (char *)"/criu\r\x1b[K" : (char *)"/criu";
+		gi.criu_check_ran = true;
+		gi.criu_check_ok = true;
+		gi.n_criu_check_lines = bad ? 1 : 0;
+		gi.criu_check_lines = lines;
+		gi.n_module_failures = bad ? 1 : 0;
+		gi.module_failures = mods;
+		gi.criu_check_output = bad ? (char *)"line 1\x1b[2J\nline 2\x07\n" : (char *)"";
+		r.body_case = COCOON__RESPONSE__BODY_GUEST_INFO;
+		r.guest_info = &gi;
+		queue(&r);
+		flush();
+		return;
+	}
 	default:
 		reply_error(req->id, EOPNOTSUPP, "not supported by the hostile guest");
 		return;
@@ -336,6 +373,8 @@ static void parse_args(int argc, char **argv, char **channel)
 			console = option_value(v, "path=");
 		else if (strcmp(argv[i], "-fsdev") == 0 && strstr(v, "id=cocoon,"))
 			shared = option_value(v, "path=");
+		else if (strcmp(argv[i], "-fsdev") == 0 && strstr(v, "id=volumes,"))
+			volumes = option_value(v, "path=");
 	}
 }
 
@@ -390,6 +429,54 @@ static void flood_console(void)
 	_exit(0);
 }
 
+/* "volumes": what QEMU's 9p server (root, in the shim's mount namespace)
+ * would do for a guest that owns its kernel, straight on the volumes share:
+ * add entries beside the mount points, replace one, write into every
+ * volume, and leave a symlink, a FIFO and a setuid file in the writable
+ * ones. Each result goes to the log as "volumes <what>: OK|<errno name>". */
+static void attack_volumes(void)
+{
+	char path[4200], target[4300], what[4400];
+	int fd;
+#define TRY(label, call)                                                                         \
+	do {                                                                                     \
+		int rc_ = (call);                                                                \
+		snprintf(what, sizeof(what), "volumes %s: ", label);                             \
+		note(what, rc_ < 0 ? strerrorname_np(errno) : "OK");                             \
+	} while (0)
+	if (!volumes)
+		return;
+	snprintf(path, sizeof(path), "%s/planted", volumes);
+	TRY("mkdir in the share", mkdir(path, 0755));
+	snprintf(target, sizeof(target), "%s/link", volumes);
+	TRY("symlink in the share", symlink(canary, target));
+	snprintf(path, sizeof(path), "%s/0", volumes);
+	snprintf(target, sizeof(target), "%s/moved", volumes);
+	TRY("rename a mount point", rename(path, target));
+	DIR *d = opendir(volumes);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		char label[64];
+		snprintf(path, sizeof(path), "%s/%s/hostile", volumes, de->d_name);
+		snprintf(label, sizeof(label), "write %s", de->d_name);
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 04755);
+		TRY(label, fd);
+		if (fd < 0)
+			continue;
+		close(fd);
+		chmod(path, 04755); /* a setuid file, real on the host */
+		snprintf(path, sizeof(path), "%s/%s/escape", volumes, de->d_name);
+		TRY("symlink in a volume", symlink(canary, path));
+		snprintf(path, sizeof(path), "%s/%s/fifo", volumes, de->d_name);
+		TRY("fifo in a volume", mkfifo(path, 0600));
+	}
+	if (d)
+		closedir(d);
+#undef TRY
+}
+
 int main(int argc, char **argv)
 {
 	char *channel = NULL;
@@ -408,6 +495,8 @@ int main(int argc, char **argv)
 		flood_console();
 	if (is("fill-shared"))
 		fill_shared();
+	if (is("volumes"))
+		attack_volumes();
 
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", channel);

@@ -54,7 +54,7 @@ boot_timeout_ms = 10000
             json.dump({"ociVersion": "1.0.2", "root": {"path": "rootfs"},
                        "process": {"terminal": False, "args": ["sh"], "cwd": "/",
                                    "env": ["PATH=/bin"]},
-                       "linux": {"namespaces": [{"type": "network"}]}}, f)
+                       "linux": {"namespaces": [{"type": "network"}, {"type": "pid"}, {"type": "mount"}]}}, f)
 
     def env(self, mode=None):
         e = dict(os.environ)
@@ -452,6 +452,75 @@ def hostile_restore_directories_start_no_vm():
         rc, err, took = env.cocoon("restore", "--image-path", images, "--bundle", env.bundle, "-d", "r2")
         assert rc not in (0, None) and b"FIFO" in err, f"FIFO: rc {rc} {err!r}"
         assert len(env.vmm_pids()) == started, "a VM was started for a hostile restore directory"
+    finally:
+        env.close()
+
+
+@case
+def check_report_strips_guest_controls():
+    """`cocoon check` prints what the agent says about itself (its version,
+    the kernel release, CRIU's version, path and check lines, module
+    failures, and with debug criu check's output): an owned agent fills
+    them with terminal controls, none reaches the terminal."""
+    env = Env("check-text")
+    try:
+        with open(env.config) as f:
+            cfg = f.read().replace("[runtime]\n", "[runtime]\nenable_debug = true\n", 1)
+        with open(env.config, "w") as f:
+            f.write(cfg)
+        out_path = os.path.join(env.tmp, "check.txt")
+        with open(out_path, "wb") as out:
+            rc, err, _ = env.cocoon("check", stdout=out)
+        with open(out_path, "rb") as f:
+            text = f.read()
+        assert b"6.1" in text and b"3.17" in text and b"mod:" in text and b"line 2" in text, text
+        for bad in (b"\x1b", b"\xc2\x9b", b"\x07", b"\r"):
+            assert bad not in text + err, f"{bad!r} reached the terminal: {text!r}"
+    finally:
+        env.close()
+
+
+@case
+def volumes_share_holds_only_what_the_spec_gave():
+    """The guest attacks the volumes share (src/host/volumes.c) as QEMU's 9p
+    server could for it: nothing beside the mount points, no write into a
+    read-only volume, and what it leaves in a writable one (a symlink to the
+    canary, a FIFO) is neither followed nor removed by `delete`. The binds
+    never reach the host's mount table."""
+    env = Env("volumes")
+    try:
+        rw, ro = os.path.join(env.tmp, "vol-rw"), os.path.join(env.tmp, "vol-ro")
+        for d in (rw, ro):
+            os.makedirs(d)
+            with open(os.path.join(d, "data"), "wb") as f:
+                f.write(SECRET)
+        with open(os.path.join(env.bundle, "config.json")) as f:
+            spec = json.load(f)
+        spec["mounts"] = [
+            {"destination": "/rw", "type": "bind", "source": rw, "options": ["rbind", "rw"]},
+            {"destination": "/ro", "type": "bind", "source": ro, "options": ["rbind", "ro"]},
+        ]
+        with open(os.path.join(env.bundle, "config.json"), "w") as f:
+            json.dump(spec, f)
+        env.create()
+        log = env.log_text()
+        for what in ("mkdir in the share", "symlink in the share", "rename a mount point"):
+            line = [x for x in log.splitlines() if x.startswith(f"volumes {what}: ")]
+            assert line and not line[0].endswith(": OK"), f"{what}: {line or 'not tried'}"
+        writes = [x.rsplit(": ", 1)[1] for x in log.splitlines() if x.startswith("volumes write ")]
+        assert sorted(writes) == ["EROFS", "OK"], f"writes into the volumes: {writes}"
+        assert os.listdir(ro) == ["data"], f"the read-only volume changed: {os.listdir(ro)}"
+        assert os.path.islink(os.path.join(rw, "escape")), "the writable volume did not get the guest's symlink"
+        with open("/proc/self/mountinfo") as f:
+            assert env.tmp not in f.read(), "a volume bind reached the host's mount table"
+        rc, err, _ = env.cocoon("delete", "--force", "c1")
+        assert rc == 0, f"delete: {err!r}"
+        assert env.canary_intact(), "the canary outside the state root was touched"
+        for d in (rw, ro):
+            with open(os.path.join(d, "data"), "rb") as f:
+                assert f.read() == SECRET, f"{d}/data changed"
+        assert sorted(os.listdir(rw)) == ["data", "escape", "fifo", "hostile"], os.listdir(rw)
+        assert not os.path.exists(os.path.join(env.root, "c1")), "the state directory is still there"
     finally:
         env.close()
 

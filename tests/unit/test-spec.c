@@ -13,7 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "paths.h"
+#include "resources.h"
 #include "spec.h"
 
 static char bundle[64];
@@ -205,6 +207,65 @@ static void test_network_namespaces(void **st)
 		     "joining an existing ipc namespace");
 }
 
+static void test_bind_sources(void **st)
+{
+	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
+		     ", \"mounts\": [{\"destination\": \"/x\", \"type\": \"bind\", \"source\": \"/dev/null\"}]}",
+		     "source /dev/null is a character device");
+	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
+		     ", \"mounts\": [{\"destination\": \"/x\", \"type\": \"bind\", \"source\": \"/nonexistent\"}]}",
+		     "mounts[0] (/x): source /nonexistent");
+	struct oci_bundle b;
+	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", " LINUX ", \"mounts\": ["
+		   "{\"destination\": \"/t\", \"type\": \"tmpfs\"},"
+		   "{\"destination\": \"/d\", \"type\": \"bind\", \"source\": \"/tmp\", \"options\": [\"rbind\", \"ro\"]}]}");
+	assert_int_equal(spec_load(bundle, "c1", &b, NULL), 0);
+	assert_int_equal(b.n_volumes, 1);
+	assert_true(b.volumes[0].is_dir && b.volumes[0].recursive);
+	assert_string_equal(b.volumes[0].name, "1");
+	assert_string_equal(b.spec->mounts[1]->source, VOLUMES_GUEST_DIR "/1");
+	spec_free(&b);
+}
+
+static void test_resources_and_vm_size(void **st)
+{
+	struct oci_bundle b;
+	struct cocoon_config cfg;
+	int mem, cpus;
+	config_init_defaults(&cfg);
+	cfg.max_memory_mib = 4096;
+	cfg.max_vcpus = 4;
+	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"linux\": {\"namespaces\": [{\"type\": \"network\"}], \"resources\": {"
+		   "\"memory\": {\"limit\": 268435456}, \"pids\": {\"limit\": 10},"
+		   "\"cpu\": {\"quota\": 250000, \"period\": 100000, \"shares\": 512, \"cpus\": \"0-1\"},"
+		   "\"blockIO\": {}}}}");
+	assert_int_equal(spec_load(bundle, "c1", &b, NULL), 0);
+	assert_int_equal(b.spec->resources->memory_limit, 256 << 20);
+	assert_int_equal(b.spec->resources->pids_limit, 10);
+	assert_int_equal(b.spec->resources->cpu_shares, 512);
+	assert_int_equal(b.cpuset_cpus, 2);
+	assert_non_null(strstr(b.warnings[0], "linux.resources.blockIO"));
+	assert_int_equal(resources_vm_size(&cfg, b.spec->resources, b.cpuset_cpus, &mem, &cpus, NULL), 0);
+	assert_int_equal(mem, 256 + RESOURCES_GUEST_OVERHEAD_MIB + 256);
+	assert_int_equal(cpus, 3);
+	b.spec->resources->cpu_quota = 0;
+	assert_int_equal(resources_vm_size(&cfg, b.spec->resources, b.cpuset_cpus, &mem, &cpus, NULL), 0);
+	assert_int_equal(cpus, 2);
+	b.spec->resources->memory_limit = 8ULL << 30;
+	struct error *err = NULL;
+	assert_int_not_equal(resources_vm_size(&cfg, b.spec->resources, 0, &mem, &cpus, &err), 0);
+	assert_non_null(strstr(err->msg, "vm.max_memory_mib = 4096"));
+	error_free(&err);
+	assert_int_equal(resources_vm_size(&cfg, NULL, 0, &mem, &cpus, NULL), 0);
+	assert_int_equal(mem, 512);
+	assert_int_equal(cpus, 1);
+	assert_int_equal(spec_cpuset_count("0-3,6"), 5);
+	assert_int_equal(spec_cpuset_count("3-1"), -1);
+	assert_int_equal(spec_cpuset_count("x"), -1);
+	spec_free(&b);
+	config_free(&cfg);
+}
+
 static void test_missing_bundle(void **st)
 {
 	struct oci_bundle b;
@@ -226,6 +287,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_mounts_do_not_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_bundle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bind_sources, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resources_and_vm_size, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

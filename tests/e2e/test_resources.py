@@ -1,0 +1,82 @@
+"""linux.resources: the VM is sized from the spec, and the limits hold inside
+the guest, in the container's cgroup, also after a restore under a new ID."""
+import pathlib
+
+from conftest import qemu_pids, wait_for, write_bundle
+from test_checkpoint import checkpoint, finish, lines, restored, start
+
+
+def resources(**res):
+    def extra(spec):
+        spec["linux"]["resources"] = res
+        spec["mounts"].append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                               "options": ["ro", "nosuid", "nodev", "noexec"]})
+    return extra
+
+
+def vm_args(env):
+    pids = qemu_pids(str(env.tmp))
+    assert len(pids) == 1, pids
+    return pathlib.Path(f"/proc/{pids[0]}/cmdline").read_bytes().decode().split("\0")
+
+
+def test_vm_sized_from_the_spec(env):
+    b, out = start(env, "sz", ["payload", "counter", "200"],
+                   extra=resources(memory={"limit": 256 << 20}, cpu={"quota": 150000, "period": 100000}))
+    args = vm_args(env)
+    # 256 MiB + the guest's 128 + 256 of checkpoint headroom; ceil(1.5) vCPUs.
+    assert args[args.index("-m") + 1] == "640", args
+    assert args[args.index("-smp") + 1] == "2", args
+    r = env.run("exec", "sz", "cat", "/sys/fs/cgroup/sz/memory.max", "/sys/fs/cgroup/sz/cpu.max")
+    assert r.stdout.split() == [str(256 << 20), "150000", "100000"], r.stdout + r.stderr
+    finish(env, "sz")
+
+
+def test_vm_maxima_and_defaults(env):
+    env.write_config("", vm="max_memory_mib = 600\nmax_vcpus = 2\n")
+    b = write_bundle(env.tmp / "big", ["payload", "echo"], extra=resources(memory={"limit": 512 << 20}))
+    rc, out, err = env.create("big", b)
+    # 512 + 128 MiB do not fit under 600: an error naming both, no VM left.
+    assert rc != 0 and "vm.max_memory_mib = 600" in err.read_text(), err.read_text()
+    assert qemu_pids(str(env.tmp)) == []
+    # No memory limit: vm.memory_mib (512); a 4-CPU cpuset: at most 2 vCPUs.
+    b, out = start(env, "cpus", ["payload", "counter", "200"], extra=resources(cpu={"cpus": "0-3"}))
+    args = vm_args(env)
+    assert args[args.index("-smp") + 1] == "2" and args[args.index("-m") + 1] == "512", args
+    finish(env, "cpus")
+
+
+def test_fork_bomb_stops_at_the_pids_limit(env):
+    b, out = start(env, "fb", ["payload", "forks", "30"], extra=resources(pids={"limit": 10}))
+    assert wait_for(lambda: any(l.startswith("forked") for l in lines(out)))
+    line = [l for l in lines(out) if l.startswith("forked")][0]
+    assert line.startswith("forked 9 "), line  # 9 children and the init: 10
+    assert env.run("exec", "fb", "cat", "/sys/fs/cgroup/fb/pids.max").stdout.strip() == "10"
+    finish(env, "fb")
+
+
+def test_memory_hog_is_oom_killed_inside_the_container(env):
+    b, out = start(env, "oom", ["sh", "-c", "payload memhog 200; echo rc=$?; exec payload counter 200"],
+                   extra=resources(memory={"limit": 64 << 20}))
+    assert wait_for(lambda: "rc=137" in lines(out), timeout=120), lines(out)
+    # The VM and the agent carry on: the container runs, exec works.
+    assert wait_for(lambda: len(lines(out)) >= 4)
+    r = env.run("exec", "oom", "sh", "-c", "grep oom_kill /sys/fs/cgroup/oom/memory.events")
+    assert "oom_kill 1" in r.stdout, r.stdout + r.stderr
+    assert env.state("oom")["status"] == "running"
+    finish(env, "oom")
+
+
+def test_limits_hold_after_a_restore_under_a_new_id(env):
+    b, out = start(env, "lr", ["payload", "counter", "100"],
+                   extra=resources(pids={"limit": 10}, memory={"limit": 96 << 20}))
+    assert wait_for(lambda: len(lines(out)) >= 3)
+    checkpoint(env, "lr", env.tmp / "ck")
+    assert wait_for(lambda: env.state("lr")["status"] == "stopped")
+    env.run("delete", "lr", check=True)
+    out2 = restored(env, "lr-new", env.tmp / "ck", b)
+    assert wait_for(lambda: len(lines(out2)) >= 3)
+    r = env.run("exec", "lr-new", "sh", "-c",
+                "cat /proc/1/cgroup /sys/fs/cgroup/lr-new/pids.max /sys/fs/cgroup/lr-new/memory.max")
+    assert r.stdout.split() == ["0::/lr-new", "10", str(96 << 20)], r.stdout + r.stderr
+    finish(env, "lr-new")
