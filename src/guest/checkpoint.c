@@ -44,7 +44,16 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#define CKPT_SHARED_SUBDIR "checkpoints"
+#define CKPT_SHARED_SUBDIR COCOON_CHECKPOINTS_DIR
+
+/* The schema's CheckpointRoute values (proto/cocoon.proto), by short name. */
+#define ROUTE_COCOON COCOON__CHECKPOINT_ROUTE__ROUTE_COCOON
+#define ROUTE_FLOOR COCOON__CHECKPOINT_ROUTE__ROUTE_FLOOR
+#define ROUTE_SEED COCOON__CHECKPOINT_ROUTE__ROUTE_SEED
+#define ROUTE_DIRECT9P COCOON__CHECKPOINT_ROUTE__ROUTE_DIRECT9P
+#define ROUTE_TMPFS COCOON__CHECKPOINT_ROUTE__ROUTE_TMPFS
+#define ROUTE_TMPFS_UNCHECKED COCOON__CHECKPOINT_ROUTE__ROUTE_TMPFS_UNCHECKED
+#define ROUTE_STREAM COCOON__CHECKPOINT_ROUTE__ROUTE_STREAM
 #define DESCRIPTORS_FILE "cocoon-descriptors"
 #define OOM_ADJ_FILE "cocoon-oom-score-adj"
 #define NETNS_KEY "cocoon-netns"
@@ -93,20 +102,6 @@ static bool writer_stopped;
 #define STREAM_BACKLOG_HIGH ((off_t)32 << 20)
 #define STREAM_BACKLOG_LOW ((off_t)8 << 20)
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Writes straight from a shared mapping of the source: 9p's zero-copy path
  * then hands the tmpfs pages to QEMU, and the guest copies nothing. Under
  * TCG a guest memcpy is the dearest part of a copy: 256 MiB took 2.3 s with
@@ -122,7 +117,7 @@ static int copy_mapped(int in, int out, off_t from, off_t to)
 	int r = 0;
 	for (size_t off = 0; off < size && r == 0; off += copy_buf_size) {
 		size_t len = size - off < copy_buf_size ? size - off : copy_buf_size;
-		r = write_all(out, (const char *)map + off, len);
+		r = fd_write_all(out, (const char *)map + off, len);
 	}
 	munmap(map, size);
 	return r;
@@ -143,7 +138,7 @@ static int copy_file(int sdir, int ddir, const char *name, char *buf)
 			continue;
 		if (n <= 0)
 			return n < 0 ? -errno : 0;
-		int r = write_all(out, buf, (size_t)n);
+		int r = fd_write_all(out, buf, (size_t)n);
 		if (r < 0)
 			return r;
 	}
@@ -253,11 +248,11 @@ static int follow_pages(int sdir, int ddir, int done_fd, struct growing_file *g,
 	}
 }
 
-int copy_tree_main(const char *src, const char *dst, int done_fd, pid_t writer)
+int copy_tree_main(const char *src, const char *dst, int done_fd, pid_t writer, bool like_cp)
 {
 	stream_writer = writer;
 	/* The seed's baseline copied like cp(1): 128 KiB at a time. */
-	if (getenv("COCOON_COPY_SMALL")) {
+	if (like_cp) {
 		copy_buf_size = 128 * 1024;
 		copy_like_cp = true;
 	}
@@ -417,7 +412,7 @@ struct ckpt_ctx {
 	bool leave_running;
 	bool keep;
 	bool froze; /* we froze it for an exit-mode checkpoint */
-	unsigned route;
+	Cocoon__CheckpointRoute route; /* bench_route of the request */
 	char parent[AGENT_ID_MAX + 1];
 	long long t0, dump_ms;
 	Cocoon__CriuStats stats;
@@ -568,12 +563,12 @@ static void ckpt_finish(struct ckpt_ctx *x)
 		ckpt_thaw_on_failure(x);
 		agent_send_error(x->a, x->req_id, x->err_code, "%s", x->err);
 		x->keep = false;
-	} else if (x->route == 1 || x->route == 3) {
+	} else if (x->route == ROUTE_FLOOR || x->route == ROUTE_DIRECT9P) {
 		/* The floor stops at the dump; a direct dump is already in place. */
 		Cocoon__Response resp = COCOON__RESPONSE__INIT;
 		Cocoon__CheckpointReply reply = COCOON__CHECKPOINT_REPLY__INIT;
 		ckpt_thaw_on_failure(x);
-		reply.shared_path = x->route == 3 ? x->shared : (char *)"";
+		reply.shared_path = x->route == ROUTE_DIRECT9P ? x->shared : (char *)"";
 		reply.stats = &x->stats;
 		reply.dump_ms = (uint64_t)x->dump_ms;
 		ckpt_reply_memory(x, &reply);
@@ -581,7 +576,7 @@ static void ckpt_finish(struct ckpt_ctx *x)
 		resp.body_case = COCOON__RESPONSE__BODY_CHECKPOINT;
 		resp.checkpoint = &reply;
 		agent_send_response(x->a, &resp);
-		x->keep = x->route == 3;
+		x->keep = x->route == ROUTE_DIRECT9P;
 	} else {
 		Cocoon__Response resp = COCOON__RESPONSE__INIT;
 		Cocoon__CheckpointReply reply = COCOON__CHECKPOINT_REPLY__INIT;
@@ -707,10 +702,9 @@ static void ckpt_start_copier(struct ckpt_ctx *x, bool follow)
 		return; /* no overlap: the copy runs after the dump */
 	struct agent_job_options o = {.pass_fds = p, .n_pass_fds = follow ? 1 : 0, .oom_victim = true,
 				      .watch = ckpt_watch, .watch_ms = CRIU_WATCH_MS};
-	if (x->route == 2)
-		setenv("COCOON_COPY_SMALL", "1", 1); /* inherited by the job only */
+	if (x->route == ROUTE_SEED && !follow)
+		argv[1] = (char *)"--copy-tree-like-cp"; /* make bench's baseline */
 	pid_t pid = agent_job_start_ex(a, argv, &o, ckpt_copy_done, x, &e);
-	unsetenv("COCOON_COPY_SMALL");
 	if (follow)
 		close(p[0]);
 	if (pid < 0) {
@@ -825,10 +819,10 @@ static void ckpt_dump_done(struct agent_job *job, int status)
 			kill(x->copier, SIGKILL);
 		if (x->pserver > 0)
 			kill(x->pserver, SIGKILL);
-		if (x->route != 3)
+		if (x->route != ROUTE_DIRECT9P)
 			remove_page_images(x->img);
 		first_error(log, err, sizeof(err));
-		save_log_to_shared(x, "dump.log");
+		save_log_to_shared(x, COCOON_DUMP_LOG);
 		ckpt_dump_failed(x, job, status, err);
 		if (x->copier > 0)
 			kill(x->copier, SIGKILL);
@@ -843,7 +837,7 @@ static void ckpt_dump_done(struct agent_job *job, int status)
 			/* The copier makes its last pass now. */
 			close(x->follow_wr);
 			x->follow_wr = -1;
-		} else if (!x->err && x->copier <= 0 && x->route != 1 && x->route != 3) {
+		} else if (!x->err && x->copier <= 0 && x->route != ROUTE_FLOOR && x->route != ROUTE_DIRECT9P) {
 			ckpt_start_copier(x, false);
 		}
 	}
@@ -960,13 +954,13 @@ static bool ckpt_choose_route(struct ckpt_ctx *x, struct agent_container *c, con
 {
 	x->need_kib = guard_container_memory_kib(c->cgroup);
 	x->avail_kib = guard_mem_available_kib();
-	bool checked = x->route != 6, may_stream = x->route == 0 || x->route == 7;
-	x->stream = x->route == 7;
-	if (x->route >= 5)
-		x->route = 0; /* cocoon's route, with one of its two ways forced */
-	x->route_name = x->route == 3 ? "direct9p" : "tmpfs";
+	bool checked = x->route != ROUTE_TMPFS_UNCHECKED, may_stream = x->route == ROUTE_COCOON || x->route == ROUTE_STREAM;
+	x->stream = x->route == ROUTE_STREAM;
+	if (x->route == ROUTE_TMPFS || x->route == ROUTE_TMPFS_UNCHECKED || x->route == ROUTE_STREAM)
+		x->route = ROUTE_COCOON; /* cocoon's route, with one of its two ways forced */
+	x->route_name = x->route == ROUTE_DIRECT9P ? "direct9p" : "tmpfs";
 	/* Fault injection (tests): the guest-memory route, unchecked. */
-	if (!checked || x->route == 3)
+	if (!checked || x->route == ROUTE_DIRECT9P)
 		return true;
 	/* An incremental dump writes only what changed since its parent,
 	 * which is not known before, and a pre-dump is kept in guest memory
@@ -1006,8 +1000,12 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 		agent_send_error(a, id, ENOENT, "checkpoint: no such container");
 		return;
 	}
-	if (!valid_name(req->checkpoint_id) || (*req->parent_id && !valid_name(req->parent_id))) {
+	if (!cocoon_id_valid(req->checkpoint_id) || (*req->parent_id && !cocoon_id_valid(req->parent_id))) {
 		agent_send_error(a, id, EINVAL, "checkpoint %s: invalid checkpoint id", c->id);
+		return;
+	}
+	if (!protobuf_c_enum_descriptor_get_value(&cocoon__checkpoint_route__descriptor, (int)req->bench_route)) {
+		agent_send_error(a, id, EINVAL, "checkpoint %s: unknown route %d", c->id, (int)req->bench_route);
 		return;
 	}
 	if (c->procs[0].phase != PROC_RUNNING) {
@@ -1052,9 +1050,9 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	snprintf(x->shared, sizeof(x->shared), CKPT_SHARED_SUBDIR "/%s", req->checkpoint_id);
 	if (x->stream)
 		x->route_name = "stream";
-	if (x->route == 3)
+	if (x->route == ROUTE_DIRECT9P)
 		snprintf(x->img, sizeof(x->img), AGENT_SHARED_DIR "/%s", x->shared);
-	else if (x->route == 2)
+	else if (x->route == ROUTE_SEED)
 		snprintf(x->img, sizeof(x->img), "/tmp/criu-checkpoint-%s", req->checkpoint_id);
 	else
 		snprintf(x->img, sizeof(x->img), "%s/%s", x->a->ckpt_dir, req->checkpoint_id);
@@ -1064,9 +1062,9 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	 * directory itself may be the host's mount point: it stays then. */
 	char dst[300];
 	snprintf(dst, sizeof(dst), AGENT_SHARED_DIR "/%s", x->shared);
-	if (x->route != 1)
+	if (x->route != ROUTE_FLOOR)
 		remove_dir_files(dst);
-	if (mkdir(x->img, 0700) < 0 && !(errno == EEXIST && x->route == 3)) {
+	if (mkdir(x->img, 0700) < 0 && !(errno == EEXIST && x->route == ROUTE_DIRECT9P)) {
 		agent_send_error(a, id, errno, "checkpoint %s: %s: %s", c->id, x->img, strerror(errno));
 		ckpt_free(x);
 		return;
@@ -1235,7 +1233,7 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	 * up by about the copy's 0.5 s, the total no shorter), so the copy
 	 * follows the dump. The seed's baseline and the "serial" bench route
 	 * (4) always copy after it. */
-	else if (x->route == 0 && !x->stream && sysconf(_SC_NPROCESSORS_ONLN) > 1)
+	else if (x->route == ROUTE_COCOON && !x->stream && sysconf(_SC_NPROCESSORS_ONLN) > 1)
 		ckpt_start_copier(x, true);
 }
 
@@ -1339,7 +1337,7 @@ static void restore_fail(struct restore_ctx *x, int code, const char *msg)
 /* The host copies it to --work-path: kept on success and on failure. */
 static void save_restore_log(struct restore_ctx *x)
 {
-	static const char *const names[] = {"restore.log", "stats-restore"};
+	static const char *const names[] = {COCOON_RESTORE_LOG, COCOON_STATS_RESTORE};
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
 		char src[300], dst[300], buf[65536];
 		ssize_t n;
@@ -1742,7 +1740,7 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 	_cleanup_error_ struct error *e = NULL;
 
 	bool by_tag = req && req->n_images > 0;
-	if (!s || !valid_name(s->id) ||
+	if (!s || !cocoon_id_valid(s->id) || req->n_images > COCOON_MAX_CHAIN ||
 	    (!by_tag && (!req->shared_path || strstr(req->shared_path, "..") || req->shared_path[0] == '/'))) {
 		agent_send_error(a, id, EINVAL, "restore: invalid request");
 		return;
@@ -1775,7 +1773,7 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 		snprintf(shares, sizeof(shares), "%s/shares-%s", x->a->ckpt_dir, s->id);
 		mkdir(base, 0700);
 		mkdir(shares, 0700);
-		for (size_t i = 0; i < req->n_images && i < 8; i++) {
+		for (size_t i = 0; i < req->n_images; i++) {
 			const Cocoon__ImageShare *is = req->images[i];
 			char dir[300];
 			if (!valid_name(is->tag) || !valid_name(is->name)) {

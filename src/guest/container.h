@@ -2,6 +2,8 @@
  * a cgroup for pause/resume, and stdio carried over the channel as pipes. */
 #pragma once
 
+#include "contract.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -11,14 +13,9 @@
 #define AGENT_MAX_CONTAINERS 16
 #define AGENT_MAX_PROCS 16 /* the init plus execs, per container */
 #define AGENT_CONTAINER_DIR "/run/cocoon/c"
-#define AGENT_ID_MAX 64
-/* Bind mounts of host paths per container (the host allows 64 mounts). */
-#define AGENT_MAX_BINDS 64
-/* Where the host's volumes share (src/host/volumes.h) is mounted. */
-#define AGENT_VOLUMES_TAG "volumes"
-#define AGENT_VOLUMES_DIR "/run/cocoon/volumes"
-/* The pod share (host/pod.h POD_GUEST_DIR), tag "pod". */
-#define AGENT_POD_DIR "/run/cocoon/pod"
+#define AGENT_ID_MAX COCOON_ID_MAX
+#define AGENT_MAX_BINDS COCOON_MAX_BINDS
+#define AGENT_POD_DIR COCOON_GUEST_POD_DIR
 
 struct agent;
 
