@@ -9,7 +9,7 @@ gcc make meson ninja-build pkg-config
 libprotobuf-c-dev protobuf-c-compiler libjson-c-dev libcmocka-dev libxxhash-dev libseccomp-dev
 libnl-3-dev libnl-route-3-dev
 qemu-system-x86 criu busybox-static cpio kmod xz-utils iproute2 iptables tar gzip
-python3 python3-pytest clang libclang-rt-14-dev
+python3 python3-pytest clang libclang-rt-14-dev clang-tools-14
 containerd runc
 shellcheck codespell
 "
@@ -27,7 +27,8 @@ shellcheck codespell
 #           extraction), iproute2 + iptables (CRIU calls them in the guest)
 #   tests:  python3-pytest (e2e), containerd + runc (engine tests), clang +
 #           libclang-rt-14-dev (libFuzzer targets: make fuzz, make fuzz-smoke)
-#   lint:   shellcheck, codespell (make lint, part of make check)
+#   lint:   shellcheck, codespell (make lint, part of make check),
+#           clang-tools-14 (analyze-build: make analyze)
 
 missing=
 for p in $PACKAGES; do

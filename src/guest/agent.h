@@ -7,15 +7,14 @@
 #include <sys/types.h>
 
 #include "error.h"
+#include "fdio.h"
 #include "frame.h"
 #include "proto.h"
 #include "container.h"
+#include "contract.h"
 
-#define AGENT_CHANNEL_NAME "cocoon.0"
-#define AGENT_SHARED_TAG "cocoon"
 #define AGENT_SHARED_DIR "/run/cocoon/shared"
 #define AGENT_MODULES_LIST "/lib/cocoon/modules.list"
-#define AGENT_TOOLS_TAG "tools"
 #define AGENT_TOOLS_DIR "/tools"
 #define AGENT_DEFAULT_CRIU "/usr/sbin/criu"
 /* A peer that stops reading cannot make us queue more than this. */
@@ -128,7 +127,11 @@ int agent_job_start_ex(struct agent *a, char *const argv[], const struct agent_j
 /* Kills jobs past their deadline and runs the watches that are due;
  * returns ms until the next deadline or watch, or -1. */
 int agent_jobs_check_deadlines(struct agent *a);
-long long agent_now_ms(void);
+/* Monotonic milliseconds (fdio.h). */
+static inline long long agent_now_ms(void)
+{
+	return now_ms();
+}
 /* Mounts the host's virtio-9p share TAG on DIR with the given cache mode. */
 int agent_mount_9p(const char *tag, const char *dir, unsigned long flags, const char *cache);
 /* Mounts the host's share TAG on DIR: 9p, or virtiofs when the host said so. */
@@ -142,7 +145,7 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
  * >= 0 it copies the page images while they grow, until done_fd ends; with
  * writer > 0 as well (the streaming route) it punches what it copied out of
  * SRC and stops the writer while too much waits. */
-int copy_tree_main(const char *src, const char *dst, int done_fd, pid_t writer);
+int copy_tree_main(const char *src, const char *dst, int done_fd, pid_t writer, bool like_cp);
 void agent_jobs_reap(struct agent *a);
 void agent_job_read(struct agent *a, struct agent_job *job);
 

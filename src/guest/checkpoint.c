@@ -9,7 +9,9 @@
  *
  * Restore: CRIU reads the images from the shared directory and restores the
  * tree detached; its root task is reparented to us, PID 1. The container's
- * stdio pipes are new ones, handed over with --inherit-fd, as runc does.
+ * stdio pipes are new ones, handed over with --inherit-fd, as runc does; a
+ * terminal's pty slave is external to the dump, and a restore hands a new
+ * one in its place (the engine gets its master on a new --console-socket).
  *
  * CRIU writes its errors to its log file, not to stdout: so the log is always
  * kept, copied to the host, and its "Error" lines quoted in the reply.
@@ -42,7 +44,16 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#define CKPT_SHARED_SUBDIR "checkpoints"
+#define CKPT_SHARED_SUBDIR COCOON_CHECKPOINTS_DIR
+
+/* The schema's CheckpointRoute values (proto/cocoon.proto), by short name. */
+#define ROUTE_COCOON COCOON__CHECKPOINT_ROUTE__ROUTE_COCOON
+#define ROUTE_FLOOR COCOON__CHECKPOINT_ROUTE__ROUTE_FLOOR
+#define ROUTE_SEED COCOON__CHECKPOINT_ROUTE__ROUTE_SEED
+#define ROUTE_DIRECT9P COCOON__CHECKPOINT_ROUTE__ROUTE_DIRECT9P
+#define ROUTE_TMPFS COCOON__CHECKPOINT_ROUTE__ROUTE_TMPFS
+#define ROUTE_TMPFS_UNCHECKED COCOON__CHECKPOINT_ROUTE__ROUTE_TMPFS_UNCHECKED
+#define ROUTE_STREAM COCOON__CHECKPOINT_ROUTE__ROUTE_STREAM
 #define DESCRIPTORS_FILE "cocoon-descriptors"
 #define OOM_ADJ_FILE "cocoon-oom-score-adj"
 #define NETNS_KEY "cocoon-netns"
@@ -91,20 +102,6 @@ static bool writer_stopped;
 #define STREAM_BACKLOG_HIGH ((off_t)32 << 20)
 #define STREAM_BACKLOG_LOW ((off_t)8 << 20)
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Writes straight from a shared mapping of the source: 9p's zero-copy path
  * then hands the tmpfs pages to QEMU, and the guest copies nothing. Under
  * TCG a guest memcpy is the dearest part of a copy: 256 MiB took 2.3 s with
@@ -120,7 +117,7 @@ static int copy_mapped(int in, int out, off_t from, off_t to)
 	int r = 0;
 	for (size_t off = 0; off < size && r == 0; off += copy_buf_size) {
 		size_t len = size - off < copy_buf_size ? size - off : copy_buf_size;
-		r = write_all(out, (const char *)map + off, len);
+		r = fd_write_all(out, (const char *)map + off, len);
 	}
 	munmap(map, size);
 	return r;
@@ -141,7 +138,7 @@ static int copy_file(int sdir, int ddir, const char *name, char *buf)
 			continue;
 		if (n <= 0)
 			return n < 0 ? -errno : 0;
-		int r = write_all(out, buf, (size_t)n);
+		int r = fd_write_all(out, buf, (size_t)n);
 		if (r < 0)
 			return r;
 	}
@@ -251,11 +248,11 @@ static int follow_pages(int sdir, int ddir, int done_fd, struct growing_file *g,
 	}
 }
 
-int copy_tree_main(const char *src, const char *dst, int done_fd, pid_t writer)
+int copy_tree_main(const char *src, const char *dst, int done_fd, pid_t writer, bool like_cp)
 {
 	stream_writer = writer;
 	/* The seed's baseline copied like cp(1): 128 KiB at a time. */
-	if (getenv("COCOON_COPY_SMALL")) {
+	if (like_cp) {
 		copy_buf_size = 128 * 1024;
 		copy_like_cp = true;
 	}
@@ -415,7 +412,7 @@ struct ckpt_ctx {
 	bool leave_running;
 	bool keep;
 	bool froze; /* we froze it for an exit-mode checkpoint */
-	unsigned route;
+	Cocoon__CheckpointRoute route; /* bench_route of the request */
 	char parent[AGENT_ID_MAX + 1];
 	long long t0, dump_ms;
 	Cocoon__CriuStats stats;
@@ -443,6 +440,10 @@ struct ckpt_ctx {
 	int err_code;
 	char *ext_args[AGENT_MAX_BINDS];
 	size_t n_ext;
+	/* The terminal's keys, "tty[rdev:dev]", external to the dump: its pty
+	 * slave, then each /dev/tty the container holds (ckpt-check.h). */
+	char tty_args[3][CKPT_TTY_KEY_MAX];
+	size_t n_tty;
 };
 
 static void ckpt_free(struct ckpt_ctx *x)
@@ -562,12 +563,12 @@ static void ckpt_finish(struct ckpt_ctx *x)
 		ckpt_thaw_on_failure(x);
 		agent_send_error(x->a, x->req_id, x->err_code, "%s", x->err);
 		x->keep = false;
-	} else if (x->route == 1 || x->route == 3) {
+	} else if (x->route == ROUTE_FLOOR || x->route == ROUTE_DIRECT9P) {
 		/* The floor stops at the dump; a direct dump is already in place. */
 		Cocoon__Response resp = COCOON__RESPONSE__INIT;
 		Cocoon__CheckpointReply reply = COCOON__CHECKPOINT_REPLY__INIT;
 		ckpt_thaw_on_failure(x);
-		reply.shared_path = x->route == 3 ? x->shared : (char *)"";
+		reply.shared_path = x->route == ROUTE_DIRECT9P ? x->shared : (char *)"";
 		reply.stats = &x->stats;
 		reply.dump_ms = (uint64_t)x->dump_ms;
 		ckpt_reply_memory(x, &reply);
@@ -575,7 +576,7 @@ static void ckpt_finish(struct ckpt_ctx *x)
 		resp.body_case = COCOON__RESPONSE__BODY_CHECKPOINT;
 		resp.checkpoint = &reply;
 		agent_send_response(x->a, &resp);
-		x->keep = x->route == 3;
+		x->keep = x->route == ROUTE_DIRECT9P;
 	} else {
 		Cocoon__Response resp = COCOON__RESPONSE__INIT;
 		Cocoon__CheckpointReply reply = COCOON__CHECKPOINT_REPLY__INIT;
@@ -701,10 +702,9 @@ static void ckpt_start_copier(struct ckpt_ctx *x, bool follow)
 		return; /* no overlap: the copy runs after the dump */
 	struct agent_job_options o = {.pass_fds = p, .n_pass_fds = follow ? 1 : 0, .oom_victim = true,
 				      .watch = ckpt_watch, .watch_ms = CRIU_WATCH_MS};
-	if (x->route == 2)
-		setenv("COCOON_COPY_SMALL", "1", 1); /* inherited by the job only */
+	if (x->route == ROUTE_SEED && !follow)
+		argv[1] = (char *)"--copy-tree-like-cp"; /* make bench's baseline */
 	pid_t pid = agent_job_start_ex(a, argv, &o, ckpt_copy_done, x, &e);
-	unsetenv("COCOON_COPY_SMALL");
 	if (follow)
 		close(p[0]);
 	if (pid < 0) {
@@ -819,10 +819,10 @@ static void ckpt_dump_done(struct agent_job *job, int status)
 			kill(x->copier, SIGKILL);
 		if (x->pserver > 0)
 			kill(x->pserver, SIGKILL);
-		if (x->route != 3)
+		if (x->route != ROUTE_DIRECT9P)
 			remove_page_images(x->img);
 		first_error(log, err, sizeof(err));
-		save_log_to_shared(x, "dump.log");
+		save_log_to_shared(x, COCOON_DUMP_LOG);
 		ckpt_dump_failed(x, job, status, err);
 		if (x->copier > 0)
 			kill(x->copier, SIGKILL);
@@ -837,7 +837,7 @@ static void ckpt_dump_done(struct agent_job *job, int status)
 			/* The copier makes its last pass now. */
 			close(x->follow_wr);
 			x->follow_wr = -1;
-		} else if (!x->err && x->copier <= 0 && x->route != 1 && x->route != 3) {
+		} else if (!x->err && x->copier <= 0 && x->route != ROUTE_FLOOR && x->route != ROUTE_DIRECT9P) {
 			ckpt_start_copier(x, false);
 		}
 	}
@@ -899,8 +899,12 @@ static int ckpt_start_page_server(struct ckpt_ctx *x, int sock, struct error **e
 }
 
 /* The pipes behind the container's stdio, e.g. "pipe:[12345]": restore hands
- * new pipes in their place with --inherit-fd. */
-static int save_descriptors(pid_t pid, const char *dir)
+ * new pipes in their place with --inherit-fd. With a terminal, the lines
+ * after those three are CRIU's keys of the pty slave and of each /dev/tty
+ * held open, "tty[rdev:dev]" (criu/tty.c): the dump names them external,
+ * and a restore hands a new slave in their place, as runc does with a new
+ * --console-socket. */
+static int save_descriptors(pid_t pid, const char *dir, char tty_keys[][CKPT_TTY_KEY_MAX], size_t n_tty)
 {
 	char path[300], link[64], target[128];
 	snprintf(path, sizeof(path), "%s/" DESCRIPTORS_FILE, dir);
@@ -913,6 +917,23 @@ static int save_descriptors(pid_t pid, const char *dir)
 		target[n > 0 ? n : 0] = 0;
 		fprintf(f, "%s\n", target);
 	}
+	for (size_t i = 0; i < n_tty; i++)
+		fprintf(f, "%s\n", tty_keys[i]);
+	return 0;
+}
+
+/* CRIU's key for the pty slave the init holds as stdin: the agent's pty,
+ * whose master stays with the agent, so CRIU cannot dump the pair. */
+static int terminal_key(pid_t pid, char *key, size_t size)
+{
+	char link[64];
+	struct stat st;
+	snprintf(link, sizeof(link), "/proc/%d/fd/0", pid);
+	if (stat(link, &st) < 0)
+		return -errno;
+	if (!S_ISCHR(st.st_mode))
+		return -ENOTTY;
+	snprintf(key, size, "tty[%llx:%llx]", (unsigned long long)st.st_rdev, (unsigned long long)st.st_dev);
 	return 0;
 }
 
@@ -933,13 +954,13 @@ static bool ckpt_choose_route(struct ckpt_ctx *x, struct agent_container *c, con
 {
 	x->need_kib = guard_container_memory_kib(c->cgroup);
 	x->avail_kib = guard_mem_available_kib();
-	bool checked = x->route != 6, may_stream = x->route == 0 || x->route == 7;
-	x->stream = x->route == 7;
-	if (x->route >= 5)
-		x->route = 0; /* cocoon's route, with one of its two ways forced */
-	x->route_name = x->route == 3 ? "direct9p" : "tmpfs";
+	bool checked = x->route != ROUTE_TMPFS_UNCHECKED, may_stream = x->route == ROUTE_COCOON || x->route == ROUTE_STREAM;
+	x->stream = x->route == ROUTE_STREAM;
+	if (x->route == ROUTE_TMPFS || x->route == ROUTE_TMPFS_UNCHECKED || x->route == ROUTE_STREAM)
+		x->route = ROUTE_COCOON; /* cocoon's route, with one of its two ways forced */
+	x->route_name = x->route == ROUTE_DIRECT9P ? "direct9p" : "tmpfs";
 	/* Fault injection (tests): the guest-memory route, unchecked. */
-	if (!checked || x->route == 3)
+	if (!checked || x->route == ROUTE_DIRECT9P)
 		return true;
 	/* An incremental dump writes only what changed since its parent,
 	 * which is not known before, and a pre-dump is kept in guest memory
@@ -1006,8 +1027,12 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 		agent_send_error(a, id, ENOENT, "checkpoint: no such container");
 		return;
 	}
-	if (!valid_name(req->checkpoint_id) || (*req->parent_id && !valid_name(req->parent_id))) {
+	if (!cocoon_id_valid(req->checkpoint_id) || (*req->parent_id && !cocoon_id_valid(req->parent_id))) {
 		agent_send_error(a, id, EINVAL, "checkpoint %s: invalid checkpoint id", c->id);
+		return;
+	}
+	if (!protobuf_c_enum_descriptor_get_value(&cocoon__checkpoint_route__descriptor, (int)req->bench_route)) {
+		agent_send_error(a, id, EINVAL, "checkpoint %s: unknown route %d", c->id, (int)req->bench_route);
 		return;
 	}
 	if (c->procs[0].phase != PROC_RUNNING) {
@@ -1016,10 +1041,6 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	}
 	if (!criu_fault_valid(req->fault, true)) {
 		agent_send_error(a, id, EINVAL, "checkpoint %s: unknown fault to inject: %s", c->id, req->fault);
-		return;
-	}
-	if (c->procs[0].terminal) {
-		agent_send_error(a, id, EOPNOTSUPP, "checkpoint %s: containers with a terminal cannot be checkpointed yet", c->id);
 		return;
 	}
 	/* One at a time: a second checkpoint of the same container is refused. */
@@ -1056,9 +1077,9 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	snprintf(x->shared, sizeof(x->shared), CKPT_SHARED_SUBDIR "/%s", req->checkpoint_id);
 	if (x->stream)
 		x->route_name = "stream";
-	if (x->route == 3)
+	if (x->route == ROUTE_DIRECT9P)
 		snprintf(x->img, sizeof(x->img), AGENT_SHARED_DIR "/%s", x->shared);
-	else if (x->route == 2)
+	else if (x->route == ROUTE_SEED)
 		snprintf(x->img, sizeof(x->img), "/tmp/criu-checkpoint-%s", req->checkpoint_id);
 	else
 		snprintf(x->img, sizeof(x->img), "%s/%s", x->a->ckpt_dir, req->checkpoint_id);
@@ -1068,14 +1089,32 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	 * directory itself may be the host's mount point: it stays then. */
 	char dst[300];
 	snprintf(dst, sizeof(dst), AGENT_SHARED_DIR "/%s", x->shared);
-	if (x->route != 1)
+	if (x->route != ROUTE_FLOOR)
 		remove_dir_files(dst);
-	if (mkdir(x->img, 0700) < 0 && !(errno == EEXIST && x->route == 3)) {
+	if (mkdir(x->img, 0700) < 0 && !(errno == EEXIST && x->route == ROUTE_DIRECT9P)) {
 		agent_send_error(a, id, errno, "checkpoint %s: %s: %s", c->id, x->img, strerror(errno));
 		ckpt_free(x);
 		return;
 	}
-	save_descriptors(c->procs[0].pid, x->img);
+	if (c->procs[0].terminal) {
+		int r = terminal_key(c->procs[0].pid, x->tty_args[0], sizeof(x->tty_args[0]));
+		int ctty = r < 0 ? 0 : ckpt_ctty_keys(c, x->tty_args + 1, ARRAY_SIZE(x->tty_args) - 1);
+		if (r < 0 || ctty >= (int)ARRAY_SIZE(x->tty_args)) {
+			if (r < 0)
+				agent_send_error(a, id, -r, "checkpoint %s: the container's terminal (its stdin): %s",
+						 c->id, strerror(-r));
+			else
+				agent_send_error(a, id, EOPNOTSUPP,
+						 "checkpoint %s: the container's processes hold /dev/tty open from %d "
+						 "different /dev mounts; at most %zu can be handed a new terminal",
+						 c->id, ctty, ARRAY_SIZE(x->tty_args) - 1);
+			remove_dir_files(x->img);
+			ckpt_free(x);
+			return;
+		}
+		x->n_tty = 1 + (size_t)ctty;
+	}
+	save_descriptors(c->procs[0].pid, x->img, x->tty_args, x->n_tty);
 	if (!req->pre_dump)
 		criu_conf_save_mounts(c->procs[0].pid, x->img);
 
@@ -1148,6 +1187,10 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 				break;
 			argv[n++] = (char *)"--external";
 			argv[n++] = x->ext_args[x->n_ext++];
+		}
+		for (size_t i = 0; i < x->n_tty; i++) {
+			argv[n++] = (char *)"--external";
+			argv[n++] = x->tty_args[i];
 		}
 	}
 	if (x->stream) {
@@ -1223,7 +1266,7 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	 * up by about the copy's 0.5 s, the total no shorter), so the copy
 	 * follows the dump. The seed's baseline and the "serial" bench route
 	 * (4) always copy after it. */
-	else if (x->route == 0 && !x->stream && sysconf(_SC_NPROCESSORS_ONLN) > 1)
+	else if (x->route == ROUTE_COCOON && !x->stream && sysconf(_SC_NPROCESSORS_ONLN) > 1)
 		ckpt_start_copier(x, true);
 }
 
@@ -1238,7 +1281,8 @@ struct restore_ctx {
 	char share0[300]; /* the first image share's mount, when shared by tag */
 	char fresh_args[2][340]; /* --external for a fresh /dev and /dev/shm, or empty */
 	char fault[64];		 /* fault injection for the e2e tests, or empty */
-	int host_in, host_out, host_err; /* the agent's ends of the new pipes */
+	int host_in, host_out, host_err; /* the agent's ends of the new pipes (or pty master) */
+	bool terminal; /* the spec's process.terminal */
 	int child_fds[4]; /* stdin, stdout, stderr, netns */
 	long long t0, copy_ms;
 	Cocoon__CriuOptions criu;
@@ -1326,7 +1370,7 @@ static void restore_fail(struct restore_ctx *x, int code, const char *msg)
 /* The host copies it to --work-path: kept on success and on failure. */
 static void save_restore_log(struct restore_ctx *x)
 {
-	static const char *const names[] = {"restore.log", "stats-restore"};
+	static const char *const names[] = {COCOON_RESTORE_LOG, COCOON_STATS_RESTORE};
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
 		char src[300], dst[300], buf[65536];
 		ssize_t n;
@@ -1437,7 +1481,7 @@ static void restore_done(struct agent_job *job, int status)
 		restore_fail(x, EIO, limits_msg);
 		return;
 	}
-	container_proc_set_running(c, pid, x->host_in, x->host_out, x->host_err);
+	container_proc_set_running(c, pid, x->host_in, x->host_out, x->host_err, x->terminal);
 	/* The dump saw the protected values; these are the container's own. */
 	snprintf(path, sizeof(path), "%s/" OOM_ADJ_FILE, x->images);
 	guard_apply_saved_adj(c->cgroup, path);
@@ -1460,18 +1504,88 @@ static void restore_done(struct agent_job *job, int status)
 	restore_ctx_free(x);
 }
 
-/* New pipes for stdio, and --inherit-fd for each original pipe. */
-static int restore_stdio(struct restore_ctx *x, char **argv, int *n)
+/* A checkpoint's terminal key, "tty[rdev:dev]" in hex, rewritten from the
+ * numbers so that nothing else from the images reaches CRIU's argv. */
+static bool parse_tty_key(const char *line, char *key, size_t size)
 {
-	char path[300], line[3][128] = {"", "", ""};
+	unsigned long long rdev, dev;
+	char end;
+	if (sscanf(line, "tty[%llx:%llx%c", &rdev, &dev, &end) != 3 || end != ']' ||
+	    line[strcspn(line, "]") + 1] != 0)
+		return false;
+	snprintf(key, size, "tty[%llx:%llx]", rdev, dev);
+	return true;
+}
+
+/* A new pty: its slave goes to CRIU as fds 3-5, and takes the dumped
+ * slave's place (--inherit-fd under its key); the agent keeps the master,
+ * which the host relays to the engine's new --console-socket. */
+static int restore_terminal(struct restore_ctx *x, char keys[][CKPT_TTY_KEY_MAX], size_t n_keys, char **argv,
+			    int *n)
+{
+	int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (master < 0)
+		return -errno;
+	x->host_in = master;
+	if (grantpt(master) < 0 || unlockpt(master) < 0)
+		return -errno;
+	int slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (slave < 0)
+		return -errno;
+	x->child_fds[0] = slave;
+	x->child_fds[1] = fcntl(slave, F_DUPFD_CLOEXEC, 0);
+	x->child_fds[2] = fcntl(slave, F_DUPFD_CLOEXEC, 0);
+	x->host_out = fcntl(master, F_DUPFD_CLOEXEC, 0);
+	if (x->child_fds[1] < 0 || x->child_fds[2] < 0 || x->host_out < 0)
+		return -errno;
+	fcntl(master, F_SETFL, O_NONBLOCK);
+	/* One fd per key: CRIU moves each inherited fd into its store and
+	 * closes it (files.c, inherit_fd_move_to_fdstore). */
+	for (size_t i = 0; i < n_keys && i < 3; i++) {
+		if (asprintf(&x->args[x->n_args], "fd[%zu]:%s", 3 + i, keys[i]) < 0)
+			return -ENOMEM;
+		argv[(*n)++] = (char *)"--inherit-fd";
+		argv[(*n)++] = x->args[x->n_args++];
+	}
+	return 0;
+}
+
+/* New stdio for the restored init: new pipes with --inherit-fd for each
+ * original pipe, or a new terminal for a checkpoint taken with one. The
+ * spec must agree with the checkpoint: the engine's side (a console socket
+ * or pipes) was set up from the spec. */
+static int restore_stdio(struct restore_ctx *x, char **argv, int *n, char *msg, size_t size)
+{
+	char path[300], line[6][128] = {"", "", "", "", "", ""}, keys[3][CKPT_TTY_KEY_MAX];
 	int in[2], out[2], err[2];
 
 	snprintf(path, sizeof(path), "%s/" DESCRIPTORS_FILE, x->images);
 	_cleanup_fclose_ FILE *f = fopen(path, "re");
-	for (int i = 0; f && i < 3 && fgets(line[i], sizeof(line[i]), f); i++)
+	for (int i = 0; f && i < 6 && fgets(line[i], sizeof(line[i]), f); i++)
 		line[i][strcspn(line[i], "\n")] = 0;
-	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
+	size_t n_keys = 0;
+	while (n_keys < 3 && parse_tty_key(line[3 + n_keys], keys[n_keys], sizeof(keys[n_keys])))
+		n_keys++;
+	bool had_tty = n_keys > 0;
+	if (had_tty != x->terminal) {
+		snprintf(msg, size,
+			 had_tty ? "restore %s: the checkpoint was taken with a terminal: restore it with "
+				   "process.terminal true in the bundle's config.json and a new --console-socket"
+				 : "restore %s: process.terminal is true, but the checkpoint was taken without a "
+				   "terminal: restore it with process.terminal false",
+			 x->cid);
+		return -EINVAL;
+	}
+	if (had_tty) {
+		int r = restore_terminal(x, keys, n_keys, argv, n);
+		if (r < 0)
+			snprintf(msg, size, "restore %s: a new terminal: %s", x->cid, strerror(-r));
+		return r;
+	}
+	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
+		snprintf(msg, size, "restore %s: stdio pipes: %s", x->cid, strerror(errno));
 		return -errno;
+	}
 	x->child_fds[0] = in[0];
 	x->child_fds[1] = out[1];
 	x->child_fds[2] = err[1];
@@ -1489,8 +1603,10 @@ static int restore_stdio(struct restore_ctx *x, char **argv, int *n)
 			dup_of_earlier |= strcmp(line[j], line[i]) == 0;
 		if (dup_of_earlier)
 			continue;
-		if (asprintf(&x->args[x->n_args], "fd[%d]:%s", 3 + i, line[i]) < 0)
+		if (asprintf(&x->args[x->n_args], "fd[%d]:%s", 3 + i, line[i]) < 0) {
+			snprintf(msg, size, "restore %s: out of memory", x->cid);
 			return -ENOMEM;
+		}
 		argv[(*n)++] = (char *)"--inherit-fd";
 		argv[(*n)++] = x->args[x->n_args++];
 	}
@@ -1545,8 +1661,10 @@ static void restore_start_criu(struct restore_ctx *x)
 		argv[n++] = (char *)"--config";
 		argv[n++] = conf;
 	}
-	if (restore_stdio(x, argv, &n) < 0) {
-		restore_fail(x, errno, "stdio pipes");
+	char msg[400];
+	int r = restore_stdio(x, argv, &n, msg, sizeof(msg));
+	if (r < 0) {
+		restore_fail(x, -r, msg);
 		return;
 	}
 	/* CRIU restores the tasks into its own network namespace: a fresh one
@@ -1570,7 +1688,6 @@ static void restore_start_criu(struct restore_ctx *x)
 	/* A pod member is restored into the pod's namespaces (its sandbox's
 	 * init's): CRIU runs in them, and the tasks it makes inherit them. */
 	int pod_ns[3];
-	char msg[256];
 	if (container_open_join_namespaces(a, c->spec, pod_ns, msg, sizeof(msg)) < 0) {
 		restore_fail(x, ESRCH, msg);
 		return;
@@ -1679,7 +1796,7 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 	_cleanup_error_ struct error *e = NULL;
 
 	bool by_tag = req && req->n_images > 0;
-	if (!s || !valid_name(s->id) ||
+	if (!s || !cocoon_id_valid(s->id) || req->n_images > COCOON_MAX_CHAIN ||
 	    (!by_tag && (!req->shared_path || strstr(req->shared_path, "..") || req->shared_path[0] == '/'))) {
 		agent_send_error(a, id, EINVAL, "restore: invalid request");
 		return;
@@ -1712,7 +1829,7 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 		snprintf(shares, sizeof(shares), "%s/shares-%s", x->a->ckpt_dir, s->id);
 		mkdir(base, 0700);
 		mkdir(shares, 0700);
-		for (size_t i = 0; i < req->n_images && i < 8; i++) {
+		for (size_t i = 0; i < req->n_images; i++) {
 			const Cocoon__ImageShare *is = req->images[i];
 			char dir[300];
 			if (!valid_name(is->tag) || !valid_name(is->name)) {
@@ -1756,11 +1873,7 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 	} else {
 		snprintf(x->images, sizeof(x->images), AGENT_SHARED_DIR "/%s", req->shared_path);
 	}
-	if (s->process && s->process->terminal) {
-		agent_send_error(a, id, EOPNOTSUPP, "restore %s: a terminal is not supported yet", s->id);
-		free(x);
-		return;
-	}
+	x->terminal = s->process && s->process->terminal;
 	struct agent_container *c = container_new(a, s->id, s, msg, sizeof(msg));
 	if (!c) {
 		agent_send_error(a, id, EINVAL, "restore %s: %s", s->id, msg);

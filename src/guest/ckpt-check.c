@@ -18,6 +18,7 @@
 #include <dirent.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 static pid_t parent_of(pid_t pid)
 {
@@ -122,16 +123,54 @@ static int deleted_on_rootfs(const struct agent_container *c, const pid_t *pids,
 	return 0;
 }
 
-int ckpt_precheck(const struct agent_container *c, char *msg, size_t size)
+static size_t container_pids(const struct agent_container *c, pid_t *pids, size_t max)
 {
 	char path[192];
-	pid_t pids[1024];
 	size_t n = 0;
 	unsigned v;
 	snprintf(path, sizeof(path), "%s/cgroup.procs", c->cgroup);
 	_cleanup_fclose_ FILE *f = fopen(path, "re");
-	while (f && n < ARRAY_SIZE(pids) && fscanf(f, "%u", &v) == 1)
+	while (f && n < max && fscanf(f, "%u", &v) == 1)
 		pids[n++] = (pid_t)v;
+	return n;
+}
+
+int ckpt_ctty_keys(const struct agent_container *c, char keys[][CKPT_TTY_KEY_MAX], size_t max)
+{
+	pid_t pids[1024];
+	size_t n = container_pids(c, pids, ARRAY_SIZE(pids)), found = 0;
+	for (size_t i = 0; i < n; i++) {
+		char dir[64], path[128];
+		snprintf(dir, sizeof(dir), "/proc/%d/fd", pids[i]);
+		_cleanup_closedir_ DIR *d = opendir(dir);
+		struct dirent *de;
+		while (d && (de = readdir(d))) {
+			struct stat st;
+			char key[CKPT_TTY_KEY_MAX];
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+			if (stat(path, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(5, 0))
+				continue;
+			snprintf(key, sizeof(key), "tty[%llx:%llx]", (unsigned long long)st.st_rdev,
+				 (unsigned long long)st.st_dev);
+			bool known = false;
+			for (size_t k = 0; k < found && k < max; k++)
+				known |= strcmp(keys[k], key) == 0;
+			if (known)
+				continue;
+			if (found < max)
+				snprintf(keys[found], CKPT_TTY_KEY_MAX, "%s", key);
+			found++;
+		}
+	}
+	return (int)found;
+}
+
+int ckpt_precheck(const struct agent_container *c, char *msg, size_t size)
+{
+	pid_t pids[1024];
+	size_t n = container_pids(c, pids, ARRAY_SIZE(pids));
 	int r = outside_tree(c, pids, n, msg, size);
 	return r < 0 ? r : deleted_on_rootfs(c, pids, n, msg, size);
 }

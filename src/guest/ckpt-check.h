@@ -7,5 +7,13 @@ struct agent_container;
 /* Refuses a checkpoint that would lose a process or trip CRIU on a deleted
  * file of the 9p rootfs: fills msg and returns a negative errno. */
 int ckpt_precheck(const struct agent_container *c, char *msg, size_t size);
+/* CRIU's key for a tty, "tty[rdev:dev]" in hex (criu/tty.c), fits this. */
+#define CKPT_TTY_KEY_MAX 48
+/* The keys of every /dev/tty (5:0) a process of the container holds open,
+ * distinct, up to max of them; returns how many there are (maybe more than
+ * max). An interactive shell opens /dev/tty for job control; CRIU 3.17 can
+ * dump it only as a pty's peer it also dumps, or as external (tty.c,
+ * tty_verify_ctty), and the container's pty is the agent's. */
+int ckpt_ctty_keys(const struct agent_container *c, char keys[][CKPT_TTY_KEY_MAX], size_t max);
 /* A CRIU error line turned into what the user can do about it. */
 bool ckpt_explain_criu_error(const char *line, char *out, size_t size);

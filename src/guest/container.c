@@ -55,18 +55,6 @@ static struct agent_proc *find_proc(struct agent_container *c, const char *exec_
 	return NULL;
 }
 
-static bool valid_id(const char *id)
-{
-	size_t n = id ? strlen(id) : 0;
-	if (n == 0 || n > AGENT_ID_MAX || id[0] == '.')
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!(id[i] == '-' || id[i] == '_' || id[i] == '.' || (id[i] >= '0' && id[i] <= '9') ||
-		      (id[i] >= 'a' && id[i] <= 'z') || (id[i] >= 'A' && id[i] <= 'Z')))
-			return false;
-	return strstr(id, "..") == NULL;
-}
-
 static void close_fd(int *fd)
 {
 	if (*fd >= 0)
@@ -476,9 +464,9 @@ static int mount_volumes(struct agent *a)
 	if (a->volumes_mounted)
 		return 0;
 	mkdir("/run/cocoon", 0700);
-	mkdir(AGENT_VOLUMES_DIR, 0700);
-	int r = a->virtiofs ? mount(AGENT_VOLUMES_TAG, AGENT_VOLUMES_DIR, "virtiofs", 0, NULL)
-			    : agent_mount_9p(AGENT_VOLUMES_TAG, AGENT_VOLUMES_DIR, 0, "mmap");
+	mkdir(COCOON_GUEST_VOLUMES_DIR, 0700);
+	int r = a->virtiofs ? mount(COCOON_TAG_VOLUMES, COCOON_GUEST_VOLUMES_DIR, "virtiofs", 0, NULL)
+			    : agent_mount_9p(COCOON_TAG_VOLUMES, COCOON_GUEST_VOLUMES_DIR, 0, "mmap");
 	if (r < 0)
 		return -errno;
 	a->volumes_mounted = true;
@@ -499,9 +487,9 @@ static int container_note_binds(struct agent *a, struct agent_container *c, cons
 		const Cocoon__Mount *m = s->mounts[i];
 		if (strcmp(m->type, "bind") != 0)
 			continue;
-		size_t n = strlen(AGENT_VOLUMES_DIR);
+		size_t n = strlen(COCOON_GUEST_VOLUMES_DIR);
 		bool in_pod = m->source && *pod_volumes && strncmp(m->source, pod_volumes, strlen(pod_volumes)) == 0;
-		if (!m->source || (!in_pod && strncmp(m->source, AGENT_VOLUMES_DIR "/", n + 1) != 0) ||
+		if (!m->source || (!in_pod && strncmp(m->source, COCOON_GUEST_VOLUMES_DIR "/", n + 1) != 0) ||
 		    strstr(m->source, "..")) {
 			snprintf(msg, msg_size, "mount %s: bind source %s is not in the volumes share", m->destination,
 				 m->source ? m->source : "(none)");
@@ -514,7 +502,7 @@ static int container_note_binds(struct agent *a, struct agent_container *c, cons
 		int r = in_pod ? 0 : mount_volumes(a);
 		if (r < 0) {
 			snprintf(msg, msg_size, "mount the volumes share (%s tag %s): %s", a->virtiofs ? "virtiofs" : "9p",
-				 AGENT_VOLUMES_TAG, strerror(-r));
+				 COCOON_TAG_VOLUMES, strerror(-r));
 			return r;
 		}
 		c->bind_dests[c->n_binds] = strdup(m->destination);
@@ -584,7 +572,7 @@ struct agent_container *container_new(struct agent *a, const char *id, const Coc
 	return c;
 }
 
-void container_proc_set_running(struct agent_container *c, pid_t pid, int in, int out, int err)
+void container_proc_set_running(struct agent_container *c, pid_t pid, int in, int out, int err, bool terminal)
 {
 	struct agent_proc *p = &c->procs[0];
 	proc_reset(p);
@@ -594,6 +582,7 @@ void container_proc_set_running(struct agent_container *c, pid_t pid, int in, in
 	p->stdin_fd = in;
 	p->out_fd[0] = out;
 	p->out_fd[1] = err;
+	p->terminal = terminal;
 }
 
 /* The engine's network, into the new container's namespace; the agent
@@ -619,7 +608,7 @@ void container_handle_create(struct agent *a, uint64_t id, const Cocoon__CreateC
 	int sync[2] = {-1, -1}, start[2] = {-1, -1}, join[3] = {-1, -1, -1};
 	struct stdio_pipes io = {.child = {-1, -1, -1}, .agent_in = -1, .agent_out = -1, .agent_err = -1};
 
-	if (!s || !s->process || s->process->n_args == 0 || !valid_id(s->id) || !s->rootfs_tag) {
+	if (!s || !s->process || s->process->n_args == 0 || !cocoon_id_valid(s->id) || !s->rootfs_tag) {
 		agent_send_error(a, id, EINVAL, "create: incomplete container spec");
 		return;
 	}
@@ -897,7 +886,7 @@ void container_handle_exec(struct agent *a, uint64_t id, const Cocoon__ExecReque
 	struct agent_proc *p = NULL;
 	int sync[2];
 
-	if (!c || !req->process || req->process->n_args == 0 || !valid_id(req->exec_id)) {
+	if (!c || !req->process || req->process->n_args == 0 || !cocoon_id_valid(req->exec_id)) {
 		agent_send_error(a, id, c ? EINVAL : ENOENT, "exec: %s",
 				 c ? "invalid request" : "no such container");
 		return;

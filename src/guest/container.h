@@ -2,6 +2,8 @@
  * a cgroup for pause/resume, and stdio carried over the channel as pipes. */
 #pragma once
 
+#include "contract.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -11,14 +13,9 @@
 #define AGENT_MAX_CONTAINERS 16
 #define AGENT_MAX_PROCS 16 /* the init plus execs, per container */
 #define AGENT_CONTAINER_DIR "/run/cocoon/c"
-#define AGENT_ID_MAX 64
-/* Bind mounts of host paths per container (the host allows 64 mounts). */
-#define AGENT_MAX_BINDS 64
-/* Where the host's volumes share (src/host/volumes.h) is mounted. */
-#define AGENT_VOLUMES_TAG "volumes"
-#define AGENT_VOLUMES_DIR "/run/cocoon/volumes"
-/* The pod share (host/pod.h POD_GUEST_DIR), tag "pod". */
-#define AGENT_POD_DIR "/run/cocoon/pod"
+#define AGENT_ID_MAX COCOON_ID_MAX
+#define AGENT_MAX_BINDS COCOON_MAX_BINDS
+#define AGENT_POD_DIR COCOON_GUEST_POD_DIR
 
 struct agent;
 
@@ -86,7 +83,9 @@ struct agent_container *container_new(struct agent *a, const char *id, const Coc
 				      char *msg, size_t msg_size);
 void container_free(struct agent_container *c);
 int container_freeze(struct agent_container *c, bool freeze);
-void container_proc_set_running(struct agent_container *c, pid_t pid, int in, int out, int err);
+/* The init CRIU restored, with the agent's ends of its new stdio (in and out
+ * are the pty master with a terminal, err is then -1); takes the fds. */
+void container_proc_set_running(struct agent_container *c, pid_t pid, int in, int out, int err, bool terminal);
 
 void container_handle_create(struct agent *a, uint64_t id, const Cocoon__CreateContainerRequest *req);
 void container_handle_start(struct agent *a, uint64_t id, const Cocoon__StartContainerRequest *req);

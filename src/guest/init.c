@@ -101,8 +101,8 @@ void agent_init_system(struct agent *a)
 		dup2(fd, 2);
 		close(fd);
 	}
-	a->debug = cmdline_has("cocoon.debug=1");
-	a->virtiofs = cmdline_has("cocoon.fs=virtiofs");
+	a->debug = cmdline_has(COCOON_CMDLINE_DEBUG);
+	a->virtiofs = cmdline_has(COCOON_CMDLINE_VIRTIOFS);
 
 	agent_load_modules(a, AGENT_MODULES_LIST);
 	/* CRIU, its libraries and tools and the late modules: the image's
@@ -110,7 +110,7 @@ void agent_init_system(struct agent *a)
 	 * (guest/image/mkimage.sh). Read-only and unchanging on the host, so
 	 * the guest may cache it fully. An initramfs that holds everything
 	 * itself comes without the share, and the mount fails harmlessly. */
-	if (agent_mount_9p(AGENT_TOOLS_TAG, AGENT_TOOLS_DIR, MS_RDONLY | MS_NOSUID | MS_NODEV, "loose") < 0 &&
+	if (agent_mount_9p(COCOON_TAG_TOOLS, AGENT_TOOLS_DIR, MS_RDONLY | MS_NOSUID | MS_NODEV, "loose") < 0 &&
 	    a->debug)
 		agent_log(a, "no tools share (%s)", strerror(errno));
 	int lo = agent_loopback_up();
@@ -119,8 +119,8 @@ void agent_init_system(struct agent *a)
 
 	mkdir("/run/cocoon", 0700);
 	mkdir(AGENT_SHARED_DIR, 0700);
-	a->template_mode = cmdline_has("cocoon.template=1");
-	if (!a->template_mode && agent_mount_share(a, AGENT_SHARED_TAG, AGENT_SHARED_DIR, MS_NOSUID | MS_NODEV) == 0)
+	a->template_mode = cmdline_has(COCOON_CMDLINE_TEMPLATE);
+	if (!a->template_mode && agent_mount_share(a, COCOON_TAG_SHARED, AGENT_SHARED_DIR, MS_NOSUID | MS_NODEV) == 0)
 		a->shared_mounted = true;
 	else if (a->debug)
 		agent_log(a, "no shared directory (%s)", strerror(errno));
@@ -145,7 +145,7 @@ int agent_mount_share(const struct agent *a, const char *tag, const char *dir, u
 	return agent_mount_9p(tag, dir, flags, "none");
 }
 
-/* Finds the /dev node of the virtio-serial port named AGENT_CHANNEL_NAME. */
+/* Finds the /dev node of the virtio-serial port named COCOON_CHANNEL_NAME. */
 static int find_channel(char *out, size_t out_size)
 {
 	_cleanup_closedir_ DIR *d = opendir("/sys/class/virtio-ports");
@@ -162,7 +162,7 @@ static int find_channel(char *out, size_t out_size)
 		if (!f || !fgets(name, sizeof(name), f))
 			continue;
 		name[strcspn(name, "\n")] = 0;
-		if (strcmp(name, AGENT_CHANNEL_NAME) == 0) {
+		if (strcmp(name, COCOON_CHANNEL_NAME) == 0) {
 			snprintf(out, out_size, "/dev/%s", de->d_name);
 			return 0;
 		}
@@ -202,7 +202,7 @@ int agent_open_channel(const char *path_override, struct error **err)
 			nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
 	}
 	if (r < 0)
-		return error_setx(err, -r, "virtio-serial port %s not found", AGENT_CHANNEL_NAME);
+		return error_setx(err, -r, "virtio-serial port %s not found", COCOON_CHANNEL_NAME);
 	int fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return error_set(err, errno, "open %s", path);

@@ -15,13 +15,6 @@
 /* Output beyond this is dropped; CRIU's own logs go to files instead. */
 #define JOB_OUTPUT_MAX (256 * 1024)
 
-long long agent_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int agent_job_start(struct agent *a, char *const argv[], agent_job_done_fn done, void *userdata,
 		    struct error **err)
 {

@@ -145,21 +145,29 @@ static void usage(void)
 	       "The cocoon guest agent. As PID 1 in a cocoon VM it sets up the guest and\n"
 	       "serves the host on the virtio-serial port \"%s\". Run by hand, --channel\n"
 	       "connects to a unix socket instead, for tests.\n",
-	       AGENT_CHANNEL_NAME);
+	       COCOON_CHANNEL_NAME);
+}
+
+/* The value of WORD when it starts with KEY ("cocoon.criu="), else NULL. */
+static const char *cmdline_value(const char *word, const char *key)
+{
+	size_t n = strlen(key);
+	return strncmp(word, key, n) == 0 ? word + n : NULL;
 }
 
 static void parse_criu_from_cmdline(struct agent *a)
 {
 	_cleanup_fclose_ FILE *f = fopen("/proc/cmdline", "re");
 	char line[4096], *save = NULL;
+	const char *v;
 
 	if (!f || !fgets(line, sizeof(line), f))
 		return;
 	for (char *t = strtok_r(line, " \n", &save); t; t = strtok_r(NULL, " \n", &save))
-		if (strncmp(t, "cocoon.criu=", 12) == 0 && t[12] == '/')
-			snprintf(a->criu_path, sizeof(a->criu_path), "%s", t + 12);
-		else if (strncmp(t, "cocoon.ckptdir=", 15) == 0 && t[15] == '/' && !strstr(t, ".."))
-			snprintf(a->ckpt_dir, sizeof(a->ckpt_dir), "%s", t + 15);
+		if ((v = cmdline_value(t, COCOON_CMDLINE_CRIU)) && v[0] == '/')
+			snprintf(a->criu_path, sizeof(a->criu_path), "%s", v);
+		else if ((v = cmdline_value(t, COCOON_CMDLINE_CKPTDIR)) && v[0] == '/' && !strstr(v, ".."))
+			snprintf(a->ckpt_dir, sizeof(a->ckpt_dir), "%s", v);
 }
 
 int main(int argc, char **argv)
@@ -180,9 +188,12 @@ int main(int argc, char **argv)
 	if (argc > 0 && strcmp(base ? base + 1 : argv[0], CRIU_ACTION_NAME) == 0)
 		return criu_action_main();
 	/* The copy helper mode: `cocoon-agent --copy-tree SRC DST [--follow | --follow-punch PID]`;
-	 * with --follow, fd 3 ends when the writer of SRC has finished. */
+	 * with --follow, fd 3 ends when the writer of SRC has finished.
+	 * --copy-tree-like-cp SRC DST: make bench's seed baseline. */
 	if (argc == 4 && strcmp(argv[1], "--copy-tree") == 0)
-		return copy_tree_main(argv[2], argv[3], -1, 0);
+		return copy_tree_main(argv[2], argv[3], -1, 0, false);
+	if (argc == 4 && strcmp(argv[1], "--copy-tree-like-cp") == 0)
+		return copy_tree_main(argv[2], argv[3], -1, 0, true);
 	/* --follow-punch PID: the streaming route, PID the page server. */
 	bool punch = argc == 6 && strcmp(argv[1], "--copy-tree") == 0 && strcmp(argv[4], "--follow-punch") == 0;
 	if (punch || (argc == 5 && strcmp(argv[1], "--copy-tree") == 0 && strcmp(argv[4], "--follow") == 0)) {
@@ -191,7 +202,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "--copy-tree %s: fd 3 is not open\n", argv[4]);
 			return 1;
 		}
-		return copy_tree_main(argv[2], argv[3], 3, punch ? (pid_t)atoi(argv[5]) : 0);
+		return copy_tree_main(argv[2], argv[3], 3, punch ? (pid_t)atoi(argv[5]) : 0, false);
 	}
 	if (argc == 3 && strcmp(argv[1], "--load-late-modules") == 0)
 		return load_late_modules_main(argv[2]);
@@ -259,10 +270,10 @@ int main(int argc, char **argv)
 	}
 	if (a.is_init && a.template_mode) {
 		agent_template_prepare(&a);
-		agent_log(&a, "template ready on %s", AGENT_CHANNEL_NAME);
+		agent_log(&a, "template ready on %s", COCOON_CHANNEL_NAME);
 	} else if (a.is_init) {
 		agent_load_late_modules(&a);
-		agent_log(&a, "ready on %s", AGENT_CHANNEL_NAME);
+		agent_log(&a, "ready on %s", COCOON_CHANNEL_NAME);
 	}
 	return agent_loop(&a);
 }

@@ -1,6 +1,7 @@
 /* The container's filesystem view, built in its own mount namespace. */
 #include "mounts.h"
 #include "cleanup.h"
+#include "fdio.h"
 
 #include <fcntl.h>
 #include <stdbool.h>
@@ -53,34 +54,17 @@ static void parse_options(const Cocoon__Mount *m, unsigned long *flags, char *da
 	}
 }
 
-static int mkdir_p_in(const char *path, mode_t mode)
-{
-	char buf[512];
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		if (mkdir(buf, mode) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 /* A bind mount of a file needs a file to mount on. */
 static int make_target(const char *target, bool is_file)
 {
 	if (!is_file)
-		return mkdir_p_in(target, 0755);
+		return mkdir_p(target, 0755, NULL);
 	char dir[512];
 	snprintf(dir, sizeof(dir), "%s", target);
 	char *slash = strrchr(dir, '/');
 	if (slash && slash != dir) {
 		*slash = 0;
-		int r = mkdir_p_in(dir, 0755);
+		int r = mkdir_p(dir, 0755, NULL);
 		if (r < 0)
 			return r;
 	}

@@ -209,7 +209,7 @@ static int add_route(struct nl_sock *sk, const Cocoon__NetRoute *rt, int ifindex
 static int configure_inside(const Cocoon__NetworkSpec *spec, char *msg, size_t size)
 {
 	_cleanup_nl_sock_ struct nl_sock *sk = nl_socket_alloc();
-	int ifindex[NET_MAX_INTERFACES];
+	int ifindex[NET_MAX_INTERFACES] = {0};
 	int r = sk ? nl_connect(sk, NETLINK_ROUTE) : -NLE_NOMEM;
 	if (r < 0)
 		return fail(msg, size, EIO, "network: netlink: %s", nl_geterror(r));

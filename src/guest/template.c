@@ -77,10 +77,10 @@ void template_resume_handle(struct agent *a, uint64_t id, const Cocoon__Template
 	}
 	a->template_mode = false;
 	if (a->is_init) {
-		if (agent_mount_9p(AGENT_TOOLS_TAG, AGENT_TOOLS_DIR, MS_RDONLY | MS_NOSUID | MS_NODEV, "loose") < 0 &&
+		if (agent_mount_9p(COCOON_TAG_TOOLS, AGENT_TOOLS_DIR, MS_RDONLY | MS_NOSUID | MS_NODEV, "loose") < 0 &&
 		    a->debug)
 			agent_log(a, "no tools share (%s)", strerror(errno));
-		if (agent_mount_share(a, AGENT_SHARED_TAG, AGENT_SHARED_DIR, MS_NOSUID | MS_NODEV) == 0)
+		if (agent_mount_share(a, COCOON_TAG_SHARED, AGENT_SHARED_DIR, MS_NOSUID | MS_NODEV) == 0)
 			a->shared_mounted = true;
 		else if (a->debug)
 			agent_log(a, "no shared directory (%s)", strerror(errno));

@@ -9,6 +9,7 @@
 #include "safefs.h"
 #include "shim.h"
 
+#include <ctype.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <sched.h>
@@ -25,7 +26,7 @@ struct checkpoint_options {
 	bool leave_running;
 	bool pre_dump;
 	bool print_stats;
-	unsigned bench_route;
+	Cocoon__CheckpointRoute bench_route;
 	Cocoon__CriuOptions criu;
 	bool pod;	     /* the whole pod of this sandbox (docs/pods.md) */
 	bool shm_second_try; /* set: /dev/shm changed during the first dump */
@@ -55,6 +56,26 @@ static void checkpoint_usage(void)
 	       "  --print-stats          print CRIU's and cocoon's timings as a JSON line\n"
 	       "  --pod                  CONTAINER_ID is a pod's sandbox: checkpoint the whole pod,\n"
 	       "                         each container into --image-path/ID, and pod.json\n");
+}
+
+/* --bench-route NAME: the schema's CheckpointRoute value ROUTE_<NAME>, the
+ * name in lower case with '-' for '_' ("tmpfs-unchecked"). */
+static int bench_route_parse(const char *name, Cocoon__CheckpointRoute *out)
+{
+	char upper[32] = "ROUTE_";
+	size_t n = strlen(upper);
+
+	for (const char *p = name; *p; p++) {
+		if (n + 1 >= sizeof(upper) || !(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '-'))
+			return -EINVAL;
+		upper[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+	}
+	upper[n] = 0;
+	const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value_by_name(&cocoon__checkpoint_route__descriptor, upper);
+	if (!v)
+		return -EINVAL;
+	*out = (Cocoon__CheckpointRoute)v->value;
+	return 0;
 }
 
 static void make_checkpoint_id(char out[64])
@@ -241,7 +262,7 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 	/* The user's CRIU settings, refused here when they cannot work in
 	 * the VM, before anything is frozen. */
 	criu_config_free(&o->criu);
-	if ((r = criu_config_collect(g->cfg.criu_config, st.bundle, &o->criu, err)) < 0)
+	if (criu_config_collect(g->cfg.criu_config, st.bundle, &o->criu, err) < 0)
 		return error_wrap(err, "checkpoint %s", id);
 	if (st.status != STATUS_RUNNING && st.status != STATUS_PAUSED)
 		return error_setx(err, EINVAL, "container %s is %s; only running or paused containers can be checkpointed",
@@ -279,7 +300,7 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 	/* COCOON_STAGING=shared: the way before, for make bench to compare. */
 	const char *how = getenv("COCOON_STAGING");
 	bool staged = false;
-	if (strcmp(g->cfg.shared_fs, "9p") == 0 && o->bench_route != 1 && !(how && !strcmp(how, "shared"))) {
+	if (strcmp(g->cfg.shared_fs, "9p") == 0 && o->bench_route != COCOON__CHECKPOINT_ROUTE__ROUTE_FLOOR && !(how && !strcmp(how, "shared"))) {
 		int ns = shim_mount_ns(&st);
 		staged = ns != -2 && images_stage_beside(idir, ckid, dest, ns, &stage, NULL) == 1;
 		if (ns >= 0)
@@ -302,7 +323,7 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 		return r;
 	}
 	Cocoon__CheckpointReply *rep = resp->checkpoint;
-	if (o->bench_route == 1) {
+	if (o->bench_route == COCOON__CHECKPOINT_ROUTE__ROUTE_FLOOR) {
 		/* The benchmark floor: dumped into guest memory and discarded. */
 		print_checkpoint_stats(o, rep, now_ms() - t0, "");
 		cocoon__response__free_unpacked(resp, NULL);
@@ -552,23 +573,7 @@ int cmd_checkpoint(struct global_opts *g, int argc, char **argv)
 			break;
 		case O_ROUTE:
 			/* Benchmark baselines only; see make bench. */
-			if (strcmp(optarg, "cocoon") == 0)
-				o.bench_route = 0;
-			else if (strcmp(optarg, "floor") == 0)
-				o.bench_route = 1;
-			else if (strcmp(optarg, "seed") == 0)
-				o.bench_route = 2;
-			else if (strcmp(optarg, "direct9p") == 0)
-				o.bench_route = 3;
-			else if (strcmp(optarg, "serial") == 0)
-				o.bench_route = 4;
-			else if (strcmp(optarg, "tmpfs") == 0)
-				o.bench_route = 5;
-			else if (strcmp(optarg, "tmpfs-unchecked") == 0)
-				o.bench_route = 6; /* fault injection: see the e2e tests */
-			else if (strcmp(optarg, "stream") == 0)
-				o.bench_route = 7;
-			else
+			if (bench_route_parse(optarg, &o.bench_route) < 0)
 				return usage_error("checkpoint", "--bench-route: cocoon, floor, seed, direct9p, serial, tmpfs, "
 								 "tmpfs-unchecked or stream");
 			break;

@@ -1,5 +1,6 @@
 /* create, start and run: runc's container start-up, split or in one go. */
 #include "cleanup.h"
+#include "log.h"
 #include "container.h"
 #include "paths.h"
 #include "pod.h"
@@ -116,7 +117,7 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 		return r;
 	}
 	for (size_t i = 0; i < bundle.n_warnings; i++)
-		fprintf(stderr, "cocoon: warning: config.json: %s\n", bundle.warnings[i]);
+		log_warning("config.json: %s", bundle.warnings[i]);
 	int member = pod_resolve(g, &bundle, &pod, err);
 	if (member < 0) {
 		spec_free(&bundle);

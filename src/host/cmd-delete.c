@@ -59,7 +59,7 @@ int cmd_delete(struct global_opts *g, int argc, char **argv)
 					     {}};
 	_cleanup_error_ struct error *err = NULL;
 	_cleanup_free_ char *dir = NULL;
-	struct container_state st;
+	struct container_state st = { 0 };
 	bool force = false;
 	int c;
 
@@ -81,10 +81,23 @@ int cmd_delete(struct global_opts *g, int argc, char **argv)
 	if (optind != argc - 1)
 		return usage_error("delete", "expects exactly one container ID");
 	const char *id = argv[optind];
+	if (validate_id("container", id, &err) < 0) {
+		report_error(g, err->msg);
+		return 1;
+	}
 	int r = container_load(g, id, &dir, &st, &err);
-	if (r == -ENOENT && force)
-		return 0; /* runc: delete --force of a missing container succeeds */
-	if (r < 0 && r != -EINVAL) {
+	if (r == -ENOENT && dir && force) {
+		/* runc: delete --force of a missing container succeeds. A
+		 * directory left without its state.json is removed, so the
+		 * success is true. */
+		error_free(&err);
+		if (remove_tree(dir, &err) < 0) {
+			report_error(g, err->msg);
+			return 1;
+		}
+		return 0;
+	}
+	if (r < 0 && (r != -EINVAL || !dir)) {
 		report_error(g, err->msg);
 		return 1;
 	}

@@ -8,6 +8,7 @@
 #include "paths.h"
 
 #include <fcntl.h>
+#include <assert.h>
 #include <getopt.h>
 #include <json-c/json.h>
 #include <signal.h>
@@ -159,6 +160,7 @@ int cmd_exec(struct global_opts *g, int argc, char **argv)
 			pid_file = optarg;
 			break;
 		case 'e':
+			assert(optarg); /* a required argument */
 			if (n_envs < ARRAY_SIZE(envs))
 				envs[n_envs++] = optarg;
 			break;
@@ -185,13 +187,19 @@ int cmd_exec(struct global_opts *g, int argc, char **argv)
 	Cocoon__ProcessSpec *p = NULL;
 	int r = process_file ? spec_parse_process_file(process_file, &p, &err)
 			     : base_process(g, id, &p, &err);
+	if (r >= 0 && !p)
+		r = error_setx(&err, EINVAL, "config.json has no process");
 	if (r < 0) {
 		error_wrap(&err, "exec %s", id);
 		report_error(g, err->msg);
 		spec_process_free(p);
 		return 1;
 	}
-	if (tty || p->terminal) {
+	/* As runc: without --process the terminal is --tty's, not the
+	 * container's (a shell on a terminal still takes plain execs). */
+	if (!process_file)
+		p->terminal = tty;
+	if (p->terminal) {
 		report_error(g, "exec: a terminal for exec (--tty) is not supported yet");
 		spec_process_free(p);
 		return 1;
@@ -206,6 +214,12 @@ int cmd_exec(struct global_opts *g, int argc, char **argv)
 		free(p->args);
 		p->n_args = (size_t)(argc - optind - 1);
 		p->args = calloc(p->n_args + 1, sizeof(char *));
+		if (!p->args) {
+			p->n_args = 0;
+			spec_process_free(p);
+			report_error(g, "exec: out of memory");
+			return 1;
+		}
 		for (size_t i = 0; i < p->n_args; i++)
 			p->args[i] = strdup(argv[optind + 1 + i]);
 	}

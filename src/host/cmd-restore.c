@@ -118,6 +118,12 @@ int cmd_restore(struct global_opts *g, int argc, char **argv)
 	if (!image_path)
 		return usage_error("restore", "--image-path is required");
 	const char *id = argv[optind];
+	/* Before the images are read: the ID names the state directory. */
+	if (validate_id("container", id, &err) < 0) {
+		error_wrap(&err, "restore");
+		report_error(g, err->msg);
+		return 1;
+	}
 	criu.debug = g->cfg.enable_debug;
 	if (!realpath(image_path, resolved)) {
 		error_set(&err, errno, "restore %s: image path %s", id, image_path);

@@ -5,12 +5,11 @@
  * drive runc. Each command lives in its own cmd-*.c file. */
 #include "cleanup.h"
 #include "commands.h"
+#include "log.h"
 #include "paths.h"
 
 #include <getopt.h>
-#include <json-c/json.h>
 #include <string.h>
-#include <time.h>
 
 static const struct command commands[] = {
 	{"check", "boot a VM and report whether containers and checkpoints can work", cmd_check},
@@ -57,47 +56,9 @@ static void usage(FILE *out)
 
 /* The text --log format is logfmt: msg="..." with quotes, backslashes and
  * controls escaped, so that guest text cannot end the field or the line. */
-static void logfmt_quoted(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			fprintf(f, "\\%c", *p);
-		else if (*p == '\n')
-			fputs("\\n", f);
-		else if (*p < 0x20 || *p == 0x7f)
-			fprintf(f, "\\x%02x", *p);
-		else
-			fputc(*p, f);
-	}
-	fputc('"', f);
-}
-
 void report_error(struct global_opts *g, const char *msg)
 {
-	fprintf(stderr, "cocoon: %s\n", msg);
-	if (!g || !g->log_path)
-		return;
-	FILE *f = fopen(g->log_path, "ae");
-	if (!f)
-		return;
-	if (g->log_format && strcmp(g->log_format, "json") == 0) {
-		/* containerd's shim reports the last "level":"error" line. */
-		char when[64];
-		time_t t = time(NULL);
-		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
-		json_object *o = json_object_new_object();
-		json_object_object_add(o, "level", json_object_new_string("error"));
-		json_object_object_add(o, "msg", json_object_new_string(msg));
-		json_object_object_add(o, "time", json_object_new_string(when));
-		fprintf(f, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-		json_object_put(o);
-	} else {
-		fputs("level=error msg=", f);
-		logfmt_quoted(f, msg);
-		fputc('\n', f);
-	}
-	fclose(f);
+	log_error(msg);
 }
 
 int main(int argc, char **argv)
@@ -168,6 +129,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	log_init(g.log_path, g.log_format);
 	if (optind >= argc) {
 		usage(stderr);
 		return 2;

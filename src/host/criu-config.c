@@ -179,7 +179,7 @@ int criu_config_collect(const char *default_path, const char *bundle, Cocoon__Cr
 	struct stat st;
 	if (!r && stat(path, &st) < 0 && errno == ENOENT)
 		return 0; /* the default file is optional */
-	if ((r = read_file_bounded(path, CRIU_CONFIG_MAX_BYTES, &text, NULL, err)) < 0)
+	if (read_file_bounded(path, CRIU_CONFIG_MAX_BYTES, &text, NULL, err) < 0)
 		return error_wrap(err, "CRIU config%s", from_annotation ? " (annotation " CRIU_CONFIG_ANNOTATION ")" : "");
 	return criu_config_parse(text, path, o, err);
 }

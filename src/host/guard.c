@@ -1,6 +1,7 @@
 #include "guard.h"
 #include "cleanup.h"
 #include "paths.h"
+#include "safefs.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -31,16 +32,11 @@ void guard_check_console(struct sandbox_guard *g)
 
 uint64_t guard_usage(int dirfd, int depth)
 {
-	int dup = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
-	_cleanup_closedir_ DIR *d = dup >= 0 ? fdopendir(dup) : NULL;
+	_cleanup_closedir_ DIR *d = safefs_opendir(dirfd);
 	struct dirent *de;
 	uint64_t sum = 0;
-	if (!d) {
-		if (dup >= 0)
-			close(dup);
+	if (!d)
 		return 0;
-	}
-	rewinddir(d); /* a dup shares the offset of a directory read before */
 	while ((de = readdir(d))) {
 		struct stat st;
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||

@@ -119,17 +119,12 @@ static int hash_fd(int fd, const char *name, uint64_t size, const struct budget 
 static int walk_files(int dirfd, bool allow_parent, int (*fn)(int dirfd, const char *name, void *ud), void *ud,
 		      struct error **err)
 {
-	int dup = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
-	_cleanup_closedir_ DIR *d = dup >= 0 ? fdopendir(dup) : NULL;
+	_cleanup_closedir_ DIR *d = safefs_opendir(dirfd);
 	struct dirent *de;
 	int r = 0;
 
-	if (!d) {
-		if (dup >= 0)
-			close(dup);
+	if (!d)
 		return error_set(err, errno, "open image directory");
-	}
-	rewinddir(d); /* a dup shares the offset of a directory read before */
 	while (r == 0 && (de = readdir(d))) {
 		struct stat st;
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
@@ -520,7 +515,7 @@ void images_discard(const char *state_dir, const char *ckid)
 	_cleanup_close_ int ckfd = open_ckdir(state_dir, NULL);
 	if (ckfd < 0)
 		return;
-	snprintf(log, sizeof(log), "%s.dump.log", ckid);
+	snprintf(log, sizeof(log), "%s." COCOON_DUMP_LOG, ckid);
 	safefs_remove(ckfd, ckid, NULL);
 	safefs_remove(ckfd, log, NULL);
 }
@@ -532,7 +527,7 @@ int images_keep_dump_log(const char *state_dir, const char *ckid, const char *ke
 	char log[128];
 	size_t len;
 
-	snprintf(log, sizeof(log), "%s.dump.log", ckid);
+	snprintf(log, sizeof(log), "%s." COCOON_DUMP_LOG, ckid);
 	if (ckfd < 0 || safefs_read(ckfd, log, IMAGES_MAX_LOG, &text, &len, NULL) < 0)
 		return -ENOENT;
 	return write_file_atomic(keep, text, len, 0600, NULL);
@@ -639,7 +634,7 @@ static int check_pages(int dirfd, const char *name, void *ud)
 	int r = safefs_read(dirfd, name, 64 << 20, &data, &len, err);
 	if (r < 0)
 		return r;
-	if ((r = images_pagemap_pages((const uint8_t *)data, len, &pages_id, &pages, err)) < 0)
+	if (images_pagemap_pages((const uint8_t *)data, len, &pages_id, &pages, err) < 0)
 		return error_wrap(err, "%s", name);
 	snprintf(pages_name, sizeof(pages_name), "pages-%llu.img", (unsigned long long)pages_id);
 	off_t have = fstatat(dirfd, pages_name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? st.st_size : 0;
@@ -834,7 +829,8 @@ void images_copy_logs_at(int dirfd, const char *const *from, const char *const *
 
 void images_copy_logs(const char *src, const char *work_path)
 {
-	static const char *const names[] = {"dump.log", "restore.log", "stats-dump", "stats-restore"};
+	static const char *const names[] = {COCOON_DUMP_LOG, COCOON_RESTORE_LOG, COCOON_STATS_DUMP,
+					     COCOON_STATS_RESTORE};
 	_cleanup_close_ int dirfd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	images_copy_logs_at(dirfd, names, names, ARRAY_SIZE(names), work_path);
 }

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "contract.h"
 #include "error.h"
 
 #define IMAGES_META "cocoon.json"
@@ -15,7 +16,7 @@
  * with CRIU's log beside it as checkpoints/CKID.dump.log on failure. The
  * host builds these paths from the checkpoint ID it made; it takes none
  * from the guest. */
-#define IMAGES_SHARED_SUBDIR "checkpoints"
+#define IMAGES_SHARED_SUBDIR COCOON_CHECKPOINTS_DIR
 /* CRIU's logs are text the guest wrote: read this much at most. */
 #define IMAGES_MAX_LOG (64 << 20)
 
@@ -37,7 +38,7 @@ struct images_info {
 	const char *parent_path; /* the pre-dump this one is incremental to */
 };
 
-#define IMAGES_MAX_CHAIN 4
+#define IMAGES_MAX_CHAIN COCOON_MAX_CHAIN
 
 /* A checkpoint and the pre-dumps it depends on, newest first. */
 struct images_chain {

@@ -61,6 +61,8 @@ static void network_spec_free(Cocoon__NetworkSpec *spec)
 		return;
 	for (size_t i = 0; i < spec->n_interfaces; i++) {
 		Cocoon__NetInterface *ifc = spec->interfaces[i];
+		if (!ifc)
+			continue;
 		free(ifc->name);
 		free(ifc->mac);
 		for (size_t j = 0; j < ifc->n_addresses; j++)

@@ -25,30 +25,14 @@ int read_file_bounded(const char *path, size_t max, char **out, size_t *len, str
 	/* O_NONBLOCK: a FIFO put where a file belongs reads as empty instead
 	 * of hanging the caller. */
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-	_cleanup_free_ char *buf = NULL;
-	size_t n = 0;
 
 	if (fd < 0)
 		return error_set(err, errno, "open %s", path);
-	buf = malloc(max + 1);
-	if (!buf)
-		return error_set(err, ENOMEM, "read %s", path);
-	for (;;) {
-		ssize_t r = read(fd, buf + n, max + 1 - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return error_set(err, errno, "read %s", path);
-		if (r == 0)
-			break;
-		n += (size_t)r;
-		if (n > max)
-			return error_setx(err, EFBIG, "%s is larger than %zu bytes", path, max);
-	}
-	buf[n] = 0;
-	if (len)
-		*len = n;
-	*out = TAKE_PTR(buf);
+	int r = fd_read_bounded(fd, max, out, len);
+	if (r == -EFBIG)
+		return error_setx(err, EFBIG, "%s is larger than %zu bytes", path, max);
+	if (r < 0)
+		return error_set(err, -r, "read %s", path);
 	return 0;
 }
 
@@ -89,25 +73,6 @@ void copy_file_bounded(const char *from, const char *to, size_t max)
 		write_file_atomic(to, text, len, 0600, NULL);
 }
 
-int mkdir_p(const char *path, int mode, struct error **err)
-{
-	char buf[PATH_MAX];
-
-	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-		return error_setx(err, ENAMETOOLONG, "path too long: %s", path);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		if (mkdir(buf, mode) < 0 && errno != EEXIST)
-			return error_set(err, errno, "mkdir %s", buf);
-		*p = '/';
-	}
-	if (mkdir(buf, mode) < 0 && errno != EEXIST)
-		return error_set(err, errno, "mkdir %s", buf);
-	return 0;
-}
-
 /* Walks by fd (safefs_remove): a symlink planted inside the tree is removed,
  * never followed, whatever it is swapped for meanwhile. */
 int remove_tree(const char *path, struct error **err)
@@ -127,26 +92,26 @@ int remove_tree(const char *path, struct error **err)
 
 int validate_id(const char *kind, const char *id, struct error **err)
 {
-	size_t n = id ? strlen(id) : 0;
+	char bad = 0;
 
-	if (n == 0)
+	switch (cocoon_id_check(id, &bad)) {
+	case COCOON_ID_OK:
+		return 0;
+	case COCOON_ID_EMPTY:
 		return error_setx(err, EINVAL, "%s ID is empty", kind);
-	if (n > COCOON_ID_MAX)
-		return error_setx(err, EINVAL, "%s ID '%.20s...' is %zu characters; the limit is %d",
-				  kind, id, n, COCOON_ID_MAX);
-	if (!isalnum((unsigned char)id[0]))
-		return error_setx(err, EINVAL, "%s ID '%s' must start with a letter or digit", kind,
-				  id);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)id[i];
-		if (!isalnum(c) && c != '_' && c != '-' && c != '.')
-			return error_setx(err, EINVAL,
-					  "%s ID '%s' contains '%c'; allowed are letters, digits, '_', '-' and '.'",
-					  kind, id, c);
-	}
-	if (strstr(id, ".."))
+	case COCOON_ID_TOO_LONG:
+		return error_setx(err, EINVAL, "%s ID '%.20s...' is %zu characters; the limit is %d", kind, id,
+				  strlen(id), COCOON_ID_MAX);
+	case COCOON_ID_BAD_START:
+		return error_setx(err, EINVAL, "%s ID '%s' must start with a letter or digit", kind, id);
+	case COCOON_ID_BAD_CHAR:
+		return error_setx(err, EINVAL,
+				  "%s ID '%s' contains '%c'; allowed are letters, digits, '_', '-' and '.'", kind,
+				  id, bad);
+	case COCOON_ID_DOTDOT:
 		return error_setx(err, EINVAL, "%s ID '%s' contains '..'", kind, id);
-	return 0;
+	}
+	return error_setx(err, EINVAL, "%s ID '%s' is not valid", kind, id);
 }
 
 const char *cache_dir(void)
@@ -201,11 +166,4 @@ int find_helper(const char *name, char **out, struct error **err)
 	}
 	return error_setx(err, ENOENT, "cannot find %s next to %s or under %s", name,
 			  dir ? dir : "?", COCOON_DATADIR);
-}
-
-long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

@@ -4,12 +4,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "contract.h"
 #include "error.h"
+#include "fdio.h"
 
 #define COCOON_DEFAULT_ROOT "/run/cocoon"
 #define COCOON_DEFAULT_CACHE "/var/cache/cocoon"
 #define COCOON_CACHE_ENV "COCOON_CACHE_DIR"
-#define COCOON_ID_MAX 64
 
 /* Reads at most max bytes of a file, NUL-terminated. */
 int read_file_bounded(const char *path, size_t max, char **out, size_t *len, struct error **err);
@@ -19,14 +20,13 @@ int write_file_atomic(const char *path, const char *data, size_t len, int mode, 
  * source is not an error. For logs. */
 void copy_file_bounded(const char *from, const char *to, size_t max);
 
-/* mkdir -p with the given mode for every directory it creates. */
-int mkdir_p(const char *path, int mode, struct error **err);
 
 /* Removes a tree without following symlinks. Missing is not an error. */
 int remove_tree(const char *path, struct error **err);
 
 /* Container and checkpoint IDs become path components, so they are
- * validated first: [A-Za-z0-9][A-Za-z0-9_.-]*, at most COCOON_ID_MAX. */
+ * validated first, by the one rule of contract.h (cocoon_id_check()); the
+ * message names the kind ("container", "checkpoint") and the cause. */
 int validate_id(const char *kind, const char *id, struct error **err);
 
 /* The cache directory: $COCOON_CACHE_DIR or /var/cache/cocoon. */
@@ -40,5 +40,3 @@ int find_helper(const char *name, char **out, struct error **err);
  * NULL when out of memory. */
 char *path_beside(const char *path, const char *name);
 
-/* Monotonic milliseconds. */
-long long now_ms(void);

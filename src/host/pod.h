@@ -20,16 +20,17 @@
 #include <sys/types.h>
 
 #include "commands.h"
+#include "contract.h"
 #include "error.h"
 
 struct oci_bundle;
 
 #define POD_SHARE "pod"
 #define POD_SHARE_RW "pod-rw"
-#define POD_TAG "pod"
+#define POD_TAG COCOON_TAG_POD
 /* Where the agent mounts the pod share: the sources of a member's bind
  * mounts of host files are under it. */
-#define POD_GUEST_DIR "/run/cocoon/pod"
+#define POD_GUEST_DIR COCOON_GUEST_POD_DIR
 /* A member restored in place gets its checkpoint's image directories (the
  * checkpoint and its pre-dumps, images.h IMAGES_MAX_CHAIN) through the pod
  * share too: pod/<id>/images<i>, read-only. */

@@ -1,10 +1,13 @@
 #include "safefs.h"
 #include "cleanup.h"
+#include "fdio.h"
 
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 
 bool safefs_force_fallback;
@@ -133,41 +136,12 @@ int safefs_read(int dirfd, const char *path, size_t max, char **out, size_t *len
 	_cleanup_close_ int fd = safefs_open_regular(dirfd, path, max, &st, err);
 	if (fd < 0)
 		return fd;
-	size_t cap = (size_t)st.st_size, n = 0;
-	_cleanup_free_ char *buf = malloc(cap + 2);
-	if (!buf)
-		return error_set(err, ENOMEM, "read %s", path);
-	for (;;) {
-		ssize_t r = read(fd, buf + n, cap + 1 - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return error_set(err, errno, "read %s", path);
-		if (r == 0)
-			break;
-		n += (size_t)r;
-		if (n > cap)
-			return error_setx(err, EFBIG, "%s grew while it was read", path);
-	}
-	buf[n] = 0;
-	if (len)
-		*len = n;
-	*out = TAKE_PTR(buf);
-	return 0;
-}
-
-static int write_all_fd(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return w < 0 ? -errno : -ENOSPC;
-		p += w;
-		len -= (size_t)w;
-	}
+	/* Past its size it grew after the fstat(): refused, not truncated. */
+	int r = fd_read_bounded(fd, (size_t)st.st_size, out, len);
+	if (r == -EFBIG)
+		return error_setx(err, EFBIG, "%s grew while it was read", path);
+	if (r < 0)
+		return error_set(err, -r, "read %s", path);
 	return 0;
 }
 
@@ -190,7 +164,7 @@ int safefs_write(int dirfd, const char *name, const void *data, size_t len, mode
 	_cleanup_close_ int fd = create_tmp(dirfd, name, mode, tmp, sizeof(tmp));
 	if (fd < 0)
 		return error_set(err, errno, "create %s", tmp);
-	int r = write_all_fd(fd, data, len);
+	int r = fd_write_all(fd, data, len);
 	if (r == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
 		r = -errno;
 	if (r < 0) {
@@ -220,7 +194,7 @@ int safefs_copy_fd(int in, int dirfd, const char *name, uint64_t max, mode_t mod
 		total += (uint64_t)n;
 		if (total > max)
 			return error_setx(err, EFBIG, "%s: more than %llu bytes", name, (unsigned long long)max);
-		int r = write_all_fd(out, buf, (size_t)n);
+		int r = fd_write_all(out, buf, (size_t)n);
 		if (r < 0)
 			return error_set(err, -r, "write %s", name);
 	}
@@ -229,26 +203,79 @@ int safefs_copy_fd(int in, int dirfd, const char *name, uint64_t max, mode_t mod
 	return 0;
 }
 
-static int remove_below(int dirfd, dev_t dev, int depth, struct error **err);
+/* The walk of one removal. Recursion is bounded by SAFEFS_MAX_DEPTH; a
+ * directory nested deeper (a guest can make any depth) is renamed up into
+ * the top directory being removed and taken on a later pass, so any depth
+ * is removed with bounded stack. The entries of one filesystem mount only
+ * are removed: a mount point (another mount ID, or another st_dev where
+ * statx gives no mount ID) is left alone and reported. */
+struct remove_walk {
+	int topfd;		/* the directory being removed, once open */
+	dev_t dev;
+	uint64_t mnt_id;	/* 0: the kernel gave none; st_dev alone decides */
+	unsigned hoisted;	/* directories renamed into topfd this pass */
+	unsigned serial;
+};
 
-static int remove_entry(int dirfd, const char *name, dev_t dev, int depth, struct error **err)
+static int remove_below(int dirfd, struct remove_walk *w, int depth, struct error **err);
+
+/* statx(2): STATX_MNT_ID since Linux 5.8. */
+static int entry_stat(int dirfd, const char *name, struct stat *st, uint64_t *mnt_id)
+{
+	struct statx sx;
+	*mnt_id = 0;
+	int at = *name ? AT_SYMLINK_NOFOLLOW : AT_EMPTY_PATH;
+	if (statx(dirfd, name, at | AT_NO_AUTOMOUNT, STATX_TYPE | STATX_MNT_ID, &sx) == 0) {
+		if (sx.stx_mask & STATX_MNT_ID)
+			*mnt_id = sx.stx_mnt_id;
+	}
+	return fstatat(dirfd, name, st, at);
+}
+
+static int hoist(int dirfd, const char *name, struct remove_walk *w, struct error **err)
+{
+	for (int tries = 0; tries < 64; tries++) {
+		char to[64];
+		snprintf(to, sizeof(to), ".cocoon-removing-%u", w->serial++);
+		if (renameat2(dirfd, name, w->topfd, to, RENAME_NOREPLACE) == 0) {
+			w->hoisted++;
+			return 0;
+		}
+		if (errno != EEXIST)
+			return error_set(err, errno, "remove %s (nested deeper than %d levels)", name,
+					 SAFEFS_MAX_DEPTH);
+	}
+	return error_setx(err, EEXIST, "remove %s: no free name to move it to", name);
+}
+
+static int remove_entry(int dirfd, const char *name, struct remove_walk *w, int depth, struct error **err)
 {
 	struct stat st;
-	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	uint64_t mnt_id;
+	if (entry_stat(dirfd, name, &st, &mnt_id) < 0)
 		return errno == ENOENT ? 0 : error_set(err, errno, "stat %s", name);
 	if (!S_ISDIR(st.st_mode)) {
 		if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
 			return error_set(err, errno, "remove %s", name);
 		return 0;
 	}
-	if (st.st_dev != dev)
+	if (st.st_dev != w->dev || (w->mnt_id && mnt_id && mnt_id != w->mnt_id))
 		return error_setx(err, EXDEV, "%s is a mount point; not removed", name);
-	if (depth >= SAFEFS_MAX_DEPTH)
-		return error_setx(err, ELOOP, "%s: nested deeper than %d levels", name, SAFEFS_MAX_DEPTH);
+	if (depth >= SAFEFS_MAX_DEPTH && w->topfd >= 0)
+		return hoist(dirfd, name, w, err);
 	_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : error_set(err, errno, "open %s", name);
-	int r = remove_below(fd, dev, depth + 1, err);
+	if (depth == 0)
+		w->topfd = fd;
+	int r;
+	do {
+		w->hoisted = depth == 0 ? 0 : w->hoisted;
+		r = remove_below(fd, w, depth + 1, err);
+		/* Each pass removes SAFEFS_MAX_DEPTH levels of what it moved up. */
+	} while (r == 0 && depth == 0 && w->hoisted > 0);
+	if (depth == 0)
+		w->topfd = -1;
 	if (r < 0)
 		return r;
 	if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
@@ -256,35 +283,46 @@ static int remove_entry(int dirfd, const char *name, dev_t dev, int depth, struc
 	return 0;
 }
 
-static int remove_below(int dirfd, dev_t dev, int depth, struct error **err)
+static int remove_below(int dirfd, struct remove_walk *w, int depth, struct error **err)
 {
-	int dup = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
-	_cleanup_closedir_ DIR *d = dup >= 0 ? fdopendir(dup) : NULL;
+	_cleanup_closedir_ DIR *d = safefs_opendir(dirfd);
 	struct dirent *de;
 	int r = 0;
 
-	if (!d) {
-		if (dup >= 0)
-			close(dup);
+	if (!d)
 		return error_set(err, errno, "open directory");
-	}
-	rewinddir(d); /* a dup shares the offset of a directory read before */
 	/* Remove what is there; entries added meanwhile make rmdir fail,
 	 * which is then reported. */
 	while ((de = readdir(d))) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
-		int e = remove_entry(dirfd, de->d_name, dev, depth, r < 0 ? NULL : err);
+		int e = remove_entry(dirfd, de->d_name, w, depth, r < 0 ? NULL : err);
 		if (e < 0 && r == 0)
 			r = e;
 	}
 	return r;
 }
 
+DIR *safefs_opendir(int dirfd)
+{
+	int dup = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+	DIR *d = dup >= 0 ? fdopendir(dup) : NULL;
+
+	if (!d) {
+		if (dup >= 0)
+			closep(&dup);
+		return NULL;
+	}
+	rewinddir(d); /* a dup shares the offset of a directory read before */
+	return d;
+}
+
 int safefs_remove(int dirfd, const char *name, struct error **err)
 {
+	struct remove_walk w = { .topfd = -1 };
 	struct stat st;
-	if (fstat(dirfd, &st) < 0)
+	if (entry_stat(dirfd, "", &st, &w.mnt_id) < 0 && fstat(dirfd, &st) < 0)
 		return error_set(err, errno, "remove %s", name);
-	return remove_entry(dirfd, name, st.st_dev, 0, err);
+	w.dev = st.st_dev;
+	return remove_entry(dirfd, name, &w, 0, err);
 }

@@ -10,6 +10,7 @@
  */
 #pragma once
 
+#include <dirent.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -47,7 +48,15 @@ int safefs_write(int dirfd, const char *name, const void *data, size_t len, mode
 int safefs_copy_fd(int in, int dirfd, const char *name, uint64_t max, mode_t mode,
 		   struct error **err);
 
+/* A directory stream over a duplicate of dirfd, rewound to the start (a
+ * dup shares the offset of a directory read before); dirfd stays open and
+ * the caller closes the stream. NULL with errno set on failure. */
+DIR *safefs_opendir(int dirfd);
+
 /* Removes NAME in dirfd and, when it is a directory, everything below it,
  * walking by fd: a symlink is removed, never followed, and a mount point
- * (another st_dev) is left alone. Missing is not an error. */
+ * (another mount ID from statx(2), or another st_dev) is left alone and
+ * reported as EXDEV. Any depth is removed with bounded stack: directories
+ * nested deeper than the walk's limit are renamed up into NAME and taken
+ * on a later pass. Missing is not an error. */
 int safefs_remove(int dirfd, const char *name, struct error **err);

@@ -1,5 +1,6 @@
 #include "sandbox.h"
 #include "cleanup.h"
+#include "log.h"
 #include "paths.h"
 #include "template.h"
 
@@ -131,7 +132,7 @@ static int boot_from_template(struct sandbox *sb, const struct cocoon_config *cf
 		sb->from_template = true;
 		return 0;
 	}
-	fprintf(stderr, "cocoon: VM template %s: %s; booting without it\n", dir ? dir : "", e ? e->msg : "failed");
+	log_warning("VM template %s: %s; booting without it", dir ? dir : "", e ? e->msg : "failed");
 	if (sb->vm.backend)
 		sb->vm.backend->kill(&sb->vm);
 	agent_client_close(&sb->agent);
@@ -164,8 +165,8 @@ static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 	    cfg->guest_criu_path[0] != '/' || cfg->guest_checkpoint_dir[0] != '/')
 		return error_setx(err, EINVAL, "guest_criu_path and guest_checkpoint_dir must be absolute paths "
 						"without spaces");
-	if (asprintf(&cmdline, "cocoon.criu=%s cocoon.ckptdir=%s%s", cfg->guest_criu_path,
-		     cfg->guest_checkpoint_dir, cfg->enable_debug ? " cocoon.debug=1" : "") < 0)
+	if (asprintf(&cmdline, COCOON_CMDLINE_CRIU "%s " COCOON_CMDLINE_CKPTDIR "%s%s", cfg->guest_criu_path,
+		     cfg->guest_checkpoint_dir, cfg->enable_debug ? " " COCOON_CMDLINE_DEBUG : "") < 0)
 		return error_set(err, ENOMEM, "cmdline");
 
 	tools = fake ? NULL : sandbox_tools_dir(initrd);

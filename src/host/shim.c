@@ -70,18 +70,11 @@ struct shim {
 	int exit_code;
 };
 
+/* A reader that went away loses its output. */
 static void write_all(int fd, const void *buf, size_t len)
 {
-	const char *p = buf;
-	while (fd >= 0 && len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return; /* a reader that went away loses its output */
-		p += n;
-		len -= (size_t)n;
-	}
+	if (fd >= 0)
+		(void)fd_write_all(fd, buf, len);
 }
 
 static int exit_code_of(int wait_status)
@@ -216,7 +209,9 @@ static int setup_stdio(struct shim *s, struct error **err)
 	if (!s->args->bundle->spec->process->terminal)
 		return 0;
 	if (!s->args->console_socket)
-		return error_setx(err, EINVAL, "process.terminal is true but no --console-socket was given");
+		return error_setx(err, EINVAL,
+				  "process.terminal is true but no --console-socket was given: the container's "
+				  "terminal needs one to hand the pty master to (as with runc)");
 	int master, slave;
 	if (openpty(&master, &slave, NULL, NULL, NULL) < 0)
 		return error_set(err, errno, "openpty");
@@ -274,9 +269,9 @@ static int create_container(struct shim *s, struct error **err)
 static void copy_restore_logs(struct shim *s)
 {
 	char log[128], stats[128];
-	snprintf(log, sizeof(log), "restore-%s.restore.log", s->args->id);
-	snprintf(stats, sizeof(stats), "restore-%s.stats-restore", s->args->id);
-	const char *const from[] = {log, stats}, *const to[] = {"restore.log", "stats-restore"};
+	snprintf(log, sizeof(log), "restore-%s." COCOON_RESTORE_LOG, s->args->id);
+	snprintf(stats, sizeof(stats), "restore-%s." COCOON_STATS_RESTORE, s->args->id);
+	const char *const from[] = {log, stats}, *const to[] = {COCOON_RESTORE_LOG, COCOON_STATS_RESTORE};
 	_cleanup_close_ int dirfd = open(s->sb.shared_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	images_copy_logs_at(dirfd, from, to, ARRAY_SIZE(from), s->args->work_path);
 }
@@ -292,7 +287,7 @@ static int restore_container(struct shim *s, struct error **err)
 	char tags[IMAGES_MAX_CHAIN][16], paths[IMAGES_MAX_CHAIN][96];
 	for (int i = 0; i < ch->n; i++) {
 		cocoon__image_share__init(&shares[i]);
-		snprintf(tags[i], sizeof(tags[i]), "images%d", i);
+		snprintf(tags[i], sizeof(tags[i]), COCOON_TAG_IMAGES "%d", i);
 		shares[i].tag = tags[i];
 		shares[i].name = ch->names[i];
 		/* A pod member's images are in the running VM's pod share. */
@@ -341,7 +336,7 @@ static int member_setup(struct shim *s, struct error **err)
 				 a->restore ? a->restore->n : 0, err);
 	if (r < 0)
 		return r;
-	if ((r = shim_connect(a->pod->dir, a->pod->id, &s->sb.agent, err)) < 0)
+	if (shim_connect(a->pod->dir, a->pod->id, &s->sb.agent, err) < 0)
 		return error_wrap(err, "pod sandbox %s", a->pod->id);
 	return 0;
 }

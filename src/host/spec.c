@@ -1,5 +1,6 @@
 #include "spec.h"
 #include "cleanup.h"
+#include "log.h"
 #include "paths.h"
 #include "pod.h"
 
@@ -269,7 +270,7 @@ int spec_parse_process_file(const char *path, Cocoon__ProcessSpec **out, struct 
 		return error_setx(err, EINVAL, "%s: not valid JSON", path);
 	r = parse_process(root, out, &dummy, err);
 	for (size_t i = 0; i < dummy.n_warnings; i++) {
-		fprintf(stderr, "cocoon: warning: %s\n", dummy.warnings[i]);
+		log_warning("%s: %s", path, dummy.warnings[i]);
 		free(dummy.warnings[i]);
 	}
 	free(dummy.warnings);
@@ -320,8 +321,17 @@ static int parse_mount(json_object *m, size_t i, struct oci_bundle *b, Cocoon__M
 	/* A host path means nothing in the guest: the shim bind-mounts the
 	 * source into the sandbox's volumes share, and the guest binds it from
 	 * there (volumes.h). */
+	/* The runtime spec (config.md, "mounts"): a relative source of a bind
+	 * mount is relative to the bundle, never to the caller's directory. */
+	if (mnt->source && *mnt->source && mnt->source[0] != '/' && b->bundle) {
+		char *abs = NULL;
+		if (asprintf(&abs, "%s/%s", b->bundle, mnt->source) < 0)
+			return error_set(err, ENOMEM, "config.json: mounts[%zu]", i);
+		free(mnt->source);
+		mnt->source = abs;
+	}
 	struct volume *v = &b->volumes[b->n_volumes];
-	if ((r = volume_parse(mnt->source, mnt->destination, mnt->options, mnt->n_options, i, v, err)) < 0)
+	if (volume_parse(mnt->source, mnt->destination, mnt->options, mnt->n_options, i, v, err) < 0)
 		return error_wrap(err, "config.json");
 	b->n_volumes++;
 	free(mnt->type);
@@ -698,7 +708,7 @@ int spec_parse(const char *bundle_dir, const char *source, const char *text, con
 		return error_set(err, ENOMEM, "config.json");
 	cocoon__container_spec__init(b->spec);
 	b->spec->id = strdup(id);
-	b->spec->rootfs_tag = strdup("rootfs");
+	b->spec->rootfs_tag = strdup(COCOON_TAG_ROOTFS);
 	if (!member(root, "ociVersion"))
 		return error_setx(err, EINVAL, "config.json: ociVersion is required");
 	if ((r = parse_root(root, b, err)) < 0)

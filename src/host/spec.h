@@ -12,6 +12,8 @@ struct json_object;
 
 #define SPEC_MAX_BYTES (4 * 1024 * 1024)
 #define SPEC_MAX_MOUNTS 64
+/* Every bind mount the host accepts must fit the guest's table. */
+_Static_assert(SPEC_MAX_MOUNTS <= COCOON_MAX_BINDS, "spec mounts exceed the guest's bind-mount limit");
 #define SPEC_MAX_STRINGS 4096
 #define SPEC_MAX_SECCOMP_RULES 1024
 

@@ -198,13 +198,13 @@ static int virtiofsd_start_all(struct vm *vm, const struct vm_spec *s, struct er
 		return error_setx(err, E2BIG, "%d image directories: at most %d with virtiofs", s->n_images_dirs,
 				  VM_MAX_AUX - 2);
 	int slot = 0;
-	if (s->shared_dir && virtiofsd_start(vm, slot++, s, "cocoon", s->shared_dir, false, false, err) < 0)
+	if (s->shared_dir && virtiofsd_start(vm, slot++, s, COCOON_TAG_SHARED, s->shared_dir, false, false, err) < 0)
 		return -1;
-	if (s->volumes_dir && virtiofsd_start(vm, slot++, s, "volumes", s->volumes_dir, false, true, err) < 0)
+	if (s->volumes_dir && virtiofsd_start(vm, slot++, s, COCOON_TAG_VOLUMES, s->volumes_dir, false, true, err) < 0)
 		return -1;
 	for (int i = 0; i < s->n_images_dirs; i++) {
 		char tag[16];
-		snprintf(tag, sizeof(tag), "images%d", i);
+		snprintf(tag, sizeof(tag), COCOON_TAG_IMAGES "%d", i);
 		if (virtiofsd_start(vm, slot++, s, tag, s->images_dirs[i], true, false, err) < 0)
 			return -1;
 	}
@@ -273,8 +273,8 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 	long khz = kvm ? 0 : host_tsc_khz();
 	if (khz > 0)
 		snprintf(tsc, sizeof(tsc), "tsc_early_khz=%ld ", khz);
-	add(b, "console=ttyS0 quiet reboot=t panic=-1 %s%s%s%s", tsc, virtiofs ? "cocoon.fs=virtiofs " : "",
-	    s->memory_file ? "cocoon.template=1 " : "", s->cmdline_extra ? s->cmdline_extra : "");
+	add(b, "console=ttyS0 quiet reboot=t panic=-1 %s%s%s%s", tsc, virtiofs ? COCOON_CMDLINE_VIRTIOFS " " : "",
+	    s->memory_file ? COCOON_CMDLINE_TEMPLATE " " : "", s->cmdline_extra ? s->cmdline_extra : "");
 	/* One port: max_ports=2 (port 0 is the console's) instead of the
 	 * default 31 gives the guest 4 virtqueues to set up instead of 64. */
 	add(b, "-device");
@@ -282,32 +282,32 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 	add(b, "-chardev");
 	add(b, "socket,id=agent,path=%s,server=on,wait=off", s->channel_path);
 	add(b, "-device");
-	add(b, "virtserialport,chardev=agent,name=cocoon.0");
+	add(b, "virtserialport,chardev=agent,name=" COCOON_CHANNEL_NAME);
 	if (s->shared_dir && virtiofs)
-		add_virtiofs(b, "cocoon", s->channel_path);
-	else if (s->shared_dir && add_9p(b, "cocoon", s->shared_dir, false, err) < 0)
+		add_virtiofs(b, COCOON_TAG_SHARED, s->channel_path);
+	else if (s->shared_dir && add_9p(b, COCOON_TAG_SHARED, s->shared_dir, false, err) < 0)
 		return -1;
 	/* The image's tools tree (CRIU and what it runs), never written. */
-	if (s->tools_dir && add_9p(b, "tools", s->tools_dir, true, err) < 0)
+	if (s->tools_dir && add_9p(b, COCOON_TAG_TOOLS, s->tools_dir, true, err) < 0)
 		return -1;
-	if (s->rootfs_dir && add_9p(b, "rootfs", s->rootfs_dir, false, err) < 0)
+	if (s->rootfs_dir && add_9p(b, COCOON_TAG_ROOTFS, s->rootfs_dir, false, err) < 0)
 		return -1;
 	/* The volumes are mount points of other filesystems: remapped inode
 	 * numbers keep two files of two volumes from looking alike. */
 	if (s->volumes_dir && virtiofs)
-		add_virtiofs(b, "volumes", s->channel_path);
-	else if (s->volumes_dir && add_9p_opts(b, "volumes", s->volumes_dir, ",multidevs=remap", err) < 0)
+		add_virtiofs(b, COCOON_TAG_VOLUMES, s->channel_path);
+	else if (s->volumes_dir && add_9p_opts(b, COCOON_TAG_VOLUMES, s->volumes_dir, ",multidevs=remap", err) < 0)
 		return -1;
 	/* Pods: the members' rootfs and volumes are bind mounts under this
 	 * directory, one device each; remap keeps their inode numbers apart
 	 * in the guest. Always 9p: QEMU sees a new bind at once. */
-	if (s->pod_dir && add_9p_opts(b, "pod", s->pod_dir, ",multidevs=remap", err) < 0)
+	if (s->pod_dir && add_9p_opts(b, COCOON_TAG_POD, s->pod_dir, ",multidevs=remap", err) < 0)
 		return -1;
 	for (int i = 0; i < s->n_images_dirs; i++) {
 		/* Read-only: restoring must never change the user's images
 		 * (for virtiofs, see virtiofsd_start). */
 		char tag[16];
-		snprintf(tag, sizeof(tag), "images%d", i);
+		snprintf(tag, sizeof(tag), COCOON_TAG_IMAGES "%d", i);
 		if (virtiofs)
 			add_virtiofs(b, tag, s->channel_path);
 		else if (add_9p(b, tag, s->images_dirs[i], true, err) < 0)

@@ -40,6 +40,13 @@ int volume_parse(const char *source, const char *destination, char *const *optio
 	v->propagation = MS_SLAVE;
 	for (size_t i = 0; i < n_options; i++) {
 		const char *o = options[i];
+		/* The recursive forms (rro, rnosuid, ... from mount_setattr(2),
+		 * as runc reads them) mean the same here: the flags are set on
+		 * the whole cloned tree of an rbind. */
+		if (*o == 'r' && (strcmp(o + 1, "ro") == 0 || strcmp(o + 1, "nosuid") == 0 ||
+				  strcmp(o + 1, "nodev") == 0 || strcmp(o + 1, "noexec") == 0 ||
+				  strcmp(o + 1, "rw") == 0))
+			o++;
 		if (strcmp(o, "rbind") == 0)
 			v->recursive = true;
 		else if (strcmp(o, "ro") == 0)
@@ -52,6 +59,12 @@ int volume_parse(const char *source, const char *destination, char *const *optio
 			v->flags |= MS_NODEV;
 		else if (strcmp(o, "noexec") == 0)
 			v->flags |= MS_NOEXEC;
+		else if (strcmp(o, "idmap") == 0 || strcmp(o, "ridmap") == 0 || strcmp(o, "nosymfollow") == 0 ||
+			 strcmp(o, "rnosymfollow") == 0)
+			return error_setx(err, EOPNOTSUPP,
+					  "mounts[%zu] (%s): option '%s' is not supported for a volume shared into "
+					  "the VM; remove it",
+					  index, destination, o);
 		else if (strcmp(o, "private") == 0 || strcmp(o, "rprivate") == 0)
 			v->propagation = MS_PRIVATE;
 		/* shared and slave both mean "host mounts below the source show

@@ -16,12 +16,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "contract.h"
 #include "error.h"
 
 #define VOLUMES_DIR "volumes"
 /* Where the guest mounts the share, and so the sources the guest sees. */
-#define VOLUMES_GUEST_DIR "/run/cocoon/volumes"
-#define VOLUMES_TAG "volumes"
+#define VOLUMES_GUEST_DIR COCOON_GUEST_VOLUMES_DIR
 
 struct volume {
 	char *host_path;	/* the spec's source, as given */

@@ -1,4 +1,6 @@
 #include "error.h"
+/* The definitions below are in parentheses: error.h's analyzer macros must
+ * not expand them. */
 
 #include <errno.h>
 #include <stdbool.h>
@@ -34,7 +36,7 @@ static int error_vset(struct error **err, int errnum, bool with_strerror, const 
 	return -code;
 }
 
-int error_set(struct error **err, int errnum, const char *fmt, ...)
+int(error_set)(struct error **err, int errnum, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -43,7 +45,7 @@ int error_set(struct error **err, int errnum, const char *fmt, ...)
 	return r;
 }
 
-int error_setx(struct error **err, int errnum, const char *fmt, ...)
+int(error_setx)(struct error **err, int errnum, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -52,7 +54,7 @@ int error_setx(struct error **err, int errnum, const char *fmt, ...)
 	return r;
 }
 
-int error_wrap(struct error **err, const char *fmt, ...)
+int(error_wrap)(struct error **err, const char *fmt, ...)
 {
 	char *prefix = NULL, *full = NULL;
 	va_list ap;

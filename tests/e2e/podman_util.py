@@ -109,6 +109,9 @@ default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
 
 [engine]
 runtime = "cocoon"
+# podman passes --log (its oci-log) only to the runtimes named here; with
+# it, cocoon's warnings stay out of the container's output stream.
+runtime_supports_json = ["cocoon"]
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 

@@ -525,20 +525,28 @@ def expect_untouched(env, cid, out, before, paused):
     assert r.stdout.strip() == "0", r.stdout + r.stderr
 
 
+def dump_256_mib_in_512(env, cid, paused, route, within):
+    """A memhog of 256 MiB in a 512 MiB VM, (paused and) checkpointed
+    --leave-running by the guest-memory route; the checkpoint must fail
+    within the given seconds. Returns (output file, hash before, result)."""
+    env.write_config("", vm="memory_mib = 512\n")
+    b, out = start(env, cid, ["payload", "memhog", "256"])
+    assert wait_for(lambda: len(lines(out)) >= 1, timeout=120)
+    before = memhog_hash(out)
+    if paused:
+        env.run("pause", cid, check=True)
+    t0 = time.monotonic()
+    r = checkpoint(env, cid, env.tmp / "ck", "--leave-running", "--bench-route", route, check=False)
+    assert time.monotonic() - t0 < within
+    assert r.returncode != 0
+    return out, before, r
+
+
 @pytest.mark.parametrize("paused", [False, True])
 def test_dump_that_cannot_fit_is_refused_up_front(env, paused):
     # 256 MiB of dirty memory in a 512 MiB VM: the guest-memory route would
     # need the same again. The agent says so before touching anything.
-    env.write_config("", vm="memory_mib = 512\n")
-    b, out = start(env, "fit", ["payload", "memhog", "256"])
-    assert wait_for(lambda: len(lines(out)) >= 1, timeout=120)
-    before = memhog_hash(out)
-    if paused:
-        env.run("pause", "fit", check=True)
-    t0 = time.monotonic()
-    r = checkpoint(env, "fit", env.tmp / "ck", "--leave-running", "--bench-route", "tmpfs", check=False)
-    assert time.monotonic() - t0 < 20
-    assert r.returncode != 0
+    out, before, r = dump_256_mib_in_512(env, "fit", paused, "tmpfs", within=20)
     m = re.search(r"about (\d+) MiB\) into guest memory first and needs about (\d+) MiB free, "
                   r"but the guest has (\d+) MiB available\. Raise vm.memory_mib", r.stderr)
     assert m, r.stderr
@@ -554,17 +562,7 @@ def test_guest_out_of_memory_during_dump_is_named(env, paused):
     # injection): the dump runs the guest out of memory. The container's
     # tasks are protected (oom_score_adj), so the OOM killer ends CRIU,
     # and the container goes on as it was.
-    env.write_config("", vm="memory_mib = 512\n")
-    b, out = start(env, "oom", ["payload", "memhog", "256"])
-    assert wait_for(lambda: len(lines(out)) >= 1, timeout=120)
-    before = memhog_hash(out)
-    if paused:
-        env.run("pause", "oom", check=True)
-    t0 = time.monotonic()
-    r = checkpoint(env, "oom", env.tmp / "ck", "--leave-running", "--bench-route", "tmpfs-unchecked",
-                   check=False)
-    assert time.monotonic() - t0 < 45
-    assert r.returncode != 0
+    out, before, r = dump_256_mib_in_512(env, "oom", paused, "tmpfs-unchecked", within=45)
     assert "ran out of memory" in r.stderr and "vm.memory_mib" in r.stderr, r.stderr
     assert "ended CRIU, not the container" in r.stderr, r.stderr
     assert not (env.tmp / "ck").exists(), "a failed checkpoint left images behind"

@@ -46,13 +46,14 @@ def test_unknown_shared_fs_is_refused(env):
 
 
 def test_agent_survives_garbage_frames_in_a_real_vm(env):
-    """Garbage, oversized and undecodable frames get error replies, and the
+    """Garbage, oversized and undecodable frames and restores outside the
+    contract get error replies, and the
     agent (PID 1 in a real VM) keeps answering."""
     helper = BUILD / "tests" / "unit" / "agent-frames"
     r = subprocess.run([str(helper), "--config", str(env.config), str(env.tmp / "vm")],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert r.stdout.count("\nok ") == 9, r.stdout
+    assert r.stdout.count("\nok ") == 12, r.stdout
     assert "not ok" not in r.stdout
     assert qemu_pids(str(env.tmp)) == []
 

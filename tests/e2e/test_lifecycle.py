@@ -387,6 +387,17 @@ def test_unsupported_fields_are_named(env):
     assert r.returncode == 0 and r.stdout == "ok\n"
     assert "seccomp" not in r.stderr and "linux.sysctl is not applied inside the VM" in r.stderr, r.stderr
     env.run("delete", "seccomp", check=True)
+    # An engine gives --log, and cocoon's stderr is the container's output
+    # stream there (podman's conmon): the warning goes to the log only.
+    log = env.tmp / "log.json"
+    r = subprocess.run([str(COCOON), "--root", str(env.root), "--config", str(env.config), "--log", str(log),
+                        "--log-format", "json", "run", "--bundle", str(b.path), "seccomp2"],
+                       capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0 and r.stdout == "ok\n" and r.stderr == "", r.stdout + r.stderr
+    lines = [json.loads(l) for l in log.read_text().splitlines()]
+    assert any(l["level"] == "warning" and "linux.sysctl is not applied" in l["msg"]
+               for l in lines), lines
+    env.run("delete", "seccomp2", check=True)
 
 
 def test_foreground_run_forwards_signals(env):

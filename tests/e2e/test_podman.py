@@ -19,6 +19,21 @@ def test_podman_run_echo_and_exit_code(podman):
     assert r.returncode == 7, r.stdout + r.stderr
 
 
+def test_cocoon_warnings_reach_the_runtime_log_not_the_container_output(podman):
+    # podman's conmon hands `cocoon create` the container's own output pipes
+    # and reads --log: a field cocoon does not apply (a sysctl) is a warning
+    # in that log, never a line of the container's output.
+    r = podman.run("run", "--name", "warn", "--network", "none", "--ipc", "none",
+                   "--sysctl", "net.ipv4.ip_forward=1", podman.image, "payload", "echo", "hi")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "hi\n" and "cocoon" not in r.stderr, r.stdout + r.stderr
+    logs = podman.check("logs", "warn")
+    assert logs.stdout == "hi\n" and "cocoon" not in logs.stderr, logs.stdout + logs.stderr
+    oci_logs = [p.read_text() for p in pathlib.Path(podman.base).rglob("oci-log")]
+    assert any("linux.sysctl is not applied" in t for t in oci_logs), oci_logs
+    podman.check("rm", "--force", "--time", "0", "warn")
+
+
 def test_second_storage_root_is_separate(podman):
     other = podman.storage("other")
     assert other.base != podman.base and other.argv()[2] != podman.argv()[2]
@@ -69,43 +84,53 @@ def test_volume_read_write_from_both_sides(podman, tmp_path):
     podman.check("rm", "--force", "--time", "0", "v1")
 
 
-def test_checkpoint_restore_of_a_container_writing_to_a_volume(podman, tmp_path):
+def start_volume_writer(podman, tmp_path, name, *argv):
+    """Runs argv detached with a fresh host directory on /data; returns that
+    directory."""
     data = tmp_path / "data"
     data.mkdir()
-    r = podman.run("run", "-d", "--name", "w1", "-v", f"{data}:/data", podman.image,
-                   "payload", "fileoffset", "/data/log")
+    r = podman.run("run", "-d", "--name", name, "-v", f"{data}:/data", podman.image, *argv)
     needs_netns(r)
     assert r.returncode == 0, r.stderr
+    return data
+
+
+def log_lines(data):
+    return (data / "log").read_text().splitlines()
+
+
+def assert_writer_went_on(data, n):
+    """payload fileoffset wrote 3 more lines after the first n, and none was
+    repeated or skipped (a restarted writer starts again at line 0)."""
+    assert wait_for(lambda: len(log_lines(data)) >= n + 3)
+    log = log_lines(data)
+    assert log == [f"line {i}" for i in range(len(log))], "the writer restarted or skipped"
+
+
+def test_checkpoint_restore_of_a_container_writing_to_a_volume(podman, tmp_path):
+    data = start_volume_writer(podman, tmp_path, "w1", "payload", "fileoffset", "/data/log")
     assert wait_logs(podman, "w1", lambda l: len(l) >= 3)
     podman.check("container", "checkpoint", "w1", timeout=600)
-    n = len((data / "log").read_text().splitlines())
+    n = len(log_lines(data))
     podman.check("container", "restore", "w1", timeout=600)
-    assert wait_for(lambda: len((data / "log").read_text().splitlines()) >= n + 3)
-    log = (data / "log").read_text().splitlines()
-    assert log == [f"line {i}" for i in range(len(log))], "the writer restarted or skipped"
+    assert_writer_went_on(data, n)
     podman.check("rm", "--force", "--time", "0", "w1")
 
 
 def test_export_and_import_into_a_second_storage_root(podman, tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
-    r = podman.run("run", "-d", "--name", "e1", "-v", f"{data}:/data", podman.image,
-                   "sh", "-c", "echo $$ > /tmp/pid; exec payload fileoffset /data/log")
-    needs_netns(r)
-    assert r.returncode == 0, r.stderr
-    assert wait_for(lambda: (data / "log").exists() and len((data / "log").read_text().splitlines()) >= 3)
+    data = start_volume_writer(podman, tmp_path, "e1", "sh", "-c",
+                               "echo $$ > /tmp/pid; exec payload fileoffset /data/log")
+    assert wait_for(lambda: (data / "log").exists() and len(log_lines(data)) >= 3)
     archive = tmp_path / "e1.tar.gz"
     podman.check("container", "checkpoint", "--export", str(archive), "e1", timeout=600)
     podman.check("rm", "--force", "--time", "0", "e1")
-    n = len((data / "log").read_text().splitlines())
+    n = len(log_lines(data))
 
     other = podman.storage("other")
     other.image  # the image the checkpoint was made from, in the other root
     other.check("container", "restore", "--import", str(archive), timeout=600)
     assert other.check("ps", "--format", "{{.Names}} {{.Status}}").stdout.startswith("e1 Up")
-    assert wait_for(lambda: len((data / "log").read_text().splitlines()) >= n + 3)
-    log = (data / "log").read_text().splitlines()
-    assert log == [f"line {i}" for i in range(len(log))]
+    assert_writer_went_on(data, n)
     r = other.check("exec", "e1", "cat", "/tmp/pid")
     assert r.stdout.strip(), "the rootfs changes (rootfs-diff.tar) came along"
     other.check("rm", "--force", "--time", "0", "e1")

@@ -58,6 +58,47 @@ static void expect_ping(struct agent_client *c, const char *what)
 		cocoon__response__free_unpacked(resp, NULL);
 }
 
+/* A well-formed request the agent must refuse, answered with an error
+ * naming needle. */
+static void expect_refused(struct agent_client *c, Cocoon__Request *req, const char *what, const char *needle)
+{
+	Cocoon__Response *resp = NULL;
+	_cleanup_error_ struct error *err = NULL;
+
+	int r = agent_call(c, req, &resp, 20000, &err);
+	bool ok = r < 0 && err && strstr(err->msg, needle);
+	tap(ok, what, err ? err->msg : "accepted");
+	if (r == 0)
+		cocoon__response__free_unpacked(resp, NULL);
+}
+
+/* IDs go by the one rule of contract.h on the guest side too: an ID the
+ * host would refuse is refused by the agent before it becomes a path. */
+static void restore_cases(struct agent_client *c)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__RestoreRequest rr = COCOON__RESTORE_REQUEST__INIT;
+	Cocoon__ContainerSpec spec = COCOON__CONTAINER_SPEC__INIT;
+	Cocoon__ImageShare share = COCOON__IMAGE_SHARE__INIT, *shares[COCOON_MAX_CHAIN + 1];
+
+	req.body_case = COCOON__REQUEST__BODY_RESTORE;
+	req.restore = &rr;
+	rr.spec = &spec;
+	rr.shared_path = (char *)"checkpoints/x";
+	spec.id = (char *)"-rf x";
+	expect_refused(c, &req, "restore of an ID outside the contract's rule is refused", "invalid request");
+
+	share.tag = (char *)COCOON_TAG_IMAGES "0";
+	share.name = (char *)"x";
+	for (size_t i = 0; i < ARRAY_SIZE(shares); i++)
+		shares[i] = &share;
+	spec.id = (char *)"c1";
+	rr.images = shares;
+	rr.n_images = ARRAY_SIZE(shares);
+	expect_refused(c, &req, "restore of a longer chain than the contract's is refused", "invalid request");
+	expect_ping(c, "agent answers after refused restores");
+}
+
 static void run_cases(struct agent_client *c)
 {
 	uint8_t junk[3000];
@@ -95,6 +136,7 @@ static void run_cases(struct agent_client *c)
 	_cleanup_free_ uint8_t *f2 = NULL;
 	proto_frame_request(&empty, &f2, &len, NULL);
 	expect_error_reply(c, f2, len, "request without a body is refused", "not supported");
+	restore_cases(c);
 	expect_ping(c, "agent is still up at the end");
 }
 
@@ -129,7 +171,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s\n", err->msg);
 		return 2;
 	}
-	printf("1..9\n");
+	printf("1..12\n");
 	if (sandbox_boot(&sb, &cfg, argv[optind], &sopts, &err) < 0) {
 		printf("Bail out! boot: %s\n", err->msg);
 		return 1;

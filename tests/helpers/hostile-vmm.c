@@ -415,7 +415,7 @@ static void flood_console(void)
 	static char line[4096];
 	memset(line, 'F', sizeof(line) - 1);
 	line[sizeof(line) - 1] = '\n';
-	if (fork() != 0)
+	if (!console || fork() != 0)
 		return;
 	int fd = open(console, O_WRONLY | O_APPEND | O_CREAT, 0600);
 	/* 64 MiB at about 10 MiB/s: more than QEMU's byte-at-a-time serial
@@ -481,7 +481,8 @@ int main(int argc, char **argv)
 {
 	char *channel = NULL;
 	char pid[32];
-	mode = getenv("HOSTILE_MODE") ? getenv("HOSTILE_MODE") : "good";
+	const char *m = getenv("HOSTILE_MODE");
+	mode = m ? m : "good";
 	canary = getenv("HOSTILE_CANARY");
 	parse_args(argc, argv, &channel);
 	snprintf(pid, sizeof(pid), "%d", getpid());

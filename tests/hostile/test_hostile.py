@@ -107,6 +107,12 @@ boot_timeout_ms = 10000
         except OSError:
             return False
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
     def close(self):
         for cid in os.listdir(self.root) if os.path.isdir(self.root) else []:
             self.cocoon("delete", "--force", cid, timeout=20)
@@ -162,37 +168,27 @@ def refused_checkpoint(env, needle, *extra, bound=20):
 
 @case
 def reply_names_a_symlink_out_of_the_share():
-    env = Env("reply-symlink")
-    try:
+    with Env("reply-symlink") as env:
         return refused_checkpoint(env, "names images at", "--leave-running")
-    finally:
-        env.close()
 
 
 @case
 def checkpoints_dir_is_a_symlink_to_the_canary():
-    env = Env("checkpoints-symlink")
-    try:
+    with Env("checkpoints-symlink") as env:
         return refused_checkpoint(env, "checkpoints", "--leave-running")
-    finally:
-        env.close()
 
 
 @case
 def empty_reply_is_an_error_and_thaws():
-    env = Env("reply-empty")
-    try:
+    with Env("reply-empty") as env:
         detail = refused_checkpoint(env, "names images at")
         assert "pause resume=1" in env.log_text(), "the container was not thawed"
         return detail
-    finally:
-        env.close()
 
 
 @case
 def setuid_and_foreign_owner_do_not_reach_the_image_path():
-    env = Env("setuid")
-    try:
+    with Env("setuid") as env:
         env.create()
         out = os.path.join(env.tmp, "out")
         rc, err, _ = env.cocoon("checkpoint", "--image-path", out, "--leave-running", "c1")
@@ -203,43 +199,31 @@ def setuid_and_foreign_owner_do_not_reach_the_image_path():
             assert stat.S_ISREG(st.st_mode), f"{name} is not a regular file"
             assert stat.S_IMODE(st.st_mode) == 0o600, f"{name} has mode {oct(st.st_mode)}"
             assert st.st_uid == os.geteuid() and st.st_nlink == 1, f"{name}: uid {st.st_uid}"
-    finally:
-        env.close()
 
 
 @case
 def hard_link_to_the_canary_is_refused():
-    env = Env("hardlink")
-    try:
+    with Env("hardlink") as env:
         return refused_checkpoint(env, "links", "--leave-running")
-    finally:
-        env.close()
 
 
 @case
 def sparse_giant_is_refused_by_its_size():
-    env = Env("sparse")
-    try:
+    with Env("sparse") as env:
         return refused_checkpoint(env, "limits.checkpoint_max_bytes", "--leave-running", bound=10)
-    finally:
-        env.close()
 
 
 @case
 def device_node_is_refused():
     if os.geteuid() != 0:
         return "skip: needs root for mknod"
-    env = Env("device")
-    try:
+    with Env("device") as env:
         return refused_checkpoint(env, "not a regular file", "--leave-running")
-    finally:
-        env.close()
 
 
 @case
 def dump_log_symlink_is_not_copied():
-    env = Env("dump-log-symlink")
-    try:
+    with Env("dump-log-symlink") as env:
         work = os.path.join(env.tmp, "work")
         refused_checkpoint(env, "boom", "--leave-running", "--work-path", work)
         for dirpath, _, files in os.walk(env.tmp):
@@ -248,23 +232,17 @@ def dump_log_symlink_is_not_copied():
                 if p != env.secret and not os.path.islink(p) and os.path.isfile(p):
                     with open(p, "rb") as f:
                         assert SECRET not in f.read(), f"the canary was copied to {p}"
-    finally:
-        env.close()
 
 
 @case
 def dump_log_fifo_does_not_hang():
-    env = Env("dump-log-fifo")
-    try:
+    with Env("dump-log-fifo") as env:
         return refused_checkpoint(env, "boom", "--leave-running", "--work-path", os.path.join(env.tmp, "w"))
-    finally:
-        env.close()
 
 
 @case
 def dump_swapped_for_a_symlink_while_it_is_published():
-    env = Env("swap-race")
-    try:
+    with Env("swap-race") as env:
         env.create()
         published = 0
         for i in range(6):
@@ -283,14 +261,11 @@ def dump_swapped_for_a_symlink_while_it_is_published():
                 assert not os.path.exists(out), f"round {i}: something was left at --image-path"
             time.sleep(2.2)  # the swapper of this round is done
         return f"{published} of 6 rounds published a whole dump, the others were refused"
-    finally:
-        env.close()
 
 
 @case
 def guest_text_is_stripped_and_logged_escaped():
-    env = Env("bad-text")
-    try:
+    with Env("bad-text") as env:
         env.create()
         log = os.path.join(env.tmp, "cocoon.log")
         rc, err, _ = env.cocoon("--log", log, "checkpoint", "--leave-running", "c1")
@@ -301,14 +276,11 @@ def guest_text_is_stripped_and_logged_escaped():
             lines = f.read().splitlines()
         assert len(lines) == 1, f"the log has {len(lines)} lines: {lines!r}"
         assert b'\\"quoted\\"' in lines[0], lines[0]
-    finally:
-        env.close()
 
 
 @case
 def event_in_the_same_read_as_a_reply_is_not_held_back():
-    env = Env("event-same-read")
-    try:
+    with Env("event-same-read") as env:
         out = open(os.path.join(env.tmp, "stdout.txt"), "wb")
         rc, err, _ = env.cocoon("create", "--bundle", env.bundle, "c1", stdout=out)
         assert rc == 0, err
@@ -321,28 +293,22 @@ def event_in_the_same_read_as_a_reply_is_not_held_back():
                     return
             time.sleep(0.05)
         raise AssertionError("the container's first line did not appear within 3 s")
-    finally:
-        env.close()
 
 
 @case
 def qemu_inherits_no_leaked_descriptor():
-    env = Env("good")
-    try:
+    with Env("good") as env:
         r, w = os.pipe()  # not close-on-exec once passed: a leak from our caller
         env.create(pass_fds=(r, w))
         leaked = [line for line in env.log_text().splitlines() if line.startswith("inherited fd")]
         assert not leaked, f"the VMM inherited: {leaked}"
         os.close(r)
         os.close(w)
-    finally:
-        env.close()
 
 
 @case
 def console_log_is_capped():
-    env = Env("console-flood", limits="console_log_max_bytes = 1048576")
-    try:
+    with Env("console-flood", limits="console_log_max_bytes = 1048576") as env:
         env.create()
         console = os.path.join(env.root, "c1", "console.log")
         biggest = 0
@@ -357,14 +323,11 @@ def console_log_is_capped():
         assert size <= 1048576, f"console.log is {size} bytes after the flood, cap 1 MiB"
         assert os.path.getsize(console + ".1") <= 524288
         return f"largest seen {biggest} bytes (cap 1048576, checked every 100 ms)"
-    finally:
-        env.close()
 
 
 @case
 def shared_directory_is_capped_while_the_guest_writes():
-    env = Env("fill-shared", limits="shared_max_bytes = 8388608")
-    try:
+    with Env("fill-shared", limits="shared_max_bytes = 8388608") as env:
         env.create()
         vmm = env.vmm_pids()
         junk = os.path.join(env.root, "c1", "shared", "junk")
@@ -386,8 +349,6 @@ def shared_directory_is_capped_while_the_guest_writes():
             time.sleep(0.1)
         assert status == "stopped", f"the container is {status!r}"
         return f"stopped at {size} bytes (cap 8388608, checked every 500 ms)"
-    finally:
-        env.close()
 
 
 def good_images(env):
@@ -400,8 +361,7 @@ def good_images(env):
 
 @case
 def restore_that_hangs_is_killed_by_delete_force():
-    env = Env("good")
-    try:
+    with Env("good") as env:
         images = good_images(env)
         before = set(env.vmm_pids())
         with open(os.path.join(env.tmp, "restore.err"), "wb") as err:
@@ -421,14 +381,11 @@ def restore_that_hangs_is_killed_by_delete_force():
         assert vmm and not any(alive(pid) for pid in vmm), f"the VMM {vmm} still runs"
         assert p.wait(timeout=10) != 0, "the restore reported success"
         assert not os.path.exists(os.path.join(env.root, "r1")), "the state directory is left"
-    finally:
-        env.close()
 
 
 @case
 def hostile_restore_directories_start_no_vm():
-    env = Env("good")
-    try:
+    with Env("good") as env:
         images = good_images(env)
         started = len(env.vmm_pids())
         meta = os.path.join(images, "cocoon.json")
@@ -452,8 +409,6 @@ def hostile_restore_directories_start_no_vm():
         rc, err, took = env.cocoon("restore", "--image-path", images, "--bundle", env.bundle, "-d", "r2")
         assert rc not in (0, None) and b"FIFO" in err, f"FIFO: rc {rc} {err!r}"
         assert len(env.vmm_pids()) == started, "a VM was started for a hostile restore directory"
-    finally:
-        env.close()
 
 
 @case
@@ -524,6 +479,37 @@ def volumes_share_holds_only_what_the_spec_gave():
     finally:
         env.close()
 
+
+
+@case
+def delete_survives_bad_ids_and_any_depth():
+    """`delete` of an invalid ID is a named error, never a crash (it
+    segfaulted on '../x'); a shared directory nested deeper than the host's
+    walk bound (a guest can make any depth) is removed entirely; and
+    `delete --force` of a directory without its state.json removes it rather
+    than reporting success while it stays."""
+    env = Env("reply-empty")
+    try:
+        os.makedirs(env.root, exist_ok=True)
+        for bad in ("../x", "", "a/b", ".x"):
+            for force in ((), ("--force",)):
+                rc, err, _ = env.cocoon("delete", *force, bad)
+                assert rc == 1 and b"container ID" in err, f"delete {force} {bad!r}: rc={rc} {err!r}"
+        deep = os.path.join(env.root, "deep")
+        os.makedirs(os.path.join(deep, "shared", *(["d"] * 40)))
+        os.symlink(env.canary, os.path.join(deep, "shared", *(["d"] * 40), "link"))
+        with open(os.path.join(deep, "state.json"), "w") as f:
+            json.dump({"id": "deep", "status": "stopped"}, f)
+        rc, err, _ = env.cocoon("delete", "deep")
+        assert rc == 0, f"delete of a 40-deep shared dir: rc={rc} {err!r}"
+        assert not os.path.exists(deep), "the deep state directory is still there"
+        orphan = os.path.join(env.root, "orphan")
+        os.makedirs(os.path.join(orphan, "shared"))
+        rc, err, _ = env.cocoon("delete", "--force", "orphan")
+        assert rc == 0 and not os.path.exists(orphan), f"delete --force left {orphan}: rc={rc} {err!r}"
+        assert env.canary_intact(), "the canary outside the state root was touched"
+    finally:
+        env.close()
 
 for i, (ok, name, detail) in enumerate(results, 1):
     skip = detail.startswith("skip:")

@@ -295,6 +295,21 @@ static long tcp_round(int fd, unsigned long v)
 	return (long)v;
 }
 
+/* Accepts a connection on p[0] into the first free slot of p[1..n-1]
+ * (closed when there is none). Returns the slot, or 0 when none was taken. */
+static size_t accept_into(struct pollfd *p, size_t n)
+{
+	int c = accept(p[0].fd, NULL, NULL);
+	for (size_t i = 1; i < n && c >= 0; i++)
+		if (p[i].fd < 0) {
+			p[i] = (struct pollfd){.fd = c, .events = POLLIN};
+			return i;
+		}
+	if (c >= 0)
+		close(c);
+	return 0;
+}
+
 static int cmd_tcp(int argc, char **argv)
 {
 	if (argc < 3)
@@ -340,16 +355,8 @@ static int cmd_tcp(int argc, char **argv)
 				p[i].fd = -1;
 			}
 		}
-		if (p[0].revents & POLLIN) {
-			int c = accept(p[0].fd, NULL, NULL);
-			for (size_t i = 1; i < 9 && c >= 0; i++)
-				if (p[i].fd < 0) {
-					p[i] = (struct pollfd){.fd = c, .events = POLLIN};
-					c = -1;
-				}
-			if (c >= 0)
-				close(c);
-		}
+		if (p[0].revents & POLLIN)
+			accept_into(p, 9);
 	}
 }
 
@@ -391,18 +398,11 @@ static int cmd_echo_server(int argc, char **argv)
 			close(p[i].fd);
 			p[i].fd = -1;
 		}
-		if (p[0].revents & POLLIN) {
-			int c = accept(p[0].fd, NULL, NULL);
-			for (size_t i = 1; i < 9 && c >= 0; i++)
-				if (p[i].fd < 0) {
-					p[i].fd = c;
-					bytes[i] = 0;
-					c = -1;
-					printf("accepted\n");
-					fflush(stdout);
-				}
-			if (c >= 0)
-				close(c);
+		size_t i;
+		if ((p[0].revents & POLLIN) && (i = accept_into(p, 9)) > 0) {
+			bytes[i] = 0;
+			printf("accepted\n");
+			fflush(stdout);
 		}
 	}
 }

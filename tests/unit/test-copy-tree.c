@@ -85,8 +85,8 @@ static pid_t start_copier(struct dirs *d, int done_fd, bool like_cp)
 		if (done_fd >= 0 && done_fd != 3 && dup2(done_fd, 3) < 0)
 			_exit(126);
 		if (like_cp)
-			setenv("COCOON_COPY_SMALL", "1", 1);
-		if (done_fd >= 0)
+			execl(agent_path, agent_path, "--copy-tree-like-cp", d->src, d->dst, (char *)NULL);
+		else if (done_fd >= 0)
 			execl(agent_path, agent_path, "--copy-tree", d->src, d->dst, "--follow", (char *)NULL);
 		else
 			execl(agent_path, agent_path, "--copy-tree", d->src, d->dst, (char *)NULL);

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 #include <string.h>
 
+#include "contract.h"
 #include "paths.h"
 
 static void expect_bad(const char *id, const char *why)
@@ -39,11 +40,41 @@ static void test_invalid_ids(void **state)
 	expect_bad(longid, "the limit is 64");
 }
 
+/* The contract's rule itself, which the agent applies too: each cause,
+ * and the limit exactly. */
+static void test_contract_rule(void **state)
+{
+	char id[COCOON_ID_MAX + 2], bad = 0;
+	memset(id, 'a', sizeof(id) - 1);
+	id[COCOON_ID_MAX] = 0;
+	assert_int_equal(cocoon_id_check(id, NULL), COCOON_ID_OK);
+	id[COCOON_ID_MAX] = 'a';
+	id[COCOON_ID_MAX + 1] = 0;
+	assert_int_equal(cocoon_id_check(id, NULL), COCOON_ID_TOO_LONG);
+	assert_int_equal(cocoon_id_check(NULL, NULL), COCOON_ID_EMPTY);
+	assert_int_equal(cocoon_id_check("", NULL), COCOON_ID_EMPTY);
+	/* The agent used to take these: only '/', a leading '.' and ".."
+	 * were refused for a restored container's ID. */
+	const char *start[] = {"-rf", "_x", ".x", " x", "/x"};
+	for (size_t i = 0; i < sizeof(start) / sizeof(start[0]); i++)
+		assert_int_equal(cocoon_id_check(start[i], NULL), COCOON_ID_BAD_START);
+	assert_int_equal(cocoon_id_check("a b", &bad), COCOON_ID_BAD_CHAR);
+	assert_int_equal(bad, ' ');
+	assert_int_equal(cocoon_id_check("a;b", &bad), COCOON_ID_BAD_CHAR);
+	assert_int_equal(bad, ';');
+	assert_int_equal(cocoon_id_check("caf\xc3\xa9", &bad), COCOON_ID_BAD_CHAR);
+	assert_int_equal(cocoon_id_check("a..b", NULL), COCOON_ID_DOTDOT);
+	assert_int_equal(cocoon_id_check("ck-20261129-210000-00ff", NULL), COCOON_ID_OK);
+	assert_true(cocoon_id_valid("web-1.x_y"));
+	assert_false(cocoon_id_valid("a/b"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_valid_ids),
 		cmocka_unit_test(test_invalid_ids),
+		cmocka_unit_test(test_contract_rule),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

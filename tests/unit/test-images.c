@@ -368,6 +368,31 @@ static void test_remove_tree_keeps_symlink_targets(void **st)
 	assert_canary_intact();
 }
 
+/* A guest can nest directories in shared/ deeper than the walk's bound:
+ * 200 levels, with a file and a symlink to the canary at the bottom, go
+ * entirely, and the canary stays. Before, the removal stopped at 32 levels
+ * with ELOOP, having removed part of the tree. */
+static void test_remove_tree_any_depth(void **st)
+{
+	int fd = open(ckdir, O_RDONLY | O_DIRECTORY);
+	assert_true(fd >= 0);
+	for (int i = 0; i < 200; i++) {
+		assert_int_equal(mkdirat(fd, "d", 0755), 0);
+		int next = openat(fd, "d", O_RDONLY | O_DIRECTORY);
+		assert_true(next >= 0);
+		close(fd);
+		fd = next;
+	}
+	assert_int_equal(symlinkat(canary_dir, fd, "link"), 0);
+	int f = openat(fd, "f", O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(f >= 0);
+	close(f);
+	close(fd);
+	assert_int_equal(remove_tree(state, NULL), 0);
+	assert_int_equal(access(state, F_OK), -1);
+	assert_canary_intact();
+}
+
 /* Both resolvers: openat2's and the one-step-at-a-time fallback. */
 static void test_safefs_resolvers(void **st)
 {
@@ -542,6 +567,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_swap_race, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dump_log_attacks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove_tree_keeps_symlink_targets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remove_tree_any_depth, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_safefs_resolvers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_wrong_types, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_fifo_and_symlink, setup, teardown),

@@ -1,0 +1,81 @@
+#include "log.h"
+#include "cleanup.h"
+
+#include <json-c/json.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <string.h>
+#include <time.h>
+
+static const char *log_path;
+static bool log_json;
+
+void log_init(const char *path, const char *format)
+{
+	log_path = path;
+	log_json = format && strcmp(format, "json") == 0;
+}
+
+static void logfmt_quoted(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p == '\n')
+			fputs("\\n", f);
+		else if (*p < 0x20 || *p == 0x7f)
+			fprintf(f, "\\x%02x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
+}
+
+/* One line in the --log file; false when there is none or it cannot be
+ * opened. */
+static bool log_line(const char *level, const char *msg)
+{
+	if (!log_path)
+		return false;
+	_cleanup_fclose_ FILE *f = fopen(log_path, "ae");
+	if (!f)
+		return false;
+	if (log_json) {
+		char when[64];
+		time_t t = time(NULL);
+		struct tm tm;
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "level", json_object_new_string(level));
+		json_object_object_add(o, "msg", json_object_new_string(msg));
+		json_object_object_add(o, "time", json_object_new_string(when));
+		fprintf(f, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+		json_object_put(o);
+	} else {
+		fprintf(f, "level=%s msg=", level);
+		logfmt_quoted(f, msg);
+		fputc('\n', f);
+	}
+	return true;
+}
+
+void log_error(const char *msg)
+{
+	fprintf(stderr, "cocoon: %s\n", msg);
+	log_line("error", msg);
+}
+
+void log_warning(const char *fmt, ...)
+{
+	_cleanup_free_ char *msg = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	int n = vasprintf(&msg, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if (!log_line("warning", msg))
+		fprintf(stderr, "cocoon: warning: %s\n", msg);
+}

@@ -1,0 +1,22 @@
+/* Where cocoon's own messages go.
+ *
+ * Engines run `cocoon create` with the container's stdout and stderr (podman's
+ * conmon hands over the pipes that become the container's log), and read the
+ * file given with --log. So an error goes to stderr and to --log; a warning
+ * (a spec field not applied, a fallback taken) goes to --log only when there
+ * is one, and to stderr otherwise, where a user at a terminal sees it. This
+ * is runc's split: its warnings are logrus lines in --log.
+ */
+#pragma once
+
+/* Set once by main() from --log and --log-format ("text" or "json"); path
+ * NULL means no log file. The strings must outlive the process's use. */
+void log_init(const char *path, const char *format);
+
+/* An error: to stderr as "cocoon: MSG", and to --log as level "error"
+ * (containerd's shim reports the last such line). */
+void log_error(const char *msg);
+
+/* A warning: to --log as level "warning" when there is one, else to stderr
+ * as "cocoon: warning: MSG". */
+void log_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -1,0 +1,82 @@
+/* The contract between the host (src/host) and the guest agent (src/guest):
+ * every name, tag, key and limit both sides must agree on, written once.
+ * The messages themselves are in proto/cocoon.proto; their framing in
+ * frame.h. A change here changes both sides at once, so the guest image
+ * must be rebuilt with the host (the image build checks its inputs).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* ---- The channel ---------------------------------------------------------
+ * One virtio-serial port (virtserialport name=...); the agent finds its
+ * /dev/vport* node by this name in sysfs. */
+#define COCOON_CHANNEL_NAME "cocoon.0"
+
+/* ---- Shares (9p mount_tag or virtiofs tag) and where the guest mounts them */
+#define COCOON_TAG_SHARED "cocoon"   /* <state>/<id>/shared: checkpoints, logs */
+#define COCOON_TAG_ROOTFS "rootfs"   /* the bundle's rootfs */
+#define COCOON_TAG_TOOLS "tools"     /* the image's tools tree (CRIU), read-only */
+#define COCOON_TAG_VOLUMES "volumes" /* the sources of the spec's bind mounts */
+/* The image directories of a restore, read-only: "images0" .. "images<n-1>",
+ * n at most COCOON_MAX_CHAIN. */
+#define COCOON_TAG_IMAGES "images"
+#define COCOON_TAG_POD "pod"         /* a pod's shared tree: members' rootfs and volumes */
+/* The host writes bind-mount sources as paths below these guest directories. */
+#define COCOON_GUEST_VOLUMES_DIR "/run/cocoon/volumes"
+#define COCOON_GUEST_POD_DIR "/run/cocoon/pod"
+
+/* ---- Kernel command-line keys (host: sandbox.c, vm-qemu.c; guest: init.c,
+ * main.c). Each is one word of /proc/cmdline. */
+#define COCOON_CMDLINE_CRIU "cocoon.criu="       /* + absolute path of criu */
+#define COCOON_CMDLINE_CKPTDIR "cocoon.ckptdir=" /* + absolute guest work dir */
+#define COCOON_CMDLINE_DEBUG "cocoon.debug=1"
+#define COCOON_CMDLINE_VIRTIOFS "cocoon.fs=virtiofs" /* else the shares are 9p */
+/* Booted to be saved as a template (its memory in a file): no shares yet. */
+#define COCOON_CMDLINE_TEMPLATE "cocoon.template=1"
+
+/* ---- Files the guest writes into the shared directory for the host ------
+ * A failed dump leaves checkpoints/<ckid>.dump.log; a restore leaves
+ * restore-<id>.restore.log and restore-<id>.stats-restore. The host copies
+ * them under the plain names to --work-path (images.c, shim.c). */
+#define COCOON_CHECKPOINTS_DIR "checkpoints"
+#define COCOON_DUMP_LOG "dump.log"
+#define COCOON_RESTORE_LOG "restore.log"
+#define COCOON_STATS_DUMP "stats-dump"
+#define COCOON_STATS_RESTORE "stats-restore"
+
+/* ---- Limits -------------------------------------------------------------- */
+/* Container, exec and checkpoint IDs: see cocoon_id_check(). */
+#define COCOON_ID_MAX 64
+/* Bind mounts of host paths per container: the guest's table, the dump's
+ * external mounts and the restore's mapping all hold this many, and the
+ * host refuses a spec with more mounts than this (spec.h). */
+#define COCOON_MAX_BINDS 64
+/* Checkpoint directories in one restore: the image and its pre-dumps. */
+#define COCOON_MAX_CHAIN 4
+
+/* ---- IDs -----------------------------------------------------------------
+ * Container, exec and checkpoint IDs become path components on both sides,
+ * so there is one rule, checked by every command on the host and again by
+ * the agent: 1 to COCOON_ID_MAX characters from [A-Za-z0-9_.-], starting
+ * with a letter or digit, without "..". (runc allows the same set; the
+ * first-character rule keeps an ID from reading as an option or a hidden
+ * file.) */
+enum cocoon_id_problem {
+	COCOON_ID_OK = 0,
+	COCOON_ID_EMPTY,
+	COCOON_ID_TOO_LONG,
+	COCOON_ID_BAD_START, /* not a letter or digit first */
+	COCOON_ID_BAD_CHAR,  /* *bad gets the character */
+	COCOON_ID_DOTDOT,
+};
+
+/* Checks id (NULL counts as empty); on COCOON_ID_BAD_CHAR, *bad (when not
+ * NULL) gets the first character outside the set. */
+enum cocoon_id_problem cocoon_id_check(const char *id, char *bad);
+
+static inline bool cocoon_id_valid(const char *id)
+{
+	return cocoon_id_check(id, NULL) == COCOON_ID_OK;
+}

@@ -1,0 +1,25 @@
+/* Small I/O helpers both sides of the VM boundary use: whole writes,
+ * bounded reads, mkdir -p and a monotonic clock. Errors follow error.h:
+ * a negative errno value. */
+#pragma once
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+/* Writes all len bytes to fd, retrying on EINTR and short writes.
+ * Returns 0, or -errno; a write that makes no progress is -ENOSPC. */
+int fd_write_all(int fd, const void *data, size_t len);
+
+/* Reads fd to its end into a new NUL-terminated buffer (*out, owned by the
+ * caller; set only on success). More than max bytes is -EFBIG; otherwise
+ * -ENOMEM or the -errno of read(). *len (when not NULL) gets the length. */
+int fd_read_bounded(int fd, size_t max, char **out, size_t *len);
+
+/* mkdir -p: creates path and its missing parents with mode. An existing
+ * directory is not an error. Names the directory it could not make. */
+int mkdir_p(const char *path, int mode, struct error **err);
+
+/* CLOCK_MONOTONIC in milliseconds. */
+long long now_ms(void);
