@@ -49,6 +49,10 @@ struct agent_job_options {
 	size_t n_pass_fds;
 	const char *cgroup;   /* the child joins this cgroup before exec */
 	const char *netns;    /* and enters this network namespace (a path) */
+	/* and these namespaces (open fds, kept by the caller): a pod member's
+	 * CRIU runs in the pod's network, IPC and UTS namespaces */
+	const int *ns_fds;
+	size_t n_ns_fds;
 	int timeout_ms;	      /* 0: none */
 	/* The guest's OOM killer takes this job before anything else
 	 * (oom_score_adj 1000): CRIU and the copier, never the container. */

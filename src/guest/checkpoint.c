@@ -991,6 +991,33 @@ static bool ckpt_choose_route(struct ckpt_ctx *x, struct agent_container *c, con
 	return false;
 }
 
+/* The namespaces a pod member shares with its pod (spec join_namespaces),
+ * as process PID has them: fds[0..2] for net, ipc, uts, or -1. */
+static void pod_namespaces_of(const struct agent_container *c, pid_t pid, int fds[3])
+{
+	static const char *const types[] = {"network", "ipc", "uts"}, *const files[] = {"net", "ipc", "uts"};
+	for (int i = 0; i < 3; i++) {
+		fds[i] = -1;
+		if (!c->spec || !c->spec->join_container || !*c->spec->join_container)
+			continue;
+		for (size_t j = 0; j < c->spec->n_join_namespaces; j++) {
+			if (strcmp(c->spec->join_namespaces[j], types[i]) != 0)
+				continue;
+			char path[64];
+			snprintf(path, sizeof(path), "/proc/%d/ns/%s", pid, files[i]);
+			fds[i] = open(path, O_RDONLY | O_CLOEXEC);
+			break;
+		}
+	}
+}
+
+static void pod_namespaces_close(int fds[3])
+{
+	for (int i = 0; i < 3; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
 void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointRequest *req)
 {
 	struct agent_container *c = req ? container_find(a, req->id) : NULL;
@@ -1195,9 +1222,14 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 		return;
 	}
 	_cleanup_close_ int ps_dump = ps[0], ps_server = ps[1];
+	/* A pod member: CRIU runs in the namespaces it shares with the pod,
+	 * which are then its own and not dumped (they are the sandbox's). */
+	int pod_ns[3];
+	pod_namespaces_of(c, c->procs[0].pid, pod_ns);
 	struct agent_job_options o = {.netns = c->own_netns ? netns : NULL, .timeout_ms = CRIU_DUMP_TIMEOUT_MS,
 				      .oom_victim = true, .watch = ckpt_watch, .watch_ms = CRIU_WATCH_MS,
-				      .pass_fds = &ps_dump, .n_pass_fds = x->stream ? 1 : 0};
+				      .pass_fds = &ps_dump, .n_pass_fds = x->stream ? 1 : 0,
+				      .ns_fds = pod_ns, .n_ns_fds = 3};
 	/* If the guest still runs out of memory, CRIU or the copier is the
 	 * OOM killer's choice, never the container. */
 	guard_protect(&x->guard, c->cgroup);
@@ -1210,6 +1242,7 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	if (req->fault && *req->fault)
 		setenv(CRIU_FAULT_ENV, req->fault, 1); /* inherited by CRIU only */
 	x->criu = agent_job_start_ex(a, argv, &o, ckpt_dump_done, x, &e);
+	pod_namespaces_close(pod_ns);
 	unsetenv(CRIU_FAULT_ENV);
 	if (x->criu < 0) {
 		agent_send_error(a, id, e->code, "checkpoint %s: %s", c->id, e->msg);
@@ -1652,6 +1685,13 @@ static void restore_start_criu(struct restore_ctx *x)
 		npass = 4;
 	}
 	argv[n] = NULL;
+	/* A pod member is restored into the pod's namespaces (its sandbox's
+	 * init's): CRIU runs in them, and the tasks it makes inherit them. */
+	int pod_ns[3];
+	if (container_open_join_namespaces(a, c->spec, pod_ns, msg, sizeof(msg)) < 0) {
+		restore_fail(x, ESRCH, msg);
+		return;
+	}
 	/* CRIU 3.17 neither dumps nor restores no_new_privs (3.19 does,
 	 * checkpoint-restore/criu#2228). The flag is inherited by every
 	 * child and never cleared, and CRIU forks each task it restores from
@@ -1663,12 +1703,13 @@ static void restore_start_criu(struct restore_ctx *x)
 	struct agent_job_options o = {.pass_fds = x->child_fds, .n_pass_fds = npass, .cgroup = c->cgroup,
 				      .netns = c->own_netns ? netns : NULL, .no_new_privs = nnp,
 				      .timeout_ms = CRIU_RESTORE_TIMEOUT_MS, .watch = restore_watch,
-				      .watch_ms = CRIU_WATCH_MS};
+				      .watch_ms = CRIU_WATCH_MS, .ns_fds = pod_ns, .n_ns_fds = 3};
 	x->t0 = agent_now_ms();
 	if (*x->fault)
 		setenv(CRIU_FAULT_ENV, x->fault, 1); /* inherited by CRIU only */
 	guard_tree_open(&x->progress);
 	int started = agent_job_start_ex(a, argv, &o, restore_done, x, &e);
+	pod_namespaces_close(pod_ns);
 	unsetenv(CRIU_FAULT_ENV);
 	guard_tree_root(&x->progress, started);
 	if (started < 0) {
@@ -1733,6 +1774,21 @@ static int stage_images(const char *share, const char *share_rel, const char *st
 	return 0;
 }
 
+/* A directory of a share (the pod share), bound read-only on DIR. */
+static int share_subdir_bind(const char *tag, const char *path, const char *dir)
+{
+	char from[400];
+	int r = container_share_dir(tag, path, from, sizeof(from));
+	if (r < 0) {
+		errno = -r;
+		return -1;
+	}
+	if (mount(from, dir, NULL, MS_BIND, NULL) < 0 ||
+	    mount(NULL, dir, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+		return -1;
+	return 0;
+}
+
 void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *req)
 {
 	const Cocoon__ContainerSpec *s = req ? req->spec : NULL;
@@ -1783,11 +1839,15 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 			}
 			snprintf(dir, sizeof(dir), "%s/%s", shares, is->name);
 			mkdir(dir, 0700);
+			umount2(dir, MNT_DETACH); /* a member restored in place before */
 			/* Uncached: CRIU reads the pages straight into the
 			 * restored task's memory, and 9p's zero-copy path lets
 			 * QEMU fill those pages; no guest page cache, no guest
-			 * memcpy. The small images are staged into tmpfs. */
-			if (agent_mount_share(a, is->tag, dir, MS_RDONLY | MS_NOSUID | MS_NODEV) < 0) {
+			 * memcpy. The small images are staged into tmpfs.
+			 * A pod member's images are a directory of the pod
+			 * share (read-only on the host's side). */
+			if (is->path && *is->path ? share_subdir_bind(is->tag, is->path, dir) < 0
+						  : agent_mount_share(a, is->tag, dir, MS_RDONLY | MS_NOSUID | MS_NODEV) < 0) {
 				agent_send_error(a, id, errno, "restore %s: mount images (%s tag %s): %s", s->id,
 						 a->virtiofs ? "virtiofs" : "9p", is->tag, strerror(errno));
 				free(x);

@@ -361,21 +361,34 @@ static bool valid_share_path(const char *p)
 	return true;
 }
 
-/* A pod member's rootfs is one directory of the pod share, which stays
- * mounted at /run/cocoon/<tag> once mounted: the sources of the member's
- * bind-mounted files are there too. */
-static int mount_rootfs_from(struct agent_container *c, const char *tag, const char *path)
+/* A share that stays mounted at /run/cocoon/<tag> once mounted (the pod
+ * share): OUT gets the path of its directory PATH. */
+int container_share_dir(const char *tag, const char *path, char *out, size_t size)
 {
-	char share[64], from[400];
+	char share[64];
 	struct stat here, parent;
-	if (strchr(tag, '/') || strlen(tag) > 32)
+	if (strchr(tag, '/') || strlen(tag) > 32 || !valid_share_path(path))
 		return -EINVAL;
 	snprintf(share, sizeof(share), "/run/cocoon/%s", tag);
+	mkdir("/run/cocoon", 0700);
 	mkdir(share, 0700);
 	if ((stat(share, &here) < 0 || stat("/run/cocoon", &parent) < 0 || here.st_dev == parent.st_dev) &&
 	    agent_mount_9p(tag, share, 0, "mmap") < 0)
 		return -errno;
-	snprintf(from, sizeof(from), "%s/%s", share, path);
+	if ((size_t)snprintf(out, size, "%s/%s", share, path) >= size)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* A pod member's rootfs is one directory of the pod share, which stays
+ * mounted at /run/cocoon/<tag> once mounted: the sources of the member's
+ * bind mounts are there too. */
+static int mount_rootfs_from(struct agent_container *c, const char *tag, const char *path)
+{
+	char from[400];
+	int r = container_share_dir(tag, path, from, sizeof(from));
+	if (r < 0)
+		return r;
 	return mount(from, c->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0 ? -errno : 0;
 }
 
@@ -409,8 +422,8 @@ static int mount_rootfs(struct agent_container *c, const Cocoon__ContainerSpec *
 
 /* Pods: the namespaces a container shares with another container of the
  * VM, opened by the agent before the clone and entered by the child. */
-static int open_join_namespaces(struct agent *a, const Cocoon__ContainerSpec *s, int fds[3],
-				char *msg, size_t msg_size)
+int container_open_join_namespaces(struct agent *a, const Cocoon__ContainerSpec *s, int fds[3], char *msg,
+				   size_t msg_size)
 {
 	static const char *const types[] = {"network", "ipc", "uts"}, *const files[] = {"net", "ipc", "uts"};
 	for (int i = 0; i < 3; i++)
@@ -607,7 +620,7 @@ void container_handle_create(struct agent *a, uint64_t id, const Cocoon__CreateC
 	}
 	if (c->has_limits && cgroups_apply(c->cgroup, &c->limits, 0, msg, sizeof(msg)) < 0)
 		goto fail;
-	if (open_join_namespaces(a, s, join, msg, sizeof(msg)) < 0)
+	if (container_open_join_namespaces(a, s, join, msg, sizeof(msg)) < 0)
 		goto fail;
 	if (stdio_open(&io, s->process->terminal) < 0 || pipe2(sync, O_CLOEXEC) < 0 ||
 	    pipe2(start, O_CLOEXEC) < 0) {

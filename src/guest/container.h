@@ -108,3 +108,13 @@ void container_poll_event(struct agent *a, void *tag, short revents);
 bool container_output_backlogged(struct agent *a);
 /* A child exited (from the SIGCHLD reaper). Returns true if it was ours. */
 bool container_child_exited(struct agent *a, pid_t pid, int status);
+
+/* Pods (host/pod.h). The directory PATH (relative, no "..") of the share TAG,
+ * which is mounted at /run/cocoon/<tag> first if it is not yet: into OUT.
+ * Returns 0 or a negative errno. */
+int container_share_dir(const char *tag, const char *path, char *out, size_t size);
+/* The namespaces spec joins (s->join_container's network, IPC, UTS), opened:
+ * fds[0..2] for net, ipc, uts, -1 where not joined; the caller closes them.
+ * Returns 0, or a negative errno with MSG set. */
+int container_open_join_namespaces(struct agent *a, const Cocoon__ContainerSpec *s, int fds[3], char *msg,
+				   size_t msg_size);

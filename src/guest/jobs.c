@@ -54,6 +54,12 @@ static void child_setup(const struct agent_job_options *o)
 		}
 		close(ns);
 	}
+	for (size_t i = 0; i < o->n_ns_fds; i++) {
+		if (o->ns_fds[i] >= 0 && setns(o->ns_fds[i], 0) < 0) {
+			dprintf(2, "enter the pod's namespace %zu: %s\n", i, strerror(errno));
+			_exit(126);
+		}
+	}
 	/* Move the passed fds out of the way first, then into 3, 4, ... */
 	int moved[8];
 	size_t n = o->n_pass_fds < 8 ? o->n_pass_fds : 8;

@@ -4,6 +4,7 @@
 #include "container.h"
 #include "criu-config.h"
 #include "images.h"
+#include "pod.h"
 #include "paths.h"
 #include "safefs.h"
 #include "shim.h"
@@ -11,6 +12,7 @@
 #include <ctype.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <sched.h>
 #include <signal.h>
 #include <json-c/json.h>
 #include <string.h>
@@ -26,6 +28,7 @@ struct checkpoint_options {
 	bool print_stats;
 	Cocoon__CheckpointRoute bench_route;
 	Cocoon__CriuOptions criu;
+	bool pod;	     /* the whole pod of this sandbox (docs/pods.md) */
 	bool shm_second_try; /* set: /dev/shm changed during the first dump */
 	bool staged_beside;  /* the images were written beside --image-path */
 };
@@ -50,7 +53,9 @@ static void checkpoint_usage(void)
 	       "  --file-locks           checkpoint file locks\n"
 	       "  --empty-ns network     accepted; the container's network namespace is dumped\n"
 	       "  --manage-cgroups-mode  accepted; cgroups live in the guest\n"
-	       "  --print-stats          print CRIU's and cocoon's timings as a JSON line\n");
+	       "  --print-stats          print CRIU's and cocoon's timings as a JSON line\n"
+	       "  --pod                  CONTAINER_ID is a pod's sandbox: checkpoint the whole pod,\n"
+	       "                         each container into --image-path/ID, and pod.json\n");
 }
 
 /* --bench-route NAME: the schema's CheckpointRoute value ROUTE_<NAME>, the
@@ -239,7 +244,7 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 	Cocoon__Request req = COCOON__REQUEST__INIT;
 	Cocoon__CheckpointRequest cr = COCOON__CHECKPOINT_REQUEST__INIT;
 	Cocoon__Response *resp = NULL;
-	_cleanup_free_ char *dir = NULL, *dest = NULL, *parent_dir = NULL;
+	_cleanup_free_ char *dir = NULL, *dest = NULL, *parent_dir = NULL, *sandbox_dir = NULL;
 	struct container_state st;
 	char ckid[64], parent_id[80] = "";
 
@@ -249,6 +254,11 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 	int r = container_load(g, id, &dir, &st, err);
 	if (r < 0)
 		return r;
+	/* A pod member's images are in its sandbox's shared directory: the
+	 * guest is the sandbox's VM (docs/pods.md). */
+	if ((r = pod_images_state_dir(g, dir, &sandbox_dir, err)) < 0)
+		return error_wrap(err, "checkpoint %s", id);
+	const char *idir = sandbox_dir ? sandbox_dir : dir;
 	/* The user's CRIU settings, refused here when they cannot work in
 	 * the VM, before anything is frozen. */
 	criu_config_free(&o->criu);
@@ -292,7 +302,7 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 	bool staged = false;
 	if (strcmp(g->cfg.shared_fs, "9p") == 0 && o->bench_route != COCOON__CHECKPOINT_ROUTE__ROUTE_FLOOR && !(how && !strcmp(how, "shared"))) {
 		int ns = shim_mount_ns(&st);
-		staged = ns != -2 && images_stage_beside(dir, ckid, dest, ns, &stage, NULL) == 1;
+		staged = ns != -2 && images_stage_beside(idir, ckid, dest, ns, &stage, NULL) == 1;
 		if (ns >= 0)
 			close(ns);
 	}
@@ -307,9 +317,9 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 		r = container_call_timeout(g, id, &req, &resp, SHIM_CHECKPOINT_TIMEOUT_MS, err);
 	}
 	if (r < 0) {
-		keep_dump_log(g, o, dir, ckid, err);
+		keep_dump_log(g, o, idir, ckid, err);
 		images_stage_discard(&stage);
-		images_discard(dir, ckid);
+		images_discard(idir, ckid);
 		return r;
 	}
 	Cocoon__CheckpointReply *rep = resp->checkpoint;
@@ -338,11 +348,11 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 	if (r == 0 && staged)
 		r = images_publish_staged(&stage, dest, &info, &lim, err);
 	else if (r == 0)
-		r = images_publish(dir, ckid, dest, &info, &lim, strcmp(g->cfg.shared_fs, "9p") != 0, err);
+		r = images_publish(idir, ckid, dest, &info, &lim, strcmp(g->cfg.shared_fs, "9p") != 0, err);
 	if (staged)
-		images_discard(dir, ckid); /* the empty mount point */
+		images_discard(idir, ckid); /* the empty mount point */
 	if (r < 0) {
-		images_discard(dir, ckid);
+		images_discard(idir, ckid);
 		cocoon__response__free_unpacked(resp, NULL);
 		/* The container was kept frozen, not killed: let it go on. */
 		if (!o->leave_running && !o->pre_dump && st.status == STATUS_RUNNING)
@@ -363,10 +373,136 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 	return 0;
 }
 
+/* ---- the whole pod ------------------------------------------------------------ */
+
+/* Pause or resume one container (as `cocoon pause`); errors are set. */
+static int pod_pause_one(struct global_opts *g, const char *id, bool resume, struct error **err)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__PauseRequest pr = COCOON__PAUSE_REQUEST__INIT;
+	Cocoon__Response *resp = NULL;
+	pr.id = (char *)id;
+	pr.resume = resume;
+	req.body_case = COCOON__REQUEST__BODY_PAUSE;
+	req.pause = &pr;
+	int r = container_call(g, id, &req, &resp, err);
+	if (r == 0)
+		cocoon__response__free_unpacked(resp, NULL);
+	return r;
+}
+
+/* The running members of sandbox SB under the state root, in ids[]. */
+static int pod_members(struct global_opts *g, const char *sb, char ids[][COCOON_ID_MAX + 1], int max, int *n,
+		       struct error **err)
+{
+	_cleanup_closedir_ DIR *d = opendir(g->root);
+	struct dirent *de;
+	*n = 0;
+	if (!d)
+		return error_set(err, errno, "state root %s", g->root);
+	while ((de = readdir(d))) {
+		_cleanup_free_ char *dir = NULL, *owner = NULL;
+		struct container_state st;
+		if (de->d_name[0] == '.' || validate_id("container", de->d_name, NULL) < 0 ||
+		    container_load(g, de->d_name, &dir, &st, NULL) < 0)
+			continue;
+		if (pod_images_state_dir(g, dir, &owner, NULL) != 1 || !owner)
+			continue;
+		_cleanup_free_ char *sb_dir = NULL;
+		if (state_dir(g->root, sb, &sb_dir, NULL) < 0 || strcmp(owner, sb_dir) != 0)
+			continue;
+		if (st.status != STATUS_RUNNING && st.status != STATUS_PAUSED)
+			return error_setx(err, EINVAL, "pod member %s is %s; a pod is checkpointed with all its "
+						       "containers running or paused", de->d_name, state_status_name(st.status));
+		if (*n == max)
+			return error_setx(err, E2BIG, "more than %d containers in pod %s", max, sb);
+		snprintf(ids[(*n)++], COCOON_ID_MAX + 1, "%s", de->d_name);
+	}
+	return 0;
+}
+
+/* checkpoint --pod SANDBOX: every container of the pod is paused (frozen
+ * together: the pod's loopback and IPC stay consistent between them), then
+ * dumped into DIR/<id> while paused, members first; only once every image
+ * directory is published are they all killed, members first. A failure
+ * resumes them all and removes what was written: the pod runs on. DIR gets
+ * pod.json, the order an engine restores them in (docs/pods.md). */
+static int do_pod_checkpoint(struct global_opts *g, const char *id, struct checkpoint_options *o,
+			     struct error **err)
+{
+	enum { POD_MAX = 32 };
+	char ids[POD_MAX + 1][COCOON_ID_MAX + 1];
+	bool paused[POD_MAX + 1] = {0};
+	_cleanup_free_ char *dir = NULL, *sb_of = NULL;
+	struct container_state st;
+	int n = 0, r;
+
+	if (!o->image_path)
+		return error_setx(err, EINVAL, "--pod needs --image-path");
+	if (o->leave_running || o->pre_dump || o->parent_path)
+		return error_setx(err, EINVAL, "--pod takes no --leave-running, --pre-dump or --parent-path yet");
+	if ((r = container_load(g, id, &dir, &st, err)) < 0)
+		return r;
+	if ((r = pod_images_state_dir(g, dir, &sb_of, err)) < 0)
+		return r;
+	if (r == 1)
+		return error_setx(err, EINVAL, "%s is a member of a pod, not its sandbox", id);
+	if (st.status != STATUS_RUNNING && st.status != STATUS_PAUSED)
+		return error_setx(err, EINVAL, "pod sandbox %s is %s", id, state_status_name(st.status));
+	if ((r = pod_members(g, id, ids, POD_MAX, &n, err)) < 0 || (r = check_destination(o->image_path, err)) < 0)
+		return r;
+	snprintf(ids[n++], COCOON_ID_MAX + 1, "%s", id); /* the sandbox last */
+	if ((r = mkdir_p(o->image_path, 0700, err)) < 0)
+		return r;
+	/* Frozen together, members first. */
+	for (int i = 0; i < n && r == 0; i++) {
+		_cleanup_free_ char *d = NULL;
+		if ((r = container_load(g, ids[i], &d, &st, err)) == 0 && st.status == STATUS_RUNNING &&
+		    (r = pod_pause_one(g, ids[i], false, err)) == 0)
+			paused[i] = true;
+	}
+	for (int i = 0; i < n && r == 0; i++) {
+		struct checkpoint_options one = *o;
+		_cleanup_free_ char *dest = NULL;
+		if (asprintf(&dest, "%s/%s", o->image_path, ids[i]) < 0)
+			return error_set(err, ENOMEM, "checkpoint");
+		one.image_path = dest;
+		one.leave_running = true; /* stays paused: killed below, once all are safe */
+		one.pod = false;
+		if ((r = do_checkpoint(g, ids[i], &one, err)) < 0)
+			error_wrap(err, "pod container %s", ids[i]);
+	}
+	if (r == 0) {
+		json_object *j = json_object_new_object(), *members = json_object_new_array();
+		json_object_object_add(j, "sandbox", json_object_new_string(id));
+		for (int i = 0; i < n - 1; i++)
+			json_object_array_add(members, json_object_new_string(ids[i]));
+		json_object_object_add(j, "members", members);
+		const char *text = json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY);
+		_cleanup_free_ char *path = NULL;
+		if (asprintf(&path, "%s/pod.json", o->image_path) < 0)
+			r = error_set(err, ENOMEM, "checkpoint");
+		else
+			r = write_file_atomic(path, text, strlen(text), 0600, err);
+		json_object_put(j);
+	}
+	if (r < 0) {
+		/* Nothing half-done: the images go, the pod runs on. */
+		for (int i = 0; i < n; i++)
+			if (paused[i])
+				pod_pause_one(g, ids[i], true, NULL);
+		remove_tree(o->image_path, NULL);
+		return r;
+	}
+	for (int i = 0; i < n; i++)
+		container_thaw_or_kill(g, ids[i], true);
+	return 0;
+}
+
 int cmd_checkpoint(struct global_opts *g, int argc, char **argv)
 {
 	enum { O_IMAGE = 256, O_WORK, O_LEAVE, O_TCP, O_EXT, O_SHELL, O_LOCKS, O_EMPTYNS, O_PRE, O_PARENT,
-	       O_CGMODE, O_UNSUP, O_STATS, O_ROUTE };
+	       O_CGMODE, O_UNSUP, O_STATS, O_ROUTE, O_POD };
 	static const struct option opts[] = {{"image-path", required_argument, NULL, O_IMAGE},
 					     {"work-path", required_argument, NULL, O_WORK},
 					     {"leave-running", no_argument, NULL, O_LEAVE},
@@ -384,6 +520,7 @@ int cmd_checkpoint(struct global_opts *g, int argc, char **argv)
 					     {"status-fd", required_argument, NULL, O_UNSUP},
 					     {"print-stats", no_argument, NULL, O_STATS},
 					     {"bench-route", required_argument, NULL, O_ROUTE},
+					     {"pod", no_argument, NULL, O_POD},
 					     {"help", no_argument, NULL, 'h'},
 					     {}};
 	struct checkpoint_options o = {0};
@@ -431,6 +568,9 @@ int cmd_checkpoint(struct global_opts *g, int argc, char **argv)
 		case O_STATS:
 			o.print_stats = true;
 			break;
+		case O_POD:
+			o.pod = true;
+			break;
 		case O_ROUTE:
 			/* Benchmark baselines only; see make bench. */
 			if (bench_route_parse(optarg, &o.bench_route) < 0)
@@ -448,7 +588,7 @@ int cmd_checkpoint(struct global_opts *g, int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		return usage_error("checkpoint", "expects exactly one container ID");
-	if (do_checkpoint(g, argv[optind], &o, &err) < 0) {
+	if ((o.pod ? do_pod_checkpoint(g, argv[optind], &o, &err) : do_checkpoint(g, argv[optind], &o, &err)) < 0) {
 		error_wrap(&err, "checkpoint %s", argv[optind]);
 		report_error(g, err->msg);
 		return 1;

@@ -254,6 +254,10 @@ static void member_leave(const char *sandbox_dir, const char *id)
 		snprintf(path, sizeof(path), "%s/" VOLUMES_DIR "/%s", ro, e->d_name);
 		umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW);
 	}
+	for (int i = 0; i < POD_MAX_IMAGES; i++) {
+		snprintf(path, sizeof(path), "%s/images%d", ro, i);
+		umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW);
+	}
 	snprintf(path, sizeof(path), "%s/rootfs", ro);
 	umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW);
 	remove_tree(rw, NULL);
@@ -267,6 +271,8 @@ struct member_trees {
 	int rootfs;
 	int volumes[SPEC_MAX_MOUNTS];
 	size_t n;
+	int images[POD_MAX_IMAGES]; /* a restore's image directories, read-only */
+	int n_images;
 };
 
 static void member_trees_close(struct member_trees *t)
@@ -275,10 +281,29 @@ static void member_trees_close(struct member_trees *t)
 		close(t->rootfs);
 	for (size_t i = 0; i < t->n; i++)
 		close(t->volumes[i]);
+	for (int i = 0; i < t->n_images; i++)
+		close(t->images[i]);
 }
 
-static int member_trees_take(const struct oci_bundle *b, struct member_trees *t, struct error **err)
+static int member_trees_take(const struct oci_bundle *b, const char *const *images, int n_images,
+			     struct member_trees *t, struct error **err)
 {
+	if (n_images > POD_MAX_IMAGES)
+		return error_setx(err, E2BIG, "at most %d image directories for a pod member", POD_MAX_IMAGES);
+	for (t->n_images = 0; t->n_images < n_images; t->n_images++) {
+		int fd = open_tree(AT_FDCWD, images[t->n_images], OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+		struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+						      MOUNT_ATTR_NOEXEC};
+		if (fd >= 0 && mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0) {
+			int e = errno;
+			close(fd);
+			fd = -1;
+			errno = e;
+		}
+		if (fd < 0)
+			return error_set(err, errno, "checkpoint images %s", images[t->n_images]);
+		t->images[t->n_images] = fd;
+	}
 	t->rootfs = open_tree(AT_FDCWD, b->rootfs, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
 	if (t->rootfs < 0)
 		return error_set(err, errno, "rootfs %s", b->rootfs);
@@ -292,7 +317,7 @@ static int member_trees_take(const struct oci_bundle *b, struct member_trees *t,
 }
 
 int pod_member_share(const struct pod_sandbox *sb, const char *id, struct oci_bundle *b,
-		     struct error **err)
+		     const char *const *images, int n_images, struct error **err)
 {
 	_cleanup_free_ char *rw = NULL, *ro = NULL, *rw_root = NULL, *target = NULL;
 	Cocoon__ContainerSpec *s = b->spec;
@@ -303,7 +328,7 @@ int pod_member_share(const struct pod_sandbox *sb, const char *id, struct oci_bu
 	    asprintf(&rw_root, "%s/rootfs", rw) < 0 ||
 	    asprintf(&target, "%s/" POD_SHARE "/%s/rootfs", sb->dir, id) < 0)
 		return error_set(err, ENOMEM, "pod");
-	int r = member_trees_take(b, &trees, err);
+	int r = member_trees_take(b, images, n_images, &trees, err);
 	if (r < 0 || (r = enter_sandbox_mounts(sb, err)) < 0)
 		goto out;
 	/* A member of that id whose shim was killed left its mounts. */
@@ -318,6 +343,16 @@ int pod_member_share(const struct pod_sandbox *sb, const char *id, struct oci_bu
 	}
 	if ((r = share_volumes(rw, ro, id, b, trees.volumes, err)) < 0)
 		goto out;
+	for (int i = 0; i < trees.n_images; i++) {
+		char point[4300], where[4300];
+		snprintf(point, sizeof(point), "%s/images%d", rw, i);
+		snprintf(where, sizeof(where), "%s/images%d", ro, i);
+		if (mkdir(point, 0700) < 0 ||
+		    move_mount(trees.images[i], "", AT_FDCWD, where, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+			r = error_set(err, errno, "sharing checkpoint images %s into pod sandbox %s", images[i], sb->id);
+			goto out;
+		}
+	}
 	free(s->rootfs_tag);
 	s->rootfs_tag = NULL;
 	if (asprintf(&s->rootfs_tag, POD_TAG) < 0 || asprintf(&s->rootfs_path, "%s/rootfs", id) < 0 ||
@@ -331,4 +366,22 @@ out:
 void pod_member_unshare(const struct pod_sandbox *sb, const char *id)
 {
 	member_leave(sb->dir, id);
+}
+
+int pod_images_state_dir(struct global_opts *g, const char *dir, char **out, struct error **err)
+{
+	_cleanup_free_ char *path = NULL, *id = NULL;
+	*out = NULL;
+	if (asprintf(&path, "%s/" POD_SANDBOX_FILE, dir) < 0)
+		return error_set(err, ENOMEM, "pod");
+	int r = read_file_bounded(path, COCOON_ID_MAX + 1, &id, NULL, NULL);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return error_set(err, -r, "read %s", path);
+	if ((r = validate_id("pod sandbox", id, err)) < 0)
+		return r;
+	if ((r = state_dir(g->root, id, out, err)) < 0)
+		return r;
+	return 1;
 }

@@ -31,6 +31,10 @@ struct oci_bundle;
 /* Where the agent mounts the pod share: the sources of a member's bind
  * mounts of host files are under it. */
 #define POD_GUEST_DIR COCOON_GUEST_POD_DIR
+/* A member restored in place gets its checkpoint's image directories (the
+ * checkpoint and its pre-dumps, images.h IMAGES_MAX_CHAIN) through the pod
+ * share too: pod/<id>/images<i>, read-only. */
+#define POD_MAX_IMAGES 8
 /* In a member's state directory: the id of its pod's sandbox. */
 #define POD_SANDBOX_FILE "pod-sandbox"
 
@@ -73,9 +77,15 @@ int pod_member_record(const char *dir, const char *sandbox_id, struct error **er
 int pod_share_prepare(const char *dir, struct error **err);
 
 /* A member's shim: enters the sandbox's mount namespace and shares the
- * rootfs (and the member's bind-mounted files) into pod/<id>. Rewrites the
- * spec so that the guest finds them there and joins the pod's namespaces. */
+ * rootfs, the member's volumes and, for a restore, the N_IMAGES image
+ * directories IMAGES (read-only) into pod/<id>. Rewrites the spec so that
+ * the guest finds them there and joins the pod's namespaces. */
 int pod_member_share(const struct pod_sandbox *sb, const char *id, struct oci_bundle *b,
-		     struct error **err);
+		     const char *const *images, int n_images, struct error **err);
+/* For a member's checkpoint: the state directory of its sandbox, where the
+ * guest leaves the images (its shared directory), in *out (malloc'd).
+ * Returns 1 for a member, 0 for any other container (*out NULL), or a
+ * negative errno. DIR is the member's state directory. */
+int pod_images_state_dir(struct global_opts *g, const char *dir, char **out, struct error **err);
 /* Undoes pod_member_share; safe to call when it did not run or failed. */
 void pod_member_unshare(const struct pod_sandbox *sb, const char *id);

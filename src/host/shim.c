@@ -284,12 +284,18 @@ static int restore_container(struct shim *s, struct error **err)
 
 	const struct images_chain *ch = s->args->restore;
 	Cocoon__ImageShare shares[IMAGES_MAX_CHAIN], *ptrs[IMAGES_MAX_CHAIN];
-	char tags[IMAGES_MAX_CHAIN][16];
+	char tags[IMAGES_MAX_CHAIN][16], paths[IMAGES_MAX_CHAIN][96];
 	for (int i = 0; i < ch->n; i++) {
 		cocoon__image_share__init(&shares[i]);
 		snprintf(tags[i], sizeof(tags[i]), COCOON_TAG_IMAGES "%d", i);
 		shares[i].tag = tags[i];
 		shares[i].name = ch->names[i];
+		/* A pod member's images are in the running VM's pod share. */
+		if (s->args->pod) {
+			snprintf(paths[i], sizeof(paths[i]), "%s/images%d", s->args->id, i);
+			shares[i].tag = (char *)POD_TAG;
+			shares[i].path = paths[i];
+		}
 		ptrs[i] = &shares[i];
 	}
 	rr.spec = s->args->bundle->spec;
@@ -326,7 +332,8 @@ static int member_setup(struct shim *s, struct error **err)
 	struct shim_args *a = s->args;
 	memset(&s->sb, 0, sizeof(s->sb));
 	s->sb.agent.fd = -1;
-	int r = pod_member_share(a->pod, a->id, a->bundle, err);
+	int r = pod_member_share(a->pod, a->id, a->bundle, a->restore ? (const char *const *)a->restore->dirs : NULL,
+				 a->restore ? a->restore->n : 0, err);
 	if (r < 0)
 		return r;
 	if (shim_connect(a->pod->dir, a->pod->id, &s->sb.agent, err) < 0)

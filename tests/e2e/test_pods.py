@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import COCOON, qemu_pids, wait_for, write_bundle
+from conftest import COCOON, Bundle, qemu_pids, wait_for, write_bundle
 
 HTTP_PORT = 8080
 
@@ -170,3 +170,139 @@ def test_joining_a_pid_namespace_is_refused(env):
     assert r.returncode == 1
     assert "share their network, IPC and UTS namespaces only" in r.stderr
     env.run("delete", "--force", "sandbox", check=True)
+
+
+def lines(path):
+    return [x for x in path.read_text().splitlines() if x.strip()]
+
+
+def test_member_checkpointed_and_restored_in_place(env):
+    """One container of a pod checkpointed and restored into the same pod:
+    the VM runs on, the sandbox and the other member are untouched, and
+    the restored member is back in the pod's network and IPC namespaces."""
+    pid = start_sandbox(env)
+    vm = qemu_pids(str(env.tmp))
+    assert len(vm) == 1
+    srv = write_bundle(env.tmp / "srv", ["payload", "tcp", "7000"], extra=ns_paths(pid))
+    rc, _, err = env.create("srv", srv)
+    assert rc == 0, err.read_text()
+    env.run("start", "srv", check=True)
+    srv_pid = env.state("srv")["pid"]
+    cnt = write_bundle(env.tmp / "cnt", ["sh", "-c", "payload shm-put 99 before-checkpoint && "
+                                                     "exec payload counter 200"], extra=ns_paths(pid))
+    rc, out, err = env.create("cnt", cnt)
+    assert rc == 0, err.read_text()
+    env.run("start", "cnt", check=True)
+    assert wait_for(lambda: len(lines(out)) >= 5, timeout=60), out.read_text() + err.read_text()
+
+    r = env.run("checkpoint", "--image-path", str(env.tmp / "ck"), "cnt", timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (env.tmp / "ck" / "cocoon.json").exists()
+    assert wait_for(lambda: env.state("cnt")["status"] == "stopped", timeout=30)
+    last = int(lines(out)[-1])
+    env.run("delete", "cnt", check=True)
+    assert qemu_pids(str(env.tmp)) == vm, "the pod's VM must run on"
+
+    restored_out = env.tmp / "cnt.restored.out"
+    with open(restored_out, "wb") as o, open(env.tmp / "cnt.restored.err", "wb") as e:
+        r = subprocess.run([str(COCOON), "--root", str(env.root), "--config", str(env.config),
+                            "restore", "--image-path", str(env.tmp / "ck"), "--bundle", str(cnt.path),
+                            "--detach", "cnt"], stdin=subprocess.DEVNULL, stdout=o, stderr=e, timeout=600)
+    assert r.returncode == 0, (env.tmp / "cnt.restored.err").read_text()
+    assert env.state("cnt")["status"] == "running"
+    assert qemu_pids(str(env.tmp)) == vm, "restored into the same VM"
+    assert wait_for(lambda: len(lines(restored_out)) >= 3, timeout=60)
+    got = [int(x) for x in lines(restored_out)[:3]]
+    assert got[0] == last + 1, f"counter restarted at {got[0]}, expected {last + 1}"
+
+    # Still in the pod: its loopback reaches srv, its IPC namespace is the
+    # pod's (a segment made before the checkpoint, and one made now by
+    # another member, both seen from the restored member).
+    assert env.state("srv")["pid"] == srv_pid and env.state("srv")["status"] == "running"
+    put = write_bundle(env.tmp / "put", ["payload", "shm-put", "98", "after-restore"], extra=ns_paths(pid))
+    assert run_fg(env, "put", put).returncode == 0
+    r = env.run("exec", "cnt", "sh", "-c", "payload shm-get 99; payload shm-get 98; payload tcp-connect 7000")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.splitlines()[:2] == ["before-checkpoint", "after-restore"], r.stdout
+    assert "tcp-connect 42" in r.stdout, r.stdout
+    assert env.state("sandbox")["status"] == "running"
+
+    for cid in ("cnt", "srv", "put"):
+        env.run("delete", "--force", cid, check=True)
+    env.run("delete", "--force", "sandbox", check=True)
+    assert qemu_pids(str(env.tmp)) == []
+
+
+def restore_detached(env, cid, images, bundle):
+    out = env.tmp / f"{cid}.restored.out"
+    err = env.tmp / f"{cid}.restored.err"
+    with open(out, "wb") as o, open(err, "wb") as e:
+        r = subprocess.run([str(COCOON), "--root", str(env.root), "--config", str(env.config),
+                            "restore", "--image-path", str(images), "--bundle", str(bundle.path),
+                            "--detach", cid], stdin=subprocess.DEVNULL, stdout=o, stderr=e, timeout=600)
+    assert r.returncode == 0, err.read_text()
+    return out
+
+
+def repoint(bundle, pid):
+    """A member's spec after its sandbox was restored: podman would name the
+    new infra pid in the namespace paths, as it does at any start."""
+    spec = json.loads(bundle.config.read_text())
+    ns_paths(pid)(spec)
+    bundle.config.write_text(json.dumps(spec))
+
+
+def test_whole_pod_checkpointed_and_restored_into_a_fresh_vm(env):
+    pid = start_sandbox(env)
+    old_vm = qemu_pids(str(env.tmp))
+    srv = write_bundle(env.tmp / "srv", ["payload", "tcp", "7000"], extra=ns_paths(pid))
+    rc, _, err = env.create("srv", srv)
+    assert rc == 0, err.read_text()
+    env.run("start", "srv", check=True)
+    cnt = write_bundle(env.tmp / "cnt", ["sh", "-c", "payload shm-put 77 pod-ipc && exec payload counter 200"],
+                       extra=ns_paths(pid))
+    rc, out, err = env.create("cnt", cnt)
+    assert rc == 0, err.read_text()
+    env.run("start", "cnt", check=True)
+    assert wait_for(lambda: len(lines(out)) >= 5, timeout=60)
+
+    # A member is not a pod.
+    r = env.run("checkpoint", "--pod", "--image-path", str(env.tmp / "no"), "cnt")
+    assert r.returncode == 1 and "cnt is a member of a pod, not its sandbox" in r.stderr, r.stderr
+    assert env.state("cnt")["status"] == "running" and not (env.tmp / "no").exists()
+
+    images = env.tmp / "pod-ck"
+    r = env.run("checkpoint", "--pod", "--image-path", str(images), "sandbox", timeout=900)
+    assert r.returncode == 0, r.stdout + r.stderr
+    pod = json.loads((images / "pod.json").read_text())
+    assert pod["sandbox"] == "sandbox" and sorted(pod["members"]) == ["cnt", "srv"]
+    for cid in ("cnt", "srv", "sandbox"):
+        assert (images / cid / "cocoon.json").exists()
+        assert wait_for(lambda: env.state(cid)["status"] == "stopped", timeout=30), cid
+    last = int(lines(out)[-1])
+    for cid in ("cnt", "srv", "sandbox"):
+        env.run("delete", cid, check=True)
+    assert wait_for(lambda: qemu_pids(str(env.tmp)) == [], timeout=30)
+
+    # The engine's order: the sandbox (a fresh VM), then its members.
+    sb_bundle = Bundle(env.tmp / "sandbox")  # start_sandbox's
+    restore_detached(env, "sandbox", images / "sandbox", sb_bundle)
+    new_vm = qemu_pids(str(env.tmp))
+    assert len(new_vm) == 1 and new_vm != old_vm
+    new_pid = env.state("sandbox")["pid"]
+    for cid, b in (("srv", srv), ("cnt", cnt)):
+        repoint(b, new_pid)
+    restore_detached(env, "srv", images / "srv", srv)
+    out2 = restore_detached(env, "cnt", images / "cnt", cnt)
+    assert qemu_pids(str(env.tmp)) == new_vm, "one VM for the restored pod"
+    assert wait_for(lambda: len(lines(out2)) >= 3, timeout=60)
+    assert int(lines(out2)[0]) == last + 1, "the counter restarted"
+    # The pod's IPC namespace came back with the segment, its loopback with
+    # the listening server, its UTS namespace with the hostname.
+    r = env.run("exec", "cnt", "sh", "-c", "payload shm-get 77; payload hostname; payload tcp-connect 7000")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.splitlines()[:2] == ["pod-ipc", "podhost"], r.stdout
+    assert "tcp-connect 42" in r.stdout
+    for cid in ("cnt", "srv", "sandbox"):
+        env.run("delete", "--force", cid, check=True)
+    assert qemu_pids(str(env.tmp)) == []
