@@ -256,7 +256,7 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 		return r;
 	/* A pod member's images are in its sandbox's shared directory: the
 	 * guest is the sandbox's VM (docs/pods.md). */
-	if ((r = pod_images_state_dir(g, dir, &sandbox_dir, err)) < 0)
+	if (pod_images_state_dir(g, dir, &sandbox_dir, err) < 0)
 		return error_wrap(err, "checkpoint %s", id);
 	const char *idir = sandbox_dir ? sandbox_dir : dir;
 	/* The user's CRIU settings, refused here when they cannot work in
