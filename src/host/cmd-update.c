@@ -24,18 +24,19 @@ static int parse_size(const char *s, int64_t *out)
 	int shift = 0;
 	switch (tolower((unsigned char)*end)) {
 	case 'g':
-		shift += 10;
-		/* fallthrough */
+		shift = 30;
+		break;
 	case 'm':
-		shift += 10;
-		/* fallthrough */
+		shift = 20;
+		break;
 	case 'k':
-		shift += 10;
-		end++;
+		shift = 10;
 		break;
 	default:
 		break;
 	}
+	if (shift)
+		end++;
 	if (tolower((unsigned char)*end) == 'b')
 		end++;
 	if (*end || (v > 0 && v > (INT64_MAX >> shift)))
