@@ -418,6 +418,14 @@ def test_foreground_run_forwards_signals(env):
     assert_no_trace(env, "fg")
 
 
-def test_update_is_refused_clearly(env):
-    r = env.run("update", "--resources", "-", "anything")
-    assert r.returncode != 0 and "not supported" in r.stderr
+def test_update_bad_input_is_refused_clearly(env, tmp_path):
+    # update applies what the VM allows (test_resources.py); what it cannot
+    # read is refused by name, before any container is looked up.
+    bad = tmp_path / "resources.json"
+    bad.write_text("[1, 2]")
+    r = env.run("update", "--resources", str(bad), "anything")
+    assert r.returncode != 0 and "--resources" in r.stderr and "not a JSON object" in r.stderr, r.stderr
+    r = env.run("update", "--resources", str(tmp_path / "missing.json"), "anything")
+    assert r.returncode != 0 and "missing.json" in r.stderr, r.stderr
+    r = env.run("update", "--pids-limit", "10", "nosuch")
+    assert r.returncode != 0 and "nosuch" in r.stderr, r.stderr
