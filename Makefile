@@ -14,7 +14,7 @@ PREFIX   ?= /usr/local
 PYTEST   ?= /usr/bin/python3 -m pytest
 COCOON    = $(BUILD)/cocoon
 
-.PHONY: all setup build image check unit asan analyze lint fuzz fuzz-build fuzz-smoke e2e demo bench bench-quick bench-template bench-network install format clean
+.PHONY: all setup build image check unit asan analyze lint format-check fuzz fuzz-build fuzz-smoke e2e demo bench bench-quick bench-template bench-network install format clean
 
 all: build
 
@@ -104,12 +104,23 @@ install: build
 
 # shellcheck at warning level for every shell script, codespell for the
 # whole tree. 'fo' and 'te' are the tests' names for file objects.
-lint: setup
+lint: setup format-check
 	shellcheck -S warning $$(git ls-files '*.sh')
 	codespell -L fo,te $$(git ls-files ':!:*.img' ':!:tests/fuzz/corpus/*')
 
+# The C sources follow .clang-format (kernel-like: tabs, 100 columns).
+# 'make format' rewrites them; 'make format-check' (part of lint, so of
+# check) fails on the first file that differs and prints the diff.
+C_SOURCES = $$(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c' 'tests/*.h')
+
 format:
-	clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c' 'tests/*.h')
+	clang-format -i $(C_SOURCES)
+
+format-check: setup
+	@for f in $(C_SOURCES); do \
+		clang-format "$$f" | diff -u --label "$$f" --label "$$f (clang-format)" "$$f" - || \
+			{ echo "format-check: $$f differs from .clang-format; run 'make format'" >&2; exit 1; }; \
+	done
 
 clean:
 	rm -rf $(BUILD) $(ASAN) $(FUZZ)

@@ -45,15 +45,15 @@ struct agent_job {
 
 /* How to start a job beyond its argv. */
 struct agent_job_options {
-	const int *pass_fds;  /* become fds 3, 4, ... in the child */
+	const int *pass_fds; /* become fds 3, 4, ... in the child */
 	size_t n_pass_fds;
-	const char *cgroup;   /* the child joins this cgroup before exec */
-	const char *netns;    /* and enters this network namespace (a path) */
+	const char *cgroup; /* the child joins this cgroup before exec */
+	const char *netns;  /* and enters this network namespace (a path) */
 	/* and these namespaces (open fds, kept by the caller): a pod member's
 	 * CRIU runs in the pod's network, IPC and UTS namespaces */
 	const int *ns_fds;
 	size_t n_ns_fds;
-	int timeout_ms;	      /* 0: none */
+	int timeout_ms; /* 0: none */
 	/* The guest's OOM killer takes this job before anything else
 	 * (oom_score_adj 1000): CRIU and the copier, never the container. */
 	bool oom_victim;
@@ -80,7 +80,7 @@ struct agent {
 	size_t n_module_failures;
 	bool shared_mounted;
 	bool volumes_mounted; /* the volumes share, mounted by the first container that has binds */
-	bool virtiofs; /* shares are virtiofs (cocoon.fs=virtiofs), else 9p */
+	bool virtiofs;	      /* shares are virtiofs (cocoon.fs=virtiofs), else 9p */
 	/* Booted to become a VM template (cocoon.template=1): no share is
 	 * mounted until TemplateResume (template.c). */
 	bool template_mode;

@@ -58,14 +58,17 @@ static uint64_t shares_to_weight(uint64_t shares)
 	return 1 + ((shares - 2) * 9999) / 262142;
 }
 
-int cgroups_apply(const char *cgroup, const Cocoon__Resources *r, unsigned mask, char *msg, size_t msg_size)
+int cgroups_apply(const char *cgroup, const Cocoon__Resources *r, unsigned mask, char *msg,
+		  size_t msg_size)
 {
 	int e;
 	if (!r)
 		return 0;
 	if (!mask)
-		mask = (r->memory_limit > 0 ? CGROUPS_MEMORY : 0) | (r->pids_limit > 0 ? CGROUPS_PIDS : 0) |
-		       (r->cpu_quota > 0 ? CGROUPS_CPU_MAX : 0) | (r->cpu_shares > 0 ? CGROUPS_CPU_WEIGHT : 0);
+		mask = (r->memory_limit > 0 ? CGROUPS_MEMORY : 0) |
+		       (r->pids_limit > 0 ? CGROUPS_PIDS : 0) |
+		       (r->cpu_quota > 0 ? CGROUPS_CPU_MAX : 0) |
+		       (r->cpu_shares > 0 ? CGROUPS_CPU_WEIGHT : 0);
 	struct {
 		unsigned bit;
 		const char *controller, *file;
@@ -80,16 +83,19 @@ int cgroups_apply(const char *cgroup, const Cocoon__Resources *r, unsigned mask,
 		snprintf(w[1].value, sizeof(w[1].value), "%" PRId64, r->pids_limit);
 	uint64_t period = r->cpu_period ? r->cpu_period : 100000;
 	if (r->cpu_quota > 0)
-		snprintf(w[2].value, sizeof(w[2].value), "%" PRId64 " %" PRIu64, r->cpu_quota, period);
+		snprintf(w[2].value, sizeof(w[2].value), "%" PRId64 " %" PRIu64, r->cpu_quota,
+			 period);
 	else
 		snprintf(w[2].value, sizeof(w[2].value), "max %" PRIu64, period);
 	if (r->cpu_shares > 0)
-		snprintf(w[3].value, sizeof(w[3].value), "%" PRIu64, shares_to_weight(r->cpu_shares));
+		snprintf(w[3].value, sizeof(w[3].value), "%" PRIu64,
+			 shares_to_weight(r->cpu_shares));
 	for (size_t i = 0; i < ARRAY_SIZE(w); i++) {
 		if (!(mask & w[i].bit))
 			continue;
 		if ((e = enable_controller(w[i].controller)) < 0) {
-			snprintf(msg, msg_size, "the guest's %s cgroup controller: %s", w[i].controller, strerror(-e));
+			snprintf(msg, msg_size, "the guest's %s cgroup controller: %s",
+				 w[i].controller, strerror(-e));
 			return e;
 		}
 		if ((e = write_file(cgroup, w[i].file, w[i].value)) < 0) {
@@ -184,7 +190,10 @@ void cgroups_stats(const char *cgroup, Cocoon__StatsReply *r, struct cgroups_sta
 	r->memory_peak = read_number(cgroup, "memory.peak");
 	snprintf(path, sizeof(path), "%s/memory.events", cgroup);
 	read_keyed(path, on_memory_events, r);
-	struct stats_ctx x = {.r = r, .entries = buf->entries, .ptrs = buf->ptrs, .keys = buf->keys,
+	struct stats_ctx x = {.r = r,
+			      .entries = buf->entries,
+			      .ptrs = buf->ptrs,
+			      .keys = buf->keys,
 			      .max = ARRAY_SIZE(buf->entries)};
 	r->memory_stat = buf->ptrs;
 	r->n_memory_stat = 0;

@@ -13,7 +13,8 @@
  * default weight 100); mask 0 means each one r sets (> 0), as at create.
  * Returns 0 or a negative errno; on failure fills msg, naming the file and
  * the value. */
-int cgroups_apply(const char *cgroup, const Cocoon__Resources *r, unsigned mask, char *msg, size_t msg_size);
+int cgroups_apply(const char *cgroup, const Cocoon__Resources *r, unsigned mask, char *msg,
+		  size_t msg_size);
 
 /* Turns on the cpu, memory and pids controllers for the guest's cgroups,
  * so that stats have figures also for a container without limits; a

@@ -126,7 +126,8 @@ static int copy_mapped(int in, int out, off_t from, off_t to)
 static int copy_file(int sdir, int ddir, const char *name, char *buf)
 {
 	_cleanup_close_ int in = openat(sdir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	_cleanup_close_ int out = openat(ddir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	_cleanup_close_ int out =
+		openat(ddir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	struct stat st;
 	if (in < 0 || out < 0 || fstat(in, &st) < 0)
 		return -errno;
@@ -170,7 +171,8 @@ static int growing_copy(struct growing_file *f, bool last)
 	off_t end = last ? st.st_size : st.st_size - st.st_size % (off_t)COPY_BUF;
 	int r = copy_mapped(f->in, f->out, f->copied, end);
 	if (r == 0 && end > f->copied && stream_writer > 0 &&
-	    fallocate(f->in, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, f->copied, end - f->copied) < 0)
+	    fallocate(f->in, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, f->copied,
+		      end - f->copied) < 0)
 		r = -errno;
 	if (r == 0 && end > f->copied)
 		f->copied = end;
@@ -191,7 +193,8 @@ static void stream_throttle(struct growing_file *g, size_t n)
 			backlog += st.st_size - g[i].copied;
 	if (!writer_stopped && backlog > STREAM_BACKLOG_HIGH)
 		writer_stopped = kill(stream_writer, SIGSTOP) == 0;
-	else if (writer_stopped && backlog < STREAM_BACKLOG_LOW && kill(stream_writer, SIGCONT) == 0)
+	else if (writer_stopped && backlog < STREAM_BACKLOG_LOW &&
+		 kill(stream_writer, SIGCONT) == 0)
 		writer_stopped = false;
 }
 
@@ -207,7 +210,8 @@ static struct growing_file *growing_find(struct growing_file *g, size_t n, const
  * transfer overlaps the dump; fd 3 reaches end-of-file when the agent has seen
  * CRIU finish. Everything else (small images, the rest of the pages) is
  * copied after that. */
-static int follow_pages(int sdir, int ddir, int done_fd, struct growing_file *g, size_t max, size_t *n)
+static int follow_pages(int sdir, int ddir, int done_fd, struct growing_file *g, size_t max,
+			size_t *n)
 {
 	for (;;) {
 		struct pollfd p = {.fd = done_fd, .events = POLLIN};
@@ -227,12 +231,17 @@ static int follow_pages(int sdir, int ddir, int done_fd, struct growing_file *g,
 		struct dirent *de;
 		while ((de = readdir(d))) {
 			struct growing_file *f = growing_find(g, *n, de->d_name);
-			if (!f && *n < max && strncmp(de->d_name, "pages-", 6) == 0 && strlen(de->d_name) < sizeof(f->name)) {
+			if (!f && *n < max && strncmp(de->d_name, "pages-", 6) == 0 &&
+			    strlen(de->d_name) < sizeof(f->name)) {
 				f = &g[*n];
 				snprintf(f->name, sizeof(f->name), "%s", de->d_name);
 				/* Writable to punch holes in it (streaming route). */
-				f->in = openat(sdir, de->d_name, (stream_writer > 0 ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC);
-				f->out = openat(ddir, de->d_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+				f->in = openat(sdir, de->d_name,
+					       (stream_writer > 0 ? O_RDWR : O_RDONLY) |
+						       O_NOFOLLOW | O_CLOEXEC);
+				f->out = openat(
+					ddir, de->d_name,
+					O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 				f->copied = 0;
 				if (f->in < 0 || f->out < 0)
 					return -errno;
@@ -269,7 +278,9 @@ int copy_tree_main(const char *src, const char *dst, int done_fd, pid_t writer, 
 	}
 	_cleanup_close_ int ddir = open(dst, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	int sdir = dirfd(d);
-	r = done_fd >= 0 ? follow_pages(sdir, ddir, done_fd, growing, ARRAY_SIZE(growing), &n_growing) : 0;
+	r = done_fd >= 0
+		    ? follow_pages(sdir, ddir, done_fd, growing, ARRAY_SIZE(growing), &n_growing)
+		    : 0;
 	if (writer_stopped)
 		kill(stream_writer, SIGCONT);
 	if (r < 0) {
@@ -320,13 +331,27 @@ static void parse_stats_msg(const uint8_t *p, const uint8_t *end, int outer, Coc
 			return;
 		if (outer == 1) {
 			switch (field) {
-			case 1: st->freezing_us = (uint32_t)v; break;
-			case 2: st->frozen_us = (uint32_t)v; break;
-			case 3: st->memdump_us = (uint32_t)v; break;
-			case 4: st->memwrite_us = (uint32_t)v; break;
-			case 5: st->pages_scanned = v; break;
-			case 6: st->pages_skipped_parent = v; break;
-			case 7: st->pages_written = v; break;
+			case 1:
+				st->freezing_us = (uint32_t)v;
+				break;
+			case 2:
+				st->frozen_us = (uint32_t)v;
+				break;
+			case 3:
+				st->memdump_us = (uint32_t)v;
+				break;
+			case 4:
+				st->memwrite_us = (uint32_t)v;
+				break;
+			case 5:
+				st->pages_scanned = v;
+				break;
+			case 6:
+				st->pages_skipped_parent = v;
+				break;
+			case 7:
+				st->pages_written = v;
+				break;
 			}
 		} else if (outer == 2) {
 			if (field == 3)
@@ -395,7 +420,8 @@ static int new_loopback_netns(void)
 	agent_loopback_up();
 	int ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	if (setns(mine, CLONE_NEWNET) < 0)
-		agent_log(NULL, "cannot return to the agent's network namespace: %s", strerror(errno));
+		agent_log(NULL, "cannot return to the agent's network namespace: %s",
+			  strerror(errno));
 	close(mine);
 	return ns;
 }
@@ -411,21 +437,21 @@ struct ckpt_ctx {
 	char shared[256]; /* relative to the shared dir */
 	bool leave_running;
 	bool keep;
-	bool froze; /* we froze it for an exit-mode checkpoint */
+	bool froze;		       /* we froze it for an exit-mode checkpoint */
 	Cocoon__CheckpointRoute route; /* bench_route of the request */
 	char parent[AGENT_ID_MAX + 1];
 	long long t0, dump_ms;
 	Cocoon__CriuStats stats;
 	/* The copy to the shared directory runs beside CRIU (--follow). */
-	pid_t copier;	/* > 0 while it runs */
-	int follow_wr;	/* closed when CRIU has finished: the copier's last pass */
-	bool followed;	/* the copier was started beside CRIU */
+	pid_t copier;  /* > 0 while it runs */
+	int follow_wr; /* closed when CRIU has finished: the copier's last pass */
+	bool followed; /* the copier was started beside CRIU */
 	bool dump_finished;
-	long oom_kills0; /* /proc/vmstat oom_kill when the dump began */
+	long oom_kills0;    /* /proc/vmstat oom_kill when the dump began */
 	struct guard guard; /* the container's tasks, protected while CRIU runs */
 	bool guarded;
-	pid_t criu;	    /* the dump's CRIU, while it runs */
-	char *stop_reason;  /* why the agent stopped CRIU */
+	pid_t criu;		  /* the dump's CRIU, while it runs */
+	char *stop_reason;	  /* why the agent stopped CRIU */
 	long need_kib, avail_kib; /* the fit check's two figures */
 	const char *route_name;
 	/* The streaming route: CRIU sends the pages to its page server, and
@@ -435,8 +461,8 @@ struct ckpt_ctx {
 	pid_t pserver; /* > 0 while the page server runs */
 	bool pserver_failed;
 	char pserver_msg[256];
-	int shm_watch;	/* inotify on an empty /dev/shm left out of the dump */
-	char *err;	/* the first failure, answered once both have ended */
+	int shm_watch; /* inotify on an empty /dev/shm left out of the dump */
+	char *err;     /* the first failure, answered once both have ended */
 	int err_code;
 	char *ext_args[AGENT_MAX_BINDS];
 	size_t n_ext;
@@ -494,7 +520,8 @@ static void save_log_to_shared(struct ckpt_ctx *x, const char *name)
 	/* On the stack: this may run while the guest is short of memory. */
 	char buf[64 * 1024];
 	_cleanup_close_ int in = open(src, O_RDONLY | O_CLOEXEC);
-	_cleanup_close_ int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	_cleanup_close_ int out =
+		open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 	ssize_t n;
 	while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof(buf))) > 0)
 		if (write(out, buf, (size_t)n) != n)
@@ -523,7 +550,8 @@ static void remove_dir_files(const char *dir)
 	rmdir(dir);
 }
 
-static void ckpt_fail(struct ckpt_ctx *x, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void ckpt_fail(struct ckpt_ctx *x, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 static void count_files(const char *dir, uint32_t *files, uint64_t *bytes)
 {
@@ -531,7 +559,8 @@ static void count_files(const char *dir, uint32_t *files, uint64_t *bytes)
 	struct dirent *de;
 	struct stat st;
 	while (d && (de = readdir(d)))
-		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(st.st_mode)) {
 			(*files)++;
 			*bytes += (uint64_t)st.st_size;
 		}
@@ -544,7 +573,8 @@ static void ckpt_reply_memory(const struct ckpt_ctx *x, Cocoon__CheckpointReply 
 	reply->container_mib = (uint32_t)(x->need_kib / 1024);
 	reply->available_mib = (uint32_t)(x->avail_kib / 1024);
 	if (x->guard.avail_start_kib > x->guard.avail_low_kib)
-		reply->peak_used_mib = (uint32_t)((x->guard.avail_start_kib - x->guard.avail_low_kib) / 1024);
+		reply->peak_used_mib =
+			(uint32_t)((x->guard.avail_start_kib - x->guard.avail_low_kib) / 1024);
 }
 
 /* Runs once CRIU and the copier have both finished: one reply, then the
@@ -555,7 +585,8 @@ static void ckpt_finish(struct ckpt_ctx *x)
 	if (!x->dump_finished || x->copier > 0 || x->pserver > 0)
 		return;
 	if (x->pserver_failed && !x->err)
-		ckpt_fail(x, EIO, "checkpoint %s: CRIU's page server failed: %s", x->cid, x->pserver_msg);
+		ckpt_fail(x, EIO, "checkpoint %s: CRIU's page server failed: %s", x->cid,
+			  x->pserver_msg);
 	ckpt_done_state(x->a, x->cid);
 	ckpt_unguard(x);
 	guard_sample_memory(&x->guard);
@@ -633,19 +664,23 @@ static void ckpt_copy_done(struct agent_job *job, int status)
 	bool failed = !WIFEXITED(status) || WEXITSTATUS(status) != 0;
 	if (failed && x->criu > 0 && x->stream) {
 		/* Nobody takes the pages out of tmpfs any more. */
-		if (!x->stop_reason && asprintf(&x->stop_reason, "the copier of the page images ended") < 0)
+		if (!x->stop_reason &&
+		    asprintf(&x->stop_reason, "the copier of the page images ended") < 0)
 			x->stop_reason = NULL;
 		kill(x->criu, SIGKILL);
 	}
 	if (!x->err && WIFSIGNALED(status) && x->oom_kills0 >= 0 && oom_kills() > x->oom_kills0)
 		ckpt_fail(x, ENOMEM,
-			  "checkpoint %s: the guest ran out of memory while the images were copied to the host; "
-			  "its OOM killer ended the copier, not the container (whose tasks are protected during a "
+			  "checkpoint %s: the guest ran out of memory while the images were copied "
+			  "to the host; "
+			  "its OOM killer ended the copier, not the container (whose tasks are "
+			  "protected during a "
 			  "checkpoint). Raise vm.memory_mib",
 			  x->cid);
 	else if (!x->err && (!WIFEXITED(status) || WEXITSTATUS(status) != 0))
-		ckpt_fail(x, EIO, "checkpoint %s: copying images to the shared directory failed: %s", x->cid,
-			  job->out && *job->out ? job->out : "the copier was killed");
+		ckpt_fail(x, EIO,
+			  "checkpoint %s: copying images to the shared directory failed: %s",
+			  x->cid, job->out && *job->out ? job->out : "the copier was killed");
 	ckpt_finish(x);
 }
 
@@ -668,11 +703,12 @@ static void ckpt_watch(struct agent_job *job)
 	if (x->copier > 0)
 		sig += guard_cpu_ticks(x->copier);
 	if (died) {
-		if (asprintf(&x->stop_reason, "task %d of the container ended during the dump (%s)", dead.pid,
-			     guard_describe_end(dead.status, how, sizeof(how))) < 0)
+		if (asprintf(&x->stop_reason, "task %d of the container ended during the dump (%s)",
+			     dead.pid, guard_describe_end(dead.status, how, sizeof(how))) < 0)
 			x->stop_reason = NULL;
 	} else if (guard_stalled(&x->guard, sig, agent_now_ms(), CRIU_STALL_MS)) {
-		if (asprintf(&x->stop_reason, "CRIU made no progress for %d s (no CPU time used, nothing written)",
+		if (asprintf(&x->stop_reason,
+			     "CRIU made no progress for %d s (no CPU time used, nothing written)",
 			     CRIU_STALL_MS / 1000) < 0)
 			x->stop_reason = NULL;
 	}
@@ -693,15 +729,23 @@ static void ckpt_start_copier(struct ckpt_ctx *x, bool follow)
 	snprintf(dst, sizeof(dst), AGENT_SHARED_DIR "/%s", x->shared);
 	char writer[16];
 	snprintf(writer, sizeof(writer), "%d", x->pserver);
-	char *argv[] = {a->self_path, (char *)"--copy-tree", x->img, dst,
-			follow ? (x->stream ? (char *)"--follow-punch" : (char *)"--follow") : NULL, writer, NULL};
+	char *argv[] = {a->self_path,
+			(char *)"--copy-tree",
+			x->img,
+			dst,
+			follow ? (x->stream ? (char *)"--follow-punch" : (char *)"--follow") : NULL,
+			writer,
+			NULL};
 	if (!x->stream)
 		argv[5] = NULL;
 	_cleanup_error_ struct error *e = NULL;
 	if (follow && pipe2(p, O_CLOEXEC) < 0)
 		return; /* no overlap: the copy runs after the dump */
-	struct agent_job_options o = {.pass_fds = p, .n_pass_fds = follow ? 1 : 0, .oom_victim = true,
-				      .watch = ckpt_watch, .watch_ms = CRIU_WATCH_MS};
+	struct agent_job_options o = {.pass_fds = p,
+				      .n_pass_fds = follow ? 1 : 0,
+				      .oom_victim = true,
+				      .watch = ckpt_watch,
+				      .watch_ms = CRIU_WATCH_MS};
 	if (x->route == ROUTE_SEED && !follow)
 		argv[1] = (char *)"--copy-tree-like-cp"; /* make bench's baseline */
 	pid_t pid = agent_job_start_ex(a, argv, &o, ckpt_copy_done, x, &e);
@@ -773,7 +817,8 @@ static long oom_kills(void)
  * watch (which then stopped CRIU), or CRIU itself (its parasite, or a
  * vanished /proc entry), which exits with its own words before the next
  * watch tick. */
-static void ckpt_dump_failed(struct ckpt_ctx *x, const struct agent_job *job, int status, const char *err)
+static void ckpt_dump_failed(struct ckpt_ctx *x, const struct agent_job *job, int status,
+			     const char *err)
 {
 	long oom = oom_kills();
 	struct guard_death dead;
@@ -783,25 +828,34 @@ static void ckpt_dump_failed(struct ckpt_ctx *x, const struct agent_job *job, in
 		snprintf(also, sizeof(also), " Task %d of the container ended too (%s).", dead.pid,
 			 guard_describe_end(dead.status, how, sizeof(how)));
 	if (x->stop_reason)
-		ckpt_fail(x, died ? ESRCH : ETIMEDOUT, "criu dump stopped: %s; the agent ended CRIU. CRIU said: %s",
+		ckpt_fail(x, died ? ESRCH : ETIMEDOUT,
+			  "criu dump stopped: %s; the agent ended CRIU. CRIU said: %s",
 			  x->stop_reason, err);
 	else if (x->oom_kills0 >= 0 && oom > x->oom_kills0)
 		/* CRIU's own words then only say that something vanished. */
 		ckpt_fail(x, ENOMEM,
-			  "criu dump failed: the guest ran out of memory during the dump (the %s route needed about "
-			  "%ld MiB, %ld MiB were available) and its OOM killer ended %s, not the container, whose "
-			  "tasks are protected during a checkpoint.%s Raise vm.memory_mib. CRIU said: %s",
+			  "criu dump failed: the guest ran out of memory during the dump (the %s "
+			  "route needed about "
+			  "%ld MiB, %ld MiB were available) and its OOM killer ended %s, not the "
+			  "container, whose "
+			  "tasks are protected during a checkpoint.%s Raise vm.memory_mib. CRIU "
+			  "said: %s",
 			  x->route_name, x->need_kib / 1024, x->avail_kib / 1024,
-			  WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL ? "CRIU" : "a process CRIU needed", also,
-			  err);
+			  WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL
+				  ? "CRIU"
+				  : "a process CRIU needed",
+			  also, err);
 	else if (died)
-		ckpt_fail(x, ESRCH, "criu dump stopped: task %d of the container ended during the dump (%s); CRIU "
+		ckpt_fail(x, ESRCH,
+			  "criu dump stopped: task %d of the container ended during the dump (%s); "
+			  "CRIU "
 			  "cannot dump a task that is gone. CRIU said: %s",
 			  dead.pid, how, err);
 	else if (ckpt_explain_criu_error(err, explained, sizeof(explained)))
 		ckpt_fail(x, EFBIG, "checkpoint %s: %s. CRIU said: %s", x->cid, explained, err);
 	else
-		ckpt_fail(x, EIO, "criu dump failed%s (%s): %s", job->timed_out ? " and was killed at its time limit" : "",
+		ckpt_fail(x, EIO, "criu dump failed%s (%s): %s",
+			  job->timed_out ? " and was killed at its time limit" : "",
 			  WIFEXITED(status) ? "exit status" : "signal", err);
 }
 
@@ -830,14 +884,17 @@ static void ckpt_dump_done(struct agent_job *job, int status)
 		snprintf(stats, sizeof(stats), "%s/stats-dump", x->img);
 		read_stats(stats, &x->stats);
 		if (x->shm_watch >= 0 && shm_changed(x->shm_watch)) {
-			ckpt_fail(x, ESTALE, "checkpoint %s: /dev/shm changed while it was dumped as empty", x->cid);
+			ckpt_fail(x, ESTALE,
+				  "checkpoint %s: /dev/shm changed while it was dumped as empty",
+				  x->cid);
 			if (x->copier > 0)
 				kill(x->copier, SIGKILL);
 		} else if (x->follow_wr >= 0) {
 			/* The copier makes its last pass now. */
 			close(x->follow_wr);
 			x->follow_wr = -1;
-		} else if (!x->err && x->copier <= 0 && x->route != ROUTE_FLOOR && x->route != ROUTE_DIRECT9P) {
+		} else if (!x->err && x->copier <= 0 && x->route != ROUTE_FLOOR &&
+			   x->route != ROUTE_DIRECT9P) {
 			ckpt_start_copier(x, false);
 		}
 	}
@@ -888,10 +945,16 @@ static int tcp_pair(int sv[2])
  * callback) clears everything up. */
 static int ckpt_start_page_server(struct ckpt_ctx *x, int sock, struct error **err)
 {
-	char *argv[] = {x->a->criu_path, (char *)"page-server", (char *)"-D", x->img, (char *)"-o",
-			(char *)"page-server.log", (char *)"-v2", (char *)"--ps-socket", (char *)"3", NULL};
-	struct agent_job_options o = {.pass_fds = &sock, .n_pass_fds = 1, .oom_victim = true,
-				      .watch = ckpt_watch, .watch_ms = CRIU_WATCH_MS};
+	char *argv[] = {x->a->criu_path, (char *)"page-server",
+			(char *)"-D",	 x->img,
+			(char *)"-o",	 (char *)"page-server.log",
+			(char *)"-v2",	 (char *)"--ps-socket",
+			(char *)"3",	 NULL};
+	struct agent_job_options o = {.pass_fds = &sock,
+				      .n_pass_fds = 1,
+				      .oom_victim = true,
+				      .watch = ckpt_watch,
+				      .watch_ms = CRIU_WATCH_MS};
 	pid_t pid = agent_job_start_ex(x->a, argv, &o, ckpt_pserver_done, x, err);
 	if (pid > 0)
 		x->pserver = pid;
@@ -904,7 +967,8 @@ static int ckpt_start_page_server(struct ckpt_ctx *x, int sock, struct error **e
  * held open, "tty[rdev:dev]" (criu/tty.c): the dump names them external,
  * and a restore hands a new slave in their place, as runc does with a new
  * --console-socket. */
-static int save_descriptors(pid_t pid, const char *dir, char tty_keys[][CKPT_TTY_KEY_MAX], size_t n_tty)
+static int save_descriptors(pid_t pid, const char *dir, char tty_keys[][CKPT_TTY_KEY_MAX],
+			    size_t n_tty)
 {
 	char path[300], link[64], target[128];
 	snprintf(path, sizeof(path), "%s/" DESCRIPTORS_FILE, dir);
@@ -933,7 +997,8 @@ static int terminal_key(pid_t pid, char *key, size_t size)
 		return -errno;
 	if (!S_ISCHR(st.st_mode))
 		return -ENOTTY;
-	snprintf(key, size, "tty[%llx:%llx]", (unsigned long long)st.st_rdev, (unsigned long long)st.st_dev);
+	snprintf(key, size, "tty[%llx:%llx]", (unsigned long long)st.st_rdev,
+		 (unsigned long long)st.st_dev);
 	return 0;
 }
 
@@ -950,13 +1015,16 @@ static bool valid_name(const char *s)
 
 /* Picks where CRIU writes the pages, from what the dump will need and what
  * the guest has; refuses up front, touching nothing, when it cannot fit. */
-static bool ckpt_choose_route(struct ckpt_ctx *x, struct agent_container *c, const Cocoon__CheckpointRequest *req)
+static bool ckpt_choose_route(struct ckpt_ctx *x, struct agent_container *c,
+			      const Cocoon__CheckpointRequest *req)
 {
 	x->need_kib = guard_container_memory_kib(c->cgroup);
 	x->avail_kib = guard_mem_available_kib();
-	bool checked = x->route != ROUTE_TMPFS_UNCHECKED, may_stream = x->route == ROUTE_COCOON || x->route == ROUTE_STREAM;
+	bool checked = x->route != ROUTE_TMPFS_UNCHECKED,
+	     may_stream = x->route == ROUTE_COCOON || x->route == ROUTE_STREAM;
 	x->stream = x->route == ROUTE_STREAM;
-	if (x->route == ROUTE_TMPFS || x->route == ROUTE_TMPFS_UNCHECKED || x->route == ROUTE_STREAM)
+	if (x->route == ROUTE_TMPFS || x->route == ROUTE_TMPFS_UNCHECKED ||
+	    x->route == ROUTE_STREAM)
 		x->route = ROUTE_COCOON; /* cocoon's route, with one of its two ways forced */
 	x->route_name = x->route == ROUTE_DIRECT9P ? "direct9p" : "tmpfs";
 	/* Fault injection (tests): the guest-memory route, unchecked. */
@@ -976,18 +1044,24 @@ static bool ckpt_choose_route(struct ckpt_ctx *x, struct agent_container *c, con
 		if (x->avail_kib < 0 || STREAM_ROUTE_NEED_KIB <= x->avail_kib)
 			return true;
 		agent_send_error(x->a, x->req_id, ENOMEM,
-				 "checkpoint %s: not enough guest memory for the dump: even streamed to the host it "
-				 "needs about %d MiB free, and the guest has %ld MiB available. Raise vm.memory_mib by "
+				 "checkpoint %s: not enough guest memory for the dump: even "
+				 "streamed to the host it "
+				 "needs about %d MiB free, and the guest has %ld MiB available. "
+				 "Raise vm.memory_mib by "
 				 "at least %ld. The container was not touched",
 				 c->id, STREAM_ROUTE_NEED_KIB / 1024, x->avail_kib / 1024,
 				 (STREAM_ROUTE_NEED_KIB - x->avail_kib) / 1024 + 1);
 		return false;
 	}
 	agent_send_error(x->a, x->req_id, ENOMEM,
-			 "checkpoint %s: not enough guest memory for the dump: CRIU writes the container's memory "
-			 "(about %ld MiB) into guest memory first and needs about %ld MiB free, but the guest has "
-			 "%ld MiB available. Raise vm.memory_mib by at least %ld. The container was not touched",
-			 c->id, x->need_kib / 1024, want / 1024, x->avail_kib / 1024, (want - x->avail_kib) / 1024 + 1);
+			 "checkpoint %s: not enough guest memory for the dump: CRIU writes the "
+			 "container's memory "
+			 "(about %ld MiB) into guest memory first and needs about %ld MiB free, "
+			 "but the guest has "
+			 "%ld MiB available. Raise vm.memory_mib by at least %ld. The container "
+			 "was not touched",
+			 c->id, x->need_kib / 1024, want / 1024, x->avail_kib / 1024,
+			 (want - x->avail_kib) / 1024 + 1);
 	return false;
 }
 
@@ -995,7 +1069,8 @@ static bool ckpt_choose_route(struct ckpt_ctx *x, struct agent_container *c, con
  * as process PID has them: fds[0..2] for net, ipc, uts, or -1. */
 static void pod_namespaces_of(const struct agent_container *c, pid_t pid, int fds[3])
 {
-	static const char *const types[] = {"network", "ipc", "uts"}, *const files[] = {"net", "ipc", "uts"};
+	static const char *const types[] = {"network", "ipc", "uts"}, *const files[] = {
+									      "net", "ipc", "uts"};
 	for (int i = 0; i < 3; i++) {
 		fds[i] = -1;
 		if (!c->spec || !c->spec->join_container || !*c->spec->join_container)
@@ -1027,12 +1102,15 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 		agent_send_error(a, id, ENOENT, "checkpoint: no such container");
 		return;
 	}
-	if (!cocoon_id_valid(req->checkpoint_id) || (*req->parent_id && !cocoon_id_valid(req->parent_id))) {
+	if (!cocoon_id_valid(req->checkpoint_id) ||
+	    (*req->parent_id && !cocoon_id_valid(req->parent_id))) {
 		agent_send_error(a, id, EINVAL, "checkpoint %s: invalid checkpoint id", c->id);
 		return;
 	}
-	if (!protobuf_c_enum_descriptor_get_value(&cocoon__checkpoint_route__descriptor, (int)req->bench_route)) {
-		agent_send_error(a, id, EINVAL, "checkpoint %s: unknown route %d", c->id, (int)req->bench_route);
+	if (!protobuf_c_enum_descriptor_get_value(&cocoon__checkpoint_route__descriptor,
+						  (int)req->bench_route)) {
+		agent_send_error(a, id, EINVAL, "checkpoint %s: unknown route %d", c->id,
+				 (int)req->bench_route);
 		return;
 	}
 	if (c->procs[0].phase != PROC_RUNNING) {
@@ -1040,12 +1118,14 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 		return;
 	}
 	if (!criu_fault_valid(req->fault, true)) {
-		agent_send_error(a, id, EINVAL, "checkpoint %s: unknown fault to inject: %s", c->id, req->fault);
+		agent_send_error(a, id, EINVAL, "checkpoint %s: unknown fault to inject: %s", c->id,
+				 req->fault);
 		return;
 	}
 	/* One at a time: a second checkpoint of the same container is refused. */
 	if (c->checkpointing) {
-		agent_send_error(a, id, EBUSY, "checkpoint %s: another checkpoint is in progress", c->id);
+		agent_send_error(a, id, EBUSY, "checkpoint %s: another checkpoint is in progress",
+				 c->id);
 		return;
 	}
 	char why[1024];
@@ -1092,21 +1172,27 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	if (x->route != ROUTE_FLOOR)
 		remove_dir_files(dst);
 	if (mkdir(x->img, 0700) < 0 && !(errno == EEXIST && x->route == ROUTE_DIRECT9P)) {
-		agent_send_error(a, id, errno, "checkpoint %s: %s: %s", c->id, x->img, strerror(errno));
+		agent_send_error(a, id, errno, "checkpoint %s: %s: %s", c->id, x->img,
+				 strerror(errno));
 		ckpt_free(x);
 		return;
 	}
 	if (c->procs[0].terminal) {
 		int r = terminal_key(c->procs[0].pid, x->tty_args[0], sizeof(x->tty_args[0]));
-		int ctty = r < 0 ? 0 : ckpt_ctty_keys(c, x->tty_args + 1, ARRAY_SIZE(x->tty_args) - 1);
+		int ctty =
+			r < 0 ? 0 : ckpt_ctty_keys(c, x->tty_args + 1, ARRAY_SIZE(x->tty_args) - 1);
 		if (r < 0 || ctty >= (int)ARRAY_SIZE(x->tty_args)) {
 			if (r < 0)
-				agent_send_error(a, id, -r, "checkpoint %s: the container's terminal (its stdin): %s",
-						 c->id, strerror(-r));
+				agent_send_error(
+					a, id, -r,
+					"checkpoint %s: the container's terminal (its stdin): %s",
+					c->id, strerror(-r));
 			else
 				agent_send_error(a, id, EOPNOTSUPP,
-						 "checkpoint %s: the container's processes hold /dev/tty open from %d "
-						 "different /dev mounts; at most %zu can be handed a new terminal",
+						 "checkpoint %s: the container's processes hold "
+						 "/dev/tty open from %d "
+						 "different /dev mounts; at most %zu can be handed "
+						 "a new terminal",
 						 c->id, ctty, ARRAY_SIZE(x->tty_args) - 1);
 			remove_dir_files(x->img);
 			ckpt_free(x);
@@ -1144,7 +1230,8 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	 * nothing to lock; with nftables CRIU 3.17 built its table anyway
 	 * (0.12 s of frozen time under TCG). */
 	argv[n++] = (char *)"--network-lock";
-	argv[n++] = req->criu && req->criu->tcp_established ? (char *)"nftables" : (char *)"iptables";
+	argv[n++] =
+		req->criu && req->criu->tcp_established ? (char *)"nftables" : (char *)"iptables";
 	/* CRIU always leaves the tasks alive. Without --leave-running the
 	 * container stays frozen instead, and the host kills it only once the
 	 * images are safely published; if publishing fails (a full disk, say)
@@ -1154,7 +1241,8 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	if (!x->leave_running && !c->paused) {
 		int fr = container_freeze(c, true);
 		if (fr < 0) {
-			agent_send_error(a, id, -fr, "freeze %s for the checkpoint: %s", c->id, strerror(-fr));
+			agent_send_error(a, id, -fr, "freeze %s for the checkpoint: %s", c->id,
+					 strerror(-fr));
 			remove_dir_files(x->img);
 			ckpt_free(x);
 			return;
@@ -1176,14 +1264,16 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 			argv[n++] = (char *)"--external";
 			argv[n++] = (char *)"mnt[/dev]:" DEV_KEY;
 		}
-		if (c->shm_tmpfs && !req->dump_dev_shm && (x->shm_watch = shm_left_out(c->procs[0].pid)) >= 0) {
+		if (c->shm_tmpfs && !req->dump_dev_shm &&
+		    (x->shm_watch = shm_left_out(c->procs[0].pid)) >= 0) {
 			argv[n++] = (char *)"--external";
 			argv[n++] = (char *)"mnt[/dev/shm]:" SHM_KEY;
 		}
 		for (size_t i = 0; i < c->n_binds && x->n_ext < ARRAY_SIZE(x->ext_args); i++) {
 			/* Keyed by destination, as runc does: an engine may list the
 			 * mounts in another order at restore (podman --import does). */
-			if (asprintf(&x->ext_args[x->n_ext], "mnt[%s]:%s", c->bind_dests[i], c->bind_dests[i]) < 0)
+			if (asprintf(&x->ext_args[x->n_ext], "mnt[%s]:%s", c->bind_dests[i],
+				     c->bind_dests[i]) < 0)
 				break;
 			argv[n++] = (char *)"--external";
 			argv[n++] = x->ext_args[x->n_ext++];
@@ -1201,7 +1291,8 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	/* The rest comes from the spec: criu-conf.c. */
 	char conf[300];
 	snprintf(conf, sizeof(conf), "%s/criu-%s.conf", a->ckpt_dir, c->id);
-	if (!req->pre_dump && criu_conf_write(conf, a, c, c->procs[0].pid, req->criu, true, req->fault) == 0) {
+	if (!req->pre_dump &&
+	    criu_conf_write(conf, a, c, c->procs[0].pid, req->criu, true, req->fault) == 0) {
 		argv[n++] = (char *)"--config";
 		argv[n++] = conf;
 	}
@@ -1214,7 +1305,8 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	snprintf(netns, sizeof(netns), "/proc/%d/ns/net", c->procs[0].pid);
 	int ps[2] = {-1, -1};
 	if (x->stream && tcp_pair(ps) < 0) {
-		agent_send_error(a, id, errno, "checkpoint %s: a socket pair for CRIU's page server: %s", c->id,
+		agent_send_error(a, id, errno,
+				 "checkpoint %s: a socket pair for CRIU's page server: %s", c->id,
 				 strerror(errno));
 		ckpt_thaw_on_failure(x);
 		remove_dir_files(x->img);
@@ -1226,10 +1318,15 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	 * which are then its own and not dumped (they are the sandbox's). */
 	int pod_ns[3];
 	pod_namespaces_of(c, c->procs[0].pid, pod_ns);
-	struct agent_job_options o = {.netns = c->own_netns ? netns : NULL, .timeout_ms = CRIU_DUMP_TIMEOUT_MS,
-				      .oom_victim = true, .watch = ckpt_watch, .watch_ms = CRIU_WATCH_MS,
-				      .pass_fds = &ps_dump, .n_pass_fds = x->stream ? 1 : 0,
-				      .ns_fds = pod_ns, .n_ns_fds = 3};
+	struct agent_job_options o = {.netns = c->own_netns ? netns : NULL,
+				      .timeout_ms = CRIU_DUMP_TIMEOUT_MS,
+				      .oom_victim = true,
+				      .watch = ckpt_watch,
+				      .watch_ms = CRIU_WATCH_MS,
+				      .pass_fds = &ps_dump,
+				      .n_pass_fds = x->stream ? 1 : 0,
+				      .ns_fds = pod_ns,
+				      .n_ns_fds = 3};
 	/* If the guest still runs out of memory, CRIU or the copier is the
 	 * OOM killer's choice, never the container. */
 	guard_protect(&x->guard, c->cgroup);
@@ -1278,19 +1375,19 @@ struct restore_ctx {
 	char cid[AGENT_ID_MAX + 1];
 	char work[256];
 	char images[300];
-	char share0[300]; /* the first image share's mount, when shared by tag */
-	char fresh_args[2][340]; /* --external for a fresh /dev and /dev/shm, or empty */
-	char fault[64];		 /* fault injection for the e2e tests, or empty */
+	char share0[300];		 /* the first image share's mount, when shared by tag */
+	char fresh_args[2][340];	 /* --external for a fresh /dev and /dev/shm, or empty */
+	char fault[64];			 /* fault injection for the e2e tests, or empty */
 	int host_in, host_out, host_err; /* the agent's ends of the new pipes (or pty master) */
-	bool terminal; /* the spec's process.terminal */
-	int child_fds[4]; /* stdin, stdout, stderr, netns */
+	bool terminal;			 /* the spec's process.terminal */
+	int child_fds[4];		 /* stdin, stdout, stderr, netns */
 	long long t0, copy_ms;
 	Cocoon__CriuOptions criu;
 	char *args[16 + AGENT_MAX_BINDS];
 	size_t n_args;
 	pid_t criu_pid;
 	struct guard progress;
-	long oom_kills0; /* the kernel's OOM kill count when the restore began */
+	long oom_kills0;   /* the kernel's OOM kill count when the restore began */
 	char *stop_reason; /* why the agent stopped CRIU */
 };
 
@@ -1320,10 +1417,12 @@ static void restore_watch(struct agent_job *job)
 	guard_tree_killed(&x->progress, false, &dead); /* drains the events */
 	if (x->stop_reason || !c)
 		return;
-	unsigned long long sig = guard_cgroup_usec(c->cgroup) + guard_cpu_ticks(job->pid) + guard_dir_bytes(x->work);
+	unsigned long long sig =
+		guard_cgroup_usec(c->cgroup) + guard_cpu_ticks(job->pid) + guard_dir_bytes(x->work);
 	if (!guard_stalled(&x->progress, sig, agent_now_ms(), CRIU_STALL_MS))
 		return;
-	if (asprintf(&x->stop_reason, "CRIU made no progress for %d s (no CPU time used, nothing logged)",
+	if (asprintf(&x->stop_reason,
+		     "CRIU made no progress for %d s (no CPU time used, nothing logged)",
 		     CRIU_STALL_MS / 1000) < 0)
 		x->stop_reason = NULL;
 	kill(job->pid, SIGKILL);
@@ -1339,7 +1438,8 @@ static bool shares_agent_ns(pid_t pid, const char *type)
 	if (stat(path, &theirs) < 0)
 		return false; /* it ended: the host hears of that */
 	snprintf(path, sizeof(path), "/proc/self/ns/%s", type);
-	return stat(path, &mine) == 0 && mine.st_dev == theirs.st_dev && mine.st_ino == theirs.st_ino;
+	return stat(path, &mine) == 0 && mine.st_dev == theirs.st_dev &&
+	       mine.st_ino == theirs.st_ino;
 }
 
 /* Ends every task of the cgroup (a restore that must not stand). */
@@ -1377,7 +1477,8 @@ static void save_restore_log(struct restore_ctx *x)
 		snprintf(src, sizeof(src), "%s/%s", x->work, names[i]);
 		snprintf(dst, sizeof(dst), AGENT_SHARED_DIR "/restore-%s.%s", x->cid, names[i]);
 		_cleanup_close_ int in = open(src, O_RDONLY | O_CLOEXEC);
-		_cleanup_close_ int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+		_cleanup_close_ int out =
+			open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 		while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof(buf))) > 0)
 			if (write(out, buf, (size_t)n) != n)
 				break;
@@ -1400,13 +1501,15 @@ static void restore_done(struct agent_job *job, int status)
 		long oom = oom_kills();
 		bool oomed = x->oom_kills0 >= 0 && oom > x->oom_kills0;
 		/* Or the restorer's mmap got -ENOMEM, printed in hex. */
-		bool enomem = strstr(first, " with 0xfffffffffffffff4") || strstr(first, "Cannot allocate memory");
+		bool enomem = strstr(first, " with 0xfffffffffffffff4") ||
+			      strstr(first, "Cannot allocate memory");
 		bool died = guard_tree_killed(&x->progress, oomed, &dead);
 		if (died)
-			snprintf(also, sizeof(also), " Task %d of the container ended too (%s).", dead.pid,
-				 guard_describe_end(dead.status, how, sizeof(how)));
+			snprintf(also, sizeof(also), " Task %d of the container ended too (%s).",
+				 dead.pid, guard_describe_end(dead.status, how, sizeof(how)));
 		if (x->stop_reason)
-			snprintf(err, sizeof(err), "criu restore stopped: %s; the agent ended CRIU.%s CRIU said: %s",
+			snprintf(err, sizeof(err),
+				 "criu restore stopped: %s; the agent ended CRIU.%s CRIU said: %s",
 				 x->stop_reason, also, first);
 		else if (oomed || enomem) {
 			/* The restored tasks get the oom_score_adj the dump saw
@@ -1415,28 +1518,40 @@ static void restore_done(struct agent_job *job, int status)
 			if (oomed && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
 				snprintf(victim, sizeof(victim), " and its OOM killer ended CRIU");
 			else if (oomed && died)
-				snprintf(victim, sizeof(victim), " and its OOM killer ended task %d of the container", dead.pid);
+				snprintf(victim, sizeof(victim),
+					 " and its OOM killer ended task %d of the container",
+					 dead.pid);
 			else if (oomed)
-				snprintf(victim, sizeof(victim), " and its OOM killer ended a process of the restore");
+				snprintf(victim, sizeof(victim),
+					 " and its OOM killer ended a process of the restore");
 			snprintf(err, sizeof(err),
-				 "criu restore failed: the guest ran out of memory during the restore (%ld MiB available "
-				 "now)%s. The container needs more memory than this VM has: raise vm.memory_mib. CRIU "
+				 "criu restore failed: the guest ran out of memory during the "
+				 "restore (%ld MiB available "
+				 "now)%s. The container needs more memory than this VM has: raise "
+				 "vm.memory_mib. CRIU "
 				 "said: %s",
 				 guard_mem_available_kib() / 1024, victim, first);
 		} else if (died)
 			/* Not by CRIU: it sends only SIGKILL (guard_tree_killed). */
 			snprintf(err, sizeof(err),
-				 "criu restore failed: task %d of the container ended during the restore (%s). "
+				 "criu restore failed: task %d of the container ended during the "
+				 "restore (%s). "
 				 "CRIU said: %s",
 				 dead.pid, how, first);
-		else if (bad && sscanf(bad, "File %255s has bad size %ld (expect %ld)", file, &have, &want) == 3)
+		else if (bad && sscanf(bad, "File %255s has bad size %ld (expect %ld)", file, &have,
+				       &want) == 3)
 			/* CRIU checks the size of every regular file a task holds open. */
 			snprintf(err, sizeof(err),
-				 "the container's file /%s in its rootfs changed since the checkpoint "
-				 "(%ld bytes, the checkpoint expects %ld). CRIU cannot restore a task "
-				 "holding a file whose size changed: this happens when a --leave-running "
-				 "checkpoint is restored while the original keeps writing to its rootfs. "
-				 "Restore a checkpoint taken without --leave-running, or keep such files "
+				 "the container's file /%s in its rootfs changed since the "
+				 "checkpoint "
+				 "(%ld bytes, the checkpoint expects %ld). CRIU cannot restore a "
+				 "task "
+				 "holding a file whose size changed: this happens when a "
+				 "--leave-running "
+				 "checkpoint is restored while the original keeps writing to its "
+				 "rootfs. "
+				 "Restore a checkpoint taken without --leave-running, or keep such "
+				 "files "
 				 "on a tmpfs inside the container, which the images capture",
 				 file, have, want);
 		else
@@ -1468,15 +1583,18 @@ static void restore_done(struct agent_job *job, int status)
 			continue;
 		kill_cgroup(c->cgroup);
 		snprintf(err, sizeof(err),
-			 "the checkpoint's container ran in the guest's own %s namespace, which no container "
-			 "may share (docs/confinement.md): take the checkpoint again with this cocoon",
+			 "the checkpoint's container ran in the guest's own %s namespace, which no "
+			 "container "
+			 "may share (docs/confinement.md): take the checkpoint again with this "
+			 "cocoon",
 			 own[i]);
 		save_restore_log(x);
 		restore_fail(x, EPERM, err);
 		return;
 	}
 	char limits_msg[256];
-	if (c->has_limits && cgroups_apply(c->cgroup, &c->limits, 0, limits_msg, sizeof(limits_msg)) < 0) {
+	if (c->has_limits &&
+	    cgroups_apply(c->cgroup, &c->limits, 0, limits_msg, sizeof(limits_msg)) < 0) {
 		kill_cgroup(c->cgroup);
 		restore_fail(x, EIO, limits_msg);
 		return;
@@ -1520,8 +1638,8 @@ static bool parse_tty_key(const char *line, char *key, size_t size)
 /* A new pty: its slave goes to CRIU as fds 3-5, and takes the dumped
  * slave's place (--inherit-fd under its key); the agent keeps the master,
  * which the host relays to the engine's new --console-socket. */
-static int restore_terminal(struct restore_ctx *x, char keys[][CKPT_TTY_KEY_MAX], size_t n_keys, char **argv,
-			    int *n)
+static int restore_terminal(struct restore_ctx *x, char keys[][CKPT_TTY_KEY_MAX], size_t n_keys,
+			    char **argv, int *n)
 {
 	int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (master < 0)
@@ -1569,9 +1687,12 @@ static int restore_stdio(struct restore_ctx *x, char **argv, int *n, char *msg, 
 	bool had_tty = n_keys > 0;
 	if (had_tty != x->terminal) {
 		snprintf(msg, size,
-			 had_tty ? "restore %s: the checkpoint was taken with a terminal: restore it with "
-				   "process.terminal true in the bundle's config.json and a new --console-socket"
-				 : "restore %s: process.terminal is true, but the checkpoint was taken without a "
+			 had_tty ? "restore %s: the checkpoint was taken with a terminal: restore "
+				   "it with "
+				   "process.terminal true in the bundle's config.json and a new "
+				   "--console-socket"
+				 : "restore %s: process.terminal is true, but the checkpoint was "
+				   "taken without a "
 				   "terminal: restore it with process.terminal false",
 			 x->cid);
 		return -EINVAL;
@@ -1644,7 +1765,8 @@ static void restore_start_criu(struct restore_ctx *x)
 	argv[n++] = (char *)"--manage-cgroups=ignore";
 	criu_common_args(argv, &n, &x->criu);
 	for (size_t i = 0; i < c->n_binds; i++) {
-		if (asprintf(&x->args[x->n_args], "mnt[%s]:%s", c->bind_dests[i], c->bind_sources[i]) < 0)
+		if (asprintf(&x->args[x->n_args], "mnt[%s]:%s", c->bind_dests[i],
+			     c->bind_sources[i]) < 0)
 			break;
 		argv[n++] = (char *)"--external";
 		argv[n++] = x->args[x->n_args++];
@@ -1700,10 +1822,16 @@ static void restore_start_criu(struct restore_ctx *x)
 	 * as root, so the flag takes nothing from it (execve gains nothing it
 	 * does not hold already). */
 	bool nnp = c->spec && c->spec->process && c->spec->process->no_new_privileges;
-	struct agent_job_options o = {.pass_fds = x->child_fds, .n_pass_fds = npass, .cgroup = c->cgroup,
-				      .netns = c->own_netns ? netns : NULL, .no_new_privs = nnp,
-				      .timeout_ms = CRIU_RESTORE_TIMEOUT_MS, .watch = restore_watch,
-				      .watch_ms = CRIU_WATCH_MS, .ns_fds = pod_ns, .n_ns_fds = 3};
+	struct agent_job_options o = {.pass_fds = x->child_fds,
+				      .n_pass_fds = npass,
+				      .cgroup = c->cgroup,
+				      .netns = c->own_netns ? netns : NULL,
+				      .no_new_privs = nnp,
+				      .timeout_ms = CRIU_RESTORE_TIMEOUT_MS,
+				      .watch = restore_watch,
+				      .watch_ms = CRIU_WATCH_MS,
+				      .ns_fds = pod_ns,
+				      .n_ns_fds = 3};
 	x->t0 = agent_now_ms();
 	if (*x->fault)
 		setenv(CRIU_FAULT_ENV, x->fault, 1); /* inherited by CRIU only */
@@ -1753,7 +1881,8 @@ static int stage_images(const char *share, const char *share_rel, const char *st
 		return -errno;
 	while ((de = readdir(d))) {
 		struct stat st;
-		if (de->d_name[0] == '.' || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		if (de->d_name[0] == '.' ||
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		int r = 0;
 		if (S_ISREG(st.st_mode) && strncmp(de->d_name, "pages-", 6) == 0) {
@@ -1784,7 +1913,8 @@ static int share_subdir_bind(const char *tag, const char *path, const char *dir)
 		return -1;
 	}
 	if (mount(from, dir, NULL, MS_BIND, NULL) < 0 ||
-	    mount(NULL, dir, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+	    mount(NULL, dir, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) <
+		    0)
 		return -1;
 	return 0;
 }
@@ -1797,12 +1927,15 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 
 	bool by_tag = req && req->n_images > 0;
 	if (!s || !cocoon_id_valid(s->id) || req->n_images > COCOON_MAX_CHAIN ||
-	    (!by_tag && (!req->shared_path || strstr(req->shared_path, "..") || req->shared_path[0] == '/'))) {
+	    (!by_tag &&
+	     (!req->shared_path || strstr(req->shared_path, "..") || req->shared_path[0] == '/'))) {
 		agent_send_error(a, id, EINVAL, "restore: invalid request");
 		return;
 	}
-	if (!criu_fault_valid(req->fault, false) || strlen(req->fault) >= sizeof(((struct restore_ctx *)0)->fault)) {
-		agent_send_error(a, id, EINVAL, "restore %s: unknown fault to inject: %s", s->id, req->fault);
+	if (!criu_fault_valid(req->fault, false) ||
+	    strlen(req->fault) >= sizeof(((struct restore_ctx *)0)->fault)) {
+		agent_send_error(a, id, EINVAL, "restore %s: unknown fault to inject: %s", s->id,
+				 req->fault);
 		return;
 	}
 	struct restore_ctx *x = calloc(1, sizeof(*x));
@@ -1833,7 +1966,8 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 			const Cocoon__ImageShare *is = req->images[i];
 			char dir[300];
 			if (!valid_name(is->tag) || !valid_name(is->name)) {
-				agent_send_error(a, id, EINVAL, "restore %s: invalid image share", s->id);
+				agent_send_error(a, id, EINVAL, "restore %s: invalid image share",
+						 s->id);
 				free(x);
 				return;
 			}
@@ -1846,10 +1980,14 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 			 * memcpy. The small images are staged into tmpfs.
 			 * A pod member's images are a directory of the pod
 			 * share (read-only on the host's side). */
-			if (is->path && *is->path ? share_subdir_bind(is->tag, is->path, dir) < 0
-						  : agent_mount_share(a, is->tag, dir, MS_RDONLY | MS_NOSUID | MS_NODEV) < 0) {
-				agent_send_error(a, id, errno, "restore %s: mount images (%s tag %s): %s", s->id,
-						 a->virtiofs ? "virtiofs" : "9p", is->tag, strerror(errno));
+			if (is->path && *is->path
+				    ? share_subdir_bind(is->tag, is->path, dir) < 0
+				    : agent_mount_share(a, is->tag, dir,
+							MS_RDONLY | MS_NOSUID | MS_NODEV) < 0) {
+				agent_send_error(a, id, errno,
+						 "restore %s: mount images (%s tag %s): %s", s->id,
+						 a->virtiofs ? "virtiofs" : "9p", is->tag,
+						 strerror(errno));
 				free(x);
 				return;
 			}
@@ -1859,7 +1997,8 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 			snprintf(rel, sizeof(rel), "../../shares-%s/%s", s->id, is->name);
 			int r = stage_images(dir, rel, stage);
 			if (r < 0) {
-				agent_send_error(a, id, -r, "restore %s: staging the images of %s: %s", s->id,
+				agent_send_error(a, id, -r,
+						 "restore %s: staging the images of %s: %s", s->id,
 						 is->name, strerror(-r));
 				free(x);
 				return;
@@ -1899,20 +2038,24 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 		snprintf(base, sizeof(base), "%s/%s-%s", a->ckpt_dir, fresh[i].dir, s->id);
 		mkdir(base, 0700);
 		if (mounts_prepare_fresh(s, fresh[i].destination, base, msg, sizeof(msg)) < 0) {
-			agent_send_error(a, id, EIO, "restore %s: %s: %s", s->id, fresh[i].destination, msg);
+			agent_send_error(a, id, EIO, "restore %s: %s: %s", s->id,
+					 fresh[i].destination, msg);
 			container_free(c);
 			free(x);
 			return;
 		}
-		snprintf(x->fresh_args[i], sizeof(x->fresh_args[i]), "mnt[%s]:%s%s", fresh[i].key, base,
-			 fresh[i].destination);
+		snprintf(x->fresh_args[i], sizeof(x->fresh_args[i]), "mnt[%s]:%s%s", fresh[i].key,
+			 base, fresh[i].destination);
 	}
 	/* The engine's network is in place before CRIU binds the sockets. */
 	if (c->own_netns && s->network && s->network->n_interfaces) {
 		x->child_fds[3] = new_loopback_netns();
-		int r = x->child_fds[3] < 0 ? -errno : net_configure(s->network, x->child_fds[3], msg, sizeof(msg));
+		int r = x->child_fds[3] < 0
+				? -errno
+				: net_configure(s->network, x->child_fds[3], msg, sizeof(msg));
 		if (x->child_fds[3] < 0)
-			snprintf(msg, sizeof(msg), "a network namespace for the container: %s", strerror(-r));
+			snprintf(msg, sizeof(msg), "a network namespace for the container: %s",
+				 strerror(-r));
 		if (r < 0) {
 			agent_send_error(a, id, -r, "restore %s: %s", s->id, msg);
 			container_free(c);

@@ -56,7 +56,8 @@ static void comm_of(pid_t pid, char *out, size_t size)
 		snprintf(out, size, "?");
 }
 
-static int outside_tree(const struct agent_container *c, const pid_t *pids, size_t n, char *msg, size_t size)
+static int outside_tree(const struct agent_container *c, const pid_t *pids, size_t n, char *msg,
+			size_t size)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (in_tree(pids[i], c->procs[0].pid))
@@ -64,8 +65,10 @@ static int outside_tree(const struct agent_container *c, const pid_t *pids, size
 		char cmd[128];
 		comm_of(pids[i], cmd, sizeof(cmd));
 		snprintf(msg, size,
-			 "checkpoint %s: process %d (%s) was started with exec and is still running; CRIU checkpoints "
-			 "only the tree of the container's init and would leave it out. Let it finish or stop it, "
+			 "checkpoint %s: process %d (%s) was started with exec and is still "
+			 "running; CRIU checkpoints "
+			 "only the tree of the container's init and would leave it out. Let it "
+			 "finish or stop it, "
 			 "then checkpoint (docs/checkpoint.md)",
 			 c->id, pids[i], cmd);
 		return -EBUSY;
@@ -74,7 +77,8 @@ static int outside_tree(const struct agent_container *c, const pid_t *pids, size
 }
 
 /* One fd or cwd of pid that is a deleted file or directory on the rootfs. */
-static bool deleted_on(pid_t pid, const char *entry, dev_t rootfs, char *what, size_t size, off_t *bytes)
+static bool deleted_on(pid_t pid, const char *entry, dev_t rootfs, char *what, size_t size,
+		       off_t *bytes)
 {
 	char path[128], target[512];
 	struct stat st;
@@ -83,7 +87,8 @@ static bool deleted_on(pid_t pid, const char *entry, dev_t rootfs, char *what, s
 	if (n <= 0)
 		return false;
 	target[n] = 0;
-	if (n < 10 || strcmp(target + n - 10, " (deleted)") != 0 || stat(path, &st) < 0 || st.st_dev != rootfs)
+	if (n < 10 || strcmp(target + n - 10, " (deleted)") != 0 || stat(path, &st) < 0 ||
+	    st.st_dev != rootfs)
 		return false;
 	target[n - 10] = 0;
 	snprintf(what, size, "%s %s", S_ISDIR(st.st_mode) ? "directory" : "file", target);
@@ -91,7 +96,8 @@ static bool deleted_on(pid_t pid, const char *entry, dev_t rootfs, char *what, s
 	return true;
 }
 
-static int deleted_on_rootfs(const struct agent_container *c, const pid_t *pids, size_t n, char *msg, size_t size)
+static int deleted_on_rootfs(const struct agent_container *c, const pid_t *pids, size_t n,
+			     char *msg, size_t size)
 {
 	struct stat root;
 	if (stat(c->rootfs, &root) < 0)
@@ -112,10 +118,14 @@ static int deleted_on_rootfs(const struct agent_container *c, const pid_t *pids,
 		if (!found)
 			continue;
 		snprintf(msg, size,
-			 "checkpoint %s: process %d holds the deleted %s (%lld bytes) open on the container's root "
-			 "filesystem, which is shared from the host over 9p; CRIU cannot dump a deleted file there "
-			 "(it needs fstatfs(), which 9p answers by the path that is gone). Keep such files on a tmpfs "
-			 "in the container (their content then travels in the checkpoint as a ghost file), or close "
+			 "checkpoint %s: process %d holds the deleted %s (%lld bytes) open on the "
+			 "container's root "
+			 "filesystem, which is shared from the host over 9p; CRIU cannot dump a "
+			 "deleted file there "
+			 "(it needs fstatfs(), which 9p answers by the path that is gone). Keep "
+			 "such files on a tmpfs "
+			 "in the container (their content then travels in the checkpoint as a "
+			 "ghost file), or close "
 			 "them before the checkpoint (docs/checkpoint.md)",
 			 c->id, pids[i], what, (long long)bytes);
 		return -EOPNOTSUPP;
@@ -150,7 +160,8 @@ int ckpt_ctty_keys(const struct agent_container *c, char keys[][CKPT_TTY_KEY_MAX
 			if (de->d_name[0] == '.')
 				continue;
 			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-			if (stat(path, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(5, 0))
+			if (stat(path, &st) < 0 || !S_ISCHR(st.st_mode) ||
+			    st.st_rdev != makedev(5, 0))
 				continue;
 			snprintf(key, sizeof(key), "tty[%llx:%llx]", (unsigned long long)st.st_rdev,
 				 (unsigned long long)st.st_dev);
@@ -182,9 +193,12 @@ bool ckpt_explain_criu_error(const char *line, char *out, size_t size)
 	unsigned long long bytes;
 	if (g && sscanf(g, "Can't dump ghost file %511s of %llu size", file, &bytes) == 2) {
 		snprintf(out, size,
-			 "the deleted file %s (%llu bytes) that a process holds open is larger than CRIU's ghost-file "
-			 "limit (1 MiB unless set); raise it with a line 'ghost-limit <bytes>' in cocoon's CRIU "
-			 "config (/etc/cocoon/criu.conf, runtime.criu_config) or in the file the org.criu.config "
+			 "the deleted file %s (%llu bytes) that a process holds open is larger "
+			 "than CRIU's ghost-file "
+			 "limit (1 MiB unless set); raise it with a line 'ghost-limit <bytes>' in "
+			 "cocoon's CRIU "
+			 "config (/etc/cocoon/criu.conf, runtime.criu_config) or in the file the "
+			 "org.criu.config "
 			 "annotation names (docs/checkpoint.md)",
 			 file, bytes);
 		return true;

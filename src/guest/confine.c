@@ -44,7 +44,8 @@ static int mask_path(const char *path, char *msg, size_t msg_size)
 				    : mount("/dev/null", path, NULL, MS_BIND, NULL);
 	if (r < 0) {
 		snprintf(msg, msg_size, "linux.maskedPaths: %s: %s%s", path, strerror(errno),
-			 S_ISDIR(st.st_mode) ? "" : " (it is masked with the container's /dev/null)");
+			 S_ISDIR(st.st_mode) ? ""
+					     : " (it is masked with the container's /dev/null)");
 		return -errno;
 	}
 	return 0;
@@ -107,13 +108,15 @@ int confine_caps_bound(const Cocoon__Capabilities *c, char *msg, size_t msg_size
 		if (c->bounding & (1ULL << cap))
 			continue;
 		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
-			snprintf(msg, msg_size, "process.capabilities.bounding: dropping %d: %s", cap, strerror(errno));
+			snprintf(msg, msg_size, "process.capabilities.bounding: dropping %d: %s",
+				 cap, strerror(errno));
 			return -errno;
 		}
 	}
 	/* setuid() to a non-root uid would clear the permitted set. */
 	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) {
-		snprintf(msg, msg_size, "process.capabilities: PR_SET_KEEPCAPS: %s", strerror(errno));
+		snprintf(msg, msg_size, "process.capabilities: PR_SET_KEEPCAPS: %s",
+			 strerror(errno));
 		return -errno;
 	}
 	return 0;
@@ -125,16 +128,22 @@ int confine_caps_apply(const Cocoon__Capabilities *c, char *msg, size_t msg_size
 		return 0;
 	int last = last_cap();
 	uint64_t known = last >= 63 ? UINT64_MAX : (1ULL << (last + 1)) - 1;
-	uint64_t eff = c->effective & known, perm = c->permitted & known, inheritable = c->inheritable & known;
+	uint64_t eff = c->effective & known, perm = c->permitted & known,
+		 inheritable = c->inheritable & known;
 	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
 	struct __user_cap_data_struct data[2] = {
-		{.effective = (uint32_t)eff, .permitted = (uint32_t)perm, .inheritable = (uint32_t)inheritable},
-		{.effective = (uint32_t)(eff >> 32), .permitted = (uint32_t)(perm >> 32),
+		{.effective = (uint32_t)eff,
+		 .permitted = (uint32_t)perm,
+		 .inheritable = (uint32_t)inheritable},
+		{.effective = (uint32_t)(eff >> 32),
+		 .permitted = (uint32_t)(perm >> 32),
 		 .inheritable = (uint32_t)(inheritable >> 32)},
 	};
 	if (syscall(SYS_capset, &hdr, data) < 0) {
 		snprintf(msg, msg_size, "process.capabilities: capset: %s%s", strerror(errno),
-			 errno == EPERM ? " (effective must be within permitted, inheritable within bounding)" : "");
+			 errno == EPERM ? " (effective must be within permitted, inheritable "
+					  "within bounding)"
+					: "");
 		return -errno;
 	}
 	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
@@ -177,9 +186,12 @@ static int seccomp_op(const char *name, enum scmp_compare *out)
 	static const struct {
 		const char *name;
 		enum scmp_compare op;
-	} ops[] = {{"SCMP_CMP_NE", SCMP_CMP_NE}, {"SCMP_CMP_LT", SCMP_CMP_LT},
-		   {"SCMP_CMP_LE", SCMP_CMP_LE}, {"SCMP_CMP_EQ", SCMP_CMP_EQ},
-		   {"SCMP_CMP_GE", SCMP_CMP_GE}, {"SCMP_CMP_GT", SCMP_CMP_GT},
+	} ops[] = {{"SCMP_CMP_NE", SCMP_CMP_NE},
+		   {"SCMP_CMP_LT", SCMP_CMP_LT},
+		   {"SCMP_CMP_LE", SCMP_CMP_LE},
+		   {"SCMP_CMP_EQ", SCMP_CMP_EQ},
+		   {"SCMP_CMP_GE", SCMP_CMP_GE},
+		   {"SCMP_CMP_GT", SCMP_CMP_GT},
 		   {"SCMP_CMP_MASKED_EQ", SCMP_CMP_MASKED_EQ}};
 	for (size_t i = 0; i < ARRAY_SIZE(ops); i++)
 		if (strcmp(ops[i].name, name) == 0) {
@@ -193,13 +205,14 @@ static int seccomp_op(const char *name, enum scmp_compare *out)
  * test the same argument they cannot be ANDed in one rule, so each becomes
  * a rule of its own (an OR). Unknown syscall names are skipped, as are rules
  * whose action is the default (libseccomp refuses those). */
-static int seccomp_add_rule(scmp_filter_ctx ctx, const Cocoon__SeccompRule *rule, uint32_t def, char *msg,
-			    size_t msg_size)
+static int seccomp_add_rule(scmp_filter_ctx ctx, const Cocoon__SeccompRule *rule, uint32_t def,
+			    char *msg, size_t msg_size)
 {
 	uint32_t act;
 	struct scmp_arg_cmp cmps[6];
 	bool same_index = false;
-	if (seccomp_action(rule->action, rule->has_errno, rule->errno_ret, &act) < 0 || rule->n_args > 6) {
+	if (seccomp_action(rule->action, rule->has_errno, rule->errno_ret, &act) < 0 ||
+	    rule->n_args > 6) {
 		snprintf(msg, msg_size, "linux.seccomp: bad rule (%s)", rule->action);
 		return -EINVAL;
 	}
@@ -212,7 +225,8 @@ static int seccomp_add_rule(scmp_filter_ctx ctx, const Cocoon__SeccompRule *rule
 			snprintf(msg, msg_size, "linux.seccomp: bad argument (%s)", a->op);
 			return -EINVAL;
 		}
-		cmps[i] = (struct scmp_arg_cmp){.arg = a->index, .op = op, .datum_a = a->value, .datum_b = a->value_two};
+		cmps[i] = (struct scmp_arg_cmp){
+			.arg = a->index, .op = op, .datum_a = a->value, .datum_b = a->value_two};
 		for (size_t j = 0; j < i; j++)
 			same_index |= cmps[j].arg == cmps[i].arg;
 	}
@@ -226,14 +240,16 @@ static int seccomp_add_rule(scmp_filter_ctx ctx, const Cocoon__SeccompRule *rule
 		for (size_t i = 0; same_index && i < rule->n_args && r == 0; i++)
 			r = seccomp_rule_add_array(ctx, act, nr, 1, &cmps[i]);
 		if (r < 0) {
-			snprintf(msg, msg_size, "linux.seccomp: rule for %s: %s", rule->names[k], strerror(-r));
+			snprintf(msg, msg_size, "linux.seccomp: rule for %s: %s", rule->names[k],
+				 strerror(-r));
 			return r;
 		}
 	}
 	return 0;
 }
 
-static int seccomp_setup(scmp_filter_ctx ctx, const Cocoon__Seccomp *sc, uint32_t def, char *msg, size_t msg_size)
+static int seccomp_setup(scmp_filter_ctx ctx, const Cocoon__Seccomp *sc, uint32_t def, char *msg,
+			 size_t msg_size)
 {
 	int r;
 	/* no_new_privs is process.noNewPrivileges' business, not the
@@ -244,20 +260,22 @@ static int seccomp_setup(scmp_filter_ctx ctx, const Cocoon__Seccomp *sc, uint32_
 	}
 	for (size_t i = 0; i < sc->n_architectures; i++) {
 		const char *a = sc->architectures[i];
-		uint32_t arch = strcmp(a, "SCMP_ARCH_X86") == 0   ? SCMP_ARCH_X86
+		uint32_t arch = strcmp(a, "SCMP_ARCH_X86") == 0	  ? SCMP_ARCH_X86
 				: strcmp(a, "SCMP_ARCH_X32") == 0 ? SCMP_ARCH_X32
 								  : SCMP_ARCH_X86_64;
 		r = seccomp_arch_add(ctx, arch);
 		if (r < 0 && r != -EEXIST) {
-			snprintf(msg, msg_size, "linux.seccomp: architecture %s: %s", a, strerror(-r));
+			snprintf(msg, msg_size, "linux.seccomp: architecture %s: %s", a,
+				 strerror(-r));
 			return r;
 		}
 	}
 	for (size_t i = 0; i < sc->n_flags; i++) {
 		const char *f = sc->flags[i];
-		enum scmp_filter_attr attr = strcmp(f, "SECCOMP_FILTER_FLAG_TSYNC") == 0 ? SCMP_FLTATR_CTL_TSYNC
-					     : strcmp(f, "SECCOMP_FILTER_FLAG_LOG") == 0 ? SCMP_FLTATR_CTL_LOG
-											: SCMP_FLTATR_CTL_SSB;
+		enum scmp_filter_attr attr =
+			strcmp(f, "SECCOMP_FILTER_FLAG_TSYNC") == 0 ? SCMP_FLTATR_CTL_TSYNC
+			: strcmp(f, "SECCOMP_FILTER_FLAG_LOG") == 0 ? SCMP_FLTATR_CTL_LOG
+								    : SCMP_FLTATR_CTL_SSB;
 		if ((r = seccomp_attr_set(ctx, attr, 1)) < 0) {
 			snprintf(msg, msg_size, "linux.seccomp: flag %s: %s", f, strerror(-r));
 			return r;
@@ -274,8 +292,10 @@ int confine_seccomp_load(const Cocoon__Seccomp *sc, char *msg, size_t msg_size)
 	uint32_t def;
 	if (!sc)
 		return 0;
-	if (seccomp_action(sc->default_action, sc->has_default_errno, sc->default_errno_ret, &def) < 0) {
-		snprintf(msg, msg_size, "linux.seccomp.defaultAction %s is not supported", sc->default_action);
+	if (seccomp_action(sc->default_action, sc->has_default_errno, sc->default_errno_ret, &def) <
+	    0) {
+		snprintf(msg, msg_size, "linux.seccomp.defaultAction %s is not supported",
+			 sc->default_action);
 		return -EINVAL;
 	}
 	scmp_filter_ctx ctx = seccomp_init(def);
@@ -302,7 +322,8 @@ static void ensure_empty_ro_dir(void)
 	mkdir(EMPTY_RO_DIR, 0555);
 	if (statvfs(EMPTY_RO_DIR, &sv) == 0 && (sv.f_flag & ST_RDONLY))
 		return;
-	mount("tmpfs", EMPTY_RO_DIR, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,mode=0555");
+	mount("tmpfs", EMPTY_RO_DIR, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+	      "size=0,mode=0555");
 }
 
 /* Is path a mount point of the task? From its mountinfo (field 5). */
@@ -340,7 +361,8 @@ int confine_criu_externals(FILE *conf, pid_t pid, char *const *masked, size_t n_
 		snprintf(path, sizeof(path), "/proc/%d/root%s", pid, masked[i]);
 		if (stat(path, &st) < 0)
 			continue;
-		fprintf(conf, "external mnt[%s]:cocoon-mask%c-%zu\n", masked[i], S_ISDIR(st.st_mode) ? 'd' : 'f', i);
+		fprintf(conf, "external mnt[%s]:cocoon-mask%c-%zu\n", masked[i],
+			S_ISDIR(st.st_mode) ? 'd' : 'f', i);
 		n++;
 	}
 	return n;

@@ -115,20 +115,29 @@ static const struct {
 	const char *name;
 	int resource;
 } rlimit_names[] = {
-	{"RLIMIT_AS", RLIMIT_AS},	  {"RLIMIT_CORE", RLIMIT_CORE},
-	{"RLIMIT_CPU", RLIMIT_CPU},	  {"RLIMIT_DATA", RLIMIT_DATA},
-	{"RLIMIT_FSIZE", RLIMIT_FSIZE},	  {"RLIMIT_LOCKS", RLIMIT_LOCKS},
-	{"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK}, {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE},
-	{"RLIMIT_NICE", RLIMIT_NICE},	  {"RLIMIT_NOFILE", RLIMIT_NOFILE},
-	{"RLIMIT_NPROC", RLIMIT_NPROC},	  {"RLIMIT_RSS", RLIMIT_RSS},
-	{"RLIMIT_RTPRIO", RLIMIT_RTPRIO}, {"RLIMIT_RTTIME", RLIMIT_RTTIME},
-	{"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING}, {"RLIMIT_STACK", RLIMIT_STACK},
+	{"RLIMIT_AS", RLIMIT_AS},
+	{"RLIMIT_CORE", RLIMIT_CORE},
+	{"RLIMIT_CPU", RLIMIT_CPU},
+	{"RLIMIT_DATA", RLIMIT_DATA},
+	{"RLIMIT_FSIZE", RLIMIT_FSIZE},
+	{"RLIMIT_LOCKS", RLIMIT_LOCKS},
+	{"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK},
+	{"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE},
+	{"RLIMIT_NICE", RLIMIT_NICE},
+	{"RLIMIT_NOFILE", RLIMIT_NOFILE},
+	{"RLIMIT_NPROC", RLIMIT_NPROC},
+	{"RLIMIT_RSS", RLIMIT_RSS},
+	{"RLIMIT_RTPRIO", RLIMIT_RTPRIO},
+	{"RLIMIT_RTTIME", RLIMIT_RTTIME},
+	{"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
+	{"RLIMIT_STACK", RLIMIT_STACK},
 };
 
 /* Credentials, capabilities, limits, cwd and stdio: shared by the init and
  * by execs. The order is runc's (see confine.c). */
-static void child_enter_process(int sync_fd, const Cocoon__ProcessSpec *p, const Cocoon__Seccomp *seccomp,
-				int in, int out, int err, bool terminal)
+static void child_enter_process(int sync_fd, const Cocoon__ProcessSpec *p,
+				const Cocoon__Seccomp *seccomp, int in, int out, int err,
+				bool terminal)
 {
 	char msg[400];
 
@@ -137,7 +146,8 @@ static void child_enter_process(int sync_fd, const Cocoon__ProcessSpec *p, const
 		for (size_t j = 0; j < ARRAY_SIZE(rlimit_names); j++)
 			if (strcmp(rlimit_names[j].name, p->rlimits[i]->type) == 0)
 				res = rlimit_names[j].resource;
-		struct rlimit rl = {.rlim_cur = p->rlimits[i]->soft, .rlim_max = p->rlimits[i]->hard};
+		struct rlimit rl = {.rlim_cur = p->rlimits[i]->soft,
+				    .rlim_max = p->rlimits[i]->hard};
 		if (res < 0 || setrlimit(res, &rl) < 0)
 			child_fail(sync_fd, "process.rlimits: %s: %s", p->rlimits[i]->type,
 				   res < 0 ? "unknown limit" : strerror(errno));
@@ -225,7 +235,8 @@ child_init(const Cocoon__ContainerSpec *s, const char *rootfs, const int join_fd
 	for (int i = 0; i < 3; i++)
 		if (join_fds[i] >= 0 && setns(join_fds[i], 0) < 0)
 			child_fail(sync_fd, "joining the pod's namespaces: %s", strerror(errno));
-	if (mounts_setup_rootfs(s, rootfs, msg, sizeof(msg)) < 0 || confine_paths(s, msg, sizeof(msg)) < 0)
+	if (mounts_setup_rootfs(s, rootfs, msg, sizeof(msg)) < 0 ||
+	    confine_paths(s, msg, sizeof(msg)) < 0)
 		child_fail(sync_fd, "%s", msg);
 	if (has_ns(s, "uts") && s->hostname && *s->hostname &&
 	    sethostname(s->hostname, strlen(s->hostname)) < 0)
@@ -248,7 +259,8 @@ struct stdio_pipes {
 /* Takes a forked process into the table: its pipes, and the request its
  * sync pipe will answer. */
 static void proc_register(struct agent_proc *p, pid_t pid, enum proc_phase phase,
-			  const struct stdio_pipes *io, int sync_fd, bool terminal, uint64_t pending_id)
+			  const struct stdio_pipes *io, int sync_fd, bool terminal,
+			  uint64_t pending_id)
 {
 	proc_reset(p);
 	p->used = true;
@@ -372,7 +384,8 @@ int container_share_dir(const char *tag, const char *path, char *out, size_t siz
 	snprintf(share, sizeof(share), "/run/cocoon/%s", tag);
 	mkdir("/run/cocoon", 0700);
 	mkdir(share, 0700);
-	if ((stat(share, &here) < 0 || stat("/run/cocoon", &parent) < 0 || here.st_dev == parent.st_dev) &&
+	if ((stat(share, &here) < 0 || stat("/run/cocoon", &parent) < 0 ||
+	     here.st_dev == parent.st_dev) &&
 	    agent_mount_9p(tag, share, 0, "mmap") < 0)
 		return -errno;
 	if ((size_t)snprintf(out, size, "%s/%s", share, path) >= size)
@@ -403,17 +416,19 @@ static int mount_rootfs(struct agent_container *c, const Cocoon__ContainerSpec *
 	snprintf(c->rootfs, sizeof(c->rootfs), "%s/rootfs", dir);
 	mkdir(c->rootfs, 0755);
 	if (path && *path && !valid_share_path(path)) {
-		snprintf(msg, msg_size, "rootfs path '%s' is not a relative path without '..'", path);
+		snprintf(msg, msg_size, "rootfs path '%s' is not a relative path without '..'",
+			 path);
 		c->rootfs[0] = 0;
 		return -EINVAL;
 	}
 	/* cache=mmap: executables are mmapped; 9p's cache=none cannot share
 	 * writable mappings. */
-	int r = path && *path ? mount_rootfs_from(c, tag, path)
-			      : agent_mount_9p(tag, c->rootfs, 0, "mmap") < 0 ? -errno : 0;
+	int r = path && *path					? mount_rootfs_from(c, tag, path)
+		: agent_mount_9p(tag, c->rootfs, 0, "mmap") < 0 ? -errno
+								: 0;
 	if (r < 0) {
-		snprintf(msg, msg_size, "mount rootfs (9p tag %s%s%s): %s", tag, path && *path ? ", " : "",
-			 path ? path : "", strerror(-r));
+		snprintf(msg, msg_size, "mount rootfs (9p tag %s%s%s): %s", tag,
+			 path && *path ? ", " : "", path ? path : "", strerror(-r));
 		c->rootfs[0] = 0;
 		return r;
 	}
@@ -422,17 +437,19 @@ static int mount_rootfs(struct agent_container *c, const Cocoon__ContainerSpec *
 
 /* Pods: the namespaces a container shares with another container of the
  * VM, opened by the agent before the clone and entered by the child. */
-int container_open_join_namespaces(struct agent *a, const Cocoon__ContainerSpec *s, int fds[3], char *msg,
-				   size_t msg_size)
+int container_open_join_namespaces(struct agent *a, const Cocoon__ContainerSpec *s, int fds[3],
+				   char *msg, size_t msg_size)
 {
-	static const char *const types[] = {"network", "ipc", "uts"}, *const files[] = {"net", "ipc", "uts"};
+	static const char *const types[] = {"network", "ipc", "uts"}, *const files[] = {
+									      "net", "ipc", "uts"};
 	for (int i = 0; i < 3; i++)
 		fds[i] = -1;
 	if (!s->join_container || !*s->join_container)
 		return 0;
 	struct agent_container *owner = container_find(a, s->join_container);
 	if (!owner || !owner->procs[0].used || owner->procs[0].phase == PROC_EXITED) {
-		snprintf(msg, msg_size, "pod container %s is not running in this VM", s->join_container);
+		snprintf(msg, msg_size, "pod container %s is not running in this VM",
+			 s->join_container);
 		return -ESRCH;
 	}
 	for (size_t j = 0; j < s->n_join_namespaces; j++) {
@@ -440,7 +457,8 @@ int container_open_join_namespaces(struct agent *a, const Cocoon__ContainerSpec 
 		while (i < 3 && strcmp(s->join_namespaces[j], types[i]) != 0)
 			i++;
 		if (i == 3) {
-			snprintf(msg, msg_size, "joining a %s namespace is not supported", s->join_namespaces[j]);
+			snprintf(msg, msg_size, "joining a %s namespace is not supported",
+				 s->join_namespaces[j]);
 			return -EINVAL;
 		}
 		if (fds[i] >= 0)
@@ -448,7 +466,8 @@ int container_open_join_namespaces(struct agent *a, const Cocoon__ContainerSpec 
 		char path[64];
 		snprintf(path, sizeof(path), "/proc/%d/ns/%s", owner->procs[0].pid, files[i]);
 		if ((fds[i] = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-			snprintf(msg, msg_size, "%s of pod container %s: %s", path, owner->id, strerror(errno));
+			snprintf(msg, msg_size, "%s of pod container %s: %s", path, owner->id,
+				 strerror(errno));
 			return -errno;
 		}
 	}
@@ -465,8 +484,9 @@ static int mount_volumes(struct agent *a)
 		return 0;
 	mkdir("/run/cocoon", 0700);
 	mkdir(COCOON_GUEST_VOLUMES_DIR, 0700);
-	int r = a->virtiofs ? mount(COCOON_TAG_VOLUMES, COCOON_GUEST_VOLUMES_DIR, "virtiofs", 0, NULL)
-			    : agent_mount_9p(COCOON_TAG_VOLUMES, COCOON_GUEST_VOLUMES_DIR, 0, "mmap");
+	int r = a->virtiofs
+			? mount(COCOON_TAG_VOLUMES, COCOON_GUEST_VOLUMES_DIR, "virtiofs", 0, NULL)
+			: agent_mount_9p(COCOON_TAG_VOLUMES, COCOON_GUEST_VOLUMES_DIR, 0, "mmap");
 	if (r < 0)
 		return -errno;
 	a->volumes_mounted = true;
@@ -475,8 +495,8 @@ static int mount_volumes(struct agent *a)
 
 /* The spec's bind mounts: their sources must come from the volumes share,
  * and CRIU will need them by name. */
-static int container_note_binds(struct agent *a, struct agent_container *c, const Cocoon__ContainerSpec *s,
-				char *msg, size_t msg_size)
+static int container_note_binds(struct agent *a, struct agent_container *c,
+				const Cocoon__ContainerSpec *s, char *msg, size_t msg_size)
 {
 	/* A pod member's volumes are in its own directory of the pod share,
 	 * which mount_rootfs mounted (host/pod.h). */
@@ -488,11 +508,14 @@ static int container_note_binds(struct agent *a, struct agent_container *c, cons
 		if (strcmp(m->type, "bind") != 0)
 			continue;
 		size_t n = strlen(COCOON_GUEST_VOLUMES_DIR);
-		bool in_pod = m->source && *pod_volumes && strncmp(m->source, pod_volumes, strlen(pod_volumes)) == 0;
-		if (!m->source || (!in_pod && strncmp(m->source, COCOON_GUEST_VOLUMES_DIR "/", n + 1) != 0) ||
+		bool in_pod = m->source && *pod_volumes &&
+			      strncmp(m->source, pod_volumes, strlen(pod_volumes)) == 0;
+		if (!m->source ||
+		    (!in_pod && strncmp(m->source, COCOON_GUEST_VOLUMES_DIR "/", n + 1) != 0) ||
 		    strstr(m->source, "..")) {
-			snprintf(msg, msg_size, "mount %s: bind source %s is not in the volumes share", m->destination,
-				 m->source ? m->source : "(none)");
+			snprintf(msg, msg_size,
+				 "mount %s: bind source %s is not in the volumes share",
+				 m->destination, m->source ? m->source : "(none)");
 			return -EINVAL;
 		}
 		if (c->n_binds == AGENT_MAX_BINDS) {
@@ -501,8 +524,8 @@ static int container_note_binds(struct agent *a, struct agent_container *c, cons
 		}
 		int r = in_pod ? 0 : mount_volumes(a);
 		if (r < 0) {
-			snprintf(msg, msg_size, "mount the volumes share (%s tag %s): %s", a->virtiofs ? "virtiofs" : "9p",
-				 COCOON_TAG_VOLUMES, strerror(-r));
+			snprintf(msg, msg_size, "mount the volumes share (%s tag %s): %s",
+				 a->virtiofs ? "virtiofs" : "9p", COCOON_TAG_VOLUMES, strerror(-r));
 			return r;
 		}
 		c->bind_dests[c->n_binds] = strdup(m->destination);
@@ -528,8 +551,8 @@ static Cocoon__ContainerSpec *container_spec_dup(const Cocoon__ContainerSpec *s)
 	return cocoon__container_spec__unpack(NULL, len, buf);
 }
 
-struct agent_container *container_new(struct agent *a, const char *id, const Cocoon__ContainerSpec *s,
-				      char *msg, size_t msg_size)
+struct agent_container *container_new(struct agent *a, const char *id,
+				      const Cocoon__ContainerSpec *s, char *msg, size_t msg_size)
 {
 	if (container_find(a, id)) {
 		snprintf(msg, msg_size, "container %s exists in this VM", id);
@@ -573,7 +596,8 @@ struct agent_container *container_new(struct agent *a, const char *id, const Coc
 	return c;
 }
 
-void container_proc_set_running(struct agent_container *c, pid_t pid, int in, int out, int err, bool terminal)
+void container_proc_set_running(struct agent_container *c, pid_t pid, int in, int out, int err,
+				bool terminal)
 {
 	struct agent_proc *p = &c->procs[0];
 	proc_reset(p);
@@ -602,14 +626,17 @@ static int join_network(pid_t pid, const Cocoon__NetworkSpec *net, char *msg, si
 	return net_configure(net, ns, msg, msg_size);
 }
 
-void container_handle_create(struct agent *a, uint64_t id, const Cocoon__CreateContainerRequest *req)
+void container_handle_create(struct agent *a, uint64_t id,
+			     const Cocoon__CreateContainerRequest *req)
 {
 	const Cocoon__ContainerSpec *s = req ? req->spec : NULL;
 	char msg[400] = "";
 	int sync[2] = {-1, -1}, start[2] = {-1, -1}, join[3] = {-1, -1, -1};
-	struct stdio_pipes io = {.child = {-1, -1, -1}, .agent_in = -1, .agent_out = -1, .agent_err = -1};
+	struct stdio_pipes io = {
+		.child = {-1, -1, -1}, .agent_in = -1, .agent_out = -1, .agent_err = -1};
 
-	if (!s || !s->process || s->process->n_args == 0 || !cocoon_id_valid(s->id) || !s->rootfs_tag) {
+	if (!s || !s->process || s->process->n_args == 0 || !cocoon_id_valid(s->id) ||
+	    !s->rootfs_tag) {
 		agent_send_error(a, id, EINVAL, "create: incomplete container spec");
 		return;
 	}
@@ -639,8 +666,8 @@ void container_handle_create(struct agent *a, uint64_t id, const Cocoon__CreateC
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		close(sync[0]);
 		close(start[1]);
-		child_init(s, c->rootfs, join, sync[1], start[0], io.child[0], io.child[1], io.child[2],
-			   s->process->terminal);
+		child_init(s, c->rootfs, join, sync[1], start[0], io.child[0], io.child[1],
+			   io.child[2], s->process->terminal);
 	}
 	for (int i = 0; i < 3; i++)
 		close_fd(&join[i]);
@@ -689,7 +716,8 @@ void container_handle_start(struct agent *a, uint64_t id, const Cocoon__StartCon
 		return;
 	}
 	if (p->phase != PROC_CREATED) {
-		agent_send_error(a, id, EBUSY, "start %s: container is not in the created state", c->id);
+		agent_send_error(a, id, EBUSY, "start %s: container is not in the created state",
+				 c->id);
 		return;
 	}
 	if (write(p->start_fd, "s", 1) != 1) {
@@ -826,8 +854,10 @@ void container_handle_update(struct agent *a, uint64_t id, const Cocoon__UpdateR
 	}
 	Cocoon__Resources none = COCOON__RESOURCES__INIT;
 	const Cocoon__Resources *r = req->resources ? req->resources : &none;
-	unsigned mask = (req->set_memory ? CGROUPS_MEMORY : 0) | (req->set_pids ? CGROUPS_PIDS : 0) |
-			(req->set_cpu_max ? CGROUPS_CPU_MAX : 0) | (req->set_cpu_weight ? CGROUPS_CPU_WEIGHT : 0);
+	unsigned mask = (req->set_memory ? CGROUPS_MEMORY : 0) |
+			(req->set_pids ? CGROUPS_PIDS : 0) |
+			(req->set_cpu_max ? CGROUPS_CPU_MAX : 0) |
+			(req->set_cpu_weight ? CGROUPS_CPU_WEIGHT : 0);
 	if (mask && cgroups_apply(c->cgroup, r, mask, msg, sizeof(msg)) < 0) {
 		agent_send_error(a, id, EINVAL, "update %s: %s", c->id, msg);
 		return;
@@ -902,8 +932,8 @@ static pid_t fork_into_pidns(pid_t target)
 }
 
 static void __attribute__((noreturn))
-exec_child(pid_t init, const Cocoon__ProcessSpec *p, const Cocoon__Seccomp *seccomp, int sync_fd, int in,
-	   int out, int err, bool terminal)
+exec_child(pid_t init, const Cocoon__ProcessSpec *p, const Cocoon__Seccomp *seccomp, int sync_fd,
+	   int in, int out, int err, bool terminal)
 {
 	/* Every namespace of the init, time included: after a restore CRIU
 	 * has put the init in a new time namespace, and a process outside it
@@ -934,7 +964,8 @@ exec_child(pid_t init, const Cocoon__ProcessSpec *p, const Cocoon__Seccomp *secc
 void container_handle_exec(struct agent *a, uint64_t id, const Cocoon__ExecRequest *req)
 {
 	struct agent_container *c = req ? container_find(a, req->id) : NULL;
-	struct stdio_pipes io = {.child = {-1, -1, -1}, .agent_in = -1, .agent_out = -1, .agent_err = -1};
+	struct stdio_pipes io = {
+		.child = {-1, -1, -1}, .agent_in = -1, .agent_out = -1, .agent_err = -1};
 	struct agent_proc *p = NULL;
 	int sync[2];
 
@@ -948,14 +979,16 @@ void container_handle_exec(struct agent *a, uint64_t id, const Cocoon__ExecReque
 		return;
 	}
 	if (find_proc(c, req->exec_id)) {
-		agent_send_error(a, id, EEXIST, "exec %s: exec id %s is in use", c->id, req->exec_id);
+		agent_send_error(a, id, EEXIST, "exec %s: exec id %s is in use", c->id,
+				 req->exec_id);
 		return;
 	}
 	for (int i = 1; i < AGENT_MAX_PROCS && !p; i++)
 		if (!c->procs[i].used)
 			p = &c->procs[i];
 	if (!p) {
-		agent_send_error(a, id, EAGAIN, "exec %s: at most %d processes", c->id, AGENT_MAX_PROCS - 1);
+		agent_send_error(a, id, EAGAIN, "exec %s: at most %d processes", c->id,
+				 AGENT_MAX_PROCS - 1);
 		return;
 	}
 	if (stdio_open(&io, req->process->terminal) < 0 || pipe2(sync, O_CLOEXEC) < 0) {
@@ -972,8 +1005,8 @@ void container_handle_exec(struct agent *a, uint64_t id, const Cocoon__ExecReque
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		close(sync[0]);
-		exec_child(c->procs[0].pid, req->process, c->spec ? c->spec->seccomp : NULL, sync[1], io.child[0], io.child[1], io.child[2],
-			   req->process->terminal);
+		exec_child(c->procs[0].pid, req->process, c->spec ? c->spec->seccomp : NULL,
+			   sync[1], io.child[0], io.child[1], io.child[2], req->process->terminal);
 	}
 	close(sync[1]);
 	stdio_close_child(&io);
@@ -1023,7 +1056,8 @@ static void send_exit_if_done(struct agent *a, struct agent_container *c, struct
 		container_free(c);
 }
 
-static void forward_output(struct agent *a, struct agent_container *c, struct agent_proc *p, int which)
+static void forward_output(struct agent *a, struct agent_container *c, struct agent_proc *p,
+			   int which)
 {
 	char buf[OUTPUT_CHUNK];
 	ssize_t n = read(p->out_fd[which], buf, sizeof(buf));
@@ -1052,7 +1086,8 @@ static void forward_output(struct agent *a, struct agent_container *c, struct ag
 
 static void sync_readable(struct agent *a, struct agent_container *c, struct agent_proc *p)
 {
-	ssize_t n = read(p->sync_fd, p->sync_msg + p->sync_len, sizeof(p->sync_msg) - 1 - p->sync_len);
+	ssize_t n =
+		read(p->sync_fd, p->sync_msg + p->sync_len, sizeof(p->sync_msg) - 1 - p->sync_len);
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -1078,8 +1113,8 @@ static void sync_readable(struct agent *a, struct agent_container *c, struct age
 	uint64_t pending = p->pending_id;
 	p->pending_id = 0;
 	if (p->sync_len > 0) {
-		agent_send_error(a, pending, EINVAL, "%s%s%s: %s", c->id, *p->exec_id ? " exec " : "",
-				 p->exec_id, p->sync_msg);
+		agent_send_error(a, pending, EINVAL, "%s%s%s: %s", c->id,
+				 *p->exec_id ? " exec " : "", p->exec_id, p->sync_msg);
 	} else if (p->exec_awaited) {
 		/* A short-lived process may have been reaped already: it still
 		 * started, and its exit event follows this reply. */
@@ -1117,7 +1152,8 @@ size_t container_poll_fds(struct agent *a, struct pollfd *fds, size_t max, void 
 			for (int k = 0; k < 2 && want_output; k++) {
 				if (p->out_fd[k] >= 0 && n < max) {
 					tags[n] = &p->out_fd[k];
-					fds[n++] = (struct pollfd){.fd = p->out_fd[k], .events = POLLIN};
+					fds[n++] = (struct pollfd){.fd = p->out_fd[k],
+								   .events = POLLIN};
 				}
 			}
 		}

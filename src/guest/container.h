@@ -79,15 +79,17 @@ struct agent_container {
 };
 
 struct agent_container *container_find(struct agent *a, const char *id);
-struct agent_container *container_new(struct agent *a, const char *id, const Cocoon__ContainerSpec *s,
-				      char *msg, size_t msg_size);
+struct agent_container *container_new(struct agent *a, const char *id,
+				      const Cocoon__ContainerSpec *s, char *msg, size_t msg_size);
 void container_free(struct agent_container *c);
 int container_freeze(struct agent_container *c, bool freeze);
 /* The init CRIU restored, with the agent's ends of its new stdio (in and out
  * are the pty master with a terminal, err is then -1); takes the fds. */
-void container_proc_set_running(struct agent_container *c, pid_t pid, int in, int out, int err, bool terminal);
+void container_proc_set_running(struct agent_container *c, pid_t pid, int in, int out, int err,
+				bool terminal);
 
-void container_handle_create(struct agent *a, uint64_t id, const Cocoon__CreateContainerRequest *req);
+void container_handle_create(struct agent *a, uint64_t id,
+			     const Cocoon__CreateContainerRequest *req);
 void container_handle_start(struct agent *a, uint64_t id, const Cocoon__StartContainerRequest *req);
 void container_handle_signal(struct agent *a, uint64_t id, const Cocoon__SignalRequest *req);
 void container_handle_pause(struct agent *a, uint64_t id, const Cocoon__PauseRequest *req);
@@ -116,5 +118,5 @@ int container_share_dir(const char *tag, const char *path, char *out, size_t siz
 /* The namespaces spec joins (s->join_container's network, IPC, UTS), opened:
  * fds[0..2] for net, ipc, uts, -1 where not joined; the caller closes them.
  * Returns 0, or a negative errno with MSG set. */
-int container_open_join_namespaces(struct agent *a, const Cocoon__ContainerSpec *s, int fds[3], char *msg,
-				   size_t msg_size);
+int container_open_join_namespaces(struct agent *a, const Cocoon__ContainerSpec *s, int fds[3],
+				   char *msg, size_t msg_size);

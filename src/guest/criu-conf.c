@@ -54,8 +54,8 @@ bool criu_fault_valid(const char *fault, bool dump)
 	return strcmp(fault, "post-restore:stall") == 0;
 }
 
-int criu_conf_write(const char *path, const struct agent *a, const struct agent_container *c, pid_t pid,
-		    const Cocoon__CriuOptions *o, bool dump, const char *fault)
+int criu_conf_write(const char *path, const struct agent *a, const struct agent_container *c,
+		    pid_t pid, const Cocoon__CriuOptions *o, bool dump, const char *fault)
 {
 	_cleanup_fclose_ FILE *f = fopen(path, "we");
 	if (!f)
@@ -83,8 +83,8 @@ static const struct {
 	const char *name;
 	unsigned long flag;
 } mnt_flags[] = {
-	{"ro", MS_RDONLY},	   {"nosuid", MS_NOSUID},     {"nodev", MS_NODEV},
-	{"noexec", MS_NOEXEC},	   {"noatime", MS_NOATIME},   {"nodiratime", MS_NODIRATIME},
+	{"ro", MS_RDONLY},	   {"nosuid", MS_NOSUID},   {"nodev", MS_NODEV},
+	{"noexec", MS_NOEXEC},	   {"noatime", MS_NOATIME}, {"nodiratime", MS_NODIRATIME},
 	{"relatime", MS_RELATIME},
 };
 
@@ -105,8 +105,8 @@ static void unescape(char *s)
 {
 	char *w = s;
 	for (char *r = s; *r; r++) {
-		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' && r[3] >= '0' &&
-		    r[3] <= '7') {
+		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
+		    r[3] >= '0' && r[3] <= '7') {
 			*w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
 			r += 3;
 		} else {
@@ -182,7 +182,8 @@ static int restore_mount_flags(const char *images, pid_t pid)
 	_cleanup_close_ int fd = open(ns, O_RDONLY | O_CLOEXEC);
 	/* setns() also moves our root and cwd to the namespace's root. */
 	if (fd < 0 || setns(fd, CLONE_NEWNS) < 0) {
-		fprintf(stderr, "cocoon: mount flags: enter the restored mount namespace: %s\n", strerror(errno));
+		fprintf(stderr, "cocoon: mount flags: enter the restored mount namespace: %s\n",
+			strerror(errno));
 		return -errno;
 	}
 	while (fgets(line, sizeof(line), f)) {
@@ -195,7 +196,8 @@ static int restore_mount_flags(const char *images, pid_t pid)
 		if (!have || have->flags == want)
 			continue;
 		if (mount(NULL, mp, NULL, MS_REMOUNT | MS_BIND | want, NULL) < 0) {
-			fprintf(stderr, "cocoon: mount flags: remount %s (%s): %s\n", mp, opts, strerror(errno));
+			fprintf(stderr, "cocoon: mount flags: remount %s (%s): %s\n", mp, opts,
+				strerror(errno));
 			failed = -errno;
 		}
 	}
@@ -229,16 +231,20 @@ static pid_t proc_ppid(pid_t pid)
 static void inject_fault(const char *action)
 {
 	const char *fault = getenv(CRIU_FAULT_ENV), *colon = fault ? strchr(fault, ':') : NULL;
-	if (!colon || strncmp(fault, action, (size_t)(colon - fault)) != 0 || action[colon - fault] != 0)
+	if (!colon || strncmp(fault, action, (size_t)(colon - fault)) != 0 ||
+	    action[colon - fault] != 0)
 		return;
 	if (strcmp(colon + 1, "stall") == 0) {
 		/* Waits, without using CPU, until CRIU (the parent, or the
 		 * parent of the sh that runs the script) is gone. */
 		pid_t p = getppid();
 		char comm[32];
-		for (int i = 0; i < 3 && p > 1 && !(proc_comm(p, comm, sizeof(comm)) && strcmp(comm, "criu") == 0); i++)
+		for (int i = 0; i < 3 && p > 1 &&
+				!(proc_comm(p, comm, sizeof(comm)) && strcmp(comm, "criu") == 0);
+		     i++)
 			p = proc_ppid(p);
-		struct pollfd pfd = {.fd = p > 1 ? (int)syscall(SYS_pidfd_open, p, 0) : -1, .events = POLLIN};
+		struct pollfd pfd = {.fd = p > 1 ? (int)syscall(SYS_pidfd_open, p, 0) : -1,
+				     .events = POLLIN};
 		while (pfd.fd >= 0 && poll(&pfd, 1, -1) <= 0)
 			;
 		_exit(1);

@@ -14,8 +14,8 @@ struct agent_container;
  * of container c at path, with the user's settings o->config. A restore, and
  * a dump with a fault to inject, get the action script. Returns 0 or a
  * negative errno. */
-int criu_conf_write(const char *path, const struct agent *a, const struct agent_container *c, pid_t pid,
-		    const Cocoon__CriuOptions *o, bool dump, const char *fault);
+int criu_conf_write(const char *path, const struct agent *a, const struct agent_container *c,
+		    pid_t pid, const Cocoon__CriuOptions *o, bool dump, const char *fault);
 
 /* Fault injection for the e2e tests ("" for none), done by the action
  * script, which CRIU runs with the agent's environment: the agent puts the

@@ -58,7 +58,8 @@ static long task_memory_kib(pid_t pid)
 	snprintf(path, sizeof(path), "/proc/%d/status", pid);
 	_cleanup_fclose_ FILE *f = fopen(path, "re");
 	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "RssAnon: %ld kB", &v) == 1 || sscanf(line, "RssShmem: %ld kB", &v) == 1 ||
+		if (sscanf(line, "RssAnon: %ld kB", &v) == 1 ||
+		    sscanf(line, "RssShmem: %ld kB", &v) == 1 ||
 		    sscanf(line, "VmSwap: %ld kB", &v) == 1)
 			total += v;
 	return total;
@@ -128,7 +129,8 @@ static int exits_open(void)
 	int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_CONNECTOR);
 	if (fd < 0)
 		return -1;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || exits_send_op(fd, PROC_CN_MCAST_LISTEN) < 0) {
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    exits_send_op(fd, PROC_CN_MCAST_LISTEN) < 0) {
 		close(fd);
 		return -1;
 	}
@@ -150,7 +152,8 @@ static bool in_tree(const struct guard *g, pid_t pid)
 static void tree_forked(struct guard *g, pid_t parent, pid_t child, pid_t child_tgid)
 {
 	/* Threads (child != its tgid) belong to a process already known. */
-	if (child == child_tgid && in_tree(g, parent) && g->n_tree < sizeof(g->tree) / sizeof(g->tree[0]))
+	if (child == child_tgid && in_tree(g, parent) &&
+	    g->n_tree < sizeof(g->tree) / sizeof(g->tree[0]))
 		g->tree[g->n_tree++] = child;
 }
 
@@ -175,9 +178,11 @@ static void exits_drain(struct guard *g)
 				continue;
 			const struct proc_event *ev = (const struct proc_event *)cn->data;
 			if (ev->what == PROC_EVENT_FORK)
-				tree_forked(g, ev->event_data.fork.parent_tgid, ev->event_data.fork.child_pid,
+				tree_forked(g, ev->event_data.fork.parent_tgid,
+					    ev->event_data.fork.child_pid,
 					    ev->event_data.fork.child_tgid);
-			if (ev->what != PROC_EVENT_EXIT || ev->event_data.exit.process_pid != ev->event_data.exit.process_tgid)
+			if (ev->what != PROC_EVENT_EXIT ||
+			    ev->event_data.exit.process_pid != ev->event_data.exit.process_tgid)
 				continue; /* the thread-group leader's exit is the process's */
 			pid_t pid = ev->event_data.exit.process_pid;
 			int status = (int)ev->event_data.exit.exit_code;
@@ -292,7 +297,8 @@ void guard_apply_saved_adj(const char *cgroup, const char *path)
 	_cleanup_fclose_ FILE *f = fopen(path, "re");
 	if (!f)
 		return; /* images from before: nothing was protected */
-	while (n_saved < GUARD_MAX_TASKS && fscanf(f, "%d %d", &saved_pid[n_saved], &saved_adj[n_saved]) == 2)
+	while (n_saved < GUARD_MAX_TASKS &&
+	       fscanf(f, "%d %d", &saved_pid[n_saved], &saved_adj[n_saved]) == 2)
 		if (saved_adj[n_saved] >= -1000 && saved_adj[n_saved] <= 1000)
 			n_saved++;
 	size_t n = read_procs(cgroup, now, sizeof(now) / sizeof(now[0]));
@@ -397,7 +403,8 @@ const char *guard_describe_end(int status, char *buf, size_t size)
 	if (status < 0)
 		snprintf(buf, size, "ended");
 	else if (WIFSIGNALED(status))
-		snprintf(buf, size, "killed by SIG%s", sigabbrev_np(WTERMSIG(status)) ? sigabbrev_np(WTERMSIG(status)) : "?");
+		snprintf(buf, size, "killed by SIG%s",
+			 sigabbrev_np(WTERMSIG(status)) ? sigabbrev_np(WTERMSIG(status)) : "?");
 	else
 		snprintf(buf, size, "exit status %d", WEXITSTATUS(status));
 	return buf;
@@ -436,8 +443,8 @@ unsigned long long guard_cpu_ticks(pid_t pid)
 	/* Fields after the command name, which may hold spaces and ')'. */
 	char *p = strrchr(buf, ')');
 	unsigned long long ut, st, cut, cst;
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu", &ut, &st, &cut,
-			 &cst) != 4)
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu",
+			 &ut, &st, &cut, &cst) != 4)
 		return 0;
 	return ut + st + cut + cst;
 }
@@ -449,7 +456,8 @@ unsigned long long guard_dir_bytes(const char *dir)
 	struct stat st;
 	unsigned long long total = 0;
 	while (d && (de = readdir(d)))
-		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(st.st_mode))
 			total += (unsigned long long)st.st_size;
 	return total;
 }

@@ -27,7 +27,7 @@ struct guard {
 	size_t n_tree;
 	pid_t tree[GUARD_MAX_TASKS * 4];
 	struct {
-		pid_t pid;  /* 0: none yet */
+		pid_t pid; /* 0: none yet */
 		int status;
 	} tree_crashed, tree_sigkilled; /* the first by another signal, by SIGKILL */
 	int init_old_adj;

@@ -88,11 +88,13 @@ void agent_init_system(struct agent *a)
 	mount_one(a, "sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	mount_one(a, "devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
 	/* CRIU's check opens /dev/ptmx; it needs devpts behind it. */
-	mount_one(a, "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "mode=0620,ptmxmode=0666");
+	mount_one(a, "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+		  "mode=0620,ptmxmode=0666");
 	mount_one(a, "tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
 	mount_one(a, "tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
 	mount_one(a, "tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
-	mount_one(a, "cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	mount_one(a, "cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		  NULL);
 
 	/* The console the kernel gave us may predate devtmpfs; reopen it. */
 	int fd = open("/dev/console", O_RDWR | O_NOCTTY | O_CLOEXEC);
@@ -110,7 +112,8 @@ void agent_init_system(struct agent *a)
 	 * (guest/image/mkimage.sh). Read-only and unchanging on the host, so
 	 * the guest may cache it fully. An initramfs that holds everything
 	 * itself comes without the share, and the mount fails harmlessly. */
-	if (agent_mount_9p(COCOON_TAG_TOOLS, AGENT_TOOLS_DIR, MS_RDONLY | MS_NOSUID | MS_NODEV, "loose") < 0 &&
+	if (agent_mount_9p(COCOON_TAG_TOOLS, AGENT_TOOLS_DIR, MS_RDONLY | MS_NOSUID | MS_NODEV,
+			   "loose") < 0 &&
 	    a->debug)
 		agent_log(a, "no tools share (%s)", strerror(errno));
 	int lo = agent_loopback_up();
@@ -120,7 +123,8 @@ void agent_init_system(struct agent *a)
 	mkdir("/run/cocoon", 0700);
 	mkdir(AGENT_SHARED_DIR, 0700);
 	a->template_mode = cmdline_has(COCOON_CMDLINE_TEMPLATE);
-	if (!a->template_mode && agent_mount_share(a, COCOON_TAG_SHARED, AGENT_SHARED_DIR, MS_NOSUID | MS_NODEV) == 0)
+	if (!a->template_mode &&
+	    agent_mount_share(a, COCOON_TAG_SHARED, AGENT_SHARED_DIR, MS_NOSUID | MS_NODEV) == 0)
 		a->shared_mounted = true;
 	else if (a->debug)
 		agent_log(a, "no shared directory (%s)", strerror(errno));
@@ -131,7 +135,8 @@ int agent_mount_9p(const char *tag, const char *dir, unsigned long flags, const 
 	/* msize 512000: measured at ~530 MB/s for large writes, see
 	 * docs/performance.md. */
 	char opts[128];
-	snprintf(opts, sizeof(opts), "trans=virtio,version=9p2000.L,msize=512000,cache=%s,access=client", cache);
+	snprintf(opts, sizeof(opts),
+		 "trans=virtio,version=9p2000.L,msize=512000,cache=%s,access=client", cache);
 	return mount(tag, dir, "9p", flags, opts);
 }
 

@@ -49,7 +49,8 @@ static void child_setup(const struct agent_job_options *o)
 	if (o->netns) {
 		int ns = open(o->netns, O_RDONLY | O_CLOEXEC);
 		if (ns < 0 || setns(ns, CLONE_NEWNET) < 0) {
-			dprintf(2, "enter the network namespace %s: %s\n", o->netns, strerror(errno));
+			dprintf(2, "enter the network namespace %s: %s\n", o->netns,
+				strerror(errno));
 			_exit(126);
 		}
 		close(ns);

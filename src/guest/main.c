@@ -34,8 +34,9 @@ static void process_input(struct agent *a)
 		}
 		/* Garbage or an oversized header: say so once, then resync on
 		 * the next magic. The channel stays open; the agent stays up. */
-		agent_send_error(a, 0, -r, r == -EMSGSIZE ? "frame exceeds %d bytes"
-							   : "bad frame header (limit %d bytes)",
+		agent_send_error(a, 0, -r,
+				 r == -EMSGSIZE ? "frame exceeds %d bytes"
+						: "bad frame header (limit %d bytes)",
 				 FRAME_MAX_PAYLOAD);
 		size_t dropped = frame_reader_resync(a->reader);
 		while (frame_reader_next(a->reader, &payload, &len) < 0)
@@ -104,11 +105,13 @@ static int agent_loop(struct agent *a)
 		for (int i = 0; i < AGENT_MAX_JOBS; i++) {
 			if (a->jobs[i] && a->jobs[i]->out_fd >= 0) {
 				polled[njobs++] = a->jobs[i];
-				fds[n++] = (struct pollfd){.fd = a->jobs[i]->out_fd, .events = POLLIN};
+				fds[n++] =
+					(struct pollfd){.fd = a->jobs[i]->out_fd, .events = POLLIN};
 			}
 		}
 		nfds_t cstart = n;
-		n += container_poll_fds(a, fds + n, MAX_CFDS, ctags, !container_output_backlogged(a));
+		n += container_poll_fds(a, fds + n, MAX_CFDS, ctags,
+					!container_output_backlogged(a));
 		int timeout = agent_jobs_check_deadlines(a);
 		if (poll(fds, n, timeout) < 0) {
 			if (errno == EINTR)
@@ -166,7 +169,8 @@ static void parse_criu_from_cmdline(struct agent *a)
 	for (char *t = strtok_r(line, " \n", &save); t; t = strtok_r(NULL, " \n", &save))
 		if ((v = cmdline_value(t, COCOON_CMDLINE_CRIU)) && v[0] == '/')
 			snprintf(a->criu_path, sizeof(a->criu_path), "%s", v);
-		else if ((v = cmdline_value(t, COCOON_CMDLINE_CKPTDIR)) && v[0] == '/' && !strstr(v, ".."))
+		else if ((v = cmdline_value(t, COCOON_CMDLINE_CKPTDIR)) && v[0] == '/' &&
+			 !strstr(v, ".."))
 			snprintf(a->ckpt_dir, sizeof(a->ckpt_dir), "%s", v);
 }
 
@@ -195,8 +199,10 @@ int main(int argc, char **argv)
 	if (argc == 4 && strcmp(argv[1], "--copy-tree-like-cp") == 0)
 		return copy_tree_main(argv[2], argv[3], -1, 0, true);
 	/* --follow-punch PID: the streaming route, PID the page server. */
-	bool punch = argc == 6 && strcmp(argv[1], "--copy-tree") == 0 && strcmp(argv[4], "--follow-punch") == 0;
-	if (punch || (argc == 5 && strcmp(argv[1], "--copy-tree") == 0 && strcmp(argv[4], "--follow") == 0)) {
+	bool punch = argc == 6 && strcmp(argv[1], "--copy-tree") == 0 &&
+		     strcmp(argv[4], "--follow-punch") == 0;
+	if (punch || (argc == 5 && strcmp(argv[1], "--copy-tree") == 0 &&
+		      strcmp(argv[4], "--follow") == 0)) {
 		/* Checked before anything else can take the number. */
 		if (fcntl(3, F_GETFD) < 0) {
 			fprintf(stderr, "--copy-tree %s: fd 3 is not open\n", argv[4]);

@@ -36,7 +36,8 @@ static char *cmdline_params_for(const char *module)
 		if (!grown)
 			break;
 		params = grown;
-		params_len += (size_t)sprintf(params + params_len, "%s%s", params_len ? " " : "", p);
+		params_len +=
+			(size_t)sprintf(params + params_len, "%s%s", params_len ? " " : "", p);
 	}
 	return params ? params : strdup("");
 }
@@ -61,8 +62,9 @@ static void record_failure(struct agent *a, const char *name, int errnum)
  * process while the agent already answers, which took ~0.6 s off a TCG boot. */
 static bool boot_essential(const char *name, bool virtiofs)
 {
-	static const char *const names[] = {"virtio", "virtio_ring", "virtio_mmio", "virtio_console",
-					    "netfs", "fscache", "9pnet", "9pnet_virtio", "9p"};
+	static const char *const names[] = {"virtio",	      "virtio_ring",  "virtio_mmio",
+					    "virtio_console", "netfs",	      "fscache",
+					    "9pnet",	      "9pnet_virtio", "9p"};
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
 		if (strcmp(names[i], name) == 0)
 			return true;
@@ -85,7 +87,8 @@ static void load_matching(struct agent *a, const char *list_path, bool essential
 	/* Each line: "<name> <path>". */
 	while (fgets(line, sizeof(line), f)) {
 		char *name = strtok(line, " \n"), *path = strtok(NULL, " \n");
-		if (!name || !path || name[0] == '#' || boot_essential(name, a && a->virtiofs) != essential)
+		if (!name || !path || name[0] == '#' ||
+		    boot_essential(name, a && a->virtiofs) != essential)
 			continue;
 		int err = 0;
 		_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -93,7 +96,8 @@ static void load_matching(struct agent *a, const char *list_path, bool essential
 			err = errno;
 		} else {
 			_cleanup_free_ char *params = cmdline_params_for(name);
-			if (syscall(SYS_finit_module, fd, params ? params : "", 0) < 0 && errno != EEXIST)
+			if (syscall(SYS_finit_module, fd, params ? params : "", 0) < 0 &&
+			    errno != EEXIST)
 				err = errno;
 		}
 		if (err && a)
@@ -121,7 +125,8 @@ static void late_modules_done(struct agent_job *job, int status)
 	/* The child printed one "name: reason" line per failure. */
 	for (char *save = NULL, *l = job->out ? strtok_r(job->out, "\n", &save) : NULL; l;
 	     l = strtok_r(NULL, "\n", &save)) {
-		char **grown = realloc(a->module_failures, (a->n_module_failures + 1) * sizeof(char *));
+		char **grown =
+			realloc(a->module_failures, (a->n_module_failures + 1) * sizeof(char *));
 		if (!grown)
 			break;
 		a->module_failures = grown;
@@ -138,7 +143,8 @@ void agent_load_late_modules_now(struct agent *a)
 
 void agent_load_late_modules(struct agent *a)
 {
-	char *argv[] = {a->self_path, (char *)"--load-late-modules", (char *)AGENT_MODULES_LIST, NULL};
+	char *argv[] = {a->self_path, (char *)"--load-late-modules", (char *)AGENT_MODULES_LIST,
+			NULL};
 	_cleanup_error_ struct error *e = NULL;
 	if (agent_job_start(a, argv, late_modules_done, a, &e) < 0) {
 		agent_log(a, "late modules: %s", e->msg);

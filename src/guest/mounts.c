@@ -18,21 +18,34 @@ static const struct {
 	bool clear;
 	unsigned long flag;
 } mount_flags[] = {
-	{"ro", false, MS_RDONLY},	    {"rw", true, MS_RDONLY},
-	{"nosuid", false, MS_NOSUID},	    {"suid", true, MS_NOSUID},
-	{"nodev", false, MS_NODEV},	    {"dev", true, MS_NODEV},
-	{"noexec", false, MS_NOEXEC},	    {"exec", true, MS_NOEXEC},
-	{"sync", false, MS_SYNCHRONOUS},    {"async", true, MS_SYNCHRONOUS},
-	{"noatime", false, MS_NOATIME},	    {"atime", true, MS_NOATIME},
-	{"relatime", false, MS_RELATIME},   {"norelatime", true, MS_RELATIME},
-	{"strictatime", false, MS_STRICTATIME}, {"nodiratime", false, MS_NODIRATIME},
-	{"bind", false, MS_BIND},	    {"rbind", false, MS_BIND | MS_REC},
-	{"private", false, 0},		    {"rprivate", false, 0},
-	{"slave", false, 0},		    {"rslave", false, 0},
-	{"shared", false, 0},		    {"rshared", false, 0},
+	{"ro", false, MS_RDONLY},
+	{"rw", true, MS_RDONLY},
+	{"nosuid", false, MS_NOSUID},
+	{"suid", true, MS_NOSUID},
+	{"nodev", false, MS_NODEV},
+	{"dev", true, MS_NODEV},
+	{"noexec", false, MS_NOEXEC},
+	{"exec", true, MS_NOEXEC},
+	{"sync", false, MS_SYNCHRONOUS},
+	{"async", true, MS_SYNCHRONOUS},
+	{"noatime", false, MS_NOATIME},
+	{"atime", true, MS_NOATIME},
+	{"relatime", false, MS_RELATIME},
+	{"norelatime", true, MS_RELATIME},
+	{"strictatime", false, MS_STRICTATIME},
+	{"nodiratime", false, MS_NODIRATIME},
+	{"bind", false, MS_BIND},
+	{"rbind", false, MS_BIND | MS_REC},
+	{"private", false, 0},
+	{"rprivate", false, 0},
+	{"slave", false, 0},
+	{"rslave", false, 0},
+	{"shared", false, 0},
+	{"rshared", false, 0},
 };
 
-static void parse_options(const Cocoon__Mount *m, unsigned long *flags, char *data, size_t data_size)
+static void parse_options(const Cocoon__Mount *m, unsigned long *flags, char *data,
+			  size_t data_size)
 {
 	size_t used = 0;
 	*flags = 0;
@@ -49,8 +62,8 @@ static void parse_options(const Cocoon__Mount *m, unsigned long *flags, char *da
 				*flags |= mount_flags[j].flag;
 		}
 		if (!known && used + strlen(m->options[i]) + 2 < data_size)
-			used += (size_t)snprintf(data + used, data_size - used, "%s%s", used ? "," : "",
-						 m->options[i]);
+			used += (size_t)snprintf(data + used, data_size - used, "%s%s",
+						 used ? "," : "", m->options[i]);
 	}
 }
 
@@ -81,12 +94,14 @@ static void populate_dev(const char *dev)
 	static const struct {
 		const char *name;
 		unsigned maj, min;
-	} devs[] = {{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7},
+	} devs[] = {{"null", 1, 3},   {"zero", 1, 5},	 {"full", 1, 7},
 		    {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
 	static const struct {
 		const char *name, *target;
-	} links[] = {{"fd", "/proc/self/fd"},     {"stdin", "/proc/self/fd/0"},
-		     {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"},
+	} links[] = {{"fd", "/proc/self/fd"},
+		     {"stdin", "/proc/self/fd/0"},
+		     {"stdout", "/proc/self/fd/1"},
+		     {"stderr", "/proc/self/fd/2"},
 		     {"ptmx", "pts/ptmx"}};
 	char path[512];
 
@@ -113,15 +128,17 @@ static int mount_one(const Cocoon__Mount *m, const char *rootfs, char *msg, size
 	bool is_file = bind && stat(m->source, &st) == 0 && !S_ISDIR(st.st_mode);
 	int r = make_target(target, is_file);
 	if (r < 0) {
-		snprintf(msg, msg_size, "mount %s: create mount point: %s", m->destination, strerror(-r));
+		snprintf(msg, msg_size, "mount %s: create mount point: %s", m->destination,
+			 strerror(-r));
 		return r;
 	}
 	if (bind) {
 		if (mount(m->source, target, NULL, MS_BIND | (flags & MS_REC), NULL) < 0 ||
 		    ((flags & ~(MS_BIND | MS_REC)) &&
-		     mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | (flags & ~(MS_BIND | MS_REC)), NULL) < 0)) {
-			snprintf(msg, msg_size, "mount %s (bind from %s): %s", m->destination, m->source,
-				 strerror(errno));
+		     mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | (flags & ~(MS_BIND | MS_REC)),
+			   NULL) < 0)) {
+			snprintf(msg, msg_size, "mount %s (bind from %s): %s", m->destination,
+				 m->source, strerror(errno));
 			return -errno;
 		}
 		return 0;
@@ -133,8 +150,10 @@ static int mount_one(const Cocoon__Mount *m, const char *rootfs, char *msg, size
 		flags |= MS_RDONLY;
 	}
 	const char *type = strcmp(m->type, "cgroup") == 0 ? "cgroup2" : m->type;
-	if (mount(m->source && *m->source ? m->source : type, target, type, flags, *data ? data : NULL) < 0) {
-		snprintf(msg, msg_size, "mount %s (%s): %s", m->destination, m->type, strerror(errno));
+	if (mount(m->source && *m->source ? m->source : type, target, type, flags,
+		  *data ? data : NULL) < 0) {
+		snprintf(msg, msg_size, "mount %s (%s): %s", m->destination, m->type,
+			 strerror(errno));
 		return -errno;
 	}
 	if (strcmp(m->destination, "/dev") == 0 && strcmp(m->type, "tmpfs") == 0)
@@ -145,13 +164,14 @@ static int mount_one(const Cocoon__Mount *m, const char *rootfs, char *msg, size
 const Cocoon__Mount *mounts_tmpfs_at(const Cocoon__ContainerSpec *s, const char *destination)
 {
 	for (size_t i = 0; s && i < s->n_mounts; i++)
-		if (strcmp(s->mounts[i]->destination, destination) == 0 && strcmp(s->mounts[i]->type, "tmpfs") == 0)
+		if (strcmp(s->mounts[i]->destination, destination) == 0 &&
+		    strcmp(s->mounts[i]->type, "tmpfs") == 0)
 			return s->mounts[i];
 	return NULL;
 }
 
-int mounts_prepare_fresh(const Cocoon__ContainerSpec *s, const char *destination, const char *base, char *msg,
-			size_t msg_size)
+int mounts_prepare_fresh(const Cocoon__ContainerSpec *s, const char *destination, const char *base,
+			 char *msg, size_t msg_size)
 {
 	const Cocoon__Mount *fs = mounts_tmpfs_at(s, destination);
 	if (!fs) {
@@ -189,7 +209,8 @@ static bool under_tmpfs(const Cocoon__ContainerSpec *s, const char *path)
 	for (size_t i = 0; i < s->n_mounts; i++) {
 		const Cocoon__Mount *m = s->mounts[i];
 		size_t n = strlen(m->destination);
-		if (strcmp(m->type, "tmpfs") == 0 && strncmp(path, m->destination, n) == 0 && path[n] == '/')
+		if (strcmp(m->type, "tmpfs") == 0 && strncmp(path, m->destination, n) == 0 &&
+		    path[n] == '/')
 			return true;
 	}
 	return false;
@@ -198,8 +219,8 @@ static bool under_tmpfs(const Cocoon__ContainerSpec *s, const char *path)
 /* The child of mounts_prepare_restore, in a mount namespace of its own: its
  * bind mounts exist only so that the mount points of nested mounts can be
  * made inside them, and vanish with it. */
-static void __attribute__((noreturn)) make_mountpoints_child(const Cocoon__ContainerSpec *s, const char *rootfs,
-							   int report)
+static void __attribute__((noreturn))
+make_mountpoints_child(const Cocoon__ContainerSpec *s, const char *rootfs, int report)
 {
 	char msg[400] = "";
 	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
@@ -214,14 +235,16 @@ static void __attribute__((noreturn)) make_mountpoints_child(const Cocoon__Conta
 		struct stat st;
 		bool bind = strcmp(m->type, "bind") == 0;
 		snprintf(target, sizeof(target), "%s%s", rootfs, m->destination);
-		int r = make_target(target, bind && stat(m->source, &st) == 0 && !S_ISDIR(st.st_mode));
+		int r = make_target(target,
+				    bind && stat(m->source, &st) == 0 && !S_ISDIR(st.st_mode));
 		if (r < 0) {
-			snprintf(msg, sizeof(msg), "mount point %s: %s", m->destination, strerror(-r));
+			snprintf(msg, sizeof(msg), "mount point %s: %s", m->destination,
+				 strerror(-r));
 			goto fail;
 		}
 		if (bind && mount(m->source, target, NULL, MS_BIND | MS_REC, NULL) < 0) {
-			snprintf(msg, sizeof(msg), "mount %s (bind from %s): %s", m->destination, m->source,
-				 strerror(errno));
+			snprintf(msg, sizeof(msg), "mount %s (bind from %s): %s", m->destination,
+				 m->source, strerror(errno));
 			goto fail;
 		}
 	}
@@ -232,7 +255,8 @@ fail:
 	_exit(1);
 }
 
-int mounts_prepare_restore(const Cocoon__ContainerSpec *s, const char *rootfs, char *msg, size_t msg_size)
+int mounts_prepare_restore(const Cocoon__ContainerSpec *s, const char *rootfs, char *msg,
+			   size_t msg_size)
 {
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0) {
@@ -273,7 +297,8 @@ int mounts_prepare_restore(const Cocoon__ContainerSpec *s, const char *rootfs, c
 	return -EIO;
 }
 
-int mounts_setup_rootfs(const Cocoon__ContainerSpec *s, const char *rootfs, char *msg, size_t msg_size)
+int mounts_setup_rootfs(const Cocoon__ContainerSpec *s, const char *rootfs, char *msg,
+			size_t msg_size)
 {
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
 	    mount(rootfs, rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) {
@@ -297,12 +322,14 @@ int mounts_setup_rootfs(const Cocoon__ContainerSpec *s, const char *rootfs, char
 	if (syscall(SYS_pivot_root, ".", ".") == 0) {
 		if (umount2(".", MNT_DETACH) < 0)
 			goto fail;
-	} else if (errno != EINVAL || mount(rootfs, "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0) {
+	} else if (errno != EINVAL || mount(rootfs, "/", NULL, MS_MOVE, NULL) < 0 ||
+		   chroot(".") < 0) {
 		goto fail;
 	}
 	if (chdir("/") < 0)
 		goto fail;
-	if (s->readonly_rootfs && mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0) {
+	if (s->readonly_rootfs &&
+	    mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0) {
 		snprintf(msg, msg_size, "root.readonly: %s", strerror(errno));
 		return -errno;
 	}

@@ -7,16 +7,18 @@ const Cocoon__Mount *mounts_tmpfs_at(const Cocoon__ContainerSpec *s, const char 
 /* A fresh copy of the spec's tmpfs on destination, for a restore, mounted at
  * base + destination: for /dev with its device nodes and links, and with the
  * mount points of the spec's mounts below it. */
-int mounts_prepare_fresh(const Cocoon__ContainerSpec *s, const char *destination, const char *base, char *msg,
-			size_t msg_size);
+int mounts_prepare_fresh(const Cocoon__ContainerSpec *s, const char *destination, const char *base,
+			 char *msg, size_t msg_size);
 /* In the container's child, in its new mount namespace: mounts the spec's
  * filesystems under rootfs, then pivot_root()s into it. On failure fills
  * msg, naming the mount. */
-int mounts_setup_rootfs(const Cocoon__ContainerSpec *s, const char *rootfs, char *msg, size_t msg_size);
+int mounts_setup_rootfs(const Cocoon__ContainerSpec *s, const char *rootfs, char *msg,
+			size_t msg_size);
 /* Before CRIU restores into rootfs: the mount point of every mount of the
  * spec, as runc makes them (a restore into a fresh rootfs, e.g. podman's
  * --import on another host, lacks those of the engine's file binds). The
  * bind mounts are mounted for a moment in a child's own mount namespace, so
  * that mount points nested inside them are made too; those under a tmpfs
  * are left to CRIU, which restores the tmpfs whole. */
-int mounts_prepare_restore(const Cocoon__ContainerSpec *s, const char *rootfs, char *msg, size_t msg_size);
+int mounts_prepare_restore(const Cocoon__ContainerSpec *s, const char *rootfs, char *msg,
+			   size_t msg_size);

@@ -17,7 +17,8 @@
 #include <netlink/route/link.h>
 #include <netlink/route/route.h>
 
-static int fail(char *msg, size_t size, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int fail(char *msg, size_t size, int code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 static int fail(char *msg, size_t size, int code, const char *fmt, ...)
 {
 	va_list ap;
@@ -64,8 +65,8 @@ static bool valid_ifname(const char *name)
 static int validate(const Cocoon__NetworkSpec *spec, char *msg, size_t size)
 {
 	if (spec->n_interfaces > NET_MAX_INTERFACES || spec->n_routes > NET_MAX_ROUTES)
-		return fail(msg, size, E2BIG, "network: at most %d interfaces and %d routes", NET_MAX_INTERFACES,
-			    NET_MAX_ROUTES);
+		return fail(msg, size, E2BIG, "network: at most %d interfaces and %d routes",
+			    NET_MAX_INTERFACES, NET_MAX_ROUTES);
 	for (size_t i = 0; i < spec->n_interfaces; i++) {
 		const Cocoon__NetInterface *f = spec->interfaces[i];
 		unsigned m[6];
@@ -73,13 +74,17 @@ static int validate(const Cocoon__NetworkSpec *spec, char *msg, size_t size)
 			return fail(msg, size, EINVAL, "network: invalid interface name");
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(spec->interfaces[j]->name, f->name) == 0)
-				return fail(msg, size, EINVAL, "network: interface %s named twice", f->name);
-		if (!f->mac || sscanf(f->mac, "%2x:%2x:%2x:%2x:%2x:%2x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]) != 6)
+				return fail(msg, size, EINVAL, "network: interface %s named twice",
+					    f->name);
+		if (!f->mac || sscanf(f->mac, "%2x:%2x:%2x:%2x:%2x:%2x", &m[0], &m[1], &m[2], &m[3],
+				      &m[4], &m[5]) != 6)
 			return fail(msg, size, EINVAL, "network: %s: invalid MAC address", f->name);
 		if (f->mtu != 0 && (f->mtu < 68 || f->mtu > 65535))
-			return fail(msg, size, EINVAL, "network: %s: invalid MTU %u", f->name, f->mtu);
+			return fail(msg, size, EINVAL, "network: %s: invalid MTU %u", f->name,
+				    f->mtu);
 		if (f->n_addresses > NET_MAX_ADDRESSES)
-			return fail(msg, size, E2BIG, "network: %s: at most %d addresses", f->name, NET_MAX_ADDRESSES);
+			return fail(msg, size, E2BIG, "network: %s: at most %d addresses", f->name,
+				    NET_MAX_ADDRESSES);
 	}
 	return 0;
 }
@@ -87,7 +92,8 @@ static int validate(const Cocoon__NetworkSpec *spec, char *msg, size_t size)
 /* The guest names its virtio-net devices eth0, eth1, ... in probe order; the
  * MAC says which is which. Renamed and moved in one step: the kernel applies
  * the name in the target namespace. */
-static int move_links(struct nl_sock *sk, const Cocoon__NetworkSpec *spec, int netns_fd, char *msg, size_t size)
+static int move_links(struct nl_sock *sk, const Cocoon__NetworkSpec *spec, int netns_fd, char *msg,
+		      size_t size)
 {
 	_cleanup_nl_cache_ struct nl_cache *links = NULL;
 	int r = rtnl_link_alloc_cache(sk, AF_UNSPEC, &links);
@@ -99,16 +105,19 @@ static int move_links(struct nl_sock *sk, const Cocoon__NetworkSpec *spec, int n
 		if (nl_addr_parse(f->mac, AF_LLC, &mac) < 0)
 			return fail(msg, size, EINVAL, "network: %s: invalid MAC address", f->name);
 		struct rtnl_link *found = NULL;
-		for (struct nl_object *o = nl_cache_get_first(links); o && !found; o = nl_cache_get_next(o)) {
+		for (struct nl_object *o = nl_cache_get_first(links); o && !found;
+		     o = nl_cache_get_next(o)) {
 			struct rtnl_link *l = (struct rtnl_link *)o;
 			struct nl_addr *a = rtnl_link_get_addr(l);
 			if (a && nl_addr_get_len(a) == 6 &&
-			    memcmp(nl_addr_get_binary_addr(a), nl_addr_get_binary_addr(mac), 6) == 0)
+			    memcmp(nl_addr_get_binary_addr(a), nl_addr_get_binary_addr(mac), 6) ==
+				    0)
 				found = l;
 		}
 		if (!found)
-			return fail(msg, size, ENODEV, "network: %s: the VM has no network device with MAC %s", f->name,
-				    f->mac);
+			return fail(msg, size, ENODEV,
+				    "network: %s: the VM has no network device with MAC %s",
+				    f->name, f->mac);
 		struct rtnl_link *change = rtnl_link_alloc();
 		if (!change)
 			return fail(msg, size, ENOMEM, "network: out of memory");
@@ -123,7 +132,8 @@ static int move_links(struct nl_sock *sk, const Cocoon__NetworkSpec *spec, int n
 	return 0;
 }
 
-static int link_up(struct nl_sock *sk, const Cocoon__NetInterface *f, int *ifindex, char *msg, size_t size)
+static int link_up(struct nl_sock *sk, const Cocoon__NetInterface *f, int *ifindex, char *msg,
+		   size_t size)
 {
 	struct rtnl_link *l = NULL, *change = rtnl_link_alloc();
 	int r = change ? rtnl_link_get_kernel(sk, 0, f->name, &l) : -NLE_NOMEM;
@@ -138,11 +148,13 @@ static int link_up(struct nl_sock *sk, const Cocoon__NetInterface *f, int *ifind
 		rtnl_link_put(l);
 	if (change)
 		rtnl_link_put(change);
-	return r < 0 ? fail(msg, size, EIO, "network: %s up (MTU %u): %s", f->name, f->mtu, nl_geterror(r)) : 0;
+	return r < 0 ? fail(msg, size, EIO, "network: %s up (MTU %u): %s", f->name, f->mtu,
+			    nl_geterror(r))
+		     : 0;
 }
 
-static int add_address(struct nl_sock *sk, const char *ifname, int ifindex, const char *text, char *msg,
-		       size_t size)
+static int add_address(struct nl_sock *sk, const char *ifname, int ifindex, const char *text,
+		       char *msg, size_t size)
 {
 	_cleanup_nl_addr_ struct nl_addr *local = NULL;
 	if (!text || (strchr(text, ':') == NULL && strchr(text, '.') == NULL) ||
@@ -162,11 +174,13 @@ static int add_address(struct nl_sock *sk, const char *ifname, int ifindex, cons
 		r = rtnl_addr_add(sk, a, 0);
 	rtnl_addr_put(a);
 	if (r < 0 && r != -NLE_EXIST)
-		return fail(msg, size, EIO, "network: %s: add address %s: %s", ifname, text, nl_geterror(r));
+		return fail(msg, size, EIO, "network: %s: add address %s: %s", ifname, text,
+			    nl_geterror(r));
 	return 0;
 }
 
-static int add_route(struct nl_sock *sk, const Cocoon__NetRoute *rt, int ifindex, char *msg, size_t size)
+static int add_route(struct nl_sock *sk, const Cocoon__NetRoute *rt, int ifindex, char *msg,
+		     size_t size)
 {
 	_cleanup_nl_addr_ struct nl_addr *dst = NULL, *gw = NULL;
 	const char *d = rt->destination ? rt->destination : "";
@@ -199,8 +213,8 @@ static int add_route(struct nl_sock *sk, const Cocoon__NetRoute *rt, int ifindex
 	int r = rtnl_route_add(sk, route, NLM_F_CREATE | NLM_F_EXCL);
 	rtnl_route_put(route);
 	if (r < 0 && r != -NLE_EXIST)
-		return fail(msg, size, EIO, "network: route to %s%s%s: %s", d, gw ? " via " : "", gw ? rt->gateway : "",
-			    nl_geterror(r));
+		return fail(msg, size, EIO, "network: route to %s%s%s: %s", d, gw ? " via " : "",
+			    gw ? rt->gateway : "", nl_geterror(r));
 	return 0;
 }
 
@@ -218,7 +232,8 @@ static int configure_inside(const Cocoon__NetworkSpec *spec, char *msg, size_t s
 		if ((r = link_up(sk, f, &ifindex[i], msg, size)) < 0)
 			return r;
 		for (size_t j = 0; j < f->n_addresses; j++)
-			if ((r = add_address(sk, f->name, ifindex[i], f->addresses[j], msg, size)) < 0)
+			if ((r = add_address(sk, f->name, ifindex[i], f->addresses[j], msg, size)) <
+			    0)
 				return r;
 	}
 	for (int pass = 0; pass < 2; pass++) {
@@ -229,10 +244,12 @@ static int configure_inside(const Cocoon__NetworkSpec *spec, char *msg, size_t s
 				continue;
 			int idx = -1;
 			for (size_t j = 0; j < spec->n_interfaces; j++)
-				if (rt->device && strcmp(rt->device, spec->interfaces[j]->name) == 0)
+				if (rt->device &&
+				    strcmp(rt->device, spec->interfaces[j]->name) == 0)
 					idx = ifindex[j];
 			if (idx < 0)
-				return fail(msg, size, EINVAL, "network: a route names an unknown interface");
+				return fail(msg, size, EINVAL,
+					    "network: a route names an unknown interface");
 			if ((r = add_route(sk, rt, idx, msg, size)) < 0)
 				return r;
 		}
@@ -255,9 +272,11 @@ int net_configure(const Cocoon__NetworkSpec *spec, int netns_fd, char *msg, size
 		return r;
 	_cleanup_close_ int mine = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	if (mine < 0 || setns(netns_fd, CLONE_NEWNET) < 0)
-		return fail(msg, msg_size, errno, "network: enter the container's namespace: %s", strerror(errno));
+		return fail(msg, msg_size, errno, "network: enter the container's namespace: %s",
+			    strerror(errno));
 	r = configure_inside(spec, msg, msg_size);
 	if (setns(mine, CLONE_NEWNET) < 0 && r == 0)
-		r = fail(msg, msg_size, errno, "network: return to the agent's namespace: %s", strerror(errno));
+		r = fail(msg, msg_size, errno, "network: return to the agent's namespace: %s",
+			 strerror(errno));
 	return r;
 }

@@ -89,8 +89,8 @@ static void guest_info_reply(struct guest_info_ctx *ctx, const char *check_out, 
 		if ((err || strstr(l, "Warn")) && n_lines < ARRAY_SIZE(lines))
 			lines[n_lines++] = l;
 	}
-	info.criu_check_ok =
-		check_ran && WIFEXITED(check_status) && WEXITSTATUS(check_status) == 0 && !has_error;
+	info.criu_check_ok = check_ran && WIFEXITED(check_status) &&
+			     WEXITSTATUS(check_status) == 0 && !has_error;
 	/* A failing check with no Error line still needs to say something. */
 	if (check_ran && !info.criu_check_ok && n_lines == 0 && copy && n_lines < ARRAY_SIZE(lines))
 		lines[n_lines++] = copy;
@@ -179,13 +179,14 @@ static void handle_shared_check(struct agent *a, uint64_t id, const Cocoon__Shar
 	_cleanup_close_ int dir = open(AGENT_SHARED_DIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	_cleanup_close_ int in = openat(dir, req->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (in < 0) {
-		agent_send_error(a, id, errno, "shared_check: open %s: %s", req->name, strerror(errno));
+		agent_send_error(a, id, errno, "shared_check: open %s: %s", req->name,
+				 strerror(errno));
 		return;
 	}
 	ssize_t n = read(in, buf, sizeof(buf));
 	snprintf(reply_name, sizeof(reply_name), "%s.reply", req->name);
-	_cleanup_close_ int out =
-		openat(dir, reply_name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	_cleanup_close_ int out = openat(
+		dir, reply_name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (n < 0 || out < 0 || write(out, buf, (size_t)n) != n) {
 		agent_send_error(a, id, errno, "shared_check: %s: %s", reply_name, strerror(errno));
 		return;
@@ -294,13 +295,15 @@ void agent_handle_frame(struct agent *a, const uint8_t *payload, size_t len)
 	Cocoon__Request *req = cocoon__request__unpack(NULL, len, payload);
 
 	if (req && a->late_modules_pending && needs_late_modules(req->body_case)) {
-		uint8_t *copy = a->n_deferred < ARRAY_SIZE(a->deferred) ? malloc(len ? len : 1) : NULL;
+		uint8_t *copy =
+			a->n_deferred < ARRAY_SIZE(a->deferred) ? malloc(len ? len : 1) : NULL;
 		if (copy) {
 			memcpy(copy, payload, len);
 			a->deferred[a->n_deferred] = copy;
 			a->deferred_len[a->n_deferred++] = len;
 		} else {
-			agent_send_error(a, req->id, EAGAIN, "the agent is still starting; try again");
+			agent_send_error(a, req->id, EAGAIN,
+					 "the agent is still starting; try again");
 		}
 		cocoon__request__free_unpacked(req, NULL);
 		return;

@@ -56,12 +56,13 @@ void template_resume_handle(struct agent *a, uint64_t id, const Cocoon__Template
 	Cocoon__TemplateResumeReply reply = COCOON__TEMPLATE_RESUME_REPLY__INIT;
 
 	if (!req || !a->template_mode) {
-		agent_send_error(a, id, EINVAL, "template_resume: this VM did not start from a template");
+		agent_send_error(a, id, EINVAL,
+				 "template_resume: this VM did not start from a template");
 		return;
 	}
 	if (req->seed.len < 16 || req->seed.len > TEMPLATE_SEED_MAX) {
-		agent_send_error(a, id, EINVAL, "template_resume: seed of %zu bytes (16 to %d)", req->seed.len,
-				 TEMPLATE_SEED_MAX);
+		agent_send_error(a, id, EINVAL, "template_resume: seed of %zu bytes (16 to %d)",
+				 req->seed.len, TEMPLATE_SEED_MAX);
 		return;
 	}
 	int r = a->is_init ? reseed_rng(req->seed.data, req->seed.len) : 0;
@@ -77,10 +78,12 @@ void template_resume_handle(struct agent *a, uint64_t id, const Cocoon__Template
 	}
 	a->template_mode = false;
 	if (a->is_init) {
-		if (agent_mount_9p(COCOON_TAG_TOOLS, AGENT_TOOLS_DIR, MS_RDONLY | MS_NOSUID | MS_NODEV, "loose") < 0 &&
+		if (agent_mount_9p(COCOON_TAG_TOOLS, AGENT_TOOLS_DIR,
+				   MS_RDONLY | MS_NOSUID | MS_NODEV, "loose") < 0 &&
 		    a->debug)
 			agent_log(a, "no tools share (%s)", strerror(errno));
-		if (agent_mount_share(a, COCOON_TAG_SHARED, AGENT_SHARED_DIR, MS_NOSUID | MS_NODEV) == 0)
+		if (agent_mount_share(a, COCOON_TAG_SHARED, AGENT_SHARED_DIR,
+				      MS_NOSUID | MS_NODEV) == 0)
 			a->shared_mounted = true;
 		else if (a->debug)
 			agent_log(a, "no shared directory (%s)", strerror(errno));

@@ -41,8 +41,10 @@ static int probe_kvm(const struct cocoon_config *cfg, bool *works, char **why, s
 	char base[] = "/tmp/cocoon-kvm-probe.XXXXXX";
 	_cleanup_free_ char *dir = NULL;
 	struct sandbox sb;
-	struct sandbox_options opts = {
-		.accel = "kvm", .ready_timeout_ms = ACCEL_PROBE_TIMEOUT_MS, .quiet_failure = true, .cold_boot = true};
+	struct sandbox_options opts = {.accel = "kvm",
+				       .ready_timeout_ms = ACCEL_PROBE_TIMEOUT_MS,
+				       .quiet_failure = true,
+				       .cold_boot = true};
 	_cleanup_error_ struct error *e = NULL;
 
 	if (!mkdtemp(base))
@@ -84,7 +86,8 @@ int accel_resolve(const struct cocoon_config *cfg, char out[8], char **note, str
 		return error_set(err, ENOMEM, "accel");
 	if (read_file_bounded(cache, 4096, &cached, NULL, NULL) == 0) {
 		char *nl = strchr(cached, '\n');
-		if (nl && (size_t)(nl - cached) == strlen(key) && strncmp(cached, key, strlen(key)) == 0) {
+		if (nl && (size_t)(nl - cached) == strlen(key) &&
+		    strncmp(cached, key, strlen(key)) == 0) {
 			bool kvm = strncmp(nl + 1, "kvm", 3) == 0;
 			snprintf(out, 8, "%s", kvm ? "kvm" : "tcg");
 			if (note && !kvm)
@@ -102,8 +105,10 @@ int accel_resolve(const struct cocoon_config *cfg, char out[8], char **note, str
 	snprintf(out, 8, "%s", works ? "kvm" : "tcg");
 	if (!works) {
 		log_warning("/dev/kvm is present but KVM cannot boot the guest (%s); "
-			    "falling back to TCG (probe took %lld ms, limit %d ms; result cached in %s)",
-			why ? why : "no answer", now_ms() - start, ACCEL_PROBE_TIMEOUT_MS, cache);
+			    "falling back to TCG (probe took %lld ms, limit %d ms; result cached "
+			    "in %s)",
+			    why ? why : "no answer", now_ms() - start, ACCEL_PROBE_TIMEOUT_MS,
+			    cache);
 		if (note)
 			*note = strdup("KVM cannot boot the guest here (probed now)");
 	}

@@ -112,7 +112,8 @@ int agent_read_response(struct agent_client *c, Cocoon__Response **resp, int tim
 		if (r < 0) {
 			c->broken = true;
 			return error_setx(err, EPROTO, "agent sent a %s",
-					  r == -EMSGSIZE ? "frame over the size limit" : "malformed frame");
+					  r == -EMSGSIZE ? "frame over the size limit"
+							 : "malformed frame");
 		}
 		if (r > 0) {
 			*resp = cocoon__response__unpack(NULL, len, payload);
@@ -126,7 +127,8 @@ int agent_read_response(struct agent_client *c, Cocoon__Response **resp, int tim
 		r = wait_fd(c->fd, POLLIN, deadline, err);
 		if (r < 0)
 			return r;
-		ssize_t n = read(c->fd, c->reader->buf + c->reader->len, frame_reader_room(c->reader));
+		ssize_t n =
+			read(c->fd, c->reader->buf + c->reader->len, frame_reader_room(c->reader));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -209,8 +211,8 @@ int64_t agent_send_request(struct agent_client *c, Cocoon__Request *req, struct 
 	return r < 0 ? r : (int64_t)req->id;
 }
 
-int agent_check_reply(struct agent_client *c, Cocoon__Request__BodyCase req_case, const Cocoon__Response *got,
-		      struct error **err)
+int agent_check_reply(struct agent_client *c, Cocoon__Request__BodyCase req_case,
+		      const Cocoon__Response *got, struct error **err)
 {
 	if (got->error != 0) {
 		int code = got->error < 0 && got->error > -4096 ? -got->error : EIO;
@@ -247,15 +249,16 @@ int agent_client_drain(struct agent_client *c, struct error **err)
 /* The length of the valid UTF-8 sequence at p, or 0. */
 static size_t utf8_len(const unsigned char *p)
 {
-	size_t n = p[0] >= 0xc2 && p[0] <= 0xdf ? 2 : p[0] >= 0xe0 && p[0] <= 0xef ? 3
-		   : p[0] >= 0xf0 && p[0] <= 0xf4			   ? 4
-									   : 0;
+	size_t n = p[0] >= 0xc2 && p[0] <= 0xdf	  ? 2
+		   : p[0] >= 0xe0 && p[0] <= 0xef ? 3
+		   : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4
+						  : 0;
 	for (size_t i = 1; i < n; i++)
 		if ((p[i] & 0xc0) != 0x80)
 			return 0;
 	/* Overlong forms, surrogates and code points past U+10FFFF. */
-	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) || (p[0] == 0xf0 && p[1] < 0x90) ||
-	    (p[0] == 0xf4 && p[1] > 0x8f))
+	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) ||
+	    (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))
 		return 0;
 	return n;
 }
@@ -324,7 +327,8 @@ int agent_call_fds(struct agent_client *c, Cocoon__Request *req, const int *fds,
 	req->id = c->next_id++;
 	int r = proto_frame_request(req, &buf, &len, err);
 	if (r >= 0)
-		r = nfds ? send_with_fds(c->fd, buf, len, fds, nfds, err) : agent_send_raw(c, buf, len, err);
+		r = nfds ? send_with_fds(c->fd, buf, len, fds, nfds, err)
+			 : agent_send_raw(c, buf, len, err);
 	if (r < 0)
 		return error_wrap(err, "%s", what);
 	for (;;) {

@@ -45,8 +45,8 @@ int64_t agent_send_request(struct agent_client *c, Cocoon__Request *req, struct 
 /* What agent_call() does with a reply to REQ_CASE: an error reply becomes
  * a negative return with the agent's message (bounded, control characters
  * stripped); a reply of the wrong type is a protocol violation. */
-int agent_check_reply(struct agent_client *c, Cocoon__Request__BodyCase req_case, const Cocoon__Response *got,
-		      struct error **err);
+int agent_check_reply(struct agent_client *c, Cocoon__Request__BodyCase req_case,
+		      const Cocoon__Response *got, struct error **err);
 
 /* Sends a request that gets no reply (stdin data). */
 int agent_send_oneway(struct agent_client *c, Cocoon__Request *req, struct error **err);

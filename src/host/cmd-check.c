@@ -82,7 +82,8 @@ static void check_guest(struct sandbox *sb, const struct cocoon_config *cfg,
 		agent_text_sanitize(info->module_failures[i]);
 	row("guest kernel", "%s", info->kernel_release);
 	if (!*info->criu_version)
-		fail(rep, "criu", "%s does not run in the guest (guest_criu_path)", info->criu_path);
+		fail(rep, "criu", "%s does not run in the guest (guest_criu_path)",
+		     info->criu_path);
 	else
 		row("criu", "%s at %s", info->criu_version, info->criu_path);
 	if (info->criu_check_ok && info->n_criu_check_lines == 0)
@@ -141,9 +142,11 @@ static void check_shared(struct sandbox *sb, struct check_report *rep, const cha
 	}
 	cocoon__response__free_unpacked(resp, NULL);
 	/* The guest wrote it: read by fd, no symlink followed. */
-	_cleanup_close_ int dirfd = open(sb->shared_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_close_ int dirfd =
+		open(sb->shared_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dirfd < 0 || safefs_read(dirfd, "probe.reply", 4096, &back, NULL, &err) < 0) {
-		fail(rep, "shared dir", "guest write not visible on host: %s", err ? err->msg : strerror(errno));
+		fail(rep, "shared dir", "guest write not visible on host: %s",
+		     err ? err->msg : strerror(errno));
 		return;
 	}
 	if (strcmp(back, token) != 0) {
@@ -178,7 +181,8 @@ int cmd_check(struct global_opts *g, int argc, char **argv)
 		fprintf(stderr, "cocoon check: unexpected argument '%s'\n", argv[1]);
 		return 2;
 	}
-	if (mkdir_p(g->root, 0700, &err) < 0 || asprintf(&dir, "%s/check-%d", g->root, getpid()) < 0) {
+	if (mkdir_p(g->root, 0700, &err) < 0 ||
+	    asprintf(&dir, "%s/check-%d", g->root, getpid()) < 0) {
 		report_error(g, err ? err->msg : "out of memory");
 		return 1;
 	}
@@ -196,7 +200,8 @@ int cmd_check(struct global_opts *g, int argc, char **argv)
 		return 1;
 	}
 	row("accel", "%s%s%s%s", accel, note ? " (" : "", note ? note : "", note ? ")" : "");
-	row("boot", "%lld ms to agent ready (%s)", sb.boot_ms, sb.from_template ? "from the VM template" : "cold boot");
+	row("boot", "%lld ms to agent ready (%s)", sb.boot_ms,
+	    sb.from_template ? "from the VM template" : "cold boot");
 	check_version(&sb, &rep);
 	check_guest(&sb, &g->cfg, &rep);
 	check_shared(&sb, &rep, g->cfg.shared_fs);

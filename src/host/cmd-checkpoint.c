@@ -54,7 +54,8 @@ static void checkpoint_usage(void)
 	       "  --empty-ns network     accepted; the container's network namespace is dumped\n"
 	       "  --manage-cgroups-mode  accepted; cgroups live in the guest\n"
 	       "  --print-stats          print CRIU's and cocoon's timings as a JSON line\n"
-	       "  --pod                  CONTAINER_ID is a pod's sandbox: checkpoint the whole pod,\n"
+	       "  --pod                  CONTAINER_ID is a pod's sandbox: checkpoint the whole "
+	       "pod,\n"
 	       "                         each container into --image-path/ID, and pod.json\n");
 }
 
@@ -66,12 +67,14 @@ static int bench_route_parse(const char *name, Cocoon__CheckpointRoute *out)
 	size_t n = strlen(upper);
 
 	for (const char *p = name; *p; p++) {
-		if (n + 1 >= sizeof(upper) || !(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '-'))
+		if (n + 1 >= sizeof(upper) ||
+		    !(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '-'))
 			return -EINVAL;
 		upper[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
 	}
 	upper[n] = 0;
-	const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value_by_name(&cocoon__checkpoint_route__descriptor, upper);
+	const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value_by_name(
+		&cocoon__checkpoint_route__descriptor, upper);
 	if (!v)
 		return -EINVAL;
 	*out = (Cocoon__CheckpointRoute)v->value;
@@ -107,7 +110,8 @@ static int parent_checkpoint_id(const char *parent, char *out, size_t size, stru
 	if (r < 0)
 		return error_wrap(err, "--parent-path %s", parent);
 	json_object *o = json_tokener_parse(text);
-	if (!o || !json_object_object_get_ex(o, "checkpoint", &v) || !json_object_is_type(v, json_type_string) ||
+	if (!o || !json_object_object_get_ex(o, "checkpoint", &v) ||
+	    !json_object_is_type(v, json_type_string) ||
 	    validate_id("checkpoint", json_object_get_string(v), NULL) < 0) {
 		json_object_put(o);
 		return error_setx(err, EINVAL, "--parent-path %s: not a cocoon pre-dump", parent);
@@ -128,7 +132,9 @@ static int check_destination(const char *dest, struct error **err)
 	while ((de = readdir(d)))
 		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
 			return error_setx(err, ENOTEMPTY,
-					  "image path %s is not empty; refusing to overwrite what is not ours", dest);
+					  "image path %s is not empty; refusing to overwrite what "
+					  "is not ours",
+					  dest);
 	return 0;
 }
 
@@ -170,29 +176,38 @@ static void container_thaw_or_kill(struct global_opts *g, const char *id, bool k
 }
 
 /* --print-stats: one JSON line, for scripts and make bench. */
-static void print_checkpoint_stats(const struct checkpoint_options *o, const Cocoon__CheckpointReply *rep,
-				   long long total_ms, const char *dest)
+static void print_checkpoint_stats(const struct checkpoint_options *o,
+				   const Cocoon__CheckpointReply *rep, long long total_ms,
+				   const char *dest)
 {
 	if (!o->print_stats)
 		return;
 	const Cocoon__CriuStats *st = rep->stats;
 	json_object *j = json_object_new_object();
-	json_object_object_add(j, "frozen_ms", json_object_new_double(st ? st->frozen_us / 1000.0 : 0));
-	json_object_object_add(j, "freezing_ms", json_object_new_double(st ? st->freezing_us / 1000.0 : 0));
-	json_object_object_add(j, "memdump_ms", json_object_new_double(st ? st->memdump_us / 1000.0 : 0));
-	json_object_object_add(j, "memwrite_ms", json_object_new_double(st ? st->memwrite_us / 1000.0 : 0));
-	json_object_object_add(j, "pages_written", json_object_new_uint64(st ? st->pages_written : 0));
+	json_object_object_add(j, "frozen_ms",
+			       json_object_new_double(st ? st->frozen_us / 1000.0 : 0));
+	json_object_object_add(j, "freezing_ms",
+			       json_object_new_double(st ? st->freezing_us / 1000.0 : 0));
+	json_object_object_add(j, "memdump_ms",
+			       json_object_new_double(st ? st->memdump_us / 1000.0 : 0));
+	json_object_object_add(j, "memwrite_ms",
+			       json_object_new_double(st ? st->memwrite_us / 1000.0 : 0));
+	json_object_object_add(j, "pages_written",
+			       json_object_new_uint64(st ? st->pages_written : 0));
 	json_object_object_add(j, "criu_ms", json_object_new_uint64(rep->dump_ms));
 	json_object_object_add(j, "copy_ms", json_object_new_uint64(rep->copy_ms));
 	json_object_object_add(j, "copy_overlapped", json_object_new_boolean(rep->copy_overlapped));
 	json_object_object_add(j, "dev_shm_second_try", json_object_new_boolean(o->shm_second_try));
 	json_object_object_add(j, "route", json_object_new_string(rep->route ? rep->route : ""));
-	json_object_object_add(j, "staging", json_object_new_string(o->staged_beside ? "beside" : "shared"));
+	json_object_object_add(j, "staging",
+			       json_object_new_string(o->staged_beside ? "beside" : "shared"));
 	json_object_object_add(j, "container_mib", json_object_new_uint64(rep->container_mib));
-	json_object_object_add(j, "guest_available_mib", json_object_new_uint64(rep->available_mib));
+	json_object_object_add(j, "guest_available_mib",
+			       json_object_new_uint64(rep->available_mib));
 	/* The most guest memory the checkpoint took (MemAvailable's low-water
 	 * mark, sampled in the agent). */
-	json_object_object_add(j, "guest_peak_used_mib", json_object_new_uint64(rep->peak_used_mib));
+	json_object_object_add(j, "guest_peak_used_mib",
+			       json_object_new_uint64(rep->peak_used_mib));
 	json_object_object_add(j, "total_ms", json_object_new_int64(total_ms));
 	json_object_object_add(j, "bytes", json_object_new_uint64(rep->bytes));
 	json_object_object_add(j, "path", json_object_new_string(dest));
@@ -201,12 +216,13 @@ static void print_checkpoint_stats(const struct checkpoint_options *o, const Coc
 }
 
 /* CRIU's whole log after a failed dump, kept where the user can read it. */
-static void keep_dump_log(struct global_opts *g, const struct checkpoint_options *o, const char *dir,
-			  const char *ckid, struct error **err)
+static void keep_dump_log(struct global_opts *g, const struct checkpoint_options *o,
+			  const char *dir, const char *ckid, struct error **err)
 {
 	_cleanup_free_ char *keep = NULL, *msg = NULL;
 	const char *where = o->work_path ? o->work_path : g->cfg.host_checkpoint_dir;
-	int n = o->work_path ? asprintf(&keep, "%s/dump.log", where) : asprintf(&keep, "%s/failed-%s-dump.log", where, ckid);
+	int n = o->work_path ? asprintf(&keep, "%s/dump.log", where)
+			     : asprintf(&keep, "%s/failed-%s-dump.log", where, ckid);
 	if (n < 0 || mkdir_p(where, 0700, NULL) < 0 || images_keep_dump_log(dir, ckid, keep) < 0)
 		return;
 	if (err && *err && asprintf(&msg, "%s (CRIU's whole log: %s)", (*err)->msg, keep) >= 0) {
@@ -249,8 +265,10 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 	char ckid[64], parent_id[80] = "";
 
 	if (!g->cfg.enable_checkpoint)
-		return error_setx(err, EPERM, "checkpoints are disabled by runtime.enable_checkpoint = false in %s",
-				  g->cfg.source ? g->cfg.source : "the configuration");
+		return error_setx(
+			err, EPERM,
+			"checkpoints are disabled by runtime.enable_checkpoint = false in %s",
+			g->cfg.source ? g->cfg.source : "the configuration");
 	int r = container_load(g, id, &dir, &st, err);
 	if (r < 0)
 		return r;
@@ -265,8 +283,10 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 	if (criu_config_collect(g->cfg.criu_config, st.bundle, &o->criu, err) < 0)
 		return error_wrap(err, "checkpoint %s", id);
 	if (st.status != STATUS_RUNNING && st.status != STATUS_PAUSED)
-		return error_setx(err, EINVAL, "container %s is %s; only running or paused containers can be checkpointed",
-				  id, state_status_name(st.status));
+		return error_setx(
+			err, EINVAL,
+			"container %s is %s; only running or paused containers can be checkpointed",
+			id, state_status_name(st.status));
 	make_checkpoint_id(ckid);
 	if (o->image_path)
 		dest = strdup(o->image_path);
@@ -277,7 +297,8 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 		return r;
 	if (parent_dir && (r = mkdir_p(parent_dir, 0700, err)) < 0)
 		return r;
-	if (o->parent_path && (r = parent_checkpoint_id(o->parent_path, parent_id, sizeof(parent_id), err)) < 0)
+	if (o->parent_path &&
+	    (r = parent_checkpoint_id(o->parent_path, parent_id, sizeof(parent_id), err)) < 0)
 		return r;
 
 	cr.id = (char *)id;
@@ -296,11 +317,14 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 	/* The engines' layout (state root on tmpfs, images on disk): the guest
 	 * writes the images beside dest. 9p only: virtiofsd runs in a mount
 	 * namespace of its own, where a later mount does not show. */
-	_cleanup_(images_stage_discard) struct images_stage stage = {.parentfd = -1, .mnt_fd = -1, .nsfd = -1};
+	_cleanup_(images_stage_discard) struct images_stage stage = {
+		.parentfd = -1, .mnt_fd = -1, .nsfd = -1};
 	/* COCOON_STAGING=shared: the way before, for make bench to compare. */
 	const char *how = getenv("COCOON_STAGING");
 	bool staged = false;
-	if (strcmp(g->cfg.shared_fs, "9p") == 0 && o->bench_route != COCOON__CHECKPOINT_ROUTE__ROUTE_FLOOR && !(how && !strcmp(how, "shared"))) {
+	if (strcmp(g->cfg.shared_fs, "9p") == 0 &&
+	    o->bench_route != COCOON__CHECKPOINT_ROUTE__ROUTE_FLOOR &&
+	    !(how && !strcmp(how, "shared"))) {
 		int ns = shim_mount_ns(&st);
 		staged = ns != -2 && images_stage_beside(idir, ckid, dest, ns, &stage, NULL) == 1;
 		if (ns >= 0)
@@ -337,10 +361,11 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 		char named[64];
 		snprintf(named, sizeof(named), "%s", rep->shared_path);
 		agent_text_sanitize(named);
-		r = error_setx(err, EPROTO, "the agent's reply names images at '%s', not %s", named, expect);
+		r = error_setx(err, EPROTO, "the agent's reply names images at '%s', not %s", named,
+			       expect);
 	}
-	struct images_info info = {.container_id = id, .checkpoint_id = ckid,
-				   .parent_path = o->parent_path};
+	struct images_info info = {
+		.container_id = id, .checkpoint_id = ckid, .parent_path = o->parent_path};
 	struct images_limits lim;
 	images_limits_from_config(&g->cfg, &lim);
 	/* virtiofsd keeps handles on the guest's files: those are copied,
@@ -348,7 +373,8 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 	if (r == 0 && staged)
 		r = images_publish_staged(&stage, dest, &info, &lim, err);
 	else if (r == 0)
-		r = images_publish(idir, ckid, dest, &info, &lim, strcmp(g->cfg.shared_fs, "9p") != 0, err);
+		r = images_publish(idir, ckid, dest, &info, &lim,
+				   strcmp(g->cfg.shared_fs, "9p") != 0, err);
 	if (staged)
 		images_discard(idir, ckid); /* the empty mount point */
 	if (r < 0) {
@@ -365,7 +391,8 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 	long long total = now_ms() - t0;
 	Cocoon__CriuStats *sts = rep->stats;
 	printf("%s %s of %s: %s\n", o->pre_dump ? "pre-dump" : "checkpoint", ckid, id, dest);
-	printf("  %u files, %.1f MiB; frozen %.0f ms, criu %llu ms, copy to host %llu ms, total %lld ms\n",
+	printf("  %u files, %.1f MiB; frozen %.0f ms, criu %llu ms, copy to host %llu ms, total "
+	       "%lld ms\n",
 	       rep->files, (double)rep->bytes / (1 << 20), sts ? sts->frozen_us / 1000.0 : 0.0,
 	       (unsigned long long)rep->dump_ms, (unsigned long long)rep->copy_ms, total);
 	print_checkpoint_stats(o, rep, total, dest);
@@ -392,8 +419,8 @@ static int pod_pause_one(struct global_opts *g, const char *id, bool resume, str
 }
 
 /* The running members of sandbox SB under the state root, in ids[]. */
-static int pod_members(struct global_opts *g, const char *sb, char ids[][COCOON_ID_MAX + 1], int max, int *n,
-		       struct error **err)
+static int pod_members(struct global_opts *g, const char *sb, char ids[][COCOON_ID_MAX + 1],
+		       int max, int *n, struct error **err)
 {
 	_cleanup_closedir_ DIR *d = opendir(g->root);
 	struct dirent *de;
@@ -412,8 +439,10 @@ static int pod_members(struct global_opts *g, const char *sb, char ids[][COCOON_
 		if (state_dir(g->root, sb, &sb_dir, NULL) < 0 || strcmp(owner, sb_dir) != 0)
 			continue;
 		if (st.status != STATUS_RUNNING && st.status != STATUS_PAUSED)
-			return error_setx(err, EINVAL, "pod member %s is %s; a pod is checkpointed with all its "
-						       "containers running or paused", de->d_name, state_status_name(st.status));
+			return error_setx(err, EINVAL,
+					  "pod member %s is %s; a pod is checkpointed with all its "
+					  "containers running or paused",
+					  de->d_name, state_status_name(st.status));
 		if (*n == max)
 			return error_setx(err, E2BIG, "more than %d containers in pod %s", max, sb);
 		snprintf(ids[(*n)++], COCOON_ID_MAX + 1, "%s", de->d_name);
@@ -440,7 +469,9 @@ static int do_pod_checkpoint(struct global_opts *g, const char *id, struct check
 	if (!o->image_path)
 		return error_setx(err, EINVAL, "--pod needs --image-path");
 	if (o->leave_running || o->pre_dump || o->parent_path)
-		return error_setx(err, EINVAL, "--pod takes no --leave-running, --pre-dump or --parent-path yet");
+		return error_setx(
+			err, EINVAL,
+			"--pod takes no --leave-running, --pre-dump or --parent-path yet");
 	if ((r = container_load(g, id, &dir, &st, err)) < 0)
 		return r;
 	if ((r = pod_images_state_dir(g, dir, &sb_of, err)) < 0)
@@ -448,8 +479,10 @@ static int do_pod_checkpoint(struct global_opts *g, const char *id, struct check
 	if (r == 1)
 		return error_setx(err, EINVAL, "%s is a member of a pod, not its sandbox", id);
 	if (st.status != STATUS_RUNNING && st.status != STATUS_PAUSED)
-		return error_setx(err, EINVAL, "pod sandbox %s is %s", id, state_status_name(st.status));
-	if ((r = pod_members(g, id, ids, POD_MAX, &n, err)) < 0 || (r = check_destination(o->image_path, err)) < 0)
+		return error_setx(err, EINVAL, "pod sandbox %s is %s", id,
+				  state_status_name(st.status));
+	if ((r = pod_members(g, id, ids, POD_MAX, &n, err)) < 0 ||
+	    (r = check_destination(o->image_path, err)) < 0)
 		return r;
 	snprintf(ids[n++], COCOON_ID_MAX + 1, "%s", id); /* the sandbox last */
 	if ((r = mkdir_p(o->image_path, 0700, err)) < 0)
@@ -457,8 +490,8 @@ static int do_pod_checkpoint(struct global_opts *g, const char *id, struct check
 	/* Frozen together, members first. */
 	for (int i = 0; i < n && r == 0; i++) {
 		_cleanup_free_ char *d = NULL;
-		if ((r = container_load(g, ids[i], &d, &st, err)) == 0 && st.status == STATUS_RUNNING &&
-		    (r = pod_pause_one(g, ids[i], false, err)) == 0)
+		if ((r = container_load(g, ids[i], &d, &st, err)) == 0 &&
+		    st.status == STATUS_RUNNING && (r = pod_pause_one(g, ids[i], false, err)) == 0)
 			paused[i] = true;
 	}
 	for (int i = 0; i < n && r == 0; i++) {
@@ -501,28 +534,44 @@ static int do_pod_checkpoint(struct global_opts *g, const char *id, struct check
 
 int cmd_checkpoint(struct global_opts *g, int argc, char **argv)
 {
-	enum { O_IMAGE = 256, O_WORK, O_LEAVE, O_TCP, O_EXT, O_SHELL, O_LOCKS, O_EMPTYNS, O_PRE, O_PARENT,
-	       O_CGMODE, O_UNSUP, O_STATS, O_ROUTE, O_POD };
-	static const struct option opts[] = {{"image-path", required_argument, NULL, O_IMAGE},
-					     {"work-path", required_argument, NULL, O_WORK},
-					     {"leave-running", no_argument, NULL, O_LEAVE},
-					     {"tcp-established", no_argument, NULL, O_TCP},
-					     {"ext-unix-sk", no_argument, NULL, O_EXT},
-					     {"shell-job", no_argument, NULL, O_SHELL},
-					     {"file-locks", no_argument, NULL, O_LOCKS},
-					     {"empty-ns", required_argument, NULL, O_EMPTYNS},
-					     {"pre-dump", no_argument, NULL, O_PRE},
-					     {"parent-path", required_argument, NULL, O_PARENT},
-					     {"manage-cgroups-mode", required_argument, NULL, O_CGMODE},
-					     {"page-server", required_argument, NULL, O_UNSUP},
-					     {"lazy-pages", no_argument, NULL, O_UNSUP},
-					     {"auto-dedup", no_argument, NULL, O_UNSUP},
-					     {"status-fd", required_argument, NULL, O_UNSUP},
-					     {"print-stats", no_argument, NULL, O_STATS},
-					     {"bench-route", required_argument, NULL, O_ROUTE},
-					     {"pod", no_argument, NULL, O_POD},
-					     {"help", no_argument, NULL, 'h'},
-					     {}};
+	enum {
+		O_IMAGE = 256,
+		O_WORK,
+		O_LEAVE,
+		O_TCP,
+		O_EXT,
+		O_SHELL,
+		O_LOCKS,
+		O_EMPTYNS,
+		O_PRE,
+		O_PARENT,
+		O_CGMODE,
+		O_UNSUP,
+		O_STATS,
+		O_ROUTE,
+		O_POD
+	};
+	static const struct option opts[] = {
+		{"image-path", required_argument, NULL, O_IMAGE},
+		{"work-path", required_argument, NULL, O_WORK},
+		{"leave-running", no_argument, NULL, O_LEAVE},
+		{"tcp-established", no_argument, NULL, O_TCP},
+		{"ext-unix-sk", no_argument, NULL, O_EXT},
+		{"shell-job", no_argument, NULL, O_SHELL},
+		{"file-locks", no_argument, NULL, O_LOCKS},
+		{"empty-ns", required_argument, NULL, O_EMPTYNS},
+		{"pre-dump", no_argument, NULL, O_PRE},
+		{"parent-path", required_argument, NULL, O_PARENT},
+		{"manage-cgroups-mode", required_argument, NULL, O_CGMODE},
+		{"page-server", required_argument, NULL, O_UNSUP},
+		{"lazy-pages", no_argument, NULL, O_UNSUP},
+		{"auto-dedup", no_argument, NULL, O_UNSUP},
+		{"status-fd", required_argument, NULL, O_UNSUP},
+		{"print-stats", no_argument, NULL, O_STATS},
+		{"bench-route", required_argument, NULL, O_ROUTE},
+		{"pod", no_argument, NULL, O_POD},
+		{"help", no_argument, NULL, 'h'},
+		{}};
 	struct checkpoint_options o = {0};
 	_cleanup_error_ struct error *err = NULL;
 	int c;
@@ -554,7 +603,8 @@ int cmd_checkpoint(struct global_opts *g, int argc, char **argv)
 			break;
 		case O_EMPTYNS:
 			if (strcmp(optarg, "network") != 0)
-				return usage_error("checkpoint", "--empty-ns supports only 'network'");
+				return usage_error("checkpoint",
+						   "--empty-ns supports only 'network'");
 			o.criu.empty_ns_network = true;
 			break;
 		case O_PRE:
@@ -574,7 +624,8 @@ int cmd_checkpoint(struct global_opts *g, int argc, char **argv)
 		case O_ROUTE:
 			/* Benchmark baselines only; see make bench. */
 			if (bench_route_parse(optarg, &o.bench_route) < 0)
-				return usage_error("checkpoint", "--bench-route: cocoon, floor, seed, direct9p, serial, tmpfs, "
+				return usage_error("checkpoint", "--bench-route: cocoon, floor, "
+								 "seed, direct9p, serial, tmpfs, "
 								 "tmpfs-unchecked or stream");
 			break;
 		case O_UNSUP:
@@ -588,7 +639,8 @@ int cmd_checkpoint(struct global_opts *g, int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		return usage_error("checkpoint", "expects exactly one container ID");
-	if ((o.pod ? do_pod_checkpoint(g, argv[optind], &o, &err) : do_checkpoint(g, argv[optind], &o, &err)) < 0) {
+	if ((o.pod ? do_pod_checkpoint(g, argv[optind], &o, &err)
+		   : do_checkpoint(g, argv[optind], &o, &err)) < 0) {
 		error_wrap(&err, "checkpoint %s", argv[optind]);
 		report_error(g, err->msg);
 		return 1;

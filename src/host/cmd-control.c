@@ -13,14 +13,15 @@ int parse_signal(const char *s)
 	static const struct {
 		const char *name;
 		int sig;
-	} names[] = {{"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"ILL", SIGILL},
-		     {"TRAP", SIGTRAP}, {"ABRT", SIGABRT}, {"BUS", SIGBUS},   {"FPE", SIGFPE},
-		     {"KILL", SIGKILL}, {"USR1", SIGUSR1}, {"SEGV", SIGSEGV}, {"USR2", SIGUSR2},
-		     {"PIPE", SIGPIPE}, {"ALRM", SIGALRM}, {"TERM", SIGTERM}, {"CHLD", SIGCHLD},
-		     {"CONT", SIGCONT}, {"STOP", SIGSTOP}, {"TSTP", SIGTSTP}, {"TTIN", SIGTTIN},
-		     {"TTOU", SIGTTOU}, {"URG", SIGURG},   {"XCPU", SIGXCPU}, {"XFSZ", SIGXFSZ},
-		     {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH}, {"IO", SIGIO},
-		     {"PWR", SIGPWR},   {"SYS", SIGSYS}};
+	} names[] = {
+		{"HUP", SIGHUP},       {"INT", SIGINT},	  {"QUIT", SIGQUIT},   {"ILL", SIGILL},
+		{"TRAP", SIGTRAP},     {"ABRT", SIGABRT}, {"BUS", SIGBUS},     {"FPE", SIGFPE},
+		{"KILL", SIGKILL},     {"USR1", SIGUSR1}, {"SEGV", SIGSEGV},   {"USR2", SIGUSR2},
+		{"PIPE", SIGPIPE},     {"ALRM", SIGALRM}, {"TERM", SIGTERM},   {"CHLD", SIGCHLD},
+		{"CONT", SIGCONT},     {"STOP", SIGSTOP}, {"TSTP", SIGTSTP},   {"TTIN", SIGTTIN},
+		{"TTOU", SIGTTOU},     {"URG", SIGURG},	  {"XCPU", SIGXCPU},   {"XFSZ", SIGXFSZ},
+		{"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH}, {"IO", SIGIO},
+		{"PWR", SIGPWR},       {"SYS", SIGSYS}};
 	if (isdigit((unsigned char)s[0])) {
 		char *end;
 		long n = strtol(s, &end, 10);
@@ -49,9 +50,8 @@ static int simple_call(struct global_opts *g, const char *cmd, const char *id, C
 
 int cmd_kill(struct global_opts *g, int argc, char **argv)
 {
-	static const struct option opts[] = {{"all", no_argument, NULL, 'a'},
-					     {"help", no_argument, NULL, 'h'},
-					     {}};
+	static const struct option opts[] = {
+		{"all", no_argument, NULL, 'a'}, {"help", no_argument, NULL, 'h'}, {}};
 	Cocoon__Request req = COCOON__REQUEST__INIT;
 	Cocoon__SignalRequest sr = COCOON__SIGNAL_REQUEST__INIT;
 	int c;
@@ -64,7 +64,8 @@ int cmd_kill(struct global_opts *g, int argc, char **argv)
 			break;
 		case 'h':
 			printf("Usage: cocoon kill [--all] CONTAINER_ID [SIGNAL]\n\n"
-			       "Sends SIGNAL (default TERM; a name or a number) to the container's\n"
+			       "Sends SIGNAL (default TERM; a name or a number) to the "
+			       "container's\n"
 			       "process, or with --all to all of its processes.\n");
 			return 0;
 		default:
@@ -98,7 +99,8 @@ static int pause_or_resume(struct global_opts *g, int argc, char **argv, bool re
 	struct container_state st;
 
 	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		printf("Usage: cocoon %s CONTAINER_ID\n\n%s all processes of the container (cgroup freezer in the guest).\n",
+		printf("Usage: cocoon %s CONTAINER_ID\n\n%s all processes of the container (cgroup "
+		       "freezer in the guest).\n",
 		       cmd, resume ? "Thaws" : "Freezes");
 		return 0;
 	}
@@ -136,9 +138,8 @@ int cmd_resume(struct global_opts *g, int argc, char **argv)
 
 int cmd_ps(struct global_opts *g, int argc, char **argv)
 {
-	static const struct option opts[] = {{"format", required_argument, NULL, 'f'},
-					     {"help", no_argument, NULL, 'h'},
-					     {}};
+	static const struct option opts[] = {
+		{"format", required_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'}, {}};
 	Cocoon__Request req = COCOON__REQUEST__INIT;
 	Cocoon__PsRequest pr = COCOON__PS_REQUEST__INIT;
 	Cocoon__Response *resp = NULL;
@@ -154,7 +155,8 @@ int cmd_ps(struct global_opts *g, int argc, char **argv)
 			break;
 		case 'h':
 			printf("Usage: cocoon ps [--format table|json] CONTAINER_ID\n\n"
-			       "Lists the container's processes. The pids are the guest's: a container's\n"
+			       "Lists the container's processes. The pids are the guest's: a "
+			       "container's\n"
 			       "processes have no host pid, they run inside its VM.\n");
 			return 0;
 		default:

@@ -150,26 +150,35 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 	}
 	if (pid == 0) {
 		close(p[0]);
-		struct shim_args a = {.g = g, .id = id, .dir = dir, .bundle = &bundle,
-				      .console_socket = o->console_socket, .ready_fd = p[1],
-				      .restore = o->restore, .criu = o->criu,
-				      .work_path = o->work_path, .bench_from_tmpfs = o->bench_from_tmpfs,
+		struct shim_args a = {.g = g,
+				      .id = id,
+				      .dir = dir,
+				      .bundle = &bundle,
+				      .console_socket = o->console_socket,
+				      .ready_fd = p[1],
+				      .restore = o->restore,
+				      .criu = o->criu,
+				      .work_path = o->work_path,
+				      .bench_from_tmpfs = o->bench_from_tmpfs,
 				      .pod = member ? &pod : NULL};
 		shim_main(&a);
 	}
 	close(p[1]);
 	/* The shim reports within its own bounds (boot, then the create or
 	 * restore call); this one catches a shim that hangs regardless. */
-	int timeout_ms = (int)g->cfg.boot_timeout_ms + (o->restore ? SHIM_CHECKPOINT_TIMEOUT_MS : SHIM_CALL_TIMEOUT_MS) +
-			 10000;
+	int timeout_ms = (int)g->cfg.boot_timeout_ms +
+			 (o->restore ? SHIM_CHECKPOINT_TIMEOUT_MS : SHIM_CALL_TIMEOUT_MS) + 10000;
 	size_t len = read_ready(p[0], msg, sizeof(msg), timeout_ms);
 	close(p[0]);
 	if (strcmp(msg, "OK") != 0) {
 		if (len == (size_t)-1)
 			kill(-pid, SIGKILL); /* the shim's group: QEMU and virtiofsd too */
 		waitpid(pid, NULL, 0);
-		r = len == (size_t)-1 ? error_setx(err, ETIMEDOUT, "the shim did not report within %d ms", timeout_ms)
-				      : error_setx(err, EIO, "%s", len ? msg : "the shim died during start-up");
+		r = len == (size_t)-1
+			    ? error_setx(err, ETIMEDOUT, "the shim did not report within %d ms",
+					 timeout_ms)
+			    : error_setx(err, EIO, "%s",
+					 len ? msg : "the shim died during start-up");
 		goto fail;
 	}
 	if (o->pid_file && (r = write_pid_file(o->pid_file, pid, err)) < 0) {
@@ -200,12 +209,15 @@ static void create_usage(const char *cmd)
 	       "%s",
 	       cmd,
 	       strcmp(cmd, "run") == 0
-		       ? "Creates and starts a container in its own VM. Without --detach, waits for it\n"
+		       ? "Creates and starts a container in its own VM. Without --detach, waits "
+			 "for it\n"
 			 "and exits with its exit status."
 		       : "Creates a container in its own VM, stopped before its process runs;\n"
 			 "'cocoon start' runs it. The pid written to --pid-file is the shim's: it\n"
 			 "exits with the container's exit status.",
-	       strcmp(cmd, "run") == 0 ? "  -d, --detach             do not wait for the container\n" : "");
+	       strcmp(cmd, "run") == 0
+		       ? "  -d, --detach             do not wait for the container\n"
+		       : "");
 }
 
 static int start_container(struct global_opts *g, const char *id, struct error **err)
@@ -343,7 +355,8 @@ int cmd_start(struct global_opts *g, int argc, char **argv)
 	_cleanup_error_ struct error *err = NULL;
 
 	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		printf("Usage: cocoon start CONTAINER_ID\n\nRuns the process of a created container.\n");
+		printf("Usage: cocoon start CONTAINER_ID\n\nRuns the process of a created "
+		       "container.\n");
 		return 0;
 	}
 	if (argc != 2)

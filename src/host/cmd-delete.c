@@ -54,12 +54,11 @@ static void stop_shim(const char *dir, struct container_state *st)
 
 int cmd_delete(struct global_opts *g, int argc, char **argv)
 {
-	static const struct option opts[] = {{"force", no_argument, NULL, 'f'},
-					     {"help", no_argument, NULL, 'h'},
-					     {}};
+	static const struct option opts[] = {
+		{"force", no_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'}, {}};
 	_cleanup_error_ struct error *err = NULL;
 	_cleanup_free_ char *dir = NULL;
-	struct container_state st = { 0 };
+	struct container_state st = {0};
 	bool force = false;
 	int c;
 
@@ -71,7 +70,8 @@ int cmd_delete(struct global_opts *g, int argc, char **argv)
 			break;
 		case 'h':
 			printf("Usage: cocoon delete [--force] CONTAINER_ID\n\n"
-			       "Removes a stopped or created container. --force stops a running one\n"
+			       "Removes a stopped or created container. --force stops a running "
+			       "one\n"
 			       "first: its VM is destroyed.\n");
 			return 0;
 		default:
@@ -101,10 +101,12 @@ int cmd_delete(struct global_opts *g, int argc, char **argv)
 		report_error(g, err->msg);
 		return 1;
 	}
-	bool live = st.status == STATUS_RUNNING || st.status == STATUS_PAUSED || st.status == STATUS_CREATING;
+	bool live = st.status == STATUS_RUNNING || st.status == STATUS_PAUSED ||
+		    st.status == STATUS_CREATING;
 	if (r == 0 && live && !force) {
 		char msg[256];
-		snprintf(msg, sizeof(msg), "delete %s: container is %s; stop it first or use --force", id,
+		snprintf(msg, sizeof(msg),
+			 "delete %s: container is %s; stop it first or use --force", id,
 			 state_status_name(st.status));
 		report_error(g, msg);
 		return 1;

@@ -39,7 +39,8 @@ int cmd_image(struct global_opts *g, int argc, char **argv)
 		return argc < 2 ? 2 : 0;
 	}
 	if (strcmp(argv[1], "build") != 0) {
-		fprintf(stderr, "cocoon image: unknown subcommand '%s' (try 'cocoon image --help')\n",
+		fprintf(stderr,
+			"cocoon image: unknown subcommand '%s' (try 'cocoon image --help')\n",
 			argv[1]);
 		return 2;
 	}
@@ -70,8 +71,16 @@ int cmd_image(struct global_opts *g, int argc, char **argv)
 		report_error(g, err->msg);
 		return 1;
 	}
-	char *args[] = {(char *)"/bin/sh", script, (char *)"--agent", agent, (char *)"--output", out,
-			(char *)"--config-fragment", fragment, force ? (char *)"--force" : NULL, NULL};
+	char *args[] = {(char *)"/bin/sh",
+			script,
+			(char *)"--agent",
+			agent,
+			(char *)"--output",
+			out,
+			(char *)"--config-fragment",
+			fragment,
+			force ? (char *)"--force" : NULL,
+			NULL};
 	pid_t pid = fork();
 	if (pid == 0) {
 		execv(args[0], args);

@@ -32,28 +32,42 @@ static void restore_usage(void)
 
 int cmd_restore(struct global_opts *g, int argc, char **argv)
 {
-	enum { O_IMAGE = 256, O_WORK, O_PID, O_CONSOLE, O_TCP, O_EXT, O_SHELL, O_LOCKS, O_IGNORE, O_IGNORE_ARG, O_UNSUP,
-	       O_STATS, O_BENCH };
-	static const struct option opts[] = {{"image-path", required_argument, NULL, O_IMAGE},
-					     {"work-path", required_argument, NULL, O_WORK},
-					     {"bundle", required_argument, NULL, 'b'},
-					     {"detach", no_argument, NULL, 'd'},
-					     {"pid-file", required_argument, NULL, O_PID},
-					     {"console-socket", required_argument, NULL, O_CONSOLE},
-					     {"tcp-established", no_argument, NULL, O_TCP},
-					     {"ext-unix-sk", no_argument, NULL, O_EXT},
-					     {"shell-job", no_argument, NULL, O_SHELL},
-					     {"file-locks", no_argument, NULL, O_LOCKS},
-					     {"no-pivot", no_argument, NULL, O_IGNORE},
-					     {"no-subreaper", no_argument, NULL, O_IGNORE},
-					     {"manage-cgroups-mode", required_argument, NULL, O_IGNORE_ARG},
-					     {"empty-ns", required_argument, NULL, O_IGNORE_ARG},
-					     {"lazy-pages", no_argument, NULL, O_UNSUP},
-					     {"auto-dedup", no_argument, NULL, O_UNSUP},
-					     {"print-stats", no_argument, NULL, O_STATS},
-					     {"bench-from-tmpfs", no_argument, NULL, O_BENCH},
-					     {"help", no_argument, NULL, 'h'},
-					     {}};
+	enum {
+		O_IMAGE = 256,
+		O_WORK,
+		O_PID,
+		O_CONSOLE,
+		O_TCP,
+		O_EXT,
+		O_SHELL,
+		O_LOCKS,
+		O_IGNORE,
+		O_IGNORE_ARG,
+		O_UNSUP,
+		O_STATS,
+		O_BENCH
+	};
+	static const struct option opts[] = {
+		{"image-path", required_argument, NULL, O_IMAGE},
+		{"work-path", required_argument, NULL, O_WORK},
+		{"bundle", required_argument, NULL, 'b'},
+		{"detach", no_argument, NULL, 'd'},
+		{"pid-file", required_argument, NULL, O_PID},
+		{"console-socket", required_argument, NULL, O_CONSOLE},
+		{"tcp-established", no_argument, NULL, O_TCP},
+		{"ext-unix-sk", no_argument, NULL, O_EXT},
+		{"shell-job", no_argument, NULL, O_SHELL},
+		{"file-locks", no_argument, NULL, O_LOCKS},
+		{"no-pivot", no_argument, NULL, O_IGNORE},
+		{"no-subreaper", no_argument, NULL, O_IGNORE},
+		{"manage-cgroups-mode", required_argument, NULL, O_IGNORE_ARG},
+		{"empty-ns", required_argument, NULL, O_IGNORE_ARG},
+		{"lazy-pages", no_argument, NULL, O_UNSUP},
+		{"auto-dedup", no_argument, NULL, O_UNSUP},
+		{"print-stats", no_argument, NULL, O_STATS},
+		{"bench-from-tmpfs", no_argument, NULL, O_BENCH},
+		{"help", no_argument, NULL, 'h'},
+		{}};
 	Cocoon__CriuOptions criu = COCOON__CRIU_OPTIONS__INIT;
 	struct create_options o = {.criu = &criu};
 	_cleanup_error_ struct error *err = NULL;

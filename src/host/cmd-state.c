@@ -14,7 +14,8 @@ static json_object *oci_state(const struct container_state *st)
 	json_object_object_add(o, "ociVersion", json_object_new_string("1.0.2"));
 	json_object_object_add(o, "id", json_object_new_string(st->id));
 	/* The shim is the container's host process: engines wait on it. */
-	json_object_object_add(o, "pid", json_object_new_int(st->status == STATUS_STOPPED ? 0 : st->shim_pid));
+	json_object_object_add(
+		o, "pid", json_object_new_int(st->status == STATUS_STOPPED ? 0 : st->shim_pid));
 	json_object_object_add(o, "status", json_object_new_string(state_status_name(st->status)));
 	json_object_object_add(o, "bundle", json_object_new_string(st->bundle));
 	json_object_object_add(o, "rootfs", json_object_new_string(st->rootfs));
@@ -31,7 +32,8 @@ int cmd_state(struct global_opts *g, int argc, char **argv)
 	struct container_state st;
 
 	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		printf("Usage: cocoon state CONTAINER_ID\n\nPrints the container's OCI state as JSON.\n");
+		printf("Usage: cocoon state CONTAINER_ID\n\nPrints the container's OCI state as "
+		       "JSON.\n");
 		return 0;
 	}
 	if (argc != 2)
@@ -66,7 +68,8 @@ int cmd_list(struct global_opts *g, int argc, char **argv)
 			quiet = true;
 			break;
 		case 'h':
-			printf("Usage: cocoon list [--format table|json] [--quiet]\n\nLists containers.\n");
+			printf("Usage: cocoon list [--format table|json] [--quiet]\n\nLists "
+			       "containers.\n");
 			return 0;
 		default:
 			return 2;
@@ -83,14 +86,15 @@ int cmd_list(struct global_opts *g, int argc, char **argv)
 		struct container_state st;
 		_cleanup_free_ char *dir = NULL;
 		if (validate_id("container", de->d_name, NULL) < 0 ||
-		    state_dir(g->root, de->d_name, &dir, NULL) < 0 || state_read(dir, &st, NULL) < 0)
+		    state_dir(g->root, de->d_name, &dir, NULL) < 0 ||
+		    state_read(dir, &st, NULL) < 0)
 			continue;
 		if (quiet)
 			printf("%s\n", st.id);
 		else if (strcmp(format, "table") == 0)
 			printf("%-20s %-8d %-10s %-40s %s\n", st.id,
-			       st.status == STATUS_STOPPED ? 0 : st.shim_pid, state_status_name(st.status),
-			       st.bundle, st.created);
+			       st.status == STATUS_STOPPED ? 0 : st.shim_pid,
+			       state_status_name(st.status), st.bundle, st.created);
 		else
 			json_object_array_add(arr, oci_state(&st));
 	}

@@ -61,7 +61,8 @@ static int read_all(const char *path, char **out, struct error **err)
 		if (len + 1 == cap) {
 			if (cap >= (1 << 20)) {
 				free(buf);
-				return error_setx(err, E2BIG, "--resources %s: more than 1 MiB", path);
+				return error_setx(err, E2BIG, "--resources %s: more than 1 MiB",
+						  path);
 			}
 			char *nb = realloc(buf, cap * 2);
 			if (!nb)
@@ -80,25 +81,26 @@ static int read_all(const char *path, char **out, struct error **err)
 int cmd_update(struct global_opts *g, int argc, char **argv)
 {
 	enum { O_MEM = 256, O_PIDS, O_QUOTA, O_PERIOD, O_SHARES, O_IGNORED };
-	static const struct option opts[] = {{"resources", required_argument, NULL, 'r'},
-					     {"memory", required_argument, NULL, O_MEM},
-					     {"pids-limit", required_argument, NULL, O_PIDS},
-					     {"cpu-quota", required_argument, NULL, O_QUOTA},
-					     {"cpu-period", required_argument, NULL, O_PERIOD},
-					     {"cpu-share", required_argument, NULL, O_SHARES},
-					     {"memory-swap", required_argument, NULL, O_IGNORED},
-					     {"memory-reservation", required_argument, NULL, O_IGNORED},
-					     {"kernel-memory", required_argument, NULL, O_IGNORED},
-					     {"kernel-memory-tcp", required_argument, NULL, O_IGNORED},
-					     {"cpu-rt-period", required_argument, NULL, O_IGNORED},
-					     {"cpu-rt-runtime", required_argument, NULL, O_IGNORED},
-					     {"cpuset-cpus", required_argument, NULL, O_IGNORED},
-					     {"cpuset-mems", required_argument, NULL, O_IGNORED},
-					     {"blkio-weight", required_argument, NULL, O_IGNORED},
-					     {"l3-cache-schema", required_argument, NULL, O_IGNORED},
-					     {"mem-bw-schema", required_argument, NULL, O_IGNORED},
-					     {"help", no_argument, NULL, 'h'},
-					     {}};
+	static const struct option opts[] = {
+		{"resources", required_argument, NULL, 'r'},
+		{"memory", required_argument, NULL, O_MEM},
+		{"pids-limit", required_argument, NULL, O_PIDS},
+		{"cpu-quota", required_argument, NULL, O_QUOTA},
+		{"cpu-period", required_argument, NULL, O_PERIOD},
+		{"cpu-share", required_argument, NULL, O_SHARES},
+		{"memory-swap", required_argument, NULL, O_IGNORED},
+		{"memory-reservation", required_argument, NULL, O_IGNORED},
+		{"kernel-memory", required_argument, NULL, O_IGNORED},
+		{"kernel-memory-tcp", required_argument, NULL, O_IGNORED},
+		{"cpu-rt-period", required_argument, NULL, O_IGNORED},
+		{"cpu-rt-runtime", required_argument, NULL, O_IGNORED},
+		{"cpuset-cpus", required_argument, NULL, O_IGNORED},
+		{"cpuset-mems", required_argument, NULL, O_IGNORED},
+		{"blkio-weight", required_argument, NULL, O_IGNORED},
+		{"l3-cache-schema", required_argument, NULL, O_IGNORED},
+		{"mem-bw-schema", required_argument, NULL, O_IGNORED},
+		{"help", no_argument, NULL, 'h'},
+		{}};
 	Cocoon__Request req = COCOON__REQUEST__INIT;
 	Cocoon__UpdateRequest ur = COCOON__UPDATE_REQUEST__INIT;
 	Cocoon__Resources res = COCOON__RESOURCES__INIT;
@@ -118,54 +120,72 @@ int cmd_update(struct global_opts *g, int argc, char **argv)
 			break;
 		case O_MEM:
 			if (parse_size(optarg, &v) < 0)
-				return usage_error("update", "--memory '%s': expected bytes with b, k, m or g, or -1", optarg);
+				return usage_error(
+					"update",
+					"--memory '%s': expected bytes with b, k, m or g, or -1",
+					optarg);
 			ur.set_memory = v != 0;
 			res.memory_limit = v > 0 ? (uint64_t)v : 0;
 			break;
 		case O_PIDS:
 			v = strtoll(optarg, &end, 10);
 			if (*end || end == optarg)
-				return usage_error("update", "--pids-limit '%s': expected a number, -1 for none", optarg);
+				return usage_error(
+					"update",
+					"--pids-limit '%s': expected a number, -1 for none",
+					optarg);
 			ur.set_pids = v != 0;
 			res.pids_limit = v > 0 ? v : 0;
 			break;
 		case O_QUOTA:
 			v = strtoll(optarg, &end, 10);
 			if (*end || end == optarg)
-				return usage_error("update", "--cpu-quota '%s': expected microseconds, -1 for none", optarg);
+				return usage_error(
+					"update",
+					"--cpu-quota '%s': expected microseconds, -1 for none",
+					optarg);
 			ur.set_cpu_max = true;
 			res.cpu_quota = v > 0 ? v : 0;
 			break;
 		case O_PERIOD:
 			v = strtoll(optarg, &end, 10);
 			if (*end || end == optarg || v < 1000 || v > 1000000)
-				return usage_error("update", "--cpu-period '%s': expected 1000 .. 1000000 us", optarg);
+				return usage_error("update",
+						   "--cpu-period '%s': expected 1000 .. 1000000 us",
+						   optarg);
 			ur.set_cpu_max = true;
 			res.cpu_period = (uint64_t)v;
 			break;
 		case O_SHARES:
 			v = strtoll(optarg, &end, 10);
 			if (*end || end == optarg || v < 2 || v > 262144)
-				return usage_error("update", "--cpu-share '%s': expected 2 .. 262144", optarg);
+				return usage_error(
+					"update", "--cpu-share '%s': expected 2 .. 262144", optarg);
 			ur.set_cpu_weight = true;
 			res.cpu_shares = (uint64_t)v;
 			break;
 		case O_IGNORED:
-			snprintf(ignored + strlen(ignored), sizeof(ignored) - strlen(ignored), "%s--%s",
-				 *ignored ? ", " : "", opts[idx].name);
+			snprintf(ignored + strlen(ignored), sizeof(ignored) - strlen(ignored),
+				 "%s--%s", *ignored ? ", " : "", opts[idx].name);
 			break;
 		case 'h':
 			printf("Usage: cocoon update [options] CONTAINER_ID\n\n"
-			       "Changes the limits of the container's cgroup inside its VM (runc update):\n"
-			       "  -r, --resources FILE   OCI linux.resources JSON (\"-\": stdin), as containerd\n"
+			       "Changes the limits of the container's cgroup inside its VM (runc "
+			       "update):\n"
+			       "  -r, --resources FILE   OCI linux.resources JSON (\"-\": stdin), "
+			       "as containerd\n"
 			       "                         and podman pass it\n"
-			       "  --memory BYTES         memory.max (k, m, g suffixes; -1: none), at most the\n"
-			       "                         VM's memory less the guest's %d MiB (fixed at boot)\n"
+			       "  --memory BYTES         memory.max (k, m, g suffixes; -1: none), "
+			       "at most the\n"
+			       "                         VM's memory less the guest's %d MiB "
+			       "(fixed at boot)\n"
 			       "  --pids-limit N         pids.max (-1: none)\n"
 			       "  --cpu-quota US, --cpu-period US   cpu.max (-1: no quota)\n"
 			       "  --cpu-share N          cpu.weight, converted as runc does\n"
-			       "Swap, reservations, cpusets, real-time and block IO options are accepted and\n"
-			       "ignored with a warning: the VM does not apply them (docs/lifecycle.md).\n",
+			       "Swap, reservations, cpusets, real-time and block IO options are "
+			       "accepted and\n"
+			       "ignored with a warning: the VM does not apply them "
+			       "(docs/lifecycle.md).\n",
 			       RESOURCES_GUEST_OVERHEAD_MIB);
 			return 0;
 		default:
@@ -184,11 +204,13 @@ int cmd_update(struct global_opts *g, int argc, char **argv)
 			return 1;
 		}
 		if (*more)
-			snprintf(ignored + strlen(ignored), sizeof(ignored) - strlen(ignored), "%s%s",
-				 *ignored ? ", " : "", more);
+			snprintf(ignored + strlen(ignored), sizeof(ignored) - strlen(ignored),
+				 "%s%s", *ignored ? ", " : "", more);
 	}
 	if (*ignored)
-		fprintf(stderr, "cocoon: warning: update %s: not applied inside the VM, ignored: %s\n", id, ignored);
+		fprintf(stderr,
+			"cocoon: warning: update %s: not applied inside the VM, ignored: %s\n", id,
+			ignored);
 	_cleanup_free_ char *dir = NULL;
 	struct container_state st;
 	if (container_load(g, id, &dir, &st, &err) < 0) {
@@ -237,9 +259,11 @@ static json_object *stats_json(const char *id, const Cocoon__StatsReply *s)
 	json_object_object_add(thr, "throttledTime", u64(s->cpu_throttled_usec * 1000));
 	json_object_object_add(cpu, "throttling", thr);
 
-	json_object *mem = json_object_new_object(), *mu = json_object_new_object(), *raw = json_object_new_object();
+	json_object *mem = json_object_new_object(), *mu = json_object_new_object(),
+		    *raw = json_object_new_object();
 	/* No memory.max: the VM's memory is the limit. */
-	json_object_object_add(mu, "limit", u64(s->memory_max ? s->memory_max : s->guest_memory_total));
+	json_object_object_add(mu, "limit",
+			       u64(s->memory_max ? s->memory_max : s->guest_memory_total));
 	json_object_object_add(mu, "usage", u64(s->memory_current));
 	json_object_object_add(mu, "max", u64(s->memory_peak));
 	json_object_object_add(mu, "failcnt", u64(s->memory_oom_kill));
@@ -247,7 +271,8 @@ static json_object *stats_json(const char *id, const Cocoon__StatsReply *s)
 	for (size_t i = 0; i < s->n_memory_stat && i < 64; i++) {
 		const char *k = s->memory_stat[i]->key;
 		size_t n = strlen(k), j = 0;
-		while (j < n && (islower((unsigned char)k[j]) || isdigit((unsigned char)k[j]) || k[j] == '_'))
+		while (j < n && (islower((unsigned char)k[j]) || isdigit((unsigned char)k[j]) ||
+				 k[j] == '_'))
 			j++;
 		if (n && n < 64 && j == n && !json_object_object_get_ex(raw, k, NULL))
 			json_object_object_add(raw, k, u64(s->memory_stat[i]->value));
@@ -318,12 +343,17 @@ int cmd_events(struct global_opts *g, int argc, char **argv)
 			if (*end == 's')
 				end++;
 			if (*end || interval < 1 || interval > 3600)
-				return usage_error("events", "--interval '%s': expected 1 .. 3600 seconds", optarg);
+				return usage_error("events",
+						   "--interval '%s': expected 1 .. 3600 seconds",
+						   optarg);
 			break;
 		case 'h':
-			printf("Usage: cocoon events [--stats] [--interval SECONDS] CONTAINER_ID\n\n"
-			       "Prints runc's stats event (JSON) for the container, read inside its VM from\n"
-			       "its cgroup: CPU time, memory (usage, peak, memory.stat), pids. With --stats\n"
+			printf("Usage: cocoon events [--stats] [--interval SECONDS] "
+			       "CONTAINER_ID\n\n"
+			       "Prints runc's stats event (JSON) for the container, read inside "
+			       "its VM from\n"
+			       "its cgroup: CPU time, memory (usage, peak, memory.stat), pids. "
+			       "With --stats\n"
 			       "once; else every --interval seconds (default 5) while it runs.\n");
 			return 0;
 		default:

@@ -43,15 +43,16 @@ static void usage(FILE *out)
 		     "Commands:\n");
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
 		fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
-	fprintf(out, "\n"
-		     "Global options (as runc's):\n"
-		     "  --root DIR         state directory (default %s)\n"
-		     "  --log FILE         write errors and debug messages to FILE\n"
-		     "  --log-format FMT   text or json (default text)\n"
-		     "  --debug            more messages\n"
-		     "  --systemd-cgroup   accepted for compatibility; cgroups live in the guest\n"
-		     "  --config FILE      configuration file (default $%s, then %s)\n"
-		     "  --version          print the version\n",
+	fprintf(out,
+		"\n"
+		"Global options (as runc's):\n"
+		"  --root DIR         state directory (default %s)\n"
+		"  --log FILE         write errors and debug messages to FILE\n"
+		"  --log-format FMT   text or json (default text)\n"
+		"  --debug            more messages\n"
+		"  --systemd-cgroup   accepted for compatibility; cgroups live in the guest\n"
+		"  --config FILE      configuration file (default $%s, then %s)\n"
+		"  --version          print the version\n",
 		COCOON_DEFAULT_ROOT, CONFIG_ENV, CONFIG_DEFAULT_PATH);
 }
 
@@ -64,18 +65,29 @@ void report_error(struct global_opts *g, const char *msg)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_ROOT = 256, OPT_LOG, OPT_LOG_FORMAT, OPT_DEBUG, OPT_SYSTEMD, OPT_CONFIG, OPT_VERSION, OPT_CRIU, OPT_ROOTLESS };
-	static const struct option opts[] = {{"root", required_argument, NULL, OPT_ROOT},
-					     {"log", required_argument, NULL, OPT_LOG},
-					     {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
-					     {"debug", no_argument, NULL, OPT_DEBUG},
-					     {"systemd-cgroup", no_argument, NULL, OPT_SYSTEMD},
-					     {"config", required_argument, NULL, OPT_CONFIG},
-					     {"criu", required_argument, NULL, OPT_CRIU},
-					     {"rootless", required_argument, NULL, OPT_ROOTLESS},
-					     {"version", no_argument, NULL, OPT_VERSION},
-					     {"help", no_argument, NULL, 'h'},
-					     {}};
+	enum {
+		OPT_ROOT = 256,
+		OPT_LOG,
+		OPT_LOG_FORMAT,
+		OPT_DEBUG,
+		OPT_SYSTEMD,
+		OPT_CONFIG,
+		OPT_VERSION,
+		OPT_CRIU,
+		OPT_ROOTLESS
+	};
+	static const struct option opts[] = {
+		{"root", required_argument, NULL, OPT_ROOT},
+		{"log", required_argument, NULL, OPT_LOG},
+		{"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+		{"debug", no_argument, NULL, OPT_DEBUG},
+		{"systemd-cgroup", no_argument, NULL, OPT_SYSTEMD},
+		{"config", required_argument, NULL, OPT_CONFIG},
+		{"criu", required_argument, NULL, OPT_CRIU},
+		{"rootless", required_argument, NULL, OPT_ROOTLESS},
+		{"version", no_argument, NULL, OPT_VERSION},
+		{"help", no_argument, NULL, 'h'},
+		{}};
 	struct global_opts g = {.root = COCOON_DEFAULT_ROOT, .log_format = "text"};
 	_cleanup_error_ struct error *err = NULL;
 	int c;
@@ -101,7 +113,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_LOG_FORMAT:
 			if (strcmp(optarg, "text") != 0 && strcmp(optarg, "json") != 0) {
-				fprintf(stderr, "cocoon: --log-format must be text or json, not '%s'\n", optarg);
+				fprintf(stderr,
+					"cocoon: --log-format must be text or json, not '%s'\n",
+					optarg);
 				return 2;
 			}
 			g.log_format = optarg;

@@ -19,7 +19,7 @@ struct key_def {
 	const char *key;
 	enum value_type type;
 	size_t offset;
-	int64_t min, max; /* T_INT */
+	int64_t min, max;	    /* T_INT */
 	const char *const *choices; /* T_STRING, NULL = free text */
 };
 
@@ -46,10 +46,12 @@ static const struct key_def keys[] = {
 	{"vm", "boot_timeout_ms", T_INT, OFF(boot_timeout_ms), 500, 600000, NULL},
 	{"vm", "template", T_BOOL, OFF(vm_template), 0, 0, NULL},
 	{"vm", "template_dir", T_STRING, OFF(template_dir), 0, 0, NULL},
-	{"limits", "checkpoint_max_bytes", T_INT, OFF(checkpoint_max_bytes), 1 << 20, INT64_MAX, NULL},
+	{"limits", "checkpoint_max_bytes", T_INT, OFF(checkpoint_max_bytes), 1 << 20, INT64_MAX,
+	 NULL},
 	{"limits", "checkpoint_max_files", T_INT, OFF(checkpoint_max_files), 16, 1000000, NULL},
 	{"limits", "verify_timeout_ms", T_INT, OFF(verify_timeout_ms), 100, 3600000, NULL},
-	{"limits", "console_log_max_bytes", T_INT, OFF(console_log_max_bytes), 4096, INT64_MAX, NULL},
+	{"limits", "console_log_max_bytes", T_INT, OFF(console_log_max_bytes), 4096, INT64_MAX,
+	 NULL},
 	{"limits", "shared_max_bytes", T_INT, OFF(shared_max_bytes), 0, INT64_MAX, NULL},
 };
 
@@ -73,7 +75,8 @@ void config_init_defaults(struct cocoon_config *c)
 	c->memory_mib = 512;
 	c->vcpus = 1;
 	/* A container may ask for a larger VM, up to the host's size. */
-	long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE), online = sysconf(_SC_NPROCESSORS_ONLN);
+	long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE),
+	     online = sysconf(_SC_NPROCESSORS_ONLN);
 	c->max_memory_mib = pages > 0 && page > 0 ? (int64_t)pages * page >> 20 : 65536;
 	c->max_vcpus = online > 0 ? online : 1;
 	c->boot_timeout_ms = 60000;
@@ -170,45 +173,51 @@ static int parse_value(struct cocoon_config *c, const struct key_def *k, const c
 		else if (rest_ok && tok == 5 && memcmp(v, "false", 5) == 0)
 			*(bool *)field = false;
 		else
-			return error_setx(err, EINVAL, "%s: %s.%s: expected a boolean (true or false)",
-					  where, k->section, k->key);
+			return error_setx(err, EINVAL,
+					  "%s: %s.%s: expected a boolean (true or false)", where,
+					  k->section, k->key);
 		return 0;
 	}
 	case T_INT: {
 		char *end = NULL;
 		errno = 0;
 		long long n = strtoll(v, &end, 10);
-		if (end == v || errno || !only_comment(end) || (!isdigit((unsigned char)*v) && *v != '-' && *v != '+'))
+		if (end == v || errno || !only_comment(end) ||
+		    (!isdigit((unsigned char)*v) && *v != '-' && *v != '+'))
 			return error_setx(err, EINVAL, "%s: %s.%s: expected an integer", where,
 					  k->section, k->key);
 		if (n < k->min || n > k->max)
-			return error_setx(err, ERANGE, "%s: %s.%s: %lld is out of range [%lld, %lld]",
-					  where, k->section, k->key, n, (long long)k->min,
-					  (long long)k->max);
+			return error_setx(
+				err, ERANGE, "%s: %s.%s: %lld is out of range [%lld, %lld]", where,
+				k->section, k->key, n, (long long)k->min, (long long)k->max);
 		*(int64_t *)field = n;
 		return 0;
 	}
 	case T_STRING: {
 		if (*v != '"')
-			return error_setx(err, EINVAL, "%s: %s.%s: expected a string in double quotes",
-					  where, k->section, k->key);
+			return error_setx(err, EINVAL,
+					  "%s: %s.%s: expected a string in double quotes", where,
+					  k->section, k->key);
 		_cleanup_free_ char *s = parse_string(v, &rest, &why);
 		if (!s)
-			return error_setx(err, EINVAL, "%s: %s.%s: %s", where, k->section, k->key, why);
+			return error_setx(err, EINVAL, "%s: %s.%s: %s", where, k->section, k->key,
+					  why);
 		if (!only_comment(rest))
-			return error_setx(err, EINVAL, "%s: %s.%s: unexpected text after the string",
-					  where, k->section, k->key);
+			return error_setx(err, EINVAL,
+					  "%s: %s.%s: unexpected text after the string", where,
+					  k->section, k->key);
 		if (k->choices) {
 			bool ok = false;
 			char accepted[128] = "";
 			for (const char *const *ch = k->choices; *ch; ch++) {
 				ok |= strcmp(*ch, s) == 0;
 				size_t used = strlen(accepted);
-				snprintf(accepted + used, sizeof(accepted) - used, "%s\"%s\"", used ? ", " : "", *ch);
+				snprintf(accepted + used, sizeof(accepted) - used, "%s\"%s\"",
+					 used ? ", " : "", *ch);
 			}
 			if (!ok)
-				return error_setx(err, EINVAL, "%s: %s.%s: \"%s\" is not one of %s", where, k->section,
-						  k->key, s, accepted);
+				return error_setx(err, EINVAL, "%s: %s.%s: \"%s\" is not one of %s",
+						  where, k->section, k->key, s, accepted);
 		}
 		free(*(char **)field);
 		*(char **)field = TAKE_PTR(s);
@@ -244,12 +253,15 @@ int config_parse_string(struct cocoon_config *c, const char *name, const char *t
 		if (*p == '[') {
 			char *close = strchr(p, ']');
 			if (!close || !only_comment(close + 1))
-				return error_setx(err, EINVAL, "%s: malformed section header", where);
+				return error_setx(err, EINVAL, "%s: malformed section header",
+						  where);
 			*close = 0;
 			char *sname = trim(p + 1);
-			if (strcmp(sname, "runtime") != 0 && strcmp(sname, "vm") != 0 && strcmp(sname, "limits") != 0)
+			if (strcmp(sname, "runtime") != 0 && strcmp(sname, "vm") != 0 &&
+			    strcmp(sname, "limits") != 0)
 				return error_setx(err, EINVAL,
-						  "%s: unknown section [%s] (known: [runtime], [vm], [limits])",
+						  "%s: unknown section [%s] (known: [runtime], "
+						  "[vm], [limits])",
 						  where, sname);
 			snprintf(section, sizeof(section), "%s", sname);
 			continue;
@@ -263,19 +275,22 @@ int config_parse_string(struct cocoon_config *c, const char *name, const char *t
 			return error_setx(err, EINVAL, "%s: missing key before '='", where);
 		if (!*section)
 			return error_setx(err, EINVAL,
-					  "%s: key '%s' outside a section ([runtime] or [vm])", where,
-					  key);
+					  "%s: key '%s' outside a section ([runtime] or [vm])",
+					  where, key);
 		size_t i = 0;
 		while (i < ARRAY_SIZE(keys) &&
 		       (strcmp(keys[i].section, section) != 0 || strcmp(keys[i].key, key) != 0))
 			i++;
 		if (i == ARRAY_SIZE(keys))
-			return error_setx(err, EINVAL, "%s: unknown key '%s.%s'", where, section, key);
+			return error_setx(err, EINVAL, "%s: unknown key '%s.%s'", where, section,
+					  key);
 		if (seen[i])
-			return error_setx(err, EINVAL, "%s: duplicate key '%s.%s'", where, section, key);
+			return error_setx(err, EINVAL, "%s: duplicate key '%s.%s'", where, section,
+					  key);
 		seen[i] = true;
 		if (*value == 0)
-			return error_setx(err, EINVAL, "%s: %s.%s: missing value", where, section, key);
+			return error_setx(err, EINVAL, "%s: %s.%s: missing value", where, section,
+					  key);
 		int r = parse_value(c, &keys[i], value, where, err);
 		if (r < 0)
 			return r;
@@ -286,7 +301,8 @@ int config_parse_string(struct cocoon_config *c, const char *name, const char *t
 int config_load(struct cocoon_config *c, const char *explicit_path, struct error **err)
 {
 	const char *env = getenv(CONFIG_ENV);
-	const char *path = explicit_path ? explicit_path : (env && *env ? env : CONFIG_DEFAULT_PATH);
+	const char *path =
+		explicit_path ? explicit_path : (env && *env ? env : CONFIG_DEFAULT_PATH);
 	bool optional = !explicit_path && !(env && *env);
 	_cleanup_free_ char *text = NULL;
 

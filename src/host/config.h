@@ -31,7 +31,7 @@ struct cocoon_config {
 	int64_t max_memory_mib; /* what a container's limits may ask for */
 	int64_t max_vcpus;
 	int64_t boot_timeout_ms;
-	bool vm_template; /* start VMs from a saved template (template.c) */
+	bool vm_template;   /* start VMs from a saved template (template.c) */
 	char *template_dir; /* where templates are kept; NULL: <cache>/templates */
 
 	/* [limits]: what a guest, or a checkpoint handed to restore, can make

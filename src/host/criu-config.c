@@ -21,11 +21,30 @@
 
 /* Options that behave the same inside the VM. */
 static const char *const allowed[] = {
-	"ghost-limit",	    "tcp-established", "tcp-close",	  "skip-in-flight",  "tcp-skip-in-flight",
-	"ext-unix-sk",	    "shell-job",       "file-locks",	  "link-remap",	     "evasive-devices",
-	"force-irmap",	    "log-level",       "verbosity",	  "v",		     "timeout",
-	"weak-sysctls",	    "file-validation", "skip-file-rwx-check", "enable-fs",   "auto-dedup",
-	"display-stats",    "ext-masters",     "enable-external-masters", "enable-external-sharing",
+	"ghost-limit",
+	"tcp-established",
+	"tcp-close",
+	"skip-in-flight",
+	"tcp-skip-in-flight",
+	"ext-unix-sk",
+	"shell-job",
+	"file-locks",
+	"link-remap",
+	"evasive-devices",
+	"force-irmap",
+	"log-level",
+	"verbosity",
+	"v",
+	"timeout",
+	"weak-sysctls",
+	"file-validation",
+	"skip-file-rwx-check",
+	"enable-fs",
+	"auto-dedup",
+	"display-stats",
+	"ext-masters",
+	"enable-external-masters",
+	"enable-external-sharing",
 	NULL,
 };
 
@@ -35,7 +54,8 @@ static const struct {
 	const char *why;
 } refused[] = {
 	{"images-dir", "cocoon chooses where images go (--image-path)"},
-	{"work-dir", "cocoon chooses CRIU's work directory in the guest (--work-path is on the host)"},
+	{"work-dir",
+	 "cocoon chooses CRIU's work directory in the guest (--work-path is on the host)"},
 	{"prev-images-dir", "use --parent-path"},
 	{"log-file", "CRIU's log is kept by cocoon (dump.log, restore.log)"},
 	{"output", "CRIU's log is kept by cocoon (dump.log, restore.log)"},
@@ -99,22 +119,27 @@ static int check_line(char *line, const char *file, int lineno, char **out, stru
 		value[--vl] = 0;
 	for (size_t i = 0; i < ARRAY_SIZE(refused); i++)
 		if (strcmp(refused[i].name, name) == 0)
-			return error_setx(err, EOPNOTSUPP, "%s:%d: CRIU option '%s' cannot be used with cocoon: %s",
+			return error_setx(err, EOPNOTSUPP,
+					  "%s:%d: CRIU option '%s' cannot be used with cocoon: %s",
 					  file, lineno, name, refused[i].why);
 	if (!in(allowed, name))
-		return error_setx(err, EOPNOTSUPP,
-				  "%s:%d: CRIU option '%s' is not supported by cocoon (CRIU runs inside the "
-				  "container's VM; docs/checkpoint.md lists the options that work there)",
-				  file, lineno, name);
+		return error_setx(
+			err, EOPNOTSUPP,
+			"%s:%d: CRIU option '%s' is not supported by cocoon (CRIU runs inside the "
+			"container's VM; docs/checkpoint.md lists the options that work there)",
+			file, lineno, name);
 	if (strpbrk(value, "\"'\\"))
-		return error_setx(err, EINVAL, "%s:%d: CRIU option '%s': quotes and backslashes are not supported",
-				  file, lineno, name);
+		return error_setx(
+			err, EINVAL,
+			"%s:%d: CRIU option '%s': quotes and backslashes are not supported", file,
+			lineno, name);
 	if (asprintf(out, "%s%s%s", name, *value ? " " : "", value) < 0)
 		return error_set(err, ENOMEM, "%s", file);
 	return 0;
 }
 
-int criu_config_parse(const char *text, const char *file, Cocoon__CriuOptions *o, struct error **err)
+int criu_config_parse(const char *text, const char *file, Cocoon__CriuOptions *o,
+		      struct error **err)
 {
 	_cleanup_free_ char *copy = strdup(text);
 	char *save = NULL;
@@ -127,7 +152,8 @@ int criu_config_parse(const char *text, const char *file, Cocoon__CriuOptions *o
 		if (strspn(line, " \t") == strlen(line))
 			continue;
 		if (o->n_config >= CRIU_CONFIG_MAX_LINES)
-			return error_setx(err, E2BIG, "%s: at most %d options", file, CRIU_CONFIG_MAX_LINES);
+			return error_setx(err, E2BIG, "%s: at most %d options", file,
+					  CRIU_CONFIG_MAX_LINES);
 		char **grown = realloc(o->config, (o->n_config + 1) * sizeof(char *));
 		if (!grown)
 			return error_set(err, ENOMEM, "%s", file);
@@ -155,7 +181,8 @@ static int annotation(const char *bundle, char **path, struct error **err)
 	    json_object_object_get_ex(ann, CRIU_CONFIG_ANNOTATION, &v)) {
 		if (!json_object_is_type(v, json_type_string)) {
 			json_object_put(root);
-			return error_setx(err, EINVAL, "config.json: annotation %s: expected a string",
+			return error_setx(err, EINVAL,
+					  "config.json: annotation %s: expected a string",
 					  CRIU_CONFIG_ANNOTATION);
 		}
 		*path = strdup(json_object_get_string(v));
@@ -180,7 +207,9 @@ int criu_config_collect(const char *default_path, const char *bundle, Cocoon__Cr
 	if (!r && stat(path, &st) < 0 && errno == ENOENT)
 		return 0; /* the default file is optional */
 	if (read_file_bounded(path, CRIU_CONFIG_MAX_BYTES, &text, NULL, err) < 0)
-		return error_wrap(err, "CRIU config%s", from_annotation ? " (annotation " CRIU_CONFIG_ANNOTATION ")" : "");
+		return error_wrap(err, "CRIU config%s",
+				  from_annotation ? " (annotation " CRIU_CONFIG_ANNOTATION ")"
+						  : "");
 	return criu_config_parse(text, path, o, err);
 }
 

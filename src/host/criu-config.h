@@ -13,5 +13,6 @@
 int criu_config_collect(const char *default_path, const char *bundle, Cocoon__CriuOptions *o,
 			struct error **err);
 /* Parses CRIU config text (named file in errors) into o->config. */
-int criu_config_parse(const char *text, const char *file, Cocoon__CriuOptions *o, struct error **err);
+int criu_config_parse(const char *text, const char *file, Cocoon__CriuOptions *o,
+		      struct error **err);
 void criu_config_free(Cocoon__CriuOptions *o);

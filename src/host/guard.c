@@ -17,7 +17,8 @@
 void guard_check_console(struct sandbox_guard *g)
 {
 	struct stat st;
-	if (g->console_fd < 0 || fstat(g->console_fd, &st) < 0 || (uint64_t)st.st_size <= g->o.console_cap)
+	if (g->console_fd < 0 || fstat(g->console_fd, &st) < 0 ||
+	    (uint64_t)st.st_size <= g->o.console_cap)
 		return;
 	uint64_t half = g->o.console_cap / 2;
 	size_t keep = (size_t)(half < CONSOLE_KEEP_MAX ? half : CONSOLE_KEEP_MAX);
@@ -45,7 +46,8 @@ uint64_t guard_usage(int dirfd, int depth)
 		sum += (uint64_t)st.st_blocks * 512;
 		if (!S_ISDIR(st.st_mode) || depth >= GUARD_MAX_DEPTH)
 			continue;
-		_cleanup_close_ int sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		_cleanup_close_ int sub =
+			openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (sub >= 0)
 			sum += guard_usage(sub, depth + 1);
 	}
@@ -61,9 +63,11 @@ void guard_check_shared(struct sandbox_guard *g)
 		return;
 	atomic_store(&g->tripped, true);
 	fprintf(stderr,
-		"cocoon: container %s: the guest stored %llu bytes in its shared directory, over %llu "
+		"cocoon: container %s: the guest stored %llu bytes in its shared directory, over "
+		"%llu "
 		"(limits.shared_max_bytes); its VM is stopped\n",
-		g->o.id ? g->o.id : "?", (unsigned long long)used, (unsigned long long)g->o.shared_cap);
+		g->o.id ? g->o.id : "?", (unsigned long long)used,
+		(unsigned long long)g->o.shared_cap);
 	if (g->o.vmm > 0)
 		kill(g->o.vmm, SIGKILL);
 }
@@ -91,8 +95,9 @@ int guard_start(struct sandbox_guard *g, const struct guard_opts *o, struct erro
 	if (o->shared_dir)
 		g->shared_fd = open(o->shared_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	int r = !(g->console_path = strdup(o->console_path)) ? ENOMEM
-		: o->shared_dir && g->shared_fd < 0		 ? errno
-								 : pthread_create(&g->thread, NULL, guard_main, g);
+		: o->shared_dir && g->shared_fd < 0
+			? errno
+			: pthread_create(&g->thread, NULL, guard_main, g);
 	if (r != 0) {
 		closep(&g->console_fd);
 		closep(&g->shared_fd);

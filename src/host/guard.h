@@ -23,8 +23,8 @@ struct guard_opts {
 	uint64_t console_cap;
 	const char *shared_dir; /* NULL: not watched */
 	uint64_t shared_cap;
-	pid_t vmm;		/* killed when the shared directory passes its cap */
-	const char *id;		/* for the message */
+	pid_t vmm;	/* killed when the shared directory passes its cap */
+	const char *id; /* for the message */
 };
 
 struct sandbox_guard {

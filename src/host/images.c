@@ -61,9 +61,11 @@ static int budget_file(struct budget *b, const char *name, uint64_t size, struct
 		return error_setx(err, E2BIG, "more than %llu files (limits.checkpoint_max_files)",
 				  (unsigned long long)b->lim->max_files);
 	if (size > b->lim->max_bytes - b->bytes)
-		return error_setx(err, EFBIG, "%s (%llu bytes) takes the images past %llu bytes "
-					      "(limits.checkpoint_max_bytes)",
-				  name, (unsigned long long)size, (unsigned long long)b->lim->max_bytes);
+		return error_setx(err, EFBIG,
+				  "%s (%llu bytes) takes the images past %llu bytes "
+				  "(limits.checkpoint_max_bytes)",
+				  name, (unsigned long long)size,
+				  (unsigned long long)b->lim->max_bytes);
 	b->bytes += size;
 	return 0;
 }
@@ -72,7 +74,8 @@ static int budget_time(const struct budget *b, struct error **err)
 {
 	if (now_ms() <= b->deadline)
 		return 0;
-	return error_setx(err, ETIMEDOUT, "checking the images took longer than %llu ms (limits.verify_timeout_ms)",
+	return error_setx(err, ETIMEDOUT,
+			  "checking the images took longer than %llu ms (limits.verify_timeout_ms)",
 			  (unsigned long long)b->lim->verify_ms);
 }
 
@@ -116,7 +119,8 @@ static int hash_fd(int fd, const char *name, uint64_t size, const struct budget 
 /* Walks a directory; calls fn for each regular file. Anything else (a
  * symlink, a FIFO, a device, a subdirectory, an odd name) is refused, but
  * for CRIU's "parent" link when allow_parent is set. */
-static int walk_files(int dirfd, bool allow_parent, int (*fn)(int dirfd, const char *name, void *ud), void *ud,
+static int walk_files(int dirfd, bool allow_parent,
+		      int (*fn)(int dirfd, const char *name, void *ud), void *ud,
 		      struct error **err)
 {
 	_cleanup_closedir_ DIR *d = safefs_opendir(dirfd);
@@ -162,13 +166,15 @@ static int seal_file(int dirfd, const char *name, void *ud)
 	if (fd < 0)
 		return fd;
 	if (st.st_nlink != 1)
-		return error_setx(m->err, EMLINK, "%s has %ju links; refused", name, (uintmax_t)st.st_nlink);
+		return error_setx(m->err, EMLINK, "%s has %ju links; refused", name,
+				  (uintmax_t)st.st_nlink);
 	int r = budget_file(&m->b, name, (uint64_t)st.st_size, m->err);
 	if (r < 0)
 		return r;
 	/* The guest chose the owner and mode (9p passthrough): the host's
 	 * user and 0600 replace them, setuid bits included. */
-	if ((st.st_uid != geteuid() || st.st_gid != getegid()) && fchown(fd, geteuid(), getegid()) < 0)
+	if ((st.st_uid != geteuid() || st.st_gid != getegid()) &&
+	    fchown(fd, geteuid(), getegid()) < 0)
 		return error_set(m->err, errno, "chown %s", name);
 	if (fchmod(fd, 0600) < 0)
 		return error_set(m->err, errno, "chmod %s", name);
@@ -182,7 +188,8 @@ static int seal_file(int dirfd, const char *name, void *ud)
 	return 0;
 }
 
-static int write_manifest(int dirfd, const struct images_info *info, struct seal_ctx *m, struct error **err)
+static int write_manifest(int dirfd, const struct images_info *info, struct seal_ctx *m,
+			  struct error **err)
 {
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, "format", json_object_new_int(IMAGES_FORMAT));
@@ -190,8 +197,11 @@ static int write_manifest(int dirfd, const struct images_info *info, struct seal
 	json_object_object_add(o, "version", json_object_new_string(COCOON_VERSION));
 	json_object_object_add(o, "container", json_object_new_string(info->container_id));
 	json_object_object_add(o, "checkpoint", json_object_new_string(info->checkpoint_id));
-	json_object_object_add(o, "guest_kernel", json_object_new_string(info->guest_kernel ? info->guest_kernel : ""));
-	json_object_object_add(o, "criu", json_object_new_string(info->criu_version ? info->criu_version : ""));
+	json_object_object_add(
+		o, "guest_kernel",
+		json_object_new_string(info->guest_kernel ? info->guest_kernel : ""));
+	json_object_object_add(
+		o, "criu", json_object_new_string(info->criu_version ? info->criu_version : ""));
 	json_object_object_add(o, "bytes", json_object_new_uint64(m->b.bytes));
 	json_object_object_add(o, "files", json_object_get(m->files));
 	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
@@ -215,7 +225,9 @@ static int link_parent(int dirfd, const char *parent_path, const char *dest, str
 	char *slash = strrchr(parent_abs, '/');
 	*slash = 0;
 	if (strcmp(*parent_abs ? parent_abs : "/", dest_abs) != 0)
-		return error_setx(err, EINVAL, "--parent-path %s must be next to the image path %s (runc's ../NAME layout)",
+		return error_setx(err, EINVAL,
+				  "--parent-path %s must be next to the image path %s (runc's "
+				  "../NAME layout)",
 				  parent_path, dest);
 	if (asprintf(&link, "../%s", slash + 1) < 0 || symlinkat(link, dirfd, "parent") < 0)
 		return error_set(err, errno ? errno : ENOMEM, "parent link");
@@ -223,8 +235,8 @@ static int link_parent(int dirfd, const char *parent_path, const char *dest, str
 }
 
 /* The images in tmpfd become the host's: sealed, listed, linked. */
-static int seal_images(int tmpfd, const char *dest, const struct images_info *info, const struct images_limits *lim,
-		       struct error **err)
+static int seal_images(int tmpfd, const char *dest, const struct images_info *info,
+		       const struct images_limits *lim, struct error **err)
 {
 	struct seal_ctx m = {.files = json_object_new_object(), .err = err};
 	budget_init(&m.b, lim);
@@ -261,8 +273,8 @@ static int copy_one(int dirfd, const char *name, void *ud)
 
 /* Another filesystem, or a share whose server keeps handles on the guest's
  * files (virtiofs): new host files, copied by fd. */
-static int copy_images(int srcfd, int parentfd, const char *tmpname, const struct images_limits *lim,
-		       struct error **err)
+static int copy_images(int srcfd, int parentfd, const char *tmpname,
+		       const struct images_limits *lim, struct error **err)
 {
 	if (mkdirat(parentfd, tmpname, 0700) < 0)
 		return error_set(err, errno, "create %s", tmpname);
@@ -284,10 +296,15 @@ static int move_images(int ckfd, const char *ckid, int srcfd, int parentfd, cons
 {
 	struct stat a, b;
 	if (renameat(ckfd, ckid, parentfd, tmpname) < 0)
-		return errno == EXDEV ? -EXDEV : error_set(err, errno, "move the images out of the shared directory");
-	_cleanup_close_ int fd = openat(parentfd, tmpname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &a) < 0 || fstat(srcfd, &b) < 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev)
-		return error_setx(err, EINVAL, "the image directory was swapped while it was published");
+		return errno == EXDEV ? -EXDEV
+				      : error_set(err, errno,
+						  "move the images out of the shared directory");
+	_cleanup_close_ int fd =
+		openat(parentfd, tmpname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &a) < 0 || fstat(srcfd, &b) < 0 || a.st_ino != b.st_ino ||
+	    a.st_dev != b.st_dev)
+		return error_setx(err, EINVAL,
+				  "the image directory was swapped while it was published");
 	return 0;
 }
 
@@ -326,9 +343,11 @@ static int publish_at(int ckfd, const char *ckid, const char *dest, const struct
 	char tmpname[300];
 	_cleanup_close_ int srcfd = safefs_open(ckfd, ckid, O_RDONLY | O_DIRECTORY, 0);
 	if (srcfd < 0)
-		return error_set(err, -srcfd, "images from the guest (" IMAGES_SHARED_SUBDIR "/%s)", ckid);
+		return error_set(err, -srcfd, "images from the guest (" IMAGES_SHARED_SUBDIR "/%s)",
+				 ckid);
 	if (!plain_name(base))
-		return error_setx(err, EINVAL, "image path %s: the last component must be a plain name", dest);
+		return error_setx(err, EINVAL,
+				  "image path %s: the last component must be a plain name", dest);
 	_cleanup_close_ int parentfd = open_dest_parent(dest, err);
 	if (parentfd < 0)
 		return parentfd;
@@ -336,7 +355,9 @@ static int publish_at(int ckfd, const char *ckid, const char *dest, const struct
 	int r = copy ? -EXDEV : move_images(ckfd, ckid, srcfd, parentfd, tmpname, err);
 	if (r == -EXDEV)
 		r = copy_images(srcfd, parentfd, tmpname, lim, err);
-	_cleanup_close_ int tmpfd = r < 0 ? -1 : openat(parentfd, tmpname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_close_ int tmpfd =
+		r < 0 ? -1
+		      : openat(parentfd, tmpname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (r == 0 && tmpfd < 0)
 		r = error_set(err, errno, "open %s", tmpname);
 	if (r == 0)
@@ -348,8 +369,9 @@ static int publish_at(int ckfd, const char *ckid, const char *dest, const struct
 	return r;
 }
 
-int images_publish(const char *state_dir, const char *ckid, const char *dest, const struct images_info *info,
-		   const struct images_limits *lim, bool copy, struct error **err)
+int images_publish(const char *state_dir, const char *ckid, const char *dest,
+		   const struct images_info *info, const struct images_limits *lim, bool copy,
+		   struct error **err)
 {
 	_cleanup_close_ int ckfd = open_ckdir(state_dir, err);
 	if (ckfd < 0)
@@ -388,7 +410,8 @@ static void ns_leave(struct ns_visit *v)
 	if (v->own < 0)
 		return;
 	/* Back into our namespace; failing that, nothing here is safe. */
-	if (setns(v->own, CLONE_NEWNS) < 0 || fchdir(v->root) < 0 || chroot(".") < 0 || fchdir(v->cwd) < 0)
+	if (setns(v->own, CLONE_NEWNS) < 0 || fchdir(v->root) < 0 || chroot(".") < 0 ||
+	    fchdir(v->cwd) < 0)
 		abort();
 	closep(&v->own);
 	closep(&v->cwd);
@@ -405,9 +428,11 @@ static int ns_mount_point(const char *state_dir, const char *ckid, const struct 
 	if (asprintf(&path, "%s/shared", state_dir) < 0)
 		return -ENOMEM;
 	_cleanup_close_ int sfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	_cleanup_close_ int ckfd = sfd < 0 ? -1 : safefs_open(sfd, IMAGES_SHARED_SUBDIR, O_RDONLY | O_DIRECTORY, 0);
+	_cleanup_close_ int ckfd =
+		sfd < 0 ? -1 : safefs_open(sfd, IMAGES_SHARED_SUBDIR, O_RDONLY | O_DIRECTORY, 0);
 	int mp = ckfd < 0 ? -1 : openat(ckfd, ckid, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (mp >= 0 && (fstat(mp, &got) < 0 || got.st_dev != want->st_dev || got.st_ino != want->st_ino)) {
+	if (mp >= 0 &&
+	    (fstat(mp, &got) < 0 || got.st_dev != want->st_dev || got.st_ino != want->st_ino)) {
 		close(mp);
 		return -ESTALE;
 	}
@@ -430,7 +455,8 @@ int images_stage_beside(const char *state_dir, const char *ckid, const char *des
 	if (sfd < 0 || fstat(sfd, &sd) < 0 || fstat(parentfd, &dd) < 0 || sd.st_dev == dd.st_dev)
 		return 0; /* the same filesystem: a rename publishes anyway */
 	mkdirat(sfd, IMAGES_SHARED_SUBDIR, 0700);
-	_cleanup_close_ int ckfd = safefs_open(sfd, IMAGES_SHARED_SUBDIR, O_RDONLY | O_DIRECTORY, 0);
+	_cleanup_close_ int ckfd =
+		safefs_open(sfd, IMAGES_SHARED_SUBDIR, O_RDONLY | O_DIRECTORY, 0);
 	if (ckfd < 0 || mkdirat(ckfd, ckid, 0700) < 0)
 		return 0;
 	/* The mount point is reached by fd and never by a path the guest could
@@ -439,16 +465,19 @@ int images_stage_beside(const char *state_dir, const char *ckid, const char *des
 	snprintf(st->tmpname, sizeof(st->tmpname), ".%s.tmp-%d", base, getpid());
 	if (mp < 0 || mkdirat(parentfd, st->tmpname, 0700) < 0)
 		return 0;
-	int tree = (int)open_tree(parentfd, st->tmpname, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
+	int tree = (int)open_tree(parentfd, st->tmpname,
+				  OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
 	int target = mp, moved = -1, nsdup = -1;
 	struct ns_visit v;
-	if (tree >= 0 && fstat(mp, &mps) == 0 && (mnt_ns < 0 || (nsdup = fcntl(mnt_ns, F_DUPFD_CLOEXEC, 3)) >= 0) &&
+	if (tree >= 0 && fstat(mp, &mps) == 0 &&
+	    (mnt_ns < 0 || (nsdup = fcntl(mnt_ns, F_DUPFD_CLOEXEC, 3)) >= 0) &&
 	    ns_enter(nsdup, &v) >= 0) {
 		/* A detached mount attaches in the namespace we are in. */
 		if (nsdup >= 0)
 			target = ns_mount_point(state_dir, ckid, &mps);
 		if (target >= 0)
-			moved = move_mount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+			moved = move_mount(tree, "", target, "",
+					   MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
 		if (target >= 0 && target != mp)
 			close(target);
 		ns_leave(&v);
@@ -491,9 +520,12 @@ int images_publish_staged(struct images_stage *st, const char *dest, const struc
 {
 	const char *base = strrchr(dest, '/') ? strrchr(dest, '/') + 1 : dest;
 	images_stage_unmount(st);
-	_cleanup_close_ int tmpfd = openat(st->parentfd, st->tmpname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	int r = tmpfd < 0 ? error_set(err, errno, "open %s", st->tmpname) : seal_images(tmpfd, dest, info, lim, err);
-	if (r == 0 && renameat2(st->parentfd, st->tmpname, st->parentfd, base, RENAME_NOREPLACE) < 0)
+	_cleanup_close_ int tmpfd =
+		openat(st->parentfd, st->tmpname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int r = tmpfd < 0 ? error_set(err, errno, "open %s", st->tmpname)
+			  : seal_images(tmpfd, dest, info, lim, err);
+	if (r == 0 &&
+	    renameat2(st->parentfd, st->tmpname, st->parentfd, base, RENAME_NOREPLACE) < 0)
 		r = error_set(err, errno, "publish %s", dest);
 	if (r < 0)
 		images_stage_discard(st);
@@ -609,7 +641,8 @@ int images_pagemap_pages(const uint8_t *data, size_t len, uint64_t *pages_id, ui
 			head = false;
 			continue;
 		}
-		bool here = e.has_flags ? (e.flags & PE_PRESENT) && !(e.flags & PE_PARENT) : !e.in_parent;
+		bool here = e.has_flags ? (e.flags & PE_PRESENT) && !(e.flags & PE_PARENT)
+					: !e.in_parent;
 		if (!here)
 			continue;
 		if (e.nr > UINT64_MAX / PAGE_BYTES - *pages)
@@ -639,7 +672,8 @@ static int check_pages(int dirfd, const char *name, void *ud)
 	snprintf(pages_name, sizeof(pages_name), "pages-%llu.img", (unsigned long long)pages_id);
 	off_t have = fstatat(dirfd, pages_name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? st.st_size : 0;
 	if ((uint64_t)have != pages * PAGE_BYTES)
-		return error_setx(err, EINVAL, "%s holds %lld bytes but %s accounts for %llu pages (%llu bytes)",
+		return error_setx(err, EINVAL,
+				  "%s holds %lld bytes but %s accounts for %llu pages (%llu bytes)",
 				  pages_name, (long long)have, name, (unsigned long long)pages,
 				  (unsigned long long)pages * PAGE_BYTES);
 	return 0;
@@ -668,9 +702,11 @@ static json_object *field(json_object *o, const char *key, json_type type)
 	return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, type) ? v : NULL;
 }
 
-static int meta_file(json_object *entry, const char *name, struct images_meta *m, struct error **err)
+static int meta_file(json_object *entry, const char *name, struct images_meta *m,
+		     struct error **err)
 {
-	json_object *jsize = field(entry, "size", json_type_int), *jhash = field(entry, "xxh3", json_type_string);
+	json_object *jsize = field(entry, "size", json_type_int),
+		    *jhash = field(entry, "xxh3", json_type_string);
 	if (!plain_name(name) || !jsize || !jhash || json_object_get_int64(jsize) < 0 ||
 	    !is_hex16(json_object_get_string(jhash)))
 		return error_setx(err, EINVAL, "bad entry for '%.40s'", name);
@@ -693,22 +729,25 @@ static int meta_parse_obj(json_object *o, const struct images_limits *lim, struc
 	if (!json_object_is_type(o, json_type_object))
 		return error_setx(err, EINVAL, "not a JSON object");
 	m->format = (v = field(o, "format", json_type_int)) ? (int)json_object_get_int(v) : -1;
-	m->version = strdup((v = field(o, "version", json_type_string)) ? json_object_get_string(v) : "?");
+	m->version = strdup((v = field(o, "version", json_type_string)) ? json_object_get_string(v)
+									: "?");
 	if ((v = field(o, "checkpoint", json_type_string)))
 		m->checkpoint = strdup(json_object_get_string(v));
 	if (!m->version)
 		return error_set(err, ENOMEM, "manifest");
 	if (m->format != IMAGES_FORMAT || strcmp(m->version, COCOON_VERSION) != 0)
 		return error_setx(err, EPROTO,
-				  "was made by cocoon %.40s (image format %d); this is cocoon %s (format %d): "
+				  "was made by cocoon %.40s (image format %d); this is cocoon %s "
+				  "(format %d): "
 				  "restore it with the version that made it",
 				  m->version, m->format, COCOON_VERSION, IMAGES_FORMAT);
 	if (!(files = field(o, "files", json_type_object)))
 		return error_setx(err, EINVAL, "lists no files");
 	size_t n = (size_t)json_object_object_length(files);
 	if (n > lim->max_files)
-		return error_setx(err, E2BIG, "lists %zu files, more than %llu (limits.checkpoint_max_files)", n,
-				  (unsigned long long)lim->max_files);
+		return error_setx(err, E2BIG,
+				  "lists %zu files, more than %llu (limits.checkpoint_max_files)",
+				  n, (unsigned long long)lim->max_files);
 	if (!(m->files = calloc(n ? n : 1, sizeof(*m->files))))
 		return error_set(err, ENOMEM, "manifest");
 	json_object_object_foreach(files, name, entry)
@@ -718,13 +757,15 @@ static int meta_parse_obj(json_object *o, const struct images_limits *lim, struc
 			return r;
 	}
 	if (m->total_bytes > lim->max_bytes)
-		return error_setx(err, EFBIG, "lists %llu bytes, more than %llu (limits.checkpoint_max_bytes)",
-				  (unsigned long long)m->total_bytes, (unsigned long long)lim->max_bytes);
+		return error_setx(err, EFBIG,
+				  "lists %llu bytes, more than %llu (limits.checkpoint_max_bytes)",
+				  (unsigned long long)m->total_bytes,
+				  (unsigned long long)lim->max_bytes);
 	return 0;
 }
 
-int images_meta_parse(const char *text, size_t len, const struct images_limits *lim, struct images_meta *m,
-		      struct error **err)
+int images_meta_parse(const char *text, size_t len, const struct images_limits *lim,
+		      struct images_meta *m, struct error **err)
 {
 	memset(m, 0, sizeof(*m));
 	json_tokener *tok = json_tokener_new();
@@ -735,14 +776,16 @@ int images_meta_parse(const char *text, size_t len, const struct images_limits *
 		o = json_tokener_parse_ex(tok, "", 1); /* the end of the text ends a bare value */
 	bool complete = json_tokener_get_error(tok) == json_tokener_success;
 	json_tokener_free(tok);
-	int r = complete ? meta_parse_obj(o, lim, m, err) : error_setx(err, EINVAL, "not valid JSON");
+	int r = complete ? meta_parse_obj(o, lim, m, err)
+			 : error_setx(err, EINVAL, "not valid JSON");
 	json_object_put(o);
 	if (r < 0)
 		images_meta_free(m);
 	return r;
 }
 
-static int verify_file(int dirfd, const struct images_meta_file *f, const struct budget *b, struct error **err)
+static int verify_file(int dirfd, const struct images_meta_file *f, const struct budget *b,
+		       struct error **err)
 {
 	struct stat st;
 	uint64_t hash;
@@ -751,8 +794,9 @@ static int verify_file(int dirfd, const struct images_meta_file *f, const struct
 	if (fd < 0)
 		return fd;
 	if ((uint64_t)st.st_size != f->size)
-		return error_setx(err, EINVAL, "%s is %llu bytes, expected %llu (truncated?)", f->name,
-				  (unsigned long long)st.st_size, (unsigned long long)f->size);
+		return error_setx(err, EINVAL, "%s is %llu bytes, expected %llu (truncated?)",
+				  f->name, (unsigned long long)st.st_size,
+				  (unsigned long long)f->size);
 	int r = hash_fd(fd, f->name, f->size, b, &hash, err);
 	if (r < 0)
 		return r;
@@ -770,12 +814,14 @@ static int check_size(int dirfd, const struct images_meta_file *f, struct error 
 	if (!S_ISREG(st.st_mode))
 		return error_setx(err, EINVAL, "%s is not a regular file", f->name);
 	if ((uint64_t)st.st_size != f->size)
-		return error_setx(err, EINVAL, "%s is %llu bytes, expected %llu (truncated?)", f->name,
-				  (unsigned long long)st.st_size, (unsigned long long)f->size);
+		return error_setx(err, EINVAL, "%s is %llu bytes, expected %llu (truncated?)",
+				  f->name, (unsigned long long)st.st_size,
+				  (unsigned long long)f->size);
 	return 0;
 }
 
-static int images_verify_one(const char *dir, bool need_tree, const struct budget *b, struct error **err)
+static int images_verify_one(const char *dir, bool need_tree, const struct budget *b,
+			     struct error **err)
 {
 	_cleanup_close_ int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
 	_cleanup_free_ char *text = NULL;
@@ -787,7 +833,8 @@ static int images_verify_one(const char *dir, bool need_tree, const struct budge
 	int r = safefs_read(dirfd, IMAGES_META, 16 << 20, &text, &len, err);
 	if (r == -ENOENT) {
 		error_free(err);
-		return error_setx(err, ENOENT, "%s is empty or not a cocoon checkpoint (no %s)", dir, IMAGES_META);
+		return error_setx(err, ENOENT, "%s is empty or not a cocoon checkpoint (no %s)",
+				  dir, IMAGES_META);
 	}
 	if (r < 0 || (r = images_meta_parse(text, len, b->lim, &m, err)) < 0)
 		return error_wrap(err, "%s/%s", dir, IMAGES_META);
@@ -830,7 +877,7 @@ void images_copy_logs_at(int dirfd, const char *const *from, const char *const *
 void images_copy_logs(const char *src, const char *work_path)
 {
 	static const char *const names[] = {COCOON_DUMP_LOG, COCOON_RESTORE_LOG, COCOON_STATS_DUMP,
-					     COCOON_STATS_RESTORE};
+					    COCOON_STATS_RESTORE};
 	_cleanup_close_ int dirfd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	images_copy_logs_at(dirfd, names, names, ARRAY_SIZE(names), work_path);
 }
@@ -854,7 +901,8 @@ int images_verify(const char *dir, const struct images_limits *lim, struct image
 	chain->n = 0;
 	for (;;) {
 		if (chain->n == IMAGES_MAX_CHAIN)
-			return error_setx(err, E2BIG, "%s: more than %d pre-dumps in a chain", dir, IMAGES_MAX_CHAIN);
+			return error_setx(err, E2BIG, "%s: more than %d pre-dumps in a chain", dir,
+					  IMAGES_MAX_CHAIN);
 		int r = images_verify_one(cur, chain->n == 0, &b, err);
 		if (r < 0)
 			return r;
@@ -869,7 +917,8 @@ int images_verify(const char *dir, const struct images_limits *lim, struct image
 			return 0;
 		target[n] = 0;
 		if (strncmp(target, "../", 3) != 0 || !plain_name(target + 3))
-			return error_setx(err, EINVAL, "%s: parent link points at '%.60s'", cur, target);
+			return error_setx(err, EINVAL, "%s: parent link points at '%.60s'", cur,
+					  target);
 		char *slash = strrchr(cur, '/');
 		if (!slash)
 			return error_setx(err, EINVAL, "%s: parent outside", cur);

@@ -23,9 +23,9 @@
 /* What a guest (or a restore directory) can make the host spend; from the
  * [limits] section of the configuration (docs/config.md). */
 struct images_limits {
-	uint64_t max_bytes;	/* limits.checkpoint_max_bytes */
-	uint64_t max_files;	/* limits.checkpoint_max_files */
-	uint64_t verify_ms;	/* limits.verify_timeout_ms */
+	uint64_t max_bytes; /* limits.checkpoint_max_bytes */
+	uint64_t max_files; /* limits.checkpoint_max_files */
+	uint64_t verify_ms; /* limits.verify_timeout_ms */
 };
 
 struct images_info {
@@ -60,8 +60,9 @@ void images_limits_from_config(const struct cocoon_config *cfg, struct images_li
  * (or when dest is on another filesystem) the files are copied into new
  * host files; else the directory is renamed, then checked. On failure the
  * dump is removed and nothing is left at dest. */
-int images_publish(const char *state_dir, const char *ckid, const char *dest, const struct images_info *info,
-		   const struct images_limits *lim, bool copy, struct error **err);
+int images_publish(const char *state_dir, const char *ckid, const char *dest,
+		   const struct images_info *info, const struct images_limits *lim, bool copy,
+		   struct error **err);
 
 /* The engines' layout: a state root on tmpfs, --image-path on disk. The
  * images are then staged beside dest, on its filesystem: a new directory
@@ -81,8 +82,8 @@ struct images_stage {
  * not ours (a shim with volumes has its own, volumes.h): the bind mount is
  * then made there (setns, by a path checked against ours), and taken away
  * there. -1 for ours. Borrowed: the stage keeps a dup. */
-int images_stage_beside(const char *state_dir, const char *ckid, const char *dest, int mnt_ns, struct images_stage *st,
-			struct error **err);
+int images_stage_beside(const char *state_dir, const char *ckid, const char *dest, int mnt_ns,
+			struct images_stage *st, struct error **err);
 /* Takes the bind mount away: from here on the guest cannot reach the
  * staged directory. */
 void images_stage_unmount(struct images_stage *st);
@@ -131,6 +132,6 @@ struct images_meta {
 	uint64_t total_bytes;
 };
 /* Parses cocoon.json: every field is checked for its type and range. */
-int images_meta_parse(const char *text, size_t len, const struct images_limits *lim, struct images_meta *m,
-		      struct error **err);
+int images_meta_parse(const char *text, size_t len, const struct images_limits *lim,
+		      struct images_meta *m, struct error **err);
 void images_meta_free(struct images_meta *m);

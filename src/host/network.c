@@ -42,7 +42,8 @@ static void nl_cache_freep(struct nl_cache **c)
 #define _cleanup_nl_cache_ _cleanup_(nl_cache_freep)
 
 /* "<context>: <libnl's reason>", context formatted as printf. */
-static int nl_fail(struct error **err, int nlerr, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int nl_fail(struct error **err, int nlerr, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 static int nl_fail(struct error **err, int nlerr, const char *fmt, ...)
 {
 	char ctx[256];
@@ -122,29 +123,34 @@ static int read_links(struct network *n, struct nl_cache *links, const char *ns,
 		 * NIC would need to be told, and this host's kernel has no
 		 * ipvlan to test it on (docs/networking.md). */
 		if (!type || (strcmp(type, "veth") != 0 && strcmp(type, "macvlan") != 0))
-			return error_setx(err, EOPNOTSUPP,
-					  "network namespace %s: interface %s is of type %s; cocoon carries "
-					  "only veth and macvlan interfaces into the VM",
-					  ns, name, type ? type : "unknown (no link kind)");
+			return error_setx(
+				err, EOPNOTSUPP,
+				"network namespace %s: interface %s is of type %s; cocoon carries "
+				"only veth and macvlan interfaces into the VM",
+				ns, name, type ? type : "unknown (no link kind)");
 		if (n->n_ifs == NET_MAX_INTERFACES)
-			return error_setx(err, E2BIG, "network namespace %s: more than %d interfaces", ns,
+			return error_setx(err, E2BIG,
+					  "network namespace %s: more than %d interfaces", ns,
 					  NET_MAX_INTERFACES);
 		struct net_iface *f = &n->ifs[n->n_ifs++];
 		struct nl_addr *mac = rtnl_link_get_addr(l);
 		const unsigned char *m = mac ? nl_addr_get_binary_addr(mac) : NULL;
 		if (!m || nl_addr_get_len(mac) != 6)
-			return error_setx(err, EINVAL, "network namespace %s: interface %s has no MAC address", ns,
-					  name);
+			return error_setx(err, EINVAL,
+					  "network namespace %s: interface %s has no MAC address",
+					  ns, name);
 		snprintf(f->name, sizeof(f->name), "%s", name);
-		snprintf(f->mac, sizeof(f->mac), "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4],
-			 m[5]);
+		snprintf(f->mac, sizeof(f->mac), "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2],
+			 m[3], m[4], m[5]);
 		f->ifindex = rtnl_link_get_ifindex(l);
 		f->mtu = rtnl_link_get_mtu(l);
 		f->tap_fd = -1;
 	}
 	if (n->n_ifs == 0)
 		return error_setx(err, ENODEV,
-				  "network namespace %s has no interface besides lo: nothing to connect the VM to", ns);
+				  "network namespace %s has no interface besides lo: nothing to "
+				  "connect the VM to",
+				  ns);
 	return 0;
 }
 
@@ -162,7 +168,8 @@ static int add_string(char ***arr, size_t *n, char *s)
 	return 0;
 }
 
-static int read_addresses(struct network *n, struct nl_cache *addrs, const char *ns, struct error **err)
+static int read_addresses(struct network *n, struct nl_cache *addrs, const char *ns,
+			  struct error **err)
 {
 	Cocoon__NetworkSpec *spec = n->spec;
 	for (struct nl_object *o = nl_cache_get_first(addrs); o; o = nl_cache_get_next(o)) {
@@ -171,20 +178,23 @@ static int read_addresses(struct network *n, struct nl_cache *addrs, const char 
 		struct net_iface *f = iface_by_index(n, rtnl_addr_get_ifindex(a));
 		/* Link-local addresses belong to each link: the guest's kernel
 		 * makes its own from the same MAC. */
-		if (!f || (family != AF_INET && family != AF_INET6) || rtnl_addr_get_scope(a) == RT_SCOPE_LINK ||
-		    !rtnl_addr_get_local(a))
+		if (!f || (family != AF_INET && family != AF_INET6) ||
+		    rtnl_addr_get_scope(a) == RT_SCOPE_LINK || !rtnl_addr_get_local(a))
 			continue;
 		Cocoon__NetInterface *ifc = spec->interfaces[f - n->ifs];
 		if (ifc->n_addresses == NET_MAX_ADDRESSES)
-			return error_setx(err, E2BIG, "network namespace %s: %s has more than %d addresses", ns,
+			return error_setx(err, E2BIG,
+					  "network namespace %s: %s has more than %d addresses", ns,
 					  f->name, NET_MAX_ADDRESSES);
-		if (add_string(&ifc->addresses, &ifc->n_addresses, addr_text(rtnl_addr_get_local(a), family)) < 0)
+		if (add_string(&ifc->addresses, &ifc->n_addresses,
+			       addr_text(rtnl_addr_get_local(a), family)) < 0)
 			return error_set(err, ENOMEM, "network namespace %s", ns);
 	}
 	return 0;
 }
 
-static int read_routes(struct network *n, struct nl_cache *routes, const char *ns, struct error **err)
+static int read_routes(struct network *n, struct nl_cache *routes, const char *ns,
+		       struct error **err)
 {
 	Cocoon__NetworkSpec *spec = n->spec;
 	for (struct nl_object *o = nl_cache_get_first(routes); o; o = nl_cache_get_next(o)) {
@@ -192,20 +202,25 @@ static int read_routes(struct network *n, struct nl_cache *routes, const char *n
 		int family = rtnl_route_get_family(r);
 		/* The kernel's own routes (the prefixes of the addresses,
 		 * fe80::/64) the guest's kernel makes again. */
-		if (rtnl_route_get_table(r) != RT_TABLE_MAIN || rtnl_route_get_type(r) != RTN_UNICAST ||
-		    rtnl_route_get_protocol(r) == RTPROT_KERNEL || (family != AF_INET && family != AF_INET6))
+		if (rtnl_route_get_table(r) != RT_TABLE_MAIN ||
+		    rtnl_route_get_type(r) != RTN_UNICAST ||
+		    rtnl_route_get_protocol(r) == RTPROT_KERNEL ||
+		    (family != AF_INET && family != AF_INET6))
 			continue;
 		if (rtnl_route_get_nnexthops(r) != 1)
-			return error_setx(err, EOPNOTSUPP, "network namespace %s: a multipath route is not supported",
-					  ns);
+			return error_setx(
+				err, EOPNOTSUPP,
+				"network namespace %s: a multipath route is not supported", ns);
 		struct rtnl_nexthop *nh = rtnl_route_nexthop_n(r, 0);
 		struct net_iface *f = iface_by_index(n, rtnl_route_nh_get_ifindex(nh));
 		if (!f)
 			continue;
 		if (spec->n_routes == NET_MAX_ROUTES)
-			return error_setx(err, E2BIG, "network namespace %s: more than %d routes", ns, NET_MAX_ROUTES);
+			return error_setx(err, E2BIG, "network namespace %s: more than %d routes",
+					  ns, NET_MAX_ROUTES);
 		Cocoon__NetRoute *rt = calloc(1, sizeof(*rt));
-		Cocoon__NetRoute **grown = rt ? realloc(spec->routes, (spec->n_routes + 1) * sizeof(*grown)) : NULL;
+		Cocoon__NetRoute **grown =
+			rt ? realloc(spec->routes, (spec->n_routes + 1) * sizeof(*grown)) : NULL;
 		if (!grown) {
 			free(rt);
 			return error_set(err, ENOMEM, "network namespace %s", ns);
@@ -215,7 +230,8 @@ static int read_routes(struct network *n, struct nl_cache *routes, const char *n
 		spec->routes[spec->n_routes++] = rt;
 		struct nl_addr *gw = rtnl_route_nh_get_gateway(nh);
 		char ip[INET6_ADDRSTRLEN] = "";
-		if (gw && !inet_ntop(nl_addr_get_family(gw), nl_addr_get_binary_addr(gw), ip, sizeof(ip)))
+		if (gw &&
+		    !inet_ntop(nl_addr_get_family(gw), nl_addr_get_binary_addr(gw), ip, sizeof(ip)))
 			ip[0] = 0;
 		rt->destination = addr_text(rtnl_route_get_dst(r), family);
 		rt->gateway = strdup(ip);
@@ -327,8 +343,8 @@ static struct rtnl_cls *new_filter(int ifindex, int prio, int protocol)
  * kernel has (no gact, so no plain "drop"): a redirect to the other side,
  * or for a hold a mirror whose verdict is "drop". A mirror to a device that
  * is down, or gone, sends nothing; the packet is dropped either way. */
-static int add_filter(struct network *n, struct rtnl_cls *cls, int target, bool hold, const char *what,
-		      struct error **err)
+static int add_filter(struct network *n, struct rtnl_cls *cls, int target, bool hold,
+		      const char *what, struct error **err)
 {
 	struct rtnl_act *act = rtnl_act_alloc();
 	int r = act ? 0 : -NLE_NOMEM;
@@ -339,7 +355,8 @@ static int add_filter(struct network *n, struct rtnl_cls *cls, int target, bool 
 		rtnl_mirred_set_ifindex(act, (uint32_t)target);
 	}
 	/* Without the terminal flag u32 matches but runs no action. */
-	if (r == 0 && (r = rtnl_u32_add_action(cls, act)) == 0 && (r = rtnl_u32_set_cls_terminal(cls)) == 0)
+	if (r == 0 && (r = rtnl_u32_add_action(cls, act)) == 0 &&
+	    (r = rtnl_u32_set_cls_terminal(cls)) == 0)
 		r = rtnl_cls_add(n->sk, cls, NLM_F_CREATE);
 	if (act)
 		rtnl_act_put(act);
@@ -457,7 +474,8 @@ static void clean_ingress(struct network *n, struct net_iface *f)
 {
 	_cleanup_nl_cache_ struct nl_cache *filters = NULL;
 	del_filters(n, f->ifindex, PRIO_REDIRECT, ETH_P_ALL);
-	if (rtnl_cls_alloc_cache(n->sk, f->ifindex, INGRESS_HANDLE, &filters) < 0 || nl_cache_nitems(filters) > 0)
+	if (rtnl_cls_alloc_cache(n->sk, f->ifindex, INGRESS_HANDLE, &filters) < 0 ||
+	    nl_cache_nitems(filters) > 0)
 		return;
 	struct rtnl_qdisc *q = rtnl_qdisc_alloc();
 	if (!q)
@@ -538,8 +556,8 @@ static int add_hold(struct network *n, struct net_iface *f, const char *addr, st
 	return add_filter(n, cls, f->tap_ifindex, true, what, err);
 }
 
-static int hold_one(struct network *n, struct net_iface *f, const Cocoon__NetInterface *ifc, bool guest_side,
-		    struct error **err)
+static int hold_one(struct network *n, struct net_iface *f, const Cocoon__NetInterface *ifc,
+		    bool guest_side, struct error **err)
 {
 	for (size_t j = 0; j < ifc->n_addresses; j++) {
 		int r = add_hold(n, f, ifc->addresses[j], err);

@@ -25,20 +25,20 @@
 struct nl_sock;
 
 struct net_iface {
-	char name[IF_NAMESIZE];	    /* the engine's interface (a veth or macvlan) */
+	char name[IF_NAMESIZE]; /* the engine's interface (a veth or macvlan) */
 	int ifindex;
 	char tap_name[IF_NAMESIZE];
 	int tap_ifindex;
-	int tap_fd;		    /* for QEMU; -1 once handed over */
-	char mac[18];		    /* the veth's, given to the guest's device */
+	int tap_fd;   /* for QEMU; -1 once handed over */
+	char mac[18]; /* the veth's, given to the guest's device */
 	unsigned mtu;
 };
 
 struct network {
-	struct nl_sock *sk;	    /* a netlink socket opened inside the namespace */
+	struct nl_sock *sk; /* a netlink socket opened inside the namespace */
 	struct net_iface ifs[NET_MAX_INTERFACES];
 	int n_ifs;
-	Cocoon__NetworkSpec *spec;  /* what the agent gets; owned here */
+	Cocoon__NetworkSpec *spec; /* what the agent gets; owned here */
 };
 
 /* Enters the network namespace at netns_path, reads its interfaces,

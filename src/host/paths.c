@@ -43,7 +43,8 @@ int write_file_atomic(const char *path, const char *data, size_t len, int mode, 
 	if (asprintf(&tmp, "%s.tmp.%d", path, getpid()) < 0)
 		return error_set(err, ENOMEM, "%s", path);
 	unlink(tmp); /* our own leftover: the same pid */
-	_cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	_cleanup_close_ int fd =
+		open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0)
 		return error_set(err, errno, "create %s", tmp);
 	for (size_t off = 0; off < len;) {
@@ -83,7 +84,8 @@ int remove_tree(const char *path, struct error **err)
 		return error_set(err, ENOMEM, "remove %s", path);
 	if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
 		return error_setx(err, EINVAL, "remove %s: not a removable name", path);
-	_cleanup_close_ int dirfd = open(*parent ? parent : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_close_ int dirfd =
+		open(*parent ? parent : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0)
 		return errno == ENOENT ? 0 : error_set(err, errno, "remove %s", path);
 	int r = safefs_remove(dirfd, base, err);
@@ -100,14 +102,17 @@ int validate_id(const char *kind, const char *id, struct error **err)
 	case COCOON_ID_EMPTY:
 		return error_setx(err, EINVAL, "%s ID is empty", kind);
 	case COCOON_ID_TOO_LONG:
-		return error_setx(err, EINVAL, "%s ID '%.20s...' is %zu characters; the limit is %d", kind, id,
+		return error_setx(err, EINVAL,
+				  "%s ID '%.20s...' is %zu characters; the limit is %d", kind, id,
 				  strlen(id), COCOON_ID_MAX);
 	case COCOON_ID_BAD_START:
-		return error_setx(err, EINVAL, "%s ID '%s' must start with a letter or digit", kind, id);
+		return error_setx(err, EINVAL, "%s ID '%s' must start with a letter or digit", kind,
+				  id);
 	case COCOON_ID_BAD_CHAR:
-		return error_setx(err, EINVAL,
-				  "%s ID '%s' contains '%c'; allowed are letters, digits, '_', '-' and '.'", kind,
-				  id, bad);
+		return error_setx(
+			err, EINVAL,
+			"%s ID '%s' contains '%c'; allowed are letters, digits, '_', '-' and '.'",
+			kind, id, bad);
 	case COCOON_ID_DOTDOT:
 		return error_setx(err, EINVAL, "%s ID '%s' contains '..'", kind, id);
 	}
@@ -138,7 +143,8 @@ char *path_beside(const char *path, const char *name)
 {
 	const char *slash = strrchr(path, '/');
 	char *out = NULL;
-	if (asprintf(&out, "%.*s/%s", slash ? (int)(slash - path) : 1, slash ? path : ".", name) < 0)
+	if (asprintf(&out, "%.*s/%s", slash ? (int)(slash - path) : 1, slash ? path : ".", name) <
+	    0)
 		return NULL;
 	return out;
 }

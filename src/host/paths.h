@@ -20,7 +20,6 @@ int write_file_atomic(const char *path, const char *data, size_t len, int mode, 
  * source is not an error. For logs. */
 void copy_file_bounded(const char *from, const char *to, size_t max);
 
-
 /* Removes a tree without following symlinks. Missing is not an error. */
 int remove_tree(const char *path, struct error **err);
 
@@ -39,4 +38,3 @@ int find_helper(const char *name, char **out, struct error **err);
 /* NAME in the directory of PATH ("." when PATH has no slash), allocated;
  * NULL when out of memory. */
 char *path_beside(const char *path, const char *name);
-

@@ -47,15 +47,17 @@ int pod_spec_namespace(struct oci_bundle *b, const char *field, const char *type
 	if (!pid && !(b->pod.sandbox_id && pod_shares(type)))
 		return 0;
 	if (!pod_shares(type))
-		return error_setx(err, EOPNOTSUPP,
-				  "config.json: %s: joining the %s namespace of %s is not supported: the "
-				  "containers of a pod share their network, IPC and UTS namespaces only",
-				  field, type, path);
+		return error_setx(
+			err, EOPNOTSUPP,
+			"config.json: %s: joining the %s namespace of %s is not supported: the "
+			"containers of a pod share their network, IPC and UTS namespaces only",
+			field, type, path);
 	if (pid && b->pod.join_pid && b->pod.join_pid != pid)
-		return error_setx(err, EINVAL,
-				  "config.json: %s: %s names process %d, another namespace path process %d: "
-				  "a container joins one pod",
-				  field, path, pid, b->pod.join_pid);
+		return error_setx(
+			err, EINVAL,
+			"config.json: %s: %s names process %d, another namespace path process %d: "
+			"a container joins one pod",
+			field, path, pid, b->pod.join_pid);
 	if (pid)
 		b->pod.join_pid = pid;
 	for (size_t i = 0; i < s->n_join_namespaces; i++)
@@ -106,7 +108,8 @@ static int find_by_shim_pid(const char *root, pid_t pid, char id[65])
 	return -ESRCH;
 }
 
-static int load_sandbox(struct global_opts *g, const char *id, struct pod_sandbox *sb, struct error **err)
+static int load_sandbox(struct global_opts *g, const char *id, struct pod_sandbox *sb,
+			struct error **err)
 {
 	struct container_state st;
 	_cleanup_free_ char *share = NULL, *marker = NULL;
@@ -115,16 +118,20 @@ static int load_sandbox(struct global_opts *g, const char *id, struct pod_sandbo
 		return r;
 	snprintf(sb->id, sizeof(sb->id), "%s", id);
 	if ((r = state_read(sb->dir, &st, err)) < 0)
-		return r == -ENOENT ? error_setx(err, ESRCH, "pod sandbox %s does not exist", id) : r;
+		return r == -ENOENT ? error_setx(err, ESRCH, "pod sandbox %s does not exist", id)
+				    : r;
 	if (st.status == STATUS_STOPPED)
 		return error_setx(err, ESRCH, "pod sandbox %s is stopped: its VM is gone", id);
 	if (asprintf(&marker, "%s/" POD_SANDBOX_FILE, sb->dir) < 0 ||
 	    asprintf(&share, "%s/" POD_SHARE, sb->dir) < 0)
 		return error_set(err, ENOMEM, "pod");
 	if (access(marker, F_OK) == 0)
-		return error_setx(err, EINVAL, "container %s is a member of a pod, not its sandbox", id);
+		return error_setx(err, EINVAL, "container %s is a member of a pod, not its sandbox",
+				  id);
 	if (access(share, F_OK) < 0)
-		return error_setx(err, EINVAL, "container %s was started without a pod share and takes no members", id);
+		return error_setx(
+			err, EINVAL,
+			"container %s was started without a pod share and takes no members", id);
 	sb->shim_pid = st.shim_pid;
 	sb->shim_start = st.shim_start;
 	return 0;
@@ -142,15 +149,19 @@ int pod_resolve(struct global_opts *g, const struct oci_bundle *b, struct pod_sa
 	if (p->join_pid) {
 		/* Only a cocoon shim of this root has namespaces that lead into
 		 * a VM; any other process's would be the host's. */
-		if (find_by_shim_pid(g->root, p->join_pid, by_pid) < 0 || !same_executable(p->join_pid))
+		if (find_by_shim_pid(g->root, p->join_pid, by_pid) < 0 ||
+		    !same_executable(p->join_pid))
 			return error_setx(err, ESRCH,
-					  "config.json: the namespaces of /proc/%d: process %d is not the shim of "
-					  "a running cocoon container under %s; a container in a VM can only join "
+					  "config.json: the namespaces of /proc/%d: process %d is "
+					  "not the shim of "
+					  "a running cocoon container under %s; a container in a "
+					  "VM can only join "
 					  "the namespaces of its own pod's sandbox",
 					  p->join_pid, p->join_pid, g->root);
 		if (p->sandbox_id && strcmp(p->sandbox_id, by_pid) != 0)
 			return error_setx(err, EINVAL,
-					  "config.json: the sandbox-id annotation names %s, the namespace paths "
+					  "config.json: the sandbox-id annotation names %s, the "
+					  "namespace paths "
 					  "container %s",
 					  p->sandbox_id, by_pid);
 	}
@@ -161,7 +172,8 @@ int pod_resolve(struct global_opts *g, const struct oci_bundle *b, struct pod_sa
 	}
 	if (p->join_pid && proc_start_time(p->join_pid) != sb->shim_start) {
 		pod_sandbox_free(sb);
-		return error_setx(err, ESRCH, "the shim of pod sandbox %s (pid %d) is gone", by_pid, p->join_pid);
+		return error_setx(err, ESRCH, "the shim of pod sandbox %s (pid %d) is gone", by_pid,
+				  p->join_pid);
 	}
 	return 1;
 }
@@ -195,7 +207,8 @@ int pod_share_prepare(const char *dir, struct error **err)
 	if ((mkdir(rw, 0700) < 0 && errno != EEXIST) || (mkdir(ro, 0700) < 0 && errno != EEXIST))
 		return error_set(err, errno, "pod share %s", ro);
 	if (mount(rw, ro, NULL, MS_BIND, NULL) < 0 ||
-	    mount(NULL, ro, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+	    mount(NULL, ro, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) <
+		    0)
 		return error_set(err, errno, "pod share %s", ro);
 	return 0;
 }
@@ -208,7 +221,8 @@ static int enter_sandbox_mounts(const struct pod_sandbox *sb, struct error **err
 	if (fd < 0 || proc_start_time(sb->shim_pid) != sb->shim_start)
 		return error_setx(err, ESRCH, "the shim of pod sandbox %s is gone", sb->id);
 	if (setns(fd, CLONE_NEWNS) < 0)
-		return error_set(err, errno, "entering the mount namespace of pod sandbox %s", sb->id);
+		return error_set(err, errno, "entering the mount namespace of pod sandbox %s",
+				 sb->id);
 	return 0;
 }
 
@@ -220,7 +234,8 @@ static int share_volumes(const char *rw, const char *ro, const char *id, struct 
 	_cleanup_free_ char *points = NULL, *mounts = NULL;
 	if (b->n_volumes == 0)
 		return 0;
-	if (asprintf(&points, "%s/" VOLUMES_DIR, rw) < 0 || asprintf(&mounts, "%s/" VOLUMES_DIR, ro) < 0)
+	if (asprintf(&points, "%s/" VOLUMES_DIR, rw) < 0 ||
+	    asprintf(&mounts, "%s/" VOLUMES_DIR, ro) < 0)
 		return error_set(err, ENOMEM, "pod");
 	int r = volumes_share_at(points, mounts, b->volumes, trees, b->n_volumes, err);
 	if (r < 0)
@@ -231,7 +246,8 @@ static int share_volumes(const char *rw, const char *ro, const char *id, struct 
 		if (strcmp(m->type, "bind") != 0 || strncmp(m->source, prefix, strlen(prefix)) != 0)
 			continue;
 		char *src;
-		if (asprintf(&src, POD_GUEST_DIR "/%s/" VOLUMES_DIR "/%s", id, m->source + strlen(prefix)) < 0)
+		if (asprintf(&src, POD_GUEST_DIR "/%s/" VOLUMES_DIR "/%s", id,
+			     m->source + strlen(prefix)) < 0)
 			return error_set(err, ENOMEM, "pod");
 		free(m->source);
 		m->source = src;
@@ -289,11 +305,13 @@ static int member_trees_take(const struct oci_bundle *b, const char *const *imag
 			     struct member_trees *t, struct error **err)
 {
 	if (n_images > POD_MAX_IMAGES)
-		return error_setx(err, E2BIG, "at most %d image directories for a pod member", POD_MAX_IMAGES);
+		return error_setx(err, E2BIG, "at most %d image directories for a pod member",
+				  POD_MAX_IMAGES);
 	for (t->n_images = 0; t->n_images < n_images; t->n_images++) {
-		int fd = open_tree(AT_FDCWD, images[t->n_images], OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-		struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
-						      MOUNT_ATTR_NOEXEC};
+		int fd = open_tree(AT_FDCWD, images[t->n_images],
+				   OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+		struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+						      MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC};
 		if (fd >= 0 && mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0) {
 			int e = errno;
 			close(fd);
@@ -304,7 +322,8 @@ static int member_trees_take(const struct oci_bundle *b, const char *const *imag
 			return error_set(err, errno, "checkpoint images %s", images[t->n_images]);
 		t->images[t->n_images] = fd;
 	}
-	t->rootfs = open_tree(AT_FDCWD, b->rootfs, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+	t->rootfs =
+		open_tree(AT_FDCWD, b->rootfs, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
 	if (t->rootfs < 0)
 		return error_set(err, errno, "rootfs %s", b->rootfs);
 	for (t->n = 0; t->n < b->n_volumes; t->n++) {
@@ -338,7 +357,8 @@ int pod_member_share(const struct pod_sandbox *sb, const char *id, struct oci_bu
 		goto out;
 	}
 	if (move_mount(trees.rootfs, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
-		r = error_set(err, errno, "sharing rootfs %s into pod sandbox %s", b->rootfs, sb->id);
+		r = error_set(err, errno, "sharing rootfs %s into pod sandbox %s", b->rootfs,
+			      sb->id);
 		goto out;
 	}
 	if ((r = share_volumes(rw, ro, id, b, trees.volumes, err)) < 0)
@@ -349,14 +369,16 @@ int pod_member_share(const struct pod_sandbox *sb, const char *id, struct oci_bu
 		snprintf(where, sizeof(where), "%s/images%d", ro, i);
 		if (mkdir(point, 0700) < 0 ||
 		    move_mount(trees.images[i], "", AT_FDCWD, where, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
-			r = error_set(err, errno, "sharing checkpoint images %s into pod sandbox %s", images[i], sb->id);
+			r = error_set(err, errno,
+				      "sharing checkpoint images %s into pod sandbox %s", images[i],
+				      sb->id);
 			goto out;
 		}
 	}
 	free(s->rootfs_tag);
 	s->rootfs_tag = NULL;
-	if (asprintf(&s->rootfs_tag, POD_TAG) < 0 || asprintf(&s->rootfs_path, "%s/rootfs", id) < 0 ||
-	    !(s->join_container = strdup(sb->id)))
+	if (asprintf(&s->rootfs_tag, POD_TAG) < 0 ||
+	    asprintf(&s->rootfs_path, "%s/rootfs", id) < 0 || !(s->join_container = strdup(sb->id)))
 		r = error_set(err, ENOMEM, "pod");
 out:
 	member_trees_close(&trees);

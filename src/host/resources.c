@@ -14,9 +14,11 @@ int resources_vm_size(const struct cocoon_config *cfg, const Cocoon__Resources *
 		int64_t limit = (int64_t)((r->memory_limit + (1 << 20) - 1) >> 20);
 		if (limit + RESOURCES_GUEST_OVERHEAD_MIB > cfg->max_memory_mib)
 			return error_setx(err, E2BIG,
-					  "linux.resources.memory.limit (%lld MiB) and the guest's %d MiB do not fit "
+					  "linux.resources.memory.limit (%lld MiB) and the guest's "
+					  "%d MiB do not fit "
 					  "in vm.max_memory_mib = %lld",
-					  (long long)limit, RESOURCES_GUEST_OVERHEAD_MIB, (long long)cfg->max_memory_mib);
+					  (long long)limit, RESOURCES_GUEST_OVERHEAD_MIB,
+					  (long long)cfg->max_memory_mib);
 		mem = limit + RESOURCES_GUEST_OVERHEAD_MIB + (cfg->enable_checkpoint ? limit : 0);
 		if (mem < 128)
 			mem = 128;
@@ -37,10 +39,13 @@ int resources_update_fits(int vm_memory_mib, uint64_t memory_limit, struct error
 	if (vm_memory_mib <= 0 || memory_limit == 0 || limit <= room)
 		return 0;
 	return error_setx(err, E2BIG,
-			  "memory limit %lld MiB exceeds what the VM can give: its %d MiB less the guest's %d MiB "
-			  "is %lld MiB; a VM's memory is fixed when it boots (no memory hotplug or balloon yet), so "
+			  "memory limit %lld MiB exceeds what the VM can give: its %d MiB less the "
+			  "guest's %d MiB "
+			  "is %lld MiB; a VM's memory is fixed when it boots (no memory hotplug or "
+			  "balloon yet), so "
 			  "a larger limit needs a new container",
-			  (long long)limit, vm_memory_mib, RESOURCES_GUEST_OVERHEAD_MIB, (long long)room);
+			  (long long)limit, vm_memory_mib, RESOURCES_GUEST_OVERHEAD_MIB,
+			  (long long)room);
 }
 
 static void json_putp(json_object **o)
@@ -52,7 +57,10 @@ static void json_putp(json_object **o)
 static json_object *field(json_object *o, const char *key)
 {
 	json_object *v = NULL;
-	return o && json_object_is_type(o, json_type_object) && json_object_object_get_ex(o, key, &v) ? v : NULL;
+	return o && json_object_is_type(o, json_type_object) &&
+			       json_object_object_get_ex(o, key, &v)
+		       ? v
+		       : NULL;
 }
 
 /* An integer member or its absence; anything else is an error. */
@@ -91,14 +99,16 @@ static void note(char *ignored, size_t size, const char *name)
 	snprintf(ignored + len, size - len, "%s%s", len ? ", " : "", name);
 }
 
-int resources_update_from_json(const char *text, Cocoon__UpdateRequest *u, Cocoon__Resources *r, char *ignored,
-			       size_t ignored_size, struct error **err)
+int resources_update_from_json(const char *text, Cocoon__UpdateRequest *u, Cocoon__Resources *r,
+			       char *ignored, size_t ignored_size, struct error **err)
 {
 	_cleanup_(json_putp) json_object *root = json_tokener_parse(text);
 	ignored[0] = 0;
 	if (!root || !json_object_is_type(root, json_type_object))
-		return error_setx(err, EINVAL, "--resources: not a JSON object (OCI linux.resources)");
-	json_object *mem = field(root, "memory"), *pids = field(root, "pids"), *cpu = field(root, "cpu");
+		return error_setx(err, EINVAL,
+				  "--resources: not a JSON object (OCI linux.resources)");
+	json_object *mem = field(root, "memory"), *pids = field(root, "pids"),
+		    *cpu = field(root, "cpu");
 	bool has;
 	int64_t v;
 	int e;
@@ -122,7 +132,8 @@ int resources_update_from_json(const char *text, Cocoon__UpdateRequest *u, Cocoo
 	    (e = get_int64(cpu, "period", "cpu.period", &has_period, &period, err)) < 0)
 		return e;
 	if (period < 0 || period > 1000000)
-		return error_setx(err, EINVAL, "--resources: cpu.period %lld: expected 0 .. 1000000 us",
+		return error_setx(err, EINVAL,
+				  "--resources: cpu.period %lld: expected 0 .. 1000000 us",
 				  (long long)period);
 	if (quota != 0 || period != 0) {
 		u->set_cpu_max = true;
@@ -133,20 +144,24 @@ int resources_update_from_json(const char *text, Cocoon__UpdateRequest *u, Cocoo
 		return e;
 	if (has && v != 0) {
 		if (v < 0 || v > 262144)
-			return error_setx(err, EINVAL, "--resources: cpu.shares %lld: expected 2 .. 262144",
+			return error_setx(err, EINVAL,
+					  "--resources: cpu.shares %lld: expected 2 .. 262144",
 					  (long long)v);
 		u->set_cpu_weight = true;
 		r->cpu_shares = (uint64_t)v;
 	}
-	static const char *const mem_other[] = {"reservation", "swap", "kernel", "kernelTCP", "swappiness"};
+	static const char *const mem_other[] = {"reservation", "swap", "kernel", "kernelTCP",
+						"swappiness"};
 	for (size_t i = 0; i < ARRAY_SIZE(mem_other); i++)
 		if (meaningful(field(mem, mem_other[i])))
 			note(ignored, ignored_size, mem_other[i]);
-	static const char *const cpu_other[] = {"cpus", "mems", "realtimeRuntime", "realtimePeriod"};
+	static const char *const cpu_other[] = {"cpus", "mems", "realtimeRuntime",
+						"realtimePeriod"};
 	for (size_t i = 0; i < ARRAY_SIZE(cpu_other); i++)
 		if (meaningful(field(cpu, cpu_other[i])))
 			note(ignored, ignored_size, cpu_other[i]);
-	static const char *const other[] = {"blockIO", "hugepageLimits", "network", "rdma", "unified", "devices"};
+	static const char *const other[] = {"blockIO", "hugepageLimits", "network",
+					    "rdma",    "unified",	 "devices"};
 	for (size_t i = 0; i < ARRAY_SIZE(other); i++)
 		if (meaningful(field(root, other[i])))
 			note(ignored, ignored_size, other[i]);

@@ -27,5 +27,5 @@ int resources_update_fits(int vm_memory_mib, uint64_t memory_limit, struct error
  * reads it: 0 or absent leaves a limit as it is, -1 lifts it. What the VM
  * does not apply (swap, cpuset, blockIO, ...) is named, comma-separated, in
  * ignored. Errors name the field. */
-int resources_update_from_json(const char *text, Cocoon__UpdateRequest *u, Cocoon__Resources *r, char *ignored,
-			       size_t ignored_size, struct error **err);
+int resources_update_from_json(const char *text, Cocoon__UpdateRequest *u, Cocoon__Resources *r,
+			       char *ignored, size_t ignored_size, struct error **err);

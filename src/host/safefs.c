@@ -32,7 +32,8 @@ static int open_openat2(int dirfd, const char *path, int flags, mode_t mode)
 	struct open_how how = {
 		.flags = (uint64_t)(flags | O_CLOEXEC),
 		.mode = flags & O_CREAT ? mode : 0,
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV |
+			   RESOLVE_NO_MAGICLINKS,
 	};
 	long fd;
 	do
@@ -65,7 +66,10 @@ static int open_stepwise(int dirfd, const char *path, int flags, mode_t mode)
 			      : openat(at, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
 			return -errno;
-		int e = fstat(fd, &st) < 0 ? errno : S_ISLNK(st.st_mode) ? ELOOP : st.st_dev != root.st_dev ? EXDEV : 0;
+		int e = fstat(fd, &st) < 0	   ? errno
+			: S_ISLNK(st.st_mode)	   ? ELOOP
+			: st.st_dev != root.st_dev ? EXDEV
+						   : 0;
 		if (e) {
 			close(fd);
 			return -e;
@@ -91,9 +95,13 @@ int safefs_open(int dirfd, const char *path, int flags, mode_t mode)
 
 static const char *file_kind(mode_t m)
 {
-	return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISCHR(m) ? "a character device"
-	       : S_ISBLK(m) ? "a block device" : S_ISSOCK(m) ? "a socket" : S_ISLNK(m) ? "a symlink"
-								 : "not a regular file";
+	return S_ISDIR(m)    ? "a directory"
+	       : S_ISFIFO(m) ? "a FIFO"
+	       : S_ISCHR(m)  ? "a character device"
+	       : S_ISBLK(m)  ? "a block device"
+	       : S_ISSOCK(m) ? "a socket"
+	       : S_ISLNK(m)  ? "a symlink"
+			     : "not a regular file";
 }
 
 /* An O_PATH fd opens nothing: a FIFO or a device is only looked at. The
@@ -130,7 +138,8 @@ int safefs_open_regular(int dirfd, const char *path, uint64_t max, struct stat *
 	return fd;
 }
 
-int safefs_read(int dirfd, const char *path, size_t max, char **out, size_t *len, struct error **err)
+int safefs_read(int dirfd, const char *path, size_t max, char **out, size_t *len,
+		struct error **err)
 {
 	struct stat st;
 	_cleanup_close_ int fd = safefs_open_regular(dirfd, path, max, &st, err);
@@ -177,7 +186,8 @@ int safefs_write(int dirfd, const char *name, const void *data, size_t len, mode
 int safefs_copy_fd(int in, int dirfd, const char *name, uint64_t max, mode_t mode,
 		   struct error **err)
 {
-	_cleanup_close_ int out = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	_cleanup_close_ int out =
+		openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	_cleanup_free_ char *buf = malloc(4 << 20);
 	uint64_t total = 0;
 
@@ -193,7 +203,8 @@ int safefs_copy_fd(int in, int dirfd, const char *name, uint64_t max, mode_t mod
 			break;
 		total += (uint64_t)n;
 		if (total > max)
-			return error_setx(err, EFBIG, "%s: more than %llu bytes", name, (unsigned long long)max);
+			return error_setx(err, EFBIG, "%s: more than %llu bytes", name,
+					  (unsigned long long)max);
 		int r = fd_write_all(out, buf, (size_t)n);
 		if (r < 0)
 			return error_set(err, -r, "write %s", name);
@@ -210,10 +221,10 @@ int safefs_copy_fd(int in, int dirfd, const char *name, uint64_t max, mode_t mod
  * are removed: a mount point (another mount ID, or another st_dev where
  * statx gives no mount ID) is left alone and reported. */
 struct remove_walk {
-	int topfd;		/* the directory being removed, once open */
+	int topfd; /* the directory being removed, once open */
 	dev_t dev;
-	uint64_t mnt_id;	/* 0: the kernel gave none; st_dev alone decides */
-	unsigned hoisted;	/* directories renamed into topfd this pass */
+	uint64_t mnt_id;  /* 0: the kernel gave none; st_dev alone decides */
+	unsigned hoisted; /* directories renamed into topfd this pass */
 	unsigned serial;
 };
 
@@ -242,13 +253,14 @@ static int hoist(int dirfd, const char *name, struct remove_walk *w, struct erro
 			return 0;
 		}
 		if (errno != EEXIST)
-			return error_set(err, errno, "remove %s (nested deeper than %d levels)", name,
-					 SAFEFS_MAX_DEPTH);
+			return error_set(err, errno, "remove %s (nested deeper than %d levels)",
+					 name, SAFEFS_MAX_DEPTH);
 	}
 	return error_setx(err, EEXIST, "remove %s: no free name to move it to", name);
 }
 
-static int remove_entry(int dirfd, const char *name, struct remove_walk *w, int depth, struct error **err)
+static int remove_entry(int dirfd, const char *name, struct remove_walk *w, int depth,
+			struct error **err)
 {
 	struct stat st;
 	uint64_t mnt_id;
@@ -263,7 +275,8 @@ static int remove_entry(int dirfd, const char *name, struct remove_walk *w, int 
 		return error_setx(err, EXDEV, "%s is a mount point; not removed", name);
 	if (depth >= SAFEFS_MAX_DEPTH && w->topfd >= 0)
 		return hoist(dirfd, name, w, err);
-	_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_close_ int fd =
+		openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : error_set(err, errno, "open %s", name);
 	if (depth == 0)
@@ -319,7 +332,7 @@ DIR *safefs_opendir(int dirfd)
 
 int safefs_remove(int dirfd, const char *name, struct error **err)
 {
-	struct remove_walk w = { .topfd = -1 };
+	struct remove_walk w = {.topfd = -1};
 	struct stat st;
 	if (entry_stat(dirfd, "", &st, &w.mnt_id) < 0 && fstat(dirfd, &st) < 0)
 		return error_set(err, errno, "remove %s", name);

@@ -65,7 +65,8 @@ static int wait_ready(struct sandbox *sb, int timeout_ms, struct error **err)
 		long long left = deadline - now_ms();
 		int slice = left > 1000 ? 1000 : (int)left;
 		if (slice <= 0)
-			return error_setx(err, ETIMEDOUT, "agent not ready after %d ms", timeout_ms);
+			return error_setx(err, ETIMEDOUT, "agent not ready after %d ms",
+					  timeout_ms);
 		int r = agent_call(&sb->agent, &req, &resp, slice, &e);
 		if (r == 0) {
 			cocoon__response__free_unpacked(resp, NULL);
@@ -109,11 +110,12 @@ char *sandbox_tools_dir(const char *initrd)
 /* Starts the VM from the template of its shape, building the template
  * first when there is none. Any failure is reported on stderr and leaves
  * nothing running: the caller boots cold. */
-static int boot_from_template(struct sandbox *sb, const struct cocoon_config *cfg, const struct vm_spec *spec,
-			      int timeout_ms)
+static int boot_from_template(struct sandbox *sb, const struct cocoon_config *cfg,
+			      const struct vm_spec *spec, int timeout_ms)
 {
 	_cleanup_error_ struct error *e = NULL;
-	_cleanup_free_ char *key = NULL, *dir = NULL, *qmp = NULL, *base = template_base_dir(cfg->template_dir);
+	_cleanup_free_ char *key = NULL, *dir = NULL, *qmp = NULL,
+			    *base = template_base_dir(cfg->template_dir);
 	long long start = now_ms();
 	bool built = false;
 
@@ -132,7 +134,8 @@ static int boot_from_template(struct sandbox *sb, const struct cocoon_config *cf
 		sb->from_template = true;
 		return 0;
 	}
-	log_warning("VM template %s: %s; booting without it", dir ? dir : "", e ? e->msg : "failed");
+	log_warning("VM template %s: %s; booting without it", dir ? dir : "",
+		    e ? e->msg : "failed");
 	if (sb->vm.backend)
 		sb->vm.backend->kill(&sb->vm);
 	agent_client_close(&sb->agent);
@@ -149,9 +152,10 @@ static int boot_from_template(struct sandbox *sb, const struct cocoon_config *cf
 static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 			   const struct sandbox_options *opts, struct error **err)
 {
-	_cleanup_free_ char *kernel = NULL, *initrd = NULL, *cmdline = NULL, *note = NULL, *tools = NULL;
-	int timeout = opts && opts->ready_timeout_ms ? opts->ready_timeout_ms
-						      : (int)cfg->boot_timeout_ms;
+	_cleanup_free_ char *kernel = NULL, *initrd = NULL, *cmdline = NULL, *note = NULL,
+			    *tools = NULL;
+	int timeout =
+		opts && opts->ready_timeout_ms ? opts->ready_timeout_ms : (int)cfg->boot_timeout_ms;
 
 	bool fake = opts && opts->backend && opts->backend != &vm_backend_qemu;
 	int r = fake ? 0 : sandbox_image_paths(cfg, &kernel, &initrd, err);
@@ -163,10 +167,12 @@ static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 		return r;
 	if (strchr(cfg->guest_criu_path, ' ') || strchr(cfg->guest_checkpoint_dir, ' ') ||
 	    cfg->guest_criu_path[0] != '/' || cfg->guest_checkpoint_dir[0] != '/')
-		return error_setx(err, EINVAL, "guest_criu_path and guest_checkpoint_dir must be absolute paths "
-						"without spaces");
-	if (asprintf(&cmdline, COCOON_CMDLINE_CRIU "%s " COCOON_CMDLINE_CKPTDIR "%s%s", cfg->guest_criu_path,
-		     cfg->guest_checkpoint_dir, cfg->enable_debug ? " " COCOON_CMDLINE_DEBUG : "") < 0)
+		return error_setx(err, EINVAL,
+				  "guest_criu_path and guest_checkpoint_dir must be absolute paths "
+				  "without spaces");
+	if (asprintf(&cmdline, COCOON_CMDLINE_CRIU "%s " COCOON_CMDLINE_CKPTDIR "%s%s",
+		     cfg->guest_criu_path, cfg->guest_checkpoint_dir,
+		     cfg->enable_debug ? " " COCOON_CMDLINE_DEBUG : "") < 0)
 		return error_set(err, ENOMEM, "cmdline");
 
 	tools = fake ? NULL : sandbox_tools_dir(initrd);
@@ -196,8 +202,8 @@ static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 	sb->memory_mib = spec.memory_mib;
 	/* virtiofs: QEMU 7.2 cannot migrate vhost-user-fs devices at all; for
 	 * network devices see template_shape(). */
-	if (!fake && cfg->vm_template && !(opts && opts->cold_boot) && strcmp(cfg->shared_fs, "9p") == 0 &&
-	    spec.n_nets == 0 &&
+	if (!fake && cfg->vm_template && !(opts && opts->cold_boot) &&
+	    strcmp(cfg->shared_fs, "9p") == 0 && spec.n_nets == 0 &&
 	    boot_from_template(sb, cfg, &spec, timeout) == 0)
 		return 0;
 	long long start = now_ms();
@@ -223,10 +229,11 @@ static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 			error_wrap(err, "%s", strtok(qlog, "\n"));
 	}
 	if (r < 0) {
-		_cleanup_free_ char *tail = opts && opts->quiet_failure ? NULL : console_tail(sb->console_log);
+		_cleanup_free_ char *tail =
+			opts && opts->quiet_failure ? NULL : console_tail(sb->console_log);
 		if (tail)
-			return error_wrap(err, "VM (accel %s, console %s; last lines:\n%s)", sb->accel,
-					  sb->console_log, tail);
+			return error_wrap(err, "VM (accel %s, console %s; last lines:\n%s)",
+					  sb->accel, sb->console_log, tail);
 		return error_wrap(err, "VM (accel %s)", sb->accel);
 	}
 	sb->boot_ms = now_ms() - start;

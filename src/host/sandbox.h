@@ -24,27 +24,27 @@ struct sandbox {
 	char accel[8];
 	struct vm vm;
 	struct agent_client agent;
-	long long boot_ms; /* from VMM start to the first Pong */
-	int memory_mib;	   /* what the VM was given */
+	long long boot_ms;  /* from VMM start to the first Pong */
+	int memory_mib;	    /* what the VM was given */
 	bool from_template; /* started from a VM template (template.c) */
 };
 
 struct sandbox_options {
-	const char *accel;	/* "kvm" or "tcg"; NULL resolves the config's */
-	int ready_timeout_ms;	/* 0: the config's boot_timeout_ms */
-	bool quiet_failure;	/* no console excerpt in the error (probes) */
+	const char *accel;		  /* "kvm" or "tcg"; NULL resolves the config's */
+	int ready_timeout_ms;		  /* 0: the config's boot_timeout_ms */
+	bool quiet_failure;		  /* no console excerpt in the error (probes) */
 	const struct vm_backend *backend; /* NULL: QEMU */
 	const char *rootfs_dir;		  /* a container rootfs to share, or NULL */
 	const char *pod_dir;		  /* the pod share (pod.h), or NULL */
-	const char *volumes_dir;	  /* the container's bind mount sources (volumes.h), or NULL */
-	int memory_mib, vcpus;		  /* 0: the config's (resources.h sizes them from the spec) */
-	const char *const *images_dirs;	  /* checkpoint images to share read-only */
+	const char *volumes_dir; /* the container's bind mount sources (volumes.h), or NULL */
+	int memory_mib, vcpus;	 /* 0: the config's (resources.h sizes them from the spec) */
+	const char *const *images_dirs; /* checkpoint images to share read-only */
 	int n_images_dirs;
-	bool keep_dir_on_failure;	  /* the caller owns and removes the directory */
-	const int *net_fds;		  /* taps for virtio-net devices, and their MACs */
+	bool keep_dir_on_failure; /* the caller owns and removes the directory */
+	const int *net_fds;	  /* taps for virtio-net devices, and their MACs */
 	const char *const *net_macs;
 	int n_nets;
-	bool cold_boot;			  /* never from a VM template (the KVM probe) */
+	bool cold_boot; /* never from a VM template (the KVM probe) */
 };
 
 /* Boots a VM for the sandbox in dir (created 0700, must not exist yet) and

@@ -54,8 +54,8 @@ struct shim {
 	bool stdin_open;
 	struct shim_client clients[SHIM_MAX_CLIENTS];
 	struct shim_exec execs[SHIM_MAX_EXECS];
-	struct network net;	/* the engine's network, when the spec names one */
-	bool net_held;		/* a checkpoint holds the container's traffic */
+	struct network net; /* the engine's network, when the spec names one */
+	bool net_held;	    /* a checkpoint holds the container's traffic */
 	/* A checkpoint runs for seconds to minutes: the shim forwards it and
 	 * keeps serving (a `kill` in the middle of a dump must get through),
 	 * then hands the agent's reply to the client that asked. */
@@ -117,7 +117,8 @@ static void send_to_client(int fd, Cocoon__Response *resp)
 static struct shim_client *find_member(struct shim *s, const char *id)
 {
 	for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
-		if (s->clients[i].fd >= 0 && s->clients[i].member[0] && strcmp(s->clients[i].member, id) == 0)
+		if (s->clients[i].fd >= 0 && s->clients[i].member[0] &&
+		    strcmp(s->clients[i].member, id) == 0)
 			return &s->clients[i];
 	return NULL;
 }
@@ -125,7 +126,8 @@ static struct shim_client *find_member(struct shim *s, const char *id)
 static void on_agent_event(void *userdata, const Cocoon__Response *ev)
 {
 	struct shim *s = userdata;
-	const char *cid = ev->body_case == COCOON__RESPONSE__BODY_OUTPUT ? ev->output->id : ev->exit->id;
+	const char *cid =
+		ev->body_case == COCOON__RESPONSE__BODY_OUTPUT ? ev->output->id : ev->exit->id;
 
 	/* A pod sandbox's shim passes the events of a member's container
 	 * on to that member's shim, and drops those of a member gone. */
@@ -139,11 +141,13 @@ static void on_agent_event(void *userdata, const Cocoon__Response *ev)
 	if (ev->body_case == COCOON__RESPONSE__BODY_OUTPUT) {
 		const Cocoon__OutputEvent *o = ev->output;
 		if (!*o->exec_id) {
-			write_all(o->stream == 2 ? s->err_fd : s->out_fd, o->data.data, o->data.len);
+			write_all(o->stream == 2 ? s->err_fd : s->out_fd, o->data.data,
+				  o->data.len);
 		} else {
 			struct shim_exec *e = find_exec(s, o->exec_id);
 			if (e)
-				write_all(o->stream == 2 ? e->err : e->out, o->data.data, o->data.len);
+				write_all(o->stream == 2 ? e->err : e->out, o->data.data,
+					  o->data.len);
 		}
 		return;
 	}
@@ -179,7 +183,9 @@ static int send_console_master(const char *path, int master, struct error **err)
 		char buf[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
 	} u;
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = u.buf,
 			     .msg_controllen = sizeof(u.buf)};
 
 	if (strlen(path) >= sizeof(sa.sun_path))
@@ -210,7 +216,8 @@ static int setup_stdio(struct shim *s, struct error **err)
 		return 0;
 	if (!s->args->console_socket)
 		return error_setx(err, EINVAL,
-				  "process.terminal is true but no --console-socket was given: the container's "
+				  "process.terminal is true but no --console-socket was given: the "
+				  "container's "
 				  "terminal needs one to hand the pty master to (as with runc)");
 	int master, slave;
 	if (openpty(&master, &slave, NULL, NULL, NULL) < 0)
@@ -236,14 +243,14 @@ static int listen_control(struct shim *s, struct error **err)
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/" SHIM_SOCKET, s->args->dir) >=
 	    (int)sizeof(sa.sun_path))
-		return error_setx(err, ENAMETOOLONG, "state directory %s is too long for a socket path",
-				  s->args->dir);
+		return error_setx(err, ENAMETOOLONG,
+				  "state directory %s is too long for a socket path", s->args->dir);
 	s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	mode_t old = umask(0177); /* the socket is created 0600 */
 	int r = s->listen_fd < 0 || bind(s->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-			listen(s->listen_fd, 8) < 0
-		? -errno
-		: 0;
+				listen(s->listen_fd, 8) < 0
+			? -errno
+			: 0;
 	umask(old);
 	return r < 0 ? error_set(err, -r, "control socket %s", sa.sun_path) : 0;
 }
@@ -271,8 +278,10 @@ static void copy_restore_logs(struct shim *s)
 	char log[128], stats[128];
 	snprintf(log, sizeof(log), "restore-%s." COCOON_RESTORE_LOG, s->args->id);
 	snprintf(stats, sizeof(stats), "restore-%s." COCOON_STATS_RESTORE, s->args->id);
-	const char *const from[] = {log, stats}, *const to[] = {COCOON_RESTORE_LOG, COCOON_STATS_RESTORE};
-	_cleanup_close_ int dirfd = open(s->sb.shared_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	const char *const from[] = {log, stats}, *const to[] = {COCOON_RESTORE_LOG,
+								COCOON_STATS_RESTORE};
+	_cleanup_close_ int dirfd =
+		open(s->sb.shared_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	images_copy_logs_at(dirfd, from, to, ARRAY_SIZE(from), s->args->work_path);
 }
 
@@ -314,12 +323,14 @@ static int restore_container(struct shim *s, struct error **err)
 	/* For restore --print-stats. */
 	char path[4200], text[512];
 	snprintf(path, sizeof(path), "%s/restore-stats.json", s->args->dir);
-	int n = snprintf(text, sizeof(text),
-			 "{\"boot_ms\": %lld, \"template\": %s, \"criu_ms\": %llu, \"copy_ms\": %llu, "
-			 "\"restore_us\": %u}\n",
-			 s->sb.boot_ms, s->sb.from_template ? "true" : "false", (unsigned long long)resp->restore->restore_ms,
-			 (unsigned long long)resp->restore->copy_ms,
-			 resp->restore->stats ? resp->restore->stats->restore_us : 0);
+	int n = snprintf(
+		text, sizeof(text),
+		"{\"boot_ms\": %lld, \"template\": %s, \"criu_ms\": %llu, \"copy_ms\": %llu, "
+		"\"restore_us\": %u}\n",
+		s->sb.boot_ms, s->sb.from_template ? "true" : "false",
+		(unsigned long long)resp->restore->restore_ms,
+		(unsigned long long)resp->restore->copy_ms,
+		resp->restore->stats ? resp->restore->stats->restore_us : 0);
 	write_file_atomic(path, text, (size_t)n, 0600, NULL);
 	cocoon__response__free_unpacked(resp, NULL);
 	return 0;
@@ -332,7 +343,8 @@ static int member_setup(struct shim *s, struct error **err)
 	struct shim_args *a = s->args;
 	memset(&s->sb, 0, sizeof(s->sb));
 	s->sb.agent.fd = -1;
-	int r = pod_member_share(a->pod, a->id, a->bundle, a->restore ? (const char *const *)a->restore->dirs : NULL,
+	int r = pod_member_share(a->pod, a->id, a->bundle,
+				 a->restore ? (const char *const *)a->restore->dirs : NULL,
 				 a->restore ? a->restore->n : 0, err);
 	if (r < 0)
 		return r;
@@ -395,8 +407,8 @@ static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct er
 		opts->n_nets = s->net.n_ifs;
 		a->bundle->spec->network = s->net.spec;
 	}
-	if ((r = resources_vm_size(&a->g->cfg, a->bundle->spec->resources, a->bundle->cpuset_cpus, &opts->memory_mib,
-				   &opts->vcpus, err)) < 0)
+	if ((r = resources_vm_size(&a->g->cfg, a->bundle->spec->resources, a->bundle->cpuset_cpus,
+				   &opts->memory_mib, &opts->vcpus, err)) < 0)
 		return r;
 	r = sandbox_boot(&s->sb, &a->g->cfg, a->dir, opts, err);
 	/* QEMU has the taps now: they go when it does. */
@@ -416,7 +428,8 @@ static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct er
 static int shim_setup(struct shim *s, struct error **err)
 {
 	struct shim_args *a = s->args;
-	struct sandbox_options opts = {.rootfs_dir = a->bundle->rootfs, .keep_dir_on_failure = true};
+	struct sandbox_options opts = {.rootfs_dir = a->bundle->rootfs,
+				       .keep_dir_on_failure = true};
 	if (a->restore) {
 		opts.images_dirs = (const char *const *)a->restore->dirs;
 		opts.n_images_dirs = a->restore->n;
@@ -475,7 +488,9 @@ static void handle_exec(struct shim *s, struct shim_client *c, Cocoon__Request *
 			e = &s->execs[i];
 	if (!e || c->nfds != 3 || !req->exec || find_exec(s, req->exec->exec_id)) {
 		error_setx(&err, e ? EINVAL : EAGAIN, "exec: %s",
-			   !e ? "too many execs" : c->nfds != 3 ? "stdio descriptors missing" : "exec id in use");
+			   !e		  ? "too many execs"
+			   : c->nfds != 3 ? "stdio descriptors missing"
+					  : "exec id in use");
 		reply_error(c->fd, cid, err);
 		return;
 	}
@@ -536,10 +551,12 @@ static char **request_id_slot(Cocoon__Request *req)
 /* The first request of a member's shim creates (or restores) its container
  * in this VM; from then on the connection speaks for that container only,
  * and gets its events. */
-static int member_register(struct shim *s, struct shim_client *c, const char *id, struct error **err)
+static int member_register(struct shim *s, struct shim_client *c, const char *id,
+			   struct error **err)
 {
 	if (c->member[0])
-		return error_setx(err, EINVAL, "this connection already speaks for container %s", c->member);
+		return error_setx(err, EINVAL, "this connection already speaks for container %s",
+				  c->member);
 	if (validate_id("container", id, err) < 0)
 		return -EINVAL;
 	if (strcmp(id, s->args->id) == 0 || find_member(s, id))
@@ -557,7 +574,8 @@ static int member_register(struct shim *s, struct shim_client *c, const char *id
  * shim has no VM (memory_mib 0): the pod's shim checks. */
 static int update_check(struct shim *s, const Cocoon__Request *req, struct error **err)
 {
-	if (req->body_case != COCOON__REQUEST__BODY_UPDATE || !req->update->set_memory || !req->update->resources)
+	if (req->body_case != COCOON__REQUEST__BODY_UPDATE || !req->update->set_memory ||
+	    !req->update->resources)
 		return 0;
 	if (resources_update_fits(s->sb.memory_mib, req->update->resources->memory_limit, err) < 0)
 		return error_wrap(err, "update %s", req->update->id);
@@ -595,8 +613,8 @@ static void handle_member_request(struct shim *s, struct shim_client *c, Cocoon_
 		return;
 	}
 	bool long_call = joining || req->body_case == COCOON__REQUEST__BODY_CHECKPOINT;
-	int r = agent_call(&s->sb.agent, req, &resp, long_call ? SHIM_CHECKPOINT_TIMEOUT_MS : SHIM_CALL_TIMEOUT_MS,
-			   &err);
+	int r = agent_call(&s->sb.agent, req, &resp,
+			   long_call ? SHIM_CHECKPOINT_TIMEOUT_MS : SHIM_CALL_TIMEOUT_MS, &err);
 	*slot = client_id;
 	if (r < 0) {
 		if (joining)
@@ -689,7 +707,8 @@ static void handle_checkpoint(struct shim *s, struct shim_client *c, Cocoon__Req
 	_cleanup_error_ struct error *err = NULL;
 	uint64_t cid = req->id;
 	if (s->ckpt.active) {
-		error_setx(&err, EBUSY, "checkpoint %s: another checkpoint is in progress", s->args->id);
+		error_setx(&err, EBUSY, "checkpoint %s: another checkpoint is in progress",
+			   s->args->id);
 		reply_error(c->fd, cid, err);
 		return;
 	}
@@ -814,7 +833,9 @@ static void client_readable(struct shim *s, struct shim_client *c)
 	} u;
 	struct iovec iov = {.iov_base = c->reader->buf + c->reader->len,
 			    .iov_len = frame_reader_room(c->reader)};
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = u.buf,
 			     .msg_controllen = sizeof(u.buf)};
 	ssize_t n = recvmsg(c->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 
@@ -923,7 +944,9 @@ static void handle_signals(struct shim *s)
 	while (read(s->sig_fd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGCHLD) {
 			if (!s->args->pod && vm_check_exited(&s->sb.vm) && !s->exited) {
-				fprintf(stderr, "cocoon: container %s: the VM exited unexpectedly\n", s->args->id);
+				fprintf(stderr,
+					"cocoon: container %s: the VM exited unexpectedly\n",
+					s->args->id);
 				s->exited = true;
 				s->exit_code = 128 + SIGKILL;
 			}

@@ -26,8 +26,8 @@ struct shim_args {
 	/* Restore instead of create: */
 	const struct images_chain *restore; /* verified images, or NULL to create */
 	const Cocoon__CriuOptions *criu;
-	const char *work_path;	    /* CRIU's logs go here too */
-	bool bench_from_tmpfs;	    /* make bench's raw-restore baseline */
+	const char *work_path; /* CRIU's logs go here too */
+	bool bench_from_tmpfs; /* make bench's raw-restore baseline */
 	/* A pod member: no VM of its own, the sandbox's shim is its agent. */
 	const struct pod_sandbox *pod;
 };

@@ -78,15 +78,16 @@ static int get_string_array(json_object *o, const char *key, const char *field, 
 		return r;
 	size_t len = json_object_array_length(v);
 	if (len > SPEC_MAX_STRINGS)
-		return error_setx(err, E2BIG, "config.json: %s has %zu entries; the limit is %d", field,
-				  len, SPEC_MAX_STRINGS);
+		return error_setx(err, E2BIG, "config.json: %s has %zu entries; the limit is %d",
+				  field, len, SPEC_MAX_STRINGS);
 	*out = calloc(len + 1, sizeof(char *));
 	if (!*out)
 		return error_set(err, ENOMEM, "config.json");
 	for (size_t i = 0; i < len; i++) {
 		json_object *e = json_object_array_get_idx(v, i);
 		if (!json_object_is_type(e, json_type_string))
-			return error_setx(err, EINVAL, "config.json: %s[%zu]: expected string", field, i);
+			return error_setx(err, EINVAL, "config.json: %s[%zu]: expected string",
+					  field, i);
 		(*out)[i] = strdup(json_object_get_string(e));
 		*n = i + 1;
 	}
@@ -175,7 +176,8 @@ static int parse_rlimits(json_object *proc, Cocoon__ProcessSpec *p, struct error
 		if ((r = get_string(e, "type", field, true, &rl->type, err)) < 0)
 			return r;
 		if (strncmp(rl->type, "RLIMIT_", 7) != 0)
-			return error_setx(err, EINVAL, "config.json: %s: unknown limit %s", field, rl->type);
+			return error_setx(err, EINVAL, "config.json: %s: unknown limit %s", field,
+					  rl->type);
 		snprintf(field, sizeof(field), "process.rlimits[%zu].hard", i);
 		if ((r = get_uint(e, "hard", field, UINT64_MAX, &rl->hard, err)) < 0)
 			return r;
@@ -207,14 +209,16 @@ static int parse_process(json_object *proc, Cocoon__ProcessSpec **out, struct oc
 		return r;
 	for (size_t i = 0; i < p->n_env; i++)
 		if (!strchr(p->env[i], '='))
-			return error_setx(err, EINVAL, "config.json: process.env[%zu]: '%s' is not NAME=VALUE",
+			return error_setx(err, EINVAL,
+					  "config.json: process.env[%zu]: '%s' is not NAME=VALUE",
 					  i, p->env[i]);
 	if ((r = get_string(proc, "cwd", "process.cwd", false, &p->cwd, err)) < 0)
 		return r;
 	if (!p->cwd)
 		p->cwd = strdup("/");
 	if (p->cwd[0] != '/')
-		return error_setx(err, EINVAL, "config.json: process.cwd '%s' must be absolute", p->cwd);
+		return error_setx(err, EINVAL, "config.json: process.cwd '%s' must be absolute",
+				  p->cwd);
 	json_object *user = member(proc, "user");
 	if ((r = want_type(user, json_type_object, "process.user", err)) < 0)
 		return r;
@@ -231,30 +235,35 @@ static int parse_process(json_object *proc, Cocoon__ProcessSpec **out, struct oc
 		return r;
 	size_t ng = gids ? json_object_array_length(gids) : 0;
 	if (ng > 64)
-		return error_setx(err, E2BIG, "config.json: process.user.additionalGids: at most 64");
+		return error_setx(err, E2BIG,
+				  "config.json: process.user.additionalGids: at most 64");
 	p->additional_gids = calloc(ng ? ng : 1, sizeof(uint32_t));
 	for (size_t i = 0; i < ng && p->additional_gids; i++) {
 		json_object *g = json_object_array_get_idx(gids, i);
 		if (!json_object_is_type(g, json_type_int) || json_object_get_int64(g) < 0)
-			return error_setx(err, EINVAL, "config.json: process.user.additionalGids[%zu]: expected a gid", i);
+			return error_setx(
+				err, EINVAL,
+				"config.json: process.user.additionalGids[%zu]: expected a gid", i);
 		p->additional_gids[p->n_additional_gids++] = (uint32_t)json_object_get_int64(g);
 	}
 	if (member(user, "username"))
 		spec_warn(b, "process.user.username is not supported (Windows only); ignored");
 	if ((r = get_bool(proc, "terminal", "process.terminal", &p->terminal, err)) < 0)
 		return r;
-	if ((r = get_bool(proc, "noNewPrivileges", "process.noNewPrivileges", &p->no_new_privileges, err)) < 0)
+	if ((r = get_bool(proc, "noNewPrivileges", "process.noNewPrivileges", &p->no_new_privileges,
+			  err)) < 0)
 		return r;
 	if ((r = parse_rlimits(proc, p, err)) < 0)
 		return r;
 	if ((r = spec_parse_capabilities(proc, p, b, err)) < 0)
 		return r;
 	/* Not applied inside the VM. */
-	static const char *const unapplied[] = {"apparmorProfile", "selinuxLabel",
-						"oomScoreAdj", "ioPriority", "scheduler"};
+	static const char *const unapplied[] = {"apparmorProfile", "selinuxLabel", "oomScoreAdj",
+						"ioPriority", "scheduler"};
 	for (size_t i = 0; i < ARRAY_SIZE(unapplied); i++)
 		if (member(proc, unapplied[i]))
-			spec_warn(b, "process.%s is not applied inside the VM; ignored", unapplied[i]);
+			spec_warn(b, "process.%s is not applied inside the VM; ignored",
+				  unapplied[i]);
 	return 0;
 }
 
@@ -277,8 +286,8 @@ int spec_parse_process_file(const char *path, Cocoon__ProcessSpec **out, struct 
 	return r;
 }
 
-static const char *const supported_fs[] = {"proc",  "sysfs", "tmpfs",	"devpts",
-					   "mqueue", "cgroup", "cgroup2", "bind", NULL};
+static const char *const supported_fs[] = {"proc",   "sysfs",	"tmpfs", "devpts", "mqueue",
+					   "cgroup", "cgroup2", "bind",	 NULL};
 
 static int parse_mount(json_object *m, size_t i, struct oci_bundle *b, Cocoon__Mount **out,
 		       struct error **err)
@@ -294,8 +303,9 @@ static int parse_mount(json_object *m, size_t i, struct oci_bundle *b, Cocoon__M
 	if ((r = get_string(m, "destination", field, true, &mnt->destination, err)) < 0)
 		return r;
 	if (mnt->destination[0] != '/' || strstr(mnt->destination, ".."))
-		return error_setx(err, EINVAL, "config.json: %s '%s' must be absolute, without '..'",
-				  field, mnt->destination);
+		return error_setx(err, EINVAL,
+				  "config.json: %s '%s' must be absolute, without '..'", field,
+				  mnt->destination);
 	snprintf(field, sizeof(field), "mounts[%zu].type", i);
 	if ((r = get_string(m, "type", field, false, &mnt->type, err)) < 0)
 		return r;
@@ -307,7 +317,8 @@ static int parse_mount(json_object *m, size_t i, struct oci_bundle *b, Cocoon__M
 		return r;
 	bool bind = mnt->type && strcmp(mnt->type, "bind") == 0;
 	for (size_t j = 0; j < mnt->n_options; j++)
-		bind |= strcmp(mnt->options[j], "bind") == 0 || strcmp(mnt->options[j], "rbind") == 0;
+		bind |= strcmp(mnt->options[j], "bind") == 0 ||
+			strcmp(mnt->options[j], "rbind") == 0;
 	if (!mnt->type)
 		mnt->type = strdup(bind ? "bind" : "none");
 	if (!bind) {
@@ -315,7 +326,8 @@ static int parse_mount(json_object *m, size_t i, struct oci_bundle *b, Cocoon__M
 			if (strcmp(*t, mnt->type) == 0)
 				return 0;
 		return error_setx(err, EOPNOTSUPP,
-				  "config.json: mounts[%zu] (%s): filesystem type '%s' is not supported in the VM",
+				  "config.json: mounts[%zu] (%s): filesystem type '%s' is not "
+				  "supported in the VM",
 				  i, mnt->destination, mnt->type);
 	}
 	/* A host path means nothing in the guest: the shim bind-mounts the
@@ -331,7 +343,8 @@ static int parse_mount(json_object *m, size_t i, struct oci_bundle *b, Cocoon__M
 		mnt->source = abs;
 	}
 	struct volume *v = &b->volumes[b->n_volumes];
-	if (volume_parse(mnt->source, mnt->destination, mnt->options, mnt->n_options, i, v, err) < 0)
+	if (volume_parse(mnt->source, mnt->destination, mnt->options, mnt->n_options, i, v, err) <
+	    0)
 		return error_wrap(err, "config.json");
 	b->n_volumes++;
 	free(mnt->type);
@@ -371,13 +384,15 @@ static int check_netns_path(const char *field, const char *path, struct error **
 {
 	struct stat st;
 	if (path[0] != '/')
-		return error_setx(err, EINVAL, "config.json: %s '%s' must be absolute", field, path);
+		return error_setx(err, EINVAL, "config.json: %s '%s' must be absolute", field,
+				  path);
 	if (stat(path, &st) < 0)
 		return error_set(err, errno, "config.json: %s: network namespace %s", field, path);
 	return 0;
 }
 
-static int get_int(json_object *o, const char *key, const char *field, int64_t *out, struct error **err)
+static int get_int(json_object *o, const char *key, const char *field, int64_t *out,
+		   struct error **err)
 {
 	json_object *v = member(o, key);
 	if (!v)
@@ -428,7 +443,8 @@ static int parse_resources(json_object *res, struct oci_bundle *b, struct error 
 		return error_set(err, ENOMEM, "config.json");
 	cocoon__resources__init(rs);
 	b->spec->resources = rs;
-	json_object *mem = member(res, "memory"), *pids = member(res, "pids"), *cpu = member(res, "cpu");
+	json_object *mem = member(res, "memory"), *pids = member(res, "pids"),
+		    *cpu = member(res, "cpu");
 	int64_t v = 0;
 	if ((r = want_type(mem, json_type_object, "linux.resources.memory", err)) < 0 ||
 	    (r = want_type(pids, json_type_object, "linux.resources.pids", err)) < 0 ||
@@ -445,22 +461,31 @@ static int parse_resources(json_object *res, struct oci_bundle *b, struct error 
 	if ((r = get_int(cpu, "quota", "linux.resources.cpu.quota", &v, err)) < 0)
 		return r;
 	rs->cpu_quota = v > 0 ? v : 0;
-	if ((r = get_uint(cpu, "period", "linux.resources.cpu.period", 1000000, &rs->cpu_period, err)) < 0 ||
-	    (r = get_uint(cpu, "shares", "linux.resources.cpu.shares", 262144, &rs->cpu_shares, err)) < 0)
+	if ((r = get_uint(cpu, "period", "linux.resources.cpu.period", 1000000, &rs->cpu_period,
+			  err)) < 0 ||
+	    (r = get_uint(cpu, "shares", "linux.resources.cpu.shares", 262144, &rs->cpu_shares,
+			  err)) < 0)
 		return r;
 	_cleanup_free_ char *cpus = NULL;
 	if ((r = get_string(cpu, "cpus", "linux.resources.cpu.cpus", false, &cpus, err)) < 0)
 		return r;
 	if (cpus && *cpus && (b->cpuset_cpus = spec_cpuset_count(cpus)) < 0)
-		return error_setx(err, EINVAL, "config.json: linux.resources.cpu.cpus: '%s' is not a CPU list", cpus);
-	static const char *const mem_unapplied[] = {"reservation", "swap", "kernel", "kernelTCP", "swappiness"};
+		return error_setx(err, EINVAL,
+				  "config.json: linux.resources.cpu.cpus: '%s' is not a CPU list",
+				  cpus);
+	static const char *const mem_unapplied[] = {"reservation", "swap", "kernel", "kernelTCP",
+						    "swappiness"};
 	for (size_t i = 0; i < ARRAY_SIZE(mem_unapplied); i++)
 		if (member(mem, mem_unapplied[i]))
-			spec_warn(b, "linux.resources.memory.%s is not applied inside the VM; ignored", mem_unapplied[i]);
-	static const char *const unapplied[] = {"blockIO", "hugepageLimits", "network", "rdma", "unified", "devices"};
+			spec_warn(b,
+				  "linux.resources.memory.%s is not applied inside the VM; ignored",
+				  mem_unapplied[i]);
+	static const char *const unapplied[] = {"blockIO", "hugepageLimits", "network",
+						"rdma",	   "unified",	     "devices"};
 	for (size_t i = 0; i < ARRAY_SIZE(unapplied); i++)
 		if (member(res, unapplied[i]))
-			spec_warn(b, "linux.resources.%s is not applied inside the VM; ignored", unapplied[i]);
+			spec_warn(b, "linux.resources.%s is not applied inside the VM; ignored",
+				  unapplied[i]);
 	return 0;
 }
 
@@ -510,21 +535,28 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 		if (path) {
 			free(path);
 			r = error_setx(err, EOPNOTSUPP,
-				       "config.json: %s: joining an existing %s namespace is not supported: "
+				       "config.json: %s: joining an existing %s namespace is not "
+				       "supported: "
 				       "each container has its own VM",
 				       field, type);
 			free(type);
 			return r;
 		}
-		if (strcmp(type, "pid") == 0 || strcmp(type, "mount") == 0 || strcmp(type, "uts") == 0 ||
-		    strcmp(type, "ipc") == 0 || strcmp(type, "network") == 0) {
+		if (strcmp(type, "pid") == 0 || strcmp(type, "mount") == 0 ||
+		    strcmp(type, "uts") == 0 || strcmp(type, "ipc") == 0 ||
+		    strcmp(type, "network") == 0) {
 			s->namespaces[s->n_namespaces++] = type;
 		} else if (strcmp(type, "cgroup") == 0 || strcmp(type, "user") == 0 ||
 			   strcmp(type, "time") == 0) {
-			spec_warn(b, "linux.namespaces: %s namespace is not created inside the VM; ignored", type);
+			spec_warn(b,
+				  "linux.namespaces: %s namespace is not created inside the VM; "
+				  "ignored",
+				  type);
 			free(type);
 		} else {
-			r = error_setx(err, EINVAL, "config.json: linux.namespaces[%zu]: unknown type '%s'", i, type);
+			r = error_setx(err, EINVAL,
+				       "config.json: linux.namespaces[%zu]: unknown type '%s'", i,
+				       type);
 			free(type);
 			return r;
 		}
@@ -543,7 +575,8 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 			has |= strcmp(s->namespaces[j], own[i]) == 0;
 		if (!has)
 			spec_warn(b,
-				  "linux.namespaces has no %s namespace: the container gets a new one inside the "
+				  "linux.namespaces has no %s namespace: the container gets a new "
+				  "one inside the "
 				  "VM, as no container shares the guest's (docs/confinement.md)",
 				  own[i]);
 	}
@@ -555,15 +588,20 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 	for (size_t i = 0; i < s->n_join_namespaces; i++)
 		netns |= strcmp(s->join_namespaces[i], "network") == 0; /* the pod's */
 	if (!netns)
-		return error_setx(err, EOPNOTSUPP,
-				  "config.json: linux.namespaces has no network namespace, which asks for "
-				  "host networking: a container in a VM cannot share the host's network stack "
-				  "(docs/networking.md). Give it a network namespace (podman: not --network=host)");
-	static const char *const unapplied[] = {"devices", "sysctl", "uidMappings", "gidMappings",
-						"mountLabel", "personality", "intelRdt"};
+		return error_setx(
+			err, EOPNOTSUPP,
+			"config.json: linux.namespaces has no network namespace, which asks for "
+			"host networking: a container in a VM cannot share the host's network "
+			"stack "
+			"(docs/networking.md). Give it a network namespace (podman: not "
+			"--network=host)");
+	static const char *const unapplied[] = {"devices",     "sysctl",     "uidMappings",
+						"gidMappings", "mountLabel", "personality",
+						"intelRdt"};
 	for (size_t i = 0; i < ARRAY_SIZE(unapplied); i++)
 		if (member(lin, unapplied[i]))
-			spec_warn(b, "linux.%s is not applied inside the VM; ignored", unapplied[i]);
+			spec_warn(b, "linux.%s is not applied inside the VM; ignored",
+				  unapplied[i]);
 	return 0;
 }
 
@@ -664,7 +702,8 @@ static int parse_root(json_object *root, struct oci_bundle *b, struct error **er
 	if (stat(resolved, &st) < 0 || !S_ISDIR(st.st_mode))
 		return error_setx(err, ENOTDIR, "rootfs %s is not a directory", resolved);
 	if (strchr(resolved, ','))
-		return error_setx(err, EINVAL, "rootfs %s: paths with ',' cannot be shared with QEMU", resolved);
+		return error_setx(err, EINVAL,
+				  "rootfs %s: paths with ',' cannot be shared with QEMU", resolved);
 	b->rootfs = strdup(resolved);
 	return 0;
 }
@@ -699,7 +738,8 @@ int spec_parse(const char *bundle_dir, const char *source, const char *text, con
 	enum json_tokener_error jerr;
 	_cleanup_json_ json_object *root = json_tokener_parse_verbose(text, &jerr);
 	if (!root)
-		return error_setx(err, EINVAL, "%s: not valid JSON: %s", source, json_tokener_error_desc(jerr));
+		return error_setx(err, EINVAL, "%s: not valid JSON: %s", source,
+				  json_tokener_error_desc(jerr));
 	if (!json_object_is_type(root, json_type_object))
 		return error_setx(err, EINVAL, "%s: expected a JSON object", source);
 

@@ -13,13 +13,14 @@ struct json_object;
 #define SPEC_MAX_BYTES (4 * 1024 * 1024)
 #define SPEC_MAX_MOUNTS 64
 /* Every bind mount the host accepts must fit the guest's table. */
-_Static_assert(SPEC_MAX_MOUNTS <= COCOON_MAX_BINDS, "spec mounts exceed the guest's bind-mount limit");
+_Static_assert(SPEC_MAX_MOUNTS <= COCOON_MAX_BINDS,
+	       "spec mounts exceed the guest's bind-mount limit");
 #define SPEC_MAX_STRINGS 4096
 #define SPEC_MAX_SECCOMP_RULES 1024
 
 struct oci_bundle {
-	char *bundle;	/* absolute bundle path */
-	char *rootfs;	/* absolute host path of root.path */
+	char *bundle;	  /* absolute bundle path */
+	char *rootfs;	  /* absolute host path of root.path */
 	char *netns_path; /* the engine's network namespace to carry, or NULL */
 	Cocoon__ContainerSpec *spec;
 	struct volume volumes[SPEC_MAX_MOUNTS]; /* the bind mounts of host paths */
@@ -57,4 +58,3 @@ int spec_parse_seccomp(struct json_object *lin, Cocoon__ContainerSpec *s, struct
 		       struct error **err);
 int spec_parse_paths(struct json_object *lin, Cocoon__ContainerSpec *s, struct error **err);
 void spec_free_confinement(Cocoon__ContainerSpec *s);
-

@@ -64,7 +64,8 @@ static int qmp_read_line(struct qmp *q, char **line, long long deadline, struct 
 			return *line ? 0 : error_set(err, ENOMEM, "qmp");
 		}
 		if (q->len == sizeof(q->buf) - 1)
-			return error_setx(err, EMSGSIZE, "QMP line longer than %zu bytes", sizeof(q->buf));
+			return error_setx(err, EMSGSIZE, "QMP line longer than %zu bytes",
+					  sizeof(q->buf));
 		int left = (int)(deadline - now_ms());
 		struct pollfd p = {.fd = q->fd, .events = POLLIN};
 		if (left <= 0 || poll(&p, 1, left) == 0)
@@ -105,7 +106,8 @@ static int qmp_call(struct qmp *q, const char *cmd, int fd, char **reply, struct
 		if (strncmp(line, "{\"event\"", 8) == 0)
 			continue;
 		if (strstr(line, "\"error\""))
-			return error_setx(err, EIO, "QMP %.*s: %s", (int)strcspn(cmd, ","), cmd, line);
+			return error_setx(err, EIO, "QMP %.*s: %s", (int)strcspn(cmd, ","), cmd,
+					  line);
 		if (reply)
 			*reply = TAKE_PTR(line);
 		return 0;
@@ -142,9 +144,9 @@ static void add_identity(FILE *f, const char *what, const char *path)
 		fprintf(f, "%s=none\n", what);
 		return;
 	}
-	fprintf(f, "%s=%s dev=%llu ino=%llu size=%lld mtime=%lld.%09ld\n", what, path, (unsigned long long)st.st_dev,
-		(unsigned long long)st.st_ino, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
-		st.st_mtim.tv_nsec);
+	fprintf(f, "%s=%s dev=%llu ino=%llu size=%lld mtime=%lld.%09ld\n", what, path,
+		(unsigned long long)st.st_dev, (unsigned long long)st.st_ino, (long long)st.st_size,
+		(long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
 }
 
 /* QEMU as found in PATH, the way execvp will find it. */
@@ -155,7 +157,8 @@ static char *find_in_path(const char *name)
 	const char *path = getenv("PATH");
 	_cleanup_free_ char *copy = strdup(path ? path : "/usr/bin:/bin");
 	char *save = NULL;
-	for (char *d = copy ? strtok_r(copy, ":", &save) : NULL; d; d = strtok_r(NULL, ":", &save)) {
+	for (char *d = copy ? strtok_r(copy, ":", &save) : NULL; d;
+	     d = strtok_r(NULL, ":", &save)) {
 		char *p = NULL;
 		if (asprintf(&p, "%s/%s", d, name) < 0)
 			return NULL;
@@ -170,7 +173,8 @@ static char *find_in_path(const char *name)
  * template is a QEMU backend; the devices, tags and order are the shape. */
 static int template_shape(const struct vm_spec *spec, char **line, struct error **err)
 {
-	static const char *const images[] = {"/I0", "/I1", "/I2", "/I3", "/I4", "/I5", "/I6", "/I7"};
+	static const char *const images[] = {"/I0", "/I1", "/I2", "/I3",
+					     "/I4", "/I5", "/I6", "/I7"};
 	struct vm_spec s = *spec;
 
 	if (spec->n_images_dirs > (int)ARRAY_SIZE(images))
@@ -261,13 +265,14 @@ static int template_valid(const char *dir, const char *key)
 		return 0;
 	if (strcmp(text, key) != 0)
 		return -1;
-	return stat(mem, &st) == 0 && S_ISREG(st.st_mode) && stat(state, &st) == 0 && S_ISREG(st.st_mode) &&
-	       st.st_size > 0;
+	return stat(mem, &st) == 0 && S_ISREG(st.st_mode) && stat(state, &st) == 0 &&
+	       S_ISREG(st.st_mode) && st.st_size > 0;
 }
 
 /* ---- building ----------------------------------------------------------- */
 
-static int ping_until_ready(struct agent_client *c, struct vm *vm, int timeout_ms, struct error **err)
+static int ping_until_ready(struct agent_client *c, struct vm *vm, int timeout_ms,
+			    struct error **err)
 {
 	long long deadline = now_ms() + timeout_ms;
 	for (;;) {
@@ -279,7 +284,8 @@ static int ping_until_ready(struct agent_client *c, struct vm *vm, int timeout_m
 		req.ping = &ping;
 		int left = (int)(deadline - now_ms());
 		if (left <= 0)
-			return error_setx(err, ETIMEDOUT, "template VM: agent not ready after %d ms", timeout_ms);
+			return error_setx(err, ETIMEDOUT,
+					  "template VM: agent not ready after %d ms", timeout_ms);
 		int r = agent_call(c, &req, &resp, left > 1000 ? 1000 : left, &e);
 		if (r == 0) {
 			cocoon__response__free_unpacked(resp, NULL);
@@ -303,10 +309,11 @@ static int save_state(struct vm *vm, const char *qmp_path, int state_fd, struct 
 	if (r == 0)
 		r = qmp_ignore_shared(&q, err);
 	if (r == 0)
-		r = qmp_call(&q, "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"state\"}}\n", state_fd, NULL,
-			     err);
+		r = qmp_call(&q, "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"state\"}}\n",
+			     state_fd, NULL, err);
 	if (r == 0)
-		r = qmp_call(&q, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"fd:state\"}}\n", -1, NULL, err);
+		r = qmp_call(&q, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"fd:state\"}}\n",
+			     -1, NULL, err);
 	long long deadline = now_ms() + TEMPLATE_QMP_TIMEOUT_MS;
 	while (r == 0) {
 		_cleanup_free_ char *reply = NULL;
@@ -346,8 +353,8 @@ static int build_in(const char *work, const struct vm_spec *spec, const char *ke
 {
 	_cleanup_free_ char *chan = join(work, "agent.sock"), *qmp = join(work, "qmp.sock"),
 			    *console = join(work, "console.log"), *vmm = join(work, "qemu.log"),
-			    *mem = join(work, "memory"), *state = join(work, "state"), *share = join(work, "share"),
-			    *keyp = join(work, "key");
+			    *mem = join(work, "memory"), *state = join(work, "state"),
+			    *share = join(work, "share"), *keyp = join(work, "key");
 	if (!chan || !qmp || !console || !vmm || !mem || !state || !share || !keyp)
 		return error_set(err, ENOMEM, "template");
 	/* Every share is an empty directory: the template mounts none. */
@@ -419,7 +426,8 @@ static void remove_stale(const char *base, const struct vm_spec *spec)
 	while (d && (de = readdir(d))) {
 		if (de->d_name[0] == '.')
 			continue;
-		_cleanup_free_ char *dir = join(base, de->d_name), *key = dir ? join(dir, "key") : NULL;
+		_cleanup_free_ char *dir = join(base, de->d_name),
+				    *key = dir ? join(dir, "key") : NULL;
 		struct stat st;
 		if (key && stat(key, &st) == 0 && st.st_mtime < newest)
 			remove_tree(dir, NULL);
@@ -490,8 +498,8 @@ static int resume_agent(struct agent_client *c, int timeout_ms, struct error **e
 	return 0;
 }
 
-int template_start(struct vm *vm, struct agent_client *agent, const struct vm_spec *spec, const char *dir,
-		   const char *qmp_path, int timeout_ms, struct error **err)
+int template_start(struct vm *vm, struct agent_client *agent, const struct vm_spec *spec,
+		   const char *dir, const char *qmp_path, int timeout_ms, struct error **err)
 {
 	_cleanup_free_ char *mem = join(dir, "memory"), *state = join(dir, "state");
 	if (!mem || !state)
@@ -514,7 +522,9 @@ int template_start(struct vm *vm, struct agent_client *agent, const struct vm_sp
 	if (r == 0)
 		r = qmp_ignore_shared(&q, err);
 	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"fd:%d\"}}\n", state_fd);
+	snprintf(cmd, sizeof(cmd),
+		 "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"fd:%d\"}}\n",
+		 state_fd);
 	if (r == 0)
 		r = qmp_call(&q, cmd, -1, NULL, err);
 	if (q.fd >= 0)

@@ -20,5 +20,5 @@ int template_build(const char *base, const struct vm_spec *spec, const char *key
 		   int timeout_ms, struct error **err);
 /* Starts a VM for spec from the template in dir and resumes its agent on
  * the channel; the agent is ready when this returns 0. */
-int template_start(struct vm *vm, struct agent_client *agent, const struct vm_spec *spec, const char *dir,
-		   const char *qmp_path, int timeout_ms, struct error **err);
+int template_start(struct vm *vm, struct agent_client *agent, const struct vm_spec *spec,
+		   const char *dir, const char *qmp_path, int timeout_ms, struct error **err);

@@ -96,7 +96,8 @@ static void cloexec_from(int lowfd)
 
 /* A file of the virtiofsd serving TAG ("sock", "log"): beside the agent's
  * channel socket, in the sandbox's state directory. */
-static void virtiofs_path(char *out, size_t size, const char *channel_path, const char *tag, const char *what)
+static void virtiofs_path(char *out, size_t size, const char *channel_path, const char *tag,
+			  const char *what)
 {
 	char name[64];
 	snprintf(name, sizeof(name), "vfs-%s.%s", tag, what);
@@ -117,7 +118,8 @@ static int add_9p_opts(struct argv_builder *b, const char *tag, const char *dir,
 	return 0;
 }
 
-static int add_9p(struct argv_builder *b, const char *tag, const char *dir, bool readonly, struct error **err)
+static int add_9p(struct argv_builder *b, const char *tag, const char *dir, bool readonly,
+		  struct error **err)
 {
 	return add_9p_opts(b, tag, dir, readonly ? ",readonly=on" : "", err);
 }
@@ -138,8 +140,8 @@ static void add_virtiofs(struct argv_builder *b, const char *tag, const char *ch
  * the only one, as with the 9p shares. A read-only share (the user's
  * checkpoint images) is a read-only bind mount of DIR in a mount namespace
  * of virtiofsd's own: C virtiofsd has no read-only mode. */
-static int virtiofsd_start(struct vm *vm, int slot, const struct vm_spec *s, const char *tag, const char *dir,
-			   bool readonly, bool volumes, struct error **err)
+static int virtiofsd_start(struct vm *vm, int slot, const struct vm_spec *s, const char *tag,
+			   const char *dir, bool readonly, bool volumes, struct error **err)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	virtiofs_path(sa.sun_path, sizeof(sa.sun_path), s->channel_path, tag, "sock");
@@ -156,9 +158,17 @@ static int virtiofsd_start(struct vm *vm, int slot, const struct vm_spec *s, con
 	/* The volumes: mount points of other filesystems, announced as such,
 	 * and cache=auto because FUSE's direct I/O (cache=none) refuses the
 	 * shared writable mappings a container may make of a volume file. */
-	char *argv[] = {(char *)VIRTIOFSD, fdarg, (char *)"-o", source, (char *)"-o",
-			volumes ? (char *)"cache=auto" : (char *)"cache=none", (char *)"-o", (char *)"log_level=warn",
-			volumes ? (char *)"-o" : NULL, (char *)"announce_submounts", NULL};
+	char *argv[] = {(char *)VIRTIOFSD,
+			fdarg,
+			(char *)"-o",
+			source,
+			(char *)"-o",
+			volumes ? (char *)"cache=auto" : (char *)"cache=none",
+			(char *)"-o",
+			(char *)"log_level=warn",
+			volumes ? (char *)"-o" : NULL,
+			(char *)"announce_submounts",
+			NULL};
 	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid < 0)
@@ -175,10 +185,13 @@ static int virtiofsd_start(struct vm *vm, int slot, const struct vm_spec *s, con
 			dup2(log, 1);
 			dup2(log, 2);
 		}
-		if (readonly && (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
-				 mount(dir, dir, NULL, MS_BIND, NULL) < 0 ||
-				 mount(NULL, dir, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0)) {
-			dprintf(2, "virtiofsd for %s: read-only bind mount of %s: %s\n", tag, dir, strerror(errno));
+		if (readonly &&
+		    (unshare(CLONE_NEWNS) < 0 ||
+		     mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+		     mount(dir, dir, NULL, MS_BIND, NULL) < 0 ||
+		     mount(NULL, dir, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0)) {
+			dprintf(2, "virtiofsd for %s: read-only bind mount of %s: %s\n", tag, dir,
+				strerror(errno));
 			_exit(126);
 		}
 		execv(argv[0], argv);
@@ -192,15 +205,19 @@ static int virtiofsd_start(struct vm *vm, int slot, const struct vm_spec *s, con
 static int virtiofsd_start_all(struct vm *vm, const struct vm_spec *s, struct error **err)
 {
 	if (access(VIRTIOFSD, X_OK) < 0)
-		return error_set(err, errno, "shared_fs \"virtiofs\" needs %s (Debian package qemu-system-common)",
-				 VIRTIOFSD);
+		return error_set(
+			err, errno,
+			"shared_fs \"virtiofs\" needs %s (Debian package qemu-system-common)",
+			VIRTIOFSD);
 	if (s->n_images_dirs + 2 > VM_MAX_AUX)
-		return error_setx(err, E2BIG, "%d image directories: at most %d with virtiofs", s->n_images_dirs,
-				  VM_MAX_AUX - 2);
+		return error_setx(err, E2BIG, "%d image directories: at most %d with virtiofs",
+				  s->n_images_dirs, VM_MAX_AUX - 2);
 	int slot = 0;
-	if (s->shared_dir && virtiofsd_start(vm, slot++, s, COCOON_TAG_SHARED, s->shared_dir, false, false, err) < 0)
+	if (s->shared_dir &&
+	    virtiofsd_start(vm, slot++, s, COCOON_TAG_SHARED, s->shared_dir, false, false, err) < 0)
 		return -1;
-	if (s->volumes_dir && virtiofsd_start(vm, slot++, s, COCOON_TAG_VOLUMES, s->volumes_dir, false, true, err) < 0)
+	if (s->volumes_dir && virtiofsd_start(vm, slot++, s, COCOON_TAG_VOLUMES, s->volumes_dir,
+					      false, true, err) < 0)
 		return -1;
 	for (int i = 0; i < s->n_images_dirs; i++) {
 		char tag[16];
@@ -222,20 +239,22 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 		return error_setx(err, EINVAL, "shared path '%s' contains a comma", s->shared_dir);
 	bool virtiofs = strcmp(s->shared_fs, "virtiofs") == 0;
 	if (!virtiofs && strcmp(s->shared_fs, "9p") != 0)
-		return error_setx(err, EINVAL, "shared_fs \"%s\": use \"9p\" or \"virtiofs\"", s->shared_fs);
+		return error_setx(err, EINVAL, "shared_fs \"%s\": use \"9p\" or \"virtiofs\"",
+				  s->shared_fs);
 
 	bool kvm = strcmp(s->accel, "kvm") == 0;
 	add(b, "%s", s->qemu);
 	if (s->memory_file && (virtiofs || !qemu_safe_path(s->memory_file)))
-		return error_setx(err, EINVAL, "a VM template needs shared_fs \"9p\" and a path without commas");
+		return error_setx(err, EINVAL,
+				  "a VM template needs shared_fs \"9p\" and a path without commas");
 	if (s->memory_file) {
 		/* x-ignore-shared (set over QMP: 7.2 has no property for it):
-		 * the migration stream leaves out RAM that is a shared mapping, so the template's RAM stays in its file; a
-		 * VM started from it maps the file privately and loads nothing
-		 * into it (docs/performance.md, "VM templates"). */
+		 * the migration stream leaves out RAM that is a shared mapping, so the template's
+		 * RAM stays in its file; a VM started from it maps the file privately and loads
+		 * nothing into it (docs/performance.md, "VM templates"). */
 		add(b, "-object");
-		add(b, "memory-backend-file,id=mem,size=%dM,mem-path=%s,share=%s", s->memory_mib, s->memory_file,
-		    s->memory_shared ? "on" : "off");
+		add(b, "memory-backend-file,id=mem,size=%dM,mem-path=%s,share=%s", s->memory_mib,
+		    s->memory_file, s->memory_shared ? "on" : "off");
 	}
 	if (virtiofs) {
 		/* vhost-user needs the guest's memory in a shared mapping, and
@@ -247,7 +266,8 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 		add(b, "virtio-mmio.force-legacy=false");
 	}
 	add(b, "-M");
-	add(b, "microvm,accel=%s%s", kvm ? "kvm" : "tcg", virtiofs || s->memory_file ? ",memory-backend=mem" : "");
+	add(b, "microvm,accel=%s%s", kvm ? "kvm" : "tcg",
+	    virtiofs || s->memory_file ? ",memory-backend=mem" : "");
 	add(b, "-cpu");
 	add(b, "%s", kvm ? "host" : "max");
 	add(b, "-m");
@@ -273,8 +293,10 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 	long khz = kvm ? 0 : host_tsc_khz();
 	if (khz > 0)
 		snprintf(tsc, sizeof(tsc), "tsc_early_khz=%ld ", khz);
-	add(b, "console=ttyS0 quiet reboot=t panic=-1 %s%s%s%s", tsc, virtiofs ? COCOON_CMDLINE_VIRTIOFS " " : "",
-	    s->memory_file ? COCOON_CMDLINE_TEMPLATE " " : "", s->cmdline_extra ? s->cmdline_extra : "");
+	add(b, "console=ttyS0 quiet reboot=t panic=-1 %s%s%s%s", tsc,
+	    virtiofs ? COCOON_CMDLINE_VIRTIOFS " " : "",
+	    s->memory_file ? COCOON_CMDLINE_TEMPLATE " " : "",
+	    s->cmdline_extra ? s->cmdline_extra : "");
 	/* One port: max_ports=2 (port 0 is the console's) instead of the
 	 * default 31 gives the guest 4 virtqueues to set up instead of 64. */
 	add(b, "-device");
@@ -296,7 +318,8 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 	 * numbers keep two files of two volumes from looking alike. */
 	if (s->volumes_dir && virtiofs)
 		add_virtiofs(b, COCOON_TAG_VOLUMES, s->channel_path);
-	else if (s->volumes_dir && add_9p_opts(b, COCOON_TAG_VOLUMES, s->volumes_dir, ",multidevs=remap", err) < 0)
+	else if (s->volumes_dir &&
+		 add_9p_opts(b, COCOON_TAG_VOLUMES, s->volumes_dir, ",multidevs=remap", err) < 0)
 		return -1;
 	/* Pods: the members' rootfs and volumes are bind mounts under this
 	 * directory, one device each; remap keeps their inode numbers apart
@@ -323,7 +346,8 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 	}
 	if (s->qmp_path) {
 		if (!qemu_safe_path(s->qmp_path))
-			return error_setx(err, EINVAL, "QMP path '%s' contains a comma", s->qmp_path);
+			return error_setx(err, EINVAL, "QMP path '%s' contains a comma",
+					  s->qmp_path);
 		add(b, "-qmp");
 		add(b, "unix:%s,server=on,wait=off", s->qmp_path);
 	}
@@ -401,7 +425,9 @@ static int qemu_start(struct vm *vm, const struct vm_spec *spec, struct error **
 		if (spec->incoming_fd > 0)
 			fcntl(spec->incoming_fd, F_SETFD, 0);
 		int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		int log = spec->vmm_log ? open(spec->vmm_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
+		int log = spec->vmm_log ? open(spec->vmm_log,
+					       O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)
+					: -1;
 		if (in >= 0)
 			dup2(in, 0);
 		if (log >= 0) {

@@ -23,8 +23,8 @@ struct vm_spec {
 	 * of mount points, so inode numbers are remapped (9p) or submounts
 	 * announced (virtiofs). */
 	const char *volumes_dir;
-	const char *pod_dir;	  /* the pod share, tag "pod" (pod.h), or NULL */
-	const char *tools_dir;	  /* the image's tools tree, read-only, tag "tools", or NULL */
+	const char *pod_dir;   /* the pod share, tag "pod" (pod.h), or NULL */
+	const char *tools_dir; /* the image's tools tree, read-only, tag "tools", or NULL */
 	/* Checkpoint image directories shared read-only, tags "images0".. */
 	const char *const *images_dirs;
 	int n_images_dirs;
@@ -38,10 +38,10 @@ struct vm_spec {
 	 * template). Both add cocoon.template=1 to the kernel command line. */
 	const char *memory_file;
 	bool memory_shared;
-	int incoming_fd;	  /* > 0: device state to start from (-incoming) */
-	const char *qmp_path;	  /* a QMP socket for the host, or NULL */
-	const char *console_log;  /* guest serial console goes here */
-	const char *vmm_log;	  /* the VMM's own stderr goes here */
+	int incoming_fd;	 /* > 0: device state to start from (-incoming) */
+	const char *qmp_path;	 /* a QMP socket for the host, or NULL */
+	const char *console_log; /* guest serial console goes here */
+	const char *vmm_log;	 /* the VMM's own stderr goes here */
 };
 
 struct vm;
@@ -59,8 +59,8 @@ struct vm_backend {
 
 struct vm {
 	const struct vm_backend *backend;
-	pid_t pid;		   /* the VMM process */
-	pid_t aux[VM_MAX_AUX];	   /* helpers such as virtiofsd */
+	pid_t pid;	       /* the VMM process */
+	pid_t aux[VM_MAX_AUX]; /* helpers such as virtiofsd */
 	bool exited;
 	int status;
 };

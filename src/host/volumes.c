@@ -21,20 +21,24 @@ static const char *file_kind(mode_t mode)
 	return "neither a directory nor a regular file";
 }
 
-int volume_parse(const char *source, const char *destination, char *const *options, size_t n_options,
-		 size_t index, struct volume *v, struct error **err)
+int volume_parse(const char *source, const char *destination, char *const *options,
+		 size_t n_options, size_t index, struct volume *v, struct error **err)
 {
 	struct stat st;
 
 	memset(v, 0, sizeof(*v));
 	if (!source || !*source)
-		return error_setx(err, EINVAL, "mounts[%zu] (%s): a bind mount needs a source", index, destination);
+		return error_setx(err, EINVAL, "mounts[%zu] (%s): a bind mount needs a source",
+				  index, destination);
 	if (stat(source, &st) < 0)
-		return error_set(err, errno, "mounts[%zu] (%s): source %s", index, destination, source);
+		return error_set(err, errno, "mounts[%zu] (%s): source %s", index, destination,
+				 source);
 	if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
 		return error_setx(err, EOPNOTSUPP,
-				  "mounts[%zu] (%s): source %s is %s, which cannot cross the VM boundary: the "
-				  "container runs in its own kernel, where a host socket or device means nothing",
+				  "mounts[%zu] (%s): source %s is %s, which cannot cross the VM "
+				  "boundary: the "
+				  "container runs in its own kernel, where a host socket or device "
+				  "means nothing",
 				  index, destination, source, file_kind(st.st_mode));
 	v->is_dir = S_ISDIR(st.st_mode);
 	v->propagation = MS_SLAVE;
@@ -59,18 +63,19 @@ int volume_parse(const char *source, const char *destination, char *const *optio
 			v->flags |= MS_NODEV;
 		else if (strcmp(o, "noexec") == 0)
 			v->flags |= MS_NOEXEC;
-		else if (strcmp(o, "idmap") == 0 || strcmp(o, "ridmap") == 0 || strcmp(o, "nosymfollow") == 0 ||
-			 strcmp(o, "rnosymfollow") == 0)
+		else if (strcmp(o, "idmap") == 0 || strcmp(o, "ridmap") == 0 ||
+			 strcmp(o, "nosymfollow") == 0 || strcmp(o, "rnosymfollow") == 0)
 			return error_setx(err, EOPNOTSUPP,
-					  "mounts[%zu] (%s): option '%s' is not supported for a volume shared into "
+					  "mounts[%zu] (%s): option '%s' is not supported for a "
+					  "volume shared into "
 					  "the VM; remove it",
 					  index, destination, o);
 		else if (strcmp(o, "private") == 0 || strcmp(o, "rprivate") == 0)
 			v->propagation = MS_PRIVATE;
 		/* shared and slave both mean "host mounts below the source show
 		 * up": a mount made in the guest can never reach the host. */
-		else if (strcmp(o, "slave") == 0 || strcmp(o, "rslave") == 0 || strcmp(o, "shared") == 0 ||
-			 strcmp(o, "rshared") == 0)
+		else if (strcmp(o, "slave") == 0 || strcmp(o, "rslave") == 0 ||
+			 strcmp(o, "shared") == 0 || strcmp(o, "rshared") == 0)
 			v->propagation = MS_SLAVE;
 	}
 	snprintf(v->name, sizeof(v->name), "%zu", index);
@@ -104,14 +109,18 @@ int volume_clone(const struct volume *v, struct error **err)
 	if (src < 0 || fstat(src, &st) < 0)
 		return error_set(err, errno, "bind mount source %s", v->host_path);
 	if (S_ISDIR(st.st_mode) != v->is_dir || (!v->is_dir && !S_ISREG(st.st_mode)))
-		return error_setx(err, EINVAL, "bind mount source %s changed type since the spec was read",
+		return error_setx(err, EINVAL,
+				  "bind mount source %s changed type since the spec was read",
 				  v->host_path);
-	int tree = open_tree(src, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH |
-					      (v->recursive ? AT_RECURSIVE : 0));
+	int tree = open_tree(src, "",
+			     OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH |
+				     (v->recursive ? AT_RECURSIVE : 0));
 	if (tree < 0)
 		return error_set(err, errno, "bind mount %s", v->host_path);
-	struct mount_attr attr = {.attr_set = mount_attr_of(v->flags), .propagation = v->propagation};
-	if (mount_setattr(tree, "", AT_EMPTY_PATH | (v->recursive ? AT_RECURSIVE : 0), &attr, sizeof(attr)) < 0) {
+	struct mount_attr attr = {.attr_set = mount_attr_of(v->flags),
+				  .propagation = v->propagation};
+	if (mount_setattr(tree, "", AT_EMPTY_PATH | (v->recursive ? AT_RECURSIVE : 0), &attr,
+			  sizeof(attr)) < 0) {
 		int e = errno;
 		close(tree);
 		return error_set(err, e, "bind mount %s: set its flags", v->host_path);
@@ -124,8 +133,8 @@ int volume_clone(const struct volume *v, struct error **err)
 static int share_readonly(const char *dir, struct error **err)
 {
 	_cleanup_close_ int tree = open_tree(AT_FDCWD, dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-	struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
-					      MOUNT_ATTR_NOEXEC};
+	struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+					      MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC};
 	if (tree < 0 || mount_setattr(tree, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0 ||
 	    move_mount(tree, "", AT_FDCWD, dir, MOVE_MOUNT_F_EMPTY_PATH) < 0)
 		return error_set(err, errno, "read-only bind of %s", dir);
@@ -133,7 +142,8 @@ static int share_readonly(const char *dir, struct error **err)
 }
 
 /* A mount point for each volume in DIR (files for files). */
-static int make_mount_points(const char *dir_path, const struct volume *v, size_t n, struct error **err)
+static int make_mount_points(const char *dir_path, const struct volume *v, size_t n,
+			     struct error **err)
 {
 	if (mkdir(dir_path, 0700) < 0)
 		return error_set(err, errno, "create %s", dir_path);
@@ -142,7 +152,9 @@ static int make_mount_points(const char *dir_path, const struct volume *v, size_
 		return error_set(err, errno, "open %s", dir_path);
 	for (size_t i = 0; i < n; i++) {
 		int fd = v[i].is_dir ? mkdirat(dir, v[i].name, 0700)
-				     : openat(dir, v[i].name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+				     : openat(dir, v[i].name,
+					      O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+					      0600);
 		if (fd < 0)
 			return error_set(err, errno, "mount point %s/%s", dir_path, v[i].name);
 		if (!v[i].is_dir)
@@ -164,7 +176,8 @@ static int bind_sources(const char *dir_path, const struct volume *v, size_t n, 
 		_cleanup_close_ int tree = volume_clone(&v[i], err);
 		if (tree < 0)
 			return tree;
-		if (move_mount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		if (move_mount(tree, "", target, "",
+			       MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
 			return error_set(err, errno, "bind mount %s", v[i].host_path);
 	}
 	return 0;
@@ -184,8 +197,8 @@ int volumes_setup(const char *share_dir, const struct volume *v, size_t n, struc
 	return bind_sources(share_dir, v, n, err);
 }
 
-int volumes_share_at(const char *points_dir, const char *mount_dir, const struct volume *v, const int *trees,
-		     size_t n, struct error **err)
+int volumes_share_at(const char *points_dir, const char *mount_dir, const struct volume *v,
+		     const int *trees, size_t n, struct error **err)
 {
 	if (n == 0)
 		return 0;
@@ -196,10 +209,12 @@ int volumes_share_at(const char *points_dir, const char *mount_dir, const struct
 	if (dir < 0)
 		return error_set(err, errno, "open %s", mount_dir);
 	for (size_t i = 0; i < n; i++) {
-		_cleanup_close_ int target = openat(dir, v[i].name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		_cleanup_close_ int target =
+			openat(dir, v[i].name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 		if (target < 0)
 			return error_set(err, errno, "mount point %s/%s", mount_dir, v[i].name);
-		if (move_mount(trees[i], "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		if (move_mount(trees[i], "", target, "",
+			       MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
 			return error_set(err, errno, "bind mount %s", v[i].host_path);
 	}
 	return 0;

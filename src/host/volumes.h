@@ -24,19 +24,19 @@
 #define VOLUMES_GUEST_DIR COCOON_GUEST_VOLUMES_DIR
 
 struct volume {
-	char *host_path;	/* the spec's source, as given */
-	char name[16];		/* <n> under the share directory */
+	char *host_path; /* the spec's source, as given */
+	char name[16];	 /* <n> under the share directory */
 	bool is_dir;
-	bool recursive;		/* rbind */
-	unsigned long flags;	/* MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC */
+	bool recursive;		   /* rbind */
+	unsigned long flags;	   /* MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC */
 	unsigned long propagation; /* MS_PRIVATE, MS_SLAVE, MS_SHARED (| MS_REC), or 0 */
 };
 
 /* Checks one bind mount's source and options: the source must be a
  * directory or a regular file (a socket, a device node or a FIFO cannot
  * cross the VM boundary; the error names it). Fills v. */
-int volume_parse(const char *source, const char *destination, char *const *options, size_t n_options,
-		 size_t index, struct volume *v, struct error **err);
+int volume_parse(const char *source, const char *destination, char *const *options,
+		 size_t n_options, size_t index, struct volume *v, struct error **err);
 void volume_free(struct volume *v);
 
 /* In the shim, before the VM starts: enters a mount namespace of its own
@@ -54,5 +54,5 @@ int volume_clone(const struct volume *v, struct error **err);
  * entering that namespace) attached on them as seen through MOUNT_DIR, the
  * read-only view of POINTS_DIR the VM shares. The mounts go with that
  * namespace. */
-int volumes_share_at(const char *points_dir, const char *mount_dir, const struct volume *v, const int *trees,
-		     size_t n, struct error **err);
+int volumes_share_at(const char *points_dir, const char *mount_dir, const struct volume *v,
+		     const int *trees, size_t n, struct error **err);

@@ -22,14 +22,14 @@
 /* The image directories of a restore, read-only: "images0" .. "images<n-1>",
  * n at most COCOON_MAX_CHAIN. */
 #define COCOON_TAG_IMAGES "images"
-#define COCOON_TAG_POD "pod"         /* a pod's shared tree: members' rootfs and volumes */
+#define COCOON_TAG_POD "pod" /* a pod's shared tree: members' rootfs and volumes */
 /* The host writes bind-mount sources as paths below these guest directories. */
 #define COCOON_GUEST_VOLUMES_DIR "/run/cocoon/volumes"
 #define COCOON_GUEST_POD_DIR "/run/cocoon/pod"
 
 /* ---- Kernel command-line keys (host: sandbox.c, vm-qemu.c; guest: init.c,
  * main.c). Each is one word of /proc/cmdline. */
-#define COCOON_CMDLINE_CRIU "cocoon.criu="       /* + absolute path of criu */
+#define COCOON_CMDLINE_CRIU "cocoon.criu="	 /* + absolute path of criu */
 #define COCOON_CMDLINE_CKPTDIR "cocoon.ckptdir=" /* + absolute guest work dir */
 #define COCOON_CMDLINE_DEBUG "cocoon.debug=1"
 #define COCOON_CMDLINE_VIRTIOFS "cocoon.fs=virtiofs" /* else the shares are 9p */

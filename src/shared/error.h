@@ -34,11 +34,11 @@ void error_free(struct error **err);
 /* The static analyzer (make analyze) reads one file at a time, so it cannot
  * see that these always return a negative value; without this it follows
  * "error, yet 0 returned" paths that do not exist. Not in real builds. */
-#define error_analyzer_negative(call)                                                                  \
-	({                                                                                             \
-		int error_analyzer_r = (call);                                                         \
-		__builtin_assume(error_analyzer_r < 0);                                                \
-		error_analyzer_r;                                                                      \
+#define error_analyzer_negative(call)                                                              \
+	({                                                                                         \
+		int error_analyzer_r = (call);                                                     \
+		__builtin_assume(error_analyzer_r < 0);                                            \
+		error_analyzer_r;                                                                  \
 	})
 #define error_set(...) error_analyzer_negative(error_set(__VA_ARGS__))
 #define error_setx(...) error_analyzer_negative(error_setx(__VA_ARGS__))

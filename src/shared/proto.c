@@ -8,8 +8,8 @@
 static int frame_packed(size_t n, uint8_t **out, size_t *out_len, struct error **err)
 {
 	if (n > FRAME_MAX_PAYLOAD)
-		return error_setx(err, EMSGSIZE, "message of %zu bytes exceeds the %d byte limit", n,
-				  FRAME_MAX_PAYLOAD);
+		return error_setx(err, EMSGSIZE, "message of %zu bytes exceeds the %d byte limit",
+				  n, FRAME_MAX_PAYLOAD);
 	*out = malloc(FRAME_HEADER_SIZE + n);
 	if (!*out)
 		return error_set(err, ENOMEM, "frame");

@@ -7,7 +7,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const struct images_limits lim = {.max_bytes = 1ULL << 36, .max_files = 20000, .verify_ms = 1000};
+	static const struct images_limits lim = {
+		.max_bytes = 1ULL << 36, .max_files = 20000, .verify_ms = 1000};
 	struct images_meta m;
 	struct error *err = NULL;
 	if (images_meta_parse((const char *)data, size, &lim, &m, &err) == 0)

@@ -21,7 +21,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct error *err = NULL;
 	if (!*bundle) {
 		char dir[64], rootfs[96];
-		snprintf(dir, sizeof(dir), "%s/cocoon-fuzz-spec.XXXXXX", access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
+		snprintf(dir, sizeof(dir), "%s/cocoon-fuzz-spec.XXXXXX",
+			 access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
 		if (!mkdtemp(dir))
 			abort();
 		snprintf(rootfs, sizeof(rootfs), "%s/rootfs", dir);

@@ -33,7 +33,8 @@ static void expect_error_reply(struct agent_client *c, const void *buf, size_t l
 	Cocoon__Response *resp = NULL;
 	_cleanup_error_ struct error *err = NULL;
 
-	if (agent_send_raw(c, buf, len, &err) < 0 || agent_read_response(c, &resp, 20000, &err) < 0) {
+	if (agent_send_raw(c, buf, len, &err) < 0 ||
+	    agent_read_response(c, &resp, 20000, &err) < 0) {
 		tap(false, what, err->msg);
 		return;
 	}
@@ -60,7 +61,8 @@ static void expect_ping(struct agent_client *c, const char *what)
 
 /* A well-formed request the agent must refuse, answered with an error
  * naming needle. */
-static void expect_refused(struct agent_client *c, Cocoon__Request *req, const char *what, const char *needle)
+static void expect_refused(struct agent_client *c, Cocoon__Request *req, const char *what,
+			   const char *needle)
 {
 	Cocoon__Response *resp = NULL;
 	_cleanup_error_ struct error *err = NULL;
@@ -86,7 +88,8 @@ static void restore_cases(struct agent_client *c)
 	rr.spec = &spec;
 	rr.shared_path = (char *)"checkpoints/x";
 	spec.id = (char *)"-rf x";
-	expect_refused(c, &req, "restore of an ID outside the contract's rule is refused", "invalid request");
+	expect_refused(c, &req, "restore of an ID outside the contract's rule is refused",
+		       "invalid request");
 
 	share.tag = (char *)COCOON_TAG_IMAGES "0";
 	share.name = (char *)"x";
@@ -95,7 +98,8 @@ static void restore_cases(struct agent_client *c)
 	spec.id = (char *)"c1";
 	rr.images = shares;
 	rr.n_images = ARRAY_SIZE(shares);
-	expect_refused(c, &req, "restore of a longer chain than the contract's is refused", "invalid request");
+	expect_refused(c, &req, "restore of a longer chain than the contract's is refused",
+		       "invalid request");
 	expect_ping(c, "agent answers after refused restores");
 }
 
@@ -128,7 +132,8 @@ static void run_cases(struct agent_client *c)
 	_cleanup_free_ uint8_t *frame = NULL;
 	size_t len = 0;
 	proto_frame_request(&req, &frame, &len, NULL);
-	expect_error_reply(c, frame, len, "foreign protocol version is refused", "protocol version");
+	expect_error_reply(c, frame, len, "foreign protocol version is refused",
+			   "protocol version");
 
 	/* An empty request (no body) is not a crash either. */
 	Cocoon__Request empty = COCOON__REQUEST__INIT;

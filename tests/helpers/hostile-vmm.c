@@ -108,8 +108,9 @@ static void put(const char *dir, const char *name, const void *data, size_t len)
 /* A dump the host accepts: what CRIU leaves, in miniature. */
 static void good_dump(const char *dir)
 {
-	static const uint8_t pagemap[] = {0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 2, 0, 0, 0, 0x08, 0x01,
-					  4, 0, 0, 0, 0x10, 0x02, 0x20, 0x04, 0x00};
+	static const uint8_t pagemap[] = {0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55,
+					  2,	0,    0,    0,	  0x08, 0x01, 4,    0,
+					  0,	0,    0x10, 0x02, 0x20, 0x04, 0x00};
 	static uint8_t pages[8192];
 	mkdir(dir, 0755);
 	put(dir, "inventory.img", "inv", 3);
@@ -209,8 +210,10 @@ static void checkpoint(uint64_t id, const Cocoon__CheckpointRequest *cr)
 	char named[4200];
 	if (!plant(cr->checkpoint_id, named, sizeof(named))) {
 		reply_error(id, EIO,
-			    is("bad-text") ? "criu dump failed: \x1b]0;pwned\x07\x1b[2J\x7f \xc2\x9b" "31m \"quoted\" a=b\nlevel=info msg=forged"
-					   : "criu dump failed: Error (criu/cr-dump.c): boom");
+			    is("bad-text")
+				    ? "criu dump failed: \x1b]0;pwned\x07\x1b[2J\x7f \xc2\x9b"
+				      "31m \"quoted\" a=b\nlevel=info msg=forged"
+				    : "criu dump failed: Error (criu/cr-dump.c): boom");
 		return;
 	}
 	Cocoon__Response r = COCOON__RESPONSE__INIT;
@@ -316,7 +319,9 @@ static void handle(const Cocoon__Request *req)
 		 * check`'s report: ESC [2J (clear), C1 CSI, BEL. */
 		Cocoon__VersionReply v = COCOON__VERSION_REPLY__INIT;
 		v.protocol = PROTOCOL_VERSION;
-		v.agent_version = is("check-text") ? (char *)"0.1\x1b[2J\xc2\x9b" "31m\x07" : (char *)"hostile";
+		v.agent_version = is("check-text") ? (char *)"0.1\x1b[2J\xc2\x9b"
+							     "31m\x07"
+						   : (char *)"hostile";
 		r.body_case = COCOON__RESPONSE__BODY_VERSION;
 		r.version = &v;
 		queue(&r);
@@ -329,7 +334,9 @@ static void handle(const Cocoon__Request *req)
 		Cocoon__GuestInfoReply gi = COCOON__GUEST_INFO_REPLY__INIT;
 		bool bad = is("check-text");
 		gi.kernel_release = bad ? (char *)"6.1\x1b[2J" : (char *)"6.1";
-		gi.criu_version = bad ? (char *)"3.17\xc2\x9b" "2J" : (char *)"3.17";
+		gi.criu_version = bad ? (char *)"3.17\xc2\x9b"
+						"2J"
+				      : (char *)"3.17";
 		gi.criu_path = bad ? (char *)"/criu\r\x1b[K" : (char *)"/criu";
 		gi.criu_check_ran = true;
 		gi.criu_check_ok = true;
@@ -438,11 +445,11 @@ static void attack_volumes(void)
 {
 	char path[4200], target[4300], what[4400];
 	int fd;
-#define TRY(label, call)                                                                         \
-	do {                                                                                     \
-		int rc_ = (call);                                                                \
-		snprintf(what, sizeof(what), "volumes %s: ", label);                             \
-		note(what, rc_ < 0 ? strerrorname_np(errno) : "OK");                             \
+#define TRY(label, call)                                                                           \
+	do {                                                                                       \
+		int rc_ = (call);                                                                  \
+		snprintf(what, sizeof(what), "volumes %s: ", label);                               \
+		note(what, rc_ < 0 ? strerrorname_np(errno) : "OK");                               \
 	} while (0)
 	if (!volumes)
 		return;

@@ -130,9 +130,11 @@ static int cmd_memhog(int argc, char **argv)
 	 * that part each round, so that an incremental dump finds exactly that
 	 * share dirty however long it waits. */
 	long dirty_pct = argc > 4 ? atol(argv[4]) : 0;
-	size_t dirty_pages = (len / 4096) * (size_t)(dirty_pct > 0 && dirty_pct <= 100 ? dirty_pct : 0) / 100;
+	size_t dirty_pages =
+		(len / 4096) * (size_t)(dirty_pct > 0 && dirty_pct <= 100 ? dirty_pct : 0) / 100;
 	for (unsigned long round = 0;; round++) {
-		printf("memhog %zu MiB hash %016llx round %lu\n", mib, (unsigned long long)fnv1a(p, len), round);
+		printf("memhog %zu MiB hash %016llx round %lu\n", mib,
+		       (unsigned long long)fnv1a(p, len), round);
 		fflush(stdout);
 		for (size_t i = 0; i < dirty_pages; i++)
 			p[i * 4096] ^= 1;
@@ -194,8 +196,10 @@ static int cmd_pipes(void)
 	}
 	for (unsigned long v = 0;;) {
 		unsigned long sent = v;
-		if (write(p2c[1], &v, sizeof(v)) != sizeof(v) || read(c2p[0], &v, sizeof(v)) != sizeof(v) ||
-		    write(sv[0], &v, sizeof(v)) != sizeof(v) || read(sv[0], &v, sizeof(v)) != sizeof(v)) {
+		if (write(p2c[1], &v, sizeof(v)) != sizeof(v) ||
+		    read(c2p[0], &v, sizeof(v)) != sizeof(v) ||
+		    write(sv[0], &v, sizeof(v)) != sizeof(v) ||
+		    read(sv[0], &v, sizeof(v)) != sizeof(v)) {
 			printf("pipes broken\n");
 			return 1;
 		}
@@ -374,7 +378,8 @@ static int cmd_echo_server(int argc, char **argv)
 	p[0] = (struct pollfd){.fd = socket(AF_INET6, SOCK_STREAM, 0), .events = POLLIN};
 	setsockopt(p[0].fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	setsockopt(p[0].fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-	if (p[0].fd < 0 || bind(p[0].fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(p[0].fd, 8) < 0) {
+	if (p[0].fd < 0 || bind(p[0].fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(p[0].fd, 8) < 0) {
 		perror("listen");
 		return 1;
 	}
@@ -481,7 +486,8 @@ static void report(const char *what, int r)
 static void escape_round(void)
 {
 	mkdir("/tmp/escape-mnt", 0755);
-	report("mount-share", mount("cocoon", "/tmp/escape-mnt", "9p", 0, "trans=virtio,version=9p2000.L"));
+	report("mount-share",
+	       mount("cocoon", "/tmp/escape-mnt", "9p", 0, "trans=virtio,version=9p2000.L"));
 	umount2("/tmp/escape-mnt", MNT_DETACH);
 	report("mount-tmpfs", mount("tmpfs", "/tmp/escape-mnt", "tmpfs", 0, NULL));
 	umount2("/tmp/escape-mnt", MNT_DETACH);
@@ -509,8 +515,8 @@ static void escape_round(void)
 	char line[256];
 	FILE *f = fopen("/proc/self/status", "re");
 	while (f && fgets(line, sizeof(line), f))
-		if (!strncmp(line, "CapEff:", 7) || !strncmp(line, "CapBnd:", 7) || !strncmp(line, "Seccomp:", 8) ||
-		    !strncmp(line, "NoNewPrivs:", 11))
+		if (!strncmp(line, "CapEff:", 7) || !strncmp(line, "CapBnd:", 7) ||
+		    !strncmp(line, "Seccomp:", 8) || !strncmp(line, "NoNewPrivs:", 11))
 			fputs(line, stdout);
 	if (f)
 		fclose(f);

@@ -20,8 +20,8 @@ static void expect_error(const char *text, const char *needle)
 	config_init_defaults(&c);
 	int r = config_parse_string(&c, "test.toml", text, &err);
 	if (r == 0 || !err || !strstr(err->msg, needle))
-		fail_msg("for input <<%s>> expected an error containing '%s', got: %s", text, needle,
-			 err ? err->msg : "success");
+		fail_msg("for input <<%s>> expected an error containing '%s', got: %s", text,
+			 needle, err ? err->msg : "success");
 	error_free(&err);
 	config_free(&c);
 }
@@ -82,7 +82,8 @@ static void test_string_escapes(void **state)
 {
 	struct cocoon_config c;
 	config_init_defaults(&c);
-	assert_int_equal(config_parse_string(&c, "t", "[vm]\nkernel = \"a\\\"b\\\\c # not\"\n", NULL), 0);
+	assert_int_equal(
+		config_parse_string(&c, "t", "[vm]\nkernel = \"a\\\"b\\\\c # not\"\n", NULL), 0);
 	assert_string_equal(c.kernel, "a\"b\\c # not");
 	config_free(&c);
 }
@@ -91,10 +92,12 @@ static void test_errors(void **state)
 {
 	expect_error("[runtime]\nenable_checkpoint = true\nenable_chekpoint = true\n",
 		     "test.toml:3: unknown key 'runtime.enable_chekpoint'");
-	expect_error("[vm]\nmemory_mib = \"lots\"\n", "test.toml:2: vm.memory_mib: expected an integer");
+	expect_error("[vm]\nmemory_mib = \"lots\"\n",
+		     "test.toml:2: vm.memory_mib: expected an integer");
 	expect_error("[vm]\nmemory_mib = 12x\n", "test.toml:2: vm.memory_mib: expected an integer");
 	expect_error("[vm]\nmemory_mib = 1\n", "test.toml:2: vm.memory_mib: 1 is out of range");
-	expect_error("[runtime]\nenable_debug = yes\n", "test.toml:2: runtime.enable_debug: expected a boolean");
+	expect_error("[runtime]\nenable_debug = yes\n",
+		     "test.toml:2: runtime.enable_debug: expected a boolean");
 	expect_error("[vm]\nkernel = /boot/vmlinuz\n", "test.toml:2: vm.kernel: expected a string");
 	expect_error("[vm]\nkernel = \"/boot\n", "test.toml:2: vm.kernel: unterminated string");
 	expect_error("[vm]\nkernel = \"/boot\" junk\n", "test.toml:2: vm.kernel: unexpected text");
@@ -146,10 +149,8 @@ static void test_load_paths(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_full_config),
-		cmocka_unit_test(test_string_escapes),
-		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_defaults),       cmocka_unit_test(test_full_config),
+		cmocka_unit_test(test_string_escapes), cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_load_paths),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

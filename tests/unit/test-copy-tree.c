@@ -85,9 +85,11 @@ static pid_t start_copier(struct dirs *d, int done_fd, bool like_cp)
 		if (done_fd >= 0 && done_fd != 3 && dup2(done_fd, 3) < 0)
 			_exit(126);
 		if (like_cp)
-			execl(agent_path, agent_path, "--copy-tree-like-cp", d->src, d->dst, (char *)NULL);
+			execl(agent_path, agent_path, "--copy-tree-like-cp", d->src, d->dst,
+			      (char *)NULL);
 		else if (done_fd >= 0)
-			execl(agent_path, agent_path, "--copy-tree", d->src, d->dst, "--follow", (char *)NULL);
+			execl(agent_path, agent_path, "--copy-tree", d->src, d->dst, "--follow",
+			      (char *)NULL);
 		else
 			execl(agent_path, agent_path, "--copy-tree", d->src, d->dst, (char *)NULL);
 		_exit(127);
@@ -170,7 +172,7 @@ static void test_follow_a_growing_page_image(void **state)
 	close(fd);
 	write_file(d.src, "pstree.img", 64);
 	write_file(d.src, "pages-2.img", 12345); /* appeared late: copied at the end */
-	close(done); /* "CRIU has finished" */
+	close(done);				 /* "CRIU has finished" */
 	assert_int_equal(wait_exit(pid), 0);
 	assert_same_file(d.src, d.dst, "pages-1.img");
 	assert_same_file(d.src, d.dst, "pages-2.img");
@@ -203,7 +205,8 @@ static void test_follow_without_fd3_fails(void **state)
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		close(3);
-		execl(agent_path, agent_path, "--copy-tree", d.src, d.dst, "--follow", (char *)NULL);
+		execl(agent_path, agent_path, "--copy-tree", d.src, d.dst, "--follow",
+		      (char *)NULL);
 		_exit(127);
 	}
 	assert_int_equal(wait_exit(pid), 1);

@@ -15,9 +15,10 @@ static void test_accepted(void **state)
 {
 	Cocoon__CriuOptions o = COCOON__CRIU_OPTIONS__INIT;
 	struct error *err = NULL;
-	int r = criu_config_parse("# comment\n\nghost-limit 4M\n--tcp-established\n  skip-in-flight  # why\n"
-				  "log-level=4\n",
-				  "c.conf", &o, &err);
+	int r = criu_config_parse(
+		"# comment\n\nghost-limit 4M\n--tcp-established\n  skip-in-flight  # why\n"
+		"log-level=4\n",
+		"c.conf", &o, &err);
 	assert_int_equal(r, 0);
 	assert_int_equal(o.n_config, 4);
 	assert_string_equal(o.config[0], "ghost-limit 4M");

@@ -35,9 +35,14 @@ static void test_text_sanitize(void **st)
 	sanitized("a\x1b[31mred\x07\n", "a [31mred  ");
 	sanitized("del\x7f", "del ");
 	/* C1 controls in UTF-8 (CSI is U+009B), and raw C1 bytes. */
-	sanitized("x\xc2\x9b" "31m", "x 31m");
-	sanitized("raw\x9b" "31m", "raw?31m");
-	sanitized("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\x88", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\x88");
+	sanitized("x\xc2\x9b"
+		  "31m",
+		  "x 31m");
+	sanitized("raw\x9b"
+		  "31m",
+		  "raw?31m");
+	sanitized("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\x88",
+		  "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\x88");
 	sanitized("\xc0\x80\xe0\x80\x80\xed\xa0\x80", "????????");
 	sanitized("cut \xe2\x82", "cut ??");
 	sanitized("nbsp\xc2\xa0ok", "nbsp\xc2\xa0ok");
@@ -154,8 +159,12 @@ static void test_shared_cap(void **st)
 		_exit(0);
 	}
 	snprintf(p, sizeof(p), "%s/console.log", dir);
-	struct guard_opts o = {.console_path = p, .console_cap = 1 << 20, .shared_dir = dir,
-			       .shared_cap = 4 << 20, .vmm = vmm, .id = "c1"};
+	struct guard_opts o = {.console_path = p,
+			       .console_cap = 1 << 20,
+			       .shared_dir = dir,
+			       .shared_cap = 4 << 20,
+			       .vmm = vmm,
+			       .id = "c1"};
 	assert_int_equal(guard_start(&g, &o, NULL), 0);
 	atomic_store(&g.stop, true);
 	uint64_t used = guard_usage(g.shared_fd, 0);

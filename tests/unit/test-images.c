@@ -114,7 +114,8 @@ static void assert_canary_intact(void)
 	assert_string_equal(buf, canary_text);
 }
 
-static const struct images_limits default_limits = {.max_bytes = 1ULL << 30, .max_files = 100, .verify_ms = 10000};
+static const struct images_limits default_limits = {
+	.max_bytes = 1ULL << 30, .max_files = 100, .verify_ms = 10000};
 
 static int publish(bool copy, struct error **err)
 {
@@ -130,7 +131,8 @@ static void expect_refused(bool copy, const char *needle)
 	long long t0 = now_ms();
 	int r = publish(copy, &err);
 	if (r == 0 || !err || !strstr(err->msg, needle))
-		fail_msg("expected a refusal naming '%s', got: %s", needle, err ? err->msg : "success");
+		fail_msg("expected a refusal naming '%s', got: %s", needle,
+			 err ? err->msg : "success");
 	assert_true(now_ms() - t0 < 5000);
 	error_free(&err);
 	assert_int_equal(access(dest, F_OK), -1);
@@ -403,12 +405,14 @@ static void test_safefs_resolvers(void **st)
 	assert_int_equal(symlink(canary_dir, p), 0);
 	for (int fallback = 0; fallback < 2; fallback++) {
 		safefs_force_fallback = fallback;
-		int fd = safefs_open(dirfd, "shared/" IMAGES_SHARED_SUBDIR "/" CKID "/pstree.img", O_RDONLY, 0);
+		int fd = safefs_open(dirfd, "shared/" IMAGES_SHARED_SUBDIR "/" CKID "/pstree.img",
+				     O_RDONLY, 0);
 		assert_true(fd >= 0);
 		close(fd);
 		assert_int_equal(safefs_open(dirfd, "shared/up/secret", O_RDONLY, 0) < 0, 1);
 		assert_int_equal(safefs_open(dirfd, "shared/up", O_RDONLY | O_DIRECTORY, 0) < 0, 1);
-		assert_int_equal(safefs_open(dirfd, "shared/../../canary/secret", O_RDONLY, 0), -EINVAL);
+		assert_int_equal(safefs_open(dirfd, "shared/../../canary/secret", O_RDONLY, 0),
+				 -EINVAL);
 		assert_int_equal(safefs_open(dirfd, canary, O_RDONLY, 0), -EINVAL);
 		assert_int_equal(safefs_open(dirfd, "", O_RDONLY, 0), -EINVAL);
 		/* /proc is another filesystem: not reached through a bind or a
@@ -438,7 +442,8 @@ static void expect_verify_error(const char *needle)
 	int r = images_verify(dest, &default_limits, &chain, &err);
 	images_chain_free(&chain);
 	if (r == 0 || !err || !strstr(err->msg, needle))
-		fail_msg("expected an error naming '%s', got: %s", needle, err ? err->msg : "success");
+		fail_msg("expected an error naming '%s', got: %s", needle,
+			 err ? err->msg : "success");
 	assert_true(now_ms() - t0 < 5000);
 	error_free(&err);
 }
@@ -458,21 +463,35 @@ static void test_verify_wrong_types(void **st)
 		const char *json, *needle;
 	} cases[] = {
 		{"{\"format\": 1, \"version\": null, \"files\": {}}", "made by cocoon ?"},
-		{"{\"format\": \"1\", \"version\": \"" COCOON_VERSION "\", \"files\": {}}", "image format -1"},
+		{"{\"format\": \"1\", \"version\": \"" COCOON_VERSION "\", \"files\": {}}",
+		 "image format -1"},
 		{"{\"format\": 1, \"version\": 7, \"files\": {}}", "made by cocoon ?"},
-		{"{\"format\": 1, \"version\": \"" COCOON_VERSION "\", \"files\": []}", "lists no files"},
+		{"{\"format\": 1, \"version\": \"" COCOON_VERSION "\", \"files\": []}",
+		 "lists no files"},
 		{"{\"format\": 1, \"version\": \"" COCOON_VERSION "\"}", "lists no files"},
-		{"{\"format\": 1, \"version\": \"" COCOON_VERSION "\", \"files\": {\"a.img\": null}}", "bad entry"},
-		{"{\"format\": 1, \"version\": \"" COCOON_VERSION "\", \"files\": {\"a.img\": {\"size\": \"3\", "
-		 "\"xxh3\": \"0000000000000000\"}}}", "bad entry"},
-		{"{\"format\": 1, \"version\": \"" COCOON_VERSION "\", \"files\": {\"a.img\": {\"size\": 3, "
-		 "\"xxh3\": 12}}}", "bad entry"},
-		{"{\"format\": 1, \"version\": \"" COCOON_VERSION "\", \"files\": {\"a.img\": {\"size\": -1, "
-		 "\"xxh3\": \"0000000000000000\"}}}", "bad entry"},
-		{"{\"format\": 1, \"version\": \"" COCOON_VERSION "\", \"files\": {\"../x\": {\"size\": 1, "
-		 "\"xxh3\": \"0000000000000000\"}}}", "bad entry"},
-		{"{\"format\": 1, \"version\": \"" COCOON_VERSION "\", \"files\": {\"a.img\": {\"size\": "
-		 "1152921504606846976, \"xxh3\": \"0000000000000000\"}}}", "limits.checkpoint_max_bytes"},
+		{"{\"format\": 1, \"version\": \"" COCOON_VERSION
+		 "\", \"files\": {\"a.img\": null}}",
+		 "bad entry"},
+		{"{\"format\": 1, \"version\": \"" COCOON_VERSION
+		 "\", \"files\": {\"a.img\": {\"size\": \"3\", "
+		 "\"xxh3\": \"0000000000000000\"}}}",
+		 "bad entry"},
+		{"{\"format\": 1, \"version\": \"" COCOON_VERSION
+		 "\", \"files\": {\"a.img\": {\"size\": 3, "
+		 "\"xxh3\": 12}}}",
+		 "bad entry"},
+		{"{\"format\": 1, \"version\": \"" COCOON_VERSION
+		 "\", \"files\": {\"a.img\": {\"size\": -1, "
+		 "\"xxh3\": \"0000000000000000\"}}}",
+		 "bad entry"},
+		{"{\"format\": 1, \"version\": \"" COCOON_VERSION
+		 "\", \"files\": {\"../x\": {\"size\": 1, "
+		 "\"xxh3\": \"0000000000000000\"}}}",
+		 "bad entry"},
+		{"{\"format\": 1, \"version\": \"" COCOON_VERSION
+		 "\", \"files\": {\"a.img\": {\"size\": "
+		 "1152921504606846976, \"xxh3\": \"0000000000000000\"}}}",
+		 "limits.checkpoint_max_bytes"},
 		{"[1, 2]", "not a JSON object"},
 		{"{\"format\": 1, ", "not valid JSON"},
 		{"", "not valid JSON"},
@@ -566,7 +585,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_verify_time_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swap_race, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dump_log_attacks, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_remove_tree_keeps_symlink_targets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remove_tree_keeps_symlink_targets, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_remove_tree_any_depth, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_safefs_resolvers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_wrong_types, setup, teardown),

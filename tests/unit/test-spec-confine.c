@@ -16,7 +16,8 @@
 
 static char bundle[] = "/tmp/cocoon-spec-confine-XXXXXX";
 
-static int load(const char *linux_obj, const char *process_extra, struct oci_bundle *b, struct error **err)
+static int load(const char *linux_obj, const char *process_extra, struct oci_bundle *b,
+		struct error **err)
 {
 	char path[128];
 	snprintf(path, sizeof(path), "%s/config.json", bundle);
@@ -25,7 +26,8 @@ static int load(const char *linux_obj, const char *process_extra, struct oci_bun
 	fprintf(f,
 		"{\"ociVersion\": \"1.0.2\", \"root\": {\"path\": \"rootfs\"},"
 		" \"process\": {\"args\": [\"sh\"]%s},"
-		" \"linux\": {\"namespaces\": [{\"type\": \"network\"}, {\"type\": \"pid\"}, {\"type\": \"mount\"}]%s%s}",
+		" \"linux\": {\"namespaces\": [{\"type\": \"network\"}, {\"type\": \"pid\"}, "
+		"{\"type\": \"mount\"}]%s%s}",
 		process_extra, linux_obj[1] == '}' ? "" : ", ", linux_obj + 1);
 	fclose(f);
 	return spec_load(bundle, "c1", b, err);
@@ -37,7 +39,8 @@ static void expect_error(const char *linux_obj, const char *process_extra, const
 	struct error *err = NULL;
 	int r = load(linux_obj, process_extra, &b, &err);
 	if (r == 0 || !err || !strstr(err->msg, needle))
-		fail_msg("expected an error containing '%s', got: %s", needle, err ? err->msg : "success");
+		fail_msg("expected an error containing '%s', got: %s", needle,
+			 err ? err->msg : "success");
 	error_free(&err);
 	spec_free(&b);
 }
@@ -47,7 +50,8 @@ static void test_capabilities(void **state)
 	struct oci_bundle b;
 	struct error *err = NULL;
 	int r = load("{}",
-		     ", \"capabilities\": {\"bounding\": [\"CAP_KILL\", \"CAP_SYS_ADMIN\", \"CAP_NO_SUCH\"],"
+		     ", \"capabilities\": {\"bounding\": [\"CAP_KILL\", \"CAP_SYS_ADMIN\", "
+		     "\"CAP_NO_SUCH\"],"
 		     " \"effective\": [\"CAP_KILL\"], \"ambient\": [\"cap_net_bind_service\"]}",
 		     &b, &err);
 	assert_int_equal(r, 0);
@@ -74,14 +78,18 @@ static void test_seccomp(void **state)
 {
 	struct oci_bundle b;
 	struct error *err = NULL;
-	int r = load("{\"seccomp\": {\"defaultAction\": \"SCMP_ACT_ERRNO\", \"defaultErrnoRet\": 38,"
-		     " \"architectures\": [\"SCMP_ARCH_X86_64\", \"SCMP_ARCH_AARCH64\"],"
-		     " \"flags\": [\"SECCOMP_FILTER_FLAG_LOG\"],"
-		     " \"syscalls\": [{\"names\": [\"read\", \"write\"], \"action\": \"SCMP_ACT_ALLOW\"},"
-		     "  {\"names\": [\"personality\"], \"action\": \"SCMP_ACT_ALLOW\","
-		     "   \"args\": [{\"index\": 0, \"value\": 8, \"valueTwo\": 0, \"op\": \"SCMP_CMP_EQ\"}]}]},"
-		     " \"maskedPaths\": [\"/proc/kcore\"], \"readonlyPaths\": [\"/proc/sys\", \"/proc/bus\"]}",
-		     "", &b, &err);
+	int r = load(
+		"{\"seccomp\": {\"defaultAction\": \"SCMP_ACT_ERRNO\", \"defaultErrnoRet\": 38,"
+		" \"architectures\": [\"SCMP_ARCH_X86_64\", \"SCMP_ARCH_AARCH64\"],"
+		" \"flags\": [\"SECCOMP_FILTER_FLAG_LOG\"],"
+		" \"syscalls\": [{\"names\": [\"read\", \"write\"], \"action\": "
+		"\"SCMP_ACT_ALLOW\"},"
+		"  {\"names\": [\"personality\"], \"action\": \"SCMP_ACT_ALLOW\","
+		"   \"args\": [{\"index\": 0, \"value\": 8, \"valueTwo\": 0, \"op\": "
+		"\"SCMP_CMP_EQ\"}]}]},"
+		" \"maskedPaths\": [\"/proc/kcore\"], \"readonlyPaths\": [\"/proc/sys\", "
+		"\"/proc/bus\"]}",
+		"", &b, &err);
 	assert_int_equal(r, 0);
 	Cocoon__Seccomp *sc = b.spec->seccomp;
 	assert_non_null(sc);
@@ -102,11 +110,14 @@ static void test_seccomp(void **state)
 
 static void test_seccomp_errors(void **state)
 {
-	expect_error("{\"seccomp\": {\"defaultAction\": \"SCMP_ACT_NOTIFY\"}}", "", "not supported");
+	expect_error("{\"seccomp\": {\"defaultAction\": \"SCMP_ACT_NOTIFY\"}}", "",
+		     "not supported");
 	expect_error("{\"seccomp\": {}}", "", "defaultAction: expected a string");
-	expect_error("{\"seccomp\": {\"defaultAction\": \"SCMP_ACT_ALLOW\", \"listenerPath\": \"/x\"}}", "",
-		     "listener");
-	expect_error("{\"seccomp\": {\"defaultAction\": \"SCMP_ACT_ALLOW\", \"flags\": [\"X\"]}}", "", "'X'");
+	expect_error(
+		"{\"seccomp\": {\"defaultAction\": \"SCMP_ACT_ALLOW\", \"listenerPath\": \"/x\"}}",
+		"", "listener");
+	expect_error("{\"seccomp\": {\"defaultAction\": \"SCMP_ACT_ALLOW\", \"flags\": [\"X\"]}}",
+		     "", "'X'");
 	expect_error("{\"seccomp\": {\"defaultAction\": \"SCMP_ACT_ALLOW\","
 		     " \"syscalls\": [{\"names\": [\"read\"], \"action\": \"SCMP_ACT_ALLOW\","
 		     " \"args\": [{\"index\": 6, \"value\": 1, \"op\": \"SCMP_CMP_EQ\"}]}]}}",
@@ -115,8 +126,9 @@ static void test_seccomp_errors(void **state)
 		     " \"syscalls\": [{\"names\": [\"read\"], \"action\": \"SCMP_ACT_ALLOW\","
 		     " \"args\": [{\"index\": 0, \"value\": 1, \"op\": \"SCMP_CMP_LIKE\"}]}]}}",
 		     "", "SCMP_CMP_LIKE");
-	expect_error("{\"seccomp\": {\"defaultAction\": \"SCMP_ACT_ERRNO\", \"defaultErrnoRet\": -1}}", "",
-		     "out of range");
+	expect_error(
+		"{\"seccomp\": {\"defaultAction\": \"SCMP_ACT_ERRNO\", \"defaultErrnoRet\": -1}}",
+		"", "out of range");
 	expect_error("{\"maskedPaths\": [\"proc/kcore\"]}", "", "must be absolute");
 	expect_error("{\"readonlyPaths\": [\"/proc/../etc\"]}", "", "without '..'");
 	expect_error("{\"readonlyPaths\": [7]}", "", "expected a short string");

@@ -47,7 +47,9 @@ static void write_spec(const char *text)
 	fclose(f);
 }
 
-#define PROCESS "\"process\": {\"args\": [\"sh\", \"-c\", \"true\"], \"cwd\": \"/\", \"env\": [\"PATH=/bin\"]}"
+#define PROCESS                                                                                    \
+	"\"process\": {\"args\": [\"sh\", \"-c\", \"true\"], \"cwd\": \"/\", \"env\": "            \
+	"[\"PATH=/bin\"]}"
 #define ROOT "\"root\": {\"path\": \"rootfs\"}"
 /* A VM cannot share the host's network: every spec names a network namespace. */
 #define LINUX "\"linux\": {\"namespaces\": [{\"type\": \"network\"}]}"
@@ -59,7 +61,8 @@ static void expect_error(const char *text, const char *needle)
 	write_spec(text);
 	int r = spec_load(bundle, "c1", &b, &err);
 	if (r == 0 || !err || !strstr(err->msg, needle))
-		fail_msg("for <<%s>> expected an error naming '%s', got: %s", text, needle, err ? err->msg : "success");
+		fail_msg("for <<%s>> expected an error naming '%s', got: %s", text, needle,
+			 err ? err->msg : "success");
 	error_free(&err);
 	spec_free(&b);
 }
@@ -68,7 +71,8 @@ static void test_minimal(void **st)
 {
 	struct oci_bundle b;
 	struct error *err = NULL;
-	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", " LINUX ", \"hostname\": \"h1\"}");
+	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", " LINUX
+		   ", \"hostname\": \"h1\"}");
 	assert_int_equal(spec_load(bundle, "c1", &b, &err), 0);
 	assert_string_equal(b.spec->id, "c1");
 	assert_int_equal(b.spec->process->n_args, 3);
@@ -83,7 +87,8 @@ static void test_minimal(void **st)
 static void test_hooks_warn(void **st)
 {
 	struct oci_bundle b;
-	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", " LINUX ", \"hooks\": {\"prestart\": []}}");
+	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", " LINUX
+		   ", \"hooks\": {\"prestart\": []}}");
 	assert_int_equal(spec_load(bundle, "c1", &b, NULL), 0);
 	bool found = false;
 	for (size_t i = 0; i < b.n_warnings; i++)
@@ -125,8 +130,9 @@ static void test_parse_from_memory(void **st)
 	struct error *err = NULL;
 	char dir[4096];
 	assert_non_null(realpath(bundle, dir));
-	assert_int_equal(spec_parse(dir, "mem", "{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", " LINUX
-					    ", \"hostname\": \"h2\"}",
+	assert_int_equal(spec_parse(dir, "mem",
+				    "{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", " LINUX
+				    ", \"hostname\": \"h2\"}",
 				    "c2", &b, &err),
 			 0);
 	assert_string_equal(b.spec->hostname, "h2");
@@ -145,14 +151,19 @@ static void test_errors(void **st)
 	expect_error("[]", "expected a JSON object");
 	expect_error("{\"process\": {}}", "ociVersion is required");
 	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT "}", "process is required");
-	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", \"process\": {\"args\": [\"sh\"], \"cwd\": \"/\", "
+	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT
+		     ", \"process\": {\"args\": [\"sh\"], \"cwd\": \"/\", "
 		     "\"env\": [\"NOEQUALS\"]}}",
 		     "process.env[0]");
-	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", \"process\": {\"args\": \"sh\", \"cwd\": \"/\"}}",
+	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT
+		     ", \"process\": {\"args\": \"sh\", \"cwd\": \"/\"}}",
 		     "process.args");
-	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"hostname\": 7}", "hostname");
-	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"mounts\": {}}", "mounts");
-	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"mounts\": [7]}", "mounts");
+	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"hostname\": 7}",
+		     "hostname");
+	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"mounts\": {}}",
+		     "mounts");
+	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"mounts\": [7]}",
+		     "mounts");
 }
 
 /* Found by fuzz-spec: a mount whose destination is missing or of the wrong
@@ -160,9 +171,11 @@ static void test_errors(void **st)
  * spec_free() freed them. */
 static void test_bad_mounts_do_not_crash(void **st)
 {
-	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"mounts\": [{\"type\": \"tmpfs\"}]}",
+	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
+		     ", \"mounts\": [{\"type\": \"tmpfs\"}]}",
 		     "mounts[0].destination");
-	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"mounts\": [{\"destination\": 1}]}",
+	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
+		     ", \"mounts\": [{\"destination\": 1}]}",
 		     "mounts[0].destination");
 	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
 		     ", \"mounts\": [{\"destination\": \"/x/../etc\", \"type\": \"tmpfs\"}]}",
@@ -170,9 +183,11 @@ static void test_bad_mounts_do_not_crash(void **st)
 	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
 		     ", \"mounts\": [{\"destination\": \"/x\", \"type\": [\"tmpfs\"]}]}",
 		     "mounts[0].type");
-	char big[128 * 64 + 256] = "{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"mounts\": [";
+	char big[128 * 64 + 256] =
+		"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"mounts\": [";
 	for (int i = 0; i < 100; i++)
-		strcat(big, i ? ",{\"destination\": \"/t\", \"type\": \"tmpfs\"}" : "{\"destination\": \"/t\", \"type\": \"tmpfs\"}");
+		strcat(big, i ? ",{\"destination\": \"/t\", \"type\": \"tmpfs\"}"
+			      : "{\"destination\": \"/t\", \"type\": \"tmpfs\"}");
 	strcat(big, "]}");
 	expect_error(big, "mounts");
 }
@@ -194,32 +209,39 @@ static void test_network_namespaces(void **st)
 	assert_null(b.netns_path);
 	spec_free(&b);
 	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS "}", "host networking");
-	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"linux\": {\"namespaces\": "
+	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
+		     ", \"linux\": {\"namespaces\": "
 		     "[{\"type\": \"pid\"}]}}",
 		     "host networking");
-	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"linux\": {\"namespaces\": "
+	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
+		     ", \"linux\": {\"namespaces\": "
 		     "[{\"type\": \"network\", \"path\": \"/run/netns/no-such-ns\"}]}}",
 		     "/run/netns/no-such-ns");
-	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"linux\": {\"namespaces\": "
+	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
+		     ", \"linux\": {\"namespaces\": "
 		     "[{\"type\": \"network\", \"path\": \"relative\"}]}}",
 		     "must be absolute");
-	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"linux\": {\"namespaces\": "
-		     "[{\"type\": \"network\"}, {\"type\": \"ipc\", \"path\": \"/proc/self/ns/ipc\"}]}}",
-		     "joining an existing ipc namespace");
+	expect_error(
+		"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"linux\": {\"namespaces\": "
+		"[{\"type\": \"network\"}, {\"type\": \"ipc\", \"path\": \"/proc/self/ns/ipc\"}]}}",
+		"joining an existing ipc namespace");
 }
 
 static void test_bind_sources(void **st)
 {
 	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
-		     ", \"mounts\": [{\"destination\": \"/x\", \"type\": \"bind\", \"source\": \"/dev/null\"}]}",
+		     ", \"mounts\": [{\"destination\": \"/x\", \"type\": \"bind\", \"source\": "
+		     "\"/dev/null\"}]}",
 		     "source /dev/null is a character device");
 	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
-		     ", \"mounts\": [{\"destination\": \"/x\", \"type\": \"bind\", \"source\": \"/nonexistent\"}]}",
+		     ", \"mounts\": [{\"destination\": \"/x\", \"type\": \"bind\", \"source\": "
+		     "\"/nonexistent\"}]}",
 		     "mounts[0] (/x): source /nonexistent");
 	struct oci_bundle b;
 	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", " LINUX ", \"mounts\": ["
 		   "{\"destination\": \"/t\", \"type\": \"tmpfs\"},"
-		   "{\"destination\": \"/d\", \"type\": \"bind\", \"source\": \"/tmp\", \"options\": [\"rbind\", \"ro\"]}]}");
+		   "{\"destination\": \"/d\", \"type\": \"bind\", \"source\": \"/tmp\", "
+		   "\"options\": [\"rbind\", \"ro\"]}]}");
 	assert_int_equal(spec_load(bundle, "c1", &b, NULL), 0);
 	assert_int_equal(b.n_volumes, 1);
 	assert_true(b.volumes[0].is_dir && b.volumes[0].recursive);
@@ -257,9 +279,11 @@ static void test_resources_and_vm_size(void **st)
 	config_init_defaults(&cfg);
 	cfg.max_memory_mib = 4096;
 	cfg.max_vcpus = 4;
-	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"linux\": {\"namespaces\": [{\"type\": \"network\"}], \"resources\": {"
+	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
+		   ", \"linux\": {\"namespaces\": [{\"type\": \"network\"}], \"resources\": {"
 		   "\"memory\": {\"limit\": 268435456}, \"pids\": {\"limit\": 10},"
-		   "\"cpu\": {\"quota\": 250000, \"period\": 100000, \"shares\": 512, \"cpus\": \"0-1\"},"
+		   "\"cpu\": {\"quota\": 250000, \"period\": 100000, \"shares\": 512, \"cpus\": "
+		   "\"0-1\"},"
 		   "\"blockIO\": {}}}}");
 	assert_int_equal(spec_load(bundle, "c1", &b, NULL), 0);
 	assert_int_equal(b.spec->resources->memory_limit, 256 << 20);
@@ -267,11 +291,13 @@ static void test_resources_and_vm_size(void **st)
 	assert_int_equal(b.spec->resources->cpu_shares, 512);
 	assert_int_equal(b.cpuset_cpus, 2);
 	assert_non_null(strstr(b.warnings[0], "linux.resources.blockIO"));
-	assert_int_equal(resources_vm_size(&cfg, b.spec->resources, b.cpuset_cpus, &mem, &cpus, NULL), 0);
+	assert_int_equal(
+		resources_vm_size(&cfg, b.spec->resources, b.cpuset_cpus, &mem, &cpus, NULL), 0);
 	assert_int_equal(mem, 256 + RESOURCES_GUEST_OVERHEAD_MIB + 256);
 	assert_int_equal(cpus, 3);
 	b.spec->resources->cpu_quota = 0;
-	assert_int_equal(resources_vm_size(&cfg, b.spec->resources, b.cpuset_cpus, &mem, &cpus, NULL), 0);
+	assert_int_equal(
+		resources_vm_size(&cfg, b.spec->resources, b.cpuset_cpus, &mem, &cpus, NULL), 0);
 	assert_int_equal(cpus, 2);
 	b.spec->resources->memory_limit = 8ULL << 30;
 	struct error *err = NULL;
@@ -295,10 +321,11 @@ static void test_update_resources_json(void **st)
 	Cocoon__Resources r = COCOON__RESOURCES__INIT;
 	char ignored[256];
 	struct error *err = NULL;
-	assert_int_equal(resources_update_from_json("{\"memory\": {\"limit\": 104857600, \"swap\": 5}, "
-						    "\"pids\": {\"limit\": 0}, \"cpu\": {\"shares\": 512, "
-						    "\"cpus\": \"\"}, \"devices\": [], \"blockIO\": {\"weight\": 10}}",
-						    &u, &r, ignored, sizeof(ignored), NULL),
+	assert_int_equal(resources_update_from_json(
+				 "{\"memory\": {\"limit\": 104857600, \"swap\": 5}, "
+				 "\"pids\": {\"limit\": 0}, \"cpu\": {\"shares\": 512, "
+				 "\"cpus\": \"\"}, \"devices\": [], \"blockIO\": {\"weight\": 10}}",
+				 &u, &r, ignored, sizeof(ignored), NULL),
 			 0);
 	assert_true(u.set_memory && !u.set_pids && !u.set_cpu_max && u.set_cpu_weight);
 	assert_int_equal(r.memory_limit, 100 << 20);
@@ -306,18 +333,20 @@ static void test_update_resources_json(void **st)
 	assert_string_equal(ignored, "swap, blockIO");
 	Cocoon__UpdateRequest u2 = COCOON__UPDATE_REQUEST__INIT;
 	Cocoon__Resources r2 = COCOON__RESOURCES__INIT;
-	assert_int_equal(resources_update_from_json("{\"memory\": {\"limit\": -1}, \"pids\": {\"limit\": -1}, "
-						    "\"cpu\": {\"quota\": -1, \"period\": 200000}}",
-						    &u2, &r2, ignored, sizeof(ignored), NULL),
+	assert_int_equal(resources_update_from_json(
+				 "{\"memory\": {\"limit\": -1}, \"pids\": {\"limit\": -1}, "
+				 "\"cpu\": {\"quota\": -1, \"period\": 200000}}",
+				 &u2, &r2, ignored, sizeof(ignored), NULL),
 			 0);
 	assert_true(u2.set_memory && u2.set_pids && u2.set_cpu_max);
 	assert_int_equal(r2.memory_limit, 0);
 	assert_int_equal(r2.pids_limit, 0);
 	assert_int_equal(r2.cpu_period, 200000);
-	assert_int_not_equal(resources_update_from_json("[1]", &u2, &r2, ignored, sizeof(ignored), &err), 0);
+	assert_int_not_equal(
+		resources_update_from_json("[1]", &u2, &r2, ignored, sizeof(ignored), &err), 0);
 	error_free(&err);
-	assert_int_not_equal(resources_update_from_json("{\"pids\": {\"limit\": \"x\"}}", &u2, &r2, ignored,
-							sizeof(ignored), &err),
+	assert_int_not_equal(resources_update_from_json("{\"pids\": {\"limit\": \"x\"}}", &u2, &r2,
+							ignored, sizeof(ignored), &err),
 			     0);
 	assert_non_null(strstr(err->msg, "pids.limit"));
 	error_free(&err);
