@@ -137,15 +137,6 @@ int agent_mount_9p(const char *tag, const char *dir, unsigned long flags, const 
 /* Mounts the host's share TAG on DIR: 9p, or virtiofs when the host said so. */
 int agent_mount_share(const struct agent *a, const char *tag, const char *dir, unsigned long flags);
 
-/* checkpoint.c */
-void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointRequest *req);
-void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *req);
-/* --copy-tree SRC DST: copies a directory of regular files with large
- * writes (the agent binary runs itself for this, as a job). With done_fd
- * >= 0 it copies the page images while they grow, until done_fd ends; with
- * writer > 0 as well (the streaming route) it punches what it copied out of
- * SRC and stops the writer while too much waits. */
-int copy_tree_main(const char *src, const char *dst, int done_fd, pid_t writer, bool like_cp);
 void agent_jobs_reap(struct agent *a);
 void agent_job_read(struct agent *a, struct agent_job *job);
 

@@ -9,6 +9,7 @@
  * to a unix socket instead, and nothing in the system is touched.
  */
 #include "agent.h"
+#include "copy-tree.h"
 #include "criu-conf.h"
 #include "cleanup.h"
 

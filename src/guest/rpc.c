@@ -1,6 +1,8 @@
 /* Request dispatch. Replies that need a child process are sent from the job's
  * done callback; everything else is answered at once. */
 #include "agent.h"
+#include "checkpoint.h"
+#include "restore.h"
 #include "cleanup.h"
 
 #include <fcntl.h>

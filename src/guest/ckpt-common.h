@@ -1,0 +1,39 @@
+/* What the dump (checkpoint.c, dump-job.c) and the restore (restore.c,
+ * restore-job.c) share: the files a dump leaves beside CRIU's images for its
+ * restore, CRIU's log and stats readers, the options both pass to CRIU. */
+#pragma once
+
+#include "agent.h"
+
+/* Files and --external keys a dump writes beside the images. */
+#define DESCRIPTORS_FILE "cocoon-descriptors"
+#define OOM_ADJ_FILE "cocoon-oom-score-adj"
+#define NETNS_KEY "cocoon-netns"
+#define DEV_KEY "cocoon-dev"
+#define SHM_KEY "cocoon-shm"
+/* How often a running CRIU is looked at, and how long it may go without
+ * using CPU time or writing anything before it is taken as stalled. A dump
+ * waiting on a task that died sleeps; a working one does neither. */
+#define CRIU_WATCH_MS 200
+#define CRIU_STALL_MS 6000
+
+/* mkdir -p PATH (up to 127 bytes), for runtime.guest_checkpoint_dir. */
+void ckpt_ensure_dir(const char *path);
+/* Fills ST from CRIU's stats-dump or stats-restore file at PATH; fields it
+ * cannot read stay as they were. */
+void criu_read_stats(const char *path, Cocoon__CriuStats *st);
+/* The first "Error" line of the CRIU log LOG into OUT (SIZE bytes), or a
+ * sentence saying there was none. */
+void criu_log_first_error(const char *log, char *out, size_t size);
+/* Appends the options of O that dump and restore both take to ARGV at *N
+ * (at most 4 entries; the strings are static). */
+void criu_common_args(char **argv, int *n, const Cocoon__CriuOptions *o);
+/* A new network namespace with loopback up: an fd the caller owns, or -1
+ * with errno set. */
+int ckpt_new_loopback_netns(void);
+/* The kernel's count of OOM kills so far (/proc/vmstat oom_kill), or -1. */
+long ckpt_oom_kills(void);
+/* The namespaces a pod member C shares with its pod, as task PID has them:
+ * fds[0..2] for net, ipc, uts, or -1; closed with ckpt_pod_namespaces_close. */
+void ckpt_pod_namespaces_open(const struct agent_container *c, pid_t pid, int fds[3]);
+void ckpt_pod_namespaces_close(int fds[3]);

@@ -1,0 +1,239 @@
+/* A running restore: its CRIU job's watch and end (restore-job.h). */
+#include "restore-job.h"
+#include "cleanup.h"
+#include "cgroups.h"
+#include "ckpt-common.h"
+#include "container.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/inotify.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <netinet/in.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+void restore_ctx_free(struct restore_ctx *x)
+{
+	for (int i = 0; i < 4; i++)
+		if (x->child_fds[i] >= 0)
+			close(x->child_fds[i]);
+	for (size_t i = 0; i < x->n_args; i++)
+		free(x->args[i]);
+	free(x->stop_reason);
+	guard_tree_close(&x->progress);
+	free(x);
+}
+
+/* A restore that stops making progress is stopped: CRIU and the tasks it
+ * restores all run in the container's cgroup, so its CPU time, with CRIU's
+ * log, shows whether anything is happening. The kernel's exit events tell
+ * which of the tasks CRIU made died and how (named if the restore fails:
+ * CRIU's own words often do not, e.g. when its post-restore script then
+ * fails on the task that is gone). */
+void restore_watch(struct agent_job *job)
+{
+	struct restore_ctx *x = job->userdata;
+	struct agent_container *c = container_find(x->a, x->cid);
+	struct guard_death dead;
+	guard_tree_killed(&x->progress, false, &dead); /* drains the events */
+	if (x->stop_reason || !c)
+		return;
+	unsigned long long sig =
+		guard_cgroup_usec(c->cgroup) + guard_cpu_ticks(job->pid) + guard_dir_bytes(x->work);
+	if (!guard_stalled(&x->progress, sig, agent_now_ms(), CRIU_STALL_MS))
+		return;
+	if (asprintf(&x->stop_reason,
+		     "CRIU made no progress for %d s (no CPU time used, nothing logged)",
+		     CRIU_STALL_MS / 1000) < 0)
+		x->stop_reason = NULL;
+	kill(job->pid, SIGKILL);
+}
+
+/* Whether task pid shares the agent's namespace of this type (a name under
+ * /proc/PID/ns). */
+static bool shares_agent_ns(pid_t pid, const char *type)
+{
+	char path[64];
+	struct stat mine, theirs;
+	snprintf(path, sizeof(path), "/proc/%d/ns/%s", pid, type);
+	if (stat(path, &theirs) < 0)
+		return false; /* it ended: the host hears of that */
+	snprintf(path, sizeof(path), "/proc/self/ns/%s", type);
+	return stat(path, &mine) == 0 && mine.st_dev == theirs.st_dev &&
+	       mine.st_ino == theirs.st_ino;
+}
+
+/* Ends every task of the cgroup (a restore that must not stand). */
+static void kill_cgroup(const char *cgroup)
+{
+	char path[192];
+	snprintf(path, sizeof(path), "%s/cgroup.kill", cgroup);
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, "1", 1) != 1)
+		agent_log(NULL, "%s: %s", path, strerror(errno));
+}
+
+void restore_fail(struct restore_ctx *x, int code, const char *msg)
+{
+	struct agent_container *c = container_find(x->a, x->cid);
+	agent_send_error(x->a, x->req_id, code, "%s", msg);
+	if (x->host_in >= 0)
+		close(x->host_in);
+	if (x->host_out >= 0)
+		close(x->host_out);
+	if (x->host_err >= 0)
+		close(x->host_err);
+	if (c)
+		container_free(c);
+	restore_ctx_free(x);
+}
+
+/* The host copies it to --work-path: kept on success and on failure. */
+static void save_restore_log(struct restore_ctx *x)
+{
+	static const char *const names[] = {COCOON_RESTORE_LOG, COCOON_STATS_RESTORE};
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		char src[300], dst[300], buf[65536];
+		ssize_t n;
+		snprintf(src, sizeof(src), "%s/%s", x->work, names[i]);
+		snprintf(dst, sizeof(dst), AGENT_SHARED_DIR "/restore-%s.%s", x->cid, names[i]);
+		_cleanup_close_ int in = open(src, O_RDONLY | O_CLOEXEC);
+		_cleanup_close_ int out =
+			open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+		while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof(buf))) > 0)
+			if (write(out, buf, (size_t)n) != n)
+				break;
+	}
+}
+
+void restore_done(struct agent_job *job, int status)
+{
+	struct restore_ctx *x = job->userdata;
+	char path[300], err[1024];
+
+	if (job->timed_out || x->stop_reason || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		char first[512], file[256];
+		long have, want;
+		snprintf(path, sizeof(path), "%s/restore.log", x->work);
+		criu_log_first_error(path, first, sizeof(first));
+		const char *bad = strstr(first, "File ");
+		struct guard_death dead;
+		char how[48], also[128] = "";
+		long oom = ckpt_oom_kills();
+		bool oomed = x->oom_kills0 >= 0 && oom > x->oom_kills0;
+		/* Or the restorer's mmap got -ENOMEM, printed in hex. */
+		bool enomem = strstr(first, " with 0xfffffffffffffff4") ||
+			      strstr(first, "Cannot allocate memory");
+		bool died = guard_tree_killed(&x->progress, oomed, &dead);
+		if (died)
+			snprintf(also, sizeof(also), " Task %d of the container ended too (%s).",
+				 dead.pid, guard_describe_end(dead.status, how, sizeof(how)));
+		if (x->stop_reason)
+			snprintf(err, sizeof(err),
+				 "criu restore stopped: %s; the agent ended CRIU.%s CRIU said: %s",
+				 x->stop_reason, also, first);
+		else if (oomed || enomem) {
+			/* The restored tasks get the oom_score_adj the dump saw
+			 * (protected), so CRIU is usually the one taken. */
+			char victim[80] = " and a memory map of the container could not be made";
+			if (oomed && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+				snprintf(victim, sizeof(victim), " and its OOM killer ended CRIU");
+			else if (oomed && died)
+				snprintf(victim, sizeof(victim),
+					 " and its OOM killer ended task %d of the container",
+					 dead.pid);
+			else if (oomed)
+				snprintf(victim, sizeof(victim),
+					 " and its OOM killer ended a process of the restore");
+			snprintf(
+				err, sizeof(err),
+				"criu restore failed: the guest ran out of memory during the restore (%ld MiB available now)%s. The container needs more memory than this VM has: raise vm.memory_mib. CRIU said: %s",
+				guard_mem_available_kib() / 1024, victim, first);
+		} else if (died)
+			/* Not by CRIU: it sends only SIGKILL (guard_tree_killed). */
+			snprintf(
+				err, sizeof(err),
+				"criu restore failed: task %d of the container ended during the restore (%s). CRIU said: %s",
+				dead.pid, how, first);
+		else if (bad && sscanf(bad, "File %255s has bad size %ld (expect %ld)", file, &have,
+				       &want) == 3)
+			/* CRIU checks the size of every regular file a task holds open. */
+			snprintf(
+				err, sizeof(err),
+				"the container's file /%s in its rootfs changed since the checkpoint (%ld bytes, the checkpoint expects %ld). CRIU cannot restore a task holding a file whose size changed: this happens when a --leave-running checkpoint is restored while the original keeps writing to its rootfs. Restore a checkpoint taken without --leave-running, or keep such files on a tmpfs inside the container, which the images capture",
+				file, have, want);
+		else
+			snprintf(err, sizeof(err), "criu restore failed%s: %s",
+				 job->timed_out ? " and was killed at its time limit" : "", first);
+		save_restore_log(x);
+		restore_fail(x, EIO, err);
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/pidfile", x->work);
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	int pid = 0;
+	if (!f || fscanf(f, "%d", &pid) != 1 || pid <= 0) {
+		restore_fail(x, EIO, "criu restore wrote no pid");
+		return;
+	}
+	struct agent_container *c = container_find(x->a, x->cid);
+	if (!c) {
+		restore_fail(x, ENOENT, "container vanished");
+		return;
+	}
+	/* CRIU restores the namespaces the images name. Images of a container
+	 * that ran in the guest's own pid or mount namespace (a cocoon before
+	 * the rule in container.c, or images made elsewhere) would put it back
+	 * there, beside CRIU and the agent: refused. */
+	static const char *const own[] = {"pid", "mnt"};
+	for (size_t i = 0; i < ARRAY_SIZE(own); i++) {
+		if (!shares_agent_ns(pid, own[i]))
+			continue;
+		kill_cgroup(c->cgroup);
+		snprintf(
+			err, sizeof(err),
+			"the checkpoint's container ran in the guest's own %s namespace, which no container may share (docs/confinement.md): take the checkpoint again with this cocoon",
+			own[i]);
+		save_restore_log(x);
+		restore_fail(x, EPERM, err);
+		return;
+	}
+	char limits_msg[256];
+	if (c->has_limits &&
+	    cgroups_apply(c->cgroup, &c->limits, 0, limits_msg, sizeof(limits_msg)) < 0) {
+		kill_cgroup(c->cgroup);
+		restore_fail(x, EIO, limits_msg);
+		return;
+	}
+	container_proc_set_running(c, pid, x->host_in, x->host_out, x->host_err, x->terminal);
+	/* The dump saw the protected values; these are the container's own. */
+	snprintf(path, sizeof(path), "%s/" OOM_ADJ_FILE, x->images);
+	guard_apply_saved_adj(c->cgroup, path);
+	save_restore_log(x);
+
+	Cocoon__Response resp = COCOON__RESPONSE__INIT;
+	Cocoon__RestoreReply reply = COCOON__RESTORE_REPLY__INIT;
+	Cocoon__CriuStats stats = COCOON__CRIU_STATS__INIT;
+	snprintf(path, sizeof(path), "%s/stats-restore", x->work);
+	criu_read_stats(path, &stats);
+	reply.pid = (uint32_t)pid;
+	reply.stats = &stats;
+	reply.restore_ms = (uint64_t)(agent_now_ms() - x->t0);
+	reply.copy_ms = (uint64_t)x->copy_ms;
+	resp.id = x->req_id;
+	resp.body_case = COCOON__RESPONSE__BODY_RESTORE;
+	resp.restore = &reply;
+	agent_send_response(x->a, &resp);
+	x->host_in = x->host_out = x->host_err = -1;
+	restore_ctx_free(x);
+}

@@ -1,0 +1,38 @@
+/* A running restore (restore-job.c): CRIU's restore as an agent job, its
+ * watch, and the reply when it ends. restore.c starts it. */
+#pragma once
+
+#include "agent.h"
+#include "guard.h"
+
+struct restore_ctx {
+	struct agent *a;
+	uint64_t req_id;
+	char cid[AGENT_ID_MAX + 1];
+	char work[256];
+	char images[300];
+	char share0[300];		 /* the first image share's mount, when shared by tag */
+	char fresh_args[2][340];	 /* --external for a fresh /dev and /dev/shm, or empty */
+	char fault[64];			 /* fault injection for the e2e tests, or empty */
+	int host_in, host_out, host_err; /* the agent's ends of the new pipes (or pty master) */
+	bool terminal;			 /* the spec's process.terminal */
+	int child_fds[4];		 /* stdin, stdout, stderr, netns */
+	long long t0, copy_ms;
+	Cocoon__CriuOptions criu;
+	char *args[16 + AGENT_MAX_BINDS];
+	size_t n_args;
+	pid_t criu_pid;
+	struct guard progress;
+	long oom_kills0;   /* the kernel's OOM kill count when the restore began */
+	char *stop_reason; /* why the agent stopped CRIU */
+};
+
+/* Closes what X holds for the child and frees X. */
+void restore_ctx_free(struct restore_ctx *x);
+/* Answers the request with CODE and MSG, drops the half-made container and
+ * frees X. */
+void restore_fail(struct restore_ctx *x, int code, const char *msg);
+/* The watch of the restore's CRIU (every CRIU_WATCH_MS). */
+void restore_watch(struct agent_job *job);
+/* The restore's CRIU job ended: the container runs, or the request fails. */
+void restore_done(struct agent_job *job, int status);

@@ -1,0 +1,467 @@
+/* Restore with CRIU, inside the guest.
+ *
+ * CRIU reads the images from the shared directory and restores the tree
+ * detached; its root task is reparented to us, PID 1. The container's stdio
+ * pipes are new ones, handed over with --inherit-fd, as runc does; a
+ * terminal's pty slave is external to the dump, and a restore hands a new
+ * one in its place (the engine gets its master on a new --console-socket).
+ */
+#include "restore.h"
+#include "cleanup.h"
+#include "ckpt-common.h"
+#include "ckpt-check.h"
+#include "container.h"
+#include "copy-tree.h"
+#include "criu-conf.h"
+#include "mounts.h"
+#include "network.h"
+#include "restore-job.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/inotify.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <netinet/in.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+/* Last resort only: the watch stops a stalled CRIU within seconds. */
+#define CRIU_RESTORE_TIMEOUT_MS (5 * 60 * 1000)
+
+static bool valid_name(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	if (n == 0 || n > AGENT_ID_MAX || s[0] == '.' || strstr(s, ".."))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] == '/')
+			return false;
+	return true;
+}
+
+/* A checkpoint's terminal key, "tty[rdev:dev]" in hex, rewritten from the
+ * numbers so that nothing else from the images reaches CRIU's argv. */
+static bool parse_tty_key(const char *line, char *key, size_t size)
+{
+	unsigned long long rdev, dev;
+	char end;
+	if (sscanf(line, "tty[%llx:%llx%c", &rdev, &dev, &end) != 3 || end != ']' ||
+	    line[strcspn(line, "]") + 1] != 0)
+		return false;
+	snprintf(key, size, "tty[%llx:%llx]", rdev, dev);
+	return true;
+}
+
+/* A new pty: its slave goes to CRIU as fds 3-5, and takes the dumped
+ * slave's place (--inherit-fd under its key); the agent keeps the master,
+ * which the host relays to the engine's new --console-socket. */
+static int restore_terminal(struct restore_ctx *x, char keys[][CKPT_TTY_KEY_MAX], size_t n_keys,
+			    char **argv, int *n)
+{
+	int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (master < 0)
+		return -errno;
+	x->host_in = master;
+	if (grantpt(master) < 0 || unlockpt(master) < 0)
+		return -errno;
+	int slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (slave < 0)
+		return -errno;
+	x->child_fds[0] = slave;
+	x->child_fds[1] = fcntl(slave, F_DUPFD_CLOEXEC, 0);
+	x->child_fds[2] = fcntl(slave, F_DUPFD_CLOEXEC, 0);
+	x->host_out = fcntl(master, F_DUPFD_CLOEXEC, 0);
+	if (x->child_fds[1] < 0 || x->child_fds[2] < 0 || x->host_out < 0)
+		return -errno;
+	fcntl(master, F_SETFL, O_NONBLOCK);
+	/* One fd per key: CRIU moves each inherited fd into its store and
+	 * closes it (files.c, inherit_fd_move_to_fdstore). */
+	for (size_t i = 0; i < n_keys && i < 3; i++) {
+		if (asprintf(&x->args[x->n_args], "fd[%zu]:%s", 3 + i, keys[i]) < 0)
+			return -ENOMEM;
+		argv[(*n)++] = (char *)"--inherit-fd";
+		argv[(*n)++] = x->args[x->n_args++];
+	}
+	return 0;
+}
+
+/* New stdio for the restored init: new pipes with --inherit-fd for each
+ * original pipe, or a new terminal for a checkpoint taken with one. The
+ * spec must agree with the checkpoint: the engine's side (a console socket
+ * or pipes) was set up from the spec. */
+static int restore_stdio(struct restore_ctx *x, char **argv, int *n, char *msg, size_t size)
+{
+	char path[300], line[6][128] = {"", "", "", "", "", ""}, keys[3][CKPT_TTY_KEY_MAX];
+	int in[2], out[2], err[2];
+
+	snprintf(path, sizeof(path), "%s/" DESCRIPTORS_FILE, x->images);
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	for (int i = 0; f && i < 6 && fgets(line[i], sizeof(line[i]), f); i++)
+		line[i][strcspn(line[i], "\n")] = 0;
+	size_t n_keys = 0;
+	while (n_keys < 3 && parse_tty_key(line[3 + n_keys], keys[n_keys], sizeof(keys[n_keys])))
+		n_keys++;
+	bool had_tty = n_keys > 0;
+	if (had_tty != x->terminal) {
+		snprintf(
+			msg, size,
+			had_tty ? "restore %s: the checkpoint was taken with a terminal: restore it with process.terminal true in the bundle's config.json and a new --console-socket"
+				: "restore %s: process.terminal is true, but the checkpoint was taken without a terminal: restore it with process.terminal false",
+			x->cid);
+		return -EINVAL;
+	}
+	if (had_tty) {
+		int r = restore_terminal(x, keys, n_keys, argv, n);
+		if (r < 0)
+			snprintf(msg, size, "restore %s: a new terminal: %s", x->cid, strerror(-r));
+		return r;
+	}
+	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
+		snprintf(msg, size, "restore %s: stdio pipes: %s", x->cid, strerror(errno));
+		return -errno;
+	}
+	x->child_fds[0] = in[0];
+	x->child_fds[1] = out[1];
+	x->child_fds[2] = err[1];
+	x->host_in = in[1];
+	x->host_out = out[0];
+	x->host_err = err[0];
+	fcntl(x->host_in, F_SETFL, O_NONBLOCK);
+	fcntl(x->host_out, F_SETFL, O_NONBLOCK);
+	fcntl(x->host_err, F_SETFL, O_NONBLOCK);
+	for (int i = 0; i < 3; i++) {
+		if (strncmp(line[i], "pipe:", 5) != 0)
+			continue;
+		bool dup_of_earlier = false;
+		for (int j = 0; j < i; j++)
+			dup_of_earlier |= strcmp(line[j], line[i]) == 0;
+		if (dup_of_earlier)
+			continue;
+		if (asprintf(&x->args[x->n_args], "fd[%d]:%s", 3 + i, line[i]) < 0) {
+			snprintf(msg, size, "restore %s: out of memory", x->cid);
+			return -ENOMEM;
+		}
+		argv[(*n)++] = (char *)"--inherit-fd";
+		argv[(*n)++] = x->args[x->n_args++];
+	}
+	return 0;
+}
+
+static void restore_start_criu(struct restore_ctx *x)
+{
+	struct agent *a = x->a;
+	struct agent_container *c = container_find(a, x->cid);
+	_cleanup_error_ struct error *e = NULL;
+	char *argv[64 + 2 * AGENT_MAX_BINDS];
+	int n = 0;
+
+	if (!c) {
+		restore_fail(x, ENOENT, "container vanished");
+		return;
+	}
+	argv[n++] = a->criu_path;
+	argv[n++] = (char *)"restore";
+	argv[n++] = (char *)"-D";
+	argv[n++] = x->images;
+	argv[n++] = (char *)"-W";
+	argv[n++] = x->work;
+	argv[n++] = (char *)"-o";
+	argv[n++] = (char *)"restore.log";
+	argv[n++] = x->criu.debug || a->debug ? (char *)"-v4" : (char *)"-v2";
+	argv[n++] = (char *)"--root";
+	argv[n++] = c->rootfs;
+	argv[n++] = (char *)"--restore-detached";
+	char pidfile[300];
+	snprintf(pidfile, sizeof(pidfile), "%s/pidfile", x->work);
+	argv[n++] = (char *)"--pidfile";
+	argv[n++] = pidfile;
+	argv[n++] = (char *)"--manage-cgroups=ignore";
+	criu_common_args(argv, &n, &x->criu);
+	for (size_t i = 0; i < c->n_binds; i++) {
+		if (asprintf(&x->args[x->n_args], "mnt[%s]:%s", c->bind_dests[i],
+			     c->bind_sources[i]) < 0)
+			break;
+		argv[n++] = (char *)"--external";
+		argv[n++] = x->args[x->n_args++];
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(x->fresh_args); i++) {
+		if (!x->fresh_args[i][0])
+			continue;
+		argv[n++] = (char *)"--external";
+		argv[n++] = x->fresh_args[i];
+	}
+	char conf[300];
+	snprintf(conf, sizeof(conf), "%s/criu.conf", x->work);
+	if (criu_conf_write(conf, a, c, 0, &x->criu, false, x->fault) == 0) {
+		argv[n++] = (char *)"--config";
+		argv[n++] = conf;
+	}
+	char msg[400];
+	int r = restore_stdio(x, argv, &n, msg, sizeof(msg));
+	if (r < 0) {
+		restore_fail(x, -r, msg);
+		return;
+	}
+	/* CRIU restores the tasks into its own network namespace: a fresh one
+	 * with loopback up, as the container had (see the dump). Images from
+	 * before, which name the namespace as external, get the same one. */
+	char netns[64];
+	size_t npass = 3;
+	if (c->own_netns) {
+		if (x->child_fds[3] < 0)
+			x->child_fds[3] = ckpt_new_loopback_netns();
+		if (x->child_fds[3] < 0) {
+			restore_fail(x, errno, "a network namespace for the container");
+			return;
+		}
+		argv[n++] = (char *)"--inherit-fd";
+		argv[n++] = (char *)"fd[6]:" NETNS_KEY;
+		snprintf(netns, sizeof(netns), "/proc/self/fd/%d", x->child_fds[3]);
+		npass = 4;
+	}
+	argv[n] = NULL;
+	/* A pod member is restored into the pod's namespaces (its sandbox's
+	 * init's): CRIU runs in them, and the tasks it makes inherit them. */
+	int pod_ns[3];
+	if (container_open_join_namespaces(a, c->spec, pod_ns, msg, sizeof(msg)) < 0) {
+		restore_fail(x, ESRCH, msg);
+		return;
+	}
+	/* CRIU 3.17 neither dumps nor restores no_new_privs (3.19 does,
+	 * checkpoint-restore/criu#2228). The flag is inherited by every
+	 * child and never cleared, and CRIU forks each task it restores from
+	 * itself or from a restored parent: set on CRIU, it is back on every
+	 * task of a container whose process.noNewPrivileges says so. CRIU runs
+	 * as root, so the flag takes nothing from it (execve gains nothing it
+	 * does not hold already). */
+	bool nnp = c->spec && c->spec->process && c->spec->process->no_new_privileges;
+	struct agent_job_options o = {.pass_fds = x->child_fds,
+				      .n_pass_fds = npass,
+				      .cgroup = c->cgroup,
+				      .netns = c->own_netns ? netns : NULL,
+				      .no_new_privs = nnp,
+				      .timeout_ms = CRIU_RESTORE_TIMEOUT_MS,
+				      .watch = restore_watch,
+				      .watch_ms = CRIU_WATCH_MS,
+				      .ns_fds = pod_ns,
+				      .n_ns_fds = 3};
+	x->t0 = agent_now_ms();
+	if (*x->fault)
+		setenv(CRIU_FAULT_ENV, x->fault, 1); /* inherited by CRIU only */
+	guard_tree_open(&x->progress);
+	int started = agent_job_start_ex(a, argv, &o, restore_done, x, &e);
+	ckpt_pod_namespaces_close(pod_ns);
+	unsetenv(CRIU_FAULT_ENV);
+	guard_tree_root(&x->progress, started);
+	if (started < 0) {
+		restore_fail(x, e->code, e->msg);
+		return;
+	}
+	/* The child has its copies of the pipe ends now. */
+	for (int i = 0; i < 4; i++) {
+		close(x->child_fds[i]);
+		x->child_fds[i] = -1;
+	}
+}
+
+static void restore_copied(struct agent_job *job, int status)
+{
+	struct restore_ctx *x = job->userdata;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		restore_fail(x, EIO, "copying the images into guest memory failed");
+		return;
+	}
+	x->copy_ms = agent_now_ms() - x->t0;
+	restore_start_criu(x);
+}
+
+/* A directory of a share (the pod share), bound read-only on DIR. */
+static int share_subdir_bind(const char *tag, const char *path, const char *dir)
+{
+	char from[400];
+	int r = container_share_dir(tag, path, from, sizeof(from));
+	if (r < 0) {
+		errno = -r;
+		return -1;
+	}
+	if (mount(from, dir, NULL, MS_BIND, NULL) < 0 ||
+	    mount(NULL, dir, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) <
+		    0)
+		return -1;
+	return 0;
+}
+
+void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *req)
+{
+	const Cocoon__ContainerSpec *s = req ? req->spec : NULL;
+	char msg[400];
+	_cleanup_error_ struct error *e = NULL;
+
+	bool by_tag = req && req->n_images > 0;
+	if (!s || !cocoon_id_valid(s->id) || req->n_images > COCOON_MAX_CHAIN ||
+	    (!by_tag &&
+	     (!req->shared_path || strstr(req->shared_path, "..") || req->shared_path[0] == '/'))) {
+		agent_send_error(a, id, EINVAL, "restore: invalid request");
+		return;
+	}
+	if (!criu_fault_valid(req->fault, false) ||
+	    strlen(req->fault) >= sizeof(((struct restore_ctx *)0)->fault)) {
+		agent_send_error(a, id, EINVAL, "restore %s: unknown fault to inject: %s", s->id,
+				 req->fault);
+		return;
+	}
+	struct restore_ctx *x = calloc(1, sizeof(*x));
+	if (!x) {
+		agent_send_error(a, id, ENOMEM, "restore: out of memory");
+		return;
+	}
+	snprintf(x->fault, sizeof(x->fault), "%s", req->fault ? req->fault : "");
+	x->progress.exits_fd = -1;
+	x->oom_kills0 = ckpt_oom_kills();
+	x->a = a;
+	x->req_id = id;
+	x->host_in = x->host_out = x->host_err = -1;
+	x->child_fds[0] = x->child_fds[1] = x->child_fds[2] = x->child_fds[3] = -1;
+	cocoon__criu_options__init(&x->criu);
+	snprintf(x->cid, sizeof(x->cid), "%s", s->id);
+	snprintf(x->work, sizeof(x->work), "%s/restore-%s", x->a->ckpt_dir, s->id);
+	ckpt_ensure_dir(a->ckpt_dir);
+	if (by_tag) {
+		/* The host shares the image directories themselves, read-only:
+		 * no copy. Side by side, so that "parent" links resolve. */
+		char base[200], shares[200];
+		snprintf(base, sizeof(base), "%s/images-%s", x->a->ckpt_dir, s->id);
+		snprintf(shares, sizeof(shares), "%s/shares-%s", x->a->ckpt_dir, s->id);
+		mkdir(base, 0700);
+		mkdir(shares, 0700);
+		for (size_t i = 0; i < req->n_images; i++) {
+			const Cocoon__ImageShare *is = req->images[i];
+			char dir[300];
+			if (!valid_name(is->tag) || !valid_name(is->name)) {
+				agent_send_error(a, id, EINVAL, "restore %s: invalid image share",
+						 s->id);
+				free(x);
+				return;
+			}
+			snprintf(dir, sizeof(dir), "%s/%s", shares, is->name);
+			mkdir(dir, 0700);
+			umount2(dir, MNT_DETACH); /* a member restored in place before */
+			/* Uncached: CRIU reads the pages straight into the
+			 * restored task's memory, and 9p's zero-copy path lets
+			 * QEMU fill those pages; no guest page cache, no guest
+			 * memcpy. The small images are staged into tmpfs.
+			 * A pod member's images are a directory of the pod
+			 * share (read-only on the host's side). */
+			if (is->path && *is->path
+				    ? share_subdir_bind(is->tag, is->path, dir) < 0
+				    : agent_mount_share(a, is->tag, dir,
+							MS_RDONLY | MS_NOSUID | MS_NODEV) < 0) {
+				agent_send_error(a, id, errno,
+						 "restore %s: mount images (%s tag %s): %s", s->id,
+						 a->virtiofs ? "virtiofs" : "9p", is->tag,
+						 strerror(errno));
+				free(x);
+				return;
+			}
+			char stage[300];
+			snprintf(stage, sizeof(stage), "%s/%s", base, is->name);
+			char rel[300];
+			snprintf(rel, sizeof(rel), "../../shares-%s/%s", s->id, is->name);
+			int r = copy_tree_stage(dir, rel, stage);
+			if (r < 0) {
+				agent_send_error(a, id, -r,
+						 "restore %s: staging the images of %s: %s", s->id,
+						 is->name, strerror(-r));
+				free(x);
+				return;
+			}
+			if (i == 0)
+				snprintf(x->share0, sizeof(x->share0), "%s", dir);
+			snprintf(dir, sizeof(dir), "%s", stage);
+			if (i == 0)
+				snprintf(x->images, sizeof(x->images), "%s", dir);
+		}
+	} else {
+		snprintf(x->images, sizeof(x->images), AGENT_SHARED_DIR "/%s", req->shared_path);
+	}
+	x->terminal = s->process && s->process->terminal;
+	struct agent_container *c = container_new(a, s->id, s, msg, sizeof(msg));
+	if (!c) {
+		agent_send_error(a, id, EINVAL, "restore %s: %s", s->id, msg);
+		free(x);
+		return;
+	}
+	if (mounts_prepare_restore(s, c->rootfs, msg, sizeof(msg)) < 0) {
+		agent_send_error(a, id, EIO, "restore %s: %s", s->id, msg);
+		container_free(c);
+		free(x);
+		return;
+	}
+	/* A fresh /dev (always left out of dumps) and /dev/shm (left out while
+	 * empty), made from the spec; CRIU ignores a key the images do not use. */
+	static const struct {
+		const char *destination, *key, *dir;
+	} fresh[] = {{"/dev", DEV_KEY, "dev"}, {"/dev/shm", SHM_KEY, "shm"}};
+	const bool wanted[] = {c->dev_tmpfs, c->shm_tmpfs};
+	for (size_t i = 0; i < ARRAY_SIZE(fresh); i++) {
+		char base[300];
+		if (!wanted[i])
+			continue;
+		snprintf(base, sizeof(base), "%s/%s-%s", a->ckpt_dir, fresh[i].dir, s->id);
+		mkdir(base, 0700);
+		if (mounts_prepare_fresh(s, fresh[i].destination, base, msg, sizeof(msg)) < 0) {
+			agent_send_error(a, id, EIO, "restore %s: %s: %s", s->id,
+					 fresh[i].destination, msg);
+			container_free(c);
+			free(x);
+			return;
+		}
+		snprintf(x->fresh_args[i], sizeof(x->fresh_args[i]), "mnt[%s]:%s%s", fresh[i].key,
+			 base, fresh[i].destination);
+	}
+	/* The engine's network is in place before CRIU binds the sockets. */
+	if (c->own_netns && s->network && s->network->n_interfaces) {
+		x->child_fds[3] = ckpt_new_loopback_netns();
+		int r = x->child_fds[3] < 0
+				? -errno
+				: net_configure(s->network, x->child_fds[3], msg, sizeof(msg));
+		if (x->child_fds[3] < 0)
+			snprintf(msg, sizeof(msg), "a network namespace for the container: %s",
+				 strerror(-r));
+		if (r < 0) {
+			agent_send_error(a, id, -r, "restore %s: %s", s->id, msg);
+			container_free(c);
+			restore_ctx_free(x);
+			return;
+		}
+	}
+	ckpt_ensure_dir(a->ckpt_dir);
+	copy_tree_remove(x->work);
+	mkdir(x->work, 0700);
+	if (req->criu)
+		x->criu = *req->criu;
+	if (req->bench_from_tmpfs) {
+		/* Baseline: the images in guest memory first, then CRIU alone. */
+		char dst[300];
+		snprintf(dst, sizeof(dst), "%s/rimg-%s", x->a->ckpt_dir, s->id);
+		copy_tree_remove(dst);
+		char src[sizeof(x->images)];
+		snprintf(src, sizeof(src), "%s", x->share0[0] ? x->share0 : x->images);
+		snprintf(x->images, sizeof(x->images), "%s", dst);
+		char *argv[] = {a->self_path, (char *)"--copy-tree", src, dst, NULL};
+		x->t0 = agent_now_ms();
+		if (agent_job_start(a, argv, restore_copied, x, &e) < 0)
+			restore_fail(x, e->code, e->msg);
+		return;
+	}
+	restore_start_criu(x);
+}
