@@ -9,6 +9,7 @@
  *
  * This file checks the request and starts the dump; dump-job.c follows it.
  */
+#include "container-ops.h"
 #include "checkpoint.h"
 #include "cleanup.h"
 #include "ckpt-common.h"

@@ -82,7 +82,6 @@ struct agent_container *container_find(struct agent *a, const char *id);
 struct agent_container *container_new(struct agent *a, const char *id,
 				      const Cocoon__ContainerSpec *s, char *msg, size_t msg_size);
 void container_free(struct agent_container *c);
-int container_freeze(struct agent_container *c, bool freeze);
 /* The init CRIU restored, with the agent's ends of its new stdio (in and out
  * are the pty master with a terminal, err is then -1); takes the fds. */
 void container_proc_set_running(struct agent_container *c, pid_t pid, int in, int out, int err,
@@ -91,25 +90,6 @@ void container_proc_set_running(struct agent_container *c, pid_t pid, int in, in
 void container_handle_create(struct agent *a, uint64_t id,
 			     const Cocoon__CreateContainerRequest *req);
 void container_handle_start(struct agent *a, uint64_t id, const Cocoon__StartContainerRequest *req);
-void container_handle_signal(struct agent *a, uint64_t id, const Cocoon__SignalRequest *req);
-void container_handle_pause(struct agent *a, uint64_t id, const Cocoon__PauseRequest *req);
-void container_handle_exec(struct agent *a, uint64_t id, const Cocoon__ExecRequest *req);
-void container_handle_ps(struct agent *a, uint64_t id, const Cocoon__PsRequest *req);
-/* runc update: the limits the request names, in the container's cgroup. */
-void container_handle_update(struct agent *a, uint64_t id, const Cocoon__UpdateRequest *req);
-/* runc events --stats: the container's cgroup figures (cgroups.h). */
-void container_handle_stats(struct agent *a, uint64_t id, const Cocoon__StatsRequest *req);
-void container_handle_stdin(struct agent *a, const Cocoon__StdinData *req);
-
-/* poll() integration: fds to watch, and what to do when they fire. */
-struct pollfd;
-size_t container_poll_fds(struct agent *a, struct pollfd *fds, size_t max, void **tags,
-			  bool want_output);
-void container_poll_event(struct agent *a, void *tag, short revents);
-/* True while the reply queue is too full to take more output. */
-bool container_output_backlogged(struct agent *a);
-/* A child exited (from the SIGCHLD reaper). Returns true if it was ours. */
-bool container_child_exited(struct agent *a, pid_t pid, int status);
 
 /* Pods (host/pod.h). The directory PATH (relative, no "..") of the share TAG,
  * which is mounted at /run/cocoon/<tag> first if it is not yet: into OUT.
@@ -120,3 +100,30 @@ int container_share_dir(const char *tag, const char *path, char *out, size_t siz
  * Returns 0, or a negative errno with MSG set. */
 int container_open_join_namespaces(struct agent *a, const Cocoon__ContainerSpec *s, int fds[3],
 				   char *msg, size_t msg_size);
+
+/* For container-ops.c and container-events.c: the process table and its
+ * stdio, shared by the init and by execs. */
+struct container_stdio {
+	int child[3]; /* what the child gets as 0, 1, 2 */
+	int agent_in, agent_out, agent_err;
+};
+
+struct agent_proc *container_find_proc(struct agent_container *c, const char *exec_id);
+
+void container_close_fd(int *fd);
+
+void container_proc_release(struct agent_proc *p);
+
+/* Takes a forked process into the table: its pipes, and the request its
+ * sync pipe will answer. */
+void container_proc_register(struct agent_proc *p, pid_t pid, enum proc_phase phase,
+			     const struct container_stdio *io, int sync_fd, bool terminal,
+			     uint64_t pending_id);
+
+void container_stdio_close_child(struct container_stdio *p);
+
+int container_stdio_open(struct container_stdio *p, bool terminal);
+
+int container_join_cgroup(const char *cgroup, pid_t pid);
+
+void container_send_ok(struct agent *a, uint64_t id, int body_case, void *body);

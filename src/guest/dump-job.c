@@ -1,4 +1,5 @@
 /* A running dump: its jobs' callbacks, and the one reply (dump-job.h). */
+#include "container-ops.h"
 #include "dump-job.h"
 #include "cleanup.h"
 #include "ckpt-common.h"
@@ -207,7 +208,8 @@ static void ckpt_copy_done(struct agent_job *job, int status)
 			x->stop_reason = NULL;
 		kill(x->criu, SIGKILL);
 	}
-	if (!x->err && WIFSIGNALED(status) && x->oom_kills0 >= 0 && ckpt_oom_kills() > x->oom_kills0)
+	if (!x->err && WIFSIGNALED(status) && x->oom_kills0 >= 0 &&
+	    ckpt_oom_kills() > x->oom_kills0)
 		ckpt_fail(
 			x, ENOMEM,
 			"checkpoint %s: the guest ran out of memory while the images were copied to the host; its OOM killer ended the copier, not the container (whose tasks are protected during a checkpoint). Raise vm.memory_mib",

@@ -1,6 +1,7 @@
 /* Child processes run on behalf of requests (criu and friends). PID 1 never
  * waits for one: their output arrives through poll() and their exit through
  * the SIGCHLD signalfd, and the request is answered from the done callback. */
+#include "container-events.h"
 #include "agent.h"
 #include "cleanup.h"
 

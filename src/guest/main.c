@@ -8,6 +8,7 @@
  * Outside a VM (tests) it runs as an ordinary process: --channel PATH connects
  * to a unix socket instead, and nothing in the system is touched.
  */
+#include "container-events.h"
 #include "agent.h"
 #include "copy-tree.h"
 #include "criu-conf.h"

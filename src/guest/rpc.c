@@ -1,5 +1,6 @@
 /* Request dispatch. Replies that need a child process are sent from the job's
  * done callback; everything else is answered at once. */
+#include "container-ops.h"
 #include "agent.h"
 #include "checkpoint.h"
 #include "restore.h"

@@ -1,0 +1,219 @@
+/* The child side of a container's processes: what runs between the clone
+ * or fork and the exec, for the init (container_child_init) and for each
+ * exec (container_child_exec). Errors go to the agent as text on the sync
+ * pipe; the child then exits with 126.
+ */
+#include "container-child.h"
+#include "agent.h"
+#include "cleanup.h"
+#include "cgroups.h"
+#include "confine.h"
+#include "container.h"
+#include "mounts.h"
+#include "network.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+/* Reports a setup error to the agent and exits. Only for the child. */
+static void __attribute__((noreturn, format(printf, 2, 3)))
+child_fail(int sync_fd, const char *fmt, ...)
+{
+	char msg[480];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (n > 0 && write(sync_fd, msg, strnlen(msg, sizeof(msg))) < 0)
+		_exit(126);
+	_exit(126);
+}
+
+static const struct {
+	const char *name;
+	int resource;
+} rlimit_names[] = {
+	{"RLIMIT_AS", RLIMIT_AS},
+	{"RLIMIT_CORE", RLIMIT_CORE},
+	{"RLIMIT_CPU", RLIMIT_CPU},
+	{"RLIMIT_DATA", RLIMIT_DATA},
+	{"RLIMIT_FSIZE", RLIMIT_FSIZE},
+	{"RLIMIT_LOCKS", RLIMIT_LOCKS},
+	{"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK},
+	{"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE},
+	{"RLIMIT_NICE", RLIMIT_NICE},
+	{"RLIMIT_NOFILE", RLIMIT_NOFILE},
+	{"RLIMIT_NPROC", RLIMIT_NPROC},
+	{"RLIMIT_RSS", RLIMIT_RSS},
+	{"RLIMIT_RTPRIO", RLIMIT_RTPRIO},
+	{"RLIMIT_RTTIME", RLIMIT_RTTIME},
+	{"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
+	{"RLIMIT_STACK", RLIMIT_STACK},
+};
+
+/* Credentials, capabilities, limits, cwd and stdio: shared by the init and
+ * by execs. The order is runc's (see confine.c). */
+static void child_enter_process(int sync_fd, const Cocoon__ProcessSpec *p,
+				const Cocoon__Seccomp *seccomp, int in, int out, int err,
+				bool terminal)
+{
+	char msg[400];
+
+	for (size_t i = 0; i < p->n_rlimits; i++) {
+		int res = -1;
+		for (size_t j = 0; j < ARRAY_SIZE(rlimit_names); j++)
+			if (strcmp(rlimit_names[j].name, p->rlimits[i]->type) == 0)
+				res = rlimit_names[j].resource;
+		struct rlimit rl = {.rlim_cur = p->rlimits[i]->soft,
+				    .rlim_max = p->rlimits[i]->hard};
+		if (res < 0 || setrlimit(res, &rl) < 0)
+			child_fail(sync_fd, "process.rlimits: %s: %s", p->rlimits[i]->type,
+				   res < 0 ? "unknown limit" : strerror(errno));
+	}
+	/* Its own session, as with runc: CRIU refuses to dump a task whose
+	 * session leader is outside the container's pid namespace. */
+	setsid();
+	if (terminal && ioctl(in, TIOCSCTTY, 0) < 0)
+		child_fail(sync_fd, "terminal: TIOCSCTTY: %s", strerror(errno));
+	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+		child_fail(sync_fd, "stdio: %s", strerror(errno));
+	if (!p->no_new_privileges && confine_seccomp_load(seccomp, msg, sizeof(msg)) < 0)
+		child_fail(sync_fd, "%s", msg);
+	if (confine_caps_bound(p->capabilities, msg, sizeof(msg)) < 0)
+		child_fail(sync_fd, "%s", msg);
+	gid_t groups[64];
+	size_t ng = p->n_additional_gids < 64 ? p->n_additional_gids : 64;
+	for (size_t i = 0; i < ng; i++)
+		groups[i] = p->additional_gids[i];
+	if (setgroups(ng, groups) < 0)
+		child_fail(sync_fd, "process.user.additionalGids: %s", strerror(errno));
+	if (setgid(p->gid) < 0)
+		child_fail(sync_fd, "process.user.gid %u: %s", p->gid, strerror(errno));
+	if (setuid(p->uid) < 0)
+		child_fail(sync_fd, "process.user.uid %u: %s", p->uid, strerror(errno));
+	if (confine_caps_apply(p->capabilities, msg, sizeof(msg)) < 0)
+		child_fail(sync_fd, "%s", msg);
+	if (p->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		child_fail(sync_fd, "process.noNewPrivileges: %s", strerror(errno));
+	if (chdir(p->cwd && *p->cwd ? p->cwd : "/") < 0)
+		child_fail(sync_fd, "process.cwd %s: %s", p->cwd, strerror(errno));
+}
+
+/* Waits for start, then execs. The environment becomes the process's own
+ * first, so that execvp() searches the container's PATH. */
+static void __attribute__((noreturn))
+child_exec(int sync_fd, int start_fd, const Cocoon__ProcessSpec *p, const Cocoon__Seccomp *seccomp)
+{
+	char msg[400];
+	char go;
+	if (start_fd >= 0) {
+		ssize_t n;
+		do
+			n = read(start_fd, &go, 1);
+		while (n < 0 && errno == EINTR);
+		if (n != 1)
+			_exit(0); /* deleted before it was started */
+		close(start_fd);
+	}
+	/* The death signal guarded the set-up only. Left in place it would
+	 * be checkpointed too, and CRIU would deliver it to the restored task
+	 * the moment CRIU exits. */
+	prctl(PR_SET_PDEATHSIG, 0);
+	clearenv();
+	for (size_t i = 0; i < p->n_env; i++)
+		putenv(p->env[i]);
+	if (!getenv("PATH"))
+		setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);
+	/* protobuf-c arrays carry a count, not a NULL terminator. */
+	char **argv = calloc(p->n_args + 1, sizeof(char *));
+	if (!argv)
+		child_fail(sync_fd, "exec: out of memory");
+	memcpy(argv, p->args, p->n_args * sizeof(char *));
+	if (p->no_new_privileges && confine_seccomp_load(seccomp, msg, sizeof(msg)) < 0)
+		child_fail(sync_fd, "%s", msg);
+	execvp(argv[0], argv);
+	child_fail(sync_fd, "exec %s: %s", p->args[0], strerror(errno));
+}
+
+bool container_has_ns(const Cocoon__ContainerSpec *s, const char *type)
+{
+	for (size_t i = 0; i < s->n_namespaces; i++)
+		if (strcmp(s->namespaces[i], type) == 0)
+			return true;
+	return false;
+}
+
+void __attribute__((noreturn))
+container_child_init(const Cocoon__ContainerSpec *s, const char *rootfs, const int join_fds[3], int sync_fd,
+	   int start_fd, int in, int out, int err, bool terminal)
+{
+	char msg[400];
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	for (int i = 0; i < 3; i++)
+		if (join_fds[i] >= 0 && setns(join_fds[i], 0) < 0)
+			child_fail(sync_fd, "joining the pod's namespaces: %s", strerror(errno));
+	if (mounts_setup_rootfs(s, rootfs, msg, sizeof(msg)) < 0 ||
+	    confine_paths(s, msg, sizeof(msg)) < 0)
+		child_fail(sync_fd, "%s", msg);
+	if (container_has_ns(s, "uts") && s->hostname && *s->hostname &&
+	    sethostname(s->hostname, strlen(s->hostname)) < 0)
+		child_fail(sync_fd, "hostname %s: %s", s->hostname, strerror(errno));
+	if (container_has_ns(s, "network"))
+		agent_loopback_up();
+	child_enter_process(sync_fd, s->process, s->seccomp, in, out, err, terminal);
+	if (write(sync_fd, "", 1) != 1)
+		_exit(126);
+	child_exec(sync_fd, start_fd, s->process, s->seccomp);
+}
+
+int container_open_ns(pid_t pid, const char *ns)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/ns/%s", pid, ns);
+	return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+void __attribute__((noreturn))
+container_child_exec(pid_t init, const Cocoon__ProcessSpec *p, const Cocoon__Seccomp *seccomp, int sync_fd,
+	   int in, int out, int err, bool terminal)
+{
+	/* Every namespace of the init, time included: after a restore CRIU
+	 * has put the init in a new time namespace, and a process outside it
+	 * sees another clock (and cannot be restored with it). */
+	static const char *const nss[] = {"ipc", "uts", "net", "time", "mnt"};
+	_cleanup_close_ int root = -1;
+	char path[64];
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	snprintf(path, sizeof(path), "/proc/%d/root", init);
+	root = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0)
+		child_fail(sync_fd, "open container root: %s", strerror(errno));
+	for (size_t i = 0; i < ARRAY_SIZE(nss); i++) {
+		int fd = container_open_ns(init, nss[i]);
+		if (fd < 0 && errno == ENOENT && strcmp(nss[i], "time") == 0)
+			continue; /* a kernel without time namespaces */
+		if (fd < 0 || setns(fd, 0) < 0)
+			child_fail(sync_fd, "join %s namespace: %s", nss[i], strerror(errno));
+		close(fd);
+	}
+	if (fchdir(root) < 0 || chroot(".") < 0)
+		child_fail(sync_fd, "enter container root: %s", strerror(errno));
+	child_enter_process(sync_fd, p, seccomp, in, out, err, terminal);
+	child_exec(sync_fd, -1, p, seccomp);
+}
