@@ -1,0 +1,114 @@
+/* A checkpoint through the shim: forwarded to the agent, the engine's traffic
+ * held meanwhile, the reply handed to the client that asked, a time limit. */
+#include "shim-checkpoint.h"
+#include "shim-state.h"
+#include "agent-client.h"
+#include "cleanup.h"
+#include "guard.h"
+#include "network.h"
+#include "paths.h"
+#include "resources.h"
+#include "pod.h"
+#include "sandbox.h"
+#include "state.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
+
+/* A checkpoint that ends the container and carries its established TCP
+ * connections: from before the dump until the restore, nothing may answer
+ * their peers, neither the frozen guest nor, once it is gone, anything on
+ * the engine's side (docs/networking.md). */
+static int checkpoint_hold(struct shim *s, const Cocoon__Request *req, struct error **err)
+{
+	const Cocoon__CheckpointRequest *cr = req->checkpoint;
+	if (req->body_case != COCOON__REQUEST__BODY_CHECKPOINT || !s->net.sk || !cr->criu ||
+	    !cr->criu->tcp_established || cr->leave_running || cr->pre_dump || s->net_held)
+		return 0;
+	int r = network_hold(&s->net, true, err);
+	if (r < 0)
+		return error_wrap(err, "checkpoint");
+	s->net_held = true;
+	return 0;
+}
+
+void shim_checkpoint_unhold(struct shim *s)
+{
+	if (!s->net_held)
+		return;
+	network_release(&s->net, NULL);
+	s->net_held = false;
+}
+
+void shim_checkpoint_reply(void *userdata, const Cocoon__Response *r)
+{
+	struct shim *s = userdata;
+	_cleanup_error_ struct error *err = NULL;
+	if (!s->ckpt.active || r->id != s->ckpt.agent_id)
+		return; /* a late reply to a call that timed out */
+	s->ckpt.active = false;
+	if (agent_check_reply(&s->sb.agent, COCOON__REQUEST__BODY_CHECKPOINT, r, &err) < 0) {
+		shim_checkpoint_unhold(s); /* the container runs on */
+		shim_reply_error(s->ckpt.client_fd, s->ckpt.client_req_id, err);
+		return;
+	}
+	Cocoon__Response out = *r;
+	out.id = s->ckpt.client_req_id;
+	shim_send_to_client(s->ckpt.client_fd, &out);
+}
+
+/* A checkpoint that outlived its time limit is answered, so that the next
+ * one is not refused for ever. Returns ms until that limit, or -1. */
+int shim_checkpoint_check_deadline(struct shim *s)
+{
+	if (!s->ckpt.active)
+		return -1;
+	long long left = s->ckpt.deadline_ms - now_ms();
+	if (left > 0)
+		return (int)left;
+	_cleanup_error_ struct error *err = NULL;
+	shim_checkpoint_unhold(s);
+	error_setx(&err, ETIMEDOUT, "checkpoint: the agent did not answer in time");
+	shim_reply_error(s->ckpt.client_fd, s->ckpt.client_req_id, err);
+	s->ckpt.active = false;
+	return -1;
+}
+
+void shim_handle_checkpoint(struct shim *s, struct shim_client *c, Cocoon__Request *req)
+{
+	_cleanup_error_ struct error *err = NULL;
+	uint64_t cid = req->id;
+	if (s->ckpt.active) {
+		error_setx(&err, EBUSY, "checkpoint %s: another checkpoint is in progress",
+			   s->args->id);
+		shim_reply_error(c->fd, cid, err);
+		return;
+	}
+	if (checkpoint_hold(s, req, &err) < 0) {
+		shim_reply_error(c->fd, cid, err);
+		return;
+	}
+	char *client_id = req->checkpoint->id;
+	req->checkpoint->id = (char *)s->args->id;
+	int64_t id = agent_send_request(&s->sb.agent, req, &err);
+	req->checkpoint->id = client_id;
+	if (id < 0) {
+		shim_checkpoint_unhold(s);
+		shim_reply_error(c->fd, cid, err);
+		return;
+	}
+	s->ckpt.active = true;
+	s->ckpt.agent_id = (uint64_t)id;
+	s->ckpt.client_req_id = cid;
+	s->ckpt.client_fd = c->fd;
+	s->ckpt.deadline_ms = now_ms() + SHIM_CHECKPOINT_TIMEOUT_MS;
+}

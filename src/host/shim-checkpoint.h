@@ -1,0 +1,17 @@
+/* A checkpoint through the shim (shim-checkpoint.c). */
+#pragma once
+
+#include "shim-state.h"
+
+/* Lets the engine's traffic through again after a checkpoint. */
+void shim_checkpoint_unhold(struct shim *s);
+
+/* The agent client's reply callback: the checkpoint's answer, to its client. */
+void shim_checkpoint_reply(void *userdata, const Cocoon__Response *r);
+
+/* A checkpoint that outlived its time limit is answered, so that the next
+ * one is not refused for ever. Returns ms until that limit, or -1. */
+int shim_checkpoint_check_deadline(struct shim *s);
+
+/* Forwards client C's checkpoint request REQ to the agent. */
+void shim_handle_checkpoint(struct shim *s, struct shim_client *c, Cocoon__Request *req);

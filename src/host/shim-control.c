@@ -1,0 +1,286 @@
+/* The shim's control socket: requests of later `cocoon` invocations (start,
+ * kill, exec, ...), and the agent's events passed on to whoever waits. */
+#include "shim-control.h"
+#include "shim-checkpoint.h"
+#include "shim-pod.h"
+#include "shim-state.h"
+#include "agent-client.h"
+#include "cleanup.h"
+#include "guard.h"
+#include "network.h"
+#include "paths.h"
+#include "resources.h"
+#include "pod.h"
+#include "sandbox.h"
+#include "state.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
+
+void shim_on_agent_event(void *userdata, const Cocoon__Response *ev)
+{
+	struct shim *s = userdata;
+	const char *cid =
+		ev->body_case == COCOON__RESPONSE__BODY_OUTPUT ? ev->output->id : ev->exit->id;
+
+	/* A pod sandbox's shim passes the events of a member's container
+	 * on to that member's shim, and drops those of a member gone. */
+	if (*cid && strcmp(cid, s->args->id) != 0) {
+		struct shim_client *m = shim_find_member(s, cid);
+		if (m)
+			shim_send_to_client(m->fd, (Cocoon__Response *)ev);
+		return;
+	}
+
+	if (ev->body_case == COCOON__RESPONSE__BODY_OUTPUT) {
+		const Cocoon__OutputEvent *o = ev->output;
+		if (!*o->exec_id) {
+			shim_write_all(o->stream == 2 ? s->err_fd : s->out_fd, o->data.data,
+				  o->data.len);
+		} else {
+			struct shim_exec *e = shim_find_exec(s, o->exec_id);
+			if (e)
+				shim_write_all(o->stream == 2 ? e->err : e->out, o->data.data,
+					  o->data.len);
+		}
+		return;
+	}
+	const Cocoon__ExitEvent *x = ev->exit;
+	if (!*x->exec_id) {
+		s->exited = true;
+		s->exit_code = shim_exit_code_of(x->wait_status);
+		return;
+	}
+	struct shim_exec *e = shim_find_exec(s, x->exec_id);
+	if (!e)
+		return;
+	/* Tell the waiting `cocoon exec` how its process ended. */
+	Cocoon__Response out = COCOON__RESPONSE__INIT;
+	Cocoon__ExitEvent copy = *x;
+	out.body_case = COCOON__RESPONSE__BODY_EXIT;
+	out.exit = &copy;
+	shim_send_to_client(e->client_fd, &out);
+	shim_close_exec(e);
+}
+
+static void set_status(struct shim *s, enum container_status st)
+{
+	s->st.status = st;
+	state_write(s->args->dir, &s->st, NULL);
+}
+
+static void handle_exec(struct shim *s, struct shim_client *c, Cocoon__Request *req)
+{
+	_cleanup_error_ struct error *err = NULL;
+	struct shim_exec *e = NULL;
+	Cocoon__Response *resp = NULL;
+	uint64_t cid = req->id;
+
+	for (int i = 0; i < SHIM_MAX_EXECS && !e; i++)
+		if (!s->execs[i].used)
+			e = &s->execs[i];
+	if (!e || c->nfds != 3 || !req->exec || shim_find_exec(s, req->exec->exec_id)) {
+		error_setx(&err, e ? EINVAL : EAGAIN, "exec: %s",
+			   !e		  ? "too many execs"
+			   : c->nfds != 3 ? "stdio descriptors missing"
+					  : "exec id in use");
+		shim_reply_error(c->fd, cid, err);
+		return;
+	}
+	char *client_id = req->exec->id;
+	req->exec->id = (char *)s->args->id;
+	int r = agent_call(&s->sb.agent, req, &resp, SHIM_CALL_TIMEOUT_MS, &err);
+	req->exec->id = client_id;
+	if (r < 0) {
+		shim_reply_error(c->fd, cid, err);
+		return;
+	}
+	e->used = true;
+	snprintf(e->exec_id, sizeof(e->exec_id), "%s", req->exec->exec_id);
+	e->in = c->fds[0];
+	e->out = c->fds[1];
+	e->err = c->fds[2];
+	e->client_fd = c->fd;
+	c->nfds = 0;
+	fcntl(e->in, F_SETFL, fcntl(e->in, F_GETFL) | O_NONBLOCK);
+	resp->id = cid;
+	shim_send_to_client(c->fd, resp);
+	cocoon__response__free_unpacked(resp, NULL);
+}
+
+static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Request *req)
+{
+	_cleanup_error_ struct error *err = NULL;
+	Cocoon__Response *resp = NULL;
+	uint64_t cid = req->id;
+	char **id_slot = NULL;
+
+	if (c->member[0] || req->body_case == COCOON__REQUEST__BODY_CREATE ||
+	    req->body_case == COCOON__REQUEST__BODY_RESTORE) {
+		shim_handle_member_request(s, c, req);
+		return;
+	}
+	switch (req->body_case) {
+	case COCOON__REQUEST__BODY_EXEC:
+		handle_exec(s, c, req);
+		return;
+	case COCOON__REQUEST__BODY_SHUTDOWN: {
+		/* delete --force: the container goes, the shim follows. */
+		Cocoon__Response ok = COCOON__RESPONSE__INIT;
+		Cocoon__ShutdownReply bye = COCOON__SHUTDOWN_REPLY__INIT;
+		ok.id = cid;
+		ok.body_case = COCOON__RESPONSE__BODY_SHUTDOWN;
+		ok.shutdown = &bye;
+		shim_send_to_client(c->fd, &ok);
+		s->exited = true;
+		s->exit_code = 128 + SIGKILL;
+		return;
+	}
+	case COCOON__REQUEST__BODY_START:
+		id_slot = &req->start->id;
+		break;
+	case COCOON__REQUEST__BODY_SIGNAL:
+		id_slot = &req->signal->id;
+		break;
+	case COCOON__REQUEST__BODY_PAUSE:
+		id_slot = &req->pause->id;
+		break;
+	case COCOON__REQUEST__BODY_PS:
+		id_slot = &req->ps->id;
+		break;
+	case COCOON__REQUEST__BODY_STATS:
+		id_slot = &req->stats->id;
+		break;
+	case COCOON__REQUEST__BODY_UPDATE:
+		id_slot = &req->update->id;
+		if (shim_update_check(s, req, &err) < 0) {
+			shim_reply_error(c->fd, cid, err);
+			return;
+		}
+		break;
+	case COCOON__REQUEST__BODY_CHECKPOINT:
+		shim_handle_checkpoint(s, c, req);
+		return;
+	default:
+		error_setx(&err, EOPNOTSUPP, "request not supported by the shim");
+		shim_reply_error(c->fd, cid, err);
+		return;
+	}
+	/* The shim, not the client, says which container: clients only
+	 * reach the shim of their own container anyway. */
+	char *client_id = *id_slot;
+	*id_slot = (char *)s->args->id;
+	int r = agent_call(&s->sb.agent, req, &resp, SHIM_CALL_TIMEOUT_MS, &err);
+	*id_slot = client_id;
+	/* The thaw after a checkpoint whose images could not be published:
+	 * the container runs on. */
+	if (req->body_case == COCOON__REQUEST__BODY_PAUSE)
+		shim_checkpoint_unhold(s);
+	if (r < 0) {
+		shim_reply_error(c->fd, cid, err);
+		return;
+	}
+	if (req->body_case == COCOON__REQUEST__BODY_START)
+		set_status(s, STATUS_RUNNING);
+	else if (req->body_case == COCOON__REQUEST__BODY_PAUSE)
+		set_status(s, req->pause->resume ? STATUS_RUNNING : STATUS_PAUSED);
+	resp->id = cid;
+	shim_send_to_client(c->fd, resp);
+	cocoon__response__free_unpacked(resp, NULL);
+}
+
+static void client_close(struct shim *s, struct shim_client *c)
+{
+	if (s->ckpt.active && s->ckpt.client_fd == c->fd)
+		s->ckpt.client_fd = -1;
+	for (size_t i = 0; i < c->nfds; i++)
+		close(c->fds[i]);
+	close(c->fd);
+	free(c->reader);
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+}
+
+void shim_client_readable(struct shim *s, struct shim_client *c)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 4)];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = {.iov_base = c->reader->buf + c->reader->len,
+			    .iov_len = frame_reader_room(c->reader)};
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = u.buf,
+			     .msg_controllen = sizeof(u.buf)};
+	ssize_t n = recvmsg(c->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		/* A `cocoon exec` that went away no longer waits for its exit. */
+		for (int i = 0; i < SHIM_MAX_EXECS; i++)
+			if (s->execs[i].used && s->execs[i].client_fd == c->fd)
+				s->execs[i].client_fd = -1;
+		char member[sizeof(c->member)];
+		snprintf(member, sizeof(member), "%s", c->member);
+		client_close(s, c);
+		if (*member)
+			shim_member_gone(s, member);
+		return;
+	}
+	c->reader->len += (size_t)n;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		int *fds = (int *)CMSG_DATA(cm);
+		for (size_t i = 0; i < k; i++) {
+			if (c->nfds < 3)
+				c->fds[c->nfds++] = fds[i];
+			else
+				close(fds[i]);
+		}
+	}
+	const uint8_t *payload;
+	size_t len;
+	int r;
+	while ((r = frame_reader_next(c->reader, &payload, &len)) > 0) {
+		Cocoon__Request *req = cocoon__request__unpack(NULL, len, payload);
+		frame_reader_consume(c->reader);
+		if (!req) {
+			client_close(s, c);
+			return;
+		}
+		handle_request(s, c, req);
+		cocoon__request__free_unpacked(req, NULL);
+	}
+	if (r < 0)
+		client_close(s, c);
+}
+
+void shim_accept_client(struct shim *s)
+{
+	int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd < 0)
+		return;
+	for (int i = 0; i < SHIM_MAX_CLIENTS; i++) {
+		if (s->clients[i].fd < 0) {
+			s->clients[i].fd = fd;
+			s->clients[i].reader = calloc(1, sizeof(*s->clients[i].reader));
+			if (!s->clients[i].reader)
+				client_close(s, &s->clients[i]);
+			return;
+		}
+	}
+	close(fd); /* bounded: at most SHIM_MAX_CLIENTS at once */
+}

@@ -1,0 +1,15 @@
+/* Pods: the sandbox's shim serves its members' shims (shim-pod.c). */
+#pragma once
+
+#include "shim-state.h"
+
+/* update: memory up to what this VM can give (resources.h). A member's own
+ * shim has no VM (memory_mib 0): the pod's shim checks. */
+int shim_update_check(struct shim *s, const Cocoon__Request *req, struct error **err);
+
+/* A request from member shim C, forwarded to the agent for its container. */
+void shim_handle_member_request(struct shim *s, struct shim_client *c, Cocoon__Request *req);
+
+/* A member's shim went away (its container ended, or delete --force): its
+ * container must not outlive it in the VM. */
+void shim_member_gone(struct shim *s, const char *id);

@@ -1,0 +1,311 @@
+/* The shim's start-up: stdio or the console, the control socket, the VM
+ * (or the pod's sandbox), then create or restore the container in it. */
+#include "shim-setup.h"
+#include "shim-checkpoint.h"
+#include "shim-control.h"
+#include "shim-state.h"
+#include "agent-client.h"
+#include "cleanup.h"
+#include "guard.h"
+#include "network.h"
+#include "paths.h"
+#include "resources.h"
+#include "pod.h"
+#include "sandbox.h"
+#include "state.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
+
+static int send_console_master(const char *path, int master, struct error **err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	char dummy = 0;
+	struct iovec iov = {.iov_base = &dummy, .iov_len = 1};
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = u.buf,
+			     .msg_controllen = sizeof(u.buf)};
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return error_setx(err, ENAMETOOLONG, "console socket %s: path too long", path);
+	strcpy(sa.sun_path, path);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return error_set(err, errno, "console socket %s", path);
+	memset(&u, 0, sizeof(u));
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &master, sizeof(int));
+	if (sendmsg(fd, &msg, MSG_NOSIGNAL) < 0)
+		return error_set(err, errno, "console socket %s: send", path);
+	return 0;
+}
+
+/* With a terminal, the engine gets the master of a host pty and the shim
+ * relays between its slave and the guest's pty. */
+static int setup_stdio(struct shim *s, struct error **err)
+{
+	s->in_fd = 0;
+	s->out_fd = 1;
+	s->err_fd = 2;
+	s->stdin_open = true;
+	if (!s->args->bundle->spec->process->terminal)
+		return 0;
+	if (!s->args->console_socket)
+		return error_setx(
+			err, EINVAL,
+			"process.terminal is true but no --console-socket was given: the container's terminal needs one to hand the pty master to (as with runc)");
+	int master, slave;
+	if (openpty(&master, &slave, NULL, NULL, NULL) < 0)
+		return error_set(err, errno, "openpty");
+	struct termios t;
+	if (tcgetattr(slave, &t) == 0) {
+		cfmakeraw(&t);
+		tcsetattr(slave, TCSANOW, &t);
+	}
+	int r = send_console_master(s->args->console_socket, master, err);
+	close(master);
+	if (r < 0) {
+		close(slave);
+		return r;
+	}
+	fcntl(slave, F_SETFD, FD_CLOEXEC);
+	s->in_fd = s->out_fd = s->err_fd = slave;
+	return 0;
+}
+
+static int listen_control(struct shim *s, struct error **err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/" SHIM_SOCKET, s->args->dir) >=
+	    (int)sizeof(sa.sun_path))
+		return error_setx(err, ENAMETOOLONG,
+				  "state directory %s is too long for a socket path", s->args->dir);
+	s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	mode_t old = umask(0177); /* the socket is created 0600 */
+	int r = s->listen_fd < 0 || bind(s->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+				listen(s->listen_fd, 8) < 0
+			? -errno
+			: 0;
+	umask(old);
+	return r < 0 ? error_set(err, -r, "control socket %s", sa.sun_path) : 0;
+}
+
+static int create_container(struct shim *s, struct error **err)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__CreateContainerRequest create = COCOON__CREATE_CONTAINER_REQUEST__INIT;
+	Cocoon__Response *resp = NULL;
+
+	create.spec = s->args->bundle->spec;
+	req.body_case = COCOON__REQUEST__BODY_CREATE;
+	req.create = &create;
+	int r = agent_call(&s->sb.agent, &req, &resp, SHIM_CALL_TIMEOUT_MS, err);
+	if (r < 0)
+		return r;
+	cocoon__response__free_unpacked(resp, NULL);
+	return 0;
+}
+
+/* CRIU's restore log and stats, which the guest wrote into the shared
+ * directory: read by fd, bounded, under host-chosen names. */
+static void copy_restore_logs(struct shim *s)
+{
+	char log[128], stats[128];
+	snprintf(log, sizeof(log), "restore-%s." COCOON_RESTORE_LOG, s->args->id);
+	snprintf(stats, sizeof(stats), "restore-%s." COCOON_STATS_RESTORE, s->args->id);
+	const char *const from[] = {log, stats}, *const to[] = {COCOON_RESTORE_LOG,
+								COCOON_STATS_RESTORE};
+	_cleanup_close_ int dirfd =
+		open(s->sb.shared_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	images_copy_logs_at(dirfd, from, to, ARRAY_SIZE(from), s->args->work_path);
+}
+
+static int restore_container(struct shim *s, struct error **err)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__RestoreRequest rr = COCOON__RESTORE_REQUEST__INIT;
+	Cocoon__Response *resp = NULL;
+
+	const struct images_chain *ch = s->args->restore;
+	Cocoon__ImageShare shares[IMAGES_MAX_CHAIN], *ptrs[IMAGES_MAX_CHAIN];
+	char tags[IMAGES_MAX_CHAIN][16], paths[IMAGES_MAX_CHAIN][96];
+	for (int i = 0; i < ch->n; i++) {
+		cocoon__image_share__init(&shares[i]);
+		snprintf(tags[i], sizeof(tags[i]), COCOON_TAG_IMAGES "%d", i);
+		shares[i].tag = tags[i];
+		shares[i].name = ch->names[i];
+		/* A pod member's images are in the running VM's pod share. */
+		if (s->args->pod) {
+			snprintf(paths[i], sizeof(paths[i]), "%s/images%d", s->args->id, i);
+			shares[i].tag = (char *)POD_TAG;
+			shares[i].path = paths[i];
+		}
+		ptrs[i] = &shares[i];
+	}
+	rr.spec = s->args->bundle->spec;
+	rr.images = ptrs;
+	rr.n_images = (size_t)ch->n;
+	rr.criu = (Cocoon__CriuOptions *)s->args->criu;
+	req.body_case = COCOON__REQUEST__BODY_RESTORE;
+	req.restore = &rr;
+	rr.bench_from_tmpfs = s->args->bench_from_tmpfs;
+	/* Fault injection for the e2e tests (docs/checkpoint.md). */
+	rr.fault = getenv("COCOON_FAULT") ? getenv("COCOON_FAULT") : (char *)"";
+	int r = agent_call(&s->sb.agent, &req, &resp, SHIM_CHECKPOINT_TIMEOUT_MS, err);
+	copy_restore_logs(s);
+	if (r < 0)
+		return r;
+	/* For restore --print-stats. */
+	char path[4200], text[512];
+	snprintf(path, sizeof(path), "%s/restore-stats.json", s->args->dir);
+	int n = snprintf(
+		text, sizeof(text),
+		"{\"boot_ms\": %lld, \"template\": %s, \"criu_ms\": %llu, \"copy_ms\": %llu, \"restore_us\": %u}\n",
+		s->sb.boot_ms, s->sb.from_template ? "true" : "false",
+		(unsigned long long)resp->restore->restore_ms,
+		(unsigned long long)resp->restore->copy_ms,
+		resp->restore->stats ? resp->restore->stats->restore_us : 0);
+	write_file_atomic(path, text, (size_t)n, 0600, NULL);
+	cocoon__response__free_unpacked(resp, NULL);
+	return 0;
+}
+
+/* A pod member's start-up: its rootfs into the sandbox's pod share, then
+ * the sandbox's shim as its agent. */
+static int member_setup(struct shim *s, struct error **err)
+{
+	struct shim_args *a = s->args;
+	memset(&s->sb, 0, sizeof(s->sb));
+	s->sb.agent.fd = -1;
+	int r = pod_member_share(a->pod, a->id, a->bundle,
+				 a->restore ? (const char *const *)a->restore->dirs : NULL,
+				 a->restore ? a->restore->n : 0, err);
+	if (r < 0)
+		return r;
+	if (shim_connect(a->pod->dir, a->pod->id, &s->sb.agent, err) < 0)
+		return error_wrap(err, "pod sandbox %s", a->pod->id);
+	return 0;
+}
+
+/* The console log and the shared directory stay within their limits while
+ * the guest writes them (guard.c). A dump is at most the guest's memory
+ * (CRIU writes it into guest tmpfs first), so twice that is room enough. */
+static int start_guard(struct shim *s, struct error **err)
+{
+	const struct cocoon_config *cfg = &s->args->g->cfg;
+	struct guard_opts o = {
+		.console_path = s->sb.console_log,
+		.console_cap = (uint64_t)cfg->console_log_max_bytes,
+		.shared_dir = s->sb.shared_dir,
+		.shared_cap = cfg->shared_max_bytes ? (uint64_t)cfg->shared_max_bytes
+						    : ((uint64_t)s->sb.memory_mib * 2 + 256) << 20,
+		.vmm = s->sb.vm.pid,
+		.id = s->args->id,
+	};
+	return guard_start(&s->guard, &o, err);
+}
+
+/* A VM of its own: the engine's network carried in, and the pod share for
+ * members to come (pod.h). */
+static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct error **err)
+{
+	struct shim_args *a = s->args;
+	_cleanup_free_ char *pod_dir = NULL, *volumes = NULL;
+	int net_fds[NET_MAX_INTERFACES];
+	const char *net_macs[NET_MAX_INTERFACES];
+	int r;
+
+	if (a->bundle->n_volumes > 0) {
+		if (asprintf(&volumes, "%s/" VOLUMES_DIR, a->dir) < 0)
+			return error_set(err, ENOMEM, "volumes");
+		if ((r = volumes_setup(volumes, a->bundle->volumes, a->bundle->n_volumes, err)) < 0)
+			return r;
+		opts->volumes_dir = volumes;
+	}
+	if (pod_may_host_members(a->bundle)) {
+		if (asprintf(&pod_dir, "%s/" POD_SHARE, a->dir) < 0)
+			return error_set(err, ENOMEM, "pod share");
+		if ((r = pod_share_prepare(a->dir, err)) < 0)
+			return r;
+		opts->pod_dir = pod_dir;
+	}
+	if (a->bundle->netns_path) {
+		if ((r = network_open(&s->net, a->bundle->netns_path, err)) < 0)
+			return r;
+		for (int i = 0; i < s->net.n_ifs; i++) {
+			net_fds[i] = s->net.ifs[i].tap_fd;
+			net_macs[i] = s->net.ifs[i].mac;
+		}
+		opts->net_fds = net_fds;
+		opts->net_macs = net_macs;
+		opts->n_nets = s->net.n_ifs;
+		a->bundle->spec->network = s->net.spec;
+	}
+	if ((r = resources_vm_size(&a->g->cfg, a->bundle->spec->resources, a->bundle->cpuset_cpus,
+				   &opts->memory_mib, &opts->vcpus, err)) < 0)
+		return r;
+	r = sandbox_boot(&s->sb, &a->g->cfg, a->dir, opts, err);
+	/* QEMU has the taps now: they go when it does. */
+	for (int i = 0; i < s->net.n_ifs; i++) {
+		close(s->net.ifs[i].tap_fd);
+		s->net.ifs[i].tap_fd = -1;
+	}
+	opts->pod_dir = NULL;
+	opts->volumes_dir = NULL;
+	opts->net_fds = NULL;
+	opts->net_macs = NULL;
+	if (r < 0)
+		return error_wrap(err, "boot VM");
+	return start_guard(s, err);
+}
+
+int shim_setup(struct shim *s, struct error **err)
+{
+	struct shim_args *a = s->args;
+	struct sandbox_options opts = {.rootfs_dir = a->bundle->rootfs,
+				       .keep_dir_on_failure = true};
+	if (a->restore) {
+		opts.images_dirs = (const char *const *)a->restore->dirs;
+		opts.n_images_dirs = a->restore->n;
+	}
+	int r;
+
+	s->listen_fd = -1;
+	if ((r = setup_stdio(s, err)) < 0)
+		return r;
+	if (a->pod) {
+		if ((r = member_setup(s, err)) < 0)
+			return r;
+	} else if ((r = sandbox_setup(s, &opts, err)) < 0) {
+		return r;
+	}
+	s->sb.agent.on_event = shim_on_agent_event;
+	s->sb.agent.on_reply = shim_checkpoint_reply;
+	s->sb.agent.event_userdata = s;
+	if ((r = a->restore ? restore_container(s, err) : create_container(s, err)) < 0 ||
+	    (r = listen_control(s, err)) < 0)
+		return r;
+	/* A hold left by a checkpoint with --tcp-established ends once the
+	 * container runs again with its connections (network.h). */
+	if (s->net.sk)
+		network_release(&s->net, NULL);
+	s->st.status = a->restore ? STATUS_RUNNING : STATUS_CREATED;
+	return state_write(a->dir, &s->st, err);
+}

@@ -1,0 +1,86 @@
+/* The shim's state and the small helpers every part of it uses (shim-state.h). */
+#include "shim-state.h"
+#include "shim-state.h"
+#include "agent-client.h"
+#include "cleanup.h"
+#include "guard.h"
+#include "network.h"
+#include "paths.h"
+#include "resources.h"
+#include "pod.h"
+#include "sandbox.h"
+#include "state.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
+
+/* A reader that went away loses its output. */
+void shim_write_all(int fd, const void *buf, size_t len)
+{
+	if (fd >= 0)
+		(void)fd_write_all(fd, buf, len);
+}
+
+int shim_exit_code_of(int wait_status)
+{
+	if (WIFEXITED(wait_status))
+		return WEXITSTATUS(wait_status);
+	if (WIFSIGNALED(wait_status))
+		return 128 + WTERMSIG(wait_status);
+	return 255;
+}
+
+struct shim_exec *shim_find_exec(struct shim *s, const char *exec_id)
+{
+	for (int i = 0; i < SHIM_MAX_EXECS; i++)
+		if (s->execs[i].used && strcmp(s->execs[i].exec_id, exec_id) == 0)
+			return &s->execs[i];
+	return NULL;
+}
+
+void shim_close_exec(struct shim_exec *e)
+{
+	if (e->in >= 0)
+		close(e->in);
+	if (e->out >= 0)
+		close(e->out);
+	if (e->err >= 0)
+		close(e->err);
+	memset(e, 0, sizeof(*e));
+	e->in = e->out = e->err = e->client_fd = -1;
+}
+
+void shim_send_to_client(int fd, Cocoon__Response *resp)
+{
+	_cleanup_free_ uint8_t *buf = NULL;
+	size_t len;
+	if (fd >= 0 && proto_frame_response(resp, &buf, &len, NULL) == 0)
+		send(fd, buf, len, MSG_NOSIGNAL);
+}
+
+struct shim_client *shim_find_member(struct shim *s, const char *id)
+{
+	for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
+		if (s->clients[i].fd >= 0 && s->clients[i].member[0] &&
+		    strcmp(s->clients[i].member, id) == 0)
+			return &s->clients[i];
+	return NULL;
+}
+
+void shim_reply_error(int fd, uint64_t id, const struct error *e)
+{
+	Cocoon__Response resp = COCOON__RESPONSE__INIT;
+	resp.id = id;
+	resp.error = -(e ? e->code : EIO);
+	resp.message = e ? e->msg : (char *)"error";
+	shim_send_to_client(fd, &resp);
+}

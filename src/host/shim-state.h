@@ -1,0 +1,73 @@
+/* The shim's state (struct shim) and the helpers every shim*.c uses. Only
+ * the shim's own files include this. */
+#pragma once
+
+#include "agent-client.h"
+#include "guard.h"
+#include "network.h"
+#include "sandbox.h"
+#include "shim.h"
+#include "state.h"
+
+struct shim_client {
+	int fd;
+	struct frame_reader *reader;
+	int fds[3];
+	size_t nfds;
+	char member[65]; /* a pod member's shim: the id of its container */
+};
+
+struct shim_exec {
+	bool used;
+	char exec_id[65];
+	int in, out, err;
+	int client_fd; /* who waits for the exit, -1 if nobody */
+};
+
+struct shim {
+	struct shim_args *args;
+	struct sandbox sb;
+	struct container_state st;
+	struct sandbox_guard guard;
+	int listen_fd;
+	int sig_fd;
+	int in_fd, out_fd, err_fd; /* the container's stdio on the host */
+	bool stdin_open;
+	struct shim_client clients[SHIM_MAX_CLIENTS];
+	struct shim_exec execs[SHIM_MAX_EXECS];
+	struct network net; /* the engine's network, when the spec names one */
+	bool net_held;	    /* a checkpoint holds the container's traffic */
+	/* A checkpoint runs for seconds to minutes: the shim forwards it and
+	 * keeps serving (a `kill` in the middle of a dump must get through),
+	 * then hands the agent's reply to the client that asked. */
+	struct {
+		bool active;
+		uint64_t agent_id, client_req_id;
+		int client_fd; /* -1 once that client went away */
+		long long deadline_ms;
+	} ckpt;
+	bool agent_gone; /* the channel closed: no reply will come */
+	bool exited;
+	int exit_code;
+};
+
+/* A reader that went away loses its output. */
+void shim_write_all(int fd, const void *buf, size_t len);
+
+/* What the shim exits with for a wait status: the code, or 128+signal. */
+int shim_exit_code_of(int wait_status);
+
+/* The exec with this id, or NULL. */
+struct shim_exec *shim_find_exec(struct shim *s, const char *exec_id);
+
+/* Closes an exec's stdio and frees its slot. */
+void shim_close_exec(struct shim_exec *e);
+
+/* One response frame to a control client; errors ignored (it may be gone). */
+void shim_send_to_client(int fd, Cocoon__Response *resp);
+
+/* The connected shim of pod member ID, or NULL. */
+struct shim_client *shim_find_member(struct shim *s, const char *id);
+
+/* Answers request ID on FD with the error E. */
+void shim_reply_error(int fd, uint64_t id, const struct error *e);
