@@ -1,4 +1,8 @@
+/* Verifying a checkpoint's images before anything reads them: the
+ * manifest, each file's size and hash, the page maps, the chain of parents
+ * (images.h). Publishing is images-publish.c. */
 #include "images.h"
+#include "images-walk.h"
 #include "cleanup.h"
 #include "config.h"
 #include "paths.h"
@@ -16,555 +20,6 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <xxhash.h>
-
-#ifndef COCOON_VERSION
-#define COCOON_VERSION "unknown"
-#endif
-
-static bool plain_name(const char *n)
-{
-	size_t len = strlen(n);
-	if (len == 0 || len > 128 || n[0] == '.')
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		char c = n[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '-' || c == '_' || c == '.'))
-			return false;
-	}
-	return true;
-}
-
-/* ---- limits ------------------------------------------------------------------ */
-
-struct budget {
-	const struct images_limits *lim;
-	uint64_t bytes, files;
-	long long deadline;
-};
-
-void images_limits_from_config(const struct cocoon_config *cfg, struct images_limits *lim)
-{
-	lim->max_bytes = (uint64_t)cfg->checkpoint_max_bytes;
-	lim->max_files = (uint64_t)cfg->checkpoint_max_files;
-	lim->verify_ms = (uint64_t)cfg->verify_timeout_ms;
-}
-
-static void budget_init(struct budget *b, const struct images_limits *lim)
-{
-	*b = (struct budget){.lim = lim, .deadline = now_ms() + (long long)lim->verify_ms};
-}
-
-static int budget_file(struct budget *b, const char *name, uint64_t size, struct error **err)
-{
-	if (++b->files > b->lim->max_files)
-		return error_setx(err, E2BIG, "more than %llu files (limits.checkpoint_max_files)",
-				  (unsigned long long)b->lim->max_files);
-	if (size > b->lim->max_bytes - b->bytes)
-		return error_setx(
-			err, EFBIG,
-			"%s (%llu bytes) takes the images past %llu bytes (limits.checkpoint_max_bytes)",
-			name, (unsigned long long)size, (unsigned long long)b->lim->max_bytes);
-	b->bytes += size;
-	return 0;
-}
-
-static int budget_time(const struct budget *b, struct error **err)
-{
-	if (now_ms() <= b->deadline)
-		return 0;
-	return error_setx(err, ETIMEDOUT,
-			  "checking the images took longer than %llu ms (limits.verify_timeout_ms)",
-			  (unsigned long long)b->lim->verify_ms);
-}
-
-/* Hashes exactly the size fstat() gave: a file that grows meanwhile (a
- * guest still writing through an open handle) is refused. */
-static int hash_fd(int fd, const char *name, uint64_t size, const struct budget *b, uint64_t *hash,
-		   struct error **err)
-{
-	_cleanup_free_ char *buf = malloc(1 << 20);
-	XXH3_state_t *st = XXH3_createState();
-	uint64_t done = 0;
-	int r = 0;
-
-	if (!buf || !st) {
-		XXH3_freeState(st);
-		return error_set(err, ENOMEM, "hash %s", name);
-	}
-	XXH3_64bits_reset(st);
-	while (r == 0) {
-		ssize_t n = read(fd, buf, 1 << 20);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			r = error_set(err, errno, "read %s", name);
-		else if (n == 0)
-			break;
-		else if ((done += (uint64_t)n) > size)
-			r = error_setx(err, EFBIG, "%s grew while it was read", name);
-		else
-			XXH3_64bits_update(st, buf, (size_t)n);
-		if (r == 0)
-			r = budget_time(b, err);
-	}
-	if (r == 0 && done != size)
-		r = error_setx(err, EIO, "%s shrank while it was read", name);
-	*hash = XXH3_64bits_digest(st);
-	XXH3_freeState(st);
-	return r;
-}
-
-/* Walks a directory; calls fn for each regular file. Anything else (a
- * symlink, a FIFO, a device, a subdirectory, an odd name) is refused, but
- * for CRIU's "parent" link when allow_parent is set. */
-static int walk_files(int dirfd, bool allow_parent,
-		      int (*fn)(int dirfd, const char *name, void *ud), void *ud,
-		      struct error **err)
-{
-	_cleanup_closedir_ DIR *d = safefs_opendir(dirfd);
-	struct dirent *de;
-	int r = 0;
-
-	if (!d)
-		return error_set(err, errno, "open image directory");
-	while (r == 0 && (de = readdir(d))) {
-		struct stat st;
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		if (!plain_name(de->d_name))
-			return error_setx(err, EINVAL, "unexpected file name '%.40s'", de->d_name);
-		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			return error_set(err, errno, "%s", de->d_name);
-		if (allow_parent && S_ISLNK(st.st_mode) && strcmp(de->d_name, "parent") == 0)
-			continue;
-		if (!S_ISREG(st.st_mode))
-			return error_setx(err, EINVAL, "%s is not a regular file", de->d_name);
-		r = fn(dirfd, de->d_name, ud);
-	}
-	return r;
-}
-
-/* ---- publishing ---------------------------------------------------------------- */
-
-struct seal_ctx {
-	struct budget b;
-	json_object *files;
-	struct error **err;
-};
-
-/* One file of a dump: ours from now on, or refused. */
-static int seal_file(int dirfd, const char *name, void *ud)
-{
-	struct seal_ctx *m = ud;
-	struct stat st;
-	uint64_t hash;
-	char hex[17];
-
-	_cleanup_close_ int fd = safefs_open_regular(dirfd, name, UINT64_MAX, &st, m->err);
-	if (fd < 0)
-		return fd;
-	if (st.st_nlink != 1)
-		return error_setx(m->err, EMLINK, "%s has %ju links; refused", name,
-				  (uintmax_t)st.st_nlink);
-	int r = budget_file(&m->b, name, (uint64_t)st.st_size, m->err);
-	if (r < 0)
-		return r;
-	/* The guest chose the owner and mode (9p passthrough): the host's
-	 * user and 0600 replace them, setuid bits included. */
-	if ((st.st_uid != geteuid() || st.st_gid != getegid()) &&
-	    fchown(fd, geteuid(), getegid()) < 0)
-		return error_set(m->err, errno, "chown %s", name);
-	if (fchmod(fd, 0600) < 0)
-		return error_set(m->err, errno, "chmod %s", name);
-	if ((r = hash_fd(fd, name, (uint64_t)st.st_size, &m->b, &hash, m->err)) < 0)
-		return r;
-	snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)hash);
-	json_object *f = json_object_new_object();
-	json_object_object_add(f, "size", json_object_new_uint64((uint64_t)st.st_size));
-	json_object_object_add(f, "xxh3", json_object_new_string(hex));
-	json_object_object_add(m->files, name, f);
-	return 0;
-}
-
-static int write_manifest(int dirfd, const struct images_info *info, struct seal_ctx *m,
-			  struct error **err)
-{
-	json_object *o = json_object_new_object();
-	json_object_object_add(o, "format", json_object_new_int(IMAGES_FORMAT));
-	json_object_object_add(o, "runtime", json_object_new_string("cocoon"));
-	json_object_object_add(o, "version", json_object_new_string(COCOON_VERSION));
-	json_object_object_add(o, "container", json_object_new_string(info->container_id));
-	json_object_object_add(o, "checkpoint", json_object_new_string(info->checkpoint_id));
-	json_object_object_add(
-		o, "guest_kernel",
-		json_object_new_string(info->guest_kernel ? info->guest_kernel : ""));
-	json_object_object_add(
-		o, "criu", json_object_new_string(info->criu_version ? info->criu_version : ""));
-	json_object_object_add(o, "bytes", json_object_new_uint64(m->b.bytes));
-	json_object_object_add(o, "files", json_object_get(m->files));
-	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
-	int r = safefs_write(dirfd, IMAGES_META, text, strlen(text), 0600, err);
-	json_object_put(o);
-	return r;
-}
-
-/* CRIU linked the dump to its parent by the guest's name for it; on the
- * host the parent is the pre-dump the user named, beside dest (runc's
- * ../NAME layout). */
-static int link_parent(int dirfd, const char *parent_path, const char *dest, struct error **err)
-{
-	char parent_abs[PATH_MAX], dest_abs[PATH_MAX];
-	_cleanup_free_ char *dest_dir = path_beside(dest, "."), *link = NULL;
-
-	if (!parent_path)
-		return 0;
-	if (!realpath(parent_path, parent_abs) || !dest_dir || !realpath(dest_dir, dest_abs))
-		return error_set(err, errno ? errno : ENOMEM, "parent %s", parent_path);
-	char *slash = strrchr(parent_abs, '/');
-	*slash = 0;
-	if (strcmp(*parent_abs ? parent_abs : "/", dest_abs) != 0)
-		return error_setx(
-			err, EINVAL,
-			"--parent-path %s must be next to the image path %s (runc's ../NAME layout)",
-			parent_path, dest);
-	if (asprintf(&link, "../%s", slash + 1) < 0 || symlinkat(link, dirfd, "parent") < 0)
-		return error_set(err, errno ? errno : ENOMEM, "parent link");
-	return 0;
-}
-
-/* The images in tmpfd become the host's: sealed, listed, linked. */
-static int seal_images(int tmpfd, const char *dest, const struct images_info *info,
-		       const struct images_limits *lim, struct error **err)
-{
-	struct seal_ctx m = {.files = json_object_new_object(), .err = err};
-	budget_init(&m.b, lim);
-	unlinkat(tmpfd, "parent", 0); /* CRIU's link; a directory so named is refused below */
-	int r = walk_files(tmpfd, false, seal_file, &m, err);
-	if (r < 0)
-		error_wrap(err, "images from the guest rejected");
-	if (r == 0)
-		r = write_manifest(tmpfd, info, &m, err);
-	json_object_put(m.files);
-	if (r == 0)
-		r = link_parent(tmpfd, info->parent_path, dest, err);
-	if (r == 0 && (fchmod(tmpfd, 0700) < 0 || fsync(tmpfd) < 0))
-		r = error_set(err, errno, "%s", dest);
-	return r;
-}
-
-struct copy_ctx {
-	struct budget b;
-	int to;
-	struct error **err;
-};
-
-static int copy_one(int dirfd, const char *name, void *ud)
-{
-	struct copy_ctx *c = ud;
-	struct stat st;
-	_cleanup_close_ int in = safefs_open_regular(dirfd, name, UINT64_MAX, &st, c->err);
-	if (in < 0)
-		return in;
-	int r = budget_file(&c->b, name, (uint64_t)st.st_size, c->err);
-	return r < 0 ? r : safefs_copy_fd(in, c->to, name, (uint64_t)st.st_size, 0600, c->err);
-}
-
-/* Another filesystem, or a share whose server keeps handles on the guest's
- * files (virtiofs): new host files, copied by fd. */
-static int copy_images(int srcfd, int parentfd, const char *tmpname,
-		       const struct images_limits *lim, struct error **err)
-{
-	if (mkdirat(parentfd, tmpname, 0700) < 0)
-		return error_set(err, errno, "create %s", tmpname);
-	struct copy_ctx c = {.err = err};
-	budget_init(&c.b, lim);
-	c.to = openat(parentfd, tmpname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (c.to < 0)
-		return error_set(err, errno, "open %s", tmpname);
-	int r = walk_files(srcfd, true, copy_one, &c, err);
-	close(c.to);
-	return r < 0 ? error_wrap(err, "images from the guest rejected") : 0;
-}
-
-/* Same filesystem: the guest's directory is renamed out of its reach, then
- * it must still be the one that was opened (not a swapped-in symlink).
- * -EXDEV, without a message, when it has to be copied instead. */
-static int move_images(int ckfd, const char *ckid, int srcfd, int parentfd, const char *tmpname,
-		       struct error **err)
-{
-	struct stat a, b;
-	if (renameat(ckfd, ckid, parentfd, tmpname) < 0)
-		return errno == EXDEV ? -EXDEV
-				      : error_set(err, errno,
-						  "move the images out of the shared directory");
-	_cleanup_close_ int fd =
-		openat(parentfd, tmpname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &a) < 0 || fstat(srcfd, &b) < 0 || a.st_ino != b.st_ino ||
-	    a.st_dev != b.st_dev)
-		return error_setx(err, EINVAL,
-				  "the image directory was swapped while it was published");
-	return 0;
-}
-
-static int open_ckdir(const char *state_dir, struct error **err)
-{
-	_cleanup_free_ char *shared = NULL;
-	if (asprintf(&shared, "%s/shared", state_dir) < 0)
-		return error_set(err, ENOMEM, "shared");
-	_cleanup_close_ int sfd = open(shared, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (sfd < 0)
-		return error_set(err, errno, "open %s", shared);
-	int fd = safefs_open(sfd, IMAGES_SHARED_SUBDIR, O_RDONLY | O_DIRECTORY, 0);
-	return fd < 0 ? error_set(err, -fd, "%s/" IMAGES_SHARED_SUBDIR, shared) : fd;
-}
-
-/* dest must be absent or an empty directory (removed here), below a
- * directory the user chose. */
-static int open_dest_parent(const char *dest, struct error **err)
-{
-	_cleanup_free_ char *parent = path_beside(dest, ".");
-	if (!parent)
-		return error_set(err, ENOMEM, "%s", dest);
-	if (rmdir(dest) < 0 && errno != ENOENT) {
-		if (errno == ENOTEMPTY || errno == EEXIST)
-			return error_setx(err, ENOTEMPTY, "%s is not empty", dest);
-		return error_set(err, errno, "%s", dest);
-	}
-	int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	return fd < 0 ? error_set(err, errno, "%s", parent) : fd;
-}
-
-static int publish_at(int ckfd, const char *ckid, const char *dest, const struct images_info *info,
-		      const struct images_limits *lim, bool copy, struct error **err)
-{
-	const char *base = strrchr(dest, '/') ? strrchr(dest, '/') + 1 : dest;
-	char tmpname[300];
-	_cleanup_close_ int srcfd = safefs_open(ckfd, ckid, O_RDONLY | O_DIRECTORY, 0);
-	if (srcfd < 0)
-		return error_set(err, -srcfd, "images from the guest (" IMAGES_SHARED_SUBDIR "/%s)",
-				 ckid);
-	if (!plain_name(base))
-		return error_setx(err, EINVAL,
-				  "image path %s: the last component must be a plain name", dest);
-	_cleanup_close_ int parentfd = open_dest_parent(dest, err);
-	if (parentfd < 0)
-		return parentfd;
-	snprintf(tmpname, sizeof(tmpname), ".%s.tmp-%d", base, getpid());
-	int r = copy ? -EXDEV : move_images(ckfd, ckid, srcfd, parentfd, tmpname, err);
-	if (r == -EXDEV)
-		r = copy_images(srcfd, parentfd, tmpname, lim, err);
-	_cleanup_close_ int tmpfd =
-		r < 0 ? -1
-		      : openat(parentfd, tmpname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (r == 0 && tmpfd < 0)
-		r = error_set(err, errno, "open %s", tmpname);
-	if (r == 0)
-		r = seal_images(tmpfd, dest, info, lim, err);
-	if (r == 0 && renameat2(parentfd, tmpname, parentfd, base, RENAME_NOREPLACE) < 0)
-		r = error_set(err, errno, "publish %s", dest);
-	if (r < 0)
-		safefs_remove(parentfd, tmpname, NULL);
-	return r;
-}
-
-int images_publish(const char *state_dir, const char *ckid, const char *dest,
-		   const struct images_info *info, const struct images_limits *lim, bool copy,
-		   struct error **err)
-{
-	_cleanup_close_ int ckfd = open_ckdir(state_dir, err);
-	if (ckfd < 0)
-		return ckfd;
-	int r = publish_at(ckfd, ckid, dest, info, lim, copy, err);
-	safefs_remove(ckfd, ckid, NULL);
-	return r;
-}
-
-/* setns(2) into a mount namespace resets the root and the working
- * directory: both come back with ours. */
-struct ns_visit {
-	int own, cwd, root;
-};
-
-static int ns_enter(int nsfd, struct ns_visit *v)
-{
-	*v = (struct ns_visit){.own = -1, .cwd = -1, .root = -1};
-	if (nsfd < 0)
-		return 0;
-	v->own = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
-	v->cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	v->root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (v->own < 0 || v->cwd < 0 || v->root < 0 || setns(nsfd, CLONE_NEWNS) < 0) {
-		int saved = errno;
-		closep(&v->own);
-		closep(&v->cwd);
-		closep(&v->root);
-		return -saved;
-	}
-	return 1;
-}
-
-static void ns_leave(struct ns_visit *v)
-{
-	if (v->own < 0)
-		return;
-	/* Back into our namespace; failing that, nothing here is safe. */
-	if (setns(v->own, CLONE_NEWNS) < 0 || fchdir(v->root) < 0 || chroot(".") < 0 ||
-	    fchdir(v->cwd) < 0)
-		abort();
-	closep(&v->own);
-	closep(&v->cwd);
-	closep(&v->root);
-}
-
-/* In the namespace entered: the staging mount point, by the same path as
- * in ours, accepted only if it is the very directory made there (device
- * and inode), so nothing the guest could have changed is followed. */
-static int ns_mount_point(const char *state_dir, const char *ckid, const struct stat *want)
-{
-	_cleanup_free_ char *path = NULL;
-	struct stat got;
-	if (asprintf(&path, "%s/shared", state_dir) < 0)
-		return -ENOMEM;
-	_cleanup_close_ int sfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	_cleanup_close_ int ckfd =
-		sfd < 0 ? -1 : safefs_open(sfd, IMAGES_SHARED_SUBDIR, O_RDONLY | O_DIRECTORY, 0);
-	int mp = ckfd < 0 ? -1 : openat(ckfd, ckid, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (mp >= 0 &&
-	    (fstat(mp, &got) < 0 || got.st_dev != want->st_dev || got.st_ino != want->st_ino)) {
-		close(mp);
-		return -ESTALE;
-	}
-	return mp < 0 ? -ENOENT : mp;
-}
-
-int images_stage_beside(const char *state_dir, const char *ckid, const char *dest, int mnt_ns,
-			struct images_stage *st, struct error **err)
-{
-	const char *base = strrchr(dest, '/') ? strrchr(dest, '/') + 1 : dest;
-	struct stat sd, dd, mps;
-	*st = (struct images_stage){.parentfd = -1, .mnt_fd = -1, .nsfd = -1};
-	_cleanup_free_ char *shared = NULL;
-	if (!plain_name(base) || asprintf(&shared, "%s/shared", state_dir) < 0)
-		return 0;
-	_cleanup_close_ int sfd = open(shared, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	_cleanup_close_ int parentfd = open_dest_parent(dest, err);
-	if (parentfd < 0)
-		return parentfd;
-	if (sfd < 0 || fstat(sfd, &sd) < 0 || fstat(parentfd, &dd) < 0 || sd.st_dev == dd.st_dev)
-		return 0; /* the same filesystem: a rename publishes anyway */
-	mkdirat(sfd, IMAGES_SHARED_SUBDIR, 0700);
-	_cleanup_close_ int ckfd =
-		safefs_open(sfd, IMAGES_SHARED_SUBDIR, O_RDONLY | O_DIRECTORY, 0);
-	if (ckfd < 0 || mkdirat(ckfd, ckid, 0700) < 0)
-		return 0;
-	/* The mount point is reached by fd and never by a path the guest could
-	 * have swapped for a symlink. */
-	_cleanup_close_ int mp = openat(ckfd, ckid, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	snprintf(st->tmpname, sizeof(st->tmpname), ".%s.tmp-%d", base, getpid());
-	if (mp < 0 || mkdirat(parentfd, st->tmpname, 0700) < 0)
-		return 0;
-	int tree = (int)open_tree(parentfd, st->tmpname,
-				  OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
-	int target = mp, moved = -1, nsdup = -1;
-	struct ns_visit v;
-	if (tree >= 0 && fstat(mp, &mps) == 0 &&
-	    (mnt_ns < 0 || (nsdup = fcntl(mnt_ns, F_DUPFD_CLOEXEC, 3)) >= 0) &&
-	    ns_enter(nsdup, &v) >= 0) {
-		/* A detached mount attaches in the namespace we are in. */
-		if (nsdup >= 0)
-			target = ns_mount_point(state_dir, ckid, &mps);
-		if (target >= 0)
-			moved = move_mount(tree, "", target, "",
-					   MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
-		if (target >= 0 && target != mp)
-			close(target);
-		ns_leave(&v);
-	}
-	if (moved < 0) {
-		if (tree >= 0)
-			close(tree);
-		if (nsdup >= 0)
-			close(nsdup);
-		unlinkat(parentfd, st->tmpname, AT_REMOVEDIR);
-		unlinkat(ckfd, ckid, AT_REMOVEDIR);
-		return 0; /* no mount rights here: staged in the shared directory */
-	}
-	st->mnt_fd = tree;
-	st->nsfd = nsdup;
-	st->parentfd = TAKE_FD(parentfd);
-	return 1;
-}
-
-void images_stage_unmount(struct images_stage *st)
-{
-	char path[64];
-	if (st->mnt_fd < 0)
-		return;
-	/* The fd is the mount's root: through /proc it names the mount itself,
-	 * which only the namespace it is in can take away. */
-	struct ns_visit v;
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", st->mnt_fd);
-	if (ns_enter(st->nsfd, &v) >= 0) {
-		umount2(path, MNT_DETACH);
-		ns_leave(&v);
-	}
-	close(st->mnt_fd);
-	st->mnt_fd = -1;
-	closep(&st->nsfd);
-}
-
-int images_publish_staged(struct images_stage *st, const char *dest, const struct images_info *info,
-			  const struct images_limits *lim, struct error **err)
-{
-	const char *base = strrchr(dest, '/') ? strrchr(dest, '/') + 1 : dest;
-	images_stage_unmount(st);
-	_cleanup_close_ int tmpfd =
-		openat(st->parentfd, st->tmpname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	int r = tmpfd < 0 ? error_set(err, errno, "open %s", st->tmpname)
-			  : seal_images(tmpfd, dest, info, lim, err);
-	if (r == 0 &&
-	    renameat2(st->parentfd, st->tmpname, st->parentfd, base, RENAME_NOREPLACE) < 0)
-		r = error_set(err, errno, "publish %s", dest);
-	if (r < 0)
-		images_stage_discard(st);
-	closep(&st->parentfd);
-	return r;
-}
-
-void images_stage_discard(struct images_stage *st)
-{
-	images_stage_unmount(st);
-	if (st->parentfd >= 0)
-		safefs_remove(st->parentfd, st->tmpname, NULL);
-	closep(&st->parentfd);
-}
-
-void images_discard(const char *state_dir, const char *ckid)
-{
-	char log[128];
-	_cleanup_close_ int ckfd = open_ckdir(state_dir, NULL);
-	if (ckfd < 0)
-		return;
-	snprintf(log, sizeof(log), "%s." COCOON_DUMP_LOG, ckid);
-	safefs_remove(ckfd, ckid, NULL);
-	safefs_remove(ckfd, log, NULL);
-}
-
-int images_keep_dump_log(const char *state_dir, const char *ckid, const char *keep)
-{
-	_cleanup_close_ int ckfd = open_ckdir(state_dir, NULL);
-	_cleanup_free_ char *text = NULL;
-	char log[128];
-	size_t len;
-
-	snprintf(log, sizeof(log), "%s." COCOON_DUMP_LOG, ckid);
-	if (ckfd < 0 || safefs_read(ckfd, log, IMAGES_MAX_LOG, &text, &len, NULL) < 0)
-		return -ENOENT;
-	return write_file_atomic(keep, text, len, 0600, NULL);
-}
-
-/* ---- verifying ------------------------------------------------------------------- */
 
 /* CRIU's pagemap image (criu/images/pagemap.proto): two magics, then
  * u32-sized entries; the first is pagemap_head { pages_id = 1 }, the rest
@@ -706,7 +161,7 @@ static int meta_file(json_object *entry, const char *name, struct images_meta *m
 {
 	json_object *jsize = field(entry, "size", json_type_int),
 		    *jhash = field(entry, "xxh3", json_type_string);
-	if (!plain_name(name) || !jsize || !jhash || json_object_get_int64(jsize) < 0 ||
+	if (!images_plain_name(name) || !jsize || !jhash || json_object_get_int64(jsize) < 0 ||
 	    !is_hex16(json_object_get_string(jhash)))
 		return error_setx(err, EINVAL, "bad entry for '%.40s'", name);
 	struct images_meta_file *f = &m->files[m->n_files];
@@ -782,7 +237,7 @@ int images_meta_parse(const char *text, size_t len, const struct images_limits *
 	return r;
 }
 
-static int verify_file(int dirfd, const struct images_meta_file *f, const struct budget *b,
+static int verify_file(int dirfd, const struct images_meta_file *f, const struct images_budget *b,
 		       struct error **err)
 {
 	struct stat st;
@@ -795,7 +250,7 @@ static int verify_file(int dirfd, const struct images_meta_file *f, const struct
 		return error_setx(err, EINVAL, "%s is %llu bytes, expected %llu (truncated?)",
 				  f->name, (unsigned long long)st.st_size,
 				  (unsigned long long)f->size);
-	int r = hash_fd(fd, f->name, f->size, b, &hash, err);
+	int r = images_hash_fd(fd, f->name, f->size, b, &hash, err);
 	if (r < 0)
 		return r;
 	snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)hash);
@@ -818,7 +273,7 @@ static int check_size(int dirfd, const struct images_meta_file *f, struct error 
 	return 0;
 }
 
-static int images_verify_one(const char *dir, bool need_tree, const struct budget *b,
+static int images_verify_one(const char *dir, bool need_tree, const struct images_budget *b,
 			     struct error **err)
 {
 	_cleanup_close_ int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
@@ -849,7 +304,7 @@ static int images_verify_one(const char *dir, bool need_tree, const struct budge
 	for (size_t i = 0; i < m.n_files && r == 0; i++)
 		if ((r = check_size(dirfd, &m.files[i], err)) < 0)
 			error_wrap(err, "%s", dir);
-	if (r == 0 && (r = walk_files(dirfd, true, check_pages, err, err)) < 0)
+	if (r == 0 && (r = images_walk_files(dirfd, true, check_pages, err, err)) < 0)
 		error_wrap(err, "%s", dir);
 	for (size_t i = 0; i < m.n_files && r == 0; i++)
 		if ((r = verify_file(dirfd, &m.files[i], b, err)) < 0)
@@ -893,8 +348,8 @@ int images_verify(const char *dir, const struct images_limits *lim, struct image
 		  struct error **err)
 {
 	char cur[PATH_MAX];
-	struct budget b;
-	budget_init(&b, lim);
+	struct images_budget b;
+	images_budget_init(&b, lim);
 	snprintf(cur, sizeof(cur), "%s", dir);
 	chain->n = 0;
 	for (;;) {
@@ -914,7 +369,7 @@ int images_verify(const char *dir, const struct images_limits *lim, struct image
 		if (n < 0)
 			return 0;
 		target[n] = 0;
-		if (strncmp(target, "../", 3) != 0 || !plain_name(target + 3))
+		if (strncmp(target, "../", 3) != 0 || !images_plain_name(target + 3))
 			return error_setx(err, EINVAL, "%s: parent link points at '%.60s'", cur,
 					  target);
 		char *slash = strrchr(cur, '/');
