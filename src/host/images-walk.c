@@ -69,8 +69,8 @@ static int images_budget_time(const struct images_budget *b, struct error **err)
 
 /* Hashes exactly the size fstat() gave: a file that grows meanwhile (a
  * guest still writing through an open handle) is refused. */
-int images_hash_fd(int fd, const char *name, uint64_t size, const struct images_budget *b, uint64_t *hash,
-		   struct error **err)
+int images_hash_fd(int fd, const char *name, uint64_t size, const struct images_budget *b,
+		   uint64_t *hash, struct error **err)
 {
 	_cleanup_free_ char *buf = malloc(1 << 20);
 	XXH3_state_t *st = XXH3_createState();

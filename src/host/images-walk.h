@@ -23,12 +23,13 @@ bool images_plain_name(const char *n);
 void images_budget_init(struct images_budget *b, const struct images_limits *lim);
 
 /* Counts one more file of SIZE bytes; 0, or -EFBIG naming NAME past a limit. */
-int images_budget_file(struct images_budget *b, const char *name, uint64_t size, struct error **err);
+int images_budget_file(struct images_budget *b, const char *name, uint64_t size,
+		       struct error **err);
 
 /* Hashes exactly the size fstat() gave: a file that grows meanwhile (a
  * guest still writing through an open handle) is refused. */
-int images_hash_fd(int fd, const char *name, uint64_t size, const struct images_budget *b, uint64_t *hash,
-		   struct error **err);
+int images_hash_fd(int fd, const char *name, uint64_t size, const struct images_budget *b,
+		   uint64_t *hash, struct error **err);
 
 /* Walks a directory; calls fn for each regular file. Anything else (a
  * symlink, a FIFO, a device, a subdirectory, an odd name) is refused, but

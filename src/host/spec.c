@@ -1,4 +1,7 @@
 #include "spec.h"
+#include "spec-confine.h"
+#include "spec-json.h"
+#include "spec-process.h"
 #include "cleanup.h"
 #include "log.h"
 #include "paths.h"
@@ -8,283 +11,6 @@
 #include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
-
-/* json-c objects are freed through the root. */
-static void json_putp(json_object **o)
-{
-	if (*o)
-		json_object_put(*o);
-}
-#define _cleanup_json_ __attribute__((cleanup(json_putp)))
-
-void spec_warn(struct oci_bundle *b, const char *fmt, ...)
-{
-	va_list ap;
-	char *msg = NULL;
-	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
-	va_end(ap);
-	char **grown = msg ? realloc(b->warnings, (b->n_warnings + 1) * sizeof(char *)) : NULL;
-	if (!grown) {
-		free(msg);
-		return;
-	}
-	b->warnings = grown;
-	b->warnings[b->n_warnings++] = msg;
-}
-
-static json_object *member(json_object *o, const char *key)
-{
-	json_object *v = NULL;
-	return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
-}
-
-static int want_type(json_object *v, json_type t, const char *field, struct error **err)
-{
-	if (v && !json_object_is_type(v, t))
-		return error_setx(err, EINVAL, "config.json: %s: expected %s", field,
-				  json_type_to_name(t));
-	return 0;
-}
-
-static int get_string(json_object *o, const char *key, const char *field, bool required, char **out,
-		      struct error **err)
-{
-	json_object *v = member(o, key);
-	*out = NULL;
-	if (!v) {
-		if (required)
-			return error_setx(err, EINVAL, "config.json: %s is required", field);
-		return 0;
-	}
-	int r = want_type(v, json_type_string, field, err);
-	if (r < 0)
-		return r;
-	*out = strdup(json_object_get_string(v));
-	return *out ? 0 : error_set(err, ENOMEM, "config.json");
-}
-
-static int get_string_array(json_object *o, const char *key, const char *field, char ***out,
-			    size_t *n, struct error **err)
-{
-	json_object *v = member(o, key);
-	*out = NULL;
-	*n = 0;
-	if (!v)
-		return 0;
-	int r = want_type(v, json_type_array, field, err);
-	if (r < 0)
-		return r;
-	size_t len = json_object_array_length(v);
-	if (len > SPEC_MAX_STRINGS)
-		return error_setx(err, E2BIG, "config.json: %s has %zu entries; the limit is %d",
-				  field, len, SPEC_MAX_STRINGS);
-	*out = calloc(len + 1, sizeof(char *));
-	if (!*out)
-		return error_set(err, ENOMEM, "config.json");
-	for (size_t i = 0; i < len; i++) {
-		json_object *e = json_object_array_get_idx(v, i);
-		if (!json_object_is_type(e, json_type_string))
-			return error_setx(err, EINVAL, "config.json: %s[%zu]: expected string",
-					  field, i);
-		(*out)[i] = strdup(json_object_get_string(e));
-		*n = i + 1;
-	}
-	return 0;
-}
-
-static int get_uint(json_object *o, const char *key, const char *field, uint64_t max, uint64_t *out,
-		    struct error **err)
-{
-	json_object *v = member(o, key);
-	if (!v)
-		return 0;
-	if (!json_object_is_type(v, json_type_int))
-		return error_setx(err, EINVAL, "config.json: %s: expected an integer", field);
-	int64_t n = json_object_get_int64(v);
-	if (n < 0 || (uint64_t)n > max)
-		return error_setx(err, ERANGE, "config.json: %s: %lld is out of range", field,
-				  (long long)n);
-	*out = (uint64_t)n;
-	return 0;
-}
-
-static int get_bool(json_object *o, const char *key, const char *field, protobuf_c_boolean *out,
-		    struct error **err)
-{
-	json_object *v = member(o, key);
-	if (!v)
-		return 0;
-	if (!json_object_is_type(v, json_type_boolean))
-		return error_setx(err, EINVAL, "config.json: %s: expected a boolean", field);
-	*out = json_object_get_boolean(v);
-	return 0;
-}
-
-/* A string field that parsing never reached still holds protobuf-c's
- * static empty string: found by fuzz-spec (a mount with a bad destination
- * crashed spec_free). */
-static void free_pb_string(char *s)
-{
-	if (s != protobuf_c_empty_string)
-		free(s);
-}
-
-void spec_process_free(Cocoon__ProcessSpec *p)
-{
-	if (!p)
-		return;
-	for (size_t i = 0; i < p->n_args; i++)
-		free(p->args[i]);
-	free(p->args);
-	for (size_t i = 0; i < p->n_env; i++)
-		free(p->env[i]);
-	free(p->env);
-	free_pb_string(p->cwd);
-	free(p->additional_gids);
-	for (size_t i = 0; i < p->n_rlimits; i++) {
-		free_pb_string(p->rlimits[i]->type);
-		free(p->rlimits[i]);
-	}
-	free(p->rlimits);
-	free(p->capabilities);
-	free(p);
-}
-
-static int parse_rlimits(json_object *proc, Cocoon__ProcessSpec *p, struct error **err)
-{
-	json_object *v = member(proc, "rlimits");
-	int r = want_type(v, json_type_array, "process.rlimits", err);
-	if (r < 0 || !v)
-		return r;
-	size_t len = json_object_array_length(v);
-	if (len > 32)
-		return error_setx(err, E2BIG, "config.json: process.rlimits: too many entries");
-	p->rlimits = calloc(len ? len : 1, sizeof(*p->rlimits));
-	if (!p->rlimits)
-		return error_set(err, ENOMEM, "config.json");
-	for (size_t i = 0; i < len; i++) {
-		json_object *e = json_object_array_get_idx(v, i);
-		char field[64];
-		Cocoon__Rlimit *rl = calloc(1, sizeof(*rl));
-		if (!rl)
-			return error_set(err, ENOMEM, "config.json");
-		cocoon__rlimit__init(rl);
-		p->rlimits[p->n_rlimits++] = rl;
-		snprintf(field, sizeof(field), "process.rlimits[%zu].type", i);
-		if ((r = get_string(e, "type", field, true, &rl->type, err)) < 0)
-			return r;
-		if (strncmp(rl->type, "RLIMIT_", 7) != 0)
-			return error_setx(err, EINVAL, "config.json: %s: unknown limit %s", field,
-					  rl->type);
-		snprintf(field, sizeof(field), "process.rlimits[%zu].hard", i);
-		if ((r = get_uint(e, "hard", field, UINT64_MAX, &rl->hard, err)) < 0)
-			return r;
-		snprintf(field, sizeof(field), "process.rlimits[%zu].soft", i);
-		if ((r = get_uint(e, "soft", field, UINT64_MAX, &rl->soft, err)) < 0)
-			return r;
-	}
-	return 0;
-}
-
-static int parse_process(json_object *proc, Cocoon__ProcessSpec **out, struct oci_bundle *b,
-			 struct error **err)
-{
-	Cocoon__ProcessSpec *p = calloc(1, sizeof(*p));
-	uint64_t v;
-	int r;
-
-	if (!p)
-		return error_set(err, ENOMEM, "config.json");
-	cocoon__process_spec__init(p);
-	*out = p;
-	if ((r = want_type(proc, json_type_object, "process", err)) < 0)
-		return r;
-	if ((r = get_string_array(proc, "args", "process.args", &p->args, &p->n_args, err)) < 0)
-		return r;
-	if (p->n_args == 0 || !*p->args[0])
-		return error_setx(err, EINVAL, "config.json: process.args must not be empty");
-	if ((r = get_string_array(proc, "env", "process.env", &p->env, &p->n_env, err)) < 0)
-		return r;
-	for (size_t i = 0; i < p->n_env; i++)
-		if (!strchr(p->env[i], '='))
-			return error_setx(err, EINVAL,
-					  "config.json: process.env[%zu]: '%s' is not NAME=VALUE",
-					  i, p->env[i]);
-	if ((r = get_string(proc, "cwd", "process.cwd", false, &p->cwd, err)) < 0)
-		return r;
-	if (!p->cwd)
-		p->cwd = strdup("/");
-	if (p->cwd[0] != '/')
-		return error_setx(err, EINVAL, "config.json: process.cwd '%s' must be absolute",
-				  p->cwd);
-	json_object *user = member(proc, "user");
-	if ((r = want_type(user, json_type_object, "process.user", err)) < 0)
-		return r;
-	v = 0;
-	if ((r = get_uint(user, "uid", "process.user.uid", UINT32_MAX - 1, &v, err)) < 0)
-		return r;
-	p->uid = (uint32_t)v;
-	v = 0;
-	if ((r = get_uint(user, "gid", "process.user.gid", UINT32_MAX - 1, &v, err)) < 0)
-		return r;
-	p->gid = (uint32_t)v;
-	json_object *gids = member(user, "additionalGids");
-	if ((r = want_type(gids, json_type_array, "process.user.additionalGids", err)) < 0)
-		return r;
-	size_t ng = gids ? json_object_array_length(gids) : 0;
-	if (ng > 64)
-		return error_setx(err, E2BIG,
-				  "config.json: process.user.additionalGids: at most 64");
-	p->additional_gids = calloc(ng ? ng : 1, sizeof(uint32_t));
-	for (size_t i = 0; i < ng && p->additional_gids; i++) {
-		json_object *g = json_object_array_get_idx(gids, i);
-		if (!json_object_is_type(g, json_type_int) || json_object_get_int64(g) < 0)
-			return error_setx(
-				err, EINVAL,
-				"config.json: process.user.additionalGids[%zu]: expected a gid", i);
-		p->additional_gids[p->n_additional_gids++] = (uint32_t)json_object_get_int64(g);
-	}
-	if (member(user, "username"))
-		spec_warn(b, "process.user.username is not supported (Windows only); ignored");
-	if ((r = get_bool(proc, "terminal", "process.terminal", &p->terminal, err)) < 0)
-		return r;
-	if ((r = get_bool(proc, "noNewPrivileges", "process.noNewPrivileges", &p->no_new_privileges,
-			  err)) < 0)
-		return r;
-	if ((r = parse_rlimits(proc, p, err)) < 0)
-		return r;
-	if ((r = spec_parse_capabilities(proc, p, b, err)) < 0)
-		return r;
-	/* Not applied inside the VM. */
-	static const char *const unapplied[] = {"apparmorProfile", "selinuxLabel", "oomScoreAdj",
-						"ioPriority", "scheduler"};
-	for (size_t i = 0; i < ARRAY_SIZE(unapplied); i++)
-		if (member(proc, unapplied[i]))
-			spec_warn(b, "process.%s is not applied inside the VM; ignored",
-				  unapplied[i]);
-	return 0;
-}
-
-int spec_parse_process_file(const char *path, Cocoon__ProcessSpec **out, struct error **err)
-{
-	_cleanup_free_ char *text = NULL;
-	struct oci_bundle dummy = {0};
-	int r = read_file_bounded(path, SPEC_MAX_BYTES, &text, NULL, err);
-	if (r < 0)
-		return r;
-	_cleanup_json_ json_object *root = json_tokener_parse(text);
-	if (!root)
-		return error_setx(err, EINVAL, "%s: not valid JSON", path);
-	r = parse_process(root, out, &dummy, err);
-	for (size_t i = 0; i < dummy.n_warnings; i++) {
-		log_warning("%s: %s", path, dummy.warnings[i]);
-		free(dummy.warnings[i]);
-	}
-	free(dummy.warnings);
-	return r;
-}
 
 static const char *const supported_fs[] = {"proc",   "sysfs",	"tmpfs", "devpts", "mqueue",
 					   "cgroup", "cgroup2", "bind",	 NULL};
@@ -300,20 +26,21 @@ static int parse_mount(json_object *m, size_t i, struct oci_bundle *b, Cocoon__M
 	cocoon__mount__init(mnt);
 	*out = mnt;
 	snprintf(field, sizeof(field), "mounts[%zu].destination", i);
-	if ((r = get_string(m, "destination", field, true, &mnt->destination, err)) < 0)
+	if ((r = spec_json_string(m, "destination", field, true, &mnt->destination, err)) < 0)
 		return r;
 	if (mnt->destination[0] != '/' || strstr(mnt->destination, ".."))
 		return error_setx(err, EINVAL,
 				  "config.json: %s '%s' must be absolute, without '..'", field,
 				  mnt->destination);
 	snprintf(field, sizeof(field), "mounts[%zu].type", i);
-	if ((r = get_string(m, "type", field, false, &mnt->type, err)) < 0)
+	if ((r = spec_json_string(m, "type", field, false, &mnt->type, err)) < 0)
 		return r;
 	snprintf(field, sizeof(field), "mounts[%zu].source", i);
-	if ((r = get_string(m, "source", field, false, &mnt->source, err)) < 0)
+	if ((r = spec_json_string(m, "source", field, false, &mnt->source, err)) < 0)
 		return r;
 	snprintf(field, sizeof(field), "mounts[%zu].options", i);
-	if ((r = get_string_array(m, "options", field, &mnt->options, &mnt->n_options, err)) < 0)
+	if ((r = spec_json_string_array(m, "options", field, &mnt->options, &mnt->n_options, err)) <
+	    0)
 		return r;
 	bool bind = mnt->type && strcmp(mnt->type, "bind") == 0;
 	for (size_t j = 0; j < mnt->n_options; j++)
@@ -357,9 +84,9 @@ static int parse_mount(json_object *m, size_t i, struct oci_bundle *b, Cocoon__M
 
 static int parse_mounts(json_object *root, struct oci_bundle *b, struct error **err)
 {
-	json_object *v = member(root, "mounts");
+	json_object *v = spec_json_member(root, "mounts");
 	Cocoon__ContainerSpec *s = b->spec;
-	int r = want_type(v, json_type_array, "mounts", err);
+	int r = spec_json_want_type(v, json_type_array, "mounts", err);
 	if (r < 0 || !v)
 		return r;
 	size_t len = json_object_array_length(v);
@@ -370,7 +97,7 @@ static int parse_mounts(json_object *root, struct oci_bundle *b, struct error **
 		return error_set(err, ENOMEM, "config.json");
 	for (size_t i = 0; i < len; i++) {
 		json_object *m = json_object_array_get_idx(v, i);
-		if ((r = want_type(m, json_type_object, "mounts[]", err)) < 0)
+		if ((r = spec_json_want_type(m, json_type_object, "mounts[]", err)) < 0)
 			return r;
 		r = parse_mount(m, i, b, &s->mounts[s->n_mounts++], err);
 		if (r < 0)
@@ -388,18 +115,6 @@ static int check_netns_path(const char *field, const char *path, struct error **
 				  path);
 	if (stat(path, &st) < 0)
 		return error_set(err, errno, "config.json: %s: network namespace %s", field, path);
-	return 0;
-}
-
-static int get_int(json_object *o, const char *key, const char *field, int64_t *out,
-		   struct error **err)
-{
-	json_object *v = member(o, key);
-	if (!v)
-		return 0;
-	if (!json_object_is_type(v, json_type_int))
-		return error_setx(err, EINVAL, "config.json: %s: expected an integer", field);
-	*out = json_object_get_int64(v);
 	return 0;
 }
 
@@ -435,7 +150,7 @@ int spec_cpuset_count(const char *cpus)
  * limits in the guest and size the VM (resources.c); the rest is named. */
 static int parse_resources(json_object *res, struct oci_bundle *b, struct error **err)
 {
-	int r = want_type(res, json_type_object, "linux.resources", err);
+	int r = spec_json_want_type(res, json_type_object, "linux.resources", err);
 	if (r < 0 || !res)
 		return r;
 	Cocoon__Resources *rs = calloc(1, sizeof(*rs));
@@ -443,31 +158,31 @@ static int parse_resources(json_object *res, struct oci_bundle *b, struct error 
 		return error_set(err, ENOMEM, "config.json");
 	cocoon__resources__init(rs);
 	b->spec->resources = rs;
-	json_object *mem = member(res, "memory"), *pids = member(res, "pids"),
-		    *cpu = member(res, "cpu");
+	json_object *mem = spec_json_member(res, "memory"), *pids = spec_json_member(res, "pids"),
+		    *cpu = spec_json_member(res, "cpu");
 	int64_t v = 0;
-	if ((r = want_type(mem, json_type_object, "linux.resources.memory", err)) < 0 ||
-	    (r = want_type(pids, json_type_object, "linux.resources.pids", err)) < 0 ||
-	    (r = want_type(cpu, json_type_object, "linux.resources.cpu", err)) < 0)
+	if ((r = spec_json_want_type(mem, json_type_object, "linux.resources.memory", err)) < 0 ||
+	    (r = spec_json_want_type(pids, json_type_object, "linux.resources.pids", err)) < 0 ||
+	    (r = spec_json_want_type(cpu, json_type_object, "linux.resources.cpu", err)) < 0)
 		return r;
-	if ((r = get_int(mem, "limit", "linux.resources.memory.limit", &v, err)) < 0)
+	if ((r = spec_json_int(mem, "limit", "linux.resources.memory.limit", &v, err)) < 0)
 		return r;
 	rs->memory_limit = v > 0 ? (uint64_t)v : 0;
 	v = 0;
-	if ((r = get_int(pids, "limit", "linux.resources.pids.limit", &v, err)) < 0)
+	if ((r = spec_json_int(pids, "limit", "linux.resources.pids.limit", &v, err)) < 0)
 		return r;
 	rs->pids_limit = v > 0 ? v : 0;
 	v = 0;
-	if ((r = get_int(cpu, "quota", "linux.resources.cpu.quota", &v, err)) < 0)
+	if ((r = spec_json_int(cpu, "quota", "linux.resources.cpu.quota", &v, err)) < 0)
 		return r;
 	rs->cpu_quota = v > 0 ? v : 0;
-	if ((r = get_uint(cpu, "period", "linux.resources.cpu.period", 1000000, &rs->cpu_period,
-			  err)) < 0 ||
-	    (r = get_uint(cpu, "shares", "linux.resources.cpu.shares", 262144, &rs->cpu_shares,
-			  err)) < 0)
+	if ((r = spec_json_uint(cpu, "period", "linux.resources.cpu.period", 1000000,
+				&rs->cpu_period, err)) < 0 ||
+	    (r = spec_json_uint(cpu, "shares", "linux.resources.cpu.shares", 262144,
+				&rs->cpu_shares, err)) < 0)
 		return r;
 	_cleanup_free_ char *cpus = NULL;
-	if ((r = get_string(cpu, "cpus", "linux.resources.cpu.cpus", false, &cpus, err)) < 0)
+	if ((r = spec_json_string(cpu, "cpus", "linux.resources.cpu.cpus", false, &cpus, err)) < 0)
 		return r;
 	if (cpus && *cpus && (b->cpuset_cpus = spec_cpuset_count(cpus)) < 0)
 		return error_setx(err, EINVAL,
@@ -476,14 +191,14 @@ static int parse_resources(json_object *res, struct oci_bundle *b, struct error 
 	static const char *const mem_unapplied[] = {"reservation", "swap", "kernel", "kernelTCP",
 						    "swappiness"};
 	for (size_t i = 0; i < ARRAY_SIZE(mem_unapplied); i++)
-		if (member(mem, mem_unapplied[i]))
+		if (spec_json_member(mem, mem_unapplied[i]))
 			spec_warn(b,
 				  "linux.resources.memory.%s is not applied inside the VM; ignored",
 				  mem_unapplied[i]);
 	static const char *const unapplied[] = {"blockIO", "hugepageLimits", "network",
 						"rdma",	   "unified",	     "devices"};
 	for (size_t i = 0; i < ARRAY_SIZE(unapplied); i++)
-		if (member(res, unapplied[i]))
+		if (spec_json_member(res, unapplied[i]))
 			spec_warn(b, "linux.resources.%s is not applied inside the VM; ignored",
 				  unapplied[i]);
 	return 0;
@@ -491,13 +206,13 @@ static int parse_resources(json_object *res, struct oci_bundle *b, struct error 
 
 static int parse_linux(json_object *root, struct oci_bundle *b, struct error **err)
 {
-	json_object *lin = member(root, "linux");
+	json_object *lin = spec_json_member(root, "linux");
 	Cocoon__ContainerSpec *s = b->spec;
-	int r = want_type(lin, json_type_object, "linux", err);
+	int r = spec_json_want_type(lin, json_type_object, "linux", err);
 	if (r < 0)
 		return r;
-	json_object *nss = member(lin, "namespaces");
-	if ((r = want_type(nss, json_type_array, "linux.namespaces", err)) < 0)
+	json_object *nss = spec_json_member(lin, "namespaces");
+	if ((r = spec_json_want_type(nss, json_type_array, "linux.namespaces", err)) < 0)
 		return r;
 	size_t len = nss ? json_object_array_length(nss) : 0;
 	s->namespaces = calloc(len + 1, sizeof(char *));
@@ -505,10 +220,10 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 		json_object *ns = json_object_array_get_idx(nss, i);
 		char field[64], *type = NULL, *path = NULL;
 		snprintf(field, sizeof(field), "linux.namespaces[%zu].type", i);
-		if ((r = get_string(ns, "type", field, true, &type, err)) < 0)
+		if ((r = spec_json_string(ns, "type", field, true, &type, err)) < 0)
 			return r;
 		snprintf(field, sizeof(field), "linux.namespaces[%zu].path", i);
-		if ((r = get_string(ns, "path", field, false, &path, err)) < 0) {
+		if ((r = spec_json_string(ns, "path", field, false, &path, err)) < 0) {
 			free(type);
 			return r;
 		}
@@ -560,7 +275,7 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 			return r;
 		}
 	}
-	if ((r = parse_resources(member(lin, "resources"), b, err)) < 0)
+	if ((r = parse_resources(spec_json_member(lin, "resources"), b, err)) < 0)
 		return r;
 	if ((r = spec_parse_seccomp(lin, s, b, err)) < 0 || (r = spec_parse_paths(lin, s, err)) < 0)
 		return r;
@@ -593,7 +308,7 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 						"gidMappings", "mountLabel", "personality",
 						"intelRdt"};
 	for (size_t i = 0; i < ARRAY_SIZE(unapplied); i++)
-		if (member(lin, unapplied[i]))
+		if (spec_json_member(lin, unapplied[i]))
 			spec_warn(b, "linux.%s is not applied inside the VM; ignored",
 				  unapplied[i]);
 	return 0;
@@ -606,12 +321,13 @@ static int parse_pod_annotations(json_object *root, struct oci_bundle *b, struct
 		{"io.kubernetes.cri.container-type", "io.kubernetes.cri.sandbox-id"},
 		{"io.kubernetes.cri-o.ContainerType", "io.kubernetes.cri-o.SandboxID"},
 	};
-	json_object *ann = member(root, "annotations");
-	int r = want_type(ann, json_type_object, "annotations", err);
+	json_object *ann = spec_json_member(root, "annotations");
+	int r = spec_json_want_type(ann, json_type_object, "annotations", err);
 	if (r < 0 || !ann)
 		return r;
 	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
-		json_object *type = member(ann, keys[i][0]), *sandbox = member(ann, keys[i][1]);
+		json_object *type = spec_json_member(ann, keys[i][0]),
+			    *sandbox = spec_json_member(ann, keys[i][1]);
 		if (!type || !json_object_is_type(type, json_type_string))
 			continue;
 		if (strcmp(json_object_get_string(type), "sandbox") == 0) {
@@ -631,14 +347,14 @@ static void spec_free_container(Cocoon__ContainerSpec *s)
 {
 	if (!s)
 		return;
-	free_pb_string(s->id);
+	spec_free_pb_string(s->id);
 	spec_process_free(s->process);
-	free_pb_string(s->hostname);
+	spec_free_pb_string(s->hostname);
 	for (size_t i = 0; i < s->n_mounts; i++) {
 		Cocoon__Mount *m = s->mounts[i];
-		free_pb_string(m->destination);
-		free_pb_string(m->type);
-		free_pb_string(m->source);
+		spec_free_pb_string(m->destination);
+		spec_free_pb_string(m->type);
+		spec_free_pb_string(m->source);
 		for (size_t j = 0; j < m->n_options; j++)
 			free(m->options[j]);
 		free(m->options);
@@ -648,11 +364,11 @@ static void spec_free_container(Cocoon__ContainerSpec *s)
 	for (size_t i = 0; i < s->n_namespaces; i++)
 		free(s->namespaces[i]);
 	free(s->namespaces);
-	free_pb_string(s->rootfs_tag);
+	spec_free_pb_string(s->rootfs_tag);
 	spec_free_confinement(s);
 	free(s->resources);
-	free_pb_string(s->rootfs_path);
-	free_pb_string(s->join_container);
+	spec_free_pb_string(s->rootfs_path);
+	spec_free_pb_string(s->join_container);
 	for (size_t i = 0; i < s->n_join_namespaces; i++)
 		free(s->join_namespaces[i]);
 	free(s->join_namespaces);
@@ -676,14 +392,15 @@ void spec_free(struct oci_bundle *b)
 
 static int parse_root(json_object *root, struct oci_bundle *b, struct error **err)
 {
-	json_object *r_obj = member(root, "root");
+	json_object *r_obj = spec_json_member(root, "root");
 	_cleanup_free_ char *path = NULL, *joined = NULL;
-	int r = want_type(r_obj, json_type_object, "root", err);
+	int r = spec_json_want_type(r_obj, json_type_object, "root", err);
 	if (r < 0)
 		return r;
-	if ((r = get_string(r_obj, "path", "root.path", true, &path, err)) < 0)
+	if ((r = spec_json_string(r_obj, "path", "root.path", true, &path, err)) < 0)
 		return r;
-	if ((r = get_bool(r_obj, "readonly", "root.readonly", &b->spec->readonly_rootfs, err)) < 0)
+	if ((r = spec_json_bool(r_obj, "readonly", "root.readonly", &b->spec->readonly_rootfs,
+				err)) < 0)
 		return r;
 	if (path[0] == '/')
 		joined = strdup(path);
@@ -743,15 +460,17 @@ int spec_parse(const char *bundle_dir, const char *source, const char *text, con
 	cocoon__container_spec__init(b->spec);
 	b->spec->id = strdup(id);
 	b->spec->rootfs_tag = strdup(COCOON_TAG_ROOTFS);
-	if (!member(root, "ociVersion"))
+	if (!spec_json_member(root, "ociVersion"))
 		return error_setx(err, EINVAL, "config.json: ociVersion is required");
 	if ((r = parse_root(root, b, err)) < 0)
 		return r;
-	if (!member(root, "process"))
+	if (!spec_json_member(root, "process"))
 		return error_setx(err, EINVAL, "config.json: process is required");
-	if ((r = parse_process(member(root, "process"), &b->spec->process, b, err)) < 0)
+	if ((r = spec_parse_process(spec_json_member(root, "process"), &b->spec->process, b, err)) <
+	    0)
 		return r;
-	if ((r = get_string(root, "hostname", "hostname", false, &b->spec->hostname, err)) < 0)
+	if ((r = spec_json_string(root, "hostname", "hostname", false, &b->spec->hostname, err)) <
+	    0)
 		return r;
 	if (!b->spec->hostname)
 		b->spec->hostname = strdup("");
@@ -759,7 +478,7 @@ int spec_parse(const char *bundle_dir, const char *source, const char *text, con
 		return r;
 	if ((r = parse_pod_annotations(root, b, err)) < 0 || (r = parse_linux(root, b, err)) < 0)
 		return r;
-	if (member(root, "hooks"))
+	if (spec_json_member(root, "hooks"))
 		spec_warn(b, "hooks are not run by cocoon; ignored");
 	return 0;
 }

@@ -7,6 +7,10 @@
 #include "pod.h"
 #include "proto.h"
 #include "volumes.h"
+/* The spec's parts, each parsed in its own file (spec-*.c). */
+#include "spec-confine.h"
+#include "spec-json.h"
+#include "spec-process.h"
 
 struct json_object;
 
@@ -39,22 +43,6 @@ int spec_load(const char *bundle, const char *id, struct oci_bundle *out, struct
  * text in errors. On error *out holds what was parsed; spec_free() it. */
 int spec_parse(const char *bundle_dir, const char *source, const char *text, const char *id,
 	       struct oci_bundle *out, struct error **err);
-/* Parses a process object (exec --process, or the "process" member). */
-int spec_parse_process_file(const char *path, Cocoon__ProcessSpec **out, struct error **err);
-void spec_process_free(Cocoon__ProcessSpec *p);
 void spec_free(struct oci_bundle *b);
 /* The number of CPUs a cpuset list ("0-3,6") names, -1 when malformed. */
 int spec_cpuset_count(const char *cpus);
-
-/* A warning about the spec, kept for the caller to print. */
-void spec_warn(struct oci_bundle *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* spec-confine.c: process.capabilities, linux.seccomp, maskedPaths and
- * readonlyPaths. json is a json_object *. */
-int spec_cap_from_name(const char *name);
-int spec_parse_capabilities(struct json_object *proc, Cocoon__ProcessSpec *p, struct oci_bundle *b,
-			    struct error **err);
-int spec_parse_seccomp(struct json_object *lin, Cocoon__ContainerSpec *s, struct oci_bundle *b,
-		       struct error **err);
-int spec_parse_paths(struct json_object *lin, Cocoon__ContainerSpec *s, struct error **err);
-void spec_free_confinement(Cocoon__ContainerSpec *s);
