@@ -158,8 +158,8 @@ bool container_has_ns(const Cocoon__ContainerSpec *s, const char *type)
 }
 
 void __attribute__((noreturn))
-container_child_init(const Cocoon__ContainerSpec *s, const char *rootfs, const int join_fds[3], int sync_fd,
-	   int start_fd, int in, int out, int err, bool terminal)
+container_child_init(const Cocoon__ContainerSpec *s, const char *rootfs, const int join_fds[3],
+		     int sync_fd, int start_fd, int in, int out, int err, bool terminal)
 {
 	char msg[400];
 
@@ -189,8 +189,8 @@ int container_open_ns(pid_t pid, const char *ns)
 }
 
 void __attribute__((noreturn))
-container_child_exec(pid_t init, const Cocoon__ProcessSpec *p, const Cocoon__Seccomp *seccomp, int sync_fd,
-	   int in, int out, int err, bool terminal)
+container_child_exec(pid_t init, const Cocoon__ProcessSpec *p, const Cocoon__Seccomp *seccomp,
+		     int sync_fd, int in, int out, int err, bool terminal)
 {
 	/* Every namespace of the init, time included: after a restore CRIU
 	 * has put the init in a new time namespace, and a process outside it

@@ -257,8 +257,9 @@ void container_handle_exec(struct agent *a, uint64_t id, const Cocoon__ExecReque
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		close(sync[0]);
-		container_child_exec(c->procs[0].pid, req->process, c->spec ? c->spec->seccomp : NULL,
-			   sync[1], io.child[0], io.child[1], io.child[2], req->process->terminal);
+		container_child_exec(c->procs[0].pid, req->process,
+				     c->spec ? c->spec->seccomp : NULL, sync[1], io.child[0],
+				     io.child[1], io.child[2], req->process->terminal);
 	}
 	close(sync[1]);
 	container_stdio_close_child(&io);

@@ -44,7 +44,7 @@ int spec_json_want_type(json_object *v, json_type t, const char *field, struct e
 }
 
 int spec_json_string(json_object *o, const char *key, const char *field, bool required, char **out,
-		      struct error **err)
+		     struct error **err)
 {
 	json_object *v = spec_json_member(o, key);
 	*out = NULL;
@@ -61,7 +61,7 @@ int spec_json_string(json_object *o, const char *key, const char *field, bool re
 }
 
 int spec_json_string_array(json_object *o, const char *key, const char *field, char ***out,
-			    size_t *n, struct error **err)
+			   size_t *n, struct error **err)
 {
 	json_object *v = spec_json_member(o, key);
 	*out = NULL;
@@ -90,7 +90,7 @@ int spec_json_string_array(json_object *o, const char *key, const char *field, c
 }
 
 int spec_json_uint(json_object *o, const char *key, const char *field, uint64_t max, uint64_t *out,
-		    struct error **err)
+		   struct error **err)
 {
 	json_object *v = spec_json_member(o, key);
 	if (!v)
@@ -106,7 +106,7 @@ int spec_json_uint(json_object *o, const char *key, const char *field, uint64_t 
 }
 
 int spec_json_bool(json_object *o, const char *key, const char *field, protobuf_c_boolean *out,
-		    struct error **err)
+		   struct error **err)
 {
 	json_object *v = spec_json_member(o, key);
 	if (!v)
@@ -127,7 +127,7 @@ void spec_free_pb_string(char *s)
 }
 
 int spec_json_int(json_object *o, const char *key, const char *field, int64_t *out,
-		   struct error **err)
+		  struct error **err)
 {
 	json_object *v = spec_json_member(o, key);
 	if (!v)

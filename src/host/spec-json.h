@@ -31,16 +31,16 @@ int spec_json_want_type(json_object *v, json_type t, const char *field, struct e
  * naming it in errors; a missing KEY is 0 and leaves *OUT, unless REQUIRED.
  * Each returns 0 or a negative errno with *ERR set. */
 int spec_json_string(json_object *o, const char *key, const char *field, bool required, char **out,
-		      struct error **err);
+		     struct error **err);
 
 int spec_json_string_array(json_object *o, const char *key, const char *field, char ***out,
-			    size_t *n, struct error **err);
+			   size_t *n, struct error **err);
 
 int spec_json_uint(json_object *o, const char *key, const char *field, uint64_t max, uint64_t *out,
-		    struct error **err);
+		   struct error **err);
 
 int spec_json_bool(json_object *o, const char *key, const char *field, protobuf_c_boolean *out,
-		    struct error **err);
+		   struct error **err);
 
 /* A string field that parsing never reached still holds protobuf-c's
  * static empty string: found by fuzz-spec (a mount with a bad destination
@@ -48,4 +48,4 @@ int spec_json_bool(json_object *o, const char *key, const char *field, protobuf_
 void spec_free_pb_string(char *s);
 
 int spec_json_int(json_object *o, const char *key, const char *field, int64_t *out,
-		   struct error **err);
+		  struct error **err);

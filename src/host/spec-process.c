@@ -72,7 +72,7 @@ static int parse_rlimits(json_object *proc, Cocoon__ProcessSpec *p, struct error
 }
 
 int spec_parse_process(json_object *proc, Cocoon__ProcessSpec **out, struct oci_bundle *b,
-			 struct error **err)
+		       struct error **err)
 {
 	Cocoon__ProcessSpec *p = calloc(1, sizeof(*p));
 	uint64_t v;
@@ -84,7 +84,8 @@ int spec_parse_process(json_object *proc, Cocoon__ProcessSpec **out, struct oci_
 	*out = p;
 	if ((r = spec_json_want_type(proc, json_type_object, "process", err)) < 0)
 		return r;
-	if ((r = spec_json_string_array(proc, "args", "process.args", &p->args, &p->n_args, err)) < 0)
+	if ((r = spec_json_string_array(proc, "args", "process.args", &p->args, &p->n_args, err)) <
+	    0)
 		return r;
 	if (p->n_args == 0 || !*p->args[0])
 		return error_setx(err, EINVAL, "config.json: process.args must not be empty");
@@ -114,7 +115,8 @@ int spec_parse_process(json_object *proc, Cocoon__ProcessSpec **out, struct oci_
 		return r;
 	p->gid = (uint32_t)v;
 	json_object *gids = spec_json_member(user, "additionalGids");
-	if ((r = spec_json_want_type(gids, json_type_array, "process.user.additionalGids", err)) < 0)
+	if ((r = spec_json_want_type(gids, json_type_array, "process.user.additionalGids", err)) <
+	    0)
 		return r;
 	size_t ng = gids ? json_object_array_length(gids) : 0;
 	if (ng > 64)
@@ -133,8 +135,8 @@ int spec_parse_process(json_object *proc, Cocoon__ProcessSpec **out, struct oci_
 		spec_warn(b, "process.user.username is not supported (Windows only); ignored");
 	if ((r = spec_json_bool(proc, "terminal", "process.terminal", &p->terminal, err)) < 0)
 		return r;
-	if ((r = spec_json_bool(proc, "noNewPrivileges", "process.noNewPrivileges", &p->no_new_privileges,
-			  err)) < 0)
+	if ((r = spec_json_bool(proc, "noNewPrivileges", "process.noNewPrivileges",
+				&p->no_new_privileges, err)) < 0)
 		return r;
 	if ((r = parse_rlimits(proc, p, err)) < 0)
 		return r;
