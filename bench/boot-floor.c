@@ -7,6 +7,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "paths.h"
+#include "accel.h"
 #include "sandbox.h"
 
 #include <string.h>
@@ -23,8 +24,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: boot-floor INITRD\n");
 		return 2;
 	}
-	if (config_load(&cfg, NULL, &err) < 0 || sandbox_image_paths(&cfg, &kernel, &initrd, &err) < 0 ||
-	    accel_resolve(&cfg, accel, NULL, &err) < 0) {
+	if (config_load(&cfg, NULL, &err) < 0 || config_image_paths(&cfg, &kernel, &initrd, &err) < 0 ||
+	    accel_resolve(&cfg, accel, NULL, sandbox_probe_kvm, &err) < 0) {
 		fprintf(stderr, "boot-floor: %s\n", err->msg);
 		return 1;
 	}

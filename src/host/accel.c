@@ -7,7 +7,7 @@
  * working KVM answers in well under a second. The verdict is cached, keyed by
  * everything that could change it, so the probe is paid once per host.
  */
-#include "sandbox.h"
+#include "accel.h"
 #include "cleanup.h"
 #include "log.h"
 #include "paths.h"
@@ -17,15 +17,13 @@
 #include <sys/stat.h>
 #include <sys/utsname.h>
 
-#define ACCEL_PROBE_TIMEOUT_MS 3000
-
 static int probe_cache_key(const struct cocoon_config *cfg, char **key, struct error **err)
 {
 	_cleanup_free_ char *kernel = NULL, *initrd = NULL;
 	struct utsname u;
 	struct stat st = {0};
 
-	int r = sandbox_image_paths(cfg, &kernel, &initrd, err);
+	int r = config_image_paths(cfg, &kernel, &initrd, err);
 	if (r < 0)
 		return r;
 	uname(&u);
@@ -36,34 +34,8 @@ static int probe_cache_key(const struct cocoon_config *cfg, char **key, struct e
 	return 0;
 }
 
-static int probe_kvm(const struct cocoon_config *cfg, bool *works, char **why, struct error **err)
-{
-	char base[] = "/tmp/cocoon-kvm-probe.XXXXXX";
-	_cleanup_free_ char *dir = NULL;
-	struct sandbox sb;
-	struct sandbox_options opts = {.accel = "kvm",
-				       .ready_timeout_ms = ACCEL_PROBE_TIMEOUT_MS,
-				       .quiet_failure = true,
-				       .cold_boot = true};
-	_cleanup_error_ struct error *e = NULL;
-
-	if (!mkdtemp(base))
-		return error_set(err, errno, "mkdtemp");
-	if (asprintf(&dir, "%s/vm", base) < 0)
-		return error_set(err, ENOMEM, "probe");
-	int r = sandbox_boot(&sb, cfg, dir, &opts, &e);
-	*works = r == 0;
-	if (r < 0 && e)
-		*why = strdup(e->msg);
-	if (r == 0) {
-		sandbox_shutdown(&sb);
-		sandbox_destroy(&sb, true);
-	}
-	rmdir(base);
-	return 0;
-}
-
-int accel_resolve(const struct cocoon_config *cfg, char out[8], char **note, struct error **err)
+int accel_resolve(const struct cocoon_config *cfg, char out[8], char **note,
+		  accel_probe_fn probe_kvm, struct error **err)
 {
 	_cleanup_free_ char *key = NULL, *cache = NULL, *cached = NULL;
 

@@ -1,5 +1,6 @@
 /* cocoon check: boots a VM and reports whether containers and checkpoints
  * can work on this host, naming every item that cannot. */
+#include "accel.h"
 #include "commands.h"
 #include "cleanup.h"
 #include "paths.h"
@@ -187,7 +188,7 @@ int cmd_check(struct global_opts *g, int argc, char **argv)
 		return 1;
 	}
 	char accel[8];
-	if (accel_resolve(&g->cfg, accel, &note, &err) < 0) {
+	if (accel_resolve(&g->cfg, accel, &note, sandbox_probe_kvm, &err) < 0) {
 		report_error(g, err->msg);
 		return 1;
 	}

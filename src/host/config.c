@@ -317,3 +317,30 @@ int config_load(struct cocoon_config *c, const char *explicit_path, struct error
 	c->source = strdup(path);
 	return config_parse_string(c, path, text, err);
 }
+
+int config_image_paths(const struct cocoon_config *cfg, char **kernel, char **initrd,
+		       struct error **err)
+{
+	_cleanup_free_ char *k = NULL, *i = NULL;
+
+	if (asprintf(&k, "%s", cfg->kernel ? cfg->kernel : "") < 0 ||
+	    asprintf(&i, "%s", cfg->initrd ? cfg->initrd : "") < 0)
+		return error_set(err, ENOMEM, "image paths");
+	if (!cfg->kernel) {
+		free(k);
+		if (asprintf(&k, "%s/image/vmlinux", cache_dir()) < 0)
+			return error_set(err, ENOMEM, "image paths");
+	}
+	if (!cfg->initrd) {
+		free(i);
+		if (asprintf(&i, "%s/image/initrd.img", cache_dir()) < 0)
+			return error_set(err, ENOMEM, "image paths");
+	}
+	if (access(k, R_OK) < 0)
+		return error_set(err, errno, "guest kernel %s (run 'cocoon image build')", k);
+	if (access(i, R_OK) < 0)
+		return error_set(err, errno, "guest initrd %s (run 'cocoon image build')", i);
+	*kernel = TAKE_PTR(k);
+	*initrd = TAKE_PTR(i);
+	return 0;
+}

@@ -53,3 +53,9 @@ int config_parse_string(struct cocoon_config *c, const char *name, const char *t
 /* Loads the configuration: explicit path, else $COCOON_CONFIG, else the
  * default path. Only the default path may be missing. */
 int config_load(struct cocoon_config *c, const char *explicit_path, struct error **err);
+
+/* The guest kernel and initrd CFG names, or the built image in the cache
+ * (cache_dir()/image): two strings the caller frees. Returns 0, or a
+ * negative errno with *ERR naming the missing file. */
+int config_image_paths(const struct cocoon_config *cfg, char **kernel, char **initrd,
+		       struct error **err);

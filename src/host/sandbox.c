@@ -3,36 +3,10 @@
 #include "log.h"
 #include "paths.h"
 #include "template.h"
+#include "accel.h"
 
 #include <string.h>
 #include <sys/stat.h>
-
-int sandbox_image_paths(const struct cocoon_config *cfg, char **kernel, char **initrd,
-			struct error **err)
-{
-	_cleanup_free_ char *k = NULL, *i = NULL;
-
-	if (asprintf(&k, "%s", cfg->kernel ? cfg->kernel : "") < 0 ||
-	    asprintf(&i, "%s", cfg->initrd ? cfg->initrd : "") < 0)
-		return error_set(err, ENOMEM, "image paths");
-	if (!cfg->kernel) {
-		free(k);
-		if (asprintf(&k, "%s/image/vmlinux", cache_dir()) < 0)
-			return error_set(err, ENOMEM, "image paths");
-	}
-	if (!cfg->initrd) {
-		free(i);
-		if (asprintf(&i, "%s/image/initrd.img", cache_dir()) < 0)
-			return error_set(err, ENOMEM, "image paths");
-	}
-	if (access(k, R_OK) < 0)
-		return error_set(err, errno, "guest kernel %s (run 'cocoon image build')", k);
-	if (access(i, R_OK) < 0)
-		return error_set(err, errno, "guest initrd %s (run 'cocoon image build')", i);
-	*kernel = TAKE_PTR(k);
-	*initrd = TAKE_PTR(i);
-	return 0;
-}
 
 /* The last lines of the guest console: what a user needs to see when a VM
  * never came up. */
@@ -158,12 +132,12 @@ static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 		opts && opts->ready_timeout_ms ? opts->ready_timeout_ms : (int)cfg->boot_timeout_ms;
 
 	bool fake = opts && opts->backend && opts->backend != &vm_backend_qemu;
-	int r = fake ? 0 : sandbox_image_paths(cfg, &kernel, &initrd, err);
+	int r = fake ? 0 : config_image_paths(cfg, &kernel, &initrd, err);
 	if (r < 0)
 		return r;
 	if (opts && opts->accel)
 		snprintf(sb->accel, sizeof(sb->accel), "%s", opts->accel);
-	else if ((r = accel_resolve(cfg, sb->accel, &note, err)) < 0)
+	else if ((r = accel_resolve(cfg, sb->accel, &note, sandbox_probe_kvm, err)) < 0)
 		return r;
 	if (strchr(cfg->guest_criu_path, ' ') || strchr(cfg->guest_checkpoint_dir, ' ') ||
 	    cfg->guest_criu_path[0] != '/' || cfg->guest_checkpoint_dir[0] != '/')
@@ -301,4 +275,31 @@ void sandbox_destroy(struct sandbox *sb, bool remove_dir)
 	free(sb->vmm_log);
 	memset(sb, 0, sizeof(*sb));
 	sb->agent.fd = -1;
+}
+
+int sandbox_probe_kvm(const struct cocoon_config *cfg, bool *works, char **why, struct error **err)
+{
+	char base[] = "/tmp/cocoon-kvm-probe.XXXXXX";
+	_cleanup_free_ char *dir = NULL;
+	struct sandbox sb;
+	struct sandbox_options opts = {.accel = "kvm",
+				       .ready_timeout_ms = ACCEL_PROBE_TIMEOUT_MS,
+				       .quiet_failure = true,
+				       .cold_boot = true};
+	_cleanup_error_ struct error *e = NULL;
+
+	if (!mkdtemp(base))
+		return error_set(err, errno, "mkdtemp");
+	if (asprintf(&dir, "%s/vm", base) < 0)
+		return error_set(err, ENOMEM, "probe");
+	int r = sandbox_boot(&sb, cfg, dir, &opts, &e);
+	*works = r == 0;
+	if (r < 0 && e)
+		*why = strdup(e->msg);
+	if (r == 0) {
+		sandbox_shutdown(&sb);
+		sandbox_destroy(&sb, true);
+	}
+	rmdir(base);
+	return 0;
 }

@@ -59,13 +59,10 @@ void sandbox_shutdown(struct sandbox *sb);
 /* Frees the structure; with remove_dir, deletes the state directory too. */
 void sandbox_destroy(struct sandbox *sb, bool remove_dir);
 
-/* The kernel and initrd the config names, or the built image in the cache. */
-int sandbox_image_paths(const struct cocoon_config *cfg, char **kernel, char **initrd,
-			struct error **err);
 /* The image's tools tree, "tools" beside the initrd (guest/image/mkimage.sh),
  * or NULL when there is none: an initrd that holds everything itself. */
 char *sandbox_tools_dir(const char *initrd);
 
-/* accel.c: resolves cfg->accel to "kvm" or "tcg". For "auto" it probes
- * whether KVM can boot the guest at all, once, and caches the answer. */
-int accel_resolve(const struct cocoon_config *cfg, char out[8], char **note, struct error **err);
+/* accel_probe_fn (accel.h): boots the guest under KVM to see whether it
+ * runs there at all. */
+int sandbox_probe_kvm(const struct cocoon_config *cfg, bool *works, char **why, struct error **err);
