@@ -249,22 +249,3 @@ void shim_main(struct shim_args *a)
 	state_write(a->dir, &s.st, NULL);
 	_exit(s.exit_code);
 }
-
-int shim_connect(const char *dir, const char *id, struct agent_client *c, struct error **err)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/" SHIM_SOCKET, dir);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return error_set(err, errno, "socket");
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int e = errno;
-		close(fd);
-		return error_setx(err, e == ENOENT || e == ECONNREFUSED ? ESRCH : e,
-				  "container %s is not running", id);
-	}
-	int r = agent_client_init(c, fd, err);
-	if (r < 0)
-		close(fd);
-	return r;
-}

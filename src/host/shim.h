@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "images.h"
 #include "pod.h"
+#include "shim-client.h"
 #include "spec.h"
 
 #define SHIM_SOCKET "shim.sock"
@@ -34,7 +35,3 @@ struct shim_args {
 
 /* Runs in the forked child; never returns. */
 void __attribute__((noreturn)) shim_main(struct shim_args *a);
-
-/* The CLI side: connects to a container's shim. */
-struct agent_client;
-int shim_connect(const char *dir, const char *id, struct agent_client *c, struct error **err);
