@@ -8,7 +8,6 @@
 #include "cleanup.h"
 #include "cgroups.h"
 #include "confine.h"
-#include "container.h"
 #include "mounts.h"
 #include "network.h"
 

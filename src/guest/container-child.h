@@ -1,7 +1,10 @@
 /* The child side of a container's processes (container-child.c). */
 #pragma once
 
-#include "container.h"
+#include "proto.h"
+
+#include <stdbool.h>
+#include <sys/types.h>
 
 bool container_has_ns(const Cocoon__ContainerSpec *s, const char *type);
 

@@ -52,12 +52,6 @@ struct pod_sandbox {
 	pid_t shim_pid;
 	unsigned long long shim_start;
 };
-
-/* spec.c: one linux.namespaces entry with a path. Returns 1 when it joins
- * the pod's namespace (recorded in the bundle), 0 when it is not a pod's
- * (the caller goes on), or a negative errno. */
-int pod_spec_namespace(struct oci_bundle *b, const char *field, const char *type, const char *path,
-		       struct error **err);
 /* Whether the container needs the pod share at boot: a CRI sandbox, or a
  * container whose namespaces no one else's spec names yet (podman's infra
  * container carries no mark; any container may become a sandbox). */

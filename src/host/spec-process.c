@@ -7,7 +7,6 @@
 #include "cleanup.h"
 #include "log.h"
 #include "paths.h"
-#include "pod.h"
 
 #include <json-c/json.h>
 #include <limits.h>

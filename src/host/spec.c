@@ -1,11 +1,11 @@
 #include "spec.h"
 #include "spec-confine.h"
 #include "spec-json.h"
+#include "spec-pod.h"
 #include "spec-process.h"
 #include "cleanup.h"
 #include "log.h"
 #include "paths.h"
-#include "pod.h"
 
 #include <json-c/json.h>
 #include <limits.h>

@@ -1,0 +1,63 @@
+/* The namespaces config.json joins, as the containers of a pod do
+ * (spec-pod.h); the pods themselves are pod.c. */
+#include "spec-pod.h"
+#include "spec.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* /proc/<pid>/ns/<name>: the namespaces of a process, by pid. */
+static pid_t proc_ns_pid(const char *path)
+{
+	const char *p = path;
+	if (strncmp(p, "/proc/", 6) != 0)
+		return 0;
+	p += 6;
+	char *end;
+	long pid = strtol(p, &end, 10);
+	if (end == p || pid <= 0 || pid > 1 << 22 || strncmp(end, "/ns/", 4) != 0 || !end[4] ||
+	    strchr(end + 4, '/'))
+		return 0;
+	return (pid_t)pid;
+}
+
+static bool pod_shares(const char *type)
+{
+	return strcmp(type, "network") == 0 || strcmp(type, "ipc") == 0 || strcmp(type, "uts") == 0;
+}
+
+int pod_spec_namespace(struct oci_bundle *b, const char *field, const char *type, const char *path,
+		       struct error **err)
+{
+	pid_t pid = proc_ns_pid(path);
+	Cocoon__ContainerSpec *s = b->spec;
+
+	/* A CRI member joins the pod's network namespace by the CNI path,
+	 * which its sandbox carried into the VM already. */
+	if (!pid && !(b->pod.sandbox_id && pod_shares(type)))
+		return 0;
+	if (!pod_shares(type))
+		return error_setx(
+			err, EOPNOTSUPP,
+			"config.json: %s: joining the %s namespace of %s is not supported: the containers of a pod share their network, IPC and UTS namespaces only",
+			field, type, path);
+	if (pid && b->pod.join_pid && b->pod.join_pid != pid)
+		return error_setx(
+			err, EINVAL,
+			"config.json: %s: %s names process %d, another namespace path process %d: a container joins one pod",
+			field, path, pid, b->pod.join_pid);
+	if (pid)
+		b->pod.join_pid = pid;
+	for (size_t i = 0; i < s->n_join_namespaces; i++)
+		if (strcmp(s->join_namespaces[i], type) == 0)
+			return 1;
+	char **grown = realloc(s->join_namespaces, (s->n_join_namespaces + 1) * sizeof(char *));
+	if (!grown)
+		return error_set(err, ENOMEM, "config.json");
+	s->join_namespaces = grown;
+	if (!(s->join_namespaces[s->n_join_namespaces] = strdup(type)))
+		return error_set(err, ENOMEM, "config.json");
+	s->n_join_namespaces++;
+	return 1;
+}
