@@ -20,5 +20,5 @@ typedef int (*accel_probe_fn)(const struct cocoon_config *cfg, bool *works, char
  * PROBE_KVM, once per host, kernel and QEMU, and caches the answer in
  * cache_dir()/accel-probe. *NOTE (when NOTE is given; the caller frees it)
  * says why KVM is not used. Returns 0 or a negative errno with *ERR set. */
-int accel_resolve(const struct cocoon_config *cfg, char out[8], char **note, accel_probe_fn probe_kvm,
-		  struct error **err);
+int accel_resolve(const struct cocoon_config *cfg, char out[8], char **note,
+		  accel_probe_fn probe_kvm, struct error **err);
