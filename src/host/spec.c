@@ -413,11 +413,10 @@ static int check_netns_path(const char *field, const char *path, struct error **
 	if (fstat(fd, &st) < 0 || stat("/proc/self/ns/net", &own) < 0)
 		return error_set(err, errno, "config.json: %s: network namespace %s", field, path);
 	if (st.st_dev == own.st_dev && st.st_ino == own.st_ino)
-		return error_setx(err, EOPNOTSUPP,
-				  "config.json: %s: %s is the host's network namespace (the "
-				  "runtime's own), which asks for host networking: a container in "
-				  "a VM cannot share the host's network stack (docs/networking.md)",
-				  field, path);
+		return error_setx(
+			err, EOPNOTSUPP,
+			"config.json: %s: %s is the host's network namespace (the runtime's own), which asks for host networking: a container in a VM cannot share the host's network stack (docs/networking.md)",
+			field, path);
 	return 0;
 }
 
