@@ -1,5 +1,6 @@
 /* checkpoint: CRIU dumps the container inside its VM; the images are
  * checked, checksummed and published on the host atomically. */
+#include "commands.h"
 #include "cleanup.h"
 #include "container.h"
 #include "criu-config.h"

@@ -1,4 +1,5 @@
 /* kill, pause, resume and ps: one request each to the container's shim. */
+#include "commands.h"
 #include "cleanup.h"
 #include "container.h"
 

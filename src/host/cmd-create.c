@@ -1,4 +1,5 @@
 /* create, start and run: runc's container start-up, split or in one go. */
+#include "commands.h"
 #include "cleanup.h"
 #include "log.h"
 #include "container.h"
@@ -15,187 +16,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-
-int usage_error(const char *cmd, const char *fmt, ...)
-{
-	va_list ap;
-	fprintf(stderr, "cocoon %s: ", cmd);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, " (see 'cocoon %s --help')\n", cmd);
-	return 2;
-}
-
-int container_load(struct global_opts *g, const char *id, char **dir, struct container_state *st,
-		   struct error **err)
-{
-	int r = state_dir(g->root, id, dir, err);
-	if (r < 0)
-		return r;
-	r = state_read(*dir, st, err);
-	if (r == -ENOENT) {
-		error_free(err);
-		return error_setx(err, ENOENT, "container %s does not exist", id);
-	}
-	return r;
-}
-
-int container_call(struct global_opts *g, const char *id, Cocoon__Request *req,
-		   Cocoon__Response **resp, struct error **err)
-{
-	return container_call_timeout(g, id, req, resp, SHIM_CALL_TIMEOUT_MS, err);
-}
-
-int container_call_timeout(struct global_opts *g, const char *id, Cocoon__Request *req,
-			   Cocoon__Response **resp, int timeout_ms, struct error **err)
-{
-	_cleanup_free_ char *dir = NULL;
-	struct container_state st;
-	struct agent_client c;
-
-	int r = container_load(g, id, &dir, &st, err);
-	if (r < 0)
-		return r;
-	if (st.status == STATUS_STOPPED)
-		return error_setx(err, EINVAL, "container %s is stopped", id);
-	if ((r = shim_connect(dir, id, &c, err)) < 0)
-		return r;
-	r = agent_call(&c, req, resp, timeout_ms, err);
-	agent_client_close(&c);
-	return r;
-}
-
-/* Reads the shim's "OK" or error text until it closes the pipe. Returns
- * the length, or (size_t)-1 when nothing final came within timeout_ms. */
-static size_t read_ready(int fd, char *msg, size_t size, int timeout_ms)
-{
-	long long deadline = now_ms() + timeout_ms;
-	size_t len = 0;
-	for (;;) {
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		long long left = deadline - now_ms();
-		msg[len] = 0;
-		if (left <= 0)
-			return (size_t)-1;
-		int r = poll(&pfd, 1, (int)left);
-		if (r < 0 && errno != EINTR)
-			return len;
-		if (r <= 0)
-			continue;
-		ssize_t n = read(fd, msg + len, size - 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0 || (len += (size_t)n) == size - 1) {
-			msg[len] = 0;
-			return len;
-		}
-	}
-}
-
-static int write_pid_file(const char *path, pid_t pid, struct error **err)
-{
-	char buf[32];
-	int n = snprintf(buf, sizeof(buf), "%d", pid);
-	return write_file_atomic(path, buf, (size_t)n, 0644, err);
-}
-
-int container_create(struct global_opts *g, const char *id, const struct create_options *o,
-		     pid_t *shim_pid, struct error **err)
-{
-	_cleanup_free_ char *dir = NULL;
-	struct oci_bundle bundle;
-	struct pod_sandbox pod = {0};
-	char msg[4096];
-	int p[2];
-
-	int r = state_dir(g->root, id, &dir, err);
-	if (r < 0)
-		return r;
-	if ((r = spec_load(o->bundle ? o->bundle : ".", id, &bundle, err)) < 0) {
-		spec_free(&bundle);
-		return r;
-	}
-	for (size_t i = 0; i < bundle.n_warnings; i++)
-		log_warning("config.json: %s", bundle.warnings[i]);
-	int member = pod_resolve(g, &bundle, &pod, err);
-	if (member < 0) {
-		spec_free(&bundle);
-		return member;
-	}
-	if ((r = mkdir_p(g->root, 0700, err)) < 0) {
-		spec_free(&bundle);
-		return r;
-	}
-	/* mkdir is the atomic claim on the ID. */
-	if (mkdir(dir, 0700) < 0) {
-		r = errno == EEXIST ? error_setx(err, EEXIST, "container %s already exists", id)
-				    : error_set(err, errno, "create %s", dir);
-		spec_free(&bundle);
-		return r;
-	}
-	if (member && (r = pod_member_record(dir, pod.id, err)) < 0)
-		goto fail;
-	if (pipe2(p, O_CLOEXEC) < 0) {
-		r = error_set(err, errno, "pipe");
-		goto fail;
-	}
-	fflush(NULL);
-	pid_t pid = fork();
-	if (pid < 0) {
-		r = error_set(err, errno, "fork");
-		close(p[0]);
-		close(p[1]);
-		goto fail;
-	}
-	if (pid == 0) {
-		close(p[0]);
-		struct shim_args a = {.g = g,
-				      .id = id,
-				      .dir = dir,
-				      .bundle = &bundle,
-				      .console_socket = o->console_socket,
-				      .ready_fd = p[1],
-				      .restore = o->restore,
-				      .criu = o->criu,
-				      .work_path = o->work_path,
-				      .bench_from_tmpfs = o->bench_from_tmpfs,
-				      .pod = member ? &pod : NULL};
-		shim_main(&a);
-	}
-	close(p[1]);
-	/* The shim reports within its own bounds (boot, then the create or
-	 * restore call); this one catches a shim that hangs regardless. */
-	int timeout_ms = (int)g->cfg.boot_timeout_ms +
-			 (o->restore ? SHIM_CHECKPOINT_TIMEOUT_MS : SHIM_CALL_TIMEOUT_MS) + 10000;
-	size_t len = read_ready(p[0], msg, sizeof(msg), timeout_ms);
-	close(p[0]);
-	if (strcmp(msg, "OK") != 0) {
-		if (len == (size_t)-1)
-			kill(-pid, SIGKILL); /* the shim's group: QEMU and virtiofsd too */
-		waitpid(pid, NULL, 0);
-		r = len == (size_t)-1
-			    ? error_setx(err, ETIMEDOUT, "the shim did not report within %d ms",
-					 timeout_ms)
-			    : error_setx(err, EIO, "%s",
-					 len ? msg : "the shim died during start-up");
-		goto fail;
-	}
-	if (o->pid_file && (r = write_pid_file(o->pid_file, pid, err)) < 0) {
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-		goto fail;
-	}
-	spec_free(&bundle);
-	pod_sandbox_free(&pod);
-	*shim_pid = pid;
-	return 0;
-fail:
-	remove_tree(dir, NULL);
-	spec_free(&bundle);
-	pod_sandbox_free(&pod);
-	return r;
-}
 
 static void create_usage(const char *cmd)
 {
@@ -217,39 +37,6 @@ static void create_usage(const char *cmd)
 	       strcmp(cmd, "run") == 0
 		       ? "  -d, --detach             do not wait for the container\n"
 		       : "");
-}
-
-static int start_container(struct global_opts *g, const char *id, struct error **err)
-{
-	Cocoon__Request req = COCOON__REQUEST__INIT;
-	Cocoon__StartContainerRequest start = COCOON__START_CONTAINER_REQUEST__INIT;
-	Cocoon__Response *resp = NULL;
-	_cleanup_free_ char *dir = NULL;
-	struct container_state st;
-
-	int r = container_load(g, id, &dir, &st, err);
-	if (r < 0)
-		return r;
-	if (st.status != STATUS_CREATED)
-		return error_setx(err, EINVAL, "container %s is %s, not created", id,
-				  state_status_name(st.status));
-	req.body_case = COCOON__REQUEST__BODY_START;
-	req.start = &start;
-	start.id = (char *)id;
-	if ((r = container_call(g, id, &req, &resp, err)) < 0)
-		return r;
-	cocoon__response__free_unpacked(resp, NULL);
-	return 0;
-}
-
-static volatile pid_t foreground_shim;
-
-/* `cocoon run` in the foreground passes the signals it gets to the shim,
- * which forwards them to the container. */
-static void forward_to_shim(int sig)
-{
-	if (foreground_shim > 0)
-		kill(foreground_shim, sig);
 }
 
 static int create_or_run(struct global_opts *g, int argc, char **argv, bool run)
@@ -310,7 +97,7 @@ static int create_or_run(struct global_opts *g, int argc, char **argv, bool run)
 	}
 	if (!run)
 		return 0;
-	if (start_container(g, id, &err) < 0) {
+	if (container_start(g, id, &err) < 0) {
 		error_wrap(&err, "run %s", id);
 		report_error(g, err->msg);
 		kill(shim, SIGKILL);
@@ -323,20 +110,6 @@ static int create_or_run(struct global_opts *g, int argc, char **argv, bool run)
 	if (detach)
 		return 0;
 	return container_wait_foreground(shim);
-}
-
-int container_wait_foreground(pid_t shim)
-{
-	/* Foreground: the shim is our child; its status is the container's. */
-	struct sigaction sa = {.sa_handler = forward_to_shim, .sa_flags = SA_RESTART};
-	int fwd[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
-	foreground_shim = shim;
-	for (size_t i = 0; i < ARRAY_SIZE(fwd); i++)
-		sigaction(fwd[i], &sa, NULL);
-	int status;
-	while (waitpid(shim, &status, 0) < 0 && errno == EINTR)
-		;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 int cmd_create(struct global_opts *g, int argc, char **argv)
@@ -359,7 +132,7 @@ int cmd_start(struct global_opts *g, int argc, char **argv)
 	}
 	if (argc != 2)
 		return usage_error("start", "expects exactly one container ID");
-	if (start_container(g, argv[1], &err) < 0) {
+	if (container_start(g, argv[1], &err) < 0) {
 		error_wrap(&err, "start %s", argv[1]);
 		report_error(g, err->msg);
 		return 1;

@@ -1,5 +1,6 @@
 /* delete: stops the VM (with --force, or for a container never started) and
  * removes every trace of the container on the host. */
+#include "commands.h"
 #include "cleanup.h"
 #include "container.h"
 #include "paths.h"

@@ -1,6 +1,7 @@
 /* exec: an extra process in a running container, with its own stdio and
  * exit status. The caller's stdin/stdout/stderr are handed to the shim with
  * SCM_RIGHTS; the shim relays them to the guest. */
+#include "commands.h"
 #include "cleanup.h"
 #include "container.h"
 #include "shim.h"

@@ -1,6 +1,7 @@
 /* restore: a new VM, the image directory shared into it read-only, and CRIU
  * restoring the container there. The images are verified first: a damaged
  * image can make CRIU loop forever instead of failing. */
+#include "commands.h"
 #include "cleanup.h"
 #include "container.h"
 #include "criu-config.h"

@@ -1,4 +1,5 @@
 /* state and list. */
+#include "commands.h"
 #include "cleanup.h"
 #include "container.h"
 #include "paths.h"

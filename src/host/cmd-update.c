@@ -1,5 +1,6 @@
 /* update and events: the container's cgroup in the guest, changed and read
  * through its shim (src/guest/cgroups.c). */
+#include "commands.h"
 #include "cleanup.h"
 #include "container.h"
 #include "resources.h"

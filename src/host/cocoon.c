@@ -58,11 +58,6 @@ static void usage(FILE *out)
 
 /* The text --log format is logfmt: msg="..." with quotes, backslashes and
  * controls escaped, so that guest text cannot end the field or the line. */
-void report_error(struct global_opts *g, const char *msg)
-{
-	log_error(msg);
-}
-
 int main(int argc, char **argv)
 {
 	enum {

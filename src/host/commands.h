@@ -4,17 +4,9 @@
 
 #include <stdbool.h>
 
+#include "cli.h"
 #include "config.h"
-
-struct global_opts {
-	const char *root;
-	const char *log_path;
-	const char *log_format; /* "text" or "json" */
-	const char *config_path;
-	bool debug;
-	bool systemd_cgroup;
-	struct cocoon_config cfg;
-};
+#include "opts.h"
 
 struct command {
 	const char *name;
@@ -41,6 +33,3 @@ int cmd_restore(struct global_opts *g, int argc, char **argv);
 int cmd_update(struct global_opts *g, int argc, char **argv);
 int cmd_events(struct global_opts *g, int argc, char **argv);
 int cmd_image(struct global_opts *g, int argc, char **argv);
-
-/* Prints the error once, to stderr and to --log in the chosen format. */
-void report_error(struct global_opts *g, const char *msg);

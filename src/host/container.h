@@ -1,10 +1,11 @@
-/* Host-side container operations shared by the commands. */
+/* The host library's container operations (container.c), under the
+ * commands (cmd-*.c). */
 #pragma once
 
 #include <sys/types.h>
 
 #include "agent-client.h"
-#include "commands.h"
+#include "opts.h"
 #include "images.h"
 #include "state.h"
 
@@ -33,11 +34,11 @@ int container_call(struct global_opts *g, const char *id, Cocoon__Request *req,
 int container_call_timeout(struct global_opts *g, const char *id, Cocoon__Request *req,
 			   Cocoon__Response **resp, int timeout_ms, struct error **err);
 
+/* Runs the process of a created container (runc start). */
+int container_start(struct global_opts *g, const char *id, struct error **err);
+
 /* Waits for the shim (our child) and returns the container's exit code. */
 int container_wait_foreground(pid_t shim);
 
 /* Parses a signal name (KILL, SIGKILL) or number. */
 int parse_signal(const char *s);
-
-/* getopt_long's usage error for a command, on stderr. */
-int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

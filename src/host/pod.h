@@ -19,7 +19,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-#include "commands.h"
+#include "opts.h"
 #include "contract.h"
 #include "error.h"
 

@@ -4,7 +4,7 @@
  * shim and conmon wait for. */
 #pragma once
 
-#include "commands.h"
+#include "opts.h"
 #include "images.h"
 #include "pod.h"
 #include "shim-client.h"
