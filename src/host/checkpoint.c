@@ -1,0 +1,470 @@
+/* Checkpoint in the host library (checkpoint.h): CRIU dumps the container
+ * inside its VM; the images are checked, checksummed and published on the
+ * host atomically. A whole pod is paused, dumped and published together. */
+#include "checkpoint.h"
+#include "cleanup.h"
+#include "container.h"
+#include "criu-config.h"
+#include "images.h"
+#include "pod.h"
+#include "paths.h"
+#include "safefs.h"
+#include "shim.h"
+
+#include <ctype.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <sched.h>
+#include <signal.h>
+#include <json-c/json.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+static void make_checkpoint_id(char out[64])
+{
+	time_t t = time(NULL);
+	struct tm tm;
+	unsigned r = 0;
+	FILE *f = fopen("/dev/urandom", "re");
+	if (f) {
+		if (fread(&r, sizeof(r), 1, f) != 1)
+			r = (unsigned)getpid();
+		fclose(f);
+	}
+	gmtime_r(&t, &tm);
+	strftime(out, 64, "ck-%Y%m%d-%H%M%S", &tm);
+	snprintf(out + strlen(out), 64 - strlen(out), "-%04x", r & 0xffff);
+}
+
+/* A runc-style --parent-path names the pre-dump's image directory; the guest
+ * knows that dump by its checkpoint ID, recorded in cocoon.json. */
+static int parent_checkpoint_id(const char *parent, char *out, size_t size, struct error **err)
+{
+	_cleanup_free_ char *text = NULL;
+	_cleanup_close_ int dirfd = open(parent, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
+	json_object *v;
+	if (dirfd < 0)
+		return error_set(err, errno, "--parent-path %s", parent);
+	int r = safefs_read(dirfd, IMAGES_META, 16 << 20, &text, NULL, err);
+	if (r < 0)
+		return error_wrap(err, "--parent-path %s", parent);
+	json_object *o = json_tokener_parse(text);
+	if (!o || !json_object_object_get_ex(o, "checkpoint", &v) ||
+	    !json_object_is_type(v, json_type_string) ||
+	    validate_id("checkpoint", json_object_get_string(v), NULL) < 0) {
+		json_object_put(o);
+		return error_setx(err, EINVAL, "--parent-path %s: not a cocoon pre-dump", parent);
+	}
+	snprintf(out, size, "%s", json_object_get_string(v));
+	json_object_put(o);
+	return 0;
+}
+
+/* The destination must be absent or an empty directory: a non-empty one is
+ * not ours to overwrite. */
+static int check_destination(const char *dest, struct error **err)
+{
+	_cleanup_closedir_ DIR *d = opendir(dest);
+	struct dirent *de;
+	if (!d)
+		return errno == ENOENT ? 0 : error_set(err, errno, "--image-path %s", dest);
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			return error_setx(
+				err, ENOTEMPTY,
+				"image path %s is not empty; refusing to overwrite what is not ours",
+				dest);
+	return 0;
+}
+
+/* After a checkpoint without --leave-running: the container ends (as under
+ * runc) once its images are safe, or is thawed when they are not. */
+static void container_thaw_or_kill(struct global_opts *g, const char *id, bool kill_it)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__SignalRequest sr = COCOON__SIGNAL_REQUEST__INIT;
+	Cocoon__PauseRequest pr = COCOON__PAUSE_REQUEST__INIT;
+	Cocoon__Response *resp = NULL;
+
+	if (kill_it) {
+		sr.id = (char *)id;
+		sr.signal = SIGKILL;
+		sr.all = true;
+		req.body_case = COCOON__REQUEST__BODY_SIGNAL;
+		req.signal = &sr;
+	} else {
+		pr.id = (char *)id;
+		pr.resume = true;
+		req.body_case = COCOON__REQUEST__BODY_PAUSE;
+		req.pause = &pr;
+	}
+	if (container_call(g, id, &req, &resp, NULL) == 0)
+		cocoon__response__free_unpacked(resp, NULL);
+	if (!kill_it)
+		return;
+	/* As with runc, the container is stopped when checkpoint returns. */
+	_cleanup_free_ char *dir = NULL;
+	struct container_state st;
+	long long deadline = now_ms() + 20000;
+	while (container_load(g, id, &dir, &st, NULL) == 0 && st.status != STATUS_STOPPED &&
+	       now_ms() < deadline) {
+		free(dir);
+		dir = NULL;
+		usleep(20000);
+	}
+}
+
+/* --print-stats: one JSON line, for scripts and make bench. */
+static void print_checkpoint_stats(const struct checkpoint_options *o,
+				   const Cocoon__CheckpointReply *rep, long long total_ms,
+				   const char *dest)
+{
+	if (!o->print_stats)
+		return;
+	const Cocoon__CriuStats *st = rep->stats;
+	json_object *j = json_object_new_object();
+	json_object_object_add(j, "frozen_ms",
+			       json_object_new_double(st ? st->frozen_us / 1000.0 : 0));
+	json_object_object_add(j, "freezing_ms",
+			       json_object_new_double(st ? st->freezing_us / 1000.0 : 0));
+	json_object_object_add(j, "memdump_ms",
+			       json_object_new_double(st ? st->memdump_us / 1000.0 : 0));
+	json_object_object_add(j, "memwrite_ms",
+			       json_object_new_double(st ? st->memwrite_us / 1000.0 : 0));
+	json_object_object_add(j, "pages_written",
+			       json_object_new_uint64(st ? st->pages_written : 0));
+	json_object_object_add(j, "criu_ms", json_object_new_uint64(rep->dump_ms));
+	json_object_object_add(j, "copy_ms", json_object_new_uint64(rep->copy_ms));
+	json_object_object_add(j, "copy_overlapped", json_object_new_boolean(rep->copy_overlapped));
+	json_object_object_add(j, "dev_shm_second_try", json_object_new_boolean(o->shm_second_try));
+	json_object_object_add(j, "route", json_object_new_string(rep->route ? rep->route : ""));
+	json_object_object_add(j, "staging",
+			       json_object_new_string(o->staged_beside ? "beside" : "shared"));
+	json_object_object_add(j, "container_mib", json_object_new_uint64(rep->container_mib));
+	json_object_object_add(j, "guest_available_mib",
+			       json_object_new_uint64(rep->available_mib));
+	/* The most guest memory the checkpoint took (MemAvailable's low-water
+	 * mark, sampled in the agent). */
+	json_object_object_add(j, "guest_peak_used_mib",
+			       json_object_new_uint64(rep->peak_used_mib));
+	json_object_object_add(j, "total_ms", json_object_new_int64(total_ms));
+	json_object_object_add(j, "bytes", json_object_new_uint64(rep->bytes));
+	json_object_object_add(j, "path", json_object_new_string(dest));
+	printf("stats: %s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+	json_object_put(j);
+}
+
+/* CRIU's whole log after a failed dump, kept where the user can read it. */
+static void keep_dump_log(struct global_opts *g, const struct checkpoint_options *o,
+			  const char *dir, const char *ckid, struct error **err)
+{
+	_cleanup_free_ char *keep = NULL, *msg = NULL;
+	const char *where = o->work_path ? o->work_path : g->cfg.host_checkpoint_dir;
+	int n = o->work_path ? asprintf(&keep, "%s/dump.log", where)
+			     : asprintf(&keep, "%s/failed-%s-dump.log", where, ckid);
+	if (n < 0 || mkdir_p(where, 0700, NULL) < 0 || images_keep_dump_log(dir, ckid, keep) < 0)
+		return;
+	if (err && *err && asprintf(&msg, "%s (CRIU's whole log: %s)", (*err)->msg, keep) >= 0) {
+		free((*err)->msg);
+		(*err)->msg = TAKE_PTR(msg);
+	}
+}
+
+/* A shim with volumes has a mount namespace of its own (volumes.h), and
+ * QEMU with it: the staging mount is then made there. Returns an fd of the
+ * shim's mount namespace when it is not ours, -1 when it is ours, -2 when
+ * the shim is not the one recorded (then nothing is staged). */
+static int shim_mount_ns(const struct container_state *st)
+{
+	char path[64];
+	struct stat ours, theirs;
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", st->shim_pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || stat("/proc/self/ns/mnt", &ours) < 0 || fstat(fd, &theirs) < 0 ||
+	    proc_start_time(st->shim_pid) != st->shim_start) {
+		if (fd >= 0)
+			close(fd);
+		return -2;
+	}
+	if (ours.st_ino == theirs.st_ino && ours.st_dev == theirs.st_dev) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int checkpoint_container(struct global_opts *g, const char *id, struct checkpoint_options *o,
+			 struct error **err)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__CheckpointRequest cr = COCOON__CHECKPOINT_REQUEST__INIT;
+	Cocoon__Response *resp = NULL;
+	_cleanup_free_ char *dir = NULL, *dest = NULL, *parent_dir = NULL, *sandbox_dir = NULL;
+	struct container_state st;
+	char ckid[64], parent_id[80] = "";
+
+	if (!g->cfg.enable_checkpoint)
+		return error_setx(
+			err, EPERM,
+			"checkpoints are disabled by runtime.enable_checkpoint = false in %s",
+			g->cfg.source ? g->cfg.source : "the configuration");
+	int r = container_load(g, id, &dir, &st, err);
+	if (r < 0)
+		return r;
+	/* A pod member's images are in its sandbox's shared directory: the
+	 * guest is the sandbox's VM (docs/pods.md). */
+	if (pod_images_state_dir(g, dir, &sandbox_dir, err) < 0)
+		return error_wrap(err, "checkpoint %s", id);
+	const char *idir = sandbox_dir ? sandbox_dir : dir;
+	/* The user's CRIU settings, refused here when they cannot work in
+	 * the VM, before anything is frozen. */
+	criu_config_free(&o->criu);
+	if (criu_config_collect(g->cfg.criu_config, st.bundle, &o->criu, err) < 0)
+		return error_wrap(err, "checkpoint %s", id);
+	if (st.status != STATUS_RUNNING && st.status != STATUS_PAUSED)
+		return error_setx(
+			err, EINVAL,
+			"container %s is %s; only running or paused containers can be checkpointed",
+			id, state_status_name(st.status));
+	make_checkpoint_id(ckid);
+	if (o->image_path)
+		dest = strdup(o->image_path);
+	else if (asprintf(&parent_dir, "%s/%s", g->cfg.host_checkpoint_dir, id) < 0 ||
+		 asprintf(&dest, "%s/%s", parent_dir, ckid) < 0)
+		return error_set(err, ENOMEM, "checkpoint");
+	if ((r = check_destination(dest, err)) < 0)
+		return r;
+	if (parent_dir && (r = mkdir_p(parent_dir, 0700, err)) < 0)
+		return r;
+	if (o->parent_path &&
+	    (r = parent_checkpoint_id(o->parent_path, parent_id, sizeof(parent_id), err)) < 0)
+		return r;
+
+	cr.id = (char *)id;
+	cr.checkpoint_id = ckid;
+	cr.leave_running = o->leave_running;
+	cr.pre_dump = o->pre_dump;
+	cr.parent_id = parent_id;
+	cr.criu = &o->criu;
+	cr.bench_route = o->bench_route;
+	/* Fault injection for the e2e tests (docs/checkpoint.md). */
+	cr.fault = getenv("COCOON_FAULT") ? getenv("COCOON_FAULT") : (char *)"";
+	o->criu.debug = g->cfg.enable_debug;
+	req.body_case = COCOON__REQUEST__BODY_CHECKPOINT;
+	req.checkpoint = &cr;
+	long long t0 = now_ms();
+	/* The engines' layout (state root on tmpfs, images on disk): the guest
+	 * writes the images beside dest. 9p only: virtiofsd runs in a mount
+	 * namespace of its own, where a later mount does not show. */
+	_cleanup_(images_stage_discard) struct images_stage stage = {
+		.parentfd = -1, .mnt_fd = -1, .nsfd = -1};
+	/* COCOON_STAGING=shared: the way before, for make bench to compare. */
+	const char *how = getenv("COCOON_STAGING");
+	bool staged = false;
+	if (strcmp(g->cfg.shared_fs, "9p") == 0 &&
+	    o->bench_route != COCOON__CHECKPOINT_ROUTE__ROUTE_FLOOR &&
+	    !(how && !strcmp(how, "shared"))) {
+		int ns = shim_mount_ns(&st);
+		staged = ns != -2 && images_stage_beside(idir, ckid, dest, ns, &stage, NULL) == 1;
+		if (ns >= 0)
+			close(ns);
+	}
+	o->staged_beside = staged;
+	r = container_call_timeout(g, id, &req, &resp, SHIM_CHECKPOINT_TIMEOUT_MS, err);
+	if (r < 0 && (*err)->code == ESTALE && !cr.dump_dev_shm) {
+		/* The agent left an empty /dev/shm out of the dump, and it
+		 * changed before the dump ended: once more, archiving it. */
+		error_free(err);
+		cr.dump_dev_shm = true;
+		o->shm_second_try = true;
+		r = container_call_timeout(g, id, &req, &resp, SHIM_CHECKPOINT_TIMEOUT_MS, err);
+	}
+	if (r < 0) {
+		keep_dump_log(g, o, idir, ckid, err);
+		images_stage_discard(&stage);
+		images_discard(idir, ckid);
+		return r;
+	}
+	Cocoon__CheckpointReply *rep = resp->checkpoint;
+	if (o->bench_route == COCOON__CHECKPOINT_ROUTE__ROUTE_FLOOR) {
+		/* The benchmark floor: dumped into guest memory and discarded. */
+		print_checkpoint_stats(o, rep, now_ms() - t0, "");
+		cocoon__response__free_unpacked(resp, NULL);
+		return 0;
+	}
+	/* The host knows where the images are: checkpoints/CKID, from the ID
+	 * it made. The reply only has to agree; it names nothing. */
+	char expect[128];
+	snprintf(expect, sizeof(expect), IMAGES_SHARED_SUBDIR "/%s", ckid);
+	if (strcmp(rep->shared_path, expect) != 0) {
+		char named[64];
+		snprintf(named, sizeof(named), "%s", rep->shared_path);
+		agent_text_sanitize(named);
+		r = error_setx(err, EPROTO, "the agent's reply names images at '%s', not %s", named,
+			       expect);
+	}
+	struct images_info info = {
+		.container_id = id, .checkpoint_id = ckid, .parent_path = o->parent_path};
+	struct images_limits lim;
+	images_limits_from_config(&g->cfg, &lim);
+	/* virtiofsd keeps handles on the guest's files: those are copied,
+	 * never renamed into --image-path. */
+	if (r == 0 && staged)
+		r = images_publish_staged(&stage, dest, &info, &lim, err);
+	else if (r == 0)
+		r = images_publish(idir, ckid, dest, &info, &lim,
+				   strcmp(g->cfg.shared_fs, "9p") != 0, err);
+	if (staged)
+		images_discard(idir, ckid); /* the empty mount point */
+	if (r < 0) {
+		images_discard(idir, ckid);
+		cocoon__response__free_unpacked(resp, NULL);
+		/* The container was kept frozen, not killed: let it go on. */
+		if (!o->leave_running && !o->pre_dump && st.status == STATUS_RUNNING)
+			container_thaw_or_kill(g, id, false);
+		return r;
+	}
+	if (!o->leave_running && !o->pre_dump)
+		container_thaw_or_kill(g, id, true);
+	images_copy_logs(dest, o->work_path);
+	long long total = now_ms() - t0;
+	Cocoon__CriuStats *sts = rep->stats;
+	printf("%s %s of %s: %s\n", o->pre_dump ? "pre-dump" : "checkpoint", ckid, id, dest);
+	printf("  %u files, %.1f MiB; frozen %.0f ms, criu %llu ms, copy to host %llu ms, total %lld ms\n",
+	       rep->files, (double)rep->bytes / (1 << 20), sts ? sts->frozen_us / 1000.0 : 0.0,
+	       (unsigned long long)rep->dump_ms, (unsigned long long)rep->copy_ms, total);
+	print_checkpoint_stats(o, rep, total, dest);
+	cocoon__response__free_unpacked(resp, NULL);
+	return 0;
+}
+
+/* Pause or resume one container (as `cocoon pause`); errors are set. */
+static int pod_pause_one(struct global_opts *g, const char *id, bool resume, struct error **err)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__PauseRequest pr = COCOON__PAUSE_REQUEST__INIT;
+	Cocoon__Response *resp = NULL;
+	pr.id = (char *)id;
+	pr.resume = resume;
+	req.body_case = COCOON__REQUEST__BODY_PAUSE;
+	req.pause = &pr;
+	int r = container_call(g, id, &req, &resp, err);
+	if (r == 0)
+		cocoon__response__free_unpacked(resp, NULL);
+	return r;
+}
+
+/* The running members of sandbox SB under the state root, in ids[]. */
+static int pod_members(struct global_opts *g, const char *sb, char ids[][COCOON_ID_MAX + 1],
+		       int max, int *n, struct error **err)
+{
+	_cleanup_closedir_ DIR *d = opendir(g->root);
+	struct dirent *de;
+	*n = 0;
+	if (!d)
+		return error_set(err, errno, "state root %s", g->root);
+	while ((de = readdir(d))) {
+		_cleanup_free_ char *dir = NULL, *owner = NULL;
+		struct container_state st;
+		if (de->d_name[0] == '.' || validate_id("container", de->d_name, NULL) < 0 ||
+		    container_load(g, de->d_name, &dir, &st, NULL) < 0)
+			continue;
+		if (pod_images_state_dir(g, dir, &owner, NULL) != 1 || !owner)
+			continue;
+		_cleanup_free_ char *sb_dir = NULL;
+		if (state_dir(g->root, sb, &sb_dir, NULL) < 0 || strcmp(owner, sb_dir) != 0)
+			continue;
+		if (st.status != STATUS_RUNNING && st.status != STATUS_PAUSED)
+			return error_setx(
+				err, EINVAL,
+				"pod member %s is %s; a pod is checkpointed with all its containers running or paused",
+				de->d_name, state_status_name(st.status));
+		if (*n == max)
+			return error_setx(err, E2BIG, "more than %d containers in pod %s", max, sb);
+		snprintf(ids[(*n)++], COCOON_ID_MAX + 1, "%s", de->d_name);
+	}
+	return 0;
+}
+
+/* checkpoint --pod SANDBOX: every container of the pod is paused (frozen
+ * together: the pod's loopback and IPC stay consistent between them), then
+ * dumped into DIR/<id> while paused, members first; only once every image
+ * directory is published are they all killed, members first. A failure
+ * resumes them all and removes what was written: the pod runs on. DIR gets
+ * pod.json, the order an engine restores them in (docs/pods.md). */
+int checkpoint_pod(struct global_opts *g, const char *id, struct checkpoint_options *o,
+			     struct error **err)
+{
+	enum { POD_MAX = 32 };
+	char ids[POD_MAX + 1][COCOON_ID_MAX + 1];
+	bool paused[POD_MAX + 1] = {0};
+	_cleanup_free_ char *dir = NULL, *sb_of = NULL;
+	struct container_state st;
+	int n = 0, r;
+
+	if (!o->image_path)
+		return error_setx(err, EINVAL, "--pod needs --image-path");
+	if (o->leave_running || o->pre_dump || o->parent_path)
+		return error_setx(
+			err, EINVAL,
+			"--pod takes no --leave-running, --pre-dump or --parent-path yet");
+	if ((r = container_load(g, id, &dir, &st, err)) < 0)
+		return r;
+	if ((r = pod_images_state_dir(g, dir, &sb_of, err)) < 0)
+		return r;
+	if (r == 1)
+		return error_setx(err, EINVAL, "%s is a member of a pod, not its sandbox", id);
+	if (st.status != STATUS_RUNNING && st.status != STATUS_PAUSED)
+		return error_setx(err, EINVAL, "pod sandbox %s is %s", id,
+				  state_status_name(st.status));
+	if ((r = pod_members(g, id, ids, POD_MAX, &n, err)) < 0 ||
+	    (r = check_destination(o->image_path, err)) < 0)
+		return r;
+	snprintf(ids[n++], COCOON_ID_MAX + 1, "%s", id); /* the sandbox last */
+	if ((r = mkdir_p(o->image_path, 0700, err)) < 0)
+		return r;
+	/* Frozen together, members first. */
+	for (int i = 0; i < n && r == 0; i++) {
+		_cleanup_free_ char *d = NULL;
+		if ((r = container_load(g, ids[i], &d, &st, err)) == 0 &&
+		    st.status == STATUS_RUNNING && (r = pod_pause_one(g, ids[i], false, err)) == 0)
+			paused[i] = true;
+	}
+	for (int i = 0; i < n && r == 0; i++) {
+		struct checkpoint_options one = *o;
+		_cleanup_free_ char *dest = NULL;
+		if (asprintf(&dest, "%s/%s", o->image_path, ids[i]) < 0)
+			return error_set(err, ENOMEM, "checkpoint");
+		one.image_path = dest;
+		one.leave_running = true; /* stays paused: killed below, once all are safe */
+		one.pod = false;
+		if ((r = checkpoint_container(g, ids[i], &one, err)) < 0)
+			error_wrap(err, "pod container %s", ids[i]);
+	}
+	if (r == 0) {
+		json_object *j = json_object_new_object(), *members = json_object_new_array();
+		json_object_object_add(j, "sandbox", json_object_new_string(id));
+		for (int i = 0; i < n - 1; i++)
+			json_object_array_add(members, json_object_new_string(ids[i]));
+		json_object_object_add(j, "members", members);
+		const char *text = json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY);
+		_cleanup_free_ char *path = NULL;
+		if (asprintf(&path, "%s/pod.json", o->image_path) < 0)
+			r = error_set(err, ENOMEM, "checkpoint");
+		else
+			r = write_file_atomic(path, text, strlen(text), 0600, err);
+		json_object_put(j);
+	}
+	if (r < 0) {
+		/* Nothing half-done: the images go, the pod runs on. */
+		for (int i = 0; i < n; i++)
+			if (paused[i])
+				pod_pause_one(g, ids[i], true, NULL);
+		remove_tree(o->image_path, NULL);
+		return r;
+	}
+	for (int i = 0; i < n; i++)
+		container_thaw_or_kill(g, ids[i], true);
+	return 0;
+}

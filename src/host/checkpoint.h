@@ -1,0 +1,38 @@
+/* Checkpoint, in the host library (checkpoint.c). cmd-checkpoint.c parses
+ * the options and calls one of these. */
+#pragma once
+
+#include "opts.h"
+#include "proto.h"
+
+#include <stdbool.h>
+
+struct checkpoint_options {
+	const char *image_path;
+	const char *work_path;
+	const char *parent_path;
+	bool leave_running;
+	bool pre_dump;
+	bool print_stats;
+	Cocoon__CheckpointRoute bench_route;
+	Cocoon__CriuOptions criu;
+	bool pod;	     /* the whole pod of this sandbox (docs/pods.md) */
+	bool shm_second_try; /* set: /dev/shm changed during the first dump */
+	bool staged_beside;  /* the images were written beside --image-path */
+};
+
+/* Checkpoints container ID as O says: the dump in its VM, the images
+ * verified and published at o->image_path, the container then left
+ * running, paused or killed (runc's rules). Returns 0, or a negative errno
+ * with *ERR set; a failed checkpoint leaves the container as it was. */
+int checkpoint_container(struct global_opts *g, const char *id, struct checkpoint_options *o,
+			 struct error **err);
+
+/* checkpoint --pod SANDBOX: every container of the pod is paused (frozen
+ * together: the pod's loopback and IPC stay consistent between them), then
+ * dumped into DIR/<id> while paused, members first; only once every image
+ * directory is published are they all killed, members first. A failure
+ * resumes them all and removes what was written: the pod runs on. DIR gets
+ * pod.json, the order an engine restores them in (docs/pods.md). */
+int checkpoint_pod(struct global_opts *g, const char *id, struct checkpoint_options *o,
+			     struct error **err);
