@@ -394,7 +394,7 @@ static int pod_members(struct global_opts *g, const char *sb, char ids[][COCOON_
  * resumes them all and removes what was written: the pod runs on. DIR gets
  * pod.json, the order an engine restores them in (docs/pods.md). */
 int checkpoint_pod(struct global_opts *g, const char *id, struct checkpoint_options *o,
-			     struct error **err)
+		   struct error **err)
 {
 	enum { POD_MAX = 32 };
 	char ids[POD_MAX + 1][COCOON_ID_MAX + 1];

@@ -35,4 +35,4 @@ int checkpoint_container(struct global_opts *g, const char *id, struct checkpoin
  * resumes them all and removes what was written: the pod runs on. DIR gets
  * pod.json, the order an engine restores them in (docs/pods.md). */
 int checkpoint_pod(struct global_opts *g, const char *id, struct checkpoint_options *o,
-			     struct error **err);
+		   struct error **err);
