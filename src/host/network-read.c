@@ -84,7 +84,8 @@ static char *addr_text(struct nl_addr *a, int family)
 	return out;
 }
 
-int network_read_links(struct network *n, struct nl_cache *links, const char *ns, struct error **err)
+int network_read_links(struct network *n, struct nl_cache *links, const char *ns,
+		       struct error **err)
 {
 	for (struct nl_object *o = nl_cache_get_first(links); o; o = nl_cache_get_next(o)) {
 		struct rtnl_link *l = (struct rtnl_link *)o;

@@ -2,7 +2,9 @@
  * linux.maskedPaths and linux.readonlyPaths. The host checks names and ranges
  * here; the agent applies them inside the guest as runc does on a host
  * (src/guest/confine.c). */
-#include "spec.h"
+#include "spec-confine.h"
+#include "spec-bundle.h"
+#include "spec-json.h"
 #include "cleanup.h"
 
 #include <json-c/json.h>

@@ -1,7 +1,7 @@
 /* Typed readers of config.json's members, and the spec's warnings
  * (spec-json.h). */
 #include "spec-json.h"
-#include "spec.h"
+#include "spec-bundle.h"
 #include "cleanup.h"
 #include "log.h"
 #include "paths.h"

@@ -1,7 +1,7 @@
 /* The namespaces config.json joins, as the containers of a pod do
  * (spec-pod.h); the pods themselves are pod.c. */
 #include "spec-pod.h"
-#include "spec.h"
+#include "spec-bundle.h"
 
 #include <errno.h>
 #include <stdlib.h>

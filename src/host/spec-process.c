@@ -2,7 +2,7 @@
  * args, env, cwd, user, rlimits, terminal, and its confinement through
  * spec-confine.c (spec-process.h). */
 #include "spec-process.h"
-#include "spec.h"
+#include "spec-bundle.h"
 #include "spec-confine.h"
 #include "cleanup.h"
 #include "log.h"

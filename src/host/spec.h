@@ -4,36 +4,12 @@
 #pragma once
 
 #include "error.h"
-#include "pod.h"
 #include "proto.h"
-#include "volumes.h"
+#include "spec-bundle.h"
 /* The spec's parts, each parsed in its own file (spec-*.c). */
 #include "spec-confine.h"
 #include "spec-json.h"
 #include "spec-process.h"
-
-struct json_object;
-
-#define SPEC_MAX_BYTES (4 * 1024 * 1024)
-#define SPEC_MAX_MOUNTS 64
-/* Every bind mount the host accepts must fit the guest's table. */
-_Static_assert(SPEC_MAX_MOUNTS <= COCOON_MAX_BINDS,
-	       "spec mounts exceed the guest's bind-mount limit");
-#define SPEC_MAX_STRINGS 4096
-#define SPEC_MAX_SECCOMP_RULES 1024
-
-struct oci_bundle {
-	char *bundle;	  /* absolute bundle path */
-	char *rootfs;	  /* absolute host path of root.path */
-	char *netns_path; /* the engine's network namespace to carry, or NULL */
-	Cocoon__ContainerSpec *spec;
-	struct volume volumes[SPEC_MAX_MOUNTS]; /* the bind mounts of host paths */
-	size_t n_volumes;
-	int cpuset_cpus; /* CPUs in linux.resources.cpu.cpus, 0 when none */
-	char **warnings;
-	size_t n_warnings;
-	struct spec_pod pod; /* the pod it belongs to (pod.h) */
-};
 
 /* Parses bundle/config.json for container id. */
 int spec_load(const char *bundle, const char *id, struct oci_bundle *out, struct error **err);
