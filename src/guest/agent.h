@@ -1,4 +1,6 @@
-/* cocoon-agent: PID 1 in the guest. Single-threaded, poll()-driven. */
+/* cocoon-agent: PID 1 in the guest. Single-threaded, poll()-driven.
+ * The agent's state and its jobs' types; each .c declares its functions in
+ * its own header (channel.h, jobs.h, init.h, ...). */
 #pragma once
 
 #include <stdbool.h>
@@ -90,6 +92,8 @@ struct agent {
 	 * be memory-backed for the frozen time to be a dump into memory. */
 	char ckpt_dir[128];
 	bool late_modules_pending;
+	/* Called once they are in (main.c replays the requests held meanwhile). */
+	void (*late_modules_done)(struct agent *a);
 	/* Requests held until the late modules are in (bounded). */
 	uint8_t *deferred[8];
 	size_t deferred_len[8];
@@ -97,55 +101,8 @@ struct agent {
 	struct agent_container containers[AGENT_MAX_CONTAINERS];
 };
 
-/* init.c */
-void agent_init_system(struct agent *a);
-void agent_power_off(struct agent *a);
-int agent_loopback_up(void);
-int agent_open_channel(const char *path_override, struct error **err);
-void agent_log(struct agent *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* modules.c */
-void agent_load_modules(struct agent *a, const char *list_path);
-void agent_load_late_modules(struct agent *a);
-int load_late_modules_main(const char *list_path);
-/* Loads the late modules in this process, before answering. */
-void agent_load_late_modules_now(struct agent *a);
-
-/* template.c */
-void agent_template_prepare(struct agent *a);
-void template_resume_handle(struct agent *a, uint64_t id, const Cocoon__TemplateResumeRequest *req);
-
-/* rpc.c: requests that need the late modules wait for them. */
-void agent_replay_deferred(struct agent *a);
-
-/* jobs.c */
-int agent_job_start(struct agent *a, char *const argv[], agent_job_done_fn done, void *userdata,
-		    struct error **err);
-/* Both return the child's pid, or a negative errno. */
-int agent_job_start_ex(struct agent *a, char *const argv[], const struct agent_job_options *o,
-		       agent_job_done_fn done, void *userdata, struct error **err);
-/* Kills jobs past their deadline and runs the watches that are due;
- * returns ms until the next deadline or watch, or -1. */
-int agent_jobs_check_deadlines(struct agent *a);
 /* Monotonic milliseconds (fdio.h). */
 static inline long long agent_now_ms(void)
 {
 	return now_ms();
 }
-/* Mounts the host's virtio-9p share TAG on DIR with the given cache mode. */
-int agent_mount_9p(const char *tag, const char *dir, unsigned long flags, const char *cache);
-/* Mounts the host's share TAG on DIR: 9p, or virtiofs when the host said so. */
-int agent_mount_share(const struct agent *a, const char *tag, const char *dir, unsigned long flags);
-
-void agent_jobs_reap(struct agent *a);
-void agent_job_read(struct agent *a, struct agent_job *job);
-
-/* main.c: writes what is queued for the host now, as far as the channel
- * takes it without blocking (the main loop writes the rest). */
-void agent_flush(struct agent *a);
-
-/* rpc.c */
-void agent_handle_frame(struct agent *a, const uint8_t *payload, size_t len);
-void agent_send_response(struct agent *a, Cocoon__Response *resp);
-void agent_send_error(struct agent *a, uint64_t id, int code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));

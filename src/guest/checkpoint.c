@@ -9,6 +9,8 @@
  *
  * This file checks the request and starts the dump; dump-job.c follows it.
  */
+#include "channel.h"
+#include "jobs.h"
 #include "container-ops.h"
 #include "checkpoint.h"
 #include "cleanup.h"

@@ -3,6 +3,8 @@
  * CRIU writes its errors to its log file, not to stdout: so the log is always
  * kept, copied to the host, and its "Error" lines quoted in the reply.
  */
+#include "init.h"
+#include "channel.h"
 #include "ckpt-common.h"
 #include "cleanup.h"
 #include "pbwire.h"

@@ -3,6 +3,7 @@
  * exec (container_child_exec). Errors go to the agent as text on the sync
  * pipe; the child then exits with 126.
  */
+#include "init.h"
 #include "container-child.h"
 #include "agent.h"
 #include "cleanup.h"

@@ -1,6 +1,7 @@
 /* A container's processes as poll() sees them: the sync pipe that answers
  * create, start and exec, the output forwarded to the host, and the exit.
  */
+#include "channel.h"
 #include "container-events.h"
 #include "agent.h"
 #include "cleanup.h"

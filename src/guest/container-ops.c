@@ -2,6 +2,7 @@
  * ps, exec and stdin. Each answers at once, or (exec) through the process's
  * sync pipe (container-events.c).
  */
+#include "channel.h"
 #include "container-ops.h"
 #include "agent.h"
 #include "cleanup.h"

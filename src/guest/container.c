@@ -9,6 +9,8 @@
  *
  * Nothing here blocks the agent: every step's answer arrives through poll().
  */
+#include "channel.h"
+#include "init.h"
 #include "agent.h"
 #include "cleanup.h"
 #include "cgroups.h"

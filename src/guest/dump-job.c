@@ -1,4 +1,6 @@
 /* A running dump: its jobs' callbacks, and the one reply (dump-job.h). */
+#include "jobs.h"
+#include "channel.h"
 #include "container-ops.h"
 #include "dump-job.h"
 #include "cleanup.h"

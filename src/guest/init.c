@@ -1,5 +1,8 @@
 /* Bringing the guest up as PID 1, and taking it down. */
+#include "init.h"
 #include "agent.h"
+#include "channel.h"
+#include "modules.h"
 #include "cleanup.h"
 
 #include <dirent.h>
@@ -14,18 +17,6 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
-
-void agent_log(struct agent *a, const char *fmt, ...)
-{
-	va_list ap;
-
-	(void)a;
-	fputs("cocoon-agent: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
 
 static void mount_one(struct agent *a, const char *src, const char *target, const char *type,
 		      unsigned long flags, const char *data)

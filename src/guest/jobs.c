@@ -1,8 +1,9 @@
 /* Child processes run on behalf of requests (criu and friends). PID 1 never
  * waits for one: their output arrives through poll() and their exit through
  * the SIGCHLD signalfd, and the request is answered from the done callback. */
-#include "container-events.h"
+#include "jobs.h"
 #include "agent.h"
+#include "channel.h"
 #include "cleanup.h"
 
 #include <fcntl.h>
@@ -208,23 +209,15 @@ void agent_job_read(struct agent *a, struct agent_job *job)
 		}
 }
 
-/* Reaps every exited child, ours or orphans re-parented to PID 1. */
-void agent_jobs_reap(struct agent *a)
+bool agent_job_exited(struct agent *a, pid_t pid, int status)
 {
-	int status;
-	pid_t pid;
-
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		bool found = false;
-		for (int i = 0; i < AGENT_MAX_JOBS && !found; i++) {
-			if (a->jobs[i] && a->jobs[i]->pid == pid) {
-				a->jobs[i]->exited = true;
-				a->jobs[i]->status = status;
-				job_finish_if_done(a, i);
-				found = true;
-			}
+	for (int i = 0; i < AGENT_MAX_JOBS; i++) {
+		if (a->jobs[i] && a->jobs[i]->pid == pid) {
+			a->jobs[i]->exited = true;
+			a->jobs[i]->status = status;
+			job_finish_if_done(a, i);
+			return true;
 		}
-		if (!found)
-			container_child_exited(a, pid, status);
 	}
+	return false;
 }

@@ -5,11 +5,26 @@
  * blocks and runs no threads: one poll() loop over the channel, a SIGCHLD
  * signalfd and the output pipes of the children it runs.
  *
+ * This file is the only one that routes: a request to its handler, a
+ * child's exit to its job or its container, the late modules' arrival to
+ * the requests held for them. The layers below never call up: channel.c at
+ * the bottom, then jobs.c, init.c and modules.c, then the handlers
+ * (container*.c, checkpoint.c, restore.c, template.c, info.c).
+ *
  * Outside a VM (tests) it runs as an ordinary process: --channel PATH connects
  * to a unix socket instead, and nothing in the system is touched.
  */
 #include "container-events.h"
 #include "agent.h"
+#include "channel.h"
+#include "checkpoint.h"
+#include "container-ops.h"
+#include "info.h"
+#include "init.h"
+#include "jobs.h"
+#include "modules.h"
+#include "restore.h"
+#include "template.h"
 #include "copy-tree.h"
 #include "criu-conf.h"
 #include "cleanup.h"
@@ -20,7 +35,151 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/wait.h>
 #include <time.h>
+
+#ifndef COCOON_VERSION
+#define COCOON_VERSION "unknown"
+#endif
+
+/* ---- routing: requests to their handlers, children to their owners ------ */
+
+static void dispatch(struct agent *a, const Cocoon__Request *req)
+{
+	Cocoon__Response resp = COCOON__RESPONSE__INIT;
+	Cocoon__Pong pong = COCOON__PONG__INIT;
+	Cocoon__VersionReply version = COCOON__VERSION_REPLY__INIT;
+	Cocoon__ShutdownReply bye = COCOON__SHUTDOWN_REPLY__INIT;
+
+	resp.id = req->id;
+	switch (req->body_case) {
+	case COCOON__REQUEST__BODY_PING:
+		pong.nonce = req->ping->nonce;
+		resp.body_case = COCOON__RESPONSE__BODY_PONG;
+		resp.pong = &pong;
+		break;
+	case COCOON__REQUEST__BODY_VERSION:
+		version.protocol = PROTOCOL_VERSION;
+		version.agent_version = (char *)COCOON_VERSION;
+		resp.body_case = COCOON__RESPONSE__BODY_VERSION;
+		resp.version = &version;
+		break;
+	case COCOON__REQUEST__BODY_GUEST_INFO:
+		guest_info_handle(a, req->id, req->guest_info);
+		return;
+	case COCOON__REQUEST__BODY_SHARED_CHECK:
+		shared_check_handle(a, req->id, req->shared_check);
+		return;
+	case COCOON__REQUEST__BODY_SHUTDOWN:
+		a->shutdown_requested = true;
+		resp.body_case = COCOON__RESPONSE__BODY_SHUTDOWN;
+		resp.shutdown = &bye;
+		break;
+	case COCOON__REQUEST__BODY_CREATE:
+		container_handle_create(a, req->id, req->create);
+		return;
+	case COCOON__REQUEST__BODY_START:
+		container_handle_start(a, req->id, req->start);
+		return;
+	case COCOON__REQUEST__BODY_SIGNAL:
+		container_handle_signal(a, req->id, req->signal);
+		return;
+	case COCOON__REQUEST__BODY_PAUSE:
+		container_handle_pause(a, req->id, req->pause);
+		return;
+	case COCOON__REQUEST__BODY_EXEC:
+		container_handle_exec(a, req->id, req->exec);
+		return;
+	case COCOON__REQUEST__BODY_PS:
+		container_handle_ps(a, req->id, req->ps);
+		return;
+	case COCOON__REQUEST__BODY_UPDATE:
+		container_handle_update(a, req->id, req->update);
+		return;
+	case COCOON__REQUEST__BODY_STATS:
+		container_handle_stats(a, req->id, req->stats);
+		return;
+	case COCOON__REQUEST__BODY_CHECKPOINT:
+		checkpoint_handle(a, req->id, req->checkpoint);
+		return;
+	case COCOON__REQUEST__BODY_RESTORE:
+		restore_handle(a, req->id, req->restore);
+		return;
+	case COCOON__REQUEST__BODY_STDIN:
+		container_handle_stdin(a, req->stdin);
+		return;
+	case COCOON__REQUEST__BODY_TEMPLATE_RESUME:
+		template_resume_handle(a, req->id, req->template_resume);
+		return;
+	default:
+		agent_send_error(a, req->id, EOPNOTSUPP, "request type %d is not supported",
+				 (int)req->body_case);
+		return;
+	}
+	agent_send_response(a, &resp);
+}
+
+/* CRIU and containers need the late modules (netfilter, *_diag, veth). */
+static bool needs_late_modules(Cocoon__Request__BodyCase body)
+{
+	return body == COCOON__REQUEST__BODY_GUEST_INFO || body == COCOON__REQUEST__BODY_CREATE ||
+	       body == COCOON__REQUEST__BODY_CHECKPOINT || body == COCOON__REQUEST__BODY_RESTORE;
+}
+
+static void handle_frame(struct agent *a, const uint8_t *payload, size_t len);
+
+/* The late modules are in: the requests held for them, in order. */
+static void replay_deferred(struct agent *a)
+{
+	size_t n = a->n_deferred;
+	a->n_deferred = 0;
+	for (size_t i = 0; i < n; i++) {
+		handle_frame(a, a->deferred[i], a->deferred_len[i]);
+		free(a->deferred[i]);
+	}
+}
+
+static void handle_frame(struct agent *a, const uint8_t *payload, size_t len)
+{
+	Cocoon__Request *req = cocoon__request__unpack(NULL, len, payload);
+
+	if (req && a->late_modules_pending && needs_late_modules(req->body_case)) {
+		uint8_t *copy =
+			a->n_deferred < ARRAY_SIZE(a->deferred) ? malloc(len ? len : 1) : NULL;
+		if (copy) {
+			memcpy(copy, payload, len);
+			a->deferred[a->n_deferred] = copy;
+			a->deferred_len[a->n_deferred++] = len;
+		} else {
+			agent_send_error(a, req->id, EAGAIN,
+					 "the agent is still starting; try again");
+		}
+		cocoon__request__free_unpacked(req, NULL);
+		return;
+	}
+
+	if (!req) {
+		agent_send_error(a, 0, EBADMSG, "undecodable request of %zu bytes", len);
+		return;
+	}
+	if (req->protocol != PROTOCOL_VERSION)
+		agent_send_error(a, req->id, EPROTO, "protocol version %u, agent speaks %u",
+				 req->protocol, PROTOCOL_VERSION);
+	else
+		dispatch(a, req);
+	cocoon__request__free_unpacked(req, NULL);
+}
+
+/* SIGCHLD: each child that ended goes to its owner, a job or a container. */
+static void reap_children(struct agent *a)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		if (!agent_job_exited(a, pid, status))
+			container_child_exited(a, pid, status);
+}
 
 static void process_input(struct agent *a)
 {
@@ -30,7 +189,7 @@ static void process_input(struct agent *a)
 
 	while ((r = frame_reader_next(a->reader, &payload, &len)) != 0) {
 		if (r > 0) {
-			agent_handle_frame(a, payload, len);
+			handle_frame(a, payload, len);
 			frame_reader_consume(a->reader);
 			continue;
 		}
@@ -65,29 +224,13 @@ static bool channel_read(struct agent *a)
 	}
 }
 
-void agent_flush(struct agent *a)
-{
-	while (a->outq_len > 0) {
-		ssize_t n = write(a->channel_fd, a->outq, a->outq_len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			if (errno != EAGAIN)
-				a->outq_len = 0; /* peer gone; nobody will read it */
-			return;
-		}
-		memmove(a->outq, a->outq + n, a->outq_len - (size_t)n);
-		a->outq_len -= (size_t)n;
-	}
-}
-
 static void handle_signals(struct agent *a)
 {
 	struct signalfd_siginfo si;
 
 	while (read(a->signal_fd, &si, sizeof(si)) == sizeof(si))
 		;
-	agent_jobs_reap(a);
+	reap_children(a);
 }
 
 static int agent_loop(struct agent *a)
@@ -184,7 +327,7 @@ int main(int argc, char **argv)
 					     {"debug", no_argument, NULL, 'd'},
 					     {"help", no_argument, NULL, 'h'},
 					     {}};
-	struct agent a = {.channel_fd = -1, .signal_fd = -1};
+	struct agent a = {.channel_fd = -1, .signal_fd = -1, .late_modules_done = replay_deferred};
 	_cleanup_error_ struct error *err = NULL;
 	const char *channel = NULL;
 	int channel_fd = -1, c;

@@ -7,7 +7,10 @@
  * modprobe's job, which we do not have. QEMU's microvm passes its
  * virtio_mmio.device= entries exactly that way.
  */
+#include "modules.h"
 #include "agent.h"
+#include "channel.h"
+#include "jobs.h"
 #include "cleanup.h"
 
 #include <fcntl.h>
@@ -133,7 +136,8 @@ static void late_modules_done(struct agent_job *job, int status)
 		a->module_failures[a->n_module_failures++] = strdup(l);
 	}
 	a->late_modules_pending = false;
-	agent_replay_deferred(a);
+	if (a->late_modules_done)
+		a->late_modules_done(a);
 }
 
 void agent_load_late_modules_now(struct agent *a)

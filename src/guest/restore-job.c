@@ -1,4 +1,5 @@
 /* A running restore: its CRIU job's watch and end (restore-job.h). */
+#include "channel.h"
 #include "restore-job.h"
 #include "cleanup.h"
 #include "cgroups.h"

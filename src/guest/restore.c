@@ -6,6 +6,9 @@
  * terminal's pty slave is external to the dump, and a restore hands a new
  * one in its place (the engine gets its master on a new --console-socket).
  */
+#include "channel.h"
+#include "init.h"
+#include "jobs.h"
 #include "restore.h"
 #include "cleanup.h"
 #include "ckpt-common.h"

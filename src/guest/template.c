@@ -11,7 +11,11 @@
  * root fid and lifts the blocker. So the tools tree is mounted only while
  * the late modules load, and the shared directory only after resuming.
  */
+#include "template.h"
 #include "agent.h"
+#include "channel.h"
+#include "init.h"
+#include "modules.h"
 #include "cleanup.h"
 
 #include <fcntl.h>
