@@ -102,9 +102,12 @@ bench-network: image
 install: build
 	meson install -C $(BUILD)
 
-# shellcheck at warning level for every shell script, codespell for the
-# whole tree. 'fo' and 'te' are the tests' names for file objects.
+# The tree's shape (scripts/check-shape.py: no C file over 600 lines, no
+# call cycle between .c files, no two .c files including each other's
+# header), shellcheck at warning level for every shell script, codespell for
+# the whole tree. 'fo' and 'te' are the tests' names for file objects.
 lint: setup format-check
+	python3 scripts/check-shape.py
 	shellcheck -S warning $$(git ls-files '*.sh')
 	codespell -L fo,te $$(git ls-files ':!:*.img' ':!:tests/fuzz/corpus/*')
 

@@ -3,9 +3,10 @@
 
 Fails on
   - a source file under src/ or tests/ longer than MAX_LINES lines;
-  - a cycle between .c files of src/: A.c calls (or takes the address of) a
-    function that B.c defines, or includes B.h, and B.c, directly or through
-    others, does the same towards A.c. Layers call downwards only.
+  - a call cycle between .c files of src/: A.c calls (or takes the address
+    of) a function that B.c defines, and B.c, directly or through others,
+    calls into A.c. Layers call downwards only;
+  - two .c files that include each other's header.
 Works on the sources alone (no build): comments and string literals are
 stripped, functions are the non-static ones defined at the top level.
 """
@@ -36,18 +37,15 @@ def defined_functions(code):
     """Non-static functions defined at the top level of CODE."""
     names = set()
     depth = 0
-    head = ''
+    head = ''  # the top-level text since the last ';' or '}'
     for line in code.split('\n'):
         if depth == 0:
             head += line + '\n'
         depth += line.count('{') - line.count('}')
         if depth > 0 and head:
-            if '(' in head and not re.search(r'^\s*(static|typedef|struct\s+\w+\s*\{|enum|union)\b',
-                                             head.strip().split('\n')[-1] if False else head, re.M):
-                m = re.search(r'\b(\w+)\s*\([^()]*(\([^()]*\)[^()]*)*\)\s*\{?\s*$', head.strip())
-                if m and not re.search(r'\bstatic\b', head[:m.start()].split(';')[-1]) and \
-                        not re.search(r'=\s*$', head[:m.start()]):
-                    names.add(m.group(1))
+            m = re.search(r'\b(\w+)\s*\([^()]*(\([^()]*\)[^()]*)*\)\s*\{?\s*$', head.strip())
+            if m and not re.search(r'\bstatic\b|=\s*$', head[:m.start()]):
+                names.add(m.group(1))
             head = ''
         if depth == 0 and line.rstrip().endswith((';', '}')):
             head = ''
@@ -72,6 +70,7 @@ def main():
         for name in defined_functions(text):
             owner.setdefault(name, set()).add(path)
     edges = {p: {} for p in sources}
+    includes = {}
     for path, text in code.items():
         folder = os.path.dirname(path)
         for name in set(re.findall(r'\b[A-Za-z_]\w*\b', text)):
@@ -81,7 +80,11 @@ def main():
         for inc in re.findall(r'^\s*#\s*include\s+"([^"]+)\.h"', open(path, encoding='utf-8').read(), re.M):
             other = os.path.join(folder, inc + '.c')
             if other in edges and other != path:
-                edges[path].setdefault(other, f'includes {inc}.h')
+                includes.setdefault(path, set()).add(other)
+    for a in sorted(includes):
+        for b in sorted(includes[a]):
+            if a < b and a in includes.get(b, ()):
+                bad.append(f'{a} and {b} include each other\'s header')
     for scc in strongly_connected(edges):
         if len(scc) > 1:
             lines = [f'  {a} -> {b} ({edges[a][b]})' for a in sorted(scc) for b in sorted(edges[a]) if b in scc]
