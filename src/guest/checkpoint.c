@@ -13,6 +13,7 @@
 #include "jobs.h"
 #include "container-ops.h"
 #include "checkpoint.h"
+#include "argv.h"
 #include "cleanup.h"
 #include "ckpt-common.h"
 #include "container.h"
@@ -298,39 +299,37 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 		criu_conf_save_mounts(c->procs[0].pid, x->img);
 
 	char pid[16], parent[300];
-	char *argv[64 + 2 * AGENT_MAX_BINDS];
-	int n = 0;
+	_cleanup_(argv_free) struct argv av = ARGV_EMPTY;
 	snprintf(pid, sizeof(pid), "%d", c->procs[0].pid);
-	argv[n++] = a->criu_path;
-	argv[n++] = req->pre_dump ? (char *)"pre-dump" : (char *)"dump";
-	argv[n++] = (char *)"-t";
-	argv[n++] = pid;
-	argv[n++] = (char *)"-D";
-	argv[n++] = x->img;
-	argv[n++] = (char *)"-o";
-	argv[n++] = (char *)"dump.log";
-	argv[n++] = (req->criu && req->criu->debug) || a->debug ? (char *)"-v4" : (char *)"-v2";
+	argv_add(&av, a->criu_path);
+	argv_add(&av, req->pre_dump ? "pre-dump" : "dump");
+	argv_add(&av, "-t");
+	argv_add(&av, pid);
+	argv_add(&av, "-D");
+	argv_add(&av, x->img);
+	argv_add(&av, "-o");
+	argv_add(&av, "dump.log");
+	argv_add(&av, (req->criu && req->criu->debug) || a->debug ? "-v4" : "-v2");
 	/* CRIU freezes through the container's cgroup; a paused container is
 	 * already frozen there and stays so afterwards. */
-	argv[n++] = (char *)"--freeze-cgroup";
-	argv[n++] = c->cgroup;
-	argv[n++] = (char *)"--manage-cgroups=ignore";
-	argv[n++] = (char *)"--track-mem";
+	argv_add(&av, "--freeze-cgroup");
+	argv_add(&av, c->cgroup);
+	argv_add(&av, "--manage-cgroups=ignore");
+	argv_add(&av, "--track-mem");
 	/* CRIU runs inside the container's network namespace (see the job
 	 * options below), so it locks only established TCP connections, and
 	 * only with --tcp-established: then through libnftables, one table for
 	 * all of them. Otherwise iptables, which costs nothing when there is
 	 * nothing to lock; with nftables CRIU 3.17 built its table anyway
 	 * (0.12 s of frozen time under TCG). */
-	argv[n++] = (char *)"--network-lock";
-	argv[n++] =
-		req->criu && req->criu->tcp_established ? (char *)"nftables" : (char *)"iptables";
+	argv_add(&av, "--network-lock");
+	argv_add(&av, req->criu && req->criu->tcp_established ? "nftables" : "iptables");
 	/* CRIU always leaves the tasks alive. Without --leave-running the
 	 * container stays frozen instead, and the host kills it only once the
 	 * images are safely published; if publishing fails (a full disk, say)
 	 * the host thaws it and nothing is lost. */
 	if (!req->pre_dump)
-		argv[n++] = (char *)"--leave-running";
+		argv_add(&av, "--leave-running");
 	if (!x->leave_running && !c->paused) {
 		int fr = container_freeze(c, true);
 		if (fr < 0) {
@@ -345,51 +344,56 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	if (*req->parent_id) {
 		snprintf(x->parent, sizeof(x->parent), "%s", req->parent_id);
 		snprintf(parent, sizeof(parent), "../%s", req->parent_id);
-		argv[n++] = (char *)"--prev-images-dir";
-		argv[n++] = parent;
+		argv_add(&av, "--prev-images-dir");
+		argv_add(&av, parent);
 	}
 	if (!req->pre_dump) {
-		criu_common_args(argv, &n, req->criu);
+		criu_common_args(&av, req->criu);
 		/* /dev holds the device nodes and links the agent made from the
 		 * spec. Dumped, it cost two tar+gzip runs while frozen (0.2-0.4 s
 		 * under TCG); a restore builds it afresh from the same spec. */
 		if (c->dev_tmpfs) {
-			argv[n++] = (char *)"--external";
-			argv[n++] = (char *)"mnt[/dev]:" DEV_KEY;
+			argv_add(&av, "--external");
+			argv_add(&av, "mnt[/dev]:" DEV_KEY);
 		}
 		if (c->shm_tmpfs && !req->dump_dev_shm &&
 		    (x->shm_watch = shm_left_out(c->procs[0].pid)) >= 0) {
-			argv[n++] = (char *)"--external";
-			argv[n++] = (char *)"mnt[/dev/shm]:" SHM_KEY;
+			argv_add(&av, "--external");
+			argv_add(&av, "mnt[/dev/shm]:" SHM_KEY);
 		}
-		for (size_t i = 0; i < c->n_binds && x->n_ext < ARRAY_SIZE(x->ext_args); i++) {
+		for (size_t i = 0; i < c->n_binds; i++) {
 			/* Keyed by destination, as runc does: an engine may list the
 			 * mounts in another order at restore (podman --import does). */
-			if (asprintf(&x->ext_args[x->n_ext], "mnt[%s]:%s", c->bind_dests[i],
-				     c->bind_dests[i]) < 0)
-				break;
-			argv[n++] = (char *)"--external";
-			argv[n++] = x->ext_args[x->n_ext++];
+			argv_add(&av, "--external");
+			argv_addf(&av, "mnt[%s]:%s", c->bind_dests[i], c->bind_dests[i]);
 		}
 		for (size_t i = 0; i < x->n_tty; i++) {
-			argv[n++] = (char *)"--external";
-			argv[n++] = x->tty_args[i];
+			argv_add(&av, "--external");
+			argv_add(&av, x->tty_args[i]);
 		}
 	}
 	if (x->stream) {
-		argv[n++] = (char *)"--page-server";
-		argv[n++] = (char *)"--ps-socket";
-		argv[n++] = (char *)"3";
+		argv_add(&av, "--page-server");
+		argv_add(&av, "--ps-socket");
+		argv_add(&av, "3");
 	}
 	/* The rest comes from the spec: criu-conf.c. */
 	char conf[300];
 	snprintf(conf, sizeof(conf), "%s/criu-%s.conf", a->ckpt_dir, c->id);
 	if (!req->pre_dump &&
 	    criu_conf_write(conf, a, c, c->procs[0].pid, req->criu, true, req->fault) == 0) {
-		argv[n++] = (char *)"--config";
-		argv[n++] = conf;
+		argv_add(&av, "--config");
+		argv_add(&av, conf);
 	}
-	argv[n] = NULL;
+	int bad_argv = argv_finish(&av);
+	if (bad_argv < 0) {
+		agent_send_error(a, id, -bad_argv, "checkpoint %s: CRIU's command line: %s", c->id,
+				 strerror(-bad_argv));
+		ckpt_thaw_on_failure(x);
+		copy_tree_remove(x->img);
+		ckpt_free(x);
+		return;
+	}
 	/* CRIU runs inside the container's network namespace. It holds
 	 * loopback and nothing else, and every task that can send into it is
 	 * frozen, so there is nothing to lock or dump: a restore gets a fresh
@@ -431,7 +435,7 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	x->t0 = agent_now_ms();
 	if (req->fault && *req->fault)
 		setenv(CRIU_FAULT_ENV, req->fault, 1); /* inherited by CRIU only */
-	x->criu = agent_job_start_ex(a, argv, &o, ckpt_dump_done, x, &e);
+	x->criu = agent_job_start_ex(a, av.args, &o, ckpt_dump_done, x, &e);
 	ckpt_pod_namespaces_close(pod_ns);
 	unsetenv(CRIU_FAULT_ENV);
 	if (x->criu < 0) {

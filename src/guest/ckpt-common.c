@@ -6,6 +6,7 @@
 #include "init.h"
 #include "channel.h"
 #include "ckpt-common.h"
+#include "argv.h"
 #include "cleanup.h"
 #include "pbwire.h"
 
@@ -125,18 +126,18 @@ void criu_log_first_error(const char *log, char *out, size_t size)
 	}
 }
 
-void criu_common_args(char **argv, int *n, const Cocoon__CriuOptions *o)
+void criu_common_args(struct argv *av, const Cocoon__CriuOptions *o)
 {
 	if (!o)
 		return;
 	if (o->tcp_established)
-		argv[(*n)++] = (char *)"--tcp-established";
+		argv_add(av, "--tcp-established");
 	if (o->ext_unix_sk)
-		argv[(*n)++] = (char *)"--ext-unix-sk";
+		argv_add(av, "--ext-unix-sk");
 	if (o->shell_job)
-		argv[(*n)++] = (char *)"--shell-job";
+		argv_add(av, "--shell-job");
 	if (o->file_locks)
-		argv[(*n)++] = (char *)"--file-locks";
+		argv_add(av, "--file-locks");
 }
 
 /* A fresh network namespace with loopback up, as the container had, for

@@ -25,9 +25,9 @@ void criu_read_stats(const char *path, Cocoon__CriuStats *st);
 /* The first "Error" line of the CRIU log LOG into OUT (SIZE bytes), or a
  * sentence saying there was none. */
 void criu_log_first_error(const char *log, char *out, size_t size);
-/* Appends the options of O that dump and restore both take to ARGV at *N
- * (at most 4 entries; the strings are static). */
-void criu_common_args(char **argv, int *n, const Cocoon__CriuOptions *o);
+/* Appends the options of O that dump and restore both take to AV. */
+struct argv;
+void criu_common_args(struct argv *av, const Cocoon__CriuOptions *o);
 /* A new network namespace with loopback up: an fd the caller owns, or -1
  * with errno set. */
 int ckpt_new_loopback_netns(void);

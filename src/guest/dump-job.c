@@ -33,8 +33,6 @@ void ckpt_free(struct ckpt_ctx *x)
 		close(x->shm_watch);
 	free(x->err);
 	free(x->stop_reason);
-	for (size_t i = 0; i < x->n_ext; i++)
-		free(x->ext_args[i]);
 	free(x);
 }
 

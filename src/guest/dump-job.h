@@ -54,8 +54,6 @@ struct ckpt_ctx {
 	int shm_watch; /* inotify on an empty /dev/shm left out of the dump */
 	char *err;     /* the first failure, answered once both have ended */
 	int err_code;
-	char *ext_args[AGENT_MAX_BINDS];
-	size_t n_ext;
 	/* The terminal's keys, "tty[rdev:dev]", external to the dump: its pty
 	 * slave, then each /dev/tty the container holds (ckpt-check.h). */
 	char tty_args[3][CKPT_TTY_KEY_MAX];

@@ -28,8 +28,6 @@ void restore_ctx_free(struct restore_ctx *x)
 	for (int i = 0; i < 4; i++)
 		if (x->child_fds[i] >= 0)
 			close(x->child_fds[i]);
-	for (size_t i = 0; i < x->n_args; i++)
-		free(x->args[i]);
 	free(x->stop_reason);
 	guard_tree_close(&x->progress);
 	free(x);

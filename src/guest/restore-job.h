@@ -19,8 +19,6 @@ struct restore_ctx {
 	int child_fds[4];		 /* stdin, stdout, stderr, netns */
 	long long t0, copy_ms;
 	Cocoon__CriuOptions criu;
-	char *args[16 + AGENT_MAX_BINDS];
-	size_t n_args;
 	pid_t criu_pid;
 	struct guard progress;
 	long oom_kills0;   /* the kernel's OOM kill count when the restore began */

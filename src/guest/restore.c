@@ -10,6 +10,7 @@
 #include "init.h"
 #include "jobs.h"
 #include "restore.h"
+#include "argv.h"
 #include "cleanup.h"
 #include "ckpt-common.h"
 #include "ckpt-check.h"
@@ -68,7 +69,7 @@ static bool parse_tty_key(const char *line, char *key, size_t size)
  * slave's place (--inherit-fd under its key); the agent keeps the master,
  * which the host relays to the engine's new --console-socket. */
 static int restore_terminal(struct restore_ctx *x, char keys[][CKPT_TTY_KEY_MAX], size_t n_keys,
-			    char **argv, int *n)
+			    struct argv *av)
 {
 	int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (master < 0)
@@ -89,10 +90,8 @@ static int restore_terminal(struct restore_ctx *x, char keys[][CKPT_TTY_KEY_MAX]
 	/* One fd per key: CRIU moves each inherited fd into its store and
 	 * closes it (files.c, inherit_fd_move_to_fdstore). */
 	for (size_t i = 0; i < n_keys && i < 3; i++) {
-		if (asprintf(&x->args[x->n_args], "fd[%zu]:%s", 3 + i, keys[i]) < 0)
-			return -ENOMEM;
-		argv[(*n)++] = (char *)"--inherit-fd";
-		argv[(*n)++] = x->args[x->n_args++];
+		argv_add(av, "--inherit-fd");
+		argv_addf(av, "fd[%zu]:%s", 3 + i, keys[i]);
 	}
 	return 0;
 }
@@ -101,7 +100,7 @@ static int restore_terminal(struct restore_ctx *x, char keys[][CKPT_TTY_KEY_MAX]
  * original pipe, or a new terminal for a checkpoint taken with one. The
  * spec must agree with the checkpoint: the engine's side (a console socket
  * or pipes) was set up from the spec. */
-static int restore_stdio(struct restore_ctx *x, char **argv, int *n, char *msg, size_t size)
+static int restore_stdio(struct restore_ctx *x, struct argv *av, char *msg, size_t size)
 {
 	char path[300], line[6][128] = {"", "", "", "", "", ""}, keys[3][CKPT_TTY_KEY_MAX];
 	int in[2], out[2], err[2];
@@ -123,7 +122,7 @@ static int restore_stdio(struct restore_ctx *x, char **argv, int *n, char *msg, 
 		return -EINVAL;
 	}
 	if (had_tty) {
-		int r = restore_terminal(x, keys, n_keys, argv, n);
+		int r = restore_terminal(x, keys, n_keys, av);
 		if (r < 0)
 			snprintf(msg, size, "restore %s: a new terminal: %s", x->cid, strerror(-r));
 		return r;
@@ -149,12 +148,8 @@ static int restore_stdio(struct restore_ctx *x, char **argv, int *n, char *msg, 
 			dup_of_earlier |= strcmp(line[j], line[i]) == 0;
 		if (dup_of_earlier)
 			continue;
-		if (asprintf(&x->args[x->n_args], "fd[%d]:%s", 3 + i, line[i]) < 0) {
-			snprintf(msg, size, "restore %s: out of memory", x->cid);
-			return -ENOMEM;
-		}
-		argv[(*n)++] = (char *)"--inherit-fd";
-		argv[(*n)++] = x->args[x->n_args++];
+		argv_add(av, "--inherit-fd");
+		argv_addf(av, "fd[%d]:%s", 3 + i, line[i]);
 	}
 	return 0;
 }
@@ -164,52 +159,48 @@ static void restore_start_criu(struct restore_ctx *x)
 	struct agent *a = x->a;
 	struct agent_container *c = container_find(a, x->cid);
 	_cleanup_error_ struct error *e = NULL;
-	char *argv[64 + 2 * AGENT_MAX_BINDS];
-	int n = 0;
+	_cleanup_(argv_free) struct argv av = ARGV_EMPTY;
 
 	if (!c) {
 		restore_fail(x, ENOENT, "container vanished");
 		return;
 	}
-	argv[n++] = a->criu_path;
-	argv[n++] = (char *)"restore";
-	argv[n++] = (char *)"-D";
-	argv[n++] = x->images;
-	argv[n++] = (char *)"-W";
-	argv[n++] = x->work;
-	argv[n++] = (char *)"-o";
-	argv[n++] = (char *)"restore.log";
-	argv[n++] = x->criu.debug || a->debug ? (char *)"-v4" : (char *)"-v2";
-	argv[n++] = (char *)"--root";
-	argv[n++] = c->rootfs;
-	argv[n++] = (char *)"--restore-detached";
+	argv_add(&av, a->criu_path);
+	argv_add(&av, "restore");
+	argv_add(&av, "-D");
+	argv_add(&av, x->images);
+	argv_add(&av, "-W");
+	argv_add(&av, x->work);
+	argv_add(&av, "-o");
+	argv_add(&av, "restore.log");
+	argv_add(&av, x->criu.debug || a->debug ? "-v4" : "-v2");
+	argv_add(&av, "--root");
+	argv_add(&av, c->rootfs);
+	argv_add(&av, "--restore-detached");
 	char pidfile[300];
 	snprintf(pidfile, sizeof(pidfile), "%s/pidfile", x->work);
-	argv[n++] = (char *)"--pidfile";
-	argv[n++] = pidfile;
-	argv[n++] = (char *)"--manage-cgroups=ignore";
-	criu_common_args(argv, &n, &x->criu);
+	argv_add(&av, "--pidfile");
+	argv_add(&av, pidfile);
+	argv_add(&av, "--manage-cgroups=ignore");
+	criu_common_args(&av, &x->criu);
 	for (size_t i = 0; i < c->n_binds; i++) {
-		if (asprintf(&x->args[x->n_args], "mnt[%s]:%s", c->bind_dests[i],
-			     c->bind_sources[i]) < 0)
-			break;
-		argv[n++] = (char *)"--external";
-		argv[n++] = x->args[x->n_args++];
+		argv_add(&av, "--external");
+		argv_addf(&av, "mnt[%s]:%s", c->bind_dests[i], c->bind_sources[i]);
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(x->fresh_args); i++) {
 		if (!x->fresh_args[i][0])
 			continue;
-		argv[n++] = (char *)"--external";
-		argv[n++] = x->fresh_args[i];
+		argv_add(&av, "--external");
+		argv_add(&av, x->fresh_args[i]);
 	}
 	char conf[300];
 	snprintf(conf, sizeof(conf), "%s/criu.conf", x->work);
 	if (criu_conf_write(conf, a, c, 0, &x->criu, false, x->fault) == 0) {
-		argv[n++] = (char *)"--config";
-		argv[n++] = conf;
+		argv_add(&av, "--config");
+		argv_add(&av, conf);
 	}
 	char msg[400];
-	int r = restore_stdio(x, argv, &n, msg, sizeof(msg));
+	int r = restore_stdio(x, &av, msg, sizeof(msg));
 	if (r < 0) {
 		restore_fail(x, -r, msg);
 		return;
@@ -226,12 +217,18 @@ static void restore_start_criu(struct restore_ctx *x)
 			restore_fail(x, errno, "a network namespace for the container");
 			return;
 		}
-		argv[n++] = (char *)"--inherit-fd";
-		argv[n++] = (char *)"fd[6]:" NETNS_KEY;
+		argv_add(&av, "--inherit-fd");
+		argv_add(&av, "fd[6]:" NETNS_KEY);
 		snprintf(netns, sizeof(netns), "/proc/self/fd/%d", x->child_fds[3]);
 		npass = 4;
 	}
-	argv[n] = NULL;
+	int bad = argv_finish(&av);
+	if (bad < 0) {
+		snprintf(msg, sizeof(msg), "restore %s: CRIU's command line: %s", x->cid,
+			 strerror(-bad));
+		restore_fail(x, -bad, msg);
+		return;
+	}
 	/* A pod member is restored into the pod's namespaces (its sandbox's
 	 * init's): CRIU runs in them, and the tasks it makes inherit them. */
 	int pod_ns[3];
@@ -261,7 +258,7 @@ static void restore_start_criu(struct restore_ctx *x)
 	if (*x->fault)
 		setenv(CRIU_FAULT_ENV, x->fault, 1); /* inherited by CRIU only */
 	guard_tree_open(&x->progress);
-	int started = agent_job_start_ex(a, argv, &o, restore_done, x, &e);
+	int started = agent_job_start_ex(a, av.args, &o, restore_done, x, &e);
 	ckpt_pod_namespaces_close(pod_ns);
 	unsetenv(CRIU_FAULT_ENV);
 	guard_tree_root(&x->progress, started);

@@ -12,6 +12,7 @@
  * panic=-1 does the same for a guest kernel panic, e.g. when PID 1 dies.
  */
 #include "vm.h"
+#include "argv.h"
 #include "cleanup.h"
 #include "paths.h"
 
@@ -29,38 +30,6 @@
 #define QEMU_MAX_ARGS 128
 /* QEMU 7.2's C virtiofsd, from qemu-system-common. */
 #define VIRTIOFSD "/usr/lib/qemu/virtiofsd"
-
-struct argv_builder {
-	char *args[QEMU_MAX_ARGS];
-	int n;
-	bool overflow;
-};
-
-static void add(struct argv_builder *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void add(struct argv_builder *b, const char *fmt, ...)
-{
-	va_list ap;
-	char *s = NULL;
-
-	if (b->n >= QEMU_MAX_ARGS - 1) {
-		b->overflow = true;
-		return;
-	}
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	if (!s)
-		b->overflow = true;
-	else
-		b->args[b->n++] = s;
-}
-
-static void argv_free(struct argv_builder *b)
-{
-	for (int i = 0; i < b->n; i++)
-		free(b->args[i]);
-}
 
 /* QEMU's option parser splits on commas; a path with one would be misread. */
 static bool qemu_safe_path(const char *p)
@@ -106,32 +75,32 @@ static void virtiofs_path(char *out, size_t size, const char *channel_path, cons
 }
 
 /* A virtio-9p share of DIR under TAG. */
-static int add_9p_opts(struct argv_builder *b, const char *tag, const char *dir, const char *opts,
+static int add_9p_opts(struct argv *b, const char *tag, const char *dir, const char *opts,
 		       struct error **err)
 {
 	if (!qemu_safe_path(dir))
 		return error_setx(err, EINVAL, "%s path '%s' contains a comma", tag, dir);
-	add(b, "-fsdev");
-	add(b, "local,id=%s,path=%s,security_model=passthrough%s", tag, dir, opts);
-	add(b, "-device");
-	add(b, "virtio-9p-device,fsdev=%s,mount_tag=%s", tag, tag);
+	argv_addf(b, "-fsdev");
+	argv_addf(b, "local,id=%s,path=%s,security_model=passthrough%s", tag, dir, opts);
+	argv_addf(b, "-device");
+	argv_addf(b, "virtio-9p-device,fsdev=%s,mount_tag=%s", tag, tag);
 	return 0;
 }
 
-static int add_9p(struct argv_builder *b, const char *tag, const char *dir, bool readonly,
+static int add_9p(struct argv *b, const char *tag, const char *dir, bool readonly,
 		  struct error **err)
 {
 	return add_9p_opts(b, tag, dir, readonly ? ",readonly=on" : "", err);
 }
 
-static void add_virtiofs(struct argv_builder *b, const char *tag, const char *channel_path)
+static void add_virtiofs(struct argv *b, const char *tag, const char *channel_path)
 {
 	char path[108];
 	virtiofs_path(path, sizeof(path), channel_path, tag, "sock");
-	add(b, "-chardev");
-	add(b, "socket,id=vfs-%s,path=%s", tag, path);
-	add(b, "-device");
-	add(b, "vhost-user-fs-device,chardev=vfs-%s,tag=%s", tag, tag);
+	argv_addf(b, "-chardev");
+	argv_addf(b, "socket,id=vfs-%s,path=%s", tag, path);
+	argv_addf(b, "-device");
+	argv_addf(b, "vhost-user-fs-device,chardev=vfs-%s,tag=%s", tag, tag);
 }
 
 /* Starts a virtiofsd serving DIR to the guest under TAG, into vm->aux[slot].
@@ -228,7 +197,7 @@ static int virtiofsd_start_all(struct vm *vm, const struct vm_spec *s, struct er
 	return 0;
 }
 
-static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct error **err)
+static int build_argv(struct argv *b, const struct vm_spec *s, struct error **err)
 {
 	const char *paths[] = {s->kernel, s->initrd, s->channel_path, s->console_log};
 	for (size_t i = 0; i < ARRAY_SIZE(paths); i++)
@@ -243,7 +212,7 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 				  s->shared_fs);
 
 	bool kvm = strcmp(s->accel, "kvm") == 0;
-	add(b, "%s", s->qemu);
+	argv_addf(b, "%s", s->qemu);
 	if (s->memory_file && (virtiofs || !qemu_safe_path(s->memory_file)))
 		return error_setx(err, EINVAL,
 				  "a VM template needs shared_fs \"9p\" and a path without commas");
@@ -252,59 +221,59 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 		 * the migration stream leaves out RAM that is a shared mapping, so the template's
 		 * RAM stays in its file; a VM started from it maps the file privately and loads
 		 * nothing into it (docs/performance.md, "VM templates"). */
-		add(b, "-object");
-		add(b, "memory-backend-file,id=mem,size=%dM,mem-path=%s,share=%s", s->memory_mib,
-		    s->memory_file, s->memory_shared ? "on" : "off");
+		argv_addf(b, "-object");
+		argv_addf(b, "memory-backend-file,id=mem,size=%dM,mem-path=%s,share=%s",
+			  s->memory_mib, s->memory_file, s->memory_shared ? "on" : "off");
 	}
 	if (virtiofs) {
 		/* vhost-user needs the guest's memory in a shared mapping, and
 		 * virtiofsd (libvhost-user) refuses the legacy virtio-mmio that
 		 * microvm offers by default. */
-		add(b, "-object");
-		add(b, "memory-backend-memfd,id=mem,size=%dM,share=on", s->memory_mib);
-		add(b, "-global");
-		add(b, "virtio-mmio.force-legacy=false");
+		argv_addf(b, "-object");
+		argv_addf(b, "memory-backend-memfd,id=mem,size=%dM,share=on", s->memory_mib);
+		argv_addf(b, "-global");
+		argv_addf(b, "virtio-mmio.force-legacy=false");
 	}
-	add(b, "-M");
-	add(b, "microvm,accel=%s%s", kvm ? "kvm" : "tcg",
-	    virtiofs || s->memory_file ? ",memory-backend=mem" : "");
-	add(b, "-cpu");
-	add(b, "%s", kvm ? "host" : "max");
-	add(b, "-m");
-	add(b, "%d", s->memory_mib);
-	add(b, "-smp");
-	add(b, "%d", s->vcpus);
-	add(b, "-nodefaults");
-	add(b, "-no-user-config");
-	add(b, "-display");
-	add(b, "none");
-	add(b, "-no-reboot");
+	argv_addf(b, "-M");
+	argv_addf(b, "microvm,accel=%s%s", kvm ? "kvm" : "tcg",
+		  virtiofs || s->memory_file ? ",memory-backend=mem" : "");
+	argv_addf(b, "-cpu");
+	argv_addf(b, "%s", kvm ? "host" : "max");
+	argv_addf(b, "-m");
+	argv_addf(b, "%d", s->memory_mib);
+	argv_addf(b, "-smp");
+	argv_addf(b, "%d", s->vcpus);
+	argv_addf(b, "-nodefaults");
+	argv_addf(b, "-no-user-config");
+	argv_addf(b, "-display");
+	argv_addf(b, "none");
+	argv_addf(b, "-no-reboot");
 	/* append=on: the shim truncates the log at its cap (console.c). */
-	add(b, "-chardev");
-	add(b, "file,id=console,path=%s,append=on", s->console_log);
-	add(b, "-serial");
-	add(b, "chardev:console");
-	add(b, "-kernel");
-	add(b, "%s", s->kernel);
-	add(b, "-initrd");
-	add(b, "%s", s->initrd);
-	add(b, "-append");
+	argv_addf(b, "-chardev");
+	argv_addf(b, "file,id=console,path=%s,append=on", s->console_log);
+	argv_addf(b, "-serial");
+	argv_addf(b, "chardev:console");
+	argv_addf(b, "-kernel");
+	argv_addf(b, "%s", s->kernel);
+	argv_addf(b, "-initrd");
+	argv_addf(b, "%s", s->initrd);
+	argv_addf(b, "-append");
 	char tsc[48] = "";
 	long khz = kvm ? 0 : host_tsc_khz();
 	if (khz > 0)
 		snprintf(tsc, sizeof(tsc), "tsc_early_khz=%ld ", khz);
-	add(b, "console=ttyS0 quiet reboot=t panic=-1 %s%s%s%s", tsc,
-	    virtiofs ? COCOON_CMDLINE_VIRTIOFS " " : "",
-	    s->memory_file ? COCOON_CMDLINE_TEMPLATE " " : "",
-	    s->cmdline_extra ? s->cmdline_extra : "");
+	argv_addf(b, "console=ttyS0 quiet reboot=t panic=-1 %s%s%s%s", tsc,
+		  virtiofs ? COCOON_CMDLINE_VIRTIOFS " " : "",
+		  s->memory_file ? COCOON_CMDLINE_TEMPLATE " " : "",
+		  s->cmdline_extra ? s->cmdline_extra : "");
 	/* One port: max_ports=2 (port 0 is the console's) instead of the
 	 * default 31 gives the guest 4 virtqueues to set up instead of 64. */
-	add(b, "-device");
-	add(b, "virtio-serial-device,max_ports=2");
-	add(b, "-chardev");
-	add(b, "socket,id=agent,path=%s,server=on,wait=off", s->channel_path);
-	add(b, "-device");
-	add(b, "virtserialport,chardev=agent,name=" COCOON_CHANNEL_NAME);
+	argv_addf(b, "-device");
+	argv_addf(b, "virtio-serial-device,max_ports=2");
+	argv_addf(b, "-chardev");
+	argv_addf(b, "socket,id=agent,path=%s,server=on,wait=off", s->channel_path);
+	argv_addf(b, "-device");
+	argv_addf(b, "virtserialport,chardev=agent,name=" COCOON_CHANNEL_NAME);
 	if (s->shared_dir && virtiofs)
 		add_virtiofs(b, COCOON_TAG_SHARED, s->channel_path);
 	else if (s->shared_dir && add_9p(b, COCOON_TAG_SHARED, s->shared_dir, false, err) < 0)
@@ -339,33 +308,37 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 	/* The engine's network: taps the shim made in its namespace, passed
 	 * as fds; no vhost-net (docs/networking.md). */
 	for (int i = 0; i < s->n_nets; i++) {
-		add(b, "-netdev");
-		add(b, "tap,id=net%d,fd=%d,vhost=off", i, s->net_fds[i]);
-		add(b, "-device");
-		add(b, "virtio-net-device,netdev=net%d,mac=%s", i, s->net_macs[i]);
+		argv_addf(b, "-netdev");
+		argv_addf(b, "tap,id=net%d,fd=%d,vhost=off", i, s->net_fds[i]);
+		argv_addf(b, "-device");
+		argv_addf(b, "virtio-net-device,netdev=net%d,mac=%s", i, s->net_macs[i]);
 	}
 	if (s->qmp_path) {
 		if (!qemu_safe_path(s->qmp_path))
 			return error_setx(err, EINVAL, "QMP path '%s' contains a comma",
 					  s->qmp_path);
-		add(b, "-qmp");
-		add(b, "unix:%s,server=on,wait=off", s->qmp_path);
+		argv_addf(b, "-qmp");
+		argv_addf(b, "unix:%s,server=on,wait=off", s->qmp_path);
 	}
 	/* QEMU inherits incoming_fd under its own number (qemu_start); the
 	 * host starts the load over QMP ("fd:N") once x-ignore-shared is set
 	 * (template.c). */
 	if (s->incoming_fd > 0) {
-		add(b, "-incoming");
-		add(b, "defer");
+		argv_addf(b, "-incoming");
+		argv_addf(b, "defer");
 	}
-	if (b->overflow)
+	int r = argv_finish(b);
+	if (r == -E2BIG)
 		return error_setx(err, E2BIG, "qemu command line too long");
+	if (r < 0)
+		return error_set(err, -r, "qemu command line");
 	return 0;
 }
 
 char *vm_qemu_command_line(const struct vm_spec *spec, struct error **err)
 {
-	struct argv_builder b = {0};
+	struct argv b;
+	argv_init(&b, QEMU_MAX_ARGS - 1);
 	char *line = NULL;
 	size_t len = 0;
 
@@ -374,7 +347,7 @@ char *vm_qemu_command_line(const struct vm_spec *spec, struct error **err)
 		return NULL;
 	}
 	FILE *f = open_memstream(&line, &len);
-	for (int i = 0; f && i < b.n; i++)
+	for (size_t i = 0; f && i < b.n; i++)
 		fprintf(f, "%s%s", i ? " " : "", b.args[i]);
 	if (f)
 		fclose(f);
@@ -388,7 +361,8 @@ static void qemu_kill(struct vm *vm);
 
 static int qemu_start(struct vm *vm, const struct vm_spec *spec, struct error **err)
 {
-	struct argv_builder b = {0};
+	struct argv b;
+	argv_init(&b, QEMU_MAX_ARGS - 1);
 	int p[2];
 
 	int r = build_argv(&b, spec, err);
