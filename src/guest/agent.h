@@ -61,7 +61,7 @@ struct agent_job_options {
 	bool oom_victim;
 	/* The child sets no_new_privs before exec, and every process it
 	 * forks inherits it: CRIU 3.17 does not restore the flag, so the
-	 * tasks a restore forks get it from their CRIU (checkpoint.c). */
+	 * tasks a restore forks get it from their CRIU (restore.c). */
 	bool no_new_privs;
 	agent_job_watch_fn watch; /* with watch_ms > 0 */
 	int watch_ms;

@@ -70,7 +70,7 @@ struct agent_container {
 	 * empty (see shm_watch in checkpoint.c). */
 	bool shm_tmpfs;
 	/* The spec asks for a network namespace: loopback only, made afresh
-	 * at restore. CRIU runs inside it (see ckpt_dump in checkpoint.c). */
+	 * at restore. CRIU runs inside it (see checkpoint_handle in checkpoint.c). */
 	bool own_netns;
 	/* A copy of the spec it was made from: exec applies its seccomp
 	 * filter, checkpoints read its masked paths. */

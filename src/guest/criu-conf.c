@@ -6,7 +6,7 @@
  * --external entries that come from the container's spec (masked paths, see
  * confine.c), the settings the user gave CRIU on the host (CriuOptions.config:
  * cocoon's criu.conf or the org.criu.config annotation, checked by the host,
- * src/host/criu-config.c), and at restore the action script. Command-line
+ * src/host/lib/criu-config.c), and at restore the action script. Command-line
  * options still win over the file.
  *
  * Mount flags: CRIU 3.17 restores the container's root mount without its

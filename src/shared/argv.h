@@ -25,7 +25,10 @@ struct argv {
 
 /* An empty vector of ARGV_MAX_DEFAULT arguments at most, for
  * `_cleanup_(argv_free) struct argv av = ARGV_EMPTY;`. */
-#define ARGV_EMPTY {.max = ARGV_MAX_DEFAULT}
+#define ARGV_EMPTY                                                                                 \
+	{                                                                                          \
+		.max = ARGV_MAX_DEFAULT                                                            \
+	}
 
 /* An empty vector of at most MAX arguments (0: ARGV_MAX_DEFAULT). */
 void argv_init(struct argv *a, size_t max);

@@ -437,7 +437,7 @@ def check_report_strips_guest_controls():
 
 @case
 def volumes_share_holds_only_what_the_spec_gave():
-    """The guest attacks the volumes share (src/host/volumes.c) as QEMU's 9p
+    """The guest attacks the volumes share (src/host/lib/volumes.c) as QEMU's 9p
     server could for it: nothing beside the mount points, no write into a
     read-only volume, and what it leaves in a writable one (a symlink to the
     canary, a FIFO) is neither followed nor removed by `delete`. The binds

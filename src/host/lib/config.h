@@ -18,7 +18,7 @@ struct cocoon_config {
 	char *guest_criu_path;
 	char *guest_checkpoint_dir;
 	char *host_checkpoint_dir;
-	char *criu_config; /* the user's CRIU settings (src/host/criu-config.c) */
+	char *criu_config; /* the user's CRIU settings (src/host/lib/criu-config.c) */
 
 	/* [vm] */
 	char *kernel;
