@@ -109,7 +109,9 @@ static int deleted_on_rootfs(const struct agent_container *c, const pid_t *pids,
 		while (d && !found && (de = readdir(d))) {
 			if (de->d_name[0] == '.')
 				continue;
-			snprintf(entry, sizeof(entry), "fd/%s", de->d_name);
+			if (snprintf(entry, sizeof(entry), "fd/%s", de->d_name) >=
+			    (int)sizeof(entry))
+				continue; /* not an fd number */
 			found = deleted_on(pids[i], entry, root.st_dev, what, sizeof(what), &bytes);
 		}
 		if (!found)
@@ -149,7 +151,9 @@ int ckpt_ctty_keys(const struct agent_container *c, char keys[][CKPT_TTY_KEY_MAX
 			char key[CKPT_TTY_KEY_MAX];
 			if (de->d_name[0] == '.')
 				continue;
-			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+			if (snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) >=
+			    (int)sizeof(path))
+				continue; /* not an fd number */
 			if (stat(path, &st) < 0 || !S_ISCHR(st.st_mode) ||
 			    st.st_rdev != makedev(5, 0))
 				continue;

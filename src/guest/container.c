@@ -246,7 +246,7 @@ static int mount_rootfs(struct agent_container *c, const Cocoon__ContainerSpec *
 			size_t msg_size)
 {
 	const char *tag = s->rootfs_tag, *path = s->rootfs_path;
-	char dir[128];
+	char dir[sizeof(AGENT_CONTAINER_DIR) + AGENT_ID_MAX + 1];
 	snprintf(dir, sizeof(dir), AGENT_CONTAINER_DIR "/%s", c->id);
 	mkdir(AGENT_CONTAINER_DIR, 0700);
 	mkdir(dir, 0700);

@@ -23,8 +23,9 @@ struct ckpt_ctx {
 	uint64_t req_id;
 	char cid[AGENT_ID_MAX + 1];
 	char ckid[AGENT_ID_MAX + 1];
-	char img[256];	  /* guest tmpfs */
-	char shared[256]; /* relative to the shared dir */
+	char img[256]; /* guest tmpfs */
+	/* "checkpoints/<checkpoint id>", relative to the shared dir */
+	char shared[sizeof(CKPT_SHARED_SUBDIR) + AGENT_ID_MAX + 1];
 	bool leave_running;
 	bool keep;
 	bool froze;		       /* we froze it for an exit-mode checkpoint */

@@ -4,6 +4,7 @@
 #include "fdio.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sched.h>
@@ -103,15 +104,19 @@ static void populate_dev(const char *dev)
 		     {"stdout", "/proc/self/fd/1"},
 		     {"stderr", "/proc/self/fd/2"},
 		     {"ptmx", "pts/ptmx"}};
-	char path[512];
+	char path[PATH_MAX];
 
+	/* DEV is a mount target, shorter than PATH_MAX by far: nothing here is
+	 * cut, and a path that would be is not made. */
 	for (size_t i = 0; i < ARRAY_SIZE(devs); i++) {
-		snprintf(path, sizeof(path), "%s/%s", dev, devs[i].name);
+		if (snprintf(path, sizeof(path), "%s/%s", dev, devs[i].name) >= (int)sizeof(path))
+			return;
 		mknod(path, S_IFCHR | 0666, makedev(devs[i].maj, devs[i].min));
 		chmod(path, 0666);
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(links); i++) {
-		snprintf(path, sizeof(path), "%s/%s", dev, links[i].name);
+		if (snprintf(path, sizeof(path), "%s/%s", dev, links[i].name) >= (int)sizeof(path))
+			return;
 		symlink(links[i].target, path);
 	}
 }

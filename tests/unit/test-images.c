@@ -144,7 +144,7 @@ static void test_publish_good(void **st)
 	for (int copy = 0; copy < 2; copy++) {
 		struct error *err = NULL;
 		struct stat sb;
-		char p[256];
+		char p[300];
 		if (copy) {
 			remove_tree(dest, NULL);
 			make_dump();

@@ -198,9 +198,11 @@ int cmd_update(struct global_opts *g, int argc, char **argv)
 			report_error(g, err->msg);
 			return 1;
 		}
-		if (*more)
-			snprintf(ignored + strlen(ignored), sizeof(ignored) - strlen(ignored),
-				 "%s%s", *ignored ? ", " : "", more);
+		size_t used = strlen(ignored);
+		if (*more && snprintf(ignored + used, sizeof(ignored) - used, "%s%s",
+				      *ignored ? ", " : "", more) >= (int)(sizeof(ignored) - used))
+			memcpy(ignored + sizeof(ignored) - 4, "...",
+			       4); /* the list is cut: say so */
 	}
 	if (*ignored)
 		fprintf(stderr,

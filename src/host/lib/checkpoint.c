@@ -382,7 +382,9 @@ static int pod_members(struct global_opts *g, const char *sb, char ids[][COCOON_
 				de->d_name, state_status_name(st.status));
 		if (*n == max)
 			return error_setx(err, E2BIG, "more than %d containers in pod %s", max, sb);
-		snprintf(ids[(*n)++], COCOON_ID_MAX + 1, "%s", de->d_name);
+		if (snprintf(ids[*n], COCOON_ID_MAX + 1, "%s", de->d_name) > COCOON_ID_MAX)
+			continue; /* validate_id() refused it above already */
+		(*n)++;
 	}
 	return 0;
 }

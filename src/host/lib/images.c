@@ -364,7 +364,8 @@ int images_verify(const char *dir, const struct images_limits *lim, struct image
 		chain->names[chain->n] = strdup(base ? base + 1 : cur);
 		chain->n++;
 		char link[PATH_MAX], target[256];
-		snprintf(link, sizeof(link), "%s/parent", cur);
+		if (snprintf(link, sizeof(link), "%s/parent", cur) >= (int)sizeof(link))
+			return error_setx(err, ENAMETOOLONG, "checkpoint %s: path too long", cur);
 		ssize_t n = readlink(link, target, sizeof(target) - 1);
 		if (n < 0)
 			return 0;

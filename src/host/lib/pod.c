@@ -44,7 +44,8 @@ static int find_by_shim_pid(const char *root, pid_t pid, char id[65])
 		    state_read(dir, &st, NULL) < 0)
 			continue;
 		if (st.status != STATUS_STOPPED && st.shim_pid == pid) {
-			snprintf(id, 65, "%s", de->d_name);
+			if (snprintf(id, 65, "%s", de->d_name) >= 65)
+				continue; /* not a container ID: state_dir() refuses those */
 			return 0;
 		}
 	}
@@ -198,7 +199,7 @@ static int share_volumes(const char *rw, const char *ro, const char *id, struct 
  * directory. Safe when there is nothing. */
 static void member_leave(const char *sandbox_dir, const char *id)
 {
-	char ro[4200], rw[4200], path[4300];
+	char ro[4200], rw[4200], path[sizeof(ro) + sizeof(VOLUMES_DIR) + 257];
 	snprintf(ro, sizeof(ro), "%s/" POD_SHARE "/%s", sandbox_dir, id);
 	snprintf(rw, sizeof(rw), "%s/" POD_SHARE_RW "/%s", sandbox_dir, id);
 	snprintf(path, sizeof(path), "%s/" VOLUMES_DIR, rw);

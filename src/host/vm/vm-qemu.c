@@ -189,7 +189,7 @@ static int virtiofsd_start_all(struct vm *vm, const struct vm_spec *s, struct er
 					      false, true, err) < 0)
 		return -1;
 	for (int i = 0; i < s->n_images_dirs; i++) {
-		char tag[16];
+		char tag[sizeof(COCOON_TAG_IMAGES) + 12]; /* "images" and an int */
 		snprintf(tag, sizeof(tag), COCOON_TAG_IMAGES "%d", i);
 		if (virtiofsd_start(vm, slot++, s, tag, s->images_dirs[i], true, false, err) < 0)
 			return -1;
@@ -298,7 +298,7 @@ static int build_argv(struct argv *b, const struct vm_spec *s, struct error **er
 	for (int i = 0; i < s->n_images_dirs; i++) {
 		/* Read-only: restoring must never change the user's images
 		 * (for virtiofs, see virtiofsd_start). */
-		char tag[16];
+		char tag[sizeof(COCOON_TAG_IMAGES) + 12]; /* "images" and an int */
 		snprintf(tag, sizeof(tag), COCOON_TAG_IMAGES "%d", i);
 		if (virtiofs)
 			add_virtiofs(b, tag, s->channel_path);
