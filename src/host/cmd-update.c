@@ -170,22 +170,16 @@ int cmd_update(struct global_opts *g, int argc, char **argv)
 			break;
 		case 'h':
 			printf("Usage: cocoon update [options] CONTAINER_ID\n\n"
-			       "Changes the limits of the container's cgroup inside its VM (runc "
-			       "update):\n"
-			       "  -r, --resources FILE   OCI linux.resources JSON (\"-\": stdin), "
-			       "as containerd\n"
+			       "Changes the limits of the container's cgroup inside its VM (runc update):\n"
+			       "  -r, --resources FILE   OCI linux.resources JSON (\"-\": stdin), as containerd\n"
 			       "                         and podman pass it\n"
-			       "  --memory BYTES         memory.max (k, m, g suffixes; -1: none), "
-			       "at most the\n"
-			       "                         VM's memory less the guest's %d MiB "
-			       "(fixed at boot)\n"
+			       "  --memory BYTES         memory.max (k, m, g suffixes; -1: none), at most the\n"
+			       "                         VM's memory less the guest's %d MiB (fixed at boot)\n"
 			       "  --pids-limit N         pids.max (-1: none)\n"
 			       "  --cpu-quota US, --cpu-period US   cpu.max (-1: no quota)\n"
 			       "  --cpu-share N          cpu.weight, converted as runc does\n"
-			       "Swap, reservations, cpusets, real-time and block IO options are "
-			       "accepted and\n"
-			       "ignored with a warning: the VM does not apply them "
-			       "(docs/lifecycle.md).\n",
+			       "Swap, reservations, cpusets, real-time and block IO options are accepted and\n"
+			       "ignored with a warning: the VM does not apply them (docs/lifecycle.md).\n",
 			       RESOURCES_GUEST_OVERHEAD_MIB);
 			return 0;
 		default:
@@ -348,12 +342,9 @@ int cmd_events(struct global_opts *g, int argc, char **argv)
 						   optarg);
 			break;
 		case 'h':
-			printf("Usage: cocoon events [--stats] [--interval SECONDS] "
-			       "CONTAINER_ID\n\n"
-			       "Prints runc's stats event (JSON) for the container, read inside "
-			       "its VM from\n"
-			       "its cgroup: CPU time, memory (usage, peak, memory.stat), pids. "
-			       "With --stats\n"
+			printf("Usage: cocoon events [--stats] [--interval SECONDS] CONTAINER_ID\n\n"
+			       "Prints runc's stats event (JSON) for the container, read inside its VM from\n"
+			       "its cgroup: CPU time, memory (usage, peak, memory.stat), pids. With --stats\n"
 			       "once; else every --interval seconds (default 5) while it runs.\n");
 			return 0;
 		default:

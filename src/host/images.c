@@ -68,11 +68,10 @@ static int budget_file(struct budget *b, const char *name, uint64_t size, struct
 		return error_setx(err, E2BIG, "more than %llu files (limits.checkpoint_max_files)",
 				  (unsigned long long)b->lim->max_files);
 	if (size > b->lim->max_bytes - b->bytes)
-		return error_setx(err, EFBIG,
-				  "%s (%llu bytes) takes the images past %llu bytes "
-				  "(limits.checkpoint_max_bytes)",
-				  name, (unsigned long long)size,
-				  (unsigned long long)b->lim->max_bytes);
+		return error_setx(
+			err, EFBIG,
+			"%s (%llu bytes) takes the images past %llu bytes (limits.checkpoint_max_bytes)",
+			name, (unsigned long long)size, (unsigned long long)b->lim->max_bytes);
 	b->bytes += size;
 	return 0;
 }
@@ -267,10 +266,10 @@ static int link_parent(int dirfd, const char *parent_path, const char *dest, str
 	char *slash = strrchr(parent_abs, '/');
 	*slash = 0;
 	if (strcmp(*parent_abs ? parent_abs : "/", dest_abs) != 0)
-		return error_setx(err, EINVAL,
-				  "--parent-path %s must be next to the image path %s (runc's "
-				  "../NAME layout)",
-				  parent_path, dest);
+		return error_setx(
+			err, EINVAL,
+			"--parent-path %s must be next to the image path %s (runc's ../NAME layout)",
+			parent_path, dest);
 	if (asprintf(&link, "../%s", slash + 1) < 0 || symlinkat(link, dirfd, "parent") < 0)
 		return error_set(err, errno ? errno : ENOMEM, "parent link");
 	return 0;
@@ -728,11 +727,10 @@ static int meta_parse_obj(json_object *o, const struct images_limits *lim, struc
 	if (!m->version)
 		return error_set(err, ENOMEM, "manifest");
 	if (m->format != IMAGES_FORMAT || strcmp(m->version, COCOON_VERSION) != 0)
-		return error_setx(err, EPROTO,
-				  "was made by cocoon %.40s (image format %d); this is cocoon %s "
-				  "(format %d): "
-				  "restore it with the version that made it",
-				  m->version, m->format, COCOON_VERSION, IMAGES_FORMAT);
+		return error_setx(
+			err, EPROTO,
+			"was made by cocoon %.40s (image format %d); this is cocoon %s (format %d): restore it with the version that made it",
+			m->version, m->format, COCOON_VERSION, IMAGES_FORMAT);
 	if (!(files = field(o, "files", json_type_object)))
 		return error_setx(err, EINVAL, "lists no files");
 	size_t n = (size_t)json_object_object_length(files);

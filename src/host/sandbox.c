@@ -167,9 +167,9 @@ static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 		return r;
 	if (strchr(cfg->guest_criu_path, ' ') || strchr(cfg->guest_checkpoint_dir, ' ') ||
 	    cfg->guest_criu_path[0] != '/' || cfg->guest_checkpoint_dir[0] != '/')
-		return error_setx(err, EINVAL,
-				  "guest_criu_path and guest_checkpoint_dir must be absolute paths "
-				  "without spaces");
+		return error_setx(
+			err, EINVAL,
+			"guest_criu_path and guest_checkpoint_dir must be absolute paths without spaces");
 	if (asprintf(&cmdline, COCOON_CMDLINE_CRIU "%s " COCOON_CMDLINE_CKPTDIR "%s%s",
 		     cfg->guest_criu_path, cfg->guest_checkpoint_dir,
 		     cfg->enable_debug ? " " COCOON_CMDLINE_DEBUG : "") < 0)

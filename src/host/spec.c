@@ -325,10 +325,10 @@ static int parse_mount(json_object *m, size_t i, struct oci_bundle *b, Cocoon__M
 		for (const char *const *t = supported_fs; *t; t++)
 			if (strcmp(*t, mnt->type) == 0)
 				return 0;
-		return error_setx(err, EOPNOTSUPP,
-				  "config.json: mounts[%zu] (%s): filesystem type '%s' is not "
-				  "supported in the VM",
-				  i, mnt->destination, mnt->type);
+		return error_setx(
+			err, EOPNOTSUPP,
+			"config.json: mounts[%zu] (%s): filesystem type '%s' is not supported in the VM",
+			i, mnt->destination, mnt->type);
 	}
 	/* A host path means nothing in the guest: the shim bind-mounts the
 	 * source into the sandbox's volumes share, and the guest binds it from
@@ -534,11 +534,10 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 		}
 		if (path) {
 			free(path);
-			r = error_setx(err, EOPNOTSUPP,
-				       "config.json: %s: joining an existing %s namespace is not "
-				       "supported: "
-				       "each container has its own VM",
-				       field, type);
+			r = error_setx(
+				err, EOPNOTSUPP,
+				"config.json: %s: joining an existing %s namespace is not supported: each container has its own VM",
+				field, type);
 			free(type);
 			return r;
 		}
@@ -548,10 +547,10 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 			s->namespaces[s->n_namespaces++] = type;
 		} else if (strcmp(type, "cgroup") == 0 || strcmp(type, "user") == 0 ||
 			   strcmp(type, "time") == 0) {
-			spec_warn(b,
-				  "linux.namespaces: %s namespace is not created inside the VM; "
-				  "ignored",
-				  type);
+			spec_warn(
+				b,
+				"linux.namespaces: %s namespace is not created inside the VM; ignored",
+				type);
 			free(type);
 		} else {
 			r = error_setx(err, EINVAL,
@@ -574,11 +573,10 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 		for (size_t j = 0; j < s->n_namespaces; j++)
 			has |= strcmp(s->namespaces[j], own[i]) == 0;
 		if (!has)
-			spec_warn(b,
-				  "linux.namespaces has no %s namespace: the container gets a new "
-				  "one inside the "
-				  "VM, as no container shares the guest's (docs/confinement.md)",
-				  own[i]);
+			spec_warn(
+				b,
+				"linux.namespaces has no %s namespace: the container gets a new one inside the VM, as no container shares the guest's (docs/confinement.md)",
+				own[i]);
 	}
 	/* No network namespace means the host's network stack, which a VM
 	 * cannot share. Kata refuses it too. */
@@ -590,11 +588,7 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 	if (!netns)
 		return error_setx(
 			err, EOPNOTSUPP,
-			"config.json: linux.namespaces has no network namespace, which asks for "
-			"host networking: a container in a VM cannot share the host's network "
-			"stack "
-			"(docs/networking.md). Give it a network namespace (podman: not "
-			"--network=host)");
+			"config.json: linux.namespaces has no network namespace, which asks for host networking: a container in a VM cannot share the host's network stack (docs/networking.md). Give it a network namespace (podman: not --network=host)");
 	static const char *const unapplied[] = {"devices",     "sysctl",     "uidMappings",
 						"gidMappings", "mountLabel", "personality",
 						"intelRdt"};

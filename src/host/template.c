@@ -129,10 +129,10 @@ static int qmp_connect(struct qmp *q, struct vm *vm, const char *path, struct er
 
 static int qmp_ignore_shared(struct qmp *q, struct error **err)
 {
-	return qmp_call(q,
-			"{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":"
-			"[{\"capability\":\"x-ignore-shared\",\"state\":true}]}}\n",
-			-1, NULL, err);
+	return qmp_call(
+		q,
+		"{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":[{\"capability\":\"x-ignore-shared\",\"state\":true}]}}\n",
+		-1, NULL, err);
 }
 
 /* ---- the key ---------------------------------------------------------- */

@@ -570,24 +570,19 @@ static void test_verify_wrong_types(void **st)
 		 "\", \"files\": {\"a.img\": null}}",
 		 "bad entry"},
 		{"{\"format\": 1, \"version\": \"" COCOON_VERSION
-		 "\", \"files\": {\"a.img\": {\"size\": \"3\", "
-		 "\"xxh3\": \"0000000000000000\"}}}",
+		 "\", \"files\": {\"a.img\": {\"size\": \"3\", \"xxh3\": \"0000000000000000\"}}}",
 		 "bad entry"},
 		{"{\"format\": 1, \"version\": \"" COCOON_VERSION
-		 "\", \"files\": {\"a.img\": {\"size\": 3, "
-		 "\"xxh3\": 12}}}",
+		 "\", \"files\": {\"a.img\": {\"size\": 3, \"xxh3\": 12}}}",
 		 "bad entry"},
 		{"{\"format\": 1, \"version\": \"" COCOON_VERSION
-		 "\", \"files\": {\"a.img\": {\"size\": -1, "
-		 "\"xxh3\": \"0000000000000000\"}}}",
+		 "\", \"files\": {\"a.img\": {\"size\": -1, \"xxh3\": \"0000000000000000\"}}}",
 		 "bad entry"},
 		{"{\"format\": 1, \"version\": \"" COCOON_VERSION
-		 "\", \"files\": {\"../x\": {\"size\": 1, "
-		 "\"xxh3\": \"0000000000000000\"}}}",
+		 "\", \"files\": {\"../x\": {\"size\": 1, \"xxh3\": \"0000000000000000\"}}}",
 		 "bad entry"},
 		{"{\"format\": 1, \"version\": \"" COCOON_VERSION
-		 "\", \"files\": {\"a.img\": {\"size\": "
-		 "1152921504606846976, \"xxh3\": \"0000000000000000\"}}}",
+		 "\", \"files\": {\"a.img\": {\"size\": 1152921504606846976, \"xxh3\": \"0000000000000000\"}}}",
 		 "limits.checkpoint_max_bytes"},
 		{"[1, 2]", "not a JSON object"},
 		{"{\"format\": 1, ", "not valid JSON"},

@@ -116,8 +116,9 @@ static void test_guest_namespaces_warn(void **st)
 	assert_true(warned(&b, "no pid namespace: the container gets a new one inside the VM"));
 	assert_true(warned(&b, "no mount namespace: the container gets a new one inside the VM"));
 	spec_free(&b);
-	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"linux\": {\"namespaces\": "
-		   "[{\"type\": \"network\"}, {\"type\": \"mount\"}, {\"type\": \"pid\"}]}}");
+	write_spec(
+		"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
+		", \"linux\": {\"namespaces\": [{\"type\": \"network\"}, {\"type\": \"mount\"}, {\"type\": \"pid\"}]}}");
 	assert_int_equal(spec_load(bundle, "c1", &b, NULL), 0);
 	assert_int_equal(b.n_warnings, 0);
 	spec_free(&b);
@@ -151,10 +152,10 @@ static void test_errors(void **st)
 	expect_error("[]", "expected a JSON object");
 	expect_error("{\"process\": {}}", "ociVersion is required");
 	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT "}", "process is required");
-	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT
-		     ", \"process\": {\"args\": [\"sh\"], \"cwd\": \"/\", "
-		     "\"env\": [\"NOEQUALS\"]}}",
-		     "process.env[0]");
+	expect_error(
+		"{\"ociVersion\": \"1.0.2\", " ROOT
+		", \"process\": {\"args\": [\"sh\"], \"cwd\": \"/\", \"env\": [\"NOEQUALS\"]}}",
+		"process.env[0]");
 	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT
 		     ", \"process\": {\"args\": \"sh\", \"cwd\": \"/\"}}",
 		     "process.args");
@@ -198,8 +199,9 @@ static void test_network_namespaces(void **st)
 {
 	struct oci_bundle b;
 	struct error *err = NULL;
-	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"linux\": {\"namespaces\": "
-		   "[{\"type\": \"network\", \"path\": \"/proc/self/ns/net\"}]}}");
+	write_spec(
+		"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
+		", \"linux\": {\"namespaces\": [{\"type\": \"network\", \"path\": \"/proc/self/ns/net\"}]}}");
 	assert_int_equal(spec_load(bundle, "c1", &b, &err), 0);
 	assert_string_equal(b.netns_path, "/proc/self/ns/net");
 	assert_int_equal(b.spec->n_namespaces, 1);
@@ -210,38 +212,36 @@ static void test_network_namespaces(void **st)
 	spec_free(&b);
 	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS "}", "host networking");
 	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
-		     ", \"linux\": {\"namespaces\": "
-		     "[{\"type\": \"pid\"}]}}",
+		     ", \"linux\": {\"namespaces\": [{\"type\": \"pid\"}]}}",
 		     "host networking");
-	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
-		     ", \"linux\": {\"namespaces\": "
-		     "[{\"type\": \"network\", \"path\": \"/run/netns/no-such-ns\"}]}}",
-		     "/run/netns/no-such-ns");
-	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
-		     ", \"linux\": {\"namespaces\": "
-		     "[{\"type\": \"network\", \"path\": \"relative\"}]}}",
-		     "must be absolute");
 	expect_error(
-		"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"linux\": {\"namespaces\": "
-		"[{\"type\": \"network\"}, {\"type\": \"ipc\", \"path\": \"/proc/self/ns/ipc\"}]}}",
+		"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
+		", \"linux\": {\"namespaces\": [{\"type\": \"network\", \"path\": \"/run/netns/no-such-ns\"}]}}",
+		"/run/netns/no-such-ns");
+	expect_error(
+		"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
+		", \"linux\": {\"namespaces\": [{\"type\": \"network\", \"path\": \"relative\"}]}}",
+		"must be absolute");
+	expect_error(
+		"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
+		", \"linux\": {\"namespaces\": [{\"type\": \"network\"}, {\"type\": \"ipc\", \"path\": \"/proc/self/ns/ipc\"}]}}",
 		"joining an existing ipc namespace");
 }
 
 static void test_bind_sources(void **st)
 {
-	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
-		     ", \"mounts\": [{\"destination\": \"/x\", \"type\": \"bind\", \"source\": "
-		     "\"/dev/null\"}]}",
-		     "source /dev/null is a character device");
-	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
-		     ", \"mounts\": [{\"destination\": \"/x\", \"type\": \"bind\", \"source\": "
-		     "\"/nonexistent\"}]}",
-		     "mounts[0] (/x): source /nonexistent");
+	expect_error(
+		"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
+		", \"mounts\": [{\"destination\": \"/x\", \"type\": \"bind\", \"source\": \"/dev/null\"}]}",
+		"source /dev/null is a character device");
+	expect_error(
+		"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
+		", \"mounts\": [{\"destination\": \"/x\", \"type\": \"bind\", \"source\": \"/nonexistent\"}]}",
+		"mounts[0] (/x): source /nonexistent");
 	struct oci_bundle b;
-	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", " LINUX ", \"mounts\": ["
-		   "{\"destination\": \"/t\", \"type\": \"tmpfs\"},"
-		   "{\"destination\": \"/d\", \"type\": \"bind\", \"source\": \"/tmp\", "
-		   "\"options\": [\"rbind\", \"ro\"]}]}");
+	write_spec(
+		"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", " LINUX
+		", \"mounts\": [{\"destination\": \"/t\", \"type\": \"tmpfs\"},{\"destination\": \"/d\", \"type\": \"bind\", \"source\": \"/tmp\", \"options\": [\"rbind\", \"ro\"]}]}");
 	assert_int_equal(spec_load(bundle, "c1", &b, NULL), 0);
 	assert_int_equal(b.n_volumes, 1);
 	assert_true(b.volumes[0].is_dir && b.volumes[0].recursive);
@@ -257,18 +257,18 @@ static void test_bind_sources(void **st)
 	snprintf(sub, sizeof(sub), "%s/vol", bundle);
 	assert_int_equal(mkdir(sub, 0755), 0);
 	assert_int_equal(chdir("/"), 0);
-	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", " LINUX ", \"mounts\": ["
-		   "{\"destination\": \"/v\", \"type\": \"bind\", \"source\": \"vol\", "
-		   "\"options\": [\"rbind\", \"rro\", \"rnosuid\", \"rnodev\", \"rnoexec\"]}]}");
+	write_spec(
+		"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", " LINUX
+		", \"mounts\": [{\"destination\": \"/v\", \"type\": \"bind\", \"source\": \"vol\", \"options\": [\"rbind\", \"rro\", \"rnosuid\", \"rnodev\", \"rnoexec\"]}]}");
 	assert_int_equal(spec_load(bundle, "c1", &b, NULL), 0);
 	assert_int_equal(b.n_volumes, 1);
 	assert_string_equal(b.volumes[0].host_path, sub);
 	assert_int_equal(b.volumes[0].flags, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
 	spec_free(&b);
-	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", " LINUX ", \"mounts\": ["
-		     "{\"destination\": \"/v\", \"type\": \"bind\", \"source\": \"/tmp\", "
-		     "\"options\": [\"rbind\", \"idmap\"]}]}",
-		     "mounts[0] (/v): option 'idmap' is not supported");
+	expect_error(
+		"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", " LINUX
+		", \"mounts\": [{\"destination\": \"/v\", \"type\": \"bind\", \"source\": \"/tmp\", \"options\": [\"rbind\", \"idmap\"]}]}",
+		"mounts[0] (/v): option 'idmap' is not supported");
 }
 
 static void test_resources_and_vm_size(void **st)
@@ -279,12 +279,9 @@ static void test_resources_and_vm_size(void **st)
 	config_init_defaults(&cfg);
 	cfg.max_memory_mib = 4096;
 	cfg.max_vcpus = 4;
-	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
-		   ", \"linux\": {\"namespaces\": [{\"type\": \"network\"}], \"resources\": {"
-		   "\"memory\": {\"limit\": 268435456}, \"pids\": {\"limit\": 10},"
-		   "\"cpu\": {\"quota\": 250000, \"period\": 100000, \"shares\": 512, \"cpus\": "
-		   "\"0-1\"},"
-		   "\"blockIO\": {}}}}");
+	write_spec(
+		"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
+		", \"linux\": {\"namespaces\": [{\"type\": \"network\"}], \"resources\": {\"memory\": {\"limit\": 268435456}, \"pids\": {\"limit\": 10},\"cpu\": {\"quota\": 250000, \"period\": 100000, \"shares\": 512, \"cpus\": \"0-1\"},\"blockIO\": {}}}}");
 	assert_int_equal(spec_load(bundle, "c1", &b, NULL), 0);
 	assert_int_equal(b.spec->resources->memory_limit, 256 << 20);
 	assert_int_equal(b.spec->resources->pids_limit, 10);
@@ -321,23 +318,22 @@ static void test_update_resources_json(void **st)
 	Cocoon__Resources r = COCOON__RESOURCES__INIT;
 	char ignored[256];
 	struct error *err = NULL;
-	assert_int_equal(resources_update_from_json(
-				 "{\"memory\": {\"limit\": 104857600, \"swap\": 5}, "
-				 "\"pids\": {\"limit\": 0}, \"cpu\": {\"shares\": 512, "
-				 "\"cpus\": \"\"}, \"devices\": [], \"blockIO\": {\"weight\": 10}}",
-				 &u, &r, ignored, sizeof(ignored), NULL),
-			 0);
+	assert_int_equal(
+		resources_update_from_json(
+			"{\"memory\": {\"limit\": 104857600, \"swap\": 5}, \"pids\": {\"limit\": 0}, \"cpu\": {\"shares\": 512, \"cpus\": \"\"}, \"devices\": [], \"blockIO\": {\"weight\": 10}}",
+			&u, &r, ignored, sizeof(ignored), NULL),
+		0);
 	assert_true(u.set_memory && !u.set_pids && !u.set_cpu_max && u.set_cpu_weight);
 	assert_int_equal(r.memory_limit, 100 << 20);
 	assert_int_equal(r.cpu_shares, 512);
 	assert_string_equal(ignored, "swap, blockIO");
 	Cocoon__UpdateRequest u2 = COCOON__UPDATE_REQUEST__INIT;
 	Cocoon__Resources r2 = COCOON__RESOURCES__INIT;
-	assert_int_equal(resources_update_from_json(
-				 "{\"memory\": {\"limit\": -1}, \"pids\": {\"limit\": -1}, "
-				 "\"cpu\": {\"quota\": -1, \"period\": 200000}}",
-				 &u2, &r2, ignored, sizeof(ignored), NULL),
-			 0);
+	assert_int_equal(
+		resources_update_from_json(
+			"{\"memory\": {\"limit\": -1}, \"pids\": {\"limit\": -1}, \"cpu\": {\"quota\": -1, \"period\": 200000}}",
+			&u2, &r2, ignored, sizeof(ignored), NULL),
+		0);
 	assert_true(u2.set_memory && u2.set_pids && u2.set_cpu_max);
 	assert_int_equal(r2.memory_limit, 0);
 	assert_int_equal(r2.pids_limit, 0);
