@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -23,136 +24,22 @@
 #include "paths.h"
 #include "safefs.h"
 
-#define CKID "ck-test"
-
-static char root[64];
-static char state[128], ckdir[192], ckpt[256], canary_dir[128], canary[192], dest[128];
-static const char canary_text[] = "the host's secret";
-
-static void put(const char *path, const void *data, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, data, len), (ssize_t)len);
-	close(fd);
-}
-
-static void putf(const char *dir, const char *name, const void *data, size_t len)
-{
-	char p[512];
-	snprintf(p, sizeof(p), "%s/%s", dir, name);
-	put(p, data, len);
-}
-
-/* A pagemap with one entry of n present pages, stored in pages-1.img. */
-static size_t pagemap(uint8_t *out, uint64_t n)
-{
-	uint8_t head[] = {0x08, 0x01};
-	uint8_t entry[16] = {0x10};
-	size_t k = 1;
-	do {
-		entry[k++] = (uint8_t)((n & 0x7f) | (n > 0x7f ? 0x80 : 0));
-		n >>= 7;
-	} while (n);
-	entry[k++] = 0x20;
-	entry[k++] = 0x04;
-	uint32_t hl = sizeof(head), el = (uint32_t)k;
-	memset(out, 0x55, 8);
-	memcpy(out + 8, &hl, 4);
-	memcpy(out + 12, head, sizeof(head));
-	memcpy(out + 14, &el, 4);
-	memcpy(out + 18, entry, k);
-	return 18 + k;
-}
-
-static void make_dump(void)
-{
-	uint8_t pm[64], pages[8192];
-	mkdir(ckpt, 0755);
-	putf(ckpt, "inventory.img", "inv", 3);
-	putf(ckpt, "pstree.img", "tree", 4);
-	memset(pages, 0xab, sizeof(pages));
-	putf(ckpt, "pages-1.img", pages, sizeof(pages));
-	putf(ckpt, "pagemap-1.img", pm, pagemap(pm, 2));
-}
-
-static int setup(void **st)
-{
-	snprintf(root, sizeof(root), "/tmp/cocoon-test-images.XXXXXX");
-	assert_non_null(mkdtemp(root));
-	snprintf(state, sizeof(state), "%s/state", root);
-	snprintf(ckdir, sizeof(ckdir), "%s/shared/" IMAGES_SHARED_SUBDIR, state);
-	snprintf(ckpt, sizeof(ckpt), "%s/" CKID, ckdir);
-	snprintf(canary_dir, sizeof(canary_dir), "%s/canary", root);
-	snprintf(canary, sizeof(canary), "%s/secret", canary_dir);
-	snprintf(dest, sizeof(dest), "%s/out", root);
-	assert_int_equal(mkdir_p(ckdir, 0700, NULL), 0);
-	mkdir(canary_dir, 0755);
-	put(canary, canary_text, strlen(canary_text));
-	chmod(canary, 0644);
-	make_dump();
-	safefs_force_fallback = false;
-	return 0;
-}
-
-static int teardown(void **st)
-{
-	remove_tree(root, NULL);
-	return 0;
-}
-
-static void assert_canary_intact(void)
-{
-	struct stat sb;
-	char buf[64] = "";
-	assert_int_equal(stat(canary, &sb), 0);
-	assert_int_equal(sb.st_mode & 07777, 0644);
-	int fd = open(canary, O_RDONLY);
-	assert_true(fd >= 0);
-	assert_true(read(fd, buf, sizeof(buf) - 1) > 0);
-	close(fd);
-	assert_string_equal(buf, canary_text);
-}
-
-static const struct images_limits default_limits = {
-	.max_bytes = 1ULL << 30, .max_files = 100, .verify_ms = 10000};
-
-static int publish(bool copy, struct error **err)
-{
-	struct images_info info = {.container_id = "c1", .checkpoint_id = CKID};
-	return images_publish(state, CKID, dest, &info, &default_limits, copy, err);
-}
-
-/* Publishing must fail, name why, leave nothing at dest or in the shared
- * directory, and leave the canary alone. */
-static void expect_refused(bool copy, const char *needle)
-{
-	struct error *err = NULL;
-	long long t0 = now_ms();
-	int r = publish(copy, &err);
-	if (r == 0 || !err || !strstr(err->msg, needle))
-		fail_msg("expected a refusal naming '%s', got: %s", needle,
-			 err ? err->msg : "success");
-	assert_true(now_ms() - t0 < 5000);
-	error_free(&err);
-	assert_int_equal(access(dest, F_OK), -1);
-	assert_canary_intact();
-}
+#include "images-fixture.h"
 
 static void test_publish_good(void **st)
 {
-	for (int copy = 0; copy < 2; copy++) {
+	for (int fallback = 0; fallback < 2; fallback++) {
 		struct error *err = NULL;
 		struct stat sb;
 		char p[300];
-		if (copy) {
+		if (fallback) {
 			remove_tree(dest, NULL);
 			make_dump();
 		}
 		chmod(ckpt, 0777);
 		snprintf(p, sizeof(p), "%s/pstree.img", ckpt);
 		chmod(p, 04755); /* the guest's setuid bit must not reach the host */
-		assert_int_equal(publish(copy, &err), 0);
+		assert_int_equal(publish(fallback, &err), 0);
 		assert_int_equal(access(ckpt, F_OK), -1);
 		assert_int_equal(stat(dest, &sb), 0);
 		assert_int_equal(sb.st_mode & 07777, 0700);
@@ -181,10 +68,10 @@ static void test_logs_reach_the_work_path(void **st)
 
 static void test_dump_dir_symlink(void **st)
 {
-	for (int copy = 0; copy < 2; copy++) {
+	for (int fallback = 0; fallback < 2; fallback++) {
 		remove_tree(ckpt, NULL);
 		assert_int_equal(symlink(canary_dir, ckpt), 0);
-		expect_refused(copy, CKID);
+		expect_refused(fallback, CKID);
 		/* The dump's name is removed; what it pointed at is not. */
 		assert_int_equal(access(ckpt, F_OK), -1);
 	}
@@ -223,12 +110,12 @@ static void test_fifo_in_dump(void **st)
 static void test_symlink_to_char_device(void **st)
 {
 	char p[300];
-	for (int copy = 0; copy < 2; copy++) {
+	for (int fallback = 0; fallback < 2; fallback++) {
 		make_dump();
 		snprintf(p, sizeof(p), "%s/pages-1.img", ckpt);
 		unlink(p);
 		assert_int_equal(symlink("/dev/zero", p), 0);
-		expect_refused(copy, "not a regular file");
+		expect_refused(fallback, "not a regular file");
 	}
 }
 
@@ -244,7 +131,7 @@ static void test_device_node(void **st)
 static void test_sparse_giant(void **st)
 {
 	char p[300];
-	for (int copy = 0; copy < 2; copy++) {
+	for (int fallback = 0; fallback < 2; fallback++) {
 		make_dump();
 		snprintf(p, sizeof(p), "%s/pages-1.img", ckpt);
 		int fd = open(p, O_WRONLY);
@@ -254,7 +141,7 @@ static void test_sparse_giant(void **st)
 		while (ftruncate(fd, size) < 0 && size > (1LL << 30))
 			size >>= 1;
 		close(fd);
-		expect_refused(copy, "limits.checkpoint_max_bytes");
+		expect_refused(fallback, "limits.checkpoint_max_bytes");
 	}
 }
 
@@ -297,7 +184,7 @@ static void test_verify_time_limit(void **st)
 	static char big[64 << 20];
 	putf(ckpt, "big.img", big, sizeof(big));
 	lim.verify_ms = 0;
-	assert_int_not_equal(images_publish(state, CKID, dest, &info, &lim, false, &err), 0);
+	assert_int_not_equal(images_publish(state, CKID, dest, &info, &lim, &err), 0);
 	assert_non_null(strstr(err->msg, "limits.verify_timeout_ms"));
 	error_free(&err);
 }
@@ -327,7 +214,7 @@ static void test_swap_race(void **st)
 			}
 		}
 		struct error *err = NULL;
-		publish(round % 4 >= 2, &err);
+		publish(round % 2, &err);
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		error_free(&err);
@@ -337,6 +224,94 @@ static void test_swap_race(void **st)
 			assert_true(S_ISDIR(sb.st_mode));
 	}
 	safefs_force_fallback = false;
+}
+
+/* A guest process opened an image file through the share before the
+ * publish, and writes through that handle after it (QEMU keeps the fid's
+ * descriptor, whatever the host renames): the published file must neither
+ * change nor grow. */
+static void write_through(int fd)
+{
+	static char junk[1 << 20];
+	memset(junk, 'E', sizeof(junk));
+	assert_int_equal(pwrite(fd, "EVIL", 4, 0), 4);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pwrite(fd, junk, sizeof(junk), (off_t)(8192 + i * sizeof(junk))),
+				 (ssize_t)sizeof(junk));
+}
+
+static void assert_published_intact(void)
+{
+	char p[300];
+	uint8_t buf[8192 + 16];
+	struct stat sb;
+	struct error *err = NULL;
+	snprintf(p, sizeof(p), "%s/pages-1.img", dest);
+	assert_int_equal(stat(p, &sb), 0);
+	assert_int_equal(sb.st_size, 8192);
+	int fd = open(p, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, buf, sizeof(buf)), 8192);
+	close(fd);
+	for (size_t i = 0; i < 8192; i++)
+		if (buf[i] != 0xab)
+			fail_msg("pages-1.img byte %zu is 0x%02x after the guest wrote", i, buf[i]);
+	struct images_chain chain = {0};
+	if (images_verify(dest, &default_limits, &chain, &err) < 0)
+		fail_msg("%s", err->msg);
+	images_chain_free(&chain);
+}
+
+static int open_image(const char *name)
+{
+	char p[300];
+	snprintf(p, sizeof(p), "%s/%s", ckpt, name);
+	int fd = open(p, O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	return fd;
+}
+
+static void test_guest_handle_cannot_reach_published_images(void **st)
+{
+	for (int fallback = 0; fallback < 2; fallback++) {
+		struct error *err = NULL;
+		remove_tree(dest, NULL);
+		make_dump();
+		int fd = open_image("pages-1.img");
+		if (publish(fallback, &err) < 0)
+			fail_msg("%s", err->msg);
+		write_through(fd);
+		close(fd);
+		assert_published_intact();
+	}
+}
+
+/* The same in the engines' layout: the shared directory on a tmpfs, dest on
+ * another filesystem, so the images are staged beside dest through a bind
+ * mount and the guest's handle names an inode on dest's filesystem. */
+static void test_guest_handle_cannot_reach_staged_images(void **st)
+{
+	char shared[160];
+	struct images_stage stg;
+	struct images_info info = {.container_id = "c1", .checkpoint_id = CKID};
+	struct error *err = NULL;
+	snprintf(shared, sizeof(shared), "%s/shared", state);
+	if (mount("tmpfs", shared, "tmpfs", 0, "mode=0700") < 0) {
+		print_message("skipped: cannot mount a tmpfs here: %s\n", strerror(errno));
+		skip();
+	}
+	assert_int_equal(mkdir_p(ckdir, 0700, NULL), 0);
+	if (images_stage_beside(state, CKID, dest, -1, &stg, NULL) != 1) {
+		print_message("skipped: no bind mount for staging here\n");
+		skip();
+	}
+	make_dump(); /* through the bind mount, into the staged directory */
+	int fd = open_image("pages-1.img");
+	if (images_publish_staged(&stg, dest, &info, &default_limits, &err) < 0)
+		fail_msg("%s", err->msg);
+	write_through(fd);
+	close(fd);
+	assert_published_intact();
 }
 
 static void test_dump_log_attacks(void **st)
@@ -428,141 +403,6 @@ static void test_safefs_resolvers(void **st)
 
 /* ---- restore input ---------------------------------------------------------- */
 
-static void published(void)
-{
-	struct error *err = NULL;
-	assert_int_equal(publish(false, &err), 0);
-}
-
-static void expect_verify_error(const char *needle)
-{
-	struct images_chain chain = {0};
-	struct error *err = NULL;
-	long long t0 = now_ms();
-	int r = images_verify(dest, &default_limits, &chain, &err);
-	images_chain_free(&chain);
-	if (r == 0 || !err || !strstr(err->msg, needle))
-		fail_msg("expected an error naming '%s', got: %s", needle,
-			 err ? err->msg : "success");
-	assert_true(now_ms() - t0 < 5000);
-	error_free(&err);
-}
-
-static void set_meta(const char *text)
-{
-	char p[300];
-	snprintf(p, sizeof(p), "%s/" IMAGES_META, dest);
-	unlink(p);
-	put(p, text, strlen(text));
-}
-
-static void test_verify_wrong_types(void **st)
-{
-	published();
-	static const struct {
-		const char *json, *needle;
-	} cases[] = {
-		{"{\"format\": 1, \"version\": null, \"files\": {}}", "made by cocoon ?"},
-		{"{\"format\": \"1\", \"version\": \"" COCOON_VERSION "\", \"files\": {}}",
-		 "image format -1"},
-		{"{\"format\": 1, \"version\": 7, \"files\": {}}", "made by cocoon ?"},
-		{"{\"format\": 1, \"version\": \"" COCOON_VERSION "\", \"files\": []}",
-		 "lists no files"},
-		{"{\"format\": 1, \"version\": \"" COCOON_VERSION "\"}", "lists no files"},
-		{"{\"format\": 1, \"version\": \"" COCOON_VERSION
-		 "\", \"files\": {\"a.img\": null}}",
-		 "bad entry"},
-		{"{\"format\": 1, \"version\": \"" COCOON_VERSION
-		 "\", \"files\": {\"a.img\": {\"size\": \"3\", \"xxh3\": \"0000000000000000\"}}}",
-		 "bad entry"},
-		{"{\"format\": 1, \"version\": \"" COCOON_VERSION
-		 "\", \"files\": {\"a.img\": {\"size\": 3, \"xxh3\": 12}}}",
-		 "bad entry"},
-		{"{\"format\": 1, \"version\": \"" COCOON_VERSION
-		 "\", \"files\": {\"a.img\": {\"size\": -1, \"xxh3\": \"0000000000000000\"}}}",
-		 "bad entry"},
-		{"{\"format\": 1, \"version\": \"" COCOON_VERSION
-		 "\", \"files\": {\"../x\": {\"size\": 1, \"xxh3\": \"0000000000000000\"}}}",
-		 "bad entry"},
-		{"{\"format\": 1, \"version\": \"" COCOON_VERSION
-		 "\", \"files\": {\"a.img\": {\"size\": 1152921504606846976, \"xxh3\": \"0000000000000000\"}}}",
-		 "limits.checkpoint_max_bytes"},
-		{"[1, 2]", "not a JSON object"},
-		{"{\"format\": 1, ", "not valid JSON"},
-		{"", "not valid JSON"},
-		{"null", "not a JSON object"},
-	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		set_meta(cases[i].json);
-		expect_verify_error(cases[i].needle);
-	}
-}
-
-static void test_verify_fifo_and_symlink(void **st)
-{
-	char p[300];
-	published();
-	snprintf(p, sizeof(p), "%s/pstree.img", dest);
-	unlink(p);
-	assert_int_equal(mkfifo(p, 0644), 0);
-	expect_verify_error("not a regular file");
-	unlink(p);
-	assert_int_equal(symlink("/dev/zero", p), 0);
-	expect_verify_error("not a regular file");
-	unlink(p);
-	assert_int_equal(symlink(canary, p), 0);
-	expect_verify_error("not a regular file");
-	snprintf(p, sizeof(p), "%s/" IMAGES_META, dest);
-	unlink(p);
-	assert_int_equal(mkfifo(p, 0644), 0);
-	expect_verify_error("a FIFO");
-}
-
-static void test_verify_sparse_giant(void **st)
-{
-	char p[300];
-	published();
-	snprintf(p, sizeof(p), "%s/pstree.img", dest);
-	int fd = open(p, O_WRONLY);
-	off_t size = 1LL << 60;
-	while (ftruncate(fd, size) < 0 && size > (1LL << 30))
-		size >>= 1;
-	close(fd);
-	expect_verify_error("expected 4 (truncated?)");
-}
-
-static void test_verify_pagemap_overflow(void **st)
-{
-	uint8_t pm[64];
-	/* 2^52 pages, twice: 2^65 bytes, which must not wrap to a small
-	 * number. Published as the guest made it: a restore checks it. */
-	size_t n = pagemap(pm, 1ULL << 52);
-	memcpy(pm + n, pm + 14, n - 14);
-	putf(ckpt, "pagemap-1.img", pm, n + n - 14);
-	published();
-	expect_verify_error("overflows");
-}
-
-static void test_pagemap_reader(void **st)
-{
-	uint8_t pm[64];
-	uint64_t id, pages;
-	struct error *err = NULL;
-	size_t n = pagemap(pm, 300);
-	assert_int_equal(images_pagemap_pages(pm, n, &id, &pages, NULL), 0);
-	assert_int_equal(id, 1);
-	assert_int_equal(pages, 300);
-	/* Cut anywhere but between entries: refused. */
-	for (size_t cut = 0; cut < n; cut++)
-		if (cut != 8 && cut != 14)
-			assert_int_not_equal(images_pagemap_pages(pm, cut, &id, &pages, NULL), 0);
-	uint8_t two[128];
-	n = pagemap(two, UINT64_MAX / 4096);
-	memcpy(two + n, two + 14, n - 14);
-	assert_int_equal(images_pagemap_pages(two, n + n - 14, &id, &pages, &err), -EOVERFLOW);
-	error_free(&err);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -579,16 +419,15 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_too_many_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_time_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swap_race, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_guest_handle_cannot_reach_published_images,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_guest_handle_cannot_reach_staged_images, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_dump_log_attacks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove_tree_keeps_symlink_targets, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_remove_tree_any_depth, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_safefs_resolvers, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_verify_wrong_types, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_verify_fifo_and_symlink, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_verify_sparse_giant, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_verify_pagemap_overflow, setup, teardown),
-		cmocka_unit_test(test_pagemap_reader),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

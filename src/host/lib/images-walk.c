@@ -2,6 +2,7 @@
 #include "images-walk.h"
 #include "cleanup.h"
 #include "config.h"
+#include "fdio.h"
 #include "paths.h"
 #include "pbwire.h"
 #include "safefs.h"
@@ -14,6 +15,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <xxhash.h>
@@ -67,43 +69,6 @@ static int images_budget_time(const struct images_budget *b, struct error **err)
 			  (unsigned long long)b->lim->verify_ms);
 }
 
-/* Hashes exactly the size fstat() gave: a file that grows meanwhile (a
- * guest still writing through an open handle) is refused. */
-int images_hash_fd(int fd, const char *name, uint64_t size, const struct images_budget *b,
-		   uint64_t *hash, struct error **err)
-{
-	_cleanup_free_ char *buf = malloc(1 << 20);
-	XXH3_state_t *st = XXH3_createState();
-	uint64_t done = 0;
-	int r = 0;
-
-	if (!buf || !st) {
-		XXH3_freeState(st);
-		return error_set(err, ENOMEM, "hash %s", name);
-	}
-	XXH3_64bits_reset(st);
-	while (r == 0) {
-		ssize_t n = read(fd, buf, 1 << 20);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			r = error_set(err, errno, "read %s", name);
-		else if (n == 0)
-			break;
-		else if ((done += (uint64_t)n) > size)
-			r = error_setx(err, EFBIG, "%s grew while it was read", name);
-		else
-			XXH3_64bits_update(st, buf, (size_t)n);
-		if (r == 0)
-			r = images_budget_time(b, err);
-	}
-	if (r == 0 && done != size)
-		r = error_setx(err, EIO, "%s shrank while it was read", name);
-	*hash = XXH3_64bits_digest(st);
-	XXH3_freeState(st);
-	return r;
-}
-
 /* Walks a directory; calls fn for each regular file. Anything else (a
  * symlink, a FIFO, a device, a subdirectory, an odd name) is refused, but
  * for CRIU's "parent" link when allow_parent is set. */
@@ -132,4 +97,49 @@ int images_walk_files(int dirfd, bool allow_parent,
 		r = fn(dirfd, de->d_name, ud);
 	}
 	return r;
+}
+
+/* Hashes exactly size bytes of in (and writes them to out, unless out is
+ * -1): a file that grows or shrinks meanwhile is refused. */
+int images_hash_copy(int in, int out, const char *name, uint64_t size,
+		     const struct images_budget *b, uint64_t *hash, struct error **err)
+{
+	_cleanup_free_ char *buf = malloc(1 << 20);
+	XXH3_state_t *st = XXH3_createState();
+	uint64_t done = 0;
+	int r = 0;
+
+	if (!buf || !st) {
+		XXH3_freeState(st);
+		return error_set(err, ENOMEM, "hash %s", name);
+	}
+	XXH3_64bits_reset(st);
+	while (r == 0) {
+		ssize_t n = read(in, buf, 1 << 20);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			r = error_set(err, errno, "read %s", name);
+		else if (n == 0)
+			break;
+		else if ((done += (uint64_t)n) > size)
+			r = error_setx(err, EFBIG, "%s grew while it was read", name);
+		else if (out >= 0 && (r = fd_write_all(out, buf, (size_t)n)) < 0)
+			r = error_set(err, -r, "write %s", name);
+		else
+			XXH3_64bits_update(st, buf, (size_t)n);
+		if (r == 0)
+			r = images_budget_time(b, err);
+	}
+	if (r == 0 && done != size)
+		r = error_setx(err, EIO, "%s shrank while it was read", name);
+	*hash = XXH3_64bits_digest(st);
+	XXH3_freeState(st);
+	return r;
+}
+
+int images_hash_fd(int fd, const char *name, uint64_t size, const struct images_budget *b,
+		   uint64_t *hash, struct error **err)
+{
+	return images_hash_copy(fd, -1, name, size, b, hash, err);
 }

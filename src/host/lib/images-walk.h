@@ -26,14 +26,18 @@ void images_budget_init(struct images_budget *b, const struct images_limits *lim
 int images_budget_file(struct images_budget *b, const char *name, uint64_t size,
 		       struct error **err);
 
-/* Hashes exactly the size fstat() gave: a file that grows meanwhile (a
- * guest still writing through an open handle) is refused. */
-int images_hash_fd(int fd, const char *name, uint64_t size, const struct images_budget *b,
-		   uint64_t *hash, struct error **err);
-
 /* Walks a directory; calls fn for each regular file. Anything else (a
  * symlink, a FIFO, a device, a subdirectory, an odd name) is refused, but
  * for CRIU's "parent" link when allow_parent is set. */
 int images_walk_files(int dirfd, bool allow_parent,
 		      int (*fn)(int dirfd, const char *name, void *ud), void *ud,
 		      struct error **err);
+
+/* Hashes exactly size bytes of in (and writes them to out, unless out is
+ * -1): a file that grows or shrinks meanwhile is refused. */
+int images_hash_copy(int in, int out, const char *name, uint64_t size,
+		     const struct images_budget *b, uint64_t *hash, struct error **err);
+
+/* images_hash_copy() without the copy. */
+int images_hash_fd(int fd, const char *name, uint64_t size, const struct images_budget *b,
+		   uint64_t *hash, struct error **err);

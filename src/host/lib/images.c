@@ -5,6 +5,7 @@
 #include "images-walk.h"
 #include "cleanup.h"
 #include "config.h"
+#include "fdio.h"
 #include "paths.h"
 #include "pbwire.h"
 #include "safefs.h"
@@ -17,6 +18,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <xxhash.h>

@@ -1,0 +1,172 @@
+/* Verifying checkpoint images before a restore reads them (images.c):
+ * manifests of the wrong types, files that are not what the manifest says,
+ * page maps that overflow. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "images.h"
+#include "paths.h"
+#include "safefs.h"
+
+#include "images-fixture.h"
+
+static void published(void)
+{
+	struct error *err = NULL;
+	assert_int_equal(publish(false, &err), 0);
+}
+
+static void expect_verify_error(const char *needle)
+{
+	struct images_chain chain = {0};
+	struct error *err = NULL;
+	long long t0 = now_ms();
+	int r = images_verify(dest, &default_limits, &chain, &err);
+	images_chain_free(&chain);
+	if (r == 0 || !err || !strstr(err->msg, needle))
+		fail_msg("expected an error naming '%s', got: %s", needle,
+			 err ? err->msg : "success");
+	assert_true(now_ms() - t0 < 5000);
+	error_free(&err);
+}
+
+static void set_meta(const char *text)
+{
+	char p[300];
+	snprintf(p, sizeof(p), "%s/" IMAGES_META, dest);
+	unlink(p);
+	put(p, text, strlen(text));
+}
+
+static void test_verify_wrong_types(void **st)
+{
+	published();
+	static const struct {
+		const char *json, *needle;
+	} cases[] = {
+		{"{\"format\": 1, \"version\": null, \"files\": {}}", "made by cocoon ?"},
+		{"{\"format\": \"1\", \"version\": \"" COCOON_VERSION "\", \"files\": {}}",
+		 "image format -1"},
+		{"{\"format\": 1, \"version\": 7, \"files\": {}}", "made by cocoon ?"},
+		{"{\"format\": 1, \"version\": \"" COCOON_VERSION "\", \"files\": []}",
+		 "lists no files"},
+		{"{\"format\": 1, \"version\": \"" COCOON_VERSION "\"}", "lists no files"},
+		{"{\"format\": 1, \"version\": \"" COCOON_VERSION
+		 "\", \"files\": {\"a.img\": null}}",
+		 "bad entry"},
+		{"{\"format\": 1, \"version\": \"" COCOON_VERSION
+		 "\", \"files\": {\"a.img\": {\"size\": \"3\", \"xxh3\": \"0000000000000000\"}}}",
+		 "bad entry"},
+		{"{\"format\": 1, \"version\": \"" COCOON_VERSION
+		 "\", \"files\": {\"a.img\": {\"size\": 3, \"xxh3\": 12}}}",
+		 "bad entry"},
+		{"{\"format\": 1, \"version\": \"" COCOON_VERSION
+		 "\", \"files\": {\"a.img\": {\"size\": -1, \"xxh3\": \"0000000000000000\"}}}",
+		 "bad entry"},
+		{"{\"format\": 1, \"version\": \"" COCOON_VERSION
+		 "\", \"files\": {\"../x\": {\"size\": 1, \"xxh3\": \"0000000000000000\"}}}",
+		 "bad entry"},
+		{"{\"format\": 1, \"version\": \"" COCOON_VERSION
+		 "\", \"files\": {\"a.img\": {\"size\": 1152921504606846976, \"xxh3\": \"0000000000000000\"}}}",
+		 "limits.checkpoint_max_bytes"},
+		{"[1, 2]", "not a JSON object"},
+		{"{\"format\": 1, ", "not valid JSON"},
+		{"", "not valid JSON"},
+		{"null", "not a JSON object"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		set_meta(cases[i].json);
+		expect_verify_error(cases[i].needle);
+	}
+}
+
+static void test_verify_fifo_and_symlink(void **st)
+{
+	char p[300];
+	published();
+	snprintf(p, sizeof(p), "%s/pstree.img", dest);
+	unlink(p);
+	assert_int_equal(mkfifo(p, 0644), 0);
+	expect_verify_error("not a regular file");
+	unlink(p);
+	assert_int_equal(symlink("/dev/zero", p), 0);
+	expect_verify_error("not a regular file");
+	unlink(p);
+	assert_int_equal(symlink(canary, p), 0);
+	expect_verify_error("not a regular file");
+	snprintf(p, sizeof(p), "%s/" IMAGES_META, dest);
+	unlink(p);
+	assert_int_equal(mkfifo(p, 0644), 0);
+	expect_verify_error("a FIFO");
+}
+
+static void test_verify_sparse_giant(void **st)
+{
+	char p[300];
+	published();
+	snprintf(p, sizeof(p), "%s/pstree.img", dest);
+	int fd = open(p, O_WRONLY);
+	off_t size = 1LL << 60;
+	while (ftruncate(fd, size) < 0 && size > (1LL << 30))
+		size >>= 1;
+	close(fd);
+	expect_verify_error("expected 4 (truncated?)");
+}
+
+static void test_verify_pagemap_overflow(void **st)
+{
+	uint8_t pm[64];
+	/* 2^52 pages, twice: 2^65 bytes, which must not wrap to a small
+	 * number. Published as the guest made it: a restore checks it. */
+	size_t n = pagemap(pm, 1ULL << 52);
+	memcpy(pm + n, pm + 14, n - 14);
+	putf(ckpt, "pagemap-1.img", pm, n + n - 14);
+	published();
+	expect_verify_error("overflows");
+}
+
+static void test_pagemap_reader(void **st)
+{
+	uint8_t pm[64];
+	uint64_t id, pages;
+	struct error *err = NULL;
+	size_t n = pagemap(pm, 300);
+	assert_int_equal(images_pagemap_pages(pm, n, &id, &pages, NULL), 0);
+	assert_int_equal(id, 1);
+	assert_int_equal(pages, 300);
+	/* Cut anywhere but between entries: refused. */
+	for (size_t cut = 0; cut < n; cut++)
+		if (cut != 8 && cut != 14)
+			assert_int_not_equal(images_pagemap_pages(pm, cut, &id, &pages, NULL), 0);
+	uint8_t two[128];
+	n = pagemap(two, UINT64_MAX / 4096);
+	memcpy(two + n, two + 14, n - 14);
+	assert_int_equal(images_pagemap_pages(two, n + n - 14, &id, &pages, &err), -EOVERFLOW);
+	error_free(&err);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_verify_wrong_types, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verify_fifo_and_symlink, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verify_sparse_giant, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verify_pagemap_overflow, setup, teardown),
+		cmocka_unit_test(test_pagemap_reader),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
