@@ -145,7 +145,7 @@ static int restore_container(struct shim *s, struct error **err)
 
 	const struct images_chain *ch = s->args->restore;
 	Cocoon__ImageShare shares[IMAGES_MAX_CHAIN], *ptrs[IMAGES_MAX_CHAIN];
-	char tags[IMAGES_MAX_CHAIN][16], paths[IMAGES_MAX_CHAIN][96];
+	char tags[IMAGES_MAX_CHAIN][sizeof(COCOON_TAG_IMAGES) + 12], paths[IMAGES_MAX_CHAIN][96];
 	for (int i = 0; i < ch->n; i++) {
 		cocoon__image_share__init(&shares[i]);
 		snprintf(tags[i], sizeof(tags[i]), COCOON_TAG_IMAGES "%d", i);
