@@ -1,6 +1,10 @@
 /* What every command shares on the command line (cli.h). */
 #include "cli.h"
+#include "cleanup.h"
 #include "log.h"
+
+#include <errno.h>
+#include <stdlib.h>
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,4 +23,26 @@ int usage_error(const char *cmd, const char *fmt, ...)
 void report_error(struct global_opts *g, const char *msg)
 {
 	log_error(msg);
+}
+
+int cli_fail(struct error **out, struct error **err)
+{
+	if (!*out)
+		*out = TAKE_PTR(*err);
+	return 1;
+}
+
+int cli_failf(struct error **out, const char *fmt, ...)
+{
+	_cleanup_free_ char *msg = NULL;
+	va_list ap;
+
+	if (*out)
+		return 1;
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	error_setx(out, EINVAL, "%s", msg ? msg : "out of memory");
+	return 1;
 }

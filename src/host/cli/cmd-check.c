@@ -167,7 +167,7 @@ static void check_usage(void)
 	       "fails, naming it.\n");
 }
 
-int cmd_check(struct global_opts *g, int argc, char **argv)
+int cmd_check(struct global_opts *g, int argc, char **argv, struct error **errp)
 {
 	_cleanup_error_ struct error *err = NULL;
 	_cleanup_free_ char *dir = NULL, *note = NULL;
@@ -184,13 +184,11 @@ int cmd_check(struct global_opts *g, int argc, char **argv)
 	}
 	if (mkdir_p(g->root, 0700, &err) < 0 ||
 	    asprintf(&dir, "%s/check-%d", g->root, getpid()) < 0) {
-		report_error(g, err ? err->msg : "out of memory");
-		return 1;
+		return err ? cli_fail(errp, &err) : cli_failf(errp, "out of memory");
 	}
 	char accel[8];
 	if (accel_resolve(&g->cfg, accel, &note, sandbox_probe_kvm, &err) < 0) {
-		report_error(g, err->msg);
-		return 1;
+		return cli_fail(errp, &err);
 	}
 	struct sandbox_options opts = {.accel = accel};
 	printf("cocoon check\n");

@@ -68,7 +68,7 @@ static int bench_route_parse(const char *name, Cocoon__CheckpointRoute *out)
 	return 0;
 }
 
-int cmd_checkpoint(struct global_opts *g, int argc, char **argv)
+int cmd_checkpoint(struct global_opts *g, int argc, char **argv, struct error **errp)
 {
 	enum {
 		O_IMAGE = 256,
@@ -178,8 +178,7 @@ int cmd_checkpoint(struct global_opts *g, int argc, char **argv)
 	if ((o.pod ? checkpoint_pod(g, argv[optind], &o, &err)
 		   : checkpoint_container(g, argv[optind], &o, &err)) < 0) {
 		error_wrap(&err, "checkpoint %s", argv[optind]);
-		report_error(g, err->msg);
-		return 1;
+		return cli_fail(errp, &err);
 	}
 	return 0;
 }

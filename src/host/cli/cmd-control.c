@@ -36,20 +36,20 @@ int parse_signal(const char *s)
 	return -1;
 }
 
-static int simple_call(struct global_opts *g, const char *cmd, const char *id, Cocoon__Request *req)
+static int simple_call(struct global_opts *g, const char *cmd, const char *id, Cocoon__Request *req,
+		       struct error **errp)
 {
 	_cleanup_error_ struct error *err = NULL;
 	Cocoon__Response *resp = NULL;
 	if (container_call(g, id, req, &resp, &err) < 0) {
 		error_wrap(&err, "%s %s", cmd, id);
-		report_error(g, err->msg);
-		return 1;
+		return cli_fail(errp, &err);
 	}
 	cocoon__response__free_unpacked(resp, NULL);
 	return 0;
 }
 
-int cmd_kill(struct global_opts *g, int argc, char **argv)
+int cmd_kill(struct global_opts *g, int argc, char **argv, struct error **errp)
 {
 	static const struct option opts[] = {
 		{"all", no_argument, NULL, 'a'}, {"help", no_argument, NULL, 'h'}, {}};
@@ -80,16 +80,16 @@ int cmd_kill(struct global_opts *g, int argc, char **argv)
 	if (sr.signal < 0) {
 		char msg[128];
 		snprintf(msg, sizeof(msg), "kill %s: unknown signal '%s'", id, signame);
-		report_error(g, msg);
-		return 1;
+		return cli_failf(errp, "%s", msg);
 	}
 	req.body_case = COCOON__REQUEST__BODY_SIGNAL;
 	req.signal = &sr;
 	sr.id = (char *)id;
-	return simple_call(g, "kill", id, &req);
+	return simple_call(g, "kill", id, &req, errp);
 }
 
-static int pause_or_resume(struct global_opts *g, int argc, char **argv, bool resume)
+static int pause_or_resume(struct global_opts *g, int argc, char **argv, bool resume,
+			   struct error **errp)
 {
 	const char *cmd = resume ? "resume" : "pause";
 	Cocoon__Request req = COCOON__REQUEST__INIT;
@@ -107,35 +107,33 @@ static int pause_or_resume(struct global_opts *g, int argc, char **argv, bool re
 		return usage_error(cmd, "expects exactly one container ID");
 	const char *id = argv[1];
 	if (container_load(g, id, &dir, &st, &err) < 0) {
-		report_error(g, err->msg);
-		return 1;
+		return cli_fail(errp, &err);
 	}
 	enum container_status want = resume ? STATUS_PAUSED : STATUS_RUNNING;
 	if (st.status != want) {
 		char msg[256];
 		snprintf(msg, sizeof(msg), "%s %s: container is %s, not %s", cmd, id,
 			 state_status_name(st.status), state_status_name(want));
-		report_error(g, msg);
-		return 1;
+		return cli_failf(errp, "%s", msg);
 	}
 	pr.id = (char *)id;
 	pr.resume = resume;
 	req.body_case = COCOON__REQUEST__BODY_PAUSE;
 	req.pause = &pr;
-	return simple_call(g, cmd, id, &req);
+	return simple_call(g, cmd, id, &req, errp);
 }
 
-int cmd_pause(struct global_opts *g, int argc, char **argv)
+int cmd_pause(struct global_opts *g, int argc, char **argv, struct error **errp)
 {
-	return pause_or_resume(g, argc, argv, false);
+	return pause_or_resume(g, argc, argv, false, errp);
 }
 
-int cmd_resume(struct global_opts *g, int argc, char **argv)
+int cmd_resume(struct global_opts *g, int argc, char **argv, struct error **errp)
 {
-	return pause_or_resume(g, argc, argv, true);
+	return pause_or_resume(g, argc, argv, true, errp);
 }
 
-int cmd_ps(struct global_opts *g, int argc, char **argv)
+int cmd_ps(struct global_opts *g, int argc, char **argv, struct error **errp)
 {
 	static const struct option opts[] = {
 		{"format", required_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'}, {}};
@@ -171,8 +169,7 @@ int cmd_ps(struct global_opts *g, int argc, char **argv)
 	req.ps = &pr;
 	if (container_call(g, id, &req, &resp, &err) < 0) {
 		error_wrap(&err, "ps %s", id);
-		report_error(g, err->msg);
-		return 1;
+		return cli_fail(errp, &err);
 	}
 	if (strcmp(format, "json") == 0) {
 		printf("[");

@@ -39,7 +39,8 @@ static void create_usage(const char *cmd)
 		       : "");
 }
 
-static int create_or_run(struct global_opts *g, int argc, char **argv, bool run)
+static int create_or_run(struct global_opts *g, int argc, char **argv, bool run,
+			 struct error **errp)
 {
 	static const struct option opts[] = {{"bundle", required_argument, NULL, 'b'},
 					     {"pid-file", required_argument, NULL, 'p'},
@@ -92,14 +93,13 @@ static int create_or_run(struct global_opts *g, int argc, char **argv, bool run)
 	pid_t shim;
 	if (container_create(g, id, &o, &shim, &err) < 0) {
 		error_wrap(&err, "%s %s", cmd, id);
-		report_error(g, err->msg);
-		return 1;
+		return cli_fail(errp, &err);
 	}
 	if (!run)
 		return 0;
 	if (container_start(g, id, &err) < 0) {
 		error_wrap(&err, "run %s", id);
-		report_error(g, err->msg);
+		cli_fail(errp, &err);
 		kill(shim, SIGKILL);
 		waitpid(shim, NULL, 0);
 		_cleanup_free_ char *dir = NULL;
@@ -112,17 +112,17 @@ static int create_or_run(struct global_opts *g, int argc, char **argv, bool run)
 	return container_wait_foreground(shim);
 }
 
-int cmd_create(struct global_opts *g, int argc, char **argv)
+int cmd_create(struct global_opts *g, int argc, char **argv, struct error **errp)
 {
-	return create_or_run(g, argc, argv, false);
+	return create_or_run(g, argc, argv, false, errp);
 }
 
-int cmd_run(struct global_opts *g, int argc, char **argv)
+int cmd_run(struct global_opts *g, int argc, char **argv, struct error **errp)
 {
-	return create_or_run(g, argc, argv, true);
+	return create_or_run(g, argc, argv, true, errp);
 }
 
-int cmd_start(struct global_opts *g, int argc, char **argv)
+int cmd_start(struct global_opts *g, int argc, char **argv, struct error **errp)
 {
 	_cleanup_error_ struct error *err = NULL;
 
@@ -134,8 +134,7 @@ int cmd_start(struct global_opts *g, int argc, char **argv)
 		return usage_error("start", "expects exactly one container ID");
 	if (container_start(g, argv[1], &err) < 0) {
 		error_wrap(&err, "start %s", argv[1]);
-		report_error(g, err->msg);
-		return 1;
+		return cli_fail(errp, &err);
 	}
 	return 0;
 }

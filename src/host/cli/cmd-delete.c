@@ -53,7 +53,7 @@ static void stop_shim(const char *dir, struct container_state *st)
 	wait_shim_gone(st, 10000);
 }
 
-int cmd_delete(struct global_opts *g, int argc, char **argv)
+int cmd_delete(struct global_opts *g, int argc, char **argv, struct error **errp)
 {
 	static const struct option opts[] = {
 		{"force", no_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'}, {}};
@@ -82,8 +82,7 @@ int cmd_delete(struct global_opts *g, int argc, char **argv)
 		return usage_error("delete", "expects exactly one container ID");
 	const char *id = argv[optind];
 	if (validate_id("container", id, &err) < 0) {
-		report_error(g, err->msg);
-		return 1;
+		return cli_fail(errp, &err);
 	}
 	int r = container_load(g, id, &dir, &st, &err);
 	if (r == -ENOENT && dir && force) {
@@ -92,14 +91,12 @@ int cmd_delete(struct global_opts *g, int argc, char **argv)
 		 * success is true. */
 		error_free(&err);
 		if (remove_tree(dir, &err) < 0) {
-			report_error(g, err->msg);
-			return 1;
+			return cli_fail(errp, &err);
 		}
 		return 0;
 	}
 	if (r < 0 && (r != -EINVAL || !dir)) {
-		report_error(g, err->msg);
-		return 1;
+		return cli_fail(errp, &err);
 	}
 	bool live = st.status == STATUS_RUNNING || st.status == STATUS_PAUSED ||
 		    st.status == STATUS_CREATING;
@@ -108,8 +105,7 @@ int cmd_delete(struct global_opts *g, int argc, char **argv)
 		snprintf(msg, sizeof(msg),
 			 "delete %s: container is %s; stop it first or use --force", id,
 			 state_status_name(st.status));
-		report_error(g, msg);
-		return 1;
+		return cli_failf(errp, "%s", msg);
 	}
 	if (r == 0 && st.status == STATUS_CREATING)
 		wait_shim_gone(&st, 0); /* no control socket yet: nothing to ask */
@@ -118,8 +114,7 @@ int cmd_delete(struct global_opts *g, int argc, char **argv)
 	else if (r == 0)
 		wait_shim_gone(&st, 10000); /* a stopped container's shim may still be exiting */
 	if (remove_tree(dir, &err) < 0) {
-		report_error(g, err->msg);
-		return 1;
+		return cli_fail(errp, &err);
 	}
 	return 0;
 }

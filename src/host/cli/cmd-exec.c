@@ -129,7 +129,7 @@ static int apply_user(Cocoon__ProcessSpec *p, const char *user)
 	return 0;
 }
 
-int cmd_exec(struct global_opts *g, int argc, char **argv)
+int cmd_exec(struct global_opts *g, int argc, char **argv, struct error **errp)
 {
 	static const struct option opts[] = {{"process", required_argument, NULL, 'p'},
 					     {"detach", no_argument, NULL, 'd'},
@@ -192,7 +192,7 @@ int cmd_exec(struct global_opts *g, int argc, char **argv)
 		r = error_setx(&err, EINVAL, "config.json has no process");
 	if (r < 0) {
 		error_wrap(&err, "exec %s", id);
-		report_error(g, err->msg);
+		cli_fail(errp, &err);
 		spec_process_free(p);
 		return 1;
 	}
@@ -201,7 +201,7 @@ int cmd_exec(struct global_opts *g, int argc, char **argv)
 	if (!process_file)
 		p->terminal = tty;
 	if (p->terminal) {
-		report_error(g, "exec: a terminal for exec (--tty) is not supported yet");
+		cli_failf(errp, "%s", "exec: a terminal for exec (--tty) is not supported yet");
 		spec_process_free(p);
 		return 1;
 	}
@@ -218,8 +218,7 @@ int cmd_exec(struct global_opts *g, int argc, char **argv)
 		if (!p->args) {
 			p->n_args = 0;
 			spec_process_free(p);
-			report_error(g, "exec: out of memory");
-			return 1;
+			return cli_failf(errp, "%s", "exec: out of memory");
 		}
 		for (size_t i = 0; i < p->n_args; i++)
 			p->args[i] = strdup(argv[optind + 1 + i]);
@@ -246,8 +245,7 @@ int cmd_exec(struct global_opts *g, int argc, char **argv)
 		spec_process_free(p);
 		if (r < 0) {
 			error_wrap(&err, "exec %s", id);
-			report_error(g, err->msg);
-			return 1;
+			return cli_fail(errp, &err);
 		}
 		return r;
 	}
@@ -276,15 +274,13 @@ int cmd_exec(struct global_opts *g, int argc, char **argv)
 	if (pid < 0 || n != 2) {
 		if (pid > 0)
 			waitpid(pid, NULL, 0);
-		report_error(g, "exec: the process did not start");
-		return 1;
+		return cli_failf(errp, "%s", "exec: the process did not start");
 	}
 	if (pid_file) {
 		char buf[32];
 		int len = snprintf(buf, sizeof(buf), "%d", pid);
 		if (write_file_atomic(pid_file, buf, (size_t)len, 0644, &err) < 0) {
-			report_error(g, err->msg);
-			return 1;
+			return cli_fail(errp, &err);
 		}
 	}
 	return 0;

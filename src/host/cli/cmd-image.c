@@ -23,7 +23,7 @@ static void image_usage(void)
 	       cache_dir());
 }
 
-int cmd_image(struct global_opts *g, int argc, char **argv)
+int cmd_image(struct global_opts *g, int argc, char **argv, struct error **errp)
 {
 	static const struct option opts[] = {{"force", no_argument, NULL, 'f'},
 					     {"output", required_argument, NULL, 'o'},
@@ -68,8 +68,7 @@ int cmd_image(struct global_opts *g, int argc, char **argv)
 	if (find_helper("mkimage.sh", &script, &err) < 0 ||
 	    find_helper("cocoon-agent", &agent, &err) < 0 ||
 	    find_helper("checkpoint.conf", &fragment, &err) < 0) {
-		report_error(g, err->msg);
-		return 1;
+		return cli_fail(errp, &err);
 	}
 	char *args[] = {(char *)"/bin/sh",
 			script,
@@ -88,8 +87,7 @@ int cmd_image(struct global_opts *g, int argc, char **argv)
 	}
 	int status = 0;
 	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status)) {
-		report_error(g, "image build failed (see the messages above)");
-		return 1;
+		return cli_failf(errp, "%s", "image build failed (see the messages above)");
 	}
 	return 0;
 }

@@ -31,7 +31,7 @@ static void restore_usage(void)
 	       "  --print-stats          print boot and CRIU timings as a JSON line\n");
 }
 
-int cmd_restore(struct global_opts *g, int argc, char **argv)
+int cmd_restore(struct global_opts *g, int argc, char **argv, struct error **errp)
 {
 	enum {
 		O_IMAGE = 256,
@@ -136,19 +136,16 @@ int cmd_restore(struct global_opts *g, int argc, char **argv)
 	/* Before the images are read: the ID names the state directory. */
 	if (validate_id("container", id, &err) < 0) {
 		error_wrap(&err, "restore");
-		report_error(g, err->msg);
-		return 1;
+		return cli_fail(errp, &err);
 	}
 	criu.debug = g->cfg.enable_debug;
 	if (!realpath(image_path, resolved)) {
 		error_set(&err, errno, "restore %s: image path %s", id, image_path);
-		report_error(g, err->msg);
-		return 1;
+		return cli_fail(errp, &err);
 	}
 	if (criu_config_collect(g->cfg.criu_config, o.bundle ? o.bundle : ".", &criu, &err) < 0) {
 		error_wrap(&err, "restore %s", id);
-		report_error(g, err->msg);
-		return 1;
+		return cli_fail(errp, &err);
 	}
 	struct images_chain chain = {0};
 	struct images_limits lim;
@@ -156,8 +153,7 @@ int cmd_restore(struct global_opts *g, int argc, char **argv)
 	if (images_verify(resolved, &lim, &chain, &err) < 0) {
 		images_chain_free(&chain);
 		error_wrap(&err, "restore %s", id);
-		report_error(g, err->msg);
-		return 1;
+		return cli_fail(errp, &err);
 	}
 	o.restore = &chain;
 	pid_t shim;
@@ -166,8 +162,7 @@ int cmd_restore(struct global_opts *g, int argc, char **argv)
 	images_chain_free(&chain);
 	if (r < 0) {
 		error_wrap(&err, "restore %s", id);
-		report_error(g, err->msg);
-		return 1;
+		return cli_fail(errp, &err);
 	}
 	if (print_stats) {
 		_cleanup_free_ char *path = NULL, *text = NULL;

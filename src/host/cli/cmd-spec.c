@@ -43,7 +43,7 @@ static const char default_spec[] =
 	"  }\n"
 	"}\n";
 
-int cmd_spec(struct global_opts *g, int argc, char **argv)
+int cmd_spec(struct global_opts *g, int argc, char **argv, struct error **errp)
 {
 	static const struct option opts[] = {{"bundle", required_argument, NULL, 'b'},
 					     {"rootless", no_argument, NULL, 'r'},
@@ -76,17 +76,15 @@ int cmd_spec(struct global_opts *g, int argc, char **argv)
 	if (access(path, F_OK) == 0) {
 		char msg[4200];
 		snprintf(msg, sizeof(msg), "spec: %s already exists", path);
-		report_error(g, msg);
-		return 1;
+		return cli_failf(errp, "%s", msg);
 	}
 	if (write_file_atomic(path, default_spec, strlen(default_spec), 0644, &err) < 0) {
-		report_error(g, err->msg);
-		return 1;
+		return cli_fail(errp, &err);
 	}
 	return 0;
 }
 
-int cmd_features(struct global_opts *g, int argc, char **argv)
+int cmd_features(struct global_opts *g, int argc, char **argv, struct error **errp)
 {
 	(void)g;
 	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {

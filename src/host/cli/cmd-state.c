@@ -26,7 +26,7 @@ static json_object *oci_state(const struct container_state *st)
 	return o;
 }
 
-int cmd_state(struct global_opts *g, int argc, char **argv)
+int cmd_state(struct global_opts *g, int argc, char **argv, struct error **errp)
 {
 	_cleanup_error_ struct error *err = NULL;
 	_cleanup_free_ char *dir = NULL;
@@ -39,8 +39,7 @@ int cmd_state(struct global_opts *g, int argc, char **argv)
 	if (argc != 2)
 		return usage_error("state", "expects exactly one container ID");
 	if (container_load(g, argv[1], &dir, &st, &err) < 0) {
-		report_error(g, err->msg);
-		return 1;
+		return cli_fail(errp, &err);
 	}
 	json_object *o = oci_state(&st);
 	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
@@ -48,7 +47,7 @@ int cmd_state(struct global_opts *g, int argc, char **argv)
 	return 0;
 }
 
-int cmd_list(struct global_opts *g, int argc, char **argv)
+int cmd_list(struct global_opts *g, int argc, char **argv, struct error **errp)
 {
 	static const struct option opts[] = {{"format", required_argument, NULL, 'f'},
 					     {"quiet", no_argument, NULL, 'q'},

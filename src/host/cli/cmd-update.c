@@ -95,7 +95,7 @@ static int read_all(const char *path, char **out, struct error **err)
 	return 0;
 }
 
-int cmd_update(struct global_opts *g, int argc, char **argv)
+int cmd_update(struct global_opts *g, int argc, char **argv, struct error **errp)
 {
 	enum { O_MEM = 256, O_PIDS, O_QUOTA, O_PERIOD, O_SHARES, O_IGNORED };
 	static const struct option opts[] = {
@@ -200,8 +200,7 @@ int cmd_update(struct global_opts *g, int argc, char **argv)
 		if (read_all(resources, &json, &err) < 0 ||
 		    resources_update_from_json(json, &ur, &res, more, sizeof(more), &err) < 0) {
 			error_wrap(&err, "update %s", id);
-			report_error(g, err->msg);
-			return 1;
+			return cli_fail(errp, &err);
 		}
 		size_t used = strlen(ignored);
 		if (*more && snprintf(ignored + used, sizeof(ignored) - used, "%s%s",
@@ -216,13 +215,11 @@ int cmd_update(struct global_opts *g, int argc, char **argv)
 	_cleanup_free_ char *dir = NULL;
 	struct container_state st;
 	if (container_load(g, id, &dir, &st, &err) < 0) {
-		report_error(g, err->msg);
-		return 1;
+		return cli_fail(errp, &err);
 	}
 	if (st.status == STATUS_STOPPED) {
 		snprintf(msg, sizeof(msg), "update %s: container is stopped", id);
-		report_error(g, msg);
-		return 1;
+		return cli_failf(errp, "%s", msg);
 	}
 	if (!ur.set_memory && !ur.set_pids && !ur.set_cpu_max && !ur.set_cpu_weight)
 		return 0;
@@ -233,8 +230,7 @@ int cmd_update(struct global_opts *g, int argc, char **argv)
 	Cocoon__Response *resp = NULL;
 	if (container_call(g, id, &req, &resp, &err) < 0) {
 		error_wrap(&err, "update %s", id);
-		report_error(g, err->msg);
-		return 1;
+		return cli_fail(errp, &err);
 	}
 	cocoon__response__free_unpacked(resp, NULL);
 	return 0;
@@ -296,7 +292,7 @@ static json_object *stats_json(const char *id, const Cocoon__StatsReply *s)
 	return o;
 }
 
-static int print_stats(struct global_opts *g, const char *id)
+static int print_stats(struct global_opts *g, const char *id, struct error **errp)
 {
 	Cocoon__Request req = COCOON__REQUEST__INIT;
 	Cocoon__StatsRequest sr = COCOON__STATS_REQUEST__INIT;
@@ -307,12 +303,12 @@ static int print_stats(struct global_opts *g, const char *id)
 	req.stats = &sr;
 	if (container_call(g, id, &req, &resp, &err) < 0) {
 		error_wrap(&err, "events %s", id);
-		report_error(g, err->msg);
+		cli_fail(errp, &err);
 		return -1;
 	}
 	if (resp->body_case != COCOON__RESPONSE__BODY_STATS || !resp->stats) {
 		cocoon__response__free_unpacked(resp, NULL);
-		report_error(g, "events: the guest's reply has no stats");
+		cli_failf(errp, "%s", "events: the guest's reply has no stats");
 		return -1;
 	}
 	json_object *o = stats_json(id, resp->stats);
@@ -323,7 +319,7 @@ static int print_stats(struct global_opts *g, const char *id)
 	return 0;
 }
 
-int cmd_events(struct global_opts *g, int argc, char **argv)
+int cmd_events(struct global_opts *g, int argc, char **argv, struct error **errp)
 {
 	static const struct option opts[] = {{"stats", no_argument, NULL, 's'},
 					     {"interval", required_argument, NULL, 'i'},
@@ -367,18 +363,16 @@ int cmd_events(struct global_opts *g, int argc, char **argv)
 		_cleanup_free_ char *dir = NULL;
 		struct container_state st;
 		if (container_load(g, id, &dir, &st, &err) < 0) {
-			report_error(g, err->msg);
-			return 1;
+			return cli_fail(errp, &err);
 		}
 		if (st.status == STATUS_STOPPED) {
 			if (!once)
 				return 0;
 			char msg[256];
 			snprintf(msg, sizeof(msg), "events %s: container is stopped", id);
-			report_error(g, msg);
-			return 1;
+			return cli_failf(errp, "%s", msg);
 		}
-		if (print_stats(g, id) < 0)
+		if (print_stats(g, id, errp) < 0)
 			return 1;
 		if (once)
 			return 0;

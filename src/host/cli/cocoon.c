@@ -159,7 +159,10 @@ int main(int argc, char **argv)
 	}
 	if (g.debug)
 		g.cfg.enable_debug = true;
-	int r = cmd->run(&g, argc - optind, argv + optind);
+	_cleanup_error_ struct error *cmd_err = NULL;
+	int r = cmd->run(&g, argc - optind, argv + optind, &cmd_err);
+	if (cmd_err)
+		report_error(&g, cmd_err->msg);
 	config_free(&g.cfg);
 	return r;
 }
