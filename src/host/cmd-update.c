@@ -45,6 +45,22 @@ static int parse_size(const char *s, int64_t *out)
 	return 0;
 }
 
+/* A decimal option value in [min, max]. On bad input it prints the usage
+ * error naming --NAME, what was given and `expect`, and returns -1. */
+static int parse_number(const char *name, const char *arg, int64_t min, int64_t max,
+			const char *expect, int64_t *out)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(arg, &end, 10);
+	if (errno || *end || end == arg || v < min || v > max) {
+		usage_error("update", "--%s '%s': expected %s", name, arg, expect);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
 static int read_all(const char *path, char **out, struct error **err)
 {
 	_cleanup_fclose_ FILE *f = strcmp(path, "-") == 0 ? NULL : fopen(path, "re");
@@ -113,7 +129,6 @@ int cmd_update(struct global_opts *g, int argc, char **argv)
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "r:h", opts, &idx)) != -1) {
-		char *end = NULL;
 		switch (c) {
 		case 'r':
 			resources = optarg;
@@ -128,39 +143,29 @@ int cmd_update(struct global_opts *g, int argc, char **argv)
 			res.memory_limit = v > 0 ? (uint64_t)v : 0;
 			break;
 		case O_PIDS:
-			v = strtoll(optarg, &end, 10);
-			if (*end || end == optarg)
-				return usage_error(
-					"update",
-					"--pids-limit '%s': expected a number, -1 for none",
-					optarg);
+			if (parse_number(opts[idx].name, optarg, INT64_MIN, INT64_MAX,
+					 "a number, -1 for none", &v) < 0)
+				return 2;
 			ur.set_pids = v != 0;
 			res.pids_limit = v > 0 ? v : 0;
 			break;
 		case O_QUOTA:
-			v = strtoll(optarg, &end, 10);
-			if (*end || end == optarg)
-				return usage_error(
-					"update",
-					"--cpu-quota '%s': expected microseconds, -1 for none",
-					optarg);
+			if (parse_number(opts[idx].name, optarg, INT64_MIN, INT64_MAX,
+					 "microseconds, -1 for none", &v) < 0)
+				return 2;
 			ur.set_cpu_max = true;
 			res.cpu_quota = v > 0 ? v : 0;
 			break;
 		case O_PERIOD:
-			v = strtoll(optarg, &end, 10);
-			if (*end || end == optarg || v < 1000 || v > 1000000)
-				return usage_error("update",
-						   "--cpu-period '%s': expected 1000 .. 1000000 us",
-						   optarg);
+			if (parse_number(opts[idx].name, optarg, 1000, 1000000,
+					 "1000 .. 1000000 us", &v) < 0)
+				return 2;
 			ur.set_cpu_max = true;
 			res.cpu_period = (uint64_t)v;
 			break;
 		case O_SHARES:
-			v = strtoll(optarg, &end, 10);
-			if (*end || end == optarg || v < 2 || v > 262144)
-				return usage_error(
-					"update", "--cpu-share '%s': expected 2 .. 262144", optarg);
+			if (parse_number(opts[idx].name, optarg, 2, 262144, "2 .. 262144", &v) < 0)
+				return 2;
 			ur.set_cpu_weight = true;
 			res.cpu_shares = (uint64_t)v;
 			break;
