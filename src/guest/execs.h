@@ -68,7 +68,7 @@ int execs_save_pipes(const struct agent_container *c, const char *dir);
 
 struct execs_restore {
 	size_t n;
-	int fds[EXECS_PIPES_MAX];	  /* what CRIU gets, in order, from fd first */
+	int fds[EXECS_PIPES_MAX];	/* what CRIU gets, in order, from fd first */
 	char args[EXECS_PIPES_MAX][48]; /* "fd[N]:pipe:[INODE]" */
 };
 /* At a restore: for each line of IMAGES/cocoon-exec-pipes, an fd for CRIU
