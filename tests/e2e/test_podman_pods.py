@@ -90,3 +90,30 @@ def is_cocoon(pid):
         return pathlib.Path(f"/proc/{pid}/exe").resolve().name == "cocoon"
     except OSError:
         return False
+
+
+def test_podman_pod_vm_sized_from_pod_create_memory_and_cpus(podman):
+    """`podman pod create --memory/--cpus` limits the pod's cgroup, the parent
+    of each container's cgroupsPath: the pod's VM is sized from it, and a
+    container whose limit does not fit in what is left is refused."""
+    before = set(qemu_pids())
+    pause = pause_image(podman)
+    podman.check("pod", "create", "--name", "sz", "--infra-image", pause, "--memory", "300m", "--cpus", "2")
+    podman.check("run", "-d", "--pod", "sz", "--name", "small", "-m", "100m", podman.image,
+                 "payload", "sleep", "1000")
+    vms = new_vms(before)
+    assert len(vms) == 1
+    args = pathlib.Path(f"/proc/{vms[0]}/cmdline").read_bytes().decode().split("\0")
+    # 300 MiB for the pod + the guest's 128 + 300 of checkpoint headroom.
+    assert args[args.index("-m") + 1] == "728", args
+    assert args[args.index("-smp") + 1] == "2", args
+    r = podman.run("run", "-d", "--pod", "sz", "--name", "big", "-m", "250m", podman.image,
+                   "payload", "sleep", "1000")
+    assert r.returncode != 0, r.stdout
+    assert "its memory limit of 250 MiB does not fit in pod" in r.stderr, r.stderr
+    assert "the pod's containers have 300 MiB (the limits of its pod's cgroup" in r.stderr, r.stderr
+    assert "100 MiB of it taken by the others" in r.stderr, r.stderr
+    assert new_vms(before) == vms
+    assert podman.check("inspect", "--format", "{{.State.Status}}", "small").stdout.strip() == "running"
+    podman.check("pod", "rm", "--force", "sz", timeout=120)
+    assert wait_for(lambda: new_vms(before) == [], timeout=30), "a VM outlived the pod"
