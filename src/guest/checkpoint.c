@@ -670,13 +670,10 @@ static void ckpt_copy_done(struct agent_job *job, int status)
 		kill(x->criu, SIGKILL);
 	}
 	if (!x->err && WIFSIGNALED(status) && x->oom_kills0 >= 0 && oom_kills() > x->oom_kills0)
-		ckpt_fail(x, ENOMEM,
-			  "checkpoint %s: the guest ran out of memory while the images were copied "
-			  "to the host; "
-			  "its OOM killer ended the copier, not the container (whose tasks are "
-			  "protected during a "
-			  "checkpoint). Raise vm.memory_mib",
-			  x->cid);
+		ckpt_fail(
+			x, ENOMEM,
+			"checkpoint %s: the guest ran out of memory while the images were copied to the host; its OOM killer ended the copier, not the container (whose tasks are protected during a checkpoint). Raise vm.memory_mib",
+			x->cid);
 	else if (!x->err && (!WIFEXITED(status) || WEXITSTATUS(status) != 0))
 		ckpt_fail(x, EIO,
 			  "checkpoint %s: copying images to the shared directory failed: %s",
@@ -833,24 +830,19 @@ static void ckpt_dump_failed(struct ckpt_ctx *x, const struct agent_job *job, in
 			  x->stop_reason, err);
 	else if (x->oom_kills0 >= 0 && oom > x->oom_kills0)
 		/* CRIU's own words then only say that something vanished. */
-		ckpt_fail(x, ENOMEM,
-			  "criu dump failed: the guest ran out of memory during the dump (the %s "
-			  "route needed about "
-			  "%ld MiB, %ld MiB were available) and its OOM killer ended %s, not the "
-			  "container, whose "
-			  "tasks are protected during a checkpoint.%s Raise vm.memory_mib. CRIU "
-			  "said: %s",
-			  x->route_name, x->need_kib / 1024, x->avail_kib / 1024,
-			  WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL
-				  ? "CRIU"
-				  : "a process CRIU needed",
-			  also, err);
+		ckpt_fail(
+			x, ENOMEM,
+			"criu dump failed: the guest ran out of memory during the dump (the %s route needed about %ld MiB, %ld MiB were available) and its OOM killer ended %s, not the container, whose tasks are protected during a checkpoint.%s Raise vm.memory_mib. CRIU said: %s",
+			x->route_name, x->need_kib / 1024, x->avail_kib / 1024,
+			WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL
+				? "CRIU"
+				: "a process CRIU needed",
+			also, err);
 	else if (died)
-		ckpt_fail(x, ESRCH,
-			  "criu dump stopped: task %d of the container ended during the dump (%s); "
-			  "CRIU "
-			  "cannot dump a task that is gone. CRIU said: %s",
-			  dead.pid, how, err);
+		ckpt_fail(
+			x, ESRCH,
+			"criu dump stopped: task %d of the container ended during the dump (%s); CRIU cannot dump a task that is gone. CRIU said: %s",
+			dead.pid, how, err);
 	else if (ckpt_explain_criu_error(err, explained, sizeof(explained)))
 		ckpt_fail(x, EFBIG, "checkpoint %s: %s. CRIU said: %s", x->cid, explained, err);
 	else
@@ -1043,25 +1035,18 @@ static bool ckpt_choose_route(struct ckpt_ctx *x, struct agent_container *c,
 		x->stream = true;
 		if (x->avail_kib < 0 || STREAM_ROUTE_NEED_KIB <= x->avail_kib)
 			return true;
-		agent_send_error(x->a, x->req_id, ENOMEM,
-				 "checkpoint %s: not enough guest memory for the dump: even "
-				 "streamed to the host it "
-				 "needs about %d MiB free, and the guest has %ld MiB available. "
-				 "Raise vm.memory_mib by "
-				 "at least %ld. The container was not touched",
-				 c->id, STREAM_ROUTE_NEED_KIB / 1024, x->avail_kib / 1024,
-				 (STREAM_ROUTE_NEED_KIB - x->avail_kib) / 1024 + 1);
+		agent_send_error(
+			x->a, x->req_id, ENOMEM,
+			"checkpoint %s: not enough guest memory for the dump: even streamed to the host it needs about %d MiB free, and the guest has %ld MiB available. Raise vm.memory_mib by at least %ld. The container was not touched",
+			c->id, STREAM_ROUTE_NEED_KIB / 1024, x->avail_kib / 1024,
+			(STREAM_ROUTE_NEED_KIB - x->avail_kib) / 1024 + 1);
 		return false;
 	}
-	agent_send_error(x->a, x->req_id, ENOMEM,
-			 "checkpoint %s: not enough guest memory for the dump: CRIU writes the "
-			 "container's memory "
-			 "(about %ld MiB) into guest memory first and needs about %ld MiB free, "
-			 "but the guest has "
-			 "%ld MiB available. Raise vm.memory_mib by at least %ld. The container "
-			 "was not touched",
-			 c->id, x->need_kib / 1024, want / 1024, x->avail_kib / 1024,
-			 (want - x->avail_kib) / 1024 + 1);
+	agent_send_error(
+		x->a, x->req_id, ENOMEM,
+		"checkpoint %s: not enough guest memory for the dump: CRIU writes the container's memory (about %ld MiB) into guest memory first and needs about %ld MiB free, but the guest has %ld MiB available. Raise vm.memory_mib by at least %ld. The container was not touched",
+		c->id, x->need_kib / 1024, want / 1024, x->avail_kib / 1024,
+		(want - x->avail_kib) / 1024 + 1);
 	return false;
 }
 
@@ -1188,12 +1173,10 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 					"checkpoint %s: the container's terminal (its stdin): %s",
 					c->id, strerror(-r));
 			else
-				agent_send_error(a, id, EOPNOTSUPP,
-						 "checkpoint %s: the container's processes hold "
-						 "/dev/tty open from %d "
-						 "different /dev mounts; at most %zu can be handed "
-						 "a new terminal",
-						 c->id, ctty, ARRAY_SIZE(x->tty_args) - 1);
+				agent_send_error(
+					a, id, EOPNOTSUPP,
+					"checkpoint %s: the container's processes hold /dev/tty open from %d different /dev mounts; at most %zu can be handed a new terminal",
+					c->id, ctty, ARRAY_SIZE(x->tty_args) - 1);
 			remove_dir_files(x->img);
 			ckpt_free(x);
 			return;
@@ -1524,36 +1507,23 @@ static void restore_done(struct agent_job *job, int status)
 			else if (oomed)
 				snprintf(victim, sizeof(victim),
 					 " and its OOM killer ended a process of the restore");
-			snprintf(err, sizeof(err),
-				 "criu restore failed: the guest ran out of memory during the "
-				 "restore (%ld MiB available "
-				 "now)%s. The container needs more memory than this VM has: raise "
-				 "vm.memory_mib. CRIU "
-				 "said: %s",
-				 guard_mem_available_kib() / 1024, victim, first);
+			snprintf(
+				err, sizeof(err),
+				"criu restore failed: the guest ran out of memory during the restore (%ld MiB available now)%s. The container needs more memory than this VM has: raise vm.memory_mib. CRIU said: %s",
+				guard_mem_available_kib() / 1024, victim, first);
 		} else if (died)
 			/* Not by CRIU: it sends only SIGKILL (guard_tree_killed). */
-			snprintf(err, sizeof(err),
-				 "criu restore failed: task %d of the container ended during the "
-				 "restore (%s). "
-				 "CRIU said: %s",
-				 dead.pid, how, first);
+			snprintf(
+				err, sizeof(err),
+				"criu restore failed: task %d of the container ended during the restore (%s). CRIU said: %s",
+				dead.pid, how, first);
 		else if (bad && sscanf(bad, "File %255s has bad size %ld (expect %ld)", file, &have,
 				       &want) == 3)
 			/* CRIU checks the size of every regular file a task holds open. */
-			snprintf(err, sizeof(err),
-				 "the container's file /%s in its rootfs changed since the "
-				 "checkpoint "
-				 "(%ld bytes, the checkpoint expects %ld). CRIU cannot restore a "
-				 "task "
-				 "holding a file whose size changed: this happens when a "
-				 "--leave-running "
-				 "checkpoint is restored while the original keeps writing to its "
-				 "rootfs. "
-				 "Restore a checkpoint taken without --leave-running, or keep such "
-				 "files "
-				 "on a tmpfs inside the container, which the images capture",
-				 file, have, want);
+			snprintf(
+				err, sizeof(err),
+				"the container's file /%s in its rootfs changed since the checkpoint (%ld bytes, the checkpoint expects %ld). CRIU cannot restore a task holding a file whose size changed: this happens when a --leave-running checkpoint is restored while the original keeps writing to its rootfs. Restore a checkpoint taken without --leave-running, or keep such files on a tmpfs inside the container, which the images capture",
+				file, have, want);
 		else
 			snprintf(err, sizeof(err), "criu restore failed%s: %s",
 				 job->timed_out ? " and was killed at its time limit" : "", first);
@@ -1582,12 +1552,10 @@ static void restore_done(struct agent_job *job, int status)
 		if (!shares_agent_ns(pid, own[i]))
 			continue;
 		kill_cgroup(c->cgroup);
-		snprintf(err, sizeof(err),
-			 "the checkpoint's container ran in the guest's own %s namespace, which no "
-			 "container "
-			 "may share (docs/confinement.md): take the checkpoint again with this "
-			 "cocoon",
-			 own[i]);
+		snprintf(
+			err, sizeof(err),
+			"the checkpoint's container ran in the guest's own %s namespace, which no container may share (docs/confinement.md): take the checkpoint again with this cocoon",
+			own[i]);
 		save_restore_log(x);
 		restore_fail(x, EPERM, err);
 		return;
@@ -1686,15 +1654,11 @@ static int restore_stdio(struct restore_ctx *x, char **argv, int *n, char *msg, 
 		n_keys++;
 	bool had_tty = n_keys > 0;
 	if (had_tty != x->terminal) {
-		snprintf(msg, size,
-			 had_tty ? "restore %s: the checkpoint was taken with a terminal: restore "
-				   "it with "
-				   "process.terminal true in the bundle's config.json and a new "
-				   "--console-socket"
-				 : "restore %s: process.terminal is true, but the checkpoint was "
-				   "taken without a "
-				   "terminal: restore it with process.terminal false",
-			 x->cid);
+		snprintf(
+			msg, size,
+			had_tty ? "restore %s: the checkpoint was taken with a terminal: restore it with process.terminal true in the bundle's config.json and a new --console-socket"
+				: "restore %s: process.terminal is true, but the checkpoint was taken without a terminal: restore it with process.terminal false",
+			x->cid);
 		return -EINVAL;
 	}
 	if (had_tty) {

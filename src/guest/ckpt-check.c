@@ -13,6 +13,7 @@
  *   directory". On tmpfs (memfd, /dev/shm, a tmpfs mount) they work. */
 #include "agent.h"
 #include "cleanup.h"
+#include "procfs.h"
 #include "ckpt-check.h"
 
 #include <dirent.h>
@@ -20,24 +21,12 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
-static pid_t parent_of(pid_t pid)
-{
-	char path[64], line[256];
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	_cleanup_fclose_ FILE *f = fopen(path, "re");
-	int ppid;
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "PPid: %d", &ppid) == 1)
-			return ppid;
-	return 0;
-}
-
 static bool in_tree(pid_t pid, pid_t init)
 {
 	for (int depth = 0; pid > 1 && depth < 4096; depth++) {
 		if (pid == init)
 			return true;
-		pid = parent_of(pid);
+		pid = (pid_t)proc_status_long(pid, "PPid", 0);
 	}
 	return pid == init;
 }
@@ -64,13 +53,10 @@ static int outside_tree(const struct agent_container *c, const pid_t *pids, size
 			continue;
 		char cmd[128];
 		comm_of(pids[i], cmd, sizeof(cmd));
-		snprintf(msg, size,
-			 "checkpoint %s: process %d (%s) was started with exec and is still "
-			 "running; CRIU checkpoints "
-			 "only the tree of the container's init and would leave it out. Let it "
-			 "finish or stop it, "
-			 "then checkpoint (docs/checkpoint.md)",
-			 c->id, pids[i], cmd);
+		snprintf(
+			msg, size,
+			"checkpoint %s: process %d (%s) was started with exec and is still running; CRIU checkpoints only the tree of the container's init and would leave it out. Let it finish or stop it, then checkpoint (docs/checkpoint.md)",
+			c->id, pids[i], cmd);
 		return -EBUSY;
 	}
 	return 0;
@@ -117,17 +103,10 @@ static int deleted_on_rootfs(const struct agent_container *c, const pid_t *pids,
 		}
 		if (!found)
 			continue;
-		snprintf(msg, size,
-			 "checkpoint %s: process %d holds the deleted %s (%lld bytes) open on the "
-			 "container's root "
-			 "filesystem, which is shared from the host over 9p; CRIU cannot dump a "
-			 "deleted file there "
-			 "(it needs fstatfs(), which 9p answers by the path that is gone). Keep "
-			 "such files on a tmpfs "
-			 "in the container (their content then travels in the checkpoint as a "
-			 "ghost file), or close "
-			 "them before the checkpoint (docs/checkpoint.md)",
-			 c->id, pids[i], what, (long long)bytes);
+		snprintf(
+			msg, size,
+			"checkpoint %s: process %d holds the deleted %s (%lld bytes) open on the container's root filesystem, which is shared from the host over 9p; CRIU cannot dump a deleted file there (it needs fstatfs(), which 9p answers by the path that is gone). Keep such files on a tmpfs in the container (their content then travels in the checkpoint as a ghost file), or close them before the checkpoint (docs/checkpoint.md)",
+			c->id, pids[i], what, (long long)bytes);
 		return -EOPNOTSUPP;
 	}
 	return 0;
@@ -192,15 +171,10 @@ bool ckpt_explain_criu_error(const char *line, char *out, size_t size)
 	char file[512];
 	unsigned long long bytes;
 	if (g && sscanf(g, "Can't dump ghost file %511s of %llu size", file, &bytes) == 2) {
-		snprintf(out, size,
-			 "the deleted file %s (%llu bytes) that a process holds open is larger "
-			 "than CRIU's ghost-file "
-			 "limit (1 MiB unless set); raise it with a line 'ghost-limit <bytes>' in "
-			 "cocoon's CRIU "
-			 "config (/etc/cocoon/criu.conf, runtime.criu_config) or in the file the "
-			 "org.criu.config "
-			 "annotation names (docs/checkpoint.md)",
-			 file, bytes);
+		snprintf(
+			out, size,
+			"the deleted file %s (%llu bytes) that a process holds open is larger than CRIU's ghost-file limit (1 MiB unless set); raise it with a line 'ghost-limit <bytes>' in cocoon's CRIU config (/etc/cocoon/criu.conf, runtime.criu_config) or in the file the org.criu.config annotation names (docs/checkpoint.md)",
+			file, bytes);
 		return true;
 	}
 	return false;

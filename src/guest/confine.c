@@ -140,10 +140,11 @@ int confine_caps_apply(const Cocoon__Capabilities *c, char *msg, size_t msg_size
 		 .inheritable = (uint32_t)(inheritable >> 32)},
 	};
 	if (syscall(SYS_capset, &hdr, data) < 0) {
-		snprintf(msg, msg_size, "process.capabilities: capset: %s%s", strerror(errno),
-			 errno == EPERM ? " (effective must be within permitted, inheritable "
-					  "within bounding)"
-					: "");
+		snprintf(
+			msg, msg_size, "process.capabilities: capset: %s%s", strerror(errno),
+			errno == EPERM
+				? " (effective must be within permitted, inheritable within bounding)"
+				: "");
 		return -errno;
 	}
 	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);

@@ -240,8 +240,8 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!a.is_init && !channel && channel_fd < 0) {
-		fprintf(stderr, "cocoon-agent: not PID 1; use --channel SOCKET or --channel-fd N "
-				"to run outside a VM\n");
+		fprintf(stderr,
+			"cocoon-agent: not PID 1; use --channel SOCKET or --channel-fd N to run outside a VM\n");
 		return 2;
 	}
 

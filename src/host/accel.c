@@ -104,11 +104,9 @@ int accel_resolve(const struct cocoon_config *cfg, char out[8], char **note, str
 		return r;
 	snprintf(out, 8, "%s", works ? "kvm" : "tcg");
 	if (!works) {
-		log_warning("/dev/kvm is present but KVM cannot boot the guest (%s); "
-			    "falling back to TCG (probe took %lld ms, limit %d ms; result cached "
-			    "in %s)",
-			    why ? why : "no answer", now_ms() - start, ACCEL_PROBE_TIMEOUT_MS,
-			    cache);
+		log_warning(
+			"/dev/kvm is present but KVM cannot boot the guest (%s); falling back to TCG (probe took %lld ms, limit %d ms; result cached in %s)",
+			why ? why : "no answer", now_ms() - start, ACCEL_PROBE_TIMEOUT_MS, cache);
 		if (note)
 			*note = strdup("KVM cannot boot the guest here (probed now)");
 	}

@@ -54,8 +54,7 @@ static void checkpoint_usage(void)
 	       "  --empty-ns network     accepted; the container's network namespace is dumped\n"
 	       "  --manage-cgroups-mode  accepted; cgroups live in the guest\n"
 	       "  --print-stats          print CRIU's and cocoon's timings as a JSON line\n"
-	       "  --pod                  CONTAINER_ID is a pod's sandbox: checkpoint the whole "
-	       "pod,\n"
+	       "  --pod                  CONTAINER_ID is a pod's sandbox: checkpoint the whole pod,\n"
 	       "                         each container into --image-path/ID, and pod.json\n");
 }
 
@@ -131,10 +130,10 @@ static int check_destination(const char *dest, struct error **err)
 		return errno == ENOENT ? 0 : error_set(err, errno, "--image-path %s", dest);
 	while ((de = readdir(d)))
 		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-			return error_setx(err, ENOTEMPTY,
-					  "image path %s is not empty; refusing to overwrite what "
-					  "is not ours",
-					  dest);
+			return error_setx(
+				err, ENOTEMPTY,
+				"image path %s is not empty; refusing to overwrite what is not ours",
+				dest);
 	return 0;
 }
 
@@ -368,13 +367,12 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 		.container_id = id, .checkpoint_id = ckid, .parent_path = o->parent_path};
 	struct images_limits lim;
 	images_limits_from_config(&g->cfg, &lim);
-	/* virtiofsd keeps handles on the guest's files: those are copied,
-	 * never renamed into --image-path. */
+	/* Into new host files either way: the guest may hold handles on its
+	 * own (images.h). */
 	if (r == 0 && staged)
 		r = images_publish_staged(&stage, dest, &info, &lim, err);
 	else if (r == 0)
-		r = images_publish(idir, ckid, dest, &info, &lim,
-				   strcmp(g->cfg.shared_fs, "9p") != 0, err);
+		r = images_publish(idir, ckid, dest, &info, &lim, err);
 	if (staged)
 		images_discard(idir, ckid); /* the empty mount point */
 	if (r < 0) {
@@ -391,8 +389,7 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 	long long total = now_ms() - t0;
 	Cocoon__CriuStats *sts = rep->stats;
 	printf("%s %s of %s: %s\n", o->pre_dump ? "pre-dump" : "checkpoint", ckid, id, dest);
-	printf("  %u files, %.1f MiB; frozen %.0f ms, criu %llu ms, copy to host %llu ms, total "
-	       "%lld ms\n",
+	printf("  %u files, %.1f MiB; frozen %.0f ms, criu %llu ms, copy to host %llu ms, total %lld ms\n",
 	       rep->files, (double)rep->bytes / (1 << 20), sts ? sts->frozen_us / 1000.0 : 0.0,
 	       (unsigned long long)rep->dump_ms, (unsigned long long)rep->copy_ms, total);
 	print_checkpoint_stats(o, rep, total, dest);
@@ -439,10 +436,10 @@ static int pod_members(struct global_opts *g, const char *sb, char ids[][COCOON_
 		if (state_dir(g->root, sb, &sb_dir, NULL) < 0 || strcmp(owner, sb_dir) != 0)
 			continue;
 		if (st.status != STATUS_RUNNING && st.status != STATUS_PAUSED)
-			return error_setx(err, EINVAL,
-					  "pod member %s is %s; a pod is checkpointed with all its "
-					  "containers running or paused",
-					  de->d_name, state_status_name(st.status));
+			return error_setx(
+				err, EINVAL,
+				"pod member %s is %s; a pod is checkpointed with all its containers running or paused",
+				de->d_name, state_status_name(st.status));
 		if (*n == max)
 			return error_setx(err, E2BIG, "more than %d containers in pod %s", max, sb);
 		snprintf(ids[(*n)++], COCOON_ID_MAX + 1, "%s", de->d_name);
@@ -624,9 +621,9 @@ int cmd_checkpoint(struct global_opts *g, int argc, char **argv)
 		case O_ROUTE:
 			/* Benchmark baselines only; see make bench. */
 			if (bench_route_parse(optarg, &o.bench_route) < 0)
-				return usage_error("checkpoint", "--bench-route: cocoon, floor, "
-								 "seed, direct9p, serial, tmpfs, "
-								 "tmpfs-unchecked or stream");
+				return usage_error(
+					"checkpoint",
+					"--bench-route: cocoon, floor, seed, direct9p, serial, tmpfs, tmpfs-unchecked or stream");
 			break;
 		case O_UNSUP:
 			return usage_error("checkpoint", "%s is not supported", argv[optind - 1]);

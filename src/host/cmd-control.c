@@ -64,8 +64,7 @@ int cmd_kill(struct global_opts *g, int argc, char **argv)
 			break;
 		case 'h':
 			printf("Usage: cocoon kill [--all] CONTAINER_ID [SIGNAL]\n\n"
-			       "Sends SIGNAL (default TERM; a name or a number) to the "
-			       "container's\n"
+			       "Sends SIGNAL (default TERM; a name or a number) to the container's\n"
 			       "process, or with --all to all of its processes.\n");
 			return 0;
 		default:
@@ -99,8 +98,7 @@ static int pause_or_resume(struct global_opts *g, int argc, char **argv, bool re
 	struct container_state st;
 
 	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		printf("Usage: cocoon %s CONTAINER_ID\n\n%s all processes of the container (cgroup "
-		       "freezer in the guest).\n",
+		printf("Usage: cocoon %s CONTAINER_ID\n\n%s all processes of the container (cgroup freezer in the guest).\n",
 		       cmd, resume ? "Thaws" : "Freezes");
 		return 0;
 	}
@@ -155,8 +153,7 @@ int cmd_ps(struct global_opts *g, int argc, char **argv)
 			break;
 		case 'h':
 			printf("Usage: cocoon ps [--format table|json] CONTAINER_ID\n\n"
-			       "Lists the container's processes. The pids are the guest's: a "
-			       "container's\n"
+			       "Lists the container's processes. The pids are the guest's: a container's\n"
 			       "processes have no host pid, they run inside its VM.\n");
 			return 0;
 		default:

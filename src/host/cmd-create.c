@@ -209,8 +209,7 @@ static void create_usage(const char *cmd)
 	       "%s",
 	       cmd,
 	       strcmp(cmd, "run") == 0
-		       ? "Creates and starts a container in its own VM. Without --detach, waits "
-			 "for it\n"
+		       ? "Creates and starts a container in its own VM. Without --detach, waits for it\n"
 			 "and exits with its exit status."
 		       : "Creates a container in its own VM, stopped before its process runs;\n"
 			 "'cocoon start' runs it. The pid written to --pid-file is the shim's: it\n"
@@ -355,8 +354,7 @@ int cmd_start(struct global_opts *g, int argc, char **argv)
 	_cleanup_error_ struct error *err = NULL;
 
 	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		printf("Usage: cocoon start CONTAINER_ID\n\nRuns the process of a created "
-		       "container.\n");
+		printf("Usage: cocoon start CONTAINER_ID\n\nRuns the process of a created container.\n");
 		return 0;
 	}
 	if (argc != 2)

@@ -70,8 +70,7 @@ int cmd_delete(struct global_opts *g, int argc, char **argv)
 			break;
 		case 'h':
 			printf("Usage: cocoon delete [--force] CONTAINER_ID\n\n"
-			       "Removes a stopped or created container. --force stops a running "
-			       "one\n"
+			       "Removes a stopped or created container. --force stops a running one\n"
 			       "first: its VM is destroyed.\n");
 			return 0;
 		default:

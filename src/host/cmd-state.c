@@ -32,8 +32,7 @@ int cmd_state(struct global_opts *g, int argc, char **argv)
 	struct container_state st;
 
 	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		printf("Usage: cocoon state CONTAINER_ID\n\nPrints the container's OCI state as "
-		       "JSON.\n");
+		printf("Usage: cocoon state CONTAINER_ID\n\nPrints the container's OCI state as JSON.\n");
 		return 0;
 	}
 	if (argc != 2)
@@ -68,8 +67,7 @@ int cmd_list(struct global_opts *g, int argc, char **argv)
 			quiet = true;
 			break;
 		case 'h':
-			printf("Usage: cocoon list [--format table|json] [--quiet]\n\nLists "
-			       "containers.\n");
+			printf("Usage: cocoon list [--format table|json] [--quiet]\n\nLists containers.\n");
 			return 0;
 		default:
 			return 2;

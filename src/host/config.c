@@ -259,10 +259,10 @@ int config_parse_string(struct cocoon_config *c, const char *name, const char *t
 			char *sname = trim(p + 1);
 			if (strcmp(sname, "runtime") != 0 && strcmp(sname, "vm") != 0 &&
 			    strcmp(sname, "limits") != 0)
-				return error_setx(err, EINVAL,
-						  "%s: unknown section [%s] (known: [runtime], "
-						  "[vm], [limits])",
-						  where, sname);
+				return error_setx(
+					err, EINVAL,
+					"%s: unknown section [%s] (known: [runtime], [vm], [limits])",
+					where, sname);
 			snprintf(section, sizeof(section), "%s", sname);
 			continue;
 		}

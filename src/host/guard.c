@@ -63,9 +63,7 @@ void guard_check_shared(struct sandbox_guard *g)
 		return;
 	atomic_store(&g->tripped, true);
 	fprintf(stderr,
-		"cocoon: container %s: the guest stored %llu bytes in its shared directory, over "
-		"%llu "
-		"(limits.shared_max_bytes); its VM is stopped\n",
+		"cocoon: container %s: the guest stored %llu bytes in its shared directory, over %llu (limits.shared_max_bytes); its VM is stopped\n",
 		g->o.id ? g->o.id : "?", (unsigned long long)used,
 		(unsigned long long)g->o.shared_cap);
 	if (g->o.vmm > 0)

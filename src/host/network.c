@@ -125,8 +125,7 @@ static int read_links(struct network *n, struct nl_cache *links, const char *ns,
 		if (!type || (strcmp(type, "veth") != 0 && strcmp(type, "macvlan") != 0))
 			return error_setx(
 				err, EOPNOTSUPP,
-				"network namespace %s: interface %s is of type %s; cocoon carries "
-				"only veth and macvlan interfaces into the VM",
+				"network namespace %s: interface %s is of type %s; cocoon carries only veth and macvlan interfaces into the VM",
 				ns, name, type ? type : "unknown (no link kind)");
 		if (n->n_ifs == NET_MAX_INTERFACES)
 			return error_setx(err, E2BIG,
@@ -147,10 +146,10 @@ static int read_links(struct network *n, struct nl_cache *links, const char *ns,
 		f->tap_fd = -1;
 	}
 	if (n->n_ifs == 0)
-		return error_setx(err, ENODEV,
-				  "network namespace %s has no interface besides lo: nothing to "
-				  "connect the VM to",
-				  ns);
+		return error_setx(
+			err, ENODEV,
+			"network namespace %s has no interface besides lo: nothing to connect the VM to",
+			ns);
 	return 0;
 }
 

@@ -49,14 +49,12 @@ int pod_spec_namespace(struct oci_bundle *b, const char *field, const char *type
 	if (!pod_shares(type))
 		return error_setx(
 			err, EOPNOTSUPP,
-			"config.json: %s: joining the %s namespace of %s is not supported: the "
-			"containers of a pod share their network, IPC and UTS namespaces only",
+			"config.json: %s: joining the %s namespace of %s is not supported: the containers of a pod share their network, IPC and UTS namespaces only",
 			field, type, path);
 	if (pid && b->pod.join_pid && b->pod.join_pid != pid)
 		return error_setx(
 			err, EINVAL,
-			"config.json: %s: %s names process %d, another namespace path process %d: "
-			"a container joins one pod",
+			"config.json: %s: %s names process %d, another namespace path process %d: a container joins one pod",
 			field, path, pid, b->pod.join_pid);
 	if (pid)
 		b->pod.join_pid = pid;
@@ -151,19 +149,15 @@ int pod_resolve(struct global_opts *g, const struct oci_bundle *b, struct pod_sa
 		 * a VM; any other process's would be the host's. */
 		if (find_by_shim_pid(g->root, p->join_pid, by_pid) < 0 ||
 		    !same_executable(p->join_pid))
-			return error_setx(err, ESRCH,
-					  "config.json: the namespaces of /proc/%d: process %d is "
-					  "not the shim of "
-					  "a running cocoon container under %s; a container in a "
-					  "VM can only join "
-					  "the namespaces of its own pod's sandbox",
-					  p->join_pid, p->join_pid, g->root);
+			return error_setx(
+				err, ESRCH,
+				"config.json: the namespaces of /proc/%d: process %d is not the shim of a running cocoon container under %s; a container in a VM can only join the namespaces of its own pod's sandbox",
+				p->join_pid, p->join_pid, g->root);
 		if (p->sandbox_id && strcmp(p->sandbox_id, by_pid) != 0)
-			return error_setx(err, EINVAL,
-					  "config.json: the sandbox-id annotation names %s, the "
-					  "namespace paths "
-					  "container %s",
-					  p->sandbox_id, by_pid);
+			return error_setx(
+				err, EINVAL,
+				"config.json: the sandbox-id annotation names %s, the namespace paths container %s",
+				p->sandbox_id, by_pid);
 	}
 	int r = load_sandbox(g, p->sandbox_id ? p->sandbox_id : by_pid, sb, err);
 	if (r < 0) {

@@ -13,12 +13,11 @@ int resources_vm_size(const struct cocoon_config *cfg, const Cocoon__Resources *
 	if (r && r->memory_limit) {
 		int64_t limit = (int64_t)((r->memory_limit + (1 << 20) - 1) >> 20);
 		if (limit + RESOURCES_GUEST_OVERHEAD_MIB > cfg->max_memory_mib)
-			return error_setx(err, E2BIG,
-					  "linux.resources.memory.limit (%lld MiB) and the guest's "
-					  "%d MiB do not fit "
-					  "in vm.max_memory_mib = %lld",
-					  (long long)limit, RESOURCES_GUEST_OVERHEAD_MIB,
-					  (long long)cfg->max_memory_mib);
+			return error_setx(
+				err, E2BIG,
+				"linux.resources.memory.limit (%lld MiB) and the guest's %d MiB do not fit in vm.max_memory_mib = %lld",
+				(long long)limit, RESOURCES_GUEST_OVERHEAD_MIB,
+				(long long)cfg->max_memory_mib);
 		mem = limit + RESOURCES_GUEST_OVERHEAD_MIB + (cfg->enable_checkpoint ? limit : 0);
 		if (mem < 128)
 			mem = 128;
@@ -38,14 +37,10 @@ int resources_update_fits(int vm_memory_mib, uint64_t memory_limit, struct error
 	int64_t room = (int64_t)vm_memory_mib - RESOURCES_GUEST_OVERHEAD_MIB;
 	if (vm_memory_mib <= 0 || memory_limit == 0 || limit <= room)
 		return 0;
-	return error_setx(err, E2BIG,
-			  "memory limit %lld MiB exceeds what the VM can give: its %d MiB less the "
-			  "guest's %d MiB "
-			  "is %lld MiB; a VM's memory is fixed when it boots (no memory hotplug or "
-			  "balloon yet), so "
-			  "a larger limit needs a new container",
-			  (long long)limit, vm_memory_mib, RESOURCES_GUEST_OVERHEAD_MIB,
-			  (long long)room);
+	return error_setx(
+		err, E2BIG,
+		"memory limit %lld MiB exceeds what the VM can give: its %d MiB less the guest's %d MiB is %lld MiB; a VM's memory is fixed when it boots (no memory hotplug or balloon yet), so a larger limit needs a new container",
+		(long long)limit, vm_memory_mib, RESOURCES_GUEST_OVERHEAD_MIB, (long long)room);
 }
 
 static void json_putp(json_object **o)

@@ -221,10 +221,9 @@ static int setup_stdio(struct shim *s, struct error **err)
 	if (!s->args->bundle->spec->process->terminal)
 		return 0;
 	if (!s->args->console_socket)
-		return error_setx(err, EINVAL,
-				  "process.terminal is true but no --console-socket was given: the "
-				  "container's "
-				  "terminal needs one to hand the pty master to (as with runc)");
+		return error_setx(
+			err, EINVAL,
+			"process.terminal is true but no --console-socket was given: the container's terminal needs one to hand the pty master to (as with runc)");
 	int master, slave;
 	if (openpty(&master, &slave, NULL, NULL, NULL) < 0)
 		return error_set(err, errno, "openpty");
@@ -331,8 +330,7 @@ static int restore_container(struct shim *s, struct error **err)
 	snprintf(path, sizeof(path), "%s/restore-stats.json", s->args->dir);
 	int n = snprintf(
 		text, sizeof(text),
-		"{\"boot_ms\": %lld, \"template\": %s, \"criu_ms\": %llu, \"copy_ms\": %llu, "
-		"\"restore_us\": %u}\n",
+		"{\"boot_ms\": %lld, \"template\": %s, \"criu_ms\": %llu, \"copy_ms\": %llu, \"restore_us\": %u}\n",
 		s->sb.boot_ms, s->sb.from_template ? "true" : "false",
 		(unsigned long long)resp->restore->restore_ms,
 		(unsigned long long)resp->restore->copy_ms,

@@ -290,8 +290,7 @@ int spec_parse_seccomp(json_object *lin, Cocoon__ContainerSpec *s, struct oci_bu
 	if (member(o, "listenerPath") || member(o, "listenerMetadata"))
 		return error_setx(
 			err, EOPNOTSUPP,
-			"config.json: linux.seccomp.listenerPath: a seccomp notify listener is not "
-			"supported: the container runs in a VM the host's listener cannot reach");
+			"config.json: linux.seccomp.listenerPath: a seccomp notify listener is not supported: the container runs in a VM the host's listener cannot reach");
 	Cocoon__Seccomp *sc = calloc(1, sizeof(*sc));
 	if (!sc)
 		return error_set(err, ENOMEM, "config.json");
@@ -314,10 +313,10 @@ int spec_parse_seccomp(json_object *lin, Cocoon__ContainerSpec *s, struct oci_bu
 		if (r == 0 && sc->architectures && one_of(seccomp_archs, archs[i]))
 			sc->architectures[sc->n_architectures++] = TAKE_PTR(archs[i]);
 		else if (r == 0)
-			spec_warn(b,
-				  "linux.seccomp.architectures: %s does not apply in the x86-64 "
-				  "guest; ignored",
-				  archs[i]);
+			spec_warn(
+				b,
+				"linux.seccomp.architectures: %s does not apply in the x86-64 guest; ignored",
+				archs[i]);
 		free(archs[i]);
 	}
 	free(archs);

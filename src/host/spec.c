@@ -4,7 +4,13 @@
 #include "paths.h"
 #include "pod.h"
 
+#include <fcntl.h>
 #include <json-c/json.h>
+#include <linux/magic.h>
+#include <linux/nsfs.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/statfs.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -325,10 +331,10 @@ static int parse_mount(json_object *m, size_t i, struct oci_bundle *b, Cocoon__M
 		for (const char *const *t = supported_fs; *t; t++)
 			if (strcmp(*t, mnt->type) == 0)
 				return 0;
-		return error_setx(err, EOPNOTSUPP,
-				  "config.json: mounts[%zu] (%s): filesystem type '%s' is not "
-				  "supported in the VM",
-				  i, mnt->destination, mnt->type);
+		return error_setx(
+			err, EOPNOTSUPP,
+			"config.json: mounts[%zu] (%s): filesystem type '%s' is not supported in the VM",
+			i, mnt->destination, mnt->type);
 	}
 	/* A host path means nothing in the guest: the shim bind-mounts the
 	 * source into the sandbox's volumes share, and the guest binds it from
@@ -379,15 +385,38 @@ static int parse_mounts(json_object *root, struct oci_bundle *b, struct error **
 	return 0;
 }
 
-/* A network namespace to join must exist and be one; the shim enters it. */
+/* A network namespace to join must exist, be one, and not be the runtime's
+ * own. The path is looked at before it is opened: opening a device node or
+ * a FIFO has effects of its own (a FIFO blocks; /dev/watchdog arms the
+ * watchdog), and an nsfs file is a regular file on NSFS_MAGIC. The runtime's
+ * own namespace is the host's network: the shim would redirect the host's
+ * interfaces into the VM. Kata refuses it the same way
+ * (katautils' hostNetworkingRequested). */
 static int check_netns_path(const char *field, const char *path, struct error **err)
 {
-	struct stat st;
+	struct stat st, own;
+	struct statfs fs;
 	if (path[0] != '/')
 		return error_setx(err, EINVAL, "config.json: %s '%s' must be absolute", field,
 				  path);
-	if (stat(path, &st) < 0)
+	if (stat(path, &st) < 0 || statfs(path, &fs) < 0)
 		return error_set(err, errno, "config.json: %s: network namespace %s", field, path);
+	if (!S_ISREG(st.st_mode) || fs.f_type != NSFS_MAGIC)
+		return error_setx(err, EINVAL, "config.json: %s: %s is not a network namespace",
+				  field, path);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0)
+		return error_set(err, errno, "config.json: %s: network namespace %s", field, path);
+	if (ioctl(fd, NS_GET_NSTYPE) != CLONE_NEWNET)
+		return error_setx(err, EINVAL, "config.json: %s: %s is not a network namespace",
+				  field, path);
+	if (fstat(fd, &st) < 0 || stat("/proc/self/ns/net", &own) < 0)
+		return error_set(err, errno, "config.json: %s: network namespace %s", field, path);
+	if (st.st_dev == own.st_dev && st.st_ino == own.st_ino)
+		return error_setx(
+			err, EOPNOTSUPP,
+			"config.json: %s: %s is the host's network namespace (the runtime's own), which asks for host networking: a container in a VM cannot share the host's network stack (docs/networking.md)",
+			field, path);
 	return 0;
 }
 
@@ -534,11 +563,10 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 		}
 		if (path) {
 			free(path);
-			r = error_setx(err, EOPNOTSUPP,
-				       "config.json: %s: joining an existing %s namespace is not "
-				       "supported: "
-				       "each container has its own VM",
-				       field, type);
+			r = error_setx(
+				err, EOPNOTSUPP,
+				"config.json: %s: joining an existing %s namespace is not supported: each container has its own VM",
+				field, type);
 			free(type);
 			return r;
 		}
@@ -548,10 +576,10 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 			s->namespaces[s->n_namespaces++] = type;
 		} else if (strcmp(type, "cgroup") == 0 || strcmp(type, "user") == 0 ||
 			   strcmp(type, "time") == 0) {
-			spec_warn(b,
-				  "linux.namespaces: %s namespace is not created inside the VM; "
-				  "ignored",
-				  type);
+			spec_warn(
+				b,
+				"linux.namespaces: %s namespace is not created inside the VM; ignored",
+				type);
 			free(type);
 		} else {
 			r = error_setx(err, EINVAL,
@@ -579,11 +607,10 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 		for (size_t j = 0; j < s->n_namespaces; j++)
 			has |= strcmp(s->namespaces[j], own[i]) == 0;
 		if (!has)
-			spec_warn(b,
-				  "linux.namespaces has no %s namespace: the container gets a new "
-				  "one inside the "
-				  "VM, as no container shares the guest's (docs/confinement.md)",
-				  own[i]);
+			spec_warn(
+				b,
+				"linux.namespaces has no %s namespace: the container gets a new one inside the VM, as no container shares the guest's (docs/confinement.md)",
+				own[i]);
 	}
 	/* No network namespace means the host's network stack, which a VM
 	 * cannot share. Kata refuses it too. */
@@ -595,11 +622,7 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 	if (!netns)
 		return error_setx(
 			err, EOPNOTSUPP,
-			"config.json: linux.namespaces has no network namespace, which asks for "
-			"host networking: a container in a VM cannot share the host's network "
-			"stack "
-			"(docs/networking.md). Give it a network namespace (podman: not "
-			"--network=host)");
+			"config.json: linux.namespaces has no network namespace, which asks for host networking: a container in a VM cannot share the host's network stack (docs/networking.md). Give it a network namespace (podman: not --network=host)");
 	static const char *const unapplied[] = {"devices",     "sysctl",     "uidMappings",
 						"gidMappings", "mountLabel", "personality",
 						"intelRdt"};

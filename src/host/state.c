@@ -44,10 +44,10 @@ unsigned long long proc_start_time(pid_t pid)
 	/* The command name may hold spaces and ')'; fields follow the last ')'. */
 	char *p = strrchr(buf, ')');
 	unsigned long long start = 0;
-	if (p && sscanf(p + 2,
-			"%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d "
-			"%*d %llu",
-			&start) == 1)
+	if (p &&
+	    sscanf(p + 2,
+		   "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+		   &start) == 1)
 		return start;
 	return 0;
 }

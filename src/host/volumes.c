@@ -34,12 +34,10 @@ int volume_parse(const char *source, const char *destination, char *const *optio
 		return error_set(err, errno, "mounts[%zu] (%s): source %s", index, destination,
 				 source);
 	if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
-		return error_setx(err, EOPNOTSUPP,
-				  "mounts[%zu] (%s): source %s is %s, which cannot cross the VM "
-				  "boundary: the "
-				  "container runs in its own kernel, where a host socket or device "
-				  "means nothing",
-				  index, destination, source, file_kind(st.st_mode));
+		return error_setx(
+			err, EOPNOTSUPP,
+			"mounts[%zu] (%s): source %s is %s, which cannot cross the VM boundary: the container runs in its own kernel, where a host socket or device means nothing",
+			index, destination, source, file_kind(st.st_mode));
 	v->is_dir = S_ISDIR(st.st_mode);
 	v->propagation = MS_SLAVE;
 	for (size_t i = 0; i < n_options; i++) {
@@ -65,11 +63,10 @@ int volume_parse(const char *source, const char *destination, char *const *optio
 			v->flags |= MS_NOEXEC;
 		else if (strcmp(o, "idmap") == 0 || strcmp(o, "ridmap") == 0 ||
 			 strcmp(o, "nosymfollow") == 0 || strcmp(o, "rnosymfollow") == 0)
-			return error_setx(err, EOPNOTSUPP,
-					  "mounts[%zu] (%s): option '%s' is not supported for a "
-					  "volume shared into "
-					  "the VM; remove it",
-					  index, destination, o);
+			return error_setx(
+				err, EOPNOTSUPP,
+				"mounts[%zu] (%s): option '%s' is not supported for a volume shared into the VM; remove it",
+				index, destination, o);
 		else if (strcmp(o, "private") == 0 || strcmp(o, "rprivate") == 0)
 			v->propagation = MS_PRIVATE;
 		/* shared and slave both mean "host mounts below the source show

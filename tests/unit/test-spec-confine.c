@@ -24,10 +24,7 @@ static int load(const char *linux_obj, const char *process_extra, struct oci_bun
 	FILE *f = fopen(path, "w");
 	assert_non_null(f);
 	fprintf(f,
-		"{\"ociVersion\": \"1.0.2\", \"root\": {\"path\": \"rootfs\"},"
-		" \"process\": {\"args\": [\"sh\"]%s},"
-		" \"linux\": {\"namespaces\": [{\"type\": \"network\"}, {\"type\": \"pid\"}, "
-		"{\"type\": \"mount\"}]%s%s}",
+		"{\"ociVersion\": \"1.0.2\", \"root\": {\"path\": \"rootfs\"}, \"process\": {\"args\": [\"sh\"]%s}, \"linux\": {\"namespaces\": [{\"type\": \"network\"}, {\"type\": \"pid\"}, {\"type\": \"mount\"}]%s%s}",
 		process_extra, linux_obj[1] == '}' ? "" : ", ", linux_obj + 1);
 	fclose(f);
 	return spec_load(bundle, "c1", b, err);
@@ -49,11 +46,10 @@ static void test_capabilities(void **state)
 {
 	struct oci_bundle b;
 	struct error *err = NULL;
-	int r = load("{}",
-		     ", \"capabilities\": {\"bounding\": [\"CAP_KILL\", \"CAP_SYS_ADMIN\", "
-		     "\"CAP_NO_SUCH\"],"
-		     " \"effective\": [\"CAP_KILL\"], \"ambient\": [\"cap_net_bind_service\"]}",
-		     &b, &err);
+	int r = load(
+		"{}",
+		", \"capabilities\": {\"bounding\": [\"CAP_KILL\", \"CAP_SYS_ADMIN\", \"CAP_NO_SUCH\"], \"effective\": [\"CAP_KILL\"], \"ambient\": [\"cap_net_bind_service\"]}",
+		&b, &err);
 	assert_int_equal(r, 0);
 	Cocoon__Capabilities *c = b.spec->process->capabilities;
 	assert_non_null(c);
@@ -79,16 +75,7 @@ static void test_seccomp(void **state)
 	struct oci_bundle b;
 	struct error *err = NULL;
 	int r = load(
-		"{\"seccomp\": {\"defaultAction\": \"SCMP_ACT_ERRNO\", \"defaultErrnoRet\": 38,"
-		" \"architectures\": [\"SCMP_ARCH_X86_64\", \"SCMP_ARCH_AARCH64\"],"
-		" \"flags\": [\"SECCOMP_FILTER_FLAG_LOG\"],"
-		" \"syscalls\": [{\"names\": [\"read\", \"write\"], \"action\": "
-		"\"SCMP_ACT_ALLOW\"},"
-		"  {\"names\": [\"personality\"], \"action\": \"SCMP_ACT_ALLOW\","
-		"   \"args\": [{\"index\": 0, \"value\": 8, \"valueTwo\": 0, \"op\": "
-		"\"SCMP_CMP_EQ\"}]}]},"
-		" \"maskedPaths\": [\"/proc/kcore\"], \"readonlyPaths\": [\"/proc/sys\", "
-		"\"/proc/bus\"]}",
+		"{\"seccomp\": {\"defaultAction\": \"SCMP_ACT_ERRNO\", \"defaultErrnoRet\": 38, \"architectures\": [\"SCMP_ARCH_X86_64\", \"SCMP_ARCH_AARCH64\"], \"flags\": [\"SECCOMP_FILTER_FLAG_LOG\"], \"syscalls\": [{\"names\": [\"read\", \"write\"], \"action\": \"SCMP_ACT_ALLOW\"},  {\"names\": [\"personality\"], \"action\": \"SCMP_ACT_ALLOW\",   \"args\": [{\"index\": 0, \"value\": 8, \"valueTwo\": 0, \"op\": \"SCMP_CMP_EQ\"}]}]}, \"maskedPaths\": [\"/proc/kcore\"], \"readonlyPaths\": [\"/proc/sys\", \"/proc/bus\"]}",
 		"", &b, &err);
 	assert_int_equal(r, 0);
 	Cocoon__Seccomp *sc = b.spec->seccomp;
@@ -118,14 +105,12 @@ static void test_seccomp_errors(void **state)
 		"", "listener");
 	expect_error("{\"seccomp\": {\"defaultAction\": \"SCMP_ACT_ALLOW\", \"flags\": [\"X\"]}}",
 		     "", "'X'");
-	expect_error("{\"seccomp\": {\"defaultAction\": \"SCMP_ACT_ALLOW\","
-		     " \"syscalls\": [{\"names\": [\"read\"], \"action\": \"SCMP_ACT_ALLOW\","
-		     " \"args\": [{\"index\": 6, \"value\": 1, \"op\": \"SCMP_CMP_EQ\"}]}]}}",
-		     "", "index is out of range");
-	expect_error("{\"seccomp\": {\"defaultAction\": \"SCMP_ACT_ALLOW\","
-		     " \"syscalls\": [{\"names\": [\"read\"], \"action\": \"SCMP_ACT_ALLOW\","
-		     " \"args\": [{\"index\": 0, \"value\": 1, \"op\": \"SCMP_CMP_LIKE\"}]}]}}",
-		     "", "SCMP_CMP_LIKE");
+	expect_error(
+		"{\"seccomp\": {\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"read\"], \"action\": \"SCMP_ACT_ALLOW\", \"args\": [{\"index\": 6, \"value\": 1, \"op\": \"SCMP_CMP_EQ\"}]}]}}",
+		"", "index is out of range");
+	expect_error(
+		"{\"seccomp\": {\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"read\"], \"action\": \"SCMP_ACT_ALLOW\", \"args\": [{\"index\": 0, \"value\": 1, \"op\": \"SCMP_CMP_LIKE\"}]}]}}",
+		"", "SCMP_CMP_LIKE");
 	expect_error(
 		"{\"seccomp\": {\"defaultAction\": \"SCMP_ACT_ERRNO\", \"defaultErrnoRet\": -1}}",
 		"", "out of range");

@@ -1,6 +1,8 @@
 /* The OCI spec reader (spec.c): what it takes from config.json, and that a
  * wrong one gets an error naming the field, never a crash. */
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -117,8 +119,9 @@ static void test_guest_namespaces_warn(void **st)
 	assert_true(warned(&b, "no pid namespace: the container gets a new one inside the VM"));
 	assert_true(warned(&b, "no mount namespace: the container gets a new one inside the VM"));
 	spec_free(&b);
-	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"linux\": {\"namespaces\": "
-		   "[{\"type\": \"network\"}, {\"type\": \"mount\"}, {\"type\": \"pid\"}]}}");
+	write_spec(
+		"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
+		", \"linux\": {\"namespaces\": [{\"type\": \"network\"}, {\"type\": \"mount\"}, {\"type\": \"pid\"}]}}");
 	assert_int_equal(spec_load(bundle, "c1", &b, NULL), 0);
 	assert_int_equal(b.n_warnings, 0);
 	spec_free(&b);
@@ -152,10 +155,10 @@ static void test_errors(void **st)
 	expect_error("[]", "expected a JSON object");
 	expect_error("{\"process\": {}}", "ociVersion is required");
 	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT "}", "process is required");
-	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT
-		     ", \"process\": {\"args\": [\"sh\"], \"cwd\": \"/\", "
-		     "\"env\": [\"NOEQUALS\"]}}",
-		     "process.env[0]");
+	expect_error(
+		"{\"ociVersion\": \"1.0.2\", " ROOT
+		", \"process\": {\"args\": [\"sh\"], \"cwd\": \"/\", \"env\": [\"NOEQUALS\"]}}",
+		"process.env[0]");
 	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT
 		     ", \"process\": {\"args\": \"sh\", \"cwd\": \"/\"}}",
 		     "process.args");
@@ -199,50 +202,100 @@ static void test_network_namespaces(void **st)
 {
 	struct oci_bundle b;
 	struct error *err = NULL;
-	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"linux\": {\"namespaces\": "
-		   "[{\"type\": \"network\", \"path\": \"/proc/self/ns/net\"}]}}");
-	assert_int_equal(spec_load(bundle, "c1", &b, &err), 0);
-	assert_string_equal(b.netns_path, "/proc/self/ns/net");
-	assert_int_equal(b.spec->n_namespaces, 1);
-	spec_free(&b);
 	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", " LINUX "}");
 	assert_int_equal(spec_load(bundle, "c1", &b, &err), 0);
 	assert_null(b.netns_path);
 	spec_free(&b);
 	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS "}", "host networking");
 	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
-		     ", \"linux\": {\"namespaces\": "
-		     "[{\"type\": \"pid\"}]}}",
+		     ", \"linux\": {\"namespaces\": [{\"type\": \"pid\"}]}}",
 		     "host networking");
-	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
-		     ", \"linux\": {\"namespaces\": "
-		     "[{\"type\": \"network\", \"path\": \"/run/netns/no-such-ns\"}]}}",
-		     "/run/netns/no-such-ns");
-	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
-		     ", \"linux\": {\"namespaces\": "
-		     "[{\"type\": \"network\", \"path\": \"relative\"}]}}",
-		     "must be absolute");
 	expect_error(
-		"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"linux\": {\"namespaces\": "
-		"[{\"type\": \"network\"}, {\"type\": \"ipc\", \"path\": \"/proc/self/ns/ipc\"}]}}",
+		"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
+		", \"linux\": {\"namespaces\": [{\"type\": \"network\", \"path\": \"/run/netns/no-such-ns\"}]}}",
+		"/run/netns/no-such-ns");
+	expect_error(
+		"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
+		", \"linux\": {\"namespaces\": [{\"type\": \"network\", \"path\": \"relative\"}]}}",
+		"must be absolute");
+	expect_error(
+		"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
+		", \"linux\": {\"namespaces\": [{\"type\": \"network\"}, {\"type\": \"ipc\", \"path\": \"/proc/self/ns/ipc\"}]}}",
 		"joining an existing ipc namespace");
+}
+
+static void expect_netns_error(const char *path, const char *needle)
+{
+	char text[512];
+	snprintf(text, sizeof(text),
+		 "{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"linux\": {\"namespaces\": "
+		 "[{\"type\": \"network\", \"path\": \"%s\"}]}}",
+		 path);
+	expect_error(text, needle);
+}
+
+/* The runtime's own network namespace is the host's: joining it by path is
+ * host networking, refused like a spec without one; carried, the host's
+ * interfaces would be redirected into the VM. A path that is not a
+ * namespace is named before it is opened (a FIFO would block create). */
+static void test_host_network_by_path(void **st)
+{
+	char fifo[128];
+	expect_netns_error("/proc/self/ns/net", "is the host's network namespace");
+	expect_netns_error("/proc/thread-self/ns/net", "is the host's network namespace");
+	expect_netns_error("/etc/passwd", "/etc/passwd is not a network namespace");
+	expect_netns_error("/proc/self/ns/uts", "/proc/self/ns/uts is not a network namespace");
+	expect_netns_error("/dev/null", "/dev/null is not a network namespace");
+	snprintf(fifo, sizeof(fifo), "%s/fifo", bundle);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	expect_netns_error(fifo, "fifo is not a network namespace");
+}
+
+/* Another network namespace (an engine's) is taken: the test's own, left
+ * behind when the test moves into a new one. */
+static void test_engine_network_by_path(void **st)
+{
+	struct oci_bundle b;
+	struct error *err = NULL;
+	char text[512], path[64];
+	int engine = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	assert_true(engine >= 0);
+	if (unshare(CLONE_NEWNET) < 0) {
+		print_message("skipped: a new network namespace needs CAP_SYS_ADMIN (%s)\n",
+			      strerror(errno));
+		close(engine);
+		skip();
+	}
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", engine);
+	snprintf(text, sizeof(text),
+		 "{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"linux\": {\"namespaces\": "
+		 "[{\"type\": \"network\", \"path\": \"%s\"}]}}",
+		 path);
+	write_spec(text);
+	int r = spec_load(bundle, "c1", &b, &err);
+	assert_int_equal(setns(engine, CLONE_NEWNET), 0);
+	close(engine);
+	if (r < 0)
+		fail_msg("joining %s: %s", path, err ? err->msg : "?");
+	assert_string_equal(b.netns_path, path);
+	assert_int_equal(b.spec->n_namespaces, 1);
+	spec_free(&b);
 }
 
 static void test_bind_sources(void **st)
 {
-	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
-		     ", \"mounts\": [{\"destination\": \"/x\", \"type\": \"bind\", \"source\": "
-		     "\"/dev/null\"}]}",
-		     "source /dev/null is a character device");
-	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
-		     ", \"mounts\": [{\"destination\": \"/x\", \"type\": \"bind\", \"source\": "
-		     "\"/nonexistent\"}]}",
-		     "mounts[0] (/x): source /nonexistent");
+	expect_error(
+		"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
+		", \"mounts\": [{\"destination\": \"/x\", \"type\": \"bind\", \"source\": \"/dev/null\"}]}",
+		"source /dev/null is a character device");
+	expect_error(
+		"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
+		", \"mounts\": [{\"destination\": \"/x\", \"type\": \"bind\", \"source\": \"/nonexistent\"}]}",
+		"mounts[0] (/x): source /nonexistent");
 	struct oci_bundle b;
-	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", " LINUX ", \"mounts\": ["
-		   "{\"destination\": \"/t\", \"type\": \"tmpfs\"},"
-		   "{\"destination\": \"/d\", \"type\": \"bind\", \"source\": \"/tmp\", "
-		   "\"options\": [\"rbind\", \"ro\"]}]}");
+	write_spec(
+		"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", " LINUX
+		", \"mounts\": [{\"destination\": \"/t\", \"type\": \"tmpfs\"},{\"destination\": \"/d\", \"type\": \"bind\", \"source\": \"/tmp\", \"options\": [\"rbind\", \"ro\"]}]}");
 	assert_int_equal(spec_load(bundle, "c1", &b, NULL), 0);
 	assert_int_equal(b.n_volumes, 1);
 	assert_true(b.volumes[0].is_dir && b.volumes[0].recursive);
@@ -258,18 +311,18 @@ static void test_bind_sources(void **st)
 	snprintf(sub, sizeof(sub), "%s/vol", bundle);
 	assert_int_equal(mkdir(sub, 0755), 0);
 	assert_int_equal(chdir("/"), 0);
-	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", " LINUX ", \"mounts\": ["
-		   "{\"destination\": \"/v\", \"type\": \"bind\", \"source\": \"vol\", "
-		   "\"options\": [\"rbind\", \"rro\", \"rnosuid\", \"rnodev\", \"rnoexec\"]}]}");
+	write_spec(
+		"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", " LINUX
+		", \"mounts\": [{\"destination\": \"/v\", \"type\": \"bind\", \"source\": \"vol\", \"options\": [\"rbind\", \"rro\", \"rnosuid\", \"rnodev\", \"rnoexec\"]}]}");
 	assert_int_equal(spec_load(bundle, "c1", &b, NULL), 0);
 	assert_int_equal(b.n_volumes, 1);
 	assert_string_equal(b.volumes[0].host_path, sub);
 	assert_int_equal(b.volumes[0].flags, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
 	spec_free(&b);
-	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", " LINUX ", \"mounts\": ["
-		     "{\"destination\": \"/v\", \"type\": \"bind\", \"source\": \"/tmp\", "
-		     "\"options\": [\"rbind\", \"idmap\"]}]}",
-		     "mounts[0] (/v): option 'idmap' is not supported");
+	expect_error(
+		"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", " LINUX
+		", \"mounts\": [{\"destination\": \"/v\", \"type\": \"bind\", \"source\": \"/tmp\", \"options\": [\"rbind\", \"idmap\"]}]}",
+		"mounts[0] (/v): option 'idmap' is not supported");
 }
 
 static void write_at(const char *dir, const char *rel, const char *text)
@@ -377,12 +430,9 @@ static void test_resources_and_vm_size(void **st)
 	config_init_defaults(&cfg);
 	cfg.max_memory_mib = 4096;
 	cfg.max_vcpus = 4;
-	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
-		   ", \"linux\": {\"namespaces\": [{\"type\": \"network\"}], \"resources\": {"
-		   "\"memory\": {\"limit\": 268435456}, \"pids\": {\"limit\": 10},"
-		   "\"cpu\": {\"quota\": 250000, \"period\": 100000, \"shares\": 512, \"cpus\": "
-		   "\"0-1\"},"
-		   "\"blockIO\": {}}}}");
+	write_spec(
+		"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
+		", \"linux\": {\"namespaces\": [{\"type\": \"network\"}], \"resources\": {\"memory\": {\"limit\": 268435456}, \"pids\": {\"limit\": 10},\"cpu\": {\"quota\": 250000, \"period\": 100000, \"shares\": 512, \"cpus\": \"0-1\"},\"blockIO\": {}}}}");
 	assert_int_equal(spec_load(bundle, "c1", &b, NULL), 0);
 	assert_int_equal(b.spec->resources->memory_limit, 256 << 20);
 	assert_int_equal(b.spec->resources->pids_limit, 10);
@@ -419,23 +469,22 @@ static void test_update_resources_json(void **st)
 	Cocoon__Resources r = COCOON__RESOURCES__INIT;
 	char ignored[256];
 	struct error *err = NULL;
-	assert_int_equal(resources_update_from_json(
-				 "{\"memory\": {\"limit\": 104857600, \"swap\": 5}, "
-				 "\"pids\": {\"limit\": 0}, \"cpu\": {\"shares\": 512, "
-				 "\"cpus\": \"\"}, \"devices\": [], \"blockIO\": {\"weight\": 10}}",
-				 &u, &r, ignored, sizeof(ignored), NULL),
-			 0);
+	assert_int_equal(
+		resources_update_from_json(
+			"{\"memory\": {\"limit\": 104857600, \"swap\": 5}, \"pids\": {\"limit\": 0}, \"cpu\": {\"shares\": 512, \"cpus\": \"\"}, \"devices\": [], \"blockIO\": {\"weight\": 10}}",
+			&u, &r, ignored, sizeof(ignored), NULL),
+		0);
 	assert_true(u.set_memory && !u.set_pids && !u.set_cpu_max && u.set_cpu_weight);
 	assert_int_equal(r.memory_limit, 100 << 20);
 	assert_int_equal(r.cpu_shares, 512);
 	assert_string_equal(ignored, "swap, blockIO");
 	Cocoon__UpdateRequest u2 = COCOON__UPDATE_REQUEST__INIT;
 	Cocoon__Resources r2 = COCOON__RESOURCES__INIT;
-	assert_int_equal(resources_update_from_json(
-				 "{\"memory\": {\"limit\": -1}, \"pids\": {\"limit\": -1}, "
-				 "\"cpu\": {\"quota\": -1, \"period\": 200000}}",
-				 &u2, &r2, ignored, sizeof(ignored), NULL),
-			 0);
+	assert_int_equal(
+		resources_update_from_json(
+			"{\"memory\": {\"limit\": -1}, \"pids\": {\"limit\": -1}, \"cpu\": {\"quota\": -1, \"period\": 200000}}",
+			&u2, &r2, ignored, sizeof(ignored), NULL),
+		0);
 	assert_true(u2.set_memory && u2.set_pids && u2.set_cpu_max);
 	assert_int_equal(r2.memory_limit, 0);
 	assert_int_equal(r2.pids_limit, 0);
@@ -471,6 +520,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_minimal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_network_namespaces, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_host_network_by_path, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_engine_network_by_path, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hooks_warn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_namespaces_warn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parse_from_memory, setup, teardown),
