@@ -20,6 +20,7 @@
 #include "copy-tree.h"
 #include "criu-conf.h"
 #include "dump-job.h"
+#include "execs.h"
 #include "guard.h"
 
 #include <dirent.h>
@@ -295,8 +296,10 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 		x->n_tty = 1 + (size_t)ctty;
 	}
 	save_descriptors(c->procs[0].pid, x->img, x->tty_args, x->n_tty);
-	if (!req->pre_dump)
+	if (!req->pre_dump) {
 		criu_conf_save_mounts(c->procs[0].pid, x->img);
+		execs_save_pipes(c, x->img);
+	}
 
 	char pid[16], parent[300];
 	_cleanup_(argv_free) struct argv av = ARGV_EMPTY;

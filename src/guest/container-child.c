@@ -5,6 +5,7 @@
  */
 #include "init.h"
 #include "container-child.h"
+#include "execs.h"
 #include "agent.h"
 #include "cleanup.h"
 #include "cgroups.h"
@@ -30,8 +31,8 @@
 #include <sys/wait.h>
 
 /* Reports a setup error to the agent and exits. Only for the child. */
-static void __attribute__((noreturn, format(printf, 2, 3)))
-child_fail(int sync_fd, const char *fmt, ...)
+void __attribute__((noreturn, format(printf, 2, 3)))
+container_child_fail(int sync_fd, const char *fmt, ...)
 {
 	char msg[480];
 	va_list ap;
@@ -81,36 +82,37 @@ static void child_enter_process(int sync_fd, const Cocoon__ProcessSpec *p,
 		struct rlimit rl = {.rlim_cur = p->rlimits[i]->soft,
 				    .rlim_max = p->rlimits[i]->hard};
 		if (res < 0 || setrlimit(res, &rl) < 0)
-			child_fail(sync_fd, "process.rlimits: %s: %s", p->rlimits[i]->type,
-				   res < 0 ? "unknown limit" : strerror(errno));
+			container_child_fail(sync_fd, "process.rlimits: %s: %s",
+					     p->rlimits[i]->type,
+					     res < 0 ? "unknown limit" : strerror(errno));
 	}
 	/* Its own session, as with runc: CRIU refuses to dump a task whose
 	 * session leader is outside the container's pid namespace. */
 	setsid();
 	if (terminal && ioctl(in, TIOCSCTTY, 0) < 0)
-		child_fail(sync_fd, "terminal: TIOCSCTTY: %s", strerror(errno));
+		container_child_fail(sync_fd, "terminal: TIOCSCTTY: %s", strerror(errno));
 	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
-		child_fail(sync_fd, "stdio: %s", strerror(errno));
+		container_child_fail(sync_fd, "stdio: %s", strerror(errno));
 	if (!p->no_new_privileges && confine_seccomp_load(seccomp, msg, sizeof(msg)) < 0)
-		child_fail(sync_fd, "%s", msg);
+		container_child_fail(sync_fd, "%s", msg);
 	if (confine_caps_bound(p->capabilities, msg, sizeof(msg)) < 0)
-		child_fail(sync_fd, "%s", msg);
+		container_child_fail(sync_fd, "%s", msg);
 	gid_t groups[64];
 	size_t ng = p->n_additional_gids < 64 ? p->n_additional_gids : 64;
 	for (size_t i = 0; i < ng; i++)
 		groups[i] = p->additional_gids[i];
 	if (setgroups(ng, groups) < 0)
-		child_fail(sync_fd, "process.user.additionalGids: %s", strerror(errno));
+		container_child_fail(sync_fd, "process.user.additionalGids: %s", strerror(errno));
 	if (setgid(p->gid) < 0)
-		child_fail(sync_fd, "process.user.gid %u: %s", p->gid, strerror(errno));
+		container_child_fail(sync_fd, "process.user.gid %u: %s", p->gid, strerror(errno));
 	if (setuid(p->uid) < 0)
-		child_fail(sync_fd, "process.user.uid %u: %s", p->uid, strerror(errno));
+		container_child_fail(sync_fd, "process.user.uid %u: %s", p->uid, strerror(errno));
 	if (confine_caps_apply(p->capabilities, msg, sizeof(msg)) < 0)
-		child_fail(sync_fd, "%s", msg);
+		container_child_fail(sync_fd, "%s", msg);
 	if (p->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		child_fail(sync_fd, "process.noNewPrivileges: %s", strerror(errno));
+		container_child_fail(sync_fd, "process.noNewPrivileges: %s", strerror(errno));
 	if (chdir(p->cwd && *p->cwd ? p->cwd : "/") < 0)
-		child_fail(sync_fd, "process.cwd %s: %s", p->cwd, strerror(errno));
+		container_child_fail(sync_fd, "process.cwd %s: %s", p->cwd, strerror(errno));
 }
 
 /* Waits for start, then execs. The environment becomes the process's own
@@ -141,12 +143,12 @@ child_exec(int sync_fd, int start_fd, const Cocoon__ProcessSpec *p, const Cocoon
 	/* protobuf-c arrays carry a count, not a NULL terminator. */
 	char **argv = calloc(p->n_args + 1, sizeof(char *));
 	if (!argv)
-		child_fail(sync_fd, "exec: out of memory");
+		container_child_fail(sync_fd, "exec: out of memory");
 	memcpy(argv, p->args, p->n_args * sizeof(char *));
 	if (p->no_new_privileges && confine_seccomp_load(seccomp, msg, sizeof(msg)) < 0)
-		child_fail(sync_fd, "%s", msg);
+		container_child_fail(sync_fd, "%s", msg);
 	execvp(argv[0], argv);
-	child_fail(sync_fd, "exec %s: %s", p->args[0], strerror(errno));
+	container_child_fail(sync_fd, "exec %s: %s", p->args[0], strerror(errno));
 }
 
 bool container_has_ns(const Cocoon__ContainerSpec *s, const char *type)
@@ -166,13 +168,14 @@ container_child_init(const Cocoon__ContainerSpec *s, const char *rootfs, const i
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	for (int i = 0; i < 3; i++)
 		if (join_fds[i] >= 0 && setns(join_fds[i], 0) < 0)
-			child_fail(sync_fd, "joining the pod's namespaces: %s", strerror(errno));
+			container_child_fail(sync_fd, "joining the pod's namespaces: %s",
+					     strerror(errno));
 	if (mounts_setup_rootfs(s, rootfs, msg, sizeof(msg)) < 0 ||
 	    confine_paths(s, msg, sizeof(msg)) < 0)
-		child_fail(sync_fd, "%s", msg);
+		container_child_fail(sync_fd, "%s", msg);
 	if (container_has_ns(s, "uts") && s->hostname && *s->hostname &&
 	    sethostname(s->hostname, strlen(s->hostname)) < 0)
-		child_fail(sync_fd, "hostname %s: %s", s->hostname, strerror(errno));
+		container_child_fail(sync_fd, "hostname %s: %s", s->hostname, strerror(errno));
 	if (container_has_ns(s, "network"))
 		agent_loopback_up();
 	child_enter_process(sync_fd, s->process, s->seccomp, in, out, err, terminal);
@@ -199,21 +202,25 @@ container_child_exec(pid_t init, const Cocoon__ProcessSpec *p, const Cocoon__Sec
 	_cleanup_close_ int root = -1;
 	char path[64];
 
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* No parent-death signal: its parent is the helper that exits now. */
+	int r = execs_send_self(sync_fd);
+	if (r < 0)
+		container_child_fail(sync_fd, "pidfd: %s", strerror(-r));
 	snprintf(path, sizeof(path), "/proc/%d/root", init);
 	root = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (root < 0)
-		child_fail(sync_fd, "open container root: %s", strerror(errno));
+		container_child_fail(sync_fd, "open container root: %s", strerror(errno));
 	for (size_t i = 0; i < ARRAY_SIZE(nss); i++) {
 		int fd = container_open_ns(init, nss[i]);
 		if (fd < 0 && errno == ENOENT && strcmp(nss[i], "time") == 0)
 			continue; /* a kernel without time namespaces */
 		if (fd < 0 || setns(fd, 0) < 0)
-			child_fail(sync_fd, "join %s namespace: %s", nss[i], strerror(errno));
+			container_child_fail(sync_fd, "join %s namespace: %s", nss[i],
+					     strerror(errno));
 		close(fd);
 	}
 	if (fchdir(root) < 0 || chroot(".") < 0)
-		child_fail(sync_fd, "enter container root: %s", strerror(errno));
+		container_child_fail(sync_fd, "enter container root: %s", strerror(errno));
 	child_enter_process(sync_fd, p, seccomp, in, out, err, terminal);
 	child_exec(sync_fd, -1, p, seccomp);
 }

@@ -17,3 +17,8 @@ int container_open_ns(pid_t pid, const char *ns);
 void __attribute__((noreturn))
 container_child_exec(pid_t init, const Cocoon__ProcessSpec *p, const Cocoon__Seccomp *seccomp,
 		     int sync_fd, int in, int out, int err, bool terminal);
+
+/* Reports a setup error to the agent on SYNC_FD and exits with 126. Only
+ * in a child between fork and exec. */
+void __attribute__((noreturn, format(printf, 2, 3)))
+container_child_fail(int sync_fd, const char *fmt, ...);

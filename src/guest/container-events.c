@@ -3,6 +3,7 @@
  */
 #include "channel.h"
 #include "container-events.h"
+#include "execs.h"
 #include "agent.h"
 #include "cleanup.h"
 #include "cgroups.h"
@@ -51,6 +52,7 @@ static void send_exit_if_done(struct agent *a, struct agent_container *c, struct
 	container_proc_release(p);
 	if (init)
 		container_free(c);
+	execs_events_idle(a);
 }
 
 static void forward_output(struct agent *a, struct agent_container *c, struct agent_proc *p,
@@ -83,8 +85,9 @@ static void forward_output(struct agent *a, struct agent_container *c, struct ag
 
 static void sync_readable(struct agent *a, struct agent_container *c, struct agent_proc *p)
 {
-	ssize_t n =
-		read(p->sync_fd, p->sync_msg + p->sync_len, sizeof(p->sync_msg) - 1 - p->sync_len);
+	char *at = p->sync_msg + p->sync_len;
+	size_t room = sizeof(p->sync_msg) - 1 - p->sync_len;
+	ssize_t n = p->sync_socket ? execs_sync_recv(p, at, room) : read(p->sync_fd, at, room);
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -129,6 +132,21 @@ static void sync_readable(struct agent *a, struct agent_container *c, struct age
 	} else if (pending) {
 		agent_send_error(a, pending, ECHILD, "%s: process exited during setup", c->id);
 	}
+	if (p->sync_socket && p->pidfd < 0 && p->phase != PROC_EXITED) {
+		/* It failed before it could send its pidfd: nothing to follow. */
+		p->phase = PROC_EXITED;
+		p->wait_status = W_EXITCODE(126, 0);
+	}
+	send_exit_if_done(a, c, p);
+}
+
+/* An exec's pidfd is readable: the process ended (execs.h). */
+static void exec_ended(struct agent *a, struct agent_container *c, struct agent_proc *p)
+{
+	execs_events_drain(a);
+	p->wait_status = execs_end_status(p);
+	p->phase = PROC_EXITED;
+	container_close_fd(&p->pidfd);
 	send_exit_if_done(a, c, p);
 }
 
@@ -136,6 +154,10 @@ size_t container_poll_fds(struct agent *a, struct pollfd *fds, size_t max, void 
 			  bool want_output)
 {
 	size_t n = 0;
+	if (execs_events_fd() >= 0 && n < max) {
+		tags[n] = NULL; /* the kernel's process events */
+		fds[n++] = (struct pollfd){.fd = execs_events_fd(), .events = POLLIN};
+	}
 	for (int i = 0; i < AGENT_MAX_CONTAINERS; i++) {
 		struct agent_container *c = &a->containers[i];
 		for (int j = 0; c->used && j < AGENT_MAX_PROCS; j++) {
@@ -145,6 +167,10 @@ size_t container_poll_fds(struct agent *a, struct pollfd *fds, size_t max, void 
 			if (p->sync_fd >= 0 && n < max) {
 				tags[n] = &p->sync_fd;
 				fds[n++] = (struct pollfd){.fd = p->sync_fd, .events = POLLIN};
+			}
+			if (p->pidfd >= 0 && p->phase != PROC_EXITED && n < max) {
+				tags[n] = &p->pidfd;
+				fds[n++] = (struct pollfd){.fd = p->pidfd, .events = POLLIN};
 			}
 			for (int k = 0; k < 2 && want_output; k++) {
 				if (p->out_fd[k] >= 0 && n < max) {
@@ -161,6 +187,10 @@ size_t container_poll_fds(struct agent *a, struct pollfd *fds, size_t max, void 
 void container_poll_event(struct agent *a, void *tag, short revents)
 {
 	(void)revents;
+	if (tag == NULL) {
+		execs_events_drain(a);
+		return;
+	}
 	for (int i = 0; i < AGENT_MAX_CONTAINERS; i++) {
 		struct agent_container *c = &a->containers[i];
 		for (int j = 0; c->used && j < AGENT_MAX_PROCS; j++) {
@@ -171,6 +201,8 @@ void container_poll_event(struct agent *a, void *tag, short revents)
 				forward_output(a, c, p, 0);
 			else if (tag == &p->out_fd[1])
 				forward_output(a, c, p, 1);
+			else if (tag == &p->pidfd)
+				exec_ended(a, c, p);
 			else
 				continue;
 			return;

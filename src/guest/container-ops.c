@@ -4,6 +4,7 @@
  */
 #include "channel.h"
 #include "container-ops.h"
+#include "execs.h"
 #include "agent.h"
 #include "cleanup.h"
 #include "cgroups.h"
@@ -69,7 +70,10 @@ void container_handle_signal(struct agent *a, uint64_t id, const Cocoon__SignalR
 			agent_send_error(a, id, ESRCH, "kill %s: process is not running", c->id);
 			return;
 		}
-		if (kill(p->pid, req->signal) < 0) {
+		int k = p->pidfd >= 0 ? (int)syscall(SYS_pidfd_send_signal, p->pidfd, req->signal,
+						     NULL, 0)
+				      : kill(p->pid, req->signal);
+		if (k < 0) {
 			agent_send_error(a, id, errno, "kill %s: %s", c->id, strerror(errno));
 			return;
 		}
@@ -198,10 +202,9 @@ void container_handle_ps(struct agent *a, uint64_t id, const Cocoon__PsRequest *
 	container_send_ok(a, id, COCOON__RESPONSE__BODY_PS, &reply);
 }
 
-/* The exec'd process must be a child of the agent, in the container's pid
- * namespace: the agent switches its pid_for_children namespace around the
- * fork, then switches back. A double fork would hand the process to the
- * container's init, and its exit status would be lost to us. */
+/* A child of the agent in the container's pid namespace: the agent
+ * switches its pid_for_children namespace around the fork, then switches
+ * back. That child forks the exec'd process and exits (execs.h). */
 static pid_t fork_into_pidns(pid_t target)
 {
 	_cleanup_close_ int mine = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
@@ -244,7 +247,15 @@ void container_handle_exec(struct agent *a, uint64_t id, const Cocoon__ExecReque
 				 AGENT_MAX_PROCS - 1);
 		return;
 	}
-	if (container_stdio_open(&io, req->process->terminal) < 0 || pipe2(sync, O_CLOEXEC) < 0) {
+	/* Subscribed before the fork: no exit can come before it. */
+	int r = execs_events_subscribe();
+	if (r < 0) {
+		agent_send_error(a, id, -r, "exec %s: the kernel's process events: %s", c->id,
+				 strerror(-r));
+		return;
+	}
+	if (container_stdio_open(&io, req->process->terminal) < 0 ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sync) < 0) {
 		agent_send_error(a, id, errno, "exec %s: pipes: %s", c->id, strerror(errno));
 		return;
 	}
@@ -258,14 +269,25 @@ void container_handle_exec(struct agent *a, uint64_t id, const Cocoon__ExecReque
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		close(sync[0]);
+		/* In the cgroup before the fork, so the process starts there. */
+		if (container_join_cgroup(c->cgroup, getpid()) < 0)
+			container_child_fail(sync[1], "join the container's cgroup: %s",
+					     strerror(errno));
+		pid_t e = fork();
+		if (e < 0)
+			container_child_fail(sync[1], "fork: %s", strerror(errno));
+		if (e > 0)
+			_exit(0); /* the process is the container's init's now */
 		container_child_exec(c->procs[0].pid, req->process,
 				     c->spec ? c->spec->seccomp : NULL, sync[1], io.child[0],
 				     io.child[1], io.child[2], req->process->terminal);
 	}
 	close(sync[1]);
 	container_stdio_close_child(&io);
-	container_join_cgroup(c->cgroup, pid);
-	container_proc_register(p, pid, PROC_STARTING, &io, sync[0], req->process->terminal, id);
+	/* The helper is reaped like any child, unknown to the table; the
+	 * process's pid arrives with its pidfd. */
+	container_proc_register(p, 0, PROC_STARTING, &io, sync[0], req->process->terminal, id);
+	p->sync_socket = true;
 	snprintf(p->exec_id, sizeof(p->exec_id), "%s", req->exec_id);
 }
 

@@ -64,6 +64,7 @@ static void container_proc_reset(struct agent_proc *p)
 {
 	memset(p, 0, sizeof(*p));
 	p->sync_fd = p->start_fd = p->stdin_fd = p->out_fd[0] = p->out_fd[1] = -1;
+	p->pidfd = -1;
 }
 
 void container_proc_release(struct agent_proc *p)
@@ -73,6 +74,7 @@ void container_proc_release(struct agent_proc *p)
 	container_close_fd(&p->stdin_fd);
 	container_close_fd(&p->out_fd[0]);
 	container_close_fd(&p->out_fd[1]);
+	container_close_fd(&p->pidfd);
 	container_proc_reset(p);
 }
 

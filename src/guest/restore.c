@@ -20,6 +20,7 @@
 #include "mounts.h"
 #include "network.h"
 #include "restore-job.h"
+#include "execs.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -223,10 +224,24 @@ static void restore_start_criu(struct restore_ctx *x)
 		snprintf(netns, sizeof(netns), "/proc/self/fd/%d", x->child_fds[3]);
 		npass = 4;
 	}
+	/* The stdio of the execs the dump took (execs.h), after those. */
+	struct execs_restore ex;
+	int pass[4 + EXECS_PIPES_MAX];
+	if (execs_restore_pipes(x->images, x->child_fds[1], x->child_fds[2], 3 + (int)npass, &ex,
+				msg, sizeof(msg)) < 0) {
+		restore_fail(x, EINVAL, msg);
+		return;
+	}
+	memcpy(pass, x->child_fds, npass * sizeof(int));
+	for (size_t i = 0; i < ex.n; i++) {
+		pass[npass + i] = ex.fds[i];
+		argv_add_pair(&av, "--inherit-fd", ex.args[i]);
+	}
 	int bad = argv_finish(&av);
 	if (bad < 0) {
 		snprintf(msg, sizeof(msg), "restore %s: CRIU's command line: %s", x->cid,
 			 strerror(-bad));
+		execs_restore_close(&ex);
 		restore_fail(x, -bad, msg);
 		return;
 	}
@@ -234,6 +249,7 @@ static void restore_start_criu(struct restore_ctx *x)
 	 * init's): CRIU runs in them, and the tasks it makes inherit them. */
 	int pod_ns[3];
 	if (container_open_join_namespaces(a, c->spec, pod_ns, msg, sizeof(msg)) < 0) {
+		execs_restore_close(&ex);
 		restore_fail(x, ESRCH, msg);
 		return;
 	}
@@ -245,8 +261,8 @@ static void restore_start_criu(struct restore_ctx *x)
 	 * as root, so the flag takes nothing from it (execve gains nothing it
 	 * does not hold already). */
 	bool nnp = c->spec && c->spec->process && c->spec->process->no_new_privileges;
-	struct agent_job_options o = {.pass_fds = x->child_fds,
-				      .n_pass_fds = npass,
+	struct agent_job_options o = {.pass_fds = pass,
+				      .n_pass_fds = npass + ex.n,
 				      .cgroup = c->cgroup,
 				      .netns = c->own_netns ? netns : NULL,
 				      .no_new_privs = nnp,
@@ -261,6 +277,7 @@ static void restore_start_criu(struct restore_ctx *x)
 	guard_tree_open(&x->progress);
 	int started = agent_job_start_ex(a, av.args, &o, restore_done, x, &e);
 	ckpt_pod_namespaces_close(pod_ns);
+	execs_restore_close(&ex);
 	unsetenv(CRIU_FAULT_ENV);
 	guard_tree_root(&x->progress, started);
 	if (started < 0) {

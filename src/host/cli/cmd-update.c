@@ -3,10 +3,13 @@
 #include "commands.h"
 #include "cleanup.h"
 #include "container.h"
+#include "fdio.h"
+#include "log.h"
 #include "resources.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <json-c/json.h>
 #include <stdlib.h>
@@ -62,36 +65,18 @@ static int parse_number(const char *name, const char *arg, int64_t min, int64_t 
 	return 0;
 }
 
-static int read_all(const char *path, char **out, struct error **err)
+/* The --resources file, or stdin for "-": at most 1 MiB. */
+static int read_resources(const char *path, char **out, struct error **err)
 {
-	_cleanup_fclose_ FILE *f = strcmp(path, "-") == 0 ? NULL : fopen(path, "re");
-	FILE *in = strcmp(path, "-") == 0 ? stdin : f;
-	if (!in)
+	bool is_stdin = strcmp(path, "-") == 0;
+	_cleanup_close_ int fd = is_stdin ? -1 : open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC);
+	if (!is_stdin && fd < 0)
 		return error_set(err, errno, "--resources %s", path);
-	size_t cap = 4096, len = 0;
-	char *buf = malloc(cap);
-	while (buf) {
-		size_t n = fread(buf + len, 1, cap - len - 1, in);
-		len += n;
-		if (n == 0)
-			break;
-		if (len + 1 == cap) {
-			if (cap >= (1 << 20)) {
-				free(buf);
-				return error_setx(err, E2BIG, "--resources %s: more than 1 MiB",
-						  path);
-			}
-			char *nb = realloc(buf, cap * 2);
-			if (!nb)
-				free(buf);
-			buf = nb;
-			cap *= 2;
-		}
-	}
-	if (!buf)
-		return error_set(err, ENOMEM, "--resources");
-	buf[len] = 0;
-	*out = buf;
+	int r = fd_read_bounded(is_stdin ? STDIN_FILENO : fd, 1 << 20, out, NULL);
+	if (r == -EFBIG)
+		return error_setx(err, E2BIG, "--resources %s: more than 1 MiB", path);
+	if (r < 0)
+		return error_set(err, -r, "--resources %s", path);
 	return 0;
 }
 
@@ -197,7 +182,7 @@ int cmd_update(struct global_opts *g, int argc, char **argv, struct error **errp
 	const char *id = argv[optind];
 	if (resources) {
 		char more[512];
-		if (read_all(resources, &json, &err) < 0 ||
+		if (read_resources(resources, &json, &err) < 0 ||
 		    resources_update_from_json(json, &ur, &res, more, sizeof(more), &err) < 0) {
 			error_wrap(&err, "update %s", id);
 			return cli_fail(errp, &err);
@@ -209,9 +194,7 @@ int cmd_update(struct global_opts *g, int argc, char **argv, struct error **errp
 			       4); /* the list is cut: say so */
 	}
 	if (*ignored)
-		fprintf(stderr,
-			"cocoon: warning: update %s: not applied inside the VM, ignored: %s\n", id,
-			ignored);
+		log_warning("update %s: not applied inside the VM, ignored: %s", id, ignored);
 	_cleanup_free_ char *dir = NULL;
 	struct container_state st;
 	if (container_load(g, id, &dir, &st, &err) < 0) {

@@ -162,7 +162,7 @@ static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Reques
 		break;
 	case COCOON__REQUEST__BODY_UPDATE:
 		id_slot = &req->update->id;
-		if (shim_update_check(s, req, &err) < 0) {
+		if (shim_update_check(s, NULL, req, &err) < 0) {
 			shim_reply_error(c->fd, cid, err);
 			return;
 		}

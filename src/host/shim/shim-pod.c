@@ -76,16 +76,59 @@ static int member_register(struct shim *s, struct shim_client *c, const char *id
 	return 0;
 }
 
+/* A member's memory and CPU limits must fit the pod's VM, which cannot
+ * grow: the memory limits of all its containers together in the pod's room
+ * (vm_size), a CPU limit in its vCPUs. mib is the member's new memory limit;
+ * c, when given, is the member itself (its old limit does not count). */
+static int member_fits(struct shim *s, const struct shim_client *c, const char *id, int mib,
+		       const Cocoon__Resources *r, struct error **err)
+{
+	int taken = s->own_mib;
+	for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
+		if (s->clients[i].fd >= 0 && s->clients[i].member[0] && &s->clients[i] != c)
+			taken += s->clients[i].member_mib;
+	if (mib && mib + taken > s->pod_room_mib)
+		return error_setx(
+			err, E2BIG,
+			"container %s: its memory limit of %d MiB does not fit in pod "
+			"%s: the pod's containers have %d MiB (%s), %d MiB of it taken by "
+			"the others; the pod's VM cannot grow: size the pod for all its "
+			"containers (docs/pods.md)",
+			id, mib, s->args->id, s->pod_room_mib, s->pod_room_source, taken);
+	if (r && r->cpu_quota > 0 && r->cpu_period > 0 &&
+	    (r->cpu_quota + (int64_t)r->cpu_period - 1) / (int64_t)r->cpu_period > s->vcpus)
+		return error_setx(
+			err, E2BIG,
+			"container %s: its CPU limit of %.2f CPUs does not fit in pod %s, "
+			"whose VM has %d vCPUs and cannot grow: size the pod for all its "
+			"containers (docs/pods.md)",
+			id, (double)r->cpu_quota / (double)r->cpu_period, s->args->id, s->vcpus);
+	return 0;
+}
+
 /* update: memory up to what this VM can give (resources.h). A member's own
  * shim has no VM (memory_mib 0): the pod's shim checks. */
-int shim_update_check(struct shim *s, const Cocoon__Request *req, struct error **err)
+int shim_update_check(struct shim *s, struct shim_client *c, const Cocoon__Request *req,
+		      struct error **err)
 {
 	if (req->body_case != COCOON__REQUEST__BODY_UPDATE || !req->update->set_memory ||
 	    !req->update->resources)
 		return 0;
-	if (resources_update_fits(s->sb.memory_mib, req->update->resources->memory_limit, err) < 0)
-		return error_wrap(err, "update %s", req->update->id);
+	uint64_t limit = req->update->resources->memory_limit;
+	if (resources_update_fits(s->sb.memory_mib, limit, err) < 0 ||
+	    (c && member_fits(s, c, c->member, shim_mib_of(limit), NULL, err) < 0))
+		return error_wrap(err, "update %s", c ? c->member : req->update->id);
 	return 0;
+}
+
+/* The spec of a member's create or restore. */
+static const Cocoon__ContainerSpec *joining_spec(const Cocoon__Request *req)
+{
+	if (req->body_case == COCOON__REQUEST__BODY_CREATE)
+		return req->create->spec;
+	if (req->body_case == COCOON__REQUEST__BODY_RESTORE)
+		return req->restore->spec;
+	return NULL;
 }
 
 void shim_handle_member_request(struct shim *s, struct shim_client *c, Cocoon__Request *req)
@@ -106,6 +149,16 @@ void shim_handle_member_request(struct shim *s, struct shim_client *c, Cocoon__R
 		shim_reply_error(c->fd, cid, err);
 		return;
 	}
+	if (joining) {
+		const Cocoon__Resources *r = joining_spec(req)->resources;
+		int mib = r ? shim_mib_of(r->memory_limit) : 0;
+		if (member_fits(s, c, c->member, mib, r, &err) < 0) {
+			c->member[0] = 0;
+			shim_reply_error(c->fd, cid, err);
+			return;
+		}
+		c->member_mib = mib;
+	}
 	char *client_id = *slot;
 	*slot = c->member;
 	if (req->body_case == COCOON__REQUEST__BODY_STDIN) {
@@ -113,7 +166,7 @@ void shim_handle_member_request(struct shim *s, struct shim_client *c, Cocoon__R
 		*slot = client_id;
 		return;
 	}
-	if (shim_update_check(s, req, &err) < 0) {
+	if (shim_update_check(s, c, req, &err) < 0) {
 		*slot = client_id;
 		shim_reply_error(c->fd, cid, err);
 		return;
@@ -128,6 +181,9 @@ void shim_handle_member_request(struct shim *s, struct shim_client *c, Cocoon__R
 		shim_reply_error(c->fd, cid, err);
 		return;
 	}
+	if (req->body_case == COCOON__REQUEST__BODY_UPDATE && req->update->set_memory &&
+	    req->update->resources)
+		c->member_mib = shim_mib_of(req->update->resources->memory_limit);
 	resp->id = cid;
 	shim_send_to_client(c->fd, resp);
 	cocoon__response__free_unpacked(resp, NULL);

@@ -222,6 +222,50 @@ static int start_guard(struct shim *s, struct error **err)
 	return guard_start(&s->guard, &o, err);
 }
 
+/* The VM's size: from the container's limits (resources.h), or, for a
+ * container that may be a pod's sandbox, from the pod's limits when the
+ * engine says them (pod_limits_of); then what the pod's containers may
+ * take together (member_fits, shim-pod.c). */
+static int vm_size(struct shim *s, struct sandbox_options *opts, struct error **err)
+{
+	struct shim_args *a = s->args;
+	const Cocoon__Resources *own = a->bundle->spec->resources;
+	Cocoon__Resources pod_r = COCOON__RESOURCES__INIT;
+	const Cocoon__Resources *size_from = own;
+	struct pod_limits pl = {0};
+	int r;
+
+	if (pod_may_host_members(a->bundle) &&
+	    (r = pod_limits_of(a->bundle, "/sys/fs/cgroup", &pl, err)) < 0)
+		return r;
+	if (pl.memory || pl.cpu_quota) {
+		if (own)
+			pod_r = *own;
+		if (pl.memory)
+			pod_r.memory_limit = pl.memory;
+		if (pl.cpu_quota) {
+			pod_r.cpu_quota = pl.cpu_quota;
+			pod_r.cpu_period = pl.cpu_period;
+		}
+		size_from = &pod_r;
+	}
+	if ((r = resources_vm_size(&a->g->cfg, size_from, a->bundle->cpuset_cpus, &opts->memory_mib,
+				   &opts->vcpus, err)) < 0)
+		return pl.memory ? error_wrap(err, "pod limits from %s", pl.source) : r;
+	s->vcpus = opts->vcpus;
+	s->own_mib = own ? shim_mib_of(own->memory_limit) : 0;
+	if (pl.memory) {
+		s->pod_room_mib = shim_mib_of(pl.memory);
+		snprintf(s->pod_room_source, sizeof(s->pod_room_source), "%s", pl.source);
+	} else {
+		s->pod_room_mib = opts->memory_mib - RESOURCES_GUEST_OVERHEAD_MIB;
+		snprintf(s->pod_room_source, sizeof(s->pod_room_source),
+			 "its VM of %d MiB less the guest's %d MiB", opts->memory_mib,
+			 RESOURCES_GUEST_OVERHEAD_MIB);
+	}
+	return 0;
+}
+
 /* A VM of its own: the engine's network carried in, and the pod share for
  * members to come (pod.h). */
 static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct error **err)
@@ -231,6 +275,9 @@ static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct er
 	int net_fds[NET_MAX_INTERFACES];
 	const char *net_macs[NET_MAX_INTERFACES];
 	int r;
+
+	if ((r = vm_size(s, opts, err)) < 0)
+		return r;
 
 	if (a->bundle->n_volumes > 0) {
 		if (asprintf(&volumes, "%s/" VOLUMES_DIR, a->dir) < 0)
@@ -258,9 +305,6 @@ static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct er
 		opts->n_nets = s->net.n_ifs;
 		a->bundle->spec->network = s->net.spec;
 	}
-	if ((r = resources_vm_size(&a->g->cfg, a->bundle->spec->resources, a->bundle->cpuset_cpus,
-				   &opts->memory_mib, &opts->vcpus, err)) < 0)
-		return r;
 	r = sandbox_boot(&s->sb, &a->g->cfg, a->dir, opts, err);
 	/* QEMU has the taps now: they go when it does. */
 	for (int i = 0; i < s->net.n_ifs; i++) {

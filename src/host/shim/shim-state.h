@@ -15,6 +15,7 @@ struct shim_client {
 	int fds[3];
 	size_t nfds;
 	char member[65]; /* a pod member's shim: the id of its container */
+	int member_mib;	 /* that container's memory limit, MiB (0: none) */
 };
 
 struct shim_exec {
@@ -46,6 +47,11 @@ struct shim {
 		int client_fd; /* -1 once that client went away */
 		long long deadline_ms;
 	} ckpt;
+	/* A pod's sandbox: what its containers may take together (memory
+	 * limits, MiB; docs/pods.md "Pod sizing"), where that figure comes
+	 * from, the sandbox's own limit, and the VM's vCPUs. */
+	int pod_room_mib, own_mib, vcpus;
+	char pod_room_source[200];
 	bool agent_gone; /* the channel closed: no reply will come */
 	bool exited;
 	int exit_code;
@@ -71,3 +77,9 @@ struct shim_client *shim_find_member(struct shim *s, const char *id);
 
 /* Answers request ID on FD with the error E. */
 void shim_reply_error(int fd, uint64_t id, const struct error *e);
+
+/* Bytes to MiB, rounded up. */
+static inline int shim_mib_of(uint64_t bytes)
+{
+	return (int)((bytes + (1 << 20) - 1) >> 20);
+}
