@@ -209,11 +209,11 @@ static void checkpoint(uint64_t id, const Cocoon__CheckpointRequest *cr)
 {
 	char named[4200];
 	if (!plant(cr->checkpoint_id, named, sizeof(named))) {
-		reply_error(
-			id, EIO,
-			is("bad-text")
-				? "criu dump failed: \x1b]0;pwned\x07\x1b[2J\x7f \xc2\x9b31m \"quoted\" a=b\nlevel=info msg=forged"
-				: "criu dump failed: Error (criu/cr-dump.c): boom");
+		reply_error(id, EIO,
+			    is("bad-text")
+				    ? "criu dump failed: \x1b]0;pwned\x07\x1b[2J\x7f \xc2\x9b"
+				      "31m \"quoted\" a=b\nlevel=info msg=forged"
+				    : "criu dump failed: Error (criu/cr-dump.c): boom");
 		return;
 	}
 	Cocoon__Response r = COCOON__RESPONSE__INIT;
@@ -319,8 +319,9 @@ static void handle(const Cocoon__Request *req)
 		 * check`'s report: ESC [2J (clear), C1 CSI, BEL. */
 		Cocoon__VersionReply v = COCOON__VERSION_REPLY__INIT;
 		v.protocol = PROTOCOL_VERSION;
-		v.agent_version =
-			is("check-text") ? (char *)"0.1\x1b[2J\xc2\x9b31m\x07" : (char *)"hostile";
+		v.agent_version = is("check-text") ? (char *)"0.1\x1b[2J\xc2\x9b"
+							     "31m\x07"
+						   : (char *)"hostile";
 		r.body_case = COCOON__RESPONSE__BODY_VERSION;
 		r.version = &v;
 		queue(&r);
@@ -333,7 +334,9 @@ static void handle(const Cocoon__Request *req)
 		Cocoon__GuestInfoReply gi = COCOON__GUEST_INFO_REPLY__INIT;
 		bool bad = is("check-text");
 		gi.kernel_release = bad ? (char *)"6.1\x1b[2J" : (char *)"6.1";
-		gi.criu_version = bad ? (char *)"3.17\xc2\x9b2J" : (char *)"3.17";
+		gi.criu_version = bad ? (char *)"3.17\xc2\x9b"
+						"2J"
+				      : (char *)"3.17";
 		gi.criu_path = bad ? (char *)"/criu\r\x1b[K" : (char *)"/criu";
 		gi.criu_check_ran = true;
 		gi.criu_check_ok = true;

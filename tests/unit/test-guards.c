@@ -35,8 +35,12 @@ static void test_text_sanitize(void **st)
 	sanitized("a\x1b[31mred\x07\n", "a [31mred  ");
 	sanitized("del\x7f", "del ");
 	/* C1 controls in UTF-8 (CSI is U+009B), and raw C1 bytes. */
-	sanitized("x\xc2\x9b31m", "x 31m");
-	sanitized("raw\x9b31m", "raw?31m");
+	sanitized("x\xc2\x9b"
+		  "31m",
+		  "x 31m");
+	sanitized("raw\x9b"
+		  "31m",
+		  "raw?31m");
 	sanitized("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\x88",
 		  "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\x88");
 	sanitized("\xc0\x80\xe0\x80\x80\xed\xa0\x80", "????????");
