@@ -26,7 +26,6 @@ struct key_def {
 static const char *const accel_choices[] = {"auto", "kvm", "tcg", NULL};
 static const char *const fs_choices[] = {"9p", "virtiofs", NULL};
 static const char *const mode_choices[] = {"criu", "vm", NULL};
-static const char *const compress_choices[] = {"none", "zstd", NULL};
 
 #define OFF(f) offsetof(struct cocoon_config, f)
 static const struct key_def keys[] = {
@@ -51,7 +50,6 @@ static const struct key_def keys[] = {
 	{"vm", "template_dir", T_STRING, OFF(template_dir), 0, 0, NULL},
 	{"vm", "snapshot_qemu", T_STRING, OFF(snapshot_qemu), 0, 0, NULL},
 	{"vm", "snapshot_virtiofsd", T_STRING, OFF(snapshot_virtiofsd), 0, 0, NULL},
-	{"vm", "snapshot_compress", T_STRING, OFF(snapshot_compress), 0, 0, compress_choices},
 	{"limits", "checkpoint_max_bytes", T_INT, OFF(checkpoint_max_bytes), 1 << 20, INT64_MAX,
 	 NULL},
 	{"limits", "checkpoint_max_files", T_INT, OFF(checkpoint_max_files), 16, 1000000, NULL},
@@ -82,7 +80,6 @@ void config_init_defaults(struct cocoon_config *c)
 	set_string(&c->snapshot_qemu, "");
 	/* Where Debian 13's virtiofsd package puts it. */
 	set_string(&c->snapshot_virtiofsd, "/usr/libexec/virtiofsd");
-	set_string(&c->snapshot_compress, "none");
 	c->memory_mib = 512;
 	c->vcpus = 1;
 	/* A container may ask for a larger VM, up to the host's size. */

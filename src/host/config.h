@@ -37,11 +37,9 @@ struct cocoon_config {
 	bool vm_template;   /* start VMs from a saved template (template.c) */
 	char *template_dir; /* where templates are kept; NULL: <cache>/templates */
 	/* Whole-VM checkpoints (vmsnap.h): the QEMU ("": qemu) and virtiofsd
-	 * that can migrate a VM with virtiofs shares, and "none" or "zstd"
-	 * for the saved state. */
+	 * that can migrate a VM with virtiofs shares. */
 	char *snapshot_qemu;
 	char *snapshot_virtiofsd;
-	char *snapshot_compress;
 
 	/* [limits]: what a guest, or a checkpoint handed to restore, can make
 	 * the host spend (docs/security.md). */

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "error.h"
@@ -73,3 +74,43 @@ int vmsnap_key(const struct vm_spec *spec, const struct vmsnap_caps *caps, char 
 /* The first line where two keys differ, for a refusal ("kernel=...").
  * Writes into out; pure. */
 void vmsnap_key_diff(const char *want, const char *have, char *out, size_t size);
+
+/* 1 when key says the VM saves with QEMU's mapped-ram (a sparse file with
+ * each page at its own offset: only the pages the guest used take space). */
+bool vmsnap_key_mapped_ram(const char *key);
+
+struct vmsnap_save_stats {
+	long long frozen_ms; /* from QMP stop to cont (or to the end) */
+	long long save_ms;   /* the migration to the file */
+	uint64_t bytes;	     /* the file's allocated size */
+};
+
+/* Saves the running VM into state_path (created; removed on failure) over
+ * its QMP socket: stop, migrate to the file, then cont when leave_running.
+ * On failure the VM is let run again. */
+int vmsnap_save(struct vm *vm, const char *qmp_path, const char *state_path, bool mapped_ram,
+		bool leave_running, struct vmsnap_save_stats *st, struct error **err);
+/* Loads state_path into a VM started with -incoming defer and runs it. */
+int vmsnap_load(struct vm *vm, const char *qmp_path, const char *state_path, bool mapped_ram,
+		int timeout_ms, struct error **err);
+
+/* vm.json of an image directory: what vmsnap_meta_write wrote. */
+struct vmsnap_meta {
+	char *key;
+	char container_id[256];
+	bool zstd; /* the state is VMSNAP_STATE_ZST */
+	uint64_t state_bytes;
+};
+int vmsnap_meta_write(int dirfd, const struct vmsnap_meta *m, long long frozen_ms,
+		      long long save_ms, struct error **err);
+/* Reads and checks dir's vm.json (bounded; every field typed). 0 when
+ * there is none (not a whole-VM checkpoint: *found false). */
+int vmsnap_meta_read(const char *dir, struct vmsnap_meta *m, bool *found, struct error **err);
+void vmsnap_meta_free(struct vmsnap_meta *m);
+
+/* Publishes a saved VM (work_state, which is moved) as the image directory
+ * dest (absent or empty): vm.state (a sparse copy when it cannot be
+ * renamed) and vm.json from m, written beside dest and renamed into place,
+ * so dest appears complete or not at all. */
+int vmsnap_publish(const char *work_state, const char *dest, const struct vmsnap_meta *m,
+		   long long frozen_ms, long long save_ms, struct error **err);
