@@ -425,13 +425,13 @@ static int mount_rootfs(struct agent_container *c, const Cocoon__ContainerSpec *
 	/* cache=mmap: executables are mmapped; 9p's cache=none cannot share
 	 * writable mappings. */
 	int r = path && *path ? mount_rootfs_from(c, tag, path)
-		: virtiofs ? (mount(tag, c->rootfs, "virtiofs", 0, NULL) < 0 ? -errno : 0)
+		: virtiofs    ? (mount(tag, c->rootfs, "virtiofs", 0, NULL) < 0 ? -errno : 0)
 		: agent_mount_9p(tag, c->rootfs, 0, "mmap") < 0 ? -errno
 								: 0;
 	if (r < 0) {
 		snprintf(msg, msg_size, "mount rootfs (%s tag %s%s%s): %s",
-			 virtiofs ? "virtiofs" : "9p", tag,
-			 path && *path ? ", " : "", path ? path : "", strerror(-r));
+			 virtiofs ? "virtiofs" : "9p", tag, path && *path ? ", " : "",
+			 path ? path : "", strerror(-r));
 		c->rootfs[0] = 0;
 		return r;
 	}

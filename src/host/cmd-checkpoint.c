@@ -277,8 +277,9 @@ static int vm_checkpoint(struct global_opts *g, const char *id, const char *dir,
 	struct vmsnap_meta m = {0};
 
 	if (o->pre_dump || o->parent_path || o->bench_route)
-		return error_setx(err, EOPNOTSUPP,
-				  "--pre-dump, --parent-path and --bench-route are CRIU's; this container's VM is checkpointed whole (checkpoint_mode \"vm\")");
+		return error_setx(
+			err, EOPNOTSUPP,
+			"--pre-dump, --parent-path and --bench-route are CRIU's; this container's VM is checkpointed whole (checkpoint_mode \"vm\")");
 	if (asprintf(&mark, "%s/" VMSNAP_MARK, dir) < 0 ||
 	    asprintf(&work, "%s/" VMSNAP_WORK, dir) < 0)
 		return error_set(err, ENOMEM, "checkpoint");

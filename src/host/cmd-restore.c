@@ -44,9 +44,10 @@ static int vmsnap_restore(struct global_opts *g, const char *id, const char *dir
 	_cleanup_free_ char *state = NULL;
 	struct stat st;
 	if (strcmp(m->container_id, id) != 0)
-		return error_setx(err, EINVAL,
-				  "%s holds the whole VM of container %s, with that container inside under its ID: restore it as %s",
-				  dir, m->container_id, m->container_id);
+		return error_setx(
+			err, EINVAL,
+			"%s holds the whole VM of container %s, with that container inside under its ID: restore it as %s",
+			dir, m->container_id, m->container_id);
 	if (m->zstd)
 		return error_setx(err, EOPNOTSUPP, "%s: a compressed VM state is not supported",
 				  dir);
@@ -58,9 +59,10 @@ static int vmsnap_restore(struct global_opts *g, const char *id, const char *dir
 		return error_set(err, errno, "%s", state);
 	if (!S_ISREG(st.st_mode) || st.st_size == 0 ||
 	    (uint64_t)st.st_blocks * 512 > (uint64_t)g->cfg.checkpoint_max_bytes)
-		return error_setx(err, EINVAL,
-				  "%s: not a regular file, empty, or larger than checkpoint_max_bytes",
-				  state);
+		return error_setx(
+			err, EINVAL,
+			"%s: not a regular file, empty, or larger than checkpoint_max_bytes",
+			state);
 	o->vmsnap_state = state;
 	o->vmsnap_key = m->key;
 	pid_t shim;

@@ -83,4 +83,3 @@ int qmp_connect(struct qmp *q, struct vm *vm, const char *path, struct error **e
 		return r;
 	return qmp_call(q, "{\"execute\":\"qmp_capabilities\"}\n", -1, NULL, err);
 }
-

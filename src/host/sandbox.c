@@ -209,8 +209,8 @@ static int vmsnap_start(struct sandbox *sb, const struct vm_spec *spec, const ch
 
 /* Whole-VM mode: the VMM that can save the VM, every share on virtiofs, a
  * QMP socket; the key of this VM, which a snapshot must match. */
-static int vmsnap_prepare(struct sandbox *sb, const struct cocoon_config *cfg,
-			  struct vm_spec *spec, char **qmp, char **key, struct error **err)
+static int vmsnap_prepare(struct sandbox *sb, const struct cocoon_config *cfg, struct vm_spec *spec,
+			  char **qmp, char **key, struct error **err)
 {
 	struct vmsnap_caps caps;
 	int r = vmsnap_require(cfg, &caps, err);
@@ -286,15 +286,15 @@ static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 		if (opts->vmsnap_state) {
 			char diff[800];
 			if (!opts->vmsnap_key || strcmp(opts->vmsnap_key, key) != 0) {
-				vmsnap_key_diff(key, opts->vmsnap_key ? opts->vmsnap_key : "",
-						diff, sizeof(diff));
+				vmsnap_key_diff(key, opts->vmsnap_key ? opts->vmsnap_key : "", diff,
+						sizeof(diff));
 				return error_setx(
 					err, EINVAL,
 					"the whole-VM checkpoint was taken of another image or VM shape, so it cannot start here: %s",
 					diff);
 			}
 			long long start = now_ms();
-			if ((r = vmsnap_start(sb, &spec, opts->vmsnap_state, key, timeout, err)) < 0)
+			if (vmsnap_start(sb, &spec, opts->vmsnap_state, key, timeout, err) < 0)
 				return error_wrap(err, "start the saved VM");
 			sb->boot_ms = now_ms() - start;
 		}

@@ -457,9 +457,9 @@ static int shim_setup(struct shim *s, struct error **err)
 	s->sb.agent.on_reply = checkpoint_reply;
 	s->sb.agent.event_userdata = s;
 	/* A whole-VM restore: the container came back running with its VM. */
-	if ((r = a->vmsnap_state  ? 0
-		 : a->restore ? restore_container(s, err)
-			      : create_container(s, err)) < 0 ||
+	if ((r = a->vmsnap_state ? 0
+		 : a->restore	 ? restore_container(s, err)
+				 : create_container(s, err)) < 0 ||
 	    (r = listen_control(s, err)) < 0)
 		return r;
 	/* A hold left by a checkpoint with --tcp-established ends once the
@@ -470,9 +470,10 @@ static int shim_setup(struct shim *s, struct error **err)
 		/* For restore --print-stats: the VM's start is the whole restore. */
 		char path[4200], text[256];
 		snprintf(path, sizeof(path), "%s/restore-stats.json", a->dir);
-		int n = snprintf(text, sizeof(text),
-				 "{\"boot_ms\": %lld, \"template\": false, \"whole_vm\": true, \"criu_ms\": 0, \"copy_ms\": 0, \"restore_us\": 0}\n",
-				 s->sb.boot_ms);
+		int n = snprintf(
+			text, sizeof(text),
+			"{\"boot_ms\": %lld, \"template\": false, \"whole_vm\": true, \"criu_ms\": 0, \"copy_ms\": 0, \"restore_us\": 0}\n",
+			s->sb.boot_ms);
 		write_file_atomic(path, text, (size_t)n, 0600, NULL);
 	}
 	s->st.status = a->restore || a->vmsnap_state ? STATUS_RUNNING : STATUS_CREATED;
@@ -764,9 +765,10 @@ static void handle_vm_checkpoint(struct shim *s, struct shim_client *c, Cocoon__
 	struct vmsnap_save_stats st;
 
 	if (!s->sb.vmsnap || s->args->pod) {
-		error_setx(&err, EOPNOTSUPP,
-			   "checkpoint %s: its VM was not booted for whole-VM checkpoints (checkpoint_mode \"vm\" when it was created)",
-			   s->args->id);
+		error_setx(
+			&err, EOPNOTSUPP,
+			"checkpoint %s: its VM was not booted for whole-VM checkpoints (checkpoint_mode \"vm\" when it was created)",
+			s->args->id);
 		reply_error(c->fd, req->id, err);
 		return;
 	}

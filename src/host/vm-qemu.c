@@ -220,8 +220,7 @@ static int virtiofsd_start(struct vm *vm, int slot, const struct vm_spec *s, con
 	char *argv[16];
 	virtiofs_path(log_path, sizeof(log_path), s->channel_path, tag, "log");
 	if (s->snapshot_virtiofsd)
-		virtiofsd_rust_argv(argv, s->snapshot_virtiofsd, source, sizeof(source), dir,
-				    kind);
+		virtiofsd_rust_argv(argv, s->snapshot_virtiofsd, source, sizeof(source), dir, kind);
 	else
 		virtiofsd_c_argv(argv, source, sizeof(source), dir, kind);
 	bool bind_readonly = kind == SHARE_READONLY && !s->snapshot_virtiofsd;
@@ -397,8 +396,9 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 	 * directory, one device each; remap keeps their inode numbers apart
 	 * in the guest. Always 9p: QEMU sees a new bind at once. */
 	if (s->pod_dir && snapshot)
-		return error_setx(err, EOPNOTSUPP,
-				  "whole-VM checkpoints of a pod are not supported yet (its share is 9p: docs/checkpoint.md)");
+		return error_setx(
+			err, EOPNOTSUPP,
+			"whole-VM checkpoints of a pod are not supported yet (its share is 9p: docs/checkpoint.md)");
 	if (s->pod_dir && add_9p_opts(b, COCOON_TAG_POD, s->pod_dir, ",multidevs=remap", err) < 0)
 		return -1;
 	for (int i = 0; i < s->n_images_dirs; i++) {

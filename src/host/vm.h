@@ -38,8 +38,8 @@ struct vm_spec {
 	 * template). Both add cocoon.template=1 to the kernel command line. */
 	const char *memory_file;
 	bool memory_shared;
-	int incoming_fd;	 /* > 0: device state to start from (-incoming) */
-	bool incoming_defer;	 /* -incoming defer: the host loads a state over QMP */
+	int incoming_fd;     /* > 0: device state to start from (-incoming) */
+	bool incoming_defer; /* -incoming defer: the host loads a state over QMP */
 	/* Whole-VM checkpoints (vmsnap.h): every share on virtiofs, the
 	 * rootfs and tools too, each served by this virtiofsd (one with
 	 * --migration-mode, whose state travels in QEMU's stream). NULL: the

@@ -44,23 +44,24 @@ int vmsnap_parse_qemu_version(const char *text, int *major, int *minor, int *mic
 int vmsnap_caps_check(const struct vmsnap_caps *c, char *why, size_t size)
 {
 	char q[400] = "", v[400] = "";
-	bool qemu_ok = c->qemu_major > VMSNAP_QEMU_MIN_MAJOR ||
-		       (c->qemu_major == VMSNAP_QEMU_MIN_MAJOR &&
-			c->qemu_minor >= VMSNAP_QEMU_MIN_MINOR);
+	bool qemu_ok =
+		c->qemu_major > VMSNAP_QEMU_MIN_MAJOR ||
+		(c->qemu_major == VMSNAP_QEMU_MIN_MAJOR && c->qemu_minor >= VMSNAP_QEMU_MIN_MINOR);
 	if (c->qemu_major == 0)
 		snprintf(q, sizeof(q), "%s did not run or printed no QEMU version", c->qemu);
 	else if (!qemu_ok)
-		snprintf(q, sizeof(q),
-			 "%s is QEMU %d.%d.%d, whose vhost-user-fs device cannot be migrated (QEMU >= %d.%d migrates it with virtiofsd's state)",
-			 c->qemu, c->qemu_major, c->qemu_minor, c->qemu_micro,
-			 VMSNAP_QEMU_MIN_MAJOR, VMSNAP_QEMU_MIN_MINOR);
+		snprintf(
+			q, sizeof(q),
+			"%s is QEMU %d.%d.%d, whose vhost-user-fs device cannot be migrated (QEMU >= %d.%d migrates it with virtiofsd's state)",
+			c->qemu, c->qemu_major, c->qemu_minor, c->qemu_micro, VMSNAP_QEMU_MIN_MAJOR,
+			VMSNAP_QEMU_MIN_MINOR);
 	if (!c->virtiofsd_runs)
-		snprintf(v, sizeof(v), "virtiofsd %s was not found or does not run",
-			 c->virtiofsd);
+		snprintf(v, sizeof(v), "virtiofsd %s was not found or does not run", c->virtiofsd);
 	else if (!c->virtiofsd_migration)
-		snprintf(v, sizeof(v),
-			 "virtiofsd %s (%s) has no --migration-mode (QEMU 7.2's C virtiofsd cannot hand over its state; the Rust virtiofsd >= 1.11 can)",
-			 c->virtiofsd, c->virtiofsd_version[0] ? c->virtiofsd_version : "?");
+		snprintf(
+			v, sizeof(v),
+			"virtiofsd %s (%s) has no --migration-mode (QEMU 7.2's C virtiofsd cannot hand over its state; the Rust virtiofsd >= 1.11 can)",
+			c->virtiofsd, c->virtiofsd_version[0] ? c->virtiofsd_version : "?");
 	if (!q[0] && !v[0]) {
 		if (size)
 			why[0] = 0;
@@ -152,9 +153,15 @@ void vmsnap_probe(const struct cocoon_config *cfg, struct vmsnap_caps *c)
 		vmsnap_parse_qemu_version(out, &c->qemu_major, &c->qemu_minor, &c->qemu_micro);
 	if (c->qemu_major > 0) {
 		/* QMP on stdio, no machine: what the migration code offers. */
-		char *qmp[] = {c->qemu,		 (char *)"-M",	     (char *)"none",
-			       (char *)"-nodefaults", (char *)"-display", (char *)"none",
-			       (char *)"-qmp",	      (char *)"stdio",	  NULL};
+		char *qmp[] = {c->qemu,
+			       (char *)"-M",
+			       (char *)"none",
+			       (char *)"-nodefaults",
+			       (char *)"-display",
+			       (char *)"none",
+			       (char *)"-qmp",
+			       (char *)"stdio",
+			       NULL};
 		const char *cmds = "{\"execute\":\"qmp_capabilities\"}\n"
 				   "{\"execute\":\"query-migrate-capabilities\"}\n"
 				   "{\"execute\":\"quit\"}\n";
@@ -197,18 +204,16 @@ int vmsnap_wanted(const struct cocoon_config *cfg, const char *bundle_dir, struc
 	json_object *root = json_tokener_parse(text), *ann = NULL, *v = NULL;
 	if (root && json_object_object_get_ex(root, "annotations", &ann) &&
 	    json_object_object_get_ex(ann, VMSNAP_ANNOTATION, &v)) {
-		const char *s = json_object_is_type(v, json_type_string)
-					? json_object_get_string(v)
-					: "";
+		const char *s =
+			json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
 		if (strcmp(s, "vm") == 0)
 			want = 1;
 		else if (strcmp(s, "criu") == 0)
 			want = 0;
 		else
-			want = error_setx(
-				err, EINVAL,
-				"config.json: annotation %s: expected \"vm\" or \"criu\"",
-				VMSNAP_ANNOTATION);
+			want = error_setx(err, EINVAL,
+					  "config.json: annotation %s: expected \"vm\" or \"criu\"",
+					  VMSNAP_ANNOTATION);
 	}
 	if (root)
 		json_object_put(root);
@@ -284,8 +289,9 @@ int vmsnap_key(const struct vm_spec *spec, const struct vmsnap_caps *caps, char 
 	if (!f)
 		return error_set(err, ENOMEM, "snapshot key");
 	fprintf(f, "%s\nqemu-command-line=%s\n", VMSNAP_KEY_FORMAT, line);
-	fprintf(f, "qemu=%d.%d.%d mapped-ram=%s\nvirtiofsd=%s\n", caps->qemu_major, caps->qemu_minor,
-		caps->qemu_micro, caps->mapped_ram ? "yes" : "no", caps->virtiofsd_version);
+	fprintf(f, "qemu=%d.%d.%d mapped-ram=%s\nvirtiofsd=%s\n", caps->qemu_major,
+		caps->qemu_minor, caps->qemu_micro, caps->mapped_ram ? "yes" : "no",
+		caps->virtiofsd_version);
 	add_content(f, "kernel", spec->kernel);
 	add_content(f, "initrd", spec->initrd);
 	add_content(f, "tools-manifest", manifest);
@@ -329,8 +335,7 @@ static char *qmp_file_command(const char *name, const char *path)
 	json_object_object_add(o, "execute", json_object_new_string(name));
 	json_object_object_add(args, "uri", json_object_new_string(uri));
 	json_object_object_add(o, "arguments", args);
-	if (asprintf(&line, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)) <
-	    0)
+	if (asprintf(&line, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)) < 0)
 		line = NULL;
 	json_object_put(o);
 	free(uri);
@@ -339,9 +344,10 @@ static char *qmp_file_command(const char *name, const char *path)
 
 static int set_mapped_ram(struct qmp *q, struct error **err)
 {
-	return qmp_call(q,
-			"{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":[{\"capability\":\"mapped-ram\",\"state\":true}]}}\n",
-			-1, NULL, err);
+	return qmp_call(
+		q,
+		"{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":[{\"capability\":\"mapped-ram\",\"state\":true}]}}\n",
+		-1, NULL, err);
 }
 
 /* Polls query-migrate until the migration completed; 0, or the failure. */
@@ -455,8 +461,8 @@ int vmsnap_meta_write(int dirfd, const struct vmsnap_meta *m, long long frozen_m
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, "format", json_object_new_string(VMSNAP_KEY_FORMAT));
 	json_object_object_add(o, "container_id", json_object_new_string(m->container_id));
-	json_object_object_add(o, "state", json_object_new_string(m->zstd ? VMSNAP_STATE_ZST
-									   : VMSNAP_STATE));
+	json_object_object_add(o, "state",
+			       json_object_new_string(m->zstd ? VMSNAP_STATE_ZST : VMSNAP_STATE));
 	json_object_object_add(o, "state_bytes", json_object_new_int64((int64_t)m->state_bytes));
 	json_object_object_add(o, "frozen_ms", json_object_new_int64(frozen_ms));
 	json_object_object_add(o, "save_ms", json_object_new_int64(save_ms));
@@ -503,12 +509,14 @@ int vmsnap_meta_read(const char *dir, struct vmsnap_meta *m, bool *found, struct
 	json_object *o = json_tokener_parse(text), *v;
 	int r = 0;
 	const char *fmt = NULL, *id = NULL, *key = NULL, *state = NULL;
-	if (o && json_object_object_get_ex(o, "format", &v) && json_object_is_type(v, json_type_string))
+	if (o && json_object_object_get_ex(o, "format", &v) &&
+	    json_object_is_type(v, json_type_string))
 		fmt = json_object_get_string(v);
 	if (o && json_object_object_get_ex(o, "container_id", &v) &&
 	    json_object_is_type(v, json_type_string))
 		id = json_object_get_string(v);
-	if (o && json_object_object_get_ex(o, "key", &v) && json_object_is_type(v, json_type_string))
+	if (o && json_object_object_get_ex(o, "key", &v) &&
+	    json_object_is_type(v, json_type_string))
 		key = json_object_get_string(v);
 	if (o && json_object_object_get_ex(o, "state", &v) &&
 	    json_object_is_type(v, json_type_string))
@@ -522,9 +530,9 @@ int vmsnap_meta_read(const char *dir, struct vmsnap_meta *m, bool *found, struct
 	else if (!id || strlen(id) >= sizeof(m->container_id) || !key ||
 		 strlen(key) >= VMSNAP_KEY_MAX || !state ||
 		 (strcmp(state, VMSNAP_STATE) != 0 && strcmp(state, VMSNAP_STATE_ZST) != 0))
-		r = error_setx(err, EINVAL,
-			       "%s/" VMSNAP_META ": container_id, key or state missing or malformed",
-			       dir);
+		r = error_setx(
+			err, EINVAL,
+			"%s/" VMSNAP_META ": container_id, key or state missing or malformed", dir);
 	if (r == 0) {
 		snprintf(m->container_id, sizeof(m->container_id), "%s", id);
 		m->zstd = strcmp(state, VMSNAP_STATE_ZST) == 0;
@@ -557,7 +565,7 @@ static int copy_sparse(int from, int to)
 			return -errno;
 		for (off_t at = data; at < hole;) {
 			size_t want = (size_t)(hole - at) < sizeof(buf) ? (size_t)(hole - at)
-									 : sizeof(buf);
+									: sizeof(buf);
 			ssize_t n = pread(from, buf, want, at);
 			if (n <= 0)
 				return n < 0 ? -errno : -EIO;
@@ -579,8 +587,8 @@ static int move_state(const char *work_state, int dirfd, const char *staging, st
 	if (errno != EXDEV)
 		return error_set(err, errno, "move %s to %s", work_state, to);
 	_cleanup_close_ int in = open(work_state, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	_cleanup_close_ int out = openat(dirfd, VMSNAP_STATE,
-					 O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	_cleanup_close_ int out = openat(
+		dirfd, VMSNAP_STATE, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	int r = in < 0 || out < 0 ? -errno : copy_sparse(in, out);
 	if (r == 0 && fsync(out) < 0)
 		r = -errno;

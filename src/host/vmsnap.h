@@ -35,7 +35,7 @@
 
 /* What the configured QEMU and virtiofsd can do, found by running them. */
 struct vmsnap_caps {
-	char qemu[256], virtiofsd[256]; /* the binaries asked */
+	char qemu[256], virtiofsd[256];		/* the binaries asked */
 	int qemu_major, qemu_minor, qemu_micro; /* 0.0.0: it did not run */
 	bool mapped_ram; /* QMP query-migrate-capabilities lists mapped-ram (QEMU >= 9.0) */
 	bool virtiofsd_runs;

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from conftest import qemu_pids, wait_for, write_bundle
+from conftest import pids_mentioning, qemu_pids, wait_for, write_bundle
 from test_checkpoint import checkpoint, finish, lines, restore, restored, start, tcp_connect
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -127,6 +127,9 @@ def test_counter_memory_and_listener_carry_on_after_a_whole_vm_restore(env, vmm)
     import time
     assert abs(int(r.stdout) - time.time()) < 30, r.stdout + r.stderr
     finish(env, "ctr", "mem", "tcp")
+    # No virtiofsd (nor its sandboxed child) outlives its VM.
+    assert wait_for(lambda: pids_mentioning(str(env.tmp)) == [], timeout=5), \
+        [pathlib.Path(f"/proc/{p}/cmdline").read_bytes() for p in pids_mentioning(str(env.tmp))]
 
 
 def test_snapshot_of_another_image_or_shape_is_refused(env, vmm):

@@ -23,24 +23,34 @@ static char kernel[256], initrd[256];
 static void test_qemu_versions(void **state)
 {
 	int a, b, c;
-	assert_int_equal(vmsnap_parse_qemu_version("QEMU emulator version 10.0.13 (Debian 1:10.0.13+ds-0+deb13u1)\n", &a, &b, &c), 0);
+	assert_int_equal(vmsnap_parse_qemu_version(
+				 "QEMU emulator version 10.0.13 (Debian 1:10.0.13+ds-0+deb13u1)\n",
+				 &a, &b, &c),
+			 0);
 	assert_int_equal(a, 10);
 	assert_int_equal(b, 0);
 	assert_int_equal(c, 13);
-	assert_int_equal(vmsnap_parse_qemu_version("QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18)", &a, &b, &c), 0);
+	assert_int_equal(
+		vmsnap_parse_qemu_version(
+			"QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18)", &a, &b, &c),
+		0);
 	assert_int_equal(a, 7);
 	assert_int_equal(b, 2);
 	assert_int_equal(vmsnap_parse_qemu_version("QEMU emulator version 8.2", &a, &b, &c), 0);
 	assert_int_equal(c, 0);
-	assert_int_equal(vmsnap_parse_qemu_version("qemu-system-x86_64: not found", &a, &b, &c), -EINVAL);
+	assert_int_equal(vmsnap_parse_qemu_version("qemu-system-x86_64: not found", &a, &b, &c),
+			 -EINVAL);
 	assert_int_equal(vmsnap_parse_qemu_version("version x.y", &a, &b, &c), -EINVAL);
 	assert_int_equal(vmsnap_parse_qemu_version(NULL, &a, &b, &c), -EINVAL);
 }
 
 static struct vmsnap_caps caps(int major, int minor, bool vfs_runs, bool vfs_migration)
 {
-	struct vmsnap_caps c = {.qemu_major = major, .qemu_minor = minor, .qemu_micro = 1,
-				.virtiofsd_runs = vfs_runs, .virtiofsd_migration = vfs_migration};
+	struct vmsnap_caps c = {.qemu_major = major,
+				.qemu_minor = minor,
+				.qemu_micro = 1,
+				.virtiofsd_runs = vfs_runs,
+				.virtiofsd_migration = vfs_migration};
 	snprintf(c.qemu, sizeof(c.qemu), "/usr/bin/qemu-system-x86_64");
 	snprintf(c.virtiofsd, sizeof(c.virtiofsd), "/usr/lib/qemu/virtiofsd");
 	snprintf(c.virtiofsd_version, sizeof(c.virtiofsd_version), "virtiofsd 1.13.2");
@@ -117,7 +127,8 @@ static void test_key_per_vm_paths_and_macs_do_not_count(void **state)
 {
 	struct vm_spec a = base_spec(), b = base_spec();
 	static const int fds_a[] = {5}, fds_b[] = {9};
-	static const char *const macs_a[] = {"02:00:00:00:00:01"}, *const macs_b[] = {"02:00:00:00:00:02"};
+	static const char *const macs_a[] = {"02:00:00:00:00:01"}, *const macs_b[] = {
+									   "02:00:00:00:00:02"};
 	a.net_fds = fds_a;
 	a.net_macs = macs_a;
 	a.n_nets = 1;
@@ -200,7 +211,10 @@ static void test_meta_is_checked(void **state)
 	bool found;
 	assert_int_equal(meta(NULL, &m, &found, &err), 0);
 	assert_false(found);
-	assert_int_equal(meta("{\"format\": \"cocoon-vm-snapshot 1\", \"container_id\": \"c1\", \"state\": \"vm.state\", \"key\": \"k\\n\", \"state_bytes\": 5}", &m, &found, &err), 0);
+	assert_int_equal(
+		meta("{\"format\": \"cocoon-vm-snapshot 1\", \"container_id\": \"c1\", \"state\": \"vm.state\", \"key\": \"k\\n\", \"state_bytes\": 5}",
+		     &m, &found, &err),
+		0);
 	assert_true(found);
 	assert_string_equal(m.container_id, "c1");
 	assert_string_equal(m.key, "k\n");
