@@ -1,6 +1,8 @@
 /* A checkpoint through the shim: forwarded to the agent, the engine's traffic
  * held meanwhile, the reply handed to the client that asked, a time limit. */
 #include "shim-checkpoint.h"
+#include "qmp.h"
+#include "vmsnap.h"
 #include "shim-state.h"
 #include "agent-client.h"
 #include "cleanup.h"
@@ -111,4 +113,96 @@ void shim_handle_checkpoint(struct shim *s, struct shim_client *c, Cocoon__Reque
 	s->ckpt.client_req_id = cid;
 	s->ckpt.client_fd = c->fd;
 	s->ckpt.deadline_ms = now_ms() + SHIM_CHECKPOINT_TIMEOUT_MS;
+}
+
+/* A whole-VM checkpoint (vmsnap.h): QEMU saves the VM into the state
+ * directory, where the checkpoint command picks the file up and publishes
+ * it. Without --leave-running the VM is not let go on: it is killed, and the
+ * shim exits as for a killed container. */
+void shim_handle_vm_checkpoint(struct shim *s, struct shim_client *c, Cocoon__Request *req)
+{
+	_cleanup_error_ struct error *err = NULL;
+	_cleanup_free_ char *key = NULL, *mark = NULL, *state = NULL, *qmp = NULL;
+	const Cocoon__CheckpointRequest *cr = req->checkpoint;
+	struct vmsnap_save_stats st;
+
+	if (!s->sb.vmsnap || s->args->pod) {
+		error_setx(
+			&err, EOPNOTSUPP,
+			"checkpoint %s: its VM was not booted for whole-VM checkpoints (checkpoint_mode \"vm\" when it was created)",
+			s->args->id);
+		shim_reply_error(c->fd, req->id, err);
+		return;
+	}
+	if (s->ckpt.active) {
+		error_setx(&err, EBUSY, "checkpoint %s: another checkpoint is in progress",
+			   s->args->id);
+		shim_reply_error(c->fd, req->id, err);
+		return;
+	}
+	if (asprintf(&mark, "%s/" VMSNAP_MARK, s->args->dir) < 0 ||
+	    asprintf(&state, "%s/" VMSNAP_WORK, s->args->dir) < 0 ||
+	    asprintf(&qmp, "%s/" SANDBOX_QMP, s->args->dir) < 0 ||
+	    read_file_bounded(mark, VMSNAP_KEY_MAX, &key, NULL, &err) < 0) {
+		if (!err)
+			error_set(&err, ENOMEM, "checkpoint");
+		shim_reply_error(c->fd, req->id, err);
+		return;
+	}
+	/* Without --leave-running the VM stays stopped (save with no cont). */
+	if (vmsnap_save(&s->sb.vm, qmp, state, vmsnap_key_mapped_ram(key), cr->leave_running, &st,
+			&err) < 0) {
+		error_wrap(&err, "checkpoint %s: save the VM", s->args->id);
+		shim_reply_error(c->fd, req->id, err);
+		return;
+	}
+	Cocoon__Response resp = COCOON__RESPONSE__INIT;
+	Cocoon__CheckpointReply rep = COCOON__CHECKPOINT_REPLY__INIT;
+	Cocoon__CriuStats stats = COCOON__CRIU_STATS__INIT;
+	stats.frozen_us = (uint32_t)(st.frozen_ms * 1000);
+	rep.stats = &stats;
+	rep.dump_ms = (uint64_t)st.save_ms;
+	rep.bytes = st.bytes;
+	rep.files = 1;
+	rep.route = (char *)"vm";
+	resp.id = req->id;
+	resp.body_case = COCOON__RESPONSE__BODY_CHECKPOINT;
+	resp.checkpoint = &rep;
+	shim_send_to_client(c->fd, &resp);
+	s->vm_stopped = !cr->leave_running;
+}
+
+/* The kill or thaw that ends a whole-VM checkpoint (vm_stopped): the agent
+ * cannot answer while the VM is stopped. */
+void shim_vm_stopped_request(struct shim *s, struct shim_client *c, Cocoon__Request *req)
+{
+	_cleanup_error_ struct error *err = NULL;
+	Cocoon__Response resp = COCOON__RESPONSE__INIT;
+	Cocoon__SignalReply sig = COCOON__SIGNAL_REPLY__INIT;
+	Cocoon__PauseReply pause = COCOON__PAUSE_REPLY__INIT;
+	resp.id = req->id;
+	if (req->body_case == COCOON__REQUEST__BODY_SIGNAL) {
+		if (s->sb.vm.backend)
+			s->sb.vm.backend->kill(&s->sb.vm);
+		resp.body_case = COCOON__RESPONSE__BODY_SIGNAL;
+		resp.signal = &sig;
+	} else {
+		_cleanup_free_ char *qmp = NULL;
+		struct qmp q = {.fd = -1};
+		int r = asprintf(&qmp, "%s/" SANDBOX_QMP, s->args->dir) < 0
+				? error_set(&err, ENOMEM, "qmp")
+				: qmp_connect(&q, &s->sb.vm, qmp, &err);
+		if (r == 0)
+			r = qmp_call(&q, "{\"execute\":\"cont\"}\n", -1, NULL, &err);
+		if (q.fd >= 0)
+			close(q.fd);
+		if (r < 0) {
+			shim_reply_error(c->fd, req->id, err);
+			return;
+		}
+		resp.body_case = COCOON__RESPONSE__BODY_PAUSE;
+		resp.pause = &pause;
+	}
+	s->vm_stopped = false;
+	shim_send_to_client(c->fd, &resp);
 }

@@ -15,3 +15,10 @@ int shim_checkpoint_check_deadline(struct shim *s);
 
 /* Forwards client C's checkpoint request REQ to the agent. */
 void shim_handle_checkpoint(struct shim *s, struct shim_client *c, Cocoon__Request *req);
+
+/* A whole-VM checkpoint (vmsnap.h): QEMU saves the VM into the state
+ * directory for the checkpoint command to publish. */
+void shim_handle_vm_checkpoint(struct shim *s, struct shim_client *c, Cocoon__Request *req);
+/* The kill or thaw that ends a whole-VM checkpoint (s->vm_stopped): the
+ * agent cannot answer while the VM is stopped. */
+void shim_vm_stopped_request(struct shim *s, struct shim_client *c, Cocoon__Request *req);

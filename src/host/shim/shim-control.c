@@ -124,6 +124,11 @@ static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Reques
 	uint64_t cid = req->id;
 	char **id_slot = NULL;
 
+	if (s->vm_stopped && (req->body_case == COCOON__REQUEST__BODY_SIGNAL ||
+			      req->body_case == COCOON__REQUEST__BODY_PAUSE)) {
+		shim_vm_stopped_request(s, c, req);
+		return;
+	}
 	if (c->member[0] || req->body_case == COCOON__REQUEST__BODY_CREATE ||
 	    req->body_case == COCOON__REQUEST__BODY_RESTORE) {
 		shim_handle_member_request(s, c, req);
@@ -168,7 +173,10 @@ static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Reques
 		}
 		break;
 	case COCOON__REQUEST__BODY_CHECKPOINT:
-		shim_handle_checkpoint(s, c, req);
+		if (req->checkpoint->whole_vm)
+			shim_handle_vm_checkpoint(s, c, req);
+		else
+			shim_handle_checkpoint(s, c, req);
 		return;
 	default:
 		error_setx(&err, EOPNOTSUPP, "request not supported by the shim");

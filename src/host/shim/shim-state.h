@@ -53,6 +53,10 @@ struct shim {
 	int pod_room_mib, own_mib, vcpus;
 	char pod_room_source[200];
 	bool agent_gone; /* the channel closed: no reply will come */
+	/* A whole-VM checkpoint without --leave-running left the VM stopped
+	 * until its file is published: then a kill ends it, a thaw lets it
+	 * run on (the checkpoint command's container_thaw_or_kill). */
+	bool vm_stopped;
 	bool exited;
 	int exit_code;
 };

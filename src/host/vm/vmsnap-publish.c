@@ -1,0 +1,181 @@
+/* A whole-VM checkpoint on the host's side after the save: vm.json written
+ * and read, the state file published at --image-path (vmsnap.h). */
+#include "vmsnap.h"
+#include "cleanup.h"
+#include "paths.h"
+#include "qmp.h"
+
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+int vmsnap_meta_write(int dirfd, const struct vmsnap_meta *m, long long frozen_ms,
+		      long long save_ms, struct error **err)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "format", json_object_new_string(VMSNAP_KEY_FORMAT));
+	json_object_object_add(o, "container_id", json_object_new_string(m->container_id));
+	json_object_object_add(o, "state",
+			       json_object_new_string(m->zstd ? VMSNAP_STATE_ZST : VMSNAP_STATE));
+	json_object_object_add(o, "state_bytes", json_object_new_int64((int64_t)m->state_bytes));
+	json_object_object_add(o, "frozen_ms", json_object_new_int64(frozen_ms));
+	json_object_object_add(o, "save_ms", json_object_new_int64(save_ms));
+	json_object_object_add(o, "key", json_object_new_string(m->key));
+	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
+	int r = 0;
+	_cleanup_close_ int fd = openat(dirfd, VMSNAP_META,
+					O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	size_t len = strlen(text);
+	if (fd < 0 || write(fd, text, len) != (ssize_t)len || write(fd, "\n", 1) != 1 ||
+	    fsync(fd) < 0)
+		r = error_set(err, errno ? errno : EIO, "write " VMSNAP_META);
+	json_object_put(o);
+	return r;
+}
+
+void vmsnap_meta_free(struct vmsnap_meta *m)
+{
+	free(m->key);
+	memset(m, 0, sizeof(*m));
+}
+
+int vmsnap_meta_read(const char *dir, struct vmsnap_meta *m, bool *found, struct error **err)
+{
+	_cleanup_free_ char *text = NULL;
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	memset(m, 0, sizeof(*m));
+	*found = false;
+	if (dfd < 0)
+		return error_set(err, errno, "image directory %s", dir);
+	_cleanup_close_ int fd = openat(dfd, VMSNAP_META, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	*found = true;
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return error_set(err, errno, "%s/" VMSNAP_META, dir);
+	if (!S_ISREG(st.st_mode) || st.st_size <= 0 || st.st_size > VMSNAP_META_MAX)
+		return error_setx(err, EINVAL, "%s/" VMSNAP_META ": not a file of 1 to %d bytes",
+				  dir, VMSNAP_META_MAX);
+	text = calloc(1, (size_t)st.st_size + 1);
+	if (!text || read(fd, text, (size_t)st.st_size) != st.st_size)
+		return error_set(err, text ? EIO : ENOMEM, "read %s/" VMSNAP_META, dir);
+	json_object *o = json_tokener_parse(text), *v;
+	int r = 0;
+	const char *fmt = NULL, *id = NULL, *key = NULL, *state = NULL;
+	if (o && json_object_object_get_ex(o, "format", &v) &&
+	    json_object_is_type(v, json_type_string))
+		fmt = json_object_get_string(v);
+	if (o && json_object_object_get_ex(o, "container_id", &v) &&
+	    json_object_is_type(v, json_type_string))
+		id = json_object_get_string(v);
+	if (o && json_object_object_get_ex(o, "key", &v) &&
+	    json_object_is_type(v, json_type_string))
+		key = json_object_get_string(v);
+	if (o && json_object_object_get_ex(o, "state", &v) &&
+	    json_object_is_type(v, json_type_string))
+		state = json_object_get_string(v);
+	if (o && json_object_object_get_ex(o, "state_bytes", &v) &&
+	    json_object_is_type(v, json_type_int))
+		m->state_bytes = (uint64_t)json_object_get_int64(v);
+	if (!fmt || strcmp(fmt, VMSNAP_KEY_FORMAT) != 0)
+		r = error_setx(err, EINVAL, "%s/" VMSNAP_META ": not a \"%s\" description", dir,
+			       VMSNAP_KEY_FORMAT);
+	else if (!id || strlen(id) >= sizeof(m->container_id) || !key ||
+		 strlen(key) >= VMSNAP_KEY_MAX || !state ||
+		 (strcmp(state, VMSNAP_STATE) != 0 && strcmp(state, VMSNAP_STATE_ZST) != 0))
+		r = error_setx(
+			err, EINVAL,
+			"%s/" VMSNAP_META ": container_id, key or state missing or malformed", dir);
+	if (r == 0) {
+		snprintf(m->container_id, sizeof(m->container_id), "%s", id);
+		m->zstd = strcmp(state, VMSNAP_STATE_ZST) == 0;
+		m->key = strdup(key);
+		if (!m->key)
+			r = error_set(err, ENOMEM, "vm.json");
+	}
+	if (o)
+		json_object_put(o);
+	return r;
+}
+
+/* Copies the data extents of from into to (SEEK_DATA/SEEK_HOLE): the holes
+ * a mapped-ram file has for the pages the guest never used stay holes. */
+static int copy_sparse(int from, int to)
+{
+	struct stat st;
+	if (fstat(from, &st) < 0 || ftruncate(to, st.st_size) < 0)
+		return -errno;
+	static char buf[1 << 20];
+	off_t pos = 0;
+	for (;;) {
+		off_t data = lseek(from, pos, SEEK_DATA);
+		if (data < 0)
+			return errno == ENXIO ? 0 : -errno;
+		off_t hole = lseek(from, data, SEEK_HOLE);
+		if (hole < 0)
+			return -errno;
+		for (off_t at = data; at < hole;) {
+			size_t want = (size_t)(hole - at) < sizeof(buf) ? (size_t)(hole - at)
+									: sizeof(buf);
+			ssize_t n = pread(from, buf, want, at);
+			if (n <= 0)
+				return n < 0 ? -errno : -EIO;
+			if (pwrite(to, buf, (size_t)n, at) != n)
+				return -errno;
+			at += n;
+		}
+		pos = hole;
+	}
+}
+
+static int move_state(const char *work_state, int dirfd, const char *staging, struct error **err)
+{
+	_cleanup_free_ char *to = NULL;
+	if (asprintf(&to, "%s/" VMSNAP_STATE, staging) < 0)
+		return error_set(err, ENOMEM, "publish");
+	if (rename(work_state, to) == 0)
+		return 0;
+	if (errno != EXDEV)
+		return error_set(err, errno, "move %s to %s", work_state, to);
+	_cleanup_close_ int in = open(work_state, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_close_ int out = openat(
+		dirfd, VMSNAP_STATE, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int r = in < 0 || out < 0 ? -errno : copy_sparse(in, out);
+	if (r == 0 && fsync(out) < 0)
+		r = -errno;
+	if (r < 0)
+		return error_set(err, -r, "copy %s to %s", work_state, to);
+	unlink(work_state);
+	return 0;
+}
+
+int vmsnap_publish(const char *work_state, const char *dest, const struct vmsnap_meta *m,
+		   long long frozen_ms, long long save_ms, struct error **err)
+{
+	_cleanup_free_ char *staging = NULL;
+	if (asprintf(&staging, "%s.vmsnap-XXXXXX", dest) < 0)
+		return error_set(err, ENOMEM, "publish");
+	if (!mkdtemp(staging))
+		return error_set(err, errno, "create %s", staging);
+	_cleanup_close_ int dirfd = open(staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int r = dirfd < 0 ? error_set(err, errno, "open %s", staging)
+			  : move_state(work_state, dirfd, staging, err);
+	if (r == 0)
+		r = vmsnap_meta_write(dirfd, m, frozen_ms, save_ms, err);
+	if (r == 0 && fsync(dirfd) < 0)
+		r = error_set(err, errno, "fsync %s", staging);
+	/* dest is absent or an empty directory (the caller checked). */
+	if (r == 0 && rename(staging, dest) < 0)
+		r = error_set(err, errno, "rename %s to %s", staging, dest);
+	if (r < 0) {
+		remove_tree(staging, NULL);
+		unlink(work_state);
+	}
+	return r;
+}
