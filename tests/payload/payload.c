@@ -47,8 +47,25 @@
  *                               ms (default 10) sends SIGKILL to every process
  *                               it may signal (kill(-1)); prints
  *                               "kill-all: OK" or the errno name at each change
+ *   payload files DIR [KEEP-CWD] every kind of file CRIU meets, held open:
+ *                               fd 3 the FIFO DIR/fifo with "fifo-data\n" in
+ *                               it, fd 4 a memfd and fd 5 an O_TMPFILE in
+ *                               DIR (64 KiB of pseudo-random bytes each,
+ *                               offset 1234), fd 6 a unix socket listening
+ *                               on DIR/sock, fds 7 and 8 a connected pair
+ *                               through it with "ping\n" in flight each way;
+ *                               the working directory DIR/gone, removed
+ *                               (unless KEEP-CWD). Prints "files: NAME: ERROR"
+ *                               for what the filesystem refuses, then
+ *                               "files: ready", then answers each connection on
+ *                               fd 6 with "pong\n"; once DIR/check exists,
+ *                               reads the pair and prints "pair: ok" or
+ *                               "pair: BAD ..."
+ *   payload unix-connect PATH   sends "ping\n" to the socket PATH, prints
+ *                               the answer
  */
 #include "payload.h"
+#include "payload-files.h"
 #include "payload-net.h"
 
 #include <errno.h>
@@ -71,6 +88,7 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -443,6 +461,10 @@ int main(int argc, char **argv)
 		return cmd_escape(argc, argv);
 	if (strcmp(cmd, "kill-all") == 0)
 		return cmd_kill_all(argc, argv);
+	if (strcmp(cmd, "files") == 0)
+		return cmd_files(argc, argv);
+	if (strcmp(cmd, "unix-connect") == 0)
+		return cmd_unix_connect(argc, argv);
 	fprintf(stderr, "payload: unknown command '%s'\n", cmd);
 	return 2;
 }
