@@ -384,6 +384,8 @@ def vmsnap_ratios(r):
 def report_vmsnap(r, sizes):
     t = r.get("vmsnap_ratios") or vmsnap_ratios(r)
     sizes = [m for m in sizes if str(m) in t]
+    if "vmsnap" in r.get("skipped", {}):
+        print(f"skipped vmsnap: {r['skipped']['vmsnap']}")
     if not sizes:
         return
     print()
@@ -414,9 +416,6 @@ def report_vmsnap(r, sizes):
                        ("checkpoint: whole VM / host runc", "checkpoint_vs_host_runc")):
         vals = [t.get(str(m), {}).get(key) for m in sizes]
         print(label.ljust(44) + "".join(("-" if v is None else f"{v:.2f}x").rjust(20) for v in vals))
-    for k, why in r.get("skipped", {}).items():
-        if k == "vmsnap":
-            print(f"skipped {k}: {why}")
 
 
 def vmsnap_only(args):
@@ -799,11 +798,14 @@ def main():
         if vmm:
             bvm = Bench(work / "vmsnap", memory_mib, vmsnap=vmm)
             benches.append(bvm)
-            for mib in sizes:
-                print(f"  measuring whole-VM checkpoints at {mib} MiB ...", flush=True)
-                results["sizes"][str(mib)].update(
-                    {k: v for k, v in measure_vmsnap(bvm, b, mib, runs, with_criu=False).items()
-                     if k.startswith("vm_")})
+            try:
+                for mib in sizes:
+                    print(f"  measuring whole-VM checkpoints at {mib} MiB ...", flush=True)
+                    results["sizes"][str(mib)].update(
+                        {k: v for k, v in measure_vmsnap(bvm, b, mib, runs, with_criu=False).items()
+                         if k.startswith("vm_")})
+            except (RuntimeError, OSError, subprocess.SubprocessError, KeyError, ValueError) as e:
+                results["skipped"]["vmsnap"] = f"the whole-VM figures failed: {e}"
         else:
             results["skipped"]["vmsnap"] = why
         print("  measuring the host baseline (runc + CRIU 4.1.1, no VM) ...", flush=True)
