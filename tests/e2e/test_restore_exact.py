@@ -86,10 +86,10 @@ def ghost_script(path, kib):
             "echo ready; while :; do sleep 1; done")
 
 
-@pytest.mark.parametrize("kib", [4, 2048])
+@pytest.mark.parametrize("kib", [4, 2048, 65536])
 def test_deleted_open_file_on_tmpfs_travels_as_a_ghost(env, kib):
     conf = env.tmp / "criu.conf"
-    conf.write_text("# cocoon's CRIU settings\nghost-limit 4M\n")
+    conf.write_text("# cocoon's CRIU settings\nghost-limit 80M\n")
     env.write_config(f'[runtime]\ncriu_config = "{conf}"\n')
     b, out = start(env, "g", ["sh", "-c", ghost_script("/scratch/g", kib)], extra=scratch)
     assert wait_for(lambda: "ready" in lines(out))
@@ -100,6 +100,48 @@ def test_deleted_open_file_on_tmpfs_travels_as_a_ghost(env, kib):
     assert got == want, r.stdout + r.stderr
     assert link.endswith("(deleted)"), link
     env.run("delete", "--force", "g", check=True)
+
+
+def fd_facts(env, cid):
+    """What the restore must keep of the payload's files: each fd's target,
+    the offsets and content hashes of the memfd and the O_TMPFILE, the cwd."""
+    r = sh(env, cid, "for n in 3 4 5 6 7 8; do echo fd$n $(busybox readlink /proc/1/fd/$n); done; "
+                     "for n in 4 5; do echo pos$n $(busybox awk '/^pos/ {print $2}' /proc/1/fdinfo/$n); "
+                     "echo md5_$n $(busybox md5sum </proc/1/fd/$n | busybox cut -d' ' -f1); done; "
+                     "echo cwd $(busybox readlink /proc/1/cwd)")
+    facts = {}
+    for line in r.stdout.splitlines():
+        key, _, value = line.partition(" ")
+        facts[key] = value
+    return facts
+
+
+def test_every_kind_of_file_on_tmpfs_comes_back(env):
+    """Issue 17 case 2's kind: a FIFO with data in it, a memfd, an O_TMPFILE,
+    a listening unix socket bound in the container and a connected pair
+    with data in flight, and a removed working directory, all on a tmpfs
+    of the container, restored into a fresh VM and checked there."""
+    b, out = start(env, "f", ["payload", "files", "/scratch"], extra=scratch)
+    assert wait_for(lambda: "files: ready" in lines(out)), lines(out)
+    assert lines(out) == ["files: ready"], lines(out)
+    before = fd_facts(env, "f")
+    assert before["fd3"] == "/scratch/fifo" and before["fd4"].startswith("/memfd:cocoon-memfd")
+    assert before["pos4"] == before["pos5"] == "1234"
+    assert before["cwd"] == "/scratch/gone (deleted)", before
+    assert sh(env, "f", "payload unix-connect /scratch/sock").stdout == "pong\n"
+    restored_out = move_to_fresh_vm(env, "f", b)
+    after = fd_facts(env, "f")
+    for key in ("fd3", "fd4", "pos4", "pos5", "md5_4", "md5_5", "cwd"):
+        assert after.get(key) == before.get(key), (key, before, after)
+    assert after["fd5"].startswith("/scratch/") and after["fd5"].endswith("(deleted)"), after
+    assert all(after[f"fd{n}"].startswith("socket:") for n in (6, 7, 8)), after
+    # The FIFO's data, the listener (bound at the same path) and the pair.
+    r = sh(env, "f", "busybox head -c 10 /proc/1/fd/3")
+    assert r.stdout == "fifo-data\n", r.stdout + r.stderr
+    assert sh(env, "f", "payload unix-connect /scratch/sock").stdout == "pong\n"
+    sh(env, "f", "touch /scratch/check")
+    assert wait_for(lambda: "pair: ok" in lines(restored_out)), lines(restored_out)
+    env.run("delete", "--force", "f", check=True)
 
 
 def test_ghost_file_over_the_limit_is_refused_naming_file_size_limit_and_setting(env):
