@@ -1024,14 +1024,17 @@ void container_handle_exec(struct agent *a, uint64_t id, const Cocoon__ExecReque
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		close(sync[0]);
-		/* In the cgroup before the fork, so the process starts there. */
-		if (join_cgroup(c->cgroup, getpid()) < 0)
-			child_fail(sync[1], "join the container's cgroup: %s", strerror(errno));
 		pid_t e = fork();
 		if (e < 0)
 			child_fail(sync[1], "fork: %s", strerror(errno));
 		if (e > 0)
 			_exit(0); /* the process is the container's init's now */
+		/* Into the cgroup after the fork, before anything runs: a fork
+		 * inside a cgroup at pids.max fails, a move into it does not
+		 * (cgroup-v2.rst, "PID": organisational operations are not
+		 * blocked), so exec works at the limit, as with runc. */
+		if (join_cgroup(c->cgroup, getpid()) < 0)
+			child_fail(sync[1], "join the container's cgroup: %s", strerror(errno));
 		exec_child(c->procs[0].pid, req->process, c->spec ? c->spec->seccomp : NULL,
 			   sync[1], io.child[0], io.child[1], io.child[2], req->process->terminal);
 	}

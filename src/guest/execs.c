@@ -45,7 +45,16 @@ int execs_send_self(int sock)
 	ssize_t n = sendmsg(sock, &m, MSG_NOSIGNAL);
 	int saved = errno;
 	close(pidfd);
-	return n == 1 ? 0 : -saved;
+	if (n != 1)
+		return -saved;
+	/* Wait for the agent to take the pidfd (one byte back, or EOF if the
+	 * agent went away): a process that ran and was reaped by the
+	 * container's init before the agent read its pidfd would leave the
+	 * agent with neither its pid nor its exit status. */
+	char ack;
+	while (read(sock, &ack, 1) < 0 && errno == EINTR)
+		;
+	return 0;
 }
 
 int execs_events_subscribe(void)
@@ -167,6 +176,9 @@ ssize_t execs_sync_recv(struct agent_proc *p, char *buf, size_t size)
 	}
 	p->pidfd = fd;
 	p->pid = pid;
+	/* The process waits for this before it runs anything (execs_send_self). */
+	if (write(p->sync_fd, "A", 1) != 1)
+		agent_log(NULL, "exec %s: pid %d: ack: %s", p->exec_id, pid, strerror(errno));
 	errno = EAGAIN;
 	return -1;
 }
