@@ -127,11 +127,9 @@ void execs_events_idle(struct agent *a)
 		for (int j = 1; a->containers[i].used && j < AGENT_MAX_PROCS; j++)
 			if (a->containers[i].procs[j].used && a->containers[i].procs[j].sync_socket)
 				return;
-	if (events_fd < 0)
-		return;
-	guard_exit_events_op(events_fd, PROC_CN_MCAST_IGNORE);
-	close(events_fd);
-	events_fd = -1;
+	/* The subscription stays: the proc connector delivers only to sockets
+	 * of the initial network namespace, where the agent opened it at
+	 * start (execs_events_subscribe from main). */
 }
 
 /* The pid a pidfd refers to, in the namespace of our /proc (fdinfo). */
