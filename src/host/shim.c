@@ -15,6 +15,8 @@
 #include "pod.h"
 #include "sandbox.h"
 #include "state.h"
+#include "qmp.h"
+#include "vmsnap.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -34,6 +36,7 @@ struct shim_client {
 	int fds[3];
 	size_t nfds;
 	char member[65]; /* a pod member's shim: the id of its container */
+	int member_mib;	 /* that container's memory limit, MiB (0: none) */
 };
 
 struct shim_exec {
@@ -65,7 +68,16 @@ struct shim {
 		int client_fd; /* -1 once that client went away */
 		long long deadline_ms;
 	} ckpt;
+	/* A pod's sandbox: what its containers may take together (memory
+	 * limits, MiB; docs/pods.md "Pod sizing"), where that figure comes
+	 * from, the sandbox's own limit, and the VM's vCPUs. */
+	int pod_room_mib, own_mib, vcpus;
+	char pod_room_source[200];
 	bool agent_gone; /* the channel closed: no reply will come */
+	/* A whole-VM checkpoint without --leave-running left the VM stopped
+	 * until its file is published: then a kill ends it, a thaw lets it
+	 * run on (the checkpoint command's container_thaw_or_kill). */
+	bool vm_stopped;
 	bool exited;
 	int exit_code;
 };
@@ -369,6 +381,55 @@ static int start_guard(struct shim *s, struct error **err)
 	return guard_start(&s->guard, &o, err);
 }
 
+static int mib_of(uint64_t bytes)
+{
+	return (int)((bytes + (1 << 20) - 1) >> 20);
+}
+
+/* The VM's size: from the container's limits (resources.h), or, for a
+ * container that may be a pod's sandbox, from the pod's limits when the
+ * engine says them (pod_limits_of); then what the pod's containers may
+ * take together (member_fits). */
+static int vm_size(struct shim *s, struct sandbox_options *opts, struct error **err)
+{
+	struct shim_args *a = s->args;
+	const Cocoon__Resources *own = a->bundle->spec->resources;
+	Cocoon__Resources pod_r = COCOON__RESOURCES__INIT;
+	const Cocoon__Resources *size_from = own;
+	struct pod_limits pl = {0};
+	int r;
+
+	if (pod_may_host_members(a->bundle) &&
+	    (r = pod_limits_of(a->bundle, "/sys/fs/cgroup", &pl, err)) < 0)
+		return r;
+	if (pl.memory || pl.cpu_quota) {
+		if (own)
+			pod_r = *own;
+		if (pl.memory)
+			pod_r.memory_limit = pl.memory;
+		if (pl.cpu_quota) {
+			pod_r.cpu_quota = pl.cpu_quota;
+			pod_r.cpu_period = pl.cpu_period;
+		}
+		size_from = &pod_r;
+	}
+	if ((r = resources_vm_size(&a->g->cfg, size_from, a->bundle->cpuset_cpus, &opts->memory_mib,
+				   &opts->vcpus, err)) < 0)
+		return pl.memory ? error_wrap(err, "pod limits from %s", pl.source) : r;
+	s->vcpus = opts->vcpus;
+	s->own_mib = own ? mib_of(own->memory_limit) : 0;
+	if (pl.memory) {
+		s->pod_room_mib = mib_of(pl.memory);
+		snprintf(s->pod_room_source, sizeof(s->pod_room_source), "%s", pl.source);
+	} else {
+		s->pod_room_mib = opts->memory_mib - RESOURCES_GUEST_OVERHEAD_MIB;
+		snprintf(s->pod_room_source, sizeof(s->pod_room_source),
+			 "its VM of %d MiB less the guest's %d MiB", opts->memory_mib,
+			 RESOURCES_GUEST_OVERHEAD_MIB);
+	}
+	return 0;
+}
+
 /* A VM of its own: the engine's network carried in, and the pod share for
  * members to come (pod.h). */
 static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct error **err)
@@ -379,6 +440,8 @@ static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct er
 	const char *net_macs[NET_MAX_INTERFACES];
 	int r;
 
+	if ((r = vm_size(s, opts, err)) < 0)
+		return r;
 	if (a->bundle->n_volumes > 0) {
 		if (asprintf(&volumes, "%s/" VOLUMES_DIR, a->dir) < 0)
 			return error_set(err, ENOMEM, "volumes");
@@ -386,7 +449,8 @@ static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct er
 			return r;
 		opts->volumes_dir = volumes;
 	}
-	if (pod_may_host_members(a->bundle)) {
+	/* Whole-VM mode has no 9p share, so no pod share for members. */
+	if (pod_may_host_members(a->bundle) && !a->vmsnap) {
 		if (asprintf(&pod_dir, "%s/" POD_SHARE, a->dir) < 0)
 			return error_set(err, ENOMEM, "pod share");
 		if ((r = pod_share_prepare(a->dir, err)) < 0)
@@ -405,9 +469,6 @@ static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct er
 		opts->n_nets = s->net.n_ifs;
 		a->bundle->spec->network = s->net.spec;
 	}
-	if ((r = resources_vm_size(&a->g->cfg, a->bundle->spec->resources, a->bundle->cpuset_cpus,
-				   &opts->memory_mib, &opts->vcpus, err)) < 0)
-		return r;
 	r = sandbox_boot(&s->sb, &a->g->cfg, a->dir, opts, err);
 	/* QEMU has the taps now: they go when it does. */
 	for (int i = 0; i < s->net.n_ifs; i++) {
@@ -427,7 +488,10 @@ static int shim_setup(struct shim *s, struct error **err)
 {
 	struct shim_args *a = s->args;
 	struct sandbox_options opts = {.rootfs_dir = a->bundle->rootfs,
-				       .keep_dir_on_failure = true};
+				       .keep_dir_on_failure = true,
+				       .vmsnap = a->vmsnap,
+				       .vmsnap_state = a->vmsnap_state,
+				       .vmsnap_key = a->vmsnap_key};
 	if (a->restore) {
 		opts.images_dirs = (const char *const *)a->restore->dirs;
 		opts.n_images_dirs = a->restore->n;
@@ -446,14 +510,27 @@ static int shim_setup(struct shim *s, struct error **err)
 	s->sb.agent.on_event = on_agent_event;
 	s->sb.agent.on_reply = checkpoint_reply;
 	s->sb.agent.event_userdata = s;
-	if ((r = a->restore ? restore_container(s, err) : create_container(s, err)) < 0 ||
+	/* A whole-VM restore: the container came back running with its VM. */
+	if ((r = a->vmsnap_state ? 0
+		 : a->restore	 ? restore_container(s, err)
+				 : create_container(s, err)) < 0 ||
 	    (r = listen_control(s, err)) < 0)
 		return r;
 	/* A hold left by a checkpoint with --tcp-established ends once the
 	 * container runs again with its connections (network.h). */
 	if (s->net.sk)
 		network_release(&s->net, NULL);
-	s->st.status = a->restore ? STATUS_RUNNING : STATUS_CREATED;
+	if (a->vmsnap_state) {
+		/* For restore --print-stats: the VM's start is the whole restore. */
+		char path[4200], text[256];
+		snprintf(path, sizeof(path), "%s/restore-stats.json", a->dir);
+		int n = snprintf(
+			text, sizeof(text),
+			"{\"boot_ms\": %lld, \"template\": false, \"whole_vm\": true, \"criu_ms\": 0, \"copy_ms\": 0, \"restore_us\": 0}\n",
+			s->sb.boot_ms);
+		write_file_atomic(path, text, (size_t)n, 0600, NULL);
+	}
+	s->st.status = a->restore || a->vmsnap_state ? STATUS_RUNNING : STATUS_CREATED;
 	return state_write(a->dir, &s->st, err);
 }
 
@@ -568,16 +645,59 @@ static int member_register(struct shim *s, struct shim_client *c, const char *id
 	return 0;
 }
 
+/* A member's memory and CPU limits must fit the pod's VM, which cannot
+ * grow: the memory limits of all its containers together in the pod's room
+ * (vm_size), a CPU limit in its vCPUs. mib is the member's new memory limit;
+ * c, when given, is the member itself (its old limit does not count). */
+static int member_fits(struct shim *s, const struct shim_client *c, const char *id, int mib,
+		       const Cocoon__Resources *r, struct error **err)
+{
+	int taken = s->own_mib;
+	for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
+		if (s->clients[i].fd >= 0 && s->clients[i].member[0] && &s->clients[i] != c)
+			taken += s->clients[i].member_mib;
+	if (mib && mib + taken > s->pod_room_mib)
+		return error_setx(
+			err, E2BIG,
+			"container %s: its memory limit of %d MiB does not fit in pod "
+			"%s: the pod's containers have %d MiB (%s), %d MiB of it taken by "
+			"the others; the pod's VM cannot grow: size the pod for all its "
+			"containers (docs/pods.md)",
+			id, mib, s->args->id, s->pod_room_mib, s->pod_room_source, taken);
+	if (r && r->cpu_quota > 0 && r->cpu_period > 0 &&
+	    (r->cpu_quota + (int64_t)r->cpu_period - 1) / (int64_t)r->cpu_period > s->vcpus)
+		return error_setx(
+			err, E2BIG,
+			"container %s: its CPU limit of %.2f CPUs does not fit in pod %s, "
+			"whose VM has %d vCPUs and cannot grow: size the pod for all its "
+			"containers (docs/pods.md)",
+			id, (double)r->cpu_quota / (double)r->cpu_period, s->args->id, s->vcpus);
+	return 0;
+}
+
 /* update: memory up to what this VM can give (resources.h). A member's own
  * shim has no VM (memory_mib 0): the pod's shim checks. */
-static int update_check(struct shim *s, const Cocoon__Request *req, struct error **err)
+static int update_check(struct shim *s, struct shim_client *c, const Cocoon__Request *req,
+			struct error **err)
 {
 	if (req->body_case != COCOON__REQUEST__BODY_UPDATE || !req->update->set_memory ||
 	    !req->update->resources)
 		return 0;
-	if (resources_update_fits(s->sb.memory_mib, req->update->resources->memory_limit, err) < 0)
-		return error_wrap(err, "update %s", req->update->id);
+	uint64_t limit = req->update->resources->memory_limit;
+	if (resources_update_fits(s->sb.memory_mib, limit, err) < 0 ||
+	    (c && member_fits(s, c, c->member, mib_of(limit), NULL, err) < 0))
+		return error_wrap(err, "update %s", c ? c->member : req->update->id);
 	return 0;
+}
+
+/* The spec of a member's create or restore. */
+static const Cocoon__ContainerSpec *joining_spec(const Cocoon__Request *req)
+{
+	if (req->body_case == COCOON__REQUEST__BODY_CREATE)
+		return req->create->spec;
+	if (req->body_case == COCOON__REQUEST__BODY_RESTORE)
+		return req->restore->spec;
+	return NULL;
 }
 
 static void handle_member_request(struct shim *s, struct shim_client *c, Cocoon__Request *req)
@@ -598,6 +718,16 @@ static void handle_member_request(struct shim *s, struct shim_client *c, Cocoon_
 		reply_error(c->fd, cid, err);
 		return;
 	}
+	if (joining) {
+		const Cocoon__Resources *r = joining_spec(req)->resources;
+		int mib = r ? mib_of(r->memory_limit) : 0;
+		if (member_fits(s, c, c->member, mib, r, &err) < 0) {
+			c->member[0] = 0;
+			reply_error(c->fd, cid, err);
+			return;
+		}
+		c->member_mib = mib;
+	}
 	char *client_id = *slot;
 	*slot = c->member;
 	if (req->body_case == COCOON__REQUEST__BODY_STDIN) {
@@ -605,7 +735,7 @@ static void handle_member_request(struct shim *s, struct shim_client *c, Cocoon_
 		*slot = client_id;
 		return;
 	}
-	if (update_check(s, req, &err) < 0) {
+	if (update_check(s, c, req, &err) < 0) {
 		*slot = client_id;
 		reply_error(c->fd, cid, err);
 		return;
@@ -620,6 +750,9 @@ static void handle_member_request(struct shim *s, struct shim_client *c, Cocoon_
 		reply_error(c->fd, cid, err);
 		return;
 	}
+	if (req->body_case == COCOON__REQUEST__BODY_UPDATE && req->update->set_memory &&
+	    req->update->resources)
+		c->member_mib = mib_of(req->update->resources->memory_limit);
 	resp->id = cid;
 	send_to_client(c->fd, resp);
 	cocoon__response__free_unpacked(resp, NULL);
@@ -730,6 +863,98 @@ static void handle_checkpoint(struct shim *s, struct shim_client *c, Cocoon__Req
 	s->ckpt.deadline_ms = now_ms() + SHIM_CHECKPOINT_TIMEOUT_MS;
 }
 
+/* A whole-VM checkpoint (vmsnap.h): QEMU saves the VM into the state
+ * directory, where the checkpoint command picks the file up and publishes
+ * it. Without --leave-running the VM is not let go on: it is killed, and the
+ * shim exits as for a killed container. */
+static void handle_vm_checkpoint(struct shim *s, struct shim_client *c, Cocoon__Request *req)
+{
+	_cleanup_error_ struct error *err = NULL;
+	_cleanup_free_ char *key = NULL, *mark = NULL, *state = NULL, *qmp = NULL;
+	const Cocoon__CheckpointRequest *cr = req->checkpoint;
+	struct vmsnap_save_stats st;
+
+	if (!s->sb.vmsnap || s->args->pod) {
+		error_setx(
+			&err, EOPNOTSUPP,
+			"checkpoint %s: its VM was not booted for whole-VM checkpoints (checkpoint_mode \"vm\" when it was created)",
+			s->args->id);
+		reply_error(c->fd, req->id, err);
+		return;
+	}
+	if (s->ckpt.active) {
+		error_setx(&err, EBUSY, "checkpoint %s: another checkpoint is in progress",
+			   s->args->id);
+		reply_error(c->fd, req->id, err);
+		return;
+	}
+	if (asprintf(&mark, "%s/" VMSNAP_MARK, s->args->dir) < 0 ||
+	    asprintf(&state, "%s/" VMSNAP_WORK, s->args->dir) < 0 ||
+	    asprintf(&qmp, "%s/" SANDBOX_QMP, s->args->dir) < 0 ||
+	    read_file_bounded(mark, VMSNAP_KEY_MAX, &key, NULL, &err) < 0) {
+		if (!err)
+			error_set(&err, ENOMEM, "checkpoint");
+		reply_error(c->fd, req->id, err);
+		return;
+	}
+	/* Without --leave-running the VM stays stopped (save with no cont). */
+	if (vmsnap_save(&s->sb.vm, qmp, state, vmsnap_key_mapped_ram(key), cr->leave_running, &st,
+			&err) < 0) {
+		error_wrap(&err, "checkpoint %s: save the VM", s->args->id);
+		reply_error(c->fd, req->id, err);
+		return;
+	}
+	Cocoon__Response resp = COCOON__RESPONSE__INIT;
+	Cocoon__CheckpointReply rep = COCOON__CHECKPOINT_REPLY__INIT;
+	Cocoon__CriuStats stats = COCOON__CRIU_STATS__INIT;
+	stats.frozen_us = (uint32_t)(st.frozen_ms * 1000);
+	rep.stats = &stats;
+	rep.dump_ms = (uint64_t)st.save_ms;
+	rep.bytes = st.bytes;
+	rep.files = 1;
+	rep.route = (char *)"vm";
+	resp.id = req->id;
+	resp.body_case = COCOON__RESPONSE__BODY_CHECKPOINT;
+	resp.checkpoint = &rep;
+	send_to_client(c->fd, &resp);
+	s->vm_stopped = !cr->leave_running;
+}
+
+/* The kill or thaw that ends a whole-VM checkpoint (vm_stopped): the agent
+ * cannot answer while the VM is stopped. */
+static void vm_stopped_request(struct shim *s, struct shim_client *c, Cocoon__Request *req)
+{
+	_cleanup_error_ struct error *err = NULL;
+	Cocoon__Response resp = COCOON__RESPONSE__INIT;
+	Cocoon__SignalReply sig = COCOON__SIGNAL_REPLY__INIT;
+	Cocoon__PauseReply pause = COCOON__PAUSE_REPLY__INIT;
+	resp.id = req->id;
+	if (req->body_case == COCOON__REQUEST__BODY_SIGNAL) {
+		if (s->sb.vm.backend)
+			s->sb.vm.backend->kill(&s->sb.vm);
+		resp.body_case = COCOON__RESPONSE__BODY_SIGNAL;
+		resp.signal = &sig;
+	} else {
+		_cleanup_free_ char *qmp = NULL;
+		struct qmp q = {.fd = -1};
+		int r = asprintf(&qmp, "%s/" SANDBOX_QMP, s->args->dir) < 0
+				? error_set(&err, ENOMEM, "qmp")
+				: qmp_connect(&q, &s->sb.vm, qmp, &err);
+		if (r == 0)
+			r = qmp_call(&q, "{\"execute\":\"cont\"}\n", -1, NULL, &err);
+		if (q.fd >= 0)
+			close(q.fd);
+		if (r < 0) {
+			reply_error(c->fd, req->id, err);
+			return;
+		}
+		resp.body_case = COCOON__RESPONSE__BODY_PAUSE;
+		resp.pause = &pause;
+	}
+	s->vm_stopped = false;
+	send_to_client(c->fd, &resp);
+}
+
 static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Request *req)
 {
 	_cleanup_error_ struct error *err = NULL;
@@ -737,6 +962,11 @@ static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Reques
 	uint64_t cid = req->id;
 	char **id_slot = NULL;
 
+	if (s->vm_stopped && (req->body_case == COCOON__REQUEST__BODY_SIGNAL ||
+			      req->body_case == COCOON__REQUEST__BODY_PAUSE)) {
+		vm_stopped_request(s, c, req);
+		return;
+	}
 	if (c->member[0] || req->body_case == COCOON__REQUEST__BODY_CREATE ||
 	    req->body_case == COCOON__REQUEST__BODY_RESTORE) {
 		handle_member_request(s, c, req);
@@ -775,13 +1005,16 @@ static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Reques
 		break;
 	case COCOON__REQUEST__BODY_UPDATE:
 		id_slot = &req->update->id;
-		if (update_check(s, req, &err) < 0) {
+		if (update_check(s, NULL, req, &err) < 0) {
 			reply_error(c->fd, cid, err);
 			return;
 		}
 		break;
 	case COCOON__REQUEST__BODY_CHECKPOINT:
-		handle_checkpoint(s, c, req);
+		if (req->checkpoint->whole_vm)
+			handle_vm_checkpoint(s, c, req);
+		else
+			handle_checkpoint(s, c, req);
 		return;
 	default:
 		error_setx(&err, EOPNOTSUPP, "request not supported by the shim");
