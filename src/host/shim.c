@@ -458,7 +458,10 @@ static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct er
 		opts->pod_dir = pod_dir;
 	}
 	if (a->bundle->netns_path) {
-		if ((r = network_open(&s->net, a->bundle->netns_path, err)) < 0)
+		/* A restore with established TCP connections holds the
+		 * container's addresses until CRIU has restored them. */
+		bool hold = a->restore && a->criu && a->criu->tcp_established;
+		if ((r = network_open(&s->net, a->bundle->netns_path, hold, err)) < 0)
 			return r;
 		for (int i = 0; i < s->net.n_ifs; i++) {
 			net_fds[i] = s->net.ifs[i].tap_fd;
