@@ -48,9 +48,11 @@ def stat(values):
 
 
 class Bench:
-    def __init__(self, work, memory_mib, shared_fs="9p", root=None, env=None, vmsnap=None):
+    def __init__(self, work, memory_mib, shared_fs="9p", root=None, env=None, vmsnap=None,
+                 cocoon=None):
         work.mkdir(exist_ok=True)
         self.work = work
+        self.bin = cocoon or COCOON
         self.root = root or work / "state"
         self.env = {**os.environ, **(env or {})}
         self.config = work / "config.toml"
@@ -73,7 +75,7 @@ class Bench:
 
     def cocoon(self, *args, timeout=900, out=None, template=False):
         config = self.template_config if template else self.config
-        cmd = [str(COCOON), "--root", str(self.root), "--config", str(config), *args]
+        cmd = [str(self.bin), "--root", str(self.root), "--config", str(config), *args]
         if out:
             # The shim keeps the container's stdio open: files, never pipes
             # that we would wait on for ever.
@@ -518,7 +520,7 @@ class TmpfsSampler:
         self.t.join()
 
 
-def measure_layout(work, mib, runs, memory_mib):
+def measure_layout(work, mib, runs, memory_mib, baseline=None):
     """The engines' layout: the state root on tmpfs (as /run is on real
     hosts), --image-path on disk. Images staged beside the destination (a
     bind mount on the shared directory) against staged in the shared
@@ -528,15 +530,21 @@ def measure_layout(work, mib, runs, memory_mib):
     tmpfs = work / "tmpfs-state"
     tmpfs.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0700", "tmpfs", str(tmpfs)], check=True)
-    layouts = [("same_fs", work / "layout-disk", None, {}),
-               ("beside", work / "layout-tmpfs", tmpfs / "a", {}),
-               ("shared", work / "layout-tmpfs-old", tmpfs / "b", {"COCOON_STAGING": "shared"})]
+    layouts = [("same_fs", work / "layout-disk", None, {}, None),
+               ("beside", work / "layout-tmpfs", tmpfs / "a", {}, None),
+               ("shared", work / "layout-tmpfs-old", tmpfs / "b", {"COCOON_STAGING": "shared"}, None)]
+    if baseline:
+        # Another build of cocoon (--baseline-build) beside this one, on
+        # the same layouts, in the same run: what a change costs.
+        layouts = [layouts[0], ("base_same_fs", work / "layout-disk-base", None, {}, baseline),
+                   layouts[1], ("base_beside", work / "layout-tmpfs-base", tmpfs / "c", {}, baseline)]
     benches = []
     try:
-        for name, bwork, root, env in layouts:
-            b = Bench(bwork, memory_mib, root=root, env=env)
-            benches.append(b)
-            for run in range(runs):
+        for name, bwork, root, env, binary in layouts:
+            benches.append(Bench(bwork, memory_mib, root=root, env=env, cocoon=binary))
+        # Run by run, every layout in turn: drift hits them alike.
+        for run in range(runs):
+            for (name, *_), b in zip(layouts, benches):
                 cid, out = b.start(["payload", "memhog", str(mib)])
                 try:
                     b.wait_lines(out, 1)
@@ -548,8 +556,8 @@ def measure_layout(work, mib, runs, memory_mib):
                             s = b.checkpoint(cid, *flags, path=p)
                         res.setdefault(f"{name}_{mode}_total", []).append(s["total_ms"])
                         res.setdefault(f"{name}_{mode}_host_mib", []).append(t.peak / (1 << 20))
-                        if name != "same_fs":
-                            assert s["staging"] == name, s
+                        if name.removeprefix("base_") != "same_fs":
+                            assert s["staging"] == name.removeprefix("base_"), s
                         shutil.rmtree(p)
                 finally:
                     b.delete(cid)
@@ -745,6 +753,8 @@ def main():
                     help="only whole-VM checkpoints beside the CRIU route and host runc (a targeted run)")
     ap.add_argument("--layout-only", action="store_true",
                     help="only the engines' layout at the largest size (a targeted run)")
+    ap.add_argument("--baseline-build", metavar="DIR",
+                    help="with --layout-only: the same layouts with DIR/cocoon too, side by side")
     args = ap.parse_args()
     if args.network_only:
         return network_only(args)
@@ -758,7 +768,12 @@ def main():
         work = pathlib.Path(tempfile.mkdtemp(prefix="cocoon-bench."))
         try:
             big = max(int(x) for x in args.sizes.split(","))
-            print(json.dumps(measure_layout(work, big, args.runs, max(1024, 4 * big + 512)), indent=1))
+            base = pathlib.Path(args.baseline_build) / "cocoon" if args.baseline_build else None
+            res = measure_layout(work, big, args.runs, max(1024, 4 * big + 512), base)
+            if base:
+                res["ratios"] = {f"{k}_{m}": ratio(med(res, f"{k}_{m}_total"), med(res, f"base_{k}_{m}_total"))
+                                 for k in ("same_fs", "beside") for m in ("lr", "exit")}
+            print(json.dumps(res, indent=1))
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return 0

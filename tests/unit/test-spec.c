@@ -505,6 +505,94 @@ static void test_update_resources_json(void **st)
 	error_free(&err);
 }
 
+/* Values the guest's kernel would refuse after the boot, or that would be
+ * taken as something else without a word: each refused while config.json
+ * is read, naming the field. */
+#define WITH_PROCESS(extra)                                                                        \
+	"{\"ociVersion\": \"1.0.2\", " ROOT ", " LINUX ", \"process\": {\"args\": [\"sh\"], "      \
+	"\"cwd\": \"/\", " extra "}}"
+#define WITH_RESOURCES(res)                                                                        \
+	"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"linux\": {\"namespaces\": "          \
+	"[{\"type\": \"network\"}], \"resources\": " res "}}"
+
+static void test_values_the_kernel_refuses(void **st)
+{
+	expect_error(WITH_PROCESS("\"rlimits\": [{\"type\": \"RLIMIT_FOO\", \"hard\": 1, "
+				  "\"soft\": 1}]"),
+		     "process.rlimits[0].type: unknown limit 'RLIMIT_FOO'");
+	expect_error(
+		WITH_PROCESS("\"rlimits\": [{\"type\": \"NOFILE\", \"hard\": 1, \"soft\": 1}]"),
+		"unknown limit 'NOFILE'");
+	expect_error(WITH_PROCESS("\"rlimits\": [{\"type\": \"RLIMIT_NOFILE\", \"hard\": 10, "
+				  "\"soft\": 20}]"),
+		     "process.rlimits[0] (RLIMIT_NOFILE): soft 20 is above hard 10");
+	expect_error(
+		WITH_PROCESS(
+			"\"rlimits\": [{\"type\": \"RLIMIT_CORE\", \"hard\": 1, "
+			"\"soft\": 1}, {\"type\": \"RLIMIT_CORE\", \"hard\": 2, \"soft\": 2}]"),
+		"process.rlimits[1].type: RLIMIT_CORE is set twice");
+	expect_error(WITH_PROCESS("\"rlimits\": [{\"type\": \"RLIMIT_CORE\", \"soft\": 1}]"),
+		     "process.rlimits[0].hard is required");
+	expect_error(WITH_PROCESS("\"rlimits\": [{\"type\": \"RLIMIT_CORE\", \"hard\": -1, "
+				  "\"soft\": 1}]"),
+		     "process.rlimits[0].hard");
+	expect_error("{\"ociVersion\": 5, " ROOT ", " PROCESS ", " LINUX "}",
+		     "ociVersion: expected string");
+	expect_error("{\"ociVersion\": null, " ROOT ", " PROCESS ", " LINUX "}",
+		     "ociVersion is required");
+	char big[10400];
+	int n = snprintf(big, sizeof(big),
+			 "{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", " LINUX
+			 ", \"hostname\": \"");
+	memset(big + n, 'h', 10000);
+	snprintf(big + n + 10000, sizeof(big) - (size_t)n - 10000, "\"}");
+	expect_error(big, "hostname is 10000 bytes; the kernel takes at most 64");
+	expect_error(WITH_RESOURCES("{\"memory\": {\"limit\": -5}}"),
+		     "linux.resources.memory.limit: -5 is negative (-1 means no limit)");
+	expect_error(WITH_RESOURCES("{\"pids\": {\"limit\": -2}}"), "linux.resources.pids.limit");
+	expect_error(WITH_RESOURCES("{\"cpu\": {\"quota\": -7}}"), "linux.resources.cpu.quota");
+	expect_error(WITH_RESOURCES("{\"cpu\": {\"quota\": 50000, \"period\": 0}}"),
+		     "linux.resources.cpu.period: 0 us is below the kernel's 1000 us");
+	expect_error(WITH_RESOURCES("{\"cpu\": {\"quota\": 500, \"period\": 100000}}"),
+		     "linux.resources.cpu.quota: 500 us is below");
+	expect_error(WITH_RESOURCES("{\"memory\": {\"limit\": \"1G\"}}"),
+		     "linux.resources.memory.limit: expected an integer");
+
+	/* What stays accepted: -1 for no limit, 64 bytes of hostname, every
+	 * RLIMIT_ name, and a destination with ".." inside a name. */
+	struct oci_bundle b;
+	struct error *err = NULL;
+	write_spec(
+		"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
+		", \"hostname\": \"hhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhh\", "
+		"\"mounts\": [{\"destination\": \"/a..b\", \"type\": \"tmpfs\", \"source\": \"tmpfs\"}], "
+		"\"linux\": {\"namespaces\": [{\"type\": \"network\"}], \"resources\": {\"memory\": "
+		"{\"limit\": -1}, \"pids\": {\"limit\": -1}, \"cpu\": {\"quota\": -1, \"period\": "
+		"100000}}}}");
+	if (spec_load(bundle, "c1", &b, &err) < 0)
+		fail_msg("%s", err->msg);
+	assert_int_equal(b.spec->resources->memory_limit, 0);
+	assert_int_equal(b.spec->resources->cpu_quota, 0);
+	spec_free(&b);
+	static const char *const all[] = {
+		"AS",	"CORE",	  "CPU",   "DATA", "FSIZE",  "LOCKS",  "MEMLOCK",    "MSGQUEUE",
+		"NICE", "NOFILE", "NPROC", "RSS",  "RTPRIO", "RTTIME", "SIGPENDING", "STACK"};
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		char text[512];
+		snprintf(text, sizeof(text),
+			 WITH_PROCESS("\"rlimits\": [{\"type\": \"RLIMIT_%s\", \"hard\": 4, "
+				      "\"soft\": 4}]"),
+			 all[i]);
+		write_spec(text);
+		if (spec_load(bundle, "c1", &b, &err) < 0)
+			fail_msg("RLIMIT_%s: %s", all[i], err->msg);
+		spec_free(&b);
+	}
+	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", " LINUX
+		     ", \"mounts\": [{\"destination\": \"/a/../etc\", \"type\": \"tmpfs\"}]}",
+		     "without '..'");
+}
+
 static void test_missing_bundle(void **st)
 {
 	struct oci_bundle b;
@@ -532,6 +620,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_resources_and_vm_size, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pod_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update_resources_json, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_values_the_kernel_refuses, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
