@@ -108,6 +108,7 @@ int cmd_update(struct global_opts *g, int argc, char **argv)
 	_cleanup_free_ char *json = NULL;
 	char ignored[512] = "", msg[1024];
 	const char *resources = NULL;
+	bool got_quota = false, got_period = false;
 	int c, idx;
 	int64_t v;
 
@@ -144,7 +145,7 @@ int cmd_update(struct global_opts *g, int argc, char **argv)
 					"update",
 					"--cpu-quota '%s': expected microseconds, -1 for none",
 					optarg);
-			ur.set_cpu_max = true;
+			ur.set_cpu_max = got_quota = true;
 			res.cpu_quota = v > 0 ? v : 0;
 			break;
 		case O_PERIOD:
@@ -153,7 +154,7 @@ int cmd_update(struct global_opts *g, int argc, char **argv)
 				return usage_error("update",
 						   "--cpu-period '%s': expected 1000 .. 1000000 us",
 						   optarg);
-			ur.set_cpu_max = true;
+			ur.set_cpu_max = got_period = true;
 			res.cpu_period = (uint64_t)v;
 			break;
 		case O_SHARES:
@@ -188,6 +189,9 @@ int cmd_update(struct global_opts *g, int argc, char **argv)
 	}
 	if (argc - optind != 1)
 		return usage_error("update", "expects exactly one container ID");
+	/* runc update: the half of cpu.max not given stays as it is. */
+	ur.keep_cpu_quota = got_period && !got_quota;
+	ur.keep_cpu_period = got_quota && !got_period;
 	const char *id = argv[optind];
 	if (resources) {
 		char more[512];

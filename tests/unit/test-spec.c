@@ -338,6 +338,21 @@ static void test_update_resources_json(void **st)
 	assert_int_equal(r2.memory_limit, 0);
 	assert_int_equal(r2.pids_limit, 0);
 	assert_int_equal(r2.cpu_period, 200000);
+	assert_true(!u2.keep_cpu_quota && !u2.keep_cpu_period);
+	/* A quota alone keeps the current period (runc update), and the
+	 * other way round. */
+	Cocoon__UpdateRequest u3 = COCOON__UPDATE_REQUEST__INIT;
+	Cocoon__Resources r3 = COCOON__RESOURCES__INIT;
+	assert_int_equal(resources_update_from_json("{\"cpu\": {\"quota\": 30000}}", &u3, &r3,
+						    ignored, sizeof(ignored), NULL),
+			 0);
+	assert_true(u3.set_cpu_max && !u3.keep_cpu_quota && u3.keep_cpu_period);
+	assert_int_equal(r3.cpu_quota, 30000);
+	Cocoon__UpdateRequest u4 = COCOON__UPDATE_REQUEST__INIT;
+	assert_int_equal(resources_update_from_json("{\"cpu\": {\"period\": 50000}}", &u4, &r3,
+						    ignored, sizeof(ignored), NULL),
+			 0);
+	assert_true(u4.set_cpu_max && u4.keep_cpu_quota && !u4.keep_cpu_period);
 	assert_int_not_equal(
 		resources_update_from_json("[1]", &u2, &r2, ignored, sizeof(ignored), &err), 0);
 	error_free(&err);
