@@ -13,6 +13,7 @@
  *   directory". On tmpfs (memfd, /dev/shm, a tmpfs mount) they work. */
 #include "agent.h"
 #include "cleanup.h"
+#include "procfs.h"
 #include "ckpt-check.h"
 
 #include <dirent.h>
@@ -20,24 +21,12 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
-static pid_t parent_of(pid_t pid)
-{
-	char path[64], line[256];
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	_cleanup_fclose_ FILE *f = fopen(path, "re");
-	int ppid;
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "PPid: %d", &ppid) == 1)
-			return ppid;
-	return 0;
-}
-
 static bool in_tree(pid_t pid, pid_t init)
 {
 	for (int depth = 0; pid > 1 && depth < 4096; depth++) {
 		if (pid == init)
 			return true;
-		pid = parent_of(pid);
+		pid = (pid_t)proc_status_long(pid, "PPid", 0);
 	}
 	return pid == init;
 }

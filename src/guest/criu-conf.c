@@ -17,6 +17,7 @@
  * container's mount namespace and remounts each mount whose flags differ. */
 #include "agent.h"
 #include "cleanup.h"
+#include "procfs.h"
 #include "confine.h"
 #include "criu-conf.h"
 
@@ -215,18 +216,6 @@ static bool proc_comm(pid_t pid, char *buf, size_t size)
 	return true;
 }
 
-static pid_t proc_ppid(pid_t pid)
-{
-	char path[64], line[128];
-	int v;
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	_cleanup_fclose_ FILE *f = fopen(path, "re");
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "PPid: %d", &v) == 1)
-			return v;
-	return -1;
-}
-
 /* The e2e tests' faults (criu-conf.h), at the stage they name. */
 static void inject_fault(const char *action)
 {
@@ -242,7 +231,7 @@ static void inject_fault(const char *action)
 		for (int i = 0; i < 3 && p > 1 &&
 				!(proc_comm(p, comm, sizeof(comm)) && strcmp(comm, "criu") == 0);
 		     i++)
-			p = proc_ppid(p);
+			p = (pid_t)proc_status_long(p, "PPid", -1);
 		struct pollfd pfd = {.fd = p > 1 ? (int)syscall(SYS_pidfd_open, p, 0) : -1,
 				     .events = POLLIN};
 		while (pfd.fd >= 0 && poll(&pfd, 1, -1) <= 0)

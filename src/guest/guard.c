@@ -2,6 +2,7 @@
  * OOM protection while CRIU runs, and the signs of a stalled CRIU run. */
 #include "guard.h"
 #include "cleanup.h"
+#include "procfs.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -314,14 +315,7 @@ void guard_apply_saved_adj(const char *cgroup, const char *path)
 
 static bool traced(pid_t pid)
 {
-	char path[64], line[128];
-	int tracer;
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	_cleanup_fclose_ FILE *f = fopen(path, "re");
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "TracerPid: %d", &tracer) == 1)
-			return tracer > 0;
-	return false;
+	return proc_status_long(pid, "TracerPid", 0) > 0;
 }
 
 static void death_of(struct guard *g, size_t i, struct guard_death *d)

@@ -1,11 +1,14 @@
 #include "agent-client.h"
 #include "cleanup.h"
+#include "fdio.h"
 #include "paths.h"
+#include "vm.h"
 
 #include <poll.h>
 #include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int agent_client_init(struct agent_client *c, int fd, struct error **err)
 {
@@ -349,5 +352,42 @@ int agent_call_fds(struct agent_client *c, Cocoon__Request *req, const int *fds,
 		}
 		*resp = got;
 		return 0;
+	}
+}
+
+int agent_wait_ready(struct agent_client *c, struct vm *vm, const char *what, int timeout_ms,
+		     struct error **err)
+{
+	const char *sep = what ? ": " : "";
+	long long deadline = now_ms() + timeout_ms;
+
+	if (!what)
+		what = "";
+	for (;;) {
+		Cocoon__Request req = COCOON__REQUEST__INIT;
+		Cocoon__Ping ping = COCOON__PING__INIT;
+		Cocoon__Response *resp = NULL;
+		_cleanup_error_ struct error *e = NULL;
+
+		req.body_case = COCOON__REQUEST__BODY_PING;
+		req.ping = &ping;
+		long long left = deadline - now_ms();
+		if (left <= 0)
+			return error_setx(err, ETIMEDOUT, "%s%sagent not ready after %d ms", what,
+					  sep, timeout_ms);
+		int r = agent_call(c, &req, &resp, left > 1000 ? 1000 : (int)left, &e);
+		if (r == 0) {
+			cocoon__response__free_unpacked(resp, NULL);
+			return 0;
+		}
+		/* A closed channel usually means the VMM is on its way out. */
+		for (int i = 0; r != -ETIMEDOUT && i < 50 && !vm_check_exited(vm); i++)
+			usleep(10000);
+		if (vm_check_exited(vm))
+			return error_setx(err, ECHILD, "%s%sVM exited during boot", what, sep);
+		if (r != -ETIMEDOUT) {
+			*err = TAKE_PTR(e);
+			return r;
+		}
 	}
 }

@@ -10,6 +10,8 @@
 #include "frame.h"
 #include "proto.h"
 
+struct vm;
+
 struct agent_client {
 	int fd;
 	uint64_t next_id;
@@ -25,6 +27,14 @@ struct agent_client {
 };
 
 int agent_client_init(struct agent_client *c, int fd, struct error **err);
+
+/* Pings the agent of the booting VM `vm` until it answers, at most
+ * timeout_ms in all (one ping waits 1000 ms at most; the first one sits in
+ * the channel until the agent opens its port). `what` names the VM in the
+ * errors ("template VM"), NULL for none. Returns 0, -ETIMEDOUT ("agent not
+ * ready after N ms"), -ECHILD when the VMM exited, or the channel's error. */
+int agent_wait_ready(struct agent_client *c, struct vm *vm, const char *what, int timeout_ms,
+		     struct error **err);
 void agent_client_close(struct agent_client *c);
 
 /* Sends req (protocol and id are filled in) and waits for its reply.

@@ -367,13 +367,12 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 		.container_id = id, .checkpoint_id = ckid, .parent_path = o->parent_path};
 	struct images_limits lim;
 	images_limits_from_config(&g->cfg, &lim);
-	/* virtiofsd keeps handles on the guest's files: those are copied,
-	 * never renamed into --image-path. */
+	/* Into new host files either way: the guest may hold handles on its
+	 * own (images.h). */
 	if (r == 0 && staged)
 		r = images_publish_staged(&stage, dest, &info, &lim, err);
 	else if (r == 0)
-		r = images_publish(idir, ckid, dest, &info, &lim,
-				   strcmp(g->cfg.shared_fs, "9p") != 0, err);
+		r = images_publish(idir, ckid, dest, &info, &lim, err);
 	if (staged)
 		images_discard(idir, ckid); /* the empty mount point */
 	if (r < 0) {

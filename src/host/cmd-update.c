@@ -2,10 +2,13 @@
  * through its shim (src/guest/cgroups.c). */
 #include "cleanup.h"
 #include "container.h"
+#include "fdio.h"
+#include "log.h"
 #include "resources.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <json-c/json.h>
 #include <stdlib.h>
@@ -45,36 +48,34 @@ static int parse_size(const char *s, int64_t *out)
 	return 0;
 }
 
-static int read_all(const char *path, char **out, struct error **err)
+/* A decimal option value in [min, max]. On bad input it prints the usage
+ * error naming --NAME, what was given and `expect`, and returns -1. */
+static int parse_number(const char *name, const char *arg, int64_t min, int64_t max,
+			const char *expect, int64_t *out)
 {
-	_cleanup_fclose_ FILE *f = strcmp(path, "-") == 0 ? NULL : fopen(path, "re");
-	FILE *in = strcmp(path, "-") == 0 ? stdin : f;
-	if (!in)
-		return error_set(err, errno, "--resources %s", path);
-	size_t cap = 4096, len = 0;
-	char *buf = malloc(cap);
-	while (buf) {
-		size_t n = fread(buf + len, 1, cap - len - 1, in);
-		len += n;
-		if (n == 0)
-			break;
-		if (len + 1 == cap) {
-			if (cap >= (1 << 20)) {
-				free(buf);
-				return error_setx(err, E2BIG, "--resources %s: more than 1 MiB",
-						  path);
-			}
-			char *nb = realloc(buf, cap * 2);
-			if (!nb)
-				free(buf);
-			buf = nb;
-			cap *= 2;
-		}
+	char *end;
+	errno = 0;
+	long long v = strtoll(arg, &end, 10);
+	if (errno || *end || end == arg || v < min || v > max) {
+		usage_error("update", "--%s '%s': expected %s", name, arg, expect);
+		return -1;
 	}
-	if (!buf)
-		return error_set(err, ENOMEM, "--resources");
-	buf[len] = 0;
-	*out = buf;
+	*out = v;
+	return 0;
+}
+
+/* The --resources file, or stdin for "-": at most 1 MiB. */
+static int read_resources(const char *path, char **out, struct error **err)
+{
+	bool is_stdin = strcmp(path, "-") == 0;
+	_cleanup_close_ int fd = is_stdin ? -1 : open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC);
+	if (!is_stdin && fd < 0)
+		return error_set(err, errno, "--resources %s", path);
+	int r = fd_read_bounded(is_stdin ? STDIN_FILENO : fd, 1 << 20, out, NULL);
+	if (r == -EFBIG)
+		return error_setx(err, E2BIG, "--resources %s: more than 1 MiB", path);
+	if (r < 0)
+		return error_set(err, -r, "--resources %s", path);
 	return 0;
 }
 
@@ -114,7 +115,6 @@ int cmd_update(struct global_opts *g, int argc, char **argv)
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "r:h", opts, &idx)) != -1) {
-		char *end = NULL;
 		switch (c) {
 		case 'r':
 			resources = optarg;
@@ -129,39 +129,29 @@ int cmd_update(struct global_opts *g, int argc, char **argv)
 			res.memory_limit = v > 0 ? (uint64_t)v : 0;
 			break;
 		case O_PIDS:
-			v = strtoll(optarg, &end, 10);
-			if (*end || end == optarg)
-				return usage_error(
-					"update",
-					"--pids-limit '%s': expected a number, -1 for none",
-					optarg);
+			if (parse_number(opts[idx].name, optarg, INT64_MIN, INT64_MAX,
+					 "a number, -1 for none", &v) < 0)
+				return 2;
 			ur.set_pids = v != 0;
 			res.pids_limit = v > 0 ? v : 0;
 			break;
 		case O_QUOTA:
-			v = strtoll(optarg, &end, 10);
-			if (*end || end == optarg)
-				return usage_error(
-					"update",
-					"--cpu-quota '%s': expected microseconds, -1 for none",
-					optarg);
+			if (parse_number(opts[idx].name, optarg, INT64_MIN, INT64_MAX,
+					 "microseconds, -1 for none", &v) < 0)
+				return 2;
 			ur.set_cpu_max = got_quota = true;
 			res.cpu_quota = v > 0 ? v : 0;
 			break;
 		case O_PERIOD:
-			v = strtoll(optarg, &end, 10);
-			if (*end || end == optarg || v < 1000 || v > 1000000)
-				return usage_error("update",
-						   "--cpu-period '%s': expected 1000 .. 1000000 us",
-						   optarg);
+			if (parse_number(opts[idx].name, optarg, 1000, 1000000,
+					 "1000 .. 1000000 us", &v) < 0)
+				return 2;
 			ur.set_cpu_max = got_period = true;
 			res.cpu_period = (uint64_t)v;
 			break;
 		case O_SHARES:
-			v = strtoll(optarg, &end, 10);
-			if (*end || end == optarg || v < 2 || v > 262144)
-				return usage_error(
-					"update", "--cpu-share '%s': expected 2 .. 262144", optarg);
+			if (parse_number(opts[idx].name, optarg, 2, 262144, "2 .. 262144", &v) < 0)
+				return 2;
 			ur.set_cpu_weight = true;
 			res.cpu_shares = (uint64_t)v;
 			break;
@@ -195,7 +185,7 @@ int cmd_update(struct global_opts *g, int argc, char **argv)
 	const char *id = argv[optind];
 	if (resources) {
 		char more[512];
-		if (read_all(resources, &json, &err) < 0 ||
+		if (read_resources(resources, &json, &err) < 0 ||
 		    resources_update_from_json(json, &ur, &res, more, sizeof(more), &err) < 0) {
 			error_wrap(&err, "update %s", id);
 			report_error(g, err->msg);
@@ -206,9 +196,7 @@ int cmd_update(struct global_opts *g, int argc, char **argv)
 				 "%s%s", *ignored ? ", " : "", more);
 	}
 	if (*ignored)
-		fprintf(stderr,
-			"cocoon: warning: update %s: not applied inside the VM, ignored: %s\n", id,
-			ignored);
+		log_warning("update %s: not applied inside the VM, ignored: %s", id, ignored);
 	_cleanup_free_ char *dir = NULL;
 	struct container_state st;
 	if (container_load(g, id, &dir, &st, &err) < 0) {

@@ -1,6 +1,7 @@
 #include "images.h"
 #include "cleanup.h"
 #include "config.h"
+#include "fdio.h"
 #include "paths.h"
 #include "pbwire.h"
 #include "safefs.h"
@@ -13,9 +14,15 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <xxhash.h>
+
+/* linux/fs.h's, whose other definitions clash with sys/mount.h's. */
+#ifndef FICLONE
+#define FICLONE _IOW(0x94, 9, int)
+#endif
 
 #ifndef COCOON_VERSION
 #define COCOON_VERSION "unknown"
@@ -78,43 +85,6 @@ static int budget_time(const struct budget *b, struct error **err)
 			  (unsigned long long)b->lim->verify_ms);
 }
 
-/* Hashes exactly the size fstat() gave: a file that grows meanwhile (a
- * guest still writing through an open handle) is refused. */
-static int hash_fd(int fd, const char *name, uint64_t size, const struct budget *b, uint64_t *hash,
-		   struct error **err)
-{
-	_cleanup_free_ char *buf = malloc(1 << 20);
-	XXH3_state_t *st = XXH3_createState();
-	uint64_t done = 0;
-	int r = 0;
-
-	if (!buf || !st) {
-		XXH3_freeState(st);
-		return error_set(err, ENOMEM, "hash %s", name);
-	}
-	XXH3_64bits_reset(st);
-	while (r == 0) {
-		ssize_t n = read(fd, buf, 1 << 20);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			r = error_set(err, errno, "read %s", name);
-		else if (n == 0)
-			break;
-		else if ((done += (uint64_t)n) > size)
-			r = error_setx(err, EFBIG, "%s grew while it was read", name);
-		else
-			XXH3_64bits_update(st, buf, (size_t)n);
-		if (r == 0)
-			r = budget_time(b, err);
-	}
-	if (r == 0 && done != size)
-		r = error_setx(err, EIO, "%s shrank while it was read", name);
-	*hash = XXH3_64bits_digest(st);
-	XXH3_freeState(st);
-	return r;
-}
-
 /* Walks a directory; calls fn for each regular file. Anything else (a
  * symlink, a FIFO, a device, a subdirectory, an odd name) is refused, but
  * for CRIU's "parent" link when allow_parent is set. */
@@ -147,47 +117,119 @@ static int walk_files(int dirfd, bool allow_parent,
 
 /* ---- publishing ---------------------------------------------------------------- */
 
-struct seal_ctx {
+/* Publishing never moves an inode the guest has touched to the host's side:
+ * a guest process that opened an image file through the share keeps its
+ * handle (a 9p fid is an open descriptor in QEMU, virtiofsd keeps its own),
+ * and could write, or grow without end, whatever inode that handle names,
+ * wherever the host renames it. So every file is taken into a new inode the
+ * host creates (O_EXCL | O_NOFOLLOW in a directory it made beside dest):
+ * shared extents where the filesystem can clone (FICLONE: btrfs, XFS), else
+ * a copy, hashed as it is written. The guest's inodes are then removed;
+ * nothing it still holds reaches dest. */
+struct take_ctx {
 	struct budget b;
+	int to; /* the host's new directory */
 	json_object *files;
 	struct error **err;
 };
 
-/* One file of a dump: ours from now on, or refused. */
-static int seal_file(int dirfd, const char *name, void *ud)
+/* Hashes exactly size bytes of in (and writes them to out, unless out is
+ * -1): a file that grows or shrinks meanwhile is refused. */
+static int hash_copy(int in, int out, const char *name, uint64_t size, const struct budget *b,
+		     uint64_t *hash, struct error **err)
 {
-	struct seal_ctx *m = ud;
+	_cleanup_free_ char *buf = malloc(1 << 20);
+	XXH3_state_t *st = XXH3_createState();
+	uint64_t done = 0;
+	int r = 0;
+
+	if (!buf || !st) {
+		XXH3_freeState(st);
+		return error_set(err, ENOMEM, "hash %s", name);
+	}
+	XXH3_64bits_reset(st);
+	while (r == 0) {
+		ssize_t n = read(in, buf, 1 << 20);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			r = error_set(err, errno, "read %s", name);
+		else if (n == 0)
+			break;
+		else if ((done += (uint64_t)n) > size)
+			r = error_setx(err, EFBIG, "%s grew while it was read", name);
+		else if (out >= 0 && (r = fd_write_all(out, buf, (size_t)n)) < 0)
+			r = error_set(err, -r, "write %s", name);
+		else
+			XXH3_64bits_update(st, buf, (size_t)n);
+		if (r == 0)
+			r = budget_time(b, err);
+	}
+	if (r == 0 && done != size)
+		r = error_setx(err, EIO, "%s shrank while it was read", name);
+	*hash = XXH3_64bits_digest(st);
+	XXH3_freeState(st);
+	return r;
+}
+
+static int hash_fd(int fd, const char *name, uint64_t size, const struct budget *b, uint64_t *hash,
+		   struct error **err)
+{
+	return hash_copy(fd, -1, name, size, b, hash, err);
+}
+
+/* The clone shares the guest file's extents, not its inode: a later write
+ * through the guest's handle gets blocks of its own (copy on write). Its
+ * size is read back, since the guest may have changed the file since the
+ * fstat(); the clone's bytes are then hashed, and nothing can change them. */
+static int take_data(int in, int out, const char *name, uint64_t size, const struct budget *b,
+		     uint64_t *hash, struct error **err)
+{
+	struct stat cs;
+	if (ioctl(out, FICLONE, in) < 0)
+		return hash_copy(in, out, name, size, b, hash, err);
+	if (fstat(out, &cs) < 0)
+		return error_set(err, errno, "%s", name);
+	if ((uint64_t)cs.st_size != size)
+		return error_setx(err, EIO, "%s changed while it was published", name);
+	return hash_fd(out, name, size, b, hash, err);
+}
+
+/* One file of a dump: into a new file of the host's (its user, mode 0600),
+ * or refused. */
+static int take_file(int dirfd, const char *name, void *ud)
+{
+	struct take_ctx *c = ud;
 	struct stat st;
 	uint64_t hash;
 	char hex[17];
 
-	_cleanup_close_ int fd = safefs_open_regular(dirfd, name, UINT64_MAX, &st, m->err);
-	if (fd < 0)
-		return fd;
+	_cleanup_close_ int in = safefs_open_regular(dirfd, name, UINT64_MAX, &st, c->err);
+	if (in < 0)
+		return in;
+	/* Not needed for the copy, but a second link means the guest made
+	 * this file out of another one: never a CRIU image. */
 	if (st.st_nlink != 1)
-		return error_setx(m->err, EMLINK, "%s has %ju links; refused", name,
+		return error_setx(c->err, EMLINK, "%s has %ju links; refused", name,
 				  (uintmax_t)st.st_nlink);
-	int r = budget_file(&m->b, name, (uint64_t)st.st_size, m->err);
+	int r = budget_file(&c->b, name, (uint64_t)st.st_size, c->err);
 	if (r < 0)
 		return r;
-	/* The guest chose the owner and mode (9p passthrough): the host's
-	 * user and 0600 replace them, setuid bits included. */
-	if ((st.st_uid != geteuid() || st.st_gid != getegid()) &&
-	    fchown(fd, geteuid(), getegid()) < 0)
-		return error_set(m->err, errno, "chown %s", name);
-	if (fchmod(fd, 0600) < 0)
-		return error_set(m->err, errno, "chmod %s", name);
-	if ((r = hash_fd(fd, name, (uint64_t)st.st_size, &m->b, &hash, m->err)) < 0)
+	_cleanup_close_ int out =
+		openat(c->to, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (out < 0)
+		return error_set(c->err, errno, "create %s", name);
+	if ((r = take_data(in, out, name, (uint64_t)st.st_size, &c->b, &hash, c->err)) < 0)
 		return r;
 	snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)hash);
 	json_object *f = json_object_new_object();
 	json_object_object_add(f, "size", json_object_new_uint64((uint64_t)st.st_size));
 	json_object_object_add(f, "xxh3", json_object_new_string(hex));
-	json_object_object_add(m->files, name, f);
+	json_object_object_add(c->files, name, f);
 	return 0;
 }
 
-static int write_manifest(int dirfd, const struct images_info *info, struct seal_ctx *m,
+static int write_manifest(int dirfd, const struct images_info *info, struct take_ctx *m,
 			  struct error **err)
 {
 	json_object *o = json_object_new_object();
@@ -233,14 +275,16 @@ static int link_parent(int dirfd, const char *parent_path, const char *dest, str
 	return 0;
 }
 
-/* The images in tmpfd become the host's: sealed, listed, linked. */
-static int seal_images(int tmpfd, const char *dest, const struct images_info *info,
+/* The guest's images in srcfd become the host's in tmpfd (a directory the
+ * host made): taken file by file, listed, linked to their parent. */
+static int take_images(int srcfd, int tmpfd, const char *dest, const struct images_info *info,
 		       const struct images_limits *lim, struct error **err)
 {
-	struct seal_ctx m = {.files = json_object_new_object(), .err = err};
+	struct take_ctx m = {.files = json_object_new_object(), .to = tmpfd, .err = err};
 	budget_init(&m.b, lim);
-	unlinkat(tmpfd, "parent", 0); /* CRIU's link; a directory so named is refused below */
-	int r = walk_files(tmpfd, false, seal_file, &m, err);
+	/* CRIU's "parent" symlink is skipped (the host makes its own below);
+	 * anything else that is not a regular file is refused. */
+	int r = walk_files(srcfd, true, take_file, &m, err);
 	if (r < 0)
 		error_wrap(err, "images from the guest rejected");
 	if (r == 0)
@@ -253,58 +297,26 @@ static int seal_images(int tmpfd, const char *dest, const struct images_info *in
 	return r;
 }
 
-struct copy_ctx {
-	struct budget b;
-	int to;
-	struct error **err;
-};
-
-static int copy_one(int dirfd, const char *name, void *ud)
+/* Takes the images in srcfd into a new directory beside dest and renames it
+ * to dest. On failure nothing is left beside dest. */
+static int publish_from(int srcfd, int parentfd, const char *dest, const struct images_info *info,
+			const struct images_limits *lim, struct error **err)
 {
-	struct copy_ctx *c = ud;
-	struct stat st;
-	_cleanup_close_ int in = safefs_open_regular(dirfd, name, UINT64_MAX, &st, c->err);
-	if (in < 0)
-		return in;
-	int r = budget_file(&c->b, name, (uint64_t)st.st_size, c->err);
-	return r < 0 ? r : safefs_copy_fd(in, c->to, name, (uint64_t)st.st_size, 0600, c->err);
-}
-
-/* Another filesystem, or a share whose server keeps handles on the guest's
- * files (virtiofs): new host files, copied by fd. */
-static int copy_images(int srcfd, int parentfd, const char *tmpname,
-		       const struct images_limits *lim, struct error **err)
-{
+	const char *base = strrchr(dest, '/') ? strrchr(dest, '/') + 1 : dest;
+	char tmpname[300];
+	snprintf(tmpname, sizeof(tmpname), ".%s.pub-%d", base, getpid());
+	safefs_remove(parentfd, tmpname, NULL); /* our own leftover: same name, same pid */
 	if (mkdirat(parentfd, tmpname, 0700) < 0)
 		return error_set(err, errno, "create %s", tmpname);
-	struct copy_ctx c = {.err = err};
-	budget_init(&c.b, lim);
-	c.to = openat(parentfd, tmpname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (c.to < 0)
-		return error_set(err, errno, "open %s", tmpname);
-	int r = walk_files(srcfd, true, copy_one, &c, err);
-	close(c.to);
-	return r < 0 ? error_wrap(err, "images from the guest rejected") : 0;
-}
-
-/* Same filesystem: the guest's directory is renamed out of its reach, then
- * it must still be the one that was opened (not a swapped-in symlink).
- * -EXDEV, without a message, when it has to be copied instead. */
-static int move_images(int ckfd, const char *ckid, int srcfd, int parentfd, const char *tmpname,
-		       struct error **err)
-{
-	struct stat a, b;
-	if (renameat(ckfd, ckid, parentfd, tmpname) < 0)
-		return errno == EXDEV ? -EXDEV
-				      : error_set(err, errno,
-						  "move the images out of the shared directory");
-	_cleanup_close_ int fd =
+	_cleanup_close_ int tmpfd =
 		openat(parentfd, tmpname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &a) < 0 || fstat(srcfd, &b) < 0 || a.st_ino != b.st_ino ||
-	    a.st_dev != b.st_dev)
-		return error_setx(err, EINVAL,
-				  "the image directory was swapped while it was published");
-	return 0;
+	int r = tmpfd < 0 ? error_set(err, errno, "open %s", tmpname)
+			  : take_images(srcfd, tmpfd, dest, info, lim, err);
+	if (r == 0 && renameat2(parentfd, tmpname, parentfd, base, RENAME_NOREPLACE) < 0)
+		r = error_set(err, errno, "publish %s", dest);
+	if (r < 0)
+		safefs_remove(parentfd, tmpname, NULL);
+	return r;
 }
 
 static int open_ckdir(const char *state_dir, struct error **err)
@@ -336,10 +348,9 @@ static int open_dest_parent(const char *dest, struct error **err)
 }
 
 static int publish_at(int ckfd, const char *ckid, const char *dest, const struct images_info *info,
-		      const struct images_limits *lim, bool copy, struct error **err)
+		      const struct images_limits *lim, struct error **err)
 {
 	const char *base = strrchr(dest, '/') ? strrchr(dest, '/') + 1 : dest;
-	char tmpname[300];
 	_cleanup_close_ int srcfd = safefs_open(ckfd, ckid, O_RDONLY | O_DIRECTORY, 0);
 	if (srcfd < 0)
 		return error_set(err, -srcfd, "images from the guest (" IMAGES_SHARED_SUBDIR "/%s)",
@@ -350,32 +361,17 @@ static int publish_at(int ckfd, const char *ckid, const char *dest, const struct
 	_cleanup_close_ int parentfd = open_dest_parent(dest, err);
 	if (parentfd < 0)
 		return parentfd;
-	snprintf(tmpname, sizeof(tmpname), ".%s.tmp-%d", base, getpid());
-	int r = copy ? -EXDEV : move_images(ckfd, ckid, srcfd, parentfd, tmpname, err);
-	if (r == -EXDEV)
-		r = copy_images(srcfd, parentfd, tmpname, lim, err);
-	_cleanup_close_ int tmpfd =
-		r < 0 ? -1
-		      : openat(parentfd, tmpname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (r == 0 && tmpfd < 0)
-		r = error_set(err, errno, "open %s", tmpname);
-	if (r == 0)
-		r = seal_images(tmpfd, dest, info, lim, err);
-	if (r == 0 && renameat2(parentfd, tmpname, parentfd, base, RENAME_NOREPLACE) < 0)
-		r = error_set(err, errno, "publish %s", dest);
-	if (r < 0)
-		safefs_remove(parentfd, tmpname, NULL);
-	return r;
+	return publish_from(srcfd, parentfd, dest, info, lim, err);
 }
 
 int images_publish(const char *state_dir, const char *ckid, const char *dest,
-		   const struct images_info *info, const struct images_limits *lim, bool copy,
+		   const struct images_info *info, const struct images_limits *lim,
 		   struct error **err)
 {
 	_cleanup_close_ int ckfd = open_ckdir(state_dir, err);
 	if (ckfd < 0)
 		return ckfd;
-	int r = publish_at(ckfd, ckid, dest, info, lim, copy, err);
+	int r = publish_at(ckfd, ckid, dest, info, lim, err);
 	safefs_remove(ckfd, ckid, NULL);
 	return r;
 }
@@ -452,7 +448,7 @@ int images_stage_beside(const char *state_dir, const char *ckid, const char *des
 	if (parentfd < 0)
 		return parentfd;
 	if (sfd < 0 || fstat(sfd, &sd) < 0 || fstat(parentfd, &dd) < 0 || sd.st_dev == dd.st_dev)
-		return 0; /* the same filesystem: a rename publishes anyway */
+		return 0; /* the same filesystem: nothing to gain */
 	mkdirat(sfd, IMAGES_SHARED_SUBDIR, 0700);
 	_cleanup_close_ int ckfd =
 		safefs_open(sfd, IMAGES_SHARED_SUBDIR, O_RDONLY | O_DIRECTORY, 0);
@@ -517,18 +513,14 @@ void images_stage_unmount(struct images_stage *st)
 int images_publish_staged(struct images_stage *st, const char *dest, const struct images_info *info,
 			  const struct images_limits *lim, struct error **err)
 {
-	const char *base = strrchr(dest, '/') ? strrchr(dest, '/') + 1 : dest;
 	images_stage_unmount(st);
-	_cleanup_close_ int tmpfd =
+	/* The staged directory is the guest's (it held the bind mount): its
+	 * files are taken into new ones too, then it goes. */
+	_cleanup_close_ int srcfd =
 		openat(st->parentfd, st->tmpname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	int r = tmpfd < 0 ? error_set(err, errno, "open %s", st->tmpname)
-			  : seal_images(tmpfd, dest, info, lim, err);
-	if (r == 0 &&
-	    renameat2(st->parentfd, st->tmpname, st->parentfd, base, RENAME_NOREPLACE) < 0)
-		r = error_set(err, errno, "publish %s", dest);
-	if (r < 0)
-		images_stage_discard(st);
-	closep(&st->parentfd);
+	int r = srcfd < 0 ? error_set(err, errno, "open %s", st->tmpname)
+			  : publish_from(srcfd, st->parentfd, dest, info, lim, err);
+	images_stage_discard(st);
 	return r;
 }
 

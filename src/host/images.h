@@ -55,20 +55,23 @@ void images_limits_from_config(const struct cocoon_config *cfg, struct images_li
  * sandbox in state_dir and publishes it at dest, atomically: dest appears
  * complete or not at all (it may exist as an empty directory). Everything
  * is reached by fd: only regular files with plain names and one link are
- * taken, each owned by the host user with mode 0600 (the directory 0700),
- * within the limits; cocoon.json records sizes and checksums. With copy
- * (or when dest is on another filesystem) the files are copied into new
- * host files; else the directory is renamed, then checked. On failure the
- * dump is removed and nothing is left at dest. */
+ * taken, within the limits, each into a new file the host creates (its
+ * user, mode 0600, in a 0700 directory), cloned where the filesystem can
+ * and copied where not. No inode of the guest's reaches dest, so a handle
+ * the guest kept on an image file (a 9p fid, virtiofsd's) cannot change
+ * what was published. cocoon.json records sizes and checksums. The dump
+ * is removed from the shared directory in any case; on failure nothing is
+ * left at dest. */
 int images_publish(const char *state_dir, const char *ckid, const char *dest,
-		   const struct images_info *info, const struct images_limits *lim, bool copy,
+		   const struct images_info *info, const struct images_limits *lim,
 		   struct error **err);
 
 /* The engines' layout: a state root on tmpfs, --image-path on disk. The
  * images are then staged beside dest, on its filesystem: a new directory
  * .BASE.tmp-PID next to dest is bind-mounted on the shared directory's
  * checkpoints/CKID (9p serves it to the guest from there), so no image
- * byte lands in host memory and publishing is a rename. Only when dest's
+ * byte lands in host memory; publishing takes them into new files beside
+ * (as images_publish() does), on the same filesystem. Only when dest's
  * filesystem is not the state root's; returns 1 when staged, 0 when it is
  * not worth it or cannot be done here (the images go through the shared
  * directory as before), or a negative errno. */
@@ -85,10 +88,11 @@ struct images_stage {
 int images_stage_beside(const char *state_dir, const char *ckid, const char *dest, int mnt_ns,
 			struct images_stage *st, struct error **err);
 /* Takes the bind mount away: from here on the guest cannot reach the
- * staged directory. */
+ * staged directory by path (what it opened before, it still holds: hence
+ * the new files of images_publish_staged()). */
 void images_stage_unmount(struct images_stage *st);
-/* images_publish() for staged images: checked, sealed and renamed to dest;
- * removed on failure. Unmounts first. */
+/* images_publish() for staged images: unmounts, takes the staged files into
+ * new ones, renames those to dest, and removes the staged directory. */
 int images_publish_staged(struct images_stage *st, const char *dest, const struct images_info *info,
 			  const struct images_limits *lim, struct error **err);
 /* Removes staged images (a failed checkpoint). */

@@ -47,16 +47,10 @@ int write_file_atomic(const char *path, const char *data, size_t len, int mode, 
 		open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0)
 		return error_set(err, errno, "create %s", tmp);
-	for (size_t off = 0; off < len;) {
-		ssize_t w = write(fd, data + off, len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) {
-			int e = errno;
-			unlink(tmp);
-			return error_set(err, e, "write %s", tmp);
-		}
-		off += (size_t)w;
+	int r = fd_write_all(fd, data, len);
+	if (r < 0) {
+		unlink(tmp);
+		return error_set(err, -r, "write %s", tmp);
 	}
 	if (rename(tmp, path) < 0) {
 		int e = errno;

@@ -49,41 +49,6 @@ static char *console_tail(const char *path)
 	return strdup(start);
 }
 
-static int wait_ready(struct sandbox *sb, int timeout_ms, struct error **err)
-{
-	long long start = now_ms(), deadline = start + timeout_ms;
-
-	/* The first Ping sits in the channel until the agent opens its port. */
-	for (;;) {
-		Cocoon__Request req = COCOON__REQUEST__INIT;
-		Cocoon__Ping ping = COCOON__PING__INIT;
-		Cocoon__Response *resp = NULL;
-		_cleanup_error_ struct error *e = NULL;
-
-		req.body_case = COCOON__REQUEST__BODY_PING;
-		req.ping = &ping;
-		long long left = deadline - now_ms();
-		int slice = left > 1000 ? 1000 : (int)left;
-		if (slice <= 0)
-			return error_setx(err, ETIMEDOUT, "agent not ready after %d ms",
-					  timeout_ms);
-		int r = agent_call(&sb->agent, &req, &resp, slice, &e);
-		if (r == 0) {
-			cocoon__response__free_unpacked(resp, NULL);
-			return 0;
-		}
-		/* A closed channel usually means the VMM is on its way out. */
-		for (int i = 0; r != -ETIMEDOUT && i < 50 && !vm_check_exited(&sb->vm); i++)
-			usleep(10000);
-		if (vm_check_exited(&sb->vm))
-			return error_setx(err, ECHILD, "VM exited during boot");
-		if (r != -ETIMEDOUT) {
-			*err = TAKE_PTR(e);
-			return r;
-		}
-	}
-}
-
 static int sandbox_paths(struct sandbox *sb, const char *dir, struct error **err)
 {
 	if (!(sb->dir = strdup(dir)) || asprintf(&sb->shared_dir, "%s/" SANDBOX_SHARED, dir) < 0 ||
@@ -222,7 +187,7 @@ static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 		close(fd);
 		return r;
 	}
-	r = wait_ready(sb, timeout, err);
+	r = agent_wait_ready(&sb->agent, &sb->vm, NULL, timeout, err);
 	if (r < 0 && vm_check_exited(&sb->vm)) {
 		_cleanup_free_ char *qlog = NULL;
 		if (read_file_bounded(sb->vmm_log, 64 * 1024, &qlog, NULL, NULL) == 0 && *qlog)

@@ -5,7 +5,13 @@
 #include "paths.h"
 #include "pod.h"
 
+#include <fcntl.h>
 #include <json-c/json.h>
+#include <linux/magic.h>
+#include <linux/nsfs.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/statfs.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -380,15 +386,38 @@ static int parse_mounts(json_object *root, struct oci_bundle *b, struct error **
 	return 0;
 }
 
-/* A network namespace to join must exist and be one; the shim enters it. */
+/* A network namespace to join must exist, be one, and not be the runtime's
+ * own. The path is looked at before it is opened: opening a device node or
+ * a FIFO has effects of its own (a FIFO blocks; /dev/watchdog arms the
+ * watchdog), and an nsfs file is a regular file on NSFS_MAGIC. The runtime's
+ * own namespace is the host's network: the shim would redirect the host's
+ * interfaces into the VM. Kata refuses it the same way
+ * (katautils' hostNetworkingRequested). */
 static int check_netns_path(const char *field, const char *path, struct error **err)
 {
-	struct stat st;
+	struct stat st, own;
+	struct statfs fs;
 	if (path[0] != '/')
 		return error_setx(err, EINVAL, "config.json: %s '%s' must be absolute", field,
 				  path);
-	if (stat(path, &st) < 0)
+	if (stat(path, &st) < 0 || statfs(path, &fs) < 0)
 		return error_set(err, errno, "config.json: %s: network namespace %s", field, path);
+	if (!S_ISREG(st.st_mode) || fs.f_type != NSFS_MAGIC)
+		return error_setx(err, EINVAL, "config.json: %s: %s is not a network namespace",
+				  field, path);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0)
+		return error_set(err, errno, "config.json: %s: network namespace %s", field, path);
+	if (ioctl(fd, NS_GET_NSTYPE) != CLONE_NEWNET)
+		return error_setx(err, EINVAL, "config.json: %s: %s is not a network namespace",
+				  field, path);
+	if (fstat(fd, &st) < 0 || stat("/proc/self/ns/net", &own) < 0)
+		return error_set(err, errno, "config.json: %s: network namespace %s", field, path);
+	if (st.st_dev == own.st_dev && st.st_ino == own.st_ino)
+		return error_setx(
+			err, EOPNOTSUPP,
+			"config.json: %s: %s is the host's network namespace (the runtime's own), which asks for host networking: a container in a VM cannot share the host's network stack (docs/networking.md)",
+			field, path);
 	return 0;
 }
 

@@ -271,35 +271,6 @@ static int template_valid(const char *dir, const char *key)
 
 /* ---- building ----------------------------------------------------------- */
 
-static int ping_until_ready(struct agent_client *c, struct vm *vm, int timeout_ms,
-			    struct error **err)
-{
-	long long deadline = now_ms() + timeout_ms;
-	for (;;) {
-		Cocoon__Request req = COCOON__REQUEST__INIT;
-		Cocoon__Ping ping = COCOON__PING__INIT;
-		Cocoon__Response *resp = NULL;
-		_cleanup_error_ struct error *e = NULL;
-		req.body_case = COCOON__REQUEST__BODY_PING;
-		req.ping = &ping;
-		int left = (int)(deadline - now_ms());
-		if (left <= 0)
-			return error_setx(err, ETIMEDOUT,
-					  "template VM: agent not ready after %d ms", timeout_ms);
-		int r = agent_call(c, &req, &resp, left > 1000 ? 1000 : left, &e);
-		if (r == 0) {
-			cocoon__response__free_unpacked(resp, NULL);
-			return 0;
-		}
-		if (vm_check_exited(vm))
-			return error_setx(err, ECHILD, "template VM exited during boot");
-		if (r != -ETIMEDOUT) {
-			*err = TAKE_PTR(e);
-			return r;
-		}
-	}
-}
-
 /* Saves the running template VM's devices into state_fd. QEMU stops the VM
  * when the migration completes; its RAM is already in the memory file. */
 static int save_state(struct vm *vm, const char *qmp_path, int state_fd, struct error **err)
@@ -390,7 +361,7 @@ static int build_in(const char *work, const struct vm_spec *spec, const char *ke
 			close(fd);
 	}
 	if (r == 0)
-		r = ping_until_ready(&agent, &vm, timeout_ms, err);
+		r = agent_wait_ready(&agent, &vm, "template VM", timeout_ms, err);
 	if (r == 0)
 		r = save_state(&vm, qmp, state_fd, err);
 	agent_client_close(&agent);

@@ -81,6 +81,22 @@ class Env:
             raise AssertionError(f"{cmd} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
         return r
 
+    def restore_detached(self, cid, images, bundle, *flags, check=True):
+        """`cocoon restore --detach` of cid from images with bundle (a Bundle).
+        The restored process's stdout and stderr go to CID.restored.out/.err in
+        the test's directory. Returns (returncode, out path, err path); with
+        check, a failed restore raises with its stderr."""
+        out = self.tmp / f"{cid}.restored.out"
+        err = self.tmp / f"{cid}.restored.err"
+        with open(out, "wb") as o, open(err, "wb") as e:
+            r = subprocess.run([str(COCOON), "--root", str(self.root), "--config", str(self.config),
+                                "restore", "--image-path", str(images), "--bundle", str(bundle.path),
+                                "--detach", *flags, cid],
+                               stdin=subprocess.DEVNULL, stdout=o, stderr=e, timeout=600)
+        if check:
+            assert r.returncode == 0, err.read_text()
+        return r.returncode, out, err
+
 
 @pytest.fixture
 def env(tmp_path):

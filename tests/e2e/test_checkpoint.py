@@ -42,14 +42,7 @@ def checkpoint(env, cid, path, *flags, check=True):
 
 
 def restore(env, cid, path, bundle, *flags):
-    out = env.tmp / f"{cid}.restored.out"
-    err = env.tmp / f"{cid}.restored.err"
-    with open(out, "wb") as o, open(err, "wb") as e:
-        r = subprocess.run([str(COCOON), "--root", str(env.root), "--config", str(env.config),
-                            "restore", "--image-path", str(path), "--bundle", str(bundle.path),
-                            "--detach", *flags, cid],
-                           stdin=subprocess.DEVNULL, stdout=o, stderr=e, timeout=600)
-    return r.returncode, out, err
+    return env.restore_detached(cid, path, bundle, *flags, check=False)
 
 
 def restored(env, cid, path, bundle, *flags):

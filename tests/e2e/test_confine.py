@@ -134,12 +134,7 @@ def test_container_without_namespaces_cannot_reach_criu_or_the_agent(env):
     env.run("delete", "--force", "k", check=True)
     assert qemu_pids(str(env.tmp)) == []
 
-    out2, err2 = env.tmp / "k.restored.out", env.tmp / "k.restored.err"
-    with open(out2, "wb") as o, open(err2, "wb") as e:
-        rc = subprocess.run([str(COCOON), "--root", str(env.root), "--config", str(env.config),
-                             "restore", "--image-path", str(ck), "--bundle", str(b.path), "--detach", "k"],
-                            stdin=subprocess.DEVNULL, stdout=o, stderr=e, timeout=600)
-    assert rc.returncode == 0, err2.read_text()
+    env.restore_detached("k", ck, b)
     assert env.state("k")["status"] == "running"
     r = env.run("ps", "k")
     assert r.returncode == 0, r.stderr
@@ -162,12 +157,7 @@ def test_seccomp_filter_holds_in_init_exec_and_after_restore(env):
     assert r.returncode == 0, r.stdout + r.stderr
     env.run("delete", "--force", "f", check=True)
     assert qemu_pids(str(env.tmp)) == []
-    out2, err2 = env.tmp / "f.restored.out", env.tmp / "f.restored.err"
-    with open(out2, "wb") as o, open(err2, "wb") as e:
-        rc = subprocess.run([str(COCOON), "--root", str(env.root), "--config", str(env.config),
-                             "restore", "--image-path", str(ck), "--bundle", str(b.path), "--detach", "f"],
-                            stdin=subprocess.DEVNULL, stdout=o, stderr=e, timeout=600)
-    assert rc.returncode == 0, err2.read_text()
+    out2 = env.restore_detached("f", ck, b)[1]
     # The restored init goes on with the same filter and capabilities
     # (CRIU dumps and restores both).
     assert wait_for(lambda: results(lines(out2)))

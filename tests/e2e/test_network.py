@@ -22,6 +22,22 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip"),
                                 reason="needs root and iproute2 to make network namespaces")
 
 
+def assert_container_reaches(env, cid, addr):
+    """The container cid opens a TCP connection to a listener on addr (the
+    engine's side of its network) and the bytes it sends arrive."""
+    srv = socket.socket()
+    srv.bind((addr, 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    got = []
+    t = threading.Thread(target=lambda: got.append(srv.accept()[0].recv(100)))
+    t.start()
+    r = env.run("exec", cid, "sh", "-c", f"echo from-the-container | nc {addr} {port}")
+    t.join(20)
+    srv.close()
+    assert got == [b"from-the-container\n"], (got, r.stderr)
+
+
 def sh(*cmd):
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 0, f"{cmd}: {r.stderr}"
@@ -114,17 +130,7 @@ def test_http_both_ways_on_a_cni_bridge(env, net):
     # IPv6 too, at the address the engine gave.
     assert "hello from cocoon" in http_get(net.ip6)
 
-    srv = socket.socket()
-    srv.bind((net.gw, 0))
-    srv.listen(1)
-    port = srv.getsockname()[1]
-    got = []
-    t = threading.Thread(target=lambda: got.append(srv.accept()[0].recv(100)))
-    t.start()
-    r = env.run("exec", "web", "sh", "-c", f"echo from-the-container | nc {net.gw} {port}")
-    t.join(20)
-    srv.close()
-    assert got == [b"from-the-container\n"], (got, r.stderr)
+    assert_container_reaches(env, "web", net.gw)
 
     r = env.run("exec", "web", "sh", "-c", "ip -o addr show eth0; ip route; cat /sys/class/net/eth0/mtu")
     assert f"inet {net.ip}/24" in r.stdout and f"inet6 {net.ip6}/64" in r.stdout, r.stdout
@@ -201,17 +207,7 @@ def test_http_both_ways_on_a_macvlan(env):
         reply = wait_for(lambda: _try(http_get, net.ip), timeout=30)
         assert reply and "hello over a macvlan" in reply, reply
 
-        srv = socket.socket()
-        srv.bind((net.gw, 0))
-        srv.listen(1)
-        port = srv.getsockname()[1]
-        got = []
-        t = threading.Thread(target=lambda: got.append(srv.accept()[0].recv(100)))
-        t.start()
-        r = env.run("exec", "mweb", "sh", "-c", f"echo from-the-container | nc {net.gw} {port}")
-        t.join(20)
-        srv.close()
-        assert got == [b"from-the-container\n"], (got, r.stderr)
+        assert_container_reaches(env, "mweb", net.gw)
         assert "mirred (Egress Redirect to device cctap0)" in sh("tc", "-n", net.ns, "filter", "show", "dev",
                                                                  "eth0", "ingress")
         env.run("delete", "--force", "mweb", check=True)

@@ -203,12 +203,7 @@ def test_member_checkpointed_and_restored_in_place(env):
     env.run("delete", "cnt", check=True)
     assert qemu_pids(str(env.tmp)) == vm, "the pod's VM must run on"
 
-    restored_out = env.tmp / "cnt.restored.out"
-    with open(restored_out, "wb") as o, open(env.tmp / "cnt.restored.err", "wb") as e:
-        r = subprocess.run([str(COCOON), "--root", str(env.root), "--config", str(env.config),
-                            "restore", "--image-path", str(env.tmp / "ck"), "--bundle", str(cnt.path),
-                            "--detach", "cnt"], stdin=subprocess.DEVNULL, stdout=o, stderr=e, timeout=600)
-    assert r.returncode == 0, (env.tmp / "cnt.restored.err").read_text()
+    restored_out = env.restore_detached("cnt", env.tmp / "ck", cnt)[1]
     assert env.state("cnt")["status"] == "running"
     assert qemu_pids(str(env.tmp)) == vm, "restored into the same VM"
     assert wait_for(lambda: len(lines(restored_out)) >= 3, timeout=60)
@@ -234,14 +229,7 @@ def test_member_checkpointed_and_restored_in_place(env):
 
 
 def restore_detached(env, cid, images, bundle):
-    out = env.tmp / f"{cid}.restored.out"
-    err = env.tmp / f"{cid}.restored.err"
-    with open(out, "wb") as o, open(err, "wb") as e:
-        r = subprocess.run([str(COCOON), "--root", str(env.root), "--config", str(env.config),
-                            "restore", "--image-path", str(images), "--bundle", str(bundle.path),
-                            "--detach", cid], stdin=subprocess.DEVNULL, stdout=o, stderr=e, timeout=600)
-    assert r.returncode == 0, err.read_text()
-    return out
+    return env.restore_detached(cid, images, bundle)[1]
 
 
 def repoint(bundle, pid):

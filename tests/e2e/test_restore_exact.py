@@ -32,13 +32,7 @@ def checkpoint(env, cid, path, *flags):
 
 
 def restore(env, cid, path, bundle):
-    out, err = env.tmp / f"{cid}.restored.out", env.tmp / f"{cid}.restored.err"
-    with open(out, "wb") as o, open(err, "wb") as e:
-        r = subprocess.run([str(COCOON), "--root", str(env.root), "--config", str(env.config),
-                            "restore", "--image-path", str(path), "--bundle", str(bundle.path),
-                            "--detach", cid], stdin=subprocess.DEVNULL, stdout=o, stderr=e, timeout=600)
-    assert r.returncode == 0, err.read_text()
-    return out
+    return env.restore_detached(cid, path, bundle)[1]
 
 
 def move_to_fresh_vm(env, cid, bundle, tag="ck"):

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -97,6 +98,9 @@ static int setup(void **st)
 
 static int teardown(void **st)
 {
+	char shared[160];
+	snprintf(shared, sizeof(shared), "%s/shared", state);
+	umount2(shared, MNT_DETACH); /* the staging test's tmpfs, if any */
 	remove_tree(root, NULL);
 	return 0;
 }
@@ -117,19 +121,24 @@ static void assert_canary_intact(void)
 static const struct images_limits default_limits = {
 	.max_bytes = 1ULL << 30, .max_files = 100, .verify_ms = 10000};
 
-static int publish(bool copy, struct error **err)
+/* Every route copies now (images.h); the second way through takes the
+ * O_NOFOLLOW-per-step resolver. */
+static int publish(bool fallback, struct error **err)
 {
 	struct images_info info = {.container_id = "c1", .checkpoint_id = CKID};
-	return images_publish(state, CKID, dest, &info, &default_limits, copy, err);
+	safefs_force_fallback = fallback;
+	int r = images_publish(state, CKID, dest, &info, &default_limits, err);
+	safefs_force_fallback = false;
+	return r;
 }
 
 /* Publishing must fail, name why, leave nothing at dest or in the shared
  * directory, and leave the canary alone. */
-static void expect_refused(bool copy, const char *needle)
+static void expect_refused(bool fallback, const char *needle)
 {
 	struct error *err = NULL;
 	long long t0 = now_ms();
-	int r = publish(copy, &err);
+	int r = publish(fallback, &err);
 	if (r == 0 || !err || !strstr(err->msg, needle))
 		fail_msg("expected a refusal naming '%s', got: %s", needle,
 			 err ? err->msg : "success");
@@ -141,18 +150,18 @@ static void expect_refused(bool copy, const char *needle)
 
 static void test_publish_good(void **st)
 {
-	for (int copy = 0; copy < 2; copy++) {
+	for (int fallback = 0; fallback < 2; fallback++) {
 		struct error *err = NULL;
 		struct stat sb;
 		char p[256];
-		if (copy) {
+		if (fallback) {
 			remove_tree(dest, NULL);
 			make_dump();
 		}
 		chmod(ckpt, 0777);
 		snprintf(p, sizeof(p), "%s/pstree.img", ckpt);
 		chmod(p, 04755); /* the guest's setuid bit must not reach the host */
-		assert_int_equal(publish(copy, &err), 0);
+		assert_int_equal(publish(fallback, &err), 0);
 		assert_int_equal(access(ckpt, F_OK), -1);
 		assert_int_equal(stat(dest, &sb), 0);
 		assert_int_equal(sb.st_mode & 07777, 0700);
@@ -181,10 +190,10 @@ static void test_logs_reach_the_work_path(void **st)
 
 static void test_dump_dir_symlink(void **st)
 {
-	for (int copy = 0; copy < 2; copy++) {
+	for (int fallback = 0; fallback < 2; fallback++) {
 		remove_tree(ckpt, NULL);
 		assert_int_equal(symlink(canary_dir, ckpt), 0);
-		expect_refused(copy, CKID);
+		expect_refused(fallback, CKID);
 		/* The dump's name is removed; what it pointed at is not. */
 		assert_int_equal(access(ckpt, F_OK), -1);
 	}
@@ -223,12 +232,12 @@ static void test_fifo_in_dump(void **st)
 static void test_symlink_to_char_device(void **st)
 {
 	char p[300];
-	for (int copy = 0; copy < 2; copy++) {
+	for (int fallback = 0; fallback < 2; fallback++) {
 		make_dump();
 		snprintf(p, sizeof(p), "%s/pages-1.img", ckpt);
 		unlink(p);
 		assert_int_equal(symlink("/dev/zero", p), 0);
-		expect_refused(copy, "not a regular file");
+		expect_refused(fallback, "not a regular file");
 	}
 }
 
@@ -244,7 +253,7 @@ static void test_device_node(void **st)
 static void test_sparse_giant(void **st)
 {
 	char p[300];
-	for (int copy = 0; copy < 2; copy++) {
+	for (int fallback = 0; fallback < 2; fallback++) {
 		make_dump();
 		snprintf(p, sizeof(p), "%s/pages-1.img", ckpt);
 		int fd = open(p, O_WRONLY);
@@ -254,7 +263,7 @@ static void test_sparse_giant(void **st)
 		while (ftruncate(fd, size) < 0 && size > (1LL << 30))
 			size >>= 1;
 		close(fd);
-		expect_refused(copy, "limits.checkpoint_max_bytes");
+		expect_refused(fallback, "limits.checkpoint_max_bytes");
 	}
 }
 
@@ -297,7 +306,7 @@ static void test_verify_time_limit(void **st)
 	static char big[64 << 20];
 	putf(ckpt, "big.img", big, sizeof(big));
 	lim.verify_ms = 0;
-	assert_int_not_equal(images_publish(state, CKID, dest, &info, &lim, false, &err), 0);
+	assert_int_not_equal(images_publish(state, CKID, dest, &info, &lim, &err), 0);
 	assert_non_null(strstr(err->msg, "limits.verify_timeout_ms"));
 	error_free(&err);
 }
@@ -327,7 +336,7 @@ static void test_swap_race(void **st)
 			}
 		}
 		struct error *err = NULL;
-		publish(round % 4 >= 2, &err);
+		publish(round % 2, &err);
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		error_free(&err);
@@ -337,6 +346,94 @@ static void test_swap_race(void **st)
 			assert_true(S_ISDIR(sb.st_mode));
 	}
 	safefs_force_fallback = false;
+}
+
+/* A guest process opened an image file through the share before the
+ * publish, and writes through that handle after it (QEMU keeps the fid's
+ * descriptor, whatever the host renames): the published file must neither
+ * change nor grow. */
+static void write_through(int fd)
+{
+	static char junk[1 << 20];
+	memset(junk, 'E', sizeof(junk));
+	assert_int_equal(pwrite(fd, "EVIL", 4, 0), 4);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pwrite(fd, junk, sizeof(junk), (off_t)(8192 + i * sizeof(junk))),
+				 (ssize_t)sizeof(junk));
+}
+
+static void assert_published_intact(void)
+{
+	char p[300];
+	uint8_t buf[8192 + 16];
+	struct stat sb;
+	struct error *err = NULL;
+	snprintf(p, sizeof(p), "%s/pages-1.img", dest);
+	assert_int_equal(stat(p, &sb), 0);
+	assert_int_equal(sb.st_size, 8192);
+	int fd = open(p, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, buf, sizeof(buf)), 8192);
+	close(fd);
+	for (size_t i = 0; i < 8192; i++)
+		if (buf[i] != 0xab)
+			fail_msg("pages-1.img byte %zu is 0x%02x after the guest wrote", i, buf[i]);
+	struct images_chain chain = {0};
+	if (images_verify(dest, &default_limits, &chain, &err) < 0)
+		fail_msg("%s", err->msg);
+	images_chain_free(&chain);
+}
+
+static int open_image(const char *name)
+{
+	char p[300];
+	snprintf(p, sizeof(p), "%s/%s", ckpt, name);
+	int fd = open(p, O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	return fd;
+}
+
+static void test_guest_handle_cannot_reach_published_images(void **st)
+{
+	for (int fallback = 0; fallback < 2; fallback++) {
+		struct error *err = NULL;
+		remove_tree(dest, NULL);
+		make_dump();
+		int fd = open_image("pages-1.img");
+		if (publish(fallback, &err) < 0)
+			fail_msg("%s", err->msg);
+		write_through(fd);
+		close(fd);
+		assert_published_intact();
+	}
+}
+
+/* The same in the engines' layout: the shared directory on a tmpfs, dest on
+ * another filesystem, so the images are staged beside dest through a bind
+ * mount and the guest's handle names an inode on dest's filesystem. */
+static void test_guest_handle_cannot_reach_staged_images(void **st)
+{
+	char shared[160];
+	struct images_stage stg;
+	struct images_info info = {.container_id = "c1", .checkpoint_id = CKID};
+	struct error *err = NULL;
+	snprintf(shared, sizeof(shared), "%s/shared", state);
+	if (mount("tmpfs", shared, "tmpfs", 0, "mode=0700") < 0) {
+		print_message("skipped: cannot mount a tmpfs here: %s\n", strerror(errno));
+		skip();
+	}
+	assert_int_equal(mkdir_p(ckdir, 0700, NULL), 0);
+	if (images_stage_beside(state, CKID, dest, -1, &stg, NULL) != 1) {
+		print_message("skipped: no bind mount for staging here\n");
+		skip();
+	}
+	make_dump(); /* through the bind mount, into the staged directory */
+	int fd = open_image("pages-1.img");
+	if (images_publish_staged(&stg, dest, &info, &default_limits, &err) < 0)
+		fail_msg("%s", err->msg);
+	write_through(fd);
+	close(fd);
+	assert_published_intact();
 }
 
 static void test_dump_log_attacks(void **st)
@@ -579,6 +676,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_too_many_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_time_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swap_race, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_guest_handle_cannot_reach_published_images,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_guest_handle_cannot_reach_staged_images, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_dump_log_attacks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove_tree_keeps_symlink_targets, setup,
 						teardown),

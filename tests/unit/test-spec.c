@@ -1,6 +1,8 @@
 /* The OCI spec reader (spec.c): what it takes from config.json, and that a
  * wrong one gets an error naming the field, never a crash. */
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -200,13 +202,6 @@ static void test_network_namespaces(void **st)
 {
 	struct oci_bundle b;
 	struct error *err = NULL;
-	write_spec(
-		"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
-		", \"linux\": {\"namespaces\": [{\"type\": \"network\", \"path\": \"/proc/self/ns/net\"}]}}");
-	assert_int_equal(spec_load(bundle, "c1", &b, &err), 0);
-	assert_string_equal(b.netns_path, "/proc/self/ns/net");
-	assert_int_equal(b.spec->n_namespaces, 1);
-	spec_free(&b);
 	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", " LINUX "}");
 	assert_int_equal(spec_load(bundle, "c1", &b, &err), 0);
 	assert_null(b.netns_path);
@@ -227,6 +222,64 @@ static void test_network_namespaces(void **st)
 		"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
 		", \"linux\": {\"namespaces\": [{\"type\": \"network\"}, {\"type\": \"ipc\", \"path\": \"/proc/self/ns/ipc\"}]}}",
 		"joining an existing ipc namespace");
+}
+
+static void expect_netns_error(const char *path, const char *needle)
+{
+	char text[512];
+	snprintf(text, sizeof(text),
+		 "{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"linux\": {\"namespaces\": "
+		 "[{\"type\": \"network\", \"path\": \"%s\"}]}}",
+		 path);
+	expect_error(text, needle);
+}
+
+/* The runtime's own network namespace is the host's: joining it by path is
+ * host networking, refused like a spec without one; carried, the host's
+ * interfaces would be redirected into the VM. A path that is not a
+ * namespace is named before it is opened (a FIFO would block create). */
+static void test_host_network_by_path(void **st)
+{
+	char fifo[128];
+	expect_netns_error("/proc/self/ns/net", "is the host's network namespace");
+	expect_netns_error("/proc/thread-self/ns/net", "is the host's network namespace");
+	expect_netns_error("/etc/passwd", "/etc/passwd is not a network namespace");
+	expect_netns_error("/proc/self/ns/uts", "/proc/self/ns/uts is not a network namespace");
+	expect_netns_error("/dev/null", "/dev/null is not a network namespace");
+	snprintf(fifo, sizeof(fifo), "%s/fifo", bundle);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	expect_netns_error(fifo, "fifo is not a network namespace");
+}
+
+/* Another network namespace (an engine's) is taken: the test's own, left
+ * behind when the test moves into a new one. */
+static void test_engine_network_by_path(void **st)
+{
+	struct oci_bundle b;
+	struct error *err = NULL;
+	char text[512], path[64];
+	int engine = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	assert_true(engine >= 0);
+	if (unshare(CLONE_NEWNET) < 0) {
+		print_message("skipped: a new network namespace needs CAP_SYS_ADMIN (%s)\n",
+			      strerror(errno));
+		close(engine);
+		skip();
+	}
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", engine);
+	snprintf(text, sizeof(text),
+		 "{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"linux\": {\"namespaces\": "
+		 "[{\"type\": \"network\", \"path\": \"%s\"}]}}",
+		 path);
+	write_spec(text);
+	int r = spec_load(bundle, "c1", &b, &err);
+	assert_int_equal(setns(engine, CLONE_NEWNET), 0);
+	close(engine);
+	if (r < 0)
+		fail_msg("joining %s: %s", path, err ? err->msg : "?");
+	assert_string_equal(b.netns_path, path);
+	assert_int_equal(b.spec->n_namespaces, 1);
+	spec_free(&b);
 }
 
 static void test_bind_sources(void **st)
@@ -466,6 +519,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_minimal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_network_namespaces, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_host_network_by_path, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_engine_network_by_path, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hooks_warn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_namespaces_warn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parse_from_memory, setup, teardown),
