@@ -20,8 +20,8 @@
 #define CG_CPUACCT 4u
 #define CG_PIDS 8u
 #define CG_BLKIO 16u
-/* Those with figures from the guest; blkio is joined only (QEMU's own IO is
- * the container's IO, and it is in the real cgroup). */
+/* Those with figures from the guest. blkio is joined only, as runc joins
+ * it: the guest has no per-cgroup IO figures to give. */
 #define CG_MIRRORED (CG_MEMORY | CG_CPU | CG_CPUACCT | CG_PIDS)
 
 #define CGROUP_ROOT "/sys/fs/cgroup"
@@ -438,7 +438,9 @@ void cgmirror_close(struct cgmirror *m)
 	for (size_t i = 0; i < m->n; i++)
 		if (m->dirs[i].mount_fd >= 0)
 			close(m->dirs[i].mount_fd);
-	m->n = 0;
+	for (size_t i = 0; i < m->n_leaves; i++)
+		close(m->leaves[i]);
+	m->n = m->n_leaves = 0;
 }
 
 /* ---- the hierarchies ---- */
@@ -546,13 +548,18 @@ static int make_cgroup(const char *mountpoint, const char *path, bool *created, 
 	return TAKE_FD(dir);
 }
 
-static int join_cgroup(int dir, const char *where, struct error **err)
+static int join_cgroup(int dir, struct error **err)
 {
-	char pid[24];
+	char pid[24], where[64];
 	int n = snprintf(pid, sizeof(pid), "%d", getpid());
 	_cleanup_close_ int fd = openat(dir, "cgroup.procs", O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || write(fd, pid, (size_t)n) != n)
-		return error_set(err, errno, "join %s", where);
+	if (fd < 0 || write(fd, pid, (size_t)n) != n) {
+		int e = errno;
+		snprintf(where, sizeof(where), "/proc/self/fd/%d", dir);
+		char real[CGMIRROR_PATH_MAX + 256] = "";
+		ssize_t len = readlink(where, real, sizeof(real) - 1);
+		return error_set(err, e, "join cgroup %s", len > 0 ? real : "");
+	}
 	return 0;
 }
 
@@ -608,10 +615,6 @@ int cgmirror_setup(struct cgmirror *m, const char *path, struct error **err)
 			r = error_setx(err, EEXIST, "%s exists already", where);
 	}
 	for (i = 0; i < nh && r == 0; i++) {
-		snprintf(where, sizeof(where), "%s%s", h[i].mountpoint, path);
-		r = join_cgroup(leaves[i], where, err);
-	}
-	for (i = 0; i < nh && r == 0; i++) {
 		if (!(h[i].controllers & CG_MIRRORED))
 			continue;
 		struct cgmirror_dir *d = &m->dirs[m->n];
@@ -630,11 +633,26 @@ int cgmirror_setup(struct cgmirror *m, const char *path, struct error **err)
 			r = error_set(err, errno, "mount the stats over %s", where);
 		}
 	}
-	for (i = 0; i < nh; i++)
-		if (leaves[i] >= 0)
+	for (i = 0; i < nh; i++) {
+		if (r == 0)
+			m->leaves[m->n_leaves++] = leaves[i];
+		else if (leaves[i] >= 0)
 			close(leaves[i]);
+	}
 	if (r < 0)
 		cgmirror_close(m);
+	return r;
+}
+
+int cgmirror_join(struct cgmirror *m, struct error **err)
+{
+	int r = 0;
+	for (size_t i = 0; i < m->n_leaves; i++) {
+		if (r == 0)
+			r = join_cgroup(m->leaves[i], err);
+		close(m->leaves[i]);
+	}
+	m->n_leaves = 0;
 	return r;
 }
 

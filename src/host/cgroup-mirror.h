@@ -9,13 +9,12 @@
  * real cgroup around it would hold QEMU: the VM's cost, not the container's.
  *
  * So the shim joins linux.cgroupsPath on the host (as runc puts the
- * container there), QEMU with it, and mounts a small tmpfs over that cgroup's
+ * container there), and mounts a small tmpfs over that cgroup's
  * directory in the memory, cpu, cpuacct and pids hierarchies (the unified one
  * on a cgroup v2 host). In it the shim keeps the cgroup files the engines
  * read, in the kernel's format, written every second from the container's
- * cgroup in the guest. The real cgroup is still there under the mount: the
- * VM's cost counts towards every parent, and the engine's limits on the
- * parents hold for QEMU. docs/lifecycle.md has the details.
+ * cgroup in the guest. QEMU stays where the engine started the runtime
+ * (cgmirror_join says why). docs/lifecycle.md has the details.
  *
  * Figures come from the guest, so they are numbers only: no string the guest
  * sends reaches a host file. */
@@ -47,16 +46,27 @@ struct cgmirror_dir {
 struct cgmirror {
 	struct cgmirror_dir dirs[CGMIRROR_MAX_HIERARCHIES];
 	size_t n;
+	/* The real cgroups (O_PATH, under the mounts) until cgmirror_join. */
+	int leaves[CGMIRROR_MAX_HIERARCHIES];
+	size_t n_leaves;
 };
 
 /* Creates the cgroup path (from cgmirror_path) in each v1 hierarchy with
  * memory, cpu, cpuacct, pids or blkio, or in the v2 hierarchy when
- * /sys/fs/cgroup is one, moves the calling process into it, and mounts the
- * tmpfs with zero figures over it where there are figures to show. Call it
- * in the host's mount namespace, before forking QEMU. On failure (no
- * permission, no cgroupfs) nothing is mounted; the cgroups it made are left
- * for cgmirror_remove. */
+ * /sys/fs/cgroup is one, and mounts the tmpfs with zero figures over it
+ * where there are figures to show. Call it in the host's mount namespace.
+ * A path that exists already is refused (EEXIST) and nothing is made. On
+ * another failure (no permission, no cgroupfs) nothing is mounted; the
+ * cgroups it made are left for cgmirror_remove. */
 int cgmirror_setup(struct cgmirror *m, const char *path, struct error **err);
+
+/* Moves the calling process (the shim, the pid the engines know) into the
+ * cgroups cgmirror_setup made. Call it after QEMU is forked: the VM stays
+ * in the cgroup the engine started the runtime in, where it was sized to
+ * fit, never under a parent's host limit that could OOM-kill it (a pod's
+ * cgroup limit is the pod's containers' limit; the VM needs that plus the
+ * guest's own memory). */
+int cgmirror_join(struct cgmirror *m, struct error **err);
 
 /* Rewrites every file of m from st (each atomically: a new file renamed
  * over the old). */

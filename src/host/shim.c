@@ -427,8 +427,8 @@ static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct er
 	return start_guard(s, err);
 }
 
-/* The engines' stats (cgroup-mirror.h). Before QEMU is forked, so that
- * the VM is in the container's host cgroup too. Without it the container
+/* The engines' stats (cgroup-mirror.h): made in the host's mount namespace,
+ * before volumes_setup gives the shim its own. Without it the container
  * runs all the same; the engines' stats then show the host's figures. */
 static void mirror_setup(struct shim *s)
 {
@@ -451,6 +451,17 @@ static void mirror_setup(struct shim *s)
 		return;
 	}
 	s->mirror_next_ms = now_ms();
+}
+
+/* The shim into the container's host cgroup, once QEMU is running outside
+ * it (cgroup-mirror.h). */
+static void mirror_join(struct shim *s)
+{
+	_cleanup_error_ struct error *err = NULL;
+	if (s->mirror.n_leaves && cgmirror_join(&s->mirror, &err) < 0)
+		log_warning(
+			"container %s: %s; podman stats and ctr task metrics do not show its figures",
+			s->args->id, err->msg);
 }
 
 /* Every CGMIRROR_INTERVAL_MS: the container's figures from the guest into
@@ -506,6 +517,7 @@ static int shim_setup(struct shim *s, struct error **err)
 	 * container runs again with its connections (network.h). */
 	if (s->net.sk)
 		network_release(&s->net, NULL);
+	mirror_join(s);
 	s->st.status = a->restore ? STATUS_RUNNING : STATUS_CREATED;
 	return state_write(a->dir, &s->st, err);
 }
