@@ -91,7 +91,7 @@ static void handle_signals(struct agent *a)
 static int agent_loop(struct agent *a)
 {
 	for (;;) {
-		enum { MAX_CFDS = AGENT_MAX_CONTAINERS * AGENT_MAX_PROCS * 3 };
+		enum { MAX_CFDS = AGENT_MAX_CONTAINERS * AGENT_MAX_PROCS * 4 + 1 };
 		struct pollfd fds[2 + AGENT_MAX_JOBS + MAX_CFDS];
 		struct agent_job *polled[AGENT_MAX_JOBS];
 		void *ctags[MAX_CFDS];

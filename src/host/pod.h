@@ -17,6 +17,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "commands.h"
@@ -38,11 +39,25 @@ struct oci_bundle;
 /* In a member's state directory: the id of its pod's sandbox. */
 #define POD_SANDBOX_FILE "pod-sandbox"
 
+/* Limits of a whole pod: memory in bytes, CFS quota and period in µs;
+ * 0 is "none". source names where they came from, for errors and logs. */
+struct pod_limits {
+	uint64_t memory;
+	int64_t cpu_quota;
+	uint64_t cpu_period;
+	char source[160];
+};
+
 /* What config.json says about the container's pod. */
 struct spec_pod {
 	bool sandbox;	  /* CRI's (or CRI-O's) sandbox container */
 	char *sandbox_id; /* CRI's (or CRI-O's) id of the pod's sandbox */
 	pid_t join_pid;	  /* the pid of /proc/<pid>/ns/... namespace paths */
+	/* A CRI sandbox's pod-level limits: containerd's (>= 1.6.7, with a
+	 * kubelet >= 1.23) annotations io.kubernetes.cri.sandbox-memory,
+	 * -cpu-quota and -cpu-period, the sums of the pod's containers. */
+	struct pod_limits limits;
+	char *cgroups_path; /* linux.cgroupsPath, NULL when none */
 };
 
 /* The sandbox a member joins. */
@@ -87,5 +102,21 @@ int pod_member_share(const struct pod_sandbox *sb, const char *id, struct oci_bu
  * Returns 1 for a member, 0 for any other container (*out NULL), or a
  * negative errno. DIR is the member's state directory. */
 int pod_images_state_dir(struct global_opts *g, const char *dir, char **out, struct error **err);
+/* pod-size.c: the limits a sandbox's VM is sized from, for the whole pod
+ * (docs/pods.md "Pod sizing"): CRI's pod-level annotations (spec_pod.limits),
+ * else the limits of the cgroup the engine made for the pod, the parent of
+ * linux.cgroupsPath (podman pod create --memory/--cpus, the kubelet's pod
+ * cgroup), read under cgroup_root (/sys/fs/cgroup; v2 or v1's memory and
+ * cpu hierarchies). *out is zeroed when neither says anything. Errors are
+ * an unreadable limit file or a malformed cgroupsPath, named. */
+int pod_limits_of(const struct oci_bundle *b, const char *cgroup_root, struct pod_limits *out,
+		  struct error **err);
+/* The parent of a cgroupsPath as a path under a cgroup hierarchy, in out:
+ * "/a/b/c" gives "a/b"; systemd's "parent.slice:prefix:name" gives the
+ * slice's path ("machine-libpod_pod_X.slice" is
+ * "machine.slice/machine-libpod_pod_X.slice"). Returns 0, or -EINVAL for
+ * a path with "..", an empty component or no parent. */
+int pod_cgroup_parent(const char *cgroups_path, char *out, size_t size);
+
 /* Undoes pod_member_share; safe to call when it did not run or failed. */
 void pod_member_unshare(const struct pod_sandbox *sb, const char *id);

@@ -36,6 +36,7 @@ struct shim_client {
 	int fds[3];
 	size_t nfds;
 	char member[65]; /* a pod member's shim: the id of its container */
+	int member_mib;	 /* that container's memory limit, MiB (0: none) */
 };
 
 struct shim_exec {
@@ -67,6 +68,11 @@ struct shim {
 		int client_fd; /* -1 once that client went away */
 		long long deadline_ms;
 	} ckpt;
+	/* A pod's sandbox: what its containers may take together (memory
+	 * limits, MiB; docs/pods.md "Pod sizing"), where that figure comes
+	 * from, the sandbox's own limit, and the VM's vCPUs. */
+	int pod_room_mib, own_mib, vcpus;
+	char pod_room_source[200];
 	bool agent_gone; /* the channel closed: no reply will come */
 	bool exited;
 	int exit_code;
@@ -373,6 +379,55 @@ static int start_guard(struct shim *s, struct error **err)
 	return guard_start(&s->guard, &o, err);
 }
 
+static int mib_of(uint64_t bytes)
+{
+	return (int)((bytes + (1 << 20) - 1) >> 20);
+}
+
+/* The VM's size: from the container's limits (resources.h), or, for a
+ * container that may be a pod's sandbox, from the pod's limits when the
+ * engine says them (pod_limits_of); then what the pod's containers may
+ * take together (member_fits). */
+static int vm_size(struct shim *s, struct sandbox_options *opts, struct error **err)
+{
+	struct shim_args *a = s->args;
+	const Cocoon__Resources *own = a->bundle->spec->resources;
+	Cocoon__Resources pod_r = COCOON__RESOURCES__INIT;
+	const Cocoon__Resources *size_from = own;
+	struct pod_limits pl = {0};
+	int r;
+
+	if (pod_may_host_members(a->bundle) &&
+	    (r = pod_limits_of(a->bundle, "/sys/fs/cgroup", &pl, err)) < 0)
+		return r;
+	if (pl.memory || pl.cpu_quota) {
+		if (own)
+			pod_r = *own;
+		if (pl.memory)
+			pod_r.memory_limit = pl.memory;
+		if (pl.cpu_quota) {
+			pod_r.cpu_quota = pl.cpu_quota;
+			pod_r.cpu_period = pl.cpu_period;
+		}
+		size_from = &pod_r;
+	}
+	if ((r = resources_vm_size(&a->g->cfg, size_from, a->bundle->cpuset_cpus, &opts->memory_mib,
+				   &opts->vcpus, err)) < 0)
+		return pl.memory ? error_wrap(err, "pod limits from %s", pl.source) : r;
+	s->vcpus = opts->vcpus;
+	s->own_mib = own ? mib_of(own->memory_limit) : 0;
+	if (pl.memory) {
+		s->pod_room_mib = mib_of(pl.memory);
+		snprintf(s->pod_room_source, sizeof(s->pod_room_source), "%s", pl.source);
+	} else {
+		s->pod_room_mib = opts->memory_mib - RESOURCES_GUEST_OVERHEAD_MIB;
+		snprintf(s->pod_room_source, sizeof(s->pod_room_source),
+			 "its VM of %d MiB less the guest's %d MiB", opts->memory_mib,
+			 RESOURCES_GUEST_OVERHEAD_MIB);
+	}
+	return 0;
+}
+
 /* A VM of its own: the engine's network carried in, and the pod share for
  * members to come (pod.h). */
 static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct error **err)
@@ -383,6 +438,8 @@ static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct er
 	const char *net_macs[NET_MAX_INTERFACES];
 	int r;
 
+	if ((r = vm_size(s, opts, err)) < 0)
+		return r;
 	if (a->bundle->n_volumes > 0) {
 		if (asprintf(&volumes, "%s/" VOLUMES_DIR, a->dir) < 0)
 			return error_set(err, ENOMEM, "volumes");
@@ -409,9 +466,6 @@ static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct er
 		opts->n_nets = s->net.n_ifs;
 		a->bundle->spec->network = s->net.spec;
 	}
-	if ((r = resources_vm_size(&a->g->cfg, a->bundle->spec->resources, a->bundle->cpuset_cpus,
-				   &opts->memory_mib, &opts->vcpus, err)) < 0)
-		return r;
 	r = sandbox_boot(&s->sb, &a->g->cfg, a->dir, opts, err);
 	/* QEMU has the taps now: they go when it does. */
 	for (int i = 0; i < s->net.n_ifs; i++) {
@@ -633,16 +687,59 @@ static int member_register(struct shim *s, struct shim_client *c, const char *id
 	return 0;
 }
 
+/* A member's memory and CPU limits must fit the pod's VM, which cannot
+ * grow: the memory limits of all its containers together in the pod's room
+ * (vm_size), a CPU limit in its vCPUs. mib is the member's new memory limit;
+ * c, when given, is the member itself (its old limit does not count). */
+static int member_fits(struct shim *s, const struct shim_client *c, const char *id, int mib,
+		       const Cocoon__Resources *r, struct error **err)
+{
+	int taken = s->own_mib;
+	for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
+		if (s->clients[i].fd >= 0 && s->clients[i].member[0] && &s->clients[i] != c)
+			taken += s->clients[i].member_mib;
+	if (mib && mib + taken > s->pod_room_mib)
+		return error_setx(
+			err, E2BIG,
+			"container %s: its memory limit of %d MiB does not fit in pod "
+			"%s: the pod's containers have %d MiB (%s), %d MiB of it taken by "
+			"the others; the pod's VM cannot grow: size the pod for all its "
+			"containers (docs/pods.md)",
+			id, mib, s->args->id, s->pod_room_mib, s->pod_room_source, taken);
+	if (r && r->cpu_quota > 0 && r->cpu_period > 0 &&
+	    (r->cpu_quota + (int64_t)r->cpu_period - 1) / (int64_t)r->cpu_period > s->vcpus)
+		return error_setx(
+			err, E2BIG,
+			"container %s: its CPU limit of %.2f CPUs does not fit in pod %s, "
+			"whose VM has %d vCPUs and cannot grow: size the pod for all its "
+			"containers (docs/pods.md)",
+			id, (double)r->cpu_quota / (double)r->cpu_period, s->args->id, s->vcpus);
+	return 0;
+}
+
 /* update: memory up to what this VM can give (resources.h). A member's own
  * shim has no VM (memory_mib 0): the pod's shim checks. */
-static int update_check(struct shim *s, const Cocoon__Request *req, struct error **err)
+static int update_check(struct shim *s, struct shim_client *c, const Cocoon__Request *req,
+			struct error **err)
 {
 	if (req->body_case != COCOON__REQUEST__BODY_UPDATE || !req->update->set_memory ||
 	    !req->update->resources)
 		return 0;
-	if (resources_update_fits(s->sb.memory_mib, req->update->resources->memory_limit, err) < 0)
-		return error_wrap(err, "update %s", req->update->id);
+	uint64_t limit = req->update->resources->memory_limit;
+	if (resources_update_fits(s->sb.memory_mib, limit, err) < 0 ||
+	    (c && member_fits(s, c, c->member, mib_of(limit), NULL, err) < 0))
+		return error_wrap(err, "update %s", c ? c->member : req->update->id);
 	return 0;
+}
+
+/* The spec of a member's create or restore. */
+static const Cocoon__ContainerSpec *joining_spec(const Cocoon__Request *req)
+{
+	if (req->body_case == COCOON__REQUEST__BODY_CREATE)
+		return req->create->spec;
+	if (req->body_case == COCOON__REQUEST__BODY_RESTORE)
+		return req->restore->spec;
+	return NULL;
 }
 
 static void handle_member_request(struct shim *s, struct shim_client *c, Cocoon__Request *req)
@@ -663,6 +760,16 @@ static void handle_member_request(struct shim *s, struct shim_client *c, Cocoon_
 		reply_error(c->fd, cid, err);
 		return;
 	}
+	if (joining) {
+		const Cocoon__Resources *r = joining_spec(req)->resources;
+		int mib = r ? mib_of(r->memory_limit) : 0;
+		if (member_fits(s, c, c->member, mib, r, &err) < 0) {
+			c->member[0] = 0;
+			reply_error(c->fd, cid, err);
+			return;
+		}
+		c->member_mib = mib;
+	}
 	char *client_id = *slot;
 	*slot = c->member;
 	if (req->body_case == COCOON__REQUEST__BODY_STDIN) {
@@ -670,7 +777,7 @@ static void handle_member_request(struct shim *s, struct shim_client *c, Cocoon_
 		*slot = client_id;
 		return;
 	}
-	if (update_check(s, req, &err) < 0) {
+	if (update_check(s, c, req, &err) < 0) {
 		*slot = client_id;
 		reply_error(c->fd, cid, err);
 		return;
@@ -685,6 +792,9 @@ static void handle_member_request(struct shim *s, struct shim_client *c, Cocoon_
 		reply_error(c->fd, cid, err);
 		return;
 	}
+	if (req->body_case == COCOON__REQUEST__BODY_UPDATE && req->update->set_memory &&
+	    req->update->resources)
+		c->member_mib = mib_of(req->update->resources->memory_limit);
 	resp->id = cid;
 	send_to_client(c->fd, resp);
 	cocoon__response__free_unpacked(resp, NULL);
@@ -840,7 +950,7 @@ static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Reques
 		break;
 	case COCOON__REQUEST__BODY_UPDATE:
 		id_slot = &req->update->id;
-		if (update_check(s, req, &err) < 0) {
+		if (update_check(s, NULL, req, &err) < 0) {
 			reply_error(c->fd, cid, err);
 			return;
 		}

@@ -609,6 +609,11 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 		return r;
 	if ((r = parse_cgroups_path(lin, b, err)) < 0)
 		return r;
+	/* The engine's cgroup for the container: its parent may be the pod's,
+	 * with the pod's limits (pod-size.c). */
+	if ((r = get_string(lin, "cgroupsPath", "linux.cgroupsPath", false, &b->pod.cgroups_path,
+			    err)) < 0)
+		return r;
 	if ((r = spec_parse_seccomp(lin, s, b, err)) < 0 || (r = spec_parse_paths(lin, s, err)) < 0)
 		return r;
 	/* The agent gives every container its own pid, mount, IPC and UTS
@@ -646,6 +651,46 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 	return 0;
 }
 
+/* One of CRI's pod-level limit annotations: a decimal string ("0": none). */
+static int pod_limit_annotation(json_object *ann, const char *key, uint64_t max, uint64_t *out,
+				struct error **err)
+{
+	json_object *v = member(ann, key);
+	if (!v)
+		return 0;
+	const char *text =
+		json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
+	char *end;
+	errno = 0;
+	unsigned long long n = strtoull(text, &end, 10);
+	if (!*text || *end || text[0] == '-' || errno || n > max)
+		return error_setx(err, EINVAL,
+				  "config.json: annotations: %s: expected a number of at most %llu "
+				  "as a string",
+				  key, (unsigned long long)max);
+	*out = n;
+	return 0;
+}
+
+/* containerd's pod-level limits on a sandbox (pod.h struct spec_pod). */
+static int parse_pod_limits(json_object *ann, struct pod_limits *l, struct error **err)
+{
+	uint64_t quota = 0;
+	int r;
+	if ((r = pod_limit_annotation(ann, "io.kubernetes.cri.sandbox-memory", UINT64_C(1) << 50,
+				      &l->memory, err)) < 0 ||
+	    (r = pod_limit_annotation(ann, "io.kubernetes.cri.sandbox-cpu-quota", 1u << 31, &quota,
+				      err)) < 0 ||
+	    (r = pod_limit_annotation(ann, "io.kubernetes.cri.sandbox-cpu-period", 1000000,
+				      &l->cpu_period, err)) < 0)
+		return r;
+	l->cpu_quota = (int64_t)quota;
+	if (l->memory || (l->cpu_quota && l->cpu_period))
+		snprintf(l->source, sizeof(l->source),
+			 "the annotations io.kubernetes.cri.sandbox-*");
+	return 0;
+}
+
 /* The pod a container belongs to, as CRI (containerd) and CRI-O say it. */
 static int parse_pod_annotations(json_object *root, struct oci_bundle *b, struct error **err)
 {
@@ -671,7 +716,7 @@ static int parse_pod_annotations(json_object *root, struct oci_bundle *b, struct
 				return error_set(err, ENOMEM, "config.json");
 		}
 	}
-	return 0;
+	return b->pod.sandbox ? parse_pod_limits(ann, &b->pod.limits, err) : 0;
 }
 
 static void spec_free_container(Cocoon__ContainerSpec *s)
@@ -717,6 +762,7 @@ void spec_free(struct oci_bundle *b)
 	free(b->bundle);
 	free(b->rootfs);
 	free(b->pod.sandbox_id);
+	free(b->pod.cgroups_path);
 	free(b->netns_path);
 	free(b->cgroup);
 	memset(b, 0, sizeof(*b));

@@ -90,3 +90,70 @@ def is_cocoon(pid):
         return pathlib.Path(f"/proc/{pid}/exe").resolve().name == "cocoon"
     except OSError:
         return False
+
+
+def test_podman_pod_vm_sized_from_pod_create_memory_and_cpus(podman):
+    """`podman pod create --memory/--cpus` limits the pod's cgroup, the parent
+    of each container's cgroupsPath: the pod's VM is sized from it, and a
+    container whose limit does not fit in what is left is refused."""
+    before = set(qemu_pids())
+    pause = pause_image(podman)
+    podman.check("pod", "create", "--name", "sz", "--infra-image", pause, "--memory", "300m", "--cpus", "2")
+    podman.check("run", "-d", "--pod", "sz", "--name", "small", "-m", "100m", podman.image,
+                 "payload", "sleep", "1000")
+    vms = new_vms(before)
+    assert len(vms) == 1
+    args = pathlib.Path(f"/proc/{vms[0]}/cmdline").read_bytes().decode().split("\0")
+    # 300 MiB for the pod + the guest's 128 + 300 of checkpoint headroom.
+    assert args[args.index("-m") + 1] == "728", args
+    assert args[args.index("-smp") + 1] == "2", args
+    r = podman.run("run", "-d", "--pod", "sz", "--name", "big", "-m", "250m", podman.image,
+                   "payload", "sleep", "1000")
+    assert r.returncode != 0, r.stdout
+    assert "its memory limit of 250 MiB does not fit in pod" in r.stderr, r.stderr
+    assert "the pod's containers have 300 MiB (the limits of its pod's cgroup" in r.stderr, r.stderr
+    assert "100 MiB of it taken by the others" in r.stderr, r.stderr
+    assert new_vms(before) == vms
+    assert podman.check("inspect", "--format", "{{.State.Status}}", "small").stdout.strip() == "running"
+    podman.check("pod", "rm", "--force", "sz", timeout=120)
+    assert wait_for(lambda: new_vms(before) == [], timeout=30), "a VM outlived the pod"
+
+
+def numbers(podman, name):
+    return [int(x) for x in podman.run("logs", name).stdout.split() if x.isdigit()]
+
+
+def test_podman_checkpoint_and_restore_of_a_pod_member(podman):
+    """`podman container checkpoint` / `restore` of one container of a pod
+    (podman 4.3 allows it when the container's only dependency is the infra
+    container): it is dumped and restored in the running pod's VM, and comes
+    back in the pod's network and IPC namespaces."""
+    before = set(qemu_pids())
+    pause = pause_image(podman)
+    podman.check("pod", "create", "--name", "cp", "--infra-image", pause)
+    podman.check("run", "-d", "--pod", "cp", "--name", "web", podman.image, "sh", "-c", SERVE)
+    podman.check("run", "-d", "--pod", "cp", "--name", "cnt", podman.image, "sh", "-c",
+                 "payload shm-put 31 pod-sysv && exec payload counter 200")
+    vms = new_vms(before)
+    assert len(vms) == 1
+    assert wait_for(lambda: len(numbers(podman, "cnt")) >= 3, timeout=60)
+    web_pid = podman.check("inspect", "--format", "{{.State.Pid}}", "web").stdout.strip()
+
+    r = podman.run("container", "checkpoint", "cnt", timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert podman.check("inspect", "--format", "{{.State.Status}}", "cnt").stdout.strip() == "exited"
+    n = len(numbers(podman, "cnt"))
+    assert new_vms(before) == vms, "the pod's VM runs on"
+
+    r = podman.run("container", "restore", "cnt", timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert new_vms(before) == vms, "restored into the pod's VM"
+    assert wait_for(lambda: len(numbers(podman, "cnt")) >= n + 3, timeout=60)
+    got = numbers(podman, "cnt")
+    assert got == list(range(got[0], got[0] + len(got))), f"the counter restarted or skipped: {got}"
+    r = podman.check("exec", "cnt", "sh", "-c", "payload shm-get 31; " + FETCH)
+    assert r.stdout.splitlines()[0] == "pod-sysv", r.stdout
+    assert "hello from the web container" in r.stdout, r.stdout
+    assert podman.check("inspect", "--format", "{{.State.Pid}}", "web").stdout.strip() == web_pid
+    podman.check("pod", "rm", "--force", "cp", timeout=120)
+    assert wait_for(lambda: new_vms(before) == [], timeout=30), "a VM outlived the pod"

@@ -3,6 +3,7 @@ of its own (docs/pods.md). These drive cocoon directly with the specs the
 engines write: podman's (namespace paths /proc/<infra shim pid>/ns/...) and
 CRI's (annotations io.kubernetes.cri.*)."""
 import json
+import pathlib
 import subprocess
 
 import pytest
@@ -293,4 +294,64 @@ def test_whole_pod_checkpointed_and_restored_into_a_fresh_vm(env):
     assert "tcp-connect 42" in r.stdout
     for cid in ("cnt", "srv", "sandbox"):
         env.run("delete", "--force", cid, check=True)
+    assert qemu_pids(str(env.tmp)) == []
+
+
+def vm_args(env):
+    pids = qemu_pids(str(env.tmp))
+    assert len(pids) == 1, pids
+    return pathlib.Path(f"/proc/{pids[0]}/cmdline").read_bytes().decode().split("\0")
+
+
+def member_with(sandbox_id, **res):
+    def extra(spec):
+        spec["annotations"] = {"io.kubernetes.cri.container-type": "container",
+                               "io.kubernetes.cri.sandbox-id": sandbox_id}
+        spec["linux"]["resources"] = res
+    return extra
+
+
+def test_pod_vm_sized_from_the_pod_limits_and_a_member_that_does_not_fit_refused(env):
+    """containerd's pod-level annotations size the pod's VM; members whose
+    limits do not fit in it are refused by name, with both figures, and
+    leave nothing behind (docs/pods.md "Pod sizing")."""
+    start_sandbox(env, "pause2", annotations={
+        "io.kubernetes.cri.container-type": "sandbox", "io.kubernetes.cri.sandbox-id": "pause2",
+        "io.kubernetes.cri.sandbox-memory": str(200 << 20),
+        "io.kubernetes.cri.sandbox-cpu-quota": "100000", "io.kubernetes.cri.sandbox-cpu-period": "100000"})
+    args = vm_args(env)
+    # 200 MiB for the pod + the guest's 128 + 200 of checkpoint headroom; 1 vCPU.
+    assert args[args.index("-m") + 1] == "528", args
+    assert args[args.index("-smp") + 1] == "1", args
+    vm = qemu_pids(str(env.tmp))
+
+    m1 = write_bundle(env.tmp / "m1", ["payload", "sleep", "1000"], extra=member_with("pause2", memory={"limit": 150 << 20}))
+    rc, _, err = env.create("m1", m1)
+    assert rc == 0, err.read_text()
+    env.run("start", "m1", check=True)
+
+    m2 = write_bundle(env.tmp / "m2", ["payload", "echo", "x"], extra=member_with("pause2", memory={"limit": 100 << 20}))
+    rc, _, err = env.create("m2", m2)
+    msg = err.read_text()
+    assert rc != 0, msg
+    assert ("container m2: its memory limit of 100 MiB does not fit in pod pause2: the pod's containers "
+            "have 200 MiB (the annotations io.kubernetes.cri.sandbox-*), 150 MiB of it taken") in msg, msg
+    assert not (env.root / "m2").exists()
+
+    m3 = write_bundle(env.tmp / "m3", ["payload", "echo", "x"],
+                      extra=member_with("pause2", cpu={"quota": 200000, "period": 100000}))
+    rc, _, err = env.create("m3", m3)
+    msg = err.read_text()
+    assert rc != 0 and "its CPU limit of 2.00 CPUs does not fit in pod pause2, whose VM has 1 vCPUs" in msg, msg
+    assert not (env.root / "m3").exists()
+
+    # What fits still does, in the same VM; the first member ran on.
+    m4 = write_bundle(env.tmp / "m4", ["payload", "echo", "fits"], extra=member_with("pause2", memory={"limit": 50 << 20}))
+    r = run_fg(env, "m4", m4)
+    assert r.returncode == 0 and r.stdout == "fits\n", r.stderr
+    assert env.state("m1")["status"] == "running"
+    assert qemu_pids(str(env.tmp)) == vm
+    for cid in ("m4", "m1"):
+        env.run("delete", "--force", cid, check=True)
+    env.run("delete", "--force", "pause2", check=True)
     assert qemu_pids(str(env.tmp)) == []

@@ -19,6 +19,7 @@
 #include "cgroup-mirror.h"
 #include "config.h"
 #include "paths.h"
+#include "pod.h"
 #include "resources.h"
 #include "spec.h"
 
@@ -325,6 +326,103 @@ static void test_bind_sources(void **st)
 		"mounts[0] (/v): option 'idmap' is not supported");
 }
 
+static void write_at(const char *dir, const char *rel, const char *text)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s/%s", dir, rel);
+	for (char *q = p + strlen(dir) + 1; (q = strchr(q, '/')); q++) {
+		*q = 0;
+		mkdir(p, 0755);
+		*q = '/';
+	}
+	FILE *f = fopen(p, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* pod-size.c: where the pod's limits come from (docs/pods.md "Pod sizing"). */
+static void test_pod_limits(void **st)
+{
+	char out[256];
+	assert_int_equal(pod_cgroup_parent("/libpod_parent/pod1/libpod-c1", out, sizeof(out)), 0);
+	assert_string_equal(out, "libpod_parent/pod1");
+	assert_int_equal(
+		pod_cgroup_parent("machine-libpod_pod_ab.slice:libpod:c1", out, sizeof(out)), 0);
+	assert_string_equal(out, "machine.slice/machine-libpod_pod_ab.slice");
+	assert_int_equal(pod_cgroup_parent("kubepods-burstable-pod12.slice:cri-containerd:c1", out,
+					   sizeof(out)),
+			 0);
+	assert_string_equal(out, "kubepods.slice/kubepods-burstable.slice/"
+				 "kubepods-burstable-pod12.slice");
+	static const char *const bad[] = {"/c1",     "relative/c1", "/a/../c1",	      "/a//c1",
+					  "/a/b/..", "-.slice:p:c", "a--b.slice:p:c", "x.slice:c"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(pod_cgroup_parent(bad[i], out, sizeof(out)), -EINVAL);
+
+	/* A fake cgroup tree: v1 (this host's), then v2. */
+	char root[128];
+	snprintf(root, sizeof(root), "%s/cg", bundle);
+	mkdir(root, 0755);
+	write_at(root, "memory/libpod_parent/pod1/memory.limit_in_bytes", "314572800\n");
+	write_at(root, "cpu/libpod_parent/pod1/cpu.cfs_quota_us", "150000\n");
+	write_at(root, "cpu/libpod_parent/pod1/cpu.cfs_period_us", "100000\n");
+	write_at(root, "memory/libpod_parent/pod2/memory.limit_in_bytes", "9223372036854771712\n");
+	write_at(root, "cpu/libpod_parent/pod2/cpu.cfs_quota_us", "-1\n");
+	write_at(root, "cpu/libpod_parent/pod2/cpu.cfs_period_us", "100000\n");
+	struct oci_bundle b;
+	struct pod_limits l;
+	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
+		   ", \"linux\": {\"namespaces\": [{\"type\": \"network\"}], \"cgroupsPath\": "
+		   "\"/libpod_parent/pod1/libpod-c1\"}}");
+	assert_int_equal(spec_load(bundle, "c1", &b, NULL), 0);
+	assert_int_equal(pod_limits_of(&b, root, &l, NULL), 0);
+	assert_int_equal(l.memory, 300 << 20);
+	assert_int_equal(l.cpu_quota, 150000);
+	assert_int_equal(l.cpu_period, 100000);
+	assert_non_null(strstr(l.source, "libpod_parent/pod1"));
+	free(b.pod.cgroups_path);
+	b.pod.cgroups_path = strdup("/libpod_parent/pod2/libpod-c1"); /* no limits */
+	assert_int_equal(pod_limits_of(&b, root, &l, NULL), 0);
+	assert_true(l.memory == 0 && l.cpu_quota == 0);
+	free(b.pod.cgroups_path);
+	b.pod.cgroups_path = strdup("/libpod_parent/gone/libpod-c1"); /* no such cgroup */
+	assert_int_equal(pod_limits_of(&b, root, &l, NULL), 0);
+	assert_true(l.memory == 0 && l.cpu_quota == 0);
+	spec_free(&b);
+
+	write_at(root, "cgroup.controllers", "cpu memory\n");
+	write_at(root, "kubepods/pod3/memory.max", "1073741824\n");
+	write_at(root, "kubepods/pod3/cpu.max", "max 100000\n");
+	/* CRI's annotations on the sandbox come first. */
+	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
+		   ", \"annotations\": {\"io.kubernetes.cri.container-type\": \"sandbox\", "
+		   "\"io.kubernetes.cri.sandbox-memory\": \"0\"}, \"linux\": {\"namespaces\": "
+		   "[{\"type\": \"network\"}], \"cgroupsPath\": \"/kubepods/pod3/s1\"}}");
+	assert_int_equal(spec_load(bundle, "s1", &b, NULL), 0);
+	assert_int_equal(pod_limits_of(&b, root, &l, NULL), 0);
+	assert_int_equal(l.memory, 1 << 30);
+	assert_int_equal(l.cpu_quota, 0);
+	spec_free(&b);
+	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
+		   ", \"annotations\": {\"io.kubernetes.cri.container-type\": \"sandbox\", "
+		   "\"io.kubernetes.cri.sandbox-memory\": \"209715200\", "
+		   "\"io.kubernetes.cri.sandbox-cpu-quota\": \"250000\", "
+		   "\"io.kubernetes.cri.sandbox-cpu-period\": \"100000\"}, \"linux\": "
+		   "{\"namespaces\": [{\"type\": \"network\"}], \"cgroupsPath\": "
+		   "\"/kubepods/pod3/s1\"}}");
+	assert_int_equal(spec_load(bundle, "s1", &b, NULL), 0);
+	assert_int_equal(pod_limits_of(&b, root, &l, NULL), 0);
+	assert_int_equal(l.memory, 200 << 20);
+	assert_int_equal(l.cpu_quota, 250000);
+	assert_non_null(strstr(l.source, "io.kubernetes.cri.sandbox-"));
+	spec_free(&b);
+	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
+		     ", \"annotations\": {\"io.kubernetes.cri.container-type\": \"sandbox\", "
+		     "\"io.kubernetes.cri.sandbox-memory\": \"-5\"}, " LINUX "}",
+		     "io.kubernetes.cri.sandbox-memory: expected a number");
+}
+
 static void test_resources_and_vm_size(void **st)
 {
 	struct oci_bundle b;
@@ -529,6 +627,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_missing_bundle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_sources, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resources_and_vm_size, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pod_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update_resources_json, setup, teardown),
 		cmocka_unit_test(test_cgroups_path),
 		cmocka_unit_test(test_cgroup_mirror_render),
