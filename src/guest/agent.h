@@ -84,6 +84,9 @@ struct agent {
 	bool shared_mounted;
 	bool volumes_mounted; /* the volumes share, mounted by the first container that has binds */
 	bool virtiofs;	      /* shares are virtiofs (cocoon.fs=virtiofs), else 9p */
+	/* Booted for whole-VM checkpoints (cocoon.vmsnap=1): the rootfs and
+	 * tools are virtiofs too, nothing is 9p. */
+	bool vmsnap;
 	/* Booted to become a VM template (cocoon.template=1): no share is
 	 * mounted until TemplateResume (template.c). */
 	bool template_mode;

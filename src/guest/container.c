@@ -408,8 +408,9 @@ static int mount_rootfs_from(struct agent_container *c, const char *tag, const c
 	return mount(from, c->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0 ? -errno : 0;
 }
 
-static int mount_rootfs(struct agent_container *c, const Cocoon__ContainerSpec *s, char *msg,
-			size_t msg_size)
+/* virtiofs: a VM booted for whole-VM checkpoints has no 9p share. */
+static int mount_rootfs(struct agent_container *c, const Cocoon__ContainerSpec *s, bool virtiofs,
+			char *msg, size_t msg_size)
 {
 	const char *tag = s->rootfs_tag, *path = s->rootfs_path;
 	char dir[128];
@@ -426,12 +427,14 @@ static int mount_rootfs(struct agent_container *c, const Cocoon__ContainerSpec *
 	}
 	/* cache=mmap: executables are mmapped; 9p's cache=none cannot share
 	 * writable mappings. */
-	int r = path && *path					? mount_rootfs_from(c, tag, path)
+	int r = path && *path ? mount_rootfs_from(c, tag, path)
+		: virtiofs    ? (mount(tag, c->rootfs, "virtiofs", 0, NULL) < 0 ? -errno : 0)
 		: agent_mount_9p(tag, c->rootfs, 0, "mmap") < 0 ? -errno
 								: 0;
 	if (r < 0) {
-		snprintf(msg, msg_size, "mount rootfs (9p tag %s%s%s): %s", tag,
-			 path && *path ? ", " : "", path ? path : "", strerror(-r));
+		snprintf(msg, msg_size, "mount rootfs (%s tag %s%s%s): %s",
+			 virtiofs ? "virtiofs" : "9p", tag, path && *path ? ", " : "",
+			 path ? path : "", strerror(-r));
 		c->rootfs[0] = 0;
 		return r;
 	}
@@ -574,7 +577,7 @@ struct agent_container *container_new(struct agent *a, const char *id,
 		container_free(c);
 		return NULL;
 	}
-	if (mount_rootfs(c, s, msg, msg_size) < 0) {
+	if (mount_rootfs(c, s, a->vmsnap, msg, msg_size) < 0) {
 		container_free(c);
 		return NULL;
 	}

@@ -16,6 +16,9 @@ struct create_options {
 	const Cocoon__CriuOptions *criu;
 	const char *work_path;
 	bool bench_from_tmpfs;
+	/* restore of a whole-VM checkpoint (vmsnap.h): the saved VM and its key */
+	const char *vmsnap_state;
+	const char *vmsnap_key;
 };
 
 /* Boots the container's VM through a new shim and creates the container,
