@@ -862,8 +862,25 @@ void container_handle_update(struct agent *a, uint64_t id, const Cocoon__UpdateR
 		agent_send_error(a, id, EINVAL, "update %s: container is stopped", c->id);
 		return;
 	}
-	Cocoon__Resources none = COCOON__RESOURCES__INIT;
+	Cocoon__Resources none = COCOON__RESOURCES__INIT, merged;
 	const Cocoon__Resources *r = req->resources ? req->resources : &none;
+	if (req->set_cpu_max && (req->keep_cpu_quota || req->keep_cpu_period)) {
+		/* runc update: the half of cpu.max not given keeps its value. */
+		int64_t quota = 0;
+		uint64_t period = 0;
+		int e = cgroups_read_cpu_max(c->cgroup, &quota, &period);
+		if (e < 0 && e != -ENOENT) {
+			agent_send_error(a, id, -e, "update %s: read cpu.max: %s", c->id,
+					 strerror(-e));
+			return;
+		}
+		merged = *r;
+		if (req->keep_cpu_quota)
+			merged.cpu_quota = quota;
+		if (req->keep_cpu_period)
+			merged.cpu_period = period;
+		r = &merged;
+	}
 	unsigned mask = (req->set_memory ? CGROUPS_MEMORY : 0) |
 			(req->set_pids ? CGROUPS_PIDS : 0) |
 			(req->set_cpu_max ? CGROUPS_CPU_MAX : 0) |

@@ -1,5 +1,6 @@
 /* create, start and run: runc's container start-up, split or in one go. */
 #include "cleanup.h"
+#include "cgroup-mirror.h"
 #include "log.h"
 #include "container.h"
 #include "paths.h"
@@ -26,6 +27,16 @@ int usage_error(const char *cmd, const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, " (see 'cocoon %s --help')\n", cmd);
 	return 2;
+}
+
+int container_remove_files(const char *dir, struct error **err)
+{
+	struct container_state st;
+	_cleanup_error_ struct error *cg_err = NULL;
+	if (state_read(dir, &st, NULL) == 0 && st.cgroup[0] &&
+	    cgmirror_remove(st.cgroup, &cg_err) < 0)
+		log_warning("container %s: %s", st.id, cg_err->msg);
+	return remove_tree(dir, err);
 }
 
 int container_load(struct global_opts *g, const char *id, char **dir, struct container_state *st,
@@ -209,7 +220,7 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 	*shim_pid = pid;
 	return 0;
 fail:
-	remove_tree(dir, NULL);
+	container_remove_files(dir, NULL);
 	spec_free(&bundle);
 	pod_sandbox_free(&pod);
 	return r;
@@ -335,7 +346,7 @@ static int create_or_run(struct global_opts *g, int argc, char **argv, bool run)
 		waitpid(shim, NULL, 0);
 		_cleanup_free_ char *dir = NULL;
 		if (state_dir(g->root, id, &dir, NULL) == 0)
-			remove_tree(dir, NULL);
+			container_remove_files(dir, NULL);
 		return 1;
 	}
 	if (detach)

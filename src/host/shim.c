@@ -7,8 +7,10 @@
  */
 #include "shim.h"
 #include "agent-client.h"
+#include "cgroup-mirror.h"
 #include "cleanup.h"
 #include "guard.h"
+#include "log.h"
 #include "network.h"
 #include "paths.h"
 #include "resources.h"
@@ -80,6 +82,8 @@ struct shim {
 	bool vm_stopped;
 	bool exited;
 	int exit_code;
+	struct cgmirror mirror; /* the engines' stats (cgroup-mirror.h) */
+	long long mirror_next_ms;
 };
 
 /* A reader that went away loses its output. */
@@ -487,6 +491,65 @@ static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct er
 	return start_guard(s, err);
 }
 
+/* The engines' stats (cgroup-mirror.h): made in the host's mount namespace,
+ * before volumes_setup gives the shim its own. Without it the container
+ * runs all the same; the engines' stats then show the host's figures. */
+static void mirror_setup(struct shim *s)
+{
+	_cleanup_error_ struct error *err = NULL;
+	const char *path = s->args->bundle->cgroup;
+	if (!path)
+		return;
+	/* Recorded first: a shim that dies half-way still has it removed. */
+	snprintf(s->st.cgroup, sizeof(s->st.cgroup), "%s", path);
+	state_write(s->args->dir, &s->st, NULL);
+	if (cgmirror_setup(&s->mirror, path, &err) < 0) {
+		log_warning(
+			"container %s: linux.cgroupsPath %s: %s; podman stats and ctr task metrics do not show its figures",
+			s->args->id, path, err->msg);
+		if (err->code == EEXIST) {
+			/* Not ours: delete must leave it alone. */
+			s->st.cgroup[0] = 0;
+			state_write(s->args->dir, &s->st, NULL);
+		}
+		return;
+	}
+	s->mirror_next_ms = now_ms();
+}
+
+/* The shim into the container's host cgroup, once QEMU is running outside
+ * it (cgroup-mirror.h). */
+static void mirror_join(struct shim *s)
+{
+	_cleanup_error_ struct error *err = NULL;
+	if (s->mirror.n_leaves && cgmirror_join(&s->mirror, &err) < 0)
+		log_warning(
+			"container %s: %s; podman stats and ctr task metrics do not show its figures",
+			s->args->id, err->msg);
+}
+
+/* Every CGMIRROR_INTERVAL_MS: the container's figures from the guest into
+ * the mirror. Skipped while a checkpoint runs (the agent is busy with it)
+ * and once the container is gone. */
+static void mirror_tick(struct shim *s)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__StatsRequest sr = COCOON__STATS_REQUEST__INIT;
+	Cocoon__Response *resp = NULL;
+
+	s->mirror_next_ms = now_ms() + CGMIRROR_INTERVAL_MS;
+	if (s->ckpt.active || s->exited)
+		return;
+	sr.id = (char *)s->args->id;
+	req.body_case = COCOON__REQUEST__BODY_STATS;
+	req.stats = &sr;
+	if (agent_call(&s->sb.agent, &req, &resp, 2000, NULL) < 0)
+		return;
+	if (resp->stats)
+		cgmirror_update(&s->mirror, resp->stats);
+	cocoon__response__free_unpacked(resp, NULL);
+}
+
 static int shim_setup(struct shim *s, struct error **err)
 {
 	struct shim_args *a = s->args;
@@ -504,6 +567,7 @@ static int shim_setup(struct shim *s, struct error **err)
 	s->listen_fd = -1;
 	if ((r = setup_stdio(s, err)) < 0)
 		return r;
+	mirror_setup(s);
 	if (a->pod) {
 		if ((r = member_setup(s, err)) < 0)
 			return r;
@@ -523,6 +587,7 @@ static int shim_setup(struct shim *s, struct error **err)
 	 * container runs again with its connections (network.h). */
 	if (s->net.sk)
 		network_release(&s->net, NULL);
+	mirror_join(s);
 	if (a->vmsnap_state) {
 		/* For restore --print-stats: the VM's start is the whole restore. */
 		char path[4200], text[256];
@@ -1255,6 +1320,15 @@ static void shim_loop(struct shim *s)
 		int timeout = checkpoint_check_deadline(s);
 		if (s->exited && (timeout < 0 || timeout > 200))
 			timeout = 200; /* only waiting for checkpoint_reply_due() */
+		if (s->mirror.n && !s->exited) {
+			long long left = s->mirror_next_ms - now_ms();
+			if (left <= 0) {
+				mirror_tick(s);
+				continue;
+			}
+			if (timeout < 0 || timeout > left)
+				timeout = (int)left;
+		}
 		if (poll(fds, n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -1312,6 +1386,7 @@ static void shim_teardown(struct shim *s)
 	guard_stop(&s->guard);
 	sandbox_destroy(&s->sb, false);
 	network_close(&s->net);
+	cgmirror_close(&s->mirror);
 }
 
 void shim_main(struct shim_args *a)

@@ -1,5 +1,6 @@
 #include "spec.h"
 #include "cleanup.h"
+#include "cgroup-mirror.h"
 #include "log.h"
 #include "paths.h"
 #include "pod.h"
@@ -591,6 +592,21 @@ static int parse_resources(json_object *res, struct oci_bundle *b, struct error 
 	return 0;
 }
 
+/* linux.cgroupsPath: where the shim shows the engines the container's
+ * figures (cgroup-mirror.h). */
+static int parse_cgroups_path(json_object *lin, struct oci_bundle *b, struct error **err)
+{
+	_cleanup_free_ char *raw = NULL;
+	char path[CGMIRROR_PATH_MAX];
+	int r = get_string(lin, "cgroupsPath", "linux.cgroupsPath", false, &raw, err);
+	if (r < 0 || !raw || !*raw)
+		return r;
+	if ((r = cgmirror_path(raw, path, sizeof(path), err)) < 0)
+		return r;
+	b->cgroup = strdup(path);
+	return b->cgroup ? 0 : error_set(err, ENOMEM, "config.json");
+}
+
 static int parse_linux(json_object *root, struct oci_bundle *b, struct error **err)
 {
 	json_object *lin = member(root, "linux");
@@ -663,6 +679,8 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 		}
 	}
 	if ((r = parse_resources(member(lin, "resources"), b, err)) < 0)
+		return r;
+	if ((r = parse_cgroups_path(lin, b, err)) < 0)
 		return r;
 	/* The engine's cgroup for the container: its parent may be the pod's,
 	 * with the pod's limits (pod-size.c). */
@@ -819,6 +837,7 @@ void spec_free(struct oci_bundle *b)
 	free(b->pod.sandbox_id);
 	free(b->pod.cgroups_path);
 	free(b->netns_path);
+	free(b->cgroup);
 	memset(b, 0, sizeof(*b));
 }
 
