@@ -106,15 +106,17 @@ void execs_events_drain(struct agent *a)
 			if (nl->nlmsg_len < NLMSG_LENGTH(sizeof(*cn) + sizeof(struct proc_event)) ||
 			    cn->id.idx != CN_IDX_PROC || cn->id.val != CN_VAL_PROC)
 				continue;
-			const struct proc_event *ev = (const struct proc_event *)cn->data;
-			if (ev->what != PROC_EVENT_EXIT)
+			/* cn->data is not aligned for the event's 64-bit fields. */
+			struct proc_event ev;
+			memcpy(&ev, cn->data, sizeof(ev));
+			if (ev.what != PROC_EVENT_EXIT)
 				continue;
 			/* Every thread's exit names its process; the last one's
 			 * code is the process's (exit_group gives them all the
 			 * same; a leader that left by pthread_exit comes first). */
-			struct agent_proc *p = tracked(a, ev->event_data.exit.process_tgid);
+			struct agent_proc *p = tracked(a, ev.event_data.exit.process_tgid);
 			if (p) {
-				p->end_status = (int)ev->event_data.exit.exit_code;
+				p->end_status = (int)ev.event_data.exit.exit_code;
 				p->end_known = true;
 			}
 		}
