@@ -31,6 +31,15 @@ static bool in_tree(pid_t pid, pid_t init)
 	return pid == init;
 }
 
+/* A task of the cgroup's list that has ended since (a shell's short-lived
+ * child): there is nothing to leave out, and its PPid cannot be read. */
+static bool task_gone(pid_t pid)
+{
+	char path[32];
+	snprintf(path, sizeof(path), "/proc/%d", pid);
+	return access(path, F_OK) < 0;
+}
+
 static void comm_of(pid_t pid, char *out, size_t size)
 {
 	char path[64];
@@ -49,6 +58,10 @@ static int outside_tree(const struct agent_container *c, const pid_t *pids, size
 			size_t size)
 {
 	for (size_t i = 0; i < n; i++) {
+		if (in_tree(pids[i], c->procs[0].pid) || task_gone(pids[i]))
+			continue;
+		/* A parent that ended during the walk reads as PPid 0; its
+		 * children are the init's by now (the init reaps orphans). */
 		if (in_tree(pids[i], c->procs[0].pid))
 			continue;
 		char cmd[128];
