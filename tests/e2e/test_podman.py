@@ -194,7 +194,6 @@ def host_cgroup(pid, controller):
 
 def test_podman_stats_show_the_container_not_the_vm(podman):
     r = podman.run("run", "-d", "--name", "ms", "--memory", "96m", podman.image, "payload", "memhog", "40")
-    needs_netns(r)
     assert r.returncode == 0, r.stderr
     cid = r.stdout.strip()
     assert wait_logs(podman, "ms", lambda l: any(x.startswith("memhog") for x in l))
