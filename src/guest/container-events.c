@@ -4,6 +4,7 @@
 #include "channel.h"
 #include "container-events.h"
 #include "execs.h"
+#include "guard.h"
 #include "agent.h"
 #include "cleanup.h"
 #include "cgroups.h"
@@ -144,6 +145,16 @@ static void sync_readable(struct agent *a, struct agent_container *c, struct age
 static void exec_ended(struct agent *a, struct agent_container *c, struct agent_proc *p)
 {
 	execs_events_drain(a);
+	/* The kernel wakes pidfd pollers (exit_notify) before it sends the
+	 * exit event (proc_exit_connector, kernel/exit.c), and the container's
+	 * init may reap the process in between: wait for the event, at most
+	 * 500 ms, unless the zombie is still there to tell the status. */
+	for (int i = 0; i < 50 && !p->end_known && guard_zombie_status(p->pid) < 0; i++) {
+		struct pollfd pfd = {.fd = execs_events_fd(), .events = POLLIN};
+		if (pfd.fd < 0 || poll(&pfd, 1, 10) < 0)
+			break;
+		execs_events_drain(a);
+	}
 	p->wait_status = execs_end_status(p);
 	p->phase = PROC_EXITED;
 	container_close_fd(&p->pidfd);

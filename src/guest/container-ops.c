@@ -146,8 +146,25 @@ void container_handle_update(struct agent *a, uint64_t id, const Cocoon__UpdateR
 		agent_send_error(a, id, EINVAL, "update %s: container is stopped", c->id);
 		return;
 	}
-	Cocoon__Resources none = COCOON__RESOURCES__INIT;
+	Cocoon__Resources none = COCOON__RESOURCES__INIT, merged;
 	const Cocoon__Resources *r = req->resources ? req->resources : &none;
+	if (req->set_cpu_max && (req->keep_cpu_quota || req->keep_cpu_period)) {
+		/* runc update: the half of cpu.max not given keeps its value. */
+		int64_t quota = 0;
+		uint64_t period = 0;
+		int e = cgroups_read_cpu_max(c->cgroup, &quota, &period);
+		if (e < 0 && e != -ENOENT) {
+			agent_send_error(a, id, -e, "update %s: read cpu.max: %s", c->id,
+					 strerror(-e));
+			return;
+		}
+		merged = *r;
+		if (req->keep_cpu_quota)
+			merged.cpu_quota = quota;
+		if (req->keep_cpu_period)
+			merged.cpu_period = period;
+		r = &merged;
+	}
 	unsigned mask = (req->set_memory ? CGROUPS_MEMORY : 0) |
 			(req->set_pids ? CGROUPS_PIDS : 0) |
 			(req->set_cpu_max ? CGROUPS_CPU_MAX : 0) |
@@ -269,15 +286,18 @@ void container_handle_exec(struct agent *a, uint64_t id, const Cocoon__ExecReque
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		close(sync[0]);
-		/* In the cgroup before the fork, so the process starts there. */
-		if (container_join_cgroup(c->cgroup, getpid()) < 0)
-			container_child_fail(sync[1], "join the container's cgroup: %s",
-					     strerror(errno));
 		pid_t e = fork();
 		if (e < 0)
 			container_child_fail(sync[1], "fork: %s", strerror(errno));
 		if (e > 0)
 			_exit(0); /* the process is the container's init's now */
+		/* Into the cgroup after the fork, before anything runs: a fork
+		 * inside a cgroup at pids.max fails, a move into it does not
+		 * (cgroup-v2.rst, "PID": organisational operations are not
+		 * blocked), so exec works at the limit, as with runc. */
+		if (container_join_cgroup(c->cgroup, getpid()) < 0)
+			container_child_fail(sync[1], "join the container's cgroup: %s",
+					     strerror(errno));
 		container_child_exec(c->procs[0].pid, req->process,
 				     c->spec ? c->spec->seccomp : NULL, sync[1], io.child[0],
 				     io.child[1], io.child[2], req->process->terminal);

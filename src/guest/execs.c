@@ -46,7 +46,16 @@ int execs_send_self(int sock)
 	ssize_t n = sendmsg(sock, &m, MSG_NOSIGNAL);
 	int saved = errno;
 	close(pidfd);
-	return n == 1 ? 0 : -saved;
+	if (n != 1)
+		return -saved;
+	/* Wait for the agent to take the pidfd (one byte back, or EOF if the
+	 * agent went away): a process that ran and was reaped by the
+	 * container's init before the agent read its pidfd would leave the
+	 * agent with neither its pid nor its exit status. */
+	char ack;
+	while (read(sock, &ack, 1) < 0 && errno == EINTR)
+		;
+	return 0;
 }
 
 int execs_events_subscribe(void)
@@ -98,15 +107,17 @@ void execs_events_drain(struct agent *a)
 			if (nl->nlmsg_len < NLMSG_LENGTH(sizeof(*cn) + sizeof(struct proc_event)) ||
 			    cn->id.idx != CN_IDX_PROC || cn->id.val != CN_VAL_PROC)
 				continue;
-			const struct proc_event *ev = (const struct proc_event *)cn->data;
-			if (ev->what != PROC_EVENT_EXIT)
+			/* cn->data is not aligned for the event's 64-bit fields. */
+			struct proc_event ev;
+			memcpy(&ev, cn->data, sizeof(ev));
+			if (ev.what != PROC_EVENT_EXIT)
 				continue;
 			/* Every thread's exit names its process; the last one's
 			 * code is the process's (exit_group gives them all the
 			 * same; a leader that left by pthread_exit comes first). */
-			struct agent_proc *p = tracked(a, ev->event_data.exit.process_tgid);
+			struct agent_proc *p = tracked(a, ev.event_data.exit.process_tgid);
 			if (p) {
-				p->end_status = (int)ev->event_data.exit.exit_code;
+				p->end_status = (int)ev.event_data.exit.exit_code;
 				p->end_known = true;
 			}
 		}
@@ -119,11 +130,9 @@ void execs_events_idle(struct agent *a)
 		for (int j = 1; a->containers[i].used && j < AGENT_MAX_PROCS; j++)
 			if (a->containers[i].procs[j].used && a->containers[i].procs[j].sync_socket)
 				return;
-	if (events_fd < 0)
-		return;
-	guard_exit_events_op(events_fd, PROC_CN_MCAST_IGNORE);
-	close(events_fd);
-	events_fd = -1;
+	/* The subscription stays: the proc connector delivers only to sockets
+	 * of the initial network namespace, where the agent opened it at
+	 * start (execs_events_subscribe from main). */
 }
 
 /* The pid a pidfd refers to, in the namespace of our /proc (fdinfo). */
@@ -168,6 +177,9 @@ ssize_t execs_sync_recv(struct agent_proc *p, char *buf, size_t size)
 	}
 	p->pidfd = fd;
 	p->pid = pid;
+	/* The process waits for this before it runs anything (execs_send_self). */
+	if (write(p->sync_fd, "A", 1) != 1)
+		agent_log(NULL, "exec %s: pid %d: ack: %s", p->exec_id, pid, strerror(errno));
 	errno = EAGAIN;
 	return -1;
 }

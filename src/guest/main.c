@@ -26,6 +26,7 @@
 #include "restore.h"
 #include "template.h"
 #include "copy-tree.h"
+#include "execs.h"
 #include "criu-conf.h"
 #include "cleanup.h"
 
@@ -406,6 +407,10 @@ int main(int argc, char **argv)
 			a.self_path[sl] = 0;
 	}
 	a.reader = calloc(1, sizeof(*a.reader));
+	/* Exit events for exec'd processes (execs.h), subscribed while the
+	 * agent is still in the guest's first network namespace. */
+	if (execs_events_subscribe() < 0)
+		agent_log(&a, "the kernel's process events: %s", strerror(errno));
 	if (channel_fd >= 0) {
 		a.channel_fd = channel_fd;
 		fcntl(channel_fd, F_SETFD, FD_CLOEXEC);

@@ -172,6 +172,13 @@ void restore_done(struct agent_job *job, int status)
 				err, sizeof(err),
 				"the container's file /%s in its rootfs changed since the checkpoint (%ld bytes, the checkpoint expects %ld). CRIU cannot restore a task holding a file whose size changed: this happens when a --leave-running checkpoint is restored while the original keeps writing to its rootfs. Restore a checkpoint taken without --leave-running, or keep such files on a tmpfs inside the container, which the images capture",
 				file, have, want);
+		else if (strstr(first, "Can't bind inet socket back"))
+			/* soccr binds each restored TCP connection to the local
+			 * address it had: the container's network must have it. */
+			snprintf(
+				err, sizeof(err),
+				"criu restore failed: an established TCP connection of the checkpoint has a local address the container's network does not have now (the engine's network namespace given to restore has other addresses). Restore on a namespace with the addresses the container had, or checkpoint without --tcp-established. CRIU said: %s",
+				first);
 		else
 			snprintf(err, sizeof(err), "criu restore failed%s: %s",
 				 job->timed_out ? " and was killed at its time limit" : "", first);

@@ -78,13 +78,16 @@ class Net:
     def mac(self):
         return sh("ip", "-n", self.ns, "-br", "link", "show", "eth0").split()[2]
 
-    def remake(self):
+    def remake(self, ip=None):
         """The namespace made anew, a new veth with the same address and
-        MAC on the same bridge: what podman does at restore."""
+        MAC on the same bridge: what podman does at restore. With ip, that
+        address instead."""
         mac = self.mac()
         sh("ip", "netns", "del", self.ns)
         wait_for(lambda: subprocess.run(["ip", "link", "show", self.veth], capture_output=True).returncode != 0)
         sh("ip", "netns", "add", self.ns)
+        if ip:
+            self.ip = ip
         self._veth(mac)
 
     def close(self):
@@ -365,6 +368,27 @@ def test_established_tcp_survives_restore_into_a_namespace_made_anew(env, net):
     assert w.error is None, w.error
     assert bytes(w.echoed) == bytes(w.sent)
     env.run("delete", "--force", "anew", check=True)
+
+
+def test_restore_on_other_addresses_is_named(env, net):
+    """A checkpoint with an established connection restored on a namespace
+    whose address changed fails, saying why, and leaves nothing behind."""
+    b = write_bundle(env.tmp / "b", ["payload", "echo-server", "7000"], extra=joining(net.path))
+    out = start(env, "moved", b)
+    assert wait_for(lambda: lines(out)[:1] == ["listening 7000"])
+    w = Writer(net.ip, 7000)
+    assert wait_for(lambda: len(w.echoed) > 100)
+    r = env.run("checkpoint", "--image-path", str(env.tmp / "ck"), "--tcp-established", "moved", timeout=600)
+    assert r.returncode == 0, r.stderr
+    env.run("delete", "moved", check=True)
+    w.stop = True
+    net.remake(ip=net.ip.rsplit(".", 1)[0] + ".3")
+    rc, _, err = env.restore_detached("moved", env.tmp / "ck", b, "--tcp-established", check=False)
+    assert rc != 0
+    text = err.read_text()
+    assert "local address the container's network does not have" in text, text
+    assert not (env.root / "moved").exists(), "a failed restore left its state behind"
+    w.sock.close()
 
 
 def create_error(env, cid, extra):

@@ -171,3 +171,50 @@ def test_podman_update(podman):
     r = podman.run("update", "--memory", "200m", "up")
     assert r.returncode != 0 and "exceeds what the VM can give" in r.stderr, r.stderr
     podman.check("rm", "--force", "--time", "0", "up")
+
+
+def vm_rss(needle):
+    """QEMU's resident memory in bytes: what the host pays for the VM."""
+    from conftest import qemu_pids
+    pids = qemu_pids(needle)
+    assert len(pids) == 1, pids
+    for line in pathlib.Path(f"/proc/{pids[0]}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def host_cgroup(pid, controller):
+    for line in pathlib.Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, names, path = line.split(":", 2)
+        if controller in names.split(","):
+            return path
+    raise AssertionError(f"{pid} is in no {controller} cgroup")
+
+
+def test_podman_stats_show_the_container_not_the_vm(podman):
+    r = podman.run("run", "-d", "--name", "ms", "--memory", "96m", podman.image, "payload", "memhog", "40")
+    assert r.returncode == 0, r.stderr
+    cid = r.stdout.strip()
+    assert wait_logs(podman, "ms", lambda l: any(x.startswith("memhog") for x in l))
+
+    def stats():
+        r = podman.check("stats", "--no-stream", "--format",
+                         "{{.ContainerStats.MemUsage}} {{.ContainerStats.MemLimit}} "
+                         "{{.ContainerStats.PIDs}} {{.ContainerStats.CPUNano}}", "ms")
+        return [int(x) for x in r.stdout.split()]
+    # The figures reach the host every second: the hog's 40 MiB show.
+    assert wait_for(lambda: stats()[0] >= 40 << 20, timeout=30), stats()
+    usage, limit, pids, cpu = stats()
+    assert 40 << 20 <= usage < 96 << 20, usage
+    assert limit == 96 << 20 and pids == 1 and cpu > 0, (limit, pids, cpu)
+    # Not QEMU's memory, which the old route showed (hundreds of MiB).
+    assert vm_rss(str(podman.base)) > usage + (64 << 20)
+    # The shim (the pid podman knows) is in the container's own host cgroup
+    # (linux.cgroupsPath), which goes with the container.
+    shim = podman.check("inspect", "--format", "{{.State.Pid}}", "ms").stdout.strip()
+    path = host_cgroup(shim, "memory")
+    assert path.endswith(f"/libpod-{cid}"), path
+    podman.check("rm", "--force", "--time", "0", "ms")
+    assert not pathlib.Path(f"/sys/fs/cgroup/memory{path}").exists()
+    assert cid not in pathlib.Path("/proc/self/mountinfo").read_text()

@@ -90,6 +90,9 @@ def test_counter_memory_and_listener_carry_on_after_a_whole_vm_restore(env, vmm)
     hash_before, round_before = memhog_rounds(outm)[-1]
     checkpoint(env, "mem", env.tmp / "ck-mem", "--leave-running")
     assert env.state("mem")["status"] == "running"
+    # And it really runs: the VM is not left paused after the save.
+    n = len(memhog_rounds(outm))
+    assert wait_for(lambda: len(memhog_rounds(outm)) >= n + 2, timeout=30), "the VM stayed paused"
     checkpoint(env, "tcp", env.tmp / "ck-tcp")
     tcp_before = max(int(x.split()[1]) for x in lines(outt) if x.startswith("tcp "))
     env.run("delete", "ctr", check=True)

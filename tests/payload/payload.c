@@ -63,9 +63,22 @@
  *                               "pair: BAD ..."
  *   payload unix-connect PATH   sends "ping\n" to the socket PATH, prints
  *                               the answer
+ *   payload own-guest           (a privileged container) takes the guest's
+ *                               root: core_pattern runs "payload hold-images"
+ *                               as root in the guest's own namespaces when a
+ *                               child crashes; prints "own-guest: OK" once
+ *                               that helper logs to /hold.log
+ *   payload hold-images PID     that helper: opens every file that appears in
+ *                               the guest's checkpoints share, keeps the
+ *                               handles, and once /go exists in the
+ *                               container's root writes through each (at 0
+ *                               and 4 MiB past its end, three times), logging
+ *                               to /hold.log there: "opened NAME", "wrote N
+ *                               bytes", "done"
  */
 #include "payload.h"
 #include "payload-files.h"
+#include "payload-guest.h"
 #include "payload-net.h"
 
 #include <errno.h>
@@ -465,6 +478,10 @@ int main(int argc, char **argv)
 		return cmd_files(argc, argv);
 	if (strcmp(cmd, "unix-connect") == 0)
 		return cmd_unix_connect(argc, argv);
+	if (strcmp(cmd, "own-guest") == 0)
+		return cmd_own_guest();
+	if (strcmp(cmd, "hold-images") == 0)
+		return cmd_hold_images(argc, argv);
 	fprintf(stderr, "payload: unknown command '%s'\n", cmd);
 	return 2;
 }

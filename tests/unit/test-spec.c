@@ -16,59 +16,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cgroup-mirror.h"
 #include "config.h"
 #include "paths.h"
 #include "pod.h"
 #include "resources.h"
 #include "spec.h"
 
-static char bundle[64];
-
-static int setup(void **st)
-{
-	char p[128];
-	snprintf(bundle, sizeof(bundle), "/tmp/cocoon-test-spec.XXXXXX");
-	assert_non_null(mkdtemp(bundle));
-	snprintf(p, sizeof(p), "%s/rootfs", bundle);
-	mkdir(p, 0755);
-	return 0;
-}
-
-static int teardown(void **st)
-{
-	remove_tree(bundle, NULL);
-	return 0;
-}
-
-static void write_spec(const char *text)
-{
-	char p[128];
-	snprintf(p, sizeof(p), "%s/config.json", bundle);
-	FILE *f = fopen(p, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-}
-
-#define PROCESS                                                                                    \
-	"\"process\": {\"args\": [\"sh\", \"-c\", \"true\"], \"cwd\": \"/\", \"env\": "            \
-	"[\"PATH=/bin\"]}"
-#define ROOT "\"root\": {\"path\": \"rootfs\"}"
-/* A VM cannot share the host's network: every spec names a network namespace. */
-#define LINUX "\"linux\": {\"namespaces\": [{\"type\": \"network\"}]}"
-
-static void expect_error(const char *text, const char *needle)
-{
-	struct oci_bundle b;
-	struct error *err = NULL;
-	write_spec(text);
-	int r = spec_load(bundle, "c1", &b, &err);
-	if (r == 0 || !err || !strstr(err->msg, needle))
-		fail_msg("for <<%s>> expected an error naming '%s', got: %s", text, needle,
-			 err ? err->msg : "success");
-	error_free(&err);
-	spec_free(&b);
-}
+#include "spec-fixture.h"
 
 static void test_minimal(void **st)
 {
@@ -98,14 +53,6 @@ static void test_hooks_warn(void **st)
 		found |= strstr(b.warnings[i], "hooks") != NULL;
 	assert_true(found);
 	spec_free(&b);
-}
-
-static bool warned(const struct oci_bundle *b, const char *needle)
-{
-	for (size_t i = 0; i < b->n_warnings; i++)
-		if (strstr(b->warnings[i], needle))
-			return true;
-	return false;
 }
 
 /* The agent gives a container its own pid and mount namespaces whatever
@@ -422,89 +369,6 @@ static void test_pod_limits(void **st)
 		     "io.kubernetes.cri.sandbox-memory: expected a number");
 }
 
-static void test_resources_and_vm_size(void **st)
-{
-	struct oci_bundle b;
-	struct cocoon_config cfg;
-	int mem, cpus;
-	config_init_defaults(&cfg);
-	cfg.max_memory_mib = 4096;
-	cfg.max_vcpus = 4;
-	write_spec(
-		"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
-		", \"linux\": {\"namespaces\": [{\"type\": \"network\"}], \"resources\": {\"memory\": {\"limit\": 268435456}, \"pids\": {\"limit\": 10},\"cpu\": {\"quota\": 250000, \"period\": 100000, \"shares\": 512, \"cpus\": \"0-1\"},\"blockIO\": {}}}}");
-	assert_int_equal(spec_load(bundle, "c1", &b, NULL), 0);
-	assert_int_equal(b.spec->resources->memory_limit, 256 << 20);
-	assert_int_equal(b.spec->resources->pids_limit, 10);
-	assert_int_equal(b.spec->resources->cpu_shares, 512);
-	assert_int_equal(b.cpuset_cpus, 2);
-	assert_non_null(strstr(b.warnings[0], "linux.resources.blockIO"));
-	assert_int_equal(
-		resources_vm_size(&cfg, b.spec->resources, b.cpuset_cpus, &mem, &cpus, NULL), 0);
-	assert_int_equal(mem, 256 + RESOURCES_GUEST_OVERHEAD_MIB + 256);
-	assert_int_equal(cpus, 3);
-	b.spec->resources->cpu_quota = 0;
-	assert_int_equal(
-		resources_vm_size(&cfg, b.spec->resources, b.cpuset_cpus, &mem, &cpus, NULL), 0);
-	assert_int_equal(cpus, 2);
-	b.spec->resources->memory_limit = 8ULL << 30;
-	struct error *err = NULL;
-	assert_int_not_equal(resources_vm_size(&cfg, b.spec->resources, 0, &mem, &cpus, &err), 0);
-	assert_non_null(strstr(err->msg, "vm.max_memory_mib = 4096"));
-	error_free(&err);
-	assert_int_equal(resources_vm_size(&cfg, NULL, 0, &mem, &cpus, NULL), 0);
-	assert_int_equal(mem, 512);
-	assert_int_equal(cpus, 1);
-	assert_int_equal(spec_cpuset_count("0-3,6"), 5);
-	assert_int_equal(spec_cpuset_count("3-1"), -1);
-	assert_int_equal(spec_cpuset_count("x"), -1);
-	spec_free(&b);
-	config_free(&cfg);
-}
-
-/* runc update --resources: 0 or absent keeps, -1 lifts; the rest is named. */
-static void test_update_resources_json(void **st)
-{
-	Cocoon__UpdateRequest u = COCOON__UPDATE_REQUEST__INIT;
-	Cocoon__Resources r = COCOON__RESOURCES__INIT;
-	char ignored[256];
-	struct error *err = NULL;
-	assert_int_equal(
-		resources_update_from_json(
-			"{\"memory\": {\"limit\": 104857600, \"swap\": 5}, \"pids\": {\"limit\": 0}, \"cpu\": {\"shares\": 512, \"cpus\": \"\"}, \"devices\": [], \"blockIO\": {\"weight\": 10}}",
-			&u, &r, ignored, sizeof(ignored), NULL),
-		0);
-	assert_true(u.set_memory && !u.set_pids && !u.set_cpu_max && u.set_cpu_weight);
-	assert_int_equal(r.memory_limit, 100 << 20);
-	assert_int_equal(r.cpu_shares, 512);
-	assert_string_equal(ignored, "swap, blockIO");
-	Cocoon__UpdateRequest u2 = COCOON__UPDATE_REQUEST__INIT;
-	Cocoon__Resources r2 = COCOON__RESOURCES__INIT;
-	assert_int_equal(
-		resources_update_from_json(
-			"{\"memory\": {\"limit\": -1}, \"pids\": {\"limit\": -1}, \"cpu\": {\"quota\": -1, \"period\": 200000}}",
-			&u2, &r2, ignored, sizeof(ignored), NULL),
-		0);
-	assert_true(u2.set_memory && u2.set_pids && u2.set_cpu_max);
-	assert_int_equal(r2.memory_limit, 0);
-	assert_int_equal(r2.pids_limit, 0);
-	assert_int_equal(r2.cpu_period, 200000);
-	assert_int_not_equal(
-		resources_update_from_json("[1]", &u2, &r2, ignored, sizeof(ignored), &err), 0);
-	error_free(&err);
-	assert_int_not_equal(resources_update_from_json("{\"pids\": {\"limit\": \"x\"}}", &u2, &r2,
-							ignored, sizeof(ignored), &err),
-			     0);
-	assert_non_null(strstr(err->msg, "pids.limit"));
-	error_free(&err);
-	/* A VM of 256 MiB gives a container at most 128 MiB. */
-	assert_int_equal(resources_update_fits(256, 128 << 20, NULL), 0);
-	assert_int_equal(resources_update_fits(256, 0, NULL), 0);
-	assert_int_not_equal(resources_update_fits(256, (128 << 20) + 1, &err), 0);
-	assert_non_null(strstr(err->msg, "its 256 MiB"));
-	error_free(&err);
-}
-
 static void test_missing_bundle(void **st)
 {
 	struct oci_bundle b;
@@ -529,9 +393,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_mounts_do_not_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_bundle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_sources, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_resources_and_vm_size, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pod_limits, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_update_resources_json, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

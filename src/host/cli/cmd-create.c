@@ -104,7 +104,7 @@ static int create_or_run(struct global_opts *g, int argc, char **argv, bool run,
 		waitpid(shim, NULL, 0);
 		_cleanup_free_ char *dir = NULL;
 		if (state_dir(g->root, id, &dir, NULL) == 0)
-			remove_tree(dir, NULL);
+			container_remove_files(dir, NULL);
 		return 1;
 	}
 	if (detach)

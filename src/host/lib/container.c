@@ -3,6 +3,7 @@
  * in the foreground. The commands (cmd-*.c) parse options and call these. */
 #include "container.h"
 #include "cleanup.h"
+#include "cgroup-mirror.h"
 #include "log.h"
 #include "paths.h"
 #include "pod.h"
@@ -16,6 +17,16 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+
+int container_remove_files(const char *dir, struct error **err)
+{
+	struct container_state st;
+	_cleanup_error_ struct error *cg_err = NULL;
+	if (state_read(dir, &st, NULL) == 0 && st.cgroup[0] &&
+	    cgmirror_remove(st.cgroup, &cg_err) < 0)
+		log_warning("container %s: %s", st.id, cg_err->msg);
+	return remove_tree(dir, err);
+}
 
 int container_load(struct global_opts *g, const char *id, char **dir, struct container_state *st,
 		   struct error **err)
@@ -198,7 +209,7 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 	*shim_pid = pid;
 	return 0;
 fail:
-	remove_tree(dir, NULL);
+	container_remove_files(dir, NULL);
 	spec_free(&bundle);
 	pod_sandbox_free(&pod);
 	return r;

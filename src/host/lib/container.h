@@ -27,6 +27,11 @@ struct create_options {
 int container_create(struct global_opts *g, const char *id, const struct create_options *o,
 		     pid_t *shim_pid, struct error **err);
 
+/* Removes a container's traces on the host once its shim is gone: the host
+ * cgroup its state names (cgroup-mirror.h; a failure there is a warning),
+ * then its state directory. */
+int container_remove_files(const char *dir, struct error **err);
+
 /* Loads the state of an existing container. */
 int container_load(struct global_opts *g, const char *id, char **dir, struct container_state *st,
 		   struct error **err);

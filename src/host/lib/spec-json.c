@@ -136,3 +136,14 @@ int spec_json_int(json_object *o, const char *key, const char *field, int64_t *o
 	*out = json_object_get_int64(v);
 	return 0;
 }
+
+int spec_json_int_unlimited(json_object *o, const char *key, const char *field, int64_t *out,
+			    struct error **err)
+{
+	int r = spec_json_int(o, key, field, out, err);
+	if (r == 0 && *out < -1)
+		return error_setx(err, ERANGE,
+				  "config.json: %s: %lld is negative (-1 means no limit)", field,
+				  (long long)*out);
+	return r;
+}

@@ -49,3 +49,7 @@ void spec_free_pb_string(char *s);
 
 int spec_json_int(json_object *o, const char *key, const char *field, int64_t *out,
 		  struct error **err);
+
+/* An int64 limit where -1 means none: below -1 is refused (ERANGE). */
+int spec_json_int_unlimited(json_object *o, const char *key, const char *field, int64_t *out,
+			    struct error **err);

@@ -34,6 +34,22 @@ void spec_process_free(Cocoon__ProcessSpec *p)
 	free(p);
 }
 
+/* The limits getrlimit(2) knows on Linux: the runtime spec makes any other
+ * an error ("MUST generate an error for any values which cannot be mapped
+ * to a relevant kernel interface"), and so does a type given twice. */
+static bool rlimit_known(const char *type)
+{
+	static const char *const names[] = {
+		"RLIMIT_AS",	 "RLIMIT_CORE",	  "RLIMIT_CPU",	       "RLIMIT_DATA",
+		"RLIMIT_FSIZE",	 "RLIMIT_LOCKS",  "RLIMIT_MEMLOCK",    "RLIMIT_MSGQUEUE",
+		"RLIMIT_NICE",	 "RLIMIT_NOFILE", "RLIMIT_NPROC",      "RLIMIT_RSS",
+		"RLIMIT_RTPRIO", "RLIMIT_RTTIME", "RLIMIT_SIGPENDING", "RLIMIT_STACK"};
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (strcmp(type, names[i]) == 0)
+			return true;
+	return false;
+}
+
 static int parse_rlimits(json_object *proc, Cocoon__ProcessSpec *p, struct error **err)
 {
 	json_object *v = spec_json_member(proc, "rlimits");
@@ -57,15 +73,33 @@ static int parse_rlimits(json_object *proc, Cocoon__ProcessSpec *p, struct error
 		snprintf(field, sizeof(field), "process.rlimits[%zu].type", i);
 		if ((r = spec_json_string(e, "type", field, true, &rl->type, err)) < 0)
 			return r;
-		if (strncmp(rl->type, "RLIMIT_", 7) != 0)
-			return error_setx(err, EINVAL, "config.json: %s: unknown limit %s", field,
-					  rl->type);
+		if (!rlimit_known(rl->type))
+			return error_setx(err, EINVAL, "config.json: %s: unknown limit '%.64s'",
+					  field, rl->type);
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(p->rlimits[j]->type, rl->type) == 0)
+				return error_setx(err, EINVAL,
+						  "config.json: %s: %s is set twice (also in "
+						  "process.rlimits[%zu])",
+						  field, rl->type, j);
 		snprintf(field, sizeof(field), "process.rlimits[%zu].hard", i);
+		if (!spec_json_member(e, "hard"))
+			return error_setx(err, EINVAL, "config.json: %s is required", field);
 		if ((r = spec_json_uint(e, "hard", field, UINT64_MAX, &rl->hard, err)) < 0)
 			return r;
 		snprintf(field, sizeof(field), "process.rlimits[%zu].soft", i);
+		if (!spec_json_member(e, "soft"))
+			return error_setx(err, EINVAL, "config.json: %s is required", field);
 		if ((r = spec_json_uint(e, "soft", field, UINT64_MAX, &rl->soft, err)) < 0)
 			return r;
+		/* setrlimit(2) refuses it (EINVAL): say so before a VM boots. */
+		if (rl->soft > rl->hard)
+			return error_setx(
+				err, EINVAL,
+				"config.json: process.rlimits[%zu] (%s): soft %llu is above "
+				"hard %llu",
+				i, rl->type, (unsigned long long)rl->soft,
+				(unsigned long long)rl->hard);
 	}
 	return 0;
 }

@@ -3,6 +3,7 @@
 #include "spec-json.h"
 #include "spec-pod.h"
 #include "spec-process.h"
+#include "spec-resources.h"
 #include "cleanup.h"
 #include "log.h"
 #include "paths.h"
@@ -17,6 +18,18 @@
 #include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
+
+/* A ".." component, not the two characters: "/a..b" is a plain name. */
+static bool has_dotdot_component(const char *path)
+{
+	for (const char *p = path; *p;) {
+		size_t n = strcspn(p, "/");
+		if (n == 2 && p[0] == '.' && p[1] == '.')
+			return true;
+		p += n + (p[n] == '/');
+	}
+	return false;
+}
 
 static const char *const supported_fs[] = {"proc",   "sysfs",	"tmpfs", "devpts", "mqueue",
 					   "cgroup", "cgroup2", "bind",	 NULL};
@@ -34,7 +47,7 @@ static int parse_mount(json_object *m, size_t i, struct oci_bundle *b, Cocoon__M
 	snprintf(field, sizeof(field), "mounts[%zu].destination", i);
 	if ((r = spec_json_string(m, "destination", field, true, &mnt->destination, err)) < 0)
 		return r;
-	if (mnt->destination[0] != '/' || strstr(mnt->destination, ".."))
+	if (mnt->destination[0] != '/' || has_dotdot_component(mnt->destination))
 		return error_setx(err, EINVAL,
 				  "config.json: %s '%s' must be absolute, without '..'", field,
 				  mnt->destination);
@@ -147,92 +160,6 @@ static int check_netns_path(const char *field, const char *path, struct error **
 	return 0;
 }
 
-/* The CPUs a cpuset string names ("0-3,6"), or -1 when it is malformed. */
-int spec_cpuset_count(const char *cpus)
-{
-	int n = 0;
-	const char *p = cpus;
-	while (*p) {
-		char *end;
-		long a = strtol(p, &end, 10), z = a;
-		if (end == p || a < 0)
-			return -1;
-		if (*end == '-') {
-			p = end + 1;
-			z = strtol(p, &end, 10);
-			if (end == p || z < a)
-				return -1;
-		}
-		if (z - a >= 4096)
-			return -1;
-		n += (int)(z - a + 1);
-		if (*end == ',')
-			end++;
-		else if (*end)
-			return -1;
-		p = end;
-	}
-	return n;
-}
-
-/* linux.resources: memory, pids and CPU become the container's cgroup
- * limits in the guest and size the VM (resources.c); the rest is named. */
-static int parse_resources(json_object *res, struct oci_bundle *b, struct error **err)
-{
-	int r = spec_json_want_type(res, json_type_object, "linux.resources", err);
-	if (r < 0 || !res)
-		return r;
-	Cocoon__Resources *rs = calloc(1, sizeof(*rs));
-	if (!rs)
-		return error_set(err, ENOMEM, "config.json");
-	cocoon__resources__init(rs);
-	b->spec->resources = rs;
-	json_object *mem = spec_json_member(res, "memory"), *pids = spec_json_member(res, "pids"),
-		    *cpu = spec_json_member(res, "cpu");
-	int64_t v = 0;
-	if ((r = spec_json_want_type(mem, json_type_object, "linux.resources.memory", err)) < 0 ||
-	    (r = spec_json_want_type(pids, json_type_object, "linux.resources.pids", err)) < 0 ||
-	    (r = spec_json_want_type(cpu, json_type_object, "linux.resources.cpu", err)) < 0)
-		return r;
-	if ((r = spec_json_int(mem, "limit", "linux.resources.memory.limit", &v, err)) < 0)
-		return r;
-	rs->memory_limit = v > 0 ? (uint64_t)v : 0;
-	v = 0;
-	if ((r = spec_json_int(pids, "limit", "linux.resources.pids.limit", &v, err)) < 0)
-		return r;
-	rs->pids_limit = v > 0 ? v : 0;
-	v = 0;
-	if ((r = spec_json_int(cpu, "quota", "linux.resources.cpu.quota", &v, err)) < 0)
-		return r;
-	rs->cpu_quota = v > 0 ? v : 0;
-	if ((r = spec_json_uint(cpu, "period", "linux.resources.cpu.period", 1000000,
-				&rs->cpu_period, err)) < 0 ||
-	    (r = spec_json_uint(cpu, "shares", "linux.resources.cpu.shares", 262144,
-				&rs->cpu_shares, err)) < 0)
-		return r;
-	_cleanup_free_ char *cpus = NULL;
-	if ((r = spec_json_string(cpu, "cpus", "linux.resources.cpu.cpus", false, &cpus, err)) < 0)
-		return r;
-	if (cpus && *cpus && (b->cpuset_cpus = spec_cpuset_count(cpus)) < 0)
-		return error_setx(err, EINVAL,
-				  "config.json: linux.resources.cpu.cpus: '%s' is not a CPU list",
-				  cpus);
-	static const char *const mem_unapplied[] = {"reservation", "swap", "kernel", "kernelTCP",
-						    "swappiness"};
-	for (size_t i = 0; i < ARRAY_SIZE(mem_unapplied); i++)
-		if (spec_json_member(mem, mem_unapplied[i]))
-			spec_warn(b,
-				  "linux.resources.memory.%s is not applied inside the VM; ignored",
-				  mem_unapplied[i]);
-	static const char *const unapplied[] = {"blockIO", "hugepageLimits", "network",
-						"rdma",	   "unified",	     "devices"};
-	for (size_t i = 0; i < ARRAY_SIZE(unapplied); i++)
-		if (spec_json_member(res, unapplied[i]))
-			spec_warn(b, "linux.resources.%s is not applied inside the VM; ignored",
-				  unapplied[i]);
-	return 0;
-}
-
 static int parse_linux(json_object *root, struct oci_bundle *b, struct error **err)
 {
 	json_object *lin = spec_json_member(root, "linux");
@@ -304,7 +231,9 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 			return r;
 		}
 	}
-	if ((r = parse_resources(spec_json_member(lin, "resources"), b, err)) < 0)
+	if ((r = spec_parse_resources(spec_json_member(lin, "resources"), b, err)) < 0)
+		return r;
+	if ((r = spec_parse_cgroups_path(lin, b, err)) < 0)
 		return r;
 	/* The engine's cgroup for the container: its parent may be the pod's,
 	 * with the pod's limits (pod-size.c). */
@@ -462,6 +391,7 @@ void spec_free(struct oci_bundle *b)
 	free(b->pod.sandbox_id);
 	free(b->pod.cgroups_path);
 	free(b->netns_path);
+	free(b->cgroup);
 	memset(b, 0, sizeof(*b));
 }
 
@@ -537,6 +467,9 @@ int spec_parse(const char *bundle_dir, const char *source, const char *text, con
 	b->spec->rootfs_tag = strdup(COCOON_TAG_ROOTFS);
 	if (!spec_json_member(root, "ociVersion"))
 		return error_setx(err, EINVAL, "config.json: ociVersion is required");
+	if ((r = spec_json_want_type(spec_json_member(root, "ociVersion"), json_type_string,
+				     "ociVersion", err)) < 0)
+		return r;
 	if ((r = parse_root(root, b, err)) < 0)
 		return r;
 	if (!spec_json_member(root, "process"))
@@ -549,6 +482,12 @@ int spec_parse(const char *bundle_dir, const char *source, const char *text, con
 		return r;
 	if (!b->spec->hostname)
 		b->spec->hostname = strdup("");
+	/* sethostname(2): at most HOST_NAME_MAX (64) bytes, else EINVAL in
+	 * the guest after the boot. */
+	if (b->spec->hostname && strlen(b->spec->hostname) > 64)
+		return error_setx(err, EINVAL,
+				  "config.json: hostname is %zu bytes; the kernel takes at most 64",
+				  strlen(b->spec->hostname));
 	if ((r = parse_mounts(root, b, err)) < 0)
 		return r;
 	if ((r = parse_pod_annotations(root, b, err)) < 0 || (r = parse_linux(root, b, err)) < 0)

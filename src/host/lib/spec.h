@@ -10,6 +10,7 @@
 #include "spec-confine.h"
 #include "spec-json.h"
 #include "spec-process.h"
+#include "spec-resources.h"
 
 /* Parses bundle/config.json for container id. */
 int spec_load(const char *bundle, const char *id, struct oci_bundle *out, struct error **err);
@@ -20,5 +21,3 @@ int spec_load(const char *bundle, const char *id, struct oci_bundle *out, struct
 int spec_parse(const char *bundle_dir, const char *source, const char *text, const char *id,
 	       struct oci_bundle *out, struct error **err);
 void spec_free(struct oci_bundle *b);
-/* The number of CPUs a cpuset list ("0-3,6") names, -1 when malformed. */
-int spec_cpuset_count(const char *cpus);

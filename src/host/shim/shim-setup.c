@@ -3,6 +3,7 @@
 #include "shim-setup.h"
 #include "shim-checkpoint.h"
 #include "shim-control.h"
+#include "shim-mirror.h"
 #include "shim-state.h"
 #include "agent-client.h"
 #include "cleanup.h"
@@ -341,6 +342,7 @@ int shim_setup(struct shim *s, struct error **err)
 	s->listen_fd = -1;
 	if ((r = setup_stdio(s, err)) < 0)
 		return r;
+	shim_mirror_setup(s);
 	if (a->pod) {
 		if ((r = member_setup(s, err)) < 0)
 			return r;
@@ -360,6 +362,7 @@ int shim_setup(struct shim *s, struct error **err)
 	 * container runs again with its connections (network.h). */
 	if (s->net.sk)
 		network_release(&s->net, NULL);
+	shim_mirror_join(s);
 	if (a->vmsnap_state) {
 		/* For restore --print-stats: the VM's start is the whole restore. */
 		char path[4200], text[256];

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "agent-client.h"
+#include "cgroup-mirror.h"
 #include "guard.h"
 #include "network.h"
 #include "sandbox.h"
@@ -59,6 +60,8 @@ struct shim {
 	bool vm_stopped;
 	bool exited;
 	int exit_code;
+	struct cgmirror mirror; /* the engines' stats (cgroup-mirror.h) */
+	long long mirror_next_ms;
 };
 
 /* A reader that went away loses its output. */

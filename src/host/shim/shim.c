@@ -8,6 +8,7 @@
 #include "shim.h"
 #include "shim-checkpoint.h"
 #include "shim-control.h"
+#include "shim-mirror.h"
 #include "shim-setup.h"
 #include "shim-state.h"
 #include "agent-client.h"
@@ -151,6 +152,15 @@ static void shim_loop(struct shim *s)
 		int timeout = shim_checkpoint_check_deadline(s);
 		if (s->exited && (timeout < 0 || timeout > 200))
 			timeout = 200; /* only waiting for checkpoint_reply_due() */
+		if (s->mirror.n && !s->exited) {
+			long long left = s->mirror_next_ms - now_ms();
+			if (left <= 0) {
+				shim_mirror_tick(s);
+				continue;
+			}
+			if (timeout < 0 || timeout > left)
+				timeout = (int)left;
+		}
 		if (poll(fds, n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -208,6 +218,7 @@ static void shim_teardown(struct shim *s)
 	guard_stop(&s->guard);
 	sandbox_destroy(&s->sb, false);
 	network_close(&s->net);
+	cgmirror_close(&s->mirror);
 }
 
 void shim_main(struct shim_args *a)

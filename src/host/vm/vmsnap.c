@@ -387,6 +387,18 @@ int vmsnap_save(struct vm *vm, const char *qmp_path, const char *state_path, boo
 	if (r == 0)
 		r = wait_migrated(&q, vm, stop + VMSNAP_SAVE_TIMEOUT_MS, err);
 	st->save_ms = now_ms() - stop;
+	/* QEMU's migration thread moves the VM to "postmigrate" after
+	 * query-migrate already says completed: a cont sent before that is
+	 * undone ("Can't migrate the vm that was paused due to previous
+	 * migration" at the next save, found by make bench-vmsnap). Wait for
+	 * the state to settle first. */
+	for (long long until = now_ms() + 5000; r == 0 && leave_running && now_ms() < until;) {
+		_cleanup_free_ char *reply = NULL;
+		if (qmp_call(&q, "{\"execute\":\"query-status\"}\n", -1, &reply, NULL) < 0 ||
+		    strstr(reply, "\"postmigrate\""))
+			break;
+		usleep(2000);
+	}
 	/* The container never pays for a failed save: it runs on. */
 	if (r < 0 || leave_running) {
 		_cleanup_error_ struct error *e = NULL;

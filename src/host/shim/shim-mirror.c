@@ -1,0 +1,61 @@
+/* The engines' stats: the shim's host cgroup and the figures it mirrors
+ * (cgroup-mirror.h says why and how). */
+#include "shim-mirror.h"
+#include "cgroup-mirror.h"
+#include "cleanup.h"
+#include "log.h"
+#include "paths.h"
+#include "state.h"
+
+#include <stdio.h>
+
+void shim_mirror_setup(struct shim *s)
+{
+	_cleanup_error_ struct error *err = NULL;
+	const char *path = s->args->bundle->cgroup;
+	if (!path)
+		return;
+	/* Recorded first: a shim that dies half-way still has it removed. */
+	snprintf(s->st.cgroup, sizeof(s->st.cgroup), "%s", path);
+	state_write(s->args->dir, &s->st, NULL);
+	if (cgmirror_setup(&s->mirror, path, &err) < 0) {
+		log_warning(
+			"container %s: linux.cgroupsPath %s: %s; podman stats and ctr task metrics do not show its figures",
+			s->args->id, path, err->msg);
+		if (err->code == EEXIST) {
+			/* Not ours: delete must leave it alone. */
+			s->st.cgroup[0] = 0;
+			state_write(s->args->dir, &s->st, NULL);
+		}
+		return;
+	}
+	s->mirror_next_ms = now_ms();
+}
+
+void shim_mirror_join(struct shim *s)
+{
+	_cleanup_error_ struct error *err = NULL;
+	if (s->mirror.n_leaves && cgmirror_join(&s->mirror, &err) < 0)
+		log_warning(
+			"container %s: %s; podman stats and ctr task metrics do not show its figures",
+			s->args->id, err->msg);
+}
+
+void shim_mirror_tick(struct shim *s)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__StatsRequest sr = COCOON__STATS_REQUEST__INIT;
+	Cocoon__Response *resp = NULL;
+
+	s->mirror_next_ms = now_ms() + CGMIRROR_INTERVAL_MS;
+	if (s->ckpt.active || s->exited)
+		return;
+	sr.id = (char *)s->args->id;
+	req.body_case = COCOON__REQUEST__BODY_STATS;
+	req.stats = &sr;
+	if (agent_call(&s->sb.agent, &req, &resp, 2000, NULL) < 0)
+		return;
+	if (resp->stats)
+		cgmirror_update(&s->mirror, resp->stats);
+	cocoon__response__free_unpacked(resp, NULL);
+}

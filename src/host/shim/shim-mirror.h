@@ -1,0 +1,19 @@
+/* The shim's part of the engines' stats (cgroup-mirror.h): the container's
+ * host cgroup, and its figures from the guest every CGMIRROR_INTERVAL_MS. */
+#pragma once
+
+#include "shim-state.h"
+
+/* Made in the host's mount namespace, before volumes_setup gives the shim
+ * its own. Without it the container runs all the same; the engines' stats
+ * then show the host's figures (a warning says so). */
+void shim_mirror_setup(struct shim *s);
+
+/* The shim into the container's host cgroup, once QEMU is running outside
+ * it. A failure is a warning. */
+void shim_mirror_join(struct shim *s);
+
+/* The container's figures from the guest into the mirror. Skipped while a
+ * checkpoint runs (the agent is busy with it) and once the container is
+ * gone. Sets s->mirror_next_ms to the next tick. */
+void shim_mirror_tick(struct shim *s);
