@@ -32,6 +32,16 @@ void shim_on_agent_event(void *userdata, const Cocoon__Response *ev)
 	const char *cid =
 		ev->body_case == COCOON__RESPONSE__BODY_OUTPUT ? ev->output->id : ev->exit->id;
 
+	/* The last words of a member killed when its shim went away. The
+	 * agent frees a container when it sends its init's exit, so after
+	 * that event the id is free in the VM. */
+	char *gone = *cid ? shim_find_departing(s, cid) : NULL;
+	if (gone) {
+		if (ev->body_case == COCOON__RESPONSE__BODY_EXIT && !*ev->exit->exec_id)
+			gone[0] = 0;
+		return;
+	}
+
 	/* A pod sandbox's shim passes the events of a member's container
 	 * on to that member's shim, and drops those of a member gone. */
 	if (*cid && strcmp(cid, s->args->id) != 0) {

@@ -23,6 +23,9 @@
 #include <sys/wait.h>
 #include <termios.h>
 
+/* How long a new member waits for a killed member of the same id to end. */
+#define MEMBER_GONE_WAIT_MS 5000
+
 /* Where a request names its container. */
 static char **request_id_slot(Cocoon__Request *req)
 {
@@ -67,6 +70,23 @@ static int member_register(struct shim *s, struct shim_client *c, const char *id
 		return -EINVAL;
 	if (strcmp(id, s->args->id) == 0 || shim_find_member(s, id))
 		return error_setx(err, EEXIST, "container %s is in this pod already", id);
+	/* A container of the same id was just killed (delete --force, as a
+	 * runtime's delete is synchronous for runc's callers): wait for its
+	 * exit, so that neither the agent ("exists in this VM") nor its late
+	 * events get in the new container's way. */
+	long long until = now_ms() + MEMBER_GONE_WAIT_MS;
+	while (shim_find_departing(s, id) && now_ms() < until) {
+		struct pollfd pfd = {.fd = s->sb.agent.fd, .events = POLLIN};
+		int left = (int)(until - now_ms());
+		if (poll(&pfd, 1, left > 0 ? left : 0) < 0 && errno != EINTR)
+			break;
+		if (agent_client_pump(&s->sb.agent, NULL) < 0)
+			break;
+	}
+	if (shim_find_departing(s, id))
+		return error_setx(err, EBUSY,
+				  "container %s of this pod is still stopping after %d ms", id,
+				  MEMBER_GONE_WAIT_MS);
 	snprintf(c->member, sizeof(c->member), "%s", id);
 	/* Its output must not be dropped: a member that does not read stalls
 	 * the pod's events for at most this long, then loses them. */
@@ -201,6 +221,13 @@ void shim_member_gone(struct shim *s, const char *id)
 	sr.all = true;
 	req.body_case = COCOON__REQUEST__BODY_SIGNAL;
 	req.signal = &sr;
-	if (agent_call(&s->sb.agent, &req, &resp, 5000, NULL) == 0)
-		cocoon__response__free_unpacked(resp, NULL);
+	if (agent_call(&s->sb.agent, &req, &resp, 5000, NULL) < 0)
+		return; /* no such container: it has ended (and been freed) already */
+	cocoon__response__free_unpacked(resp, NULL);
+	for (int i = 0; i < SHIM_MAX_CLIENTS; i++) {
+		if (!s->departing[i][0]) {
+			snprintf(s->departing[i], sizeof(s->departing[i]), "%s", id);
+			break;
+		}
+	}
 }

@@ -76,6 +76,14 @@ struct shim_client *shim_find_member(struct shim *s, const char *id)
 	return NULL;
 }
 
+char *shim_find_departing(struct shim *s, const char *id)
+{
+	for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
+		if (s->departing[i][0] && strcmp(s->departing[i], id) == 0)
+			return s->departing[i];
+	return NULL;
+}
+
 void shim_reply_error(int fd, uint64_t id, const struct error *e)
 {
 	Cocoon__Response resp = COCOON__RESPONSE__INIT;

@@ -62,6 +62,10 @@ struct shim {
 	int exit_code;
 	struct cgmirror mirror; /* the engines' stats (cgroup-mirror.h) */
 	long long mirror_next_ms;
+	/* Members whose shim went away and whose container was killed but has
+	 * not yet sent its exit: their late events are dropped, never handed
+	 * to a new member that took the same id (member_register waits). */
+	char departing[SHIM_MAX_CLIENTS][65];
 };
 
 /* A reader that went away loses its output. */
@@ -81,6 +85,10 @@ void shim_send_to_client(int fd, Cocoon__Response *resp);
 
 /* The connected shim of pod member ID, or NULL. */
 struct shim_client *shim_find_member(struct shim *s, const char *id);
+
+/* The departing[] slot of a killed member ID whose exit has not come yet,
+ * or NULL. */
+char *shim_find_departing(struct shim *s, const char *id);
 
 /* Answers request ID on FD with the error E. */
 void shim_reply_error(int fd, uint64_t id, const struct error *e);
