@@ -16,6 +16,9 @@ struct create_options {
 	const Cocoon__CriuOptions *criu;
 	const char *work_path;
 	bool bench_from_tmpfs;
+	/* restore --pod: the sandbox a member joins, whatever its spec's
+	 * /proc/<pid>/ns paths name (the old sandbox's shim is gone). */
+	const char *pod_sandbox;
 };
 
 /* Boots the container's VM through a new shim and creates the container,
