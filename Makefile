@@ -14,7 +14,7 @@ PREFIX   ?= /usr/local
 PYTEST   ?= /usr/bin/python3 -m pytest
 COCOON    = $(BUILD)/cocoon
 
-.PHONY: all setup build image check unit asan analyze lint format-check fuzz fuzz-build fuzz-smoke e2e demo bench bench-quick bench-template bench-network install format clean
+.PHONY: all setup build image check unit asan analyze lint format-check fuzz fuzz-build fuzz-smoke e2e demo bench bench-quick bench-template bench-vmsnap bench-network install format clean
 
 all: build
 
@@ -93,6 +93,11 @@ bench-quick: image
 # cold restore and host runc, at 16, 64 and 256 MiB.
 bench-template: image
 	/usr/bin/python3 bench/bench.py --template-only --out $(BUILD)/bench-template.json
+
+# Whole-VM checkpoints alone (issue 18): whole-VM checkpoint and restore
+# beside the CRIU route and host runc, at 16, 64 and 256 MiB.
+bench-vmsnap: image
+	/usr/bin/python3 bench/bench.py --vmsnap-only --out $(BUILD)/bench-vmsnap.json
 
 # The network alone (issue 14): host -> container stream and round trip,
 # cocoon, cocoon's tap alone and runc side by side (bench/netbench.py).

@@ -34,6 +34,9 @@ TARGETS = {
     # Issue 18's targets for VM templates.
     "template_boot_vs_cold": ("boot to agent-ready: VM template / cold boot", 0.25),
     "template_restore_vs_cold": ("restore: VM from template / fresh cold VM", 0.7),
+    # Issue 18's targets for whole-VM checkpoints.
+    "vmsnap_restore_vs_criu": ("restore: whole VM / CRIU into a fresh VM", 0.5),
+    "vmsnap_image_vs_used": ("whole-VM image / guest's used memory", 1.3),
 }
 
 
@@ -45,13 +48,20 @@ def stat(values):
 
 
 class Bench:
-    def __init__(self, work, memory_mib, shared_fs="9p", root=None, env=None):
+    def __init__(self, work, memory_mib, shared_fs="9p", root=None, env=None, vmsnap=None,
+                 cocoon=None):
         work.mkdir(exist_ok=True)
         self.work = work
+        self.bin = cocoon or COCOON
         self.root = root or work / "state"
         self.env = {**os.environ, **(env or {})}
         self.config = work / "config.toml"
-        self.config.write_text(f"[vm]\nmemory_mib = {memory_mib}\nshared_fs = \"{shared_fs}\"\n")
+        # vmsnap: the directory of a QEMU and virtiofsd that can save a VM
+        # (scripts/fetch-vmsnap-vmm.sh); its containers are checkpointed whole.
+        mode = "[runtime]\ncheckpoint_mode = \"vm\"\n" if vmsnap else ""
+        vmm = (f"snapshot_qemu = \"{vmsnap / 'qemu-system-x86_64'}\"\n"
+               f"snapshot_virtiofsd = \"{vmsnap / 'virtiofsd'}\"\n") if vmsnap else ""
+        self.config.write_text(f"{mode}[vm]\nmemory_mib = {memory_mib}\nshared_fs = \"{shared_fs}\"\n{vmm}")
         # The same VM started from a VM template (docs/performance.md).
         self.template_config = work / "config-template.toml"
         self.template_config.write_text(self.config.read_text() +
@@ -65,7 +75,7 @@ class Bench:
 
     def cocoon(self, *args, timeout=900, out=None, template=False):
         config = self.template_config if template else self.config
-        cmd = [str(COCOON), "--root", str(self.root), "--config", str(config), *args]
+        cmd = [str(self.bin), "--root", str(self.root), "--config", str(config), *args]
         if out:
             # The shim keeps the container's stdio open: files, never pipes
             # that we would wait on for ever.
@@ -282,6 +292,180 @@ def measure_template_restore(b, mib, runs):
     return {k: stat(v) for k, v in res.items()}
 
 
+def fetch_vmsnap_vmm():
+    """(directory, None) with a QEMU and virtiofsd that can save a whole VM,
+    or (None, why not)."""
+    r = subprocess.run(["sh", str(REPO / "scripts" / "fetch-vmsnap-vmm.sh")], capture_output=True,
+                       text=True, timeout=900)
+    if r.returncode != 0:
+        return None, r.stderr.strip() or "scripts/fetch-vmsnap-vmm.sh failed"
+    return pathlib.Path(r.stdout.strip()), None
+
+
+def guest_used_mib(b, cid):
+    """The guest's used memory as the container sees /proc/meminfo (the
+    VM's): total - free (what a snapshot can hold: page cache included) and
+    total - available."""
+    r = b.cocoon("exec", cid, "busybox", "cat", "/proc/meminfo")
+    m = dict((k, int(v.split()[0])) for k, v in
+             (line.split(":", 1) for line in r.stdout.splitlines() if ":" in line))
+    return (m["MemTotal"] - m["MemFree"]) / 1024, (m["MemTotal"] - m["MemAvailable"]) / 1024
+
+
+def measure_vmsnap(bv, b, mib, runs, with_criu):
+    """Whole-VM checkpoint and restore of a memhog of mib MiB (bv: a Bench in
+    checkpoint_mode "vm"), alternated run by run with the CRIU route's exit
+    checkpoint and restore of the same container in b when with_criu (the
+    full bench measures those in measure_size)."""
+    res = {k: [] for k in ("vm_lr_frozen", "vm_lr_total", "vm_exit_frozen", "vm_exit_total",
+                           "vm_image_bytes", "vm_used_mib", "vm_used_nocache_mib", "vm_restore_total",
+                           "exit_frozen", "exit_total", "image_bytes", "restore_total", "restore_boot",
+                           "restore_criu")}
+    for run in range(runs):
+        cid, out = bv.start(["payload", "memhog", str(mib)])
+        p = bv.work / f"vm-exit-{mib}-{run}"
+        try:
+            bv.wait_lines(out, 1)
+            used, nocache = guest_used_mib(bv, cid)
+            res["vm_used_mib"].append(used)
+            res["vm_used_nocache_mib"].append(nocache)
+            lp = bv.work / f"vm-lr-{mib}-{run}"
+            s = bv.checkpoint(cid, "--leave-running", path=lp)
+            res["vm_lr_frozen"].append(s["frozen_ms"])
+            res["vm_lr_total"].append(s["total_ms"])
+            shutil.rmtree(lp)
+            s = bv.checkpoint(cid, path=p)
+            res["vm_exit_frozen"].append(s["frozen_ms"])
+            res["vm_exit_total"].append(s["total_ms"])
+            res["vm_image_bytes"].append(sum(f.stat().st_blocks * 512 for f in p.iterdir()))
+        finally:
+            bv.delete(cid)
+        # A whole VM comes back under the ID it was saved with.
+        s = bv.restore(cid, p)
+        res["vm_restore_total"].append(s["total_ms"])
+        bv.delete(cid)
+        shutil.rmtree(p)
+        if not with_criu:
+            continue
+        cid, out = b.start(["payload", "memhog", str(mib)])
+        p = b.work / f"criu-exit-{mib}-{run}"
+        try:
+            b.wait_lines(out, 1)
+            b.checkpoint(cid, "--leave-running", "--bench-route", "floor")
+            s = b.checkpoint(cid, path=p)
+            res["exit_frozen"].append(s["frozen_ms"])
+            res["exit_total"].append(s["total_ms"])
+            res["image_bytes"].append(s["bytes"])
+        finally:
+            b.delete(cid)
+        s = b.restore(cid + "r", p)
+        res["restore_total"].append(s["total_ms"])
+        res["restore_boot"].append(s["boot_ms"])
+        res["restore_criu"].append(s["criu_ms"])
+        b.delete(cid + "r")
+        shutil.rmtree(p)
+    return {k: stat(v) for k, v in res.items()}
+
+
+def vmsnap_ratios(r):
+    """Per size: whole-VM restore / CRIU restore (target <= 0.5), frozen
+    times side by side, image / guest used memory (target <= 1.3), and the
+    price of VM isolation left against host runc."""
+    out = {}
+    for mib, s in r["sizes"].items():
+        if not s.get("vm_restore_total"):
+            continue
+        out[mib] = {"restore_vs_criu": ratio(med(s, "vm_restore_total"), med(s, "restore_total")),
+                    "frozen_vs_criu": ratio(med(s, "vm_exit_frozen"), med(s, "exit_frozen")),
+                    "image_vs_used": ratio(med(s, "vm_image_bytes"), (med(s, "vm_used_mib") or 0) * (1 << 20)),
+                    "restore_vs_host_runc": ratio(med(s, "vm_restore_total"), med(s, "host_restore")),
+                    "checkpoint_vs_host_runc": ratio(med(s, "vm_lr_total"), med(s, "host_total"))}
+    return out
+
+
+def report_vmsnap(r, sizes):
+    t = r.get("vmsnap_ratios") or vmsnap_ratios(r)
+    sizes = [m for m in sizes if str(m) in t]
+    if "vmsnap" in r.get("skipped", {}):
+        print(f"skipped vmsnap: {r['skipped']['vmsnap']}")
+    if not sizes:
+        return
+    print()
+    print(f"whole-VM checkpoints beside CRIU and host runc (ms, median (min-max); target restore whole VM / CRIU "
+          f"<= {TARGETS['vmsnap_restore_vs_criu'][1]}, image / used <= {TARGETS['vmsnap_image_vs_used'][1]})")
+    print("".ljust(44) + "".join(f"{m} MiB".rjust(20) for m in sizes))
+    for label, key in (("whole VM --leave-running: frozen", "vm_lr_frozen"),
+                       ("whole VM --leave-running: total", "vm_lr_total"),
+                       ("whole VM exit: frozen", "vm_exit_frozen"), ("whole VM exit: total", "vm_exit_total"),
+                       ("CRIU exit: frozen", "exit_frozen"), ("CRIU exit: total", "exit_total"),
+                       ("host runc + CRIU: frozen", "host_frozen"), ("host runc + CRIU: total", "host_total"),
+                       ("restore whole VM (no boot, no CRIU)", "vm_restore_total"),
+                       ("restore CRIU, fresh VM: total", "restore_total"),
+                       ("host runc + CRIU: restore", "host_restore"),
+                       ("guest used MiB (total - free)", "vm_used_mib"),
+                       ("guest used MiB (total - available)", "vm_used_nocache_mib")):
+        print(label.ljust(44) + "".join(fmt(r["sizes"][str(m)], key).rjust(20) for m in sizes))
+    print("whole-VM image MiB".ljust(44) + "".join(
+        (f"{med(r['sizes'][str(m)], 'vm_image_bytes') / (1 << 20):.1f}"
+         if med(r["sizes"][str(m)], "vm_image_bytes") else "-").rjust(20) for m in sizes))
+    print("CRIU image MiB".ljust(44) + "".join(
+        (f"{med(r['sizes'][str(m)], 'image_bytes') / (1 << 20):.1f}"
+         if med(r["sizes"][str(m)], "image_bytes") else "-").rjust(20) for m in sizes))
+    for label, key in (("restore: whole VM / CRIU", "restore_vs_criu"),
+                       ("frozen: whole VM / CRIU", "frozen_vs_criu"),
+                       ("image / guest used memory", "image_vs_used"),
+                       ("restore: whole VM / host runc (VM price)", "restore_vs_host_runc"),
+                       ("checkpoint: whole VM / host runc", "checkpoint_vs_host_runc")):
+        vals = [t.get(str(m), {}).get(key) for m in sizes]
+        print(label.ljust(44) + "".join(("-" if v is None else f"{v:.2f}x").rjust(20) for v in vals))
+
+
+def vmsnap_only(args):
+    """Issue 18's whole-VM figures alone: whole-VM checkpoint and restore
+    beside the CRIU route and host runc with CRIU, in one run."""
+    sizes = [int(x) for x in args.sizes.split(",")]
+    t_start = time.time()
+    vmm, why = fetch_vmsnap_vmm()
+    if not vmm:
+        print(f"skipped vmsnap: {why}")
+        return 1
+    work = pathlib.Path(tempfile.mkdtemp(prefix="cocoon-bench."))
+    memory_mib = max(1024, 4 * max(sizes) + 512)
+    b = Bench(work, memory_mib)
+    bv = Bench(work / "vmsnap", memory_mib, vmsnap=vmm)
+    results = {"machine": {"accel_note": "TCG here (nested KVM cannot boot a stock guest); real hosts use KVM",
+                           "cores": os.cpu_count(), "kernel": os.uname().release},
+               "sizes": {}, "skipped": {}}
+    try:
+        print(f"cocoon bench --vmsnap-only: sizes {sizes} MiB, {args.runs} run(s) each, work dir {work}",
+              flush=True)
+        for mib in sizes:
+            print(f"  whole VM and CRIU at {mib} MiB ...", flush=True)
+            results["sizes"][str(mib)] = measure_vmsnap(bv, b, mib, args.runs, with_criu=True)
+        print("  measuring the host baseline (runc + CRIU 4.1.1, no VM) ...", flush=True)
+        host, why = measure_host(work, sizes, args.runs)
+        if host:
+            for mib, figures in host.items():
+                results["sizes"][mib].update(figures)
+        else:
+            results["skipped"]["host_runc_baseline"] = why
+    finally:
+        for bench in (b, bv):
+            for d in (bench.root.iterdir() if bench.root.exists() else []):
+                bench.delete(d.name)
+        shutil.rmtree(work, ignore_errors=True)
+    results["vmsnap_ratios"] = vmsnap_ratios(results)
+    results["elapsed_s"] = round(time.time() - t_start, 1)
+    out = pathlib.Path(args.out)
+    if out == REPO / "bench" / "results.json":
+        out = BUILD / "bench-vmsnap.json"
+    out.write_text(json.dumps(results, indent=2))
+    report_vmsnap(results, sizes)
+    print(f"({results['elapsed_s']} s)")
+    print(f"results written to {out}")
+    return 0
+
+
 def measure_routes(b, mib, runs):
     """The two ways cocoon's route can take, side by side on one container:
     the pages through guest memory (tmpfs) or streamed by CRIU's page
@@ -336,7 +520,7 @@ class TmpfsSampler:
         self.t.join()
 
 
-def measure_layout(work, mib, runs, memory_mib):
+def measure_layout(work, mib, runs, memory_mib, baseline=None):
     """The engines' layout: the state root on tmpfs (as /run is on real
     hosts), --image-path on disk. Images staged beside the destination (a
     bind mount on the shared directory) against staged in the shared
@@ -346,15 +530,21 @@ def measure_layout(work, mib, runs, memory_mib):
     tmpfs = work / "tmpfs-state"
     tmpfs.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0700", "tmpfs", str(tmpfs)], check=True)
-    layouts = [("same_fs", work / "layout-disk", None, {}),
-               ("beside", work / "layout-tmpfs", tmpfs / "a", {}),
-               ("shared", work / "layout-tmpfs-old", tmpfs / "b", {"COCOON_STAGING": "shared"})]
+    layouts = [("same_fs", work / "layout-disk", None, {}, None),
+               ("beside", work / "layout-tmpfs", tmpfs / "a", {}, None),
+               ("shared", work / "layout-tmpfs-old", tmpfs / "b", {"COCOON_STAGING": "shared"}, None)]
+    if baseline:
+        # Another build of cocoon (--baseline-build) beside this one, on
+        # the same layouts, in the same run: what a change costs.
+        layouts = [layouts[0], ("base_same_fs", work / "layout-disk-base", None, {}, baseline),
+                   layouts[1], ("base_beside", work / "layout-tmpfs-base", tmpfs / "c", {}, baseline)]
     benches = []
     try:
-        for name, bwork, root, env in layouts:
-            b = Bench(bwork, memory_mib, root=root, env=env)
-            benches.append(b)
-            for run in range(runs):
+        for name, bwork, root, env, binary in layouts:
+            benches.append(Bench(bwork, memory_mib, root=root, env=env, cocoon=binary))
+        # Run by run, every layout in turn: drift hits them alike.
+        for run in range(runs):
+            for (name, *_), b in zip(layouts, benches):
                 cid, out = b.start(["payload", "memhog", str(mib)])
                 try:
                     b.wait_lines(out, 1)
@@ -366,8 +556,8 @@ def measure_layout(work, mib, runs, memory_mib):
                             s = b.checkpoint(cid, *flags, path=p)
                         res.setdefault(f"{name}_{mode}_total", []).append(s["total_ms"])
                         res.setdefault(f"{name}_{mode}_host_mib", []).append(t.peak / (1 << 20))
-                        if name != "same_fs":
-                            assert s["staging"] == name, s
+                        if name.removeprefix("base_") != "same_fs":
+                            assert s["staging"] == name.removeprefix("base_"), s
                         shutil.rmtree(p)
                 finally:
                     b.delete(cid)
@@ -559,8 +749,12 @@ def main():
                     help="only the network figures, cocoon and runc side by side (a targeted run)")
     ap.add_argument("--template-only", action="store_true",
                     help="only VM templates beside cold boot, cold restore and host runc (a targeted run)")
+    ap.add_argument("--vmsnap-only", action="store_true",
+                    help="only whole-VM checkpoints beside the CRIU route and host runc (a targeted run)")
     ap.add_argument("--layout-only", action="store_true",
                     help="only the engines' layout at the largest size (a targeted run)")
+    ap.add_argument("--baseline-build", metavar="DIR",
+                    help="with --layout-only: the same layouts with DIR/cocoon too, side by side")
     args = ap.parse_args()
     if args.network_only:
         return network_only(args)
@@ -568,11 +762,18 @@ def main():
         return routes_only(args)
     if args.template_only:
         return template_only(args)
+    if args.vmsnap_only:
+        return vmsnap_only(args)
     if args.layout_only:
         work = pathlib.Path(tempfile.mkdtemp(prefix="cocoon-bench."))
         try:
             big = max(int(x) for x in args.sizes.split(","))
-            print(json.dumps(measure_layout(work, big, args.runs, max(1024, 4 * big + 512)), indent=1))
+            base = pathlib.Path(args.baseline_build) / "cocoon" if args.baseline_build else None
+            res = measure_layout(work, big, args.runs, max(1024, 4 * big + 512), base)
+            if base:
+                res["ratios"] = {f"{k}_{m}": ratio(med(res, f"{k}_{m}_total"), med(res, f"base_{k}_{m}_total"))
+                                 for k in ("same_fs", "beside") for m in ("lr", "exit")}
+            print(json.dumps(res, indent=1))
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return 0
@@ -606,6 +807,22 @@ def main():
         results["virtiofs"] = {str(big): measure_size(bv, big, runs, direct9p=False, transfer_only=True)}
         print(f"  measuring the engines' layout at {big} MiB ...", flush=True)
         results["layout"] = {str(big): measure_layout(work, big, runs, memory_mib)}
+        # Whole-VM checkpoints: a QEMU that can save a VM with virtiofs
+        # shares (Debian 13's, fetched privately on Debian 12).
+        vmm, why = fetch_vmsnap_vmm()
+        if vmm:
+            bvm = Bench(work / "vmsnap", memory_mib, vmsnap=vmm)
+            benches.append(bvm)
+            try:
+                for mib in sizes:
+                    print(f"  measuring whole-VM checkpoints at {mib} MiB ...", flush=True)
+                    results["sizes"][str(mib)].update(
+                        {k: v for k, v in measure_vmsnap(bvm, b, mib, runs, with_criu=False).items()
+                         if k.startswith("vm_")})
+            except (RuntimeError, OSError, subprocess.SubprocessError, KeyError, ValueError) as e:
+                results["skipped"]["vmsnap"] = f"the whole-VM figures failed: {e}"
+        else:
+            results["skipped"]["vmsnap"] = why
         print("  measuring the host baseline (runc + CRIU 4.1.1, no VM) ...", flush=True)
         host, why = measure_host(work, sizes, runs)
         if host:
@@ -640,6 +857,8 @@ def main():
         # Issue 18's targets: <= 0.25 and <= 0.7.
         "template_boot_vs_cold": ratio(med(boot, "template_ready_ms"), med(boot, "agent_ready_ms")),
         "template_restore_vs_cold": ratio(med(s, "tmpl_restore_total"), med(s, "restore_total")),
+        "vmsnap_restore_vs_criu": ratio(med(s, "vm_restore_total"), med(s, "restore_total")),
+        "vmsnap_image_vs_used": ratio(med(s, "vm_image_bytes"), (med(s, "vm_used_mib") or 0) * (1 << 20)),
         "predump_vs_full": ratio(med(results["predump"], "final_frozen"), med(results["predump"], "full_frozen")),
     }
     if med(s, "host_total"):
@@ -669,6 +888,7 @@ def main():
             "target_mib": 64 + int(m) * 5 / 100}
         for m in results["sizes"]}
     results["templates"] = template_ratios(results)
+    results["vmsnap_ratios"] = vmsnap_ratios(results)
     results["targets"] = {k: v[1] for k, v in TARGETS.items()}
     results["elapsed_s"] = round(time.time() - t_start, 1)
     pathlib.Path(args.out).write_text(json.dumps(results, indent=2))
@@ -849,6 +1069,7 @@ def report(r, sizes):
         print(f"  virtiofs / 9p: checkpoint total {fs.get('checkpoint') or 0:.2f}, restore total "
               f"{fs.get('restore') or 0:.2f} (not a target)")
     report_templates(r, sizes)
+    report_vmsnap(r, sizes)
     lay = r.get("layout")
     if lay:
         mib = next(iter(lay))

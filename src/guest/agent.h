@@ -20,6 +20,8 @@
 /* A peer that stops reading cannot make us queue more than this. */
 #define AGENT_OUTQ_MAX (8 * 1024 * 1024)
 #define AGENT_MAX_JOBS 64
+/* Moved above fd 100 first, then down to 3, 4, ... */
+#define AGENT_JOB_MAX_PASS_FDS 64
 
 struct agent_job;
 typedef void (*agent_job_done_fn)(struct agent_job *job, int status);
@@ -45,7 +47,8 @@ struct agent_job {
 
 /* How to start a job beyond its argv. */
 struct agent_job_options {
-	const int *pass_fds; /* become fds 3, 4, ... in the child */
+	const int
+		*pass_fds; /* become fds 3, 4, ... in the child (at most AGENT_JOB_MAX_PASS_FDS) */
 	size_t n_pass_fds;
 	const char *cgroup; /* the child joins this cgroup before exec */
 	const char *netns;  /* and enters this network namespace (a path) */
@@ -81,6 +84,9 @@ struct agent {
 	bool shared_mounted;
 	bool volumes_mounted; /* the volumes share, mounted by the first container that has binds */
 	bool virtiofs;	      /* shares are virtiofs (cocoon.fs=virtiofs), else 9p */
+	/* Booted for whole-VM checkpoints (cocoon.vmsnap=1): the rootfs and
+	 * tools are virtiofs too, nothing is 9p. */
+	bool vmsnap;
 	/* Booted to become a VM template (cocoon.template=1): no share is
 	 * mounted until TemplateResume (template.c). */
 	bool template_mode;

@@ -7,6 +7,7 @@
 #include "cgroups.h"
 #include "cleanup.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -103,6 +104,23 @@ int cgroups_apply(const char *cgroup, const Cocoon__Resources *r, unsigned mask,
 			return e;
 		}
 	}
+	return 0;
+}
+
+int cgroups_read_cpu_max(const char *cgroup, int64_t *quota, uint64_t *period)
+{
+	char path[192], buf[64] = "", q[24];
+	unsigned long long p;
+	snprintf(path, sizeof(path), "%s/cpu.max", cgroup);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (n <= 0)
+		return fd < 0 ? -errno : -EIO;
+	buf[n] = 0;
+	if (sscanf(buf, "%23s %llu", q, &p) != 2)
+		return -EIO;
+	*quota = strcmp(q, "max") == 0 ? 0 : strtoll(q, NULL, 10);
+	*period = p;
 	return 0;
 }
 

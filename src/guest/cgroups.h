@@ -1,5 +1,6 @@
 #pragma once
 #include <stddef.h>
+#include <stdint.h>
 #include "proto.h"
 
 /* Which limits cgroups_apply writes. */
@@ -15,6 +16,10 @@
  * the value. */
 int cgroups_apply(const char *cgroup, const Cocoon__Resources *r, unsigned mask, char *msg,
 		  size_t msg_size);
+
+/* cgroup's cpu.max: quota in microseconds (0: "max") and period. Returns 0
+ * or a negative errno (no cpu controller: -ENOENT). */
+int cgroups_read_cpu_max(const char *cgroup, int64_t *quota, uint64_t *period);
 
 /* Turns on the cpu, memory and pids controllers for the guest's cgroups,
  * so that stats have figures also for a container without limits; a

@@ -21,6 +21,7 @@
 #include "cgroups.h"
 #include "container.h"
 #include "ckpt-check.h"
+#include "execs.h"
 #include "criu-conf.h"
 #include "guard.h"
 #include "mounts.h"
@@ -1184,8 +1185,10 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 		x->n_tty = 1 + (size_t)ctty;
 	}
 	save_descriptors(c->procs[0].pid, x->img, x->tty_args, x->n_tty);
-	if (!req->pre_dump)
+	if (!req->pre_dump) {
 		criu_conf_save_mounts(c->procs[0].pid, x->img);
+		execs_save_pipes(c, x->img);
+	}
 
 	char pid[16], parent[300];
 	char *argv[64 + 2 * AGENT_MAX_BINDS];
@@ -1524,6 +1527,13 @@ static void restore_done(struct agent_job *job, int status)
 				err, sizeof(err),
 				"the container's file /%s in its rootfs changed since the checkpoint (%ld bytes, the checkpoint expects %ld). CRIU cannot restore a task holding a file whose size changed: this happens when a --leave-running checkpoint is restored while the original keeps writing to its rootfs. Restore a checkpoint taken without --leave-running, or keep such files on a tmpfs inside the container, which the images capture",
 				file, have, want);
+		else if (strstr(first, "Can't bind inet socket back"))
+			/* soccr binds each restored TCP connection to the local
+			 * address it had: the container's network must have it. */
+			snprintf(
+				err, sizeof(err),
+				"criu restore failed: an established TCP connection of the checkpoint has a local address the container's network does not have now (the engine's network namespace given to restore has other addresses). Restore on a namespace with the addresses the container had, or checkpoint without --tcp-established. CRIU said: %s",
+				first);
 		else
 			snprintf(err, sizeof(err), "criu restore failed%s: %s",
 				 job->timed_out ? " and was killed at its time limit" : "", first);
@@ -1703,7 +1713,7 @@ static void restore_start_criu(struct restore_ctx *x)
 	struct agent *a = x->a;
 	struct agent_container *c = container_find(a, x->cid);
 	_cleanup_error_ struct error *e = NULL;
-	char *argv[64 + 2 * AGENT_MAX_BINDS];
+	char *argv[64 + 2 * AGENT_MAX_BINDS + 2 * EXECS_PIPES_MAX];
 	int n = 0;
 
 	if (!c) {
@@ -1770,11 +1780,26 @@ static void restore_start_criu(struct restore_ctx *x)
 		snprintf(netns, sizeof(netns), "/proc/self/fd/%d", x->child_fds[3]);
 		npass = 4;
 	}
+	/* The stdio of the execs the dump took (execs.h), after those. */
+	struct execs_restore ex;
+	int pass[4 + EXECS_PIPES_MAX];
+	if (execs_restore_pipes(x->images, x->child_fds[1], x->child_fds[2], 3 + (int)npass, &ex,
+				msg, sizeof(msg)) < 0) {
+		restore_fail(x, EINVAL, msg);
+		return;
+	}
+	memcpy(pass, x->child_fds, npass * sizeof(int));
+	for (size_t i = 0; i < ex.n; i++) {
+		pass[npass + i] = ex.fds[i];
+		argv[n++] = (char *)"--inherit-fd";
+		argv[n++] = ex.args[i];
+	}
 	argv[n] = NULL;
 	/* A pod member is restored into the pod's namespaces (its sandbox's
 	 * init's): CRIU runs in them, and the tasks it makes inherit them. */
 	int pod_ns[3];
 	if (container_open_join_namespaces(a, c->spec, pod_ns, msg, sizeof(msg)) < 0) {
+		execs_restore_close(&ex);
 		restore_fail(x, ESRCH, msg);
 		return;
 	}
@@ -1786,8 +1811,8 @@ static void restore_start_criu(struct restore_ctx *x)
 	 * as root, so the flag takes nothing from it (execve gains nothing it
 	 * does not hold already). */
 	bool nnp = c->spec && c->spec->process && c->spec->process->no_new_privileges;
-	struct agent_job_options o = {.pass_fds = x->child_fds,
-				      .n_pass_fds = npass,
+	struct agent_job_options o = {.pass_fds = pass,
+				      .n_pass_fds = npass + ex.n,
 				      .cgroup = c->cgroup,
 				      .netns = c->own_netns ? netns : NULL,
 				      .no_new_privs = nnp,
@@ -1802,6 +1827,7 @@ static void restore_start_criu(struct restore_ctx *x)
 	guard_tree_open(&x->progress);
 	int started = agent_job_start_ex(a, argv, &o, restore_done, x, &e);
 	pod_namespaces_close(pod_ns);
+	execs_restore_close(&ex);
 	unsetenv(CRIU_FAULT_ENV);
 	guard_tree_root(&x->progress, started);
 	if (started < 0) {

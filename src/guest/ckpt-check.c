@@ -2,10 +2,10 @@
  * so that the refusal names the thing and what to do instead of leaving it
  * to a CRIU error (or a silent loss).
  *
- * - Processes of the container outside its init's tree. `exec` starts its
- *   processes as children of the agent (so that their exit status reaches
- *   the host); CRIU dumps the tree of the container's init only, and would
- *   leave them out without a word (issue 17, case 3).
+ * - Processes of the container outside its init's tree: CRIU dumps the
+ *   tree of the container's init only, and would leave them out without a
+ *   word (issue 17, case 3). `exec` hands its processes to the init
+ *   (execs.h), so this is only an exec caught between its two forks.
  * - Deleted files held open on the container's 9p root filesystem. CRIU
  *   reads a deleted file into the images (a "ghost file"), but first it
  *   calls fstatfs() on it, which QEMU's 9p server answers by path: the path
@@ -31,6 +31,15 @@ static bool in_tree(pid_t pid, pid_t init)
 	return pid == init;
 }
 
+/* A task of the cgroup's list that has ended since (a shell's short-lived
+ * child): there is nothing to leave out, and its PPid cannot be read. */
+static bool task_gone(pid_t pid)
+{
+	char path[32];
+	snprintf(path, sizeof(path), "/proc/%d", pid);
+	return access(path, F_OK) < 0;
+}
+
 static void comm_of(pid_t pid, char *out, size_t size)
 {
 	char path[64];
@@ -49,13 +58,17 @@ static int outside_tree(const struct agent_container *c, const pid_t *pids, size
 			size_t size)
 {
 	for (size_t i = 0; i < n; i++) {
+		if (in_tree(pids[i], c->procs[0].pid) || task_gone(pids[i]))
+			continue;
+		/* A parent that ended during the walk reads as PPid 0; its
+		 * children are the init's by now (the init reaps orphans). */
 		if (in_tree(pids[i], c->procs[0].pid))
 			continue;
 		char cmd[128];
 		comm_of(pids[i], cmd, sizeof(cmd));
 		snprintf(
 			msg, size,
-			"checkpoint %s: process %d (%s) was started with exec and is still running; CRIU checkpoints only the tree of the container's init and would leave it out. Let it finish or stop it, then checkpoint (docs/checkpoint.md)",
+			"checkpoint %s: process %d (%s) is not in the process tree of the container's init, which is all CRIU checkpoints; it would be left out (an exec that is still starting: checkpoint again in a moment)",
 			c->id, pids[i], cmd);
 		return -EBUSY;
 	}

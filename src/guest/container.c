@@ -14,6 +14,8 @@
 #include "cgroups.h"
 #include "confine.h"
 #include "container.h"
+#include "execs.h"
+#include "guard.h"
 #include "mounts.h"
 #include "network.h"
 
@@ -66,6 +68,7 @@ static void proc_reset(struct agent_proc *p)
 {
 	memset(p, 0, sizeof(*p));
 	p->sync_fd = p->start_fd = p->stdin_fd = p->out_fd[0] = p->out_fd[1] = -1;
+	p->pidfd = -1;
 }
 
 static void proc_release(struct agent_proc *p)
@@ -75,6 +78,7 @@ static void proc_release(struct agent_proc *p)
 	close_fd(&p->stdin_fd);
 	close_fd(&p->out_fd[0]);
 	close_fd(&p->out_fd[1]);
+	close_fd(&p->pidfd);
 	proc_reset(p);
 }
 
@@ -405,8 +409,9 @@ static int mount_rootfs_from(struct agent_container *c, const char *tag, const c
 	return mount(from, c->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0 ? -errno : 0;
 }
 
-static int mount_rootfs(struct agent_container *c, const Cocoon__ContainerSpec *s, char *msg,
-			size_t msg_size)
+/* virtiofs: a VM booted for whole-VM checkpoints has no 9p share. */
+static int mount_rootfs(struct agent_container *c, const Cocoon__ContainerSpec *s, bool virtiofs,
+			char *msg, size_t msg_size)
 {
 	const char *tag = s->rootfs_tag, *path = s->rootfs_path;
 	char dir[128];
@@ -423,12 +428,14 @@ static int mount_rootfs(struct agent_container *c, const Cocoon__ContainerSpec *
 	}
 	/* cache=mmap: executables are mmapped; 9p's cache=none cannot share
 	 * writable mappings. */
-	int r = path && *path					? mount_rootfs_from(c, tag, path)
+	int r = path && *path ? mount_rootfs_from(c, tag, path)
+		: virtiofs    ? (mount(tag, c->rootfs, "virtiofs", 0, NULL) < 0 ? -errno : 0)
 		: agent_mount_9p(tag, c->rootfs, 0, "mmap") < 0 ? -errno
 								: 0;
 	if (r < 0) {
-		snprintf(msg, msg_size, "mount rootfs (9p tag %s%s%s): %s", tag,
-			 path && *path ? ", " : "", path ? path : "", strerror(-r));
+		snprintf(msg, msg_size, "mount rootfs (%s tag %s%s%s): %s",
+			 virtiofs ? "virtiofs" : "9p", tag, path && *path ? ", " : "",
+			 path ? path : "", strerror(-r));
 		c->rootfs[0] = 0;
 		return r;
 	}
@@ -571,7 +578,7 @@ struct agent_container *container_new(struct agent *a, const char *id,
 		container_free(c);
 		return NULL;
 	}
-	if (mount_rootfs(c, s, msg, msg_size) < 0) {
+	if (mount_rootfs(c, s, a->vmsnap, msg, msg_size) < 0) {
 		container_free(c);
 		return NULL;
 	}
@@ -779,7 +786,10 @@ void container_handle_signal(struct agent *a, uint64_t id, const Cocoon__SignalR
 			agent_send_error(a, id, ESRCH, "kill %s: process is not running", c->id);
 			return;
 		}
-		if (kill(p->pid, req->signal) < 0) {
+		int k = p->pidfd >= 0 ? (int)syscall(SYS_pidfd_send_signal, p->pidfd, req->signal,
+						     NULL, 0)
+				      : kill(p->pid, req->signal);
+		if (k < 0) {
 			agent_send_error(a, id, errno, "kill %s: %s", c->id, strerror(errno));
 			return;
 		}
@@ -852,8 +862,25 @@ void container_handle_update(struct agent *a, uint64_t id, const Cocoon__UpdateR
 		agent_send_error(a, id, EINVAL, "update %s: container is stopped", c->id);
 		return;
 	}
-	Cocoon__Resources none = COCOON__RESOURCES__INIT;
+	Cocoon__Resources none = COCOON__RESOURCES__INIT, merged;
 	const Cocoon__Resources *r = req->resources ? req->resources : &none;
+	if (req->set_cpu_max && (req->keep_cpu_quota || req->keep_cpu_period)) {
+		/* runc update: the half of cpu.max not given keeps its value. */
+		int64_t quota = 0;
+		uint64_t period = 0;
+		int e = cgroups_read_cpu_max(c->cgroup, &quota, &period);
+		if (e < 0 && e != -ENOENT) {
+			agent_send_error(a, id, -e, "update %s: read cpu.max: %s", c->id,
+					 strerror(-e));
+			return;
+		}
+		merged = *r;
+		if (req->keep_cpu_quota)
+			merged.cpu_quota = quota;
+		if (req->keep_cpu_period)
+			merged.cpu_period = period;
+		r = &merged;
+	}
 	unsigned mask = (req->set_memory ? CGROUPS_MEMORY : 0) |
 			(req->set_pids ? CGROUPS_PIDS : 0) |
 			(req->set_cpu_max ? CGROUPS_CPU_MAX : 0) |
@@ -915,10 +942,9 @@ static int open_ns(pid_t pid, const char *ns)
 	return open(path, O_RDONLY | O_CLOEXEC);
 }
 
-/* The exec'd process must be a child of the agent, in the container's pid
- * namespace: the agent switches its pid_for_children namespace around the
- * fork, then switches back. A double fork would hand the process to the
- * container's init, and its exit status would be lost to us. */
+/* A child of the agent in the container's pid namespace: the agent
+ * switches its pid_for_children namespace around the fork, then switches
+ * back. That child forks the exec'd process and exits (execs.h). */
 static pid_t fork_into_pidns(pid_t target)
 {
 	_cleanup_close_ int mine = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
@@ -942,7 +968,10 @@ exec_child(pid_t init, const Cocoon__ProcessSpec *p, const Cocoon__Seccomp *secc
 	_cleanup_close_ int root = -1;
 	char path[64];
 
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* No parent-death signal: its parent is the helper that exits now. */
+	int r = execs_send_self(sync_fd);
+	if (r < 0)
+		child_fail(sync_fd, "pidfd: %s", strerror(-r));
 	snprintf(path, sizeof(path), "/proc/%d/root", init);
 	root = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (root < 0)
@@ -991,7 +1020,15 @@ void container_handle_exec(struct agent *a, uint64_t id, const Cocoon__ExecReque
 				 AGENT_MAX_PROCS - 1);
 		return;
 	}
-	if (stdio_open(&io, req->process->terminal) < 0 || pipe2(sync, O_CLOEXEC) < 0) {
+	/* Subscribed before the fork: no exit can come before it. */
+	int r = execs_events_subscribe();
+	if (r < 0) {
+		agent_send_error(a, id, -r, "exec %s: the kernel's process events: %s", c->id,
+				 strerror(-r));
+		return;
+	}
+	if (stdio_open(&io, req->process->terminal) < 0 ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sync) < 0) {
 		agent_send_error(a, id, errno, "exec %s: pipes: %s", c->id, strerror(errno));
 		return;
 	}
@@ -1005,13 +1042,26 @@ void container_handle_exec(struct agent *a, uint64_t id, const Cocoon__ExecReque
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		close(sync[0]);
+		pid_t e = fork();
+		if (e < 0)
+			child_fail(sync[1], "fork: %s", strerror(errno));
+		if (e > 0)
+			_exit(0); /* the process is the container's init's now */
+		/* Into the cgroup after the fork, before anything runs: a fork
+		 * inside a cgroup at pids.max fails, a move into it does not
+		 * (cgroup-v2.rst, "PID": organisational operations are not
+		 * blocked), so exec works at the limit, as with runc. */
+		if (join_cgroup(c->cgroup, getpid()) < 0)
+			child_fail(sync[1], "join the container's cgroup: %s", strerror(errno));
 		exec_child(c->procs[0].pid, req->process, c->spec ? c->spec->seccomp : NULL,
 			   sync[1], io.child[0], io.child[1], io.child[2], req->process->terminal);
 	}
 	close(sync[1]);
 	stdio_close_child(&io);
-	join_cgroup(c->cgroup, pid);
-	proc_register(p, pid, PROC_STARTING, &io, sync[0], req->process->terminal, id);
+	/* The helper is reaped like any child, unknown to the table; the
+	 * process's pid arrives with its pidfd. */
+	proc_register(p, 0, PROC_STARTING, &io, sync[0], req->process->terminal, id);
+	p->sync_socket = true;
 	snprintf(p->exec_id, sizeof(p->exec_id), "%s", req->exec_id);
 }
 
@@ -1054,6 +1104,7 @@ static void send_exit_if_done(struct agent *a, struct agent_container *c, struct
 	proc_release(p);
 	if (init)
 		container_free(c);
+	execs_events_idle(a);
 }
 
 static void forward_output(struct agent *a, struct agent_container *c, struct agent_proc *p,
@@ -1086,8 +1137,9 @@ static void forward_output(struct agent *a, struct agent_container *c, struct ag
 
 static void sync_readable(struct agent *a, struct agent_container *c, struct agent_proc *p)
 {
-	ssize_t n =
-		read(p->sync_fd, p->sync_msg + p->sync_len, sizeof(p->sync_msg) - 1 - p->sync_len);
+	char *at = p->sync_msg + p->sync_len;
+	size_t room = sizeof(p->sync_msg) - 1 - p->sync_len;
+	ssize_t n = p->sync_socket ? execs_sync_recv(p, at, room) : read(p->sync_fd, at, room);
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -1132,6 +1184,31 @@ static void sync_readable(struct agent *a, struct agent_container *c, struct age
 	} else if (pending) {
 		agent_send_error(a, pending, ECHILD, "%s: process exited during setup", c->id);
 	}
+	if (p->sync_socket && p->pidfd < 0 && p->phase != PROC_EXITED) {
+		/* It failed before it could send its pidfd: nothing to follow. */
+		p->phase = PROC_EXITED;
+		p->wait_status = W_EXITCODE(126, 0);
+	}
+	send_exit_if_done(a, c, p);
+}
+
+/* An exec's pidfd is readable: the process ended (execs.h). */
+static void exec_ended(struct agent *a, struct agent_container *c, struct agent_proc *p)
+{
+	execs_events_drain(a);
+	/* The kernel wakes pidfd pollers (exit_notify) before it sends the
+	 * exit event (proc_exit_connector, kernel/exit.c), and the container's
+	 * init may reap the process in between: wait for the event, at most
+	 * 500 ms, unless the zombie is still there to tell the status. */
+	for (int i = 0; i < 50 && !p->end_known && guard_zombie_status(p->pid) < 0; i++) {
+		struct pollfd pfd = {.fd = execs_events_fd(), .events = POLLIN};
+		if (pfd.fd < 0 || poll(&pfd, 1, 10) < 0)
+			break;
+		execs_events_drain(a);
+	}
+	p->wait_status = execs_end_status(p);
+	p->phase = PROC_EXITED;
+	close_fd(&p->pidfd);
 	send_exit_if_done(a, c, p);
 }
 
@@ -1139,6 +1216,10 @@ size_t container_poll_fds(struct agent *a, struct pollfd *fds, size_t max, void 
 			  bool want_output)
 {
 	size_t n = 0;
+	if (execs_events_fd() >= 0 && n < max) {
+		tags[n] = NULL; /* the kernel's process events */
+		fds[n++] = (struct pollfd){.fd = execs_events_fd(), .events = POLLIN};
+	}
 	for (int i = 0; i < AGENT_MAX_CONTAINERS; i++) {
 		struct agent_container *c = &a->containers[i];
 		for (int j = 0; c->used && j < AGENT_MAX_PROCS; j++) {
@@ -1148,6 +1229,10 @@ size_t container_poll_fds(struct agent *a, struct pollfd *fds, size_t max, void 
 			if (p->sync_fd >= 0 && n < max) {
 				tags[n] = &p->sync_fd;
 				fds[n++] = (struct pollfd){.fd = p->sync_fd, .events = POLLIN};
+			}
+			if (p->pidfd >= 0 && p->phase != PROC_EXITED && n < max) {
+				tags[n] = &p->pidfd;
+				fds[n++] = (struct pollfd){.fd = p->pidfd, .events = POLLIN};
 			}
 			for (int k = 0; k < 2 && want_output; k++) {
 				if (p->out_fd[k] >= 0 && n < max) {
@@ -1164,6 +1249,10 @@ size_t container_poll_fds(struct agent *a, struct pollfd *fds, size_t max, void 
 void container_poll_event(struct agent *a, void *tag, short revents)
 {
 	(void)revents;
+	if (tag == NULL) {
+		execs_events_drain(a);
+		return;
+	}
 	for (int i = 0; i < AGENT_MAX_CONTAINERS; i++) {
 		struct agent_container *c = &a->containers[i];
 		for (int j = 0; c->used && j < AGENT_MAX_PROCS; j++) {
@@ -1174,6 +1263,8 @@ void container_poll_event(struct agent *a, void *tag, short revents)
 				forward_output(a, c, p, 0);
 			else if (tag == &p->out_fd[1])
 				forward_output(a, c, p, 1);
+			else if (tag == &p->pidfd)
+				exec_ended(a, c, p);
 			else
 				continue;
 			return;

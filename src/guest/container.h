@@ -42,6 +42,14 @@ struct agent_proc {
 	int out_fd[2]; /* stdout, stderr (or the pty master in out_fd[0]) */
 	bool terminal;
 	int wait_status;
+	/* An exec: a child of the container's init, not of the agent
+	 * (execs.h). Its sync fd is a socket on which it sends its pidfd
+	 * first; the pidfd says when it ended, the kernel's exit event (or
+	 * its zombie) how. */
+	bool sync_socket;
+	int pidfd; /* -1 until received */
+	bool end_known;
+	int end_status;
 	uint64_t pending_id; /* request waiting on this process, 0 if none */
 	char sync_msg[512];
 	size_t sync_len;

@@ -107,7 +107,7 @@ static bool pidfd_ended(int fd)
  * include/uapi/linux/cn_proc.h): the kernel multicasts an event for every
  * exit in the guest, sent from do_exit() before the task becomes a zombie,
  * so it is queued before CRIU, or the task's parent, can see the death. */
-static int exits_send_op(int fd, enum proc_cn_mcast_op op)
+int guard_exit_events_op(int fd, enum proc_cn_mcast_op op)
 {
 	union {
 		struct nlmsghdr nl;
@@ -124,14 +124,14 @@ static int exits_send_op(int fd, enum proc_cn_mcast_op op)
 	return send(fd, &m, m.nl.nlmsg_len, 0) == (ssize_t)m.nl.nlmsg_len ? 0 : -errno;
 }
 
-static int exits_open(void)
+int guard_exit_events_open(void)
 {
 	struct sockaddr_nl sa = {.nl_family = AF_NETLINK, .nl_groups = CN_IDX_PROC};
 	int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_CONNECTOR);
 	if (fd < 0)
 		return -1;
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    exits_send_op(fd, PROC_CN_MCAST_LISTEN) < 0) {
+	    guard_exit_events_op(fd, PROC_CN_MCAST_LISTEN) < 0) {
 		close(fd);
 		return -1;
 	}
@@ -206,7 +206,7 @@ static void exits_drain(struct guard *g)
 
 /* A zombie's wait status: field 52 (exit_code) of /proc/PID/stat; -1 if it
  * is no zombie (or gone). */
-static int zombie_status(pid_t pid)
+int guard_zombie_status(pid_t pid)
 {
 	char path[64], buf[1024];
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
@@ -225,7 +225,7 @@ static int zombie_status(pid_t pid)
 
 void guard_protect(struct guard *g, const char *cgroup)
 {
-	g->exits_fd = exits_open();
+	g->exits_fd = guard_exit_events_open();
 	snprintf(g->cgroup, sizeof(g->cgroup), "%s", cgroup);
 	g->n = read_procs(cgroup, g->pids, GUARD_MAX_TASKS);
 	g->init_old_adj = g->n > 0 ? adj_read(g->pids[0]) : 0;
@@ -321,7 +321,7 @@ static bool traced(pid_t pid)
 static void death_of(struct guard *g, size_t i, struct guard_death *d)
 {
 	if (g->end_status[i] < 0)
-		g->end_status[i] = zombie_status(g->pids[i]);
+		g->end_status[i] = guard_zombie_status(g->pids[i]);
 	d->pid = g->pids[i];
 	d->status = g->end_status[i];
 }
@@ -359,7 +359,7 @@ void guard_tree_open(struct guard *g)
 	g->tree_root = 0;
 	g->n_tree = 0;
 	g->tree_crashed.pid = g->tree_sigkilled.pid = 0;
-	g->exits_fd = exits_open();
+	g->exits_fd = guard_exit_events_open();
 }
 
 void guard_tree_root(struct guard *g, pid_t criu)
@@ -386,7 +386,7 @@ bool guard_tree_killed(struct guard *g, bool sigkill_counts, struct guard_death 
 void guard_tree_close(struct guard *g)
 {
 	if (g->exits_fd >= 0) {
-		exits_send_op(g->exits_fd, PROC_CN_MCAST_IGNORE);
+		guard_exit_events_op(g->exits_fd, PROC_CN_MCAST_IGNORE);
 		close(g->exits_fd);
 	}
 	g->exits_fd = -1;

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include <linux/cn_proc.h>
+
 /* Tasks watched and protected; beyond that the progress watchdog still
  * catches a dump that stalls because one of them died. */
 #define GUARD_MAX_TASKS 64
@@ -38,6 +40,18 @@ struct guard {
 	/* MemAvailable at the start and its lowest value since. */
 	long avail_start_kib, avail_low_kib;
 };
+
+/* The kernel's process events (proc connector, NETLINK_CONNECTOR,
+ * CN_IDX_PROC): a non-blocking socket subscribed to every fork, exec and
+ * exit in the guest, or -1. An exit event is sent from do_exit(), before
+ * the task is a zombie, so it is queued before any parent can reap it.
+ * guard_exit_events_op() sends PROC_CN_MCAST_LISTEN or _IGNORE (the
+ * kernel counts listeners; send _IGNORE before closing). */
+int guard_exit_events_open(void);
+int guard_exit_events_op(int fd, enum proc_cn_mcast_op op);
+/* A zombie's wait status (field 52 of /proc/PID/stat), or -1 when PID is
+ * no zombie (still running, reaped, or gone). */
+int guard_zombie_status(pid_t pid);
 
 /* MemAvailable from /proc/meminfo, in KiB; -1 if unreadable. */
 long guard_mem_available_kib(void);

@@ -105,6 +105,7 @@ void agent_init_system(struct agent *a)
 	}
 	a->debug = cmdline_has(COCOON_CMDLINE_DEBUG);
 	a->virtiofs = cmdline_has(COCOON_CMDLINE_VIRTIOFS);
+	a->vmsnap = cmdline_has(COCOON_CMDLINE_VMSNAP);
 
 	agent_load_modules(a, AGENT_MODULES_LIST);
 	/* CRIU, its libraries and tools and the late modules: the image's
@@ -112,8 +113,10 @@ void agent_init_system(struct agent *a)
 	 * (guest/image/mkimage.sh). Read-only and unchanging on the host, so
 	 * the guest may cache it fully. An initramfs that holds everything
 	 * itself comes without the share, and the mount fails harmlessly. */
-	if (agent_mount_9p(COCOON_TAG_TOOLS, AGENT_TOOLS_DIR, MS_RDONLY | MS_NOSUID | MS_NODEV,
-			   "loose") < 0 &&
+	if ((a->vmsnap ? mount(COCOON_TAG_TOOLS, AGENT_TOOLS_DIR, "virtiofs",
+			       MS_RDONLY | MS_NOSUID | MS_NODEV, NULL)
+		       : agent_mount_9p(COCOON_TAG_TOOLS, AGENT_TOOLS_DIR,
+					MS_RDONLY | MS_NOSUID | MS_NODEV, "loose")) < 0 &&
 	    a->debug)
 		agent_log(a, "no tools share (%s)", strerror(errno));
 	int lo = agent_loopback_up();

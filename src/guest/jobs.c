@@ -62,8 +62,8 @@ static void child_setup(const struct agent_job_options *o)
 		}
 	}
 	/* Move the passed fds out of the way first, then into 3, 4, ... */
-	int moved[8];
-	size_t n = o->n_pass_fds < 8 ? o->n_pass_fds : 8;
+	int moved[AGENT_JOB_MAX_PASS_FDS];
+	size_t n = o->n_pass_fds < AGENT_JOB_MAX_PASS_FDS ? o->n_pass_fds : AGENT_JOB_MAX_PASS_FDS;
 	for (size_t i = 0; i < n; i++)
 		moved[i] = fcntl(o->pass_fds[i], F_DUPFD_CLOEXEC, 100);
 	for (size_t i = 0; i < n; i++)

@@ -9,6 +9,7 @@
  * to a unix socket instead, and nothing in the system is touched.
  */
 #include "agent.h"
+#include "execs.h"
 #include "criu-conf.h"
 #include "cleanup.h"
 
@@ -91,7 +92,7 @@ static void handle_signals(struct agent *a)
 static int agent_loop(struct agent *a)
 {
 	for (;;) {
-		enum { MAX_CFDS = AGENT_MAX_CONTAINERS * AGENT_MAX_PROCS * 3 };
+		enum { MAX_CFDS = AGENT_MAX_CONTAINERS * AGENT_MAX_PROCS * 4 + 1 };
 		struct pollfd fds[2 + AGENT_MAX_JOBS + MAX_CFDS];
 		struct agent_job *polled[AGENT_MAX_JOBS];
 		void *ctags[MAX_CFDS];
@@ -261,6 +262,10 @@ int main(int argc, char **argv)
 			a.self_path[sl] = 0;
 	}
 	a.reader = calloc(1, sizeof(*a.reader));
+	/* Exit events for exec'd processes (execs.h), subscribed while the
+	 * agent is still in the guest's first network namespace. */
+	if (execs_events_subscribe() < 0)
+		agent_log(&a, "the kernel's process events: %s", strerror(errno));
 	if (channel_fd >= 0) {
 		a.channel_fd = channel_fd;
 		fcntl(channel_fd, F_SETFD, FD_CLOEXEC);

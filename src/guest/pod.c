@@ -60,9 +60,16 @@ void pod_handle_loopback_hold(struct agent *a, uint64_t id, const Cocoon__Loopba
 		return;
 	}
 	*x = (struct hold_ctx){.a = a, .id = id, .hold = req->hold};
-	char *argv[] = {(char *)IPTABLES,	       (char *)"-w", (char *)"-t", (char *)"filter",
-			req->hold ? (char *)"-I" : (char *)"-D", (char *)"INPUT", (char *)"-i",
-			(char *)"lo",			       (char *)"-j", (char *)"DROP",
+	char *argv[] = {(char *)IPTABLES,
+			(char *)"-w",
+			(char *)"-t",
+			(char *)"filter",
+			req->hold ? (char *)"-I" : (char *)"-D",
+			(char *)"INPUT",
+			(char *)"-i",
+			(char *)"lo",
+			(char *)"-j",
+			(char *)"DROP",
 			NULL};
 	struct agent_job_options o = {.netns = netns, .timeout_ms = 30000};
 	if (agent_job_start_ex(a, argv, &o, hold_done, x, &err) < 0) {

@@ -55,7 +55,7 @@ void template_resume_handle(struct agent *a, uint64_t id, const Cocoon__Template
 	Cocoon__Response resp = COCOON__RESPONSE__INIT;
 	Cocoon__TemplateResumeReply reply = COCOON__TEMPLATE_RESUME_REPLY__INIT;
 
-	if (!req || !a->template_mode) {
+	if (!req || (!a->template_mode && !req->whole_vm)) {
 		agent_send_error(a, id, EINVAL,
 				 "template_resume: this VM did not start from a template");
 		return;
@@ -76,8 +76,10 @@ void template_resume_handle(struct agent *a, uint64_t id, const Cocoon__Template
 		if (clock_settime(CLOCK_REALTIME, &ts) < 0)
 			agent_log(a, "template_resume: set the clock: %s", strerror(errno));
 	}
+	/* A whole-VM restore: the shares came back mounted, with the VM. */
+	bool mount_shares = a->template_mode;
 	a->template_mode = false;
-	if (a->is_init) {
+	if (a->is_init && mount_shares) {
 		if (agent_mount_9p(COCOON_TAG_TOOLS, AGENT_TOOLS_DIR,
 				   MS_RDONLY | MS_NOSUID | MS_NODEV, "loose") < 0 &&
 		    a->debug)

@@ -5,6 +5,7 @@
 #include "paths.h"
 #include "safefs.h"
 #include "sandbox.h"
+#include "vmsnap.h"
 
 #include <fcntl.h>
 #include <getopt.h>
@@ -156,6 +157,22 @@ static void check_shared(struct sandbox *sb, struct check_report *rep, const cha
 	row("shared dir", "ok (%s, read and write)", fs);
 }
 
+/* Whole-VM checkpoints (vmsnap.h): what the configured VMM can do. A
+ * failure only when checkpoint_mode asks for them. */
+static void check_vmsnap(const struct cocoon_config *cfg, struct check_report *rep)
+{
+	struct vmsnap_caps c;
+	char why[1024];
+	vmsnap_probe(cfg, &c);
+	if (vmsnap_caps_check(&c, why, sizeof(why)) == 0)
+		row("whole-VM ckpt", "available (QEMU %d.%d.%d%s, %s)", c.qemu_major, c.qemu_minor,
+		    c.qemu_micro, c.mapped_ram ? " with mapped-ram" : "", c.virtiofsd_version);
+	else if (strcmp(cfg->checkpoint_mode, "vm") == 0)
+		fail(rep, "whole-VM ckpt", "checkpoint_mode \"vm\", but %s", why);
+	else
+		row("whole-VM ckpt", "not available: %s", why);
+}
+
 static void check_usage(void)
 {
 	printf("Usage: cocoon check\n"
@@ -205,6 +222,7 @@ int cmd_check(struct global_opts *g, int argc, char **argv)
 	check_version(&sb, &rep);
 	check_guest(&sb, &g->cfg, &rep);
 	check_shared(&sb, &rep, g->cfg.shared_fs);
+	check_vmsnap(&g->cfg, &rep);
 	sandbox_shutdown(&sb);
 	sandbox_destroy(&sb, true);
 	if (rep.failures) {

@@ -8,6 +8,7 @@
 #include "paths.h"
 #include "safefs.h"
 #include "shim.h"
+#include "vmsnap.h"
 
 #include <ctype.h>
 #include <fcntl.h>
@@ -41,6 +42,10 @@ static void checkpoint_usage(void)
 	       "are published atomically: the image directory appears complete or not at all.\n"
 	       "Without --image-path they go to host_checkpoint_dir/CONTAINER_ID/CHECKPOINT_ID/\n"
 	       "and the checkpoint ID is printed.\n"
+	       "\n"
+	       "A container created with checkpoint_mode \"vm\" (or the annotation\n"
+	       "io.cocoon.checkpoint-mode=vm) is saved whole instead: QEMU writes the VM's\n"
+	       "memory and device state to vm.state beside vm.json (docs/checkpoint.md).\n"
 	       "\n"
 	       "  --image-path DIR       where to put the images (absent or an empty directory)\n"
 	       "  --work-path DIR        where to put CRIU's log and stats\n"
@@ -253,6 +258,72 @@ static int shim_mount_ns(const struct container_state *st)
 	return fd;
 }
 
+/* The container's VM was booted for whole-VM checkpoints (vmsnap.h). */
+static bool vmsnap_booted(const char *dir)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/" VMSNAP_MARK, dir);
+	return access(path, F_OK) == 0;
+}
+
+/* A whole-VM checkpoint: the shim has QEMU save the VM into its state
+ * directory, and the file is published here as dest with vm.json. Without
+ * --leave-running the VM stays stopped until then, and is killed (or let
+ * run on when the publish failed), as the CRIU route does. */
+static int vm_checkpoint(struct global_opts *g, const char *id, const char *dir,
+			 struct checkpoint_options *o, const char *dest, const char *ckid,
+			 struct error **err)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__CheckpointRequest cr = COCOON__CHECKPOINT_REQUEST__INIT;
+	Cocoon__Response *resp = NULL;
+	_cleanup_free_ char *mark = NULL, *work = NULL;
+	struct vmsnap_meta m = {0};
+
+	if (o->pre_dump || o->parent_path || o->bench_route)
+		return error_setx(
+			err, EOPNOTSUPP,
+			"--pre-dump, --parent-path and --bench-route are CRIU's; this container's VM is checkpointed whole (checkpoint_mode \"vm\")");
+	if (asprintf(&mark, "%s/" VMSNAP_MARK, dir) < 0 ||
+	    asprintf(&work, "%s/" VMSNAP_WORK, dir) < 0)
+		return error_set(err, ENOMEM, "checkpoint");
+	int r = read_file_bounded(mark, VMSNAP_KEY_MAX, &m.key, NULL, err);
+	if (r < 0)
+		return r;
+	cr.id = (char *)id;
+	cr.checkpoint_id = (char *)ckid;
+	cr.leave_running = o->leave_running;
+	cr.whole_vm = true;
+	req.body_case = COCOON__REQUEST__BODY_CHECKPOINT;
+	req.checkpoint = &cr;
+	long long t0 = now_ms();
+	r = container_call_timeout(g, id, &req, &resp, SHIM_CHECKPOINT_TIMEOUT_MS, err);
+	if (r < 0) {
+		free(m.key);
+		return r;
+	}
+	snprintf(m.container_id, sizeof(m.container_id), "%s", id);
+	Cocoon__CheckpointReply *rep = resp->checkpoint;
+	m.state_bytes = rep->bytes;
+	r = vmsnap_publish(work, dest, &m, rep->stats ? rep->stats->frozen_us / 1000 : 0,
+			   (long long)rep->dump_ms, err);
+	free(m.key);
+	if (!o->leave_running)
+		container_thaw_or_kill(g, id, r == 0);
+	if (r < 0) {
+		cocoon__response__free_unpacked(resp, NULL);
+		return r;
+	}
+	long long total = now_ms() - t0;
+	printf("checkpoint %s of %s: %s\n", ckid, id, dest);
+	printf("  whole VM, %.1f MiB; frozen %.0f ms, save %llu ms, total %lld ms\n",
+	       (double)rep->bytes / (1 << 20), rep->stats ? rep->stats->frozen_us / 1000.0 : 0.0,
+	       (unsigned long long)rep->dump_ms, total);
+	print_checkpoint_stats(o, rep, total, dest);
+	cocoon__response__free_unpacked(resp, NULL);
+	return 0;
+}
+
 static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoint_options *o,
 			 struct error **err)
 {
@@ -296,6 +367,8 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 		return r;
 	if (parent_dir && (r = mkdir_p(parent_dir, 0700, err)) < 0)
 		return r;
+	if (vmsnap_booted(dir))
+		return vm_checkpoint(g, id, dir, o, dest, ckid, err);
 	if (o->parent_path &&
 	    (r = parent_checkpoint_id(o->parent_path, parent_id, sizeof(parent_id), err)) < 0)
 		return r;

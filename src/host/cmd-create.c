@@ -1,11 +1,13 @@
 /* create, start and run: runc's container start-up, split or in one go. */
 #include "cleanup.h"
+#include "cgroup-mirror.h"
 #include "log.h"
 #include "container.h"
 #include "paths.h"
 #include "pod.h"
 #include "shim.h"
 #include "spec.h"
+#include "vmsnap.h"
 
 #include <fcntl.h>
 #include <getopt.h>
@@ -25,6 +27,16 @@ int usage_error(const char *cmd, const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, " (see 'cocoon %s --help')\n", cmd);
 	return 2;
+}
+
+int container_remove_files(const char *dir, struct error **err)
+{
+	struct container_state st;
+	_cleanup_error_ struct error *cg_err = NULL;
+	if (state_read(dir, &st, NULL) == 0 && st.cgroup[0] &&
+	    cgmirror_remove(st.cgroup, &cg_err) < 0)
+		log_warning("container %s: %s", st.id, cg_err->msg);
+	return remove_tree(dir, err);
 }
 
 int container_load(struct global_opts *g, const char *id, char **dir, struct container_state *st,
@@ -123,6 +135,20 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 		spec_free(&bundle);
 		return member;
 	}
+	/* Whole-VM mode is decided here, for the VM's life: refused up front
+	 * when the VMM cannot save such a VM (vmsnap.h). */
+	struct vmsnap_caps caps;
+	int vmsnap = o->vmsnap_state ? 1 : vmsnap_wanted(&g->cfg, bundle.bundle, err);
+	if (vmsnap > 0 && member)
+		vmsnap = error_setx(
+			err, EOPNOTSUPP,
+			"whole-VM checkpoints (checkpoint_mode \"vm\") are not supported for pod members yet: a pod's share is 9p (docs/checkpoint.md)");
+	else if (vmsnap > 0 && !o->vmsnap_state && vmsnap_require(&g->cfg, &caps, err) < 0)
+		vmsnap = -1;
+	if (vmsnap < 0) {
+		spec_free(&bundle);
+		return vmsnap;
+	}
 	if ((r = mkdir_p(g->root, 0700, err)) < 0) {
 		spec_free(&bundle);
 		return r;
@@ -160,6 +186,9 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 				      .criu = o->criu,
 				      .work_path = o->work_path,
 				      .bench_from_tmpfs = o->bench_from_tmpfs,
+				      .vmsnap = vmsnap > 0,
+				      .vmsnap_state = o->vmsnap_state,
+				      .vmsnap_key = o->vmsnap_key,
 				      .pod = member ? &pod : NULL};
 		shim_main(&a);
 	}
@@ -191,7 +220,7 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 	*shim_pid = pid;
 	return 0;
 fail:
-	remove_tree(dir, NULL);
+	container_remove_files(dir, NULL);
 	spec_free(&bundle);
 	pod_sandbox_free(&pod);
 	return r;
@@ -317,7 +346,7 @@ static int create_or_run(struct global_opts *g, int argc, char **argv, bool run)
 		waitpid(shim, NULL, 0);
 		_cleanup_free_ char *dir = NULL;
 		if (state_dir(g->root, id, &dir, NULL) == 0)
-			remove_tree(dir, NULL);
+			container_remove_files(dir, NULL);
 		return 1;
 	}
 	if (detach)

@@ -116,7 +116,7 @@ int cmd_delete(struct global_opts *g, int argc, char **argv)
 		stop_shim(dir, &st);
 	else if (r == 0)
 		wait_shim_gone(&st, 10000); /* a stopped container's shim may still be exiting */
-	if (remove_tree(dir, &err) < 0) {
+	if (container_remove_files(dir, &err) < 0) {
 		report_error(g, err->msg);
 		return 1;
 	}

@@ -6,6 +6,10 @@
 #include "criu-config.h"
 #include "images.h"
 #include "paths.h"
+#include "vmsnap.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
 
 #include <getopt.h>
 #include <json-c/json.h>
@@ -168,7 +172,9 @@ static void restore_usage(void)
 	printf("Usage: cocoon restore --image-path DIR [options] CONTAINER_ID\n"
 	       "\n"
 	       "Restores a checkpointed container into a new VM. The ID may be the original's\n"
-	       "(once deleted) or a new one; the original may still be running.\n"
+	       "(once deleted) or a new one; the original may still be running. An image\n"
+	       "directory with vm.json (a whole-VM checkpoint) starts the saved VM instead:\n"
+	       "no boot, no CRIU, and only under the ID it was saved with.\n"
 	       "\n"
 	       "  --image-path DIR       the checkpoint's images\n"
 	       "  --work-path DIR        where to put CRIU's restore log and stats\n"
@@ -184,6 +190,42 @@ static void restore_usage(void)
 	       "                         its sandbox: restore them all into one fresh VM, each\n"
 	       "                         with the bundle pod.json names (--bundle: the\n"
 	       "                         sandbox's); implies --detach\n");
+}
+
+/* A whole-VM checkpoint (vm.json in the image directory, vmsnap.h): the
+ * VM starts from the saved state, no boot and no CRIU. It holds the
+ * container under the ID it was saved with, so only that ID restores it.
+ * Returns the shim's pid. */
+static int vmsnap_restore(struct global_opts *g, const char *id, const char *dir,
+			  const struct vmsnap_meta *m, struct create_options *o, struct error **err)
+{
+	_cleanup_free_ char *state = NULL;
+	struct stat st;
+	if (strcmp(m->container_id, id) != 0)
+		return error_setx(
+			err, EINVAL,
+			"%s holds the whole VM of container %s, with that container inside under its ID: restore it as %s",
+			dir, m->container_id, m->container_id);
+	if (m->zstd)
+		return error_setx(err, EOPNOTSUPP, "%s: a compressed VM state is not supported",
+				  dir);
+	if (asprintf(&state, "%s/" VMSNAP_STATE, dir) < 0)
+		return error_set(err, ENOMEM, "restore");
+	/* QEMU opens it by path: a regular file here, within the limits. */
+	_cleanup_close_ int fd = open(state, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return error_set(err, errno, "%s", state);
+	if (!S_ISREG(st.st_mode) || st.st_size == 0 ||
+	    (uint64_t)st.st_blocks * 512 > (uint64_t)g->cfg.checkpoint_max_bytes)
+		return error_setx(
+			err, EINVAL,
+			"%s: not a regular file, empty, or larger than checkpoint_max_bytes",
+			state);
+	o->vmsnap_state = state;
+	o->vmsnap_key = m->key;
+	pid_t shim;
+	int r = container_create(g, id, o, &shim, err);
+	return r < 0 ? r : (int)shim;
 }
 
 int cmd_restore(struct global_opts *g, int argc, char **argv)
@@ -318,6 +360,27 @@ int cmd_restore(struct global_opts *g, int argc, char **argv)
 		}
 		return 0;
 	}
+	struct vmsnap_meta meta;
+	bool whole_vm = false;
+	if (vmsnap_meta_read(resolved, &meta, &whole_vm, &err) < 0) {
+		error_wrap(&err, "restore %s", id);
+		report_error(g, err->msg);
+		return 1;
+	}
+	long long t0 = now_ms();
+	pid_t shim;
+	int r;
+	if (whole_vm) {
+		r = vmsnap_restore(g, id, resolved, &meta, &o, &err);
+		vmsnap_meta_free(&meta);
+		if (r < 0) {
+			error_wrap(&err, "restore %s", id);
+			report_error(g, err->msg);
+			return 1;
+		}
+		shim = (pid_t)r;
+		goto restored;
+	}
 	if (criu_config_collect(g->cfg.criu_config, o.bundle ? o.bundle : ".", &criu, &err) < 0) {
 		error_wrap(&err, "restore %s", id);
 		report_error(g, err->msg);
@@ -333,15 +396,14 @@ int cmd_restore(struct global_opts *g, int argc, char **argv)
 		return 1;
 	}
 	o.restore = &chain;
-	pid_t shim;
-	long long t0 = now_ms();
-	int r = container_create(g, id, &o, &shim, &err);
+	r = container_create(g, id, &o, &shim, &err);
 	images_chain_free(&chain);
 	if (r < 0) {
 		error_wrap(&err, "restore %s", id);
 		report_error(g, err->msg);
 		return 1;
 	}
+restored:
 	if (print_stats) {
 		_cleanup_free_ char *path = NULL, *text = NULL;
 		if (asprintf(&path, "%s/%s/restore-stats.json", g->root, id) >= 0 &&

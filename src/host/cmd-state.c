@@ -1,11 +1,13 @@
 /* state and list. */
 #include "cleanup.h"
 #include "container.h"
+#include "log.h"
 #include "paths.h"
 
 #include <dirent.h>
 #include <getopt.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <string.h>
 
 static json_object *oci_state(const struct container_state *st)
@@ -75,18 +77,34 @@ int cmd_list(struct global_opts *g, int argc, char **argv)
 	}
 	if (strcmp(format, "table") != 0 && strcmp(format, "json") != 0)
 		return usage_error("list", "--format must be table or json");
-	json_object *arr = json_object_new_array();
 	_cleanup_closedir_ DIR *d = opendir(g->root);
+	if (!d && errno != ENOENT) {
+		char msg[PATH_MAX + 64];
+		snprintf(msg, sizeof(msg), "list: state root %s: %s", g->root, strerror(errno));
+		report_error(g, msg);
+		return 1;
+	}
+	json_object *arr = json_object_new_array();
 	struct dirent *de;
 	if (!quiet && strcmp(format, "table") == 0)
 		printf("%-20s %-8s %-10s %-40s %s\n", "ID", "PID", "STATUS", "BUNDLE", "CREATED");
 	while (d && (de = readdir(d))) {
 		struct container_state st;
 		_cleanup_free_ char *dir = NULL;
+		_cleanup_error_ struct error *err = NULL;
 		if (validate_id("container", de->d_name, NULL) < 0 ||
-		    state_dir(g->root, de->d_name, &dir, NULL) < 0 ||
-		    state_read(dir, &st, NULL) < 0)
+		    state_dir(g->root, de->d_name, &dir, NULL) < 0)
 			continue;
+		/* No state.json: a container being created or removed (or
+		 * `cocoon check`'s directory); anything else is named. */
+		int r = state_read(dir, &st, &err);
+		if (r == -ENOENT)
+			continue;
+		if (r < 0) {
+			log_warning("list: container %s skipped: %s", de->d_name,
+				    err ? err->msg : strerror(-r));
+			continue;
+		}
 		if (quiet)
 			printf("%s\n", st.id);
 		else if (strcmp(format, "table") == 0)

@@ -109,6 +109,7 @@ int cmd_update(struct global_opts *g, int argc, char **argv)
 	_cleanup_free_ char *json = NULL;
 	char ignored[512] = "", msg[1024];
 	const char *resources = NULL;
+	bool got_quota = false, got_period = false;
 	int c, idx;
 	int64_t v;
 
@@ -138,14 +139,14 @@ int cmd_update(struct global_opts *g, int argc, char **argv)
 			if (parse_number(opts[idx].name, optarg, INT64_MIN, INT64_MAX,
 					 "microseconds, -1 for none", &v) < 0)
 				return 2;
-			ur.set_cpu_max = true;
+			ur.set_cpu_max = got_quota = true;
 			res.cpu_quota = v > 0 ? v : 0;
 			break;
 		case O_PERIOD:
 			if (parse_number(opts[idx].name, optarg, 1000, 1000000,
 					 "1000 .. 1000000 us", &v) < 0)
 				return 2;
-			ur.set_cpu_max = true;
+			ur.set_cpu_max = got_period = true;
 			res.cpu_period = (uint64_t)v;
 			break;
 		case O_SHARES:
@@ -178,6 +179,9 @@ int cmd_update(struct global_opts *g, int argc, char **argv)
 	}
 	if (argc - optind != 1)
 		return usage_error("update", "expects exactly one container ID");
+	/* runc update: the half of cpu.max not given stays as it is. */
+	ur.keep_cpu_quota = got_period && !got_quota;
+	ur.keep_cpu_period = got_quota && !got_period;
 	const char *id = argv[optind];
 	if (resources) {
 		char more[512];

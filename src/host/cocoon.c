@@ -9,7 +9,9 @@
 #include "paths.h"
 
 #include <getopt.h>
+#include <limits.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const struct command commands[] = {
 	{"check", "boot a VM and report whether containers and checkpoints can work", cmd_check},
@@ -144,7 +146,22 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	log_init(g.log_path, g.log_format);
+	int lr = log_init(g.log_path, g.log_format);
+	if (lr < 0) {
+		fprintf(stderr, "cocoon: --log %s: %s\n", g.log_path, strerror(-lr));
+		return 1;
+	}
+	/* A state root that exists is a directory; a missing one is made
+	 * when a container is (and lists as empty, as runc's). */
+	struct stat rs;
+	int sr = stat(g.root, &rs) < 0 ? errno : S_ISDIR(rs.st_mode) ? 0 : ENOTDIR;
+	if (sr != 0 && sr != ENOENT) {
+		char msg[PATH_MAX + 64];
+		snprintf(msg, sizeof(msg), "--root %s: %s", g.root,
+			 sr == ENOTDIR ? "not a directory" : strerror(sr));
+		log_error(msg);
+		return 1;
+	}
 	if (optind >= argc) {
 		usage(stderr);
 		return 2;

@@ -25,6 +25,7 @@ struct key_def {
 
 static const char *const accel_choices[] = {"auto", "kvm", "tcg", NULL};
 static const char *const fs_choices[] = {"9p", "virtiofs", NULL};
+static const char *const mode_choices[] = {"criu", "vm", NULL};
 
 #define OFF(f) offsetof(struct cocoon_config, f)
 static const struct key_def keys[] = {
@@ -34,6 +35,7 @@ static const struct key_def keys[] = {
 	{"runtime", "guest_checkpoint_dir", T_STRING, OFF(guest_checkpoint_dir), 0, 0, NULL},
 	{"runtime", "host_checkpoint_dir", T_STRING, OFF(host_checkpoint_dir), 0, 0, NULL},
 	{"runtime", "criu_config", T_STRING, OFF(criu_config), 0, 0, NULL},
+	{"runtime", "checkpoint_mode", T_STRING, OFF(checkpoint_mode), 0, 0, mode_choices},
 	{"vm", "kernel", T_STRING, OFF(kernel), 0, 0, NULL},
 	{"vm", "initrd", T_STRING, OFF(initrd), 0, 0, NULL},
 	{"vm", "qemu", T_STRING, OFF(qemu), 0, 0, NULL},
@@ -46,6 +48,8 @@ static const struct key_def keys[] = {
 	{"vm", "boot_timeout_ms", T_INT, OFF(boot_timeout_ms), 500, 600000, NULL},
 	{"vm", "template", T_BOOL, OFF(vm_template), 0, 0, NULL},
 	{"vm", "template_dir", T_STRING, OFF(template_dir), 0, 0, NULL},
+	{"vm", "snapshot_qemu", T_STRING, OFF(snapshot_qemu), 0, 0, NULL},
+	{"vm", "snapshot_virtiofsd", T_STRING, OFF(snapshot_virtiofsd), 0, 0, NULL},
 	{"limits", "checkpoint_max_bytes", T_INT, OFF(checkpoint_max_bytes), 1 << 20, INT64_MAX,
 	 NULL},
 	{"limits", "checkpoint_max_files", T_INT, OFF(checkpoint_max_files), 16, 1000000, NULL},
@@ -72,6 +76,10 @@ void config_init_defaults(struct cocoon_config *c)
 	set_string(&c->qemu, "qemu-system-x86_64");
 	set_string(&c->accel, "auto");
 	set_string(&c->shared_fs, "9p");
+	set_string(&c->checkpoint_mode, "criu");
+	set_string(&c->snapshot_qemu, "");
+	/* Where Debian 13's virtiofsd package puts it. */
+	set_string(&c->snapshot_virtiofsd, "/usr/libexec/virtiofsd");
 	c->memory_mib = 512;
 	c->vcpus = 1;
 	/* A container may ask for a larger VM, up to the host's size. */

@@ -19,6 +19,9 @@ struct cocoon_config {
 	char *guest_checkpoint_dir;
 	char *host_checkpoint_dir;
 	char *criu_config; /* the user's CRIU settings (src/host/criu-config.c) */
+	/* "criu" (CRIU in the guest) or "vm" (the whole VM, vmsnap.h): how
+	 * the containers created from now on are checkpointed. */
+	char *checkpoint_mode;
 
 	/* [vm] */
 	char *kernel;
@@ -33,6 +36,10 @@ struct cocoon_config {
 	int64_t boot_timeout_ms;
 	bool vm_template;   /* start VMs from a saved template (template.c) */
 	char *template_dir; /* where templates are kept; NULL: <cache>/templates */
+	/* Whole-VM checkpoints (vmsnap.h): the QEMU ("": qemu) and virtiofsd
+	 * that can migrate a VM with virtiofs shares. */
+	char *snapshot_qemu;
+	char *snapshot_virtiofsd;
 
 	/* [limits]: what a guest, or a checkpoint handed to restore, can make
 	 * the host spend (docs/security.md). */

@@ -19,12 +19,20 @@ struct create_options {
 	/* restore --pod: the sandbox a member joins, whatever its spec's
 	 * /proc/<pid>/ns paths name (the old sandbox's shim is gone). */
 	const char *pod_sandbox;
+	/* restore of a whole-VM checkpoint (vmsnap.h): the saved VM and its key */
+	const char *vmsnap_state;
+	const char *vmsnap_key;
 };
 
 /* Boots the container's VM through a new shim and creates the container,
  * stopped before its process runs. On failure nothing is left behind. */
 int container_create(struct global_opts *g, const char *id, const struct create_options *o,
 		     pid_t *shim_pid, struct error **err);
+
+/* Removes a container's traces on the host once its shim is gone: the host
+ * cgroup its state names (cgroup-mirror.h; a failure there is a warning),
+ * then its state directory. */
+int container_remove_files(const char *dir, struct error **err);
 
 /* Loads the state of an existing container. */
 int container_load(struct global_opts *g, const char *id, char **dir, struct container_state *st,

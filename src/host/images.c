@@ -670,6 +670,33 @@ static int check_pages(int dirfd, const char *name, void *ud)
 	return 0;
 }
 
+/* A restore directory holds what cocoon.json lists, cocoon.json itself and
+ * CRIU's "parent" link (walk_files refuses every other kind of entry):
+ * anything else would reach CRIU unchecked (a stray pages-9.img or
+ * core-99.img is read if some image names it). A second link means the
+ * file can change under another name after it was checked. */
+struct listed_ctx {
+	const struct images_meta *m;
+	struct error **err;
+};
+
+static int check_listed(int dirfd, const char *name, void *ud)
+{
+	struct listed_ctx *c = ud;
+	struct stat st;
+	bool listed = strcmp(name, IMAGES_META) == 0;
+	for (size_t i = 0; i < c->m->n_files && !listed; i++)
+		listed = strcmp(c->m->files[i].name, name) == 0;
+	if (!listed)
+		return error_setx(c->err, EINVAL, "%s is not listed in " IMAGES_META, name);
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return error_set(c->err, errno, "%s", name);
+	if (st.st_nlink != 1)
+		return error_setx(c->err, EMLINK, "%s has %ju links (a hard link); refused", name,
+				  (uintmax_t)st.st_nlink);
+	return check_pages(dirfd, name, c->err);
+}
+
 void images_meta_free(struct images_meta *m)
 {
 	for (size_t i = 0; i < m->n_files; i++)
@@ -841,7 +868,8 @@ static int images_verify_one(const char *dir, bool need_tree, const struct budge
 	for (size_t i = 0; i < m.n_files && r == 0; i++)
 		if ((r = check_size(dirfd, &m.files[i], err)) < 0)
 			error_wrap(err, "%s", dir);
-	if (r == 0 && (r = walk_files(dirfd, true, check_pages, err, err)) < 0)
+	struct listed_ctx lc = {.m = &m, .err = err};
+	if (r == 0 && (r = walk_files(dirfd, true, check_listed, &lc, err)) < 0)
 		error_wrap(err, "%s", dir);
 	for (size_t i = 0; i < m.n_files && r == 0; i++)
 		if ((r = verify_file(dirfd, &m.files[i], b, err)) < 0)

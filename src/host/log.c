@@ -10,10 +10,21 @@
 static const char *log_path;
 static bool log_json;
 
-void log_init(const char *path, const char *format)
+int log_init(const char *path, const char *format)
 {
 	log_path = path;
 	log_json = format && strcmp(format, "json") == 0;
+	if (!path)
+		return 0;
+	/* Opened as every line will be: a log that cannot be written fails
+	 * the command at once (runc opens its --log first too). */
+	FILE *f = fopen(path, "ae");
+	if (!f) {
+		log_path = NULL;
+		return -errno;
+	}
+	fclose(f);
+	return 0;
 }
 
 static void logfmt_quoted(FILE *f, const char *s)

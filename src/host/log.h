@@ -10,8 +10,10 @@
 #pragma once
 
 /* Set once by main() from --log and --log-format ("text" or "json"); path
- * NULL means no log file. The strings must outlive the process's use. */
-void log_init(const char *path, const char *format);
+ * NULL means no log file. The strings must outlive the process's use. The
+ * file is opened for appending (created if missing) once here: a negative
+ * errno when it cannot be, and then nothing is logged to it. */
+int log_init(const char *path, const char *format);
 
 /* An error: to stderr as "cocoon: MSG", and to --log as level "error"
  * (containerd's shim reports the last such line). */

@@ -383,9 +383,13 @@ static void del_filters(struct network *n, int ifindex, int prio, int protocol)
 	}
 }
 
+static int hold_one(struct network *n, struct net_iface *f, const Cocoon__NetInterface *ifc,
+		    bool guest_side, struct error **err);
+
 /* Each interface gets a tap, and each side's ingress redirects to the
- * other's egress: frames pass untouched both ways. */
-static int connect_taps(struct network *n, struct error **err)
+ * other's egress: frames pass untouched both ways. With hold, the
+ * container's addresses are held first (network_open). */
+static int connect_taps(struct network *n, bool hold, struct error **err)
 {
 	for (int i = 0; i < n->n_ifs; i++) {
 		struct net_iface *f = &n->ifs[i];
@@ -395,6 +399,8 @@ static int connect_taps(struct network *n, struct error **err)
 			return r;
 		if ((r = add_ingress(n, f->ifindex, f->name, err)) < 0 ||
 		    (r = add_ingress(n, f->tap_ifindex, f->tap_name, err)) < 0)
+			return r;
+		if (hold && (r = hold_one(n, f, n->spec->interfaces[i], true, err)) < 0)
 			return r;
 		/* A redirect left by an earlier shim (one killed outright)
 		 * points at a tap that is gone; this one replaces it. */
@@ -431,7 +437,7 @@ static int enter_netns(const char *path, int *back, struct error **err)
 	return 0;
 }
 
-static int open_inside(struct network *n, const char *path, struct error **err)
+static int open_inside(struct network *n, const char *path, bool hold, struct error **err)
 {
 	_cleanup_nl_cache_ struct nl_cache *links = NULL;
 	n->sk = nl_socket_alloc();
@@ -444,10 +450,10 @@ static int open_inside(struct network *n, const char *path, struct error **err)
 		return nl_fail(err, r, "network namespace %s: read links", path);
 	if ((r = read_links(n, links, path, err)) < 0 || (r = build_spec(n, path, err)) < 0)
 		return r;
-	return connect_taps(n, err);
+	return connect_taps(n, hold, err);
 }
 
-int network_open(struct network *n, const char *netns_path, struct error **err)
+int network_open(struct network *n, const char *netns_path, bool hold, struct error **err)
 {
 	int back = -1;
 	memset(n, 0, sizeof(*n));
@@ -456,7 +462,7 @@ int network_open(struct network *n, const char *netns_path, struct error **err)
 		return r;
 	/* The netlink socket and the taps belong to the namespace they were
 	 * made in; the shim itself goes back to its own. */
-	r = open_inside(n, netns_path, err);
+	r = open_inside(n, netns_path, hold, err);
 	if (setns(back, CLONE_NEWNET) < 0 && r >= 0)
 		r = error_set(err, errno, "return to the shim's network namespace");
 	close(back);

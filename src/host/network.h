@@ -43,8 +43,14 @@ struct network {
 
 /* Enters the network namespace at netns_path, reads its interfaces,
  * addresses and routes, and makes and connects a tap for each interface.
- * The caller stays in its own namespace. On failure nothing is left behind. */
-int network_open(struct network *n, const char *netns_path, struct error **err);
+ * With hold (a restore that carries established TCP connections), the
+ * container's addresses are held before anything is connected, until
+ * network_release: the engine may have made the namespace anew (podman
+ * does), and neither its stack nor the new guest may answer the
+ * connections' peers with a reset before CRIU has restored the sockets.
+ * The caller stays in its own namespace. On failure nothing is left behind
+ * but such a hold, as after a checkpoint. */
+int network_open(struct network *n, const char *netns_path, bool hold, struct error **err);
 
 /* Removes the taps' redirects from the engine's interfaces and closes what
  * is left. A hold stays in place for the restore to take over. */

@@ -134,6 +134,9 @@ int resources_update_from_json(const char *text, Cocoon__UpdateRequest *u, Cocoo
 		u->set_cpu_max = true;
 		r->cpu_quota = quota > 0 ? quota : 0;
 		r->cpu_period = (uint64_t)period;
+		/* 0 or absent: that half stays as it is (runc update). */
+		u->keep_cpu_quota = quota == 0;
+		u->keep_cpu_period = period == 0;
 	}
 	if ((e = get_int64(cpu, "shares", "cpu.shares", &has, &v, err)) < 0)
 		return e;

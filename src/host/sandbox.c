@@ -3,6 +3,11 @@
 #include "log.h"
 #include "paths.h"
 #include "template.h"
+#include "vmsnap.h"
+
+#include <fcntl.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include <string.h>
 #include <sys/stat.h>
@@ -114,11 +119,82 @@ static int boot_from_template(struct sandbox *sb, const struct cocoon_config *cf
 	return r;
 }
 
+/* A restored VM's agent: a new seed for its RNG (a snapshot may be restored
+ * more than once) and the host's clock (the guest's came back as it was). */
+static int vmsnap_resume_agent(struct agent_client *c, int timeout_ms, struct error **err)
+{
+	uint8_t seed[64];
+	if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
+		return error_set(err, errno, "getrandom");
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__TemplateResumeRequest tr = COCOON__TEMPLATE_RESUME_REQUEST__INIT;
+	Cocoon__Response *resp = NULL;
+	tr.seed.data = seed;
+	tr.seed.len = sizeof(seed);
+	tr.realtime_ns = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
+	tr.whole_vm = true;
+	req.body_case = COCOON__REQUEST__BODY_TEMPLATE_RESUME;
+	req.template_resume = &tr;
+	int r = agent_call(c, &req, &resp, timeout_ms, err);
+	explicit_bzero(seed, sizeof(seed));
+	if (r < 0)
+		return r;
+	cocoon__response__free_unpacked(resp, NULL);
+	return 0;
+}
+
+/* Starts QEMU waiting for a state (-incoming defer), loads the saved VM into
+ * it and reconnects to its agent, which carries on where it was saved. */
+static int vmsnap_start(struct sandbox *sb, const struct vm_spec *spec, const char *state,
+			const char *key, int timeout_ms, struct error **err)
+{
+	struct vm_spec s = *spec;
+	s.incoming_defer = true;
+	int r = vm_start(&sb->vm, &vm_backend_qemu, &s, err);
+	if (r == 0)
+		r = vmsnap_load(&sb->vm, s.qmp_path, state, vmsnap_key_mapped_ram(key), timeout_ms,
+				err);
+	if (r < 0) {
+		_cleanup_free_ char *qlog = NULL;
+		if (read_file_bounded(sb->vmm_log, 4096, &qlog, NULL, NULL) == 0 && *qlog)
+			error_wrap(err, "%s", strtok(qlog, "\n"));
+		return r;
+	}
+	int fd = vm_wait_socket(&sb->vm, sb->channel_path, 10000, err);
+	if (fd < 0)
+		return fd;
+	if ((r = agent_client_init(&sb->agent, fd, err)) < 0) {
+		close(fd);
+		return r;
+	}
+	return vmsnap_resume_agent(&sb->agent, timeout_ms, err);
+}
+
+/* Whole-VM mode: the VMM that can save the VM, every share on virtiofs, a
+ * QMP socket; the key of this VM, which a snapshot must match. */
+static int vmsnap_prepare(struct sandbox *sb, const struct cocoon_config *cfg, struct vm_spec *spec,
+			  char **qmp, char **key, struct error **err)
+{
+	struct vmsnap_caps caps;
+	int r = vmsnap_require(cfg, &caps, err);
+	if (r < 0)
+		return r;
+	if (asprintf(qmp, "%s/" SANDBOX_QMP, sb->dir) < 0)
+		return error_set(err, ENOMEM, "qmp path");
+	spec->qemu = vmsnap_qemu(cfg);
+	spec->snapshot_virtiofsd = cfg->snapshot_virtiofsd;
+	spec->shared_fs = "virtiofs";
+	spec->qmp_path = *qmp;
+	return vmsnap_key(spec, &caps, key, err);
+}
+
 static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 			   const struct sandbox_options *opts, struct error **err)
 {
 	_cleanup_free_ char *kernel = NULL, *initrd = NULL, *cmdline = NULL, *note = NULL,
-			    *tools = NULL;
+			    *tools = NULL, *qmp = NULL, *key = NULL;
 	int timeout =
 		opts && opts->ready_timeout_ms ? opts->ready_timeout_ms : (int)cfg->boot_timeout_ms;
 
@@ -165,9 +241,36 @@ static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 		.vmm_log = sb->vmm_log,
 	};
 	sb->memory_mib = spec.memory_mib;
+	if (opts && opts->vmsnap) {
+		sb->vmsnap = true;
+		if ((r = vmsnap_prepare(sb, cfg, &spec, &qmp, &key, err)) < 0)
+			return r;
+		_cleanup_free_ char *mark = NULL;
+		if (asprintf(&mark, "%s/" VMSNAP_MARK, sb->dir) < 0)
+			return error_set(err, ENOMEM, "vmsnap");
+		if (opts->vmsnap_state) {
+			char diff[800];
+			if (!opts->vmsnap_key || strcmp(opts->vmsnap_key, key) != 0) {
+				vmsnap_key_diff(key, opts->vmsnap_key ? opts->vmsnap_key : "", diff,
+						sizeof(diff));
+				return error_setx(
+					err, EINVAL,
+					"the whole-VM checkpoint was taken of another image or VM shape, so it cannot start here: %s",
+					diff);
+			}
+			long long start = now_ms();
+			if (vmsnap_start(sb, &spec, opts->vmsnap_state, key, timeout, err) < 0)
+				return error_wrap(err, "start the saved VM");
+			sb->boot_ms = now_ms() - start;
+		}
+		if ((r = write_file_atomic(mark, key, strlen(key), 0600, err)) < 0)
+			return r;
+		if (opts->vmsnap_state)
+			return 0;
+	}
 	/* virtiofs: QEMU 7.2 cannot migrate vhost-user-fs devices at all; for
 	 * network devices see template_shape(). */
-	if (!fake && cfg->vm_template && !(opts && opts->cold_boot) &&
+	if (!fake && cfg->vm_template && !(opts && (opts->cold_boot || opts->vmsnap)) &&
 	    strcmp(cfg->shared_fs, "9p") == 0 && spec.n_nets == 0 &&
 	    boot_from_template(sb, cfg, &spec, timeout) == 0)
 		return 0;

@@ -27,6 +27,7 @@ struct sandbox {
 	long long boot_ms;  /* from VMM start to the first Pong */
 	int memory_mib;	    /* what the VM was given */
 	bool from_template; /* started from a VM template (template.c) */
+	bool vmsnap;	    /* booted for whole-VM checkpoints (vmsnap.h) */
 };
 
 struct sandbox_options {
@@ -45,6 +46,14 @@ struct sandbox_options {
 	const char *const *net_macs;
 	int n_nets;
 	bool cold_boot; /* never from a VM template (the KVM probe) */
+	/* Whole-VM checkpoints (vmsnap.h): boot with every share on a
+	 * migratable virtiofs, the VMM that can save it, and QMP; the key is
+	 * written to <dir>/vmsnap.key. */
+	bool vmsnap;
+	/* And instead of booting, load this saved VM (a vm.state file),
+	 * which was saved from a VM of this key. */
+	const char *vmsnap_state;
+	const char *vmsnap_key;
 };
 
 /* Boots a VM for the sandbox in dir (created 0700, must not exist yet) and

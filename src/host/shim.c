@@ -7,14 +7,18 @@
  */
 #include "shim.h"
 #include "agent-client.h"
+#include "cgroup-mirror.h"
 #include "cleanup.h"
 #include "guard.h"
+#include "log.h"
 #include "network.h"
 #include "paths.h"
 #include "resources.h"
 #include "pod.h"
 #include "sandbox.h"
 #include "state.h"
+#include "qmp.h"
+#include "vmsnap.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -84,8 +88,14 @@ struct shim {
 	char pod_room_source[200];
 	struct shim_forward fwd[SHIM_MAX_CLIENTS];
 	bool agent_gone; /* the channel closed: no reply will come */
+	/* A whole-VM checkpoint without --leave-running left the VM stopped
+	 * until its file is published: then a kill ends it, a thaw lets it
+	 * run on (the checkpoint command's container_thaw_or_kill). */
+	bool vm_stopped;
 	bool exited;
 	int exit_code;
+	struct cgmirror mirror; /* the engines' stats (cgroup-mirror.h) */
+	long long mirror_next_ms;
 };
 
 /* A reader that went away loses its output. */
@@ -455,7 +465,8 @@ static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct er
 			return r;
 		opts->volumes_dir = volumes;
 	}
-	if (pod_may_host_members(a->bundle)) {
+	/* Whole-VM mode has no 9p share, so no pod share for members. */
+	if (pod_may_host_members(a->bundle) && !a->vmsnap) {
 		if (asprintf(&pod_dir, "%s/" POD_SHARE, a->dir) < 0)
 			return error_set(err, ENOMEM, "pod share");
 		if ((r = pod_share_prepare(a->dir, err)) < 0)
@@ -463,7 +474,10 @@ static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct er
 		opts->pod_dir = pod_dir;
 	}
 	if (a->bundle->netns_path) {
-		if ((r = network_open(&s->net, a->bundle->netns_path, err)) < 0)
+		/* A restore with established TCP connections holds the
+		 * container's addresses until CRIU has restored them. */
+		bool hold = a->restore && a->criu && a->criu->tcp_established;
+		if ((r = network_open(&s->net, a->bundle->netns_path, hold, err)) < 0)
 			return r;
 		for (int i = 0; i < s->net.n_ifs; i++) {
 			net_fds[i] = s->net.ifs[i].tap_fd;
@@ -489,11 +503,73 @@ static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct er
 	return start_guard(s, err);
 }
 
+/* The engines' stats (cgroup-mirror.h): made in the host's mount namespace,
+ * before volumes_setup gives the shim its own. Without it the container
+ * runs all the same; the engines' stats then show the host's figures. */
+static void mirror_setup(struct shim *s)
+{
+	_cleanup_error_ struct error *err = NULL;
+	const char *path = s->args->bundle->cgroup;
+	if (!path)
+		return;
+	/* Recorded first: a shim that dies half-way still has it removed. */
+	snprintf(s->st.cgroup, sizeof(s->st.cgroup), "%s", path);
+	state_write(s->args->dir, &s->st, NULL);
+	if (cgmirror_setup(&s->mirror, path, &err) < 0) {
+		log_warning(
+			"container %s: linux.cgroupsPath %s: %s; podman stats and ctr task metrics do not show its figures",
+			s->args->id, path, err->msg);
+		if (err->code == EEXIST) {
+			/* Not ours: delete must leave it alone. */
+			s->st.cgroup[0] = 0;
+			state_write(s->args->dir, &s->st, NULL);
+		}
+		return;
+	}
+	s->mirror_next_ms = now_ms();
+}
+
+/* The shim into the container's host cgroup, once QEMU is running outside
+ * it (cgroup-mirror.h). */
+static void mirror_join(struct shim *s)
+{
+	_cleanup_error_ struct error *err = NULL;
+	if (s->mirror.n_leaves && cgmirror_join(&s->mirror, &err) < 0)
+		log_warning(
+			"container %s: %s; podman stats and ctr task metrics do not show its figures",
+			s->args->id, err->msg);
+}
+
+/* Every CGMIRROR_INTERVAL_MS: the container's figures from the guest into
+ * the mirror. Skipped while a checkpoint runs (the agent is busy with it)
+ * and once the container is gone. */
+static void mirror_tick(struct shim *s)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__StatsRequest sr = COCOON__STATS_REQUEST__INIT;
+	Cocoon__Response *resp = NULL;
+
+	s->mirror_next_ms = now_ms() + CGMIRROR_INTERVAL_MS;
+	if (s->ckpt.active || s->exited)
+		return;
+	sr.id = (char *)s->args->id;
+	req.body_case = COCOON__REQUEST__BODY_STATS;
+	req.stats = &sr;
+	if (agent_call(&s->sb.agent, &req, &resp, 2000, NULL) < 0)
+		return;
+	if (resp->stats)
+		cgmirror_update(&s->mirror, resp->stats);
+	cocoon__response__free_unpacked(resp, NULL);
+}
+
 static int shim_setup(struct shim *s, struct error **err)
 {
 	struct shim_args *a = s->args;
 	struct sandbox_options opts = {.rootfs_dir = a->bundle->rootfs,
-				       .keep_dir_on_failure = true};
+				       .keep_dir_on_failure = true,
+				       .vmsnap = a->vmsnap,
+				       .vmsnap_state = a->vmsnap_state,
+				       .vmsnap_key = a->vmsnap_key};
 	if (a->restore) {
 		opts.images_dirs = (const char *const *)a->restore->dirs;
 		opts.n_images_dirs = a->restore->n;
@@ -503,6 +579,7 @@ static int shim_setup(struct shim *s, struct error **err)
 	s->listen_fd = -1;
 	if ((r = setup_stdio(s, err)) < 0)
 		return r;
+	mirror_setup(s);
 	if (a->pod) {
 		if ((r = member_setup(s, err)) < 0)
 			return r;
@@ -512,14 +589,28 @@ static int shim_setup(struct shim *s, struct error **err)
 	s->sb.agent.on_event = on_agent_event;
 	s->sb.agent.on_reply = agent_reply;
 	s->sb.agent.event_userdata = s;
-	if ((r = a->restore ? restore_container(s, err) : create_container(s, err)) < 0 ||
+	/* A whole-VM restore: the container came back running with its VM. */
+	if ((r = a->vmsnap_state ? 0
+		 : a->restore	 ? restore_container(s, err)
+				 : create_container(s, err)) < 0 ||
 	    (r = listen_control(s, err)) < 0)
 		return r;
 	/* A hold left by a checkpoint with --tcp-established ends once the
 	 * container runs again with its connections (network.h). */
 	if (s->net.sk)
 		network_release(&s->net, NULL);
-	s->st.status = a->restore ? STATUS_RUNNING : STATUS_CREATED;
+	mirror_join(s);
+	if (a->vmsnap_state) {
+		/* For restore --print-stats: the VM's start is the whole restore. */
+		char path[4200], text[256];
+		snprintf(path, sizeof(path), "%s/restore-stats.json", a->dir);
+		int n = snprintf(
+			text, sizeof(text),
+			"{\"boot_ms\": %lld, \"template\": false, \"whole_vm\": true, \"criu_ms\": 0, \"copy_ms\": 0, \"restore_us\": 0}\n",
+			s->sb.boot_ms);
+		write_file_atomic(path, text, (size_t)n, 0600, NULL);
+	}
+	s->st.status = a->restore || a->vmsnap_state ? STATUS_RUNNING : STATUS_CREATED;
 	return state_write(a->dir, &s->st, err);
 }
 
@@ -961,6 +1052,98 @@ static void handle_checkpoint(struct shim *s, struct shim_client *c, Cocoon__Req
 	s->ckpt.deadline_ms = now_ms() + SHIM_CHECKPOINT_TIMEOUT_MS;
 }
 
+/* A whole-VM checkpoint (vmsnap.h): QEMU saves the VM into the state
+ * directory, where the checkpoint command picks the file up and publishes
+ * it. Without --leave-running the VM is not let go on: it is killed, and the
+ * shim exits as for a killed container. */
+static void handle_vm_checkpoint(struct shim *s, struct shim_client *c, Cocoon__Request *req)
+{
+	_cleanup_error_ struct error *err = NULL;
+	_cleanup_free_ char *key = NULL, *mark = NULL, *state = NULL, *qmp = NULL;
+	const Cocoon__CheckpointRequest *cr = req->checkpoint;
+	struct vmsnap_save_stats st;
+
+	if (!s->sb.vmsnap || s->args->pod) {
+		error_setx(
+			&err, EOPNOTSUPP,
+			"checkpoint %s: its VM was not booted for whole-VM checkpoints (checkpoint_mode \"vm\" when it was created)",
+			s->args->id);
+		reply_error(c->fd, req->id, err);
+		return;
+	}
+	if (s->ckpt.active) {
+		error_setx(&err, EBUSY, "checkpoint %s: another checkpoint is in progress",
+			   s->args->id);
+		reply_error(c->fd, req->id, err);
+		return;
+	}
+	if (asprintf(&mark, "%s/" VMSNAP_MARK, s->args->dir) < 0 ||
+	    asprintf(&state, "%s/" VMSNAP_WORK, s->args->dir) < 0 ||
+	    asprintf(&qmp, "%s/" SANDBOX_QMP, s->args->dir) < 0 ||
+	    read_file_bounded(mark, VMSNAP_KEY_MAX, &key, NULL, &err) < 0) {
+		if (!err)
+			error_set(&err, ENOMEM, "checkpoint");
+		reply_error(c->fd, req->id, err);
+		return;
+	}
+	/* Without --leave-running the VM stays stopped (save with no cont). */
+	if (vmsnap_save(&s->sb.vm, qmp, state, vmsnap_key_mapped_ram(key), cr->leave_running, &st,
+			&err) < 0) {
+		error_wrap(&err, "checkpoint %s: save the VM", s->args->id);
+		reply_error(c->fd, req->id, err);
+		return;
+	}
+	Cocoon__Response resp = COCOON__RESPONSE__INIT;
+	Cocoon__CheckpointReply rep = COCOON__CHECKPOINT_REPLY__INIT;
+	Cocoon__CriuStats stats = COCOON__CRIU_STATS__INIT;
+	stats.frozen_us = (uint32_t)(st.frozen_ms * 1000);
+	rep.stats = &stats;
+	rep.dump_ms = (uint64_t)st.save_ms;
+	rep.bytes = st.bytes;
+	rep.files = 1;
+	rep.route = (char *)"vm";
+	resp.id = req->id;
+	resp.body_case = COCOON__RESPONSE__BODY_CHECKPOINT;
+	resp.checkpoint = &rep;
+	send_to_client(c->fd, &resp);
+	s->vm_stopped = !cr->leave_running;
+}
+
+/* The kill or thaw that ends a whole-VM checkpoint (vm_stopped): the agent
+ * cannot answer while the VM is stopped. */
+static void vm_stopped_request(struct shim *s, struct shim_client *c, Cocoon__Request *req)
+{
+	_cleanup_error_ struct error *err = NULL;
+	Cocoon__Response resp = COCOON__RESPONSE__INIT;
+	Cocoon__SignalReply sig = COCOON__SIGNAL_REPLY__INIT;
+	Cocoon__PauseReply pause = COCOON__PAUSE_REPLY__INIT;
+	resp.id = req->id;
+	if (req->body_case == COCOON__REQUEST__BODY_SIGNAL) {
+		if (s->sb.vm.backend)
+			s->sb.vm.backend->kill(&s->sb.vm);
+		resp.body_case = COCOON__RESPONSE__BODY_SIGNAL;
+		resp.signal = &sig;
+	} else {
+		_cleanup_free_ char *qmp = NULL;
+		struct qmp q = {.fd = -1};
+		int r = asprintf(&qmp, "%s/" SANDBOX_QMP, s->args->dir) < 0
+				? error_set(&err, ENOMEM, "qmp")
+				: qmp_connect(&q, &s->sb.vm, qmp, &err);
+		if (r == 0)
+			r = qmp_call(&q, "{\"execute\":\"cont\"}\n", -1, NULL, &err);
+		if (q.fd >= 0)
+			close(q.fd);
+		if (r < 0) {
+			reply_error(c->fd, req->id, err);
+			return;
+		}
+		resp.body_case = COCOON__RESPONSE__BODY_PAUSE;
+		resp.pause = &pause;
+	}
+	s->vm_stopped = false;
+	send_to_client(c->fd, &resp);
+}
+
 static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Request *req)
 {
 	_cleanup_error_ struct error *err = NULL;
@@ -968,6 +1151,11 @@ static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Reques
 	uint64_t cid = req->id;
 	char **id_slot = NULL;
 
+	if (s->vm_stopped && (req->body_case == COCOON__REQUEST__BODY_SIGNAL ||
+			      req->body_case == COCOON__REQUEST__BODY_PAUSE)) {
+		vm_stopped_request(s, c, req);
+		return;
+	}
 	if (c->member[0] || req->body_case == COCOON__REQUEST__BODY_CREATE ||
 	    req->body_case == COCOON__REQUEST__BODY_RESTORE) {
 		handle_member_request(s, c, req);
@@ -1015,7 +1203,10 @@ static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Reques
 		}
 		break;
 	case COCOON__REQUEST__BODY_CHECKPOINT:
-		handle_checkpoint(s, c, req);
+		if (req->checkpoint->whole_vm)
+			handle_vm_checkpoint(s, c, req);
+		else
+			handle_checkpoint(s, c, req);
 		return;
 	default:
 		error_setx(&err, EOPNOTSUPP, "request not supported by the shim");
@@ -1258,6 +1449,15 @@ static void shim_loop(struct shim *s)
 			timeout = fwd_left;
 		if (s->exited && (timeout < 0 || timeout > 200))
 			timeout = 200; /* only waiting for checkpoint_reply_due() */
+		if (s->mirror.n && !s->exited) {
+			long long left = s->mirror_next_ms - now_ms();
+			if (left <= 0) {
+				mirror_tick(s);
+				continue;
+			}
+			if (timeout < 0 || timeout > left)
+				timeout = (int)left;
+		}
 		if (poll(fds, n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -1315,6 +1515,7 @@ static void shim_teardown(struct shim *s)
 	guard_stop(&s->guard);
 	sandbox_destroy(&s->sb, false);
 	network_close(&s->net);
+	cgmirror_close(&s->mirror);
 }
 
 void shim_main(struct shim_args *a)

@@ -28,6 +28,11 @@ struct shim_args {
 	const Cocoon__CriuOptions *criu;
 	const char *work_path; /* CRIU's logs go here too */
 	bool bench_from_tmpfs; /* make bench's raw-restore baseline */
+	/* Whole-VM checkpoints (vmsnap.h): the VM is booted for them, or with
+	 * vmsnap_state, started from a saved VM of key vmsnap_key. */
+	bool vmsnap;
+	const char *vmsnap_state;
+	const char *vmsnap_key;
 	/* A pod member: no VM of its own, the sandbox's shim is its agent. */
 	const struct pod_sandbox *pod;
 };

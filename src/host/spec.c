@@ -1,5 +1,6 @@
 #include "spec.h"
 #include "cleanup.h"
+#include "cgroup-mirror.h"
 #include "log.h"
 #include "paths.h"
 #include "pod.h"
@@ -158,6 +159,22 @@ void spec_process_free(Cocoon__ProcessSpec *p)
 	free(p);
 }
 
+/* The limits getrlimit(2) knows on Linux: the runtime spec makes any other
+ * an error ("MUST generate an error for any values which cannot be mapped
+ * to a relevant kernel interface"), and so does a type given twice. */
+static bool rlimit_known(const char *type)
+{
+	static const char *const names[] = {
+		"RLIMIT_AS",	 "RLIMIT_CORE",	  "RLIMIT_CPU",	       "RLIMIT_DATA",
+		"RLIMIT_FSIZE",	 "RLIMIT_LOCKS",  "RLIMIT_MEMLOCK",    "RLIMIT_MSGQUEUE",
+		"RLIMIT_NICE",	 "RLIMIT_NOFILE", "RLIMIT_NPROC",      "RLIMIT_RSS",
+		"RLIMIT_RTPRIO", "RLIMIT_RTTIME", "RLIMIT_SIGPENDING", "RLIMIT_STACK"};
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (strcmp(type, names[i]) == 0)
+			return true;
+	return false;
+}
+
 static int parse_rlimits(json_object *proc, Cocoon__ProcessSpec *p, struct error **err)
 {
 	json_object *v = member(proc, "rlimits");
@@ -181,15 +198,33 @@ static int parse_rlimits(json_object *proc, Cocoon__ProcessSpec *p, struct error
 		snprintf(field, sizeof(field), "process.rlimits[%zu].type", i);
 		if ((r = get_string(e, "type", field, true, &rl->type, err)) < 0)
 			return r;
-		if (strncmp(rl->type, "RLIMIT_", 7) != 0)
-			return error_setx(err, EINVAL, "config.json: %s: unknown limit %s", field,
-					  rl->type);
+		if (!rlimit_known(rl->type))
+			return error_setx(err, EINVAL, "config.json: %s: unknown limit '%.64s'",
+					  field, rl->type);
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(p->rlimits[j]->type, rl->type) == 0)
+				return error_setx(err, EINVAL,
+						  "config.json: %s: %s is set twice (also in "
+						  "process.rlimits[%zu])",
+						  field, rl->type, j);
 		snprintf(field, sizeof(field), "process.rlimits[%zu].hard", i);
+		if (!member(e, "hard"))
+			return error_setx(err, EINVAL, "config.json: %s is required", field);
 		if ((r = get_uint(e, "hard", field, UINT64_MAX, &rl->hard, err)) < 0)
 			return r;
 		snprintf(field, sizeof(field), "process.rlimits[%zu].soft", i);
+		if (!member(e, "soft"))
+			return error_setx(err, EINVAL, "config.json: %s is required", field);
 		if ((r = get_uint(e, "soft", field, UINT64_MAX, &rl->soft, err)) < 0)
 			return r;
+		/* setrlimit(2) refuses it (EINVAL): say so before a VM boots. */
+		if (rl->soft > rl->hard)
+			return error_setx(
+				err, EINVAL,
+				"config.json: process.rlimits[%zu] (%s): soft %llu is above "
+				"hard %llu",
+				i, rl->type, (unsigned long long)rl->soft,
+				(unsigned long long)rl->hard);
 	}
 	return 0;
 }
@@ -292,6 +327,18 @@ int spec_parse_process_file(const char *path, Cocoon__ProcessSpec **out, struct 
 	return r;
 }
 
+/* A ".." component, not the two characters: "/a..b" is a plain name. */
+static bool has_dotdot_component(const char *path)
+{
+	for (const char *p = path; *p;) {
+		size_t n = strcspn(p, "/");
+		if (n == 2 && p[0] == '.' && p[1] == '.')
+			return true;
+		p += n + (p[n] == '/');
+	}
+	return false;
+}
+
 static const char *const supported_fs[] = {"proc",   "sysfs",	"tmpfs", "devpts", "mqueue",
 					   "cgroup", "cgroup2", "bind",	 NULL};
 
@@ -308,7 +355,7 @@ static int parse_mount(json_object *m, size_t i, struct oci_bundle *b, Cocoon__M
 	snprintf(field, sizeof(field), "mounts[%zu].destination", i);
 	if ((r = get_string(m, "destination", field, true, &mnt->destination, err)) < 0)
 		return r;
-	if (mnt->destination[0] != '/' || strstr(mnt->destination, ".."))
+	if (mnt->destination[0] != '/' || has_dotdot_component(mnt->destination))
 		return error_setx(err, EINVAL,
 				  "config.json: %s '%s' must be absolute, without '..'", field,
 				  mnt->destination);
@@ -432,6 +479,18 @@ static int get_int(json_object *o, const char *key, const char *field, int64_t *
 	return 0;
 }
 
+/* An int64 limit where -1 means none: below -1 is refused. */
+static int get_int_unlimited(json_object *o, const char *key, const char *field, int64_t *out,
+			     struct error **err)
+{
+	int r = get_int(o, key, field, out, err);
+	if (r == 0 && *out < -1)
+		return error_setx(err, ERANGE,
+				  "config.json: %s: %lld is negative (-1 means no limit)", field,
+				  (long long)*out);
+	return r;
+}
+
 /* The CPUs a cpuset string names ("0-3,6"), or -1 when it is malformed. */
 int spec_cpuset_count(const char *cpus)
 {
@@ -479,15 +538,17 @@ static int parse_resources(json_object *res, struct oci_bundle *b, struct error 
 	    (r = want_type(pids, json_type_object, "linux.resources.pids", err)) < 0 ||
 	    (r = want_type(cpu, json_type_object, "linux.resources.cpu", err)) < 0)
 		return r;
-	if ((r = get_int(mem, "limit", "linux.resources.memory.limit", &v, err)) < 0)
+	/* -1 is "no limit" (the runtime spec); any other negative value
+	 * would have been taken as none without a word. */
+	if ((r = get_int_unlimited(mem, "limit", "linux.resources.memory.limit", &v, err)) < 0)
 		return r;
 	rs->memory_limit = v > 0 ? (uint64_t)v : 0;
 	v = 0;
-	if ((r = get_int(pids, "limit", "linux.resources.pids.limit", &v, err)) < 0)
+	if ((r = get_int_unlimited(pids, "limit", "linux.resources.pids.limit", &v, err)) < 0)
 		return r;
 	rs->pids_limit = v > 0 ? v : 0;
 	v = 0;
-	if ((r = get_int(cpu, "quota", "linux.resources.cpu.quota", &v, err)) < 0)
+	if ((r = get_int_unlimited(cpu, "quota", "linux.resources.cpu.quota", &v, err)) < 0)
 		return r;
 	rs->cpu_quota = v > 0 ? v : 0;
 	if ((r = get_uint(cpu, "period", "linux.resources.cpu.period", 1000000, &rs->cpu_period,
@@ -495,6 +556,19 @@ static int parse_resources(json_object *res, struct oci_bundle *b, struct error 
 	    (r = get_uint(cpu, "shares", "linux.resources.cpu.shares", 262144, &rs->cpu_shares,
 			  err)) < 0)
 		return r;
+	/* cgroup v2's cpu.max takes a period and a quota of 1000 us at least
+	 * (kernel/sched/core.c, min_cfs_quota_period); 0 given on purpose is
+	 * not "unset". */
+	if (member(cpu, "period") && rs->cpu_period < 1000)
+		return error_setx(err, ERANGE,
+				  "config.json: linux.resources.cpu.period: %llu us is below the "
+				  "kernel's 1000 us",
+				  (unsigned long long)rs->cpu_period);
+	if (rs->cpu_quota > 0 && rs->cpu_quota < 1000)
+		return error_setx(err, ERANGE,
+				  "config.json: linux.resources.cpu.quota: %lld us is below the "
+				  "kernel's 1000 us",
+				  (long long)rs->cpu_quota);
 	_cleanup_free_ char *cpus = NULL;
 	if ((r = get_string(cpu, "cpus", "linux.resources.cpu.cpus", false, &cpus, err)) < 0)
 		return r;
@@ -516,6 +590,21 @@ static int parse_resources(json_object *res, struct oci_bundle *b, struct error 
 			spec_warn(b, "linux.resources.%s is not applied inside the VM; ignored",
 				  unapplied[i]);
 	return 0;
+}
+
+/* linux.cgroupsPath: where the shim shows the engines the container's
+ * figures (cgroup-mirror.h). */
+static int parse_cgroups_path(json_object *lin, struct oci_bundle *b, struct error **err)
+{
+	_cleanup_free_ char *raw = NULL;
+	char path[CGMIRROR_PATH_MAX];
+	int r = get_string(lin, "cgroupsPath", "linux.cgroupsPath", false, &raw, err);
+	if (r < 0 || !raw || !*raw)
+		return r;
+	if ((r = cgmirror_path(raw, path, sizeof(path), err)) < 0)
+		return r;
+	b->cgroup = strdup(path);
+	return b->cgroup ? 0 : error_set(err, ENOMEM, "config.json");
 }
 
 static int parse_linux(json_object *root, struct oci_bundle *b, struct error **err)
@@ -590,6 +679,8 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 		}
 	}
 	if ((r = parse_resources(member(lin, "resources"), b, err)) < 0)
+		return r;
+	if ((r = parse_cgroups_path(lin, b, err)) < 0)
 		return r;
 	/* The engine's cgroup for the container: its parent may be the pod's,
 	 * with the pod's limits (pod-size.c). */
@@ -746,6 +837,7 @@ void spec_free(struct oci_bundle *b)
 	free(b->pod.sandbox_id);
 	free(b->pod.cgroups_path);
 	free(b->netns_path);
+	free(b->cgroup);
 	memset(b, 0, sizeof(*b));
 }
 
@@ -820,6 +912,8 @@ int spec_parse(const char *bundle_dir, const char *source, const char *text, con
 	b->spec->rootfs_tag = strdup(COCOON_TAG_ROOTFS);
 	if (!member(root, "ociVersion"))
 		return error_setx(err, EINVAL, "config.json: ociVersion is required");
+	if ((r = want_type(member(root, "ociVersion"), json_type_string, "ociVersion", err)) < 0)
+		return r;
 	if ((r = parse_root(root, b, err)) < 0)
 		return r;
 	if (!member(root, "process"))
@@ -830,6 +924,12 @@ int spec_parse(const char *bundle_dir, const char *source, const char *text, con
 		return r;
 	if (!b->spec->hostname)
 		b->spec->hostname = strdup("");
+	/* sethostname(2): at most HOST_NAME_MAX (64) bytes, else EINVAL in
+	 * the guest after the boot. */
+	if (b->spec->hostname && strlen(b->spec->hostname) > 64)
+		return error_setx(err, EINVAL,
+				  "config.json: hostname is %zu bytes; the kernel takes at most 64",
+				  strlen(b->spec->hostname));
 	if ((r = parse_mounts(root, b, err)) < 0)
 		return r;
 	if ((r = parse_pod_annotations(root, b, err)) < 0 || (r = parse_linux(root, b, err)) < 0)

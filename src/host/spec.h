@@ -22,6 +22,7 @@ struct oci_bundle {
 	char *bundle;	  /* absolute bundle path */
 	char *rootfs;	  /* absolute host path of root.path */
 	char *netns_path; /* the engine's network namespace to carry, or NULL */
+	char *cgroup;	  /* linux.cgroupsPath as a cgroupfs path (cgroup-mirror.h), or NULL */
 	Cocoon__ContainerSpec *spec;
 	struct volume volumes[SPEC_MAX_MOUNTS]; /* the bind mounts of host paths */
 	size_t n_volumes;

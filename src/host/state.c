@@ -86,6 +86,8 @@ int state_write(const char *dir, const struct container_state *st, struct error 
 	json_object_object_add(o, "shim_pid", json_object_new_int(st->shim_pid));
 	json_object_object_add(o, "shim_start", json_object_new_uint64(st->shim_start));
 	json_object_object_add(o, "exit_status", json_object_new_int(st->exit_status));
+	if (st->cgroup[0])
+		json_object_object_add(o, "cgroup", json_object_new_string(st->cgroup));
 	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
 	int r = asprintf(&path, "%s/state.json", dir) < 0
 			? error_set(err, ENOMEM, "state")
@@ -121,6 +123,7 @@ int state_read(const char *dir, struct container_state *st, struct error **err)
 	copy_str(o, "rootfs", st->rootfs, sizeof(st->rootfs));
 	copy_str(o, "created", st->created, sizeof(st->created));
 	copy_str(o, "status", status, sizeof(status));
+	copy_str(o, "cgroup", st->cgroup, sizeof(st->cgroup));
 	if (json_object_object_get_ex(o, "shim_pid", &v))
 		st->shim_pid = json_object_get_int(v);
 	if (json_object_object_get_ex(o, "shim_start", &v))

@@ -24,6 +24,9 @@ struct container_state {
 	pid_t shim_pid;
 	unsigned long long shim_start; /* /proc/<pid>/stat starttime, against pid reuse */
 	int exit_status;	       /* valid when stopped: the shim's exit code */
+	/* The host cgroup the shim made, joined and shows the engines' stats
+	 * in (cgroup-mirror.h), "" when none: delete removes it. */
+	char cgroup[1024];
 };
 
 const char *state_status_name(enum container_status s);

@@ -25,6 +25,7 @@
 #include "template.h"
 #include "cleanup.h"
 #include "paths.h"
+#include "qmp.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -37,95 +38,10 @@
 #include <time.h>
 
 #define TEMPLATE_KEY_MAX (64 * 1024)
-#define TEMPLATE_QMP_TIMEOUT_MS 30000
+#define TEMPLATE_QMP_TIMEOUT_MS QMP_TIMEOUT_MS
 #define TEMPLATE_SEED_BYTES 64
 /* Bumped when the layout or the guest side's contract changes. */
 #define TEMPLATE_FORMAT "cocoon-template 1"
-
-/* ---- QMP, just enough to save and load a VM ------------------------------ */
-
-struct qmp {
-	int fd;
-	char buf[16384];
-	size_t len;
-};
-
-/* Reads one JSON line (QMP sends one message per line). */
-static int qmp_read_line(struct qmp *q, char **line, long long deadline, struct error **err)
-{
-	for (;;) {
-		char *nl = memchr(q->buf, '\n', q->len);
-		if (nl) {
-			*nl = 0;
-			*line = strdup(q->buf);
-			size_t used = (size_t)(nl + 1 - q->buf);
-			memmove(q->buf, nl + 1, q->len - used);
-			q->len -= used;
-			return *line ? 0 : error_set(err, ENOMEM, "qmp");
-		}
-		if (q->len == sizeof(q->buf) - 1)
-			return error_setx(err, EMSGSIZE, "QMP line longer than %zu bytes",
-					  sizeof(q->buf));
-		int left = (int)(deadline - now_ms());
-		struct pollfd p = {.fd = q->fd, .events = POLLIN};
-		if (left <= 0 || poll(&p, 1, left) == 0)
-			return error_setx(err, ETIMEDOUT, "QMP: no answer");
-		ssize_t n = read(q->fd, q->buf + q->len, sizeof(q->buf) - 1 - q->len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return error_set(err, n < 0 ? errno : EPIPE, "QMP: connection lost");
-		q->len += (size_t)n;
-	}
-}
-
-/* Runs one command, with an fd attached when fd >= 0 (getfd); the reply is
- * returned in *reply when asked for. Events in between are skipped. */
-static int qmp_call(struct qmp *q, const char *cmd, int fd, char **reply, struct error **err)
-{
-	char ctl[CMSG_SPACE(sizeof(int))] = {0};
-	struct iovec iov = {.iov_base = (void *)cmd, .iov_len = strlen(cmd)};
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-	if (fd >= 0) {
-		msg.msg_control = ctl;
-		msg.msg_controllen = sizeof(ctl);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
-	if (sendmsg(q->fd, &msg, MSG_NOSIGNAL) != (ssize_t)iov.iov_len)
-		return error_set(err, errno ? errno : EIO, "QMP: send");
-	long long deadline = now_ms() + TEMPLATE_QMP_TIMEOUT_MS;
-	for (;;) {
-		_cleanup_free_ char *line = NULL;
-		int r = qmp_read_line(q, &line, deadline, err);
-		if (r < 0)
-			return r;
-		if (strncmp(line, "{\"event\"", 8) == 0)
-			continue;
-		if (strstr(line, "\"error\""))
-			return error_setx(err, EIO, "QMP %.*s: %s", (int)strcspn(cmd, ","), cmd,
-					  line);
-		if (reply)
-			*reply = TAKE_PTR(line);
-		return 0;
-	}
-}
-
-static int qmp_connect(struct qmp *q, struct vm *vm, const char *path, struct error **err)
-{
-	q->len = 0;
-	q->fd = vm_wait_socket(vm, path, 10000, err);
-	if (q->fd < 0)
-		return q->fd;
-	_cleanup_free_ char *greeting = NULL;
-	int r = qmp_read_line(q, &greeting, now_ms() + TEMPLATE_QMP_TIMEOUT_MS, err);
-	if (r < 0)
-		return r;
-	return qmp_call(q, "{\"execute\":\"qmp_capabilities\"}\n", -1, NULL, err);
-}
 
 static int qmp_ignore_shared(struct qmp *q, struct error **err)
 {

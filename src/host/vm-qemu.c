@@ -140,8 +140,74 @@ static void add_virtiofs(struct argv_builder *b, const char *tag, const char *ch
  * the only one, as with the 9p shares. A read-only share (the user's
  * checkpoint images) is a read-only bind mount of DIR in a mount namespace
  * of virtiofsd's own: C virtiofsd has no read-only mode. */
+/* How one virtiofsd serves its share. */
+enum share_kind {
+	SHARE_PLAIN,	/* the shared directory: cache=none */
+	SHARE_READONLY, /* the user's checkpoint images, or the tools tree */
+	SHARE_VOLUMES,	/* mount points of other filesystems */
+	SHARE_ROOTFS,	/* the container's rootfs (whole-VM mode) */
+};
+
+/* The argv of QEMU 7.2's C virtiofsd. cache=none: the guest's page cache is
+ * the only one, as with the 9p shares. The volumes are mount points of
+ * other filesystems, announced as such, and cache=auto because FUSE's
+ * direct I/O (cache=none) refuses the shared writable mappings a container
+ * may make of a volume file. */
+static void virtiofsd_c_argv(char **argv, char *source, size_t source_size, const char *dir,
+			     enum share_kind kind)
+{
+	int n = 0;
+	snprintf(source, source_size, "source=%s", dir);
+	argv[n++] = (char *)VIRTIOFSD;
+	argv[n++] = (char *)"--fd=3";
+	argv[n++] = (char *)"-o";
+	argv[n++] = source;
+	argv[n++] = (char *)"-o";
+	argv[n++] = kind == SHARE_VOLUMES ? (char *)"cache=auto" : (char *)"cache=none";
+	argv[n++] = (char *)"-o";
+	argv[n++] = (char *)"log_level=warn";
+	if (kind == SHARE_VOLUMES) {
+		argv[n++] = (char *)"-o";
+		argv[n++] = (char *)"announce_submounts";
+	}
+	argv[n] = NULL;
+}
+
+/* The argv of a virtiofsd that migrates (whole-VM mode, the Rust one):
+ * find-paths hands the guest's open inodes over by their paths in the
+ * share, so a new virtiofsd over a directory with the same contents
+ * resumes them; an inode that is gone by then fails in the guest, not the
+ * whole restore (guest-error). The rootfs and volumes keep the guest's page
+ * cache (cache=auto: shared writable mappings work); the tools never
+ * change (always). */
+static void virtiofsd_rust_argv(char **argv, const char *bin, char *source, size_t source_size,
+				const char *dir, enum share_kind kind)
+{
+	int n = 0;
+	snprintf(source, source_size, "--shared-dir=%s", dir);
+	argv[n++] = (char *)bin;
+	argv[n++] = (char *)"--fd=3";
+	argv[n++] = source;
+	argv[n++] = kind == SHARE_PLAIN	     ? (char *)"--cache=never"
+		    : kind == SHARE_READONLY ? (char *)"--cache=always"
+					     : (char *)"--cache=auto";
+	argv[n++] = (char *)"--log-level=warn";
+	argv[n++] = (char *)"--migration-mode=find-paths";
+	argv[n++] = (char *)"--migration-on-error=guest-error";
+	argv[n++] = kind == SHARE_VOLUMES ? (char *)"--announce-submounts"
+					  : (char *)"--no-announce-submounts";
+	if (kind == SHARE_READONLY)
+		argv[n++] = (char *)"--readonly";
+	argv[n] = NULL;
+}
+
+/* Starts a virtiofsd serving DIR to the guest under TAG, into vm->aux[slot].
+ * The socket is made and listening here and handed over with --fd, so QEMU
+ * can connect the moment it starts. A read-only share under the C virtiofsd
+ * (which has no read-only mode) is a read-only bind mount of DIR in a mount
+ * namespace of virtiofsd's own. */
 static int virtiofsd_start(struct vm *vm, int slot, const struct vm_spec *s, const char *tag,
-			   const char *dir, bool readonly, bool volumes, struct error **err)
+			   const char *dir, enum share_kind kind, struct error **err)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	virtiofs_path(sa.sun_path, sizeof(sa.sun_path), s->channel_path, tag, "sock");
@@ -150,25 +216,14 @@ static int virtiofsd_start(struct vm *vm, int slot, const struct vm_spec *s, con
 	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1) < 0)
 		return error_set(err, errno, "virtiofs socket %s", sa.sun_path);
 
-	char fdarg[32], source[4200], log_path[4200];
+	char source[4200], log_path[4200];
+	char *argv[16];
 	virtiofs_path(log_path, sizeof(log_path), s->channel_path, tag, "log");
-	/* The listening socket is virtiofsd's fd 3, its only one beyond stdio. */
-	snprintf(fdarg, sizeof(fdarg), "--fd=3");
-	snprintf(source, sizeof(source), "source=%s", dir);
-	/* The volumes: mount points of other filesystems, announced as such,
-	 * and cache=auto because FUSE's direct I/O (cache=none) refuses the
-	 * shared writable mappings a container may make of a volume file. */
-	char *argv[] = {(char *)VIRTIOFSD,
-			fdarg,
-			(char *)"-o",
-			source,
-			(char *)"-o",
-			volumes ? (char *)"cache=auto" : (char *)"cache=none",
-			(char *)"-o",
-			(char *)"log_level=warn",
-			volumes ? (char *)"-o" : NULL,
-			(char *)"announce_submounts",
-			NULL};
+	if (s->snapshot_virtiofsd)
+		virtiofsd_rust_argv(argv, s->snapshot_virtiofsd, source, sizeof(source), dir, kind);
+	else
+		virtiofsd_c_argv(argv, source, sizeof(source), dir, kind);
+	bool bind_readonly = kind == SHARE_READONLY && !s->snapshot_virtiofsd;
 	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid < 0)
@@ -177,6 +232,8 @@ static int virtiofsd_start(struct vm *vm, int slot, const struct vm_spec *s, con
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)
 			_exit(1);
+		/* The listening socket is virtiofsd's fd 3, its only one
+		 * beyond stdio. */
 		if ((fd == 3 ? fcntl(fd, F_SETFD, 0) : dup2(fd, 3)) < 0)
 			_exit(126);
 		cloexec_from(4);
@@ -185,7 +242,7 @@ static int virtiofsd_start(struct vm *vm, int slot, const struct vm_spec *s, con
 			dup2(log, 1);
 			dup2(log, 2);
 		}
-		if (readonly &&
+		if (bind_readonly &&
 		    (unshare(CLONE_NEWNS) < 0 ||
 		     mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
 		     mount(dir, dir, NULL, MS_BIND, NULL) < 0 ||
@@ -194,7 +251,7 @@ static int virtiofsd_start(struct vm *vm, int slot, const struct vm_spec *s, con
 				strerror(errno));
 			_exit(126);
 		}
-		execv(argv[0], argv);
+		execvp(argv[0], argv);
 		dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
 	}
@@ -204,25 +261,31 @@ static int virtiofsd_start(struct vm *vm, int slot, const struct vm_spec *s, con
 
 static int virtiofsd_start_all(struct vm *vm, const struct vm_spec *s, struct error **err)
 {
-	if (access(VIRTIOFSD, X_OK) < 0)
+	if (!s->snapshot_virtiofsd && access(VIRTIOFSD, X_OK) < 0)
 		return error_set(
 			err, errno,
 			"shared_fs \"virtiofs\" needs %s (Debian package qemu-system-common)",
 			VIRTIOFSD);
-	if (s->n_images_dirs + 2 > VM_MAX_AUX)
+	if (s->n_images_dirs + 4 > VM_MAX_AUX)
 		return error_setx(err, E2BIG, "%d image directories: at most %d with virtiofs",
-				  s->n_images_dirs, VM_MAX_AUX - 2);
+				  s->n_images_dirs, VM_MAX_AUX - 4);
 	int slot = 0;
 	if (s->shared_dir &&
-	    virtiofsd_start(vm, slot++, s, COCOON_TAG_SHARED, s->shared_dir, false, false, err) < 0)
+	    virtiofsd_start(vm, slot++, s, COCOON_TAG_SHARED, s->shared_dir, SHARE_PLAIN, err) < 0)
 		return -1;
 	if (s->volumes_dir && virtiofsd_start(vm, slot++, s, COCOON_TAG_VOLUMES, s->volumes_dir,
-					      false, true, err) < 0)
+					      SHARE_VOLUMES, err) < 0)
+		return -1;
+	if (s->snapshot_virtiofsd && s->rootfs_dir &&
+	    virtiofsd_start(vm, slot++, s, COCOON_TAG_ROOTFS, s->rootfs_dir, SHARE_ROOTFS, err) < 0)
+		return -1;
+	if (s->snapshot_virtiofsd && s->tools_dir &&
+	    virtiofsd_start(vm, slot++, s, COCOON_TAG_TOOLS, s->tools_dir, SHARE_READONLY, err) < 0)
 		return -1;
 	for (int i = 0; i < s->n_images_dirs; i++) {
 		char tag[16];
 		snprintf(tag, sizeof(tag), COCOON_TAG_IMAGES "%d", i);
-		if (virtiofsd_start(vm, slot++, s, tag, s->images_dirs[i], true, false, err) < 0)
+		if (virtiofsd_start(vm, slot++, s, tag, s->images_dirs[i], SHARE_READONLY, err) < 0)
 			return -1;
 	}
 	return 0;
@@ -237,7 +300,8 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 					  paths[i] ? paths[i] : "(null)");
 	if (s->shared_dir && !qemu_safe_path(s->shared_dir))
 		return error_setx(err, EINVAL, "shared path '%s' contains a comma", s->shared_dir);
-	bool virtiofs = strcmp(s->shared_fs, "virtiofs") == 0;
+	bool snapshot = s->snapshot_virtiofsd != NULL;
+	bool virtiofs = snapshot || strcmp(s->shared_fs, "virtiofs") == 0;
 	if (!virtiofs && strcmp(s->shared_fs, "9p") != 0)
 		return error_setx(err, EINVAL, "shared_fs \"%s\": use \"9p\" or \"virtiofs\"",
 				  s->shared_fs);
@@ -293,8 +357,8 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 	long khz = kvm ? 0 : host_tsc_khz();
 	if (khz > 0)
 		snprintf(tsc, sizeof(tsc), "tsc_early_khz=%ld ", khz);
-	add(b, "console=ttyS0 quiet reboot=t panic=-1 %s%s%s%s", tsc,
-	    virtiofs ? COCOON_CMDLINE_VIRTIOFS " " : "",
+	add(b, "console=ttyS0 quiet reboot=t panic=-1 %s%s%s%s%s", tsc,
+	    virtiofs ? COCOON_CMDLINE_VIRTIOFS " " : "", snapshot ? COCOON_CMDLINE_VMSNAP " " : "",
 	    s->memory_file ? COCOON_CMDLINE_TEMPLATE " " : "",
 	    s->cmdline_extra ? s->cmdline_extra : "");
 	/* One port: max_ports=2 (port 0 is the console's) instead of the
@@ -309,10 +373,17 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 		add_virtiofs(b, COCOON_TAG_SHARED, s->channel_path);
 	else if (s->shared_dir && add_9p(b, COCOON_TAG_SHARED, s->shared_dir, false, err) < 0)
 		return -1;
-	/* The image's tools tree (CRIU and what it runs), never written. */
-	if (s->tools_dir && add_9p(b, COCOON_TAG_TOOLS, s->tools_dir, true, err) < 0)
+	/* The image's tools tree (CRIU and what it runs), never written.
+	 * Whole-VM mode: no 9p at all, a mounted 9p export blocks migration
+	 * in every QEMU ("Migration is disabled when VirtFS export path ...
+	 * is mounted"). */
+	if (s->tools_dir && snapshot)
+		add_virtiofs(b, COCOON_TAG_TOOLS, s->channel_path);
+	else if (s->tools_dir && add_9p(b, COCOON_TAG_TOOLS, s->tools_dir, true, err) < 0)
 		return -1;
-	if (s->rootfs_dir && add_9p(b, COCOON_TAG_ROOTFS, s->rootfs_dir, false, err) < 0)
+	if (s->rootfs_dir && snapshot)
+		add_virtiofs(b, COCOON_TAG_ROOTFS, s->channel_path);
+	else if (s->rootfs_dir && add_9p(b, COCOON_TAG_ROOTFS, s->rootfs_dir, false, err) < 0)
 		return -1;
 	/* The volumes are mount points of other filesystems: remapped inode
 	 * numbers keep two files of two volumes from looking alike. */
@@ -324,6 +395,10 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 	/* Pods: the members' rootfs and volumes are bind mounts under this
 	 * directory, one device each; remap keeps their inode numbers apart
 	 * in the guest. Always 9p: QEMU sees a new bind at once. */
+	if (s->pod_dir && snapshot)
+		return error_setx(
+			err, EOPNOTSUPP,
+			"whole-VM checkpoints of a pod are not supported yet (its share is 9p: docs/checkpoint.md)");
 	if (s->pod_dir && add_9p_opts(b, COCOON_TAG_POD, s->pod_dir, ",multidevs=remap", err) < 0)
 		return -1;
 	for (int i = 0; i < s->n_images_dirs; i++) {
@@ -354,7 +429,7 @@ static int build_argv(struct argv_builder *b, const struct vm_spec *s, struct er
 	/* QEMU inherits incoming_fd under its own number (qemu_start); the
 	 * host starts the load over QMP ("fd:N") once x-ignore-shared is set
 	 * (template.c). */
-	if (s->incoming_fd > 0) {
+	if (s->incoming_fd > 0 || s->incoming_defer) {
 		add(b, "-incoming");
 		add(b, "defer");
 	}

@@ -38,7 +38,13 @@ struct vm_spec {
 	 * template). Both add cocoon.template=1 to the kernel command line. */
 	const char *memory_file;
 	bool memory_shared;
-	int incoming_fd;	 /* > 0: device state to start from (-incoming) */
+	int incoming_fd;     /* > 0: device state to start from (-incoming) */
+	bool incoming_defer; /* -incoming defer: the host loads a state over QMP */
+	/* Whole-VM checkpoints (vmsnap.h): every share on virtiofs, the
+	 * rootfs and tools too, each served by this virtiofsd (one with
+	 * --migration-mode, whose state travels in QEMU's stream). NULL: the
+	 * usual shares, and QEMU 7.2's C virtiofsd for shared_fs virtiofs. */
+	const char *snapshot_virtiofsd;
 	const char *qmp_path;	 /* a QMP socket for the host, or NULL */
 	const char *console_log; /* guest serial console goes here */
 	const char *vmm_log;	 /* the VMM's own stderr goes here */

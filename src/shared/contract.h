@@ -35,6 +35,8 @@
 #define COCOON_CMDLINE_VIRTIOFS "cocoon.fs=virtiofs" /* else the shares are 9p */
 /* Booted to be saved as a template (its memory in a file): no shares yet. */
 #define COCOON_CMDLINE_TEMPLATE "cocoon.template=1"
+/* Whole-VM checkpoints: the rootfs and tools are virtiofs too (no 9p). */
+#define COCOON_CMDLINE_VMSNAP "cocoon.vmsnap=1"
 
 /* ---- Files the guest writes into the shared directory for the host ------
  * A failed dump leaves checkpoints/<ckid>.dump.log; a restore leaves

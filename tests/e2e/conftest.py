@@ -43,7 +43,9 @@ def qemu_pids(needle=None):
             cmd = (p / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if not cmd or not cmd[0].endswith(b"qemu-system-x86_64"):
+        # A QEMU run through its own loader (scripts/fetch-vmsnap-vmm.sh):
+        # ld-linux ... --library-path DIR .../qemu-system-x86_64.
+        if not cmd or not any(a.endswith(b"qemu-system-x86_64") for a in cmd[:4]):
             continue
         if needle is None or any(needle.encode() in a for a in cmd):
             pids.append(int(p.name))

@@ -326,3 +326,37 @@ def test_kubernetes_shaped_pod_is_one_vm(cd):
             cd.ctr("tasks", "delete", cid)
             cd.ctr("containers", "delete", cid)
     assert wait_for(lambda: len(qemu_pids(str(cd.tmp))) == before, timeout=30)
+
+
+def test_task_metrics_show_the_container_not_the_vm(cd):
+    r = cd.ctr(*run_args("-d", "--memory-limit", str(96 << 20), IMAGE, "mt1", "payload", "memhog", "40"))
+    assert r.returncode == 0, r.stderr
+    assert wait_for(lambda: task_status(cd, "mt1") == "RUNNING", timeout=60)
+
+    def metrics():
+        r = cd.ctr("tasks", "metrics", "--format", "json", "mt1")
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+    # The figures reach the host every second: the hog's 40 MiB show.
+    assert wait_for(lambda: metrics()["memory"]["usage"]["usage"] >= 40 << 20, timeout=60), metrics()
+    m = metrics()
+    usage = m["memory"]["usage"]["usage"]
+    assert 40 << 20 <= usage < 96 << 20, m["memory"]
+    assert m["memory"]["usage"]["limit"] == 96 << 20, m["memory"]
+    assert m["memory"]["total_rss"] >= 40 << 20, m["memory"]
+    assert m["pids"]["current"] == 1 and m["cpu"]["usage"]["total"] > 0, m
+    # Not QEMU's memory: the VM costs the host far more.
+    vm = qemu_pids("/cocoon-e2e/mt1")
+    assert len(vm) == 1, vm
+    rss = [int(l.split()[1]) * 1024 for l in pathlib.Path(f"/proc/{vm[0]}/status").read_text().splitlines()
+           if l.startswith("VmRSS:")][0]
+    assert rss > usage + (64 << 20), (rss, usage)
+    pid = task_pid(cd, "mt1")
+    path = [l.split(":", 2)[2] for l in pathlib.Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+            if "memory" in l.split(":")[1].split(",")][0]
+    assert path.endswith("/mt1"), path
+    cd.ctr("tasks", "kill", "-s", "KILL", "mt1")
+    assert wait_for(lambda: task_status(cd, "mt1") == "STOPPED", timeout=60)
+    cd.ctr("tasks", "delete", "mt1")
+    cd.ctr("containers", "delete", "mt1")
+    assert not pathlib.Path(f"/sys/fs/cgroup/memory{path}").exists()

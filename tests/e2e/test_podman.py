@@ -45,16 +45,8 @@ def test_second_storage_root_is_separate(podman):
     assert "cocoon-test" in other.check("images", "--format", "{{.Repository}}").stdout
 
 
-def needs_netns(r):
-    """podman's default network hands cocoon a netns path to join: that is
-    issue 14's work; until it lands, say so instead of failing here."""
-    if r.returncode != 0 and "joining an existing network namespace is not supported" in r.stderr:
-        pytest.skip("podman's network namespace is not joined yet (issue 14)")
-
-
 def test_plain_podman_run(podman):
     r = podman.run("run", "--rm", podman.image, "payload", "echo", "hi")
-    needs_netns(r)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "hi"
 
@@ -69,7 +61,6 @@ def test_volume_read_write_from_both_sides(podman, tmp_path):
     (data / "in").write_text("from the host\n")
     r = podman.run("run", "-d", "--name", "v1", "-v", f"{data}:/data", podman.image,
                    "payload", "counter", "200")
-    needs_netns(r)
     assert r.returncode == 0, r.stderr
     r = podman.check("exec", "v1", "sh", "-c", "cat /data/in; echo from the guest > /data/out")
     assert r.stdout == "from the host\n"
@@ -90,7 +81,6 @@ def start_volume_writer(podman, tmp_path, name, *argv):
     data = tmp_path / "data"
     data.mkdir()
     r = podman.run("run", "-d", "--name", name, "-v", f"{data}:/data", podman.image, *argv)
-    needs_netns(r)
     assert r.returncode == 0, r.stderr
     return data
 
@@ -145,7 +135,6 @@ def test_memory_limit_oom_killed_inside(podman):
     r = podman.run("run", "--rm", "--memory", "64m", podman.image, "sh", "-c",
                    f"cat {CGROUP}/memory.max; payload memhog 200; echo rc=$?; "
                    f"grep oom_kill {CGROUP}/memory.events", timeout=300)
-    needs_netns(r)
     # The hog dies (SIGKILL, 137); the shell, the VM and the agent carry on.
     assert r.returncode == 0, r.stdout + r.stderr
     out = r.stdout.split("\n")
@@ -156,7 +145,6 @@ def test_memory_limit_oom_killed_inside(podman):
 def test_pids_limit(podman):
     r = podman.run("run", "-d", "--name", "pl", "--pids-limit", "10", podman.image,
                    "payload", "forks", "30")
-    needs_netns(r)
     assert r.returncode == 0, r.stderr
     assert wait_logs(podman, "pl", lambda l: any(x.startswith("forked") for x in l))
     line = [x for x in podman.check("logs", "pl").stdout.splitlines() if x.startswith("forked")][0]
@@ -172,7 +160,6 @@ def test_pids_limit(podman):
 def test_podman_update(podman):
     r = podman.run("run", "-d", "--name", "up", "--memory", "64m", "--pids-limit", "10", podman.image,
                    "payload", "counter", "200")
-    needs_netns(r)
     assert r.returncode == 0, r.stderr
     cid = podman.check("inspect", "--format", "{{.Id}}", "up").stdout.strip()
     # podman 4.3's update has no --pids-limit; it hands cocoon the JSON form.
@@ -184,3 +171,50 @@ def test_podman_update(podman):
     r = podman.run("update", "--memory", "200m", "up")
     assert r.returncode != 0 and "exceeds what the VM can give" in r.stderr, r.stderr
     podman.check("rm", "--force", "--time", "0", "up")
+
+
+def vm_rss(needle):
+    """QEMU's resident memory in bytes: what the host pays for the VM."""
+    from conftest import qemu_pids
+    pids = qemu_pids(needle)
+    assert len(pids) == 1, pids
+    for line in pathlib.Path(f"/proc/{pids[0]}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def host_cgroup(pid, controller):
+    for line in pathlib.Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, names, path = line.split(":", 2)
+        if controller in names.split(","):
+            return path
+    raise AssertionError(f"{pid} is in no {controller} cgroup")
+
+
+def test_podman_stats_show_the_container_not_the_vm(podman):
+    r = podman.run("run", "-d", "--name", "ms", "--memory", "96m", podman.image, "payload", "memhog", "40")
+    assert r.returncode == 0, r.stderr
+    cid = r.stdout.strip()
+    assert wait_logs(podman, "ms", lambda l: any(x.startswith("memhog") for x in l))
+
+    def stats():
+        r = podman.check("stats", "--no-stream", "--format",
+                         "{{.ContainerStats.MemUsage}} {{.ContainerStats.MemLimit}} "
+                         "{{.ContainerStats.PIDs}} {{.ContainerStats.CPUNano}}", "ms")
+        return [int(x) for x in r.stdout.split()]
+    # The figures reach the host every second: the hog's 40 MiB show.
+    assert wait_for(lambda: stats()[0] >= 40 << 20, timeout=30), stats()
+    usage, limit, pids, cpu = stats()
+    assert 40 << 20 <= usage < 96 << 20, usage
+    assert limit == 96 << 20 and pids == 1 and cpu > 0, (limit, pids, cpu)
+    # Not QEMU's memory, which the old route showed (hundreds of MiB).
+    assert vm_rss(str(podman.base)) > usage + (64 << 20)
+    # The shim (the pid podman knows) is in the container's own host cgroup
+    # (linux.cgroupsPath), which goes with the container.
+    shim = podman.check("inspect", "--format", "{{.State.Pid}}", "ms").stdout.strip()
+    path = host_cgroup(shim, "memory")
+    assert path.endswith(f"/libpod-{cid}"), path
+    podman.check("rm", "--force", "--time", "0", "ms")
+    assert not pathlib.Path(f"/sys/fs/cgroup/memory{path}").exists()
+    assert cid not in pathlib.Path("/proc/self/mountinfo").read_text()

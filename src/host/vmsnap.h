@@ -1,0 +1,116 @@
+/* Whole-VM checkpoints, cocoon's second checkpoint mode (vmsnap.c,
+ * docs/checkpoint.md "Whole-VM checkpoint"): QEMU saves the VM (guest
+ * memory and device state, virtiofsd's state of the shares within it) into
+ * the image directory, and a restore starts a new VM from that file instead
+ * of booting one and running CRIU in it. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "error.h"
+#include "vm.h"
+
+/* The OCI annotation that selects the mode per container at create (podman
+ * --annotation, ctr --annotation), over [runtime] checkpoint_mode. */
+#define VMSNAP_ANNOTATION "io.cocoon.checkpoint-mode"
+/* In the image directory: the description (vmsnap_meta) and QEMU's file. */
+#define VMSNAP_META "vm.json"
+#define VMSNAP_STATE "vm.state"
+#define VMSNAP_STATE_ZST "vm.state.zst"
+/* In a container's state directory: the VM was booted for whole-VM
+ * checkpoints; the file holds the key (vmsnap_key) it was booted with. */
+#define VMSNAP_MARK "vmsnap.key"
+/* Where the shim has QEMU write the state, in the state directory. */
+#define VMSNAP_WORK "vmsnap.state"
+/* The oldest QEMU whose vhost-user-fs device migrates (its back-end's
+ * state travels in the stream: "vhost-user-fs: Implement internal
+ * migration", QEMU 8.2). 7.2 marks the device unmigratable. */
+#define VMSNAP_QEMU_MIN_MAJOR 8
+#define VMSNAP_QEMU_MIN_MINOR 2
+#define VMSNAP_KEY_MAX (64 * 1024)
+#define VMSNAP_META_MAX (128 * 1024)
+
+/* What the configured QEMU and virtiofsd can do, found by running them. */
+struct vmsnap_caps {
+	char qemu[256], virtiofsd[256];		/* the binaries asked */
+	int qemu_major, qemu_minor, qemu_micro; /* 0.0.0: it did not run */
+	bool mapped_ram; /* QMP query-migrate-capabilities lists mapped-ram (QEMU >= 9.0) */
+	bool virtiofsd_runs;
+	bool virtiofsd_migration; /* its --help has --migration-mode */
+	char virtiofsd_version[64];
+};
+
+/* "QEMU emulator version 10.0.13 (Debian ...)": 0 and the numbers, or
+ * -EINVAL. Pure; unit-tested. */
+int vmsnap_parse_qemu_version(const char *text, int *major, int *minor, int *micro);
+/* 0 when c can save and restore a VM with virtiofs shares; otherwise
+ * -EOPNOTSUPP with what is missing in why (a sentence naming the binaries
+ * and versions). Pure; unit-tested. */
+int vmsnap_caps_check(const struct vmsnap_caps *c, char *why, size_t size);
+/* Fills c by running cfg's snapshot_qemu (--version; QMP on stdio with
+ * -M none) and snapshot_virtiofsd (--version, --help), each bounded in time.
+ * A binary that is missing or does not run is recorded, not an error. */
+void vmsnap_probe(const struct cocoon_config *cfg, struct vmsnap_caps *c);
+/* vmsnap_probe + vmsnap_caps_check: 0, or an error that names what is
+ * missing, the config keys to set and where to get newer binaries. */
+int vmsnap_require(const struct cocoon_config *cfg, struct vmsnap_caps *c, struct error **err);
+/* The QEMU binary whole-VM mode runs: snapshot_qemu, else qemu. */
+const char *vmsnap_qemu(const struct cocoon_config *cfg);
+
+/* 1 when the container of bundle_dir wants whole-VM checkpoints (its
+ * annotation, else [runtime] checkpoint_mode), 0 when not, or an error for
+ * a bad annotation value. */
+int vmsnap_wanted(const struct cocoon_config *cfg, const char *bundle_dir, struct error **err);
+
+/* The key of a VM: its QEMU command line with per-VM paths, taps and MACs
+ * replaced by placeholders, the QEMU and virtiofsd versions, and a hash of
+ * the kernel's, initrd's and tools manifest's contents (not their inodes:
+ * a snapshot may move to another host with the same image). Allocated. */
+int vmsnap_key(const struct vm_spec *spec, const struct vmsnap_caps *caps, char **key,
+	       struct error **err);
+/* The first line where two keys differ, for a refusal ("kernel=...").
+ * Writes into out; pure. */
+void vmsnap_key_diff(const char *want, const char *have, char *out, size_t size);
+
+/* 1 when key says the VM saves with QEMU's mapped-ram (a sparse file with
+ * each page at its own offset: only the pages the guest used take space). */
+bool vmsnap_key_mapped_ram(const char *key);
+
+struct vmsnap_save_stats {
+	long long frozen_ms; /* from QMP stop to cont (or to the end) */
+	long long save_ms;   /* the migration to the file */
+	uint64_t bytes;	     /* the file's allocated size */
+};
+
+/* Saves the running VM into state_path (created; removed on failure) over
+ * its QMP socket: stop, migrate to the file, then cont when leave_running.
+ * On failure the VM is let run again. */
+int vmsnap_save(struct vm *vm, const char *qmp_path, const char *state_path, bool mapped_ram,
+		bool leave_running, struct vmsnap_save_stats *st, struct error **err);
+/* Loads state_path into a VM started with -incoming defer and runs it. */
+int vmsnap_load(struct vm *vm, const char *qmp_path, const char *state_path, bool mapped_ram,
+		int timeout_ms, struct error **err);
+
+/* vm.json of an image directory: what vmsnap_meta_write wrote. */
+struct vmsnap_meta {
+	char *key;
+	char container_id[256];
+	bool zstd; /* the state is VMSNAP_STATE_ZST */
+	uint64_t state_bytes;
+};
+int vmsnap_meta_write(int dirfd, const struct vmsnap_meta *m, long long frozen_ms,
+		      long long save_ms, struct error **err);
+/* Reads and checks dir's vm.json (bounded; every field typed). 0 when
+ * there is none (not a whole-VM checkpoint: *found false). */
+int vmsnap_meta_read(const char *dir, struct vmsnap_meta *m, bool *found, struct error **err);
+void vmsnap_meta_free(struct vmsnap_meta *m);
+
+/* Publishes a saved VM (work_state, which is moved) as the image directory
+ * dest (absent or empty): vm.state (a sparse copy when it cannot be
+ * renamed) and vm.json from m, written beside dest and renamed into place,
+ * so dest appears complete or not at all. */
+int vmsnap_publish(const char *work_state, const char *dest, const struct vmsnap_meta *m,
+		   long long frozen_ms, long long save_ms, struct error **err);

@@ -1,0 +1,266 @@
+/* Whole-VM checkpoints (vmsnap.h): what the VMM must be able to do, the
+ * refusal that names what is missing, the key a snapshot is bound to and
+ * the vm.json a restore reads (untrusted: it comes with the images). */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "paths.h"
+#include "vmsnap.h"
+
+static char dir[] = "/tmp/cocoon-test-vmsnap.XXXXXX";
+static char kernel[256], initrd[256];
+
+static void test_qemu_versions(void **state)
+{
+	int a, b, c;
+	assert_int_equal(vmsnap_parse_qemu_version(
+				 "QEMU emulator version 10.0.13 (Debian 1:10.0.13+ds-0+deb13u1)\n",
+				 &a, &b, &c),
+			 0);
+	assert_int_equal(a, 10);
+	assert_int_equal(b, 0);
+	assert_int_equal(c, 13);
+	assert_int_equal(
+		vmsnap_parse_qemu_version(
+			"QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18)", &a, &b, &c),
+		0);
+	assert_int_equal(a, 7);
+	assert_int_equal(b, 2);
+	assert_int_equal(vmsnap_parse_qemu_version("QEMU emulator version 8.2", &a, &b, &c), 0);
+	assert_int_equal(c, 0);
+	assert_int_equal(vmsnap_parse_qemu_version("qemu-system-x86_64: not found", &a, &b, &c),
+			 -EINVAL);
+	assert_int_equal(vmsnap_parse_qemu_version("version x.y", &a, &b, &c), -EINVAL);
+	assert_int_equal(vmsnap_parse_qemu_version(NULL, &a, &b, &c), -EINVAL);
+}
+
+static struct vmsnap_caps caps(int major, int minor, bool vfs_runs, bool vfs_migration)
+{
+	struct vmsnap_caps c = {.qemu_major = major,
+				.qemu_minor = minor,
+				.qemu_micro = 1,
+				.virtiofsd_runs = vfs_runs,
+				.virtiofsd_migration = vfs_migration};
+	snprintf(c.qemu, sizeof(c.qemu), "/usr/bin/qemu-system-x86_64");
+	snprintf(c.virtiofsd, sizeof(c.virtiofsd), "/usr/lib/qemu/virtiofsd");
+	snprintf(c.virtiofsd_version, sizeof(c.virtiofsd_version), "virtiofsd 1.13.2");
+	return c;
+}
+
+static void test_caps_check_names_what_is_missing(void **state)
+{
+	char why[1024];
+	struct vmsnap_caps c = caps(10, 0, true, true);
+	assert_int_equal(vmsnap_caps_check(&c, why, sizeof(why)), 0);
+	assert_string_equal(why, "");
+	c = caps(8, 2, true, true);
+	assert_int_equal(vmsnap_caps_check(&c, why, sizeof(why)), 0);
+	/* Debian 12: QEMU 7.2 and its C virtiofsd. */
+	c = caps(7, 2, true, false);
+	assert_int_equal(vmsnap_caps_check(&c, why, sizeof(why)), -EOPNOTSUPP);
+	assert_non_null(strstr(why, "QEMU 7.2.1"));
+	assert_non_null(strstr(why, "vhost-user-fs"));
+	assert_non_null(strstr(why, "--migration-mode"));
+	assert_non_null(strstr(why, "/usr/lib/qemu/virtiofsd"));
+	c = caps(8, 1, true, true);
+	assert_int_equal(vmsnap_caps_check(&c, why, sizeof(why)), -EOPNOTSUPP);
+	assert_non_null(strstr(why, "QEMU 8.1.1"));
+	assert_null(strstr(why, "--migration-mode"));
+	c = caps(10, 0, false, false);
+	assert_int_equal(vmsnap_caps_check(&c, why, sizeof(why)), -EOPNOTSUPP);
+	assert_non_null(strstr(why, "not found"));
+	assert_null(strstr(why, "QEMU 10"));
+	c = caps(0, 0, true, true);
+	assert_int_equal(vmsnap_caps_check(&c, why, sizeof(why)), -EOPNOTSUPP);
+	assert_non_null(strstr(why, "did not run"));
+}
+
+static struct vm_spec base_spec(void)
+{
+	return (struct vm_spec){
+		.qemu = "/opt/qemu/bin/qemu-system-x86_64",
+		.kernel = kernel,
+		.initrd = initrd,
+		.cmdline_extra = "cocoon.criu=/usr/sbin/criu",
+		.accel = "tcg",
+		.memory_mib = 512,
+		.vcpus = 1,
+		.channel_path = "/run/a/agent.sock",
+		.shared_dir = "/run/a/shared",
+		.shared_fs = "virtiofs",
+		.rootfs_dir = "/bundles/a/rootfs",
+		.console_log = "/run/a/console.log",
+		.qmp_path = "/run/a/qmp.sock",
+		.snapshot_virtiofsd = "/opt/qemu/bin/virtiofsd",
+	};
+}
+
+static char *key_of(const struct vm_spec *s)
+{
+	struct vmsnap_caps c = caps(10, 0, true, true);
+	struct error *err = NULL;
+	char *key = NULL;
+	assert_int_equal(vmsnap_key(s, &c, &key, &err), 0);
+	assert_null(err);
+	return key;
+}
+
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void test_key_per_vm_paths_and_macs_do_not_count(void **state)
+{
+	struct vm_spec a = base_spec(), b = base_spec();
+	static const int fds_a[] = {5}, fds_b[] = {9};
+	static const char *const macs_a[] = {"02:00:00:00:00:01"}, *const macs_b[] = {
+									   "02:00:00:00:00:02"};
+	a.net_fds = fds_a;
+	a.net_macs = macs_a;
+	a.n_nets = 1;
+	b.net_fds = fds_b;
+	b.net_macs = macs_b;
+	b.n_nets = 1;
+	b.channel_path = "/run/b/agent.sock";
+	b.shared_dir = "/run/b/shared";
+	b.rootfs_dir = "/var/lib/containers/b/merged";
+	b.console_log = "/run/b/console.log";
+	b.qmp_path = "/run/b/qmp.sock";
+	b.qemu = "qemu-system-x86_64";
+	b.incoming_defer = true;
+	char *ka = key_of(&a), *kb = key_of(&b);
+	assert_string_equal(ka, kb);
+	/* Every share is virtiofs, none 9p (a mounted 9p export blocks
+	 * migration), and the VMM's identity is in the key. */
+	assert_null(strstr(ka, "virtio-9p"));
+	assert_non_null(strstr(ka, "tag=rootfs"));
+	assert_non_null(strstr(ka, "qemu=10.0.1 mapped-ram=no"));
+	assert_true(vmsnap_key_mapped_ram("x\nqemu=10.0.1 mapped-ram=yes\n"));
+	assert_false(vmsnap_key_mapped_ram(ka));
+	free(ka);
+	free(kb);
+}
+
+static void test_key_shape_and_image_count(void **state)
+{
+	struct vm_spec a = base_spec(), b = base_spec();
+	char *ka = key_of(&a);
+	b.memory_mib = 640;
+	char *kb = key_of(&b), diff[800];
+	assert_string_not_equal(ka, kb);
+	vmsnap_key_diff(kb, ka, diff, sizeof(diff));
+	assert_non_null(strstr(diff, "640"));
+	free(kb);
+	b = base_spec();
+	b.volumes_dir = "/run/a/volumes";
+	kb = key_of(&b);
+	assert_string_not_equal(ka, kb);
+	free(kb);
+	/* The same kernel file with other contents: another image. */
+	write_text(kernel, "another kernel");
+	kb = key_of(&a);
+	assert_string_not_equal(ka, kb);
+	vmsnap_key_diff(kb, ka, diff, sizeof(diff));
+	assert_non_null(strstr(diff, "kernel="));
+	vmsnap_key_diff(ka, ka, diff, sizeof(diff));
+	assert_string_equal(diff, "");
+	free(ka);
+	free(kb);
+}
+
+static void test_pods_are_refused(void **state)
+{
+	struct vm_spec a = base_spec();
+	struct vmsnap_caps c = caps(10, 0, true, true);
+	struct error *err = NULL;
+	char *key = NULL;
+	a.pod_dir = "/run/a/pod";
+	assert_int_not_equal(vmsnap_key(&a, &c, &key, &err), 0);
+	assert_non_null(strstr(err->msg, "pod"));
+	error_free(&err);
+}
+
+static int meta(const char *text, struct vmsnap_meta *m, bool *found, struct error **err)
+{
+	char path[300];
+	snprintf(path, sizeof(path), "%s/" VMSNAP_META, dir);
+	unlink(path);
+	if (text)
+		write_text(path, text);
+	return vmsnap_meta_read(dir, m, found, err);
+}
+
+static void test_meta_is_checked(void **state)
+{
+	struct vmsnap_meta m;
+	struct error *err = NULL;
+	bool found;
+	assert_int_equal(meta(NULL, &m, &found, &err), 0);
+	assert_false(found);
+	assert_int_equal(
+		meta("{\"format\": \"cocoon-vm-snapshot 1\", \"container_id\": \"c1\", \"state\": \"vm.state\", \"key\": \"k\\n\", \"state_bytes\": 5}",
+		     &m, &found, &err),
+		0);
+	assert_true(found);
+	assert_string_equal(m.container_id, "c1");
+	assert_string_equal(m.key, "k\n");
+	assert_false(m.zstd);
+	vmsnap_meta_free(&m);
+	static const char *const bad[] = {
+		"not json",
+		"{\"format\": \"cocoon-vm-snapshot 2\", \"container_id\": \"c\", \"state\": \"vm.state\", \"key\": \"k\"}",
+		"{\"format\": \"cocoon-vm-snapshot 1\", \"container_id\": 7, \"state\": \"vm.state\", \"key\": \"k\"}",
+		"{\"format\": \"cocoon-vm-snapshot 1\", \"container_id\": \"c\", \"state\": \"../../etc/shadow\", \"key\": \"k\"}",
+		"{\"format\": \"cocoon-vm-snapshot 1\", \"container_id\": \"c\", \"state\": \"vm.state\"}",
+		"",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_not_equal(meta(bad[i], &m, &found, &err), 0);
+		assert_non_null(err);
+		assert_non_null(strstr(err->msg, VMSNAP_META));
+		error_free(&err);
+		vmsnap_meta_free(&m);
+	}
+	/* A symlink planted as vm.json is not followed. */
+	char path[300];
+	snprintf(path, sizeof(path), "%s/" VMSNAP_META, dir);
+	unlink(path);
+	assert_int_equal(symlink("/etc/hostname", path), 0);
+	assert_int_not_equal(vmsnap_meta_read(dir, &m, &found, &err), 0);
+	error_free(&err);
+	unlink(path);
+}
+
+int main(void)
+{
+	assert_non_null(mkdtemp(dir));
+	snprintf(kernel, sizeof(kernel), "%s/vmlinux", dir);
+	snprintf(initrd, sizeof(initrd), "%s/initrd.img", dir);
+	write_text(kernel, "kernel");
+	write_text(initrd, "initrd");
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_qemu_versions),
+		cmocka_unit_test(test_caps_check_names_what_is_missing),
+		cmocka_unit_test(test_key_per_vm_paths_and_macs_do_not_count),
+		cmocka_unit_test(test_key_shape_and_image_count),
+		cmocka_unit_test(test_pods_are_refused),
+		cmocka_unit_test(test_meta_is_checked),
+	};
+	int r = cmocka_run_group_tests(tests, NULL, NULL);
+	remove_tree(dir, NULL);
+	return r;
+}
