@@ -303,6 +303,9 @@ static int vm_checkpoint(struct global_opts *g, const char *id, const char *dir,
 		return r;
 	}
 	snprintf(m.container_id, sizeof(m.container_id), "%s", id);
+	/* [vm] snapshot_zstd_level: vm.state.zst (vmsnap-zstd.h). */
+	m.zstd = g->cfg.snapshot_zstd_level > 0;
+	m.zstd_level = (int)g->cfg.snapshot_zstd_level;
 	Cocoon__CheckpointReply *rep = resp->checkpoint;
 	m.state_bytes = rep->bytes;
 	r = vmsnap_publish(work, dest, &m, rep->stats ? rep->stats->frozen_us / 1000 : 0,

@@ -160,3 +160,49 @@ def test_snapshot_of_another_image_or_shape_is_refused(env, vmm):
     rc, out2, err = restore(env, "b", env.tmp / "ck", b)
     assert rc != 0 and "restore it as a" in err.read_text(), err.read_text()
     assert qemu_pids(str(env.tmp)) == []
+
+
+def test_zstd_state_restores_and_a_damaged_one_is_refused(env, vmm):
+    """[vm] snapshot_zstd_level: the VM state is published as vm.state.zst,
+    smaller than QEMU's file, and a restore carries the memory hash on.
+    The checkpoint directory is untrusted: a cut stream and a vm.json that
+    claims more than checkpoint_max_bytes are refused by name, with no VM
+    started and no decompressed file left in the state root."""
+    vm_mode(env, vmm, extra="snapshot_zstd_level = 3\n")
+    seed = str(int.from_bytes(os.urandom(6), "little") | 1)
+    b, out = start(env, "z", ["payload", "memhog", "64", seed])
+    assert wait_for(lambda: len(memhog_rounds(out)) >= 2, timeout=120)
+    ck = env.tmp / "ck"
+    r = checkpoint(env, "z", ck)
+    hash_before, round_before = memhog_rounds(out)[-1]
+    env.run("delete", "--force", "z", check=True)
+    meta = json.loads((ck / "vm.json").read_text())
+    assert meta["state"] == "vm.state.zst" and not (ck / "vm.state").exists(), meta
+    zst = (ck / "vm.state.zst").stat().st_size
+    # The guest's 64 MiB of hashed pages are random: the rest compresses.
+    assert 64 << 20 < meta["raw_size"] and zst < meta["state_bytes"], (zst, meta)
+    (ck / "vm.state.zst").rename(env.tmp / "good.zst")
+    # Cut in half.
+    with open(env.tmp / "good.zst", "rb") as f:
+        (ck / "vm.state.zst").write_bytes(f.read(zst // 2))
+    rc, _, err = restore(env, "z", ck, b)
+    msg = err.read_text()
+    assert rc != 0 and "vm.state.zst" in msg and ("ends short" in msg or "zstd" in msg), msg
+    assert not (env.root / "z").exists() and qemu_pids(str(env.tmp)) == []
+    assert not list(env.root.glob(".z.vm.state.*")), "a decompressed state was left"
+    # A raw_size past checkpoint_max_bytes: refused before decoding.
+    (env.tmp / "good.zst").rename(ck / "vm.state.zst")
+    (ck / "vm.json").write_text(json.dumps({**meta, "raw_size": 1 << 50}))
+    rc, _, err = restore(env, "z", ck, b)
+    msg = err.read_text()
+    assert rc != 0 and "over the limit" in msg, msg
+    assert not (env.root / "z").exists() and qemu_pids(str(env.tmp)) == []
+    # As published: the memory comes back.
+    (ck / "vm.json").write_text(json.dumps(meta))
+    out2 = restored(env, "z", ck, b)
+    assert wait_for(lambda: len(memhog_rounds(out2)) >= 1, timeout=120)
+    h, rnd = memhog_rounds(out2)[0]
+    assert h == hash_before and rnd >= round_before, (h, rnd, hash_before, round_before)
+    assert not list(env.root.glob(".z.vm.state.*")), "the decompressed state was left"
+    finish(env, "z")
+
