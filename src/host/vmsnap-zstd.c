@@ -147,11 +147,11 @@ int vmsnap_zstd_unpack(int from, int to, const char *name, uint64_t raw_bytes, u
 	if (!d || !in || !out)
 		return error_set(err, ENOMEM, "zstd");
 	if (raw_bytes == 0 || raw_bytes > max_bytes)
-		return error_setx(err, EINVAL,
-				  "%s: its raw_size %llu is 0 or over the limit of %llu bytes", name,
-				  (unsigned long long)raw_bytes, (unsigned long long)max_bytes);
-	if (ZSTD_isError(ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax,
-						VMSNAP_ZSTD_WINDOW_LOG_MAX)))
+		return error_setx(
+			err, EINVAL, "%s: its raw_size %llu is 0 or over the limit of %llu bytes",
+			name, (unsigned long long)raw_bytes, (unsigned long long)max_bytes);
+	if (ZSTD_isError(
+		    ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, VMSNAP_ZSTD_WINDOW_LOG_MAX)))
 		return error_setx(err, EIO, "zstd: cannot bound the window");
 	uint64_t done = 0;
 	size_t last = 0; /* 0 once a frame is complete */
@@ -178,8 +178,8 @@ int vmsnap_zstd_unpack(int from, int to, const char *name, uint64_t raw_bytes, u
 			if (ob.pos > raw_bytes - done)
 				return error_setx(
 					err, EINVAL,
-					"%s decompresses to more than its raw_size of %llu bytes", name,
-					(unsigned long long)raw_bytes);
+					"%s decompresses to more than its raw_size of %llu bytes",
+					name, (unsigned long long)raw_bytes);
 			int r = unpack_write(to, out, ob.pos, done);
 			if (r < 0)
 				return error_set(err, -r, "write the decompressed %s", name);
