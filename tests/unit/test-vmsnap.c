@@ -11,10 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "paths.h"
+#include "qmp.h"
 #include "vmsnap-zstd.h"
 #include "vmsnap.h"
 
@@ -453,6 +455,46 @@ static void test_zstd_publish_writes_raw_size(void **state)
 	remove_tree(dest, NULL);
 }
 
+/* ---- QMP replies and events (qmp.h) ---------------------------------------- */
+
+static void test_qmp_events_are_not_replies(void **state)
+{
+	/* What QEMU writes: events lead with their timestamp. An event taken
+	 * for a reply left every later reply one message behind. */
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	const char *from_qemu =
+		"{\"timestamp\": {\"seconds\": 1, \"microseconds\": 2}, \"event\": \"STOP\"}\n"
+		"{\"timestamp\": {\"seconds\": 1, \"microseconds\": 3}, \"event\": \"MIGRATION\", \"data\": {\"status\": \"completed\"}}\n"
+		"{\"return\": {\"status\": \"active\", \"total-time\": 5}}\n"
+		"{\"return\": {\"status\": \"postmigrate\", \"running\": false}}\n"
+		"{\"timestamp\": {\"seconds\": 1, \"microseconds\": 4}, \"event\": \"RESUME\"}\n"
+		"{\"error\": {\"class\": \"GenericError\", \"desc\": \"no\"}}\n";
+	assert_int_equal(write(sv[1], from_qemu, strlen(from_qemu)), (ssize_t)strlen(from_qemu));
+	struct qmp q = {.fd = sv[0]};
+	struct error *err = NULL;
+	char *reply = NULL, status[32];
+	assert_int_equal(qmp_call(&q, "{\"execute\":\"query-migrate\"}\n", -1, &reply, &err), 0);
+	assert_int_equal(qmp_status(reply, status, sizeof(status)), 0);
+	assert_string_equal(status, "active");
+	free(reply);
+	assert_int_equal(qmp_call(&q, "{\"execute\":\"query-status\"}\n", -1, &reply, &err), 0);
+	assert_int_equal(qmp_status(reply, status, sizeof(status)), 0);
+	assert_string_equal(status, "postmigrate");
+	free(reply);
+	assert_int_not_equal(qmp_call(&q, "{\"execute\":\"cont\"}\n", -1, NULL, &err), 0);
+	assert_non_null(strstr(err->msg, "GenericError"));
+	error_free(&err);
+	/* No status, or one that does not fit. */
+	assert_int_equal(qmp_status("{\"return\": {}}", status, sizeof(status)), -EINVAL);
+	assert_int_equal(
+		qmp_status("{\"return\": {\"status\": \"0123456789abcdef0123456789abcdef\"}}",
+			   status, sizeof(status)),
+		-EINVAL);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	assert_non_null(mkdtemp(dir));
@@ -472,6 +514,7 @@ int main(void)
 		cmocka_unit_test(test_zstd_damaged_streams_are_refused),
 		cmocka_unit_test(test_zstd_large_window_is_refused),
 		cmocka_unit_test(test_zstd_publish_writes_raw_size),
+		cmocka_unit_test(test_qmp_events_are_not_replies),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	remove_tree(dir, NULL);
