@@ -294,6 +294,9 @@ static int vm_checkpoint(struct global_opts *g, const char *id, const char *dir,
 	cr.checkpoint_id = (char *)ckid;
 	cr.leave_running = o->leave_running;
 	cr.whole_vm = true;
+	/* Only --tcp-established counts here: the shim holds the container's
+	 * addresses until the restore (network.h). */
+	cr.criu = &o->criu;
 	req.body_case = COCOON__REQUEST__BODY_CHECKPOINT;
 	req.checkpoint = &cr;
 	long long t0 = now_ms();
