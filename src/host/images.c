@@ -3,6 +3,7 @@
 #include "config.h"
 #include "fdio.h"
 #include "paths.h"
+#include "images-ns.h"
 #include "pbwire.h"
 #include "safefs.h"
 
@@ -874,6 +875,8 @@ static int images_verify_one(const char *dir, bool need_tree, const struct budge
 	for (size_t i = 0; i < m.n_files && r == 0; i++)
 		if ((r = verify_file(dirfd, &m.files[i], b, err)) < 0)
 			error_wrap(err, "%s", dir);
+	if (r == 0 && need_tree && (r = images_check_namespaces(dirfd, err)) < 0)
+		error_wrap(err, "%s", dir);
 	images_meta_free(&m);
 	return r;
 }
