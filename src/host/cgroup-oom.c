@@ -156,10 +156,12 @@ static int relay_one(struct cgoom *o, struct error **err)
 	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
 		return 1;
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 2)
-		return error_setx(err, EPERM, "OOM relay: the helper could not join the relay cgroup");
-	return error_setx(err, EIO,
-			  "OOM relay: the helper was not OOM-killed (exit %d) under a %u-byte limit",
-			  WIFEXITED(status) ? WEXITSTATUS(status) : -1, CGOOM_RELAY_LIMIT);
+		return error_setx(err, EPERM,
+				  "OOM relay: the helper could not join the relay cgroup");
+	return error_setx(
+		err, EIO,
+		"OOM relay: the helper was not OOM-killed (exit %d) under a %u-byte limit",
+		WIFEXITED(status) ? WEXITSTATUS(status) : -1, CGOOM_RELAY_LIMIT);
 }
 
 int cgoom_notify(struct cgoom *o, uint64_t count, struct error **err)

@@ -49,7 +49,7 @@
 
 struct cgoom {
 	bool active;
-	int relay_fd;	   /* O_PATH of the relay cgroup */
+	int relay_fd;	  /* O_PATH of the relay cgroup */
 	uint64_t relayed; /* the guest's oom_kill count last relayed */
 };
 

@@ -130,16 +130,17 @@ int images_check_namespaces(int dirfd, struct error **err)
 	char name[32];
 	snprintf(name, sizeof(name), "ids-%u.img", (unsigned)pid);
 	if ((r = first_entry(dirfd, name, &idsf, &m, &len, err)) < 0)
-		return r == -ENOENT ? error_setx(err, EINVAL,
-						 "%s (the namespaces of the init, task %u) is missing",
-						 name, (unsigned)pid)
-				    : r;
+		return r == -ENOENT
+			       ? error_setx(err, EINVAL,
+					    "%s (the namespaces of the init, task %u) is missing",
+					    name, (unsigned)pid)
+			       : r;
 	struct images_ns_ids own, init;
 	if (!root || images_ns_ids_parse(root, root_len, &own) < 0)
 		return error_setx(err, EINVAL, "inventory.img: no root_ids (CRIU's namespaces)");
 	if (images_ns_ids_parse(m, len, &init) < 0)
 		return error_setx(err, EINVAL, "%s: malformed", name);
-	const char *which = init.pid_ns && init.pid_ns == own.pid_ns	 ? "pid"
+	const char *which = init.pid_ns && init.pid_ns == own.pid_ns   ? "pid"
 			    : init.mnt_ns && init.mnt_ns == own.mnt_ns ? "mount"
 								       : NULL;
 	if (which)

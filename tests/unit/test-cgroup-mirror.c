@@ -73,10 +73,18 @@ static void test_v2_memory_events_change_in_place(void **state)
 	assert_string_equal(buf, "low 0\nhigh 0\nmax 2\noom 2\noom_kill 2\n");
 
 	close(in);
-	const char *names[] = {"cgroup.controllers", "cgroup.events", "memory.current",
-			       "memory.peak",	     "memory.max",    "memory.events",
-			       "memory.stat",	     "memory.swap.current", "memory.swap.max",
-			       "cpu.stat",	     "io.stat",	      "pids.current",
+	const char *names[] = {"cgroup.controllers",
+			       "cgroup.events",
+			       "memory.current",
+			       "memory.peak",
+			       "memory.max",
+			       "memory.events",
+			       "memory.stat",
+			       "memory.swap.current",
+			       "memory.swap.max",
+			       "cpu.stat",
+			       "io.stat",
+			       "pids.current",
 			       "pids.max"};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		unlinkat(dir, names[i], 0);

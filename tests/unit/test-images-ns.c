@@ -29,7 +29,8 @@ static void put(const char *name, const uint8_t *data, size_t len)
 /* What CRIU 3.17 writes (crit decode shows the same fields): inventory.img
  * with root_ids { pid_ns_id 1, mnt_ns_id 6 }, pstree.img with task 1, and
  * ids-1.img with the init's { pid_ns_id 9, mnt_ns_id 12 }. */
-static uint8_t inv[] = {0x16, 0x31, 0x31, 0x58, 8, 0, 0, 0, 0x08, 0x02, 0x1a, 0x04, 0x28, 0x01, 0x48, 0x06};
+static uint8_t inv[] = {0x16, 0x31, 0x31, 0x58, 8,    0,    0,	  0,
+			0x08, 0x02, 0x1a, 0x04, 0x28, 0x01, 0x48, 0x06};
 static const uint8_t tree[] = {0x19, 0x43, 0x56, 0x54, 0x30, 0x30, 0x27, 0x50,
 			       4,    0,	   0,	 0,    0x08, 0x01, 0x10, 0x00};
 static const uint8_t ids[] = {0x19, 0x43, 0x56, 0x54, 0x30, 0x20, 0x43, 0x54,
@@ -128,8 +129,8 @@ static void test_ids_reader(void **st)
 	(void)st;
 	struct images_ns_ids got;
 	/* Every wire type skipped but the two varints read. */
-	static const uint8_t msg[] = {0x08, 0x02, 0x28, 0x07, 0x31, 1, 2, 3, 4, 5, 6, 7, 8,
-				      0x3d, 1,	  2,	3,    4,    0x42, 2, 9, 9, 0x48, 0x0b};
+	static const uint8_t msg[] = {0x08, 0x02, 0x28, 0x07, 0x31, 1, 2,    3, 4, 5, 6,    7,
+				      8,    0x3d, 1,	2,    3,    4, 0x42, 2, 9, 9, 0x48, 0x0b};
 	assert_int_equal(images_ns_ids_parse(msg, sizeof(msg), &got), 0);
 	assert_int_equal(got.pid_ns, 7);
 	assert_int_equal(got.mnt_ns, 11);
