@@ -32,6 +32,9 @@
 #include <sys/wait.h>
 #include <termios.h>
 
+/* How long a new member waits for a killed member of the same id to end. */
+#define MEMBER_GONE_WAIT_MS 5000
+
 struct shim_client {
 	int fd;
 	struct frame_reader *reader;
@@ -84,6 +87,10 @@ struct shim {
 	int exit_code;
 	struct cgmirror mirror; /* the engines' stats (cgroup-mirror.h) */
 	long long mirror_next_ms;
+	/* Members whose shim went away and whose container was killed but has
+	 * not yet sent its exit: their late events are dropped, never handed
+	 * to a new member that took the same id (member_register waits). */
+	char departing[SHIM_MAX_CLIENTS][65];
 };
 
 /* A reader that went away loses its output. */
@@ -151,11 +158,29 @@ static void mirror_exit(struct shim *s, uint64_t oom_kill)
 			    s->args->id, err->msg);
 }
 
+static char *find_departing(struct shim *s, const char *id)
+{
+	for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
+		if (s->departing[i][0] && strcmp(s->departing[i], id) == 0)
+			return s->departing[i];
+	return NULL;
+}
+
 static void on_agent_event(void *userdata, const Cocoon__Response *ev)
 {
 	struct shim *s = userdata;
 	const char *cid =
 		ev->body_case == COCOON__RESPONSE__BODY_OUTPUT ? ev->output->id : ev->exit->id;
+
+	/* The last words of a member killed when its shim went away. The
+	 * agent frees a container when it sends its init's exit, so after
+	 * that event the id is free in the VM. */
+	char *gone = *cid ? find_departing(s, cid) : NULL;
+	if (gone) {
+		if (ev->body_case == COCOON__RESPONSE__BODY_EXIT && !*ev->exit->exec_id)
+			gone[0] = 0;
+		return;
+	}
 
 	/* A pod sandbox's shim passes the events of a member's container
 	 * on to that member's shim, and drops those of a member gone. */
@@ -723,6 +748,23 @@ static int member_register(struct shim *s, struct shim_client *c, const char *id
 		return -EINVAL;
 	if (strcmp(id, s->args->id) == 0 || find_member(s, id))
 		return error_setx(err, EEXIST, "container %s is in this pod already", id);
+	/* A container of the same id was just killed (delete --force, as a
+	 * runtime's delete is synchronous for runc's callers): wait for its
+	 * exit, so that neither the agent ("exists in this VM") nor its late
+	 * events get in the new container's way. */
+	long long until = now_ms() + MEMBER_GONE_WAIT_MS;
+	while (find_departing(s, id) && now_ms() < until) {
+		struct pollfd pfd = {.fd = s->sb.agent.fd, .events = POLLIN};
+		int left = (int)(until - now_ms());
+		if (poll(&pfd, 1, left > 0 ? left : 0) < 0 && errno != EINTR)
+			break;
+		if (agent_client_pump(&s->sb.agent, NULL) < 0)
+			break;
+	}
+	if (find_departing(s, id))
+		return error_setx(err, EBUSY,
+				  "container %s of this pod is still stopping after %d ms", id,
+				  MEMBER_GONE_WAIT_MS);
 	snprintf(c->member, sizeof(c->member), "%s", id);
 	/* Its output must not be dropped: a member that does not read stalls
 	 * the pod's events for at most this long, then loses them. */
@@ -857,8 +899,15 @@ static void member_gone(struct shim *s, const char *id)
 	sr.all = true;
 	req.body_case = COCOON__REQUEST__BODY_SIGNAL;
 	req.signal = &sr;
-	if (agent_call(&s->sb.agent, &req, &resp, 5000, NULL) == 0)
-		cocoon__response__free_unpacked(resp, NULL);
+	if (agent_call(&s->sb.agent, &req, &resp, 5000, NULL) < 0)
+		return; /* no such container: it has ended (and been freed) already */
+	cocoon__response__free_unpacked(resp, NULL);
+	for (int i = 0; i < SHIM_MAX_CLIENTS; i++) {
+		if (!s->departing[i][0]) {
+			snprintf(s->departing[i], sizeof(s->departing[i]), "%s", id);
+			break;
+		}
+	}
 }
 
 /* A checkpoint that ends the container and carries its established TCP
