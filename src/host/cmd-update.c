@@ -4,6 +4,7 @@
 #include "container.h"
 #include "fdio.h"
 #include "log.h"
+#include "resources-kept.h"
 #include "resources.h"
 
 #include <ctype.h>
@@ -221,6 +222,9 @@ int cmd_update(struct global_opts *g, int argc, char **argv)
 		return 1;
 	}
 	cocoon__response__free_unpacked(resp, NULL);
+	/* Kept for a checkpoint's restore (resources-kept.h). */
+	if (resources_kept_record(dir, &ur, &res, &err) < 0)
+		log_warning("update %s: applied, but not kept for a restore: %s", id, err->msg);
 	return 0;
 }
 
