@@ -102,6 +102,11 @@ def test_update_applies_what_the_vm_allows(env):
             "--cpu-share", "512", "--memory", "100m", "up", check=True)
     assert cg(env, "up", "pids.max", "cpu.max", "cpu.weight", "memory.max") == \
         ["20", "50000 100000", "20", str(100 << 20)]
+    # What config.json may not hold, update's flags may not either
+    # (resources_check_json's rules), naming the flag.
+    for flag, value in (("--memory", "-2"), ("--pids-limit", "-5"), ("--cpu-quota", "500")):
+        r = env.run("update", flag, value, "up")
+        assert r.returncode != 0 and f"{flag} '{value}'" in r.stderr, r.stderr
     r = env.run("update", "--memory", "200m", "up")
     assert r.returncode != 0 and "exceeds what the VM can give: its 256 MiB" in r.stderr, r.stderr
     assert cg(env, "up", "memory.max") == [str(100 << 20)], "a refused update changed nothing"
