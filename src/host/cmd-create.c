@@ -149,7 +149,7 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 		spec_free(&bundle);
 		return r;
 	}
-	int member = pod_resolve(g, &bundle, &pod, err);
+	int member = pod_resolve(g, &bundle, o->pod_sandbox, &pod, err);
 	if (member < 0) {
 		spec_free(&bundle);
 		return member;
