@@ -4,6 +4,7 @@
 #include "container.h"
 #include "criu-config.h"
 #include "images.h"
+#include "resources-kept.h"
 #include "pod.h"
 #include "paths.h"
 #include "safefs.h"
@@ -442,8 +443,11 @@ static int do_checkpoint(struct global_opts *g, const char *id, struct checkpoin
 		r = error_setx(err, EPROTO, "the agent's reply names images at '%s', not %s", named,
 			       expect);
 	}
-	struct images_info info = {
-		.container_id = id, .checkpoint_id = ckid, .parent_path = o->parent_path};
+	_cleanup_free_ char *kept = resources_kept_read(dir);
+	struct images_info info = {.container_id = id,
+				   .checkpoint_id = ckid,
+				   .parent_path = o->parent_path,
+				   .resources = kept};
 	struct images_limits lim;
 	images_limits_from_config(&g->cfg, &lim);
 	/* Into new host files either way: the guest may hold handles on its

@@ -158,6 +158,18 @@ static struct shim_client *find_member(struct shim *s, const char *id)
 	return NULL;
 }
 
+/* The container's init ended: the OOM kills of its cgroup since the last
+ * tick go to the engines before its exit does (conmon reads its OOM mark
+ * when it writes the exit file). The guest removes the cgroup at that exit,
+ * so the count comes with the exit event. */
+static void mirror_exit(struct shim *s, uint64_t oom_kill)
+{
+	_cleanup_error_ struct error *err = NULL;
+	if (s->mirror.n && cgmirror_oom_kill(&s->mirror, oom_kill, &err) < 0)
+		log_warning("container %s: an OOM kill in the guest not shown to the engine: %s",
+			    s->args->id, err->msg);
+}
+
 static char *find_departing(struct shim *s, const char *id)
 {
 	for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
@@ -208,6 +220,7 @@ static void on_agent_event(void *userdata, const Cocoon__Response *ev)
 	if (!*x->exec_id) {
 		s->exited = true;
 		s->exit_code = exit_code_of(x->wait_status);
+		mirror_exit(s, x->memory_oom_kill);
 		return;
 	}
 	struct shim_exec *e = find_exec(s, x->exec_id);
@@ -552,6 +565,10 @@ static void mirror_setup(struct shim *s)
 		return;
 	}
 	s->mirror_next_ms = now_ms();
+	if (cgmirror_oom_setup(&s->mirror, path, &err) < 0)
+		log_warning(
+			"container %s: linux.cgroupsPath %s: %s; the engines do not learn of its OOM kills",
+			s->args->id, path, err->msg);
 }
 
 /* The shim into the container's host cgroup, once QEMU is running outside
@@ -573,6 +590,7 @@ static void mirror_tick(struct shim *s)
 	Cocoon__Request req = COCOON__REQUEST__INIT;
 	Cocoon__StatsRequest sr = COCOON__STATS_REQUEST__INIT;
 	Cocoon__Response *resp = NULL;
+	_cleanup_error_ struct error *err = NULL;
 
 	s->mirror_next_ms = now_ms() + CGMIRROR_INTERVAL_MS;
 	if (s->ckpt.active || s->exited)
@@ -582,8 +600,9 @@ static void mirror_tick(struct shim *s)
 	req.stats = &sr;
 	if (agent_call(&s->sb.agent, &req, &resp, 2000, NULL) < 0)
 		return;
-	if (resp->stats)
-		cgmirror_update(&s->mirror, resp->stats);
+	if (resp->stats && cgmirror_update(&s->mirror, resp->stats, &err) < 0)
+		log_warning("container %s: an OOM kill in the guest not shown to the engine: %s",
+			    s->args->id, err->msg);
 	cocoon__response__free_unpacked(resp, NULL);
 }
 
