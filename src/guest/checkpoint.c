@@ -1400,7 +1400,27 @@ static void restore_watch(struct agent_job *job)
 	struct restore_ctx *x = job->userdata;
 	struct agent_container *c = container_find(x->a, x->cid);
 	struct guard_death dead;
-	guard_tree_killed(&x->progress, false, &dead); /* drains the events */
+	/* Drains the events. A task of the container that dies before CRIU
+	 * has logged any error died on its own (CRIU SIGKILLs what it restored
+	 * only after it failed): CRIU would wait on it until the stall below,
+	 * so it is ended now, naming the task. An OOM kill is left to the
+	 * memory path of restore_done, which says what to change. */
+	if (guard_tree_killed(&x->progress, true, &dead) && !x->stop_reason && c &&
+	    !(x->oom_kills0 >= 0 && oom_kills() > x->oom_kills0)) {
+		char log[300], first[512], how[48];
+		snprintf(log, sizeof(log), "%s/restore.log", x->work);
+		first_error(log, first, sizeof(first));
+		if (strncmp(first, "no Error line", 13) == 0) {
+			if (asprintf(
+				    &x->stop_reason,
+				    "task %d of the container ended during the restore (%s) before CRIU reported any error",
+				    dead.pid,
+				    guard_describe_end(dead.status, how, sizeof(how))) < 0)
+				x->stop_reason = NULL;
+			kill(job->pid, SIGKILL);
+			return;
+		}
+	}
 	if (x->stop_reason || !c)
 		return;
 	unsigned long long sig =

@@ -142,6 +142,29 @@ def test_memory_limit_oom_killed_inside(podman):
     assert "rc=137" in out and "oom_kill 1" in out, r.stdout + r.stderr
 
 
+def test_oom_killed_container_is_marked_oom_killed(podman):
+    """conmon learns of an OOM kill from the container's memory cgroup on
+    the host (cgroup.event_control on v1, memory.events on v2) and marks
+    the container, which podman shows as .State.OOMKilled. A kill inside
+    the guest reaches it through the shim's relay (cgroup-oom.h)."""
+    r = podman.run("run", "--name", "oomk", "--memory", "64m", podman.image,
+                   "payload", "memhog", "200", timeout=300)
+    assert r.returncode == 137, r.stdout + r.stderr
+    state = podman.check("inspect", "--format", "{{.State.OOMKilled}} {{.State.ExitCode}}",
+                         "oomk").stdout.split()
+    assert state == ["true", "137"], state
+    # Killed from outside, with no OOM: the same exit, not marked.
+    podman.check("run", "-d", "--name", "killed", "--memory", "64m", podman.image,
+                 "payload", "counter", "100")
+    podman.check("kill", "--signal", "KILL", "killed")
+    podman.run("wait", "killed", timeout=120)
+    state = podman.check("inspect", "--format", "{{.State.OOMKilled}} {{.State.ExitCode}}",
+                         "killed").stdout.split()
+    assert state == ["false", "137"], state
+    podman.check("rm", "--force", "--time", "0", "oomk", "killed")
+    assert not list(pathlib.Path("/sys/fs/cgroup/memory/cocoon-oom").rglob("*oomk*"))
+
+
 def test_pids_limit(podman):
     r = podman.run("run", "-d", "--name", "pl", "--pids-limit", "10", podman.image,
                    "payload", "forks", "30")
