@@ -295,6 +295,9 @@ static int vm_checkpoint(struct global_opts *g, const char *id, const char *dir,
 	cr.checkpoint_id = (char *)ckid;
 	cr.leave_running = o->leave_running;
 	cr.whole_vm = true;
+	/* Only --tcp-established counts here: the shim holds the container's
+	 * addresses until the restore (network.h). */
+	cr.criu = &o->criu;
 	req.body_case = COCOON__REQUEST__BODY_CHECKPOINT;
 	req.checkpoint = &cr;
 	long long t0 = now_ms();
@@ -304,6 +307,9 @@ static int vm_checkpoint(struct global_opts *g, const char *id, const char *dir,
 		return r;
 	}
 	snprintf(m.container_id, sizeof(m.container_id), "%s", id);
+	/* [vm] snapshot_zstd_level: vm.state.zst (vmsnap-zstd.h). */
+	m.zstd = g->cfg.snapshot_zstd_level > 0;
+	m.zstd_level = (int)g->cfg.snapshot_zstd_level;
 	Cocoon__CheckpointReply *rep = resp->checkpoint;
 	m.state_bytes = rep->bytes;
 	r = vmsnap_publish(work, dest, &m, rep->stats ? rep->stats->frozen_us / 1000 : 0,

@@ -514,7 +514,7 @@ static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct er
 	if (a->bundle->netns_path) {
 		/* A restore with established TCP connections holds the
 		 * container's addresses until CRIU has restored them. */
-		bool hold = a->restore && a->criu && a->criu->tcp_established;
+		bool hold = (a->restore || a->vmsnap_state) && a->criu && a->criu->tcp_established;
 		if ((r = network_open(&s->net, a->bundle->netns_path, hold, err)) < 0)
 			return r;
 		for (int i = 0; i < s->net.n_ifs; i++) {
@@ -1154,9 +1154,16 @@ static void handle_vm_checkpoint(struct shim *s, struct shim_client *c, Cocoon__
 		reply_error(c->fd, req->id, err);
 		return;
 	}
+	/* --tcp-established: the connections are in the saved VM; nothing
+	 * may answer their peers until the restore (as for CRIU's route). */
+	if (checkpoint_hold(s, req, &err) < 0) {
+		reply_error(c->fd, req->id, err);
+		return;
+	}
 	/* Without --leave-running the VM stays stopped (save with no cont). */
 	if (vmsnap_save(&s->sb.vm, qmp, state, vmsnap_key_mapped_ram(key), cr->leave_running, &st,
 			&err) < 0) {
+		checkpoint_unhold(s); /* the container runs on */
 		error_wrap(&err, "checkpoint %s: save the VM", s->args->id);
 		reply_error(c->fd, req->id, err);
 		return;
@@ -1205,6 +1212,7 @@ static void vm_stopped_request(struct shim *s, struct shim_client *c, Cocoon__Re
 			reply_error(c->fd, req->id, err);
 			return;
 		}
+		checkpoint_unhold(s); /* the publish failed: it runs on */
 		resp.body_case = COCOON__RESPONSE__BODY_PAUSE;
 		resp.pause = &pause;
 	}
