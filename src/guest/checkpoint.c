@@ -1400,27 +1400,7 @@ static void restore_watch(struct agent_job *job)
 	struct restore_ctx *x = job->userdata;
 	struct agent_container *c = container_find(x->a, x->cid);
 	struct guard_death dead;
-	/* Drains the events. A task of the container that dies before CRIU
-	 * has logged any error died on its own (CRIU SIGKILLs what it restored
-	 * only after it failed): CRIU would wait on it until the stall below,
-	 * so it is ended now, naming the task. An OOM kill is left to the
-	 * memory path of restore_done, which says what to change. */
-	if (guard_tree_killed(&x->progress, true, &dead) && !x->stop_reason && c &&
-	    !(x->oom_kills0 >= 0 && oom_kills() > x->oom_kills0)) {
-		char log[300], first[512], how[48];
-		snprintf(log, sizeof(log), "%s/restore.log", x->work);
-		first_error(log, first, sizeof(first));
-		if (strncmp(first, "no Error line", 13) == 0) {
-			if (asprintf(
-				    &x->stop_reason,
-				    "task %d of the container ended during the restore (%s) before CRIU reported any error",
-				    dead.pid,
-				    guard_describe_end(dead.status, how, sizeof(how))) < 0)
-				x->stop_reason = NULL;
-			kill(job->pid, SIGKILL);
-			return;
-		}
-	}
+	guard_tree_killed(&x->progress, false, &dead); /* drains the events */
 	if (x->stop_reason || !c)
 		return;
 	unsigned long long sig =
@@ -1513,7 +1493,24 @@ static void restore_done(struct agent_job *job, int status)
 		if (died)
 			snprintf(also, sizeof(also), " Task %d of the container ended too (%s).",
 				 dead.pid, guard_describe_end(dead.status, how, sizeof(how)));
-		if (x->stop_reason)
+		/* A restored task that died before CRIU resumed the tree (killed
+		 * from outside, or by the guest's kernel): CRIU names it, then
+		 * waits on it until the stall watch ends it. Its exit cannot be
+		 * told from the SIGKILLs CRIU sends its own helpers. */
+		const char *unres = strstr(first, "Unable to resume ");
+		int gone = unres && strstr(unres, "No such process")
+				   ? atoi(unres + strlen("Unable to resume "))
+				   : 0;
+		if (gone > 0 && !oomed)
+			snprintf(
+				err, sizeof(err),
+				"criu restore failed: task %d of the container ended during the restore, before CRIU could resume it%s. CRIU said: %s",
+				gone,
+				x->stop_reason
+					? "; CRIU then stopped making progress and the agent ended it"
+					: "",
+				first);
+		else if (x->stop_reason)
 			snprintf(err, sizeof(err),
 				 "criu restore stopped: %s; the agent ended CRIU.%s CRIU said: %s",
 				 x->stop_reason, also, first);
