@@ -111,7 +111,7 @@ virtiofsd() {
 wait_mounted() {
 	for _ in $(seq 300); do grep -q PROBE-MOUNTED "$WORK/console-$1.log" 2>/dev/null && return 0; sleep 0.2; done
 	echo "probe: the guest never mounted its share; console and QEMU's errors:" >&2
-	tail -5 "$WORK/console-$1.log" "$WORK/qemu.err" >&2
+	tail -n 5 "$WORK/console-$1.log" "$WORK/qemu.err" >&2
 	return 1
 }
 stop() {
