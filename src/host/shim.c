@@ -44,6 +44,17 @@ struct shim_client {
 	int member_mib;	 /* that container's memory limit, MiB (0: none) */
 };
 
+/* A pod member's long request (checkpoint, create, restore) that the
+ * sandbox's shim forwarded without waiting for its reply: it serves the
+ * pod's other containers meanwhile, and hands the reply on when it comes. */
+struct shim_forward {
+	bool active;
+	Cocoon__Request__BodyCase kind;
+	uint64_t agent_id, client_req_id;
+	int client_fd; /* -1 once that member's shim went away */
+	long long deadline_ms;
+};
+
 struct shim_exec {
 	bool used;
 	char exec_id[65];
@@ -78,6 +89,7 @@ struct shim {
 	 * from, the sandbox's own limit, and the VM's vCPUs. */
 	int pod_room_mib, own_mib, vcpus;
 	char pod_room_source[200];
+	struct shim_forward fwd[SHIM_MAX_CLIENTS];
 	bool agent_gone; /* the channel closed: no reply will come */
 	/* A whole-VM checkpoint without --leave-running left the VM stopped
 	 * until its file is published: then a kill ends it, a thaw lets it
@@ -210,7 +222,7 @@ static void on_agent_event(void *userdata, const Cocoon__Response *ev)
 	close_exec(e);
 }
 
-static void checkpoint_reply(void *userdata, const Cocoon__Response *r);
+static void agent_reply(void *userdata, const Cocoon__Response *r);
 
 /* ---- start-up ------------------------------------------------------------- */
 
@@ -600,7 +612,7 @@ static int shim_setup(struct shim *s, struct error **err)
 		return r;
 	}
 	s->sb.agent.on_event = on_agent_event;
-	s->sb.agent.on_reply = checkpoint_reply;
+	s->sb.agent.on_reply = agent_reply;
 	s->sb.agent.event_userdata = s;
 	/* A whole-VM restore: the container came back running with its VM. */
 	if ((r = a->vmsnap_state ? 0
@@ -810,6 +822,102 @@ static const Cocoon__ContainerSpec *joining_spec(const Cocoon__Request *req)
 	return NULL;
 }
 
+static struct shim_client *client_of_fd(struct shim *s, int fd)
+{
+	for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
+		if (fd >= 0 && s->clients[i].fd == fd)
+			return &s->clients[i];
+	return NULL;
+}
+
+/* A member's create or restore that failed: the connection speaks for no
+ * container again. */
+static void member_unregister(struct shim_client *c)
+{
+	c->member[0] = 0;
+	c->member_mib = 0;
+}
+
+/* Sends a member's long request on and returns: CRIU runs for seconds to
+ * minutes, and the pod's other containers must be served meanwhile (their
+ * exec, kill, state). forward_reply() answers it. */
+static void forward_start(struct shim *s, struct shim_client *c, Cocoon__Request *req, uint64_t cid)
+{
+	_cleanup_error_ struct error *err = NULL;
+	struct shim_forward *f = NULL;
+	bool joining = req->body_case != COCOON__REQUEST__BODY_CHECKPOINT;
+	bool busy = false; /* one of a kind at a time per member */
+	for (int i = 0; i < SHIM_MAX_CLIENTS; i++) {
+		if (!s->fwd[i].active && !f)
+			f = &s->fwd[i];
+		busy |= s->fwd[i].active && s->fwd[i].client_fd == c->fd &&
+			s->fwd[i].kind == req->body_case;
+	}
+	if (!f || busy) {
+		error_setx(&err, EBUSY, "%s %s: another one is in progress",
+			   proto_request_name(req->body_case), c->member);
+		if (joining)
+			member_unregister(c);
+		reply_error(c->fd, cid, err);
+		return;
+	}
+	int64_t id = agent_send_request(&s->sb.agent, req, &err);
+	if (id < 0) {
+		if (joining)
+			member_unregister(c);
+		reply_error(c->fd, cid, err);
+		return;
+	}
+	*f = (struct shim_forward){.active = true,
+				   .kind = req->body_case,
+				   .agent_id = (uint64_t)id,
+				   .client_req_id = cid,
+				   .client_fd = c->fd,
+				   .deadline_ms = now_ms() + SHIM_CHECKPOINT_TIMEOUT_MS};
+}
+
+static void forward_reply(struct shim *s, struct shim_forward *f, const Cocoon__Response *r)
+{
+	_cleanup_error_ struct error *err = NULL;
+	struct shim_client *c = client_of_fd(s, f->client_fd);
+	f->active = false;
+	if (agent_check_reply(&s->sb.agent, f->kind, r, &err) < 0) {
+		if (c && f->kind != COCOON__REQUEST__BODY_CHECKPOINT)
+			member_unregister(c);
+		reply_error(f->client_fd, f->client_req_id, err);
+		return;
+	}
+	Cocoon__Response out = *r;
+	out.id = f->client_req_id;
+	send_to_client(f->client_fd, &out);
+}
+
+/* Forwards past their time limit are answered; returns ms until the next
+ * limit, or -1. */
+static int forward_check_deadlines(struct shim *s)
+{
+	int next = -1;
+	for (int i = 0; i < SHIM_MAX_CLIENTS; i++) {
+		struct shim_forward *f = &s->fwd[i];
+		if (!f->active)
+			continue;
+		long long left = f->deadline_ms - now_ms();
+		if (left > 0) {
+			next = next < 0 || left < next ? (int)left : next;
+			continue;
+		}
+		_cleanup_error_ struct error *err = NULL;
+		struct shim_client *c = client_of_fd(s, f->client_fd);
+		if (c && f->kind != COCOON__REQUEST__BODY_CHECKPOINT)
+			member_unregister(c);
+		error_setx(&err, ETIMEDOUT, "%s: the agent did not answer in time",
+			   proto_request_name(f->kind));
+		reply_error(f->client_fd, f->client_req_id, err);
+		f->active = false;
+	}
+	return next;
+}
+
 static void handle_member_request(struct shim *s, struct shim_client *c, Cocoon__Request *req)
 {
 	_cleanup_error_ struct error *err = NULL;
@@ -850,13 +958,14 @@ static void handle_member_request(struct shim *s, struct shim_client *c, Cocoon_
 		reply_error(c->fd, cid, err);
 		return;
 	}
-	bool long_call = joining || req->body_case == COCOON__REQUEST__BODY_CHECKPOINT;
-	int r = agent_call(&s->sb.agent, req, &resp,
-			   long_call ? SHIM_CHECKPOINT_TIMEOUT_MS : SHIM_CALL_TIMEOUT_MS, &err);
+	if (joining || req->body_case == COCOON__REQUEST__BODY_CHECKPOINT) {
+		forward_start(s, c, req, cid);
+		*slot = client_id;
+		return;
+	}
+	int r = agent_call(&s->sb.agent, req, &resp, SHIM_CALL_TIMEOUT_MS, &err);
 	*slot = client_id;
 	if (r < 0) {
-		if (joining)
-			c->member[0] = 0;
 		reply_error(c->fd, cid, err);
 		return;
 	}
@@ -916,9 +1025,8 @@ static void checkpoint_unhold(struct shim *s)
 	s->net_held = false;
 }
 
-static void checkpoint_reply(void *userdata, const Cocoon__Response *r)
+static void checkpoint_reply(struct shim *s, const Cocoon__Response *r)
 {
-	struct shim *s = userdata;
 	_cleanup_error_ struct error *err = NULL;
 	if (!s->ckpt.active || r->id != s->ckpt.agent_id)
 		return; /* a late reply to a call that timed out */
@@ -931,6 +1039,19 @@ static void checkpoint_reply(void *userdata, const Cocoon__Response *r)
 	Cocoon__Response out = *r;
 	out.id = s->ckpt.client_req_id;
 	send_to_client(s->ckpt.client_fd, &out);
+}
+
+/* The replies to requests sent with agent_send_request(): a member's
+ * forwarded one, or the sandbox's own checkpoint. */
+static void agent_reply(void *userdata, const Cocoon__Response *r)
+{
+	struct shim *s = userdata;
+	for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
+		if (s->fwd[i].active && s->fwd[i].agent_id == r->id) {
+			forward_reply(s, &s->fwd[i], r);
+			return;
+		}
+	checkpoint_reply(s, r);
 }
 
 /* A checkpoint that outlived its time limit is answered, so that the next
@@ -1120,6 +1241,9 @@ static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Reques
 	case COCOON__REQUEST__BODY_STATS:
 		id_slot = &req->stats->id;
 		break;
+	case COCOON__REQUEST__BODY_LOOPBACK_HOLD: /* restore --pod, to a sandbox */
+		id_slot = &req->loopback_hold->id;
+		break;
 	case COCOON__REQUEST__BODY_UPDATE:
 		id_slot = &req->update->id;
 		if (update_check(s, NULL, req, &err) < 0) {
@@ -1165,6 +1289,9 @@ static void client_close(struct shim *s, struct shim_client *c)
 {
 	if (s->ckpt.active && s->ckpt.client_fd == c->fd)
 		s->ckpt.client_fd = -1;
+	for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
+		if (s->fwd[i].active && s->fwd[i].client_fd == c->fd)
+			s->fwd[i].client_fd = -1;
 	for (size_t i = 0; i < c->nfds; i++)
 		close(c->fds[i]);
 	close(c->fd);
@@ -1366,7 +1493,9 @@ static void shim_loop(struct shim *s)
 				tag[n++] = &s->execs[i];
 			}
 		}
-		int timeout = checkpoint_check_deadline(s);
+		int timeout = checkpoint_check_deadline(s), fwd_left = forward_check_deadlines(s);
+		if (fwd_left >= 0 && (timeout < 0 || fwd_left < timeout))
+			timeout = fwd_left;
 		if (s->exited && (timeout < 0 || timeout > 200))
 			timeout = 200; /* only waiting for checkpoint_reply_due() */
 		if (s->mirror.n && !s->exited) {
