@@ -31,9 +31,11 @@ bool terminal_parse_size_line(const char *line, Cocoon__ConsoleSize *out)
 	unsigned rows, cols;
 	char end;
 	/* %u takes a sign and wraps: only digits are accepted. */
-	if (strncmp(line, "winsize ", 8) != 0 || strspn(line + 8, "0123456789 ") != strlen(line + 8))
+	if (strncmp(line, "winsize ", 8) != 0 ||
+	    strspn(line + 8, "0123456789 ") != strlen(line + 8))
 		return false;
-	if (strlen(line) > 8 + 2 * 5 + 1 || sscanf(line, "winsize %u %u%c", &rows, &cols, &end) != 2)
+	if (strlen(line) > 8 + 2 * 5 + 1 ||
+	    sscanf(line, "winsize %u %u%c", &rows, &cols, &end) != 2)
 		return false;
 	if (rows > TERMINAL_SIZE_MAX || cols > TERMINAL_SIZE_MAX)
 		return false;

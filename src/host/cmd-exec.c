@@ -340,6 +340,11 @@ int cmd_exec(struct global_opts *g, int argc, char **argv)
 	if (pid == 0) {
 		close(pp[0]);
 		setsid();
+		/* On a terminal the caller's stdio is not the exec's: let it
+		 * go, as runc exec -d does, so that whoever reads it sees EOF. */
+		int null = term.slave >= 0 ? open("/dev/null", O_RDWR | O_CLOEXEC) : -1;
+		for (int fd = 0; null >= 0 && fd < 3; fd++)
+			dup2(null, fd);
 		int code = exec_run(g, id, p, term.stdio, pp[1], &err);
 		if (code < 0 && err)
 			fprintf(stderr, "cocoon: exec %s: %s\n", id, err->msg);

@@ -10,8 +10,7 @@
 #include <termios.h>
 #include <unistd.h>
 
-int console_openpty(const Cocoon__ConsoleSize *size, int *master, int *slave,
-		    struct error **err)
+int console_openpty(const Cocoon__ConsoleSize *size, int *master, int *slave, struct error **err)
 {
 	struct winsize ws = {0};
 	if (size && size->rows <= 65535 && size->cols <= 65535) {

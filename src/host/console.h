@@ -21,8 +21,7 @@
 /* A new pty whose slave is in raw mode (the guest's pty does the line
  * discipline) and of the given size (NULL: the kernel's 0x0). Both fds are
  * close-on-exec and the caller's. Returns 0 or a negative errno value. */
-int console_openpty(const Cocoon__ConsoleSize *size, int *master, int *slave,
-		    struct error **err);
+int console_openpty(const Cocoon__ConsoleSize *size, int *master, int *slave, struct error **err);
 
 /* Hands master to the engine's unix socket at path (SCM_RIGHTS, one byte
  * of data), as runc does with --console-socket. The caller keeps master. */

@@ -117,9 +117,18 @@ static void test_size_line_is_untrusted(void **st)
 	assert_int_equal(size.rows, 65535);
 
 	static const char *const bad[] = {
-		"winsize 65536 80", "winsize 24 4294967297", "winsize -1 80", "winsize 24 +80",
-		"winsize 24", "winsize 24 80 1", "winsize 24 80x", "winsize", "",
-		"tty[88:1e]", "winsize 0000000000000024 80", "Winsize 24 80",
+		"winsize 65536 80",
+		"winsize 24 4294967297",
+		"winsize -1 80",
+		"winsize 24 +80",
+		"winsize 24",
+		"winsize 24 80 1",
+		"winsize 24 80x",
+		"winsize",
+		"",
+		"tty[88:1e]",
+		"winsize 0000000000000024 80",
+		"Winsize 24 80",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		size.rows = size.cols = 7;
