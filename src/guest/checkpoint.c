@@ -1373,7 +1373,7 @@ struct restore_ctx {
 	char fault[64];			 /* fault injection for the e2e tests, or empty */
 	int host_in, host_out, host_err; /* the agent's ends of the new pipes (or pty master) */
 	bool terminal;			 /* the spec's process.terminal */
-	Cocoon__ConsoleSize size;	 /* the spec's process.consoleSize (0x0: none) */
+	Cocoon__ConsoleSize size;	 /* the checkpoint's, else the spec's (0x0: none) */
 	int child_fds[4];		 /* stdin, stdout, stderr, netns */
 	long long t0, copy_ms;
 	Cocoon__CriuOptions criu;
@@ -1600,6 +1600,12 @@ static void restore_done(struct agent_job *job, int status)
 	reply.stats = &stats;
 	reply.restore_ms = (uint64_t)(agent_now_ms() - x->t0);
 	reply.copy_ms = (uint64_t)x->copy_ms;
+	Cocoon__ConsoleSize size = COCOON__CONSOLE_SIZE__INIT;
+	if (x->terminal && x->size.rows && x->size.cols) {
+		size.rows = x->size.rows;
+		size.cols = x->size.cols;
+		reply.console_size = &size;
+	}
 	resp.id = x->req_id;
 	resp.body_case = COCOON__RESPONSE__BODY_RESTORE;
 	resp.restore = &reply;
@@ -1686,8 +1692,9 @@ static int restore_stdio(struct restore_ctx *x, char **argv, int *n, char *msg, 
 		/* The size the container had when it was dumped; the spec's
 		 * for a checkpoint that did not record one. */
 		Cocoon__ConsoleSize saved = COCOON__CONSOLE_SIZE__INIT;
-		bool has_saved = terminal_parse_size_line(line[3 + n_keys], &saved);
-		int r = restore_terminal(x, keys, n_keys, has_saved ? &saved : &x->size, argv, n);
+		if (terminal_parse_size_line(line[3 + n_keys], &saved))
+			x->size = saved;
+		int r = restore_terminal(x, keys, n_keys, &x->size, argv, n);
 		if (r < 0)
 			snprintf(msg, size, "restore %s: a new terminal: %s", x->cid, strerror(-r));
 		return r;

@@ -67,6 +67,19 @@ void console_watch_init(struct console_watch *w, int fd, const Cocoon__ConsoleSi
 	w->cols = size ? size->cols : 0;
 }
 
+int console_watch_apply(struct console_watch *w, const Cocoon__ConsoleSize *size)
+{
+	if (!size || size->rows < 1 || size->rows > 65535 || size->cols < 1 || size->cols > 65535)
+		return -ERANGE;
+	struct winsize ws = {.ws_row = (unsigned short)size->rows,
+			     .ws_col = (unsigned short)size->cols};
+	if (w->fd < 0 || ioctl(w->fd, TIOCSWINSZ, &ws) < 0)
+		return w->fd < 0 ? -EBADF : -errno;
+	w->rows = size->rows;
+	w->cols = size->cols;
+	return 0;
+}
+
 bool console_watch_changed(struct console_watch *w, Cocoon__ConsoleSize *out)
 {
 	struct winsize ws;

@@ -38,6 +38,12 @@ struct console_watch {
  * still sent. */
 void console_watch_init(struct console_watch *w, int fd, const Cocoon__ConsoleSize *size);
 
+/* Sets the pty's size to one the guest reports (a restored pty's: the
+ * size the container had), and takes it as the size the guest has. From
+ * the guest, so bounded: both sides in 1..65535, else -ERANGE and nothing
+ * changes. 0 on success, or a negative errno value. */
+int console_watch_apply(struct console_watch *w, const Cocoon__ConsoleSize *size);
+
 /* True when the pty's size changed to one with two non-zero sides since
  * the last call; *out is then that size, for a ResizeRequest. */
 bool console_watch_changed(struct console_watch *w, Cocoon__ConsoleSize *out);

@@ -316,6 +316,13 @@ static int restore_container(struct shim *s, struct error **err)
 		(unsigned long long)resp->restore->copy_ms,
 		resp->restore->stats ? resp->restore->stats->restore_us : 0);
 	write_file_atomic(path, text, (size_t)n, 0600, NULL);
+	/* The engine's new master shows the size the container has. */
+	if (resp->restore->console_size && s->tty.fd >= 0 &&
+	    console_watch_apply(&s->tty, resp->restore->console_size) == -ERANGE)
+		fprintf(stderr,
+			"cocoon: restore %s: the guest reported a terminal size of %ux%u: out of range, ignored\n",
+			s->args->id, resp->restore->console_size->rows,
+			resp->restore->console_size->cols);
 	cocoon__response__free_unpacked(resp, NULL);
 	return 0;
 }

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import COCOON, qemu_pids, wait_for, write_bundle
 from podman_util import podman  # noqa: F401  (the fixture)
-from tty_util import Console, Sizer, Term, read_until, restore_tty, set_size
+from tty_util import Console, Sizer, Term, get_size, read_until, restore_tty, set_size
 
 
 def console_size(rows, cols):
@@ -45,7 +45,9 @@ def test_console_size_at_start_resize_and_after_restore(env):
     r = restore_tty(env, "t", ck, b, "--console-socket", con2.path)
     assert r.returncode == 0, r.stderr
     fd, seen = con2.master(), bytearray()
-    # The size it had, not the bundle's 33x111; the same shell.
+    # The size it had, not the bundle's 33x111, in the container and on the
+    # engine's new master; the same shell.
+    assert get_size(fd) == (44, 120)
     assert s.size(fd, seen) == "44x120", seen
     os.write(fd, b"echo same-$X-$$\n")
     assert read_until(fd, seen, rb"same-kept-1-1", 30), seen

@@ -21,6 +21,11 @@ def set_size(fd, rows, cols):
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
+def get_size(fd):
+    rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8))
+    return rows, cols
+
+
 def read_until(fd, seen, want, timeout):
     """Reads fd into seen (a bytearray) until the regex want matches it."""
     deadline = time.time() + timeout

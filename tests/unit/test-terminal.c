@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "console.h"
 #include "spec.h"
 #include "terminal.h"
 
@@ -138,12 +139,55 @@ static void test_size_line_is_untrusted(void **st)
 	}
 }
 
+/* The restored pty's size comes from the guest: taken within 1..65535 only. */
+static void test_guest_reported_size_is_bounded(void **st)
+{
+	int master, slave;
+	struct winsize ws;
+	struct console_watch w;
+	Cocoon__ConsoleSize size = COCOON__CONSOLE_SIZE__INIT, got = COCOON__CONSOLE_SIZE__INIT;
+	assert_int_equal(openpty(&master, &slave, NULL, NULL, NULL), 0);
+	console_watch_init(&w, slave, NULL);
+	size.rows = 44;
+	size.cols = 120;
+	assert_int_equal(console_watch_apply(&w, &size), 0);
+	assert_int_equal(ioctl(master, TIOCGWINSZ, &ws), 0);
+	assert_int_equal(ws.ws_row, 44);
+	assert_int_equal(ws.ws_col, 120);
+	/* Taken as the guest's size: no resize goes back for it. */
+	assert_false(console_watch_changed(&w, &got));
+
+	static const unsigned bad[][2] = {
+		{0, 80}, {24, 0}, {65536, 80}, {24, 70000}, {UINT32_MAX, 1}};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		size.rows = bad[i][0];
+		size.cols = bad[i][1];
+		assert_int_equal(console_watch_apply(&w, &size), -ERANGE);
+		assert_int_equal(ioctl(master, TIOCGWINSZ, &ws), 0);
+		assert_int_equal(ws.ws_row, 44);
+		assert_int_equal(ws.ws_col, 120);
+	}
+	assert_int_equal(console_watch_apply(&w, NULL), -ERANGE);
+
+	/* The engine's resize (on the master) is seen once, then not again. */
+	ws.ws_row = 50;
+	ws.ws_col = 130;
+	assert_int_equal(ioctl(master, TIOCSWINSZ, &ws), 0);
+	assert_true(console_watch_changed(&w, &got));
+	assert_int_equal(got.rows, 50);
+	assert_int_equal(got.cols, 130);
+	assert_false(console_watch_changed(&w, &got));
+	close(master);
+	close(slave);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_console_size_from_the_spec),
 		cmocka_unit_test(test_size_set_on_a_pty),
 		cmocka_unit_test(test_size_line_is_untrusted),
+		cmocka_unit_test(test_guest_reported_size_is_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
