@@ -159,6 +159,9 @@ void agent_job_read(struct agent *a, struct agent_job *job);
  * takes it without blocking (the main loop writes the rest). */
 void agent_flush(struct agent *a);
 
+/* pod.c: LoopbackHoldRequest, the pod's loopback during restore --pod. */
+void pod_handle_loopback_hold(struct agent *a, uint64_t id, const Cocoon__LoopbackHoldRequest *req);
+
 /* rpc.c */
 void agent_handle_frame(struct agent *a, const uint8_t *payload, size_t len);
 void agent_send_response(struct agent *a, Cocoon__Response *resp);

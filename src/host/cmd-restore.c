@@ -6,14 +6,167 @@
 #include "criu-config.h"
 #include "images.h"
 #include "paths.h"
+#include "vmsnap-zstd.h"
 #include "vmsnap.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
 
 #include <getopt.h>
+#include <json-c/json.h>
 #include <limits.h>
 #include <string.h>
+
+/* ---- the whole pod ------------------------------------------------------------ */
+
+enum { POD_RESTORE_MAX = 33 }; /* checkpoint --pod's 32 members and the sandbox */
+
+/* DIR/pod.json as checkpoint --pod wrote it: ids[0] the sandbox, then the
+ * members; bundles[i] from its "bundles" (NULL when none is named). */
+struct pod_manifest {
+	char ids[POD_RESTORE_MAX][COCOON_ID_MAX + 1];
+	char *bundles[POD_RESTORE_MAX];
+	int n;
+};
+
+static void pod_manifest_free(struct pod_manifest *m)
+{
+	for (int i = 0; i < m->n; i++)
+		free(m->bundles[i]);
+}
+
+static int pod_manifest_add(struct pod_manifest *m, json_object *id, json_object *bundles,
+			    struct error **err)
+{
+	const char *s = json_object_is_type(id, json_type_string) ? json_object_get_string(id) : "";
+	json_object *b = NULL;
+	if (m->n == POD_RESTORE_MAX)
+		return error_setx(err, E2BIG, "pod.json: more than %d containers", POD_RESTORE_MAX);
+	if (validate_id("container", s, err) < 0)
+		return error_wrap(err, "pod.json");
+	for (int i = 0; i < m->n; i++)
+		if (strcmp(m->ids[i], s) == 0)
+			return error_setx(err, EINVAL, "pod.json: %s is listed twice", s);
+	snprintf(m->ids[m->n], sizeof(m->ids[0]), "%s", s);
+	if (bundles && json_object_object_get_ex(bundles, s, &b) &&
+	    json_object_is_type(b, json_type_string) && json_object_get_string(b)[0] == '/' &&
+	    !(m->bundles[m->n] = strdup(json_object_get_string(b))))
+		return error_set(err, ENOMEM, "pod.json");
+	m->n++;
+	return 0;
+}
+
+static int pod_manifest_read(const char *dir, struct pod_manifest *m, struct error **err)
+{
+	_cleanup_free_ char *path = NULL, *text = NULL;
+	json_object *root, *sb, *members, *bundles = NULL;
+	int r;
+
+	memset(m, 0, sizeof(*m));
+	if (asprintf(&path, "%s/pod.json", dir) < 0)
+		return error_set(err, ENOMEM, "pod.json");
+	if (read_file_bounded(path, 256 * 1024, &text, NULL, err) < 0)
+		return error_wrap(err, "not a checkpoint of a whole pod (checkpoint --pod)");
+	if (!(root = json_tokener_parse(text)))
+		return error_setx(err, EINVAL, "%s: not JSON", path);
+	if (!json_object_object_get_ex(root, "sandbox", &sb) ||
+	    !json_object_object_get_ex(root, "members", &members) ||
+	    !json_object_is_type(members, json_type_array)) {
+		json_object_put(root);
+		return error_setx(err, EINVAL, "%s: expected \"sandbox\" and \"members\"", path);
+	}
+	json_object_object_get_ex(root, "bundles", &bundles);
+	if (bundles && !json_object_is_type(bundles, json_type_object))
+		bundles = NULL;
+	r = pod_manifest_add(m, sb, bundles, err);
+	for (size_t i = 0; r == 0 && i < json_object_array_length(members); i++)
+		r = pod_manifest_add(m, json_object_array_get_idx(members, i), bundles, err);
+	json_object_put(root);
+	return r;
+}
+
+/* The pod's loopback held (or released) in the restored sandbox's VM. */
+static int pod_loopback_hold(struct global_opts *g, const char *sandbox, bool hold,
+			     struct error **err)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__LoopbackHoldRequest lh = COCOON__LOOPBACK_HOLD_REQUEST__INIT;
+	Cocoon__Response *resp = NULL;
+	lh.id = (char *)sandbox;
+	lh.hold = hold;
+	req.body_case = COCOON__REQUEST__BODY_LOOPBACK_HOLD;
+	req.loopback_hold = &lh;
+	int r = container_call(g, sandbox, &req, &resp, err);
+	if (r == 0)
+		cocoon__response__free_unpacked(resp, NULL);
+	return r;
+}
+
+static int pod_restore_one(struct global_opts *g, const char *dir, const char *id,
+			   struct create_options *o, struct error **err)
+{
+	_cleanup_free_ char *images = NULL;
+	char resolved[PATH_MAX];
+	struct images_chain chain = {0};
+	struct images_limits lim;
+	pid_t shim;
+
+	if (asprintf(&images, "%s/%s", dir, id) < 0)
+		return error_set(err, ENOMEM, "restore %s", id);
+	if (!realpath(images, resolved))
+		return error_set(err, errno, "restore %s: image path %s", id, images);
+	images_limits_from_config(&g->cfg, &lim);
+	int r = images_verify(resolved, &lim, &chain, err);
+	if (r == 0) {
+		o->restore = &chain;
+		r = container_create(g, id, o, &shim, err);
+		o->restore = NULL;
+	}
+	images_chain_free(&chain);
+	return r < 0 ? error_wrap(err, "restore %s", id) : 0;
+}
+
+/* restore --pod DIR SANDBOX: checkpoint --pod's pod back, in one command: the
+ * sandbox into a fresh VM, then every member into it (their specs may name
+ * the old sandbox's shim; they join the new one), with the pod's loopback
+ * held meanwhile. Any failure removes what was restored. */
+static int do_pod_restore(struct global_opts *g, const char *id, const char *dir,
+			  const char *sandbox_bundle, struct create_options *o, struct error **err)
+{
+	struct pod_manifest m;
+	int done = 0, r = pod_manifest_read(dir, &m, err);
+	bool held = false;
+
+	if (r == 0 && strcmp(m.ids[0], id) != 0)
+		r = error_setx(err, EINVAL, "pod.json's sandbox is %s, not %s", m.ids[0], id);
+	for (int i = 0; r == 0 && i < m.n; i++) {
+		struct create_options one = *o;
+		one.bundle = i == 0 && sandbox_bundle ? sandbox_bundle : m.bundles[i];
+		one.pod_sandbox = i ? id : NULL;
+		if (!one.bundle) {
+			r = error_setx(err, EINVAL,
+				       "restore %s: pod.json names no bundle for it (give the "
+				       "sandbox's with --bundle)",
+				       m.ids[i]);
+			break;
+		}
+		if ((r = pod_restore_one(g, dir, m.ids[i], &one, err)) == 0)
+			done++;
+		if (r == 0 && i == 0 && m.n > 1 && (r = pod_loopback_hold(g, id, true, err)) == 0)
+			held = true;
+	}
+	if (r == 0 && held)
+		r = pod_loopback_hold(g, id, false, err);
+	if (r < 0) {
+		/* Nothing half-done: what came back goes again, members first. */
+		for (int i = done - 1; i >= 0; i--) {
+			char *argv[] = {(char *)"delete", (char *)"--force", m.ids[i], NULL};
+			cmd_delete(g, 3, argv);
+		}
+	}
+	pod_manifest_free(&m);
+	return r;
+}
 
 static void restore_usage(void)
 {
@@ -33,7 +186,42 @@ static void restore_usage(void)
 	       "  --tcp-established, --ext-unix-sk, --shell-job, --file-locks  as for CRIU\n"
 	       "  --no-pivot, --no-subreaper (also -no-subreaper), --manage-cgroups-mode,\n"
 	       "  --empty-ns network     accepted for runc compatibility\n"
-	       "  --print-stats          print boot and CRIU timings as a JSON line\n");
+	       "  --print-stats          print boot and CRIU timings as a JSON line\n"
+	       "  --pod                  DIR is a whole pod's (checkpoint --pod) and CONTAINER_ID\n"
+	       "                         its sandbox: restore them all into one fresh VM, each\n"
+	       "                         with the bundle pod.json names (--bundle: the\n"
+	       "                         sandbox's); implies --detach\n");
+}
+
+/* vm.state.zst (vmsnap-zstd.h) decompressed for QEMU, which needs a
+ * seekable file: into a new sparse file in the state root, named after the
+ * container, bounded by checkpoint_max_bytes and vm.json's raw_size. The
+ * caller unlinks *raw. */
+static int unpack_state(struct global_opts *g, const char *id, int fd, const char *name,
+			const struct vmsnap_meta *m, char **raw, struct error **err)
+{
+	int r = mkdir_p(g->root, 0700, err);
+	if (r < 0)
+		return r;
+	if (asprintf(raw, "%s/.%s.vm.state.XXXXXX", g->root, id) < 0) {
+		*raw = NULL;
+		return error_set(err, ENOMEM, "restore");
+	}
+	_cleanup_close_ int out = mkostemp(*raw, O_CLOEXEC);
+	if (out < 0) {
+		int e = errno;
+		free(*raw);
+		*raw = NULL;
+		return error_set(err, e, "a file for the decompressed VM state in %s", g->root);
+	}
+	r = vmsnap_zstd_unpack(fd, out, name, m->raw_size, (uint64_t)g->cfg.checkpoint_max_bytes,
+			       err);
+	if (r < 0) {
+		unlink(*raw);
+		free(*raw);
+		*raw = NULL;
+	}
+	return r;
 }
 
 /* A whole-VM checkpoint (vm.json in the image directory, vmsnap.h): the
@@ -50,10 +238,7 @@ static int vmsnap_restore(struct global_opts *g, const char *id, const char *dir
 			err, EINVAL,
 			"%s holds the whole VM of container %s, with that container inside under its ID: restore it as %s",
 			dir, m->container_id, m->container_id);
-	if (m->zstd)
-		return error_setx(err, EOPNOTSUPP, "%s: a compressed VM state is not supported",
-				  dir);
-	if (asprintf(&state, "%s/" VMSNAP_STATE, dir) < 0)
+	if (asprintf(&state, "%s/%s", dir, m->zstd ? VMSNAP_STATE_ZST : VMSNAP_STATE) < 0)
 		return error_set(err, ENOMEM, "restore");
 	/* QEMU opens it by path: a regular file here, within the limits. */
 	_cleanup_close_ int fd = open(state, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -65,10 +250,19 @@ static int vmsnap_restore(struct global_opts *g, const char *id, const char *dir
 			err, EINVAL,
 			"%s: not a regular file, empty, or larger than checkpoint_max_bytes",
 			state);
-	o->vmsnap_state = state;
+	_cleanup_free_ char *raw = NULL;
+	if (m->zstd) {
+		int r = unpack_state(g, id, fd, state, m, &raw, err);
+		if (r < 0)
+			return r;
+	}
+	o->vmsnap_state = raw ? raw : state;
 	o->vmsnap_key = m->key;
 	pid_t shim;
 	int r = container_create(g, id, o, &shim, err);
+	/* QEMU has read it all once the restore returns, or it failed. */
+	if (raw)
+		unlink(raw);
 	return r < 0 ? r : (int)shim;
 }
 
@@ -87,7 +281,8 @@ int cmd_restore(struct global_opts *g, int argc, char **argv)
 		O_IGNORE_ARG,
 		O_UNSUP,
 		O_STATS,
-		O_BENCH
+		O_BENCH,
+		O_POD
 	};
 	static const struct option opts[] = {
 		{"image-path", required_argument, NULL, O_IMAGE},
@@ -108,6 +303,7 @@ int cmd_restore(struct global_opts *g, int argc, char **argv)
 		{"auto-dedup", no_argument, NULL, O_UNSUP},
 		{"print-stats", no_argument, NULL, O_STATS},
 		{"bench-from-tmpfs", no_argument, NULL, O_BENCH},
+		{"pod", no_argument, NULL, O_POD},
 		{"help", no_argument, NULL, 'h'},
 		{}};
 	Cocoon__CriuOptions criu = COCOON__CRIU_OPTIONS__INIT;
@@ -115,7 +311,7 @@ int cmd_restore(struct global_opts *g, int argc, char **argv)
 	_cleanup_error_ struct error *err = NULL;
 	const char *image_path = NULL;
 	char resolved[PATH_MAX];
-	bool detach = false, print_stats = false;
+	bool detach = false, print_stats = false, pod = false;
 	int c;
 
 	optind = 1;
@@ -160,6 +356,9 @@ int cmd_restore(struct global_opts *g, int argc, char **argv)
 		case O_BENCH:
 			o.bench_from_tmpfs = true;
 			break;
+		case O_POD:
+			pod = true;
+			break;
 		case O_UNSUP:
 			return usage_error("restore", "%s is not supported", argv[optind - 1]);
 		case 'h':
@@ -185,6 +384,19 @@ int cmd_restore(struct global_opts *g, int argc, char **argv)
 		error_set(&err, errno, "restore %s: image path %s", id, image_path);
 		report_error(g, err->msg);
 		return 1;
+	}
+	if (pod) {
+		if (o.pid_file || o.console_socket || print_stats)
+			return usage_error("restore",
+					   "--pod takes no --pid-file, --console-socket or "
+					   "--print-stats (one per container: restore them one by "
+					   "one)");
+		if (do_pod_restore(g, id, resolved, o.bundle, &o, &err) < 0) {
+			error_wrap(&err, "restore --pod %s", id);
+			report_error(g, err->msg);
+			return 1;
+		}
+		return 0;
 	}
 	struct vmsnap_meta meta;
 	bool whole_vm = false;

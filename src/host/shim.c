@@ -33,6 +33,9 @@
 #include <sys/wait.h>
 #include <termios.h>
 
+/* How long a new member waits for a killed member of the same id to end. */
+#define MEMBER_GONE_WAIT_MS 5000
+
 struct shim_client {
 	int fd;
 	struct frame_reader *reader;
@@ -40,6 +43,17 @@ struct shim_client {
 	size_t nfds;
 	char member[65]; /* a pod member's shim: the id of its container */
 	int member_mib;	 /* that container's memory limit, MiB (0: none) */
+};
+
+/* A pod member's long request (checkpoint, create, restore) that the
+ * sandbox's shim forwarded without waiting for its reply: it serves the
+ * pod's other containers meanwhile, and hands the reply on when it comes. */
+struct shim_forward {
+	bool active;
+	Cocoon__Request__BodyCase kind;
+	uint64_t agent_id, client_req_id;
+	int client_fd; /* -1 once that member's shim went away */
+	long long deadline_ms;
 };
 
 struct shim_exec {
@@ -77,6 +91,7 @@ struct shim {
 	 * from, the sandbox's own limit, and the VM's vCPUs. */
 	int pod_room_mib, own_mib, vcpus;
 	char pod_room_source[200];
+	struct shim_forward fwd[SHIM_MAX_CLIENTS];
 	bool agent_gone; /* the channel closed: no reply will come */
 	/* A whole-VM checkpoint without --leave-running left the VM stopped
 	 * until its file is published: then a kill ends it, a thaw lets it
@@ -88,6 +103,10 @@ struct shim {
 	long long mirror_next_ms;
 	struct console_watch tty; /* the container's terminal (fd -1: none) */
 	long long tty_next_ms;
+	/* Members whose shim went away and whose container was killed but has
+	 * not yet sent its exit: their late events are dropped, never handed
+	 * to a new member that took the same id (member_register waits). */
+	char departing[SHIM_MAX_CLIENTS][65];
 };
 
 /* A reader that went away loses its output. */
@@ -143,11 +162,41 @@ static struct shim_client *find_member(struct shim *s, const char *id)
 	return NULL;
 }
 
+/* The container's init ended: the OOM kills of its cgroup since the last
+ * tick go to the engines before its exit does (conmon reads its OOM mark
+ * when it writes the exit file). The guest removes the cgroup at that exit,
+ * so the count comes with the exit event. */
+static void mirror_exit(struct shim *s, uint64_t oom_kill)
+{
+	_cleanup_error_ struct error *err = NULL;
+	if (s->mirror.n && cgmirror_oom_kill(&s->mirror, oom_kill, &err) < 0)
+		log_warning("container %s: an OOM kill in the guest not shown to the engine: %s",
+			    s->args->id, err->msg);
+}
+
+static char *find_departing(struct shim *s, const char *id)
+{
+	for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
+		if (s->departing[i][0] && strcmp(s->departing[i], id) == 0)
+			return s->departing[i];
+	return NULL;
+}
+
 static void on_agent_event(void *userdata, const Cocoon__Response *ev)
 {
 	struct shim *s = userdata;
 	const char *cid =
 		ev->body_case == COCOON__RESPONSE__BODY_OUTPUT ? ev->output->id : ev->exit->id;
+
+	/* The last words of a member killed when its shim went away. The
+	 * agent frees a container when it sends its init's exit, so after
+	 * that event the id is free in the VM. */
+	char *gone = *cid ? find_departing(s, cid) : NULL;
+	if (gone) {
+		if (ev->body_case == COCOON__RESPONSE__BODY_EXIT && !*ev->exit->exec_id)
+			gone[0] = 0;
+		return;
+	}
 
 	/* A pod sandbox's shim passes the events of a member's container
 	 * on to that member's shim, and drops those of a member gone. */
@@ -175,6 +224,7 @@ static void on_agent_event(void *userdata, const Cocoon__Response *ev)
 	if (!*x->exec_id) {
 		s->exited = true;
 		s->exit_code = exit_code_of(x->wait_status);
+		mirror_exit(s, x->memory_oom_kill);
 		return;
 	}
 	struct shim_exec *e = find_exec(s, x->exec_id);
@@ -189,7 +239,7 @@ static void on_agent_event(void *userdata, const Cocoon__Response *ev)
 	close_exec(e);
 }
 
-static void checkpoint_reply(void *userdata, const Cocoon__Response *r);
+static void agent_reply(void *userdata, const Cocoon__Response *r);
 
 /* ---- start-up ------------------------------------------------------------- */
 
@@ -441,7 +491,7 @@ static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct er
 	if (a->bundle->netns_path) {
 		/* A restore with established TCP connections holds the
 		 * container's addresses until CRIU has restored them. */
-		bool hold = a->restore && a->criu && a->criu->tcp_established;
+		bool hold = (a->restore || a->vmsnap_state) && a->criu && a->criu->tcp_established;
 		if ((r = network_open(&s->net, a->bundle->netns_path, hold, err)) < 0)
 			return r;
 		for (int i = 0; i < s->net.n_ifs; i++) {
@@ -492,6 +542,10 @@ static void mirror_setup(struct shim *s)
 		return;
 	}
 	s->mirror_next_ms = now_ms();
+	if (cgmirror_oom_setup(&s->mirror, path, &err) < 0)
+		log_warning(
+			"container %s: linux.cgroupsPath %s: %s; the engines do not learn of its OOM kills",
+			s->args->id, path, err->msg);
 }
 
 /* The shim into the container's host cgroup, once QEMU is running outside
@@ -513,6 +567,7 @@ static void mirror_tick(struct shim *s)
 	Cocoon__Request req = COCOON__REQUEST__INIT;
 	Cocoon__StatsRequest sr = COCOON__STATS_REQUEST__INIT;
 	Cocoon__Response *resp = NULL;
+	_cleanup_error_ struct error *err = NULL;
 
 	s->mirror_next_ms = now_ms() + CGMIRROR_INTERVAL_MS;
 	if (s->ckpt.active || s->exited)
@@ -522,8 +577,9 @@ static void mirror_tick(struct shim *s)
 	req.stats = &sr;
 	if (agent_call(&s->sb.agent, &req, &resp, 2000, NULL) < 0)
 		return;
-	if (resp->stats)
-		cgmirror_update(&s->mirror, resp->stats);
+	if (resp->stats && cgmirror_update(&s->mirror, resp->stats, &err) < 0)
+		log_warning("container %s: an OOM kill in the guest not shown to the engine: %s",
+			    s->args->id, err->msg);
 	cocoon__response__free_unpacked(resp, NULL);
 }
 
@@ -552,7 +608,7 @@ static int shim_setup(struct shim *s, struct error **err)
 		return r;
 	}
 	s->sb.agent.on_event = on_agent_event;
-	s->sb.agent.on_reply = checkpoint_reply;
+	s->sb.agent.on_reply = agent_reply;
 	s->sb.agent.event_userdata = s;
 	/* A whole-VM restore: the container came back running with its VM. */
 	if ((r = a->vmsnap_state ? 0
@@ -687,6 +743,23 @@ static int member_register(struct shim *s, struct shim_client *c, const char *id
 		return -EINVAL;
 	if (strcmp(id, s->args->id) == 0 || find_member(s, id))
 		return error_setx(err, EEXIST, "container %s is in this pod already", id);
+	/* A container of the same id was just killed (delete --force, as a
+	 * runtime's delete is synchronous for runc's callers): wait for its
+	 * exit, so that neither the agent ("exists in this VM") nor its late
+	 * events get in the new container's way. */
+	long long until = now_ms() + MEMBER_GONE_WAIT_MS;
+	while (find_departing(s, id) && now_ms() < until) {
+		struct pollfd pfd = {.fd = s->sb.agent.fd, .events = POLLIN};
+		int left = (int)(until - now_ms());
+		if (poll(&pfd, 1, left > 0 ? left : 0) < 0 && errno != EINTR)
+			break;
+		if (agent_client_pump(&s->sb.agent, NULL) < 0)
+			break;
+	}
+	if (find_departing(s, id))
+		return error_setx(err, EBUSY,
+				  "container %s of this pod is still stopping after %d ms", id,
+				  MEMBER_GONE_WAIT_MS);
 	snprintf(c->member, sizeof(c->member), "%s", id);
 	/* Its output must not be dropped: a member that does not read stalls
 	 * the pod's events for at most this long, then loses them. */
@@ -751,6 +824,102 @@ static const Cocoon__ContainerSpec *joining_spec(const Cocoon__Request *req)
 	return NULL;
 }
 
+static struct shim_client *client_of_fd(struct shim *s, int fd)
+{
+	for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
+		if (fd >= 0 && s->clients[i].fd == fd)
+			return &s->clients[i];
+	return NULL;
+}
+
+/* A member's create or restore that failed: the connection speaks for no
+ * container again. */
+static void member_unregister(struct shim_client *c)
+{
+	c->member[0] = 0;
+	c->member_mib = 0;
+}
+
+/* Sends a member's long request on and returns: CRIU runs for seconds to
+ * minutes, and the pod's other containers must be served meanwhile (their
+ * exec, kill, state). forward_reply() answers it. */
+static void forward_start(struct shim *s, struct shim_client *c, Cocoon__Request *req, uint64_t cid)
+{
+	_cleanup_error_ struct error *err = NULL;
+	struct shim_forward *f = NULL;
+	bool joining = req->body_case != COCOON__REQUEST__BODY_CHECKPOINT;
+	bool busy = false; /* one of a kind at a time per member */
+	for (int i = 0; i < SHIM_MAX_CLIENTS; i++) {
+		if (!s->fwd[i].active && !f)
+			f = &s->fwd[i];
+		busy |= s->fwd[i].active && s->fwd[i].client_fd == c->fd &&
+			s->fwd[i].kind == req->body_case;
+	}
+	if (!f || busy) {
+		error_setx(&err, EBUSY, "%s %s: another one is in progress",
+			   proto_request_name(req->body_case), c->member);
+		if (joining)
+			member_unregister(c);
+		reply_error(c->fd, cid, err);
+		return;
+	}
+	int64_t id = agent_send_request(&s->sb.agent, req, &err);
+	if (id < 0) {
+		if (joining)
+			member_unregister(c);
+		reply_error(c->fd, cid, err);
+		return;
+	}
+	*f = (struct shim_forward){.active = true,
+				   .kind = req->body_case,
+				   .agent_id = (uint64_t)id,
+				   .client_req_id = cid,
+				   .client_fd = c->fd,
+				   .deadline_ms = now_ms() + SHIM_CHECKPOINT_TIMEOUT_MS};
+}
+
+static void forward_reply(struct shim *s, struct shim_forward *f, const Cocoon__Response *r)
+{
+	_cleanup_error_ struct error *err = NULL;
+	struct shim_client *c = client_of_fd(s, f->client_fd);
+	f->active = false;
+	if (agent_check_reply(&s->sb.agent, f->kind, r, &err) < 0) {
+		if (c && f->kind != COCOON__REQUEST__BODY_CHECKPOINT)
+			member_unregister(c);
+		reply_error(f->client_fd, f->client_req_id, err);
+		return;
+	}
+	Cocoon__Response out = *r;
+	out.id = f->client_req_id;
+	send_to_client(f->client_fd, &out);
+}
+
+/* Forwards past their time limit are answered; returns ms until the next
+ * limit, or -1. */
+static int forward_check_deadlines(struct shim *s)
+{
+	int next = -1;
+	for (int i = 0; i < SHIM_MAX_CLIENTS; i++) {
+		struct shim_forward *f = &s->fwd[i];
+		if (!f->active)
+			continue;
+		long long left = f->deadline_ms - now_ms();
+		if (left > 0) {
+			next = next < 0 || left < next ? (int)left : next;
+			continue;
+		}
+		_cleanup_error_ struct error *err = NULL;
+		struct shim_client *c = client_of_fd(s, f->client_fd);
+		if (c && f->kind != COCOON__REQUEST__BODY_CHECKPOINT)
+			member_unregister(c);
+		error_setx(&err, ETIMEDOUT, "%s: the agent did not answer in time",
+			   proto_request_name(f->kind));
+		reply_error(f->client_fd, f->client_req_id, err);
+		f->active = false;
+	}
+	return next;
+}
+
 static void handle_member_request(struct shim *s, struct shim_client *c, Cocoon__Request *req)
 {
 	_cleanup_error_ struct error *err = NULL;
@@ -792,13 +961,14 @@ static void handle_member_request(struct shim *s, struct shim_client *c, Cocoon_
 		reply_error(c->fd, cid, err);
 		return;
 	}
-	bool long_call = joining || req->body_case == COCOON__REQUEST__BODY_CHECKPOINT;
-	int r = agent_call(&s->sb.agent, req, &resp,
-			   long_call ? SHIM_CHECKPOINT_TIMEOUT_MS : SHIM_CALL_TIMEOUT_MS, &err);
+	if (joining || req->body_case == COCOON__REQUEST__BODY_CHECKPOINT) {
+		forward_start(s, c, req, cid);
+		*slot = client_id;
+		return;
+	}
+	int r = agent_call(&s->sb.agent, req, &resp, SHIM_CALL_TIMEOUT_MS, &err);
 	*slot = client_id;
 	if (r < 0) {
-		if (joining)
-			c->member[0] = 0;
 		reply_error(c->fd, cid, err);
 		return;
 	}
@@ -822,8 +992,15 @@ static void member_gone(struct shim *s, const char *id)
 	sr.all = true;
 	req.body_case = COCOON__REQUEST__BODY_SIGNAL;
 	req.signal = &sr;
-	if (agent_call(&s->sb.agent, &req, &resp, 5000, NULL) == 0)
-		cocoon__response__free_unpacked(resp, NULL);
+	if (agent_call(&s->sb.agent, &req, &resp, 5000, NULL) < 0)
+		return; /* no such container: it has ended (and been freed) already */
+	cocoon__response__free_unpacked(resp, NULL);
+	for (int i = 0; i < SHIM_MAX_CLIENTS; i++) {
+		if (!s->departing[i][0]) {
+			snprintf(s->departing[i], sizeof(s->departing[i]), "%s", id);
+			break;
+		}
+	}
 }
 
 /* A checkpoint that ends the container and carries its established TCP
@@ -851,9 +1028,8 @@ static void checkpoint_unhold(struct shim *s)
 	s->net_held = false;
 }
 
-static void checkpoint_reply(void *userdata, const Cocoon__Response *r)
+static void checkpoint_reply(struct shim *s, const Cocoon__Response *r)
 {
-	struct shim *s = userdata;
 	_cleanup_error_ struct error *err = NULL;
 	if (!s->ckpt.active || r->id != s->ckpt.agent_id)
 		return; /* a late reply to a call that timed out */
@@ -866,6 +1042,19 @@ static void checkpoint_reply(void *userdata, const Cocoon__Response *r)
 	Cocoon__Response out = *r;
 	out.id = s->ckpt.client_req_id;
 	send_to_client(s->ckpt.client_fd, &out);
+}
+
+/* The replies to requests sent with agent_send_request(): a member's
+ * forwarded one, or the sandbox's own checkpoint. */
+static void agent_reply(void *userdata, const Cocoon__Response *r)
+{
+	struct shim *s = userdata;
+	for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
+		if (s->fwd[i].active && s->fwd[i].agent_id == r->id) {
+			forward_reply(s, &s->fwd[i], r);
+			return;
+		}
+	checkpoint_reply(s, r);
 }
 
 /* A checkpoint that outlived its time limit is answered, so that the next
@@ -949,9 +1138,16 @@ static void handle_vm_checkpoint(struct shim *s, struct shim_client *c, Cocoon__
 		reply_error(c->fd, req->id, err);
 		return;
 	}
+	/* --tcp-established: the connections are in the saved VM; nothing
+	 * may answer their peers until the restore (as for CRIU's route). */
+	if (checkpoint_hold(s, req, &err) < 0) {
+		reply_error(c->fd, req->id, err);
+		return;
+	}
 	/* Without --leave-running the VM stays stopped (save with no cont). */
 	if (vmsnap_save(&s->sb.vm, qmp, state, vmsnap_key_mapped_ram(key), cr->leave_running, &st,
 			&err) < 0) {
+		checkpoint_unhold(s); /* the container runs on */
 		error_wrap(&err, "checkpoint %s: save the VM", s->args->id);
 		reply_error(c->fd, req->id, err);
 		return;
@@ -1000,6 +1196,7 @@ static void vm_stopped_request(struct shim *s, struct shim_client *c, Cocoon__Re
 			reply_error(c->fd, req->id, err);
 			return;
 		}
+		checkpoint_unhold(s); /* the publish failed: it runs on */
 		resp.body_case = COCOON__RESPONSE__BODY_PAUSE;
 		resp.pause = &pause;
 	}
@@ -1055,6 +1252,9 @@ static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Reques
 	case COCOON__REQUEST__BODY_STATS:
 		id_slot = &req->stats->id;
 		break;
+	case COCOON__REQUEST__BODY_LOOPBACK_HOLD: /* restore --pod, to a sandbox */
+		id_slot = &req->loopback_hold->id;
+		break;
 	case COCOON__REQUEST__BODY_UPDATE:
 		id_slot = &req->update->id;
 		if (update_check(s, NULL, req, &err) < 0) {
@@ -1100,6 +1300,9 @@ static void client_close(struct shim *s, struct shim_client *c)
 {
 	if (s->ckpt.active && s->ckpt.client_fd == c->fd)
 		s->ckpt.client_fd = -1;
+	for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
+		if (s->fwd[i].active && s->fwd[i].client_fd == c->fd)
+			s->fwd[i].client_fd = -1;
 	for (size_t i = 0; i < c->nfds; i++)
 		close(c->fds[i]);
 	close(c->fd);
@@ -1339,7 +1542,9 @@ static void shim_loop(struct shim *s)
 				tag[n++] = &s->execs[i];
 			}
 		}
-		int timeout = checkpoint_check_deadline(s);
+		int timeout = checkpoint_check_deadline(s), fwd_left = forward_check_deadlines(s);
+		if (fwd_left >= 0 && (timeout < 0 || fwd_left < timeout))
+			timeout = fwd_left;
 		if (s->exited && (timeout < 0 || timeout > 200))
 			timeout = 200; /* only waiting for checkpoint_reply_due() */
 		if (has_terminal(s) && !s->exited) {

@@ -30,6 +30,7 @@
  *                               child holds one connection to it and prints
  *                               each round trip
  *   payload tcp-connect PORT    one round trip to "payload tcp", printed
+ *   payload tcp-client PORT     round trips to "payload tcp" every 200 ms, printed
  *   payload shm-put KEY TEXT    a SysV shared memory segment under KEY with TEXT
  *   payload shm-get KEY         print the text of segment KEY (pods: IPC shared)
  *   payload echo-server PORT    listen on every address (v4 and v6) at PORT
@@ -316,6 +317,7 @@ static int tcp_to(int port, bool listening)
 		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 8) < 0)
 			return -1;
 	} else if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
 		return -1;
 	}
 	return fd;
@@ -474,6 +476,29 @@ static int cmd_sink(int argc, char **argv)
 			perror("sink: write");
 		close(c);
 	}
+}
+
+/* tcp-client PORT: the client half of `tcp PORT pair`, in a container of
+ * its own (a pod's other member serves): connects (retrying for 10 s), then
+ * one round trip every 200 ms, each printed, until the connection breaks. */
+static int cmd_tcp_client(int argc, char **argv)
+{
+	if (argc < 3)
+		return 2;
+	int fd = -1;
+	for (int i = 0; i < 100 && fd < 0; i++)
+		if ((fd = tcp_to(atoi(argv[2]), false)) < 0)
+			sleep_ms(100);
+	for (unsigned long v = 0; fd >= 0; v += 2) {
+		long w = tcp_round(fd, v);
+		printf("tcp %lu -> %ld %s\n", v, w, w == (long)v + 1 ? "ok" : "BAD");
+		fflush(stdout);
+		if (w < 0)
+			break;
+		sleep_ms(200);
+	}
+	printf("tcp broken\n");
+	return 1;
 }
 
 static int cmd_tcp_connect(int argc, char **argv)
@@ -912,6 +937,8 @@ int main(int argc, char **argv)
 		return cmd_tcp(argc, argv);
 	if (strcmp(cmd, "tcp-connect") == 0)
 		return cmd_tcp_connect(argc, argv);
+	if (strcmp(cmd, "tcp-client") == 0)
+		return cmd_tcp_client(argc, argv);
 	if (strcmp(cmd, "shm-put") == 0 || strcmp(cmd, "shm-get") == 0)
 		return cmd_shm(argc, argv, strcmp(cmd, "shm-put") == 0);
 	if (strcmp(cmd, "echo-server") == 0)
