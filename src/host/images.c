@@ -3,6 +3,9 @@
 #include "config.h"
 #include "fdio.h"
 #include "paths.h"
+#include "images-ns.h"
+#include "resources-kept.h"
+#include "resources.h"
 #include "pbwire.h"
 #include "safefs.h"
 
@@ -245,6 +248,9 @@ static int write_manifest(int dirfd, const struct images_info *info, struct take
 		o, "criu", json_object_new_string(info->criu_version ? info->criu_version : ""));
 	json_object_object_add(o, "bytes", json_object_new_uint64(m->b.bytes));
 	json_object_object_add(o, "files", json_object_get(m->files));
+	json_object *kept = info->resources ? json_tokener_parse(info->resources) : NULL;
+	if (kept)
+		json_object_object_add(o, "resources", kept);
 	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
 	int r = safefs_write(dirfd, IMAGES_META, text, strlen(text), 0600, err);
 	json_object_put(o);
@@ -704,6 +710,7 @@ void images_meta_free(struct images_meta *m)
 	free(m->files);
 	free(m->version);
 	free(m->checkpoint);
+	free(m->resources);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -778,6 +785,20 @@ static int meta_parse_obj(json_object *o, const struct images_limits *lim, struc
 				  "lists %llu bytes, more than %llu (limits.checkpoint_max_bytes)",
 				  (unsigned long long)m->total_bytes,
 				  (unsigned long long)lim->max_bytes);
+	/* The limits update set, laid over the bundle's at restore: the values
+	 * create and update accept, nothing else. */
+	json_object *kept = NULL;
+	if (json_object_object_get_ex(o, "resources", &kept) && kept) {
+		int r = resources_check_json(kept, "resources", ".", true, err);
+		if (r < 0)
+			return r;
+		const char *text = json_object_to_json_string_ext(kept, JSON_C_TO_STRING_PLAIN);
+		if (strlen(text) > RESOURCES_KEPT_MAX)
+			return error_setx(err, E2BIG, "resources: more than %d bytes",
+					  RESOURCES_KEPT_MAX);
+		if (!(m->resources = strdup(text)))
+			return error_set(err, ENOMEM, "manifest");
+	}
 	return 0;
 }
 
@@ -838,7 +859,7 @@ static int check_size(int dirfd, const struct images_meta_file *f, struct error 
 }
 
 static int images_verify_one(const char *dir, bool need_tree, const struct budget *b,
-			     struct error **err)
+			     char **resources, struct error **err)
 {
 	_cleanup_close_ int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
 	_cleanup_free_ char *text = NULL;
@@ -874,6 +895,10 @@ static int images_verify_one(const char *dir, bool need_tree, const struct budge
 	for (size_t i = 0; i < m.n_files && r == 0; i++)
 		if ((r = verify_file(dirfd, &m.files[i], b, err)) < 0)
 			error_wrap(err, "%s", dir);
+	if (r == 0 && need_tree && (r = images_check_namespaces(dirfd, err)) < 0)
+		error_wrap(err, "%s", dir);
+	if (r == 0 && need_tree)
+		*resources = TAKE_PTR(m.resources);
 	images_meta_free(&m);
 	return r;
 }
@@ -907,6 +932,8 @@ void images_chain_free(struct images_chain *c)
 		free(c->names[i]);
 	}
 	c->n = 0;
+	free(c->resources);
+	c->resources = NULL;
 }
 
 int images_verify(const char *dir, const struct images_limits *lim, struct images_chain *chain,
@@ -917,11 +944,12 @@ int images_verify(const char *dir, const struct images_limits *lim, struct image
 	budget_init(&b, lim);
 	snprintf(cur, sizeof(cur), "%s", dir);
 	chain->n = 0;
+	chain->resources = NULL;
 	for (;;) {
 		if (chain->n == IMAGES_MAX_CHAIN)
 			return error_setx(err, E2BIG, "%s: more than %d pre-dumps in a chain", dir,
 					  IMAGES_MAX_CHAIN);
-		int r = images_verify_one(cur, chain->n == 0, &b, err);
+		int r = images_verify_one(cur, chain->n == 0, &b, &chain->resources, err);
 		if (r < 0)
 			return r;
 		const char *base = strrchr(cur, '/');

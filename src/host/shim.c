@@ -158,6 +158,18 @@ static struct shim_client *find_member(struct shim *s, const char *id)
 	return NULL;
 }
 
+/* The container's init ended: the OOM kills of its cgroup since the last
+ * tick go to the engines before its exit does (conmon reads its OOM mark
+ * when it writes the exit file). The guest removes the cgroup at that exit,
+ * so the count comes with the exit event. */
+static void mirror_exit(struct shim *s, uint64_t oom_kill)
+{
+	_cleanup_error_ struct error *err = NULL;
+	if (s->mirror.n && cgmirror_oom_kill(&s->mirror, oom_kill, &err) < 0)
+		log_warning("container %s: an OOM kill in the guest not shown to the engine: %s",
+			    s->args->id, err->msg);
+}
+
 static char *find_departing(struct shim *s, const char *id)
 {
 	for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
@@ -208,6 +220,7 @@ static void on_agent_event(void *userdata, const Cocoon__Response *ev)
 	if (!*x->exec_id) {
 		s->exited = true;
 		s->exit_code = exit_code_of(x->wait_status);
+		mirror_exit(s, x->memory_oom_kill);
 		return;
 	}
 	struct shim_exec *e = find_exec(s, x->exec_id);
@@ -501,7 +514,7 @@ static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct er
 	if (a->bundle->netns_path) {
 		/* A restore with established TCP connections holds the
 		 * container's addresses until CRIU has restored them. */
-		bool hold = a->restore && a->criu && a->criu->tcp_established;
+		bool hold = (a->restore || a->vmsnap_state) && a->criu && a->criu->tcp_established;
 		if ((r = network_open(&s->net, a->bundle->netns_path, hold, err)) < 0)
 			return r;
 		for (int i = 0; i < s->net.n_ifs; i++) {
@@ -552,6 +565,10 @@ static void mirror_setup(struct shim *s)
 		return;
 	}
 	s->mirror_next_ms = now_ms();
+	if (cgmirror_oom_setup(&s->mirror, path, &err) < 0)
+		log_warning(
+			"container %s: linux.cgroupsPath %s: %s; the engines do not learn of its OOM kills",
+			s->args->id, path, err->msg);
 }
 
 /* The shim into the container's host cgroup, once QEMU is running outside
@@ -573,6 +590,7 @@ static void mirror_tick(struct shim *s)
 	Cocoon__Request req = COCOON__REQUEST__INIT;
 	Cocoon__StatsRequest sr = COCOON__STATS_REQUEST__INIT;
 	Cocoon__Response *resp = NULL;
+	_cleanup_error_ struct error *err = NULL;
 
 	s->mirror_next_ms = now_ms() + CGMIRROR_INTERVAL_MS;
 	if (s->ckpt.active || s->exited)
@@ -582,8 +600,9 @@ static void mirror_tick(struct shim *s)
 	req.stats = &sr;
 	if (agent_call(&s->sb.agent, &req, &resp, 2000, NULL) < 0)
 		return;
-	if (resp->stats)
-		cgmirror_update(&s->mirror, resp->stats);
+	if (resp->stats && cgmirror_update(&s->mirror, resp->stats, &err) < 0)
+		log_warning("container %s: an OOM kill in the guest not shown to the engine: %s",
+			    s->args->id, err->msg);
 	cocoon__response__free_unpacked(resp, NULL);
 }
 
@@ -1135,9 +1154,16 @@ static void handle_vm_checkpoint(struct shim *s, struct shim_client *c, Cocoon__
 		reply_error(c->fd, req->id, err);
 		return;
 	}
+	/* --tcp-established: the connections are in the saved VM; nothing
+	 * may answer their peers until the restore (as for CRIU's route). */
+	if (checkpoint_hold(s, req, &err) < 0) {
+		reply_error(c->fd, req->id, err);
+		return;
+	}
 	/* Without --leave-running the VM stays stopped (save with no cont). */
 	if (vmsnap_save(&s->sb.vm, qmp, state, vmsnap_key_mapped_ram(key), cr->leave_running, &st,
 			&err) < 0) {
+		checkpoint_unhold(s); /* the container runs on */
 		error_wrap(&err, "checkpoint %s: save the VM", s->args->id);
 		reply_error(c->fd, req->id, err);
 		return;
@@ -1186,6 +1212,7 @@ static void vm_stopped_request(struct shim *s, struct shim_client *c, Cocoon__Re
 			reply_error(c->fd, req->id, err);
 			return;
 		}
+		checkpoint_unhold(s); /* the publish failed: it runs on */
 		resp.body_case = COCOON__RESPONSE__BODY_PAUSE;
 		resp.pause = &pause;
 	}

@@ -12,6 +12,7 @@
 #include "cleanup.h"
 #include "paths.h"
 #include "qmp.h"
+#include "vmsnap-zstd.h"
 
 #include <fcntl.h>
 #include <json-c/json.h>
@@ -358,9 +359,11 @@ static int wait_migrated(struct qmp *q, struct vm *vm, long long deadline, struc
 		int r = qmp_call(q, "{\"execute\":\"query-migrate\"}\n", -1, &reply, err);
 		if (r < 0)
 			return r;
-		if (strstr(reply, "\"completed\""))
+		char status[32] = "";
+		qmp_status(reply, status, sizeof(status));
+		if (strcmp(status, "completed") == 0)
 			return 0;
-		if (strstr(reply, "\"failed\"") || strstr(reply, "\"cancelled\""))
+		if (strcmp(status, "failed") == 0 || strcmp(status, "cancelled") == 0)
 			return error_setx(err, EIO, "QEMU's migration to the file failed: %.300s",
 					  reply);
 		if (vm_check_exited(vm))
@@ -368,6 +371,43 @@ static int wait_migrated(struct qmp *q, struct vm *vm, long long deadline, struc
 		if (now_ms() > deadline)
 			return error_setx(err, ETIMEDOUT, "the VM was not saved within %d s",
 					  VMSNAP_SAVE_TIMEOUT_MS / 1000);
+		usleep(5000);
+	}
+}
+
+/* 1 when QEMU's run state (query-status) is want, 0 when another (in
+ * now, if asked), or an error. */
+static int run_state(struct qmp *q, const char *want, char now[32])
+{
+	_cleanup_free_ char *reply = NULL;
+	char status[32] = "";
+	int r = qmp_call(q, "{\"execute\":\"query-status\"}\n", -1, &reply, NULL);
+	if (r < 0)
+		return r;
+	qmp_status(reply, status, sizeof(status));
+	if (now)
+		snprintf(now, 32, "%s", status);
+	return strcmp(status, want) == 0;
+}
+
+/* cont, until query-status says "running": a cont that meets the end of a
+ * migration can be undone by it (the migration thread sets "postmigrate"
+ * after query-migrate says completed), so it is sent again while the VM is
+ * still stopped, for up to 5 s. */
+static int resume(struct qmp *q, struct error **err)
+{
+	char now[32] = "";
+	for (long long until = now_ms() + 5000;;) {
+		int r = qmp_call(q, "{\"execute\":\"cont\"}\n", -1, NULL, err);
+		if (r < 0)
+			return r;
+		r = run_state(q, "running", now);
+		if (r != 0)
+			return r < 0 ? error_setx(err, -r, "QMP query-status after cont") : 0;
+		if (now_ms() > until)
+			return error_setx(
+				err, EIO,
+				"the VM did not run again after the save: QEMU says \"%s\"", now);
 		usleep(5000);
 	}
 }
@@ -401,16 +441,14 @@ int vmsnap_save(struct vm *vm, const char *qmp_path, const char *state_path, boo
 	 * migration" at the next save, found by make bench-vmsnap). Wait for
 	 * the state to settle first. */
 	for (long long until = now_ms() + 5000; r == 0 && leave_running && now_ms() < until;) {
-		_cleanup_free_ char *reply = NULL;
-		if (qmp_call(&q, "{\"execute\":\"query-status\"}\n", -1, &reply, NULL) < 0 ||
-		    strstr(reply, "\"postmigrate\""))
+		if (run_state(&q, "postmigrate", NULL) != 0)
 			break;
 		usleep(2000);
 	}
 	/* The container never pays for a failed save: it runs on. */
 	if (r < 0 || leave_running) {
 		_cleanup_error_ struct error *e = NULL;
-		int c = qmp_call(&q, "{\"execute\":\"cont\"}\n", -1, NULL, &e);
+		int c = resume(&q, &e);
 		if (r == 0 && c < 0) {
 			*err = TAKE_PTR(e);
 			r = c;
@@ -446,7 +484,9 @@ int vmsnap_load(struct vm *vm, const char *qmp_path, const char *state_path, boo
 		r = qmp_call(&q, "{\"execute\":\"query-status\"}\n", -1, &reply, err);
 		if (r < 0)
 			break;
-		if (!strstr(reply, "\"inmigrate\""))
+		char status[32] = "";
+		qmp_status(reply, status, sizeof(status));
+		if (strcmp(status, "inmigrate") != 0)
 			break;
 		if (vm_check_exited(vm))
 			r = error_setx(err, ECHILD, "QEMU exited while loading the VM");
@@ -476,6 +516,8 @@ int vmsnap_meta_write(int dirfd, const struct vmsnap_meta *m, long long frozen_m
 	json_object_object_add(o, "state",
 			       json_object_new_string(m->zstd ? VMSNAP_STATE_ZST : VMSNAP_STATE));
 	json_object_object_add(o, "state_bytes", json_object_new_int64((int64_t)m->state_bytes));
+	if (m->zstd)
+		json_object_object_add(o, "raw_size", json_object_new_int64((int64_t)m->raw_size));
 	json_object_object_add(o, "frozen_ms", json_object_new_int64(frozen_ms));
 	json_object_object_add(o, "save_ms", json_object_new_int64(save_ms));
 	json_object_object_add(o, "key", json_object_new_string(m->key));
@@ -536,6 +578,11 @@ int vmsnap_meta_read(const char *dir, struct vmsnap_meta *m, bool *found, struct
 	if (o && json_object_object_get_ex(o, "state_bytes", &v) &&
 	    json_object_is_type(v, json_type_int))
 		m->state_bytes = (uint64_t)json_object_get_int64(v);
+	/* zstd: what vm.state.zst must decompress to, exactly (a negative
+	 * or missing one is 0, which vmsnap_zstd_unpack refuses). */
+	if (o && json_object_object_get_ex(o, "raw_size", &v) &&
+	    json_object_is_type(v, json_type_int) && json_object_get_int64(v) > 0)
+		m->raw_size = (uint64_t)json_object_get_int64(v);
 	if (!fmt || strcmp(fmt, VMSNAP_KEY_FORMAT) != 0)
 		r = error_setx(err, EINVAL, "%s/" VMSNAP_META ": not a \"%s\" description", dir,
 			       VMSNAP_KEY_FORMAT);
@@ -589,6 +636,25 @@ static int copy_sparse(int from, int to)
 	}
 }
 
+/* vm.state.zst in the staging directory from work_state, which is removed. */
+static int pack_state(const char *work_state, int dirfd, struct vmsnap_meta *m, struct error **err)
+{
+	_cleanup_close_ int in = open(work_state, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_close_ int out =
+		openat(dirfd, VMSNAP_STATE_ZST,
+		       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	uint64_t zst = 0;
+	if (in < 0 || out < 0)
+		return error_set(err, errno, "compress %s", work_state);
+	int r = vmsnap_zstd_pack(in, out, m->zstd_level, &m->raw_size, &zst, err);
+	if (r == 0 && fsync(out) < 0)
+		r = error_set(err, errno, "write " VMSNAP_STATE_ZST);
+	if (r < 0)
+		return error_wrap(err, "compress %s", work_state);
+	unlink(work_state);
+	return 0;
+}
+
 static int move_state(const char *work_state, int dirfd, const char *staging, struct error **err)
 {
 	_cleanup_free_ char *to = NULL;
@@ -619,10 +685,12 @@ int vmsnap_publish(const char *work_state, const char *dest, const struct vmsnap
 	if (!mkdtemp(staging))
 		return error_set(err, errno, "create %s", staging);
 	_cleanup_close_ int dirfd = open(staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct vmsnap_meta pm = *m;
 	int r = dirfd < 0 ? error_set(err, errno, "open %s", staging)
+		: m->zstd ? pack_state(work_state, dirfd, &pm, err)
 			  : move_state(work_state, dirfd, staging, err);
 	if (r == 0)
-		r = vmsnap_meta_write(dirfd, m, frozen_ms, save_ms, err);
+		r = vmsnap_meta_write(dirfd, &pm, frozen_ms, save_ms, err);
 	if (r == 0 && fsync(dirfd) < 0)
 		r = error_set(err, errno, "fsync %s", staging);
 	/* dest is absent or an empty directory (the caller checked). */
