@@ -138,7 +138,7 @@ static int do_pod_restore(struct global_opts *g, const char *id, const char *dir
 {
 	struct pod_manifest m;
 	Cocoon__CriuOptions criu[POD_RESTORE_MAX];
-	const char *bundle[POD_RESTORE_MAX];
+	const char *bundle[POD_RESTORE_MAX] = {0};
 	int done = 0, collected = 0, r = pod_manifest_read(dir, &m, err);
 	bool held = false;
 
