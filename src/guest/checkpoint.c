@@ -26,6 +26,7 @@
 #include "guard.h"
 #include "mounts.h"
 #include "network.h"
+#include "terminal.h"
 #include "pbwire.h"
 
 #include <dirent.h>
@@ -961,8 +962,9 @@ static int ckpt_start_page_server(struct ckpt_ctx *x, int sock, struct error **e
  * and a restore hands a new slave in their place, as runc does with a new
  * --console-socket. */
 static int save_descriptors(pid_t pid, const char *dir, char tty_keys[][CKPT_TTY_KEY_MAX],
-			    size_t n_tty)
+			    size_t n_tty, int master)
 {
+	char size_line[64];
 	char path[300], link[64], target[128];
 	snprintf(path, sizeof(path), "%s/" DESCRIPTORS_FILE, dir);
 	_cleanup_fclose_ FILE *f = fopen(path, "we");
@@ -976,6 +978,9 @@ static int save_descriptors(pid_t pid, const char *dir, char tty_keys[][CKPT_TTY
 	}
 	for (size_t i = 0; i < n_tty; i++)
 		fprintf(f, "%s\n", tty_keys[i]);
+	/* Then the terminal's size (terminal.h), which the new pty takes. */
+	if (n_tty && terminal_size_line(master, size_line, sizeof(size_line)))
+		fprintf(f, "%s\n", size_line);
 	return 0;
 }
 
@@ -1184,7 +1189,9 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 		}
 		x->n_tty = 1 + (size_t)ctty;
 	}
-	save_descriptors(c->procs[0].pid, x->img, x->tty_args, x->n_tty);
+	const struct agent_proc *init = &c->procs[0];
+	save_descriptors(init->pid, x->img, x->tty_args, x->n_tty,
+			 init->out_fd[0] >= 0 ? init->out_fd[0] : init->stdin_fd);
 	if (!req->pre_dump) {
 		criu_conf_save_mounts(c->procs[0].pid, x->img);
 		execs_save_pipes(c, x->img);
@@ -1366,6 +1373,7 @@ struct restore_ctx {
 	char fault[64];			 /* fault injection for the e2e tests, or empty */
 	int host_in, host_out, host_err; /* the agent's ends of the new pipes (or pty master) */
 	bool terminal;			 /* the spec's process.terminal */
+	Cocoon__ConsoleSize size;	 /* the checkpoint's, else the spec's (0x0: none) */
 	int child_fds[4];		 /* stdin, stdout, stderr, netns */
 	long long t0, copy_ms;
 	Cocoon__CriuOptions criu;
@@ -1592,6 +1600,12 @@ static void restore_done(struct agent_job *job, int status)
 	reply.stats = &stats;
 	reply.restore_ms = (uint64_t)(agent_now_ms() - x->t0);
 	reply.copy_ms = (uint64_t)x->copy_ms;
+	Cocoon__ConsoleSize size = COCOON__CONSOLE_SIZE__INIT;
+	if (x->terminal && x->size.rows && x->size.cols) {
+		size.rows = x->size.rows;
+		size.cols = x->size.cols;
+		reply.console_size = &size;
+	}
 	resp.id = x->req_id;
 	resp.body_case = COCOON__RESPONSE__BODY_RESTORE;
 	resp.restore = &reply;
@@ -1617,7 +1631,7 @@ static bool parse_tty_key(const char *line, char *key, size_t size)
  * slave's place (--inherit-fd under its key); the agent keeps the master,
  * which the host relays to the engine's new --console-socket. */
 static int restore_terminal(struct restore_ctx *x, char keys[][CKPT_TTY_KEY_MAX], size_t n_keys,
-			    char **argv, int *n)
+			    const Cocoon__ConsoleSize *size, char **argv, int *n)
 {
 	int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (master < 0)
@@ -1635,6 +1649,9 @@ static int restore_terminal(struct restore_ctx *x, char keys[][CKPT_TTY_KEY_MAX]
 	if (x->child_fds[1] < 0 || x->child_fds[2] < 0 || x->host_out < 0)
 		return -errno;
 	fcntl(master, F_SETFL, O_NONBLOCK);
+	int r = terminal_set_size(master, size);
+	if (r < 0)
+		return r;
 	/* One fd per key: CRIU moves each inherited fd into its store and
 	 * closes it (files.c, inherit_fd_move_to_fdstore). */
 	for (size_t i = 0; i < n_keys && i < 3; i++) {
@@ -1652,12 +1669,12 @@ static int restore_terminal(struct restore_ctx *x, char keys[][CKPT_TTY_KEY_MAX]
  * or pipes) was set up from the spec. */
 static int restore_stdio(struct restore_ctx *x, char **argv, int *n, char *msg, size_t size)
 {
-	char path[300], line[6][128] = {"", "", "", "", "", ""}, keys[3][CKPT_TTY_KEY_MAX];
+	char path[300], line[7][128] = {"", "", "", "", "", "", ""}, keys[3][CKPT_TTY_KEY_MAX];
 	int in[2], out[2], err[2];
 
 	snprintf(path, sizeof(path), "%s/" DESCRIPTORS_FILE, x->images);
 	_cleanup_fclose_ FILE *f = fopen(path, "re");
-	for (int i = 0; f && i < 6 && fgets(line[i], sizeof(line[i]), f); i++)
+	for (int i = 0; f && i < 7 && fgets(line[i], sizeof(line[i]), f); i++)
 		line[i][strcspn(line[i], "\n")] = 0;
 	size_t n_keys = 0;
 	while (n_keys < 3 && parse_tty_key(line[3 + n_keys], keys[n_keys], sizeof(keys[n_keys])))
@@ -1672,7 +1689,12 @@ static int restore_stdio(struct restore_ctx *x, char **argv, int *n, char *msg, 
 		return -EINVAL;
 	}
 	if (had_tty) {
-		int r = restore_terminal(x, keys, n_keys, argv, n);
+		/* The size the container had when it was dumped; the spec's
+		 * for a checkpoint that did not record one. */
+		Cocoon__ConsoleSize saved = COCOON__CONSOLE_SIZE__INIT;
+		if (terminal_parse_size_line(line[3 + n_keys], &saved))
+			x->size = saved;
+		int r = restore_terminal(x, keys, n_keys, &x->size, argv, n);
 		if (r < 0)
 			snprintf(msg, size, "restore %s: a new terminal: %s", x->cid, strerror(-r));
 		return r;
@@ -2003,6 +2025,8 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 		snprintf(x->images, sizeof(x->images), AGENT_SHARED_DIR "/%s", req->shared_path);
 	}
 	x->terminal = s->process && s->process->terminal;
+	if (x->terminal && s->process->console_size)
+		x->size = *s->process->console_size;
 	struct agent_container *c = container_new(a, s->id, s, msg, sizeof(msg));
 	if (!c) {
 		agent_send_error(a, id, EINVAL, "restore %s: %s", s->id, msg);

@@ -18,6 +18,7 @@
 #include "guard.h"
 #include "mounts.h"
 #include "network.h"
+#include "terminal.h"
 
 #include <fcntl.h>
 #include <grp.h>
@@ -287,11 +288,11 @@ static void stdio_close_child(struct stdio_pipes *p)
 			close(p->child[i]);
 }
 
-static int stdio_open(struct stdio_pipes *p, bool terminal)
+static int stdio_open(struct stdio_pipes *p, const Cocoon__ProcessSpec *proc)
 {
 	int in[2], o[2], e[2];
 
-	if (terminal) {
+	if (proc->terminal) {
 		int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
 		if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0)
 			return -errno;
@@ -304,6 +305,9 @@ static int stdio_open(struct stdio_pipes *p, bool terminal)
 		p->agent_err = -1;
 		fcntl(p->agent_out, F_SETFD, FD_CLOEXEC);
 		fcntl(master, F_SETFL, O_NONBLOCK);
+		/* The host bounded the size (spec.c): nothing here can fail
+		 * but the ioctl on a pty just made. */
+		terminal_set_size(master, proc->console_size);
 		return 0;
 	}
 	/* Pipes, never files: CRIU cannot restore a task holding a regular
@@ -656,7 +660,7 @@ void container_handle_create(struct agent *a, uint64_t id,
 		goto fail;
 	if (container_open_join_namespaces(a, s, join, msg, sizeof(msg)) < 0)
 		goto fail;
-	if (stdio_open(&io, s->process->terminal) < 0 || pipe2(sync, O_CLOEXEC) < 0 ||
+	if (stdio_open(&io, s->process) < 0 || pipe2(sync, O_CLOEXEC) < 0 ||
 	    pipe2(start, O_CLOEXEC) < 0) {
 		snprintf(msg, sizeof(msg), "pipes: %s", strerror(errno));
 		goto fail;
@@ -1027,7 +1031,7 @@ void container_handle_exec(struct agent *a, uint64_t id, const Cocoon__ExecReque
 				 strerror(-r));
 		return;
 	}
-	if (stdio_open(&io, req->process->terminal) < 0 ||
+	if (stdio_open(&io, req->process) < 0 ||
 	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sync) < 0) {
 		agent_send_error(a, id, errno, "exec %s: pipes: %s", c->id, strerror(errno));
 		return;
@@ -1082,6 +1086,25 @@ void container_handle_stdin(struct agent *a, const Cocoon__StdinData *req)
 	}
 	if (req->eof && !p->terminal)
 		close_fd(&p->stdin_fd);
+}
+
+/* The size is set on the master (terminal.h). */
+void container_handle_resize(struct agent *a, const Cocoon__ResizeRequest *req)
+{
+	struct agent_container *c = req ? container_find(a, req->id) : NULL;
+	struct agent_proc *p = c ? find_proc(c, req->exec_id) : NULL;
+
+	/* The master is stdin_fd and out_fd[0] (a dup); either may be closed
+	 * already as the process ends. */
+	int master = !p || !p->terminal ? -1 : p->out_fd[0] >= 0 ? p->out_fd[0] : p->stdin_fd;
+	if (master < 0) {
+		agent_log(a, "resize: %s%s%s has no terminal; ignored", c ? c->id : "no container",
+			  c && *req->exec_id ? " exec " : "", c ? req->exec_id : "");
+		return;
+	}
+	int r = terminal_set_size(master, req->size);
+	if (r < 0)
+		agent_log(a, "resize %s: %s", c->id, strerror(-r));
 }
 
 /* ---- events ---------------------------------------------------------------- */

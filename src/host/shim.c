@@ -8,6 +8,7 @@
 #include "shim.h"
 #include "agent-client.h"
 #include "cgroup-mirror.h"
+#include "console.h"
 #include "cleanup.h"
 #include "guard.h"
 #include "log.h"
@@ -59,7 +60,8 @@ struct shim_exec {
 	bool used;
 	char exec_id[65];
 	int in, out, err;
-	int client_fd; /* who waits for the exit, -1 if nobody */
+	struct console_watch tty; /* fd -1: no terminal */
+	int client_fd;		  /* who waits for the exit, -1 if nobody */
 };
 
 struct shim {
@@ -99,6 +101,8 @@ struct shim {
 	int exit_code;
 	struct cgmirror mirror; /* the engines' stats (cgroup-mirror.h) */
 	long long mirror_next_ms;
+	struct console_watch tty; /* the container's terminal (fd -1: none) */
+	long long tty_next_ms;
 	/* Members whose shim went away and whose container was killed but has
 	 * not yet sent its exit: their late events are dropped, never handed
 	 * to a new member that took the same id (member_register waits). */
@@ -138,7 +142,7 @@ static void close_exec(struct shim_exec *e)
 	if (e->err >= 0)
 		close(e->err);
 	memset(e, 0, sizeof(*e));
-	e->in = e->out = e->err = e->client_fd = -1;
+	e->in = e->out = e->err = e->client_fd = e->tty.fd = -1;
 }
 
 static void send_to_client(int fd, Cocoon__Response *resp)
@@ -239,37 +243,6 @@ static void agent_reply(void *userdata, const Cocoon__Response *r);
 
 /* ---- start-up ------------------------------------------------------------- */
 
-static int send_console_master(const char *path, int master, struct error **err)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	char dummy = 0;
-	struct iovec iov = {.iov_base = &dummy, .iov_len = 1};
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct msghdr msg = {.msg_iov = &iov,
-			     .msg_iovlen = 1,
-			     .msg_control = u.buf,
-			     .msg_controllen = sizeof(u.buf)};
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return error_setx(err, ENAMETOOLONG, "console socket %s: path too long", path);
-	strcpy(sa.sun_path, path);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return error_set(err, errno, "console socket %s", path);
-	memset(&u, 0, sizeof(u));
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &master, sizeof(int));
-	if (sendmsg(fd, &msg, MSG_NOSIGNAL) < 0)
-		return error_set(err, errno, "console socket %s: send", path);
-	return 0;
-}
-
 /* With a terminal, the engine gets the master of a host pty and the shim
  * relays between its slave and the guest's pty. */
 static int setup_stdio(struct shim *s, struct error **err)
@@ -284,22 +257,19 @@ static int setup_stdio(struct shim *s, struct error **err)
 		return error_setx(
 			err, EINVAL,
 			"process.terminal is true but no --console-socket was given: the container's terminal needs one to hand the pty master to (as with runc)");
+	const Cocoon__ConsoleSize *size = s->args->bundle->spec->process->console_size;
 	int master, slave;
-	if (openpty(&master, &slave, NULL, NULL, NULL) < 0)
-		return error_set(err, errno, "openpty");
-	struct termios t;
-	if (tcgetattr(slave, &t) == 0) {
-		cfmakeraw(&t);
-		tcsetattr(slave, TCSANOW, &t);
-	}
-	int r = send_console_master(s->args->console_socket, master, err);
+	int r = console_openpty(size, &master, &slave, err);
+	if (r < 0)
+		return r;
+	r = console_send_master(s->args->console_socket, master, err);
 	close(master);
 	if (r < 0) {
 		close(slave);
 		return r;
 	}
-	fcntl(slave, F_SETFD, FD_CLOEXEC);
 	s->in_fd = s->out_fd = s->err_fd = slave;
+	console_watch_init(&s->tty, slave, size);
 	return 0;
 }
 
@@ -396,6 +366,13 @@ static int restore_container(struct shim *s, struct error **err)
 		(unsigned long long)resp->restore->copy_ms,
 		resp->restore->stats ? resp->restore->stats->restore_us : 0);
 	write_file_atomic(path, text, (size_t)n, 0600, NULL);
+	/* The engine's new master shows the size the container has. */
+	if (resp->restore->console_size && s->tty.fd >= 0 &&
+	    console_watch_apply(&s->tty, resp->restore->console_size) == -ERANGE)
+		fprintf(stderr,
+			"cocoon: restore %s: the guest reported a terminal size of %ux%u: out of range, ignored\n",
+			s->args->id, resp->restore->console_size->rows,
+			resp->restore->console_size->cols);
 	cocoon__response__free_unpacked(resp, NULL);
 	return 0;
 }
@@ -708,6 +685,10 @@ static void handle_exec(struct shim *s, struct shim_client *c, Cocoon__Request *
 	e->err = c->fds[2];
 	e->client_fd = c->fd;
 	c->nfds = 0;
+	/* The exec's pty on the host: the engine's (its master went to the
+	 * engine's --console-socket) or the terminal of `cocoon exec` itself. */
+	if (req->exec->process && req->exec->process->terminal)
+		console_watch_init(&e->tty, e->out, req->exec->process->console_size);
 	fcntl(e->in, F_SETFL, fcntl(e->in, F_GETFL) | O_NONBLOCK);
 	resp->id = cid;
 	send_to_client(c->fd, resp);
@@ -740,6 +721,8 @@ static char **request_id_slot(Cocoon__Request *req)
 		return &req->exec->id;
 	case COCOON__REQUEST__BODY_STDIN:
 		return &req->stdin->id;
+	case COCOON__REQUEST__BODY_RESIZE:
+		return &req->resize->id;
 	case COCOON__REQUEST__BODY_CHECKPOINT:
 		return &req->checkpoint->id;
 	default:
@@ -967,7 +950,8 @@ static void handle_member_request(struct shim *s, struct shim_client *c, Cocoon_
 	}
 	char *client_id = *slot;
 	*slot = c->member;
-	if (req->body_case == COCOON__REQUEST__BODY_STDIN) {
+	if (req->body_case == COCOON__REQUEST__BODY_STDIN ||
+	    req->body_case == COCOON__REQUEST__BODY_RESIZE) {
 		agent_send_oneway(&s->sb.agent, req, NULL);
 		*slot = client_id;
 		return;
@@ -1459,6 +1443,44 @@ static void handle_signals(struct shim *s)
 	}
 }
 
+/* ---- terminal sizes (console.h) --------------------------------------------- */
+
+static void send_resize(struct shim *s, const char *exec_id, Cocoon__ConsoleSize *size)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__ResizeRequest rr = COCOON__RESIZE_REQUEST__INIT;
+	rr.id = (char *)s->args->id;
+	rr.exec_id = (char *)exec_id;
+	rr.size = size;
+	req.body_case = COCOON__REQUEST__BODY_RESIZE;
+	req.resize = &rr;
+	agent_send_oneway(&s->sb.agent, &req, NULL);
+}
+
+static bool has_terminal(const struct shim *s)
+{
+	bool any = s->tty.fd >= 0;
+	for (int i = 0; i < SHIM_MAX_EXECS && !any; i++)
+		any = s->execs[i].used && s->execs[i].tty.fd >= 0;
+	return any;
+}
+
+/* Every CONSOLE_WATCH_INTERVAL_MS while there is a terminal: a size the
+ * engine set on a host pty goes to the guest's. */
+static void terminals_tick(struct shim *s)
+{
+	Cocoon__ConsoleSize size = COCOON__CONSOLE_SIZE__INIT;
+	s->tty_next_ms = now_ms() + CONSOLE_WATCH_INTERVAL_MS;
+	if (s->st.status != STATUS_CREATED && s->st.status != STATUS_RUNNING &&
+	    s->st.status != STATUS_PAUSED)
+		return;
+	if (console_watch_changed(&s->tty, &size))
+		send_resize(s, "", &size);
+	for (int i = 0; i < SHIM_MAX_EXECS; i++)
+		if (s->execs[i].used && console_watch_changed(&s->execs[i].tty, &size))
+			send_resize(s, s->execs[i].exec_id, &size);
+}
+
 static int signals_setup(void)
 {
 	sigset_t mask;
@@ -1525,6 +1547,15 @@ static void shim_loop(struct shim *s)
 			timeout = fwd_left;
 		if (s->exited && (timeout < 0 || timeout > 200))
 			timeout = 200; /* only waiting for checkpoint_reply_due() */
+		if (has_terminal(s) && !s->exited) {
+			long long left = s->tty_next_ms - now_ms();
+			if (left <= 0) {
+				terminals_tick(s);
+				continue;
+			}
+			if (timeout < 0 || timeout > left)
+				timeout = (int)left;
+		}
 		if (s->mirror.n && !s->exited) {
 			long long left = s->mirror_next_ms - now_ms();
 			if (left <= 0) {
@@ -1596,7 +1627,7 @@ static void shim_teardown(struct shim *s)
 
 void shim_main(struct shim_args *a)
 {
-	struct shim s = {.args = a, .listen_fd = -1, .sb.agent.fd = -1};
+	struct shim s = {.args = a, .listen_fd = -1, .sb.agent.fd = -1, .tty.fd = -1};
 	_cleanup_error_ struct error *err = NULL;
 
 	setsid();
