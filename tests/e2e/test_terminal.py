@@ -5,6 +5,8 @@ a terminal: through cocoon itself and `podman run -it` / `podman exec -it`,
 each on a pty the test holds. (`ctr run -t` does not work yet: docs/containerd.md.)"""
 import json
 import os
+import select
+import subprocess
 
 
 from conftest import COCOON, qemu_pids, wait_for, write_bundle
@@ -56,6 +58,35 @@ def test_console_size_at_start_resize_and_after_restore(env):
     assert wait_for(lambda: env.state("t")["status"] == "stopped")
     con2.close()
     env.run("delete", "t", check=True)
+
+
+def test_create_on_a_terminal_lets_go_of_its_stdio(env):
+    """With a terminal the container's stdio is the pty: `cocoon create`'s
+    own stdout and stderr end when it exits, as runc's do. containerd's runc
+    shim reads create's output until EOF before it takes the master (go-runc
+    Create with no IO); while the shim kept them, `ctr run -t` hung."""
+    b = write_bundle(env.tmp / "b", ["sh"], terminal=True)
+    con = Console(env.tmp / "c.sock")
+    p = subprocess.Popen([str(COCOON), "--root", str(env.root), "--config", str(env.config),
+                          "create", "--bundle", str(b.path), "--console-socket", con.path, "q"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        rc = p.wait(timeout=180)
+        assert rc == 0, p.stderr.read().decode()
+        for stream in (p.stdout, p.stderr):
+            ready, _, _ = select.select([stream], [], [], 10)
+            assert ready and stream.read() == b"", "create's output is still held open"
+        fd = con.master()
+        env.run("start", "q", check=True)
+        seen = bytearray()
+        os.write(fd, b"echo up-$((6*7))\n")
+        assert read_until(fd, seen, rb"up-42", 60), seen
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+        env.run("delete", "--force", "q")
+        con.close()
 
 
 def test_exec_tty(env):

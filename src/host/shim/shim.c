@@ -249,6 +249,22 @@ static void shim_loop(struct shim *s)
 	}
 }
 
+/* With a terminal the container's stdio is the pty, not the stdio `create`
+ * (or `restore`) was run with: the shim lets go of that once it reports, as
+ * runc's own process exits once create is done. An engine that reads
+ * create's output until EOF (containerd's runc shim: go-runc's Create with no
+ * IO) would otherwise wait until the container ends, and never take the
+ * master. Warnings after this go to --log only. */
+static void drop_caller_stdio(int slave)
+{
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	for (int fd = 0; null >= 0 && fd < 3; fd++)
+		if (fd != null && fd != slave)
+			dup2(null, fd);
+	if (null > 2)
+		close(null);
+}
+
 static void report(int fd, const char *msg)
 {
 	if (fd >= 0) {
@@ -297,6 +313,8 @@ void shim_main(struct shim_args *a)
 		shim_teardown(&s);
 		_exit(1);
 	}
+	if (s.tty.fd >= 0)
+		drop_caller_stdio(s.tty.fd);
 	report(a->ready_fd, "OK");
 	shim_loop(&s);
 
