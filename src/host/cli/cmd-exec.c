@@ -192,7 +192,7 @@ int cmd_exec(struct global_opts *g, int argc, char **argv, struct error **errp)
 		r = error_setx(&err, EINVAL, "config.json has no process");
 	if (r < 0) {
 		error_wrap(&err, "exec %s", id);
-		cli_fail(errp, &err);
+		(void)cli_fail(errp, &err); /* the exit status is 1, after the clean-up */
 		spec_process_free(p);
 		return 1;
 	}
@@ -201,7 +201,8 @@ int cmd_exec(struct global_opts *g, int argc, char **argv, struct error **errp)
 	if (!process_file)
 		p->terminal = tty;
 	if (p->terminal) {
-		cli_failf(errp, "%s", "exec: a terminal for exec (--tty) is not supported yet");
+		(void)cli_failf(errp, "%s",
+				"exec: a terminal for exec (--tty) is not supported yet");
 		spec_process_free(p);
 		return 1;
 	}
@@ -260,7 +261,7 @@ int cmd_exec(struct global_opts *g, int argc, char **argv, struct error **errp)
 	pid_t pid = fork();
 	if (pid == 0) {
 		close(pp[0]);
-		setsid();
+		(void)setsid(); /* a fresh child leads no group: cannot fail */
 		int code = exec_run(g, id, p, pp[1], &err);
 		if (code < 0 && err)
 			fprintf(stderr, "cocoon: exec %s: %s\n", id, err->msg);

@@ -183,7 +183,8 @@ static void write_one(int dir, const char *name, bool v2, const Cocoon__StatsRep
 		unlinkat(dir, tmp, 0);
 		return;
 	}
-	renameat(dir, tmp, dir, name);
+	if (renameat(dir, tmp, dir, name) < 0)
+		(void)unlinkat(dir, tmp, 0); /* the old figures stay until the next tick */
 }
 
 static void write_dir(const struct cgmirror_dir *d, const Cocoon__StatsReply *st)

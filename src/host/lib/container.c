@@ -255,7 +255,7 @@ int container_wait_foreground(pid_t shim)
 	int fwd[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 	foreground_shim = shim;
 	for (size_t i = 0; i < ARRAY_SIZE(fwd); i++)
-		sigaction(fwd[i], &sa, NULL);
+		(void)sigaction(fwd[i], &sa, NULL); /* cannot fail: valid signals */
 	int status;
 	while (waitpid(shim, &status, 0) < 0 && errno == EINTR)
 		;
