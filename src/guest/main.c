@@ -23,6 +23,7 @@
 #include "init.h"
 #include "jobs.h"
 #include "modules.h"
+#include "pod.h"
 #include "restore.h"
 #include "template.h"
 #include "copy-tree.h"
@@ -108,6 +109,9 @@ static void dispatch(struct agent *a, const Cocoon__Request *req)
 		return;
 	case COCOON__REQUEST__BODY_STDIN:
 		container_handle_stdin(a, req->stdin);
+		return;
+	case COCOON__REQUEST__BODY_LOOPBACK_HOLD:
+		pod_handle_loopback_hold(a, req->id, req->loopback_hold);
 		return;
 	case COCOON__REQUEST__BODY_TEMPLATE_RESUME:
 		template_resume_handle(a, req->id, req->template_resume);

@@ -3,8 +3,10 @@ of its own (docs/pods.md). These drive cocoon directly with the specs the
 engines write: podman's (namespace paths /proc/<infra shim pid>/ns/...) and
 CRI's (annotations io.kubernetes.cri.*)."""
 import json
+import os
 import pathlib
 import subprocess
+import time
 
 import pytest
 
@@ -169,7 +171,17 @@ def test_joining_a_pid_namespace_is_refused(env):
     b.config.write_text(json.dumps(spec))
     r = env.run("create", "--bundle", str(b.path), "x")
     assert r.returncode == 1
+    assert f"joining the pid namespace of /proc/{pid}/ns/pid (Kubernetes' shareProcessNamespace) " \
+           "is not supported: in the pod's VM each container's processes are a pid namespace of " \
+           "their own, which CRIU checkpoints and restores whole" in r.stderr, r.stderr
     assert "share their network, IPC and UTS namespaces only" in r.stderr
+    assert not (env.root / "x").exists()
+    # The mount namespace, the same.
+    spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"] if n["type"] not in ("pid", "mount")]
+    spec["linux"]["namespaces"] += [{"type": "pid"}, {"type": "mount", "path": f"/proc/{pid}/ns/mnt"}]
+    b.config.write_text(json.dumps(spec))
+    r = env.run("create", "--bundle", str(b.path), "x")
+    assert r.returncode == 1 and "joining the mount namespace" in r.stderr, r.stderr
     env.run("delete", "--force", "sandbox", check=True)
 
 
@@ -354,4 +366,113 @@ def test_pod_vm_sized_from_the_pod_limits_and_a_member_that_does_not_fit_refused
     for cid in ("m4", "m1"):
         env.run("delete", "--force", cid, check=True)
     env.run("delete", "--force", "pause2", check=True)
+    assert qemu_pids(str(env.tmp)) == []
+
+
+def rounds(path):
+    """The client's round trips: (v, ok) for each 'tcp v -> w ok|BAD' line."""
+    out = []
+    for line in lines(path):
+        p = line.split()
+        if len(p) == 5 and p[0] == "tcp" and p[1].isdigit():
+            out.append((int(p[1]), p[4] == "ok"))
+    return out
+
+
+def test_whole_pod_restored_in_one_command_with_its_loopback_connection(env):
+    """checkpoint --pod, then restore --pod: the whole pod back in one fresh
+    VM from pod.json, and a TCP connection between two members over
+    127.0.0.1 carries on (each member is restored by a CRIU run of its own;
+    the pod's loopback is held until all are back)."""
+    pid = start_sandbox(env)
+    old_vm = qemu_pids(str(env.tmp))
+    srv = write_bundle(env.tmp / "srv", ["payload", "tcp", "7100"], extra=ns_paths(pid))
+    rc, _, err = env.create("srv", srv)
+    assert rc == 0, err.read_text()
+    env.run("start", "srv", check=True)
+    cli = write_bundle(env.tmp / "cli", ["payload", "tcp-client", "7100"], extra=ns_paths(pid))
+    rc, out, err = env.create("cli", cli)
+    assert rc == 0, err.read_text()
+    env.run("start", "cli", check=True)
+    assert wait_for(lambda: len(rounds(out)) >= 5, timeout=60), out.read_text() + err.read_text()
+
+    images = env.tmp / "pod-ck"
+    r = env.run("checkpoint", "--pod", "--tcp-established", "--image-path", str(images), "sandbox",
+                timeout=900)
+    assert r.returncode == 0, r.stdout + r.stderr
+    pod = json.loads((images / "pod.json").read_text())
+    assert pod["bundles"]["cli"] == str(cli.path) and pod["bundles"]["sandbox"] == str(env.tmp / "sandbox")
+    for cid in ("cli", "srv", "sandbox"):
+        assert wait_for(lambda: env.state(cid)["status"] == "stopped", timeout=30), cid
+    before = rounds(out)
+    assert all(ok for _, ok in before) and "tcp broken" not in out.read_text()
+    for cid in ("cli", "srv", "sandbox"):
+        env.run("delete", cid, check=True)
+    assert wait_for(lambda: qemu_pids(str(env.tmp)) == [], timeout=30)
+
+    # Not a pod's checkpoint: refused by name, nothing restored.
+    r = env.run("restore", "--pod", "--image-path", str(images / "srv"), "sandbox")
+    assert r.returncode == 1 and "not a checkpoint of a whole pod" in r.stderr, r.stderr
+    assert qemu_pids(str(env.tmp)) == [] and not (env.root / "sandbox").exists()
+
+    restored = env.tmp / "pod.restored.out"
+    with open(restored, "wb") as o, open(env.tmp / "pod.restored.err", "wb") as e:
+        r = subprocess.run([str(COCOON), "--root", str(env.root), "--config", str(env.config),
+                            "restore", "--pod", "--tcp-established", "--image-path", str(images),
+                            "sandbox"], stdin=subprocess.DEVNULL, stdout=o, stderr=e, timeout=900)
+    assert r.returncode == 0, (env.tmp / "pod.restored.err").read_text()
+    new_vm = qemu_pids(str(env.tmp))
+    assert len(new_vm) == 1 and new_vm != old_vm, "one fresh VM for the restored pod"
+    for cid in ("sandbox", "srv", "cli"):
+        assert env.state(cid)["status"] == "running", cid
+    # The same connection goes on: the next round trip is the one after
+    # the last before the checkpoint (a reconnect would start at 0 again),
+    # and the client never saw it break.
+    assert wait_for(lambda: len(rounds(restored)) >= 3 or "tcp broken" in restored.read_text(),
+                    timeout=180), restored.read_text()
+    after = rounds(restored)
+    assert "tcp broken" not in restored.read_text(), restored.read_text()
+    assert after[0][0] == before[-1][0] + 2, (before[-3:], after[:3])
+    assert all(ok for _, ok in after), after
+    assert [v for v, _ in after] == list(range(after[0][0], after[0][0] + 2 * len(after), 2))
+    for cid in ("cli", "srv", "sandbox"):
+        env.run("delete", "--force", cid, check=True)
+    assert qemu_pids(str(env.tmp)) == []
+
+
+def test_sandbox_shim_serves_the_pod_while_a_member_is_dumped(env):
+    """A member's checkpoint goes through the sandbox's shim, which must not
+    wait for it: while CRIU dumps one member (held at its post-dump stage by
+    the fault injection, as a slow dump), another member's exec and a
+    third's kill get through (they used to wait until the dump ended)."""
+    pid = start_sandbox(env)
+    for cid in ("big", "other", "victim"):
+        b = write_bundle(env.tmp / cid, ["payload", "sleep", "1000"], extra=ns_paths(pid))
+        rc, _, err = env.create(cid, b)
+        assert rc == 0, err.read_text()
+        env.run("start", cid, check=True)
+
+    ck = subprocess.Popen([str(COCOON), "--root", str(env.root), "--config", str(env.config),
+                           "checkpoint", "--image-path", str(env.tmp / "ck"), "big"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env={**os.environ, "COCOON_FAULT": "post-dump:stall"})
+    try:
+        time.sleep(2)  # the dump is under way; it stalls until the agent's watch ends it
+        t0 = time.monotonic()
+        r = env.run("exec", "other", "payload", "echo", "during-the-dump", timeout=120)
+        assert r.returncode == 0 and r.stdout == "during-the-dump\n", r.stderr
+        env.run("kill", "victim", "KILL", check=True, timeout=120)
+        assert wait_for(lambda: env.state("victim")["status"] == "stopped", timeout=30)
+        served = time.monotonic() - t0
+        assert ck.poll() is None, f"exec and kill were served only once the dump ended ({served:.1f} s)"
+    finally:
+        stdout, stderr = ck.communicate(timeout=600)
+    # The stalled dump fails, and the member runs on as it was.
+    assert ck.returncode != 0, stdout + stderr
+    assert env.state("big")["status"] == "running"
+    assert env.run("exec", "big", "payload", "echo", "alive").stdout == "alive\n"
+    assert env.state("other")["status"] == "running"
+    for cid in ("big", "other", "victim"):
+        env.run("delete", "--force", cid, check=True)
+    env.run("delete", "--force", "sandbox", check=True)
     assert qemu_pids(str(env.tmp)) == []

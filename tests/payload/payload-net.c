@@ -39,6 +39,7 @@ static int tcp_to(int port, bool listening)
 		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 8) < 0)
 			return -1;
 	} else if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
 		return -1;
 	}
 	return fd;
@@ -197,6 +198,29 @@ int cmd_sink(int argc, char **argv)
 			perror("sink: write");
 		close(c);
 	}
+}
+
+/* tcp-client PORT: the client half of `tcp PORT pair`, in a container of
+ * its own (a pod's other member serves): connects (retrying for 10 s), then
+ * one round trip every 200 ms, each printed, until the connection breaks. */
+int cmd_tcp_client(int argc, char **argv)
+{
+	if (argc < 3)
+		return 2;
+	int fd = -1;
+	for (int i = 0; i < 100 && fd < 0; i++)
+		if ((fd = tcp_to(atoi(argv[2]), false)) < 0)
+			payload_sleep_ms(100);
+	for (unsigned long v = 0; fd >= 0; v += 2) {
+		long w = tcp_round(fd, v);
+		printf("tcp %lu -> %ld %s\n", v, w, w == (long)v + 1 ? "ok" : "BAD");
+		fflush(stdout);
+		if (w < 0)
+			break;
+		payload_sleep_ms(200);
+	}
+	printf("tcp broken\n");
+	return 1;
 }
 
 int cmd_tcp_connect(int argc, char **argv)

@@ -10,3 +10,5 @@ int cmd_echo_server(int argc, char **argv);
 int cmd_sink(int argc, char **argv);
 
 int cmd_tcp_connect(int argc, char **argv);
+
+int cmd_tcp_client(int argc, char **argv);

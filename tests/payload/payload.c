@@ -30,6 +30,7 @@
  *                               child holds one connection to it and prints
  *                               each round trip
  *   payload tcp-connect PORT    one round trip to "payload tcp", printed
+ *   payload tcp-client PORT     round trips to "payload tcp" every 200 ms, printed
  *   payload shm-put KEY TEXT    a SysV shared memory segment under KEY with TEXT
  *   payload shm-get KEY         print the text of segment KEY (pods: IPC shared)
  *   payload echo-server PORT    listen on every address (v4 and v6) at PORT
@@ -464,6 +465,8 @@ int main(int argc, char **argv)
 		return cmd_tcp(argc, argv);
 	if (strcmp(cmd, "tcp-connect") == 0)
 		return cmd_tcp_connect(argc, argv);
+	if (strcmp(cmd, "tcp-client") == 0)
+		return cmd_tcp_client(argc, argv);
 	if (strcmp(cmd, "shm-put") == 0 || strcmp(cmd, "shm-get") == 0)
 		return cmd_shm(argc, argv, strcmp(cmd, "shm-put") == 0);
 	if (strcmp(cmd, "echo-server") == 0)

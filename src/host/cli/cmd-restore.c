@@ -6,6 +6,7 @@
 #include "container.h"
 #include "criu-config.h"
 #include "images.h"
+#include "log.h"
 #include "paths.h"
 #include "vmsnap.h"
 
@@ -13,8 +14,162 @@
 #include <sys/stat.h>
 
 #include <getopt.h>
+#include <json-c/json.h>
 #include <limits.h>
 #include <string.h>
+
+/* ---- the whole pod ------------------------------------------------------------ */
+
+enum { POD_RESTORE_MAX = 33 }; /* checkpoint --pod's 32 members and the sandbox */
+
+/* DIR/pod.json as checkpoint --pod wrote it: ids[0] the sandbox, then the
+ * members; bundles[i] from its "bundles" (NULL when none is named). */
+struct pod_manifest {
+	char ids[POD_RESTORE_MAX][COCOON_ID_MAX + 1];
+	char *bundles[POD_RESTORE_MAX];
+	int n;
+};
+
+static void pod_manifest_free(struct pod_manifest *m)
+{
+	for (int i = 0; i < m->n; i++)
+		free(m->bundles[i]);
+}
+
+static int pod_manifest_add(struct pod_manifest *m, json_object *id, json_object *bundles,
+			    struct error **err)
+{
+	const char *s = json_object_is_type(id, json_type_string) ? json_object_get_string(id) : "";
+	json_object *b = NULL;
+	if (m->n == POD_RESTORE_MAX)
+		return error_setx(err, E2BIG, "pod.json: more than %d containers", POD_RESTORE_MAX);
+	if (validate_id("container", s, err) < 0)
+		return error_wrap(err, "pod.json");
+	for (int i = 0; i < m->n; i++)
+		if (strcmp(m->ids[i], s) == 0)
+			return error_setx(err, EINVAL, "pod.json: %s is listed twice", s);
+	snprintf(m->ids[m->n], sizeof(m->ids[0]), "%s", s);
+	if (bundles && json_object_object_get_ex(bundles, s, &b) &&
+	    json_object_is_type(b, json_type_string) && json_object_get_string(b)[0] == '/' &&
+	    !(m->bundles[m->n] = strdup(json_object_get_string(b))))
+		return error_set(err, ENOMEM, "pod.json");
+	m->n++;
+	return 0;
+}
+
+static int pod_manifest_read(const char *dir, struct pod_manifest *m, struct error **err)
+{
+	_cleanup_free_ char *path = NULL, *text = NULL;
+	json_object *root, *sb, *members, *bundles = NULL;
+	int r;
+
+	memset(m, 0, sizeof(*m));
+	if (asprintf(&path, "%s/pod.json", dir) < 0)
+		return error_set(err, ENOMEM, "pod.json");
+	if (read_file_bounded(path, 256 * 1024, &text, NULL, err) < 0)
+		return error_wrap(err, "not a checkpoint of a whole pod (checkpoint --pod)");
+	if (!(root = json_tokener_parse(text)))
+		return error_setx(err, EINVAL, "%s: not JSON", path);
+	if (!json_object_object_get_ex(root, "sandbox", &sb) ||
+	    !json_object_object_get_ex(root, "members", &members) ||
+	    !json_object_is_type(members, json_type_array)) {
+		json_object_put(root);
+		return error_setx(err, EINVAL, "%s: expected \"sandbox\" and \"members\"", path);
+	}
+	json_object_object_get_ex(root, "bundles", &bundles);
+	if (bundles && !json_object_is_type(bundles, json_type_object))
+		bundles = NULL;
+	r = pod_manifest_add(m, sb, bundles, err);
+	for (size_t i = 0; r == 0 && i < json_object_array_length(members); i++)
+		r = pod_manifest_add(m, json_object_array_get_idx(members, i), bundles, err);
+	json_object_put(root);
+	return r;
+}
+
+/* The pod's loopback held (or released) in the restored sandbox's VM. */
+static int pod_loopback_hold(struct global_opts *g, const char *sandbox, bool hold,
+			     struct error **err)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__LoopbackHoldRequest lh = COCOON__LOOPBACK_HOLD_REQUEST__INIT;
+	Cocoon__Response *resp = NULL;
+	lh.id = (char *)sandbox;
+	lh.hold = hold;
+	req.body_case = COCOON__REQUEST__BODY_LOOPBACK_HOLD;
+	req.loopback_hold = &lh;
+	int r = container_call(g, sandbox, &req, &resp, err);
+	if (r == 0)
+		cocoon__response__free_unpacked(resp, NULL);
+	return r;
+}
+
+static int pod_restore_one(struct global_opts *g, const char *dir, const char *id,
+			   struct create_options *o, struct error **err)
+{
+	_cleanup_free_ char *images = NULL;
+	char resolved[PATH_MAX];
+	struct images_chain chain = {0};
+	struct images_limits lim;
+	pid_t shim;
+
+	if (asprintf(&images, "%s/%s", dir, id) < 0)
+		return error_set(err, ENOMEM, "restore %s", id);
+	if (!realpath(images, resolved))
+		return error_set(err, errno, "restore %s: image path %s", id, images);
+	images_limits_from_config(&g->cfg, &lim);
+	int r = images_verify(resolved, &lim, &chain, err);
+	if (r == 0) {
+		o->restore = &chain;
+		r = container_create(g, id, o, &shim, err);
+		o->restore = NULL;
+	}
+	images_chain_free(&chain);
+	return r < 0 ? error_wrap(err, "restore %s", id) : 0;
+}
+
+/* restore --pod DIR SANDBOX: checkpoint --pod's pod back, in one command: the
+ * sandbox into a fresh VM, then every member into it (their specs may name
+ * the old sandbox's shim; they join the new one), with the pod's loopback
+ * held meanwhile. Any failure removes what was restored. */
+static int do_pod_restore(struct global_opts *g, const char *id, const char *dir,
+			  const char *sandbox_bundle, struct create_options *o, struct error **err)
+{
+	struct pod_manifest m;
+	int done = 0, r = pod_manifest_read(dir, &m, err);
+	bool held = false;
+
+	if (r == 0 && strcmp(m.ids[0], id) != 0)
+		r = error_setx(err, EINVAL, "pod.json's sandbox is %s, not %s", m.ids[0], id);
+	for (int i = 0; r == 0 && i < m.n; i++) {
+		struct create_options one = *o;
+		one.bundle = i == 0 && sandbox_bundle ? sandbox_bundle : m.bundles[i];
+		one.pod_sandbox = i ? id : NULL;
+		if (!one.bundle) {
+			r = error_setx(err, EINVAL,
+				       "restore %s: pod.json names no bundle for it (give the "
+				       "sandbox's with --bundle)",
+				       m.ids[i]);
+			break;
+		}
+		if ((r = pod_restore_one(g, dir, m.ids[i], &one, err)) == 0)
+			done++;
+		if (r == 0 && i == 0 && m.n > 1 && (r = pod_loopback_hold(g, id, true, err)) == 0)
+			held = true;
+	}
+	if (r == 0 && held)
+		r = pod_loopback_hold(g, id, false, err);
+	if (r < 0) {
+		/* Nothing half-done: what came back goes again, members first. */
+		for (int i = done - 1; i >= 0; i--) {
+			char *argv[] = {(char *)"delete", (char *)"--force", m.ids[i], NULL};
+			_cleanup_error_ struct error *del_err = NULL;
+			if (cmd_delete(g, 3, argv, &del_err) != 0 && del_err)
+				log_warning("restore --pod %s: %s", id, del_err->msg);
+		}
+	}
+	pod_manifest_free(&m);
+	return r;
+}
 
 static void restore_usage(void)
 {
@@ -34,7 +189,11 @@ static void restore_usage(void)
 	       "  --tcp-established, --ext-unix-sk, --shell-job, --file-locks  as for CRIU\n"
 	       "  --no-pivot, --no-subreaper (also -no-subreaper), --manage-cgroups-mode,\n"
 	       "  --empty-ns network     accepted for runc compatibility\n"
-	       "  --print-stats          print boot and CRIU timings as a JSON line\n");
+	       "  --print-stats          print boot and CRIU timings as a JSON line\n"
+	       "  --pod                  DIR is a whole pod's (checkpoint --pod) and CONTAINER_ID\n"
+	       "                         its sandbox: restore them all into one fresh VM, each\n"
+	       "                         with the bundle pod.json names (--bundle: the\n"
+	       "                         sandbox's); implies --detach\n");
 }
 
 /* A whole-VM checkpoint (vm.json in the image directory, vmsnap.h): the
@@ -88,7 +247,8 @@ int cmd_restore(struct global_opts *g, int argc, char **argv, struct error **err
 		O_IGNORE_ARG,
 		O_UNSUP,
 		O_STATS,
-		O_BENCH
+		O_BENCH,
+		O_POD
 	};
 	static const struct option opts[] = {
 		{"image-path", required_argument, NULL, O_IMAGE},
@@ -109,6 +269,7 @@ int cmd_restore(struct global_opts *g, int argc, char **argv, struct error **err
 		{"auto-dedup", no_argument, NULL, O_UNSUP},
 		{"print-stats", no_argument, NULL, O_STATS},
 		{"bench-from-tmpfs", no_argument, NULL, O_BENCH},
+		{"pod", no_argument, NULL, O_POD},
 		{"help", no_argument, NULL, 'h'},
 		{}};
 	Cocoon__CriuOptions criu = COCOON__CRIU_OPTIONS__INIT;
@@ -116,7 +277,7 @@ int cmd_restore(struct global_opts *g, int argc, char **argv, struct error **err
 	_cleanup_error_ struct error *err = NULL;
 	const char *image_path = NULL;
 	char resolved[PATH_MAX];
-	bool detach = false, print_stats = false;
+	bool detach = false, print_stats = false, pod = false;
 	int c;
 
 	optind = 1;
@@ -161,6 +322,9 @@ int cmd_restore(struct global_opts *g, int argc, char **argv, struct error **err
 		case O_BENCH:
 			o.bench_from_tmpfs = true;
 			break;
+		case O_POD:
+			pod = true;
+			break;
 		case O_UNSUP:
 			return usage_error("restore", "%s is not supported", argv[optind - 1]);
 		case 'h':
@@ -184,6 +348,18 @@ int cmd_restore(struct global_opts *g, int argc, char **argv, struct error **err
 	if (!realpath(image_path, resolved)) {
 		error_set(&err, errno, "restore %s: image path %s", id, image_path);
 		return cli_fail(errp, &err);
+	}
+	if (pod) {
+		if (o.pid_file || o.console_socket || print_stats)
+			return usage_error("restore",
+					   "--pod takes no --pid-file, --console-socket or "
+					   "--print-stats (one per container: restore them one by "
+					   "one)");
+		if (do_pod_restore(g, id, resolved, o.bundle, &o, &err) < 0) {
+			error_wrap(&err, "restore --pod %s", id);
+			return cli_fail(errp, &err);
+		}
+		return 0;
 	}
 	struct vmsnap_meta meta;
 	bool whole_vm = false;

@@ -518,6 +518,15 @@ int checkpoint_pod(struct global_opts *g, const char *id, struct checkpoint_opti
 		for (int i = 0; i < n - 1; i++)
 			json_object_array_add(members, json_object_new_string(ids[i]));
 		json_object_object_add(j, "members", members);
+		/* Where each bundle was: restore --pod's default. */
+		json_object *bundles = json_object_new_object();
+		for (int i = 0; i < n; i++) {
+			_cleanup_free_ char *d = NULL;
+			if (container_load(g, ids[i], &d, &st, NULL) == 0 && st.bundle[0])
+				json_object_object_add(bundles, ids[i],
+						       json_object_new_string(st.bundle));
+		}
+		json_object_object_add(j, "bundles", bundles);
 		const char *text = json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY);
 		_cleanup_free_ char *path = NULL;
 		if (asprintf(&path, "%s/pod.json", o->image_path) < 0)

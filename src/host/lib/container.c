@@ -119,7 +119,7 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 	}
 	for (size_t i = 0; i < bundle.n_warnings; i++)
 		log_warning("config.json: %s", bundle.warnings[i]);
-	int member = pod_resolve(g, &bundle, &pod, err);
+	int member = pod_resolve(g, &bundle, o->pod_sandbox, &pod, err);
 	if (member < 0) {
 		spec_free(&bundle);
 		return member;

@@ -17,6 +17,9 @@ struct create_options {
 	const Cocoon__CriuOptions *criu;
 	const char *work_path;
 	bool bench_from_tmpfs;
+	/* restore --pod: the sandbox a member joins, whatever its spec's
+	 * /proc/<pid>/ns paths name (the old sandbox's shim is gone). */
+	const char *pod_sandbox;
 	/* restore of a whole-VM checkpoint (vmsnap.h): the saved VM and its key */
 	const char *vmsnap_state;
 	const char *vmsnap_key;

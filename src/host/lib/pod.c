@@ -81,13 +81,38 @@ static int load_sandbox(struct global_opts *g, const char *id, struct pod_sandbo
 	return 0;
 }
 
-int pod_resolve(struct global_opts *g, const struct oci_bundle *b, struct pod_sandbox *sb,
-		struct error **err)
+/* restore --pod: the pod's sandbox was restored just now, under the id
+ * pod.json names; the member's spec must still say it is a member. */
+static int resolve_restored(struct global_opts *g, const struct spec_pod *p, const char *sandbox_id,
+			    struct pod_sandbox *sb, struct error **err)
+{
+	if (!p->join_pid && !p->sandbox_id)
+		return error_setx(err, EINVAL,
+				  "config.json joins no pod (no namespace path of a sandbox, no "
+				  "sandbox-id annotation), but pod.json lists it as a member of %s",
+				  sandbox_id);
+	if (p->sandbox_id && strcmp(p->sandbox_id, sandbox_id) != 0)
+		return error_setx(err, EINVAL,
+				  "config.json: the sandbox-id annotation names %s, pod.json's "
+				  "sandbox is %s",
+				  p->sandbox_id, sandbox_id);
+	int r = load_sandbox(g, sandbox_id, sb, err);
+	if (r < 0) {
+		pod_sandbox_free(sb);
+		return r;
+	}
+	return 1;
+}
+
+int pod_resolve(struct global_opts *g, const struct oci_bundle *b, const char *sandbox_id,
+		struct pod_sandbox *sb, struct error **err)
 {
 	const struct spec_pod *p = &b->pod;
 	char by_pid[65] = "";
 
 	memset(sb, 0, sizeof(*sb));
+	if (sandbox_id)
+		return resolve_restored(g, p, sandbox_id, sb, err);
 	if (!p->join_pid && !p->sandbox_id)
 		return 0;
 	if (p->join_pid) {

@@ -73,10 +73,11 @@ struct pod_sandbox {
 bool pod_may_host_members(const struct oci_bundle *b);
 
 /* Finds the sandbox a member joins (by CRI annotation or by the shim pid
- * of /proc/<pid>/ns paths). Returns 1 and fills sb for a member, 0 for a
- * container that joins no pod, or a negative errno with a clear error. */
-int pod_resolve(struct global_opts *g, const struct oci_bundle *b, struct pod_sandbox *sb,
-		struct error **err);
+ * of /proc/<pid>/ns paths; restore --pod names it in sandbox_id instead,
+ * NULL otherwise). Returns 1 and fills sb for a member, 0 for a container
+ * that joins no pod, or a negative errno with a clear error. */
+int pod_resolve(struct global_opts *g, const struct oci_bundle *b, const char *sandbox_id,
+		struct pod_sandbox *sb, struct error **err);
 void pod_sandbox_free(struct pod_sandbox *sb);
 /* Writes POD_SANDBOX_FILE into a member's state directory. */
 int pod_member_record(const char *dir, const char *sandbox_id, struct error **err);

@@ -37,6 +37,17 @@ int pod_spec_namespace(struct oci_bundle *b, const char *field, const char *type
 	 * which its sandbox carried into the VM already. */
 	if (!pid && !(b->pod.sandbox_id && pod_shares(type)))
 		return 0;
+	if (strcmp(type, "pid") == 0)
+		return error_setx(
+			err, EOPNOTSUPP,
+			"config.json: %s: joining the pid namespace of %s (Kubernetes' "
+			"shareProcessNamespace) is not supported: in the pod's VM each container's "
+			"processes are a pid namespace of their own, which CRIU checkpoints and "
+			"restores whole, so that they get their pids back; in a shared one their "
+			"pids could be taken by the other containers' processes by the time they "
+			"are restored. The containers of a pod share their network, IPC and UTS "
+			"namespaces only",
+			field, path);
 	if (!pod_shares(type))
 		return error_setx(
 			err, EOPNOTSUPP,

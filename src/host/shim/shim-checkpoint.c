@@ -54,9 +54,8 @@ void shim_checkpoint_unhold(struct shim *s)
 	s->net_held = false;
 }
 
-void shim_checkpoint_reply(void *userdata, const Cocoon__Response *r)
+void shim_checkpoint_reply(struct shim *s, const Cocoon__Response *r)
 {
-	struct shim *s = userdata;
 	_cleanup_error_ struct error *err = NULL;
 	if (!s->ckpt.active || r->id != s->ckpt.agent_id)
 		return; /* a late reply to a call that timed out */

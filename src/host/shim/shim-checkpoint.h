@@ -6,8 +6,9 @@
 /* Lets the engine's traffic through again after a checkpoint. */
 void shim_checkpoint_unhold(struct shim *s);
 
-/* The agent client's reply callback: the checkpoint's answer, to its client. */
-void shim_checkpoint_reply(void *userdata, const Cocoon__Response *r);
+/* The checkpoint's answer R from the agent, to its client (a late reply to
+ * a call that timed out is dropped). */
+void shim_checkpoint_reply(struct shim *s, const Cocoon__Response *r);
 
 /* A checkpoint that outlived its time limit is answered, so that the next
  * one is not refused for ever. Returns ms until that limit, or -1. */

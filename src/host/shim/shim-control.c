@@ -27,6 +27,17 @@
 #include <sys/wait.h>
 #include <termios.h>
 
+void shim_agent_reply(void *userdata, const Cocoon__Response *r)
+{
+	struct shim *s = userdata;
+	for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
+		if (s->fwd[i].active && s->fwd[i].agent_id == r->id) {
+			shim_forward_reply(s, &s->fwd[i], r);
+			return;
+		}
+	shim_checkpoint_reply(s, r);
+}
+
 void shim_on_agent_event(void *userdata, const Cocoon__Response *ev)
 {
 	struct shim *s = userdata;
@@ -178,6 +189,9 @@ static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Reques
 	case COCOON__REQUEST__BODY_STATS:
 		id_slot = &req->stats->id;
 		break;
+	case COCOON__REQUEST__BODY_LOOPBACK_HOLD: /* restore --pod, to a sandbox */
+		id_slot = &req->loopback_hold->id;
+		break;
 	case COCOON__REQUEST__BODY_UPDATE:
 		id_slot = &req->update->id;
 		if (shim_update_check(s, NULL, req, &err) < 0) {
@@ -223,6 +237,9 @@ static void client_close(struct shim *s, struct shim_client *c)
 {
 	if (s->ckpt.active && s->ckpt.client_fd == c->fd)
 		s->ckpt.client_fd = -1;
+	for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
+		if (s->fwd[i].active && s->fwd[i].client_fd == c->fd)
+			s->fwd[i].client_fd = -1;
 	for (size_t i = 0; i < c->nfds; i++)
 		close(c->fds[i]);
 	close(c->fd);

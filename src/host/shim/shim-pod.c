@@ -151,6 +151,100 @@ static const Cocoon__ContainerSpec *joining_spec(const Cocoon__Request *req)
 	return NULL;
 }
 
+static struct shim_client *client_of_fd(struct shim *s, int fd)
+{
+	for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
+		if (fd >= 0 && s->clients[i].fd == fd)
+			return &s->clients[i];
+	return NULL;
+}
+
+/* A member's create or restore that failed: the connection speaks for no
+ * container again. */
+static void member_unregister(struct shim_client *c)
+{
+	c->member[0] = 0;
+	c->member_mib = 0;
+}
+
+/* Sends a member's long request on and returns: CRIU runs for seconds to
+ * minutes, and the pod's other containers must be served meanwhile (their
+ * exec, kill, state). shim_forward_reply() answers it. */
+static void forward_start(struct shim *s, struct shim_client *c, Cocoon__Request *req, uint64_t cid)
+{
+	_cleanup_error_ struct error *err = NULL;
+	struct shim_forward *f = NULL;
+	bool joining = req->body_case != COCOON__REQUEST__BODY_CHECKPOINT;
+	bool busy = false; /* one of a kind at a time per member */
+	for (int i = 0; i < SHIM_MAX_CLIENTS; i++) {
+		if (!s->fwd[i].active && !f)
+			f = &s->fwd[i];
+		busy |= s->fwd[i].active && s->fwd[i].client_fd == c->fd &&
+			s->fwd[i].kind == req->body_case;
+	}
+	if (!f || busy) {
+		error_setx(&err, EBUSY, "%s %s: another one is in progress",
+			   proto_request_name(req->body_case), c->member);
+		if (joining)
+			member_unregister(c);
+		shim_reply_error(c->fd, cid, err);
+		return;
+	}
+	int64_t id = agent_send_request(&s->sb.agent, req, &err);
+	if (id < 0) {
+		if (joining)
+			member_unregister(c);
+		shim_reply_error(c->fd, cid, err);
+		return;
+	}
+	*f = (struct shim_forward){.active = true,
+				   .kind = req->body_case,
+				   .agent_id = (uint64_t)id,
+				   .client_req_id = cid,
+				   .client_fd = c->fd,
+				   .deadline_ms = now_ms() + SHIM_CHECKPOINT_TIMEOUT_MS};
+}
+
+void shim_forward_reply(struct shim *s, struct shim_forward *f, const Cocoon__Response *r)
+{
+	_cleanup_error_ struct error *err = NULL;
+	struct shim_client *c = client_of_fd(s, f->client_fd);
+	f->active = false;
+	if (agent_check_reply(&s->sb.agent, f->kind, r, &err) < 0) {
+		if (c && f->kind != COCOON__REQUEST__BODY_CHECKPOINT)
+			member_unregister(c);
+		shim_reply_error(f->client_fd, f->client_req_id, err);
+		return;
+	}
+	Cocoon__Response out = *r;
+	out.id = f->client_req_id;
+	shim_send_to_client(f->client_fd, &out);
+}
+
+int shim_forward_check_deadlines(struct shim *s)
+{
+	int next = -1;
+	for (int i = 0; i < SHIM_MAX_CLIENTS; i++) {
+		struct shim_forward *f = &s->fwd[i];
+		if (!f->active)
+			continue;
+		long long left = f->deadline_ms - now_ms();
+		if (left > 0) {
+			next = next < 0 || left < next ? (int)left : next;
+			continue;
+		}
+		_cleanup_error_ struct error *err = NULL;
+		struct shim_client *c = client_of_fd(s, f->client_fd);
+		if (c && f->kind != COCOON__REQUEST__BODY_CHECKPOINT)
+			member_unregister(c);
+		error_setx(&err, ETIMEDOUT, "%s: the agent did not answer in time",
+			   proto_request_name(f->kind));
+		shim_reply_error(f->client_fd, f->client_req_id, err);
+		f->active = false;
+	}
+	return next;
+}
+
 void shim_handle_member_request(struct shim *s, struct shim_client *c, Cocoon__Request *req)
 {
 	_cleanup_error_ struct error *err = NULL;
@@ -191,13 +285,14 @@ void shim_handle_member_request(struct shim *s, struct shim_client *c, Cocoon__R
 		shim_reply_error(c->fd, cid, err);
 		return;
 	}
-	bool long_call = joining || req->body_case == COCOON__REQUEST__BODY_CHECKPOINT;
-	int r = agent_call(&s->sb.agent, req, &resp,
-			   long_call ? SHIM_CHECKPOINT_TIMEOUT_MS : SHIM_CALL_TIMEOUT_MS, &err);
+	if (joining || req->body_case == COCOON__REQUEST__BODY_CHECKPOINT) {
+		forward_start(s, c, req, cid);
+		*slot = client_id;
+		return;
+	}
+	int r = agent_call(&s->sb.agent, req, &resp, SHIM_CALL_TIMEOUT_MS, &err);
 	*slot = client_id;
 	if (r < 0) {
-		if (joining)
-			c->member[0] = 0;
 		shim_reply_error(c->fd, cid, err);
 		return;
 	}

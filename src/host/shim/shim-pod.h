@@ -11,6 +11,14 @@ int shim_update_check(struct shim *s, struct shim_client *c, const Cocoon__Reque
 /* A request from member shim C, forwarded to the agent for its container. */
 void shim_handle_member_request(struct shim *s, struct shim_client *c, Cocoon__Request *req);
 
+/* The agent's reply R to member request F (forwarded without waiting), to
+ * that member's shim; a failed create or restore unregisters the member. */
+void shim_forward_reply(struct shim *s, struct shim_forward *f, const Cocoon__Response *r);
+
+/* Forwards past their time limit are answered (ETIMEDOUT); returns ms until
+ * the next limit, or -1. */
+int shim_forward_check_deadlines(struct shim *s);
+
 /* A member's shim went away (its container ended, or delete --force): its
  * container must not outlive it in the VM. */
 void shim_member_gone(struct shim *s, const char *id);

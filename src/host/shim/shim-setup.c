@@ -351,7 +351,7 @@ int shim_setup(struct shim *s, struct error **err)
 		return r;
 	}
 	s->sb.agent.on_event = shim_on_agent_event;
-	s->sb.agent.on_reply = shim_checkpoint_reply;
+	s->sb.agent.on_reply = shim_agent_reply;
 	s->sb.agent.event_userdata = s;
 	/* A whole-VM restore: the container came back running with its VM. */
 	if ((r = a->vmsnap_state ? 0

@@ -19,6 +19,17 @@ struct shim_client {
 	int member_mib;	 /* that container's memory limit, MiB (0: none) */
 };
 
+/* A pod member's long request (checkpoint, create, restore) that the
+ * sandbox's shim forwarded without waiting for its reply: it serves the
+ * pod's other containers meanwhile, and hands the reply on when it comes. */
+struct shim_forward {
+	bool active;
+	Cocoon__Request__BodyCase kind;
+	uint64_t agent_id, client_req_id;
+	int client_fd; /* -1 once that member's shim went away */
+	long long deadline_ms;
+};
+
 struct shim_exec {
 	bool used;
 	char exec_id[65];
@@ -53,6 +64,7 @@ struct shim {
 	 * from, the sandbox's own limit, and the VM's vCPUs. */
 	int pod_room_mib, own_mib, vcpus;
 	char pod_room_source[200];
+	struct shim_forward fwd[SHIM_MAX_CLIENTS];
 	bool agent_gone; /* the channel closed: no reply will come */
 	/* A whole-VM checkpoint without --leave-running left the VM stopped
 	 * until its file is published: then a kill ends it, a thaw lets it

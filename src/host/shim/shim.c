@@ -9,6 +9,7 @@
 #include "shim-checkpoint.h"
 #include "shim-control.h"
 #include "shim-mirror.h"
+#include "shim-pod.h"
 #include "shim-setup.h"
 #include "shim-state.h"
 #include "agent-client.h"
@@ -151,7 +152,10 @@ static void shim_loop(struct shim *s)
 				tag[n++] = &s->execs[i];
 			}
 		}
-		int timeout = shim_checkpoint_check_deadline(s);
+		int timeout = shim_checkpoint_check_deadline(s),
+		    fwd_left = shim_forward_check_deadlines(s);
+		if (fwd_left >= 0 && (timeout < 0 || fwd_left < timeout))
+			timeout = fwd_left;
 		if (s->exited && (timeout < 0 || timeout > 200))
 			timeout = 200; /* only waiting for checkpoint_reply_due() */
 		if (s->mirror.n && !s->exited) {

@@ -178,6 +178,8 @@ static int expected_body(Cocoon__Request__BodyCase req)
 		return COCOON__RESPONSE__BODY_CHECKPOINT;
 	case COCOON__REQUEST__BODY_RESTORE:
 		return COCOON__RESPONSE__BODY_RESTORE;
+	case COCOON__REQUEST__BODY_LOOPBACK_HOLD:
+		return COCOON__RESPONSE__BODY_LOOPBACK_HOLD;
 	default:
 		return -1;
 	}
