@@ -7,7 +7,7 @@ set -eu
 PACKAGES="
 gcc make meson ninja-build pkg-config
 libprotobuf-c-dev protobuf-c-compiler libjson-c-dev libcmocka-dev libxxhash-dev libseccomp-dev
-libnl-3-dev libnl-route-3-dev
+libnl-3-dev libnl-route-3-dev libzstd-dev
 qemu-system-x86 criu busybox-static cpio kmod xz-utils iproute2 iptables tar gzip
 python3 python3-pytest clang libclang-rt-14-dev clang-tools-14
 containerd runc
@@ -19,7 +19,8 @@ shellcheck codespell clang-format clang-tidy
 #           libseccomp (its static library: the agent builds the container's
 #           seccomp filter in the guest),
 #           libnl-route-3 (links, addresses, routes and tc on both sides;
-#           its .a files link into the static agent)
+#           its .a files link into the static agent), libzstd (whole-VM
+#           states compressed: [vm] snapshot_zstd_level)
 #   image:  qemu (the VMM), criu (copied into the guest, and the host binary
 #           containerd/podman look for before they allow a checkpoint),
 #           busybox-static (guest shell and test payload helper), cpio, kmod

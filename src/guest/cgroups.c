@@ -198,6 +198,15 @@ static void on_meminfo(void *ud, const char *k, uint64_t v)
 		((Cocoon__StatsReply *)ud)->guest_memory_total = v << 10;
 }
 
+uint64_t cgroups_oom_kills(const char *cgroup)
+{
+	Cocoon__StatsReply r = COCOON__STATS_REPLY__INIT;
+	char path[192];
+	snprintf(path, sizeof(path), "%s/memory.events", cgroup);
+	read_keyed(path, on_memory_events, &r);
+	return r.memory_oom_kill;
+}
+
 void cgroups_stats(const char *cgroup, Cocoon__StatsReply *r, struct cgroups_stat_buf *buf)
 {
 	char path[192];

@@ -38,3 +38,7 @@ struct cgroups_stat_buf {
  * pids.{current,max} and the guest's MemTotal; a file that is missing (a
  * controller not enabled) leaves its fields 0. */
 void cgroups_stats(const char *cgroup, Cocoon__StatsReply *r, struct cgroups_stat_buf *buf);
+
+/* cgroup's memory.events oom_kill: the OOM kills in it so far (0 without a
+ * memory controller). */
+uint64_t cgroups_oom_kills(const char *cgroup);

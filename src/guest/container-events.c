@@ -46,6 +46,8 @@ static void send_exit_if_done(struct agent *a, struct agent_container *c, struct
 	ev.id = c->id;
 	ev.exec_id = p->exec_id;
 	ev.wait_status = p->wait_status;
+	if (p == &c->procs[0] && c->cgroup[0])
+		ev.memory_oom_kill = cgroups_oom_kills(c->cgroup);
 	resp.body_case = COCOON__RESPONSE__BODY_EXIT;
 	resp.exit = &ev;
 	agent_send_response(a, &resp);

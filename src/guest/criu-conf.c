@@ -52,7 +52,7 @@ bool criu_fault_valid(const char *fault, bool dump)
 		return true;
 	if (dump)
 		return strcmp(fault, "post-dump:stall") == 0;
-	return strcmp(fault, "post-restore:stall") == 0;
+	return strcmp(fault, "post-restore:stall") == 0 || strcmp(fault, "post-restore:kill") == 0;
 }
 
 int criu_conf_write(const char *path, const struct agent *a, const struct agent_container *c,
@@ -238,6 +238,14 @@ static void inject_fault(const char *action)
 		while (pfd.fd >= 0 && poll(&pfd, 1, -1) <= 0)
 			;
 		_exit(1);
+	}
+	if (strcmp(colon + 1, "kill") == 0) {
+		/* A restored task dies before CRIU resumes the tree: its init,
+		 * SIGKILL, as an OOM kill would end it. */
+		const char *init = getenv("CRTOOLS_INIT_PID");
+		if (init && atoi(init) > 1)
+			kill((pid_t)atoi(init), SIGKILL);
+		_exit(0);
 	}
 }
 

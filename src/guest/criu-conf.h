@@ -22,8 +22,9 @@ int criu_conf_write(const char *path, const struct agent *a, const struct agent_
  * fault in CRIU_FAULT_ENV for the CRIU job only. "STAGE:WHAT", STAGE a CRIU
  * action (post-dump, post-restore), WHAT "stall": the script waits until
  * CRIU is gone, so CRIU waits on it, using no CPU and writing nothing, and
- * the agent's progress watch must end it. True when FAULT is "" or one of
- * those. */
+ * the agent's progress watch must end it; or (post-restore only) "kill":
+ * the script SIGKILLs the restored init before CRIU resumes the tree, as an
+ * OOM kill would. True when FAULT is "" or one of those. */
 #define CRIU_FAULT_ENV "COCOON_FAULT"
 bool criu_fault_valid(const char *fault, bool dump);
 /* At dump: the per-mount flags of every mount of pid, into the images. */

@@ -50,6 +50,11 @@ def test_bench_quick_runs(tmp_path):
                     "vm_used_mib"):
             assert size[key] and size[key]["median"] > 0, key
         assert res["vmsnap_ratios"]["16"]["restore_vs_criu"] > 0
+        # The same save compressed (snapshot_zstd_level 3) and restored.
+        assert not size.get("vm_zstd_errors"), size.get("vm_zstd_errors")
+        for key in ("vm_zstd_image_bytes", "vm_zstd_restore_total"):
+            assert size[key] and size[key]["median"] > 0, key
+        assert res["vmsnap_ratios"]["16"]["zstd_image_vs_used"] > 0
         assert "whole-VM checkpoints beside CRIU" in r.stdout
     assert qemu_pids("cocoon-bench.") == []
 

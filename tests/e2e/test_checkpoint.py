@@ -502,6 +502,54 @@ def test_restore_refuses_damaged_images(env, good_images):
     finish(env, "fine")
 
 
+def crit(*args, stdin=None):
+    """CRIU's own image tool (Debian's criu package, on the host)."""
+    r = subprocess.run(["crit", *args], input=stdin, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def relist(images, name):
+    """cocoon.json's size and xxh3 of a file changed on purpose, so that only
+    what the test means to show is wrong with the images (XXH3_64bits of
+    libxxhash, which cocoon links; printed as cocoon prints it)."""
+    import ctypes
+    import ctypes.util
+    lib = ctypes.CDLL(ctypes.util.find_library("xxhash") or "libxxhash.so.0")
+    lib.XXH3_64bits.restype = ctypes.c_uint64
+    lib.XXH3_64bits.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+    data = (images / name).read_bytes()
+    meta = json.loads((images / "cocoon.json").read_text())
+    meta["files"][name] = {"size": len(data), "xxh3": "%016x" % lib.XXH3_64bits(data, len(data))}
+    (images / "cocoon.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.skipif(shutil.which("crit") is None, reason="crit (Debian package criu) is not installed")
+def test_restore_into_the_guests_own_namespaces_is_refused(env, good_images):
+    # Images whose init shared the dumping CRIU's pid (or mount) namespace
+    # would be restored into the agent's: made here by giving inventory.img's
+    # root_ids the init's own namespace id, the file otherwise valid. cocoon
+    # refuses them before any VM starts, naming the namespace (images-ns.h);
+    # before, CRIU tried and failed with its own words.
+    b, good = good_images
+    for ns, field in (("pid", "pid_ns_id"), ("mount", "mnt_ns_id")):
+        bad = damaged_copy(env, good, f"own-{ns}")
+        init = json.loads(crit("decode", "-i", str(bad / "pstree.img")))["entries"][0]["pid"]
+        ids = json.loads(crit("decode", "-i", str(bad / f"ids-{init}.img")))["entries"][0]
+        inv = json.loads(crit("decode", "-i", str(bad / "inventory.img")))
+        assert inv["entries"][0]["root_ids"][field] != ids[field], "the good images share it already"
+        inv["entries"][0]["root_ids"][field] = ids[field]
+        crit("encode", "-o", str(bad / "inventory.img"), stdin=json.dumps(inv))
+        relist(bad, "inventory.img")
+        t0 = time.monotonic()
+        expect_restore_refused(env, bad, b, f"ran in the guest's own {ns} namespace")
+        assert time.monotonic() - t0 < 20, "the refusal waited for a VM"
+    # The same images, untouched, restore.
+    out = restored(env, "fine", good, b)
+    assert wait_for(lambda: len(lines(out)) >= 1, timeout=60)
+    finish(env, "fine")
+
+
 def expect_untouched(env, cid, out, before, paused):
     """After a failed checkpoint the container is as it was: paused or
     running, its memory unchanged, its tasks' oom_score_adj their own."""

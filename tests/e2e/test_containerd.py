@@ -360,3 +360,34 @@ def test_task_metrics_show_the_container_not_the_vm(cd):
     cd.ctr("tasks", "delete", "mt1")
     cd.ctr("containers", "delete", "mt1")
     assert not pathlib.Path(f"/sys/fs/cgroup/memory{path}").exists()
+
+
+def test_oom_kill_in_the_guest_is_a_task_oom_event(cd):
+    """containerd's runc shim learns of an OOM kill from the task's memory
+    cgroup on the host (an eventfd on memory.oom_control on v1, inotify on
+    memory.events on v2) and publishes /tasks/oom. A kill inside the guest
+    reaches it through the shim's relay (cgroup-oom.h); a SIGKILL from the
+    host makes no such event."""
+    events = subprocess.Popen(["ctr", "--address", str(cd.sock), "events"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(1)
+        r = cd.ctr(*run_args("--memory-limit", str(64 << 20), IMAGE, "oom1", "payload", "memhog", "200"))
+        assert r.returncode == 137, r.stdout + r.stderr
+        r = cd.ctr(*run_args("-d", "--memory-limit", str(64 << 20), IMAGE, "kil1", "payload", "counter", "100"))
+        assert r.returncode == 0, r.stderr
+        assert wait_for(lambda: task_status(cd, "kil1") == "RUNNING", timeout=60)
+        cd.ctr("tasks", "kill", "-s", "KILL", "kil1")
+        assert wait_for(lambda: task_status(cd, "kil1") == "STOPPED", timeout=60)
+        for cid in ("oom1", "kil1"):
+            cd.ctr("tasks", "delete", cid)
+            cd.ctr("containers", "delete", cid)
+        time.sleep(2)
+    finally:
+        events.terminate()
+        out = events.communicate(timeout=10)[0]
+    oom = [l for l in out.splitlines() if "/tasks/oom" in l]
+    assert any('"oom1"' in l for l in oom), out
+    assert not any('"kil1"' in l for l in oom), out
+    for cid in ("oom1", "kil1"):
+        assert not pathlib.Path(f"/sys/fs/cgroup/memory/cocoon-oom/{NS}/{cid}").exists()

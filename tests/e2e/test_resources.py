@@ -102,6 +102,11 @@ def test_update_applies_what_the_vm_allows(env):
             "--cpu-share", "512", "--memory", "100m", "up", check=True)
     assert cg(env, "up", "pids.max", "cpu.max", "cpu.weight", "memory.max") == \
         ["20", "50000 100000", "20", str(100 << 20)]
+    # What config.json may not hold, update's flags may not either
+    # (resources_check_json's rules), naming the flag.
+    for flag, value in (("--memory", "-2"), ("--pids-limit", "-5"), ("--cpu-quota", "500")):
+        r = env.run("update", flag, value, "up")
+        assert r.returncode != 0 and f"{flag} '{value}'" in r.stderr, r.stderr
     r = env.run("update", "--memory", "200m", "up")
     assert r.returncode != 0 and "exceeds what the VM can give: its 256 MiB" in r.stderr, r.stderr
     assert cg(env, "up", "memory.max") == [str(100 << 20)], "a refused update changed nothing"
@@ -129,6 +134,33 @@ def test_update_applies_what_the_vm_allows(env):
     r = env.run("update", "--resources", str(f), "nosuch")
     assert r.returncode != 0 and "nosuch" in r.stderr
     finish(env, "up")
+
+
+def test_updated_limits_are_kept_across_a_restore(env):
+    """runc re-applies the bundle's limits at restore; cocoon keeps what
+    update set (resources-kept.h): raised from the bundle's 64 MiB to 120 MiB
+    and checkpointed, the container comes back in a VM sized for 120 MiB,
+    with 120 MiB, no pids limit and the new quota in its cgroup."""
+    b, out = start(env, "ku", ["payload", "counter", "200"],
+                   extra=resources(memory={"limit": 64 << 20}, pids={"limit": 10}))
+    assert wait_for(lambda: len(lines(out)) >= 2)
+    env.run("update", "--memory", "120m", "--pids-limit", "-1", "--cpu-quota", "50000", "ku", check=True)
+    checkpoint(env, "ku", env.tmp / "ck")
+    assert wait_for(lambda: env.state("ku")["status"] == "stopped")
+    env.run("delete", "ku", check=True)
+    kept = {"memory": {"limit": 120 << 20}, "pids": {"limit": -1}, "cpu": {"quota": 50000}}
+    assert json.loads((env.tmp / "ck" / "cocoon.json").read_text())["resources"] == kept
+    out2 = restored(env, "ku2", env.tmp / "ck", b)
+    assert wait_for(lambda: len(lines(out2)) >= 2)
+    args = vm_args(env)
+    # 120 MiB + the guest's 128 + 120 of checkpoint headroom (the bundle's
+    # 64 MiB would give 256).
+    assert args[args.index("-m") + 1] == "368", args
+    assert cg(env, "ku2", "memory.max", "pids.max", "cpu.max") == [str(120 << 20), "max", "50000 100000"]
+    # And on to the next checkpoint.
+    checkpoint(env, "ku2", env.tmp / "ck2", "--leave-running")
+    assert json.loads((env.tmp / "ck2" / "cocoon.json").read_text())["resources"] == kept
+    finish(env, "ku2")
 
 
 def test_events_stats_come_from_the_guest(env):

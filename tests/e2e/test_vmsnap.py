@@ -160,3 +160,136 @@ def test_snapshot_of_another_image_or_shape_is_refused(env, vmm):
     rc, out2, err = restore(env, "b", env.tmp / "ck", b)
     assert rc != 0 and "restore it as a" in err.read_text(), err.read_text()
     assert qemu_pids(str(env.tmp)) == []
+
+
+def test_zstd_state_restores_and_a_damaged_one_is_refused(env, vmm):
+    """[vm] snapshot_zstd_level: the VM state is published as vm.state.zst,
+    smaller than QEMU's file, and a restore carries the memory hash on.
+    The checkpoint directory is untrusted: a cut stream and a vm.json that
+    claims more than checkpoint_max_bytes are refused by name, with no VM
+    started and no decompressed file left in the state root."""
+    vm_mode(env, vmm, extra="snapshot_zstd_level = 3\n")
+    seed = str(int.from_bytes(os.urandom(6), "little") | 1)
+    b, out = start(env, "z", ["payload", "memhog", "64", seed])
+    assert wait_for(lambda: len(memhog_rounds(out)) >= 2, timeout=120)
+    ck = env.tmp / "ck"
+    r = checkpoint(env, "z", ck)
+    hash_before, round_before = memhog_rounds(out)[-1]
+    env.run("delete", "--force", "z", check=True)
+    meta = json.loads((ck / "vm.json").read_text())
+    assert meta["state"] == "vm.state.zst" and not (ck / "vm.state").exists(), meta
+    zst = (ck / "vm.state.zst").stat().st_size
+    # The guest's 64 MiB of hashed pages are random: the rest compresses.
+    assert 64 << 20 < meta["raw_size"] and zst < meta["state_bytes"], (zst, meta)
+    (ck / "vm.state.zst").rename(env.tmp / "good.zst")
+    # Cut in half.
+    with open(env.tmp / "good.zst", "rb") as f:
+        (ck / "vm.state.zst").write_bytes(f.read(zst // 2))
+    rc, _, err = restore(env, "z", ck, b)
+    msg = err.read_text()
+    assert rc != 0 and "vm.state.zst" in msg and ("ends short" in msg or "zstd" in msg), msg
+    assert not (env.root / "z").exists() and qemu_pids(str(env.tmp)) == []
+    assert not list(env.root.glob(".z.vm.state.*")), "a decompressed state was left"
+    # A raw_size past checkpoint_max_bytes: refused before decoding.
+    (env.tmp / "good.zst").rename(ck / "vm.state.zst")
+    (ck / "vm.json").write_text(json.dumps({**meta, "raw_size": 1 << 50}))
+    rc, _, err = restore(env, "z", ck, b)
+    msg = err.read_text()
+    assert rc != 0 and "over the limit" in msg, msg
+    assert not (env.root / "z").exists() and qemu_pids(str(env.tmp)) == []
+    # As published: the memory comes back.
+    (ck / "vm.json").write_text(json.dumps(meta))
+    out2 = restored(env, "z", ck, b)
+    assert wait_for(lambda: len(memhog_rounds(out2)) >= 1, timeout=120)
+    h, rnd = memhog_rounds(out2)[0]
+    assert h == hash_before and rnd >= round_before, (h, rnd, hash_before, round_before)
+    assert not list(env.root.glob(".z.vm.state.*")), "the decompressed state was left"
+    finish(env, "z")
+
+
+def test_networked_container_keeps_its_connection_across_a_whole_vm_restore(env, vmm):
+    """A container in an engine's network namespace (CNI bridge layout, as
+    test_network.py makes it): a host client keeps writing on one TCP
+    connection through a whole-VM checkpoint with --tcp-established and a
+    restore. The guest's TCP stack comes back with the VM; the shim holds
+    the address in between, so nothing resets the connection: every byte
+    is echoed once and in order. New connections and the container's own
+    way out work afterwards, at the same address."""
+    from test_network import Net, Writer, assert_container_reaches, joining
+    if os.geteuid() != 0:
+        pytest.skip("needs root to make a network namespace")
+    vm_mode(env, vmm)
+    net = Net("vm")
+    try:
+        b = write_bundle(env.tmp / "b", ["payload", "echo-server", "7000"], extra=joining(net.path))
+        (b.rootfs / "bin" / "nc").symlink_to("busybox")
+        rc, out, err = env.create("net", b)
+        assert rc == 0, err.read_text()
+        env.run("start", "net", check=True)
+        assert wait_for(lambda: lines(out)[:1] == ["listening 7000"])
+        w = Writer(net.ip, 7000)
+        assert wait_for(lambda: len(w.echoed) > 100)
+        checkpoint(env, "net", env.tmp / "ck", "--tcp-established")
+        assert wait_for(lambda: env.state("net")["status"] == "stopped")
+        # Between the save and the restore the address is held.
+        assert " drop" in net.tc("filter", "show", "dev", "eth0", "ingress")
+        held = len(w.echoed)
+        env.run("delete", "net", check=True)
+        out2 = restored(env, "net", env.tmp / "ck", b, "--tcp-established")
+        assert " drop" not in net.tc("filter", "show", "dev", "eth0", "ingress")
+        assert wait_for(lambda: len(w.echoed) > held + 200 or w.error, timeout=120), "no echo after the restore"
+        w.finish()
+        assert w.error is None, w.error
+        assert bytes(w.echoed) == bytes(w.sent)
+        assert not any(x.startswith("listening") for x in lines(out2)), lines(out2)
+        again = Writer(net.ip, 7000)
+        assert wait_for(lambda: len(again.echoed) > 10)
+        again.finish()
+        assert_container_reaches(env, "net", net.gw)
+        finish(env, "net")
+        assert "cctap" not in subprocess.run(["ip", "-n", net.ns, "link"], capture_output=True,
+                                             text=True).stdout
+    finally:
+        env.run("delete", "--force", "net")
+        net.close()
+
+
+def test_terminal_container_carries_on_with_a_new_console_socket(env, vmm):
+    """process.terminal in whole-VM mode: the shell and its pty are in the
+    saved VM; the restore hands a new pty master to the new --console-socket
+    and the same shell answers on it (its variable kept, pid 1, stdin a
+    terminal, ^C reaching the foreground job). A restore without a console
+    socket is refused before a VM starts, as on CRIU's route."""
+    from test_restore_exact import Console, restore_tty
+    vm_mode(env, vmm)
+    b = write_bundle(env.tmp / "b", ["sh"], terminal=True)
+    con1 = Console(env.tmp / "c1.sock")
+    rc, _, err = env.create("tty", b, "--console-socket", con1.path)
+    assert rc == 0, err.read_text()
+    env.run("start", "tty", check=True)
+    seen = con1.type_and_wait("X=kept-$((6*7)); echo ready-$X-$$\n", "ready-kept-42-1")
+    assert b"ready-kept-42-1" in seen, seen
+    ck = env.tmp / "ck"
+    r = checkpoint(env, "tty", ck)
+    assert "whole VM" in r.stdout, r.stdout
+    env.run("delete", "--force", "tty", check=True)
+    con1.close()
+
+    r = restore_tty(env, "tty", ck, b)
+    assert r.returncode != 0 and "--console-socket" in r.stderr, r.stderr
+    assert not (env.root / "tty").exists() and qemu_pids(str(env.tmp)) == []
+
+    con2 = Console(env.tmp / "c2.sock")
+    r = restore_tty(env, "tty", ck, b, "--console-socket", con2.path)
+    assert r.returncode == 0, r.stderr
+    seen = con2.type_and_wait("echo after-$X-$$-$(test -t 0 && echo tty)\n", "after-kept-42-1-tty")
+    assert b"after-kept-42-1-tty" in seen, seen
+    con2.type_and_wait("sleep 1000\n", "sleep 1000")
+    ps = lambda: env.run("exec", "tty", "busybox", "ps", "-o", "args")  # noqa: E731
+    assert wait_for(lambda: "sleep 1000" in ps().stdout), (ps(), con2.seen)
+    seen = con2.type_and_wait("\x03echo status-$?\n", "status-130")
+    assert b"status-130" in seen, seen
+    os.write(con2.master(), b"exit 7\n")
+    assert wait_for(lambda: env.state("tty")["status"] == "stopped")
+    con2.close()
+    finish(env, "tty")

@@ -161,7 +161,7 @@ static void test_verify_sparse_giant(void **st)
 	while (ftruncate(fd, size) < 0 && size > (1LL << 30))
 		size >>= 1;
 	close(fd);
-	expect_verify_error("expected 4 (truncated?)");
+	expect_verify_error("expected 16 (truncated?)");
 }
 
 static void test_verify_pagemap_overflow(void **st)

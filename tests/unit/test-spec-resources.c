@@ -213,6 +213,63 @@ static void test_values_the_kernel_refuses(void **st)
 		     "without '..'");
 }
 
+/* update --resources takes the same values create does: each one config.json
+ * refuses is refused by update too, naming the same field (before, update
+ * took memory.limit -2 as "no limit", a 500 us quota, a string for an
+ * object, 300000 shares). */
+static void test_update_json_gets_the_spec_checks(void **st)
+{
+	static const struct {
+		const char *res, *field, *why;
+	} bad[] = {
+		{"{\"memory\": {\"limit\": -2}}", "memory.limit",
+		 "-2 is negative (-1 means no limit)"},
+		{"{\"pids\": {\"limit\": -5}}", "pids.limit", "-5 is negative"},
+		{"{\"cpu\": {\"quota\": -7}}", "cpu.quota", "-7 is negative"},
+		{"{\"cpu\": {\"quota\": 500}}", "cpu.quota",
+		 "500 us is below the kernel's 1000 us"},
+		{"{\"cpu\": {\"period\": 999}}", "cpu.period",
+		 "999 us is below the kernel's 1000 us"},
+		{"{\"cpu\": {\"period\": 2000000}}", "cpu.period", "2000000 is out of range"},
+		{"{\"cpu\": {\"shares\": 300000}}", "cpu.shares", "300000 is out of range"},
+		{"{\"cpu\": {\"shares\": -1}}", "cpu.shares", "-1 is out of range"},
+		{"{\"memory\": \"1G\"}", "memory", "expected an object"},
+		{"{\"pids\": [10]}", "pids", "expected an object"},
+		{"{\"memory\": {\"limit\": 1.5}}", "memory.limit", "expected an integer"},
+		{"{\"cpu\": {\"quota\": \"max\"}}", "cpu.quota", "expected an integer"},
+	};
+	char spec[1024], want[256], ignored[256];
+	(void)st;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(spec, sizeof(spec), WITH_RESOURCES("%s"), bad[i].res);
+		snprintf(want, sizeof(want), "config.json: linux.resources.%s: %s", bad[i].field,
+			 bad[i].why);
+		expect_error(spec, want);
+		Cocoon__UpdateRequest u = COCOON__UPDATE_REQUEST__INIT;
+		Cocoon__Resources r = COCOON__RESOURCES__INIT;
+		struct error *err = NULL;
+		snprintf(want, sizeof(want), "--resources: %s: %s", bad[i].field, bad[i].why);
+		if (resources_update_from_json(bad[i].res, &u, &r, ignored, sizeof(ignored),
+					       &err) == 0 ||
+		    !err || strncmp(err->msg, want, strlen(want)) != 0)
+			fail_msg("update --resources <<%s>>: expected '%s', got: %s", bad[i].res,
+				 want, err ? err->msg : "success");
+		/* Nothing half-done: no limit is marked to be set. */
+		assert_false(u.set_memory || u.set_pids || u.set_cpu_max || u.set_cpu_weight);
+		error_free(&err);
+	}
+	/* update's own reading stays: 0 leaves a value as it is, so a period of
+	 * 0 is no error there (in config.json a given 0 is). */
+	Cocoon__UpdateRequest u = COCOON__UPDATE_REQUEST__INIT;
+	Cocoon__Resources r = COCOON__RESOURCES__INIT;
+	assert_int_equal(resources_update_from_json("{\"cpu\": {\"quota\": 20000, \"period\": 0}}",
+						    &u, &r, ignored, sizeof(ignored), NULL),
+			 0);
+	assert_true(u.set_cpu_max && u.keep_cpu_period && r.cpu_quota == 20000);
+	expect_error(WITH_RESOURCES("{\"cpu\": {\"quota\": 20000, \"period\": 0}}"),
+		     "config.json: linux.resources.cpu.period: 0 us is below the kernel's 1000 us");
+}
+
 /* linux.cgroupsPath as runc's drivers name it (cgroup-mirror.h). */
 static void test_cgroups_path(void **st)
 {
@@ -300,6 +357,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_resources_and_vm_size, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update_resources_json, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_values_the_kernel_refuses, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_update_json_gets_the_spec_checks, setup,
+						teardown),
 		cmocka_unit_test(test_cgroups_path),
 		cmocka_unit_test(test_cgroup_mirror_render),
 	};

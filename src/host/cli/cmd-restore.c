@@ -8,6 +8,7 @@
 #include "images.h"
 #include "log.h"
 #include "paths.h"
+#include "vmsnap-zstd.h"
 #include "vmsnap.h"
 
 #include <fcntl.h>
@@ -196,6 +197,37 @@ static void restore_usage(void)
 	       "                         sandbox's); implies --detach\n");
 }
 
+/* vm.state.zst (vmsnap-zstd.h) decompressed for QEMU, which needs a
+ * seekable file: into a new sparse file in the state root, named after the
+ * container, bounded by checkpoint_max_bytes and vm.json's raw_size. The
+ * caller unlinks *raw. */
+static int unpack_state(struct global_opts *g, const char *id, int fd, const char *name,
+			const struct vmsnap_meta *m, char **raw, struct error **err)
+{
+	int r = mkdir_p(g->root, 0700, err);
+	if (r < 0)
+		return r;
+	if (asprintf(raw, "%s/.%s.vm.state.XXXXXX", g->root, id) < 0) {
+		*raw = NULL;
+		return error_set(err, ENOMEM, "restore");
+	}
+	_cleanup_close_ int out = mkostemp(*raw, O_CLOEXEC);
+	if (out < 0) {
+		int e = errno;
+		free(*raw);
+		*raw = NULL;
+		return error_set(err, e, "a file for the decompressed VM state in %s", g->root);
+	}
+	r = vmsnap_zstd_unpack(fd, out, name, m->raw_size, (uint64_t)g->cfg.checkpoint_max_bytes,
+			       err);
+	if (r < 0) {
+		unlink(*raw);
+		free(*raw);
+		*raw = NULL;
+	}
+	return r;
+}
+
 /* A whole-VM checkpoint (vm.json in the image directory, vmsnap.h): the
  * VM starts from the saved state, no boot and no CRIU. It holds the
  * container under the ID it was saved with, so only that ID restores it.
@@ -210,10 +242,7 @@ static int vmsnap_restore(struct global_opts *g, const char *id, const char *dir
 			err, EINVAL,
 			"%s holds the whole VM of container %s, with that container inside under its ID: restore it as %s",
 			dir, m->container_id, m->container_id);
-	if (m->zstd)
-		return error_setx(err, EOPNOTSUPP, "%s: a compressed VM state is not supported",
-				  dir);
-	if (asprintf(&state, "%s/" VMSNAP_STATE, dir) < 0)
+	if (asprintf(&state, "%s/%s", dir, m->zstd ? VMSNAP_STATE_ZST : VMSNAP_STATE) < 0)
 		return error_set(err, ENOMEM, "restore");
 	/* QEMU opens it by path: a regular file here, within the limits. */
 	_cleanup_close_ int fd = open(state, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -225,10 +254,19 @@ static int vmsnap_restore(struct global_opts *g, const char *id, const char *dir
 			err, EINVAL,
 			"%s: not a regular file, empty, or larger than checkpoint_max_bytes",
 			state);
-	o->vmsnap_state = state;
+	_cleanup_free_ char *raw = NULL;
+	if (m->zstd) {
+		int r = unpack_state(g, id, fd, state, m, &raw, err);
+		if (r < 0)
+			return r;
+	}
+	o->vmsnap_state = raw ? raw : state;
 	o->vmsnap_key = m->key;
 	pid_t shim;
 	int r = container_create(g, id, o, &shim, err);
+	/* QEMU has read it all once the restore returns, or it failed. */
+	if (raw)
+		unlink(raw);
 	return r < 0 ? r : (int)shim;
 }
 

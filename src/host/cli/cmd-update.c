@@ -5,6 +5,7 @@
 #include "container.h"
 #include "fdio.h"
 #include "log.h"
+#include "resources-kept.h"
 #include "resources.h"
 
 #include <ctype.h>
@@ -43,7 +44,7 @@ static int parse_size(const char *s, int64_t *out)
 		end++;
 	if (tolower((unsigned char)*end) == 'b')
 		end++;
-	if (*end || (v > 0 && v > (INT64_MAX >> shift)))
+	if (*end || v < -1 || (v > 0 && v > (INT64_MAX >> shift)))
 		return -1;
 	*out = v < 0 ? -1 : (int64_t)v << shift;
 	return 0;
@@ -130,16 +131,22 @@ int cmd_update(struct global_opts *g, int argc, char **argv, struct error **errp
 			res.memory_limit = v > 0 ? (uint64_t)v : 0;
 			break;
 		case O_PIDS:
-			if (parse_number(opts[idx].name, optarg, INT64_MIN, INT64_MAX,
+			if (parse_number(opts[idx].name, optarg, -1, INT64_MAX,
 					 "a number, -1 for none", &v) < 0)
 				return 2;
 			ur.set_pids = v != 0;
 			res.pids_limit = v > 0 ? v : 0;
 			break;
 		case O_QUOTA:
-			if (parse_number(opts[idx].name, optarg, INT64_MIN, INT64_MAX,
+			/* The kernel's minimum, as for config.json
+			 * (resources_check_json). */
+			if (parse_number(opts[idx].name, optarg, -1, INT64_MAX,
 					 "microseconds, -1 for none", &v) < 0)
 				return 2;
+			if (v > 0 && v < 1000)
+				return usage_error("update",
+						   "--cpu-quota '%s': below the kernel's 1000 us",
+						   optarg);
 			ur.set_cpu_max = got_quota = true;
 			res.cpu_quota = v > 0 ? v : 0;
 			break;
@@ -220,6 +227,9 @@ int cmd_update(struct global_opts *g, int argc, char **argv, struct error **errp
 		return cli_fail(errp, &err);
 	}
 	cocoon__response__free_unpacked(resp, NULL);
+	/* Kept for a checkpoint's restore (resources-kept.h). */
+	if (resources_kept_record(dir, &ur, &res, &err) < 0)
+		log_warning("update %s: applied, but not kept for a restore: %s", id, err->msg);
 	return 0;
 }
 

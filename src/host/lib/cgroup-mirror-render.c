@@ -188,6 +188,9 @@ static int render_v2(const char *name, const Cocoon__StatsReply *st, char *buf, 
 {
 	if (strcmp(name, "cgroup.controllers") == 0)
 		return snprintf(buf, size, "cpu memory pids\n");
+	/* containerd's v2 OOM watch stops at "populated 0". */
+	if (strcmp(name, "cgroup.events") == 0)
+		return snprintf(buf, size, "populated 1\nfrozen 0\n");
 	if (strcmp(name, "memory.current") == 0)
 		return snprintf(buf, size, "%" PRIu64 "\n", st->memory_current);
 	if (strcmp(name, "memory.peak") == 0)

@@ -156,6 +156,7 @@ static const char *const v1_cpuacct_files[] = {"cpuacct.usage",	    "cpuacct.usa
 static const char *const v1_pids_files[] = {"pids.current", "pids.max", NULL};
 static const char *const v2_files[] = {
 	"cgroup.controllers",
+	"cgroup.events",
 	"memory.current",
 	"memory.peak",
 	"memory.max",
@@ -170,12 +171,32 @@ static const char *const v2_files[] = {
 	NULL,
 };
 
+/* In place, and only when the text changes: a watcher's inotify watch
+ * (IN_MODIFY) is on the inode, which a rename would replace. Never empty in
+ * between (conmon stops watching a memory.events without an oom line). */
+static void write_in_place(int dir, const char *name, const char *buf, int n)
+{
+	char old[4096];
+	_cleanup_close_ int fd = openat(dir, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0444);
+	if (fd < 0)
+		return;
+	ssize_t len = pread(fd, old, sizeof(old), 0);
+	if (len == n && memcmp(old, buf, (size_t)n) == 0)
+		return;
+	if (pwrite(fd, buf, (size_t)n, 0) == n && len > n)
+		ftruncate(fd, n);
+}
+
 static void write_one(int dir, const char *name, bool v2, const Cocoon__StatsReply *st)
 {
 	char buf[4096], tmp[96];
 	int n = cgmirror_render(name, v2, st, buf, sizeof(buf));
 	if (n < 0)
 		return;
+	if (v2 && (strcmp(name, "memory.events") == 0 || strcmp(name, "cgroup.events") == 0)) {
+		write_in_place(dir, name, buf, n);
+		return;
+	}
 	snprintf(tmp, sizeof(tmp), ".%s.new", name);
 	_cleanup_close_ int fd =
 		openat(dir, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0444);
@@ -187,7 +208,9 @@ static void write_one(int dir, const char *name, bool v2, const Cocoon__StatsRep
 		(void)unlinkat(dir, tmp, 0); /* the old figures stay until the next tick */
 }
 
-static void write_dir(const struct cgmirror_dir *d, const Cocoon__StatsReply *st)
+/* bound: memory.oom_control is the OOM relay's (cgroup-oom.h), the
+ * kernel's own file. */
+static void write_dir(const struct cgmirror_dir *d, const Cocoon__StatsReply *st, bool bound)
 {
 	const char *const *lists[4] = {NULL};
 	size_t k = 0;
@@ -205,14 +228,26 @@ static void write_dir(const struct cgmirror_dir *d, const Cocoon__StatsReply *st
 	}
 	for (size_t i = 0; i < k; i++)
 		for (const char *const *f = lists[i]; *f; f++)
-			write_one(d->mount_fd, *f, d->v2, st);
+			if (!bound || strcmp(*f, "memory.oom_control") != 0)
+				write_one(d->mount_fd, *f, d->v2, st);
 }
 
-void cgmirror_update(struct cgmirror *m, const Cocoon__StatsReply *st)
+int cgmirror_update(struct cgmirror *m, const Cocoon__StatsReply *st, struct error **err)
 {
 	for (size_t i = 0; i < m->n; i++)
 		if (m->dirs[i].mount_fd >= 0)
-			write_dir(&m->dirs[i], st);
+			write_dir(&m->dirs[i], st, m->oom.active);
+	return cgoom_notify(&m->oom, st->memory_oom_kill, err);
+}
+
+int cgmirror_oom_kill(struct cgmirror *m, uint64_t count, struct error **err)
+{
+	Cocoon__StatsReply st = COCOON__STATS_REPLY__INIT;
+	st.memory_oom_kill = count;
+	for (size_t i = 0; i < m->n; i++)
+		if (m->dirs[i].mount_fd >= 0 && m->dirs[i].v2)
+			write_one(m->dirs[i].mount_fd, "memory.events", true, &st);
+	return cgoom_notify(&m->oom, count, err);
 }
 
 void cgmirror_close(struct cgmirror *m)
@@ -223,6 +258,7 @@ void cgmirror_close(struct cgmirror *m)
 	for (size_t i = 0; i < m->n_leaves; i++)
 		close(m->leaves[i]);
 	m->n = m->n_leaves = 0;
+	cgoom_close(&m->oom);
 }
 
 /* ---- the hierarchies ---- */
@@ -420,7 +456,7 @@ int cgmirror_setup(struct cgmirror *m, const char *path, struct error **err)
 			break;
 		}
 		m->n++;
-		write_dir(d, &zero);
+		write_dir(d, &zero, false);
 		if (move_mount(d->mount_fd, "", leaves[i], "",
 			       MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) {
 			r = error_set(err, errno, "mount the stats over %s%s", h[i].mountpoint,
@@ -436,6 +472,21 @@ int cgmirror_setup(struct cgmirror *m, const char *path, struct error **err)
 	if (r < 0)
 		cgmirror_close(m);
 	return r;
+}
+
+int cgmirror_oom_setup(struct cgmirror *m, const char *path, struct error **err)
+{
+	struct hierarchy h[CGMIRROR_MAX_HIERARCHIES];
+	size_t nh = find_hierarchies(h, ARRAY_SIZE(h));
+	for (size_t i = 0; i < nh; i++) {
+		if (h[i].v2 || !(h[i].controllers & CG_MEMORY))
+			continue;
+		for (size_t k = 0; k < m->n; k++)
+			if (m->dirs[k].controllers == h[i].controllers && m->dirs[k].mount_fd >= 0)
+				return cgoom_setup(&m->oom, h[i].mountpoint, path,
+						   m->dirs[k].mount_fd, err);
+	}
+	return 0;
 }
 
 int cgmirror_join(struct cgmirror *m, struct error **err)
@@ -482,5 +533,13 @@ int cgmirror_remove(const char *path, struct error **err)
 			nanosleep(&(struct timespec){.tv_nsec = 20 * 1000 * 1000}, NULL);
 		}
 	}
+	/* The OOM relay after the cgroup the engines watch (cgroup-oom.h). */
+	for (size_t i = 0; i < nh; i++)
+		if (!h[i].v2 && (h[i].controllers & CG_MEMORY)) {
+			_cleanup_error_ struct error *e = NULL;
+			int rr = cgoom_remove(h[i].mountpoint, path, r == 0 ? err : &e);
+			if (rr < 0 && r == 0)
+				r = rr;
+		}
 	return r;
 }

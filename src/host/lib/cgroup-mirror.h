@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "cgroup-oom.h"
 #include "error.h"
 #include "proto.h"
 
@@ -49,6 +50,7 @@ struct cgmirror {
 	/* The real cgroups (O_PATH, under the mounts) until cgmirror_join. */
 	int leaves[CGMIRROR_MAX_HIERARCHIES];
 	size_t n_leaves;
+	struct cgoom oom; /* OOM events on v1 (cgroup-oom.h), after cgmirror_oom_setup */
 };
 
 /* Creates the cgroup path (from cgmirror_path) in each v1 hierarchy with
@@ -60,6 +62,12 @@ struct cgmirror {
  * cgroups it made are left for cgmirror_remove. */
 int cgmirror_setup(struct cgmirror *m, const char *path, struct error **err);
 
+/* The engines' OOM watch on a cgroup v1 host (cgroup-oom.h): the relay's
+ * memory.oom_control and cgroup.event_control over the mirror's, for the
+ * cgroup `path` cgmirror_setup made. Nothing to do (0) on a v2 host or
+ * without a memory hierarchy. On failure the mirror's own files stay. */
+int cgmirror_oom_setup(struct cgmirror *m, const char *path, struct error **err);
+
 /* Moves the calling process (the shim, the pid the engines know) into the
  * cgroups cgmirror_setup made. Call it after QEMU is forked: the VM stays
  * in the cgroup the engine started the runtime in, where it was sized to
@@ -69,8 +77,17 @@ int cgmirror_setup(struct cgmirror *m, const char *path, struct error **err);
 int cgmirror_join(struct cgmirror *m, struct error **err);
 
 /* Rewrites every file of m from st (each atomically: a new file renamed
- * over the old). */
-void cgmirror_update(struct cgmirror *m, const Cocoon__StatsReply *st);
+ * over the old; v2's memory.events and cgroup.events in place, when they
+ * change, as the engines watch them with inotify IN_MODIFY). A rise of
+ * st's oom_kill count is relayed (cgoom_notify). Returns 1 when an OOM event
+ * was made, 0, or a negative errno from the relay (the files are written
+ * all the same). */
+int cgmirror_update(struct cgmirror *m, const Cocoon__StatsReply *st, struct error **err);
+
+/* The guest's oom_kill count for the container when its init ended (the
+ * guest removes the cgroup then): v2's memory.events, and a rise relayed
+ * as in cgmirror_update. Returns as cgmirror_update. */
+int cgmirror_oom_kill(struct cgmirror *m, uint64_t count, struct error **err);
 
 /* Closes m's descriptors; the mounts stay until cgmirror_remove. */
 void cgmirror_close(struct cgmirror *m);

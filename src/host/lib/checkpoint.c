@@ -6,6 +6,7 @@
 #include "container.h"
 #include "criu-config.h"
 #include "images.h"
+#include "resources-kept.h"
 #include "pod.h"
 #include "paths.h"
 #include "safefs.h"
@@ -231,6 +232,9 @@ static int vm_checkpoint(struct global_opts *g, const char *id, const char *dir,
 	cr.checkpoint_id = (char *)ckid;
 	cr.leave_running = o->leave_running;
 	cr.whole_vm = true;
+	/* Only --tcp-established counts here: the shim holds the container's
+	 * addresses until the restore (network.h). */
+	cr.criu = &o->criu;
 	req.body_case = COCOON__REQUEST__BODY_CHECKPOINT;
 	req.checkpoint = &cr;
 	long long t0 = now_ms();
@@ -240,6 +244,9 @@ static int vm_checkpoint(struct global_opts *g, const char *id, const char *dir,
 		return r;
 	}
 	snprintf(m.container_id, sizeof(m.container_id), "%s", id);
+	/* [vm] snapshot_zstd_level: vm.state.zst (vmsnap-zstd.h). */
+	m.zstd = g->cfg.snapshot_zstd_level > 0;
+	m.zstd_level = (int)g->cfg.snapshot_zstd_level;
 	Cocoon__CheckpointReply *rep = resp->checkpoint;
 	m.state_bytes = rep->bytes;
 	r = vmsnap_publish(work, dest, &m, rep->stats ? rep->stats->frozen_us / 1000 : 0,
@@ -373,8 +380,11 @@ int checkpoint_container(struct global_opts *g, const char *id, struct checkpoin
 		r = error_setx(err, EPROTO, "the agent's reply names images at '%s', not %s", named,
 			       expect);
 	}
-	struct images_info info = {
-		.container_id = id, .checkpoint_id = ckid, .parent_path = o->parent_path};
+	_cleanup_free_ char *kept = resources_kept_read(dir);
+	struct images_info info = {.container_id = id,
+				   .checkpoint_id = ckid,
+				   .parent_path = o->parent_path,
+				   .resources = kept};
 	struct images_limits lim;
 	images_limits_from_config(&g->cfg, &lim);
 	/* Into new host files either way: the guest may hold handles on its

@@ -50,6 +50,8 @@ static const struct key_def keys[] = {
 	{"vm", "template_dir", T_STRING, OFF(template_dir), 0, 0, NULL},
 	{"vm", "snapshot_qemu", T_STRING, OFF(snapshot_qemu), 0, 0, NULL},
 	{"vm", "snapshot_virtiofsd", T_STRING, OFF(snapshot_virtiofsd), 0, 0, NULL},
+	/* 0: vm.state as QEMU wrote it; 1-19 (vmsnap-zstd.h): vm.state.zst. */
+	{"vm", "snapshot_zstd_level", T_INT, OFF(snapshot_zstd_level), 0, 19, NULL},
 	{"limits", "checkpoint_max_bytes", T_INT, OFF(checkpoint_max_bytes), 1 << 20, INT64_MAX,
 	 NULL},
 	{"limits", "checkpoint_max_files", T_INT, OFF(checkpoint_max_files), 16, 1000000, NULL},

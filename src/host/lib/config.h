@@ -40,6 +40,7 @@ struct cocoon_config {
 	 * that can migrate a VM with virtiofs shares. */
 	char *snapshot_qemu;
 	char *snapshot_virtiofsd;
+	int64_t snapshot_zstd_level; /* 0: off; 1-19: vm.state.zst (vmsnap-zstd.h) */
 
 	/* [limits]: what a guest, or a checkpoint handed to restore, can make
 	 * the host spend (docs/security.md). */

@@ -7,6 +7,7 @@
 #include "log.h"
 #include "paths.h"
 #include "pod.h"
+#include "resources-kept.h"
 #include "shim.h"
 #include "spec.h"
 #include "vmsnap.h"
@@ -101,6 +102,17 @@ static int write_pid_file(const char *path, pid_t pid, struct error **err)
 	return write_file_atomic(path, buf, (size_t)n, 0644, err);
 }
 
+static int restore_kept_resources(struct oci_bundle *b, const char *json, struct error **err)
+{
+	if (!b->spec->resources) {
+		if (!(b->spec->resources = calloc(1, sizeof(*b->spec->resources))))
+			return error_set(err, ENOMEM, "restore");
+		cocoon__resources__init(b->spec->resources);
+	}
+	int r = resources_kept_apply(json, b->spec->resources, err);
+	return r < 0 ? error_wrap(err, "the checkpoint's limits set by update") : 0;
+}
+
 int container_create(struct global_opts *g, const char *id, const struct create_options *o,
 		     pid_t *shim_pid, struct error **err)
 {
@@ -119,6 +131,13 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 	}
 	for (size_t i = 0; i < bundle.n_warnings; i++)
 		log_warning("config.json: %s", bundle.warnings[i]);
+	/* The limits update set before the checkpoint, over the bundle's, for
+	 * the VM's size and the container's cgroup (resources-kept.h). */
+	if (o->restore && o->restore->resources &&
+	    (r = restore_kept_resources(&bundle, o->restore->resources, err)) < 0) {
+		spec_free(&bundle);
+		return r;
+	}
 	int member = pod_resolve(g, &bundle, o->pod_sandbox, &pod, err);
 	if (member < 0) {
 		spec_free(&bundle);
@@ -150,6 +169,9 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 		return r;
 	}
 	if (member && (r = pod_member_record(dir, pod.id, err)) < 0)
+		goto fail;
+	if (o->restore && o->restore->resources &&
+	    (r = resources_kept_write(dir, o->restore->resources, err)) < 0)
 		goto fail;
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		r = error_set(err, errno, "pipe");

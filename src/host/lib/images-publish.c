@@ -112,6 +112,9 @@ static int write_manifest(int dirfd, const struct images_info *info, struct take
 		o, "criu", json_object_new_string(info->criu_version ? info->criu_version : ""));
 	json_object_object_add(o, "bytes", json_object_new_uint64(m->b.bytes));
 	json_object_object_add(o, "files", json_object_get(m->files));
+	json_object *kept = info->resources ? json_tokener_parse(info->resources) : NULL;
+	if (kept)
+		json_object_object_add(o, "resources", kept);
 	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
 	int r = safefs_write(dirfd, IMAGES_META, text, strlen(text), 0600, err);
 	json_object_put(o);

@@ -7,6 +7,9 @@
 #include "config.h"
 #include "fdio.h"
 #include "paths.h"
+#include "images-ns.h"
+#include "resources-kept.h"
+#include "resources.h"
 #include "pbwire.h"
 #include "safefs.h"
 
@@ -169,6 +172,7 @@ void images_meta_free(struct images_meta *m)
 	free(m->files);
 	free(m->version);
 	free(m->checkpoint);
+	free(m->resources);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -243,6 +247,20 @@ static int meta_parse_obj(json_object *o, const struct images_limits *lim, struc
 				  "lists %llu bytes, more than %llu (limits.checkpoint_max_bytes)",
 				  (unsigned long long)m->total_bytes,
 				  (unsigned long long)lim->max_bytes);
+	/* The limits update set, laid over the bundle's at restore: the values
+	 * create and update accept, nothing else. */
+	json_object *kept = NULL;
+	if (json_object_object_get_ex(o, "resources", &kept) && kept) {
+		int r = resources_check_json(kept, "resources", ".", true, err);
+		if (r < 0)
+			return r;
+		const char *text = json_object_to_json_string_ext(kept, JSON_C_TO_STRING_PLAIN);
+		if (strlen(text) > RESOURCES_KEPT_MAX)
+			return error_setx(err, E2BIG, "resources: more than %d bytes",
+					  RESOURCES_KEPT_MAX);
+		if (!(m->resources = strdup(text)))
+			return error_set(err, ENOMEM, "manifest");
+	}
 	return 0;
 }
 
@@ -303,7 +321,7 @@ static int check_size(int dirfd, const struct images_meta_file *f, struct error 
 }
 
 static int images_verify_one(const char *dir, bool need_tree, const struct images_budget *b,
-			     struct error **err)
+			     char **resources, struct error **err)
 {
 	_cleanup_close_ int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
 	_cleanup_free_ char *text = NULL;
@@ -339,6 +357,10 @@ static int images_verify_one(const char *dir, bool need_tree, const struct image
 	for (size_t i = 0; i < m.n_files && r == 0; i++)
 		if ((r = verify_file(dirfd, &m.files[i], b, err)) < 0)
 			error_wrap(err, "%s", dir);
+	if (r == 0 && need_tree && (r = images_check_namespaces(dirfd, err)) < 0)
+		error_wrap(err, "%s", dir);
+	if (r == 0 && need_tree)
+		*resources = TAKE_PTR(m.resources);
 	images_meta_free(&m);
 	return r;
 }
@@ -372,6 +394,8 @@ void images_chain_free(struct images_chain *c)
 		free(c->names[i]);
 	}
 	c->n = 0;
+	free(c->resources);
+	c->resources = NULL;
 }
 
 int images_verify(const char *dir, const struct images_limits *lim, struct images_chain *chain,
@@ -382,11 +406,12 @@ int images_verify(const char *dir, const struct images_limits *lim, struct image
 	images_budget_init(&b, lim);
 	snprintf(cur, sizeof(cur), "%s", dir);
 	chain->n = 0;
+	chain->resources = NULL;
 	for (;;) {
 		if (chain->n == IMAGES_MAX_CHAIN)
 			return error_setx(err, E2BIG, "%s: more than %d pre-dumps in a chain", dir,
 					  IMAGES_MAX_CHAIN);
-		int r = images_verify_one(cur, chain->n == 0, &b, err);
+		int r = images_verify_one(cur, chain->n == 0, &b, &chain->resources, err);
 		if (r < 0)
 			return r;
 		const char *base = strrchr(cur, '/');

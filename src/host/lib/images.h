@@ -36,6 +36,7 @@ struct images_info {
 	uint64_t bytes;
 	uint32_t files;
 	const char *parent_path; /* the pre-dump this one is incremental to */
+	const char *resources;	 /* update's limits to keep (resources-kept.h), or NULL */
 };
 
 #define IMAGES_MAX_CHAIN COCOON_MAX_CHAIN
@@ -45,6 +46,7 @@ struct images_chain {
 	char *dirs[IMAGES_MAX_CHAIN];
 	char *names[IMAGES_MAX_CHAIN];
 	int n;
+	char *resources; /* the checkpoint's kept limits (resources-kept.h), or NULL */
 };
 void images_chain_free(struct images_chain *c);
 
@@ -134,6 +136,7 @@ struct images_meta {
 	struct images_meta_file *files;
 	size_t n_files;
 	uint64_t total_bytes;
+	char *resources; /* "resources", checked (resources_check_json), as JSON text */
 };
 /* Parses cocoon.json: every field is checked for its type and range. */
 int images_meta_parse(const char *text, size_t len, const struct images_limits *lim,

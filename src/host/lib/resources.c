@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <json-c/json.h>
+#include <stdint.h>
 #include <string.h>
 
 int resources_vm_size(const struct cocoon_config *cfg, const Cocoon__Resources *r, int cpuset_cpus,
@@ -73,6 +74,66 @@ static int get_int64(json_object *o, const char *key, const char *name, bool *pr
 	return 0;
 }
 
+/* An integer member in [min, max], or its absence. */
+static int check_int(json_object *o, const char *key, const char *prefix, const char *path,
+		     const char *group, int64_t min, int64_t max, const char *range,
+		     struct error **err)
+{
+	json_object *v = field(o, key);
+	if (!v)
+		return 0;
+	if (!json_object_is_type(v, json_type_int))
+		return error_setx(err, EINVAL, "%s%s%s.%s: expected an integer", prefix, path,
+				  group, key);
+	int64_t n = json_object_get_int64(v);
+	if (n < min || n > max)
+		return error_setx(err, ERANGE, "%s%s%s.%s: %lld %s", prefix, path, group, key,
+				  (long long)n, range);
+	return 0;
+}
+
+int resources_check_json(json_object *res, const char *prefix, const char *path, bool update,
+			 struct error **err)
+{
+	static const char *const groups[] = {"memory", "pids", "cpu"};
+	int r;
+	if (!res || !json_object_is_type(res, json_type_object))
+		return *path ? error_setx(err, EINVAL, "%s%.*s: expected an object", prefix,
+					  (int)strlen(path) - 1, path)
+			     : error_setx(err, EINVAL, "%snot a JSON object (OCI linux.resources)",
+					  prefix);
+	for (size_t i = 0; i < ARRAY_SIZE(groups); i++) {
+		json_object *g = NULL;
+		if (json_object_object_get_ex(res, groups[i], &g) && g &&
+		    !json_object_is_type(g, json_type_object))
+			return error_setx(err, EINVAL, "%s%s%s: expected an object", prefix, path,
+					  groups[i]);
+	}
+	json_object *mem = field(res, "memory"), *pids = field(res, "pids"),
+		    *cpu = field(res, "cpu");
+	const char *neg = "is negative (-1 means no limit)";
+	if ((r = check_int(mem, "limit", prefix, path, "memory", -1, INT64_MAX, neg, err)) < 0 ||
+	    (r = check_int(pids, "limit", prefix, path, "pids", -1, INT64_MAX, neg, err)) < 0 ||
+	    (r = check_int(cpu, "quota", prefix, path, "cpu", -1, INT64_MAX, neg, err)) < 0 ||
+	    (r = check_int(cpu, "period", prefix, path, "cpu", 0, 1000000,
+			   "is out of range (0 .. 1000000 us)", err)) < 0 ||
+	    (r = check_int(cpu, "shares", prefix, path, "cpu", 0, 262144,
+			   "is out of range (0 .. 262144)", err)) < 0)
+		return r;
+	json_object *period = field(cpu, "period"), *quota = field(cpu, "quota");
+	int64_t p = period ? json_object_get_int64(period) : 0;
+	int64_t q = quota ? json_object_get_int64(quota) : 0;
+	if (period && p < 1000 && !(update && p == 0))
+		return error_setx(err, ERANGE,
+				  "%s%scpu.period: %lld us is below the kernel's 1000 us", prefix,
+				  path, (long long)p);
+	if (q > 0 && q < 1000)
+		return error_setx(err, ERANGE,
+				  "%s%scpu.quota: %lld us is below the kernel's 1000 us", prefix,
+				  path, (long long)q);
+	return 0;
+}
+
 static bool meaningful(json_object *v)
 {
 	if (!v)
@@ -98,15 +159,14 @@ int resources_update_from_json(const char *text, Cocoon__UpdateRequest *u, Cocoo
 			       char *ignored, size_t ignored_size, struct error **err)
 {
 	_cleanup_(json_putp) json_object *root = json_tokener_parse(text);
+	int e;
 	ignored[0] = 0;
-	if (!root || !json_object_is_type(root, json_type_object))
-		return error_setx(err, EINVAL,
-				  "--resources: not a JSON object (OCI linux.resources)");
+	if ((e = resources_check_json(root, "--resources: ", "", true, err)) < 0)
+		return e;
 	json_object *mem = field(root, "memory"), *pids = field(root, "pids"),
 		    *cpu = field(root, "cpu");
 	bool has;
 	int64_t v;
-	int e;
 	/* runc update's reading: 0 or absent leaves a limit as it is, -1
 	 * (any negative) lifts it. */
 	if ((e = get_int64(mem, "limit", "memory.limit", &has, &v, err)) < 0)
@@ -126,10 +186,6 @@ int resources_update_from_json(const char *text, Cocoon__UpdateRequest *u, Cocoo
 	if ((e = get_int64(cpu, "quota", "cpu.quota", &has_quota, &quota, err)) < 0 ||
 	    (e = get_int64(cpu, "period", "cpu.period", &has_period, &period, err)) < 0)
 		return e;
-	if (period < 0 || period > 1000000)
-		return error_setx(err, EINVAL,
-				  "--resources: cpu.period %lld: expected 0 .. 1000000 us",
-				  (long long)period);
 	if (quota != 0 || period != 0) {
 		u->set_cpu_max = true;
 		r->cpu_quota = quota > 0 ? quota : 0;
@@ -141,10 +197,6 @@ int resources_update_from_json(const char *text, Cocoon__UpdateRequest *u, Cocoo
 	if ((e = get_int64(cpu, "shares", "cpu.shares", &has, &v, err)) < 0)
 		return e;
 	if (has && v != 0) {
-		if (v < 0 || v > 262144)
-			return error_setx(err, EINVAL,
-					  "--resources: cpu.shares %lld: expected 2 .. 262144",
-					  (long long)v);
 		u->set_cpu_weight = true;
 		r->cpu_shares = (uint64_t)v;
 	}

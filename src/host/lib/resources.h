@@ -5,6 +5,9 @@
 #include "error.h"
 #include "proto.h"
 
+#include <json-c/json.h>
+#include <stdbool.h>
+
 /* The guest's own share beside the container: kernel, agent, CRIU's
  * working memory. Measured idle at about 60 MiB under the 6.1 guest. */
 #define RESOURCES_GUEST_OVERHEAD_MIB 128
@@ -22,10 +25,26 @@ int resources_vm_size(const struct cocoon_config *cfg, const Cocoon__Resources *
  * error names the limit, the VM's size and why it cannot grow. */
 int resources_update_fits(int vm_memory_mib, uint64_t memory_limit, struct error **err);
 
+/* The value rules config.json's linux.resources and update --resources
+ * share, on the raw JSON (res: the linux.resources object): memory, pids
+ * and cpu are objects; memory.limit, pids.limit and cpu.quota are integers,
+ * -1 or above (the runtime spec's "no limit"; any other negative would be
+ * taken as none without a word); cpu.period at most 1000000 us and
+ * cpu.shares at most 262144 (runc's cgroup v2 conversion); a period or a
+ * quota below the kernel's 1000 us minimum (kernel/sched/core.c,
+ * min_cfs_quota_period) is refused. For update (runc update's reading) a
+ * period of 0 means "as it is"; in config.json a given 0 is refused. Errors
+ * read "<prefix><path><field>: ...", e.g. prefix "config.json: " and path
+ * "linux.resources.", or "--resources: " and "". Returns 0 or -EINVAL /
+ * -ERANGE. */
+int resources_check_json(json_object *res, const char *prefix, const char *path, bool update,
+			 struct error **err);
+
 /* runc update --resources: the OCI linux.resources JSON (what containerd's
  * runc shim and podman write) into an UpdateRequest's flags and r. As runc
  * reads it: 0 or absent leaves a limit as it is, -1 lifts it. What the VM
  * does not apply (swap, cpuset, blockIO, ...) is named, comma-separated, in
- * ignored. Errors name the field. */
+ * ignored. The values go through resources_check_json first, as
+ * config.json's do at create. Errors name the field. */
 int resources_update_from_json(const char *text, Cocoon__UpdateRequest *u, Cocoon__Resources *r,
 			       char *ignored, size_t ignored_size, struct error **err);

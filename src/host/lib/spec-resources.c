@@ -4,6 +4,7 @@
 #include "spec-json.h"
 #include "cleanup.h"
 #include "cgroup-mirror.h"
+#include "resources.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,9 @@ int spec_parse_resources(json_object *res, struct oci_bundle *b, struct error **
 	int r = spec_json_want_type(res, json_type_object, "linux.resources", err);
 	if (r < 0 || !res)
 		return r;
+	/* The rules update --resources shares. */
+	if ((r = resources_check_json(res, "config.json: ", "linux.resources.", false, err)) < 0)
+		return r;
 	Cocoon__Resources *rs = calloc(1, sizeof(*rs));
 	if (!rs)
 		return error_set(err, ENOMEM, "config.json");
@@ -74,19 +78,6 @@ int spec_parse_resources(json_object *res, struct oci_bundle *b, struct error **
 	    (r = spec_json_uint(cpu, "shares", "linux.resources.cpu.shares", 262144,
 				&rs->cpu_shares, err)) < 0)
 		return r;
-	/* cgroup v2's cpu.max takes a period and a quota of 1000 us at least
-	 * (kernel/sched/core.c, min_cfs_quota_period); 0 given on purpose is
-	 * not "unset". */
-	if (spec_json_member(cpu, "period") && rs->cpu_period < 1000)
-		return error_setx(err, ERANGE,
-				  "config.json: linux.resources.cpu.period: %llu us is below the "
-				  "kernel's 1000 us",
-				  (unsigned long long)rs->cpu_period);
-	if (rs->cpu_quota > 0 && rs->cpu_quota < 1000)
-		return error_setx(err, ERANGE,
-				  "config.json: linux.resources.cpu.quota: %lld us is below the "
-				  "kernel's 1000 us",
-				  (long long)rs->cpu_quota);
 	_cleanup_free_ char *cpus = NULL;
 	if ((r = spec_json_string(cpu, "cpus", "linux.resources.cpu.cpus", false, &cpus, err)) < 0)
 		return r;

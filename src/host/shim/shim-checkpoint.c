@@ -151,9 +151,16 @@ void shim_handle_vm_checkpoint(struct shim *s, struct shim_client *c, Cocoon__Re
 		shim_reply_error(c->fd, req->id, err);
 		return;
 	}
+	/* --tcp-established: the connections are in the saved VM; nothing
+	 * may answer their peers until the restore (as for CRIU's route). */
+	if (checkpoint_hold(s, req, &err) < 0) {
+		shim_reply_error(c->fd, req->id, err);
+		return;
+	}
 	/* Without --leave-running the VM stays stopped (save with no cont). */
 	if (vmsnap_save(&s->sb.vm, qmp, state, vmsnap_key_mapped_ram(key), cr->leave_running, &st,
 			&err) < 0) {
+		shim_checkpoint_unhold(s); /* the container runs on */
 		error_wrap(&err, "checkpoint %s: save the VM", s->args->id);
 		shim_reply_error(c->fd, req->id, err);
 		return;
@@ -202,6 +209,7 @@ void shim_vm_stopped_request(struct shim *s, struct shim_client *c, Cocoon__Requ
 			shim_reply_error(c->fd, req->id, err);
 			return;
 		}
+		shim_checkpoint_unhold(s); /* the publish failed: it runs on */
 		resp.body_case = COCOON__RESPONSE__BODY_PAUSE;
 		resp.pause = &pause;
 	}

@@ -2,6 +2,7 @@
  * kill, exec, ...), and the agent's events passed on to whoever waits. */
 #include "shim-control.h"
 #include "shim-checkpoint.h"
+#include "shim-mirror.h"
 #include "shim-pod.h"
 #include "shim-state.h"
 #include "agent-client.h"
@@ -80,6 +81,7 @@ void shim_on_agent_event(void *userdata, const Cocoon__Response *ev)
 	if (!*x->exec_id) {
 		s->exited = true;
 		s->exit_code = shim_exit_code_of(x->wait_status);
+		shim_mirror_exit(s, x->memory_oom_kill);
 		return;
 	}
 	struct shim_exec *e = shim_find_exec(s, x->exec_id);

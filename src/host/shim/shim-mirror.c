@@ -31,6 +31,18 @@ void shim_mirror_setup(struct shim *s)
 		return;
 	}
 	s->mirror_next_ms = now_ms();
+	if (cgmirror_oom_setup(&s->mirror, path, &err) < 0)
+		log_warning(
+			"container %s: linux.cgroupsPath %s: %s; the engines do not learn of its OOM kills",
+			s->args->id, path, err->msg);
+}
+
+void shim_mirror_exit(struct shim *s, uint64_t oom_kill)
+{
+	_cleanup_error_ struct error *err = NULL;
+	if (s->mirror.n && cgmirror_oom_kill(&s->mirror, oom_kill, &err) < 0)
+		log_warning("container %s: an OOM kill in the guest not shown to the engine: %s",
+			    s->args->id, err->msg);
 }
 
 void shim_mirror_join(struct shim *s)
@@ -47,6 +59,7 @@ void shim_mirror_tick(struct shim *s)
 	Cocoon__Request req = COCOON__REQUEST__INIT;
 	Cocoon__StatsRequest sr = COCOON__STATS_REQUEST__INIT;
 	Cocoon__Response *resp = NULL;
+	_cleanup_error_ struct error *err = NULL;
 
 	s->mirror_next_ms = now_ms() + CGMIRROR_INTERVAL_MS;
 	if (s->ckpt.active || s->exited)
@@ -56,7 +69,8 @@ void shim_mirror_tick(struct shim *s)
 	req.stats = &sr;
 	if (agent_call(&s->sb.agent, &req, &resp, 2000, NULL) < 0)
 		return;
-	if (resp->stats)
-		cgmirror_update(&s->mirror, resp->stats);
+	if (resp->stats && cgmirror_update(&s->mirror, resp->stats, &err) < 0)
+		log_warning("container %s: an OOM kill in the guest not shown to the engine: %s",
+			    s->args->id, err->msg);
 	cocoon__response__free_unpacked(resp, NULL);
 }

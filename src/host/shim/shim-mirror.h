@@ -13,6 +13,12 @@ void shim_mirror_setup(struct shim *s);
  * it. A failure is a warning. */
 void shim_mirror_join(struct shim *s);
 
+/* The container's init ended: the OOM kills of its cgroup since the last
+ * tick go to the engines before its exit does (conmon reads its OOM mark
+ * when it writes the exit file). The guest removes the cgroup at that exit,
+ * so the count comes with the exit event. */
+void shim_mirror_exit(struct shim *s, uint64_t oom_kill);
+
 /* The container's figures from the guest into the mirror. Skipped while a
  * checkpoint runs (the agent is busy with it) and once the container is
  * gone. Sets s->mirror_next_ms to the next tick. */

@@ -299,7 +299,7 @@ static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct er
 	if (a->bundle->netns_path) {
 		/* A restore with established TCP connections holds the
 		 * container's addresses until CRIU has restored them. */
-		bool hold = a->restore && a->criu && a->criu->tcp_established;
+		bool hold = (a->restore || a->vmsnap_state) && a->criu && a->criu->tcp_established;
 		if ((r = network_open(&s->net, a->bundle->netns_path, hold, err)) < 0)
 			return r;
 		for (int i = 0; i < s->net.n_ifs; i++) {

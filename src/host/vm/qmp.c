@@ -3,6 +3,7 @@
 #include "cleanup.h"
 #include "paths.h"
 
+#include <json-c/json.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -37,7 +38,10 @@ static int qmp_read_line(struct qmp *q, char **line, long long deadline, struct 
 }
 
 /* Runs one command, with an fd attached when fd >= 0 (getfd); the reply is
- * returned in *reply when asked for. Events in between are skipped. */
+ * returned in *reply when asked for. Events in between are skipped: QEMU
+ * writes them as {"timestamp": ..., "event": ...}, so they are told by
+ * their "event" member, never by how the line starts (a line taken for the
+ * reply would leave every later reply one message behind). */
 int qmp_call(struct qmp *q, const char *cmd, int fd, char **reply, struct error **err)
 {
 	char ctl[CMSG_SPACE(sizeof(int))] = {0};
@@ -60,15 +64,37 @@ int qmp_call(struct qmp *q, const char *cmd, int fd, char **reply, struct error 
 		int r = qmp_read_line(q, &line, deadline, err);
 		if (r < 0)
 			return r;
-		if (strncmp(line, "{\"event\"", 8) == 0)
+		json_object *o = json_tokener_parse(line);
+		bool event = o && json_object_object_get_ex(o, "event", NULL);
+		bool failed = !o || json_object_object_get_ex(o, "error", NULL) ||
+			      !json_object_object_get_ex(o, "return", NULL);
+		if (o)
+			json_object_put(o);
+		if (event)
 			continue;
-		if (strstr(line, "\"error\""))
+		if (failed)
 			return error_setx(err, EIO, "QMP %.*s: %s", (int)strcspn(cmd, ","), cmd,
 					  line);
 		if (reply)
 			*reply = TAKE_PTR(line);
 		return 0;
 	}
+}
+
+int qmp_status(const char *reply, char *status, size_t size)
+{
+	json_object *o = json_tokener_parse(reply), *ret, *v;
+	int r = -EINVAL;
+	if (o && json_object_object_get_ex(o, "return", &ret) &&
+	    json_object_object_get_ex(ret, "status", &v) &&
+	    json_object_is_type(v, json_type_string) &&
+	    (size_t)json_object_get_string_len(v) < size) {
+		snprintf(status, size, "%s", json_object_get_string(v));
+		r = 0;
+	}
+	if (o)
+		json_object_put(o);
+	return r;
 }
 
 int qmp_connect(struct qmp *q, struct vm *vm, const char *path, struct error **err)

@@ -2,6 +2,8 @@
  * (template.c, vmsnap.c). One JSON message per line; events are skipped. */
 #pragma once
 
+#include <stddef.h>
+
 #include "error.h"
 #include "vm.h"
 
@@ -22,3 +24,7 @@ int qmp_connect(struct qmp *q, struct vm *vm, const char *path, struct error **e
  * returned in *reply when asked for (the caller frees it). Up to
  * QMP_TIMEOUT_MS. */
 int qmp_call(struct qmp *q, const char *cmd, int fd, char **reply, struct error **err);
+/* The "status" of a query-migrate or query-status reply ("completed",
+ * "postmigrate", "running"...) into status; -EINVAL when it has none
+ * (query-migrate before any migration) or it does not fit. Pure. */
+int qmp_status(const char *reply, char *status, size_t size);

@@ -207,9 +207,11 @@ static int save_state(struct vm *vm, const char *qmp_path, int state_fd, struct 
 		r = qmp_call(&q, "{\"execute\":\"query-migrate\"}\n", -1, &reply, err);
 		if (r < 0)
 			break;
-		if (strstr(reply, "\"completed\""))
+		char status[32] = "";
+		qmp_status(reply, status, sizeof(status));
+		if (strcmp(status, "completed") == 0)
 			break;
-		if (strstr(reply, "\"failed\"") || strstr(reply, "\"cancelled\""))
+		if (strcmp(status, "failed") == 0 || strcmp(status, "cancelled") == 0)
 			r = error_setx(err, EIO, "template VM: migration failed: %s", reply);
 		else if (now_ms() > deadline)
 			r = error_setx(err, ETIMEDOUT, "template VM: migration did not complete");

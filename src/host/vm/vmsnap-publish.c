@@ -4,6 +4,7 @@
 #include "cleanup.h"
 #include "paths.h"
 #include "qmp.h"
+#include "vmsnap-zstd.h"
 
 #include <fcntl.h>
 #include <json-c/json.h>
@@ -23,6 +24,8 @@ int vmsnap_meta_write(int dirfd, const struct vmsnap_meta *m, long long frozen_m
 	json_object_object_add(o, "state",
 			       json_object_new_string(m->zstd ? VMSNAP_STATE_ZST : VMSNAP_STATE));
 	json_object_object_add(o, "state_bytes", json_object_new_int64((int64_t)m->state_bytes));
+	if (m->zstd)
+		json_object_object_add(o, "raw_size", json_object_new_int64((int64_t)m->raw_size));
 	json_object_object_add(o, "frozen_ms", json_object_new_int64(frozen_ms));
 	json_object_object_add(o, "save_ms", json_object_new_int64(save_ms));
 	json_object_object_add(o, "key", json_object_new_string(m->key));
@@ -83,6 +86,11 @@ int vmsnap_meta_read(const char *dir, struct vmsnap_meta *m, bool *found, struct
 	if (o && json_object_object_get_ex(o, "state_bytes", &v) &&
 	    json_object_is_type(v, json_type_int))
 		m->state_bytes = (uint64_t)json_object_get_int64(v);
+	/* zstd: what vm.state.zst must decompress to, exactly (a negative
+	 * or missing one is 0, which vmsnap_zstd_unpack refuses). */
+	if (o && json_object_object_get_ex(o, "raw_size", &v) &&
+	    json_object_is_type(v, json_type_int) && json_object_get_int64(v) > 0)
+		m->raw_size = (uint64_t)json_object_get_int64(v);
 	if (!fmt || strcmp(fmt, VMSNAP_KEY_FORMAT) != 0)
 		r = error_setx(err, EINVAL, "%s/" VMSNAP_META ": not a \"%s\" description", dir,
 			       VMSNAP_KEY_FORMAT);
@@ -134,6 +142,25 @@ static int copy_sparse(int from, int to)
 	}
 }
 
+/* vm.state.zst in the staging directory from work_state, which is removed. */
+static int pack_state(const char *work_state, int dirfd, struct vmsnap_meta *m, struct error **err)
+{
+	_cleanup_close_ int in = open(work_state, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_close_ int out =
+		openat(dirfd, VMSNAP_STATE_ZST,
+		       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	uint64_t zst = 0;
+	if (in < 0 || out < 0)
+		return error_set(err, errno, "compress %s", work_state);
+	int r = vmsnap_zstd_pack(in, out, m->zstd_level, &m->raw_size, &zst, err);
+	if (r == 0 && fsync(out) < 0)
+		r = error_set(err, errno, "write " VMSNAP_STATE_ZST);
+	if (r < 0)
+		return error_wrap(err, "compress %s", work_state);
+	unlink(work_state);
+	return 0;
+}
+
 static int move_state(const char *work_state, int dirfd, const char *staging, struct error **err)
 {
 	_cleanup_free_ char *to = NULL;
@@ -164,10 +191,12 @@ int vmsnap_publish(const char *work_state, const char *dest, const struct vmsnap
 	if (!mkdtemp(staging))
 		return error_set(err, errno, "create %s", staging);
 	_cleanup_close_ int dirfd = open(staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct vmsnap_meta pm = *m;
 	int r = dirfd < 0 ? error_set(err, errno, "open %s", staging)
+		: m->zstd ? pack_state(work_state, dirfd, &pm, err)
 			  : move_state(work_state, dirfd, staging, err);
 	if (r == 0)
-		r = vmsnap_meta_write(dirfd, m, frozen_ms, save_ms, err);
+		r = vmsnap_meta_write(dirfd, &pm, frozen_ms, save_ms, err);
 	if (r == 0 && fsync(dirfd) < 0)
 		r = error_set(err, errno, "fsync %s", staging);
 	/* dest is absent or an empty directory (the caller checked). */

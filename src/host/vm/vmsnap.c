@@ -351,9 +351,11 @@ static int wait_migrated(struct qmp *q, struct vm *vm, long long deadline, struc
 		int r = qmp_call(q, "{\"execute\":\"query-migrate\"}\n", -1, &reply, err);
 		if (r < 0)
 			return r;
-		if (strstr(reply, "\"completed\""))
+		char status[32] = "";
+		qmp_status(reply, status, sizeof(status));
+		if (strcmp(status, "completed") == 0)
 			return 0;
-		if (strstr(reply, "\"failed\"") || strstr(reply, "\"cancelled\""))
+		if (strcmp(status, "failed") == 0 || strcmp(status, "cancelled") == 0)
 			return error_setx(err, EIO, "QEMU's migration to the file failed: %.300s",
 					  reply);
 		if (vm_check_exited(vm))
@@ -361,6 +363,43 @@ static int wait_migrated(struct qmp *q, struct vm *vm, long long deadline, struc
 		if (now_ms() > deadline)
 			return error_setx(err, ETIMEDOUT, "the VM was not saved within %d s",
 					  VMSNAP_SAVE_TIMEOUT_MS / 1000);
+		usleep(5000);
+	}
+}
+
+/* 1 when QEMU's run state (query-status) is want, 0 when another (in
+ * now, if asked), or an error. */
+static int run_state(struct qmp *q, const char *want, char now[32])
+{
+	_cleanup_free_ char *reply = NULL;
+	char status[32] = "";
+	int r = qmp_call(q, "{\"execute\":\"query-status\"}\n", -1, &reply, NULL);
+	if (r < 0)
+		return r;
+	qmp_status(reply, status, sizeof(status));
+	if (now)
+		snprintf(now, 32, "%s", status);
+	return strcmp(status, want) == 0;
+}
+
+/* cont, until query-status says "running": a cont that meets the end of a
+ * migration can be undone by it (the migration thread sets "postmigrate"
+ * after query-migrate says completed), so it is sent again while the VM is
+ * still stopped, for up to 5 s. */
+static int resume(struct qmp *q, struct error **err)
+{
+	char now[32] = "";
+	for (long long until = now_ms() + 5000;;) {
+		int r = qmp_call(q, "{\"execute\":\"cont\"}\n", -1, NULL, err);
+		if (r < 0)
+			return r;
+		r = run_state(q, "running", now);
+		if (r != 0)
+			return r < 0 ? error_setx(err, -r, "QMP query-status after cont") : 0;
+		if (now_ms() > until)
+			return error_setx(
+				err, EIO,
+				"the VM did not run again after the save: QEMU says \"%s\"", now);
 		usleep(5000);
 	}
 }
@@ -394,16 +433,14 @@ int vmsnap_save(struct vm *vm, const char *qmp_path, const char *state_path, boo
 	 * migration" at the next save, found by make bench-vmsnap). Wait for
 	 * the state to settle first. */
 	for (long long until = now_ms() + 5000; r == 0 && leave_running && now_ms() < until;) {
-		_cleanup_free_ char *reply = NULL;
-		if (qmp_call(&q, "{\"execute\":\"query-status\"}\n", -1, &reply, NULL) < 0 ||
-		    strstr(reply, "\"postmigrate\""))
+		if (run_state(&q, "postmigrate", NULL) != 0)
 			break;
 		usleep(2000);
 	}
 	/* The container never pays for a failed save: it runs on. */
 	if (r < 0 || leave_running) {
 		_cleanup_error_ struct error *e = NULL;
-		int c = qmp_call(&q, "{\"execute\":\"cont\"}\n", -1, NULL, &e);
+		int c = resume(&q, &e);
 		if (r == 0 && c < 0) {
 			*err = TAKE_PTR(e);
 			r = c;
@@ -439,7 +476,9 @@ int vmsnap_load(struct vm *vm, const char *qmp_path, const char *state_path, boo
 		r = qmp_call(&q, "{\"execute\":\"query-status\"}\n", -1, &reply, err);
 		if (r < 0)
 			break;
-		if (!strstr(reply, "\"inmigrate\""))
+		char status[32] = "";
+		qmp_status(reply, status, sizeof(status));
+		if (strcmp(status, "inmigrate") != 0)
 			break;
 		if (vm_check_exited(vm))
 			r = error_setx(err, ECHILD, "QEMU exited while loading the VM");

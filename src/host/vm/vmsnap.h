@@ -102,6 +102,10 @@ struct vmsnap_meta {
 	char container_id[256];
 	bool zstd; /* the state is VMSNAP_STATE_ZST */
 	uint64_t state_bytes;
+	/* zstd: the decompressed state's size in bytes (vm.json's raw_size;
+	 * read back: untrusted, checked by vmsnap_zstd_unpack) */
+	uint64_t raw_size;
+	int zstd_level; /* vmsnap_publish: 1-19 (vmsnap-zstd.h) when zstd */
 };
 int vmsnap_meta_write(int dirfd, const struct vmsnap_meta *m, long long frozen_ms,
 		      long long save_ms, struct error **err);
@@ -112,7 +116,7 @@ void vmsnap_meta_free(struct vmsnap_meta *m);
 
 /* Publishes a saved VM (work_state, which is moved) as the image directory
  * dest (absent or empty): vm.state (a sparse copy when it cannot be
- * renamed) and vm.json from m, written beside dest and renamed into place,
- * so dest appears complete or not at all. */
+ * renamed), or vm.state.zst when m->zstd (m->zstd_level), and vm.json from m, written beside dest
+ * and renamed into place, so dest appears complete or not at all. */
 int vmsnap_publish(const char *work_state, const char *dest, const struct vmsnap_meta *m,
 		   long long frozen_ms, long long save_ms, struct error **err);

@@ -1,0 +1,198 @@
+/* The engines' view of a container's cgroup (cgroup-mirror.h, cgroup-oom.h):
+ * OOM events as the engines watch for them. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cgroup-mirror.h"
+
+static void read_file(int dir, const char *name, char *buf, size_t size)
+{
+	int fd = openat(dir, name, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	ssize_t n = read(fd, buf, size - 1);
+	assert_true(n >= 0);
+	buf[n] = 0;
+	close(fd);
+}
+
+/* cgroup v2: conmon and containerd watch memory.events with inotify
+ * (IN_MODIFY on its inode) and compare the oom_kill count. */
+static void test_v2_memory_events_change_in_place(void **state)
+{
+	(void)state;
+	char tmpl[] = "/tmp/cgmirror-XXXXXX", buf[512];
+	assert_non_null(mkdtemp(tmpl));
+	int dir = open(tmpl, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(dir >= 0);
+	struct cgmirror m = {.n = 1, .dirs = {{.mount_fd = dir, .v2 = true}}};
+	Cocoon__StatsReply st = COCOON__STATS_REPLY__INIT;
+
+	assert_int_equal(cgmirror_update(&m, &st, NULL), 0);
+	read_file(dir, "cgroup.events", buf, sizeof(buf));
+	assert_string_equal(buf, "populated 1\nfrozen 0\n");
+	char path[64];
+	snprintf(path, sizeof(path), "%s/memory.events", tmpl);
+	int in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	assert_true(in >= 0);
+	assert_true(inotify_add_watch(in, path, IN_MODIFY) >= 0);
+	char ev[4096];
+
+	/* Same figures: no wake-up for the watcher. */
+	st.memory_current = 1 << 20;
+	assert_int_equal(cgmirror_update(&m, &st, NULL), 0);
+	assert_int_equal(read(in, ev, sizeof(ev)), -1);
+	assert_int_equal(errno, EAGAIN);
+
+	/* An OOM kill in the guest: the watched inode changes. */
+	st.memory_oom_kill = 1;
+	assert_int_equal(cgmirror_update(&m, &st, NULL), 0); /* no relay on v2 */
+	assert_true(read(in, ev, sizeof(ev)) > 0);
+	read_file(dir, "memory.events", buf, sizeof(buf));
+	assert_non_null(strstr(buf, "\noom_kill 1\n"));
+	/* A shorter text leaves no tail of the old one. */
+	st.memory_oom_kill = 12345678;
+	cgmirror_update(&m, &st, NULL);
+	st.memory_oom_kill = 2;
+	cgmirror_update(&m, &st, NULL);
+	read_file(dir, "memory.events", buf, sizeof(buf));
+	assert_string_equal(buf, "low 0\nhigh 0\nmax 2\noom 2\noom_kill 2\n");
+
+	close(in);
+	const char *names[] = {"cgroup.controllers",
+			       "cgroup.events",
+			       "memory.current",
+			       "memory.peak",
+			       "memory.max",
+			       "memory.events",
+			       "memory.stat",
+			       "memory.swap.current",
+			       "memory.swap.max",
+			       "cpu.stat",
+			       "io.stat",
+			       "pids.current",
+			       "pids.max"};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		unlinkat(dir, names[i], 0);
+	close(dir);
+	assert_int_equal(rmdir(tmpl), 0);
+}
+
+/* Where this host has a cgroup v1 memory hierarchy and we are root. */
+static bool have_v1_memory(void)
+{
+	struct statfs sf;
+	return geteuid() == 0 && statfs("/sys/fs/cgroup/memory", &sf) == 0 &&
+	       sf.f_type == 0x27e0eb /* CGROUP_SUPER_MAGIC */;
+}
+
+static int register_oom_eventfd(const char *leaf)
+{
+	char path[512], line[64];
+	snprintf(path, sizeof(path), "%s/memory.oom_control", leaf);
+	int ofd = open(path, O_RDONLY | O_CLOEXEC);
+	snprintf(path, sizeof(path), "%s/cgroup.event_control", leaf);
+	int cfd = open(path, O_WRONLY | O_CLOEXEC);
+	int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	assert_true(ofd >= 0 && cfd >= 0 && efd >= 0);
+	int n = snprintf(line, sizeof(line), "%d %d", efd, ofd);
+	/* As conmon and containerd do; a tmpfs file would take it silently. */
+	assert_int_equal(write(cfd, line, (size_t)n), n);
+	close(cfd);
+	return efd;
+}
+
+static uint64_t events(int efd, int wait_ms)
+{
+	struct pollfd p = {.fd = efd, .events = POLLIN};
+	uint64_t v = 0;
+	if (poll(&p, 1, wait_ms) == 1)
+		assert_int_equal(read(efd, &v, sizeof(v)), sizeof(v));
+	return v;
+}
+
+/* cgroup v1: an engine's eventfd on the mirrored cgroup fires once per rise
+ * of the guest's OOM count, and not for the removal at delete. */
+static void test_v1_oom_relay_wakes_the_engines_eventfd(void **state)
+{
+	(void)state;
+	if (!have_v1_memory()) {
+		print_message("SKIP: needs root and a cgroup v1 memory hierarchy at "
+			      "/sys/fs/cgroup/memory\n");
+		skip();
+	}
+	char path[64], leaf[128], buf[256];
+	struct cgmirror m;
+	struct error *err = NULL;
+	snprintf(path, sizeof(path), "/cocoon-unit-oom-%d", (int)getpid());
+	snprintf(leaf, sizeof(leaf), "/sys/fs/cgroup/memory%s", path);
+	if (cgmirror_setup(&m, path, &err) < 0)
+		fail_msg("cgmirror_setup: %s", err->msg);
+	if (cgmirror_oom_setup(&m, path, &err) < 0)
+		fail_msg("cgmirror_oom_setup: %s", err->msg);
+	assert_true(m.oom.active);
+	int efd = register_oom_eventfd(leaf);
+	Cocoon__StatsReply st = COCOON__STATS_REPLY__INIT;
+
+	assert_int_equal(cgmirror_update(&m, &st, NULL), 0);
+	assert_int_equal(events(efd, 200), 0);
+	st.memory_oom_kill = 1;
+	if (cgmirror_update(&m, &st, &err) != 1)
+		fail_msg("relay: %s", err ? err->msg : "no event made");
+	assert_int_equal(events(efd, 2000), 1);
+	/* The kernel's own count, in the file the engines read. */
+	snprintf(buf, sizeof(buf), "%s/memory.oom_control", leaf);
+	int fd = open(buf, O_RDONLY | O_CLOEXEC);
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	assert_true(n > 0);
+	buf[n] = 0;
+	assert_non_null(strstr(buf, "oom_kill 1\n"));
+	/* No rise, no event; the other figures stay the mirror's. */
+	st.memory_current = 5 << 20;
+	assert_int_equal(cgmirror_update(&m, &st, NULL), 0);
+	assert_int_equal(events(efd, 200), 0);
+	snprintf(buf, sizeof(buf), "%s/memory.usage_in_bytes", leaf);
+	fd = open(buf, O_RDONLY | O_CLOEXEC);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	assert_true(n > 0);
+	buf[n] = 0;
+	assert_string_equal(buf, "5242880\n");
+
+	cgmirror_close(&m);
+	if (cgmirror_remove(path, &err) < 0)
+		fail_msg("cgmirror_remove: %s", err->msg);
+	/* The relay goes after the watched cgroup: when its removal wakes the
+	 * engine, the watched cgroup is already gone, which is how conmon and
+	 * containerd tell a removal from an OOM. */
+	assert_int_equal(events(efd, 2000), 1);
+	snprintf(buf, sizeof(buf), "%s/cgroup.event_control", leaf);
+	assert_int_equal(access(buf, F_OK), -1);
+	snprintf(buf, sizeof(buf), "/sys/fs/cgroup/memory/cocoon-oom%s", path);
+	assert_int_equal(access(buf, F_OK), -1);
+	close(efd);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_v2_memory_events_change_in_place),
+		cmocka_unit_test(test_v1_oom_relay_wakes_the_engines_eventfd),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
