@@ -208,7 +208,7 @@ static int save_state(struct vm *vm, const char *qmp_path, int state_fd, struct 
 		if (r < 0)
 			break;
 		char status[32] = "";
-		qmp_status(reply, status, sizeof(status));
+		(void)qmp_status(reply, status, sizeof(status)); /* none: "" */
 		if (strcmp(status, "completed") == 0)
 			break;
 		if (strcmp(status, "failed") == 0 || strcmp(status, "cancelled") == 0)

@@ -352,7 +352,7 @@ static int wait_migrated(struct qmp *q, struct vm *vm, long long deadline, struc
 		if (r < 0)
 			return r;
 		char status[32] = "";
-		qmp_status(reply, status, sizeof(status));
+		(void)qmp_status(reply, status, sizeof(status)); /* none: "" */
 		if (strcmp(status, "completed") == 0)
 			return 0;
 		if (strcmp(status, "failed") == 0 || strcmp(status, "cancelled") == 0)
@@ -376,7 +376,7 @@ static int run_state(struct qmp *q, const char *want, char now[32])
 	int r = qmp_call(q, "{\"execute\":\"query-status\"}\n", -1, &reply, NULL);
 	if (r < 0)
 		return r;
-	qmp_status(reply, status, sizeof(status));
+	(void)qmp_status(reply, status, sizeof(status)); /* none: "" */
 	if (now)
 		snprintf(now, 32, "%s", status);
 	return strcmp(status, want) == 0;
@@ -477,7 +477,7 @@ int vmsnap_load(struct vm *vm, const char *qmp_path, const char *state_path, boo
 		if (r < 0)
 			break;
 		char status[32] = "";
-		qmp_status(reply, status, sizeof(status));
+		(void)qmp_status(reply, status, sizeof(status)); /* none: "" */
 		if (strcmp(status, "inmigrate") != 0)
 			break;
 		if (vm_check_exited(vm))
