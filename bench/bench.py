@@ -493,9 +493,7 @@ def vmsnap_only(args):
     memory_mib = max(1024, 4 * max(sizes) + 512)
     b = Bench(work, memory_mib)
     bv = Bench(work / "vmsnap", memory_mib, vmsnap=vmm)
-    results = {"machine": {"accel_note": "TCG here (nested KVM cannot boot a stock guest); real hosts use KVM",
-                           "cores": os.cpu_count(), "kernel": os.uname().release},
-               "sizes": {}, "skipped": {}}
+    results = new_results()
     try:
         print(f"cocoon bench --vmsnap-only: sizes {sizes} MiB, {args.runs} run(s) each, work dir {work}",
               flush=True)
@@ -510,14 +508,7 @@ def vmsnap_only(args):
                 results["skipped"][f"vmsnap_{mib}"] = f"failed at {mib} MiB: {e}"
                 print(f"  failed at {mib} MiB: {e}", flush=True)
                 break
-        print("  measuring the host baseline (runc + CRIU 4.1.1, no VM) ...", flush=True)
-        host, why = measure_host(work, sizes, args.runs)
-        if host:
-            for mib, figures in host.items():
-                if mib in results["sizes"]:
-                    results["sizes"][mib].update(figures)
-        else:
-            results["skipped"]["host_runc_baseline"] = why
+        add_host_baseline(results, work, sizes, args.runs)
     finally:
         for bench in (b, bv):
             for d in (bench.root.iterdir() if bench.root.exists() else []):
@@ -772,6 +763,26 @@ class HostRunc:
         self.runc("delete", "--force", cid)
 
 
+def new_results():
+    """The skeleton every bench mode fills in: the machine, then figures per size."""
+    return {"machine": {"accel_note": "TCG here (nested KVM cannot boot a stock guest); real hosts use KVM",
+                        "cores": os.cpu_count(), "kernel": os.uname().release},
+            "sizes": {}, "skipped": {}}
+
+
+def add_host_baseline(results, work, sizes, runs):
+    """Adds runc + CRIU on the host, no VM, beside cocoon's figures of each size,
+    or the reason it was skipped."""
+    print("  measuring the host baseline (runc + CRIU 4.1.1, no VM) ...", flush=True)
+    host, why = measure_host(work, sizes, runs)
+    if host:
+        for mib, figures in host.items():
+            if mib in results["sizes"]:  # a size cocoon failed at has no figures
+                results["sizes"][mib].update(figures)
+    else:
+        results["skipped"]["host_runc_baseline"] = why
+
+
 def measure_host(work, sizes, runs):
     """Returns (results, None) or (None, the reason it was skipped)."""
     if not shutil.which("runc"):
@@ -863,9 +874,7 @@ def main():
     memory_mib = max(1024, 4 * max(sizes) + 512)
     b = Bench(work, memory_mib)
     benches = [b]
-    results = {"machine": {"accel_note": "TCG here (nested KVM cannot boot a stock guest); real hosts use KVM",
-                           "cores": os.cpu_count(), "kernel": os.uname().release},
-               "sizes": {}, "skipped": {}}
+    results = new_results()
     try:
         print(f"cocoon bench: sizes {sizes} MiB, {runs} run(s) each, work dir {work}", flush=True)
         # Boot is the cheapest figure and the floor the noisiest one: more
@@ -902,13 +911,7 @@ def main():
                 results["skipped"]["vmsnap"] = f"the whole-VM figures failed: {e}"
         else:
             results["skipped"]["vmsnap"] = why
-        print("  measuring the host baseline (runc + CRIU 4.1.1, no VM) ...", flush=True)
-        host, why = measure_host(work, sizes, runs)
-        if host:
-            for mib, figures in host.items():
-                results["sizes"][mib].update(figures)
-        else:
-            results["skipped"]["host_runc_baseline"] = why
+        add_host_baseline(results, work, sizes, runs)
         print("  measuring the network (cocoon and runc) ...", flush=True)
         net, why = netbench.measure_network(work, COCOON, BUILD / "payload", args.quick)
         if net:
@@ -1002,9 +1005,7 @@ def template_only(args):
     t_start = time.time()
     work = pathlib.Path(tempfile.mkdtemp(prefix="cocoon-bench."))
     b = Bench(work, max(1024, 4 * max(sizes) + 512))
-    results = {"machine": {"accel_note": "TCG here (nested KVM cannot boot a stock guest); real hosts use KVM",
-                           "cores": os.cpu_count(), "kernel": os.uname().release},
-               "sizes": {}, "skipped": {}}
+    results = new_results()
     try:
         print(f"cocoon bench --template-only: sizes {sizes} MiB, {args.runs} run(s) each, work dir {work}",
               flush=True)
@@ -1012,13 +1013,7 @@ def template_only(args):
         for mib in sizes:
             print(f"  template restore at {mib} MiB ...", flush=True)
             results["sizes"][str(mib)] = measure_template_restore(b, mib, args.runs)
-        print("  measuring the host baseline (runc + CRIU 4.1.1, no VM) ...", flush=True)
-        host, why = measure_host(work, sizes, args.runs)
-        if host:
-            for mib, figures in host.items():
-                results["sizes"][mib].update(figures)
-        else:
-            results["skipped"]["host_runc_baseline"] = why
+        add_host_baseline(results, work, sizes, args.runs)
     finally:
         for d in (b.root.iterdir() if b.root.exists() else []):
             b.delete(d.name)

@@ -4,10 +4,9 @@
 # "Whole-VM checkpoint"). Run it under the VM lock; it boots two small VMs.
 #
 # Debian 12's QEMU 7.2 refuses both of cocoon's shares: a mounted 9p export
-# blocks migration and vhost-user-fs is unmigratable. This probe fetches
-# Debian 13's QEMU and virtiofsd (a private apt state, nothing installed on
-# the host, run through their own loader as bench/host-criu.sh does for
-# CRIU) and checks, with cocoon's guest kernel and modules and a busybox
+# blocks migration and vhost-user-fs is unmigratable. This probe takes
+# Debian 13's QEMU and virtiofsd (scripts/fetch-vmsnap-vmm.sh; nothing is
+# installed on the host) and checks, with cocoon's guest kernel and modules and a busybox
 # init (no agent):
 #   1. 9p: a guest with the export mounted; `migrate` must be refused.
 #   2. virtiofs: a guest appends a counter to a file it holds open on the
@@ -19,8 +18,6 @@
 set -u
 
 IMAGE=${COCOON_CACHE_DIR:-/var/cache/cocoon}/image
-DIR=${COCOON_TRIXIE_QEMU_DIR:-/var/cache/cocoon/trixie-qemu}
-MIRROR=${COCOON_TRIXIE_MIRROR:-http://deb.debian.org/debian}
 WORK=$(mktemp -d /tmp/cocoon-vmsnap.XXXXXX)
 QPID="" VPID=""
 
@@ -37,31 +34,10 @@ trap cleanup EXIT INT TERM
 [ -f "$IMAGE/vmlinux" ] || die "no guest image in $IMAGE (make image)"
 command -v busybox >/dev/null || die "busybox not found"
 
-# Debian 13's qemu-system-x86 and virtiofsd with their library closure.
-L=$DIR/root
-if ! [ -x "$L/usr/bin/qemu-system-x86_64" ] || ! [ -x "$L/usr/libexec/virtiofsd" ]; then
-	mkdir -p "$DIR/lists/partial" "$DIR/archives/partial" "$DIR/debs"
-	echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $MIRROR trixie main" >"$DIR/sources.list"
-	set -- -o "Dir::Etc::SourceList=$DIR/sources.list" -o Dir::Etc::SourceParts=/dev/null \
-		-o "Dir::State::Lists=$DIR/lists" -o "Dir::Cache=$DIR" -o Dir::State::status=/dev/null
-	apt-get "$@" -qq update >/dev/null 2>&1 || die "apt-get update of trixie from $MIRROR failed"
-	PKGS=$(apt-cache "$@" depends --recurse --no-recommends --no-suggests --no-conflicts \
-		--no-breaks --no-replaces --no-enhances --no-pre-depends qemu-system-x86 virtiofsd 2>/dev/null |
-		grep -v '^ ' | grep -v '<' | sort -u)
-	[ -n "$PKGS" ] || die "trixie's qemu-system-x86 was not found"
-	# shellcheck disable=SC2086
-	(cd "$DIR/debs" && apt-get "$@" -qq download $PKGS 2>&1 | grep -v unsandboxed || true)
-	rm -rf "$L"
-	mkdir -p "$L"
-	for deb in "$DIR"/debs/*.deb; do
-		dpkg-deb -x "$deb" "$L" || die "unpacking $deb failed"
-	done
-fi
-run() {
-	exec "$L/usr/lib64/ld-linux-x86-64.so.2" --library-path "$L/usr/lib/x86_64-linux-gnu" "$@"
-}
-QEMU_VERSION=$(run "$L/usr/bin/qemu-system-x86_64" --version | head -1) || die "the unpacked QEMU does not run"
-VFS_VERSION=$(run "$L/usr/libexec/virtiofsd" --version) || die "the unpacked virtiofsd does not run"
+# Debian 13's qemu-system-x86 and virtiofsd, the ones the whole-VM mode uses.
+BIN=$(sh "$(dirname "$0")/../scripts/fetch-vmsnap-vmm.sh") || die "fetching trixie's QEMU and virtiofsd failed"
+QEMU_VERSION=$("$BIN/qemu-system-x86_64" --version | head -1) || die "the unpacked QEMU does not run"
+VFS_VERSION=$("$BIN/virtiofsd" --version) || die "the unpacked virtiofsd does not run"
 echo "qemu=$QEMU_VERSION"
 echo "virtiofsd=$VFS_VERSION"
 
@@ -118,7 +94,7 @@ qemu() {
 			-M microvm,accel=tcg,memory-backend=mem -chardev "socket,id=vfs,path=$WORK/vfs-$n.sock" \
 			-device vhost-user-fs-device,chardev=vfs,tag=share "$@"
 	fi
-	run "$L/usr/bin/qemu-system-x86_64" -L "$L/usr/share/qemu" -cpu max -m 256 -smp 1 -nodefaults \
+	"$BIN/qemu-system-x86_64" -cpu max -m 256 -smp 1 -nodefaults \
 		-no-user-config -display none -no-reboot -chardev "file,id=con,path=$WORK/console-$n.log" \
 		-serial chardev:con -kernel "$IMAGE/vmlinux" -initrd "$WORK/initrd" \
 		-append "console=ttyS0 quiet panic=-1 probe.fs=$fs" -qmp "unix:$WORK/qmp-$n.sock,server=on,wait=off" \
@@ -126,7 +102,7 @@ qemu() {
 	QPID=$!
 }
 virtiofsd() {
-	run "$L/usr/libexec/virtiofsd" --socket-path="$WORK/vfs-$1.sock" --shared-dir="$WORK/share" \
+	"$BIN/virtiofsd" --socket-path="$WORK/vfs-$1.sock" --shared-dir="$WORK/share" \
 		--migration-mode=find-paths --log-level=error &
 	VPID=$!
 	for _ in $(seq 50); do [ -S "$WORK/vfs-$1.sock" ] && return; sleep 0.1; done
@@ -135,7 +111,7 @@ virtiofsd() {
 wait_mounted() {
 	for _ in $(seq 300); do grep -q PROBE-MOUNTED "$WORK/console-$1.log" 2>/dev/null && return 0; sleep 0.2; done
 	echo "probe: the guest never mounted its share; console and QEMU's errors:" >&2
-	tail -5 "$WORK/console-$1.log" "$WORK/qemu.err" >&2
+	tail -n 5 "$WORK/console-$1.log" "$WORK/qemu.err" >&2
 	return 1
 }
 stop() {

@@ -5,9 +5,8 @@
 # (1.13, --migration-mode). Debian 12's QEMU 7.2 cannot: its vhost-user-fs
 # device is unmigratable and a mounted 9p share blocks migration.
 #
-# Nothing is installed on the host: a private apt state under $DIR fetches
-# the two packages and their library closure from Debian's archive,
-# dpkg-deb unpacks them, and $DIR/bin/qemu-system-x86_64 and
+# Nothing is installed on the host: scripts/fetch-trixie.sh unpacks the two
+# packages and their library closure under $DIR, and $DIR/bin/qemu-system-x86_64 and
 # $DIR/bin/virtiofsd are wrappers that run them through their own loader
 # (as bench/host-criu.sh does for CRIU). Point cocoon at them with
 #   [vm] snapshot_qemu = "$DIR/bin/qemu-system-x86_64"
@@ -17,7 +16,6 @@
 set -eu
 
 DIR=${COCOON_VMSNAP_DIR:-/var/cache/cocoon/vmsnap-vmm}
-MIRROR=${COCOON_TRIXIE_MIRROR:-http://deb.debian.org/debian}
 BIN=$DIR/bin
 
 die() {
@@ -30,37 +28,18 @@ if [ -x "$BIN/qemu-system-x86_64" ] && [ -x "$BIN/virtiofsd" ] &&
 	echo "$BIN"
 	exit 0
 fi
-for t in apt-get apt-cache dpkg-deb flock; do
-	command -v "$t" >/dev/null || die "$t not found"
-done
 mkdir -p "$DIR"
-# One fetch at a time (tests and bench may ask at once).
-exec 9>"$DIR/.lock"
-flock 9
+# One at a time (tests and bench may ask at once); then look again.
+exec 8>"$DIR/.bin-lock"
+flock 8
 if [ -x "$BIN/qemu-system-x86_64" ] && "$BIN/qemu-system-x86_64" --version >/dev/null 2>&1; then
 	echo "$BIN"
 	exit 0
 fi
-mkdir -p "$DIR/lists/partial" "$DIR/archives/partial" "$DIR/debs"
-echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $MIRROR trixie main" >"$DIR/sources.list"
-set -- -o "Dir::Etc::SourceList=$DIR/sources.list" -o Dir::Etc::SourceParts=/dev/null \
-	-o "Dir::State::Lists=$DIR/lists" -o "Dir::Cache=$DIR" -o Dir::State::status=/dev/null
-apt-get "$@" -qq update >/dev/null 2>&1 || die "apt-get update of trixie from $MIRROR failed"
-PKGS=$(apt-cache "$@" depends --recurse --no-recommends --no-suggests --no-conflicts \
-	--no-breaks --no-replaces --no-enhances --no-pre-depends qemu-system-x86 virtiofsd 2>/dev/null |
-	grep -v '^ ' | grep -v '<' | sort -u)
-[ -n "$PKGS" ] || die "trixie's qemu-system-x86 and virtiofsd were not found"
-# shellcheck disable=SC2086
-(cd "$DIR/debs" && apt-get "$@" -qq download $PKGS 2>&1 | grep -v unsandboxed || true)
-rm -rf "$DIR/root.new"
-mkdir "$DIR/root.new"
-for deb in "$DIR"/debs/*.deb; do
-	dpkg-deb -x "$deb" "$DIR/root.new" || die "unpacking $deb failed"
-done
-rm -rf "$DIR/root" "$BIN.new"
-mv "$DIR/root.new" "$DIR/root"
+L=$(sh "$(dirname "$0")/fetch-trixie.sh" "$DIR" qemu-system-x86 virtiofsd) ||
+	die "fetching trixie's qemu-system-x86 and virtiofsd failed"
+rm -rf "$BIN.new"
 mkdir "$BIN.new"
-L=$DIR/root
 # -L: QEMU's own data (option ROMs, keymaps) from the same package.
 cat >"$BIN.new/qemu-system-x86_64" <<W
 #!/bin/sh

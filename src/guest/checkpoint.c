@@ -22,6 +22,7 @@
 #include "dump-job.h"
 #include "execs.h"
 #include "guard.h"
+#include "terminal.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -111,8 +112,9 @@ static int tcp_pair(int sv[2])
  * and a restore hands a new slave in their place, as runc does with a new
  * --console-socket. */
 static int save_descriptors(pid_t pid, const char *dir, char tty_keys[][CKPT_TTY_KEY_MAX],
-			    size_t n_tty)
+			    size_t n_tty, int master)
 {
+	char size_line[64];
 	char path[300], link[64], target[128];
 	snprintf(path, sizeof(path), "%s/" DESCRIPTORS_FILE, dir);
 	_cleanup_fclose_ FILE *f = fopen(path, "we");
@@ -126,6 +128,9 @@ static int save_descriptors(pid_t pid, const char *dir, char tty_keys[][CKPT_TTY
 	}
 	for (size_t i = 0; i < n_tty; i++)
 		fprintf(f, "%s\n", tty_keys[i]);
+	/* Then the terminal's size (terminal.h), which the new pty takes. */
+	if (n_tty && terminal_size_line(master, size_line, sizeof(size_line)))
+		fprintf(f, "%s\n", size_line);
 	return 0;
 }
 
@@ -295,7 +300,9 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 		}
 		x->n_tty = 1 + (size_t)ctty;
 	}
-	save_descriptors(c->procs[0].pid, x->img, x->tty_args, x->n_tty);
+	const struct agent_proc *init = &c->procs[0];
+	save_descriptors(init->pid, x->img, x->tty_args, x->n_tty,
+			 init->out_fd[0] >= 0 ? init->out_fd[0] : init->stdin_fd);
 	/* A restore without them would get the mounts' flags (ro, nosuid...)
 	 * or the exec pipes wrong: no checkpoint then. */
 	int saved = req->pre_dump ? 0 : criu_conf_save_mounts(c->procs[0].pid, x->img);

@@ -174,11 +174,32 @@ int ckpt_ctty_keys(const struct agent_container *c, char keys[][CKPT_TTY_KEY_MAX
 	return (int)found;
 }
 
+/* An exec on a terminal of its own (exec --tty): its pty's master is the
+ * agent's, outside the dump, and after a restore nobody would hold the
+ * host side (the engine's exec session ends with the old VM). Only the
+ * container's own terminal gets a new pty at restore. */
+static int exec_on_terminal(const struct agent_container *c, char *msg, size_t size)
+{
+	for (int i = 1; i < AGENT_MAX_PROCS; i++) {
+		const struct agent_proc *p = &c->procs[i];
+		if (!p->used || !p->terminal || p->phase == PROC_EXITED)
+			continue;
+		snprintf(
+			msg, size,
+			"checkpoint %s: exec %s (pid %d) runs on a terminal of its own (exec --tty); a checkpoint carries only the container's own terminal: end that process first",
+			c->id, p->exec_id, (int)p->pid);
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
 int ckpt_precheck(const struct agent_container *c, char *msg, size_t size)
 {
 	pid_t pids[1024];
 	size_t n = container_pids(c, pids, ARRAY_SIZE(pids));
-	int r = outside_tree(c, pids, n, msg, size);
+	int r = exec_on_terminal(c, msg, size);
+	if (r == 0)
+		r = outside_tree(c, pids, n, msg, size);
 	return r < 0 ? r : deleted_on_rootfs(c, pids, n, msg, size);
 }
 

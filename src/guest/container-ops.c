@@ -13,6 +13,7 @@
 #include "container-child.h"
 #include "mounts.h"
 #include "network.h"
+#include "terminal.h"
 
 #include <fcntl.h>
 #include <grp.h>
@@ -271,7 +272,7 @@ void container_handle_exec(struct agent *a, uint64_t id, const Cocoon__ExecReque
 				 strerror(-r));
 		return;
 	}
-	if (container_stdio_open(&io, req->process->terminal) < 0 ||
+	if (container_stdio_open(&io, req->process) < 0 ||
 	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sync) < 0) {
 		agent_send_error(a, id, errno, "exec %s: pipes: %s", c->id, strerror(errno));
 		return;
@@ -309,6 +310,25 @@ void container_handle_exec(struct agent *a, uint64_t id, const Cocoon__ExecReque
 	container_proc_register(p, 0, PROC_STARTING, &io, sync[0], req->process->terminal, id);
 	p->sync_socket = true;
 	snprintf(p->exec_id, sizeof(p->exec_id), "%s", req->exec_id);
+}
+
+/* The size is set on the master (terminal.h). */
+void container_handle_resize(struct agent *a, const Cocoon__ResizeRequest *req)
+{
+	struct agent_container *c = req ? container_find(a, req->id) : NULL;
+	struct agent_proc *p = c ? container_find_proc(c, req->exec_id) : NULL;
+
+	/* The master is stdin_fd and out_fd[0] (a dup); either may be closed
+	 * already as the process ends. */
+	int master = !p || !p->terminal ? -1 : p->out_fd[0] >= 0 ? p->out_fd[0] : p->stdin_fd;
+	if (master < 0) {
+		agent_log(a, "resize: %s%s%s has no terminal; ignored", c ? c->id : "no container",
+			  c && *req->exec_id ? " exec " : "", c ? req->exec_id : "");
+		return;
+	}
+	int r = terminal_set_size(master, req->size);
+	if (r < 0)
+		agent_log(a, "resize %s: %s", c->id, strerror(-r));
 }
 
 void container_handle_stdin(struct agent *a, const Cocoon__StdinData *req)

@@ -15,3 +15,6 @@ void container_handle_update(struct agent *a, uint64_t id, const Cocoon__UpdateR
 /* runc events --stats: the container's cgroup figures (cgroups.h). */
 void container_handle_stats(struct agent *a, uint64_t id, const Cocoon__StatsRequest *req);
 void container_handle_stdin(struct agent *a, const Cocoon__StdinData *req);
+/* ResizeRequest (one-way: no reply). An unknown container or exec, or one
+ * without a terminal, is logged and ignored. */
+void container_handle_resize(struct agent *a, const Cocoon__ResizeRequest *req);

@@ -19,6 +19,7 @@
 #include "container-child.h"
 #include "mounts.h"
 #include "network.h"
+#include "terminal.h"
 
 #include <fcntl.h>
 #include <grp.h>
@@ -122,11 +123,11 @@ void container_stdio_close_child(struct container_stdio *p)
 			close(p->child[i]);
 }
 
-int container_stdio_open(struct container_stdio *p, bool terminal)
+int container_stdio_open(struct container_stdio *p, const Cocoon__ProcessSpec *proc)
 {
 	int in[2], o[2], e[2];
 
-	if (terminal) {
+	if (proc->terminal) {
 		int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
 		if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0)
 			return -errno;
@@ -139,6 +140,9 @@ int container_stdio_open(struct container_stdio *p, bool terminal)
 		p->agent_err = -1;
 		fcntl(p->agent_out, F_SETFD, FD_CLOEXEC);
 		fcntl(master, F_SETFL, O_NONBLOCK);
+		/* The host bounded the size (spec.c): nothing here can fail
+		 * but the ioctl on a pty just made. */
+		(void)terminal_set_size(master, proc->console_size);
 		return 0;
 	}
 	/* Pipes, never files: CRIU cannot restore a task holding a regular
@@ -489,7 +493,7 @@ void container_handle_create(struct agent *a, uint64_t id,
 		goto fail;
 	if (container_open_join_namespaces(a, s, join, msg, sizeof(msg)) < 0)
 		goto fail;
-	if (container_stdio_open(&io, s->process->terminal) < 0 || pipe2(sync, O_CLOEXEC) < 0 ||
+	if (container_stdio_open(&io, s->process) < 0 || pipe2(sync, O_CLOEXEC) < 0 ||
 	    pipe2(start, O_CLOEXEC) < 0) {
 		snprintf(msg, sizeof(msg), "pipes: %s", strerror(errno));
 		goto fail;

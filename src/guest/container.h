@@ -130,7 +130,7 @@ void container_proc_register(struct agent_proc *p, pid_t pid, enum proc_phase ph
 
 void container_stdio_close_child(struct container_stdio *p);
 
-int container_stdio_open(struct container_stdio *p, bool terminal);
+int container_stdio_open(struct container_stdio *p, const Cocoon__ProcessSpec *proc);
 
 int container_join_cgroup(const char *cgroup, pid_t pid);
 

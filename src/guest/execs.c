@@ -89,39 +89,23 @@ static struct agent_proc *tracked(struct agent *a, pid_t tgid)
 	return NULL;
 }
 
+/* Every thread's exit names its process; the last one's code is the
+ * process's (exit_group gives them all the same; a leader that left by
+ * pthread_exit comes first). */
+static void exit_event(void *userdata, const struct proc_event *ev)
+{
+	if (ev->what != PROC_EVENT_EXIT)
+		return;
+	struct agent_proc *p = tracked(userdata, ev->event_data.exit.process_tgid);
+	if (p) {
+		p->end_status = (int)ev->event_data.exit.exit_code;
+		p->end_known = true;
+	}
+}
+
 void execs_events_drain(struct agent *a)
 {
-	union {
-		struct nlmsghdr nl;
-		char buf[8192];
-	} m;
-	ssize_t n;
-	while (events_fd >= 0 && (n = recv(events_fd, &m, sizeof(m), 0)) != 0) {
-		if (n < 0) {
-			if (errno == EINTR || errno == ENOBUFS)
-				continue; /* ENOBUFS: events were lost; the zombie tells */
-			return;
-		}
-		for (struct nlmsghdr *nl = &m.nl; NLMSG_OK(nl, (size_t)n); nl = NLMSG_NEXT(nl, n)) {
-			struct cn_msg *cn = NLMSG_DATA(nl);
-			if (nl->nlmsg_len < NLMSG_LENGTH(sizeof(*cn) + sizeof(struct proc_event)) ||
-			    cn->id.idx != CN_IDX_PROC || cn->id.val != CN_VAL_PROC)
-				continue;
-			/* cn->data is not aligned for the event's 64-bit fields. */
-			struct proc_event ev;
-			memcpy(&ev, cn->data, sizeof(ev));
-			if (ev.what != PROC_EVENT_EXIT)
-				continue;
-			/* Every thread's exit names its process; the last one's
-			 * code is the process's (exit_group gives them all the
-			 * same; a leader that left by pthread_exit comes first). */
-			struct agent_proc *p = tracked(a, ev.event_data.exit.process_tgid);
-			if (p) {
-				p->end_status = (int)ev.event_data.exit.exit_code;
-				p->end_known = true;
-			}
-		}
-	}
+	(void)guard_exit_events_read(events_fd, exit_event, a);
 }
 
 void execs_events_idle(struct agent *a)

@@ -158,50 +158,65 @@ static void tree_forked(struct guard *g, pid_t parent, pid_t child, pid_t child_
 		g->tree[g->n_tree++] = child;
 }
 
-/* Records how the watched tasks ended, from the events queued so far. */
-static void exits_drain(struct guard *g)
+int guard_exit_events_read(int fd, void (*on_event)(void *userdata, const struct proc_event *ev),
+			   void *userdata)
 {
 	union {
 		struct nlmsghdr nl;
 		char buf[8192];
 	} m;
 	ssize_t n;
-	while (g->exits_fd >= 0 && (n = recv(g->exits_fd, &m, sizeof(m), 0)) != 0) {
+	while (fd >= 0 && (n = recv(fd, &m, sizeof(m), 0)) != 0) {
 		if (n < 0) {
 			if (errno == EINTR || errno == ENOBUFS)
 				continue; /* ENOBUFS: events lost; /proc still tells zombies */
-			return;
+			return errno == EAGAIN ? 0 : -errno;
 		}
 		for (struct nlmsghdr *nl = &m.nl; NLMSG_OK(nl, (size_t)n); nl = NLMSG_NEXT(nl, n)) {
 			struct cn_msg *cn = NLMSG_DATA(nl);
 			if (nl->nlmsg_len < NLMSG_LENGTH(sizeof(*cn) + sizeof(struct proc_event)) ||
 			    cn->id.idx != CN_IDX_PROC || cn->id.val != CN_VAL_PROC)
 				continue;
-			const struct proc_event *ev = (const struct proc_event *)cn->data;
-			if (ev->what == PROC_EVENT_FORK)
-				tree_forked(g, ev->event_data.fork.parent_tgid,
-					    ev->event_data.fork.child_pid,
-					    ev->event_data.fork.child_tgid);
-			if (ev->what != PROC_EVENT_EXIT ||
-			    ev->event_data.exit.process_pid != ev->event_data.exit.process_tgid)
-				continue; /* the thread-group leader's exit is the process's */
-			pid_t pid = ev->event_data.exit.process_pid;
-			int status = (int)ev->event_data.exit.exit_code;
-			for (size_t i = 0; i < g->n; i++)
-				if (g->pids[i] == pid && g->end_status[i] < 0)
-					g->end_status[i] = status;
-			if (pid != g->tree_root && in_tree(g, pid) && WIFSIGNALED(status)) {
-				bool sigkill = WTERMSIG(status) == SIGKILL;
-				if (sigkill && !g->tree_sigkilled.pid) {
-					g->tree_sigkilled.pid = pid;
-					g->tree_sigkilled.status = status;
-				} else if (!sigkill && !g->tree_crashed.pid) {
-					g->tree_crashed.pid = pid;
-					g->tree_crashed.status = status;
-				}
-			}
+			/* cn->data is not aligned for the event's 64-bit fields. */
+			struct proc_event ev;
+			memcpy(&ev, cn->data, sizeof(ev));
+			on_event(userdata, &ev);
 		}
 	}
+	return 0;
+}
+
+/* Records how a watched task ended, and the forks that grow the tree. */
+static void exit_event(void *userdata, const struct proc_event *ev)
+{
+	struct guard *g = userdata;
+	if (ev->what == PROC_EVENT_FORK)
+		tree_forked(g, ev->event_data.fork.parent_tgid, ev->event_data.fork.child_pid,
+			    ev->event_data.fork.child_tgid);
+	if (ev->what != PROC_EVENT_EXIT ||
+	    ev->event_data.exit.process_pid != ev->event_data.exit.process_tgid)
+		return; /* the thread-group leader's exit is the process's */
+	pid_t pid = ev->event_data.exit.process_pid;
+	int status = (int)ev->event_data.exit.exit_code;
+	for (size_t i = 0; i < g->n; i++)
+		if (g->pids[i] == pid && g->end_status[i] < 0)
+			g->end_status[i] = status;
+	if (pid != g->tree_root && in_tree(g, pid) && WIFSIGNALED(status)) {
+		bool sigkill = WTERMSIG(status) == SIGKILL;
+		if (sigkill && !g->tree_sigkilled.pid) {
+			g->tree_sigkilled.pid = pid;
+			g->tree_sigkilled.status = status;
+		} else if (!sigkill && !g->tree_crashed.pid) {
+			g->tree_crashed.pid = pid;
+			g->tree_crashed.status = status;
+		}
+	}
+}
+
+/* Records how the watched tasks ended, from the events queued so far. */
+static void exits_drain(struct guard *g)
+{
+	(void)guard_exit_events_read(g->exits_fd, exit_event, g);
 }
 
 /* A zombie's wait status: field 52 (exit_code) of /proc/PID/stat; -1 if it

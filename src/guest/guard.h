@@ -49,6 +49,12 @@ struct guard {
  * kernel counts listeners; send _IGNORE before closing). */
 int guard_exit_events_open(void);
 int guard_exit_events_op(int fd, enum proc_cn_mcast_op op);
+/* Reads the events queued on fd (from guard_exit_events_open) without
+ * blocking, and calls on_event with each, copied to an aligned struct (the
+ * event's 64-bit fields are not aligned in the netlink buffer). Returns 0
+ * once the queue is empty (events lost to ENOBUFS are skipped), or -errno. */
+int guard_exit_events_read(int fd, void (*on_event)(void *userdata, const struct proc_event *ev),
+			   void *userdata);
 /* A zombie's wait status (field 52 of /proc/PID/stat), or -1 when PID is
  * no zombie (still running, reaped, or gone). */
 int guard_zombie_status(pid_t pid);

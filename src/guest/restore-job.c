@@ -138,7 +138,24 @@ void restore_done(struct agent_job *job, int status)
 		if (died)
 			snprintf(also, sizeof(also), " Task %d of the container ended too (%s).",
 				 dead.pid, guard_describe_end(dead.status, how, sizeof(how)));
-		if (x->stop_reason)
+		/* A restored task that died before CRIU resumed the tree (killed
+		 * from outside, or by the guest's kernel): CRIU names it, then
+		 * waits on it until the stall watch ends it. Its exit cannot be
+		 * told from the SIGKILLs CRIU sends its own helpers. */
+		const char *unres = strstr(first, "Unable to resume ");
+		int gone = unres && strstr(unres, "No such process")
+				   ? atoi(unres + strlen("Unable to resume "))
+				   : 0;
+		if (gone > 0 && !oomed)
+			snprintf(
+				err, sizeof(err),
+				"criu restore failed: task %d of the container ended during the restore, before CRIU could resume it%s. CRIU said: %s",
+				gone,
+				x->stop_reason
+					? "; CRIU then stopped making progress and the agent ended it"
+					: "",
+				first);
+		else if (x->stop_reason)
 			snprintf(err, sizeof(err),
 				 "criu restore stopped: %s; the agent ended CRIU.%s CRIU said: %s",
 				 x->stop_reason, also, first);
@@ -237,6 +254,12 @@ void restore_done(struct agent_job *job, int status)
 	reply.stats = &stats;
 	reply.restore_ms = (uint64_t)(agent_now_ms() - x->t0);
 	reply.copy_ms = (uint64_t)x->copy_ms;
+	Cocoon__ConsoleSize size = COCOON__CONSOLE_SIZE__INIT;
+	if (x->terminal && x->size.rows && x->size.cols) {
+		size.rows = x->size.rows;
+		size.cols = x->size.cols;
+		reply.console_size = &size;
+	}
 	resp.id = x->req_id;
 	resp.body_case = COCOON__RESPONSE__BODY_RESTORE;
 	resp.restore = &reply;

@@ -21,6 +21,7 @@
 #include "network.h"
 #include "restore-job.h"
 #include "execs.h"
+#include "terminal.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -70,7 +71,7 @@ static bool parse_tty_key(const char *line, char *key, size_t size)
  * slave's place (--inherit-fd under its key); the agent keeps the master,
  * which the host relays to the engine's new --console-socket. */
 static int restore_terminal(struct restore_ctx *x, char keys[][CKPT_TTY_KEY_MAX], size_t n_keys,
-			    struct argv *av)
+			    const Cocoon__ConsoleSize *size, struct argv *av)
 {
 	int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (master < 0)
@@ -88,6 +89,9 @@ static int restore_terminal(struct restore_ctx *x, char keys[][CKPT_TTY_KEY_MAX]
 	if (x->child_fds[1] < 0 || x->child_fds[2] < 0 || x->host_out < 0)
 		return -errno;
 	fcntl(master, F_SETFL, O_NONBLOCK);
+	int r = terminal_set_size(master, size);
+	if (r < 0)
+		return r;
 	/* One fd per key: CRIU moves each inherited fd into its store and
 	 * closes it (files.c, inherit_fd_move_to_fdstore). */
 	for (size_t i = 0; i < n_keys && i < 3; i++) {
@@ -103,13 +107,13 @@ static int restore_terminal(struct restore_ctx *x, char keys[][CKPT_TTY_KEY_MAX]
  * or pipes) was set up from the spec. */
 static int restore_stdio(struct restore_ctx *x, struct argv *av, char *msg, size_t size)
 {
-	char path[sizeof(x->images) + 64], line[6][128] = {"", "", "", "", "", ""},
+	char path[sizeof(x->images) + 64], line[7][128] = {"", "", "", "", "", "", ""},
 					   keys[3][CKPT_TTY_KEY_MAX];
 	int in[2], out[2], err[2];
 
 	snprintf(path, sizeof(path), "%s/" DESCRIPTORS_FILE, x->images);
 	_cleanup_fclose_ FILE *f = fopen(path, "re");
-	for (int i = 0; f && i < 6 && fgets(line[i], sizeof(line[i]), f); i++)
+	for (int i = 0; f && i < 7 && fgets(line[i], sizeof(line[i]), f); i++)
 		line[i][strcspn(line[i], "\n")] = 0;
 	size_t n_keys = 0;
 	while (n_keys < 3 && parse_tty_key(line[3 + n_keys], keys[n_keys], sizeof(keys[n_keys])))
@@ -124,7 +128,12 @@ static int restore_stdio(struct restore_ctx *x, struct argv *av, char *msg, size
 		return -EINVAL;
 	}
 	if (had_tty) {
-		int r = restore_terminal(x, keys, n_keys, av);
+		/* The size the container had when it was dumped; the spec's
+		 * for a checkpoint that did not record one. */
+		Cocoon__ConsoleSize saved = COCOON__CONSOLE_SIZE__INIT;
+		if (terminal_parse_size_line(line[3 + n_keys], &saved))
+			x->size = saved;
+		int r = restore_terminal(x, keys, n_keys, &x->size, av);
 		if (r < 0)
 			snprintf(msg, size, "restore %s: a new terminal: %s", x->cid, strerror(-r));
 		return r;
@@ -413,6 +422,8 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 		snprintf(x->images, sizeof(x->images), AGENT_SHARED_DIR "/%s", req->shared_path);
 	}
 	x->terminal = s->process && s->process->terminal;
+	if (x->terminal && s->process->console_size)
+		x->size = *s->process->console_size;
 	struct agent_container *c = container_new(a, s->id, s, msg, sizeof(msg));
 	if (!c) {
 		agent_send_error(a, id, EINVAL, "restore %s: %s", s->id, msg);

@@ -69,6 +69,8 @@ const char *proto_request_name(Cocoon__Request__BodyCase body)
 		return "checkpoint";
 	case COCOON__REQUEST__BODY_RESTORE:
 		return "restore";
+	case COCOON__REQUEST__BODY_RESIZE:
+		return "resize";
 	case COCOON__REQUEST__BODY_LOOPBACK_HOLD:
 		return "loopback_hold";
 	default:

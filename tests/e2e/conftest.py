@@ -143,6 +143,15 @@ class Bundle:
         self.rootfs = path / "rootfs"
 
 
+def privileged(spec):
+    """write_bundle's extra= for a --privileged-style spec (podman's and
+    runc's meaning): every capability, no no_new_privs, nothing masked."""
+    del spec["process"]["capabilities"]
+    spec["process"]["noNewPrivileges"] = False
+    del spec["linux"]["maskedPaths"]
+    del spec["linux"]["readonlyPaths"]
+
+
 def write_bundle(path, args, terminal=False, env=None, cwd="/", hostname="cocoon",
                  readonly=False, extra=None):
     """An OCI bundle made by `cocoon spec`, then adjusted."""

@@ -694,6 +694,30 @@ def test_restore_that_stalls_fails_within_seconds(env, monkeypatch, good_images)
     finish(env, "fine")
 
 
+def test_task_killed_during_restore_leaves_nothing_behind(env, monkeypatch, good_images):
+    # Fault injection: CRIU's post-restore action script SIGKILLs the
+    # restored init before CRIU resumes the tree, as an OOM kill would. The
+    # restore fails within seconds naming the task that ended, and leaves no
+    # state, shim, QEMU or virtiofsd; the same images then restore.
+    b, good = good_images
+    monkeypatch.setenv("COCOON_FAULT", "post-restore:kill")
+    t0 = time.monotonic()
+    rc, out, err = restore(env, "rk", good, b)
+    took = time.monotonic() - t0
+    monkeypatch.delenv("COCOON_FAULT")
+    text = err.read_text()
+    assert rc != 0, "the restore succeeded though its init was killed"
+    assert "restore rk: criu restore failed: task" in text and "ended during the restore" in text, text
+    assert took < 60, f"the failed restore took {took:.1f} s"
+    assert not (env.root / "rk").exists(), "a failed restore left state behind"
+    assert "rk" not in env.run("list", "-q").stdout.split()
+    assert qemu_pids(str(env.tmp)) == []
+    assert pids_mentioning(str(env.root / "rk")) == [], "a shim or virtiofsd was left"
+    out = restored(env, "fine", good, b)
+    assert wait_for(lambda: len(lines(out)) >= 1, timeout=60)
+    finish(env, "fine")
+
+
 def test_restore_into_a_vm_too_small_names_memory(env):
     # 320 MiB restored into a 256 MiB VM: the restorer's mmap gets ENOMEM
     # (CRIU says "Can't restore 0x... mapping with 0xfffffffffffffff4"), or

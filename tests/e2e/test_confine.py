@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import COCOON, qemu_pids, wait_for, write_bundle
+from conftest import COCOON, privileged, qemu_pids, wait_for, write_bundle
 
 # runc spec's capabilities: CAP_KILL (5), CAP_NET_BIND_SERVICE (10),
 # CAP_AUDIT_WRITE (29).
@@ -64,13 +64,6 @@ def assert_confined(r, seccomp=False):
     assert r["NoNewPrivs"] == "1", r
     if seccomp:
         assert r["Seccomp"] == "2" and r["getpriority"] == "EOPNOTSUPP", r
-
-
-def privileged(spec):
-    del spec["process"]["capabilities"]
-    spec["process"]["noNewPrivileges"] = False
-    del spec["linux"]["maskedPaths"]
-    del spec["linux"]["readonlyPaths"]
 
 
 def test_default_capabilities_confine_init_and_exec(env):

@@ -15,6 +15,7 @@ import time
 import pytest
 
 from conftest import COCOON, PAYLOAD, pids_mentioning, qemu_pids, wait_for
+from test_network import Net, http_get
 
 NS = "cocoon-e2e"
 IMAGE = "docker.io/library/cocoon-test:latest"
@@ -293,23 +294,34 @@ def task_pid(cd, cid):
 
 
 def test_kubernetes_shaped_pod_is_one_vm(cd):
-    """The specs CRI would give a pod (annotations, namespace paths of the
-    sandbox's pid), through containerd's runc shim: one VM (docs/pods.md)."""
+    """The specs CRI gives a pod, through containerd's runc shim: the
+    sandbox and every container join the pod's CNI network namespace by its
+    /run/netns path, the containers join IPC and UTS by /proc/<sandbox
+    pid>/ns/..., all carry the CRI annotations. One VM; the pod IP and
+    localhost reach a container's server (docs/pods.md)."""
     cri = "io.kubernetes.cri"
+    net = Net("k8s")
     before = len(qemu_pids(str(cd.tmp)))
-    r = cd.ctr(*run_args("-d", "--annotation", f"{cri}.container-type=sandbox",
-                         "--annotation", f"{cri}.sandbox-id=pod1", IMAGE, "pod1", "payload", "sleep", "1000"))
-    assert r.returncode == 0, r.stderr
-    assert wait_for(lambda: task_status(cd, "pod1") == "RUNNING", timeout=60)
-    pid = task_pid(cd, "pod1")
-    member = ["--annotation", f"{cri}.container-type=container", "--annotation", f"{cri}.sandbox-id=pod1"]
-    for t, f in (("network", "net"), ("ipc", "ipc"), ("uts", "uts")):
-        member += ["--with-ns", f"{t}:/proc/{pid}/ns/{f}"]
     try:
-        r = cd.ctr(*run_args("-d", *member, IMAGE, "app1", "payload", "tcp", "7000"))
+        r = cd.ctr(*run_args("-d", "--annotation", f"{cri}.container-type=sandbox",
+                             "--annotation", f"{cri}.sandbox-id=pod1", "--with-ns", f"network:{net.path}",
+                             IMAGE, "pod1", "payload", "sleep", "1000"))
+        assert r.returncode == 0, r.stderr
+        assert wait_for(lambda: task_status(cd, "pod1") == "RUNNING", timeout=60)
+        pid = task_pid(cd, "pod1")
+        member = ["--annotation", f"{cri}.container-type=container", "--annotation", f"{cri}.sandbox-id=pod1",
+                  "--with-ns", f"network:{net.path}"]
+        for t, f in (("ipc", "ipc"), ("uts", "uts")):
+            member += ["--with-ns", f"{t}:/proc/{pid}/ns/{f}"]
+        serve = ("mkdir -p /www && echo hello at the pod IP > /www/index.html && "
+                 "busybox httpd -p 8080 -h /www && exec payload tcp 7000")
+        r = cd.ctr(*run_args("-d", *member, IMAGE, "app1", "sh", "-c", serve))
         assert r.returncode == 0, r.stderr
         assert wait_for(lambda: task_status(cd, "app1") == "RUNNING", timeout=60)
         assert task_pid(cd, "app1") != pid, "each container has its own shim"
+        # The pod IP, from the host: app1's web server, in the pod's VM.
+        page = wait_for(lambda: _get_or_none(net.ip, 8080), timeout=30)
+        assert page and "hello at the pod IP" in page, page
         r = cd.ctr(*run_args("--rm", *member, IMAGE, "app2", "sh", "-c",
                              "payload shm-put 7 pod-ipc && payload tcp-connect 7000"))
         assert r.returncode == 0, r.stdout + r.stderr
@@ -325,7 +337,15 @@ def test_kubernetes_shaped_pod_is_one_vm(cd):
             wait_for(lambda: task_status(cd, cid) in ("STOPPED", None), timeout=60)
             cd.ctr("tasks", "delete", cid)
             cd.ctr("containers", "delete", cid)
+        net.close()
     assert wait_for(lambda: len(qemu_pids(str(cd.tmp))) == before, timeout=30)
+
+
+def _get_or_none(ip, port):
+    try:
+        return http_get(ip, port, timeout=5)
+    except OSError:
+        return None
 
 
 def test_task_metrics_show_the_container_not_the_vm(cd):

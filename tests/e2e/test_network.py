@@ -333,6 +333,21 @@ def test_established_tcp_survives_restore_into_a_fresh_vm(env, net):
     env.run("delete", "--force", "tcp", check=True)
 
 
+def checkpoint_echo_connection(env, net, cid):
+    """An echo server in container cid with a host client writing to it,
+    checkpointed with --tcp-established into env.tmp/ck and deleted.
+    Returns the bundle and the client, whose connection is held open."""
+    b = write_bundle(env.tmp / "b", ["payload", "echo-server", "7000"], extra=joining(net.path))
+    out = start(env, cid, b)
+    assert wait_for(lambda: lines(out)[:1] == ["listening 7000"])
+    w = Writer(net.ip, 7000)
+    assert wait_for(lambda: len(w.echoed) > 100)
+    r = env.run("checkpoint", "--image-path", str(env.tmp / "ck"), "--tcp-established", cid, timeout=600)
+    assert r.returncode == 0, r.stderr
+    env.run("delete", cid, check=True)
+    return b, w
+
+
 def test_established_tcp_survives_restore_into_a_namespace_made_anew(env, net):
     """podman's restore: the engine deletes the container's namespace after
     the checkpoint and makes a new one with the same address and MAC just
@@ -340,14 +355,7 @@ def test_established_tcp_survives_restore_into_a_namespace_made_anew(env, net):
     and then the new guest before CRIU has restored the sockets, would
     answer the client's retransmissions with a reset: the restore holds
     the address (seen in tc while it runs) until the connection is back."""
-    b = write_bundle(env.tmp / "b", ["payload", "echo-server", "7000"], extra=joining(net.path))
-    out = start(env, "anew", b)
-    assert wait_for(lambda: lines(out)[:1] == ["listening 7000"])
-    w = Writer(net.ip, 7000)
-    assert wait_for(lambda: len(w.echoed) > 100)
-    r = env.run("checkpoint", "--image-path", str(env.tmp / "ck"), "--tcp-established", "anew", timeout=600)
-    assert r.returncode == 0, r.stderr
-    env.run("delete", "anew", check=True)
+    b, w = checkpoint_echo_connection(env, net, "anew")
     held = len(w.echoed)
     net.remake()
     assert "drop" not in net.tc("filter", "show", "dev", "eth0", "ingress")
@@ -373,14 +381,7 @@ def test_established_tcp_survives_restore_into_a_namespace_made_anew(env, net):
 def test_restore_on_other_addresses_is_named(env, net):
     """A checkpoint with an established connection restored on a namespace
     whose address changed fails, saying why, and leaves nothing behind."""
-    b = write_bundle(env.tmp / "b", ["payload", "echo-server", "7000"], extra=joining(net.path))
-    out = start(env, "moved", b)
-    assert wait_for(lambda: lines(out)[:1] == ["listening 7000"])
-    w = Writer(net.ip, 7000)
-    assert wait_for(lambda: len(w.echoed) > 100)
-    r = env.run("checkpoint", "--image-path", str(env.tmp / "ck"), "--tcp-established", "moved", timeout=600)
-    assert r.returncode == 0, r.stderr
-    env.run("delete", "moved", check=True)
+    b, w = checkpoint_echo_connection(env, net, "moved")
     w.stop = True
     net.remake(ip=net.ip.rsplit(".", 1)[0] + ".3")
     rc, _, err = env.restore_detached("moved", env.tmp / "ck", b, "--tcp-established", check=False)

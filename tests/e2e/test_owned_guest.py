@@ -13,14 +13,7 @@ import subprocess
 
 import pytest
 
-from conftest import wait_for, write_bundle
-
-
-def privileged(spec):
-    del spec["process"]["capabilities"]
-    spec["process"]["noNewPrivileges"] = False
-    del spec["linux"]["maskedPaths"]
-    del spec["linux"]["readonlyPaths"]
+from conftest import privileged, wait_for, write_bundle
 
 
 def digests(d):

@@ -2,6 +2,8 @@
 shared helper tests/e2e/podman_util.py: isolated storage, a local busybox
 image, this host's ulimit setting, and nothing else."""
 import pathlib
+import shutil
+import subprocess
 
 import pytest
 
@@ -142,6 +144,44 @@ def test_memory_limit_oom_killed_inside(podman):
     assert "rc=137" in out and "oom_kill 1" in out, r.stdout + r.stderr
 
 
+def run_in(podman, cwd, *args, timeout=300):
+    cwd.mkdir()
+    return subprocess.run(podman.argv(*args), capture_output=True, text=True, timeout=timeout,
+                          env=podman.env, cwd=cwd, stdin=subprocess.DEVNULL)
+
+
+def test_oom_kill_in_the_guest_reaches_conmon_as_runcs_does(podman):
+    """conmon learns of an OOM kill from the container's memory cgroup on
+    the host (an eventfd on memory.oom_control through cgroup.event_control
+    on v1, inotify on memory.events on v2) and marks it by creating a file
+    `oom`; a kill inside the guest reaches it through the shim's relay
+    (cgroup-oom.h). conmon 2.1.6 creates that file in its working directory,
+    which podman 4.3.1 does not set (conmon inherits podman's), while podman
+    reads <bundle>/oom for .State.OOMKilled: so on Debian 12 OOMKilled reads
+    false for runc's OOM kills too. The test checks conmon's mark, and that
+    podman reports the same as for runc."""
+    r = run_in(podman, podman.tmp / "cwd-oom", "run", "--name", "oomk", "--memory", "64m",
+               podman.image, "payload", "memhog", "200")
+    assert r.returncode == 137, r.stdout + r.stderr
+    assert (podman.tmp / "cwd-oom" / "oom").exists(), "conmon got no OOM event"
+    # Killed from outside, with no OOM: the same exit, no mark.
+    r = run_in(podman, podman.tmp / "cwd-kill", "run", "-d", "--name", "killed", "--memory", "64m",
+               podman.image, "payload", "counter", "100")
+    assert r.returncode == 0, r.stderr
+    podman.check("kill", "--signal", "KILL", "killed")
+    podman.run("wait", "killed", timeout=120)
+    assert podman.check("inspect", "--format", "{{.State.ExitCode}}", "killed").stdout.strip() == "137"
+    assert not (podman.tmp / "cwd-kill" / "oom").exists(), "an OOM mark without an OOM"
+    cocoon = podman.check("inspect", "--format", "{{.State.OOMKilled}}", "oomk").stdout.strip()
+    runc = shutil.which("runc")
+    if runc:
+        r = run_in(podman, podman.tmp / "cwd-runc", "--runtime", runc, "run", "--name", "oomr",
+                   "--memory", "64m", podman.image, "payload", "memhog", "200")
+        assert r.returncode == 137, r.stdout + r.stderr
+        assert (podman.tmp / "cwd-runc" / "oom").exists(), "conmon got no OOM event from runc"
+        assert podman.check("inspect", "--format", "{{.State.OOMKilled}}", "oomr").stdout.strip() == cocoon
+    podman.check("rm", "--force", "--time", "0", "oomk", "killed", *(["oomr"] if runc else []))
+    assert not list(pathlib.Path("/sys/fs/cgroup/memory/cocoon-oom").rglob("*oomk*"))
 def test_pids_limit(podman):
     r = podman.run("run", "-d", "--name", "pl", "--pids-limit", "10", podman.image,
                    "payload", "forks", "30")

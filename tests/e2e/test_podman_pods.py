@@ -54,6 +54,10 @@ def test_podman_pod_is_one_vm_with_localhost_and_ipc(podman):
     r = podman.check("run", "--rm", "--pod", "p1", podman.image, "sh", "-c",
                      "payload shm-get 4711; cat /dev/shm/f")
     assert r.stdout.splitlines() == ["sysv-of-web", "file-of-web"], r.stdout + r.stderr
+    # A member's own stdio and exit status reach podman (its own shim).
+    r = podman.run("run", "--rm", "--pod", "p1", podman.image, "sh", "-c",
+                   "echo to-stdout; echo to-stderr >&2; exit 3")
+    assert (r.returncode, r.stdout, r.stderr.strip().splitlines()[-1:]) == (3, "to-stdout\n", ["to-stderr"]), r
     assert len(new_vms(before)) == 1, "one VM for the pod"
 
     # A second pod is a second VM: VMs == pods.

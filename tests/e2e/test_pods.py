@@ -104,13 +104,67 @@ def test_pod_members_share_network_ipc_uts_in_one_vm(env):
     assert list(env.root.iterdir()) == []
 
 
-def test_cri_annotations_join_the_sandbox(env):
-    start_sandbox(env, "pause1", annotations={"io.kubernetes.cri.container-type": "sandbox",
-                                              "io.kubernetes.cri.sandbox-id": "pause1"})
+def test_member_pause_ps_exec_and_exit_status_are_its_own(env):
+    """A member's pause/resume, ps, exec and exit status are that container's
+    alone, in the pod's one VM: the sandbox and the other member run on."""
+    pid = start_sandbox(env)
+    a = write_bundle(env.tmp / "a", ["sh", "-c", "payload sleep 1000 & exec payload counter 200"],
+                     extra=ns_paths(pid))
+    b = write_bundle(env.tmp / "b", ["payload", "counter", "200"], extra=ns_paths(pid))
+    outs = {}
+    for cid, bundle in (("a", a), ("b", b)):
+        rc, outs[cid], err = env.create(cid, bundle)
+        assert rc == 0, err.read_text()
+        env.run("start", cid, check=True)
+    assert wait_for(lambda: all(len(lines(o)) >= 3 for o in outs.values()), timeout=60)
+    assert len(qemu_pids(str(env.tmp))) == 1
+
+    # ps: each container's own processes (the guest's pids), none shared.
+    ps = {cid: json.loads(env.run("ps", "--format", "json", cid, check=True).stdout)
+          for cid in ("sandbox", "a", "b")}
+    assert (len(ps["sandbox"]), len(ps["a"]), len(ps["b"])) == (1, 2, 1), ps
+    assert len(set(ps["sandbox"]) | set(ps["a"]) | set(ps["b"])) == 4, ps
+
+    # pause: a stops counting, b does not; resume: a goes on.
+    env.run("pause", "a", check=True)
+    assert [env.state(c)["status"] for c in ("sandbox", "a", "b")] == ["running", "paused", "running"]
+    time.sleep(0.5)  # a line written just before the freeze may still be on its way
+    na, nb = len(lines(outs["a"])), len(lines(outs["b"]))
+    time.sleep(2)
+    assert len(lines(outs["a"])) == na, "a paused member went on"
+    assert len(lines(outs["b"])) >= nb + 5, "pausing a stopped b"
+    env.run("resume", "a", check=True)
+    assert env.state("a")["status"] == "running"
+    assert wait_for(lambda: len(lines(outs["a"])) >= na + 3, timeout=30), "a did not resume"
+    got = [int(x) for x in lines(outs["a"])]
+    assert got == list(range(got[0], got[0] + len(got))), got
+
+    # exec and exit status: the container's own.
+    r = env.run("exec", "b", "payload", "exit", "7")
+    assert r.returncode == 7, r.stderr
+    r = env.run("exec", "a", "payload", "hostname")
+    assert r.returncode == 0 and r.stdout == "podhost\n", r.stdout + r.stderr
+    c = write_bundle(env.tmp / "c", ["payload", "exit", "3"], extra=ns_paths(pid))
+    r = run_fg(env, "c", c)
+    assert r.returncode == 3, r.stderr
+    env.run("delete", "c", check=True)
+    env.run("kill", "b", "KILL", check=True)
+    assert wait_for(lambda: env.state("b")["status"] == "stopped", timeout=30)
+    assert [env.state(c)["status"] for c in ("sandbox", "a")] == ["running", "running"]
+    assert len(qemu_pids(str(env.tmp))) == 1
+    for cid in ("b", "a", "sandbox"):
+        env.run("delete", "--force", cid, check=True)
+    assert qemu_pids(str(env.tmp)) == [] and list(env.root.iterdir()) == []
+
+
+@pytest.mark.parametrize("engine", ["containerd", "cri-o"])
+def test_cri_annotations_join_the_sandbox(env, engine):
+    keys = {"containerd": ("io.kubernetes.cri.container-type", "io.kubernetes.cri.sandbox-id"),
+            "cri-o": ("io.kubernetes.cri-o.ContainerType", "io.kubernetes.cri-o.SandboxID")}[engine]
+    start_sandbox(env, "pause1", annotations={keys[0]: "sandbox", keys[1]: "pause1"})
 
     def extra(spec):
-        spec["annotations"] = {"io.kubernetes.cri.container-type": "container",
-                               "io.kubernetes.cri.sandbox-id": "pause1"}
+        spec["annotations"] = {keys[0]: "container", keys[1]: "pause1"}
     b = write_bundle(env.tmp / "app", ["payload", "hostname"], extra=extra)
     r = run_fg(env, "app", b)
     assert r.returncode == 0, r.stderr
@@ -379,6 +433,12 @@ def rounds(path):
     return out
 
 
+def annotate_criu_config(bundle, conf):
+    spec = json.loads(bundle.config.read_text())
+    spec.setdefault("annotations", {})["org.criu.config"] = str(conf)
+    bundle.config.write_text(json.dumps(spec))
+
+
 def test_whole_pod_restored_in_one_command_with_its_loopback_connection(env):
     """checkpoint --pod, then restore --pod: the whole pod back in one fresh
     VM from pod.json, and a TCP connection between two members over
@@ -415,10 +475,27 @@ def test_whole_pod_restored_in_one_command_with_its_loopback_connection(env):
     assert r.returncode == 1 and "not a checkpoint of a whole pod" in r.stderr, r.stderr
     assert qemu_pids(str(env.tmp)) == [] and not (env.root / "sandbox").exists()
 
+    # Each container's CRIU settings are its own bundle's (org.criu.config),
+    # as for a restore of it alone, read before anything boots: a member's
+    # that cannot be read stops the whole restore, naming it.
+    annotate_criu_config(cli, env.tmp / "missing.conf")
+    r = env.run("restore", "--pod", "--image-path", str(images), "sandbox")
+    assert r.returncode == 1, r.stdout
+    assert f"restore cli (bundle {cli.path})" in r.stderr and "org.criu.config" in r.stderr, r.stderr
+    assert "missing.conf" in r.stderr, r.stderr
+    assert qemu_pids(str(env.tmp)) == [] and list(env.root.iterdir()) == []
+    # A readable one is used: the connection's two ends get
+    # --tcp-established from it alone (CRIU refuses a connected socket
+    # without it), the command line does not say it.
+    conf = env.tmp / "tcp.conf"
+    conf.write_text("# the pod's connections\ntcp-established\n")
+    for b in (cli, srv):
+        annotate_criu_config(b, conf)
+
     restored = env.tmp / "pod.restored.out"
     with open(restored, "wb") as o, open(env.tmp / "pod.restored.err", "wb") as e:
         r = subprocess.run([str(COCOON), "--root", str(env.root), "--config", str(env.config),
-                            "restore", "--pod", "--tcp-established", "--image-path", str(images),
+                            "restore", "--pod", "--image-path", str(images),
                             "sandbox"], stdin=subprocess.DEVNULL, stdout=o, stderr=e, timeout=900)
     assert r.returncode == 0, (env.tmp / "pod.restored.err").read_text()
     new_vm = qemu_pids(str(env.tmp))

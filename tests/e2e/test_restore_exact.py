@@ -11,6 +11,7 @@ import pytest
 
 from conftest import COCOON, qemu_pids, wait_for, write_bundle
 from podman_util import podman  # noqa: F401  (the fixture)
+from tty_util import Console, restore_tty
 
 
 def lines(path):
@@ -295,77 +296,6 @@ def test_exec_after_restore_joins_the_restored_time_namespace(env):
 
 
 # ---- 5. terminals ---------------------------------------------------------------------
-
-class Console:
-    """An engine's --console-socket: receives the pty master once."""
-
-    def __init__(self, path):
-        import socket
-        import threading
-        self.path = str(path)
-        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.srv.bind(self.path)
-        self.srv.listen(1)
-        self.fd = None
-        self.seen = b""
-        self.thread = threading.Thread(target=self._receive, daemon=True)
-        self.thread.start()
-
-    def _receive(self):
-        import array
-        import socket
-        self.srv.settimeout(120)
-        try:
-            conn, _ = self.srv.accept()
-        except OSError:
-            return
-        fds = array.array("i")
-        _, anc, _, _ = conn.recvmsg(16, socket.CMSG_LEN(fds.itemsize))
-        for level, typ, data in anc:
-            if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
-                fds.frombytes(data[:fds.itemsize])
-        conn.close()
-        self.fd = fds[0] if fds else None
-
-    def master(self):
-        self.thread.join(timeout=130)
-        self.srv.close()
-        assert self.fd is not None, f"no pty master arrived on {self.path}"
-        return self.fd
-
-    def type_and_wait(self, text, want, timeout=60):
-        """Types a line on the terminal, reads until `want` shows up."""
-        import select
-        fd = self.master()
-        os.write(fd, text.encode())
-        deadline = time.time() + timeout
-        while want.encode() not in self.seen and time.time() < deadline:
-            ready, _, _ = select.select([fd], [], [], 1)
-            if ready:
-                try:
-                    chunk = os.read(fd, 4096)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                self.seen += chunk
-        return self.seen
-
-    def close(self):
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-
-def restore_tty(env, cid, path, bundle, *flags):
-    """`cocoon restore --detach`; its stdio in files, which the shim keeps."""
-    out, err = env.tmp / f"{cid}.rt.out", env.tmp / f"{cid}.rt.err"
-    with open(out, "wb") as o, open(err, "wb") as e:
-        r = subprocess.run([str(COCOON), "--root", str(env.root), "--config", str(env.config), "restore",
-                            "--image-path", str(path), "--bundle", str(bundle.path), "--detach", *flags, cid],
-                           stdin=subprocess.DEVNULL, stdout=o, stderr=e, timeout=600)
-    return subprocess.CompletedProcess(r.args, r.returncode, out.read_text(), err.read_text())
-
 
 def test_terminal_checkpoint_restores_with_a_new_console_socket(env):
     """As with runc: the pty slave is external to the dump, and the restore

@@ -3,6 +3,7 @@
  * SCM_RIGHTS; the shim relays them to the guest. */
 #include "commands.h"
 #include "cleanup.h"
+#include "console.h"
 #include "container.h"
 #include "shim.h"
 #include "spec.h"
@@ -14,7 +15,9 @@
 #include <json-c/json.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 
 struct exec_wait {
@@ -42,7 +45,11 @@ static int exec_usage(void)
 	       "      --pid-file FILE  write that pid here\n"
 	       "  -e, --env NAME=VAL   add to the environment (repeatable)\n"
 	       "      --cwd DIR        working directory\n"
-	       "  -u, --user UID[:GID] run as this user\n");
+	       "  -u, --user UID[:GID] run as this user\n"
+	       "  -t, --tty            on a terminal: a new pty whose master goes to\n"
+	       "                       --console-socket, or else this command's own terminal\n"
+	       "      --console-socket S  send the pty master here (with --tty or a\n"
+	       "                       --process whose terminal is true)\n");
 	return 0;
 }
 
@@ -68,8 +75,8 @@ static int base_process(struct global_opts *g, const char *id, Cocoon__ProcessSp
 	return r;
 }
 
-static int exec_run(struct global_opts *g, const char *id, Cocoon__ProcessSpec *p, int started_fd,
-		    struct error **err)
+static int exec_run(struct global_opts *g, const char *id, Cocoon__ProcessSpec *p,
+		    const int stdio[3], int started_fd, struct error **err)
 {
 	Cocoon__Request req = COCOON__REQUEST__INIT;
 	Cocoon__ExecRequest ex = COCOON__EXEC_REQUEST__INIT;
@@ -90,7 +97,7 @@ static int exec_run(struct global_opts *g, const char *id, Cocoon__ProcessSpec *
 	ex.process = p;
 	req.body_case = COCOON__REQUEST__BODY_EXEC;
 	req.exec = &ex;
-	int fds[3] = {0, 1, 2};
+	int fds[3] = {stdio[0], stdio[1], stdio[2]};
 	r = agent_call_fds(&c, &req, fds, 3, &resp, SHIM_CALL_TIMEOUT_MS, err);
 	if (r < 0) {
 		agent_client_close(&c);
@@ -115,6 +122,70 @@ static int exec_run(struct global_opts *g, const char *id, Cocoon__ProcessSpec *
 	if (!w.done)
 		return r < 0 ? r : error_setx(err, EIO, "lost the exec's exit status");
 	return WIFEXITED(w.status) ? WEXITSTATUS(w.status) : 128 + WTERMSIG(w.status);
+}
+
+/* The exec's terminal on the host (console.h). With --console-socket, a new
+ * pty whose master goes there (runc exec -t: containerd's shim and conmon
+ * do this) and whose slave becomes the exec's stdio; without one, the
+ * terminal this command runs on, in raw mode while the process runs (the
+ * guest's pty does the line discipline). The guest's pty starts at the
+ * size of the host's unless the process gives one (process.consoleSize). */
+struct exec_tty {
+	int stdio[3];
+	int slave;	      /* ours to close, -1 */
+	struct termios saved; /* the own terminal's mode, to put back */
+	bool restore_mode;
+};
+
+static int exec_tty_open(struct exec_tty *t, Cocoon__ProcessSpec *p, const char *console_socket,
+			 bool detach, struct error **err)
+{
+	int master = -1;
+	*t = (struct exec_tty){.stdio = {0, 1, 2}, .slave = -1};
+	if (!p->terminal)
+		return 0;
+	if (console_socket) {
+		int r = console_openpty(p->console_size, &master, &t->slave, err);
+		if (r < 0)
+			return r;
+		r = console_send_master(console_socket, master, err);
+		close(master);
+		if (r < 0)
+			return r;
+		t->stdio[0] = t->stdio[1] = t->stdio[2] = t->slave;
+	} else if (detach) {
+		return error_setx(err, EINVAL,
+				  "--tty with --detach needs --console-socket: the pty's master "
+				  "goes there (as with runc)");
+	} else if (!isatty(0) || !isatty(1)) {
+		return error_setx(err, ENOTTY,
+				  "--tty: this command's stdin and stdout are not a terminal; "
+				  "give --console-socket to get a new pty's master");
+	} else if (tcgetattr(0, &t->saved) == 0) {
+		struct termios raw = t->saved;
+		cfmakeraw(&raw);
+		t->restore_mode = tcsetattr(0, TCSANOW, &raw) == 0;
+	}
+	struct winsize ws;
+	if (!p->console_size && ioctl(t->stdio[1], TIOCGWINSZ, &ws) == 0 && ws.ws_row &&
+	    ws.ws_col) {
+		if (!(p->console_size = calloc(1, sizeof(*p->console_size))))
+			return error_set(err, ENOMEM, "exec");
+		cocoon__console_size__init(p->console_size);
+		p->console_size->rows = ws.ws_row;
+		p->console_size->cols = ws.ws_col;
+	}
+	return 0;
+}
+
+static void exec_tty_close(struct exec_tty *t)
+{
+	if (t->restore_mode)
+		tcsetattr(0, TCSANOW, &t->saved);
+	if (t->slave >= 0)
+		close(t->slave);
+	t->slave = -1;
+	t->restore_mode = false;
 }
 
 static int apply_user(Cocoon__ProcessSpec *p, const char *user)
@@ -142,7 +213,8 @@ int cmd_exec(struct global_opts *g, int argc, char **argv, struct error **errp)
 					     {"help", no_argument, NULL, 'h'},
 					     {}};
 	_cleanup_error_ struct error *err = NULL;
-	const char *process_file = NULL, *pid_file = NULL, *cwd = NULL, *user = NULL;
+	const char *process_file = NULL, *pid_file = NULL, *cwd = NULL, *user = NULL,
+		   *console_socket = NULL;
 	char *envs[64];
 	size_t n_envs = 0;
 	bool detach = false, tty = false;
@@ -175,6 +247,7 @@ int cmd_exec(struct global_opts *g, int argc, char **argv, struct error **errp)
 			tty = true;
 			break;
 		case 'c':
+			console_socket = optarg;
 			break;
 		case 'h':
 			return exec_usage();
@@ -200,12 +273,6 @@ int cmd_exec(struct global_opts *g, int argc, char **argv, struct error **errp)
 	 * container's (a shell on a terminal still takes plain execs). */
 	if (!process_file)
 		p->terminal = tty;
-	if (p->terminal) {
-		(void)cli_failf(errp, "%s",
-				"exec: a terminal for exec (--tty) is not supported yet");
-		spec_process_free(p);
-		return 1;
-	}
 	if (!process_file) {
 		if (optind + 1 >= argc) {
 			spec_process_free(p);
@@ -241,8 +308,16 @@ int cmd_exec(struct global_opts *g, int argc, char **argv, struct error **errp)
 		return usage_error("exec", "--user must be UID[:GID]");
 	}
 
+	struct exec_tty term;
+	if (exec_tty_open(&term, p, console_socket, detach, &err) < 0) {
+		exec_tty_close(&term);
+		spec_process_free(p);
+		error_wrap(&err, "exec %s", id);
+		return cli_fail(errp, &err);
+	}
 	if (!detach) {
-		r = exec_run(g, id, p, -1, &err);
+		r = exec_run(g, id, p, term.stdio, -1, &err);
+		exec_tty_close(&term);
 		spec_process_free(p);
 		if (r < 0) {
 			error_wrap(&err, "exec %s", id);
@@ -254,6 +329,7 @@ int cmd_exec(struct global_opts *g, int argc, char **argv, struct error **errp)
 	 * status; that child's pid goes to --pid-file. */
 	int pp[2];
 	if (pipe2(pp, O_CLOEXEC) < 0) {
+		exec_tty_close(&term);
 		spec_process_free(p);
 		return 1;
 	}
@@ -262,12 +338,18 @@ int cmd_exec(struct global_opts *g, int argc, char **argv, struct error **errp)
 	if (pid == 0) {
 		close(pp[0]);
 		(void)setsid(); /* a fresh child leads no group: cannot fail */
-		int code = exec_run(g, id, p, pp[1], &err);
+		/* On a terminal the caller's stdio is not the exec's: let it
+		 * go, as runc exec -d does, so that whoever reads it sees EOF. */
+		int null = term.slave >= 0 ? open("/dev/null", O_RDWR | O_CLOEXEC) : -1;
+		for (int fd = 0; null >= 0 && fd < 3; fd++)
+			(void)dup2(null, fd); /* else the caller's stdio stays: no harm */
+		int code = exec_run(g, id, p, term.stdio, pp[1], &err);
 		if (code < 0 && err)
 			fprintf(stderr, "cocoon: exec %s: %s\n", id, err->msg);
 		_exit(code < 0 ? 255 : code);
 	}
 	close(pp[1]);
+	exec_tty_close(&term);
 	spec_process_free(p);
 	char ok[3] = "";
 	ssize_t n = read(pp[0], ok, 2);

@@ -131,27 +131,42 @@ static int pod_restore_one(struct global_opts *g, const char *dir, const char *i
 /* restore --pod DIR SANDBOX: checkpoint --pod's pod back, in one command: the
  * sandbox into a fresh VM, then every member into it (their specs may name
  * the old sandbox's shim; they join the new one), with the pod's loopback
- * held meanwhile. Any failure removes what was restored. */
+ * held meanwhile. Each container gets the CRIU settings of its own bundle
+ * (org.criu.config, else cocoon's criu.conf), as a restore of it alone
+ * would; they are all read before anything boots. Any failure removes what
+ * was restored. */
 static int do_pod_restore(struct global_opts *g, const char *id, const char *dir,
 			  const char *sandbox_bundle, struct create_options *o, struct error **err)
 {
 	struct pod_manifest m;
-	int done = 0, r = pod_manifest_read(dir, &m, err);
+	Cocoon__CriuOptions criu[POD_RESTORE_MAX];
+	const char *bundle[POD_RESTORE_MAX] = {0};
+	int done = 0, collected = 0, r = pod_manifest_read(dir, &m, err);
 	bool held = false;
 
 	if (r == 0 && strcmp(m.ids[0], id) != 0)
 		r = error_setx(err, EINVAL, "pod.json's sandbox is %s, not %s", m.ids[0], id);
 	for (int i = 0; r == 0 && i < m.n; i++) {
-		struct create_options one = *o;
-		one.bundle = i == 0 && sandbox_bundle ? sandbox_bundle : m.bundles[i];
-		one.pod_sandbox = i ? id : NULL;
-		if (!one.bundle) {
+		bundle[i] = i == 0 && sandbox_bundle ? sandbox_bundle : m.bundles[i];
+		if (!bundle[i]) {
 			r = error_setx(err, EINVAL,
 				       "restore %s: pod.json names no bundle for it (give the "
 				       "sandbox's with --bundle)",
 				       m.ids[i]);
 			break;
 		}
+		criu[i] = *o->criu;
+		criu[i].config = NULL;
+		criu[i].n_config = 0;
+		collected++;
+		if ((r = criu_config_collect(g->cfg.criu_config, bundle[i], &criu[i], err)) < 0)
+			error_wrap(err, "restore %s (bundle %s)", m.ids[i], bundle[i]);
+	}
+	for (int i = 0; r == 0 && i < m.n; i++) {
+		struct create_options one = *o;
+		one.bundle = bundle[i];
+		one.criu = &criu[i];
+		one.pod_sandbox = i ? id : NULL;
 		if ((r = pod_restore_one(g, dir, m.ids[i], &one, err)) == 0)
 			done++;
 		if (r == 0 && i == 0 && m.n > 1 && (r = pod_loopback_hold(g, id, true, err)) == 0)
@@ -168,6 +183,8 @@ static int do_pod_restore(struct global_opts *g, const char *id, const char *dir
 				log_warning("restore --pod %s: %s", id, del_err->msg);
 		}
 	}
+	for (int i = 0; i < collected; i++)
+		criu_config_free(&criu[i]);
 	pod_manifest_free(&m);
 	return r;
 }

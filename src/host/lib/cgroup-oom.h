@@ -8,8 +8,10 @@
  *     eventfd and write "<eventfd> <oom_control fd>" into
  *     cgroup.event_control. The kernel signals the eventfd on an OOM in that
  *     memory cgroup (and when the cgroup is removed). conmon then creates
- *     <bundle>/oom, which podman reads into .State.OOMKilled; containerd
- *     publishes /tasks/oom (TaskOOM).
+ *     a file "oom" (in its working directory, conmon 2.1.6), which podman
+ *     reads from <bundle>/oom into .State.OOMKilled; containerd publishes
+ *     /tasks/oom (TaskOOM). docs/lifecycle.md has what podman 4.3.1 makes
+ *     of it.
  *   - cgroup v2: both watch memory.events with inotify (IN_MODIFY) and
  *     compare its oom_kill count. The mirror rewrites that file in place
  *     when the guest's count changes (cgroup-mirror.c), so nothing here.

@@ -31,7 +31,33 @@ void spec_process_free(Cocoon__ProcessSpec *p)
 	}
 	free(p->rlimits);
 	free(p->capabilities);
+	free(p->console_size);
 	free(p);
+}
+
+/* process.consoleSize {height, width}: the terminal's rows and columns at
+ * start (runtime-spec config.md). struct winsize holds unsigned shorts, so
+ * a side over 65535 is an error; a zero side means "not set", as runc
+ * treats it. */
+static int parse_console_size(json_object *proc, Cocoon__ProcessSpec *p, struct error **err)
+{
+	json_object *box = spec_json_member(proc, "consoleSize");
+	uint64_t h = 0, w = 0;
+	int r;
+	if (!box)
+		return 0;
+	if ((r = spec_json_want_type(box, json_type_object, "process.consoleSize", err)) < 0 ||
+	    (r = spec_json_uint(box, "height", "process.consoleSize.height", 65535, &h, err)) < 0 ||
+	    (r = spec_json_uint(box, "width", "process.consoleSize.width", 65535, &w, err)) < 0)
+		return r;
+	if (h == 0 || w == 0)
+		return 0;
+	if (!(p->console_size = calloc(1, sizeof(*p->console_size))))
+		return error_set(err, ENOMEM, "config.json");
+	cocoon__console_size__init(p->console_size);
+	p->console_size->rows = (uint32_t)h;
+	p->console_size->cols = (uint32_t)w;
+	return 0;
 }
 
 /* The limits getrlimit(2) knows on Linux: the runtime spec makes any other
@@ -167,6 +193,8 @@ int spec_parse_process(json_object *proc, Cocoon__ProcessSpec **out, struct oci_
 	if (spec_json_member(user, "username"))
 		spec_warn(b, "process.user.username is not supported (Windows only); ignored");
 	if ((r = spec_json_bool(proc, "terminal", "process.terminal", &p->terminal, err)) < 0)
+		return r;
+	if ((r = parse_console_size(proc, p, err)) < 0)
 		return r;
 	if ((r = spec_json_bool(proc, "noNewPrivileges", "process.noNewPrivileges",
 				&p->no_new_privileges, err)) < 0)

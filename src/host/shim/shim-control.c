@@ -137,6 +137,10 @@ static void handle_exec(struct shim *s, struct shim_client *c, Cocoon__Request *
 	e->err = c->fds[2];
 	e->client_fd = c->fd;
 	c->nfds = 0;
+	/* The exec's pty on the host: the engine's (its master went to the
+	 * engine's --console-socket) or the terminal of `cocoon exec` itself. */
+	if (req->exec->process && req->exec->process->terminal)
+		console_watch_init(&e->tty, e->out, req->exec->process->console_size);
 	fcntl(e->in, F_SETFL, fcntl(e->in, F_GETFL) | O_NONBLOCK);
 	resp->id = cid;
 	shim_send_to_client(c->fd, resp);

@@ -50,6 +50,8 @@ static char **request_id_slot(Cocoon__Request *req)
 		return &req->exec->id;
 	case COCOON__REQUEST__BODY_STDIN:
 		return &req->stdin->id;
+	case COCOON__REQUEST__BODY_RESIZE:
+		return &req->resize->id;
 	case COCOON__REQUEST__BODY_CHECKPOINT:
 		return &req->checkpoint->id;
 	default:
@@ -275,7 +277,8 @@ void shim_handle_member_request(struct shim *s, struct shim_client *c, Cocoon__R
 	}
 	char *client_id = *slot;
 	*slot = c->member;
-	if (req->body_case == COCOON__REQUEST__BODY_STDIN) {
+	if (req->body_case == COCOON__REQUEST__BODY_STDIN ||
+	    req->body_case == COCOON__REQUEST__BODY_RESIZE) {
 		(void)agent_send_oneway(&s->sb.agent, req, NULL); /* as the shim's own stdin */
 		*slot = client_id;
 		return;

@@ -3,6 +3,7 @@
 #include "shim-setup.h"
 #include "shim-checkpoint.h"
 #include "shim-control.h"
+#include "console.h"
 #include "shim-mirror.h"
 #include "shim-state.h"
 #include "agent-client.h"
@@ -28,37 +29,6 @@
 #include <sys/wait.h>
 #include <termios.h>
 
-static int send_console_master(const char *path, int master, struct error **err)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	char dummy = 0;
-	struct iovec iov = {.iov_base = &dummy, .iov_len = 1};
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct msghdr msg = {.msg_iov = &iov,
-			     .msg_iovlen = 1,
-			     .msg_control = u.buf,
-			     .msg_controllen = sizeof(u.buf)};
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return error_setx(err, ENAMETOOLONG, "console socket %s: path too long", path);
-	strcpy(sa.sun_path, path);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return error_set(err, errno, "console socket %s", path);
-	memset(&u, 0, sizeof(u));
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &master, sizeof(int));
-	if (sendmsg(fd, &msg, MSG_NOSIGNAL) < 0)
-		return error_set(err, errno, "console socket %s: send", path);
-	return 0;
-}
-
 /* With a terminal, the engine gets the master of a host pty and the shim
  * relays between its slave and the guest's pty. */
 static int setup_stdio(struct shim *s, struct error **err)
@@ -73,22 +43,19 @@ static int setup_stdio(struct shim *s, struct error **err)
 		return error_setx(
 			err, EINVAL,
 			"process.terminal is true but no --console-socket was given: the container's terminal needs one to hand the pty master to (as with runc)");
+	const Cocoon__ConsoleSize *size = s->args->bundle->spec->process->console_size;
 	int master, slave;
-	if (openpty(&master, &slave, NULL, NULL, NULL) < 0)
-		return error_set(err, errno, "openpty");
-	struct termios t;
-	if (tcgetattr(slave, &t) == 0) {
-		cfmakeraw(&t);
-		tcsetattr(slave, TCSANOW, &t);
-	}
-	int r = send_console_master(s->args->console_socket, master, err);
+	int r = console_openpty(size, &master, &slave, err);
+	if (r < 0)
+		return r;
+	r = console_send_master(s->args->console_socket, master, err);
 	close(master);
 	if (r < 0) {
 		close(slave);
 		return r;
 	}
-	fcntl(slave, F_SETFD, FD_CLOEXEC);
 	s->in_fd = s->out_fd = s->err_fd = slave;
+	console_watch_init(&s->tty, slave, size);
 	return 0;
 }
 
@@ -185,6 +152,13 @@ static int restore_container(struct shim *s, struct error **err)
 		(unsigned long long)resp->restore->copy_ms,
 		resp->restore->stats ? resp->restore->stats->restore_us : 0);
 	(void)write_file_atomic(path, text, (size_t)n, 0600, NULL); /* stats: best effort */
+	/* The engine's new master shows the size the container has. */
+	if (resp->restore->console_size && s->tty.fd >= 0 &&
+	    console_watch_apply(&s->tty, resp->restore->console_size) == -ERANGE)
+		fprintf(stderr,
+			"cocoon: restore %s: the guest reported a terminal size of %ux%u: out of range, ignored\n",
+			s->args->id, resp->restore->console_size->rows,
+			resp->restore->console_size->cols);
 	cocoon__response__free_unpacked(resp, NULL);
 	return 0;
 }

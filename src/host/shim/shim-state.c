@@ -56,7 +56,7 @@ void shim_close_exec(struct shim_exec *e)
 	if (e->err >= 0)
 		close(e->err);
 	memset(e, 0, sizeof(*e));
-	e->in = e->out = e->err = e->client_fd = -1;
+	e->in = e->out = e->err = e->client_fd = e->tty.fd = -1;
 }
 
 void shim_send_to_client(int fd, Cocoon__Response *resp)

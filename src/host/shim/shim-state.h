@@ -4,6 +4,7 @@
 
 #include "agent-client.h"
 #include "cgroup-mirror.h"
+#include "console.h"
 #include "guard.h"
 #include "network.h"
 #include "sandbox.h"
@@ -34,7 +35,8 @@ struct shim_exec {
 	bool used;
 	char exec_id[65];
 	int in, out, err;
-	int client_fd; /* who waits for the exit, -1 if nobody */
+	struct console_watch tty; /* fd -1: no terminal */
+	int client_fd;		  /* who waits for the exit, -1 if nobody */
 };
 
 struct shim {
@@ -74,6 +76,8 @@ struct shim {
 	int exit_code;
 	struct cgmirror mirror; /* the engines' stats (cgroup-mirror.h) */
 	long long mirror_next_ms;
+	struct console_watch tty; /* the container's terminal (fd -1: none) */
+	long long tty_next_ms;
 	/* Members whose shim went away and whose container was killed but has
 	 * not yet sent its exit: their late events are dropped, never handed
 	 * to a new member that took the same id (member_register waits). */

@@ -91,6 +91,45 @@ static void handle_signals(struct shim *s)
 	}
 }
 
+/* ---- terminal sizes (console.h) --------------------------------------------- */
+
+static void send_resize(struct shim *s, const char *exec_id, Cocoon__ConsoleSize *size)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__ResizeRequest rr = COCOON__RESIZE_REQUEST__INIT;
+	rr.id = (char *)s->args->id;
+	rr.exec_id = (char *)exec_id;
+	rr.size = size;
+	req.body_case = COCOON__REQUEST__BODY_RESIZE;
+	req.resize = &rr;
+	/* One-way; a channel that failed ends the loop by its own event. */
+	(void)agent_send_oneway(&s->sb.agent, &req, NULL);
+}
+
+static bool has_terminal(const struct shim *s)
+{
+	bool any = s->tty.fd >= 0;
+	for (int i = 0; i < SHIM_MAX_EXECS && !any; i++)
+		any = s->execs[i].used && s->execs[i].tty.fd >= 0;
+	return any;
+}
+
+/* Every CONSOLE_WATCH_INTERVAL_MS while there is a terminal: a size the
+ * engine set on a host pty goes to the guest's. */
+static void terminals_tick(struct shim *s)
+{
+	Cocoon__ConsoleSize size = COCOON__CONSOLE_SIZE__INIT;
+	s->tty_next_ms = now_ms() + CONSOLE_WATCH_INTERVAL_MS;
+	if (s->st.status != STATUS_CREATED && s->st.status != STATUS_RUNNING &&
+	    s->st.status != STATUS_PAUSED)
+		return;
+	if (console_watch_changed(&s->tty, &size))
+		send_resize(s, "", &size);
+	for (int i = 0; i < SHIM_MAX_EXECS; i++)
+		if (s->execs[i].used && console_watch_changed(&s->execs[i].tty, &size))
+			send_resize(s, s->execs[i].exec_id, &size);
+}
+
 static int signals_setup(void)
 {
 	sigset_t mask;
@@ -158,6 +197,15 @@ static void shim_loop(struct shim *s)
 			timeout = fwd_left;
 		if (s->exited && (timeout < 0 || timeout > 200))
 			timeout = 200; /* only waiting for checkpoint_reply_due() */
+		if (has_terminal(s) && !s->exited) {
+			long long left = s->tty_next_ms - now_ms();
+			if (left <= 0) {
+				terminals_tick(s);
+				continue;
+			}
+			if (timeout < 0 || timeout > left)
+				timeout = (int)left;
+		}
 		if (s->mirror.n && !s->exited) {
 			long long left = s->mirror_next_ms - now_ms();
 			if (left <= 0) {
@@ -229,7 +277,7 @@ static void shim_teardown(struct shim *s)
 
 void shim_main(struct shim_args *a)
 {
-	struct shim s = {.args = a, .listen_fd = -1, .sb.agent.fd = -1};
+	struct shim s = {.args = a, .listen_fd = -1, .sb.agent.fd = -1, .tty.fd = -1};
 	_cleanup_error_ struct error *err = NULL;
 
 	(void)setsid(); /* the shim was forked for this: cannot fail */
