@@ -247,11 +247,31 @@ def _try(fn, *args):
         return None
 
 
+def answers(ip):
+    """Whether ip's stack answers at all: a connect to the discard port,
+    which nothing in the tests serves, is refused (RST) once the host has
+    the address's link-layer address and the container's kernel replies."""
+    try:
+        socket.create_connection((ip, 9), timeout=2).close()
+        return True
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
+
+
 class Writer:
     """A host client that keeps writing numbered lines on one connection to
     the container's echo server and reads them back."""
 
     def __init__(self, ip, port):
+        # Seen in full e2e runs: for the first seconds after a new
+        # container printed "listening", the host's ARP for it can go
+        # unanswered (EHOSTUNREACH; the same connect works 5 s later; the
+        # http tests wait the same way). The cause is not known yet
+        # (docs/networking.md, "Known problems"); the connection this
+        # client carries is what the tests are about.
+        assert wait_for(lambda: answers(ip), timeout=30), f"{ip} does not answer"
         self.sock = socket.create_connection((ip, port), timeout=10)
         self.sock.settimeout(120)
         self.sent = bytearray()
