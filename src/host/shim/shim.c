@@ -261,9 +261,13 @@ static void shim_loop(struct shim *s)
 static void drop_caller_stdio(int slave)
 {
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null < 0)
+		log_warning("shim: /dev/null: %s; the stdio create was run with stays open",
+			    strerror(errno));
 	for (int fd = 0; null >= 0 && fd < 3; fd++)
-		if (fd != null && fd != slave)
-			dup2(null, fd);
+		if (fd != null && fd != slave && dup2(null, fd) < 0)
+			log_warning("shim: /dev/null over fd %d: %s; that fd stays open", fd,
+				    strerror(errno));
 	if (null > 2)
 		close(null);
 }
