@@ -1,13 +1,14 @@
 """Terminals (issue 17): the size a terminal starts with (process.consoleSize,
 or the engine's resize right after the start), a resize while the container
 runs, the size after a checkpoint and a restore into a fresh VM, and exec on
-a terminal: through cocoon itself and `podman run -it` / `podman exec -it`,
-each on a pty the test holds. (`ctr run -t` does not work yet: docs/containerd.md.)"""
+a terminal: through cocoon itself, `ctr run -t` / `ctr tasks exec -t`, and
+`podman run -it` / `podman exec -it`, each on a pty the test holds."""
 import json
 import os
 import select
 import subprocess
 
+import pytest
 
 from conftest import COCOON, qemu_pids, wait_for, write_bundle
 from podman_util import podman  # noqa: F401  (the fixture)
@@ -142,15 +143,75 @@ def test_exec_tty(env):
     env.run("delete", "--force", "e", check=True)
 
 
+# ---- containerd: ctr run -t, ctr tasks exec -t ------------------------------------
+
+@pytest.fixture(scope="module")
+def cd(tmp_path_factory):
+    from test_containerd import IMAGE, Containerd, build_image
+    tmp = tmp_path_factory.mktemp("containerd-tty")
+    c = Containerd(tmp)
+    try:
+        archive = build_image(tmp)
+        r = c.ctr("images", "import", "--snapshotter", "native", str(archive))
+        assert r.returncode == 0, r.stderr
+        c.image = IMAGE
+        yield c
+    finally:
+        c.stop()
+
+
+def ctr_argv(cd, *args):
+    from test_containerd import NS
+    return ["ctr", "--address", str(cd.sock), "--namespace", NS, *args]
+
+
+def test_ctr_run_t_and_exec_t(cd):
+    """ctr gives containerd's shim its terminal's size and forwards its
+    SIGWINCH as ResizePty; the shim resizes the master cocoon sent it. ctr
+    sends the size only once the task or exec runs, so a shell's first look
+    can be 0x0 (the probe then asks again). Before c35cca3 nothing came back
+    at all: containerd's shim waited in create for EOF on create's output,
+    which cocoon's shim held. The task's ID is this run's own: the shim's
+    state root (/run/containerd/runc/NAMESPACE) outlives a killed run."""
+    cid = f"tty-{os.getpid()}"
+    run = Term(ctr_argv(cd, "run", "-t", "--snapshotter", "native", "--runc-binary", str(COCOON),
+                        cd.image, cid, "sh"), 30, 100)
+    ex = None
+    try:
+        assert run.wait_for_size("30x100", timeout=120) == "30x100", \
+            (run.seen, (cd.tmp / "containerd.log").read_text()[-3000:])
+        run.resize(35, 110)
+        assert run.wait_for_size("35x110") == "35x110", run.seen
+
+        ex = Term(ctr_argv(cd, "tasks", "exec", "-t", "--exec-id", "x1", cid, "sh"), 27, 90)
+        assert ex.wait_for_size("27x90", timeout=60) == "27x90", ex.seen
+        ex.resize(28, 95)
+        assert ex.wait_for_size("28x95") == "28x95", ex.seen
+        assert ex.type_and_wait("test -t 0 && echo T=$((6*7))\n", "T=42"), ex.seen
+        os.write(ex.master, b"exit 3\n")
+        assert ex.wait() == 3, ex.seen
+        # The container's terminal kept its own size.
+        assert run.probe() == "35x110", run.seen
+        os.write(run.master, b"exit 4\n")
+        assert run.wait() == 4, run.seen
+    finally:
+        for t in (run, ex):
+            if t:
+                t.close()
+        cd.ctr("tasks", "delete", "-f", cid)
+        cd.ctr("containers", "delete", cid)
+
+
 # ---- podman: run -it, exec -it ----------------------------------------------------
 
-def test_podman_run_t(podman):
+def test_podman_run_t_and_exec_t(podman):
     """podman puts its terminal's size in process.consoleSize and conmon
-    resizes the master on SIGWINCH (podman run -it). `podman exec -it` is
-    left out: in 2 of about 5 whole-suite runs (2026-11-30) the exec's
-    shell found its stdin was no terminal (`stty: standard input`), a
-    defect not found yet (docs/lifecycle.md, "Terminals"); test_exec_tty
-    covers cocoon exec --tty with and without a console socket."""
+    resizes the master on SIGWINCH (podman run -it, podman exec -it). An
+    exec's process.json has no consoleSize (podman 4.3): podman sizes the
+    exec's terminal with a resize once conmon reports the process running,
+    so its shell's first `stty size` can find 0x0, which busybox reports as
+    "stty: standard input: Inappropriate ioctl for device" (a stale errno,
+    not a missing terminal). The probe tells the two apart and asks again."""
     image = podman.image
     run = Term(podman.argv("run", "-it", "--name", "pt", image, "sh"), 30, 100, env=podman.env)
     ex = None
@@ -159,6 +220,12 @@ def test_podman_run_t(podman):
         run.resize(35, 110)
         assert run.wait_for_size("35x110") == "35x110", run.seen
 
+        ex = Term(podman.argv("exec", "-it", "pt", "sh"), 27, 90, env=podman.env)
+        assert ex.wait_for_size("27x90", timeout=60) == "27x90", ex.seen
+        ex.resize(28, 95)
+        assert ex.wait_for_size("28x95") == "28x95", ex.seen
+        os.write(ex.master, b"exit 3\n")
+        assert ex.wait() == 3, ex.seen
         assert run.probe() == "35x110", run.seen
         os.write(run.master, b"exit 4\n")
         assert run.wait() == 4, run.seen

@@ -48,24 +48,44 @@ def read_until(fd, seen, want, timeout):
 class Sizer:
     """Asks the shell on a terminal for its size: `stty size` in the
     container. Each probe has its own marker, so an earlier answer (or the
-    echo of the typed line) never counts."""
+    echo of the typed line) never counts. The answer is "ROWSxCOLS", "0x0"
+    for a terminal with no size yet (busybox's stty fails on one, with
+    whatever errno was left: "Inappropriate ioctl for device"), "no terminal"
+    when the shell's stdin is none, or None when nothing came back."""
 
     n = 0
 
+    def alive(self):
+        """False once the program on the terminal has ended: a probe typed
+        then would fill the pty's buffer and block."""
+        return True
+
     def size(self, fd, seen, timeout=60):
+        if not self.alive():
+            return None
         Sizer.n += 1
         tag = f"S{Sizer.n}"
-        os.write(fd, f"set -- $(busybox stty size); echo {tag}=$1x$2=\n".encode())
-        m = read_until(fd, seen, rf"{tag}=(\d+)x(\d+)=".encode(), timeout)
-        return f"{int(m.group(1))}x{int(m.group(2))}" if m else None
+        os.write(fd, (f"if [ -t 0 ]; then set -- $(busybox stty size 2>/dev/null); "
+                      f"else set -- no tty; fi; echo {tag}=$1x$2=\n").encode())
+        m = read_until(fd, seen, rf"{tag}=(\d+x\d+|x|noxtty)=".encode(), timeout)
+        if not m:
+            return None
+        got = m.group(1).decode()
+        return {"x": "0x0", "noxtty": "no terminal"}.get(got, got)
 
     def wait_size(self, fd, seen, want, timeout=30):
-        """Probes until the shell sees want ("ROWSxCOLS"); the last answer."""
+        """Probes until the shell sees want ("ROWSxCOLS"); the last answer.
+        An engine may size the terminal only after the process started
+        (podman exec, ctr): the first answers can be "0x0"."""
         deadline = time.time() + timeout
         got = self.size(fd, seen)
-        while got != want and time.time() < deadline:
+        early = []
+        while got not in (want, "no terminal") and self.alive() and time.time() < deadline:
+            early.append(got)
             time.sleep(0.3)
             got = self.size(fd, seen)
+        if early:  # shown with -s, or with a failure
+            print(f"stty size before {want}: {early}")
         return got
 
 
@@ -160,6 +180,9 @@ class Term(Sizer):
     def type_and_wait(self, text, want, timeout=60):
         os.write(self.master, text.encode())
         return read_until(self.master, self.seen, want.encode(), timeout)
+
+    def alive(self):
+        return self.proc.poll() is None
 
     def probe(self, timeout=60):
         return self.size(self.master, self.seen, timeout)
