@@ -219,9 +219,9 @@ static void exits_drain(struct guard *g)
 	(void)guard_exit_events_read(g->exits_fd, exit_event, g);
 }
 
-/* A zombie's wait status: field 52 (exit_code) of /proc/PID/stat; -1 if it
- * is no zombie (or gone). */
-int guard_zombie_status(pid_t pid)
+/* A zombie's wait status (see guard_zombie_status), and its parent into
+ * *ppid when ppid is not NULL. */
+static int zombie_of(pid_t pid, pid_t *ppid)
 {
 	char path[64], buf[1024];
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
@@ -233,9 +233,18 @@ int guard_zombie_status(pid_t pid)
 	char *p = strrchr(buf, ')');
 	if (!p || p[1] != ' ' || p[2] != 'Z')
 		return -1;
-	/* Field 3 is the state; exit_code is field 52, the last. */
+	/* Field 3 is the state, 4 the parent; exit_code is field 52, the last. */
+	if (ppid)
+		*ppid = (pid_t)atoi(p + 4);
 	char *last = strrchr(p, ' ');
 	return last ? atoi(last + 1) : -1;
+}
+
+/* A zombie's wait status: field 52 (exit_code) of /proc/PID/stat; -1 if it
+ * is no zombie (or gone). */
+int guard_zombie_status(pid_t pid)
+{
+	return zombie_of(pid, NULL);
 }
 
 void guard_protect(struct guard *g, const char *cgroup)
@@ -394,6 +403,25 @@ bool guard_tree_killed(struct guard *g, bool sigkill_counts, struct guard_death 
 		d->pid = g->tree_sigkilled.pid;
 		d->status = g->tree_sigkilled.status;
 		return true;
+	}
+	return false;
+}
+
+bool guard_tree_lost(struct guard *g, struct guard_death *d)
+{
+	for (size_t i = 0; i < g->n_tree; i++) {
+		pid_t ppid = 0;
+		int status = zombie_of(g->tree[i], &ppid);
+		if (status < 0 || !WIFSIGNALED(status))
+			continue;
+		/* The root task is CRIU's child; another is the child of a task
+		 * CRIU has attached to (its parent comes first in CRIU's walk). */
+		if (ppid == g->tree_root ||
+		    (in_tree(g, ppid) && proc_status_long(ppid, "TracerPid", 0) == g->tree_root)) {
+			d->pid = g->tree[i];
+			d->status = status;
+			return true;
+		}
 	}
 	return false;
 }

@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 void restore_ctx_free(struct restore_ctx *x)
 {
@@ -47,6 +48,16 @@ void restore_watch(struct agent_job *job)
 	guard_tree_killed(&x->progress, false, &dead); /* drains the events */
 	if (x->stop_reason || !c)
 		return;
+	/* CRIU writes its pidfile after the post-restore scripts: from then on
+	 * it does not see a restored task die (guard_tree_lost). */
+	char pidfile[sizeof(x->work) + 16];
+	snprintf(pidfile, sizeof(pidfile), "%s/pidfile", x->work);
+	if (access(pidfile, F_OK) == 0 && guard_tree_lost(&x->progress, &x->lost)) {
+		if (asprintf(&x->stop_reason, "task %d of the container ended", x->lost.pid) < 0)
+			x->stop_reason = NULL;
+		kill(job->pid, SIGKILL);
+		return;
+	}
 	unsigned long long sig =
 		guard_cgroup_usec(c->cgroup) + guard_cpu_ticks(job->pid) + guard_dir_bytes(x->work);
 	if (!guard_stalled(&x->progress, sig, agent_now_ms(), CRIU_STALL_MS))
@@ -139,14 +150,20 @@ void restore_done(struct agent_job *job, int status)
 			snprintf(also, sizeof(also), " Task %d of the container ended too (%s).",
 				 dead.pid, guard_describe_end(dead.status, how, sizeof(how)));
 		/* A restored task that died before CRIU resumed the tree (killed
-		 * from outside, or by the guest's kernel): CRIU names it, then
-		 * waits on it until the stall watch ends it. Its exit cannot be
-		 * told from the SIGKILLs CRIU sends its own helpers. */
+		 * from outside, or by the guest's kernel): the watch saw its
+		 * zombie (x->lost). Else CRIU names it, and waits on it until
+		 * the stall watch ends it. */
 		const char *unres = strstr(first, "Unable to resume ");
 		int gone = unres && strstr(unres, "No such process")
 				   ? atoi(unres + strlen("Unable to resume "))
 				   : 0;
-		if (gone > 0 && !oomed)
+		if (x->lost.pid > 0 && !oomed)
+			snprintf(
+				err, sizeof(err),
+				"criu restore failed: task %d of the container ended during the restore (%s), once CRIU no longer watched its tasks; CRIU would have waited for it without end, so the agent ended CRIU at once. CRIU said: %s",
+				x->lost.pid, guard_describe_end(x->lost.status, how, sizeof(how)),
+				first);
+		else if (gone > 0 && !oomed)
 			snprintf(
 				err, sizeof(err),
 				"criu restore failed: task %d of the container ended during the restore, before CRIU could resume it%s. CRIU said: %s",
@@ -155,7 +172,7 @@ void restore_done(struct agent_job *job, int status)
 					? "; CRIU then stopped making progress and the agent ended it"
 					: "",
 				first);
-		else if (x->stop_reason)
+		else if (x->stop_reason && !x->lost.pid)
 			snprintf(err, sizeof(err),
 				 "criu restore stopped: %s; the agent ended CRIU.%s CRIU said: %s",
 				 x->stop_reason, also, first);
