@@ -34,6 +34,51 @@ void restore_ctx_free(struct restore_ctx *x)
 	free(x);
 }
 
+/* One line of CRIU's log: its SIGCHLD handler's word that a task it
+ * restored died (cr-restore.c sigchld_process: "N killed by signal S: ..."
+ * or "N exited, status=S"). */
+static bool death_in_line(const char *line, struct guard_death *d)
+{
+	const char *msg = strstr(line, "): ");
+	int pid, n;
+	if (strncmp(line, "Error (", 7) != 0 || !msg)
+		return false;
+	if (sscanf(msg + 3, "%d killed by signal %d", &pid, &n) == 2 && pid > 0 && n > 0 && n < 128)
+		d->status = n;
+	else if (sscanf(msg + 3, "%d exited, status=%d", &pid, &n) == 2 && pid > 0)
+		d->status = (n & 0xff) << 8;
+	else
+		return false;
+	d->pid = pid;
+	return true;
+}
+
+/* Reads what CRIU added to its log since the last look, a whole line at a
+ * time: true, with D, once it says a restored task died. */
+static bool criu_saw_death(struct restore_ctx *x, struct guard_death *d)
+{
+	char path[sizeof(x->work) + 16], buf[4096];
+	snprintf(path, sizeof(path), "%s/restore.log", x->work);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+	while (fd >= 0 && (n = pread(fd, buf, sizeof(buf) - 1, (off_t)x->log_seen)) > 0) {
+		buf[n] = 0;
+		char *line = buf, *nl;
+		while ((nl = strchr(line, '\n'))) {
+			*nl = 0;
+			x->log_seen += nl + 1 - line;
+			if (death_in_line(line, d))
+				return true;
+			line = nl + 1;
+		}
+		if (line == buf) /* a line longer than buf: past it */
+			x->log_seen += n;
+		if (line == buf || (size_t)n < sizeof(buf) - 1)
+			break;
+	}
+	return false;
+}
+
 /* A restore that stops making progress is stopped: CRIU and the tasks it
  * restores all run in the container's cgroup, so its CPU time, with CRIU's
  * log, shows whether anything is happening. The kernel's exit events tell
@@ -48,11 +93,15 @@ void restore_watch(struct agent_job *job)
 	guard_tree_killed(&x->progress, false, &dead); /* drains the events */
 	if (x->stop_reason || !c)
 		return;
-	/* CRIU writes its pidfile after the post-restore scripts: from then on
-	 * it does not see a restored task die (guard_tree_lost). */
+	/* A restored task died. CRIU may not end by itself then: its SIGCHLD
+	 * handler aborts the restore's stage, but a later stage switch resets
+	 * that (CRIU 3.17 cr-restore.c, __restore_switch_stage), and once it
+	 * has written its pidfile it ignores SIGCHLD (guard_tree_lost). Either
+	 * way it would wait for the dead task without end. */
 	char pidfile[sizeof(x->work) + 16];
 	snprintf(pidfile, sizeof(pidfile), "%s/pidfile", x->work);
-	if (access(pidfile, F_OK) == 0 && guard_tree_lost(&x->progress, &x->lost)) {
+	if (criu_saw_death(x, &x->lost) ||
+	    (access(pidfile, F_OK) == 0 && guard_tree_lost(&x->progress, &x->lost))) {
 		if (asprintf(&x->stop_reason, "task %d of the container ended", x->lost.pid) < 0)
 			x->stop_reason = NULL;
 		kill(job->pid, SIGKILL);
@@ -160,7 +209,7 @@ void restore_done(struct agent_job *job, int status)
 		if (x->lost.pid > 0 && !oomed)
 			snprintf(
 				err, sizeof(err),
-				"criu restore failed: task %d of the container ended during the restore (%s), once CRIU no longer watched its tasks; CRIU would have waited for it without end, so the agent ended CRIU at once. CRIU said: %s",
+				"criu restore failed: task %d of the container ended during the restore (%s); CRIU would have waited for it without end, so the agent ended CRIU at once. CRIU said: %s",
 				x->lost.pid, guard_describe_end(x->lost.status, how, sizeof(how)),
 				first);
 		else if (gone > 0 && !oomed)

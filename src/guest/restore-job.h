@@ -24,7 +24,8 @@ struct restore_ctx {
 	struct guard progress;
 	long oom_kills0;	 /* the kernel's OOM kill count when the restore began */
 	char *stop_reason;	 /* why the agent stopped CRIU */
-	struct guard_death lost; /* a restored task CRIU could not see die (pid 0: none) */
+	struct guard_death lost; /* a restored task that died under CRIU (pid 0: none) */
+	long long log_seen;	 /* bytes of restore.log the watch has read */
 };
 
 /* Closes what X holds for the child and frees X. */
