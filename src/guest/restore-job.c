@@ -34,49 +34,34 @@ void restore_ctx_free(struct restore_ctx *x)
 	free(x);
 }
 
-/* One line of CRIU's log: its SIGCHLD handler's word that a task it
- * restored died (cr-restore.c sigchld_process: "N killed by signal S: ..."
- * or "N exited, status=S"). */
-static bool death_in_line(const char *line, struct guard_death *d)
+/* A restored init that dies late in a restore leaves CRIU 3.17 waiting
+ * without end (cr-restore.c), whichever way it goes:
+ *   - while CRIU still handles SIGCHLD: its handler reaps it, logs "N killed
+ *     by signal S" and aborts the stage, but the next stage switch
+ *     (__restore_switch_stage) resets the abort, and CRIU waits for the dead
+ *     task to reach that stage;
+ *   - once CRIU ignores SIGCHLD (ignore_kids, after the post-restore
+ *     scripts): it fails to attach to it ("Unable to resume N", a failure it
+ *     does not act on) and waits the same way.
+ * The kernel's exit events tell the agent of the death either way (CRIU may
+ * have reaped the zombie). CRIU's pidfile, written by then, names the
+ * init; CRIU writes its stats once it has resumed the tasks, and from then
+ * on an end is the container's own. Only the init: another task of the
+ * container may die by a signal during a restore as it should (a zombie of
+ * the checkpoint is restored as a task that kills itself with its signal),
+ * so another's death is left to the progress watch. */
+static bool restored_task_lost(struct restore_ctx *x)
 {
-	const char *msg = strstr(line, "): ");
-	int pid, n;
-	if (strncmp(line, "Error (", 7) != 0 || !msg)
+	char path[sizeof(x->work) + 16];
+	snprintf(path, sizeof(path), "%s/stats-restore", x->work);
+	if (access(path, F_OK) == 0)
 		return false;
-	if (sscanf(msg + 3, "%d killed by signal %d", &pid, &n) == 2 && pid > 0 && n > 0 && n < 128)
-		d->status = n;
-	else if (sscanf(msg + 3, "%d exited, status=%d", &pid, &n) == 2 && pid > 0)
-		d->status = (n & 0xff) << 8;
-	else
+	snprintf(path, sizeof(path), "%s/pidfile", x->work);
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	int init = 0;
+	if (!f || fscanf(f, "%d", &init) != 1 || init <= 0)
 		return false;
-	d->pid = pid;
-	return true;
-}
-
-/* Reads what CRIU added to its log since the last look, a whole line at a
- * time: true, with D, once it says a restored task died. */
-static bool criu_saw_death(struct restore_ctx *x, struct guard_death *d)
-{
-	char path[sizeof(x->work) + 16], buf[4096];
-	snprintf(path, sizeof(path), "%s/restore.log", x->work);
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-	while (fd >= 0 && (n = pread(fd, buf, sizeof(buf) - 1, (off_t)x->log_seen)) > 0) {
-		buf[n] = 0;
-		char *line = buf, *nl;
-		while ((nl = strchr(line, '\n'))) {
-			*nl = 0;
-			x->log_seen += nl + 1 - line;
-			if (death_in_line(line, d))
-				return true;
-			line = nl + 1;
-		}
-		if (line == buf) /* a line longer than buf: past it */
-			x->log_seen += n;
-		if (line == buf || (size_t)n < sizeof(buf) - 1)
-			break;
-	}
-	return false;
+	return guard_tree_lost(&x->progress, init, &x->lost);
 }
 
 /* A restore that stops making progress is stopped: CRIU and the tasks it
@@ -93,15 +78,9 @@ void restore_watch(struct agent_job *job)
 	guard_tree_killed(&x->progress, false, &dead); /* drains the events */
 	if (x->stop_reason || !c)
 		return;
-	/* A restored task died. CRIU may not end by itself then: its SIGCHLD
-	 * handler aborts the restore's stage, but a later stage switch resets
-	 * that (CRIU 3.17 cr-restore.c, __restore_switch_stage), and once it
-	 * has written its pidfile it ignores SIGCHLD (guard_tree_lost). Either
-	 * way it would wait for the dead task without end. */
-	char pidfile[sizeof(x->work) + 16];
-	snprintf(pidfile, sizeof(pidfile), "%s/pidfile", x->work);
-	if (criu_saw_death(x, &x->lost) ||
-	    (access(pidfile, F_OK) == 0 && guard_tree_lost(&x->progress, &x->lost))) {
+	/* The restored init died before CRIU resumed the tasks: CRIU would
+	 * wait for it without end (restored_task_lost). */
+	if (restored_task_lost(x)) {
 		if (asprintf(&x->stop_reason, "task %d of the container ended", x->lost.pid) < 0)
 			x->stop_reason = NULL;
 		kill(job->pid, SIGKILL);

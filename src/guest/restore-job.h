@@ -25,7 +25,6 @@ struct restore_ctx {
 	long oom_kills0;	 /* the kernel's OOM kill count when the restore began */
 	char *stop_reason;	 /* why the agent stopped CRIU */
 	struct guard_death lost; /* a restored task that died under CRIU (pid 0: none) */
-	long long log_seen;	 /* bytes of restore.log the watch has read */
 };
 
 /* Closes what X holds for the child and frees X. */
