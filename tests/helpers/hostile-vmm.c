@@ -407,7 +407,9 @@ static void note_fds(void)
 }
 
 /* 64 MiB into the shared directory at about 16 MiB/s, from a child that
- * dies with this process, as QEMU's own writes would stop. */
+ * dies with this process, as QEMU's own writes would stop. "fill-shared-deep"
+ * writes it 20 directories down, "fill-shared-inodes" makes empty files
+ * instead (no block stored, an inode each). */
 static void fill_shared(void)
 {
 	static char block[1 << 20];
@@ -416,7 +418,23 @@ static void fill_shared(void)
 		return;
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	memset(block, 'J', sizeof(block));
-	snprintf(path, sizeof(path), "%s/junk", shared);
+	size_t n = (size_t)snprintf(path, sizeof(path), "%s", shared);
+	if (is("fill-shared-inodes")) {
+		for (int i = 0; i < 200000; i++) {
+			snprintf(path + n, sizeof(path) - n, "/e%d", i);
+			int fd = open(path, O_WRONLY | O_CREAT, 0644);
+			if (fd < 0)
+				break;
+			close(fd);
+		}
+		_exit(0);
+	}
+	for (int i = 0; is("fill-shared-deep") && i < 20; i++) {
+		n += (size_t)snprintf(path + n, sizeof(path) - n, "/d");
+		mkdir(path, 0755);
+	}
+	snprintf(path + n, sizeof(path) - n, "/junk");
+	note("junk ", path);
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	for (int i = 0; i < 64 && fd >= 0; i++) {
 		if (write(fd, block, sizeof(block)) < 0)
@@ -510,7 +528,7 @@ int main(int argc, char **argv)
 		close(open(console, O_WRONLY | O_CREAT | O_APPEND, 0600));
 	if (is("console-flood"))
 		flood_console();
-	if (is("fill-shared"))
+	if (is("fill-shared") || is("fill-shared-deep") || is("fill-shared-inodes"))
 		fill_shared();
 	if (is("volumes"))
 		attack_volumes();

@@ -325,18 +325,18 @@ def console_log_is_capped():
         return f"largest seen {biggest} bytes (cap 1048576, checked every 100 ms)"
 
 
-@case
-def shared_directory_is_capped_while_the_guest_writes():
-    with Env("fill-shared", limits="shared_max_bytes = 8388608") as env:
+def shared_fill_is_stopped(mode):
+    with Env(mode, limits="shared_max_bytes = 8388608") as env:
         env.create()
         vmm = env.vmm_pids()
-        junk = os.path.join(env.root, "c1", "shared", "junk")
         deadline = time.time() + 10
         while vmm and alive(vmm[0]) and time.time() < deadline:
             time.sleep(0.05)
         assert vmm and not alive(vmm[0]), "the VM still runs after filling its shared directory"
-        size = os.path.getsize(junk) if os.path.exists(junk) else 0
+        junk = [line.split(" ", 1)[1] for line in env.log_text().splitlines() if line.startswith("junk ")]
+        size = os.path.getsize(junk[0]) if junk and os.path.exists(junk[0]) else 0
         assert size < 32 << 20, f"the guest stored {size} bytes before it was stopped (cap 8 MiB)"
+        files = sum(len(f) for _, _, f in os.walk(os.path.join(env.root, "c1", "shared")))
         deadline = time.time() + 10
         status = None
         while time.time() < deadline:
@@ -348,7 +348,26 @@ def shared_directory_is_capped_while_the_guest_writes():
                 break
             time.sleep(0.1)
         assert status == "stopped", f"the container is {status!r}"
-        return f"stopped at {size} bytes (cap 8388608, checked every 500 ms)"
+        return f"stopped at {size} bytes, {files} files (cap 8388608, checked every 500 ms)"
+
+
+@case
+def shared_directory_is_capped_while_the_guest_writes():
+    return shared_fill_is_stopped("fill-shared")
+
+
+@case
+def shared_directory_cap_holds_below_the_walk_depth():
+    """The same flood 20 directories down: the guard walked 16 levels and
+    counted nothing below (the guest filled the host's tmpfs unseen)."""
+    return shared_fill_is_stopped("fill-shared-deep")
+
+
+@case
+def shared_directory_cap_counts_empty_files():
+    """Empty files store no block but cost tmpfs an inode each: the guard
+    counted 0 bytes for any number of them."""
+    return shared_fill_is_stopped("fill-shared-inodes")
 
 
 def good_images(env):

@@ -12,7 +12,6 @@
 #include <time.h>
 
 #define CONSOLE_KEEP_MAX (4 << 20)
-#define GUARD_MAX_DEPTH 16
 
 void guard_check_console(struct sandbox_guard *g)
 {
@@ -31,7 +30,7 @@ void guard_check_console(struct sandbox_guard *g)
 		return;
 }
 
-uint64_t guard_usage(int dirfd, int depth)
+uint64_t guard_usage(int dirfd, int depth, bool *too_deep)
 {
 	_cleanup_closedir_ DIR *d = safefs_opendir(dirfd);
 	struct dirent *de;
@@ -43,13 +42,22 @@ uint64_t guard_usage(int dirfd, int depth)
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
 		    fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
-		sum += (uint64_t)st.st_blocks * 512;
-		if (!S_ISDIR(st.st_mode) || depth >= GUARD_MAX_DEPTH)
+		/* An empty file or a directory stores no block, but its inode
+		 * and name cost the state root's filesystem (host memory on
+		 * tmpfs): a guest making millions of them is stopped too. */
+		uint64_t blocks = (uint64_t)st.st_blocks * 512;
+		sum += blocks > GUARD_ENTRY_MIN_BYTES ? blocks : GUARD_ENTRY_MIN_BYTES;
+		if (!S_ISDIR(st.st_mode))
 			continue;
+		/* Deeper than any dump: what is below would go uncounted. */
+		if (depth + 1 >= GUARD_MAX_DEPTH) {
+			*too_deep = true;
+			continue;
+		}
 		_cleanup_close_ int sub =
 			openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (sub >= 0)
-			sum += guard_usage(sub, depth + 1);
+			sum += guard_usage(sub, depth + 1, too_deep);
 	}
 	return sum;
 }
@@ -58,14 +66,20 @@ void guard_check_shared(struct sandbox_guard *g)
 {
 	if (g->shared_fd < 0 || atomic_load(&g->tripped))
 		return;
-	uint64_t used = guard_usage(g->shared_fd, 0);
-	if (used <= g->o.shared_cap)
+	bool too_deep = false;
+	uint64_t used = guard_usage(g->shared_fd, 0, &too_deep);
+	if (used <= g->o.shared_cap && !too_deep)
 		return;
 	atomic_store(&g->tripped, true);
-	fprintf(stderr,
-		"cocoon: container %s: the guest stored %llu bytes in its shared directory, over %llu (limits.shared_max_bytes); its VM is stopped\n",
-		g->o.id ? g->o.id : "?", (unsigned long long)used,
-		(unsigned long long)g->o.shared_cap);
+	if (too_deep)
+		fprintf(stderr,
+			"cocoon: container %s: the guest nested directories in its shared directory deeper than %d levels, past what the host counts against limits.shared_max_bytes; its VM is stopped\n",
+			g->o.id ? g->o.id : "?", GUARD_MAX_DEPTH);
+	else
+		fprintf(stderr,
+			"cocoon: container %s: the guest stored %llu bytes in its shared directory, over %llu (limits.shared_max_bytes); its VM is stopped\n",
+			g->o.id ? g->o.id : "?", (unsigned long long)used,
+			(unsigned long long)g->o.shared_cap);
 	if (g->o.vmm > 0)
 		kill(g->o.vmm, SIGKILL);
 }

@@ -5,8 +5,11 @@
  *   it (append=on); past the cap its last half-cap (at most 4 MiB) moves to
  *   console.log.1 and console.log starts again, empty.
  * - The shared directory (limits.shared_max_bytes): the blocks of every
- *   file in it are added up; past the cap the VM is killed, since the
- *   state root is often tmpfs, so host memory.
+ *   file in it are added up, each entry (an empty file, a directory, a
+ *   symlink) counting at least GUARD_ENTRY_MIN_BYTES; past the cap the VM
+ *   is killed, since the state root is often tmpfs, so host memory. A
+ *   directory nested GUARD_MAX_DEPTH levels deep kills it too: the walk
+ *   goes no deeper, so what is below would go uncounted.
  * The thread checks ten times a second (the shared directory twice). */
 #pragma once
 
@@ -17,6 +20,13 @@
 #include <sys/types.h>
 
 #include "error.h"
+
+/* What one entry of the shared directory counts at least: a page, about
+ * what an inode, its dentry and its name cost the kernel. */
+#define GUARD_ENTRY_MIN_BYTES 4096
+/* The depth of the shared directory the guard walks; a dump is 2 levels
+ * (checkpoints/CKID). */
+#define GUARD_MAX_DEPTH 16
 
 struct guard_opts {
 	const char *console_path;
@@ -43,5 +53,8 @@ void guard_stop(struct sandbox_guard *g);
 /* One check of each, as the thread makes them (for tests). */
 void guard_check_console(struct sandbox_guard *g);
 void guard_check_shared(struct sandbox_guard *g);
-/* The bytes stored below dirfd (st_blocks), not following symlinks. */
-uint64_t guard_usage(int dirfd, int depth);
+/* The bytes stored below dirfd (st_blocks, at least GUARD_ENTRY_MIN_BYTES
+ * an entry), not following symlinks, DEPTH levels below the shared
+ * directory; sets *too_deep when a directory is GUARD_MAX_DEPTH levels
+ * down (left uncounted). */
+uint64_t guard_usage(int dirfd, int depth, bool *too_deep);
