@@ -431,6 +431,39 @@ def hostile_restore_directories_start_no_vm():
 
 
 @case
+def restore_directories_reach_no_other_checkpoint():
+    """A restore directory from another host names its pre-dump by CRIU's
+    ../NAME link, and a pod's names each container's directory: a symlink
+    there to another container's checkpoint on this host passed every check
+    (that checkpoint is genuine) and was shared into the restored VM, its
+    memory pages with it. Refused, naming the symlink, before any VM."""
+    with Env("good") as env:
+        images = good_images(env)
+        victim = os.path.join(os.path.dirname(env.canary), "victim-ck")
+        rc, err, _ = env.cocoon("checkpoint", "--image-path", victim, "--leave-running", "src")
+        assert rc == 0, err
+        started = len(env.vmm_pids())
+        att = os.path.join(env.tmp, "att")
+        os.makedirs(att)
+        shutil.copytree(images, os.path.join(att, "ck"))
+        os.symlink("../pre", os.path.join(att, "ck", "parent"))
+        os.symlink(victim, os.path.join(att, "pre"))
+        rc, err, took = env.cocoon("restore", "--image-path", os.path.join(att, "ck"), "--bundle", env.bundle,
+                                   "-d", "r4")
+        assert rc not in (0, None) and b"pre is a symlink" in err, f"pre-dump symlink: rc {rc} {err!r}"
+        assert took < 10, f"took {took:.1f} s"
+        pod = os.path.join(env.tmp, "podck")
+        os.makedirs(pod)
+        os.symlink(victim, os.path.join(pod, "r5"))
+        with open(os.path.join(pod, "pod.json"), "w") as f:
+            json.dump({"sandbox": "r5", "members": [], "bundles": {"r5": env.bundle}}, f)
+        rc, err, took = env.cocoon("restore", "--pod", "--image-path", pod, "r5")
+        assert rc not in (0, None) and b"r5 is a symlink" in err, f"pod directory symlink: rc {rc} {err!r}"
+        assert len(env.vmm_pids()) == started, "a VM was started with another container's checkpoint"
+        assert env.canary_intact(), "the canary was touched"
+
+
+@case
 def check_report_strips_guest_controls():
     """`cocoon check` prints what the agent says about itself (its version,
     the kernel release, CRIU's version, path and check lines, module

@@ -113,8 +113,16 @@ static int pod_restore_one(struct global_opts *g, const char *dir, const char *i
 	struct images_limits lim;
 	pid_t shim;
 
+	struct stat ls;
 	if (asprintf(&images, "%s/%s", dir, id) < 0)
 		return error_set(err, ENOMEM, "restore %s", id);
+	/* DIR came from wherever the checkpoint did: its <id> is a directory
+	 * of its own, never a symlink to a checkpoint elsewhere on this host
+	 * (whose images would be shared into the restored VM). */
+	if (lstat(images, &ls) == 0 && !S_ISDIR(ls.st_mode))
+		return error_setx(err, EINVAL, "restore %s: %s is %s, not a directory of the pod's",
+				  id, images,
+				  S_ISLNK(ls.st_mode) ? "a symlink" : "not a directory");
 	if (!realpath(images, resolved))
 		return error_set(err, errno, "restore %s: image path %s", id, images);
 	images_limits_from_config(&g->cfg, &lim);
