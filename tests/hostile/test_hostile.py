@@ -464,6 +464,40 @@ def restore_directories_reach_no_other_checkpoint():
 
 
 @case
+def restore_directory_fifos_do_not_hang():
+    """Every file a restore reads from its directory is looked at before it
+    is opened: a FIFO named vm.json (read by every restore, to tell a
+    whole-VM checkpoint), vm.state or pod.json hung `restore` for ever (an
+    open for reading waits for a writer); a device there would have been
+    opened, with whatever its driver does on open. A clear error, within
+    seconds, no VM."""
+    with Env("good") as env:
+        images = good_images(env)
+        started = len(env.vmm_pids())
+        cases = []
+        d = os.path.join(env.tmp, "r-vmjson")
+        shutil.copytree(images, d)
+        os.mkfifo(os.path.join(d, "vm.json"))
+        cases.append(("vm.json", ["--image-path", d, "--bundle", env.bundle, "-d", "r6"], "vm.json is a FIFO"))
+        d = os.path.join(env.tmp, "r-vmstate")
+        os.makedirs(d)
+        with open(os.path.join(d, "vm.json"), "w") as f:
+            json.dump({"format": "cocoon-vm-snapshot 1", "container_id": "r6", "key": "k", "state": "vm.state"}, f)
+        os.mkfifo(os.path.join(d, "vm.state"))
+        cases.append(("vm.state", ["--image-path", d, "--bundle", env.bundle, "-d", "r6"], "vm.state is a FIFO"))
+        d = os.path.join(env.tmp, "r-pod")
+        os.makedirs(d)
+        os.mkfifo(os.path.join(d, "pod.json"))
+        cases.append(("pod.json", ["--pod", "--image-path", d, "r6"], "pod.json is a FIFO"))
+        for what, args, needle in cases:
+            rc, err, took = env.cocoon("restore", *args, timeout=15)
+            assert rc is not None, f"{what} a FIFO: restore hung (> 15 s)"
+            assert rc != 0 and needle.encode() in err, f"{what}: rc {rc} {err!r}"
+            assert took < 10, f"{what}: took {took:.1f} s"
+        assert len(env.vmm_pids()) == started, "a VM was started for a hostile restore directory"
+
+
+@case
 def check_report_strips_guest_controls():
     """`cocoon check` prints what the agent says about itself (its version,
     the kernel release, CRIU's version, path and check lines, module

@@ -8,6 +8,7 @@
 #include "images.h"
 #include "log.h"
 #include "paths.h"
+#include "safefs.h"
 #include "vmsnap-zstd.h"
 #include "vmsnap.h"
 
@@ -67,8 +68,13 @@ static int pod_manifest_read(const char *dir, struct pod_manifest *m, struct err
 	memset(m, 0, sizeof(*m));
 	if (asprintf(&path, "%s/pod.json", dir) < 0)
 		return error_set(err, ENOMEM, "pod.json");
-	if (read_file_bounded(path, 256 * 1024, &text, NULL, err) < 0)
-		return error_wrap(err, "not a checkpoint of a whole pod (checkpoint --pod)");
+	/* Untrusted: looked at before it is opened (safefs.h). */
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return error_set(err, errno, "image directory %s", dir);
+	if (safefs_read(dfd, "pod.json", 256 * 1024, &text, NULL, err) < 0)
+		return error_wrap(err, "%s: not a checkpoint of a whole pod (checkpoint --pod)",
+				  dir);
 	if (!(root = json_tokener_parse(text)))
 		return error_setx(err, EINVAL, "%s: not JSON", path);
 	if (!json_object_object_get_ex(root, "sandbox", &sb) ||
@@ -269,16 +275,18 @@ static int vmsnap_restore(struct global_opts *g, const char *id, const char *dir
 			dir, m->container_id, m->container_id);
 	if (asprintf(&state, "%s/%s", dir, m->zstd ? VMSNAP_STATE_ZST : VMSNAP_STATE) < 0)
 		return error_set(err, ENOMEM, "restore");
-	/* QEMU opens it by path: a regular file here, within the limits. */
-	_cleanup_close_ int fd = open(state, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0)
-		return error_set(err, errno, "%s", state);
-	if (!S_ISREG(st.st_mode) || st.st_size == 0 ||
-	    (uint64_t)st.st_blocks * 512 > (uint64_t)g->cfg.checkpoint_max_bytes)
-		return error_setx(
-			err, EINVAL,
-			"%s: not a regular file, empty, or larger than checkpoint_max_bytes",
-			state);
+	/* QEMU opens it by path: a regular file here, within the limits,
+	 * looked at before it is opened (a FIFO would hang the open). */
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return error_set(err, errno, "image directory %s", dir);
+	_cleanup_close_ int fd = safefs_open_regular(dfd, m->zstd ? VMSNAP_STATE_ZST : VMSNAP_STATE,
+						     UINT64_MAX, &st, err);
+	if (fd < 0)
+		return error_wrap(err, "image directory %s", dir);
+	if (st.st_size == 0 || (uint64_t)st.st_blocks * 512 > (uint64_t)g->cfg.checkpoint_max_bytes)
+		return error_setx(err, EINVAL, "%s: empty, or larger than checkpoint_max_bytes",
+				  state);
 	_cleanup_free_ char *raw = NULL;
 	if (m->zstd) {
 		int r = unpack_state(g, id, fd, state, m, &raw, err);
