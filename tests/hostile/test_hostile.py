@@ -498,6 +498,38 @@ def restore_directory_fifos_do_not_hang():
 
 
 @case
+def pod_restore_takes_no_bundle_path_from_the_directory():
+    """pod.json names each container's bundle, but a restore directory may
+    come from another host: its paths chose which host bundle (rootfs,
+    volumes, namespaces) the checkpoint's images ran with. restore --pod
+    takes the bundles this host recorded at checkpoint --pod only."""
+    with Env("good") as env:
+        env.create("sb")
+        podck = os.path.join(env.tmp, "podck")
+        rc, err, _ = env.cocoon("checkpoint", "--pod", "--image-path", podck, "sb")
+        assert rc == 0, err
+        rc, err, _ = env.cocoon("delete", "--force", "sb")
+        assert rc == 0, err
+        foreign = os.path.join(env.tmp, "foreign")
+        shutil.copytree(podck, foreign)
+        started = len(env.vmm_pids())
+        rc, err, took = env.cocoon("restore", "--pod", "--image-path", foreign, "sb")
+        assert rc not in (0, None) and b"recorded no bundle" in err, f"foreign pod.json: rc {rc} {err!r}"
+        assert took < 10 and len(env.vmm_pids()) == started, "a VM was started with pod.json's bundle"
+        # The host's own checkpoint: its record is used, whatever pod.json
+        # says now (the hostile guest then fails the restore itself).
+        meta = os.path.join(podck, "pod.json")
+        with open(meta) as f:
+            doc = json.load(f)
+        doc["bundles"]["sb"] = os.path.join(env.tmp, "elsewhere-bundle")
+        with open(meta, "w") as f:
+            json.dump(doc, f)
+        rc, err, _ = env.cocoon("restore", "--pod", "--image-path", podck, "sb")
+        assert rc != 0 and b"not supported by the hostile guest" in err, f"recorded bundle: {err!r}"
+        assert b"elsewhere-bundle" not in err, err
+
+
+@case
 def check_report_strips_guest_controls():
     """`cocoon check` prints what the agent says about itself (its version,
     the kernel release, CRIU's version, path and check lines, module

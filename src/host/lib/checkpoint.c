@@ -8,6 +8,7 @@
 #include "images.h"
 #include "resources-kept.h"
 #include "pod.h"
+#include "pod-record.h"
 #include "paths.h"
 #include "safefs.h"
 #include "shim.h"
@@ -543,6 +544,10 @@ int checkpoint_pod(struct global_opts *g, const char *id, struct checkpoint_opti
 			r = error_set(err, ENOMEM, "checkpoint");
 		else
 			r = write_file_atomic(path, text, strlen(text), 0600, err);
+		/* restore --pod takes the bundles from the host's record only
+		 * (pod-record.h). */
+		if (r == 0)
+			r = pod_record_write(&g->cfg, o->image_path, bundles, err);
 		json_object_put(j);
 	}
 	if (r < 0) {
