@@ -457,7 +457,7 @@ def restore_directories_reach_no_other_checkpoint():
         os.symlink(victim, os.path.join(pod, "r5"))
         with open(os.path.join(pod, "pod.json"), "w") as f:
             json.dump({"sandbox": "r5", "members": [], "bundles": {"r5": env.bundle}}, f)
-        rc, err, took = env.cocoon("restore", "--pod", "--image-path", pod, "r5")
+        rc, err, took = env.cocoon("restore", "--pod", "--image-path", pod, "--bundle", env.bundle, "r5")
         assert rc not in (0, None) and b"r5 is a symlink" in err, f"pod directory symlink: rc {rc} {err!r}"
         assert len(env.vmm_pids()) == started, "a VM was started with another container's checkpoint"
         assert env.canary_intact(), "the canary was touched"
