@@ -287,6 +287,19 @@ static void handle(const Cocoon__Request *req)
 			note("restore: hanging", "");
 			return; /* never answered */
 		}
+		if (is("restore-logs")) {
+			/* CRIU's restore log a symlink to the canary's secret,
+			 * its stats a FIFO: the host copies both to
+			 * --work-path. */
+			char p[4400], secret[4300];
+			const char *id = req->restore->spec ? req->restore->spec->id : "";
+			snprintf(secret, sizeof(secret), "%s/secret", canary);
+			snprintf(p, sizeof(p), "%s/restore-%s.restore.log", shared, id);
+			symlink(secret, p);
+			snprintf(p, sizeof(p), "%s/restore-%s.stats-restore", shared, id);
+			mkfifo(p, 0644);
+			note("restore: logs planted for ", id);
+		}
 		reply_error(req->id, EIO, "restore not supported by the hostile guest");
 		return;
 	case COCOON__REQUEST__BODY_PAUSE:

@@ -403,6 +403,28 @@ def restore_that_hangs_is_killed_by_delete_force():
 
 
 @case
+def restore_logs_planted_by_the_guest_are_not_followed():
+    """CRIU's restore log and stats, which the shim copies from the shared
+    directory to --work-path: a symlink to the canary's secret is not
+    copied, a FIFO does not hang the restore."""
+    with Env("good") as env:
+        images = good_images(env)
+        work = os.path.join(env.tmp, "work")
+        rc, err, took = env.cocoon("restore", "--image-path", images, "--bundle", env.bundle, "--work-path", work,
+                                   "-d", "r8", mode="restore-logs", timeout=60)
+        assert "restore: logs planted for r8" in env.log_text(), "the restore never reached the guest"
+        assert rc not in (0, None), f"rc {rc} {err!r}"
+        assert took < 20, f"took {took:.1f} s"
+        for dirpath, _, files in os.walk(env.tmp):
+            for n in files:
+                p = os.path.join(dirpath, n)
+                if p != env.secret and not os.path.islink(p) and os.path.isfile(p):
+                    with open(p, "rb") as f:
+                        assert SECRET not in f.read(), f"the canary was copied to {p}"
+        assert env.canary_intact(), "the canary was touched"
+
+
+@case
 def hostile_restore_directories_start_no_vm():
     with Env("good") as env:
         images = good_images(env)

@@ -55,8 +55,8 @@ char *pod_record_bundle(const struct cocoon_config *cfg, const char *resolved_di
 	    json_object_is_type(v, json_type_string) &&
 	    strcmp(json_object_get_string(v), resolved_dir) == 0 &&
 	    json_object_object_get_ex(o, "bundles", &bundles) &&
-	    json_object_object_get_ex(bundles, id, &b) && json_object_is_type(b, json_type_string) &&
-	    json_object_get_string(b)[0] == '/')
+	    json_object_object_get_ex(bundles, id, &b) &&
+	    json_object_is_type(b, json_type_string) && json_object_get_string(b)[0] == '/')
 		out = strdup(json_object_get_string(b));
 	json_object_put(o);
 	return out;
