@@ -233,6 +233,11 @@ static void checkpoint(uint64_t id, const Cocoon__CheckpointRequest *cr)
 	rep.shared_path = named;
 	rep.files = 4;
 	rep.bytes = 8192;
+	/* "bad-route": terminal controls where the route's name belongs
+	 * (printed by checkpoint --print-stats). */
+	if (is("bad-route"))
+		rep.route = (char *)"tmpfs\x1b]0;pwned\x07\x1b[2J\x7f\xc2\x9b"
+				    "31m\x9b";
 	queue(&r);
 	flush();
 }

@@ -279,6 +279,25 @@ def guest_text_is_stripped_and_logged_escaped():
 
 
 @case
+def checkpoint_stats_strip_the_guests_route_name():
+    """checkpoint --print-stats prints the route the agent names: its
+    controls (ESC, BEL, DEL, C1 as UTF-8 and raw) reached the terminal,
+    since JSON escapes only C0."""
+    with Env("bad-route") as env:
+        env.create()
+        out_path = os.path.join(env.tmp, "stats.txt")
+        with open(out_path, "wb") as out:
+            rc, err, _ = env.cocoon("checkpoint", "--print-stats", "--leave-running", "--image-path",
+                                    os.path.join(env.tmp, "out"), "c1", stdout=out)
+        assert rc == 0, err
+        with open(out_path, "rb") as f:
+            text = f.read()
+        assert b'"route":"tmpfs' in text, text
+        for bad in (b"\x1b", b"\x07", b"\x7f", b"\xc2\x9b", b"\x9b"):
+            assert bad not in text + err, f"{bad!r} reached the terminal: {text!r}"
+
+
+@case
 def event_in_the_same_read_as_a_reply_is_not_held_back():
     with Env("event-same-read") as env:
         out = open(os.path.join(env.tmp, "stdout.txt"), "wb")

@@ -141,7 +141,11 @@ static void print_checkpoint_stats(const struct checkpoint_options *o,
 	json_object_object_add(j, "copy_ms", json_object_new_uint64(rep->copy_ms));
 	json_object_object_add(j, "copy_overlapped", json_object_new_boolean(rep->copy_overlapped));
 	json_object_object_add(j, "dev_shm_second_try", json_object_new_boolean(o->shm_second_try));
-	json_object_object_add(j, "route", json_object_new_string(rep->route ? rep->route : ""));
+	/* The guest's word, bound for a terminal: JSON escapes C0 only. */
+	char route[64];
+	snprintf(route, sizeof(route), "%s", rep->route ? rep->route : "");
+	agent_text_sanitize(route);
+	json_object_object_add(j, "route", json_object_new_string(route));
 	json_object_object_add(j, "staging",
 			       json_object_new_string(o->staged_beside ? "beside" : "shared"));
 	json_object_object_add(j, "container_mib", json_object_new_uint64(rep->container_mib));
