@@ -264,6 +264,8 @@ static void output_event(const char *text)
 	queue(&r);
 }
 
+static void fill_shared(void);
+
 static void handle(const Cocoon__Request *req)
 {
 	Cocoon__Response r = COCOON__RESPONSE__INIT;
@@ -324,6 +326,9 @@ static void handle(const Cocoon__Request *req)
 		if (is("event-same-read"))
 			output_event("first line from the container\n");
 		flush();
+		/* Once started (the host's guard may stop the VM at once). */
+		if (is("fill-shared") || is("fill-shared-deep") || is("fill-shared-inodes"))
+			fill_shared();
 		return;
 	case COCOON__REQUEST__BODY_SIGNAL:
 		r.body_case = COCOON__RESPONSE__BODY_SIGNAL;
@@ -546,8 +551,6 @@ int main(int argc, char **argv)
 		close(open(console, O_WRONLY | O_CREAT | O_APPEND, 0600));
 	if (is("console-flood"))
 		flood_console();
-	if (is("fill-shared") || is("fill-shared-deep") || is("fill-shared-inodes"))
-		fill_shared();
 	if (is("volumes"))
 		attack_volumes();
 
