@@ -467,6 +467,27 @@ static void fill_shared(void)
 	_exit(0);
 }
 
+/* "vmm-log-flood": what QEMU prints on stderr for each control message a
+ * guest that owns its kernel sends with a bad port id ("virtio-serial-bus:
+ * Unexpected port id"), as fast as it can: 64 MiB at about 10 MiB/s into
+ * QEMU's own log, qemu.log in the state directory. */
+static void flood_stderr(void)
+{
+	static char line[] =
+		"qemu-system-x86_64: virtio-serial-bus: Unexpected port id 4096 for device virtio-serial0.0\n";
+	if (fork() != 0)
+		return;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	for (long long done = 0, i = 0; done < (64LL << 20); i++) {
+		if (write(2, line, sizeof(line) - 1) < 0)
+			break;
+		done += (long long)sizeof(line) - 1;
+		if (i % 2048 == 2047)
+			usleep(20000);
+	}
+	_exit(0);
+}
+
 static void flood_console(void)
 {
 	static char line[4096];
@@ -551,6 +572,8 @@ int main(int argc, char **argv)
 		close(open(console, O_WRONLY | O_CREAT | O_APPEND, 0600));
 	if (is("console-flood"))
 		flood_console();
+	if (is("vmm-log-flood"))
+		flood_stderr();
 	if (is("volumes"))
 		attack_volumes();
 

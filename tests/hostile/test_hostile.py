@@ -344,6 +344,29 @@ def console_log_is_capped():
         return f"largest seen {biggest} bytes (cap 1048576, checked every 100 ms)"
 
 
+@case
+def vmm_log_is_capped():
+    """QEMU prints an error for each bad control message a guest that owns
+    its kernel sends (virtio-serial's "Unexpected port id"); its stderr,
+    qemu.log in the state directory (tmpfs under the engines), grew without
+    a bound. It is capped like the console log."""
+    with Env("vmm-log-flood", limits="console_log_max_bytes = 1048576") as env:
+        env.create()
+        log = os.path.join(env.root, "c1", "qemu.log")
+        biggest = 0
+        deadline = time.time() + 12
+        while time.time() < deadline:
+            try:
+                biggest = max(biggest, os.stat(log).st_blocks * 512)
+            except OSError:
+                pass
+            time.sleep(0.05)
+        used = os.stat(log).st_blocks * 512
+        assert used <= 2 * 1048576, f"qemu.log stores {used} bytes after the flood, cap 1 MiB"
+        assert biggest <= 4 * 1048576, f"qemu.log stored {biggest} bytes at its largest, cap 1 MiB"
+        return f"largest seen {biggest} bytes (cap 1048576, checked every 100 ms)"
+
+
 def shared_fill_is_stopped(mode):
     with Env(mode, limits="shared_max_bytes = 8388608") as env:
         env.create()

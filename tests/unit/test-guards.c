@@ -217,7 +217,7 @@ static void guard_watch(struct sandbox_guard *g, const struct guard_opts *o)
 {
 	memset(g, 0, sizeof(*g));
 	g->o = *o;
-	g->console_fd = -1;
+	g->console_fd = g->vmm_log_fd = -1;
 	g->shared_fd = open(o->shared_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	assert_true(g->shared_fd >= 0);
 }

@@ -13,21 +13,28 @@
 
 #define CONSOLE_KEEP_MAX (4 << 20)
 
-void guard_check_console(struct sandbox_guard *g)
+/* A log QEMU appends to, past CAP: its last half-cap (at most
+ * CONSOLE_KEEP_MAX) goes to PATH.1 and the log starts again. */
+static void cap_log(int fd, const char *path, uint64_t cap)
 {
 	struct stat st;
-	if (g->console_fd < 0 || fstat(g->console_fd, &st) < 0 ||
-	    (uint64_t)st.st_size <= g->o.console_cap)
+	if (fd < 0 || fstat(fd, &st) < 0 || (uint64_t)st.st_size <= cap)
 		return;
-	uint64_t half = g->o.console_cap / 2;
+	uint64_t half = cap / 2;
 	size_t keep = (size_t)(half < CONSOLE_KEEP_MAX ? half : CONSOLE_KEEP_MAX);
 	_cleanup_free_ char *buf = malloc(keep ? keep : 1), *old = NULL;
-	ssize_t n = buf ? pread(g->console_fd, buf, keep, st.st_size - (off_t)keep) : -1;
-	if (n > 0 && asprintf(&old, "%s.1", g->console_path) >= 0)
+	ssize_t n = buf ? pread(fd, buf, keep, st.st_size - (off_t)keep) : -1;
+	if (n > 0 && asprintf(&old, "%s.1", path) >= 0)
 		write_file_atomic(old, buf, (size_t)n, 0600, NULL);
 	/* QEMU writes with O_APPEND: its next line lands at the new end. */
-	if (ftruncate(g->console_fd, 0) < 0)
+	if (ftruncate(fd, 0) < 0)
 		return;
+}
+
+void guard_check_console(struct sandbox_guard *g)
+{
+	cap_log(g->console_fd, g->console_path, g->o.console_cap);
+	cap_log(g->vmm_log_fd, g->o.vmm_log_path, g->o.console_cap);
 }
 
 uint64_t guard_usage(int dirfd, int depth, bool *too_deep)
@@ -100,10 +107,19 @@ int guard_start(struct sandbox_guard *g, const struct guard_opts *o, struct erro
 {
 	memset(g, 0, sizeof(*g));
 	g->o = *o;
-	g->console_fd = g->shared_fd = -1;
+	g->console_fd = g->shared_fd = g->vmm_log_fd = -1;
 	g->console_fd = open(o->console_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (g->console_fd < 0)
 		return error_set(err, errno, "console log %s", o->console_path);
+	if (o->vmm_log_path) {
+		g->vmm_log_fd =
+			open(o->vmm_log_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (g->vmm_log_fd < 0) {
+			int e = errno;
+			closep(&g->console_fd);
+			return error_set(err, e, "QEMU's log %s", o->vmm_log_path);
+		}
+	}
 	if (o->shared_dir)
 		g->shared_fd = open(o->shared_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	int r = !(g->console_path = strdup(o->console_path)) ? ENOMEM
@@ -113,6 +129,7 @@ int guard_start(struct sandbox_guard *g, const struct guard_opts *o, struct erro
 	if (r != 0) {
 		closep(&g->console_fd);
 		closep(&g->shared_fd);
+		closep(&g->vmm_log_fd);
 		free(g->console_path);
 		return error_set(err, r, "guard of %s", o->console_path);
 	}
@@ -128,6 +145,7 @@ void guard_stop(struct sandbox_guard *g)
 	pthread_join(g->thread, NULL);
 	closep(&g->console_fd);
 	closep(&g->shared_fd);
+	closep(&g->vmm_log_fd);
 	free(g->console_path);
 	g->started = false;
 }
