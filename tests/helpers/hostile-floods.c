@@ -139,4 +139,3 @@ void attack_volumes(void)
 		closedir(d);
 #undef TRY
 }
-

@@ -6,6 +6,7 @@
 #include "container.h"
 #include "criu-config.h"
 #include "images.h"
+#include "log.h"
 #include "resources-kept.h"
 #include "pod.h"
 #include "pod-record.h"
@@ -549,9 +550,13 @@ int checkpoint_pod(struct global_opts *g, const char *id, struct checkpoint_opti
 		else
 			r = write_file_atomic(path, text, strlen(text), 0600, err);
 		/* restore --pod takes the bundles from the host's record only
-		 * (pod-record.h). */
-		if (r == 0)
-			r = pod_record_write(&g->cfg, o->image_path, bundles, err);
+		 * (pod-record.h); without it the pod is restored container by
+		 * container, so the checkpoint stands. */
+		_cleanup_error_ struct error *rec_err = NULL;
+		if (r == 0 && pod_record_write(&g->cfg, o->image_path, bundles, &rec_err) < 0)
+			log_warning(
+				"checkpoint --pod %s: the bundles were not recorded for restore --pod (restore it container by container): %s",
+				id, rec_err->msg);
 		json_object_put(j);
 	}
 	if (r < 0) {
