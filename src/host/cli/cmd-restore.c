@@ -271,6 +271,13 @@ static int vmsnap_restore(struct global_opts *g, const char *id, const char *dir
 			err, EINVAL,
 			"%s: not a regular file, empty, or larger than checkpoint_max_bytes",
 			state);
+	/* vm.state as published: its size and checksum (vm.json); zstd's
+	 * frame carries its own, checked as it is decompressed. */
+	struct vmsnap_limits lim = {.max_bytes = (uint64_t)g->cfg.checkpoint_max_bytes,
+				    .verify_ms = (uint64_t)g->cfg.verify_timeout_ms};
+	int v = m->zstd ? 0 : vmsnap_state_verify(fd, state, m, &lim, err);
+	if (v < 0)
+		return v;
 	_cleanup_free_ char *raw = NULL;
 	if (m->zstd) {
 		int r = unpack_state(g, id, fd, state, m, &raw, err);
