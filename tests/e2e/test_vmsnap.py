@@ -461,3 +461,37 @@ def test_ctr_checkpoint_and_live_restore_of_a_whole_vm(vmm, tmp_path):
         assert wait_for(lambda: carried_on(count(), at - 1), timeout=60), (at, count())
     finally:
         cd.stop()
+
+
+def test_vm_state_swapped_after_the_check_is_not_what_loads(env, vmm):
+    """QEMU loads the descriptor the restore checked, never the path: a
+    vm.state replaced by garbage once the checks are done (when the new
+    QEMU appears, before it is told to load) changes nothing. Loading by
+    path, QEMU read the garbage and the restore failed."""
+    import threading
+    import time
+    vm_mode(env, vmm)
+    b, out = start(env, "s", ["payload", "counter", "100"])
+    assert wait_for(lambda: len(lines(out)) >= 2)
+    ck = env.tmp / "ck"
+    checkpoint(env, "s", ck)
+    assert wait_for(lambda: env.state("s")["status"] == "stopped")
+    env.run("delete", "s", check=True)
+    swapped = []
+
+    def swap():
+        deadline = time.time() + 120
+        while time.time() < deadline and not qemu_pids(str(env.root / "s")):
+            time.sleep(0.005)
+        if qemu_pids(str(env.root / "s")):
+            (ck / "vm.state").rename(env.tmp / "good.state")
+            (ck / "vm.state").write_bytes(b"not a QEMU migration stream\n" * 1000)
+            swapped.append(time.time())
+    t = threading.Thread(target=swap)
+    t.start()
+    rc, out2, err = restore(env, "s", ck, b)
+    t.join()
+    assert swapped, "the restore's QEMU never appeared"
+    assert rc == 0, err.read_text()
+    assert wait_for(lambda: len(lines(out2)) >= 2)
+    finish(env, "s")

@@ -279,12 +279,24 @@ static int vmsnap_restore(struct global_opts *g, const char *id, const char *dir
 	if (v < 0)
 		return v;
 	_cleanup_free_ char *raw = NULL;
+	_cleanup_close_ int raw_fd = -1;
 	if (m->zstd) {
 		int r = unpack_state(g, id, fd, state, m, &raw, err);
 		if (r < 0)
 			return r;
+		/* Read-only: QEMU takes a descriptor of its open mode. */
+		raw_fd = open(raw, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (raw_fd < 0) {
+			r = error_set(err, errno, "%s", raw);
+			unlink(raw);
+			return r;
+		}
 	}
+	/* The shim inherits the descriptor this checked, and QEMU loads
+	 * from it (vmsnap_load): a file swapped in at the path meanwhile is
+	 * not what starts. */
 	o->vmsnap_state = raw ? raw : state;
+	o->vmsnap_state_fd = raw ? raw_fd : fd;
 	o->vmsnap_key = m->key;
 	pid_t shim;
 	int r = container_create(g, id, o, &shim, err);

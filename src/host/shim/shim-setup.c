@@ -306,6 +306,7 @@ int shim_setup(struct shim *s, struct error **err)
 				       .keep_dir_on_failure = true,
 				       .vmsnap = a->vmsnap,
 				       .vmsnap_state = a->vmsnap_state,
+				       .vmsnap_state_fd = a->vmsnap_state_fd,
 				       .vmsnap_key = a->vmsnap_key};
 	if (a->restore) {
 		opts.images_dirs = (const char *const *)a->restore->dirs;

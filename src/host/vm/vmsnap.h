@@ -92,9 +92,12 @@ struct vmsnap_save_stats {
  * On failure the VM is let run again. */
 int vmsnap_save(struct vm *vm, const char *qmp_path, const char *state_path, bool mapped_ram,
 		bool leave_running, struct vmsnap_save_stats *st, struct error **err);
-/* Loads state_path into a VM started with -incoming defer and runs it. */
-int vmsnap_load(struct vm *vm, const char *qmp_path, const char *state_path, bool mapped_ram,
-		int timeout_ms, struct error **err);
+/* Loads the saved VM open at state_fd (read from offset 0; the caller's
+ * to close) into a VM started with -incoming defer and runs it. QEMU gets
+ * the descriptor itself (QMP add-fd, then file:/dev/fdset/N), never a
+ * path: what the restore checked is what it loads. */
+int vmsnap_load(struct vm *vm, const char *qmp_path, int state_fd, bool mapped_ram, int timeout_ms,
+		struct error **err);
 
 /* vm.json of an image directory: what vmsnap_meta_write wrote. */
 struct vmsnap_meta {
