@@ -181,6 +181,12 @@ static void test_key_shape_and_image_count(void **state)
 	assert_non_null(strstr(diff, "kernel="));
 	vmsnap_key_diff(ka, ka, diff, sizeof(diff));
 	assert_string_equal(diff, "");
+	/* The snapshot's key comes from vm.json: its control characters do
+	 * not reach the terminal in the refusal. */
+	vmsnap_key_diff("a\nkernel=1\n", "a\nkernel=\033[2J\033]0;x\007\n", diff, sizeof(diff));
+	assert_non_null(strstr(diff, "kernel="));
+	for (const char *p = diff; *p; p++)
+		assert_true((unsigned char)*p >= 0x20 && *p != 0x7f);
 	free(ka);
 	free(kb);
 }
@@ -230,6 +236,8 @@ static void test_meta_is_checked(void **state)
 		"{\"format\": \"cocoon-vm-snapshot 1\", \"container_id\": \"c\", \"state\": \"../../etc/shadow\", \"key\": \"k\"}",
 		"{\"format\": \"cocoon-vm-snapshot 1\", \"container_id\": \"c\", \"state\": \"vm.state\"}",
 		"{\"format\": \"cocoon-vm-snapshot 1\", \"container_id\": \"c\", \"state\": \"vm.state\", \"key\": \"k\", \"xxh3\": \"../x\"}",
+		"{\"format\": \"cocoon-vm-snapshot 1\", \"container_id\": \"c\\u001b[2J\", \"state\": \"vm.state\", \"key\": \"k\"}",
+		"{\"format\": \"cocoon-vm-snapshot 1\", \"container_id\": \"../c\", \"state\": \"vm.state\", \"key\": \"k\"}",
 		"",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

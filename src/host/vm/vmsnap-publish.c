@@ -119,6 +119,9 @@ int vmsnap_meta_read(const char *dir, struct vmsnap_meta *m, bool *found, struct
 		r = error_setx(
 			err, EINVAL,
 			"%s/" VMSNAP_META ": container_id, key or state missing or malformed", dir);
+	else if (!cocoon_id_valid(id))
+		r = error_setx(err, EINVAL,
+			       "%s/" VMSNAP_META ": container_id is not a container ID", dir);
 	else if (xxh3 && (strlen(xxh3) != 16 || strspn(xxh3, "0123456789abcdef") != 16))
 		r = error_setx(err, EINVAL, "%s/" VMSNAP_META ": xxh3 is not 16 hex digits", dir);
 	if (r == 0) {

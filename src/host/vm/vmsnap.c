@@ -304,6 +304,11 @@ void vmsnap_key_diff(const char *want, const char *have, char *out, size_t size)
 		if (la != lb || memcmp(a, b, la) != 0) {
 			snprintf(out, size, "the snapshot has '%.*s', this VM '%.*s'",
 				 (int)(lb > 300 ? 300 : lb), b, (int)(la > 300 ? 300 : la), a);
+			/* have comes from vm.json, untrusted: no control
+			 * characters reach the terminal. */
+			for (char *p = out; *p; p++)
+				if ((unsigned char)*p < 0x20 || *p == 0x7f)
+					*p = '?';
 			return;
 		}
 		a += la + (a[la] == '\n');
