@@ -508,7 +508,7 @@ int vmsnap_load(struct vm *vm, const char *qmp_path, int state_fd, bool mapped_r
 	}
 	/* QEMU has read what it needs; its copy of the descriptor goes. */
 	if (r == 0)
-		qmp_call(&q, remove, -1, NULL, NULL);
+		(void)qmp_call(&q, remove, -1, NULL, NULL); /* a fd left: it goes with QEMU */
 	if (r == 0)
 		r = qmp_call(&q, "{\"execute\":\"cont\"}\n", -1, NULL, err);
 	if (q.fd >= 0)
