@@ -14,6 +14,7 @@ import subprocess
 import pytest
 
 from conftest import pids_mentioning, qemu_pids, wait_for, write_bundle
+from podman_util import podman  # noqa: F401  (the fixture)
 from test_checkpoint import checkpoint, finish, lines, restore, restored, start, tcp_connect
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -498,3 +499,25 @@ def test_vm_state_swapped_after_the_check_is_not_what_loads(env, vmm):
     assert rc == 0, err.read_text()
     assert wait_for(lambda: len(lines(out2)) >= 2)
     finish(env, "s")
+
+
+def test_container_paused_at_the_save_runs_after_the_restore(env, vmm):
+    """containerd pauses a container around every checkpoint (DESIGN.md),
+    so the saved VM holds it frozen. A restore yields a running container,
+    as runc's and CRIU's route do: the counter goes on and exec works.
+    Before, it came back frozen while `state` said running, and every exec
+    failed with "container is not running"."""
+    vm_mode(env, vmm)
+    b, out = start(env, "p", ["payload", "counter", "100"])
+    assert wait_for(lambda: len(lines(out)) >= 2)
+    env.run("pause", "p", check=True)
+    checkpoint(env, "p", env.tmp / "ck")
+    assert wait_for(lambda: env.state("p")["status"] == "stopped")
+    last = int(lines(out)[-1])
+    env.run("delete", "p", check=True)
+    out2 = restored(env, "p", env.tmp / "ck", b)
+    r = env.run("exec", "p", "payload", "echo", "exec after a paused save")
+    assert r.returncode == 0 and r.stdout == "exec after a paused save\n", r.stderr
+    assert wait_for(lambda: len(lines(out2)) >= 3), "the counter stayed frozen"
+    assert last - 1 <= int(lines(out2)[0]) <= last + 1, (lines(out2), last)
+    finish(env, "p")
