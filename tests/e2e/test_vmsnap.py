@@ -14,7 +14,6 @@ import subprocess
 import pytest
 
 from conftest import pids_mentioning, qemu_pids, wait_for, write_bundle
-from podman_util import podman  # noqa: F401  (the fixture)
 from test_checkpoint import checkpoint, finish, lines, restore, restored, start, tcp_connect
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -394,37 +393,6 @@ def carried_on(numbers, at):
     output just before the save may come twice."""
     return (len(numbers) > at + 3 and numbers[:at] == list(range(at))
             and all(b - a in (0, 1) for a, b in zip(numbers, numbers[1:])))
-
-
-def test_podman_checkpoint_restore_and_export_of_a_whole_vm(podman, vmm):
-    """podman with no special flags but the annotation: `podman container
-    checkpoint` saves the whole VM (vm.json, no CRIU images), `restore`
-    starts it again and the counter carries on; `--export` and `restore
-    --import` into a second storage root (another host) do the same."""
-    podman.cocoon_config.write_text(snapshot_vmm(vmm))
-    r = podman.run("run", "-d", "--name", "v1", "--annotation", "io.cocoon.checkpoint-mode=vm",
-                   podman.image, "payload", "counter", "100")
-    assert r.returncode == 0, r.stderr
-    logs = lambda p=podman: counted(p.run("logs", "v1").stdout)  # noqa: E731
-    assert wait_for(lambda: len(logs()) >= 3, timeout=60)
-    podman.check("container", "checkpoint", "v1", timeout=600)
-    at = len(logs())
-    ck = podman.check("inspect", "--format", "{{.StaticDir}}", "v1").stdout.strip()
-    assert (pathlib.Path(ck) / "checkpoint" / "vm.json").exists(), list(pathlib.Path(ck).iterdir())
-    podman.check("container", "restore", "v1", timeout=600)
-    assert wait_for(lambda: carried_on(logs(), at), timeout=60), (at, logs())
-
-    archive = podman.tmp / "v1.tar.zst"
-    podman.check("container", "checkpoint", "--export", str(archive), "v1", timeout=600)
-    at = len(logs())
-    podman.check("rm", "--force", "--time", "0", "v1")
-    other = podman.storage("other")
-    other.image  # the image the checkpoint was made from, in the other root
-    other.check("container", "restore", "--import", str(archive), timeout=600)
-    assert wait_for(lambda: carried_on(logs(other), at), timeout=60), (at, logs(other))
-    r = other.check("exec", "v1", "payload", "echo", "exec after an imported whole VM")
-    assert r.stdout.strip() == "exec after an imported whole VM"
-    other.check("rm", "--force", "--time", "0", "v1")
 
 
 def test_ctr_checkpoint_and_live_restore_of_a_whole_vm(vmm, tmp_path):
