@@ -573,6 +573,56 @@ def bad_state_root_corrupt_state_and_unwritable_log_are_named():
     finally:
         env.close()
 
+
+def member_bundle(env, name, sandbox_pid):
+    """A bundle whose spec joins the pod of shim SANDBOX_PID by its
+    /proc/<pid>/ns paths, as podman's app containers do."""
+    b = os.path.join(env.tmp, name)
+    os.makedirs(os.path.join(b, "rootfs"))
+    with open(os.path.join(env.bundle, "config.json")) as f:
+        spec = json.load(f)
+    spec["linux"]["namespaces"] = [{"type": "network", "path": f"/proc/{sandbox_pid}/ns/net"},
+                                   {"type": "ipc", "path": f"/proc/{sandbox_pid}/ns/ipc"},
+                                   {"type": "pid"}, {"type": "mount"}]
+    with open(os.path.join(b, "config.json"), "w") as f:
+        json.dump(spec, f)
+    return b
+
+
+def shim_pid(env, cid):
+    out = os.path.join(env.tmp, f"state-{cid}.json")
+    with open(out, "wb") as f:
+        rc, err, _ = env.cocoon("state", cid, stdout=f)
+    assert rc == 0, f"state {cid}: {err!r}"
+    with open(out) as f:
+        return json.load(f)["pid"]
+
+
+@case
+def a_full_pod_still_answers_for_its_sandbox():
+    """Each member's shim holds a connection to the sandbox's shim for its
+    lifetime. With 16 members the sandbox's shim had no room left: `kill`
+    and `pause` of the sandbox failed ("write to agent channel: Broken
+    pipe"), so the pod could not be stopped or checkpointed, and a 17th
+    member got the same riddle. Now a pod takes 32 members (checkpoint
+    --pod's bound), the sandbox still answers, and the 33rd is refused by
+    name."""
+    with Env("good") as env:
+        env.create("sb")
+        pid = shim_pid(env, "sb")
+        for i in range(32):
+            rc, err, _ = env.cocoon("create", "--bundle", member_bundle(env, f"b{i}", pid), f"m{i}")
+            assert rc == 0, f"member m{i}: {err!r}"
+        for verb in ("pause", "resume"):
+            rc, err, _ = env.cocoon(verb, "sb")
+            assert rc == 0, f"{verb} of the sandbox of a full pod: {err!r}"
+        rc, err, _ = env.cocoon("create", "--bundle", member_bundle(env, "b32", pid), "m32")
+        assert rc == 1 and b"m32: pod sb is full: it has 32 containers besides its sandbox" in err, \
+            f"33rd member: rc={rc} {err!r}"
+        assert not os.path.exists(os.path.join(env.root, "m32")), "the refused member left its state"
+        rc, err, _ = env.cocoon("kill", "sb", "KILL")
+        assert rc == 0, f"kill of the sandbox of a full pod: {err!r}"
+
 for i, (ok, name, detail) in enumerate(results, 1):
     skip = detail.startswith("skip:")
     line = f"{'ok' if ok else 'not ok'} {i} - {name.replace('_', ' ')}"

@@ -8,6 +8,7 @@
 #include "images.h"
 #include "log.h"
 #include "paths.h"
+#include "pod.h"
 #include "vmsnap-zstd.h"
 #include "vmsnap.h"
 
@@ -21,7 +22,7 @@
 
 /* ---- the whole pod ------------------------------------------------------------ */
 
-enum { POD_RESTORE_MAX = 33 }; /* checkpoint --pod's 32 members and the sandbox */
+enum { POD_RESTORE_MAX = POD_MAX_MEMBERS + 1 }; /* checkpoint --pod's members and the sandbox */
 
 /* DIR/pod.json as checkpoint --pod wrote it: ids[0] the sandbox, then the
  * members; bundles[i] from its "bundles" (NULL when none is named). */
