@@ -32,7 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *mode = "good", *canary, *shared, *console, *volumes;
+static const char *mode = "good", *canary, *shared, *console, *volumes, *pod;
 static int chan = -1;
 
 static bool is(const char *m)
@@ -259,6 +259,8 @@ static void output_event(const char *text)
 	queue(&r);
 }
 
+static void attack_pod(const char *rootfs_path);
+
 static void handle(const Cocoon__Request *req)
 {
 	Cocoon__Response r = COCOON__RESPONSE__INIT;
@@ -295,6 +297,8 @@ static void handle(const Cocoon__Request *req)
 		r.pause = &pause;
 		break;
 	case COCOON__REQUEST__BODY_CREATE:
+		if (is("pod") && req->create->spec && !strcmp(req->create->spec->rootfs_tag, "pod"))
+			attack_pod(req->create->spec->rootfs_path);
 		r.body_case = COCOON__RESPONSE__BODY_CREATE;
 		r.create = &create;
 		break;
@@ -391,6 +395,8 @@ static void parse_args(int argc, char **argv, char **channel)
 			shared = option_value(v, "path=");
 		else if (strcmp(argv[i], "-fsdev") == 0 && strstr(v, "id=volumes,"))
 			volumes = option_value(v, "path=");
+		else if (strcmp(argv[i], "-fsdev") == 0 && strstr(v, "id=pod,"))
+			pod = option_value(v, "path=");
 	}
 }
 
@@ -490,6 +496,44 @@ static void attack_volumes(void)
 	}
 	if (d)
 		closedir(d);
+#undef TRY
+}
+
+/* "pod": what QEMU's 9p server would do for a guest that owns its kernel,
+ * on the pod share, when a member is created there (ROOTFS_PATH is
+ * "<id>/rootfs"): plant entries beside the members' directories, replace
+ * a member's directory or its rootfs mount point, and leave a symlink to
+ * the canary and a file in the member's rootfs, which is the guest's to
+ * write. Each result goes to the log as "pod <what>: OK|<errno name>". */
+static void attack_pod(const char *rootfs_path)
+{
+	char path[4200], target[4300], what[4400], member[256];
+#define TRY(label, call)                                                                           \
+	do {                                                                                       \
+		int rc_ = (call);                                                                  \
+		snprintf(what, sizeof(what), "pod %s: ", label);                                   \
+		note(what, rc_ < 0 ? strerrorname_np(errno) : "OK");                               \
+	} while (0)
+	if (!pod || !rootfs_path)
+		return;
+	snprintf(member, sizeof(member), "%.*s", (int)strcspn(rootfs_path, "/"), rootfs_path);
+	snprintf(path, sizeof(path), "%s/planted", pod);
+	TRY("mkdir in the share", mkdir(path, 0755));
+	snprintf(path, sizeof(path), "%s/%s/link", pod, member);
+	TRY("symlink in a member's directory", symlink(canary, path));
+	snprintf(path, sizeof(path), "%s/%s", pod, member);
+	snprintf(target, sizeof(target), "%s/moved", pod);
+	TRY("rename a member's directory", rename(path, target));
+	snprintf(path, sizeof(path), "%s/%s/rootfs", pod, member);
+	snprintf(target, sizeof(target), "%s/%s/moved", pod, member);
+	TRY("rename a rootfs mount point", rename(path, target));
+	snprintf(path, sizeof(path), "%s/%s/hostile", pod, rootfs_path);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	TRY("write in the rootfs", fd);
+	if (fd >= 0)
+		close(fd);
+	snprintf(path, sizeof(path), "%s/%s/escape", pod, rootfs_path);
+	TRY("symlink in the rootfs", symlink(canary, path));
 #undef TRY
 }
 

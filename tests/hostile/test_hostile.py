@@ -623,6 +623,39 @@ def a_full_pod_still_answers_for_its_sandbox():
         rc, err, _ = env.cocoon("kill", "sb", "KILL")
         assert rc == 0, f"kill of the sandbox of a full pod: {err!r}"
 
+
+@case
+def pod_share_holds_only_the_members_rootfs():
+    """The guest attacks the pod share (src/host/lib/pod.c) as QEMU's 9p
+    server could for it when a member is created: nothing beside the
+    members' directories, no renaming of a member's directory or of its
+    rootfs mount point; what it leaves in the member's rootfs (its own to
+    write) is neither followed nor removed when the member goes, no bind
+    reaches the host's mount table, and the sandbox's shim cleans pod-rw."""
+    env = Env("pod")
+    try:
+        env.create("sb")
+        b = member_bundle(env, "mb", shim_pid(env, "sb"))
+        rc, err, _ = env.cocoon("create", "--bundle", b, "m1")
+        assert rc == 0, f"member: {err!r}"
+        log = env.log_text()
+        got = {x.split(": ")[0][4:]: x.rsplit(": ", 1)[1] for x in log.splitlines() if x.startswith("pod ")}
+        for what in ("mkdir in the share", "symlink in a member's directory",
+                     "rename a member's directory", "rename a rootfs mount point"):
+            assert got.get(what, "not tried") not in ("OK", "not tried"), f"{what}: {got.get(what, 'not tried')}"
+        assert got.get("write in the rootfs") == "OK", f"the member's rootfs is not the guest's: {got}"
+        with open("/proc/self/mountinfo") as f:
+            assert env.tmp not in f.read(), "a bind of the pod reached the host's mount table"
+        rc, err, _ = env.cocoon("delete", "--force", "m1")
+        assert rc == 0, f"delete m1: {err!r}"
+        assert env.canary_intact(), "the canary outside the state root was touched"
+        assert sorted(os.listdir(os.path.join(b, "rootfs"))) == ["escape", "hostile"], os.listdir(b)
+        assert os.path.islink(os.path.join(b, "rootfs", "escape"))
+        assert os.listdir(os.path.join(env.root, "sb", "pod-rw")) == [], "m1 is left in pod-rw"
+        return "; ".join(f"{k}: {v}" for k, v in sorted(got.items()))
+    finally:
+        env.close()
+
 for i, (ok, name, detail) in enumerate(results, 1):
     skip = detail.startswith("skip:")
     line = f"{'ok' if ok else 'not ok'} {i} - {name.replace('_', ' ')}"
