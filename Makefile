@@ -111,8 +111,11 @@ install: build
 # call cycle between .c files, no two .c files including each other's
 # header), shellcheck at warning level for every shell script, codespell for
 # the whole tree. 'fo' and 'te' are the tests' names for file objects.
-lint: setup format-check
+# check-results.py needs the build's compile_commands.json and generated
+# headers: no result of a call that can fail is dropped without a (void).
+lint: setup format-check build
 	python3 scripts/check-shape.py
+	python3 scripts/check-results.py $(BUILD)
 	shellcheck -S warning $$(git ls-files '*.sh')
 	codespell -L fo,te $$(git ls-files ':!:*.img' ':!:tests/fuzz/corpus/*')
 

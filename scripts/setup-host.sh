@@ -11,7 +11,7 @@ libnl-3-dev libnl-route-3-dev libzstd-dev
 qemu-system-x86 criu busybox-static cpio kmod xz-utils iproute2 iptables tar gzip
 python3 python3-pytest clang libclang-rt-14-dev clang-tools-14
 containerd runc
-shellcheck codespell clang-format
+shellcheck codespell clang-format clang-tidy
 "
 # Why each group is here:
 #   build:  compiler, meson/ninja, protobuf-c (agent protocol), json-c (OCI
@@ -29,6 +29,7 @@ shellcheck codespell clang-format
 #   tests:  python3-pytest (e2e), containerd + runc (engine tests), clang +
 #           libclang-rt-14-dev (libFuzzer targets: make fuzz, make fuzz-smoke)
 #   lint:   shellcheck, codespell, clang-format (make lint, part of make check),
+#           clang-tidy (scripts/check-results.py: results not dropped silently),
 #           clang-tools-14 (analyze-build: make analyze)
 
 missing=

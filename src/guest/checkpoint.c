@@ -303,9 +303,17 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	const struct agent_proc *init = &c->procs[0];
 	save_descriptors(init->pid, x->img, x->tty_args, x->n_tty,
 			 init->out_fd[0] >= 0 ? init->out_fd[0] : init->stdin_fd);
-	if (!req->pre_dump) {
-		criu_conf_save_mounts(c->procs[0].pid, x->img);
-		execs_save_pipes(c, x->img);
+	/* A restore without them would get the mounts' flags (ro, nosuid...)
+	 * or the exec pipes wrong: no checkpoint then. */
+	int saved = req->pre_dump ? 0 : criu_conf_save_mounts(c->procs[0].pid, x->img);
+	if (saved == 0 && !req->pre_dump)
+		saved = execs_save_pipes(c, x->img);
+	if (saved < 0) {
+		agent_send_error(a, id, -saved, "checkpoint %s: saving its mounts and pipes: %s",
+				 c->id, strerror(-saved));
+		copy_tree_remove(x->img);
+		ckpt_free(x);
+		return;
 	}
 
 	char pid[16], parent[300];
@@ -441,7 +449,10 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	guard_sample_memory(&x->guard);
 	char adj_path[300];
 	snprintf(adj_path, sizeof(adj_path), "%s/" OOM_ADJ_FILE, x->img);
-	guard_save_adj(&x->guard, adj_path);
+	/* Without it the restored tasks keep the protected value. */
+	int adj_saved = guard_save_adj(&x->guard, adj_path);
+	if (adj_saved < 0)
+		agent_log(a, "checkpoint %s: %s: %s", c->id, adj_path, strerror(-adj_saved));
 	x->t0 = agent_now_ms();
 	if (req->fault && *req->fault)
 		setenv(CRIU_FAULT_ENV, req->fault, 1); /* inherited by CRIU only */

@@ -151,12 +151,14 @@ int ckpt_new_loopback_netns(void)
 			close(mine);
 		return -1;
 	}
-	agent_loopback_up();
-	int ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	int lo = agent_loopback_up();
+	int ns = lo < 0 ? -1 : open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	if (setns(mine, CLONE_NEWNET) < 0)
 		agent_log(NULL, "cannot return to the agent's network namespace: %s",
 			  strerror(errno));
 	close(mine);
+	if (lo < 0)
+		errno = -lo;
 	return ns;
 }
 

@@ -147,13 +147,21 @@ int confine_caps_apply(const Cocoon__Capabilities *c, char *msg, size_t msg_size
 				: "");
 		return -errno;
 	}
-	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0) {
+		snprintf(msg, msg_size, "process.capabilities: clear the ambient set: %s",
+			 strerror(errno));
+		return -errno;
+	}
 	/* As runc: an ambient capability the other sets do not allow is
 	 * left out rather than failing the container. */
 	for (int cap = 0; cap <= last; cap++)
 		if (c->ambient & (1ULL << cap))
-			prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0);
-	prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+			(void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0);
+	if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) {
+		snprintf(msg, msg_size, "process.capabilities: PR_SET_KEEPCAPS: %s",
+			 strerror(errno));
+		return -errno;
+	}
 	return 0;
 }
 
@@ -317,14 +325,19 @@ int confine_seccomp_load(const Cocoon__Seccomp *sc, char *msg, size_t msg_size)
  * restore (CRIU bind-mounts it there). Made once. */
 #define EMPTY_RO_DIR "/run/cocoon/empty"
 
-static void ensure_empty_ro_dir(void)
+/* 0, or a negative errno: then a masked directory would come back as a
+ * writable directory of the guest's, so the restore must not go on. */
+static int ensure_empty_ro_dir(void)
 {
 	struct statvfs sv;
-	mkdir(EMPTY_RO_DIR, 0555);
+	if (mkdir(EMPTY_RO_DIR, 0555) < 0 && errno != EEXIST)
+		return -errno;
 	if (statvfs(EMPTY_RO_DIR, &sv) == 0 && (sv.f_flag & ST_RDONLY))
-		return;
-	mount("tmpfs", EMPTY_RO_DIR, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-	      "size=0,mode=0555");
+		return 0;
+	if (mount("tmpfs", EMPTY_RO_DIR, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		  "size=0,mode=0555") < 0)
+		return -errno;
+	return 0;
 }
 
 /* Is path a mount point of the task? From its mountinfo (field 5). */
@@ -343,9 +356,9 @@ static bool is_mount_point(pid_t pid, const char *path)
 
 int confine_criu_externals(FILE *conf, pid_t pid, char *const *masked, size_t n_masked, bool dump)
 {
-	int n = 0;
-	if (!dump && n_masked)
-		ensure_empty_ro_dir();
+	int n = 0, r;
+	if (!dump && n_masked && (r = ensure_empty_ro_dir()) < 0)
+		return r;
 	for (size_t i = 0; i < n_masked; i++) {
 		if (!dump) {
 			fprintf(conf, "external mnt[cocoon-maskf-%zu]:/dev/null\n", i);

@@ -88,7 +88,7 @@ static void child_enter_process(int sync_fd, const Cocoon__ProcessSpec *p,
 	}
 	/* Its own session, as with runc: CRIU refuses to dump a task whose
 	 * session leader is outside the container's pid namespace. */
-	setsid();
+	(void)setsid(); /* a new pid namespace's task leads no group: cannot fail */
 	if (terminal && ioctl(in, TIOCSCTTY, 0) < 0)
 		container_child_fail(sync_fd, "terminal: TIOCSCTTY: %s", strerror(errno));
 	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
@@ -134,7 +134,7 @@ child_exec(int sync_fd, int start_fd, const Cocoon__ProcessSpec *p, const Cocoon
 	/* The death signal guarded the set-up only. Left in place it would
 	 * be checkpointed too, and CRIU would deliver it to the restored task
 	 * the moment CRIU exits. */
-	prctl(PR_SET_PDEATHSIG, 0);
+	(void)prctl(PR_SET_PDEATHSIG, 0); /* a valid signal: cannot fail */
 	clearenv();
 	for (size_t i = 0; i < p->n_env; i++)
 		putenv(p->env[i]);
@@ -165,7 +165,7 @@ container_child_init(const Cocoon__ContainerSpec *s, const char *rootfs, const i
 {
 	char msg[400];
 
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	(void)prctl(PR_SET_PDEATHSIG, SIGKILL); /* a valid signal: cannot fail */
 	for (int i = 0; i < 3; i++)
 		if (join_fds[i] >= 0 && setns(join_fds[i], 0) < 0)
 			container_child_fail(sync_fd, "joining the pod's namespaces: %s",
@@ -176,8 +176,9 @@ container_child_init(const Cocoon__ContainerSpec *s, const char *rootfs, const i
 	if (container_has_ns(s, "uts") && s->hostname && *s->hostname &&
 	    sethostname(s->hostname, strlen(s->hostname)) < 0)
 		container_child_fail(sync_fd, "hostname %s: %s", s->hostname, strerror(errno));
-	if (container_has_ns(s, "network"))
-		agent_loopback_up();
+	int lo;
+	if (container_has_ns(s, "network") && (lo = agent_loopback_up()) < 0)
+		container_child_fail(sync_fd, "network: bring lo up: %s", strerror(-lo));
 	child_enter_process(sync_fd, s->process, s->seccomp, in, out, err, terminal);
 	if (write(sync_fd, "", 1) != 1)
 		_exit(126);

@@ -84,7 +84,7 @@ void container_free(struct agent_container *c)
 	for (int i = 0; i < AGENT_MAX_PROCS; i++)
 		container_proc_release(&c->procs[i]);
 	if (c->rootfs[0])
-		umount2(c->rootfs, MNT_DETACH);
+		(void)umount2(c->rootfs, MNT_DETACH); /* its VM goes on; nothing to report */
 	if (c->cgroup[0])
 		rmdir(c->cgroup);
 	for (size_t i = 0; i < c->n_binds; i++) {
@@ -142,7 +142,7 @@ int container_stdio_open(struct container_stdio *p, const Cocoon__ProcessSpec *p
 		fcntl(master, F_SETFL, O_NONBLOCK);
 		/* The host bounded the size (spec.c): nothing here can fail
 		 * but the ioctl on a pty just made. */
-		terminal_set_size(master, proc->console_size);
+		(void)terminal_set_size(master, proc->console_size);
 		return 0;
 	}
 	/* Pipes, never files: CRIU cannot restore a task holding a regular
@@ -507,7 +507,7 @@ void container_handle_create(struct agent *a, uint64_t id,
 	if (pid == 0) {
 		sigset_t none;
 		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
+		(void)sigprocmask(SIG_SETMASK, &none, NULL); /* cannot fail: a valid set */
 		close(sync[0]);
 		close(start[1]);
 		container_child_init(s, c->rootfs, join, sync[1], start[0], io.child[0],
@@ -518,7 +518,15 @@ void container_handle_create(struct agent *a, uint64_t id,
 	close(sync[1]);
 	close(start[0]);
 	container_stdio_close_child(&io);
-	container_join_cgroup(c->cgroup, pid);
+	/* Outside its cgroup the container would run without its limits. */
+	if (container_join_cgroup(c->cgroup, pid) < 0) {
+		snprintf(msg, sizeof(msg), "join the container's cgroup %s: %s", c->cgroup,
+			 strerror(errno));
+		kill(pid, SIGKILL);
+		sync[1] = start[0] = -1;
+		io.child[0] = io.child[1] = io.child[2] = -1;
+		goto fail;
+	}
 	if (c->own_netns && join_network(pid, s->network, msg, sizeof(msg)) < 0) {
 		kill(pid, SIGKILL);
 		sync[1] = start[0] = -1;

@@ -62,8 +62,9 @@ int criu_conf_write(const char *path, const struct agent *a, const struct agent_
 	if (!f)
 		return -errno;
 	const Cocoon__ContainerSpec *s = c->spec;
-	if (s)
-		confine_criu_externals(f, pid, s->masked_paths, s->n_masked_paths, dump);
+	int r;
+	if (s && (r = confine_criu_externals(f, pid, s->masked_paths, s->n_masked_paths, dump)) < 0)
+		return r;
 	for (size_t i = 0; o && i < o->n_config; i++)
 		if (config_line_ok(o->config[i]))
 			fprintf(f, "%s\n", o->config[i]);

@@ -50,8 +50,10 @@ static void ckpt_done_state(struct agent *a, const char *cid)
 void ckpt_thaw_on_failure(struct ckpt_ctx *x)
 {
 	struct agent_container *c = container_find(x->a, x->cid);
-	if (c && c->procs[0].phase == PROC_RUNNING)
-		container_freeze(c, c->paused);
+	int r = c && c->procs[0].phase == PROC_RUNNING ? container_freeze(c, c->paused) : 0;
+	if (r < 0)
+		agent_log(x->a, "checkpoint %s: put the freezer back (frozen %d): %s", x->cid,
+			  c->paused, strerror(-r));
 }
 
 /* The container's tasks get their own oom_score_adj back. */

@@ -69,7 +69,7 @@ int execs_events_subscribe(void)
 	 * larger buffer loses fewer of them while the agent is busy (a lost
 	 * exit falls back to the zombie, execs_end_status). */
 	int size = 4 << 20;
-	setsockopt(events_fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size));
+	(void)setsockopt(events_fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size));
 	return 0;
 }
 

@@ -401,7 +401,7 @@ bool guard_tree_killed(struct guard *g, bool sigkill_counts, struct guard_death 
 void guard_tree_close(struct guard *g)
 {
 	if (g->exits_fd >= 0) {
-		guard_exit_events_op(g->exits_fd, PROC_CN_MCAST_IGNORE);
+		(void)guard_exit_events_op(g->exits_fd, PROC_CN_MCAST_IGNORE); /* closed next */
 		close(g->exits_fd);
 	}
 	g->exits_fd = -1;

@@ -90,8 +90,8 @@ void agent_init_system(struct agent *a)
 	/* The console the kernel gave us may predate devtmpfs; reopen it. */
 	int fd = open("/dev/console", O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (fd >= 0) {
-		dup2(fd, 1);
-		dup2(fd, 2);
+		(void)dup2(fd, 1); /* else the old console stays: still a console */
+		(void)dup2(fd, 2);
 		close(fd);
 	}
 	a->debug = cmdline_has(COCOON_CMDLINE_DEBUG);
@@ -217,7 +217,7 @@ void agent_power_off(struct agent *a)
 	if (!a->is_init)
 		exit(0);
 	if (a->shared_mounted)
-		umount2(AGENT_SHARED_DIR, MNT_DETACH);
+		(void)umount2(AGENT_SHARED_DIR, MNT_DETACH); /* the VM ends next */
 	reboot(RB_AUTOBOOT);
 	_exit(1);
 }

@@ -68,8 +68,13 @@ static void child_setup(const struct agent_job_options *o)
 	size_t n = o->n_pass_fds < AGENT_JOB_MAX_PASS_FDS ? o->n_pass_fds : AGENT_JOB_MAX_PASS_FDS;
 	for (size_t i = 0; i < n; i++)
 		moved[i] = fcntl(o->pass_fds[i], F_DUPFD_CLOEXEC, 100);
-	for (size_t i = 0; i < n; i++)
-		dup2(moved[i], 3 + (int)i); /* dup2 clears close-on-exec */
+	for (size_t i = 0; i < n; i++) {
+		/* dup2 clears close-on-exec */
+		if (moved[i] < 0 || dup2(moved[i], 3 + (int)i) < 0) {
+			dprintf(2, "pass fd %zu: %s\n", i, strerror(errno));
+			_exit(126);
+		}
+	}
 }
 
 int agent_job_start_ex(struct agent *a, char *const argv[], const struct agent_job_options *o,
@@ -94,11 +99,11 @@ int agent_job_start_ex(struct agent *a, char *const argv[], const struct agent_j
 	if (pid == 0) {
 		sigset_t all;
 		sigemptyset(&all);
-		sigprocmask(SIG_SETMASK, &all, NULL);
+		(void)sigprocmask(SIG_SETMASK, &all, NULL); /* cannot fail: a valid set */
 		int devnull = open("/dev/null", O_RDONLY);
-		dup2(devnull >= 0 ? devnull : p[1], 0);
-		dup2(p[1], 1);
-		dup2(p[1], 2);
+		if (dup2(devnull >= 0 ? devnull : p[1], 0) < 0 || dup2(p[1], 1) < 0 ||
+		    dup2(p[1], 2) < 0)
+			_exit(126);
 		child_setup(o);
 		execv(argv[0], argv);
 		dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));

@@ -90,7 +90,9 @@ static int make_target(const char *target, bool is_file)
 	return 0;
 }
 
-static void populate_dev(const char *dev)
+/* The device nodes and links runc puts in a tmpfs /dev. Returns 0 or a
+ * negative errno naming the first one that could not be made in *what. */
+static int populate_dev(const char *dev, const char **what)
 {
 	static const struct {
 		const char *name;
@@ -110,15 +112,22 @@ static void populate_dev(const char *dev)
 	 * cut, and a path that would be is not made. */
 	for (size_t i = 0; i < ARRAY_SIZE(devs); i++) {
 		if (snprintf(path, sizeof(path), "%s/%s", dev, devs[i].name) >= (int)sizeof(path))
-			return;
-		mknod(path, S_IFCHR | 0666, makedev(devs[i].maj, devs[i].min));
-		chmod(path, 0666);
+			return 0;
+		*what = devs[i].name;
+		if (mknod(path, S_IFCHR | 0666, makedev(devs[i].maj, devs[i].min)) < 0 &&
+		    errno != EEXIST)
+			return -errno;
+		/* The mode despite the umask; a node that exists keeps its own. */
+		(void)chmod(path, 0666);
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(links); i++) {
 		if (snprintf(path, sizeof(path), "%s/%s", dev, links[i].name) >= (int)sizeof(path))
-			return;
-		symlink(links[i].target, path);
+			return 0;
+		*what = links[i].name;
+		if (symlink(links[i].target, path) < 0 && errno != EEXIST)
+			return -errno;
 	}
+	return 0;
 }
 
 static int mount_one(const Cocoon__Mount *m, const char *rootfs, char *msg, size_t msg_size)
@@ -161,8 +170,12 @@ static int mount_one(const Cocoon__Mount *m, const char *rootfs, char *msg, size
 			 strerror(errno));
 		return -errno;
 	}
-	if (strcmp(m->destination, "/dev") == 0 && strcmp(m->type, "tmpfs") == 0)
-		populate_dev(target);
+	const char *what = "";
+	if (strcmp(m->destination, "/dev") == 0 && strcmp(m->type, "tmpfs") == 0 &&
+	    (r = populate_dev(target, &what)) < 0) {
+		snprintf(msg, msg_size, "mount /dev: /dev/%s: %s", what, strerror(-r));
+		return r;
+	}
 	return 0;
 }
 

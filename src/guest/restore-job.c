@@ -44,7 +44,7 @@ void restore_watch(struct agent_job *job)
 	struct restore_ctx *x = job->userdata;
 	struct agent_container *c = container_find(x->a, x->cid);
 	struct guard_death dead;
-	guard_tree_killed(&x->progress, false, &dead); /* drains the events */
+	(void)guard_tree_killed(&x->progress, false, &dead); /* drains the events */
 	if (x->stop_reason || !c)
 		return;
 	unsigned long long sig =

@@ -381,7 +381,8 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 			}
 			snprintf(dir, sizeof(dir), "%s/%s", shares, is->name);
 			mkdir(dir, 0700);
-			umount2(dir, MNT_DETACH); /* a member restored in place before */
+			(void)umount2(dir,
+				      MNT_DETACH); /* a member restored in place before, if any */
 			/* Uncached: CRIU reads the pages straight into the
 			 * restored task's memory, and 9p's zero-copy path lets
 			 * QEMU fill those pages; no guest page cache, no guest

@@ -99,12 +99,13 @@ static int create_or_run(struct global_opts *g, int argc, char **argv, bool run,
 		return 0;
 	if (container_start(g, id, &err) < 0) {
 		error_wrap(&err, "run %s", id);
-		cli_fail(errp, &err);
+		(void)cli_fail(errp, &err); /* the exit status is 1, after the clean-up */
 		kill(shim, SIGKILL);
 		waitpid(shim, NULL, 0);
 		_cleanup_free_ char *dir = NULL;
 		if (state_dir(g->root, id, &dir, NULL) == 0)
-			container_remove_files(dir, NULL);
+			(void)container_remove_files(dir,
+						     NULL); /* best effort: run failed already */
 		return 1;
 	}
 	if (detach)

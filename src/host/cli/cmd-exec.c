@@ -265,7 +265,7 @@ int cmd_exec(struct global_opts *g, int argc, char **argv, struct error **errp)
 		r = error_setx(&err, EINVAL, "config.json has no process");
 	if (r < 0) {
 		error_wrap(&err, "exec %s", id);
-		cli_fail(errp, &err);
+		(void)cli_fail(errp, &err); /* the exit status is 1, after the clean-up */
 		spec_process_free(p);
 		return 1;
 	}
@@ -337,12 +337,12 @@ int cmd_exec(struct global_opts *g, int argc, char **argv, struct error **errp)
 	pid_t pid = fork();
 	if (pid == 0) {
 		close(pp[0]);
-		setsid();
+		(void)setsid(); /* a fresh child leads no group: cannot fail */
 		/* On a terminal the caller's stdio is not the exec's: let it
 		 * go, as runc exec -d does, so that whoever reads it sees EOF. */
 		int null = term.slave >= 0 ? open("/dev/null", O_RDWR | O_CLOEXEC) : -1;
 		for (int fd = 0; null >= 0 && fd < 3; fd++)
-			dup2(null, fd);
+			(void)dup2(null, fd); /* else the caller's stdio stays: no harm */
 		int code = exec_run(g, id, p, term.stdio, pp[1], &err);
 		if (code < 0 && err)
 			fprintf(stderr, "cocoon: exec %s: %s\n", id, err->msg);

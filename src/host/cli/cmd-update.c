@@ -59,8 +59,8 @@ static int parse_number(const char *name, const char *arg, int64_t min, int64_t 
 	errno = 0;
 	long long v = strtoll(arg, &end, 10);
 	if (errno || *end || end == arg || v < min || v > max) {
-		usage_error("update", "--%s '%s': expected %s", name, arg, expect);
-		return -1;
+		(void)usage_error("update", "--%s '%s': expected %s", name, arg, expect);
+		return -1; /* the caller's status is usage_error's 2 */
 	}
 	*out = v;
 	return 0;
@@ -300,12 +300,12 @@ static int print_stats(struct global_opts *g, const char *id, struct error **err
 	req.stats = &sr;
 	if (container_call(g, id, &req, &resp, &err) < 0) {
 		error_wrap(&err, "events %s", id);
-		cli_fail(errp, &err);
+		(void)cli_fail(errp, &err); /* the caller's status is -1's */
 		return -1;
 	}
 	if (resp->body_case != COCOON__RESPONSE__BODY_STATS || !resp->stats) {
 		cocoon__response__free_unpacked(resp, NULL);
-		cli_failf(errp, "%s", "events: the guest's reply has no stats");
+		(void)cli_failf(errp, "%s", "events: the guest's reply has no stats");
 		return -1;
 	}
 	json_object *o = stats_json(id, resp->stats);

@@ -184,7 +184,7 @@ static void write_in_place(int dir, const char *name, const char *buf, int n)
 	if (len == n && memcmp(old, buf, (size_t)n) == 0)
 		return;
 	if (pwrite(fd, buf, (size_t)n, 0) == n && len > n)
-		ftruncate(fd, n);
+		(void)ftruncate(fd, n); /* a tmpfs file: the next tick rewrites it */
 }
 
 static void write_one(int dir, const char *name, bool v2, const Cocoon__StatsReply *st)
@@ -204,7 +204,8 @@ static void write_one(int dir, const char *name, bool v2, const Cocoon__StatsRep
 		unlinkat(dir, tmp, 0);
 		return;
 	}
-	renameat(dir, tmp, dir, name);
+	if (renameat(dir, tmp, dir, name) < 0)
+		(void)unlinkat(dir, tmp, 0); /* the old figures stay until the next tick */
 }
 
 /* bound: memory.oom_control is the OOM relay's (cgroup-oom.h), the

@@ -105,7 +105,7 @@ int cgoom_setup(struct cgoom *o, const char *hierarchy, const char *path, int mi
 		char where[1200];
 		if (snprintf(where, sizeof(where), "%s%s/memory.oom_control", hierarchy, path) <
 		    (int)sizeof(where))
-			umount2(where, MNT_DETACH | UMOUNT_NOFOLLOW);
+			(void)umount2(where, MNT_DETACH | UMOUNT_NOFOLLOW); /* undo: best effort */
 		return r;
 	}
 	o->relay_fd = TAKE_FD(relay);
@@ -117,8 +117,8 @@ int cgoom_setup(struct cgoom *o, const char *hierarchy, const char *path, int mi
  * Runs in the forked child: async-signal-safe calls only, then _exit. */
 static void __attribute__((noreturn)) relay_child(int relay)
 {
-	prctl(PR_SET_NAME, "cocoon-oom", 0, 0, 0);
-	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	(void)prctl(PR_SET_NAME, "cocoon-oom", 0, 0, 0); /* a name for ps only */
+	(void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0); /* cannot fail: a valid signal */
 	if (write_at(relay, "cgroup.procs", "0") < 0)
 		_exit(2);
 	volatile char *m =

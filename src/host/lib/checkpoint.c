@@ -550,7 +550,7 @@ int checkpoint_pod(struct global_opts *g, const char *id, struct checkpoint_opti
 		for (int i = 0; i < n; i++)
 			if (paused[i])
 				pod_pause_one(g, ids[i], true, NULL);
-		remove_tree(o->image_path, NULL);
+		(void)remove_tree(o->image_path, NULL); /* best effort: the error is reported */
 		return r;
 	}
 	for (int i = 0; i < n; i++)

@@ -231,7 +231,7 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 	*shim_pid = pid;
 	return 0;
 fail:
-	container_remove_files(dir, NULL);
+	(void)container_remove_files(dir, NULL); /* best effort: the create failed already */
 	spec_free(&bundle);
 	pod_sandbox_free(&pod);
 	return r;
@@ -277,7 +277,7 @@ int container_wait_foreground(pid_t shim)
 	int fwd[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 	foreground_shim = shim;
 	for (size_t i = 0; i < ARRAY_SIZE(fwd); i++)
-		sigaction(fwd[i], &sa, NULL);
+		(void)sigaction(fwd[i], &sa, NULL); /* cannot fail: valid signals */
 	int status;
 	while (waitpid(shim, &status, 0) < 0 && errno == EINTR)
 		;

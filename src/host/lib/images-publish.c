@@ -175,7 +175,7 @@ static int publish_from(int srcfd, int parentfd, const char *dest, const struct 
 	const char *base = strrchr(dest, '/') ? strrchr(dest, '/') + 1 : dest;
 	char tmpname[300];
 	snprintf(tmpname, sizeof(tmpname), ".%s.pub-%d", base, getpid());
-	safefs_remove(parentfd, tmpname, NULL); /* our own leftover: same name, same pid */
+	(void)safefs_remove(parentfd, tmpname, NULL); /* our own leftover: same name, same pid */
 	if (mkdirat(parentfd, tmpname, 0700) < 0)
 		return error_set(err, errno, "create %s", tmpname);
 	_cleanup_close_ int tmpfd =
@@ -185,7 +185,7 @@ static int publish_from(int srcfd, int parentfd, const char *dest, const struct 
 	if (r == 0 && renameat2(parentfd, tmpname, parentfd, base, RENAME_NOREPLACE) < 0)
 		r = error_set(err, errno, "publish %s", dest);
 	if (r < 0)
-		safefs_remove(parentfd, tmpname, NULL);
+		(void)safefs_remove(parentfd, tmpname, NULL);
 	return r;
 }
 
@@ -242,7 +242,7 @@ int images_publish(const char *state_dir, const char *ckid, const char *dest,
 	if (ckfd < 0)
 		return ckfd;
 	int r = publish_at(ckfd, ckid, dest, info, lim, err);
-	safefs_remove(ckfd, ckid, NULL);
+	(void)safefs_remove(ckfd, ckid, NULL);
 	return r;
 }
 
@@ -372,7 +372,7 @@ void images_stage_unmount(struct images_stage *st)
 	struct ns_visit v;
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", st->mnt_fd);
 	if (ns_enter(st->nsfd, &v) >= 0) {
-		umount2(path, MNT_DETACH);
+		(void)umount2(path, MNT_DETACH);
 		ns_leave(&v);
 	}
 	close(st->mnt_fd);
@@ -398,7 +398,7 @@ void images_stage_discard(struct images_stage *st)
 {
 	images_stage_unmount(st);
 	if (st->parentfd >= 0)
-		safefs_remove(st->parentfd, st->tmpname, NULL);
+		(void)safefs_remove(st->parentfd, st->tmpname, NULL);
 	closep(&st->parentfd);
 }
 
@@ -409,8 +409,8 @@ void images_discard(const char *state_dir, const char *ckid)
 	if (ckfd < 0)
 		return;
 	snprintf(log, sizeof(log), "%s." COCOON_DUMP_LOG, ckid);
-	safefs_remove(ckfd, ckid, NULL);
-	safefs_remove(ckfd, log, NULL);
+	(void)safefs_remove(ckfd, ckid, NULL);
+	(void)safefs_remove(ckfd, log, NULL);
 }
 
 int images_keep_dump_log(const char *state_dir, const char *ckid, const char *keep)

@@ -375,7 +375,7 @@ void images_copy_logs_at(int dirfd, const char *const *from, const char *const *
 		size_t len;
 		if (safefs_read(dirfd, from[i], IMAGES_MAX_LOG, &text, &len, NULL) == 0 &&
 		    asprintf(&dst, "%s/%s", work_path, to[i]) >= 0)
-			write_file_atomic(dst, text, len, 0600, NULL);
+			(void)write_file_atomic(dst, text, len, 0600, NULL); /* logs: best effort */
 	}
 }
 

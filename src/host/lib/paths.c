@@ -65,7 +65,7 @@ void copy_file_bounded(const char *from, const char *to, size_t max)
 	_cleanup_free_ char *text = NULL;
 	size_t len;
 	if (read_file_bounded(from, max, &text, &len, NULL) == 0)
-		write_file_atomic(to, text, len, 0600, NULL);
+		(void)write_file_atomic(to, text, len, 0600, NULL); /* a copy: best effort */
 }
 
 /* Walks by fd (safefs_remove): a symlink planted inside the tree is removed,

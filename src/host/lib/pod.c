@@ -233,15 +233,15 @@ static void member_leave(const char *sandbox_dir, const char *id)
 		if (e->d_name[0] == '.')
 			continue;
 		snprintf(path, sizeof(path), "%s/" VOLUMES_DIR "/%s", ro, e->d_name);
-		umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW);
+		(void)umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW);
 	}
 	for (int i = 0; i < POD_MAX_IMAGES; i++) {
 		snprintf(path, sizeof(path), "%s/images%d", ro, i);
-		umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW);
+		(void)umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW);
 	}
 	snprintf(path, sizeof(path), "%s/rootfs", ro);
-	umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW);
-	remove_tree(rw, NULL);
+	(void)umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW);
+	(void)remove_tree(rw, NULL);
 }
 
 /* The rootfs and volumes, detached copies taken in the member's own mount

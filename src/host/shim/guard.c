@@ -25,7 +25,7 @@ void guard_check_console(struct sandbox_guard *g)
 	_cleanup_free_ char *buf = malloc(keep ? keep : 1), *old = NULL;
 	ssize_t n = buf ? pread(g->console_fd, buf, keep, st.st_size - (off_t)keep) : -1;
 	if (n > 0 && asprintf(&old, "%s.1", g->console_path) >= 0)
-		write_file_atomic(old, buf, (size_t)n, 0600, NULL);
+		(void)write_file_atomic(old, buf, (size_t)n, 0600, NULL); /* keep what we can */
 	/* QEMU writes with O_APPEND: its next line lands at the new end. */
 	if (ftruncate(g->console_fd, 0) < 0)
 		return;

@@ -6,6 +6,7 @@
 #include "shim-state.h"
 #include "agent-client.h"
 #include "cleanup.h"
+#include "log.h"
 #include "guard.h"
 #include "network.h"
 #include "paths.h"
@@ -47,7 +48,9 @@ void shim_checkpoint_unhold(struct shim *s)
 {
 	if (!s->net_held)
 		return;
-	network_release(&s->net, NULL);
+	_cleanup_error_ struct error *err = NULL;
+	if (network_release(&s->net, &err) < 0)
+		log_warning("container %s: %s", s->args->id, err->msg);
 	s->net_held = false;
 }
 

@@ -7,6 +7,7 @@
 #include "shim-state.h"
 #include "agent-client.h"
 #include "cleanup.h"
+#include "log.h"
 #include "guard.h"
 #include "network.h"
 #include "paths.h"
@@ -97,8 +98,10 @@ void shim_on_agent_event(void *userdata, const Cocoon__Response *ev)
 
 static void set_status(struct shim *s, enum container_status st)
 {
+	_cleanup_error_ struct error *err = NULL;
 	s->st.status = st;
-	state_write(s->args->dir, &s->st, NULL);
+	if (state_write(s->args->dir, &s->st, &err) < 0)
+		log_warning("container %s: %s", s->args->id, err->msg);
 }
 
 static void handle_exec(struct shim *s, struct shim_client *c, Cocoon__Request *req)

@@ -17,7 +17,7 @@ void shim_mirror_setup(struct shim *s)
 		return;
 	/* Recorded first: a shim that dies half-way still has it removed. */
 	snprintf(s->st.cgroup, sizeof(s->st.cgroup), "%s", path);
-	state_write(s->args->dir, &s->st, NULL);
+	(void)state_write(s->args->dir, &s->st, NULL); /* shim_setup's own write reports */
 	if (cgmirror_setup(&s->mirror, path, &err) < 0) {
 		log_warning(
 			"container %s: linux.cgroupsPath %s: %s; podman stats and ctr task metrics do not show its figures",
@@ -25,7 +25,8 @@ void shim_mirror_setup(struct shim *s)
 		if (err->code == EEXIST) {
 			/* Not ours: delete must leave it alone. */
 			s->st.cgroup[0] = 0;
-			state_write(s->args->dir, &s->st, NULL);
+			(void)state_write(s->args->dir, &s->st,
+					  NULL); /* shim_setup's own write reports */
 		}
 		return;
 	}

@@ -102,7 +102,7 @@ static int member_register(struct shim *s, struct shim_client *c, const char *id
 	 * the pod's events for at most this long, then loses them. */
 	struct timeval tv = {.tv_sec = 10};
 	fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) & ~O_NONBLOCK);
-	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	(void)setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)); /* valid: cannot fail */
 	return 0;
 }
 
@@ -287,7 +287,7 @@ void shim_handle_member_request(struct shim *s, struct shim_client *c, Cocoon__R
 	*slot = c->member;
 	if (req->body_case == COCOON__REQUEST__BODY_STDIN ||
 	    req->body_case == COCOON__REQUEST__BODY_RESIZE) {
-		agent_send_oneway(&s->sb.agent, req, NULL);
+		(void)agent_send_oneway(&s->sb.agent, req, NULL); /* as the shim's own stdin */
 		*slot = client_id;
 		return;
 	}

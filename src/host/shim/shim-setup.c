@@ -8,6 +8,7 @@
 #include "shim-state.h"
 #include "agent-client.h"
 #include "cleanup.h"
+#include "log.h"
 #include "guard.h"
 #include "network.h"
 #include "paths.h"
@@ -150,7 +151,7 @@ static int restore_container(struct shim *s, struct error **err)
 		(unsigned long long)resp->restore->restore_ms,
 		(unsigned long long)resp->restore->copy_ms,
 		resp->restore->stats ? resp->restore->stats->restore_us : 0);
-	write_file_atomic(path, text, (size_t)n, 0600, NULL);
+	(void)write_file_atomic(path, text, (size_t)n, 0600, NULL); /* stats: best effort */
 	/* The engine's new master shows the size the container has. */
 	if (resp->restore->console_size && s->tty.fd >= 0 &&
 	    console_watch_apply(&s->tty, resp->restore->console_size) == -ERANGE)
@@ -334,8 +335,9 @@ int shim_setup(struct shim *s, struct error **err)
 		return r;
 	/* A hold left by a checkpoint with --tcp-established ends once the
 	 * container runs again with its connections (network.h). */
-	if (s->net.sk)
-		network_release(&s->net, NULL);
+	_cleanup_error_ struct error *rel_err = NULL;
+	if (s->net.sk && network_release(&s->net, &rel_err) < 0)
+		log_warning("container %s: %s", a->id, rel_err->msg);
 	shim_mirror_join(s);
 	if (a->vmsnap_state) {
 		/* For restore --print-stats: the VM's start is the whole restore. */
@@ -345,7 +347,7 @@ int shim_setup(struct shim *s, struct error **err)
 			text, sizeof(text),
 			"{\"boot_ms\": %lld, \"template\": false, \"whole_vm\": true, \"criu_ms\": 0, \"copy_ms\": 0, \"restore_us\": 0}\n",
 			s->sb.boot_ms);
-		write_file_atomic(path, text, (size_t)n, 0600, NULL);
+		(void)write_file_atomic(path, text, (size_t)n, 0600, NULL); /* stats: best effort */
 	}
 	s->st.status = a->restore || a->vmsnap_state ? STATUS_RUNNING : STATUS_CREATED;
 	return state_write(a->dir, &s->st, err);

@@ -64,7 +64,7 @@ void shim_send_to_client(int fd, Cocoon__Response *resp)
 	_cleanup_free_ uint8_t *buf = NULL;
 	size_t len;
 	if (fd >= 0 && proto_frame_response(resp, &buf, &len, NULL) == 0)
-		send(fd, buf, len, MSG_NOSIGNAL);
+		(void)send(fd, buf, len, MSG_NOSIGNAL); /* it may be gone */
 }
 
 struct shim_client *shim_find_member(struct shim *s, const char *id)

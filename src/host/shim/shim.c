@@ -14,6 +14,7 @@
 #include "shim-state.h"
 #include "agent-client.h"
 #include "cleanup.h"
+#include "log.h"
 #include "guard.h"
 #include "network.h"
 #include "paths.h"
@@ -54,7 +55,8 @@ static void forward_stdin(struct shim *s, int fd, const char *exec_id, bool *ope
 	}
 	req.body_case = COCOON__REQUEST__BODY_STDIN;
 	req.stdin = &data;
-	agent_send_oneway(&s->sb.agent, &req, NULL);
+	/* A channel that failed ends the loop through its own poll event. */
+	(void)agent_send_oneway(&s->sb.agent, &req, NULL);
 }
 
 static void forward_signal(struct shim *s, int sig)
@@ -100,7 +102,8 @@ static void send_resize(struct shim *s, const char *exec_id, Cocoon__ConsoleSize
 	rr.size = size;
 	req.body_case = COCOON__REQUEST__BODY_RESIZE;
 	req.resize = &rr;
-	agent_send_oneway(&s->sb.agent, &req, NULL);
+	/* One-way; a channel that failed ends the loop by its own event. */
+	(void)agent_send_oneway(&s->sb.agent, &req, NULL);
 }
 
 static bool has_terminal(const struct shim *s)
@@ -134,7 +137,7 @@ static int signals_setup(void)
 	int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
 	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
 		sigaddset(&mask, sigs[i]);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
+	(void)sigprocmask(SIG_BLOCK, &mask, NULL); /* cannot fail: a valid set */
 	signal(SIGPIPE, SIG_IGN);
 	return signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 }
@@ -277,7 +280,7 @@ void shim_main(struct shim_args *a)
 	struct shim s = {.args = a, .listen_fd = -1, .sb.agent.fd = -1, .tty.fd = -1};
 	_cleanup_error_ struct error *err = NULL;
 
-	setsid();
+	(void)setsid(); /* the shim was forked for this: cannot fail */
 	for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
 		s.clients[i].fd = -1;
 	for (int i = 0; i < SHIM_MAX_EXECS; i++)
@@ -308,6 +311,7 @@ void shim_main(struct shim_args *a)
 	shim_teardown(&s);
 	s.st.status = STATUS_STOPPED;
 	s.st.exit_status = s.exit_code;
-	state_write(a->dir, &s.st, NULL);
+	if (state_write(a->dir, &s.st, &err) < 0)
+		log_warning("container %s: %s", a->id, err->msg);
 	_exit(s.exit_code);
 }

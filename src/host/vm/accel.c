@@ -84,6 +84,6 @@ int accel_resolve(const struct cocoon_config *cfg, char out[8], char **note,
 	}
 	_cleanup_free_ char *line = NULL;
 	if (asprintf(&line, "%s\n%s\n", key, out) >= 0 && mkdir_p(cache_dir(), 0755, NULL) == 0)
-		write_file_atomic(cache, line, strlen(line), 0644, NULL);
+		(void)write_file_atomic(cache, line, strlen(line), 0644, NULL); /* a cache */
 	return 0;
 }

@@ -347,7 +347,7 @@ int network_hold(struct network *n, bool guest_side, struct error **err)
 	for (int i = 0; i < n->n_ifs; i++) {
 		int r = hold_one(n, &n->ifs[i], n->spec->interfaces[i], guest_side, err);
 		if (r < 0) {
-			network_release(n, NULL);
+			(void)network_release(n, NULL); /* the error is hold_one's */
 			return r;
 		}
 	}

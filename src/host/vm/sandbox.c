@@ -89,7 +89,7 @@ static int boot_from_template(struct sandbox *sb, const struct cocoon_config *cf
 	/* A template that would not start is not trusted again: the next VM
 	 * builds it afresh. */
 	if (built)
-		remove_tree(dir, NULL);
+		(void)remove_tree(dir, NULL);
 	return r;
 }
 
@@ -306,7 +306,7 @@ int sandbox_boot(struct sandbox *sb, const struct cocoon_config *cfg, const char
 		if (cfg->enable_debug) {
 			char keep[4096];
 			snprintf(keep, sizeof(keep), "%s.console-failed.log", dir);
-			rename(sb->console_log, keep);
+			(void)rename(sb->console_log, keep); /* for debugging only */
 		}
 		if (sb->vm.backend)
 			sb->vm.backend->kill(&sb->vm);
@@ -335,7 +335,7 @@ void sandbox_destroy(struct sandbox *sb, bool remove_dir)
 {
 	agent_client_close(&sb->agent);
 	if (remove_dir && sb->dir)
-		remove_tree(sb->dir, NULL);
+		(void)remove_tree(sb->dir, NULL);
 	free(sb->dir);
 	free(sb->shared_dir);
 	free(sb->channel_path);

@@ -208,7 +208,7 @@ static int save_state(struct vm *vm, const char *qmp_path, int state_fd, struct 
 		if (r < 0)
 			break;
 		char status[32] = "";
-		qmp_status(reply, status, sizeof(status));
+		(void)qmp_status(reply, status, sizeof(status)); /* none: "" */
 		if (strcmp(status, "completed") == 0)
 			break;
 		if (strcmp(status, "failed") == 0 || strcmp(status, "cancelled") == 0)
@@ -319,7 +319,7 @@ static void remove_stale(const char *base, const struct vm_spec *spec)
 				    *key = dir ? join(dir, "key") : NULL;
 		struct stat st;
 		if (key && stat(key, &st) == 0 && st.st_mtime < newest)
-			remove_tree(dir, NULL);
+			(void)remove_tree(dir, NULL);
 	}
 }
 
@@ -347,12 +347,12 @@ int template_build(const char *base, const struct vm_spec *spec, const char *key
 		/* A key that differs under the same name (a hash collision, or
 		 * a damaged template) is refused and replaced. */
 		if (valid < 0 || access(dir, F_OK) == 0)
-			remove_tree(dir, NULL);
+			(void)remove_tree(dir, NULL);
 		if (rename(work, dir) < 0)
 			r = error_set(err, errno, "publish template %s", dir);
 	}
 	if (r < 0) {
-		remove_tree(work, NULL);
+		(void)remove_tree(work, NULL);
 		return error_wrap(err, "build VM template");
 	}
 	remove_stale(base, spec);

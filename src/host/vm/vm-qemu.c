@@ -198,7 +198,7 @@ static int virtiofsd_start(struct vm *vm, int slot, const struct vm_spec *s, con
 	if (pid < 0)
 		return error_set(err, errno, "fork virtiofsd");
 	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL); /* cannot fail: a valid signal */
 		if (getppid() != parent)
 			_exit(1);
 		/* The listening socket is virtiofsd's fd 3, its only one
@@ -207,10 +207,8 @@ static int virtiofsd_start(struct vm *vm, int slot, const struct vm_spec *s, con
 			_exit(126);
 		cloexec_from(4);
 		int log = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (log >= 0) {
-			dup2(log, 1);
-			dup2(log, 2);
-		}
+		if (log >= 0 && (dup2(log, 1) < 0 || dup2(log, 2) < 0))
+			_exit(126);
 		if (bind_readonly &&
 		    (unshare(CLONE_NEWNS) < 0 ||
 		     mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
@@ -467,7 +465,7 @@ static int qemu_start(struct vm *vm, const struct vm_spec *spec, struct error **
 	}
 	if (pid == 0) {
 		/* The VM must not outlive whoever started it. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL); /* cannot fail: a valid signal */
 		if (getppid() != parent)
 			_exit(1);
 		cloexec_from(3);
@@ -478,12 +476,10 @@ static int qemu_start(struct vm *vm, const struct vm_spec *spec, struct error **
 		int log = spec->vmm_log ? open(spec->vmm_log,
 					       O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)
 					: -1;
-		if (in >= 0)
-			dup2(in, 0);
-		if (log >= 0) {
-			dup2(log, 1);
-			dup2(log, 2);
-		}
+		if (in >= 0 && dup2(in, 0) < 0)
+			_exit(126);
+		if (log >= 0 && (dup2(log, 1) < 0 || dup2(log, 2) < 0))
+			_exit(126);
 		for (int i = 0; i < spec->n_nets; i++)
 			fcntl(spec->net_fds[i], F_SETFD, 0); /* the taps are QEMU's */
 		execvp(b.args[0], b.args);

@@ -203,7 +203,7 @@ int vmsnap_publish(const char *work_state, const char *dest, const struct vmsnap
 	if (r == 0 && rename(staging, dest) < 0)
 		r = error_set(err, errno, "rename %s to %s", staging, dest);
 	if (r < 0) {
-		remove_tree(staging, NULL);
+		(void)remove_tree(staging, NULL);
 		unlink(work_state);
 	}
 	return r;

@@ -86,12 +86,11 @@ static int run_capture(char *const argv[], const char *input, char *out, size_t 
 	}
 	pid_t parent = getpid(), pid = fork();
 	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL); /* cannot fail: a valid signal */
 		if (getppid() != parent)
 			_exit(126);
-		dup2(in[0], 0);
-		dup2(o[1], 1);
-		dup2(o[1], 2);
+		if (dup2(in[0], 0) < 0 || dup2(o[1], 1) < 0 || dup2(o[1], 2) < 0)
+			_exit(126);
 		execvp(argv[0], argv);
 		_exit(127);
 	}
@@ -148,7 +147,9 @@ void vmsnap_probe(const struct cocoon_config *cfg, struct vmsnap_caps *c)
 
 	char *version[] = {c->qemu, (char *)"--version", NULL};
 	if (run_capture(version, NULL, out, sizeof(out), VMSNAP_PROBE_TIMEOUT_MS) == 0)
-		vmsnap_parse_qemu_version(out, &c->qemu_major, &c->qemu_minor, &c->qemu_micro);
+		/* Unparsed, qemu_major stays 0: whole-VM mode is then off. */
+		(void)vmsnap_parse_qemu_version(out, &c->qemu_major, &c->qemu_minor,
+						&c->qemu_micro);
 	if (c->qemu_major > 0) {
 		/* QMP on stdio, no machine: what the migration code offers. */
 		char *qmp[] = {c->qemu,
@@ -351,7 +352,7 @@ static int wait_migrated(struct qmp *q, struct vm *vm, long long deadline, struc
 		if (r < 0)
 			return r;
 		char status[32] = "";
-		qmp_status(reply, status, sizeof(status));
+		(void)qmp_status(reply, status, sizeof(status)); /* none: "" */
 		if (strcmp(status, "completed") == 0)
 			return 0;
 		if (strcmp(status, "failed") == 0 || strcmp(status, "cancelled") == 0)
@@ -375,7 +376,7 @@ static int run_state(struct qmp *q, const char *want, char now[32])
 	int r = qmp_call(q, "{\"execute\":\"query-status\"}\n", -1, &reply, NULL);
 	if (r < 0)
 		return r;
-	qmp_status(reply, status, sizeof(status));
+	(void)qmp_status(reply, status, sizeof(status)); /* none: "" */
 	if (now)
 		snprintf(now, 32, "%s", status);
 	return strcmp(status, want) == 0;
@@ -476,7 +477,7 @@ int vmsnap_load(struct vm *vm, const char *qmp_path, const char *state_path, boo
 		if (r < 0)
 			break;
 		char status[32] = "";
-		qmp_status(reply, status, sizeof(status));
+		(void)qmp_status(reply, status, sizeof(status)); /* none: "" */
 		if (strcmp(status, "inmigrate") != 0)
 			break;
 		if (vm_check_exited(vm))
