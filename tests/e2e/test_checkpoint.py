@@ -708,6 +708,9 @@ def test_task_killed_during_restore_leaves_nothing_behind(env, monkeypatch, good
     text = err.read_text()
     assert rc != 0, "the restore succeeded though its init was killed"
     assert "restore rk: criu restore failed: task" in text and "ended during the restore" in text, text
+    # Seen by the agent, not waited out: CRIU no longer watches its tasks
+    # then and would wait for the dead one without end (guard_tree_lost).
+    assert "the agent ended CRIU at once" in text and "progress" not in text, text
     assert took < 60, f"the failed restore took {took:.1f} s"
     assert not (env.root / "rk").exists(), "a failed restore left state behind"
     assert "rk" not in env.run("list", "-q").stdout.split()
