@@ -325,19 +325,26 @@ def qemu_inherits_no_leaked_descriptor():
         os.close(w)
 
 
+def largest_while_flooding(path, size_of, seconds=12):
+    """The largest size_of(path) seen while the guest floods it for
+    `seconds`, polled every 50 ms (the file may not exist yet)."""
+    biggest = 0
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            biggest = max(biggest, size_of(path))
+        except OSError:
+            pass
+        time.sleep(0.05)
+    return biggest
+
+
 @case
 def console_log_is_capped():
     with Env("console-flood", limits="console_log_max_bytes = 1048576") as env:
         env.create()
         console = os.path.join(env.root, "c1", "console.log")
-        biggest = 0
-        deadline = time.time() + 12
-        while time.time() < deadline:
-            try:
-                biggest = max(biggest, os.path.getsize(console))
-            except OSError:
-                pass
-            time.sleep(0.05)
+        biggest = largest_while_flooding(console, os.path.getsize)
         size = os.path.getsize(console)
         assert size <= 1048576, f"console.log is {size} bytes after the flood, cap 1 MiB"
         assert os.path.getsize(console + ".1") <= 524288
@@ -353,14 +360,7 @@ def vmm_log_is_capped():
     with Env("vmm-log-flood", limits="console_log_max_bytes = 1048576") as env:
         env.create()
         log = os.path.join(env.root, "c1", "qemu.log")
-        biggest = 0
-        deadline = time.time() + 12
-        while time.time() < deadline:
-            try:
-                biggest = max(biggest, os.stat(log).st_blocks * 512)
-            except OSError:
-                pass
-            time.sleep(0.05)
+        biggest = largest_while_flooding(log, lambda p: os.stat(p).st_blocks * 512)
         used = os.stat(log).st_blocks * 512
         assert used <= 2 * 1048576, f"qemu.log stores {used} bytes after the flood, cap 1 MiB"
         assert biggest <= 4 * 1048576, f"qemu.log stored {biggest} bytes at its largest, cap 1 MiB"

@@ -134,6 +134,25 @@ static void test_console_cap(void **st)
 
 /* The shared directory's blocks are counted (a sparse giant costs nothing
  * and counts nothing), and past the cap the VM is killed. */
+static pid_t fake_vmm(void)
+{
+	pid_t vmm = fork();
+	if (vmm == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		alarm(20);
+		pause();
+		_exit(0);
+	}
+	return vmm;
+}
+
+static void assert_killed(pid_t vmm)
+{
+	int status;
+	assert_int_equal(waitpid(vmm, &status, 0), vmm);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
+
 static void test_shared_cap(void **st)
 {
 	char dir[] = "/tmp/cocoon-test-shared.XXXXXX", p[128];
@@ -151,13 +170,7 @@ static void test_shared_cap(void **st)
 	close(fd);
 	snprintf(p, sizeof(p), "%s/loop", dir);
 	assert_int_equal(symlink(".", p), 0);
-	pid_t vmm = fork();
-	if (vmm == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		alarm(20);
-		pause();
-		_exit(0);
-	}
+	pid_t vmm = fake_vmm();
 	snprintf(p, sizeof(p), "%s/console.log", dir);
 	struct guard_opts o = {.console_path = p,
 			       .console_cap = 1 << 20,
@@ -181,9 +194,7 @@ static void test_shared_cap(void **st)
 	close(fd);
 	guard_check_shared(&g);
 	assert_true(atomic_load(&g.tripped));
-	int status;
-	assert_int_equal(waitpid(vmm, &status, 0), vmm);
-	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	assert_killed(vmm);
 	guard_stop(&g);
 	remove_tree(dir, NULL);
 }
@@ -228,25 +239,6 @@ static void test_vfs_logs_capped(void **st)
 	close(vfs);
 	close(other);
 	remove_tree(dir, NULL);
-}
-
-static pid_t fake_vmm(void)
-{
-	pid_t vmm = fork();
-	if (vmm == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		alarm(20);
-		pause();
-		_exit(0);
-	}
-	return vmm;
-}
-
-static void assert_killed(pid_t vmm)
-{
-	int status;
-	assert_int_equal(waitpid(vmm, &status, 0), vmm);
-	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 }
 
 /* Two ways past a guard that adds up the blocks of the files it finds: the
