@@ -38,8 +38,10 @@ static void test_oom_score_adj(void **st)
 	spec_free(&b);
 	expect_error(WITH_PROCESS("\"oomScoreAdj\": 1001"),
 		     "process.oomScoreAdj 1001 is outside the kernel's range -1000..1000");
-	expect_error(WITH_PROCESS("\"oomScoreAdj\": -4294967296"), "process.oomScoreAdj -4294967296");
-	expect_error(WITH_PROCESS("\"oomScoreAdj\": 1.5"), "process.oomScoreAdj: expected an integer");
+	expect_error(WITH_PROCESS("\"oomScoreAdj\": -4294967296"),
+		     "process.oomScoreAdj -4294967296");
+	expect_error(WITH_PROCESS("\"oomScoreAdj\": 1.5"),
+		     "process.oomScoreAdj: expected an integer");
 }
 
 int main(void)
