@@ -12,6 +12,7 @@
 #include "confine.h"
 #include "mounts.h"
 #include "network.h"
+#include "sysctl.h"
 
 #include <fcntl.h>
 #include <grp.h>
@@ -191,6 +192,14 @@ container_child_init(const Cocoon__ContainerSpec *s, const char *rootfs, const i
 		if (join_fds[i] >= 0 && setns(join_fds[i], 0) < 0)
 			container_child_fail(sync_fd, "joining the pod's namespaces: %s",
 					     strerror(errno));
+	/* runc writes linux.sysctl after the rootfs is ready and before the
+	 * read-only and masked paths, with every capability still held
+	 * (standard_init_linux.go). These are the IPC and UTS ones, which
+	 * land in the namespaces this task is in now, through the guest's
+	 * /proc (the container's may be missing or read-only); the agent
+	 * writes the net.* ones once the interfaces are in (container.c). */
+	if (sysctl_apply(s, false, msg, sizeof(msg)) < 0)
+		container_child_fail(sync_fd, "%s", msg);
 	if (mounts_setup_rootfs(s, rootfs, msg, sizeof(msg)) < 0 ||
 	    confine_paths(s, msg, sizeof(msg)) < 0)
 		container_child_fail(sync_fd, "%s", msg);

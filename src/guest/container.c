@@ -19,6 +19,7 @@
 #include "container-child.h"
 #include "mounts.h"
 #include "network.h"
+#include "sysctl.h"
 #include "terminal.h"
 
 #include <fcntl.h>
@@ -513,8 +514,6 @@ void container_handle_create(struct agent *a, uint64_t id,
 		container_child_init(s, c->rootfs, join, sync[1], start[0], io.child[0],
 				     io.child[1], io.child[2], s->process->terminal);
 	}
-	for (int i = 0; i < 3; i++)
-		container_close_fd(&join[i]);
 	close(sync[1]);
 	close(start[0]);
 	container_stdio_close_child(&io);
@@ -527,13 +526,17 @@ void container_handle_create(struct agent *a, uint64_t id,
 		io.child[0] = io.child[1] = io.child[2] = -1;
 		goto fail;
 	}
-	if (c->own_netns && join_network(pid, s->network, msg, sizeof(msg)) < 0) {
+	/* The net.* sysctls once the interfaces are in (per-interface keys). */
+	if ((c->own_netns && join_network(pid, s->network, msg, sizeof(msg)) < 0) ||
+	    sysctl_apply_net_of(s, pid, c->own_netns ? -1 : join[0], msg, sizeof(msg)) < 0) {
 		kill(pid, SIGKILL);
 		sync[1] = start[0] = -1;
 		io.child[0] = io.child[1] = io.child[2] = -1;
 		goto fail;
 	}
 
+	for (int i = 0; i < 3; i++)
+		container_close_fd(&join[i]);
 	struct agent_proc *p = &c->procs[0];
 	container_proc_register(p, pid, PROC_SETUP, &io, sync[0], s->process->terminal, id);
 	p->start_fd = start[1];

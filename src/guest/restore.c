@@ -19,6 +19,7 @@
 #include "criu-conf.h"
 #include "mounts.h"
 #include "network.h"
+#include "sysctl.h"
 #include "restore-job.h"
 #include "execs.h"
 #include "terminal.h"
@@ -226,6 +227,15 @@ static void restore_start_criu(struct restore_ctx *x)
 			x->child_fds[3] = ckpt_new_loopback_netns();
 		if (x->child_fds[3] < 0) {
 			restore_fail(x, errno, "a network namespace for the container");
+			return;
+		}
+		/* CRIU takes the namespace as external and restores none of
+		 * its sysctls: the spec's net.* ones, as at create. The IPC
+		 * and UTS ones are in CRIU's images (ipcns-var, utsns). */
+		char msg0[400];
+		int rs = sysctl_apply_net_in(x->child_fds[3], c->spec, msg0, sizeof(msg0));
+		if (rs < 0) {
+			restore_fail(x, -rs, msg0);
 			return;
 		}
 		argv_add(&av, "--inherit-fd");

@@ -44,10 +44,65 @@ static void test_oom_score_adj(void **st)
 		     "process.oomScoreAdj: expected an integer");
 }
 
+#define WITH_SYSCTL(json)                                                                          \
+	"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS                                           \
+	", \"linux\": {\"namespaces\": [{\"type\": \"network\"}], \"sysctl\": " json "}}"
+
+static const char *sysctl_value(const struct oci_bundle *b, const char *key)
+{
+	for (size_t i = 0; i < b->spec->n_sysctl; i++)
+		if (strcmp(b->spec->sysctl[i]->key, key) == 0)
+			return b->spec->sysctl[i]->value;
+	return NULL;
+}
+
+/* runc's rule (libcontainer/configs/validate): the sysctls of the
+ * container's net, ipc and uts namespaces, nothing of the kernel as a
+ * whole; the slash form is the dotted one with "." and "/" swapped. */
+static void test_sysctl(void **st)
+{
+	struct oci_bundle b;
+	write_spec(WITH_SYSCTL("{\"net.ipv4.ip_forward\": \"1\", \"kernel.msgmax\": \"9000\", "
+			       "\"fs.mqueue.msg_max\": \"20\", \"kernel.domainname\": \"d\", "
+			       "\"net/ipv4/conf/eth0.100/rp_filter\": \"2\"}"));
+	assert_int_equal(spec_load(bundle, "c1", &b, NULL), 0);
+	assert_int_equal(b.spec->n_sysctl, 5);
+	assert_string_equal(sysctl_value(&b, "net.ipv4.ip_forward"), "1");
+	assert_string_equal(sysctl_value(&b, "kernel.msgmax"), "9000");
+	assert_string_equal(sysctl_value(&b, "net.ipv4.conf.eth0/100.rp_filter"), "2");
+	assert_false(warned(&b, "sysctl"));
+	spec_free(&b);
+	expect_error(WITH_SYSCTL("{\"vm.overcommit_memory\": \"1\"}"),
+		     "vm.overcommit_memory is not in a kernel namespace of the container");
+	expect_error(WITH_SYSCTL("{\"kernel.pid_max\": \"1000\"}"), "kernel.pid_max is not in");
+	expect_error(WITH_SYSCTL("{\"kernel.hostname\": \"x\"}"), "spec's hostname field");
+	expect_error(WITH_SYSCTL("{\"net.ipv4.ip_forward\": 1}"),
+		     "net.ipv4.ip_forward: expected a string value");
+	expect_error(WITH_SYSCTL("[]"), "linux.sysctl");
+	expect_error(
+		WITH_SYSCTL("{\"net.ipv4.ip_forward\": \"1\", \"net/ipv4/ip_forward\": \"0\"}"),
+		"net.ipv4.ip_forward is given twice");
+	/* Names that would leave /proc/sys, or are no names at all. */
+	static const char *const bad[] = {"net..x", "net.//.x", "net./.x",  "net.x.",
+					  ".net",   "net.a b",	"net.x\\n", ""};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[256];
+		snprintf(text, sizeof(text), WITH_SYSCTL("{\"%s\": \"1\"}"), bad[i]);
+		expect_error(text, "is not a sysctl name");
+	}
+	char big[2048];
+	memset(big, 'x', sizeof(big));
+	big[sizeof(big) - 1] = 0;
+	char text[4096];
+	snprintf(text, sizeof(text), WITH_SYSCTL("{\"net.core.x\": \"%s\"}"), big);
+	expect_error(text, "longer than 1024 bytes");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_oom_score_adj, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sysctl, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,27 @@
+/* config.json's kernel settings the guest applies to the container
+ * (docs/lifecycle.md, "Kernel settings of the container"), for spec.c's
+ * parse_linux. */
+#pragma once
+
+#include "error.h"
+#include "proto.h"
+
+#include <json-c/json.h>
+
+struct oci_bundle;
+
+/* Bounds on linux.sysctl: entries, and the bytes of a key and of a value. */
+#define SPEC_SYSCTL_MAX 64
+#define SPEC_SYSCTL_KEY_MAX 128
+#define SPEC_SYSCTL_VALUE_MAX 1024
+
+/* linux.sysctl of LIN into s->sysctl, with runc's rule
+ * (libcontainer/configs/validate): a sysctl of the ipc namespace
+ * (kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*), of the network
+ * namespace (net.*) or kernel.domainname; kernel.hostname is refused (the
+ * spec's hostname sets it), and so is any sysctl of the kernel as a whole.
+ * Returns 0 or a negative errno naming the key. */
+int spec_parse_sysctl(json_object *lin, Cocoon__ContainerSpec *s, struct error **err);
+
+/* Frees what spec_parse_sysctl put in s. */
+void spec_free_kernel(Cocoon__ContainerSpec *s);
