@@ -17,6 +17,7 @@
 #include "confine.h"
 #include "container.h"
 #include "container-child.h"
+#include "devcg.h"
 #include "mounts.h"
 #include "network.h"
 #include "sysctl.h"
@@ -490,7 +491,8 @@ void container_handle_create(struct agent *a, uint64_t id,
 		agent_send_error(a, id, EINVAL, "create %s: %s", s->id, msg);
 		return;
 	}
-	if (c->has_limits && cgroups_apply(c->cgroup, &c->limits, 0, msg, sizeof(msg)) < 0)
+	if ((c->has_limits && cgroups_apply(c->cgroup, &c->limits, 0, msg, sizeof(msg)) < 0) ||
+	    devcg_apply(c->cgroup, s->device_rules, s->n_device_rules, msg, sizeof(msg)) < 0)
 		goto fail;
 	if (container_open_join_namespaces(a, s, join, msg, sizeof(msg)) < 0)
 		goto fail;

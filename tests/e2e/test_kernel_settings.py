@@ -114,3 +114,60 @@ def test_podman_sysctls(podman):
     assert r.stdout.split() == ["1", "100", "12345"], r.stdout
     podman.check("rm", "--force", "--time", "0", "sc")
 
+
+def devices(*rules):
+    def extra(spec):
+        spec["linux"].setdefault("resources", {})["devices"] = list(rules)
+    return extra
+
+
+# Writes to a node of /dev/kmsg (1:11, no capability needed) and of 1:12
+# (no driver behind it: without a device program its open says ENXIO).
+KMSG = ("mknod /dev/k c 1 11 && mknod /dev/n c 1 12 && "
+        "(echo hi > /dev/k && echo kmsg-ok || echo kmsg-denied); "
+        "(echo hi > /dev/n && echo n-ok); cat /dev/null && echo null-ok")
+
+
+def shell(env, cid, script):
+    r = env.run("exec", cid, "sh", "-c", script)
+    return r.stdout.split() + [l for l in r.stderr.splitlines() if "/dev/n" in l]
+
+
+def test_device_rules_hold_inside_and_after_a_restore(env):
+    b, out = start(env, "dev", ["payload", "counter", "200"],
+                   extra=devices({"allow": False, "access": "rwm"},
+                                 {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "w"}))
+    got = shell(env, "dev", KMSG)
+    # 1:11 allowed for writing; 1:12 refused by the program before its
+    # driver is asked (EPERM, not ENXIO); runc's defaults (/dev/null, mknod).
+    assert got[:2] == ["kmsg-ok", "null-ok"] and "Operation not permitted" in got[2], got
+    checkpoint(env, "dev", env.tmp / "ck")
+    assert wait_for(lambda: env.state("dev")["status"] == "stopped")
+    env.run("delete", "dev", check=True)
+    restored(env, "dev", env.tmp / "ck", b)
+    got = shell(env, "dev", "rm -f /dev/k /dev/n; " + KMSG)
+    assert got[:2] == ["kmsg-ok", "null-ok"] and "Operation not permitted" in got[2], got
+    finish(env, "dev")
+
+
+def test_bad_device_rules_are_refused(env):
+    cases = {"type": ({"allow": True, "type": "x"}, "devices[0].type: 'x' is not a device type"),
+             "acc": ({"allow": True, "access": "rwz"}, "devices[0].access: 'rwz' is not an access"),
+             "allow": ({"access": "r"}, "devices[0].allow is required"),
+             "major": ({"allow": True, "major": -2}, "devices[0].major: -2 is not a device number")}
+    for cid, (rule, want) in cases.items():
+        b = write_bundle(env.tmp / cid, ["payload", "echo"], extra=devices(rule))
+        rc, out, err = env.create(cid, b)
+        assert rc != 0 and want in err.read_text(), (cid, err.read_text())
+    assert qemu_pids(str(env.tmp)) == []
+
+
+def test_podman_device_cgroup_rules(podman):
+    # podman's spec denies every device but its defaults: /dev/kmsg is
+    # refused; --device-cgroup-rule allows it.
+    script = "mknod /dev/k c 1 11 && (echo hi > /dev/k && echo kmsg-ok || echo kmsg-denied)"
+    r = podman.run("run", "--rm", podman.image, "sh", "-c", script)
+    assert r.returncode == 0 and r.stdout.split() == ["kmsg-denied"], r.stdout + r.stderr
+    assert "Operation not permitted" in r.stderr, r.stderr
+    r = podman.run("run", "--rm", "--device-cgroup-rule", "c 1:11 w", podman.image, "sh", "-c", script)
+    assert r.returncode == 0 and r.stdout.split() == ["kmsg-ok"], r.stdout + r.stderr

@@ -98,11 +98,62 @@ static void test_sysctl(void **st)
 	expect_error(text, "longer than 1024 bytes");
 }
 
+#define WITH_DEVICES(json)                                                                            \
+	"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS                                              \
+	", \"linux\": {\"namespaces\": [{\"type\": \"network\"}], \"resources\": {\"devices\": " json \
+	"}}}"
+
+/* linux.resources.devices in order, runc's defaults after them; absent
+ * fields mean all (type "a", any number, "rwm"). */
+static void test_device_rules(void **st)
+{
+	struct oci_bundle b;
+	write_spec(WITH_DEVICES(
+		"[{\"allow\": false, \"access\": \"rwm\"}, {\"allow\": true, \"type\": "
+		"\"c\", \"major\": 1, \"minor\": 11, \"access\": \"w\"}]"));
+	assert_int_equal(spec_load(bundle, "c1", &b, NULL), 0);
+	assert_true(b.spec->n_device_rules > 2);
+	Cocoon__DeviceRule *const *d = b.spec->device_rules;
+	assert_false(d[0]->allow);
+	assert_string_equal(d[0]->type, "a");
+	assert_int_equal(d[0]->major, -1);
+	assert_int_equal(d[0]->minor, -1);
+	assert_string_equal(d[0]->access, "rwm");
+	assert_true(d[1]->allow);
+	assert_string_equal(d[1]->type, "c");
+	assert_int_equal(d[1]->major, 1);
+	assert_int_equal(d[1]->minor, 11);
+	assert_string_equal(d[1]->access, "w");
+	bool null_allowed = false;
+	for (size_t i = 2; i < b.spec->n_device_rules; i++)
+		null_allowed |= d[i]->allow && d[i]->major == 1 && d[i]->minor == 3 &&
+				strcmp(d[i]->access, "rwm") == 0;
+	assert_true(null_allowed);
+	assert_false(warned(&b, "devices"));
+	spec_free(&b);
+	write_spec(WITH_DEVICES("[]"));
+	assert_int_equal(spec_load(bundle, "c1", &b, NULL), 0);
+	assert_int_equal(b.spec->n_device_rules, 0);
+	spec_free(&b);
+	expect_error(WITH_DEVICES("[{\"allow\": true, \"type\": \"u\"}]"),
+		     "devices[0].type: 'u' is not a device type");
+	expect_error(WITH_DEVICES("[{\"allow\": true, \"access\": \"rr\"}]"),
+		     "devices[0].access: 'rr' is not an access");
+	expect_error(WITH_DEVICES("[{\"allow\": true, \"access\": \"\"}]"),
+		     "devices[0].access is empty");
+	expect_error(WITH_DEVICES("[{\"type\": \"c\"}]"), "devices[0].allow is required");
+	expect_error(WITH_DEVICES("[{\"allow\": true, \"minor\": 4294967296}]"),
+		     "devices[0].minor: 4294967296 is not a device number");
+	expect_error(WITH_DEVICES("[7]"), "linux.resources.devices[0]");
+	expect_error(WITH_DEVICES("{}"), "linux.resources.devices");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_oom_score_adj, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sysctl, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_device_rules, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,8 @@
 #include "spec-json.h"
 #include "cleanup.h"
 
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 /* runc's validator (libcontainer/configs/validate/validator.go, sysctl())
@@ -131,8 +133,151 @@ int spec_parse_sysctl(json_object *lin, Cocoon__ContainerSpec *s, struct error *
 	return 0;
 }
 
+static Cocoon__DeviceRule *device_rule_new(Cocoon__ContainerSpec *s)
+{
+	Cocoon__DeviceRule *d = calloc(1, sizeof(*d));
+	if (!d)
+		return NULL;
+	cocoon__device_rule__init(d);
+	s->device_rules[s->n_device_rules++] = d;
+	d->major = d->minor = -1;
+	return d;
+}
+
+/* A major or minor number: absent is any (-1); runc's wildcard -1 is
+ * taken too. */
+static int device_number(json_object *e, const char *key, const char *field, int64_t *out,
+			 struct error **err)
+{
+	json_object *v = spec_json_member(e, key);
+	if (!v)
+		return 0;
+	if (!json_object_is_type(v, json_type_int))
+		return error_setx(err, EINVAL, "config.json: %s: expected an integer", field);
+	int64_t n = json_object_get_int64(v);
+	if (n < -1 || n > UINT32_MAX)
+		return error_setx(err, ERANGE,
+				  "config.json: %s: %lld is not a device number (0..4294967295, "
+				  "or -1 or absent for any)",
+				  field, (long long)n);
+	*out = n;
+	return 0;
+}
+
+static int device_rule_parse(json_object *e, size_t i, Cocoon__DeviceRule *d, struct error **err)
+{
+	char field[64];
+	int r;
+	snprintf(field, sizeof(field), "linux.resources.devices[%zu]", i);
+	if ((r = spec_json_want_type(e, json_type_object, field, err)) < 0)
+		return r;
+	snprintf(field, sizeof(field), "linux.resources.devices[%zu].allow", i);
+	if (!spec_json_member(e, "allow"))
+		return error_setx(err, EINVAL, "config.json: %s is required", field);
+	if ((r = spec_json_bool(e, "allow", field, &d->allow, err)) < 0)
+		return r;
+	snprintf(field, sizeof(field), "linux.resources.devices[%zu].type", i);
+	if ((r = spec_json_string(e, "type", field, false, &d->type, err)) < 0)
+		return r;
+	if (!d->type && !(d->type = strdup("a")))
+		return error_set(err, ENOMEM, "config.json");
+	if (strcmp(d->type, "a") != 0 && strcmp(d->type, "b") != 0 && strcmp(d->type, "c") != 0)
+		return error_setx(err, EINVAL,
+				  "config.json: %s: '%.16s' is not a device type (a, b or c)",
+				  field, d->type);
+	snprintf(field, sizeof(field), "linux.resources.devices[%zu].major", i);
+	if ((r = device_number(e, "major", field, &d->major, err)) < 0)
+		return r;
+	snprintf(field, sizeof(field), "linux.resources.devices[%zu].minor", i);
+	if ((r = device_number(e, "minor", field, &d->minor, err)) < 0)
+		return r;
+	snprintf(field, sizeof(field), "linux.resources.devices[%zu].access", i);
+	if ((r = spec_json_string(e, "access", field, false, &d->access, err)) < 0)
+		return r;
+	if (!d->access && !(d->access = strdup("rwm")))
+		return error_set(err, ENOMEM, "config.json");
+	size_t n = strlen(d->access);
+	bool seen[3] = {false, false, false};
+	for (size_t k = 0; k < n; k++) {
+		const char *at = strchr("rwm", d->access[k]);
+		if (!d->access[k] || !at || seen[at - "rwm"])
+			return error_setx(err, EINVAL,
+					  "config.json: %s: '%.16s' is not an access (each of r, "
+					  "w and m at most once)",
+					  field, d->access);
+		seen[at - "rwm"] = true;
+	}
+	if (n == 0)
+		return error_setx(err, EINVAL, "config.json: %s is empty (r, w and/or m)", field);
+	return 0;
+}
+
+/* runc's libcontainer/specconv AllowedDevices, which runc appends to every
+ * container's device rules. */
+static const struct {
+	const char *type;
+	int64_t major, minor;
+} default_devices[] = {
+	{"c", -1, -1},		     /* mknod of any device ("m" only, below) */
+	{"b", -1, -1},	{"c", 1, 3}, /* /dev/null */
+	{"c", 1, 8},		     /* /dev/random */
+	{"c", 1, 7},		     /* /dev/full */
+	{"c", 5, 0},		     /* /dev/tty */
+	{"c", 1, 5},		     /* /dev/zero */
+	{"c", 1, 9},		     /* /dev/urandom */
+	{"c", 136, -1},		     /* /dev/pts/... */
+	{"c", 5, 2},		     /* /dev/ptmx */
+	{"c", 10, 200},		     /* /dev/net/tun */
+};
+
+int spec_parse_device_rules(json_object *res, Cocoon__ContainerSpec *s, struct error **err)
+{
+	json_object *v = spec_json_member(res, "devices");
+	int r = spec_json_want_type(v, json_type_array, "linux.resources.devices", err);
+	if (r < 0 || !v)
+		return r;
+	size_t n = json_object_array_length(v);
+	if (n == 0)
+		return 0;
+	if (n > SPEC_DEVICE_RULES_MAX)
+		return error_setx(err, E2BIG,
+				  "config.json: linux.resources.devices: %zu rules, at most %d", n,
+				  SPEC_DEVICE_RULES_MAX);
+	s->device_rules = calloc(n + ARRAY_SIZE(default_devices), sizeof(*s->device_rules));
+	if (!s->device_rules)
+		return error_set(err, ENOMEM, "config.json");
+	for (size_t i = 0; i < n; i++) {
+		Cocoon__DeviceRule *d = device_rule_new(s);
+		if (!d)
+			return error_set(err, ENOMEM, "config.json");
+		if ((r = device_rule_parse(json_object_array_get_idx(v, i), i, d, err)) < 0)
+			return r;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(default_devices); i++) {
+		Cocoon__DeviceRule *d = device_rule_new(s);
+		if (!d)
+			return error_set(err, ENOMEM, "config.json");
+		d->allow = true;
+		d->type = strdup(default_devices[i].type);
+		d->major = default_devices[i].major;
+		d->minor = default_devices[i].minor;
+		d->access = strdup(i < 2 ? "m" : "rwm");
+		if (!d->type || !d->access)
+			return error_set(err, ENOMEM, "config.json");
+	}
+	return 0;
+}
+
 void spec_free_kernel(Cocoon__ContainerSpec *s)
 {
+	for (size_t i = 0; i < s->n_device_rules; i++) {
+		spec_free_pb_string(s->device_rules[i]->type);
+		spec_free_pb_string(s->device_rules[i]->access);
+		free(s->device_rules[i]);
+	}
+	free(s->device_rules);
+	s->device_rules = NULL;
+	s->n_device_rules = 0;
 	for (size_t i = 0; i < s->n_sysctl; i++) {
 		spec_free_pb_string(s->sysctl[i]->key);
 		spec_free_pb_string(s->sysctl[i]->value);

@@ -23,5 +23,17 @@ struct oci_bundle;
  * Returns 0 or a negative errno naming the key. */
 int spec_parse_sysctl(json_object *lin, Cocoon__ContainerSpec *s, struct error **err);
 
-/* Frees what spec_parse_sysctl put in s. */
+/* At most this many linux.resources.devices rules. */
+#define SPEC_DEVICE_RULES_MAX 256
+
+/* linux.resources.devices of RES (may be NULL) into s->device_rules, with
+ * runc's default rules appended when there are any (runc's
+ * specconv.CreateCgroupConfig appends AllowedDevices: /dev/null, zero,
+ * full, random, urandom, tty, ptmx, the pts, tun, and mknod of any).
+ * type "a", "b" or "c" (absent: "a"), major and minor absent or 0..2^32-1
+ * (absent: any), access of "rwm" (absent: "rwm"), allow required.
+ * Returns 0 or a negative errno naming the rule and the field. */
+int spec_parse_device_rules(json_object *res, Cocoon__ContainerSpec *s, struct error **err);
+
+/* Frees what spec_parse_sysctl and spec_parse_device_rules put in s. */
 void spec_free_kernel(Cocoon__ContainerSpec *s);
