@@ -229,8 +229,10 @@ container_child_exec(pid_t init, const Cocoon__ProcessSpec *p, const Cocoon__Con
 	const Cocoon__Seccomp *seccomp = s ? s->seccomp : NULL;
 	/* Every namespace of the init, time included: after a restore CRIU
 	 * has put the init in a new time namespace, and a process outside it
-	 * sees another clock (and cannot be restored with it). */
-	static const char *const nss[] = {"ipc", "uts", "net", "time", "mnt"};
+	 * sees another clock (and cannot be restored with it). The cgroup one
+	 * once this process is in the container's cgroup (container-ops.c),
+	 * as runc's exec joins it: inside, it is the namespace's root. */
+	static const char *const nss[] = {"ipc", "uts", "net", "time", "cgroup", "mnt"};
 	_cleanup_close_ int root = -1;
 	char path[64];
 

@@ -17,6 +17,7 @@
 #include "confine.h"
 #include "container.h"
 #include "container-child.h"
+#include "container-clone.h"
 #include "devcg.h"
 #include "mounts.h"
 #include "network.h"
@@ -161,21 +162,6 @@ int container_stdio_open(struct container_stdio *p, const Cocoon__ProcessSpec *p
 	fcntl(o[0], F_SETFL, O_NONBLOCK);
 	fcntl(e[0], F_SETFL, O_NONBLOCK);
 	return 0;
-}
-
-/* A container never shares the guest's own pid, mount, IPC or UTS
- * namespace, whatever its spec says (Kata's agent does the same with pid):
- * in the guest's pid namespace a container with CAP_KILL could kill CRIU,
- * the copier and every other container of the VM (kill -1 spares only
- * init), and in its mount namespace the rootfs setup would move the
- * container's root over the guest's. A spec that leaves one out gets a
- * new one, and a warning from the host (spec.c). The network namespace is
- * the spec's: the host refuses a spec without one. */
-static int ns_flags(const Cocoon__ContainerSpec *s)
-{
-	int f = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC;
-	f |= container_has_ns(s, "network") ? CLONE_NEWNET : 0;
-	return f;
 }
 
 int container_join_cgroup(const char *cgroup, pid_t pid)
@@ -501,12 +487,9 @@ void container_handle_create(struct agent *a, uint64_t id,
 		snprintf(msg, sizeof(msg), "pipes: %s", strerror(errno));
 		goto fail;
 	}
-	/* A raw clone() behaves like fork() here: the agent has no threads. */
-	pid_t pid = (pid_t)syscall(SYS_clone, SIGCHLD | ns_flags(s), NULL, NULL, NULL, NULL);
-	if (pid < 0) {
-		snprintf(msg, sizeof(msg), "clone: %s", strerror(errno));
+	pid_t pid = container_clone(s, c->cgroup, msg, sizeof(msg));
+	if (pid < 0)
 		goto fail;
-	}
 	if (pid == 0) {
 		sigset_t none;
 		sigemptyset(&none);

@@ -171,3 +171,60 @@ def test_podman_device_cgroup_rules(podman):
     assert "Operation not permitted" in r.stderr, r.stderr
     r = podman.run("run", "--rm", "--device-cgroup-rule", "c 1:11 w", podman.image, "sh", "-c", script)
     assert r.returncode == 0 and r.stdout.split() == ["kmsg-ok"], r.stdout + r.stderr
+
+
+def namespaces(*types, offsets=None, pids=None):
+    def extra(spec):
+        spec["linux"]["namespaces"] += [{"type": t} for t in types]
+        if offsets:
+            spec["linux"]["timeOffsets"] = offsets
+        if pids:
+            spec["linux"]["resources"] = {"pids": {"limit": pids}}
+        spec["mounts"].append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                               "options": ["ro", "nosuid", "nodev", "noexec"]})
+    return extra
+
+
+DAYS_10 = 864000
+
+
+def test_cgroup_and_time_namespaces_and_a_restore(env):
+    b, out = start(env, "nsct", ["payload", "counter", "200"],
+                   extra=namespaces("cgroup", "time", pids=20,
+                                    offsets={"boottime": {"secs": DAYS_10},
+                                             "monotonic": {"secs": 86400, "nanosecs": 7}}))
+    assert wait_for(lambda: len(lines(out)) >= 2)
+
+    def check():
+        # The cgroup namespace's root is the container's cgroup: its own
+        # path is "/", and the cgroup mount shows its own limits at the top.
+        r = env.run("exec", "nsct", "sh", "-c",
+                    "cat /proc/self/cgroup /proc/1/cgroup /sys/fs/cgroup/pids.max; "
+                    "cut -d. -f1 /proc/uptime; cat /proc/1/timens_offsets")
+        assert r.returncode == 0, r.stderr
+        got = r.stdout.split("\n")
+        assert got[:3] == ["0::/", "0::/", "20"], r.stdout
+        # Ten days of boottime offset: /proc/uptime is the namespace's.
+        assert DAYS_10 <= int(got[3]) < DAYS_10 + 3600, r.stdout
+        return [l.split() for l in got[4:6]]
+
+    assert check() == [["monotonic", "86400", "7"], ["boottime", str(DAYS_10), "0"]]
+    checkpoint(env, "nsct", env.tmp / "ck")
+    assert wait_for(lambda: env.state("nsct")["status"] == "stopped")
+    env.run("delete", "nsct", check=True)
+    restored(env, "nsct", env.tmp / "ck", b)
+    # CRIU restores the clocks where they were (its offsets are its own,
+    # made for the new VM's boot time); the cgroup namespace is the
+    # restored container's cgroup again.
+    check()
+    finish(env, "nsct")
+
+
+def test_podman_private_cgroup_namespace(podman):
+    r = podman.run("run", "--rm", "--cgroupns", "private", "--pids-limit", "33", podman.image,
+                   "sh", "-c", "cat /proc/self/cgroup /sys/fs/cgroup/pids.max")
+    assert r.returncode == 0 and r.stdout.split() == ["0::/", "33"], r.stdout + r.stderr
+    # podman's default here (a cgroup v1 host): the guest's cgroup
+    # namespace, where the container's cgroup has its path.
+    r = podman.run("run", "--rm", podman.image, "cat", "/proc/self/cgroup")
+    assert r.returncode == 0 and r.stdout.startswith("0::/") and r.stdout.strip() != "0::/", r.stdout

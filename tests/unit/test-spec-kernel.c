@@ -148,12 +148,56 @@ static void test_device_rules(void **st)
 	expect_error(WITH_DEVICES("{}"), "linux.resources.devices");
 }
 
+#define WITH_NS(ns, extra)                                                                         \
+	"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", \"linux\": {\"namespaces\": "          \
+	"[{\"type\": \"network\"}" ns "]" extra "}}"
+
+static bool has_ns(const struct oci_bundle *b, const char *type)
+{
+	for (size_t i = 0; i < b->spec->n_namespaces; i++)
+		if (strcmp(b->spec->namespaces[i], type) == 0)
+			return true;
+	return false;
+}
+
+/* The cgroup and time namespaces are the container's own in the guest;
+ * linux.timeOffsets needs the time one. */
+static void test_cgroup_and_time_namespaces(void **st)
+{
+	struct oci_bundle b;
+	write_spec(WITH_NS(", {\"type\": \"cgroup\"}, {\"type\": \"time\"}",
+			   ", \"timeOffsets\": {\"monotonic\": {\"secs\": 86400, \"nanosecs\": 5}, "
+			   "\"boottime\": {\"secs\": -10}}"));
+	assert_int_equal(spec_load(bundle, "c1", &b, NULL), 0);
+	assert_true(has_ns(&b, "cgroup"));
+	assert_true(has_ns(&b, "time"));
+	assert_false(warned(&b, "cgroup namespace"));
+	assert_false(warned(&b, "time namespace"));
+	assert_non_null(b.spec->time_offsets);
+	assert_int_equal(b.spec->time_offsets->monotonic_secs, 86400);
+	assert_int_equal(b.spec->time_offsets->monotonic_nanosecs, 5);
+	assert_int_equal(b.spec->time_offsets->boottime_secs, -10);
+	assert_int_equal(b.spec->time_offsets->boottime_nanosecs, 0);
+	spec_free(&b);
+	expect_error(WITH_NS("", ", \"timeOffsets\": {\"monotonic\": {\"secs\": 1}}"),
+		     "linux.timeOffsets needs a time namespace");
+	expect_error(WITH_NS(", {\"type\": \"time\"}",
+			     ", \"timeOffsets\": {\"realtime\": {\"secs\": 1}}"),
+		     "'realtime' is not a clock of a time namespace");
+	expect_error(WITH_NS(", {\"type\": \"time\"}",
+			     ", \"timeOffsets\": {\"boottime\": {\"nanosecs\": 1000000000}}"),
+		     "linux.timeOffsets.boottime.nanosecs: 1000000000 is not in 0..999999999");
+	expect_error(WITH_NS(", {\"type\": \"cgroup\", \"path\": \"/proc/1/ns/cgroup\"}", ""),
+		     "joining the cgroup namespace of /proc/1/ns/cgroup is not supported");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_oom_score_adj, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sysctl, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_device_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cgroup_and_time_namespaces, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

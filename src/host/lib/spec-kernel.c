@@ -268,8 +268,66 @@ int spec_parse_device_rules(json_object *res, Cocoon__ContainerSpec *s, struct e
 	return 0;
 }
 
+static int time_offset(json_object *offs, const char *clock, int64_t *secs, uint32_t *nanosecs,
+		       struct error **err)
+{
+	char field[64];
+	json_object *v = spec_json_member(offs, clock);
+	int64_t ns = 0;
+	int r;
+	snprintf(field, sizeof(field), "linux.timeOffsets.%s", clock);
+	if ((r = spec_json_want_type(v, json_type_object, field, err)) < 0 || !v)
+		return r;
+	snprintf(field, sizeof(field), "linux.timeOffsets.%s.secs", clock);
+	if ((r = spec_json_int(v, "secs", field, secs, err)) < 0)
+		return r;
+	snprintf(field, sizeof(field), "linux.timeOffsets.%s.nanosecs", clock);
+	if ((r = spec_json_int(v, "nanosecs", field, &ns, err)) < 0)
+		return r;
+	if (ns < 0 || ns > 999999999)
+		return error_setx(err, ERANGE, "config.json: %s: %lld is not in 0..999999999",
+				  field, (long long)ns);
+	*nanosecs = (uint32_t)ns;
+	return 0;
+}
+
+int spec_parse_time_offsets(json_object *lin, Cocoon__ContainerSpec *s, struct error **err)
+{
+	json_object *offs = spec_json_member(lin, "timeOffsets");
+	int r = spec_json_want_type(offs, json_type_object, "linux.timeOffsets", err);
+	if (r < 0 || !offs)
+		return r;
+	bool time_ns = false;
+	for (size_t i = 0; i < s->n_namespaces; i++)
+		time_ns |= strcmp(s->namespaces[i], "time") == 0;
+	if (!time_ns)
+		return error_setx(err, EINVAL,
+				  "config.json: linux.timeOffsets needs a time namespace in "
+				  "linux.namespaces (as with runc)");
+	json_object_object_foreach(offs, key, v)
+	{
+		(void)v;
+		if (strcmp(key, "monotonic") != 0 && strcmp(key, "boottime") != 0)
+			return error_setx(err, EINVAL,
+					  "config.json: linux.timeOffsets: '%.32s' is not a clock "
+					  "of a time namespace (monotonic, boottime)",
+					  key);
+	}
+	if (!(s->time_offsets = calloc(1, sizeof(*s->time_offsets))))
+		return error_set(err, ENOMEM, "config.json");
+	cocoon__time_offsets__init(s->time_offsets);
+	Cocoon__TimeOffsets *t = s->time_offsets;
+	if ((r = time_offset(offs, "monotonic", &t->monotonic_secs, &t->monotonic_nanosecs, err)) <
+		    0 ||
+	    (r = time_offset(offs, "boottime", &t->boottime_secs, &t->boottime_nanosecs, err)) < 0)
+		return r;
+	return 0;
+}
+
 void spec_free_kernel(Cocoon__ContainerSpec *s)
 {
+	free(s->time_offsets);
+	s->time_offsets = NULL;
 	for (size_t i = 0; i < s->n_device_rules; i++) {
 		spec_free_pb_string(s->device_rules[i]->type);
 		spec_free_pb_string(s->device_rules[i]->access);

@@ -35,5 +35,12 @@ int spec_parse_sysctl(json_object *lin, Cocoon__ContainerSpec *s, struct error *
  * Returns 0 or a negative errno naming the rule and the field. */
 int spec_parse_device_rules(json_object *res, Cocoon__ContainerSpec *s, struct error **err);
 
-/* Frees what spec_parse_sysctl and spec_parse_device_rules put in s. */
+/* linux.timeOffsets of LIN into s->time_offsets: "monotonic" and
+ * "boottime", each {secs (int64), nanosecs (0..999999999)}, as the
+ * runtime spec has them; only with a "time" namespace in s (runc refuses
+ * them without one). Returns 0 or a negative errno naming the field. */
+int spec_parse_time_offsets(json_object *lin, Cocoon__ContainerSpec *s, struct error **err);
+
+/* Frees what spec_parse_sysctl, spec_parse_device_rules and
+ * spec_parse_time_offsets put in s. */
 void spec_free_kernel(Cocoon__ContainerSpec *s);

@@ -215,10 +215,10 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 		}
 		if (strcmp(type, "pid") == 0 || strcmp(type, "mount") == 0 ||
 		    strcmp(type, "uts") == 0 || strcmp(type, "ipc") == 0 ||
-		    strcmp(type, "network") == 0) {
+		    strcmp(type, "network") == 0 || strcmp(type, "cgroup") == 0 ||
+		    strcmp(type, "time") == 0) {
 			s->namespaces[s->n_namespaces++] = type;
-		} else if (strcmp(type, "cgroup") == 0 || strcmp(type, "user") == 0 ||
-			   strcmp(type, "time") == 0) {
+		} else if (strcmp(type, "user") == 0) {
 			spec_warn(
 				b,
 				"linux.namespaces: %s namespace is not created inside the VM; ignored",
@@ -243,6 +243,7 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 		return r;
 	if ((r = spec_parse_seccomp(lin, s, b, err)) < 0 ||
 	    (r = spec_parse_paths(lin, s, err)) < 0 || (r = spec_parse_sysctl(lin, s, err)) < 0 ||
+	    (r = spec_parse_time_offsets(lin, s, err)) < 0 ||
 	    (r = spec_parse_device_rules(spec_json_member(lin, "resources"), s, err)) < 0)
 		return r;
 	/* The agent gives every container its own pid, mount, IPC and UTS
