@@ -478,6 +478,7 @@ void container_handle_create(struct agent *a, uint64_t id,
 		return;
 	}
 	if ((c->has_limits && cgroups_apply(c->cgroup, &c->limits, 0, msg, sizeof(msg)) < 0) ||
+	    cgroups_apply_unified(c->cgroup, s->unified, s->n_unified, msg, sizeof(msg)) < 0 ||
 	    devcg_apply(c->cgroup, s->device_rules, s->n_device_rules, msg, sizeof(msg)) < 0)
 		goto fail;
 	if (container_open_join_namespaces(a, s, join, msg, sizeof(msg)) < 0)

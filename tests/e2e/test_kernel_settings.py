@@ -228,3 +228,41 @@ def test_podman_private_cgroup_namespace(podman):
     # namespace, where the container's cgroup has its path.
     r = podman.run("run", "--rm", podman.image, "cat", "/proc/self/cgroup")
     assert r.returncode == 0 and r.stdout.startswith("0::/") and r.stdout.strip() != "0::/", r.stdout
+
+
+def unified(files, pids=None):
+    def extra(spec):
+        res = spec["linux"].setdefault("resources", {})
+        res["unified"] = files
+        if pids:
+            res["pids"] = {"limit": pids}
+    return extra
+
+
+def test_unified_cgroup_files_win_and_are_kept_across_a_restore(env):
+    # pids.max in unified wins over linux.resources.pids, as runc writes
+    # unified last.
+    files = {"memory.high": str(50 << 20), "pids.max": "15", "cpu.weight": "77"}
+    b, out = start(env, "uni", ["payload", "counter", "200"], extra=unified(files, pids=30))
+    paths = [f"/sys/fs/cgroup/uni/{k}" for k in files]
+    assert read(env, "uni", *paths) == list(files.values())
+    checkpoint(env, "uni", env.tmp / "ck")
+    assert wait_for(lambda: env.state("uni")["status"] == "stopped")
+    env.run("delete", "uni", check=True)
+    restored(env, "uni", env.tmp / "ck", b)
+    assert read(env, "uni", *paths) == list(files.values())
+    finish(env, "uni")
+
+
+def test_bad_unified_files_are_refused(env):
+    cases = {"own": ({"cgroup.freeze": "1"}, "cgroup.freeze is one of the cgroup's own files"),
+             "nofile": ({"memory.no_such_file": "1"},
+                        "linux.resources.unified memory.no_such_file: the container's cgroup has no such file"),
+             "badval": ({"pids.max": "lots"},
+                        "linux.resources.unified pids.max = 'lots': the kernel refused it: Invalid argument")}
+    for cid, (files, want) in cases.items():
+        b = write_bundle(env.tmp / cid, ["payload", "echo"], extra=unified(files))
+        rc, out, err = env.create(cid, b)
+        assert rc != 0 and want in err.read_text(), (cid, err.read_text())
+        assert env.run("state", cid).returncode != 0, cid
+    assert qemu_pids(str(env.tmp)) == []

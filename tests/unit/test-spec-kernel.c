@@ -191,6 +191,31 @@ static void test_cgroup_and_time_namespaces(void **st)
 		     "joining the cgroup namespace of /proc/1/ns/cgroup is not supported");
 }
 
+#define WITH_UNIFIED(json)                                                                            \
+	"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS                                              \
+	", \"linux\": {\"namespaces\": [{\"type\": \"network\"}], \"resources\": {\"unified\": " json \
+	"}}}"
+
+/* linux.resources.unified: files of controllers only, by name. */
+static void test_unified(void **st)
+{
+	struct oci_bundle b;
+	write_spec(WITH_UNIFIED("{\"memory.high\": \"50000000\", \"pids.max\": \"15\"}"));
+	assert_int_equal(spec_load(bundle, "c1", &b, NULL), 0);
+	assert_int_equal(b.spec->n_unified, 2);
+	assert_string_equal(b.spec->unified[0]->name, "memory.high");
+	assert_string_equal(b.spec->unified[0]->value, "50000000");
+	assert_false(warned(&b, "unified"));
+	spec_free(&b);
+	expect_error(WITH_UNIFIED("{\"cgroup.procs\": \"1\"}"),
+		     "cgroup.procs is one of the cgroup's own files");
+	expect_error(WITH_UNIFIED("{\"cgroup.freeze\": \"1\"}"), "cgroup.freeze is one of");
+	expect_error(WITH_UNIFIED("{\"../x.y\": \"1\"}"), "'../x.y' is not a cgroup file name");
+	expect_error(WITH_UNIFIED("{\"memory\": \"1\"}"), "'memory' is not a cgroup file name");
+	expect_error(WITH_UNIFIED("{\"memory.high\": 5}"), "memory.high: expected a string value");
+	expect_error(WITH_UNIFIED("[]"), "linux.resources.unified");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -198,6 +223,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sysctl, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_device_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cgroup_and_time_namespaces, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unified, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

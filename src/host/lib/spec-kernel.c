@@ -324,8 +324,74 @@ int spec_parse_time_offsets(json_object *lin, Cocoon__ContainerSpec *s, struct e
 	return 0;
 }
 
+static int unified_add(Cocoon__ContainerSpec *s, const char *key, json_object *v,
+		       struct error **err)
+{
+	size_t n = strlen(key), dot = strcspn(key, ".");
+	if (n == 0 || n > 64 || dot == 0 || dot == n || key[n - 1] == '.' ||
+	    strspn(key, "abcdefghijklmnopqrstuvwxyz0123456789_.") != n)
+		return error_setx(err, EINVAL,
+				  "config.json: linux.resources.unified: '%.64s' is not a cgroup "
+				  "file name (controller.file, such as memory.high)",
+				  key);
+	if (strncmp(key, "cgroup.", 7) == 0)
+		return error_setx(err, EPERM,
+				  "config.json: linux.resources.unified: %s is one of the cgroup's "
+				  "own files, which the agent runs (processes, freezer, "
+				  "controllers); only controllers' files may be set",
+				  key);
+	if (!json_object_is_type(v, json_type_string))
+		return error_setx(err, EINVAL,
+				  "config.json: linux.resources.unified: %s: expected a string "
+				  "value",
+				  key);
+	const char *value = json_object_get_string(v);
+	if (strlen(value) > SPEC_SYSCTL_VALUE_MAX)
+		return error_setx(err, E2BIG,
+				  "config.json: linux.resources.unified: %s: the value is longer "
+				  "than %d bytes",
+				  key, SPEC_SYSCTL_VALUE_MAX);
+	Cocoon__CgroupFile *f = calloc(1, sizeof(*f));
+	if (!f)
+		return error_set(err, ENOMEM, "config.json");
+	cocoon__cgroup_file__init(f);
+	s->unified[s->n_unified++] = f;
+	f->name = strdup(key);
+	f->value = strdup(value);
+	return f->name && f->value ? 0 : error_set(err, ENOMEM, "config.json");
+}
+
+int spec_parse_unified(json_object *res, Cocoon__ContainerSpec *s, struct error **err)
+{
+	json_object *u = spec_json_member(res, "unified");
+	int r = spec_json_want_type(u, json_type_object, "linux.resources.unified", err);
+	if (r < 0 || !u)
+		return r;
+	size_t n = (size_t)json_object_object_length(u);
+	if (n > SPEC_UNIFIED_MAX)
+		return error_setx(err, E2BIG,
+				  "config.json: linux.resources.unified: %zu entries, at most %d",
+				  n, SPEC_UNIFIED_MAX);
+	if (!(s->unified = calloc(n ? n : 1, sizeof(*s->unified))))
+		return error_set(err, ENOMEM, "config.json");
+	json_object_object_foreach(u, key, v)
+	{
+		if ((r = unified_add(s, key, v, err)) < 0)
+			return r;
+	}
+	return 0;
+}
+
 void spec_free_kernel(Cocoon__ContainerSpec *s)
 {
+	for (size_t i = 0; i < s->n_unified; i++) {
+		spec_free_pb_string(s->unified[i]->name);
+		spec_free_pb_string(s->unified[i]->value);
+		free(s->unified[i]);
+	}
+	free(s->unified);
+	s->unified = NULL;
+	s->n_unified = 0;
 	free(s->time_offsets);
 	s->time_offsets = NULL;
 	for (size_t i = 0; i < s->n_device_rules; i++) {

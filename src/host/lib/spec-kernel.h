@@ -41,6 +41,17 @@ int spec_parse_device_rules(json_object *res, Cocoon__ContainerSpec *s, struct e
  * them without one). Returns 0 or a negative errno naming the field. */
 int spec_parse_time_offsets(json_object *lin, Cocoon__ContainerSpec *s, struct error **err);
 
-/* Frees what spec_parse_sysctl, spec_parse_device_rules and
- * spec_parse_time_offsets put in s. */
+/* At most this many linux.resources.unified entries. */
+#define SPEC_UNIFIED_MAX 64
+
+/* linux.resources.unified of RES (may be NULL) into s->unified: each key a
+ * file of the container's cgroup v2 ("memory.high"), no "/" (runc refuses
+ * a path too), not a cgroup.* file (those are the cgroup's own: its
+ * processes, freezer, subtree, which the agent runs), each value a string
+ * of at most SPEC_SYSCTL_VALUE_MAX bytes. Returns 0 or a negative errno
+ * naming the key. */
+int spec_parse_unified(json_object *res, Cocoon__ContainerSpec *s, struct error **err);
+
+/* Frees what spec_parse_sysctl, spec_parse_device_rules,
+ * spec_parse_time_offsets and spec_parse_unified put in s. */
 void spec_free_kernel(Cocoon__ContainerSpec *s);
