@@ -15,6 +15,7 @@
 #include "ckpt-common.h"
 #include "ckpt-check.h"
 #include "container.h"
+#include "container-child.h"
 #include "copy-tree.h"
 #include "criu-conf.h"
 #include "mounts.h"
@@ -283,6 +284,7 @@ static void restore_start_criu(struct restore_ctx *x)
 	struct agent_job_options o = {.pass_fds = pass,
 				      .n_pass_fds = npass + ex.n,
 				      .cgroup = c->cgroup,
+				      .cgroupns = container_has_ns(c->spec, "cgroup"),
 				      .netns = c->own_netns ? netns : NULL,
 				      .no_new_privs = nnp,
 				      .timeout_ms = CRIU_RESTORE_TIMEOUT_MS,

@@ -118,6 +118,9 @@ def test_podman_sysctls(podman):
 def devices(*rules):
     def extra(spec):
         spec["linux"].setdefault("resources", {})["devices"] = list(rules)
+        # `cocoon spec` (runc's) has no CAP_MKNOD; podman's has.
+        for kind in ("bounding", "effective", "permitted"):
+            spec["process"]["capabilities"][kind].append("CAP_MKNOD")
     return extra
 
 
@@ -230,27 +233,34 @@ def test_podman_private_cgroup_namespace(podman):
     assert r.returncode == 0 and r.stdout.startswith("0::/") and r.stdout.strip() != "0::/", r.stdout
 
 
-def unified(files, pids=None):
+def unified(files, pids=None, huge=None):
     def extra(spec):
         res = spec["linux"].setdefault("resources", {})
         res["unified"] = files
         if pids:
             res["pids"] = {"limit": pids}
+        if huge:
+            res["hugepageLimits"] = huge
+        spec["mounts"].append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                               "options": ["ro", "nosuid", "nodev", "noexec"]})
     return extra
 
 
-def test_unified_cgroup_files_win_and_are_kept_across_a_restore(env):
+def test_unified_cgroup_files_and_hugepage_limits_kept_across_a_restore(env):
     # pids.max in unified wins over linux.resources.pids, as runc writes
     # unified last.
+    # hugepageLimits are hugetlb.<size>.max files, written before unified.
     files = {"memory.high": str(50 << 20), "pids.max": "15", "cpu.weight": "77"}
-    b, out = start(env, "uni", ["payload", "counter", "200"], extra=unified(files, pids=30))
-    paths = [f"/sys/fs/cgroup/uni/{k}" for k in files]
-    assert read(env, "uni", *paths) == list(files.values())
+    b, out = start(env, "uni", ["payload", "counter", "200"],
+                   extra=unified(files, pids=30, huge=[{"pageSize": "2MB", "limit": 8 << 20}]))
+    paths = [f"/sys/fs/cgroup/uni/{k}" for k in [*files, "hugetlb.2MB.max"]]
+    want = [*files.values(), str(8 << 20)]
+    assert read(env, "uni", *paths) == want
     checkpoint(env, "uni", env.tmp / "ck")
     assert wait_for(lambda: env.state("uni")["status"] == "stopped")
     env.run("delete", "uni", check=True)
     restored(env, "uni", env.tmp / "ck", b)
-    assert read(env, "uni", *paths) == list(files.values())
+    assert read(env, "uni", *paths) == want
     finish(env, "uni")
 
 

@@ -216,6 +216,29 @@ static void test_unified(void **st)
 	expect_error(WITH_UNIFIED("[]"), "linux.resources.unified");
 }
 
+#define WITH_HUGE(json)                                                                            \
+	"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS                                           \
+	", \"linux\": {\"namespaces\": [{\"type\": \"network\"}], \"resources\": " json "}}"
+
+/* hugepageLimits become hugetlb.<size>.max files, before unified's. */
+static void test_hugepage_limits(void **st)
+{
+	struct oci_bundle b;
+	write_spec(WITH_HUGE("{\"hugepageLimits\": [{\"pageSize\": \"2MB\", \"limit\": 4194304}], "
+			     "\"unified\": {\"hugetlb.2MB.max\": \"0\"}}"));
+	assert_int_equal(spec_load(bundle, "c1", &b, NULL), 0);
+	assert_int_equal(b.spec->n_unified, 2);
+	assert_string_equal(b.spec->unified[1]->value, "0");
+	assert_string_equal(b.spec->unified[0]->name, "hugetlb.2MB.max");
+	assert_string_equal(b.spec->unified[0]->value, "4194304");
+	assert_false(warned(&b, "hugepageLimits"));
+	spec_free(&b);
+	expect_error(WITH_HUGE("{\"hugepageLimits\": [{\"pageSize\": \"4MB\", \"limit\": 1}]}"),
+		     "pageSize: '4MB' is not a huge page size of the guest");
+	expect_error(WITH_HUGE("{\"hugepageLimits\": [{\"pageSize\": \"2MB\"}]}"),
+		     "hugepageLimits[0].limit is required");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -224,6 +247,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_device_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cgroup_and_time_namespaces, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unified, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hugepage_limits, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -329,7 +329,7 @@ static int unified_add(Cocoon__ContainerSpec *s, const char *key, json_object *v
 {
 	size_t n = strlen(key), dot = strcspn(key, ".");
 	if (n == 0 || n > 64 || dot == 0 || dot == n || key[n - 1] == '.' ||
-	    strspn(key, "abcdefghijklmnopqrstuvwxyz0123456789_.") != n)
+	    strspn(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") != n)
 		return error_setx(err, EINVAL,
 				  "config.json: linux.resources.unified: '%.64s' is not a cgroup "
 				  "file name (controller.file, such as memory.high)",
@@ -361,6 +361,70 @@ static int unified_add(Cocoon__ContainerSpec *s, const char *key, json_object *v
 	return f->name && f->value ? 0 : error_set(err, ENOMEM, "config.json");
 }
 
+/* Room for N more entries of s->unified (hugepageLimits, then unified). */
+static int unified_grow(Cocoon__ContainerSpec *s, size_t n, struct error **err)
+{
+	Cocoon__CgroupFile **u = realloc(s->unified, (s->n_unified + n + 1) * sizeof(*u));
+	if (!u)
+		return error_set(err, ENOMEM, "config.json");
+	s->unified = u;
+	return 0;
+}
+
+static int hugepage_limit(json_object *e, size_t i, Cocoon__ContainerSpec *s, struct error **err)
+{
+	char field[64], name[32];
+	_cleanup_free_ char *size = NULL;
+	uint64_t limit = 0;
+	int r;
+	snprintf(field, sizeof(field), "linux.resources.hugepageLimits[%zu]", i);
+	if ((r = spec_json_want_type(e, json_type_object, field, err)) < 0)
+		return r;
+	snprintf(field, sizeof(field), "linux.resources.hugepageLimits[%zu].pageSize", i);
+	if ((r = spec_json_string(e, "pageSize", field, true, &size, err)) < 0)
+		return r;
+	if (strcmp(size, "2MB") != 0 && strcmp(size, "1GB") != 0)
+		return error_setx(err, EINVAL,
+				  "config.json: %s: '%.16s' is not a huge page size of the guest "
+				  "(x86-64 has 2MB and 1GB)",
+				  field, size);
+	snprintf(field, sizeof(field), "linux.resources.hugepageLimits[%zu].limit", i);
+	if (!spec_json_member(e, "limit"))
+		return error_setx(err, EINVAL, "config.json: %s is required", field);
+	if ((r = spec_json_uint(e, "limit", field, UINT64_MAX, &limit, err)) < 0)
+		return r;
+	Cocoon__CgroupFile *f = calloc(1, sizeof(*f));
+	if (!f)
+		return error_set(err, ENOMEM, "config.json");
+	cocoon__cgroup_file__init(f);
+	s->unified[s->n_unified++] = f;
+	snprintf(name, sizeof(name), "hugetlb.%s.max", size);
+	f->name = strdup(name);
+	if (asprintf(&f->value, "%llu", (unsigned long long)limit) < 0)
+		f->value = NULL;
+	return f->name && f->value ? 0 : error_set(err, ENOMEM, "config.json");
+}
+
+int spec_parse_hugepage_limits(json_object *res, Cocoon__ContainerSpec *s, struct error **err)
+{
+	json_object *v = spec_json_member(res, "hugepageLimits");
+	int r = spec_json_want_type(v, json_type_array, "linux.resources.hugepageLimits", err);
+	if (r < 0 || !v)
+		return r;
+	size_t n = json_object_array_length(v);
+	if (n > 2)
+		return error_setx(err, E2BIG,
+				  "config.json: linux.resources.hugepageLimits: %zu entries, the "
+				  "guest has 2 huge page sizes",
+				  n);
+	if ((r = unified_grow(s, n, err)) < 0)
+		return r;
+	for (size_t i = 0; i < n; i++)
+		if ((r = hugepage_limit(json_object_array_get_idx(v, i), i, s, err)) < 0)
+			return r;
+	return 0;
+}
+
 int spec_parse_unified(json_object *res, Cocoon__ContainerSpec *s, struct error **err)
 {
 	json_object *u = spec_json_member(res, "unified");
@@ -372,8 +436,8 @@ int spec_parse_unified(json_object *res, Cocoon__ContainerSpec *s, struct error 
 		return error_setx(err, E2BIG,
 				  "config.json: linux.resources.unified: %zu entries, at most %d",
 				  n, SPEC_UNIFIED_MAX);
-	if (!(s->unified = calloc(n ? n : 1, sizeof(*s->unified))))
-		return error_set(err, ENOMEM, "config.json");
+	if ((r = unified_grow(s, n, err)) < 0)
+		return r;
 	json_object_object_foreach(u, key, v)
 	{
 		if ((r = unified_add(s, key, v, err)) < 0)

@@ -52,6 +52,13 @@ int spec_parse_time_offsets(json_object *lin, Cocoon__ContainerSpec *s, struct e
  * naming the key. */
 int spec_parse_unified(json_object *res, Cocoon__ContainerSpec *s, struct error **err);
 
+/* linux.resources.hugepageLimits of RES (may be NULL), as runc writes
+ * them on cgroup v2: hugetlb.<pageSize>.max files of the container's
+ * cgroup, put in s->unified before the entries spec_parse_unified adds
+ * (call it first), so that unified wins as with runc. pageSize is one of
+ * the guest's (x86-64): "2MB" or "1GB"; limit is bytes. At most 2. */
+int spec_parse_hugepage_limits(json_object *res, Cocoon__ContainerSpec *s, struct error **err);
+
 /* Frees what spec_parse_sysctl, spec_parse_device_rules,
  * spec_parse_time_offsets and spec_parse_unified put in s. */
 void spec_free_kernel(Cocoon__ContainerSpec *s);

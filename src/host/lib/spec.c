@@ -245,6 +245,7 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 	    (r = spec_parse_paths(lin, s, err)) < 0 || (r = spec_parse_sysctl(lin, s, err)) < 0 ||
 	    (r = spec_parse_time_offsets(lin, s, err)) < 0 ||
 	    (r = spec_parse_device_rules(spec_json_member(lin, "resources"), s, err)) < 0 ||
+	    (r = spec_parse_hugepage_limits(spec_json_member(lin, "resources"), s, err)) < 0 ||
 	    (r = spec_parse_unified(spec_json_member(lin, "resources"), s, err)) < 0)
 		return r;
 	/* The agent gives every container its own pid, mount, IPC and UTS
