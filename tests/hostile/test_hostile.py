@@ -495,6 +495,37 @@ def hostile_restore_directories_start_no_vm():
 
 
 @case
+def pagemaps_do_not_stall_a_restore_past_its_deadline():
+    """A restore directory of many 64 MiB pagemaps (sparse: they cost the
+    attacker nothing), each listed in cocoon.json with its size: their
+    page counts were read and parsed before the verify deadline was first
+    looked at, so the restore stalled for as long as the attacker liked
+    (here 48 of them). They are read within limits.verify_timeout_ms."""
+    with Env("good", limits="verify_timeout_ms = 100") as env:
+        images = good_images(env)
+        started = len(env.vmm_pids())
+        meta = os.path.join(images, "cocoon.json")
+        with open(meta) as f:
+            doc = json.load(f)
+        for i in range(100, 148):
+            name = f"pagemap-{i}.img"
+            with open(os.path.join(images, name), "wb") as f:
+                f.truncate(64 << 20)
+            doc["files"][name] = {"size": 64 << 20, "xxh3": "0000000000000000"}
+        os.unlink(meta)
+        with open(meta, "w") as f:
+            json.dump(doc, f)
+        rc, err, took = env.cocoon("restore", "--image-path", images, "--bundle", env.bundle, "-d", "r9",
+                                   timeout=120)
+        assert rc not in (0, None), f"rc {rc} {err!r}"
+        assert b"limits.verify_timeout_ms" in err and b"pagemap-" in err, err
+        assert took < 5, f"took {took:.1f} s past a 100 ms verify deadline"
+        assert len(env.vmm_pids()) == started, "a VM was started for a hostile restore directory"
+        assert not os.path.exists(os.path.join(env.root, "r9")), "a state directory is left"
+        return f"{took:.2f} s: " + err.decode(errors="replace").strip()
+
+
+@case
 def restore_directories_reach_no_other_checkpoint():
     """A restore directory from another host names its pre-dump by CRIU's
     ../NAME link, and a pod's names each container's directory: a symlink
