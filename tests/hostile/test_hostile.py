@@ -24,7 +24,7 @@ results = []
 
 
 class Env:
-    def __init__(self, mode, limits=""):
+    def __init__(self, mode, limits="", vm=""):
         self.mode = mode
         self.tmp = tempfile.mkdtemp(prefix="cocoon-hostile-")
         self.root = os.path.join(self.tmp, "root")
@@ -45,6 +45,7 @@ initrd = "/dev/null"
 qemu = "{VMM}"
 accel = "tcg"
 boot_timeout_ms = 10000
+{vm}
 {"[limits]" if limits else ""}
 {limits}
 """)
@@ -523,6 +524,81 @@ def pagemaps_do_not_stall_a_restore_past_its_deadline():
         assert len(env.vmm_pids()) == started, "a VM was started for a hostile restore directory"
         assert not os.path.exists(os.path.join(env.root, "r9")), "a state directory is left"
         return f"{took:.2f} s: " + err.decode(errors="replace").strip()
+
+
+def df_used(path):
+    st = os.statvfs(path)
+    return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+
+def zstd_rle_bomb(path, size, said, byte):
+    """A zstd frame as a hostile checkpoint carries it: RLE blocks of
+    128 KiB of one byte, 4 bytes each, so a few KiB say gigabytes. A 1 MiB
+    window, no checksum; the content size in the header when said."""
+    head = b"\x28\xb5\x2f\xfd" + (b"\xc0\x50" + said.to_bytes(8, "little") if said else b"\x00\x50")
+    with open(path, "wb") as f:
+        f.write(head)
+        left, chunk = size, bytearray()
+        while left:
+            n = min(left, 128 << 10)
+            left -= n
+            chunk += ((0 if left else 1) | (1 << 1) | (n << 3)).to_bytes(3, "little") + bytes([byte])
+            if len(chunk) >= 1 << 20 or not left:
+                f.write(chunk)
+                chunk = bytearray()
+
+
+@case
+def whole_vm_state_bombs_stop_at_the_vms_memory_and_leave_nothing():
+    """A whole-VM checkpoint from elsewhere: vm.state.zst was decompressed
+    into the state root (tmpfs under the engines) up to
+    checkpoint_max_bytes (64 GiB), with no deadline. Now the bound is the
+    VM's memory (vm.json's key, at most [vm] max_memory_mib) and its device
+    state, the frame's stated size must be vm.json's, the decompression
+    has verify_timeout_ms, and the file is unnamed beside the image
+    directory: each bomb fails fast, naming the file and the limit, no VM,
+    nothing left anywhere."""
+    with Env("good", limits="verify_timeout_ms = 100", vm="max_memory_mib = 61440") as env:
+        parent = os.path.join(env.tmp, "images")
+        ck = os.path.join(parent, "ck")
+        os.makedirs(ck)
+        zst = os.path.join(ck, "vm.state.zst")
+        started = len(env.vmm_pids())
+        cases = (
+            # (what, VM memory in the key, vm.json's raw_size, frame: blocks' bytes (the
+            # rest of a bomb refused by its header need not be there), stated size, byte; needle)
+            ("1 TiB for a 128 MiB VM", 128, 1 << 40, (1 << 30, 1 << 40, 0x41), b"the VM's 128 MiB of memory"),
+            ("8 GiB for a 128 MiB VM", 128, 8 << 30, (1 << 30, 8 << 30, 0x41), b"the VM's 128 MiB of memory"),
+            ("the frame says more than vm.json", 128, 64 << 20, (1 << 30, 1 << 40, 0x41), b"its zstd frame says"),
+            ("a key over max_memory_mib", 65536, 1 << 30, (1 << 30, 1 << 30, 0x41), b"[vm] max_memory_mib (61440)"),
+            # 60000 MiB of zeros (holes: no disk, all CPU, about 5 s here): past a
+            # 100 ms verify_timeout_ms.
+            ("zeros past the deadline", 60000, 60000 << 20, (60000 << 20, 60000 << 20, 0),
+             b"limits.verify_timeout_ms"),
+        )
+        details = []
+        for what, mib, raw, (size, said, byte), needle in cases:
+            zstd_rle_bomb(zst, size, said, byte)
+            key = (f"cocoon-vm-snapshot 1\nqemu-command-line=QEMU -M microvm -m {mib} -smp 1\n"
+                   "qemu=9.2.0 mapped-ram=yes\n")
+            with open(os.path.join(ck, "vm.json"), "w") as f:
+                json.dump({"format": "cocoon-vm-snapshot 1", "container_id": "v1", "key": key,
+                           "state": "vm.state.zst", "raw_size": raw, "state_bytes": os.path.getsize(zst)}, f)
+            before = df_used(parent)
+            rc, err, took = env.cocoon("restore", "--image-path", ck, "--bundle", env.bundle, "-d", "v1", timeout=120)
+            assert rc not in (0, None), f"{what}: rc {rc} {err!r}"
+            assert b"vm.state.zst" in err and needle in err, f"{what}: {err!r}"
+            assert took < 10, f"{what}: took {took:.1f} s"
+            assert sorted(os.listdir(parent)) == ["ck"], f"{what}: left beside: {os.listdir(parent)}"
+            assert sorted(os.listdir(ck)) == ["vm.json", "vm.state.zst"], f"{what}: left: {os.listdir(ck)}"
+            left = os.listdir(env.root) if os.path.isdir(env.root) else []
+            assert left == [], f"{what}: left in the state root: {left}"
+            assert df_used(parent) - before < 256 << 20, f"{what}: the disk holds what was decompressed"
+            details.append(f"{what}: {took:.2f} s")
+        assert len(env.vmm_pids()) == started, "a VM was started for a hostile whole-VM checkpoint"
+        assert env.canary_intact(), "the canary was touched"
+        return "; ".join(details) + "\n" + err.decode(errors="replace").strip()
+
 
 
 @case

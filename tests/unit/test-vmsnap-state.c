@@ -70,11 +70,29 @@ static int pack(int from, const char *name, uint64_t *raw)
 	return to;
 }
 
-static int unpack(int from, uint64_t raw, uint64_t max, struct error **err, int *out)
+static int unpack_within(int from, uint64_t raw, uint64_t max, uint64_t max_ms, struct error **err,
+			 int *out)
 {
+	struct vmsnap_zstd_bounds b = {.max_bytes = max, .max_what = "THE BOUND", .max_ms = max_ms};
 	*out = make_file("out");
 	assert_int_equal(lseek(from, 0, SEEK_SET), 0);
-	return vmsnap_zstd_unpack(from, *out, "vm.state.zst", raw, max, err);
+	return vmsnap_zstd_unpack(from, *out, "vm.state.zst", raw, &b, err);
+}
+
+static int unpack(int from, uint64_t raw, uint64_t max, struct error **err, int *out)
+{
+	return unpack_within(from, raw, max, 60000, err, out);
+}
+
+/* A key as vmsnap_key writes it, for a VM of mib MiB. */
+static char *key_of(int mib)
+{
+	static char key[256];
+	snprintf(key, sizeof(key),
+		 "cocoon-vm-snapshot 1\nqemu-command-line=QEMU -M microvm -nodefaults -m %d -smp 1 "
+		 "-append \"x -m 99999\"\nqemu=9.2.0 mapped-ram=yes\n",
+		 mib);
+	return key;
 }
 
 static void test_zstd_round_trip_stays_sparse(void **state)
@@ -114,19 +132,20 @@ static void test_zstd_bomb_and_lies_are_refused(void **state)
 	assert_true(lseek(z, 0, SEEK_END) < 64 * 1024);
 	/* vm.json may claim the full size: over the limit, nothing written. */
 	assert_int_not_equal(unpack(z, raw, 16 << 20, &err, &out), 0);
-	assert_non_null(strstr(err->msg, "over the limit"));
+	assert_non_null(strstr(err->msg, "over THE BOUND"));
 	assert_int_equal(lseek(out, 0, SEEK_END), 0);
 	error_free(&err);
 	close(out);
-	/* Or claim less: decoding stops there. */
+	/* Or claim less: the frame's header says otherwise, and nothing is
+	 * decoded. */
 	assert_int_not_equal(unpack(z, 1 << 20, 16 << 20, &err, &out), 0);
-	assert_non_null(strstr(err->msg, "more than its raw_size"));
-	assert_true(lseek(out, 0, SEEK_END) <= (1 << 20));
+	assert_non_null(strstr(err->msg, "its zstd frame says it holds 268435456 bytes"));
+	assert_int_equal(lseek(out, 0, SEEK_END), 0);
 	error_free(&err);
 	close(out);
 	/* Or more than there is. */
 	assert_int_not_equal(unpack(z, (256 << 20) + 1, 1ULL << 30, &err, &out), 0);
-	assert_non_null(strstr(err->msg, "not its raw_size"));
+	assert_non_null(strstr(err->msg, "its zstd frame says it holds 268435456 bytes"));
 	error_free(&err);
 	close(out);
 	close(z);
@@ -203,6 +222,144 @@ static void test_zstd_large_window_is_refused(void **state)
 	close(z);
 }
 
+/* A hand-made frame as a hostile checkpoint would carry it: RLE blocks of
+ * 128 KiB of byte c each, 4 bytes a block, so a few KiB say gigabytes. No
+ * single segment (a 1 MiB window), no checksum; the content size in the
+ * header when said is not 0. */
+static int rle_bomb(const char *name, uint64_t bytes, uint64_t said, unsigned char c)
+{
+	int fd = make_file(name);
+	unsigned char head[14] = {0x28, 0xb5, 0x2f, 0xfd, said ? 0xc0 : 0x00, 0x50};
+	size_t hl = 6;
+	for (int i = 0; said && i < 8; i++)
+		head[hl++] = (unsigned char)(said >> (8 * i));
+	assert_int_equal(write(fd, head, hl), (ssize_t)hl);
+	static unsigned char blocks[4 * 4096];
+	size_t n = 0;
+	for (uint64_t left = bytes; left;) {
+		uint32_t sz = left < (128 << 10) ? (uint32_t)left : (128 << 10);
+		left -= sz;
+		uint32_t h = (left ? 0 : 1) | (1 << 1) | (sz << 3);
+		blocks[n++] = (unsigned char)h;
+		blocks[n++] = (unsigned char)(h >> 8);
+		blocks[n++] = (unsigned char)(h >> 16);
+		blocks[n++] = c;
+		if (n == sizeof(blocks) || !left) {
+			assert_int_equal(write(fd, blocks, n), (ssize_t)n);
+			n = 0;
+		}
+	}
+	return fd;
+}
+
+/* The bound of a decompressed state is the VM's memory (vm.json's key, at
+ * most [vm] max_memory_mib) and its device state, not checkpoint_max_bytes
+ * (64 GiB by default): a hostile checkpoint's bomb stops there, before any
+ * output when it says its size, at that size when it does not. */
+static void test_zstd_bound_is_the_vms_memory(void **state)
+{
+	struct vmsnap_limits lim = {
+		.max_bytes = 64ULL << 30, .verify_ms = 60000, .max_memory_mib = 4096};
+	struct error *err = NULL;
+	char what[256];
+	uint64_t max = 0;
+	assert_int_equal(vmsnap_state_bound(key_of(128), &lim, &max, what, sizeof(what), &err), 0);
+	assert_int_equal(max, (128ULL + 1 + VMSNAP_STATE_OVERHEAD_MIB) << 20);
+	assert_non_null(strstr(what, "the VM's 128 MiB of memory"));
+	assert_non_null(strstr(what, "[vm] max_memory_mib"));
+	/* A key that claims more memory than this host gives any VM. */
+	assert_int_equal(vmsnap_state_bound(key_of(8192), &lim, &max, what, sizeof(what), &err),
+			 -EFBIG);
+	assert_non_null(
+		strstr(err->msg, "8192 MiB of memory, more than [vm] max_memory_mib (4096)"));
+	error_free(&err);
+	/* checkpoint_max_bytes below it wins. */
+	lim.max_bytes = 100 << 20;
+	assert_int_equal(vmsnap_state_bound(key_of(128), &lim, &max, what, sizeof(what), &err), 0);
+	assert_int_equal(max, 100 << 20);
+	assert_non_null(strstr(what, "limits.checkpoint_max_bytes"));
+	assert_int_equal(vmsnap_state_bound("cocoon-vm-snapshot 1\nqemu-command-line=QEMU -smp 1\n",
+					    &lim, &max, what, sizeof(what), &err),
+			 -EINVAL);
+	assert_non_null(strstr(err->msg, "no memory size"));
+	error_free(&err);
+
+	/* 1 TiB of 'A' in 32 MiB of zstd, vm.json honest: refused at once. */
+	int out, z = rle_bomb("tib", 1ULL << 40, 1ULL << 40, 'A');
+	lim.max_bytes = 64ULL << 30;
+	assert_int_equal(vmsnap_state_bound(key_of(128), &lim, &max, what, sizeof(what), &err), 0);
+	long long t0 = now_ms();
+	assert_int_not_equal(unpack(z, 1ULL << 40, max, &err, &out), 0);
+	assert_non_null(strstr(err->msg, "over THE BOUND"));
+	assert_int_equal(lseek(out, 0, SEEK_END), 0);
+	error_free(&err);
+	close(out);
+	/* vm.json says 64 MiB, the frame 1 TiB: refused at the first read. */
+	assert_int_not_equal(unpack(z, 64 << 20, max, &err, &out), 0);
+	assert_non_null(strstr(err->msg, "its zstd frame says it holds 1099511627776 bytes"));
+	assert_int_equal(lseek(out, 0, SEEK_END), 0);
+	assert_true(now_ms() - t0 < 2000);
+	error_free(&err);
+	close(out);
+	close(z);
+	/* A frame that does not say its size stops at vm.json's, with no more
+	 * than that written. */
+	z = rle_bomb("unsaid", 1ULL << 32, 0, 'A');
+	assert_int_not_equal(unpack(z, 64 << 20, max, &err, &out), 0);
+	assert_non_null(strstr(err->msg, "more than its raw_size"));
+	assert_true(lseek(out, 0, SEEK_END) <= (64 << 20));
+	error_free(&err);
+	close(out);
+	close(z);
+	/* Nor does one that comes to less than vm.json says. */
+	z = rle_bomb("short", 1 << 20, 0, 'A');
+	assert_int_not_equal(unpack(z, 2 << 20, max, &err, &out), 0);
+	assert_non_null(strstr(err->msg, "decompresses to 1048576 bytes, not its raw_size"));
+	error_free(&err);
+	close(out);
+	close(z);
+}
+
+/* limits.verify_timeout_ms holds for the decompression too: a state of
+ * zeros the size of the bound (no disk, all CPU) stops at the deadline. */
+static void test_zstd_unpack_has_a_deadline(void **state)
+{
+	struct error *err = NULL;
+	int out, z = rle_bomb("zeros", 1ULL << 30, 1ULL << 30, 0);
+	assert_int_equal(unpack_within(z, 1ULL << 30, 1ULL << 30, 0, &err, &out), -ETIMEDOUT);
+	assert_non_null(strstr(err->msg, "vm.state.zst"));
+	assert_non_null(strstr(err->msg, "limits.verify_timeout_ms"));
+	assert_true(lseek(out, 0, SEEK_END) < (1 << 30));
+	error_free(&err);
+	close(out);
+	/* With the time, the same frame is fine: 1 GiB of holes. */
+	assert_int_equal(unpack(z, 1ULL << 30, 1ULL << 30, &err, &out), 0);
+	assert_int_equal(lseek(out, 0, SEEK_END), 1 << 30);
+	assert_true(allocated(out) < (1 << 20));
+	close(out);
+	close(z);
+}
+
+/* One frame: what follows it is refused, not decoded as a second. */
+static void test_zstd_data_after_the_frame_is_refused(void **state)
+{
+	struct error *err = NULL;
+	uint64_t raw = 0;
+	int in = sparse_state(), out;
+	int z = pack(in, "z", &raw);
+	off_t len = lseek(z, 0, SEEK_END);
+	static char buf[1 << 20];
+	assert_true(len < (off_t)sizeof(buf) / 2);
+	assert_int_equal(pread(z, buf, (size_t)len, 0), len);
+	assert_int_equal(pwrite(z, buf, (size_t)len, len), len);
+	assert_int_not_equal(unpack(z, raw, 1ULL << 30, &err, &out), 0);
+	assert_non_null(strstr(err->msg, "data after its zstd frame"));
+	error_free(&err);
+	close(out);
+	close(z);
+	close(in);
+}
+
 static void test_zstd_publish_writes_raw_size(void **state)
 {
 	char work[300], dest[300];
@@ -211,8 +368,9 @@ static void test_zstd_publish_writes_raw_size(void **state)
 	snprintf(dest, sizeof(dest), "%s/published", dir);
 	close(sparse_state());
 	struct vmsnap_meta m = {
-		.key = (char *)"k\n", .zstd = true, .zstd_level = 1, .state_bytes = 5};
-	struct vmsnap_limits lim = {.max_bytes = 1ULL << 30, .verify_ms = 60000};
+		.key = key_of(128), .zstd = true, .zstd_level = 1, .state_bytes = 5};
+	struct vmsnap_limits lim = {
+		.max_bytes = 1ULL << 30, .verify_ms = 60000, .max_memory_mib = 4096};
 	snprintf(m.container_id, sizeof(m.container_id), "c1");
 	assert_int_equal(vmsnap_publish(work, dest, &m, &lim, 1, 2, &err), 0);
 	assert_int_equal(access(work, F_OK), -1);
@@ -343,9 +501,10 @@ static void test_publish_refuses_a_state_over_max_bytes(void **state)
 	snprintf(dest, sizeof(dest), "%s/too-big", dir);
 	int fd = sparse_state();
 	/* vm.state: what it takes on disk, the bound a restore applies. */
-	struct vmsnap_limits lim = {.max_bytes = allocated(fd) - 1, .verify_ms = 60000};
+	struct vmsnap_limits lim = {
+		.max_bytes = allocated(fd) - 1, .verify_ms = 60000, .max_memory_mib = 4096};
 	close(fd);
-	struct vmsnap_meta m = {.key = (char *)"k\n"};
+	struct vmsnap_meta m = {.key = key_of(128)};
 	snprintf(m.container_id, sizeof(m.container_id), "c1");
 	assert_int_not_equal(vmsnap_publish(work, dest, &m, &lim, 1, 2, &err), 0);
 	assert_non_null(strstr(err->msg, "checkpoint_max_bytes"));
@@ -359,6 +518,18 @@ static void test_publish_refuses_a_state_over_max_bytes(void **state)
 	lim.max_bytes = SPARSE_SIZE - 1;
 	assert_int_not_equal(vmsnap_publish(work, dest, &m, &lim, 1, 2, &err), 0);
 	assert_non_null(strstr(err->msg, "decompressed"));
+	error_free(&err);
+	assert_int_equal(access(dest, F_OK), -1);
+	assert_int_equal(access(work, F_OK), -1);
+	/* Or more than the VM's memory and device state: 200 MiB of state
+	 * for a VM of 64 MiB. */
+	fd = make_file("state");
+	assert_int_equal(ftruncate(fd, 200 << 20), 0);
+	close(fd);
+	lim.max_bytes = 1ULL << 36;
+	m.key = key_of(64);
+	assert_int_not_equal(vmsnap_publish(work, dest, &m, &lim, 1, 2, &err), 0);
+	assert_non_null(strstr(err->msg, "the VM's 64 MiB of memory"));
 	error_free(&err);
 	assert_int_equal(access(dest, F_OK), -1);
 	assert_int_equal(access(work, F_OK), -1);
@@ -378,6 +549,9 @@ int main(void)
 		cmocka_unit_test(test_zstd_bomb_and_lies_are_refused),
 		cmocka_unit_test(test_zstd_damaged_streams_are_refused),
 		cmocka_unit_test(test_zstd_large_window_is_refused),
+		cmocka_unit_test(test_zstd_bound_is_the_vms_memory),
+		cmocka_unit_test(test_zstd_unpack_has_a_deadline),
+		cmocka_unit_test(test_zstd_data_after_the_frame_is_refused),
 		cmocka_unit_test(test_zstd_publish_writes_raw_size),
 		cmocka_unit_test(test_state_hash_sees_data_not_holes),
 		cmocka_unit_test(test_publish_records_size_and_checksum_and_restore_checks_them),

@@ -258,7 +258,8 @@ static int vm_checkpoint(struct global_opts *g, const char *id, const char *dir,
 	/* The bounds a restore applies: nothing is published that it would
 	 * refuse (docs/config.md, [limits]). */
 	struct vmsnap_limits lim = {.max_bytes = (uint64_t)g->cfg.checkpoint_max_bytes,
-				    .verify_ms = (uint64_t)g->cfg.verify_timeout_ms};
+				    .verify_ms = (uint64_t)g->cfg.verify_timeout_ms,
+				    .max_memory_mib = g->cfg.max_memory_mib};
 	r = vmsnap_publish(work, dest, &m, &lim, rep->stats ? rep->stats->frozen_us / 1000 : 0,
 			   (long long)rep->dump_ms, err);
 	free(m.key);
