@@ -602,6 +602,74 @@ def whole_vm_state_bombs_stop_at_the_vms_memory_and_leave_nothing():
 
 
 @case
+def a_checkpoint_from_elsewhere_does_not_raise_the_bundles_limits():
+    """cocoon.json's "resources" (the limits update set) were laid over the
+    bundle's at restore as they were: a checkpoint from another host raised
+    its container's limits, and its VM, up to the host's maxima. Now only
+    this host's own checkpoint (its note in host_checkpoint_dir) raises
+    them; any other, or one whose limits were edited, only lowers, and what
+    it could not raise is not kept for the next checkpoint either."""
+    with Env("good") as env:
+        with open(os.path.join(env.bundle, "config.json")) as f:
+            spec = json.load(f)
+        spec["linux"]["resources"] = {"memory": {"limit": 64 << 20}, "pids": {"limit": 10}}
+        with open(os.path.join(env.bundle, "config.json"), "w") as f:
+            json.dump(spec, f)
+        env.create("src")
+        rc, err, _ = env.cocoon("update", "--memory", "100m", "--pids-limit", "-1", "src")
+        assert rc == 0, f"update: {err!r}"
+        ck = os.path.join(env.tmp, "ck")
+        rc, err, _ = env.cocoon("checkpoint", "--image-path", ck, "--leave-running", "src")
+        assert rc == 0, f"checkpoint: {err!r}"
+        with open(os.path.join(ck, "cocoon.json")) as f:
+            assert json.load(f)["resources"] == {"memory": {"limit": 100 << 20}, "pids": {"limit": -1}}
+
+        def restore(images, cid):
+            mark = len(env.log_text())
+            rc, err, _ = env.cocoon("restore", "--image-path", images, "--bundle", env.bundle, "-d", cid,
+                                    mode="restore-ok")
+            assert rc == 0, f"restore {cid}: {err!r}"
+            log = env.log_text()[mark:]
+            mem = [x.split()[2] for x in log.splitlines() if x.startswith("vmm memory ")]
+            lim = [x.split(" ", 2)[2] for x in log.splitlines() if x.startswith("restore limits ")]
+            kept = os.path.join(env.root, cid, "resources.json")
+            with open(kept) as f:
+                return mem, lim, json.load(f), err
+
+        # This host's own: taken (100 + 128 + 100 MiB of VM).
+        mem, lim, kept, err = restore(ck, "r1")
+        assert mem == ["328"] and lim == [f"{100 << 20} 0"], (mem, lim, err)
+        assert kept == {"memory": {"limit": 100 << 20}, "pids": {"limit": -1}}, kept
+        # The same directory moved (another host's, as far as this one
+        # knows): the bundle's 64 MiB and 10 pids hold.
+        moved = os.path.join(env.tmp, "moved")
+        shutil.copytree(ck, moved, symlinks=True)
+        mem, lim, kept, err = restore(moved, "r2")
+        assert mem == ["256"] and lim == [f"{64 << 20} 10"], (mem, lim, err)
+        assert b"memory.limit, pids.limit" in err and b"not taken" in err, err
+        assert kept == {}, f"the raise is kept for the next checkpoint: {kept}"
+        # Checkpointed again on this host: the raise is not laundered.
+        ck2 = os.path.join(env.tmp, "ck2")
+        rc, err, _ = env.cocoon("checkpoint", "--image-path", ck2, "--leave-running", "r2")
+        assert rc == 0, f"checkpoint r2: {err!r}"
+        mem, lim, kept, err = restore(ck2, "r3")
+        assert mem == ["256"] and lim == [f"{64 << 20} 10"], (mem, lim, err)
+        # This host's directory with its limits edited: only lowers.
+        meta = os.path.join(ck, "cocoon.json")
+        with open(meta) as f:
+            doc = json.load(f)
+        doc["resources"] = {"memory": {"limit": 2 << 30}, "pids": {"limit": 5}}
+        os.unlink(meta)
+        with open(meta, "w") as f:
+            json.dump(doc, f)
+        mem, lim, kept, err = restore(ck, "r4")
+        assert mem == ["256"] and lim == [f"{64 << 20} 5"], (mem, lim, err)
+        assert kept == {"pids": {"limit": 5}}, kept
+        assert env.canary_intact(), "the canary was touched"
+        return err.decode(errors="replace").strip()
+
+
+@case
 def restore_directories_reach_no_other_checkpoint():
     """A restore directory from another host names its pre-dump by CRIU's
     ../NAME link, and a pod's names each container's directory: a symlink

@@ -416,6 +416,13 @@ int checkpoint_container(struct global_opts *g, const char *id, struct checkpoin
 	}
 	if (!o->leave_running && !o->pre_dump)
 		container_thaw_or_kill(g, id, true);
+	/* This host's word on the limits the checkpoint carries: a restore
+	 * takes them as they are only with it (resources-kept.h). */
+	_cleanup_error_ struct error *note_err = NULL;
+	if (resources_kept_note(&g->cfg, dest, kept, &note_err) < 0)
+		log_warning(
+			"checkpoint %s: %s: a restore of it will take only limits that lower the bundle's",
+			id, note_err->msg);
 	images_copy_logs(dest, o->work_path);
 	long long total = now_ms() - t0;
 	Cocoon__CriuStats *sts = rep->stats;
