@@ -166,7 +166,7 @@ int images_read_budgeted(int dirfd, const char *name, size_t max, const struct i
 		if (n == 0)
 			return error_setx(err, EIO, "%s shrank while it was read", name);
 		done += (size_t)n;
-		if ((r = images_budget_time(b, err)) < 0)
+		if (images_budget_time(b, err) < 0)
 			return error_wrap(err, "%s", name);
 	}
 	buf[size] = 0;

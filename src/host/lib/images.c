@@ -132,7 +132,7 @@ static int check_pages(int dirfd, const char *name, const struct images_budget *
 		return r;
 	if (images_pagemap_pages((const uint8_t *)data, len, &pages_id, &pages, err) < 0)
 		return error_wrap(err, "%s", name);
-	if ((r = images_budget_time(b, err)) < 0)
+	if (images_budget_time(b, err) < 0)
 		return error_wrap(err, "%s", name);
 	snprintf(pages_name, sizeof(pages_name), "pages-%llu.img", (unsigned long long)pages_id);
 	off_t have = fstatat(dirfd, pages_name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? st.st_size : 0;
