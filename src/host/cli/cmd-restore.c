@@ -330,6 +330,14 @@ static int vmsnap_restore(struct global_opts *g, const char *id, const char *dir
 	_cleanup_close_ int raw_fd = m->zstd ? unpack_state(g, dir, fd, state, m, err) : -1;
 	if (m->zstd && raw_fd < 0)
 		return raw_fd;
+	/* The shim is a fork of this process and lives as long as the
+	 * container: it keeps only the descriptor QEMU loads. */
+	if (m->zstd) {
+		closep(&fd);
+		fd = -1;
+	}
+	closep(&dfd);
+	dfd = -1;
 	/* The shim inherits the descriptor this checked (or decompressed),
 	 * and QEMU loads from it (vmsnap_load): a file swapped in at the path
 	 * meanwhile is not what starts. The path only names it in messages. */
