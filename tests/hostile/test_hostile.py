@@ -602,6 +602,46 @@ def whole_vm_state_bombs_stop_at_the_vms_memory_and_leave_nothing():
 
 
 @case
+def a_restore_killed_while_it_decompresses_leaves_nothing():
+    """The decompressed VM state has no name (O_TMPFILE, or unlinked at
+    once): a restore killed halfway, as an engine's timeout would, leaves
+    no file beside the image directory or in the state root (it used to
+    leave .ID.vm.state.XXXXXX in the state root, tmpfs under the engines)."""
+    with Env("good", vm="max_memory_mib = 61440") as env:
+        parent = os.path.join(env.tmp, "images")
+        ck = os.path.join(parent, "ck")
+        os.makedirs(ck)
+        zst = os.path.join(ck, "vm.state.zst")
+        zstd_rle_bomb(zst, 60000 << 20, 60000 << 20, 0)
+        key = "cocoon-vm-snapshot 1\nqemu-command-line=QEMU -M microvm -m 60000 -smp 1\n"
+        with open(os.path.join(ck, "vm.json"), "w") as f:
+            json.dump({"format": "cocoon-vm-snapshot 1", "container_id": "v1", "key": key,
+                       "state": "vm.state.zst", "raw_size": 60000 << 20, "state_bytes": os.path.getsize(zst)}, f)
+        with open(os.path.join(env.tmp, "restore.err"), "wb") as err:
+            p = subprocess.Popen([COCOON, "--root", env.root, "restore", "--image-path", ck, "--bundle", env.bundle,
+                                  "-d", "v1"], stdout=err, stderr=err, env=env.env())
+        # Until it has an output file open (its fds name it), then kill it.
+        seen, deadline = None, time.time() + 10
+        while seen is None and time.time() < deadline and p.poll() is None:
+            try:
+                for fd in os.listdir(f"/proc/{p.pid}/fd"):
+                    target = os.readlink(f"/proc/{p.pid}/fd/{fd}")
+                    beside = target.startswith(parent + "/") and not target.startswith(ck + "/")
+                    if beside or (target.startswith(env.root + "/") and "vm.state" in target):
+                        seen = target
+            except OSError:
+                pass
+            time.sleep(0.01)
+        p.kill()
+        p.wait()
+        assert seen, "the restore was not caught decompressing"
+        assert sorted(os.listdir(parent)) == ["ck"], f"left beside: {os.listdir(parent)}"
+        left = os.listdir(env.root) if os.path.isdir(env.root) else []
+        assert left == [], f"left in the state root: {left}"
+        return f"killed while writing {seen}"
+
+
+@case
 def a_checkpoint_from_elsewhere_does_not_raise_the_bundles_limits():
     """cocoon.json's "resources" (the limits update set) were laid over the
     bundle's at restore as they were: a checkpoint from another host raised
