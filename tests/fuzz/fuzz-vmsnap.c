@@ -42,10 +42,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (ftruncate(in, 0) < 0 || ftruncate(out, 0) < 0 ||
 	    pwrite(in, data + 4, size - 4, 0) != (ssize_t)(size - 4) || lseek(in, 0, SEEK_SET) != 0)
 		__builtin_trap();
-	struct vmsnap_zstd_bounds b = {.max_bytes = 16 << 20, .max_what = "the bound", .max_ms = 10000};
+	struct vmsnap_zstd_bounds b = {
+		.max_bytes = 16 << 20, .max_what = "the bound", .max_ms = 10000};
 	int r = vmsnap_zstd_unpack(in, out, "vm.state.zst", raw, &b, &err);
 	struct stat st;
-	if (fstat(out, &st) < 0 || (uint64_t)st.st_size > raw || (r == 0 && (uint64_t)st.st_size != raw))
+	if (fstat(out, &st) < 0 || (uint64_t)st.st_size > raw ||
+	    (r == 0 && (uint64_t)st.st_size != raw))
 		__builtin_trap(); /* never past raw_size; exactly it on success */
 	error_free(&err);
 	return 0;
