@@ -69,4 +69,3 @@ char *key_of(int mib)
 		 mib);
 	return key;
 }
-
