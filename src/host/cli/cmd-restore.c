@@ -272,8 +272,8 @@ static int vmsnap_restore(struct global_opts *g, const char *id, const char *dir
 			dir, m->container_id, m->container_id);
 	if (asprintf(&state, "%s/%s", dir, m->zstd ? VMSNAP_STATE_ZST : VMSNAP_STATE) < 0)
 		return error_set(err, ENOMEM, "restore");
-	/* QEMU opens it by path: a regular file here, within the limits,
-	 * looked at before it is opened (a FIFO would hang the open). */
+	/* A regular file here, within the limits, looked at before it is
+	 * opened (a FIFO would hang the open); QEMU loads this descriptor. */
 	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return error_set(err, errno, "image directory %s", dir);
@@ -284,13 +284,32 @@ static int vmsnap_restore(struct global_opts *g, const char *id, const char *dir
 	if (st.st_size == 0 || (uint64_t)st.st_blocks * 512 > (uint64_t)g->cfg.checkpoint_max_bytes)
 		return error_setx(err, EINVAL, "%s: empty, or larger than checkpoint_max_bytes",
 				  state);
+	/* vm.state as published: its size and checksum (vm.json); zstd's
+	 * frame carries its own, checked as it is decompressed. */
+	struct vmsnap_limits lim = {.max_bytes = (uint64_t)g->cfg.checkpoint_max_bytes,
+				    .verify_ms = (uint64_t)g->cfg.verify_timeout_ms};
+	int v = m->zstd ? 0 : vmsnap_state_verify(fd, state, m, &lim, err);
+	if (v < 0)
+		return v;
 	_cleanup_free_ char *raw = NULL;
+	_cleanup_close_ int raw_fd = -1;
 	if (m->zstd) {
 		int r = unpack_state(g, id, fd, state, m, &raw, err);
 		if (r < 0)
 			return r;
+		/* Read-only: QEMU takes a descriptor of its open mode. */
+		raw_fd = open(raw, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (raw_fd < 0) {
+			r = error_set(err, errno, "%s", raw);
+			unlink(raw);
+			return r;
+		}
 	}
+	/* The shim inherits the descriptor this checked, and QEMU loads
+	 * from it (vmsnap_load): a file swapped in at the path meanwhile is
+	 * not what starts. */
 	o->vmsnap_state = raw ? raw : state;
+	o->vmsnap_state_fd = raw ? raw_fd : fd;
 	o->vmsnap_key = m->key;
 	pid_t shim;
 	int r = container_create(g, id, o, &shim, err);

@@ -255,7 +255,11 @@ static int vm_checkpoint(struct global_opts *g, const char *id, const char *dir,
 	m.zstd_level = (int)g->cfg.snapshot_zstd_level;
 	Cocoon__CheckpointReply *rep = resp->checkpoint;
 	m.state_bytes = rep->bytes;
-	r = vmsnap_publish(work, dest, &m, rep->stats ? rep->stats->frozen_us / 1000 : 0,
+	/* The bounds a restore applies: nothing is published that it would
+	 * refuse (docs/config.md, [limits]). */
+	struct vmsnap_limits lim = {.max_bytes = (uint64_t)g->cfg.checkpoint_max_bytes,
+				    .verify_ms = (uint64_t)g->cfg.verify_timeout_ms};
+	r = vmsnap_publish(work, dest, &m, &lim, rep->stats ? rep->stats->frozen_us / 1000 : 0,
 			   (long long)rep->dump_ms, err);
 	free(m.key);
 	if (!o->leave_running)

@@ -199,6 +199,7 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 				      .bench_from_tmpfs = o->bench_from_tmpfs,
 				      .vmsnap = vmsnap > 0,
 				      .vmsnap_state = o->vmsnap_state,
+				      .vmsnap_state_fd = o->vmsnap_state_fd,
 				      .vmsnap_key = o->vmsnap_key,
 				      .pod = member ? &pod : NULL};
 		shim_main(&a);

@@ -20,8 +20,11 @@ struct create_options {
 	/* restore --pod: the sandbox a member joins, whatever its spec's
 	 * /proc/<pid>/ns paths name (the old sandbox's shim is gone). */
 	const char *pod_sandbox;
-	/* restore of a whole-VM checkpoint (vmsnap.h): the saved VM and its key */
+	/* restore of a whole-VM checkpoint (vmsnap.h): the saved VM (its path,
+	 * for messages, and the descriptor it was checked through, which QEMU
+	 * loads: never the path again) and its key */
 	const char *vmsnap_state;
+	int vmsnap_state_fd;
 	const char *vmsnap_key;
 };
 

@@ -92,6 +92,27 @@ static int create_container(struct shim *s, struct error **err)
 	return 0;
 }
 
+/* A whole-VM restore: the container came back as it was saved, paused
+ * too when it was (containerd pauses a container around every checkpoint,
+ * DESIGN.md). A restore yields a running container, as runc's and CRIU's
+ * route do, so it is thawed; a running one is left as it is. */
+static int thaw_restored(struct shim *s, struct error **err)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__PauseRequest pause = COCOON__PAUSE_REQUEST__INIT;
+	Cocoon__Response *resp = NULL;
+
+	pause.id = (char *)s->args->id;
+	pause.resume = true;
+	req.body_case = COCOON__REQUEST__BODY_PAUSE;
+	req.pause = &pause;
+	int r = agent_call(&s->sb.agent, &req, &resp, SHIM_CALL_TIMEOUT_MS, err);
+	if (r < 0)
+		return error_wrap(err, "thaw the restored container");
+	cocoon__response__free_unpacked(resp, NULL);
+	return 0;
+}
+
 /* CRIU's restore log and stats, which the guest wrote into the shared
  * directory: read by fd, bounded, under host-chosen names. */
 static void copy_restore_logs(struct shim *s)
@@ -309,6 +330,7 @@ int shim_setup(struct shim *s, struct error **err)
 				       .keep_dir_on_failure = true,
 				       .vmsnap = a->vmsnap,
 				       .vmsnap_state = a->vmsnap_state,
+				       .vmsnap_state_fd = a->vmsnap_state_fd,
 				       .vmsnap_key = a->vmsnap_key};
 	if (a->restore) {
 		opts.images_dirs = (const char *const *)a->restore->dirs;
@@ -329,8 +351,8 @@ int shim_setup(struct shim *s, struct error **err)
 	s->sb.agent.on_event = shim_on_agent_event;
 	s->sb.agent.on_reply = shim_agent_reply;
 	s->sb.agent.event_userdata = s;
-	/* A whole-VM restore: the container came back running with its VM. */
-	if ((r = a->vmsnap_state ? 0
+	/* A whole-VM restore: the container came back with its VM. */
+	if ((r = a->vmsnap_state ? thaw_restored(s, err)
 		 : a->restore	 ? restore_container(s, err)
 				 : create_container(s, err)) < 0 ||
 	    (r = listen_control(s, err)) < 0)

@@ -33,6 +33,7 @@ struct shim_args {
 	 * vmsnap_state, started from a saved VM of key vmsnap_key. */
 	bool vmsnap;
 	const char *vmsnap_state;
+	int vmsnap_state_fd; /* inherited from restore: what it checked */
 	const char *vmsnap_key;
 	/* A pod member: no VM of its own, the sandbox's shim is its agent. */
 	const struct pod_sandbox *pod;

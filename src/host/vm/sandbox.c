@@ -121,15 +121,15 @@ static int vmsnap_resume_agent(struct agent_client *c, int timeout_ms, struct er
 
 /* Starts QEMU waiting for a state (-incoming defer), loads the saved VM into
  * it and reconnects to its agent, which carries on where it was saved. */
-static int vmsnap_start(struct sandbox *sb, const struct vm_spec *spec, const char *state,
+static int vmsnap_start(struct sandbox *sb, const struct vm_spec *spec, int state_fd,
 			const char *key, int timeout_ms, struct error **err)
 {
 	struct vm_spec s = *spec;
 	s.incoming_defer = true;
 	int r = vm_start(&sb->vm, &vm_backend_qemu, &s, err);
 	if (r == 0)
-		r = vmsnap_load(&sb->vm, s.qmp_path, state, vmsnap_key_mapped_ram(key), timeout_ms,
-				err);
+		r = vmsnap_load(&sb->vm, s.qmp_path, state_fd, vmsnap_key_mapped_ram(key),
+				timeout_ms, err);
 	if (r < 0) {
 		_cleanup_free_ char *qlog = NULL;
 		if (read_file_bounded(sb->vmm_log, 4096, &qlog, NULL, NULL) == 0 && *qlog)
@@ -233,7 +233,10 @@ static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 					diff);
 			}
 			long long start = now_ms();
-			if (vmsnap_start(sb, &spec, opts->vmsnap_state, key, timeout, err) < 0)
+			if (opts->vmsnap_state_fd <= 2)
+				return error_setx(err, EBADF, "%s: no descriptor to load it from",
+						  opts->vmsnap_state);
+			if (vmsnap_start(sb, &spec, opts->vmsnap_state_fd, key, timeout, err) < 0)
 				return error_wrap(err, "start the saved VM");
 			sb->boot_ms = now_ms() - start;
 		}

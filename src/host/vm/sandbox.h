@@ -50,9 +50,11 @@ struct sandbox_options {
 	 * migratable virtiofs, the VMM that can save it, and QMP; the key is
 	 * written to <dir>/vmsnap.key. */
 	bool vmsnap;
-	/* And instead of booting, load this saved VM (a vm.state file),
-	 * which was saved from a VM of this key. */
+	/* And instead of booting, load this saved VM (a vm.state file, read
+	 * through vmsnap_state_fd; the path names it in messages), which was
+	 * saved from a VM of this key. */
 	const char *vmsnap_state;
+	int vmsnap_state_fd;
 	const char *vmsnap_key;
 };
 

@@ -305,6 +305,11 @@ void vmsnap_key_diff(const char *want, const char *have, char *out, size_t size)
 		if (la != lb || memcmp(a, b, la) != 0) {
 			snprintf(out, size, "the snapshot has '%.*s', this VM '%.*s'",
 				 (int)(lb > 300 ? 300 : lb), b, (int)(la > 300 ? 300 : la), a);
+			/* have comes from vm.json, untrusted: no control
+			 * characters reach the terminal. */
+			for (char *p = out; *p; p++)
+				if ((unsigned char)*p < 0x20 || *p == 0x7f)
+					*p = '?';
 			return;
 		}
 		a += la + (a[la] == '\n');
@@ -457,14 +462,27 @@ out:
 	return r;
 }
 
-int vmsnap_load(struct vm *vm, const char *qmp_path, const char *state_path, bool mapped_ram,
-		int timeout_ms, struct error **err)
+/* The fdset a restore hands QEMU its state through (add-fd). */
+#define VMSNAP_FDSET 7
+
+int vmsnap_load(struct vm *vm, const char *qmp_path, int state_fd, bool mapped_ram, int timeout_ms,
+		struct error **err)
 {
 	struct qmp q = {.fd = -1};
-	_cleanup_free_ char *incoming = qmp_file_command("migrate-incoming", state_path);
-	if (!incoming)
+	_cleanup_free_ char *incoming = NULL;
+	char path[32], add[128], remove[128];
+	snprintf(path, sizeof(path), "/dev/fdset/%d", VMSNAP_FDSET);
+	snprintf(add, sizeof(add), "{\"execute\":\"add-fd\",\"arguments\":{\"fdset-id\":%d}}\n",
+		 VMSNAP_FDSET);
+	snprintf(remove, sizeof(remove),
+		 "{\"execute\":\"remove-fd\",\"arguments\":{\"fdset-id\":%d}}\n", VMSNAP_FDSET);
+	if (!(incoming = qmp_file_command("migrate-incoming", path)))
 		return error_set(err, ENOMEM, "load");
+	if (lseek(state_fd, 0, SEEK_SET) < 0)
+		return error_set(err, errno, "the saved VM's descriptor");
 	int r = qmp_connect(&q, vm, qmp_path, err);
+	if (r == 0)
+		r = qmp_call(&q, add, state_fd, NULL, err);
 	if (r == 0 && mapped_ram)
 		r = set_mapped_ram(&q, err);
 	if (r == 0)
@@ -488,6 +506,9 @@ int vmsnap_load(struct vm *vm, const char *qmp_path, const char *state_path, boo
 		else
 			usleep(2000);
 	}
+	/* QEMU has read what it needs; its copy of the descriptor goes. */
+	if (r == 0)
+		(void)qmp_call(&q, remove, -1, NULL, NULL); /* a fd left: it goes with QEMU */
 	if (r == 0)
 		r = qmp_call(&q, "{\"execute\":\"cont\"}\n", -1, NULL, err);
 	if (q.fd >= 0)

@@ -92,9 +92,12 @@ struct vmsnap_save_stats {
  * On failure the VM is let run again. */
 int vmsnap_save(struct vm *vm, const char *qmp_path, const char *state_path, bool mapped_ram,
 		bool leave_running, struct vmsnap_save_stats *st, struct error **err);
-/* Loads state_path into a VM started with -incoming defer and runs it. */
-int vmsnap_load(struct vm *vm, const char *qmp_path, const char *state_path, bool mapped_ram,
-		int timeout_ms, struct error **err);
+/* Loads the saved VM open at state_fd (read from offset 0; the caller's
+ * to close) into a VM started with -incoming defer and runs it. QEMU gets
+ * the descriptor itself (QMP add-fd, then file:/dev/fdset/N), never a
+ * path: what the restore checked is what it loads. */
+int vmsnap_load(struct vm *vm, const char *qmp_path, int state_fd, bool mapped_ram, int timeout_ms,
+		struct error **err);
 
 /* vm.json of an image directory: what vmsnap_meta_write wrote. */
 struct vmsnap_meta {
@@ -106,6 +109,11 @@ struct vmsnap_meta {
 	 * read back: untrusted, checked by vmsnap_zstd_unpack) */
 	uint64_t raw_size;
 	int zstd_level; /* vmsnap_publish: 1-19 (vmsnap-zstd.h) when zstd */
+	/* The state file's size in bytes and its vmsnap_state_hash, in hex
+	 * (vm.json's state_size and xxh3; read back: untrusted, checked by
+	 * vmsnap_state_verify). Only for vm.state: zstd checks its own. */
+	uint64_t state_size;
+	char xxh3[17];
 };
 int vmsnap_meta_write(int dirfd, const struct vmsnap_meta *m, long long frozen_ms,
 		      long long save_ms, struct error **err);
@@ -114,9 +122,36 @@ int vmsnap_meta_write(int dirfd, const struct vmsnap_meta *m, long long frozen_m
 int vmsnap_meta_read(const char *dir, struct vmsnap_meta *m, bool *found, struct error **err);
 void vmsnap_meta_free(struct vmsnap_meta *m);
 
+/* What a whole-VM checkpoint may cost the host, from [limits]: the same
+ * bounds at checkpoint (vmsnap_publish) as at restore, so that nothing is
+ * published that a restore would refuse. */
+struct vmsnap_limits {
+	uint64_t max_bytes; /* checkpoint_max_bytes: vm.state's allocated bytes,
+			     * or vm.state.zst's decompressed size */
+	uint64_t verify_ms; /* verify_timeout_ms: hashing vm.state */
+};
+
+/* The checksum of a VM state, fd (name: for errors): XXH3-64 over its
+ * size and every 4 KiB block that is not all zeros, each after its offset
+ * (u64, little-endian). Holes and written zeros hash alike, so a copy that
+ * keeps a mapped-ram file's holes, fills them or punches new ones matches.
+ * Reads only the data extents (SEEK_DATA/SEEK_HOLE). *size: the file's
+ * size. ETIMEDOUT after max_ms; EFBIG when the file changes size meanwhile. */
+int vmsnap_state_hash(int fd, const char *name, uint64_t max_ms, uint64_t *size, uint64_t *hash,
+		      struct error **err);
+/* Checks an untrusted vm.state (fd, name) against m's state_size and xxh3,
+ * within lim->verify_ms: 0, or EINVAL naming the file and what differs
+ * (no checksum recorded, another size, a checksum mismatch). */
+int vmsnap_state_verify(int fd, const char *name, const struct vmsnap_meta *m,
+			const struct vmsnap_limits *lim, struct error **err);
+
 /* Publishes a saved VM (work_state, which is moved) as the image directory
  * dest (absent or empty): vm.state (a sparse copy when it cannot be
- * renamed), or vm.state.zst when m->zstd (m->zstd_level), and vm.json from m, written beside dest
- * and renamed into place, so dest appears complete or not at all. */
+ * renamed) with its size and checksum in vm.json, or vm.state.zst when
+ * m->zstd (m->zstd_level); vm.json from m, written beside dest and renamed
+ * into place, so dest appears complete or not at all. A state over
+ * lim->max_bytes is refused (EFBIG, naming the limit) before anything is
+ * written. On failure work_state is removed too. */
 int vmsnap_publish(const char *work_state, const char *dest, const struct vmsnap_meta *m,
-		   long long frozen_ms, long long save_ms, struct error **err);
+		   const struct vmsnap_limits *lim, long long frozen_ms, long long save_ms,
+		   struct error **err);
