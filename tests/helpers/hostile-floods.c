@@ -139,3 +139,41 @@ void attack_volumes(void)
 		closedir(d);
 #undef TRY
 }
+
+/* "pod": what QEMU's 9p server would do for a guest that owns its kernel,
+ * on the pod share, when a member is created there (ROOTFS_PATH is
+ * "<id>/rootfs"): plant entries beside the members' directories, replace
+ * a member's directory or its rootfs mount point, and leave a symlink to
+ * the canary and a file in the member's rootfs, which is the guest's to
+ * write. Each result goes to the log as "pod <what>: OK|<errno name>". */
+void attack_pod(const char *rootfs_path)
+{
+	char path[4200], target[4300], what[4400], member[256];
+#define TRY(label, call)                                                                           \
+	do {                                                                                       \
+		int rc_ = (call);                                                                  \
+		snprintf(what, sizeof(what), "pod %s: ", label);                                   \
+		note(what, rc_ < 0 ? strerrorname_np(errno) : "OK");                               \
+	} while (0)
+	if (!pod || !rootfs_path)
+		return;
+	snprintf(member, sizeof(member), "%.*s", (int)strcspn(rootfs_path, "/"), rootfs_path);
+	snprintf(path, sizeof(path), "%s/planted", pod);
+	TRY("mkdir in the share", mkdir(path, 0755));
+	snprintf(path, sizeof(path), "%s/%s/link", pod, member);
+	TRY("symlink in a member's directory", symlink(canary, path));
+	snprintf(path, sizeof(path), "%s/%s", pod, member);
+	snprintf(target, sizeof(target), "%s/moved", pod);
+	TRY("rename a member's directory", rename(path, target));
+	snprintf(path, sizeof(path), "%s/%s/rootfs", pod, member);
+	snprintf(target, sizeof(target), "%s/%s/moved", pod, member);
+	TRY("rename a rootfs mount point", rename(path, target));
+	snprintf(path, sizeof(path), "%s/%s/hostile", pod, rootfs_path);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	TRY("write in the rootfs", fd);
+	if (fd >= 0)
+		close(fd);
+	snprintf(path, sizeof(path), "%s/%s/escape", pod, rootfs_path);
+	TRY("symlink in the rootfs", symlink(canary, path));
+#undef TRY
+}

@@ -33,7 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
-const char *mode = "good", *canary, *shared, *console, *volumes;
+const char *mode = "good", *canary, *shared, *console, *volumes, *pod;
 static int chan = -1;
 
 bool is(const char *m)
@@ -314,6 +314,8 @@ static void handle(const Cocoon__Request *req)
 		r.pause = &pause;
 		break;
 	case COCOON__REQUEST__BODY_CREATE:
+		if (is("pod") && req->create->spec && !strcmp(req->create->spec->rootfs_tag, "pod"))
+			attack_pod(req->create->spec->rootfs_path);
 		r.body_case = COCOON__RESPONSE__BODY_CREATE;
 		r.create = &create;
 		break;
@@ -413,6 +415,8 @@ static void parse_args(int argc, char **argv, char **channel)
 			shared = option_value(v, "path=");
 		else if (strcmp(argv[i], "-fsdev") == 0 && strstr(v, "id=volumes,"))
 			volumes = option_value(v, "path=");
+		else if (strcmp(argv[i], "-fsdev") == 0 && strstr(v, "id=pod,"))
+			pod = option_value(v, "path=");
 	}
 }
 

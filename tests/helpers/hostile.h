@@ -6,7 +6,7 @@
 #include <stdbool.h>
 
 /* HOSTILE_MODE, HOSTILE_CANARY, and the paths QEMU's command line names. */
-extern const char *mode, *canary, *shared, *console, *volumes;
+extern const char *mode, *canary, *shared, *console, *volumes, *pod;
 
 bool is(const char *m);
 /* Appends WHAT and ARG as a line to HOSTILE_LOG. */
@@ -16,3 +16,5 @@ void fill_shared(void);
 void flood_stderr(void);
 void flood_console(void);
 void attack_volumes(void);
+/* "pod": a member with rootfs ROOTFS_PATH ("<id>/rootfs") is being created. */
+void attack_pod(const char *rootfs_path);

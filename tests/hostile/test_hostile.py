@@ -755,6 +755,89 @@ def bad_state_root_corrupt_state_and_unwritable_log_are_named():
     finally:
         env.close()
 
+
+def member_bundle(env, name, sandbox_pid):
+    """A bundle whose spec joins the pod of shim SANDBOX_PID by its
+    /proc/<pid>/ns paths, as podman's app containers do."""
+    b = os.path.join(env.tmp, name)
+    os.makedirs(os.path.join(b, "rootfs"))
+    with open(os.path.join(env.bundle, "config.json")) as f:
+        spec = json.load(f)
+    spec["linux"]["namespaces"] = [{"type": "network", "path": f"/proc/{sandbox_pid}/ns/net"},
+                                   {"type": "ipc", "path": f"/proc/{sandbox_pid}/ns/ipc"},
+                                   {"type": "pid"}, {"type": "mount"}]
+    with open(os.path.join(b, "config.json"), "w") as f:
+        json.dump(spec, f)
+    return b
+
+
+def shim_pid(env, cid):
+    out = os.path.join(env.tmp, f"state-{cid}.json")
+    with open(out, "wb") as f:
+        rc, err, _ = env.cocoon("state", cid, stdout=f)
+    assert rc == 0, f"state {cid}: {err!r}"
+    with open(out) as f:
+        return json.load(f)["pid"]
+
+
+@case
+def a_full_pod_still_answers_for_its_sandbox():
+    """Each member's shim holds a connection to the sandbox's shim for its
+    lifetime. With 16 members the sandbox's shim had no room left: `kill`
+    and `pause` of the sandbox failed ("write to agent channel: Broken
+    pipe"), so the pod could not be stopped or checkpointed, and a 17th
+    member got the same riddle. Now a pod takes 32 members (checkpoint
+    --pod's bound), the sandbox still answers, and the 33rd is refused by
+    name."""
+    with Env("good") as env:
+        env.create("sb")
+        pid = shim_pid(env, "sb")
+        for i in range(32):
+            rc, err, _ = env.cocoon("create", "--bundle", member_bundle(env, f"b{i}", pid), f"m{i}")
+            assert rc == 0, f"member m{i}: {err!r}"
+        for verb in ("pause", "resume"):
+            rc, err, _ = env.cocoon(verb, "sb")
+            assert rc == 0, f"{verb} of the sandbox of a full pod: {err!r}"
+        rc, err, _ = env.cocoon("create", "--bundle", member_bundle(env, "b32", pid), "m32")
+        assert rc == 1 and b"m32: pod sb is full: it has 32 containers besides its sandbox" in err, \
+            f"33rd member: rc={rc} {err!r}"
+        assert not os.path.exists(os.path.join(env.root, "m32")), "the refused member left its state"
+        rc, err, _ = env.cocoon("kill", "sb", "KILL")
+        assert rc == 0, f"kill of the sandbox of a full pod: {err!r}"
+
+
+@case
+def pod_share_holds_only_the_members_rootfs():
+    """The guest attacks the pod share (src/host/lib/pod.c) as QEMU's 9p
+    server could for it when a member is created: nothing beside the
+    members' directories, no renaming of a member's directory or of its
+    rootfs mount point; what it leaves in the member's rootfs (its own to
+    write) is neither followed nor removed when the member goes, no bind
+    reaches the host's mount table, and the sandbox's shim cleans pod-rw."""
+    env = Env("pod")
+    try:
+        env.create("sb")
+        b = member_bundle(env, "mb", shim_pid(env, "sb"))
+        rc, err, _ = env.cocoon("create", "--bundle", b, "m1")
+        assert rc == 0, f"member: {err!r}"
+        log = env.log_text()
+        got = {x.split(": ")[0][4:]: x.rsplit(": ", 1)[1] for x in log.splitlines() if x.startswith("pod ")}
+        for what in ("mkdir in the share", "symlink in a member's directory",
+                     "rename a member's directory", "rename a rootfs mount point"):
+            assert got.get(what, "not tried") not in ("OK", "not tried"), f"{what}: {got.get(what, 'not tried')}"
+        assert got.get("write in the rootfs") == "OK", f"the member's rootfs is not the guest's: {got}"
+        with open("/proc/self/mountinfo") as f:
+            assert env.tmp not in f.read(), "a bind of the pod reached the host's mount table"
+        rc, err, _ = env.cocoon("delete", "--force", "m1")
+        assert rc == 0, f"delete m1: {err!r}"
+        assert env.canary_intact(), "the canary outside the state root was touched"
+        assert sorted(os.listdir(os.path.join(b, "rootfs"))) == ["escape", "hostile"], os.listdir(b)
+        assert os.path.islink(os.path.join(b, "rootfs", "escape"))
+        assert os.listdir(os.path.join(env.root, "sb", "pod-rw")) == [], "m1 is left in pod-rw"
+        return "; ".join(f"{k}: {v}" for k, v in sorted(got.items()))
+    finally:
+        env.close()
+
 for i, (ok, name, detail) in enumerate(results, 1):
     skip = detail.startswith("skip:")
     line = f"{'ok' if ok else 'not ok'} {i} - {name.replace('_', ' ')}"

@@ -8,6 +8,7 @@
 #include "images.h"
 #include "log.h"
 #include "paths.h"
+#include "pod.h"
 #include "pod-record.h"
 #include "safefs.h"
 #include "vmsnap-zstd.h"
@@ -23,7 +24,7 @@
 
 /* ---- the whole pod ------------------------------------------------------------ */
 
-enum { POD_RESTORE_MAX = 33 }; /* checkpoint --pod's 32 members and the sandbox */
+enum { POD_RESTORE_MAX = POD_MAX_MEMBERS + 1 }; /* checkpoint --pod's members and the sandbox */
 
 /* DIR/pod.json as checkpoint --pod wrote it: ids[0] the sandbox, then the
  * members; bundles[i] as this host recorded it (pod-record.h; NULL when it

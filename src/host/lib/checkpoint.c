@@ -486,7 +486,7 @@ static int pod_members(struct global_opts *g, const char *sb, char ids[][COCOON_
 int checkpoint_pod(struct global_opts *g, const char *id, struct checkpoint_options *o,
 		   struct error **err)
 {
-	enum { POD_MAX = 32 };
+	enum { POD_MAX = POD_MAX_MEMBERS };
 	char ids[POD_MAX + 1][COCOON_ID_MAX + 1];
 	bool paused[POD_MAX + 1] = {0};
 	_cleanup_free_ char *dir = NULL, *sb_of = NULL;

@@ -36,6 +36,12 @@ struct oci_bundle;
  * checkpoint and its pre-dumps, images.h IMAGES_MAX_CHAIN) through the pod
  * share too: pod/<id>/images<i>, read-only. */
 #define POD_MAX_IMAGES 8
+/* The most containers a pod has besides its sandbox. Each member's shim
+ * holds a connection to the sandbox's shim for its lifetime, so the
+ * sandbox's shim keeps this many connections for members on top of those of
+ * the engine's commands (shim.h SHIM_MAX_CONTROL); checkpoint --pod and
+ * restore --pod take a pod of this size. */
+#define POD_MAX_MEMBERS 32
 /* In a member's state directory: the id of its pod's sandbox. */
 #define POD_SANDBOX_FILE "pod-sandbox"
 

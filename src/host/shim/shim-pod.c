@@ -72,6 +72,14 @@ static int member_register(struct shim *s, struct shim_client *c, const char *id
 		return -EINVAL;
 	if (strcmp(id, s->args->id) == 0 || shim_find_member(s, id))
 		return error_setx(err, EEXIST, "container %s is in this pod already", id);
+	int members = 0;
+	for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
+		members += s->clients[i].fd >= 0 && s->clients[i].member[0];
+	if (members >= POD_MAX_MEMBERS)
+		return error_setx(err, E2BIG,
+				  "container %s: pod %s is full: it has %d containers besides its "
+				  "sandbox, the most one pod takes (docs/pods.md)",
+				  id, s->args->id, members);
 	/* A container of the same id was just killed (delete --force, as a
 	 * runtime's delete is synchronous for runc's callers): wait for its
 	 * exit, so that neither the agent ("exists in this VM") nor its late

@@ -11,7 +11,11 @@
 #include "spec.h"
 
 #define SHIM_SOCKET "shim.sock"
-#define SHIM_MAX_CLIENTS 16
+/* Connections at once: the engine's commands (state, kill, exec, ...) and,
+ * for a pod's sandbox, one per member shim (pod.h POD_MAX_MEMBERS), so that
+ * a full pod still leaves room for the commands that stop it. */
+#define SHIM_MAX_CONTROL 16
+#define SHIM_MAX_CLIENTS (SHIM_MAX_CONTROL + POD_MAX_MEMBERS)
 #define SHIM_MAX_EXECS 16
 #define SHIM_CALL_TIMEOUT_MS 30000
 /* A checkpoint of a large container takes a while under TCG. */
