@@ -1034,6 +1034,91 @@ def a_full_pod_still_answers_for_its_sandbox():
         assert rc == 0, f"kill of the sandbox of a full pod: {err!r}"
 
 
+def state_status(env, cid):
+    """The status `state` reports, or None when the container does not exist."""
+    out = os.path.join(env.tmp, f"state-{cid}.json")
+    with open(out, "wb") as f:
+        rc, _, _ = env.cocoon("state", cid, stdout=f)
+    if rc != 0:
+        return None
+    with open(out) as f:
+        return json.load(f)["status"]
+
+
+def cocoon_pids_of(root):
+    """cocoon processes (shims, keepers) whose command line names root."""
+    pids = []
+    for p in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                cmd = f.read()
+            if root.encode() in cmd and os.readlink(f"/proc/{p}/exe") == COCOON and alive(int(p)):
+                pids.append(int(p))
+        except OSError:
+            pass
+    return pids
+
+
+@case
+def pod_vm_lives_until_its_last_container_is_deleted():
+    """The pod's VM belongs to its keeper, not to the sandbox's shim (docs/
+    pods.md "Lifetimes"): the sandbox deleted first leaves the members
+    running in the VM, and `state`/`list` say the sandbox is gone; the VM
+    ends when the last member is deleted, before that delete returns, with
+    no shim, keeper or directory left. Before the keeper, deleting the
+    sandbox ended the VM and every member with it."""
+    with Env("good") as env:
+        env.create("sb")
+        pid = shim_pid(env, "sb")
+        vmm = env.vmm_pids()
+        assert len(vmm) == 1, vmm
+        for m in ("m1", "m2"):
+            rc, err, _ = env.cocoon("create", "--bundle", member_bundle(env, f"b{m}", pid), m)
+            assert rc == 0, f"member {m}: {err!r}"
+        rc, err, _ = env.cocoon("delete", "--force", "sb")
+        assert rc == 0, f"delete --force sb: {err!r}"
+        assert not alive(pid), "the sandbox's shim outlived its delete"
+        assert alive(vmm[0]), "the VM went with the sandbox: its members died"
+        assert state_status(env, "sb") is None, "state still shows a deleted sandbox"
+        assert [state_status(env, m) for m in ("m1", "m2")] == ["created", "created"]
+        rc, err, _ = env.cocoon("start", "m1")
+        assert rc == 0, f"start of a member after its sandbox went: {err!r}"
+        rc, err, _ = env.cocoon("delete", "--force", "m1")
+        assert rc == 0 and alive(vmm[0]), f"the VM went before the last member: {err!r}"
+        rc, err, _ = env.cocoon("delete", "--force", "m2")
+        assert rc == 0, f"delete --force m2: {err!r}"
+        assert not alive(vmm[0]), "the VM outlived the pod's last container"
+        assert cocoon_pids_of(env.root) == [], "a shim or keeper of the pod is left"
+        assert os.listdir(env.root) == [], f"left in the state root: {os.listdir(env.root)}"
+
+
+@case
+def pod_keeper_killed_takes_the_vm_and_leaves_the_truth():
+    """SIGKILL of the keeper: QEMU goes with it (PDEATHSIG), every shim of
+    the pod sees its channel close and records its container stopped; the
+    deletes leave nothing."""
+    with Env("good") as env:
+        env.create("sb")
+        pid = shim_pid(env, "sb")
+        rc, err, _ = env.cocoon("create", "--bundle", member_bundle(env, "bm", pid), "m1")
+        assert rc == 0, f"member: {err!r}"
+        with open(os.path.join(env.root, "sb", "keeper")) as f:
+            keeper = int(f.read().split()[0])
+        vmm = env.vmm_pids()
+        os.kill(keeper, signal.SIGKILL)
+        deadline = time.time() + 10
+        while time.time() < deadline and (alive(vmm[0]) or alive(pid) or
+                                          state_status(env, "m1") != "stopped"):
+            time.sleep(0.05)
+        assert not alive(vmm[0]), "QEMU outlived its keeper"
+        assert not alive(pid), "the sandbox's shim outlived its keeper"
+        assert [state_status(env, c) for c in ("sb", "m1")] == ["stopped", "stopped"]
+        for c in ("m1", "sb"):
+            rc, err, _ = env.cocoon("delete", c)
+            assert rc == 0, f"delete {c}: {err!r}"
+        assert cocoon_pids_of(env.root) == [] and os.listdir(env.root) == []
+
+
 @case
 def pod_share_holds_only_the_members_rootfs():
     """The guest attacks the pod share (src/host/lib/pod.c) as QEMU's 9p
