@@ -60,7 +60,7 @@ import time
 
 import pytest
 
-from conftest import COCOON, PAYLOAD, pids_mentioning, qemu_pids
+from conftest import COCOON, PAYLOAD, pids_mentioning, qemu_pids, wait_for
 
 IMAGE = "localhost/cocoon-test:latest"
 PODMAN = shutil.which("podman")
@@ -121,9 +121,25 @@ cocoon = ["{runtime}"]
 
 
 class Podman:
-    def __init__(self, tmp, name="main", shared=None):
+    def __init__(self, tmp, name="main", shared=None, cgroup2=False):
         self.tmp = tmp
         self.name = name
+        # cgroup2: podman, conmon, the shim and cocoon run in a mount
+        # namespace whose /sys/fs/cgroup is the cgroup2 hierarchy, so that
+        # they take this cgroup v1 host for a v2 one, as test_containerd's
+        # Containerd(cgroup2=True) does. One namespace, held by a sleeping
+        # process, for every podman command of the test.
+        self.prefix = []
+        self.holder = None
+        if cgroup2:
+            self.holder = subprocess.Popen(
+                ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                 "mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec sleep infinity"])
+            assert wait_for(lambda: "cgroup2 /sys/fs/cgroup" in mounts_of(self.holder.pid)), \
+                "no cgroup2 mount in the holder's namespace"
+            self.prefix = ["nsenter", "-t", str(self.holder.pid), "-m"]
+        elif shared is not None:
+            self.prefix = shared.prefix
         # podman refuses a runroot longer than 50 characters: pytest's
         # tmp_path is too long, so the storage lives in a short directory.
         self.base = pathlib.Path(tempfile.mkdtemp(prefix=f"cpm-{name}-", dir="/tmp"))
@@ -156,7 +172,7 @@ class Podman:
         self._image = False
 
     def argv(self, *args):
-        return [PODMAN, "--root", str(self.base / "root"), "--runroot", str(self.runroot),
+        return [*self.prefix, PODMAN, "--root", str(self.base / "root"), "--runroot", str(self.runroot),
                 "--tmpdir", str(self.tmpdir), "--volumepath", str(self.base / "volumes"),
                 "--storage-driver", "vfs", *args]
 
@@ -210,6 +226,18 @@ class Podman:
             for m in reversed(mounts_under(p.base)):
                 subprocess.run(["umount", "-l", m], capture_output=True)
             shutil.rmtree(p.base, ignore_errors=True)
+        if self.holder:
+            self.holder.kill()
+            self.holder.wait()
+
+
+def mounts_of(pid):
+    """'TYPE MOUNTPOINT' of each mount in the mount namespace of PID."""
+    try:
+        with open(f"/proc/{pid}/mountinfo") as f:
+            return "\n".join(f"{l.split(' - ')[1].split()[0]} {l.split()[4]}" for l in f)
+    except OSError:
+        return ""
 
 
 def mounts_under(path):
@@ -221,6 +249,21 @@ def mounts_under(path):
             if mp.startswith(prefix):
                 out.append(mp)
     return out
+
+
+@pytest.fixture
+def podman_cgroup2(tmp_path):
+    """A Podman whose commands all run in a mount namespace with cgroup v2
+    on /sys/fs/cgroup (see Podman's cgroup2)."""
+    if PODMAN is None:
+        pytest.skip("podman is not installed (Debian package podman)")
+    if not PAYLOAD.exists():
+        pytest.skip(f"{PAYLOAD} is missing: run 'make' first")
+    p = Podman(tmp_path, cgroup2=True)
+    try:
+        yield p
+    finally:
+        p.cleanup()
 
 
 @pytest.fixture
