@@ -10,7 +10,9 @@
  *   reads a deleted file into the images (a "ghost file"), but first it
  *   calls fstatfs() on it, which QEMU's 9p server answers by path: the path
  *   is gone, and CRIU stops with "Can't statfs fd N: No such file or
- *   directory". On tmpfs (memfd, /dev/shm, a tmpfs mount) they work. */
+ *   directory". On tmpfs (memfd, /dev/shm, a tmpfs mount) they work, and
+ *   so on a virtiofs rootfs (rootfs_fs "virtiofs"), whose server answers
+ *   statfs and open by inode (docs/checkpoint.md). */
 #include "agent.h"
 #include "cleanup.h"
 #include "procfs.h"
@@ -18,7 +20,9 @@
 
 #include <dirent.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 
 static bool in_tree(pid_t pid, pid_t init)
@@ -99,7 +103,8 @@ static int deleted_on_rootfs(const struct agent_container *c, const pid_t *pids,
 			     char *msg, size_t size)
 {
 	struct stat root;
-	if (stat(c->rootfs, &root) < 0)
+	struct statfs fs;
+	if (stat(c->rootfs, &root) < 0 || statfs(c->rootfs, &fs) < 0 || fs.f_type != V9FS_MAGIC)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		char dir[64], what[600], entry[64];
@@ -120,7 +125,7 @@ static int deleted_on_rootfs(const struct agent_container *c, const pid_t *pids,
 			continue;
 		snprintf(
 			msg, size,
-			"checkpoint %s: process %d holds the deleted %s (%lld bytes) open on the container's root filesystem, which is shared from the host over 9p; CRIU cannot dump a deleted file there (it needs fstatfs(), which 9p answers by the path that is gone). Keep such files on a tmpfs in the container (their content then travels in the checkpoint as a ghost file), or close them before the checkpoint (docs/checkpoint.md)",
+			"checkpoint %s: process %d holds the deleted %s (%lld bytes) open on the container's root filesystem, which is shared from the host over 9p; CRIU cannot dump a deleted file there (it needs fstatfs(), which 9p answers by the path that is gone). Share the rootfs over virtiofs instead (rootfs_fs = \"virtiofs\" in cocoon's config, [vm]; not for the members of a pod), keep such files on a tmpfs in the container (their content then travels in the checkpoint as a ghost file), or close them before the checkpoint (docs/checkpoint.md)",
 			c->id, pids[i], what, (long long)bytes);
 		return -EOPNOTSUPP;
 	}
