@@ -6,6 +6,7 @@ import pathlib
 
 from conftest import pids_mentioning, qemu_pids, wait_for
 from podman_util import image_tar, podman  # noqa: F401  (the fixture)
+from test_podman import run_in
 
 PAUSE = "localhost/cocoon-pause:latest"
 PORT = 8080
@@ -160,4 +161,32 @@ def test_podman_checkpoint_and_restore_of_a_pod_member(podman):
     assert "hello from the web container" in r.stdout, r.stdout
     assert podman.check("inspect", "--format", "{{.State.Pid}}", "web").stdout.strip() == web_pid
     podman.check("pod", "rm", "--force", "cp", timeout=120)
+    assert wait_for(lambda: new_vms(before) == [], timeout=30), "a VM outlived the pod"
+
+
+def test_podman_pod_member_oom_kill_reaches_its_conmon_only(podman):
+    """A container of a pod OOM-killed in the pod's VM (its own --memory
+    there): its conmon gets the OOM event (conmon 2.1.6 marks it with a file
+    `oom` in podman's working directory, docs/lifecycle.md), the conmon of
+    another member killed from the host gets none, and the pod runs on."""
+    before = set(qemu_pids())
+    pause = pause_image(podman)
+    podman.check("pod", "create", "--name", "om", "--infra-image", pause)
+    sv, hog = podman.tmp / "cwd-sv", podman.tmp / "cwd-hog"
+    r = run_in(podman, sv, "run", "-d", "--pod", "om", "--name", "sv", "-m", "64m", podman.image,
+               "payload", "counter", "100")
+    assert r.returncode == 0, r.stderr
+    r = run_in(podman, hog, "run", "--pod", "om", "--name", "hog", "-m", "64m", podman.image,
+               "payload", "memhog", "200")
+    assert r.returncode == 137, r.stdout + r.stderr
+    assert (hog / "oom").exists(), "the member's conmon got no OOM event"
+    assert len(new_vms(before)) == 1, "one VM for the pod"
+    # The pod runs on ("Degraded" only as one of its containers exited).
+    infra = podman.check("pod", "inspect", "--format", "{{.InfraContainerID}}", "om").stdout.strip()
+    for c in (infra, "sv"):
+        assert podman.check("inspect", "--format", "{{.State.Status}}", c).stdout.strip() == "running"
+    podman.check("kill", "--signal", "KILL", "sv")
+    podman.run("wait", "sv", timeout=120)
+    assert not (sv / "oom").exists(), "an OOM mark for a member that had no OOM"
+    podman.check("pod", "rm", "--force", "om", timeout=120)
     assert wait_for(lambda: new_vms(before) == [], timeout=30), "a VM outlived the pod"
