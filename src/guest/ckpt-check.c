@@ -20,7 +20,6 @@
 
 #include <dirent.h>
 #include <string.h>
-#include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
@@ -90,8 +89,12 @@ static bool deleted_on(pid_t pid, const char *entry, dev_t rootfs, char *what, s
 	if (n <= 0)
 		return false;
 	target[n] = 0;
+	/* statfs() through the fd's link asks the file's server, as CRIU's
+	 * fstatfs() does: 9p's fails (ENOENT, the path is gone), virtiofs'
+	 * answers. (9p's f_type is the host filesystem's: no use here.) */
+	struct statfs fs;
 	if (n < 10 || strcmp(target + n - 10, " (deleted)") != 0 || stat(path, &st) < 0 ||
-	    st.st_dev != rootfs)
+	    st.st_dev != rootfs || statfs(path, &fs) == 0)
 		return false;
 	target[n - 10] = 0;
 	snprintf(what, size, "%s %s", S_ISDIR(st.st_mode) ? "directory" : "file", target);
@@ -103,8 +106,7 @@ static int deleted_on_rootfs(const struct agent_container *c, const pid_t *pids,
 			     char *msg, size_t size)
 {
 	struct stat root;
-	struct statfs fs;
-	if (stat(c->rootfs, &root) < 0 || statfs(c->rootfs, &fs) < 0 || fs.f_type != V9FS_MAGIC)
+	if (stat(c->rootfs, &root) < 0)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		char dir[64], what[600], entry[64];

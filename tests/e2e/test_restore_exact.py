@@ -118,7 +118,8 @@ def test_deleted_open_file_on_the_virtiofs_rootfs_travels_as_a_ghost(env, kib):
     conf.write_text("ghost-limit 80M\n")
     env.write_config(f'[runtime]\ncriu_config = "{conf}"\n', vm='rootfs_fs = "virtiofs"\n')
     b, out = start(env, "gv", ["sh", "-c", ghost_script("/data/g", kib)])
-    assert wait_for(lambda: "ready" in lines(out))
+    # 64 MiB from /dev/urandom and its md5sum take a while under TCG.
+    assert wait_for(lambda: "ready" in lines(out), timeout=300), lines(out)
     assert rootfs_fstype(env, "gv") == "virtiofs"
     want = sh(env, "gv", f"cat /tmp/md5-{kib}").stdout.split()[0]
     move_to_fresh_vm(env, "gv", b)
