@@ -4,6 +4,7 @@
 #include "cleanup.h"
 #include "container.h"
 #include "paths.h"
+#include "pod.h"
 #include "shim.h"
 
 #include <getopt.h>
@@ -90,7 +91,7 @@ int cmd_delete(struct global_opts *g, int argc, char **argv, struct error **errp
 		 * directory left without its state.json is removed, so the
 		 * success is true. */
 		error_free(&err);
-		if (remove_tree(dir, &err) < 0) {
+		if (container_remove_files(dir, &err) < 0) {
 			return cli_fail(errp, &err);
 		}
 		return 0;
@@ -113,8 +114,14 @@ int cmd_delete(struct global_opts *g, int argc, char **argv, struct error **errp
 		stop_shim(dir, &st);
 	else if (r == 0)
 		wait_shim_gone(&st, 10000); /* a stopped container's shim may still be exiting */
+	/* A member's pod: its sandbox's directory, if a keeper that died
+	 * left it after the sandbox's delete. */
+	_cleanup_free_ char *sandbox_dir = NULL;
+	(void)pod_images_state_dir(g, dir, &sandbox_dir, NULL); /* none: not a member */
 	if (container_remove_files(dir, &err) < 0) {
 		return cli_fail(errp, &err);
 	}
+	if (sandbox_dir)
+		container_reap_stale(sandbox_dir);
 	return 0;
 }

@@ -183,14 +183,18 @@ static void keep_dump_log(struct global_opts *g, const struct checkpoint_options
  * QEMU with it: the staging mount is then made there. Returns an fd of the
  * shim's mount namespace when it is not ours, -1 when it is ours, -2 when
  * the shim is not the one recorded (then nothing is staged). */
-static int shim_mount_ns(const struct container_state *st)
+static int shim_mount_ns(const char *dir, const struct container_state *st)
 {
 	char path[64];
 	struct stat ours, theirs;
-	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", st->shim_pid);
+	/* QEMU's is the keeper's, when the shim has one (state.h). */
+	pid_t pid = st->shim_pid;
+	unsigned long long start = st->shim_start;
+	(void)state_keeper_read(dir, &pid, &start, NULL); /* none: the shim's own */
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", pid);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || stat("/proc/self/ns/mnt", &ours) < 0 || fstat(fd, &theirs) < 0 ||
-	    proc_start_time(st->shim_pid) != st->shim_start) {
+	    proc_start_time(pid) != start) {
 		if (fd >= 0)
 			close(fd);
 		return -2;
@@ -258,7 +262,8 @@ static int vm_checkpoint(struct global_opts *g, const char *id, const char *dir,
 	/* The bounds a restore applies: nothing is published that it would
 	 * refuse (docs/config.md, [limits]). */
 	struct vmsnap_limits lim = {.max_bytes = (uint64_t)g->cfg.checkpoint_max_bytes,
-				    .verify_ms = (uint64_t)g->cfg.verify_timeout_ms};
+				    .verify_ms = (uint64_t)g->cfg.verify_timeout_ms,
+				    .max_memory_mib = g->cfg.max_memory_mib};
 	r = vmsnap_publish(work, dest, &m, &lim, rep->stats ? rep->stats->frozen_us / 1000 : 0,
 			   (long long)rep->dump_ms, err);
 	free(m.key);
@@ -351,7 +356,7 @@ int checkpoint_container(struct global_opts *g, const char *id, struct checkpoin
 	if (strcmp(g->cfg.shared_fs, "9p") == 0 &&
 	    o->bench_route != COCOON__CHECKPOINT_ROUTE__ROUTE_FLOOR &&
 	    !(how && !strcmp(how, "shared"))) {
-		int ns = shim_mount_ns(&st);
+		int ns = shim_mount_ns(dir, &st);
 		staged = ns != -2 && images_stage_beside(idir, ckid, dest, ns, &stage, NULL) == 1;
 		if (ns >= 0)
 			close(ns);
@@ -415,6 +420,13 @@ int checkpoint_container(struct global_opts *g, const char *id, struct checkpoin
 	}
 	if (!o->leave_running && !o->pre_dump)
 		container_thaw_or_kill(g, id, true);
+	/* This host's word on the limits the checkpoint carries: a restore
+	 * takes them as they are only with it (resources-kept.h). */
+	_cleanup_error_ struct error *note_err = NULL;
+	if (resources_kept_note(&g->cfg, dest, kept, &note_err) < 0)
+		log_warning(
+			"checkpoint %s: %s: a restore of it will take only limits that lower the bundle's",
+			id, note_err->msg);
 	images_copy_logs(dest, o->work_path);
 	long long total = now_ms() - t0;
 	Cocoon__CriuStats *sts = rep->stats;
@@ -443,7 +455,8 @@ static int pod_pause_one(struct global_opts *g, const char *id, bool resume, str
 	return r;
 }
 
-/* The running members of sandbox SB under the state root, in ids[]. */
+/* The running (or paused) members of sandbox SB under the state root, in
+ * ids[]; stopped ones are left out. */
 static int pod_members(struct global_opts *g, const char *sb, char ids[][COCOON_ID_MAX + 1],
 		       int max, int *n, struct error **err)
 {
@@ -463,6 +476,14 @@ static int pod_members(struct global_opts *g, const char *sb, char ids[][COCOON_
 		_cleanup_free_ char *sb_dir = NULL;
 		if (state_dir(g->root, sb, &sb_dir, NULL) < 0 || strcmp(owner, sb_dir) != 0)
 			continue;
+		/* An exited member not yet deleted has nothing in the VM to
+		 * dump (docs/pods.md); one not started yet is refused. */
+		if (st.status == STATUS_STOPPED) {
+			log_warning(
+				"checkpoint --pod %s: member %s is stopped: left out of the checkpoint (pod.json does not list it)",
+				sb, de->d_name);
+			continue;
+		}
 		if (st.status != STATUS_RUNNING && st.status != STATUS_PAUSED)
 			return error_setx(
 				err, EINVAL,
@@ -524,8 +545,10 @@ int checkpoint_pod(struct global_opts *g, const char *id, struct checkpoint_opti
 	for (int i = 0; i < n && r == 0; i++) {
 		struct checkpoint_options one = *o;
 		_cleanup_free_ char *dest = NULL;
-		if (asprintf(&dest, "%s/%s", o->image_path, ids[i]) < 0)
-			return error_set(err, ENOMEM, "checkpoint");
+		if (asprintf(&dest, "%s/%s", o->image_path, ids[i]) < 0) {
+			r = error_set(err, ENOMEM, "checkpoint");
+			break;
+		}
 		one.image_path = dest;
 		one.leave_running = true; /* stays paused: killed below, once all are safe */
 		one.pod = false;

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 
 int container_remove_files(const char *dir, struct error **err)
 {
@@ -26,7 +27,54 @@ int container_remove_files(const char *dir, struct error **err)
 	if (state_read(dir, &st, NULL) == 0 && st.cgroup[0] &&
 	    cgmirror_remove(st.cgroup, &cg_err) < 0)
 		log_warning("container %s: %s", st.id, cg_err->msg);
-	return remove_tree(dir, err);
+	/* The keeper (state.h) of a container without members ends with
+	 * it, within moments of its shim. One that still runs the VM for a
+	 * pod's members (the sandbox deleted first) removes the directory
+	 * itself, which holds the pod share and the VM's shared directory,
+	 * once the last member has left: the container is gone when
+	 * state.json is (`state` and `list` say so). Decided under the
+	 * directory's lock, which the keeper takes at its end. */
+	long long kill_at = now_ms() + 10000;
+	for (;;) {
+		pid_t pid;
+		unsigned long long start;
+		bool pod = false;
+		_cleanup_close_ int lock = state_lock_dir(dir);
+		if (lock < 0 || state_keeper_read(dir, &pid, &start, &pod) < 0)
+			return remove_tree(dir, err);
+		if (pod) {
+			char path[4200];
+			snprintf(path, sizeof(path), "%s/state.json", dir);
+			if (unlink(path) < 0 && errno != ENOENT)
+				return error_set(err, errno, "remove %s", path);
+			return 0;
+		}
+		if (now_ms() >= kill_at) {
+			kill(pid, SIGKILL); /* a keeper that hangs: QEMU goes with it */
+			kill_at = now_ms() + 5000;
+		}
+		nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+	}
+}
+
+/* The directory of a deleted pod sandbox whose keeper died before the
+ * pod's last member left (it removes the directory when it ends): no
+ * state.json, and a keeper file naming a process that is gone. */
+static bool stale_keeper_dir(const char *dir)
+{
+	char path[4200];
+	pid_t pid;
+	unsigned long long start;
+	_cleanup_close_ int lock = state_lock_dir(dir);
+	snprintf(path, sizeof(path), "%s/state.json", dir);
+	return lock >= 0 && access(path, F_OK) < 0 && errno == ENOENT &&
+	       state_keeper_read(dir, &pid, &start, NULL) == -ESRCH;
+}
+
+void container_reap_stale(const char *dir)
+{
+	if (stale_keeper_dir(dir))
+		(void)remove_tree(dir, NULL); /* best effort: create and delete --force retry */
 }
 
 int container_load(struct global_opts *g, const char *id, char **dir, struct container_state *st,
@@ -102,15 +150,42 @@ static int write_pid_file(const char *path, pid_t pid, struct error **err)
 	return write_file_atomic(path, buf, (size_t)n, 0644, err);
 }
 
-static int restore_kept_resources(struct oci_bundle *b, const char *json, struct error **err)
+/* The limits update set before the checkpoint (c->resources), over the
+ * bundle's: as they are when this host noted them for that checkpoint,
+ * else only where they lower the bundle's (resources-kept.h). *kept gets
+ * what was taken, for the restored container's next checkpoint. */
+static int restore_kept_resources(struct global_opts *g, struct oci_bundle *b,
+				  const struct images_chain *c, char **kept, struct error **err)
 {
+	*kept = NULL;
 	if (!b->spec->resources) {
 		if (!(b->spec->resources = calloc(1, sizeof(*b->spec->resources))))
 			return error_set(err, ENOMEM, "restore");
 		cocoon__resources__init(b->spec->resources);
 	}
-	int r = resources_kept_apply(json, b->spec->resources, err);
-	return r < 0 ? error_wrap(err, "the checkpoint's limits set by update") : 0;
+	_cleanup_free_ char *taken = NULL;
+	if (resources_kept_noted(&g->cfg, c->dirs[0], c->resources)) {
+		taken = strdup(c->resources);
+	} else {
+		char dropped[128];
+		taken = resources_kept_lower_only(c->resources, b->spec->resources, dropped,
+						  sizeof(dropped), err);
+		if (!taken)
+			return error_wrap(err, "the checkpoint's limits set by update");
+		if (dropped[0])
+			log_warning(
+				"restore: the checkpoint's %s (set by update) above the bundle's not taken: "
+				"this host did not make that checkpoint, or it was moved, and a checkpoint "
+				"directory only lowers limits (docs/lifecycle.md)",
+				dropped);
+	}
+	if (!taken)
+		return error_set(err, ENOMEM, "restore");
+	int r = resources_kept_apply(taken, b->spec->resources, err);
+	if (r < 0)
+		return error_wrap(err, "the checkpoint's limits set by update");
+	*kept = TAKE_PTR(taken);
+	return 0;
 }
 
 int container_create(struct global_opts *g, const char *id, const struct create_options *o,
@@ -133,8 +208,9 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 		log_warning("config.json: %s", bundle.warnings[i]);
 	/* The limits update set before the checkpoint, over the bundle's, for
 	 * the VM's size and the container's cgroup (resources-kept.h). */
-	if (o->restore && o->restore->resources &&
-	    (r = restore_kept_resources(&bundle, o->restore->resources, err)) < 0) {
+	_cleanup_free_ char *kept = NULL;
+	if (o->restore && o->restore->resources && o->restore->n > 0 &&
+	    (r = restore_kept_resources(g, &bundle, o->restore, &kept, err)) < 0) {
 		spec_free(&bundle);
 		return r;
 	}
@@ -162,7 +238,10 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 		return r;
 	}
 	/* mkdir is the atomic claim on the ID. */
-	if (mkdir(dir, 0700) < 0) {
+	int made = mkdir(dir, 0700);
+	if (made < 0 && errno == EEXIST && stale_keeper_dir(dir) && remove_tree(dir, NULL) == 0)
+		made = mkdir(dir, 0700);
+	if (made < 0) {
 		r = errno == EEXIST ? error_setx(err, EEXIST, "container %s already exists", id)
 				    : error_set(err, errno, "create %s", dir);
 		spec_free(&bundle);
@@ -170,8 +249,10 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 	}
 	if (member && (r = pod_member_record(dir, pod.id, err)) < 0)
 		goto fail;
-	if (o->restore && o->restore->resources &&
-	    (r = resources_kept_write(dir, o->restore->resources, err)) < 0)
+	if (!member && bundle.netns_path &&
+	    (r = pod_sandbox_record_netns(dir, bundle.netns_path, err)) < 0)
+		goto fail;
+	if (kept && (r = resources_kept_write(dir, kept, err)) < 0)
 		goto fail;
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		r = error_set(err, errno, "pipe");

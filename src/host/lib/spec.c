@@ -390,6 +390,7 @@ void spec_free(struct oci_bundle *b)
 	free(b->rootfs);
 	free(b->pod.sandbox_id);
 	free(b->pod.cgroups_path);
+	free(b->pod.netns_path);
 	free(b->netns_path);
 	free(b->cgroup);
 	memset(b, 0, sizeof(*b));
