@@ -74,6 +74,27 @@ def build_image(dest):
     return archive
 
 
+def clear_stale_state(ns):
+    """containerd's runc shim keeps the runtime's state in
+    /run/containerd/runc/NS, which no test owns: it outlives a killed run, and
+    CI machines keep /run between runs, so a fixed ID such as "vm1" would meet
+    "container vm1 already exists". No containerd of this suite runs now (one
+    at a time), so whatever is there is stale: delete it through cocoon (which
+    ends its shim and VM and removes its cgroups), then the directory."""
+    for pid in pids_mentioning(f"-namespace {ns}"):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    root = pathlib.Path("/run/containerd/runc") / ns
+    if not root.is_dir():
+        return
+    for entry in root.iterdir():
+        subprocess.run([str(COCOON), "--root", str(root), "delete", "--force", entry.name],
+                       capture_output=True, timeout=120)
+    shutil.rmtree(root, ignore_errors=True)
+
+
 class Containerd:
     """cgroup2: containerd, its shims and so cocoon run in a mount namespace
     of their own whose /sys/fs/cgroup is the cgroup2 hierarchy, so that they
@@ -83,6 +104,7 @@ class Containerd:
         self.tmp = tmp
         self.prefix = []
         self.ns = "cocoon-v2" if cgroup2 else NS
+        clear_stale_state(self.ns)
         self.sock = tmp / "containerd.sock"
         self.config = tmp / "containerd.toml"
         self.config.write_text(f"""version = 2

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "criu-inventory.pb-c.h"
 #include "paths.h"
 #include "vmsnap-zstd.h"
 #include "vmsnap.h"
@@ -23,6 +24,64 @@
 #include <zstd.h>
 
 static char dir[] = "/tmp/cocoon-test-vmsnap-state.XXXXXX";
+
+/* ---- CRIU's inventory.img, for the engines (vmsnap_inventory_*) ----------- */
+
+/* dest/inventory.img is CRIU's framing (the inventory magic, one entry:
+ * u32 size, the message) around an inventory of image format 1.1 that
+ * CRIU's check_img_inventory() takes (fdinfo_per_id set). */
+static void assert_inventory(const char *dest)
+{
+	char path[400];
+	uint8_t buf[256];
+	snprintf(path, sizeof(path), "%s/" VMSNAP_INVENTORY, dest);
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	assert_true(fd >= 0);
+	ssize_t n = read(fd, buf, sizeof(buf));
+	close(fd);
+	assert_true(n > 8 && n < (ssize_t)sizeof(buf));
+	static const uint8_t magic[] = {0x16, 0x31, 0x31, 0x58}; /* 0x58313116, LE */
+	assert_memory_equal(buf, magic, 4);
+	uint32_t size = buf[4] | buf[5] << 8 | buf[6] << 16 | (uint32_t)buf[7] << 24;
+	assert_int_equal(size, n - 8);
+	CocoonCriu__InventoryEntry *e = cocoon_criu__inventory_entry__unpack(NULL, size, buf + 8);
+	assert_non_null(e);
+	assert_int_equal(e->img_version, 2);
+	assert_true(e->has_fdinfo_per_id && e->fdinfo_per_id);
+	assert_true(e->has_ns_per_id && e->ns_per_id);
+	assert_true(e->has_lsmtype && e->lsmtype == COCOON_CRIU__LSM__NO_LSM);
+	cocoon_criu__inventory_entry__free_unpacked(e, NULL);
+}
+
+/* CRIU's own reader (crit, Debian's criu package: what checkpointctl and
+ * podman's tooling read images with) decodes it as an inventory. */
+static void test_inventory_is_read_by_crit(void **state)
+{
+	if (access("/usr/bin/crit", X_OK) != 0)
+		skip(); /* cmocka prints the test as skipped: crit is not installed */
+	char sub[300], cmd[700], out[1024] = "";
+	struct error *err = NULL;
+	snprintf(sub, sizeof(sub), "%s/crit", dir);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	int dfd = open(sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(dfd >= 0);
+	assert_int_equal(vmsnap_inventory_write(dfd, &err), 0);
+	/* Written once: O_EXCL, never over what is there. */
+	assert_int_not_equal(vmsnap_inventory_write(dfd, &err), 0);
+	assert_non_null(strstr(err->msg, VMSNAP_INVENTORY));
+	error_free(&err);
+	close(dfd);
+	assert_inventory(sub);
+	snprintf(cmd, sizeof(cmd), "/usr/bin/crit decode -i %s/" VMSNAP_INVENTORY " 2>&1", sub);
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	size_t n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = 0;
+	assert_int_equal(pclose(p), 0);
+	assert_non_null(strstr(out, "\"magic\": \"INVENTORY\""));
+	assert_non_null(strstr(out, "\"img_version\": 2"));
+	assert_non_null(strstr(out, "\"fdinfo_per_id\": true"));
+}
 
 /* ---- zstd of vm.state (vmsnap-zstd.h) ----------------------------------- */
 
@@ -226,6 +285,7 @@ static void test_zstd_publish_writes_raw_size(void **state)
 	assert_int_equal(vmsnap_meta_read(dest, &r, &found, &err), 0);
 	assert_true(found && r.zstd);
 	assert_int_equal(r.raw_size, SPARSE_SIZE);
+	assert_inventory(dest);
 	vmsnap_meta_free(&r);
 	remove_tree(dest, NULL);
 }
@@ -309,6 +369,7 @@ static void test_publish_records_size_and_checksum_and_restore_checks_them(void 
 	assert_true(found && !r.zstd);
 	assert_int_equal(r.state_size, SPARSE_SIZE);
 	assert_int_equal(strlen(r.xxh3), 16);
+	assert_inventory(dest);
 	int fd = published_state(dest);
 	assert_int_equal(vmsnap_state_verify(fd, "vm.state", &r, &lim, &err), 0);
 	/* A byte of guest memory changed. */
@@ -374,6 +435,7 @@ int main(void)
 {
 	assert_non_null(mkdtemp(dir));
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_inventory_is_read_by_crit),
 		cmocka_unit_test(test_zstd_round_trip_stays_sparse),
 		cmocka_unit_test(test_zstd_bomb_and_lies_are_refused),
 		cmocka_unit_test(test_zstd_damaged_streams_are_refused),

@@ -376,6 +376,8 @@ int vmsnap_publish(const char *work_state, const char *dest, const struct vmsnap
 	if (r == 0 && !m->zstd)
 		r = hash_state(dirfd, staging, &pm, lim, err);
 	if (r == 0)
+		r = vmsnap_inventory_write(dirfd, err);
+	if (r == 0)
 		r = vmsnap_meta_write(dirfd, &pm, frozen_ms, save_ms, err);
 	if (r == 0 && fsync(dirfd) < 0)
 		r = error_set(err, errno, "fsync %s", staging);

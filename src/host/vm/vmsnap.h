@@ -22,6 +22,9 @@
 #define VMSNAP_META "vm.json"
 #define VMSNAP_STATE "vm.state"
 #define VMSNAP_STATE_ZST "vm.state.zst"
+/* CRIU's inventory image, for the engines only (vmsnap-inventory.c):
+ * podman 4.3's restore refuses a checkpoint directory without one. */
+#define VMSNAP_INVENTORY "inventory.img"
 /* In a container's state directory: the VM was booted for whole-VM
  * checkpoints; the file holds the key (vmsnap_key) it was booted with. */
 #define VMSNAP_MARK "vmsnap.key"
@@ -145,10 +148,22 @@ int vmsnap_state_hash(int fd, const char *name, uint64_t max_ms, uint64_t *size,
 int vmsnap_state_verify(int fd, const char *name, const struct vmsnap_meta *m,
 			const struct vmsnap_limits *lim, struct error **err);
 
+/* A minimal, valid CRIU inventory.img (CRIU's image format 1.1, no
+ * process tree: proto/criu-inventory.proto), so that podman 4.3's restore,
+ * which stats checkpoint/inventory.img before it calls the runtime, lets a
+ * whole-VM checkpoint through. Written into every published directory;
+ * never read back: a restore of a whole VM looks at vm.json and the state
+ * only, whatever the directory holds besides.
+ * encode: the file's bytes, allocated (the caller frees *out): 0, or
+ * -ENOMEM. write: creates VMSNAP_INVENTORY in dirfd (O_EXCL, O_NOFOLLOW,
+ * fsynced): 0, or an error naming the file. */
+int vmsnap_inventory_encode(uint8_t **out, size_t *len);
+int vmsnap_inventory_write(int dirfd, struct error **err);
+
 /* Publishes a saved VM (work_state, which is moved) as the image directory
  * dest (absent or empty): vm.state (a sparse copy when it cannot be
  * renamed) with its size and checksum in vm.json, or vm.state.zst when
- * m->zstd (m->zstd_level); vm.json from m, written beside dest and renamed
+ * m->zstd (m->zstd_level), VMSNAP_INVENTORY, and vm.json from m, written beside dest and renamed
  * into place, so dest appears complete or not at all. A state over
  * lim->max_bytes is refused (EFBIG, naming the limit) before anything is
  * written. On failure work_state is removed too. */
