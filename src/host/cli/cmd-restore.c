@@ -1,193 +1,15 @@
-/* restore: a new VM, the image directory shared into it read-only, and CRIU
- * restoring the container there. The images are verified first: a damaged
- * image can make CRIU loop forever instead of failing. */
+/* restore: the options, then the host library's restore_container or
+ * restore_pod (lib/restore.h); --print-stats and the wait in the
+ * foreground here. */
 #include "commands.h"
 #include "cleanup.h"
 #include "container.h"
-#include "criu-config.h"
-#include "images.h"
-#include "log.h"
 #include "paths.h"
-#include "vmsnap-zstd.h"
-#include "vmsnap.h"
-
-#include <fcntl.h>
-#include <sys/stat.h>
+#include "restore.h"
 
 #include <getopt.h>
-#include <json-c/json.h>
-#include <limits.h>
+#include <stdio.h>
 #include <string.h>
-
-/* ---- the whole pod ------------------------------------------------------------ */
-
-enum { POD_RESTORE_MAX = 33 }; /* checkpoint --pod's 32 members and the sandbox */
-
-/* DIR/pod.json as checkpoint --pod wrote it: ids[0] the sandbox, then the
- * members; bundles[i] from its "bundles" (NULL when none is named). */
-struct pod_manifest {
-	char ids[POD_RESTORE_MAX][COCOON_ID_MAX + 1];
-	char *bundles[POD_RESTORE_MAX];
-	int n;
-};
-
-static void pod_manifest_free(struct pod_manifest *m)
-{
-	for (int i = 0; i < m->n; i++)
-		free(m->bundles[i]);
-}
-
-static int pod_manifest_add(struct pod_manifest *m, json_object *id, json_object *bundles,
-			    struct error **err)
-{
-	const char *s = json_object_is_type(id, json_type_string) ? json_object_get_string(id) : "";
-	json_object *b = NULL;
-	if (m->n == POD_RESTORE_MAX)
-		return error_setx(err, E2BIG, "pod.json: more than %d containers", POD_RESTORE_MAX);
-	if (validate_id("container", s, err) < 0)
-		return error_wrap(err, "pod.json");
-	for (int i = 0; i < m->n; i++)
-		if (strcmp(m->ids[i], s) == 0)
-			return error_setx(err, EINVAL, "pod.json: %s is listed twice", s);
-	snprintf(m->ids[m->n], sizeof(m->ids[0]), "%s", s);
-	if (bundles && json_object_object_get_ex(bundles, s, &b) &&
-	    json_object_is_type(b, json_type_string) && json_object_get_string(b)[0] == '/' &&
-	    !(m->bundles[m->n] = strdup(json_object_get_string(b))))
-		return error_set(err, ENOMEM, "pod.json");
-	m->n++;
-	return 0;
-}
-
-static int pod_manifest_read(const char *dir, struct pod_manifest *m, struct error **err)
-{
-	_cleanup_free_ char *path = NULL, *text = NULL;
-	json_object *root, *sb, *members, *bundles = NULL;
-	int r;
-
-	memset(m, 0, sizeof(*m));
-	if (asprintf(&path, "%s/pod.json", dir) < 0)
-		return error_set(err, ENOMEM, "pod.json");
-	if (read_file_bounded(path, 256 * 1024, &text, NULL, err) < 0)
-		return error_wrap(err, "not a checkpoint of a whole pod (checkpoint --pod)");
-	if (!(root = json_tokener_parse(text)))
-		return error_setx(err, EINVAL, "%s: not JSON", path);
-	if (!json_object_object_get_ex(root, "sandbox", &sb) ||
-	    !json_object_object_get_ex(root, "members", &members) ||
-	    !json_object_is_type(members, json_type_array)) {
-		json_object_put(root);
-		return error_setx(err, EINVAL, "%s: expected \"sandbox\" and \"members\"", path);
-	}
-	json_object_object_get_ex(root, "bundles", &bundles);
-	if (bundles && !json_object_is_type(bundles, json_type_object))
-		bundles = NULL;
-	r = pod_manifest_add(m, sb, bundles, err);
-	for (size_t i = 0; r == 0 && i < json_object_array_length(members); i++)
-		r = pod_manifest_add(m, json_object_array_get_idx(members, i), bundles, err);
-	json_object_put(root);
-	return r;
-}
-
-/* The pod's loopback held (or released) in the restored sandbox's VM. */
-static int pod_loopback_hold(struct global_opts *g, const char *sandbox, bool hold,
-			     struct error **err)
-{
-	Cocoon__Request req = COCOON__REQUEST__INIT;
-	Cocoon__LoopbackHoldRequest lh = COCOON__LOOPBACK_HOLD_REQUEST__INIT;
-	Cocoon__Response *resp = NULL;
-	lh.id = (char *)sandbox;
-	lh.hold = hold;
-	req.body_case = COCOON__REQUEST__BODY_LOOPBACK_HOLD;
-	req.loopback_hold = &lh;
-	int r = container_call(g, sandbox, &req, &resp, err);
-	if (r == 0)
-		cocoon__response__free_unpacked(resp, NULL);
-	return r;
-}
-
-static int pod_restore_one(struct global_opts *g, const char *dir, const char *id,
-			   struct create_options *o, struct error **err)
-{
-	_cleanup_free_ char *images = NULL;
-	char resolved[PATH_MAX];
-	struct images_chain chain = {0};
-	struct images_limits lim;
-	pid_t shim;
-
-	if (asprintf(&images, "%s/%s", dir, id) < 0)
-		return error_set(err, ENOMEM, "restore %s", id);
-	if (!realpath(images, resolved))
-		return error_set(err, errno, "restore %s: image path %s", id, images);
-	images_limits_from_config(&g->cfg, &lim);
-	int r = images_verify(resolved, &lim, &chain, err);
-	if (r == 0) {
-		o->restore = &chain;
-		r = container_create(g, id, o, &shim, err);
-		o->restore = NULL;
-	}
-	images_chain_free(&chain);
-	return r < 0 ? error_wrap(err, "restore %s", id) : 0;
-}
-
-/* restore --pod DIR SANDBOX: checkpoint --pod's pod back, in one command: the
- * sandbox into a fresh VM, then every member into it (their specs may name
- * the old sandbox's shim; they join the new one), with the pod's loopback
- * held meanwhile. Each container gets the CRIU settings of its own bundle
- * (org.criu.config, else cocoon's criu.conf), as a restore of it alone
- * would; they are all read before anything boots. Any failure removes what
- * was restored. */
-static int do_pod_restore(struct global_opts *g, const char *id, const char *dir,
-			  const char *sandbox_bundle, struct create_options *o, struct error **err)
-{
-	struct pod_manifest m;
-	Cocoon__CriuOptions criu[POD_RESTORE_MAX];
-	const char *bundle[POD_RESTORE_MAX] = {0};
-	int done = 0, collected = 0, r = pod_manifest_read(dir, &m, err);
-	bool held = false;
-
-	if (r == 0 && strcmp(m.ids[0], id) != 0)
-		r = error_setx(err, EINVAL, "pod.json's sandbox is %s, not %s", m.ids[0], id);
-	for (int i = 0; r == 0 && i < m.n; i++) {
-		bundle[i] = i == 0 && sandbox_bundle ? sandbox_bundle : m.bundles[i];
-		if (!bundle[i]) {
-			r = error_setx(err, EINVAL,
-				       "restore %s: pod.json names no bundle for it (give the "
-				       "sandbox's with --bundle)",
-				       m.ids[i]);
-			break;
-		}
-		criu[i] = *o->criu;
-		criu[i].config = NULL;
-		criu[i].n_config = 0;
-		collected++;
-		if ((r = criu_config_collect(g->cfg.criu_config, bundle[i], &criu[i], err)) < 0)
-			error_wrap(err, "restore %s (bundle %s)", m.ids[i], bundle[i]);
-	}
-	for (int i = 0; r == 0 && i < m.n; i++) {
-		struct create_options one = *o;
-		one.bundle = bundle[i];
-		one.criu = &criu[i];
-		one.pod_sandbox = i ? id : NULL;
-		if ((r = pod_restore_one(g, dir, m.ids[i], &one, err)) == 0)
-			done++;
-		if (r == 0 && i == 0 && m.n > 1 && (r = pod_loopback_hold(g, id, true, err)) == 0)
-			held = true;
-	}
-	if (r == 0 && held)
-		r = pod_loopback_hold(g, id, false, err);
-	if (r < 0) {
-		/* Nothing half-done: what came back goes again, members first. */
-		for (int i = done - 1; i >= 0; i--) {
-			char *argv[] = {(char *)"delete", (char *)"--force", m.ids[i], NULL};
-			_cleanup_error_ struct error *del_err = NULL;
-			if (cmd_delete(g, 3, argv, &del_err) != 0 && del_err)
-				log_warning("restore --pod %s: %s", id, del_err->msg);
-		}
-	}
-	for (int i = 0; i < collected; i++)
-		criu_config_free(&criu[i]);
-	pod_manifest_free(&m);
-	return r;
-}
 
 static void restore_usage(void)
 {
@@ -212,79 +34,6 @@ static void restore_usage(void)
 	       "                         its sandbox: restore them all into one fresh VM, each\n"
 	       "                         with the bundle pod.json names (--bundle: the\n"
 	       "                         sandbox's); implies --detach\n");
-}
-
-/* vm.state.zst (vmsnap-zstd.h) decompressed for QEMU, which needs a
- * seekable file: into a new sparse file in the state root, named after the
- * container, bounded by checkpoint_max_bytes and vm.json's raw_size. The
- * caller unlinks *raw. */
-static int unpack_state(struct global_opts *g, const char *id, int fd, const char *name,
-			const struct vmsnap_meta *m, char **raw, struct error **err)
-{
-	int r = mkdir_p(g->root, 0700, err);
-	if (r < 0)
-		return r;
-	if (asprintf(raw, "%s/.%s.vm.state.XXXXXX", g->root, id) < 0) {
-		*raw = NULL;
-		return error_set(err, ENOMEM, "restore");
-	}
-	_cleanup_close_ int out = mkostemp(*raw, O_CLOEXEC);
-	if (out < 0) {
-		int e = errno;
-		free(*raw);
-		*raw = NULL;
-		return error_set(err, e, "a file for the decompressed VM state in %s", g->root);
-	}
-	r = vmsnap_zstd_unpack(fd, out, name, m->raw_size, (uint64_t)g->cfg.checkpoint_max_bytes,
-			       err);
-	if (r < 0) {
-		unlink(*raw);
-		free(*raw);
-		*raw = NULL;
-	}
-	return r;
-}
-
-/* A whole-VM checkpoint (vm.json in the image directory, vmsnap.h): the
- * VM starts from the saved state, no boot and no CRIU. It holds the
- * container under the ID it was saved with, so only that ID restores it.
- * Returns the shim's pid. */
-static int vmsnap_restore(struct global_opts *g, const char *id, const char *dir,
-			  const struct vmsnap_meta *m, struct create_options *o, struct error **err)
-{
-	_cleanup_free_ char *state = NULL;
-	struct stat st;
-	if (strcmp(m->container_id, id) != 0)
-		return error_setx(
-			err, EINVAL,
-			"%s holds the whole VM of container %s, with that container inside under its ID: restore it as %s",
-			dir, m->container_id, m->container_id);
-	if (asprintf(&state, "%s/%s", dir, m->zstd ? VMSNAP_STATE_ZST : VMSNAP_STATE) < 0)
-		return error_set(err, ENOMEM, "restore");
-	/* QEMU opens it by path: a regular file here, within the limits. */
-	_cleanup_close_ int fd = open(state, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0)
-		return error_set(err, errno, "%s", state);
-	if (!S_ISREG(st.st_mode) || st.st_size == 0 ||
-	    (uint64_t)st.st_blocks * 512 > (uint64_t)g->cfg.checkpoint_max_bytes)
-		return error_setx(
-			err, EINVAL,
-			"%s: not a regular file, empty, or larger than checkpoint_max_bytes",
-			state);
-	_cleanup_free_ char *raw = NULL;
-	if (m->zstd) {
-		int r = unpack_state(g, id, fd, state, m, &raw, err);
-		if (r < 0)
-			return r;
-	}
-	o->vmsnap_state = raw ? raw : state;
-	o->vmsnap_key = m->key;
-	pid_t shim;
-	int r = container_create(g, id, o, &shim, err);
-	/* QEMU has read it all once the restore returns, or it failed. */
-	if (raw)
-		unlink(raw);
-	return r < 0 ? r : (int)shim;
 }
 
 int cmd_restore(struct global_opts *g, int argc, char **argv, struct error **errp)
@@ -331,7 +80,6 @@ int cmd_restore(struct global_opts *g, int argc, char **argv, struct error **err
 	struct create_options o = {.criu = &criu};
 	_cleanup_error_ struct error *err = NULL;
 	const char *image_path = NULL;
-	char resolved[PATH_MAX];
 	bool detach = false, print_stats = false, pod = false;
 	int c;
 
@@ -394,67 +142,20 @@ int cmd_restore(struct global_opts *g, int argc, char **argv, struct error **err
 	if (!image_path)
 		return usage_error("restore", "--image-path is required");
 	const char *id = argv[optind];
-	/* Before the images are read: the ID names the state directory. */
-	if (validate_id("container", id, &err) < 0) {
-		error_wrap(&err, "restore");
-		return cli_fail(errp, &err);
-	}
-	criu.debug = g->cfg.enable_debug;
-	if (!realpath(image_path, resolved)) {
-		error_set(&err, errno, "restore %s: image path %s", id, image_path);
-		return cli_fail(errp, &err);
-	}
 	if (pod) {
 		if (o.pid_file || o.console_socket || print_stats)
 			return usage_error("restore",
 					   "--pod takes no --pid-file, --console-socket or "
 					   "--print-stats (one per container: restore them one by "
 					   "one)");
-		if (do_pod_restore(g, id, resolved, o.bundle, &o, &err) < 0) {
-			error_wrap(&err, "restore --pod %s", id);
+		if (restore_pod(g, id, image_path, &o, &criu, &err) < 0)
 			return cli_fail(errp, &err);
-		}
 		return 0;
-	}
-	struct vmsnap_meta meta;
-	bool whole_vm = false;
-	if (vmsnap_meta_read(resolved, &meta, &whole_vm, &err) < 0) {
-		error_wrap(&err, "restore %s", id);
-		return cli_fail(errp, &err);
 	}
 	long long t0 = now_ms();
 	pid_t shim;
-	int r;
-	if (whole_vm) {
-		r = vmsnap_restore(g, id, resolved, &meta, &o, &err);
-		vmsnap_meta_free(&meta);
-		if (r < 0) {
-			error_wrap(&err, "restore %s", id);
-			return cli_fail(errp, &err);
-		}
-		shim = (pid_t)r;
-		goto restored;
-	}
-	if (criu_config_collect(g->cfg.criu_config, o.bundle ? o.bundle : ".", &criu, &err) < 0) {
-		error_wrap(&err, "restore %s", id);
+	if (restore_container(g, id, image_path, &o, &criu, &shim, &err) < 0)
 		return cli_fail(errp, &err);
-	}
-	struct images_chain chain = {0};
-	struct images_limits lim;
-	images_limits_from_config(&g->cfg, &lim);
-	if (images_verify(resolved, &lim, &chain, &err) < 0) {
-		images_chain_free(&chain);
-		error_wrap(&err, "restore %s", id);
-		return cli_fail(errp, &err);
-	}
-	o.restore = &chain;
-	r = container_create(g, id, &o, &shim, &err);
-	images_chain_free(&chain);
-	if (r < 0) {
-		error_wrap(&err, "restore %s", id);
-		return cli_fail(errp, &err);
-	}
-restored:
 	if (print_stats) {
 		_cleanup_free_ char *path = NULL, *text = NULL;
 		if (asprintf(&path, "%s/%s/restore-stats.json", g->root, id) >= 0 &&

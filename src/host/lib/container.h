@@ -35,6 +35,14 @@ int container_create(struct global_opts *g, const char *id, const struct create_
  * then its state directory. */
 int container_remove_files(const char *dir, struct error **err);
 
+/* runc delete: stops the container's VM (FORCE, or a container never
+ * started) and removes every trace of it on the host (the shim's process
+ * group with QEMU and virtiofsd, its host cgroup, its state directory).
+ * Without FORCE a running, paused or creating container is refused
+ * (-EBUSY). With FORCE a missing container is success (runc's rule).
+ * Returns 0, or a negative errno with *ERR set. */
+int container_delete(struct global_opts *g, const char *id, bool force, struct error **err);
+
 /* Loads the state of an existing container. */
 int container_load(struct global_opts *g, const char *id, char **dir, struct container_state *st,
 		   struct error **err);
