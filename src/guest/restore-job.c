@@ -248,7 +248,7 @@ void restore_done(struct agent_job *job, int status)
 	Cocoon__Response resp = COCOON__RESPONSE__INIT;
 	Cocoon__RestoreReply reply = COCOON__RESTORE_REPLY__INIT;
 	Cocoon__CriuStats stats = COCOON__CRIU_STATS__INIT;
-	snprintf(path, sizeof(path), "%s/stats-restore", x->work);
+	snprintf(path, sizeof(path), "%s/" COCOON_STATS_RESTORE, x->work);
 	criu_read_stats(path, &stats);
 	reply.pid = (uint32_t)pid;
 	reply.stats = &stats;

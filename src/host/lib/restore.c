@@ -320,8 +320,7 @@ static int pod_restore(struct global_opts *g, const char *id, const char *dir,
 }
 
 int restore_pod(struct global_opts *g, const char *sandbox, const char *image_path,
-		const struct create_options *o, const Cocoon__CriuOptions *criu,
-		struct error **err)
+		const struct create_options *o, const Cocoon__CriuOptions *criu, struct error **err)
 {
 	Cocoon__CriuOptions cli_criu = *criu;
 	char resolved[PATH_MAX];
