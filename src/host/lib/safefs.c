@@ -194,11 +194,9 @@ int safefs_copy_fd(int in, int dirfd, const char *name, uint64_t max, mode_t mod
 	if (out < 0 || !buf)
 		return error_set(err, out < 0 ? errno : ENOMEM, "create %s", name);
 	for (;;) {
-		ssize_t n = read(in, buf, 4 << 20);
-		if (n < 0 && errno == EINTR)
-			continue;
+		ssize_t n = fd_read(in, buf, 4 << 20);
 		if (n < 0)
-			return error_set(err, errno, "read %s", name);
+			return error_set(err, (int)-n, "read %s", name);
 		if (n == 0)
 			break;
 		total += (uint64_t)n;
