@@ -671,27 +671,43 @@ def test_stalled_dump_is_stopped_within_seconds(env, monkeypatch, paused):
     finish(env, "stall")
 
 
+def restore_with_fault(env, monkeypatch, cid, images, fault, success):
+    """The restore of good_images as CID with COCOON_FAULT=FAULT set: it must
+    fail (SUCCESS: the message when it does not). Returns its stderr and
+    how many seconds it took."""
+    b, good = images
+    monkeypatch.setenv("COCOON_FAULT", fault)
+    t0 = time.monotonic()
+    rc, out, err = restore(env, cid, good, b)
+    took = time.monotonic() - t0
+    monkeypatch.delenv("COCOON_FAULT")
+    assert rc != 0, success
+    return err.read_text(), took
+
+
+def expect_restore_gone_and_images_fine(env, cid, images):
+    """After a failed restore: no state and no QEMU left of CID, and the same
+    images restore without the fault."""
+    b, good = images
+    assert not (env.root / cid).exists(), "a failed restore left state behind"
+    assert cid not in env.run("list", "-q").stdout.split()
+    assert qemu_pids(str(env.tmp)) == []
+    assert pids_mentioning(str(env.root / cid)) == [], "a shim or virtiofsd was left"
+    out = restored(env, "fine", good, b)
+    assert wait_for(lambda: len(lines(out)) >= 1, timeout=60)
+    finish(env, "fine")
+
+
 def test_restore_that_stalls_fails_within_seconds(env, monkeypatch, good_images):
     # Fault injection: CRIU waits on its post-restore action script, which
     # waits until CRIU is gone; the restored tasks wait on CRIU. No CPU
     # used, nothing logged: the restore watch ends CRIU after 6 s. Without
     # it the restore waits for its 5-minute deadline.
-    b, good = good_images
-    monkeypatch.setenv("COCOON_FAULT", "post-restore:stall")
-    t0 = time.monotonic()
-    rc, out, err = restore(env, "rs", good, b)
-    took = time.monotonic() - t0
-    monkeypatch.delenv("COCOON_FAULT")
-    text = err.read_text()
-    assert rc != 0, "the restore succeeded despite the stall"
+    text, took = restore_with_fault(env, monkeypatch, "rs", good_images, "post-restore:stall",
+                                    "the restore succeeded despite the stall")
     assert "criu restore stopped: CRIU made no progress for 6 s" in text, text
     assert took < 90, f"the stalled restore took {took:.1f} s to fail"
-    assert not (env.root / "rs").exists(), "a failed restore left state behind"
-    assert qemu_pids(str(env.tmp)) == []
-    # The same images restore without the fault.
-    out = restored(env, "fine", good, b)
-    assert wait_for(lambda: len(lines(out)) >= 1, timeout=60)
-    finish(env, "fine")
+    expect_restore_gone_and_images_fine(env, "rs", good_images)
 
 
 def test_task_killed_during_restore_leaves_nothing_behind(env, monkeypatch, good_images):
@@ -699,23 +715,11 @@ def test_task_killed_during_restore_leaves_nothing_behind(env, monkeypatch, good
     # restored init before CRIU resumes the tree, as an OOM kill would. The
     # restore fails within seconds naming the task that ended, and leaves no
     # state, shim, QEMU or virtiofsd; the same images then restore.
-    b, good = good_images
-    monkeypatch.setenv("COCOON_FAULT", "post-restore:kill")
-    t0 = time.monotonic()
-    rc, out, err = restore(env, "rk", good, b)
-    took = time.monotonic() - t0
-    monkeypatch.delenv("COCOON_FAULT")
-    text = err.read_text()
-    assert rc != 0, "the restore succeeded though its init was killed"
+    text, took = restore_with_fault(env, monkeypatch, "rk", good_images, "post-restore:kill",
+                                    "the restore succeeded though its init was killed")
     assert "restore rk: criu restore failed: task" in text and "ended during the restore" in text, text
     assert took < 60, f"the failed restore took {took:.1f} s"
-    assert not (env.root / "rk").exists(), "a failed restore left state behind"
-    assert "rk" not in env.run("list", "-q").stdout.split()
-    assert qemu_pids(str(env.tmp)) == []
-    assert pids_mentioning(str(env.root / "rk")) == [], "a shim or virtiofsd was left"
-    out = restored(env, "fine", good, b)
-    assert wait_for(lambda: len(lines(out)) >= 1, timeout=60)
-    finish(env, "fine")
+    expect_restore_gone_and_images_fine(env, "rk", good_images)
 
 
 def test_restore_into_a_vm_too_small_names_memory(env):
