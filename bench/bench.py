@@ -176,6 +176,28 @@ def measure_boot(b, runs):
     return {"floor_ms": stat(floor), "agent_ready_ms": stat(ready), "template_ready_ms": stat(tready)}
 
 
+def add_restore(res, prefix, s):
+    """A restore's figures (its --print-stats) into res: PREFIX_total,
+    PREFIX_boot and PREFIX_criu."""
+    res[prefix + "_total"].append(s["total_ms"])
+    res[prefix + "_boot"].append(s["boot_ms"])
+    res[prefix + "_criu"].append(s["criu_ms"])
+
+
+def template_restore(b, rid, p, warm_id):
+    """Checkpoint P restored as RID into a VM started from the VM template of
+    the restore's shape, then deleted; returns its figures. The first
+    template restore of a run (as WARM_ID) builds the template and is not
+    measured."""
+    if not getattr(b, "restore_template_built", False):
+        b.restore(warm_id, p, template=True)
+        b.delete(warm_id)
+        b.restore_template_built = True
+    s = b.restore(rid, p, template=True)
+    b.delete(rid)
+    return s
+
+
 def measure_size(b, mib, runs, direct9p, transfer_only=False):
     res = {k: [] for k in ("floor_frozen", "floor_criu", "lr_frozen", "lr_criu", "lr_copy", "lr_total",
                            "seed_frozen", "seed_total", "exit_frozen", "exit_total", "restore_total",
@@ -234,23 +256,14 @@ def measure_size(b, mib, runs, direct9p, transfer_only=False):
             b.delete(cid)
         rid = f"r{mib}x{run}"
         s = b.restore(rid, p)
-        res["restore_total"].append(s["total_ms"])
-        res["restore_boot"].append(s["boot_ms"])
-        res["restore_criu"].append(s["criu_ms"])
+        add_restore(res, "restore", s)
         b.delete(rid)
         if not transfer_only:
             # The same restore into a VM started from the template of the
             # restore's shape (built by a first, unmeasured restore).
-            if not getattr(b, "restore_template_built", False):
-                b.restore(rid + "warm", p, template=True)
-                b.delete(rid + "warm")
-                b.restore_template_built = True
-            s = b.restore(rid + "tmpl", p, template=True)
+            s = template_restore(b, rid + "tmpl", p, rid + "warm")
             if s.get("template"):
-                res["tmpl_restore_total"].append(s["total_ms"])
-                res["tmpl_restore_boot"].append(s["boot_ms"])
-                res["tmpl_restore_criu"].append(s["criu_ms"])
-            b.delete(rid + "tmpl")
+                add_restore(res, "tmpl_restore", s)
         if not transfer_only:
             s = b.restore(rid + "raw", p, "--bench-from-tmpfs")
             res["raw_restore_criu"].append(s["criu_ms"])
@@ -281,16 +294,11 @@ def measure_template_restore(b, mib, runs):
             b.restore_template_built = True
         s = b.restore(rid, p)
         b.delete(rid)
-        res["restore_total"].append(s["total_ms"])
-        res["restore_boot"].append(s["boot_ms"])
-        res["restore_criu"].append(s["criu_ms"])
-        s = b.restore(rid + "tmpl", p, template=True)
-        b.delete(rid + "tmpl")
+        add_restore(res, "restore", s)
+        s = template_restore(b, rid + "tmpl", p, rid + "warm")
         if not s.get("template"):
             raise RuntimeError(f"restore {rid}tmpl at {mib} MiB did not start from the VM template")
-        res["tmpl_restore_total"].append(s["total_ms"])
-        res["tmpl_restore_boot"].append(s["boot_ms"])
-        res["tmpl_restore_criu"].append(s["criu_ms"])
+        add_restore(res, "tmpl_restore", s)
         shutil.rmtree(p)
     return {k: stat(v) for k, v in res.items()}
 
@@ -382,24 +390,15 @@ def measure_vmsnap(bv, b, mib, runs, with_criu):
         finally:
             b.delete(cid)
         s = b.restore(cid + "r", p)
-        res["restore_total"].append(s["total_ms"])
-        res["restore_boot"].append(s["boot_ms"])
-        res["restore_criu"].append(s["criu_ms"])
+        add_restore(res, "restore", s)
         b.delete(cid + "r")
         # The same CRIU checkpoint restored into a VM started from the VM
         # template of the restore's shape (the first one builds it and is
         # not measured): the three restores of issue 18 side by side.
-        if not getattr(b, "restore_template_built", False):
-            b.restore(cid + "w", p, template=True)
-            b.delete(cid + "w")
-            b.restore_template_built = True
-        s = b.restore(cid + "t", p, template=True)
-        b.delete(cid + "t")
+        s = template_restore(b, cid + "t", p, cid + "w")
         if not s.get("template"):
             raise RuntimeError(f"restore {cid}t at {mib} MiB did not start from the VM template")
-        res["tmpl_restore_total"].append(s["total_ms"])
-        res["tmpl_restore_boot"].append(s["boot_ms"])
-        res["tmpl_restore_criu"].append(s["criu_ms"])
+        add_restore(res, "tmpl_restore", s)
         shutil.rmtree(p)
     out = {k: stat(v) for k, v in res.items()}
     if zstd_errors:
