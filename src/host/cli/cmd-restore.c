@@ -43,10 +43,6 @@ int cmd_restore(struct global_opts *g, int argc, char **argv, struct error **err
 		O_WORK,
 		O_PID,
 		O_CONSOLE,
-		O_TCP,
-		O_EXT,
-		O_SHELL,
-		O_LOCKS,
 		O_IGNORE,
 		O_IGNORE_ARG,
 		O_UNSUP,
@@ -61,10 +57,7 @@ int cmd_restore(struct global_opts *g, int argc, char **argv, struct error **err
 		{"detach", no_argument, NULL, 'd'},
 		{"pid-file", required_argument, NULL, O_PID},
 		{"console-socket", required_argument, NULL, O_CONSOLE},
-		{"tcp-established", no_argument, NULL, O_TCP},
-		{"ext-unix-sk", no_argument, NULL, O_EXT},
-		{"shell-job", no_argument, NULL, O_SHELL},
-		{"file-locks", no_argument, NULL, O_LOCKS},
+		CLI_CRIU_OPTIONS,
 		{"no-pivot", no_argument, NULL, O_IGNORE},
 		{"no-subreaper", no_argument, NULL, O_IGNORE},
 		{"manage-cgroups-mode", required_argument, NULL, O_IGNORE_ARG},
@@ -104,18 +97,6 @@ int cmd_restore(struct global_opts *g, int argc, char **argv, struct error **err
 		case O_CONSOLE:
 			o.console_socket = optarg;
 			break;
-		case O_TCP:
-			criu.tcp_established = true;
-			break;
-		case O_EXT:
-			criu.ext_unix_sk = true;
-			break;
-		case O_SHELL:
-			criu.shell_job = true;
-			break;
-		case O_LOCKS:
-			criu.file_locks = true;
-			break;
 		case O_IGNORE:
 		case O_IGNORE_ARG:
 			break;
@@ -134,7 +115,9 @@ int cmd_restore(struct global_opts *g, int argc, char **argv, struct error **err
 			restore_usage();
 			return 0;
 		default:
-			return 2;
+			if (!cli_criu_option(c, &criu))
+				return 2;
+			break;
 		}
 	}
 	if (optind != argc - 1)
