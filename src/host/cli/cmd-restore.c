@@ -1,4 +1,4 @@
-/* restore: the options, then the host library's restore_container or
+/* restore: the options, then the host library's container_restore or
  * restore_pod (lib/restore.h); --print-stats and the wait in the
  * foreground here. */
 #include "commands.h"
@@ -137,7 +137,7 @@ int cmd_restore(struct global_opts *g, int argc, char **argv, struct error **err
 	}
 	long long t0 = now_ms();
 	pid_t shim;
-	if (restore_container(g, id, image_path, &o, &criu, &shim, &err) < 0)
+	if (container_restore(g, id, image_path, &o, &criu, &shim, &err) < 0)
 		return cli_fail(errp, &err);
 	if (print_stats) {
 		_cleanup_free_ char *path = NULL, *text = NULL;

@@ -145,6 +145,39 @@ int container_call_timeout(struct global_opts *g, const char *id, Cocoon__Reques
 	return r;
 }
 
+int container_request(struct global_opts *g, const char *id, Cocoon__Request *req,
+		      struct error **err)
+{
+	Cocoon__Response *resp = NULL;
+	int r = container_call(g, id, req, &resp, err);
+	if (r == 0)
+		cocoon__response__free_unpacked(resp, NULL);
+	return r;
+}
+
+int container_pause(struct global_opts *g, const char *id, bool resume, struct error **err)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__PauseRequest pr = COCOON__PAUSE_REQUEST__INIT;
+	pr.id = (char *)id;
+	pr.resume = resume;
+	req.body_case = COCOON__REQUEST__BODY_PAUSE;
+	req.pause = &pr;
+	return container_request(g, id, &req, err);
+}
+
+int container_signal(struct global_opts *g, const char *id, int sig, bool all, struct error **err)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__SignalRequest sr = COCOON__SIGNAL_REQUEST__INIT;
+	sr.id = (char *)id;
+	sr.signal = sig;
+	sr.all = all;
+	req.body_case = COCOON__REQUEST__BODY_SIGNAL;
+	req.signal = &sr;
+	return container_request(g, id, &req, err);
+}
+
 /* Reads the shim's "OK" or error text until it closes the pipe. Returns
  * the length, or (size_t)-1 when nothing final came within timeout_ms. */
 static size_t read_ready(int fd, char *msg, size_t size, int timeout_ms)
@@ -318,7 +351,6 @@ int container_start(struct global_opts *g, const char *id, struct error **err)
 {
 	Cocoon__Request req = COCOON__REQUEST__INIT;
 	Cocoon__StartContainerRequest start = COCOON__START_CONTAINER_REQUEST__INIT;
-	Cocoon__Response *resp = NULL;
 	_cleanup_free_ char *dir = NULL;
 	struct container_state st;
 
@@ -331,10 +363,7 @@ int container_start(struct global_opts *g, const char *id, struct error **err)
 	req.body_case = COCOON__REQUEST__BODY_START;
 	req.start = &start;
 	start.id = (char *)id;
-	if ((r = container_call(g, id, &req, &resp, err)) < 0)
-		return r;
-	cocoon__response__free_unpacked(resp, NULL);
-	return 0;
+	return container_request(g, id, &req, err);
 }
 
 static volatile pid_t foreground_shim;

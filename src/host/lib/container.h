@@ -53,6 +53,18 @@ int container_call(struct global_opts *g, const char *id, Cocoon__Request *req,
 int container_call_timeout(struct global_opts *g, const char *id, Cocoon__Request *req,
 			   Cocoon__Response **resp, int timeout_ms, struct error **err);
 
+/* container_call for a request whose reply says only that it was done. */
+int container_request(struct global_opts *g, const char *id, Cocoon__Request *req,
+		      struct error **err);
+
+/* Freezes the container's processes (the cgroup freezer in the guest), or
+ * thaws them with RESUME: runc pause and resume. */
+int container_pause(struct global_opts *g, const char *id, bool resume, struct error **err);
+
+/* Sends signal SIG to the container's process, or with ALL to every process
+ * of the container: runc kill. */
+int container_signal(struct global_opts *g, const char *id, int sig, bool all, struct error **err);
+
 /* Runs the process of a created container (runc start). */
 int container_start(struct global_opts *g, const char *id, struct error **err);
 

@@ -136,7 +136,7 @@ static int restore_resolve(const char *id, const char *image_path, char *resolve
 	return 0;
 }
 
-int restore_container(struct global_opts *g, const char *id, const char *image_path,
+int container_restore(struct global_opts *g, const char *id, const char *image_path,
 		      struct create_options *o, Cocoon__CriuOptions *criu, pid_t *shim_pid,
 		      struct error **err)
 {
@@ -232,15 +232,11 @@ static int pod_loopback_hold(struct global_opts *g, const char *sandbox, bool ho
 {
 	Cocoon__Request req = COCOON__REQUEST__INIT;
 	Cocoon__LoopbackHoldRequest lh = COCOON__LOOPBACK_HOLD_REQUEST__INIT;
-	Cocoon__Response *resp = NULL;
 	lh.id = (char *)sandbox;
 	lh.hold = hold;
 	req.body_case = COCOON__REQUEST__BODY_LOOPBACK_HOLD;
 	req.loopback_hold = &lh;
-	int r = container_call(g, sandbox, &req, &resp, err);
-	if (r == 0)
-		cocoon__response__free_unpacked(resp, NULL);
-	return r;
+	return container_request(g, sandbox, &req, err);
 }
 
 static int pod_restore_one(struct global_opts *g, const char *dir, const char *id,

@@ -20,7 +20,7 @@
  * criu and vmsnap fields are set here. Sets *SHIM_PID. Returns 0, or a
  * negative errno with *ERR set ("restore ID: ...") and nothing of the
  * container left. */
-int restore_container(struct global_opts *g, const char *id, const char *image_path,
+int container_restore(struct global_opts *g, const char *id, const char *image_path,
 		      struct create_options *o, Cocoon__CriuOptions *criu, pid_t *shim_pid,
 		      struct error **err);
 
