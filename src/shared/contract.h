@@ -43,6 +43,11 @@
 #define COCOON_GUEST_CRIU "/usr/sbin/criu"
 #define COCOON_GUEST_CKPT_DIR "/run/cocoon/checkpoints"
 
+/* Fault injection, for tests only (docs/checkpoint.md): the host passes this
+ * environment variable's value in a checkpoint's or restore's request, and
+ * the agent sets it for CRIU, whose action script is the agent again. */
+#define COCOON_FAULT_ENV "COCOON_FAULT"
+
 /* ---- Files the guest writes into the shared directory for the host ------
  * A failed dump leaves checkpoints/<ckid>.dump.log; a restore leaves
  * restore-<id>.restore.log and restore-<id>.stats-restore. The plain names

@@ -310,7 +310,7 @@ int checkpoint_container(struct global_opts *g, const char *id, struct checkpoin
 	cr.criu = &o->criu;
 	cr.bench_route = o->bench_route;
 	/* Fault injection for the e2e tests (docs/checkpoint.md). */
-	cr.fault = getenv("COCOON_FAULT") ? getenv("COCOON_FAULT") : (char *)"";
+	cr.fault = getenv(COCOON_FAULT_ENV) ? getenv(COCOON_FAULT_ENV) : (char *)"";
 	o->criu.debug = g->cfg.enable_debug;
 	req.body_case = COCOON__REQUEST__BODY_CHECKPOINT;
 	req.checkpoint = &cr;
