@@ -341,7 +341,7 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 	*shim_pid = pid;
 	return 0;
 fail:
-	container_remove_files(dir, NULL);
+	(void)container_remove_files(dir, NULL); /* best effort: the create failed already */
 	spec_free(&bundle);
 	pod_sandbox_free(&pod);
 	return r;
