@@ -75,8 +75,14 @@ def build_image(dest):
 
 
 class Containerd:
-    def __init__(self, tmp):
+    """cgroup2: containerd, its shims and so cocoon run in a mount namespace
+    of their own whose /sys/fs/cgroup is the cgroup2 hierarchy, so that they
+    take the host for a cgroup v2 one (test_oom_kill_on_cgroup_v2...)."""
+
+    def __init__(self, tmp, cgroup2=False):
         self.tmp = tmp
+        self.prefix = []
+        self.ns = "cocoon-v2" if cgroup2 else NS
         self.sock = tmp / "containerd.sock"
         self.config = tmp / "containerd.toml"
         self.config.write_text(f"""version = 2
@@ -93,14 +99,20 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         self.cocoon_config = tmp / "cocoon.toml"
         self.cocoon_config.write_text("")
         self.log = open(tmp / "containerd.log", "wb")
-        self.proc = subprocess.Popen(["containerd", "--config", str(self.config)],
-                                     stdout=self.log, stderr=self.log,
+        cmd = ["containerd", "--config", str(self.config)]
+        if cgroup2:
+            cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                   'mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec "$@"', "sh", *cmd]
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log,
                                      env={**os.environ, "COCOON_CONFIG": str(self.cocoon_config)})
-        assert wait_for(lambda: self.ctr("version").returncode == 0, timeout=30), \
-            (tmp / "containerd.log").read_text()[-2000:]
+        if cgroup2:
+            # ctr builds the spec: in containerd's namespace too.
+            self.prefix = ["nsenter", "-t", str(self.proc.pid), "-m"]
+        assert wait_for(lambda: self.proc.poll() is None and self.ctr("version").returncode == 0,
+                        timeout=30), (tmp / "containerd.log").read_text()[-2000:]
 
     def ctr(self, *args, timeout=300, input=None):
-        return subprocess.run(["ctr", "--address", str(self.sock), "--namespace", NS, *args],
+        return subprocess.run([*self.prefix, "ctr", "--address", str(self.sock), "--namespace", self.ns, *args],
                               capture_output=True, text=True, timeout=timeout, input=input,
                               stdin=None if input is not None else subprocess.DEVNULL)
 
@@ -116,7 +128,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         except subprocess.TimeoutExpired:
             self.proc.kill()
         # Shims outlive containerd by design; ours must not outlive the suite.
-        for pid in pids_mentioning(str(self.tmp)) + pids_mentioning(f"-namespace {NS}"):
+        for pid in pids_mentioning(str(self.tmp)) + pids_mentioning(f"-namespace {self.ns}"):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -124,10 +136,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         subprocess.run(["umount", "-R", f"{self.tmp}/state"], capture_output=True)
 
 
-@pytest.fixture(scope="module")
-def cd(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("containerd")
-    c = Containerd(tmp)
+def start_containerd(tmp, cgroup2=False):
+    c = Containerd(tmp, cgroup2)
     try:
         archive = build_image(tmp)
         r = c.ctr("images", "import", "--snapshotter", "native", str(archive))
@@ -136,6 +146,16 @@ def cd(tmp_path_factory):
         yield c
     finally:
         c.stop()
+
+
+@pytest.fixture(scope="module")
+def cd(tmp_path_factory):
+    yield from start_containerd(tmp_path_factory.mktemp("containerd"))
+
+
+@pytest.fixture(scope="module")
+def cd_v2(tmp_path_factory):
+    yield from start_containerd(tmp_path_factory.mktemp("containerd-v2"), cgroup2=True)
 
 
 def run_args(*extra):
@@ -411,3 +431,111 @@ def test_oom_kill_in_the_guest_is_a_task_oom_event(cd):
     assert not any('"kil1"' in l for l in oom), out
     for cid in ("oom1", "kil1"):
         assert not pathlib.Path(f"/sys/fs/cgroup/memory/cocoon-oom/{NS}/{cid}").exists()
+
+
+def test_oom_kill_of_a_pod_member_is_that_members_task_oom_event(cd):
+    """One member of a pod is OOM-killed inside the pod's VM (its own
+    memory.max there): containerd publishes /tasks/oom for that member, and
+    for no other container of the pod; the sandbox and the other member run
+    on in the same VM (docs/pods.md, cgroup-oom.h)."""
+    cri = "io.kubernetes.cri"
+    before = len(qemu_pids(str(cd.tmp)))
+    events = subprocess.Popen(["ctr", "--address", str(cd.sock), "events"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(1)
+        r = cd.ctr(*run_args("-d", "--annotation", f"{cri}.container-type=sandbox",
+                             "--annotation", f"{cri}.sandbox-id=opod",
+                             IMAGE, "opod", "payload", "sleep", "1000"))
+        assert r.returncode == 0, r.stderr
+        assert wait_for(lambda: task_status(cd, "opod") == "RUNNING", timeout=60)
+        pid = task_pid(cd, "opod")
+        member = ["--annotation", f"{cri}.container-type=container",
+                  "--annotation", f"{cri}.sandbox-id=opod", "--memory-limit", str(64 << 20),
+                  "--mount", "type=cgroup,src=cgroup,dst=/sys/fs/cgroup,options=ro"]
+        for t, f in (("ipc", "ipc"), ("uts", "uts")):
+            member += ["--with-ns", f"{t}:/proc/{pid}/ns/{f}"]
+        r = cd.ctr(*run_args("-d", *member, IMAGE, "osv", "sh", "-c",
+                             "payload counter 100 > /tmp/count"))
+        assert r.returncode == 0, r.stderr
+        assert wait_for(lambda: task_status(cd, "osv") == "RUNNING", timeout=60)
+        r = cd.ctr(*run_args(*member, IMAGE, "ohog", "payload", "memhog", "200"))
+        assert r.returncode == 137, r.stdout + r.stderr
+        assert len(qemu_pids(str(cd.tmp))) == before + 1, "one VM for the pod"
+        # The others live on in that VM: the counter still counts.
+        assert task_status(cd, "opod") == "RUNNING" and task_status(cd, "osv") == "RUNNING"
+        seen = counter_lines(cd, "osv")
+        assert wait_for(lambda: counter_lines(cd, "osv") > seen + 3, timeout=30)
+        r = cd.ctr("tasks", "exec", "--exec-id", "ev", "osv", "cat", "/sys/fs/cgroup/osv/memory.events")
+        assert "oom_kill 0" in r.stdout.splitlines(), r.stdout + r.stderr
+        # A member killed from the host is no OOM.
+        cd.ctr("tasks", "kill", "-s", "KILL", "osv")
+        assert wait_for(lambda: task_status(cd, "osv") == "STOPPED", timeout=60)
+        time.sleep(2)
+    finally:
+        # CRI's order: the pod's containers, then its sandbox.
+        for cid in ("ohog", "osv", "opod"):
+            cd.ctr("tasks", "kill", "-s", "KILL", cid)
+            wait_for(lambda: task_status(cd, cid) in ("STOPPED", None), timeout=60)
+            cd.ctr("tasks", "delete", cid)
+            cd.ctr("containers", "delete", cid)
+        events.terminate()
+        out = events.communicate(timeout=10)[0]
+    oom = [l for l in out.splitlines() if "/tasks/oom" in l]
+    assert any('"ohog"' in l for l in oom), out
+    assert not [l for l in oom if '"ohog"' not in l], oom
+    assert wait_for(lambda: len(qemu_pids(str(cd.tmp))) == before, timeout=30)
+    for cid in ("ohog", "osv", "opod"):
+        assert not pathlib.Path(f"/sys/fs/cgroup/memory/cocoon-oom/{NS}/{cid}").exists()
+
+
+def in_ns(c, *cmd):
+    """A command in containerd's mount namespace (its cgroup2 view)."""
+    return subprocess.run([*c.prefix, *cmd], capture_output=True, text=True, timeout=30)
+
+
+def test_oom_kill_on_cgroup_v2_is_a_task_oom_event(cd_v2):
+    """The cgroup v2 path of the OOM relay, with containerd's own v2 code:
+    this host is cgroup v1 (memory is bound to v1, so v2 cannot have it), but
+    containerd and cocoon decide by /sys/fs/cgroup alone, and in a mount
+    namespace where that is the cgroup2 hierarchy both take the v2 way:
+    cocoon mirrors memory.events there and containerd's runc shim watches it
+    with inotify (cgroup-oom.h). The guest's OOM kill must become /tasks/oom
+    for that task only; a SIGKILL from the host must not."""
+    c = cd_v2
+    events = subprocess.Popen(["ctr", "--address", str(c.sock), "events"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(1)
+        r = c.ctr(*run_args("-d", "--memory-limit", str(64 << 20), IMAGE, "kil2", "payload", "counter", "100"))
+        assert r.returncode == 0, r.stderr
+        assert wait_for(lambda: task_status(c, "kil2") == "RUNNING", timeout=60)
+        # Both sides on v2: the shim (the task's pid) in the v2 cgroup, the
+        # mirror's memory.events there, containerd's metrics of v2's kind.
+        pid = task_pid(c, "kil2")
+        assert f"0::/{c.ns}/kil2" in pathlib.Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+        r = in_ns(c, "cat", f"/sys/fs/cgroup/{c.ns}/kil2/memory.events")
+        assert "oom_kill 0" in r.stdout.splitlines(), r.stdout + r.stderr
+        r = c.ctr("tasks", "metrics", "--format", "json", "kil2")
+        assert r.returncode == 0, r.stderr
+        m = json.loads(r.stdout)
+        assert isinstance(m["memory"]["usage"], int), m  # v1's is {"usage": ..., "limit": ...}
+        assert not pathlib.Path(f"/sys/fs/cgroup/memory/cocoon-oom/{c.ns}").exists(), "a v1 relay on v2"
+        r = c.ctr(*run_args("--memory-limit", str(64 << 20), IMAGE, "oom2", "payload", "memhog", "200"))
+        assert r.returncode == 137, r.stdout + r.stderr
+        c.ctr("tasks", "kill", "-s", "KILL", "kil2")
+        assert wait_for(lambda: task_status(c, "kil2") == "STOPPED", timeout=60)
+        for cid in ("oom2", "kil2"):
+            c.ctr("tasks", "delete", cid)
+            c.ctr("containers", "delete", cid)
+        time.sleep(2)
+    finally:
+        events.terminate()
+        out = events.communicate(timeout=10)[0]
+    oom = [l for l in out.splitlines() if "/tasks/oom" in l]
+    assert any('"oom2"' in l for l in oom), out
+    assert not [l for l in oom if '"oom2"' not in l], oom
+    for cid in ("oom2", "kil2"):
+        r = in_ns(c, "test", "-e", f"/sys/fs/cgroup/{c.ns}/{cid}")
+        assert r.returncode == 1, f"cgroup {cid} left behind"
+    in_ns(c, "rmdir", f"/sys/fs/cgroup/{c.ns}")  # the parent, which delete leaves as runc does
