@@ -138,24 +138,33 @@ int guard_exit_events_open(void)
 	return fd;
 }
 
-static bool in_tree(const struct guard *g, pid_t pid)
+/* pid's entry in the tree, or -1 (also for the root, CRIU, which has none). */
+static ssize_t tree_index(const struct guard *g, pid_t pid)
 {
-	if (g->tree_root <= 0)
-		return false;
-	if (pid == g->tree_root)
-		return true;
 	for (size_t i = 0; i < g->n_tree; i++)
 		if (g->tree[i] == pid)
-			return true;
-	return false;
+			return (ssize_t)i;
+	return -1;
+}
+
+static bool in_tree(const struct guard *g, pid_t pid)
+{
+	return g->tree_root > 0 && (pid == g->tree_root || tree_index(g, pid) >= 0);
 }
 
 static void tree_forked(struct guard *g, pid_t parent, pid_t child, pid_t child_tgid)
 {
 	/* Threads (child != its tgid) belong to a process already known. */
-	if (child == child_tgid && in_tree(g, parent) &&
-	    g->n_tree < sizeof(g->tree) / sizeof(g->tree[0]))
-		g->tree[g->n_tree++] = child;
+	if (child != child_tgid || !in_tree(g, parent))
+		return;
+	/* A pid of the tree used again (its first task ended): the new task. */
+	ssize_t i = tree_index(g, child);
+	if (i < 0 && g->n_tree < sizeof(g->tree) / sizeof(g->tree[0]))
+		i = (ssize_t)g->n_tree++;
+	if (i < 0)
+		return;
+	g->tree[i] = child;
+	g->tree_end[i] = -1;
 }
 
 int guard_exit_events_read(int fd, void (*on_event)(void *userdata, const struct proc_event *ev),
@@ -201,7 +210,10 @@ static void exit_event(void *userdata, const struct proc_event *ev)
 	for (size_t i = 0; i < g->n; i++)
 		if (g->pids[i] == pid && g->end_status[i] < 0)
 			g->end_status[i] = status;
-	if (pid != g->tree_root && in_tree(g, pid) && WIFSIGNALED(status)) {
+	ssize_t t = g->tree_root > 0 ? tree_index(g, pid) : -1;
+	if (t >= 0)
+		g->tree_end[t] = status;
+	if (t >= 0 && WIFSIGNALED(status)) {
 		bool sigkill = WTERMSIG(status) == SIGKILL;
 		if (sigkill && !g->tree_sigkilled.pid) {
 			g->tree_sigkilled.pid = pid;
@@ -396,6 +408,16 @@ bool guard_tree_killed(struct guard *g, bool sigkill_counts, struct guard_death 
 		return true;
 	}
 	return false;
+}
+
+bool guard_tree_lost(struct guard *g, pid_t task, struct guard_death *d)
+{
+	ssize_t i = task > 0 ? tree_index(g, task) : -1;
+	if (i < 0 || g->tree_end[i] < 0 || !WIFSIGNALED(g->tree_end[i]))
+		return false;
+	d->pid = task;
+	d->status = g->tree_end[i];
+	return true;
 }
 
 void guard_tree_close(struct guard *g)

@@ -28,6 +28,7 @@ struct guard {
 	pid_t tree_root;
 	size_t n_tree;
 	pid_t tree[GUARD_MAX_TASKS * 4];
+	int tree_end[GUARD_MAX_TASKS * 4]; /* wait status once it ended, else -1 */
 	struct {
 		pid_t pid; /* 0: none yet */
 		int status;
@@ -108,6 +109,10 @@ void guard_tree_root(struct guard *g, pid_t criu);
  * killer was at work); other signals (a crash) always count. Also drains
  * the events, so call it from the watch. */
 bool guard_tree_killed(struct guard *g, bool sigkill_counts, struct guard_death *d);
+/* A restore: whether `task`, one of CRIU's descendants, was killed by a
+ * signal (as the exit events drained by guard_tree_killed tell; a pid used
+ * again counts from its new task's fork). Returns true and fills D. */
+bool guard_tree_lost(struct guard *g, pid_t task, struct guard_death *d);
 void guard_tree_close(struct guard *g);
 /* "killed by SIGKILL", "exit status 3" or "ended", into BUF. */
 const char *guard_describe_end(int status, char *buf, size_t size);

@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 void restore_ctx_free(struct restore_ctx *x)
 {
@@ -31,6 +32,36 @@ void restore_ctx_free(struct restore_ctx *x)
 	free(x->stop_reason);
 	guard_tree_close(&x->progress);
 	free(x);
+}
+
+/* A restored init that dies late in a restore leaves CRIU 3.17 waiting
+ * without end (cr-restore.c), whichever way it goes:
+ *   - while CRIU still handles SIGCHLD: its handler reaps it, logs "N killed
+ *     by signal S" and aborts the stage, but the next stage switch
+ *     (__restore_switch_stage) resets the abort, and CRIU waits for the dead
+ *     task to reach that stage;
+ *   - once CRIU ignores SIGCHLD (ignore_kids, after the post-restore
+ *     scripts): it fails to attach to it ("Unable to resume N", a failure it
+ *     does not act on) and waits the same way.
+ * The kernel's exit events tell the agent of the death either way (CRIU may
+ * have reaped the zombie). CRIU's pidfile, written by then, names the
+ * init; CRIU writes its stats once it has resumed the tasks, and from then
+ * on an end is the container's own. Only the init: another task of the
+ * container may die by a signal during a restore as it should (a zombie of
+ * the checkpoint is restored as a task that kills itself with its signal),
+ * so another's death is left to the progress watch. */
+static bool restored_task_lost(struct restore_ctx *x)
+{
+	char path[sizeof(x->work) + 16];
+	snprintf(path, sizeof(path), "%s/stats-restore", x->work);
+	if (access(path, F_OK) == 0)
+		return false;
+	snprintf(path, sizeof(path), "%s/pidfile", x->work);
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	int init = 0;
+	if (!f || fscanf(f, "%d", &init) != 1 || init <= 0)
+		return false;
+	return guard_tree_lost(&x->progress, init, &x->lost);
 }
 
 /* A restore that stops making progress is stopped: CRIU and the tasks it
@@ -47,6 +78,14 @@ void restore_watch(struct agent_job *job)
 	(void)guard_tree_killed(&x->progress, false, &dead); /* drains the events */
 	if (x->stop_reason || !c)
 		return;
+	/* The restored init died before CRIU resumed the tasks: CRIU would
+	 * wait for it without end (restored_task_lost). */
+	if (restored_task_lost(x)) {
+		if (asprintf(&x->stop_reason, "task %d of the container ended", x->lost.pid) < 0)
+			x->stop_reason = NULL;
+		kill(job->pid, SIGKILL);
+		return;
+	}
 	unsigned long long sig =
 		guard_cgroup_usec(c->cgroup) + guard_cpu_ticks(job->pid) + guard_dir_bytes(x->work);
 	if (!guard_stalled(&x->progress, sig, agent_now_ms(), CRIU_STALL_MS))
@@ -139,14 +178,20 @@ void restore_done(struct agent_job *job, int status)
 			snprintf(also, sizeof(also), " Task %d of the container ended too (%s).",
 				 dead.pid, guard_describe_end(dead.status, how, sizeof(how)));
 		/* A restored task that died before CRIU resumed the tree (killed
-		 * from outside, or by the guest's kernel): CRIU names it, then
-		 * waits on it until the stall watch ends it. Its exit cannot be
-		 * told from the SIGKILLs CRIU sends its own helpers. */
+		 * from outside, or by the guest's kernel): the watch saw its
+		 * zombie (x->lost). Else CRIU names it, and waits on it until
+		 * the stall watch ends it. */
 		const char *unres = strstr(first, "Unable to resume ");
 		int gone = unres && strstr(unres, "No such process")
 				   ? atoi(unres + strlen("Unable to resume "))
 				   : 0;
-		if (gone > 0 && !oomed)
+		if (x->lost.pid > 0 && !oomed)
+			snprintf(
+				err, sizeof(err),
+				"criu restore failed: task %d of the container ended during the restore (%s); CRIU would have waited for it without end, so the agent ended CRIU at once. CRIU said: %s",
+				x->lost.pid, guard_describe_end(x->lost.status, how, sizeof(how)),
+				first);
+		else if (gone > 0 && !oomed)
 			snprintf(
 				err, sizeof(err),
 				"criu restore failed: task %d of the container ended during the restore, before CRIU could resume it%s. CRIU said: %s",
@@ -155,7 +200,7 @@ void restore_done(struct agent_job *job, int status)
 					? "; CRIU then stopped making progress and the agent ended it"
 					: "",
 				first);
-		else if (x->stop_reason)
+		else if (x->stop_reason && !x->lost.pid)
 			snprintf(err, sizeof(err),
 				 "criu restore stopped: %s; the agent ended CRIU.%s CRIU said: %s",
 				 x->stop_reason, also, first);

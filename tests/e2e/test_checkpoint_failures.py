@@ -331,6 +331,9 @@ def test_task_killed_during_restore_leaves_nothing_behind(env, monkeypatch, good
     text, took = restore_with_fault(env, monkeypatch, "rk", good_images, "post-restore:kill",
                                     "the restore succeeded though its init was killed")
     assert "restore rk: criu restore failed: task" in text and "ended during the restore" in text, text
+    # Seen by the agent, not waited out: CRIU no longer watches its tasks
+    # then and would wait for the dead one without end (guard_tree_lost).
+    assert "the agent ended CRIU at once" in text and "progress" not in text, text
     assert took < 60, f"the failed restore took {took:.1f} s"
     expect_restore_gone_and_images_fine(env, "rk", good_images)
 

@@ -111,7 +111,7 @@ def test_checkpoint_restore_of_a_container_writing_to_a_volume(podman, tmp_path)
 
 def test_export_and_import_into_a_second_storage_root(podman, tmp_path):
     data = start_volume_writer(podman, tmp_path, "e1", "sh", "-c",
-                               "echo $$ > /tmp/pid; exec payload fileoffset /data/log")
+                               "echo $$ > /tmp/pid; echo kept > /dev/shm/f; exec payload fileoffset /data/log")
     assert wait_for(lambda: (data / "log").exists() and len(log_lines(data)) >= 3)
     archive = tmp_path / "e1.tar.gz"
     podman.check("container", "checkpoint", "--export", str(archive), "e1", timeout=600)
@@ -125,6 +125,10 @@ def test_export_and_import_into_a_second_storage_root(podman, tmp_path):
     assert_writer_went_on(data, n)
     r = other.check("exec", "e1", "cat", "/tmp/pid")
     assert r.stdout.strip(), "the rootfs changes (rootfs-diff.tar) came along"
+    # The guest's /dev/shm is podman's shm directory: podman's own
+    # devshm-checkpoint.tar carries it into the other root.
+    r = other.check("exec", "e1", "cat", "/dev/shm/f")
+    assert r.stdout == "kept\n", r.stdout + r.stderr
     other.check("rm", "--force", "--time", "0", "e1")
 
 
@@ -142,6 +146,9 @@ def test_memory_limit_oom_killed_inside(podman):
     out = r.stdout.split("\n")
     assert out[0] == str(64 << 20), r.stdout
     assert "rc=137" in out and "oom_kill 1" in out, r.stdout + r.stderr
+    # conmon's OOM mark lands in podman's working directory: the test's, not
+    # the directory pytest runs in (it used to litter the repository).
+    assert (podman.tmp / "oom").exists(), "conmon got no OOM event"
 
 
 def run_in(podman, cwd, *args, timeout=300):
