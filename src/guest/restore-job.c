@@ -53,7 +53,7 @@ void restore_ctx_free(struct restore_ctx *x)
 static bool restored_task_lost(struct restore_ctx *x)
 {
 	char path[sizeof(x->work) + 16];
-	snprintf(path, sizeof(path), "%s/stats-restore", x->work);
+	snprintf(path, sizeof(path), "%s/" COCOON_STATS_RESTORE, x->work);
 	if (access(path, F_OK) == 0)
 		return false;
 	snprintf(path, sizeof(path), "%s/pidfile", x->work);
