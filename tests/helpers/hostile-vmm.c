@@ -15,6 +15,7 @@
  */
 #include "cleanup.h"
 #include "frame.h"
+#include "hostile.h"
 #include "proto.h"
 #include "fake-dump.h"
 
@@ -33,15 +34,15 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *mode = "good", *canary, *shared, *console, *volumes;
+const char *mode = "good", *canary, *shared, *console, *volumes;
 static int chan = -1;
 
-static bool is(const char *m)
+bool is(const char *m)
 {
 	return strcmp(mode, m) == 0;
 }
 
-static void note(const char *what, const char *arg)
+void note(const char *what, const char *arg)
 {
 	const char *path = getenv("HOSTILE_LOG");
 	FILE *f = path ? fopen(path, "a") : NULL;
@@ -224,6 +225,11 @@ static void checkpoint(uint64_t id, const Cocoon__CheckpointRequest *cr)
 	rep.shared_path = named;
 	rep.files = 4;
 	rep.bytes = 8192;
+	/* "bad-route": terminal controls where the route's name belongs
+	 * (printed by checkpoint --print-stats). */
+	if (is("bad-route"))
+		rep.route = (char *)"tmpfs\x1b]0;pwned\x07\x1b[2J\x7f\xc2\x9b"
+				    "31m\x9b";
 	queue(&r);
 	flush();
 }
@@ -278,6 +284,19 @@ static void handle(const Cocoon__Request *req)
 			note("restore: hanging", "");
 			return; /* never answered */
 		}
+		if (is("restore-logs")) {
+			/* CRIU's restore log a symlink to the canary's secret,
+			 * its stats a FIFO: the host copies both to
+			 * --work-path. */
+			char p[4400], secret[4300];
+			const char *id = req->restore->spec ? req->restore->spec->id : "";
+			snprintf(secret, sizeof(secret), "%s/secret", canary);
+			snprintf(p, sizeof(p), "%s/restore-%s.restore.log", shared, id);
+			symlink(secret, p);
+			snprintf(p, sizeof(p), "%s/restore-%s.stats-restore", shared, id);
+			mkfifo(p, 0644);
+			note("restore: logs planted for ", id);
+		}
 		reply_error(req->id, EIO, "restore not supported by the hostile guest");
 		return;
 	case COCOON__REQUEST__BODY_PAUSE:
@@ -297,6 +316,9 @@ static void handle(const Cocoon__Request *req)
 		if (is("event-same-read"))
 			output_event("first line from the container\n");
 		flush();
+		/* Once started (the host's guard may stop the VM at once). */
+		if (is("fill-shared") || is("fill-shared-deep") || is("fill-shared-inodes"))
+			fill_shared();
 		return;
 	case COCOON__REQUEST__BODY_SIGNAL:
 		r.body_case = COCOON__RESPONSE__BODY_SIGNAL;
@@ -397,93 +419,6 @@ static void note_fds(void)
 		closedir(d);
 }
 
-/* 64 MiB into the shared directory at about 16 MiB/s, from a child that
- * dies with this process, as QEMU's own writes would stop. */
-static void fill_shared(void)
-{
-	static char block[1 << 20];
-	char path[4200];
-	if (fork() != 0)
-		return;
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	memset(block, 'J', sizeof(block));
-	snprintf(path, sizeof(path), "%s/junk", shared);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	for (int i = 0; i < 64 && fd >= 0; i++) {
-		if (write(fd, block, sizeof(block)) < 0)
-			break;
-		usleep(60000);
-	}
-	_exit(0);
-}
-
-static void flood_console(void)
-{
-	static char line[4096];
-	memset(line, 'F', sizeof(line) - 1);
-	line[sizeof(line) - 1] = '\n';
-	if (!console || fork() != 0)
-		return;
-	int fd = open(console, O_WRONLY | O_APPEND | O_CREAT, 0600);
-	/* 64 MiB at about 10 MiB/s: more than QEMU's byte-at-a-time serial
-	 * port carries. */
-	for (int i = 0; i < 64 * 256 && fd >= 0; i++) {
-		if (write(fd, line, sizeof(line)) < 0)
-			break;
-		if (i % 64 == 63)
-			usleep(25000);
-	}
-	_exit(0);
-}
-
-/* "volumes": what QEMU's 9p server (root, in the shim's mount namespace)
- * would do for a guest that owns its kernel, straight on the volumes share:
- * add entries beside the mount points, replace one, write into every
- * volume, and leave a symlink, a FIFO and a setuid file in the writable
- * ones. Each result goes to the log as "volumes <what>: OK|<errno name>". */
-static void attack_volumes(void)
-{
-	char path[4200], target[4300], what[4400];
-	int fd;
-#define TRY(label, call)                                                                           \
-	do {                                                                                       \
-		int rc_ = (call);                                                                  \
-		snprintf(what, sizeof(what), "volumes %s: ", label);                               \
-		note(what, rc_ < 0 ? strerrorname_np(errno) : "OK");                               \
-	} while (0)
-	if (!volumes)
-		return;
-	snprintf(path, sizeof(path), "%s/planted", volumes);
-	TRY("mkdir in the share", mkdir(path, 0755));
-	snprintf(target, sizeof(target), "%s/link", volumes);
-	TRY("symlink in the share", symlink(canary, target));
-	snprintf(path, sizeof(path), "%s/0", volumes);
-	snprintf(target, sizeof(target), "%s/moved", volumes);
-	TRY("rename a mount point", rename(path, target));
-	DIR *d = opendir(volumes);
-	struct dirent *de;
-	while (d && (de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		char label[300];
-		snprintf(path, sizeof(path), "%s/%s/hostile", volumes, de->d_name);
-		snprintf(label, sizeof(label), "write %s", de->d_name);
-		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 04755);
-		TRY(label, fd);
-		if (fd < 0)
-			continue;
-		close(fd);
-		chmod(path, 04755); /* a setuid file, real on the host */
-		snprintf(path, sizeof(path), "%s/%s/escape", volumes, de->d_name);
-		TRY("symlink in a volume", symlink(canary, path));
-		snprintf(path, sizeof(path), "%s/%s/fifo", volumes, de->d_name);
-		TRY("fifo in a volume", mkfifo(path, 0600));
-	}
-	if (d)
-		closedir(d);
-#undef TRY
-}
-
 int main(int argc, char **argv)
 {
 	char *channel = NULL;
@@ -501,8 +436,8 @@ int main(int argc, char **argv)
 		close(open(console, O_WRONLY | O_CREAT | O_APPEND, 0600));
 	if (is("console-flood"))
 		flood_console();
-	if (is("fill-shared"))
-		fill_shared();
+	if (is("vmm-log-flood"))
+		flood_stderr();
 	if (is("volumes"))
 		attack_volumes();
 

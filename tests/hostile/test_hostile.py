@@ -279,6 +279,25 @@ def guest_text_is_stripped_and_logged_escaped():
 
 
 @case
+def checkpoint_stats_strip_the_guests_route_name():
+    """checkpoint --print-stats prints the route the agent names: its
+    controls (ESC, BEL, DEL, C1 as UTF-8 and raw) reached the terminal,
+    since JSON escapes only C0."""
+    with Env("bad-route") as env:
+        env.create()
+        out_path = os.path.join(env.tmp, "stats.txt")
+        with open(out_path, "wb") as out:
+            rc, err, _ = env.cocoon("checkpoint", "--print-stats", "--leave-running", "--image-path",
+                                    os.path.join(env.tmp, "out"), "c1", stdout=out)
+        assert rc == 0, err
+        with open(out_path, "rb") as f:
+            text = f.read()
+        assert b'"route":"tmpfs' in text, text
+        for bad in (b"\x1b", b"\x07", b"\x7f", b"\xc2\x9b", b"\x9b"):
+            assert bad not in text + err, f"{bad!r} reached the terminal: {text!r}"
+
+
+@case
 def event_in_the_same_read_as_a_reply_is_not_held_back():
     with Env("event-same-read") as env:
         out = open(os.path.join(env.tmp, "stdout.txt"), "wb")
@@ -326,17 +345,40 @@ def console_log_is_capped():
 
 
 @case
-def shared_directory_is_capped_while_the_guest_writes():
-    with Env("fill-shared", limits="shared_max_bytes = 8388608") as env:
+def vmm_log_is_capped():
+    """QEMU prints an error for each bad control message a guest that owns
+    its kernel sends (virtio-serial's "Unexpected port id"); its stderr,
+    qemu.log in the state directory (tmpfs under the engines), grew without
+    a bound. It is capped like the console log."""
+    with Env("vmm-log-flood", limits="console_log_max_bytes = 1048576") as env:
+        env.create()
+        log = os.path.join(env.root, "c1", "qemu.log")
+        biggest = 0
+        deadline = time.time() + 12
+        while time.time() < deadline:
+            try:
+                biggest = max(biggest, os.stat(log).st_blocks * 512)
+            except OSError:
+                pass
+            time.sleep(0.05)
+        used = os.stat(log).st_blocks * 512
+        assert used <= 2 * 1048576, f"qemu.log stores {used} bytes after the flood, cap 1 MiB"
+        assert biggest <= 4 * 1048576, f"qemu.log stored {biggest} bytes at its largest, cap 1 MiB"
+        return f"largest seen {biggest} bytes (cap 1048576, checked every 100 ms)"
+
+
+def shared_fill_is_stopped(mode):
+    with Env(mode, limits="shared_max_bytes = 8388608") as env:
         env.create()
         vmm = env.vmm_pids()
-        junk = os.path.join(env.root, "c1", "shared", "junk")
         deadline = time.time() + 10
         while vmm and alive(vmm[0]) and time.time() < deadline:
             time.sleep(0.05)
         assert vmm and not alive(vmm[0]), "the VM still runs after filling its shared directory"
-        size = os.path.getsize(junk) if os.path.exists(junk) else 0
+        junk = [line.split(" ", 1)[1] for line in env.log_text().splitlines() if line.startswith("junk ")]
+        size = os.path.getsize(junk[0]) if junk and os.path.exists(junk[0]) else 0
         assert size < 32 << 20, f"the guest stored {size} bytes before it was stopped (cap 8 MiB)"
+        files = sum(len(f) for _, _, f in os.walk(os.path.join(env.root, "c1", "shared")))
         deadline = time.time() + 10
         status = None
         while time.time() < deadline:
@@ -348,7 +390,26 @@ def shared_directory_is_capped_while_the_guest_writes():
                 break
             time.sleep(0.1)
         assert status == "stopped", f"the container is {status!r}"
-        return f"stopped at {size} bytes (cap 8388608, checked every 500 ms)"
+        return f"stopped at {size} bytes, {files} files (cap 8388608, checked every 500 ms)"
+
+
+@case
+def shared_directory_is_capped_while_the_guest_writes():
+    return shared_fill_is_stopped("fill-shared")
+
+
+@case
+def shared_directory_cap_holds_below_the_walk_depth():
+    """The same flood 20 directories down: the guard walked 16 levels and
+    counted nothing below (the guest filled the host's tmpfs unseen)."""
+    return shared_fill_is_stopped("fill-shared-deep")
+
+
+@case
+def shared_directory_cap_counts_empty_files():
+    """Empty files store no block but cost tmpfs an inode each: the guard
+    counted 0 bytes for any number of them."""
+    return shared_fill_is_stopped("fill-shared-inodes")
 
 
 def good_images(env):
@@ -384,6 +445,28 @@ def restore_that_hangs_is_killed_by_delete_force():
 
 
 @case
+def restore_logs_planted_by_the_guest_are_not_followed():
+    """CRIU's restore log and stats, which the shim copies from the shared
+    directory to --work-path: a symlink to the canary's secret is not
+    copied, a FIFO does not hang the restore."""
+    with Env("good") as env:
+        images = good_images(env)
+        work = os.path.join(env.tmp, "work")
+        rc, err, took = env.cocoon("restore", "--image-path", images, "--bundle", env.bundle, "--work-path", work,
+                                   "-d", "r8", mode="restore-logs", timeout=60)
+        assert "restore: logs planted for r8" in env.log_text(), "the restore never reached the guest"
+        assert rc not in (0, None), f"rc {rc} {err!r}"
+        assert took < 20, f"took {took:.1f} s"
+        for dirpath, _, files in os.walk(env.tmp):
+            for n in files:
+                p = os.path.join(dirpath, n)
+                if p != env.secret and not os.path.islink(p) and os.path.isfile(p):
+                    with open(p, "rb") as f:
+                        assert SECRET not in f.read(), f"the canary was copied to {p}"
+        assert env.canary_intact(), "the canary was touched"
+
+
+@case
 def hostile_restore_directories_start_no_vm():
     with Env("good") as env:
         images = good_images(env)
@@ -409,6 +492,105 @@ def hostile_restore_directories_start_no_vm():
         rc, err, took = env.cocoon("restore", "--image-path", images, "--bundle", env.bundle, "-d", "r2")
         assert rc not in (0, None) and b"FIFO" in err, f"FIFO: rc {rc} {err!r}"
         assert len(env.vmm_pids()) == started, "a VM was started for a hostile restore directory"
+
+
+@case
+def restore_directories_reach_no_other_checkpoint():
+    """A restore directory from another host names its pre-dump by CRIU's
+    ../NAME link, and a pod's names each container's directory: a symlink
+    there to another container's checkpoint on this host passed every check
+    (that checkpoint is genuine) and was shared into the restored VM, its
+    memory pages with it. Refused, naming the symlink, before any VM."""
+    with Env("good") as env:
+        images = good_images(env)
+        victim = os.path.join(os.path.dirname(env.canary), "victim-ck")
+        rc, err, _ = env.cocoon("checkpoint", "--image-path", victim, "--leave-running", "src")
+        assert rc == 0, err
+        started = len(env.vmm_pids())
+        att = os.path.join(env.tmp, "att")
+        os.makedirs(att)
+        shutil.copytree(images, os.path.join(att, "ck"))
+        os.symlink("../pre", os.path.join(att, "ck", "parent"))
+        os.symlink(victim, os.path.join(att, "pre"))
+        rc, err, took = env.cocoon("restore", "--image-path", os.path.join(att, "ck"), "--bundle", env.bundle,
+                                   "-d", "r4")
+        assert rc not in (0, None) and b"pre is a symlink" in err, f"pre-dump symlink: rc {rc} {err!r}"
+        assert took < 10, f"took {took:.1f} s"
+        pod = os.path.join(env.tmp, "podck")
+        os.makedirs(pod)
+        os.symlink(victim, os.path.join(pod, "r5"))
+        with open(os.path.join(pod, "pod.json"), "w") as f:
+            json.dump({"sandbox": "r5", "members": [], "bundles": {"r5": env.bundle}}, f)
+        rc, err, took = env.cocoon("restore", "--pod", "--image-path", pod, "--bundle", env.bundle, "r5")
+        assert rc not in (0, None) and b"r5 is a symlink" in err, f"pod directory symlink: rc {rc} {err!r}"
+        assert len(env.vmm_pids()) == started, "a VM was started with another container's checkpoint"
+        assert env.canary_intact(), "the canary was touched"
+
+
+@case
+def restore_directory_fifos_do_not_hang():
+    """Every file a restore reads from its directory is looked at before it
+    is opened: a FIFO named vm.json (read by every restore, to tell a
+    whole-VM checkpoint), vm.state or pod.json hung `restore` for ever (an
+    open for reading waits for a writer); a device there would have been
+    opened, with whatever its driver does on open. A clear error, within
+    seconds, no VM."""
+    with Env("good") as env:
+        images = good_images(env)
+        started = len(env.vmm_pids())
+        cases = []
+        d = os.path.join(env.tmp, "r-vmjson")
+        shutil.copytree(images, d)
+        os.mkfifo(os.path.join(d, "vm.json"))
+        cases.append(("vm.json", ["--image-path", d, "--bundle", env.bundle, "-d", "r6"], "vm.json is a FIFO"))
+        d = os.path.join(env.tmp, "r-vmstate")
+        os.makedirs(d)
+        with open(os.path.join(d, "vm.json"), "w") as f:
+            json.dump({"format": "cocoon-vm-snapshot 1", "container_id": "r6", "key": "k", "state": "vm.state"}, f)
+        os.mkfifo(os.path.join(d, "vm.state"))
+        cases.append(("vm.state", ["--image-path", d, "--bundle", env.bundle, "-d", "r6"], "vm.state is a FIFO"))
+        d = os.path.join(env.tmp, "r-pod")
+        os.makedirs(d)
+        os.mkfifo(os.path.join(d, "pod.json"))
+        cases.append(("pod.json", ["--pod", "--image-path", d, "r6"], "pod.json is a FIFO"))
+        for what, args, needle in cases:
+            rc, err, took = env.cocoon("restore", *args, timeout=15)
+            assert rc is not None, f"{what} a FIFO: restore hung (> 15 s)"
+            assert rc != 0 and needle.encode() in err, f"{what}: rc {rc} {err!r}"
+            assert took < 10, f"{what}: took {took:.1f} s"
+        assert len(env.vmm_pids()) == started, "a VM was started for a hostile restore directory"
+
+
+@case
+def pod_restore_takes_no_bundle_path_from_the_directory():
+    """pod.json names each container's bundle, but a restore directory may
+    come from another host: its paths chose which host bundle (rootfs,
+    volumes, namespaces) the checkpoint's images ran with. restore --pod
+    takes the bundles this host recorded at checkpoint --pod only."""
+    with Env("good") as env:
+        env.create("sb")
+        podck = os.path.join(env.tmp, "podck")
+        rc, err, _ = env.cocoon("checkpoint", "--pod", "--image-path", podck, "sb")
+        assert rc == 0, err
+        rc, err, _ = env.cocoon("delete", "--force", "sb")
+        assert rc == 0, err
+        foreign = os.path.join(env.tmp, "foreign")
+        shutil.copytree(podck, foreign)
+        started = len(env.vmm_pids())
+        rc, err, took = env.cocoon("restore", "--pod", "--image-path", foreign, "sb")
+        assert rc not in (0, None) and b"recorded no bundle" in err, f"foreign pod.json: rc {rc} {err!r}"
+        assert took < 10 and len(env.vmm_pids()) == started, "a VM was started with pod.json's bundle"
+        # The host's own checkpoint: its record is used, whatever pod.json
+        # says now (the hostile guest then fails the restore itself).
+        meta = os.path.join(podck, "pod.json")
+        with open(meta) as f:
+            doc = json.load(f)
+        doc["bundles"]["sb"] = os.path.join(env.tmp, "elsewhere-bundle")
+        with open(meta, "w") as f:
+            json.dump(doc, f)
+        rc, err, _ = env.cocoon("restore", "--pod", "--image-path", podck, "sb")
+        assert rc != 0 and b"not supported by the hostile guest" in err, f"recorded bundle: {err!r}"
+        assert b"elsewhere-bundle" not in err, err
 
 
 @case

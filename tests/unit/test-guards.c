@@ -167,7 +167,9 @@ static void test_shared_cap(void **st)
 			       .id = "c1"};
 	assert_int_equal(guard_start(&g, &o, NULL), 0);
 	atomic_store(&g.stop, true);
-	uint64_t used = guard_usage(g.shared_fd, 0);
+	bool deep = false;
+	uint64_t used = guard_usage(g.shared_fd, 0, &deep);
+	assert_false(deep);
 	if (used < (3 << 20) || used >= (4 << 20))
 		fail_msg("3 MiB written, %llu bytes counted", (unsigned long long)used);
 	guard_check_shared(&g);
@@ -186,6 +188,90 @@ static void test_shared_cap(void **st)
 	remove_tree(dir, NULL);
 }
 
+static pid_t fake_vmm(void)
+{
+	pid_t vmm = fork();
+	if (vmm == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		alarm(20);
+		pause();
+		_exit(0);
+	}
+	return vmm;
+}
+
+static void assert_killed(pid_t vmm)
+{
+	int status;
+	assert_int_equal(waitpid(vmm, &status, 0), vmm);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
+
+/* Two ways past a guard that adds up the blocks of the files it finds: the
+ * data nested deeper than its walk goes (it went 16 levels down and no
+ * further, so 8 MiB at level 20 counted nothing), and entries that store
+ * no block (each costs tmpfs an inode and a dentry). Both stop the VM. */
+/* The guard's state for checks made here, without its thread (whose
+ * walk would share the directory offset with ours). */
+static void guard_watch(struct sandbox_guard *g, const struct guard_opts *o)
+{
+	memset(g, 0, sizeof(*g));
+	g->o = *o;
+	g->console_fd = g->vmm_log_fd = -1;
+	g->shared_fd = open(o->shared_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(g->shared_fd >= 0);
+}
+
+static void test_shared_cap_deep_and_many(void **st)
+{
+	char dir[] = "/tmp/cocoon-test-shared.XXXXXX", p[1024];
+	static char block[1 << 20];
+	struct sandbox_guard g;
+	assert_non_null(mkdtemp(dir));
+	size_t n = (size_t)snprintf(p, sizeof(p), "%s", dir);
+	for (int i = 0; i < 20; i++) {
+		n += (size_t)snprintf(p + n, sizeof(p) - n, "/d");
+		assert_int_equal(mkdir(p, 0700), 0);
+	}
+	snprintf(p + n, sizeof(p) - n, "/junk");
+	int fd = open(p, O_WRONLY | O_CREAT, 0600);
+	memset(block, 1, sizeof(block));
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(write(fd, block, sizeof(block)), (ssize_t)sizeof(block));
+	close(fd);
+	pid_t vmm = fake_vmm();
+	struct guard_opts o = {.shared_dir = dir, .shared_cap = 4 << 20, .vmm = vmm, .id = "c1"};
+	guard_watch(&g, &o);
+	guard_check_shared(&g);
+	assert_true(atomic_load(&g.tripped));
+	assert_killed(vmm);
+	close(g.shared_fd);
+	remove_tree(dir, NULL);
+
+	/* 2000 empty files: no block, 2000 inodes. */
+	assert_non_null(mkdtemp(strcpy(dir, "/tmp/cocoon-test-shared.XXXXXX")));
+	for (int i = 0; i < 2000; i++) {
+		snprintf(p, sizeof(p), "%s/e%d", dir, i);
+		fd = open(p, O_WRONLY | O_CREAT, 0600);
+		assert_true(fd >= 0);
+		close(fd);
+	}
+	vmm = fake_vmm();
+	o.shared_dir = dir;
+	o.vmm = vmm;
+	guard_watch(&g, &o);
+	bool deep = false;
+	uint64_t used = guard_usage(g.shared_fd, 0, &deep);
+	assert_false(deep);
+	if (used < 2000ULL * GUARD_ENTRY_MIN_BYTES)
+		fail_msg("2000 empty files counted as %llu bytes", (unsigned long long)used);
+	guard_check_shared(&g);
+	assert_true(atomic_load(&g.tripped));
+	assert_killed(vmm);
+	close(g.shared_fd);
+	remove_tree(dir, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -193,6 +279,7 @@ int main(void)
 		cmocka_unit_test(test_event_behind_reply),
 		cmocka_unit_test(test_console_cap),
 		cmocka_unit_test(test_shared_cap),
+		cmocka_unit_test(test_shared_cap_deep_and_many),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

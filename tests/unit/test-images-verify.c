@@ -176,6 +176,39 @@ static void test_verify_pagemap_overflow(void **st)
 	expect_verify_error("overflows");
 }
 
+/* A restore directory from another host names its pre-dump by CRIU's
+ * "parent" link, ../NAME: NAME beside it must be a directory of the
+ * restore's own, not a symlink to a checkpoint elsewhere on this host. The
+ * chain's directories are shared into the restored VM, so a symlink made
+ * the host hand another container's checkpoint (its memory pages) to the
+ * guest: verified, since it is a real checkpoint. */
+static void test_verify_parent_symlink_out(void **st)
+{
+	char saved[sizeof(dest)], victim[sizeof(dest)], link[300];
+	struct images_chain chain = {0};
+	struct error *err = NULL;
+	/* Another container's checkpoint, outside the restore directory. */
+	snprintf(saved, sizeof(saved), "%s", dest);
+	assert_true(strlen(canary_dir) + sizeof("/victim-ck") <= sizeof(victim));
+	strcat(strcpy(victim, canary_dir), "/victim-ck");
+	snprintf(dest, sizeof(dest), "%s", victim);
+	published();
+	snprintf(dest, sizeof(dest), "%s", saved);
+	make_dump();
+	published();
+	snprintf(link, sizeof(link), "%s/parent", dest);
+	assert_int_equal(symlink("../pre", link), 0);
+	snprintf(link, sizeof(link), "%s/pre", root);
+	assert_int_equal(symlink(victim, link), 0);
+	expect_verify_error("pre is a symlink");
+	/* The same with a real directory there: the chain is followed. */
+	unlink(link);
+	assert_int_equal(rename(victim, link), 0);
+	assert_int_equal(images_verify(dest, &default_limits, &chain, &err), 0);
+	assert_int_equal(chain.n, 2);
+	images_chain_free(&chain);
+}
+
 static void test_pagemap_reader(void **st)
 {
 	uint8_t pm[64];
@@ -204,6 +237,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_verify_unlisted_entries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_sparse_giant, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_pagemap_overflow, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verify_parent_symlink_out, setup, teardown),
 		cmocka_unit_test(test_pagemap_reader),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

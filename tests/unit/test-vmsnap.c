@@ -248,6 +248,16 @@ static void test_meta_is_checked(void **state)
 	assert_int_not_equal(vmsnap_meta_read(dir, &m, &found, &err), 0);
 	error_free(&err);
 	unlink(path);
+	/* A FIFO is looked at, not opened: the open waited for a writer
+	 * for ever (the alarm ends the test instead). */
+	assert_int_equal(mkfifo(path, 0600), 0);
+	alarm(10);
+	assert_int_not_equal(vmsnap_meta_read(dir, &m, &found, &err), 0);
+	alarm(0);
+	assert_non_null(err);
+	assert_non_null(strstr(err->msg, "a FIFO"));
+	error_free(&err);
+	unlink(path);
 }
 
 /* ---- zstd of vm.state (vmsnap-zstd.h) ----------------------------------- */

@@ -6,8 +6,10 @@
 #include "container.h"
 #include "criu-config.h"
 #include "images.h"
+#include "log.h"
 #include "resources-kept.h"
 #include "pod.h"
+#include "pod-record.h"
 #include "paths.h"
 #include "safefs.h"
 #include "shim.h"
@@ -125,7 +127,11 @@ static void print_checkpoint_stats(const struct checkpoint_options *o,
 	json_object_object_add(j, "copy_ms", json_object_new_uint64(rep->copy_ms));
 	json_object_object_add(j, "copy_overlapped", json_object_new_boolean(rep->copy_overlapped));
 	json_object_object_add(j, "dev_shm_second_try", json_object_new_boolean(o->shm_second_try));
-	json_object_object_add(j, "route", json_object_new_string(rep->route ? rep->route : ""));
+	/* The guest's word, bound for a terminal: JSON escapes C0 only. */
+	char route[64];
+	snprintf(route, sizeof(route), "%s", rep->route ? rep->route : "");
+	agent_text_sanitize(route);
+	json_object_object_add(j, "route", json_object_new_string(route));
 	json_object_object_add(j, "staging",
 			       json_object_new_string(o->staged_beside ? "beside" : "shared"));
 	json_object_object_add(j, "container_mib", json_object_new_uint64(rep->container_mib));
@@ -513,6 +519,14 @@ int checkpoint_pod(struct global_opts *g, const char *id, struct checkpoint_opti
 			r = error_set(err, ENOMEM, "checkpoint");
 		else
 			r = write_file_atomic(path, text, strlen(text), 0600, err);
+		/* restore --pod takes the bundles from the host's record only
+		 * (pod-record.h); without it the pod is restored container by
+		 * container, so the checkpoint stands. */
+		_cleanup_error_ struct error *rec_err = NULL;
+		if (r == 0 && pod_record_write(&g->cfg, o->image_path, bundles, &rec_err) < 0)
+			log_warning(
+				"checkpoint --pod %s: the bundles were not recorded for restore --pod (restore it container by container): %s",
+				id, rec_err->msg);
 		json_object_put(j);
 	}
 	if (r < 0) {

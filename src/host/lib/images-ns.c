@@ -75,15 +75,11 @@ int images_ns_ids_parse(const uint8_t *p, size_t len, struct images_ns_ids *ids)
 
 /* The first entry of a CRIU image: after its magic (two for most images,
  * one for inventory.img), a little-endian u32 size, then the message. */
-static int first_entry(int dirfd, const char *name, char **data, const uint8_t **msg,
+static int first_entry(const uint8_t *data, size_t len, const char *name, const uint8_t **msg,
 		       size_t *msg_len, struct error **err)
 {
-	size_t len;
 	uint32_t magic, n;
-	int r = safefs_read(dirfd, name, IMAGES_NS_MAX_FILE, data, &len, err);
-	if (r < 0)
-		return r;
-	const uint8_t *p = (const uint8_t *)*data, *end = p + len;
+	const uint8_t *p = data, *end = p + len;
 	if (len < 8)
 		return error_setx(err, EINVAL, "%s: truncated", name);
 	memcpy(&magic, p, 4);
@@ -99,19 +95,45 @@ static int first_entry(int dirfd, const char *name, char **data, const uint8_t *
 	return 0;
 }
 
-int images_check_namespaces(int dirfd, struct error **err)
+int images_ns_init_pid(const uint8_t *inv, size_t inv_len, const uint8_t *tree, size_t tree_len,
+		       uint32_t *pid, struct error **err)
 {
-	_cleanup_free_ char *inv = NULL, *tree = NULL, *idsf = NULL;
-	const uint8_t *m, *root = NULL;
-	size_t len, root_len = 0;
-	const uint8_t *p, *end;
+	const uint8_t *m, *p, *end;
+	size_t len;
 	struct pb_field f;
-	uint64_t pid = 0;
+	uint64_t v = 0;
 	int r;
-
-	/* inventory_entry.root_ids = 3: what CRIU itself had at the dump. */
-	if ((r = first_entry(dirfd, "inventory.img", &inv, &m, &len, err)) < 0)
+	/* inventory_entry.root_ids = 3 must be there (checked again below). */
+	if ((r = first_entry(inv, inv_len, "inventory.img", &m, &len, err)) < 0)
 		return r;
+	for (p = m, end = m + len; (r = pb_next(&p, end, &f)) > 0;)
+		;
+	if (r < 0)
+		return error_setx(err, EINVAL, "inventory.img: malformed");
+	/* pstree_entry.pid = 1 of the first task: the container's init. */
+	if ((r = first_entry(tree, tree_len, "pstree.img", &m, &len, err)) < 0)
+		return r;
+	for (p = m, end = m + len; (r = pb_next(&p, end, &f)) > 0;)
+		if (f.num == 1 && f.type == 0)
+			v = f.value;
+	if (r < 0 || v == 0 || v > INT32_MAX)
+		return error_setx(err, EINVAL, "pstree.img: malformed (no init pid)");
+	*pid = (uint32_t)v;
+	return 0;
+}
+
+int images_ns_check(const uint8_t *inv, size_t inv_len, uint32_t pid, const uint8_t *ids,
+		    size_t ids_len, struct error **err)
+{
+	const uint8_t *m, *root = NULL, *p, *end;
+	size_t len, root_len = 0;
+	struct pb_field f;
+	char name[32];
+	int r;
+	snprintf(name, sizeof(name), "ids-%u.img", (unsigned)pid);
+	if ((r = first_entry(inv, inv_len, "inventory.img", &m, &len, err)) < 0)
+		return r;
+	/* inventory_entry.root_ids = 3: what CRIU itself had at the dump. */
 	for (p = m, end = m + len; (r = pb_next(&p, end, &f)) > 0;)
 		if (f.num == 3 && f.type == 2) {
 			root = f.data;
@@ -119,22 +141,8 @@ int images_check_namespaces(int dirfd, struct error **err)
 		}
 	if (r < 0)
 		return error_setx(err, EINVAL, "inventory.img: malformed");
-	/* pstree_entry.pid = 1 of the first task: the container's init. */
-	if ((r = first_entry(dirfd, "pstree.img", &tree, &m, &len, err)) < 0)
+	if ((r = first_entry(ids, ids_len, name, &m, &len, err)) < 0)
 		return r;
-	for (p = m, end = m + len; (r = pb_next(&p, end, &f)) > 0;)
-		if (f.num == 1 && f.type == 0)
-			pid = f.value;
-	if (r < 0 || pid == 0 || pid > INT32_MAX)
-		return error_setx(err, EINVAL, "pstree.img: malformed (no init pid)");
-	char name[32];
-	snprintf(name, sizeof(name), "ids-%u.img", (unsigned)pid);
-	if ((r = first_entry(dirfd, name, &idsf, &m, &len, err)) < 0)
-		return r == -ENOENT
-			       ? error_setx(err, EINVAL,
-					    "%s (the namespaces of the init, task %u) is missing",
-					    name, (unsigned)pid)
-			       : r;
 	struct images_ns_ids own, init;
 	if (!root || images_ns_ids_parse(root, root_len, &own) < 0)
 		return error_setx(err, EINVAL, "inventory.img: no root_ids (CRIU's namespaces)");
@@ -149,4 +157,30 @@ int images_check_namespaces(int dirfd, struct error **err)
 			"the checkpoint's init (task %u) ran in the guest's own %s namespace, the one CRIU and the agent run in (%s and inventory.img's root_ids name the same one); restoring it would put it back there, beside the agent: refused. cocoon gives every container its own pid and mount namespace, so these images were made elsewhere",
 			(unsigned)pid, which, name);
 	return 0;
+}
+
+int images_check_namespaces(int dirfd, struct error **err)
+{
+	_cleanup_free_ char *inv = NULL, *tree = NULL, *idsf = NULL;
+	size_t inv_len, tree_len, ids_len;
+	uint32_t pid;
+	char name[32];
+	int r;
+
+	if ((r = safefs_read(dirfd, "inventory.img", IMAGES_NS_MAX_FILE, &inv, &inv_len, err)) <
+		    0 ||
+	    (r = safefs_read(dirfd, "pstree.img", IMAGES_NS_MAX_FILE, &tree, &tree_len, err)) < 0)
+		return r;
+	if ((r = images_ns_init_pid((const uint8_t *)inv, inv_len, (const uint8_t *)tree, tree_len,
+				    &pid, err)) < 0)
+		return r;
+	snprintf(name, sizeof(name), "ids-%u.img", (unsigned)pid);
+	if ((r = safefs_read(dirfd, name, IMAGES_NS_MAX_FILE, &idsf, &ids_len, err)) < 0)
+		return r == -ENOENT
+			       ? error_setx(err, EINVAL,
+					    "%s (the namespaces of the init, task %u) is missing",
+					    name, (unsigned)pid)
+			       : r;
+	return images_ns_check((const uint8_t *)inv, inv_len, pid, (const uint8_t *)idsf, ids_len,
+			       err);
 }

@@ -33,3 +33,12 @@ struct images_ns_ids {
 	uint64_t pid_ns, mnt_ns;
 };
 int images_ns_ids_parse(const uint8_t *p, size_t len, struct images_ns_ids *ids);
+
+/* images_check_namespaces() on the images' bytes, for the fuzzer and the
+ * tests: the init's pid from inventory.img (checked for its form) and
+ * pstree.img, then the check against that task's ids-PID.img. Errors as
+ * above. */
+int images_ns_init_pid(const uint8_t *inv, size_t inv_len, const uint8_t *tree, size_t tree_len,
+		       uint32_t *pid, struct error **err);
+int images_ns_check(const uint8_t *inv, size_t inv_len, uint32_t pid, const uint8_t *ids,
+		    size_t ids_len, struct error **err);

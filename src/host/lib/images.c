@@ -323,7 +323,8 @@ static int check_size(int dirfd, const struct images_meta_file *f, struct error 
 static int images_verify_one(const char *dir, bool need_tree, const struct images_budget *b,
 			     char **resources, struct error **err)
 {
-	_cleanup_close_ int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
+	_cleanup_close_ int dirfd =
+		open(dir, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
 	_cleanup_free_ char *text = NULL;
 	struct images_meta m;
 	size_t len;
@@ -434,5 +435,16 @@ int images_verify(const char *dir, const struct images_limits *lim, struct image
 		*slash = 0;
 		size_t len = strlen(cur);
 		snprintf(cur + len, sizeof(cur) - len, "/%s", target + 3);
+		/* The pre-dump is shared into the restored VM: a directory
+		 * beside, never a symlink to a checkpoint elsewhere on this
+		 * host (another container's pages). */
+		struct stat ls;
+		if (lstat(cur, &ls) < 0)
+			return error_set(err, errno, "%s: its pre-dump %s", dir, cur);
+		if (!S_ISDIR(ls.st_mode))
+			return error_setx(
+				err, EINVAL,
+				"%s: its pre-dump %s is %s, not a directory beside it (runc's ../NAME layout)",
+				dir, cur, S_ISLNK(ls.st_mode) ? "a symlink" : "not a directory");
 	}
 }

@@ -8,6 +8,8 @@
 #include "images.h"
 #include "log.h"
 #include "paths.h"
+#include "pod-record.h"
+#include "safefs.h"
 #include "vmsnap-zstd.h"
 #include "vmsnap.h"
 
@@ -65,16 +67,18 @@ static int vmsnap_restore(struct global_opts *g, const char *id, const char *dir
 			dir, m->container_id, m->container_id);
 	if (asprintf(&state, "%s/%s", dir, m->zstd ? VMSNAP_STATE_ZST : VMSNAP_STATE) < 0)
 		return error_set(err, ENOMEM, "restore");
-	/* QEMU opens it by path: a regular file here, within the limits. */
-	_cleanup_close_ int fd = open(state, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0)
-		return error_set(err, errno, "%s", state);
-	if (!S_ISREG(st.st_mode) || st.st_size == 0 ||
-	    (uint64_t)st.st_blocks * 512 > (uint64_t)g->cfg.checkpoint_max_bytes)
-		return error_setx(
-			err, EINVAL,
-			"%s: not a regular file, empty, or larger than checkpoint_max_bytes",
-			state);
+	/* QEMU opens it by path: a regular file here, within the limits,
+	 * looked at before it is opened (a FIFO would hang the open). */
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return error_set(err, errno, "image directory %s", dir);
+	_cleanup_close_ int fd = safefs_open_regular(dfd, m->zstd ? VMSNAP_STATE_ZST : VMSNAP_STATE,
+						     UINT64_MAX, &st, err);
+	if (fd < 0)
+		return error_wrap(err, "image directory %s", dir);
+	if (st.st_size == 0 || (uint64_t)st.st_blocks * 512 > (uint64_t)g->cfg.checkpoint_max_bytes)
+		return error_setx(err, EINVAL, "%s: empty, or larger than checkpoint_max_bytes",
+				  state);
 	_cleanup_free_ char *raw = NULL;
 	if (m->zstd) {
 		int r = unpack_state(g, id, fd, state, m, &raw, err);
@@ -163,7 +167,9 @@ int container_restore(struct global_opts *g, const char *id, const char *image_p
 enum { POD_RESTORE_MAX = 33 }; /* checkpoint --pod's 32 members and the sandbox */
 
 /* DIR/pod.json as checkpoint --pod wrote it: ids[0] the sandbox, then the
- * members; bundles[i] from its "bundles" (NULL when none is named). */
+ * members; bundles[i] as this host recorded it (pod-record.h; NULL when it
+ * recorded none): pod.json's own "bundles" are the untrusted directory's
+ * word, and name no path the host follows. */
 struct pod_manifest {
 	char ids[POD_RESTORE_MAX][COCOON_ID_MAX + 1];
 	char *bundles[POD_RESTORE_MAX];
@@ -176,11 +182,10 @@ static void pod_manifest_free(struct pod_manifest *m)
 		free(m->bundles[i]);
 }
 
-static int pod_manifest_add(struct pod_manifest *m, json_object *id, json_object *bundles,
-			    struct error **err)
+static int pod_manifest_add(struct global_opts *g, const char *dir, struct pod_manifest *m,
+			    json_object *id, struct error **err)
 {
 	const char *s = json_object_is_type(id, json_type_string) ? json_object_get_string(id) : "";
-	json_object *b = NULL;
 	if (m->n == POD_RESTORE_MAX)
 		return error_setx(err, E2BIG, "pod.json: more than %d containers", POD_RESTORE_MAX);
 	if (validate_id("container", s, err) < 0)
@@ -189,25 +194,28 @@ static int pod_manifest_add(struct pod_manifest *m, json_object *id, json_object
 		if (strcmp(m->ids[i], s) == 0)
 			return error_setx(err, EINVAL, "pod.json: %s is listed twice", s);
 	snprintf(m->ids[m->n], sizeof(m->ids[0]), "%s", s);
-	if (bundles && json_object_object_get_ex(bundles, s, &b) &&
-	    json_object_is_type(b, json_type_string) && json_object_get_string(b)[0] == '/' &&
-	    !(m->bundles[m->n] = strdup(json_object_get_string(b))))
-		return error_set(err, ENOMEM, "pod.json");
+	m->bundles[m->n] = pod_record_bundle(&g->cfg, dir, s);
 	m->n++;
 	return 0;
 }
 
-static int pod_manifest_read(const char *dir, struct pod_manifest *m, struct error **err)
+static int pod_manifest_read(struct global_opts *g, const char *dir, struct pod_manifest *m,
+			     struct error **err)
 {
 	_cleanup_free_ char *path = NULL, *text = NULL;
-	json_object *root, *sb, *members, *bundles = NULL;
+	json_object *root, *sb, *members;
 	int r;
 
 	memset(m, 0, sizeof(*m));
 	if (asprintf(&path, "%s/pod.json", dir) < 0)
 		return error_set(err, ENOMEM, "pod.json");
-	if (read_file_bounded(path, 256 * 1024, &text, NULL, err) < 0)
-		return error_wrap(err, "not a checkpoint of a whole pod (checkpoint --pod)");
+	/* Untrusted: looked at before it is opened (safefs.h). */
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return error_set(err, errno, "image directory %s", dir);
+	if (safefs_read(dfd, "pod.json", 256 * 1024, &text, NULL, err) < 0)
+		return error_wrap(err, "%s: not a checkpoint of a whole pod (checkpoint --pod)",
+				  dir);
 	if (!(root = json_tokener_parse(text)))
 		return error_setx(err, EINVAL, "%s: not JSON", path);
 	if (!json_object_object_get_ex(root, "sandbox", &sb) ||
@@ -216,12 +224,9 @@ static int pod_manifest_read(const char *dir, struct pod_manifest *m, struct err
 		json_object_put(root);
 		return error_setx(err, EINVAL, "%s: expected \"sandbox\" and \"members\"", path);
 	}
-	json_object_object_get_ex(root, "bundles", &bundles);
-	if (bundles && !json_object_is_type(bundles, json_type_object))
-		bundles = NULL;
-	r = pod_manifest_add(m, sb, bundles, err);
+	r = pod_manifest_add(g, dir, m, sb, err);
 	for (size_t i = 0; r == 0 && i < json_object_array_length(members); i++)
-		r = pod_manifest_add(m, json_object_array_get_idx(members, i), bundles, err);
+		r = pod_manifest_add(g, dir, m, json_object_array_get_idx(members, i), err);
 	json_object_put(root);
 	return r;
 }
@@ -244,10 +249,18 @@ static int pod_restore_one(struct global_opts *g, const char *dir, const char *i
 {
 	_cleanup_free_ char *images = NULL;
 	char resolved[PATH_MAX];
+	struct stat ls;
 	pid_t shim;
 
 	if (asprintf(&images, "%s/%s", dir, id) < 0)
 		return error_set(err, ENOMEM, "restore %s", id);
+	/* DIR came from wherever the checkpoint did: its <id> is a directory
+	 * of its own, never a symlink to a checkpoint elsewhere on this host
+	 * (whose images would be shared into the restored VM). */
+	if (lstat(images, &ls) == 0 && !S_ISDIR(ls.st_mode))
+		return error_setx(err, EINVAL, "restore %s: %s is %s, not a directory of the pod's",
+				  id, images,
+				  S_ISLNK(ls.st_mode) ? "a symlink" : "not a directory");
 	if (!realpath(images, resolved))
 		return error_set(err, errno, "restore %s: image path %s", id, images);
 	int r = restore_images(g, id, resolved, o, &shim, err);
@@ -268,7 +281,7 @@ static int pod_restore(struct global_opts *g, const char *id, const char *dir,
 	struct pod_manifest m;
 	Cocoon__CriuOptions criu[POD_RESTORE_MAX];
 	const char *bundle[POD_RESTORE_MAX] = {0};
-	int done = 0, collected = 0, r = pod_manifest_read(dir, &m, err);
+	int done = 0, collected = 0, r = pod_manifest_read(g, dir, &m, err);
 	bool held = false;
 
 	if (r == 0 && strcmp(m.ids[0], id) != 0)
@@ -276,10 +289,10 @@ static int pod_restore(struct global_opts *g, const char *id, const char *dir,
 	for (int i = 0; r == 0 && i < m.n; i++) {
 		bundle[i] = i == 0 && o->bundle ? o->bundle : m.bundles[i];
 		if (!bundle[i]) {
-			r = error_setx(err, EINVAL,
-				       "restore %s: pod.json names no bundle for it (give the "
-				       "sandbox's with --bundle)",
-				       m.ids[i]);
+			r = error_setx(
+				err, EINVAL,
+				"restore %s: this host recorded no bundle for it (checkpoint --pod records each container's in host_checkpoint_dir; pod.json's are not taken: a restore directory names no host path). Give the sandbox's with --bundle; restore a pod checkpointed elsewhere, or moved, container by container (docs/pods.md)",
+				m.ids[i]);
 			break;
 		}
 		criu[i] = *cli_criu;

@@ -12,26 +12,32 @@
 #include <time.h>
 
 #define CONSOLE_KEEP_MAX (4 << 20)
-#define GUARD_MAX_DEPTH 16
 
-void guard_check_console(struct sandbox_guard *g)
+/* A log QEMU appends to, past CAP: its last half-cap (at most
+ * CONSOLE_KEEP_MAX) goes to PATH.1 and the log starts again. */
+static void cap_log(int fd, const char *path, uint64_t cap)
 {
 	struct stat st;
-	if (g->console_fd < 0 || fstat(g->console_fd, &st) < 0 ||
-	    (uint64_t)st.st_size <= g->o.console_cap)
+	if (fd < 0 || fstat(fd, &st) < 0 || (uint64_t)st.st_size <= cap)
 		return;
-	uint64_t half = g->o.console_cap / 2;
+	uint64_t half = cap / 2;
 	size_t keep = (size_t)(half < CONSOLE_KEEP_MAX ? half : CONSOLE_KEEP_MAX);
 	_cleanup_free_ char *buf = malloc(keep ? keep : 1), *old = NULL;
-	ssize_t n = buf ? pread(g->console_fd, buf, keep, st.st_size - (off_t)keep) : -1;
-	if (n > 0 && asprintf(&old, "%s.1", g->console_path) >= 0)
+	ssize_t n = buf ? pread(fd, buf, keep, st.st_size - (off_t)keep) : -1;
+	if (n > 0 && asprintf(&old, "%s.1", path) >= 0)
 		(void)write_file_atomic(old, buf, (size_t)n, 0600, NULL); /* keep what we can */
 	/* QEMU writes with O_APPEND: its next line lands at the new end. */
-	if (ftruncate(g->console_fd, 0) < 0)
+	if (ftruncate(fd, 0) < 0)
 		return;
 }
 
-uint64_t guard_usage(int dirfd, int depth)
+void guard_check_console(struct sandbox_guard *g)
+{
+	cap_log(g->console_fd, g->console_path, g->o.console_cap);
+	cap_log(g->vmm_log_fd, g->o.vmm_log_path, g->o.console_cap);
+}
+
+uint64_t guard_usage(int dirfd, int depth, bool *too_deep)
 {
 	_cleanup_closedir_ DIR *d = safefs_opendir(dirfd);
 	struct dirent *de;
@@ -43,13 +49,22 @@ uint64_t guard_usage(int dirfd, int depth)
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
 		    fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
-		sum += (uint64_t)st.st_blocks * 512;
-		if (!S_ISDIR(st.st_mode) || depth >= GUARD_MAX_DEPTH)
+		/* An empty file or a directory stores no block, but its inode
+		 * and name cost the state root's filesystem (host memory on
+		 * tmpfs): a guest making millions of them is stopped too. */
+		uint64_t blocks = (uint64_t)st.st_blocks * 512;
+		sum += blocks > GUARD_ENTRY_MIN_BYTES ? blocks : GUARD_ENTRY_MIN_BYTES;
+		if (!S_ISDIR(st.st_mode))
 			continue;
+		/* Deeper than any dump: what is below would go uncounted. */
+		if (depth + 1 >= GUARD_MAX_DEPTH) {
+			*too_deep = true;
+			continue;
+		}
 		_cleanup_close_ int sub =
 			openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (sub >= 0)
-			sum += guard_usage(sub, depth + 1);
+			sum += guard_usage(sub, depth + 1, too_deep);
 	}
 	return sum;
 }
@@ -58,14 +73,20 @@ void guard_check_shared(struct sandbox_guard *g)
 {
 	if (g->shared_fd < 0 || atomic_load(&g->tripped))
 		return;
-	uint64_t used = guard_usage(g->shared_fd, 0);
-	if (used <= g->o.shared_cap)
+	bool too_deep = false;
+	uint64_t used = guard_usage(g->shared_fd, 0, &too_deep);
+	if (used <= g->o.shared_cap && !too_deep)
 		return;
 	atomic_store(&g->tripped, true);
-	fprintf(stderr,
-		"cocoon: container %s: the guest stored %llu bytes in its shared directory, over %llu (limits.shared_max_bytes); its VM is stopped\n",
-		g->o.id ? g->o.id : "?", (unsigned long long)used,
-		(unsigned long long)g->o.shared_cap);
+	if (too_deep)
+		fprintf(stderr,
+			"cocoon: container %s: the guest nested directories in its shared directory deeper than %d levels, past what the host counts against limits.shared_max_bytes; its VM is stopped\n",
+			g->o.id ? g->o.id : "?", GUARD_MAX_DEPTH);
+	else
+		fprintf(stderr,
+			"cocoon: container %s: the guest stored %llu bytes in its shared directory, over %llu (limits.shared_max_bytes); its VM is stopped\n",
+			g->o.id ? g->o.id : "?", (unsigned long long)used,
+			(unsigned long long)g->o.shared_cap);
 	if (g->o.vmm > 0)
 		kill(g->o.vmm, SIGKILL);
 }
@@ -86,10 +107,19 @@ int guard_start(struct sandbox_guard *g, const struct guard_opts *o, struct erro
 {
 	memset(g, 0, sizeof(*g));
 	g->o = *o;
-	g->console_fd = g->shared_fd = -1;
+	g->console_fd = g->shared_fd = g->vmm_log_fd = -1;
 	g->console_fd = open(o->console_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (g->console_fd < 0)
 		return error_set(err, errno, "console log %s", o->console_path);
+	if (o->vmm_log_path) {
+		g->vmm_log_fd =
+			open(o->vmm_log_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (g->vmm_log_fd < 0) {
+			int e = errno;
+			closep(&g->console_fd);
+			return error_set(err, e, "QEMU's log %s", o->vmm_log_path);
+		}
+	}
 	if (o->shared_dir)
 		g->shared_fd = open(o->shared_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	int r = !(g->console_path = strdup(o->console_path)) ? ENOMEM
@@ -99,6 +129,7 @@ int guard_start(struct sandbox_guard *g, const struct guard_opts *o, struct erro
 	if (r != 0) {
 		closep(&g->console_fd);
 		closep(&g->shared_fd);
+		closep(&g->vmm_log_fd);
 		free(g->console_path);
 		return error_set(err, r, "guard of %s", o->console_path);
 	}
@@ -114,6 +145,7 @@ void guard_stop(struct sandbox_guard *g)
 	pthread_join(g->thread, NULL);
 	closep(&g->console_fd);
 	closep(&g->shared_fd);
+	closep(&g->vmm_log_fd);
 	free(g->console_path);
 	g->started = false;
 }

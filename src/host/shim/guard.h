@@ -3,10 +3,15 @@
  *
  * - The serial console log (limits.console_log_max_bytes): QEMU appends to
  *   it (append=on); past the cap its last half-cap (at most 4 MiB) moves to
- *   console.log.1 and console.log starts again, empty.
+ *   console.log.1 and console.log starts again, empty. QEMU's own log (its
+ *   stderr, opened O_APPEND), where a guest that owns its kernel can make
+ *   it print a line per bad virtio request, is kept under the same cap.
  * - The shared directory (limits.shared_max_bytes): the blocks of every
- *   file in it are added up; past the cap the VM is killed, since the
- *   state root is often tmpfs, so host memory.
+ *   file in it are added up, each entry (an empty file, a directory, a
+ *   symlink) counting at least GUARD_ENTRY_MIN_BYTES; past the cap the VM
+ *   is killed, since the state root is often tmpfs, so host memory. A
+ *   directory nested GUARD_MAX_DEPTH levels deep kills it too: the walk
+ *   goes no deeper, so what is below would go uncounted.
  * The thread checks ten times a second (the shared directory twice). */
 #pragma once
 
@@ -18,10 +23,18 @@
 
 #include "error.h"
 
+/* What one entry of the shared directory counts at least: a page, about
+ * what an inode, its dentry and its name cost the kernel. */
+#define GUARD_ENTRY_MIN_BYTES 4096
+/* The depth of the shared directory the guard walks; a dump is 2 levels
+ * (checkpoints/CKID). */
+#define GUARD_MAX_DEPTH 16
+
 struct guard_opts {
 	const char *console_path;
 	uint64_t console_cap;
-	const char *shared_dir; /* NULL: not watched */
+	const char *vmm_log_path; /* QEMU's stderr (O_APPEND), or NULL */
+	const char *shared_dir;	  /* NULL: not watched */
 	uint64_t shared_cap;
 	pid_t vmm;	/* killed when the shared directory passes its cap */
 	const char *id; /* for the message */
@@ -32,7 +45,7 @@ struct sandbox_guard {
 	bool started;
 	atomic_bool stop;
 	atomic_bool tripped; /* the shared directory passed its cap */
-	int console_fd, shared_fd;
+	int console_fd, shared_fd, vmm_log_fd;
 	char *console_path;
 	struct guard_opts o;
 	unsigned ticks;
@@ -40,8 +53,12 @@ struct sandbox_guard {
 
 int guard_start(struct sandbox_guard *g, const struct guard_opts *o, struct error **err);
 void guard_stop(struct sandbox_guard *g);
-/* One check of each, as the thread makes them (for tests). */
+/* One check of each, as the thread makes them (for tests); the first
+ * checks the console log and QEMU's log. */
 void guard_check_console(struct sandbox_guard *g);
 void guard_check_shared(struct sandbox_guard *g);
-/* The bytes stored below dirfd (st_blocks), not following symlinks. */
-uint64_t guard_usage(int dirfd, int depth);
+/* The bytes stored below dirfd (st_blocks, at least GUARD_ENTRY_MIN_BYTES
+ * an entry), not following symlinks, DEPTH levels below the shared
+ * directory; sets *too_deep when a directory is GUARD_MAX_DEPTH levels
+ * down (left uncounted). */
+uint64_t guard_usage(int dirfd, int depth, bool *too_deep);

@@ -189,6 +189,7 @@ static int start_guard(struct shim *s, struct error **err)
 	struct guard_opts o = {
 		.console_path = s->sb.console_log,
 		.console_cap = (uint64_t)cfg->console_log_max_bytes,
+		.vmm_log_path = s->sb.vmm_log,
 		.shared_dir = s->sb.shared_dir,
 		.shared_cap = cfg->shared_max_bytes ? (uint64_t)cfg->shared_max_bytes
 						    : ((uint64_t)s->sb.memory_mib * 2 + 256) << 20,

@@ -473,9 +473,11 @@ static int qemu_start(struct vm *vm, const struct vm_spec *spec, struct error **
 		if (spec->incoming_fd > 0)
 			fcntl(spec->incoming_fd, F_SETFD, 0);
 		int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		int log = spec->vmm_log ? open(spec->vmm_log,
-					       O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)
-					: -1;
+		/* O_APPEND: the shim's guard truncates it at its cap. */
+		int log = spec->vmm_log
+				  ? open(spec->vmm_log,
+					 O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600)
+				  : -1;
 		if (in >= 0 && dup2(in, 0) < 0)
 			_exit(126);
 		if (log >= 0 && (dup2(log, 1) < 0 || dup2(log, 2) < 0))

@@ -4,6 +4,7 @@
 #include "cleanup.h"
 #include "paths.h"
 #include "qmp.h"
+#include "safefs.h"
 #include "vmsnap-zstd.h"
 
 #include <fcntl.h>
@@ -55,21 +56,20 @@ int vmsnap_meta_read(const char *dir, struct vmsnap_meta *m, bool *found, struct
 	*found = false;
 	if (dfd < 0)
 		return error_set(err, errno, "image directory %s", dir);
-	_cleanup_close_ int fd = openat(dfd, VMSNAP_META, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT)
+	/* The directory is untrusted: a FIFO or a device named vm.json is
+	 * looked at, never opened (safefs_open_regular). */
+	size_t len = 0;
+	int r = safefs_read(dfd, VMSNAP_META, VMSNAP_META_MAX, &text, &len, err);
+	if (r == -ENOENT) {
+		error_free(err);
 		return 0;
+	}
 	*found = true;
-	struct stat st;
-	if (fd < 0 || fstat(fd, &st) < 0)
-		return error_set(err, errno, "%s/" VMSNAP_META, dir);
-	if (!S_ISREG(st.st_mode) || st.st_size <= 0 || st.st_size > VMSNAP_META_MAX)
-		return error_setx(err, EINVAL, "%s/" VMSNAP_META ": not a file of 1 to %d bytes",
-				  dir, VMSNAP_META_MAX);
-	text = calloc(1, (size_t)st.st_size + 1);
-	if (!text || read(fd, text, (size_t)st.st_size) != st.st_size)
-		return error_set(err, text ? EIO : ENOMEM, "read %s/" VMSNAP_META, dir);
+	if (r < 0)
+		return error_wrap(err, "image directory %s", dir);
+	if (len == 0)
+		return error_setx(err, EINVAL, "%s/" VMSNAP_META ": empty", dir);
 	json_object *o = json_tokener_parse(text), *v;
-	int r = 0;
 	const char *fmt = NULL, *id = NULL, *key = NULL, *state = NULL;
 	if (o && json_object_object_get_ex(o, "format", &v) &&
 	    json_object_is_type(v, json_type_string))

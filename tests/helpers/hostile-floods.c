@@ -1,0 +1,141 @@
+/* The floods and attacks of the hostile guest (hostile.h) that run beside
+ * its protocol: the shared directory filled, the console and QEMU's stderr
+ * flooded, the volumes share attacked. Test-only; never in the image. */
+#include "hostile.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* 64 MiB into the shared directory at about 16 MiB/s, from a child that
+ * dies with this process, as QEMU's own writes would stop. "fill-shared-deep"
+ * writes it 20 directories down, "fill-shared-inodes" makes empty files
+ * instead (no block stored, an inode each). */
+void fill_shared(void)
+{
+	static char block[1 << 20];
+	char path[4200];
+	if (fork() != 0)
+		return;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	memset(block, 'J', sizeof(block));
+	size_t n = (size_t)snprintf(path, sizeof(path), "%s", shared);
+	if (is("fill-shared-inodes")) {
+		for (int i = 0; i < 200000; i++) {
+			snprintf(path + n, sizeof(path) - n, "/e%d", i);
+			int fd = open(path, O_WRONLY | O_CREAT, 0644);
+			if (fd < 0)
+				break;
+			close(fd);
+		}
+		_exit(0);
+	}
+	for (int i = 0; is("fill-shared-deep") && i < 20; i++) {
+		n += (size_t)snprintf(path + n, sizeof(path) - n, "/d");
+		mkdir(path, 0755);
+	}
+	snprintf(path + n, sizeof(path) - n, "/junk");
+	note("junk ", path);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	for (int i = 0; i < 64 && fd >= 0; i++) {
+		if (write(fd, block, sizeof(block)) < 0)
+			break;
+		usleep(60000);
+	}
+	_exit(0);
+}
+
+/* "vmm-log-flood": what QEMU prints on stderr for each control message a
+ * guest that owns its kernel sends with a bad port id ("virtio-serial-bus:
+ * Unexpected port id"), as fast as it can: 64 MiB at about 10 MiB/s into
+ * QEMU's own log, qemu.log in the state directory. */
+void flood_stderr(void)
+{
+	static char line[] =
+		"qemu-system-x86_64: virtio-serial-bus: Unexpected port id 4096 for device virtio-serial0.0\n";
+	if (fork() != 0)
+		return;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	for (long long done = 0, i = 0; done < (64LL << 20); i++) {
+		if (write(2, line, sizeof(line) - 1) < 0)
+			break;
+		done += (long long)sizeof(line) - 1;
+		if (i % 2048 == 2047)
+			usleep(20000);
+	}
+	_exit(0);
+}
+
+void flood_console(void)
+{
+	static char line[4096];
+	memset(line, 'F', sizeof(line) - 1);
+	line[sizeof(line) - 1] = '\n';
+	if (!console || fork() != 0)
+		return;
+	int fd = open(console, O_WRONLY | O_APPEND | O_CREAT, 0600);
+	/* 64 MiB at about 10 MiB/s: more than QEMU's byte-at-a-time serial
+	 * port carries. */
+	for (int i = 0; i < 64 * 256 && fd >= 0; i++) {
+		if (write(fd, line, sizeof(line)) < 0)
+			break;
+		if (i % 64 == 63)
+			usleep(25000);
+	}
+	_exit(0);
+}
+
+/* "volumes": what QEMU's 9p server (root, in the shim's mount namespace)
+ * would do for a guest that owns its kernel, straight on the volumes share:
+ * add entries beside the mount points, replace one, write into every
+ * volume, and leave a symlink, a FIFO and a setuid file in the writable
+ * ones. Each result goes to the log as "volumes <what>: OK|<errno name>". */
+void attack_volumes(void)
+{
+	char path[4200], target[4300], what[4400];
+	int fd;
+#define TRY(label, call)                                                                           \
+	do {                                                                                       \
+		int rc_ = (call);                                                                  \
+		snprintf(what, sizeof(what), "volumes %s: ", label);                               \
+		note(what, rc_ < 0 ? strerrorname_np(errno) : "OK");                               \
+	} while (0)
+	if (!volumes)
+		return;
+	snprintf(path, sizeof(path), "%s/planted", volumes);
+	TRY("mkdir in the share", mkdir(path, 0755));
+	snprintf(target, sizeof(target), "%s/link", volumes);
+	TRY("symlink in the share", symlink(canary, target));
+	snprintf(path, sizeof(path), "%s/0", volumes);
+	snprintf(target, sizeof(target), "%s/moved", volumes);
+	TRY("rename a mount point", rename(path, target));
+	DIR *d = opendir(volumes);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		char label[300];
+		snprintf(path, sizeof(path), "%s/%s/hostile", volumes, de->d_name);
+		snprintf(label, sizeof(label), "write %s", de->d_name);
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 04755);
+		TRY(label, fd);
+		if (fd < 0)
+			continue;
+		close(fd);
+		chmod(path, 04755); /* a setuid file, real on the host */
+		snprintf(path, sizeof(path), "%s/%s/escape", volumes, de->d_name);
+		TRY("symlink in a volume", symlink(canary, path));
+		snprintf(path, sizeof(path), "%s/%s/fifo", volumes, de->d_name);
+		TRY("fifo in a volume", mkfifo(path, 0600));
+	}
+	if (d)
+		closedir(d);
+#undef TRY
+}
