@@ -235,6 +235,10 @@ static void inject_fault(const char *action)
 			p = (pid_t)proc_status_long(p, "PPid", -1);
 		struct pollfd pfd = {.fd = p > 1 ? (int)syscall(SYS_pidfd_open, p, 0) : -1,
 				     .events = POLLIN};
+		int mark = open(AGENT_SHARED_DIR "/" CRIU_FAULT_REACHED,
+				O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (mark >= 0)
+			close(mark);
 		while (pfd.fd >= 0 && poll(&pfd, 1, -1) <= 0)
 			;
 		_exit(1);

@@ -225,33 +225,40 @@ def test_guest_out_of_memory_during_dump_is_named(env, paused):
     finish(env, "oom")
 
 
-def test_container_killed_mid_dump_fails_within_seconds(env):
+def test_container_killed_mid_dump_fails_within_seconds(env, monkeypatch):
     # CRIU used to wait on a task that died under it until its 10-minute
-    # deadline. The agent watches the container's tasks (pidfds) while CRIU
-    # runs, and stops CRIU as soon as one ends. The kill goes through the
-    # shim, which keeps serving while a checkpoint runs.
-    env.write_config("", vm="memory_mib = 1024\n")
-    b, out = start(env, "kmd", ["payload", "memhog", "320"])
+    # deadline. The agent watches the container's tasks (pidfds, the
+    # kernel's exit events) while CRIU runs, and stops CRIU as soon as one
+    # ends. The kill goes through the shim, which keeps serving while a
+    # checkpoint runs. CRIU is held at its post-dump stage (fault
+    # injection), the tasks still in its hands, until the test has killed
+    # the container: a kill timed by a sleep landed before CRIU took the
+    # tasks or after the dump ended, as the machine's speed had it.
+    b, out = start(env, "kmd", ["payload", "memhog", "32"])
     assert wait_for(lambda: len(lines(out)) >= 1, timeout=120)
+    reached = env.root / "kmd" / "shared" / "cocoon-fault-reached"
     result = {}
 
     def run_checkpoint():
         result["r"] = checkpoint(env, "kmd", env.tmp / "ck", "--leave-running", check=False)
         result["t"] = time.monotonic()
 
+    monkeypatch.setenv("COCOON_FAULT", "post-dump:stall")
     t = threading.Thread(target=run_checkpoint)
     t.start()
-    time.sleep(1.2)  # CRIU is writing 320 MiB by now (about 3 s under TCG)
-    killed = time.monotonic()
-    env.run("kill", "kmd", "KILL", check=True, timeout=10)
-    t.join(timeout=120)
+    try:
+        assert wait_for(reached.exists, timeout=120, interval=0.05), "CRIU never reached post-dump"
+        killed = time.monotonic()
+        env.run("kill", "kmd", "KILL", check=True, timeout=10)
+    finally:
+        t.join(timeout=120)
+        monkeypatch.delenv("COCOON_FAULT")
     r = result["r"]
-    assert r.returncode != 0, "the checkpoint finished before the kill: " + r.stdout
+    assert r.returncode != 0, "the checkpoint succeeded though its container was killed: " + r.stdout
     assert result["t"] - killed < 10, f"the error came {result['t'] - killed:.1f} s after the kill"
-    # Whoever notices the death first, the agent's watch or CRIU's parasite
-    # ("si_status=9"), the error names the task and the signal: the agent
-    # hears of every exit from the kernel (proc connector).
+    # The watch saw it (CRIU waits on its script), not the progress watch.
     assert re.search(r"task \d+ of the container ended during the dump \(killed by SIGKILL\)", r.stderr), r.stderr
+    assert "progress" not in r.stderr, r.stderr
     assert not (env.tmp / "ck").exists()
     assert wait_for(lambda: env.state("kmd")["status"] == "stopped")
     finish(env, "kmd")
@@ -331,8 +338,9 @@ def test_task_killed_during_restore_leaves_nothing_behind(env, monkeypatch, good
     text, took = restore_with_fault(env, monkeypatch, "rk", good_images, "post-restore:kill",
                                     "the restore succeeded though its init was killed")
     assert "restore rk: criu restore failed: task" in text and "ended during the restore" in text, text
-    # Seen by the agent, not waited out: CRIU no longer watches its tasks
-    # then and would wait for the dead one without end (guard_tree_lost).
+    # Seen by the agent (the kernel's exit events), not waited out: CRIU
+    # would wait for the dead init without end (restore-job.c,
+    # restored_task_lost), whichever of its two ways it took.
     assert "the agent ended CRIU at once" in text and "progress" not in text, text
     assert took < 60, f"the failed restore took {took:.1f} s"
     expect_restore_gone_and_images_fine(env, "rk", good_images)

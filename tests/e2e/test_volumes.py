@@ -29,12 +29,15 @@ def test_dirs_and_files_of_any_size_ro_rw_nested_both_ways(env):
     (data / "in").write_text("from the host\n")
     (nested / "deep").write_text("nested\n")
     (ro / "keep").write_text("keep\n")
+    for d in (ro, data):
+        (d / "run.sh").write_text("#!/bin/sh\necho ran\n")
+        (d / "run.sh").chmod(0o755)
     big = env.tmp / "big.bin"
     big.write_bytes(os.urandom(3 << 20))  # past the old 1 MiB limit
     conf = env.tmp / "app.conf"
     conf.write_text("a=1\n")
     b, out = start(env, "vol", ["payload", "counter", "200"], extra=with_mounts(
-        bind(data, "/data"), bind(nested, "/data/sub/nested"), bind(ro, "/ro", "ro"),
+        bind(data, "/data"), bind(nested, "/data/sub/nested"), bind(ro, "/ro", "ro", "noexec"),
         bind(big, "/big.bin", "ro", "nosuid", "nodev"), bind(conf, "/etc/app.conf")))
 
     def sh(cmd):
@@ -55,6 +58,13 @@ def test_dirs_and_files_of_any_size_ro_rw_nested_both_ways(env):
     assert sh("echo x > /ro/new").returncode != 0
     assert sh("echo x > /big.bin").returncode != 0
     assert not (ro / "new").exists() and big.stat().st_size == 3 << 20
+    # noexec holds (the same script runs from a volume without it), and
+    # nosuid, nodev are on the file's mount.
+    assert sh("/data/run.sh").stdout == "ran\n"
+    r = sh("/ro/run.sh")
+    assert r.returncode != 0 and "ran" not in r.stdout, r.stdout + r.stderr
+    opts = sh("busybox awk '$5 == \"/big.bin\" {print $6}' /proc/self/mountinfo").stdout.split(",")
+    assert {"ro", "nosuid", "nodev"} <= {o.strip() for o in opts}, opts
     # The nested mount point was made inside the outer volume, as runc does.
     assert (data / "sub" / "nested").is_dir()
     finish(env, "vol")

@@ -188,6 +188,48 @@ static void test_shared_cap(void **st)
 	remove_tree(dir, NULL);
 }
 
+/* virtiofsd's logs (vfs-TAG.log beside the console log): a guest that
+ * owns its kernel can make virtiofsd log an error per malformed request;
+ * they had no cap. Only those names are touched, and never through a
+ * symlink. */
+static void test_vfs_logs_capped(void **st)
+{
+	char dir[] = "/tmp/cocoon-test-vfs.XXXXXX", p[128], console[128];
+	static char block[4096];
+	struct sandbox_guard g;
+	struct stat sb;
+	assert_non_null(mkdtemp(dir));
+	snprintf(console, sizeof(console), "%s/console.log", dir);
+	snprintf(p, sizeof(p), "%s/vfs-cocoon.log", dir);
+	int vfs = open(p, O_WRONLY | O_CREAT | O_APPEND, 0600); /* as virtiofsd's stderr */
+	snprintf(p, sizeof(p), "%s/other.log", dir);
+	int other = open(p, O_WRONLY | O_CREAT, 0600);
+	snprintf(p, sizeof(p), "%s/vfs-link.log", dir);
+	assert_int_equal(symlink("other.log", p), 0);
+	memset(block, 'v', sizeof(block));
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(write(vfs, block, sizeof(block)), (ssize_t)sizeof(block));
+		assert_int_equal(write(other, block, sizeof(block)), (ssize_t)sizeof(block));
+	}
+	struct guard_opts o = {.console_path = console, .console_cap = 8192, .vfs_log_dir = dir};
+	assert_int_equal(guard_start(&g, &o, NULL), 0);
+	atomic_store(&g.stop, true);
+	guard_check_console(&g);
+	snprintf(p, sizeof(p), "%s/vfs-cocoon.log", dir);
+	assert_int_equal(stat(p, &sb), 0);
+	assert_int_equal(sb.st_size, 0);
+	snprintf(p, sizeof(p), "%s/vfs-cocoon.log.1", dir);
+	assert_int_equal(stat(p, &sb), 0);
+	assert_int_equal(sb.st_size, 4096);
+	snprintf(p, sizeof(p), "%s/other.log", dir);
+	assert_int_equal(stat(p, &sb), 0);
+	assert_int_equal(sb.st_size, 4 * 4096); /* not a virtiofsd log, nor through vfs-link.log */
+	guard_stop(&g);
+	close(vfs);
+	close(other);
+	remove_tree(dir, NULL);
+}
+
 static pid_t fake_vmm(void)
 {
 	pid_t vmm = fork();
@@ -217,7 +259,7 @@ static void guard_watch(struct sandbox_guard *g, const struct guard_opts *o)
 {
 	memset(g, 0, sizeof(*g));
 	g->o = *o;
-	g->console_fd = g->vmm_log_fd = -1;
+	g->console_fd = g->vmm_log_fd = g->vfs_dir_fd = -1;
 	g->shared_fd = open(o->shared_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	assert_true(g->shared_fd >= 0);
 }
@@ -280,6 +322,7 @@ int main(void)
 		cmocka_unit_test(test_console_cap),
 		cmocka_unit_test(test_shared_cap),
 		cmocka_unit_test(test_shared_cap_deep_and_many),
+		cmocka_unit_test(test_vfs_logs_capped),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

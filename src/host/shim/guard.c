@@ -31,10 +31,36 @@ static void cap_log(int fd, const char *path, uint64_t cap)
 		return;
 }
 
+/* The logs of the virtiofsd processes, vfs-TAG.log in the state
+ * directory: found by name, each opened (never following a symlink) only
+ * when it is over the cap. */
+static void cap_vfs_logs(struct sandbox_guard *g)
+{
+	if (g->vfs_dir_fd < 0)
+		return;
+	_cleanup_closedir_ DIR *d = safefs_opendir(g->vfs_dir_fd);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		struct stat st;
+		size_t n = strlen(de->d_name);
+		if (strncmp(de->d_name, "vfs-", 4) != 0 || n < 8 ||
+		    strcmp(de->d_name + n - 4, ".log") != 0 ||
+		    fstatat(g->vfs_dir_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode) || (uint64_t)st.st_size <= g->o.console_cap)
+			continue;
+		_cleanup_free_ char *path = NULL;
+		_cleanup_close_ int fd = openat(g->vfs_dir_fd, de->d_name,
+						O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd >= 0 && asprintf(&path, "%s/%s", g->o.vfs_log_dir, de->d_name) >= 0)
+			cap_log(fd, path, g->o.console_cap);
+	}
+}
+
 void guard_check_console(struct sandbox_guard *g)
 {
 	cap_log(g->console_fd, g->console_path, g->o.console_cap);
 	cap_log(g->vmm_log_fd, g->o.vmm_log_path, g->o.console_cap);
+	cap_vfs_logs(g);
 }
 
 uint64_t guard_usage(int dirfd, int depth, bool *too_deep)
@@ -107,7 +133,10 @@ int guard_start(struct sandbox_guard *g, const struct guard_opts *o, struct erro
 {
 	memset(g, 0, sizeof(*g));
 	g->o = *o;
-	g->console_fd = g->shared_fd = g->vmm_log_fd = -1;
+	g->console_fd = g->shared_fd = g->vmm_log_fd = g->vfs_dir_fd = -1;
+	if (o->vfs_log_dir)
+		g->vfs_dir_fd =
+			open(o->vfs_log_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	g->console_fd = open(o->console_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (g->console_fd < 0)
 		return error_set(err, errno, "console log %s", o->console_path);
@@ -130,6 +159,7 @@ int guard_start(struct sandbox_guard *g, const struct guard_opts *o, struct erro
 		closep(&g->console_fd);
 		closep(&g->shared_fd);
 		closep(&g->vmm_log_fd);
+		closep(&g->vfs_dir_fd);
 		free(g->console_path);
 		return error_set(err, r, "guard of %s", o->console_path);
 	}
@@ -146,6 +176,7 @@ void guard_stop(struct sandbox_guard *g)
 	closep(&g->console_fd);
 	closep(&g->shared_fd);
 	closep(&g->vmm_log_fd);
+	closep(&g->vfs_dir_fd);
 	free(g->console_path);
 	g->started = false;
 }

@@ -5,7 +5,8 @@
  *   it (append=on); past the cap its last half-cap (at most 4 MiB) moves to
  *   console.log.1 and console.log starts again, empty. QEMU's own log (its
  *   stderr, opened O_APPEND), where a guest that owns its kernel can make
- *   it print a line per bad virtio request, is kept under the same cap.
+ *   it print a line per bad virtio request, is kept under the same cap, and
+ *   so are the virtiofsd processes' logs (vfs-TAG.log, O_APPEND).
  * - The shared directory (limits.shared_max_bytes): the blocks of every
  *   file in it are added up, each entry (an empty file, a directory, a
  *   symlink) counting at least GUARD_ENTRY_MIN_BYTES; past the cap the VM
@@ -34,6 +35,7 @@ struct guard_opts {
 	const char *console_path;
 	uint64_t console_cap;
 	const char *vmm_log_path; /* QEMU's stderr (O_APPEND), or NULL */
+	const char *vfs_log_dir;  /* where virtiofsd's vfs-TAG.log are, or NULL */
 	const char *shared_dir;	  /* NULL: not watched */
 	uint64_t shared_cap;
 	pid_t vmm;	/* killed when the shared directory passes its cap */
@@ -45,7 +47,7 @@ struct sandbox_guard {
 	bool started;
 	atomic_bool stop;
 	atomic_bool tripped; /* the shared directory passed its cap */
-	int console_fd, shared_fd, vmm_log_fd;
+	int console_fd, shared_fd, vmm_log_fd, vfs_dir_fd;
 	char *console_path;
 	struct guard_opts o;
 	unsigned ticks;

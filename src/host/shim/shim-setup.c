@@ -190,6 +190,7 @@ static int start_guard(struct shim *s, struct error **err)
 		.console_path = s->sb.console_log,
 		.console_cap = (uint64_t)cfg->console_log_max_bytes,
 		.vmm_log_path = s->sb.vmm_log,
+		.vfs_log_dir = s->sb.dir,
 		.shared_dir = s->sb.shared_dir,
 		.shared_cap = cfg->shared_max_bytes ? (uint64_t)cfg->shared_max_bytes
 						    : ((uint64_t)s->sb.memory_mib * 2 + 256) << 20,

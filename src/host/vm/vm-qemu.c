@@ -206,7 +206,8 @@ static int virtiofsd_start(struct vm *vm, int slot, const struct vm_spec *s, con
 		if ((fd == 3 ? fcntl(fd, F_SETFD, 0) : dup2(fd, 3)) < 0)
 			_exit(126);
 		cloexec_from(4);
-		int log = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		/* O_APPEND: the shim's guard truncates it at its cap. */
+		int log = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
 		if (log >= 0 && (dup2(log, 1) < 0 || dup2(log, 2) < 0))
 			_exit(126);
 		if (bind_readonly &&
