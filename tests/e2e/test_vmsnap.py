@@ -270,37 +270,18 @@ def test_terminal_container_carries_on_with_a_new_console_socket(env, vmm):
     and the same shell answers on it (its variable kept, pid 1, stdin a
     terminal, ^C reaching the foreground job). A restore without a console
     socket is refused before a VM starts, as on CRIU's route."""
-    from test_restore_exact import Console, restore_tty
+    from tty_util import tty_restore_needs_console_socket, tty_shell, tty_shell_carries_on
     vm_mode(env, vmm)
     b = write_bundle(env.tmp / "b", ["sh"], terminal=True)
-    con1 = Console(env.tmp / "c1.sock")
-    rc, _, err = env.create("tty", b, "--console-socket", con1.path)
-    assert rc == 0, err.read_text()
-    env.run("start", "tty", check=True)
-    seen = con1.type_and_wait("X=kept-$((6*7)); echo ready-$X-$$\n", "ready-kept-42-1")
-    assert b"ready-kept-42-1" in seen, seen
+    con1 = tty_shell(env, b)
     ck = env.tmp / "ck"
     r = checkpoint(env, "tty", ck)
     assert "whole VM" in r.stdout, r.stdout
     env.run("delete", "--force", "tty", check=True)
     con1.close()
 
-    r = restore_tty(env, "tty", ck, b)
-    assert r.returncode != 0 and "--console-socket" in r.stderr, r.stderr
-    assert not (env.root / "tty").exists() and qemu_pids(str(env.tmp)) == []
-
-    con2 = Console(env.tmp / "c2.sock")
-    r = restore_tty(env, "tty", ck, b, "--console-socket", con2.path)
-    assert r.returncode == 0, r.stderr
-    seen = con2.type_and_wait("echo after-$X-$$-$(test -t 0 && echo tty)\n", "after-kept-42-1-tty")
-    assert b"after-kept-42-1-tty" in seen, seen
-    con2.type_and_wait("sleep 1000\n", "sleep 1000")
-    ps = lambda: env.run("exec", "tty", "busybox", "ps", "-o", "args")  # noqa: E731
-    assert wait_for(lambda: "sleep 1000" in ps().stdout), (ps(), con2.seen)
-    seen = con2.type_and_wait("\x03echo status-$?\n", "status-130")
-    assert b"status-130" in seen, seen
-    os.write(con2.master(), b"exit 7\n")
-    assert wait_for(lambda: env.state("tty")["status"] == "stopped")
+    tty_restore_needs_console_socket(env, ck, b)
+    con2 = tty_shell_carries_on(env, ck, b, lambda: env.run("exec", "tty", "busybox", "ps", "-o", "args"))
     con2.close()
     finish(env, "tty")
 

@@ -157,7 +157,7 @@ static int restore_container(struct shim *s, struct error **err)
 	req.restore = &rr;
 	rr.bench_from_tmpfs = s->args->bench_from_tmpfs;
 	/* Fault injection for the e2e tests (docs/checkpoint.md). */
-	rr.fault = getenv("COCOON_FAULT") ? getenv("COCOON_FAULT") : (char *)"";
+	rr.fault = getenv(COCOON_FAULT_ENV) ? getenv(COCOON_FAULT_ENV) : (char *)"";
 	int r = agent_call(&s->sb.agent, &req, &resp, SHIM_CHECKPOINT_TIMEOUT_MS, err);
 	copy_restore_logs(s);
 	if (r < 0)
