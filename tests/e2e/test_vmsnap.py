@@ -176,8 +176,9 @@ def test_zstd_state_restores_and_a_damaged_one_is_refused(env, vmm):
     """[vm] snapshot_zstd_level: the VM state is published as vm.state.zst,
     smaller than QEMU's file, and a restore carries the memory hash on.
     The checkpoint directory is untrusted: a cut stream and a vm.json that
-    claims more than checkpoint_max_bytes are refused by name, with no VM
-    started and no decompressed file left in the state root."""
+    claims more than the VM's memory and device state are refused by name,
+    with no VM started and no decompressed file left, in the state root or
+    beside the image directory."""
     vm_mode(env, vmm, extra="snapshot_zstd_level = 3\n")
     seed = str(int.from_bytes(os.urandom(6), "little") | 1)
     b, out = start(env, "z", ["payload", "memhog", "64", seed])
@@ -191,6 +192,14 @@ def test_zstd_state_restores_and_a_damaged_one_is_refused(env, vmm):
     zst = (ck / "vm.state.zst").stat().st_size
     # The guest's 64 MiB of hashed pages are random: the rest compresses.
     assert 64 << 20 < meta["raw_size"] and zst < meta["state_bytes"], (zst, meta)
+    # What the decompressed state holds beside the VM's memory (the bound a
+    # restore applies: the memory, 1/128 of it and 64 MiB).
+    mib = int(re.search(r" -m (\d+) ", meta["key"]).group(1))
+    print(f"raw_size {meta['raw_size']} for -m {mib}: {meta['raw_size'] - (mib << 20)} bytes over the memory")
+    assert meta["raw_size"] <= (mib + mib // 128 + 64) << 20, (mib, meta["raw_size"])
+
+    def nothing_beside():
+        return not [n for n in os.listdir(env.tmp) if n.startswith(".cocoon-vm.state")]
     (ck / "vm.state.zst").rename(env.tmp / "good.zst")
     # Cut in half.
     with open(env.tmp / "good.zst", "rb") as f:
@@ -200,12 +209,14 @@ def test_zstd_state_restores_and_a_damaged_one_is_refused(env, vmm):
     assert rc != 0 and "vm.state.zst" in msg and ("ends short" in msg or "zstd" in msg), msg
     assert not (env.root / "z").exists() and qemu_pids(str(env.tmp)) == []
     assert not list(env.root.glob(".z.vm.state.*")), "a decompressed state was left"
-    # A raw_size past checkpoint_max_bytes: refused before decoding.
+    assert nothing_beside(), "a decompressed state was left beside the images"
+    # A raw_size past the VM's memory and device state: refused before
+    # decoding.
     (env.tmp / "good.zst").rename(ck / "vm.state.zst")
-    (ck / "vm.json").write_text(json.dumps({**meta, "raw_size": 1 << 50}))
+    (ck / "vm.json").write_text(json.dumps({**meta, "raw_size": (mib + 1024) << 20}))
     rc, _, err = restore(env, "z", ck, b)
     msg = err.read_text()
-    assert rc != 0 and "over the limit" in msg, msg
+    assert rc != 0 and f"the VM's {mib} MiB of memory" in msg and "max_memory_mib" in msg, msg
     assert not (env.root / "z").exists() and qemu_pids(str(env.tmp)) == []
     # As published: the memory comes back.
     (ck / "vm.json").write_text(json.dumps(meta))
@@ -214,6 +225,7 @@ def test_zstd_state_restores_and_a_damaged_one_is_refused(env, vmm):
     h, rnd = memhog_rounds(out2)[0]
     assert h == hash_before and rnd >= round_before, (h, rnd, hash_before, round_before)
     assert not list(env.root.glob(".z.vm.state.*")), "the decompressed state was left"
+    assert nothing_beside(), "the decompressed state was left beside the images"
     finish(env, "z")
 
 

@@ -297,8 +297,30 @@ static void handle(const Cocoon__Request *req)
 			mkfifo(p, 0644);
 			note("restore: logs planted for ", id);
 		}
+		if (is("restore-ok")) {
+			/* Restored, as far as the host can tell: the limits
+			 * it sends the container are noted. */
+			const Cocoon__Resources *lr =
+				req->restore->spec ? req->restore->spec->resources : NULL;
+			char v[96];
+			snprintf(v, sizeof(v), "%llu %lld",
+				 lr ? (unsigned long long)lr->memory_limit : 0ULL,
+				 lr ? (long long)lr->pids_limit : 0LL);
+			note("restore limits ", v);
+			static Cocoon__RestoreReply rr = COCOON__RESTORE_REPLY__INIT;
+			rr.pid = 1;
+			r.body_case = COCOON__RESPONSE__BODY_RESTORE;
+			r.restore = &rr;
+			break;
+		}
 		reply_error(req->id, EIO, "restore not supported by the hostile guest");
 		return;
+	case COCOON__REQUEST__BODY_UPDATE: {
+		static Cocoon__UpdateReply ur = COCOON__UPDATE_REPLY__INIT;
+		r.body_case = COCOON__RESPONSE__BODY_UPDATE;
+		r.update = &ur;
+		break;
+	}
 	case COCOON__REQUEST__BODY_PAUSE:
 		note("pause resume=", req->pause->resume ? "1" : "0");
 		r.body_case = COCOON__RESPONSE__BODY_PAUSE;
@@ -408,6 +430,8 @@ static void parse_args(int argc, char **argv, char **channel)
 			volumes = option_value(v, "path=");
 		else if (strcmp(argv[i], "-fsdev") == 0 && strstr(v, "id=pod,"))
 			pod = option_value(v, "path=");
+		else if (strcmp(argv[i], "-m") == 0)
+			note("vmm memory ", v);
 	}
 }
 

@@ -24,7 +24,7 @@ results = []
 
 
 class Env:
-    def __init__(self, mode, limits=""):
+    def __init__(self, mode, limits="", vm=""):
         self.mode = mode
         self.tmp = tempfile.mkdtemp(prefix="cocoon-hostile-")
         self.root = os.path.join(self.tmp, "root")
@@ -45,6 +45,7 @@ initrd = "/dev/null"
 qemu = "{VMM}"
 accel = "tcg"
 boot_timeout_ms = 10000
+{vm}
 {"[limits]" if limits else ""}
 {limits}
 """)
@@ -492,6 +493,220 @@ def hostile_restore_directories_start_no_vm():
         rc, err, took = env.cocoon("restore", "--image-path", images, "--bundle", env.bundle, "-d", "r2")
         assert rc not in (0, None) and b"FIFO" in err, f"FIFO: rc {rc} {err!r}"
         assert len(env.vmm_pids()) == started, "a VM was started for a hostile restore directory"
+
+
+@case
+def pagemaps_do_not_stall_a_restore_past_its_deadline():
+    """A restore directory of many 64 MiB pagemaps (sparse: they cost the
+    attacker nothing), each listed in cocoon.json with its size: their
+    page counts were read and parsed before the verify deadline was first
+    looked at, so the restore stalled for as long as the attacker liked
+    (here 48 of them). They are read within limits.verify_timeout_ms."""
+    with Env("good", limits="verify_timeout_ms = 100") as env:
+        images = good_images(env)
+        started = len(env.vmm_pids())
+        meta = os.path.join(images, "cocoon.json")
+        with open(meta) as f:
+            doc = json.load(f)
+        for i in range(100, 148):
+            name = f"pagemap-{i}.img"
+            with open(os.path.join(images, name), "wb") as f:
+                f.truncate(64 << 20)
+            doc["files"][name] = {"size": 64 << 20, "xxh3": "0000000000000000"}
+        os.unlink(meta)
+        with open(meta, "w") as f:
+            json.dump(doc, f)
+        rc, err, took = env.cocoon("restore", "--image-path", images, "--bundle", env.bundle, "-d", "r9",
+                                   timeout=120)
+        assert rc not in (0, None), f"rc {rc} {err!r}"
+        assert b"limits.verify_timeout_ms" in err and b"pagemap-" in err, err
+        assert took < 5, f"took {took:.1f} s past a 100 ms verify deadline"
+        assert len(env.vmm_pids()) == started, "a VM was started for a hostile restore directory"
+        assert not os.path.exists(os.path.join(env.root, "r9")), "a state directory is left"
+        return f"{took:.2f} s: " + err.decode(errors="replace").strip()
+
+
+def df_used(path):
+    st = os.statvfs(path)
+    return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+
+def zstd_rle_bomb(path, size, said, byte):
+    """A zstd frame as a hostile checkpoint carries it: RLE blocks of
+    128 KiB of one byte, 4 bytes each, so a few KiB say gigabytes. A 1 MiB
+    window, no checksum; the content size in the header when said."""
+    head = b"\x28\xb5\x2f\xfd" + (b"\xc0\x50" + said.to_bytes(8, "little") if said else b"\x00\x50")
+    with open(path, "wb") as f:
+        f.write(head)
+        left, chunk = size, bytearray()
+        while left:
+            n = min(left, 128 << 10)
+            left -= n
+            chunk += ((0 if left else 1) | (1 << 1) | (n << 3)).to_bytes(3, "little") + bytes([byte])
+            if len(chunk) >= 1 << 20 or not left:
+                f.write(chunk)
+                chunk = bytearray()
+
+
+@case
+def whole_vm_state_bombs_stop_at_the_vms_memory_and_leave_nothing():
+    """A whole-VM checkpoint from elsewhere: vm.state.zst was decompressed
+    into the state root (tmpfs under the engines) up to
+    checkpoint_max_bytes (64 GiB), with no deadline. Now the bound is the
+    VM's memory (vm.json's key, at most [vm] max_memory_mib) and its device
+    state, the frame's stated size must be vm.json's, the decompression
+    has verify_timeout_ms, and the file is unnamed beside the image
+    directory: each bomb fails fast, naming the file and the limit, no VM,
+    nothing left anywhere."""
+    with Env("good", limits="verify_timeout_ms = 100", vm="max_memory_mib = 61440") as env:
+        parent = os.path.join(env.tmp, "images")
+        ck = os.path.join(parent, "ck")
+        os.makedirs(ck)
+        zst = os.path.join(ck, "vm.state.zst")
+        started = len(env.vmm_pids())
+        cases = (
+            # (what, VM memory in the key, vm.json's raw_size, frame: blocks' bytes (the
+            # rest of a bomb refused by its header need not be there), stated size, byte; needle)
+            ("1 TiB for a 128 MiB VM", 128, 1 << 40, (1 << 30, 1 << 40, 0x41), b"the VM's 128 MiB of memory"),
+            ("8 GiB for a 128 MiB VM", 128, 8 << 30, (1 << 30, 8 << 30, 0x41), b"the VM's 128 MiB of memory"),
+            ("the frame says more than vm.json", 128, 64 << 20, (1 << 30, 1 << 40, 0x41), b"its zstd frame says"),
+            ("a key over max_memory_mib", 65536, 1 << 30, (1 << 30, 1 << 30, 0x41), b"[vm] max_memory_mib (61440)"),
+            # 60000 MiB of zeros (holes: no disk, all CPU, about 5 s here): past a
+            # 100 ms verify_timeout_ms.
+            ("zeros past the deadline", 60000, 60000 << 20, (60000 << 20, 60000 << 20, 0),
+             b"limits.verify_timeout_ms"),
+        )
+        details = []
+        for what, mib, raw, (size, said, byte), needle in cases:
+            zstd_rle_bomb(zst, size, said, byte)
+            key = (f"cocoon-vm-snapshot 1\nqemu-command-line=QEMU -M microvm -m {mib} -smp 1\n"
+                   "qemu=9.2.0 mapped-ram=yes\n")
+            with open(os.path.join(ck, "vm.json"), "w") as f:
+                json.dump({"format": "cocoon-vm-snapshot 1", "container_id": "v1", "key": key,
+                           "state": "vm.state.zst", "raw_size": raw, "state_bytes": os.path.getsize(zst)}, f)
+            before = df_used(parent)
+            rc, err, took = env.cocoon("restore", "--image-path", ck, "--bundle", env.bundle, "-d", "v1", timeout=120)
+            assert rc not in (0, None), f"{what}: rc {rc} {err!r}"
+            assert b"vm.state.zst" in err and needle in err, f"{what}: {err!r}"
+            assert took < 10, f"{what}: took {took:.1f} s"
+            assert sorted(os.listdir(parent)) == ["ck"], f"{what}: left beside: {os.listdir(parent)}"
+            assert sorted(os.listdir(ck)) == ["vm.json", "vm.state.zst"], f"{what}: left: {os.listdir(ck)}"
+            left = os.listdir(env.root) if os.path.isdir(env.root) else []
+            assert left == [], f"{what}: left in the state root: {left}"
+            assert df_used(parent) - before < 256 << 20, f"{what}: the disk holds what was decompressed"
+            details.append(f"{what}: {took:.2f} s")
+        assert len(env.vmm_pids()) == started, "a VM was started for a hostile whole-VM checkpoint"
+        assert env.canary_intact(), "the canary was touched"
+        return "; ".join(details) + "\n" + err.decode(errors="replace").strip()
+
+
+
+@case
+def a_restore_killed_while_it_decompresses_leaves_nothing():
+    """The decompressed VM state has no name (O_TMPFILE, or unlinked at
+    once): a restore killed halfway, as an engine's timeout would, leaves
+    no file beside the image directory or in the state root (it used to
+    leave .ID.vm.state.XXXXXX in the state root, tmpfs under the engines)."""
+    with Env("good", vm="max_memory_mib = 61440") as env:
+        parent = os.path.join(env.tmp, "images")
+        ck = os.path.join(parent, "ck")
+        os.makedirs(ck)
+        zst = os.path.join(ck, "vm.state.zst")
+        zstd_rle_bomb(zst, 60000 << 20, 60000 << 20, 0)
+        key = "cocoon-vm-snapshot 1\nqemu-command-line=QEMU -M microvm -m 60000 -smp 1\n"
+        with open(os.path.join(ck, "vm.json"), "w") as f:
+            json.dump({"format": "cocoon-vm-snapshot 1", "container_id": "v1", "key": key,
+                       "state": "vm.state.zst", "raw_size": 60000 << 20, "state_bytes": os.path.getsize(zst)}, f)
+        with open(os.path.join(env.tmp, "restore.err"), "wb") as err:
+            p = subprocess.Popen([COCOON, "--root", env.root, "restore", "--image-path", ck, "--bundle", env.bundle,
+                                  "-d", "v1"], stdout=err, stderr=err, env=env.env())
+        # Until it has an output file open (its fds name it), then kill it.
+        seen, deadline = None, time.time() + 10
+        while seen is None and time.time() < deadline and p.poll() is None:
+            try:
+                for fd in os.listdir(f"/proc/{p.pid}/fd"):
+                    target = os.readlink(f"/proc/{p.pid}/fd/{fd}")
+                    beside = target.startswith(parent + "/") and not target.startswith(ck + "/")
+                    if beside or (target.startswith(env.root + "/") and "vm.state" in target):
+                        seen = target
+            except OSError:
+                pass
+            time.sleep(0.01)
+        p.kill()
+        p.wait()
+        assert seen, "the restore was not caught decompressing"
+        assert sorted(os.listdir(parent)) == ["ck"], f"left beside: {os.listdir(parent)}"
+        left = os.listdir(env.root) if os.path.isdir(env.root) else []
+        assert left == [], f"left in the state root: {left}"
+        return f"killed while writing {seen}"
+
+
+@case
+def a_checkpoint_from_elsewhere_does_not_raise_the_bundles_limits():
+    """cocoon.json's "resources" (the limits update set) were laid over the
+    bundle's at restore as they were: a checkpoint from another host raised
+    its container's limits, and its VM, up to the host's maxima. Now only
+    this host's own checkpoint (its note in host_checkpoint_dir) raises
+    them; any other, or one whose limits were edited, only lowers, and what
+    it could not raise is not kept for the next checkpoint either."""
+    with Env("good") as env:
+        with open(os.path.join(env.bundle, "config.json")) as f:
+            spec = json.load(f)
+        spec["linux"]["resources"] = {"memory": {"limit": 64 << 20}, "pids": {"limit": 10}}
+        with open(os.path.join(env.bundle, "config.json"), "w") as f:
+            json.dump(spec, f)
+        env.create("src")
+        rc, err, _ = env.cocoon("update", "--memory", "100m", "--pids-limit", "-1", "src")
+        assert rc == 0, f"update: {err!r}"
+        ck = os.path.join(env.tmp, "ck")
+        rc, err, _ = env.cocoon("checkpoint", "--image-path", ck, "--leave-running", "src")
+        assert rc == 0, f"checkpoint: {err!r}"
+        with open(os.path.join(ck, "cocoon.json")) as f:
+            assert json.load(f)["resources"] == {"memory": {"limit": 100 << 20}, "pids": {"limit": -1}}
+
+        def restore(images, cid):
+            mark = len(env.log_text())
+            rc, err, _ = env.cocoon("restore", "--image-path", images, "--bundle", env.bundle, "-d", cid,
+                                    mode="restore-ok")
+            assert rc == 0, f"restore {cid}: {err!r}"
+            log = env.log_text()[mark:]
+            mem = [x.split()[2] for x in log.splitlines() if x.startswith("vmm memory ")]
+            lim = [x.split(" ", 2)[2] for x in log.splitlines() if x.startswith("restore limits ")]
+            kept = os.path.join(env.root, cid, "resources.json")
+            with open(kept) as f:
+                return mem, lim, json.load(f), err
+
+        # This host's own: taken (100 + 128 + 100 MiB of VM).
+        mem, lim, kept, err = restore(ck, "r1")
+        assert mem == ["328"] and lim == [f"{100 << 20} 0"], (mem, lim, err)
+        assert kept == {"memory": {"limit": 100 << 20}, "pids": {"limit": -1}}, kept
+        # The same directory moved (another host's, as far as this one
+        # knows): the bundle's 64 MiB and 10 pids hold.
+        moved = os.path.join(env.tmp, "moved")
+        shutil.copytree(ck, moved, symlinks=True)
+        mem, lim, kept, err = restore(moved, "r2")
+        assert mem == ["256"] and lim == [f"{64 << 20} 10"], (mem, lim, err)
+        assert b"memory.limit, pids.limit" in err and b"not taken" in err, err
+        assert kept == {}, f"the raise is kept for the next checkpoint: {kept}"
+        # Checkpointed again on this host: the raise is not laundered.
+        ck2 = os.path.join(env.tmp, "ck2")
+        rc, err, _ = env.cocoon("checkpoint", "--image-path", ck2, "--leave-running", "r2")
+        assert rc == 0, f"checkpoint r2: {err!r}"
+        mem, lim, kept, err = restore(ck2, "r3")
+        assert mem == ["256"] and lim == [f"{64 << 20} 10"], (mem, lim, err)
+        # This host's directory with its limits edited: only lowers.
+        meta = os.path.join(ck, "cocoon.json")
+        with open(meta) as f:
+            doc = json.load(f)
+        doc["resources"] = {"memory": {"limit": 2 << 30}, "pids": {"limit": 5}}
+        os.unlink(meta)
+        with open(meta, "w") as f:
+            json.dump(doc, f)
+        mem, lim, kept, err = restore(ck, "r4")
+        assert mem == ["256"] and lim == [f"{64 << 20} 5"], (mem, lim, err)
+        assert kept == {"pids": {"limit": 5}}, kept
+        assert env.canary_intact(), "the canary was touched"
+        return err.decode(errors="replace").strip()
 
 
 @case

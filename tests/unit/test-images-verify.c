@@ -176,6 +176,30 @@ static void test_verify_pagemap_overflow(void **st)
 	expect_verify_error("overflows");
 }
 
+/* The pagemaps are read and counted within limits.verify_timeout_ms, as
+ * the hashes are: a hostile directory of many 64 MiB pagemaps stalled the
+ * restore before the deadline was ever looked at. With no time at all the
+ * pagemap check stops at the deadline, naming the file and the limit, not
+ * at what the pagemap says (5 pages with no pages file). */
+static void test_verify_pagemaps_within_the_deadline(void **st)
+{
+	uint8_t pm[64];
+	struct images_chain chain = {0};
+	struct error *err = NULL;
+	size_t n = pagemap(pm, 5);
+	putf(ckpt, "pagemap-1.img", pm, n);
+	published();
+	expect_verify_error("accounts for 5 pages");
+	struct images_limits none = default_limits;
+	none.verify_ms = 0;
+	assert_int_not_equal(images_verify(dest, &none, &chain, &err), 0);
+	images_chain_free(&chain);
+	assert_non_null(err);
+	if (!strstr(err->msg, "pagemap-1.img") || !strstr(err->msg, "limits.verify_timeout_ms"))
+		fail_msg("expected the deadline, naming pagemap-1.img: %s", err->msg);
+	error_free(&err);
+}
+
 /* A restore directory from another host names its pre-dump by CRIU's
  * "parent" link, ../NAME: NAME beside it must be a directory of the
  * restore's own, not a symlink to a checkpoint elsewhere on this host. The
@@ -238,6 +262,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_verify_sparse_giant, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_pagemap_overflow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_parent_symlink_out, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verify_pagemaps_within_the_deadline, setup,
+						teardown),
 		cmocka_unit_test(test_pagemap_reader),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,6 +13,9 @@
 
 #include <cmocka.h>
 
+#include <sys/stat.h>
+
+#include "config.h"
 #include "images.h"
 #include "resources-kept.h"
 
@@ -104,12 +107,120 @@ static void test_manifest_resources_are_checked(void **st)
 	}
 }
 
+static Cocoon__Resources bundle_limits(void)
+{
+	Cocoon__Resources b = COCOON__RESOURCES__INIT;
+	b.memory_limit = 64 << 20;
+	b.pids_limit = 10;
+	b.cpu_quota = 50000;
+	b.cpu_period = 100000;
+	b.cpu_shares = 512;
+	return b;
+}
+
+/* The part of json that resources_kept_lower_only takes over bundle b,
+ * laid over b; dropped names the rest. */
+static Cocoon__Resources lowered(const char *json, Cocoon__Resources b, char *dropped, size_t size)
+{
+	struct error *err = NULL;
+	char *taken = resources_kept_lower_only(json, &b, dropped, size, &err);
+	if (!taken)
+		fail_msg("%s", err->msg);
+	assert_int_equal(resources_kept_apply(taken, &b, NULL), 0);
+	free(taken);
+	return b;
+}
+
+/* A checkpoint directory is untrusted: its "resources" (what update set)
+ * may lower the restoring bundle's limits, never raise or lift them, nor
+ * size the VM past them (the VM's size comes from the result). */
+static void test_a_foreign_checkpoint_only_lowers(void **st)
+{
+	(void)st;
+	char dropped[128];
+	Cocoon__Resources b =
+		lowered("{\"memory\": {\"limit\": 125829120}, \"pids\": {\"limit\": -1}, "
+			"\"cpu\": {\"quota\": 80000, \"shares\": 2048}}",
+			bundle_limits(), dropped, sizeof(dropped));
+	assert_string_equal(dropped, "memory.limit, pids.limit, cpu.quota/cpu.period, cpu.shares");
+	Cocoon__Resources want = bundle_limits();
+	assert_int_equal(b.memory_limit, want.memory_limit);
+	assert_int_equal(b.pids_limit, want.pids_limit);
+	assert_int_equal(b.cpu_quota, want.cpu_quota);
+	assert_int_equal(b.cpu_period, want.cpu_period);
+	assert_int_equal(b.cpu_shares, want.cpu_shares);
+	/* A shorter period with a quota that looks smaller: 30 of 50 ms is
+	 * more than the bundle's 50 of 100. */
+	b = lowered("{\"cpu\": {\"quota\": 30000, \"period\": 50000}}", bundle_limits(), dropped,
+		    sizeof(dropped));
+	assert_string_equal(dropped, "cpu.quota/cpu.period");
+	assert_int_equal(b.cpu_quota, 50000);
+	/* Lower: all taken. */
+	b = lowered("{\"memory\": {\"limit\": 33554432}, \"pids\": {\"limit\": 5}, "
+		    "\"cpu\": {\"quota\": 20000, \"period\": 50000, \"shares\": 256}}",
+		    bundle_limits(), dropped, sizeof(dropped));
+	assert_string_equal(dropped, "");
+	assert_int_equal(b.memory_limit, 32 << 20);
+	assert_int_equal(b.pids_limit, 5);
+	assert_int_equal(b.cpu_quota, 20000);
+	assert_int_equal(b.cpu_period, 50000);
+	assert_int_equal(b.cpu_shares, 256);
+	/* A bundle without limits: any limit lowers it; a lift changes
+	 * nothing. */
+	Cocoon__Resources none = COCOON__RESOURCES__INIT;
+	b = lowered("{\"memory\": {\"limit\": 125829120}, \"pids\": {\"limit\": -1}, "
+		    "\"cpu\": {\"quota\": 80000}}",
+		    none, dropped, sizeof(dropped));
+	assert_string_equal(dropped, "");
+	assert_int_equal(b.memory_limit, 120 << 20);
+	assert_int_equal(b.pids_limit, 0);
+	assert_int_equal(b.cpu_quota, 80000);
+	/* Bad JSON is an error, as at create. */
+	struct error *err = NULL;
+	assert_null(resources_kept_lower_only("{\"memory\": {\"limit\": -9}}", &none, dropped,
+					      sizeof(dropped), &err));
+	assert_non_null(err);
+	error_free(&err);
+}
+
+/* This host's note of what a checkpoint carried: the same limits (as
+ * JSON, in any order) under the same real path, nothing else. */
+static void test_host_note_vouches_for_its_own_checkpoints_only(void **st)
+{
+	(void)st;
+	char ck[128], other[128], notes[128];
+	struct cocoon_config cfg = {0};
+	snprintf(notes, sizeof(notes), "%s/host", dir);
+	cfg.host_checkpoint_dir = notes;
+	snprintf(ck, sizeof(ck), "%s/ck", dir);
+	snprintf(other, sizeof(other), "%s/other", dir);
+	assert_int_equal(mkdir(ck, 0700), 0);
+	assert_int_equal(mkdir(other, 0700), 0);
+	const char *kept = "{\"memory\":{\"limit\":125829120},\"pids\":{\"limit\":-1}}";
+	assert_false(resources_kept_noted(&cfg, ck, kept));
+	assert_int_equal(resources_kept_note(&cfg, ck, kept, NULL), 0);
+	assert_true(resources_kept_noted(
+		&cfg, ck, "{ \"pids\": {\"limit\": -1}, \"memory\": {\"limit\": 125829120} }"));
+	assert_false(resources_kept_noted(&cfg, ck, "{\"memory\":{\"limit\":125829121}}"));
+	assert_false(resources_kept_noted(&cfg, other, kept));
+	assert_false(resources_kept_noted(&cfg, ck, NULL));
+	/* A later checkpoint there without limits takes the note back. */
+	assert_int_equal(resources_kept_note(&cfg, ck, NULL, NULL), 0);
+	assert_false(resources_kept_noted(&cfg, ck, kept));
+	char p[512];
+	snprintf(p, sizeof(p), "rm -rf '%s' '%s' '%s'", notes, ck, other);
+	assert_int_equal(system(p), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_updates_kept_and_laid_over_the_bundle, setup,
 						teardown),
 		cmocka_unit_test(test_manifest_resources_are_checked),
+		cmocka_unit_test(test_a_foreign_checkpoint_only_lowers),
+		cmocka_unit_test_setup_teardown(test_host_note_vouches_for_its_own_checkpoints_only,
+						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

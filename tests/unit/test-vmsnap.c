@@ -191,6 +191,33 @@ static void test_key_shape_and_image_count(void **state)
 	free(kb);
 }
 
+/* The VM's memory as its key says it (the bound of a decompressed state,
+ * vmsnap_state_bound): from the real key, and never from elsewhere in an
+ * untrusted one. */
+static void test_key_memory(void **state)
+{
+	struct vm_spec a = base_spec();
+	a.memory_mib = 640;
+	char *ka = key_of(&a);
+	assert_int_equal(vmsnap_key_memory_mib(ka), 640);
+	free(ka);
+	static const char *const bad[] = {
+		NULL,
+		"",
+		"cocoon-vm-snapshot 1\nqemu-command-line=QEMU -smp 1\n",
+		"cocoon-vm-snapshot 1\nqemu-command-line=QEMU -m x\n",
+		"cocoon-vm-snapshot 1\nqemu-command-line=QEMU -m 0\n",
+		"cocoon-vm-snapshot 1\nqemu-command-line=QEMU -m 12345678901\n",
+		"cocoon-vm-snapshot 1\nqemu-command-line=QEMU\nkernel= -m 512\n",
+		"qemu-command-line=QEMU -m 512\n", /* not a line of its own */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(vmsnap_key_memory_mib(bad[i]), -EINVAL);
+	assert_int_equal(
+		vmsnap_key_memory_mib("cocoon-vm-snapshot 1\nqemu-command-line=QEMU -m x -m 96\n"),
+		96);
+}
+
 static void test_pods_are_refused(void **state)
 {
 	struct vm_spec a = base_spec();
@@ -319,6 +346,7 @@ int main(void)
 		cmocka_unit_test(test_caps_check_names_what_is_missing),
 		cmocka_unit_test(test_key_per_vm_paths_and_macs_do_not_count),
 		cmocka_unit_test(test_key_shape_and_image_count),
+		cmocka_unit_test(test_key_memory),
 		cmocka_unit_test(test_pods_are_refused),
 		cmocka_unit_test(test_meta_is_checked),
 		cmocka_unit_test(test_qmp_events_are_not_replies),

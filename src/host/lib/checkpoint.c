@@ -243,7 +243,8 @@ static int vm_checkpoint(struct global_opts *g, const char *id, const char *dir,
 	/* The bounds a restore applies: nothing is published that it would
 	 * refuse (docs/config.md, [limits]). */
 	struct vmsnap_limits lim = {.max_bytes = (uint64_t)g->cfg.checkpoint_max_bytes,
-				    .verify_ms = (uint64_t)g->cfg.verify_timeout_ms};
+				    .verify_ms = (uint64_t)g->cfg.verify_timeout_ms,
+				    .max_memory_mib = g->cfg.max_memory_mib};
 	r = vmsnap_publish(work, dest, &m, &lim, rep->stats ? rep->stats->frozen_us / 1000 : 0,
 			   (long long)rep->dump_ms, err);
 	free(m.key);
@@ -400,6 +401,13 @@ int checkpoint_container(struct global_opts *g, const char *id, struct checkpoin
 	}
 	if (!o->leave_running && !o->pre_dump)
 		container_thaw_or_kill(g, id, true);
+	/* This host's word on the limits the checkpoint carries: a restore
+	 * takes them as they are only with it (resources-kept.h). */
+	_cleanup_error_ struct error *note_err = NULL;
+	if (resources_kept_note(&g->cfg, dest, kept, &note_err) < 0)
+		log_warning(
+			"checkpoint %s: %s: a restore of it will take only limits that lower the bundle's",
+			id, note_err->msg);
 	images_copy_logs(dest, o->work_path);
 	long long total = now_ms() - t0;
 	Cocoon__CriuStats *sts = rep->stats;

@@ -212,15 +212,42 @@ static int write_pid_file(const char *path, pid_t pid, struct error **err)
 	return write_file_atomic(path, buf, (size_t)n, 0644, err);
 }
 
-static int restore_kept_resources(struct oci_bundle *b, const char *json, struct error **err)
+/* The limits update set before the checkpoint (c->resources), over the
+ * bundle's: as they are when this host noted them for that checkpoint,
+ * else only where they lower the bundle's (resources-kept.h). *kept gets
+ * what was taken, for the restored container's next checkpoint. */
+static int restore_kept_resources(struct global_opts *g, struct oci_bundle *b,
+				  const struct images_chain *c, char **kept, struct error **err)
 {
+	*kept = NULL;
 	if (!b->spec->resources) {
 		if (!(b->spec->resources = calloc(1, sizeof(*b->spec->resources))))
 			return error_set(err, ENOMEM, "restore");
 		cocoon__resources__init(b->spec->resources);
 	}
-	int r = resources_kept_apply(json, b->spec->resources, err);
-	return r < 0 ? error_wrap(err, "the checkpoint's limits set by update") : 0;
+	_cleanup_free_ char *taken = NULL;
+	if (resources_kept_noted(&g->cfg, c->dirs[0], c->resources)) {
+		taken = strdup(c->resources);
+	} else {
+		char dropped[128];
+		taken = resources_kept_lower_only(c->resources, b->spec->resources, dropped,
+						  sizeof(dropped), err);
+		if (!taken)
+			return error_wrap(err, "the checkpoint's limits set by update");
+		if (dropped[0])
+			log_warning(
+				"restore: the checkpoint's %s (set by update) above the bundle's not taken: "
+				"this host did not make that checkpoint, or it was moved, and a checkpoint "
+				"directory only lowers limits (docs/lifecycle.md)",
+				dropped);
+	}
+	if (!taken)
+		return error_set(err, ENOMEM, "restore");
+	int r = resources_kept_apply(taken, b->spec->resources, err);
+	if (r < 0)
+		return error_wrap(err, "the checkpoint's limits set by update");
+	*kept = TAKE_PTR(taken);
+	return 0;
 }
 
 int container_create(struct global_opts *g, const char *id, const struct create_options *o,
@@ -243,8 +270,9 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 		log_warning("config.json: %s", bundle.warnings[i]);
 	/* The limits update set before the checkpoint, over the bundle's, for
 	 * the VM's size and the container's cgroup (resources-kept.h). */
-	if (o->restore && o->restore->resources &&
-	    (r = restore_kept_resources(&bundle, o->restore->resources, err)) < 0) {
+	_cleanup_free_ char *kept = NULL;
+	if (o->restore && o->restore->resources && o->restore->n > 0 &&
+	    (r = restore_kept_resources(g, &bundle, o->restore, &kept, err)) < 0) {
 		spec_free(&bundle);
 		return r;
 	}
@@ -280,8 +308,7 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 	}
 	if (member && (r = pod_member_record(dir, pod.id, err)) < 0)
 		goto fail;
-	if (o->restore && o->restore->resources &&
-	    (r = resources_kept_write(dir, o->restore->resources, err)) < 0)
+	if (kept && (r = resources_kept_write(dir, kept, err)) < 0)
 		goto fail;
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		r = error_set(err, errno, "pipe");

@@ -60,9 +60,10 @@ int images_budget_file(struct images_budget *b, const char *name, uint64_t size,
 	return 0;
 }
 
-static int images_budget_time(const struct images_budget *b, struct error **err)
+int images_budget_time(const struct images_budget *b, struct error **err)
 {
-	if (now_ms() <= b->deadline)
+	/* Strictly before: a budget of 0 ms has run out at once. */
+	if (now_ms() < b->deadline)
 		return 0;
 	return error_setx(err, ETIMEDOUT,
 			  "checking the images took longer than %llu ms (limits.verify_timeout_ms)",
@@ -134,6 +135,42 @@ int images_hash_copy(int in, int out, const char *name, uint64_t size,
 	*hash = XXH3_64bits_digest(st);
 	XXH3_freeState(st);
 	return r;
+}
+
+int images_read_budgeted(int dirfd, const char *name, size_t max, const struct images_budget *b,
+			 char **out, size_t *len, struct error **err)
+{
+	struct stat st;
+	enum { STEP = 1 << 20 };
+	*out = NULL;
+	*len = 0;
+	int r = images_budget_time(b, err);
+	if (r < 0)
+		return error_wrap(err, "%s", name);
+	_cleanup_close_ int fd = safefs_open_regular(dirfd, name, max, &st, err);
+	if (fd < 0)
+		return fd;
+	size_t size = (size_t)st.st_size, done = 0;
+	_cleanup_free_ char *buf = malloc(size + 1);
+	if (!buf)
+		return error_set(err, ENOMEM, "read %s", name);
+	while (done < size) {
+		size_t want = size - done < STEP ? size - done : STEP;
+		ssize_t n = read(fd, buf + done, want);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return error_set(err, errno, "read %s", name);
+		if (n == 0)
+			return error_setx(err, EIO, "%s shrank while it was read", name);
+		done += (size_t)n;
+		if (images_budget_time(b, err) < 0)
+			return error_wrap(err, "%s", name);
+	}
+	buf[size] = 0;
+	*out = TAKE_PTR(buf);
+	*len = size;
+	return 0;
 }
 
 int images_hash_fd(int fd, const char *name, uint64_t size, const struct images_budget *b,

@@ -26,6 +26,18 @@ void images_budget_init(struct images_budget *b, const struct images_limits *lim
 int images_budget_file(struct images_budget *b, const char *name, uint64_t size,
 		       struct error **err);
 
+/* 0 while b's deadline holds, else -ETIMEDOUT naming
+ * limits.verify_timeout_ms. */
+int images_budget_time(const struct images_budget *b, struct error **err);
+
+/* Reads NAME, a regular file of at most max bytes beneath dirfd
+ * (safefs_open_regular: no FIFO, device or symlink), NUL-terminated into
+ * *out (caller frees; *len bytes), 1 MiB at a time within b's deadline:
+ * -ETIMEDOUT naming limits.verify_timeout_ms once it has passed, checked
+ * before the open and after every read. */
+int images_read_budgeted(int dirfd, const char *name, size_t max, const struct images_budget *b,
+			 char **out, size_t *len, struct error **err);
+
 /* Walks a directory; calls fn for each regular file. Anything else (a
  * symlink, a FIFO, a device, a subdirectory, an odd name) is refused, but
  * for CRIU's "parent" link when allow_parent is set. */

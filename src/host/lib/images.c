@@ -111,9 +111,13 @@ int images_pagemap_pages(const uint8_t *data, size_t len, uint64_t *pages_id, ui
 	return 0;
 }
 
-static int check_pages(int dirfd, const char *name, void *ud)
+/* A pagemap's page count against its pages file's size. The read and the
+ * parse are within the verify deadline (b): a restore directory holds as
+ * many 64 MiB pagemaps as checkpoint_max_files and _bytes let it, and a
+ * hostile one would otherwise stall the restore reading them. */
+static int check_pages(int dirfd, const char *name, const struct images_budget *b,
+		       struct error **err)
 {
-	struct error **err = ud;
 	unsigned id;
 	char pages_name[64], tail;
 	uint64_t pages_id, pages;
@@ -123,10 +127,12 @@ static int check_pages(int dirfd, const char *name, void *ud)
 
 	if (sscanf(name, "pagemap-%u.im%c", &id, &tail) != 2 || tail != 'g')
 		return 0;
-	int r = safefs_read(dirfd, name, 64 << 20, &data, &len, err);
+	int r = images_read_budgeted(dirfd, name, 64 << 20, b, &data, &len, err);
 	if (r < 0)
 		return r;
 	if (images_pagemap_pages((const uint8_t *)data, len, &pages_id, &pages, err) < 0)
+		return error_wrap(err, "%s", name);
+	if (images_budget_time(b, err) < 0)
 		return error_wrap(err, "%s", name);
 	snprintf(pages_name, sizeof(pages_name), "pages-%llu.img", (unsigned long long)pages_id);
 	off_t have = fstatat(dirfd, pages_name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? st.st_size : 0;
@@ -145,6 +151,7 @@ static int check_pages(int dirfd, const char *name, void *ud)
  * file can change under another name after it was checked. */
 struct listed_ctx {
 	const struct images_meta *m;
+	const struct images_budget *b;
 	struct error **err;
 };
 
@@ -162,7 +169,7 @@ static int check_listed(int dirfd, const char *name, void *ud)
 	if (st.st_nlink != 1)
 		return error_setx(c->err, EMLINK, "%s has %ju links (a hard link); refused", name,
 				  (uintmax_t)st.st_nlink);
-	return check_pages(dirfd, name, c->err);
+	return check_pages(dirfd, name, c->b, c->err);
 }
 
 void images_meta_free(struct images_meta *m)
@@ -352,7 +359,7 @@ static int images_verify_one(const char *dir, bool need_tree, const struct image
 	for (size_t i = 0; i < m.n_files && r == 0; i++)
 		if ((r = check_size(dirfd, &m.files[i], err)) < 0)
 			error_wrap(err, "%s", dir);
-	struct listed_ctx lc = {.m = &m, .err = err};
+	struct listed_ctx lc = {.m = &m, .b = b, .err = err};
 	if (r == 0 && (r = images_walk_files(dirfd, true, check_listed, &lc, err)) < 0)
 		error_wrap(err, "%s", dir);
 	for (size_t i = 0; i < m.n_files && r == 0; i++)

@@ -7,11 +7,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 static void put_json(json_object **o)
 {
@@ -58,15 +60,9 @@ int resources_kept_write(const char *dir, const char *json, struct error **err)
 	return write_file_atomic(path, json, strlen(json), 0600, err);
 }
 
-int resources_kept_record(const char *dir, const Cocoon__UpdateRequest *u,
-			  const Cocoon__Resources *r, struct error **err)
+/* What u sets, with r's values, into o (update --resources form). */
+static void kept_merge(json_object *o, const Cocoon__UpdateRequest *u, const Cocoon__Resources *r)
 {
-	_cleanup_free_ char *old = resources_kept_read(dir);
-	_cleanup_(put_json) json_object *o = old ? json_tokener_parse(old) : NULL;
-	if (!o || !json_object_is_type(o, json_type_object)) {
-		put_json(&o);
-		o = json_object_new_object();
-	}
 	/* 0 in r is "no limit" where update set one: -1 in the OCI form. */
 	if (u->set_memory)
 		set_limit(group(o, "memory"), "limit",
@@ -79,8 +75,141 @@ int resources_kept_record(const char *dir, const Cocoon__UpdateRequest *u,
 		set_limit(group(o, "cpu"), "period", (int64_t)r->cpu_period);
 	if (u->set_cpu_weight)
 		set_limit(group(o, "cpu"), "shares", (int64_t)r->cpu_shares);
+}
+
+int resources_kept_record(const char *dir, const Cocoon__UpdateRequest *u,
+			  const Cocoon__Resources *r, struct error **err)
+{
+	_cleanup_free_ char *old = resources_kept_read(dir);
+	_cleanup_(put_json) json_object *o = old ? json_tokener_parse(old) : NULL;
+	if (!o || !json_object_is_type(o, json_type_object)) {
+		put_json(&o);
+		o = json_object_new_object();
+	}
+	kept_merge(o, u, r);
 	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 	return resources_kept_write(dir, text, err);
+}
+
+/* ---- this host's record of what its checkpoints carried ------------------ */
+
+static char *note_path(const struct cocoon_config *cfg, const char *real)
+{
+	char *path;
+	if (asprintf(&path, "%s/" RESOURCES_KEPT_NOTES "/%016llx.json", cfg->host_checkpoint_dir,
+		     (unsigned long long)XXH3_64bits(real, strlen(real))) < 0)
+		return NULL;
+	return path;
+}
+
+int resources_kept_note(const struct cocoon_config *cfg, const char *image_dir, const char *json,
+			struct error **err)
+{
+	char real[PATH_MAX];
+	_cleanup_free_ char *dir = NULL, *path = NULL;
+	if (!realpath(image_dir, real))
+		return error_set(err, errno, "%s", image_dir);
+	if (!(path = note_path(cfg, real)) ||
+	    asprintf(&dir, "%s/" RESOURCES_KEPT_NOTES, cfg->host_checkpoint_dir) < 0)
+		return error_set(err, ENOMEM, "the record of kept limits");
+	if (!json) {
+		/* A checkpoint with none into a directory that had some. */
+		if (unlink(path) < 0 && errno != ENOENT)
+			return error_set(err, errno, "%s", path);
+		return 0;
+	}
+	int r = mkdir_p(dir, 0700, err);
+	if (r < 0)
+		return r;
+	_cleanup_(put_json) json_object *kept = json_tokener_parse(json);
+	if (!kept || !json_object_is_type(kept, json_type_object))
+		return error_setx(err, EINVAL, "the kept limits are not a JSON object");
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "image_path", json_object_new_string(real));
+	json_object_object_add(o, "resources", json_object_get(kept));
+	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
+	r = write_file_atomic(path, text, strlen(text), 0600, err);
+	json_object_put(o);
+	return r;
+}
+
+bool resources_kept_noted(const struct cocoon_config *cfg, const char *resolved_dir,
+			  const char *json)
+{
+	_cleanup_free_ char *path = note_path(cfg, resolved_dir), *text = NULL;
+	_cleanup_(put_json) json_object *o = NULL;
+	_cleanup_(put_json) json_object *want = json ? json_tokener_parse(json) : NULL;
+	json_object *v, *have;
+	if (!path || !want ||
+	    read_file_bounded(path, 4 * RESOURCES_KEPT_MAX, &text, NULL, NULL) < 0 ||
+	    !(o = json_tokener_parse(text)))
+		return false;
+	return json_object_object_get_ex(o, "image_path", &v) &&
+	       json_object_is_type(v, json_type_string) &&
+	       strcmp(json_object_get_string(v), resolved_dir) == 0 &&
+	       json_object_object_get_ex(o, "resources", &have) && json_object_equal(have, want);
+}
+
+/* ---- a checkpoint from elsewhere only lowers ------------------------------ */
+
+#define CPU_PERIOD_DEFAULT 100000 /* us: the kernel's and runc's */
+#define CPU_SHARES_DEFAULT 1024	  /* cgroup v1's default weight, runc's */
+
+static void dropped_add(char *dropped, size_t size, const char *what)
+{
+	size_t len = strlen(dropped);
+	snprintf(dropped + len, size - len, "%s%s", len ? ", " : "", what);
+}
+
+/* v (0: none) within limit (0: none)? */
+static bool within(uint64_t v, uint64_t limit)
+{
+	return limit == 0 || (v != 0 && v <= limit);
+}
+
+char *resources_kept_lower_only(const char *json, const Cocoon__Resources *bundle, char *dropped,
+				size_t size, struct error **err)
+{
+	static const Cocoon__Resources none = COCOON__RESOURCES__INIT;
+	const Cocoon__Resources *b = bundle ? bundle : &none;
+	Cocoon__UpdateRequest u = COCOON__UPDATE_REQUEST__INIT;
+	Cocoon__Resources r = COCOON__RESOURCES__INIT;
+	char ignored[256];
+	dropped[0] = 0;
+	if (resources_update_from_json(json, &u, &r, ignored, sizeof(ignored), err) < 0)
+		return NULL;
+	if (u.set_memory && !within(r.memory_limit, b->memory_limit)) {
+		u.set_memory = false;
+		dropped_add(dropped, size, "memory.limit");
+	}
+	if (u.set_pids && !within((uint64_t)r.pids_limit, (uint64_t)b->pids_limit)) {
+		u.set_pids = false;
+		dropped_add(dropped, size, "pids.limit");
+	}
+	if (u.set_cpu_max) {
+		/* CPU time per period: quota / period, no more than the bundle's. */
+		int64_t q = u.keep_cpu_quota ? b->cpu_quota : r.cpu_quota;
+		uint64_t p = u.keep_cpu_period ? b->cpu_period : r.cpu_period;
+		uint64_t bp = b->cpu_period ? b->cpu_period : CPU_PERIOD_DEFAULT;
+		p = p ? p : CPU_PERIOD_DEFAULT;
+		if (b->cpu_quota > 0 &&
+		    (q <= 0 || (unsigned __int128)q * bp > (unsigned __int128)b->cpu_quota * p)) {
+			u.set_cpu_max = false;
+			dropped_add(dropped, size, "cpu.quota/cpu.period");
+		}
+	}
+	if (u.set_cpu_weight &&
+	    r.cpu_shares > (b->cpu_shares ? b->cpu_shares : CPU_SHARES_DEFAULT)) {
+		u.set_cpu_weight = false;
+		dropped_add(dropped, size, "cpu.shares");
+	}
+	json_object *o = json_object_new_object();
+	kept_merge(o, &u, &r);
+	char *out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	if (!out)
+		error_set(err, ENOMEM, "the checkpoint's limits");
+	return out;
 }
 
 int resources_kept_apply(const char *json, Cocoon__Resources *res, struct error **err)

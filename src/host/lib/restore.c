@@ -21,35 +21,70 @@
 #include <limits.h>
 #include <string.h>
 
-/* vm.state.zst (vmsnap-zstd.h) decompressed for QEMU, which needs a
- * seekable file: into a new sparse file in the state root, named after the
- * container, bounded by checkpoint_max_bytes and vm.json's raw_size. The
- * caller unlinks *raw. */
-static int unpack_state(struct global_opts *g, const char *id, int fd, const char *name,
-			const struct vmsnap_meta *m, char **raw, struct error **err)
+/* An unnamed file in dir, read-write: O_TMPFILE, else a name unlinked
+ * at once. The fd or -errno. */
+static int unnamed_file_in(const char *dir)
 {
-	int r = mkdir_p(g->root, 0700, err);
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
+		return fd >= 0 ? fd : -errno;
+	_cleanup_free_ char *path = NULL;
+	if (asprintf(&path, "%s/.cocoon-vm.state.XXXXXX", dir) < 0)
+		return -ENOMEM;
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	unlink(path);
+	return fd;
+}
+
+/* vm.state.zst (vmsnap-zstd.h) decompressed for QEMU, which needs a
+ * seekable file. Bounded by the memory of the VM it holds (vm.json's key,
+ * at most [vm] max_memory_mib, plus its device state: vmsnap_state_bound),
+ * never more than checkpoint_max_bytes, and done within verify_timeout_ms.
+ * Where: beside the image directory (dir; the same filesystem as the
+ * checkpoint, on disk under the engines), not in the state root (tmpfs
+ * under the engines: host memory); when nothing can be written there
+ * (read-only media), in the state root, where it costs at most what the
+ * VM that starts from it does. The file has no name (O_TMPFILE, or
+ * unlinked at once), so nothing is left behind, not even when the restore
+ * is killed. Returns a read-only fd of it, for QEMU, or -errno. */
+static int unpack_state(struct global_opts *g, const char *dir, int fd, const char *name,
+			const struct vmsnap_meta *m, struct error **err)
+{
+	struct vmsnap_limits lim = {.max_bytes = (uint64_t)g->cfg.checkpoint_max_bytes,
+				    .verify_ms = (uint64_t)g->cfg.verify_timeout_ms,
+				    .max_memory_mib = g->cfg.max_memory_mib};
+	char what[256];
+	struct vmsnap_zstd_bounds b = {.max_what = what, .max_ms = lim.verify_ms};
+	int r = vmsnap_state_bound(m->key, &lim, &b.max_bytes, what, sizeof(what), err);
 	if (r < 0)
-		return r;
-	if (asprintf(raw, "%s/.%s.vm.state.XXXXXX", g->root, id) < 0) {
-		*raw = NULL;
+		return error_wrap(err, "%s", name);
+	_cleanup_free_ char *beside = strdup(dir);
+	if (!beside)
 		return error_set(err, ENOMEM, "restore");
+	char *slash = strrchr(beside, '/');
+	if (slash)
+		slash[slash == beside ? 1 : 0] = 0;
+	const char *where = beside;
+	_cleanup_close_ int out = unnamed_file_in(where);
+	if (out == -EROFS || out == -EACCES || out == -EPERM) {
+		log_warning("%s: %s is not writable (%s): decompressing into the state root %s",
+			    name, where, strerror(-out), g->root);
+		if ((r = mkdir_p(g->root, 0700, err)) < 0)
+			return r;
+		where = g->root;
+		out = unnamed_file_in(where);
 	}
-	_cleanup_close_ int out = mkostemp(*raw, O_CLOEXEC);
-	if (out < 0) {
-		int e = errno;
-		free(*raw);
-		*raw = NULL;
-		return error_set(err, e, "a file for the decompressed VM state in %s", g->root);
-	}
-	r = vmsnap_zstd_unpack(fd, out, name, m->raw_size, (uint64_t)g->cfg.checkpoint_max_bytes,
-			       err);
-	if (r < 0) {
-		unlink(*raw);
-		free(*raw);
-		*raw = NULL;
-	}
-	return r;
+	if (out < 0)
+		return error_set(err, -out, "a file for the decompressed %s in %s", name, where);
+	if ((r = vmsnap_zstd_unpack(fd, out, name, m->raw_size, &b, err)) < 0)
+		return where == g->root ? r : error_wrap(err, "decompressing into %s", where);
+	/* Read-only: QEMU takes a descriptor of its open mode. */
+	char self[64];
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", out);
+	int ro = open(self, O_RDONLY | O_CLOEXEC);
+	return ro >= 0 ? ro : error_set(err, errno, "reopen the decompressed %s", name);
 }
 
 /* A whole-VM checkpoint (vm.json in the image directory, vmsnap.h): the
@@ -87,33 +122,27 @@ static int vmsnap_restore(struct global_opts *g, const char *id, const char *dir
 	int v = m->zstd ? 0 : vmsnap_state_verify(fd, state, m, &lim, err);
 	if (v < 0)
 		return v;
-	_cleanup_free_ char *raw = NULL;
-	_cleanup_close_ int raw_fd = -1;
+	_cleanup_close_ int raw_fd = m->zstd ? unpack_state(g, dir, fd, state, m, err) : -1;
+	if (m->zstd && raw_fd < 0)
+		return raw_fd;
+	/* The shim is a fork of this process and lives as long as the
+	 * container: it keeps only the descriptor QEMU loads. */
 	if (m->zstd) {
-		int r = unpack_state(g, id, fd, state, m, &raw, err);
-		if (r < 0)
-			return r;
-		/* Read-only: QEMU takes a descriptor of its open mode. */
-		raw_fd = open(raw, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-		if (raw_fd < 0) {
-			r = error_set(err, errno, "%s", raw);
-			unlink(raw);
-			return r;
-		}
+		closep(&fd);
+		fd = -1;
 	}
-	/* The shim inherits the descriptor this checked, and QEMU loads
-	 * from it (vmsnap_load): a file swapped in at the path meanwhile is
-	 * not what starts. */
-	o->vmsnap_state = raw ? raw : state;
-	o->vmsnap_state_fd = raw ? raw_fd : fd;
+	closep(&dfd);
+	dfd = -1;
+	/* The shim inherits the descriptor this checked (or decompressed),
+	 * and QEMU loads from it (vmsnap_load): a file swapped in at the path
+	 * meanwhile is not what starts. The path only names it in messages. */
+	o->vmsnap_state = state;
+	o->vmsnap_state_fd = m->zstd ? raw_fd : fd;
 	o->vmsnap_key = m->key;
 	int r = container_create(g, id, o, shim, err);
 	o->vmsnap_state = NULL;
 	o->vmsnap_state_fd = -1;
 	o->vmsnap_key = NULL;
-	/* QEMU has read it all once the restore returns, or it failed. */
-	if (raw)
-		unlink(raw);
 	return r;
 }
 

@@ -332,6 +332,17 @@ static int check_limits(const char *work_state, const struct vmsnap_meta *m,
 	if (stat(work_state, &st) < 0)
 		return error_set(err, errno, "%s", work_state);
 	uint64_t size = m->zstd ? (uint64_t)st.st_size : (uint64_t)st.st_blocks * 512;
+	char what[256];
+	uint64_t bound;
+	/* vm.state.zst is decompressed at restore up to the VM's memory and
+	 * its device state (vmsnap_state_bound). */
+	if (m->zstd && vmsnap_state_bound(m->key, lim, &bound, what, sizeof(what), err) < 0)
+		return error_wrap(err, "the saved VM");
+	if (m->zstd && size > bound)
+		return error_setx(
+			err, EFBIG,
+			"the saved VM takes %llu bytes decompressed, over %s, so a restore would refuse it; nothing was published",
+			(unsigned long long)size, what);
 	if (size > lim->max_bytes)
 		return error_setx(
 			err, EFBIG,

@@ -125,59 +125,122 @@ static int unpack_write(int to, const char *p, size_t len, uint64_t at)
 	return 0;
 }
 
-int vmsnap_zstd_unpack(int from, int to, const char *name, uint64_t raw_bytes, uint64_t max_bytes,
-		       struct error **err)
+/* The first piece of input: a frame that states its size must state
+ * raw_bytes (vmsnap_zstd_pack always states it), so a bomb whose header
+ * says more is refused before any output. */
+static int check_frame_size(const char *in, size_t n, const char *name, uint64_t raw_bytes,
+			    struct error **err)
+{
+	unsigned long long said = ZSTD_getFrameContentSize(in, n);
+	if (said == ZSTD_CONTENTSIZE_ERROR || said == ZSTD_CONTENTSIZE_UNKNOWN || said == raw_bytes)
+		return 0; /* not zstd is said by the decoder, with its reason */
+	return error_setx(err, EINVAL,
+			  "%s: its zstd frame says it holds %llu bytes, vm.json's raw_size %llu",
+			  name, said, (unsigned long long)raw_bytes);
+}
+
+static int past_deadline(long long deadline, const char *name, uint64_t done, uint64_t raw_bytes,
+			 const struct vmsnap_zstd_bounds *b, struct error **err)
+{
+	if (now_ms() < deadline)
+		return 0;
+	return error_setx(
+		err, ETIMEDOUT,
+		"%s: decompressing took longer than %llu ms (limits.verify_timeout_ms), stopped at %llu of %llu bytes",
+		name, (unsigned long long)b->max_ms, (unsigned long long)done,
+		(unsigned long long)raw_bytes);
+}
+
+/* Where a decompression stands (vmsnap_zstd_unpack). */
+struct unpack {
+	ZSTD_DCtx *d;
+	int to;
+	const char *name;
+	uint64_t raw_bytes, done;
+	size_t last; /* 0 once the frame is complete */
+	bool any;    /* input was fed */
+	long long deadline;
+	const struct vmsnap_zstd_bounds *b;
+	char *out;
+};
+
+/* Feeds ib to the decoder and writes what comes out, until ib is used up
+ * and, at the end (ib empty), until the decoder has nothing more to give. */
+static int unpack_feed(struct unpack *u, ZSTD_inBuffer *ib, struct error **err)
+{
+	for (;;) {
+		/* One frame, as vmsnap_zstd_pack writes: a second would start
+		 * over from an empty window. */
+		if (u->any && u->last == 0 && ib->pos < ib->size)
+			return error_setx(err, EINVAL, "%s: data after its zstd frame", u->name);
+		if (ib->pos == ib->size && (ib->size != 0 || (u->any && u->last == 0)))
+			return 0;
+		u->any |= ib->size != 0;
+		ZSTD_outBuffer ob = {u->out, CHUNK, 0};
+		u->last = ZSTD_decompressStream(u->d, &ob, ib);
+		if (ZSTD_isError(u->last))
+			return error_setx(err, EINVAL,
+					  "%s: not a valid zstd stream within a %u KiB window: %s",
+					  u->name, (1u << VMSNAP_ZSTD_WINDOW_LOG_MAX) >> 10,
+					  ZSTD_getErrorName(u->last));
+		if (ob.pos > u->raw_bytes - u->done)
+			return error_setx(err, EINVAL,
+					  "%s decompresses to more than its raw_size of %llu bytes",
+					  u->name, (unsigned long long)u->raw_bytes);
+		int r = unpack_write(u->to, u->out, ob.pos, u->done);
+		if (r < 0)
+			return error_set(err, -r, "write the decompressed %s", u->name);
+		u->done += ob.pos;
+		if ((r = past_deadline(u->deadline, u->name, u->done, u->raw_bytes, u->b, err)) < 0)
+			return r;
+		if (ib->size == 0 && (ob.pos == 0 || u->last == 0))
+			return 0; /* the end: nothing more comes out */
+	}
+}
+
+int vmsnap_zstd_unpack(int from, int to, const char *name, uint64_t raw_bytes,
+		       const struct vmsnap_zstd_bounds *b, struct error **err)
 {
 	_cleanup_(free_dctx) ZSTD_DCtx *d = ZSTD_createDCtx();
 	_cleanup_free_ char *in = malloc(CHUNK), *out = malloc(CHUNK);
 	if (!d || !in || !out)
 		return error_set(err, ENOMEM, "zstd");
-	if (raw_bytes == 0 || raw_bytes > max_bytes)
+	if (raw_bytes == 0 || raw_bytes > b->max_bytes)
 		return error_setx(
-			err, EINVAL, "%s: its raw_size %llu is 0 or over the limit of %llu bytes",
-			name, (unsigned long long)raw_bytes, (unsigned long long)max_bytes);
+			err, EINVAL,
+			"%s: vm.json's raw_size of %llu bytes is 0 or over %s; not decompressed",
+			name, (unsigned long long)raw_bytes, b->max_what);
 	if (ZSTD_isError(
 		    ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, VMSNAP_ZSTD_WINDOW_LOG_MAX)))
 		return error_setx(err, EIO, "zstd: cannot bound the window");
-	uint64_t done = 0;
-	size_t last = 0; /* 0 once a frame is complete */
-	bool any = false;
+	struct unpack u = {.d = d,
+			   .to = to,
+			   .name = name,
+			   .raw_bytes = raw_bytes,
+			   .deadline = now_ms() + (long long)b->max_ms,
+			   .b = b,
+			   .out = out};
 	for (;;) {
 		ssize_t n = fd_read(from, in, CHUNK);
 		if (n < 0)
 			return error_set(err, (int)-n, "read %s", name);
+		if (n > 0 && !u.any && check_frame_size(in, (size_t)n, name, raw_bytes, err) < 0)
+			return -EINVAL;
+		ZSTD_inBuffer ib = {in, (size_t)n, 0};
+		int r = unpack_feed(&u, &ib, err);
+		if (r < 0)
+			return r;
 		if (n == 0)
 			break;
-		any = true;
-		ZSTD_inBuffer ib = {in, (size_t)n, 0};
-		while (ib.pos < ib.size) {
-			ZSTD_outBuffer ob = {out, CHUNK, 0};
-			last = ZSTD_decompressStream(d, &ob, &ib);
-			if (ZSTD_isError(last))
-				return error_setx(
-					err, EINVAL,
-					"%s: not a valid zstd stream within a %u KiB window: %s",
-					name, (1u << VMSNAP_ZSTD_WINDOW_LOG_MAX) >> 10,
-					ZSTD_getErrorName(last));
-			if (ob.pos > raw_bytes - done)
-				return error_setx(
-					err, EINVAL,
-					"%s decompresses to more than its raw_size of %llu bytes",
-					name, (unsigned long long)raw_bytes);
-			int r = unpack_write(to, out, ob.pos, done);
-			if (r < 0)
-				return error_set(err, -r, "write the decompressed %s", name);
-			done += ob.pos;
-		}
 	}
-	if (!any || last != 0)
+	if (!u.any || u.last != 0)
 		return error_setx(err, EINVAL, "%s: the zstd stream ends short (%s)", name,
-				  any ? "a frame is cut" : "empty");
-	if (done != raw_bytes)
+				  u.any ? "a frame is cut" : "empty");
+	if (u.done != raw_bytes)
 		return error_setx(err, EINVAL,
 				  "%s decompresses to %llu bytes, not its raw_size of %llu", name,
-				  (unsigned long long)done, (unsigned long long)raw_bytes);
-	if (ftruncate(to, (off_t)done) < 0)
+				  (unsigned long long)u.done, (unsigned long long)raw_bytes);
+	if (ftruncate(to, (off_t)u.done) < 0)
 		return error_set(err, errno, "size the decompressed %s", name);
 	return 0;
 }

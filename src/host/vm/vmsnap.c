@@ -318,6 +318,54 @@ void vmsnap_key_diff(const char *want, const char *have, char *out, size_t size)
 	snprintf(out, size, "%s", *a || *b ? "the snapshot's key is of another length" : "");
 }
 
+int vmsnap_key_memory_mib(const char *key)
+{
+	static const char line[] = "\nqemu-command-line=";
+	const char *p = key ? strstr(key, line) : NULL;
+	if (!p)
+		return -EINVAL;
+	p += sizeof(line) - 1;
+	const char *end = p + strcspn(p, "\n");
+	for (const char *m = strstr(p, " -m "); m && m < end; m = strstr(m + 1, " -m ")) {
+		const char *d = m + 4;
+		long long v = 0;
+		size_t n = 0;
+		while (d + n < end && d[n] >= '0' && d[n] <= '9' && n < 9)
+			v = v * 10 + (d[n++] - '0');
+		if (n > 0 && (d + n == end || d[n] == ' ') && v > 0)
+			return (int)v;
+	}
+	return -EINVAL;
+}
+
+int vmsnap_state_bound(const char *key, const struct vmsnap_limits *lim, uint64_t *max, char *what,
+		       size_t size, struct error **err)
+{
+	int mib = vmsnap_key_memory_mib(key);
+	if (mib < 0)
+		return error_setx(err, EINVAL,
+				  "vm.json's key gives the VM no memory size (no -m N in its "
+				  "qemu-command-line)");
+	if (mib > lim->max_memory_mib)
+		return error_setx(
+			err, EFBIG,
+			"vm.json's key gives the VM %d MiB of memory, more than [vm] max_memory_mib (%lld)",
+			mib, (long long)lim->max_memory_mib);
+	uint64_t bound = ((uint64_t)mib + (uint64_t)mib / 128 + VMSNAP_STATE_OVERHEAD_MIB) << 20;
+	if (bound > lim->max_bytes) {
+		*max = lim->max_bytes;
+		snprintf(what, size, "limits.checkpoint_max_bytes (%llu bytes)",
+			 (unsigned long long)lim->max_bytes);
+	} else {
+		*max = bound;
+		snprintf(
+			what, size,
+			"%llu bytes, the VM's %d MiB of memory (at most [vm] max_memory_mib) and %d MiB for its device state",
+			(unsigned long long)bound, mib, (int)((bound >> 20) - (uint64_t)mib));
+	}
+	return 0;
+}
+
 bool vmsnap_key_mapped_ram(const char *key)
 {
 	return key && strstr(key, " mapped-ram=yes\n") != NULL;

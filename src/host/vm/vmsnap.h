@@ -80,6 +80,12 @@ int vmsnap_key(const struct vm_spec *spec, const struct vmsnap_caps *caps, char 
  * Writes into out; pure. */
 void vmsnap_key_diff(const char *want, const char *have, char *out, size_t size);
 
+/* The memory, in MiB, that key's QEMU command line gives the VM (its
+ * " -m N"), or -EINVAL when it names none. key may come from an untrusted
+ * vm.json: the result is only a claim until the key is compared with the
+ * restoring VM's (sandbox.c), and is capped by the caller. Pure. */
+int vmsnap_key_memory_mib(const char *key);
+
 /* 1 when key says the VM saves with QEMU's mapped-ram (a sparse file with
  * each page at its own offset: only the pages the guest used take space). */
 bool vmsnap_key_mapped_ram(const char *key);
@@ -129,10 +135,28 @@ void vmsnap_meta_free(struct vmsnap_meta *m);
  * bounds at checkpoint (vmsnap_publish) as at restore, so that nothing is
  * published that a restore would refuse. */
 struct vmsnap_limits {
-	uint64_t max_bytes; /* checkpoint_max_bytes: vm.state's allocated bytes,
-			     * or vm.state.zst's decompressed size */
-	uint64_t verify_ms; /* verify_timeout_ms: hashing vm.state */
+	uint64_t max_bytes;	/* checkpoint_max_bytes: vm.state's allocated bytes,
+				 * or vm.state.zst's decompressed size */
+	uint64_t verify_ms;	/* verify_timeout_ms: hashing vm.state, or
+				 * decompressing vm.state.zst */
+	int64_t max_memory_mib; /* [vm] max_memory_mib: caps the VM memory a
+				 * key may claim (vmsnap_state_bound) */
 };
+
+/* What a decompressed VM state holds besides the guest's memory: QEMU's
+ * device state (virtio queues, virtiofsd's inode table inside
+ * vhost-user-fs's section), the ROM blocks, mapped-ram's per-block header,
+ * bitmap and 1 MiB alignment, or a stream's 8-byte header per page (1/512
+ * of the memory). Allowed: 1/128 of the memory and this many MiB more. */
+#define VMSNAP_STATE_OVERHEAD_MIB 64
+
+/* The most bytes a decompressed vm.state.zst of the VM in key may hold: its
+ * memory (vmsnap_key_memory_mib, at most lim->max_memory_mib) plus the
+ * overhead above, and never more than lim->max_bytes. *max gets the bound
+ * and what a sentence naming it and the limits it comes from. Errors: a key
+ * with no memory size (EINVAL), or one over max_memory_mib (EFBIG), named. */
+int vmsnap_state_bound(const char *key, const struct vmsnap_limits *lim, uint64_t *max, char *what,
+		       size_t size, struct error **err);
 
 /* The checksum of a VM state, fd (name: for errors): XXH3-64 over its
  * size and every 4 KiB block that is not all zeros, each after its offset
