@@ -322,19 +322,29 @@ def xor_byte(path, at):
         os.pwrite(f.fileno(), bytes([b[0] ^ 0x40]), at)
 
 
+def saved_counter(env, vmm, cid, pause=False):
+    """A counter in whole-VM mode, saved into env.tmp/ck (paused first with
+    PAUSE) and deleted: its bundle, that directory and the last number it
+    printed."""
+    vm_mode(env, vmm)
+    b, out = start(env, cid, ["payload", "counter", "100"])
+    assert wait_for(lambda: len(lines(out)) >= 2)
+    if pause:
+        env.run("pause", cid, check=True)
+    ck = env.tmp / "ck"
+    checkpoint(env, cid, ck)
+    assert wait_for(lambda: env.state(cid)["status"] == "stopped")
+    last = int(lines(out)[-1])
+    env.run("delete", cid, check=True)
+    return b, ck, last
+
+
 def test_damaged_vm_state_is_refused_before_a_vm_starts(env, vmm):
     """vm.state is checked against the size and checksum vm.json records,
     as CRIU's images are (docs/checkpoint.md, "Restore"): one byte changed
     in a page of guest memory is refused by name before any VM starts; put
     back, the same directory restores and the counter carries on."""
-    vm_mode(env, vmm)
-    b, out = start(env, "d", ["payload", "counter", "100"])
-    assert wait_for(lambda: len(lines(out)) >= 2)
-    ck = env.tmp / "ck"
-    checkpoint(env, "d", ck)
-    assert wait_for(lambda: env.state("d")["status"] == "stopped")
-    last = int(lines(out)[-1])
-    env.run("delete", "d", check=True)
+    b, ck, last = saved_counter(env, vmm, "d")
     at = flip_a_byte(ck / "vm.state")
     rc, _, err = restore(env, "d", ck, b)
     msg = err.read_text()
@@ -450,7 +460,7 @@ def test_ctr_checkpoint_and_live_restore_of_a_whole_vm(vmm, tmp_path):
     vm.state, whose holes containerd writes out as zeros) and `restore
     --live` starts the saved VM: the same guest kernel (its boot_id), and
     the counter carries on."""
-    from test_containerd import IMAGE, Containerd, build_image, run_args, task_status
+    from test_containerd import IMAGE, Containerd, build_image, gone_then_restored_live, run_args, task_status
     cd = Containerd(tmp_path)
     try:
         assert cd.ctr("images", "import", "--snapshotter", "native",
@@ -471,13 +481,7 @@ def test_ctr_checkpoint_and_live_restore_of_a_whole_vm(vmm, tmp_path):
         r = cd.ctr("containers", "checkpoint", "--rw", "--task", "vm1", "cocoon/vm1:ck", timeout=600)
         assert r.returncode == 0, r.stdout + r.stderr
         at = len(count())
-        cd.ctr("tasks", "kill", "-s", "KILL", "vm1")
-        assert wait_for(lambda: task_status(cd, "vm1") == "STOPPED", timeout=60)
-        cd.ctr("tasks", "delete", "vm1")
-        assert cd.ctr("containers", "delete", "vm1").returncode == 0
-        r = cd.ctr("containers", "restore", "--rw", "--live", "vm1", "cocoon/vm1:ck", timeout=600)
-        assert r.returncode == 0, r.stdout + r.stderr
-        assert wait_for(lambda: task_status(cd, "vm1") == "RUNNING", timeout=60)
+        gone_then_restored_live(cd, "vm1", "cocoon/vm1:ck")
         assert boot_id() == booted, "a fresh VM, not the saved one"
         assert wait_for(lambda: carried_on(count(), at - 1), timeout=60), (at, count())
     finally:
@@ -491,13 +495,7 @@ def test_vm_state_swapped_after_the_check_is_not_what_loads(env, vmm):
     path, QEMU read the garbage and the restore failed."""
     import threading
     import time
-    vm_mode(env, vmm)
-    b, out = start(env, "s", ["payload", "counter", "100"])
-    assert wait_for(lambda: len(lines(out)) >= 2)
-    ck = env.tmp / "ck"
-    checkpoint(env, "s", ck)
-    assert wait_for(lambda: env.state("s")["status"] == "stopped")
-    env.run("delete", "s", check=True)
+    b, ck, _ = saved_counter(env, vmm, "s")
     swapped = []
 
     def swap():
@@ -524,15 +522,8 @@ def test_container_paused_at_the_save_runs_after_the_restore(env, vmm):
     as runc's and CRIU's route do: the counter goes on and exec works.
     Before, it came back frozen while `state` said running, and every exec
     failed with "container is not running"."""
-    vm_mode(env, vmm)
-    b, out = start(env, "p", ["payload", "counter", "100"])
-    assert wait_for(lambda: len(lines(out)) >= 2)
-    env.run("pause", "p", check=True)
-    checkpoint(env, "p", env.tmp / "ck")
-    assert wait_for(lambda: env.state("p")["status"] == "stopped")
-    last = int(lines(out)[-1])
-    env.run("delete", "p", check=True)
-    out2 = restored(env, "p", env.tmp / "ck", b)
+    b, ck, last = saved_counter(env, vmm, "p", pause=True)
+    out2 = restored(env, "p", ck, b)
     r = env.run("exec", "p", "payload", "echo", "exec after a paused save")
     assert r.returncode == 0 and r.stdout == "exec after a paused save\n", r.stderr
     assert wait_for(lambda: len(lines(out2)) >= 3), "the counter stayed frozen"
