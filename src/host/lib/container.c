@@ -126,19 +126,27 @@ int container_call(struct global_opts *g, const char *id, Cocoon__Request *req,
 	return container_call_timeout(g, id, req, resp, SHIM_CALL_TIMEOUT_MS, err);
 }
 
-int container_call_timeout(struct global_opts *g, const char *id, Cocoon__Request *req,
-			   Cocoon__Response **resp, int timeout_ms, struct error **err)
+/* A connection to container ID's shim, which must not be stopped. */
+static int container_connect(struct global_opts *g, const char *id, struct agent_client *c,
+			     struct error **err)
 {
 	_cleanup_free_ char *dir = NULL;
 	struct container_state st;
-	struct agent_client c;
 
 	int r = container_load(g, id, &dir, &st, err);
 	if (r < 0)
 		return r;
 	if (st.status == STATUS_STOPPED)
 		return error_setx(err, EINVAL, "container %s is stopped", id);
-	if ((r = shim_connect(dir, id, &c, err)) < 0)
+	return shim_connect(dir, id, c, err);
+}
+
+int container_call_timeout(struct global_opts *g, const char *id, Cocoon__Request *req,
+			   Cocoon__Response **resp, int timeout_ms, struct error **err)
+{
+	struct agent_client c;
+	int r = container_connect(g, id, &c, err);
+	if (r < 0)
 		return r;
 	r = agent_call(&c, req, resp, timeout_ms, err);
 	agent_client_close(&c);
@@ -148,34 +156,35 @@ int container_call_timeout(struct global_opts *g, const char *id, Cocoon__Reques
 int container_request(struct global_opts *g, const char *id, Cocoon__Request *req,
 		      struct error **err)
 {
-	Cocoon__Response *resp = NULL;
-	int r = container_call(g, id, req, &resp, err);
-	if (r == 0)
-		cocoon__response__free_unpacked(resp, NULL);
+	struct agent_client c;
+	int r = container_connect(g, id, &c, err);
+	if (r < 0)
+		return r;
+	r = agent_request(&c, req, SHIM_CALL_TIMEOUT_MS, err);
+	agent_client_close(&c);
 	return r;
 }
 
 int container_pause(struct global_opts *g, const char *id, bool resume, struct error **err)
 {
-	Cocoon__Request req = COCOON__REQUEST__INIT;
-	Cocoon__PauseRequest pr = COCOON__PAUSE_REQUEST__INIT;
-	pr.id = (char *)id;
-	pr.resume = resume;
-	req.body_case = COCOON__REQUEST__BODY_PAUSE;
-	req.pause = &pr;
-	return container_request(g, id, &req, err);
+	struct agent_client c;
+	int r = container_connect(g, id, &c, err);
+	if (r < 0)
+		return r;
+	r = agent_pause(&c, id, resume, SHIM_CALL_TIMEOUT_MS, err);
+	agent_client_close(&c);
+	return r;
 }
 
 int container_signal(struct global_opts *g, const char *id, int sig, bool all, struct error **err)
 {
-	Cocoon__Request req = COCOON__REQUEST__INIT;
-	Cocoon__SignalRequest sr = COCOON__SIGNAL_REQUEST__INIT;
-	sr.id = (char *)id;
-	sr.signal = sig;
-	sr.all = all;
-	req.body_case = COCOON__REQUEST__BODY_SIGNAL;
-	req.signal = &sr;
-	return container_request(g, id, &req, err);
+	struct agent_client c;
+	int r = container_connect(g, id, &c, err);
+	if (r < 0)
+		return r;
+	r = agent_signal(&c, id, sig, all, SHIM_CALL_TIMEOUT_MS, err);
+	agent_client_close(&c);
+	return r;
 }
 
 /* Reads the shim's "OK" or error text until it closes the pipe. Returns
