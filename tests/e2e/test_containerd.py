@@ -390,6 +390,69 @@ def test_kubernetes_shaped_pod_is_one_vm(cd):
     assert wait_for(lambda: len(qemu_pids(str(cd.tmp))) == before, timeout=30)
 
 
+def test_kubernetes_sandbox_deleted_before_its_container(cd):
+    """The pod's VM lives until its last container is deleted, in any order
+    (docs/pods.md "Lifetimes"): a CRI-shaped sandbox killed and deleted
+    through containerd's runc shim leaves its container running in the VM
+    (its task, exec, the pod's IPC); deleting that container then takes the
+    VM down, and no shim or keeper is left."""
+    cri = "io.kubernetes.cri"
+    sb, app = f"ksb{os.getpid()}", f"kapp{os.getpid()}"
+    before = len(qemu_pids(str(cd.tmp)))
+    try:
+        r = cd.ctr(*run_args("-d", "--annotation", f"{cri}.container-type=sandbox",
+                             "--annotation", f"{cri}.sandbox-id={sb}", IMAGE, sb,
+                             "payload", "sleep", "1000"))
+        assert r.returncode == 0, r.stderr
+        assert wait_for(lambda: task_status(cd, sb) == "RUNNING", timeout=60)
+        pid = task_pid(cd, sb)
+        member = ["--annotation", f"{cri}.container-type=container",
+                  "--annotation", f"{cri}.sandbox-id={sb}"]
+        for t, f in (("ipc", "ipc"), ("uts", "uts")):
+            member += ["--with-ns", f"{t}:/proc/{pid}/ns/{f}"]
+        r = cd.ctr(*run_args("-d", *member, IMAGE, app, "sh", "-c",
+                             "payload shm-put 9 made-before && exec payload sleep 1000"))
+        assert r.returncode == 0, r.stderr
+        assert wait_for(lambda: task_status(cd, app) == "RUNNING", timeout=60)
+        assert len(qemu_pids(str(cd.tmp))) == before + 1
+
+        # The sandbox first: kill, delete the task and the container.
+        cd.ctr("tasks", "kill", "-s", "KILL", sb)
+        assert wait_for(lambda: task_status(cd, sb) == "STOPPED", timeout=60)
+        r = cd.ctr("tasks", "delete", sb)
+        assert r.returncode == 0, r.stderr
+        r = cd.ctr("containers", "delete", sb)
+        assert r.returncode == 0, r.stderr
+        assert task_status(cd, app) == "RUNNING"
+        assert len(qemu_pids(str(cd.tmp))) == before + 1, "the VM went with the sandbox"
+        r = cd.ctr("tasks", "exec", "--exec-id", "k1", app, "payload", "shm-get", "9")
+        assert (r.returncode, r.stdout.strip()) == (0, "made-before"), r.stdout + r.stderr
+
+        # The last container: its delete takes the VM down.
+        cd.ctr("tasks", "kill", "-s", "KILL", app)
+        assert wait_for(lambda: task_status(cd, app) == "STOPPED", timeout=60)
+        r = cd.ctr("tasks", "delete", app)
+        assert r.returncode == 0, r.stderr
+        assert len(qemu_pids(str(cd.tmp))) == before, "the VM outlived the pod's last container"
+        cd.ctr("containers", "delete", app)
+        assert wait_for(lambda: not [p for p in pids_mentioning(sb) if _is_cocoon(p)], timeout=10), \
+            "the sandbox's shim or keeper is left"
+    finally:
+        for cid in (app, sb):
+            cd.ctr("tasks", "kill", "-s", "KILL", cid)
+            wait_for(lambda: task_status(cd, cid) in ("STOPPED", None), timeout=60)
+            cd.ctr("tasks", "delete", cid)
+            cd.ctr("containers", "delete", cid)
+    assert wait_for(lambda: len(qemu_pids(str(cd.tmp))) == before, timeout=30)
+
+
+def _is_cocoon(pid):
+    try:
+        return os.readlink(f"/proc/{pid}/exe").endswith("/cocoon")
+    except OSError:
+        return False
+
+
 def _get_or_none(ip, port):
     try:
         return http_get(ip, port, timeout=5)

@@ -90,6 +90,43 @@ def test_podman_pod_is_one_vm_with_localhost_and_ipc(podman):
         "a mount of the pod is left in the host's mount table"
 
 
+def status_of(podman, name):
+    return podman.check("inspect", "--format", "{{.State.Status}}", name).stdout.strip()
+
+
+def test_podman_infra_stopped_first_keeps_the_pods_vm(podman):
+    """The pod's VM lives until its last container is gone
+    (docs/pods.md "Lifetimes"): `podman stop` of the infra container alone
+    stops it (podman sees its exit), and the app containers run on in the
+    VM, on the pod's loopback; removing them one by one keeps the VM until
+    the last. podman itself refuses `podman rm` of an infra container (that
+    order is covered with cocoon's own CLI and ctr)."""
+    before = set(qemu_pids())
+    pause = pause_image(podman)
+    podman.check("pod", "create", "--name", "pk", "--infra-image", pause)
+    podman.check("run", "-d", "--pod", "pk", "--name", "pkweb", podman.image, "sh", "-c", SERVE)
+    podman.check("run", "-d", "--pod", "pk", "--name", "pkcli", podman.image, "payload", "sleep", "100000")
+    infra = podman.check("pod", "inspect", "--format", "{{.InfraContainerID}}", "pk").stdout.strip()
+    assert len(new_vms(before)) == 1
+
+    podman.check("stop", "--time", "2", infra, timeout=120)
+    assert status_of(podman, infra) == "exited"
+    assert status_of(podman, "pkweb") == "running" and status_of(podman, "pkcli") == "running"
+    assert len(new_vms(before)) == 1, "the VM went with the infra container"
+    r = podman.run("exec", "pkcli", "sh", "-c", FETCH)
+    assert "hello from the web container" in r.stdout, r.stdout + r.stderr
+    r = podman.run("rm", "--force", infra)
+    assert r.returncode != 0 and "infra" in r.stderr, r.stdout + r.stderr
+
+    podman.check("rm", "--force", "--time", "1", "pkcli", timeout=120)
+    assert len(new_vms(before)) == 1 and status_of(podman, "pkweb") == "running"
+    podman.check("rm", "--force", "--time", "1", "pkweb", timeout=120)
+    assert wait_for(lambda: new_vms(before) == [], timeout=10), "the VM outlived the pod's last container"
+    podman.check("pod", "rm", "--force", "pk", timeout=120)
+    assert wait_for(lambda: not [p for p in pids_mentioning(infra) if is_cocoon(p)], timeout=30), \
+        "a shim or keeper of the pod is left"
+
+
 def is_cocoon(pid):
     try:
         return pathlib.Path(f"/proc/{pid}/exe").resolve().name == "cocoon"

@@ -595,6 +595,19 @@ def whole_vm_state_bombs_stop_at_the_vms_memory_and_leave_nothing():
             assert left == [], f"{what}: left in the state root: {left}"
             assert df_used(parent) - before < 256 << 20, f"{what}: the disk holds what was decompressed"
             details.append(f"{what}: {took:.2f} s")
+        # vm.state itself, a sparse 1 TiB for a 128 MiB VM (its checksum
+        # need not even match): refused by its size before it is read.
+        os.unlink(zst)
+        with open(os.path.join(ck, "vm.state"), "wb") as f:
+            f.truncate(1 << 40)
+        with open(os.path.join(ck, "vm.json"), "w") as f:
+            json.dump({"format": "cocoon-vm-snapshot 1", "container_id": "v1", "key": key.replace(" -m 60000 ", " -m 128 "),
+                       "state": "vm.state", "state_size": 1 << 40, "xxh3": "0123456789abcdef",
+                       "state_bytes": 0}, f)
+        rc, err, took = env.cocoon("restore", "--image-path", ck, "--bundle", env.bundle, "-d", "v1", timeout=120)
+        assert rc not in (0, None) and b"vm.state is 1099511627776 bytes" in err and \
+            b"the VM's 128 MiB of memory" in err, f"sparse vm.state: {err!r}"
+        assert took < 10, f"sparse vm.state: took {took:.1f} s"
         assert len(env.vmm_pids()) == started, "a VM was started for a hostile whole-VM checkpoint"
         assert env.canary_intact(), "the canary was touched"
         return "; ".join(details) + "\n" + err.decode(errors="replace").strip()
@@ -1019,6 +1032,121 @@ def a_full_pod_still_answers_for_its_sandbox():
         assert not os.path.exists(os.path.join(env.root, "m32")), "the refused member left its state"
         rc, err, _ = env.cocoon("kill", "sb", "KILL")
         assert rc == 0, f"kill of the sandbox of a full pod: {err!r}"
+
+
+def state_status(env, cid):
+    """The status `state` reports, or None when the container does not exist."""
+    out = os.path.join(env.tmp, f"state-{cid}.json")
+    with open(out, "wb") as f:
+        rc, _, _ = env.cocoon("state", cid, stdout=f)
+    if rc != 0:
+        return None
+    with open(out) as f:
+        return json.load(f)["status"]
+
+
+def cocoon_pids_of(root):
+    """cocoon processes (shims, keepers) whose command line names root."""
+    pids = []
+    for p in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                cmd = f.read()
+            if root.encode() in cmd and os.readlink(f"/proc/{p}/exe") == COCOON and alive(int(p)):
+                pids.append(int(p))
+        except OSError:
+            pass
+    return pids
+
+
+@case
+def pod_vm_lives_until_its_last_container_is_deleted():
+    """The pod's VM belongs to its keeper, not to the sandbox's shim (docs/
+    pods.md "Lifetimes"): the sandbox deleted first leaves the members
+    running in the VM, and `state`/`list` say the sandbox is gone; the VM
+    ends when the last member is deleted, before that delete returns, with
+    no shim, keeper or directory left. Before the keeper, deleting the
+    sandbox ended the VM and every member with it."""
+    with Env("good") as env:
+        env.create("sb")
+        pid = shim_pid(env, "sb")
+        vmm = env.vmm_pids()
+        assert len(vmm) == 1, vmm
+        for m in ("m1", "m2"):
+            rc, err, _ = env.cocoon("create", "--bundle", member_bundle(env, f"b{m}", pid), m)
+            assert rc == 0, f"member {m}: {err!r}"
+        rc, err, _ = env.cocoon("delete", "--force", "sb")
+        assert rc == 0, f"delete --force sb: {err!r}"
+        assert not alive(pid), "the sandbox's shim outlived its delete"
+        assert alive(vmm[0]), "the VM went with the sandbox: its members died"
+        assert state_status(env, "sb") is None, "state still shows a deleted sandbox"
+        assert [state_status(env, m) for m in ("m1", "m2")] == ["created", "created"]
+        rc, err, _ = env.cocoon("start", "m1")
+        assert rc == 0, f"start of a member after its sandbox went: {err!r}"
+        rc, err, _ = env.cocoon("delete", "--force", "m1")
+        assert rc == 0 and alive(vmm[0]), f"the VM went before the last member: {err!r}"
+        rc, err, _ = env.cocoon("delete", "--force", "m2")
+        assert rc == 0, f"delete --force m2: {err!r}"
+        assert not alive(vmm[0]), "the VM outlived the pod's last container"
+        assert cocoon_pids_of(env.root) == [], "a shim or keeper of the pod is left"
+        assert os.listdir(env.root) == [], f"left in the state root: {os.listdir(env.root)}"
+
+
+@case
+def pod_keeper_killed_takes_the_vm_and_leaves_the_truth():
+    """SIGKILL of the keeper: QEMU goes with it (PDEATHSIG), every shim of
+    the pod sees its channel close and records its container stopped; the
+    deletes leave nothing."""
+    with Env("good") as env:
+        env.create("sb")
+        pid = shim_pid(env, "sb")
+        rc, err, _ = env.cocoon("create", "--bundle", member_bundle(env, "bm", pid), "m1")
+        assert rc == 0, f"member: {err!r}"
+        with open(os.path.join(env.root, "sb", "keeper")) as f:
+            keeper = int(f.read().split()[0])
+        vmm = env.vmm_pids()
+        os.kill(keeper, signal.SIGKILL)
+        deadline = time.time() + 10
+        while time.time() < deadline and (alive(vmm[0]) or alive(pid) or
+                                          state_status(env, "m1") != "stopped"):
+            time.sleep(0.05)
+        assert not alive(vmm[0]), "QEMU outlived its keeper"
+        assert not alive(pid), "the sandbox's shim outlived its keeper"
+        assert [state_status(env, c) for c in ("sb", "m1")] == ["stopped", "stopped"]
+        for c in ("m1", "sb"):
+            rc, err, _ = env.cocoon("delete", c)
+            assert rc == 0, f"delete {c}: {err!r}"
+        assert cocoon_pids_of(env.root) == [] and os.listdir(env.root) == []
+
+
+@case
+def member_killed_mid_create_leaves_no_container():
+    """A member's shim killed while its create is still being set up in the
+    guest: the keeper's kill at once finds no container yet (ESRCH, the
+    agent's answer), and the create then completes with nobody to own it.
+    The keeper kills it when that reply comes (before, it stayed in the VM
+    under that id)."""
+    with Env("member-create-late") as env:
+        env.create("sb")
+        pid = shim_pid(env, "sb")
+        b = member_bundle(env, "bm", pid)
+        with open(os.path.join(env.tmp, "m1.err"), "wb") as err:
+            p = subprocess.Popen([COCOON, "--root", env.root, "create", "--bundle", b, "m1"],
+                                 stdout=subprocess.DEVNULL, stderr=err, env=env.env())
+        deadline = time.time() + 10
+        while time.time() < deadline and "create deferred m1" not in env.log_text():
+            time.sleep(0.02)
+        assert "create deferred m1" in env.log_text(), env.log_text()
+        with open(os.path.join(env.root, "m1", "state.json")) as f:
+            os.kill(json.load(f)["shim_pid"], signal.SIGKILL)
+        p.wait(timeout=20)
+        deadline = time.time() + 10
+        while time.time() < deadline and "signal m1" not in env.log_text().partition("create done m1")[2]:
+            time.sleep(0.05)
+        log = env.log_text()
+        assert "create done m1" in log, log
+        assert "signal m1" in log.partition("create done m1")[2], \
+            f"the member created after its shim died was not killed: {log[log.find('create deferred'):]!r}"
 
 
 @case

@@ -176,11 +176,12 @@ static void test_publish_records_size_and_checksum_and_restore_checks_them(void 
 {
 	char work[300], dest[300];
 	struct error *err = NULL;
-	struct vmsnap_limits lim = {.max_bytes = 1ULL << 30, .verify_ms = 60000};
+	struct vmsnap_limits lim = {
+		.max_bytes = 1ULL << 30, .verify_ms = 60000, .max_memory_mib = 4096};
 	snprintf(work, sizeof(work), "%s/state", dir);
 	snprintf(dest, sizeof(dest), "%s/published-raw", dir);
 	close(sparse_state());
-	struct vmsnap_meta m = {.key = (char *)"k\n", .state_bytes = 5};
+	struct vmsnap_meta m = {.key = key_of(128), .state_bytes = 5};
 	snprintf(m.container_id, sizeof(m.container_id), "c1");
 	assert_int_equal(vmsnap_publish(work, dest, &m, &lim, 1, 2, &err), 0);
 	struct vmsnap_meta r;
@@ -240,7 +241,7 @@ static void test_publish_refuses_a_state_over_max_bytes(void **state)
 	m.zstd_level = 1;
 	lim.max_bytes = SPARSE_SIZE - 1;
 	assert_int_not_equal(vmsnap_publish(work, dest, &m, &lim, 1, 2, &err), 0);
-	assert_non_null(strstr(err->msg, "decompressed"));
+	assert_non_null(strstr(err->msg, "over limits.checkpoint_max_bytes"));
 	error_free(&err);
 	assert_int_equal(access(dest, F_OK), -1);
 	assert_int_equal(access(work, F_OK), -1);
@@ -251,6 +252,16 @@ static void test_publish_refuses_a_state_over_max_bytes(void **state)
 	close(fd);
 	lim.max_bytes = 1ULL << 36;
 	m.key = key_of(64);
+	assert_int_not_equal(vmsnap_publish(work, dest, &m, &lim, 1, 2, &err), 0);
+	assert_non_null(strstr(err->msg, "the VM's 64 MiB of memory"));
+	error_free(&err);
+	assert_int_equal(access(dest, F_OK), -1);
+	assert_int_equal(access(work, F_OK), -1);
+	/* The same as vm.state: a restore refuses it too (QEMU would parse it). */
+	fd = make_file("state");
+	assert_int_equal(ftruncate(fd, 200 << 20), 0);
+	close(fd);
+	m.zstd = false;
 	assert_int_not_equal(vmsnap_publish(work, dest, &m, &lim, 1, 2, &err), 0);
 	assert_non_null(strstr(err->msg, "the VM's 64 MiB of memory"));
 	error_free(&err);

@@ -366,10 +366,10 @@ static int make_cgroup(const char *mountpoint, const char *path, bool *created, 
 	return TAKE_FD(dir);
 }
 
-static int join_cgroup(int dir, struct error **err)
+static int join_cgroup(int dir, pid_t who, struct error **err)
 {
 	char pid[24], where[64];
-	int n = snprintf(pid, sizeof(pid), "%d", getpid());
+	int n = snprintf(pid, sizeof(pid), "%d", who);
 	_cleanup_close_ int fd = openat(dir, "cgroup.procs", O_WRONLY | O_CLOEXEC);
 	if (fd < 0 || write(fd, pid, (size_t)n) != n) {
 		int e = errno;
@@ -489,12 +489,12 @@ int cgmirror_oom_setup(struct cgmirror *m, const char *path, struct error **err)
 	return 0;
 }
 
-int cgmirror_join(struct cgmirror *m, struct error **err)
+int cgmirror_join(struct cgmirror *m, pid_t pid, struct error **err)
 {
 	int r = 0;
 	for (size_t i = 0; i < m->n_leaves; i++) {
 		if (r == 0)
-			r = join_cgroup(m->leaves[i], err);
+			r = join_cgroup(m->leaves[i], pid, err);
 		close(m->leaves[i]);
 	}
 	m->n_leaves = 0;

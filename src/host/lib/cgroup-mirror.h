@@ -22,6 +22,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "cgroup-oom.h"
 #include "error.h"
@@ -71,13 +72,14 @@ int cgmirror_setup(struct cgmirror *m, const char *path, struct error **err);
  * without a memory hierarchy. On failure the mirror's own files stay. */
 int cgmirror_oom_setup(struct cgmirror *m, const char *path, struct error **err);
 
-/* Moves the calling process (the shim, the pid the engines know) into the
- * cgroups cgmirror_setup made. Call it after QEMU is forked: the VM stays
+/* Moves process pid (the shim, the pid the engines know; not its keeper,
+ * which holds QEMU) into the cgroups cgmirror_setup made. Call it after
+ * QEMU is forked: the VM stays
  * in the cgroup the engine started the runtime in, where it was sized to
  * fit, never under a parent's host limit that could OOM-kill it (a pod's
  * cgroup limit is the pod's containers' limit; the VM needs that plus the
  * guest's own memory). */
-int cgmirror_join(struct cgmirror *m, struct error **err);
+int cgmirror_join(struct cgmirror *m, pid_t pid, struct error **err);
 
 /* Rewrites every file of m from st (each atomically: a new file renamed
  * over the old; v2's memory.events and cgroup.events in place, when they

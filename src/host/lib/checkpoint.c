@@ -168,14 +168,18 @@ static void keep_dump_log(struct global_opts *g, const struct checkpoint_options
  * QEMU with it: the staging mount is then made there. Returns an fd of the
  * shim's mount namespace when it is not ours, -1 when it is ours, -2 when
  * the shim is not the one recorded (then nothing is staged). */
-static int shim_mount_ns(const struct container_state *st)
+static int shim_mount_ns(const char *dir, const struct container_state *st)
 {
 	char path[64];
 	struct stat ours, theirs;
-	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", st->shim_pid);
+	/* QEMU's is the keeper's, when the shim has one (state.h). */
+	pid_t pid = st->shim_pid;
+	unsigned long long start = st->shim_start;
+	(void)state_keeper_read(dir, &pid, &start, NULL); /* none: the shim's own */
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", pid);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || stat("/proc/self/ns/mnt", &ours) < 0 || fstat(fd, &theirs) < 0 ||
-	    proc_start_time(st->shim_pid) != st->shim_start) {
+	    proc_start_time(pid) != start) {
 		if (fd >= 0)
 			close(fd);
 		return -2;
@@ -337,7 +341,7 @@ int checkpoint_container(struct global_opts *g, const char *id, struct checkpoin
 	if (strcmp(g->cfg.shared_fs, "9p") == 0 &&
 	    o->bench_route != COCOON__CHECKPOINT_ROUTE__ROUTE_FLOOR &&
 	    !(how && !strcmp(how, "shared"))) {
-		int ns = shim_mount_ns(&st);
+		int ns = shim_mount_ns(dir, &st);
 		staged = ns != -2 && images_stage_beside(idir, ckid, dest, ns, &stage, NULL) == 1;
 		if (ns >= 0)
 			close(ns);
@@ -420,7 +424,8 @@ int checkpoint_container(struct global_opts *g, const char *id, struct checkpoin
 	return 0;
 }
 
-/* The running members of sandbox SB under the state root, in ids[]. */
+/* The running (or paused) members of sandbox SB under the state root, in
+ * ids[]; stopped ones are left out. */
 static int pod_members(struct global_opts *g, const char *sb, char ids[][COCOON_ID_MAX + 1],
 		       int max, int *n, struct error **err)
 {
@@ -440,6 +445,14 @@ static int pod_members(struct global_opts *g, const char *sb, char ids[][COCOON_
 		_cleanup_free_ char *sb_dir = NULL;
 		if (state_dir(g->root, sb, &sb_dir, NULL) < 0 || strcmp(owner, sb_dir) != 0)
 			continue;
+		/* An exited member not yet deleted has nothing in the VM to
+		 * dump (docs/pods.md); one not started yet is refused. */
+		if (st.status == STATUS_STOPPED) {
+			log_warning(
+				"checkpoint --pod %s: member %s is stopped: left out of the checkpoint (pod.json does not list it)",
+				sb, de->d_name);
+			continue;
+		}
 		if (st.status != STATUS_RUNNING && st.status != STATUS_PAUSED)
 			return error_setx(
 				err, EINVAL,
@@ -502,8 +515,10 @@ int checkpoint_pod(struct global_opts *g, const char *id, struct checkpoint_opti
 	for (int i = 0; i < n && r == 0; i++) {
 		struct checkpoint_options one = *o;
 		_cleanup_free_ char *dest = NULL;
-		if (asprintf(&dest, "%s/%s", o->image_path, ids[i]) < 0)
-			return error_set(err, ENOMEM, "checkpoint");
+		if (asprintf(&dest, "%s/%s", o->image_path, ids[i]) < 0) {
+			r = error_set(err, ENOMEM, "checkpoint");
+			break;
+		}
 		one.image_path = dest;
 		one.leave_running = true; /* stays paused: killed below, once all are safe */
 		one.pod = false;

@@ -27,7 +27,54 @@ int container_remove_files(const char *dir, struct error **err)
 	if (state_read(dir, &st, NULL) == 0 && st.cgroup[0] &&
 	    cgmirror_remove(st.cgroup, &cg_err) < 0)
 		log_warning("container %s: %s", st.id, cg_err->msg);
-	return remove_tree(dir, err);
+	/* The keeper (state.h) of a container without members ends with
+	 * it, within moments of its shim. One that still runs the VM for a
+	 * pod's members (the sandbox deleted first) removes the directory
+	 * itself, which holds the pod share and the VM's shared directory,
+	 * once the last member has left: the container is gone when
+	 * state.json is (`state` and `list` say so). Decided under the
+	 * directory's lock, which the keeper takes at its end. */
+	long long kill_at = now_ms() + 10000;
+	for (;;) {
+		pid_t pid;
+		unsigned long long start;
+		bool pod = false;
+		_cleanup_close_ int lock = state_lock_dir(dir);
+		if (lock < 0 || state_keeper_read(dir, &pid, &start, &pod) < 0)
+			return remove_tree(dir, err);
+		if (pod) {
+			char path[4200];
+			snprintf(path, sizeof(path), "%s/state.json", dir);
+			if (unlink(path) < 0 && errno != ENOENT)
+				return error_set(err, errno, "remove %s", path);
+			return 0;
+		}
+		if (now_ms() >= kill_at) {
+			kill(pid, SIGKILL); /* a keeper that hangs: QEMU goes with it */
+			kill_at = now_ms() + 5000;
+		}
+		nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+	}
+}
+
+/* The directory of a deleted pod sandbox whose keeper died before the
+ * pod's last member left (it removes the directory when it ends): no
+ * state.json, and a keeper file naming a process that is gone. */
+static bool stale_keeper_dir(const char *dir)
+{
+	char path[4200];
+	pid_t pid;
+	unsigned long long start;
+	_cleanup_close_ int lock = state_lock_dir(dir);
+	snprintf(path, sizeof(path), "%s/state.json", dir);
+	return lock >= 0 && access(path, F_OK) < 0 && errno == ENOENT &&
+	       state_keeper_read(dir, &pid, &start, NULL) == -ESRCH;
+}
+
+void container_reap_stale(const char *dir)
+{
+	if (stale_keeper_dir(dir))
+		(void)remove_tree(dir, NULL); /* best effort: create and delete --force retry */
 }
 
 /* The shim leads its own session and process group (setsid), with QEMU and
@@ -86,7 +133,7 @@ int container_delete(struct global_opts *g, const char *id, bool force, struct e
 		 * directory left without its state.json is removed, so the
 		 * success is true. */
 		error_free(err);
-		return remove_tree(dir, err);
+		return container_remove_files(dir, err);
 	}
 	if (r < 0 && (r != -EINVAL || !dir))
 		return r;
@@ -103,7 +150,15 @@ int container_delete(struct global_opts *g, const char *id, bool force, struct e
 	else if (r == 0)
 		wait_shim_gone(&st, 10000); /* a stopped container's shim may still be exiting */
 	error_free(err);
-	return container_remove_files(dir, err);
+	/* A member's pod: its sandbox's directory, if a keeper that died
+	 * left it after the sandbox's delete. */
+	_cleanup_free_ char *sandbox_dir = NULL;
+	(void)pod_images_state_dir(g, dir, &sandbox_dir, NULL); /* none: not a member */
+	if ((r = container_remove_files(dir, err)) < 0)
+		return r;
+	if (sandbox_dir)
+		container_reap_stale(sandbox_dir);
+	return 0;
 }
 
 int container_load(struct global_opts *g, const char *id, char **dir, struct container_state *st,
@@ -309,13 +364,19 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 		return r;
 	}
 	/* mkdir is the atomic claim on the ID. */
-	if (mkdir(dir, 0700) < 0) {
+	int made = mkdir(dir, 0700);
+	if (made < 0 && errno == EEXIST && stale_keeper_dir(dir) && remove_tree(dir, NULL) == 0)
+		made = mkdir(dir, 0700);
+	if (made < 0) {
 		r = errno == EEXIST ? error_setx(err, EEXIST, "container %s already exists", id)
 				    : error_set(err, errno, "create %s", dir);
 		spec_free(&bundle);
 		return r;
 	}
 	if (member && (r = pod_member_record(dir, pod.id, err)) < 0)
+		goto fail;
+	if (!member && bundle.netns_path &&
+	    (r = pod_sandbox_record_netns(dir, bundle.netns_path, err)) < 0)
 		goto fail;
 	if (kept && (r = resources_kept_write(dir, kept, err)) < 0)
 		goto fail;

@@ -35,7 +35,9 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 
 /* Removes a container's traces on the host once its shim is gone: the host
  * cgroup its state names (cgroup-mirror.h; a failure there is a warning),
- * then its state directory. */
+ * then its state directory; but while a pod's keeper still runs the VM for
+ * the members (a sandbox deleted first), only state.json: the keeper
+ * removes the rest when it ends (docs/pods.md "Lifetimes"). */
 int container_remove_files(const char *dir, struct error **err);
 
 /* runc delete: stops the container's VM (FORCE, or a container never
@@ -45,6 +47,12 @@ int container_remove_files(const char *dir, struct error **err);
  * (-EBUSY). With FORCE a missing container is success (runc's rule).
  * Returns 0, or a negative errno with *ERR set. */
 int container_delete(struct global_opts *g, const char *id, bool force, struct error **err);
+
+/* Removes dir when it is what a pod's keeper left by dying after its
+ * sandbox was deleted (state.h STATE_KEEPER_FILE): no state.json, a keeper
+ * that is gone. The deletes of the pod's members call it on their sandbox's
+ * directory, as create and delete --force do on theirs. */
+void container_reap_stale(const char *dir);
 
 /* Loads the state of an existing container. */
 int container_load(struct global_opts *g, const char *id, char **dir, struct container_state *st,

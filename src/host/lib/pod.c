@@ -78,6 +78,8 @@ static int load_sandbox(struct global_opts *g, const char *id, struct pod_sandbo
 			"container %s was started without a pod share and takes no members", id);
 	sb->shim_pid = st.shim_pid;
 	sb->shim_start = st.shim_start;
+	if (state_keeper_read(sb->dir, &sb->keeper_pid, &sb->keeper_start, NULL) < 0)
+		return error_setx(err, ESRCH, "the VM of pod sandbox %s is gone", id);
 	return 0;
 }
 
@@ -102,6 +104,50 @@ static int resolve_restored(struct global_opts *g, const struct spec_pod *p, con
 		return r;
 	}
 	return 1;
+}
+
+int pod_sandbox_record_netns(const char *dir, const char *netns_path, struct error **err)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/" POD_NETNS_FILE, dir);
+	return write_file_atomic(path, netns_path, strlen(netns_path), 0600, err);
+}
+
+/* A member that names a network namespace by path (CRI's CNI path, or a
+ * podman member given a --network of its own) must name the pod's: in the
+ * VM it gets the pod's network whatever it names, so any other is refused
+ * rather than silently replaced. Same namespace = same nsfs inode. */
+static int check_member_netns(const struct oci_bundle *b, const struct pod_sandbox *sb,
+			      struct error **err)
+{
+	const char *own = b->pod.netns_path ? b->pod.netns_path : b->netns_path;
+	char path[4200];
+	_cleanup_free_ char *pods = NULL;
+	struct stat mine, theirs;
+	if (!own)
+		return 0;
+	snprintf(path, sizeof(path), "%s/" POD_NETNS_FILE, sb->dir);
+	int r = read_file_bounded(path, 4096, &pods, NULL, NULL);
+	if (r < 0 && r != -ENOENT)
+		return error_set(err, -r, "read %s", path);
+	if (r < 0)
+		return error_setx(
+			err, EINVAL,
+			"config.json: the network namespace %s: pod sandbox %s has no network "
+			"namespace path, it made its own; a container of a pod shares its sandbox's "
+			"network (docs/pods.md)",
+			own, sb->id);
+	if (stat(own, &mine) < 0)
+		return error_set(err, errno, "config.json: the network namespace %s", own);
+	if (strcmp(own, pods) != 0 && (stat(pods, &theirs) < 0 || mine.st_dev != theirs.st_dev ||
+				       mine.st_ino != theirs.st_ino))
+		return error_setx(
+			err, EINVAL,
+			"config.json: the network namespace %s is not the one of pod sandbox %s (%s): "
+			"a container of a pod shares its sandbox's network, carried into the pod's VM "
+			"once (docs/pods.md)",
+			own, sb->id, pods);
+	return 0;
 }
 
 int pod_resolve(struct global_opts *g, const struct oci_bundle *b, const char *sandbox_id,
@@ -139,6 +185,10 @@ int pod_resolve(struct global_opts *g, const struct oci_bundle *b, const char *s
 		pod_sandbox_free(sb);
 		return error_setx(err, ESRCH, "the shim of pod sandbox %s (pid %d) is gone", by_pid,
 				  p->join_pid);
+	}
+	if ((r = check_member_netns(b, sb, err)) < 0) {
+		pod_sandbox_free(sb);
+		return r;
 	}
 	return 1;
 }
@@ -181,10 +231,10 @@ int pod_share_prepare(const char *dir, struct error **err)
 static int enter_sandbox_mounts(const struct pod_sandbox *sb, struct error **err)
 {
 	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", sb->shim_pid);
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", sb->keeper_pid);
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || proc_start_time(sb->shim_pid) != sb->shim_start)
-		return error_setx(err, ESRCH, "the shim of pod sandbox %s is gone", sb->id);
+	if (fd < 0 || proc_start_time(sb->keeper_pid) != sb->keeper_start)
+		return error_setx(err, ESRCH, "the VM of pod sandbox %s is gone", sb->id);
 	if (setns(fd, CLONE_NEWNS) < 0)
 		return error_set(err, errno, "entering the mount namespace of pod sandbox %s",
 				 sb->id);

@@ -2,17 +2,19 @@
  * pause container, podman's infra container), each with a shim of its own
  * (docs/pods.md).
  *
- * The sandbox's shim owns the VM and its agent channel. A member's shim
- * talks to the agent through the sandbox's shim control socket: it sends
- * the requests of its own container, and the sandbox's shim sends it that
+ * The pod's keeper, a process of the sandbox's shim but apart from it, owns
+ * the VM and its agent channel and lives until the last container of the
+ * pod has gone (docs/pods.md "Lifetimes"). A member's shim talks to the
+ * agent through the keeper's control socket (the sandbox's shim.sock): it
+ * sends the requests of its own container, and the keeper sends it that
  * container's output and exit events.
  *
  * The members' rootfs reach the running VM through one more 9p share, tag
  * "pod", made at boot: <sandbox dir>/pod, a read-only bind of pod-rw in the
- * sandbox shim's own mount namespace. A member's shim enters that namespace
+ * keeper's own mount namespace. A member's shim enters that namespace
  * and bind-mounts its rootfs on pod/<id>/rootfs; QEMU sees it at once. The
  * guest cannot write into pod/ itself, so it can plant nothing in the paths
- * the host mounts on, and the binds vanish with the sandbox shim's mount
+ * the host mounts on, and the binds vanish with the keeper's mount
  * namespace, however it ends. */
 #pragma once
 
@@ -44,6 +46,9 @@ struct oci_bundle;
 #define POD_MAX_MEMBERS 32
 /* In a member's state directory: the id of its pod's sandbox. */
 #define POD_SANDBOX_FILE "pod-sandbox"
+/* In a sandbox's: the network namespace path it carried into the VM, which
+ * its members must name too when they name one by path. */
+#define POD_NETNS_FILE "pod-netns"
 
 /* Limits of a whole pod: memory in bytes, CFS quota and period in µs;
  * 0 is "none". source names where they came from, for errors and logs. */
@@ -64,14 +69,19 @@ struct spec_pod {
 	 * -cpu-quota and -cpu-period, the sums of the pod's containers. */
 	struct pod_limits limits;
 	char *cgroups_path; /* linux.cgroupsPath, NULL when none */
+	/* A CRI member's network namespace path (by CNI path, not by
+	 * /proc/<pid>): it must be its sandbox's (pod_resolve checks). */
+	char *netns_path;
 };
 
 /* The sandbox a member joins. */
 struct pod_sandbox {
 	char id[65];
 	char *dir;
-	pid_t shim_pid;
+	pid_t shim_pid; /* the sandbox's shim: the pid its engine knows */
 	unsigned long long shim_start;
+	pid_t keeper_pid; /* the pod's keeper: QEMU, the channel, the pod share */
+	unsigned long long keeper_start;
 };
 /* Whether the container needs the pod share at boot: a CRI sandbox, or a
  * container whose namespaces no one else's spec names yet (podman's infra
@@ -85,6 +95,8 @@ bool pod_may_host_members(const struct oci_bundle *b);
 int pod_resolve(struct global_opts *g, const struct oci_bundle *b, const char *sandbox_id,
 		struct pod_sandbox *sb, struct error **err);
 void pod_sandbox_free(struct pod_sandbox *sb);
+/* Writes POD_NETNS_FILE into a sandbox's state directory. */
+int pod_sandbox_record_netns(const char *dir, const char *netns_path, struct error **err);
 /* Writes POD_SANDBOX_FILE into a member's state directory. */
 int pod_member_record(const char *dir, const char *sandbox_id, struct error **err);
 

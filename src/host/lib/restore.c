@@ -115,6 +115,18 @@ static int vmsnap_restore(struct global_opts *g, const char *id, const char *dir
 	if (st.st_size == 0 || (uint64_t)st.st_blocks * 512 > (uint64_t)g->cfg.checkpoint_max_bytes)
 		return error_setx(err, EINVAL, "%s: empty, or larger than checkpoint_max_bytes",
 				  state);
+	/* Nor larger than the VM it holds (vmsnap_state_bound; its allocated
+	 * bytes are checkpoint_max_bytes' above): QEMU would parse a sparse
+	 * giant until the restore's time runs out. */
+	struct vmsnap_limits blim = {.max_bytes = UINT64_MAX,
+				     .max_memory_mib = g->cfg.max_memory_mib};
+	char what[256];
+	uint64_t bound;
+	if (!m->zstd && vmsnap_state_bound(m->key, &blim, &bound, what, sizeof(what), err) < 0)
+		return error_wrap(err, "%s", state);
+	if (!m->zstd && (uint64_t)st.st_size > bound)
+		return error_setx(err, EFBIG, "%s is %llu bytes, over %s", state,
+				  (unsigned long long)st.st_size, what);
 	/* vm.state as published: its size and checksum (vm.json); zstd's
 	 * frame carries its own, checked as it is decompressed. */
 	struct vmsnap_limits lim = {.max_bytes = (uint64_t)g->cfg.checkpoint_max_bytes,

@@ -37,6 +37,11 @@ int pod_spec_namespace(struct oci_bundle *b, const char *field, const char *type
 	 * which its sandbox carried into the VM already. */
 	if (!pid && !(b->pod.sandbox_id && pod_shares(type)))
 		return 0;
+	if (!pid && strcmp(type, "network") == 0) {
+		free(b->pod.netns_path);
+		if (!(b->pod.netns_path = strdup(path)))
+			return error_set(err, ENOMEM, "config.json");
+	}
 	if (strcmp(type, "pid") == 0)
 		return error_setx(
 			err, EOPNOTSUPP,

@@ -2,7 +2,9 @@
 #include "cleanup.h"
 #include "paths.h"
 
+#include <fcntl.h>
 #include <json-c/json.h>
+#include <sys/file.h>
 #include <signal.h>
 #include <string.h>
 #include <time.h>
@@ -138,4 +140,49 @@ int state_read(const char *dir, struct container_state *st, struct error **err)
 	if (st->status != STATUS_STOPPED && !state_shim_alive(st))
 		st->status = STATUS_STOPPED;
 	return 0;
+}
+
+int state_keeper_write(const char *dir, pid_t pid, unsigned long long start, bool pod,
+		       struct error **err)
+{
+	char path[4200], text[64];
+	snprintf(path, sizeof(path), "%s/" STATE_KEEPER_FILE, dir);
+	int n = snprintf(text, sizeof(text), "%d %llu%s\n", pid, start, pod ? " pod" : "");
+	return write_file_atomic(path, text, (size_t)n, 0600, err);
+}
+
+int state_keeper_read(const char *dir, pid_t *pid, unsigned long long *start, bool *pod)
+{
+	char mark[8] = "";
+	char path[4200];
+	_cleanup_free_ char *text = NULL;
+	snprintf(path, sizeof(path), "%s/" STATE_KEEPER_FILE, dir);
+	int r = read_file_bounded(path, 64, &text, NULL, NULL);
+	if (r < 0)
+		return r == -ENOENT ? -ENOENT : -ESRCH;
+	struct container_state k = {0};
+	if (sscanf(text, "%d %llu %7s", &k.shim_pid, &k.shim_start, mark) < 2 || k.shim_pid <= 0)
+		return -ESRCH;
+	if (!state_shim_alive(&k))
+		return -ESRCH;
+	*pid = k.shim_pid;
+	*start = k.shim_start;
+	if (pod)
+		*pod = strcmp(mark, "pod") == 0;
+	return 0;
+}
+
+int state_lock_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	while (flock(fd, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			int e = errno;
+			close(fd);
+			return -e;
+		}
+	}
+	return fd;
 }

@@ -39,4 +39,22 @@ int state_read(const char *dir, struct container_state *st, struct error **err);
 /* Whether the shim recorded in st still runs. */
 bool state_shim_alive(const struct container_state *st);
 unsigned long long proc_start_time(pid_t pid);
+
+/* The keeper: the process that owns a container's VM (QEMU and the agent
+ * channel) apart from the shim whose pid the engine waits on, so that a
+ * pod's VM outlives its sandbox container while members run
+ * (docs/pods.md "Lifetimes"). It writes <dir>/keeper ("<pid> <start>")
+ * when it starts and removes it when it ends; a crash leaves it naming a
+ * dead process. */
+#define STATE_KEEPER_FILE "keeper"
+/* pod: the container has ended and the keeper serves its pod's members
+ * ("<pid> <start> pod"); it removes the directory when it ends. */
+int state_keeper_write(const char *dir, pid_t pid, unsigned long long start, bool pod,
+		       struct error **err);
+/* 0 and pid/start/pod when the keeper of dir runs, -ESRCH when the file
+ * names a process that is gone, -ENOENT when there is none. */
+int state_keeper_read(const char *dir, pid_t *pid, unsigned long long *start, bool *pod);
+/* Takes an exclusive flock on dir (an fd to close, or -errno): delete and
+ * the keeper's end decide under it which of them removes the directory. */
+int state_lock_dir(const char *dir);
 void state_now_rfc3339(char out[40]);

@@ -2,6 +2,7 @@
  * kill, exec, ...), and the agent's events passed on to whoever waits. */
 #include "shim-control.h"
 #include "shim-checkpoint.h"
+#include "shim-keeper.h"
 #include "shim-mirror.h"
 #include "shim-pod.h"
 #include "shim-state.h"
@@ -79,6 +80,7 @@ void shim_on_agent_event(void *userdata, const Cocoon__Response *ev)
 	}
 	const Cocoon__ExitEvent *x = ev->exit;
 	if (!*x->exec_id) {
+		s->own_exit_seen = true;
 		s->exited = true;
 		s->exit_code = shim_exit_code_of(x->wait_status);
 		shim_mirror_exit(s, x->memory_oom_kill);
@@ -277,6 +279,14 @@ void shim_client_readable(struct shim *s, struct shim_client *c)
 				s->execs[i].client_fd = -1;
 		char member[sizeof(c->member)];
 		snprintf(member, sizeof(member), "%s", c->member);
+		if (*member && s->keeping && shim_members_left(s) == 1) {
+			/* The pod's last container: the VM goes now. The
+			 * connection stays open until it has (the keeper's
+			 * exit closes it), for that shim waits for its end
+			 * (member_leave_pod). */
+			c->member[0] = 0;
+			return;
+		}
 		client_close(s, c);
 		if (*member)
 			shim_member_gone(s, member);

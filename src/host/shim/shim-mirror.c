@@ -48,7 +48,7 @@ void shim_mirror_exit(struct shim *s, uint64_t oom_kill)
 void shim_mirror_join(struct shim *s)
 {
 	_cleanup_error_ struct error *err = NULL;
-	if (s->mirror.n_leaves && cgmirror_join(&s->mirror, &err) < 0)
+	if (s->mirror.n_leaves && cgmirror_join(&s->mirror, s->st.shim_pid, &err) < 0)
 		log_warning(
 			"container %s: %s; podman stats and ctr task metrics do not show its figures",
 			s->args->id, err->msg);

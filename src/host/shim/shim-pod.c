@@ -213,6 +213,30 @@ static void forward_start(struct shim *s, struct shim_client *c, Cocoon__Request
 				   .client_req_id = cid,
 				   .client_fd = c->fd,
 				   .deadline_ms = now_ms() + SHIM_CHECKPOINT_TIMEOUT_MS};
+	snprintf(f->member, sizeof(f->member), "%s", c->member);
+}
+
+/* A member's create or restore succeeded in the guest after its shim went
+ * away (killed mid-create): nobody owns that container, so it goes. Sent
+ * without waiting (this runs in the channel's reply callback); its answer
+ * is dropped, and its late events with the departing id. */
+static void orphan_gone(struct shim *s, const char *id)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__SignalRequest sr = COCOON__SIGNAL_REQUEST__INIT;
+	sr.id = (char *)id;
+	sr.signal = SIGKILL;
+	sr.all = true;
+	req.body_case = COCOON__REQUEST__BODY_SIGNAL;
+	req.signal = &sr;
+	if (agent_send_request(&s->sb.agent, &req, NULL) < 0)
+		return; /* the channel is gone, and the VM with it */
+	for (int i = 0; i < SHIM_MAX_CLIENTS; i++) {
+		if (!s->departing[i][0]) {
+			snprintf(s->departing[i], sizeof(s->departing[i]), "%s", id);
+			break;
+		}
+	}
 }
 
 void shim_forward_reply(struct shim *s, struct shim_forward *f, const Cocoon__Response *r)
@@ -224,6 +248,10 @@ void shim_forward_reply(struct shim *s, struct shim_forward *f, const Cocoon__Re
 		if (c && f->kind != COCOON__REQUEST__BODY_CHECKPOINT)
 			member_unregister(c);
 		shim_reply_error(f->client_fd, f->client_req_id, err);
+		return;
+	}
+	if (!c && f->kind != COCOON__REQUEST__BODY_CHECKPOINT) {
+		orphan_gone(s, f->member);
 		return;
 	}
 	Cocoon__Response out = *r;

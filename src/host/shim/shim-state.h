@@ -29,6 +29,7 @@ struct shim_forward {
 	uint64_t agent_id, client_req_id;
 	int client_fd; /* -1 once that member's shim went away */
 	long long deadline_ms;
+	char member[65]; /* the container it is for */
 };
 
 struct shim_exec {
@@ -82,6 +83,13 @@ struct shim {
 	 * not yet sent its exit: their late events are dropped, never handed
 	 * to a new member that took the same id (member_register waits). */
 	char departing[SHIM_MAX_CLIENTS][65];
+	/* The keeper (shim-keeper.h): this process owns the VM, and the
+	 * shim, the engine's pid, waits on waiter_fd for the exit status.
+	 * keeping: the container has ended, members of its pod run on. */
+	bool keeper, keeping;
+	int waiter_fd;
+	int host_mnt_fd;    /* the mount namespace the keeper started in */
+	bool own_exit_seen; /* the container's exit event came */
 };
 
 /* A reader that went away loses its output. */

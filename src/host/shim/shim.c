@@ -8,6 +8,7 @@
 #include "shim.h"
 #include "shim-checkpoint.h"
 #include "shim-control.h"
+#include "shim-keeper.h"
 #include "shim-mirror.h"
 #include "shim-pod.h"
 #include "shim-setup.h"
@@ -148,13 +149,22 @@ static bool checkpoint_reply_due(struct shim *s)
 	return now_ms() < until;
 }
 
+/* Serving: the container, or once it ended, its pod's members (keeping). */
+static bool serving(struct shim *s)
+{
+	if (s->keeping)
+		return !s->agent_gone && shim_members_left(s) > 0;
+	return !s->exited || checkpoint_reply_due(s);
+}
+
 static void shim_loop(struct shim *s)
 {
-	while (!s->exited || checkpoint_reply_due(s)) {
-		struct pollfd fds[4 + SHIM_MAX_CLIENTS + SHIM_MAX_EXECS];
+	while (serving(s)) {
+		struct pollfd fds[5 + SHIM_MAX_CLIENTS + SHIM_MAX_EXECS];
 		/* Events that came in the same read as a reply are already
 		 * here: no new bytes will wake poll for them. */
 		if (agent_client_drain(&s->sb.agent, NULL) < 0) {
+			s->agent_gone = true;
 			s->exited = true;
 			s->exit_code = 128 + SIGKILL;
 			break;
@@ -168,6 +178,10 @@ static void shim_loop(struct shim *s)
 		tag[n++] = &s->listen_fd;
 		fds[n] = (struct pollfd){.fd = s->sig_fd, .events = POLLIN};
 		tag[n++] = &s->sig_fd;
+		if (s->waiter_fd >= 0) {
+			fds[n] = (struct pollfd){.fd = s->waiter_fd, .events = POLLIN};
+			tag[n++] = &s->waiter_fd;
+		}
 		if (s->stdin_open && s->st.status != STATUS_CREATED) {
 			fds[n] = (struct pollfd){.fd = s->in_fd, .events = POLLIN};
 			tag[n++] = &s->in_fd;
@@ -213,7 +227,7 @@ static void shim_loop(struct shim *s)
 				continue;
 			break;
 		}
-		for (nfds_t i = 0; i < n && (!s->exited || s->ckpt.active); i++) {
+		for (nfds_t i = 0; i < n && (s->keeping || !s->exited || s->ckpt.active); i++) {
 			if (!fds[i].revents)
 				continue;
 			if (tag[i] == &s->sb) {
@@ -227,6 +241,8 @@ static void shim_loop(struct shim *s)
 				shim_accept_client(s);
 			} else if (tag[i] == &s->sig_fd) {
 				handle_signals(s);
+			} else if (tag[i] == &s->waiter_fd) {
+				shim_keeper_lost_shim(s); /* it only ever writes */
 			} else if (tag[i] == &s->in_fd) {
 				forward_stdin(s, s->in_fd, "", &s->stdin_open);
 			} else if ((char *)tag[i] >= (char *)s->clients &&
@@ -273,11 +289,32 @@ static void report(int fd, const char *msg)
 	}
 }
 
-/* The VM goes with the shim that booted it; a pod member leaves the pod. */
+/* A member's shim leaves: it closes its half of the connection and waits
+ * until the keeper has closed the other, which the keeper does after the
+ * VM is down when this was the pod's last container. So a `delete` of the
+ * last container returns with the VM gone. Bounded. */
+static void member_leave_pod(struct shim *s)
+{
+	char buf[4096];
+	long long until = now_ms() + 15000;
+	if (s->sb.agent.fd >= 0 && shutdown(s->sb.agent.fd, SHUT_WR) == 0) {
+		while (now_ms() < until) {
+			struct pollfd p = {.fd = s->sb.agent.fd, .events = POLLIN};
+			if (poll(&p, 1, (int)(until - now_ms())) < 0 && errno != EINTR)
+				break;
+			ssize_t n = read(s->sb.agent.fd, buf, sizeof(buf));
+			if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+				break;
+		}
+	}
+	agent_client_close(&s->sb.agent);
+}
+
+/* The VM goes with the keeper that booted it; a pod member leaves the pod. */
 static void shim_teardown(struct shim *s)
 {
 	if (s->args->pod) {
-		agent_client_close(&s->sb.agent);
+		member_leave_pod(s);
 		pod_member_unshare(s->args->pod, s->args->id);
 	} else {
 		sandbox_shutdown(&s->sb);
@@ -290,7 +327,12 @@ static void shim_teardown(struct shim *s)
 
 void shim_main(struct shim_args *a)
 {
-	struct shim s = {.args = a, .listen_fd = -1, .sb.agent.fd = -1, .tty.fd = -1};
+	struct shim s = {.args = a,
+			 .listen_fd = -1,
+			 .sb.agent.fd = -1,
+			 .tty.fd = -1,
+			 .waiter_fd = -1,
+			 .host_mnt_fd = -1};
 	_cleanup_error_ struct error *err = NULL;
 
 	(void)setsid(); /* the shim was forked for this: cannot fail */
@@ -298,9 +340,9 @@ void shim_main(struct shim_args *a)
 		s.clients[i].fd = -1;
 	for (int i = 0; i < SHIM_MAX_EXECS; i++)
 		shim_close_exec(&s.execs[i]);
-	s.sig_fd = signals_setup();
 	/* From the first moment the shim, and through its process group QEMU
-	 * and virtiofsd, can be found and killed from the state root. */
+	 * and virtiofsd (and the keeper), can be found and killed from the
+	 * state root. */
 	snprintf(s.st.id, sizeof(s.st.id), "%s", a->id);
 	snprintf(s.st.bundle, sizeof(s.st.bundle), "%s", a->bundle->bundle);
 	snprintf(s.st.rootfs, sizeof(s.st.rootfs), "%s", a->bundle->rootfs);
@@ -308,15 +350,27 @@ void shim_main(struct shim_args *a)
 	s.st.status = STATUS_CREATING;
 	s.st.shim_pid = getpid();
 	s.st.shim_start = proc_start_time(getpid());
+	/* Only the keeper comes back; without one the shim is its own. */
+	if (shim_wants_keeper(a) && shim_keeper_fork(&s) < 0)
+		log_warning("container %s: fork of its VM's keeper: %s; the shim keeps the VM",
+			    a->id, strerror(errno));
+	s.sig_fd = signals_setup();
 	if (state_write(a->dir, &s.st, &err) < 0 || shim_setup(&s, &err) < 0) {
 		report(a->ready_fd, err->msg);
 		shim_teardown(&s);
+		if (s.keeper)
+			shim_keeper_end(&s);
 		_exit(1);
 	}
 	if (s.tty.fd >= 0)
 		drop_caller_stdio(s.tty.fd);
 	report(a->ready_fd, "OK");
 	shim_loop(&s);
+	/* Members of its pod still run: the VM stays until they are gone. */
+	if (s.keeper && !s.agent_gone && shim_members_left(&s) > 0) {
+		shim_keeper_hand_off(&s);
+		shim_loop(&s);
+	}
 
 	/* The container is gone: take the VM down, then record it, so that
 	 * "stopped" never describes a VM that still runs. */
@@ -324,9 +378,13 @@ void shim_main(struct shim_args *a)
 	snprintf(path, sizeof(path), "%s/" SHIM_SOCKET, a->dir);
 	unlink(path);
 	shim_teardown(&s);
-	s.st.status = STATUS_STOPPED;
-	s.st.exit_status = s.exit_code;
-	if (state_write(a->dir, &s.st, &err) < 0)
-		log_warning("container %s: %s", a->id, err->msg);
+	if (!s.keeping) {
+		s.st.status = STATUS_STOPPED;
+		s.st.exit_status = s.exit_code;
+		if (state_write(a->dir, &s.st, &err) < 0)
+			log_warning("container %s: %s", a->id, err->msg);
+	}
+	if (s.keeper)
+		shim_keeper_end(&s);
 	_exit(s.exit_code);
 }

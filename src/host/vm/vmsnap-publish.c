@@ -334,15 +334,19 @@ static int check_limits(const char *work_state, const struct vmsnap_meta *m,
 	uint64_t size = m->zstd ? (uint64_t)st.st_size : (uint64_t)st.st_blocks * 512;
 	char what[256];
 	uint64_t bound;
-	/* vm.state.zst is decompressed at restore up to the VM's memory and
-	 * its device state (vmsnap_state_bound). */
-	if (m->zstd && vmsnap_state_bound(m->key, lim, &bound, what, sizeof(what), err) < 0)
+	/* A restore refuses a state larger than the VM's memory and its device
+	 * state (vmsnap_state_bound), and decompresses vm.state.zst only up to
+	 * that. */
+	struct vmsnap_limits blim = *lim;
+	if (!m->zstd)
+		blim.max_bytes = UINT64_MAX; /* vm.state: its allocated bytes, below */
+	if (vmsnap_state_bound(m->key, &blim, &bound, what, sizeof(what), err) < 0)
 		return error_wrap(err, "the saved VM");
-	if (m->zstd && size > bound)
+	if ((uint64_t)st.st_size > bound)
 		return error_setx(
 			err, EFBIG,
-			"the saved VM takes %llu bytes decompressed, over %s, so a restore would refuse it; nothing was published",
-			(unsigned long long)size, what);
+			"the saved VM is %llu bytes, over %s, so a restore would refuse it; nothing was published",
+			(unsigned long long)st.st_size, what);
 	if (size > lim->max_bytes)
 		return error_setx(
 			err, EFBIG,

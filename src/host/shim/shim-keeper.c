@@ -1,0 +1,233 @@
+/* The keeper (shim-keeper.h).
+ *
+ * The engines wait on the shim's pid for the container's exit status, and a
+ * VM must not outlive the process that started it (QEMU has
+ * PR_SET_PDEATHSIG). Were the shim of a pod's sandbox the VM's owner, the
+ * sandbox's end would take every member with it. So the shim forks a keeper
+ * first: the keeper boots the VM, serves the container's control socket and
+ * the members' shims, and tells the shim the container's exit status over a
+ * socket pair; the shim only waits, passes on the signals it gets, and
+ * exits with that status. When the container ends while members run, the
+ * shim exits and the keeper goes on until the last member's shim has gone;
+ * then it takes the VM down. As Kata separates a sandbox's lifetime from
+ * that of its pause container, but with one process per pod and no daemon.
+ *
+ * Crashes: a killed keeper takes QEMU with it (PDEATHSIG); the shim sees
+ * the socket pair close and records the container stopped (137), members'
+ * shims see their channel close and do the same. A killed shim: the keeper
+ * sees the pair close and kills the container in the guest (members run
+ * on). A killed member's shim: the keeper kills that container. */
+#include "shim-keeper.h"
+#include "shim-pod.h"
+#include "cleanup.h"
+#include "log.h"
+#include "paths.h"
+#include "pod.h"
+#include "state.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+/* What the keeper tells the shim: the container's exit code, and whether
+ * the keeper ends now (then the shim waits for it, so that when the engine
+ * sees the shim gone, the VM is gone too). */
+struct keeper_word {
+	int32_t exit_code;
+	int32_t ending;
+};
+
+bool shim_wants_keeper(const struct shim_args *a)
+{
+	return !a->pod && !a->vmsnap && !a->vmsnap_state && pod_may_host_members(a->bundle);
+}
+
+int shim_members_left(const struct shim *s)
+{
+	int n = 0;
+	for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
+		n += s->clients[i].fd >= 0 && s->clients[i].member[0];
+	return n;
+}
+
+static void null_stdio(void)
+{
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	for (int fd = 0; null >= 0 && fd < 3; fd++)
+		if (fd != null)
+			(void)dup2(null, fd); /* a failure leaves that fd as it was */
+	if (null > 2)
+		close(null);
+}
+
+/* The keeper died without a word: the container went with its VM. */
+static int keeper_lost(struct shim *s, pid_t keeper)
+{
+	struct container_state st;
+	int status;
+	while (waitpid(keeper, &status, 0) < 0 && errno == EINTR)
+		;
+	if (state_read(s->args->dir, &st, NULL) < 0)
+		return 128 + SIGKILL; /* a create that failed: its caller removes the rest */
+	if (st.status == STATUS_STOPPED && st.shim_pid == getpid())
+		return st.exit_status; /* recorded before the keeper went */
+	st.status = STATUS_STOPPED;
+	st.exit_status = 128 + SIGKILL;
+	(void)state_write(s->args->dir, &st, NULL); /* nothing else to tell it to */
+	return st.exit_status;
+}
+
+static void __attribute__((noreturn)) waiter_main(struct shim *s, int fd, pid_t keeper)
+{
+	sigset_t mask;
+	sigemptyset(&mask);
+	int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
+	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
+		sigaddset(&mask, sigs[i]);
+	(void)sigprocmask(SIG_BLOCK, &mask, NULL); /* cannot fail: a valid set */
+	int sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	/* The engine's stdio is the keeper's to hold: an engine that reads
+	 * create's output until EOF must not wait on this process. */
+	null_stdio();
+	close(s->args->ready_fd);
+	for (;;) {
+		struct pollfd p[2] = {{.fd = fd, .events = POLLIN},
+				      {.fd = sig_fd, .events = POLLIN}};
+		if (poll(p, sig_fd >= 0 ? 2 : 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			_exit(keeper_lost(s, keeper));
+		}
+		struct signalfd_siginfo si;
+		while (sig_fd >= 0 && read(sig_fd, &si, sizeof(si)) == sizeof(si))
+			kill(keeper, (int)si.ssi_signo); /* the keeper forwards it */
+		if (!p[0].revents)
+			continue;
+		struct keeper_word w;
+		ssize_t n = recv(fd, &w, sizeof(w), 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n != (ssize_t)sizeof(w))
+			_exit(keeper_lost(s, keeper));
+		if (w.ending)
+			while (waitpid(keeper, NULL, 0) < 0 && errno == EINTR)
+				;
+		_exit(w.exit_code & 0xff);
+	}
+}
+
+int shim_keeper_fork(struct shim *s)
+{
+	int sp[2];
+	/* A shim started with stdio closed: /dev/null there, so that no fd
+	 * of the keeper's (the channel, the sockets) lands on 0-2, which are
+	 * let go at the hand-off. */
+	for (int fd = 0; fd < 3; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) != fd)
+			return -EBADF;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+		return -errno;
+	/* Above stdio, which the shim may have been started without: fds 0-2
+	 * are the container's (or /dev/null's) later. */
+	for (int i = 0; i < 2; i++) {
+		if (sp[i] > 2)
+			continue;
+		int fd = fcntl(sp[i], F_DUPFD_CLOEXEC, 3);
+		if (fd < 0) {
+			int e = errno;
+			close(sp[0]);
+			close(sp[1]);
+			return -e;
+		}
+		close(sp[i]);
+		sp[i] = fd;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(sp[0]);
+		close(sp[1]);
+		return -e;
+	}
+	if (pid > 0) {
+		close(sp[1]);
+		waiter_main(s, sp[0], pid);
+	}
+	close(sp[0]);
+	s->keeper = true;
+	s->waiter_fd = sp[1];
+	/* The pod share's mounts are in a namespace of the keeper's own
+	 * (pod_share_prepare); the directory is removed from this one. */
+	s->host_mnt_fd = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+	_cleanup_error_ struct error *err = NULL;
+	if (state_keeper_write(s->args->dir, getpid(), proc_start_time(getpid()), false, &err) < 0)
+		log_warning("container %s: %s", s->args->id, err->msg);
+	return 0;
+}
+
+static void tell_shim(struct shim *s, bool ending)
+{
+	struct keeper_word w = {.exit_code = s->exit_code, .ending = ending};
+	if (s->waiter_fd < 0)
+		return;
+	(void)send(s->waiter_fd, &w, sizeof(w), MSG_NOSIGNAL); /* it may be gone */
+	close(s->waiter_fd);
+	s->waiter_fd = -1;
+}
+
+void shim_keeper_lost_shim(struct shim *s)
+{
+	close(s->waiter_fd);
+	s->waiter_fd = -1;
+	if (!s->exited) {
+		s->exited = true;
+		s->exit_code = 128 + SIGKILL;
+	}
+}
+
+void shim_keeper_hand_off(struct shim *s)
+{
+	_cleanup_error_ struct error *err = NULL;
+	/* Ended by `delete --force` or by its shim's death, not by itself:
+	 * it must not run on in the VM. Its late events are dropped. */
+	if (!s->own_exit_seen)
+		shim_member_gone(s, s->args->id);
+	s->st.status = STATUS_STOPPED;
+	s->st.exit_status = s->exit_code;
+	if (state_write(s->args->dir, &s->st, &err) < 0 ||
+	    state_keeper_write(s->args->dir, getpid(), proc_start_time(getpid()), true, &err) < 0)
+		log_warning("container %s: %s", s->args->id, err->msg);
+	tell_shim(s, false);
+	null_stdio();
+	s->own_mib = 0;
+	s->keeping = true;
+}
+
+void shim_keeper_end(struct shim *s)
+{
+	char path[4200];
+	if (!s->keeping)
+		tell_shim(s, true);
+	/* Under the directory's lock: a delete meanwhile left it to us. */
+	_cleanup_close_ int lock = state_lock_dir(s->args->dir);
+	snprintf(path, sizeof(path), "%s/" STATE_KEEPER_FILE, s->args->dir);
+	(void)unlink(path); /* ours: nothing else removes it */
+	snprintf(path, sizeof(path), "%s/state.json", s->args->dir);
+	if (s->keeping && lock >= 0 && access(path, F_OK) < 0 && errno == ENOENT) {
+		_cleanup_error_ struct error *err = NULL;
+		/* In the keeper's namespace the last member's rootfs may
+		 * still be mounted in the pod share: never walk it there.
+		 * (setns: the guard's thread has been joined by now.) */
+		if (s->host_mnt_fd < 0 || setns(s->host_mnt_fd, CLONE_NEWNS) < 0)
+			log_warning(
+				"container %s: %s is left: back to the host's mount namespace: %s",
+				s->args->id, s->args->dir, strerror(errno));
+		else if (remove_tree(s->args->dir, &err) < 0)
+			log_warning("container %s: %s", s->args->id, err->msg);
+	}
+}
