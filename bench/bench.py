@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -238,6 +239,11 @@ def main():
                     help="only whole-VM checkpoints beside the CRIU route and host runc (a targeted run)")
     ap.add_argument("--layout-only", action="store_true",
                     help="only the engines' layout at the largest size (a targeted run)")
+    ap.add_argument("--variants-only", action="store_true",
+                    help="only boot, checkpoint and restore of the default guest beside the rootfs on "
+                         "virtiofs and (--criu-image) another CRIU, alternating (a targeted run)")
+    ap.add_argument("--criu-image", metavar="DIR",
+                    help="with --variants-only: a guest image built with COCOON_GUEST_CRIU_ROOT")
     ap.add_argument("--baseline-build", metavar="DIR",
                     help="with --layout-only: the same layouts with DIR/cocoon too, side by side")
     args = ap.parse_args()
@@ -249,6 +255,8 @@ def main():
         return template_only(args)
     if args.vmsnap_only:
         return vmsnap_only(args)
+    if args.variants_only:
+        return variants_only(args)
     if args.layout_only:
         work = pathlib.Path(tempfile.mkdtemp(prefix="cocoon-bench."))
         try:
@@ -370,6 +378,67 @@ def main():
     results["elapsed_s"] = round(time.time() - t_start, 1)
     pathlib.Path(args.out).write_text(json.dumps(results, indent=2))
     report(results, sizes)
+    print(f"results written to {args.out}")
+    return 0
+
+
+def measure_variant(b, mib):
+    """One boot to agent ready, and one checkpoint of a MIB memhog (the
+    container ends) with its restore into a fresh VM."""
+    m = re.search(r"boot\s+(\d+) ms to agent ready", b.cocoon("check").stdout)
+    boot = int(m.group(1)) if m else None
+    cid, out = b.start(["payload", "memhog", str(mib)])
+    p = b.work / f"v-{cid}"
+    try:
+        b.wait_lines(out, 1)
+        s = b.checkpoint(cid, path=p)
+    finally:
+        b.delete(cid)
+    r = b.restore("r" + cid, p)
+    b.delete("r" + cid)
+    shutil.rmtree(p)
+    return {"agent_ready_ms": boot, "ckpt_frozen": s["frozen_ms"], "ckpt_criu": s["criu_ms"],
+            "ckpt_total": s["total_ms"], "restore_total": r["total_ms"], "restore_boot": r["boot_ms"],
+            "restore_criu": r["criu_ms"]}
+
+
+def variants_only(args):
+    """The default guest (CRIU 3.17, rootfs on 9p) beside the rootfs on
+    virtiofs (rootfs_fs) and, with --criu-image, a guest image carrying
+    another CRIU (docs/image.md), in one run: the variants alternate, so
+    the host's load falls on each alike. Ratios are against the default."""
+    mib = max(int(x) for x in args.sizes.split(","))
+    work = pathlib.Path(tempfile.mkdtemp(prefix="cocoon-bench."))
+    variants = {"default": Bench(work / "default", 512),
+                "rootfs_virtiofs": Bench(work / "rootfs-vfs", 512, extra_vm='rootfs_fs = "virtiofs"\n')}
+    if args.criu_image:
+        img = pathlib.Path(args.criu_image)
+        variants["criu_image"] = Bench(work / "criu-image", 512,
+                                       extra_vm=f'kernel = "{img / "vmlinux"}"\ninitrd = "{img / "initrd.img"}"\n')
+    res = {name: {} for name in variants}
+    try:
+        for b in variants.values():
+            b.cocoon("check")  # cold caches: not measured
+        for run in range(args.runs):
+            for name, b in variants.items():
+                print(f"  {name}, run {run + 1} ...", flush=True)
+                for k, v in measure_variant(b, mib).items():
+                    res[name].setdefault(k, []).append(v)
+    finally:
+        for b in variants.values():
+            for d in (b.root.iterdir() if b.root.exists() else []):
+                b.delete(d.name)
+        shutil.rmtree(work, ignore_errors=True)
+    out = {"at_mib": mib, "runs": args.runs, "criu_image": args.criu_image,
+           "variants": {n: {k: stat(v) for k, v in d.items()} for n, d in res.items()}}
+    base = out["variants"]["default"]
+    out["ratios"] = {n: {k: ratio(med(d, k), med(base, k)) for k in d}
+                     for n, d in out["variants"].items() if n != "default"}
+    pathlib.Path(args.out).write_text(json.dumps(out, indent=2))
+    for n, d in out["variants"].items():
+        print(f"{n:16} " + "  ".join(f"{k} {fmt(d, k)}" for k in d))
+    for n, d in out["ratios"].items():
+        print(f"{n} / default: " + "  ".join(f"{k} {v}" for k, v in d.items()))
     print(f"results written to {args.out}")
     return 0
 

@@ -40,7 +40,7 @@ def stat(values):
 
 class Bench:
     def __init__(self, work, memory_mib, shared_fs="9p", root=None, env=None, vmsnap=None,
-                 cocoon=None):
+                 cocoon=None, extra_vm=""):
         work.mkdir(exist_ok=True)
         self.work = work
         self.bin = cocoon or COCOON
@@ -52,7 +52,7 @@ class Bench:
         mode = "[runtime]\ncheckpoint_mode = \"vm\"\n" if vmsnap else ""
         vmm = (f"snapshot_qemu = \"{vmsnap / 'qemu-system-x86_64'}\"\n"
                f"snapshot_virtiofsd = \"{vmsnap / 'virtiofsd'}\"\n") if vmsnap else ""
-        self.config.write_text(f"{mode}[vm]\nmemory_mib = {memory_mib}\nshared_fs = \"{shared_fs}\"\n{vmm}")
+        self.config.write_text(f"{mode}[vm]\nmemory_mib = {memory_mib}\nshared_fs = \"{shared_fs}\"\n{vmm}{extra_vm}")
         # The same VM started from a VM template (docs/performance.md).
         self.template_config = work / "config-template.toml"
         self.template_config.write_text(self.config.read_text() +

@@ -92,6 +92,9 @@ struct agent {
 	/* Booted for whole-VM checkpoints (cocoon.vmsnap=1): the rootfs and
 	 * tools are virtiofs too, nothing is 9p. */
 	bool vmsnap;
+	/* The container's rootfs share is virtiofs (cocoon.rootfs=virtiofs, or
+	 * vmsnap), else 9p. */
+	bool rootfs_virtiofs;
 	/* Booted to become a VM template (cocoon.template=1): no share is
 	 * mounted until TemplateResume (template.c). */
 	bool template_mode;

@@ -236,7 +236,8 @@ static int mount_rootfs_from(struct agent_container *c, const char *tag, const c
 	return mount(from, c->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0 ? -errno : 0;
 }
 
-/* virtiofs: a VM booted for whole-VM checkpoints has no 9p share. */
+/* virtiofs: rootfs_fs "virtiofs", or a VM booted for whole-VM checkpoints
+ * (no 9p share at all). */
 static int mount_rootfs(struct agent_container *c, const Cocoon__ContainerSpec *s, bool virtiofs,
 			char *msg, size_t msg_size)
 {
@@ -405,7 +406,7 @@ struct agent_container *container_new(struct agent *a, const char *id,
 		container_free(c);
 		return NULL;
 	}
-	if (mount_rootfs(c, s, a->vmsnap, msg, msg_size) < 0) {
+	if (mount_rootfs(c, s, a->rootfs_virtiofs, msg, msg_size) < 0) {
 		container_free(c);
 		return NULL;
 	}

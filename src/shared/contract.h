@@ -35,6 +35,8 @@
 #define COCOON_CMDLINE_VIRTIOFS "cocoon.fs=virtiofs" /* else the shares are 9p */
 /* Booted to be saved as a template (its memory in a file): no shares yet. */
 #define COCOON_CMDLINE_TEMPLATE "cocoon.template=1"
+/* rootfs_fs "virtiofs": the rootfs share (tag "rootfs") is virtiofs. */
+#define COCOON_CMDLINE_ROOTFS_VIRTIOFS "cocoon.rootfs=virtiofs"
 /* Whole-VM checkpoints: the rootfs and tools are virtiofs too (no 9p). */
 #define COCOON_CMDLINE_VMSNAP "cocoon.vmsnap=1"
 /* What the agent uses without cocoon.criu= / cocoon.ckptdir=, and the

@@ -103,6 +103,54 @@ def test_deleted_open_file_on_tmpfs_travels_as_a_ghost(env, kib):
     env.run("delete", "--force", "g", check=True)
 
 
+def rootfs_fstype(env, cid):
+    mounts = sh(env, cid, "cat /proc/1/mountinfo").stdout.splitlines()
+    root = [m.split(" - ")[1].split()[0] for m in mounts if m.split()[4] == "/"]
+    return root[-1] if root else None
+
+
+@pytest.mark.parametrize("kib", [4, 2048, 65536])
+def test_deleted_open_file_on_the_virtiofs_rootfs_travels_as_a_ghost(env, kib):
+    """rootfs_fs = "virtiofs": virtiofsd answers fstatfs() and the reopen by
+    inode, so CRIU dumps the deleted rootfs file as a ghost file and the
+    restore in a fresh VM gives the fd the same bytes, still (deleted)."""
+    conf = env.tmp / "criu.conf"
+    conf.write_text("ghost-limit 80M\n")
+    env.write_config(f'[runtime]\ncriu_config = "{conf}"\n', vm='rootfs_fs = "virtiofs"\n')
+    b, out = start(env, "gv", ["sh", "-c", ghost_script("/data/g", kib)])
+    # 64 MiB from /dev/urandom and its md5sum take a while under TCG.
+    assert wait_for(lambda: "ready" in lines(out), timeout=300), lines(out)
+    assert rootfs_fstype(env, "gv") == "virtiofs"
+    want = sh(env, "gv", f"cat /tmp/md5-{kib}").stdout.split()[0]
+    move_to_fresh_vm(env, "gv", b)
+    r = sh(env, "gv", "busybox md5sum /proc/1/fd/3; busybox readlink /proc/1/fd/3")
+    got, link = r.stdout.split()[0], r.stdout.splitlines()[-1]
+    assert got == want, r.stdout + r.stderr
+    assert link == "/data/g (deleted)", link
+    # CRIU's restore made the file again and unlinked it: nothing is left
+    # in the rootfs on the host.
+    assert [p.name for p in (b.rootfs / "data").iterdir()] == [], list((b.rootfs / "data").iterdir())
+    env.run("delete", "--force", "gv", check=True)
+
+
+def test_podman_deleted_open_file_on_the_virtiofs_rootfs(podman):
+    """The same through podman (its rootfs is an overlay mount on the host),
+    with rootfs_fs in the cocoon config podman's runtime reads."""
+    conf = podman.tmp / "criu.conf"
+    conf.write_text("ghost-limit 8M\n")
+    podman.cocoon_config.write_text(f'[runtime]\ncriu_config = "{conf}"\n[vm]\nrootfs_fs = "virtiofs"\n')
+    podman.check("run", "-d", "--name", "gp", podman.image, "sh", "-c", ghost_script("/data/g", 2048))
+    assert wait_for(lambda: "ready" in podman.run("logs", "gp").stdout, timeout=120)
+    want = podman.check("exec", "gp", "cat", "/tmp/md5-2048").stdout.split()[0]
+    podman.check("container", "checkpoint", "gp", timeout=600)
+    podman.check("container", "restore", "gp", timeout=600)
+    r = podman.check("exec", "gp", "sh", "-c", "busybox md5sum /proc/1/fd/3; busybox readlink /proc/1/fd/3")
+    got, link = r.stdout.split()[0], r.stdout.splitlines()[-1]
+    assert got == want, r.stdout + r.stderr
+    assert link == "/data/g (deleted)", link
+    podman.check("rm", "--force", "--time", "0", "gp")
+
+
 def fd_facts(env, cid):
     """What the restore must keep of the payload's files: each fd's target,
     the offsets and content hashes of the memfd and the O_TMPFILE, the cwd."""
@@ -163,7 +211,7 @@ def test_deleted_file_on_the_9p_rootfs_is_refused_clearly(env):
     assert wait_for(lambda: "ready" in lines(out))
     r = checkpoint(env, "r", env.tmp / "ck")
     assert r.returncode != 0
-    for needle in ("/data/g", "65536", "9p", "tmpfs"):
+    for needle in ("/data/g", "65536", "9p", "tmpfs", 'rootfs_fs = "virtiofs"'):
         assert needle in r.stderr, (needle, r.stderr)
     assert "statfs fd" not in r.stderr.split("CRIU")[0]
     assert env.state("r")["status"] == "running"

@@ -177,6 +177,7 @@ static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 		.shared_dir = sb->shared_dir,
 		.shared_fs = cfg->shared_fs,
 		.rootfs_dir = opts ? opts->rootfs_dir : NULL,
+		.rootfs_fs = cfg->rootfs_fs,
 		.pod_dir = opts ? opts->pod_dir : NULL,
 		.volumes_dir = opts ? opts->volumes_dir : NULL,
 		.images_dirs = opts ? opts->images_dirs : NULL,
@@ -220,8 +221,9 @@ static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 	}
 	/* virtiofs: QEMU 7.2 cannot migrate vhost-user-fs devices at all; for
 	 * network devices see template_shape(). */
+	bool rootfs_vfs = spec.rootfs_dir && cfg->rootfs_fs && strcmp(cfg->rootfs_fs, "9p") != 0;
 	if (!fake && cfg->vm_template && !(opts && (opts->cold_boot || opts->vmsnap)) &&
-	    strcmp(cfg->shared_fs, "9p") == 0 && spec.n_nets == 0 &&
+	    strcmp(cfg->shared_fs, "9p") == 0 && !rootfs_vfs && spec.n_nets == 0 &&
 	    boot_from_template(sb, cfg, &spec, timeout) == 0)
 		return 0;
 	long long start = now_ms();
