@@ -18,7 +18,6 @@
 #define AGENT_SHARED_DIR "/run/cocoon/shared"
 #define AGENT_MODULES_LIST "/lib/cocoon/modules.list"
 #define AGENT_TOOLS_DIR "/tools"
-#define AGENT_DEFAULT_CRIU "/usr/sbin/criu"
 /* A peer that stops reading cannot make us queue more than this. */
 #define AGENT_OUTQ_MAX (8 * 1024 * 1024)
 #define AGENT_MAX_JOBS 64

@@ -54,7 +54,7 @@ void restore_ctx_free(struct restore_ctx *x)
 static bool restored_task_lost(struct restore_ctx *x)
 {
 	char path[sizeof(x->work) + 16];
-	snprintf(path, sizeof(path), "%s/stats-restore", x->work);
+	snprintf(path, sizeof(path), "%s/" COCOON_STATS_RESTORE, x->work);
 	if (access(path, F_OK) == 0)
 		return false;
 	snprintf(path, sizeof(path), "%s/pidfile", x->work);
@@ -299,7 +299,7 @@ void restore_done(struct agent_job *job, int status)
 	Cocoon__Response resp = COCOON__RESPONSE__INIT;
 	Cocoon__RestoreReply reply = COCOON__RESTORE_REPLY__INIT;
 	Cocoon__CriuStats stats = COCOON__CRIU_STATS__INIT;
-	snprintf(path, sizeof(path), "%s/stats-restore", x->work);
+	snprintf(path, sizeof(path), "%s/" COCOON_STATS_RESTORE, x->work);
 	criu_read_stats(path, &stats);
 	reply.pid = (uint32_t)pid;
 	reply.stats = &stats;

@@ -185,7 +185,7 @@ static void restore_start_criu(struct restore_ctx *x)
 	argv_add(&av, "-W");
 	argv_add(&av, x->work);
 	argv_add(&av, "-o");
-	argv_add(&av, "restore.log");
+	argv_add(&av, COCOON_RESTORE_LOG);
 	argv_add(&av, x->criu.debug || a->debug ? "-v4" : "-v2");
 	argv_add(&av, "--root");
 	argv_add(&av, c->rootfs);

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import COCOON, qemu_pids, wait_for, write_bundle
 from podman_util import podman  # noqa: F401  (the fixture)
-from tty_util import Console, restore_tty
+from tty_util import restore_tty, tty_restore_needs_console_socket, tty_shell, tty_shell_carries_on
 
 
 def lines(path):
@@ -350,22 +350,14 @@ def test_terminal_checkpoint_restores_with_a_new_console_socket(env):
     hands in a new one whose master goes to the new --console-socket. The
     shell keeps its pid and its memory, and the new pty works both ways."""
     b = write_bundle(env.tmp / "b", ["sh"], terminal=True)
-    con1 = Console(env.tmp / "c1.sock")
-    rc, _, err = env.create("tty", b, "--console-socket", con1.path)
-    assert rc == 0, err.read_text()
-    env.run("start", "tty", check=True)
-    seen = con1.type_and_wait("X=kept-$((6*7)); echo ready-$X-$$\n", "ready-kept-42-1")
-    assert b"ready-kept-42-1" in seen, seen
+    con1 = tty_shell(env, b)
     ck = env.tmp / "ck"
     r = checkpoint(env, "tty", ck)
     assert r.returncode == 0, r.stdout + r.stderr
     env.run("delete", "--force", "tty", check=True)
     con1.close()
 
-    # Without a console socket: refused before anything starts.
-    r = restore_tty(env, "tty", ck, b)
-    assert r.returncode != 0 and "--console-socket" in r.stderr, r.stderr
-    assert not (env.root / "tty").exists() and qemu_pids(str(env.tmp)) == []
+    tty_restore_needs_console_socket(env, ck, b)
     # A bundle without a terminal: the guest names the mismatch, and the VM goes.
     plain = write_bundle(env.tmp / "plain", ["sh"], terminal=False)
     r = restore_tty(env, "tty", ck, plain)
@@ -373,19 +365,7 @@ def test_terminal_checkpoint_restores_with_a_new_console_socket(env):
     assert not (env.root / "tty").exists() and qemu_pids(str(env.tmp)) == []
     assert "tty" not in env.run("list").stdout
 
-    con2 = Console(env.tmp / "c2.sock")
-    r = restore_tty(env, "tty", ck, b, "--console-socket", con2.path)
-    assert r.returncode == 0, r.stderr
-    seen = con2.type_and_wait("echo after-$X-$$-$(test -t 0 && echo tty)\n", "after-kept-42-1-tty")
-    assert b"after-kept-42-1-tty" in seen, seen
-    # Input reaches the line discipline: ^C interrupts the foreground job.
-    con2.type_and_wait("sleep 1000\n", "sleep 1000")
-    ps = lambda: sh(env, "tty", "busybox ps -o args")  # noqa: E731
-    assert wait_for(lambda: "sleep 1000" in ps().stdout), (ps(), con2.seen)
-    seen = con2.type_and_wait("\x03echo status-$?\n", "status-130")
-    assert b"status-130" in seen, seen
-    os.write(con2.master(), b"exit 7\n")
-    assert wait_for(lambda: env.state("tty")["status"] == "stopped")
+    con2 = tty_shell_carries_on(env, ck, b, lambda: sh(env, "tty", "busybox ps -o args"))
     con2.close()
     env.run("delete", "tty", check=True)
     assert qemu_pids(str(env.tmp)) == []

@@ -17,6 +17,7 @@
 #include "frame.h"
 #include "hostile.h"
 #include "proto.h"
+#include "fake-dump.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -114,17 +115,7 @@ static void good_dump(const char *dir)
 					  0,	0,    0x10, 0x02, 0x20, 0x04, 0x00};
 	static uint8_t pages[8192];
 	mkdir(dir, 0755);
-	/* The init (task 1) in a pid and mount namespace of its own
-	 * (images-ns.h). */
-	static const uint8_t inv[] = {0x16, 0x31, 0x31, 0x58, 8,    0,	  0,	0,
-				      0x08, 0x02, 0x1a, 0x04, 0x28, 0x01, 0x48, 0x06};
-	static const uint8_t tree[] = {0x19, 0x43, 0x56, 0x54, 0x30, 0x30, 0x27, 0x50,
-				       4,    0,	   0,	 0,    0x08, 0x01, 0x10, 0x00};
-	static const uint8_t ids[] = {0x19, 0x43, 0x56, 0x54, 0x30, 0x20, 0x43, 0x54,
-				      4,    0,	  0,	0,    0x28, 0x09, 0x48, 0x0c};
-	put(dir, "inventory.img", inv, sizeof(inv));
-	put(dir, "pstree.img", tree, sizeof(tree));
-	put(dir, "ids-1.img", ids, sizeof(ids));
+	fake_dump_ns_images(dir, put);
 	put(dir, "pagemap-1.img", pagemap, sizeof(pagemap) - 1);
 	put(dir, "pages-1.img", pages, sizeof(pages));
 }

@@ -72,8 +72,8 @@ void config_init_defaults(struct cocoon_config *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->enable_checkpoint = true;
-	set_string(&c->guest_criu_path, "/usr/sbin/criu");
-	set_string(&c->guest_checkpoint_dir, "/run/cocoon/checkpoints");
+	set_string(&c->guest_criu_path, COCOON_GUEST_CRIU);
+	set_string(&c->guest_checkpoint_dir, COCOON_GUEST_CKPT_DIR);
 	set_string(&c->host_checkpoint_dir, "/var/lib/cocoon/checkpoints");
 	set_string(&c->criu_config, "/etc/cocoon/criu.conf");
 	set_string(&c->qemu, "qemu-system-x86_64");

@@ -8,6 +8,7 @@
 #include "cleanup.h"
 #include "log.h"
 #include "paths.h"
+#include "safefs.h"
 
 #include <fcntl.h>
 #include <json-c/json.h>
@@ -19,18 +20,6 @@
 #include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
-
-/* A ".." component, not the two characters: "/a..b" is a plain name. */
-static bool has_dotdot_component(const char *path)
-{
-	for (const char *p = path; *p;) {
-		size_t n = strcspn(p, "/");
-		if (n == 2 && p[0] == '.' && p[1] == '.')
-			return true;
-		p += n + (p[n] == '/');
-	}
-	return false;
-}
 
 static const char *const supported_fs[] = {"proc",   "sysfs",	"tmpfs", "devpts", "mqueue",
 					   "cgroup", "cgroup2", "bind",	 NULL};
@@ -48,7 +37,7 @@ static int parse_mount(json_object *m, size_t i, struct oci_bundle *b, Cocoon__M
 	snprintf(field, sizeof(field), "mounts[%zu].destination", i);
 	if ((r = spec_json_string(m, "destination", field, true, &mnt->destination, err)) < 0)
 		return r;
-	if (mnt->destination[0] != '/' || has_dotdot_component(mnt->destination))
+	if (mnt->destination[0] != '/' || safefs_has_dotdot(mnt->destination))
 		return error_setx(err, EINVAL,
 				  "config.json: %s '%s' must be absolute, without '..'", field,
 				  mnt->destination);
