@@ -14,7 +14,7 @@ PREFIX   ?= /usr/local
 PYTEST   ?= /usr/bin/python3 -m pytest
 COCOON    = $(BUILD)/cocoon
 
-.PHONY: all setup build image check unit asan analyze lint format-check fuzz fuzz-build fuzz-smoke e2e demo bench bench-quick bench-template bench-vmsnap bench-network install format clean
+.PHONY: all setup build image check unit asan analyze lint format-check fuzz fuzz-build fuzz-smoke e2e demo bench bench-quick bench-template bench-vmsnap bench-network bench-variants install format clean
 
 all: build
 
@@ -98,6 +98,12 @@ bench-template: image
 # beside the CRIU route and host runc, at 16, 64 and 256 MiB.
 bench-vmsnap: image
 	/usr/bin/python3 bench/bench.py --vmsnap-only --out $(BUILD)/bench-vmsnap.json
+
+# The default guest beside the rootfs on virtiofs and, with
+# CRIU_IMAGE=DIR, an image with another CRIU (docs/image.md): boot,
+# checkpoint and restore at 64 MiB, alternating.
+bench-variants: image
+	/usr/bin/python3 bench/bench.py --variants-only --sizes 64 --runs 2 $(if $(CRIU_IMAGE),--criu-image $(CRIU_IMAGE)) --out $(BUILD)/bench-variants.json
 
 # The network alone (issue 14): host -> container stream and round trip,
 # cocoon, cocoon's tap alone and runc side by side (bench/netbench.py).

@@ -48,12 +48,30 @@ for tool in apt-cache apt-get dpkg-deb dpkg-query depmod modprobe cpio xz ldd sh
 	command -v $tool >/dev/null || die "$tool is missing (run scripts/setup-host.sh)"
 done
 
-CRIU_VERSION=$(dpkg-query -W -f='${Version}' criu 2>/dev/null) ||
-	die "the criu package is not installed (run scripts/setup-host.sh)"
-case "$CRIU_VERSION" in
-$CRIU_SERIES*) ;;
-*) die "criu $CRIU_VERSION is installed, but the guest kernel series $KERNEL_SERIES is pinned with criu $CRIU_SERIES*; see docs/image.md" ;;
-esac
+# COCOON_GUEST_CRIU_ROOT=DIR: another CRIU for the guest, to measure it
+# (docs/image.md, "Trying trixie's CRIU 4.1.1"), never the default: a root
+# unpacked by `scripts/fetch-trixie.sh D criu` (DIR is D/root). Its CRIU and
+# library closure go to /usr/lib/cocoon-criu with their own loader, and
+# /usr/sbin/criu is a wrapper that runs it through that loader, so the
+# bookworm tools beside it keep their libraries.
+ALT_CRIU=${COCOON_GUEST_CRIU_ROOT:-}
+ALT_LD="$ALT_CRIU/usr/lib64/ld-linux-x86-64.so.2"
+ALT_LIB="$ALT_CRIU/usr/lib/x86_64-linux-gnu"
+if [ -n "$ALT_CRIU" ]; then
+	[ -x "$ALT_CRIU/usr/sbin/criu" ] && [ -x "$ALT_LD" ] ||
+		die "COCOON_GUEST_CRIU_ROOT=$ALT_CRIU has no usr/sbin/criu with its loader (scripts/fetch-trixie.sh DIR criu)"
+	CRIU_VERSION=$("$ALT_LD" --library-path "$ALT_LIB" "$ALT_CRIU/usr/sbin/criu" --version |
+		awk '/^Version:/ { print $2 }')
+	[ -n "$CRIU_VERSION" ] || die "$ALT_CRIU/usr/sbin/criu does not run"
+	CRIU_VERSION="$CRIU_VERSION-alt"
+else
+	CRIU_VERSION=$(dpkg-query -W -f='${Version}' criu 2>/dev/null) ||
+		die "the criu package is not installed (run scripts/setup-host.sh)"
+	case "$CRIU_VERSION" in
+	$CRIU_SERIES*) ;;
+	*) die "criu $CRIU_VERSION is installed, but the guest kernel series $KERNEL_SERIES is pinned with criu $CRIU_SERIES*; see docs/image.md" ;;
+	esac
+fi
 
 mkdir -p "$OUT"
 WORK="$OUT/.work"
@@ -139,7 +157,17 @@ copy_with_libs() {
 		while read -r lib; do copy_with_libs "$lib"; done
 }
 
-copy_with_libs /usr/sbin/criu
+if [ -n "$ALT_CRIU" ]; then
+	A="$STAGE/usr/lib/cocoon-criu"
+	mkdir -p "$A"
+	cp -L "$ALT_CRIU/usr/sbin/criu" "$ALT_LD" "$A/"
+	"$ALT_LD" --library-path "$ALT_LIB" --list "$ALT_CRIU/usr/sbin/criu" |
+		awk '/=> \// { print $3 }' | while read -r lib; do cp -L "$lib" "$A/"; done
+	printf '#!/bin/sh\nexec /usr/lib/cocoon-criu/ld-linux-x86-64.so.2 --library-path /usr/lib/cocoon-criu /usr/lib/cocoon-criu/criu "$@"\n' >"$STAGE/usr/sbin/criu"
+	chmod 755 "$STAGE/usr/sbin/criu"
+else
+	copy_with_libs /usr/sbin/criu
+fi
 # CRIU archives tmpfs mounts (the container's /dev, /dev/shm) with GNU tar
 # and gzip.
 copy_with_libs /bin/tar

@@ -18,7 +18,6 @@
 #define AGENT_SHARED_DIR "/run/cocoon/shared"
 #define AGENT_MODULES_LIST "/lib/cocoon/modules.list"
 #define AGENT_TOOLS_DIR "/tools"
-#define AGENT_DEFAULT_CRIU "/usr/sbin/criu"
 /* A peer that stops reading cannot make us queue more than this. */
 #define AGENT_OUTQ_MAX (8 * 1024 * 1024)
 #define AGENT_MAX_JOBS 64
@@ -53,7 +52,11 @@ struct agent_job_options {
 		*pass_fds; /* become fds 3, 4, ... in the child (at most AGENT_JOB_MAX_PASS_FDS) */
 	size_t n_pass_fds;
 	const char *cgroup; /* the child joins this cgroup before exec */
-	const char *netns;  /* and enters this network namespace (a path) */
+	/* and then makes a cgroup namespace rooted there, which the tasks it
+	 * forks inherit: CRIU 3.17 run with --manage-cgroups=ignore restores
+	 * no cgroup namespace, so a container that had its own gets it so. */
+	bool cgroupns;
+	const char *netns; /* and enters this network namespace (a path) */
 	/* and these namespaces (open fds, kept by the caller): a pod member's
 	 * CRIU runs in the pod's network, IPC and UTS namespaces */
 	const int *ns_fds;
@@ -89,6 +92,9 @@ struct agent {
 	/* Booted for whole-VM checkpoints (cocoon.vmsnap=1): the rootfs and
 	 * tools are virtiofs too, nothing is 9p. */
 	bool vmsnap;
+	/* The container's rootfs share is virtiofs (cocoon.rootfs=virtiofs, or
+	 * vmsnap), else 9p. */
+	bool rootfs_virtiofs;
 	/* Booted to become a VM template (cocoon.template=1): no share is
 	 * mounted until TemplateResume (template.c). */
 	bool template_mode;

@@ -326,7 +326,7 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	argv_add(&av, "-D");
 	argv_add(&av, x->img);
 	argv_add(&av, "-o");
-	argv_add(&av, "dump.log");
+	argv_add(&av, COCOON_DUMP_LOG);
 	argv_add(&av, (req->criu && req->criu->debug) || a->debug ? "-v4" : "-v2");
 	/* CRIU freezes through the container's cgroup; a paused container is
 	 * already frozen there and stays so afterwards. */

@@ -10,7 +10,9 @@
  *   reads a deleted file into the images (a "ghost file"), but first it
  *   calls fstatfs() on it, which QEMU's 9p server answers by path: the path
  *   is gone, and CRIU stops with "Can't statfs fd N: No such file or
- *   directory". On tmpfs (memfd, /dev/shm, a tmpfs mount) they work. */
+ *   directory". On tmpfs (memfd, /dev/shm, a tmpfs mount) they work, and
+ *   so on a virtiofs rootfs (rootfs_fs "virtiofs"), whose server answers
+ *   statfs and open by inode (docs/checkpoint.md). */
 #include "agent.h"
 #include "cleanup.h"
 #include "procfs.h"
@@ -19,6 +21,7 @@
 #include <dirent.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 
 static bool in_tree(pid_t pid, pid_t init)
@@ -86,8 +89,12 @@ static bool deleted_on(pid_t pid, const char *entry, dev_t rootfs, char *what, s
 	if (n <= 0)
 		return false;
 	target[n] = 0;
+	/* statfs() through the fd's link asks the file's server, as CRIU's
+	 * fstatfs() does: 9p's fails (ENOENT, the path is gone), virtiofs'
+	 * answers. (9p's f_type is the host filesystem's: no use here.) */
+	struct statfs fs;
 	if (n < 10 || strcmp(target + n - 10, " (deleted)") != 0 || stat(path, &st) < 0 ||
-	    st.st_dev != rootfs)
+	    st.st_dev != rootfs || statfs(path, &fs) == 0)
 		return false;
 	target[n - 10] = 0;
 	snprintf(what, size, "%s %s", S_ISDIR(st.st_mode) ? "directory" : "file", target);
@@ -120,7 +127,7 @@ static int deleted_on_rootfs(const struct agent_container *c, const pid_t *pids,
 			continue;
 		snprintf(
 			msg, size,
-			"checkpoint %s: process %d holds the deleted %s (%lld bytes) open on the container's root filesystem, which is shared from the host over 9p; CRIU cannot dump a deleted file there (it needs fstatfs(), which 9p answers by the path that is gone). Keep such files on a tmpfs in the container (their content then travels in the checkpoint as a ghost file), or close them before the checkpoint (docs/checkpoint.md)",
+			"checkpoint %s: process %d holds the deleted %s (%lld bytes) open on the container's root filesystem, which is shared from the host over 9p; CRIU cannot dump a deleted file there (it needs fstatfs(), which 9p answers by the path that is gone). Share the rootfs over virtiofs instead (rootfs_fs = \"virtiofs\" in cocoon's config, [vm]; not for the members of a pod), keep such files on a tmpfs in the container (their content then travels in the checkpoint as a ghost file), or close them before the checkpoint (docs/checkpoint.md)",
 			c->id, pids[i], what, (long long)bytes);
 		return -EOPNOTSUPP;
 	}

@@ -2,6 +2,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "contract.h"
 #include "proto.h"
 
 struct agent;
@@ -27,7 +28,7 @@ int criu_conf_write(const char *path, const struct agent *a, const struct agent_
  * progress watch must end it; or (post-restore only) "kill":
  * the script SIGKILLs the restored init before CRIU resumes the tree, as an
  * OOM kill would. True when FAULT is "" or one of those. */
-#define CRIU_FAULT_ENV "COCOON_FAULT"
+#define CRIU_FAULT_ENV COCOON_FAULT_ENV
 #define CRIU_FAULT_REACHED "cocoon-fault-reached"
 bool criu_fault_valid(const char *fault, bool dump);
 /* At dump: the per-mount flags of every mount of pid, into the images. */

@@ -373,7 +373,7 @@ void ckpt_dump_done(struct agent_job *job, int status)
 		if (x->copier > 0)
 			kill(x->copier, SIGKILL);
 	} else {
-		snprintf(stats, sizeof(stats), "%s/stats-dump", x->img);
+		snprintf(stats, sizeof(stats), "%s/" COCOON_STATS_DUMP, x->img);
 		criu_read_stats(stats, &x->stats);
 		if (x->shm_watch >= 0 && shm_changed(x->shm_watch)) {
 			ckpt_fail(x, ESTALE,

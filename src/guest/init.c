@@ -97,6 +97,7 @@ void agent_init_system(struct agent *a)
 	a->debug = cmdline_has(COCOON_CMDLINE_DEBUG);
 	a->virtiofs = cmdline_has(COCOON_CMDLINE_VIRTIOFS);
 	a->vmsnap = cmdline_has(COCOON_CMDLINE_VMSNAP);
+	a->rootfs_virtiofs = a->vmsnap || cmdline_has(COCOON_CMDLINE_ROOTFS_VIRTIOFS);
 
 	agent_load_modules(a, AGENT_MODULES_LIST);
 	/* CRIU, its libraries and tools and the late modules: the image's

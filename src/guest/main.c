@@ -370,8 +370,8 @@ int main(int argc, char **argv)
 	ssize_t sl = readlink("/proc/self/exe", a.self_path, sizeof(a.self_path) - 1);
 	if (sl > 0)
 		a.self_path[sl] = 0;
-	snprintf(a.criu_path, sizeof(a.criu_path), "%s", AGENT_DEFAULT_CRIU);
-	snprintf(a.ckpt_dir, sizeof(a.ckpt_dir), "/run/cocoon/checkpoints");
+	snprintf(a.criu_path, sizeof(a.criu_path), "%s", COCOON_GUEST_CRIU);
+	snprintf(a.ckpt_dir, sizeof(a.ckpt_dir), "%s", COCOON_GUEST_CKPT_DIR);
 	while (!a.is_init && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':

@@ -71,7 +71,7 @@ static bool boot_essential(const char *name, bool virtiofs)
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
 		if (strcmp(names[i], name) == 0)
 			return true;
-	/* Only a VM whose shares are virtiofs waits for these at boot. */
+	/* Only a VM with virtiofs shares (or rootfs) waits for these at boot. */
 	return virtiofs && (strcmp(name, "fuse") == 0 || strcmp(name, "virtiofs") == 0);
 }
 
@@ -91,7 +91,7 @@ static void load_matching(struct agent *a, const char *list_path, bool essential
 	while (fgets(line, sizeof(line), f)) {
 		char *name = strtok(line, " \n"), *path = strtok(NULL, " \n");
 		if (!name || !path || name[0] == '#' ||
-		    boot_essential(name, a && a->virtiofs) != essential)
+		    boot_essential(name, a && (a->virtiofs || a->rootfs_virtiofs)) != essential)
 			continue;
 		int err = 0;
 		_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -3,6 +3,7 @@
 #include "restore-job.h"
 #include "cleanup.h"
 #include "cgroups.h"
+#include "devcg.h"
 #include "ckpt-common.h"
 #include "container.h"
 
@@ -53,7 +54,7 @@ void restore_ctx_free(struct restore_ctx *x)
 static bool restored_task_lost(struct restore_ctx *x)
 {
 	char path[sizeof(x->work) + 16];
-	snprintf(path, sizeof(path), "%s/stats-restore", x->work);
+	snprintf(path, sizeof(path), "%s/" COCOON_STATS_RESTORE, x->work);
 	if (access(path, F_OK) == 0)
 		return false;
 	snprintf(path, sizeof(path), "%s/pidfile", x->work);
@@ -278,8 +279,13 @@ void restore_done(struct agent_job *job, int status)
 		return;
 	}
 	char limits_msg[256];
-	if (c->has_limits &&
-	    cgroups_apply(c->cgroup, &c->limits, 0, limits_msg, sizeof(limits_msg)) < 0) {
+	/* The device program after CRIU, which ran in this cgroup. */
+	if ((c->has_limits &&
+	     cgroups_apply(c->cgroup, &c->limits, 0, limits_msg, sizeof(limits_msg)) < 0) ||
+	    (c->spec && cgroups_apply_unified(c->cgroup, c->spec->unified, c->spec->n_unified,
+					      limits_msg, sizeof(limits_msg)) < 0) ||
+	    (c->spec && devcg_apply(c->cgroup, c->spec->device_rules, c->spec->n_device_rules,
+				    limits_msg, sizeof(limits_msg)) < 0)) {
 		kill_cgroup(c->cgroup);
 		restore_fail(x, EIO, limits_msg);
 		return;
@@ -293,7 +299,7 @@ void restore_done(struct agent_job *job, int status)
 	Cocoon__Response resp = COCOON__RESPONSE__INIT;
 	Cocoon__RestoreReply reply = COCOON__RESTORE_REPLY__INIT;
 	Cocoon__CriuStats stats = COCOON__CRIU_STATS__INIT;
-	snprintf(path, sizeof(path), "%s/stats-restore", x->work);
+	snprintf(path, sizeof(path), "%s/" COCOON_STATS_RESTORE, x->work);
 	criu_read_stats(path, &stats);
 	reply.pid = (uint32_t)pid;
 	reply.stats = &stats;

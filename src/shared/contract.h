@@ -35,13 +35,27 @@
 #define COCOON_CMDLINE_VIRTIOFS "cocoon.fs=virtiofs" /* else the shares are 9p */
 /* Booted to be saved as a template (its memory in a file): no shares yet. */
 #define COCOON_CMDLINE_TEMPLATE "cocoon.template=1"
+/* rootfs_fs "virtiofs": the rootfs share (tag "rootfs") is virtiofs. */
+#define COCOON_CMDLINE_ROOTFS_VIRTIOFS "cocoon.rootfs=virtiofs"
 /* Whole-VM checkpoints: the rootfs and tools are virtiofs too (no 9p). */
 #define COCOON_CMDLINE_VMSNAP "cocoon.vmsnap=1"
+/* What the agent uses without cocoon.criu= / cocoon.ckptdir=, and the
+ * defaults of their settings in the host's config (guest_criu_path,
+ * guest_checkpoint_dir; config.c). */
+#define COCOON_GUEST_CRIU "/usr/sbin/criu"
+#define COCOON_GUEST_CKPT_DIR "/run/cocoon/checkpoints"
+
+/* Fault injection, for tests only (docs/checkpoint.md): the host passes this
+ * environment variable's value in a checkpoint's or restore's request, and
+ * the agent sets it for CRIU, whose action script is the agent again. */
+#define COCOON_FAULT_ENV "COCOON_FAULT"
 
 /* ---- Files the guest writes into the shared directory for the host ------
  * A failed dump leaves checkpoints/<ckid>.dump.log; a restore leaves
- * restore-<id>.restore.log and restore-<id>.stats-restore. The host copies
- * them under the plain names to --work-path (images.c, shim.c). */
+ * restore-<id>.restore.log and restore-<id>.stats-restore. The plain names
+ * are those CRIU writes in its directory (the agent gives it the log's with
+ * -o; the stats files are CRIU's own names), and the host copies them under
+ * them to --work-path (images.c, shim-setup.c). */
 #define COCOON_CHECKPOINTS_DIR "checkpoints"
 #define COCOON_DUMP_LOG "dump.log"
 #define COCOON_RESTORE_LOG "restore.log"

@@ -22,6 +22,15 @@ int fd_write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
+ssize_t fd_read(int fd, void *buf, size_t len)
+{
+	ssize_t n;
+	do
+		n = read(fd, buf, len);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
 int fd_read_bounded(int fd, size_t max, char **out, size_t *len)
 {
 	_cleanup_free_ char *buf = malloc(max + 1);
@@ -31,11 +40,9 @@ int fd_read_bounded(int fd, size_t max, char **out, size_t *len)
 		return -ENOMEM;
 	/* One byte more than max is asked for, so that a larger file shows. */
 	for (;;) {
-		ssize_t r = read(fd, buf + n, max + 1 - n);
-		if (r < 0 && errno == EINTR)
-			continue;
+		ssize_t r = fd_read(fd, buf + n, max + 1 - n);
 		if (r < 0)
-			return -errno;
+			return (int)r;
 		if (r == 0)
 			break;
 		n += (size_t)r;

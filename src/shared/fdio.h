@@ -12,6 +12,9 @@
  * Returns 0, or -errno; a write that makes no progress is -ENOSPC. */
 int fd_write_all(int fd, const void *data, size_t len);
 
+/* read(), retried on EINTR: the bytes read (0 at the end) or -errno. */
+ssize_t fd_read(int fd, void *buf, size_t len);
+
 /* Reads fd to its end into a new NUL-terminated buffer (*out, owned by the
  * caller; set only on success). More than max bytes is -EFBIG; otherwise
  * -ENOMEM or the -errno of read(). *len (when not NULL) gets the length. */

@@ -257,6 +257,19 @@ def test_task_checkpoint_leave_running_then_exit(cd, tmp_path):
     cd.ctr("containers", "delete", "ck1")
 
 
+def gone_then_restored_live(cd, cid, ref):
+    """CID, checkpointed into image REF (ctr containers checkpoint --task),
+    is killed and deleted, task and container; then ctr containers restore
+    --live makes it again from REF, running."""
+    cd.ctr("tasks", "kill", "-s", "KILL", cid)
+    assert wait_for(lambda: task_status(cd, cid) == "STOPPED", timeout=60)
+    cd.ctr("tasks", "delete", cid)
+    assert cd.ctr("containers", "delete", cid).returncode == 0
+    r = cd.ctr("containers", "restore", "--rw", "--live", cid, ref, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert wait_for(lambda: task_status(cd, cid) == "RUNNING", timeout=60)
+
+
 def test_container_checkpoint_and_live_restore(cd):
     r = cd.ctr(*run_args("-d", IMAGE, "live1", "sh", "-c", "payload counter 100 > /tmp/count"))
     assert r.returncode == 0, r.stderr
@@ -266,13 +279,7 @@ def test_container_checkpoint_and_live_restore(cd):
     assert at_checkpoint > 5
     r = cd.ctr("containers", "checkpoint", "--rw", "--task", "live1", "cocoon/live1:ck", timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
-    cd.ctr("tasks", "kill", "-s", "KILL", "live1")
-    assert wait_for(lambda: task_status(cd, "live1") == "STOPPED", timeout=60)
-    cd.ctr("tasks", "delete", "live1")
-    assert cd.ctr("containers", "delete", "live1").returncode == 0
-    r = cd.ctr("containers", "restore", "--rw", "--live", "live1", "cocoon/live1:ck", timeout=600)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert wait_for(lambda: task_status(cd, "live1") == "RUNNING", timeout=60)
+    gone_then_restored_live(cd, "live1", "cocoon/live1:ck")
     time.sleep(2)
     r = cd.ctr("tasks", "exec", "--exec-id", "all", "live1", "cat", "/tmp/count")
     numbers = [int(x) for x in r.stdout.split()]
@@ -498,48 +505,71 @@ def test_task_metrics_show_the_container_not_the_vm(cd):
     assert not pathlib.Path(f"/sys/fs/cgroup/memory{path}").exists()
 
 
+class TaskOomEvents:
+    """`ctr events` while a with block runs (from a second before it to two
+    after it, so that the last events reach ctr); then .out is all it printed
+    and .oom its /tasks/oom lines."""
+
+    def __init__(self, c):
+        self.c = c
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(["ctr", "--address", str(self.c.sock), "events"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        time.sleep(1)
+        return self
+
+    def __exit__(self, exc_type, *_):
+        if exc_type is None:
+            time.sleep(2)
+        self.proc.terminate()
+        self.out = self.proc.communicate(timeout=10)[0]
+        self.oom = [l for l in self.out.splitlines() if "/tasks/oom" in l]
+        return False
+
+    def assert_only(self, cid):
+        """/tasks/oom for CID, and for no other container."""
+        assert any(f'"{cid}"' in l for l in self.oom), self.out
+        assert not [l for l in self.oom if f'"{cid}"' not in l], self.oom
+
+
+def run_limited_counter(c, cid):
+    """CID runs a counter in 64 MiB, detached."""
+    r = c.ctr(*run_args("-d", "--memory-limit", str(64 << 20), IMAGE, cid, "payload", "counter", "100"))
+    assert r.returncode == 0, r.stderr
+    assert wait_for(lambda: task_status(c, cid) == "RUNNING", timeout=60)
+
+
+def oom_kill_and_host_kill(c, oom_id, kill_id):
+    """OOM_ID asks for 200 MiB in 64 MiB: the guest's OOM killer ends it
+    (exit 137); KILL_ID (running) is SIGKILLed from the host; both deleted."""
+    r = c.ctr(*run_args("--memory-limit", str(64 << 20), IMAGE, oom_id, "payload", "memhog", "200"))
+    assert r.returncode == 137, r.stdout + r.stderr
+    c.ctr("tasks", "kill", "-s", "KILL", kill_id)
+    assert wait_for(lambda: task_status(c, kill_id) == "STOPPED", timeout=60)
+    for cid in (oom_id, kill_id):
+        c.ctr("tasks", "delete", cid)
+        c.ctr("containers", "delete", cid)
+
+
 def test_oom_kill_in_the_guest_is_a_task_oom_event(cd):
     """containerd's runc shim learns of an OOM kill from the task's memory
     cgroup on the host (an eventfd on memory.oom_control on v1, inotify on
     memory.events on v2) and publishes /tasks/oom. A kill inside the guest
     reaches it through the shim's relay (cgroup-oom.h); a SIGKILL from the
     host makes no such event."""
-    events = subprocess.Popen(["ctr", "--address", str(cd.sock), "events"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        time.sleep(1)
-        r = cd.ctr(*run_args("--memory-limit", str(64 << 20), IMAGE, "oom1", "payload", "memhog", "200"))
-        assert r.returncode == 137, r.stdout + r.stderr
-        r = cd.ctr(*run_args("-d", "--memory-limit", str(64 << 20), IMAGE, "kil1", "payload", "counter", "100"))
-        assert r.returncode == 0, r.stderr
-        assert wait_for(lambda: task_status(cd, "kil1") == "RUNNING", timeout=60)
-        cd.ctr("tasks", "kill", "-s", "KILL", "kil1")
-        assert wait_for(lambda: task_status(cd, "kil1") == "STOPPED", timeout=60)
-        for cid in ("oom1", "kil1"):
-            cd.ctr("tasks", "delete", cid)
-            cd.ctr("containers", "delete", cid)
-        time.sleep(2)
-    finally:
-        events.terminate()
-        out = events.communicate(timeout=10)[0]
-    oom = [l for l in out.splitlines() if "/tasks/oom" in l]
-    assert any('"oom1"' in l for l in oom), out
-    assert not any('"kil1"' in l for l in oom), out
+    with TaskOomEvents(cd) as ev:
+        run_limited_counter(cd, "kil1")
+        oom_kill_and_host_kill(cd, "oom1", "kil1")
+    ev.assert_only("oom1")
     for cid in ("oom1", "kil1"):
         assert not pathlib.Path(f"/sys/fs/cgroup/memory/cocoon-oom/{NS}/{cid}").exists()
 
 
-def test_oom_kill_of_a_pod_member_is_that_members_task_oom_event(cd):
-    """One member of a pod is OOM-killed inside the pod's VM (its own
-    memory.max there): containerd publishes /tasks/oom for that member, and
-    for no other container of the pod; the sandbox and the other member run
-    on in the same VM (docs/pods.md, cgroup-oom.h)."""
-    cri = "io.kubernetes.cri"
-    before = len(qemu_pids(str(cd.tmp)))
-    events = subprocess.Popen(["ctr", "--address", str(cd.sock), "events"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def pod_member_oom_kill(cd, cri, before):
+    """The pod test's containers: sandbox opod, member osv (counter) and
+    member ohog (memhog), each member in 64 MiB; removed in CRI's order."""
     try:
-        time.sleep(1)
         r = cd.ctr(*run_args("-d", "--annotation", f"{cri}.container-type=sandbox",
                              "--annotation", f"{cri}.sandbox-id=opod",
                              IMAGE, "opod", "payload", "sleep", "1000"))
@@ -567,7 +597,6 @@ def test_oom_kill_of_a_pod_member_is_that_members_task_oom_event(cd):
         # A member killed from the host is no OOM.
         cd.ctr("tasks", "kill", "-s", "KILL", "osv")
         assert wait_for(lambda: task_status(cd, "osv") == "STOPPED", timeout=60)
-        time.sleep(2)
     finally:
         # CRI's order: the pod's containers, then its sandbox.
         for cid in ("ohog", "osv", "opod"):
@@ -575,11 +604,18 @@ def test_oom_kill_of_a_pod_member_is_that_members_task_oom_event(cd):
             wait_for(lambda: task_status(cd, cid) in ("STOPPED", None), timeout=60)
             cd.ctr("tasks", "delete", cid)
             cd.ctr("containers", "delete", cid)
-        events.terminate()
-        out = events.communicate(timeout=10)[0]
-    oom = [l for l in out.splitlines() if "/tasks/oom" in l]
-    assert any('"ohog"' in l for l in oom), out
-    assert not [l for l in oom if '"ohog"' not in l], oom
+
+
+def test_oom_kill_of_a_pod_member_is_that_members_task_oom_event(cd):
+    """One member of a pod is OOM-killed inside the pod's VM (its own
+    memory.max there): containerd publishes /tasks/oom for that member, and
+    for no other container of the pod; the sandbox and the other member run
+    on in the same VM (docs/pods.md, cgroup-oom.h)."""
+    cri = "io.kubernetes.cri"
+    before = len(qemu_pids(str(cd.tmp)))
+    with TaskOomEvents(cd) as ev:
+        pod_member_oom_kill(cd, cri, before)
+    ev.assert_only("ohog")
     assert wait_for(lambda: len(qemu_pids(str(cd.tmp))) == before, timeout=30)
     for cid in ("ohog", "osv", "opod"):
         assert not pathlib.Path(f"/sys/fs/cgroup/memory/cocoon-oom/{NS}/{cid}").exists()
@@ -599,13 +635,8 @@ def test_oom_kill_on_cgroup_v2_is_a_task_oom_event(cd_v2):
     with inotify (cgroup-oom.h). The guest's OOM kill must become /tasks/oom
     for that task only; a SIGKILL from the host must not."""
     c = cd_v2
-    events = subprocess.Popen(["ctr", "--address", str(c.sock), "events"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        time.sleep(1)
-        r = c.ctr(*run_args("-d", "--memory-limit", str(64 << 20), IMAGE, "kil2", "payload", "counter", "100"))
-        assert r.returncode == 0, r.stderr
-        assert wait_for(lambda: task_status(c, "kil2") == "RUNNING", timeout=60)
+    with TaskOomEvents(c) as ev:
+        run_limited_counter(c, "kil2")
         # Both sides on v2: the shim (the task's pid) in the v2 cgroup, the
         # mirror's memory.events there, containerd's metrics of v2's kind.
         pid = task_pid(c, "kil2")
@@ -617,20 +648,8 @@ def test_oom_kill_on_cgroup_v2_is_a_task_oom_event(cd_v2):
         m = json.loads(r.stdout)
         assert isinstance(m["memory"]["usage"], int), m  # v1's is {"usage": ..., "limit": ...}
         assert not pathlib.Path(f"/sys/fs/cgroup/memory/cocoon-oom/{c.ns}").exists(), "a v1 relay on v2"
-        r = c.ctr(*run_args("--memory-limit", str(64 << 20), IMAGE, "oom2", "payload", "memhog", "200"))
-        assert r.returncode == 137, r.stdout + r.stderr
-        c.ctr("tasks", "kill", "-s", "KILL", "kil2")
-        assert wait_for(lambda: task_status(c, "kil2") == "STOPPED", timeout=60)
-        for cid in ("oom2", "kil2"):
-            c.ctr("tasks", "delete", cid)
-            c.ctr("containers", "delete", cid)
-        time.sleep(2)
-    finally:
-        events.terminate()
-        out = events.communicate(timeout=10)[0]
-    oom = [l for l in out.splitlines() if "/tasks/oom" in l]
-    assert any('"oom2"' in l for l in oom), out
-    assert not [l for l in oom if '"oom2"' not in l], oom
+        oom_kill_and_host_kill(c, "oom2", "kil2")
+    ev.assert_only("oom2")
     for cid in ("oom2", "kil2"):
         r = in_ns(c, "test", "-e", f"/sys/fs/cgroup/{c.ns}/{cid}")
         assert r.returncode == 1, f"cgroup {cid} left behind"

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import COCOON, qemu_pids, wait_for, write_bundle
 from podman_util import podman  # noqa: F401  (the fixture)
-from tty_util import Console, restore_tty
+from tty_util import restore_tty, tty_restore_needs_console_socket, tty_shell, tty_shell_carries_on
 
 
 def lines(path):
@@ -103,6 +103,54 @@ def test_deleted_open_file_on_tmpfs_travels_as_a_ghost(env, kib):
     env.run("delete", "--force", "g", check=True)
 
 
+def rootfs_fstype(env, cid):
+    mounts = sh(env, cid, "cat /proc/1/mountinfo").stdout.splitlines()
+    root = [m.split(" - ")[1].split()[0] for m in mounts if m.split()[4] == "/"]
+    return root[-1] if root else None
+
+
+@pytest.mark.parametrize("kib", [4, 2048, 65536])
+def test_deleted_open_file_on_the_virtiofs_rootfs_travels_as_a_ghost(env, kib):
+    """rootfs_fs = "virtiofs": virtiofsd answers fstatfs() and the reopen by
+    inode, so CRIU dumps the deleted rootfs file as a ghost file and the
+    restore in a fresh VM gives the fd the same bytes, still (deleted)."""
+    conf = env.tmp / "criu.conf"
+    conf.write_text("ghost-limit 80M\n")
+    env.write_config(f'[runtime]\ncriu_config = "{conf}"\n', vm='rootfs_fs = "virtiofs"\n')
+    b, out = start(env, "gv", ["sh", "-c", ghost_script("/data/g", kib)])
+    # 64 MiB from /dev/urandom and its md5sum take a while under TCG.
+    assert wait_for(lambda: "ready" in lines(out), timeout=300), lines(out)
+    assert rootfs_fstype(env, "gv") == "virtiofs"
+    want = sh(env, "gv", f"cat /tmp/md5-{kib}").stdout.split()[0]
+    move_to_fresh_vm(env, "gv", b)
+    r = sh(env, "gv", "busybox md5sum /proc/1/fd/3; busybox readlink /proc/1/fd/3")
+    got, link = r.stdout.split()[0], r.stdout.splitlines()[-1]
+    assert got == want, r.stdout + r.stderr
+    assert link == "/data/g (deleted)", link
+    # CRIU's restore made the file again and unlinked it: nothing is left
+    # in the rootfs on the host.
+    assert [p.name for p in (b.rootfs / "data").iterdir()] == [], list((b.rootfs / "data").iterdir())
+    env.run("delete", "--force", "gv", check=True)
+
+
+def test_podman_deleted_open_file_on_the_virtiofs_rootfs(podman):
+    """The same through podman (its rootfs is an overlay mount on the host),
+    with rootfs_fs in the cocoon config podman's runtime reads."""
+    conf = podman.tmp / "criu.conf"
+    conf.write_text("ghost-limit 8M\n")
+    podman.cocoon_config.write_text(f'[runtime]\ncriu_config = "{conf}"\n[vm]\nrootfs_fs = "virtiofs"\n')
+    podman.check("run", "-d", "--name", "gp", podman.image, "sh", "-c", ghost_script("/data/g", 2048))
+    assert wait_for(lambda: "ready" in podman.run("logs", "gp").stdout, timeout=120)
+    want = podman.check("exec", "gp", "cat", "/tmp/md5-2048").stdout.split()[0]
+    podman.check("container", "checkpoint", "gp", timeout=600)
+    podman.check("container", "restore", "gp", timeout=600)
+    r = podman.check("exec", "gp", "sh", "-c", "busybox md5sum /proc/1/fd/3; busybox readlink /proc/1/fd/3")
+    got, link = r.stdout.split()[0], r.stdout.splitlines()[-1]
+    assert got == want, r.stdout + r.stderr
+    assert link == "/data/g (deleted)", link
+    podman.check("rm", "--force", "--time", "0", "gp")
+
+
 def fd_facts(env, cid):
     """What the restore must keep of the payload's files: each fd's target,
     the offsets and content hashes of the memfd and the O_TMPFILE, the cwd."""
@@ -163,7 +211,7 @@ def test_deleted_file_on_the_9p_rootfs_is_refused_clearly(env):
     assert wait_for(lambda: "ready" in lines(out))
     r = checkpoint(env, "r", env.tmp / "ck")
     assert r.returncode != 0
-    for needle in ("/data/g", "65536", "9p", "tmpfs"):
+    for needle in ("/data/g", "65536", "9p", "tmpfs", 'rootfs_fs = "virtiofs"'):
         assert needle in r.stderr, (needle, r.stderr)
     assert "statfs fd" not in r.stderr.split("CRIU")[0]
     assert env.state("r")["status"] == "running"
@@ -302,22 +350,14 @@ def test_terminal_checkpoint_restores_with_a_new_console_socket(env):
     hands in a new one whose master goes to the new --console-socket. The
     shell keeps its pid and its memory, and the new pty works both ways."""
     b = write_bundle(env.tmp / "b", ["sh"], terminal=True)
-    con1 = Console(env.tmp / "c1.sock")
-    rc, _, err = env.create("tty", b, "--console-socket", con1.path)
-    assert rc == 0, err.read_text()
-    env.run("start", "tty", check=True)
-    seen = con1.type_and_wait("X=kept-$((6*7)); echo ready-$X-$$\n", "ready-kept-42-1")
-    assert b"ready-kept-42-1" in seen, seen
+    con1 = tty_shell(env, b)
     ck = env.tmp / "ck"
     r = checkpoint(env, "tty", ck)
     assert r.returncode == 0, r.stdout + r.stderr
     env.run("delete", "--force", "tty", check=True)
     con1.close()
 
-    # Without a console socket: refused before anything starts.
-    r = restore_tty(env, "tty", ck, b)
-    assert r.returncode != 0 and "--console-socket" in r.stderr, r.stderr
-    assert not (env.root / "tty").exists() and qemu_pids(str(env.tmp)) == []
+    tty_restore_needs_console_socket(env, ck, b)
     # A bundle without a terminal: the guest names the mismatch, and the VM goes.
     plain = write_bundle(env.tmp / "plain", ["sh"], terminal=False)
     r = restore_tty(env, "tty", ck, plain)
@@ -325,19 +365,7 @@ def test_terminal_checkpoint_restores_with_a_new_console_socket(env):
     assert not (env.root / "tty").exists() and qemu_pids(str(env.tmp)) == []
     assert "tty" not in env.run("list").stdout
 
-    con2 = Console(env.tmp / "c2.sock")
-    r = restore_tty(env, "tty", ck, b, "--console-socket", con2.path)
-    assert r.returncode == 0, r.stderr
-    seen = con2.type_and_wait("echo after-$X-$$-$(test -t 0 && echo tty)\n", "after-kept-42-1-tty")
-    assert b"after-kept-42-1-tty" in seen, seen
-    # Input reaches the line discipline: ^C interrupts the foreground job.
-    con2.type_and_wait("sleep 1000\n", "sleep 1000")
-    ps = lambda: sh(env, "tty", "busybox ps -o args")  # noqa: E731
-    assert wait_for(lambda: "sleep 1000" in ps().stdout), (ps(), con2.seen)
-    seen = con2.type_and_wait("\x03echo status-$?\n", "status-130")
-    assert b"status-130" in seen, seen
-    os.write(con2.master(), b"exit 7\n")
-    assert wait_for(lambda: env.state("tty")["status"] == "stopped")
+    con2 = tty_shell_carries_on(env, ck, b, lambda: sh(env, "tty", "busybox ps -o args"))
     con2.close()
     env.run("delete", "tty", check=True)
     assert qemu_pids(str(env.tmp)) == []

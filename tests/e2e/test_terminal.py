@@ -165,25 +165,19 @@ def ctr_argv(cd, *args):
     return ["ctr", "--address", str(cd.sock), "--namespace", NS, *args]
 
 
-def test_ctr_run_t_and_exec_t(cd):
-    """ctr gives containerd's shim its terminal's size and forwards its
-    SIGWINCH as ResizePty; the shim resizes the master cocoon sent it. ctr
-    sends the size only once the task or exec runs, so a shell's first look
-    can be 0x0 (the probe then asks again). Before c35cca3 nothing came back
-    at all: containerd's shim waited in create for EOF on create's output,
-    which cocoon's shim held. The task's ID is this run's own: the shim's
-    state root (/run/containerd/runc/NAMESPACE) outlives a killed run."""
-    cid = f"tty-{os.getpid()}"
-    run = Term(ctr_argv(cd, "run", "-t", "--snapshotter", "native", "--runc-binary", str(COCOON),
-                        cd.image, cid, "sh"), 30, 100)
+def run_and_exec_on_terminals(run, exec_argv, env=None, why=None):
+    """An engine's run -t (RUN, a Term of 30x100) and exec -t (EXEC_ARGV, on
+    a Term of 27x90): each shell starts at its terminal's size and follows
+    a resize; the exec's shell is on a terminal, and its exit status comes
+    back; the run's terminal kept its own size, and its exit status comes
+    back. WHY: what to print when the run's first size never came."""
     ex = None
     try:
-        assert run.wait_for_size("30x100", timeout=120) == "30x100", \
-            (run.seen, (cd.tmp / "containerd.log").read_text()[-3000:])
+        assert run.wait_for_size("30x100", timeout=120) == "30x100", why() if why else run.seen
         run.resize(35, 110)
         assert run.wait_for_size("35x110") == "35x110", run.seen
 
-        ex = Term(ctr_argv(cd, "tasks", "exec", "-t", "--exec-id", "x1", cid, "sh"), 27, 90)
+        ex = Term(exec_argv, 27, 90, env=env)
         assert ex.wait_for_size("27x90", timeout=60) == "27x90", ex.seen
         ex.resize(28, 95)
         assert ex.wait_for_size("28x95") == "28x95", ex.seen
@@ -198,6 +192,24 @@ def test_ctr_run_t_and_exec_t(cd):
         for t in (run, ex):
             if t:
                 t.close()
+
+
+def test_ctr_run_t_and_exec_t(cd):
+    """ctr gives containerd's shim its terminal's size and forwards its
+    SIGWINCH as ResizePty; the shim resizes the master cocoon sent it. ctr
+    sends the size only once the task or exec runs, so a shell's first look
+    can be 0x0 (the probe then asks again). Before c35cca3 nothing came back
+    at all: containerd's shim waited in create for EOF on create's output,
+    which cocoon's shim held. The task's ID is this run's own: the shim's
+    state root (/run/containerd/runc/NAMESPACE) outlives a killed run."""
+    cid = f"tty-{os.getpid()}"
+    run = Term(ctr_argv(cd, "run", "-t", "--snapshotter", "native", "--runc-binary", str(COCOON),
+                        cd.image, cid, "sh"), 30, 100)
+    try:
+        run_and_exec_on_terminals(
+            run, ctr_argv(cd, "tasks", "exec", "-t", "--exec-id", "x1", cid, "sh"),
+            why=lambda: (run.seen, (cd.tmp / "containerd.log").read_text()[-3000:]))
+    finally:
         cd.ctr("tasks", "delete", "-f", cid)
         cd.ctr("containers", "delete", cid)
 
@@ -214,22 +226,4 @@ def test_podman_run_t_and_exec_t(podman):
     The probe tells the two apart and asks again."""
     image = podman.image
     run = Term(podman.argv("run", "-it", "--name", "pt", image, "sh"), 30, 100, env=podman.env)
-    ex = None
-    try:
-        assert run.wait_for_size("30x100", timeout=120) == "30x100", run.seen
-        run.resize(35, 110)
-        assert run.wait_for_size("35x110") == "35x110", run.seen
-
-        ex = Term(podman.argv("exec", "-it", "pt", "sh"), 27, 90, env=podman.env)
-        assert ex.wait_for_size("27x90", timeout=60) == "27x90", ex.seen
-        ex.resize(28, 95)
-        assert ex.wait_for_size("28x95") == "28x95", ex.seen
-        os.write(ex.master, b"exit 3\n")
-        assert ex.wait() == 3, ex.seen
-        assert run.probe() == "35x110", run.seen
-        os.write(run.master, b"exit 4\n")
-        assert run.wait() == 4, run.seen
-    finally:
-        for t in (run, ex):
-            if t:
-                t.close()
+    run_and_exec_on_terminals(run, podman.argv("exec", "-it", "pt", "sh"), env=podman.env)

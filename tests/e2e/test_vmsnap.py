@@ -282,37 +282,18 @@ def test_terminal_container_carries_on_with_a_new_console_socket(env, vmm):
     and the same shell answers on it (its variable kept, pid 1, stdin a
     terminal, ^C reaching the foreground job). A restore without a console
     socket is refused before a VM starts, as on CRIU's route."""
-    from test_restore_exact import Console, restore_tty
+    from tty_util import tty_restore_needs_console_socket, tty_shell, tty_shell_carries_on
     vm_mode(env, vmm)
     b = write_bundle(env.tmp / "b", ["sh"], terminal=True)
-    con1 = Console(env.tmp / "c1.sock")
-    rc, _, err = env.create("tty", b, "--console-socket", con1.path)
-    assert rc == 0, err.read_text()
-    env.run("start", "tty", check=True)
-    seen = con1.type_and_wait("X=kept-$((6*7)); echo ready-$X-$$\n", "ready-kept-42-1")
-    assert b"ready-kept-42-1" in seen, seen
+    con1 = tty_shell(env, b)
     ck = env.tmp / "ck"
     r = checkpoint(env, "tty", ck)
     assert "whole VM" in r.stdout, r.stdout
     env.run("delete", "--force", "tty", check=True)
     con1.close()
 
-    r = restore_tty(env, "tty", ck, b)
-    assert r.returncode != 0 and "--console-socket" in r.stderr, r.stderr
-    assert not (env.root / "tty").exists() and qemu_pids(str(env.tmp)) == []
-
-    con2 = Console(env.tmp / "c2.sock")
-    r = restore_tty(env, "tty", ck, b, "--console-socket", con2.path)
-    assert r.returncode == 0, r.stderr
-    seen = con2.type_and_wait("echo after-$X-$$-$(test -t 0 && echo tty)\n", "after-kept-42-1-tty")
-    assert b"after-kept-42-1-tty" in seen, seen
-    con2.type_and_wait("sleep 1000\n", "sleep 1000")
-    ps = lambda: env.run("exec", "tty", "busybox", "ps", "-o", "args")  # noqa: E731
-    assert wait_for(lambda: "sleep 1000" in ps().stdout), (ps(), con2.seen)
-    seen = con2.type_and_wait("\x03echo status-$?\n", "status-130")
-    assert b"status-130" in seen, seen
-    os.write(con2.master(), b"exit 7\n")
-    assert wait_for(lambda: env.state("tty")["status"] == "stopped")
+    tty_restore_needs_console_socket(env, ck, b)
+    con2 = tty_shell_carries_on(env, ck, b, lambda: env.run("exec", "tty", "busybox", "ps", "-o", "args"))
     con2.close()
     finish(env, "tty")
 
@@ -341,19 +322,29 @@ def xor_byte(path, at):
         os.pwrite(f.fileno(), bytes([b[0] ^ 0x40]), at)
 
 
+def saved_counter(env, vmm, cid, pause=False):
+    """A counter in whole-VM mode, saved into env.tmp/ck (paused first with
+    PAUSE) and deleted: its bundle, that directory and the last number it
+    printed."""
+    vm_mode(env, vmm)
+    b, out = start(env, cid, ["payload", "counter", "100"])
+    assert wait_for(lambda: len(lines(out)) >= 2)
+    if pause:
+        env.run("pause", cid, check=True)
+    ck = env.tmp / "ck"
+    checkpoint(env, cid, ck)
+    assert wait_for(lambda: env.state(cid)["status"] == "stopped")
+    last = int(lines(out)[-1])
+    env.run("delete", cid, check=True)
+    return b, ck, last
+
+
 def test_damaged_vm_state_is_refused_before_a_vm_starts(env, vmm):
     """vm.state is checked against the size and checksum vm.json records,
     as CRIU's images are (docs/checkpoint.md, "Restore"): one byte changed
     in a page of guest memory is refused by name before any VM starts; put
     back, the same directory restores and the counter carries on."""
-    vm_mode(env, vmm)
-    b, out = start(env, "d", ["payload", "counter", "100"])
-    assert wait_for(lambda: len(lines(out)) >= 2)
-    ck = env.tmp / "ck"
-    checkpoint(env, "d", ck)
-    assert wait_for(lambda: env.state("d")["status"] == "stopped")
-    last = int(lines(out)[-1])
-    env.run("delete", "d", check=True)
+    b, ck, last = saved_counter(env, vmm, "d")
     at = flip_a_byte(ck / "vm.state")
     rc, _, err = restore(env, "d", ck, b)
     msg = err.read_text()
@@ -469,7 +460,7 @@ def test_ctr_checkpoint_and_live_restore_of_a_whole_vm(vmm, tmp_path):
     vm.state, whose holes containerd writes out as zeros) and `restore
     --live` starts the saved VM: the same guest kernel (its boot_id), and
     the counter carries on."""
-    from test_containerd import IMAGE, Containerd, build_image, run_args, task_status
+    from test_containerd import IMAGE, Containerd, build_image, gone_then_restored_live, run_args, task_status
     cd = Containerd(tmp_path)
     try:
         assert cd.ctr("images", "import", "--snapshotter", "native",
@@ -490,13 +481,7 @@ def test_ctr_checkpoint_and_live_restore_of_a_whole_vm(vmm, tmp_path):
         r = cd.ctr("containers", "checkpoint", "--rw", "--task", "vm1", "cocoon/vm1:ck", timeout=600)
         assert r.returncode == 0, r.stdout + r.stderr
         at = len(count())
-        cd.ctr("tasks", "kill", "-s", "KILL", "vm1")
-        assert wait_for(lambda: task_status(cd, "vm1") == "STOPPED", timeout=60)
-        cd.ctr("tasks", "delete", "vm1")
-        assert cd.ctr("containers", "delete", "vm1").returncode == 0
-        r = cd.ctr("containers", "restore", "--rw", "--live", "vm1", "cocoon/vm1:ck", timeout=600)
-        assert r.returncode == 0, r.stdout + r.stderr
-        assert wait_for(lambda: task_status(cd, "vm1") == "RUNNING", timeout=60)
+        gone_then_restored_live(cd, "vm1", "cocoon/vm1:ck")
         assert boot_id() == booted, "a fresh VM, not the saved one"
         assert wait_for(lambda: carried_on(count(), at - 1), timeout=60), (at, count())
     finally:
@@ -510,13 +495,7 @@ def test_vm_state_swapped_after_the_check_is_not_what_loads(env, vmm):
     path, QEMU read the garbage and the restore failed."""
     import threading
     import time
-    vm_mode(env, vmm)
-    b, out = start(env, "s", ["payload", "counter", "100"])
-    assert wait_for(lambda: len(lines(out)) >= 2)
-    ck = env.tmp / "ck"
-    checkpoint(env, "s", ck)
-    assert wait_for(lambda: env.state("s")["status"] == "stopped")
-    env.run("delete", "s", check=True)
+    b, ck, _ = saved_counter(env, vmm, "s")
     swapped = []
 
     def swap():
@@ -543,15 +522,8 @@ def test_container_paused_at_the_save_runs_after_the_restore(env, vmm):
     as runc's and CRIU's route do: the counter goes on and exec works.
     Before, it came back frozen while `state` said running, and every exec
     failed with "container is not running"."""
-    vm_mode(env, vmm)
-    b, out = start(env, "p", ["payload", "counter", "100"])
-    assert wait_for(lambda: len(lines(out)) >= 2)
-    env.run("pause", "p", check=True)
-    checkpoint(env, "p", env.tmp / "ck")
-    assert wait_for(lambda: env.state("p")["status"] == "stopped")
-    last = int(lines(out)[-1])
-    env.run("delete", "p", check=True)
-    out2 = restored(env, "p", env.tmp / "ck", b)
+    b, ck, last = saved_counter(env, vmm, "p", pause=True)
+    out2 = restored(env, "p", ck, b)
     r = env.run("exec", "p", "payload", "echo", "exec after a paused save")
     assert r.returncode == 0 and r.stdout == "exec after a paused save\n", r.stderr
     assert wait_for(lambda: len(lines(out2)) >= 3), "the counter stayed frozen"

@@ -11,7 +11,7 @@ import subprocess
 import termios
 import time
 
-from conftest import COCOON
+from conftest import COCOON, qemu_pids, wait_for
 
 
 def set_size(fd, rows, cols):
@@ -158,6 +158,47 @@ def restore_tty(env, cid, path, bundle, *flags):
                             "--image-path", str(path), "--bundle", str(bundle.path), "--detach", *flags, cid],
                            stdin=subprocess.DEVNULL, stdout=o, stderr=e, timeout=600)
     return subprocess.CompletedProcess(r.args, r.returncode, out.read_text(), err.read_text())
+
+
+def tty_shell(env, bundle):
+    """Container "tty": a shell on a pty whose master comes to c1.sock, with
+    a variable set (X=kept-42) to find again after a restore. Returns the
+    console."""
+    con = Console(env.tmp / "c1.sock")
+    rc, _, err = env.create("tty", bundle, "--console-socket", con.path)
+    assert rc == 0, err.read_text()
+    env.run("start", "tty", check=True)
+    seen = con.type_and_wait("X=kept-$((6*7)); echo ready-$X-$$\n", "ready-kept-42-1")
+    assert b"ready-kept-42-1" in seen, seen
+    return con
+
+
+def tty_restore_needs_console_socket(env, path, bundle):
+    """A terminal's restore without --console-socket: refused before
+    anything starts."""
+    r = restore_tty(env, "tty", path, bundle)
+    assert r.returncode != 0 and "--console-socket" in r.stderr, r.stderr
+    assert not (env.root / "tty").exists() and qemu_pids(str(env.tmp)) == []
+
+
+def tty_shell_carries_on(env, path, bundle, ps):
+    """tty_shell's checkpoint at PATH restored with a new console socket
+    (c2.sock): the same shell (its variable, pid 1, stdin a terminal)
+    answers on the new pty, and ^C reaches its foreground job (PS lists the
+    container's processes). The shell then exits. Returns the console."""
+    con = Console(env.tmp / "c2.sock")
+    r = restore_tty(env, "tty", path, bundle, "--console-socket", con.path)
+    assert r.returncode == 0, r.stderr
+    seen = con.type_and_wait("echo after-$X-$$-$(test -t 0 && echo tty)\n", "after-kept-42-1-tty")
+    assert b"after-kept-42-1-tty" in seen, seen
+    # Input reaches the line discipline: ^C interrupts the foreground job.
+    con.type_and_wait("sleep 1000\n", "sleep 1000")
+    assert wait_for(lambda: "sleep 1000" in ps().stdout), (ps(), con.seen)
+    seen = con.type_and_wait("\x03echo status-$?\n", "status-130")
+    assert b"status-130" in seen, seen
+    os.write(con.master(), b"exit 7\n")
+    assert wait_for(lambda: env.state("tty")["status"] == "stopped")
+    return con
 
 
 class Term(Sizer):

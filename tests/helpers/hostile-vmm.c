@@ -17,6 +17,7 @@
 #include "frame.h"
 #include "hostile.h"
 #include "proto.h"
+#include "fake-dump.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -114,17 +115,7 @@ static void good_dump(const char *dir)
 					  0,	0,    0x10, 0x02, 0x20, 0x04, 0x00};
 	static uint8_t pages[8192];
 	mkdir(dir, 0755);
-	/* The init (task 1) in a pid and mount namespace of its own
-	 * (images-ns.h). */
-	static const uint8_t inv[] = {0x16, 0x31, 0x31, 0x58, 8,    0,	  0,	0,
-				      0x08, 0x02, 0x1a, 0x04, 0x28, 0x01, 0x48, 0x06};
-	static const uint8_t tree[] = {0x19, 0x43, 0x56, 0x54, 0x30, 0x30, 0x27, 0x50,
-				       4,    0,	   0,	 0,    0x08, 0x01, 0x10, 0x00};
-	static const uint8_t ids[] = {0x19, 0x43, 0x56, 0x54, 0x30, 0x20, 0x43, 0x54,
-				      4,    0,	  0,	0,    0x28, 0x09, 0x48, 0x0c};
-	put(dir, "inventory.img", inv, sizeof(inv));
-	put(dir, "pstree.img", tree, sizeof(tree));
-	put(dir, "ids-1.img", ids, sizeof(ids));
+	fake_dump_ns_images(dir, put);
 	put(dir, "pagemap-1.img", pagemap, sizeof(pagemap) - 1);
 	put(dir, "pages-1.img", pages, sizeof(pages));
 }
@@ -243,12 +234,17 @@ static void checkpoint(uint64_t id, const Cocoon__CheckpointRequest *cr)
 	flush();
 }
 
-static void exit_event(void)
+/* member-create-late: the member create whose reply is held back. */
+static uint64_t late_create_id;
+static char late_create_of[80];
+
+static void exit_event(const char *id)
 {
 	Cocoon__Response r = COCOON__RESPONSE__INIT;
 	Cocoon__ExitEvent x = COCOON__EXIT_EVENT__INIT;
 	r.body_case = COCOON__RESPONSE__BODY_EXIT;
 	r.exit = &x;
+	x.id = (char *)id;
 	x.wait_status = 9;
 	queue(&r);
 }
@@ -338,6 +334,17 @@ static void handle(const Cocoon__Request *req)
 	case COCOON__REQUEST__BODY_CREATE:
 		if (is("pod") && req->create->spec && !strcmp(req->create->spec->rootfs_tag, "pod"))
 			attack_pod(req->create->spec->rootfs_path);
+		/* "member-create-late": a member's create completes only after
+		 * the next request, as a create still setting up in the guest
+		 * would (a kill of it meanwhile finds no container). */
+		if (is("member-create-late") && req->create->spec &&
+		    !strcmp(req->create->spec->rootfs_tag, "pod")) {
+			late_create_id = req->id;
+			snprintf(late_create_of, sizeof(late_create_of), "%s",
+				 req->create->spec->id);
+			note("create deferred ", late_create_of);
+			return;
+		}
 		r.body_case = COCOON__RESPONSE__BODY_CREATE;
 		r.create = &create;
 		break;
@@ -354,11 +361,23 @@ static void handle(const Cocoon__Request *req)
 			fill_shared();
 		return;
 	case COCOON__REQUEST__BODY_SIGNAL:
+		note("signal ", req->signal->id);
+		if (late_create_id && !strcmp(req->signal->id, late_create_of)) {
+			reply_error(req->id, ESRCH, "no such container");
+			r.body_case = COCOON__RESPONSE__BODY_CREATE;
+			r.create = &create;
+			r.id = late_create_id;
+			late_create_id = 0;
+			queue(&r);
+			flush();
+			note("create done ", late_create_of);
+			return;
+		}
 		r.body_case = COCOON__RESPONSE__BODY_SIGNAL;
 		r.signal = &sig;
 		queue(&r);
 		if (req->signal->signal == SIGKILL)
-			exit_event();
+			exit_event(req->signal->id);
 		flush();
 		return;
 	case COCOON__REQUEST__BODY_SHUTDOWN:

@@ -68,6 +68,22 @@ static size_t accept_into(struct pollfd *p, size_t n)
 	return 0;
 }
 
+/* One round trip on FD every 200 ms, each printed, until the connection
+ * breaks (or FD is -1, none): the client half of `tcp PORT pair`. Returns 1. */
+static int tcp_rounds(int fd)
+{
+	for (unsigned long v = 0; fd >= 0; v += 2) {
+		long w = tcp_round(fd, v);
+		printf("tcp %lu -> %ld %s\n", v, w, w == (long)v + 1 ? "ok" : "BAD");
+		fflush(stdout);
+		if (w < 0)
+			break;
+		payload_sleep_ms(200);
+	}
+	printf("tcp broken\n");
+	return 1;
+}
+
 int cmd_tcp(int argc, char **argv)
 {
 	if (argc < 3)
@@ -80,19 +96,8 @@ int cmd_tcp(int argc, char **argv)
 	}
 	printf("listening %d\n", port);
 	fflush(stdout);
-	if (argc > 3 && strcmp(argv[3], "pair") == 0 && fork() == 0) {
-		int fd = tcp_to(port, false);
-		for (unsigned long v = 0; fd >= 0; v += 2) {
-			long w = tcp_round(fd, v);
-			printf("tcp %lu -> %ld %s\n", v, w, w == (long)v + 1 ? "ok" : "BAD");
-			fflush(stdout);
-			if (w < 0)
-				break;
-			payload_sleep_ms(200);
-		}
-		printf("tcp broken\n");
-		_exit(1);
-	}
+	if (argc > 3 && strcmp(argv[3], "pair") == 0 && fork() == 0)
+		_exit(tcp_rounds(tcp_to(port, false)));
 	for (size_t i = 1; i < 9; i++)
 		p[i].fd = -1;
 	for (;;) {
@@ -211,16 +216,7 @@ int cmd_tcp_client(int argc, char **argv)
 	for (int i = 0; i < 100 && fd < 0; i++)
 		if ((fd = tcp_to(atoi(argv[2]), false)) < 0)
 			payload_sleep_ms(100);
-	for (unsigned long v = 0; fd >= 0; v += 2) {
-		long w = tcp_round(fd, v);
-		printf("tcp %lu -> %ld %s\n", v, w, w == (long)v + 1 ? "ok" : "BAD");
-		fflush(stdout);
-		if (w < 0)
-			break;
-		payload_sleep_ms(200);
-	}
-	printf("tcp broken\n");
-	return 1;
+	return tcp_rounds(fd);
 }
 
 int cmd_tcp_connect(int argc, char **argv)

@@ -22,6 +22,7 @@
 #include "safefs.h"
 
 #include "images-fixture.h"
+#include "../helpers/fake-dump.h"
 
 char root[64];
 char state[128], ckdir[192], ckpt[256], canary_dir[128], canary[192], dest[128];
@@ -67,17 +68,7 @@ void make_dump(void)
 {
 	uint8_t pm[64], pages[8192];
 	mkdir(ckpt, 0755);
-	/* The init (task 1) in a pid and mount namespace of its own, as
-	 * restore wants (images-ns.h). */
-	static const uint8_t inv[] = {0x16, 0x31, 0x31, 0x58, 8,    0,	  0,	0,
-				      0x08, 0x02, 0x1a, 0x04, 0x28, 0x01, 0x48, 0x06};
-	static const uint8_t tree[] = {0x19, 0x43, 0x56, 0x54, 0x30, 0x30, 0x27, 0x50,
-				       4,    0,	   0,	 0,    0x08, 0x01, 0x10, 0x00};
-	static const uint8_t ids[] = {0x19, 0x43, 0x56, 0x54, 0x30, 0x20, 0x43, 0x54,
-				      4,    0,	  0,	0,    0x28, 0x09, 0x48, 0x0c};
-	putf(ckpt, "inventory.img", inv, sizeof(inv));
-	putf(ckpt, "pstree.img", tree, sizeof(tree));
-	putf(ckpt, "ids-1.img", ids, sizeof(ids));
+	fake_dump_ns_images(ckpt, putf);
 	memset(pages, 0xab, sizeof(pages));
 	putf(ckpt, "pages-1.img", pages, sizeof(pages));
 	putf(ckpt, "pagemap-1.img", pm, pagemap(pm, 2));

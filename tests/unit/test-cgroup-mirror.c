@@ -73,21 +73,9 @@ static void test_v2_memory_events_change_in_place(void **state)
 	assert_string_equal(buf, "low 0\nhigh 0\nmax 2\noom 2\noom_kill 2\n");
 
 	close(in);
-	const char *names[] = {"cgroup.controllers",
-			       "cgroup.events",
-			       "memory.current",
-			       "memory.peak",
-			       "memory.max",
-			       "memory.events",
-			       "memory.stat",
-			       "memory.swap.current",
-			       "memory.swap.max",
-			       "cpu.stat",
-			       "io.stat",
-			       "pids.current",
-			       "pids.max"};
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		unlinkat(dir, names[i], 0);
+	/* The mirror's files, and nothing else, or the rmdir fails. */
+	for (const char *const *name = cgmirror_v2_files; *name; name++)
+		unlinkat(dir, *name, 0);
 	close(dir);
 	assert_int_equal(rmdir(tmpl), 0);
 }

@@ -35,6 +35,7 @@ static void test_defaults(void **state)
 	assert_string_equal(c.guest_criu_path, "/usr/sbin/criu");
 	assert_string_equal(c.accel, "auto");
 	assert_string_equal(c.shared_fs, "9p");
+	assert_string_equal(c.rootfs_fs, "9p");
 	assert_int_equal(c.memory_mib, 512);
 	config_free(&c);
 }
@@ -55,6 +56,7 @@ static void test_full_config(void **state)
 			   "qemu = \"/usr/bin/qemu-system-x86_64\"\n"
 			   "accel = \"tcg\"\n"
 			   "shared_fs = \"9p\"\n"
+			   "rootfs_fs = \"virtiofs\"\n"
 			   "memory_mib = 1024\n"
 			   "vcpus = 2\n"
 			   "boot_timeout_ms = 9000\n"
@@ -72,6 +74,7 @@ static void test_full_config(void **state)
 	assert_string_equal(c.kernel, "/k");
 	assert_string_equal(c.initrd, "/i");
 	assert_string_equal(c.accel, "tcg");
+	assert_string_equal(c.rootfs_fs, "virtiofs");
 	assert_int_equal(c.memory_mib, 1024);
 	assert_int_equal(c.vcpus, 2);
 	assert_int_equal(c.boot_timeout_ms, 9000);
@@ -103,6 +106,8 @@ static void test_errors(void **state)
 	expect_error("[vm]\nkernel = \"/boot\" junk\n", "test.toml:2: vm.kernel: unexpected text");
 	expect_error("[vm]\nkernel = \"\\x\"\n", "test.toml:2: vm.kernel: unsupported escape");
 	expect_error("[vm]\naccel = \"hvf\"\n", "test.toml:2: vm.accel: \"hvf\" is not one of");
+	expect_error("[vm]\nrootfs_fs = \"nfs\"\n",
+		     "test.toml:2: vm.rootfs_fs: \"nfs\" is not one of");
 	expect_error("\n\n[hypervisor]\n", "test.toml:3: unknown section [hypervisor]");
 	expect_error("[vm\n", "test.toml:1: malformed section header");
 	expect_error("enable_debug = true\n", "test.toml:1: key 'enable_debug' outside a section");

@@ -149,6 +149,43 @@ static void test_virtiofs_has_no_template(void **state)
 	error_free(&err);
 }
 
+/* rootfs_fs "virtiofs": the rootfs alone is a vhost-user-fs device, the
+ * other shares stay 9p, the guest is told (its agent mounts the rootfs
+ * as virtiofs) and its memory is a shared memfd, so no template either. */
+static void test_virtiofs_rootfs_alone(void **state)
+{
+	(void)state;
+	struct vm_spec a = base_spec();
+	a.rootfs_fs = "virtiofs";
+	struct error *err = NULL;
+	char *line = vm_qemu_command_line(&a, &err);
+	assert_non_null(line);
+	assert_non_null(strstr(line, "vhost-user-fs-device,chardev=vfs-rootfs,tag=rootfs"));
+	assert_non_null(strstr(line, "virtio-9p-device,fsdev=cocoon,mount_tag=cocoon"));
+	assert_null(strstr(line, "mount_tag=rootfs"));
+	assert_non_null(strstr(line, "cocoon.rootfs=virtiofs"));
+	assert_null(strstr(line, "cocoon.fs=virtiofs"));
+	assert_non_null(strstr(line, "memory-backend-memfd"));
+	free(line);
+	char *key = NULL;
+	assert_true(template_key(&a, &key, &err) < 0);
+	assert_non_null(strstr(err->msg, "9p"));
+	error_free(&err);
+	a.rootfs_fs = "nfs";
+	assert_null(vm_qemu_command_line(&a, &err));
+	assert_non_null(strstr(err->msg, "rootfs_fs \"nfs\""));
+	error_free(&err);
+	/* Without a rootfs (a pod's VM) the setting changes nothing. */
+	a = base_spec();
+	a.rootfs_fs = "virtiofs";
+	a.rootfs_dir = NULL;
+	line = vm_qemu_command_line(&a, &err);
+	assert_non_null(line);
+	assert_null(strstr(line, "vhost-user-fs-device"));
+	assert_null(strstr(line, "cocoon.rootfs=virtiofs"));
+	free(line);
+}
+
 static void test_directory_is_named_by_the_key(void **state)
 {
 	(void)state;
@@ -171,6 +208,7 @@ int main(void)
 		cmocka_unit_test(test_shape_changes_the_key),
 		cmocka_unit_test(test_another_image_changes_the_key),
 		cmocka_unit_test(test_virtiofs_has_no_template),
+		cmocka_unit_test(test_virtiofs_rootfs_alone),
 		cmocka_unit_test(test_directory_is_named_by_the_key),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

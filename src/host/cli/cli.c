@@ -46,3 +46,23 @@ int cli_failf(struct error **out, const char *fmt, ...)
 	error_setx(out, EINVAL, "%s", msg ? msg : "out of memory");
 	return 1;
 }
+
+bool cli_criu_option(int c, Cocoon__CriuOptions *criu)
+{
+	switch (c) {
+	case CLI_CRIU_TCP:
+		criu->tcp_established = true;
+		return true;
+	case CLI_CRIU_EXT:
+		criu->ext_unix_sk = true;
+		return true;
+	case CLI_CRIU_SHELL:
+		criu->shell_job = true;
+		return true;
+	case CLI_CRIU_LOCKS:
+		criu->file_locks = true;
+		return true;
+	default:
+		return false;
+	}
+}

@@ -78,10 +78,6 @@ int cmd_checkpoint(struct global_opts *g, int argc, char **argv, struct error **
 		O_IMAGE = 256,
 		O_WORK,
 		O_LEAVE,
-		O_TCP,
-		O_EXT,
-		O_SHELL,
-		O_LOCKS,
 		O_EMPTYNS,
 		O_PRE,
 		O_PARENT,
@@ -95,10 +91,7 @@ int cmd_checkpoint(struct global_opts *g, int argc, char **argv, struct error **
 		{"image-path", required_argument, NULL, O_IMAGE},
 		{"work-path", required_argument, NULL, O_WORK},
 		{"leave-running", no_argument, NULL, O_LEAVE},
-		{"tcp-established", no_argument, NULL, O_TCP},
-		{"ext-unix-sk", no_argument, NULL, O_EXT},
-		{"shell-job", no_argument, NULL, O_SHELL},
-		{"file-locks", no_argument, NULL, O_LOCKS},
+		CLI_CRIU_OPTIONS,
 		{"empty-ns", required_argument, NULL, O_EMPTYNS},
 		{"pre-dump", no_argument, NULL, O_PRE},
 		{"parent-path", required_argument, NULL, O_PARENT},
@@ -128,18 +121,6 @@ int cmd_checkpoint(struct global_opts *g, int argc, char **argv, struct error **
 			break;
 		case O_LEAVE:
 			o.leave_running = true;
-			break;
-		case O_TCP:
-			o.criu.tcp_established = true;
-			break;
-		case O_EXT:
-			o.criu.ext_unix_sk = true;
-			break;
-		case O_SHELL:
-			o.criu.shell_job = true;
-			break;
-		case O_LOCKS:
-			o.criu.file_locks = true;
 			break;
 		case O_EMPTYNS:
 			if (strcmp(optarg, "network") != 0)
@@ -174,7 +155,9 @@ int cmd_checkpoint(struct global_opts *g, int argc, char **argv, struct error **
 			checkpoint_usage();
 			return 0;
 		default:
-			return 2;
+			if (!cli_criu_option(c, &o.criu))
+				return 2;
+			break;
 		}
 	}
 	if (optind != argc - 1)

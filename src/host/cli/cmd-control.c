@@ -36,32 +36,19 @@ int parse_signal(const char *s)
 	return -1;
 }
 
-static int simple_call(struct global_opts *g, const char *cmd, const char *id, Cocoon__Request *req,
-		       struct error **errp)
-{
-	_cleanup_error_ struct error *err = NULL;
-	Cocoon__Response *resp = NULL;
-	if (container_call(g, id, req, &resp, &err) < 0) {
-		error_wrap(&err, "%s %s", cmd, id);
-		return cli_fail(errp, &err);
-	}
-	cocoon__response__free_unpacked(resp, NULL);
-	return 0;
-}
-
 int cmd_kill(struct global_opts *g, int argc, char **argv, struct error **errp)
 {
 	static const struct option opts[] = {
 		{"all", no_argument, NULL, 'a'}, {"help", no_argument, NULL, 'h'}, {}};
-	Cocoon__Request req = COCOON__REQUEST__INIT;
-	Cocoon__SignalRequest sr = COCOON__SIGNAL_REQUEST__INIT;
+	_cleanup_error_ struct error *err = NULL;
+	bool all = false;
 	int c;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "ah", opts, NULL)) != -1) {
 		switch (c) {
 		case 'a':
-			sr.all = true;
+			all = true;
 			break;
 		case 'h':
 			printf("Usage: cocoon kill [--all] CONTAINER_ID [SIGNAL]\n\n"
@@ -76,24 +63,23 @@ int cmd_kill(struct global_opts *g, int argc, char **argv, struct error **errp)
 		return usage_error("kill", "expects CONTAINER_ID [SIGNAL]");
 	const char *id = argv[optind];
 	const char *signame = optind + 1 < argc ? argv[optind + 1] : "TERM";
-	sr.signal = parse_signal(signame);
-	if (sr.signal < 0) {
+	int sig = parse_signal(signame);
+	if (sig < 0) {
 		char msg[128];
 		snprintf(msg, sizeof(msg), "kill %s: unknown signal '%s'", id, signame);
 		return cli_failf(errp, "%s", msg);
 	}
-	req.body_case = COCOON__REQUEST__BODY_SIGNAL;
-	req.signal = &sr;
-	sr.id = (char *)id;
-	return simple_call(g, "kill", id, &req, errp);
+	if (container_signal(g, id, sig, all, &err) < 0) {
+		error_wrap(&err, "kill %s", id);
+		return cli_fail(errp, &err);
+	}
+	return 0;
 }
 
 static int pause_or_resume(struct global_opts *g, int argc, char **argv, bool resume,
 			   struct error **errp)
 {
 	const char *cmd = resume ? "resume" : "pause";
-	Cocoon__Request req = COCOON__REQUEST__INIT;
-	Cocoon__PauseRequest pr = COCOON__PAUSE_REQUEST__INIT;
 	_cleanup_error_ struct error *err = NULL;
 	_cleanup_free_ char *dir = NULL;
 	struct container_state st;
@@ -116,11 +102,11 @@ static int pause_or_resume(struct global_opts *g, int argc, char **argv, bool re
 			 state_status_name(st.status), state_status_name(want));
 		return cli_failf(errp, "%s", msg);
 	}
-	pr.id = (char *)id;
-	pr.resume = resume;
-	req.body_case = COCOON__REQUEST__BODY_PAUSE;
-	req.pause = &pr;
-	return simple_call(g, cmd, id, &req, errp);
+	if (container_pause(g, id, resume, &err) < 0) {
+		error_wrap(&err, "%s %s", cmd, id);
+		return cli_fail(errp, &err);
+	}
+	return 0;
 }
 
 int cmd_pause(struct global_opts *g, int argc, char **argv, struct error **errp)

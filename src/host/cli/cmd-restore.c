@@ -1,205 +1,15 @@
-/* restore: a new VM, the image directory shared into it read-only, and CRIU
- * restoring the container there. The images are verified first: a damaged
- * image can make CRIU loop forever instead of failing. */
+/* restore: the options, then the host library's container_restore or
+ * restore_pod (lib/restore.h); --print-stats and the wait in the
+ * foreground here. */
 #include "commands.h"
 #include "cleanup.h"
 #include "container.h"
-#include "criu-config.h"
-#include "images.h"
-#include "log.h"
 #include "paths.h"
-#include "pod.h"
-#include "pod-record.h"
-#include "safefs.h"
-#include "vmsnap-zstd.h"
-#include "vmsnap.h"
-
-#include <fcntl.h>
-#include <sys/stat.h>
+#include "restore.h"
 
 #include <getopt.h>
-#include <json-c/json.h>
-#include <limits.h>
+#include <stdio.h>
 #include <string.h>
-
-/* ---- the whole pod ------------------------------------------------------------ */
-
-enum { POD_RESTORE_MAX = POD_MAX_MEMBERS + 1 }; /* checkpoint --pod's members and the sandbox */
-
-/* DIR/pod.json as checkpoint --pod wrote it: ids[0] the sandbox, then the
- * members; bundles[i] as this host recorded it (pod-record.h; NULL when it
- * recorded none): pod.json's own "bundles" are the untrusted directory's
- * word, and name no path the host follows. */
-struct pod_manifest {
-	char ids[POD_RESTORE_MAX][COCOON_ID_MAX + 1];
-	char *bundles[POD_RESTORE_MAX];
-	int n;
-};
-
-static void pod_manifest_free(struct pod_manifest *m)
-{
-	for (int i = 0; i < m->n; i++)
-		free(m->bundles[i]);
-}
-
-static int pod_manifest_add(struct global_opts *g, const char *dir, struct pod_manifest *m,
-			    json_object *id, struct error **err)
-{
-	const char *s = json_object_is_type(id, json_type_string) ? json_object_get_string(id) : "";
-	if (m->n == POD_RESTORE_MAX)
-		return error_setx(err, E2BIG, "pod.json: more than %d containers", POD_RESTORE_MAX);
-	if (validate_id("container", s, err) < 0)
-		return error_wrap(err, "pod.json");
-	for (int i = 0; i < m->n; i++)
-		if (strcmp(m->ids[i], s) == 0)
-			return error_setx(err, EINVAL, "pod.json: %s is listed twice", s);
-	snprintf(m->ids[m->n], sizeof(m->ids[0]), "%s", s);
-	m->bundles[m->n] = pod_record_bundle(&g->cfg, dir, s);
-	m->n++;
-	return 0;
-}
-
-static int pod_manifest_read(struct global_opts *g, const char *dir, struct pod_manifest *m,
-			     struct error **err)
-{
-	_cleanup_free_ char *path = NULL, *text = NULL;
-	json_object *root, *sb, *members;
-	int r;
-
-	memset(m, 0, sizeof(*m));
-	if (asprintf(&path, "%s/pod.json", dir) < 0)
-		return error_set(err, ENOMEM, "pod.json");
-	/* Untrusted: looked at before it is opened (safefs.h). */
-	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return error_set(err, errno, "image directory %s", dir);
-	if (safefs_read(dfd, "pod.json", 256 * 1024, &text, NULL, err) < 0)
-		return error_wrap(err, "%s: not a checkpoint of a whole pod (checkpoint --pod)",
-				  dir);
-	if (!(root = json_tokener_parse(text)))
-		return error_setx(err, EINVAL, "%s: not JSON", path);
-	if (!json_object_object_get_ex(root, "sandbox", &sb) ||
-	    !json_object_object_get_ex(root, "members", &members) ||
-	    !json_object_is_type(members, json_type_array)) {
-		json_object_put(root);
-		return error_setx(err, EINVAL, "%s: expected \"sandbox\" and \"members\"", path);
-	}
-	r = pod_manifest_add(g, dir, m, sb, err);
-	for (size_t i = 0; r == 0 && i < json_object_array_length(members); i++)
-		r = pod_manifest_add(g, dir, m, json_object_array_get_idx(members, i), err);
-	json_object_put(root);
-	return r;
-}
-
-/* The pod's loopback held (or released) in the restored sandbox's VM. */
-static int pod_loopback_hold(struct global_opts *g, const char *sandbox, bool hold,
-			     struct error **err)
-{
-	Cocoon__Request req = COCOON__REQUEST__INIT;
-	Cocoon__LoopbackHoldRequest lh = COCOON__LOOPBACK_HOLD_REQUEST__INIT;
-	Cocoon__Response *resp = NULL;
-	lh.id = (char *)sandbox;
-	lh.hold = hold;
-	req.body_case = COCOON__REQUEST__BODY_LOOPBACK_HOLD;
-	req.loopback_hold = &lh;
-	int r = container_call(g, sandbox, &req, &resp, err);
-	if (r == 0)
-		cocoon__response__free_unpacked(resp, NULL);
-	return r;
-}
-
-static int pod_restore_one(struct global_opts *g, const char *dir, const char *id,
-			   struct create_options *o, struct error **err)
-{
-	_cleanup_free_ char *images = NULL;
-	char resolved[PATH_MAX];
-	struct images_chain chain = {0};
-	struct images_limits lim;
-	pid_t shim;
-
-	struct stat ls;
-	if (asprintf(&images, "%s/%s", dir, id) < 0)
-		return error_set(err, ENOMEM, "restore %s", id);
-	/* DIR came from wherever the checkpoint did: its <id> is a directory
-	 * of its own, never a symlink to a checkpoint elsewhere on this host
-	 * (whose images would be shared into the restored VM). */
-	if (lstat(images, &ls) == 0 && !S_ISDIR(ls.st_mode))
-		return error_setx(err, EINVAL, "restore %s: %s is %s, not a directory of the pod's",
-				  id, images,
-				  S_ISLNK(ls.st_mode) ? "a symlink" : "not a directory");
-	if (!realpath(images, resolved))
-		return error_set(err, errno, "restore %s: image path %s", id, images);
-	images_limits_from_config(&g->cfg, &lim);
-	int r = images_verify(resolved, &lim, &chain, err);
-	if (r == 0) {
-		o->restore = &chain;
-		r = container_create(g, id, o, &shim, err);
-		o->restore = NULL;
-	}
-	images_chain_free(&chain);
-	return r < 0 ? error_wrap(err, "restore %s", id) : 0;
-}
-
-/* restore --pod DIR SANDBOX: checkpoint --pod's pod back, in one command: the
- * sandbox into a fresh VM, then every member into it (their specs may name
- * the old sandbox's shim; they join the new one), with the pod's loopback
- * held meanwhile. Each container gets the CRIU settings of its own bundle
- * (org.criu.config, else cocoon's criu.conf), as a restore of it alone
- * would; they are all read before anything boots. Any failure removes what
- * was restored. */
-static int do_pod_restore(struct global_opts *g, const char *id, const char *dir,
-			  const char *sandbox_bundle, struct create_options *o, struct error **err)
-{
-	struct pod_manifest m;
-	Cocoon__CriuOptions criu[POD_RESTORE_MAX];
-	const char *bundle[POD_RESTORE_MAX] = {0};
-	int done = 0, collected = 0, r = pod_manifest_read(g, dir, &m, err);
-	bool held = false;
-
-	if (r == 0 && strcmp(m.ids[0], id) != 0)
-		r = error_setx(err, EINVAL, "pod.json's sandbox is %s, not %s", m.ids[0], id);
-	for (int i = 0; r == 0 && i < m.n; i++) {
-		bundle[i] = i == 0 && sandbox_bundle ? sandbox_bundle : m.bundles[i];
-		if (!bundle[i]) {
-			r = error_setx(
-				err, EINVAL,
-				"restore %s: this host recorded no bundle for it (checkpoint --pod records each container's in host_checkpoint_dir; pod.json's are not taken: a restore directory names no host path). Give the sandbox's with --bundle; restore a pod checkpointed elsewhere, or moved, container by container (docs/pods.md)",
-				m.ids[i]);
-			break;
-		}
-		criu[i] = *o->criu;
-		criu[i].config = NULL;
-		criu[i].n_config = 0;
-		collected++;
-		if ((r = criu_config_collect(g->cfg.criu_config, bundle[i], &criu[i], err)) < 0)
-			error_wrap(err, "restore %s (bundle %s)", m.ids[i], bundle[i]);
-	}
-	for (int i = 0; r == 0 && i < m.n; i++) {
-		struct create_options one = *o;
-		one.bundle = bundle[i];
-		one.criu = &criu[i];
-		one.pod_sandbox = i ? id : NULL;
-		if ((r = pod_restore_one(g, dir, m.ids[i], &one, err)) == 0)
-			done++;
-		if (r == 0 && i == 0 && m.n > 1 && (r = pod_loopback_hold(g, id, true, err)) == 0)
-			held = true;
-	}
-	if (r == 0 && held)
-		r = pod_loopback_hold(g, id, false, err);
-	if (r < 0) {
-		/* Nothing half-done: what came back goes again, members first. */
-		for (int i = done - 1; i >= 0; i--) {
-			char *argv[] = {(char *)"delete", (char *)"--force", m.ids[i], NULL};
-			_cleanup_error_ struct error *del_err = NULL;
-			if (cmd_delete(g, 3, argv, &del_err) != 0 && del_err)
-				log_warning("restore --pod %s: %s", id, del_err->msg);
-		}
-	}
-	for (int i = 0; i < collected; i++)
-		criu_config_free(&criu[i]);
-	pod_manifest_free(&m);
-	return r;
-}
 
 static void restore_usage(void)
 {
@@ -226,141 +36,6 @@ static void restore_usage(void)
 	       "                         sandbox's); implies --detach\n");
 }
 
-/* An unnamed file in dir, read-write: O_TMPFILE, else a name unlinked
- * at once. The fd or -errno. */
-static int unnamed_file_in(const char *dir)
-{
-	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
-		return fd >= 0 ? fd : -errno;
-	_cleanup_free_ char *path = NULL;
-	if (asprintf(&path, "%s/.cocoon-vm.state.XXXXXX", dir) < 0)
-		return -ENOMEM;
-	fd = mkostemp(path, O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	unlink(path);
-	return fd;
-}
-
-/* vm.state.zst (vmsnap-zstd.h) decompressed for QEMU, which needs a
- * seekable file. Bounded by the memory of the VM it holds (vm.json's key,
- * at most [vm] max_memory_mib, plus its device state: vmsnap_state_bound),
- * never more than checkpoint_max_bytes, and done within verify_timeout_ms.
- * Where: beside the image directory (dir; the same filesystem as the
- * checkpoint, on disk under the engines), not in the state root (tmpfs
- * under the engines: host memory); when nothing can be written there
- * (read-only media), in the state root, where it costs at most what the
- * VM that starts from it does. The file has no name (O_TMPFILE, or
- * unlinked at once), so nothing is left behind, not even when the restore
- * is killed. Returns a read-only fd of it, for QEMU, or -errno. */
-static int unpack_state(struct global_opts *g, const char *dir, int fd, const char *name,
-			const struct vmsnap_meta *m, struct error **err)
-{
-	struct vmsnap_limits lim = {.max_bytes = (uint64_t)g->cfg.checkpoint_max_bytes,
-				    .verify_ms = (uint64_t)g->cfg.verify_timeout_ms,
-				    .max_memory_mib = g->cfg.max_memory_mib};
-	char what[256];
-	struct vmsnap_zstd_bounds b = {.max_what = what, .max_ms = lim.verify_ms};
-	int r = vmsnap_state_bound(m->key, &lim, &b.max_bytes, what, sizeof(what), err);
-	if (r < 0)
-		return error_wrap(err, "%s", name);
-	_cleanup_free_ char *beside = strdup(dir);
-	if (!beside)
-		return error_set(err, ENOMEM, "restore");
-	char *slash = strrchr(beside, '/');
-	if (slash)
-		slash[slash == beside ? 1 : 0] = 0;
-	const char *where = beside;
-	_cleanup_close_ int out = unnamed_file_in(where);
-	if (out == -EROFS || out == -EACCES || out == -EPERM) {
-		log_warning("%s: %s is not writable (%s): decompressing into the state root %s",
-			    name, where, strerror(-out), g->root);
-		if ((r = mkdir_p(g->root, 0700, err)) < 0)
-			return r;
-		where = g->root;
-		out = unnamed_file_in(where);
-	}
-	if (out < 0)
-		return error_set(err, -out, "a file for the decompressed %s in %s", name, where);
-	if ((r = vmsnap_zstd_unpack(fd, out, name, m->raw_size, &b, err)) < 0)
-		return where == g->root ? r : error_wrap(err, "decompressing into %s", where);
-	/* Read-only: QEMU takes a descriptor of its open mode. */
-	char self[64];
-	snprintf(self, sizeof(self), "/proc/self/fd/%d", out);
-	int ro = open(self, O_RDONLY | O_CLOEXEC);
-	return ro >= 0 ? ro : error_set(err, errno, "reopen the decompressed %s", name);
-}
-
-/* A whole-VM checkpoint (vm.json in the image directory, vmsnap.h): the
- * VM starts from the saved state, no boot and no CRIU. It holds the
- * container under the ID it was saved with, so only that ID restores it.
- * Returns the shim's pid. */
-static int vmsnap_restore(struct global_opts *g, const char *id, const char *dir,
-			  const struct vmsnap_meta *m, struct create_options *o, struct error **err)
-{
-	_cleanup_free_ char *state = NULL;
-	struct stat st;
-	if (strcmp(m->container_id, id) != 0)
-		return error_setx(
-			err, EINVAL,
-			"%s holds the whole VM of container %s, with that container inside under its ID: restore it as %s",
-			dir, m->container_id, m->container_id);
-	if (asprintf(&state, "%s/%s", dir, m->zstd ? VMSNAP_STATE_ZST : VMSNAP_STATE) < 0)
-		return error_set(err, ENOMEM, "restore");
-	/* A regular file here, within the limits, looked at before it is
-	 * opened (a FIFO would hang the open); QEMU loads this descriptor. */
-	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return error_set(err, errno, "image directory %s", dir);
-	_cleanup_close_ int fd = safefs_open_regular(dfd, m->zstd ? VMSNAP_STATE_ZST : VMSNAP_STATE,
-						     UINT64_MAX, &st, err);
-	if (fd < 0)
-		return error_wrap(err, "image directory %s", dir);
-	if (st.st_size == 0 || (uint64_t)st.st_blocks * 512 > (uint64_t)g->cfg.checkpoint_max_bytes)
-		return error_setx(err, EINVAL, "%s: empty, or larger than checkpoint_max_bytes",
-				  state);
-	/* Nor larger than the VM it holds (vmsnap_state_bound; its allocated
-	 * bytes are checkpoint_max_bytes' above): QEMU would parse a sparse
-	 * giant until the restore's time runs out. */
-	struct vmsnap_limits blim = {.max_bytes = UINT64_MAX,
-				     .max_memory_mib = g->cfg.max_memory_mib};
-	char what[256];
-	uint64_t bound;
-	if (!m->zstd && vmsnap_state_bound(m->key, &blim, &bound, what, sizeof(what), err) < 0)
-		return error_wrap(err, "%s", state);
-	if (!m->zstd && (uint64_t)st.st_size > bound)
-		return error_setx(err, EFBIG, "%s is %llu bytes, over %s", state,
-				  (unsigned long long)st.st_size, what);
-	/* vm.state as published: its size and checksum (vm.json); zstd's
-	 * frame carries its own, checked as it is decompressed. */
-	struct vmsnap_limits lim = {.max_bytes = (uint64_t)g->cfg.checkpoint_max_bytes,
-				    .verify_ms = (uint64_t)g->cfg.verify_timeout_ms};
-	int v = m->zstd ? 0 : vmsnap_state_verify(fd, state, m, &lim, err);
-	if (v < 0)
-		return v;
-	_cleanup_close_ int raw_fd = m->zstd ? unpack_state(g, dir, fd, state, m, err) : -1;
-	if (m->zstd && raw_fd < 0)
-		return raw_fd;
-	/* The shim is a fork of this process and lives as long as the
-	 * container: it keeps only the descriptor QEMU loads. */
-	if (m->zstd) {
-		closep(&fd);
-		fd = -1;
-	}
-	closep(&dfd);
-	dfd = -1;
-	/* The shim inherits the descriptor this checked (or decompressed),
-	 * and QEMU loads from it (vmsnap_load): a file swapped in at the path
-	 * meanwhile is not what starts. The path only names it in messages. */
-	o->vmsnap_state = state;
-	o->vmsnap_state_fd = m->zstd ? raw_fd : fd;
-	o->vmsnap_key = m->key;
-	pid_t shim;
-	int r = container_create(g, id, o, &shim, err);
-	return r < 0 ? r : (int)shim;
-}
-
 int cmd_restore(struct global_opts *g, int argc, char **argv, struct error **errp)
 {
 	enum {
@@ -368,10 +43,6 @@ int cmd_restore(struct global_opts *g, int argc, char **argv, struct error **err
 		O_WORK,
 		O_PID,
 		O_CONSOLE,
-		O_TCP,
-		O_EXT,
-		O_SHELL,
-		O_LOCKS,
 		O_IGNORE,
 		O_IGNORE_ARG,
 		O_UNSUP,
@@ -386,10 +57,7 @@ int cmd_restore(struct global_opts *g, int argc, char **argv, struct error **err
 		{"detach", no_argument, NULL, 'd'},
 		{"pid-file", required_argument, NULL, O_PID},
 		{"console-socket", required_argument, NULL, O_CONSOLE},
-		{"tcp-established", no_argument, NULL, O_TCP},
-		{"ext-unix-sk", no_argument, NULL, O_EXT},
-		{"shell-job", no_argument, NULL, O_SHELL},
-		{"file-locks", no_argument, NULL, O_LOCKS},
+		CLI_CRIU_OPTIONS,
 		{"no-pivot", no_argument, NULL, O_IGNORE},
 		{"no-subreaper", no_argument, NULL, O_IGNORE},
 		{"manage-cgroups-mode", required_argument, NULL, O_IGNORE_ARG},
@@ -405,7 +73,6 @@ int cmd_restore(struct global_opts *g, int argc, char **argv, struct error **err
 	struct create_options o = {.criu = &criu};
 	_cleanup_error_ struct error *err = NULL;
 	const char *image_path = NULL;
-	char resolved[PATH_MAX];
 	bool detach = false, print_stats = false, pod = false;
 	int c;
 
@@ -430,18 +97,6 @@ int cmd_restore(struct global_opts *g, int argc, char **argv, struct error **err
 		case O_CONSOLE:
 			o.console_socket = optarg;
 			break;
-		case O_TCP:
-			criu.tcp_established = true;
-			break;
-		case O_EXT:
-			criu.ext_unix_sk = true;
-			break;
-		case O_SHELL:
-			criu.shell_job = true;
-			break;
-		case O_LOCKS:
-			criu.file_locks = true;
-			break;
 		case O_IGNORE:
 		case O_IGNORE_ARG:
 			break;
@@ -460,7 +115,9 @@ int cmd_restore(struct global_opts *g, int argc, char **argv, struct error **err
 			restore_usage();
 			return 0;
 		default:
-			return 2;
+			if (!cli_criu_option(c, &criu))
+				return 2;
+			break;
 		}
 	}
 	if (optind != argc - 1)
@@ -468,67 +125,20 @@ int cmd_restore(struct global_opts *g, int argc, char **argv, struct error **err
 	if (!image_path)
 		return usage_error("restore", "--image-path is required");
 	const char *id = argv[optind];
-	/* Before the images are read: the ID names the state directory. */
-	if (validate_id("container", id, &err) < 0) {
-		error_wrap(&err, "restore");
-		return cli_fail(errp, &err);
-	}
-	criu.debug = g->cfg.enable_debug;
-	if (!realpath(image_path, resolved)) {
-		error_set(&err, errno, "restore %s: image path %s", id, image_path);
-		return cli_fail(errp, &err);
-	}
 	if (pod) {
 		if (o.pid_file || o.console_socket || print_stats)
 			return usage_error("restore",
 					   "--pod takes no --pid-file, --console-socket or "
 					   "--print-stats (one per container: restore them one by "
 					   "one)");
-		if (do_pod_restore(g, id, resolved, o.bundle, &o, &err) < 0) {
-			error_wrap(&err, "restore --pod %s", id);
+		if (restore_pod(g, id, image_path, &o, &criu, &err) < 0)
 			return cli_fail(errp, &err);
-		}
 		return 0;
-	}
-	struct vmsnap_meta meta;
-	bool whole_vm = false;
-	if (vmsnap_meta_read(resolved, &meta, &whole_vm, &err) < 0) {
-		error_wrap(&err, "restore %s", id);
-		return cli_fail(errp, &err);
 	}
 	long long t0 = now_ms();
 	pid_t shim;
-	int r;
-	if (whole_vm) {
-		r = vmsnap_restore(g, id, resolved, &meta, &o, &err);
-		vmsnap_meta_free(&meta);
-		if (r < 0) {
-			error_wrap(&err, "restore %s", id);
-			return cli_fail(errp, &err);
-		}
-		shim = (pid_t)r;
-		goto restored;
-	}
-	if (criu_config_collect(g->cfg.criu_config, o.bundle ? o.bundle : ".", &criu, &err) < 0) {
-		error_wrap(&err, "restore %s", id);
+	if (container_restore(g, id, image_path, &o, &criu, &shim, &err) < 0)
 		return cli_fail(errp, &err);
-	}
-	struct images_chain chain = {0};
-	struct images_limits lim;
-	images_limits_from_config(&g->cfg, &lim);
-	if (images_verify(resolved, &lim, &chain, &err) < 0) {
-		images_chain_free(&chain);
-		error_wrap(&err, "restore %s", id);
-		return cli_fail(errp, &err);
-	}
-	o.restore = &chain;
-	r = container_create(g, id, &o, &shim, &err);
-	images_chain_free(&chain);
-	if (r < 0) {
-		error_wrap(&err, "restore %s", id);
-		return cli_fail(errp, &err);
-	}
-restored:
 	if (print_stats) {
 		_cleanup_free_ char *path = NULL, *text = NULL;
 		if (asprintf(&path, "%s/%s/restore-stats.json", g->root, id) >= 0 &&

@@ -154,7 +154,7 @@ static const char *const v1_cpuacct_files[] = {"cpuacct.usage",	    "cpuacct.usa
 					       "cpuacct.usage_sys", "cpuacct.usage_percpu",
 					       "cpuacct.stat",	    NULL};
 static const char *const v1_pids_files[] = {"pids.current", "pids.max", NULL};
-static const char *const v2_files[] = {
+const char *const cgmirror_v2_files[] = {
 	"cgroup.controllers",
 	"cgroup.events",
 	"memory.current",
@@ -215,7 +215,7 @@ static void write_dir(const struct cgmirror_dir *d, const Cocoon__StatsReply *st
 	const char *const *lists[4] = {NULL};
 	size_t k = 0;
 	if (d->v2) {
-		lists[k++] = v2_files;
+		lists[k++] = cgmirror_v2_files;
 	} else {
 		if (d->controllers & CG_MEMORY)
 			lists[k++] = v1_memory_files;

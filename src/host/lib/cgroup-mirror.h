@@ -39,6 +39,9 @@
  * Refuses "." and ".." components and paths of CGMIRROR_PATH_MAX or more. */
 int cgmirror_path(const char *cgroups_path, char *out, size_t size, struct error **err);
 
+/* The files a mirror keeps on a cgroup v2 (unified) host, NULL-terminated. */
+extern const char *const cgmirror_v2_files[];
+
 struct cgmirror_dir {
 	int mount_fd; /* the tmpfs over the cgroup (fsmount), -1 if none */
 	unsigned controllers;

@@ -86,27 +86,12 @@ static int check_destination(const char *dest, struct error **err)
  * runc) once its images are safe, or is thawed when they are not. */
 static void container_thaw_or_kill(struct global_opts *g, const char *id, bool kill_it)
 {
-	Cocoon__Request req = COCOON__REQUEST__INIT;
-	Cocoon__SignalRequest sr = COCOON__SIGNAL_REQUEST__INIT;
-	Cocoon__PauseRequest pr = COCOON__PAUSE_REQUEST__INIT;
-	Cocoon__Response *resp = NULL;
-
-	if (kill_it) {
-		sr.id = (char *)id;
-		sr.signal = SIGKILL;
-		sr.all = true;
-		req.body_case = COCOON__REQUEST__BODY_SIGNAL;
-		req.signal = &sr;
-	} else {
-		pr.id = (char *)id;
-		pr.resume = true;
-		req.body_case = COCOON__REQUEST__BODY_PAUSE;
-		req.pause = &pr;
-	}
-	if (container_call(g, id, &req, &resp, NULL) == 0)
-		cocoon__response__free_unpacked(resp, NULL);
-	if (!kill_it)
+	/* Best effort: the checkpoint's own result is what is reported. */
+	if (!kill_it) {
+		(void)container_pause(g, id, true, NULL);
 		return;
+	}
+	(void)container_signal(g, id, SIGKILL, true, NULL);
 	/* As with runc, the container is stopped when checkpoint returns. */
 	_cleanup_free_ char *dir = NULL;
 	struct container_state st;
@@ -340,7 +325,7 @@ int checkpoint_container(struct global_opts *g, const char *id, struct checkpoin
 	cr.criu = &o->criu;
 	cr.bench_route = o->bench_route;
 	/* Fault injection for the e2e tests (docs/checkpoint.md). */
-	cr.fault = getenv("COCOON_FAULT") ? getenv("COCOON_FAULT") : (char *)"";
+	cr.fault = getenv(COCOON_FAULT_ENV) ? getenv(COCOON_FAULT_ENV) : (char *)"";
 	o->criu.debug = g->cfg.enable_debug;
 	req.body_case = COCOON__REQUEST__BODY_CHECKPOINT;
 	req.checkpoint = &cr;
@@ -439,22 +424,6 @@ int checkpoint_container(struct global_opts *g, const char *id, struct checkpoin
 	return 0;
 }
 
-/* Pause or resume one container (as `cocoon pause`); errors are set. */
-static int pod_pause_one(struct global_opts *g, const char *id, bool resume, struct error **err)
-{
-	Cocoon__Request req = COCOON__REQUEST__INIT;
-	Cocoon__PauseRequest pr = COCOON__PAUSE_REQUEST__INIT;
-	Cocoon__Response *resp = NULL;
-	pr.id = (char *)id;
-	pr.resume = resume;
-	req.body_case = COCOON__REQUEST__BODY_PAUSE;
-	req.pause = &pr;
-	int r = container_call(g, id, &req, &resp, err);
-	if (r == 0)
-		cocoon__response__free_unpacked(resp, NULL);
-	return r;
-}
-
 /* The running (or paused) members of sandbox SB under the state root, in
  * ids[]; stopped ones are left out. */
 static int pod_members(struct global_opts *g, const char *sb, char ids[][COCOON_ID_MAX + 1],
@@ -539,7 +508,8 @@ int checkpoint_pod(struct global_opts *g, const char *id, struct checkpoint_opti
 	for (int i = 0; i < n && r == 0; i++) {
 		_cleanup_free_ char *d = NULL;
 		if ((r = container_load(g, ids[i], &d, &st, err)) == 0 &&
-		    st.status == STATUS_RUNNING && (r = pod_pause_one(g, ids[i], false, err)) == 0)
+		    st.status == STATUS_RUNNING &&
+		    (r = container_pause(g, ids[i], false, err)) == 0)
 			paused[i] = true;
 	}
 	for (int i = 0; i < n && r == 0; i++) {
@@ -590,7 +560,9 @@ int checkpoint_pod(struct global_opts *g, const char *id, struct checkpoint_opti
 		/* Nothing half-done: the images go, the pod runs on. */
 		for (int i = 0; i < n; i++)
 			if (paused[i])
-				pod_pause_one(g, ids[i], true, NULL);
+				(void)container_pause(
+					g, ids[i], true,
+					NULL);		/* best effort: the error is reported */
 		(void)remove_tree(o->image_path, NULL); /* best effort: the error is reported */
 		return r;
 	}

@@ -41,6 +41,7 @@ static const struct key_def keys[] = {
 	{"vm", "qemu", T_STRING, OFF(qemu), 0, 0, NULL},
 	{"vm", "accel", T_STRING, OFF(accel), 0, 0, accel_choices},
 	{"vm", "shared_fs", T_STRING, OFF(shared_fs), 0, 0, fs_choices},
+	{"vm", "rootfs_fs", T_STRING, OFF(rootfs_fs), 0, 0, fs_choices},
 	{"vm", "memory_mib", T_INT, OFF(memory_mib), 128, 65536, NULL},
 	{"vm", "vcpus", T_INT, OFF(vcpus), 1, 64, NULL},
 	{"vm", "max_memory_mib", T_INT, OFF(max_memory_mib), 128, 1 << 22, NULL},
@@ -71,13 +72,14 @@ void config_init_defaults(struct cocoon_config *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->enable_checkpoint = true;
-	set_string(&c->guest_criu_path, "/usr/sbin/criu");
-	set_string(&c->guest_checkpoint_dir, "/run/cocoon/checkpoints");
+	set_string(&c->guest_criu_path, COCOON_GUEST_CRIU);
+	set_string(&c->guest_checkpoint_dir, COCOON_GUEST_CKPT_DIR);
 	set_string(&c->host_checkpoint_dir, "/var/lib/cocoon/checkpoints");
 	set_string(&c->criu_config, "/etc/cocoon/criu.conf");
 	set_string(&c->qemu, "qemu-system-x86_64");
 	set_string(&c->accel, "auto");
 	set_string(&c->shared_fs, "9p");
+	set_string(&c->rootfs_fs, "9p");
 	set_string(&c->checkpoint_mode, "criu");
 	set_string(&c->snapshot_qemu, "");
 	/* Where Debian 13's virtiofsd package puts it. */

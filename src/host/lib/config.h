@@ -29,6 +29,9 @@ struct cocoon_config {
 	char *qemu;
 	char *accel;	 /* auto | kvm | tcg */
 	char *shared_fs; /* 9p | virtiofs */
+	/* 9p | virtiofs: how the container's rootfs reaches the guest. virtiofs
+	 * answers by inode, so CRIU can dump deleted files held open there. */
+	char *rootfs_fs;
 	int64_t memory_mib;
 	int64_t vcpus;
 	int64_t max_memory_mib; /* what a container's limits may ask for */

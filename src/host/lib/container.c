@@ -77,6 +77,90 @@ void container_reap_stale(const char *dir)
 		(void)remove_tree(dir, NULL); /* best effort: create and delete --force retry */
 }
 
+/* The shim leads its own session and process group (setsid), with QEMU and
+ * virtiofsd in it: killing the group leaves nothing of the VM behind. */
+static void kill_shim_group(const struct container_state *st)
+{
+	pid_t pgid = getpgid(st->shim_pid);
+	kill(pgid == st->shim_pid ? -pgid : st->shim_pid, SIGKILL);
+	long long deadline = now_ms() + 5000;
+	while (pgid == st->shim_pid && kill(-pgid, 0) == 0 && now_ms() < deadline)
+		nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+}
+
+static void wait_shim_gone(struct container_state *st, int timeout_ms)
+{
+	long long deadline = now_ms() + timeout_ms;
+	while (state_shim_alive(st) && now_ms() < deadline)
+		nanosleep(&(struct timespec){.tv_nsec = 20 * 1000 * 1000}, NULL);
+	if (state_shim_alive(st)) {
+		/* An unresponsive shim, or one still starting (a restore that
+		 * hangs before its state is complete). */
+		kill_shim_group(st);
+		while (state_shim_alive(st))
+			nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+	}
+}
+
+static void stop_shim(const char *dir, struct container_state *st)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__ShutdownRequest bye = COCOON__SHUTDOWN_REQUEST__INIT;
+	Cocoon__Response *resp = NULL;
+	struct agent_client c;
+
+	req.body_case = COCOON__REQUEST__BODY_SHUTDOWN;
+	req.shutdown = &bye;
+	if (shim_connect(dir, st->id, &c, NULL) == 0) {
+		if (agent_call(&c, &req, &resp, 5000, NULL) == 0)
+			cocoon__response__free_unpacked(resp, NULL);
+		agent_client_close(&c);
+	}
+	wait_shim_gone(st, 10000);
+}
+
+int container_delete(struct global_opts *g, const char *id, bool force, struct error **err)
+{
+	_cleanup_free_ char *dir = NULL;
+	struct container_state st = {0};
+
+	int r = validate_id("container", id, err);
+	if (r < 0)
+		return r;
+	r = container_load(g, id, &dir, &st, err);
+	if (r == -ENOENT && dir && force) {
+		/* runc: delete --force of a missing container succeeds. A
+		 * directory left without its state.json is removed, so the
+		 * success is true. */
+		error_free(err);
+		return container_remove_files(dir, err);
+	}
+	if (r < 0 && (r != -EINVAL || !dir))
+		return r;
+	bool live = st.status == STATUS_RUNNING || st.status == STATUS_PAUSED ||
+		    st.status == STATUS_CREATING;
+	if (r == 0 && live && !force)
+		return error_setx(err, EBUSY,
+				  "delete %s: container is %s; stop it first or use --force", id,
+				  state_status_name(st.status));
+	if (r == 0 && st.status == STATUS_CREATING)
+		wait_shim_gone(&st, 0); /* no control socket yet: nothing to ask */
+	else if (r == 0 && st.status != STATUS_STOPPED)
+		stop_shim(dir, &st);
+	else if (r == 0)
+		wait_shim_gone(&st, 10000); /* a stopped container's shim may still be exiting */
+	error_free(err);
+	/* A member's pod: its sandbox's directory, if a keeper that died
+	 * left it after the sandbox's delete. */
+	_cleanup_free_ char *sandbox_dir = NULL;
+	(void)pod_images_state_dir(g, dir, &sandbox_dir, NULL); /* none: not a member */
+	if ((r = container_remove_files(dir, err)) < 0)
+		return r;
+	if (sandbox_dir)
+		container_reap_stale(sandbox_dir);
+	return 0;
+}
+
 int container_load(struct global_opts *g, const char *id, char **dir, struct container_state *st,
 		   struct error **err)
 {
@@ -97,21 +181,63 @@ int container_call(struct global_opts *g, const char *id, Cocoon__Request *req,
 	return container_call_timeout(g, id, req, resp, SHIM_CALL_TIMEOUT_MS, err);
 }
 
-int container_call_timeout(struct global_opts *g, const char *id, Cocoon__Request *req,
-			   Cocoon__Response **resp, int timeout_ms, struct error **err)
+/* A connection to container ID's shim, which must not be stopped. */
+static int container_connect(struct global_opts *g, const char *id, struct agent_client *c,
+			     struct error **err)
 {
 	_cleanup_free_ char *dir = NULL;
 	struct container_state st;
-	struct agent_client c;
 
 	int r = container_load(g, id, &dir, &st, err);
 	if (r < 0)
 		return r;
 	if (st.status == STATUS_STOPPED)
 		return error_setx(err, EINVAL, "container %s is stopped", id);
-	if ((r = shim_connect(dir, id, &c, err)) < 0)
+	return shim_connect(dir, id, c, err);
+}
+
+int container_call_timeout(struct global_opts *g, const char *id, Cocoon__Request *req,
+			   Cocoon__Response **resp, int timeout_ms, struct error **err)
+{
+	struct agent_client c;
+	int r = container_connect(g, id, &c, err);
+	if (r < 0)
 		return r;
 	r = agent_call(&c, req, resp, timeout_ms, err);
+	agent_client_close(&c);
+	return r;
+}
+
+int container_request(struct global_opts *g, const char *id, Cocoon__Request *req,
+		      struct error **err)
+{
+	struct agent_client c;
+	int r = container_connect(g, id, &c, err);
+	if (r < 0)
+		return r;
+	r = agent_request(&c, req, SHIM_CALL_TIMEOUT_MS, err);
+	agent_client_close(&c);
+	return r;
+}
+
+int container_pause(struct global_opts *g, const char *id, bool resume, struct error **err)
+{
+	struct agent_client c;
+	int r = container_connect(g, id, &c, err);
+	if (r < 0)
+		return r;
+	r = agent_pause(&c, id, resume, SHIM_CALL_TIMEOUT_MS, err);
+	agent_client_close(&c);
+	return r;
+}
+
+int container_signal(struct global_opts *g, const char *id, int sig, bool all, struct error **err)
+{
+	struct agent_client c;
+	int r = container_connect(g, id, &c, err);
+	if (r < 0)
+		return r;
+	r = agent_signal(&c, id, sig, all, SHIM_CALL_TIMEOUT_MS, err);
 	agent_client_close(&c);
 	return r;
 }
@@ -323,7 +449,6 @@ int container_start(struct global_opts *g, const char *id, struct error **err)
 {
 	Cocoon__Request req = COCOON__REQUEST__INIT;
 	Cocoon__StartContainerRequest start = COCOON__START_CONTAINER_REQUEST__INIT;
-	Cocoon__Response *resp = NULL;
 	_cleanup_free_ char *dir = NULL;
 	struct container_state st;
 
@@ -336,10 +461,7 @@ int container_start(struct global_opts *g, const char *id, struct error **err)
 	req.body_case = COCOON__REQUEST__BODY_START;
 	req.start = &start;
 	start.id = (char *)id;
-	if ((r = container_call(g, id, &req, &resp, err)) < 0)
-		return r;
-	cocoon__response__free_unpacked(resp, NULL);
-	return 0;
+	return container_request(g, id, &req, err);
 }
 
 static volatile pid_t foreground_shim;

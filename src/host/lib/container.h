@@ -40,6 +40,14 @@ int container_create(struct global_opts *g, const char *id, const struct create_
  * removes the rest when it ends (docs/pods.md "Lifetimes"). */
 int container_remove_files(const char *dir, struct error **err);
 
+/* runc delete: stops the container's VM (FORCE, or a container never
+ * started) and removes every trace of it on the host (the shim's process
+ * group with QEMU and virtiofsd, its host cgroup, its state directory).
+ * Without FORCE a running, paused or creating container is refused
+ * (-EBUSY). With FORCE a missing container is success (runc's rule).
+ * Returns 0, or a negative errno with *ERR set. */
+int container_delete(struct global_opts *g, const char *id, bool force, struct error **err);
+
 /* Removes dir when it is what a pod's keeper left by dying after its
  * sandbox was deleted (state.h STATE_KEEPER_FILE): no state.json, a keeper
  * that is gone. The deletes of the pod's members call it on their sandbox's
@@ -55,6 +63,18 @@ int container_call(struct global_opts *g, const char *id, Cocoon__Request *req,
 		   Cocoon__Response **resp, struct error **err);
 int container_call_timeout(struct global_opts *g, const char *id, Cocoon__Request *req,
 			   Cocoon__Response **resp, int timeout_ms, struct error **err);
+
+/* container_call for a request whose reply says only that it was done. */
+int container_request(struct global_opts *g, const char *id, Cocoon__Request *req,
+		      struct error **err);
+
+/* Freezes the container's processes (the cgroup freezer in the guest), or
+ * thaws them with RESUME: runc pause and resume. */
+int container_pause(struct global_opts *g, const char *id, bool resume, struct error **err);
+
+/* Sends signal SIG to the container's process, or with ALL to every process
+ * of the container: runc kill. */
+int container_signal(struct global_opts *g, const char *id, int sig, bool all, struct error **err);
 
 /* Runs the process of a created container (runc start). */
 int container_start(struct global_opts *g, const char *id, struct error **err);

@@ -116,11 +116,9 @@ int images_hash_copy(int in, int out, const char *name, uint64_t size,
 	}
 	XXH3_64bits_reset(st);
 	while (r == 0) {
-		ssize_t n = read(in, buf, 1 << 20);
-		if (n < 0 && errno == EINTR)
-			continue;
+		ssize_t n = fd_read(in, buf, 1 << 20);
 		if (n < 0)
-			r = error_set(err, errno, "read %s", name);
+			r = error_set(err, (int)-n, "read %s", name);
 		else if (n == 0)
 			break;
 		else if ((done += (uint64_t)n) > size)

@@ -16,7 +16,7 @@ bool safefs_force_fallback;
  * the shared directory never need more than a few levels. */
 #define SAFEFS_MAX_DEPTH 32
 
-static bool has_dotdot(const char *path)
+bool safefs_has_dotdot(const char *path)
 {
 	for (const char *p = path; *p;) {
 		size_t n = strcspn(p, "/");
@@ -83,7 +83,7 @@ static int open_stepwise(int dirfd, const char *path, int flags, mode_t mode)
 
 int safefs_open(int dirfd, const char *path, int flags, mode_t mode)
 {
-	if (!path || !*path || path[0] == '/' || has_dotdot(path))
+	if (!path || !*path || path[0] == '/' || safefs_has_dotdot(path))
 		return -EINVAL;
 	if (!safefs_force_fallback) {
 		int fd = open_openat2(dirfd, path, flags, mode);
@@ -194,11 +194,9 @@ int safefs_copy_fd(int in, int dirfd, const char *name, uint64_t max, mode_t mod
 	if (out < 0 || !buf)
 		return error_set(err, out < 0 ? errno : ENOMEM, "create %s", name);
 	for (;;) {
-		ssize_t n = read(in, buf, 4 << 20);
-		if (n < 0 && errno == EINTR)
-			continue;
+		ssize_t n = fd_read(in, buf, 4 << 20);
 		if (n < 0)
-			return error_set(err, errno, "read %s", name);
+			return error_set(err, (int)-n, "read %s", name);
 		if (n == 0)
 			break;
 		total += (uint64_t)n;

@@ -22,6 +22,10 @@
 /* Tests set this to exercise the O_NOFOLLOW-per-step fallback. */
 extern bool safefs_force_fallback;
 
+/* Whether PATH has a ".." component; the two characters in a name ("a..b")
+ * are not one. */
+bool safefs_has_dotdot(const char *path);
+
 /* Opens PATH (relative, no "..", no symlink anywhere, same filesystem)
  * beneath dirfd. Returns the fd or a negative errno; O_CLOEXEC is added. */
 int safefs_open(int dirfd, const char *path, int flags, mode_t mode);

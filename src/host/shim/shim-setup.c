@@ -98,18 +98,8 @@ static int create_container(struct shim *s, struct error **err)
  * route do, so it is thawed; a running one is left as it is. */
 static int thaw_restored(struct shim *s, struct error **err)
 {
-	Cocoon__Request req = COCOON__REQUEST__INIT;
-	Cocoon__PauseRequest pause = COCOON__PAUSE_REQUEST__INIT;
-	Cocoon__Response *resp = NULL;
-
-	pause.id = (char *)s->args->id;
-	pause.resume = true;
-	req.body_case = COCOON__REQUEST__BODY_PAUSE;
-	req.pause = &pause;
-	int r = agent_call(&s->sb.agent, &req, &resp, SHIM_CALL_TIMEOUT_MS, err);
-	if (r < 0)
+	if (agent_pause(&s->sb.agent, s->args->id, true, SHIM_CALL_TIMEOUT_MS, err) < 0)
 		return error_wrap(err, "thaw the restored container");
-	cocoon__response__free_unpacked(resp, NULL);
 	return 0;
 }
 
@@ -157,7 +147,7 @@ static int restore_container(struct shim *s, struct error **err)
 	req.restore = &rr;
 	rr.bench_from_tmpfs = s->args->bench_from_tmpfs;
 	/* Fault injection for the e2e tests (docs/checkpoint.md). */
-	rr.fault = getenv("COCOON_FAULT") ? getenv("COCOON_FAULT") : (char *)"";
+	rr.fault = getenv(COCOON_FAULT_ENV) ? getenv(COCOON_FAULT_ENV) : (char *)"";
 	int r = agent_call(&s->sb.agent, &req, &resp, SHIM_CHECKPOINT_TIMEOUT_MS, err);
 	copy_restore_logs(s);
 	if (r < 0)

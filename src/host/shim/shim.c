@@ -62,15 +62,8 @@ static void forward_stdin(struct shim *s, int fd, const char *exec_id, bool *ope
 
 static void forward_signal(struct shim *s, int sig)
 {
-	Cocoon__Request req = COCOON__REQUEST__INIT;
-	Cocoon__SignalRequest sr = COCOON__SIGNAL_REQUEST__INIT;
-	Cocoon__Response *resp = NULL;
-	sr.id = (char *)s->args->id;
-	sr.signal = sig;
-	req.body_case = COCOON__REQUEST__BODY_SIGNAL;
-	req.signal = &sr;
-	if (agent_call(&s->sb.agent, &req, &resp, 5000, NULL) == 0)
-		cocoon__response__free_unpacked(resp, NULL);
+	/* Best effort, as kill(2) of a process that is gone. */
+	(void)agent_signal(&s->sb.agent, s->args->id, sig, false, 5000, NULL);
 }
 
 static void handle_signals(struct shim *s)

@@ -320,6 +320,40 @@ int agent_call(struct agent_client *c, Cocoon__Request *req, Cocoon__Response **
 	return agent_call_fds(c, req, NULL, 0, resp, timeout_ms, err);
 }
 
+int agent_request(struct agent_client *c, Cocoon__Request *req, int timeout_ms, struct error **err)
+{
+	Cocoon__Response *resp = NULL;
+	int r = agent_call(c, req, &resp, timeout_ms, err);
+	if (r == 0)
+		cocoon__response__free_unpacked(resp, NULL);
+	return r;
+}
+
+int agent_pause(struct agent_client *c, const char *id, bool resume, int timeout_ms,
+		struct error **err)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__PauseRequest pr = COCOON__PAUSE_REQUEST__INIT;
+	pr.id = (char *)id;
+	pr.resume = resume;
+	req.body_case = COCOON__REQUEST__BODY_PAUSE;
+	req.pause = &pr;
+	return agent_request(c, &req, timeout_ms, err);
+}
+
+int agent_signal(struct agent_client *c, const char *id, int sig, bool all, int timeout_ms,
+		 struct error **err)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__SignalRequest sr = COCOON__SIGNAL_REQUEST__INIT;
+	sr.id = (char *)id;
+	sr.signal = sig;
+	sr.all = all;
+	req.body_case = COCOON__REQUEST__BODY_SIGNAL;
+	req.signal = &sr;
+	return agent_request(c, &req, timeout_ms, err);
+}
+
 int agent_call_fds(struct agent_client *c, Cocoon__Request *req, const int *fds, size_t nfds,
 		   Cocoon__Response **resp, int timeout_ms, struct error **err)
 {

@@ -43,6 +43,20 @@ void agent_client_close(struct agent_client *c);
 int agent_call(struct agent_client *c, Cocoon__Request *req, Cocoon__Response **resp,
 	       int timeout_ms, struct error **err);
 
+/* A request whose reply only says it was done: agent_call(), the reply
+ * freed. Returns 0 or agent_call()'s error. */
+int agent_request(struct agent_client *c, Cocoon__Request *req, int timeout_ms, struct error **err);
+
+/* Freezes container ID in the guest, or thaws it (RESUME): a PauseRequest
+ * through agent_request(). */
+int agent_pause(struct agent_client *c, const char *id, bool resume, int timeout_ms,
+		struct error **err);
+
+/* Sends SIG to container ID's init, or to all its processes (ALL): a
+ * SignalRequest through agent_request(). */
+int agent_signal(struct agent_client *c, const char *id, int sig, bool all, int timeout_ms,
+		 struct error **err);
+
 /* agent_call() that passes file descriptors along with the request
  * (SCM_RIGHTS; the shim's control socket only). */
 int agent_call_fds(struct agent_client *c, Cocoon__Request *req, const int *fds, size_t nfds,

@@ -7,7 +7,6 @@
 #include "vmsnap.h"
 
 #include <fcntl.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include <string.h>
@@ -93,32 +92,6 @@ static int boot_from_template(struct sandbox *sb, const struct cocoon_config *cf
 	return r;
 }
 
-/* A restored VM's agent: a new seed for its RNG (a snapshot may be restored
- * more than once) and the host's clock (the guest's came back as it was). */
-static int vmsnap_resume_agent(struct agent_client *c, int timeout_ms, struct error **err)
-{
-	uint8_t seed[64];
-	if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
-		return error_set(err, errno, "getrandom");
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
-	Cocoon__Request req = COCOON__REQUEST__INIT;
-	Cocoon__TemplateResumeRequest tr = COCOON__TEMPLATE_RESUME_REQUEST__INIT;
-	Cocoon__Response *resp = NULL;
-	tr.seed.data = seed;
-	tr.seed.len = sizeof(seed);
-	tr.realtime_ns = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
-	tr.whole_vm = true;
-	req.body_case = COCOON__REQUEST__BODY_TEMPLATE_RESUME;
-	req.template_resume = &tr;
-	int r = agent_call(c, &req, &resp, timeout_ms, err);
-	explicit_bzero(seed, sizeof(seed));
-	if (r < 0)
-		return r;
-	cocoon__response__free_unpacked(resp, NULL);
-	return 0;
-}
-
 /* Starts QEMU waiting for a state (-incoming defer), loads the saved VM into
  * it and reconnects to its agent, which carries on where it was saved. */
 static int vmsnap_start(struct sandbox *sb, const struct vm_spec *spec, int state_fd,
@@ -143,7 +116,7 @@ static int vmsnap_start(struct sandbox *sb, const struct vm_spec *spec, int stat
 		close(fd);
 		return r;
 	}
-	return vmsnap_resume_agent(&sb->agent, timeout_ms, err);
+	return template_resume_agent(&sb->agent, true, timeout_ms, err);
 }
 
 /* Whole-VM mode: the VMM that can save the VM, every share on virtiofs, a
@@ -204,6 +177,7 @@ static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 		.shared_dir = sb->shared_dir,
 		.shared_fs = cfg->shared_fs,
 		.rootfs_dir = opts ? opts->rootfs_dir : NULL,
+		.rootfs_fs = cfg->rootfs_fs,
 		.pod_dir = opts ? opts->pod_dir : NULL,
 		.volumes_dir = opts ? opts->volumes_dir : NULL,
 		.images_dirs = opts ? opts->images_dirs : NULL,
@@ -247,8 +221,9 @@ static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 	}
 	/* virtiofs: QEMU 7.2 cannot migrate vhost-user-fs devices at all; for
 	 * network devices see template_shape(). */
+	bool rootfs_vfs = spec.rootfs_dir && cfg->rootfs_fs && strcmp(cfg->rootfs_fs, "9p") != 0;
 	if (!fake && cfg->vm_template && !(opts && (opts->cold_boot || opts->vmsnap)) &&
-	    strcmp(cfg->shared_fs, "9p") == 0 && spec.n_nets == 0 &&
+	    strcmp(cfg->shared_fs, "9p") == 0 && !rootfs_vfs && spec.n_nets == 0 &&
 	    boot_from_template(sb, cfg, &spec, timeout) == 0)
 		return 0;
 	long long start = now_ms();

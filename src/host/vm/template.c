@@ -363,7 +363,7 @@ int template_build(const char *base, const struct vm_spec *spec, const char *key
 
 /* ---- starting a VM from a template --------------------------------------- */
 
-static int resume_agent(struct agent_client *c, int timeout_ms, struct error **err)
+int template_resume_agent(struct agent_client *c, bool whole_vm, int timeout_ms, struct error **err)
 {
 	uint8_t seed[TEMPLATE_SEED_BYTES];
 	if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
@@ -377,6 +377,7 @@ static int resume_agent(struct agent_client *c, int timeout_ms, struct error **e
 	tr.seed.data = seed;
 	tr.seed.len = sizeof(seed);
 	tr.realtime_ns = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
+	tr.whole_vm = whole_vm;
 	req.body_case = COCOON__REQUEST__BODY_TEMPLATE_RESUME;
 	req.template_resume = &tr;
 	int r = agent_call(c, &req, &resp, timeout_ms, err);
@@ -428,7 +429,7 @@ int template_start(struct vm *vm, struct agent_client *agent, const struct vm_sp
 		close(fd);
 		return r;
 	}
-	r = resume_agent(agent, timeout_ms, err);
+	r = template_resume_agent(agent, false, timeout_ms, err);
 	if (r < 0 && vm_check_exited(vm))
 		return error_wrap(err, "VM from template exited");
 	return r;

@@ -22,3 +22,9 @@ int template_build(const char *base, const struct vm_spec *spec, const char *key
  * the channel; the agent is ready when this returns 0. */
 int template_start(struct vm *vm, struct agent_client *agent, const struct vm_spec *spec,
 		   const char *dir, const char *qmp_path, int timeout_ms, struct error **err);
+/* A VM started from a saved state (a template, or with WHOLE_VM a whole-VM
+ * checkpoint, vmsnap.h): its agent gets a new seed for its RNG (a state may
+ * be started more than once) and the host's clock (the guest's came back as
+ * it was). */
+int template_resume_agent(struct agent_client *c, bool whole_vm, int timeout_ms,
+			  struct error **err);

@@ -121,7 +121,7 @@ enum share_kind {
  * the only one, as with the 9p shares. The volumes are mount points of
  * other filesystems, announced as such, and cache=auto because FUSE's
  * direct I/O (cache=none) refuses the shared writable mappings a container
- * may make of a volume file. */
+ * may make of a volume file; the rootfs (rootfs_fs "virtiofs") likewise. */
 static void virtiofsd_c_argv(char **argv, char *source, size_t source_size, const char *dir,
 			     enum share_kind kind)
 {
@@ -132,9 +132,15 @@ static void virtiofsd_c_argv(char **argv, char *source, size_t source_size, cons
 	argv[n++] = (char *)"-o";
 	argv[n++] = source;
 	argv[n++] = (char *)"-o";
-	argv[n++] = kind == SHARE_VOLUMES ? (char *)"cache=auto" : (char *)"cache=none";
+	argv[n++] = kind == SHARE_VOLUMES || kind == SHARE_ROOTFS ? (char *)"cache=auto"
+								  : (char *)"cache=none";
 	argv[n++] = (char *)"-o";
 	argv[n++] = (char *)"log_level=warn";
+	if (kind == SHARE_ROOTFS) {
+		/* As the 9p rootfs does: file capabilities and ACLs stay. */
+		argv[n++] = (char *)"-o";
+		argv[n++] = (char *)"xattr";
+	}
 	if (kind == SHARE_VOLUMES) {
 		argv[n++] = (char *)"-o";
 		argv[n++] = (char *)"announce_submounts";
@@ -227,30 +233,50 @@ static int virtiofsd_start(struct vm *vm, int slot, const struct vm_spec *s, con
 	return 0;
 }
 
+/* The shared directory, volumes and image directories: virtiofs with
+ * shared_fs "virtiofs" and in whole-VM mode. */
+static bool shares_on_virtiofs(const struct vm_spec *s)
+{
+	return s->snapshot_virtiofsd || (s->shared_fs && strcmp(s->shared_fs, "virtiofs") == 0);
+}
+
+/* The rootfs: virtiofs with rootfs_fs "virtiofs" and in whole-VM mode. */
+static bool rootfs_on_virtiofs(const struct vm_spec *s)
+{
+	return s->snapshot_virtiofsd || (s->rootfs_fs && strcmp(s->rootfs_fs, "virtiofs") == 0);
+}
+
+/* Any virtiofs device: the guest's memory must then be shared (vhost-user). */
+static bool any_virtiofs(const struct vm_spec *s)
+{
+	return shares_on_virtiofs(s) || (s->rootfs_dir && rootfs_on_virtiofs(s));
+}
+
 static int virtiofsd_start_all(struct vm *vm, const struct vm_spec *s, struct error **err)
 {
 	if (!s->snapshot_virtiofsd && access(VIRTIOFSD, X_OK) < 0)
 		return error_set(
 			err, errno,
-			"shared_fs \"virtiofs\" needs %s (Debian package qemu-system-common)",
+			"virtiofs shares (shared_fs or rootfs_fs \"virtiofs\") need %s (Debian package qemu-system-common)",
 			VIRTIOFSD);
 	if (s->n_images_dirs + 4 > VM_MAX_AUX)
 		return error_setx(err, E2BIG, "%d image directories: at most %d with virtiofs",
 				  s->n_images_dirs, VM_MAX_AUX - 4);
 	int slot = 0;
-	if (s->shared_dir &&
+	if (s->shared_dir && shares_on_virtiofs(s) &&
 	    virtiofsd_start(vm, slot++, s, COCOON_TAG_SHARED, s->shared_dir, SHARE_PLAIN, err) < 0)
 		return -1;
-	if (s->volumes_dir && virtiofsd_start(vm, slot++, s, COCOON_TAG_VOLUMES, s->volumes_dir,
-					      SHARE_VOLUMES, err) < 0)
+	if (s->volumes_dir && shares_on_virtiofs(s) &&
+	    virtiofsd_start(vm, slot++, s, COCOON_TAG_VOLUMES, s->volumes_dir, SHARE_VOLUMES, err) <
+		    0)
 		return -1;
-	if (s->snapshot_virtiofsd && s->rootfs_dir &&
+	if (rootfs_on_virtiofs(s) && s->rootfs_dir &&
 	    virtiofsd_start(vm, slot++, s, COCOON_TAG_ROOTFS, s->rootfs_dir, SHARE_ROOTFS, err) < 0)
 		return -1;
 	if (s->snapshot_virtiofsd && s->tools_dir &&
 	    virtiofsd_start(vm, slot++, s, COCOON_TAG_TOOLS, s->tools_dir, SHARE_READONLY, err) < 0)
 		return -1;
-	for (int i = 0; i < s->n_images_dirs; i++) {
+	for (int i = 0; i < s->n_images_dirs && shares_on_virtiofs(s); i++) {
 		char tag[sizeof(COCOON_TAG_IMAGES) + 12]; /* "images" and an int */
 		snprintf(tag, sizeof(tag), COCOON_TAG_IMAGES "%d", i);
 		if (virtiofsd_start(vm, slot++, s, tag, s->images_dirs[i], SHARE_READONLY, err) < 0)
@@ -269,10 +295,14 @@ static int build_argv(struct argv *b, const struct vm_spec *s, struct error **er
 	if (s->shared_dir && !qemu_safe_path(s->shared_dir))
 		return error_setx(err, EINVAL, "shared path '%s' contains a comma", s->shared_dir);
 	bool snapshot = s->snapshot_virtiofsd != NULL;
-	bool virtiofs = snapshot || strcmp(s->shared_fs, "virtiofs") == 0;
-	if (!virtiofs && strcmp(s->shared_fs, "9p") != 0)
+	bool shares_vfs = shares_on_virtiofs(s), virtiofs = any_virtiofs(s);
+	if (!shares_vfs && strcmp(s->shared_fs, "9p") != 0)
 		return error_setx(err, EINVAL, "shared_fs \"%s\": use \"9p\" or \"virtiofs\"",
 				  s->shared_fs);
+	if (s->rootfs_fs && strcmp(s->rootfs_fs, "9p") != 0 &&
+	    strcmp(s->rootfs_fs, "virtiofs") != 0)
+		return error_setx(err, EINVAL, "rootfs_fs \"%s\": use \"9p\" or \"virtiofs\"",
+				  s->rootfs_fs);
 
 	bool kvm = strcmp(s->accel, "kvm") == 0;
 	argv_addf(b, "%s", s->qemu);
@@ -325,9 +355,12 @@ static int build_argv(struct argv *b, const struct vm_spec *s, struct error **er
 	long khz = kvm ? 0 : host_tsc_khz();
 	if (khz > 0)
 		snprintf(tsc, sizeof(tsc), "tsc_early_khz=%ld ", khz);
-	argv_addf(b, "console=ttyS0 quiet reboot=t panic=-1 %s%s%s%s%s", tsc,
-		  virtiofs ? COCOON_CMDLINE_VIRTIOFS " " : "",
+	argv_addf(b, "console=ttyS0 quiet reboot=t panic=-1 %s%s%s%s%s%s", tsc,
+		  shares_vfs ? COCOON_CMDLINE_VIRTIOFS " " : "",
 		  snapshot ? COCOON_CMDLINE_VMSNAP " " : "",
+		  !snapshot && s->rootfs_dir && rootfs_on_virtiofs(s)
+			  ? COCOON_CMDLINE_ROOTFS_VIRTIOFS " "
+			  : "",
 		  s->memory_file ? COCOON_CMDLINE_TEMPLATE " " : "",
 		  s->cmdline_extra ? s->cmdline_extra : "");
 	/* One port: max_ports=2 (port 0 is the console's) instead of the
@@ -338,7 +371,7 @@ static int build_argv(struct argv *b, const struct vm_spec *s, struct error **er
 	argv_addf(b, "socket,id=agent,path=%s,server=on,wait=off", s->channel_path);
 	argv_addf(b, "-device");
 	argv_addf(b, "virtserialport,chardev=agent,name=" COCOON_CHANNEL_NAME);
-	if (s->shared_dir && virtiofs)
+	if (s->shared_dir && shares_vfs)
 		add_virtiofs(b, COCOON_TAG_SHARED, s->channel_path);
 	else if (s->shared_dir && add_9p(b, COCOON_TAG_SHARED, s->shared_dir, false, err) < 0)
 		return -1;
@@ -350,13 +383,13 @@ static int build_argv(struct argv *b, const struct vm_spec *s, struct error **er
 		add_virtiofs(b, COCOON_TAG_TOOLS, s->channel_path);
 	else if (s->tools_dir && add_9p(b, COCOON_TAG_TOOLS, s->tools_dir, true, err) < 0)
 		return -1;
-	if (s->rootfs_dir && snapshot)
+	if (s->rootfs_dir && rootfs_on_virtiofs(s))
 		add_virtiofs(b, COCOON_TAG_ROOTFS, s->channel_path);
 	else if (s->rootfs_dir && add_9p(b, COCOON_TAG_ROOTFS, s->rootfs_dir, false, err) < 0)
 		return -1;
 	/* The volumes are mount points of other filesystems: remapped inode
 	 * numbers keep two files of two volumes from looking alike. */
-	if (s->volumes_dir && virtiofs)
+	if (s->volumes_dir && shares_vfs)
 		add_virtiofs(b, COCOON_TAG_VOLUMES, s->channel_path);
 	else if (s->volumes_dir &&
 		 add_9p_opts(b, COCOON_TAG_VOLUMES, s->volumes_dir, ",multidevs=remap", err) < 0)
@@ -375,7 +408,7 @@ static int build_argv(struct argv *b, const struct vm_spec *s, struct error **er
 		 * (for virtiofs, see virtiofsd_start). */
 		char tag[sizeof(COCOON_TAG_IMAGES) + 12]; /* "images" and an int */
 		snprintf(tag, sizeof(tag), COCOON_TAG_IMAGES "%d", i);
-		if (virtiofs)
+		if (shares_vfs)
 			add_virtiofs(b, tag, s->channel_path);
 		else if (add_9p(b, tag, s->images_dirs[i], true, err) < 0)
 			return -1;
@@ -445,7 +478,7 @@ static int qemu_start(struct vm *vm, const struct vm_spec *spec, struct error **
 		argv_free(&b);
 		return r;
 	}
-	if (strcmp(spec->shared_fs, "virtiofs") == 0 && virtiofsd_start_all(vm, spec, err) < 0) {
+	if (any_virtiofs(spec) && virtiofsd_start_all(vm, spec, err) < 0) {
 		argv_free(&b);
 		qemu_kill(vm);
 		return -1;

@@ -19,6 +19,9 @@ struct vm_spec {
 	const char *shared_dir;	  /* host directory shared with tag "cocoon", or NULL */
 	const char *shared_fs;	  /* "9p" or "virtiofs" */
 	const char *rootfs_dir;	  /* container rootfs shared with tag "rootfs", or NULL */
+	/* "virtiofs": the rootfs is a virtiofs share (QEMU 7.2's C virtiofsd)
+	 * whatever shared_fs says; NULL or "9p": virtio-9p. */
+	const char *rootfs_fs;
 	/* The bind mount sources (volumes.h), tag "volumes", or NULL: a tree
 	 * of mount points, so inode numbers are remapped (9p) or submounts
 	 * announced (virtiofs). */

@@ -27,21 +27,6 @@ static void free_dctx(ZSTD_DCtx **d)
 	ZSTD_freeDCtx(*d);
 }
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Feeds in to the compressor (end: the last input) and writes what comes
  * out; 0 or -errno (-EIO for a zstd error, named in err). */
 static int pack_feed(ZSTD_CCtx *c, int to, const void *data, size_t len, bool end, char *out,
@@ -53,7 +38,7 @@ static int pack_feed(ZSTD_CCtx *c, int to, const void *data, size_t len, bool en
 		size_t left = ZSTD_compressStream2(c, &o, &in, end ? ZSTD_e_end : ZSTD_e_continue);
 		if (ZSTD_isError(left))
 			return error_setx(err, EIO, "zstd: %s", ZSTD_getErrorName(left));
-		int r = write_all(to, out, o.pos);
+		int r = fd_write_all(to, out, o.pos);
 		if (r < 0)
 			return error_set(err, -r, "write the compressed VM state");
 		*written += o.pos;
@@ -236,11 +221,9 @@ int vmsnap_zstd_unpack(int from, int to, const char *name, uint64_t raw_bytes,
 			   .b = b,
 			   .out = out};
 	for (;;) {
-		ssize_t n = read(from, in, CHUNK);
-		if (n < 0 && errno == EINTR)
-			continue;
+		ssize_t n = fd_read(from, in, CHUNK);
 		if (n < 0)
-			return error_set(err, errno, "read %s", name);
+			return error_set(err, (int)-n, "read %s", name);
 		if (n > 0 && !u.any && check_frame_size(in, (size_t)n, name, raw_bytes, err) < 0)
 			return -EINVAL;
 		ZSTD_inBuffer ib = {in, (size_t)n, 0};
