@@ -192,6 +192,17 @@ def test_ctr_run_echo_and_exit_code(cd):
     assert r.returncode == 7, r.stdout + r.stderr
 
 
+def test_ctr_run_passes_stdin(cd):
+    """`ctr run` without -t: containerd's shim gives the runtime a pipe as
+    the container's stdin, and a line written to ctr reaches the process.
+    (ctr never passes its stdin's EOF on, with runc either, so the process
+    reads one line and exits.) Before the fix the shim closed its fd 0."""
+    r = cd.ctr(*run_args("--rm", IMAGE, f"stdin-{os.getpid()}", "sh", "-c", "read l; echo got:$l"),
+               input="through stdin\n", timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "got:through stdin\n", r.stdout + r.stderr
+
+
 def task_status(cd, cid):
     for line in cd.ctr("tasks", "ls").stdout.splitlines()[1:]:
         parts = line.split()

@@ -21,6 +21,16 @@ def test_podman_run_echo_and_exit_code(podman):
     assert r.returncode == 7, r.stdout + r.stderr
 
 
+def test_podman_run_i_passes_stdin_and_its_eof(podman):
+    """`podman run -i` without a terminal: conmon hands the runtime a pipe
+    as the container's stdin; its bytes reach the process and its EOF ends
+    `cat`. Before the fix the shim closed its own fd 0 at start."""
+    r = podman.run("run", "--rm", "-i", "--network", "none", "--ipc", "none", podman.image,
+                   "payload", "cat", input="through stdin\nand a second line\n", timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "through stdin\nand a second line\n", r.stdout + r.stderr
+
+
 def test_cocoon_warnings_reach_the_runtime_log_not_the_container_output(podman):
     # podman's conmon hands `cocoon create` the container's own output pipes
     # and reads --log: a field cocoon does not apply (a memory reservation:

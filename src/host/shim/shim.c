@@ -338,8 +338,12 @@ void shim_main(struct shim_args *a)
 	(void)setsid(); /* the shim was forked for this: cannot fail */
 	for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
 		s.clients[i].fd = -1;
+	/* Not shim_close_exec(): the slots are zeroed, and fd 0 is the
+	 * container's stdin (rev11b: closing it left a container without a
+	 * terminal no input). */
 	for (int i = 0; i < SHIM_MAX_EXECS; i++)
-		shim_close_exec(&s.execs[i]);
+		s.execs[i].in = s.execs[i].out = s.execs[i].err = s.execs[i].client_fd =
+			s.execs[i].tty.fd = -1;
 	/* From the first moment the shim, and through its process group QEMU
 	 * and virtiofsd (and the keeper), can be found and killed from the
 	 * state root. */
