@@ -377,15 +377,17 @@ def test_unsupported_fields_are_named(env):
     b = write_bundle(env.tmp / "b", ["payload", "echo"], extra=extra)
     text = expect_create_error(env, "unsup", b, "filesystem type 'nfs' is not supported")
     assert "mounts[6] (/data)" in text
-    # Applied in the guest now (docs/confinement.md): no warning. A field
-    # that is not still gets one.
-    def seccomp_and_sysctl(spec):
+    # Applied in the guest now (docs/confinement.md, docs/lifecycle.md's
+    # kernel settings): no warning. A field that is not still gets one.
+    def applied_and_not(spec):
         spec["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW"}
         spec["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
-    b = write_bundle(env.tmp / "b2", ["payload", "echo", "ok"], extra=seccomp_and_sysctl)
+        spec["linux"].setdefault("resources", {})["memory"] = {"reservation": 32 << 20}
+    b = write_bundle(env.tmp / "b2", ["payload", "echo", "ok"], extra=applied_and_not)
     r = run_fg(env, "seccomp", b)
     assert r.returncode == 0 and r.stdout == "ok\n"
-    assert "seccomp" not in r.stderr and "linux.sysctl is not applied inside the VM" in r.stderr, r.stderr
+    assert "seccomp" not in r.stderr and "sysctl" not in r.stderr, r.stderr
+    assert "linux.resources.memory.reservation is not applied inside the VM" in r.stderr, r.stderr
     env.run("delete", "seccomp", check=True)
     # An engine gives --log, and cocoon's stderr is the container's output
     # stream there (podman's conmon): the warning goes to the log only.
@@ -395,7 +397,7 @@ def test_unsupported_fields_are_named(env):
                        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert r.returncode == 0 and r.stdout == "ok\n" and r.stderr == "", r.stdout + r.stderr
     lines = [json.loads(l) for l in log.read_text().splitlines()]
-    assert any(l["level"] == "warning" and "linux.sysctl is not applied" in l["msg"]
+    assert any(l["level"] == "warning" and "memory.reservation is not applied" in l["msg"]
                for l in lines), lines
     env.run("delete", "seccomp2", check=True)
 
