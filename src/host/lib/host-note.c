@@ -11,8 +11,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-char *host_checkpoint_note_path(const struct cocoon_config *cfg, const char *kind,
-				const char *real)
+char *host_checkpoint_note_path(const struct cocoon_config *cfg, const char *kind, const char *real)
 {
 	char *path;
 	if (asprintf(&path, "%s/%s/%016llx.json", cfg->host_checkpoint_dir, kind,
