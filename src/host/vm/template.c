@@ -341,7 +341,6 @@ int template_build(const char *base, const struct vm_spec *spec, const char *key
 		return 0;
 	if (!mkdtemp(work))
 		return error_set(err, errno, "create %s", work);
-	long long start = now_ms();
 	r = build_in(work, spec, key, timeout_ms, err);
 	if (r == 0) {
 		/* A key that differs under the same name (a hash collision, or
@@ -356,8 +355,6 @@ int template_build(const char *base, const struct vm_spec *spec, const char *key
 		return error_wrap(err, "build VM template");
 	}
 	remove_stale(base, spec);
-	if (getenv("COCOON_TEMPLATE_DEBUG"))
-		fprintf(stderr, "cocoon: built VM template %s in %lld ms\n", dir, now_ms() - start);
 	return 0;
 }
 
