@@ -78,8 +78,20 @@ static int load_sandbox(struct global_opts *g, const char *id, struct pod_sandbo
 			"container %s was started without a pod share and takes no members", id);
 	sb->shim_pid = st.shim_pid;
 	sb->shim_start = st.shim_start;
-	if (state_keeper_read(sb->dir, &sb->keeper_pid, &sb->keeper_start, NULL) < 0)
+	r = state_keeper_read(sb->dir, &sb->keeper_pid, &sb->keeper_start, NULL);
+	if (r == -ENOENT) {
+		/* No keeper (its fork failed, or a cocoon from before the
+		 * keeper started it): the shim owns the VM and the pod share
+		 * (rev16b L5). */
+		sb->keeper_pid = st.shim_pid;
+		sb->keeper_start = st.shim_start;
+		return 0;
+	}
+	if (r == -ESRCH)
 		return error_setx(err, ESRCH, "the VM of pod sandbox %s is gone", id);
+	if (r < 0)
+		return error_set(err, -r, "pod sandbox %s: read its " STATE_KEEPER_FILE " file",
+				 id);
 	return 0;
 }
 

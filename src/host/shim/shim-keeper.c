@@ -121,6 +121,23 @@ static void __attribute__((noreturn)) waiter_main(struct shim *s, int fd, pid_t 
 	}
 }
 
+/* Closes every fd above stdio but KEEP_A and KEEP_B (either may be
+ * stdio itself). Without close_range (Linux < 5.9) they stay, as they did
+ * before the keeper. */
+static void close_all_but(int keep_a, int keep_b)
+{
+	int keep[2] = {keep_a < keep_b ? keep_a : keep_b, keep_a < keep_b ? keep_b : keep_a};
+	unsigned from = 3;
+	for (int i = 0; i < 2; i++) {
+		if (keep[i] < (int)from)
+			continue;
+		if ((unsigned)keep[i] > from)
+			(void)close_range(from, (unsigned)keep[i] - 1, 0);
+		from = (unsigned)keep[i] + 1;
+	}
+	(void)close_range(from, ~0U, 0);
+}
+
 int shim_keeper_fork(struct shim *s)
 {
 	int sp[2];
@@ -159,6 +176,12 @@ int shim_keeper_fork(struct shim *s)
 		waiter_main(s, sp[0], pid);
 	}
 	close(sp[0]);
+	/* What the engine passed create (conmon's and containerd's pipes,
+	 * sockets) stays with the shim, which holds it as long as its
+	 * container, as before the keeper: the keeper of a pod outlives its
+	 * sandbox, and must not hold the engine's pipes after the engine saw
+	 * the sandbox exit (rev16b M3). Its own fds are made after this. */
+	close_all_but(s->args->ready_fd, sp[1]);
 	s->keeper = true;
 	s->waiter_fd = sp[1];
 	/* The pod share's mounts are in a namespace of the keeper's own
