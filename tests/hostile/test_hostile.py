@@ -1217,22 +1217,46 @@ def keeper_holds_none_of_the_fds_create_was_given():
 
 
 @case
-def deleted_sandbox_id_held_by_its_pods_vm_is_named():
-    """The id of a pod sandbox deleted while members run stays taken until
-    its VM ends (its directory holds the pod share). create of that id said
-    "create .../sb: No such file or directory" (errno taken after a later
-    access(), rev16b M1); it names the cause."""
+def deleted_sandbox_id_is_free_while_its_vm_serves_members():
+    """A pod sandbox deleted while members run leaves its VM to them, and
+    its directory (the pod share, the VM's shared directory) to its keeper.
+    The id stayed taken until the last member went, and create of it said
+    "No such file or directory" (rev16b M1), so `podman pod start` after
+    `podman stop <infra>` could not create the infra container again. The
+    directory moves out of the id's way (.pod-<keeper pid>-<id>): the id is
+    free at once, a new sandbox of that id gets a VM of its own, the old
+    members run on in theirs (and are checkpointed from there), and each VM
+    ends with its last container."""
     with Env("good") as env:
         env.create("sb")
         rc, err, _ = env.cocoon("create", "--bundle", member_bundle(env, "bm", shim_pid(env, "sb")), "m1")
         assert rc == 0, err
+        rc, err, _ = env.cocoon("start", "m1")
+        assert rc == 0, err
+        old_vm, k = env.vmm_pids(), keeper_of(env, "sb")
         rc, err, _ = env.cocoon("delete", "--force", "sb")
         assert rc == 0, err
-        assert state_status(env, "sb") is None
+        assert state_status(env, "sb") is None and alive(old_vm[0]) and alive(k)
+        assert sorted(os.listdir(env.root)) == [f".pod-{k}-sb", "m1"], os.listdir(env.root)
         rc, err, _ = env.cocoon("create", "--bundle", env.bundle, "sb")
-        assert rc == 1 and b"container sb already exists: it was deleted, but its pod's VM still runs" in err, \
-            f"rc={rc} {err!r}"
-        return err.decode().strip()
+        assert rc == 0, f"create of the deleted sandbox's id: rc={rc} {err!r}"
+        rc, err, _ = env.cocoon("start", "sb")
+        assert rc == 0, err
+        new_vm = [v for v in env.vmm_pids() if v not in old_vm]
+        assert len(new_vm) == 1 and alive(new_vm[0]) and alive(old_vm[0]), (old_vm, new_vm)
+        assert state_status(env, "sb") == "running" and state_status(env, "m1") == "running"
+        out = os.path.join(env.tmp, "m1-ckpt")
+        rc, err, _ = env.cocoon("checkpoint", "--leave-running", "--image-path", out, "m1", timeout=60)
+        assert rc == 0 and os.path.isdir(out), f"checkpoint of a member of the moved pod: {err!r}"
+        rc, err, _ = env.cocoon("delete", "--force", "m1")
+        assert rc == 0, err
+        assert not alive(old_vm[0]) and not alive(k), "the old VM outlived its pod's last container"
+        assert alive(new_vm[0]), "the new sandbox's VM went with the old pod"
+        assert sorted(os.listdir(env.root)) == ["sb"], os.listdir(env.root)
+        assert state_status(env, "sb") == "running"
+        rc, err, _ = env.cocoon("delete", "--force", "sb")
+        assert rc == 0, err
+        assert not alive(new_vm[0]) and cocoon_pids_of(env.root) == [] and os.listdir(env.root) == []
 
 
 @case

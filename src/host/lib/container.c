@@ -20,6 +20,43 @@
 #include <sys/wait.h>
 #include <time.h>
 
+/* The directory of a deleted pod sandbox whose keeper died before the
+ * pod's last member left (it removes the directory when it ends): no
+ * state.json, and a keeper file naming a process that is gone. */
+static bool stale_keeper_dir(const char *dir)
+{
+	char path[4200];
+	pid_t pid;
+	unsigned long long start;
+	_cleanup_close_ int lock = state_lock_dir(dir);
+	snprintf(path, sizeof(path), "%s/state.json", dir);
+	return lock >= 0 && access(path, F_OK) < 0 && errno == ENOENT &&
+	       state_keeper_read(dir, &pid, &start, NULL) == -ESRCH;
+}
+
+/* The directory of a pod sandbox deleted while members run: its state.json
+ * goes (the container is gone: `state` and `list` say so), the rest stays
+ * for the keeper, which removes it when the pod's last member leaves. It
+ * moves out of the id's way (pod_kept_dir) so that the id can be used
+ * again at once; when that cannot be done the id stays taken until then,
+ * and create says so. Under the directory's lock. */
+static int kept_pod_release(const char *dir, pid_t keeper, struct error **err)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/state.json", dir);
+	if (unlink(path) < 0 && errno != ENOENT)
+		return error_set(err, errno, "remove %s", path);
+	_cleanup_free_ char *kept = pod_kept_dir(dir, keeper);
+	if (!kept)
+		return 0;
+	/* A directory of that name left by a keeper of the same pid that
+	 * died (stale_keeper_dir) is in the way. */
+	if (rename(dir, kept) < 0 && (errno == EEXIST || errno == ENOTEMPTY) &&
+	    stale_keeper_dir(kept) && remove_tree(kept, NULL) == 0)
+		(void)rename(dir, kept);
+	return 0;
+}
+
 int container_remove_files(const char *dir, struct error **err)
 {
 	struct container_state st;
@@ -51,13 +88,8 @@ int container_remove_files(const char *dir, struct error **err)
 			return remove_tree(dir, err);
 		if (r < 0)
 			return error_set(err, -r, "read %s/" STATE_KEEPER_FILE, dir);
-		if (pod) {
-			char path[4200];
-			snprintf(path, sizeof(path), "%s/state.json", dir);
-			if (unlink(path) < 0 && errno != ENOENT)
-				return error_set(err, errno, "remove %s", path);
-			return 0;
-		}
+		if (pod)
+			return kept_pod_release(dir, pid, err);
 		if (now_ms() >= kill_at) {
 			/* A keeper that hangs: QEMU goes with it. One that a
 			 * second kill does not end is in the kernel's hands (a
@@ -74,20 +106,6 @@ int container_remove_files(const char *dir, struct error **err)
 		}
 		nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
 	}
-}
-
-/* The directory of a deleted pod sandbox whose keeper died before the
- * pod's last member left (it removes the directory when it ends): no
- * state.json, and a keeper file naming a process that is gone. */
-static bool stale_keeper_dir(const char *dir)
-{
-	char path[4200];
-	pid_t pid;
-	unsigned long long start;
-	_cleanup_close_ int lock = state_lock_dir(dir);
-	snprintf(path, sizeof(path), "%s/state.json", dir);
-	return lock >= 0 && access(path, F_OK) < 0 && errno == ENOENT &&
-	       state_keeper_read(dir, &pid, &start, NULL) == -ESRCH;
 }
 
 /* The id is taken: by a container, or by the directory of a deleted pod
@@ -413,7 +431,7 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 		spec_free(&bundle);
 		return r;
 	}
-	if (member && (r = pod_member_record(dir, pod.id, err)) < 0)
+	if (member && (r = pod_member_record(dir, &pod, err)) < 0)
 		goto fail;
 	if (!member && bundle.netns_path &&
 	    (r = pod_sandbox_record_netns(dir, bundle.netns_path, err)) < 0)

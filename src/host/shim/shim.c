@@ -356,7 +356,8 @@ void shim_main(struct shim_args *a)
 			 .sb.agent.fd = -1,
 			 .tty.fd = -1,
 			 .waiter_fd = -1,
-			 .host_mnt_fd = -1};
+			 .host_mnt_fd = -1,
+			 .dir_fd = -1};
 	_cleanup_error_ struct error *err = NULL;
 
 	(void)setsid(); /* the shim was forked for this: cannot fail */
@@ -406,7 +407,10 @@ void shim_main(struct shim_args *a)
 	 * "stopped" never describes a VM that still runs. */
 	char path[4200];
 	snprintf(path, sizeof(path), "%s/" SHIM_SOCKET, a->dir);
-	unlink(path);
+	if (s.dir_fd >= 0)
+		(void)unlinkat(s.dir_fd, SHIM_SOCKET, 0); /* the directory may have moved */
+	else
+		unlink(path);
 	shim_teardown(&s);
 	if (!s.keeping) {
 		s.st.status = STATUS_STOPPED;
