@@ -53,7 +53,11 @@ struct agent_job_options {
 		*pass_fds; /* become fds 3, 4, ... in the child (at most AGENT_JOB_MAX_PASS_FDS) */
 	size_t n_pass_fds;
 	const char *cgroup; /* the child joins this cgroup before exec */
-	const char *netns;  /* and enters this network namespace (a path) */
+	/* and then makes a cgroup namespace rooted there, which the tasks it
+	 * forks inherit: CRIU 3.17 run with --manage-cgroups=ignore restores
+	 * no cgroup namespace, so a container that had its own gets it so. */
+	bool cgroupns;
+	const char *netns; /* and enters this network namespace (a path) */
 	/* and these namespaces (open fds, kept by the caller): a pod member's
 	 * CRIU runs in the pod's network, IPC and UTS namespaces */
 	const int *ns_fds;

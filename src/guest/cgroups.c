@@ -42,6 +42,47 @@ static int enable_controller(const char *name)
 	return r;
 }
 
+int cgroups_apply_unified(const char *cgroup, Cocoon__CgroupFile *const *files, size_t n, char *msg,
+			  size_t msg_size)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *name = files[i]->name;
+		char controller[16];
+		size_t len = strcspn(name, ".");
+		/* The host checked the name; a path is refused here too. */
+		if (strchr(name, '/') || len == 0 || len >= sizeof(controller) || !name[len]) {
+			snprintf(msg, msg_size,
+				 "linux.resources.unified: '%.64s' is not a file name", name);
+			return -EINVAL;
+		}
+		memcpy(controller, name, len);
+		controller[len] = 0;
+		int e = enable_controller(controller);
+		if (e < 0) {
+			snprintf(msg, msg_size,
+				 "linux.resources.unified %s: the guest kernel has no %s cgroup "
+				 "controller to enable (%s)",
+				 name, controller, strerror(-e));
+			return e;
+		}
+		if ((e = write_file(cgroup, name, files[i]->value)) < 0) {
+			if (e == -ENOENT)
+				snprintf(
+					msg, msg_size,
+					"linux.resources.unified %s: the container's cgroup has no "
+					"such file",
+					name);
+			else
+				snprintf(msg, msg_size,
+					 "linux.resources.unified %s = '%.64s': the kernel refused "
+					 "it: %s",
+					 name, files[i]->value, strerror(-e));
+			return e;
+		}
+	}
+	return 0;
+}
+
 void cgroups_enable_accounting(void)
 {
 	static const char *const names[] = {"cpu", "memory", "pids"};

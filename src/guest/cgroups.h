@@ -17,6 +17,14 @@
 int cgroups_apply(const char *cgroup, const Cocoon__Resources *r, unsigned mask, char *msg,
 		  size_t msg_size);
 
+/* linux.resources.unified: writes each FILES[i]->value to CGROUP's
+ * FILES[i]->name, in order, after enabling the controller the name starts
+ * with (runc: libcontainer/cgroups/fs2 setUnified, which writes them after
+ * the other limits, so they win). Returns 0 or a negative errno with MSG
+ * naming the file and the kernel's answer. */
+int cgroups_apply_unified(const char *cgroup, Cocoon__CgroupFile *const *files, size_t n, char *msg,
+			  size_t msg_size);
+
 /* cgroup's cpu.max: quota in microseconds (0: "max") and period. Returns 0
  * or a negative errno (no cpu controller: -ENOENT). */
 int cgroups_read_cpu_max(const char *cgroup, int64_t *quota, uint64_t *period);

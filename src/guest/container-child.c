@@ -12,6 +12,7 @@
 #include "confine.h"
 #include "mounts.h"
 #include "network.h"
+#include "sysctl.h"
 
 #include <fcntl.h>
 #include <grp.h>
@@ -65,6 +66,26 @@ static const struct {
 	{"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
 	{"RLIMIT_STACK", RLIMIT_STACK},
 };
+
+/* process.oomScoreAdj, or for an exec without one the container's: runc
+ * writes /proc/self/oom_score_adj first thing in nsexec.c
+ * (update_oom_score_adj), for the init and for every exec alike, from the
+ * container's config. First here too: lowering it needs CAP_SYS_RESOURCE,
+ * which the process may be about to drop. The host checked the range. */
+static void child_oom_score_adj(int sync_fd, const Cocoon__ProcessSpec *p,
+				const Cocoon__ProcessSpec *container)
+{
+	const Cocoon__ProcessSpec *from = p->has_oom_score_adj ? p : container;
+	char buf[16];
+	if (!from || !from->has_oom_score_adj)
+		return;
+	int n = snprintf(buf, sizeof(buf), "%d", from->oom_score_adj);
+	_cleanup_close_ int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, buf, (size_t)n) != n)
+		container_child_fail(sync_fd,
+				     "process.oomScoreAdj %d: /proc/self/oom_score_adj: %s",
+				     from->oom_score_adj, strerror(errno));
+}
 
 /* Credentials, capabilities, limits, cwd and stdio: shared by the init and
  * by execs. The order is runc's (see confine.c). */
@@ -166,10 +187,19 @@ container_child_init(const Cocoon__ContainerSpec *s, const char *rootfs, const i
 	char msg[400];
 
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL); /* a valid signal: cannot fail */
+	child_oom_score_adj(sync_fd, s->process, NULL);
 	for (int i = 0; i < 3; i++)
 		if (join_fds[i] >= 0 && setns(join_fds[i], 0) < 0)
 			container_child_fail(sync_fd, "joining the pod's namespaces: %s",
 					     strerror(errno));
+	/* runc writes linux.sysctl after the rootfs is ready and before the
+	 * read-only and masked paths, with every capability still held
+	 * (standard_init_linux.go). These are the IPC and UTS ones, which
+	 * land in the namespaces this task is in now, through the guest's
+	 * /proc (the container's may be missing or read-only); the agent
+	 * writes the net.* ones once the interfaces are in (container.c). */
+	if (sysctl_apply(s, false, msg, sizeof(msg)) < 0)
+		container_child_fail(sync_fd, "%s", msg);
 	if (mounts_setup_rootfs(s, rootfs, msg, sizeof(msg)) < 0 ||
 	    confine_paths(s, msg, sizeof(msg)) < 0)
 		container_child_fail(sync_fd, "%s", msg);
@@ -193,13 +223,16 @@ int container_open_ns(pid_t pid, const char *ns)
 }
 
 void __attribute__((noreturn))
-container_child_exec(pid_t init, const Cocoon__ProcessSpec *p, const Cocoon__Seccomp *seccomp,
+container_child_exec(pid_t init, const Cocoon__ProcessSpec *p, const Cocoon__ContainerSpec *s,
 		     int sync_fd, int in, int out, int err, bool terminal)
 {
+	const Cocoon__Seccomp *seccomp = s ? s->seccomp : NULL;
 	/* Every namespace of the init, time included: after a restore CRIU
 	 * has put the init in a new time namespace, and a process outside it
-	 * sees another clock (and cannot be restored with it). */
-	static const char *const nss[] = {"ipc", "uts", "net", "time", "mnt"};
+	 * sees another clock (and cannot be restored with it). The cgroup one
+	 * once this process is in the container's cgroup (container-ops.c),
+	 * as runc's exec joins it: inside, it is the namespace's root. */
+	static const char *const nss[] = {"ipc", "uts", "net", "time", "cgroup", "mnt"};
 	_cleanup_close_ int root = -1;
 	char path[64];
 
@@ -207,6 +240,7 @@ container_child_exec(pid_t init, const Cocoon__ProcessSpec *p, const Cocoon__Sec
 	int r = execs_send_self(sync_fd);
 	if (r < 0)
 		container_child_fail(sync_fd, "pidfd: %s", strerror(-r));
+	child_oom_score_adj(sync_fd, p, s ? s->process : NULL);
 	snprintf(path, sizeof(path), "/proc/%d/root", init);
 	root = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (root < 0)

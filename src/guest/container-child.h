@@ -14,8 +14,11 @@ container_child_init(const Cocoon__ContainerSpec *s, const char *rootfs, const i
 
 int container_open_ns(pid_t pid, const char *ns);
 
+/* An exec's process P in the namespaces of INIT. S is the container's spec
+ * (NULL: none known): its seccomp filter, and its process's oomScoreAdj
+ * for a P without one. */
 void __attribute__((noreturn))
-container_child_exec(pid_t init, const Cocoon__ProcessSpec *p, const Cocoon__Seccomp *seccomp,
+container_child_exec(pid_t init, const Cocoon__ProcessSpec *p, const Cocoon__ContainerSpec *s,
 		     int sync_fd, int in, int out, int err, bool terminal);
 
 /* Reports a setup error to the agent on SYNC_FD and exits with 126. Only

@@ -299,8 +299,7 @@ void container_handle_exec(struct agent *a, uint64_t id, const Cocoon__ExecReque
 		if (container_join_cgroup(c->cgroup, getpid()) < 0)
 			container_child_fail(sync[1], "join the container's cgroup: %s",
 					     strerror(errno));
-		container_child_exec(c->procs[0].pid, req->process,
-				     c->spec ? c->spec->seccomp : NULL, sync[1], io.child[0],
+		container_child_exec(c->procs[0].pid, req->process, c->spec, sync[1], io.child[0],
 				     io.child[1], io.child[2], req->process->terminal);
 	}
 	close(sync[1]);

@@ -17,8 +17,11 @@
 #include "confine.h"
 #include "container.h"
 #include "container-child.h"
+#include "container-clone.h"
+#include "devcg.h"
 #include "mounts.h"
 #include "network.h"
+#include "sysctl.h"
 #include "terminal.h"
 
 #include <fcntl.h>
@@ -159,21 +162,6 @@ int container_stdio_open(struct container_stdio *p, const Cocoon__ProcessSpec *p
 	fcntl(o[0], F_SETFL, O_NONBLOCK);
 	fcntl(e[0], F_SETFL, O_NONBLOCK);
 	return 0;
-}
-
-/* A container never shares the guest's own pid, mount, IPC or UTS
- * namespace, whatever its spec says (Kata's agent does the same with pid):
- * in the guest's pid namespace a container with CAP_KILL could kill CRIU,
- * the copier and every other container of the VM (kill -1 spares only
- * init), and in its mount namespace the rootfs setup would move the
- * container's root over the guest's. A spec that leaves one out gets a
- * new one, and a warning from the host (spec.c). The network namespace is
- * the spec's: the host refuses a spec without one. */
-static int ns_flags(const Cocoon__ContainerSpec *s)
-{
-	int f = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC;
-	f |= container_has_ns(s, "network") ? CLONE_NEWNET : 0;
-	return f;
 }
 
 int container_join_cgroup(const char *cgroup, pid_t pid)
@@ -489,7 +477,9 @@ void container_handle_create(struct agent *a, uint64_t id,
 		agent_send_error(a, id, EINVAL, "create %s: %s", s->id, msg);
 		return;
 	}
-	if (c->has_limits && cgroups_apply(c->cgroup, &c->limits, 0, msg, sizeof(msg)) < 0)
+	if ((c->has_limits && cgroups_apply(c->cgroup, &c->limits, 0, msg, sizeof(msg)) < 0) ||
+	    cgroups_apply_unified(c->cgroup, s->unified, s->n_unified, msg, sizeof(msg)) < 0 ||
+	    devcg_apply(c->cgroup, s->device_rules, s->n_device_rules, msg, sizeof(msg)) < 0)
 		goto fail;
 	if (container_open_join_namespaces(a, s, join, msg, sizeof(msg)) < 0)
 		goto fail;
@@ -498,12 +488,9 @@ void container_handle_create(struct agent *a, uint64_t id,
 		snprintf(msg, sizeof(msg), "pipes: %s", strerror(errno));
 		goto fail;
 	}
-	/* A raw clone() behaves like fork() here: the agent has no threads. */
-	pid_t pid = (pid_t)syscall(SYS_clone, SIGCHLD | ns_flags(s), NULL, NULL, NULL, NULL);
-	if (pid < 0) {
-		snprintf(msg, sizeof(msg), "clone: %s", strerror(errno));
+	pid_t pid = container_clone(s, c->cgroup, msg, sizeof(msg));
+	if (pid < 0)
 		goto fail;
-	}
 	if (pid == 0) {
 		sigset_t none;
 		sigemptyset(&none);
@@ -513,8 +500,6 @@ void container_handle_create(struct agent *a, uint64_t id,
 		container_child_init(s, c->rootfs, join, sync[1], start[0], io.child[0],
 				     io.child[1], io.child[2], s->process->terminal);
 	}
-	for (int i = 0; i < 3; i++)
-		container_close_fd(&join[i]);
 	close(sync[1]);
 	close(start[0]);
 	container_stdio_close_child(&io);
@@ -527,13 +512,17 @@ void container_handle_create(struct agent *a, uint64_t id,
 		io.child[0] = io.child[1] = io.child[2] = -1;
 		goto fail;
 	}
-	if (c->own_netns && join_network(pid, s->network, msg, sizeof(msg)) < 0) {
+	/* The net.* sysctls once the interfaces are in (per-interface keys). */
+	if ((c->own_netns && join_network(pid, s->network, msg, sizeof(msg)) < 0) ||
+	    sysctl_apply_net_of(s, pid, c->own_netns ? -1 : join[0], msg, sizeof(msg)) < 0) {
 		kill(pid, SIGKILL);
 		sync[1] = start[0] = -1;
 		io.child[0] = io.child[1] = io.child[2] = -1;
 		goto fail;
 	}
 
+	for (int i = 0; i < 3; i++)
+		container_close_fd(&join[i]);
 	struct agent_proc *p = &c->procs[0];
 	container_proc_register(p, pid, PROC_SETUP, &io, sync[0], s->process->terminal, id);
 	p->start_fd = start[1];

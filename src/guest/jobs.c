@@ -47,6 +47,10 @@ static void child_setup(const struct agent_job_options *o)
 			dprintf(2, "join cgroup %s: %s\n", o->cgroup, strerror(errno));
 		if (fd >= 0)
 			close(fd);
+		if (o->cgroupns && unshare(CLONE_NEWCGROUP) < 0) {
+			dprintf(2, "a cgroup namespace at %s: %s\n", o->cgroup, strerror(errno));
+			_exit(126);
+		}
 	}
 	if (o->netns) {
 		int ns = open(o->netns, O_RDONLY | O_CLOEXEC);

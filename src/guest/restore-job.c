@@ -3,6 +3,7 @@
 #include "restore-job.h"
 #include "cleanup.h"
 #include "cgroups.h"
+#include "devcg.h"
 #include "ckpt-common.h"
 #include "container.h"
 
@@ -278,8 +279,13 @@ void restore_done(struct agent_job *job, int status)
 		return;
 	}
 	char limits_msg[256];
-	if (c->has_limits &&
-	    cgroups_apply(c->cgroup, &c->limits, 0, limits_msg, sizeof(limits_msg)) < 0) {
+	/* The device program after CRIU, which ran in this cgroup. */
+	if ((c->has_limits &&
+	     cgroups_apply(c->cgroup, &c->limits, 0, limits_msg, sizeof(limits_msg)) < 0) ||
+	    (c->spec && cgroups_apply_unified(c->cgroup, c->spec->unified, c->spec->n_unified,
+					      limits_msg, sizeof(limits_msg)) < 0) ||
+	    (c->spec && devcg_apply(c->cgroup, c->spec->device_rules, c->spec->n_device_rules,
+				    limits_msg, sizeof(limits_msg)) < 0)) {
 		kill_cgroup(c->cgroup);
 		restore_fail(x, EIO, limits_msg);
 		return;

@@ -15,10 +15,12 @@
 #include "ckpt-common.h"
 #include "ckpt-check.h"
 #include "container.h"
+#include "container-child.h"
 #include "copy-tree.h"
 #include "criu-conf.h"
 #include "mounts.h"
 #include "network.h"
+#include "sysctl.h"
 #include "restore-job.h"
 #include "execs.h"
 #include "terminal.h"
@@ -228,6 +230,15 @@ static void restore_start_criu(struct restore_ctx *x)
 			restore_fail(x, errno, "a network namespace for the container");
 			return;
 		}
+		/* CRIU takes the namespace as external and restores none of
+		 * its sysctls: the spec's net.* ones, as at create. The IPC
+		 * and UTS ones are in CRIU's images (ipcns-var, utsns). */
+		char msg0[400];
+		int rs = sysctl_apply_net_in(x->child_fds[3], c->spec, msg0, sizeof(msg0));
+		if (rs < 0) {
+			restore_fail(x, -rs, msg0);
+			return;
+		}
 		argv_add(&av, "--inherit-fd");
 		argv_add(&av, "fd[6]:" NETNS_KEY);
 		snprintf(netns, sizeof(netns), "/proc/self/fd/%d", x->child_fds[3]);
@@ -273,6 +284,7 @@ static void restore_start_criu(struct restore_ctx *x)
 	struct agent_job_options o = {.pass_fds = pass,
 				      .n_pass_fds = npass + ex.n,
 				      .cgroup = c->cgroup,
+				      .cgroupns = container_has_ns(c->spec, "cgroup"),
 				      .netns = c->own_netns ? netns : NULL,
 				      .no_new_privs = nnp,
 				      .timeout_ms = CRIU_RESTORE_TIMEOUT_MS,

@@ -130,6 +130,28 @@ static int parse_rlimits(json_object *proc, Cocoon__ProcessSpec *p, struct error
 	return 0;
 }
 
+/* process.oomScoreAdj (runtime-spec config.md: "adjusts the oom-killer
+ * score in [pid]/oom_score_adj for the process's [pid] in a proc pseudo-
+ * filesystem"). The kernel takes -1000..1000 (proc(5)) and refuses the
+ * rest with EINVAL; say so at create, before a VM boots, naming the value. */
+static int parse_oom_score_adj(json_object *proc, Cocoon__ProcessSpec *p, struct error **err)
+{
+	int64_t v = 0;
+	if (!spec_json_member(proc, "oomScoreAdj"))
+		return 0;
+	int r = spec_json_int(proc, "oomScoreAdj", "process.oomScoreAdj", &v, err);
+	if (r < 0)
+		return r;
+	if (v < -1000 || v > 1000)
+		return error_setx(err, ERANGE,
+				  "config.json: process.oomScoreAdj %lld is outside the kernel's "
+				  "range -1000..1000 (proc(5), oom_score_adj)",
+				  (long long)v);
+	p->has_oom_score_adj = true;
+	p->oom_score_adj = (int32_t)v;
+	return 0;
+}
+
 int spec_parse_process(json_object *proc, Cocoon__ProcessSpec **out, struct oci_bundle *b,
 		       struct error **err)
 {
@@ -203,9 +225,11 @@ int spec_parse_process(json_object *proc, Cocoon__ProcessSpec **out, struct oci_
 		return r;
 	if ((r = spec_parse_capabilities(proc, p, b, err)) < 0)
 		return r;
+	if ((r = parse_oom_score_adj(proc, p, err)) < 0)
+		return r;
 	/* Not applied inside the VM. */
-	static const char *const unapplied[] = {"apparmorProfile", "selinuxLabel", "oomScoreAdj",
-						"ioPriority", "scheduler"};
+	static const char *const unapplied[] = {"apparmorProfile", "selinuxLabel", "ioPriority",
+						"scheduler"};
 	for (size_t i = 0; i < ARRAY_SIZE(unapplied); i++)
 		if (spec_json_member(proc, unapplied[i]))
 			spec_warn(b, "process.%s is not applied inside the VM; ignored",

@@ -92,8 +92,7 @@ int spec_parse_resources(json_object *res, struct oci_bundle *b, struct error **
 			spec_warn(b,
 				  "linux.resources.memory.%s is not applied inside the VM; ignored",
 				  mem_unapplied[i]);
-	static const char *const unapplied[] = {"blockIO", "hugepageLimits", "network",
-						"rdma",	   "unified",	     "devices"};
+	static const char *const unapplied[] = {"blockIO", "network", "rdma"};
 	for (size_t i = 0; i < ARRAY_SIZE(unapplied); i++)
 		if (spec_json_member(res, unapplied[i]))
 			spec_warn(b, "linux.resources.%s is not applied inside the VM; ignored",

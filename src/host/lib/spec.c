@@ -1,6 +1,7 @@
 #include "spec.h"
 #include "spec-confine.h"
 #include "spec-json.h"
+#include "spec-kernel.h"
 #include "spec-pod.h"
 #include "spec-process.h"
 #include "spec-resources.h"
@@ -214,10 +215,10 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 		}
 		if (strcmp(type, "pid") == 0 || strcmp(type, "mount") == 0 ||
 		    strcmp(type, "uts") == 0 || strcmp(type, "ipc") == 0 ||
-		    strcmp(type, "network") == 0) {
+		    strcmp(type, "network") == 0 || strcmp(type, "cgroup") == 0 ||
+		    strcmp(type, "time") == 0) {
 			s->namespaces[s->n_namespaces++] = type;
-		} else if (strcmp(type, "cgroup") == 0 || strcmp(type, "user") == 0 ||
-			   strcmp(type, "time") == 0) {
+		} else if (strcmp(type, "user") == 0) {
 			spec_warn(
 				b,
 				"linux.namespaces: %s namespace is not created inside the VM; ignored",
@@ -240,7 +241,12 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 	if ((r = spec_json_string(lin, "cgroupsPath", "linux.cgroupsPath", false,
 				  &b->pod.cgroups_path, err)) < 0)
 		return r;
-	if ((r = spec_parse_seccomp(lin, s, b, err)) < 0 || (r = spec_parse_paths(lin, s, err)) < 0)
+	if ((r = spec_parse_seccomp(lin, s, b, err)) < 0 ||
+	    (r = spec_parse_paths(lin, s, err)) < 0 || (r = spec_parse_sysctl(lin, s, err)) < 0 ||
+	    (r = spec_parse_time_offsets(lin, s, err)) < 0 ||
+	    (r = spec_parse_device_rules(spec_json_member(lin, "resources"), s, err)) < 0 ||
+	    (r = spec_parse_hugepage_limits(spec_json_member(lin, "resources"), s, err)) < 0 ||
+	    (r = spec_parse_unified(spec_json_member(lin, "resources"), s, err)) < 0)
 		return r;
 	/* The agent gives every container its own pid, mount, IPC and UTS
 	 * namespaces (src/guest/container.c): the guest's own hold CRIU and
@@ -267,9 +273,8 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 		return error_setx(
 			err, EOPNOTSUPP,
 			"config.json: linux.namespaces has no network namespace, which asks for host networking: a container in a VM cannot share the host's network stack (docs/networking.md). Give it a network namespace (podman: not --network=host)");
-	static const char *const unapplied[] = {"devices",     "sysctl",     "uidMappings",
-						"gidMappings", "mountLabel", "personality",
-						"intelRdt"};
+	static const char *const unapplied[] = {"devices",    "uidMappings", "gidMappings",
+						"mountLabel", "personality", "intelRdt"};
 	for (size_t i = 0; i < ARRAY_SIZE(unapplied); i++)
 		if (spec_json_member(lin, unapplied[i]))
 			spec_warn(b, "linux.%s is not applied inside the VM; ignored",
@@ -369,6 +374,7 @@ static void spec_free_container(Cocoon__ContainerSpec *s)
 	free(s->namespaces);
 	spec_free_pb_string(s->rootfs_tag);
 	spec_free_confinement(s);
+	spec_free_kernel(s);
 	free(s->resources);
 	spec_free_pb_string(s->rootfs_path);
 	spec_free_pb_string(s->join_container);
