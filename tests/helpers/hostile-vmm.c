@@ -243,12 +243,17 @@ static void checkpoint(uint64_t id, const Cocoon__CheckpointRequest *cr)
 	flush();
 }
 
-static void exit_event(void)
+/* member-create-late: the member create whose reply is held back. */
+static uint64_t late_create_id;
+static char late_create_of[80];
+
+static void exit_event(const char *id)
 {
 	Cocoon__Response r = COCOON__RESPONSE__INIT;
 	Cocoon__ExitEvent x = COCOON__EXIT_EVENT__INIT;
 	r.body_case = COCOON__RESPONSE__BODY_EXIT;
 	r.exit = &x;
+	x.id = (char *)id;
 	x.wait_status = 9;
 	queue(&r);
 }
@@ -338,6 +343,17 @@ static void handle(const Cocoon__Request *req)
 	case COCOON__REQUEST__BODY_CREATE:
 		if (is("pod") && req->create->spec && !strcmp(req->create->spec->rootfs_tag, "pod"))
 			attack_pod(req->create->spec->rootfs_path);
+		/* "member-create-late": a member's create completes only after
+		 * the next request, as a create still setting up in the guest
+		 * would (a kill of it meanwhile finds no container). */
+		if (is("member-create-late") && req->create->spec &&
+		    !strcmp(req->create->spec->rootfs_tag, "pod")) {
+			late_create_id = req->id;
+			snprintf(late_create_of, sizeof(late_create_of), "%s",
+				 req->create->spec->id);
+			note("create deferred ", late_create_of);
+			return;
+		}
 		r.body_case = COCOON__RESPONSE__BODY_CREATE;
 		r.create = &create;
 		break;
@@ -354,11 +370,23 @@ static void handle(const Cocoon__Request *req)
 			fill_shared();
 		return;
 	case COCOON__REQUEST__BODY_SIGNAL:
+		note("signal ", req->signal->id);
+		if (late_create_id && !strcmp(req->signal->id, late_create_of)) {
+			reply_error(req->id, ESRCH, "no such container");
+			r.body_case = COCOON__RESPONSE__BODY_CREATE;
+			r.create = &create;
+			r.id = late_create_id;
+			late_create_id = 0;
+			queue(&r);
+			flush();
+			note("create done ", late_create_of);
+			return;
+		}
 		r.body_case = COCOON__RESPONSE__BODY_SIGNAL;
 		r.signal = &sig;
 		queue(&r);
 		if (req->signal->signal == SIGKILL)
-			exit_event();
+			exit_event(req->signal->id);
 		flush();
 		return;
 	case COCOON__REQUEST__BODY_SHUTDOWN:

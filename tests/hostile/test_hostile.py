@@ -1152,6 +1152,36 @@ def pod_keeper_killed_takes_the_vm_and_leaves_the_truth():
 
 
 @case
+def member_killed_mid_create_leaves_no_container():
+    """A member's shim killed while its create is still being set up in the
+    guest: the keeper's kill at once finds no container yet (ESRCH, the
+    agent's answer), and the create then completes with nobody to own it.
+    The keeper kills it when that reply comes (before, it stayed in the VM
+    under that id)."""
+    with Env("member-create-late") as env:
+        env.create("sb")
+        pid = shim_pid(env, "sb")
+        b = member_bundle(env, "bm", pid)
+        with open(os.path.join(env.tmp, "m1.err"), "wb") as err:
+            p = subprocess.Popen([COCOON, "--root", env.root, "create", "--bundle", b, "m1"],
+                                 stdout=subprocess.DEVNULL, stderr=err, env=env.env())
+        deadline = time.time() + 10
+        while time.time() < deadline and "create deferred m1" not in env.log_text():
+            time.sleep(0.02)
+        assert "create deferred m1" in env.log_text(), env.log_text()
+        with open(os.path.join(env.root, "m1", "state.json")) as f:
+            os.kill(json.load(f)["shim_pid"], signal.SIGKILL)
+        p.wait(timeout=20)
+        deadline = time.time() + 10
+        while time.time() < deadline and "signal m1" not in env.log_text().partition("create done m1")[2]:
+            time.sleep(0.05)
+        log = env.log_text()
+        assert "create done m1" in log, log
+        assert "signal m1" in log.partition("create done m1")[2], \
+            f"the member created after its shim died was not killed: {log[log.find('create deferred'):]!r}"
+
+
+@case
 def pod_share_holds_only_the_members_rootfs():
     """The guest attacks the pod share (src/host/lib/pod.c) as QEMU's 9p
     server could for it when a member is created: nothing beside the
