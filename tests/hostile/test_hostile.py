@@ -655,6 +655,38 @@ def a_restore_killed_while_it_decompresses_leaves_nothing():
 
 
 @case
+def a_read_only_checkpoint_is_decompressed_in_the_state_root_and_leaves_nothing():
+    """With nothing writable beside the image directory (here a read-only
+    bind, in a mount namespace of the test's own), vm.state.zst goes to the
+    state root instead, with a warning naming why, still unnamed: the
+    restore goes on to start the VM and nothing is left behind."""
+    if os.geteuid() != 0 or subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        return "skip: needs root and unshare -m for a read-only bind in a mount namespace of its own"
+    with Env("good") as env:
+        parent = os.path.join(env.tmp, "images")
+        ck = os.path.join(parent, "ck")
+        os.makedirs(ck)
+        zst = os.path.join(ck, "vm.state.zst")
+        zstd_rle_bomb(zst, 64 << 20, 64 << 20, 0)
+        key = "cocoon-vm-snapshot 1\nqemu-command-line=QEMU -M microvm -m 128 -smp 1\n"
+        with open(os.path.join(ck, "vm.json"), "w") as f:
+            json.dump({"format": "cocoon-vm-snapshot 1", "container_id": "v1", "key": key,
+                       "state": "vm.state.zst", "raw_size": 64 << 20, "state_bytes": os.path.getsize(zst)}, f)
+        os.makedirs(env.root)
+        script = (f"mount --bind {parent} {parent} && mount -o remount,bind,ro {parent} && "
+                  f"exec {COCOON} --root {env.root} restore --image-path {ck} --bundle {env.bundle} -d v1")
+        p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                           capture_output=True, env=env.env(), timeout=60)
+        assert p.returncode != 0, p.stderr
+        assert b"is not writable" in p.stderr and b"decompressing into the state root" in p.stderr, p.stderr
+        # It got as far as starting the VM: QEMU 7.2 here cannot load it.
+        assert b"boot VM" in p.stderr or b"QEMU" in p.stderr, p.stderr
+        assert os.listdir(env.root) == [], f"left in the state root: {os.listdir(env.root)}"
+        assert sorted(os.listdir(parent)) == ["ck"], f"left beside: {os.listdir(parent)}"
+        return p.stderr.decode(errors="replace").strip().splitlines()[0]
+
+
+@case
 def a_checkpoint_from_elsewhere_does_not_raise_the_bundles_limits():
     """cocoon.json's "resources" (the limits update set) were laid over the
     bundle's at restore as they were: a checkpoint from another host raised
