@@ -460,6 +460,8 @@ static void parse_args(int argc, char **argv, char **channel)
 			pod = option_value(v, "path=");
 		else if (strcmp(argv[i], "-m") == 0)
 			note("vmm memory ", v);
+		else if (strcmp(argv[i], "-smp") == 0)
+			note("vmm smp ", v);
 	}
 }
 

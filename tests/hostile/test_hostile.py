@@ -755,6 +755,54 @@ def a_checkpoint_from_elsewhere_does_not_raise_the_bundles_limits():
 
 
 @case
+def a_checkpoint_from_elsewhere_does_not_grow_the_vm_of_a_bundle_without_limits():
+    """rev11b F1: a bundle without limits (podman run with no -m/--cpus)
+    gets vm.memory_mib and vm.vcpus. A checkpoint from elsewhere whose
+    cocoon.json carries a 12 GiB memory limit and a quota of 8 CPUs "lowers"
+    its cgroup (a limit where there was none), but the VM is sized from the
+    limits: it grew to the host's maxima. It must get no more than the
+    bundle alone gives; a limit that fits in that VM is still taken."""
+    with Env("good", vm="max_memory_mib = 32768\nmax_vcpus = 8") as env:
+        env.create("src")
+        ck = os.path.join(env.tmp, "ck")
+        rc, err, _ = env.cocoon("checkpoint", "--image-path", ck, "--leave-running", "src")
+        assert rc == 0, f"checkpoint: {err!r}"
+        meta = os.path.join(ck, "cocoon.json")
+
+        def restore(resources, cid):
+            with open(meta) as f:
+                doc = json.load(f)
+            doc["resources"] = resources
+            os.unlink(meta)
+            with open(meta, "w") as f:
+                json.dump(doc, f)
+            mark = len(env.log_text())
+            rc, err, _ = env.cocoon("restore", "--image-path", ck, "--bundle", env.bundle, "-d", cid,
+                                    mode="restore-ok")
+            assert rc == 0, f"restore {cid}: {err!r}"
+            log = env.log_text()[mark:]
+            mem = [x.split()[2] for x in log.splitlines() if x.startswith("vmm memory ")]
+            smp = [x.split()[2] for x in log.splitlines() if x.startswith("vmm smp ")]
+            with open(os.path.join(env.root, cid, "resources.json")) as f:
+                return mem, smp, json.load(f), err
+
+        mem, smp, kept, err = restore({"memory": {"limit": 12 << 30},
+                                       "cpu": {"quota": 800000, "period": 100000}}, "r1")
+        assert mem == ["512"] and smp == ["1"], (
+            f"the bundle alone gives 512 MiB and 1 vCPU; the checkpoint's limits made {mem} MiB {smp}: {err!r}")
+        assert kept == {}, f"kept for the next checkpoint: {kept}"
+        assert b"memory.limit (it would size the VM past the bundle's 512 MiB)" in err, err
+        assert b"cpu.quota/cpu.period (8 vCPUs, past the bundle's 1)" in err, err
+        # One that fits in the VM the bundle gives: taken, and the VM sized
+        # from it (100 + 128 + 100 MiB), smaller.
+        mem, smp, kept, err = restore({"memory": {"limit": 100 << 20}}, "r2")
+        assert mem == ["328"] and smp == ["1"], (mem, smp, err)
+        assert kept == {"memory": {"limit": 100 << 20}}, kept
+        assert env.canary_intact(), "the canary was touched"
+        return f"VM {mem[0]} MiB, {smp[0]} vCPU"
+
+
+@case
 def restore_directories_reach_no_other_checkpoint():
     """A restore directory from another host names its pre-dump by CRIU's
     ../NAME link, and a pod's names each container's directory: a symlink
