@@ -219,28 +219,11 @@ static int vm_size(struct shim *s, struct sandbox_options *opts, struct error **
 {
 	struct shim_args *a = s->args;
 	const Cocoon__Resources *own = a->bundle->spec->resources;
-	Cocoon__Resources pod_r = COCOON__RESOURCES__INIT;
-	const Cocoon__Resources *size_from = own;
-	struct pod_limits pl = {0};
-	int r;
-
-	if (pod_may_host_members(a->bundle) &&
-	    (r = pod_limits_of(a->bundle, "/sys/fs/cgroup", &pl, err)) < 0)
+	struct pod_limits pl;
+	int r = pod_vm_size(&a->g->cfg, a->bundle, "/sys/fs/cgroup", &opts->memory_mib,
+			    &opts->vcpus, &pl, err);
+	if (r < 0)
 		return r;
-	if (pl.memory || pl.cpu_quota) {
-		if (own)
-			pod_r = *own;
-		if (pl.memory)
-			pod_r.memory_limit = pl.memory;
-		if (pl.cpu_quota) {
-			pod_r.cpu_quota = pl.cpu_quota;
-			pod_r.cpu_period = pl.cpu_period;
-		}
-		size_from = &pod_r;
-	}
-	if ((r = resources_vm_size(&a->g->cfg, size_from, a->bundle->cpuset_cpus, &opts->memory_mib,
-				   &opts->vcpus, err)) < 0)
-		return pl.memory ? error_wrap(err, "pod limits from %s", pl.source) : r;
 	s->vcpus = opts->vcpus;
 	s->own_mib = own ? shim_mib_of(own->memory_limit) : 0;
 	if (pl.memory) {
