@@ -1343,6 +1343,130 @@ def pod_share_holds_only_the_members_rootfs():
     finally:
         env.close()
 
+@case
+def a_deaf_agent_does_not_wedge_the_vms_owner():
+    """rev11b F3: the guest's agent stops reading its channel once started
+    (hostile-vmm "deaf"). The engine feeds the container's stdin; the VM's
+    owner (the keeper) sent it on with a blocking send, which never
+    returned once the socket's buffer was full: it served nothing more,
+    `kill` waited out the CLI's 30 s and the container could not be stopped
+    short of delete --force. Now every send to the guest has a deadline
+    (limits.channel_send_timeout_ms, 1 s here): the stall is logged naming
+    the container, later sends fail at once while the guest reads nothing,
+    a request's error says why, and delete leaves nothing."""
+    with Env("deaf", limits="channel_send_timeout_ms = 1000") as env:
+        r, w = os.pipe()
+        err_path = os.path.join(env.tmp, "create-err.txt")
+        with open(os.path.join(env.tmp, "create-out.txt"), "wb") as out, open(err_path, "wb") as err_f:
+            p = subprocess.run([COCOON, "--root", env.root, "create", "--bundle", env.bundle, "c1"],
+                               stdin=r, stdout=out, stderr=err_f, env=env.env(), timeout=30)
+        os.close(r)
+        assert p.returncode == 0, "create failed"
+        rc, err, _ = env.cocoon("start", "c1")
+        assert rc == 0, err
+        fed = [0]
+
+        def feed():
+            chunk = b"x" * 65536
+            try:
+                while True:
+                    fed[0] += os.write(w, chunk)
+            except OSError:
+                pass  # the shim is gone: EPIPE
+        threading.Thread(target=feed, daemon=True).start()
+        deadline = time.time() + 10
+        stalled = b"container c1: the agent has not read its channel for"
+        while time.time() < deadline:
+            with open(err_path, "rb") as f:
+                logged = f.read()
+            if stalled in logged:
+                break
+            time.sleep(0.1)
+        assert stalled in logged, f"no stall logged after 10 s of a deaf agent (fed {fed[0]} bytes): {logged!r}"
+        assert b"limits.channel_send_timeout_ms = 1000" in logged, logged
+        # The owner still serves: kill is answered at once, with the cause.
+        rc, err, took = env.cocoon("kill", "c1", "KILL", timeout=40)
+        assert rc is not None, "cocoon kill hung (> 40 s)"
+        assert took < 5, f"kill took {took:.1f} s: {err!r}"
+        assert rc != 0 and stalled in err, f"kill: rc {rc} {err!r}"
+        rc, derr, took = env.cocoon("delete", "--force", "c1", timeout=40)
+        assert rc == 0 and took < 10, f"delete --force: rc {rc} in {took:.1f} s: {derr!r}"
+        os.close(w)
+        time.sleep(0.5)
+        assert not [q for q in env.vmm_pids() if alive(q)], "the VMM outlived delete"
+        assert cocoon_pids_of(env.root) == [], f"left running: {cocoon_pids_of(env.root)}"
+        assert not os.path.exists(os.path.join(env.root, "c1")), "the state directory is left"
+        return f"fed {fed[0] >> 10} KiB; {logged.decode(errors='replace').strip().splitlines()[-1][:200]}"
+
+
+@case
+def a_member_that_reads_nothing_does_not_stall_its_pod():
+    """rev11b F5: the keeper sends a member's events to the member's shim
+    over a socket that waits at most its send timeout. A member whose engine
+    reads none of its output (its shim blocks on its stdout, and reads its
+    connection no more) had a frame cut at the timeout, which desynchronised
+    its stream, and every further event held the keeper, and so the whole
+    pod, for the timeout again. Now the frame goes whole or the connection
+    is closed: the keeper logs it, kills the member's container in the VM,
+    and serves the pod on; the member's shim reads the end of its
+    connection, never a cut frame, and records its container stopped."""
+    with Env("member-flood", limits="channel_send_timeout_ms = 1000") as env:
+        kerr, merr = os.path.join(env.tmp, "sb-err.txt"), os.path.join(env.tmp, "m1-err.txt")
+        with open(os.path.join(env.tmp, "sb-out.txt"), "wb") as out, open(kerr, "wb") as err_f:
+            p = subprocess.run([COCOON, "--root", env.root, "create", "--bundle", env.bundle, "sb"],
+                               stdin=subprocess.DEVNULL, stdout=out, stderr=err_f, env=env.env(), timeout=30)
+        assert p.returncode == 0, "create sb failed"
+        rc, err, _ = env.cocoon("start", "sb")
+        assert rc == 0, err
+        pid = shim_pid(env, "sb")
+        r, w = os.pipe()  # the member's stdout, which its "engine" does not read
+        with open(merr, "wb") as err_f:
+            p = subprocess.run([COCOON, "--root", env.root, "create", "--bundle", member_bundle(env, "bm", pid), "m1"],
+                               stdin=subprocess.DEVNULL, stdout=w, stderr=err_f, env=env.env(), timeout=30)
+        os.close(w)
+        assert p.returncode == 0, "create m1 failed"
+        t0 = time.time()
+        rc, err, _ = env.cocoon("start", "m1")
+        assert rc == 0, err
+        # The guest's 8 MiB for m1 are taken within moments of the timeout.
+        while time.time() - t0 < 15 and "flooded m1" not in env.log_text():
+            time.sleep(0.1)
+        flooded = time.time() - t0
+        assert "flooded m1" in env.log_text(), "the keeper took the member's output at its shim's pace: the pod stalled"
+        rc, err, took = env.cocoon("kill", "sb", "USR1", timeout=40)
+        assert rc == 0 and took < 5, f"the pod's sandbox is not served: kill took {took:.1f} s, rc {rc} {err!r}"
+        with open(kerr, "rb") as f:
+            klog = f.read()
+        assert b"a client's connection took" in klog and b"it is closed" in klog, klog
+        deadline = time.time() + 10
+        while time.time() < deadline and "signal m1" not in env.log_text():
+            time.sleep(0.1)
+        assert "signal m1" in env.log_text(), "the member's container was not killed in the VM"
+        # Its engine reads again: its shim finds the end of its connection.
+        os.set_blocking(r, False)
+        status, deadline = None, time.time() + 10
+        while time.time() < deadline and status != "stopped":
+            try:
+                while os.read(r, 1 << 16):
+                    pass
+            except BlockingIOError:
+                pass
+            status = state_status(env, "m1")
+            time.sleep(0.2)
+        os.close(r)
+        with open(merr, "rb") as f:
+            mlog = f.read()
+        assert b"malformed" not in mlog, f"the member's shim read a cut frame: {mlog!r}"
+        assert status == "stopped", f"m1 is {status!r} after its shim lost its connection"
+        assert state_status(env, "sb") == "running", "the sandbox went with its member"
+        for cid in ("m1", "sb"):
+            rc, err, _ = env.cocoon("delete", "--force", cid)
+            assert rc == 0, f"delete {cid}: {err!r}"
+        time.sleep(0.5)
+        assert cocoon_pids_of(env.root) == [], "a shim or keeper of the pod is left"
+        return f"8 MiB flood taken in {flooded:.1f} s; {klog.decode(errors='replace').strip().splitlines()[-1][:160]}"
+
+
 for i, (ok, name, detail) in enumerate(results, 1):
     skip = detail.startswith("skip:")
     line = f"{'ok' if ok else 'not ok'} {i} - {name.replace('_', ' ')}"

@@ -324,6 +324,10 @@ int shim_setup(struct shim *s, struct error **err)
 	s->sb.agent.on_event = shim_on_agent_event;
 	s->sb.agent.on_reply = shim_agent_reply;
 	s->sb.agent.event_userdata = s;
+	/* Every send to the guest (or, for a member, to its pod's keeper) has
+	 * a deadline, and its error names the container (agent-client.h). */
+	s->sb.agent.send_timeout_ms = (int)a->g->cfg.channel_send_timeout_ms;
+	snprintf(s->sb.agent.what, sizeof(s->sb.agent.what), "container %s", a->id);
 	/* A whole-VM restore: the container came back with its VM. */
 	if ((r = a->vmsnap_state ? thaw_restored(s, err)
 		 : a->restore	 ? restore_container(s, err)
