@@ -123,7 +123,7 @@ static int vm_shape_matches(struct global_opts *g, const char *id, const char *s
 	if (claimed != *memory_mib)
 		return error_setx(
 			err, EINVAL,
-			"%s: vm.json's key says the saved VM has %d MiB of memory, and the VM this bundle gets here has %d MiB: a whole-VM checkpoint starts only in a VM of its own shape; nothing of it was read",
+			"%s: the whole-VM checkpoint was taken of another image or VM shape, so it cannot start here: vm.json's key says the saved VM has %d MiB of memory, and the VM this bundle gets here has %d MiB (nothing of it was read)",
 			state, claimed, *memory_mib);
 	return 0;
 }
