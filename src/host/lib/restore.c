@@ -104,7 +104,8 @@ static int vm_shape_matches(struct global_opts *g, const char *id, const char *s
 {
 	struct vmsnap_caps caps;
 	struct oci_bundle b;
-	int vcpus;
+	int vcpus = 0;
+	*memory_mib = 0;
 	int r = vmsnap_require(&g->cfg, &caps, err);
 	if (r < 0)
 		return r;
