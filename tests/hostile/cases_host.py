@@ -1,0 +1,169 @@
+"""Hostile-guest cases (test_hostile.py): check, volumes, delete, a restore
+directory with entries it does not list, and the state root."""
+import json
+import os
+import subprocess
+
+from hostile_env import COCOON, SECRET, Env, case, good_images
+
+
+@case
+def check_report_strips_guest_controls():
+    """`cocoon check` prints what the agent says about itself (its version,
+    the kernel release, CRIU's version, path and check lines, module
+    failures, and with debug criu check's output): an owned agent fills
+    them with terminal controls, none reaches the terminal."""
+    env = Env("check-text")
+    try:
+        with open(env.config) as f:
+            cfg = f.read().replace("[runtime]\n", "[runtime]\nenable_debug = true\n", 1)
+        with open(env.config, "w") as f:
+            f.write(cfg)
+        out_path = os.path.join(env.tmp, "check.txt")
+        with open(out_path, "wb") as out:
+            rc, err, _ = env.cocoon("check", stdout=out)
+        with open(out_path, "rb") as f:
+            text = f.read()
+        assert b"6.1" in text and b"3.17" in text and b"mod:" in text and b"line 2" in text, text
+        for bad in (b"\x1b", b"\xc2\x9b", b"\x07", b"\r"):
+            assert bad not in text + err, f"{bad!r} reached the terminal: {text!r}"
+    finally:
+        env.close()
+
+
+@case
+def volumes_share_holds_only_what_the_spec_gave():
+    """The guest attacks the volumes share (src/host/lib/volumes.c) as QEMU's 9p
+    server could for it: nothing beside the mount points, no write into a
+    read-only volume, and what it leaves in a writable one (a symlink to the
+    canary, a FIFO) is neither followed nor removed by `delete`. The binds
+    never reach the host's mount table."""
+    env = Env("volumes")
+    try:
+        rw, ro = os.path.join(env.tmp, "vol-rw"), os.path.join(env.tmp, "vol-ro")
+        for d in (rw, ro):
+            os.makedirs(d)
+            with open(os.path.join(d, "data"), "wb") as f:
+                f.write(SECRET)
+        with open(os.path.join(env.bundle, "config.json")) as f:
+            spec = json.load(f)
+        spec["mounts"] = [
+            {"destination": "/rw", "type": "bind", "source": rw, "options": ["rbind", "rw"]},
+            {"destination": "/ro", "type": "bind", "source": ro, "options": ["rbind", "ro"]},
+        ]
+        with open(os.path.join(env.bundle, "config.json"), "w") as f:
+            json.dump(spec, f)
+        env.create()
+        log = env.log_text()
+        for what in ("mkdir in the share", "symlink in the share", "rename a mount point"):
+            line = [x for x in log.splitlines() if x.startswith(f"volumes {what}: ")]
+            assert line and not line[0].endswith(": OK"), f"{what}: {line or 'not tried'}"
+        writes = [x.rsplit(": ", 1)[1] for x in log.splitlines() if x.startswith("volumes write ")]
+        assert sorted(writes) == ["EROFS", "OK"], f"writes into the volumes: {writes}"
+        assert os.listdir(ro) == ["data"], f"the read-only volume changed: {os.listdir(ro)}"
+        assert os.path.islink(os.path.join(rw, "escape")), "the writable volume did not get the guest's symlink"
+        with open("/proc/self/mountinfo") as f:
+            assert env.tmp not in f.read(), "a volume bind reached the host's mount table"
+        rc, err, _ = env.cocoon("delete", "--force", "c1")
+        assert rc == 0, f"delete: {err!r}"
+        assert env.canary_intact(), "the canary outside the state root was touched"
+        for d in (rw, ro):
+            with open(os.path.join(d, "data"), "rb") as f:
+                assert f.read() == SECRET, f"{d}/data changed"
+        assert sorted(os.listdir(rw)) == ["data", "escape", "fifo", "hostile"], os.listdir(rw)
+        assert not os.path.exists(os.path.join(env.root, "c1")), "the state directory is still there"
+    finally:
+        env.close()
+
+
+@case
+def delete_survives_bad_ids_and_any_depth():
+    """`delete` of an invalid ID is a named error, never a crash (it
+    segfaulted on '../x'); a shared directory nested deeper than the host's
+    walk bound (a guest can make any depth) is removed entirely; and
+    `delete --force` of a directory without its state.json removes it rather
+    than reporting success while it stays."""
+    env = Env("reply-empty")
+    try:
+        os.makedirs(env.root, exist_ok=True)
+        for bad in ("../x", "", "a/b", ".x"):
+            for force in ((), ("--force",)):
+                rc, err, _ = env.cocoon("delete", *force, bad)
+                assert rc == 1 and b"container ID" in err, f"delete {force} {bad!r}: rc={rc} {err!r}"
+        deep = os.path.join(env.root, "deep")
+        os.makedirs(os.path.join(deep, "shared", *(["d"] * 40)))
+        os.symlink(env.canary, os.path.join(deep, "shared", *(["d"] * 40), "link"))
+        with open(os.path.join(deep, "state.json"), "w") as f:
+            json.dump({"id": "deep", "status": "stopped"}, f)
+        rc, err, _ = env.cocoon("delete", "deep")
+        assert rc == 0, f"delete of a 40-deep shared dir: rc={rc} {err!r}"
+        assert not os.path.exists(deep), "the deep state directory is still there"
+        orphan = os.path.join(env.root, "orphan")
+        os.makedirs(os.path.join(orphan, "shared"))
+        rc, err, _ = env.cocoon("delete", "--force", "orphan")
+        assert rc == 0 and not os.path.exists(orphan), f"delete --force left {orphan}: rc={rc} {err!r}"
+        assert env.canary_intact(), "the canary outside the state root was touched"
+    finally:
+        env.close()
+
+
+@case
+def restore_directory_with_unlisted_entries_starts_no_vm():
+    """A restore directory holds what cocoon.json lists: an extra image
+    (CRIU would read a stray pages-9.img or core-99.img unchecked), a
+    symlink, a FIFO or a hard link is refused by name before any VM
+    starts."""
+    with Env("good") as env:
+        images = good_images(env)
+        started = len(env.vmm_pids())
+        extra = os.path.join(images, "core-99.img")
+        listed = os.path.join(images, sorted(f for f in os.listdir(images) if f.endswith(".img"))[0])
+        elsewhere = os.path.join(env.tmp, "elsewhere.img")
+
+        def plant_file():
+            with open(extra, "wb") as f:
+                f.write(b"x")
+
+        for what, plant, undo, needle in (
+                ("an extra file", plant_file, lambda: os.unlink(extra), "core-99.img is not listed"),
+                ("a symlink", lambda: os.symlink(env.secret, extra), lambda: os.unlink(extra),
+                 "core-99.img is not a regular file"),
+                ("a FIFO", lambda: os.mkfifo(extra), lambda: os.unlink(extra), "core-99.img is not a regular file"),
+                ("a hard link", lambda: os.link(listed, elsewhere), lambda: os.unlink(elsewhere),
+                 f"{os.path.basename(listed)} has 2 links")):
+            plant()
+            rc, err, took = env.cocoon("restore", "--image-path", images, "--bundle", env.bundle, "-d", "r3")
+            undo()
+            assert rc not in (0, None) and needle.encode() in err, f"{what}: rc {rc} {err!r}"
+            assert took < 10, f"{what}: took {took:.1f} s"
+        assert len(env.vmm_pids()) == started, "a VM was started for a restore directory with extra entries"
+        assert env.canary_intact(), "the canary was touched"
+
+
+@case
+def bad_state_root_corrupt_state_and_unwritable_log_are_named():
+    """`--root` naming a file fails naming the root (it listed nothing and
+    exited 0); a corrupt state.json is a warning naming the container, not a
+    silent skip; a --log that cannot be written fails the command."""
+    env = Env("good")
+    try:
+        rc, err, _ = env.cocoon("list", "--format", "json")  # before the root exists: empty, fine
+        assert rc == 0, f"list of a missing root: rc={rc} {err!r}"
+        for args in (("--root", env.secret, "list"), ("--root", env.secret, "state", "c1"),
+                     ("--root", env.secret + "/x", "list")):
+            p = subprocess.run([COCOON, *args], capture_output=True, env=env.env(), timeout=10)
+            assert p.returncode == 1 and env.secret.encode() in p.stderr, f"{args}: {p.returncode} {p.stderr!r}"
+        os.makedirs(os.path.join(env.root, "bad1"))
+        with open(os.path.join(env.root, "bad1", "state.json"), "w") as f:
+            f.write("{")
+        os.makedirs(os.path.join(env.root, "creating"))  # no state.json yet: not named
+        out = open(os.path.join(env.tmp, "list.txt"), "wb")
+        rc, err, _ = env.cocoon("list", stdout=out)
+        assert rc == 0 and b"warning" in err and b"bad1" in err, f"list: rc={rc} {err!r}"
+        assert b"creating" not in err, f"list named a directory without state.json: {err!r}"
+        log = os.path.join(env.tmp, "nonexistent", "dir", "log")
+        p = subprocess.run([COCOON, "--root", env.root, "--log", log, "list"], capture_output=True,
+                           env=env.env(), timeout=10)
+        assert p.returncode == 1 and log.encode() in p.stderr, f"--log {log}: {p.returncode} {p.stderr!r}"
+    finally:
+        env.close()
