@@ -13,6 +13,7 @@
 #include "mounts.h"
 #include "network.h"
 #include "sysctl.h"
+#include "userns.h"
 
 #include <fcntl.h>
 #include <grp.h>
@@ -187,6 +188,10 @@ container_child_init(const Cocoon__ContainerSpec *s, const char *rootfs, const i
 	char msg[400];
 
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL); /* a valid signal: cannot fail */
+	/* The agent wrote the maps before this child went on
+	 * (container_clone). */
+	if (userns_wanted(s) && userns_become_root(msg, sizeof(msg)) < 0)
+		container_child_fail(sync_fd, "%s", msg);
 	child_oom_score_adj(sync_fd, s->process, NULL);
 	for (int i = 0; i < 3; i++)
 		if (join_fds[i] >= 0 && setns(join_fds[i], 0) < 0)
@@ -222,6 +227,22 @@ int container_open_ns(pid_t pid, const char *ns)
 	return open(path, O_RDONLY | O_CLOEXEC);
 }
 
+/* INIT's user namespace as an fd, or -1 when it is this process's own
+ * (the guest's); opened before the other namespaces are joined, while
+ * /proc is the guest's. */
+static int open_user_ns(pid_t init, int *fd)
+{
+	struct stat theirs, ours;
+	*fd = container_open_ns(init, "user");
+	if (*fd < 0 || fstat(*fd, &theirs) < 0 || stat("/proc/self/ns/user", &ours) < 0)
+		return -errno;
+	if (theirs.st_ino == ours.st_ino && theirs.st_dev == ours.st_dev) {
+		close(*fd);
+		*fd = -1;
+	}
+	return 0;
+}
+
 void __attribute__((noreturn))
 container_child_exec(pid_t init, const Cocoon__ProcessSpec *p, const Cocoon__ContainerSpec *s,
 		     int sync_fd, int in, int out, int err, bool terminal)
@@ -233,7 +254,7 @@ container_child_exec(pid_t init, const Cocoon__ProcessSpec *p, const Cocoon__Con
 	 * once this process is in the container's cgroup (container-ops.c),
 	 * as runc's exec joins it: inside, it is the namespace's root. */
 	static const char *const nss[] = {"ipc", "uts", "net", "time", "cgroup", "mnt"};
-	_cleanup_close_ int root = -1;
+	_cleanup_close_ int root = -1, user = -1;
 	char path[64];
 
 	/* No parent-death signal: its parent is the helper that exits now. */
@@ -245,6 +266,8 @@ container_child_exec(pid_t init, const Cocoon__ProcessSpec *p, const Cocoon__Con
 	root = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (root < 0)
 		container_child_fail(sync_fd, "open container root: %s", strerror(errno));
+	if ((r = open_user_ns(init, &user)) < 0)
+		container_child_fail(sync_fd, "user namespace: %s", strerror(-r));
 	for (size_t i = 0; i < ARRAY_SIZE(nss); i++) {
 		int fd = container_open_ns(init, nss[i]);
 		if (fd < 0 && errno == ENOENT && strcmp(nss[i], "time") == 0)
@@ -254,6 +277,13 @@ container_child_exec(pid_t init, const Cocoon__ProcessSpec *p, const Cocoon__Con
 					     strerror(errno));
 		close(fd);
 	}
+	/* The user namespace last: joined from the guest's, where this
+	 * process may enter every other namespace of the init (setns(2) wants
+	 * CAP_SYS_ADMIN over each one's owner, and the time namespace is the
+	 * guest's). child_enter_process then takes the process's ids, which
+	 * are the namespace's. */
+	if (user >= 0 && setns(user, CLONE_NEWUSER) < 0)
+		container_child_fail(sync_fd, "join user namespace: %s", strerror(errno));
 	if (fchdir(root) < 0 || chroot(".") < 0)
 		container_child_fail(sync_fd, "enter container root: %s", strerror(errno));
 	child_enter_process(sync_fd, p, seccomp, in, out, err, terminal);
