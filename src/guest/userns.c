@@ -1,6 +1,5 @@
 /* A container's user namespace (userns.h). */
 #include "userns.h"
-#include "container-child.h"
 #include "cleanup.h"
 
 #include <errno.h>
@@ -13,13 +12,16 @@
 
 bool userns_wanted(const Cocoon__ContainerSpec *s)
 {
-	return container_has_ns(s, "user");
+	for (size_t i = 0; i < s->n_namespaces; i++)
+		if (strcmp(s->namespaces[i], "user") == 0)
+			return true;
+	return false;
 }
 
 /* One map: "container host size\n" per line, in a single write (the kernel
  * takes a map once, whole). The host bounded the lines (SPEC_ID_MAP_MAX). */
-static int write_map(pid_t pid, const char *file, Cocoon__IdMapping *const *m, size_t n,
-		     char *msg, size_t msg_size)
+static int write_map(pid_t pid, const char *file, Cocoon__IdMapping *const *m, size_t n, char *msg,
+		     size_t msg_size)
 {
 	char path[64];
 	size_t size = n * 36 + 1, len = 0;
@@ -35,15 +37,15 @@ static int write_map(pid_t pid, const char *file, Cocoon__IdMapping *const *m, s
 	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0 || write(fd, buf, len) != (ssize_t)len) {
 		int e = errno;
-		snprintf(msg, msg_size, "user namespace: linux.%s: the guest's kernel refused it: %s",
+		snprintf(msg, msg_size,
+			 "user namespace: linux.%s: the guest's kernel refused it: %s",
 			 strcmp(file, "uid_map") == 0 ? "uidMappings" : "gidMappings", strerror(e));
 		return -e;
 	}
 	return 0;
 }
 
-static int write_oom_score_adj(pid_t pid, const Cocoon__ProcessSpec *p, char *msg,
-			       size_t msg_size)
+static int write_oom_score_adj(pid_t pid, const Cocoon__ProcessSpec *p, char *msg, size_t msg_size)
 {
 	char path[64], buf[16];
 	if (!p || !p->has_oom_score_adj)

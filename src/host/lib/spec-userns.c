@@ -16,8 +16,7 @@ static bool has_user_ns(const Cocoon__ContainerSpec *s)
 	return false;
 }
 
-static int parse_one(json_object *m, const char *field, Cocoon__IdMapping *out,
-		     struct error **err)
+static int parse_one(json_object *m, const char *field, Cocoon__IdMapping *out, struct error **err)
 {
 	static const char *const keys[] = {"containerID", "hostID", "size"};
 	uint64_t v[3];
@@ -64,8 +63,9 @@ static int parse_map(json_object *lin, const char *key, Cocoon__IdMapping ***out
 		return r;
 	size_t len = json_object_array_length(arr);
 	if (len > SPEC_ID_MAP_MAX)
-		return error_setx(err, E2BIG, "config.json: %s: %zu lines; the kernel takes at most %d",
-				  field, len, SPEC_ID_MAP_MAX);
+		return error_setx(err, E2BIG,
+				  "config.json: %s: %zu lines; the kernel takes at most %d", field,
+				  len, SPEC_ID_MAP_MAX);
 	if (!(*out = calloc(len ? len : 1, sizeof(**out))))
 		return error_set(err, ENOMEM, "config.json");
 	for (size_t i = 0; i < len; i++) {
@@ -81,10 +81,11 @@ static int parse_map(json_object *lin, const char *key, Cocoon__IdMapping ***out
 			const Cocoon__IdMapping *o = (*out)[j];
 			if (overlap(o->container_id, o->size, m->container_id, m->size) ||
 			    overlap(o->host_id, o->size, m->host_id, m->size))
-				return error_setx(err, EINVAL,
-						  "config.json: %s overlaps linux.%s[%zu]: the kernel "
-						  "refuses a map whose ranges overlap",
-						  field, key, j);
+				return error_setx(
+					err, EINVAL,
+					"config.json: %s overlaps linux.%s[%zu]: the kernel "
+					"refuses a map whose ranges overlap",
+					field, key, j);
 		}
 	}
 	return 0;
@@ -104,9 +105,10 @@ int spec_parse_id_mappings(json_object *lin, Cocoon__ContainerSpec *s, struct er
 				  "linux.%s is missing or empty: its ids would map to nothing",
 				  s->n_uid_mappings ? "gidMappings" : "uidMappings");
 	if (!user && maps)
-		return error_setx(err, EINVAL,
-				  "config.json: linux.uidMappings/gidMappings need a user namespace "
-				  "in linux.namespaces (as with runc)");
+		return error_setx(
+			err, EINVAL,
+			"config.json: linux.uidMappings/gidMappings need a user namespace "
+			"in linux.namespaces (as with runc)");
 	return 0;
 }
 

@@ -27,9 +27,9 @@
  * host's, and the guest's kernel has no such device. The host's
  * /proc/filesystems is asked too, for types not named here. */
 static const char *const block_fs[] = {
-	"ext2",	   "ext3",    "ext4",  "xfs",	   "btrfs", "vfat",  "msdos",	 "exfat",    "ntfs",
-	"ntfs3",   "iso9660", "udf",   "squashfs", "erofs", "f2fs",  "jfs",	 "reiserfs", "hfs",
-	"hfsplus", "fuseblk", "minix", "nilfs2",   "gfs2",  "ocfs2", "bcachefs", "zfs",	     NULL};
+	"ext2",	   "ext3",  "ext4",	"xfs",	 "btrfs", "vfat",     "exfat",	  "ntfs", "ntfs3",
+	"iso9660", "udf",   "squashfs", "erofs", "f2fs",  "jfs",      "reiserfs", "hfs",  "hfsplus",
+	"fuseblk", "minix", "nilfs2",	"gfs2",	 "ocfs2", "bcachefs", "zfs",	  NULL};
 
 static bool host_lists_as_block_fs(const char *type)
 {
