@@ -126,10 +126,8 @@ pid_t container_clone(const Cocoon__ContainerSpec *s, const char *cgroup, char *
 			snprintf(msg, msg_size, "clone: %s", strerror(-r));
 		if (pid == 0) {
 			char go;
-			if (maps_wr >= 0) {
-				close(maps_wr);
-				maps_wr = -1;
-			}
+			if (maps_wr >= 0)
+				close(TAKE_FD(maps_wr));
 			/* No byte: the agent failed and kills this child. */
 			if (maps_rd >= 0 && read(maps_rd, &go, 1) != 1)
 				_exit(126);
