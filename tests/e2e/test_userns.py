@@ -96,7 +96,7 @@ def test_podman_uidmap(podman):
     r = podman.run("run", "--rm", "--uidmap", f"0:{HOST_BASE}:65536", "--gidmap",
                    f"0:{HOST_BASE}:65536", podman.image, "sh", "-c",
                    "cat /proc/self/uid_map; id -u; stat -c %u:%g /bin /etc/hosts; "
-                   "touch /new && echo wrote; cat /sys/fs/cgroup/pids.max >/dev/null && echo cg")
+                   "touch /new && echo wrote; cat /sys/fs/cgroup/cgroup.procs >/dev/null && echo cg")
     assert r.returncode == 0, r.stdout + r.stderr
     got = r.stdout.split("\n")
     # podman chowned its copy of the image (and its /etc/hosts) to the
