@@ -68,6 +68,25 @@ static const struct {
 	{"RLIMIT_STACK", RLIMIT_STACK},
 };
 
+int container_rlimits_apply(pid_t pid, const Cocoon__ProcessSpec *p, char *msg, size_t msg_size)
+{
+	for (size_t i = 0; i < p->n_rlimits; i++) {
+		int res = -1;
+		for (size_t j = 0; j < ARRAY_SIZE(rlimit_names); j++)
+			if (strcmp(rlimit_names[j].name, p->rlimits[i]->type) == 0)
+				res = rlimit_names[j].resource;
+		struct rlimit rl = {.rlim_cur = p->rlimits[i]->soft,
+				    .rlim_max = p->rlimits[i]->hard};
+		if (res < 0 || prlimit(pid, res, &rl, NULL) < 0) {
+			int e = res < 0 ? EINVAL : errno;
+			snprintf(msg, msg_size, "process.rlimits: %s: %s", p->rlimits[i]->type,
+				 res < 0 ? "unknown limit" : strerror(e));
+			return -e;
+		}
+	}
+	return 0;
+}
+
 /* process.oomScoreAdj, or for an exec without one the container's: runc
  * writes /proc/self/oom_score_adj first thing in nsexec.c
  * (update_oom_score_adj), for the init and for every exec alike, from the
@@ -96,18 +115,8 @@ static void child_enter_process(int sync_fd, const Cocoon__ProcessSpec *p,
 {
 	char msg[400];
 
-	for (size_t i = 0; i < p->n_rlimits; i++) {
-		int res = -1;
-		for (size_t j = 0; j < ARRAY_SIZE(rlimit_names); j++)
-			if (strcmp(rlimit_names[j].name, p->rlimits[i]->type) == 0)
-				res = rlimit_names[j].resource;
-		struct rlimit rl = {.rlim_cur = p->rlimits[i]->soft,
-				    .rlim_max = p->rlimits[i]->hard};
-		if (res < 0 || setrlimit(res, &rl) < 0)
-			container_child_fail(sync_fd, "process.rlimits: %s: %s",
-					     p->rlimits[i]->type,
-					     res < 0 ? "unknown limit" : strerror(errno));
-	}
+	if (container_rlimits_apply(0, p, msg, sizeof(msg)) < 0)
+		container_child_fail(sync_fd, "%s", msg);
 	/* Its own session, as with runc: CRIU refuses to dump a task whose
 	 * session leader is outside the container's pid namespace. */
 	(void)setsid(); /* a new pid namespace's task leads no group: cannot fail */
@@ -248,6 +257,7 @@ container_child_exec(pid_t init, const Cocoon__ProcessSpec *p, const Cocoon__Con
 		     int sync_fd, int in, int out, int err, bool terminal)
 {
 	const Cocoon__Seccomp *seccomp = s ? s->seccomp : NULL;
+	char msg[400];
 	/* Every namespace of the init, time included: after a restore CRIU
 	 * has put the init in a new time namespace, and a process outside it
 	 * sees another clock (and cannot be restored with it). The cgroup one
@@ -277,6 +287,11 @@ container_child_exec(pid_t init, const Cocoon__ProcessSpec *p, const Cocoon__Con
 					     strerror(errno));
 		close(fd);
 	}
+	/* Raising a hard limit takes CAP_SYS_RESOURCE in the guest's user
+	 * namespace: set before the container's is joined (and again, to
+	 * the same values, by child_enter_process). */
+	if (user >= 0 && container_rlimits_apply(0, p, msg, sizeof(msg)) < 0)
+		container_child_fail(sync_fd, "%s", msg);
 	/* The user namespace last: joined from the guest's, where this
 	 * process may enter every other namespace of the init (setns(2) wants
 	 * CAP_SYS_ADMIN over each one's owner, and the time namespace is the

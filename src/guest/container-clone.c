@@ -135,6 +135,7 @@ pid_t container_clone(const Cocoon__ContainerSpec *s, const char *cgroup, char *
 		}
 		if (pid > 0 && maps_wr >= 0 &&
 		    ((r = userns_set_up_child(pid, s, msg, msg_size)) < 0 ||
+		     (r = container_rlimits_apply(pid, s->process, msg, msg_size)) < 0 ||
 		     write(maps_wr, "", 1) != 1)) {
 			if (r == 0) {
 				r = -errno;
