@@ -2,6 +2,7 @@
 #include "mounts.h"
 #include "cleanup.h"
 #include "fdio.h"
+#include "argv.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -90,6 +91,17 @@ static int make_target(const char *target, bool is_file)
 	return 0;
 }
 
+const char *const mounts_dev_nodes[MOUNTS_DEV_NODES] = {"null",	  "zero",    "full",
+							"random", "urandom", "tty"};
+
+void mounts_dev_binds_external(struct argv *av)
+{
+	for (size_t i = 0; i < MOUNTS_DEV_NODES; i++) {
+		argv_add(av, "--external");
+		argv_addf(av, "mnt[/dev/%s]:/dev/%s", mounts_dev_nodes[i], mounts_dev_nodes[i]);
+	}
+}
+
 /* A user namespace may not mknod (a device node is the guest's kernel's
  * to give): the guest's own node is bind-mounted on an empty file
  * instead, as runc does in a user namespace (bindMountDeviceNode). Before
@@ -109,11 +121,10 @@ static int bind_dev_node(const char *path, const char *name)
  * negative errno naming the first one that could not be made in *what. */
 static int populate_dev(const char *dev, const char **what)
 {
+	/* In mounts_dev_nodes' order. */
 	static const struct {
-		const char *name;
 		unsigned maj, min;
-	} devs[] = {{"null", 1, 3},   {"zero", 1, 5},	 {"full", 1, 7},
-		    {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
+	} devs[MOUNTS_DEV_NODES] = {{1, 3}, {1, 5}, {1, 7}, {1, 8}, {1, 9}, {5, 0}};
 	static const struct {
 		const char *name, *target;
 	} links[] = {{"fd", "/proc/self/fd"},
@@ -126,11 +137,13 @@ static int populate_dev(const char *dev, const char **what)
 	/* DEV is a mount target, shorter than PATH_MAX by far: nothing here is
 	 * cut, and a path that would be is not made. */
 	for (size_t i = 0; i < ARRAY_SIZE(devs); i++) {
-		if (snprintf(path, sizeof(path), "%s/%s", dev, devs[i].name) >= (int)sizeof(path))
+		if (snprintf(path, sizeof(path), "%s/%s", dev, mounts_dev_nodes[i]) >=
+		    (int)sizeof(path))
 			return 0;
-		*what = devs[i].name;
+		*what = mounts_dev_nodes[i];
 		if (mknod(path, S_IFCHR | 0666, makedev(devs[i].maj, devs[i].min)) < 0 &&
-		    errno != EEXIST && (errno != EPERM || bind_dev_node(path, devs[i].name) < 0))
+		    errno != EEXIST &&
+		    (errno != EPERM || bind_dev_node(path, mounts_dev_nodes[i]) < 0))
 			return -errno;
 		/* The mode despite the umask; a node that exists keeps its own. */
 		(void)chmod(path, 0666);
