@@ -90,14 +90,17 @@ bench-quick: image
 	/usr/bin/python3 bench/bench.py --quick --out $(BUILD)/bench-quick.json
 
 # VM templates alone (issue 18): template boot and restore beside cold boot,
-# cold restore and host runc, at 16, 64 and 256 MiB.
+# cold restore and host runc, at 16, 64 and 256 MiB; recorded under
+# "template_run" in bench/results.json, the full run's figures kept.
 bench-template: image
-	/usr/bin/python3 bench/bench.py --template-only --out $(BUILD)/bench-template.json
+	/usr/bin/python3 bench/bench.py --template-only --record bench/results.json --out $(BUILD)/bench-template.json
 
 # Whole-VM checkpoints alone (issue 18): whole-VM checkpoint and restore
-# beside the CRIU route and host runc, at 16, 64 and 256 MiB.
+# beside the CRIU route, the template restore and host runc, at 16, 64
+# and 256 MiB; recorded under "vmsnap_run" in bench/results.json, the
+# full run's figures kept.
 bench-vmsnap: image
-	/usr/bin/python3 bench/bench.py --vmsnap-only --out $(BUILD)/bench-vmsnap.json
+	/usr/bin/python3 bench/bench.py --vmsnap-only --record bench/results.json --out $(BUILD)/bench-vmsnap.json
 
 # The default guest beside the rootfs on virtiofs and, with
 # CRIU_IMAGE=DIR, an image with another CRIU (docs/image.md): boot,

@@ -1,4 +1,4 @@
-"""Whole-VM checkpoints (docs/checkpoint.md, "Whole-VM checkpoint"): the
+"""Whole-VM checkpoints (docs/whole-vm.md): the
 second checkpoint mode, where QEMU saves the whole VM and a restore starts a
 new VM from that file, with no boot and no CRIU.
 

@@ -352,7 +352,7 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 	if (vmsnap > 0 && member)
 		vmsnap = error_setx(
 			err, EOPNOTSUPP,
-			"whole-VM checkpoints (checkpoint_mode \"vm\") are not supported for pod members yet: a pod's share is 9p (docs/checkpoint.md)");
+			"whole-VM checkpoints (checkpoint_mode \"vm\") are not supported for pod members yet: a pod's share is 9p (docs/whole-vm.md)");
 	else if (vmsnap > 0 && !o->vmsnap_state && vmsnap_require(&g->cfg, &caps, err) < 0)
 		vmsnap = -1;
 	if (vmsnap < 0) {

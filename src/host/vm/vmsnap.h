@@ -1,5 +1,5 @@
 /* Whole-VM checkpoints, cocoon's second checkpoint mode (vmsnap.c,
- * docs/checkpoint.md "Whole-VM checkpoint"): QEMU saves the VM (guest
+ * docs/whole-vm.md): QEMU saves the VM (guest
  * memory and device state, virtiofsd's state of the shares within it) into
  * the image directory, and a restore starts a new VM from that file instead
  * of booting one and running CRIU in it. */
