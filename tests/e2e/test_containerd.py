@@ -345,21 +345,6 @@ def test_bind_mounted_directory_and_memory_limit(cd, tmp_path):
     cd.ctr("containers", "delete", "bm1")
 
 
-def test_ctr_run_in_a_user_namespace(cd):
-    """ctr's --uidmap/--gidmap: a user namespace in the spec, and a copy of
-    the snapshot chowned to the mapped ids (ctr's WithRemappedSnapshot), so
-    that the container's root owns its files (docs/lifecycle.md)."""
-    cid = f"uns-{os.getpid()}"
-    r = cd.ctr(*run_args("--rm", "--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536",
-                         IMAGE, cid, "sh", "-c",
-                         "cat /proc/self/uid_map /proc/self/gid_map; "
-                         "busybox stat -c %u:%g /bin/busybox; echo x > /tmp/x && echo wrote"))
-    assert r.returncode == 0, r.stdout + r.stderr
-    got = r.stdout.split("\n")
-    assert [l.split() for l in got[:2]] == [["0", "100000", "65536"]] * 2, got
-    assert got[2:4] == ["0:0", "wrote"], got
-
-
 def task_pid(cd, cid):
     for line in cd.ctr("tasks", "ls").stdout.splitlines()[1:]:
         parts = line.split()

@@ -3,12 +3,11 @@ kernel mounts itself (docs/lifecycle.md, "User namespaces" and
 "Filesystems"): made in the guest as runc makes them on a host, through
 cocoon with a spec and through podman's --uidmap; the ids the container's
 files get cross the shared filesystems to the host as the mapped ids."""
-import json
 import os
 
 from conftest import qemu_pids, wait_for, write_bundle
 from podman_util import podman  # noqa: F401  (the fixture)
-from test_checkpoint import checkpoint, finish, lines, restored, start
+from test_checkpoint import checkpoint, finish, lines, restored
 
 HOST_BASE = 100000
 MAP = [{"containerID": 0, "hostID": HOST_BASE, "size": 65536}]
@@ -34,6 +33,7 @@ def test_user_namespace_maps_ids_and_files_reach_the_host_as_mapped_ids(env):
     # of the rootfs that belongs to the container's root. The rest stays
     # the host's root's, which the container's does not map.
     os.chown(b.rootfs / "data", HOST_BASE, HOST_BASE)
+    os.chmod(b.rootfs / "data", 0o1777)  # and the container's uid 1000 writes there too
     rc, out, err = env.create("uns", b)
     assert rc == 0, err.read_text()
     env.run("start", "uns", check=True)
@@ -62,17 +62,32 @@ def test_user_namespace_maps_ids_and_files_reach_the_host_as_mapped_ids(env):
             (b.rootfs / "data" / f).unlink()
 
     check()
+    finish(env, "uns")
+
+
+def test_user_namespace_checkpoint_and_restore_into_a_fresh_vm(env):
+    b = write_bundle(env.tmp / "bundle-unsck", ["payload", "counter", "300"], extra=user_ns())
+    os.chown(b.rootfs / "data", HOST_BASE, HOST_BASE)
+    rc, out, err = env.create("unsck", b)
+    assert rc == 0, err.read_text()
+    env.run("start", "unsck", check=True)
+    assert wait_for(lambda: len(lines(out)) >= 2)
     # CRIU dumps the user namespace with the tasks and makes it again, with
     # its maps, in the fresh VM.
-    checkpoint(env, "uns", env.tmp / "ck")
-    assert wait_for(lambda: env.state("uns")["status"] == "stopped")
+    checkpoint(env, "unsck", env.tmp / "ck")
+    assert wait_for(lambda: env.state("unsck")["status"] == "stopped")
     last = int(lines(out)[-1])
-    env.run("delete", "uns", check=True)
-    out2 = restored(env, "uns", env.tmp / "ck", b)
+    env.run("delete", "unsck", check=True)
+    out2 = restored(env, "unsck", env.tmp / "ck", b)
     assert wait_for(lambda: len(lines(out2)) >= 2)
     assert int(lines(out2)[0]) == last + 1, (last, lines(out2)[:3])
-    check()
-    finish(env, "uns")
+    got = sh(env, "unsck", "cat /proc/1/uid_map /proc/self/gid_map; busybox id -u; "
+             "echo r > /data/after && echo wrote")
+    assert [l.split() for l in got[:2]] == [["0", str(HOST_BASE), "65536"]] * 2, got
+    assert got[2:4] == ["0", "wrote"], got
+    st = os.stat(b.rootfs / "data" / "after")
+    assert (st.st_uid, st.st_gid) == (HOST_BASE, HOST_BASE)
+    finish(env, "unsck")
 
 
 def test_bad_user_namespaces_are_refused_at_create(env):
@@ -93,8 +108,12 @@ def test_bad_user_namespaces_are_refused_at_create(env):
 
 
 def test_podman_uidmap(podman):
-    r = podman.run("run", "--rm", "--uidmap", f"0:{HOST_BASE}:65536", "--gidmap",
-                   f"0:{HOST_BASE}:65536", podman.image, "sh", "-c",
+    # --network none: with a user namespace, podman 4.3 configures the
+    # container's network after create, in /proc/<pid>/ns/net of the pid
+    # the runtime gave it, which is cocoon's shim on the host
+    # (docs/lifecycle.md, "User namespaces").
+    r = podman.run("run", "--rm", "--network", "none", "--uidmap", f"0:{HOST_BASE}:65536",
+                   "--gidmap", f"0:{HOST_BASE}:65536", podman.image, "sh", "-c",
                    "cat /proc/self/uid_map; id -u; stat -c %u:%g /bin /etc/hosts; "
                    "touch /new && echo wrote; cat /sys/fs/cgroup/cgroup.procs >/dev/null && echo cg")
     assert r.returncode == 0, r.stdout + r.stderr
