@@ -7,7 +7,7 @@ import os
 
 from conftest import qemu_pids, wait_for, write_bundle
 from podman_util import podman  # noqa: F401  (the fixture)
-from test_checkpoint import checkpoint, finish, lines, restored
+from test_checkpoint import finish, lines
 
 HOST_BASE = 100000
 MAP = [{"containerID": 0, "hostID": HOST_BASE, "size": 65536}]
@@ -63,31 +63,6 @@ def test_user_namespace_maps_ids_and_files_reach_the_host_as_mapped_ids(env):
 
     check()
     finish(env, "uns")
-
-
-def test_user_namespace_checkpoint_and_restore_into_a_fresh_vm(env):
-    b = write_bundle(env.tmp / "bundle-unsck", ["payload", "counter", "300"], extra=user_ns())
-    os.chown(b.rootfs / "data", HOST_BASE, HOST_BASE)
-    rc, out, err = env.create("unsck", b)
-    assert rc == 0, err.read_text()
-    env.run("start", "unsck", check=True)
-    assert wait_for(lambda: len(lines(out)) >= 2)
-    # CRIU dumps the user namespace with the tasks and makes it again, with
-    # its maps, in the fresh VM.
-    checkpoint(env, "unsck", env.tmp / "ck")
-    assert wait_for(lambda: env.state("unsck")["status"] == "stopped")
-    last = int(lines(out)[-1])
-    env.run("delete", "unsck", check=True)
-    out2 = restored(env, "unsck", env.tmp / "ck", b)
-    assert wait_for(lambda: len(lines(out2)) >= 2)
-    assert int(lines(out2)[0]) == last + 1, (last, lines(out2)[:3])
-    got = sh(env, "unsck", "cat /proc/1/uid_map /proc/self/gid_map; busybox id -u; "
-             "echo r > /data/after && echo wrote")
-    assert [l.split() for l in got[:2]] == [["0", str(HOST_BASE), "65536"]] * 2, got
-    assert got[2:4] == ["0", "wrote"], got
-    st = os.stat(b.rootfs / "data" / "after")
-    assert (st.st_uid, st.st_gid) == (HOST_BASE, HOST_BASE)
-    finish(env, "unsck")
 
 
 def test_bad_user_namespaces_are_refused_at_create(env):
