@@ -14,7 +14,7 @@ PREFIX   ?= /usr/local
 PYTEST   ?= /usr/bin/python3 -m pytest
 COCOON    = $(BUILD)/cocoon
 
-.PHONY: all setup build image check unit asan analyze lint format-check fuzz fuzz-build fuzz-smoke e2e demo bench bench-quick bench-template bench-vmsnap bench-network bench-variants install format clean
+.PHONY: all setup build image check unit asan analyze lint format-check fuzz fuzz-build fuzz-smoke e2e demo bench bench-quick bench-template bench-vmsnap bench-network bench-variants bench-keeper install format clean
 
 all: build
 
@@ -112,6 +112,12 @@ bench-variants: image
 # cocoon, cocoon's tap alone and runc side by side (bench/netbench.py).
 bench-network: image
 	/usr/bin/python3 bench/bench.py --network-only --out $(BUILD)/bench-network.json
+
+# The pod keeper's cost (issue 16): create and delete time, cocoon's host
+# processes' RSS and PSS, with and without the keeper, side by side, with
+# real VMs and with the hostile tier's fake VMM (bench/keeper.py).
+bench-keeper: image
+	/usr/bin/python3 bench/keeper.py --out $(BUILD)/bench-keeper.json
 
 install: build
 	meson install -C $(BUILD)

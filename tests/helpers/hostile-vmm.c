@@ -475,6 +475,18 @@ static void note_fds(void)
 		closedir(d);
 }
 
+/* As QEMU's 9p server does (its local backend opens the export's root
+ * once and reaches everything relative to that fd): the export follows
+ * its directory when the host renames a directory above it. */
+static const char *by_fd(const char *path)
+{
+	char *p;
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || asprintf(&p, "/proc/self/fd/%d", fd) < 0)
+		return path;
+	return p;
+}
+
 int main(int argc, char **argv)
 {
 	char *channel = NULL;
@@ -488,6 +500,9 @@ int main(int argc, char **argv)
 	note_fds();
 	if (!channel || !shared || !canary)
 		return 2;
+	shared = by_fd(shared);
+	if (pod)
+		pod = by_fd(pod);
 	if (console)
 		close(open(console, O_WRONLY | O_CREAT | O_APPEND, 0600));
 	if (is("console-flood"))

@@ -1149,6 +1149,116 @@ def member_killed_mid_create_leaves_no_container():
             f"the member created after its shim died was not killed: {log[log.find('create deferred'):]!r}"
 
 
+def keeper_of(env, cid):
+    with open(os.path.join(env.root, cid, "keeper")) as f:
+        return int(f.read().split()[0])
+
+
+@case
+def member_shim_leaves_within_its_bound_when_the_keeper_hangs():
+    """A member's shim that leaves waits for the pod's keeper to close its
+    connection (so that the delete of the last container returns with the
+    VM gone), for at most 15 s. The wait read a blocking socket after its
+    poll timed out, so a keeper that did not answer (here: stopped) held
+    the member's shim, and the engine waiting on it, for ever (rev16b M2)."""
+    with Env("good") as env:
+        env.create("sb")
+        rc, err, _ = env.cocoon("create", "--bundle", member_bundle(env, "bm", shim_pid(env, "sb")), "m1")
+        assert rc == 0, err
+        mpid, k = shim_pid(env, "m1"), keeper_of(env, "sb")
+        os.kill(k, signal.SIGSTOP)
+        try:
+            # delete sends m1's shim SHUTDOWN; cut off before its own 10 s kill
+            env.cocoon("delete", "--force", "m1", timeout=2)
+            t0 = time.time()
+            while alive(mpid) and time.time() - t0 < 25:
+                time.sleep(0.1)
+            took = time.time() - t0 + 2
+        finally:
+            os.kill(k, signal.SIGCONT)
+        assert not alive(mpid), f"m1's shim still alive {took:.0f} s after SHUTDOWN (bound 15 s)"
+        return f"m1's shim gone {took:.1f} s after SHUTDOWN"
+
+
+@case
+def keeper_holds_none_of_the_fds_create_was_given():
+    """An fd the engine passed create (not close-on-exec: conmon's and
+    containerd's pipes) stays with the container's shim, as long as its
+    container; the pod's keeper, which outlives a deleted sandbox while
+    members run, must not hold it (rev16b M3: it did, until the pod's last
+    container went)."""
+    with Env("good") as env:
+        r, w = os.pipe()
+        env.create("sb", pass_fds=(w,))
+        os.close(w)
+        rc, err, _ = env.cocoon("create", "--bundle", member_bundle(env, "bm", shim_pid(env, "sb")), "m1")
+        assert rc == 0, err
+        k = keeper_of(env, "sb")
+        ino = os.fstat(r).st_ino
+
+        def holders():
+            found = []
+            for p in cocoon_pids_of(env.root):
+                for fd in os.listdir(f"/proc/{p}/fd"):
+                    try:
+                        if os.readlink(f"/proc/{p}/fd/{fd}") == f"pipe:[{ino}]":
+                            found.append("keeper" if p == k else p)
+                    except OSError:
+                        pass
+            return found
+        assert holders() == [shim_pid(env, "sb")], f"the pipe's holders while sb runs: {holders()}"
+        rc, err, _ = env.cocoon("delete", "--force", "sb")
+        assert rc == 0, err
+        assert alive(k), "the keeper went with the sandbox while a member runs"
+        assert holders() == [], f"the engine's pipe is held after the sandbox's delete by {holders()}"
+        os.set_blocking(r, False)
+        assert os.read(r, 16) == b"", "the pipe has a writer left"
+        os.close(r)
+
+
+@case
+def deleted_sandbox_id_is_free_while_its_vm_serves_members():
+    """A pod sandbox deleted while members run leaves its VM to them, and
+    its directory (the pod share, the VM's shared directory) to its keeper.
+    The id stayed taken until the last member went, and create of it said
+    "No such file or directory" (rev16b M1), so `podman pod start` after
+    `podman stop <infra>` could not create the infra container again. The
+    directory moves out of the id's way (.pod-<keeper pid>-<id>): the id is
+    free at once, a new sandbox of that id gets a VM of its own, the old
+    members run on in theirs (and are checkpointed from there), and each VM
+    ends with its last container."""
+    with Env("good") as env:
+        env.create("sb")
+        rc, err, _ = env.cocoon("create", "--bundle", member_bundle(env, "bm", shim_pid(env, "sb")), "m1")
+        assert rc == 0, err
+        rc, err, _ = env.cocoon("start", "m1")
+        assert rc == 0, err
+        old_vm, k = env.vmm_pids(), keeper_of(env, "sb")
+        rc, err, _ = env.cocoon("delete", "--force", "sb")
+        assert rc == 0, err
+        assert state_status(env, "sb") is None and alive(old_vm[0]) and alive(k)
+        assert sorted(os.listdir(env.root)) == [f".pod-{k}-sb", "m1"], os.listdir(env.root)
+        rc, err, _ = env.cocoon("create", "--bundle", env.bundle, "sb")
+        assert rc == 0, f"create of the deleted sandbox's id: rc={rc} {err!r}"
+        rc, err, _ = env.cocoon("start", "sb")
+        assert rc == 0, err
+        new_vm = [v for v in env.vmm_pids() if v not in old_vm]
+        assert len(new_vm) == 1 and alive(new_vm[0]) and alive(old_vm[0]), (old_vm, new_vm)
+        assert state_status(env, "sb") == "running" and state_status(env, "m1") == "running"
+        out = os.path.join(env.tmp, "m1-ckpt")
+        rc, err, _ = env.cocoon("checkpoint", "--leave-running", "--image-path", out, "m1", timeout=60)
+        assert rc == 0 and os.path.isdir(out), f"checkpoint of a member of the moved pod: {err!r}"
+        rc, err, _ = env.cocoon("delete", "--force", "m1")
+        assert rc == 0, err
+        assert not alive(old_vm[0]) and not alive(k), "the old VM outlived its pod's last container"
+        assert alive(new_vm[0]), "the new sandbox's VM went with the old pod"
+        assert sorted(os.listdir(env.root)) == ["sb"], os.listdir(env.root)
+        assert state_status(env, "sb") == "running"
+        rc, err, _ = env.cocoon("delete", "--force", "sb")
+        assert rc == 0, err
+        assert not alive(new_vm[0]) and cocoon_pids_of(env.root) == [] and os.listdir(env.root) == []
+
+
 @case
 def pod_share_holds_only_the_members_rootfs():
     """The guest attacks the pod share (src/host/lib/pod.c) as QEMU's 9p

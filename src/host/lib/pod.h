@@ -46,6 +46,9 @@ struct oci_bundle;
 #define POD_MAX_MEMBERS 32
 /* In a member's state directory: the id of its pod's sandbox. */
 #define POD_SANDBOX_FILE "pod-sandbox"
+/* In a member's state directory too: the pid of its pod's keeper, which
+ * finds the sandbox's directory once it moved out of the id's way. */
+#define POD_KEEPER_OF_FILE "pod-keeper"
 /* In a sandbox's: the network namespace path it carried into the VM, which
  * its members must name too when they name one by path. */
 #define POD_NETNS_FILE "pod-netns"
@@ -97,8 +100,21 @@ int pod_resolve(struct global_opts *g, const struct oci_bundle *b, const char *s
 void pod_sandbox_free(struct pod_sandbox *sb);
 /* Writes POD_NETNS_FILE into a sandbox's state directory. */
 int pod_sandbox_record_netns(const char *dir, const char *netns_path, struct error **err);
-/* Writes POD_SANDBOX_FILE into a member's state directory. */
-int pod_member_record(const char *dir, const char *sandbox_id, struct error **err);
+/* Writes POD_SANDBOX_FILE and POD_KEEPER_OF_FILE into a member's state
+ * directory. */
+int pod_member_record(const char *dir, const struct pod_sandbox *sb, struct error **err);
+
+/* A pod sandbox deleted while members of it run keeps its directory, which
+ * holds the pod share and the VM's shared directory, until its keeper ends
+ * (docs/pods.md "Lifetimes"). The delete moves it out of the id's way, to
+ * <root>/.pod-<keeper pid>-<id> (no container id starts with '.'), so that
+ * the id is free for a new container at once (podman's `pod start` after
+ * `podman stop <infra>` creates the infra container again). Returns that
+ * name for the sandbox directory DIR (malloc'd; NULL when out of memory). */
+char *pod_kept_dir(const char *dir, pid_t keeper);
+/* The sandbox's directory as it is now: the moved one when it exists, else
+ * sb->dir (malloc'd; NULL when out of memory). */
+char *pod_sandbox_dir_now(const struct pod_sandbox *sb);
 
 /* The sandbox's shim, before its VM starts: a mount namespace of its own and
  * the pod share in it (<dir>/pod). */

@@ -88,7 +88,11 @@ struct shim {
 	 * keeping: the container has ended, members of its pod run on. */
 	bool keeper, keeping;
 	int waiter_fd;
-	int host_mnt_fd;    /* the mount namespace the keeper started in */
+	int host_mnt_fd; /* the mount namespace the keeper started in */
+	/* The keeper's state directory, by fd: a delete of the container
+	 * while its pod's members run moves it out of the id's way (pod.h
+	 * pod_kept_dir), and a new container may take the id's path. */
+	int dir_fd;
 	bool own_exit_seen; /* the container's exit event came */
 };
 
