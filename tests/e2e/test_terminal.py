@@ -214,6 +214,41 @@ def test_ctr_run_t_and_exec_t(cd):
         cd.ctr("containers", "delete", cid)
 
 
+def test_ctr_run_t_checkpoint_and_restore_on_a_new_terminal(cd):
+    """Issue 17 case 5 through containerd: `ctr run -t`, `ctr containers
+    checkpoint --task`, then `ctr containers restore --live` at another
+    terminal (containerd's shim passes cocoon restore a new
+    --console-socket): the shell keeps its pid and variables, the new
+    terminal works both ways, and its exit status comes back."""
+    cid = f"tck-{os.getpid()}"
+    ref = f"cocoon/{cid}:ck"
+    run = Term(ctr_argv(cd, "run", "-t", "--snapshotter", "native", "--runc-binary", str(COCOON),
+                        cd.image, cid, "sh"), 30, 100)
+    back = None
+    try:
+        assert run.wait_for_size("30x100", timeout=120) == "30x100", run.seen
+        assert run.type_and_wait("X=kept-$((6*7)); echo before-$X-$$\n", "before-kept-42-1"), run.seen
+        r = cd.ctr("containers", "checkpoint", "--rw", "--task", cid, ref, timeout=600)
+        assert r.returncode == 0, r.stdout + r.stderr
+        cd.ctr("tasks", "kill", "-s", "KILL", cid)
+        run.wait()
+        cd.ctr("tasks", "delete", cid)
+        assert cd.ctr("containers", "delete", cid).returncode == 0
+        back = Term(ctr_argv(cd, "containers", "restore", "--rw", "--live", cid, ref), 30, 100)
+        assert back.type_and_wait("echo after-$X-$$-$(test -t 0 && echo tty)\n", "after-kept-42-1-tty",
+                                  timeout=180), back.seen
+        assert back.wait_for_size("30x100") == "30x100", back.seen
+        os.write(back.master, b"exit 4\n")
+        assert back.wait() == 4, back.seen
+    finally:
+        for t in (run, back):
+            if t:
+                t.close()
+        cd.ctr("tasks", "delete", "-f", cid)
+        cd.ctr("containers", "delete", cid)
+        cd.ctr("images", "rm", ref)
+
+
 # ---- podman: run -it, exec -it ----------------------------------------------------
 
 def test_podman_run_t_and_exec_t(podman):
