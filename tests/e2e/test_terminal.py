@@ -214,39 +214,35 @@ def test_ctr_run_t_and_exec_t(cd):
         cd.ctr("containers", "delete", cid)
 
 
-def test_ctr_run_t_checkpoint_and_restore_on_a_new_terminal(cd):
-    """Issue 17 case 5 through containerd: `ctr run -t`, `ctr containers
-    checkpoint --task`, then `ctr containers restore --live` at another
-    terminal (containerd's shim passes cocoon restore a new
-    --console-socket): the shell keeps its pid and variables, the new
-    terminal works both ways, and its exit status comes back."""
+def test_ctr_run_t_checkpoint(cd, tmp_path):
+    """Issue 17 case 5 through containerd: a `ctr run -t` task is
+    checkpointed (`ctr tasks checkpoint`, leaving it running), its images
+    are there, and the shell on the terminal carries on, its variable
+    kept, its exit status back. (ctr 1.6 cannot restore it: its `containers
+    restore` gives the task plain stdio, no terminal, so containerd's shim
+    passes no --console-socket and cocoon refuses, as runc does; ctr got a
+    terminal for it in containerd 1.7, commit 5d0457df9. The restore onto
+    a new terminal is test_terminal_checkpoint_restores_with_a_new_console_socket
+    and, through podman, test_podman_terminal_container_checkpoint_and_restore.)"""
     cid = f"tck-{os.getpid()}"
-    ref = f"cocoon/{cid}:ck"
     run = Term(ctr_argv(cd, "run", "-t", "--snapshotter", "native", "--runc-binary", str(COCOON),
                         cd.image, cid, "sh"), 30, 100)
-    back = None
     try:
         assert run.wait_for_size("30x100", timeout=120) == "30x100", run.seen
         assert run.type_and_wait("X=kept-$((6*7)); echo before-$X-$$\n", "before-kept-42-1"), run.seen
-        r = cd.ctr("containers", "checkpoint", "--rw", "--task", cid, ref, timeout=600)
+        ck = tmp_path / "ck"
+        r = cd.ctr("tasks", "checkpoint", "--image-path", str(ck), cid, timeout=600)
         assert r.returncode == 0, r.stdout + r.stderr
-        cd.ctr("tasks", "kill", "-s", "KILL", cid)
-        run.wait()
-        cd.ctr("tasks", "delete", cid)
-        assert cd.ctr("containers", "delete", cid).returncode == 0
-        back = Term(ctr_argv(cd, "containers", "restore", "--rw", "--live", cid, ref), 30, 100)
-        assert back.type_and_wait("echo after-$X-$$-$(test -t 0 && echo tty)\n", "after-kept-42-1-tty",
-                                  timeout=180), back.seen
-        assert back.wait_for_size("30x100") == "30x100", back.seen
-        os.write(back.master, b"exit 4\n")
-        assert back.wait() == 4, back.seen
+        assert (ck / "pstree.img").exists() and (ck / "inventory.img").exists(), list(ck.iterdir())
+        assert run.type_and_wait("echo after-$X-$$-$(test -t 0 && echo tty)\n", "after-kept-42-1-tty"), \
+            run.seen
+        os.write(run.master, b"exit 4\n")
+        assert run.wait() == 4, run.seen
     finally:
-        for t in (run, back):
-            if t:
-                t.close()
-        cd.ctr("tasks", "delete", "-f", cid)
-        cd.ctr("containers", "delete", cid)
-        cd.ctr("images", "rm", ref)
+        run.close()
+        cd.ctr("tasks", "kill", "-s", "KILL", cid, timeout=60)
+        cd.ctr("tasks", "delete", cid, timeout=60)
+        cd.ctr("containers", "delete", cid, timeout=60)
 
 
 # ---- podman: run -it, exec -it ----------------------------------------------------
