@@ -11,7 +11,7 @@ import pytest
 
 from conftest import COCOON, qemu_pids, wait_for, write_bundle
 from podman_util import podman  # noqa: F401  (the fixture)
-from test_containerd import IMAGE as CTR_IMAGE, cd, gone_then_restored_live, run_args, task_status  # noqa: F401
+from containerd_util import IMAGE as CTR_IMAGE, gone_then_restored_live, run_args, start_containerd, task_status
 from tty_util import restore_tty, tty_restore_needs_console_socket, tty_shell, tty_shell_carries_on
 
 
@@ -615,6 +615,12 @@ def test_podman_deleted_file_on_a_9p_volume_is_refused_clearly(podman, tmp_path)
         assert needle in r.stderr, (needle, r.stderr)
     assert podman.check("exec", "pv", "echo", "alive").stdout == "alive\n"
     podman.check("rm", "--force", "--time", "0", "pv")
+
+
+@pytest.fixture(scope="module")
+def cd(tmp_path_factory):
+    """A private containerd with the test image (containerd_util)."""
+    yield from start_containerd(tmp_path_factory.mktemp("containerd"))
 
 
 def test_ctr_read_only_root_exec_ghost_and_annotation(cd, tmp_path):
