@@ -1,6 +1,7 @@
 /* The container's filesystem view, built in its own mount namespace. */
 #include "mounts.h"
 #include "cleanup.h"
+#include "copy-up.h"
 #include "fdio.h"
 #include "argv.h"
 
@@ -44,7 +45,18 @@ static const struct {
 	{"rslave", false, 0},
 	{"shared", false, 0},
 	{"rshared", false, 0},
+	/* runc's extension (podman's tmpfs of a --read-only container): not
+	 * the kernel's, see copy-up.h. */
+	{"tmpcopyup", false, 0},
 };
+
+static bool has_option(const Cocoon__Mount *m, const char *name)
+{
+	for (size_t i = 0; i < m->n_options; i++)
+		if (strcmp(m->options[i], name) == 0)
+			return true;
+	return false;
+}
 
 static void parse_options(const Cocoon__Mount *m, unsigned long *flags, char *data,
 			  size_t data_size)
@@ -213,6 +225,11 @@ static int mount_one(const Cocoon__Mount *m, const char *rootfs, const char *cgr
 		flags |= MS_RDONLY;
 	}
 	const char *type = strcmp(m->type, "cgroup") == 0 ? "cgroup2" : m->type;
+	/* The directory the tmpfs will hide, for tmpcopyup: its fd still
+	 * reads it once it is covered. */
+	bool copying = strcmp(m->type, "tmpfs") == 0 && has_option(m, "tmpcopyup");
+	_cleanup_close_ int under =
+		copying ? open(target, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
 	if (mount(m->source && *m->source ? m->source : type, target, type, flags,
 		  *data ? data : NULL) < 0 &&
 	    (strcmp(type, "cgroup2") != 0 || errno != EPERM ||
@@ -222,6 +239,22 @@ static int mount_one(const Cocoon__Mount *m, const char *rootfs, const char *cgr
 			 e == ENODEV ? "the guest's kernel has no such filesystem type"
 				     : strerror(e));
 		return -e;
+	}
+	if (under >= 0) {
+		char what[256] = "";
+		struct stat hidden;
+		_cleanup_close_ int top = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		r = top < 0 ? -errno : copy_up_dir(under, top, what, sizeof(what));
+		/* runc's too: the tmpfs takes the mode and owner of what it hides. */
+		if (r == 0 && fstat(under, &hidden) == 0 &&
+		    (fchmod(top, hidden.st_mode & 07777) < 0 ||
+		     fchown(top, hidden.st_uid, hidden.st_gid) < 0))
+			r = -errno;
+		if (r < 0) {
+			snprintf(msg, msg_size, "mount %s (tmpfs, tmpcopyup): copy %s: %s",
+				 m->destination, *what ? what : ".", strerror(-r));
+			return r;
+		}
 	}
 	const char *what = "";
 	if (strcmp(m->destination, "/dev") == 0 && strcmp(m->type, "tmpfs") == 0 &&

@@ -214,6 +214,37 @@ def test_ctr_run_t_and_exec_t(cd):
         cd.ctr("containers", "delete", cid)
 
 
+def test_ctr_run_t_checkpoint(cd, tmp_path):
+    """Issue 17 case 5 through containerd: a `ctr run -t` task is
+    checkpointed (`ctr tasks checkpoint`, leaving it running), its images
+    are there, and the shell on the terminal carries on, its variable
+    kept, its exit status back. (ctr 1.6 cannot restore it: its `containers
+    restore` gives the task plain stdio, no terminal, so containerd's shim
+    passes no --console-socket and cocoon refuses, as runc does; ctr got a
+    terminal for it in containerd 1.7, commit 5d0457df9. The restore onto
+    a new terminal is test_terminal_checkpoint_restores_with_a_new_console_socket
+    and, through podman, test_podman_terminal_container_checkpoint_and_restore.)"""
+    cid = f"tck-{os.getpid()}"
+    run = Term(ctr_argv(cd, "run", "-t", "--snapshotter", "native", "--runc-binary", str(COCOON),
+                        cd.image, cid, "sh"), 30, 100)
+    try:
+        assert run.wait_for_size("30x100", timeout=120) == "30x100", run.seen
+        assert run.type_and_wait("X=kept-$((6*7)); echo before-$X-$$\n", "before-kept-42-1"), run.seen
+        ck = tmp_path / "ck"
+        r = cd.ctr("tasks", "checkpoint", "--image-path", str(ck), cid, timeout=600)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert (ck / "pstree.img").exists() and (ck / "inventory.img").exists(), list(ck.iterdir())
+        assert run.type_and_wait("echo after-$X-$$-$(test -t 0 && echo tty)\n", "after-kept-42-1-tty"), \
+            run.seen
+        os.write(run.master, b"exit 4\n")
+        assert run.wait() == 4, run.seen
+    finally:
+        run.close()
+        cd.ctr("tasks", "kill", "-s", "KILL", cid, timeout=60)
+        cd.ctr("tasks", "delete", cid, timeout=60)
+        cd.ctr("containers", "delete", cid, timeout=60)
+
+
 # ---- podman: run -it, exec -it ----------------------------------------------------
 
 def test_podman_run_t_and_exec_t(podman):
