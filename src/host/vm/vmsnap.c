@@ -69,6 +69,20 @@ int vmsnap_caps_check(const struct vmsnap_caps *c, char *why, size_t size)
 	return -EOPNOTSUPP;
 }
 
+/* input to a child's stdin, SIGPIPE blocked: a child gone before it reads
+ * gives EPIPE, not a silent death of cocoon (pipe(7)). */
+static void write_input(int fd, const char *input)
+{
+	sigset_t pipe_only, old;
+	const struct timespec now = {0};
+	sigemptyset(&pipe_only);
+	sigaddset(&pipe_only, SIGPIPE);
+	if (sigprocmask(SIG_BLOCK, &pipe_only, &old) < 0)
+		return;
+	if (write(fd, input, strlen(input)) < 0 && errno == EPIPE && !sigismember(&old, SIGPIPE))
+		(void)sigtimedwait(&pipe_only, NULL, &now); /* takes back the pending SIGPIPE */
+	(void)sigprocmask(SIG_SETMASK, &old, NULL);
+}
 /* Runs argv with input on its stdin; its stdout and stderr into out
  * (truncated, NUL-terminated). The exit status, or -errno; killed at
  * timeout_ms. */
@@ -101,9 +115,8 @@ static int run_capture(char *const argv[], const char *input, char *out, size_t 
 		close(o[0]);
 		return -EAGAIN;
 	}
-	/* Small inputs only: they fit the pipe, so this never blocks. */
-	if (input && write(in[1], input, strlen(input)) < 0)
-		out[0] = 0;
+	if (input) /* small inputs only: they fit the pipe, so this never blocks */
+		write_input(in[1], input);
 	close(in[1]);
 	size_t len = 0;
 	long long deadline = now_ms() + timeout_ms;
