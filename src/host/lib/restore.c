@@ -89,7 +89,10 @@ static int unpack_state(struct global_opts *g, const char *dir, int fd, const ch
 
 /* A whole-VM checkpoint (vm.json in the image directory, vmsnap.h): the
  * VM starts from the saved state, no boot and no CRIU. It holds the
- * container under the ID it was saved with, so only that ID restores it. */
+ * container under the ID it was saved with (the agent's state and the
+ * container's cgroup in the guest are named after it, and nothing renames
+ * them in a loaded VM), so only that ID restores it: another one (podman's
+ * `restore --import --name`) is refused here, before anything is made. */
 static int vmsnap_restore(struct global_opts *g, const char *id, const char *dir,
 			  const struct vmsnap_meta *m, struct create_options *o, pid_t *shim,
 			  struct error **err)
@@ -99,7 +102,9 @@ static int vmsnap_restore(struct global_opts *g, const char *id, const char *dir
 	if (strcmp(m->container_id, id) != 0)
 		return error_setx(
 			err, EINVAL,
-			"%s holds the whole VM of container %s, with that container inside under its ID: restore it as %s",
+			"%s holds the whole VM of container %s, which a loaded VM cannot rename (the "
+			"agent's state and the container's cgroup in the guest are named after it): "
+			"restore it as %s (podman: restore --import without --name)",
 			dir, m->container_id, m->container_id);
 	if (asprintf(&state, "%s/%s", dir, m->zstd ? VMSNAP_STATE_ZST : VMSNAP_STATE) < 0)
 		return error_set(err, ENOMEM, "restore");
