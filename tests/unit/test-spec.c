@@ -152,6 +152,17 @@ static void test_network_namespaces(void **st)
 	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", " LINUX "}");
 	assert_int_equal(spec_load(bundle, "c1", &b, &err), 0);
 	assert_null(b.netns_path);
+	/* A new one without a path: the shim gets one of its own. */
+	assert_true(spec_wants_new_netns(&b));
+	spec_free(&b);
+	/* A pod member's (by its sandbox's pid): the pod's, not a new one. */
+	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
+		   ", \"linux\": {\"namespaces\": [{\"type\": \"network\", \"path\": "
+		   "\"/proc/1/ns/net\"}]}}");
+	if (spec_load(bundle, "c1", &b, &err) < 0)
+		fail_msg("a pod member's spec: %s", err ? err->msg : "?");
+	assert_int_equal(b.spec->n_join_namespaces, 1);
+	assert_false(spec_wants_new_netns(&b));
 	spec_free(&b);
 	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS "}", "host networking");
 	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
@@ -226,6 +237,8 @@ static void test_engine_network_by_path(void **st)
 		fail_msg("joining %s: %s", path, err ? err->msg : "?");
 	assert_string_equal(b.netns_path, path);
 	assert_int_equal(b.spec->n_namespaces, 1);
+	/* The engine's: carried, the shim stays where it is. */
+	assert_false(spec_wants_new_netns(&b));
 	spec_free(&b);
 }
 

@@ -327,6 +327,20 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 	return 0;
 }
 
+bool spec_wants_new_netns(const struct oci_bundle *b)
+{
+	const Cocoon__ContainerSpec *s = b->spec;
+	if (!s || b->netns_path)
+		return false;
+	for (size_t i = 0; i < s->n_join_namespaces; i++)
+		if (strcmp(s->join_namespaces[i], "network") == 0)
+			return false; /* the pod's */
+	for (size_t i = 0; i < s->n_namespaces; i++)
+		if (strcmp(s->namespaces[i], "network") == 0)
+			return true;
+	return false;
+}
+
 /* One of CRI's pod-level limit annotations: a decimal string ("0": none). */
 static int pod_limit_annotation(json_object *ann, const char *key, uint64_t max, uint64_t *out,
 				struct error **err)

@@ -3,6 +3,8 @@
  * that names it; nothing is ignored silently. */
 #pragma once
 
+#include <stdbool.h>
+
 #include "error.h"
 #include "proto.h"
 #include "spec-bundle.h"
@@ -21,3 +23,10 @@ int spec_load(const char *bundle, const char *id, struct oci_bundle *out, struct
 int spec_parse(const char *bundle_dir, const char *source, const char *text, const char *id,
 	       struct oci_bundle *out, struct error **err);
 void spec_free(struct oci_bundle *b);
+/* True when the spec asks for a new network namespace and names none (no
+ * path, not the pod's): plain `ctr run`, podman with --uidmap or
+ * --userns=auto. Under runc the runtime makes that namespace, and an engine
+ * may configure it through /proc/<pid>/ns/net of the pid the runtime
+ * reports, so the shim (that pid) moves into a new one of its own
+ * (network_unshare, docs/networking.md). */
+bool spec_wants_new_netns(const struct oci_bundle *b);

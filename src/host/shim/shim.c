@@ -380,6 +380,11 @@ void shim_main(struct shim_args *a)
 	s.st.shim_pid = getpid();
 	s.st.shim_start = proc_start_time(getpid());
 	signals_block();
+	/* Before anything is forked: the keeper, QEMU and virtiofsd share it. */
+	if (spec_wants_new_netns(a->bundle) && network_unshare(a->id, &err) < 0) {
+		report(a->ready_fd, err->msg);
+		_exit(1);
+	}
 	/* Only the keeper comes back; without one the shim is its own. */
 	int r = shim_wants_keeper(a) ? shim_keeper_fork(&s) : 0;
 	if (r < 0)

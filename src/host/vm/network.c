@@ -231,6 +231,16 @@ int network_open(struct network *n, const char *netns_path, bool hold, struct er
 	return 0;
 }
 
+int network_unshare(const char *id, struct error **err)
+{
+	if (unshare(CLONE_NEWNET) < 0)
+		return error_set(
+			err, errno,
+			"container %s: a network namespace of its own for the shim, whose pid the engine gets (the spec asks for a new one without a path)",
+			id);
+	return 0;
+}
+
 /* The engine's interface as it was: no ingress qdisc, unless a hold is
  * still on it. */
 static void clean_ingress(struct network *n, struct net_iface *f)

@@ -60,3 +60,20 @@ void network_close(struct network *n);
  * (and, with guest_side, whatever the guest sends), until network_release. */
 int network_hold(struct network *n, bool guest_side, struct error **err);
 int network_release(struct network *n, struct error **err);
+
+/* For a spec that asks for a new network namespace without a path
+ * (spec_wants_new_netns): moves the calling process, the shim, into a new,
+ * empty network namespace of its own, before it forks the keeper, QEMU and
+ * virtiofsd, which inherit it. The engine gets the shim's pid (--pid-file)
+ * where runc reports the container's init, and may configure the namespace
+ * it asked the runtime for through /proc/<pid>/ns/net (podman 4.3 with
+ * --uidmap or --userns=auto runs netavark on it): that must be this
+ * namespace, never the host's. Kata does the same: with no path its runtime
+ * makes a namespace and runs its shim and hypervisor in it
+ * (katautils/network.go SetupNetworkNamespace). Nothing here needs the
+ * host's network: QEMU's tap fds are made in the engine's namespace, and the
+ * agent channel, QMP and virtiofsd sockets are Unix sockets bound by path.
+ * id names the container in the error (EPERM without CAP_SYS_ADMIN); the
+ * caller refuses the container then rather than leave the pid it reports in
+ * the host's namespace. */
+int network_unshare(const char *id, struct error **err);
