@@ -421,9 +421,14 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 				free(x);
 				return;
 			}
+			if (chmod(base, 0711) < 0) {
+				agent_send_error(a, id, errno, "restore %s: %s: %s", s->id, base,
+						 strerror(errno));
+				free(x);
+				return;
+			}
 			own = &owner;
 			x->pages_staged = true;
-			chmod(base, 0711);
 		}
 		for (size_t i = 0; i < req->n_images; i++) {
 			const Cocoon__ImageShare *is = req->images[i];
