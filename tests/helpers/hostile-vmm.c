@@ -21,6 +21,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -202,6 +203,32 @@ static const char *plant(const char *ckid, char *named, size_t size)
 		return NULL;
 	} else if (is("bad-text")) {
 		return NULL;
+	} else if (is("name-controls")) {
+		/* A file whose name is terminal controls: the host refuses it
+		 * by its name, and names it. */
+		snprintf(p, sizeof(p), "%s/%s/\x1b]0;pwned\x07\x1b[2J\xc2\x9b""31m\x7f", dir, ckid);
+		put(dir, p + strlen(dir) + 1, "x", 1);
+	} else if (is("staged-setuid")) {
+		/* checkpoints/CKID is, on a host whose state root and image
+		 * path are on two filesystems, a bind mount of a directory the
+		 * host made beside --image-path: opened to everyone, with a
+		 * setuid-root file and a device node in it, for as long as the
+		 * dump takes. */
+		char q[4400];
+		chmod(p, 0755);
+		snprintf(q, sizeof(q), "%s/sh", p);
+		int fd = open(q, O_WRONLY | O_CREAT | O_TRUNC, 0755);
+		if (fd < 0 || fchmod(fd, 04755) < 0)
+			exit(1);
+		close(fd);
+		snprintf(q, sizeof(q), "%s/disk", p);
+		if (geteuid() == 0)
+			mknod(q, S_IFBLK | 0666, makedev(7, 0));
+		note("staged planted ", p);
+		sleep(3);
+		unlink(q);
+		snprintf(q, sizeof(q), "%s/sh", p);
+		unlink(q);
 	}
 	return named;
 }
@@ -281,6 +308,68 @@ static void member_flood(const char *id)
 		flush();
 	}
 	note("flooded ", id);
+}
+
+static void handle(const Cocoon__Request *req);
+static struct frame_reader rd;
+
+/* Reads and handles what the host sent, without waiting when wait is false.
+ * Returns false when the channel closed. */
+static bool serve(bool wait)
+{
+	struct pollfd p = {.fd = chan, .events = POLLIN};
+	if (!wait && poll(&p, 1, 0) <= 0)
+		return true;
+	ssize_t n = read(chan, rd.buf + rd.len, frame_reader_room(&rd));
+	if (n <= 0)
+		return false;
+	rd.len += (size_t)n;
+	const uint8_t *payload;
+	size_t len;
+	int r;
+	while ((r = frame_reader_next(&rd, &payload, &len)) > 0) {
+		Cocoon__Request *req = cocoon__request__unpack(NULL, len, payload);
+		frame_reader_consume(&rd);
+		if (req)
+			handle(req);
+		cocoon__request__free_unpacked(req, NULL);
+	}
+	if (r < 0)
+		frame_reader_resync(&rd);
+	return true;
+}
+
+/* "output-flood": once started, the container's output as fast as the
+ * host takes it, for 20 s, answering requests in between. */
+static void output_flood(void)
+{
+	static bool flooding;
+	static char chunk[32 * 1024];
+	Cocoon__Response r = COCOON__RESPONSE__INIT;
+	Cocoon__OutputEvent o = COCOON__OUTPUT_EVENT__INIT;
+	uint8_t *buf;
+	size_t len;
+	if (flooding)
+		return;
+	flooding = true;
+	memset(chunk, 'F', sizeof(chunk));
+	r.body_case = COCOON__RESPONSE__BODY_OUTPUT;
+	r.output = &o;
+	o.id = (char *)"";
+	o.stream = 1;
+	o.data.data = (uint8_t *)chunk;
+	o.data.len = sizeof(chunk);
+	if (proto_frame_response(&r, &buf, &len, NULL) < 0)
+		exit(1);
+	note("output flood", "");
+	for (time_t end = time(NULL) + 20; time(NULL) < end;) {
+		send_bytes(buf, len);
+		if (!serve(false))
+			exit(0);
+	}
+	note("output flood done", "");
+	free(buf);
+	flooding = false;
 }
 
 static void handle(const Cocoon__Request *req)
@@ -390,6 +479,8 @@ static void handle(const Cocoon__Request *req)
 			member_flood(req->start->id);
 		if (!first_started[0])
 			snprintf(first_started, sizeof(first_started), "%s", req->start->id);
+		if (is("output-flood"))
+			output_flood();
 		if (is("deaf")) {
 			note("deaf", "");
 			for (;;)
@@ -423,6 +514,14 @@ static void handle(const Cocoon__Request *req)
 		flush();
 		exit(0);
 	case COCOON__REQUEST__BODY_STDIN:
+		return;
+	case COCOON__REQUEST__BODY_STATS:
+		/* "stats-silent": read, never answered. */
+		if (is("stats-silent")) {
+			note("stats unanswered", "");
+			return;
+		}
+		reply_error(req->id, EOPNOTSUPP, "not supported by the hostile guest");
 		return;
 	case COCOON__REQUEST__BODY_VERSION: {
 		/* "check-text": terminal controls in every string of `cocoon
@@ -558,23 +657,7 @@ int main(int argc, char **argv)
 	chan = accept(l, NULL, NULL);
 	if (chan < 0)
 		return 3;
-	static struct frame_reader rd;
-	for (;;) {
-		ssize_t n = read(chan, rd.buf + rd.len, frame_reader_room(&rd));
-		if (n <= 0)
-			return 0;
-		rd.len += (size_t)n;
-		const uint8_t *payload;
-		size_t len;
-		int r;
-		while ((r = frame_reader_next(&rd, &payload, &len)) > 0) {
-			Cocoon__Request *req = cocoon__request__unpack(NULL, len, payload);
-			frame_reader_consume(&rd);
-			if (req)
-				handle(req);
-			cocoon__request__free_unpacked(req, NULL);
-		}
-		if (r < 0)
-			frame_reader_resync(&rd);
-	}
+	while (serve(true))
+		;
+	return 0;
 }
