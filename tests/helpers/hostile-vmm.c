@@ -206,7 +206,10 @@ static const char *plant(const char *ckid, char *named, size_t size)
 	} else if (is("name-controls")) {
 		/* A file whose name is terminal controls: the host refuses it
 		 * by its name, and names it. */
-		snprintf(p, sizeof(p), "%s/%s/\x1b]0;pwned\x07\x1b[2J\xc2\x9b""31m\x7f", dir, ckid);
+		snprintf(p, sizeof(p),
+			 "%s/%s/\x1b]0;pwned\x07\x1b[2J\xc2\x9b"
+			 "31m\x7f",
+			 dir, ckid);
 		put(dir, p + strlen(dir) + 1, "x", 1);
 	} else if (is("staged-setuid")) {
 		/* checkpoints/CKID is, on a host whose state root and image
