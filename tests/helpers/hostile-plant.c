@@ -152,4 +152,3 @@ const char *plant(const char *ckid, char *named, size_t size)
 	}
 	return named;
 }
-
