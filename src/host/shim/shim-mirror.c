@@ -62,12 +62,18 @@ void shim_mirror_tick(struct shim *s)
 	_cleanup_error_ struct error *err = NULL;
 
 	s->mirror_next_ms = now_ms() + CGMIRROR_INTERVAL_MS;
-	if (s->ckpt.active || s->exited)
+	/* A VM stopped by a whole-VM checkpoint answers nothing: asking would
+	 * cost 2 s a tick and keep the main loop from the engine's kill. */
+	if (s->ckpt.active || s->exited || s->vm_stopped)
 		return;
 	sr.id = (char *)s->args->id;
 	req.body_case = COCOON__REQUEST__BODY_STATS;
 	req.stats = &sr;
-	if (agent_call(&s->sb.agent, &req, &resp, 2000, NULL) < 0)
+	int r = agent_call(&s->sb.agent, &req, &resp, 2000, NULL);
+	/* The next tick counts from the answer: a guest slower than the
+	 * interval must not leave the loop no time for its clients. */
+	s->mirror_next_ms = now_ms() + CGMIRROR_INTERVAL_MS;
+	if (r < 0)
 		return;
 	if (resp->stats && cgmirror_update(&s->mirror, resp->stats, &err) < 0)
 		log_warning("container %s: an OOM kill in the guest not shown to the engine: %s",
