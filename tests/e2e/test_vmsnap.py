@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from conftest import pids_mentioning, qemu_pids, wait_for, write_bundle
+from conftest import COCOON, pids_mentioning, qemu_pids, wait_for, write_bundle
 from podman_util import podman  # noqa: F401  (the fixture)
 from test_checkpoint import checkpoint, finish, lines, restore, restored, start, tcp_connect
 
@@ -529,3 +529,33 @@ def test_container_paused_at_the_save_runs_after_the_restore(env, vmm):
     assert wait_for(lambda: len(lines(out2)) >= 3), "the counter stayed frozen"
     assert last - 1 <= int(lines(out2)[0]) <= last + 1, (lines(out2), last)
     finish(env, "p")
+
+
+def test_two_whole_vm_checkpoints_at_once_one_is_refused(env, vmm):
+    """Two checkpoints of one container at once: the second is refused,
+    "another checkpoint is in progress" (docs/checkpoint.md), and the one
+    that succeeds restores. Both used to go through: the shim saves into
+    the one work file of the state directory (vmsnap.state) and answers,
+    then the checkpoint command publishes it; the second save, served
+    meanwhile, unlinked that file first, so the first failed ("No such
+    file") or published a file QEMU was still writing."""
+    vm_mode(env, vmm)
+    b, out = start(env, "two", ["payload", "counter", "100"])
+    assert wait_for(lambda: len(lines(out)) >= 3)
+    cmd = [str(COCOON), "--root", str(env.root), "--config", str(env.config), "checkpoint",
+           "--leave-running", "--image-path"]
+    procs = [subprocess.Popen(cmd + [str(env.tmp / f"ck{i}"), "two"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in (1, 2)]
+    results = [(p.wait(timeout=600), *p.communicate()) for p in procs]
+    ok = [i for i, (rc, _, _) in enumerate(results) if rc == 0]
+    assert len(ok) == 1, results
+    rc, _, err = results[1 - ok[0]]
+    assert "another checkpoint is in progress" in err, results
+    assert not (env.tmp / f"ck{2 - ok[0]}").exists(), "the refused checkpoint left its directory"
+    assert env.state("two")["status"] == "running"
+    n = len(lines(out))
+    assert wait_for(lambda: len(lines(out)) >= n + 2), "the container did not run on"
+    env.run("delete", "--force", "two", check=True)
+    out2 = restored(env, "two", env.tmp / f"ck{ok[0] + 1}", b)
+    assert wait_for(lambda: len(lines(out2)) >= 2)
+    finish(env, "two")
