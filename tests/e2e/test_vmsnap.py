@@ -60,6 +60,24 @@ def test_vm_mode_is_refused_clearly_on_qemu_7_2(env):
     finish(env, "c2")
 
 
+def state_held(env):
+    """Open descriptors, in any process, of a saved VM state under the
+    test's directory: vm.state, vm.state.zst, or the unnamed file a zstd
+    state is decompressed into (O_TMPFILE: "DIR/#INODE (deleted)")."""
+    held = []
+    for p in pathlib.Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            for fd in (p / "fd").iterdir():
+                t = os.readlink(fd)
+                if t.startswith(str(env.tmp)) and ("vm.state" in t or "/#" in t):
+                    held.append(f"{p.name}: {t}")
+        except OSError:
+            continue
+    return held
+
+
 def memhog_rounds(path):
     return [(m.group(1), int(m.group(2))) for m in
             (re.search(r"hash (\w+) round (\d+)", x) for x in lines(path)) if m]
@@ -224,6 +242,10 @@ def test_zstd_state_restores_and_a_damaged_one_is_refused(env, vmm):
     assert wait_for(lambda: len(memhog_rounds(out2)) >= 1, timeout=120)
     h, rnd = memhog_rounds(out2)[0]
     assert h == hash_before and rnd >= round_before, (h, rnd, hash_before, round_before)
+    # The decompressed state goes once QEMU has loaded it (docs/config.md):
+    # no process keeps it, or the checkpoint's file, open for the
+    # container's life (the shim did, and so its disk space stayed taken).
+    assert state_held(env) == [], state_held(env)
     assert not list(env.root.glob(".z.vm.state.*")), "the decompressed state was left"
     assert nothing_beside(), "the decompressed state was left beside the images"
     finish(env, "z")
@@ -461,6 +483,8 @@ def test_ctr_checkpoint_and_live_restore_of_a_whole_vm(vmm, tmp_path):
     --live` starts the saved VM: the same guest kernel (its boot_id), and
     the counter carries on."""
     from test_containerd import IMAGE, Containerd, build_image, gone_then_restored_live, run_args, task_status
+    leaked = lambda: set(pathlib.Path("/tmp").glob("ctrd-checkpoint*"))  # noqa: E731
+    before = leaked()
     cd = Containerd(tmp_path)
     try:
         assert cd.ctr("images", "import", "--snapshotter", "native",
@@ -484,6 +508,11 @@ def test_ctr_checkpoint_and_live_restore_of_a_whole_vm(vmm, tmp_path):
         gone_then_restored_live(cd, "vm1", "cocoon/vm1:ck")
         assert boot_id() == booted, "a fresh VM, not the saved one"
         assert wait_for(lambda: carried_on(count(), at - 1), timeout=60), (at, count())
+        # containerd unpacked the checkpoint (the VM's full 512 MiB: the
+        # content store fills the state's holes) in the test's directory,
+        # not in /tmp, where it stayed after every run.
+        assert leaked() - before == set(), leaked() - before
+        assert list(tmp_path.glob("ctrd-checkpoint*")), "containerd unpacked the checkpoint elsewhere"
     finally:
         cd.stop()
 
@@ -524,6 +553,8 @@ def test_container_paused_at_the_save_runs_after_the_restore(env, vmm):
     failed with "container is not running"."""
     b, ck, last = saved_counter(env, vmm, "p", pause=True)
     out2 = restored(env, "p", ck, b)
+    # Loaded: nothing keeps vm.state open (a removed checkpoint frees its disk).
+    assert state_held(env) == [], state_held(env)
     r = env.run("exec", "p", "payload", "echo", "exec after a paused save")
     assert r.returncode == 0 and r.stdout == "exec after a paused save\n", r.stderr
     assert wait_for(lambda: len(lines(out2)) >= 3), "the counter stayed frozen"
