@@ -14,7 +14,7 @@ PREFIX   ?= /usr/local
 PYTEST   ?= /usr/bin/python3 -m pytest
 COCOON    = $(BUILD)/cocoon
 
-.PHONY: all setup build image check unit asan analyze lint format-check fuzz fuzz-build fuzz-smoke e2e demo bench bench-quick bench-template bench-vmsnap bench-network bench-variants install format clean
+.PHONY: all setup build image check unit asan analyze lint format-check fuzz fuzz-build fuzz-smoke e2e demo bench bench-quick bench-template bench-vmsnap bench-network bench-variants bench-keeper install format clean
 
 all: build
 
@@ -90,14 +90,17 @@ bench-quick: image
 	/usr/bin/python3 bench/bench.py --quick --out $(BUILD)/bench-quick.json
 
 # VM templates alone (issue 18): template boot and restore beside cold boot,
-# cold restore and host runc, at 16, 64 and 256 MiB.
+# cold restore and host runc, at 16, 64 and 256 MiB; recorded under
+# "template_run" in bench/results.json, the full run's figures kept.
 bench-template: image
-	/usr/bin/python3 bench/bench.py --template-only --out $(BUILD)/bench-template.json
+	/usr/bin/python3 bench/bench.py --template-only --record bench/results.json --out $(BUILD)/bench-template.json
 
 # Whole-VM checkpoints alone (issue 18): whole-VM checkpoint and restore
-# beside the CRIU route and host runc, at 16, 64 and 256 MiB.
+# beside the CRIU route, the template restore and host runc, at 16, 64
+# and 256 MiB; recorded under "vmsnap_run" in bench/results.json, the
+# full run's figures kept.
 bench-vmsnap: image
-	/usr/bin/python3 bench/bench.py --vmsnap-only --out $(BUILD)/bench-vmsnap.json
+	/usr/bin/python3 bench/bench.py --vmsnap-only --record bench/results.json --out $(BUILD)/bench-vmsnap.json
 
 # The default guest beside the rootfs on virtiofs and, with
 # CRIU_IMAGE=DIR, an image with another CRIU (docs/image.md): boot,
@@ -109,6 +112,12 @@ bench-variants: image
 # cocoon, cocoon's tap alone and runc side by side (bench/netbench.py).
 bench-network: image
 	/usr/bin/python3 bench/bench.py --network-only --out $(BUILD)/bench-network.json
+
+# The pod keeper's cost (issue 16): create and delete time, cocoon's host
+# processes' RSS and PSS, with and without the keeper, side by side, with
+# real VMs and with the hostile tier's fake VMM (bench/keeper.py).
+bench-keeper: image
+	/usr/bin/python3 bench/keeper.py --out $(BUILD)/bench-keeper.json
 
 install: build
 	meson install -C $(BUILD)

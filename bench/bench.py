@@ -237,6 +237,9 @@ def main():
                     help="only VM templates beside cold boot, cold restore and host runc (a targeted run)")
     ap.add_argument("--vmsnap-only", action="store_true",
                     help="only whole-VM checkpoints beside the CRIU route and host runc (a targeted run)")
+    ap.add_argument("--record", metavar="FILE",
+                    help="with --vmsnap-only or --template-only: also put this run's results under "
+                         "\"vmsnap_run\" or \"template_run\" in FILE (bench/results.json), keeping the rest")
     ap.add_argument("--layout-only", action="store_true",
                     help="only the engines' layout at the largest size (a targeted run)")
     ap.add_argument("--variants-only", action="store_true",
@@ -247,6 +250,8 @@ def main():
     ap.add_argument("--baseline-build", metavar="DIR",
                     help="with --layout-only: the same layouts with DIR/cocoon too, side by side")
     args = ap.parse_args()
+    if args.record and not (args.vmsnap_only or args.template_only):
+        ap.error("--record goes with --vmsnap-only or --template-only (a full run writes --out whole)")
     if args.network_only:
         return network_only(args)
     if args.routes_only:

@@ -6,11 +6,12 @@ import json
 import pathlib
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 
 from harness import (BUILD, REPO, TARGETS, Bench, add_host_baseline, add_restore, fmt, measure_boot, med,
-                     new_results, ratio, stat, template_restore)
+                     new_results, ratio, record_run, stat, template_restore)
 
 def measure_template_restore(b, mib, runs):
     """The restore of one exit-mode checkpoint of a memhog into a fresh VM,
@@ -262,6 +263,9 @@ def vmsnap_only(args):
     if out == REPO / "bench" / "results.json":
         out = BUILD / "bench-vmsnap.json"
     out.write_text(json.dumps(results, indent=2))
+    if args.record:
+        record_run(pathlib.Path(args.record), "vmsnap_run", results, sys.argv[1:], t_start)
+        print(f"recorded as \"vmsnap_run\" in {args.record}")
     if results.get("boot"):
         bv_ = results["vmsnap_ratios"].get("template_boot_vs_cold")
         print(f"boot to agent ready: cold {fmt(results['boot'], 'agent_ready_ms')} ms, from the VM template "
@@ -298,6 +302,9 @@ def template_only(args):
     results["templates"] = template_ratios(results)
     results["elapsed_s"] = round(time.time() - t_start, 1)
     pathlib.Path(args.out).write_text(json.dumps(results, indent=2))
+    if args.record:
+        record_run(pathlib.Path(args.record), "template_run", results, sys.argv[1:], t_start)
+        print(f"recorded as \"template_run\" in {args.record}")
     report_templates(results, sizes)
     print(f"({results['elapsed_s']} s)")
     print(f"results written to {args.out}")

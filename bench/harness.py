@@ -314,6 +314,25 @@ def new_results():
             "sizes": {}, "skipped": {}}
 
 
+def record_run(path, key, results, argv, t_start):
+    """Puts a targeted run's results (bench.py --vmsnap-only or
+    --template-only with --record), whole, under key ("vmsnap_run",
+    "template_run") in the results file path (bench/results.json), beside
+    the full run's figures, which stay as they were: every ratio in it
+    compares figures of that one run, and it says when and how it was
+    made. A full `make bench` rewrites the whole file (its own run has
+    these figures). Written to path.tmp, then renamed over path."""
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[key] = {"command": "bench/bench.py " + " ".join(argv),
+                 "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t_start)),
+                 "note": "a targeted run, separate from the full run's figures in this file",
+                 "targets": {k: v[1] for k, v in TARGETS.items() if k.startswith(("vmsnap_", "template_"))},
+                 **results}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+
+
 def add_host_baseline(results, work, sizes, runs):
     """Adds runc + CRIU on the host, no VM, beside cocoon's figures of each size,
     or the reason it was skipped."""

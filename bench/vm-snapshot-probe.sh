@@ -1,7 +1,7 @@
 #!/bin/sh
 # bench/vm-snapshot-probe.sh: can a whole VM be snapshotted with its shares
-# mounted? The question behind issue 18's second mode (docs/checkpoint.md,
-# "Whole-VM checkpoint"). Run it under the VM lock; it boots two small VMs.
+# mounted? The question behind issue 18's second mode (docs/whole-vm.md).
+# Run it under the VM lock; it boots two small VMs.
 #
 # Debian 12's QEMU 7.2 refuses both of cocoon's shares: a mounted 9p export
 # blocks migration and vhost-user-fs is unmigratable. This probe takes

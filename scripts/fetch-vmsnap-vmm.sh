@@ -1,7 +1,7 @@
 #!/bin/sh
 # scripts/fetch-vmsnap-vmm.sh: a QEMU and a virtiofsd that can save a whole
-# VM with its virtiofs shares mounted (docs/checkpoint.md, "Whole-VM
-# checkpoint"): Debian 13 (trixie)'s qemu-system-x86 (10.0) and virtiofsd
+# VM with its virtiofs shares mounted (docs/whole-vm.md):
+# Debian 13 (trixie)'s qemu-system-x86 (10.0) and virtiofsd
 # (1.13, --migration-mode). Debian 12's QEMU 7.2 cannot: its vhost-user-fs
 # device is unmigratable and a mounted 9p share blocks migration.
 #

@@ -127,6 +127,42 @@ def test_podman_infra_stopped_first_keeps_the_pods_vm(podman):
         "a shim or keeper of the pod is left"
 
 
+def test_podman_pod_start_after_its_infra_stopped_first(podman):
+    """`podman stop <infra>` while app containers run, then `podman pod
+    start`: podman removes the stopped infra container from the runtime
+    (`cocoon delete`) and creates it again under the same id. That id was
+    held by the directory the pod's VM still needs, and `pod start` failed
+    with "No such file or directory" (rev16b M1). Now the kept directory
+    moves out of the id's way: the infra container comes back in a VM of
+    its own (podman gave it a new network namespace), the app containers
+    run on in theirs, as with runc they run on in the old network
+    namespace (docs/pods.md "Lifetimes"); `pod stop` then ends both VMs."""
+    before = set(qemu_pids())
+    pause = pause_image(podman)
+    podman.check("pod", "create", "--name", "ps", "--infra-image", pause)
+    podman.check("run", "-d", "--pod", "ps", "--name", "psweb", podman.image, "sh", "-c", SERVE)
+    podman.check("run", "-d", "--pod", "ps", "--name", "pscli", podman.image, "payload", "sleep", "100000")
+    infra = podman.check("pod", "inspect", "--format", "{{.InfraContainerID}}", "ps").stdout.strip()
+    first = new_vms(before)
+    assert len(first) == 1
+
+    podman.check("stop", "--time", "2", infra, timeout=120)
+    assert status_of(podman, infra) == "exited"
+    podman.check("pod", "start", "ps", timeout=120)
+    assert status_of(podman, infra) == "running"
+    assert pod_ps(podman)["ps"] == ("Running", 3)
+    vms = new_vms(before)
+    assert len(vms) == 2 and first[0] in vms, f"the members' VM {first}, now {vms}"
+    r = podman.run("exec", "pscli", "sh", "-c", FETCH)
+    assert "hello from the web container" in r.stdout, r.stdout + r.stderr
+
+    podman.check("pod", "stop", "--time", "2", "ps", timeout=180)
+    assert wait_for(lambda: new_vms(before) == [], timeout=30), "a VM outlived the stopped pod"
+    podman.check("pod", "rm", "--force", "ps", timeout=120)
+    assert wait_for(lambda: not [p for p in pids_mentioning(infra) if is_cocoon(p)], timeout=30), \
+        "a shim or keeper of the pod is left"
+
+
 def is_cocoon(pid):
     try:
         return pathlib.Path(f"/proc/{pid}/exe").resolve().name == "cocoon"

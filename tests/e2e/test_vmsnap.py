@@ -1,4 +1,4 @@
-"""Whole-VM checkpoints (docs/checkpoint.md, "Whole-VM checkpoint"): the
+"""Whole-VM checkpoints (docs/whole-vm.md): the
 second checkpoint mode, where QEMU saves the whole VM and a restore starts a
 new VM from that file, with no boot and no CRIU.
 
@@ -186,7 +186,8 @@ def test_snapshot_of_another_image_or_shape_is_refused(env, vmm):
     assert rc != 0 and "another image or VM shape" in msg and "initrd=" in msg, msg
     # Under another container ID: refused, naming the one it holds.
     rc, out2, err = restore(env, "b", env.tmp / "ck", b)
-    assert rc != 0 and "restore it as a" in err.read_text(), err.read_text()
+    msg = err.read_text()
+    assert rc != 0 and "restore it as a" in msg and "cannot rename" in msg, msg
     assert qemu_pids(str(env.tmp)) == []
 
 
@@ -430,6 +431,18 @@ def carried_on(numbers, at):
             and all(b - a in (0, 1) for a, b in zip(numbers, numbers[1:])))
 
 
+def vm_state_root(cid):
+    """cocoon's state root as the engine drives it (--root): the directory
+    holding the state directory named cid, which QEMU's agent channel is in
+    (so the one QEMU of cid must run)."""
+    [pid] = qemu_pids(cid)
+    for a in pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0"):
+        m = re.search(rf"path=(/[^,]*/{cid})/[^,/]+", a)
+        if m:
+            return pathlib.Path(m.group(1)).parent
+    raise AssertionError(f"no state directory of {cid} on QEMU's command line")
+
+
 def test_podman_checkpoint_restore_and_export_of_a_whole_vm(podman, vmm):
     """podman with no special flags, only the annotation users pass:
     `podman container checkpoint` saves the whole VM (vm.json, vm.state and
@@ -448,6 +461,15 @@ def test_podman_checkpoint_restore_and_export_of_a_whole_vm(podman, vmm):
     assert wait_for(lambda: len(logs()) >= 3, timeout=60)
     booted = boot_id()
     assert len(booted) == 36, booted
+    # The VM is found by the container's ID: its state directory, named
+    # after it, is on QEMU's command line (the channel, the console log).
+    # A virtiofs VM's command line names no storage path, so looking it up
+    # by podman.tmp found nothing, running or not. Found running here, so
+    # "no VM" below can fail.
+    cid = podman.check("inspect", "--format", "{{.Id}}", "v1").stdout.strip()
+    assert len(qemu_pids(cid)) == 1, qemu_pids(cid)
+    assert qemu_pids(str(podman.tmp)) == [], "the VM is found by the test's directory after all"
+    state_root = vm_state_root(cid)
     podman.check("container", "checkpoint", "v1", timeout=600)
     at = len(logs())
     ck = pathlib.Path(podman.check("inspect", "--format", "{{.StaticDir}}", "v1").stdout.strip())
@@ -462,7 +484,7 @@ def test_podman_checkpoint_restore_and_export_of_a_whole_vm(podman, vmm):
     podman.check("container", "checkpoint", "--export", str(archive), "v1", timeout=600)
     at = len(logs())
     podman.check("rm", "--force", "--time", "0", "v1")
-    assert qemu_pids(str(podman.tmp)) == []
+    assert qemu_pids(cid) == [] and not (state_root / cid).exists()
     other = podman.storage("other")
     other.image  # the image the checkpoint was made from, in the other root
     other.check("container", "restore", "--import", str(archive), timeout=600)
@@ -473,7 +495,35 @@ def test_podman_checkpoint_restore_and_export_of_a_whole_vm(podman, vmm):
     assert wait_for(lambda: carried_on(logs(other), at), timeout=60), (at, logs(other))
     r = other.check("exec", "v1", "payload", "echo", "exec after an imported whole VM")
     assert r.stdout.strip() == "exec after an imported whole VM"
+    # The imported container keeps the saved ID, and its VM is found by it.
+    assert other.check("inspect", "--format", "{{.Id}}", "v1").stdout.strip() == cid
+    assert len(qemu_pids(cid)) == 1, qemu_pids(cid)
+    state_root = vm_state_root(cid)
     other.check("rm", "--force", "--time", "0", "v1")
+    assert wait_for(lambda: pids_mentioning(cid) == [], timeout=10), pids_mentioning(cid)
+    assert not (state_root / cid).exists()
+
+    # `--import --name` gives the container a new ID; the saved VM holds
+    # it under the old one, which a loaded VM cannot rename: cocoon refuses
+    # the restore up front, naming the saved ID and why, and nothing of
+    # either ID is left: no VM, shim, conmon or virtiofsd, no state.
+    r = other.run("container", "restore", "--import", str(archive), "--name", "v2", timeout=600)
+    assert r.returncode != 0, r.stdout
+    assert f"holds the whole VM of container {cid}, which a loaded VM cannot rename" in r.stderr, r.stderr
+    assert f"restore it as {cid}" in r.stderr and "without --name" in r.stderr, r.stderr
+    v2 = other.run("inspect", "--format", "{{.Id}}", "v2").stdout.strip()
+    print(f"after the refused --name restore: podman's v2 {v2 or '(none)'}; "
+          f"{other.run('ps', '--all', '--format', '{{.Names}} {{.Status}}').stdout.strip()!r}")
+    for gone in (cid, v2) if v2 else (cid,):
+        assert wait_for(lambda: pids_mentioning(gone) == [], timeout=10), \
+            [pathlib.Path(f"/proc/{p}/cmdline").read_bytes() for p in pids_mentioning(gone)]
+        assert not (state_root / gone).exists(), f"cocoon state of {gone} was left"
+    if v2:
+        # podman's own record of the container it made for the import stays
+        # (as for any failed restore), not running; it goes as usual.
+        assert other.check("inspect", "--format", "{{.State.Status}}", "v2").stdout.strip() != "running"
+        other.check("rm", "--force", "--time", "0", "v2")
+        assert other.run("inspect", "v2").returncode != 0
 
 
 def test_ctr_checkpoint_and_live_restore_of_a_whole_vm(vmm, tmp_path):

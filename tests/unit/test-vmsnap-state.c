@@ -79,35 +79,82 @@ static void test_inventory_is_read_by_crit(void **state)
 	assert_non_null(strstr(out, "\"fdinfo_per_id\": true"));
 }
 
+/* ---- publish (vmsnap_publish) ---------------------------------------------- */
+
+/* Limits a sparse_state() fits in. */
+static const struct vmsnap_limits roomy = {
+	.max_bytes = 1ULL << 30, .verify_ms = 60000, .max_memory_mib = 4096};
+
+/* A save's work file (dir/state) and where it is published (dir/name). */
+struct publish_at {
+	char work[300], dest[300];
+};
+
+static struct publish_at publish_at(const char *name)
+{
+	struct publish_at at;
+	snprintf(at.work, sizeof(at.work), "%s/state", dir);
+	snprintf(at.dest, sizeof(at.dest), "%s/%s", dir, name);
+	return at;
+}
+
+/* sparse_state() published into dir/name, zstd or not, as the save of
+ * container c1, a 128 MiB VM; the work file is gone, and the vm.json and
+ * inventory.img written are read back (vm.json into *r). */
+static struct publish_at publish_sparse(const char *name, bool zstd, struct vmsnap_meta *r)
+{
+	struct publish_at at = publish_at(name);
+	struct error *err = NULL;
+	close(sparse_state());
+	struct vmsnap_meta m = {
+		.key = key_of(128), .zstd = zstd, .zstd_level = zstd ? 1 : 0, .state_bytes = 5};
+	snprintf(m.container_id, sizeof(m.container_id), "c1");
+	assert_int_equal(vmsnap_publish(at.work, at.dest, &m, &roomy, 1, 2, &err), 0);
+	assert_null(err);
+	assert_int_equal(access(at.work, F_OK), -1);
+	bool found;
+	assert_int_equal(vmsnap_meta_read(at.dest, r, &found, &err), 0);
+	assert_true(found && r->zstd == zstd);
+	assert_inventory(at.dest);
+	return at;
+}
+
+/* vmsnap_publish refuses at's work file with a message that names needle,
+ * and leaves neither it nor at's dest. */
+static void publish_refused(const struct publish_at *at, struct vmsnap_meta *m,
+			    const struct vmsnap_limits *lim, const char *needle)
+{
+	struct error *err = NULL;
+	assert_int_not_equal(vmsnap_publish(at->work, at->dest, m, lim, 1, 2, &err), 0);
+	assert_non_null(err);
+	assert_non_null(strstr(err->msg, needle));
+	error_free(&err);
+	assert_int_equal(access(at->dest, F_OK), -1);
+	assert_int_equal(access(at->work, F_OK), -1);
+}
+
+/* dir/state: mib MiB of holes. */
+static void hole_state(int mib)
+{
+	int fd = make_file("state");
+	assert_int_equal(ftruncate(fd, (off_t)mib << 20), 0);
+	close(fd);
+}
+
 /* ---- vm.state.zst's raw_size at publish ------------------------------------ */
 
 static void test_zstd_publish_writes_raw_size(void **state)
 {
-	char work[300], dest[300];
-	struct error *err = NULL;
-	snprintf(work, sizeof(work), "%s/state", dir);
-	snprintf(dest, sizeof(dest), "%s/published", dir);
-	close(sparse_state());
-	struct vmsnap_meta m = {
-		.key = key_of(128), .zstd = true, .zstd_level = 1, .state_bytes = 5};
-	struct vmsnap_limits lim = {
-		.max_bytes = 1ULL << 30, .verify_ms = 60000, .max_memory_mib = 4096};
-	snprintf(m.container_id, sizeof(m.container_id), "c1");
-	assert_int_equal(vmsnap_publish(work, dest, &m, &lim, 1, 2, &err), 0);
-	assert_int_equal(access(work, F_OK), -1);
-	char path[400];
-	snprintf(path, sizeof(path), "%s/" VMSNAP_STATE_ZST, dest);
-	assert_int_equal(access(path, F_OK), 0);
-	snprintf(path, sizeof(path), "%s/" VMSNAP_STATE, dest);
-	assert_int_equal(access(path, F_OK), -1);
 	struct vmsnap_meta r;
-	bool found;
-	assert_int_equal(vmsnap_meta_read(dest, &r, &found, &err), 0);
-	assert_true(found && r.zstd);
+	struct publish_at at = publish_sparse("published", true, &r);
+	char path[400];
+	snprintf(path, sizeof(path), "%s/" VMSNAP_STATE_ZST, at.dest);
+	assert_int_equal(access(path, F_OK), 0);
+	snprintf(path, sizeof(path), "%s/" VMSNAP_STATE, at.dest);
+	assert_int_equal(access(path, F_OK), -1);
 	assert_int_equal(r.raw_size, SPARSE_SIZE);
-	assert_inventory(dest);
 	vmsnap_meta_free(&r);
-	remove_tree(dest, NULL);
+	assert_int_equal(remove_tree(at.dest, NULL), 0);
 }
 
 /* ---- vm.state's size and checksum (vmsnap_state_hash) -------------------- */
@@ -172,57 +219,48 @@ static int published_state(const char *dest)
 	return fd;
 }
 
+/* vmsnap_state_verify refuses fd with a message that names needle. */
+static void verify_refused(int fd, const struct vmsnap_meta *r, const struct vmsnap_limits *lim,
+			   const char *needle)
+{
+	struct error *err = NULL;
+	assert_int_not_equal(vmsnap_state_verify(fd, "vm.state", r, lim, &err), 0);
+	assert_non_null(err);
+	assert_non_null(strstr(err->msg, needle));
+	error_free(&err);
+}
+
 static void test_publish_records_size_and_checksum_and_restore_checks_them(void **state)
 {
-	char work[300], dest[300];
 	struct error *err = NULL;
-	struct vmsnap_limits lim = {
-		.max_bytes = 1ULL << 30, .verify_ms = 60000, .max_memory_mib = 4096};
-	snprintf(work, sizeof(work), "%s/state", dir);
-	snprintf(dest, sizeof(dest), "%s/published-raw", dir);
-	close(sparse_state());
-	struct vmsnap_meta m = {.key = key_of(128), .state_bytes = 5};
-	snprintf(m.container_id, sizeof(m.container_id), "c1");
-	assert_int_equal(vmsnap_publish(work, dest, &m, &lim, 1, 2, &err), 0);
+	const struct vmsnap_limits *lim = &roomy;
 	struct vmsnap_meta r;
-	bool found;
-	assert_int_equal(vmsnap_meta_read(dest, &r, &found, &err), 0);
-	assert_true(found && !r.zstd);
+	struct publish_at at = publish_sparse("published-raw", false, &r);
 	assert_int_equal(r.state_size, SPARSE_SIZE);
 	assert_int_equal(strlen(r.xxh3), 16);
-	assert_inventory(dest);
-	int fd = published_state(dest);
-	assert_int_equal(vmsnap_state_verify(fd, "vm.state", &r, &lim, &err), 0);
+	int fd = published_state(at.dest);
+	assert_int_equal(vmsnap_state_verify(fd, "vm.state", &r, lim, &err), 0);
 	/* A byte of guest memory changed. */
 	xor_at(fd, (10 << 20) + 777);
-	assert_int_not_equal(vmsnap_state_verify(fd, "vm.state", &r, &lim, &err), 0);
-	assert_non_null(strstr(err->msg, "checksum"));
-	error_free(&err);
+	verify_refused(fd, &r, lim, "checksum");
 	xor_at(fd, (10 << 20) + 777);
 	/* Cut short, or grown. */
 	assert_int_equal(ftruncate(fd, SPARSE_SIZE - 4), 0);
-	assert_int_not_equal(vmsnap_state_verify(fd, "vm.state", &r, &lim, &err), 0);
-	assert_non_null(strstr(err->msg, "vm.json records"));
-	error_free(&err);
+	verify_refused(fd, &r, lim, "vm.json records");
 	assert_int_equal(ftruncate(fd, SPARSE_SIZE), 0);
 	assert_int_equal(pwrite(fd, "tail", 4, SPARSE_SIZE - 4), 4);
-	assert_int_equal(vmsnap_state_verify(fd, "vm.state", &r, &lim, &err), 0);
+	assert_int_equal(vmsnap_state_verify(fd, "vm.state", &r, lim, &err), 0);
 	/* No checksum recorded (a vm.json edited, or older): refused. */
 	r.xxh3[0] = 0;
-	assert_int_not_equal(vmsnap_state_verify(fd, "vm.state", &r, &lim, &err), 0);
-	assert_non_null(strstr(err->msg, "no size and checksum"));
-	error_free(&err);
+	verify_refused(fd, &r, lim, "no size and checksum");
 	vmsnap_meta_free(&r);
 	close(fd);
-	remove_tree(dest, NULL);
+	assert_int_equal(remove_tree(at.dest, NULL), 0);
 }
 
 static void test_publish_refuses_a_state_over_max_bytes(void **state)
 {
-	char work[300], dest[300];
-	struct error *err = NULL;
-	snprintf(work, sizeof(work), "%s/state", dir);
-	snprintf(dest, sizeof(dest), "%s/too-big", dir);
+	struct publish_at at = publish_at("too-big");
 	int fd = sparse_state();
 	/* vm.state: what it takes on disk, the bound a restore applies. */
 	struct vmsnap_limits lim = {
@@ -230,43 +268,23 @@ static void test_publish_refuses_a_state_over_max_bytes(void **state)
 	close(fd);
 	struct vmsnap_meta m = {.key = key_of(128)};
 	snprintf(m.container_id, sizeof(m.container_id), "c1");
-	assert_int_not_equal(vmsnap_publish(work, dest, &m, &lim, 1, 2, &err), 0);
-	assert_non_null(strstr(err->msg, "checkpoint_max_bytes"));
-	error_free(&err);
-	assert_int_equal(access(dest, F_OK), -1);
-	assert_int_equal(access(work, F_OK), -1);
+	publish_refused(&at, &m, &lim, "checkpoint_max_bytes");
 	/* vm.state.zst: the size it decompresses to. */
 	close(sparse_state());
 	m.zstd = true;
 	m.zstd_level = 1;
 	lim.max_bytes = SPARSE_SIZE - 1;
-	assert_int_not_equal(vmsnap_publish(work, dest, &m, &lim, 1, 2, &err), 0);
-	assert_non_null(strstr(err->msg, "over limits.checkpoint_max_bytes"));
-	error_free(&err);
-	assert_int_equal(access(dest, F_OK), -1);
-	assert_int_equal(access(work, F_OK), -1);
+	publish_refused(&at, &m, &lim, "over limits.checkpoint_max_bytes");
 	/* Or more than the VM's memory and device state: 200 MiB of state
 	 * for a VM of 64 MiB. */
-	fd = make_file("state");
-	assert_int_equal(ftruncate(fd, 200 << 20), 0);
-	close(fd);
+	hole_state(200);
 	lim.max_bytes = 1ULL << 36;
 	m.key = key_of(64);
-	assert_int_not_equal(vmsnap_publish(work, dest, &m, &lim, 1, 2, &err), 0);
-	assert_non_null(strstr(err->msg, "the VM's 64 MiB of memory"));
-	error_free(&err);
-	assert_int_equal(access(dest, F_OK), -1);
-	assert_int_equal(access(work, F_OK), -1);
+	publish_refused(&at, &m, &lim, "the VM's 64 MiB of memory");
 	/* The same as vm.state: a restore refuses it too (QEMU would parse it). */
-	fd = make_file("state");
-	assert_int_equal(ftruncate(fd, 200 << 20), 0);
-	close(fd);
+	hole_state(200);
 	m.zstd = false;
-	assert_int_not_equal(vmsnap_publish(work, dest, &m, &lim, 1, 2, &err), 0);
-	assert_non_null(strstr(err->msg, "the VM's 64 MiB of memory"));
-	error_free(&err);
-	assert_int_equal(access(dest, F_OK), -1);
-	assert_int_equal(access(work, F_OK), -1);
+	publish_refused(&at, &m, &lim, "the VM's 64 MiB of memory");
 	/* No staging directory is left beside dest. */
 	DIR *d = opendir(dir);
 	struct dirent *de;
@@ -277,7 +295,6 @@ static void test_publish_refuses_a_state_over_max_bytes(void **state)
 
 int main(void)
 {
-	assert_non_null(mkdtemp(dir));
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_inventory_is_read_by_crit),
 		cmocka_unit_test(test_zstd_publish_writes_raw_size),
@@ -285,7 +302,5 @@ int main(void)
 		cmocka_unit_test(test_publish_records_size_and_checksum_and_restore_checks_them),
 		cmocka_unit_test(test_publish_refuses_a_state_over_max_bytes),
 	};
-	int r = cmocka_run_group_tests(tests, NULL, NULL);
-	remove_tree(dir, NULL);
-	return r;
+	return cmocka_run_group_tests(tests, fixture_dir_make, fixture_dir_remove);
 }

@@ -37,6 +37,22 @@ static int unpack(int from, uint64_t raw, uint64_t max, struct error **err, int 
 	return unpack_within(from, raw, max, 60000, err, out);
 }
 
+/* unpack refuses from, with a message that names needle; returns the bytes
+ * it wrote before it stopped. */
+static off_t refused(int from, uint64_t raw, uint64_t max, const char *needle)
+{
+	struct error *err = NULL;
+	int out;
+	assert_int_not_equal(unpack(from, raw, max, &err, &out), 0);
+	assert_non_null(err);
+	assert_non_null(strstr(err->msg, needle));
+	error_free(&err);
+	off_t written = lseek(out, 0, SEEK_END);
+	assert_true(written >= 0);
+	close(out);
+	return written;
+}
+
 static void test_zstd_round_trip_stays_sparse(void **state)
 {
 	struct error *err = NULL;
@@ -65,40 +81,28 @@ static void test_zstd_round_trip_stays_sparse(void **state)
 
 static void test_zstd_bomb_and_lies_are_refused(void **state)
 {
-	struct error *err = NULL;
 	uint64_t raw = 0;
 	/* 256 MiB of zeros: a few hundred bytes of zstd. */
-	int in = make_file("zeros"), out;
+	int in = make_file("zeros");
 	assert_int_equal(ftruncate(in, 256 << 20), 0);
 	int z = pack(in, "bomb", &raw);
 	assert_true(lseek(z, 0, SEEK_END) < 64 * 1024);
 	/* vm.json may claim the full size: over the limit, nothing written. */
-	assert_int_not_equal(unpack(z, raw, 16 << 20, &err, &out), 0);
-	assert_non_null(strstr(err->msg, "over THE BOUND"));
-	assert_int_equal(lseek(out, 0, SEEK_END), 0);
-	error_free(&err);
-	close(out);
+	assert_int_equal(refused(z, raw, 16 << 20, "over THE BOUND"), 0);
 	/* Or claim less: the frame's header says otherwise, and nothing is
 	 * decoded. */
-	assert_int_not_equal(unpack(z, 1 << 20, 16 << 20, &err, &out), 0);
-	assert_non_null(strstr(err->msg, "its zstd frame says it holds 268435456 bytes"));
-	assert_int_equal(lseek(out, 0, SEEK_END), 0);
-	error_free(&err);
-	close(out);
+	assert_int_equal(
+		refused(z, 1 << 20, 16 << 20, "its zstd frame says it holds 268435456 bytes"), 0);
 	/* Or more than there is. */
-	assert_int_not_equal(unpack(z, (256 << 20) + 1, 1ULL << 30, &err, &out), 0);
-	assert_non_null(strstr(err->msg, "its zstd frame says it holds 268435456 bytes"));
-	error_free(&err);
-	close(out);
+	refused(z, (256 << 20) + 1, 1ULL << 30, "its zstd frame says it holds 268435456 bytes");
 	close(z);
 	close(in);
 }
 
 static void test_zstd_damaged_streams_are_refused(void **state)
 {
-	struct error *err = NULL;
 	uint64_t raw = 0;
-	int in = sparse_state(), out;
+	int in = sparse_state();
 	int z = pack(in, "z", &raw);
 	off_t len = lseek(z, 0, SEEK_END);
 	static char buf[1 << 20];
@@ -107,33 +111,21 @@ static void test_zstd_damaged_streams_are_refused(void **state)
 	/* Cut short. */
 	int cut = make_file("cut");
 	assert_int_equal(write(cut, buf, (size_t)len / 2), len / 2);
-	assert_int_not_equal(unpack(cut, raw, 1ULL << 30, &err, &out), 0);
-	assert_non_null(strstr(err->msg, "vm.state.zst"));
-	error_free(&err);
-	close(out);
+	refused(cut, raw, 1ULL << 30, "vm.state.zst");
 	close(cut);
 	/* A byte changed in the middle: the checksum or the decoder says so. */
 	int bent = make_file("bent");
 	buf[len / 2] ^= 0x55;
 	assert_int_equal(write(bent, buf, (size_t)len), len);
-	assert_int_not_equal(unpack(bent, raw, 1ULL << 30, &err, &out), 0);
-	assert_non_null(strstr(err->msg, "not a valid zstd stream"));
-	error_free(&err);
-	close(out);
+	refused(bent, raw, 1ULL << 30, "not a valid zstd stream");
 	close(bent);
 	/* Not zstd at all, and empty. */
 	int text = make_file("text");
 	assert_int_equal(write(text, "QEVM\n", 5), 5);
-	assert_int_not_equal(unpack(text, raw, 1ULL << 30, &err, &out), 0);
-	assert_non_null(strstr(err->msg, "not a valid zstd stream"));
-	error_free(&err);
-	close(out);
+	refused(text, raw, 1ULL << 30, "not a valid zstd stream");
 	close(text);
 	int empty = make_file("empty");
-	assert_int_not_equal(unpack(empty, raw, 1ULL << 30, &err, &out), 0);
-	assert_non_null(strstr(err->msg, "ends short"));
-	error_free(&err);
-	close(out);
+	refused(empty, raw, 1ULL << 30, "ends short");
 	close(empty);
 	close(z);
 	close(in);
@@ -154,13 +146,9 @@ static void test_zstd_large_window_is_refused(void **state)
 	ZSTD_inBuffer none = {NULL, 0, 0};
 	assert_int_equal(ZSTD_compressStream2(c, &ob, &none, ZSTD_e_end), 0);
 	ZSTD_freeCCtx(c);
-	int z = make_file("wide"), out;
+	int z = make_file("wide");
 	assert_int_equal(write(z, dst, ob.pos), (ssize_t)ob.pos);
-	struct error *err = NULL;
-	assert_int_not_equal(unpack(z, sizeof(src), 1ULL << 30, &err, &out), 0);
-	assert_non_null(strstr(err->msg, "window"));
-	error_free(&err);
-	close(out);
+	refused(z, sizeof(src), 1ULL << 30, "window");
 	close(z);
 }
 
@@ -227,38 +215,24 @@ static void test_zstd_bound_is_the_vms_memory(void **state)
 	error_free(&err);
 
 	/* 1 TiB of 'A' in 32 MiB of zstd, vm.json honest: refused at once. */
-	int out, z = rle_bomb("tib", 1ULL << 40, 1ULL << 40, 'A');
+	int z = rle_bomb("tib", 1ULL << 40, 1ULL << 40, 'A');
 	lim.max_bytes = 64ULL << 30;
 	assert_int_equal(vmsnap_state_bound(key_of(128), &lim, &max, what, sizeof(what), &err), 0);
 	long long t0 = now_ms();
-	assert_int_not_equal(unpack(z, 1ULL << 40, max, &err, &out), 0);
-	assert_non_null(strstr(err->msg, "over THE BOUND"));
-	assert_int_equal(lseek(out, 0, SEEK_END), 0);
-	error_free(&err);
-	close(out);
+	assert_int_equal(refused(z, 1ULL << 40, max, "over THE BOUND"), 0);
 	/* vm.json says 64 MiB, the frame 1 TiB: refused at the first read. */
-	assert_int_not_equal(unpack(z, 64 << 20, max, &err, &out), 0);
-	assert_non_null(strstr(err->msg, "its zstd frame says it holds 1099511627776 bytes"));
-	assert_int_equal(lseek(out, 0, SEEK_END), 0);
+	assert_int_equal(
+		refused(z, 64 << 20, max, "its zstd frame says it holds 1099511627776 bytes"), 0);
 	assert_true(now_ms() - t0 < 2000);
-	error_free(&err);
-	close(out);
 	close(z);
 	/* A frame that does not say its size stops at vm.json's, with no more
 	 * than that written. */
 	z = rle_bomb("unsaid", 1ULL << 32, 0, 'A');
-	assert_int_not_equal(unpack(z, 64 << 20, max, &err, &out), 0);
-	assert_non_null(strstr(err->msg, "more than its raw_size"));
-	assert_true(lseek(out, 0, SEEK_END) <= (64 << 20));
-	error_free(&err);
-	close(out);
+	assert_true(refused(z, 64 << 20, max, "more than its raw_size") <= (64 << 20));
 	close(z);
 	/* Nor does one that comes to less than vm.json says. */
 	z = rle_bomb("short", 1 << 20, 0, 'A');
-	assert_int_not_equal(unpack(z, 2 << 20, max, &err, &out), 0);
-	assert_non_null(strstr(err->msg, "decompresses to 1048576 bytes, not its raw_size"));
-	error_free(&err);
-	close(out);
+	refused(z, 2 << 20, max, "decompresses to 1048576 bytes, not its raw_size");
 	close(z);
 }
 
@@ -285,26 +259,21 @@ static void test_zstd_unpack_has_a_deadline(void **state)
 /* One frame: what follows it is refused, not decoded as a second. */
 static void test_zstd_data_after_the_frame_is_refused(void **state)
 {
-	struct error *err = NULL;
 	uint64_t raw = 0;
-	int in = sparse_state(), out;
+	int in = sparse_state();
 	int z = pack(in, "z", &raw);
 	off_t len = lseek(z, 0, SEEK_END);
 	static char buf[1 << 20];
 	assert_true(len < (off_t)sizeof(buf) / 2);
 	assert_int_equal(pread(z, buf, (size_t)len, 0), len);
 	assert_int_equal(pwrite(z, buf, (size_t)len, len), len);
-	assert_int_not_equal(unpack(z, raw, 1ULL << 30, &err, &out), 0);
-	assert_non_null(strstr(err->msg, "data after its zstd frame"));
-	error_free(&err);
-	close(out);
+	refused(z, raw, 1ULL << 30, "data after its zstd frame");
 	close(z);
 	close(in);
 }
 
 int main(void)
 {
-	assert_non_null(mkdtemp(dir));
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_zstd_round_trip_stays_sparse),
 		cmocka_unit_test(test_zstd_bomb_and_lies_are_refused),
@@ -314,7 +283,5 @@ int main(void)
 		cmocka_unit_test(test_zstd_unpack_has_a_deadline),
 		cmocka_unit_test(test_zstd_data_after_the_frame_is_refused),
 	};
-	int r = cmocka_run_group_tests(tests, NULL, NULL);
-	remove_tree(dir, NULL);
-	return r;
+	return cmocka_run_group_tests(tests, fixture_dir_make, fixture_dir_remove);
 }

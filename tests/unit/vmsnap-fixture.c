@@ -7,14 +7,26 @@
 #include <cmocka.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "paths.h"
 #include "vmsnap-fixture.h"
 #include "vmsnap-zstd.h"
 
 char dir[] = "/tmp/cocoon-test-vmsnap.XXXXXX";
+
+int fixture_dir_make(void **state)
+{
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+int fixture_dir_remove(void **state)
+{
+	return remove_tree(dir, NULL);
+}
 
 int make_file(const char *name)
 {

@@ -5,8 +5,12 @@
 
 #include <stdint.h>
 
-/* The temporary directory; each test program makes it (mkdtemp). */
+/* The temporary directory: the group fixture below makes it (mkdtemp)
+ * before the first test and removes it with all in it after the last:
+ * cmocka_run_group_tests(tests, fixture_dir_make, fixture_dir_remove). */
 extern char dir[];
+int fixture_dir_make(void **state);
+int fixture_dir_remove(void **state);
 
 /* name in dir, created anew, read-write. */
 int make_file(const char *name);

@@ -32,7 +32,7 @@ static void checkpoint_usage(void)
 	       "\n"
 	       "A container created with checkpoint_mode \"vm\" (or the annotation\n"
 	       "io.cocoon.checkpoint-mode=vm) is saved whole instead: QEMU writes the VM's\n"
-	       "memory and device state to vm.state beside vm.json (docs/checkpoint.md).\n"
+	       "memory and device state to vm.state beside vm.json (docs/whole-vm.md).\n"
 	       "\n"
 	       "  --image-path DIR       where to put the images (absent or an empty directory)\n"
 	       "  --work-path DIR        where to put CRIU's log and stats\n"

@@ -20,6 +20,43 @@
 #include <sys/wait.h>
 #include <time.h>
 
+/* The directory of a deleted pod sandbox whose keeper died before the
+ * pod's last member left (it removes the directory when it ends): no
+ * state.json, and a keeper file naming a process that is gone. */
+static bool stale_keeper_dir(const char *dir)
+{
+	char path[4200];
+	pid_t pid;
+	unsigned long long start;
+	_cleanup_close_ int lock = state_lock_dir(dir);
+	snprintf(path, sizeof(path), "%s/state.json", dir);
+	return lock >= 0 && access(path, F_OK) < 0 && errno == ENOENT &&
+	       state_keeper_read(dir, &pid, &start, NULL) == -ESRCH;
+}
+
+/* The directory of a pod sandbox deleted while members run: its state.json
+ * goes (the container is gone: `state` and `list` say so), the rest stays
+ * for the keeper, which removes it when the pod's last member leaves. It
+ * moves out of the id's way (pod_kept_dir) so that the id can be used
+ * again at once; when that cannot be done the id stays taken until then,
+ * and create says so. Under the directory's lock. */
+static int kept_pod_release(const char *dir, pid_t keeper, struct error **err)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/state.json", dir);
+	if (unlink(path) < 0 && errno != ENOENT)
+		return error_set(err, errno, "remove %s", path);
+	_cleanup_free_ char *kept = pod_kept_dir(dir, keeper);
+	if (!kept)
+		return 0;
+	/* A directory of that name left by a keeper of the same pid that
+	 * died (stale_keeper_dir) is in the way. */
+	if (rename(dir, kept) < 0 && (errno == EEXIST || errno == ENOTEMPTY) &&
+	    stale_keeper_dir(kept) && remove_tree(kept, NULL) == 0)
+		(void)rename(dir, kept);
+	return 0;
+}
+
 int container_remove_files(const char *dir, struct error **err)
 {
 	struct container_state st;
@@ -35,40 +72,58 @@ int container_remove_files(const char *dir, struct error **err)
 	 * state.json is (`state` and `list` say so). Decided under the
 	 * directory's lock, which the keeper takes at its end. */
 	long long kill_at = now_ms() + 10000;
-	for (;;) {
+	for (int kills = 0;;) {
 		pid_t pid;
 		unsigned long long start;
 		bool pod = false;
 		_cleanup_close_ int lock = state_lock_dir(dir);
-		if (lock < 0 || state_keeper_read(dir, &pid, &start, &pod) < 0)
-			return remove_tree(dir, err);
-		if (pod) {
-			char path[4200];
-			snprintf(path, sizeof(path), "%s/state.json", dir);
-			if (unlink(path) < 0 && errno != ENOENT)
-				return error_set(err, errno, "remove %s", path);
+		if (lock == -ENOENT)
 			return 0;
-		}
+		if (lock == -ENOTDIR || lock == -ELOOP)
+			return remove_tree(dir, err); /* not a directory: no keeper in it */
+		if (lock < 0)
+			return error_set(err, -lock, "lock %s", dir);
+		int r = state_keeper_read(dir, &pid, &start, &pod);
+		if (r == -ENOENT || r == -ESRCH)
+			return remove_tree(dir, err);
+		if (r < 0)
+			return error_set(err, -r, "read %s/" STATE_KEEPER_FILE, dir);
+		if (pod)
+			return kept_pod_release(dir, pid, err);
 		if (now_ms() >= kill_at) {
-			kill(pid, SIGKILL); /* a keeper that hangs: QEMU goes with it */
+			/* A keeper that hangs: QEMU goes with it. One that a
+			 * second kill does not end is in the kernel's hands (a
+			 * hung filesystem): say so rather than wait for ever
+			 * (rev16b L4). */
+			if (kills == 2)
+				return error_setx(
+					err, EBUSY,
+					"the keeper of %s (pid %d) does not end after SIGKILL", dir,
+					pid);
+			kill(pid, SIGKILL);
+			kills++;
 			kill_at = now_ms() + 5000;
 		}
 		nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
 	}
 }
 
-/* The directory of a deleted pod sandbox whose keeper died before the
- * pod's last member left (it removes the directory when it ends): no
- * state.json, and a keeper file naming a process that is gone. */
-static bool stale_keeper_dir(const char *dir)
+/* The id is taken: by a container, or by the directory of a deleted pod
+ * sandbox whose VM still serves its members (docs/pods.md "Lifetimes"). */
+static int create_taken(const char *id, const char *dir, struct error **err)
 {
 	char path[4200];
 	pid_t pid;
 	unsigned long long start;
-	_cleanup_close_ int lock = state_lock_dir(dir);
+	bool pod = false;
 	snprintf(path, sizeof(path), "%s/state.json", dir);
-	return lock >= 0 && access(path, F_OK) < 0 && errno == ENOENT &&
-	       state_keeper_read(dir, &pid, &start, NULL) == -ESRCH;
+	if (access(path, F_OK) < 0 && errno == ENOENT &&
+	    state_keeper_read(dir, &pid, &start, &pod) == 0 && pod)
+		return error_setx(
+			err, EEXIST,
+			"container %s already exists: it was deleted, but its pod's VM still runs for the pod's other containers (keeper pid %d); the id is free when the last of them is deleted (docs/pods.md \"Lifetimes\")",
+			id, pid);
+	return error_setx(err, EEXIST, "container %s already exists", id);
 }
 
 void container_reap_stale(const char *dir)
@@ -293,14 +348,14 @@ static int restore_kept_resources(struct global_opts *g, struct oci_bundle *b,
 	if (resources_kept_noted(&g->cfg, c->dirs[0], c->resources)) {
 		taken = strdup(c->resources);
 	} else {
-		char dropped[128];
-		taken = resources_kept_lower_only(c->resources, b->spec->resources, dropped,
-						  sizeof(dropped), err);
+		char dropped[512];
+		taken = resources_kept_lower_only(&g->cfg, c->resources, b->spec->resources,
+						  b->cpuset_cpus, dropped, sizeof(dropped), err);
 		if (!taken)
 			return error_wrap(err, "the checkpoint's limits set by update");
 		if (dropped[0])
 			log_warning(
-				"restore: the checkpoint's %s (set by update) above the bundle's not taken: "
+				"restore: the checkpoint's %s (set by update) not taken, above the bundle's: "
 				"this host did not make that checkpoint, or it was moved, and a checkpoint "
 				"directory only lowers limits (docs/lifecycle.md)",
 				dropped);
@@ -352,7 +407,7 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 	if (vmsnap > 0 && member)
 		vmsnap = error_setx(
 			err, EOPNOTSUPP,
-			"whole-VM checkpoints (checkpoint_mode \"vm\") are not supported for pod members yet: a pod's share is 9p (docs/checkpoint.md)");
+			"whole-VM checkpoints (checkpoint_mode \"vm\") are not supported for pod members yet: a pod's share is 9p (docs/whole-vm.md)");
 	else if (vmsnap > 0 && !o->vmsnap_state && vmsnap_require(&g->cfg, &caps, err) < 0)
 		vmsnap = -1;
 	if (vmsnap < 0) {
@@ -364,16 +419,19 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 		return r;
 	}
 	/* mkdir is the atomic claim on the ID. */
-	int made = mkdir(dir, 0700);
-	if (made < 0 && errno == EEXIST && stale_keeper_dir(dir) && remove_tree(dir, NULL) == 0)
+	int made = mkdir(dir, 0700), e = errno;
+	if (made < 0 && e == EEXIST && stale_keeper_dir(dir) && remove_tree(dir, NULL) == 0) {
 		made = mkdir(dir, 0700);
+		e = errno;
+	}
 	if (made < 0) {
-		r = errno == EEXIST ? error_setx(err, EEXIST, "container %s already exists", id)
-				    : error_set(err, errno, "create %s", dir);
+		/* e, not errno: the stale-keeper check's access() sets
+		 * errno (rev16b M1 "No such file or directory"). */
+		r = e == EEXIST ? create_taken(id, dir, err) : error_set(err, e, "create %s", dir);
 		spec_free(&bundle);
 		return r;
 	}
-	if (member && (r = pod_member_record(dir, pod.id, err)) < 0)
+	if (member && (r = pod_member_record(dir, &pod, err)) < 0)
 		goto fail;
 	if (!member && bundle.netns_path &&
 	    (r = pod_sandbox_record_netns(dir, bundle.netns_path, err)) < 0)

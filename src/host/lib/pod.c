@@ -78,8 +78,20 @@ static int load_sandbox(struct global_opts *g, const char *id, struct pod_sandbo
 			"container %s was started without a pod share and takes no members", id);
 	sb->shim_pid = st.shim_pid;
 	sb->shim_start = st.shim_start;
-	if (state_keeper_read(sb->dir, &sb->keeper_pid, &sb->keeper_start, NULL) < 0)
+	r = state_keeper_read(sb->dir, &sb->keeper_pid, &sb->keeper_start, NULL);
+	if (r == -ENOENT) {
+		/* No keeper (its fork failed, or a cocoon from before the
+		 * keeper started it): the shim owns the VM and the pod share
+		 * (rev16b L5). */
+		sb->keeper_pid = st.shim_pid;
+		sb->keeper_start = st.shim_start;
+		return 0;
+	}
+	if (r == -ESRCH)
 		return error_setx(err, ESRCH, "the VM of pod sandbox %s is gone", id);
+	if (r < 0)
+		return error_set(err, -r, "pod sandbox %s: read its " STATE_KEEPER_FILE " file",
+				 id);
 	return 0;
 }
 
@@ -193,11 +205,45 @@ int pod_resolve(struct global_opts *g, const struct oci_bundle *b, const char *s
 	return 1;
 }
 
-int pod_member_record(const char *dir, const char *sandbox_id, struct error **err)
+int pod_member_record(const char *dir, const struct pod_sandbox *sb, struct error **err)
 {
-	char path[4200];
+	char path[4200], pid[24];
 	snprintf(path, sizeof(path), "%s/" POD_SANDBOX_FILE, dir);
-	return write_file_atomic(path, sandbox_id, strlen(sandbox_id), 0600, err);
+	int r = write_file_atomic(path, sb->id, strlen(sb->id), 0600, err);
+	if (r < 0)
+		return r;
+	snprintf(path, sizeof(path), "%s/" POD_KEEPER_OF_FILE, dir);
+	int n = snprintf(pid, sizeof(pid), "%d", sb->keeper_pid);
+	return write_file_atomic(path, pid, (size_t)n, 0600, err);
+}
+
+char *pod_kept_dir(const char *dir, pid_t keeper)
+{
+	const char *base = strrchr(dir, '/');
+	char *out;
+	base = base ? base + 1 : dir;
+	if (asprintf(&out, "%.*s.pod-%d-%s", (int)(base - dir), dir, keeper, base) < 0)
+		return NULL;
+	return out;
+}
+
+/* The directory DIR of a sandbox as it is now for a pod whose keeper is
+ * KEEPER (0: unknown, the id's own). */
+static char *sandbox_dir_now(const char *dir, pid_t keeper)
+{
+	struct stat st;
+	if (keeper > 0) {
+		char *kept = pod_kept_dir(dir, keeper);
+		if (!kept || (lstat(kept, &st) == 0 && S_ISDIR(st.st_mode)))
+			return kept;
+		free(kept);
+	}
+	return strdup(dir);
+}
+
+char *pod_sandbox_dir_now(const struct pod_sandbox *sb)
+{
+	return sandbox_dir_now(sb->dir, sb->keeper_pid);
 }
 
 void pod_sandbox_free(struct pod_sandbox *sb)
@@ -402,7 +448,11 @@ out:
 
 void pod_member_unshare(const struct pod_sandbox *sb, const char *id)
 {
-	member_leave(sb->dir, id);
+	/* Its sandbox may have been deleted, its directory moved, and a new
+	 * container made under the id meanwhile (pod_kept_dir). */
+	_cleanup_free_ char *dir = pod_sandbox_dir_now(sb);
+	if (dir)
+		member_leave(dir, id);
 }
 
 int pod_images_state_dir(struct global_opts *g, const char *dir, char **out, struct error **err)
@@ -418,7 +468,15 @@ int pod_images_state_dir(struct global_opts *g, const char *dir, char **out, str
 		return error_set(err, -r, "read %s", path);
 	if ((r = validate_id("pod sandbox", id, err)) < 0)
 		return r;
-	if ((r = state_dir(g->root, id, out, err)) < 0)
+	_cleanup_free_ char *own = NULL, *keeper = NULL;
+	if ((r = state_dir(g->root, id, &own, err)) < 0)
 		return r;
+	/* None (a member made by a cocoon from before the record): the id's. */
+	free(path);
+	if (asprintf(&path, "%s/" POD_KEEPER_OF_FILE, dir) < 0)
+		return error_set(err, ENOMEM, "pod");
+	(void)read_file_bounded(path, 24, &keeper, NULL, NULL);
+	if (!(*out = sandbox_dir_now(own, keeper ? atoi(keeper) : 0)))
+		return error_set(err, ENOMEM, "pod");
 	return 1;
 }

@@ -46,6 +46,9 @@ struct oci_bundle;
 #define POD_MAX_MEMBERS 32
 /* In a member's state directory: the id of its pod's sandbox. */
 #define POD_SANDBOX_FILE "pod-sandbox"
+/* In a member's state directory too: the pid of its pod's keeper, which
+ * finds the sandbox's directory once it moved out of the id's way. */
+#define POD_KEEPER_OF_FILE "pod-keeper"
 /* In a sandbox's: the network namespace path it carried into the VM, which
  * its members must name too when they name one by path. */
 #define POD_NETNS_FILE "pod-netns"
@@ -97,8 +100,21 @@ int pod_resolve(struct global_opts *g, const struct oci_bundle *b, const char *s
 void pod_sandbox_free(struct pod_sandbox *sb);
 /* Writes POD_NETNS_FILE into a sandbox's state directory. */
 int pod_sandbox_record_netns(const char *dir, const char *netns_path, struct error **err);
-/* Writes POD_SANDBOX_FILE into a member's state directory. */
-int pod_member_record(const char *dir, const char *sandbox_id, struct error **err);
+/* Writes POD_SANDBOX_FILE and POD_KEEPER_OF_FILE into a member's state
+ * directory. */
+int pod_member_record(const char *dir, const struct pod_sandbox *sb, struct error **err);
+
+/* A pod sandbox deleted while members of it run keeps its directory, which
+ * holds the pod share and the VM's shared directory, until its keeper ends
+ * (docs/pods.md "Lifetimes"). The delete moves it out of the id's way, to
+ * <root>/.pod-<keeper pid>-<id> (no container id starts with '.'), so that
+ * the id is free for a new container at once (podman's `pod start` after
+ * `podman stop <infra>` creates the infra container again). Returns that
+ * name for the sandbox directory DIR (malloc'd; NULL when out of memory). */
+char *pod_kept_dir(const char *dir, pid_t keeper);
+/* The sandbox's directory as it is now: the moved one when it exists, else
+ * sb->dir (malloc'd; NULL when out of memory). */
+char *pod_sandbox_dir_now(const struct pod_sandbox *sb);
 
 /* The sandbox's shim, before its VM starts: a mount namespace of its own and
  * the pod share in it (<dir>/pod). */
@@ -124,6 +140,16 @@ int pod_images_state_dir(struct global_opts *g, const char *dir, char **out, str
  * an unreadable limit file or a malformed cgroupsPath, named. */
 int pod_limits_of(const struct oci_bundle *b, const char *cgroup_root, struct pod_limits *out,
 		  struct error **err);
+/* The VM a container of bundle b boots (the shim's, and what a whole-VM
+ * restore must match before it decompresses anything): resources_vm_size()
+ * from its linux.resources, or, for a container that may host a pod's
+ * members, with the pod's limits (pod_limits_of under cgroup_root) over
+ * them. *memory_mib in MiB, *vcpus; *pl (may be NULL) gets the pod's
+ * limits. Errors: resources_vm_size()'s, wrapped with the pod limits'
+ * source when those are what does not fit, or pod_limits_of()'s. */
+int pod_vm_size(const struct cocoon_config *cfg, const struct oci_bundle *b,
+		const char *cgroup_root, int *memory_mib, int *vcpus, struct pod_limits *pl,
+		struct error **err);
 /* The parent of a cgroupsPath as a path under a cgroup hierarchy, in out:
  * "/a/b/c" gives "a/b"; systemd's "parent.slice:prefix:name" gives the
  * slice's path ("machine-libpod_pod_X.slice" is

@@ -159,10 +159,10 @@ int state_keeper_read(const char *dir, pid_t *pid, unsigned long long *start, bo
 	snprintf(path, sizeof(path), "%s/" STATE_KEEPER_FILE, dir);
 	int r = read_file_bounded(path, 64, &text, NULL, NULL);
 	if (r < 0)
-		return r == -ENOENT ? -ENOENT : -ESRCH;
+		return r; /* -ENOENT: none; EMFILE, EIO...: not known to be dead (rev16b L3) */
 	struct container_state k = {0};
 	if (sscanf(text, "%d %llu %7s", &k.shim_pid, &k.shim_start, mark) < 2 || k.shim_pid <= 0)
-		return -ESRCH;
+		return -ESRCH; /* written atomically by the keeper: not one of its */
 	if (!state_shim_alive(&k))
 		return -ESRCH;
 	*pid = k.shim_pid;

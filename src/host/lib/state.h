@@ -52,7 +52,9 @@ unsigned long long proc_start_time(pid_t pid);
 int state_keeper_write(const char *dir, pid_t pid, unsigned long long start, bool pod,
 		       struct error **err);
 /* 0 and pid/start/pod when the keeper of dir runs, -ESRCH when the file
- * names a process that is gone, -ENOENT when there is none. */
+ * names a process that is gone (or is not a keeper's), -ENOENT when there
+ * is none; another negative errno when it cannot be read (then nothing is
+ * known: callers must not take the keeper for dead). */
 int state_keeper_read(const char *dir, pid_t *pid, unsigned long long *start, bool *pod);
 /* Takes an exclusive flock on dir (an fd to close, or -errno): delete and
  * the keeper's end decide under it which of them removes the directory. */

@@ -101,6 +101,8 @@ void shim_on_agent_event(void *userdata, const Cocoon__Response *ev)
 static void set_status(struct shim *s, enum container_status st)
 {
 	_cleanup_error_ struct error *err = NULL;
+	if (s->keeping)
+		return; /* its container stopped: the state is no longer ours */
 	s->st.status = st;
 	if (state_write(s->args->dir, &s->st, &err) < 0)
 		log_warning("container %s: %s", s->args->id, err->msg);

@@ -29,9 +29,12 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 /* What the keeper tells the shim: the container's exit code, and whether
@@ -44,6 +47,12 @@ struct keeper_word {
 
 bool shim_wants_keeper(const struct shim_args *a)
 {
+	/* COCOON_KEEPER=off: the shim keeps the VM itself, for make
+	 * bench-keeper to compare (bench/keeper.py); such a sandbox's VM ends
+	 * with it, members and all. */
+	const char *knob = getenv("COCOON_KEEPER");
+	if (knob && strcmp(knob, "off") == 0)
+		return false;
 	return !a->pod && !a->vmsnap && !a->vmsnap_state && pod_may_host_members(a->bundle);
 }
 
@@ -121,6 +130,23 @@ static void __attribute__((noreturn)) waiter_main(struct shim *s, int fd, pid_t 
 	}
 }
 
+/* Closes every fd above stdio but KEEP_A and KEEP_B (either may be
+ * stdio itself). Without close_range (Linux < 5.9) they stay, as they did
+ * before the keeper. */
+static void close_all_but(int keep_a, int keep_b)
+{
+	int keep[2] = {keep_a < keep_b ? keep_a : keep_b, keep_a < keep_b ? keep_b : keep_a};
+	unsigned from = 3;
+	for (int i = 0; i < 2; i++) {
+		if (keep[i] < (int)from)
+			continue;
+		if ((unsigned)keep[i] > from)
+			(void)close_range(from, (unsigned)keep[i] - 1, 0);
+		from = (unsigned)keep[i] + 1;
+	}
+	(void)close_range(from, ~0U, 0);
+}
+
 int shim_keeper_fork(struct shim *s)
 {
 	int sp[2];
@@ -159,8 +185,15 @@ int shim_keeper_fork(struct shim *s)
 		waiter_main(s, sp[0], pid);
 	}
 	close(sp[0]);
+	/* What the engine passed create (conmon's and containerd's pipes,
+	 * sockets) stays with the shim, which holds it as long as its
+	 * container, as before the keeper: the keeper of a pod outlives its
+	 * sandbox, and must not hold the engine's pipes after the engine saw
+	 * the sandbox exit (rev16b M3). Its own fds are made after this. */
+	close_all_but(s->args->ready_fd, sp[1]);
 	s->keeper = true;
 	s->waiter_fd = sp[1];
+	s->dir_fd = open(s->args->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	/* The pod share's mounts are in a namespace of the keeper's own
 	 * (pod_share_prepare); the directory is removed from this one. */
 	s->host_mnt_fd = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
@@ -208,26 +241,50 @@ void shim_keeper_hand_off(struct shim *s)
 	s->keeping = true;
 }
 
+/* The path of the keeper's directory now, in the host's mount namespace:
+ * the id's, or the name a delete moved it to (pod_kept_dir); the one that
+ * is s->dir_fd's directory, else NULL. */
+static char *own_dir_now(struct shim *s)
+{
+	struct stat mine, there;
+	char *paths[2] = {strdup(s->args->dir), pod_kept_dir(s->args->dir, getpid())};
+	char *found = NULL;
+	for (int i = 0; i < 2; i++) {
+		if (!found && paths[i] && fstat(s->dir_fd, &mine) == 0 &&
+		    lstat(paths[i], &there) == 0 && S_ISDIR(there.st_mode) &&
+		    mine.st_dev == there.st_dev && mine.st_ino == there.st_ino)
+			found = paths[i];
+		else
+			free(paths[i]);
+	}
+	return found;
+}
+
 void shim_keeper_end(struct shim *s)
 {
-	char path[4200];
 	if (!s->keeping)
 		tell_shim(s, true);
+	if (s->dir_fd < 0)
+		return; /* could not be opened: a create that failed removes it */
 	/* Under the directory's lock: a delete meanwhile left it to us. */
-	_cleanup_close_ int lock = state_lock_dir(s->args->dir);
-	snprintf(path, sizeof(path), "%s/" STATE_KEEPER_FILE, s->args->dir);
-	(void)unlink(path); /* ours: nothing else removes it */
-	snprintf(path, sizeof(path), "%s/state.json", s->args->dir);
-	if (s->keeping && lock >= 0 && access(path, F_OK) < 0 && errno == ENOENT) {
-		_cleanup_error_ struct error *err = NULL;
-		/* In the keeper's namespace the last member's rootfs may
-		 * still be mounted in the pod share: never walk it there.
-		 * (setns: the guard's thread has been joined by now.) */
-		if (s->host_mnt_fd < 0 || setns(s->host_mnt_fd, CLONE_NEWNS) < 0)
-			log_warning(
-				"container %s: %s is left: back to the host's mount namespace: %s",
-				s->args->id, s->args->dir, strerror(errno));
-		else if (remove_tree(s->args->dir, &err) < 0)
-			log_warning("container %s: %s", s->args->id, err->msg);
+	while (flock(s->dir_fd, LOCK_EX) < 0 && errno == EINTR)
+		;
+	(void)unlinkat(s->dir_fd, STATE_KEEPER_FILE, 0); /* ours: nothing else removes it */
+	if (!s->keeping || faccessat(s->dir_fd, "state.json", F_OK, 0) == 0 || errno != ENOENT)
+		return;
+	/* In the keeper's namespace the last member's rootfs may still be
+	 * mounted in the pod share: never walk it there. (setns: the
+	 * guard's thread has been joined by now.) */
+	if (s->host_mnt_fd < 0 || setns(s->host_mnt_fd, CLONE_NEWNS) < 0) {
+		log_warning("container %s: %s is left: back to the host's mount namespace: %s",
+			    s->args->id, s->args->dir, strerror(errno));
+		return;
 	}
+	_cleanup_free_ char *dir = own_dir_now(s);
+	_cleanup_error_ struct error *err = NULL;
+	if (!dir)
+		log_warning("container %s: its directory is no longer at %s", s->args->id,
+			    s->args->dir);
+	else if (remove_tree(dir, &err) < 0)
+		log_warning("container %s: %s", s->args->id, err->msg);
 }

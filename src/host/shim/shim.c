@@ -124,15 +124,30 @@ static void terminals_tick(struct shim *s)
 			send_resize(s, s->execs[i].exec_id, &size);
 }
 
+static void signals_mask(sigset_t *mask)
+{
+	sigemptyset(mask);
+	int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
+	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
+		sigaddset(mask, sigs[i]);
+}
+
+/* Blocked from the shim's first moment, before the keeper's fork (both
+ * inherit the mask): a signal the engine sends meanwhile waits for the
+ * signalfd, rather than killing the shim or the keeper by its default
+ * action (rev16b L2). */
+static void signals_block(void)
+{
+	sigset_t mask;
+	signals_mask(&mask);
+	(void)sigprocmask(SIG_BLOCK, &mask, NULL); /* cannot fail: a valid set */
+	signal(SIGPIPE, SIG_IGN);
+}
+
 static int signals_setup(void)
 {
 	sigset_t mask;
-	sigemptyset(&mask);
-	int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
-	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
-		sigaddset(&mask, sigs[i]);
-	(void)sigprocmask(SIG_BLOCK, &mask, NULL); /* cannot fail: a valid set */
-	signal(SIGPIPE, SIG_IGN);
+	signals_mask(&mask);
 	return signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
@@ -202,8 +217,10 @@ static void shim_loop(struct shim *s)
 		    fwd_left = shim_forward_check_deadlines(s);
 		if (fwd_left >= 0 && (timeout < 0 || fwd_left < timeout))
 			timeout = fwd_left;
-		if (s->exited && (timeout < 0 || timeout > 200))
-			timeout = 200; /* only waiting for checkpoint_reply_due() */
+		/* Only waiting for checkpoint_reply_due(); a keeper serving
+		 * members waits on them (no wake-ups for a kept pod's life). */
+		if (s->exited && !s->keeping && (timeout < 0 || timeout > 200))
+			timeout = 200;
 		if (has_terminal(s) && !s->exited) {
 			long long left = s->tty_next_ms - now_ms();
 			if (left <= 0) {
@@ -298,11 +315,18 @@ static void member_leave_pod(struct shim *s)
 	char buf[4096];
 	long long until = now_ms() + 15000;
 	if (s->sb.agent.fd >= 0 && shutdown(s->sb.agent.fd, SHUT_WR) == 0) {
-		while (now_ms() < until) {
+		/* The connection is a blocking socket: poll bounds the wait,
+		 * and the read never blocks (rev16b M2: a keeper that did not
+		 * answer held the shim, and its engine's wait, for ever). */
+		for (;;) {
 			struct pollfd p = {.fd = s->sb.agent.fd, .events = POLLIN};
-			if (poll(&p, 1, (int)(until - now_ms())) < 0 && errno != EINTR)
-				break;
-			ssize_t n = read(s->sb.agent.fd, buf, sizeof(buf));
+			long long left = until - now_ms();
+			int k = poll(&p, 1, left > 0 ? (int)left : 0);
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k <= 0)
+				break; /* the keeper did not close within the bound */
+			ssize_t n = recv(s->sb.agent.fd, buf, sizeof(buf), MSG_DONTWAIT);
 			if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
 				break;
 		}
@@ -332,7 +356,8 @@ void shim_main(struct shim_args *a)
 			 .sb.agent.fd = -1,
 			 .tty.fd = -1,
 			 .waiter_fd = -1,
-			 .host_mnt_fd = -1};
+			 .host_mnt_fd = -1,
+			 .dir_fd = -1};
 	_cleanup_error_ struct error *err = NULL;
 
 	(void)setsid(); /* the shim was forked for this: cannot fail */
@@ -354,10 +379,12 @@ void shim_main(struct shim_args *a)
 	s.st.status = STATUS_CREATING;
 	s.st.shim_pid = getpid();
 	s.st.shim_start = proc_start_time(getpid());
+	signals_block();
 	/* Only the keeper comes back; without one the shim is its own. */
-	if (shim_wants_keeper(a) && shim_keeper_fork(&s) < 0)
+	int r = shim_wants_keeper(a) ? shim_keeper_fork(&s) : 0;
+	if (r < 0)
 		log_warning("container %s: fork of its VM's keeper: %s; the shim keeps the VM",
-			    a->id, strerror(errno));
+			    a->id, strerror(-r));
 	s.sig_fd = signals_setup();
 	if (state_write(a->dir, &s.st, &err) < 0 || shim_setup(&s, &err) < 0) {
 		report(a->ready_fd, err->msg);
@@ -380,7 +407,10 @@ void shim_main(struct shim_args *a)
 	 * "stopped" never describes a VM that still runs. */
 	char path[4200];
 	snprintf(path, sizeof(path), "%s/" SHIM_SOCKET, a->dir);
-	unlink(path);
+	if (s.dir_fd >= 0)
+		(void)unlinkat(s.dir_fd, SHIM_SOCKET, 0); /* the directory may have moved */
+	else
+		unlink(path);
 	shim_teardown(&s);
 	if (!s.keeping) {
 		s.st.status = STATUS_STOPPED;

@@ -400,7 +400,7 @@ static int build_argv(struct argv *b, const struct vm_spec *s, struct error **er
 	if (s->pod_dir && snapshot)
 		return error_setx(
 			err, EOPNOTSUPP,
-			"whole-VM checkpoints of a pod are not supported yet (its share is 9p: docs/checkpoint.md)");
+			"whole-VM checkpoints of a pod are not supported yet (its share is 9p: docs/whole-vm.md)");
 	if (s->pod_dir && add_9p_opts(b, COCOON_TAG_POD, s->pod_dir, ",multidevs=remap", err) < 0)
 		return -1;
 	for (int i = 0; i < s->n_images_dirs; i++) {

@@ -1,4 +1,4 @@
-/* zstd compression of a whole-VM state (vmsnap.h; docs/checkpoint.md
+/* zstd compression of a whole-VM state (vmsnap.h; docs/whole-vm.md
  * "Compressing the VM state"): [vm] snapshot_zstd_level > 0 publishes
  * vm.state.zst instead of vm.state, and a restore decompresses it into a
  * sparse file for QEMU's -incoming, which needs a seekable file (mapped-ram
