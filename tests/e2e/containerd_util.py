@@ -123,8 +123,13 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         if cgroup2:
             cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
                    'mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec "$@"', "sh", *cmd]
+        # containerd 1.6 unpacks a checkpoint it restores from its content
+        # store into $XDG_RUNTIME_DIR/ctrd-checkpoint* (/tmp without it) and
+        # never removes it: a whole VM's is the VM's full memory size, left
+        # in /tmp by every run. Here it stays in the test's directory.
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log,
-                                     env={**os.environ, "COCOON_CONFIG": str(self.cocoon_config)})
+                                     env={**os.environ, "COCOON_CONFIG": str(self.cocoon_config),
+                                          "XDG_RUNTIME_DIR": str(tmp)})
         if cgroup2:
             # ctr builds the spec: in containerd's namespace too.
             self.prefix = ["nsenter", "-t", str(self.proc.pid), "-m"]
