@@ -6,13 +6,15 @@
  *   tree of the container's init only, and would leave them out without a
  *   word (issue 17, case 3). `exec` hands its processes to the init
  *   (execs.h), so this is only an exec caught between its two forks.
- * - Deleted files held open on the container's 9p root filesystem. CRIU
- *   reads a deleted file into the images (a "ghost file"), but first it
- *   calls fstatfs() on it, which QEMU's 9p server answers by path: the path
- *   is gone, and CRIU stops with "Can't statfs fd N: No such file or
+ * - Deleted files (and directories) held open on a 9p share: the
+ *   container's root filesystem or a volume (a bind mount of a host path).
+ *   CRIU reads a deleted file into the images (a "ghost file"), but first
+ *   it calls fstatfs() on it, which QEMU's 9p server answers by path: the
+ *   path is gone, and CRIU stops with "Can't statfs fd N: No such file or
  *   directory". On tmpfs (memfd, /dev/shm, a tmpfs mount) they work, and
- *   so on a virtiofs rootfs (rootfs_fs "virtiofs"), whose server answers
- *   statfs and open by inode (docs/checkpoint.md). */
+ *   so on virtiofs (rootfs_fs, shared_fs "virtiofs"), whose server answers
+ *   statfs and open by inode (docs/checkpoint.md). The refusal names the
+ *   setting that moves that share to virtiofs. */
 #include "agent.h"
 #include "cleanup.h"
 #include "procfs.h"
@@ -78,9 +80,11 @@ static int outside_tree(const struct agent_container *c, const pid_t *pids, size
 	return 0;
 }
 
-/* One fd or cwd of pid that is a deleted file or directory on the rootfs. */
-static bool deleted_on(pid_t pid, const char *entry, dev_t rootfs, char *what, size_t size,
-		       off_t *bytes)
+/* One fd or cwd of pid that is a deleted file or directory CRIU cannot
+ * dump: one whose filesystem cannot answer statfs() once the path is gone.
+ * Fills what ("file /x"), its size and its device. */
+static bool deleted_undumpable(pid_t pid, const char *entry, char *what, size_t size, off_t *bytes,
+			       dev_t *dev)
 {
 	char path[128], target[512];
 	struct stat st;
@@ -91,27 +95,64 @@ static bool deleted_on(pid_t pid, const char *entry, dev_t rootfs, char *what, s
 	target[n] = 0;
 	/* statfs() through the fd's link asks the file's server, as CRIU's
 	 * fstatfs() does: 9p's fails (ENOENT, the path is gone), virtiofs'
-	 * answers. (9p's f_type is the host filesystem's: no use here.) */
+	 * and tmpfs' answer. (9p's f_type is the host filesystem's: no use
+	 * here, so this asks rather than recognises.) */
 	struct statfs fs;
 	if (n < 10 || strcmp(target + n - 10, " (deleted)") != 0 || stat(path, &st) < 0 ||
-	    st.st_dev != rootfs || statfs(path, &fs) == 0)
+	    statfs(path, &fs) == 0)
 		return false;
 	target[n - 10] = 0;
 	snprintf(what, size, "%s %s", S_ISDIR(st.st_mode) ? "directory" : "file", target);
 	*bytes = st.st_size;
+	*dev = st.st_dev;
 	return true;
 }
 
-static int deleted_on_rootfs(const struct agent_container *c, const pid_t *pids, size_t n,
-			     char *msg, size_t size)
+/* Whether mount point mnt holds path (component-wise: "/data" holds
+ * "/data/g", not "/database/g"). */
+static bool holds(const char *mnt, const char *path)
+{
+	size_t len = strlen(mnt);
+	if (strcmp(mnt, "/") == 0)
+		return true;
+	return strncmp(mnt, path, len) == 0 && (path[len] == '/' || path[len] == 0);
+}
+
+/* The mount point, in pid's mount namespace, of the mount of device dev
+ * that holds path: the longest such one of /proc/PID/mountinfo (every bind
+ * of the volumes share has the share's device). "" when none is found. */
+static void mount_point_of(pid_t pid, dev_t dev, const char *path, char *out, size_t size)
+{
+	char file[64], line[1024];
+	size_t best = 0;
+	out[0] = 0;
+	snprintf(file, sizeof(file), "/proc/%d/mountinfo", pid);
+	_cleanup_fclose_ FILE *f = fopen(file, "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		unsigned major, minor;
+		char mnt[512];
+		/* id parent major:minor root mountpoint ... (proc(5)) */
+		if (sscanf(line, "%*d %*d %u:%u %*s %511s", &major, &minor, mnt) != 3 ||
+		    makedev(major, minor) != dev || !holds(mnt, path) || strlen(mnt) < best)
+			continue;
+		best = strlen(mnt);
+		snprintf(out, size, "%s", mnt);
+	}
+}
+
+/* The first deleted file or directory of the container's processes that
+ * CRIU cannot dump, as a refusal that says where it is and what to do. */
+static int deleted_undumpable_files(const struct agent_container *c, const pid_t *pids, size_t n,
+				    char *msg, size_t size)
 {
 	struct stat root;
 	if (stat(c->rootfs, &root) < 0)
-		return 0;
+		root.st_dev = 0; /* then only the mount point tells the rootfs */
 	for (size_t i = 0; i < n; i++) {
-		char dir[64], what[600], entry[64];
+		char dir[64], what[600], entry[64], mnt[512];
 		off_t bytes = 0;
-		bool found = deleted_on(pids[i], "cwd", root.st_dev, what, sizeof(what), &bytes);
+		dev_t dev = 0;
+		bool found = deleted_undumpable(pids[i], "cwd", what, sizeof(what), &bytes, &dev);
 		snprintf(dir, sizeof(dir), "/proc/%d/fd", pids[i]);
 		_cleanup_closedir_ DIR *d = found ? NULL : opendir(dir);
 		struct dirent *de;
@@ -121,14 +162,27 @@ static int deleted_on_rootfs(const struct agent_container *c, const pid_t *pids,
 			if (snprintf(entry, sizeof(entry), "fd/%s", de->d_name) >=
 			    (int)sizeof(entry))
 				continue; /* not an fd number */
-			found = deleted_on(pids[i], entry, root.st_dev, what, sizeof(what), &bytes);
+			found = deleted_undumpable(pids[i], entry, what, sizeof(what), &bytes,
+						   &dev);
 		}
 		if (!found)
 			continue;
+		/* what is "file /path": the path starts at its first '/'. A pod
+		 * member's rootfs and volumes are binds of one share, one
+		 * device: the mount point tells them apart. */
+		const char *path = strchr(what, '/');
+		mount_point_of(pids[i], dev, path ? path : "/", mnt, sizeof(mnt));
+		if (strcmp(mnt, "/") == 0 || (!*mnt && dev == root.st_dev)) {
+			snprintf(
+				msg, size,
+				"checkpoint %s: process %d holds the deleted %s (%lld bytes) open on the container's root filesystem, which is shared from the host over 9p; CRIU cannot dump a deleted file there (it needs fstatfs(), which 9p answers by the path that is gone). Share the rootfs over virtiofs instead (rootfs_fs = \"virtiofs\" in cocoon's config, [vm]; not for the members of a pod), keep such files on a tmpfs in the container (their content then travels in the checkpoint as a ghost file), or close them before the checkpoint (docs/checkpoint.md)",
+				c->id, pids[i], what, (long long)bytes);
+			return -EOPNOTSUPP;
+		}
 		snprintf(
 			msg, size,
-			"checkpoint %s: process %d holds the deleted %s (%lld bytes) open on the container's root filesystem, which is shared from the host over 9p; CRIU cannot dump a deleted file there (it needs fstatfs(), which 9p answers by the path that is gone). Share the rootfs over virtiofs instead (rootfs_fs = \"virtiofs\" in cocoon's config, [vm]; not for the members of a pod), keep such files on a tmpfs in the container (their content then travels in the checkpoint as a ghost file), or close them before the checkpoint (docs/checkpoint.md)",
-			c->id, pids[i], what, (long long)bytes);
+			"checkpoint %s: process %d holds the deleted %s (%lld bytes) open on the volume mounted at %s, which is shared from the host over 9p; CRIU cannot dump a deleted file there (it needs fstatfs() and a reopen, which 9p answers by the path that is gone). Share volumes over virtiofs instead (shared_fs = \"virtiofs\" in cocoon's config, [vm]; not for the members of a pod, whose volumes are in the pod's 9p share), keep such files on a tmpfs in the container (their content then travels in the checkpoint as a ghost file), or close them before the checkpoint (docs/checkpoint.md)",
+			c->id, pids[i], what, (long long)bytes, *mnt ? mnt : "(unknown)");
 		return -EOPNOTSUPP;
 	}
 	return 0;
@@ -207,7 +261,7 @@ int ckpt_precheck(const struct agent_container *c, char *msg, size_t size)
 	int r = exec_on_terminal(c, msg, size);
 	if (r == 0)
 		r = outside_tree(c, pids, n, msg, size);
-	return r < 0 ? r : deleted_on_rootfs(c, pids, n, msg, size);
+	return r < 0 ? r : deleted_undumpable_files(c, pids, n, msg, size);
 }
 
 bool ckpt_explain_criu_error(const char *line, char *out, size_t size)

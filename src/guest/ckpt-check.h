@@ -5,7 +5,8 @@
 struct agent_container;
 
 /* Refuses a checkpoint that would lose a process or trip CRIU on a deleted
- * file of the 9p rootfs: fills msg and returns a negative errno. */
+ * file of a 9p share (the rootfs or a volume): fills msg and returns a
+ * negative errno (-EBUSY, -EOPNOTSUPP). */
 int ckpt_precheck(const struct agent_container *c, char *msg, size_t size);
 /* CRIU's key for a tty, "tty[rdev:dev]" in hex (criu/tty.c), fits this. */
 #define CKPT_TTY_KEY_MAX 48

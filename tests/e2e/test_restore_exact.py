@@ -218,6 +218,96 @@ def test_deleted_file_on_the_9p_rootfs_is_refused_clearly(env):
     env.run("delete", "--force", "r", check=True)
 
 
+def volume_at_data(env):
+    """A host directory bind-mounted on /data (`-v DIR:/data`)."""
+    d = env.tmp / "vol"
+    d.mkdir()
+
+    def extra(spec):
+        spec["mounts"].append({"destination": "/data", "type": "bind", "source": str(d),
+                               "options": ["rbind"]})
+    return d, extra
+
+
+def test_deleted_file_on_a_9p_volume_is_refused_naming_file_volume_and_setting(env):
+    """Issue 17 case 2 on a volume: QEMU's 9p answers fstatfs() and the
+    reopen of a deleted file by its path, so CRIU would stop with its raw
+    "Can't statfs fd N"; the agent finds it first and names the file, its
+    size, the volume and the setting that moves volumes to virtiofs."""
+    d, extra = volume_at_data(env)
+    b, out = start(env, "rv", ["sh", "-c", ghost_script("/data/g", 64)], extra=extra)
+    assert wait_for(lambda: "ready" in lines(out))
+    r = checkpoint(env, "rv", env.tmp / "ck")
+    assert r.returncode != 0
+    for needle in ("deleted file /data/g", "65536 bytes", "volume mounted at /data", "9p",
+                   'shared_fs = "virtiofs"', "tmpfs"):
+        assert needle in r.stderr, (needle, r.stderr)
+    assert "rootfs_fs" not in r.stderr and "statfs fd" not in r.stderr, r.stderr
+    # Nothing was harmed: the container runs on and still holds the file.
+    assert env.state("rv")["status"] == "running"
+    r = sh(env, "rv", "busybox readlink /proc/1/fd/3")
+    assert r.stdout.strip() == "/data/g (deleted)", r.stdout + r.stderr
+    env.run("delete", "--force", "rv", check=True)
+
+
+@pytest.mark.parametrize("kib", [4, 2048])
+def test_deleted_open_file_on_a_virtiofs_volume_travels_as_a_ghost(env, kib):
+    """shared_fs = "virtiofs" serves volumes by inode: the deleted file on
+    the volume goes into the images as a ghost file and comes back in a
+    fresh VM, same bytes, still (deleted), nothing left in the host dir."""
+    conf = env.tmp / "criu.conf"
+    conf.write_text("ghost-limit 8M\n")
+    env.write_config(f'[runtime]\ncriu_config = "{conf}"\n', vm='shared_fs = "virtiofs"\n')
+    d, extra = volume_at_data(env)
+    b, out = start(env, "vv", ["sh", "-c", ghost_script("/data/g", kib)], extra=extra)
+    assert wait_for(lambda: "ready" in lines(out), timeout=120), lines(out)
+    mounts = sh(env, "vv", "cat /proc/1/mountinfo").stdout.splitlines()
+    assert [m.split(" - ")[1].split()[0] for m in mounts if m.split()[4] == "/data"] == ["virtiofs"], mounts
+    want = sh(env, "vv", f"cat /tmp/md5-{kib}").stdout.split()[0]
+    assert list(d.iterdir()) == []
+    move_to_fresh_vm(env, "vv", b)
+    r = sh(env, "vv", "busybox md5sum /proc/1/fd/3; busybox readlink /proc/1/fd/3")
+    got, link = r.stdout.split()[0], r.stdout.splitlines()[-1]
+    assert got == want, r.stdout + r.stderr
+    assert link == "/data/g (deleted)", link
+    assert list(d.iterdir()) == [], list(d.iterdir())
+    env.run("delete", "--force", "vv", check=True)
+
+
+def test_every_kind_of_file_on_the_virtiofs_rootfs_comes_back(env):
+    """The payload's files in /data of a rootfs served by virtiofs: a FIFO
+    with data in it, a listening unix socket bound there and a connected
+    pair with data in flight, a memfd, and a removed working directory,
+    restored into a fresh VM and checked there. O_TMPFILE is refused by the
+    guest kernel on virtiofs (EOPNOTSUPP: the FUSE of the guest's Linux 6.1
+    has no tmpfile operation), so there is no such file to checkpoint."""
+    env.write_config("", vm='rootfs_fs = "virtiofs"\n')
+    b, out = start(env, "fv", ["payload", "files", "/data"])
+    assert wait_for(lambda: any(x.startswith("files: ready") for x in lines(out))), lines(out)
+    assert lines(out) == ["files: tmpfile: Operation not supported",
+                          "files: ready (with the errors above)"], lines(out)
+    assert rootfs_fstype(env, "fv") == "virtiofs"
+    before = fd_facts(env, "fv")
+    assert before["fd3"] == "/data/fifo" and before["fd4"].startswith("/memfd:cocoon-memfd")
+    assert before["fd5"] == "" and before["pos4"] == "1234", before
+    assert before["cwd"] == "/data/gone (deleted)", before
+    assert sh(env, "fv", "payload unix-connect /data/sock").stdout == "pong\n"
+    restored_out = move_to_fresh_vm(env, "fv", b)
+    after = fd_facts(env, "fv")
+    for key in ("fd3", "fd4", "fd5", "pos4", "md5_4", "cwd"):
+        assert after.get(key) == before.get(key), (key, before, after)
+    assert all(after[f"fd{n}"].startswith("socket:") for n in (6, 7, 8)), after
+    r = sh(env, "fv", "busybox head -c 10 /proc/1/fd/3")
+    assert r.stdout == "fifo-data\n", r.stdout + r.stderr
+    assert sh(env, "fv", "payload unix-connect /data/sock").stdout == "pong\n"
+    sh(env, "fv", "touch /data/check")
+    assert wait_for(lambda: "pair: ok" in lines(restored_out)), lines(restored_out)
+    # CRIU's restore made the removed directory again and removed it: the
+    # host's rootfs has the FIFO, the socket and the check file, no more.
+    assert sorted(p.name for p in (b.rootfs / "data").iterdir()) == ["check", "fifo", "sock"]
+    env.run("delete", "--force", "fv", check=True)
+
+
 def test_annotation_names_the_criu_config(env):
     """org.criu.config names the file, as with runc; it wins over cocoon's
     criu.conf."""
