@@ -261,8 +261,31 @@ static void output_event(const char *text)
 	queue(&r);
 }
 
+/* "member-flood": 8 MiB of output for a pod member, in 32 KiB events, as
+ * fast as the host takes them. */
+static void member_flood(const char *id)
+{
+	static char chunk[32 * 1024];
+	Cocoon__Response r = COCOON__RESPONSE__INIT;
+	Cocoon__OutputEvent o = COCOON__OUTPUT_EVENT__INIT;
+	memset(chunk, 'F', sizeof(chunk));
+	r.body_case = COCOON__RESPONSE__BODY_OUTPUT;
+	r.output = &o;
+	o.id = (char *)id;
+	o.stream = 1;
+	o.data.data = (uint8_t *)chunk;
+	o.data.len = sizeof(chunk);
+	note("flood ", id);
+	for (int i = 0; i < 256; i++) {
+		queue(&r);
+		flush();
+	}
+	note("flooded ", id);
+}
+
 static void handle(const Cocoon__Request *req)
 {
+	static char first_started[128];
 	Cocoon__Response r = COCOON__RESPONSE__INIT;
 	Cocoon__PauseReply pause = COCOON__PAUSE_REPLY__INIT;
 	Cocoon__CreateContainerReply create = COCOON__CREATE_CONTAINER_REPLY__INIT;
@@ -359,6 +382,19 @@ static void handle(const Cocoon__Request *req)
 		/* Once started (the host's guard may stop the VM at once). */
 		if (is("fill-shared") || is("fill-shared-deep") || is("fill-shared-inodes"))
 			fill_shared();
+		/* "deaf": once started, the agent reads its channel no more
+		 * (QEMU then stops draining the host's socket); the channel
+		 * stays open. */
+		if (is("member-flood") && first_started[0] &&
+		    strcmp(first_started, req->start->id) != 0)
+			member_flood(req->start->id);
+		if (!first_started[0])
+			snprintf(first_started, sizeof(first_started), "%s", req->start->id);
+		if (is("deaf")) {
+			note("deaf", "");
+			for (;;)
+				sleep(3600);
+		}
 		return;
 	case COCOON__REQUEST__BODY_SIGNAL:
 		note("signal ", req->signal->id);
@@ -460,6 +496,8 @@ static void parse_args(int argc, char **argv, char **channel)
 			pod = option_value(v, "path=");
 		else if (strcmp(argv[i], "-m") == 0)
 			note("vmm memory ", v);
+		else if (strcmp(argv[i], "-smp") == 0)
+			note("vmm smp ", v);
 	}
 }
 

@@ -15,6 +15,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 COCOON, VMM = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
@@ -23,10 +24,33 @@ SECRET = b"the host's secret\n"
 results = []
 
 
+def vmsnap_fakes(d):
+    """[vm] lines for a host that passes the whole-VM capability check
+    (vmsnap_require), which a restore makes before it reads the state: a
+    QEMU that says 9.2.0 and offers mapped-ram, a virtiofsd with
+    --migration-mode; run as anything else, the QEMU is the hostile VMM."""
+    os.makedirs(d)
+    qemu, vfsd = os.path.join(d, "qemu"), os.path.join(d, "virtiofsd")
+    with open(qemu, "w") as f:
+        f.write(f"""#!/bin/sh
+case "$1" in --version) echo "QEMU emulator version 9.2.0"; exit 0;; esac
+case " $* " in *" -M none "*) echo '{{"return": [{{"capability": "mapped-ram", "state": false}}]}}'; exit 0;; esac
+exec {VMM} "$@"
+""")
+    with open(vfsd, "w") as f:
+        f.write('#!/bin/sh\ncase "$1" in --version) echo "virtiofsd backend 1.13.2";; '
+                '*) echo "  --migration-mode <MIGRATION_MODE>";; esac\n')
+    for p in (qemu, vfsd):
+        os.chmod(p, 0o755)
+    return f'snapshot_qemu = "{qemu}"\nsnapshot_virtiofsd = "{vfsd}"\n'
+
+
 class Env:
-    def __init__(self, mode, limits="", vm=""):
+    def __init__(self, mode, limits="", vm="", whole_vm=False):
         self.mode = mode
         self.tmp = tempfile.mkdtemp(prefix="cocoon-hostile-")
+        if whole_vm:
+            vm += "\n" + vmsnap_fakes(os.path.join(self.tmp, "vmsnap-bin"))
         self.root = os.path.join(self.tmp, "root")
         self.canary = os.path.join(self.tmp, "canary", "victim")
         os.makedirs(self.canary)
@@ -553,31 +577,30 @@ def whole_vm_state_bombs_stop_at_the_vms_memory_and_leave_nothing():
     """A whole-VM checkpoint from elsewhere: vm.state.zst was decompressed
     into the state root (tmpfs under the engines) up to
     checkpoint_max_bytes (64 GiB), with no deadline. Now the bound is the
-    VM's memory (vm.json's key, at most [vm] max_memory_mib) and its device
-    state, the frame's stated size must be vm.json's, the decompression
-    has verify_timeout_ms, and the file is unnamed beside the image
-    directory: each bomb fails fast, naming the file and the limit, no VM,
-    nothing left anywhere."""
-    with Env("good", limits="verify_timeout_ms = 100", vm="max_memory_mib = 61440") as env:
-        parent = os.path.join(env.tmp, "images")
-        ck = os.path.join(parent, "ck")
-        os.makedirs(ck)
-        zst = os.path.join(ck, "vm.state.zst")
-        started = len(env.vmm_pids())
-        cases = (
-            # (what, VM memory in the key, vm.json's raw_size, frame: blocks' bytes (the
-            # rest of a bomb refused by its header need not be there), stated size, byte; needle)
-            ("1 TiB for a 128 MiB VM", 128, 1 << 40, (1 << 30, 1 << 40, 0x41), b"the VM's 128 MiB of memory"),
-            ("8 GiB for a 128 MiB VM", 128, 8 << 30, (1 << 30, 8 << 30, 0x41), b"the VM's 128 MiB of memory"),
-            ("the frame says more than vm.json", 128, 64 << 20, (1 << 30, 1 << 40, 0x41), b"its zstd frame says"),
-            ("a key over max_memory_mib", 65536, 1 << 30, (1 << 30, 1 << 30, 0x41), b"[vm] max_memory_mib (61440)"),
-            # 60000 MiB of zeros (holes: no disk, all CPU, about 5 s here): past a
-            # 100 ms verify_timeout_ms.
-            ("zeros past the deadline", 60000, 60000 << 20, (60000 << 20, 60000 << 20, 0),
-             b"limits.verify_timeout_ms"),
-        )
-        details = []
-        for what, mib, raw, (size, said, byte), needle in cases:
+    memory of the VM the bundle gets here (which vm.json's key must claim
+    too) and its device state, the frame's stated size must be vm.json's,
+    the decompression has verify_timeout_ms, and the file is unnamed
+    beside the image directory: each bomb fails fast, naming the file and
+    the limit, no VM, nothing left anywhere."""
+    cases = (
+        # (what, VM memory in the key and the host's, vm.json's raw_size, frame: blocks' bytes (the
+        # rest of a bomb refused by its header need not be there), stated size, byte; needle)
+        ("1 TiB for a 128 MiB VM", 128, 1 << 40, (1 << 30, 1 << 40, 0x41), b"the VM's 128 MiB of memory"),
+        ("8 GiB for a 128 MiB VM", 128, 8 << 30, (1 << 30, 8 << 30, 0x41), b"the VM's 128 MiB of memory"),
+        ("the frame says more than vm.json", 128, 64 << 20, (1 << 30, 1 << 40, 0x41), b"its zstd frame says"),
+        # 60000 MiB of zeros (holes: no disk, all CPU, about 5 s here): past a
+        # 100 ms verify_timeout_ms.
+        ("zeros past the deadline", 60000, 60000 << 20, (60000 << 20, 60000 << 20, 0),
+         b"limits.verify_timeout_ms"),
+    )
+    details = []
+    for what, mib, raw, (size, said, byte), needle in cases:
+        with Env("good", limits="verify_timeout_ms = 100", vm=f"max_memory_mib = 61440\nmemory_mib = {mib}",
+                 whole_vm=True) as env:
+            parent = os.path.join(env.tmp, "images")
+            ck = os.path.join(parent, "ck")
+            os.makedirs(ck)
+            zst = os.path.join(ck, "vm.state.zst")
             zstd_rle_bomb(zst, size, said, byte)
             key = (f"cocoon-vm-snapshot 1\nqemu-command-line=QEMU -M microvm -m {mib} -smp 1\n"
                    "qemu=9.2.0 mapped-ram=yes\n")
@@ -594,24 +617,83 @@ def whole_vm_state_bombs_stop_at_the_vms_memory_and_leave_nothing():
             left = os.listdir(env.root) if os.path.isdir(env.root) else []
             assert left == [], f"{what}: left in the state root: {left}"
             assert df_used(parent) - before < 256 << 20, f"{what}: the disk holds what was decompressed"
+            assert env.vmm_pids() == [], f"{what}: a VM was started for a hostile whole-VM checkpoint"
+            assert env.canary_intact(), "the canary was touched"
             details.append(f"{what}: {took:.2f} s")
-        # vm.state itself, a sparse 1 TiB for a 128 MiB VM (its checksum
-        # need not even match): refused by its size before it is read.
-        os.unlink(zst)
+    # vm.state itself, a sparse 1 TiB for a 128 MiB VM (its checksum
+    # need not even match): refused by its size before it is read.
+    with Env("good", vm="memory_mib = 128", whole_vm=True) as env:
+        ck = os.path.join(env.tmp, "images", "ck")
+        os.makedirs(ck)
         with open(os.path.join(ck, "vm.state"), "wb") as f:
             f.truncate(1 << 40)
         with open(os.path.join(ck, "vm.json"), "w") as f:
-            json.dump({"format": "cocoon-vm-snapshot 1", "container_id": "v1", "key": key.replace(" -m 60000 ", " -m 128 "),
+            json.dump({"format": "cocoon-vm-snapshot 1", "container_id": "v1",
+                       "key": "cocoon-vm-snapshot 1\nqemu-command-line=QEMU -M microvm -m 128 -smp 1\n",
                        "state": "vm.state", "state_size": 1 << 40, "xxh3": "0123456789abcdef",
                        "state_bytes": 0}, f)
         rc, err, took = env.cocoon("restore", "--image-path", ck, "--bundle", env.bundle, "-d", "v1", timeout=120)
         assert rc not in (0, None) and b"vm.state is 1099511627776 bytes" in err and \
             b"the VM's 128 MiB of memory" in err, f"sparse vm.state: {err!r}"
         assert took < 10, f"sparse vm.state: took {took:.1f} s"
-        assert len(env.vmm_pids()) == started, "a VM was started for a hostile whole-VM checkpoint"
-        assert env.canary_intact(), "the canary was touched"
-        return "; ".join(details) + "\n" + err.decode(errors="replace").strip()
+        assert env.vmm_pids() == [], "a VM was started for a hostile whole-VM checkpoint"
+    return "; ".join(details) + "\n" + err.decode(errors="replace").strip()
 
+
+@case
+def a_whole_vm_checkpoints_key_does_not_choose_its_bound():
+    """rev11b F4: vm.state.zst was bounded by the memory vm.json's key
+    claims, and decompressed before the shim compared that key with the
+    host's own: a key claiming 2048 MiB (or the host's max_memory_mib) for
+    a bundle whose VM has 512 MiB got 1.5 GiB decompressed (on disk beside
+    the image directory; in the state root, tmpfs, when that is read-only)
+    before the refusal. So did a host that cannot start whole-VM
+    checkpoints at all. Now both are refused before a byte is read, naming
+    the two sizes, or what the host lacks."""
+    details = []
+    for what, whole_vm, needle in (
+            ("a key of 2048 MiB for a VM of 512", True,
+             b"vm.json's key says the saved VM has 2048 MiB of memory, and the VM this bundle gets here has 512 MiB"),
+            ("a host without whole-VM support", False, b"whole-VM checkpoints (checkpoint_mode \"vm\") need a QEMU")):
+        with Env("good", whole_vm=whole_vm) as env:
+            parent = os.path.join(env.tmp, "images")
+            ck = os.path.join(parent, "ck")
+            os.makedirs(ck)
+            zst = os.path.join(ck, "vm.state.zst")
+            raw = 1536 << 20
+            zstd_rle_bomb(zst, raw, raw, 0x41)
+            key = ("cocoon-vm-snapshot 1\nqemu-command-line=QEMU -M microvm -m 2048 -smp 1\n"
+                   "qemu=9.2.0 mapped-ram=yes\n")
+            with open(os.path.join(ck, "vm.json"), "w") as f:
+                json.dump({"format": "cocoon-vm-snapshot 1", "container_id": "v1", "key": key,
+                           "state": "vm.state.zst", "raw_size": raw, "state_bytes": os.path.getsize(zst)}, f)
+            before = df_used(parent)
+            peak = [0]
+            done = threading.Event()
+
+            def watch():
+                while not done.is_set():
+                    peak[0] = max(peak[0], df_used(parent) - before)
+                    time.sleep(0.02)
+            t = threading.Thread(target=watch, daemon=True)
+            t.start()
+            rc, err, took = env.cocoon("restore", "--image-path", ck, "--bundle", env.bundle, "-d", "v1",
+                                       timeout=120)
+            done.set()
+            t.join()
+            assert rc not in (0, None), f"{what}: rc {rc} {err!r}"
+            assert peak[0] < 64 << 20, (f"{what}: {peak[0] >> 20} MiB decompressed for a bundle whose VM has "
+                                        f"512 MiB before the refusal ({took:.1f} s): {err!r}")
+            assert needle in err, f"{what}: {err!r}"
+            assert took < 5, f"{what}: took {took:.1f} s"
+            # (Without the fakes the capability probe runs the hostile VMM
+            # with --version: no VM, but it logs its pid.)
+            assert not whole_vm or env.vmm_pids() == [], f"{what}: a VM was started"
+            left = os.listdir(env.root) if os.path.isdir(env.root) else []
+            assert left == [], f"{what}: left in the state root: {left}"
+            assert sorted(os.listdir(parent)) == ["ck"], f"{what}: left beside: {os.listdir(parent)}"
+            details.append(f"{what}: {took:.2f} s, {peak[0] >> 20} MiB written")
+    return "; ".join(details)
 
 
 @case
@@ -620,7 +702,7 @@ def a_restore_killed_while_it_decompresses_leaves_nothing():
     once): a restore killed halfway, as an engine's timeout would, leaves
     no file beside the image directory or in the state root (it used to
     leave .ID.vm.state.XXXXXX in the state root, tmpfs under the engines)."""
-    with Env("good", vm="max_memory_mib = 61440") as env:
+    with Env("good", vm="max_memory_mib = 61440\nmemory_mib = 60000", whole_vm=True) as env:
         parent = os.path.join(env.tmp, "images")
         ck = os.path.join(parent, "ck")
         os.makedirs(ck)
@@ -639,7 +721,7 @@ def a_restore_killed_while_it_decompresses_leaves_nothing():
             try:
                 for fd in os.listdir(f"/proc/{p.pid}/fd"):
                     target = os.readlink(f"/proc/{p.pid}/fd/{fd}")
-                    beside = target.startswith(parent + "/") and not target.startswith(ck + "/")
+                    beside = target.startswith(parent + "/") and not target.startswith(ck + "/") and target != ck
                     if beside or (target.startswith(env.root + "/") and "vm.state" in target):
                         seen = target
             except OSError:
@@ -652,6 +734,38 @@ def a_restore_killed_while_it_decompresses_leaves_nothing():
         left = os.listdir(env.root) if os.path.isdir(env.root) else []
         assert left == [], f"left in the state root: {left}"
         return f"killed while writing {seen}"
+
+
+@case
+def a_read_only_checkpoint_is_decompressed_in_the_state_root_and_leaves_nothing():
+    """With nothing writable beside the image directory (here a read-only
+    bind, in a mount namespace of the test's own), vm.state.zst goes to the
+    state root instead, with a warning naming why, still unnamed: the
+    restore goes on to start the VM and nothing is left behind."""
+    if os.geteuid() != 0 or subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        return "skip: needs root and unshare -m for a read-only bind in a mount namespace of its own"
+    with Env("good", vm="memory_mib = 128", whole_vm=True) as env:
+        parent = os.path.join(env.tmp, "images")
+        ck = os.path.join(parent, "ck")
+        os.makedirs(ck)
+        zst = os.path.join(ck, "vm.state.zst")
+        zstd_rle_bomb(zst, 64 << 20, 64 << 20, 0)
+        key = "cocoon-vm-snapshot 1\nqemu-command-line=QEMU -M microvm -m 128 -smp 1\n"
+        with open(os.path.join(ck, "vm.json"), "w") as f:
+            json.dump({"format": "cocoon-vm-snapshot 1", "container_id": "v1", "key": key,
+                       "state": "vm.state.zst", "raw_size": 64 << 20, "state_bytes": os.path.getsize(zst)}, f)
+        os.makedirs(env.root)
+        script = (f"mount --bind {parent} {parent} && mount -o remount,bind,ro {parent} && "
+                  f"exec {COCOON} --root {env.root} restore --image-path {ck} --bundle {env.bundle} -d v1")
+        p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                           capture_output=True, env=env.env(), timeout=60)
+        assert p.returncode != 0, p.stderr
+        assert b"is not writable" in p.stderr and b"decompressing into the state root" in p.stderr, p.stderr
+        # It got as far as starting the VM: the shim refuses its hand-made key.
+        assert b"boot VM" in p.stderr or b"QEMU" in p.stderr, p.stderr
+        assert os.listdir(env.root) == [], f"left in the state root: {os.listdir(env.root)}"
+        assert sorted(os.listdir(parent)) == ["ck"], f"left beside: {os.listdir(parent)}"
+        return p.stderr.decode(errors="replace").strip().splitlines()[0]
 
 
 @case
@@ -720,6 +834,54 @@ def a_checkpoint_from_elsewhere_does_not_raise_the_bundles_limits():
         assert kept == {"pids": {"limit": 5}}, kept
         assert env.canary_intact(), "the canary was touched"
         return err.decode(errors="replace").strip()
+
+
+@case
+def a_checkpoint_from_elsewhere_does_not_grow_the_vm_of_a_bundle_without_limits():
+    """rev11b F1: a bundle without limits (podman run with no -m/--cpus)
+    gets vm.memory_mib and vm.vcpus. A checkpoint from elsewhere whose
+    cocoon.json carries a 12 GiB memory limit and a quota of 8 CPUs "lowers"
+    its cgroup (a limit where there was none), but the VM is sized from the
+    limits: it grew to the host's maxima. It must get no more than the
+    bundle alone gives; a limit that fits in that VM is still taken."""
+    with Env("good", vm="max_memory_mib = 32768\nmax_vcpus = 8") as env:
+        env.create("src")
+        ck = os.path.join(env.tmp, "ck")
+        rc, err, _ = env.cocoon("checkpoint", "--image-path", ck, "--leave-running", "src")
+        assert rc == 0, f"checkpoint: {err!r}"
+        meta = os.path.join(ck, "cocoon.json")
+
+        def restore(resources, cid):
+            with open(meta) as f:
+                doc = json.load(f)
+            doc["resources"] = resources
+            os.unlink(meta)
+            with open(meta, "w") as f:
+                json.dump(doc, f)
+            mark = len(env.log_text())
+            rc, err, _ = env.cocoon("restore", "--image-path", ck, "--bundle", env.bundle, "-d", cid,
+                                    mode="restore-ok")
+            assert rc == 0, f"restore {cid}: {err!r}"
+            log = env.log_text()[mark:]
+            mem = [x.split()[2] for x in log.splitlines() if x.startswith("vmm memory ")]
+            smp = [x.split()[2] for x in log.splitlines() if x.startswith("vmm smp ")]
+            with open(os.path.join(env.root, cid, "resources.json")) as f:
+                return mem, smp, json.load(f), err
+
+        mem, smp, kept, err = restore({"memory": {"limit": 12 << 30},
+                                       "cpu": {"quota": 800000, "period": 100000}}, "r1")
+        assert mem == ["512"] and smp == ["1"], (
+            f"the bundle alone gives 512 MiB and 1 vCPU; the checkpoint's limits made {mem} MiB {smp}: {err!r}")
+        assert kept == {}, f"kept for the next checkpoint: {kept}"
+        assert b"memory.limit (it would size the VM past the bundle's 512 MiB)" in err, err
+        assert b"cpu.quota/cpu.period (8 vCPUs, past the bundle's 1)" in err, err
+        # One that fits in the VM the bundle gives: taken, and the VM sized
+        # from it (100 + 128 + 100 MiB), smaller.
+        mem, smp, kept, err = restore({"memory": {"limit": 100 << 20}}, "r2")
+        assert mem == ["328"] and smp == ["1"], (mem, smp, err)
+        assert kept == {"memory": {"limit": 100 << 20}}, kept
+        assert env.canary_intact(), "the canary was touched"
+        return f"VM {mem[0]} MiB, {smp[0]} vCPU"
 
 
 @case
@@ -1290,6 +1452,130 @@ def pod_share_holds_only_the_members_rootfs():
         return "; ".join(f"{k}: {v}" for k, v in sorted(got.items()))
     finally:
         env.close()
+
+@case
+def a_deaf_agent_does_not_wedge_the_vms_owner():
+    """rev11b F3: the guest's agent stops reading its channel once started
+    (hostile-vmm "deaf"). The engine feeds the container's stdin; the VM's
+    owner (the keeper) sent it on with a blocking send, which never
+    returned once the socket's buffer was full: it served nothing more,
+    `kill` waited out the CLI's 30 s and the container could not be stopped
+    short of delete --force. Now every send to the guest has a deadline
+    (limits.channel_send_timeout_ms, 1 s here): the stall is logged naming
+    the container, later sends fail at once while the guest reads nothing,
+    a request's error says why, and delete leaves nothing."""
+    with Env("deaf", limits="channel_send_timeout_ms = 1000") as env:
+        r, w = os.pipe()
+        err_path = os.path.join(env.tmp, "create-err.txt")
+        with open(os.path.join(env.tmp, "create-out.txt"), "wb") as out, open(err_path, "wb") as err_f:
+            p = subprocess.run([COCOON, "--root", env.root, "create", "--bundle", env.bundle, "c1"],
+                               stdin=r, stdout=out, stderr=err_f, env=env.env(), timeout=30)
+        os.close(r)
+        assert p.returncode == 0, "create failed"
+        rc, err, _ = env.cocoon("start", "c1")
+        assert rc == 0, err
+        fed = [0]
+
+        def feed():
+            chunk = b"x" * 65536
+            try:
+                while True:
+                    fed[0] += os.write(w, chunk)
+            except OSError:
+                pass  # the shim is gone: EPIPE
+        threading.Thread(target=feed, daemon=True).start()
+        deadline = time.time() + 10
+        stalled = b"container c1: the agent has not read its channel for"
+        while time.time() < deadline:
+            with open(err_path, "rb") as f:
+                logged = f.read()
+            if stalled in logged:
+                break
+            time.sleep(0.1)
+        assert stalled in logged, f"no stall logged after 10 s of a deaf agent (fed {fed[0]} bytes): {logged!r}"
+        assert b"limits.channel_send_timeout_ms = 1000" in logged, logged
+        # The owner still serves: kill is answered at once, with the cause.
+        rc, err, took = env.cocoon("kill", "c1", "KILL", timeout=40)
+        assert rc is not None, "cocoon kill hung (> 40 s)"
+        assert took < 5, f"kill took {took:.1f} s: {err!r}"
+        assert rc != 0 and stalled in err, f"kill: rc {rc} {err!r}"
+        rc, derr, took = env.cocoon("delete", "--force", "c1", timeout=40)
+        assert rc == 0 and took < 10, f"delete --force: rc {rc} in {took:.1f} s: {derr!r}"
+        os.close(w)
+        time.sleep(0.5)
+        assert not [q for q in env.vmm_pids() if alive(q)], "the VMM outlived delete"
+        assert cocoon_pids_of(env.root) == [], f"left running: {cocoon_pids_of(env.root)}"
+        assert not os.path.exists(os.path.join(env.root, "c1")), "the state directory is left"
+        return f"fed {fed[0] >> 10} KiB; {logged.decode(errors='replace').strip().splitlines()[-1][:200]}"
+
+
+@case
+def a_member_that_reads_nothing_does_not_stall_its_pod():
+    """rev11b F5: the keeper sends a member's events to the member's shim
+    over a socket that waits at most its send timeout. A member whose engine
+    reads none of its output (its shim blocks on its stdout, and reads its
+    connection no more) had a frame cut at the timeout, which desynchronised
+    its stream, and every further event held the keeper, and so the whole
+    pod, for the timeout again. Now the frame goes whole or the connection
+    is closed: the keeper logs it, kills the member's container in the VM,
+    and serves the pod on; the member's shim reads the end of its
+    connection, never a cut frame, and records its container stopped."""
+    with Env("member-flood", limits="channel_send_timeout_ms = 1000") as env:
+        kerr, merr = os.path.join(env.tmp, "sb-err.txt"), os.path.join(env.tmp, "m1-err.txt")
+        with open(os.path.join(env.tmp, "sb-out.txt"), "wb") as out, open(kerr, "wb") as err_f:
+            p = subprocess.run([COCOON, "--root", env.root, "create", "--bundle", env.bundle, "sb"],
+                               stdin=subprocess.DEVNULL, stdout=out, stderr=err_f, env=env.env(), timeout=30)
+        assert p.returncode == 0, "create sb failed"
+        rc, err, _ = env.cocoon("start", "sb")
+        assert rc == 0, err
+        pid = shim_pid(env, "sb")
+        r, w = os.pipe()  # the member's stdout, which its "engine" does not read
+        with open(merr, "wb") as err_f:
+            p = subprocess.run([COCOON, "--root", env.root, "create", "--bundle", member_bundle(env, "bm", pid), "m1"],
+                               stdin=subprocess.DEVNULL, stdout=w, stderr=err_f, env=env.env(), timeout=30)
+        os.close(w)
+        assert p.returncode == 0, "create m1 failed"
+        t0 = time.time()
+        rc, err, _ = env.cocoon("start", "m1")
+        assert rc == 0, err
+        # The guest's 8 MiB for m1 are taken within moments of the timeout.
+        while time.time() - t0 < 15 and "flooded m1" not in env.log_text():
+            time.sleep(0.1)
+        flooded = time.time() - t0
+        assert "flooded m1" in env.log_text(), "the keeper took the member's output at its shim's pace: the pod stalled"
+        rc, err, took = env.cocoon("kill", "sb", "USR1", timeout=40)
+        assert rc == 0 and took < 5, f"the pod's sandbox is not served: kill took {took:.1f} s, rc {rc} {err!r}"
+        with open(kerr, "rb") as f:
+            klog = f.read()
+        assert b"a client's connection took" in klog and b"it is closed" in klog, klog
+        deadline = time.time() + 10
+        while time.time() < deadline and "signal m1" not in env.log_text():
+            time.sleep(0.1)
+        assert "signal m1" in env.log_text(), "the member's container was not killed in the VM"
+        # Its engine reads again: its shim finds the end of its connection.
+        os.set_blocking(r, False)
+        status, deadline = None, time.time() + 10
+        while time.time() < deadline and status != "stopped":
+            try:
+                while os.read(r, 1 << 16):
+                    pass
+            except BlockingIOError:
+                pass
+            status = state_status(env, "m1")
+            time.sleep(0.2)
+        os.close(r)
+        with open(merr, "rb") as f:
+            mlog = f.read()
+        assert b"malformed" not in mlog, f"the member's shim read a cut frame: {mlog!r}"
+        assert status == "stopped", f"m1 is {status!r} after its shim lost its connection"
+        assert state_status(env, "sb") == "running", "the sandbox went with its member"
+        for cid in ("m1", "sb"):
+            rc, err, _ = env.cocoon("delete", "--force", cid)
+            assert rc == 0, f"delete {cid}: {err!r}"
+        time.sleep(0.5)
+        assert cocoon_pids_of(env.root) == [], "a shim or keeper of the pod is left"
+        return f"8 MiB flood taken in {flooded:.1f} s; {klog.decode(errors='replace').strip().splitlines()[-1][:160]}"
+
 
 for i, (ok, name, detail) in enumerate(results, 1):
     skip = detail.startswith("skip:")

@@ -6,12 +6,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "agent-client.h"
+#include "fdio.h"
 #include "frame.h"
 #include "proto.h"
 
@@ -261,6 +263,81 @@ static void test_client_timeout_and_stale_ids(void **state)
 	free(f);
 }
 
+/* Fills the socket fd until it takes no more; returns the bytes queued. */
+static size_t fill_socket(int fd)
+{
+	static char junk[4096];
+	size_t n = 0;
+	for (;;) {
+		ssize_t w = send(fd, junk, sizeof(junk), MSG_DONTWAIT);
+		if (w <= 0)
+			return n;
+		n += (size_t)w;
+	}
+}
+
+/* rev11b F3: a peer that reads nothing. A send waited for room for ever;
+ * now it fails after send_timeout_ms with an error naming the channel's
+ * container and the limit, and later ones fail at once until the peer
+ * reads again; a frame cut part-way closes the channel for good. */
+static void test_send_has_a_deadline(void **state)
+{
+	(void)state;
+	struct agent_client c;
+	struct error *err = NULL;
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	int small = 4096;
+	assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+	assert_int_equal(agent_client_init(&c, sv[0], NULL), 0);
+	c.send_timeout_ms = 200;
+	snprintf(c.what, sizeof(c.what), "container c1");
+	size_t queued = fill_socket(sv[0]);
+	assert_true(queued > 0);
+
+	size_t len;
+	uint8_t *ping = ping_frame(1, &len);
+	long long t0 = now_ms();
+	assert_int_equal(agent_send_raw(&c, ping, len, &err), -ETIMEDOUT);
+	long long took = now_ms() - t0;
+	assert_true(took >= 190 && took < 2000);
+	assert_non_null(strstr(err->msg, "container c1: the agent has not read its channel for"));
+	assert_non_null(strstr(err->msg, "limits.channel_send_timeout_ms = 200"));
+	assert_non_null(strstr(err->msg, "nothing was sent"));
+	error_free(&err);
+	assert_false(c.broken);
+	/* Stalled: the next send fails at once, as does a call within its
+	 * own timeout. */
+	t0 = now_ms();
+	assert_int_equal(agent_send_raw(&c, ping, len, &err), -ETIMEDOUT);
+	assert_true(now_ms() - t0 < 100);
+	error_free(&err);
+	assert_int_equal(call_ping(&c, &err), -ETIMEDOUT);
+	assert_true(now_ms() - t0 < 300);
+	error_free(&err);
+	/* The peer reads again: sends go through. */
+	static char sink[1 << 20];
+	while (recv(sv[1], sink, sizeof(sink), MSG_DONTWAIT) > 0)
+		;
+	assert_int_equal(agent_send_raw(&c, ping, len, &err), 0);
+	assert_int_equal(c.stalled_since, 0);
+	while (recv(sv[1], sink, sizeof(sink), MSG_DONTWAIT) > 0)
+		;
+	/* A frame larger than the buffer: cut part-way, the channel closes. */
+	static uint8_t big[256 * 1024];
+	assert_int_equal(agent_send_raw(&c, big, sizeof(big), &err), -ETIMEDOUT);
+	assert_non_null(strstr(err->msg, "a request was cut short, so the channel is closed"));
+	error_free(&err);
+	assert_true(c.broken);
+	while (recv(sv[1], sink, sizeof(sink), MSG_DONTWAIT) > 0)
+		;
+	assert_int_equal(agent_send_raw(&c, ping, len, &err), -EPIPE);
+	error_free(&err);
+	free(ping);
+	agent_client_close(&c);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -274,6 +351,7 @@ int main(void)
 		cmocka_unit_test(test_client_error_reply_sanitized),
 		cmocka_unit_test(test_client_oversized_and_garbage),
 		cmocka_unit_test(test_client_timeout_and_stale_ids),
+		cmocka_unit_test(test_send_has_a_deadline),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

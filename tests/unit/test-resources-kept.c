@@ -18,6 +18,7 @@
 #include "config.h"
 #include "images.h"
 #include "resources-kept.h"
+#include "resources.h"
 
 static char dir[64];
 
@@ -118,12 +119,27 @@ static Cocoon__Resources bundle_limits(void)
 	return b;
 }
 
+/* A host's [vm] section: 512 MiB and 1 vCPU unless a bundle's limits say
+ * otherwise, at most 64 GiB and 64 vCPUs. */
+static struct cocoon_config host_cfg(void)
+{
+	struct cocoon_config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.memory_mib = 512;
+	cfg.vcpus = 1;
+	cfg.max_memory_mib = 65536;
+	cfg.max_vcpus = 64;
+	cfg.enable_checkpoint = true;
+	return cfg;
+}
+
 /* The part of json that resources_kept_lower_only takes over bundle b,
  * laid over b; dropped names the rest. */
 static Cocoon__Resources lowered(const char *json, Cocoon__Resources b, char *dropped, size_t size)
 {
 	struct error *err = NULL;
-	char *taken = resources_kept_lower_only(json, &b, dropped, size, &err);
+	struct cocoon_config cfg = host_cfg();
+	char *taken = resources_kept_lower_only(&cfg, json, &b, 0, dropped, size, &err);
 	if (!taken)
 		fail_msg("%s", err->msg);
 	assert_int_equal(resources_kept_apply(taken, &b, NULL), 0);
@@ -177,10 +193,71 @@ static void test_a_foreign_checkpoint_only_lowers(void **st)
 	assert_int_equal(b.cpu_quota, 80000);
 	/* Bad JSON is an error, as at create. */
 	struct error *err = NULL;
-	assert_null(resources_kept_lower_only("{\"memory\": {\"limit\": -9}}", &none, dropped,
-					      sizeof(dropped), &err));
+	assert_null(resources_kept_lower_only(NULL, "{\"memory\": {\"limit\": -9}}", &none, 0,
+					      dropped, sizeof(dropped), &err));
 	assert_non_null(err);
 	error_free(&err);
+}
+
+/* rev11b F1: a limit where the bundle has none lowers the cgroup, but a
+ * VM is sized from it: a foreign checkpoint's 30 GiB and 64 CPUs grew the
+ * VM of a bundle without limits (podman run with no -m/--cpus) from 512
+ * MiB and 1 vCPU to the host's maxima. The VM never gets past what the
+ * bundle alone gives; a small limit still lowers. */
+static void test_a_foreign_checkpoint_does_not_grow_the_vm(void **st)
+{
+	(void)st;
+	struct cocoon_config cfg = host_cfg();
+	Cocoon__Resources none = COCOON__RESOURCES__INIT;
+	int base_mib = 0, base_cpus = 0, mib = 0, cpus = 0;
+	char dropped[512];
+	assert_int_equal(resources_vm_size(&cfg, &none, 0, &base_mib, &base_cpus, NULL), 0);
+	assert_int_equal(base_mib, 512);
+	static const char *const giants[] = {
+		/* 30 GiB: 61568 MiB of VM; then one past vm.max_memory_mib. */
+		"{\"memory\": {\"limit\": 32212254720}, \"cpu\": {\"quota\": 6400000, \"period\": 100000}}",
+		"{\"memory\": {\"limit\": 70368744177664}, \"cpu\": {\"quota\": 200000, \"period\": 100000}}",
+		/* 300 MiB: 728 MiB of VM with checkpoints on. */
+		"{\"memory\": {\"limit\": 314572800}, \"cpu\": {\"quota\": 150000, \"period\": 100000}}",
+	};
+	for (size_t i = 0; i < sizeof(giants) / sizeof(giants[0]); i++) {
+		Cocoon__Resources b = lowered(giants[i], none, dropped, sizeof(dropped));
+		assert_int_equal(resources_vm_size(&cfg, &b, 0, &mib, &cpus, NULL), 0);
+		if (mib > base_mib || cpus > base_cpus)
+			fail_msg(
+				"%s: the bundle alone: %d MiB %d vCPUs; with the checkpoint's limits: %d MiB %d vCPUs (dropped: '%s')",
+				giants[i], base_mib, base_cpus, mib, cpus, dropped);
+		assert_int_equal(b.memory_limit, 0);
+		assert_int_equal(b.cpu_quota, 0);
+		assert_non_null(strstr(
+			dropped, "memory.limit (it would size the VM past the bundle's 512 MiB)"));
+		assert_non_null(strstr(dropped, "cpu.quota/cpu.period ("));
+	}
+	/* Within the VM the bundle gives: taken, the VM no larger. */
+	Cocoon__Resources b =
+		lowered("{\"memory\": {\"limit\": 104857600}, \"cpu\": {\"quota\": 50000}}", none,
+			dropped, sizeof(dropped));
+	assert_string_equal(dropped, "");
+	assert_int_equal(b.memory_limit, 100 << 20);
+	assert_int_equal(b.cpu_quota, 50000);
+	assert_int_equal(resources_vm_size(&cfg, &b, 0, &mib, &cpus, NULL), 0);
+	assert_true(mib <= base_mib && cpus <= base_cpus);
+	/* A bundle with a cpuset of 4 CPUs: 4 vCPUs; a quota of 3 lowers it,
+	 * one of 8 would grow it. */
+	struct error *err = NULL;
+	char *taken = resources_kept_lower_only(
+		&cfg, "{\"cpu\": {\"quota\": 300000, \"period\": 100000}}", &none, 4, dropped,
+		sizeof(dropped), &err);
+	assert_non_null(taken);
+	assert_string_equal(dropped, "");
+	free(taken);
+	taken = resources_kept_lower_only(&cfg,
+					  "{\"cpu\": {\"quota\": 800000, \"period\": 100000}}",
+					  &none, 4, dropped, sizeof(dropped), &err);
+	assert_non_null(taken);
+	assert_string_equal(taken, "{}");
+	assert_string_equal(dropped, "cpu.quota/cpu.period (8 vCPUs, past the bundle's 4)");
+	free(taken);
 }
 
 /* This host's note of what a checkpoint carried: the same limits (as
@@ -219,6 +296,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test(test_manifest_resources_are_checked),
 		cmocka_unit_test(test_a_foreign_checkpoint_only_lowers),
+		cmocka_unit_test(test_a_foreign_checkpoint_does_not_grow_the_vm),
 		cmocka_unit_test_setup_teardown(test_host_note_vouches_for_its_own_checkpoints_only,
 						setup, teardown),
 	};

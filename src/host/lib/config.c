@@ -60,6 +60,8 @@ static const struct key_def keys[] = {
 	{"limits", "console_log_max_bytes", T_INT, OFF(console_log_max_bytes), 4096, INT64_MAX,
 	 NULL},
 	{"limits", "shared_max_bytes", T_INT, OFF(shared_max_bytes), 0, INT64_MAX, NULL},
+	{"limits", "channel_send_timeout_ms", T_INT, OFF(channel_send_timeout_ms), 100, 3600000,
+	 NULL},
 };
 
 static void set_string(char **field, const char *value)
@@ -97,6 +99,7 @@ void config_init_defaults(struct cocoon_config *c)
 	c->checkpoint_max_files = 20000;
 	c->verify_timeout_ms = 300000;
 	c->console_log_max_bytes = 16 << 20;
+	c->channel_send_timeout_ms = 10000; /* AGENT_SEND_TIMEOUT_MS */
 }
 
 void config_free(struct cocoon_config *c)

@@ -52,6 +52,9 @@ struct cocoon_config {
 	int64_t verify_timeout_ms;
 	int64_t console_log_max_bytes;
 	int64_t shared_max_bytes; /* 0: twice the VM's memory + 256 MiB */
+	/* How long a send to a guest's agent may wait for the guest to read
+	 * (agent-client.h): its channel, or a pod member's shim. */
+	int64_t channel_send_timeout_ms;
 };
 
 void config_init_defaults(struct cocoon_config *c);

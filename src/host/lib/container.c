@@ -348,14 +348,14 @@ static int restore_kept_resources(struct global_opts *g, struct oci_bundle *b,
 	if (resources_kept_noted(&g->cfg, c->dirs[0], c->resources)) {
 		taken = strdup(c->resources);
 	} else {
-		char dropped[128];
-		taken = resources_kept_lower_only(c->resources, b->spec->resources, dropped,
-						  sizeof(dropped), err);
+		char dropped[512];
+		taken = resources_kept_lower_only(&g->cfg, c->resources, b->spec->resources,
+						  b->cpuset_cpus, dropped, sizeof(dropped), err);
 		if (!taken)
 			return error_wrap(err, "the checkpoint's limits set by update");
 		if (dropped[0])
 			log_warning(
-				"restore: the checkpoint's %s (set by update) above the bundle's not taken: "
+				"restore: the checkpoint's %s (set by update) not taken, above the bundle's: "
 				"this host did not make that checkpoint, or it was moved, and a checkpoint "
 				"directory only lowers limits (docs/lifecycle.md)",
 				dropped);

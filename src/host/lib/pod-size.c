@@ -8,6 +8,7 @@
 #include "cleanup.h"
 #include "paths.h"
 #include "pod.h"
+#include "resources.h"
 #include "spec.h"
 
 #include <errno.h>
@@ -173,5 +174,36 @@ int pod_limits_of(const struct oci_bundle *b, const char *cgroup_root, struct po
 	    pod_cgroup_parent(b->pod.cgroups_path, parent, sizeof(parent)) < 0)
 		return 0;
 	cgroup_limits(cgroup_root, parent, out);
+	return 0;
+}
+
+int pod_vm_size(const struct cocoon_config *cfg, const struct oci_bundle *b,
+		const char *cgroup_root, int *memory_mib, int *vcpus, struct pod_limits *pl,
+		struct error **err)
+{
+	const Cocoon__Resources *own = b->spec->resources;
+	Cocoon__Resources pod_r = COCOON__RESOURCES__INIT;
+	const Cocoon__Resources *size_from = own;
+	struct pod_limits none;
+	int r;
+
+	if (!pl)
+		pl = &none;
+	memset(pl, 0, sizeof(*pl));
+	if (pod_may_host_members(b) && (r = pod_limits_of(b, cgroup_root, pl, err)) < 0)
+		return r;
+	if (pl->memory || pl->cpu_quota) {
+		if (own)
+			pod_r = *own;
+		if (pl->memory)
+			pod_r.memory_limit = pl->memory;
+		if (pl->cpu_quota) {
+			pod_r.cpu_quota = pl->cpu_quota;
+			pod_r.cpu_period = pl->cpu_period;
+		}
+		size_from = &pod_r;
+	}
+	if ((r = resources_vm_size(cfg, size_from, b->cpuset_cpus, memory_mib, vcpus, err)) < 0)
+		return pl->memory ? error_wrap(err, "pod limits from %s", pl->source) : r;
 	return 0;
 }

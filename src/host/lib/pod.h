@@ -140,6 +140,16 @@ int pod_images_state_dir(struct global_opts *g, const char *dir, char **out, str
  * an unreadable limit file or a malformed cgroupsPath, named. */
 int pod_limits_of(const struct oci_bundle *b, const char *cgroup_root, struct pod_limits *out,
 		  struct error **err);
+/* The VM a container of bundle b boots (the shim's, and what a whole-VM
+ * restore must match before it decompresses anything): resources_vm_size()
+ * from its linux.resources, or, for a container that may host a pod's
+ * members, with the pod's limits (pod_limits_of under cgroup_root) over
+ * them. *memory_mib in MiB, *vcpus; *pl (may be NULL) gets the pod's
+ * limits. Errors: resources_vm_size()'s, wrapped with the pod limits'
+ * source when those are what does not fit, or pod_limits_of()'s. */
+int pod_vm_size(const struct cocoon_config *cfg, const struct oci_bundle *b,
+		const char *cgroup_root, int *memory_mib, int *vcpus, struct pod_limits *pl,
+		struct error **err);
 /* The parent of a cgroupsPath as a path under a cgroup hierarchy, in out:
  * "/a/b/c" gives "a/b"; systemd's "parent.slice:prefix:name" gives the
  * slice's path ("machine-libpod_pod_X.slice" is

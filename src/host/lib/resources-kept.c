@@ -167,7 +167,57 @@ static bool within(uint64_t v, uint64_t limit)
 	return limit == 0 || (v != 0 && v <= limit);
 }
 
-char *resources_kept_lower_only(const char *json, const Cocoon__Resources *bundle, char *dropped,
+/* What u sets, with r's values, laid over res. */
+static void lay_over(const Cocoon__UpdateRequest *u, const Cocoon__Resources *r,
+		     Cocoon__Resources *res)
+{
+	if (u->set_memory)
+		res->memory_limit = r->memory_limit;
+	if (u->set_pids)
+		res->pids_limit = r->pids_limit;
+	if (u->set_cpu_max && !u->keep_cpu_quota)
+		res->cpu_quota = r->cpu_quota;
+	if (u->set_cpu_max && !u->keep_cpu_period)
+		res->cpu_period = r->cpu_period;
+	if (u->set_cpu_weight)
+		res->cpu_shares = r->cpu_shares;
+}
+
+/* A limit where the bundle has none lowers the container's cgroup, but
+ * sizes its VM from the limit rather than from vm.memory_mib / vm.vcpus:
+ * a memory.limit of 60 GiB or a quota of 64 CPUs would grow the VM of a
+ * bundle without limits to the host's maxima (rev11b F1). So whatever the
+ * VM would get past what the bundle alone gives is dropped too. */
+static void drop_vm_growth(const struct cocoon_config *cfg, const Cocoon__Resources *b,
+			   int cpuset_cpus, Cocoon__UpdateRequest *u, const Cocoon__Resources *r,
+			   char *dropped, size_t size)
+{
+	int base_mib, base_cpus, mib, cpus;
+	char what[160];
+	if (!cfg || resources_vm_size(cfg, b, cpuset_cpus, &base_mib, &base_cpus, NULL) < 0)
+		return; /* the bundle's own size is refused at create, named there */
+	Cocoon__Resources res = *b;
+	lay_over(u, r, &res);
+	/* Refused: the limit does not fit under vm.max_memory_mib. */
+	if (resources_vm_size(cfg, &res, cpuset_cpus, &mib, &cpus, NULL) < 0 || mib > base_mib) {
+		u->set_memory = false;
+		snprintf(what, sizeof(what),
+			 "memory.limit (it would size the VM past the bundle's %d MiB)", base_mib);
+		dropped_add(dropped, size, what);
+		res.memory_limit = b->memory_limit;
+		if (resources_vm_size(cfg, &res, cpuset_cpus, &mib, &cpus, NULL) < 0)
+			return; /* cannot be: the bundle's own size fits */
+	}
+	if (u->set_cpu_max && cpus > base_cpus) {
+		u->set_cpu_max = false;
+		snprintf(what, sizeof(what),
+			 "cpu.quota/cpu.period (%d vCPUs, past the bundle's %d)", cpus, base_cpus);
+		dropped_add(dropped, size, what);
+	}
+}
+
+char *resources_kept_lower_only(const struct cocoon_config *cfg, const char *json,
+				const Cocoon__Resources *bundle, int cpuset_cpus, char *dropped,
 				size_t size, struct error **err)
 {
 	static const Cocoon__Resources none = COCOON__RESOURCES__INIT;
@@ -203,6 +253,7 @@ char *resources_kept_lower_only(const char *json, const Cocoon__Resources *bundl
 		u.set_cpu_weight = false;
 		dropped_add(dropped, size, "cpu.shares");
 	}
+	drop_vm_growth(cfg, b, cpuset_cpus, &u, &r, dropped, size);
 	json_object *o = json_object_new_object();
 	kept_merge(o, &u, &r);
 	char *out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
@@ -220,15 +271,6 @@ int resources_kept_apply(const char *json, Cocoon__Resources *res, struct error 
 	int e = resources_update_from_json(json, &u, &r, ignored, sizeof(ignored), err);
 	if (e < 0)
 		return e;
-	if (u.set_memory)
-		res->memory_limit = r.memory_limit;
-	if (u.set_pids)
-		res->pids_limit = r.pids_limit;
-	if (u.set_cpu_max && !u.keep_cpu_quota)
-		res->cpu_quota = r.cpu_quota;
-	if (u.set_cpu_max && !u.keep_cpu_period)
-		res->cpu_period = r.cpu_period;
-	if (u.set_cpu_weight)
-		res->cpu_shares = r.cpu_shares;
+	lay_over(&u, &r, res);
 	return 0;
 }

@@ -22,9 +22,10 @@
  * directory's real path (resources_kept_note). A restore lays the
  * checkpoint's limits over the bundle's as they are only when that note
  * matches them (this host's update set them); otherwise each limit is
- * taken only where it lowers the bundle's (resources_kept_lower_only),
- * and the others are named in a warning and dropped, also from what the
- * restored container keeps for its next checkpoint. */
+ * taken only where it lowers the bundle's and does not size the VM past
+ * what the bundle alone gives (resources_kept_lower_only), and the others
+ * are named in a warning and dropped, also from what the restored
+ * container keeps for its next checkpoint. */
 #pragma once
 
 #include "config.h"
@@ -71,7 +72,14 @@ bool resources_kept_noted(const struct cocoon_config *cfg, const char *resolved_
  * the same form, malloc'd: memory.limit and pids.limit at most the
  * bundle's (any, when it has none; a lifted one only when it has none),
  * cpu.quota / cpu.period at most the bundle's share of a period,
- * cpu.shares at most the bundle's (1024 when unset). What is left out is
- * named, comma-separated, in dropped. NULL with err on a bad json. */
-char *resources_kept_lower_only(const char *json, const Cocoon__Resources *bundle, char *dropped,
+ * cpu.shares at most the bundle's (1024 when unset). And none that sizes
+ * the VM (resources_vm_size() with cfg and cpuset_cpus, the bundle's
+ * linux.resources.cpu.cpus count) past what the bundle alone gets: a
+ * limit where the bundle has none lowers the cgroup but would size the VM
+ * from the limit instead of vm.memory_mib / vm.vcpus (cfg NULL: not
+ * checked). What is left out is named, comma-separated, in dropped (with
+ * the VM's size where that is why; 512 bytes hold all of it). NULL with
+ * err on a bad json. */
+char *resources_kept_lower_only(const struct cocoon_config *cfg, const char *json,
+				const Cocoon__Resources *bundle, int cpuset_cpus, char *dropped,
 				size_t size, struct error **err);

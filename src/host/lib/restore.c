@@ -11,6 +11,7 @@
 #include "pod.h"
 #include "pod-record.h"
 #include "safefs.h"
+#include "spec.h"
 #include "vmsnap-zstd.h"
 #include "vmsnap.h"
 
@@ -39,8 +40,9 @@ static int unnamed_file_in(const char *dir)
 }
 
 /* vm.state.zst (vmsnap-zstd.h) decompressed for QEMU, which needs a
- * seekable file. Bounded by the memory of the VM it holds (vm.json's key,
- * at most [vm] max_memory_mib, plus its device state: vmsnap_state_bound),
+ * seekable file. Bounded by the memory of the VM it starts in (memory_mib,
+ * this host's for the bundle, which vm_shape_matches() found vm.json's key
+ * to claim too), plus its device state (vmsnap_state_bound_mib),
  * never more than checkpoint_max_bytes, and done within verify_timeout_ms.
  * Where: beside the image directory (dir; the same filesystem as the
  * checkpoint, on disk under the engines), not in the state root (tmpfs
@@ -50,14 +52,14 @@ static int unnamed_file_in(const char *dir)
  * unlinked at once), so nothing is left behind, not even when the restore
  * is killed. Returns a read-only fd of it, for QEMU, or -errno. */
 static int unpack_state(struct global_opts *g, const char *dir, int fd, const char *name,
-			const struct vmsnap_meta *m, struct error **err)
+			const struct vmsnap_meta *m, int memory_mib, struct error **err)
 {
 	struct vmsnap_limits lim = {.max_bytes = (uint64_t)g->cfg.checkpoint_max_bytes,
 				    .verify_ms = (uint64_t)g->cfg.verify_timeout_ms,
 				    .max_memory_mib = g->cfg.max_memory_mib};
 	char what[256];
 	struct vmsnap_zstd_bounds b = {.max_what = what, .max_ms = lim.verify_ms};
-	int r = vmsnap_state_bound(m->key, &lim, &b.max_bytes, what, sizeof(what), err);
+	int r = vmsnap_state_bound_mib(memory_mib, &lim, &b.max_bytes, what, sizeof(what), err);
 	if (r < 0)
 		return error_wrap(err, "%s", name);
 	_cleanup_free_ char *beside = strdup(dir);
@@ -85,6 +87,46 @@ static int unpack_state(struct global_opts *g, const char *dir, int fd, const ch
 	snprintf(self, sizeof(self), "/proc/self/fd/%d", out);
 	int ro = open(self, O_RDONLY | O_CLOEXEC);
 	return ro >= 0 ? ro : error_set(err, errno, "reopen the decompressed %s", name);
+}
+
+/* Before anything of a whole-VM checkpoint is read at length or
+ * decompressed: that this host can start one at all (vmsnap_require), and
+ * that the VM the bundle gives here (pod_vm_size, as the shim sizes it) has
+ * the memory vm.json's key claims. The key is the untrusted directory's
+ * word: the shim compares the whole of it with its own only once the state
+ * is unpacked, and bounding by its claim let a foreign key of the host's
+ * RAM have that much decompressed for a VM of 512 MiB (rev11b F4). The
+ * key's other lines (vCPUs, image, versions) are the shim's to compare.
+ * *memory_mib gets this host's size, the one that bounds. */
+static int vm_shape_matches(struct global_opts *g, const char *id, const char *state,
+			    const struct create_options *o, const struct vmsnap_meta *m,
+			    int *memory_mib, struct error **err)
+{
+	struct vmsnap_caps caps;
+	struct oci_bundle b;
+	int vcpus = 0;
+	*memory_mib = 0;
+	int r = vmsnap_require(&g->cfg, &caps, err);
+	if (r < 0)
+		return r;
+	r = spec_load(o->bundle ? o->bundle : ".", id, &b, err);
+	if (r == 0)
+		r = pod_vm_size(&g->cfg, &b, "/sys/fs/cgroup", memory_mib, &vcpus, NULL, err);
+	spec_free(&b);
+	if (r < 0)
+		return r;
+	int claimed = vmsnap_key_memory_mib(m->key);
+	if (claimed < 0)
+		return error_setx(err, EINVAL,
+				  "%s: vm.json's key gives the VM no memory size (no -m N in its "
+				  "qemu-command-line)",
+				  state);
+	if (claimed != *memory_mib)
+		return error_setx(
+			err, EINVAL,
+			"%s: the whole-VM checkpoint was taken of another image or VM shape, so it cannot start here: vm.json's key says the saved VM has %d MiB of memory, and the VM this bundle gets here has %d MiB (nothing of it was read)",
+			state, claimed, *memory_mib);
+	return 0;
 }
 
 /* A whole-VM checkpoint (vm.json in the image directory, vmsnap.h): the
@@ -120,14 +162,19 @@ static int vmsnap_restore(struct global_opts *g, const char *id, const char *dir
 	if (st.st_size == 0 || (uint64_t)st.st_blocks * 512 > (uint64_t)g->cfg.checkpoint_max_bytes)
 		return error_setx(err, EINVAL, "%s: empty, or larger than checkpoint_max_bytes",
 				  state);
-	/* Nor larger than the VM it holds (vmsnap_state_bound; its allocated
-	 * bytes are checkpoint_max_bytes' above): QEMU would parse a sparse
-	 * giant until the restore's time runs out. */
+	int memory_mib;
+	int r = vm_shape_matches(g, id, state, o, m, &memory_mib, err);
+	if (r < 0)
+		return r;
+	/* Nor larger than the VM it starts in (vmsnap_state_bound_mib; its
+	 * allocated bytes are checkpoint_max_bytes' above): QEMU would parse a
+	 * sparse giant until the restore's time runs out. */
 	struct vmsnap_limits blim = {.max_bytes = UINT64_MAX,
 				     .max_memory_mib = g->cfg.max_memory_mib};
 	char what[256];
 	uint64_t bound;
-	if (!m->zstd && vmsnap_state_bound(m->key, &blim, &bound, what, sizeof(what), err) < 0)
+	if (!m->zstd &&
+	    vmsnap_state_bound_mib(memory_mib, &blim, &bound, what, sizeof(what), err) < 0)
 		return error_wrap(err, "%s", state);
 	if (!m->zstd && (uint64_t)st.st_size > bound)
 		return error_setx(err, EFBIG, "%s is %llu bytes, over %s", state,
@@ -139,7 +186,8 @@ static int vmsnap_restore(struct global_opts *g, const char *id, const char *dir
 	int v = m->zstd ? 0 : vmsnap_state_verify(fd, state, m, &lim, err);
 	if (v < 0)
 		return v;
-	_cleanup_close_ int raw_fd = m->zstd ? unpack_state(g, dir, fd, state, m, err) : -1;
+	_cleanup_close_ int raw_fd =
+		m->zstd ? unpack_state(g, dir, fd, state, m, memory_mib, err) : -1;
 	if (m->zstd && raw_fd < 0)
 		return raw_fd;
 	/* The shim is a fork of this process and lives as long as the
@@ -156,7 +204,7 @@ static int vmsnap_restore(struct global_opts *g, const char *id, const char *dir
 	o->vmsnap_state = state;
 	o->vmsnap_state_fd = m->zstd ? raw_fd : fd;
 	o->vmsnap_key = m->key;
-	int r = container_create(g, id, o, shim, err);
+	r = container_create(g, id, o, shim, err);
 	o->vmsnap_state = NULL;
 	o->vmsnap_state_fd = -1;
 	o->vmsnap_key = NULL;

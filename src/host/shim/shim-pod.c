@@ -99,8 +99,10 @@ static int member_register(struct shim *s, struct shim_client *c, const char *id
 				  MEMBER_GONE_WAIT_MS);
 	snprintf(c->member, sizeof(c->member), "%s", id);
 	/* Its output must not be dropped: a member that does not read stalls
-	 * the pod's events for at most this long, then loses them. */
-	struct timeval tv = {.tv_sec = 10};
+	 * the pod's events for at most this long, then is taken as gone
+	 * (shim_send_to_client). */
+	int64_t ms = s->args->g->cfg.channel_send_timeout_ms;
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
 	fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) & ~O_NONBLOCK);
 	(void)setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)); /* valid: cannot fail */
 	return 0;

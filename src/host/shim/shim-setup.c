@@ -219,28 +219,11 @@ static int vm_size(struct shim *s, struct sandbox_options *opts, struct error **
 {
 	struct shim_args *a = s->args;
 	const Cocoon__Resources *own = a->bundle->spec->resources;
-	Cocoon__Resources pod_r = COCOON__RESOURCES__INIT;
-	const Cocoon__Resources *size_from = own;
-	struct pod_limits pl = {0};
-	int r;
-
-	if (pod_may_host_members(a->bundle) &&
-	    (r = pod_limits_of(a->bundle, "/sys/fs/cgroup", &pl, err)) < 0)
+	struct pod_limits pl;
+	int r = pod_vm_size(&a->g->cfg, a->bundle, "/sys/fs/cgroup", &opts->memory_mib,
+			    &opts->vcpus, &pl, err);
+	if (r < 0)
 		return r;
-	if (pl.memory || pl.cpu_quota) {
-		if (own)
-			pod_r = *own;
-		if (pl.memory)
-			pod_r.memory_limit = pl.memory;
-		if (pl.cpu_quota) {
-			pod_r.cpu_quota = pl.cpu_quota;
-			pod_r.cpu_period = pl.cpu_period;
-		}
-		size_from = &pod_r;
-	}
-	if ((r = resources_vm_size(&a->g->cfg, size_from, a->bundle->cpuset_cpus, &opts->memory_mib,
-				   &opts->vcpus, err)) < 0)
-		return pl.memory ? error_wrap(err, "pod limits from %s", pl.source) : r;
 	s->vcpus = opts->vcpus;
 	s->own_mib = own ? shim_mib_of(own->memory_limit) : 0;
 	if (pl.memory) {
@@ -341,6 +324,10 @@ int shim_setup(struct shim *s, struct error **err)
 	s->sb.agent.on_event = shim_on_agent_event;
 	s->sb.agent.on_reply = shim_agent_reply;
 	s->sb.agent.event_userdata = s;
+	/* Every send to the guest (or, for a member, to its pod's keeper) has
+	 * a deadline, and its error names the container (agent-client.h). */
+	s->sb.agent.send_timeout_ms = (int)a->g->cfg.channel_send_timeout_ms;
+	snprintf(s->sb.agent.what, sizeof(s->sb.agent.what), "container %s", a->id);
 	/* A whole-VM restore: the container came back with its VM. */
 	if ((r = a->vmsnap_state ? thaw_restored(s, err)
 		 : a->restore	 ? restore_container(s, err)

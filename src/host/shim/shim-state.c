@@ -4,6 +4,7 @@
 #include "agent-client.h"
 #include "cleanup.h"
 #include "guard.h"
+#include "log.h"
 #include "network.h"
 #include "paths.h"
 #include "resources.h"
@@ -63,8 +64,20 @@ void shim_send_to_client(int fd, Cocoon__Response *resp)
 {
 	_cleanup_free_ uint8_t *buf = NULL;
 	size_t len;
-	if (fd >= 0 && proto_frame_response(resp, &buf, &len, NULL) == 0)
-		(void)send(fd, buf, len, MSG_NOSIGNAL); /* it may be gone */
+	if (fd < 0 || proto_frame_response(resp, &buf, &len, NULL) < 0)
+		return;
+	/* The shim's signals come through its signalfd: no EINTR here, so a
+	 * short count is a send timeout. */
+	ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+	if (n == (ssize_t)len)
+		return;
+	int e = n < 0 ? errno : ETIMEDOUT;
+	if (e != EPIPE && e != ECONNRESET)
+		log_warning("shim: a client's connection took %zd of a %zu-byte frame (%s): it is "
+			    "closed (a pod member's shim that reads nothing for "
+			    "limits.channel_send_timeout_ms is taken as gone)",
+			    n > 0 ? n : 0, len, strerror(e));
+	(void)shutdown(fd, SHUT_RDWR); /* it may be gone: then nothing to do */
 }
 
 struct shim_client *shim_find_member(struct shim *s, const char *id)

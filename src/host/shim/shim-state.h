@@ -108,7 +108,14 @@ struct shim_exec *shim_find_exec(struct shim *s, const char *exec_id);
 /* Closes an exec's stdio and frees its slot. */
 void shim_close_exec(struct shim_exec *e);
 
-/* One response frame to a control client; errors ignored (it may be gone). */
+/* One response frame to a control client; errors ignored (it may be gone).
+ * A frame is sent whole or the connection is shut down (both ways): a pod
+ * member's socket waits at most limits.channel_send_timeout_ms for room
+ * (member_register), and a send that timed out part-way left a cut frame
+ * that desynchronised the member's stream, while the next frames held the
+ * keeper, and so the whole pod, that long each (rev11b F5). The member's
+ * shim then reads the end of its connection, never a cut frame, and the
+ * keeper takes the member as gone (its container is killed in the VM). */
 void shim_send_to_client(int fd, Cocoon__Response *resp);
 
 /* The connected shim of pod member ID, or NULL. */

@@ -1,6 +1,7 @@
 #include "agent-client.h"
 #include "cleanup.h"
 #include "fdio.h"
+#include "log.h"
 #include "paths.h"
 #include "vm.h"
 
@@ -53,52 +54,99 @@ static bool is_event(const Cocoon__Response *r)
 			      r->body_case == COCOON__RESPONSE__BODY_EXIT);
 }
 
-static int send_with_fds(int sock, const uint8_t *buf, size_t len, const int *fds, size_t nfds,
-			 struct error **err)
+/* Sends buf (with fds, SCM_RIGHTS, on its first byte) without blocking:
+ * waits for room with poll() until the earlier of deadline (ms, 0: none)
+ * and the send timeout. See struct agent_client for what a timeout does. */
+static int send_frame(struct agent_client *c, const uint8_t *buf, size_t len, const int *fds,
+		      size_t nfds, long long deadline, struct error **err)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * 4)];
 		struct cmsghdr align;
 	} u;
-	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+	int limit = c->send_timeout_ms > 0 ? c->send_timeout_ms : AGENT_SEND_TIMEOUT_MS;
+	const char *sep = c->what[0] ? ": " : "";
+	size_t sent = 0;
 
 	if (nfds > 4)
 		return error_setx(err, EINVAL, "too many descriptors");
-	memset(&u, 0, sizeof(u));
-	msg.msg_control = u.buf;
-	msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-	memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
-	ssize_t n;
-	do
-		n = sendmsg(sock, &msg, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return error_set(err, errno, "sendmsg");
-	if ((size_t)n < len)
-		return error_setx(err, EIO, "short sendmsg");
+	if (c->broken)
+		return error_setx(err, EPIPE, "%s%sagent channel closed after a protocol violation",
+				  c->what, sep);
+	long long start = now_ms(), until = start + limit;
+	if (deadline > 0 && deadline < until)
+		until = deadline;
+	if (c->stalled_since)
+		until = start; /* no room then: fail at once, not for every send again */
+	while (sent < len) {
+		struct iovec iov = {.iov_base = (void *)(buf + sent), .iov_len = len - sent};
+		struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+		if (nfds && sent == 0) {
+			memset(&u, 0, sizeof(u));
+			msg.msg_control = u.buf;
+			msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+			struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+			cm->cmsg_level = SOL_SOCKET;
+			cm->cmsg_type = SCM_RIGHTS;
+			cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+			memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+		}
+		/* MSG_NOSIGNAL: a VM that died must be an error, not a SIGPIPE. */
+		ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			sent += (size_t)n;
+			c->stalled_since = 0;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+			return error_set(err, errno, "%s%swrite to agent channel", c->what, sep);
+		long long now = now_ms();
+		if (now < until) {
+			struct pollfd p = {.fd = c->fd, .events = POLLOUT};
+			if (poll(&p, 1, (int)(until - now)) < 0 && errno != EINTR)
+				return error_set(err, errno, "%s%spoll on agent channel", c->what,
+						 sep);
+			continue;
+		}
+		/* The peer took nothing for the whole wait. */
+		long long waited = now - (c->stalled_since ? c->stalled_since : start);
+		if (!c->stalled_since)
+			c->stalled_since = start;
+		if (sent > 0) {
+			c->broken = true;
+			return error_setx(
+				err, ETIMEDOUT,
+				"%s%sthe agent has not read its channel for %lld ms (limits.channel_send_timeout_ms = %d): a request was cut short, so the channel is closed",
+				c->what, sep, waited, limit);
+		}
+		return error_setx(
+			err, ETIMEDOUT,
+			"%s%sthe agent has not read its channel for %lld ms (limits.channel_send_timeout_ms = %d): nothing was sent",
+			c->what, sep, waited, limit);
+	}
 	return 0;
+}
+
+/* A send whose caller takes no error: logged when the channel stalls or
+ * breaks by it, once (the later ones fail the same way). */
+static int send_logged(struct agent_client *c, const uint8_t *buf, size_t len, long long deadline,
+		       struct error **err)
+{
+	if (err)
+		return send_frame(c, buf, len, NULL, 0, deadline, err);
+	_cleanup_error_ struct error *e = NULL;
+	bool was = c->stalled_since || c->broken;
+	int r = send_frame(c, buf, len, NULL, 0, deadline, &e);
+	if (r == -ETIMEDOUT && !was)
+		log_warning("%s", e->msg);
+	return r;
 }
 
 int agent_send_raw(struct agent_client *c, const void *buf, size_t len, struct error **err)
 {
-	const uint8_t *p = buf;
-
-	while (len > 0) {
-		/* MSG_NOSIGNAL: a VM that died must be an error, not a SIGPIPE. */
-		ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return error_set(err, errno, "write to agent channel");
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return send_logged(c, buf, len, 0, err);
 }
 
 int agent_read_response(struct agent_client *c, Cocoon__Response **resp, int timeout_ms,
@@ -366,8 +414,7 @@ int agent_call_fds(struct agent_client *c, Cocoon__Request *req, const int *fds,
 	req->id = c->next_id++;
 	int r = proto_frame_request(req, &buf, &len, err);
 	if (r >= 0)
-		r = nfds ? send_with_fds(c->fd, buf, len, fds, nfds, err)
-			 : agent_send_raw(c, buf, len, err);
+		r = send_frame(c, buf, len, fds, nfds, deadline, err);
 	if (r < 0)
 		return error_wrap(err, "%s", what);
 	for (;;) {

@@ -12,10 +12,28 @@
 
 struct vm;
 
+/* How long a send waits for the peer to read, by default (ms; [limits]
+ * channel_send_timeout_ms sets it). A guest that owns its agent can stop
+ * reading its channel; once the socket's buffer is full, a blocking send
+ * held the VM's owner (the shim or the keeper, and so every container of
+ * a pod) for ever (rev11b F3). */
+#define AGENT_SEND_TIMEOUT_MS 10000
+
 struct agent_client {
 	int fd;
 	uint64_t next_id;
 	bool broken;
+	/* A send waits at most send_timeout_ms (0: AGENT_SEND_TIMEOUT_MS) for
+	 * room, and never past its call's timeout. One that times out with
+	 * nothing sent fails with ETIMEDOUT and leaves the channel stalled:
+	 * later sends fail at once while there is no room, until the peer
+	 * reads again. One that times out part-way through a frame has cut
+	 * the stream: the channel is broken (closed for good). */
+	int send_timeout_ms;
+	long long stalled_since; /* now_ms() when the peer stopped taking bytes; 0: not */
+	/* What the channel speaks for, in the errors of sends: "container c1"
+	 * ("" names nothing). */
+	char what[96];
 	struct frame_reader *reader;
 	/* Events (Response.id == 0: output, exits) go here, also while a call
 	 * waits for its reply. The callback must not free ev. */
@@ -72,7 +90,9 @@ int64_t agent_send_request(struct agent_client *c, Cocoon__Request *req, struct 
 int agent_check_reply(struct agent_client *c, Cocoon__Request__BodyCase req_case,
 		      const Cocoon__Response *got, struct error **err);
 
-/* Sends a request that gets no reply (stdin data). */
+/* Sends a request that gets no reply (stdin data). A caller that passes no
+ * err gets a failure logged once (log_warning) when it stalls or breaks the
+ * channel: the guest stopped reading. */
 int agent_send_oneway(struct agent_client *c, Cocoon__Request *req, struct error **err);
 
 /* Reads whatever is available without blocking and dispatches the events in
@@ -88,7 +108,10 @@ int agent_client_drain(struct agent_client *c, struct error **err);
  * UTF-8 become '?'. */
 void agent_text_sanitize(char *s);
 
-/* Sends raw bytes (tests of the agent's frame handling). */
+/* Sends raw bytes (tests of the agent's frame handling; every request goes
+ * through it), within send_timeout_ms: 0, or ETIMEDOUT naming c->what, the
+ * time and the limit (the channel stalled or broken as above), EPIPE on a
+ * broken channel, or the socket's error. */
 int agent_send_raw(struct agent_client *c, const void *buf, size_t len, struct error **err);
 
 /* Reads the next reply of any id. */

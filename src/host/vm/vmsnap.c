@@ -140,10 +140,18 @@ const char *vmsnap_qemu(const struct cocoon_config *cfg)
 void vmsnap_probe(const struct cocoon_config *cfg, struct vmsnap_caps *c)
 {
 	static char out[64 * 1024];
+	/* Once per process for the same binaries: a restore checks before it
+	 * decompresses, then its shim (a fork, no exec) before it boots. */
+	static struct vmsnap_caps seen;
+	static bool have;
 
 	memset(c, 0, sizeof(*c));
 	snprintf(c->qemu, sizeof(c->qemu), "%s", vmsnap_qemu(cfg));
 	snprintf(c->virtiofsd, sizeof(c->virtiofsd), "%s", cfg->snapshot_virtiofsd);
+	if (have && strcmp(seen.qemu, c->qemu) == 0 && strcmp(seen.virtiofsd, c->virtiofsd) == 0) {
+		*c = seen;
+		return;
+	}
 
 	char *version[] = {c->qemu, (char *)"--version", NULL};
 	if (run_capture(version, NULL, out, sizeof(out), VMSNAP_PROBE_TIMEOUT_MS) == 0)
@@ -176,6 +184,8 @@ void vmsnap_probe(const struct cocoon_config *cfg, struct vmsnap_caps *c)
 		if (run_capture(help, NULL, out, sizeof(out), VMSNAP_PROBE_TIMEOUT_MS) == 0)
 			c->virtiofsd_migration = strstr(out, "--migration-mode") != NULL;
 	}
+	seen = *c;
+	have = true;
 }
 
 int vmsnap_require(const struct cocoon_config *cfg, struct vmsnap_caps *c, struct error **err)
@@ -338,19 +348,13 @@ int vmsnap_key_memory_mib(const char *key)
 	return -EINVAL;
 }
 
-int vmsnap_state_bound(const char *key, const struct vmsnap_limits *lim, uint64_t *max, char *what,
-		       size_t size, struct error **err)
+int vmsnap_state_bound_mib(int mib, const struct vmsnap_limits *lim, uint64_t *max, char *what,
+			   size_t size, struct error **err)
 {
-	int mib = vmsnap_key_memory_mib(key);
-	if (mib < 0)
-		return error_setx(err, EINVAL,
-				  "vm.json's key gives the VM no memory size (no -m N in its "
-				  "qemu-command-line)");
-	if (mib > lim->max_memory_mib)
-		return error_setx(
-			err, EFBIG,
-			"vm.json's key gives the VM %d MiB of memory, more than [vm] max_memory_mib (%lld)",
-			mib, (long long)lim->max_memory_mib);
+	if (mib <= 0 || mib > lim->max_memory_mib)
+		return error_setx(err, EFBIG,
+				  "a VM of %d MiB of memory: not within [vm] max_memory_mib (%lld)",
+				  mib, (long long)lim->max_memory_mib);
 	uint64_t bound = ((uint64_t)mib + (uint64_t)mib / 128 + VMSNAP_STATE_OVERHEAD_MIB) << 20;
 	if (bound > lim->max_bytes) {
 		*max = lim->max_bytes;
@@ -364,6 +368,22 @@ int vmsnap_state_bound(const char *key, const struct vmsnap_limits *lim, uint64_
 			(unsigned long long)bound, mib, (int)((bound >> 20) - (uint64_t)mib));
 	}
 	return 0;
+}
+
+int vmsnap_state_bound(const char *key, const struct vmsnap_limits *lim, uint64_t *max, char *what,
+		       size_t size, struct error **err)
+{
+	int mib = vmsnap_key_memory_mib(key);
+	if (mib < 0)
+		return error_setx(err, EINVAL,
+				  "vm.json's key gives the VM no memory size (no -m N in its "
+				  "qemu-command-line)");
+	if (mib > lim->max_memory_mib)
+		return error_setx(
+			err, EFBIG,
+			"vm.json's key gives the VM %d MiB of memory, more than [vm] max_memory_mib (%lld)",
+			mib, (long long)lim->max_memory_mib);
+	return vmsnap_state_bound_mib(mib, lim, max, what, size, err);
 }
 
 bool vmsnap_key_mapped_ram(const char *key)

@@ -57,7 +57,8 @@ int vmsnap_parse_qemu_version(const char *text, int *major, int *minor, int *mic
 int vmsnap_caps_check(const struct vmsnap_caps *c, char *why, size_t size);
 /* Fills c by running cfg's snapshot_qemu (--version; QMP on stdio with
  * -M none) and snapshot_virtiofsd (--version, --help), each bounded in time.
- * A binary that is missing or does not run is recorded, not an error. */
+ * A binary that is missing or does not run is recorded, not an error.
+ * Probed once per process (and its forks) for the same two paths. */
 void vmsnap_probe(const struct cocoon_config *cfg, struct vmsnap_caps *c);
 /* vmsnap_probe + vmsnap_caps_check: 0, or an error that names what is
  * missing, the config keys to set and where to get newer binaries. */
@@ -157,6 +158,11 @@ struct vmsnap_limits {
  * with no memory size (EINVAL), or one over max_memory_mib (EFBIG), named. */
 int vmsnap_state_bound(const char *key, const struct vmsnap_limits *lim, uint64_t *max, char *what,
 		       size_t size, struct error **err);
+/* The same bound for a VM of memory_mib MiB, as the restoring host sizes
+ * it (pod_vm_size): a restore bounds by its own VM, never by the untrusted
+ * key's claim (rev11b F4). Same errors, naming the VM's memory. */
+int vmsnap_state_bound_mib(int memory_mib, const struct vmsnap_limits *lim, uint64_t *max,
+			   char *what, size_t size, struct error **err);
 
 /* The checksum of a VM state, fd (name: for errors): XXH3-64 over its
  * size and every 4 KiB block that is not all zeros, each after its offset
