@@ -20,8 +20,8 @@ import time
 import netbench
 from bench_vm import (fetch_vmsnap_vmm, measure_vmsnap, report_templates, report_vmsnap, template_only,
                       template_ratios, vmsnap_only, vmsnap_ratios)
-from harness import (BUILD, COCOON, REPO, TARGETS, Bench, add_host_baseline, add_restore, fmt, measure_boot,
-                     med, new_results, ratio, stat, template_restore)
+from harness import (BUILD, COCOON, REPO, TARGETS, Bench, add_exit, add_host_baseline, cold_and_template_restore,
+                     fmt, measure_boot, med, new_results, ratio, stat)
 
 
 def measure_size(b, mib, runs, direct9p, transfer_only=False):
@@ -74,22 +74,13 @@ def measure_size(b, mib, runs, direct9p, transfer_only=False):
                 res["direct9p_total"].append(s["total_ms"])
                 shutil.rmtree(p)
             p = b.work / f"exit-{mib}-{run}"
-            s = b.checkpoint(cid, path=p)
-            res["exit_frozen"].append(s["frozen_ms"])
-            res["exit_total"].append(s["total_ms"])
-            res["image_bytes"].append(s["bytes"])
+            add_exit(res, b.checkpoint(cid, path=p))
         finally:
             b.delete(cid)
         rid = f"r{mib}x{run}"
-        s = b.restore(rid, p)
-        add_restore(res, "restore", s)
-        b.delete(rid)
-        if not transfer_only:
-            # The same restore into a VM started from the template of the
-            # restore's shape (built by a first, unmeasured restore).
-            s = template_restore(b, rid + "tmpl", p, rid + "warm")
-            if s.get("template"):
-                add_restore(res, "tmpl_restore", s)
+        # Into a fresh VM and, but for the transfer-only run, into a VM
+        # started from the template of the restore's shape.
+        cold_and_template_restore(b, res, rid, p, mib, template=not transfer_only, require_template=False)
         if not transfer_only:
             s = b.restore(rid + "raw", p, "--bench-from-tmpfs")
             res["raw_restore_criu"].append(s["criu_ms"])
@@ -195,8 +186,7 @@ def measure_layout(work, mib, runs, memory_mib, baseline=None):
                     b.delete(cid)
     finally:
         for b in benches:
-            for d in (b.root.iterdir() if b.root.exists() else []):
-                b.delete(d.name)
+            b.delete_all()
         subprocess.run(["umount", "-l", str(tmpfs)])
     return {k: stat(v) for k, v in res.items()}
 
@@ -328,8 +318,7 @@ def main():
             results["skipped"]["network"] = why
     finally:
         for bench in benches:
-            for d in (bench.root.iterdir() if bench.root.exists() else []):
-                bench.delete(d.name)
+            bench.delete_all()
         shutil.rmtree(work, ignore_errors=True)
 
     big = str(max(sizes))
@@ -431,8 +420,7 @@ def variants_only(args):
                     res[name].setdefault(k, []).append(v)
     finally:
         for b in variants.values():
-            for d in (b.root.iterdir() if b.root.exists() else []):
-                b.delete(d.name)
+            b.delete_all()
         shutil.rmtree(work, ignore_errors=True)
     out = {"at_mib": mib, "runs": args.runs, "criu_image": args.criu_image,
            "variants": {n: {k: stat(v) for k, v in d.items()} for n, d in res.items()}}
@@ -477,8 +465,7 @@ def routes_only(args):
             print(f"  routes at {mib} MiB ...", flush=True)
             out[str(mib)] = measure_routes(b, mib, args.runs)
     finally:
-        for d in (b.root.iterdir() if b.root.exists() else []):
-            b.delete(d.name)
+        b.delete_all()
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(out, indent=1))
     return 0

@@ -10,8 +10,8 @@ import sys
 import tempfile
 import time
 
-from harness import (BUILD, REPO, TARGETS, Bench, add_host_baseline, add_restore, fmt, measure_boot, med,
-                     new_results, ratio, record_run, stat, template_restore)
+from harness import (BUILD, REPO, TARGETS, Bench, add_host_baseline, cold_and_template_restore, fmt,
+                     measure_boot, med, memhog_exit_checkpoint, new_results, ratio, record_run, stat)
 
 def measure_template_restore(b, mib, runs):
     """The restore of one exit-mode checkpoint of a memhog into a fresh VM,
@@ -21,25 +21,8 @@ def measure_template_restore(b, mib, runs):
     res = {k: [] for k in ("restore_total", "restore_boot", "restore_criu", "tmpl_restore_total",
                            "tmpl_restore_boot", "tmpl_restore_criu")}
     for run in range(runs):
-        cid, out = b.start(["payload", "memhog", str(mib)])
-        p = b.work / f"tmpl-exit-{mib}-{run}"
-        try:
-            b.wait_lines(out, 1)
-            b.checkpoint(cid, path=p)
-        finally:
-            b.delete(cid)
-        rid = f"t{mib}x{run}"
-        if not getattr(b, "restore_template_built", False):
-            b.restore(rid + "warm", p, template=True)
-            b.delete(rid + "warm")
-            b.restore_template_built = True
-        s = b.restore(rid, p)
-        b.delete(rid)
-        add_restore(res, "restore", s)
-        s = template_restore(b, rid + "tmpl", p, rid + "warm")
-        if not s.get("template"):
-            raise RuntimeError(f"restore {rid}tmpl at {mib} MiB did not start from the VM template")
-        add_restore(res, "tmpl_restore", s)
+        _, p = memhog_exit_checkpoint(b, mib, f"tmpl-exit-{mib}-{run}")
+        cold_and_template_restore(b, res, f"t{mib}x{run}", p, mib)
         shutil.rmtree(p)
     return {k: stat(v) for k, v in res.items()}
 
@@ -119,27 +102,11 @@ def measure_vmsnap(bv, b, mib, runs, with_criu):
             shutil.rmtree(zp)
         if not with_criu:
             continue
-        cid, out = b.start(["payload", "memhog", str(mib)])
-        p = b.work / f"criu-exit-{mib}-{run}"
-        try:
-            b.wait_lines(out, 1)
-            b.checkpoint(cid, "--leave-running", "--bench-route", "floor")
-            s = b.checkpoint(cid, path=p)
-            res["exit_frozen"].append(s["frozen_ms"])
-            res["exit_total"].append(s["total_ms"])
-            res["image_bytes"].append(s["bytes"])
-        finally:
-            b.delete(cid)
-        s = b.restore(cid + "r", p)
-        add_restore(res, "restore", s)
-        b.delete(cid + "r")
-        # The same CRIU checkpoint restored into a VM started from the VM
-        # template of the restore's shape (the first one builds it and is
-        # not measured): the three restores of issue 18 side by side.
-        s = template_restore(b, cid + "t", p, cid + "w")
-        if not s.get("template"):
-            raise RuntimeError(f"restore {cid}t at {mib} MiB did not start from the VM template")
-        add_restore(res, "tmpl_restore", s)
+        # The same memhog through CRIU, restored into a fresh VM and into a
+        # VM started from the VM template of the restore's shape: the three
+        # restores of issue 18 side by side.
+        cid, p = memhog_exit_checkpoint(b, mib, f"criu-exit-{mib}-{run}", res, warm=True)
+        cold_and_template_restore(b, res, cid + "r", p, mib)
         shutil.rmtree(p)
     out = {k: stat(v) for k, v in res.items()}
     if zstd_errors:
@@ -251,8 +218,7 @@ def vmsnap_only(args):
         add_host_baseline(results, work, sizes, args.runs)
     finally:
         for bench in (b, bv):
-            for d in (bench.root.iterdir() if bench.root.exists() else []):
-                bench.delete(d.name)
+            bench.delete_all()
         shutil.rmtree(work, ignore_errors=True)
     results["vmsnap_ratios"] = vmsnap_ratios(results)
     if results.get("boot"):
@@ -296,8 +262,7 @@ def template_only(args):
             results["sizes"][str(mib)] = measure_template_restore(b, mib, args.runs)
         add_host_baseline(results, work, sizes, args.runs)
     finally:
-        for d in (b.root.iterdir() if b.root.exists() else []):
-            b.delete(d.name)
+        b.delete_all()
         shutil.rmtree(work, ignore_errors=True)
     results["templates"] = template_ratios(results)
     results["elapsed_s"] = round(time.time() - t_start, 1)

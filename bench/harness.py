@@ -142,6 +142,12 @@ class Bench:
     def delete(self, cid):
         self.cocoon("delete", "--force", cid)
 
+    def delete_all(self):
+        """Every container left in this bench's state root, deleted: a run's
+        clean-up, also after a failure."""
+        for d in (self.root.iterdir() if self.root.exists() else []):
+            self.delete(d.name)
+
 
 def med(d, key):
     v = d.get(key)
@@ -165,6 +171,53 @@ def add_restore(res, prefix, s):
     res[prefix + "_total"].append(s["total_ms"])
     res[prefix + "_boot"].append(s["boot_ms"])
     res[prefix + "_criu"].append(s["criu_ms"])
+
+
+def add_exit(res, s):
+    """An exit-mode checkpoint's figures (its --print-stats) into res:
+    exit_frozen, exit_total and image_bytes."""
+    res["exit_frozen"].append(s["frozen_ms"])
+    res["exit_total"].append(s["total_ms"])
+    res["image_bytes"].append(s["bytes"])
+
+
+def memhog_exit_checkpoint(b, mib, name, res=None, warm=False):
+    """A memhog of mib MiB started in b and checkpointed in exit mode into
+    b.work/name, then deleted; its figures into res (add_exit) when given.
+    warm: a dump into guest tmpfs first, discarded, so that the measured one
+    does not pay for cold caches. Returns (its id, the image path)."""
+    cid, out = b.start(["payload", "memhog", str(mib)])
+    p = b.work / name
+    try:
+        b.wait_lines(out, 1)
+        if warm:
+            b.checkpoint(cid, "--leave-running", "--bench-route", "floor")
+        s = b.checkpoint(cid, path=p)
+        if res is not None:
+            add_exit(res, s)
+    finally:
+        b.delete(cid)
+    return cid, p
+
+
+def cold_and_template_restore(b, res, rid, p, mib, template=True, require_template=True):
+    """CRIU checkpoint p restored as rid into a fresh VM (res's restore_*,
+    add_restore), then, with template, as rid + "tmpl" into a VM started
+    from the VM template of the restore's shape (tmpl_restore_*; the first
+    such restore of b builds the template as rid + "warm" and is not
+    measured). A template restore that did not start from a template raises
+    with require_template, else is left out of res. Each restored
+    container is deleted."""
+    s = b.restore(rid, p)
+    add_restore(res, "restore", s)
+    b.delete(rid)
+    if not template:
+        return
+    s = template_restore(b, rid + "tmpl", p, rid + "warm")
+    if s.get("template"):
+        add_restore(res, "tmpl_restore", s)
+    elif require_template:
+        raise RuntimeError(f"restore {rid}tmpl at {mib} MiB did not start from the VM template")
 
 
 def template_restore(b, rid, p, warm_id):

@@ -20,7 +20,7 @@ CRIU_SERIES=3.17.
 # it nf_tables fails with "unknown symbol".
 MODULES="virtio_mmio virtio_console 9pnet_virtio 9p overlay crc32c_generic nf_tables
 unix_diag inet_diag tcp_diag udp_diag af_packet_diag netlink_diag tun veth
-nf_conntrack_netlink virtiofs virtio_net"
+nf_conntrack_netlink virtiofs virtio_net binfmt_misc"
 # The modules the agent loads before it answers (boot_essential() in
 # src/guest/modules.c): they travel in the initramfs. Everything else (CRIU,
 # its libraries and tools, the other modules) goes into the tools tree,

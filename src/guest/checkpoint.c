@@ -16,6 +16,8 @@
 #include "argv.h"
 #include "cleanup.h"
 #include "ckpt-common.h"
+#include "mounts.h"
+#include "userns.h"
 #include "container.h"
 #include "copy-tree.h"
 #include "criu-conf.h"
@@ -373,6 +375,8 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 		if (c->dev_tmpfs) {
 			argv_add(&av, "--external");
 			argv_add(&av, "mnt[/dev]:" DEV_KEY);
+			if (userns_wanted(c->spec))
+				mounts_dev_binds_external(&av);
 		}
 		if (c->shm_tmpfs && !req->dump_dev_shm &&
 		    (x->shm_watch = shm_left_out(c->procs[0].pid)) >= 0) {

@@ -13,6 +13,7 @@
 #include "mounts.h"
 #include "network.h"
 #include "sysctl.h"
+#include "userns.h"
 
 #include <fcntl.h>
 #include <grp.h>
@@ -67,6 +68,25 @@ static const struct {
 	{"RLIMIT_STACK", RLIMIT_STACK},
 };
 
+int container_rlimits_apply(pid_t pid, const Cocoon__ProcessSpec *p, char *msg, size_t msg_size)
+{
+	for (size_t i = 0; i < p->n_rlimits; i++) {
+		int res = -1;
+		for (size_t j = 0; j < ARRAY_SIZE(rlimit_names); j++)
+			if (strcmp(rlimit_names[j].name, p->rlimits[i]->type) == 0)
+				res = rlimit_names[j].resource;
+		struct rlimit rl = {.rlim_cur = p->rlimits[i]->soft,
+				    .rlim_max = p->rlimits[i]->hard};
+		if (res < 0 || prlimit(pid, res, &rl, NULL) < 0) {
+			int e = res < 0 ? EINVAL : errno;
+			snprintf(msg, msg_size, "process.rlimits: %s: %s", p->rlimits[i]->type,
+				 res < 0 ? "unknown limit" : strerror(e));
+			return -e;
+		}
+	}
+	return 0;
+}
+
 /* process.oomScoreAdj, or for an exec without one the container's: runc
  * writes /proc/self/oom_score_adj first thing in nsexec.c
  * (update_oom_score_adj), for the init and for every exec alike, from the
@@ -95,18 +115,8 @@ static void child_enter_process(int sync_fd, const Cocoon__ProcessSpec *p,
 {
 	char msg[400];
 
-	for (size_t i = 0; i < p->n_rlimits; i++) {
-		int res = -1;
-		for (size_t j = 0; j < ARRAY_SIZE(rlimit_names); j++)
-			if (strcmp(rlimit_names[j].name, p->rlimits[i]->type) == 0)
-				res = rlimit_names[j].resource;
-		struct rlimit rl = {.rlim_cur = p->rlimits[i]->soft,
-				    .rlim_max = p->rlimits[i]->hard};
-		if (res < 0 || setrlimit(res, &rl) < 0)
-			container_child_fail(sync_fd, "process.rlimits: %s: %s",
-					     p->rlimits[i]->type,
-					     res < 0 ? "unknown limit" : strerror(errno));
-	}
+	if (container_rlimits_apply(0, p, msg, sizeof(msg)) < 0)
+		container_child_fail(sync_fd, "%s", msg);
 	/* Its own session, as with runc: CRIU refuses to dump a task whose
 	 * session leader is outside the container's pid namespace. */
 	(void)setsid(); /* a new pid namespace's task leads no group: cannot fail */
@@ -187,6 +197,10 @@ container_child_init(const Cocoon__ContainerSpec *s, const char *rootfs, const i
 	char msg[400];
 
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL); /* a valid signal: cannot fail */
+	/* The agent wrote the maps before this child went on
+	 * (container_clone). */
+	if (userns_wanted(s) && userns_become_root(msg, sizeof(msg)) < 0)
+		container_child_fail(sync_fd, "%s", msg);
 	child_oom_score_adj(sync_fd, s->process, NULL);
 	for (int i = 0; i < 3; i++)
 		if (join_fds[i] >= 0 && setns(join_fds[i], 0) < 0)
@@ -222,18 +236,35 @@ int container_open_ns(pid_t pid, const char *ns)
 	return open(path, O_RDONLY | O_CLOEXEC);
 }
 
+/* INIT's user namespace as an fd, or -1 when it is this process's own
+ * (the guest's); opened before the other namespaces are joined, while
+ * /proc is the guest's. */
+static int open_user_ns(pid_t init, int *fd)
+{
+	struct stat theirs, ours;
+	*fd = container_open_ns(init, "user");
+	if (*fd < 0 || fstat(*fd, &theirs) < 0 || stat("/proc/self/ns/user", &ours) < 0)
+		return -errno;
+	if (theirs.st_ino == ours.st_ino && theirs.st_dev == ours.st_dev) {
+		close(*fd);
+		*fd = -1;
+	}
+	return 0;
+}
+
 void __attribute__((noreturn))
 container_child_exec(pid_t init, const Cocoon__ProcessSpec *p, const Cocoon__ContainerSpec *s,
 		     int sync_fd, int in, int out, int err, bool terminal)
 {
 	const Cocoon__Seccomp *seccomp = s ? s->seccomp : NULL;
+	char msg[400];
 	/* Every namespace of the init, time included: after a restore CRIU
 	 * has put the init in a new time namespace, and a process outside it
 	 * sees another clock (and cannot be restored with it). The cgroup one
 	 * once this process is in the container's cgroup (container-ops.c),
 	 * as runc's exec joins it: inside, it is the namespace's root. */
 	static const char *const nss[] = {"ipc", "uts", "net", "time", "cgroup", "mnt"};
-	_cleanup_close_ int root = -1;
+	_cleanup_close_ int root = -1, user = -1;
 	char path[64];
 
 	/* No parent-death signal: its parent is the helper that exits now. */
@@ -245,6 +276,8 @@ container_child_exec(pid_t init, const Cocoon__ProcessSpec *p, const Cocoon__Con
 	root = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (root < 0)
 		container_child_fail(sync_fd, "open container root: %s", strerror(errno));
+	if ((r = open_user_ns(init, &user)) < 0)
+		container_child_fail(sync_fd, "user namespace: %s", strerror(-r));
 	for (size_t i = 0; i < ARRAY_SIZE(nss); i++) {
 		int fd = container_open_ns(init, nss[i]);
 		if (fd < 0 && errno == ENOENT && strcmp(nss[i], "time") == 0)
@@ -254,6 +287,18 @@ container_child_exec(pid_t init, const Cocoon__ProcessSpec *p, const Cocoon__Con
 					     strerror(errno));
 		close(fd);
 	}
+	/* Raising a hard limit takes CAP_SYS_RESOURCE in the guest's user
+	 * namespace: set before the container's is joined (and again, to
+	 * the same values, by child_enter_process). */
+	if (user >= 0 && container_rlimits_apply(0, p, msg, sizeof(msg)) < 0)
+		container_child_fail(sync_fd, "%s", msg);
+	/* The user namespace last: joined from the guest's, where this
+	 * process may enter every other namespace of the init (setns(2) wants
+	 * CAP_SYS_ADMIN over each one's owner, and the time namespace is the
+	 * guest's). child_enter_process then takes the process's ids, which
+	 * are the namespace's. */
+	if (user >= 0 && setns(user, CLONE_NEWUSER) < 0)
+		container_child_fail(sync_fd, "join user namespace: %s", strerror(errno));
 	if (fchdir(root) < 0 || chroot(".") < 0)
 		container_child_fail(sync_fd, "enter container root: %s", strerror(errno));
 	child_enter_process(sync_fd, p, seccomp, in, out, err, terminal);

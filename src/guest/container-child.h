@@ -14,6 +14,13 @@ container_child_init(const Cocoon__ContainerSpec *s, const char *rootfs, const i
 
 int container_open_ns(pid_t pid, const char *ns);
 
+/* P's rlimits on process PID (0: the caller), with prlimit(2): a hard
+ * limit above the current one takes CAP_SYS_RESOURCE in the guest's user
+ * namespace, so for a container in a user namespace of its own the agent
+ * sets its init's (runc's parent sets its init's the same way). Returns 0
+ * or a negative errno with MSG naming the limit. */
+int container_rlimits_apply(pid_t pid, const Cocoon__ProcessSpec *p, char *msg, size_t msg_size);
+
 /* An exec's process P in the namespaces of INIT. S is the container's spec
  * (NULL: none known): its seccomp filter, and its process's oomScoreAdj
  * for a P without one. */

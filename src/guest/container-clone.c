@@ -2,6 +2,7 @@
 #include "container-clone.h"
 #include "container-child.h"
 #include "cleanup.h"
+#include "userns.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -36,6 +37,12 @@ static uint64_t ns_flags(const Cocoon__ContainerSpec *s)
 	 * at once: the init is born in its cgroup, and the namespace starts
 	 * there. */
 	f |= container_has_ns(s, "cgroup") ? CLONE_NEWCGROUP | CLONE_INTO_CGROUP : 0;
+	/* In one clone with the others, the user namespace is made first and
+	 * owns them (clone(2)), as after runc's unshare(CLONE_NEWUSER) then
+	 * unshare of the rest. The time namespace is the agent's
+	 * time_for_children, owned by the guest's user namespace: the
+	 * container's root cannot change its offsets, as with runc. */
+	f |= userns_wanted(s) ? CLONE_NEWUSER : 0;
 	return f;
 }
 
@@ -82,8 +89,21 @@ pid_t container_clone(const Cocoon__ContainerSpec *s, const char *cgroup, char *
 		      size_t msg_size)
 {
 	uint64_t flags = ns_flags(s);
-	_cleanup_close_ int cg = -1, time_back = -1;
+	_cleanup_close_ int cg = -1, time_back = -1, maps_rd = -1, maps_wr = -1;
 	pid_t pid = -1;
+	/* A user namespace's maps are written by the agent once the child
+	 * exists; the child waits for them on this pipe (runc's nsexec waits
+	 * for its parent's SYNC_USERMAP_ACK the same way). */
+	if (flags & CLONE_NEWUSER) {
+		int p[2];
+		if (pipe2(p, O_CLOEXEC) < 0) {
+			int e = errno;
+			snprintf(msg, msg_size, "user namespace: pipe: %s", strerror(e));
+			return -e;
+		}
+		maps_rd = p[0];
+		maps_wr = p[1];
+	}
 	if (flags & CLONE_INTO_CGROUP) {
 		cg = open(cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (cg < 0) {
@@ -104,8 +124,25 @@ pid_t container_clone(const Cocoon__ContainerSpec *s, const char *cgroup, char *
 		r = pid < 0 ? -errno : 0;
 		if (r < 0)
 			snprintf(msg, msg_size, "clone: %s", strerror(-r));
-		if (pid == 0)
+		if (pid == 0) {
+			char go;
+			if (maps_wr >= 0)
+				close(TAKE_FD(maps_wr));
+			/* No byte: the agent failed and kills this child. */
+			if (maps_rd >= 0 && read(maps_rd, &go, 1) != 1)
+				_exit(126);
 			return 0;
+		}
+		if (pid > 0 && maps_wr >= 0 &&
+		    ((r = userns_set_up_child(pid, s, msg, msg_size)) < 0 ||
+		     (r = container_rlimits_apply(pid, s->process, msg, msg_size)) < 0 ||
+		     write(maps_wr, "", 1) != 1)) {
+			if (r == 0) {
+				r = -errno;
+				snprintf(msg, msg_size, "user namespace: %s", strerror(-r));
+			}
+			kill(pid, SIGKILL);
+		}
 	}
 	/* The agent's later children (CRIU, execs, other containers) in the
 	 * guest's own time namespace again. */

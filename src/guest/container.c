@@ -213,7 +213,7 @@ int container_share_dir(const char *tag, const char *path, char *out, size_t siz
 	if (strchr(tag, '/') || strlen(tag) > 32 || !valid_share_path(path))
 		return -EINVAL;
 	snprintf(share, sizeof(share), "/run/cocoon/%s", tag);
-	mkdir("/run/cocoon", 0700);
+	mkdir("/run/cocoon", 0711);
 	mkdir(share, 0700);
 	if ((stat(share, &here) < 0 || stat("/run/cocoon", &parent) < 0 ||
 	     here.st_dev == parent.st_dev) &&
@@ -244,8 +244,9 @@ static int mount_rootfs(struct agent_container *c, const Cocoon__ContainerSpec *
 	const char *tag = s->rootfs_tag, *path = s->rootfs_path;
 	char dir[sizeof(AGENT_CONTAINER_DIR) + AGENT_ID_MAX + 1];
 	snprintf(dir, sizeof(dir), AGENT_CONTAINER_DIR "/%s", c->id);
-	mkdir(AGENT_CONTAINER_DIR, 0700);
-	mkdir(dir, 0700);
+	/* Passable for a container in a user namespace (init.c). */
+	mkdir(AGENT_CONTAINER_DIR, 0711);
+	mkdir(dir, 0711);
 	snprintf(c->rootfs, sizeof(c->rootfs), "%s/rootfs", dir);
 	mkdir(c->rootfs, 0755);
 	if (path && *path && !valid_share_path(path)) {
@@ -317,8 +318,8 @@ static int mount_volumes(struct agent *a)
 {
 	if (a->volumes_mounted)
 		return 0;
-	mkdir("/run/cocoon", 0700);
-	mkdir(COCOON_GUEST_VOLUMES_DIR, 0700);
+	mkdir("/run/cocoon", 0711);
+	mkdir(COCOON_GUEST_VOLUMES_DIR, 0700); /* under the share's root (volumes.c) */
 	int r = a->virtiofs
 			? mount(COCOON_TAG_VOLUMES, COCOON_GUEST_VOLUMES_DIR, "virtiofs", 0, NULL)
 			: agent_mount_9p(COCOON_TAG_VOLUMES, COCOON_GUEST_VOLUMES_DIR, 0, "mmap");

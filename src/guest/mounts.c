@@ -2,6 +2,7 @@
 #include "mounts.h"
 #include "cleanup.h"
 #include "fdio.h"
+#include "argv.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -90,15 +91,40 @@ static int make_target(const char *target, bool is_file)
 	return 0;
 }
 
+const char *const mounts_dev_nodes[MOUNTS_DEV_NODES] = {"null",	  "zero",    "full",
+							"random", "urandom", "tty"};
+
+void mounts_dev_binds_external(struct argv *av)
+{
+	for (size_t i = 0; i < MOUNTS_DEV_NODES; i++) {
+		argv_add(av, "--external");
+		argv_addf(av, "mnt[/dev/%s]:/dev/%s", mounts_dev_nodes[i], mounts_dev_nodes[i]);
+	}
+}
+
+/* A user namespace may not mknod (a device node is the guest's kernel's
+ * to give): the guest's own node is bind-mounted on an empty file
+ * instead, as runc does in a user namespace (bindMountDeviceNode). Before
+ * the pivot, the guest's /dev is still there. */
+static int bind_dev_node(const char *path, const char *name)
+{
+	char from[64];
+	snprintf(from, sizeof(from), "/dev/%s", name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+	if (fd < 0)
+		return -1;
+	close(fd);
+	return mount(from, path, NULL, MS_BIND, NULL);
+}
+
 /* The device nodes and links runc puts in a tmpfs /dev. Returns 0 or a
  * negative errno naming the first one that could not be made in *what. */
 static int populate_dev(const char *dev, const char **what)
 {
+	/* In mounts_dev_nodes' order. */
 	static const struct {
-		const char *name;
 		unsigned maj, min;
-	} devs[] = {{"null", 1, 3},   {"zero", 1, 5},	 {"full", 1, 7},
-		    {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
+	} devs[MOUNTS_DEV_NODES] = {{1, 3}, {1, 5}, {1, 7}, {1, 8}, {1, 9}, {5, 0}};
 	static const struct {
 		const char *name, *target;
 	} links[] = {{"fd", "/proc/self/fd"},
@@ -111,11 +137,13 @@ static int populate_dev(const char *dev, const char **what)
 	/* DEV is a mount target, shorter than PATH_MAX by far: nothing here is
 	 * cut, and a path that would be is not made. */
 	for (size_t i = 0; i < ARRAY_SIZE(devs); i++) {
-		if (snprintf(path, sizeof(path), "%s/%s", dev, devs[i].name) >= (int)sizeof(path))
+		if (snprintf(path, sizeof(path), "%s/%s", dev, mounts_dev_nodes[i]) >=
+		    (int)sizeof(path))
 			return 0;
-		*what = devs[i].name;
+		*what = mounts_dev_nodes[i];
 		if (mknod(path, S_IFCHR | 0666, makedev(devs[i].maj, devs[i].min)) < 0 &&
-		    errno != EEXIST)
+		    errno != EEXIST &&
+		    (errno != EPERM || bind_dev_node(path, mounts_dev_nodes[i]) < 0))
 			return -errno;
 		/* The mode despite the umask; a node that exists keeps its own. */
 		(void)chmod(path, 0666);
@@ -130,7 +158,28 @@ static int populate_dev(const char *dev, const char **what)
 	return 0;
 }
 
-static int mount_one(const Cocoon__Mount *m, const char *rootfs, char *msg, size_t msg_size)
+/* A cgroup filesystem where the container may not mount one: in a user
+ * namespace without a cgroup namespace of its own, the guest's cgroup
+ * namespace is not the container's to mount (cgroup2 wants CAP_SYS_ADMIN
+ * over its owner). runc bind-mounts the cgroup tree then; here the
+ * container's own cgroup, CGROUP, read-only, which is what a private
+ * cgroup namespace would show. */
+static int bind_cgroup(const char *cgroup, const char *target, unsigned long flags)
+{
+	if (!cgroup) {
+		errno = EPERM;
+		return -1;
+	}
+	if (mount(cgroup, target, NULL, MS_BIND | MS_REC, NULL) < 0)
+		return -1;
+	return mount(NULL, target, NULL,
+		     MS_BIND | MS_REMOUNT | MS_RDONLY |
+			     (flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC)),
+		     NULL);
+}
+
+static int mount_one(const Cocoon__Mount *m, const char *rootfs, const char *cgroup, char *msg,
+		     size_t msg_size)
 {
 	char target[512], data[512];
 	unsigned long flags;
@@ -165,10 +214,14 @@ static int mount_one(const Cocoon__Mount *m, const char *rootfs, char *msg, size
 	}
 	const char *type = strcmp(m->type, "cgroup") == 0 ? "cgroup2" : m->type;
 	if (mount(m->source && *m->source ? m->source : type, target, type, flags,
-		  *data ? data : NULL) < 0) {
+		  *data ? data : NULL) < 0 &&
+	    (strcmp(type, "cgroup2") != 0 || errno != EPERM ||
+	     bind_cgroup(cgroup, target, flags) < 0)) {
+		int e = errno;
 		snprintf(msg, msg_size, "mount %s (%s): %s", m->destination, m->type,
-			 strerror(errno));
-		return -errno;
+			 e == ENODEV ? "the guest's kernel has no such filesystem type"
+				     : strerror(e));
+		return -e;
 	}
 	const char *what = "";
 	if (strcmp(m->destination, "/dev") == 0 && strcmp(m->type, "tmpfs") == 0 &&
@@ -196,7 +249,7 @@ int mounts_prepare_fresh(const Cocoon__ContainerSpec *s, const char *destination
 		snprintf(msg, msg_size, "the spec has no tmpfs on %s", destination);
 		return -EINVAL;
 	}
-	int r = mount_one(fs, base, msg, msg_size);
+	int r = mount_one(fs, base, NULL, msg, msg_size);
 	if (r < 0)
 		return r;
 	/* The mount points of what the spec mounts inside it (for /dev: pts,
@@ -323,8 +376,10 @@ int mounts_setup_rootfs(const Cocoon__ContainerSpec *s, const char *rootfs, char
 		snprintf(msg, msg_size, "rootfs: %s", strerror(errno));
 		return -errno;
 	}
+	char cgroup[160];
+	snprintf(cgroup, sizeof(cgroup), "/sys/fs/cgroup/%s", s->id);
 	for (size_t i = 0; i < s->n_mounts; i++) {
-		int r = mount_one(s->mounts[i], rootfs, msg, msg_size);
+		int r = mount_one(s->mounts[i], rootfs, cgroup, msg, msg_size);
 		if (r < 0)
 			return r;
 	}

@@ -2,6 +2,19 @@
 #include <stddef.h>
 #include "proto.h"
 
+struct argv;
+
+/* The device nodes of a tmpfs /dev (runc's default devices). */
+#define MOUNTS_DEV_NODES 6
+extern const char *const mounts_dev_nodes[MOUNTS_DEV_NODES];
+
+/* In a user namespace those nodes are binds of the guest's (mknod is
+ * refused there): each is an external mount for CRIU, keyed and restored
+ * by its path, /dev/<name>, as runc names a user namespace's device binds
+ * at checkpoint and restore. Adds "--external mnt[/dev/N]:/dev/N" to AV
+ * for each; the same arguments serve the dump and the restore. */
+void mounts_dev_binds_external(struct argv *av);
+
 /* The spec's tmpfs mounted at destination, or NULL. */
 const Cocoon__Mount *mounts_tmpfs_at(const Cocoon__ContainerSpec *s, const char *destination);
 /* A fresh copy of the spec's tmpfs on destination, for a restore, mounted at

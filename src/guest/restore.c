@@ -19,6 +19,7 @@
 #include "copy-tree.h"
 #include "criu-conf.h"
 #include "mounts.h"
+#include "userns.h"
 #include "network.h"
 #include "sysctl.h"
 #include "restore-job.h"
@@ -206,6 +207,8 @@ static void restore_start_criu(struct restore_ctx *x)
 		argv_add(&av, "--external");
 		argv_add(&av, x->fresh_args[i]);
 	}
+	if (c->dev_tmpfs && userns_wanted(c->spec))
+		mounts_dev_binds_external(&av);
 	char conf[300];
 	snprintf(conf, sizeof(conf), "%s/criu.conf", x->work);
 	if (criu_conf_write(conf, a, c, 0, &x->criu, false, x->fault) == 0) {

@@ -135,7 +135,13 @@ class Podman:
             self.holder = subprocess.Popen(
                 ["unshare", "--mount", "--propagation", "private", "sh", "-c",
                  "mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec sleep infinity"])
-            assert wait_for(lambda: "cgroup2 /sys/fs/cgroup" in mounts_of(self.holder.pid)), \
+            # A whole line: this host's mount table already has "cgroup2
+            # /sys/fs/cgroup/unified" (systemd's hybrid layout), which a
+            # substring match found before the holder's mount was made, so
+            # that podman could look before it and see v1 (a race lost in
+            # the whole suite's order, won when run alone).
+            assert wait_for(lambda: "cgroup2 /sys/fs/cgroup" in
+                            mounts_of(self.holder.pid).splitlines()), \
                 "no cgroup2 mount in the holder's namespace"
             self.prefix = ["nsenter", "-t", str(self.holder.pid), "-m"]
         elif shared is not None:

@@ -1,173 +1,17 @@
 """containerd's stock runc shim (io.containerd.runc.v2) driving cocoon,
-through `ctr`, against a private containerd started for these tests."""
-import gzip
-import hashlib
-import io
+through `ctr`, against a private containerd started for these tests (the
+harness: containerd_util.py)."""
 import json
 import os
 import pathlib
-import shutil
-import signal
 import subprocess
-import tarfile
 import time
 
 import pytest
 
-from conftest import COCOON, PAYLOAD, pids_mentioning, qemu_pids, wait_for
+from conftest import pids_mentioning, qemu_pids, wait_for
+from containerd_util import IMAGE, NS, gone_then_restored_live, run_args, start_containerd, task_status
 from test_network import Net, http_get
-
-NS = "cocoon-e2e"
-IMAGE = "docker.io/library/cocoon-test:latest"
-
-
-def blob(layout, data):
-    digest = hashlib.sha256(data).hexdigest()
-    (layout / "blobs" / "sha256" / digest).write_bytes(data)
-    return {"digest": f"sha256:{digest}", "size": len(data)}
-
-
-def build_image(dest):
-    """A hand-built OCI image: one layer with busybox and the test payload."""
-    layer_buf = io.BytesIO()
-    with tarfile.open(fileobj=layer_buf, mode="w") as t:
-        def add_dir(name):
-            info = tarfile.TarInfo(name)
-            info.type = tarfile.DIRTYPE
-            info.mode = 0o755
-            t.addfile(info)
-        for d in ("bin", "tmp", "data", "etc", "proc", "sys", "dev"):
-            add_dir(d)
-        for src, name in ((PAYLOAD, "bin/payload"), (pathlib.Path("/bin/busybox"), "bin/busybox")):
-            data = src.read_bytes()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = 0o755
-            t.addfile(info, io.BytesIO(data))
-        for tool in ("sh", "cat", "echo", "sleep"):
-            info = tarfile.TarInfo(f"bin/{tool}")
-            info.type = tarfile.SYMTYPE
-            info.linkname = "busybox"
-            t.addfile(info)
-    layer = layer_buf.getvalue()
-    layout = dest / "layout"
-    (layout / "blobs" / "sha256").mkdir(parents=True)
-    gz = gzip.compress(layer)
-    layer_desc = blob(layout, gz)
-    config = {"architecture": "amd64", "os": "linux",
-              "config": {"Env": ["PATH=/bin"], "Cmd": ["payload", "echo", "default"]},
-              "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]}}
-    config_desc = blob(layout, json.dumps(config).encode())
-    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config_desc},
-                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **layer_desc}]}
-    manifest_desc = blob(layout, json.dumps(manifest).encode())
-    index = {"schemaVersion": 2, "manifests": [{
-        "mediaType": "application/vnd.oci.image.manifest.v1+json", **manifest_desc,
-        "annotations": {"io.containerd.image.name": IMAGE, "org.opencontainers.image.ref.name": "latest"}}]}
-    (layout / "index.json").write_text(json.dumps(index))
-    (layout / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
-    archive = dest / "image.tar"
-    with tarfile.open(archive, "w") as t:
-        for p in sorted(layout.rglob("*")):
-            t.add(p, arcname=str(p.relative_to(layout)), recursive=False)
-    return archive
-
-
-def clear_stale_state(ns):
-    """containerd's runc shim keeps the runtime's state in
-    /run/containerd/runc/NS, which no test owns: it outlives a killed run, and
-    CI machines keep /run between runs, so a fixed ID such as "vm1" would meet
-    "container vm1 already exists". No containerd of this suite runs now (one
-    at a time), so whatever is there is stale: delete it through cocoon (which
-    ends its shim and VM and removes its cgroups), then the directory."""
-    for pid in pids_mentioning(f"-namespace {ns}"):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    root = pathlib.Path("/run/containerd/runc") / ns
-    if not root.is_dir():
-        return
-    for entry in root.iterdir():
-        subprocess.run([str(COCOON), "--root", str(root), "delete", "--force", entry.name],
-                       capture_output=True, timeout=120)
-    shutil.rmtree(root, ignore_errors=True)
-
-
-class Containerd:
-    """cgroup2: containerd, its shims and so cocoon run in a mount namespace
-    of their own whose /sys/fs/cgroup is the cgroup2 hierarchy, so that they
-    take the host for a cgroup v2 one (test_oom_kill_on_cgroup_v2...)."""
-
-    def __init__(self, tmp, cgroup2=False):
-        self.tmp = tmp
-        self.prefix = []
-        self.ns = "cocoon-v2" if cgroup2 else NS
-        clear_stale_state(self.ns)
-        self.sock = tmp / "containerd.sock"
-        self.config = tmp / "containerd.toml"
-        self.config.write_text(f"""version = 2
-root = "{tmp}/root"
-state = "{tmp}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "{self.sock}"
-[ttrpc]
-  address = "{self.sock}.ttrpc"
-""")
-        # The shims, and so cocoon, inherit containerd's environment: the
-        # tests steer cocoon's configuration through this file.
-        self.cocoon_config = tmp / "cocoon.toml"
-        self.cocoon_config.write_text("")
-        self.log = open(tmp / "containerd.log", "wb")
-        cmd = ["containerd", "--config", str(self.config)]
-        if cgroup2:
-            cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                   'mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec "$@"', "sh", *cmd]
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log,
-                                     env={**os.environ, "COCOON_CONFIG": str(self.cocoon_config)})
-        if cgroup2:
-            # ctr builds the spec: in containerd's namespace too.
-            self.prefix = ["nsenter", "-t", str(self.proc.pid), "-m"]
-        assert wait_for(lambda: self.proc.poll() is None and self.ctr("version").returncode == 0,
-                        timeout=30), (tmp / "containerd.log").read_text()[-2000:]
-
-    def ctr(self, *args, timeout=300, input=None):
-        return subprocess.run([*self.prefix, "ctr", "--address", str(self.sock), "--namespace", self.ns, *args],
-                              capture_output=True, text=True, timeout=timeout, input=input,
-                              stdin=None if input is not None else subprocess.DEVNULL)
-
-    def stop(self):
-        for t in self.ctr("tasks", "ls", "-q").stdout.split():
-            self.ctr("tasks", "kill", "-s", "KILL", t)
-            self.ctr("tasks", "delete", "-f", t)
-        for c in self.ctr("containers", "ls", "-q").stdout.split():
-            self.ctr("containers", "delete", c)
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        # Shims outlive containerd by design; ours must not outlive the suite.
-        for pid in pids_mentioning(str(self.tmp)) + pids_mentioning(f"-namespace {self.ns}"):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        subprocess.run(["umount", "-R", f"{self.tmp}/state"], capture_output=True)
-
-
-def start_containerd(tmp, cgroup2=False):
-    c = Containerd(tmp, cgroup2)
-    try:
-        archive = build_image(tmp)
-        r = c.ctr("images", "import", "--snapshotter", "native", str(archive))
-        assert r.returncode == 0, r.stderr
-        assert IMAGE in c.ctr("images", "ls", "-q").stdout
-        yield c
-    finally:
-        c.stop()
 
 
 @pytest.fixture(scope="module")
@@ -178,10 +22,6 @@ def cd(tmp_path_factory):
 @pytest.fixture(scope="module")
 def cd_v2(tmp_path_factory):
     yield from start_containerd(tmp_path_factory.mktemp("containerd-v2"), cgroup2=True)
-
-
-def run_args(*extra):
-    return ["run", "--snapshotter", "native", "--runc-binary", str(COCOON), *extra]
 
 
 def test_ctr_run_echo_and_exit_code(cd):
@@ -201,14 +41,6 @@ def test_ctr_run_passes_stdin(cd):
                input="through stdin\n", timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "got:through stdin\n", r.stdout + r.stderr
-
-
-def task_status(cd, cid):
-    for line in cd.ctr("tasks", "ls").stdout.splitlines()[1:]:
-        parts = line.split()
-        if parts and parts[0] == cid:
-            return parts[2]
-    return None
 
 
 def test_detached_pause_resume_exec_kill_ps(cd):
@@ -255,19 +87,6 @@ def test_task_checkpoint_leave_running_then_exit(cd, tmp_path):
     assert wait_for(lambda: task_status(cd, "ck1") == "STOPPED", timeout=60)
     cd.ctr("tasks", "delete", "ck1")
     cd.ctr("containers", "delete", "ck1")
-
-
-def gone_then_restored_live(cd, cid, ref):
-    """CID, checkpointed into image REF (ctr containers checkpoint --task),
-    is killed and deleted, task and container; then ctr containers restore
-    --live makes it again from REF, running."""
-    cd.ctr("tasks", "kill", "-s", "KILL", cid)
-    assert wait_for(lambda: task_status(cd, cid) == "STOPPED", timeout=60)
-    cd.ctr("tasks", "delete", cid)
-    assert cd.ctr("containers", "delete", cid).returncode == 0
-    r = cd.ctr("containers", "restore", "--rw", "--live", cid, ref, timeout=600)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert wait_for(lambda: task_status(cd, cid) == "RUNNING", timeout=60)
 
 
 def test_container_checkpoint_and_live_restore(cd):

@@ -372,10 +372,10 @@ def test_bind_file_readonly_root_and_rlimits(env):
 def test_unsupported_fields_are_named(env):
     def extra(spec):
         spec["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW"}
-        spec["mounts"].append({"destination": "/data", "type": "nfs", "source": "x:/y"})
+        spec["mounts"].append({"destination": "/data", "type": "xfs", "source": "/dev/sdz9"})
 
     b = write_bundle(env.tmp / "b", ["payload", "echo"], extra=extra)
-    text = expect_create_error(env, "unsup", b, "filesystem type 'nfs' is not supported")
+    text = expect_create_error(env, "unsup", b, "filesystem type 'xfs' lives on a block device")
     assert "mounts[6] (/data)" in text
     # Applied in the guest now (docs/confinement.md, docs/lifecycle.md's
     # kernel settings): no warning. A field that is not still gets one.

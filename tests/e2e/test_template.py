@@ -233,7 +233,7 @@ def test_ctr_checkpoint_restored_live_into_a_template_vm(tmp_path):
     checkpoint --task` / `restore --live` bring the counter back in a VM
     from the restore shape's template, carrying on."""
     import os
-    from test_containerd import IMAGE, Containerd, build_image, gone_then_restored_live, run_args, task_status
+    from containerd_util import IMAGE, Containerd, build_image, gone_then_restored_live, run_args, task_status
     from test_vmsnap import carried_on, counted
     cd = Containerd(tmp_path)
     try:

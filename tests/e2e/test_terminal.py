@@ -147,7 +147,7 @@ def test_exec_tty(env):
 
 @pytest.fixture(scope="module")
 def cd(tmp_path_factory):
-    from test_containerd import IMAGE, Containerd, build_image
+    from containerd_util import IMAGE, Containerd, build_image
     tmp = tmp_path_factory.mktemp("containerd-tty")
     c = Containerd(tmp)
     try:
@@ -161,7 +161,7 @@ def cd(tmp_path_factory):
 
 
 def ctr_argv(cd, *args):
-    from test_containerd import NS
+    from containerd_util import NS
     return ["ctr", "--address", str(cd.sock), "--namespace", NS, *args]
 
 

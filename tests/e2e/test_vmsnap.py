@@ -512,7 +512,7 @@ def test_ctr_checkpoint_and_live_restore_of_a_whole_vm(vmm, tmp_path):
     vm.state, whose holes containerd writes out as zeros) and `restore
     --live` starts the saved VM: the same guest kernel (its boot_id), and
     the counter carries on."""
-    from test_containerd import IMAGE, Containerd, build_image, gone_then_restored_live, run_args, task_status
+    from containerd_util import IMAGE, Containerd, build_image, gone_then_restored_live, run_args, task_status
     cd = Containerd(tmp_path)
     try:
         assert cd.ctr("images", "import", "--snapshotter", "native",

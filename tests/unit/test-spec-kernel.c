@@ -239,6 +239,101 @@ static void test_hugepage_limits(void **st)
 		     "hugepageLimits[0].limit is required");
 }
 
+#define WITH_USERNS(ns, maps)                                                                      \
+	"{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS                                           \
+	", \"linux\": {\"namespaces\": [{\"type\": \"network\"}" ns "]" maps "}}"
+#define USER_NS ", {\"type\": \"user\"}"
+#define MAP(c, h, n) "{\"containerID\": " #c ", \"hostID\": " #h ", \"size\": " #n "}"
+
+/* linux.uidMappings/gidMappings: runc's validator (both with a user
+ * namespace, neither without), and what the kernel would refuse
+ * (overlaps, ranges past the last id, more than 340 lines). */
+static void test_user_namespace(void **st)
+{
+	struct oci_bundle b;
+	write_spec(WITH_USERNS(
+		USER_NS, ", \"uidMappings\": [" MAP(0, 100000, 65536) ", " MAP(
+				 65536, 300000, 1) "], \"gidMappings\": [" MAP(0, 200000, 10) "]"));
+	assert_int_equal(spec_load(bundle, "c1", &b, NULL), 0);
+	bool user = false;
+	for (size_t i = 0; i < b.spec->n_namespaces; i++)
+		user |= strcmp(b.spec->namespaces[i], "user") == 0;
+	assert_true(user);
+	assert_int_equal(b.spec->n_uid_mappings, 2);
+	assert_int_equal(b.spec->uid_mappings[0]->host_id, 100000);
+	assert_int_equal(b.spec->uid_mappings[1]->container_id, 65536);
+	assert_int_equal(b.spec->n_gid_mappings, 1);
+	assert_int_equal(b.spec->gid_mappings[0]->size, 10);
+	assert_false(warned(&b, "user"));
+	assert_false(warned(&b, "Mappings"));
+	spec_free(&b);
+	expect_error(WITH_USERNS(USER_NS, ""), "linux.uidMappings is missing or empty");
+	expect_error(WITH_USERNS(USER_NS, ", \"uidMappings\": [" MAP(0, 1, 1) "]"),
+		     "linux.gidMappings is missing or empty");
+	expect_error(WITH_USERNS("", ", \"uidMappings\": [" MAP(0, 1, 1) "]"),
+		     "need a user namespace");
+	expect_error(WITH_USERNS(USER_NS, ", \"uidMappings\": [" MAP(
+						  0, 1, 0) "], "
+							   "\"gidMappings\": [" MAP(0, 1, 1) "]"),
+		     "linux.uidMappings[0].size: a mapping of no ids");
+	expect_error(WITH_USERNS(USER_NS,
+				 ", \"uidMappings\": [" MAP(
+					 0, 4294967295, 1) "], "
+							   "\"gidMappings\": [" MAP(0, 1, 1) "]"),
+		     "pass the last id");
+	expect_error(WITH_USERNS(USER_NS, ", \"uidMappings\": [" MAP(0, 4294967296, 1) "]"),
+		     "linux.uidMappings[0].hostID: 4294967296 is out of range");
+	expect_error(WITH_USERNS(USER_NS,
+				 ", \"uidMappings\": [" MAP(
+					 0, 1, 1) "], "
+						  "\"gidMappings\": [" MAP(0, 1000, 10) ", " MAP(
+							  20, 1005, 1) "]"),
+		     "linux.gidMappings[1] overlaps linux.gidMappings[0]");
+	expect_error(WITH_USERNS(USER_NS, ", \"uidMappings\": [{\"containerID\": 0, \"size\": 1}]"),
+		     "linux.uidMappings[0].hostID is required");
+	expect_error(WITH_USERNS(", {\"type\": \"user\", \"path\": \"/proc/1/ns/user\"}", ""),
+		     "user namespace of /proc/1/ns/user is not supported");
+	/* 341 lines: one more than the kernel takes. */
+	char *text = NULL, *maps = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&maps, &len);
+	for (int i = 0; i < 341; i++)
+		fprintf(f, "%s{\"containerID\": %d, \"hostID\": %d, \"size\": 1}", i ? ", " : "", i,
+			100000 + i);
+	fclose(f);
+	assert_true(asprintf(&text,
+			     "{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
+			     ", \"linux\": {\"namespaces\": [{\"type\": \"network\"}" USER_NS
+			     "], \"uidMappings\": [%s], \"gidMappings\": [%s]}}",
+			     maps, maps) > 0);
+	expect_error(text, "linux.uidMappings: 341 lines; the kernel takes at most 340");
+	free(text);
+	free(maps);
+}
+
+/* Filesystems: the guest's kernel mounts what it has; one on a block
+ * device is refused on the host, naming why. */
+static void test_filesystem_types(void **st)
+{
+	struct oci_bundle b;
+	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", " LINUX
+		   ", \"mounts\": [{\"destination\": \"/r\", \"type\": \"ramfs\"}, "
+		   "{\"destination\": \"/h\", \"type\": \"hugetlbfs\", \"source\": \"none\"}]}");
+	assert_int_equal(spec_load(bundle, "c1", &b, NULL), 0);
+	assert_int_equal(b.spec->n_mounts, 2);
+	assert_string_equal(b.spec->mounts[1]->type, "hugetlbfs");
+	spec_free(&b);
+	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", " LINUX
+		     ", \"mounts\": [{\"destination\": \"/d\", \"type\": \"ext4\", \"source\": "
+		     "\"/dev/sdz1\"}]}",
+		     "mounts[0] (/d): filesystem type 'ext4' lives on a block device, which cannot "
+		     "cross the VM boundary");
+	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS ", " LINUX
+		     ", \"mounts\": [{\"destination\": \"/d\", \"type\": \"ramfs\", \"source\": "
+		     "\"/dev/null\"}]}",
+		     "source /dev/null is a host device");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -248,6 +343,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cgroup_and_time_namespaces, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unified, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hugepage_limits, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_user_namespace, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_filesystem_types, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

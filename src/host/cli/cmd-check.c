@@ -195,10 +195,8 @@ int cmd_check(struct global_opts *g, int argc, char **argv, struct error **errp)
 		check_usage();
 		return 0;
 	}
-	if (argc > 1) {
-		fprintf(stderr, "cocoon check: unexpected argument '%s'\n", argv[1]);
-		return 2;
-	}
+	if (argc > 1)
+		return usage_error("check", "unexpected argument '%s'", argv[1]);
 	if (mkdir_p(g->root, 0700, &err) < 0 ||
 	    asprintf(&dir, "%s/check-%d", g->root, getpid()) < 0) {
 		return err ? cli_fail(errp, &err) : cli_failf(errp, "out of memory");

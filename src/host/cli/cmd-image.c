@@ -38,12 +38,8 @@ int cmd_image(struct global_opts *g, int argc, char **argv, struct error **errp)
 		image_usage();
 		return argc < 2 ? 2 : 0;
 	}
-	if (strcmp(argv[1], "build") != 0) {
-		fprintf(stderr,
-			"cocoon image: unknown subcommand '%s' (try 'cocoon image --help')\n",
-			argv[1]);
-		return 2;
-	}
+	if (strcmp(argv[1], "build") != 0)
+		return usage_error("image", "unknown subcommand '%s'", argv[1]);
 	argc--;
 	argv++;
 	optind = 1;

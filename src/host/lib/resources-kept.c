@@ -2,6 +2,7 @@
  * (resources-kept.h). */
 #include "resources-kept.h"
 #include "cleanup.h"
+#include "host-note.h"
 #include "paths.h"
 #include "resources.h"
 
@@ -13,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 static void put_json(json_object **o)
 {
@@ -93,61 +93,26 @@ int resources_kept_record(const char *dir, const Cocoon__UpdateRequest *u,
 
 /* ---- this host's record of what its checkpoints carried ------------------ */
 
-static char *note_path(const struct cocoon_config *cfg, const char *real)
-{
-	char *path;
-	if (asprintf(&path, "%s/" RESOURCES_KEPT_NOTES "/%016llx.json", cfg->host_checkpoint_dir,
-		     (unsigned long long)XXH3_64bits(real, strlen(real))) < 0)
-		return NULL;
-	return path;
-}
-
 int resources_kept_note(const struct cocoon_config *cfg, const char *image_dir, const char *json,
 			struct error **err)
 {
-	char real[PATH_MAX];
-	_cleanup_free_ char *dir = NULL, *path = NULL;
-	if (!realpath(image_dir, real))
-		return error_set(err, errno, "%s", image_dir);
-	if (!(path = note_path(cfg, real)) ||
-	    asprintf(&dir, "%s/" RESOURCES_KEPT_NOTES, cfg->host_checkpoint_dir) < 0)
-		return error_set(err, ENOMEM, "the record of kept limits");
-	if (!json) {
-		/* A checkpoint with none into a directory that had some. */
-		if (unlink(path) < 0 && errno != ENOENT)
-			return error_set(err, errno, "%s", path);
-		return 0;
-	}
-	int r = mkdir_p(dir, 0700, err);
-	if (r < 0)
-		return r;
-	_cleanup_(put_json) json_object *kept = json_tokener_parse(json);
-	if (!kept || !json_object_is_type(kept, json_type_object))
+	_cleanup_(put_json) json_object *kept = json ? json_tokener_parse(json) : NULL;
+	if (json && (!kept || !json_object_is_type(kept, json_type_object)))
 		return error_setx(err, EINVAL, "the kept limits are not a JSON object");
-	json_object *o = json_object_new_object();
-	json_object_object_add(o, "image_path", json_object_new_string(real));
-	json_object_object_add(o, "resources", json_object_get(kept));
-	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
-	r = write_file_atomic(path, text, strlen(text), 0600, err);
-	json_object_put(o);
-	return r;
+	/* No json: a checkpoint with none into a directory that had some. */
+	return host_checkpoint_note_write(cfg, RESOURCES_KEPT_NOTES, image_dir, "resources", kept,
+					  err);
 }
 
 bool resources_kept_noted(const struct cocoon_config *cfg, const char *resolved_dir,
 			  const char *json)
 {
-	_cleanup_free_ char *path = note_path(cfg, resolved_dir), *text = NULL;
-	_cleanup_(put_json) json_object *o = NULL;
 	_cleanup_(put_json) json_object *want = json ? json_tokener_parse(json) : NULL;
-	json_object *v, *have;
-	if (!path || !want ||
-	    read_file_bounded(path, 4 * RESOURCES_KEPT_MAX, &text, NULL, NULL) < 0 ||
-	    !(o = json_tokener_parse(text)))
-		return false;
-	return json_object_object_get_ex(o, "image_path", &v) &&
-	       json_object_is_type(v, json_type_string) &&
-	       strcmp(json_object_get_string(v), resolved_dir) == 0 &&
-	       json_object_object_get_ex(o, "resources", &have) && json_object_equal(have, want);
+	_cleanup_(put_json) json_object *have =
+		want ? host_checkpoint_note_read(cfg, RESOURCES_KEPT_NOTES, resolved_dir,
+						 "resources", 4 * RESOURCES_KEPT_MAX)
+		     : NULL;
+	return have && json_object_equal(have, want);
 }
 
 /* ---- a checkpoint from elsewhere only lowers ------------------------------ */

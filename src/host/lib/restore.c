@@ -3,6 +3,7 @@
  * checkpoint, the saved VM started again; or checkpoint --pod's whole pod,
  * the sandbox first, then its members into the sandbox's VM. */
 #include "restore.h"
+#include "agent-client.h"
 #include "cleanup.h"
 #include "criu-config.h"
 #include "images.h"
@@ -350,12 +351,9 @@ static int pod_manifest_read(struct global_opts *g, const char *dir, struct pod_
 static int pod_loopback_hold(struct global_opts *g, const char *sandbox, bool hold,
 			     struct error **err)
 {
-	Cocoon__Request req = COCOON__REQUEST__INIT;
-	Cocoon__LoopbackHoldRequest lh = COCOON__LOOPBACK_HOLD_REQUEST__INIT;
-	lh.id = (char *)sandbox;
-	lh.hold = hold;
-	req.body_case = COCOON__REQUEST__BODY_LOOPBACK_HOLD;
-	req.loopback_hold = &lh;
+	Cocoon__Request req;
+	Cocoon__LoopbackHoldRequest lh;
+	agent_loopback_hold_request(&req, &lh, sandbox, hold);
 	return container_request(g, sandbox, &req, err);
 }
 

@@ -5,6 +5,7 @@
 #include "spec-pod.h"
 #include "spec-process.h"
 #include "spec-resources.h"
+#include "spec-userns.h"
 #include "cleanup.h"
 #include "log.h"
 #include "paths.h"
@@ -21,8 +22,57 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static const char *const supported_fs[] = {"proc",   "sysfs",	"tmpfs", "devpts", "mqueue",
-					   "cgroup", "cgroup2", "bind",	 NULL};
+/* Filesystems that live on a block device (the kernel's FS_REQUIRES_DEV;
+ * /proc/filesystems lists them without "nodev"): the device is the
+ * host's, and the guest's kernel has no such device. The host's
+ * /proc/filesystems is asked too, for types not named here. */
+static const char *const block_fs[] = {
+	"ext2",	   "ext3",  "ext4",	"xfs",	 "btrfs", "vfat",     "exfat",	  "ntfs", "ntfs3",
+	"iso9660", "udf",   "squashfs", "erofs", "f2fs",  "jfs",      "reiserfs", "hfs",  "hfsplus",
+	"fuseblk", "minix", "nilfs2",	"gfs2",	 "ocfs2", "bcachefs", "zfs",	  NULL};
+
+static bool host_lists_as_block_fs(const char *type)
+{
+	_cleanup_fclose_ FILE *f = fopen("/proc/filesystems", "re");
+	char line[128];
+	while (f && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		/* "nodev\tproc" or "\text4" */
+		if (strncmp(line, "nodev", 5) != 0 && line[0] == '\t' &&
+		    strcmp(line + 1, type) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* A mount of a filesystem the guest's kernel makes (docs/lifecycle.md,
+ * "Filesystems"): anything but one on a block device, which cannot cross
+ * the VM boundary. What the guest's kernel lacks, it names at create. */
+static int check_fs_type(const Cocoon__Mount *mnt, size_t i, struct error **err)
+{
+	struct stat st;
+	bool block = host_lists_as_block_fs(mnt->type);
+	for (const char *const *t = block_fs; *t && !block; t++)
+		block = strcmp(*t, mnt->type) == 0;
+	if (block)
+		return error_setx(
+			err, EOPNOTSUPP,
+			"config.json: mounts[%zu] (%s): filesystem type '%s' lives on a block device, which cannot cross the VM boundary: the guest's kernel has no host devices. Mount it on the host and bind-mount the directory instead",
+			i, mnt->destination, mnt->type);
+	/* Looked at, never opened: a source path that names a host device. */
+	if (mnt->source && mnt->source[0] == '/' && stat(mnt->source, &st) == 0 &&
+	    (S_ISBLK(st.st_mode) || S_ISCHR(st.st_mode)))
+		return error_setx(
+			err, EOPNOTSUPP,
+			"config.json: mounts[%zu] (%s): source %s is a host device, which cannot cross the VM boundary: the guest's kernel has no host devices",
+			i, mnt->destination, mnt->source);
+	if (strcmp(mnt->type, "overlay") == 0)
+		return error_setx(
+			err, EOPNOTSUPP,
+			"config.json: mounts[%zu] (%s): an overlay mount's lowerdir, upperdir and workdir are host directories, which are not shared into the VM yet (docs/lifecycle.md); bind-mount a directory the host has assembled instead",
+			i, mnt->destination);
+	return 0;
+}
 
 static int parse_mount(json_object *m, size_t i, struct oci_bundle *b, Cocoon__Mount **out,
 		       struct error **err)
@@ -57,15 +107,8 @@ static int parse_mount(json_object *m, size_t i, struct oci_bundle *b, Cocoon__M
 			strcmp(mnt->options[j], "rbind") == 0;
 	if (!mnt->type)
 		mnt->type = strdup(bind ? "bind" : "none");
-	if (!bind) {
-		for (const char *const *t = supported_fs; *t; t++)
-			if (strcmp(*t, mnt->type) == 0)
-				return 0;
-		return error_setx(
-			err, EOPNOTSUPP,
-			"config.json: mounts[%zu] (%s): filesystem type '%s' is not supported in the VM",
-			i, mnt->destination, mnt->type);
-	}
+	if (!bind)
+		return check_fs_type(mnt, i, err);
 	/* A host path means nothing in the guest: the shim bind-mounts the
 	 * source into the sandbox's volumes share, and the guest binds it from
 	 * there (volumes.h). */
@@ -150,6 +193,25 @@ static int check_netns_path(const char *field, const char *path, struct error **
 	return 0;
 }
 
+/* A pod member in a user namespace of its own: the pod's network, IPC and
+ * UTS namespaces belong to the guest's user namespace, and a process that
+ * was cloned into a new one has no rights over them (setns(2) wants
+ * CAP_SYS_ADMIN in the namespace's owner). runc joins such namespaces
+ * before it makes the user namespace and the others after; the guest's
+ * clone makes them all at once. */
+static int check_user_ns_joins(const Cocoon__ContainerSpec *s, struct error **err)
+{
+	bool user = false;
+	for (size_t i = 0; i < s->n_namespaces; i++)
+		user |= strcmp(s->namespaces[i], "user") == 0;
+	if (!user || s->n_join_namespaces == 0)
+		return 0;
+	return error_setx(
+		err, EOPNOTSUPP,
+		"config.json: linux.namespaces: a user namespace for a container that joins its pod's %s namespace is not supported yet: the pod's namespaces belong to the guest's user namespace, which the container's new one has no rights over (docs/lifecycle.md)",
+		s->join_namespaces[0]);
+}
+
 static int parse_linux(json_object *root, struct oci_bundle *b, struct error **err)
 {
 	json_object *lin = spec_json_member(root, "linux");
@@ -205,14 +267,8 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 		if (strcmp(type, "pid") == 0 || strcmp(type, "mount") == 0 ||
 		    strcmp(type, "uts") == 0 || strcmp(type, "ipc") == 0 ||
 		    strcmp(type, "network") == 0 || strcmp(type, "cgroup") == 0 ||
-		    strcmp(type, "time") == 0) {
+		    strcmp(type, "time") == 0 || strcmp(type, "user") == 0) {
 			s->namespaces[s->n_namespaces++] = type;
-		} else if (strcmp(type, "user") == 0) {
-			spec_warn(
-				b,
-				"linux.namespaces: %s namespace is not created inside the VM; ignored",
-				type);
-			free(type);
 		} else {
 			r = error_setx(err, EINVAL,
 				       "config.json: linux.namespaces[%zu]: unknown type '%s'", i,
@@ -235,7 +291,8 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 	    (r = spec_parse_time_offsets(lin, s, err)) < 0 ||
 	    (r = spec_parse_device_rules(spec_json_member(lin, "resources"), s, err)) < 0 ||
 	    (r = spec_parse_hugepage_limits(spec_json_member(lin, "resources"), s, err)) < 0 ||
-	    (r = spec_parse_unified(spec_json_member(lin, "resources"), s, err)) < 0)
+	    (r = spec_parse_unified(spec_json_member(lin, "resources"), s, err)) < 0 ||
+	    (r = spec_parse_id_mappings(lin, s, err)) < 0 || (r = check_user_ns_joins(s, err)) < 0)
 		return r;
 	/* The agent gives every container its own pid, mount, IPC and UTS
 	 * namespaces (src/guest/container.c): the guest's own hold CRIU and
@@ -262,8 +319,7 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 		return error_setx(
 			err, EOPNOTSUPP,
 			"config.json: linux.namespaces has no network namespace, which asks for host networking: a container in a VM cannot share the host's network stack (docs/networking.md). Give it a network namespace (podman: not --network=host)");
-	static const char *const unapplied[] = {"devices",    "uidMappings", "gidMappings",
-						"mountLabel", "personality", "intelRdt"};
+	static const char *const unapplied[] = {"devices", "mountLabel", "personality", "intelRdt"};
 	for (size_t i = 0; i < ARRAY_SIZE(unapplied); i++)
 		if (spec_json_member(lin, unapplied[i]))
 			spec_warn(b, "linux.%s is not applied inside the VM; ignored",
@@ -364,6 +420,7 @@ static void spec_free_container(Cocoon__ContainerSpec *s)
 	spec_free_pb_string(s->rootfs_tag);
 	spec_free_confinement(s);
 	spec_free_kernel(s);
+	spec_free_id_mappings(s);
 	free(s->resources);
 	spec_free_pb_string(s->rootfs_path);
 	spec_free_pb_string(s->join_container);

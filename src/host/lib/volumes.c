@@ -142,7 +142,11 @@ static int share_readonly(const char *dir, struct error **err)
 static int make_mount_points(const char *dir_path, const struct volume *v, size_t n,
 			     struct error **err)
 {
-	if (mkdir(dir_path, 0700) < 0)
+	/* 0711: in the guest, a container in a user namespace is "other" to
+	 * this directory's owner and must pass through it to its volume; the
+	 * mount points are not listable, and the state directory above is
+	 * 0700 on the host. */
+	if (mkdir(dir_path, 0711) < 0)
 		return error_set(err, errno, "create %s", dir_path);
 	_cleanup_close_ int dir = open(dir_path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dir < 0)

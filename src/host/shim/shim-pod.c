@@ -218,27 +218,30 @@ static void forward_start(struct shim *s, struct shim_client *c, Cocoon__Request
 	snprintf(f->member, sizeof(f->member), "%s", c->member);
 }
 
-/* A member's create or restore succeeded in the guest after its shim went
- * away (killed mid-create): nobody owns that container, so it goes. Sent
- * without waiting (this runs in the channel's reply callback); its answer
- * is dropped, and its late events with the departing id. */
-static void orphan_gone(struct shim *s, const char *id)
+/* Container id was sent its SIGKILL: its late events are dropped until
+ * its exit (shim_find_departing). */
+static void departing_add(struct shim *s, const char *id)
 {
-	Cocoon__Request req = COCOON__REQUEST__INIT;
-	Cocoon__SignalRequest sr = COCOON__SIGNAL_REQUEST__INIT;
-	sr.id = (char *)id;
-	sr.signal = SIGKILL;
-	sr.all = true;
-	req.body_case = COCOON__REQUEST__BODY_SIGNAL;
-	req.signal = &sr;
-	if (agent_send_request(&s->sb.agent, &req, NULL) < 0)
-		return; /* the channel is gone, and the VM with it */
 	for (int i = 0; i < SHIM_MAX_CLIENTS; i++) {
 		if (!s->departing[i][0]) {
 			snprintf(s->departing[i], sizeof(s->departing[i]), "%s", id);
 			break;
 		}
 	}
+}
+
+/* A member's create or restore succeeded in the guest after its shim went
+ * away (killed mid-create): nobody owns that container, so it goes. Sent
+ * without waiting (this runs in the channel's reply callback); its answer
+ * is dropped, and its late events with the departing id. */
+static void orphan_gone(struct shim *s, const char *id)
+{
+	Cocoon__Request req;
+	Cocoon__SignalRequest sr;
+	agent_signal_request(&req, &sr, id, SIGKILL, true);
+	if (agent_send_request(&s->sb.agent, &req, NULL) < 0)
+		return; /* the channel is gone, and the VM with it */
+	departing_add(s, id);
 }
 
 void shim_forward_reply(struct shim *s, struct shim_forward *f, const Cocoon__Response *r)
@@ -349,21 +352,7 @@ void shim_handle_member_request(struct shim *s, struct shim_client *c, Cocoon__R
  * container must not outlive it in the VM. */
 void shim_member_gone(struct shim *s, const char *id)
 {
-	Cocoon__Request req = COCOON__REQUEST__INIT;
-	Cocoon__SignalRequest sr = COCOON__SIGNAL_REQUEST__INIT;
-	Cocoon__Response *resp = NULL;
-	sr.id = (char *)id;
-	sr.signal = SIGKILL;
-	sr.all = true;
-	req.body_case = COCOON__REQUEST__BODY_SIGNAL;
-	req.signal = &sr;
-	if (agent_call(&s->sb.agent, &req, &resp, 5000, NULL) < 0)
+	if (agent_signal(&s->sb.agent, id, SIGKILL, true, 5000, NULL) < 0)
 		return; /* no such container: it has ended (and been freed) already */
-	cocoon__response__free_unpacked(resp, NULL);
-	for (int i = 0; i < SHIM_MAX_CLIENTS; i++) {
-		if (!s->departing[i][0]) {
-			snprintf(s->departing[i], sizeof(s->departing[i]), "%s", id);
-			break;
-		}
-	}
+	departing_add(s, id);
 }

@@ -389,17 +389,36 @@ int agent_pause(struct agent_client *c, const char *id, bool resume, int timeout
 	return agent_request(c, &req, timeout_ms, err);
 }
 
+void agent_signal_request(Cocoon__Request *req, Cocoon__SignalRequest *sr, const char *id, int sig,
+			  bool all)
+{
+	*req = (Cocoon__Request)COCOON__REQUEST__INIT;
+	*sr = (Cocoon__SignalRequest)COCOON__SIGNAL_REQUEST__INIT;
+	sr->id = (char *)id;
+	sr->signal = sig;
+	sr->all = all;
+	req->body_case = COCOON__REQUEST__BODY_SIGNAL;
+	req->signal = sr;
+}
+
 int agent_signal(struct agent_client *c, const char *id, int sig, bool all, int timeout_ms,
 		 struct error **err)
 {
-	Cocoon__Request req = COCOON__REQUEST__INIT;
-	Cocoon__SignalRequest sr = COCOON__SIGNAL_REQUEST__INIT;
-	sr.id = (char *)id;
-	sr.signal = sig;
-	sr.all = all;
-	req.body_case = COCOON__REQUEST__BODY_SIGNAL;
-	req.signal = &sr;
+	Cocoon__Request req;
+	Cocoon__SignalRequest sr;
+	agent_signal_request(&req, &sr, id, sig, all);
 	return agent_request(c, &req, timeout_ms, err);
+}
+
+void agent_loopback_hold_request(Cocoon__Request *req, Cocoon__LoopbackHoldRequest *lh,
+				 const char *id, bool hold)
+{
+	*req = (Cocoon__Request)COCOON__REQUEST__INIT;
+	*lh = (Cocoon__LoopbackHoldRequest)COCOON__LOOPBACK_HOLD_REQUEST__INIT;
+	lh->id = (char *)id;
+	lh->hold = hold;
+	req->body_case = COCOON__REQUEST__BODY_LOOPBACK_HOLD;
+	req->loopback_hold = lh;
 }
 
 int agent_call_fds(struct agent_client *c, Cocoon__Request *req, const int *fds, size_t nfds,

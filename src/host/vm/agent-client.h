@@ -75,6 +75,18 @@ int agent_pause(struct agent_client *c, const char *id, bool resume, int timeout
 int agent_signal(struct agent_client *c, const char *id, int sig, bool all, int timeout_ms,
 		 struct error **err);
 
+/* The requests above, built for a caller that sends them its own way
+ * (agent_send_request(), or through a shim): fill *req and the body, both
+ * the caller's (on its stack); id is borrowed and must outlive the send.
+ * agent_signal_request: SIG to ID's init, or to all its processes (ALL).
+ * agent_loopback_hold_request: the pod's loopback made to drop every
+ * packet (HOLD) in the network namespace of sandbox ID while restore --pod
+ * brings its members back one by one, or let through again. */
+void agent_signal_request(Cocoon__Request *req, Cocoon__SignalRequest *sr, const char *id, int sig,
+			  bool all);
+void agent_loopback_hold_request(Cocoon__Request *req, Cocoon__LoopbackHoldRequest *lh,
+				 const char *id, bool hold);
+
 /* agent_call() that passes file descriptors along with the request
  * (SCM_RIGHTS; the shim's control socket only). */
 int agent_call_fds(struct agent_client *c, Cocoon__Request *req, const int *fds, size_t nfds,

@@ -100,7 +100,7 @@ int qmp_status(const char *reply, char *status, size_t size)
 int qmp_connect(struct qmp *q, struct vm *vm, const char *path, struct error **err)
 {
 	q->len = 0;
-	q->fd = vm_wait_socket(vm, path, 10000, err);
+	q->fd = vm_wait_socket(vm, path, VM_SOCKET_TIMEOUT_MS, err);
 	if (q->fd < 0)
 		return q->fd;
 	_cleanup_free_ char *greeting = NULL;

@@ -109,7 +109,7 @@ static int vmsnap_start(struct sandbox *sb, const struct vm_spec *spec, int stat
 			error_wrap(err, "%s", strtok(qlog, "\n"));
 		return r;
 	}
-	int fd = vm_wait_socket(&sb->vm, sb->channel_path, 10000, err);
+	int fd = vm_wait_socket(&sb->vm, sb->channel_path, VM_SOCKET_TIMEOUT_MS, err);
 	if (fd < 0)
 		return fd;
 	if ((r = agent_client_init(&sb->agent, fd, err)) < 0) {
@@ -230,7 +230,7 @@ static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 	r = vm_start(&sb->vm, opts && opts->backend ? opts->backend : &vm_backend_qemu, &spec, err);
 	if (r < 0)
 		return r;
-	int fd = vm_wait_socket(&sb->vm, sb->channel_path, 10000, err);
+	int fd = vm_wait_socket(&sb->vm, sb->channel_path, VM_SOCKET_TIMEOUT_MS, err);
 	if (fd < 0) {
 		_cleanup_free_ char *qlog = NULL;
 		if (read_file_bounded(sb->vmm_log, 4096, &qlog, NULL, NULL) == 0 && *qlog)

@@ -273,7 +273,7 @@ static int build_in(const char *work, const struct vm_spec *spec, const char *ke
 	struct agent_client agent = {.fd = -1};
 	int r = vm_start(&vm, &vm_backend_qemu, &s, err);
 	if (r == 0) {
-		int fd = vm_wait_socket(&vm, chan, 10000, err);
+		int fd = vm_wait_socket(&vm, chan, VM_SOCKET_TIMEOUT_MS, err);
 		r = fd < 0 ? fd : agent_client_init(&agent, fd, err);
 		if (r < 0 && fd >= 0)
 			close(fd);
@@ -341,7 +341,6 @@ int template_build(const char *base, const struct vm_spec *spec, const char *key
 		return 0;
 	if (!mkdtemp(work))
 		return error_set(err, errno, "create %s", work);
-	long long start = now_ms();
 	r = build_in(work, spec, key, timeout_ms, err);
 	if (r == 0) {
 		/* A key that differs under the same name (a hash collision, or
@@ -356,8 +355,6 @@ int template_build(const char *base, const struct vm_spec *spec, const char *key
 		return error_wrap(err, "build VM template");
 	}
 	remove_stale(base, spec);
-	if (getenv("COCOON_TEMPLATE_DEBUG"))
-		fprintf(stderr, "cocoon: built VM template %s in %lld ms\n", dir, now_ms() - start);
 	return 0;
 }
 
@@ -421,7 +418,7 @@ int template_start(struct vm *vm, struct agent_client *agent, const struct vm_sp
 		close(q.fd);
 	if (r < 0)
 		return r;
-	int fd = vm_wait_socket(vm, spec->channel_path, 10000, err);
+	int fd = vm_wait_socket(vm, spec->channel_path, VM_SOCKET_TIMEOUT_MS, err);
 	if (fd < 0)
 		return fd;
 	r = agent_client_init(agent, fd, err);

@@ -87,3 +87,6 @@ void vm_stop(struct vm *vm, int timeout_ms);
 
 /* Waits for a unix socket to accept connections, while the VMM lives. */
 int vm_wait_socket(struct vm *vm, const char *path, int timeout_ms, struct error **err);
+/* How long vm_wait_socket() waits for a socket QEMU serves (the agent's
+ * channel, QMP) once QEMU runs, in ms: one figure for every caller. */
+#define VM_SOCKET_TIMEOUT_MS 10000
