@@ -450,7 +450,9 @@ def test_podman_checkpoint_restore_and_export_of_a_whole_vm(podman, vmm):
     runtime), `podman container restore` starts that same VM again (the
     guest kernel's boot_id is the one it booted with) and the counter
     carries on; `checkpoint --export` and `restore --import` into a second
-    storage root (another host) do the same."""
+    storage root (another host) do the same. An import under a new name (a
+    new ID) is refused up front, naming why, with nothing of cocoon's
+    left."""
     podman.cocoon_config.write_text(snapshot_vmm(vmm))
     r = podman.run("run", "-d", "--name", "v1", "--annotation", "io.cocoon.checkpoint-mode=vm",
                    podman.image, "payload", "counter", "100")
