@@ -158,7 +158,27 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        subprocess.run(["umount", "-R", f"{self.tmp}/state"], capture_output=True)
+        # Every mount containerd left in its directory: the tasks' rootfs
+        # (`umount -R state` missed them, state being no mount point: the
+        # rootfs of a task made by `ctr containers restore --live` stayed,
+        # and a stale one in a fixed --basetemp failed the next run's setup).
+        # Lazily, deepest first: a shim killed just now may still hold one.
+        for m in sorted(mounts_under(self.tmp), key=len, reverse=True):
+            subprocess.run(["umount", "-l", m], capture_output=True)
+        assert mounts_under(self.tmp) == [], f"mounts left under {self.tmp}: {mounts_under(self.tmp)}"
+
+
+def mounts_under(path):
+    """The mount points at or below PATH (this mount namespace's
+    /proc/self/mountinfo; octal escapes such as \\040 decoded)."""
+    prefix = str(path).rstrip("/")
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = line.split()[4].encode().decode("unicode_escape")
+            if mp == prefix or mp.startswith(prefix + "/"):
+                out.append(mp)
+    return out
 
 
 def start_containerd(tmp, cgroup2=False):

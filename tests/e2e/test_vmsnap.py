@@ -10,6 +10,7 @@ import os
 import pathlib
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -155,7 +156,6 @@ def test_counter_memory_and_listener_carry_on_after_a_whole_vm_restore(env, vmm)
     assert tcp_before - 2 <= first <= tcp_before + 2, (first, tcp_before)
     # The guest's clock is the host's again.
     r = env.run("exec", "tcp", "busybox", "date", "+%s")
-    import time
     assert abs(int(r.stdout) - time.time()) < 30, r.stdout + r.stderr
     finish(env, "ctr", "mem", "tcp")
     # No virtiofsd (nor its sandboxed child) outlives its VM.
@@ -472,15 +472,17 @@ def test_podman_checkpoint_restore_and_export_of_a_whole_vm(podman, vmm):
     assert len(qemu_pids(cid)) == 1, qemu_pids(cid)
     assert qemu_pids(str(podman.tmp)) == [], "the VM is found by the test's directory after all"
     state_root = vm_state_root(cid)
+    t0 = time.monotonic()
     r = podman.check("container", "checkpoint", "v1", timeout=600)
-    # cocoon's own line, which podman passes on. total - save is the kill
-    # and the wait for "stopped" after the save: under podman (which sets
-    # linux.cgroupsPath, so the shim mirrors stats each second) the shim
-    # asked the stopped VM for stats and never read the kill: 30 s for the
-    # kill's timeout and 20 s more for "stopped" (rev18c F13).
-    m = re.search(r"save (\d+) ms, total (\d+) ms", r.stdout + r.stderr)
-    assert m, (r.stdout, r.stderr)
-    assert int(m.group(2)) - int(m.group(1)) < 15000, m.group(0)
+    took = time.monotonic() - t0
+    print(f"podman container checkpoint of a whole VM: {took:.1f} s; {r.stdout.strip()!r} {r.stderr.strip()!r}")
+    # podman sets linux.cgroupsPath, so the shim mirrors the guest's stats
+    # each second: it asked the VM the save left stopped and never read the
+    # kill after the save, 30 s for the kill's timeout, 20 s for "stopped"
+    # and 15 s for podman's `delete --force`: 66 s, where cocoon alone takes
+    # ~1 s (rev18c F13). 30 s is below any of that with the kill unread.
+    assert took < 30, f"podman's checkpoint took {took:.1f} s: the kill after the save was not read"
+    assert qemu_pids(cid) == [], "the saved VM outlived podman's checkpoint"
     at = len(logs())
     ck = pathlib.Path(podman.check("inspect", "--format", "{{.StaticDir}}", "v1").stdout.strip())
     names = sorted(p.name for p in (ck / "checkpoint").iterdir())
@@ -583,7 +585,6 @@ def test_vm_state_swapped_after_the_check_is_not_what_loads(env, vmm):
     QEMU appears, before it is told to load) changes nothing. Loading by
     path, QEMU read the garbage and the restore failed."""
     import threading
-    import time
     b, ck, _ = saved_counter(env, vmm, "s")
     swapped = []
 
