@@ -15,6 +15,7 @@
 #include "resources.h"
 #include "pod.h"
 #include "sandbox.h"
+#include "spec.h"
 #include "state.h"
 
 #include <fcntl.h>
@@ -280,6 +281,16 @@ static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct er
 		opts->net_macs = net_macs;
 		opts->n_nets = s->net.n_ifs;
 		a->bundle->spec->network = s->net.spec;
+	} else if (spec_wants_late_network(a->bundle)) {
+		/* The engine configures the shim's own namespace after
+		 * create (podman --uidmap): a NIC for it from boot. */
+		if ((r = network_reserve(&s->net, a->id, err)) < 0)
+			return r;
+		net_fds[0] = s->net.reserved.tap_fd;
+		net_macs[0] = NET_RESERVED_MAC;
+		opts->net_fds = net_fds;
+		opts->net_macs = net_macs;
+		opts->n_nets = 1;
 	}
 	r = sandbox_boot(&s->sb, &a->g->cfg, a->dir, opts, err);
 	/* QEMU has the taps now: they go when it does. */
@@ -287,6 +298,11 @@ static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct er
 		close(s->net.ifs[i].tap_fd);
 		s->net.ifs[i].tap_fd = -1;
 	}
+	if (s->net.has_reserved) {
+		close(s->net.reserved.tap_fd);
+		s->net.reserved.tap_fd = -1;
+	}
+	opts->n_nets = 0;
 	opts->pod_dir = NULL;
 	opts->volumes_dir = NULL;
 	opts->net_fds = NULL;
