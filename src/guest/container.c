@@ -569,9 +569,11 @@ void container_handle_start(struct agent *a, uint64_t id, const Cocoon__StartCon
 	char msg[400] = "";
 	if (req->network && req->network->n_interfaces > 0 &&
 	    (!c->own_netns || join_network(p->pid, req->network, msg, sizeof(msg)) < 0)) {
-		agent_send_error(a, id, EINVAL, "start %s: %s", c->id,
-				 c->own_netns ? msg
-					      : "network: the container has no network namespace of its own");
+		agent_send_error(
+			a, id, EINVAL, "start %s: %s", c->id,
+			c->own_netns
+				? msg
+				: "network: the container has no network namespace of its own");
 		return;
 	}
 	if (write(p->start_fd, "s", 1) != 1) {

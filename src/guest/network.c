@@ -83,7 +83,8 @@ static int validate(const Cocoon__NetworkSpec *spec, char *msg, size_t size)
 			if (strcmp(spec->interfaces[j]->name, f->name) == 0)
 				return fail(msg, size, EINVAL, "network: interface %s named twice",
 					    f->name);
-		if (!valid_mac(f->mac) || (f->device_mac && *f->device_mac && !valid_mac(f->device_mac)))
+		if (!valid_mac(f->mac) ||
+		    (f->device_mac && *f->device_mac && !valid_mac(f->device_mac)))
 			return fail(msg, size, EINVAL, "network: %s: invalid MAC address", f->name);
 		if (f->mtu != 0 && (f->mtu < 68 || f->mtu > 65535))
 			return fail(msg, size, EINVAL, "network: %s: invalid MTU %u", f->name,

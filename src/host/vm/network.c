@@ -58,8 +58,7 @@ static int tap_setup(struct network *n, struct net_iface *f, bool up, struct err
 /* A tap for QEMU, with the veth's MTU, up unless reserved (its veth comes
  * later, network_adopt). IFF_VNET_HDR lets QEMU pass checksum and
  * segmentation offloads through instead of doing them here. */
-static int make_tap(struct network *n, struct net_iface *f, int index, bool up,
-		    struct error **err)
+static int make_tap(struct network *n, struct net_iface *f, int index, bool up, struct error **err)
 {
 	struct ifreq ifr = {.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR};
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), TAP_PREFIX "%d", index);
@@ -415,7 +414,8 @@ int network_reserve(struct network *n, const char *id, struct error **err)
 	else
 		r = make_tap(n, &n->reserved, 0, false, err);
 	if (r < 0) {
-		error_wrap(err, "container %s: a NIC for the network the engine configures after create",
+		error_wrap(err,
+			   "container %s: a NIC for the network the engine configures after create",
 			   id);
 		network_close(n);
 	}
@@ -432,8 +432,7 @@ static void forget_adopted(struct network *n)
 	n->n_ifs = 0;
 }
 
-int network_adopt(struct network *n, const char *id, Cocoon__NetworkSpec **spec,
-		  struct error **err)
+int network_adopt(struct network *n, const char *id, Cocoon__NetworkSpec **spec, struct error **err)
 {
 	*spec = NULL;
 	/* Once per container: start comes once. */
