@@ -281,9 +281,11 @@ static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct er
 		opts->net_macs = net_macs;
 		opts->n_nets = s->net.n_ifs;
 		a->bundle->spec->network = s->net.spec;
-	} else if (spec_wants_late_network(a->bundle)) {
+	} else if (spec_wants_late_network(a->bundle) && (!a->restore || a->vmsnap_state)) {
 		/* The engine configures the shim's own namespace after
-		 * create (podman --uidmap): a NIC for it from boot. */
+		 * create (podman --uidmap): a NIC for it from boot. Not for
+		 * CRIU's restore, which has no start to carry it at; a saved
+		 * VM has the NIC it was saved with. */
 		if ((r = network_reserve(&s->net, a->id, err)) < 0)
 			return r;
 		net_fds[0] = s->net.reserved.tap_fd;

@@ -46,6 +46,9 @@ void network_spec_free(Cocoon__NetworkSpec *spec)
 			continue;
 		free(ifc->name);
 		free(ifc->mac);
+		/* Set by network_adopt only; "" (protobuf-c's own) otherwise. */
+		if (ifc->device_mac != protobuf_c_empty_string)
+			free(ifc->device_mac);
 		for (size_t j = 0; j < ifc->n_addresses; j++)
 			free(ifc->addresses[j]);
 		free(ifc->addresses);

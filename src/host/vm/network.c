@@ -58,10 +58,11 @@ static int tap_setup(struct network *n, struct net_iface *f, bool up, struct err
 /* A tap for QEMU, with the veth's MTU, up unless reserved (its veth comes
  * later, network_adopt). IFF_VNET_HDR lets QEMU pass checksum and
  * segmentation offloads through instead of doing them here. */
-static int make_tap(struct network *n, struct net_iface *f, int index, bool up, struct error **err)
+static int make_tap(struct network *n, struct net_iface *f, unsigned char index, bool up,
+		    struct error **err)
 {
 	struct ifreq ifr = {.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR};
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), TAP_PREFIX "%d", index);
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), TAP_PREFIX "%u", index);
 	f->tap_fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
 	if (f->tap_fd < 0)
 		return error_set(err, errno, "open /dev/net/tun");
@@ -181,7 +182,7 @@ static int connect_one(struct network *n, int i, bool hold, struct error **err)
 static int connect_taps(struct network *n, bool hold, struct error **err)
 {
 	for (int i = 0; i < n->n_ifs; i++) {
-		int r = make_tap(n, &n->ifs[i], i, true, err);
+		int r = make_tap(n, &n->ifs[i], (unsigned char)i, true, err);
 		if (r < 0 || (r = connect_one(n, i, hold, err)) < 0)
 			return r;
 	}
