@@ -19,6 +19,7 @@
 #include "mounts.h"
 #include "userns.h"
 #include "container.h"
+#include "container-child.h"
 #include "copy-tree.h"
 #include "criu-conf.h"
 #include "dump-job.h"
@@ -378,6 +379,9 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 			if (userns_wanted(c->spec))
 				mounts_dev_binds_external(&av);
 		}
+		mounts_cgroup_binds_external(
+			&av, c->spec,
+			userns_wanted(c->spec) && !container_has_ns(c->spec, "cgroup"), NULL);
 		if (c->shm_tmpfs && !req->dump_dev_shm &&
 		    (x->shm_watch = shm_left_out(c->procs[0].pid)) >= 0) {
 			argv_add(&av, "--external");

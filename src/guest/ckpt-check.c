@@ -22,6 +22,8 @@
 #include "userns.h"
 
 #include <dirent.h>
+#include <net/if.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -256,22 +258,37 @@ static int exec_on_terminal(const struct agent_container *c, char *msg, size_t s
 }
 
 /* A container with a user namespace has its network namespace dumped and
- * restored by CRIU (checkpoint.c), so that the restored
- * one belongs to the restored user namespace. CRIU 3.17 dumps loopback,
- * veth, tun, bridge and macvlan links, not the guest's virtio-net NICs that
- * an engine's network puts there (docs/networking.md); and the agent cannot
- * hand it a namespace it made itself, which the guest's user namespace would
- * own. Refused up front, before anything is frozen. */
+ * restored by CRIU (checkpoint.c), so that the restored one belongs to the
+ * restored user namespace. CRIU 3.17 dumps loopback, veth, tun, bridge and
+ * macvlan links, not the guest's virtio-net NIC that an engine's network
+ * puts there (docs/networking.md: from the spec at create, or configured
+ * after create and moved in at start); and the agent cannot hand it a
+ * namespace it made itself, which the guest's user namespace would own.
+ * Any link besides loopback in the init's namespace (/proc/PID/net/dev) is
+ * refused up front, before anything is frozen. */
 static int userns_with_interfaces(const struct agent_container *c, char *msg, size_t size)
 {
-	const Cocoon__ContainerSpec *s = c->spec;
-	if (!s || !userns_wanted(s) || !c->own_netns || !s->network ||
-	    s->network->n_interfaces == 0)
+	if (!c->spec || !userns_wanted(c->spec) || !c->own_netns)
+		return 0;
+	char path[64], line[256], name[IFNAMSIZ + 1] = "";
+	snprintf(path, sizeof(path), "/proc/%d/net/dev", (int)c->procs[0].pid);
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	for (int n = 0; f && fgets(line, sizeof(line), f); n++) {
+		char *colon = strchr(line, ':');
+		const char *start = line + strspn(line, " ");
+		if (n < 2 || !colon || colon - start > IFNAMSIZ)
+			continue;
+		if (colon - start == 2 && strncmp(start, "lo", 2) == 0)
+			continue;
+		snprintf(name, sizeof(name), "%.*s", (int)(colon - start), start);
+		break;
+	}
+	if (!*name)
 		return 0;
 	snprintf(
 		msg, size,
-		"checkpoint %s: the container has a user namespace and the engine's network interface %s: CRIU 3.17 cannot dump that interface (the VM's virtio-net device) with the network namespace, which it must make again inside the restored user namespace. Not supported yet; with loopback only (podman --network none) it can be checkpointed. The container was not touched",
-		c->id, s->network->interfaces[0]->name ? s->network->interfaces[0]->name : "?");
+		"checkpoint %s: the container has a user namespace and the network interface %s in its network namespace: CRIU 3.17 cannot dump that interface (the VM's virtio-net device for the engine's network) with the namespace, which it must make again inside the restored user namespace. Not supported yet; with loopback only (podman --network none) it can be checkpointed. The container was not touched",
+		c->id, name);
 	return -EOPNOTSUPP;
 }
 

@@ -114,6 +114,31 @@ void mounts_dev_binds_external(struct argv *av)
 	}
 }
 
+void mounts_cgroup_binds_external(struct argv *av, const Cocoon__ContainerSpec *s, bool bound,
+				  const char *cgroup)
+{
+	bool any = false;
+	for (size_t i = 0; bound && i < s->n_mounts; i++) {
+		const Cocoon__Mount *m = s->mounts[i];
+		bool bind = false;
+		for (size_t j = 0; j < m->n_options; j++)
+			bind |= strcmp(m->options[j], "bind") == 0 ||
+				strcmp(m->options[j], "rbind") == 0;
+		if (bind || !m->type ||
+		    (strcmp(m->type, "cgroup") != 0 && strcmp(m->type, "cgroup2") != 0))
+			continue;
+		any = true;
+		if (!cgroup) {
+			argv_add(av, "--external");
+			argv_addf(av, "mnt[%s]:" MOUNTS_CGROUP_KEY, m->destination);
+		}
+	}
+	if (any && cgroup) {
+		argv_add(av, "--external");
+		argv_addf(av, "mnt[" MOUNTS_CGROUP_KEY "]:%s", cgroup);
+	}
+}
+
 /* A user namespace may not mknod (a device node is the guest's kernel's
  * to give): the guest's own node is bind-mounted on an empty file
  * instead, as runc does in a user namespace (bindMountDeviceNode). Before

@@ -1,4 +1,5 @@
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
 #include "proto.h"
 
@@ -14,6 +15,21 @@ extern const char *const mounts_dev_nodes[MOUNTS_DEV_NODES];
  * at checkpoint and restore. Adds "--external mnt[/dev/N]:/dev/N" to AV
  * for each; the same arguments serve the dump and the restore. */
 void mounts_dev_binds_external(struct argv *av);
+
+/* CRIU's external key for a cgroup mount that is a read-only bind of the
+ * container's own cgroup (mounts.c, bind_cgroup: a user namespace without a
+ * cgroup namespace of its own). Its root is a directory of the guest's
+ * cgroup2 mount, which is not in the container's mount namespace, so CRIU
+ * 3.17 cannot dump it as a bind ("doesn't have a proper root mount"): named
+ * as external by destination at dump, and given the restored container's
+ * cgroup as its source at restore, as runc names its cgroup binds. */
+#define MOUNTS_CGROUP_KEY "cocoon-cgroup"
+/* Adds those --external arguments for S's cgroup mounts: with CGROUP NULL
+ * the dump's (mnt[DESTINATION]:cocoon-cgroup), else the restore's
+ * (mnt[cocoon-cgroup]:CGROUP, once). Only when BOUND (the caller's
+ * userns_wanted && no cgroup namespace). */
+void mounts_cgroup_binds_external(struct argv *av, const Cocoon__ContainerSpec *s, bool bound,
+				  const char *cgroup);
 
 /* The spec's tmpfs mounted at destination, or NULL. */
 const Cocoon__Mount *mounts_tmpfs_at(const Cocoon__ContainerSpec *s, const char *destination);

@@ -216,6 +216,9 @@ static void restore_start_criu(struct restore_ctx *x)
 	}
 	if (c->dev_tmpfs && userns_wanted(c->spec))
 		mounts_dev_binds_external(&av);
+	mounts_cgroup_binds_external(&av, c->spec,
+				     userns_wanted(c->spec) && !container_has_ns(c->spec, "cgroup"),
+				     c->cgroup);
 	char conf[300];
 	snprintf(conf, sizeof(conf), "%s/criu.conf", x->work);
 	if (criu_conf_write(conf, a, c, 0, &x->criu, false, x->fault) == 0) {

@@ -133,8 +133,8 @@ def test_user_namespace_on_an_engine_network_is_refused_at_checkpoint(env):
         assert wait_for(lambda: len(lines(out)) >= 2)
         r = checkpoint(env, "unsnet", env.tmp / "ckn", check=False)
         assert r.returncode != 0
-        assert ("checkpoint unsnet: the container has a user namespace and the engine's network "
-                "interface eth0") in r.stderr, r.stderr
+        assert ("checkpoint unsnet: the container has a user namespace and the network interface "
+                "eth0 in its network namespace") in r.stderr, r.stderr
         assert "--network none" in r.stderr and "was not touched" in r.stderr, r.stderr
         assert not (env.tmp / "ckn").exists() or not any((env.tmp / "ckn").iterdir())
         n = len(lines(out))
@@ -177,6 +177,29 @@ def test_podman_uidmap(podman):
     # mapped ids: the container's root owns its files.
     assert got[0].split() == ["0", str(HOST_BASE), "65536"], got
     assert got[1:6] == ["0", "0:0", "0:0", "wrote", "cg"], got
+
+
+def test_podman_uidmap_checkpoint_and_restore(podman):
+    # --network none as above: podman would configure the network of a
+    # user-namespaced container in the shim's namespace, not the VM's.
+    r = podman.run("run", "-d", "--name", "uck", "--network", "none",
+                   "--uidmap", f"0:{HOST_BASE}:65536", "--gidmap", f"0:{HOST_BASE}:65536",
+                   podman.image, "payload", "counter", "300")
+    assert r.returncode == 0, r.stdout + r.stderr
+    logs = lambda: podman.run("logs", "uck").stdout.split()
+    assert wait_for(lambda: len(logs()) >= 2, timeout=60)
+    podman.check("container", "checkpoint", "uck", timeout=600)
+    n = len(logs())
+    podman.check("container", "restore", "uck", timeout=600)
+    assert wait_for(lambda: len(logs()) >= n + 2, timeout=60)
+    got = [int(x) for x in logs()]
+    assert got == list(range(len(got))), "the counter restarted or skipped"
+    r = podman.check("exec", "uck", "sh", "-c", "cat /proc/1/uid_map; id -u; touch /new && "
+                     "stat -c %u /new")
+    got = r.stdout.split("\n")
+    assert got[0].split() == ["0", str(HOST_BASE), "65536"], got
+    assert got[1:3] == ["0", "0"], got
+    podman.check("rm", "--force", "--time", "0", "uck")
 
 
 def test_filesystems_the_guest_mounts_and_block_devices_refused(env):
