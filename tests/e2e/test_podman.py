@@ -64,6 +64,34 @@ def test_plain_podman_run(podman):
     assert r.stdout.strip() == "hi"
 
 
+def test_uidmap_container_killed_has_its_dev_shm_unmounted_on_the_host(podman):
+    """A container whose uid map leaves host root out (`--uidmap`): podman
+    4.3 runs its conmon, and so the `podman container cleanup` conmon runs
+    when it exits, in a copy of the mount namespace; that cleanup's unmount
+    of /dev/shm (podman's tmpfs in the storage) reaches the host by mount
+    propagation, as on a systemd host. Without it the host kept the mount,
+    and `podman rm` failed "unlinkat .../userdata/shm: device or resource
+    busy" (shmbusy: whenever the exit command did the cleanup, with runc
+    too). The kill leaves the cleanup to the exit command alone."""
+    r = podman.check("run", "-d", "--name", "um2", "--uidmap", "0:100000:65536", podman.image,
+                     "sh", "-c", "echo started; exec sleep 600")
+    cid = r.stdout.strip()
+
+    def shm_mounted():
+        with open("/proc/self/mountinfo") as f:
+            return any(line.split()[4].endswith(f"{cid}/userdata/shm") for line in f)
+
+    assert wait_for(lambda: "started" in podman.run("logs", "um2").stdout, timeout=60), \
+        podman.run("logs", "um2").stdout
+    assert shm_mounted(), f"no /dev/shm mount of {cid} on the host while it runs"
+    podman.check("kill", "um2")
+    assert wait_for(lambda: podman.run("inspect", "-f", "{{.State.Status}}", "um2").stdout.strip()
+                    == "exited", timeout=60)
+    assert wait_for(lambda: not shm_mounted(), timeout=15), \
+        f"the host still mounts {cid}/userdata/shm after podman's cleanup"
+    podman.check("rm", "um2")
+
+
 def wait_logs(podman, name, pred, timeout=60):
     return wait_for(lambda: pred(podman.run("logs", name).stdout.splitlines()), timeout=timeout)
 
