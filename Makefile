@@ -76,7 +76,7 @@ fuzz-smoke: fuzz-build
 	done
 
 e2e: image
-	$(PYTEST) -v tests/e2e
+	$(PYTEST) -v --durations=30 tests/e2e
 
 check: lint analyze unit asan fuzz-smoke e2e
 
