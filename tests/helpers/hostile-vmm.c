@@ -17,10 +17,10 @@
 #include "frame.h"
 #include "hostile.h"
 #include "proto.h"
-#include "fake-dump.h"
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -29,7 +29,6 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -95,115 +94,6 @@ static void reply_error(uint64_t id, int code, const char *msg)
 	r.message = (char *)msg;
 	queue(&r);
 	flush();
-}
-
-static void put(const char *dir, const char *name, const void *data, size_t len)
-{
-	char p[4200];
-	snprintf(p, sizeof(p), "%s/%s", dir, name);
-	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0 || write(fd, data, len) != (ssize_t)len)
-		exit(1);
-	close(fd);
-}
-
-/* A dump the host accepts: what CRIU leaves, in miniature. */
-static void good_dump(const char *dir)
-{
-	static const uint8_t pagemap[] = {0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55,
-					  2,	0,    0,    0,	  0x08, 0x01, 4,    0,
-					  0,	0,    0x10, 0x02, 0x20, 0x04, 0x00};
-	static uint8_t pages[8192];
-	mkdir(dir, 0755);
-	fake_dump_ns_images(dir, put);
-	put(dir, "pagemap-1.img", pagemap, sizeof(pagemap) - 1);
-	put(dir, "pages-1.img", pages, sizeof(pages));
-}
-
-/* Plants the attack for a checkpoint; returns the path to name in the
- * reply, or NULL to fail the dump with an error. */
-static const char *plant(const char *ckid, char *named, size_t size)
-{
-	char dir[4200], p[4300];
-	snprintf(dir, sizeof(dir), "%s/checkpoints", shared);
-	mkdir(dir, 0755);
-	snprintf(named, size, "checkpoints/%s", ckid);
-	snprintf(p, sizeof(p), "%s/%s", dir, ckid);
-	if (is("reply-symlink")) {
-		/* shared/x -> the canary's parent; the reply names x/canary. */
-		snprintf(p, sizeof(p), "%s/x", shared);
-		_cleanup_free_ char *up = strdup(canary);
-		*strrchr(up, '/') = 0;
-		symlink(up, p);
-		snprintf(named, size, "x/%s", strrchr(canary, '/') + 1);
-		return named;
-	}
-	if (is("checkpoints-symlink")) {
-		/* checkpoints -> a directory whose CKID is the canary. */
-		char elsewhere[4200];
-		snprintf(elsewhere, sizeof(elsewhere), "%s/.elsewhere", shared);
-		mkdir(elsewhere, 0755);
-		snprintf(p, sizeof(p), "%s/%s", elsewhere, ckid);
-		symlink(canary, p);
-		rmdir(dir);
-		symlink(elsewhere, dir);
-		return named;
-	}
-	good_dump(p);
-	if (is("swap-race")) {
-		/* For two seconds, as fast as it can: the dump, then a symlink
-		 * to the canary, then the dump again, under the name the host
-		 * is about to publish. */
-		if (fork() == 0) {
-			char real[4400], lnk[4400];
-			snprintf(real, sizeof(real), "%s.real", p);
-			snprintf(lnk, sizeof(lnk), "%s.lnk", p);
-			for (long long end = time(NULL) + 2; time(NULL) < end;) {
-				rename(p, real);
-				unlink(lnk);
-				symlink(canary, lnk);
-				rename(lnk, p);
-				rename(p, lnk);
-				rename(real, p);
-			}
-			_exit(0);
-		}
-	} else if (is("reply-empty")) {
-		snprintf(named, size, "%s", "");
-	} else if (is("setuid")) {
-		snprintf(p, sizeof(p), "%s/%s/pstree.img", dir, ckid);
-		chmod(p, 04755);
-		if (geteuid() == 0 && chown(p, 1234, 1234) < 0)
-			exit(1);
-	} else if (is("hardlink")) {
-		char secret[4200];
-		snprintf(secret, sizeof(secret), "%s/secret", canary);
-		snprintf(p, sizeof(p), "%s/%s/pages-2.img", dir, ckid);
-		if (link(secret, p) < 0)
-			exit(1);
-	} else if (is("sparse")) {
-		snprintf(p, sizeof(p), "%s/%s/pages-1.img", dir, ckid);
-		int fd = open(p, O_WRONLY);
-		off_t big = 1LL << 60;
-		while (ftruncate(fd, big) < 0 && big > (1LL << 30))
-			big >>= 1;
-		close(fd);
-	} else if (is("device")) {
-		snprintf(p, sizeof(p), "%s/%s/core-1.img", dir, ckid);
-		mknod(p, S_IFCHR | 0666, makedev(1, 5));
-	} else if (is("dump-log-symlink") || is("dump-log-fifo")) {
-		char secret[4200];
-		snprintf(secret, sizeof(secret), "%s/secret", canary);
-		snprintf(p, sizeof(p), "%s/%s.dump.log", dir, ckid);
-		if (is("dump-log-fifo"))
-			mkfifo(p, 0644);
-		else
-			symlink(secret, p);
-		return NULL;
-	} else if (is("bad-text")) {
-		return NULL;
-	}
-	return named;
 }
 
 static void checkpoint(uint64_t id, const Cocoon__CheckpointRequest *cr)
@@ -281,6 +171,68 @@ static void member_flood(const char *id)
 		flush();
 	}
 	note("flooded ", id);
+}
+
+static void handle(const Cocoon__Request *req);
+static struct frame_reader rd;
+
+/* Reads and handles what the host sent, without waiting when wait is false.
+ * Returns false when the channel closed. */
+static bool serve(bool wait)
+{
+	struct pollfd p = {.fd = chan, .events = POLLIN};
+	if (!wait && poll(&p, 1, 0) <= 0)
+		return true;
+	ssize_t n = read(chan, rd.buf + rd.len, frame_reader_room(&rd));
+	if (n <= 0)
+		return false;
+	rd.len += (size_t)n;
+	const uint8_t *payload;
+	size_t len;
+	int r;
+	while ((r = frame_reader_next(&rd, &payload, &len)) > 0) {
+		Cocoon__Request *req = cocoon__request__unpack(NULL, len, payload);
+		frame_reader_consume(&rd);
+		if (req)
+			handle(req);
+		cocoon__request__free_unpacked(req, NULL);
+	}
+	if (r < 0)
+		frame_reader_resync(&rd);
+	return true;
+}
+
+/* "output-flood": once started, the container's output as fast as the
+ * host takes it, for 20 s, answering requests in between. */
+static void output_flood(void)
+{
+	static bool flooding;
+	static char chunk[32 * 1024];
+	Cocoon__Response r = COCOON__RESPONSE__INIT;
+	Cocoon__OutputEvent o = COCOON__OUTPUT_EVENT__INIT;
+	uint8_t *buf;
+	size_t len;
+	if (flooding)
+		return;
+	flooding = true;
+	memset(chunk, 'F', sizeof(chunk));
+	r.body_case = COCOON__RESPONSE__BODY_OUTPUT;
+	r.output = &o;
+	o.id = (char *)"";
+	o.stream = 1;
+	o.data.data = (uint8_t *)chunk;
+	o.data.len = sizeof(chunk);
+	if (proto_frame_response(&r, &buf, &len, NULL) < 0)
+		exit(1);
+	note("output flood", "");
+	for (time_t end = time(NULL) + 20; time(NULL) < end;) {
+		send_bytes(buf, len);
+		if (!serve(false))
+			exit(0);
+	}
+	note("output flood done", "");
+	free(buf);
+	flooding = false;
 }
 
 static void handle(const Cocoon__Request *req)
@@ -390,6 +342,8 @@ static void handle(const Cocoon__Request *req)
 			member_flood(req->start->id);
 		if (!first_started[0])
 			snprintf(first_started, sizeof(first_started), "%s", req->start->id);
+		if (is("output-flood"))
+			output_flood();
 		if (is("deaf")) {
 			note("deaf", "");
 			for (;;)
@@ -423,6 +377,14 @@ static void handle(const Cocoon__Request *req)
 		flush();
 		exit(0);
 	case COCOON__REQUEST__BODY_STDIN:
+		return;
+	case COCOON__REQUEST__BODY_STATS:
+		/* "stats-silent": read, never answered. */
+		if (is("stats-silent")) {
+			note("stats unanswered", "");
+			return;
+		}
+		reply_error(req->id, EOPNOTSUPP, "not supported by the hostile guest");
 		return;
 	case COCOON__REQUEST__BODY_VERSION: {
 		/* "check-text": terminal controls in every string of `cocoon
@@ -558,23 +520,7 @@ int main(int argc, char **argv)
 	chan = accept(l, NULL, NULL);
 	if (chan < 0)
 		return 3;
-	static struct frame_reader rd;
-	for (;;) {
-		ssize_t n = read(chan, rd.buf + rd.len, frame_reader_room(&rd));
-		if (n <= 0)
-			return 0;
-		rd.len += (size_t)n;
-		const uint8_t *payload;
-		size_t len;
-		int r;
-		while ((r = frame_reader_next(&rd, &payload, &len)) > 0) {
-			Cocoon__Request *req = cocoon__request__unpack(NULL, len, payload);
-			frame_reader_consume(&rd);
-			if (req)
-				handle(req);
-			cocoon__request__free_unpacked(req, NULL);
-		}
-		if (r < 0)
-			frame_reader_resync(&rd);
-	}
+	while (serve(true))
+		;
+	return 0;
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* HOSTILE_MODE, HOSTILE_CANARY, and the paths QEMU's command line names. */
 extern const char *mode, *canary, *shared, *console, *volumes, *pod;
@@ -18,3 +19,7 @@ void flood_console(void);
 void attack_volumes(void);
 /* "pod": a member with rootfs ROOTFS_PATH ("<id>/rootfs") is being created. */
 void attack_pod(const char *rootfs_path);
+/* Plants the attack HOSTILE_MODE names for checkpoint CKID in the shared
+ * directory (a good dump, for most); returns the path to name in the reply
+ * (in NAMED), or NULL to fail the dump with an error. */
+const char *plant(const char *ckid, char *named, size_t size);

@@ -122,6 +122,18 @@ def guest_text_is_stripped_and_logged_escaped():
 
 
 @case
+def file_names_in_a_dump_reach_no_terminal_as_controls():
+    """A file in the dump named with terminal controls (OSC, ESC [2J, C1
+    CSI, DEL): the host refused it and printed its name as it was."""
+    with Env("name-controls") as env:
+        detail = refused_checkpoint(env, "unexpected file name", "--leave-running")
+        _, err, _ = env.cocoon("checkpoint", "--leave-running", "c1")
+        for bad in (b"\x1b", b"\x07", b"\x7f", b"\xc2\x9b"):
+            assert bad not in err, f"{bad!r} reached the terminal: {err!r}"
+        return detail
+
+
+@case
 def checkpoint_stats_strip_the_guests_route_name():
     """checkpoint --print-stats prints the route the agent names: its
     controls (ESC, BEL, DEL, C1 as UTF-8 and raw) reached the terminal,

@@ -3,6 +3,7 @@ directory with entries it does not list, and the state root."""
 import json
 import os
 import subprocess
+import time
 
 from hostile_env import COCOON, SECRET, Env, case, good_images
 
@@ -167,3 +168,50 @@ def bad_state_root_corrupt_state_and_unwritable_log_are_named():
         assert p.returncode == 1 and log.encode() in p.stderr, f"--log {log}: {p.returncode} {p.stderr!r}"
     finally:
         env.close()
+
+
+@case
+def output_flood_does_not_starve_the_shims_control():
+    """The guest sends its container's output as fast as the shim takes it:
+    the shim read the channel until it ran dry, which it never did, and
+    answered no control request meanwhile (kill waited its whole timeout)."""
+    with Env("output-flood") as env:
+        env.create(stdout=open(os.devnull, "wb"))
+        deadline = time.time() + 5
+        while "output flood" not in env.log_text() and time.time() < deadline:
+            time.sleep(0.05)
+        assert "output flood" in env.log_text(), "the guest never flooded"
+        time.sleep(1)
+        rc, err, took = env.cocoon("kill", "c1", "KILL", timeout=40)
+        assert rc == 0, f"kill failed after {took:.1f} s: {err!r}"
+        assert took < 5, f"kill took {took:.1f} s under the flood"
+        return f"kill answered in {took:.2f} s under the flood"
+
+
+@case
+def unanswered_stats_do_not_wedge_the_shim():
+    """With linux.cgroupsPath the shim asks the guest for its figures every
+    second and waits 2 s for them: a guest that reads and never answers
+    kept the shim in those waits back to back, and it served no kill."""
+    if os.geteuid() != 0 or not (os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+                                 or os.path.isdir("/sys/fs/cgroup/memory")):
+        return "skip: the cgroup mirror needs root and a cgroup hierarchy"
+    with Env("stats-silent") as env:
+        cg = f"/cocoon-hostile-{os.getpid()}"
+        with open(os.path.join(env.bundle, "config.json")) as f:
+            spec = json.load(f)
+        spec["linux"]["cgroupsPath"] = cg
+        with open(os.path.join(env.bundle, "config.json"), "w") as f:
+            json.dump(spec, f)
+        rc, err, _ = env.cocoon("create", "--bundle", env.bundle, "c1")
+        assert rc == 0, err
+        deadline = time.time() + 5
+        while "stats unanswered" not in env.log_text() and time.time() < deadline:
+            time.sleep(0.05)
+        assert "stats unanswered" in env.log_text(), "the shim never asked for figures"
+        took = {}
+        for cmd in (("start", "c1"), ("kill", "c1", "KILL")):
+            rc, err, took[cmd[0]] = env.cocoon(*cmd, timeout=40)
+            assert rc == 0, f"{cmd[0]} failed after {took[cmd[0]]:.1f} s: {err!r}"
+            assert took[cmd[0]] < 5, f"{cmd[0]} took {took[cmd[0]]:.1f} s"
+        return f"start answered in {took['start']:.2f} s, kill in {took['kill']:.2f} s"

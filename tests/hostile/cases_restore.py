@@ -546,3 +546,25 @@ def pod_restore_takes_no_bundle_path_from_the_directory():
         rc, err, _ = env.cocoon("restore", "--pod", "--image-path", podck, "sb")
         assert rc != 0 and b"not supported by the hostile guest" in err, f"recorded bundle: {err!r}"
         assert b"elsewhere-bundle" not in err, err
+
+
+@case
+def restore_directory_text_reaches_no_terminal_as_controls():
+    """Strings of a restore directory from elsewhere that the errors name:
+    cocoon.json's version and a file name it lists (terminal controls
+    reached the user's terminal as they were)."""
+    with Env("good") as env:
+        images = good_images(env)
+        meta = os.path.join(images, "cocoon.json")
+        with open(meta) as f:
+            good = json.load(f)
+        evil = "\x1b]0;pwned\x07\x1b[2J\u009b31m\x7f"
+        for what, doc in (("version", dict(good, version=evil)),
+                          ("file name", dict(good, files={evil: {"size": 1, "xxh3": "0" * 16}}))):
+            os.unlink(meta)
+            with open(meta, "w") as f:
+                json.dump(doc, f)
+            rc, err, _ = env.cocoon("restore", "--image-path", images, "--bundle", env.bundle, "-d", "r3")
+            assert rc not in (0, None), f"{what}: rc {rc}"
+            for bad in (b"\x1b", b"\x07", b"\x7f", b"\xc2\x9b"):
+                assert bad not in err, f"{what}: {bad!r} reached the terminal: {err!r}"

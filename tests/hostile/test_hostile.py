@@ -13,6 +13,7 @@ import sys
 import cases_checkpoint  # noqa: F401  (imported: its cases run)
 import cases_restore  # noqa: F401
 import cases_host  # noqa: F401
+import cases_staged  # noqa: F401
 import cases_pod  # noqa: F401
 from hostile_env import results
 

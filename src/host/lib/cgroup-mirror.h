@@ -31,6 +31,9 @@
 #define CGMIRROR_PATH_MAX 1024
 #define CGMIRROR_MAX_HIERARCHIES 8
 #define CGMIRROR_INTERVAL_MS 1000
+/* How long one ask for the guest's figures is waited for before the next
+ * tick asks again (the shim does not block on it, shim-mirror.h). */
+#define CGMIRROR_REPLY_MS 2000
 
 /* linux.cgroupsPath as a cgroupfs path ("/a/b"): a relative path is taken
  * from the hierarchy's root, as runc's cgroupfs driver does, and systemd's

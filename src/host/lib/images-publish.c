@@ -327,10 +327,23 @@ int images_stage_beside(const char *state_dir, const char *ckid, const char *des
 	/* The mount point is reached by fd and never by a path the guest could
 	 * have swapped for a symlink. */
 	_cleanup_close_ int mp = openat(ckfd, ckid, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	/* The guest owns the mount's root (it chmods and chowns it through
+	 * 9p), so that is not what sits beside dest: a directory of the
+	 * host's, 0700, which the guest cannot reach, holds it. Otherwise any
+	 * user of the host who can reach dest's parent would reach the
+	 * setuid files and device nodes the guest makes there while it dumps
+	 * (rev hostile4 F1). */
 	snprintf(st->tmpname, sizeof(st->tmpname), ".%s.tmp-%d", base, getpid());
 	if (mp < 0 || mkdirat(parentfd, st->tmpname, 0700) < 0)
 		return 0;
-	int tree = (int)open_tree(parentfd, st->tmpname,
+	_cleanup_close_ int wrapfd =
+		openat(parentfd, st->tmpname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (wrapfd < 0 || fchmod(wrapfd, 0700) < 0 ||
+	    mkdirat(wrapfd, IMAGES_STAGE_INNER, 0700) < 0) {
+		unlinkat(parentfd, st->tmpname, AT_REMOVEDIR);
+		return 0;
+	}
+	int tree = (int)open_tree(wrapfd, IMAGES_STAGE_INNER,
 				  OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
 	int target = mp, moved = -1, nsdup = -1;
 	struct ns_visit v;
@@ -352,6 +365,7 @@ int images_stage_beside(const char *state_dir, const char *ckid, const char *des
 			close(tree);
 		if (nsdup >= 0)
 			close(nsdup);
+		unlinkat(wrapfd, IMAGES_STAGE_INNER, AT_REMOVEDIR);
 		unlinkat(parentfd, st->tmpname, AT_REMOVEDIR);
 		unlinkat(ckfd, ckid, AT_REMOVEDIR);
 		return 0; /* no mount rights here: staged in the shared directory */
@@ -386,9 +400,10 @@ int images_publish_staged(struct images_stage *st, const char *dest, const struc
 	images_stage_unmount(st);
 	/* The staged directory is the guest's (it held the bind mount): its
 	 * files are taken into new ones too, then it goes. */
-	_cleanup_close_ int srcfd =
-		openat(st->parentfd, st->tmpname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	int r = srcfd < 0 ? error_set(err, errno, "open %s", st->tmpname)
+	char inner[sizeof(st->tmpname) + sizeof(IMAGES_STAGE_INNER) + 1];
+	snprintf(inner, sizeof(inner), "%s/" IMAGES_STAGE_INNER, st->tmpname);
+	_cleanup_close_ int srcfd = safefs_open(st->parentfd, inner, O_RDONLY | O_DIRECTORY, 0);
+	int r = srcfd < 0 ? error_set(err, -srcfd, "open %s", inner)
 			  : publish_from(srcfd, st->parentfd, dest, info, lim, err);
 	images_stage_discard(st);
 	return r;

@@ -70,18 +70,22 @@ int images_publish(const char *state_dir, const char *ckid, const char *dest,
 
 /* The engines' layout: a state root on tmpfs, --image-path on disk. The
  * images are then staged beside dest, on its filesystem: a new directory
- * .BASE.tmp-PID next to dest is bind-mounted on the shared directory's
- * checkpoints/CKID (9p serves it to the guest from there), so no image
+ * .BASE.tmp-PID/IMAGES_STAGE_INNER next to dest is bind-mounted on the
+ * shared directory's checkpoints/CKID (9p serves it to the guest from
+ * there; .BASE.tmp-PID is the host's, 0700, so no user of the host reaches
+ * what the guest makes in its mount, setuid files and device nodes
+ * included, while it dumps), so no image
  * byte lands in host memory; publishing takes them into new files beside
  * (as images_publish() does), on the same filesystem. Only when dest's
  * filesystem is not the state root's; returns 1 when staged, 0 when it is
  * not worth it or cannot be done here (the images go through the shared
  * directory as before), or a negative errno. */
+#define IMAGES_STAGE_INNER "images"
 struct images_stage {
-	int parentfd; /* dest's parent directory */
-	int mnt_fd;   /* the bind mount, while mounted */
-	int nsfd;     /* the mount namespace it is in when not ours (the shim's), or -1 */
-	char tmpname[300];
+	int parentfd;	   /* dest's parent directory */
+	int mnt_fd;	   /* the bind mount, while mounted */
+	int nsfd;	   /* the mount namespace it is in when not ours (the shim's), or -1 */
+	char tmpname[300]; /* beside dest, 0700: holds IMAGES_STAGE_INNER, the mount */
 };
 /* MNT_NS: the mount namespace QEMU serves the shared directory from, when
  * not ours (a shim with volumes has its own, volumes.h): the bind mount is

@@ -27,6 +27,46 @@ int log_init(const char *path, const char *format)
 	return 0;
 }
 
+/* The length of the valid UTF-8 sequence at p, or 0. */
+static size_t utf8_len(const unsigned char *p)
+{
+	size_t n = p[0] >= 0xc2 && p[0] <= 0xdf	  ? 2
+		   : p[0] >= 0xe0 && p[0] <= 0xef ? 3
+		   : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4
+						  : 0;
+	for (size_t i = 1; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	/* Overlong forms, surrogates and code points past U+10FFFF. */
+	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) ||
+	    (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))
+		return 0;
+	return n;
+}
+
+void log_text_clean(char *s, bool keep_lines)
+{
+	unsigned char *in = (unsigned char *)s, *out = in;
+	while (*in) {
+		size_t n = *in < 0x80 ? 1 : utf8_len(in);
+		if (n == 1)
+			*out++ = (*in < 0x20 && !(keep_lines && (*in == '\n' || *in == '\t'))) ||
+						 *in == 0x7f
+					 ? ' '
+					 : *in;
+		else if (n == 0)
+			*out++ = '?';
+		else if (n == 2 && in[0] == 0xc2 && in[1] < 0xa0)
+			*out++ = ' '; /* C1 */
+		else {
+			memmove(out, in, n);
+			out += n;
+		}
+		in += n ? n : 1;
+	}
+	*out = 0;
+}
+
 static void logfmt_quoted(FILE *f, const char *s)
 {
 	fputc('"', f);
@@ -71,10 +111,16 @@ static bool log_line(const char *level, const char *msg)
 	return true;
 }
 
+/* Every message is made safe for a terminal where it is printed, whatever
+ * it quotes: names in a guest's dump or in a restore directory from
+ * elsewhere reached the terminal as they were (rev hostile4 F3). */
 void log_error(const char *msg)
 {
-	fprintf(stderr, "cocoon: %s\n", msg);
-	log_line("error", msg);
+	_cleanup_free_ char *clean = strdup(msg);
+	if (clean)
+		log_text_clean(clean, true);
+	fprintf(stderr, "cocoon: %s\n", clean ? clean : "out of memory");
+	log_line("error", clean ? clean : "out of memory");
 }
 
 void log_warning(const char *fmt, ...)
@@ -87,6 +133,7 @@ void log_warning(const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		return;
+	log_text_clean(msg, true);
 	if (!log_line("warning", msg))
 		fprintf(stderr, "cocoon: warning: %s\n", msg);
 }

@@ -9,6 +9,8 @@
  */
 #pragma once
 
+#include <stdbool.h>
+
 /* Set once by main() from --log and --log-format ("text" or "json"); path
  * NULL means no log file. The strings must outlive the process's use. The
  * file is opened for appending (created if missing) once here: a negative
@@ -22,3 +24,10 @@ void log_error(const char *msg);
 /* A warning: to --log as level "warning" when there is one, else to stderr
  * as "cocoon: warning: MSG". */
 void log_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Makes text safe for a terminal or a log, in place: C0 controls (but
+ * newlines and tabs when keep_lines), DEL and C1 controls (U+0080..U+009F)
+ * become spaces, bytes that are not UTF-8 become '?'. log_error() and
+ * log_warning() apply it to every message; agent_text_sanitize() is it
+ * without keep_lines. */
+void log_text_clean(char *s, bool keep_lines);

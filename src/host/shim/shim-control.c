@@ -32,6 +32,8 @@
 void shim_agent_reply(void *userdata, const Cocoon__Response *r)
 {
 	struct shim *s = userdata;
+	if (shim_mirror_reply(s, r))
+		return;
 	for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
 		if (s->fwd[i].active && s->fwd[i].agent_id == r->id) {
 			shim_forward_reply(s, &s->fwd[i], r);

@@ -2,6 +2,7 @@
  * (cgroup-mirror.h says why and how). */
 #include "shim-mirror.h"
 #include "cgroup-mirror.h"
+#include "agent-client.h"
 #include "cleanup.h"
 #include "log.h"
 #include "paths.h"
@@ -58,19 +59,35 @@ void shim_mirror_tick(struct shim *s)
 {
 	Cocoon__Request req = COCOON__REQUEST__INIT;
 	Cocoon__StatsRequest sr = COCOON__STATS_REQUEST__INIT;
-	Cocoon__Response *resp = NULL;
-	_cleanup_error_ struct error *err = NULL;
 
 	s->mirror_next_ms = now_ms() + CGMIRROR_INTERVAL_MS;
 	if (s->ckpt.active || s->exited)
 		return;
+	/* The last ask still has its time: one at a time. */
+	if (s->mirror_agent_id && now_ms() < s->mirror_until_ms)
+		return;
+	/* Sent, not waited for: a guest that reads the request and never
+	 * answers (or answers late) held the shim in a 2 s wait every second,
+	 * back to back, and it served no start, kill or exec (rev hostile4
+	 * F2). The answer comes through shim_mirror_reply(). */
 	sr.id = (char *)s->args->id;
 	req.body_case = COCOON__REQUEST__BODY_STATS;
 	req.stats = &sr;
-	if (agent_call(&s->sb.agent, &req, &resp, 2000, NULL) < 0)
-		return;
-	if (resp->stats && cgmirror_update(&s->mirror, resp->stats, &err) < 0)
+	int64_t id = agent_send_request(&s->sb.agent, &req, NULL);
+	s->mirror_agent_id = id > 0 ? (uint64_t)id : 0;
+	s->mirror_until_ms = now_ms() + CGMIRROR_REPLY_MS;
+}
+
+bool shim_mirror_reply(struct shim *s, const Cocoon__Response *r)
+{
+	_cleanup_error_ struct error *err = NULL;
+	if (!s->mirror_agent_id || r->id != s->mirror_agent_id)
+		return false;
+	s->mirror_agent_id = 0;
+	if (agent_check_reply(&s->sb.agent, COCOON__REQUEST__BODY_STATS, r, NULL) < 0 || !r->stats)
+		return true;
+	if (cgmirror_update(&s->mirror, r->stats, &err) < 0)
 		log_warning("container %s: an OOM kill in the guest not shown to the engine: %s",
 			    s->args->id, err->msg);
-	cocoon__response__free_unpacked(resp, NULL);
+	return true;
 }

@@ -19,7 +19,14 @@ void shim_mirror_join(struct shim *s);
  * so the count comes with the exit event. */
 void shim_mirror_exit(struct shim *s, uint64_t oom_kill);
 
-/* The container's figures from the guest into the mirror. Skipped while a
- * checkpoint runs (the agent is busy with it) and once the container is
- * gone. Sets s->mirror_next_ms to the next tick. */
+/* Asks the guest for the container's figures, without waiting: the answer
+ * goes into the mirror through shim_mirror_reply(). Skipped while a
+ * checkpoint runs (the agent is busy with it), once the container is gone,
+ * and while the last ask is unanswered and younger than CGMIRROR_REPLY_MS.
+ * Sets s->mirror_next_ms to the next tick. */
 void shim_mirror_tick(struct shim *s);
+
+/* R, a reply from the agent: true when it answers the last tick's ask
+ * (then taken into the mirror, or dropped when it is an error), false when
+ * it is another's. */
+bool shim_mirror_reply(struct shim *s, const Cocoon__Response *r);

@@ -77,6 +77,10 @@ struct shim {
 	int exit_code;
 	struct cgmirror mirror; /* the engines' stats (cgroup-mirror.h) */
 	long long mirror_next_ms;
+	/* The figures asked for and not answered yet (0: none), and until
+	 * when the answer is waited for: the shim never blocks on them. */
+	uint64_t mirror_agent_id;
+	long long mirror_until_ms;
 	struct console_watch tty; /* the container's terminal (fd -1: none) */
 	long long tty_next_ms;
 	/* Members whose shim went away and whose container was killed but has

@@ -299,41 +299,9 @@ int agent_client_drain(struct agent_client *c, struct error **err)
 	return 0;
 }
 
-/* The length of the valid UTF-8 sequence at p, or 0. */
-static size_t utf8_len(const unsigned char *p)
-{
-	size_t n = p[0] >= 0xc2 && p[0] <= 0xdf	  ? 2
-		   : p[0] >= 0xe0 && p[0] <= 0xef ? 3
-		   : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4
-						  : 0;
-	for (size_t i = 1; i < n; i++)
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-	/* Overlong forms, surrogates and code points past U+10FFFF. */
-	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) ||
-	    (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))
-		return 0;
-	return n;
-}
-
 void agent_text_sanitize(char *s)
 {
-	unsigned char *in = (unsigned char *)s, *out = in;
-	while (*in) {
-		size_t n = *in < 0x80 ? 1 : utf8_len(in);
-		if (n == 1)
-			*out++ = *in < 0x20 || *in == 0x7f ? ' ' : *in;
-		else if (n == 0)
-			*out++ = '?';
-		else if (n == 2 && in[0] == 0xc2 && in[1] < 0xa0)
-			*out++ = ' '; /* C1 */
-		else {
-			memmove(out, in, n);
-			out += n;
-		}
-		in += n ? n : 1;
-	}
-	*out = 0;
+	log_text_clean(s, false);
 }
 
 int agent_client_pump(struct agent_client *c, struct error **err)
