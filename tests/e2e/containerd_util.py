@@ -123,8 +123,13 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         if cgroup2:
             cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
                    'mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec "$@"', "sh", *cmd]
+        # containerd 1.6 unpacks a checkpoint it restores from its content
+        # store into $XDG_RUNTIME_DIR/ctrd-checkpoint* (/tmp without it) and
+        # never removes it: a whole VM's is the VM's full memory size, left
+        # in /tmp by every run. Here it stays in the test's directory.
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log,
-                                     env={**os.environ, "COCOON_CONFIG": str(self.cocoon_config)})
+                                     env={**os.environ, "COCOON_CONFIG": str(self.cocoon_config),
+                                          "XDG_RUNTIME_DIR": str(tmp)})
         if cgroup2:
             # ctr builds the spec: in containerd's namespace too.
             self.prefix = ["nsenter", "-t", str(self.proc.pid), "-m"]
@@ -153,7 +158,27 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        subprocess.run(["umount", "-R", f"{self.tmp}/state"], capture_output=True)
+        # Every mount containerd left in its directory: the tasks' rootfs
+        # (`umount -R state` missed them, state being no mount point: the
+        # rootfs of a task made by `ctr containers restore --live` stayed,
+        # and a stale one in a fixed --basetemp failed the next run's setup).
+        # Lazily, deepest first: a shim killed just now may still hold one.
+        for m in sorted(mounts_under(self.tmp), key=len, reverse=True):
+            subprocess.run(["umount", "-l", m], capture_output=True)
+        assert mounts_under(self.tmp) == [], f"mounts left under {self.tmp}: {mounts_under(self.tmp)}"
+
+
+def mounts_under(path):
+    """The mount points at or below PATH (this mount namespace's
+    /proc/self/mountinfo; octal escapes such as \\040 decoded)."""
+    prefix = str(path).rstrip("/")
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = line.split()[4].encode().decode("unicode_escape")
+            if mp == prefix or mp.startswith(prefix + "/"):
+                out.append(mp)
+    return out
 
 
 def start_containerd(tmp, cgroup2=False):

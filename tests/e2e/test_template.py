@@ -254,5 +254,5 @@ def test_ctr_checkpoint_restored_live_into_a_template_vm(tmp_path):
         assert vm_of_is_from_template(cid), "the restore's VM booted cold"
         assert wait_for(lambda: carried_on(count(), at - 1), timeout=60), (at, count())
     finally:
-        cd.stop()
+        cd.stop()  # it unmounts the restored task's rootfs too
     assert qemu_pids(cid) == []

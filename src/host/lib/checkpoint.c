@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <json-c/json.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -210,7 +211,7 @@ static int vm_checkpoint(struct global_opts *g, const char *id, const char *dir,
 	Cocoon__Request req = COCOON__REQUEST__INIT;
 	Cocoon__CheckpointRequest cr = COCOON__CHECKPOINT_REQUEST__INIT;
 	Cocoon__Response *resp = NULL;
-	_cleanup_free_ char *mark = NULL, *work = NULL;
+	_cleanup_free_ char *mark = NULL, *work = NULL, *lock = NULL;
 	struct vmsnap_meta m = {0};
 
 	if (o->pre_dump || o->parent_path || o->bench_route)
@@ -218,8 +219,21 @@ static int vm_checkpoint(struct global_opts *g, const char *id, const char *dir,
 			err, EOPNOTSUPP,
 			"--pre-dump, --parent-path and --bench-route are CRIU's; this container's VM is checkpointed whole (checkpoint_mode \"vm\")");
 	if (asprintf(&mark, "%s/" VMSNAP_MARK, dir) < 0 ||
-	    asprintf(&work, "%s/" VMSNAP_WORK, dir) < 0)
+	    asprintf(&work, "%s/" VMSNAP_WORK, dir) < 0 ||
+	    asprintf(&lock, "%s/" VMSNAP_LOCK, dir) < 0)
 		return error_set(err, ENOMEM, "checkpoint");
+	/* One at a time (docs/checkpoint.md): the shim answers once the VM is
+	 * saved into the one work file, and a second save served while this
+	 * command publishes it would unlink or overwrite that file. Held
+	 * until the container is thawed or killed. */
+	_cleanup_close_ int lfd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (lfd < 0)
+		return error_set(err, errno, "checkpoint %s: %s", id, lock);
+	if (flock(lfd, LOCK_EX | LOCK_NB) < 0)
+		return errno == EWOULDBLOCK
+			       ? error_setx(err, EBUSY,
+					    "checkpoint %s: another checkpoint is in progress", id)
+			       : error_set(err, errno, "checkpoint %s: lock %s", id, lock);
 	int r = read_file_bounded(mark, VMSNAP_KEY_MAX, &m.key, NULL, err);
 	if (r < 0)
 		return r;

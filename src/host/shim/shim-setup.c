@@ -282,6 +282,15 @@ static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct er
 		a->bundle->spec->network = s->net.spec;
 	}
 	r = sandbox_boot(&s->sb, &a->g->cfg, a->dir, opts, err);
+	/* A whole-VM restore: QEMU has loaded the state (or failed to). The
+	 * shim lives as long as the container, and this descriptor kept the
+	 * checkpoint's vm.state, or the unnamed file vm.state.zst was
+	 * decompressed into, and so its disk space, taken until then. */
+	if (a->vmsnap_state_fd > 2) {
+		close(a->vmsnap_state_fd);
+		a->vmsnap_state_fd = -1;
+		opts->vmsnap_state_fd = -1;
+	}
 	/* QEMU has the taps now: they go when it does. */
 	for (int i = 0; i < s->net.n_ifs; i++) {
 		close(s->net.ifs[i].tap_fd);

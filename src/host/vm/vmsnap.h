@@ -30,6 +30,11 @@
 #define VMSNAP_MARK "vmsnap.key"
 /* Where the shim has QEMU write the state, in the state directory. */
 #define VMSNAP_WORK "vmsnap.state"
+/* In the state directory: flock()ed by the checkpoint command from before
+ * the save until the state is published (or the checkpoint failed), so
+ * that a second checkpoint of the container is refused rather than
+ * served into the same VMSNAP_WORK meanwhile. */
+#define VMSNAP_LOCK "vmsnap.lock"
 /* The oldest QEMU whose vhost-user-fs device migrates (its back-end's
  * state travels in the stream: "vhost-user-fs: Implement internal
  * migration", QEMU 8.2). 7.2 marks the device unmigratable. */
