@@ -196,6 +196,13 @@ static void restore_start_criu(struct restore_ctx *x)
 	argv_add(&av, "--pidfile");
 	argv_add(&av, pidfile);
 	argv_add(&av, "--manage-cgroups=ignore");
+	/* Page images staged in guest tmpfs (a user namespace's, see
+	 * restore_handle) are punched out as CRIU restores them: the guest
+	 * holds the container's memory about once, not twice. CRIU opens them
+	 * read-write through its helper in the guest's user namespace
+	 * (usernsd, image.c). */
+	if (x->pages_staged)
+		argv_add(&av, "--auto-dedup");
 	criu_common_args(&av, &x->criu);
 	for (size_t i = 0; i < c->n_binds; i++) {
 		argv_add(&av, "--external");
@@ -226,7 +233,7 @@ static void restore_start_criu(struct restore_ctx *x)
 	 * before, which name the namespace as external, get the same one. */
 	char netns[64];
 	size_t npass = 3;
-	if (c->own_netns) {
+	if (c->own_netns && !userns_wanted(c->spec)) {
 		if (x->child_fds[3] < 0)
 			x->child_fds[3] = ckpt_new_loopback_netns();
 		if (x->child_fds[3] < 0) {
@@ -288,7 +295,7 @@ static void restore_start_criu(struct restore_ctx *x)
 				      .n_pass_fds = npass + ex.n,
 				      .cgroup = c->cgroup,
 				      .cgroupns = container_has_ns(c->spec, "cgroup"),
-				      .netns = c->own_netns ? netns : NULL,
+				      .netns = npass == 4 ? netns : NULL,
 				      .no_new_privs = nnp,
 				      .timeout_ms = CRIU_RESTORE_TIMEOUT_MS,
 				      .watch = restore_watch,
@@ -385,6 +392,44 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 		snprintf(shares, sizeof(shares), "%s/shares-%s", x->a->ckpt_dir, s->id);
 		mkdir(base, 0700);
 		mkdir(shares, 0700);
+		/* A user namespace's restored tasks read their images as its
+		 * root (copy-tree.c, copy_tree_stage); "parent" links of a
+		 * pre-dump chain go through BASE, which they may search. */
+		struct copy_tree_owner owner, *own = NULL;
+		if (userns_wanted(s)) {
+			if (userns_root_ids(s, &owner.uid, &owner.gid) < 0) {
+				agent_send_error(a, id, EINVAL,
+						 "restore %s: linux.uidMappings and gidMappings "
+						 "must map container id 0",
+						 s->id);
+				free(x);
+				return;
+			}
+			if (s->network && s->network->n_interfaces) {
+				agent_send_error(
+					a, id, EOPNOTSUPP,
+					"restore %s: a container with a user namespace "
+					"cannot be restored onto the engine's network "
+					"interface %s: CRIU makes its network namespace "
+					"from the images, with loopback only "
+					"(docs/checkpoint.md); restore it without a network "
+					"namespace path (podman --network none)",
+					s->id,
+					s->network->interfaces[0]->name
+						? s->network->interfaces[0]->name
+						: "?");
+				free(x);
+				return;
+			}
+			if (chmod(base, 0711) < 0) {
+				agent_send_error(a, id, errno, "restore %s: %s: %s", s->id, base,
+						 strerror(errno));
+				free(x);
+				return;
+			}
+			own = &owner;
+			x->pages_staged = true;
+		}
 		for (size_t i = 0; i < req->n_images; i++) {
 			const Cocoon__ImageShare *is = req->images[i];
 			char dir[300];
@@ -419,7 +464,7 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 			snprintf(stage, sizeof(stage), "%s/%s", base, is->name);
 			char rel[300];
 			snprintf(rel, sizeof(rel), "../../shares-%s/%s", s->id, is->name);
-			int r = copy_tree_stage(dir, rel, stage);
+			int r = copy_tree_stage(dir, rel, stage, own);
 			if (r < 0) {
 				agent_send_error(a, id, -r,
 						 "restore %s: staging the images of %s: %s", s->id,
@@ -463,6 +508,15 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 			continue;
 		snprintf(base, sizeof(base), "%s/%s-%s", a->ckpt_dir, fresh[i].dir, s->id);
 		mkdir(base, 0700);
+		/* CRIU's restored root opens these sources from inside a user
+		 * namespace, as "other" to the guest's root. */
+		if (userns_wanted(s) && (chmod(a->ckpt_dir, 0711) < 0 || chmod(base, 0711) < 0)) {
+			agent_send_error(a, id, errno, "restore %s: %s: %s", s->id, base,
+					 strerror(errno));
+			container_free(c);
+			free(x);
+			return;
+		}
 		if (mounts_prepare_fresh(s, fresh[i].destination, base, msg, sizeof(msg)) < 0) {
 			agent_send_error(a, id, EIO, "restore %s: %s: %s", s->id,
 					 fresh[i].destination, msg);
@@ -473,8 +527,10 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 		snprintf(x->fresh_args[i], sizeof(x->fresh_args[i]), "mnt[%s]:%s%s", fresh[i].key,
 			 base, fresh[i].destination);
 	}
-	/* The engine's network is in place before CRIU binds the sockets. */
-	if (c->own_netns && s->network && s->network->n_interfaces) {
+	/* The engine's network is in place before CRIU binds the sockets.
+	 * With a user namespace CRIU makes the network namespace from the
+	 * images (checkpoint.c), and such a checkpoint has no interfaces. */
+	if (c->own_netns && !userns_wanted(s) && s->network && s->network->n_interfaces) {
 		x->child_fds[3] = ckpt_new_loopback_netns();
 		int r = x->child_fds[3] < 0
 				? -errno
