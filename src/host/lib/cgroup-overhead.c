@@ -51,7 +51,8 @@ static bool in_the_way(const char *mount, const char *path, bool v2, bool memory
 			dir[--n] = 0;
 		if ((size_t)n <= root)
 			return false; /* the hierarchy's root has no limit */
-		if (memory && read_u64(dir, v2 ? "memory.max" : "memory.limit_in_bytes", &a, NULL) &&
+		if (memory &&
+		    read_u64(dir, v2 ? "memory.max" : "memory.limit_in_bytes", &a, NULL) &&
 		    a < NO_LIMIT && a < need)
 			return true;
 		if (cpu && v2 && read_u64(dir, "cpu.max", &q, &b) && b && q < (uint64_t)vcpus * b)
@@ -122,8 +123,7 @@ static void undo(struct cgoverhead *o, int tries)
 	o->n = 0;
 }
 
-static int move_in(struct cgoverhead *o, const char *mount, const char *origin,
-		   struct error **err)
+static int move_in(struct cgoverhead *o, const char *mount, const char *origin, struct error **err)
 {
 	char dir[1200];
 	_cleanup_free_ char *top = NULL;
@@ -135,8 +135,10 @@ static int move_in(struct cgoverhead *o, const char *mount, const char *origin,
 	if (asprintf(&top, "%s/" CGOVERHEAD_DIR, mount) < 0)
 		return error_set(err, ENOMEM, "overhead cgroup");
 	if (overhead_path(dir, sizeof(dir), mount, o->id) < 0 ||
-	    strlen(mount) >= sizeof(o->moved[0].mount) || strlen(origin) >= sizeof(o->moved[0].origin))
-		return error_setx(err, ENAMETOOLONG, "overhead cgroup under %s: path too long", mount);
+	    strlen(mount) >= sizeof(o->moved[0].mount) ||
+	    strlen(origin) >= sizeof(o->moved[0].origin))
+		return error_setx(err, ENAMETOOLONG, "overhead cgroup under %s: path too long",
+				  mount);
 	if ((mkdir(top, 0700) < 0 && errno != EEXIST) || (mkdir(dir, 0700) < 0 && errno != EEXIST))
 		return error_set(err, errno, "mkdir %s", dir);
 	int r = write_pid(dir, getpid());
