@@ -55,7 +55,9 @@ static ssize_t recv_fds(int sock, char *data, int *fds, size_t *nfds)
 		struct cmsghdr align;
 	} u;
 	struct iovec iov = {.iov_base = data, .iov_len = 16};
-	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+	struct msghdr m = {.msg_iov = &iov,
+			   .msg_iovlen = 1,
+			   .msg_control = u.buf,
 			   .msg_controllen = sizeof(u.buf)};
 	ssize_t n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
 	*nfds = 0;

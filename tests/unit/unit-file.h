@@ -7,8 +7,7 @@
 /* Makes directory dir (a mkdtemp template, rewritten in place) and in it
  * the file name holding text; its path goes to path[size]. A failure fails
  * the test (cmocka's fail_msg, so include this after cmocka.h). */
-static inline void unit_file(char *dir, const char *name, const char *text, char *path,
-			     size_t size)
+static inline void unit_file(char *dir, const char *name, const char *text, char *path, size_t size)
 {
 	if (!mkdtemp(dir))
 		fail_msg("mkdtemp %s", dir);
