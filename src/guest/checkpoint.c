@@ -419,7 +419,13 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	/* CRIU runs inside the container's network namespace. It holds
 	 * loopback and nothing else, and every task that can send into it is
 	 * frozen, so there is nothing to lock or dump: a restore gets a fresh
-	 * one. */
+	 * one. Not with a user namespace: a namespace the agent makes for the
+	 * restore would be the guest's user namespace's, where the restored
+	 * root has no rights (no sysfs mount, no network set-up: CRIU's own
+	 * /sys mount fails). CRIU then dumps the namespace (loopback only, see
+	 * ckpt_precheck) and makes it again inside the restored user
+	 * namespace, as under runc. */
+	bool in_netns = c->own_netns && !userns_wanted(c->spec);
 	char netns[64];
 	snprintf(netns, sizeof(netns), "/proc/%d/ns/net", c->procs[0].pid);
 	int ps[2] = {-1, -1};
@@ -437,7 +443,7 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	 * which are then its own and not dumped (they are the sandbox's). */
 	int pod_ns[3];
 	ckpt_pod_namespaces_open(c, c->procs[0].pid, pod_ns);
-	struct agent_job_options o = {.netns = c->own_netns ? netns : NULL,
+	struct agent_job_options o = {.netns = in_netns ? netns : NULL,
 				      .timeout_ms = CRIU_DUMP_TIMEOUT_MS,
 				      .oom_victim = true,
 				      .watch = ckpt_watch,

@@ -322,7 +322,13 @@ int confine_seccomp_load(const Cocoon__Seccomp *sc, char *msg, size_t msg_size)
 /* ---- CRIU --------------------------------------------------------------------- */
 
 /* An empty read-only tmpfs in the guest: what a masked directory becomes at
- * restore (CRIU bind-mounts it there). Made once. */
+ * restore (CRIU bind-mounts it there). Made once, read-only and nothing
+ * else, as the mask it stands for (a plain read-only tmpfs, mask_path):
+ * CRIU then remounts its bind with the dumped flags, and in a container
+ * with a user namespace the kernel refuses (EPERM) a remount that clears
+ * nosuid, nodev or noexec, which a mount copied into a less privileged
+ * mount namespace keeps locked (mount_namespaces(7)). Empty and read-only,
+ * it has nothing those flags would guard. */
 #define EMPTY_RO_DIR "/run/cocoon/empty"
 
 /* 0, or a negative errno: then a masked directory would come back as a
@@ -334,8 +340,7 @@ static int ensure_empty_ro_dir(void)
 		return -errno;
 	if (statvfs(EMPTY_RO_DIR, &sv) == 0 && (sv.f_flag & ST_RDONLY))
 		return 0;
-	if (mount("tmpfs", EMPTY_RO_DIR, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-		  "size=0,mode=0555") < 0)
+	if (mount("tmpfs", EMPTY_RO_DIR, "tmpfs", MS_RDONLY, "size=0,mode=0555") < 0)
 		return -errno;
 	return 0;
 }

@@ -563,6 +563,19 @@ void container_handle_start(struct agent *a, uint64_t id, const Cocoon__StartCon
 				 c->id);
 		return;
 	}
+	/* What the engine configured in the namespace after create, on the
+	 * VM's reserved NIC, before the container's process runs
+	 * (docs/networking.md, "configured after create"). */
+	char msg[400] = "";
+	if (req->network && req->network->n_interfaces > 0 &&
+	    (!c->own_netns || join_network(p->pid, req->network, msg, sizeof(msg)) < 0)) {
+		agent_send_error(
+			a, id, EINVAL, "start %s: %s", c->id,
+			c->own_netns
+				? msg
+				: "network: the container has no network namespace of its own");
+		return;
+	}
 	if (write(p->start_fd, "s", 1) != 1) {
 		agent_send_error(a, id, errno, "start %s: %s", c->id, strerror(errno));
 		return;

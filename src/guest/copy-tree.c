@@ -242,8 +242,20 @@ void copy_tree_remove(const char *dir)
  * core, mm, fds, ...) copied into guest tmpfs, where CRIU's many small reads
  * cost nothing, and symlinks to the page images on the share, which CRIU
  * reads in large runs (at 256 MiB: 8.6 s through a cached 9p mount, see
- * docs/performance.md for the figure with this). */
-int copy_tree_stage(const char *share, const char *share_rel, const char *stage)
+ * docs/performance.md for the figure with this).
+ *
+ * With OWNER (a container with a user namespace): CRIU 3.17 makes the user
+ * namespace itself and its restored tasks open their images from inside it
+ * (the root task reads tty-info.img, the namespaces' and files' images, each
+ * task its core, mm and pages). The namespace's root has no rights over a
+ * file whose owner it does not map (user_namespaces(7): capabilities over an
+ * inode need its uid and gid mapped), and the share's files are the host
+ * root's, mode 0600. So everything is staged in guest tmpfs, the pages
+ * copied too, and chowned to the namespace's root, as runc's own test
+ * chowns a checkpoint for such a restore (opencontainers/runc#5121). The
+ * host's files stay as they were. */
+int copy_tree_stage(const char *share, const char *share_rel, const char *stage,
+		    const struct copy_tree_owner *owner)
 {
 	_cleanup_closedir_ DIR *d = opendir(share);
 	_cleanup_free_ char *buf = malloc(COPY_TREE_BUF);
@@ -252,8 +264,10 @@ int copy_tree_stage(const char *share, const char *share_rel, const char *stage)
 	copy_tree_remove(stage);
 	if (!d || !buf || (mkdir(stage, 0700) < 0 && errno != EEXIST))
 		return -errno;
-	_cleanup_close_ int ddir = open(stage, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_close_ int ddir = open(stage, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (ddir < 0)
+		return -errno;
+	if (owner && fchown(ddir, owner->uid, owner->gid) < 0)
 		return -errno;
 	while ((de = readdir(d))) {
 		struct stat st;
@@ -261,7 +275,7 @@ int copy_tree_stage(const char *share, const char *share_rel, const char *stage)
 		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		int r = 0;
-		if (S_ISREG(st.st_mode) && strncmp(de->d_name, "pages-", 6) == 0) {
+		if (S_ISREG(st.st_mode) && strncmp(de->d_name, "pages-", 6) == 0 && !owner) {
 			/* Relative: CRIU opens the pages from inside the restored
 			 * mount namespace, through its fd of the images directory,
 			 * where an absolute guest path does not resolve. */
@@ -270,6 +284,10 @@ int copy_tree_stage(const char *share, const char *share_rel, const char *stage)
 			r = symlinkat(target, ddir, de->d_name) < 0 ? -errno : 0;
 		} else if (S_ISREG(st.st_mode)) {
 			r = copy_tree_file(dirfd(d), ddir, de->d_name, buf);
+			if (r == 0 && owner &&
+			    fchownat(ddir, de->d_name, owner->uid, owner->gid,
+				     AT_SYMLINK_NOFOLLOW) < 0)
+				r = -errno;
 		} else if (S_ISLNK(st.st_mode)) {
 			r = copy_tree_link(dirfd(d), ddir, de->d_name);
 		}

@@ -26,7 +26,17 @@ int copy_tree_link(int sdir, int ddir, const char *name);
 /* Removes the entries of DIR (one level, no recursion), then DIR; what
  * cannot be removed stays, silently. */
 void copy_tree_remove(const char *dir);
+/* Who a staged directory is for: NULL, the guest's root (CRIU's restored
+ * tasks start as root in the guest's user namespace); else the root of the
+ * container's user namespace (its uid and gid in the guest), for whom the
+ * page images are copied too and everything staged is chowned (see
+ * copy-tree.c). */
+struct copy_tree_owner {
+	uid_t uid;
+	gid_t gid;
+};
 /* Builds STAGE, the directory CRIU restores from, out of the images in
- * SHARE: see copy-tree.c. SHARE_REL is SHARE relative to STAGE. Returns 0 or
- * a negative errno. */
-int copy_tree_stage(const char *share, const char *share_rel, const char *stage);
+ * SHARE: see copy-tree.c. SHARE_REL is SHARE relative to STAGE. OWNER: see
+ * struct copy_tree_owner. Returns 0 or a negative errno. */
+int copy_tree_stage(const char *share, const char *share_rel, const char *stage,
+		    const struct copy_tree_owner *owner);

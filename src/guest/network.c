@@ -61,6 +61,14 @@ static bool valid_ifname(const char *name)
 	return true;
 }
 
+static bool valid_mac(const char *mac)
+{
+	unsigned m[6];
+	char extra;
+	return mac && sscanf(mac, "%2x:%2x:%2x:%2x:%2x:%2x%c", &m[0], &m[1], &m[2], &m[3], &m[4],
+			     &m[5], &extra) == 6;
+}
+
 /* Everything the host sent is checked before anything changes. */
 static int validate(const Cocoon__NetworkSpec *spec, char *msg, size_t size)
 {
@@ -69,15 +77,14 @@ static int validate(const Cocoon__NetworkSpec *spec, char *msg, size_t size)
 			    NET_MAX_INTERFACES, NET_MAX_ROUTES);
 	for (size_t i = 0; i < spec->n_interfaces; i++) {
 		const Cocoon__NetInterface *f = spec->interfaces[i];
-		unsigned m[6];
 		if (!valid_ifname(f->name))
 			return fail(msg, size, EINVAL, "network: invalid interface name");
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(spec->interfaces[j]->name, f->name) == 0)
 				return fail(msg, size, EINVAL, "network: interface %s named twice",
 					    f->name);
-		if (!f->mac || sscanf(f->mac, "%2x:%2x:%2x:%2x:%2x:%2x", &m[0], &m[1], &m[2], &m[3],
-				      &m[4], &m[5]) != 6)
+		if (!valid_mac(f->mac) ||
+		    (f->device_mac && *f->device_mac && !valid_mac(f->device_mac)))
 			return fail(msg, size, EINVAL, "network: %s: invalid MAC address", f->name);
 		if (f->mtu != 0 && (f->mtu < 68 || f->mtu > 65535))
 			return fail(msg, size, EINVAL, "network: %s: invalid MTU %u", f->name,
@@ -87,6 +94,21 @@ static int validate(const Cocoon__NetworkSpec *spec, char *msg, size_t size)
 				    NET_MAX_ADDRESSES);
 	}
 	return 0;
+}
+
+/* The engine's MAC on a NIC the VM was booted with before the engine
+ * configured its namespace. The device is down; virtio-net tells QEMU
+ * (VIRTIO_NET_CTRL_MAC_ADDR_SET), whose receive filter then takes frames
+ * for the new address. */
+static int set_mac(struct nl_sock *sk, struct rtnl_link *dev, struct nl_addr *mac)
+{
+	struct rtnl_link *change = rtnl_link_alloc();
+	if (!change)
+		return -NLE_NOMEM;
+	rtnl_link_set_addr(change, mac);
+	int r = rtnl_link_change(sk, dev, change, 0);
+	rtnl_link_put(change);
+	return r;
 }
 
 /* The guest names its virtio-net devices eth0, eth1, ... in probe order; the
@@ -101,8 +123,12 @@ static int move_links(struct nl_sock *sk, const Cocoon__NetworkSpec *spec, int n
 		return fail(msg, size, EIO, "network: list links: %s", nl_geterror(r));
 	for (size_t i = 0; i < spec->n_interfaces; i++) {
 		const Cocoon__NetInterface *f = spec->interfaces[i];
-		_cleanup_nl_addr_ struct nl_addr *mac = NULL;
-		if (nl_addr_parse(f->mac, AF_LLC, &mac) < 0)
+		/* A NIC reserved at boot has a placeholder MAC until now. */
+		bool reserved = f->device_mac && *f->device_mac;
+		const char *find = reserved ? f->device_mac : f->mac;
+		_cleanup_nl_addr_ struct nl_addr *mac = NULL, *want = NULL;
+		if (nl_addr_parse(find, AF_LLC, &mac) < 0 ||
+		    (reserved && nl_addr_parse(f->mac, AF_LLC, &want) < 0))
 			return fail(msg, size, EINVAL, "network: %s: invalid MAC address", f->name);
 		struct rtnl_link *found = NULL;
 		for (struct nl_object *o = nl_cache_get_first(links); o && !found;
@@ -117,7 +143,10 @@ static int move_links(struct nl_sock *sk, const Cocoon__NetworkSpec *spec, int n
 		if (!found)
 			return fail(msg, size, ENODEV,
 				    "network: %s: the VM has no network device with MAC %s",
-				    f->name, f->mac);
+				    f->name, find);
+		if (reserved && (r = set_mac(sk, found, want)) < 0)
+			return fail(msg, size, EIO, "network: %s: MAC %s for the reserved %s: %s",
+				    f->name, f->mac, rtnl_link_get_name(found), nl_geterror(r));
 		struct rtnl_link *change = rtnl_link_alloc();
 		if (!change)
 			return fail(msg, size, ENOMEM, "network: out of memory");

@@ -4,6 +4,7 @@
 #include "container.h"
 #include "copy-tree.h"
 #include "init.h"
+#include "userns.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -44,7 +45,8 @@ static int share_subdir_bind(const char *tag, const char *path, const char *dir)
  * into base/NAME (copy_tree_stage); the first one's are x->share0 and
  * x->images. Returns 0, or a negative errno with msg[size] saying why. */
 static int restore_stage_share(struct restore_ctx *x, const Cocoon__ImageShare *is, size_t i,
-			       const char *base, const char *shares, char *msg, size_t size)
+			       const char *base, const char *shares,
+			       const struct copy_tree_owner *own, char *msg, size_t size)
 {
 	struct agent *a = x->a;
 	char dir[300];
@@ -71,7 +73,7 @@ static int restore_stage_share(struct restore_ctx *x, const Cocoon__ImageShare *
 	char stage[300], rel[300];
 	snprintf(stage, sizeof(stage), "%s/%s", base, is->name);
 	snprintf(rel, sizeof(rel), "../../shares-%s/%s", x->cid, is->name);
-	int r = copy_tree_stage(dir, rel, stage);
+	int r = copy_tree_stage(dir, rel, stage, own);
 	if (r < 0) {
 		snprintf(msg, size, "staging the images of %s: %s", is->name, strerror(-r));
 		return r;
@@ -83,8 +85,38 @@ static int restore_stage_share(struct restore_ctx *x, const Cocoon__ImageShare *
 	return 0;
 }
 
-int restore_images(struct restore_ctx *x, const Cocoon__RestoreRequest *req, char *msg,
-			  size_t size)
+/* A user namespace's restored tasks read their images as its root
+ * (copy-tree.c, copy_tree_stage): *owner, its root's uid and gid; "parent"
+ * links of a pre-dump chain go through base, which they may search. Such a
+ * container cannot be restored onto the engine's interfaces. Sets
+ * x->pages_staged. Returns 0, or a negative errno with msg[size]. */
+static int restore_images_userns(struct restore_ctx *x, const Cocoon__ContainerSpec *s,
+				 const char *base, struct copy_tree_owner *owner, char *msg,
+				 size_t size)
+{
+	if (userns_root_ids(s, &owner->uid, &owner->gid) < 0) {
+		snprintf(msg, size, "linux.uidMappings and gidMappings must map container id 0");
+		return -EINVAL;
+	}
+	if (s->network && s->network->n_interfaces) {
+		snprintf(msg, size,
+			 "a container with a user namespace cannot be restored onto the engine's "
+			 "network interface %s: CRIU makes its network namespace from the images, "
+			 "with loopback only (docs/checkpoint.md); restore it without a network "
+			 "namespace path (podman --network none)",
+			 s->network->interfaces[0]->name ? s->network->interfaces[0]->name : "?");
+		return -EOPNOTSUPP;
+	}
+	if (chmod(base, 0711) < 0) {
+		int r = -errno;
+		snprintf(msg, size, "%s: %s", base, strerror(-r));
+		return r;
+	}
+	x->pages_staged = true;
+	return 0;
+}
+
+int restore_images(struct restore_ctx *x, const Cocoon__RestoreRequest *req, char *msg, size_t size)
 {
 	if (req->n_images == 0) {
 		snprintf(x->images, sizeof(x->images), AGENT_SHARED_DIR "/%s", req->shared_path);
@@ -95,11 +127,17 @@ int restore_images(struct restore_ctx *x, const Cocoon__RestoreRequest *req, cha
 	snprintf(shares, sizeof(shares), "%s/shares-%s", x->a->ckpt_dir, x->cid);
 	mkdir(base, 0700);
 	mkdir(shares, 0700);
+	struct copy_tree_owner owner, *own = NULL;
+	if (userns_wanted(req->spec)) {
+		int r = restore_images_userns(x, req->spec, base, &owner, msg, size);
+		if (r < 0)
+			return r;
+		own = &owner;
+	}
 	for (size_t i = 0; i < req->n_images; i++) {
-		int r = restore_stage_share(x, req->images[i], i, base, shares, msg, size);
+		int r = restore_stage_share(x, req->images[i], i, base, shares, own, msg, size);
 		if (r < 0)
 			return r;
 	}
 	return 0;
 }
-

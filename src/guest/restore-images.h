@@ -14,7 +14,9 @@
  * is a directory of the pod share, bound) and staged into
  * <ckpt_dir>/images-<id>/<name> (copy_tree_stage: the small images in
  * tmpfs, links to the pages), side by side so that "parent" links resolve;
- * the first is x->share0, its stage x->images. Without, x->images is
+ * the first is x->share0, its stage x->images. With a user namespace
+ * everything is staged, owned by the namespace's root (x->pages_staged),
+ * and a spec with the engine's interfaces is refused (-EOPNOTSUPP). Without, x->images is
  * req->shared_path under the shared directory (checked relative by the
  * caller). A tag or name from the host that is not one plain path component
  * is refused. Returns 0, or a negative errno with msg[size] saying why

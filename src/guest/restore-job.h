@@ -16,6 +16,7 @@ struct restore_ctx {
 	char fault[64];			 /* fault injection for the e2e tests, or empty */
 	int host_in, host_out, host_err; /* the agent's ends of the new pipes (or pty master) */
 	bool terminal;			 /* the spec's process.terminal */
+	bool pages_staged;		 /* page images copied into guest tmpfs */
 	Cocoon__ConsoleSize size;	 /* the checkpoint's, else the spec's (0x0: none) */
 	int child_fds[4];		 /* stdin, stdout, stderr, netns */
 	long long t0, copy_ms;

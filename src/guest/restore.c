@@ -179,6 +179,13 @@ static void restore_criu_argv(struct restore_ctx *x, struct agent_container *c, 
 	argv_add(av, "--pidfile");
 	argv_addf(av, "%s/pidfile", x->work);
 	argv_add(av, "--manage-cgroups=ignore");
+	/* Page images staged in guest tmpfs (a user namespace's, see
+	 * restore_images) are punched out as CRIU restores them: the guest
+	 * holds the container's memory about once, not twice. CRIU opens them
+	 * read-write through its helper in the guest's user namespace
+	 * (usernsd, image.c). */
+	if (x->pages_staged)
+		argv_add(av, "--auto-dedup");
 	criu_common_args(av, &x->criu);
 	for (size_t i = 0; i < c->n_binds; i++) {
 		argv_add(av, "--external");
@@ -289,7 +296,7 @@ static void restore_start_criu(struct restore_ctx *x)
 	}
 	restore_criu_argv(x, c, &av);
 	int r = restore_stdio(x, &av, msg, sizeof(msg));
-	if (r == 0 && c->own_netns) {
+	if (r == 0 && c->own_netns && !userns_wanted(c->spec)) {
 		r = restore_criu_netns(x, c, &av, netns, sizeof(netns), msg, sizeof(msg));
 		npass = 4;
 	}
@@ -319,7 +326,7 @@ static void restore_start_criu(struct restore_ctx *x)
 		return;
 	}
 	int started =
-		restore_criu_start(x, c, &av, pass, npass + ex.n, c->own_netns ? netns : NULL, &e);
+		restore_criu_start(x, c, &av, pass, npass + ex.n, npass == 4 ? netns : NULL, &e);
 	execs_restore_close(&ex);
 	if (started < 0) {
 		restore_fail(x, e->code, e->msg);
@@ -389,7 +396,8 @@ static struct restore_ctx *restore_ctx_new(struct agent *a, uint64_t req_id, con
 /* A fresh /dev (always left out of dumps) and /dev/shm (left out while
  * empty), made from the spec s under the agent's checkpoint directory;
  * CRIU gets them as external mounts (x->fresh_args) and ignores a key the
- * images do not use. Returns 0, or -EIO with msg[size] saying why. */
+ * images do not use. Returns 0, or a negative errno with msg[size] saying
+ * why. */
 static int restore_fresh_mounts(struct restore_ctx *x, struct agent_container *c,
 				const Cocoon__ContainerSpec *s, char *msg, size_t size)
 {
@@ -403,6 +411,14 @@ static int restore_fresh_mounts(struct restore_ctx *x, struct agent_container *c
 			continue;
 		snprintf(base, sizeof(base), "%s/%s-%s", x->a->ckpt_dir, fresh[i].dir, s->id);
 		mkdir(base, 0700);
+		/* CRIU's restored root opens these sources from inside a user
+		 * namespace, as "other" to the guest's root. */
+		if (userns_wanted(s) &&
+		    (chmod(x->a->ckpt_dir, 0711) < 0 || chmod(base, 0711) < 0)) {
+			int r = -errno;
+			snprintf(msg, size, "%s: %s", base, strerror(-r));
+			return r;
+		}
 		int n = snprintf(msg, size, "%s: ", fresh[i].destination); /* < 16 bytes */
 		if (mounts_prepare_fresh(s, fresh[i].destination, base, msg + n, size - (size_t)n) <
 		    0)
@@ -414,7 +430,9 @@ static int restore_fresh_mounts(struct restore_ctx *x, struct agent_container *c
 }
 
 /* The engine's network, in place before CRIU binds the sockets: a new
- * namespace (x->child_fds[3]) with the interfaces s->network names.
+ * namespace (x->child_fds[3]) with the interfaces s->network names. With a
+ * user namespace CRIU makes the network namespace from the images
+ * (checkpoint.c), and such a checkpoint has no interfaces: not called.
  * Returns 0, or a negative errno with msg[size] saying why. */
 static int restore_engine_network(struct restore_ctx *x, const Cocoon__ContainerSpec *s, char *msg,
 				  size_t size)
@@ -483,7 +501,7 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 		r = -EIO;
 	else
 		r = restore_fresh_mounts(x, c, s, msg, sizeof(msg));
-	if (r == 0 && c->own_netns && s->network && s->network->n_interfaces)
+	if (r == 0 && c->own_netns && !userns_wanted(s) && s->network && s->network->n_interfaces)
 		r = restore_engine_network(x, s, msg, sizeof(msg));
 	if (r < 0) {
 		agent_send_error(a, id, -r, "restore %s: %s", s->id, msg);

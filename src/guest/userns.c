@@ -84,3 +84,24 @@ int userns_become_root(char *msg, size_t msg_size)
 	}
 	return 0;
 }
+
+static bool map_root(Cocoon__IdMapping *const *m, size_t n, uint32_t *id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (m[i]->container_id == 0 && m[i]->size > 0) {
+			*id = m[i]->host_id;
+			return true;
+		}
+	return false;
+}
+
+int userns_root_ids(const Cocoon__ContainerSpec *s, uid_t *uid, gid_t *gid)
+{
+	uint32_t u, g;
+	if (!map_root(s->uid_mappings, s->n_uid_mappings, &u) ||
+	    !map_root(s->gid_mappings, s->n_gid_mappings, &g))
+		return -ENOENT;
+	*uid = u;
+	*gid = g;
+	return 0;
+}

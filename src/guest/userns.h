@@ -33,3 +33,10 @@ int userns_set_up_child(pid_t pid, const Cocoon__ContainerSpec *s, char *msg, si
  * sets up the mounts, so that what it creates on the rootfs belongs to the
  * container's root. Returns 0 or a negative errno with MSG. */
 int userns_become_root(char *msg, size_t msg_size);
+
+/* The guest's ids of the root of S's user namespace: the host ids that
+ * linux.uidMappings and gidMappings give container id 0 (the guest's ids
+ * are the host's, docs/lifecycle.md). Returns 0, or -ENOENT when a map
+ * leaves id 0 out (such a container never ran: its init could not become
+ * the namespace's root). */
+int userns_root_ids(const Cocoon__ContainerSpec *s, uid_t *uid, gid_t *gid);

@@ -7,6 +7,7 @@ netavark configured the host's namespace (here it failed only because the
 host has an eth0 already), and `ctr run`'s shim sat in the host's."""
 import json
 import os
+import socket
 import subprocess
 import time
 
@@ -100,6 +101,61 @@ def test_podman_uidmap_configures_the_shims_namespace_not_the_hosts(podman):
             assert kind in ("veth", "bridge"), f"a new {kind} {name} in the host's namespace"
             assert kind == "bridge" or master in after, f"new veth {name} on no bridge"
     podman.check("rm", "-f", "-t", "0", "um1")
+
+
+def test_podman_uidmap_network_configured_after_create_reaches_the_container(podman):
+    """podman --uidmap configures its default network (netavark: eth0, the
+    address, the default route) in the shim's namespace after `create`, as
+    under runc: the VM booted with a NIC reserved for it, and at `start` the
+    shim carries what is there into the guest. The container sees its
+    address on eth0 and reaches a listener on the host through the bridge's
+    gateway (before: loopback only, `ip` found no eth0 and nothing
+    connected)."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("0.0.0.0", 0))
+    listener.listen(4)
+    listener.settimeout(5)
+    port = listener.getsockname()[1]
+    token = f"late-{os.getpid()}"
+    name = f"nl{os.getpid()}"
+    script = ("ip -o -4 addr show dev eth0 || echo no-eth0; set -- $(ip route show default); "
+              f"i=0; while [ $i -lt 60 ]; do echo {token} | nc \"$3\" {port} && break; "
+              "i=$((i+1)); sleep 1; done; echo tried $i; exec sleep 600")
+    try:
+        r = podman.run("run", "-d", "--name", name, "--uidmap", "0:100000:65536", podman.image,
+                       "sh", "-c", script)
+        assert r.returncode == 0, r.stdout + r.stderr
+        ip = podman.check("inspect", "-f", "{{.NetworkSettings.IPAddress}}", name).stdout.strip()
+        gw = podman.check("inspect", "-f", "{{.NetworkSettings.Gateway}}", name).stdout.strip()
+        assert ip and gw, f"podman gave the container no address ({ip!r}) or gateway ({gw!r})"
+        got, peer, local = b"", None, None
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and token.encode() not in got:
+            try:
+                conn, peer = listener.accept()
+            except socket.timeout:
+                if "tried" in podman.run("logs", name).stdout:
+                    break  # the container gave up
+                continue
+            with conn:
+                conn.settimeout(10)
+                local = conn.getsockname()
+                got = b""
+                # Until the token: nc may wait for this end to close first.
+                while token.encode() not in got and (chunk := conn.recv(4096)):
+                    got += chunk
+        logs = podman.run("logs", name).stdout
+        assert f"inet {ip}/" in logs and "eth0" in logs, \
+            f"the container does not see {ip} on eth0: {logs}"
+        assert token.encode() in got, f"nothing from the container reached the gateway: {logs}"
+        assert peer[0] == ip, f"the connection came from {peer[0]}, not the container's {ip}"
+        assert local[0] == gw, f"the connection reached {local[0]}, not the gateway {gw}"
+        pid = int(podman.check("inspect", "-f", "{{.State.Pid}}", name).stdout)
+        assert_own_netns(pid)
+    finally:
+        listener.close()
+        podman.run("rm", "-f", "-t", "0", name)
 
 
 def test_ctr_run_shim_has_its_own_netns_and_the_host_is_untouched(cd):  # noqa: F811

@@ -4,10 +4,12 @@ kernel mounts itself (docs/lifecycle.md, "User namespaces" and
 cocoon with a spec and through podman's --uidmap; the ids the container's
 files get cross the shared filesystems to the host as the mapped ids."""
 import os
+import re
 
 from conftest import qemu_pids, wait_for, write_bundle
 from podman_util import podman  # noqa: F401  (the fixture)
-from test_checkpoint import finish, lines
+from test_checkpoint import checkpoint, finish, lines, restored
+from test_network import Net, joining
 
 HOST_BASE = 100000
 MAP = [{"containerID": 0, "hostID": HOST_BASE, "size": 65536}]
@@ -63,6 +65,84 @@ def test_user_namespace_maps_ids_and_files_reach_the_host_as_mapped_ids(env):
 
     check()
     finish(env, "uns")
+
+
+def mem_hashes(path):
+    return [m.group(1) for m in re.finditer(r"hash (\w+)", path.read_text())] \
+        if path.exists() else []
+
+
+def test_user_namespace_checkpoint_and_restore_into_a_fresh_vm(env):
+    # A counter and 32 MiB of memory, in a user namespace; a pre-dump, then
+    # the final dump on top of it, restored into a fresh VM. CRIU makes the
+    # namespace again from the images, with its maps, and its tasks read
+    # their images as the namespace's root (docs/checkpoint.md).
+    b = write_bundle(env.tmp / "bundle-unsck",
+                     ["busybox", "sh", "-c", "payload memhog 32 > /data/mem & exec payload counter 300"],
+                     extra=user_ns())
+    os.chown(b.rootfs / "data", HOST_BASE, HOST_BASE)
+    rc, out, err = env.create("unsck", b)
+    assert rc == 0, err.read_text()
+    env.run("start", "unsck", check=True)
+    mem = b.rootfs / "data" / "mem"
+    assert wait_for(lambda: len(lines(out)) >= 2 and mem_hashes(mem), timeout=60)
+    before = mem_hashes(mem)[0]
+    chain = env.tmp / "chain"
+    chain.mkdir()
+    r = checkpoint(env, "unsck", chain / "pre", "--pre-dump")
+    assert "pre-dump" in r.stdout
+    checkpoint(env, "unsck", chain / "final", "--parent-path", str(chain / "pre"))
+    assert wait_for(lambda: env.state("unsck")["status"] == "stopped")
+    last, rounds = int(lines(out)[-1]), len(mem_hashes(mem))
+    env.run("delete", "unsck", check=True)
+    # The host's images stay the host root's, as for any container.
+    for f in (chain / "final").iterdir():
+        if not f.is_symlink():
+            st = os.stat(f)
+            assert (st.st_uid, st.st_mode & 0o077) == (0, 0), f
+    out2 = restored(env, "unsck", chain / "final", b, "--work-path", str(env.tmp / "rwork"))
+    assert wait_for(lambda: len(lines(out2)) >= 2 and len(mem_hashes(mem)) > rounds + 1,
+                    timeout=60)
+    assert int(lines(out2)[0]) == last + 1, (last, lines(out2)[:3])
+    assert set(mem_hashes(mem)[rounds:]) == {before}, "the memory changed across the restore"
+    got = sh(env, "unsck", "cat /proc/1/uid_map /proc/self/gid_map; busybox id -u; "
+             "busybox awk '/^Uid:/ {print $2}' /proc/1/status; "
+             "echo r > /data/after && echo wrote")
+    assert [l.split() for l in got[:2]] == [["0", str(HOST_BASE), "65536"]] * 2, got
+    assert got[2:5] == ["0", "0", "wrote"], got
+    st = os.stat(b.rootfs / "data" / "after")
+    assert (st.st_uid, st.st_gid) == (HOST_BASE, HOST_BASE)
+    st = os.stat(mem)
+    assert (st.st_uid, st.st_gid) == (HOST_BASE, HOST_BASE)
+    finish(env, "unsck")
+
+
+def test_user_namespace_on_an_engine_network_is_refused_at_checkpoint(env):
+    # The engine's interface is the VM's virtio-net NIC in the container's
+    # namespace, which CRIU 3.17 cannot dump; refused before anything is
+    # frozen, and the container goes on.
+    net = Net("uns")
+    try:
+        def extra(spec):
+            user_ns()(spec)
+            joining(net.path)(spec)
+        b = write_bundle(env.tmp / "bundle-unsnet", ["payload", "counter", "200"], extra=extra)
+        rc, out, err = env.create("unsnet", b)
+        assert rc == 0, err.read_text()
+        env.run("start", "unsnet", check=True)
+        assert wait_for(lambda: len(lines(out)) >= 2)
+        r = checkpoint(env, "unsnet", env.tmp / "ckn", check=False)
+        assert r.returncode != 0
+        assert ("checkpoint unsnet: the container has a user namespace and the engine's network "
+                "interface eth0") in r.stderr, r.stderr
+        assert "--network none" in r.stderr and "was not touched" in r.stderr, r.stderr
+        assert not (env.tmp / "ckn").exists() or not any((env.tmp / "ckn").iterdir())
+        n = len(lines(out))
+        assert wait_for(lambda: len(lines(out)) >= n + 3), "the container stopped"
+        assert env.state("unsnet")["status"] == "running"
+        finish(env, "unsnet")
+    finally:
+        net.close()
 
 
 def test_bad_user_namespaces_are_refused_at_create(env):

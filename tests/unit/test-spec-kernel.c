@@ -259,6 +259,9 @@ static void test_user_namespace(void **st)
 	for (size_t i = 0; i < b.spec->n_namespaces; i++)
 		user |= strcmp(b.spec->namespaces[i], "user") == 0;
 	assert_true(user);
+	/* podman --uidmap: the VM reserves a NIC for what the engine
+	 * configures after create (docs/networking.md). */
+	assert_true(spec_wants_late_network(&b));
 	assert_int_equal(b.spec->n_uid_mappings, 2);
 	assert_int_equal(b.spec->uid_mappings[0]->host_id, 100000);
 	assert_int_equal(b.spec->uid_mappings[1]->container_id, 65536);

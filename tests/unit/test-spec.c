@@ -154,6 +154,8 @@ static void test_network_namespaces(void **st)
 	assert_null(b.netns_path);
 	/* A new one without a path: the shim gets one of its own. */
 	assert_true(spec_wants_new_netns(&b));
+	/* No user namespace (plain `ctr run`): no NIC reserved. */
+	assert_false(spec_wants_late_network(&b));
 	spec_free(&b);
 	/* A pod member's (by its sandbox's pid): the pod's, not a new one. */
 	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
@@ -239,6 +241,7 @@ static void test_engine_network_by_path(void **st)
 	assert_int_equal(b.spec->n_namespaces, 1);
 	/* The engine's: carried, the shim stays where it is. */
 	assert_false(spec_wants_new_netns(&b));
+	assert_false(spec_wants_late_network(&b));
 	spec_free(&b);
 }
 

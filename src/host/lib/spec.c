@@ -341,6 +341,16 @@ bool spec_wants_new_netns(const struct oci_bundle *b)
 	return false;
 }
 
+bool spec_wants_late_network(const struct oci_bundle *b)
+{
+	if (!spec_wants_new_netns(b))
+		return false;
+	for (size_t i = 0; i < b->spec->n_namespaces; i++)
+		if (strcmp(b->spec->namespaces[i], "user") == 0)
+			return true;
+	return false;
+}
+
 /* One of CRI's pod-level limit annotations: a decimal string ("0": none). */
 static int pod_limit_annotation(json_object *ann, const char *key, uint64_t max, uint64_t *out,
 				struct error **err)

@@ -30,3 +30,11 @@ void spec_free(struct oci_bundle *b);
  * reports, so the shim (that pid) moves into a new one of its own
  * (network_unshare, docs/networking.md). */
 bool spec_wants_new_netns(const struct oci_bundle *b);
+/* True when, besides (spec_wants_new_netns), the spec asks for a user
+ * namespace: podman 4.3 with --uidmap or --userns=auto, which configures the
+ * network in the reported pid's namespace after `create` (its
+ * PostConfigureNetNS). The VM then boots with a NIC reserved for what the
+ * engine puts there (network_reserve). Plain `ctr run` has no user
+ * namespace and gets none: a VM with a NIC never starts from a VM template
+ * (docs/networking.md, "configured after create"). */
+bool spec_wants_late_network(const struct oci_bundle *b);

@@ -188,6 +188,13 @@ static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Reques
 	}
 	case COCOON__REQUEST__BODY_START:
 		id_slot = &req->start->id;
+		/* What the engine configured in the shim's own namespace
+		 * after create, on the VM's reserved NIC (network.h). The
+		 * spec stays s->net's: detached after the call. */
+		if (network_adopt(&s->net, s->args->id, &req->start->network, &err) < 0) {
+			shim_reply_error(c->fd, cid, err);
+			return;
+		}
 		break;
 	case COCOON__REQUEST__BODY_SIGNAL:
 		id_slot = &req->signal->id;
@@ -228,6 +235,8 @@ static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Reques
 	*id_slot = (char *)s->args->id;
 	int r = agent_call(&s->sb.agent, req, &resp, SHIM_CALL_TIMEOUT_MS, &err);
 	*id_slot = client_id;
+	if (req->body_case == COCOON__REQUEST__BODY_START)
+		req->start->network = NULL;
 	/* The thaw after a checkpoint whose images could not be published:
 	 * the container runs on. */
 	if (req->body_case == COCOON__REQUEST__BODY_PAUSE)

@@ -15,6 +15,7 @@
 #include "resources.h"
 #include "pod.h"
 #include "sandbox.h"
+#include "spec.h"
 #include "state.h"
 
 #include <fcntl.h>
@@ -280,6 +281,18 @@ static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct er
 		opts->net_macs = net_macs;
 		opts->n_nets = s->net.n_ifs;
 		a->bundle->spec->network = s->net.spec;
+	} else if (spec_wants_late_network(a->bundle) && (!a->restore || a->vmsnap_state)) {
+		/* The engine configures the shim's own namespace after
+		 * create (podman --uidmap): a NIC for it from boot. Not for
+		 * CRIU's restore, which has no start to carry it at; a saved
+		 * VM has the NIC it was saved with. */
+		if ((r = network_reserve(&s->net, a->id, err)) < 0)
+			return r;
+		net_fds[0] = s->net.reserved.tap_fd;
+		net_macs[0] = NET_RESERVED_MAC;
+		opts->net_fds = net_fds;
+		opts->net_macs = net_macs;
+		opts->n_nets = 1;
 	}
 	r = sandbox_boot(&s->sb, &a->g->cfg, a->dir, opts, err);
 	/* A whole-VM restore: QEMU has loaded the state (or failed to). The
@@ -296,6 +309,11 @@ static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct er
 		close(s->net.ifs[i].tap_fd);
 		s->net.ifs[i].tap_fd = -1;
 	}
+	if (s->net.has_reserved) {
+		close(s->net.reserved.tap_fd);
+		s->net.reserved.tap_fd = -1;
+	}
+	opts->n_nets = 0;
 	opts->pod_dir = NULL;
 	opts->volumes_dir = NULL;
 	opts->net_fds = NULL;

@@ -46,6 +46,9 @@ void network_spec_free(Cocoon__NetworkSpec *spec)
 			continue;
 		free(ifc->name);
 		free(ifc->mac);
+		/* Set by network_adopt only; "" (protobuf-c's own) otherwise. */
+		if (ifc->device_mac != protobuf_c_empty_string)
+			free(ifc->device_mac);
 		for (size_t j = 0; j < ifc->n_addresses; j++)
 			free(ifc->addresses[j]);
 		free(ifc->addresses);
@@ -89,7 +92,9 @@ int network_read_links(struct network *n, struct nl_cache *links, const char *ns
 {
 	for (struct nl_object *o = nl_cache_get_first(links); o; o = nl_cache_get_next(o)) {
 		struct rtnl_link *l = (struct rtnl_link *)o;
-		if (rtnl_link_get_flags(l) & IFF_LOOPBACK)
+		/* The reserved NIC's tap is cocoon's (network_adopt). */
+		if ((rtnl_link_get_flags(l) & IFF_LOOPBACK) ||
+		    (n->has_reserved && rtnl_link_get_ifindex(l) == n->reserved.tap_ifindex))
 			continue;
 		const char *name = rtnl_link_get_name(l);
 		const char *type = rtnl_link_get_type(l);

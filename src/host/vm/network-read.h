@@ -20,7 +20,7 @@ int network_nl_fail(struct error **err, int nlerr, const char *fmt, ...)
 /* Frees a spec network_read_spec() built (NULL is fine). */
 void network_spec_free(Cocoon__NetworkSpec *spec);
 /* The interfaces of LINKS (namespace NS, named in errors) into n->ifs:
- * veth and macvlan only, besides lo; anything else, none, or more than
+ * veth and macvlan only, besides lo and a reserved NIC's tap; anything else, none, or more than
  * NET_MAX_INTERFACES is refused by name. 0 or a negative errno. */
 int network_read_links(struct network *n, struct nl_cache *links, const char *ns,
 		       struct error **err);

@@ -35,32 +35,42 @@
 #define TAP_PREFIX "cctap"
 #define INGRESS_HANDLE TC_HANDLE(0xffff, 0)
 
-/* A tap for QEMU, with the veth's MTU, up. IFF_VNET_HDR lets QEMU pass
- * checksum and segmentation offloads through instead of doing them here. */
-static int make_tap(struct network *n, struct net_iface *f, int index, struct error **err)
+/* The tap's ifindex; with up, the veth's MTU and up. */
+static int tap_setup(struct network *n, struct net_iface *f, bool up, struct error **err)
 {
-	struct ifreq ifr = {.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR};
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), TAP_PREFIX "%d", index);
-	f->tap_fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
-	if (f->tap_fd < 0)
-		return error_set(err, errno, "open /dev/net/tun");
-	if (ioctl(f->tap_fd, TUNSETIFF, &ifr) < 0)
-		return error_set(err, errno, "tap %s for %s", ifr.ifr_name, f->name);
-	snprintf(f->tap_name, sizeof(f->tap_name), "%s", ifr.ifr_name);
-
 	struct rtnl_link *tap = NULL, *change = rtnl_link_alloc();
 	int r = change ? rtnl_link_get_kernel(n->sk, 0, f->tap_name, &tap) : -NLE_NOMEM;
 	if (r >= 0) {
 		f->tap_ifindex = rtnl_link_get_ifindex(tap);
-		rtnl_link_set_mtu(change, f->mtu);
-		rtnl_link_set_flags(change, IFF_UP);
-		r = rtnl_link_change(n->sk, tap, change, 0);
+		if (up) {
+			rtnl_link_set_mtu(change, f->mtu);
+			rtnl_link_set_flags(change, IFF_UP);
+			r = rtnl_link_change(n->sk, tap, change, 0);
+		}
 	}
 	if (tap)
 		rtnl_link_put(tap);
 	if (change)
 		rtnl_link_put(change);
 	return r < 0 ? network_nl_fail(err, r, "tap %s", f->tap_name) : 0;
+}
+
+/* A tap for QEMU, with the veth's MTU, up unless reserved (its veth comes
+ * later, network_adopt). IFF_VNET_HDR lets QEMU pass checksum and
+ * segmentation offloads through instead of doing them here. */
+static int make_tap(struct network *n, struct net_iface *f, unsigned char index, bool up,
+		    struct error **err)
+{
+	struct ifreq ifr = {.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR};
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), TAP_PREFIX "%u", index);
+	f->tap_fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (f->tap_fd < 0)
+		return error_set(err, errno, "open /dev/net/tun");
+	if (ioctl(f->tap_fd, TUNSETIFF, &ifr) < 0)
+		return error_set(err, errno, "tap %s for %s", ifr.ifr_name,
+				 *f->name ? f->name : "the reserved NIC");
+	snprintf(f->tap_name, sizeof(f->tap_name), "%s", ifr.ifr_name);
+	return tap_setup(n, f, up, err);
 }
 
 static int add_ingress(struct network *n, int ifindex, const char *name, struct error **err)
@@ -145,30 +155,35 @@ static void del_filters(struct network *n, int ifindex, int prio, int protocol)
 static int hold_one(struct network *n, struct net_iface *f, const Cocoon__NetInterface *ifc,
 		    bool guest_side, struct error **err);
 
-/* Each interface gets a tap, and each side's ingress redirects to the
- * other's egress: frames pass untouched both ways. With hold, the
- * container's addresses are held first (network_open). */
+/* Each side's ingress redirects to the other's egress: frames pass
+ * untouched both ways. With hold, the container's addresses are held first
+ * (network_open). */
+static int connect_one(struct network *n, int i, bool hold, struct error **err)
+{
+	struct net_iface *f = &n->ifs[i];
+	char what[64];
+	int r;
+	if ((r = add_ingress(n, f->ifindex, f->name, err)) < 0 ||
+	    (r = add_ingress(n, f->tap_ifindex, f->tap_name, err)) < 0)
+		return r;
+	if (hold && (r = hold_one(n, f, n->spec->interfaces[i], true, err)) < 0)
+		return r;
+	/* A redirect left by an earlier shim (one killed outright) points at
+	 * a tap that is gone; this one replaces it. */
+	del_filters(n, f->ifindex, PRIO_REDIRECT, ETH_P_ALL);
+	snprintf(what, sizeof(what), "%s to %s", f->name, f->tap_name);
+	if ((r = add_redirect(n, f->ifindex, f->tap_ifindex, what, err)) < 0)
+		return r;
+	snprintf(what, sizeof(what), "%s to %s", f->tap_name, f->name);
+	return add_redirect(n, f->tap_ifindex, f->ifindex, what, err);
+}
+
+/* Each interface gets a tap, connected (connect_one). */
 static int connect_taps(struct network *n, bool hold, struct error **err)
 {
 	for (int i = 0; i < n->n_ifs; i++) {
-		struct net_iface *f = &n->ifs[i];
-		char what[64];
-		int r = make_tap(n, f, i, err);
-		if (r < 0)
-			return r;
-		if ((r = add_ingress(n, f->ifindex, f->name, err)) < 0 ||
-		    (r = add_ingress(n, f->tap_ifindex, f->tap_name, err)) < 0)
-			return r;
-		if (hold && (r = hold_one(n, f, n->spec->interfaces[i], true, err)) < 0)
-			return r;
-		/* A redirect left by an earlier shim (one killed outright)
-		 * points at a tap that is gone; this one replaces it. */
-		del_filters(n, f->ifindex, PRIO_REDIRECT, ETH_P_ALL);
-		snprintf(what, sizeof(what), "%s to %s", f->name, f->tap_name);
-		if ((r = add_redirect(n, f->ifindex, f->tap_ifindex, what, err)) < 0)
-			return r;
-		snprintf(what, sizeof(what), "%s to %s", f->tap_name, f->name);
-		if ((r = add_redirect(n, f->tap_ifindex, f->ifindex, what, err)) < 0)
+		int r = make_tap(n, &n->ifs[i], (unsigned char)i, true, err);
+		if (r < 0 || (r = connect_one(n, i, hold, err)) < 0)
 			return r;
 	}
 	return 0;
@@ -261,7 +276,7 @@ static void clean_ingress(struct network *n, struct net_iface *f)
 	rtnl_qdisc_put(q);
 }
 
-void network_close(struct network *n)
+static void network_close_ifs(struct network *n)
 {
 	for (int i = 0; i < n->n_ifs; i++) {
 		struct net_iface *f = &n->ifs[i];
@@ -272,6 +287,13 @@ void network_close(struct network *n)
 			close(f->tap_fd);
 		f->tap_fd = -1;
 	}
+}
+
+void network_close(struct network *n)
+{
+	network_close_ifs(n);
+	if (n->has_reserved && n->reserved.tap_fd >= 0)
+		close(n->reserved.tap_fd);
 	if (n->sk)
 		nl_socket_free(n->sk);
 	network_spec_free(n->spec);
@@ -378,5 +400,84 @@ int network_release(struct network *n, struct error **err)
 		if (e < 0 && r == 0)
 			r = network_nl_fail(err, e, "release: %s up", f->tap_name);
 	}
+	return r;
+}
+
+int network_reserve(struct network *n, const char *id, struct error **err)
+{
+	memset(n, 0, sizeof(*n));
+	n->reserved.tap_fd = -1;
+	n->has_reserved = true;
+	n->sk = nl_socket_alloc();
+	int r = n->sk ? nl_connect(n->sk, NETLINK_ROUTE) : -NLE_NOMEM;
+	if (r < 0)
+		r = network_nl_fail(err, r, "netlink socket");
+	else
+		r = make_tap(n, &n->reserved, 0, false, err);
+	if (r < 0) {
+		error_wrap(err,
+			   "container %s: a NIC for the network the engine configures after create",
+			   id);
+		network_close(n);
+	}
+	return r;
+}
+
+/* Back to the reserved NIC alone: a failed adopt leaves nothing behind. */
+static void forget_adopted(struct network *n)
+{
+	network_close_ifs(n);
+	network_spec_free(n->spec);
+	n->spec = NULL;
+	memset(n->ifs, 0, sizeof(n->ifs));
+	n->n_ifs = 0;
+}
+
+int network_adopt(struct network *n, const char *id, Cocoon__NetworkSpec **spec, struct error **err)
+{
+	*spec = NULL;
+	/* Once per container: start comes once. */
+	if (!n->has_reserved || !n->sk || n->n_ifs > 0)
+		return 0;
+	char ns[64];
+	snprintf(ns, sizeof(ns), "/proc/%d/ns/net", (int)getpid());
+	_cleanup_nl_cache_ struct nl_cache *links = NULL;
+	int r = rtnl_link_alloc_cache(n->sk, AF_UNSPEC, &links);
+	if (r < 0)
+		return network_nl_fail(err, r, "container %s: network namespace %s: read links", id,
+				       ns);
+	int others = 0;
+	for (struct nl_object *o = nl_cache_get_first(links); o; o = nl_cache_get_next(o)) {
+		struct rtnl_link *l = (struct rtnl_link *)o;
+		others += !(rtnl_link_get_flags(l) & IFF_LOOPBACK) &&
+			  rtnl_link_get_ifindex(l) != n->reserved.tap_ifindex;
+	}
+	if (others == 0)
+		return 0; /* nothing configured: the reserved NIC stays down */
+	if (others > 1)
+		return error_setx(
+			err, EOPNOTSUPP,
+			"container %s: the engine configured %d interfaces in its network namespace %s after create; the VM has one NIC for that (docs/networking.md)",
+			id, others, ns);
+	if ((r = network_read_links(n, links, ns, err)) < 0 ||
+	    (r = network_read_spec(n, ns, err)) < 0)
+		goto fail;
+	struct net_iface *f = &n->ifs[0];
+	snprintf(f->tap_name, sizeof(f->tap_name), "%s", n->reserved.tap_name);
+	f->tap_fd = -1;
+	Cocoon__NetInterface *ifc = n->spec->interfaces[0];
+	if (!(ifc->device_mac = strdup(NET_RESERVED_MAC))) {
+		r = error_set(err, ENOMEM, "network");
+		goto fail;
+	}
+	if ((r = tap_setup(n, f, true, err)) < 0 || (r = connect_one(n, 0, false, err)) < 0)
+		goto fail;
+	*spec = n->spec;
+	return 0;
+fail:
+	error_wrap(err, "container %s: the network its engine configured after create", id);
+	forget_adopted(n);
+	/* The reserved tap down again, as it was. */
+	(void)set_tap_up(n, &n->reserved, false);
 	return r;
 }

@@ -34,11 +34,20 @@ struct net_iface {
 	unsigned mtu;
 };
 
+/* The placeholder MAC of a NIC the VM is booted with before the engine has
+ * configured the namespace (network_reserve): locally administered,
+ * unicast. The agent gives the device the engine's MAC at start. */
+#define NET_RESERVED_MAC "02:63:63:00:00:01"
+
 struct network {
 	struct nl_sock *sk; /* a netlink socket opened inside the namespace */
 	struct net_iface ifs[NET_MAX_INTERFACES];
 	int n_ifs;
 	Cocoon__NetworkSpec *spec; /* what the agent gets; owned here */
+	/* network_reserve's tap (tap_* only; tap_fd goes to QEMU), taken by
+	 * ifs[0] once network_adopt has connected it. */
+	struct net_iface reserved;
+	bool has_reserved;
 };
 
 /* Enters the network namespace at netns_path, reads its interfaces,
@@ -77,3 +86,26 @@ int network_release(struct network *n, struct error **err);
  * caller refuses the container then rather than leave the pid it reports in
  * the host's namespace. */
 int network_unshare(const char *id, struct error **err);
+
+/* What the engine configures in that namespace after `create` (podman 4.3
+ * with --uidmap: netavark's veth, address and routes; spec_wants_late_network)
+ * reaches the container at `start`. microvm's virtio-mmio has no hotplug, so
+ * the VM must have the NIC from boot: network_reserve makes a tap, down,
+ * in the calling process's namespace (the shim's own) for QEMU, whose
+ * virtio-net device gets NET_RESERVED_MAC (n->reserved.tap_fd; the caller
+ * closes it once QEMU has it). Kata hot-plugs a late interface instead
+ * (its AddInterface), which needs PCI. 0 or a negative errno with *err set
+ * naming container id; on failure nothing is left behind. */
+int network_reserve(struct network *n, const char *id, struct error **err);
+
+/* At `start`: reads the calling process's namespace (the shim's own) as
+ * network_open reads the engine's, leaving out the reserved tap. With no
+ * interface besides lo, nothing changes: *spec is NULL and the reserved NIC
+ * stays down. Otherwise the reserved tap takes the veth's MTU, comes up
+ * and is joined to it with the same tc redirects, and *spec (owned by n)
+ * is what the agent configures before the container's process runs, its
+ * interface's device_mac NET_RESERVED_MAC. One interface at most: the VM
+ * has one reserved NIC; more are refused naming their count and container
+ * id. On failure the redirects are removed again. 0 or a negative errno. */
+int network_adopt(struct network *n, const char *id, Cocoon__NetworkSpec **spec,
+		  struct error **err);
