@@ -76,7 +76,7 @@ static ssize_t recv_fds(int sock, char *data, int *fds, size_t *nfds)
 static void test_send_fds(void **st)
 {
 	(void)st;
-	int sv[2], a[2], b[2], got[8];
+	int sv[2], a[2], b[2], got[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
 	char data[16] = "";
 	size_t nfds;
 	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
