@@ -35,6 +35,7 @@ struct agent_job {
 	int out_fd; /* read end, -1 once at EOF */
 	bool exited;
 	int status;
+	long long drain_until_ms; /* once exited: its output is read until then */
 	char *out;
 	size_t out_len;
 	agent_job_done_fn done;

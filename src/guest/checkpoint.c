@@ -452,6 +452,14 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 				      .n_pass_fds = x->stream ? 1 : 0,
 				      .ns_fds = pod_ns,
 				      .n_ns_fds = 3};
+	/* CRIU may take what the guest had available less a reserve: a dump
+	 * that does not fit ends at once by an OOM kill inside CRIU's own
+	 * cgroup, and the rest of the guest never runs short (dump-limit.h). */
+	int limited = dump_limit_open(&x->limit, x->ckid, x->avail_kib);
+	if (limited < 0)
+		agent_log(a, "checkpoint %s: CRIU runs without a memory limit: %s", c->id,
+			  strerror(-limited));
+	o.cgroup = x->limit.path[0] ? x->limit.path : NULL;
 	/* If the guest still runs out of memory, CRIU or the copier is the
 	 * OOM killer's choice, never the container. */
 	guard_protect(&x->guard, c->cgroup);
@@ -464,6 +472,7 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	if (adj_saved < 0)
 		agent_log(a, "checkpoint %s: %s: %s", c->id, adj_path, strerror(-adj_saved));
 	x->t0 = agent_now_ms();
+	x->next_progress_ms = x->t0 + CKPT_PROGRESS_MS;
 	if (req->fault && *req->fault)
 		setenv(CRIU_FAULT_ENV, req->fault, 1); /* inherited by CRIU only */
 	x->criu = agent_job_start_ex(a, av.args, &o, ckpt_dump_done, x, &e);

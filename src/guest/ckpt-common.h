@@ -16,6 +16,10 @@
  * waiting on a task that died sleeps; a working one does neither. */
 #define CRIU_WATCH_MS 200
 #define CRIU_STALL_MS 6000
+/* How often a running checkpoint tells the host it goes on (a
+ * CheckpointProgress event): the host gives up after
+ * limits.checkpoint_silence_ms without one (src/host/shim/shim.h). ms. */
+#define CKPT_PROGRESS_MS 1000
 
 /* mkdir -p PATH (up to 127 bytes), for runtime.guest_checkpoint_dir. */
 void ckpt_ensure_dir(const char *path);

@@ -31,6 +31,7 @@ void ckpt_free(struct ckpt_ctx *x)
 		close(x->follow_wr);
 	if (x->shm_watch >= 0)
 		close(x->shm_watch);
+	dump_limit_close(&x->limit);
 	free(x->err);
 	free(x->stop_reason);
 	free(x);
@@ -223,13 +224,38 @@ static void ckpt_copy_done(struct agent_job *job, int status)
 	ckpt_finish(x);
 }
 
-/* Runs every CRIU_WATCH_MS beside CRIU and the copier: the memory low-water
- * mark, and, for CRIU, whether a task of the container ended (CRIU could
- * wait on it until its deadline) or CRIU stopped making progress. */
+/* Tells the host, every CKPT_PROGRESS_MS, that the checkpoint goes on and
+ * where: the host gives up on a guest that goes quiet (the shim's
+ * limits.checkpoint_silence_ms), rather than wait for its last-resort
+ * deadline. */
+static void ckpt_progress(struct ckpt_ctx *x, const struct agent_job *job)
+{
+	long long now = agent_now_ms();
+	if (now < x->next_progress_ms)
+		return;
+	x->next_progress_ms = now + CKPT_PROGRESS_MS;
+	Cocoon__Response resp = COCOON__RESPONSE__INIT;
+	Cocoon__CheckpointProgress ev = COCOON__CHECKPOINT_PROGRESS__INIT;
+	ev.id = x->cid;
+	ev.stage = job->pid == x->criu	   ? (char *)"dump"
+		   : job->pid == x->copier ? (char *)"copy to the host"
+					   : (char *)"page server";
+	ev.bytes = guard_dir_bytes(x->img);
+	ev.elapsed_ms = (uint64_t)(now - x->t0);
+	resp.body_case = COCOON__RESPONSE__BODY_PROGRESS;
+	resp.progress = &ev;
+	agent_send_response(x->a, &resp);
+}
+
+/* Runs every CRIU_WATCH_MS beside CRIU and the copier: the host's word of
+ * progress, the memory low-water mark, and, for CRIU, whether a task of the
+ * container ended (CRIU could wait on it until its deadline) or CRIU stopped
+ * making progress. */
 void ckpt_watch(struct agent_job *job)
 {
 	struct ckpt_ctx *x = job->userdata;
 
+	ckpt_progress(x, job);
 	guard_sample_memory(&x->guard);
 	if (job->pid != x->criu || x->stop_reason)
 		return;
@@ -318,6 +344,11 @@ static void ckpt_dump_failed(struct ckpt_ctx *x, const struct agent_job *job, in
 			     const char *err)
 {
 	long oom = ckpt_oom_kills();
+	/* Counted in /proc/vmstat too; read here in case that is unreadable. */
+	bool limit_oom = dump_limit_oom_kills(&x->limit) > 0;
+	char cap[64] = "";
+	if (x->limit.max_kib > 0)
+		snprintf(cap, sizeof(cap), ", %ld MiB of them for CRIU", x->limit.max_kib / 1024);
 	struct guard_death dead;
 	bool died = guard_killed_task(&x->guard, &dead);
 	char also[128] = "", how[48], explained[1024];
@@ -328,12 +359,12 @@ static void ckpt_dump_failed(struct ckpt_ctx *x, const struct agent_job *job, in
 		ckpt_fail(x, died ? ESRCH : ETIMEDOUT,
 			  "criu dump stopped: %s; the agent ended CRIU. CRIU said: %s",
 			  x->stop_reason, err);
-	else if (x->oom_kills0 >= 0 && oom > x->oom_kills0)
+	else if (limit_oom || (x->oom_kills0 >= 0 && oom > x->oom_kills0))
 		/* CRIU's own words then only say that something vanished. */
 		ckpt_fail(
 			x, ENOMEM,
-			"criu dump failed: the guest ran out of memory during the dump (the %s route needed about %ld MiB, %ld MiB were available) and its OOM killer ended %s, not the container, whose tasks are protected during a checkpoint.%s Raise vm.memory_mib. CRIU said: %s",
-			x->route_name, x->need_kib / 1024, x->avail_kib / 1024,
+			"criu dump failed: the guest ran out of memory during the dump (the %s route needed about %ld MiB, %ld MiB were available%s) and its OOM killer ended %s, not the container, whose tasks are protected during a checkpoint.%s Raise vm.memory_mib. CRIU said: %s",
+			x->route_name, x->need_kib / 1024, x->avail_kib / 1024, cap,
 			WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL
 				? "CRIU"
 				: "a process CRIU needed",
@@ -372,7 +403,9 @@ void ckpt_dump_done(struct agent_job *job, int status)
 		ckpt_dump_failed(x, job, status, err);
 		if (x->copier > 0)
 			kill(x->copier, SIGKILL);
+		dump_limit_close(&x->limit); /* and whatever CRIU left running */
 	} else {
+		dump_limit_close(&x->limit);
 		snprintf(stats, sizeof(stats), "%s/" COCOON_STATS_DUMP, x->img);
 		criu_read_stats(stats, &x->stats);
 		if (x->shm_watch >= 0 && shm_changed(x->shm_watch)) {

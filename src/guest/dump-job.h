@@ -5,6 +5,7 @@
 
 #include "agent.h"
 #include "ckpt-check.h"
+#include "dump-limit.h"
 #include "guard.h"
 
 #define CKPT_SHARED_SUBDIR COCOON_CHECKPOINTS_DIR
@@ -41,9 +42,11 @@ struct ckpt_ctx {
 	long oom_kills0;    /* /proc/vmstat oom_kill when the dump began */
 	struct guard guard; /* the container's tasks, protected while CRIU runs */
 	bool guarded;
-	pid_t criu;		  /* the dump's CRIU, while it runs */
-	char *stop_reason;	  /* why the agent stopped CRIU */
-	long need_kib, avail_kib; /* the fit check's two figures */
+	struct dump_limit limit;    /* CRIU's cgroup and its memory.max */
+	long long next_progress_ms; /* when the host hears from the dump next */
+	pid_t criu;		    /* the dump's CRIU, while it runs */
+	char *stop_reason;	    /* why the agent stopped CRIU */
+	long need_kib, avail_kib;   /* the fit check's two figures */
 	const char *route_name;
 	/* The streaming route: CRIU sends the pages to its page server, and
 	 * the copier sends them on as they come, punching them out of tmpfs

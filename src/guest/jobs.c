@@ -16,6 +16,12 @@
 
 /* Output beyond this is dropped; CRIU's own logs go to files instead. */
 #define JOB_OUTPUT_MAX (256 * 1024)
+/* How long a job's output is still read after its process ended: a process
+ * it forked and left behind may hold the pipe open for ever, and the job
+ * (its request's answer) must not wait on that. ms. */
+#define JOB_DRAIN_MS 2000
+
+static void job_finish_if_done(struct agent *a, int slot);
 
 int agent_job_start(struct agent *a, char *const argv[], agent_job_done_fn done, void *userdata,
 		    struct error **err)
@@ -148,6 +154,14 @@ int agent_jobs_check_deadlines(struct agent *a)
 	long long now = agent_now_ms(), next = -1;
 	for (int i = 0; i < AGENT_MAX_JOBS; i++) {
 		struct agent_job *j = a->jobs[i];
+		if (j && j->exited && j->out_fd >= 0 && now >= j->drain_until_ms) {
+			close(j->out_fd);
+			j->out_fd = -1;
+			job_finish_if_done(a, i);
+			continue;
+		}
+		if (j && j->exited && j->out_fd >= 0)
+			sooner(&next, j->drain_until_ms - now);
 		if (!j || j->exited)
 			continue;
 		if (j->watch && now >= j->next_watch_ms) {
@@ -224,6 +238,7 @@ bool agent_job_exited(struct agent *a, pid_t pid, int status)
 		if (a->jobs[i] && a->jobs[i]->pid == pid) {
 			a->jobs[i]->exited = true;
 			a->jobs[i]->status = status;
+			a->jobs[i]->drain_until_ms = agent_now_ms() + JOB_DRAIN_MS;
 			job_finish_if_done(a, i);
 			return true;
 		}

@@ -8,8 +8,11 @@ int agent_job_start(struct agent *a, char *const argv[], agent_job_done_fn done,
 /* Both return the child's pid, or a negative errno. */
 int agent_job_start_ex(struct agent *a, char *const argv[], const struct agent_job_options *o,
 		       agent_job_done_fn done, void *userdata, struct error **err);
-/* Kills jobs past their deadline and runs the watches that are due;
- * returns ms until the next deadline or watch, or -1. */
+/* Kills jobs past their deadline, runs the watches that are due, and
+ * finishes the jobs that ended but whose output pipe a leftover child still
+ * holds (JOB_DRAIN_MS after the exit; their done callback runs from here,
+ * so call it before collecting the jobs' fds to poll). Returns ms until the
+ * next deadline, watch or drain, or -1. */
 int agent_jobs_check_deadlines(struct agent *a);
 /* Reads what job JOB wrote (bounded); finishes it at EOF once it exited. */
 void agent_job_read(struct agent *a, struct agent_job *job);

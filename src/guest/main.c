@@ -253,6 +253,8 @@ static int agent_loop(struct agent *a)
 
 		if (a->shutdown_requested && a->outq_len == 0)
 			agent_power_off(a);
+		/* First: it may finish jobs, which then are not polled. */
+		int timeout = agent_jobs_check_deadlines(a);
 		fds[n++] = (struct pollfd){.fd = a->signal_fd, .events = POLLIN};
 		fds[n++] = (struct pollfd){.fd = a->channel_fd,
 					   .events = POLLIN | (a->outq_len ? POLLOUT : 0)};
@@ -266,7 +268,6 @@ static int agent_loop(struct agent *a)
 		nfds_t cstart = n;
 		n += container_poll_fds(a, fds + n, MAX_CFDS, ctags,
 					!container_output_backlogged(a));
-		int timeout = agent_jobs_check_deadlines(a);
 		if (poll(fds, n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;

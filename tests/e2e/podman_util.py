@@ -44,6 +44,10 @@ The containers.conf it writes (pointed at by CONTAINERS_CONF):
   nofile limit is below podman's default (DESIGN.md);
 - the file events backend and cgroupfs, which work without systemd.
 
+The storage directory is a shared mount of its own (bound on itself), as
+everything is on a systemd host: podman 4.3 relies on it for `--uidmap`
+containers (see `shared_mount`).
+
 At teardown every container and pod of the test's storage roots is removed
 (with force), and any shim or VM that mentions the test's directory is
 killed. Tests skip with the reason when podman is not installed.
@@ -151,6 +155,7 @@ class Podman:
         self.base = pathlib.Path(tempfile.mkdtemp(prefix=f"cpm-{name}-", dir="/tmp"))
         for d in ("root", "runroot", "tmpdir", "volumes"):
             (self.base / d).mkdir(parents=True, exist_ok=True)
+        shared_mount(self.prefix, self.base)
         # Another host's podman has the same runroot path (/run/containers/
         # storage by default) and podman 4.3's --import keeps the old paths
         # of it (conmon's pid file): a second root shares this one's.
@@ -235,6 +240,27 @@ class Podman:
         if self.holder:
             self.holder.kill()
             self.holder.wait()
+
+
+def shared_mount(prefix, path):
+    """PATH a shared mount of its own (in the mount namespace PREFIX enters),
+    so that the mounts podman makes below it (/dev/shm's tmpfs) propagate as
+    on a systemd host, where / is shared from boot. podman 4.3 starts conmon,
+    and so its exit command `podman container cleanup`, in a copy of its
+    mount namespace when a container's uid map leaves host root out
+    (`--uidmap`; createRootlessContainer) and counts on that propagation to
+    unmount /dev/shm on the host. This host has no systemd and private
+    mounts: the cleanup unmounted only its copy, and `podman rm` failed
+    "unlinkat .../userdata/shm: device or resource busy" whenever the exit
+    command took the container's lock first (with runc too; shmbusy)."""
+    for argv in (["mount", "--bind", str(path), str(path)],
+                 ["mount", "--make-shared", str(path)]):
+        r = subprocess.run([*prefix, *argv], capture_output=True, text=True)
+        assert r.returncode == 0, f"{' '.join(argv)}: {r.stderr}"
+    info = subprocess.run([*prefix, "cat", "/proc/self/mountinfo"], capture_output=True,
+                          text=True, check=True).stdout
+    assert any(l.split()[4] == str(path) and "shared:" in l.split(" - ")[0]
+               for l in info.splitlines()), f"{path} is not a shared mount:\n{info}"
 
 
 def mounts_of(pid):

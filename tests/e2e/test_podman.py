@@ -1,6 +1,7 @@
 """podman 4.3 (Debian 12) driving cocoon as its OCI runtime, through the
 shared helper tests/e2e/podman_util.py: isolated storage, a local busybox
 image, this host's ulimit setting, and nothing else."""
+import os
 import pathlib
 import shutil
 import subprocess
@@ -62,6 +63,67 @@ def test_plain_podman_run(podman):
     r = podman.run("run", "--rm", podman.image, "payload", "echo", "hi")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "hi"
+
+
+def running(pid):
+    """Whether PID is a process that has not exited (a zombie has)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def session_members(sid):
+    """pid -> name of each process in session SID (the shim's: setsid)."""
+    out = {}
+    for p in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[3]) == sid:
+            out[int(p)] = stat.split("(", 1)[1].rsplit(")", 1)[0]
+    return out
+
+
+def test_uidmap_container_killed_has_its_dev_shm_unmounted_on_the_host(podman):
+    """A container whose uid map leaves host root out (`--uidmap`): podman
+    4.3 runs its conmon, and so the `podman container cleanup` conmon runs
+    when it exits, in a copy of the mount namespace; that cleanup's unmount
+    of /dev/shm (podman's tmpfs in the storage) reaches the host by mount
+    propagation, as on a systemd host. Without it the host kept the mount,
+    and `podman rm` failed "unlinkat .../userdata/shm: device or resource
+    busy" (shmbusy: whenever the exit command did the cleanup, with runc
+    too). The kill leaves the cleanup to the exit command alone. And, as
+    runc's container is gone when its pid is: once the pid cocoon reported
+    (the shim) has exited, nothing of its VM (keeper, QEMU, virtiofsd, all
+    in the shim's session) runs on to hold what the engine then unmounts."""
+    r = podman.check("run", "-d", "--name", "um2", "--uidmap", "0:100000:65536", podman.image,
+                     "sh", "-c", "echo started; exec sleep 600")
+    cid = r.stdout.strip()
+    pid = int(podman.check("inspect", "-f", "{{.State.Pid}}", "um2").stdout)
+    session = session_members(pid)
+    assert any(comm.startswith("qemu") for comm in session.values()), session
+
+    def shm_mounted():
+        with open("/proc/self/mountinfo") as f:
+            return any(line.split()[4].endswith(f"{cid}/userdata/shm") for line in f)
+
+    assert wait_for(lambda: "started" in podman.run("logs", "um2").stdout, timeout=60), \
+        podman.run("logs", "um2").stdout
+    assert shm_mounted(), f"no /dev/shm mount of {cid} on the host while it runs"
+    podman.check("kill", "um2")
+    assert wait_for(lambda: running(pid) is False, timeout=60, interval=0.005), \
+        f"the shim {pid} did not exit"
+    left = {p: comm for p, comm in session.items() if running(p)}
+    assert not left, f"running after the shim {pid} exited: {left}"
+    assert wait_for(lambda: podman.run("inspect", "-f", "{{.State.Status}}", "um2").stdout.strip()
+                    == "exited", timeout=60)
+    assert wait_for(lambda: not shm_mounted(), timeout=15), \
+        f"the host still mounts {cid}/userdata/shm after podman's cleanup"
+    podman.check("rm", "um2")
 
 
 def wait_logs(podman, name, pred, timeout=60):
