@@ -3,6 +3,7 @@ infra container boots the pod's VM, every container of the pod runs in it
 (docs/pods.md). The infra image is the test image with an entrypoint that
 sleeps, as podman's default pause image does (no registry is reached)."""
 import pathlib
+import time
 
 from conftest import pids_mentioning, qemu_pids, wait_for
 from podman_util import image_tar, podman  # noqa: F401  (the fixture)
@@ -195,6 +196,43 @@ def test_podman_pod_vm_sized_from_pod_create_memory_and_cpus(podman):
     assert podman.check("inspect", "--format", "{{.State.Status}}", "small").stdout.strip() == "running"
     podman.check("pod", "rm", "--force", "sz", timeout=120)
     assert wait_for(lambda: new_vms(before) == [], timeout=30), "a VM outlived the pod"
+
+
+def rounds(podman, name):
+    """The rounds memhog has printed so far."""
+    return [int(line.split()[-1]) for line in podman.run("logs", name).stdout.splitlines()
+            if line.startswith("memhog ") and line.split()[-1].isdigit()]
+
+
+def test_podman_pod_with_a_memory_limit_survives_a_member_that_uses_it(podman):
+    """`podman pod create --memory 300m`, and a member that fills 200 MiB of
+    it: the pod runs on, as under runc. conmon (so the shim and keeper) sits
+    in the pod's 300 MiB host cgroup, while the pod's VM needs more than that
+    (docs/pods.md "Pod sizing"): QEMU is moved out of it into cocoon's
+    overhead cgroup (docs/lifecycle.md), or the host OOM-kills the VM and the
+    whole pod exits 137 (rev16c F1)."""
+    before = set(qemu_pids())
+    pause = pause_image(podman)
+    podman.check("pod", "create", "--name", "om", "--infra-image", pause, "--memory", "300m")
+    podman.check("run", "-d", "--pod", "om", "--name", "hog", "-m", "250m", podman.image,
+                 "payload", "memhog", "200")
+    vms = new_vms(before)
+    assert len(vms) == 1
+    infra = podman.check("pod", "inspect", "--format", "{{.InfraContainerID}}", "om").stdout.strip()
+    assert wait_for(lambda: rounds(podman, "hog"), timeout=180), podman.run("logs", "hog").stdout
+    first = rounds(podman, "hog")[-1]
+    time.sleep(20)
+    state = {n: podman.check("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}",
+                             n).stdout.strip() for n in ("hog", infra)}
+    assert state == {"hog": "running 0", infra: "running 0"}, state
+    assert new_vms(before) == vms, "the pod's VM was replaced or is gone"
+    assert rounds(podman, "hog")[-1] >= first + 3, podman.run("logs", "hog").stdout
+    cg = pathlib.Path(f"/proc/{vms[0]}/cgroup").read_text()
+    assert f"/cocoon.overhead/{infra}\n" in cg, cg
+    podman.check("pod", "rm", "--force", "om", timeout=120)
+    assert wait_for(lambda: new_vms(before) == [], timeout=30), "a VM outlived the pod"
+    left = [pathlib.Path(f"/sys/fs/cgroup{h}/cocoon.overhead/{infra}") for h in ("", "/memory", "/cpu")]
+    assert wait_for(lambda: not [d for d in left if d.exists()], timeout=10), "its overhead cgroup is left"
 
 
 def numbers(podman, name):

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "cgroup-mirror.h"
+#include "cgroup-overhead.h"
 
 static void read_file(int dir, const char *name, char *buf, size_t size)
 {
@@ -176,11 +177,86 @@ static void test_v1_oom_relay_wakes_the_engines_eventfd(void **state)
 	close(efd);
 }
 
+static void put(const char *root, const char *rel, const char *text)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s/%s", root, rel);
+	for (char *q = p + strlen(root) + 1; (q = strchr(q, '/')); q++) {
+		*q = 0;
+		mkdir(p, 0700);
+		*q = '/';
+	}
+	FILE *f = fopen(p, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void slurp(const char *root, const char *rel, char *buf, size_t size)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s/%s", root, rel);
+	FILE *f = fopen(p, "r");
+	assert_non_null(f);
+	size_t n = fread(buf, 1, size - 1, f);
+	buf[n] = 0;
+	fclose(f);
+}
+
+/* cgroup-overhead.h's rule, on a fake v1 tree: a pod cgroup of 300 MiB and
+ * 2 CPUs above conmon's, as podman makes it (rev16c F1). */
+static void test_overhead_moves_the_vm_out_of_a_limit_it_would_exceed(void **st)
+{
+	char root[] = "/tmp/cgoverhead-XXXXXX", pid[24], got[64], proc[600];
+	struct cgoverhead o;
+	assert_non_null(mkdtemp(root));
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	snprintf(proc, sizeof(proc), "%s/proc-cgroup", root);
+	put(root, "proc-cgroup",
+	    "7:pids:/libpod_parent/p1/conmon\n5:memory:/libpod_parent/p1/conmon\n"
+	    "4:cpu:/libpod_parent/p1/conmon\n1:name=systemd:/x\n");
+	put(root, "memory/libpod_parent/memory.limit_in_bytes", "9223372036854771712\n");
+	put(root, "memory/libpod_parent/p1/memory.limit_in_bytes", "314572800\n");
+	put(root, "memory/libpod_parent/p1/conmon/memory.limit_in_bytes", "9223372036854771712\n");
+	put(root, "memory/libpod_parent/p1/conmon/cgroup.procs", "");
+	put(root, "cpu/libpod_parent/p1/cpu.cfs_quota_us", "200000\n");
+	put(root, "cpu/libpod_parent/p1/cpu.cfs_period_us", "100000\n");
+	put(root, "cpu/libpod_parent/p1/conmon/cgroup.procs", "");
+	/* A VM of 728 MiB does not fit in 300; 2 vCPUs fit in 2 CPUs. */
+	assert_int_equal(cgoverhead_enter(&o, root, proc, "c1", 0, 2, NULL), 0);
+	put(root, "memory/cocoon.overhead/c1/cgroup.procs", "");
+	assert_int_equal(cgoverhead_enter(&o, root, proc, "c1", 728, 2, NULL), 1);
+	assert_int_equal(o.n, 1);
+	slurp(root, "memory/cocoon.overhead/c1/cgroup.procs", got, sizeof(got));
+	assert_string_equal(got, pid);
+	cgoverhead_leave(&o);
+	slurp(root, "memory/libpod_parent/p1/conmon/cgroup.procs", got, sizeof(got));
+	assert_string_equal(got, pid);
+	/* 3 vCPUs exceed the pod's 2 CPUs: the cpu hierarchy too. */
+	put(root, "cpu/cocoon.overhead/c1/cgroup.procs", "");
+	assert_int_equal(cgoverhead_enter(&o, root, proc, "c1", 728, 3, NULL), 1);
+	assert_int_equal(o.n, 2);
+	cgoverhead_leave(&o);
+	/* Where it cannot join: an error, nothing moved. */
+	char p[600];
+	snprintf(p, sizeof(p), "%s/memory/cocoon.overhead/c2", root);
+	struct error *err = NULL;
+	assert_true(cgoverhead_enter(&o, root, proc, "c2", 728, 2, &err) < 0);
+	assert_non_null(strstr(err->msg, "cocoon.overhead/c2"));
+	error_free(&err);
+	assert_int_equal(o.n, 0);
+	assert_int_equal(access(p, F_OK), -1); /* removed again */
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_v2_memory_events_change_in_place),
 		cmocka_unit_test(test_v1_oom_relay_wakes_the_engines_eventfd),
+		cmocka_unit_test(test_overhead_moves_the_vm_out_of_a_limit_it_would_exceed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -351,6 +351,33 @@ static void test_pod_limits(void **st)
 	b.pod.cgroups_path = strdup("/libpod_parent/gone/libpod-c1"); /* no such cgroup */
 	assert_int_equal(pod_limits_of(&b, root, &l, NULL), 0);
 	assert_true(l.memory == 0 && l.cpu_quota == 0);
+	/* A plain container's parent is no pod: its limits are not read
+	 * (rev16c F2); a podman pod's 64-hex cgroup is. */
+	write_at(root, "memory/libpod_parent/memory.limit_in_bytes", "104857600\n");
+	free(b.pod.cgroups_path);
+	b.pod.cgroups_path = strdup("/libpod_parent/libpod-c1");
+	assert_int_equal(pod_limits_of(&b, root, &l, NULL), 0);
+	assert_true(l.memory == 0 && l.cpu_quota == 0);
+	write_at(root, "memory/machine.slice/memory.limit_in_bytes", "104857600\n");
+	free(b.pod.cgroups_path);
+	b.pod.cgroups_path = strdup("machine.slice:libpod:c1");
+	assert_int_equal(pod_limits_of(&b, root, &l, NULL), 0);
+	assert_true(l.memory == 0 && l.cpu_quota == 0);
+	char hex[65], hexpath[128];
+	memset(hex, 'a', 64);
+	hex[64] = 0;
+	snprintf(hexpath, sizeof(hexpath), "memory/libpod_parent/%s/memory.limit_in_bytes", hex);
+	write_at(root, hexpath, "209715200\n");
+	snprintf(hexpath, sizeof(hexpath), "/libpod_parent/%s/libpod-c1", hex);
+	free(b.pod.cgroups_path);
+	b.pod.cgroups_path = strdup(hexpath);
+	assert_int_equal(pod_limits_of(&b, root, &l, NULL), 0);
+	assert_int_equal(l.memory, 200 << 20);
+	assert_true(pod_cgroup_is_pod("machine.slice/machine-libpod_pod_ab.slice"));
+	assert_true(pod_cgroup_is_pod("kubepods.slice/kubepods-burstable.slice/"
+				      "kubepods-burstable-pod12.slice"));
+	assert_false(pod_cgroup_is_pod("machine.slice"));
+	assert_false(pod_cgroup_is_pod("k8s.io"));
 	spec_free(&b);
 
 	write_at(root, "cgroup.controllers", "cpu memory\n");

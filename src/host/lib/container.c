@@ -4,6 +4,7 @@
 #include "container.h"
 #include "cleanup.h"
 #include "cgroup-mirror.h"
+#include "cgroup-overhead.h"
 #include "log.h"
 #include "paths.h"
 #include "pod.h"
@@ -61,9 +62,12 @@ int container_remove_files(const char *dir, struct error **err)
 {
 	struct container_state st;
 	_cleanup_error_ struct error *cg_err = NULL;
-	if (state_read(dir, &st, NULL) == 0 && st.cgroup[0] &&
-	    cgmirror_remove(st.cgroup, &cg_err) < 0)
+	bool have = state_read(dir, &st, NULL) == 0;
+	if (have && st.cgroup[0] && cgmirror_remove(st.cgroup, &cg_err) < 0)
 		log_warning("container %s: %s", st.id, cg_err->msg);
+	/* One left by a VM owner that was killed (cgroup-overhead.h). */
+	if (have && st.id[0])
+		cgoverhead_remove("/sys/fs/cgroup", st.id);
 	/* The keeper (state.h) of a container without members ends with
 	 * it, within moments of its shim. One that still runs the VM for a
 	 * pod's members (the sandbox deleted first) removes the directory

@@ -158,6 +158,31 @@ static void cgroup_limits(const char *root, const char *dir, struct pod_limits *
 			 dir);
 }
 
+static bool all_hex(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return n > 0;
+}
+
+bool pod_cgroup_is_pod(const char *parent)
+{
+	const char *last = strrchr(parent, '/');
+	last = last ? last + 1 : parent;
+	size_t n = strlen(last);
+	/* podman, cgroupfs: <cgroup parent>/<64-hex pod id> (libpod's
+	 * cgroupfs pod cgroup); systemd: machine-libpod_pod_<id>.slice. */
+	if (n == 64 && all_hex(last, n))
+		return true;
+	if (strstr(last, "libpod_pod_") && n > 6 && strcmp(last + n - 6, ".slice") == 0)
+		return true;
+	/* The kubelet: .../pod<uid> (cgroupfs), ...-pod<uid>.slice (systemd). */
+	if (strncmp(last, "pod", 3) == 0 && n > 3 && !strchr(last, '.'))
+		return true;
+	return strstr(last, "-pod") && n > 6 && strcmp(last + n - 6, ".slice") == 0;
+}
+
 int pod_limits_of(const struct oci_bundle *b, const char *cgroup_root, struct pod_limits *out,
 		  struct error **err)
 {
@@ -172,6 +197,12 @@ int pod_limits_of(const struct oci_bundle *b, const char *cgroup_root, struct po
 	 * reason to refuse the container (the VM gets the configured size). */
 	if (!b->pod.cgroups_path ||
 	    pod_cgroup_parent(b->pod.cgroups_path, parent, sizeof(parent)) < 0)
+		return 0;
+	/* Only a pod's cgroup carries the pod's limits: the parent of a plain
+	 * container's (machine.slice, libpod_parent, containerd's /<namespace>)
+	 * is no pod, and its limits are the host's, not the container's
+	 * (rev16c F2). A CRI sandbox's parent is the kubelet's pod cgroup. */
+	if (!b->pod.sandbox && !pod_cgroup_is_pod(parent))
 		return 0;
 	cgroup_limits(cgroup_root, parent, out);
 	return 0;

@@ -140,6 +140,12 @@ int pod_images_state_dir(struct global_opts *g, const char *dir, char **out, str
  * an unreadable limit file or a malformed cgroupsPath, named. */
 int pod_limits_of(const struct oci_bundle *b, const char *cgroup_root, struct pod_limits *out,
 		  struct error **err);
+/* Whether PARENT (pod_cgroup_parent's form) is the cgroup an engine made for
+ * a pod: podman's (cgroupfs <parent>/<64-hex pod id>, systemd
+ * machine-libpod_pod_<id>.slice) or the kubelet's (pod<uid>, ...-pod<uid>
+ * .slice). pod_limits_of reads the limits of no other parent (a plain
+ * container's machine.slice or libpod_parent is not its pod). */
+bool pod_cgroup_is_pod(const char *parent);
 /* The VM a container of bundle b boots (the shim's, and what a whole-VM
  * restore must match before it decompresses anything): resources_vm_size()
  * from its linux.resources, or, for a container that may host a pod's

@@ -251,6 +251,15 @@ static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct er
 
 	if ((r = vm_size(s, opts, err)) < 0)
 		return r;
+	/* QEMU and virtiofsd are the sandbox's overhead: out of a pod's host
+	 * limits that the VM would exceed (podman's conmon sits in the pod's
+	 * cgroup), so the host does not OOM-kill the pod's VM (rev16c F1). */
+	_cleanup_error_ struct error *oh_err = NULL;
+	if (cgoverhead_enter(&s->overhead, "/sys/fs/cgroup", "/proc/self/cgroup", a->id,
+			     opts->memory_mib, opts->vcpus, &oh_err) < 0)
+		log_warning(
+			"container %s: %s; its VM stays in the engine's cgroup, under its limits",
+			a->id, oh_err->msg);
 
 	if (a->bundle->n_volumes > 0) {
 		if (asprintf(&volumes, "%s/" VOLUMES_DIR, a->dir) < 0)

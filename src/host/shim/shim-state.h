@@ -4,6 +4,7 @@
 
 #include "agent-client.h"
 #include "cgroup-mirror.h"
+#include "cgroup-overhead.h"
 #include "console.h"
 #include "guard.h"
 #include "network.h"
@@ -76,6 +77,8 @@ struct shim {
 	bool exited;
 	int exit_code;
 	struct cgmirror mirror; /* the engines' stats (cgroup-mirror.h) */
+	/* The VM's owner moved out of the pod's limits (cgroup-overhead.h). */
+	struct cgoverhead overhead;
 	long long mirror_next_ms;
 	/* The figures asked for and not answered yet (0: none), and until
 	 * when the answer is waited for: the shim never blocks on them. */

@@ -347,6 +347,7 @@ static void shim_teardown(struct shim *s)
 	sandbox_destroy(&s->sb, false);
 	network_close(&s->net);
 	cgmirror_close(&s->mirror);
+	cgoverhead_leave(&s->overhead); /* the VM is down */
 }
 
 void shim_main(struct shim_args *a)
