@@ -64,16 +64,7 @@ int copy_tree_file(int sdir, int ddir, const char *name, char *buf)
 		return -errno;
 	if (!copy_like_cp && st.st_size >= (off_t)copy_buf_size)
 		return copy_mapped(in, out, 0, st.st_size);
-	for (;;) {
-		ssize_t n = read(in, buf, copy_buf_size);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : 0;
-		int r = fd_write_all(out, buf, (size_t)n);
-		if (r < 0)
-			return r;
-	}
+	return fd_copy_stream(in, out, buf, copy_buf_size);
 }
 
 int copy_tree_link(int sdir, int ddir, const char *name)

@@ -23,16 +23,7 @@ static int copy_up_file(int sdir, int ddir, const char *name, const struct stat 
 	char buf[16384];
 	if (in < 0 || out < 0)
 		return -errno;
-	for (;;) {
-		ssize_t n = read(in, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : 0;
-		int r = fd_write_all(out, buf, (size_t)n);
-		if (r < 0)
-			return r;
-	}
+	return fd_copy_stream(in, out, buf, sizeof(buf));
 }
 
 /* One entry of a copy-up: made in ddir like its original in sdir, owner,

@@ -4,6 +4,7 @@
 #include "agent.h"
 #include "channel.h"
 #include "cleanup.h"
+#include "fdio.h"
 #include "execs.h"
 #include "guard.h"
 
@@ -28,26 +29,10 @@ int execs_send_self(int sock)
 	if (pidfd < 0)
 		return -errno;
 	char tag = 'P';
-	struct iovec iov = {.iov_base = &tag, .iov_len = 1};
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	memset(&u, 0, sizeof(u));
-	struct msghdr m = {.msg_iov = &iov,
-			   .msg_iovlen = 1,
-			   .msg_control = u.buf,
-			   .msg_controllen = sizeof(u.buf)};
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &pidfd, sizeof(int));
-	ssize_t n = sendmsg(sock, &m, MSG_NOSIGNAL);
-	int saved = errno;
+	ssize_t n = fd_send_fds(sock, &tag, 1, &pidfd, 1, 0);
 	close(pidfd);
 	if (n != 1)
-		return -saved;
+		return n < 0 ? (int)n : -EIO;
 	/* Wait for the agent to take the pidfd (one byte back, or EOF if the
 	 * agent went away): a process that ran and was reaped by the
 	 * container's init before the agent read its pidfd would leave the

@@ -6,6 +6,7 @@
 #include "devcg.h"
 #include "ckpt-common.h"
 #include "container.h"
+#include "fdio.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -143,159 +144,195 @@ static void save_restore_log(struct restore_ctx *x)
 	static const char *const names[] = {COCOON_RESTORE_LOG, COCOON_STATS_RESTORE};
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
 		char src[300], dst[300], buf[65536];
-		ssize_t n;
 		snprintf(src, sizeof(src), "%s/%s", x->work, names[i]);
 		snprintf(dst, sizeof(dst), AGENT_SHARED_DIR "/restore-%s.%s", x->cid, names[i]);
 		_cleanup_close_ int in = open(src, O_RDONLY | O_CLOEXEC);
 		_cleanup_close_ int out =
 			open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-		while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof(buf))) > 0)
-			if (write(out, buf, (size_t)n) != n)
-				break;
+		if (in >= 0 && out >= 0)
+			(void)fd_copy_stream(in, out, buf, sizeof(buf)); /* best effort */
 	}
 }
 
-void restore_done(struct agent_job *job, int status)
+/* What a failed restore left to tell why: CRIU's first error, a task of the
+ * container that ended and how, the OOM killer, a task CRIU could not
+ * resume. Read once by restore_end_read; restore_explain words it. */
+struct restore_end {
+	char first[512]; /* CRIU's first Error line of restore.log */
+	char how[48];	 /* guard_describe_end of the task that ended */
+	struct guard_death dead;
+	bool died;   /* a task of the container ended (dead, how) */
+	bool oomed;  /* the guest's OOM killer ran during the restore */
+	bool enomem; /* or the restorer's mmap failed: -ENOMEM, in hex */
+	int gone;    /* CRIU: "Unable to resume N: No such process" (0: not said) */
+};
+
+static void restore_end_read(struct restore_ctx *x, struct restore_end *e)
+{
+	char path[sizeof(x->work) + 16];
+	snprintf(path, sizeof(path), "%s/restore.log", x->work);
+	criu_log_first_error(path, e->first, sizeof(e->first));
+	long oom = ckpt_oom_kills();
+	e->oomed = x->oom_kills0 >= 0 && oom > x->oom_kills0;
+	e->enomem = strstr(e->first, " with 0xfffffffffffffff4") ||
+		    strstr(e->first, "Cannot allocate memory");
+	e->how[0] = 0;
+	e->died = guard_tree_killed(&x->progress, e->oomed, &e->dead);
+	if (e->died)
+		guard_describe_end(e->dead.status, e->how, sizeof(e->how));
+	/* A restored task that died before CRIU resumed the tree (killed from
+	 * outside, or by the guest's kernel): the watch saw its zombie
+	 * (x->lost). Else CRIU names it, and waits on it until the stall
+	 * watch ends it. */
+	const char *unres = strstr(e->first, "Unable to resume ");
+	e->gone = unres && strstr(unres, "No such process")
+			  ? atoi(unres + strlen("Unable to resume "))
+			  : 0;
+}
+
+/* The guest ran out of memory: who its OOM killer took, if it did. The
+ * restored tasks get the oom_score_adj the dump saw (protected), so CRIU is
+ * usually the one taken. */
+static void restore_explain_oom(struct restore_ctx *x, int status, const struct restore_end *e,
+				char *err, size_t size)
+{
+	char victim[80] = " and a memory map of the container could not be made";
+	if (e->oomed && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+		snprintf(victim, sizeof(victim), " and its OOM killer ended CRIU");
+	else if (e->oomed && e->died)
+		snprintf(victim, sizeof(victim),
+			 " and its OOM killer ended task %d of the container", e->dead.pid);
+	else if (e->oomed)
+		snprintf(victim, sizeof(victim),
+			 " and its OOM killer ended a process of the restore");
+	snprintf(
+		err, size,
+		"criu restore failed: the guest ran out of memory during the restore (%ld MiB available now)%s. The container needs more memory than this VM has: raise vm.memory_mib. CRIU said: %s",
+		guard_mem_available_kib() / 1024, victim, e->first);
+}
+
+/* CRIU's own error, where it has a known cause in the container's files or
+ * network. False when it has none (err untouched). */
+static bool restore_explain_criu(const char *first, char *err, size_t size)
+{
+	char file[256];
+	long have, want;
+	const char *bad = strstr(first, "File ");
+	if (bad &&
+	    sscanf(bad, "File %255s has bad size %ld (expect %ld)", file, &have, &want) == 3) {
+		/* CRIU checks the size of every regular file a task holds open. */
+		snprintf(
+			err, size,
+			"the container's file /%s in its rootfs changed since the checkpoint (%ld bytes, the checkpoint expects %ld). CRIU cannot restore a task holding a file whose size changed: this happens when a --leave-running checkpoint is restored while the original keeps writing to its rootfs. Restore a checkpoint taken without --leave-running, or keep such files on a tmpfs inside the container, which the images capture",
+			file, have, want);
+		return true;
+	}
+	if (strstr(first, "Can't bind inet socket back")) {
+		/* soccr binds each restored TCP connection to the local
+		 * address it had: the container's network must have it. */
+		snprintf(
+			err, size,
+			"criu restore failed: an established TCP connection of the checkpoint has a local address the container's network does not have now (the engine's network namespace given to restore has other addresses). Restore on a namespace with the addresses the container had, or checkpoint without --tcp-established. CRIU said: %s",
+			first);
+		return true;
+	}
+	return false;
+}
+
+/* Why the restore's CRIU job (ended with wait status, or at its time limit)
+ * failed, into err[size], from the likeliest cause down: a task of the
+ * container lost under CRIU, a task CRIU could not resume, the agent's
+ * stop, memory, a task that died, CRIU's own words. */
+static void restore_explain(struct agent_job *job, int status, char *err, size_t size)
 {
 	struct restore_ctx *x = job->userdata;
-	/* x->work or x->images and a file name in them */
-	char path[sizeof(x->images) + 64], err[1024];
+	struct restore_end e;
+	char how[48], also[128] = "";
 
-	if (job->timed_out || x->stop_reason || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		char first[512], file[256];
-		long have, want;
-		snprintf(path, sizeof(path), "%s/restore.log", x->work);
-		criu_log_first_error(path, first, sizeof(first));
-		const char *bad = strstr(first, "File ");
-		struct guard_death dead;
-		char how[48], also[128] = "";
-		long oom = ckpt_oom_kills();
-		bool oomed = x->oom_kills0 >= 0 && oom > x->oom_kills0;
-		/* Or the restorer's mmap got -ENOMEM, printed in hex. */
-		bool enomem = strstr(first, " with 0xfffffffffffffff4") ||
-			      strstr(first, "Cannot allocate memory");
-		bool died = guard_tree_killed(&x->progress, oomed, &dead);
-		if (died)
-			snprintf(also, sizeof(also), " Task %d of the container ended too (%s).",
-				 dead.pid, guard_describe_end(dead.status, how, sizeof(how)));
-		/* A restored task that died before CRIU resumed the tree (killed
-		 * from outside, or by the guest's kernel): the watch saw its
-		 * zombie (x->lost). Else CRIU names it, and waits on it until
-		 * the stall watch ends it. */
-		const char *unres = strstr(first, "Unable to resume ");
-		int gone = unres && strstr(unres, "No such process")
-				   ? atoi(unres + strlen("Unable to resume "))
-				   : 0;
-		if (x->lost.pid > 0 && !oomed)
-			snprintf(
-				err, sizeof(err),
-				"criu restore failed: task %d of the container ended during the restore (%s); CRIU would have waited for it without end, so the agent ended CRIU at once. CRIU said: %s",
-				x->lost.pid, guard_describe_end(x->lost.status, how, sizeof(how)),
-				first);
-		else if (gone > 0 && !oomed)
-			snprintf(
-				err, sizeof(err),
-				"criu restore failed: task %d of the container ended during the restore, before CRIU could resume it%s. CRIU said: %s",
-				gone,
-				x->stop_reason
-					? "; CRIU then stopped making progress and the agent ended it"
-					: "",
-				first);
-		else if (x->stop_reason && !x->lost.pid)
-			snprintf(err, sizeof(err),
-				 "criu restore stopped: %s; the agent ended CRIU.%s CRIU said: %s",
-				 x->stop_reason, also, first);
-		else if (oomed || enomem) {
-			/* The restored tasks get the oom_score_adj the dump saw
-			 * (protected), so CRIU is usually the one taken. */
-			char victim[80] = " and a memory map of the container could not be made";
-			if (oomed && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
-				snprintf(victim, sizeof(victim), " and its OOM killer ended CRIU");
-			else if (oomed && died)
-				snprintf(victim, sizeof(victim),
-					 " and its OOM killer ended task %d of the container",
-					 dead.pid);
-			else if (oomed)
-				snprintf(victim, sizeof(victim),
-					 " and its OOM killer ended a process of the restore");
-			snprintf(
-				err, sizeof(err),
-				"criu restore failed: the guest ran out of memory during the restore (%ld MiB available now)%s. The container needs more memory than this VM has: raise vm.memory_mib. CRIU said: %s",
-				guard_mem_available_kib() / 1024, victim, first);
-		} else if (died)
-			/* Not by CRIU: it sends only SIGKILL (guard_tree_killed). */
-			snprintf(
-				err, sizeof(err),
-				"criu restore failed: task %d of the container ended during the restore (%s). CRIU said: %s",
-				dead.pid, how, first);
-		else if (bad && sscanf(bad, "File %255s has bad size %ld (expect %ld)", file, &have,
-				       &want) == 3)
-			/* CRIU checks the size of every regular file a task holds open. */
-			snprintf(
-				err, sizeof(err),
-				"the container's file /%s in its rootfs changed since the checkpoint (%ld bytes, the checkpoint expects %ld). CRIU cannot restore a task holding a file whose size changed: this happens when a --leave-running checkpoint is restored while the original keeps writing to its rootfs. Restore a checkpoint taken without --leave-running, or keep such files on a tmpfs inside the container, which the images capture",
-				file, have, want);
-		else if (strstr(first, "Can't bind inet socket back"))
-			/* soccr binds each restored TCP connection to the local
-			 * address it had: the container's network must have it. */
-			snprintf(
-				err, sizeof(err),
-				"criu restore failed: an established TCP connection of the checkpoint has a local address the container's network does not have now (the engine's network namespace given to restore has other addresses). Restore on a namespace with the addresses the container had, or checkpoint without --tcp-established. CRIU said: %s",
-				first);
-		else
-			snprintf(err, sizeof(err), "criu restore failed%s: %s",
-				 job->timed_out ? " and was killed at its time limit" : "", first);
-		save_restore_log(x);
-		restore_fail(x, EIO, err);
-		return;
-	}
+	restore_end_read(x, &e);
+	if (e.died)
+		snprintf(also, sizeof(also), " Task %d of the container ended too (%s).",
+			 e.dead.pid, e.how);
+	if (x->lost.pid > 0 && !e.oomed)
+		snprintf(
+			err, size,
+			"criu restore failed: task %d of the container ended during the restore (%s); CRIU would have waited for it without end, so the agent ended CRIU at once. CRIU said: %s",
+			x->lost.pid, guard_describe_end(x->lost.status, how, sizeof(how)), e.first);
+	else if (e.gone > 0 && !e.oomed)
+		snprintf(
+			err, size,
+			"criu restore failed: task %d of the container ended during the restore, before CRIU could resume it%s. CRIU said: %s",
+			e.gone,
+			x->stop_reason
+				? "; CRIU then stopped making progress and the agent ended it"
+				: "",
+			e.first);
+	else if (x->stop_reason && !x->lost.pid)
+		snprintf(err, size,
+			 "criu restore stopped: %s; the agent ended CRIU.%s CRIU said: %s",
+			 x->stop_reason, also, e.first);
+	else if (e.oomed || e.enomem)
+		restore_explain_oom(x, status, &e, err, size);
+	else if (e.died)
+		/* Not by CRIU: it sends only SIGKILL (guard_tree_killed). */
+		snprintf(
+			err, size,
+			"criu restore failed: task %d of the container ended during the restore (%s). CRIU said: %s",
+			e.dead.pid, e.how, e.first);
+	else if (!restore_explain_criu(e.first, err, size))
+		snprintf(err, size, "criu restore failed%s: %s",
+			 job->timed_out ? " and was killed at its time limit" : "", e.first);
+}
+
+/* The restored init's pid, from CRIU's pidfile: > 0, or 0 when there is
+ * none. */
+static int restore_read_pid(struct restore_ctx *x)
+{
+	char path[sizeof(x->work) + 16];
 	snprintf(path, sizeof(path), "%s/pidfile", x->work);
 	_cleanup_fclose_ FILE *f = fopen(path, "re");
 	int pid = 0;
-	if (!f || fscanf(f, "%d", &pid) != 1 || pid <= 0) {
-		restore_fail(x, EIO, "criu restore wrote no pid");
-		return;
-	}
-	struct agent_container *c = container_find(x->a, x->cid);
-	if (!c) {
-		restore_fail(x, ENOENT, "container vanished");
-		return;
-	}
-	/* CRIU restores the namespaces the images name. Images of a container
-	 * that ran in the guest's own pid or mount namespace (a cocoon before
-	 * the rule in container.c, or images made elsewhere) would put it back
-	 * there, beside CRIU and the agent: refused. */
-	static const char *const own[] = {"pid", "mnt"};
-	for (size_t i = 0; i < ARRAY_SIZE(own); i++) {
-		if (!shares_agent_ns(pid, own[i]))
-			continue;
-		kill_cgroup(c->cgroup);
-		snprintf(
-			err, sizeof(err),
-			"the checkpoint's container ran in the guest's own %s namespace, which no container may share (docs/confinement.md): take the checkpoint again with this cocoon",
-			own[i]);
-		save_restore_log(x);
-		restore_fail(x, EPERM, err);
-		return;
-	}
-	char limits_msg[256];
-	/* The device program after CRIU, which ran in this cgroup. */
-	if ((c->has_limits &&
-	     cgroups_apply(c->cgroup, &c->limits, 0, limits_msg, sizeof(limits_msg)) < 0) ||
-	    (c->spec && cgroups_apply_unified(c->cgroup, c->spec->unified, c->spec->n_unified,
-					      limits_msg, sizeof(limits_msg)) < 0) ||
-	    (c->spec && devcg_apply(c->cgroup, c->spec->device_rules, c->spec->n_device_rules,
-				    limits_msg, sizeof(limits_msg)) < 0)) {
-		kill_cgroup(c->cgroup);
-		restore_fail(x, EIO, limits_msg);
-		return;
-	}
-	container_proc_set_running(c, pid, x->host_in, x->host_out, x->host_err, x->terminal);
-	/* The dump saw the protected values; these are the container's own. */
-	snprintf(path, sizeof(path), "%s/" OOM_ADJ_FILE, x->images);
-	guard_apply_saved_adj(c->cgroup, path);
-	save_restore_log(x);
+	if (!f || fscanf(f, "%d", &pid) != 1 || pid <= 0)
+		return 0;
+	return pid;
+}
 
+/* CRIU restores the namespaces the images name. Images of a container that
+ * ran in the guest's own pid or mount namespace (a cocoon before the rule in
+ * container.c, or images made elsewhere) would put it back there, beside
+ * CRIU and the agent: refused. Returns the name of the namespace the
+ * restored init pid shares with the agent, or NULL. */
+static const char *restore_shared_ns(pid_t pid)
+{
+	static const char *const own[] = {"pid", "mnt"};
+	for (size_t i = 0; i < ARRAY_SIZE(own); i++)
+		if (shares_agent_ns(pid, own[i]))
+			return own[i];
+	return NULL;
+}
+
+/* The container's limits, its unified cgroup settings and its device
+ * program, on its cgroup once CRIU (which ran in it) is done. Returns 0, or
+ * -1 with msg[size] saying what could not be applied. */
+static int restore_apply_cgroup(struct agent_container *c, char *msg, size_t size)
+{
+	if (c->has_limits && cgroups_apply(c->cgroup, &c->limits, 0, msg, size) < 0)
+		return -1;
+	if (c->spec &&
+	    cgroups_apply_unified(c->cgroup, c->spec->unified, c->spec->n_unified, msg, size) < 0)
+		return -1;
+	if (c->spec &&
+	    devcg_apply(c->cgroup, c->spec->device_rules, c->spec->n_device_rules, msg, size) < 0)
+		return -1;
+	return 0;
+}
+
+/* The reply to the Restore request: the restored init's pid, CRIU's stats,
+ * the times, the pty's size. The host's ends of the stdio now belong to the
+ * container (container_proc_set_running); x is freed. */
+static void restore_reply(struct restore_ctx *x, int pid)
+{
+	char path[sizeof(x->work) + 16];
 	Cocoon__Response resp = COCOON__RESPONSE__INIT;
 	Cocoon__RestoreReply reply = COCOON__RESTORE_REPLY__INIT;
 	Cocoon__CriuStats stats = COCOON__CRIU_STATS__INIT;
@@ -317,4 +354,50 @@ void restore_done(struct agent_job *job, int status)
 	agent_send_response(x->a, &resp);
 	x->host_in = x->host_out = x->host_err = -1;
 	restore_ctx_free(x);
+}
+
+void restore_done(struct agent_job *job, int status)
+{
+	struct restore_ctx *x = job->userdata;
+	char path[sizeof(x->images) + 64], err[1024];
+
+	if (job->timed_out || x->stop_reason || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		restore_explain(job, status, err, sizeof(err));
+		save_restore_log(x);
+		restore_fail(x, EIO, err);
+		return;
+	}
+	int pid = restore_read_pid(x);
+	if (pid <= 0) {
+		restore_fail(x, EIO, "criu restore wrote no pid");
+		return;
+	}
+	struct agent_container *c = container_find(x->a, x->cid);
+	if (!c) {
+		restore_fail(x, ENOENT, "container vanished");
+		return;
+	}
+	const char *ns = restore_shared_ns(pid);
+	if (ns) {
+		kill_cgroup(c->cgroup);
+		snprintf(
+			err, sizeof(err),
+			"the checkpoint's container ran in the guest's own %s namespace, which no container may share (docs/confinement.md): take the checkpoint again with this cocoon",
+			ns);
+		save_restore_log(x);
+		restore_fail(x, EPERM, err);
+		return;
+	}
+	char limits_msg[256];
+	if (restore_apply_cgroup(c, limits_msg, sizeof(limits_msg)) < 0) {
+		kill_cgroup(c->cgroup);
+		restore_fail(x, EIO, limits_msg);
+		return;
+	}
+	container_proc_set_running(c, pid, x->host_in, x->host_out, x->host_err, x->terminal);
+	/* The dump saw the protected values; these are the container's own. */
+	snprintf(path, sizeof(path), "%s/" OOM_ADJ_FILE, x->images);
+	guard_apply_saved_adj(c->cgroup, path);
+	save_restore_log(x);
+	restore_reply(x, pid);
 }

@@ -22,6 +22,7 @@
 #include "userns.h"
 #include "network.h"
 #include "sysctl.h"
+#include "restore-images.h"
 #include "restore-job.h"
 #include "execs.h"
 #include "terminal.h"
@@ -45,17 +46,6 @@
 
 /* Last resort only: the watch stops a stalled CRIU within seconds. */
 #define CRIU_RESTORE_TIMEOUT_MS (5 * 60 * 1000)
-
-static bool valid_name(const char *s)
-{
-	size_t n = s ? strlen(s) : 0;
-	if (n == 0 || n > AGENT_ID_MAX || s[0] == '.' || strstr(s, ".."))
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (s[i] == '/')
-			return false;
-	return true;
-}
 
 /* A checkpoint's terminal key, "tty[rdev:dev]" in hex, rewritten from the
  * numbers so that nothing else from the images reaches CRIU's argv. */
@@ -168,94 +158,154 @@ static int restore_stdio(struct restore_ctx *x, struct argv *av, char *msg, size
 	return 0;
 }
 
-static void restore_start_criu(struct restore_ctx *x)
+/* CRIU's restore command line for x into container c, up to its config
+ * file: the images, the work directory, the rootfs, the bind mounts and the
+ * fresh /dev and /dev/shm as external, the user's CRIU options. */
+static void restore_criu_argv(struct restore_ctx *x, struct agent_container *c, struct argv *av)
 {
 	struct agent *a = x->a;
-	struct agent_container *c = container_find(a, x->cid);
-	_cleanup_error_ struct error *e = NULL;
-	_cleanup_(argv_free) struct argv av = ARGV_EMPTY;
-
-	if (!c) {
-		restore_fail(x, ENOENT, "container vanished");
-		return;
-	}
-	argv_add(&av, a->criu_path);
-	argv_add(&av, "restore");
-	argv_add(&av, "-D");
-	argv_add(&av, x->images);
-	argv_add(&av, "-W");
-	argv_add(&av, x->work);
-	argv_add(&av, "-o");
-	argv_add(&av, COCOON_RESTORE_LOG);
-	argv_add(&av, x->criu.debug || a->debug ? "-v4" : "-v2");
-	argv_add(&av, "--root");
-	argv_add(&av, c->rootfs);
-	argv_add(&av, "--restore-detached");
-	char pidfile[300];
-	snprintf(pidfile, sizeof(pidfile), "%s/pidfile", x->work);
-	argv_add(&av, "--pidfile");
-	argv_add(&av, pidfile);
-	argv_add(&av, "--manage-cgroups=ignore");
+	argv_add(av, a->criu_path);
+	argv_add(av, "restore");
+	argv_add(av, "-D");
+	argv_add(av, x->images);
+	argv_add(av, "-W");
+	argv_add(av, x->work);
+	argv_add(av, "-o");
+	argv_add(av, COCOON_RESTORE_LOG);
+	argv_add(av, x->criu.debug || a->debug ? "-v4" : "-v2");
+	argv_add(av, "--root");
+	argv_add(av, c->rootfs);
+	argv_add(av, "--restore-detached");
+	argv_add(av, "--pidfile");
+	argv_addf(av, "%s/pidfile", x->work);
+	argv_add(av, "--manage-cgroups=ignore");
 	/* Page images staged in guest tmpfs (a user namespace's, see
-	 * restore_handle) are punched out as CRIU restores them: the guest
+	 * restore_images) are punched out as CRIU restores them: the guest
 	 * holds the container's memory about once, not twice. CRIU opens them
 	 * read-write through its helper in the guest's user namespace
 	 * (usernsd, image.c). */
 	if (x->pages_staged)
-		argv_add(&av, "--auto-dedup");
-	criu_common_args(&av, &x->criu);
+		argv_add(av, "--auto-dedup");
+	criu_common_args(av, &x->criu);
 	for (size_t i = 0; i < c->n_binds; i++) {
-		argv_add(&av, "--external");
-		argv_addf(&av, "mnt[%s]:%s", c->bind_dests[i], c->bind_sources[i]);
+		argv_add(av, "--external");
+		argv_addf(av, "mnt[%s]:%s", c->bind_dests[i], c->bind_sources[i]);
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(x->fresh_args); i++) {
 		if (!x->fresh_args[i][0])
 			continue;
-		argv_add(&av, "--external");
-		argv_add(&av, x->fresh_args[i]);
+		argv_add(av, "--external");
+		argv_add(av, x->fresh_args[i]);
 	}
 	if (c->dev_tmpfs && userns_wanted(c->spec))
-		mounts_dev_binds_external(&av);
-	mounts_cgroup_binds_external(&av, c->spec,
+		mounts_dev_binds_external(av);
+	mounts_cgroup_binds_external(av, c->spec,
 				     userns_wanted(c->spec) && !container_has_ns(c->spec, "cgroup"),
 				     c->cgroup);
 	char conf[300];
 	snprintf(conf, sizeof(conf), "%s/criu.conf", x->work);
 	if (criu_conf_write(conf, a, c, 0, &x->criu, false, x->fault) == 0) {
-		argv_add(&av, "--config");
-		argv_add(&av, conf);
+		argv_add(av, "--config");
+		argv_add(av, conf);
 	}
+}
+
+/* CRIU restores the tasks into its own network namespace: a fresh one with
+ * loopback up, as the container had (see the dump). Images from before,
+ * which name the namespace as external, get the same one. The namespace
+ * goes in x->child_fds[3] (made here unless restore_handle made it for the
+ * engine's interfaces), passed as fd 6, its path in netns[size]. Returns 0,
+ * or a negative errno with msg[msg_size] saying why. */
+static int restore_criu_netns(struct restore_ctx *x, struct agent_container *c, struct argv *av,
+			      char *netns, size_t size, char *msg, size_t msg_size)
+{
+	if (x->child_fds[3] < 0)
+		x->child_fds[3] = ckpt_new_loopback_netns();
+	if (x->child_fds[3] < 0) {
+		int r = errno ? -errno : -EIO;
+		snprintf(msg, msg_size, "a network namespace for the container");
+		return r;
+	}
+	/* CRIU takes the namespace as external and restores none of its
+	 * sysctls: the spec's net.* ones, as at create. The IPC and UTS ones
+	 * are in CRIU's images (ipcns-var, utsns). */
+	int r = sysctl_apply_net_in(x->child_fds[3], c->spec, msg, msg_size);
+	if (r < 0)
+		return r;
+	argv_add(av, "--inherit-fd");
+	argv_add(av, "fd[6]:" NETNS_KEY);
+	snprintf(netns, size, "/proc/self/fd/%d", x->child_fds[3]);
+	return 0;
+}
+
+/* Starts CRIU's restore job with av, the npass fds of pass, in the
+ * container's cgroup and the namespaces a pod member joins. Returns the
+ * job's pid, or a negative errno with *e set. */
+static int restore_criu_start(struct restore_ctx *x, struct agent_container *c, struct argv *av,
+			      const int *pass, size_t npass, const char *netns, struct error **e)
+{
+	struct agent *a = x->a;
 	char msg[400];
+	/* A pod member is restored into the pod's namespaces (its sandbox's
+	 * init's): CRIU runs in them, and the tasks it makes inherit them. */
+	int pod_ns[3];
+	if (container_open_join_namespaces(a, c->spec, pod_ns, msg, sizeof(msg)) < 0)
+		return error_setx(e, ESRCH, "%s", msg);
+	/* CRIU 3.17 neither dumps nor restores no_new_privs (3.19 does,
+	 * checkpoint-restore/criu#2228). The flag is inherited by every
+	 * child and never cleared, and CRIU forks each task it restores from
+	 * itself or from a restored parent: set on CRIU, it is back on every
+	 * task of a container whose process.noNewPrivileges says so. CRIU runs
+	 * as root, so the flag takes nothing from it (execve gains nothing it
+	 * does not hold already). */
+	bool nnp = c->spec && c->spec->process && c->spec->process->no_new_privileges;
+	struct agent_job_options o = {.pass_fds = pass,
+				      .n_pass_fds = npass,
+				      .cgroup = c->cgroup,
+				      .cgroupns = container_has_ns(c->spec, "cgroup"),
+				      .netns = netns,
+				      .no_new_privs = nnp,
+				      .timeout_ms = CRIU_RESTORE_TIMEOUT_MS,
+				      .watch = restore_watch,
+				      .watch_ms = CRIU_WATCH_MS,
+				      .ns_fds = pod_ns,
+				      .n_ns_fds = 3};
+	x->t0 = agent_now_ms();
+	if (*x->fault)
+		setenv(CRIU_FAULT_ENV, x->fault, 1); /* inherited by CRIU only */
+	guard_tree_open(&x->progress);
+	int started = agent_job_start_ex(a, av->args, &o, restore_done, x, e);
+	ckpt_pod_namespaces_close(pod_ns);
+	unsetenv(CRIU_FAULT_ENV);
+	guard_tree_root(&x->progress, started);
+	return started;
+}
+
+/* CRIU's restore of x, once its images are in place: its command line, the
+ * stdio, the network namespace and the execs' pipes passed in, then the
+ * job (restore-job.c follows it). A failure answers the request and frees
+ * x (restore_fail). */
+static void restore_start_criu(struct restore_ctx *x)
+{
+	struct agent_container *c = container_find(x->a, x->cid);
+	_cleanup_error_ struct error *e = NULL;
+	_cleanup_(argv_free) struct argv av = ARGV_EMPTY;
+	char msg[400], netns[64];
+	size_t npass = 3;
+
+	if (!c) {
+		restore_fail(x, ENOENT, "container vanished");
+		return;
+	}
+	restore_criu_argv(x, c, &av);
 	int r = restore_stdio(x, &av, msg, sizeof(msg));
+	if (r == 0 && c->own_netns && !userns_wanted(c->spec)) {
+		r = restore_criu_netns(x, c, &av, netns, sizeof(netns), msg, sizeof(msg));
+		npass = 4;
+	}
 	if (r < 0) {
 		restore_fail(x, -r, msg);
 		return;
-	}
-	/* CRIU restores the tasks into its own network namespace: a fresh one
-	 * with loopback up, as the container had (see the dump). Images from
-	 * before, which name the namespace as external, get the same one. */
-	char netns[64];
-	size_t npass = 3;
-	if (c->own_netns && !userns_wanted(c->spec)) {
-		if (x->child_fds[3] < 0)
-			x->child_fds[3] = ckpt_new_loopback_netns();
-		if (x->child_fds[3] < 0) {
-			restore_fail(x, errno, "a network namespace for the container");
-			return;
-		}
-		/* CRIU takes the namespace as external and restores none of
-		 * its sysctls: the spec's net.* ones, as at create. The IPC
-		 * and UTS ones are in CRIU's images (ipcns-var, utsns). */
-		char msg0[400];
-		int rs = sysctl_apply_net_in(x->child_fds[3], c->spec, msg0, sizeof(msg0));
-		if (rs < 0) {
-			restore_fail(x, -rs, msg0);
-			return;
-		}
-		argv_add(&av, "--inherit-fd");
-		argv_add(&av, "fd[6]:" NETNS_KEY);
-		snprintf(netns, sizeof(netns), "/proc/self/fd/%d", x->child_fds[3]);
-		npass = 4;
 	}
 	/* The stdio of the execs the dump took (execs.h), after those. */
 	struct execs_restore ex;
@@ -278,42 +328,9 @@ static void restore_start_criu(struct restore_ctx *x)
 		restore_fail(x, -bad, msg);
 		return;
 	}
-	/* A pod member is restored into the pod's namespaces (its sandbox's
-	 * init's): CRIU runs in them, and the tasks it makes inherit them. */
-	int pod_ns[3];
-	if (container_open_join_namespaces(a, c->spec, pod_ns, msg, sizeof(msg)) < 0) {
-		execs_restore_close(&ex);
-		restore_fail(x, ESRCH, msg);
-		return;
-	}
-	/* CRIU 3.17 neither dumps nor restores no_new_privs (3.19 does,
-	 * checkpoint-restore/criu#2228). The flag is inherited by every
-	 * child and never cleared, and CRIU forks each task it restores from
-	 * itself or from a restored parent: set on CRIU, it is back on every
-	 * task of a container whose process.noNewPrivileges says so. CRIU runs
-	 * as root, so the flag takes nothing from it (execve gains nothing it
-	 * does not hold already). */
-	bool nnp = c->spec && c->spec->process && c->spec->process->no_new_privileges;
-	struct agent_job_options o = {.pass_fds = pass,
-				      .n_pass_fds = npass + ex.n,
-				      .cgroup = c->cgroup,
-				      .cgroupns = container_has_ns(c->spec, "cgroup"),
-				      .netns = npass == 4 ? netns : NULL,
-				      .no_new_privs = nnp,
-				      .timeout_ms = CRIU_RESTORE_TIMEOUT_MS,
-				      .watch = restore_watch,
-				      .watch_ms = CRIU_WATCH_MS,
-				      .ns_fds = pod_ns,
-				      .n_ns_fds = 3};
-	x->t0 = agent_now_ms();
-	if (*x->fault)
-		setenv(CRIU_FAULT_ENV, x->fault, 1); /* inherited by CRIU only */
-	guard_tree_open(&x->progress);
-	int started = agent_job_start_ex(a, av.args, &o, restore_done, x, &e);
-	ckpt_pod_namespaces_close(pod_ns);
+	int started =
+		restore_criu_start(x, c, &av, pass, npass + ex.n, npass == 4 ? netns : NULL, &e);
 	execs_restore_close(&ex);
-	unsetenv(CRIU_FAULT_ENV);
-	guard_tree_root(&x->progress, started);
 	if (started < 0) {
 		restore_fail(x, e->code, e->msg);
 		return;
@@ -336,153 +353,143 @@ static void restore_copied(struct agent_job *job, int status)
 	restore_start_criu(x);
 }
 
-/* A directory of a share (the pod share), bound read-only on DIR. */
-static int share_subdir_bind(const char *tag, const char *path, const char *dir)
-{
-	char from[400];
-	int r = container_share_dir(tag, path, from, sizeof(from));
-	if (r < 0) {
-		errno = -r;
-		return -1;
-	}
-	if (mount(from, dir, NULL, MS_BIND, NULL) < 0 ||
-	    mount(NULL, dir, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) <
-		    0)
-		return -1;
-	return 0;
-}
-
-void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *req)
+/* Whether req can be acted on: a spec with a valid ID, at most
+ * COCOON_MAX_CHAIN image shares or else a relative shared path without
+ * "..", a known fault. If not, the request is answered here. */
+static bool restore_request_valid(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *req)
 {
 	const Cocoon__ContainerSpec *s = req ? req->spec : NULL;
-	char msg[400];
-	_cleanup_error_ struct error *e = NULL;
-
 	bool by_tag = req && req->n_images > 0;
 	if (!s || !cocoon_id_valid(s->id) || req->n_images > COCOON_MAX_CHAIN ||
 	    (!by_tag &&
 	     (!req->shared_path || strstr(req->shared_path, "..") || req->shared_path[0] == '/'))) {
 		agent_send_error(a, id, EINVAL, "restore: invalid request");
-		return;
+		return false;
 	}
 	if (!criu_fault_valid(req->fault, false) ||
 	    strlen(req->fault) >= sizeof(((struct restore_ctx *)0)->fault)) {
 		agent_send_error(a, id, EINVAL, "restore %s: unknown fault to inject: %s", s->id,
 				 req->fault);
-		return;
+		return false;
 	}
+	return true;
+}
+
+/* A new restore of container ID for request req_id, holding nothing yet
+ * (every fd -1). NULL when out of memory. */
+static struct restore_ctx *restore_ctx_new(struct agent *a, uint64_t req_id, const char *id,
+					   const char *fault)
+{
 	struct restore_ctx *x = calloc(1, sizeof(*x));
+	if (!x)
+		return NULL;
+	snprintf(x->fault, sizeof(x->fault), "%s", fault ? fault : "");
+	x->progress.exits_fd = -1;
+	x->oom_kills0 = ckpt_oom_kills();
+	x->a = a;
+	x->req_id = req_id;
+	x->host_in = x->host_out = x->host_err = -1;
+	x->child_fds[0] = x->child_fds[1] = x->child_fds[2] = x->child_fds[3] = -1;
+	cocoon__criu_options__init(&x->criu);
+	snprintf(x->cid, sizeof(x->cid), "%s", id);
+	snprintf(x->work, sizeof(x->work), "%s/restore-%s", a->ckpt_dir, id);
+	return x;
+}
+
+/* A fresh /dev (always left out of dumps) and /dev/shm (left out while
+ * empty), made from the spec s under the agent's checkpoint directory;
+ * CRIU gets them as external mounts (x->fresh_args) and ignores a key the
+ * images do not use. Returns 0, or a negative errno with msg[size] saying
+ * why. */
+static int restore_fresh_mounts(struct restore_ctx *x, struct agent_container *c,
+				const Cocoon__ContainerSpec *s, char *msg, size_t size)
+{
+	static const struct {
+		const char *destination, *key, *dir;
+	} fresh[] = {{"/dev", DEV_KEY, "dev"}, {"/dev/shm", SHM_KEY, "shm"}};
+	const bool wanted[] = {c->dev_tmpfs, c->shm_tmpfs};
+	for (size_t i = 0; i < ARRAY_SIZE(fresh); i++) {
+		char base[300];
+		if (!wanted[i])
+			continue;
+		snprintf(base, sizeof(base), "%s/%s-%s", x->a->ckpt_dir, fresh[i].dir, s->id);
+		mkdir(base, 0700);
+		/* CRIU's restored root opens these sources from inside a user
+		 * namespace, as "other" to the guest's root. */
+		if (userns_wanted(s) &&
+		    (chmod(x->a->ckpt_dir, 0711) < 0 || chmod(base, 0711) < 0)) {
+			int r = -errno;
+			snprintf(msg, size, "%s: %s", base, strerror(-r));
+			return r;
+		}
+		int n = snprintf(msg, size, "%s: ", fresh[i].destination); /* < 16 bytes */
+		if (mounts_prepare_fresh(s, fresh[i].destination, base, msg + n, size - (size_t)n) <
+		    0)
+			return -EIO;
+		snprintf(x->fresh_args[i], sizeof(x->fresh_args[i]), "mnt[%s]:%s%s", fresh[i].key,
+			 base, fresh[i].destination);
+	}
+	return 0;
+}
+
+/* The engine's network, in place before CRIU binds the sockets: a new
+ * namespace (x->child_fds[3]) with the interfaces s->network names. With a
+ * user namespace CRIU makes the network namespace from the images
+ * (checkpoint.c), and such a checkpoint has no interfaces: not called.
+ * Returns 0, or a negative errno with msg[size] saying why. */
+static int restore_engine_network(struct restore_ctx *x, const Cocoon__ContainerSpec *s, char *msg,
+				  size_t size)
+{
+	x->child_fds[3] = ckpt_new_loopback_netns();
+	if (x->child_fds[3] < 0) {
+		int r = -errno;
+		snprintf(msg, size, "a network namespace for the container: %s", strerror(-r));
+		return r;
+	}
+	return net_configure(s->network, x->child_fds[3], msg, size);
+}
+
+/* bench_from_tmpfs's baseline: the images copied into guest memory first
+ * (cocoon-agent --copy-tree as a job), then CRIU alone (restore_copied). */
+static void restore_via_tmpfs(struct restore_ctx *x)
+{
+	struct agent *a = x->a;
+	_cleanup_error_ struct error *e = NULL;
+	char dst[300];
+	snprintf(dst, sizeof(dst), "%s/rimg-%s", a->ckpt_dir, x->cid);
+	copy_tree_remove(dst);
+	char src[sizeof(x->images)];
+	snprintf(src, sizeof(src), "%s", x->share0[0] ? x->share0 : x->images);
+	snprintf(x->images, sizeof(x->images), "%s", dst);
+	char *argv[] = {a->self_path, (char *)"--copy-tree", src, dst, NULL};
+	x->t0 = agent_now_ms();
+	if (agent_job_start(a, argv, restore_copied, x, &e) < 0)
+		restore_fail(x, e->code, e->msg);
+}
+
+/* The Restore request: the images in place (restore_images), the
+ * container made from its spec without a process, its rootfs, fresh /dev
+ * and /dev/shm and the engine's network prepared, then CRIU
+ * (restore_start_criu). Every failure is answered and leaves no half-made
+ * container. */
+void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *req)
+{
+	char msg[400];
+
+	if (!restore_request_valid(a, id, req))
+		return;
+	const Cocoon__ContainerSpec *s = req->spec;
+	struct restore_ctx *x = restore_ctx_new(a, id, s->id, req->fault);
 	if (!x) {
 		agent_send_error(a, id, ENOMEM, "restore: out of memory");
 		return;
 	}
-	snprintf(x->fault, sizeof(x->fault), "%s", req->fault ? req->fault : "");
-	x->progress.exits_fd = -1;
-	x->oom_kills0 = ckpt_oom_kills();
-	x->a = a;
-	x->req_id = id;
-	x->host_in = x->host_out = x->host_err = -1;
-	x->child_fds[0] = x->child_fds[1] = x->child_fds[2] = x->child_fds[3] = -1;
-	cocoon__criu_options__init(&x->criu);
-	snprintf(x->cid, sizeof(x->cid), "%s", s->id);
-	snprintf(x->work, sizeof(x->work), "%s/restore-%s", x->a->ckpt_dir, s->id);
 	ckpt_ensure_dir(a->ckpt_dir);
-	if (by_tag) {
-		/* The host shares the image directories themselves, read-only:
-		 * no copy. Side by side, so that "parent" links resolve. */
-		char base[200], shares[200];
-		snprintf(base, sizeof(base), "%s/images-%s", x->a->ckpt_dir, s->id);
-		snprintf(shares, sizeof(shares), "%s/shares-%s", x->a->ckpt_dir, s->id);
-		mkdir(base, 0700);
-		mkdir(shares, 0700);
-		/* A user namespace's restored tasks read their images as its
-		 * root (copy-tree.c, copy_tree_stage); "parent" links of a
-		 * pre-dump chain go through BASE, which they may search. */
-		struct copy_tree_owner owner, *own = NULL;
-		if (userns_wanted(s)) {
-			if (userns_root_ids(s, &owner.uid, &owner.gid) < 0) {
-				agent_send_error(a, id, EINVAL,
-						 "restore %s: linux.uidMappings and gidMappings "
-						 "must map container id 0",
-						 s->id);
-				free(x);
-				return;
-			}
-			if (s->network && s->network->n_interfaces) {
-				agent_send_error(
-					a, id, EOPNOTSUPP,
-					"restore %s: a container with a user namespace "
-					"cannot be restored onto the engine's network "
-					"interface %s: CRIU makes its network namespace "
-					"from the images, with loopback only "
-					"(docs/checkpoint.md); restore it without a network "
-					"namespace path (podman --network none)",
-					s->id,
-					s->network->interfaces[0]->name
-						? s->network->interfaces[0]->name
-						: "?");
-				free(x);
-				return;
-			}
-			if (chmod(base, 0711) < 0) {
-				agent_send_error(a, id, errno, "restore %s: %s: %s", s->id, base,
-						 strerror(errno));
-				free(x);
-				return;
-			}
-			own = &owner;
-			x->pages_staged = true;
-		}
-		for (size_t i = 0; i < req->n_images; i++) {
-			const Cocoon__ImageShare *is = req->images[i];
-			char dir[300];
-			if (!valid_name(is->tag) || !valid_name(is->name)) {
-				agent_send_error(a, id, EINVAL, "restore %s: invalid image share",
-						 s->id);
-				free(x);
-				return;
-			}
-			snprintf(dir, sizeof(dir), "%s/%s", shares, is->name);
-			mkdir(dir, 0700);
-			(void)umount2(dir,
-				      MNT_DETACH); /* a member restored in place before, if any */
-			/* Uncached: CRIU reads the pages straight into the
-			 * restored task's memory, and 9p's zero-copy path lets
-			 * QEMU fill those pages; no guest page cache, no guest
-			 * memcpy. The small images are staged into tmpfs.
-			 * A pod member's images are a directory of the pod
-			 * share (read-only on the host's side). */
-			if (is->path && *is->path
-				    ? share_subdir_bind(is->tag, is->path, dir) < 0
-				    : agent_mount_share(a, is->tag, dir,
-							MS_RDONLY | MS_NOSUID | MS_NODEV) < 0) {
-				agent_send_error(a, id, errno,
-						 "restore %s: mount images (%s tag %s): %s", s->id,
-						 a->virtiofs ? "virtiofs" : "9p", is->tag,
-						 strerror(errno));
-				free(x);
-				return;
-			}
-			char stage[300];
-			snprintf(stage, sizeof(stage), "%s/%s", base, is->name);
-			char rel[300];
-			snprintf(rel, sizeof(rel), "../../shares-%s/%s", s->id, is->name);
-			int r = copy_tree_stage(dir, rel, stage, own);
-			if (r < 0) {
-				agent_send_error(a, id, -r,
-						 "restore %s: staging the images of %s: %s", s->id,
-						 is->name, strerror(-r));
-				free(x);
-				return;
-			}
-			if (i == 0)
-				snprintf(x->share0, sizeof(x->share0), "%s", dir);
-			snprintf(dir, sizeof(dir), "%s", stage);
-			if (i == 0)
-				snprintf(x->images, sizeof(x->images), "%s", dir);
-		}
-	} else {
-		snprintf(x->images, sizeof(x->images), AGENT_SHARED_DIR "/%s", req->shared_path);
+	int r = restore_images(x, req, msg, sizeof(msg));
+	if (r < 0) {
+		agent_send_error(a, id, -r, "restore %s: %s", s->id, msg);
+		free(x);
+		return;
 	}
 	x->terminal = s->process && s->process->terminal;
 	if (x->terminal && s->process->console_size)
@@ -493,79 +500,25 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 		free(x);
 		return;
 	}
-	if (mounts_prepare_restore(s, c->rootfs, msg, sizeof(msg)) < 0) {
-		agent_send_error(a, id, EIO, "restore %s: %s", s->id, msg);
+	if (mounts_prepare_restore(s, c->rootfs, msg, sizeof(msg)) < 0)
+		r = -EIO;
+	else
+		r = restore_fresh_mounts(x, c, s, msg, sizeof(msg));
+	if (r == 0 && c->own_netns && !userns_wanted(s) && s->network && s->network->n_interfaces)
+		r = restore_engine_network(x, s, msg, sizeof(msg));
+	if (r < 0) {
+		agent_send_error(a, id, -r, "restore %s: %s", s->id, msg);
 		container_free(c);
-		free(x);
+		restore_ctx_free(x);
 		return;
-	}
-	/* A fresh /dev (always left out of dumps) and /dev/shm (left out while
-	 * empty), made from the spec; CRIU ignores a key the images do not use. */
-	static const struct {
-		const char *destination, *key, *dir;
-	} fresh[] = {{"/dev", DEV_KEY, "dev"}, {"/dev/shm", SHM_KEY, "shm"}};
-	const bool wanted[] = {c->dev_tmpfs, c->shm_tmpfs};
-	for (size_t i = 0; i < ARRAY_SIZE(fresh); i++) {
-		char base[300];
-		if (!wanted[i])
-			continue;
-		snprintf(base, sizeof(base), "%s/%s-%s", a->ckpt_dir, fresh[i].dir, s->id);
-		mkdir(base, 0700);
-		/* CRIU's restored root opens these sources from inside a user
-		 * namespace, as "other" to the guest's root. */
-		if (userns_wanted(s) && (chmod(a->ckpt_dir, 0711) < 0 || chmod(base, 0711) < 0)) {
-			agent_send_error(a, id, errno, "restore %s: %s: %s", s->id, base,
-					 strerror(errno));
-			container_free(c);
-			free(x);
-			return;
-		}
-		if (mounts_prepare_fresh(s, fresh[i].destination, base, msg, sizeof(msg)) < 0) {
-			agent_send_error(a, id, EIO, "restore %s: %s: %s", s->id,
-					 fresh[i].destination, msg);
-			container_free(c);
-			free(x);
-			return;
-		}
-		snprintf(x->fresh_args[i], sizeof(x->fresh_args[i]), "mnt[%s]:%s%s", fresh[i].key,
-			 base, fresh[i].destination);
-	}
-	/* The engine's network is in place before CRIU binds the sockets.
-	 * With a user namespace CRIU makes the network namespace from the
-	 * images (checkpoint.c), and such a checkpoint has no interfaces. */
-	if (c->own_netns && !userns_wanted(s) && s->network && s->network->n_interfaces) {
-		x->child_fds[3] = ckpt_new_loopback_netns();
-		int r = x->child_fds[3] < 0
-				? -errno
-				: net_configure(s->network, x->child_fds[3], msg, sizeof(msg));
-		if (x->child_fds[3] < 0)
-			snprintf(msg, sizeof(msg), "a network namespace for the container: %s",
-				 strerror(-r));
-		if (r < 0) {
-			agent_send_error(a, id, -r, "restore %s: %s", s->id, msg);
-			container_free(c);
-			restore_ctx_free(x);
-			return;
-		}
 	}
 	ckpt_ensure_dir(a->ckpt_dir);
 	copy_tree_remove(x->work);
 	mkdir(x->work, 0700);
 	if (req->criu)
 		x->criu = *req->criu;
-	if (req->bench_from_tmpfs) {
-		/* Baseline: the images in guest memory first, then CRIU alone. */
-		char dst[300];
-		snprintf(dst, sizeof(dst), "%s/rimg-%s", x->a->ckpt_dir, s->id);
-		copy_tree_remove(dst);
-		char src[sizeof(x->images)];
-		snprintf(src, sizeof(src), "%s", x->share0[0] ? x->share0 : x->images);
-		snprintf(x->images, sizeof(x->images), "%s", dst);
-		char *argv[] = {a->self_path, (char *)"--copy-tree", src, dst, NULL};
-		x->t0 = agent_now_ms();
-		if (agent_job_start(a, argv, restore_copied, x, &e) < 0)
-			restore_fail(x, e->code, e->msg);
-		return;
-	}
-	restore_start_criu(x);
+	if (req->bench_from_tmpfs)
+		restore_via_tmpfs(x);
+	else
+		restore_start_criu(x);
 }

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,6 +29,43 @@ ssize_t fd_read(int fd, void *buf, size_t len)
 	do
 		n = read(fd, buf, len);
 	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
+int fd_copy_stream(int in, int out, void *buf, size_t size)
+{
+	for (;;) {
+		ssize_t n = fd_read(in, buf, size);
+		if (n <= 0)
+			return (int)n;
+		int r = fd_write_all(out, buf, (size_t)n);
+		if (r < 0)
+			return r;
+	}
+}
+
+ssize_t fd_send_fds(int sock, const void *data, size_t len, const int *fds, size_t nfds, int flags)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * FD_SEND_MAX)];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+
+	if (nfds > FD_SEND_MAX)
+		return -EINVAL;
+	if (nfds) {
+		memset(&u, 0, sizeof(u));
+		msg.msg_control = u.buf;
+		msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+	}
+	ssize_t n = sendmsg(sock, &msg, flags | MSG_NOSIGNAL);
 	return n < 0 ? -errno : n;
 }
 

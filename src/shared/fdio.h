@@ -20,6 +20,21 @@ ssize_t fd_read(int fd, void *buf, size_t len);
  * -ENOMEM or the -errno of read(). *len (when not NULL) gets the length. */
 int fd_read_bounded(int fd, size_t max, char **out, size_t *len);
 
+/* Copies in to its end into out through buf[size] (the caller's scratch),
+ * with fd_read and fd_write_all. Returns 0, or the -errno of the read or
+ * write that failed. */
+int fd_copy_stream(int in, int out, void *buf, size_t size);
+
+/* At most this many descriptors go with one fd_send_fds. */
+#define FD_SEND_MAX 4
+
+/* One sendmsg() of data[len] on the unix socket sock with fds[nfds] attached
+ * (SCM_RIGHTS; none when nfds is 0), flags | MSG_NOSIGNAL (a peer gone is
+ * -EPIPE, never SIGPIPE). The fds stay the caller's. Not retried: returns
+ * the bytes sent (a stream socket may take fewer than len; the fds went
+ * with the first of them), or -errno (-EINVAL for nfds over FD_SEND_MAX). */
+ssize_t fd_send_fds(int sock, const void *data, size_t len, const int *fds, size_t nfds, int flags);
+
 /* mkdir -p: creates path and its missing parents with mode. An existing
  * directory is not an error. Names the directory it could not make. */
 int mkdir_p(const char *path, int mode, struct error **err);

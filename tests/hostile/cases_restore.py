@@ -7,7 +7,7 @@ import subprocess
 import threading
 import time
 
-from hostile_env import COCOON, SECRET, Env, alive, case, good_images
+from hostile_env import COCOON, Env, alive, case, good_images
 
 
 @case
@@ -47,12 +47,7 @@ def restore_logs_planted_by_the_guest_are_not_followed():
         assert "restore: logs planted for r8" in env.log_text(), "the restore never reached the guest"
         assert rc not in (0, None), f"rc {rc} {err!r}"
         assert took < 20, f"took {took:.1f} s"
-        for dirpath, _, files in os.walk(env.tmp):
-            for n in files:
-                p = os.path.join(dirpath, n)
-                if p != env.secret and not os.path.islink(p) and os.path.isfile(p):
-                    with open(p, "rb") as f:
-                        assert SECRET not in f.read(), f"the canary was copied to {p}"
+        env.assert_secret_not_copied()
         assert env.canary_intact(), "the canary was touched"
 
 

@@ -127,6 +127,17 @@ boot_timeout_ms = 10000
         except OSError:
             return False
 
+    def assert_secret_not_copied(self):
+        """No regular file under the case's directory but the canary itself
+        holds the host's secret (a log the guest made a link or a FIFO was
+        not followed into a copy)."""
+        for dirpath, _, files in os.walk(self.tmp):
+            for n in files:
+                p = os.path.join(dirpath, n)
+                if p != self.secret and not os.path.islink(p) and os.path.isfile(p):
+                    with open(p, "rb") as f:
+                        assert SECRET not in f.read(), f"the canary was copied to {p}"
+
     def __enter__(self):
         return self
 

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "cleanup.h"
+#include "unit-file.h"
 #include "exec.h"
 #include "spec.h"
 
@@ -127,14 +128,10 @@ static void test_build(void **st)
 	(void)st;
 	_cleanup_error_ struct error *err = NULL;
 	char dir[] = "/tmp/cocoon-test-exec.XXXXXX", file[64];
-	assert_non_null(mkdtemp(dir));
-	snprintf(file, sizeof(file), "%s/process.json", dir);
-	FILE *f = fopen(file, "w");
-	assert_non_null(f);
-	fputs("{\"args\": [\"payload\", \"sleep\"], \"cwd\": \"/\", \"env\": [\"X=y\"],"
-	      " \"user\": {\"uid\": 0, \"gid\": 0}}",
-	      f);
-	fclose(f);
+	unit_file(dir, "process.json",
+		  "{\"args\": [\"payload\", \"sleep\"], \"cwd\": \"/\", \"env\": [\"X=y\"],"
+		  " \"user\": {\"uid\": 0, \"gid\": 0}}",
+		  file, sizeof(file));
 	char *env[] = {"Z=1"};
 	struct global_opts g = {.root = dir};
 	struct exec_options o = {.process_file = file, .env = env, .n_env = 1, .cwd = "/srv"};

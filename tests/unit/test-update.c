@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "cleanup.h"
+#include "unit-file.h"
 #include "stats.h"
 #include "update.h"
 
@@ -118,14 +119,10 @@ static void test_resources_file(void **st)
 	(void)st;
 	_cleanup_error_ struct error *err = NULL;
 	char dir[] = "/tmp/cocoon-test-update.XXXXXX", file[64];
-	assert_non_null(mkdtemp(dir));
-	snprintf(file, sizeof(file), "%s/r.json", dir);
-	FILE *f = fopen(file, "w");
-	assert_non_null(f);
-	fputs("{\"memory\": {\"limit\": 134217728, \"swap\": 268435456},"
-	      " \"cpu\": {\"quota\": 20000}}",
-	      f);
-	fclose(f);
+	unit_file(dir, "r.json",
+		  "{\"memory\": {\"limit\": 134217728, \"swap\": 268435456},"
+		  " \"cpu\": {\"quota\": 20000}}",
+		  file, sizeof(file));
 	struct update_request u;
 	update_init(&u);
 	update_ignore(&u, "blkio-weight");

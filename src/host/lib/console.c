@@ -1,5 +1,6 @@
 #include "console.h"
 #include "cleanup.h"
+#include "fdio.h"
 
 #include <fcntl.h>
 #include <pty.h>
@@ -34,29 +35,15 @@ int console_send_master(const char *path, int master, struct error **err)
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	char dummy = 0;
-	struct iovec iov = {.iov_base = &dummy, .iov_len = 1};
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct msghdr msg = {.msg_iov = &iov,
-			     .msg_iovlen = 1,
-			     .msg_control = u.buf,
-			     .msg_controllen = sizeof(u.buf)};
 
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return error_setx(err, ENAMETOOLONG, "console socket %s: path too long", path);
 	strcpy(sa.sun_path, path);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		return error_set(err, errno, "console socket %s", path);
-	memset(&u, 0, sizeof(u));
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &master, sizeof(int));
-	if (sendmsg(fd, &msg, MSG_NOSIGNAL) < 0)
-		return error_set(err, errno, "console socket %s: send", path);
+	ssize_t n = fd_send_fds(fd, &dummy, 1, &master, 1, 0);
+	if (n < 0)
+		return error_set(err, (int)-n, "console socket %s: send", path);
 	return 0;
 }
 

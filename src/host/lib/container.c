@@ -240,19 +240,27 @@ int container_call(struct global_opts *g, const char *id, Cocoon__Request *req,
 	return container_call_timeout(g, id, req, resp, SHIM_CALL_TIMEOUT_MS, err);
 }
 
+int container_load_live(struct global_opts *g, const char *id, char **dir, struct error **err)
+{
+	struct container_state st;
+	int r = container_load(g, id, dir, &st, err);
+	if (r < 0)
+		return r;
+	if (st.status == STATUS_STOPPED) {
+		free(*dir);
+		*dir = NULL;
+		return error_setx(err, ESRCH, "container %s is stopped", id);
+	}
+	return 0;
+}
+
 /* A connection to container ID's shim, which must not be stopped. */
 static int container_connect(struct global_opts *g, const char *id, struct agent_client *c,
 			     struct error **err)
 {
 	_cleanup_free_ char *dir = NULL;
-	struct container_state st;
-
-	int r = container_load(g, id, &dir, &st, err);
-	if (r < 0)
-		return r;
-	if (st.status == STATUS_STOPPED)
-		return error_setx(err, EINVAL, "container %s is stopped", id);
-	return shim_connect(dir, id, c, err);
+	int r = container_load_live(g, id, &dir, err);
+	return r < 0 ? r : shim_connect(dir, id, c, err);
 }
 
 int container_call_timeout(struct global_opts *g, const char *id, Cocoon__Request *req,

@@ -58,6 +58,11 @@ void container_reap_stale(const char *dir);
 int container_load(struct global_opts *g, const char *id, char **dir, struct container_state *st,
 		   struct error **err);
 
+/* container_load for a container that must not be stopped (a request to
+ * its shim follows): -ESRCH with *err "container ID is stopped" when it
+ * is. *dir as container_load's. */
+int container_load_live(struct global_opts *g, const char *id, char **dir, struct error **err);
+
 /* Sends one request to the container's shim and waits for the reply. */
 int container_call(struct global_opts *g, const char *id, Cocoon__Request *req,
 		   Cocoon__Response **resp, struct error **err);

@@ -68,13 +68,10 @@ int stats_container(struct global_opts *g, const char *id, json_object **out, st
 	Cocoon__StatsRequest sr = COCOON__STATS_REQUEST__INIT;
 	Cocoon__Response *resp = NULL;
 	_cleanup_free_ char *dir = NULL;
-	struct container_state st;
 
-	int r = container_load(g, id, &dir, &st, err);
+	int r = container_load_live(g, id, &dir, err);
 	if (r < 0)
-		return r;
-	if (st.status == STATUS_STOPPED)
-		return error_setx(err, ESRCH, "events %s: container is stopped", id);
+		return r == -ESRCH ? error_wrap(err, "events %s", id) : r;
 	sr.id = (char *)id;
 	req.body_case = COCOON__REQUEST__BODY_STATS;
 	req.stats = &sr;

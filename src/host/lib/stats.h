@@ -20,6 +20,6 @@ json_object *stats_json(const char *id, const Cocoon__StatsReply *s);
 
 /* Asks container ID's guest for its figures and returns the stats event in
  * *out (the caller's, json_object_put). Returns 0; -ESRCH with *err set
- * when the container is stopped; another negative errno with *err set,
+ * when the container is stopped (container_load_live); another negative errno with *err set,
  * naming the container. */
 int stats_container(struct global_opts *g, const char *id, json_object **out, struct error **err);

@@ -187,17 +187,14 @@ int update_container(struct global_opts *g, const char *id, struct update_reques
 		     struct error **err)
 {
 	_cleanup_free_ char *dir = NULL;
-	struct container_state st;
 	int r;
 
 	if (u->resources && update_read_resources(u, u->resources, err) < 0)
 		return error_wrap(err, "update %s", id);
 	if (*u->ignored)
 		log_warning("update %s: not applied inside the VM, ignored: %s", id, u->ignored);
-	if ((r = container_load(g, id, &dir, &st, err)) < 0)
-		return r;
-	if (st.status == STATUS_STOPPED)
-		return error_setx(err, EINVAL, "update %s: container is stopped", id);
+	if ((r = container_load_live(g, id, &dir, err)) < 0)
+		return r == -ESRCH ? error_wrap(err, "update %s", id) : r;
 	if (!u->ur.set_memory && !u->ur.set_pids && !u->ur.set_cpu_max && !u->ur.set_cpu_weight)
 		return 0;
 	if (update_send(g, id, dir, u, err) < 0)

@@ -60,15 +60,11 @@ static bool is_event(const Cocoon__Response *r)
 static int send_frame(struct agent_client *c, const uint8_t *buf, size_t len, const int *fds,
 		      size_t nfds, long long deadline, struct error **err)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * 4)];
-		struct cmsghdr align;
-	} u;
 	int limit = c->send_timeout_ms > 0 ? c->send_timeout_ms : AGENT_SEND_TIMEOUT_MS;
 	const char *sep = c->what[0] ? ": " : "";
 	size_t sent = 0;
 
-	if (nfds > 4)
+	if (nfds > FD_SEND_MAX)
 		return error_setx(err, EINVAL, "too many descriptors");
 	if (c->broken)
 		return error_setx(err, EPIPE, "%s%sagent channel closed after a protocol violation",
@@ -79,29 +75,19 @@ static int send_frame(struct agent_client *c, const uint8_t *buf, size_t len, co
 	if (c->stalled_since)
 		until = start; /* no room then: fail at once, not for every send again */
 	while (sent < len) {
-		struct iovec iov = {.iov_base = (void *)(buf + sent), .iov_len = len - sent};
-		struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-		if (nfds && sent == 0) {
-			memset(&u, 0, sizeof(u));
-			msg.msg_control = u.buf;
-			msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-			struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-			cm->cmsg_level = SOL_SOCKET;
-			cm->cmsg_type = SCM_RIGHTS;
-			cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-			memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
-		}
-		/* MSG_NOSIGNAL: a VM that died must be an error, not a SIGPIPE. */
-		ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		/* The fds go with the first byte. fd_send_fds adds MSG_NOSIGNAL:
+		 * a VM that died must be an error, not a SIGPIPE. */
+		ssize_t n = fd_send_fds(c->fd, buf + sent, len - sent, fds, sent == 0 ? nfds : 0,
+					MSG_DONTWAIT);
 		if (n > 0) {
 			sent += (size_t)n;
 			c->stalled_since = 0;
 			continue;
 		}
-		if (n < 0 && errno == EINTR)
+		if (n == -EINTR)
 			continue;
-		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-			return error_set(err, errno, "%s%swrite to agent channel", c->what, sep);
+		if (n < 0 && n != -EAGAIN && n != -EWOULDBLOCK)
+			return error_set(err, (int)-n, "%s%swrite to agent channel", c->what, sep);
 		long long now = now_ms();
 		if (now < until) {
 			struct pollfd p = {.fd = c->fd, .events = POLLOUT};

@@ -1,6 +1,7 @@
 /* QMP client (qmp.h). */
 #include "qmp.h"
 #include "cleanup.h"
+#include "fdio.h"
 #include "paths.h"
 
 #include <json-c/json.h>
@@ -44,20 +45,10 @@ static int qmp_read_line(struct qmp *q, char **line, long long deadline, struct 
  * reply would leave every later reply one message behind). */
 int qmp_call(struct qmp *q, const char *cmd, int fd, char **reply, struct error **err)
 {
-	char ctl[CMSG_SPACE(sizeof(int))] = {0};
-	struct iovec iov = {.iov_base = (void *)cmd, .iov_len = strlen(cmd)};
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-	if (fd >= 0) {
-		msg.msg_control = ctl;
-		msg.msg_controllen = sizeof(ctl);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
-	if (sendmsg(q->fd, &msg, MSG_NOSIGNAL) != (ssize_t)iov.iov_len)
-		return error_set(err, errno ? errno : EIO, "QMP: send");
+	size_t len = strlen(cmd);
+	ssize_t sent = fd_send_fds(q->fd, cmd, len, &fd, fd >= 0 ? 1 : 0, 0);
+	if (sent != (ssize_t)len)
+		return error_set(err, sent < 0 ? (int)-sent : EIO, "QMP: send");
 	long long deadline = now_ms() + QMP_TIMEOUT_MS;
 	for (;;) {
 		_cleanup_free_ char *line = NULL;
