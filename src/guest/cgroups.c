@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int write_file(const char *cgroup, const char *name, const char *value)
+int cgroup_write(const char *cgroup, const char *name, const char *value)
 {
-	char path[192];
+	char path[256];
 	snprintf(path, sizeof(path), "%s/%s", cgroup, name);
 	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
 	size_t n = strlen(value);
@@ -36,7 +36,7 @@ static int enable_controller(const char *name)
 		return 0;
 	char value[16];
 	snprintf(value, sizeof(value), "+%s", name);
-	int r = write_file("/sys/fs/cgroup", "cgroup.subtree_control", value);
+	int r = cgroup_write("/sys/fs/cgroup", "cgroup.subtree_control", value);
 	if (r == 0 && strlen(done) + strlen(word) < sizeof(done))
 		strcat(done, word);
 	return r;
@@ -65,7 +65,7 @@ int cgroups_apply_unified(const char *cgroup, Cocoon__CgroupFile *const *files, 
 				 name, controller, strerror(-e));
 			return e;
 		}
-		if ((e = write_file(cgroup, name, files[i]->value)) < 0) {
+		if ((e = cgroup_write(cgroup, name, files[i]->value)) < 0) {
 			if (e == -ENOENT)
 				snprintf(
 					msg, msg_size,
@@ -140,7 +140,7 @@ int cgroups_apply(const char *cgroup, const Cocoon__Resources *r, unsigned mask,
 				 w[i].controller, strerror(-e));
 			return e;
 		}
-		if ((e = write_file(cgroup, w[i].file, w[i].value)) < 0) {
+		if ((e = cgroup_write(cgroup, w[i].file, w[i].value)) < 0) {
 			snprintf(msg, msg_size, "%s = %s: %s", w[i].file, w[i].value, strerror(-e));
 			return e;
 		}

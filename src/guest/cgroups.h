@@ -9,6 +9,11 @@
 #define CGROUPS_CPU_MAX 4u
 #define CGROUPS_CPU_WEIGHT 8u
 
+/* Writes value to the file name of the cgroup directory cgroup (cgroup v1 or v2,
+ * a path under /sys/fs/cgroup). Returns 0, or -errno from open() or a short
+ * write(). The kernel takes a cgroup file's value in one write (cgroup-v2.rst). */
+int cgroup_write(const char *cgroup, const char *name, const char *value);
+
 /* Writes memory.max, pids.max, cpu.max and cpu.weight of cgroup (a path)
  * from r. mask names the files (a value of 0 in r writes "max", or the
  * default weight 100); mask 0 means each one r sets (> 0), as at create.

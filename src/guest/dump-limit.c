@@ -15,17 +15,6 @@
 #define DUMP_LIMIT_ROOT "/sys/fs/cgroup"
 #define DUMP_LIMIT_PREFIX ".dump-"
 
-static int write_value(const char *dir, const char *name, const char *value)
-{
-	char path[256];
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
-	size_t n = strlen(value);
-	if (fd < 0 || write(fd, value, n) != (ssize_t)n)
-		return -errno;
-	return 0;
-}
-
 /* The cgroups of earlier dumps whose leftovers were not reaped in time. */
 static void sweep(void)
 {
@@ -55,7 +44,7 @@ int dump_limit_open(struct dump_limit *l, const char *ckid, long avail_kib)
 		max = DUMP_LIMIT_MIN_KIB;
 	char value[32];
 	snprintf(value, sizeof(value), "%ld", max * 1024);
-	int r = write_value(path, "memory.max", value);
+	int r = cgroup_write(path, "memory.max", value);
 	if (r < 0) {
 		rmdir(path);
 		return r;
@@ -76,7 +65,7 @@ void dump_limit_close(struct dump_limit *l)
 		return;
 	/* cgroup.kill (Linux 5.14) SIGKILLs every task in it; the agent, as
 	 * PID 1, reaps the ones CRIU left behind. */
-	int r = write_value(l->path, "cgroup.kill", "1");
+	int r = cgroup_write(l->path, "cgroup.kill", "1");
 	if (r < 0)
 		agent_log(NULL, "%s/cgroup.kill: %s", l->path, strerror(-r));
 	(void)rmdir(l->path); /* busy until they are reaped: swept next time */
