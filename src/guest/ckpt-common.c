@@ -27,6 +27,20 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+void ckpt_send_progress(struct agent *a, const char *cid, const char *stage, uint64_t bytes,
+			long long elapsed_ms)
+{
+	Cocoon__Response resp = COCOON__RESPONSE__INIT;
+	Cocoon__CheckpointProgress ev = COCOON__CHECKPOINT_PROGRESS__INIT;
+	ev.id = (char *)cid;
+	ev.stage = (char *)stage;
+	ev.bytes = bytes;
+	ev.elapsed_ms = elapsed_ms > 0 ? (uint64_t)elapsed_ms : 0;
+	resp.body_case = COCOON__RESPONSE__BODY_PROGRESS;
+	resp.progress = &ev;
+	agent_send_response(a, &resp);
+}
+
 /* mkdir -p, for runtime.guest_checkpoint_dir. */
 void ckpt_ensure_dir(const char *path)
 {

@@ -21,6 +21,12 @@
  * limits.checkpoint_silence_ms without one (src/host/shim/shim.h). ms. */
 #define CKPT_PROGRESS_MS 1000
 
+/* Sends the host a CheckpointProgress event (id 0) of container CID: the
+ * checkpoint or restore goes on, at STAGE, BYTES of images so far,
+ * ELAPSED_MS in. */
+void ckpt_send_progress(struct agent *a, const char *cid, const char *stage, uint64_t bytes,
+			long long elapsed_ms);
+
 /* mkdir -p PATH (up to 127 bytes), for runtime.guest_checkpoint_dir. */
 void ckpt_ensure_dir(const char *path);
 /* Fills ST from CRIU's stats-dump or stats-restore file at PATH; fields it

@@ -1,5 +1,7 @@
 /* Pods: the sandbox's shim serves the requests of its members' shims. */
 #include "shim-pod.h"
+#include "shim-checkpoint.h"
+#include "log.h"
 #include "shim-state.h"
 #include "agent-client.h"
 #include "cleanup.h"
@@ -216,6 +218,9 @@ static void forward_start(struct shim *s, struct shim_client *c, Cocoon__Request
 				   .client_fd = c->fd,
 				   .deadline_ms = now_ms() + SHIM_CHECKPOINT_TIMEOUT_MS};
 	snprintf(f->member, sizeof(f->member), "%s", c->member);
+	agent_progress_start(&f->progress);
+	if (!joining && req->checkpoint->checkpoint_id)
+		snprintf(f->ckid, sizeof(f->ckid), "%s", req->checkpoint->checkpoint_id);
 }
 
 /* Container id was sent its SIGKILL: its late events are dropped until
@@ -264,6 +269,34 @@ void shim_forward_reply(struct shim *s, struct shim_forward *f, const Cocoon__Re
 	shim_send_to_client(f->client_fd, &out);
 }
 
+/* ms until forward F is given up on: its deadline, or for a checkpoint
+ * or restore, the silence bound if that comes first. */
+static long long forward_left(struct shim *s, const struct shim_forward *f)
+{
+	if (f->kind == COCOON__REQUEST__BODY_CHECKPOINT)
+		return shim_checkpoint_left(s, &f->progress, f->deadline_ms);
+	long long left = f->deadline_ms - now_ms();
+	int limit = shim_silence_ms(s);
+	if (f->kind != COCOON__REQUEST__BODY_RESTORE || limit <= 0)
+		return left;
+	long long quiet = agent_progress_left(&f->progress, limit);
+	return quiet < left ? quiet : left;
+}
+
+/* The error of forward F given up on. */
+static void forward_given_up(struct shim *s, const struct shim_forward *f, struct error **err)
+{
+	int limit = shim_silence_ms(s);
+	if (f->kind == COCOON__REQUEST__BODY_CHECKPOINT)
+		shim_checkpoint_given_up(s, &f->progress, f->member, f->deadline_ms, err);
+	else if (f->kind == COCOON__REQUEST__BODY_RESTORE && limit > 0 &&
+		 now_ms() < f->deadline_ms)
+		agent_progress_silence_error(&f->progress, "restore", f->member, limit, err);
+	else
+		error_setx(err, ETIMEDOUT, "%s: the agent did not answer in time",
+			   proto_request_name(f->kind));
+}
+
 int shim_forward_check_deadlines(struct shim *s)
 {
 	int next = -1;
@@ -271,8 +304,10 @@ int shim_forward_check_deadlines(struct shim *s)
 		struct shim_forward *f = &s->fwd[i];
 		if (!f->active)
 			continue;
-		long long left = f->deadline_ms - now_ms();
+		long long left = forward_left(s, f);
 		if (left > 0) {
+			if (left > INT32_MAX)
+				left = INT32_MAX;
 			next = next < 0 || left < next ? (int)left : next;
 			continue;
 		}
@@ -280,12 +315,25 @@ int shim_forward_check_deadlines(struct shim *s)
 		struct shim_client *c = client_of_fd(s, f->client_fd);
 		if (c && f->kind != COCOON__REQUEST__BODY_CHECKPOINT)
 			member_unregister(c);
-		error_setx(&err, ETIMEDOUT, "%s: the agent did not answer in time",
-			   proto_request_name(f->kind));
+		forward_given_up(s, f, &err);
 		shim_reply_error(f->client_fd, f->client_req_id, err);
 		f->active = false;
+		/* A create's late reply finds no forward, as before; a
+		 * checkpoint's or a restore's is undone. */
+		if (f->kind == COCOON__REQUEST__BODY_CHECKPOINT ||
+		    f->kind == COCOON__REQUEST__BODY_RESTORE)
+			shim_abandon(s, f->kind, f->agent_id, f->member, f->ckid);
 	}
 	return next;
+}
+
+void shim_forward_undo(struct shim *s, const struct shim_abandoned *a, const Cocoon__Response *r)
+{
+	if (a->kind != COCOON__REQUEST__BODY_RESTORE || r->error != 0)
+		return; /* a failed restore left nothing in the guest */
+	log_warning("restore %s: the guest answered after the keeper had given up on it: the container it restored is killed",
+		    a->container);
+	orphan_gone(s, a->container);
 }
 
 void shim_handle_member_request(struct shim *s, struct shim_client *c, Cocoon__Request *req)
