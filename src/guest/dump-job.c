@@ -238,7 +238,7 @@ static void ckpt_progress(struct ckpt_ctx *x, const struct agent_job *job)
 		return;
 	x->next_progress_ms = now + CKPT_PROGRESS_MS;
 	ckpt_send_progress(x->a, x->cid,
-			   job->pid == x->criu	     ? "dump"
+			   job->pid == x->criu	   ? "dump"
 			   : job->pid == x->copier ? "copy to the host"
 						   : "page server",
 			   guard_dir_bytes(x->img), now - x->t0);

@@ -23,9 +23,9 @@ struct restore_ctx {
 	Cocoon__CriuOptions criu;
 	pid_t criu_pid;
 	struct guard progress;
-	long oom_kills0;	 /* the kernel's OOM kill count when the restore began */
-	char *stop_reason;	 /* why the agent stopped CRIU */
-	struct guard_death lost; /* a restored task that died under CRIU (pid 0: none) */
+	long oom_kills0;	    /* the kernel's OOM kill count when the restore began */
+	char *stop_reason;	    /* why the agent stopped CRIU */
+	struct guard_death lost;    /* a restored task that died under CRIU (pid 0: none) */
 	long long next_progress_ms; /* when the host hears from the restore next */
 };
 

@@ -63,8 +63,7 @@ static const struct key_def keys[] = {
 	{"limits", "channel_send_timeout_ms", T_INT, OFF(channel_send_timeout_ms), 100, 3600000,
 	 NULL},
 	/* At least three of the agent's beats (guest CKPT_PROGRESS_MS). */
-	{"limits", "checkpoint_silence_ms", T_INT, OFF(checkpoint_silence_ms), 3000, 3600000,
-	 NULL},
+	{"limits", "checkpoint_silence_ms", T_INT, OFF(checkpoint_silence_ms), 3000, 3600000, NULL},
 };
 
 static void set_string(char **field, const char *value)

@@ -80,11 +80,12 @@ int shim_checkpoint_given_up(struct shim *s, const struct agent_progress *p, con
 {
 	int limit = shim_silence_ms(s);
 	if (limit <= 0 || now_ms() >= deadline_ms)
-		return error_setx(err, ETIMEDOUT,
-				  "checkpoint %s: the agent did not answer within %d min" CHECKPOINT_GIVEN_UP,
-				  id, SHIM_CHECKPOINT_TIMEOUT_MS / 60000);
+		return error_setx(
+			err, ETIMEDOUT,
+			"checkpoint %s: the agent did not answer within %d min" CHECKPOINT_GIVEN_UP,
+			id, SHIM_CHECKPOINT_TIMEOUT_MS / 60000);
 	_cleanup_error_ struct error *quiet = NULL;
-	agent_progress_silence_error(p, "checkpoint", id, limit, &quiet);
+	(void)agent_progress_silence_error(p, "checkpoint", id, limit, &quiet); /* its text */
 	return error_setx(err, ETIMEDOUT, "%s" CHECKPOINT_GIVEN_UP, quiet->msg);
 }
 
@@ -111,7 +112,8 @@ int shim_checkpoint_check_deadline(struct shim *s)
 		return left > INT32_MAX ? INT32_MAX : (int)left;
 	_cleanup_error_ struct error *err = NULL;
 	shim_checkpoint_unhold(s);
-	shim_checkpoint_given_up(s, &s->ckpt.progress, s->args->id, s->ckpt.deadline_ms, &err);
+	(void)shim_checkpoint_given_up(s, &s->ckpt.progress, s->args->id, s->ckpt.deadline_ms,
+				       &err); /* always -ETIMEDOUT: the error is what goes on */
 	shim_reply_error(s->ckpt.client_fd, s->ckpt.client_req_id, err);
 	s->ckpt.active = false;
 	shim_abandon(s, COCOON__REQUEST__BODY_CHECKPOINT, s->ckpt.agent_id, s->args->id,
@@ -132,7 +134,8 @@ static void state_dir_path(const struct shim *s, char *out, size_t size)
 void shim_checkpoint_undo(struct shim *s, const struct shim_abandoned *a, const Cocoon__Response *r)
 {
 	char dir[4200];
-	bool ok = r->error == 0 && r->body_case == COCOON__RESPONSE__BODY_CHECKPOINT && r->checkpoint;
+	bool ok =
+		r->error == 0 && r->body_case == COCOON__RESPONSE__BODY_CHECKPOINT && r->checkpoint;
 	/* What the guest wrote for it: never published, so nothing is left
 	 * that looks like a checkpoint (the client removed what it saw at
 	 * the time; the guest wrote on after that). */

@@ -288,10 +288,11 @@ static void forward_given_up(struct shim *s, const struct shim_forward *f, struc
 {
 	int limit = shim_silence_ms(s);
 	if (f->kind == COCOON__REQUEST__BODY_CHECKPOINT)
-		shim_checkpoint_given_up(s, &f->progress, f->member, f->deadline_ms, err);
-	else if (f->kind == COCOON__REQUEST__BODY_RESTORE && limit > 0 &&
-		 now_ms() < f->deadline_ms)
-		agent_progress_silence_error(&f->progress, "restore", f->member, limit, err);
+		(void)shim_checkpoint_given_up(s, &f->progress, f->member, f->deadline_ms,
+					       err); /* always -ETIMEDOUT: *err is the answer */
+	else if (f->kind == COCOON__REQUEST__BODY_RESTORE && limit > 0 && now_ms() < f->deadline_ms)
+		(void)agent_progress_silence_error(&f->progress, "restore", f->member, limit,
+						   err); /* always -ETIMEDOUT: *err is the answer */
 	else
 		error_setx(err, ETIMEDOUT, "%s: the agent did not answer in time",
 			   proto_request_name(f->kind));
@@ -331,8 +332,9 @@ void shim_forward_undo(struct shim *s, const struct shim_abandoned *a, const Coc
 {
 	if (a->kind != COCOON__REQUEST__BODY_RESTORE || r->error != 0)
 		return; /* a failed restore left nothing in the guest */
-	log_warning("restore %s: the guest answered after the keeper had given up on it: the container it restored is killed",
-		    a->container);
+	log_warning(
+		"restore %s: the guest answered after the keeper had given up on it: the container it restored is killed",
+		a->container);
 	orphan_gone(s, a->container);
 }
 

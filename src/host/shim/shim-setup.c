@@ -153,9 +153,10 @@ static int restore_container(struct shim *s, struct error **err)
 	 * (limits.checkpoint_silence_ms), and the VM goes with the shim. A
 	 * member's keeper watches its restore (shim_forward_check_deadlines). */
 	int silence = shim_silence_ms(s);
-	int r = silence > 0 ? agent_call_watched(&s->sb.agent, &req, s->args->id, silence, &resp,
-						 SHIM_CHECKPOINT_TIMEOUT_MS, err)
-			    : agent_call(&s->sb.agent, &req, &resp, SHIM_CHECKPOINT_TIMEOUT_MS, err);
+	int r = silence > 0
+			? agent_call_watched(&s->sb.agent, &req, s->args->id, silence, &resp,
+					     SHIM_CHECKPOINT_TIMEOUT_MS, err)
+			: agent_call(&s->sb.agent, &req, &resp, SHIM_CHECKPOINT_TIMEOUT_MS, err);
 	char *more = NULL;
 	if (r == -ETIMEDOUT && err && *err &&
 	    asprintf(&more, "%s; the restore failed and its VM is stopped", (*err)->msg) >= 0) {

@@ -485,8 +485,8 @@ int agent_call_fds(struct agent_client *c, Cocoon__Request *req, const int *fds,
 	return call_fds_watched(c, req, fds, nfds, NULL, resp, timeout_ms, err);
 }
 
-int agent_call_watched(struct agent_client *c, Cocoon__Request *req, const char *id,
-		       int silence_ms, Cocoon__Response **resp, int timeout_ms, struct error **err)
+int agent_call_watched(struct agent_client *c, Cocoon__Request *req, const char *id, int silence_ms,
+		       Cocoon__Response **resp, int timeout_ms, struct error **err)
 {
 	struct call_watch w = {.id = id, .silence_ms = silence_ms};
 	return call_fds_watched(c, req, NULL, 0, &w, resp, timeout_ms, err);

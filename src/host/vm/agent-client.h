@@ -116,8 +116,8 @@ void agent_loopback_hold_request(Cocoon__Request *req, Cocoon__LoopbackHoldReque
 /* agent_call() for a request the agent reports progress on (a restore of
  * container ID): it also fails, with agent_progress_silence_error(), once
  * SILENCE_MS go by without a CheckpointProgress event of ID. */
-int agent_call_watched(struct agent_client *c, Cocoon__Request *req, const char *id,
-		       int silence_ms, Cocoon__Response **resp, int timeout_ms, struct error **err);
+int agent_call_watched(struct agent_client *c, Cocoon__Request *req, const char *id, int silence_ms,
+		       Cocoon__Response **resp, int timeout_ms, struct error **err);
 
 /* agent_call() that passes file descriptors along with the request
  * (SCM_RIGHTS; the shim's control socket only). */
