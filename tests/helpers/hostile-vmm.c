@@ -96,9 +96,43 @@ static void reply_error(uint64_t id, int code, const char *msg)
 	flush();
 }
 
+static void progress_event(const char *id, const char *stage)
+{
+	Cocoon__Response r = COCOON__RESPONSE__INIT;
+	Cocoon__CheckpointProgress ev = COCOON__CHECKPOINT_PROGRESS__INIT;
+	r.body_case = COCOON__RESPONSE__BODY_PROGRESS;
+	r.progress = &ev;
+	ev.id = (char *)id;
+	ev.stage = (char *)stage;
+	queue(&r);
+	flush();
+}
+
+/* "checkpoint-late": a guest that goes quiet in a checkpoint, then wakes:
+ * no word of it until the host's next request, then the dump, done, with
+ * the container left frozen for the host to kill or thaw. */
+static uint64_t late_ckpt_id;
+static char late_ckpt_ckid[80], late_ckpt_of[80];
+static bool late_ckpt_leave, went_quiet;
+
 static void checkpoint(uint64_t id, const Cocoon__CheckpointRequest *cr)
 {
 	char named[4200];
+	if (is("checkpoint-late") && !went_quiet) {
+		went_quiet = true;
+		late_ckpt_id = id;
+		snprintf(late_ckpt_ckid, sizeof(late_ckpt_ckid), "%s", cr->checkpoint_id);
+		snprintf(late_ckpt_of, sizeof(late_ckpt_of), "%s", cr->id);
+		late_ckpt_leave = cr->leave_running;
+		note("checkpoint: quiet ", cr->checkpoint_id);
+		return;
+	}
+	/* "checkpoint-progress": the dump takes 8 s and the agent says so
+	 * every half second. */
+	for (int i = 0; is("checkpoint-progress") && i < 16; i++) {
+		progress_event(cr->id, "dump");
+		usleep(500 * 1000);
+	}
 	if (!plant(cr->checkpoint_id, named, sizeof(named))) {
 		reply_error(id, EIO,
 			    is("bad-text")
@@ -115,6 +149,7 @@ static void checkpoint(uint64_t id, const Cocoon__CheckpointRequest *cr)
 	rep.shared_path = named;
 	rep.files = 4;
 	rep.bytes = 8192;
+	rep.left_frozen = is("checkpoint-late") && !cr->leave_running;
 	/* "bad-route": terminal controls where the route's name belongs
 	 * (printed by checkpoint --print-stats). */
 	if (is("bad-route"))
@@ -246,6 +281,17 @@ static void handle(const Cocoon__Request *req)
 	Cocoon__ShutdownReply bye = COCOON__SHUTDOWN_REPLY__INIT;
 	r.id = req->id;
 	note("request ", proto_request_name(req->body_case));
+	if (late_ckpt_id) {
+		/* Awake: the quiet checkpoint's answer comes first. */
+		Cocoon__CheckpointRequest cr = COCOON__CHECKPOINT_REQUEST__INIT;
+		uint64_t late = late_ckpt_id;
+		cr.checkpoint_id = late_ckpt_ckid;
+		cr.id = late_ckpt_of;
+		cr.leave_running = late_ckpt_leave;
+		late_ckpt_id = 0;
+		note("checkpoint: late answer ", late_ckpt_ckid);
+		checkpoint(late, &cr);
+	}
 	switch (req->body_case) {
 	case COCOON__REQUEST__BODY_PING: {
 		Cocoon__Pong pong = COCOON__PONG__INIT;

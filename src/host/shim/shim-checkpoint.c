@@ -75,17 +75,16 @@ void shim_checkpoint_reply(struct shim *s, const Cocoon__Response *r)
 #define CHECKPOINT_GIVEN_UP                                                                        \
 	"; no images are published, and should the guest answer later, its images are discarded and the container is put back as it was (running, or paused if it was)"
 
-int shim_checkpoint_given_up(struct shim *s, const struct agent_progress *p, const char *id,
-			     long long deadline_ms, struct error **err)
+int shim_checkpoint_given_up(struct shim *s, const struct agent_progress *p, long long deadline_ms,
+			     struct error **err)
 {
 	int limit = shim_silence_ms(s);
 	if (limit <= 0 || now_ms() >= deadline_ms)
-		return error_setx(
-			err, ETIMEDOUT,
-			"checkpoint %s: the agent did not answer within %d min" CHECKPOINT_GIVEN_UP,
-			id, SHIM_CHECKPOINT_TIMEOUT_MS / 60000);
+		return error_setx(err, ETIMEDOUT,
+				  "the agent did not answer within %d min" CHECKPOINT_GIVEN_UP,
+				  SHIM_CHECKPOINT_TIMEOUT_MS / 60000);
 	_cleanup_error_ struct error *quiet = NULL;
-	(void)agent_progress_silence_error(p, "checkpoint", id, limit, &quiet); /* its text */
+	(void)agent_progress_silence_error(p, "checkpoint", limit, &quiet); /* its text */
 	return error_setx(err, ETIMEDOUT, "%s" CHECKPOINT_GIVEN_UP, quiet->msg);
 }
 
@@ -112,7 +111,7 @@ int shim_checkpoint_check_deadline(struct shim *s)
 		return left > INT32_MAX ? INT32_MAX : (int)left;
 	_cleanup_error_ struct error *err = NULL;
 	shim_checkpoint_unhold(s);
-	(void)shim_checkpoint_given_up(s, &s->ckpt.progress, s->args->id, s->ckpt.deadline_ms,
+	(void)shim_checkpoint_given_up(s, &s->ckpt.progress, s->ckpt.deadline_ms,
 				       &err); /* always -ETIMEDOUT: the error is what goes on */
 	shim_reply_error(s->ckpt.client_fd, s->ckpt.client_req_id, err);
 	s->ckpt.active = false;

@@ -23,12 +23,13 @@ int shim_checkpoint_check_deadline(struct shim *s);
 long long shim_checkpoint_left(const struct shim *s, const struct agent_progress *p,
 			       long long deadline_ms);
 
-/* The error of a checkpoint of container ID given up on (P, DEADLINE_MS as
- * above): it names the container, the limit reached and its setting, the
- * last stage heard, and what becomes of the images and the container.
- * Returns -ETIMEDOUT. */
-int shim_checkpoint_given_up(struct shim *s, const struct agent_progress *p, const char *id,
-			     long long deadline_ms, struct error **err);
+/* The error of a checkpoint given up on (P, DEADLINE_MS as above): it
+ * names the limit reached and its setting, the last stage heard, and what
+ * becomes of the images and the container (the command's context names
+ * the container: "checkpoint c1: no word from the guest ..."). Returns
+ * -ETIMEDOUT. */
+int shim_checkpoint_given_up(struct shim *s, const struct agent_progress *p, long long deadline_ms,
+			     struct error **err);
 
 /* The late reply R to checkpoint A, given up on: its images are removed
  * from the shared directory, never published, and a container that the

@@ -288,10 +288,10 @@ static void forward_given_up(struct shim *s, const struct shim_forward *f, struc
 {
 	int limit = shim_silence_ms(s);
 	if (f->kind == COCOON__REQUEST__BODY_CHECKPOINT)
-		(void)shim_checkpoint_given_up(s, &f->progress, f->member, f->deadline_ms,
+		(void)shim_checkpoint_given_up(s, &f->progress, f->deadline_ms,
 					       err); /* always -ETIMEDOUT: *err is the answer */
 	else if (f->kind == COCOON__REQUEST__BODY_RESTORE && limit > 0 && now_ms() < f->deadline_ms)
-		(void)agent_progress_silence_error(&f->progress, "restore", f->member, limit,
+		(void)agent_progress_silence_error(&f->progress, "restore", limit,
 						   err); /* always -ETIMEDOUT: *err is the answer */
 	else
 		error_setx(err, ETIMEDOUT, "%s: the agent did not answer in time",

@@ -403,22 +403,26 @@ long long agent_progress_left(const struct agent_progress *p, int limit_ms)
 	return p->heard_ms + limit_ms - now_ms();
 }
 
-int agent_progress_silence_error(const struct agent_progress *p, const char *what, const char *id,
-				 int limit_ms, struct error **err)
+int agent_progress_silence_error(const struct agent_progress *p, const char *what, int limit_ms,
+				 struct error **err)
 {
 	long long quiet = now_ms() - p->heard_ms;
+	char mib[48] = "";
 	if (!p->heard)
 		return error_setx(
 			err, ETIMEDOUT,
-			"%s %s: no word from the guest for %lld ms (limits.checkpoint_silence_ms = %d): it never reported the %s as started",
-			what, id, quiet, limit_ms, what);
+			"no word from the guest for %lld ms (limits.checkpoint_silence_ms = %d): it never reported the %s as started",
+			quiet, limit_ms, what);
 	/* The guest's figures, bounded for the sentence. */
+	if (p->bytes)
+		snprintf(mib, sizeof(mib), ", %.1f MiB written",
+			 (double)(p->bytes > (1ULL << 60) ? 1ULL << 60 : p->bytes) / (1 << 20));
 	return error_setx(
 		err, ETIMEDOUT,
-		"%s %s: no word from the guest for %lld ms (limits.checkpoint_silence_ms = %d): the last stage heard was \"%s\", %.1f s in, %.1f MiB written",
-		what, id, quiet, limit_ms, p->stage,
+		"no word from the guest for %lld ms (limits.checkpoint_silence_ms = %d): the last stage heard was \"%s\", %.1f s in%s",
+		quiet, limit_ms, p->stage,
 		(double)(p->elapsed_ms > 1000000000ULL ? 1000000000ULL : p->elapsed_ms) / 1000.0,
-		(double)(p->bytes > (1ULL << 60) ? 1ULL << 60 : p->bytes) / (1 << 20));
+		mib);
 }
 
 /* What agent_call_watched() watches besides the reply. */
@@ -457,8 +461,7 @@ static int call_fds_watched(struct agent_client *c, Cocoon__Request *req, const 
 		if (r == -ETIMEDOUT && w && agent_progress_left(&w->progress, w->silence_ms) <= 0) {
 			if (err)
 				error_free(err);
-			return agent_progress_silence_error(&w->progress, what, w->id,
-							    w->silence_ms, err);
+			return agent_progress_silence_error(&w->progress, what, w->silence_ms, err);
 		}
 		if (r < 0)
 			return error_wrap(err, "%s", what);

@@ -64,11 +64,12 @@ void agent_progress_start(struct agent_progress *p);
 void agent_progress_note(struct agent_progress *p, const Cocoon__CheckpointProgress *ev);
 /* ms until P's silence reaches LIMIT_MS (<= 0: it has). */
 long long agent_progress_left(const struct agent_progress *p, int limit_ms);
-/* The error of WHAT ("checkpoint", "restore") of container ID given up
- * after LIMIT_MS without a word: -ETIMEDOUT, *err naming the container,
- * the limit and its setting, and the last stage heard. */
-int agent_progress_silence_error(const struct agent_progress *p, const char *what, const char *id,
-				 int limit_ms, struct error **err);
+/* The error of WHAT ("checkpoint", "restore") given up after LIMIT_MS
+ * without a word: -ETIMEDOUT, *err naming the limit and its setting and
+ * the last stage heard (the caller's context names the container, as the
+ * command's does: "checkpoint c1: no word from the guest ..."). */
+int agent_progress_silence_error(const struct agent_progress *p, const char *what, int limit_ms,
+				 struct error **err);
 
 int agent_client_init(struct agent_client *c, int fd, struct error **err);
 
