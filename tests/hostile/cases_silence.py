@@ -96,3 +96,27 @@ def a_quiet_restore_fails_within_its_bound_and_leaves_nothing():
         vmm = [pid for pid in env.vmm_pids() if pid not in before]
         assert vmm and not any(alive(pid) for pid in vmm), f"the VMM {vmm} still runs"
         assert not os.path.exists(os.path.join(env.root, "r1")), "the state directory is left"
+
+
+@case
+def a_pod_members_quiet_restore_is_failed_by_the_keeper_and_leaves_nothing():
+    """The member's restore goes through the pod's keeper, which owns the
+    VM and watches it: the member's restore fails within the bound, its
+    shim goes, and the pod runs on."""
+    with Env("restore-hang", limits=QUIET) as env:
+        images = good_images(env)
+        env.create("sb")  # its VM hangs in restores
+        vmm = env.vmm_pids()
+        rc, err, took = env.cocoon("restore", "--image-path", images, "--bundle",
+                                   member_bundle(env, "bm", shim_pid(env, "sb")), "-d", "m1", timeout=60)
+        assert "restore: hanging" in env.log_text(), "the restore never reached the guest"
+        assert rc is not None, "the member's restore of a quiet guest hung (> 60 s)"
+        assert rc != 0, "the member's restore of a quiet guest succeeded"
+        assert took < 3 + 5, f"took {took:.1f} s to fail, the bound is 3 s"
+        for needle in ("restore m1: no word from the guest for", "(limits.checkpoint_silence_ms = 3000)"):
+            assert needle.encode() in err, f"the error lacks {needle!r}: {err!r}"
+        assert not os.path.exists(os.path.join(env.root, "m1")), "the member's state directory is left"
+        with open(os.path.join(env.tmp, "st.json"), "wb") as f:
+            rc, serr, _ = env.cocoon("state", "sb", stdout=f)
+        assert rc == 0, serr
+        assert all(alive(pid) for pid in vmm), "the pod's VM went with its member's restore"
