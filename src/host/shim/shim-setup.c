@@ -113,8 +113,15 @@ static void copy_restore_logs(struct shim *s)
 	snprintf(stats, sizeof(stats), "restore-%s." COCOON_STATS_RESTORE, s->args->id);
 	const char *const from[] = {log, stats}, *const to[] = {COCOON_RESTORE_LOG,
 								COCOON_STATS_RESTORE};
-	_cleanup_close_ int dirfd =
-		open(s->sb.shared_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	/* A pod member has no VM of its own: the guest wrote them into its
+	 * pod's (the sandbox's) shared directory. */
+	_cleanup_free_ char *pod_shared = NULL;
+	const char *shared = s->sb.shared_dir;
+	if (!shared && s->args->pod && asprintf(&pod_shared, "%s/shared", s->args->pod->dir) >= 0)
+		shared = pod_shared;
+	if (!shared)
+		return;
+	_cleanup_close_ int dirfd = open(shared, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	images_copy_logs_at(dirfd, from, to, ARRAY_SIZE(from), s->args->work_path);
 }
 
