@@ -285,8 +285,8 @@ static void handle(const Cocoon__Request *req)
 	if (is("member-silent") && !strcmp(request_target(req), "m1") &&
 	    req->body_case != COCOON__REQUEST__BODY_START) {
 		note("swallowed m1 ", req->body_case == COCOON__REQUEST__BODY_STATS
-					       ? "stats"
-					       : proto_request_name(req->body_case));
+					      ? "stats"
+					      : proto_request_name(req->body_case));
 		return;
 	}
 	switch (req->body_case) {

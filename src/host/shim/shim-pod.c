@@ -244,16 +244,16 @@ static void forward_start(struct shim *s, struct shim_client *c, Cocoon__Request
 		return;
 	}
 	const Cocoon__UpdateRequest *u = req->update;
-	bool sets_memory = req->body_case == COCOON__REQUEST__BODY_UPDATE && u->set_memory &&
-			   u->resources;
+	bool sets_memory =
+		req->body_case == COCOON__REQUEST__BODY_UPDATE && u->set_memory && u->resources;
 	*f = (struct shim_forward){
 		.active = true,
 		.kind = req->body_case,
 		.agent_id = (uint64_t)id,
 		.client_req_id = cid,
 		.client_fd = c->fd,
-		.deadline_ms = now_ms() +
-			       (long_kind ? SHIM_CHECKPOINT_TIMEOUT_MS : SHIM_MEMBER_CALL_TIMEOUT_MS),
+		.deadline_ms = now_ms() + (long_kind ? SHIM_CHECKPOINT_TIMEOUT_MS
+						     : SHIM_MEMBER_CALL_TIMEOUT_MS),
 		.update_mib = sets_memory ? shim_mib_of(u->resources->memory_limit) : -1};
 	snprintf(f->member, sizeof(f->member), "%s", c->member);
 }
