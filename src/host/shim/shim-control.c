@@ -42,7 +42,7 @@ void shim_agent_reply(void *userdata, const Cocoon__Response *r)
 			shim_forward_undo(s, &late, r);
 		return;
 	}
-	for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
+	for (int i = 0; i < SHIM_MAX_FORWARDS; i++)
 		if (s->fwd[i].active && s->fwd[i].agent_id == r->id) {
 			shim_forward_reply(s, &s->fwd[i], r);
 			return;
@@ -57,7 +57,7 @@ void shim_on_agent_progress(void *userdata, const Cocoon__CheckpointProgress *ev
 		agent_progress_note(&s->ckpt.progress, ev);
 		return;
 	}
-	for (int i = 0; i < SHIM_MAX_CLIENTS; i++) {
+	for (int i = 0; i < SHIM_MAX_FORWARDS; i++) {
 		struct shim_forward *f = &s->fwd[i];
 		if (f->active && strcmp(ev->id, f->member) == 0 &&
 		    (f->kind == COCOON__REQUEST__BODY_CHECKPOINT ||
@@ -282,7 +282,7 @@ static void client_close(struct shim *s, struct shim_client *c)
 {
 	if (s->ckpt.active && s->ckpt.client_fd == c->fd)
 		s->ckpt.client_fd = -1;
-	for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
+	for (int i = 0; i < SHIM_MAX_FORWARDS; i++)
 		if (s->fwd[i].active && s->fwd[i].client_fd == c->fd)
 			s->fwd[i].client_fd = -1;
 	for (size_t i = 0; i < c->nfds; i++)

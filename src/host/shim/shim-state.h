@@ -21,16 +21,21 @@ struct shim_client {
 	int member_mib;	 /* that container's memory limit, MiB (0: none) */
 };
 
-/* A pod member's long request (checkpoint, create, restore) that the
- * sandbox's shim forwarded without waiting for its reply: it serves the
- * pod's other containers meanwhile, and hands the reply on when it comes. */
+/* A pod member's request that the keeper sent on without waiting for its
+ * reply: every one (a guest that swallowed a member's stats ask, or its
+ * pause, held the keeper in a wait, and with it every container of the
+ * pod), not only the long ones (checkpoint, create, restore). The keeper
+ * serves the pod meanwhile, and hands the reply on when it comes, or an
+ * error at deadline_ms. */
 struct shim_forward {
 	bool active;
 	Cocoon__Request__BodyCase kind;
 	uint64_t agent_id, client_req_id;
-	int client_fd; /* -1 once that member's shim went away */
+	int client_fd; /* -1 once that member's shim went away (or none asked) */
 	long long deadline_ms;
 	char member[65]; /* the container it is for */
+	int update_mib;	 /* UPDATE of the memory limit: the new one, MiB (-1: none) */
+	bool gone_kill;	 /* the SIGKILL of a member whose shim went (shim_member_gone) */
 	/* A checkpoint or restore: the agent's word of its progress, and the
 	 * checkpoint's ID (its images' directory in the shared one). */
 	struct agent_progress progress;
@@ -82,15 +87,15 @@ struct shim {
 		char ckid[65];
 	} ckpt;
 	/* Given up on, their replies still due (a guest that went quiet and
-	 * may wake): one checkpoint of the container's own and one request
-	 * per member's slot at most. */
-	struct shim_abandoned abandoned[SHIM_MAX_CLIENTS + 1];
+	 * may wake): one checkpoint of the container's own, and a checkpoint
+	 * and a restore per member at most. */
+	struct shim_abandoned abandoned[2 * SHIM_MAX_CLIENTS + 1];
 	/* A pod's sandbox: what its containers may take together (memory
 	 * limits, MiB; docs/pods.md "Pod sizing"), where that figure comes
 	 * from, the sandbox's own limit, and the VM's vCPUs. */
 	int pod_room_mib, own_mib, vcpus;
 	char pod_room_source[200];
-	struct shim_forward fwd[SHIM_MAX_CLIENTS];
+	struct shim_forward fwd[SHIM_MAX_FORWARDS];
 	bool agent_gone; /* the channel closed: no reply will come */
 	/* A whole-VM checkpoint without --leave-running left the VM stopped
 	 * until its file is published: then a kill ends it, a thaw lets it
