@@ -67,7 +67,7 @@ static void send_bytes(const void *buf, size_t len)
 static uint8_t pending[1 << 16];
 static size_t npending;
 
-static void queue(const Cocoon__Response *r)
+void queue(const Cocoon__Response *r)
 {
 	uint8_t *buf;
 	size_t len;
@@ -80,7 +80,7 @@ static void queue(const Cocoon__Response *r)
 	free(buf);
 }
 
-static void flush(void)
+void flush(void)
 {
 	send_bytes(pending, npending);
 	npending = 0;
@@ -96,37 +96,11 @@ static void reply_error(uint64_t id, int code, const char *msg)
 	flush();
 }
 
-static void progress_event(const char *id, const char *stage)
-{
-	Cocoon__Response r = COCOON__RESPONSE__INIT;
-	Cocoon__CheckpointProgress ev = COCOON__CHECKPOINT_PROGRESS__INIT;
-	r.body_case = COCOON__RESPONSE__BODY_PROGRESS;
-	r.progress = &ev;
-	ev.id = (char *)id;
-	ev.stage = (char *)stage;
-	queue(&r);
-	flush();
-}
-
-/* "checkpoint-late": a guest that goes quiet in a checkpoint, then wakes:
- * no word of it until the host's next request, then the dump, done, with
- * the container left frozen for the host to kill or thaw. */
-static uint64_t late_ckpt_id;
-static char late_ckpt_ckid[80], late_ckpt_of[80];
-static bool late_ckpt_leave, went_quiet;
-
 static void checkpoint(uint64_t id, const Cocoon__CheckpointRequest *cr)
 {
 	char named[4200];
-	if (is("checkpoint-late") && !went_quiet) {
-		went_quiet = true;
-		late_ckpt_id = id;
-		snprintf(late_ckpt_ckid, sizeof(late_ckpt_ckid), "%s", cr->checkpoint_id);
-		snprintf(late_ckpt_of, sizeof(late_ckpt_of), "%s", cr->id);
-		late_ckpt_leave = cr->leave_running;
-		note("checkpoint: quiet ", cr->checkpoint_id);
+	if (is("checkpoint-late") && quiet_hold(id, cr))
 		return;
-	}
 	/* "checkpoint-progress": the dump takes 8 s and the agent says so
 	 * every half second. */
 	for (int i = 0; is("checkpoint-progress") && i < 16; i++) {
@@ -315,17 +289,10 @@ static void handle(const Cocoon__Request *req)
 	Cocoon__ShutdownReply bye = COCOON__SHUTDOWN_REPLY__INIT;
 	r.id = req->id;
 	note("request ", proto_request_name(req->body_case));
-	if (late_ckpt_id) {
-		/* Awake: the quiet checkpoint's answer comes first. */
-		Cocoon__CheckpointRequest cr = COCOON__CHECKPOINT_REQUEST__INIT;
-		uint64_t late = late_ckpt_id;
-		cr.checkpoint_id = late_ckpt_ckid;
-		cr.id = late_ckpt_of;
-		cr.leave_running = late_ckpt_leave;
-		late_ckpt_id = 0;
-		note("checkpoint: late answer ", late_ckpt_ckid);
-		checkpoint(late, &cr);
-	}
+	Cocoon__CheckpointRequest late = COCOON__CHECKPOINT_REQUEST__INIT;
+	uint64_t late_id;
+	if (quiet_wake(&late_id, &late))
+		checkpoint(late_id, &late); /* awake: that answer comes first */
 	/* "member-silent": every request for container m1 but its create and
 	 * start is read and never answered (its stats asks, a pause, a kill). */
 	if (is("member-silent") && !strcmp(request_target(req), "m1") &&
