@@ -15,7 +15,7 @@
 #include "container.h"
 #include "contract.h"
 
-#define AGENT_SHARED_DIR "/run/cocoon/shared"
+#define AGENT_SHARED_DIR COCOON_GUEST_RUN_DIR "/shared"
 #define AGENT_MODULES_LIST "/lib/cocoon/modules.list"
 #define AGENT_TOOLS_DIR "/tools"
 /* A peer that stops reading cannot make us queue more than this. */

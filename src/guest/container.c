@@ -212,10 +212,10 @@ int container_share_dir(const char *tag, const char *path, char *out, size_t siz
 	struct stat here, parent;
 	if (strchr(tag, '/') || strlen(tag) > 32 || !valid_share_path(path))
 		return -EINVAL;
-	snprintf(share, sizeof(share), "/run/cocoon/%s", tag);
-	mkdir("/run/cocoon", 0711);
+	snprintf(share, sizeof(share), COCOON_GUEST_RUN_DIR "/%s", tag);
+	mkdir(COCOON_GUEST_RUN_DIR, 0711);
 	mkdir(share, 0700);
-	if ((stat(share, &here) < 0 || stat("/run/cocoon", &parent) < 0 ||
+	if ((stat(share, &here) < 0 || stat(COCOON_GUEST_RUN_DIR, &parent) < 0 ||
 	     here.st_dev == parent.st_dev) &&
 	    agent_mount_9p(tag, share, 0, "mmap") < 0)
 		return -errno;
@@ -318,7 +318,7 @@ static int mount_volumes(struct agent *a)
 {
 	if (a->volumes_mounted)
 		return 0;
-	mkdir("/run/cocoon", 0711);
+	mkdir(COCOON_GUEST_RUN_DIR, 0711);
 	mkdir(COCOON_GUEST_VOLUMES_DIR, 0700); /* under the share's root (volumes.c) */
 	int r = a->virtiofs
 			? mount(COCOON_TAG_VOLUMES, COCOON_GUEST_VOLUMES_DIR, "virtiofs", 0, NULL)

@@ -12,7 +12,7 @@
 
 #define AGENT_MAX_CONTAINERS 16
 #define AGENT_MAX_PROCS 16 /* the init plus execs, per container */
-#define AGENT_CONTAINER_DIR "/run/cocoon/c"
+#define AGENT_CONTAINER_DIR COCOON_GUEST_RUN_DIR "/c"
 #define AGENT_ID_MAX COCOON_ID_MAX
 #define AGENT_MAX_BINDS COCOON_MAX_BINDS
 #define AGENT_POD_DIR COCOON_GUEST_POD_DIR

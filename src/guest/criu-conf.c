@@ -31,7 +31,7 @@
 #include <sys/stat.h>
 
 #define MOUNTS_FILE "cocoon-mounts"
-#define ACTION_LINK "/run/cocoon/" CRIU_ACTION_NAME
+#define ACTION_LINK COCOON_GUEST_RUN_DIR "/" CRIU_ACTION_NAME
 
 /* A setting from the host, one "name[ value]" line: checked again here,
  * since a stray newline would smuggle in a second option. */

@@ -390,7 +390,7 @@ void ckpt_dump_done(struct agent_job *job, int status)
 	x->dump_finished = true;
 	x->criu = 0;
 	x->dump_ms = agent_now_ms() - x->t0;
-	snprintf(log, sizeof(log), "%s/dump.log", x->img);
+	snprintf(log, sizeof(log), "%s/" COCOON_DUMP_LOG, x->img);
 	if (job->timed_out || x->stop_reason || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		if (x->copier > 0)
 			kill(x->copier, SIGKILL);

@@ -118,7 +118,7 @@ void agent_init_system(struct agent *a)
 	/* 0711: a container in a user namespace is "other" to the guest's root
 	 * and must pass through to its rootfs and volumes below
 	 * (docs/lifecycle.md, "User namespaces"); nothing here is listable. */
-	mkdir("/run/cocoon", 0711);
+	mkdir(COCOON_GUEST_RUN_DIR, 0711);
 	mkdir(AGENT_SHARED_DIR, 0700);
 	a->template_mode = cmdline_has(COCOON_CMDLINE_TEMPLATE);
 	if (!a->template_mode &&

@@ -145,7 +145,10 @@ static void save_restore_log(struct restore_ctx *x)
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
 		char src[300], dst[300], buf[65536];
 		snprintf(src, sizeof(src), "%s/%s", x->work, names[i]);
-		snprintf(dst, sizeof(dst), AGENT_SHARED_DIR "/restore-%s.%s", x->cid, names[i]);
+		char name[128];
+		if (cocoon_restore_file(name, sizeof(name), x->cid, names[i]) < 0)
+			continue; /* not reached: the ID is checked, at most COCOON_ID_MAX */
+		snprintf(dst, sizeof(dst), AGENT_SHARED_DIR "/%s", name);
 		_cleanup_close_ int in = open(src, O_RDONLY | O_CLOEXEC);
 		_cleanup_close_ int out =
 			open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -170,7 +173,7 @@ struct restore_end {
 static void restore_end_read(struct restore_ctx *x, struct restore_end *e)
 {
 	char path[sizeof(x->work) + 16];
-	snprintf(path, sizeof(path), "%s/restore.log", x->work);
+	snprintf(path, sizeof(path), "%s/" COCOON_RESTORE_LOG, x->work);
 	criu_log_first_error(path, e->first, sizeof(e->first));
 	long oom = ckpt_oom_kills();
 	e->oomed = x->oom_kills0 >= 0 && oom > x->oom_kills0;

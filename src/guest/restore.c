@@ -392,7 +392,7 @@ static struct restore_ctx *restore_ctx_new(struct agent *a, uint64_t req_id, con
 	x->child_fds[0] = x->child_fds[1] = x->child_fds[2] = x->child_fds[3] = -1;
 	cocoon__criu_options__init(&x->criu);
 	snprintf(x->cid, sizeof(x->cid), "%s", id);
-	snprintf(x->work, sizeof(x->work), "%s/restore-%s", a->ckpt_dir, id);
+	snprintf(x->work, sizeof(x->work), "%s/" COCOON_RESTORE_PREFIX "%s", a->ckpt_dir, id);
 	return x;
 }
 

@@ -69,12 +69,35 @@ static void test_contract_rule(void **state)
 	assert_false(cocoon_id_valid("a/b"));
 }
 
+/* The names both sides build from the contract: the image shares' tags and
+ * a restore's files in the shared directory, refused rather than cut. */
+static void test_contract_names(void **state)
+{
+	(void)state;
+	char tag[COCOON_TAG_IMAGES_SIZE], name[32];
+	cocoon_images_tag(tag, 0);
+	assert_string_equal(tag, "images0");
+	cocoon_images_tag(tag, COCOON_MAX_CHAIN - 1);
+	assert_string_equal(tag, "images3");
+	cocoon_images_tag(tag, -2147483647 - 1);
+	assert_string_equal(tag, "images-2147483648");
+	assert_int_equal(cocoon_restore_file(name, sizeof(name), "web", COCOON_RESTORE_LOG), 0);
+	assert_string_equal(name, "restore-web.restore.log");
+	assert_int_equal(cocoon_restore_file(name, sizeof(name), "web", COCOON_STATS_RESTORE), 0);
+	assert_string_equal(name, "restore-web.stats-restore");
+	/* 8 + 16 + 1 + 11 characters do not fit in 32 bytes. */
+	assert_int_equal(
+		cocoon_restore_file(name, sizeof(name), "0123456789abcdef", COCOON_RESTORE_LOG),
+		-ENAMETOOLONG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_valid_ids),
 		cmocka_unit_test(test_invalid_ids),
 		cmocka_unit_test(test_contract_rule),
+		cmocka_unit_test(test_contract_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

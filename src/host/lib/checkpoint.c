@@ -155,8 +155,8 @@ static void keep_dump_log(struct global_opts *g, const struct checkpoint_options
 {
 	_cleanup_free_ char *keep = NULL, *msg = NULL;
 	const char *where = o->work_path ? o->work_path : g->cfg.host_checkpoint_dir;
-	int n = o->work_path ? asprintf(&keep, "%s/dump.log", where)
-			     : asprintf(&keep, "%s/failed-%s-dump.log", where, ckid);
+	int n = o->work_path ? asprintf(&keep, "%s/" COCOON_DUMP_LOG, where)
+			     : asprintf(&keep, "%s/failed-%s-" COCOON_DUMP_LOG, where, ckid);
 	if (n < 0 || mkdir_p(where, 0700, NULL) < 0 || images_keep_dump_log(dir, ckid, keep) < 0)
 		return;
 	if (err && *err && asprintf(&msg, "%s (CRIU's whole log: %s)", (*err)->msg, keep) >= 0) {

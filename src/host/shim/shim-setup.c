@@ -109,8 +109,9 @@ static int thaw_restored(struct shim *s, struct error **err)
 static void copy_restore_logs(struct shim *s)
 {
 	char log[128], stats[128];
-	snprintf(log, sizeof(log), "restore-%s." COCOON_RESTORE_LOG, s->args->id);
-	snprintf(stats, sizeof(stats), "restore-%s." COCOON_STATS_RESTORE, s->args->id);
+	if (cocoon_restore_file(log, sizeof(log), s->args->id, COCOON_RESTORE_LOG) < 0 ||
+	    cocoon_restore_file(stats, sizeof(stats), s->args->id, COCOON_STATS_RESTORE) < 0)
+		return; /* not reached: the ID is checked, at most COCOON_ID_MAX */
 	const char *const from[] = {log, stats}, *const to[] = {COCOON_RESTORE_LOG,
 								COCOON_STATS_RESTORE};
 	_cleanup_close_ int dirfd =
@@ -126,10 +127,10 @@ static int restore_container(struct shim *s, struct error **err)
 
 	const struct images_chain *ch = s->args->restore;
 	Cocoon__ImageShare shares[IMAGES_MAX_CHAIN], *ptrs[IMAGES_MAX_CHAIN];
-	char tags[IMAGES_MAX_CHAIN][sizeof(COCOON_TAG_IMAGES) + 12], paths[IMAGES_MAX_CHAIN][96];
+	char tags[IMAGES_MAX_CHAIN][COCOON_TAG_IMAGES_SIZE], paths[IMAGES_MAX_CHAIN][96];
 	for (int i = 0; i < ch->n; i++) {
 		cocoon__image_share__init(&shares[i]);
-		snprintf(tags[i], sizeof(tags[i]), COCOON_TAG_IMAGES "%d", i);
+		cocoon_images_tag(tags[i], i);
 		shares[i].tag = tags[i];
 		shares[i].name = ch->names[i];
 		/* A pod member's images are in the running VM's pod share. */

@@ -277,8 +277,8 @@ static int virtiofsd_start_all(struct vm *vm, const struct vm_spec *s, struct er
 	    virtiofsd_start(vm, slot++, s, COCOON_TAG_TOOLS, s->tools_dir, SHARE_READONLY, err) < 0)
 		return -1;
 	for (int i = 0; i < s->n_images_dirs && shares_on_virtiofs(s); i++) {
-		char tag[sizeof(COCOON_TAG_IMAGES) + 12]; /* "images" and an int */
-		snprintf(tag, sizeof(tag), COCOON_TAG_IMAGES "%d", i);
+		char tag[COCOON_TAG_IMAGES_SIZE];
+		cocoon_images_tag(tag, i);
 		if (virtiofsd_start(vm, slot++, s, tag, s->images_dirs[i], SHARE_READONLY, err) < 0)
 			return -1;
 	}
@@ -406,8 +406,8 @@ static int build_argv(struct argv *b, const struct vm_spec *s, struct error **er
 	for (int i = 0; i < s->n_images_dirs; i++) {
 		/* Read-only: restoring must never change the user's images
 		 * (for virtiofs, see virtiofsd_start). */
-		char tag[sizeof(COCOON_TAG_IMAGES) + 12]; /* "images" and an int */
-		snprintf(tag, sizeof(tag), COCOON_TAG_IMAGES "%d", i);
+		char tag[COCOON_TAG_IMAGES_SIZE];
+		cocoon_images_tag(tag, i);
 		if (shares_vfs)
 			add_virtiofs(b, tag, s->channel_path);
 		else if (add_9p(b, tag, s->images_dirs[i], true, err) < 0)
