@@ -20,6 +20,7 @@
 #include <getopt.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <json-c/json.h>
 #include <string.h>
 #include <sys/file.h>
@@ -105,6 +106,28 @@ static void container_thaw_or_kill(struct global_opts *g, const char *id, bool k
 	}
 }
 
+/* Appends a printf-formatted line to o->report (when there is one). Out of
+ * memory, the line is lost: it is only what the user is told. */
+static void report_add(const struct checkpoint_options *o, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void report_add(const struct checkpoint_options *o, const char *fmt, ...)
+{
+	_cleanup_free_ char *line = NULL;
+	char *all = NULL;
+	va_list ap;
+	if (!o->report)
+		return;
+	va_start(ap, fmt);
+	int n = vasprintf(&line, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if (asprintf(&all, "%s%s", o->report->text ? o->report->text : "", line) < 0)
+		return;
+	free(o->report->text);
+	o->report->text = all;
+}
+
 /* --print-stats: one JSON line, for scripts and make bench. */
 static void print_checkpoint_stats(const struct checkpoint_options *o,
 				   const Cocoon__CheckpointReply *rep, long long total_ms,
@@ -145,7 +168,7 @@ static void print_checkpoint_stats(const struct checkpoint_options *o,
 	json_object_object_add(j, "total_ms", json_object_new_int64(total_ms));
 	json_object_object_add(j, "bytes", json_object_new_uint64(rep->bytes));
 	json_object_object_add(j, "path", json_object_new_string(dest));
-	printf("stats: %s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+	report_add(o, "stats: %s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
 	json_object_put(j);
 }
 
@@ -273,10 +296,11 @@ static int vm_checkpoint(struct global_opts *g, const char *id, const char *dir,
 		return r;
 	}
 	long long total = now_ms() - t0;
-	printf("checkpoint %s of %s: %s\n", ckid, id, dest);
-	printf("  whole VM, %.1f MiB; frozen %.0f ms, save %llu ms, total %lld ms\n",
-	       (double)rep->bytes / (1 << 20), rep->stats ? rep->stats->frozen_us / 1000.0 : 0.0,
-	       (unsigned long long)rep->dump_ms, total);
+	report_add(o, "checkpoint %s of %s: %s\n", ckid, id, dest);
+	report_add(o, "  whole VM, %.1f MiB; frozen %.0f ms, save %llu ms, total %lld ms\n",
+		   (double)rep->bytes / (1 << 20),
+		   rep->stats ? rep->stats->frozen_us / 1000.0 : 0.0,
+		   (unsigned long long)rep->dump_ms, total);
 	print_checkpoint_stats(o, rep, total, dest);
 	cocoon__response__free_unpacked(resp, NULL);
 	return 0;
@@ -429,10 +453,12 @@ int checkpoint_container(struct global_opts *g, const char *id, struct checkpoin
 	images_copy_logs(dest, o->work_path);
 	long long total = now_ms() - t0;
 	Cocoon__CriuStats *sts = rep->stats;
-	printf("%s %s of %s: %s\n", o->pre_dump ? "pre-dump" : "checkpoint", ckid, id, dest);
-	printf("  %u files, %.1f MiB; frozen %.0f ms, criu %llu ms, copy to host %llu ms, total %lld ms\n",
-	       rep->files, (double)rep->bytes / (1 << 20), sts ? sts->frozen_us / 1000.0 : 0.0,
-	       (unsigned long long)rep->dump_ms, (unsigned long long)rep->copy_ms, total);
+	report_add(o, "%s %s of %s: %s\n", o->pre_dump ? "pre-dump" : "checkpoint", ckid, id, dest);
+	report_add(
+		o,
+		"  %u files, %.1f MiB; frozen %.0f ms, criu %llu ms, copy to host %llu ms, total %lld ms\n",
+		rep->files, (double)rep->bytes / (1 << 20), sts ? sts->frozen_us / 1000.0 : 0.0,
+		(unsigned long long)rep->dump_ms, (unsigned long long)rep->copy_ms, total);
 	print_checkpoint_stats(o, rep, total, dest);
 	cocoon__response__free_unpacked(resp, NULL);
 	return 0;
