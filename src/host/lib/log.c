@@ -123,6 +123,17 @@ void log_error(const char *msg)
 	log_line("error", clean ? clean : "out of memory");
 }
 
+void log_errorf(const char *fmt, ...)
+{
+	_cleanup_free_ char *msg = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	int n = vasprintf(&msg, fmt, ap);
+	va_end(ap);
+	log_error(n < 0 ? "out of memory" : msg);
+}
+
 void log_warning(const char *fmt, ...)
 {
 	_cleanup_free_ char *msg = NULL;

@@ -168,8 +168,8 @@ static int restore_container(struct shim *s, struct error **err)
 	/* The engine's new master shows the size the container has. */
 	if (resp->restore->console_size && s->tty.fd >= 0 &&
 	    console_watch_apply(&s->tty, resp->restore->console_size) == -ERANGE)
-		fprintf(stderr,
-			"cocoon: restore %s: the guest reported a terminal size of %ux%u: out of range, ignored\n",
+		log_warning(
+			"restore %s: the guest reported a terminal size of %ux%u: out of range, ignored",
 			s->args->id, resp->restore->console_size->rows,
 			resp->restore->console_size->cols);
 	cocoon__response__free_unpacked(resp, NULL);
