@@ -145,7 +145,7 @@ static void output_event(const char *text)
 	Cocoon__OutputEvent o = COCOON__OUTPUT_EVENT__INIT;
 	r.body_case = COCOON__RESPONSE__BODY_OUTPUT;
 	r.output = &o;
-	o.stream = 1;
+	o.stream = COCOON__OUTPUT_STREAM__OUTPUT_STDOUT;
 	o.data.data = (uint8_t *)text;
 	o.data.len = strlen(text);
 	queue(&r);
@@ -162,7 +162,7 @@ static void member_flood(const char *id)
 	r.body_case = COCOON__RESPONSE__BODY_OUTPUT;
 	r.output = &o;
 	o.id = (char *)id;
-	o.stream = 1;
+	o.stream = COCOON__OUTPUT_STREAM__OUTPUT_STDOUT;
 	o.data.data = (uint8_t *)chunk;
 	o.data.len = sizeof(chunk);
 	note("flood ", id);
@@ -219,7 +219,7 @@ static void output_flood(void)
 	r.body_case = COCOON__RESPONSE__BODY_OUTPUT;
 	r.output = &o;
 	o.id = (char *)"";
-	o.stream = 1;
+	o.stream = COCOON__OUTPUT_STREAM__OUTPUT_STDOUT;
 	o.data.data = (uint8_t *)chunk;
 	o.data.len = sizeof(chunk);
 	if (proto_frame_response(&r, &buf, &len, NULL) < 0)

@@ -70,13 +70,17 @@ void shim_on_agent_event(void *userdata, const Cocoon__Response *ev)
 	if (ev->body_case == COCOON__RESPONSE__BODY_OUTPUT) {
 		const Cocoon__OutputEvent *o = ev->output;
 		if (!*o->exec_id) {
-			shim_write_all(o->stream == 2 ? s->err_fd : s->out_fd, o->data.data,
-				       o->data.len);
+			shim_write_all(o->stream == COCOON__OUTPUT_STREAM__OUTPUT_STDERR
+					       ? s->err_fd
+					       : s->out_fd,
+				       o->data.data, o->data.len);
 		} else {
 			struct shim_exec *e = shim_find_exec(s, o->exec_id);
 			if (e)
-				shim_write_all(o->stream == 2 ? e->err : e->out, o->data.data,
-					       o->data.len);
+				shim_write_all(o->stream == COCOON__OUTPUT_STREAM__OUTPUT_STDERR
+						       ? e->err
+						       : e->out,
+					       o->data.data, o->data.len);
 		}
 		return;
 	}
