@@ -113,9 +113,3 @@ struct agent {
 	size_t n_deferred;
 	struct agent_container containers[AGENT_MAX_CONTAINERS];
 };
-
-/* Monotonic milliseconds (fdio.h). */
-static inline long long agent_now_ms(void)
-{
-	return now_ms();
-}

@@ -268,7 +268,7 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 		snprintf(x->img, sizeof(x->img), "/tmp/criu-checkpoint-%s", req->checkpoint_id);
 	else
 		snprintf(x->img, sizeof(x->img), "%s/%s", x->a->ckpt_dir, req->checkpoint_id);
-	ckpt_ensure_dir(a->ckpt_dir);
+	(void)mkdir_p(a->ckpt_dir, 0700, NULL); /* a failure shows in the next step's */
 	mkdir(AGENT_SHARED_DIR "/" CKPT_SHARED_SUBDIR, 0700);
 	/* What a first try left there (the host asks again after ESTALE). The
 	 * directory itself may be the host's mount point: it stays then. */
@@ -475,7 +475,7 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	int adj_saved = guard_save_adj(&x->guard, adj_path);
 	if (adj_saved < 0)
 		agent_log(a, "checkpoint %s: %s: %s", c->id, adj_path, strerror(-adj_saved));
-	x->t0 = agent_now_ms();
+	x->t0 = now_ms();
 	x->next_progress_ms = x->t0 + CKPT_PROGRESS_MS;
 	if (req->fault && *req->fault)
 		setenv(CRIU_FAULT_ENV, req->fault, 1); /* inherited by CRIU only */

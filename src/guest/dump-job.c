@@ -161,7 +161,7 @@ static void ckpt_finish(struct ckpt_ctx *x)
 		reply.stats = &x->stats;
 		reply.dump_ms = (uint64_t)x->dump_ms;
 		/* What the copy added after the dump ended. */
-		reply.copy_ms = (uint64_t)(agent_now_ms() - x->t0 - x->dump_ms);
+		reply.copy_ms = (uint64_t)(now_ms() - x->t0 - x->dump_ms);
 		reply.copy_overlapped = x->followed;
 		ckpt_reply_memory(x, &reply);
 		resp.id = x->req_id;
@@ -230,7 +230,7 @@ static void ckpt_copy_done(struct agent_job *job, int status)
  * deadline. */
 static void ckpt_progress(struct ckpt_ctx *x, const struct agent_job *job)
 {
-	long long now = agent_now_ms();
+	long long now = now_ms();
 	if (now < x->next_progress_ms)
 		return;
 	x->next_progress_ms = now + CKPT_PROGRESS_MS;
@@ -271,7 +271,7 @@ void ckpt_watch(struct agent_job *job)
 		if (asprintf(&x->stop_reason, "task %d of the container ended during the dump (%s)",
 			     dead.pid, guard_describe_end(dead.status, how, sizeof(how))) < 0)
 			x->stop_reason = NULL;
-	} else if (guard_stalled(&x->guard, sig, agent_now_ms(), CRIU_STALL_MS)) {
+	} else if (guard_stalled(&x->guard, sig, now_ms(), CRIU_STALL_MS)) {
 		if (asprintf(&x->stop_reason,
 			     "CRIU made no progress for %d s (no CPU time used, nothing written)",
 			     CRIU_STALL_MS / 1000) < 0)
@@ -389,7 +389,7 @@ void ckpt_dump_done(struct agent_job *job, int status)
 
 	x->dump_finished = true;
 	x->criu = 0;
-	x->dump_ms = agent_now_ms() - x->t0;
+	x->dump_ms = now_ms() - x->t0;
 	snprintf(log, sizeof(log), "%s/" COCOON_DUMP_LOG, x->img);
 	if (job->timed_out || x->stop_reason || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		if (x->copier > 0)

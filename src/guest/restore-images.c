@@ -122,9 +122,9 @@ int restore_images(struct restore_ctx *x, const Cocoon__RestoreRequest *req, cha
 		snprintf(x->images, sizeof(x->images), AGENT_SHARED_DIR "/%s", req->shared_path);
 		return 0;
 	}
-	char base[200], shares[200];
-	snprintf(base, sizeof(base), "%s/images-%s", x->a->ckpt_dir, x->cid);
-	snprintf(shares, sizeof(shares), "%s/shares-%s", x->a->ckpt_dir, x->cid);
+	char *base = x->staged, *shares = x->shares;
+	snprintf(base, sizeof(x->staged), "%s/images-%s", x->a->ckpt_dir, x->cid);
+	snprintf(shares, sizeof(x->shares), "%s/shares-%s", x->a->ckpt_dir, x->cid);
 	mkdir(base, 0700);
 	mkdir(shares, 0700);
 	struct copy_tree_owner owner, *own = NULL;

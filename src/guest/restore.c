@@ -270,7 +270,7 @@ static int restore_criu_start(struct restore_ctx *x, struct agent_container *c, 
 				      .watch_ms = CRIU_WATCH_MS,
 				      .ns_fds = pod_ns,
 				      .n_ns_fds = 3};
-	x->t0 = agent_now_ms();
+	x->t0 = now_ms();
 	if (*x->fault)
 		setenv(CRIU_FAULT_ENV, x->fault, 1); /* inherited by CRIU only */
 	guard_tree_open(&x->progress);
@@ -349,7 +349,7 @@ static void restore_copied(struct agent_job *job, int status)
 		restore_fail(x, EIO, "copying the images into guest memory failed");
 		return;
 	}
-	x->copy_ms = agent_now_ms() - x->t0;
+	x->copy_ms = now_ms() - x->t0;
 	restore_start_criu(x);
 }
 
@@ -462,7 +462,7 @@ static void restore_via_tmpfs(struct restore_ctx *x)
 	snprintf(src, sizeof(src), "%s", x->share0[0] ? x->share0 : x->images);
 	snprintf(x->images, sizeof(x->images), "%s", dst);
 	char *argv[] = {a->self_path, (char *)"--copy-tree", src, dst, NULL};
-	x->t0 = agent_now_ms();
+	x->t0 = now_ms();
 	if (agent_job_start(a, argv, restore_copied, x, &e) < 0)
 		restore_fail(x, e->code, e->msg);
 }
@@ -470,35 +470,38 @@ static void restore_via_tmpfs(struct restore_ctx *x)
 /* The Restore request: the images in place (restore_images), the
  * container made from its spec without a process, its rootfs, fresh /dev
  * and /dev/shm and the engine's network prepared, then CRIU
- * (restore_start_criu). Every failure is answered and leaves no half-made
- * container. */
+ * (restore_start_criu). Every failure goes through restore_fail: answered,
+ * the half-made container, the image shares and their staging undone. */
 void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *req)
 {
-	char msg[400];
+	char msg[400], text[sizeof(msg) + AGENT_ID_MAX + 16];
+	int r;
 
 	if (!restore_request_valid(a, id, req))
 		return;
 	const Cocoon__ContainerSpec *s = req->spec;
+	/* Before anything is mounted: a failure undoes what this request made,
+	 * the container of this ID included, so it must be new. */
+	if (container_find(a, s->id)) {
+		agent_send_error(a, id, EINVAL, "restore %s: container %s exists in this VM", s->id,
+				 s->id);
+		return;
+	}
 	struct restore_ctx *x = restore_ctx_new(a, id, s->id, req->fault);
 	if (!x) {
 		agent_send_error(a, id, ENOMEM, "restore: out of memory");
 		return;
 	}
-	ckpt_ensure_dir(a->ckpt_dir);
-	int r = restore_images(x, req, msg, sizeof(msg));
-	if (r < 0) {
-		agent_send_error(a, id, -r, "restore %s: %s", s->id, msg);
-		free(x);
-		return;
-	}
+	(void)mkdir_p(a->ckpt_dir, 0700, NULL); /* a failure shows in the next step's */
+	if ((r = restore_images(x, req, msg, sizeof(msg))) < 0)
+		goto fail;
 	x->terminal = s->process && s->process->terminal;
 	if (x->terminal && s->process->console_size)
 		x->size = *s->process->console_size;
 	struct agent_container *c = container_new(a, s->id, s, msg, sizeof(msg));
 	if (!c) {
-		agent_send_error(a, id, EINVAL, "restore %s: %s", s->id, msg);
-		free(x);
-		return;
+		r = -EINVAL;
+		goto fail;
 	}
 	if (mounts_prepare_restore(s, c->rootfs, msg, sizeof(msg)) < 0)
 		r = -EIO;
@@ -506,13 +509,8 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 		r = restore_fresh_mounts(x, c, s, msg, sizeof(msg));
 	if (r == 0 && c->own_netns && !userns_wanted(s) && s->network && s->network->n_interfaces)
 		r = restore_engine_network(x, s, msg, sizeof(msg));
-	if (r < 0) {
-		agent_send_error(a, id, -r, "restore %s: %s", s->id, msg);
-		container_free(c);
-		restore_ctx_free(x);
-		return;
-	}
-	ckpt_ensure_dir(a->ckpt_dir);
+	if (r < 0)
+		goto fail;
 	copy_tree_remove(x->work);
 	mkdir(x->work, 0700);
 	if (req->criu)
@@ -521,4 +519,8 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 		restore_via_tmpfs(x);
 	else
 		restore_start_criu(x);
+	return;
+fail:
+	snprintf(text, sizeof(text), "restore %s: %s", s->id, msg);
+	restore_fail(x, -r, text);
 }
