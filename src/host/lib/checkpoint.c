@@ -2,6 +2,7 @@
  * inside its VM; the images are checked, checksummed and published on the
  * host atomically. A whole pod is paused, dumped and published together. */
 #include "checkpoint.h"
+#include "checkpoint-report.h"
 #include "cleanup.h"
 #include "container.h"
 #include "criu-config.h"
@@ -20,7 +21,6 @@
 #include <getopt.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <json-c/json.h>
 #include <string.h>
 #include <sys/file.h>
@@ -104,72 +104,6 @@ static void container_thaw_or_kill(struct global_opts *g, const char *id, bool k
 		dir = NULL;
 		usleep(20000);
 	}
-}
-
-/* Appends a printf-formatted line to o->report (when there is one). Out of
- * memory, the line is lost: it is only what the user is told. */
-static void report_add(const struct checkpoint_options *o, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void report_add(const struct checkpoint_options *o, const char *fmt, ...)
-{
-	_cleanup_free_ char *line = NULL;
-	char *all = NULL;
-	va_list ap;
-	if (!o->report)
-		return;
-	va_start(ap, fmt);
-	int n = vasprintf(&line, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if (asprintf(&all, "%s%s", o->report->text ? o->report->text : "", line) < 0)
-		return;
-	free(o->report->text);
-	o->report->text = all;
-}
-
-/* --print-stats: one JSON line, for scripts and make bench. */
-static void print_checkpoint_stats(const struct checkpoint_options *o,
-				   const Cocoon__CheckpointReply *rep, long long total_ms,
-				   const char *dest)
-{
-	if (!o->print_stats)
-		return;
-	const Cocoon__CriuStats *st = rep->stats;
-	json_object *j = json_object_new_object();
-	json_object_object_add(j, "frozen_ms",
-			       json_object_new_double(st ? st->frozen_us / 1000.0 : 0));
-	json_object_object_add(j, "freezing_ms",
-			       json_object_new_double(st ? st->freezing_us / 1000.0 : 0));
-	json_object_object_add(j, "memdump_ms",
-			       json_object_new_double(st ? st->memdump_us / 1000.0 : 0));
-	json_object_object_add(j, "memwrite_ms",
-			       json_object_new_double(st ? st->memwrite_us / 1000.0 : 0));
-	json_object_object_add(j, "pages_written",
-			       json_object_new_uint64(st ? st->pages_written : 0));
-	json_object_object_add(j, "criu_ms", json_object_new_uint64(rep->dump_ms));
-	json_object_object_add(j, "copy_ms", json_object_new_uint64(rep->copy_ms));
-	json_object_object_add(j, "copy_overlapped", json_object_new_boolean(rep->copy_overlapped));
-	json_object_object_add(j, "dev_shm_second_try", json_object_new_boolean(o->shm_second_try));
-	/* The guest's word, bound for a terminal: JSON escapes C0 only. */
-	char route[64];
-	snprintf(route, sizeof(route), "%s", rep->route ? rep->route : "");
-	agent_text_sanitize(route);
-	json_object_object_add(j, "route", json_object_new_string(route));
-	json_object_object_add(j, "staging",
-			       json_object_new_string(o->staged_beside ? "beside" : "shared"));
-	json_object_object_add(j, "container_mib", json_object_new_uint64(rep->container_mib));
-	json_object_object_add(j, "guest_available_mib",
-			       json_object_new_uint64(rep->available_mib));
-	/* The most guest memory the checkpoint took (MemAvailable's low-water
-	 * mark, sampled in the agent). */
-	json_object_object_add(j, "guest_peak_used_mib",
-			       json_object_new_uint64(rep->peak_used_mib));
-	json_object_object_add(j, "total_ms", json_object_new_int64(total_ms));
-	json_object_object_add(j, "bytes", json_object_new_uint64(rep->bytes));
-	json_object_object_add(j, "path", json_object_new_string(dest));
-	report_add(o, "stats: %s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
-	json_object_put(j);
 }
 
 /* CRIU's whole log after a failed dump, kept where the user can read it. */
@@ -296,12 +230,12 @@ static int vm_checkpoint(struct global_opts *g, const char *id, const char *dir,
 		return r;
 	}
 	long long total = now_ms() - t0;
-	report_add(o, "checkpoint %s of %s: %s\n", ckid, id, dest);
-	report_add(o, "  whole VM, %.1f MiB; frozen %.0f ms, save %llu ms, total %lld ms\n",
-		   (double)rep->bytes / (1 << 20),
-		   rep->stats ? rep->stats->frozen_us / 1000.0 : 0.0,
-		   (unsigned long long)rep->dump_ms, total);
-	print_checkpoint_stats(o, rep, total, dest);
+	checkpoint_report_add(o, "checkpoint %s of %s: %s\n", ckid, id, dest);
+	checkpoint_report_add(
+		o, "  whole VM, %.1f MiB; frozen %.0f ms, save %llu ms, total %lld ms\n",
+		(double)rep->bytes / (1 << 20), rep->stats ? rep->stats->frozen_us / 1000.0 : 0.0,
+		(unsigned long long)rep->dump_ms, total);
+	checkpoint_report_stats(o, rep, total, dest);
 	cocoon__response__free_unpacked(resp, NULL);
 	return 0;
 }
@@ -403,7 +337,7 @@ int checkpoint_container(struct global_opts *g, const char *id, struct checkpoin
 	Cocoon__CheckpointReply *rep = resp->checkpoint;
 	if (o->bench_route == COCOON__CHECKPOINT_ROUTE__ROUTE_FLOOR) {
 		/* The benchmark floor: dumped into guest memory and discarded. */
-		print_checkpoint_stats(o, rep, now_ms() - t0, "");
+		checkpoint_report_stats(o, rep, now_ms() - t0, "");
 		cocoon__response__free_unpacked(resp, NULL);
 		return 0;
 	}
@@ -453,13 +387,14 @@ int checkpoint_container(struct global_opts *g, const char *id, struct checkpoin
 	images_copy_logs(dest, o->work_path);
 	long long total = now_ms() - t0;
 	Cocoon__CriuStats *sts = rep->stats;
-	report_add(o, "%s %s of %s: %s\n", o->pre_dump ? "pre-dump" : "checkpoint", ckid, id, dest);
-	report_add(
+	checkpoint_report_add(o, "%s %s of %s: %s\n", o->pre_dump ? "pre-dump" : "checkpoint", ckid,
+			      id, dest);
+	checkpoint_report_add(
 		o,
 		"  %u files, %.1f MiB; frozen %.0f ms, criu %llu ms, copy to host %llu ms, total %lld ms\n",
 		rep->files, (double)rep->bytes / (1 << 20), sts ? sts->frozen_us / 1000.0 : 0.0,
 		(unsigned long long)rep->dump_ms, (unsigned long long)rep->copy_ms, total);
-	print_checkpoint_stats(o, rep, total, dest);
+	checkpoint_report_stats(o, rep, total, dest);
 	cocoon__response__free_unpacked(resp, NULL);
 	return 0;
 }
