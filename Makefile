@@ -89,13 +89,13 @@ bench: image
 bench-quick: image
 	/usr/bin/python3 bench/bench.py --quick --out $(BUILD)/bench-quick.json
 
-# VM templates alone (issue 18): template boot and restore beside cold boot,
+# VM templates alone: template boot and restore beside cold boot,
 # cold restore and host runc, at 16, 64 and 256 MiB; recorded under
 # "template_run" in bench/results.json, the full run's figures kept.
 bench-template: image
 	/usr/bin/python3 bench/bench.py --template-only --record bench/results.json --out $(BUILD)/bench-template.json
 
-# Whole-VM checkpoints alone (issue 18): whole-VM checkpoint and restore
+# Whole-VM checkpoints alone: whole-VM checkpoint and restore
 # beside the CRIU route, the template restore and host runc, at 16, 64
 # and 256 MiB; recorded under "vmsnap_run" in bench/results.json, the
 # full run's figures kept.
@@ -108,12 +108,12 @@ bench-vmsnap: image
 bench-variants: image
 	/usr/bin/python3 bench/bench.py --variants-only --sizes 64 --runs 2 $(if $(CRIU_IMAGE),--criu-image $(CRIU_IMAGE)) --out $(BUILD)/bench-variants.json
 
-# The network alone (issue 14): host -> container stream and round trip,
+# The network alone: host -> container stream and round trip,
 # cocoon, cocoon's tap alone and runc side by side (bench/netbench.py).
 bench-network: image
 	/usr/bin/python3 bench/bench.py --network-only --out $(BUILD)/bench-network.json
 
-# The pod keeper's cost (issue 16): create and delete time, cocoon's host
+# The pod keeper's cost: create and delete time, cocoon's host
 # processes' RSS and PSS, with and without the keeper, side by side, with
 # real VMs and with the hostile tier's fake VMM (bench/keeper.py).
 bench-keeper: image

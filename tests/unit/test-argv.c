@@ -71,8 +71,7 @@ static void test_bound_is_checked(void **state)
 	argv_free(&a);
 }
 
-/* Like a spec with many bind mounts: two arguments each, well past the
- * fixed array CRIU's argv used to be built in. */
+/* Like a spec with many bind mounts: two arguments each, well past 64. */
 static void test_grows_to_many_arguments(void **state)
 {
 	struct argv a;

@@ -53,8 +53,7 @@ static void test_contract_rule(void **state)
 	assert_int_equal(cocoon_id_check(id, NULL), COCOON_ID_TOO_LONG);
 	assert_int_equal(cocoon_id_check(NULL, NULL), COCOON_ID_EMPTY);
 	assert_int_equal(cocoon_id_check("", NULL), COCOON_ID_EMPTY);
-	/* The agent used to take these: only '/', a leading '.' and ".."
-	 * were refused for a restored container's ID. */
+	/* A start that reads as an option, a hidden file or a path. */
 	const char *start[] = {"-rf", "_x", ".x", " x", "/x"};
 	for (size_t i = 0; i < sizeof(start) / sizeof(start[0]); i++)
 		assert_int_equal(cocoon_id_check(start[i], NULL), COCOON_ID_BAD_START);

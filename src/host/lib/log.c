@@ -113,7 +113,7 @@ static bool log_line(const char *level, const char *msg)
 
 /* Every message is made safe for a terminal where it is printed, whatever
  * it quotes: names in a guest's dump or in a restore directory from
- * elsewhere reached the terminal as they were (rev hostile4 F3). */
+ * elsewhere. */
 void log_error(const char *msg)
 {
 	_cleanup_free_ char *clean = strdup(msg);
