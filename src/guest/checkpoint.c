@@ -259,7 +259,7 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 		ckpt_free(x);
 		return;
 	}
-	snprintf(x->shared, sizeof(x->shared), CKPT_SHARED_SUBDIR "/%s", req->checkpoint_id);
+	snprintf(x->shared, sizeof(x->shared), COCOON_CHECKPOINTS_DIR "/%s", req->checkpoint_id);
 	if (x->stream)
 		x->route_name = "stream";
 	if (x->route == ROUTE_DIRECT9P)
@@ -269,7 +269,7 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	else
 		snprintf(x->img, sizeof(x->img), "%s/%s", x->a->ckpt_dir, req->checkpoint_id);
 	(void)mkdir_p(a->ckpt_dir, 0700, NULL); /* a failure shows in the next step's */
-	mkdir(AGENT_SHARED_DIR "/" CKPT_SHARED_SUBDIR, 0700);
+	mkdir(AGENT_SHARED_DIR "/" COCOON_CHECKPOINTS_DIR, 0700);
 	/* What a first try left there (the host asks again after ESTALE). The
 	 * directory itself may be the host's mount point: it stays then. */
 	char dst[300];
@@ -478,10 +478,10 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	x->t0 = now_ms();
 	x->next_progress_ms = x->t0 + CKPT_PROGRESS_MS;
 	if (req->fault && *req->fault)
-		setenv(CRIU_FAULT_ENV, req->fault, 1); /* inherited by CRIU only */
+		setenv(COCOON_FAULT_ENV, req->fault, 1); /* inherited by CRIU only */
 	x->criu = agent_job_start_ex(a, av.args, &o, ckpt_dump_done, x, &e);
 	ckpt_pod_namespaces_close(pod_ns);
-	unsetenv(CRIU_FAULT_ENV);
+	unsetenv(COCOON_FAULT_ENV);
 	if (x->criu < 0) {
 		agent_send_error(a, id, e->code, "checkpoint %s: %s", c->id, e->msg);
 		ckpt_unguard(x);

@@ -242,7 +242,7 @@ static int mount_rootfs(struct agent_container *c, const Cocoon__ContainerSpec *
 			char *msg, size_t msg_size)
 {
 	const char *tag = s->rootfs_tag, *path = s->rootfs_path;
-	char dir[sizeof(AGENT_CONTAINER_DIR) + AGENT_ID_MAX + 1];
+	char dir[sizeof(AGENT_CONTAINER_DIR) + COCOON_ID_MAX + 1];
 	snprintf(dir, sizeof(dir), AGENT_CONTAINER_DIR "/%s", c->id);
 	/* Passable for a container in a user namespace (init.c). */
 	mkdir(AGENT_CONTAINER_DIR, 0711);
@@ -338,7 +338,8 @@ static int container_note_binds(struct agent *a, struct agent_container *c,
 	 * which mount_rootfs mounted (host/pod.h). */
 	char pod_volumes[128] = "";
 	if (s->join_container && *s->join_container)
-		snprintf(pod_volumes, sizeof(pod_volumes), AGENT_POD_DIR "/%s/volumes/", c->id);
+		snprintf(pod_volumes, sizeof(pod_volumes), COCOON_GUEST_POD_DIR "/%s/volumes/",
+			 c->id);
 	for (size_t i = 0; i < s->n_mounts; i++) {
 		const Cocoon__Mount *m = s->mounts[i];
 		if (strcmp(m->type, "bind") != 0)
@@ -354,8 +355,8 @@ static int container_note_binds(struct agent *a, struct agent_container *c,
 				 m->destination, m->source ? m->source : "(none)");
 			return -EINVAL;
 		}
-		if (c->n_binds == AGENT_MAX_BINDS) {
-			snprintf(msg, msg_size, "at most %d bind mounts", AGENT_MAX_BINDS);
+		if (c->n_binds == COCOON_MAX_BINDS) {
+			snprintf(msg, msg_size, "at most %d bind mounts", COCOON_MAX_BINDS);
 			return -E2BIG;
 		}
 		int r = in_pod ? 0 : mount_volumes(a);

@@ -13,9 +13,6 @@
 #define AGENT_MAX_CONTAINERS 16
 #define AGENT_MAX_PROCS 16 /* the init plus execs, per container */
 #define AGENT_CONTAINER_DIR COCOON_GUEST_RUN_DIR "/c"
-#define AGENT_ID_MAX COCOON_ID_MAX
-#define AGENT_MAX_BINDS COCOON_MAX_BINDS
-#define AGENT_POD_DIR COCOON_GUEST_POD_DIR
 
 struct agent;
 
@@ -29,7 +26,7 @@ enum proc_phase {
 
 struct agent_proc {
 	bool used;
-	char exec_id[AGENT_ID_MAX + 1]; /* "" for the container's init */
+	char exec_id[COCOON_ID_MAX + 1]; /* "" for the container's init */
 	pid_t pid;
 	enum proc_phase phase;
 	/* Start or exec was sent. An EOF on sync_fd then means the exec
@@ -57,15 +54,15 @@ struct agent_proc {
 
 struct agent_container {
 	bool used;
-	char id[AGENT_ID_MAX + 1];
+	char id[COCOON_ID_MAX + 1];
 	char cgroup[128];
 	char rootfs[128];
 	bool paused;
 	bool checkpointing;
 	/* Bind mounts of host paths, from the volumes share: CRIU sees them as
 	 * external mounts, keyed by destination (as runc does). */
-	char *bind_dests[AGENT_MAX_BINDS];
-	char *bind_sources[AGENT_MAX_BINDS];
+	char *bind_dests[COCOON_MAX_BINDS];
+	char *bind_sources[COCOON_MAX_BINDS];
 	size_t n_binds;
 	/* linux.resources, for the cgroup: at create, and once a restore has
 	 * put the tasks back (CRIU itself runs in the cgroup meanwhile). */

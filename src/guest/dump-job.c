@@ -70,7 +70,8 @@ static void save_log_to_shared(struct ckpt_ctx *x, const char *name)
 {
 	char src[300], dst[300];
 	snprintf(src, sizeof(src), "%s/%s", x->img, name);
-	snprintf(dst, sizeof(dst), AGENT_SHARED_DIR "/" CKPT_SHARED_SUBDIR "/%s.%s", x->ckid, name);
+	snprintf(dst, sizeof(dst), AGENT_SHARED_DIR "/" COCOON_CHECKPOINTS_DIR "/%s.%s", x->ckid,
+		 name);
 	/* On the stack: this may run while the guest is short of memory. */
 	char buf[64 * 1024];
 	_cleanup_close_ int in = open(src, O_RDONLY | O_CLOEXEC);

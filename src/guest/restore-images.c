@@ -13,11 +13,11 @@
 #include <sys/stat.h>
 
 /* A name of a share or of an image directory from the host: one path
- * component, not hidden, at most AGENT_ID_MAX bytes. */
+ * component, not hidden, at most COCOON_ID_MAX bytes. */
 static bool valid_name(const char *s)
 {
 	size_t n = s ? strlen(s) : 0;
-	if (n == 0 || n > AGENT_ID_MAX || s[0] == '.' || strstr(s, ".."))
+	if (n == 0 || n > COCOON_ID_MAX || s[0] == '.' || strstr(s, ".."))
 		return false;
 	for (size_t i = 0; i < n; i++)
 		if (s[i] == '/')

@@ -8,7 +8,7 @@
 struct restore_ctx {
 	struct agent *a;
 	uint64_t req_id;
-	char cid[AGENT_ID_MAX + 1];
+	char cid[COCOON_ID_MAX + 1];
 	char work[256];
 	char images[300];
 	char share0[300];		 /* the first image share's mount, when shared by tag */

@@ -272,11 +272,11 @@ static int restore_criu_start(struct restore_ctx *x, struct agent_container *c, 
 				      .n_ns_fds = 3};
 	x->t0 = now_ms();
 	if (*x->fault)
-		setenv(CRIU_FAULT_ENV, x->fault, 1); /* inherited by CRIU only */
+		setenv(COCOON_FAULT_ENV, x->fault, 1); /* inherited by CRIU only */
 	guard_tree_open(&x->progress);
 	int started = agent_job_start_ex(a, av->args, &o, restore_done, x, e);
 	ckpt_pod_namespaces_close(pod_ns);
-	unsetenv(CRIU_FAULT_ENV);
+	unsetenv(COCOON_FAULT_ENV);
 	guard_tree_root(&x->progress, started);
 	return started;
 }
@@ -474,7 +474,7 @@ static void restore_via_tmpfs(struct restore_ctx *x)
  * the half-made container, the image shares and their staging undone. */
 void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *req)
 {
-	char msg[400], text[sizeof(msg) + AGENT_ID_MAX + 16];
+	char msg[400], text[sizeof(msg) + COCOON_ID_MAX + 16];
 	int r;
 
 	if (!restore_request_valid(a, id, req))

@@ -344,7 +344,7 @@ int checkpoint_container(struct global_opts *g, const char *id, struct checkpoin
 	/* The host knows where the images are: checkpoints/CKID, from the ID
 	 * it made. The reply only has to agree; it names nothing. */
 	char expect[128];
-	snprintf(expect, sizeof(expect), IMAGES_SHARED_SUBDIR "/%s", ckid);
+	snprintf(expect, sizeof(expect), COCOON_CHECKPOINTS_DIR "/%s", ckid);
 	if (strcmp(rep->shared_path, expect) != 0) {
 		char named[64];
 		snprintf(named, sizeof(named), "%s", rep->shared_path);
@@ -517,7 +517,7 @@ int checkpoint_pod(struct global_opts *g, const char *id, struct checkpoint_opti
 		json_object_object_add(j, "bundles", bundles);
 		const char *text = json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY);
 		_cleanup_free_ char *path = NULL;
-		if (asprintf(&path, "%s/pod.json", o->image_path) < 0)
+		if (asprintf(&path, "%s/" POD_CHECKPOINT_FILE, o->image_path) < 0)
 			r = error_set(err, ENOMEM, "checkpoint");
 		else
 			r = write_file_atomic(path, text, strlen(text), 0600, err);

@@ -416,9 +416,9 @@ int images_verify(const char *dir, const struct images_limits *lim, struct image
 	chain->n = 0;
 	chain->resources = NULL;
 	for (;;) {
-		if (chain->n == IMAGES_MAX_CHAIN)
+		if (chain->n == COCOON_MAX_CHAIN)
 			return error_setx(err, E2BIG, "%s: more than %d pre-dumps in a chain", dir,
-					  IMAGES_MAX_CHAIN);
+					  COCOON_MAX_CHAIN);
 		int r = images_verify_one(cur, chain->n == 0, &b, &chain->resources, err);
 		if (r < 0)
 			return r;

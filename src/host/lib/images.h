@@ -12,11 +12,10 @@
 
 #define IMAGES_META "cocoon.json"
 #define IMAGES_FORMAT 1
-/* Where the agent leaves a dump in the shared directory: checkpoints/CKID,
- * with CRIU's log beside it as checkpoints/CKID.dump.log on failure. The
- * host builds these paths from the checkpoint ID it made; it takes none
- * from the guest. */
-#define IMAGES_SHARED_SUBDIR COCOON_CHECKPOINTS_DIR
+/* Where the agent leaves a dump in the shared directory:
+ * COCOON_CHECKPOINTS_DIR/CKID, with CRIU's log beside it as
+ * COCOON_CHECKPOINTS_DIR/CKID.dump.log on failure. The host builds these
+ * paths from the checkpoint ID it made; it takes none from the guest. */
 /* CRIU's logs are text the guest wrote: read this much at most. */
 #define IMAGES_MAX_LOG (64 << 20)
 
@@ -39,12 +38,10 @@ struct images_info {
 	const char *resources;	 /* update's limits to keep (resources-kept.h), or NULL */
 };
 
-#define IMAGES_MAX_CHAIN COCOON_MAX_CHAIN
-
 /* A checkpoint and the pre-dumps it depends on, newest first. */
 struct images_chain {
-	char *dirs[IMAGES_MAX_CHAIN];
-	char *names[IMAGES_MAX_CHAIN];
+	char *dirs[COCOON_MAX_CHAIN];
+	char *names[COCOON_MAX_CHAIN];
 	int n;
 	char *resources; /* the checkpoint's kept limits (resources-kept.h), or NULL */
 };

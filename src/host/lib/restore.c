@@ -305,7 +305,7 @@ static int pod_manifest_add(struct global_opts *g, const char *dir, struct pod_m
 	if (m->n == POD_RESTORE_MAX)
 		return error_setx(err, E2BIG, "pod.json: more than %d containers", POD_RESTORE_MAX);
 	if (validate_id("container", s, err) < 0)
-		return error_wrap(err, "pod.json");
+		return error_wrap(err, POD_CHECKPOINT_FILE);
 	for (int i = 0; i < m->n; i++)
 		if (strcmp(m->ids[i], s) == 0)
 			return error_setx(err, EINVAL, "pod.json: %s is listed twice", s);
@@ -323,13 +323,13 @@ static int pod_manifest_read(struct global_opts *g, const char *dir, struct pod_
 	int r;
 
 	memset(m, 0, sizeof(*m));
-	if (asprintf(&path, "%s/pod.json", dir) < 0)
-		return error_set(err, ENOMEM, "pod.json");
+	if (asprintf(&path, "%s/" POD_CHECKPOINT_FILE, dir) < 0)
+		return error_set(err, ENOMEM, POD_CHECKPOINT_FILE);
 	/* Untrusted: looked at before it is opened (safefs.h). */
 	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return error_set(err, errno, "image directory %s", dir);
-	if (safefs_read(dfd, "pod.json", 256 * 1024, &text, NULL, err) < 0)
+	if (safefs_read(dfd, POD_CHECKPOINT_FILE, 256 * 1024, &text, NULL, err) < 0)
 		return error_wrap(err, "%s: not a checkpoint of a whole pod (checkpoint --pod)",
 				  dir);
 	if (!(root = json_tokener_parse(text)))

@@ -129,7 +129,7 @@ static int parse_mount(json_object *m, size_t i, struct oci_bundle *b, Cocoon__M
 	free(mnt->type);
 	mnt->type = strdup("bind");
 	free(mnt->source);
-	if (asprintf(&mnt->source, VOLUMES_GUEST_DIR "/%s", v->name) < 0)
+	if (asprintf(&mnt->source, COCOON_GUEST_VOLUMES_DIR "/%s", v->name) < 0)
 		return error_set(err, ENOMEM, "config.json");
 	return 0;
 }
@@ -142,8 +142,8 @@ static int parse_mounts(json_object *root, struct oci_bundle *b, struct error **
 	if (r < 0 || !v)
 		return r;
 	size_t len = json_object_array_length(v);
-	if (len > SPEC_MAX_MOUNTS)
-		return error_setx(err, E2BIG, "config.json: mounts: at most %d", SPEC_MAX_MOUNTS);
+	if (len > COCOON_MAX_BINDS)
+		return error_setx(err, E2BIG, "config.json: mounts: at most %d", COCOON_MAX_BINDS);
 	s->mounts = calloc(len ? len : 1, sizeof(*s->mounts));
 	if (!s->mounts)
 		return error_set(err, ENOMEM, "config.json");

@@ -126,8 +126,8 @@ static int restore_container(struct shim *s, struct error **err)
 	Cocoon__Response *resp = NULL;
 
 	const struct images_chain *ch = s->args->restore;
-	Cocoon__ImageShare shares[IMAGES_MAX_CHAIN], *ptrs[IMAGES_MAX_CHAIN];
-	char tags[IMAGES_MAX_CHAIN][COCOON_TAG_IMAGES_SIZE], paths[IMAGES_MAX_CHAIN][96];
+	Cocoon__ImageShare shares[COCOON_MAX_CHAIN], *ptrs[COCOON_MAX_CHAIN];
+	char tags[COCOON_MAX_CHAIN][COCOON_TAG_IMAGES_SIZE], paths[COCOON_MAX_CHAIN][96];
 	for (int i = 0; i < ch->n; i++) {
 		cocoon__image_share__init(&shares[i]);
 		cocoon_images_tag(tags[i], i);
@@ -136,7 +136,7 @@ static int restore_container(struct shim *s, struct error **err)
 		/* A pod member's images are in the running VM's pod share. */
 		if (s->args->pod) {
 			snprintf(paths[i], sizeof(paths[i]), "%s/images%d", s->args->id, i);
-			shares[i].tag = (char *)POD_TAG;
+			shares[i].tag = (char *)COCOON_TAG_POD;
 			shares[i].path = paths[i];
 		}
 		ptrs[i] = &shares[i];
@@ -156,7 +156,7 @@ static int restore_container(struct shim *s, struct error **err)
 		return r;
 	/* For restore --print-stats. */
 	char path[4200], text[512];
-	snprintf(path, sizeof(path), "%s/restore-stats.json", s->args->dir);
+	snprintf(path, sizeof(path), "%s/" RESTORE_STATS_FILE, s->args->dir);
 	int n = snprintf(
 		text, sizeof(text),
 		"{\"boot_ms\": %lld, \"template\": %s, \"criu_ms\": %llu, \"copy_ms\": %llu, \"restore_us\": %u}\n",
@@ -380,7 +380,7 @@ int shim_setup(struct shim *s, struct error **err)
 	if (a->vmsnap_state) {
 		/* For restore --print-stats: the VM's start is the whole restore. */
 		char path[4200], text[256];
-		snprintf(path, sizeof(path), "%s/restore-stats.json", a->dir);
+		snprintf(path, sizeof(path), "%s/" RESTORE_STATS_FILE, a->dir);
 		int n = snprintf(
 			text, sizeof(text),
 			"{\"boot_ms\": %lld, \"template\": false, \"whole_vm\": true, \"criu_ms\": 0, \"copy_ms\": 0, \"restore_us\": 0}\n",
