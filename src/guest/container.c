@@ -128,7 +128,6 @@ void container_stdio_close_child(struct container_stdio *p)
 
 int container_stdio_open(struct container_stdio *p, const Cocoon__ProcessSpec *proc)
 {
-	int in[2], o[2], e[2];
 
 	if (proc->terminal) {
 		int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
@@ -150,17 +149,13 @@ int container_stdio_open(struct container_stdio *p, const Cocoon__ProcessSpec *p
 	}
 	/* Pipes, never files: CRIU cannot restore a task holding a regular
 	 * file whose size changed since the dump. */
-	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(o, O_CLOEXEC) < 0 || pipe2(e, O_CLOEXEC) < 0)
-		return -errno;
-	p->child[0] = in[0];
-	p->child[1] = o[1];
-	p->child[2] = e[1];
-	p->agent_in = in[1];
-	p->agent_out = o[0];
-	p->agent_err = e[0];
-	fcntl(in[1], F_SETFL, O_NONBLOCK);
-	fcntl(o[0], F_SETFL, O_NONBLOCK);
-	fcntl(e[0], F_SETFL, O_NONBLOCK);
+	int agent[3];
+	int r = stdio_pipes_open(p->child, agent);
+	if (r < 0)
+		return r;
+	p->agent_in = agent[0];
+	p->agent_out = agent[1];
+	p->agent_err = agent[2];
 	return 0;
 }
 

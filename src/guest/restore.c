@@ -102,7 +102,6 @@ static int restore_stdio(struct restore_ctx *x, struct argv *av, char *msg, size
 {
 	char path[sizeof(x->images) + 64], line[7][128] = {"", "", "", "", "", "", ""},
 					   keys[3][CKPT_TTY_KEY_MAX];
-	int in[2], out[2], err[2];
 
 	snprintf(path, sizeof(path), "%s/" DESCRIPTORS_FILE, x->images);
 	_cleanup_fclose_ FILE *f = fopen(path, "re");
@@ -131,19 +130,15 @@ static int restore_stdio(struct restore_ctx *x, struct argv *av, char *msg, size
 			snprintf(msg, size, "restore %s: a new terminal: %s", x->cid, strerror(-r));
 		return r;
 	}
-	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
-		snprintf(msg, size, "restore %s: stdio pipes: %s", x->cid, strerror(errno));
-		return -errno;
+	int host[3];
+	int r = stdio_pipes_open(x->child_fds, host);
+	if (r < 0) {
+		snprintf(msg, size, "restore %s: stdio pipes: %s", x->cid, strerror(-r));
+		return r;
 	}
-	x->child_fds[0] = in[0];
-	x->child_fds[1] = out[1];
-	x->child_fds[2] = err[1];
-	x->host_in = in[1];
-	x->host_out = out[0];
-	x->host_err = err[0];
-	fcntl(x->host_in, F_SETFL, O_NONBLOCK);
-	fcntl(x->host_out, F_SETFL, O_NONBLOCK);
-	fcntl(x->host_err, F_SETFL, O_NONBLOCK);
+	x->host_in = host[0];
+	x->host_out = host[1];
+	x->host_err = host[2];
 	for (int i = 0; i < 3; i++) {
 		if (strncmp(line[i], "pipe:", 5) != 0)
 			continue;
