@@ -90,6 +90,18 @@ static void test_contract_names(void **state)
 		-ENAMETOOLONG);
 }
 
+/* The manifests' and vm.json's checksums, read back untrusted. */
+static void test_xxh3_text(void **state)
+{
+	(void)state;
+	assert_true(xxh3_text_valid("0123456789abcdef"));
+	assert_false(xxh3_text_valid("0123456789ABCDEF"));
+	assert_false(xxh3_text_valid("0123456789abcde"));
+	assert_false(xxh3_text_valid("0123456789abcdef0"));
+	assert_false(xxh3_text_valid("0123456789abcdeg"));
+	assert_false(xxh3_text_valid(""));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -97,6 +109,7 @@ int main(void)
 		cmocka_unit_test(test_invalid_ids),
 		cmocka_unit_test(test_contract_rule),
 		cmocka_unit_test(test_contract_names),
+		cmocka_unit_test(test_xxh3_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

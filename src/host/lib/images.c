@@ -183,11 +183,6 @@ void images_meta_free(struct images_meta *m)
 	memset(m, 0, sizeof(*m));
 }
 
-static bool is_hex16(const char *s)
-{
-	return strlen(s) == 16 && strspn(s, "0123456789abcdef") == 16;
-}
-
 /* A typed field, or NULL: a null, a number where a string belongs, an
  * object where a number belongs all count as absent. */
 static json_object *field(json_object *o, const char *key, json_type type)
@@ -202,7 +197,7 @@ static int meta_file(json_object *entry, const char *name, struct images_meta *m
 	json_object *jsize = field(entry, "size", json_type_int),
 		    *jhash = field(entry, "xxh3", json_type_string);
 	if (!images_plain_name(name) || !jsize || !jhash || json_object_get_int64(jsize) < 0 ||
-	    !is_hex16(json_object_get_string(jhash)))
+	    !xxh3_text_valid(json_object_get_string(jhash)))
 		return error_setx(err, EINVAL, "bad entry for '%.40s'", name);
 	struct images_meta_file *f = &m->files[m->n_files];
 	f->size = json_object_get_uint64(jsize);
