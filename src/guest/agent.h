@@ -99,11 +99,11 @@ struct agent {
 	/* Booted to become a VM template (cocoon.template=1): no share is
 	 * mounted until TemplateResume (template.c). */
 	bool template_mode;
-	char criu_path[256];
+	char criu_path[COCOON_GUEST_CRIU_MAX + 1];
 	char self_path[256]; /* this binary, for its --copy-tree mode */
 	/* Where CRIU dumps in the guest (runtime.guest_checkpoint_dir): must
 	 * be memory-backed for the frozen time to be a dump into memory. */
-	char ckpt_dir[128];
+	char ckpt_dir[COCOON_GUEST_CKPT_DIR_MAX + 1];
 	bool late_modules_pending;
 	/* Called once they are in (main.c replays the requests held meanwhile). */
 	void (*late_modules_done)(struct agent *a);

@@ -47,6 +47,12 @@
  * guest_checkpoint_dir; config.c). */
 #define COCOON_GUEST_CRIU "/usr/sbin/criu"
 #define COCOON_GUEST_CKPT_DIR COCOON_GUEST_RUN_DIR "/checkpoints"
+/* The longest values of those two settings, in bytes without the NUL: the
+ * agent's buffers for them, and the paths it builds under the checkpoint
+ * directory, are sized from these. The host refuses a longer setting
+ * (sandbox.c); the agent refuses a longer value rather than cut it. */
+#define COCOON_GUEST_CRIU_MAX 255
+#define COCOON_GUEST_CKPT_DIR_MAX 127
 
 /* Fault injection, for tests only (docs/checkpoint.md): the host passes this
  * environment variable's value in a checkpoint's or restore's request, and

@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -137,6 +139,19 @@ int stdio_pipes_open(int child[3], int parent[3])
 	for (int i = 0; i < 3; i++)
 		(void)fcntl(parent[i], F_SETFL, O_NONBLOCK); /* cannot fail on a new pipe */
 	return 0;
+}
+
+int path_fmt(char *out, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(out, size, fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n < size)
+		return 0;
+	if (size)
+		out[0] = 0;
+	return -ENAMETOOLONG;
 }
 
 long long now_ms(void)

@@ -43,6 +43,10 @@ int mkdir_p(const char *path, int mode, struct error **err);
  * parent[] the other three, non-blocking. Returns 0, or a negative errno
  * with nothing left open. */
 int stdio_pipes_open(int child[3], int parent[3]);
+/* snprintf into out (size bytes) for a path or a name that must never be cut:
+ * 0, or -ENAMETOOLONG when it does not fit, and then out is "" (an empty
+ * path opens nothing). */
+int path_fmt(char *out, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* CLOCK_MONOTONIC in milliseconds. */
 long long now_ms(void);

@@ -170,12 +170,27 @@ static void test_stdio_pipes(void **state)
 	assert_int_equal(lowest_free_fd(), low); /* the first pipe was closed */
 }
 
+/* A path that does not fit is refused, never cut. */
+static void test_path_fmt(void **state)
+{
+	(void)state;
+	char out[8];
+	assert_int_equal(path_fmt(out, sizeof(out), "/%s/%d", "ab", 12), 0);
+	assert_string_equal(out, "/ab/12");
+	assert_int_equal(path_fmt(out, sizeof(out), "/%s", "abcdef"), 0); /* 7 + NUL */
+	assert_string_equal(out, "/abcdef");
+	assert_int_equal(path_fmt(out, sizeof(out), "/%s", "abcdefg"), -ENAMETOOLONG);
+	assert_string_equal(out, "");
+	assert_int_equal(path_fmt(out, 0, "%s", ""), -ENAMETOOLONG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_copy_stream),
 		cmocka_unit_test(test_send_fds),
 		cmocka_unit_test(test_stdio_pipes),
+		cmocka_unit_test(test_path_fmt),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
