@@ -478,10 +478,10 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	x->t0 = now_ms();
 	x->next_progress_ms = x->t0 + CKPT_PROGRESS_MS;
 	if (req->fault && *req->fault)
-		setenv(COCOON_FAULT_ENV, req->fault, 1); /* inherited by CRIU only */
+		(void)setenv(COCOON_FAULT_ENV, req->fault, 1); /* for CRIU; unset: no fault */
 	x->criu = agent_job_start_ex(a, av.args, &o, ckpt_dump_done, x, &e);
 	ckpt_pod_namespaces_close(pod_ns);
-	unsetenv(COCOON_FAULT_ENV);
+	(void)unsetenv(COCOON_FAULT_ENV); /* cannot fail: a valid name */
 	if (x->criu < 0) {
 		agent_send_error(a, id, e->code, "checkpoint %s: %s", c->id, e->msg);
 		ckpt_unguard(x);

@@ -116,7 +116,7 @@ void container_proc_register(struct agent_proc *p, pid_t pid, enum proc_phase ph
 	p->terminal = terminal;
 	p->pending_id = pending_id;
 	p->exec_awaited = phase == PROC_STARTING;
-	fcntl(p->sync_fd, F_SETFL, O_NONBLOCK);
+	(void)fcntl(p->sync_fd, F_SETFL, O_NONBLOCK); /* cannot fail on an open fd */
 }
 
 void container_stdio_close_child(struct container_stdio *p)
@@ -140,8 +140,8 @@ int container_stdio_open(struct container_stdio *p, const Cocoon__ProcessSpec *p
 		p->agent_in = master;
 		p->agent_out = dup(master);
 		p->agent_err = -1;
-		fcntl(p->agent_out, F_SETFD, FD_CLOEXEC);
-		fcntl(master, F_SETFL, O_NONBLOCK);
+		(void)fcntl(p->agent_out, F_SETFD, FD_CLOEXEC); /* cannot fail on an open fd */
+		(void)fcntl(master, F_SETFL, O_NONBLOCK);	/* cannot fail on an open fd */
 		/* The host bounded the size (spec.c): nothing here can fail
 		 * but the ioctl on a pty just made. */
 		(void)terminal_set_size(master, proc->console_size);

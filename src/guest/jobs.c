@@ -120,7 +120,7 @@ int agent_job_start_ex(struct agent *a, char *const argv[], const struct agent_j
 		_exit(127);
 	}
 	close(p[1]);
-	fcntl(p[0], F_SETFL, O_NONBLOCK);
+	(void)fcntl(p[0], F_SETFL, O_NONBLOCK); /* cannot fail on an open fd */
 
 	struct agent_job *job = calloc(1, sizeof(*job));
 	if (!job) {

@@ -341,7 +341,8 @@ static void parse_criu_from_cmdline(struct agent *a)
 			cmdline_path(a, a->criu_path, sizeof(a->criu_path), COCOON_CMDLINE_CRIU, v);
 		else if ((v = cmdline_value(t, COCOON_CMDLINE_CKPTDIR)) && v[0] == '/' &&
 			 !strstr(v, ".."))
-			cmdline_path(a, a->ckpt_dir, sizeof(a->ckpt_dir), COCOON_CMDLINE_CKPTDIR, v);
+			cmdline_path(a, a->ckpt_dir, sizeof(a->ckpt_dir), COCOON_CMDLINE_CKPTDIR,
+				     v);
 }
 
 int main(int argc, char **argv)
@@ -441,8 +442,8 @@ int main(int argc, char **argv)
 		agent_log(&a, "the kernel's process events: %s", strerror(errno));
 	if (channel_fd >= 0) {
 		a.channel_fd = channel_fd;
-		fcntl(channel_fd, F_SETFD, FD_CLOEXEC);
-		fcntl(channel_fd, F_SETFL, O_NONBLOCK);
+		(void)fcntl(channel_fd, F_SETFD, FD_CLOEXEC); /* cannot fail on an open fd */
+		(void)fcntl(channel_fd, F_SETFL, O_NONBLOCK); /* cannot fail on an open fd */
 	} else {
 		a.channel_fd = agent_open_channel(channel, &err);
 	}

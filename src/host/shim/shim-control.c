@@ -151,7 +151,8 @@ static void handle_exec(struct shim *s, struct shim_client *c, Cocoon__Request *
 	 * engine's --console-socket) or the terminal of `cocoon exec` itself. */
 	if (req->exec->process && req->exec->process->terminal)
 		console_watch_init(&e->tty, e->out, req->exec->process->console_size);
-	fcntl(e->in, F_SETFL, fcntl(e->in, F_GETFL) | O_NONBLOCK);
+	(void)fcntl(e->in, F_SETFL,
+		    fcntl(e->in, F_GETFL) | O_NONBLOCK); /* cannot fail on an open fd */
 	resp->id = cid;
 	shim_send_to_client(c->fd, resp);
 	cocoon__response__free_unpacked(resp, NULL);

@@ -103,7 +103,8 @@ static int member_register(struct shim *s, struct shim_client *c, const char *id
 	 * (shim_send_to_client). */
 	int64_t ms = s->args->g->cfg.channel_send_timeout_ms;
 	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-	fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) & ~O_NONBLOCK);
+	(void)fcntl(c->fd, F_SETFL,
+		    fcntl(c->fd, F_GETFL) & ~O_NONBLOCK); /* cannot fail on an open fd */
 	(void)setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)); /* valid: cannot fail */
 	return 0;
 }

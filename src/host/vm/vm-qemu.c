@@ -60,8 +60,8 @@ static void cloexec_from(int lowfd)
 {
 	if (close_range((unsigned)lowfd, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
 		return;
-	for (int fd = lowfd; fd < 4096; fd++) /* kernels before 5.11 */
-		fcntl(fd, F_SETFD, FD_CLOEXEC);
+	for (int fd = lowfd; fd < 4096; fd++)	      /* kernels before 5.11 */
+		(void)fcntl(fd, F_SETFD, FD_CLOEXEC); /* EBADF: not open */
 }
 
 /* A file of the virtiofsd serving TAG ("sock", "log"): beside the agent's
@@ -485,8 +485,8 @@ static int qemu_start(struct vm *vm, const struct vm_spec *spec, struct error **
 			_exit(1);
 		cloexec_from(3);
 		/* The device state a VM from a template starts from (-incoming). */
-		if (spec->incoming_fd > 0)
-			fcntl(spec->incoming_fd, F_SETFD, 0);
+		if (spec->incoming_fd > 0 && fcntl(spec->incoming_fd, F_SETFD, 0) < 0)
+			_exit(126);
 		int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		/* O_APPEND: the shim's guard truncates it at its cap. */
 		int log = spec->vmm_log
@@ -497,8 +497,9 @@ static int qemu_start(struct vm *vm, const struct vm_spec *spec, struct error **
 			_exit(126);
 		if (log >= 0 && (dup2(log, 1) < 0 || dup2(log, 2) < 0))
 			_exit(126);
-		for (int i = 0; i < spec->n_nets; i++)
-			fcntl(spec->net_fds[i], F_SETFD, 0); /* the taps are QEMU's */
+		for (int i = 0; i < spec->n_nets; i++) /* the taps are QEMU's */
+			if (fcntl(spec->net_fds[i], F_SETFD, 0) < 0)
+				_exit(126);
 		execvp(b.args[0], b.args);
 		int e = errno;
 		if (write(p[1], &e, sizeof(e)) < 0)
