@@ -42,5 +42,6 @@ void restore_done(struct agent_job *job, int status);
 
 /* The restore's work directory, <ckpt_dir>/restore-<id>, always fits. */
 _Static_assert(sizeof(((struct restore_ctx *)0)->work) >=
-		       COCOON_GUEST_CKPT_DIR_MAX + sizeof("/" COCOON_RESTORE_PREFIX) + COCOON_ID_MAX,
+		       COCOON_GUEST_CKPT_DIR_MAX + sizeof("/" COCOON_RESTORE_PREFIX) +
+			       COCOON_ID_MAX,
 	       "struct restore_ctx: work too short for a checkpoint directory and an ID");

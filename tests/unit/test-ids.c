@@ -105,10 +105,8 @@ static void test_xxh3_text(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_valid_ids),
-		cmocka_unit_test(test_invalid_ids),
-		cmocka_unit_test(test_contract_rule),
-		cmocka_unit_test(test_contract_names),
+		cmocka_unit_test(test_valid_ids),     cmocka_unit_test(test_invalid_ids),
+		cmocka_unit_test(test_contract_rule), cmocka_unit_test(test_contract_names),
 		cmocka_unit_test(test_xxh3_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

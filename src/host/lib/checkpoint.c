@@ -106,14 +106,18 @@ static void container_thaw_or_kill(struct global_opts *g, const char *id, bool k
 	}
 }
 
-/* CRIU's whole log after a failed dump, kept where the user can read it. */
-static void keep_dump_log(struct global_opts *g, const struct checkpoint_options *o,
+/* CRIU's whole log after a failed dump, kept where the user can read it:
+ * one per container, the newest (it replaces the last one atomically), so
+ * a guest that fails its dumps on purpose, with CRIU's log at its 64 MiB cap
+ * (IMAGES_MAX_LOG), cannot take more of the host's disk with each
+ * `checkpoint`. */
+static void keep_dump_log(struct global_opts *g, const struct checkpoint_options *o, const char *id,
 			  const char *dir, const char *ckid, struct error **err)
 {
 	_cleanup_free_ char *keep = NULL, *msg = NULL;
 	const char *where = o->work_path ? o->work_path : g->cfg.host_checkpoint_dir;
 	int n = o->work_path ? asprintf(&keep, "%s/" COCOON_DUMP_LOG, where)
-			     : asprintf(&keep, "%s/failed-%s-" COCOON_DUMP_LOG, where, ckid);
+			     : asprintf(&keep, "%s/failed-%s-" COCOON_DUMP_LOG, where, id);
 	if (n < 0 || mkdir_p(where, 0700, NULL) < 0 || images_keep_dump_log(dir, ckid, keep) < 0)
 		return;
 	if (err && *err && asprintf(&msg, "%s (CRIU's whole log: %s)", (*err)->msg, keep) >= 0) {
@@ -329,7 +333,7 @@ int checkpoint_container(struct global_opts *g, const char *id, struct checkpoin
 		r = container_call_timeout(g, id, &req, &resp, SHIM_CHECKPOINT_TIMEOUT_MS, err);
 	}
 	if (r < 0) {
-		keep_dump_log(g, o, idir, ckid, err);
+		keep_dump_log(g, o, id, idir, ckid, err);
 		images_stage_discard(&stage);
 		images_discard(idir, ckid);
 		return r;
