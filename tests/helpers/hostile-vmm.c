@@ -332,14 +332,14 @@ static void handle(const Cocoon__Request *req)
 			note("restore limits ", v);
 			/* What a member's first image share is: its inode, in
 			 * the pod share (the test knows which is whose). */
-			struct stat ist;
+			struct stat img_st;
 			char ip[4400];
 			if (pod && req->restore->n_images && *req->restore->images[0]->path) {
 				snprintf(ip, sizeof(ip), "%s/%s", pod,
 					 req->restore->images[0]->path);
 				snprintf(v, sizeof(v), "%llu",
-					 stat(ip, &ist) == 0 ? (unsigned long long)ist.st_ino
-							     : 0ULL);
+					 stat(ip, &img_st) == 0 ? (unsigned long long)img_st.st_ino
+								: 0ULL);
 				note("restore images inode ", v);
 			}
 			static Cocoon__RestoreReply rr = COCOON__RESTORE_REPLY__INIT;

@@ -245,15 +245,15 @@ static void test_verify_at_keeps_the_callers_deadline(void **st)
 	published();
 	int fd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	assert_true(fd >= 0);
-	assert_int_not_equal(images_verify_at(fd, dest, &default_limits, now_ms() - 1, &chain, &err),
-			     0);
+	assert_int_not_equal(
+		images_verify_at(fd, dest, &default_limits, now_ms() - 1, &chain, &err), 0);
 	images_chain_free(&chain);
 	assert_non_null(err);
 	if (!strstr(err->msg, "limits.verify_timeout_ms"))
 		fail_msg("expected the deadline: %s", err->msg);
 	error_free(&err);
-	assert_int_equal(images_verify_at(fd, dest, &default_limits, now_ms() + 60000, &chain, &err),
-			 0);
+	assert_int_equal(
+		images_verify_at(fd, dest, &default_limits, now_ms() + 60000, &chain, &err), 0);
 	assert_int_equal(images_chain_share_fds(&chain, &err), 0);
 	struct stat a, b;
 	assert_int_equal(stat(images_chain_paths(&chain)[0], &a), 0);

@@ -155,8 +155,8 @@ static void print_checkpoint_stats(const struct checkpoint_options *o,
  * time), so a guest that failed its dumps on purpose, with CRIU's log at
  * its 64 MiB cap (IMAGES_MAX_LOG), took 64 MiB more of the host's disk per
  * `checkpoint` for ever (rev hostile5 L4). */
-static void keep_dump_log(struct global_opts *g, const struct checkpoint_options *o,
-			  const char *id, const char *dir, const char *ckid, struct error **err)
+static void keep_dump_log(struct global_opts *g, const struct checkpoint_options *o, const char *id,
+			  const char *dir, const char *ckid, struct error **err)
 {
 	_cleanup_free_ char *keep = NULL, *msg = NULL;
 	const char *where = o->work_path ? o->work_path : g->cfg.host_checkpoint_dir;

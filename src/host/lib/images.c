@@ -414,8 +414,8 @@ const char *const *images_chain_paths(const struct images_chain *c)
 int images_chain_share_fds(struct images_chain *c, struct error **err)
 {
 	for (int i = 0; i < c->n; i++)
-		if (!c->shares[i] && asprintf(&c->shares[i], "/proc/%d/fd/%d", (int)getpid(),
-					      c->fds[i]) < 0) {
+		if (!c->shares[i] &&
+		    asprintf(&c->shares[i], "/proc/%d/fd/%d", (int)getpid(), c->fds[i]) < 0) {
 			c->shares[i] = NULL;
 			return error_set(err, ENOMEM, "%s", c->dirs[i]);
 		}
@@ -440,9 +440,10 @@ static int open_pre_dump(int dirfd, const char *path, const char *dir, const cha
 	if ((errno != ELOOP && errno != ENOTDIR) ||
 	    fstatat(parent, name, &ls, AT_SYMLINK_NOFOLLOW) < 0)
 		return error_set(err, errno, "%s: its pre-dump %s", dir, path);
-	return error_setx(err, EINVAL,
-			  "%s: its pre-dump %s is %s, not a directory beside it (runc's ../NAME layout)",
-			  dir, path, S_ISLNK(ls.st_mode) ? "a symlink" : "not a directory");
+	return error_setx(
+		err, EINVAL,
+		"%s: its pre-dump %s is %s, not a directory beside it (runc's ../NAME layout)", dir,
+		path, S_ISLNK(ls.st_mode) ? "a symlink" : "not a directory");
 }
 
 int images_verify_at(int dirfd, const char *dir, const struct images_limits *lim,
