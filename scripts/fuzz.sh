@@ -26,6 +26,15 @@ seconds=$3
 runs=$4
 shift 4
 
+# The inputs libFuzzer left for target $1 (crash-, leak-, oom-, timeout-).
+count_crashes() {
+	n=0
+	for f in "$build/crashes/$1"-*; do
+		[ -e "$f" ] && n=$((n + 1))
+	done
+	echo "$n"
+}
+
 failed=0
 mkdir -p "$build/crashes" "$build/fuzz-logs"
 for t in "$@"; do
@@ -46,13 +55,13 @@ for t in "$@"; do
 	if [ "$mode" = long ] && [ -n "$runs" ] && [ "$runs" != - ]; then
 		count=-runs=$runs
 	fi
-	before=$(ls "$build/crashes" | grep -c "^$t-" || true)
+	before=$(count_crashes "$t")
 	start=$(date +%s.%N)
 	"$bin" -max_total_time="$seconds" "$count" -timeout=30 -print_final_stats=1 \
 		-artifact_prefix="$build/crashes/$t-" "$corpus" "tests/fuzz/corpus/$t" >"$log" 2>&1
 	rc=$?
 	end=$(date +%s.%N)
-	after=$(ls "$build/crashes" | grep -c "^$t-" || true)
+	after=$(count_crashes "$t")
 	n=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
 	crashes=$((after - before))
 	if [ "$rc" -ne 0 ] || [ -z "$n" ]; then

@@ -219,8 +219,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	make_request(&r, data[0]);
 	c.next_id = 1; /* so that inputs can answer id 1 */
 	if (agent_call(&c, &r.req, &resp, 200, &err) == 0) {
+		/* agent_check_reply() lets through only the expected body. */
 		if ((int)resp->body_case == COCOON__RESPONSE__BODY__NOT_SET)
-			__builtin_trap(); /* agent_check_reply() lets through only the expected body */
+			__builtin_trap();
 		seen += use_reply(resp);
 		cocoon__response__free_unpacked(resp, NULL);
 	}
