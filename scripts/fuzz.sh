@@ -64,7 +64,9 @@ for t in "$@"; do
 	after=$(count_crashes "$t")
 	n=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
 	crashes=$((after - before))
-	if [ "$rc" -ne 0 ] || [ -z "$n" ]; then
+	if grep -q 'libFuzzer: run interrupted' "$log"; then
+		failed=1 # stopped by a signal: counted, not finished
+	elif [ "$rc" -ne 0 ] || [ -z "$n" ]; then
 		[ "$crashes" -gt 0 ] || crashes="?"
 		failed=1
 		tail -40 "$log"
@@ -75,7 +77,9 @@ for t in "$@"; do
 		if (d > 0)
 			rate = n / d
 		tail = ""
-		if (rc != 0)
+		if (rc == 72)
+			tail = " (interrupted)"
+		else if (rc != 0)
 			tail = " (exit " rc ")"
 		printf "%s: %d executions, %d exec/s, %s crashes, %.0f s%s\n", t, n, rate, c, d, tail
 	}'
