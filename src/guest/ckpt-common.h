@@ -27,8 +27,6 @@
 void ckpt_send_progress(struct agent *a, const char *cid, const char *stage, uint64_t bytes,
 			long long elapsed_ms);
 
-/* mkdir -p PATH (up to 127 bytes), for runtime.guest_checkpoint_dir. */
-void ckpt_ensure_dir(const char *path);
 /* Fills ST from CRIU's stats-dump or stats-restore file at PATH; fields it
  * cannot read stay as they were. */
 void criu_read_stats(const char *path, Cocoon__CriuStats *st);
