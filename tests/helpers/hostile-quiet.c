@@ -4,6 +4,7 @@
 #include "hostile.h"
 
 #include <stdio.h>
+#include <unistd.h>
 
 /* "checkpoint-late": the one checkpoint held, its request's fields. */
 static uint64_t late_id;
@@ -46,4 +47,12 @@ void progress_event(const char *id, const char *stage)
 	ev.stage = (char *)stage;
 	queue(&r);
 	flush();
+}
+
+void slow_dump(const char *id)
+{
+	for (int i = 0; i < 16; i++) {
+		progress_event(id, "dump");
+		usleep(500 * 1000);
+	}
 }

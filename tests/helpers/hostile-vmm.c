@@ -101,12 +101,8 @@ static void checkpoint(uint64_t id, const Cocoon__CheckpointRequest *cr)
 	char named[4200];
 	if (is("checkpoint-late") && quiet_hold(id, cr))
 		return;
-	/* "checkpoint-progress": the dump takes 8 s and the agent says so
-	 * every half second. */
-	for (int i = 0; is("checkpoint-progress") && i < 16; i++) {
-		progress_event(cr->id, "dump");
-		usleep(500 * 1000);
-	}
+	if (is("checkpoint-progress"))
+		slow_dump(cr->id);
 	if (!plant(cr->checkpoint_id, named, sizeof(named))) {
 		reply_error(id, EIO,
 			    is("bad-text")

@@ -36,3 +36,6 @@ bool quiet_hold(uint64_t id, const Cocoon__CheckpointRequest *cr);
 bool quiet_wake(uint64_t *id, Cocoon__CheckpointRequest *cr);
 /* A CheckpointProgress event of container ID at STAGE. */
 void progress_event(const char *id, const char *stage);
+/* "checkpoint-progress": a dump of container ID that takes 8 s and says so
+ * every half second. */
+void slow_dump(const char *id);
