@@ -27,6 +27,20 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+void ckpt_send_progress(struct agent *a, const char *cid, const char *stage, uint64_t bytes,
+			long long elapsed_ms)
+{
+	Cocoon__Response resp = COCOON__RESPONSE__INIT;
+	Cocoon__CheckpointProgress ev = COCOON__CHECKPOINT_PROGRESS__INIT;
+	ev.id = (char *)cid;
+	ev.stage = (char *)stage;
+	ev.bytes = bytes;
+	ev.elapsed_ms = elapsed_ms > 0 ? (uint64_t)elapsed_ms : 0;
+	resp.body_case = COCOON__RESPONSE__BODY_PROGRESS;
+	resp.progress = &ev;
+	agent_send_response(a, &resp);
+}
+
 /* Reads the few fields we report from CRIU's stats_entry (criu/images/
  * stats.proto): dump = 1 { freezing_time 1, frozen_time 2, memdump_time 3,
  * memwrite_time 4, pages_scanned 5, pages_skipped_parent 6, pages_written 7 },

@@ -21,6 +21,12 @@
  * limits.checkpoint_silence_ms without one (src/host/shim/shim.h). ms. */
 #define CKPT_PROGRESS_MS 1000
 
+/* Sends the host a CheckpointProgress event (id 0) of container CID: the
+ * checkpoint or restore goes on, at STAGE, BYTES of images so far,
+ * ELAPSED_MS in. */
+void ckpt_send_progress(struct agent *a, const char *cid, const char *stage, uint64_t bytes,
+			long long elapsed_ms);
+
 /* Fills ST from CRIU's stats-dump or stats-restore file at PATH; fields it
  * cannot read stay as they were. */
 void criu_read_stats(const char *path, Cocoon__CriuStats *st);

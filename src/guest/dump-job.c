@@ -164,6 +164,9 @@ static void ckpt_finish(struct ckpt_ctx *x)
 		/* What the copy added after the dump ended. */
 		reply.copy_ms = (uint64_t)(now_ms() - x->t0 - x->dump_ms);
 		reply.copy_overlapped = x->followed;
+		/* Frozen until the host kills or thaws it (also the thaw of a
+		 * reply that comes after the host gave up, proto). */
+		reply.left_frozen = x->froze;
 		ckpt_reply_memory(x, &reply);
 		resp.id = x->req_id;
 		resp.body_case = COCOON__RESPONSE__BODY_CHECKPOINT;
@@ -235,17 +238,11 @@ static void ckpt_progress(struct ckpt_ctx *x, const struct agent_job *job)
 	if (now < x->next_progress_ms)
 		return;
 	x->next_progress_ms = now + CKPT_PROGRESS_MS;
-	Cocoon__Response resp = COCOON__RESPONSE__INIT;
-	Cocoon__CheckpointProgress ev = COCOON__CHECKPOINT_PROGRESS__INIT;
-	ev.id = x->cid;
-	ev.stage = job->pid == x->criu	   ? (char *)"dump"
-		   : job->pid == x->copier ? (char *)"copy to the host"
-					   : (char *)"page server";
-	ev.bytes = guard_dir_bytes(x->img);
-	ev.elapsed_ms = (uint64_t)(now - x->t0);
-	resp.body_case = COCOON__RESPONSE__BODY_PROGRESS;
-	resp.progress = &ev;
-	agent_send_response(x->a, &resp);
+	ckpt_send_progress(x->a, x->cid,
+			   job->pid == x->criu	   ? "dump"
+			   : job->pid == x->copier ? "copy to the host"
+						   : "page server",
+			   guard_dir_bytes(x->img), now - x->t0);
 }
 
 /* Runs every CRIU_WATCH_MS beside CRIU and the copier: the host's word of

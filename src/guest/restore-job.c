@@ -73,11 +73,21 @@ static bool restored_task_lost(struct restore_ctx *x)
  * which of the tasks CRIU made died and how (named if the restore fails:
  * CRIU's own words often do not, e.g. when its post-restore script then
  * fails on the task that is gone). */
+void restore_progress(struct restore_ctx *x, const char *stage)
+{
+	long long now = now_ms();
+	if (now < x->next_progress_ms)
+		return;
+	x->next_progress_ms = now + CKPT_PROGRESS_MS;
+	ckpt_send_progress(x->a, x->cid, stage, 0, now - x->t0);
+}
+
 void restore_watch(struct agent_job *job)
 {
 	struct restore_ctx *x = job->userdata;
 	struct agent_container *c = container_find(x->a, x->cid);
 	struct guard_death dead;
+	restore_progress(x, "restore");
 	(void)guard_tree_killed(&x->progress, false, &dead); /* drains the events */
 	if (x->stop_reason || !c)
 		return;

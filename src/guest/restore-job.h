@@ -25,9 +25,10 @@ struct restore_ctx {
 	Cocoon__CriuOptions criu;
 	pid_t criu_pid;
 	struct guard progress;
-	long oom_kills0;	 /* the kernel's OOM kill count when the restore began */
-	char *stop_reason;	 /* why the agent stopped CRIU */
-	struct guard_death lost; /* a restored task that died under CRIU (pid 0: none) */
+	long oom_kills0;	    /* the kernel's OOM kill count when the restore began */
+	char *stop_reason;	    /* why the agent stopped CRIU */
+	struct guard_death lost;    /* a restored task that died under CRIU (pid 0: none) */
+	long long next_progress_ms; /* when the host hears from the restore next */
 };
 
 /* Closes what X holds for the child and frees X. */
@@ -37,6 +38,10 @@ void restore_ctx_free(struct restore_ctx *x);
 void restore_fail(struct restore_ctx *x, int code, const char *msg);
 /* The watch of the restore's CRIU (every CRIU_WATCH_MS). */
 void restore_watch(struct agent_job *job);
+/* Tells the host, every CKPT_PROGRESS_MS, that the restore goes on, at
+ * STAGE: the shim gives up on a guest that goes quiet
+ * (limits.checkpoint_silence_ms). */
+void restore_progress(struct restore_ctx *x, const char *stage);
 /* The restore's CRIU job ended: the container runs, or the request fails. */
 void restore_done(struct agent_job *job, int status);
 

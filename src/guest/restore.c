@@ -266,6 +266,8 @@ static int restore_criu_start(struct restore_ctx *x, struct agent_container *c, 
 				      .ns_fds = pod_ns,
 				      .n_ns_fds = 3};
 	x->t0 = now_ms();
+	x->next_progress_ms = 0; /* the host hears of CRIU's start at once */
+	restore_progress(x, "restore");
 	if (*x->fault)
 		(void)setenv(COCOON_FAULT_ENV, x->fault, 1); /* for CRIU; unset: no fault */
 	guard_tree_open(&x->progress);
@@ -444,6 +446,12 @@ static int restore_engine_network(struct restore_ctx *x, const Cocoon__Container
 	return net_configure(s->network, x->child_fds[3], msg, size);
 }
 
+/* The copy into guest memory goes on: the host hears of it. */
+static void restore_copy_watch(struct agent_job *job)
+{
+	restore_progress(job->userdata, "copy into guest memory");
+}
+
 /* bench_from_tmpfs's baseline: the images copied into guest memory first
  * (cocoon-agent --copy-tree as a job), then CRIU alone (restore_copied). */
 static void restore_via_tmpfs(struct restore_ctx *x)
@@ -457,8 +465,10 @@ static void restore_via_tmpfs(struct restore_ctx *x)
 	snprintf(src, sizeof(src), "%s", x->share0[0] ? x->share0 : x->images);
 	snprintf(x->images, sizeof(x->images), "%s", dst);
 	char *argv[] = {a->self_path, (char *)"--copy-tree", src, dst, NULL};
+	struct agent_job_options o = {.watch = restore_copy_watch, .watch_ms = CRIU_WATCH_MS};
 	x->t0 = now_ms();
-	if (agent_job_start(a, argv, restore_copied, x, &e) < 0)
+	x->next_progress_ms = 0;
+	if (agent_job_start_ex(a, argv, &o, restore_copied, x, &e) < 0)
 		restore_fail(x, e->code, e->msg);
 }
 

@@ -67,7 +67,7 @@ static void send_bytes(const void *buf, size_t len)
 static uint8_t pending[1 << 16];
 static size_t npending;
 
-static void queue(const Cocoon__Response *r)
+void queue(const Cocoon__Response *r)
 {
 	uint8_t *buf;
 	size_t len;
@@ -80,7 +80,7 @@ static void queue(const Cocoon__Response *r)
 	free(buf);
 }
 
-static void flush(void)
+void flush(void)
 {
 	send_bytes(pending, npending);
 	npending = 0;
@@ -99,6 +99,10 @@ static void reply_error(uint64_t id, int code, const char *msg)
 static void checkpoint(uint64_t id, const Cocoon__CheckpointRequest *cr)
 {
 	char named[4200];
+	if (is("checkpoint-late") && quiet_hold(id, cr))
+		return;
+	if (is("checkpoint-progress"))
+		slow_dump(cr->id);
 	if (!plant(cr->checkpoint_id, named, sizeof(named))) {
 		reply_error(id, EIO,
 			    is("bad-text")
@@ -115,6 +119,7 @@ static void checkpoint(uint64_t id, const Cocoon__CheckpointRequest *cr)
 	rep.shared_path = named;
 	rep.files = 4;
 	rep.bytes = 8192;
+	rep.left_frozen = is("checkpoint-late") && !cr->leave_running;
 	/* "bad-route": terminal controls where the route's name belongs
 	 * (printed by checkpoint --print-stats). */
 	if (is("bad-route"))
@@ -280,6 +285,10 @@ static void handle(const Cocoon__Request *req)
 	Cocoon__ShutdownReply bye = COCOON__SHUTDOWN_REPLY__INIT;
 	r.id = req->id;
 	note("request ", proto_request_name(req->body_case));
+	Cocoon__CheckpointRequest late = COCOON__CHECKPOINT_REQUEST__INIT;
+	uint64_t late_id;
+	if (quiet_wake(&late_id, &late))
+		checkpoint(late_id, &late); /* awake: that answer comes first */
 	/* "member-silent": every request for container m1 but its create and
 	 * start is read and never answered (its stats asks, a pause, a kill). */
 	if (is("member-silent") && !strcmp(request_target(req), "m1") &&

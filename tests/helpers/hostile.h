@@ -5,6 +5,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
 
 /* HOSTILE_MODE, HOSTILE_CANARY, and the paths QEMU's command line names. */
 extern const char *mode, *canary, *shared, *console, *volumes, *pod;
@@ -23,3 +26,16 @@ void attack_pod(const char *rootfs_path);
  * directory (a good dump, for most); returns the path to name in the reply
  * (in NAMED), or NULL to fail the dump with an error. */
 const char *plant(const char *ckid, char *named, size_t size);
+/* Responses to the host: queued, then sent in one write (hostile-vmm.c). */
+void queue(const Cocoon__Response *r);
+void flush(void);
+/* "checkpoint-late" (hostile-quiet.c): the first checkpoint, ID with CR,
+ * is held without a word (true); quiet_wake gives it back, once, for its
+ * answer on the host's next request. */
+bool quiet_hold(uint64_t id, const Cocoon__CheckpointRequest *cr);
+bool quiet_wake(uint64_t *id, Cocoon__CheckpointRequest *cr);
+/* A CheckpointProgress event of container ID at STAGE. */
+void progress_event(const char *id, const char *stage);
+/* "checkpoint-progress": a dump of container ID that takes 8 s and says so
+ * every half second. */
+void slow_dump(const char *id);

@@ -37,6 +37,7 @@ static void test_defaults(void **state)
 	assert_string_equal(c.shared_fs, "9p");
 	assert_string_equal(c.rootfs_fs, "9p");
 	assert_int_equal(c.memory_mib, 512);
+	assert_int_equal(c.checkpoint_silence_ms, 30000);
 	config_free(&c);
 }
 
@@ -60,6 +61,8 @@ static void test_full_config(void **state)
 			   "memory_mib = 1024\n"
 			   "vcpus = 2\n"
 			   "boot_timeout_ms = 9000\n"
+			   "[limits]\n"
+			   "checkpoint_silence_ms = 5000\n"
 			   "  [ runtime ]  \n"
 			   "\n";
 	struct cocoon_config c;
@@ -78,6 +81,7 @@ static void test_full_config(void **state)
 	assert_int_equal(c.memory_mib, 1024);
 	assert_int_equal(c.vcpus, 2);
 	assert_int_equal(c.boot_timeout_ms, 9000);
+	assert_int_equal(c.checkpoint_silence_ms, 5000);
 	config_free(&c);
 }
 
@@ -99,6 +103,9 @@ static void test_errors(void **state)
 		     "test.toml:2: vm.memory_mib: expected an integer");
 	expect_error("[vm]\nmemory_mib = 12x\n", "test.toml:2: vm.memory_mib: expected an integer");
 	expect_error("[vm]\nmemory_mib = 1\n", "test.toml:2: vm.memory_mib: 1 is out of range");
+	/* Below three of the agent's one-second beats: a healthy guest fails. */
+	expect_error("[limits]\ncheckpoint_silence_ms = 2000\n",
+		     "test.toml:2: limits.checkpoint_silence_ms: 2000 is out of range");
 	expect_error("[runtime]\nenable_debug = yes\n",
 		     "test.toml:2: runtime.enable_debug: expected a boolean");
 	expect_error("[vm]\nkernel = /boot/vmlinuz\n", "test.toml:2: vm.kernel: expected a string");

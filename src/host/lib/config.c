@@ -62,6 +62,8 @@ static const struct key_def keys[] = {
 	{"limits", "shared_max_bytes", T_INT, OFF(shared_max_bytes), 0, INT64_MAX, NULL},
 	{"limits", "channel_send_timeout_ms", T_INT, OFF(channel_send_timeout_ms), 100, 3600000,
 	 NULL},
+	/* At least three of the agent's beats (guest CKPT_PROGRESS_MS). */
+	{"limits", "checkpoint_silence_ms", T_INT, OFF(checkpoint_silence_ms), 3000, 3600000, NULL},
 };
 
 static void set_string(char **field, const char *value)
@@ -100,6 +102,7 @@ void config_init_defaults(struct cocoon_config *c)
 	c->verify_timeout_ms = 300000;
 	c->console_log_max_bytes = 16 << 20;
 	c->channel_send_timeout_ms = 10000; /* AGENT_SEND_TIMEOUT_MS */
+	c->checkpoint_silence_ms = 30000;
 }
 
 void config_free(struct cocoon_config *c)

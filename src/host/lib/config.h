@@ -55,6 +55,12 @@ struct cocoon_config {
 	/* How long a send to a guest's agent may wait for the guest to read
 	 * (agent-client.h): its channel, or a pod member's shim. */
 	int64_t channel_send_timeout_ms;
+	/* How long the VM's owner waits for a word of a checkpoint's or a
+	 * restore's progress (the agent's CheckpointProgress, every second)
+	 * before it fails it: a wedged guest no longer holds them for the
+	 * guest's last-resort deadline (minutes). Read when the container's
+	 * VM starts (create, restore). */
+	int64_t checkpoint_silence_ms;
 };
 
 void config_init_defaults(struct cocoon_config *c);

@@ -70,21 +70,96 @@ void shim_checkpoint_reply(struct shim *s, const Cocoon__Response *r)
 	shim_send_to_client(s->ckpt.client_fd, &out);
 }
 
-/* A checkpoint that outlived its time limit is answered, so that the next
- * one is not refused for ever. Returns ms until that limit, or -1. */
+/* What the error of a checkpoint given up on adds: the client must know
+ * that the container is not lost and that nothing it got is complete. */
+#define CHECKPOINT_GIVEN_UP                                                                        \
+	"; no images are published, and should the guest answer later, its images are discarded and the container is put back as it was (running, or paused if it was)"
+
+int shim_checkpoint_given_up(struct shim *s, const struct agent_progress *p, long long deadline_ms,
+			     struct error **err)
+{
+	int limit = shim_silence_ms(s);
+	if (limit <= 0 || now_ms() >= deadline_ms)
+		return error_setx(err, ETIMEDOUT,
+				  "the agent did not answer within %d min" CHECKPOINT_GIVEN_UP,
+				  SHIM_CHECKPOINT_TIMEOUT_MS / 60000);
+	_cleanup_error_ struct error *quiet = NULL;
+	(void)agent_progress_silence_error(p, "checkpoint", limit, &quiet); /* its text */
+	return error_setx(err, ETIMEDOUT, "%s" CHECKPOINT_GIVEN_UP, quiet->msg);
+}
+
+long long shim_checkpoint_left(const struct shim *s, const struct agent_progress *p,
+			       long long deadline_ms)
+{
+	long long left = deadline_ms - now_ms();
+	int limit = shim_silence_ms(s);
+	long long quiet = limit > 0 ? agent_progress_left(p, limit) : left;
+	return quiet < left ? quiet : left;
+}
+
+/* A checkpoint that outlived its time limit, or whose guest went quiet for
+ * limits.checkpoint_silence_ms, is answered at once, so that its client
+ * is not held and the next one is not refused for ever; a reply that
+ * comes after that is undone (shim_checkpoint_undo). Returns ms until
+ * the nearer limit, or -1. */
 int shim_checkpoint_check_deadline(struct shim *s)
 {
 	if (!s->ckpt.active)
 		return -1;
-	long long left = s->ckpt.deadline_ms - now_ms();
+	long long left = shim_checkpoint_left(s, &s->ckpt.progress, s->ckpt.deadline_ms);
 	if (left > 0)
-		return (int)left;
+		return left > INT32_MAX ? INT32_MAX : (int)left;
 	_cleanup_error_ struct error *err = NULL;
 	shim_checkpoint_unhold(s);
-	error_setx(&err, ETIMEDOUT, "checkpoint: the agent did not answer in time");
+	(void)shim_checkpoint_given_up(s, &s->ckpt.progress, s->ckpt.deadline_ms,
+				       &err); /* always -ETIMEDOUT: the error is what goes on */
 	shim_reply_error(s->ckpt.client_fd, s->ckpt.client_req_id, err);
 	s->ckpt.active = false;
+	shim_abandon(s, COCOON__REQUEST__BODY_CHECKPOINT, s->ckpt.agent_id, s->args->id,
+		     s->ckpt.ckid);
 	return -1;
+}
+
+/* The state directory, by path: by its fd when the keeper has one (a
+ * delete of the pod's sandbox moves it, pod.h pod_kept_dir). */
+static void state_dir_path(const struct shim *s, char *out, size_t size)
+{
+	if (s->dir_fd >= 0)
+		snprintf(out, size, "/proc/self/fd/%d", s->dir_fd);
+	else
+		snprintf(out, size, "%s", s->args->dir);
+}
+
+void shim_checkpoint_undo(struct shim *s, const struct shim_abandoned *a, const Cocoon__Response *r)
+{
+	char dir[4200];
+	bool ok =
+		r->error == 0 && r->body_case == COCOON__RESPONSE__BODY_CHECKPOINT && r->checkpoint;
+	/* What the guest wrote for it: never published, so nothing is left
+	 * that looks like a checkpoint (the client removed what it saw at
+	 * the time; the guest wrote on after that). */
+	state_dir_path(s, dir, sizeof(dir));
+	if (*a->ckid && validate_id("checkpoint", a->ckid, NULL) == 0)
+		images_discard(dir, a->ckid);
+	/* An exit-mode checkpoint froze the container and left it so, for
+	 * the host to kill once the images were safe: it runs on instead.
+	 * One that was paused before was not frozen by it, and stays paused
+	 * (the guest says which). A failed one was put back by the guest. */
+	bool thaw = ok && r->checkpoint->left_frozen;
+	if (thaw) {
+		Cocoon__Request req = COCOON__REQUEST__INIT;
+		Cocoon__PauseRequest pr = COCOON__PAUSE_REQUEST__INIT;
+		pr.id = (char *)a->container;
+		pr.resume = true;
+		req.body_case = COCOON__REQUEST__BODY_PAUSE;
+		req.pause = &pr;
+		/* Its answer is dropped (shim_checkpoint_reply): no one waits. */
+		(void)agent_send_request(&s->sb.agent, &req, NULL);
+	}
+	log_warning("checkpoint %s: the guest answered (%s) after the host had given up on it: %s",
+		    a->container, ok ? "done" : "failed",
+		    thaw ? "its images are discarded and the container thawed"
+			 : "its images are discarded; the container is as it was");
 }
 
 void shim_handle_checkpoint(struct shim *s, struct shim_client *c, Cocoon__Request *req)
@@ -115,6 +190,9 @@ void shim_handle_checkpoint(struct shim *s, struct shim_client *c, Cocoon__Reque
 	s->ckpt.client_req_id = cid;
 	s->ckpt.client_fd = c->fd;
 	s->ckpt.deadline_ms = now_ms() + SHIM_CHECKPOINT_TIMEOUT_MS;
+	agent_progress_start(&s->ckpt.progress);
+	snprintf(s->ckpt.ckid, sizeof(s->ckpt.ckid), "%s",
+		 req->checkpoint->checkpoint_id ? req->checkpoint->checkpoint_id : "");
 }
 
 /* A whole-VM checkpoint (vmsnap.h): QEMU saves the VM into the state

@@ -32,14 +32,38 @@
 void shim_agent_reply(void *userdata, const Cocoon__Response *r)
 {
 	struct shim *s = userdata;
+	struct shim_abandoned late;
 	if (shim_mirror_reply(s, r))
 		return;
+	if (shim_abandoned_take(s, r->id, &late)) {
+		if (late.kind == COCOON__REQUEST__BODY_CHECKPOINT)
+			shim_checkpoint_undo(s, &late, r);
+		else
+			shim_forward_undo(s, &late, r);
+		return;
+	}
 	for (int i = 0; i < SHIM_MAX_FORWARDS; i++)
 		if (s->fwd[i].active && s->fwd[i].agent_id == r->id) {
 			shim_forward_reply(s, &s->fwd[i], r);
 			return;
 		}
 	shim_checkpoint_reply(s, r);
+}
+
+void shim_on_agent_progress(void *userdata, const Cocoon__CheckpointProgress *ev)
+{
+	struct shim *s = userdata;
+	if (s->ckpt.active && strcmp(ev->id, s->args->id) == 0) {
+		agent_progress_note(&s->ckpt.progress, ev);
+		return;
+	}
+	for (int i = 0; i < SHIM_MAX_FORWARDS; i++) {
+		struct shim_forward *f = &s->fwd[i];
+		if (f->active && strcmp(ev->id, f->member) == 0 &&
+		    (f->kind == COCOON__REQUEST__BODY_CHECKPOINT ||
+		     f->kind == COCOON__REQUEST__BODY_RESTORE))
+			agent_progress_note(&f->progress, ev);
+	}
 }
 
 void shim_on_agent_event(void *userdata, const Cocoon__Response *ev)

@@ -6,9 +6,15 @@
 /* The agent client's event callback: output and exits, to whoever waits. */
 void shim_on_agent_event(void *userdata, const Cocoon__Response *ev);
 
+/* The agent client's progress callback: the agent's word of a checkpoint
+ * or restore it runs, for the silence bound of the request it is about
+ * (the container's own checkpoint, a member's forwarded one). */
+void shim_on_agent_progress(void *userdata, const Cocoon__CheckpointProgress *ev);
+
 /* The agent client's reply callback, for requests sent with
  * agent_send_request(): a pod member's forwarded one (shim-pod.c), or the
- * sandbox's own checkpoint (shim-checkpoint.c). */
+ * sandbox's own checkpoint (shim-checkpoint.c); one given up on is undone
+ * (shim_checkpoint_undo, shim_forward_undo). */
 void shim_agent_reply(void *userdata, const Cocoon__Response *r);
 
 /* Reads and serves what control client C sent; closes it at EOF. */

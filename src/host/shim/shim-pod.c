@@ -1,5 +1,7 @@
 /* Pods: the sandbox's shim serves the requests of its members' shims. */
 #include "shim-pod.h"
+#include "shim-checkpoint.h"
+#include "log.h"
 #include "shim-state.h"
 #include "agent-client.h"
 #include "cleanup.h"
@@ -257,6 +259,9 @@ static void forward_start(struct shim *s, struct shim_client *c, Cocoon__Request
 						     : SHIM_MEMBER_CALL_TIMEOUT_MS),
 		.update_mib = sets_memory ? shim_mib_of(u->resources->memory_limit) : -1};
 	snprintf(f->member, sizeof(f->member), "%s", c->member);
+	agent_progress_start(&f->progress);
+	if (req->body_case == COCOON__REQUEST__BODY_CHECKPOINT && req->checkpoint->checkpoint_id)
+		snprintf(f->ckid, sizeof(f->ckid), "%s", req->checkpoint->checkpoint_id);
 }
 
 /* Container id was sent its SIGKILL: its late events are dropped until
@@ -304,6 +309,37 @@ void shim_forward_reply(struct shim *s, struct shim_forward *f, const Cocoon__Re
 	shim_send_to_client(f->client_fd, &out);
 }
 
+/* ms until forward F is given up on: its deadline, or for a checkpoint
+ * or restore, the silence bound if that comes first. */
+static long long forward_left(struct shim *s, const struct shim_forward *f)
+{
+	if (f->kind == COCOON__REQUEST__BODY_CHECKPOINT)
+		return shim_checkpoint_left(s, &f->progress, f->deadline_ms);
+	long long left = f->deadline_ms - now_ms();
+	int limit = shim_silence_ms(s);
+	if (f->kind != COCOON__REQUEST__BODY_RESTORE || limit <= 0)
+		return left;
+	long long quiet = agent_progress_left(&f->progress, limit);
+	return quiet < left ? quiet : left;
+}
+
+/* The error of forward F given up on. */
+static void forward_given_up(struct shim *s, const struct shim_forward *f, struct error **err)
+{
+	int limit = shim_silence_ms(s);
+	if (f->kind == COCOON__REQUEST__BODY_CHECKPOINT)
+		(void)shim_checkpoint_given_up(s, &f->progress, f->deadline_ms,
+					       err); /* always -ETIMEDOUT: *err is the answer */
+	else if (f->kind == COCOON__REQUEST__BODY_RESTORE && limit > 0 && now_ms() < f->deadline_ms)
+		(void)agent_progress_silence_error(&f->progress, "restore", limit,
+						   err); /* always -ETIMEDOUT: *err is the answer */
+	else
+		error_setx(err, ETIMEDOUT, "%s %s: the agent did not answer within %lld ms",
+			   proto_request_name(f->kind), f->member,
+			   joining_kind(f->kind) ? (long long)SHIM_CHECKPOINT_TIMEOUT_MS
+						 : (long long)SHIM_MEMBER_CALL_TIMEOUT_MS);
+}
+
 int shim_forward_check_deadlines(struct shim *s)
 {
 	int next = -1;
@@ -311,8 +347,10 @@ int shim_forward_check_deadlines(struct shim *s)
 		struct shim_forward *f = &s->fwd[i];
 		if (!f->active)
 			continue;
-		long long left = f->deadline_ms - now_ms();
+		long long left = forward_left(s, f);
 		if (left > 0) {
+			if (left > INT32_MAX)
+				left = INT32_MAX;
 			next = next < 0 || left < next ? (int)left : next;
 			continue;
 		}
@@ -323,14 +361,25 @@ int shim_forward_check_deadlines(struct shim *s)
 		struct shim_client *c = client_of_fd(s, f->client_fd);
 		if (c && joining_kind(f->kind))
 			member_unregister(c);
-		error_setx(&err, ETIMEDOUT, "%s %s: the agent did not answer within %lld ms",
-			   proto_request_name(f->kind), f->member,
-			   joining_kind(f->kind) || f->kind == COCOON__REQUEST__BODY_CHECKPOINT
-				   ? (long long)SHIM_CHECKPOINT_TIMEOUT_MS
-				   : (long long)SHIM_MEMBER_CALL_TIMEOUT_MS);
+		forward_given_up(s, f, &err);
 		shim_reply_error(f->client_fd, f->client_req_id, err);
+		/* A create's late reply finds no forward, as before; a
+		 * checkpoint's or a restore's is undone. */
+		if (f->kind == COCOON__REQUEST__BODY_CHECKPOINT ||
+		    f->kind == COCOON__REQUEST__BODY_RESTORE)
+			shim_abandon(s, f->kind, f->agent_id, f->member, f->ckid);
 	}
 	return next;
+}
+
+void shim_forward_undo(struct shim *s, const struct shim_abandoned *a, const Cocoon__Response *r)
+{
+	if (a->kind != COCOON__REQUEST__BODY_RESTORE || r->error != 0)
+		return; /* a failed restore left nothing in the guest */
+	log_warning(
+		"restore %s: the guest answered after the keeper had given up on it: the container it restored is killed",
+		a->container);
+	shim_member_gone(s, a->container);
 }
 
 void shim_handle_member_request(struct shim *s, struct shim_client *c, Cocoon__Request *req)

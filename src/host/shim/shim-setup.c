@@ -114,8 +114,15 @@ static void copy_restore_logs(struct shim *s)
 		return; /* not reached: the ID is checked, at most COCOON_ID_MAX */
 	const char *const from[] = {log, stats}, *const to[] = {COCOON_RESTORE_LOG,
 								COCOON_STATS_RESTORE};
-	_cleanup_close_ int dirfd =
-		open(s->sb.shared_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	/* A pod member has no VM of its own: the guest wrote them into its
+	 * pod's (the sandbox's) shared directory. */
+	_cleanup_free_ char *pod_shared = NULL;
+	const char *shared = s->sb.shared_dir;
+	if (!shared && s->args->pod && asprintf(&pod_shared, "%s/shared", s->args->pod->dir) >= 0)
+		shared = pod_shared;
+	if (!shared)
+		return;
+	_cleanup_close_ int dirfd = open(shared, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	images_copy_logs_at(dirfd, from, to, ARRAY_SIZE(from), s->args->work_path);
 }
 
@@ -150,7 +157,20 @@ static int restore_container(struct shim *s, struct error **err)
 	rr.bench_from_tmpfs = s->args->bench_from_tmpfs;
 	/* Fault injection for the e2e tests (docs/checkpoint.md). */
 	rr.fault = getenv(COCOON_FAULT_ENV) ? getenv(COCOON_FAULT_ENV) : (char *)"";
-	int r = agent_call(&s->sb.agent, &req, &resp, SHIM_CHECKPOINT_TIMEOUT_MS, err);
+	/* A guest that goes quiet fails the restore within the silence bound
+	 * (limits.checkpoint_silence_ms), and the VM goes with the shim. A
+	 * member's keeper watches its restore (shim_forward_check_deadlines). */
+	int silence = shim_silence_ms(s);
+	int r = silence > 0
+			? agent_call_watched(&s->sb.agent, &req, s->args->id, silence, &resp,
+					     SHIM_CHECKPOINT_TIMEOUT_MS, err)
+			: agent_call(&s->sb.agent, &req, &resp, SHIM_CHECKPOINT_TIMEOUT_MS, err);
+	char *more = NULL;
+	if (r == -ETIMEDOUT && err && *err &&
+	    asprintf(&more, "%s; the restore failed and its VM is stopped", (*err)->msg) >= 0) {
+		free((*err)->msg);
+		(*err)->msg = more;
+	}
 	copy_restore_logs(s);
 	if (r < 0)
 		return r;
@@ -359,6 +379,7 @@ int shim_setup(struct shim *s, struct error **err)
 		return r;
 	}
 	s->sb.agent.on_event = shim_on_agent_event;
+	s->sb.agent.on_progress = shim_on_agent_progress;
 	s->sb.agent.on_reply = shim_agent_reply;
 	s->sb.agent.event_userdata = s;
 	/* Every send to the guest (or, for a member, to its pod's keeper) has

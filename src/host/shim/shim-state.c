@@ -105,3 +105,40 @@ void shim_reply_error(int fd, uint64_t id, const struct error *e)
 	resp.message = e ? e->msg : (char *)"error";
 	shim_send_to_client(fd, &resp);
 }
+
+int shim_silence_ms(const struct shim *s)
+{
+	return s->args->pod ? 0 : (int)s->args->g->cfg.checkpoint_silence_ms;
+}
+
+void shim_abandon(struct shim *s, Cocoon__Request__BodyCase kind, uint64_t agent_id,
+		  const char *container, const char *ckid)
+{
+	long long now = now_ms();
+	struct shim_abandoned *slot = NULL;
+	for (size_t i = 0; i < ARRAY_SIZE(s->abandoned) && !slot; i++)
+		if (!s->abandoned[i].pending || s->abandoned[i].until_ms <= now)
+			slot = &s->abandoned[i];
+	if (!slot)
+		return; /* bounded: a reply beyond these is dropped, as before */
+	*slot = (struct shim_abandoned){.pending = true,
+					.kind = kind,
+					.agent_id = agent_id,
+					.until_ms = now + SHIM_CHECKPOINT_TIMEOUT_MS};
+	snprintf(slot->container, sizeof(slot->container), "%s", container);
+	snprintf(slot->ckid, sizeof(slot->ckid), "%s", ckid ? ckid : "");
+}
+
+bool shim_abandoned_take(struct shim *s, uint64_t agent_id, struct shim_abandoned *out)
+{
+	long long now = now_ms();
+	for (size_t i = 0; i < ARRAY_SIZE(s->abandoned); i++) {
+		struct shim_abandoned *a = &s->abandoned[i];
+		if (!a->pending || a->agent_id != agent_id || a->until_ms <= now)
+			continue;
+		*out = *a;
+		a->pending = false;
+		return true;
+	}
+	return false;
+}

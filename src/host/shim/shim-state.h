@@ -36,6 +36,22 @@ struct shim_forward {
 	char member[65]; /* the container it is for */
 	int update_mib;	 /* UPDATE of the memory limit: the new one, MiB (-1: none) */
 	bool gone_kill;	 /* the SIGKILL of a member whose shim went (shim_member_gone) */
+	/* A checkpoint or restore: the agent's word of its progress, and the
+	 * checkpoint's ID (its images' directory in the shared one). */
+	struct agent_progress progress;
+	char ckid[65];
+};
+
+/* A checkpoint or restore the VM's owner gave up on (its silence bound or
+ * its deadline) whose reply may still come: that reply is undone, not
+ * passed on (shim_checkpoint_undo, shim_forward_undo). */
+struct shim_abandoned {
+	bool pending;
+	Cocoon__Request__BodyCase kind;
+	uint64_t agent_id;
+	char container[65];
+	char ckid[65];	    /* a checkpoint's ID */
+	long long until_ms; /* forgotten after this: the guest has given up too */
 };
 
 struct shim_exec {
@@ -67,7 +83,13 @@ struct shim {
 		uint64_t agent_id, client_req_id;
 		int client_fd; /* -1 once that client went away */
 		long long deadline_ms;
+		struct agent_progress progress; /* the agent's word of it */
+		char ckid[65];
 	} ckpt;
+	/* Given up on, their replies still due (a guest that went quiet and
+	 * may wake): one checkpoint of the container's own, and a checkpoint
+	 * and a restore per member at most. */
+	struct shim_abandoned abandoned[2 * SHIM_MAX_CLIENTS + 1];
 	/* A pod's sandbox: what its containers may take together (memory
 	 * limits, MiB; docs/pods.md "Pod sizing"), where that figure comes
 	 * from, the sandbox's own limit, and the VM's vCPUs. */
@@ -139,6 +161,21 @@ char *shim_find_departing(struct shim *s, const char *id);
 
 /* Answers request ID on FD with the error E. */
 void shim_reply_error(int fd, uint64_t id, const struct error *e);
+
+/* The silence after which the VM's owner gives up on a checkpoint or a
+ * restore (limits.checkpoint_silence_ms), or 0 in a pod member's shim:
+ * its agent is the pod's keeper, which watches. */
+int shim_silence_ms(const struct shim *s);
+
+/* Records request AGENT_ID of KIND for CONTAINER (a checkpoint's CKID, or
+ * "") as given up on: its reply, should it come within the guest's own
+ * last-resort deadline, goes to shim_abandoned_take(). */
+void shim_abandon(struct shim *s, Cocoon__Request__BodyCase kind, uint64_t agent_id,
+		  const char *container, const char *ckid);
+
+/* When reply id AGENT_ID is to a request given up on: true, and *OUT is
+ * that request (no longer recorded). */
+bool shim_abandoned_take(struct shim *s, uint64_t agent_id, struct shim_abandoned *out);
 
 /* Bytes to MiB, rounded up. */
 static inline int shim_mib_of(uint64_t bytes)

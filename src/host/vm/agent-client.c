@@ -229,10 +229,18 @@ int agent_send_oneway(struct agent_client *c, Cocoon__Request *req, struct error
 	return r < 0 ? r : agent_send_raw(c, buf, len, err);
 }
 
+static bool is_progress(const Cocoon__Response *r)
+{
+	return r->id == 0 && r->body_case == COCOON__RESPONSE__BODY_PROGRESS && r->progress &&
+	       r->progress->id;
+}
+
 static void dispatch_event(struct agent_client *c, Cocoon__Response *got)
 {
 	if (c->on_event && is_event(got))
 		c->on_event(c->event_userdata, got);
+	else if (c->on_progress && is_progress(got))
+		c->on_progress(c->event_userdata, got->progress);
 	else if (c->on_reply && got->id != 0)
 		c->on_reply(c->event_userdata, got);
 	cocoon__response__free_unpacked(got, NULL);
@@ -375,8 +383,60 @@ void agent_loopback_hold_request(Cocoon__Request *req, Cocoon__LoopbackHoldReque
 	req->loopback_hold = lh;
 }
 
-int agent_call_fds(struct agent_client *c, Cocoon__Request *req, const int *fds, size_t nfds,
-		   Cocoon__Response **resp, int timeout_ms, struct error **err)
+void agent_progress_start(struct agent_progress *p)
+{
+	*p = (struct agent_progress){.heard_ms = now_ms()};
+}
+
+void agent_progress_note(struct agent_progress *p, const Cocoon__CheckpointProgress *ev)
+{
+	p->heard_ms = now_ms();
+	p->heard = true;
+	snprintf(p->stage, sizeof(p->stage), "%s", ev->stage ? ev->stage : "");
+	agent_text_sanitize(p->stage);
+	p->bytes = ev->bytes;
+	p->elapsed_ms = ev->elapsed_ms;
+}
+
+long long agent_progress_left(const struct agent_progress *p, int limit_ms)
+{
+	return p->heard_ms + limit_ms - now_ms();
+}
+
+int agent_progress_silence_error(const struct agent_progress *p, const char *what, int limit_ms,
+				 struct error **err)
+{
+	long long quiet = now_ms() - p->heard_ms;
+	char mib[48] = "";
+	if (!p->heard)
+		return error_setx(
+			err, ETIMEDOUT,
+			"no word from the guest for %lld ms (limits.checkpoint_silence_ms = %d): it never reported the %s as started",
+			quiet, limit_ms, what);
+	/* The guest's figures, bounded for the sentence. */
+	if (p->bytes)
+		snprintf(mib, sizeof(mib), ", %.1f MiB written",
+			 (double)(p->bytes > (1ULL << 60) ? 1ULL << 60 : p->bytes) / (1 << 20));
+	return error_setx(
+		err, ETIMEDOUT,
+		"no word from the guest for %lld ms (limits.checkpoint_silence_ms = %d): the last stage heard was \"%s\", %.1f s in%s",
+		quiet, limit_ms, p->stage,
+		(double)(p->elapsed_ms > 1000000000ULL ? 1000000000ULL : p->elapsed_ms) / 1000.0,
+		mib);
+}
+
+/* What agent_call_watched() watches besides the reply. */
+struct call_watch {
+	const char *id;
+	int silence_ms;
+	struct agent_progress progress;
+};
+
+/* Sends REQ with its fds and waits for its reply: at most timeout_ms, and
+ * with W at most W's silence without a progress event of W's container. */
+static int call_fds_watched(struct agent_client *c, Cocoon__Request *req, const int *fds,
+			    size_t nfds, struct call_watch *w, Cocoon__Response **resp,
+			    int timeout_ms, struct error **err)
 {
 	_cleanup_free_ uint8_t *buf = NULL;
 	long long deadline = now_ms() + timeout_ms;
@@ -390,14 +450,25 @@ int agent_call_fds(struct agent_client *c, Cocoon__Request *req, const int *fds,
 		r = send_frame(c, buf, len, fds, nfds, deadline, err);
 	if (r < 0)
 		return error_wrap(err, "%s", what);
+	if (w)
+		agent_progress_start(&w->progress);
 	for (;;) {
 		Cocoon__Response *got = NULL;
 		long long left = deadline - now_ms();
-		r = agent_read_response(c, &got, left > 0 ? (int)left : 0, err);
+		long long quiet = w ? agent_progress_left(&w->progress, w->silence_ms) : left;
+		long long wait = quiet < left ? quiet : left;
+		r = agent_read_response(c, &got, wait > 0 ? (int)wait : 0, err);
+		if (r == -ETIMEDOUT && w && agent_progress_left(&w->progress, w->silence_ms) <= 0) {
+			if (err)
+				error_free(err);
+			return agent_progress_silence_error(&w->progress, what, w->silence_ms, err);
+		}
 		if (r < 0)
 			return error_wrap(err, "%s", what);
 		if (got->id != req->id) {
 			/* An event, or a late reply to an earlier, timed-out call. */
+			if (w && is_progress(got) && strcmp(got->progress->id, w->id) == 0)
+				agent_progress_note(&w->progress, got->progress);
 			dispatch_event(c, got);
 			continue;
 		}
@@ -409,6 +480,19 @@ int agent_call_fds(struct agent_client *c, Cocoon__Request *req, const int *fds,
 		*resp = got;
 		return 0;
 	}
+}
+
+int agent_call_fds(struct agent_client *c, Cocoon__Request *req, const int *fds, size_t nfds,
+		   Cocoon__Response **resp, int timeout_ms, struct error **err)
+{
+	return call_fds_watched(c, req, fds, nfds, NULL, resp, timeout_ms, err);
+}
+
+int agent_call_watched(struct agent_client *c, Cocoon__Request *req, const char *id, int silence_ms,
+		       Cocoon__Response **resp, int timeout_ms, struct error **err)
+{
+	struct call_watch w = {.id = id, .silence_ms = silence_ms};
+	return call_fds_watched(c, req, NULL, 0, &w, resp, timeout_ms, err);
 }
 
 int agent_wait_ready(struct agent_client *c, struct vm *vm, const char *what, int timeout_ms,

@@ -42,7 +42,34 @@ struct agent_client {
 	/* Replies to requests sent with agent_send_request() arrive here (with
 	 * the same userdata); the callback must not free r. */
 	void (*on_reply)(void *userdata, const Cocoon__Response *r);
+	/* CheckpointProgress events (a checkpoint or restore goes on in the
+	 * guest), with the same userdata; the callback must not free ev. */
+	void (*on_progress)(void *userdata, const Cocoon__CheckpointProgress *ev);
 };
+
+/* What the agent last said of a checkpoint or restore it runs: its
+ * CheckpointProgress events, every second (guest ckpt-common.h
+ * CKPT_PROGRESS_MS). The VM's owner gives up on one it hears nothing of
+ * for limits.checkpoint_silence_ms (docs/config.md). */
+struct agent_progress {
+	long long heard_ms; /* now_ms() of the last event, or when the request went */
+	bool heard;	    /* an event came */
+	char stage[40];	    /* the guest's word, bounded and sanitized */
+	uint64_t bytes, elapsed_ms;
+};
+
+/* A request just sent: nothing heard yet, the silence counted from now. */
+void agent_progress_start(struct agent_progress *p);
+/* Event EV heard now. */
+void agent_progress_note(struct agent_progress *p, const Cocoon__CheckpointProgress *ev);
+/* ms until P's silence reaches LIMIT_MS (<= 0: it has). */
+long long agent_progress_left(const struct agent_progress *p, int limit_ms);
+/* The error of WHAT ("checkpoint", "restore") given up after LIMIT_MS
+ * without a word: -ETIMEDOUT, *err naming the limit and its setting and
+ * the last stage heard (the caller's context names the container, as the
+ * command's does: "checkpoint c1: no word from the guest ..."). */
+int agent_progress_silence_error(const struct agent_progress *p, const char *what, int limit_ms,
+				 struct error **err);
 
 int agent_client_init(struct agent_client *c, int fd, struct error **err);
 
@@ -86,6 +113,12 @@ void agent_signal_request(Cocoon__Request *req, Cocoon__SignalRequest *sr, const
 			  bool all);
 void agent_loopback_hold_request(Cocoon__Request *req, Cocoon__LoopbackHoldRequest *lh,
 				 const char *id, bool hold);
+
+/* agent_call() for a request the agent reports progress on (a restore of
+ * container ID): it also fails, with agent_progress_silence_error(), once
+ * SILENCE_MS go by without a CheckpointProgress event of ID. */
+int agent_call_watched(struct agent_client *c, Cocoon__Request *req, const char *id, int silence_ms,
+		       Cocoon__Response **resp, int timeout_ms, struct error **err);
 
 /* agent_call() that passes file descriptors along with the request
  * (SCM_RIGHTS; the shim's control socket only). */
