@@ -491,6 +491,10 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 		return;
 	}
 	c->checkpointing = true;
+	/* The host hears of CRIU's start at once, not at the first watch: a
+	 * small or frozen container can be dumped before it, and a guest
+	 * wedged then must be reported as wedged mid-dump. */
+	ckpt_send_progress(a, c->id, "dump", 0, 0);
 	if (x->stream && ckpt_start_page_server(x, ps_server, &e) < 0) {
 		if (asprintf(&x->stop_reason, "CRIU's page server did not start: %s", e->msg) < 0)
 			x->stop_reason = NULL;
