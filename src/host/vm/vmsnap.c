@@ -490,18 +490,61 @@ static int resume(struct qmp *q, struct error **err)
 	}
 }
 
-int vmsnap_save(struct vm *vm, const char *qmp_path, const char *state_path, bool mapped_ram,
+/* The fdsets QEMU gets a saved VM's descriptor through (add-fd): one for
+ * the save, another for a restore's load, so that a descriptor a load
+ * left (its remove-fd is best effort) is never the one a save writes. */
+#define VMSNAP_SAVE_FDSET 8
+#define VMSNAP_FDSET 7
+
+/* add-fd of fd into fdset id, after a remove-fd of whatever the set still
+ * held (a save that failed before its own remove-fd): QEMU opens
+ * /dev/fdset/N as a dup of the first descriptor of the set whose access
+ * mode matches. */
+static int fdset_add(struct qmp *q, int id, int fd, struct error **err)
+{
+	char add[128], remove[128];
+	snprintf(add, sizeof(add), "{\"execute\":\"add-fd\",\"arguments\":{\"fdset-id\":%d}}\n",
+		 id);
+	snprintf(remove, sizeof(remove),
+		 "{\"execute\":\"remove-fd\",\"arguments\":{\"fdset-id\":%d}}\n", id);
+	(void)qmp_call(q, remove, -1, NULL, NULL); /* none: an error, nothing to remove */
+	return qmp_call(q, add, fd, NULL, err);
+}
+
+/* QEMU's copy of the descriptor goes (its migration channel's dup is
+ * closed by QEMU when the migration ends); best effort: a descriptor left
+ * goes with QEMU, and the next fdset_add removes it. */
+static void fdset_remove(struct qmp *q, int id)
+{
+	char remove[128];
+	snprintf(remove, sizeof(remove),
+		 "{\"execute\":\"remove-fd\",\"arguments\":{\"fdset-id\":%d}}\n", id);
+	(void)qmp_call(q, remove, -1, NULL, NULL);
+}
+
+int vmsnap_save(struct vm *vm, const char *qmp_path, int state_fd, bool mapped_ram,
 		bool leave_running, struct vmsnap_save_stats *st, struct error **err)
 {
 	struct qmp q = {.fd = -1};
-	_cleanup_free_ char *migrate = qmp_file_command("migrate", state_path);
+	char path[32];
 	struct stat sst;
 
 	memset(st, 0, sizeof(*st));
+	snprintf(path, sizeof(path), "/dev/fdset/%d", VMSNAP_SAVE_FDSET);
+	_cleanup_free_ char *migrate = qmp_file_command("migrate", path);
 	if (!migrate)
 		return error_set(err, ENOMEM, "save");
-	unlink(state_path);
+	/* QEMU opens the fdset O_WRONLY and dups the descriptor of that
+	 * access mode: anything else would be a silent "no such file". */
+	int fl = fcntl(state_fd, F_GETFL);
+	if (fl < 0 || (fl & O_ACCMODE) != O_WRONLY || fstat(state_fd, &sst) < 0 ||
+	    !S_ISREG(sst.st_mode))
+		return error_setx(
+			err, EINVAL,
+			"the saved VM's file is not a regular file open for writing only");
 	int r = qmp_connect(&q, vm, qmp_path, err);
+	if (r == 0)
+		r = fdset_add(&q, VMSNAP_SAVE_FDSET, state_fd, err);
 	if (r == 0 && mapped_ram)
 		r = set_mapped_ram(&q, err);
 	if (r < 0)
@@ -513,6 +556,7 @@ int vmsnap_save(struct vm *vm, const char *qmp_path, const char *state_path, boo
 	if (r == 0)
 		r = wait_migrated(&q, vm, stop + VMSNAP_SAVE_TIMEOUT_MS, err);
 	st->save_ms = now_ms() - stop;
+	fdset_remove(&q, VMSNAP_SAVE_FDSET);
 	/* QEMU's migration thread moves the VM to "postmigrate" after
 	 * query-migrate already says completed: a cont sent before that is
 	 * undone ("Can't migrate the vm that was paused due to previous
@@ -533,37 +577,28 @@ int vmsnap_save(struct vm *vm, const char *qmp_path, const char *state_path, boo
 		}
 	}
 	st->frozen_ms = now_ms() - stop;
-	if (r == 0 && stat(state_path, &sst) == 0)
+	if (r == 0 && fstat(state_fd, &sst) == 0)
 		st->bytes = (uint64_t)sst.st_blocks * 512;
 out:
-	if (r < 0)
-		unlink(state_path);
 	if (q.fd >= 0)
 		close(q.fd);
 	return r;
 }
-
-/* The fdset a restore hands QEMU its state through (add-fd). */
-#define VMSNAP_FDSET 7
 
 int vmsnap_load(struct vm *vm, const char *qmp_path, int state_fd, bool mapped_ram, int timeout_ms,
 		struct error **err)
 {
 	struct qmp q = {.fd = -1};
 	_cleanup_free_ char *incoming = NULL;
-	char path[32], add[128], remove[128];
+	char path[32];
 	snprintf(path, sizeof(path), "/dev/fdset/%d", VMSNAP_FDSET);
-	snprintf(add, sizeof(add), "{\"execute\":\"add-fd\",\"arguments\":{\"fdset-id\":%d}}\n",
-		 VMSNAP_FDSET);
-	snprintf(remove, sizeof(remove),
-		 "{\"execute\":\"remove-fd\",\"arguments\":{\"fdset-id\":%d}}\n", VMSNAP_FDSET);
 	if (!(incoming = qmp_file_command("migrate-incoming", path)))
 		return error_set(err, ENOMEM, "load");
 	if (lseek(state_fd, 0, SEEK_SET) < 0)
 		return error_set(err, errno, "the saved VM's descriptor");
 	int r = qmp_connect(&q, vm, qmp_path, err);
 	if (r == 0)
-		r = qmp_call(&q, add, state_fd, NULL, err);
+		r = fdset_add(&q, VMSNAP_FDSET, state_fd, err);
 	if (r == 0 && mapped_ram)
 		r = set_mapped_ram(&q, err);
 	if (r == 0)
@@ -589,7 +624,7 @@ int vmsnap_load(struct vm *vm, const char *qmp_path, int state_fd, bool mapped_r
 	}
 	/* QEMU has read what it needs; its copy of the descriptor goes. */
 	if (r == 0)
-		(void)qmp_call(&q, remove, -1, NULL, NULL); /* a fd left: it goes with QEMU */
+		fdset_remove(&q, VMSNAP_FDSET);
 	if (r == 0)
 		r = qmp_call(&q, "{\"execute\":\"cont\"}\n", -1, NULL, err);
 	if (q.fd >= 0)
