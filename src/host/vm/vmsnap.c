@@ -9,6 +9,7 @@
  * running the configured binaries, never assumed from the host's release.
  */
 #include "vmsnap.h"
+#include "accel.h"
 #include "cleanup.h"
 #include "paths.h"
 #include "qmp.h"
@@ -313,7 +314,16 @@ int vmsnap_key(const struct vm_spec *spec, const struct vmsnap_caps *caps, char 
 	add_content(f, "kernel", spec->kernel);
 	add_content(f, "initrd", spec->initrd);
 	add_content(f, "tools-manifest", manifest);
+	/* Under KVM the guest's CPU is the host's (-cpu host): a VM saved on
+	 * another CPU model is refused by name rather than started on
+	 * features it may not have (accel_host_cpu). The host's kernel is
+	 * left out: a snapshot may move to another host of the same CPU. */
+	int r = strcmp(spec->accel, "kvm") == 0 ? accel_host_cpu(f, err) : 0;
 	fclose(f);
+	if (r < 0) {
+		free(text);
+		return error_wrap(err, "snapshot key");
+	}
 	if (!text)
 		return error_set(err, ENOMEM, "snapshot key");
 	*key = text;
