@@ -246,7 +246,7 @@ static int vm_checkpoint(struct global_opts *g, const char *id, const char *dir,
 	 * shim hands it the descriptor. The staging directory goes on every
 	 * failure: vmsnap_publish removes it, and before that, here. */
 	_cleanup_close_ int state_fd = -1;
-	if ((r = vmsnap_stage(dest, &staging, &state_fd, err)) < 0) {
+	if (vmsnap_stage(dest, &staging, &state_fd, err) < 0) {
 		free(m.key);
 		return error_wrap(err, "checkpoint %s", id);
 	}

@@ -110,12 +110,11 @@ int accel_host_cpu(FILE *out, struct error **err)
 	_cleanup_free_ char *line = NULL;
 	char *val[ARRAY_SIZE(keys)] = {NULL};
 	size_t cap = 0;
-	ssize_t n;
 
 	if (!f)
 		return error_set(err, errno, "%s", accel_cpuinfo_path);
 	/* The first processor's block: up to its blank line. */
-	while ((n = getline(&line, &cap, f)) > 0 && line[0] != '\n') {
+	while (getline(&line, &cap, f) > 0 && line[0] != '\n') {
 		line[strcspn(line, "\n")] = 0;
 		for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
 			const char *v = cpuinfo_value(line, keys[i]);
