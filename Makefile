@@ -9,7 +9,8 @@ BUILD    ?= build
 ASAN     ?= build-asan
 FUZZ     ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS  = fuzz-reply fuzz-manifest fuzz-pagemap fuzz-ns fuzz-config fuzz-spec fuzz-vmsnap
+FUZZ_RUNS    ?=
+FUZZ_TARGETS ?= fuzz-reply fuzz-manifest fuzz-pagemap fuzz-ns fuzz-config fuzz-spec fuzz-vmsnap
 PREFIX   ?= /usr/local
 PYTEST   ?= /usr/bin/python3 -m pytest
 COCOON    = $(BUILD)/cocoon
@@ -58,22 +59,16 @@ $(FUZZ)/build.ninja:
 fuzz-build: setup $(FUZZ)/build.ninja
 	@ninja -C $(FUZZ)
 
-# Each target for FUZZ_SECONDS; what it learns stays in $(FUZZ)/corpus.
+# Each target for FUZZ_SECONDS, or to FUZZ_RUNS executions with FUZZ_SECONDS
+# as a cap (make fuzz FUZZ_RUNS=10000000 FUZZ_SECONDS=3600); one line per
+# target: executions, exec/s, crashes. What it learns stays in
+# $(FUZZ)/corpus, crashes go to $(FUZZ)/crashes (scripts/fuzz.sh).
 fuzz: fuzz-build
-	@for t in $(FUZZ_TARGETS); do \
-		mkdir -p $(FUZZ)/corpus/$$t $(FUZZ)/crashes; \
-		$(FUZZ)/tests/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=$(FUZZ)/crashes/ \
-			$(FUZZ)/corpus/$$t tests/fuzz/corpus/$$t || exit 1; \
-	done
+	@sh scripts/fuzz.sh long $(FUZZ) $(FUZZ_SECONDS) "$(FUZZ_RUNS)" $(FUZZ_TARGETS)
 
 # make check: the corpus kept in the repo, then a few seconds of mutation.
 fuzz-smoke: fuzz-build
-	@for t in $(FUZZ_TARGETS); do \
-		rm -rf $(FUZZ)/smoke/$$t && mkdir -p $(FUZZ)/smoke/$$t $(FUZZ)/crashes; \
-		$(FUZZ)/tests/fuzz/$$t -max_total_time=3 -artifact_prefix=$(FUZZ)/crashes/ $(FUZZ)/smoke/$$t tests/fuzz/corpus/$$t 2>$(FUZZ)/smoke/$$t.log \
-			|| { tail -30 $(FUZZ)/smoke/$$t.log; exit 1; }; \
-		echo "fuzz-smoke $$t: $$(grep -o 'Done [0-9]* runs' $(FUZZ)/smoke/$$t.log)"; \
-	done
+	@sh scripts/fuzz.sh smoke $(FUZZ) 3 - $(FUZZ_TARGETS)
 
 e2e: image
 	$(PYTEST) -v --durations=30 tests/e2e
