@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "accel.h"
 #include "template.h"
 
 static char dir[] = "/tmp/cocoon-test-template.XXXXXX";
@@ -186,6 +187,80 @@ static void test_virtiofs_rootfs_alone(void **state)
 	free(line);
 }
 
+/* A /proc/cpuinfo of two processors, the first of model MODEL with FLAGS,
+ * at dir/NAME; accel_cpuinfo_path points at it. */
+static void fake_cpuinfo(const char *name, int model, const char *flags)
+{
+	static char path[300];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	for (int cpu = 0; cpu < 2; cpu++)
+		fprintf(f,
+			"processor\t: %d\nvendor_id\t: GenuineIntel\ncpu family\t: 6\n"
+			"model\t\t: %d\nmodel name\t: Intel(R) Xeon(R) CPU model %d\n"
+			"stepping\t: 7\nmicrocode\t: 0x%x\nflags\t\t: %s\n\n",
+			cpu, model, model, cpu, cpu ? "fpu other" : flags);
+	fclose(f);
+	accel_cpuinfo_path = path;
+}
+
+/* Under KVM the guest's CPU is the host's (-cpu host): a template saved on
+ * another CPU model, or one with other features, is another template.
+ * Under TCG the CPU is QEMU's "max", the same on every host. */
+static void test_host_cpu_is_in_the_key_under_kvm(void **state)
+{
+	(void)state;
+	struct vm_spec kvm = base_spec(), tcg = base_spec();
+	kvm.accel = "kvm";
+	fake_cpuinfo("cpuinfo-a", 85, "fpu vme sse sse2 avx avx2 avx512f");
+	char *ka = key_of(&kvm), *ta = key_of(&tcg);
+	assert_non_null(strstr(ka, "\nhost-cpu=GenuineIntel family 6 model 85 stepping 7 "
+				   "'Intel(R) Xeon(R) CPU model 85' flags 7 fnv1a "));
+	assert_non_null(strstr(ka, "\nhost-kernel="));
+	assert_null(strstr(ta, "host-cpu="));
+	assert_null(strstr(ta, "host-kernel="));
+	/* Another model; the same model without avx512f. */
+	fake_cpuinfo("cpuinfo-b", 106, "fpu vme sse sse2 avx avx2 avx512f");
+	char *kb = key_of(&kvm), *tb = key_of(&tcg);
+	fake_cpuinfo("cpuinfo-c", 85, "fpu vme sse sse2 avx avx2");
+	char *kc = key_of(&kvm);
+	assert_string_not_equal(ka, kb);
+	assert_string_not_equal(ka, kc);
+	assert_non_null(strstr(kc, "model 85 stepping 7 'Intel(R) Xeon(R) CPU model 85' flags 6 "));
+	assert_string_equal(ta, tb);
+	/* Only the first processor counts (microcode is not a feature). */
+	fake_cpuinfo("cpuinfo-a2", 85, "fpu vme sse sse2 avx avx2 avx512f");
+	char *ka2 = key_of(&kvm);
+	assert_string_equal(ka, ka2);
+	/* A cpuinfo without flags: no key, so no template (a cold boot). */
+	char path[300];
+	snprintf(path, sizeof(path), "%s/cpuinfo-none", dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("processor\t: 0\nvendor_id\t: GenuineIntel\n\n", f);
+	fclose(f);
+	accel_cpuinfo_path = path;
+	char *none = NULL;
+	struct error *err = NULL;
+	assert_true(template_key(&kvm, &none, &err) < 0);
+	assert_non_null(strstr(err->msg, "cpuinfo-none"));
+	assert_non_null(strstr(err->msg, "flags"));
+	error_free(&err);
+	accel_cpuinfo_path = "/proc/cpuinfo";
+	for (const char *n = "cpuinfo-a\0cpuinfo-b\0cpuinfo-c\0cpuinfo-a2\0cpuinfo-none\0"; *n;
+	     n += strlen(n) + 1) {
+		snprintf(path, sizeof(path), "%s/%s", dir, n);
+		unlink(path);
+	}
+	free(ka);
+	free(ta);
+	free(kb);
+	free(tb);
+	free(kc);
+	free(ka2);
+}
+
 static void test_directory_is_named_by_the_key(void **state)
 {
 	(void)state;
@@ -210,6 +285,7 @@ int main(void)
 		cmocka_unit_test(test_virtiofs_has_no_template),
 		cmocka_unit_test(test_virtiofs_rootfs_alone),
 		cmocka_unit_test(test_directory_is_named_by_the_key),
+		cmocka_unit_test(test_host_cpu_is_in_the_key_under_kvm),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -85,17 +85,38 @@ static void test_inventory_is_read_by_crit(void **state)
 static const struct vmsnap_limits roomy = {
 	.max_bytes = 1ULL << 30, .verify_ms = 60000, .max_memory_mib = 4096};
 
-/* A save's work file (dir/state) and where it is published (dir/name). */
+/* Where a save is published (dir/name) and its staging directory beside
+ * it (vmsnap_stage), once staged. */
 struct publish_at {
 	char work[300], dest[300];
 };
 
 static struct publish_at publish_at(const char *name)
 {
-	struct publish_at at;
-	snprintf(at.work, sizeof(at.work), "%s/state", dir);
+	struct publish_at at = {.work = ""};
 	snprintf(at.dest, sizeof(at.dest), "%s/%s", dir, name);
 	return at;
+}
+
+/* What QEMU does with vmsnap_stage's file: dir/state (sparse_state,
+ * hole_state) becomes the staged vm.state. The staging directory is
+ * beside dest, named after it, and holds an empty, write-only vm.state. */
+static void stage(struct publish_at *at)
+{
+	struct error *err = NULL;
+	char *staging = NULL, from[300], to[400];
+	int fd = -1;
+	assert_int_equal(vmsnap_stage(at->dest, &staging, &fd, &err), 0);
+	assert_true(strncmp(staging, at->dest, strlen(at->dest)) == 0);
+	assert_non_null(strstr(staging + strlen(at->dest), ".vmsnap-"));
+	assert_int_equal(fcntl(fd, F_GETFL) & O_ACCMODE, O_WRONLY);
+	assert_int_equal(lseek(fd, 0, SEEK_END), 0);
+	close(fd);
+	snprintf(at->work, sizeof(at->work), "%s", staging);
+	free(staging);
+	snprintf(from, sizeof(from), "%s/state", dir);
+	snprintf(to, sizeof(to), "%s/" VMSNAP_STATE, at->work);
+	assert_int_equal(rename(from, to), 0);
 }
 
 /* sparse_state() published into dir/name, zstd or not, as the save of
@@ -109,6 +130,7 @@ static struct publish_at publish_sparse(const char *name, bool zstd, struct vmsn
 	struct vmsnap_meta m = {
 		.key = key_of(128), .zstd = zstd, .zstd_level = zstd ? 1 : 0, .state_bytes = 5};
 	snprintf(m.container_id, sizeof(m.container_id), "c1");
+	stage(&at);
 	assert_int_equal(vmsnap_publish(at.work, at.dest, &m, &roomy, 1, 2, &err), 0);
 	assert_null(err);
 	assert_int_equal(access(at.work, F_OK), -1);
@@ -121,10 +143,11 @@ static struct publish_at publish_sparse(const char *name, bool zstd, struct vmsn
 
 /* vmsnap_publish refuses at's work file with a message that names needle,
  * and leaves neither it nor at's dest. */
-static void publish_refused(const struct publish_at *at, struct vmsnap_meta *m,
+static void publish_refused(struct publish_at *at, struct vmsnap_meta *m,
 			    const struct vmsnap_limits *lim, const char *needle)
 {
 	struct error *err = NULL;
+	stage(at);
 	assert_int_not_equal(vmsnap_publish(at->work, at->dest, m, lim, 1, 2, &err), 0);
 	assert_non_null(err);
 	assert_non_null(strstr(err->msg, needle));

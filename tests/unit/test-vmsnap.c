@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "accel.h"
 #include "paths.h"
 #include "qmp.h"
 #include "vmsnap.h"
@@ -191,6 +192,42 @@ static void test_key_shape_and_image_count(void **state)
 	free(kb);
 }
 
+/* Under KVM (-cpu host) a VM saved on another CPU model is refused by
+ * name; the host's kernel does not count (a snapshot may move to another
+ * host of the same CPU). Under TCG the host's CPU is not in the key. */
+static void test_key_host_cpu_under_kvm(void **state)
+{
+	char a[300], b[300];
+	snprintf(a, sizeof(a), "%s/cpuinfo-a", dir);
+	snprintf(b, sizeof(b), "%s/cpuinfo-b", dir);
+	write_text(a, "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\n"
+		      "model name\t: AMD EPYC 7713\nstepping\t: 1\nflags\t\t: fpu sse avx2\n\n");
+	write_text(
+		b,
+		"processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
+		"model name\t: AMD EPYC 9654\nstepping\t: 1\nflags\t\t: fpu sse avx2 avx512f\n\n");
+	struct vm_spec kvm = base_spec(), tcg = base_spec();
+	kvm.accel = "kvm";
+	accel_cpuinfo_path = a;
+	char *ka = key_of(&kvm), *ta = key_of(&tcg);
+	accel_cpuinfo_path = b;
+	char *kb = key_of(&kvm), *tb = key_of(&tcg), diff[800];
+	accel_cpuinfo_path = "/proc/cpuinfo";
+	assert_string_not_equal(ka, kb);
+	vmsnap_key_diff(kb, ka, diff, sizeof(diff));
+	assert_non_null(strstr(diff, "host-cpu=AuthenticAMD family 25 model 1 "));
+	assert_non_null(strstr(diff, "'AMD EPYC 9654' flags 4 "));
+	assert_null(strstr(ka, "host-kernel="));
+	assert_string_equal(ta, tb);
+	assert_null(strstr(ta, "host-cpu="));
+	unlink(a);
+	unlink(b);
+	free(ka);
+	free(kb);
+	free(ta);
+	free(tb);
+}
+
 /* The VM's memory as its key says it (the bound of a decompressed state,
  * vmsnap_state_bound): from the real key, and never from elsewhere in an
  * untrusted one. */
@@ -347,6 +384,7 @@ int main(void)
 		cmocka_unit_test(test_key_per_vm_paths_and_macs_do_not_count),
 		cmocka_unit_test(test_key_shape_and_image_count),
 		cmocka_unit_test(test_key_memory),
+		cmocka_unit_test(test_key_host_cpu_under_kvm),
 		cmocka_unit_test(test_pods_are_refused),
 		cmocka_unit_test(test_meta_is_checked),
 		cmocka_unit_test(test_qmp_events_are_not_replies),

@@ -172,7 +172,7 @@ static int vm_checkpoint(struct global_opts *g, const char *id, const char *dir,
 	Cocoon__Request req = COCOON__REQUEST__INIT;
 	Cocoon__CheckpointRequest cr = COCOON__CHECKPOINT_REQUEST__INIT;
 	Cocoon__Response *resp = NULL;
-	_cleanup_free_ char *mark = NULL, *work = NULL, *lock = NULL;
+	_cleanup_free_ char *mark = NULL, *lock = NULL, *staging = NULL;
 	struct vmsnap_meta m = {0};
 
 	if (o->pre_dump || o->parent_path || o->bench_route)
@@ -180,13 +180,12 @@ static int vm_checkpoint(struct global_opts *g, const char *id, const char *dir,
 			err, EOPNOTSUPP,
 			"--pre-dump, --parent-path and --bench-route are CRIU's; this container's VM is checkpointed whole (checkpoint_mode \"vm\")");
 	if (asprintf(&mark, "%s/" VMSNAP_MARK, dir) < 0 ||
-	    asprintf(&work, "%s/" VMSNAP_WORK, dir) < 0 ||
 	    asprintf(&lock, "%s/" VMSNAP_LOCK, dir) < 0)
 		return error_set(err, ENOMEM, "checkpoint");
-	/* One at a time (docs/checkpoint.md): the shim answers once the VM is
-	 * saved into the one work file, and a second save served while this
-	 * command publishes it would unlink or overwrite that file. Held
-	 * until the container is thawed or killed. */
+	/* One at a time (docs/checkpoint.md): without --leave-running the VM
+	 * stays stopped after the save until this command has published it
+	 * and thawed or killed the container; a second save served meanwhile
+	 * would let it run or kill it under the first. Held until then. */
 	_cleanup_close_ int lfd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (lfd < 0)
 		return error_set(err, errno, "checkpoint %s: %s", id, lock);
@@ -198,6 +197,15 @@ static int vm_checkpoint(struct global_opts *g, const char *id, const char *dir,
 	int r = read_file_bounded(mark, VMSNAP_KEY_MAX, &m.key, NULL, err);
 	if (r < 0)
 		return r;
+	/* QEMU writes the VM beside dest, on its filesystem (disk under the
+	 * engines), never under the state root (tmpfs: host memory); the
+	 * shim hands it the descriptor. The staging directory goes on every
+	 * failure: vmsnap_publish removes it, and before that, here. */
+	_cleanup_close_ int state_fd = -1;
+	if (vmsnap_stage(dest, &staging, &state_fd, err) < 0) {
+		free(m.key);
+		return error_wrap(err, "checkpoint %s", id);
+	}
 	cr.id = (char *)id;
 	cr.checkpoint_id = (char *)ckid;
 	cr.leave_running = o->leave_running;
@@ -208,8 +216,9 @@ static int vm_checkpoint(struct global_opts *g, const char *id, const char *dir,
 	req.body_case = COCOON__REQUEST__BODY_CHECKPOINT;
 	req.checkpoint = &cr;
 	long long t0 = now_ms();
-	r = container_call_timeout(g, id, &req, &resp, SHIM_CHECKPOINT_TIMEOUT_MS, err);
+	r = container_call_fds(g, id, &req, &state_fd, 1, &resp, SHIM_CHECKPOINT_TIMEOUT_MS, err);
 	if (r < 0) {
+		(void)remove_tree(staging, NULL);
 		free(m.key);
 		return r;
 	}
@@ -224,7 +233,7 @@ static int vm_checkpoint(struct global_opts *g, const char *id, const char *dir,
 	struct vmsnap_limits lim = {.max_bytes = (uint64_t)g->cfg.checkpoint_max_bytes,
 				    .verify_ms = (uint64_t)g->cfg.verify_timeout_ms,
 				    .max_memory_mib = g->cfg.max_memory_mib};
-	r = vmsnap_publish(work, dest, &m, &lim, rep->stats ? rep->stats->frozen_us / 1000 : 0,
+	r = vmsnap_publish(staging, dest, &m, &lim, rep->stats ? rep->stats->frozen_us / 1000 : 0,
 			   (long long)rep->dump_ms, err);
 	free(m.key);
 	if (!o->leave_running)

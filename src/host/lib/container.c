@@ -275,6 +275,18 @@ int container_call_timeout(struct global_opts *g, const char *id, Cocoon__Reques
 	return r;
 }
 
+int container_call_fds(struct global_opts *g, const char *id, Cocoon__Request *req, const int *fds,
+		       size_t nfds, Cocoon__Response **resp, int timeout_ms, struct error **err)
+{
+	struct agent_client c;
+	int r = container_connect(g, id, &c, err);
+	if (r < 0)
+		return r;
+	r = agent_call_fds(&c, req, fds, nfds, resp, timeout_ms, err);
+	agent_client_close(&c);
+	return r;
+}
+
 int container_request(struct global_opts *g, const char *id, Cocoon__Request *req,
 		      struct error **err)
 {

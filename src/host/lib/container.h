@@ -68,6 +68,11 @@ int container_call(struct global_opts *g, const char *id, Cocoon__Request *req,
 		   Cocoon__Response **resp, struct error **err);
 int container_call_timeout(struct global_opts *g, const char *id, Cocoon__Request *req,
 			   Cocoon__Response **resp, int timeout_ms, struct error **err);
+/* container_call_timeout that passes fds (nfds of them, borrowed: the
+ * caller still closes its own) with the request, SCM_RIGHTS: a whole-VM
+ * checkpoint's state file (vmsnap_stage). */
+int container_call_fds(struct global_opts *g, const char *id, Cocoon__Request *req, const int *fds,
+		       size_t nfds, Cocoon__Response **resp, int timeout_ms, struct error **err);
 
 /* container_call for a request whose reply says only that it was done. */
 int container_request(struct global_opts *g, const char *id, Cocoon__Request *req,

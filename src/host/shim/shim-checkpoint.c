@@ -195,17 +195,29 @@ void shim_handle_checkpoint(struct shim *s, struct shim_client *c, Cocoon__Reque
 		 req->checkpoint->checkpoint_id ? req->checkpoint->checkpoint_id : "");
 }
 
-/* A whole-VM checkpoint (vmsnap.h): QEMU saves the VM into the state
- * directory, where the checkpoint command picks the file up and publishes
- * it. Without --leave-running the VM is not let go on: it is killed, and the
- * shim exits as for a killed container. */
+/* A whole-VM checkpoint (vmsnap.h): QEMU saves the VM into the file the
+ * checkpoint command made beside its --image-path and sent with the
+ * request (vmsnap_stage; one descriptor, SCM_RIGHTS), which that command
+ * then publishes. Without --leave-running the VM is not let go on: it is
+ * killed, and the shim exits as for a killed container. */
 void shim_handle_vm_checkpoint(struct shim *s, struct shim_client *c, Cocoon__Request *req)
 {
 	_cleanup_error_ struct error *err = NULL;
-	_cleanup_free_ char *key = NULL, *mark = NULL, *state = NULL, *qmp = NULL;
+	_cleanup_free_ char *key = NULL, *mark = NULL, *qmp = NULL;
 	const Cocoon__CheckpointRequest *cr = req->checkpoint;
 	struct vmsnap_save_stats st;
+	/* The client's to fill, the shim's to close whatever happens. */
+	_cleanup_close_ int state_fd = c->nfds == 1 ? c->fds[0] : -1;
+	if (c->nfds == 1)
+		c->nfds = 0;
 
+	if (state_fd < 0) {
+		error_setx(&err, EINVAL,
+			   "checkpoint %s: the request carries no file to save the VM into",
+			   s->args->id);
+		shim_reply_error(c->fd, req->id, err);
+		return;
+	}
 	if (!s->sb.vmsnap || s->args->pod) {
 		error_setx(
 			&err, EOPNOTSUPP,
@@ -221,7 +233,6 @@ void shim_handle_vm_checkpoint(struct shim *s, struct shim_client *c, Cocoon__Re
 		return;
 	}
 	if (asprintf(&mark, "%s/" VMSNAP_MARK, s->args->dir) < 0 ||
-	    asprintf(&state, "%s/" VMSNAP_WORK, s->args->dir) < 0 ||
 	    asprintf(&qmp, "%s/" SANDBOX_QMP, s->args->dir) < 0 ||
 	    read_file_bounded(mark, VMSNAP_KEY_MAX, &key, NULL, &err) < 0) {
 		if (!err)
@@ -236,8 +247,8 @@ void shim_handle_vm_checkpoint(struct shim *s, struct shim_client *c, Cocoon__Re
 		return;
 	}
 	/* Without --leave-running the VM stays stopped (save with no cont). */
-	if (vmsnap_save(&s->sb.vm, qmp, state, vmsnap_key_mapped_ram(key), cr->leave_running, &st,
-			&err) < 0) {
+	if (vmsnap_save(&s->sb.vm, qmp, state_fd, vmsnap_key_mapped_ram(key), cr->leave_running,
+			&st, &err) < 0) {
 		shim_checkpoint_unhold(s); /* the container runs on */
 		error_wrap(&err, "checkpoint %s: save the VM", s->args->id);
 		shim_reply_error(c->fd, req->id, err);

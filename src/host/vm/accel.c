@@ -87,3 +87,66 @@ int accel_resolve(const struct cocoon_config *cfg, char out[8], char **note,
 		(void)write_file_atomic(cache, line, strlen(line), 0644, NULL); /* a cache */
 	return 0;
 }
+
+const char *accel_cpuinfo_path = "/proc/cpuinfo";
+
+/* "key\t: value" of a cpuinfo line: value when the line is key's. */
+static const char *cpuinfo_value(const char *line, const char *key)
+{
+	size_t n = strlen(key);
+	if (strncmp(line, key, n) != 0)
+		return NULL;
+	const char *v = line + n + strspn(line + n, " \t"); /* "model" is not "model name" */
+	if (*v != ':')
+		return NULL;
+	return v + 1 + strspn(v + 1, " \t");
+}
+
+int accel_host_cpu(FILE *out, struct error **err)
+{
+	static const char *const keys[] = {"vendor_id", "cpu family", "model",
+					   "stepping",	"model name", "flags"};
+	_cleanup_fclose_ FILE *f = fopen(accel_cpuinfo_path, "re");
+	_cleanup_free_ char *line = NULL;
+	char *val[ARRAY_SIZE(keys)] = {NULL};
+	size_t cap = 0;
+
+	if (!f)
+		return error_set(err, errno, "%s", accel_cpuinfo_path);
+	/* The first processor's block: up to its blank line. */
+	while (getline(&line, &cap, f) > 0 && line[0] != '\n') {
+		line[strcspn(line, "\n")] = 0;
+		for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+			const char *v = cpuinfo_value(line, keys[i]);
+			if (v && !val[i])
+				val[i] = strdup(v);
+		}
+	}
+	/* The features are what a saved guest depends on; a field a
+	 * hypervisor leaves out of the rest is shown as "?". */
+	int r = val[5] ? 0
+		       : error_setx(err, EINVAL, "%s: no \"flags\" line for the first processor",
+				    accel_cpuinfo_path);
+	if (r == 0) {
+		uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a, 64 bits */
+		int count = 0;
+		for (const char *p = val[5]; *p; p++)
+			h = (h ^ (uint8_t)*p) * 0x100000001b3ULL;
+		for (const char *p = val[5] + strspn(val[5], " "); *p; p += strspn(p, " ")) {
+			count++;
+			p += strcspn(p, " ");
+		}
+		/* The model name is the host's text: nothing that ends or
+		 * quotes the key's line. */
+		for (char *p = val[4]; p && *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == '\'')
+				*p = '?';
+		fprintf(out,
+			"host-cpu=%.64s family %.16s model %.16s stepping %.16s '%.128s' flags %d fnv1a %016llx\n",
+			val[0] ? val[0] : "?", val[1] ? val[1] : "?", val[2] ? val[2] : "?",
+			val[3] ? val[3] : "?", val[4] ? val[4] : "?", count, (unsigned long long)h);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+		free(val[i]);
+	return r;
+}

@@ -23,6 +23,7 @@
  * template, built on first use. Any failure falls back to a cold boot.
  */
 #include "template.h"
+#include "accel.h"
 #include "cleanup.h"
 #include "paths.h"
 #include "qmp.h"
@@ -35,6 +36,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <time.h>
 
 #define TEMPLATE_KEY_MAX (64 * 1024)
@@ -138,7 +140,21 @@ int template_key(const struct vm_spec *spec, char **key, struct error **err)
 	add_identity(f, "initrd", spec->initrd);
 	add_identity(f, "tools", spec->tools_dir);
 	add_identity(f, "manifest", manifest);
+	/* Under KVM the guest's CPU is the host's (-cpu host): a template
+	 * saved on another CPU, or under a kernel whose KVM offered other
+	 * features, is not this VM's (accel_host_cpu). TCG's "max" CPU is
+	 * in the command line above. */
+	if (strcmp(spec->accel, "kvm") == 0) {
+		struct utsname u;
+		r = accel_host_cpu(f, err);
+		if (r == 0 && uname(&u) == 0)
+			fprintf(f, "host-kernel=%s\n", u.release);
+	}
 	fclose(f);
+	if (r < 0) {
+		free(text);
+		return error_wrap(err, "template key");
+	}
 	if (!text)
 		return error_set(err, ENOMEM, "template key");
 	*key = text;

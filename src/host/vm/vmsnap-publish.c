@@ -253,84 +253,58 @@ int vmsnap_state_verify(int fd, const char *name, const struct vmsnap_meta *m,
 	return 0;
 }
 
-/* Copies the data extents of from into to (SEEK_DATA/SEEK_HOLE): the holes
- * a mapped-ram file has for the pages the guest never used stay holes. */
-static int copy_sparse(int from, int to)
+int vmsnap_stage(const char *dest, char **staging, int *state_fd, struct error **err)
 {
-	struct stat st;
-	if (fstat(from, &st) < 0 || ftruncate(to, st.st_size) < 0)
-		return -errno;
-	static char buf[1 << 20];
-	off_t pos = 0;
-	for (;;) {
-		off_t data = lseek(from, pos, SEEK_DATA);
-		if (data < 0)
-			return errno == ENXIO ? 0 : -errno;
-		off_t hole = lseek(from, data, SEEK_HOLE);
-		if (hole < 0)
-			return -errno;
-		for (off_t at = data; at < hole;) {
-			size_t want = (size_t)(hole - at) < sizeof(buf) ? (size_t)(hole - at)
-									: sizeof(buf);
-			ssize_t n = pread(from, buf, want, at);
-			if (n <= 0)
-				return n < 0 ? -errno : -EIO;
-			if (pwrite(to, buf, (size_t)n, at) != n)
-				return -errno;
-			at += n;
-		}
-		pos = hole;
+	_cleanup_free_ char *dir = NULL;
+	*staging = NULL;
+	*state_fd = -1;
+	if (asprintf(&dir, "%s.vmsnap-XXXXXX", dest) < 0)
+		return error_set(err, ENOMEM, "checkpoint");
+	if (!mkdtemp(dir))
+		return error_set(err, errno, "create %s", dir);
+	/* O_WRONLY: QEMU opens the fdset for writing only (vmsnap_save). */
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = dfd < 0 ? -1
+			 : openat(dfd, VMSNAP_STATE,
+				  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		int e = errno;
+		(void)remove_tree(dir, NULL);
+		return error_set(err, e, "create %s/" VMSNAP_STATE, dir);
 	}
+	*state_fd = fd;
+	*staging = TAKE_PTR(dir);
+	return 0;
 }
 
-/* vm.state.zst in the staging directory from work_state, which is removed. */
-static int pack_state(const char *work_state, int dirfd, struct vmsnap_meta *m, struct error **err)
+/* vm.state.zst beside vm.state in the staging directory, which then goes. */
+static int pack_state(int dirfd, const char *staging, struct vmsnap_meta *m, struct error **err)
 {
-	_cleanup_close_ int in = open(work_state, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_close_ int in = openat(dirfd, VMSNAP_STATE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	_cleanup_close_ int out =
 		openat(dirfd, VMSNAP_STATE_ZST,
 		       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	uint64_t zst = 0;
 	if (in < 0 || out < 0)
-		return error_set(err, errno, "compress %s", work_state);
+		return error_set(err, errno, "compress %s/" VMSNAP_STATE, staging);
 	int r = vmsnap_zstd_pack(in, out, m->zstd_level, &m->raw_size, &zst, err);
 	if (r == 0 && fsync(out) < 0)
 		r = error_set(err, errno, "write " VMSNAP_STATE_ZST);
 	if (r < 0)
-		return error_wrap(err, "compress %s", work_state);
-	unlink(work_state);
-	return 0;
-}
-
-static int move_state(const char *work_state, int dirfd, const char *staging, struct error **err)
-{
-	_cleanup_free_ char *to = NULL;
-	if (asprintf(&to, "%s/" VMSNAP_STATE, staging) < 0)
-		return error_set(err, ENOMEM, "publish");
-	if (rename(work_state, to) == 0)
-		return 0;
-	if (errno != EXDEV)
-		return error_set(err, errno, "move %s to %s", work_state, to);
-	_cleanup_close_ int in = open(work_state, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	_cleanup_close_ int out = openat(
-		dirfd, VMSNAP_STATE, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	int r = in < 0 || out < 0 ? -errno : copy_sparse(in, out);
-	if (r == 0 && fsync(out) < 0)
-		r = -errno;
-	if (r < 0)
-		return error_set(err, -r, "copy %s to %s", work_state, to);
-	unlink(work_state);
+		return error_wrap(err, "compress %s/" VMSNAP_STATE, staging);
+	if (unlinkat(dirfd, VMSNAP_STATE, 0) < 0)
+		return error_set(err, errno, "remove %s/" VMSNAP_STATE, staging);
 	return 0;
 }
 
 /* The bounds a restore applies (cmd-restore.c), applied before publishing:
  * vm.state's allocated bytes, or for zstd the size it decompresses to. */
-static int check_limits(const char *work_state, const struct vmsnap_meta *m,
+static int check_limits(int dirfd, const char *staging, const struct vmsnap_meta *m,
 			const struct vmsnap_limits *lim, struct error **err)
 {
 	struct stat st;
-	if (stat(work_state, &st) < 0)
-		return error_set(err, errno, "%s", work_state);
+	if (fstatat(dirfd, VMSNAP_STATE, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return error_set(err, errno, "%s/" VMSNAP_STATE, staging);
 	uint64_t size = m->zstd ? (uint64_t)st.st_size : (uint64_t)st.st_blocks * 512;
 	char what[256];
 	uint64_t bound;
@@ -366,29 +340,23 @@ static int hash_state(int dirfd, const char *staging, struct vmsnap_meta *pm,
 		return error_set(err, errno, "%s/" VMSNAP_STATE, staging);
 	int r = vmsnap_state_hash(fd, VMSNAP_STATE, lim->verify_ms, &pm->state_size, &hash, err);
 	snprintf(pm->xxh3, sizeof(pm->xxh3), "%016llx", (unsigned long long)hash);
+	/* QEMU wrote it; on disk before vm.json says it is complete. */
+	if (r == 0 && fsync(fd) < 0)
+		r = error_set(err, errno, "fsync %s/" VMSNAP_STATE, staging);
 	return r;
 }
 
-int vmsnap_publish(const char *work_state, const char *dest, const struct vmsnap_meta *m,
+int vmsnap_publish(const char *staging, const char *dest, const struct vmsnap_meta *m,
 		   const struct vmsnap_limits *lim, long long frozen_ms, long long save_ms,
 		   struct error **err)
 {
-	_cleanup_free_ char *staging = NULL;
-	int r = check_limits(work_state, m, lim, err);
-	if (r < 0) {
-		unlink(work_state);
-		return r;
-	}
-	if (asprintf(&staging, "%s.vmsnap-XXXXXX", dest) < 0)
-		return error_set(err, ENOMEM, "publish");
-	if (!mkdtemp(staging))
-		return error_set(err, errno, "create %s", staging);
-	_cleanup_close_ int dirfd = open(staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_close_ int dirfd = open(staging, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	struct vmsnap_meta pm = *m;
-	r = dirfd < 0 ? error_set(err, errno, "open %s", staging)
-	    : m->zstd ? pack_state(work_state, dirfd, &pm, err)
-		      : move_state(work_state, dirfd, staging, err);
-	if (r == 0 && !m->zstd)
+	int r = dirfd < 0 ? error_set(err, errno, "open %s", staging)
+			  : check_limits(dirfd, staging, m, lim, err);
+	if (r == 0 && m->zstd)
+		r = pack_state(dirfd, staging, &pm, err);
+	else if (r == 0)
 		r = hash_state(dirfd, staging, &pm, lim, err);
 	if (r == 0)
 		r = vmsnap_inventory_write(dirfd, err);
@@ -396,12 +364,11 @@ int vmsnap_publish(const char *work_state, const char *dest, const struct vmsnap
 		r = vmsnap_meta_write(dirfd, &pm, frozen_ms, save_ms, err);
 	if (r == 0 && fsync(dirfd) < 0)
 		r = error_set(err, errno, "fsync %s", staging);
-	/* dest is absent or an empty directory (the caller checked). */
+	/* dest is absent or an empty directory (the caller checked), on
+	 * staging's filesystem (vmsnap_stage made it beside dest). */
 	if (r == 0 && rename(staging, dest) < 0)
 		r = error_set(err, errno, "rename %s to %s", staging, dest);
-	if (r < 0) {
+	if (r < 0)
 		(void)remove_tree(staging, NULL);
-		unlink(work_state);
-	}
 	return r;
 }

@@ -28,12 +28,11 @@
 /* In a container's state directory: the VM was booted for whole-VM
  * checkpoints; the file holds the key (vmsnap_key) it was booted with. */
 #define VMSNAP_MARK "vmsnap.key"
-/* Where the shim has QEMU write the state, in the state directory. */
-#define VMSNAP_WORK "vmsnap.state"
 /* In the state directory: flock()ed by the checkpoint command from before
- * the save until the state is published (or the checkpoint failed), so
- * that a second checkpoint of the container is refused rather than
- * served into the same VMSNAP_WORK meanwhile. */
+ * the save until the state is published (or the checkpoint failed) and
+ * the container thawed or killed, so that a second checkpoint of the
+ * container is refused rather than served while the VM is stopped for the
+ * first. */
 #define VMSNAP_LOCK "vmsnap.lock"
 /* The oldest QEMU whose vhost-user-fs device migrates (its back-end's
  * state travels in the stream: "vhost-user-fs: Implement internal
@@ -102,10 +101,16 @@ struct vmsnap_save_stats {
 	uint64_t bytes;	     /* the file's allocated size */
 };
 
-/* Saves the running VM into state_path (created; removed on failure) over
- * its QMP socket: stop, migrate to the file, then cont when leave_running.
- * On failure the VM is let run again. */
-int vmsnap_save(struct vm *vm, const char *qmp_path, const char *state_path, bool mapped_ram,
+/* Saves the running VM into state_fd (an empty regular file open for
+ * writing only, O_WRONLY: QEMU opens its fdset by access mode; borrowed)
+ * over its QMP socket: stop, migrate to the file, then cont when
+ * leave_running. QEMU gets the descriptor itself (add-fd, then
+ * file:/dev/fdset/N, which QEMU >= 8.2 opens as a dup of it), never a
+ * path: the file is wherever the caller made it (vmsnap_stage: beside the
+ * image path, not under the state root, which is tmpfs under the engines).
+ * On failure the VM is let run again; what the file holds is then the
+ * caller's to remove. */
+int vmsnap_save(struct vm *vm, const char *qmp_path, int state_fd, bool mapped_ram,
 		bool leave_running, struct vmsnap_save_stats *st, struct error **err);
 /* Loads the saved VM open at state_fd (read from offset 0; the caller's
  * to close) into a VM started with -incoming defer and runs it. QEMU gets
@@ -195,13 +200,22 @@ int vmsnap_state_verify(int fd, const char *name, const struct vmsnap_meta *m,
 int vmsnap_inventory_encode(uint8_t **out, size_t *len);
 int vmsnap_inventory_write(int dirfd, struct error **err);
 
-/* Publishes a saved VM (work_state, which is moved) as the image directory
- * dest (absent or empty): vm.state (a sparse copy when it cannot be
- * renamed) with its size and checksum in vm.json, or vm.state.zst when
- * m->zstd (m->zstd_level), VMSNAP_INVENTORY, and vm.json from m, written beside dest and renamed
- * into place, so dest appears complete or not at all. A state over
- * lim->max_bytes is refused (EFBIG, naming the limit) before anything is
- * written. On failure work_state is removed too. */
-int vmsnap_publish(const char *work_state, const char *dest, const struct vmsnap_meta *m,
+/* Where a whole-VM checkpoint of dest is saved: a new directory beside
+ * dest, "<dest>.vmsnap-XXXXXX" (mkdtemp, 0700), on dest's filesystem, so
+ * that publishing it is a rename and the saved VM never sits in the state
+ * root (tmpfs, i.e. host memory, under containerd and podman:
+ * docs/whole-vm.md). *staging (allocated; the caller frees it) gets its
+ * path and *state_fd an empty VMSNAP_STATE in it, O_WRONLY (for
+ * vmsnap_save; the caller closes it). 0, or an error naming the
+ * directory; nothing is left on failure. */
+int vmsnap_stage(const char *dest, char **staging, int *state_fd, struct error **err);
+/* Publishes a saved VM, staging (vmsnap_stage's directory, holding
+ * VMSNAP_STATE as QEMU wrote it), as the image directory dest (absent or
+ * empty): vm.state with its size and checksum in vm.json, or vm.state.zst
+ * (m->zstd, m->zstd_level) in its place, VMSNAP_INVENTORY and vm.json from
+ * m, then staging renamed to dest, so dest appears complete or not at all.
+ * A state over lim->max_bytes is refused (EFBIG, naming the limit) before
+ * anything is written. On failure staging is removed with all it holds. */
+int vmsnap_publish(const char *staging, const char *dest, const struct vmsnap_meta *m,
 		   const struct vmsnap_limits *lim, long long frozen_ms, long long save_ms,
 		   struct error **err);
