@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import pids_mentioning, qemu_pids, wait_for
-from containerd_util import IMAGE, NS, gone_then_restored_live, run_args, start_containerd, task_status
+from containerd_util import IMAGE, NS, gone_then_restored_live, run_args, start_containerd, task_pid, task_status
 from test_network import Net, http_get
 
 
@@ -162,14 +162,6 @@ def test_bind_mounted_directory_and_memory_limit(cd, tmp_path):
     assert wait_for(lambda: task_status(cd, "bm1") == "STOPPED", timeout=60)
     cd.ctr("tasks", "delete", "bm1")
     cd.ctr("containers", "delete", "bm1")
-
-
-def task_pid(cd, cid):
-    for line in cd.ctr("tasks", "ls").stdout.splitlines()[1:]:
-        parts = line.split()
-        if parts and parts[0] == cid:
-            return int(parts[1])
-    return None
 
 
 def test_kubernetes_shaped_pod_is_one_vm(cd):
