@@ -220,12 +220,10 @@ def test_ctr_run_t_checkpoint(cd, tmp_path):
     """Issue 17 case 5 through containerd: a `ctr run -t` task is
     checkpointed (`ctr tasks checkpoint`, leaving it running), its images
     are there, and the shell on the terminal carries on, its variable
-    kept, its exit status back. (ctr 1.6 cannot restore it: its `containers
-    restore` gives the task plain stdio, no terminal, so containerd's shim
-    passes no --console-socket and cocoon refuses, as runc does; ctr got a
-    terminal for it in containerd 1.7, commit 5d0457df9. The restore onto
-    a new terminal is test_terminal_checkpoint_restores_with_a_new_console_socket
-    and, through podman, test_podman_terminal_container_checkpoint_and_restore.)"""
+    kept, its exit status back. (ctr 1.6 cannot restore it, and the refusal
+    is test_ctr_refused_terminal_restore_leaves_nothing_and_goes_at_once;
+    ctr 1.7 restores it through this containerd 1.6,
+    test_ctr_1_7_restores_a_terminal_task_onto_its_terminal.)"""
     cid = f"tck-{os.getpid()}"
     run = Term(ctr_argv(cd, "run", "-t", "--snapshotter", "native", "--runc-binary", str(COCOON),
                         cd.image, cid, "sh"), 30, 100)
