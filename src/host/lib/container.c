@@ -313,8 +313,8 @@ int container_signal(struct global_opts *g, const char *id, int sig, bool all, s
 	if (r == -ESRCH) {
 		error_free(err);
 		return all ? 0
-			   : error_setx(err, ESRCH, "container %s is stopped: container not running",
-					id);
+			   : error_setx(err, ESRCH,
+					"container %s is stopped: container not running", id);
 	}
 	if (r < 0)
 		return r;
