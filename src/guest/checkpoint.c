@@ -259,7 +259,7 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 		ckpt_free(x);
 		return;
 	}
-	snprintf(x->shared, sizeof(x->shared), CKPT_SHARED_SUBDIR "/%s", req->checkpoint_id);
+	snprintf(x->shared, sizeof(x->shared), COCOON_CHECKPOINTS_DIR "/%s", req->checkpoint_id);
 	if (x->stream)
 		x->route_name = "stream";
 	if (x->route == ROUTE_DIRECT9P)
@@ -268,8 +268,8 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 		snprintf(x->img, sizeof(x->img), "/tmp/criu-checkpoint-%s", req->checkpoint_id);
 	else
 		snprintf(x->img, sizeof(x->img), "%s/%s", x->a->ckpt_dir, req->checkpoint_id);
-	ckpt_ensure_dir(a->ckpt_dir);
-	mkdir(AGENT_SHARED_DIR "/" CKPT_SHARED_SUBDIR, 0700);
+	(void)mkdir_p(a->ckpt_dir, 0700, NULL); /* a failure shows in the next step's */
+	mkdir(AGENT_SHARED_DIR "/" COCOON_CHECKPOINTS_DIR, 0700);
 	/* What a first try left there (the host asks again after ESTALE). The
 	 * directory itself may be the host's mount point: it stays then. */
 	char dst[300];
@@ -475,13 +475,13 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	int adj_saved = guard_save_adj(&x->guard, adj_path);
 	if (adj_saved < 0)
 		agent_log(a, "checkpoint %s: %s: %s", c->id, adj_path, strerror(-adj_saved));
-	x->t0 = agent_now_ms();
+	x->t0 = now_ms();
 	x->next_progress_ms = x->t0 + CKPT_PROGRESS_MS;
 	if (req->fault && *req->fault)
-		setenv(CRIU_FAULT_ENV, req->fault, 1); /* inherited by CRIU only */
+		(void)setenv(COCOON_FAULT_ENV, req->fault, 1); /* for CRIU; unset: no fault */
 	x->criu = agent_job_start_ex(a, av.args, &o, ckpt_dump_done, x, &e);
 	ckpt_pod_namespaces_close(pod_ns);
-	unsetenv(CRIU_FAULT_ENV);
+	(void)unsetenv(COCOON_FAULT_ENV); /* cannot fail: a valid name */
 	if (x->criu < 0) {
 		agent_send_error(a, id, e->code, "checkpoint %s: %s", c->id, e->msg);
 		ckpt_unguard(x);

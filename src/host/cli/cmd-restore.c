@@ -141,7 +141,7 @@ int cmd_restore(struct global_opts *g, int argc, char **argv, struct error **err
 		return cli_fail(errp, &err);
 	if (print_stats) {
 		_cleanup_free_ char *path = NULL, *text = NULL;
-		if (asprintf(&path, "%s/%s/restore-stats.json", g->root, id) >= 0 &&
+		if (asprintf(&path, "%s/%s/" RESTORE_STATS_FILE, g->root, id) >= 0 &&
 		    read_file_bounded(path, 4096, &text, NULL, NULL) == 0) {
 			text[strcspn(text, "\n")] = 0;
 			/* The same line, with the whole command's wall time. */
