@@ -143,10 +143,12 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 
     def stop(self):
         for t in self.ctr("tasks", "ls", "-q").stdout.split():
-            self.ctr("tasks", "kill", "-s", "KILL", t)
-            self.ctr("tasks", "delete", "-f", t)
+            try:
+                remove_task(self, t)
+            except subprocess.TimeoutExpired:
+                pass  # the shims are killed below
         for c in self.ctr("containers", "ls", "-q").stdout.split():
-            self.ctr("containers", "delete", c)
+            self.ctr("containers", "delete", c, timeout=60)
         self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout=20)
@@ -203,6 +205,32 @@ def task_status(cd, cid):
         if parts and parts[0] == cid:
             return parts[2]
     return None
+
+
+def task_pid(cd, cid):
+    for line in cd.ctr("tasks", "ls").stdout.splitlines()[1:]:
+        parts = line.split()
+        if parts and parts[0] == cid:
+            return int(parts[1])
+    return None
+
+
+def remove_task(cd, cid, timeout=60):
+    """Ends CID's task and deletes it, each ctr call within TIMEOUT. A task
+    whose start failed (a refused restore: CREATED, pid 0, no process) is
+    deleted without --force: ctr 1.6.20's `tasks delete -f` first waits for
+    the task to exit, and one that never got a pid never does, so it hangs
+    for ever (containerd issue 10441, fixed in ctr 1.6.35 and 1.7.21;
+    docs/containerd.md). Plain `tasks delete` takes a CREATED task with pid
+    0 at once (containerd issue 7357, in 1.6.20)."""
+    pid = task_pid(cd, cid)
+    if pid is None:
+        return
+    if pid == 0 and task_status(cd, cid) == "CREATED":
+        cd.ctr("tasks", "delete", cid, timeout=timeout)
+        return
+    cd.ctr("tasks", "kill", "-s", "KILL", cid, timeout=timeout)
+    cd.ctr("tasks", "delete", "-f", cid, timeout=timeout)
 
 
 def gone_then_restored_live(cd, cid, ref):

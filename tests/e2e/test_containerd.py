@@ -10,7 +10,8 @@ import time
 import pytest
 
 from conftest import pids_mentioning, qemu_pids, wait_for
-from containerd_util import IMAGE, NS, gone_then_restored_live, run_args, start_containerd, task_status
+from containerd_util import (IMAGE, NS, gone_then_restored_live, remove_task, run_args, start_containerd, task_pid,
+                             task_status)
 from test_network import Net, http_get
 
 
@@ -41,6 +42,31 @@ def test_ctr_run_passes_stdin(cd):
                input="through stdin\n", timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "got:through stdin\n", r.stdout + r.stderr
+
+
+def test_force_delete_of_a_task_that_has_exited(cd):
+    """ctr 1.6's `tasks delete -f` kills with --all before it deletes, also
+    a task that has exited. As runc answers it: cocoon's `kill --all` of a
+    stopped container succeeds (nothing left to signal), and a one-process
+    kill fails with runc's "container not running", which containerd's shim
+    reads as "process already finished". cocoon said "container X is
+    stopped", so the shim failed the delete ("unknown error after kill"),
+    and the container could not be deleted after it either."""
+    cid = f"fd-{os.getpid()}"
+    r = cd.ctr(*run_args("-d", IMAGE, cid, "payload", "echo", "hi"))
+    assert r.returncode == 0, r.stderr
+    try:
+        assert wait_for(lambda: task_status(cd, cid) == "STOPPED", timeout=120)
+        r = cd.ctr("tasks", "kill", "-s", "KILL", cid, timeout=60)
+        assert r.returncode != 0 and "process already finished" in r.stderr, r.stderr
+        r = cd.ctr("tasks", "delete", "-f", cid, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert task_status(cd, cid) is None
+        r = cd.ctr("containers", "delete", cid, timeout=60)
+        assert r.returncode == 0, r.stderr
+    finally:
+        remove_task(cd, cid)
+        cd.ctr("containers", "delete", cid, timeout=60)
 
 
 def test_detached_pause_resume_exec_kill_ps(cd):
@@ -162,14 +188,6 @@ def test_bind_mounted_directory_and_memory_limit(cd, tmp_path):
     assert wait_for(lambda: task_status(cd, "bm1") == "STOPPED", timeout=60)
     cd.ctr("tasks", "delete", "bm1")
     cd.ctr("containers", "delete", "bm1")
-
-
-def task_pid(cd, cid):
-    for line in cd.ctr("tasks", "ls").stdout.splitlines()[1:]:
-        parts = line.split()
-        if parts and parts[0] == cid:
-            return int(parts[1])
-    return None
 
 
 def test_kubernetes_shaped_pod_is_one_vm(cd):

@@ -12,6 +12,7 @@ from conftest import wait_for
 from podman_util import podman  # noqa: F401  (the fixture)
 from containerd_util import IMAGE as CTR_IMAGE, gone_then_restored_live, run_args, start_containerd, task_status
 from test_restore_exact import ghost_script
+from tty_util import Term
 
 
 # ---- the cases through the engines, as their users drive them -----------------------
@@ -33,6 +34,138 @@ def test_podman_deleted_open_file_on_the_virtiofs_rootfs(podman):
     assert got == want, r.stdout + r.stderr
     assert link == "/data/g (deleted)", link
     podman.check("rm", "--force", "--time", "0", "gp")
+
+
+GHOST_KIB = (4, 2048, 65536)
+
+
+def ghosts_script():
+    """pid 1 of the ghost-size test: for each size in GHOST_KIB, a file of
+    random bytes on /scratch (a tmpfs) and one on /data (the rootfs share),
+    each held open (fds 3 to 8) and removed; "FD PATH MD5" of each in
+    /tmp/md5s. 64 MiB from /dev/urandom is made once (slow under TCG)."""
+    steps = ["busybox dd if=/dev/urandom of=/scratch/r bs=1M count=64 2>/dev/null"]
+    fd = 3
+    for kib in GHOST_KIB:
+        for d in ("/scratch", "/data"):
+            f = f"{d}/g{kib}"
+            steps += [f"busybox head -c {kib * 1024} /scratch/r >{f}",
+                      f"echo {fd} {f} $(busybox md5sum <{f} | busybox cut -d' ' -f1) >>/tmp/md5s",
+                      f"exec {fd}<{f}", f"busybox rm {f}"]
+            fd += 1
+    return "; ".join(steps + ["busybox rm /scratch/r", "echo ready", "while :; do sleep 1; done"])
+
+
+# Each held file: "FD PATH WANT GOT LINK", GOT and LINK read through /proc/1/fd.
+GHOST_FACTS = ("while read fd p m; do echo $fd $p $m $(busybox md5sum </proc/1/fd/$fd | busybox cut -d' ' -f1) "
+               "$(busybox readlink /proc/1/fd/$fd); done </tmp/md5s")
+
+
+def ghosts_kept(text):
+    """The facts of GHOST_FACTS: six files, each reading its own bytes and
+    still (deleted) at its path."""
+    rows = [line.split(" ", 4) for line in text.splitlines()]
+    assert len(rows) == 2 * len(GHOST_KIB), text
+    for fd, path, want, got, link in rows:
+        assert got == want and len(want) == 32, (fd, path, want, got)
+        assert link == f"{path} (deleted)", (fd, path, link)
+
+
+def test_podman_deleted_open_files_of_every_size_on_tmpfs_and_the_rootfs_share(podman):
+    """Issue 17 case 2 through podman, each size the issue names (4 KiB,
+    2 MiB, 64 MiB), on a tmpfs (`podman run --tmpfs`) and on the rootfs
+    share (rootfs_fs = "virtiofs"), all in one container: after podman's
+    checkpoint and restore (a fresh VM) every fd reads the same bytes and
+    is still (deleted), and no ghost's temporary name is left in /data.
+    The 64 MiB ones pass CRIU's 1 MiB ghost limit only through the
+    ghost-limit of cocoon's CRIU configuration file (case 6)."""
+    conf = podman.tmp / "criu.conf"
+    conf.write_text("ghost-limit 80M\n")
+    podman.cocoon_config.write_text(f'[runtime]\ncriu_config = "{conf}"\n[vm]\nrootfs_fs = "virtiofs"\n')
+    podman.check("run", "-d", "--tmpfs", "/scratch", "--name", "gs", podman.image, "sh", "-c", ghosts_script())
+    assert wait_for(lambda: "ready" in podman.run("logs", "gs").stdout, timeout=300), podman.run("logs", "gs")
+    ghosts_kept(podman.check("exec", "gs", "sh", "-c", GHOST_FACTS).stdout)
+    podman.check("container", "checkpoint", "gs", timeout=600)
+    podman.check("container", "restore", "gs", timeout=600)
+    ghosts_kept(podman.check("exec", "gs", "sh", "-c", GHOST_FACTS).stdout)
+    assert podman.check("exec", "gs", "busybox", "ls", "-A", "/data").stdout == ""
+    podman.check("rm", "--force", "--time", "0", "gs")
+
+
+def ticker(name):
+    """A process to start with `podman exec -d`: counts in /tmp/NAME.x, its
+    pid in /tmp/NAME.pid, its output to /dev/null (the exec session that
+    would read it ends with the old VM)."""
+    return (f"exec </dev/null >/dev/null 2>&1; echo $$ >/tmp/{name}.pid; i=0; "
+            f"while :; do i=$((i+1)); echo $i >/tmp/{name}.x; sleep 1; done")
+
+
+NONE = ("", "", -1, "")  # a ticker not (yet) seen
+
+
+def tickers(podman, cid, names):
+    """{name: (pid, ppid, count, time namespace)} of the tickers, and the
+    time namespaces of this exec and of the init, in one exec."""
+    script = "; ".join(
+        [f"p=$(cat /tmp/{n}.pid); echo {n} $p $(busybox awk '/^PPid/ {{print $2}}' /proc/$p/status) "
+         f"$(cat /tmp/{n}.x) $(busybox readlink /proc/$p/ns/time)" for n in names]
+        + ["echo self 0 0 0 $(busybox readlink /proc/self/ns/time)",
+           "echo init 1 0 0 $(busybox readlink /proc/1/ns/time)"])
+    out = {}
+    for line in podman.run("exec", cid, "sh", "-c", script).stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 5:
+            out[parts[0]] = (parts[1], parts[2], int(parts[3]) if parts[3].isdigit() else -1, parts[4])
+    return out
+
+
+def test_podman_exec_across_two_cycles_stays_in_the_init_time_namespace(podman):
+    """Issue 17 cases 3 and 4 through podman, as the issue's test asks: a
+    ticker started with `podman exec -d`, a checkpoint and restore, a
+    second ticker exec'd between the cycles, a second checkpoint and
+    restore. Both tickers keep their pids and parent (the init) and count
+    on; every exec, both tickers and the init share one time namespace
+    after each cycle (CRIU restores the tasks into a new one)."""
+    podman.check("run", "-d", "--name", "tc", podman.image, "sh", "-c", "while :; do sleep 1; done")
+    podman.check("exec", "-d", "tc", "sh", "-c", ticker("a"))
+    assert wait_for(lambda: tickers(podman, "tc", ["a"]).get("a", NONE)[2] > 0), tickers(podman, "tc", ["a"])
+    first = tickers(podman, "tc", ["a"])
+    for cycle, names in ((1, ["a"]), (2, ["a", "b"])):
+        podman.check("container", "checkpoint", "tc", timeout=600)
+        podman.check("container", "restore", "tc", timeout=600)
+        now = tickers(podman, "tc", names)
+        assert set(names) <= set(now), (cycle, now)
+        assert len({now[n][3] for n in [*names, "self", "init"]}) == 1, (cycle, now)
+        for n in names:
+            assert now[n][:2] == (first[n][0], "1"), (cycle, n, first, now)
+            assert wait_for(lambda n=n: tickers(podman, "tc", [n]).get(n, NONE)[2] > now[n][2] + 1), \
+                (cycle, n, "stopped counting")
+        if cycle == 1:
+            podman.check("exec", "-d", "tc", "sh", "-c", ticker("b"))
+            assert wait_for(lambda: tickers(podman, "tc", ["b"]).get("b", NONE)[2] > 0)
+            first.update(tickers(podman, "tc", ["b"]))
+    podman.check("rm", "--force", "--time", "0", "tc")
+
+
+def test_podman_run_it_checkpoint_and_restore(podman):
+    """Issue 17 case 5 as the issue names it: `podman run -it`, attached on
+    the user's terminal. The checkpoint ends the container, and so the
+    attached podman; `podman container restore` gives the shell a new
+    terminal, and `podman attach` finds the same shell (its variable, pid
+    1) on it."""
+    run = Term(podman.argv("run", "-it", "--name", "ti", podman.image, "sh"), 30, 100, env=podman.env)
+    try:
+        assert run.type_and_wait("X=kept-$((6*7)); echo before-$X-$$-$(test -t 0 && echo tty)\n",
+                                 "before-kept-42-1-tty", timeout=180), run.seen
+        podman.check("container", "checkpoint", "ti", timeout=600)
+        run.wait(timeout=60)
+        assert podman.check("ps", "-a", "--format", "{{.Names}} {{.Status}}").stdout.startswith("ti Exited")
+        podman.check("container", "restore", "ti", timeout=600)
+        seen = attach_and_type(podman, "ti", "echo after-$X-$$-$(test -t 0 && echo tty)\n", "after-kept-42-1-tty")
+        assert b"after-kept-42-1-tty" in seen, seen
+    finally:
+        run.close()
+    podman.check("rm", "--force", "--time", "0", "ti")
 
 
 def attach_and_type(podman, name, text, want, timeout=60):

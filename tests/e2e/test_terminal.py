@@ -5,12 +5,14 @@ a terminal: through cocoon itself, `ctr run -t` / `ctr tasks exec -t`, and
 `podman run -it` / `podman exec -it`, each on a pty the test holds."""
 import json
 import os
+import pathlib
 import select
 import subprocess
+import time
 
 import pytest
 
-from conftest import COCOON, qemu_pids, wait_for, write_bundle
+from conftest import COCOON, pids_mentioning, qemu_pids, wait_for, write_bundle
 from podman_util import podman  # noqa: F401  (the fixture)
 from tty_util import Console, Sizer, Term, get_size, read_until, restore_tty, set_size
 
@@ -218,12 +220,10 @@ def test_ctr_run_t_checkpoint(cd, tmp_path):
     """Issue 17 case 5 through containerd: a `ctr run -t` task is
     checkpointed (`ctr tasks checkpoint`, leaving it running), its images
     are there, and the shell on the terminal carries on, its variable
-    kept, its exit status back. (ctr 1.6 cannot restore it: its `containers
-    restore` gives the task plain stdio, no terminal, so containerd's shim
-    passes no --console-socket and cocoon refuses, as runc does; ctr got a
-    terminal for it in containerd 1.7, commit 5d0457df9. The restore onto
-    a new terminal is test_terminal_checkpoint_restores_with_a_new_console_socket
-    and, through podman, test_podman_terminal_container_checkpoint_and_restore.)"""
+    kept, its exit status back. (ctr 1.6 cannot restore it, and the refusal
+    is test_ctr_refused_terminal_restore_leaves_nothing_and_goes_at_once;
+    ctr 1.7 restores it through this containerd 1.6,
+    test_ctr_1_7_restores_a_terminal_task_onto_its_terminal.)"""
     cid = f"tck-{os.getpid()}"
     run = Term(ctr_argv(cd, "run", "-t", "--snapshotter", "native", "--runc-binary", str(COCOON),
                         cd.image, cid, "sh"), 30, 100)
@@ -243,6 +243,123 @@ def test_ctr_run_t_checkpoint(cd, tmp_path):
         cd.ctr("tasks", "kill", "-s", "KILL", cid, timeout=60)
         cd.ctr("tasks", "delete", cid, timeout=60)
         cd.ctr("containers", "delete", cid, timeout=60)
+
+
+def ctr_t_checkpointed(cd, cid):
+    """A `ctr run -t` shell (X set, to find again) checkpointed into the
+    content store with its rootfs changes (`ctr containers checkpoint --rw
+    --task`), then its task and container deleted, as before a restore
+    elsewhere. Returns the checkpoint's image name."""
+    from containerd_util import remove_task
+    ref = f"cocoon/{cid}:ck"
+    run = Term(ctr_argv(cd, "run", "-t", "--snapshotter", "native", "--runc-binary", str(COCOON),
+                        cd.image, cid, "sh"), 30, 100)
+    try:
+        assert run.wait_for_size("30x100", timeout=120) == "30x100", run.seen
+        assert run.type_and_wait("X=kept-$((6*7)); echo before-$X-$$\n", "before-kept-42-1"), run.seen
+        r = cd.ctr("containers", "checkpoint", "--rw", "--task", cid, ref, timeout=600)
+        assert r.returncode == 0, r.stdout + r.stderr
+    finally:
+        run.close()
+        remove_task(cd, cid)
+        r = cd.ctr("containers", "delete", cid, timeout=60)
+    assert r.returncode == 0, (r.stderr, cd.ctr("tasks", "ls").stdout)
+    return ref
+
+
+def refused_restore_left_nothing(cd, cid):
+    """ctr 1.6's `containers restore --live` of a terminal task: ctr gives
+    the task its own plain stdio (cio.WithStdio, no terminal), so
+    containerd's runc shim passes no --console-socket, and cocoon refuses
+    before a VM starts, naming it. Nothing of cocoon's is left: no VM, no
+    shim, no state directory. containerd keeps the task: CREATED with pid
+    0, as the shim read no pid file."""
+    from containerd_util import NS, task_pid, task_status
+    t0 = time.monotonic()
+    r = cd.ctr("containers", "restore", "--rw", "--live", cid, f"cocoon/{cid}:ck", timeout=120)
+    assert r.returncode != 0 and "--console-socket" in r.stderr and "process.terminal" in r.stderr, \
+        r.stdout + r.stderr
+    assert time.monotonic() - t0 < 60, "the refusal came after a VM started"
+    assert (task_status(cd, cid), task_pid(cd, cid)) == ("CREATED", 0)
+    state = pathlib.Path("/run/containerd/runc") / NS / cid
+    assert not state.exists(), list(state.iterdir())
+    # QEMU, virtiofsd and cocoon's shim name the state or bundle directory.
+    assert qemu_pids(f"/{NS}/{cid}") == [] and pids_mentioning(f"/{NS}/{cid}") == []
+
+
+def test_ctr_refused_terminal_restore_leaves_nothing_and_goes_at_once(cd):
+    """ctr 1.6.20 (Debian 12) cannot restore a `ctr run -t` task
+    (docs/containerd.md): the restore is refused clearly and leaves nothing;
+    the task containerd keeps is deleted at once, and so is the container.
+    `ctr tasks delete -f` is not the way with ctr 1.6.20: it waits for the
+    task to exit first, and one that never got a pid never does, so it
+    hangs for ever (containerd issue 10441, fixed in ctr 1.6.35 and 1.7.21;
+    the same with runc). Before remove_task deleted such a task without
+    --force, the harness's own clean-up hung on it for its 300 s."""
+    from containerd_util import remove_task, task_pid
+    cid = f"trf-{os.getpid()}"
+    ctr_t_checkpointed(cd, cid)
+    try:
+        refused_restore_left_nothing(cd, cid)
+        t0 = time.monotonic()
+        remove_task(cd, cid, timeout=30)
+        assert task_pid(cd, cid) is None and time.monotonic() - t0 < 30
+        r = cd.ctr("containers", "delete", cid, timeout=30)
+        assert r.returncode == 0, r.stderr
+        assert cid not in cd.ctr("containers", "ls", "-q").stdout.split()
+    finally:
+        remove_task(cd, cid)
+        cd.ctr("containers", "delete", cid, timeout=60)
+        cd.ctr("images", "rm", f"cocoon/{cid}:ck", timeout=60)
+
+
+@pytest.fixture(scope="module")
+def ctr17():
+    """trixie's ctr 1.7 (scripts/fetch-ctr.sh), or a skip with the reason."""
+    r = subprocess.run(["sh", str(pathlib.Path(__file__).resolve().parents[2] / "scripts" / "fetch-ctr.sh")],
+                       capture_output=True, text=True, timeout=900)
+    if r.returncode != 0:
+        pytest.skip(f"ctr 1.7 could not be fetched: {r.stderr.strip()}")
+    return r.stdout.strip()
+
+
+def test_ctr_1_7_restores_a_terminal_task_onto_its_terminal(cd, ctr17):
+    """containerd 1.6's runc shim does pass a new --console-socket to a
+    restore, when the task is created with a terminal
+    (pkg/process/init_state.go, createdCheckpointState.Start); ctr 1.7's
+    `containers restore` creates it so (commit 5d0457df9). With trixie's
+    ctr 1.7.24 against this containerd 1.6.20 daemon and shim: after ctr
+    1.6's refused restore, `tasks delete -f` returns at once (1.7.21's fix),
+    and `containers restore --live` brings the shell back on ctr's
+    terminal: its variable, pid 1, stdin a terminal, resizes followed, and
+    its exit status is ctr's."""
+    from containerd_util import NS, remove_task, task_pid
+    cid = f"t17-{os.getpid()}"
+    ctr_t_checkpointed(cd, cid)
+    new = [ctr17, "--address", str(cd.sock), "--namespace", NS]
+    rs = None
+    try:
+        refused_restore_left_nothing(cd, cid)
+        r = subprocess.run([*new, "tasks", "delete", "-f", cid], capture_output=True, text=True, timeout=30,
+                           stdin=subprocess.DEVNULL)
+        assert r.returncode == 0 and task_pid(cd, cid) is None, r.stdout + r.stderr
+        assert cd.ctr("containers", "delete", cid, timeout=30).returncode == 0
+
+        rs = Term([*new, "containers", "restore", "--rw", "--live", cid, f"cocoon/{cid}:ck"], 33, 90)
+        assert rs.type_and_wait("echo after-$X-$$-$(test -t 0 && echo tty)\n", "after-kept-42-1-tty",
+                                timeout=300), rs.seen
+        assert rs.wait_for_size("33x90") == "33x90", rs.seen
+        rs.resize(40, 100)
+        assert rs.wait_for_size("40x100") == "40x100", rs.seen
+        os.write(rs.master, b"exit 6\n")
+        assert rs.wait() == 6, rs.seen
+        assert task_pid(cd, cid) is None
+    finally:
+        if rs:
+            rs.close()
+        remove_task(cd, cid)
+        cd.ctr("containers", "delete", cid, timeout=60)
+        cd.ctr("images", "rm", f"cocoon/{cid}:ck", timeout=60)
 
 
 # ---- podman: run -it, exec -it ----------------------------------------------------

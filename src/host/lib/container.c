@@ -314,6 +314,20 @@ int container_signal(struct global_opts *g, const char *id, int sig, bool all, s
 {
 	struct agent_client c;
 	int r = container_connect(g, id, &c, err);
+	/* A stopped container (or one whose shim just went), as runc's kill
+	 * answers it (libcontainer's Signal): with --all there is nothing left
+	 * to signal, and that succeeds; one process's signal fails with
+	 * runc's words "container not running", which containerd's shim reads
+	 * as "process already finished" (checkKillError,
+	 * pkg/process/utils.go). ctr 1.6's `tasks delete -f` kills with --all
+	 * before it deletes, also a task that has exited: with any other
+	 * answer it failed ("unknown error after kill"). */
+	if (r == -ESRCH) {
+		error_free(err);
+		return all ? 0
+			   : error_setx(err, ESRCH,
+					"container %s is stopped: container not running", id);
+	}
 	if (r < 0)
 		return r;
 	r = agent_signal(&c, id, sig, all, SHIM_CALL_TIMEOUT_MS, err);

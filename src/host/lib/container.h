@@ -83,7 +83,10 @@ int container_request(struct global_opts *g, const char *id, Cocoon__Request *re
 int container_pause(struct global_opts *g, const char *id, bool resume, struct error **err);
 
 /* Sends signal SIG to the container's process, or with ALL to every process
- * of the container: runc kill. */
+ * of the container: runc kill. A stopped container, as runc answers it:
+ * with ALL, 0 (nothing left to signal); without, -ESRCH and "container not
+ * running" in the message, the words containerd's shim reads as "process
+ * already finished". -ENOENT when there is no such container. */
 int container_signal(struct global_opts *g, const char *id, int sig, bool all, struct error **err);
 
 /* Runs the process of a created container (runc start). */

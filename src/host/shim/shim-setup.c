@@ -40,6 +40,13 @@ static int setup_stdio(struct shim *s, struct error **err)
 	s->stdin_open = true;
 	if (!s->args->bundle->spec->process->terminal)
 		return 0;
+	/* A restore's refusal names what the engine's user can change: ctr
+	 * 1.6's `containers restore` gives a task plain stdio, so containerd's
+	 * runc shim passes no socket (docs/containerd.md). */
+	if (!s->args->console_socket && (s->args->restore || s->args->vmsnap_state))
+		return error_setx(
+			err, EINVAL,
+			"process.terminal is true and no --console-socket was given for the restored container's new pty: a container with a terminal is restored onto a new one (as with runc; ctr gives one from 1.7 on, docs/containerd.md)");
 	if (!s->args->console_socket)
 		return error_setx(
 			err, EINVAL,
