@@ -233,8 +233,8 @@ static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Reques
 	 * reach the shim of their own container anyway. */
 	char *client_id = *id_slot;
 	*id_slot = (char *)s->args->id;
-	bool sigkill = req->body_case == COCOON__REQUEST__BODY_SIGNAL &&
-		       req->signal->signal == SIGKILL;
+	bool sigkill =
+		req->body_case == COCOON__REQUEST__BODY_SIGNAL && req->signal->signal == SIGKILL;
 	int r = agent_call(&s->sb.agent, req, &resp,
 			   sigkill ? shim_kill_ack_ms(s) : SHIM_CALL_TIMEOUT_MS, &err);
 	*id_slot = client_id;

@@ -78,7 +78,7 @@ struct shim {
 	int pod_room_mib, own_mib, vcpus;
 	char pod_room_source[200];
 	struct shim_forward fwd[SHIM_MAX_FORWARDS];
-	bool agent_gone; /* the channel closed: no reply will come */
+	bool agent_gone;      /* the channel closed: no reply will come */
 	bool kill_unanswered; /* the agent ignored a SIGKILL: end QEMU, ask nothing */
 	/* A whole-VM checkpoint without --leave-running left the VM stopped
 	 * until its file is published: then a kill ends it, a thaw lets it

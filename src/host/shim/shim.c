@@ -90,10 +90,11 @@ static bool stdin_may_read(struct shim *s, int *timeout)
 	long long left = s->stdin_held_since + limit - now;
 	if (left <= 0 && !s->stdin_held_told) {
 		s->stdin_held_told = true;
-		log_warning("container %s: the agent has not read its channel for %lld ms "
-			    "(limits.channel_send_timeout_ms = %lld): its stdin waits unread in its "
-			    "pipe until the guest reads again (no byte of it is dropped)",
-			    s->args->id, now - s->stdin_held_since, limit);
+		log_warning(
+			"container %s: the agent has not read its channel for %lld ms "
+			"(limits.channel_send_timeout_ms = %lld): its stdin waits unread in its "
+			"pipe until the guest reads again (no byte of it is dropped)",
+			s->args->id, now - s->stdin_held_since, limit);
 	} else if (left > 0 && (*timeout < 0 || *timeout > left)) {
 		*timeout = (int)left;
 	}
