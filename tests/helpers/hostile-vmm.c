@@ -298,6 +298,12 @@ static void handle(const Cocoon__Request *req)
 					      : proto_request_name(req->body_case));
 		return;
 	}
+	/* "kill-deaf": reads a kill or a shutdown and does nothing. */
+	if (is("kill-deaf") && (req->body_case == COCOON__REQUEST__BODY_SIGNAL ||
+				req->body_case == COCOON__REQUEST__BODY_SHUTDOWN)) {
+		note("ignored ", proto_request_name(req->body_case));
+		return;
+	}
 	switch (req->body_case) {
 	case COCOON__REQUEST__BODY_PING: {
 		Cocoon__Pong pong = COCOON__PONG__INIT;

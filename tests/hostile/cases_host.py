@@ -3,9 +3,10 @@ directory with entries it does not list, and the state root."""
 import json
 import os
 import subprocess
+import threading
 import time
 
-from hostile_env import COCOON, SECRET, Env, case, good_images
+from hostile_env import COCOON, SECRET, Env, alive, case, good_images
 
 
 @case
@@ -215,3 +216,100 @@ def unanswered_stats_do_not_wedge_the_shim():
             assert rc == 0, f"{cmd[0]} failed after {took[cmd[0]]:.1f} s: {err!r}"
             assert took[cmd[0]] < 5, f"{cmd[0]} took {took[cmd[0]]:.1f} s"
         return f"start answered in {took['start']:.2f} s, kill in {took['kill']:.2f} s"
+
+
+@case
+def stdin_to_a_guest_that_reads_nothing_is_held_not_dropped():
+    """rev hostile5 G5: the shim read the container's stdin and sent it on
+    whatever the guest did. Once a guest stopped reading its channel, the
+    first send waited out limits.channel_send_timeout_ms (the shim served
+    nothing meanwhile) and every later chunk was read from the engine's
+    pipe and dropped at once: the engine's writer went on writing into
+    nothing, and nothing said that its data was lost. Now the shim reads
+    stdin only while the channel has room: the rest waits in the pipe (the
+    shim holds no byte of it), the writer blocks as it would on a process
+    that does not read, the stall is reported once naming the limit, and
+    the shim serves on."""
+    with Env("deaf", limits="channel_send_timeout_ms = 1000") as env:
+        r, w = os.pipe()
+        err_path = os.path.join(env.tmp, "create-err.txt")
+        with open(os.path.join(env.tmp, "create-out.txt"), "wb") as out, open(err_path, "wb") as err_f:
+            p = subprocess.run([COCOON, "--root", env.root, "create", "--bundle", env.bundle, "c1"],
+                               stdin=r, stdout=out, stderr=err_f, env=env.env(), timeout=30)
+        os.close(r)
+        assert p.returncode == 0, "create failed"
+        rc, err, _ = env.cocoon("start", "c1")
+        assert rc == 0, err
+        fed = [0]
+
+        def feed():
+            chunk = b"x" * 65536
+            try:
+                while True:
+                    fed[0] += os.write(w, chunk)
+            except OSError:
+                pass  # the shim is gone: EPIPE
+        threading.Thread(target=feed, daemon=True).start()
+        held = b"its stdin waits unread in its pipe"
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            with open(err_path, "rb") as f:
+                logged = f.read()
+            if held in logged:
+                break
+            time.sleep(0.1)
+        assert held in logged, f"no report of the held stdin after 10 s (fed {fed[0]} bytes): {logged!r}"
+        assert b"limits.channel_send_timeout_ms = 1000" in logged, logged
+        at_report = fed[0]
+        time.sleep(2)
+        grown = fed[0] - at_report
+        assert grown <= 65536, f"the shim read {grown} more bytes of stdin in 2 s after the stall, for nothing"
+        rc, serr, took = env.cocoon("state", "c1", stdout=open(os.devnull, "wb"))
+        assert rc == 0 and took < 1, f"state: rc {rc} in {took:.1f} s: {serr!r}"
+        rc, derr, took = env.cocoon("delete", "--force", "c1", timeout=40)
+        assert rc == 0 and took < 10, f"delete --force: rc {rc} in {took:.1f} s: {derr!r}"
+        os.close(w)
+        return f"fed {at_report >> 10} KiB before the report, {grown} bytes in the 2 s after"
+
+
+@case
+def a_guest_that_ignores_the_kill_is_ended_with_its_vm():
+    """rev hostile5 G4: a guest that reads the kill (and the shutdown) and
+    does nothing. `cocoon kill KILL` waited 30 s for the agent's answer,
+    failed, and left the VM running (only delete --force, which asks the
+    agent to shut down and then kills QEMU, ended it). Now a SIGKILL the
+    agent does not answer within limits.channel_send_timeout_ms ends the
+    container with its VM: kill returns 0, QEMU is killed at once, the
+    container is recorded stopped (137), and the warning names the bound."""
+    with Env("kill-deaf", limits="channel_send_timeout_ms = 1000") as env:
+        err_path = os.path.join(env.tmp, "create-err.txt")
+        with open(os.path.join(env.tmp, "create-out.txt"), "wb") as out, open(err_path, "wb") as err_f:
+            p = subprocess.run([COCOON, "--root", env.root, "create", "--bundle", env.bundle, "c1"],
+                               stdin=subprocess.DEVNULL, stdout=out, stderr=err_f, env=env.env(), timeout=30)
+        assert p.returncode == 0, "create failed"
+        rc, err, _ = env.cocoon("start", "c1")
+        assert rc == 0, err
+        vmm = env.vmm_pids()
+        rc, err, took = env.cocoon("kill", "c1", "KILL", timeout=60)
+        assert rc == 0, f"kill of a guest that ignores it: rc {rc} after {took:.1f} s: {err!r}"
+        assert took < 5, f"kill took {took:.1f} s (bound: 1 s + teardown)"
+        deadline = time.time() + 5
+        while time.time() < deadline and any(alive(v) for v in vmm):
+            time.sleep(0.05)
+        assert not any(alive(v) for v in vmm), "the VM runs on after its container was killed"
+        status, deadline = None, time.time() + 5
+        while time.time() < deadline and status != "stopped":
+            out = os.path.join(env.tmp, "state.json")
+            with open(out, "wb") as f:
+                rc, _, _ = env.cocoon("state", "c1", stdout=f)
+            with open(out) as f:
+                status = json.load(f)["status"] if rc == 0 else None
+            time.sleep(0.1)
+        assert status == "stopped", f"c1 is {status!r}"
+        with open(err_path, "rb") as f:
+            logged = f.read()
+        assert b"its VM is stopped instead" in logged and b"limits.channel_send_timeout_ms" in logged, logged
+        assert "ignored kill" in env.log_text(), "the kill never reached the guest"
+        rc, derr, _ = env.cocoon("delete", "c1")
+        assert rc == 0, derr
+        return f"kill answered in {took:.2f} s; {logged.decode(errors='replace').strip().splitlines()[-1][:160]}"

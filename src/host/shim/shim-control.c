@@ -262,8 +262,20 @@ static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Reques
 	 * reach the shim of their own container anyway. */
 	char *client_id = *id_slot;
 	*id_slot = (char *)s->args->id;
-	int r = agent_call(&s->sb.agent, req, &resp, SHIM_CALL_TIMEOUT_MS, &err);
+	bool sigkill =
+		req->body_case == COCOON__REQUEST__BODY_SIGNAL && req->signal->signal == SIGKILL;
+	int r = agent_call(&s->sb.agent, req, &resp,
+			   sigkill ? shim_kill_ack_ms(s) : SHIM_CALL_TIMEOUT_MS, &err);
 	*id_slot = client_id;
+	if (r == -ETIMEDOUT && sigkill && shim_kill_unanswered(s, err)) {
+		Cocoon__Response ok = COCOON__RESPONSE__INIT;
+		Cocoon__SignalReply done = COCOON__SIGNAL_REPLY__INIT;
+		ok.id = cid;
+		ok.body_case = COCOON__RESPONSE__BODY_SIGNAL;
+		ok.signal = &done;
+		shim_send_to_client(c->fd, &ok);
+		return;
+	}
 	if (req->body_case == COCOON__REQUEST__BODY_START)
 		req->start->network = NULL;
 	/* The thaw after a checkpoint whose images could not be published:
@@ -281,6 +293,29 @@ static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Reques
 	resp->id = cid;
 	shim_send_to_client(c->fd, resp);
 	cocoon__response__free_unpacked(resp, NULL);
+}
+
+int shim_kill_ack_ms(const struct shim *s)
+{
+	return (int)s->args->g->cfg.channel_send_timeout_ms;
+}
+
+bool shim_kill_unanswered(struct shim *s, const struct error *err)
+{
+	/* Not a pod member's shim (its VM is its pod's) nor a sandbox whose
+	 * members run: there the VM is not this container's to end. */
+	if (s->args->pod || shim_members_left(s) > 0 || s->keeping)
+		return false;
+	log_warning("container %s: %s; its VM is stopped instead (SIGKILL of QEMU after %d ms, "
+		    "limits.channel_send_timeout_ms)",
+		    s->args->id, err ? err->msg : "the agent did not answer the kill",
+		    shim_kill_ack_ms(s));
+	s->exited = true;
+	s->exit_code = 128 + SIGKILL;
+	/* The teardown asks the agent nothing more (it answers nothing) and
+	 * ends QEMU at once. */
+	s->kill_unanswered = true;
+	return true;
 }
 
 static void client_close(struct shim *s, struct shim_client *c)

@@ -22,3 +22,15 @@ void shim_client_readable(struct shim *s, struct shim_client *c);
 
 /* Accepts a control client on the listening socket. */
 void shim_accept_client(struct shim *s);
+
+/* How long the shim waits for the agent to answer a SIGKILL of its
+ * container before it takes the guest as deaf: limits.channel_send_timeout_ms. */
+int shim_kill_ack_ms(const struct shim *s);
+
+/* A SIGKILL of the container the agent did not answer within
+ * shim_kill_ack_ms() (rev hostile5 G4: `kill` waited 30 s and failed, and
+ * the VM ran on until delete --force): the container is ended with its VM,
+ * which the shim's teardown kills at once. Logged, naming ERR. Returns
+ * false, and does nothing, where the VM is not the container's alone (a
+ * pod member, or a sandbox whose members run). */
+bool shim_kill_unanswered(struct shim *s, const struct error *err);

@@ -71,6 +71,10 @@ struct shim {
 	int sig_fd;
 	int in_fd, out_fd, err_fd; /* the container's stdio on the host */
 	bool stdin_open;
+	/* Since when stdin has waited for room in the channel (0: it has
+	 * room), and whether that was reported (shim.c stdin_may_read). */
+	long long stdin_held_since;
+	bool stdin_held_told;
 	struct shim_client clients[SHIM_MAX_CLIENTS];
 	struct shim_exec execs[SHIM_MAX_EXECS];
 	struct network net; /* the engine's network, when the spec names one */
@@ -96,7 +100,8 @@ struct shim {
 	int pod_room_mib, own_mib, vcpus;
 	char pod_room_source[200];
 	struct shim_forward fwd[SHIM_MAX_FORWARDS];
-	bool agent_gone; /* the channel closed: no reply will come */
+	bool agent_gone;      /* the channel closed: no reply will come */
+	bool kill_unanswered; /* the agent ignored a SIGKILL: end QEMU, ask nothing */
 	/* A whole-VM checkpoint without --leave-running left the VM stopped
 	 * until its file is published: then a kill ends it, a thaw lets it
 	 * run on (the checkpoint command's container_thaw_or_kill). */

@@ -60,6 +60,47 @@ static void forward_stdin(struct shim *s, int fd, const char *exec_id, bool *ope
 	(void)agent_send_oneway(&s->sb.agent, &req, NULL);
 }
 
+/* Whether the channel has room for a stdin frame now: a unix socket polls
+ * writable while at most a quarter of its send buffer is taken, far more
+ * than one frame of STDIN_CHUNK. */
+static bool channel_has_room(const struct shim *s)
+{
+	struct pollfd p = {.fd = s->sb.agent.fd, .events = POLLOUT};
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLOUT);
+}
+
+/* Stdin is read only while the channel has room (rev hostile5 G5): a guest
+ * that stopped reading held the shim in the first send for
+ * limits.channel_send_timeout_ms, and every later chunk was read from the
+ * engine's pipe and dropped, unsaid. Now the bytes wait in the pipe (the
+ * shim holds none; the engine's writer blocks, as on a process that does
+ * not read) and the stall is reported once, at that limit. Returns
+ * whether stdin may be read now; *timeout is shortened to the report. */
+static bool stdin_may_read(struct shim *s, int *timeout)
+{
+	if (channel_has_room(s)) {
+		s->stdin_held_since = 0;
+		return true;
+	}
+	long long now = now_ms(), limit = s->args->g->cfg.channel_send_timeout_ms;
+	if (!s->stdin_held_since) {
+		s->stdin_held_since = now;
+		s->stdin_held_told = false;
+	}
+	long long left = s->stdin_held_since + limit - now;
+	if (left <= 0 && !s->stdin_held_told) {
+		s->stdin_held_told = true;
+		log_warning(
+			"container %s: the agent has not read its channel for %lld ms "
+			"(limits.channel_send_timeout_ms = %lld): its stdin waits unread in its "
+			"pipe until the guest reads again (no byte of it is dropped)",
+			s->args->id, now - s->stdin_held_since, limit);
+	} else if (left > 0 && (*timeout < 0 || *timeout > left)) {
+		*timeout = (int)left;
+	}
+	return false;
+}
+
 static void forward_signal(struct shim *s, int sig)
 {
 	/* Best effort, as kill(2) of a process that is gone. */
@@ -186,6 +227,7 @@ static void shim_loop(struct shim *s)
 		nfds_t n = 0;
 
 		fds[n] = (struct pollfd){.fd = s->sb.agent.fd, .events = POLLIN};
+		int agent_slot = (int)n;
 		tag[n++] = &s->sb;
 		fds[n] = (struct pollfd){.fd = s->listen_fd, .events = POLLIN};
 		tag[n++] = &s->listen_fd;
@@ -195,7 +237,14 @@ static void shim_loop(struct shim *s)
 			fds[n] = (struct pollfd){.fd = s->waiter_fd, .events = POLLIN};
 			tag[n++] = &s->waiter_fd;
 		}
-		if (s->stdin_open && s->st.status != STATUS_CREATED) {
+		bool want_stdin = s->stdin_open && s->st.status != STATUS_CREATED;
+		for (int i = 0; i < SHIM_MAX_EXECS && !want_stdin; i++)
+			want_stdin = s->execs[i].used && s->execs[i].in >= 0;
+		int timeout = -1;
+		bool read_stdin = want_stdin && stdin_may_read(s, &timeout);
+		if (want_stdin && !read_stdin)
+			fds[agent_slot].events |= POLLOUT; /* wake when it has room */
+		if (read_stdin && s->stdin_open && s->st.status != STATUS_CREATED) {
 			fds[n] = (struct pollfd){.fd = s->in_fd, .events = POLLIN};
 			tag[n++] = &s->in_fd;
 		}
@@ -205,14 +254,16 @@ static void shim_loop(struct shim *s)
 				tag[n++] = &s->clients[i];
 			}
 		}
-		for (int i = 0; i < SHIM_MAX_EXECS; i++) {
+		for (int i = 0; i < SHIM_MAX_EXECS && read_stdin; i++) {
 			if (s->execs[i].used && s->execs[i].in >= 0) {
 				fds[n] = (struct pollfd){.fd = s->execs[i].in, .events = POLLIN};
 				tag[n++] = &s->execs[i];
 			}
 		}
-		int timeout = shim_checkpoint_check_deadline(s),
+		int ckpt_left = shim_checkpoint_check_deadline(s),
 		    fwd_left = shim_forward_check_deadlines(s);
+		if (ckpt_left >= 0 && (timeout < 0 || ckpt_left < timeout))
+			timeout = ckpt_left;
 		if (fwd_left >= 0 && (timeout < 0 || fwd_left < timeout))
 			timeout = fwd_left;
 		/* Only waiting for checkpoint_reply_due(); a keeper serving
@@ -246,6 +297,8 @@ static void shim_loop(struct shim *s)
 			if (!fds[i].revents)
 				continue;
 			if (tag[i] == &s->sb) {
+				if (!(fds[i].revents & ~POLLOUT))
+					continue; /* room again: stdin is read next round */
 				if (agent_client_pump(&s->sb.agent, NULL) < 0) {
 					s->agent_gone = true;
 					if (!s->exited)
@@ -338,6 +391,8 @@ static void shim_teardown(struct shim *s)
 	if (s->args->pod) {
 		member_leave_pod(s);
 		pod_member_unshare(s->args->pod, s->args->id);
+	} else if (s->kill_unanswered) {
+		vm_stop(&s->sb.vm, 0); /* a deaf agent: no shutdown to ask for */
 	} else {
 		sandbox_shutdown(&s->sb);
 	}
