@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "cgroups.h"
 #include "proto.h"
 
 #define AGENT_MAX_CONTAINERS 16
@@ -58,7 +59,13 @@ struct agent_proc {
 struct agent_container {
 	bool used;
 	char id[AGENT_ID_MAX + 1];
-	char cgroup[128];
+	/* CGROUPS_ROOT/<id>, or beneath its pod's cgroup: pod-<sandbox>/<id>
+	 * (cgroups_container_make). */
+	char cgroup[CGROUPS_PATH_MAX];
+	/* The pod's cgroup it is in, "" for none: the sandbox's, whose create
+	 * made it, and each member's, which joined it. The last of them to go
+	 * removes it. */
+	char pod_cgroup[CGROUPS_POD_PATH_MAX];
 	char rootfs[128];
 	bool paused;
 	bool checkpointing;
@@ -131,7 +138,5 @@ void container_proc_register(struct agent_proc *p, pid_t pid, enum proc_phase ph
 void container_stdio_close_child(struct container_stdio *p);
 
 int container_stdio_open(struct container_stdio *p, const Cocoon__ProcessSpec *proc);
-
-int container_join_cgroup(const char *cgroup, pid_t pid);
 
 void container_send_ok(struct agent *a, uint64_t id, int body_case, void *body);
