@@ -69,6 +69,7 @@ def test_pod_limits_hold_across_whole_pod_and_member_restores(env):
     vm = qemu_pids(str(env.tmp))
     assert len(vm) == 1
     bundles = {cid: start_member(env, cid) for cid in ("m1", "m2")}
+    assert_hog_killed(env, "m1")
     assert_in_pod_cgroup(env, "m1", "m2")
 
     # The whole pod into a fresh VM: its cgroup comes back with its limits,
