@@ -319,13 +319,18 @@ def test_podman_pod_memory_limit_holds_for_its_containers_together(podman):
     before = set(qemu_pids())
     pause = pause_image(podman)
     podman.check("pod", "create", "--name", "pl", "--infra-image", pause, "--memory", "300m")
-    podman.check("run", "-d", "--pod", "pl", "--name", "h1", podman.image, "payload", "memhog", "200")
+    cwd = {n: podman.tmp / f"cwd-{n}" for n in ("h1", "h2")}  # conmon's `oom` mark goes there
+    r = run_in(podman, cwd["h1"], "run", "-d", "--pod", "pl", "--name", "h1", podman.image,
+               "payload", "memhog", "200")
+    assert r.returncode == 0, r.stderr
     vms = new_vms(before)
     assert len(vms) == 1
     infra = podman.check("pod", "inspect", "--format", "{{.InfraContainerID}}", "pl").stdout.strip()
     assert wait_for(lambda: rounds(podman, "h1"), timeout=180), podman.run("logs", "h1").stdout
 
-    podman.check("run", "-d", "--pod", "pl", "--name", "h2", podman.image, "payload", "memhog", "200")
+    r = run_in(podman, cwd["h2"], "run", "-d", "--pod", "pl", "--name", "h2", podman.image,
+               "payload", "memhog", "200")
+    assert r.returncode == 0, r.stderr
     # Both filled (main: both printed a round, and ran on) or one killed.
     assert wait_for(lambda: "exited" in state_of(podman, "h1") + state_of(podman, "h2") or
                     rounds(podman, "h2"), timeout=240), podman.run("logs", "h2").stdout
@@ -340,8 +345,8 @@ def test_podman_pod_memory_limit_holds_for_its_containers_together(podman):
     assert wait_for(lambda: rounds(podman, alive)[-1] >= n + 3, timeout=60), "the other member stopped"
     assert state_of(podman, infra) == "running 0"
     assert new_vms(before) == vms, "the pod's VM was replaced or is gone"
-    oom = {n: podman.check("inspect", "--format", "{{.State.OOMKilled}}", n).stdout.strip() for n in ("h1", "h2")}
-    assert oom[killed[0]] == "true" and oom[alive] == "false", oom
+    # The OOM event reaches the killed member's conmon alone.
+    assert [n for n in ("h1", "h2") if (cwd[n] / "oom").exists()] == killed
     # The pod's cgroup in the guest, with the pod's limit, above the member's.
     cid = podman.check("inspect", "--format", "{{.Id}}", alive).stdout.strip()
     r = podman.check("exec", alive, "cat", "/proc/self/cgroup", f"/sys/fs/cgroup/pod-{infra}/memory.max")
