@@ -54,8 +54,8 @@ static void test_bounds(void **st)
 		{0, 0, 0, 0, 1024, "cpu_shares"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		const char *why =
-			check(bad[i].memory, bad[i].pids, bad[i].quota, bad[i].period, bad[i].shares);
+		const char *why = check(bad[i].memory, bad[i].pids, bad[i].quota, bad[i].period,
+					bad[i].shares);
 		assert_non_null(why);
 		if (!strstr(why, bad[i].field))
 			fail_msg("case %zu: '%s' does not name %s", i, why, bad[i].field);

@@ -203,7 +203,8 @@ int pod_limits_of(const struct oci_bundle *b, const char *cgroup_root, struct po
 {
 	char parent[512];
 	struct pod_limits cg;
-	bool annotated = b->pod.limits.memory || (b->pod.limits.cpu_quota && b->pod.limits.cpu_period);
+	bool annotated =
+		b->pod.limits.memory || (b->pod.limits.cpu_quota && b->pod.limits.cpu_period);
 	(void)err;
 	memset(out, 0, sizeof(*out));
 	if (annotated)
