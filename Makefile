@@ -122,8 +122,8 @@ bench-keeper: image
 install: build
 	meson install -C $(BUILD)
 
-# The tree's shape (scripts/check-shape.py: no C file over 600 lines, no
-# call cycle between .c files, no two .c files including each other's
+# The tree's shape (scripts/check-shape.py: no C or Python file over 600
+# lines, no call cycle between .c files, no two .c files including each other's
 # header), shellcheck at warning level for every shell script, codespell for
 # the whole tree. 'fo' and 'te' are the tests' names for file objects.
 # check-results.py needs the build's compile_commands.json and generated

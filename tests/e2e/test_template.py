@@ -197,7 +197,7 @@ def test_podman_starts_and_restores_from_a_vm_template(podman):
     start would print 0 again); exec works in it. With podman's default
     network the VM has a NIC, which templates do not cover yet: it boots
     cold (docs/performance.md, "Not covered (yet)")."""
-    from test_vmsnap import carried_on, counted
+    from vmsnap_util import carried_on, counted
     tdir = podman.tmp / "templates"
     podman.cocoon_config.write_text(template_config(tdir))
     r = podman.run("run", "-d", "--name", "net", podman.image, "sleep", "60")
@@ -233,7 +233,7 @@ def test_ctr_checkpoint_restored_live_into_a_template_vm(tmp_path):
     from the restore shape's template, carrying on."""
     import os
     from containerd_util import IMAGE, Containerd, build_image, gone_then_restored_live, run_args, task_status
-    from test_vmsnap import carried_on, counted
+    from vmsnap_util import carried_on, counted
     cd = Containerd(tmp_path)
     try:
         assert cd.ctr("images", "import", "--snapshotter", "native",
