@@ -235,6 +235,40 @@ static void output_flood(void)
 	flooding = false;
 }
 
+/* The container a request names, or "". */
+static const char *request_target(const Cocoon__Request *req)
+{
+	const char *id = req->body_case == COCOON__REQUEST__BODY_START	  ? req->start->id
+			 : req->body_case == COCOON__REQUEST__BODY_SIGNAL ? req->signal->id
+			 : req->body_case == COCOON__REQUEST__BODY_PAUSE  ? req->pause->id
+			 : req->body_case == COCOON__REQUEST__BODY_PS	  ? req->ps->id
+			 : req->body_case == COCOON__REQUEST__BODY_STATS  ? req->stats->id
+			 : req->body_case == COCOON__REQUEST__BODY_EXEC	  ? req->exec->id
+			 : req->body_case == COCOON__REQUEST__BODY_UPDATE ? req->update->id
+									  : "";
+	return id ? id : "";
+}
+
+/* An exec: started, and ended at once with status 0. */
+static void exec_done(const Cocoon__Request *req)
+{
+	Cocoon__Response r = COCOON__RESPONSE__INIT;
+	Cocoon__ExecReply e = COCOON__EXEC_REPLY__INIT;
+	Cocoon__ExitEvent x = COCOON__EXIT_EVENT__INIT;
+	r.id = req->id;
+	r.body_case = COCOON__RESPONSE__BODY_EXEC;
+	r.exec = &e;
+	e.pid = 2;
+	queue(&r);
+	r = (Cocoon__Response)COCOON__RESPONSE__INIT;
+	r.body_case = COCOON__RESPONSE__BODY_EXIT;
+	r.exit = &x;
+	x.id = req->exec->id;
+	x.exec_id = req->exec->exec_id;
+	queue(&r);
+	flush();
+}
+
 static void handle(const Cocoon__Request *req)
 {
 	static char first_started[128];
@@ -246,6 +280,15 @@ static void handle(const Cocoon__Request *req)
 	Cocoon__ShutdownReply bye = COCOON__SHUTDOWN_REPLY__INIT;
 	r.id = req->id;
 	note("request ", proto_request_name(req->body_case));
+	/* "member-silent": every request for container m1 but its create and
+	 * start is read and never answered (its stats asks, a pause, a kill). */
+	if (is("member-silent") && !strcmp(request_target(req), "m1") &&
+	    req->body_case != COCOON__REQUEST__BODY_START) {
+		note("swallowed m1 ", req->body_case == COCOON__REQUEST__BODY_STATS
+					      ? "stats"
+					      : proto_request_name(req->body_case));
+		return;
+	}
 	switch (req->body_case) {
 	case COCOON__REQUEST__BODY_PING: {
 		Cocoon__Pong pong = COCOON__PONG__INIT;
@@ -287,6 +330,18 @@ static void handle(const Cocoon__Request *req)
 				 lr ? (unsigned long long)lr->memory_limit : 0ULL,
 				 lr ? (long long)lr->pids_limit : 0LL);
 			note("restore limits ", v);
+			/* What a member's first image share is: its inode, in
+			 * the pod share (the test knows which is whose). */
+			struct stat img_st;
+			char ip[4400];
+			if (pod && req->restore->n_images && *req->restore->images[0]->path) {
+				snprintf(ip, sizeof(ip), "%s/%s", pod,
+					 req->restore->images[0]->path);
+				snprintf(v, sizeof(v), "%llu",
+					 stat(ip, &img_st) == 0 ? (unsigned long long)img_st.st_ino
+								: 0ULL);
+				note("restore images inode ", v);
+			}
 			static Cocoon__RestoreReply rr = COCOON__RESTORE_REPLY__INIT;
 			rr.pid = 1;
 			r.body_case = COCOON__RESPONSE__BODY_RESTORE;
@@ -378,6 +433,15 @@ static void handle(const Cocoon__Request *req)
 		exit(0);
 	case COCOON__REQUEST__BODY_STDIN:
 		return;
+	case COCOON__REQUEST__BODY_EXEC:
+		exec_done(req);
+		return;
+	case COCOON__REQUEST__BODY_LOOPBACK_HOLD: {
+		static Cocoon__LoopbackHoldReply lh = COCOON__LOOPBACK_HOLD_REPLY__INIT;
+		r.body_case = COCOON__RESPONSE__BODY_LOOPBACK_HOLD;
+		r.loopback_hold = &lh;
+		break;
+	}
 	case COCOON__REQUEST__BODY_STATS:
 		/* "stats-silent": read, never answered. */
 		if (is("stats-silent")) {

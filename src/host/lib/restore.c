@@ -357,26 +357,90 @@ static int pod_loopback_hold(struct global_opts *g, const char *sandbox, bool ho
 	return container_request(g, sandbox, &req, err);
 }
 
-static int pod_restore_one(struct global_opts *g, const char *dir, const char *id,
-			   struct create_options *o, struct error **err)
+/* One container's directory of the pod, DFD's ID: opened once, by fd
+ * (a directory of the pod's own, never a symlink to a checkpoint elsewhere
+ * on this host, whose images would be shared into the restored VM), and
+ * verified through that fd within the pod's deadline. With SHARE_FDS its
+ * shares are made from the fd too (images_chain_share_fds): nothing walks
+ * DIR/ID again, so a directory swapped in after the check is not what the
+ * VM gets (rev hostile5 G3). Not for the sandbox's VM on virtiofs: the C
+ * virtiofsd mounts a /proc of its own pid namespace, where this process's
+ * fds are not; there the path is used (pod_still_verified checks it just
+ * before). A member's images always go through the pod share, by fd.
+ * *ST: what was verified, its device and inode. */
+static int pod_verify_one(struct global_opts *g, int dfd, const char *dir, const char *id,
+			  long long deadline, bool share_fds, struct images_chain *chain,
+			  struct stat *st, struct error **err)
 {
 	_cleanup_free_ char *images = NULL;
-	char resolved[PATH_MAX];
+	struct images_limits lim;
 	struct stat ls;
-	pid_t shim;
 
+	images_limits_from_config(&g->cfg, &lim);
 	if (asprintf(&images, "%s/%s", dir, id) < 0)
 		return error_set(err, ENOMEM, "restore %s", id);
-	/* DIR came from wherever the checkpoint did: its <id> is a directory
-	 * of its own, never a symlink to a checkpoint elsewhere on this host
-	 * (whose images would be shared into the restored VM). */
-	if (lstat(images, &ls) == 0 && !S_ISDIR(ls.st_mode))
+	_cleanup_close_ int fd =
+		openat(dfd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 && (errno == ELOOP || errno == ENOTDIR) &&
+	    fstatat(dfd, id, &ls, AT_SYMLINK_NOFOLLOW) == 0)
 		return error_setx(err, EINVAL, "restore %s: %s is %s, not a directory of the pod's",
 				  id, images,
 				  S_ISLNK(ls.st_mode) ? "a symlink" : "not a directory");
-	if (!realpath(images, resolved))
+	if (fd < 0 || fstat(fd, st) < 0)
 		return error_set(err, errno, "restore %s: image path %s", id, images);
-	int r = restore_images(g, id, resolved, o, &shim, err);
+	int r = images_verify_at(fd, images, &lim, deadline, chain, err);
+	if (r == 0 && share_fds)
+		r = images_chain_share_fds(chain, err);
+	if (r < 0 && (*err)->code == ETIMEDOUT)
+		error_wrap(err, "the whole pod's images are checked within one budget");
+	return r < 0 ? error_wrap(err, "restore %s", id) : 0;
+}
+
+/* DFD's ID is still the directory that was verified (ST). Not needed for
+ * what the VM gets (the shares are the verified fds), but a swap is an
+ * attack or a mistake: it fails the restore, naming it. */
+static int pod_still_verified(int dfd, const char *dir, const char *id, const struct stat *st,
+			      struct error **err)
+{
+	struct stat now;
+	if (fstatat(dfd, id, &now, AT_SYMLINK_NOFOLLOW) == 0 && now.st_dev == st->st_dev &&
+	    now.st_ino == st->st_ino)
+		return 0;
+	return error_setx(err, ESTALE,
+			  "restore %s: %s/%s was replaced after its images were checked: refused",
+			  id, dir, id);
+}
+
+/* Every container's directory verified, by fd, before anything boots, within
+ * ONE limits.verify_timeout_ms: each had a budget of its own, after the
+ * containers before it had booted, so a pod of N took N times the bound
+ * (rev hostile5 G1). */
+static int pod_verify_all(struct global_opts *g, int dfd, const char *dir,
+			  const struct pod_manifest *m, struct images_chain *chains,
+			  struct stat *sts, struct error **err)
+{
+	long long deadline = now_ms() + (long long)g->cfg.verify_timeout_ms;
+	bool virtiofs = g->cfg.shared_fs && strcmp(g->cfg.shared_fs, "virtiofs") == 0;
+	for (int i = 0; i < m->n; i++) {
+		int r = pod_verify_one(g, dfd, dir, m->ids[i], deadline, i > 0 || !virtiofs,
+				       &chains[i], &sts[i], err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int pod_restore_one(struct global_opts *g, int dfd, const char *dir, const char *id,
+			   const struct images_chain *chain, const struct stat *st,
+			   struct create_options *o, struct error **err)
+{
+	pid_t shim;
+	int r = pod_still_verified(dfd, dir, id, st, err);
+	if (r < 0)
+		return r;
+	o->restore = chain;
+	r = container_create(g, id, o, &shim, err);
+	o->restore = NULL;
 	return r < 0 ? error_wrap(err, "restore %s", id) : 0;
 }
 
@@ -385,18 +449,21 @@ static int pod_restore_one(struct global_opts *g, const char *dir, const char *i
  * the old sandbox's shim; they join the new one), with the pod's loopback
  * held meanwhile. Each container gets the CRIU settings of its own bundle
  * (org.criu.config, else cocoon's criu.conf), as a restore of it alone
- * would; they are all read before anything boots. Any failure removes what
- * was restored. */
+ * would; they are all read, and every image directory verified, before
+ * anything boots. Any failure removes what was restored. */
 static int pod_restore(struct global_opts *g, const char *id, const char *dir,
 		       const struct create_options *o, const Cocoon__CriuOptions *cli_criu,
 		       struct error **err)
 {
 	struct pod_manifest m;
 	Cocoon__CriuOptions criu[POD_RESTORE_MAX];
+	struct images_chain chains[POD_RESTORE_MAX];
+	struct stat sts[POD_RESTORE_MAX];
 	const char *bundle[POD_RESTORE_MAX] = {0};
 	int done = 0, collected = 0, r = pod_manifest_read(g, dir, &m, err);
 	bool held = false;
 
+	memset(chains, 0, sizeof(chains));
 	if (r == 0 && strcmp(m.ids[0], id) != 0)
 		r = error_setx(err, EINVAL, "pod.json's sandbox is %s, not %s", m.ids[0], id);
 	for (int i = 0; r == 0 && i < m.n; i++) {
@@ -415,12 +482,18 @@ static int pod_restore(struct global_opts *g, const char *id, const char *dir,
 		if ((r = criu_config_collect(g->cfg.criu_config, bundle[i], &criu[i], err)) < 0)
 			error_wrap(err, "restore %s (bundle %s)", m.ids[i], bundle[i]);
 	}
+	_cleanup_close_ int dfd = r == 0 ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (r == 0 && dfd < 0)
+		r = error_set(err, errno, "image directory %s", dir);
+	if (r == 0)
+		r = pod_verify_all(g, dfd, dir, &m, chains, sts, err);
 	for (int i = 0; r == 0 && i < m.n; i++) {
 		struct create_options one = *o;
 		one.bundle = bundle[i];
 		one.criu = &criu[i];
 		one.pod_sandbox = i ? id : NULL;
-		if ((r = pod_restore_one(g, dir, m.ids[i], &one, err)) == 0)
+		if ((r = pod_restore_one(g, dfd, dir, m.ids[i], &chains[i], &sts[i], &one, err)) ==
+		    0)
 			done++;
 		if (r == 0 && i == 0 && m.n > 1 && (r = pod_loopback_hold(g, id, true, err)) == 0)
 			held = true;
@@ -435,6 +508,8 @@ static int pod_restore(struct global_opts *g, const char *id, const char *dir,
 				log_warning("restore --pod %s: %s", id, del_err->msg);
 		}
 	}
+	for (int i = 0; i < m.n; i++)
+		images_chain_free(&chains[i]);
 	for (int i = 0; i < collected; i++)
 		criu_config_free(&criu[i]);
 	pod_manifest_free(&m);

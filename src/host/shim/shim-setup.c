@@ -184,7 +184,7 @@ static int member_setup(struct shim *s, struct error **err)
 	memset(&s->sb, 0, sizeof(s->sb));
 	s->sb.agent.fd = -1;
 	int r = pod_member_share(a->pod, a->id, a->bundle,
-				 a->restore ? (const char *const *)a->restore->dirs : NULL,
+				 a->restore ? images_chain_paths(a->restore) : NULL,
 				 a->restore ? a->restore->n : 0, err);
 	if (r < 0)
 		return r;
@@ -371,7 +371,7 @@ int shim_setup(struct shim *s, struct error **err)
 				       .vmsnap_state_fd = a->vmsnap_state_fd,
 				       .vmsnap_key = a->vmsnap_key};
 	if (a->restore) {
-		opts.images_dirs = (const char *const *)a->restore->dirs;
+		opts.images_dirs = images_chain_paths(a->restore);
 		opts.n_images_dirs = a->restore->n;
 	}
 	int r;
