@@ -11,6 +11,7 @@
 #include "error.h"
 #include "fdio.h"
 #include "frame.h"
+#include "cgroups.h"
 #include "proto.h"
 #include "contract.h"
 
@@ -67,7 +68,13 @@ struct agent_proc {
 struct agent_container {
 	bool used;
 	char id[COCOON_ID_MAX + 1];
-	char cgroup[128];
+	/* CGROUPS_ROOT/<id>, or beneath its pod's cgroup: pod-<sandbox>/<id>
+	 * (cgroups_container_make). */
+	char cgroup[CGROUPS_PATH_MAX];
+	/* The pod's cgroup it is in, "" for none: the sandbox's, whose create
+	 * made it, and each member's, which joined it. The last of them to go
+	 * removes it. */
+	char pod_cgroup[CGROUPS_POD_PATH_MAX];
 	char rootfs[128];
 	bool paused;
 	bool checkpointing;

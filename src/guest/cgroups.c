@@ -2,10 +2,12 @@
  * The guest has nothing else to share its CPUs and memory with, but the
  * limits still hold inside it, as they would under runc: a fork bomb stops
  * at pids.max, and a memory hog is OOM-killed in its cgroup while the agent,
- * outside it, carries on. */
+ * outside it, carries on. A pod's limits hold the same way, on the pod's
+ * cgroup above its containers' (cgroups_pod_make). */
 #include "agent.h"
 #include "cgroups.h"
 #include "cleanup.h"
+#include "contract.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int cgroup_write(const char *cgroup, const char *name, const char *value)
 {
@@ -36,10 +39,29 @@ static int enable_controller(const char *name)
 		return 0;
 	char value[16];
 	snprintf(value, sizeof(value), "+%s", name);
-	int r = cgroup_write("/sys/fs/cgroup", "cgroup.subtree_control", value);
+	int r = cgroup_write(CGROUPS_ROOT, "cgroup.subtree_control", value);
 	if (r == 0 && strlen(done) + strlen(word) < sizeof(done))
 		strcat(done, word);
 	return r;
+}
+
+/* The controller for CGROUP's own files: on in the root's subtree_control
+ * and, for a cgroup beneath another (a pod's container, under the pod's
+ * cgroup), in its parent's too. */
+static int enable_controller_for(const char *cgroup, const char *name)
+{
+	int r = enable_controller(name);
+	if (r < 0)
+		return r;
+	char parent[192], value[16];
+	snprintf(parent, sizeof(parent), "%s", cgroup);
+	char *slash = strrchr(parent, '/');
+	if (!slash || strncmp(parent, CGROUPS_ROOT "/", sizeof(CGROUPS_ROOT)) != 0 ||
+	    (size_t)(slash - parent) <= strlen(CGROUPS_ROOT))
+		return 0;
+	*slash = 0;
+	snprintf(value, sizeof(value), "+%s", name);
+	return cgroup_write(parent, "cgroup.subtree_control", value);
 }
 
 int cgroups_apply_unified(const char *cgroup, Cocoon__CgroupFile *const *files, size_t n, char *msg,
@@ -57,7 +79,7 @@ int cgroups_apply_unified(const char *cgroup, Cocoon__CgroupFile *const *files, 
 		}
 		memcpy(controller, name, len);
 		controller[len] = 0;
-		int e = enable_controller(controller);
+		int e = enable_controller_for(cgroup, controller);
 		if (e < 0) {
 			snprintf(msg, msg_size,
 				 "linux.resources.unified %s: the guest kernel has no %s cgroup "
@@ -135,7 +157,7 @@ int cgroups_apply(const char *cgroup, const Cocoon__Resources *r, unsigned mask,
 	for (size_t i = 0; i < ARRAY_SIZE(w); i++) {
 		if (!(mask & w[i].bit))
 			continue;
-		if ((e = enable_controller(w[i].controller)) < 0) {
+		if ((e = enable_controller_for(cgroup, w[i].controller)) < 0) {
 			snprintf(msg, msg_size, "the guest's %s cgroup controller: %s",
 				 w[i].controller, strerror(-e));
 			return e;
@@ -145,6 +167,76 @@ int cgroups_apply(const char *cgroup, const Cocoon__Resources *r, unsigned mask,
 			return e;
 		}
 	}
+	return 0;
+}
+
+int cgroups_pod_make(const char *pod, const Cocoon__Resources *r, char *msg, size_t msg_size)
+{
+	static const char *const controllers[] = {"+cpu", "+memory", "+pids"};
+	const char *bad = cocoon_pod_limits_check(r->memory_limit, r->pids_limit, r->cpu_quota,
+						  r->cpu_period, r->cpu_shares);
+	if (bad) {
+		snprintf(msg, msg_size, "the pod's limits: %s", bad);
+		return -EINVAL;
+	}
+	if (mkdir(pod, 0755) < 0 && errno != EEXIST) {
+		snprintf(msg, msg_size, "the pod's cgroup %s: %s", pod, strerror(errno));
+		return -errno;
+	}
+	/* The pod's containers get their own limits and figures beneath it: a
+	 * controller the kernel lacks is left out, as for the root
+	 * (cgroups_enable_accounting), until a limit needs it. */
+	cgroups_enable_accounting();
+	for (size_t i = 0; i < ARRAY_SIZE(controllers); i++)
+		(void)cgroup_write(pod, "cgroup.subtree_control", controllers[i]);
+	int e = cgroups_apply(pod, r, 0, msg, msg_size);
+	if (e < 0) {
+		char what[256];
+		snprintf(what, sizeof(what), "%s", msg);
+		snprintf(msg, msg_size, "the pod's cgroup %s: %s", pod, what);
+	}
+	return e;
+}
+
+int cgroups_container_make(const char *id, const char *joins, const Cocoon__Resources *pod_limits,
+			   const char *joined_pod, char cgroup[CGROUPS_PATH_MAX],
+			   char pod[CGROUPS_POD_PATH_MAX], char *msg, size_t msg_size)
+{
+	pod[0] = cgroup[0] = 0;
+	if (pod_limits && joins) {
+		snprintf(msg, msg_size,
+			 "pod limits on a member of pod %s: only its sandbox's create carries them",
+			 joins);
+		return -EINVAL;
+	}
+	if (pod_limits) {
+		snprintf(pod, CGROUPS_POD_PATH_MAX, CGROUPS_ROOT "/" COCOON_POD_CGROUP_PREFIX "%s",
+			 id);
+		int r = cgroups_pod_make(pod, pod_limits, msg, msg_size);
+		if (r < 0)
+			return r;
+	} else if (joins && joined_pod) {
+		snprintf(pod, CGROUPS_POD_PATH_MAX, "%s", joined_pod);
+	}
+	cgroups_enable_accounting();
+	snprintf(cgroup, CGROUPS_PATH_MAX, "%s/%s", pod[0] ? pod : CGROUPS_ROOT, id);
+	if (mkdir(cgroup, 0755) < 0 && errno != EEXIST) {
+		int e = errno;
+		snprintf(msg, msg_size, "cgroup %s: %s", cgroup, strerror(e));
+		cgroup[0] = 0;
+		return -e;
+	}
+	return 0;
+}
+
+int cgroups_join(const char *cgroup, pid_t pid)
+{
+	char path[CGROUPS_PATH_MAX + 16], buf[32];
+	snprintf(path, sizeof(path), "%s/cgroup.procs", cgroup);
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+	int n = snprintf(buf, sizeof(buf), "%d", pid);
+	if (fd < 0 || write(fd, buf, (size_t)n) != n)
+		return -errno;
 	return 0;
 }
 

@@ -1,7 +1,16 @@
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include "proto.h"
+
+/* The guest's cgroup v2 hierarchy: a container's cgroup is <root>/<id>, or
+ * <root>/pod-<sandbox id>/<id> in a pod with limits (cgroups_pod_make). */
+#define CGROUPS_ROOT "/sys/fs/cgroup"
+/* Room for a container's cgroup path (two IDs of COCOON_ID_MAX beneath the
+ * root) and for a pod's. */
+#define CGROUPS_PATH_MAX 160
+#define CGROUPS_POD_PATH_MAX 96
 
 /* Which limits cgroups_apply writes. */
 #define CGROUPS_MEMORY 1u
@@ -21,6 +30,30 @@ int cgroup_write(const char *cgroup, const char *name, const char *value);
  * the value. */
 int cgroups_apply(const char *cgroup, const Cocoon__Resources *r, unsigned mask, char *msg,
 		  size_t msg_size);
+
+/* A new container's cgroup, made: CGROUPS_ROOT/<id>, or POD/<id> in a pod
+ * with limits. With POD_LIMITS (ContainerSpec.pod_resources: a sandbox's
+ * create or restore) it makes the pod's cgroup (cgroups_pod_make); a member
+ * (JOINS, its join_container, not NULL) goes beneath JOINED_POD, the pod
+ * cgroup of the container it joins ("" or NULL: none, at the top) and may
+ * not carry pod limits itself. CGROUP gets the container's cgroup, POD the
+ * pod's ("" when none). Returns 0, or a negative errno with MSG set; the
+ * caller removes what was made (rmdir of both) on failure. */
+int cgroups_container_make(const char *id, const char *joins, const Cocoon__Resources *pod_limits,
+			   const char *joined_pod, char cgroup[CGROUPS_PATH_MAX],
+			   char pod[CGROUPS_POD_PATH_MAX], char *msg, size_t msg_size);
+
+/* Moves PID into CGROUP (its cgroup.procs). Returns 0 or -errno. */
+int cgroups_join(const char *cgroup, pid_t pid);
+
+/* Pods (ContainerSpec.pod_resources, docs/pods.md "The pod's limits in the
+ * guest"): makes the pod's cgroup POD (a path under CGROUPS_ROOT, kept if it
+ * exists) and writes R's limits there (memory.max, pids.max, cpu.max), once
+ * R holds to cocoon_pod_limits_check (contract.h: R comes from the channel);
+ * turns on the cpu, memory and pids controllers beneath it for its
+ * containers' cgroups. Returns 0 or a negative errno with MSG naming the
+ * cgroup and the cause. The caller removes POD on failure. */
+int cgroups_pod_make(const char *pod, const Cocoon__Resources *r, char *msg, size_t msg_size);
 
 /* linux.resources.unified: writes each FILES[i]->value to CGROUP's
  * FILES[i]->name, in order, after enabling the controller the name starts

@@ -192,8 +192,9 @@ bool container_has_ns(const Cocoon__ContainerSpec *s, const char *type)
 }
 
 void __attribute__((noreturn))
-container_child_init(const Cocoon__ContainerSpec *s, const char *rootfs, const int join_fds[3],
-		     int sync_fd, int start_fd, int in, int out, int err, bool terminal)
+container_child_init(const Cocoon__ContainerSpec *s, const char *rootfs, const char *cgroup,
+		     const int join_fds[3], int sync_fd, int start_fd, int in, int out, int err,
+		     bool terminal)
 {
 	char msg[400];
 
@@ -215,7 +216,7 @@ container_child_init(const Cocoon__ContainerSpec *s, const char *rootfs, const i
 	 * writes the net.* ones once the interfaces are in (container.c). */
 	if (sysctl_apply(s, false, msg, sizeof(msg)) < 0)
 		container_child_fail(sync_fd, "%s", msg);
-	if (mounts_setup_rootfs(s, rootfs, msg, sizeof(msg)) < 0 ||
+	if (mounts_setup_rootfs(s, rootfs, cgroup, msg, sizeof(msg)) < 0 ||
 	    confine_paths(s, msg, sizeof(msg)) < 0)
 		container_child_fail(sync_fd, "%s", msg);
 	if (container_has_ns(s, "uts") && s->hostname && *s->hostname &&

@@ -9,8 +9,9 @@
 bool container_has_ns(const Cocoon__ContainerSpec *s, const char *type);
 
 void __attribute__((noreturn))
-container_child_init(const Cocoon__ContainerSpec *s, const char *rootfs, const int join_fds[3],
-		     int sync_fd, int start_fd, int in, int out, int err, bool terminal);
+container_child_init(const Cocoon__ContainerSpec *s, const char *rootfs, const char *cgroup,
+		     const int join_fds[3], int sync_fd, int start_fd, int in, int out, int err,
+		     bool terminal);
 
 int container_open_ns(pid_t pid, const char *ns);
 

@@ -296,7 +296,7 @@ void container_handle_exec(struct agent *a, uint64_t id, const Cocoon__ExecReque
 		 * inside a cgroup at pids.max fails, a move into it does not
 		 * (cgroup-v2.rst, "PID": organisational operations are not
 		 * blocked), so exec works at the limit, as with runc. */
-		if (container_join_cgroup(c->cgroup, getpid()) < 0)
+		if (cgroups_join(c->cgroup, getpid()) < 0)
 			container_child_fail(sync[1], "join the container's cgroup: %s",
 					     strerror(errno));
 		container_child_exec(c->procs[0].pid, req->process, c->spec, sync[1], io.child[0],

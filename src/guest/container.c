@@ -90,6 +90,10 @@ void container_free(struct agent_container *c)
 		(void)umount2(c->rootfs, MNT_DETACH); /* its VM goes on; nothing to report */
 	if (c->cgroup[0])
 		rmdir(c->cgroup);
+	/* Busy while another container of the pod is in it: the last one
+	 * removes it. */
+	if (c->pod_cgroup[0])
+		rmdir(c->pod_cgroup);
 	for (size_t i = 0; i < c->n_binds; i++) {
 		free(c->bind_dests[i]);
 		free(c->bind_sources[i]);
@@ -156,17 +160,6 @@ int container_stdio_open(struct container_stdio *p, const Cocoon__ProcessSpec *p
 	p->agent_in = agent[0];
 	p->agent_out = agent[1];
 	p->agent_err = agent[2];
-	return 0;
-}
-
-int container_join_cgroup(const char *cgroup, pid_t pid)
-{
-	char path[192], buf[32];
-	snprintf(path, sizeof(path), "%s/cgroup.procs", cgroup);
-	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
-	int n = snprintf(buf, sizeof(buf), "%d", pid);
-	if (fd < 0 || write(fd, buf, (size_t)n) != n)
-		return -errno;
 	return 0;
 }
 
@@ -395,11 +388,10 @@ struct agent_container *container_new(struct agent *a, const char *id,
 		snprintf(msg, msg_size, "at most %d containers per VM", AGENT_MAX_CONTAINERS);
 		return NULL;
 	}
-	cgroups_enable_accounting();
-	snprintf(c->cgroup, sizeof(c->cgroup), "/sys/fs/cgroup/%s", id);
-	if (mkdir(c->cgroup, 0755) < 0 && errno != EEXIST) {
-		snprintf(msg, msg_size, "cgroup %s: %s", c->cgroup, strerror(errno));
-		c->cgroup[0] = 0;
+	const char *joins = s->join_container && *s->join_container ? s->join_container : NULL;
+	struct agent_container *owner = joins ? container_find(a, joins) : NULL;
+	if (cgroups_container_make(id, joins, s->pod_resources, owner ? owner->pod_cgroup : NULL,
+				   c->cgroup, c->pod_cgroup, msg, msg_size) < 0) {
 		container_free(c);
 		return NULL;
 	}
@@ -495,14 +487,14 @@ void container_handle_create(struct agent *a, uint64_t id,
 		(void)sigprocmask(SIG_SETMASK, &none, NULL); /* cannot fail: a valid set */
 		close(sync[0]);
 		close(start[1]);
-		container_child_init(s, c->rootfs, join, sync[1], start[0], io.child[0],
+		container_child_init(s, c->rootfs, c->cgroup, join, sync[1], start[0], io.child[0],
 				     io.child[1], io.child[2], s->process->terminal);
 	}
 	close(sync[1]);
 	close(start[0]);
 	container_stdio_close_child(&io);
 	/* Outside its cgroup the container would run without its limits. */
-	if (container_join_cgroup(c->cgroup, pid) < 0) {
+	if (cgroups_join(c->cgroup, pid) < 0) {
 		snprintf(msg, sizeof(msg), "join the container's cgroup %s: %s", c->cgroup,
 			 strerror(errno));
 		kill(pid, SIGKILL);

@@ -57,6 +57,4 @@ void container_stdio_close_child(struct container_stdio *p);
 
 int container_stdio_open(struct container_stdio *p, const Cocoon__ProcessSpec *proc);
 
-int container_join_cgroup(const char *cgroup, pid_t pid);
-
 void container_send_ok(struct agent *a, uint64_t id, int body_case, void *body);

@@ -34,7 +34,7 @@ struct guard {
 		int status;
 	} tree_crashed, tree_sigkilled; /* the first by another signal, by SIGKILL */
 	int init_old_adj;
-	char cgroup[128];
+	char cgroup[160];
 	/* Progress: a signature that changes while work is done. */
 	unsigned long long last_sig;
 	long long last_change_ms;

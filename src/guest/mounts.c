@@ -426,16 +426,14 @@ int mounts_prepare_restore(const Cocoon__ContainerSpec *s, const char *rootfs, c
 	return -EIO;
 }
 
-int mounts_setup_rootfs(const Cocoon__ContainerSpec *s, const char *rootfs, char *msg,
-			size_t msg_size)
+int mounts_setup_rootfs(const Cocoon__ContainerSpec *s, const char *rootfs, const char *cgroup,
+			char *msg, size_t msg_size)
 {
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
 	    mount(rootfs, rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) {
 		snprintf(msg, msg_size, "rootfs: %s", strerror(errno));
 		return -errno;
 	}
-	char cgroup[160];
-	snprintf(cgroup, sizeof(cgroup), "/sys/fs/cgroup/%s", s->id);
 	for (size_t i = 0; i < s->n_mounts; i++) {
 		int r = mount_one(s->mounts[i], rootfs, cgroup, msg, msg_size);
 		if (r < 0)

@@ -39,10 +39,11 @@ const Cocoon__Mount *mounts_tmpfs_at(const Cocoon__ContainerSpec *s, const char 
 int mounts_prepare_fresh(const Cocoon__ContainerSpec *s, const char *destination, const char *base,
 			 char *msg, size_t msg_size);
 /* In the container's child, in its new mount namespace: mounts the spec's
- * filesystems under rootfs, then pivot_root()s into it. On failure fills
- * msg, naming the mount. */
-int mounts_setup_rootfs(const Cocoon__ContainerSpec *s, const char *rootfs, char *msg,
-			size_t msg_size);
+ * filesystems under rootfs, then pivot_root()s into it. cgroup is the
+ * container's cgroup in the guest (bound where it may not mount its own).
+ * On failure fills msg, naming the mount. */
+int mounts_setup_rootfs(const Cocoon__ContainerSpec *s, const char *rootfs, const char *cgroup,
+			char *msg, size_t msg_size);
 /* Before CRIU restores into rootfs: the mount point of every mount of the
  * spec, as runc makes them (a restore into a fresh rootfs, e.g. podman's
  * --import on another host, lacks those of the engine's file binds). The

@@ -39,3 +39,22 @@ int cocoon_restore_file(char *out, size_t size, const char *id, const char *name
 	int n = snprintf(out, size, COCOON_RESTORE_PREFIX "%s.%s", id, name);
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
+
+const char *cocoon_pod_limits_check(uint64_t memory, int64_t pids, int64_t cpu_quota,
+				    uint64_t cpu_period, uint64_t cpu_shares)
+{
+	if (memory && memory < COCOON_POD_MEMORY_MIN)
+		return "memory_limit below the 1 MiB a pod takes at least";
+	if (memory > COCOON_POD_MEMORY_MAX)
+		return "memory_limit above 2^50 bytes";
+	if (pids < 0 || pids > COCOON_POD_PIDS_MAX)
+		return "pids_limit outside 0 .. 4194304";
+	if (cpu_quota < 0 || (cpu_quota > 0 && cpu_quota < 1000) ||
+	    cpu_quota > COCOON_POD_CPU_QUOTA_MAX)
+		return "cpu_quota outside 0 or 1000 .. 2^31 us";
+	if (cpu_period && (cpu_period < 1000 || cpu_period > 1000000))
+		return "cpu_period outside 0 or 1000 .. 1000000 us";
+	if (cpu_shares)
+		return "cpu_shares set: a pod has no CPU weight in its VM";
+	return NULL;
+}

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* ---- The channel ---------------------------------------------------------
  * One virtio-serial port (virtserialport name=...); the agent finds its
@@ -84,6 +85,30 @@
 #define COCOON_MAX_BINDS 64
 /* Checkpoint directories in one restore: the image and its pre-dumps. */
 #define COCOON_MAX_CHAIN 4
+
+/* ---- A pod's cgroup in the guest (ContainerSpec.pod_resources) ---------
+ * The agent makes /sys/fs/cgroup/<COCOON_POD_CGROUP_PREFIX><sandbox id> with
+ * the pod's limits; the cgroups of the sandbox and its members go beneath.
+ * The limits' bounds, checked by the host before it sends them and by the
+ * agent again: memory 0 (none) or COCOON_POD_MEMORY_MIN ..
+ * COCOON_POD_MEMORY_MAX bytes (the host reads a larger cgroup limit as
+ * none); pids 0 or 1 .. COCOON_POD_PIDS_MAX (the kernel's PID_MAX_LIMIT);
+ * CPU quota 0 or 1000 .. 2^31 us per period, period 0 (100000) or 1000 ..
+ * 1000000 us (the kernel's cpu.max bounds, cgroup-v2.rst, with the quota
+ * bound the host reads pod limits with); no CPU shares (a pod alone in its
+ * VM has no one to share with). */
+#define COCOON_POD_CGROUP_PREFIX "pod-"
+#define COCOON_POD_MEMORY_MIN (UINT64_C(1) << 20)
+#define COCOON_POD_MEMORY_MAX (UINT64_C(1) << 50)
+#define COCOON_POD_PIDS_MAX 4194304
+#define COCOON_POD_CPU_QUOTA_MAX (INT64_C(1) << 31)
+
+/* Checks a pod's limits against the bounds above (the fields of the
+ * Resources message, passed apart so that this file needs no protobuf).
+ * Returns NULL when they hold, else a static text naming the field and its
+ * bound, for the caller's message. */
+const char *cocoon_pod_limits_check(uint64_t memory, int64_t pids, int64_t cpu_quota,
+				    uint64_t cpu_period, uint64_t cpu_shares);
 
 /* ---- IDs -----------------------------------------------------------------
  * Container, exec and checkpoint IDs become path components on both sides,

@@ -301,3 +301,76 @@ def test_podman_pod_member_oom_kill_reaches_its_conmon_only(podman):
     assert not (sv / "oom").exists(), "an OOM mark for a member that had no OOM"
     podman.check("pod", "rm", "--force", "om", timeout=120)
     assert wait_for(lambda: new_vms(before) == [], timeout=30), "a VM outlived the pod"
+
+
+def state_of(podman, name):
+    return podman.check("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}",
+                        name).stdout.strip()
+
+
+def test_podman_pod_memory_limit_holds_for_its_containers_together(podman):
+    """`podman pod create --memory 300m` is a limit on the pod's containers
+    together, as under runc (the pod's cgroup), not only the size of its VM
+    (728 MiB): in the guest they sit beneath a cgroup of the pod with its
+    300 MiB (docs/pods.md "The pod's limits in the guest"). Two members
+    without a limit of their own each fill 200 MiB: one of them is
+    OOM-killed in the guest, and the VM, the infra container and the other
+    member run on. Before, both got their 200 MiB (rev16c F3)."""
+    before = set(qemu_pids())
+    pause = pause_image(podman)
+    podman.check("pod", "create", "--name", "pl", "--infra-image", pause, "--memory", "300m")
+    cwd = {n: podman.tmp / f"cwd-{n}" for n in ("h1", "h2")}  # conmon's `oom` mark goes there
+    r = run_in(podman, cwd["h1"], "run", "-d", "--pod", "pl", "--name", "h1", podman.image,
+               "payload", "memhog", "200")
+    assert r.returncode == 0, r.stderr
+    vms = new_vms(before)
+    assert len(vms) == 1
+    infra = podman.check("pod", "inspect", "--format", "{{.InfraContainerID}}", "pl").stdout.strip()
+    assert wait_for(lambda: rounds(podman, "h1"), timeout=180), podman.run("logs", "h1").stdout
+
+    r = run_in(podman, cwd["h2"], "run", "-d", "--pod", "pl", "--name", "h2", podman.image,
+               "payload", "memhog", "200")
+    assert r.returncode == 0, r.stderr
+    # Both filled (main: both printed a round, and ran on) or one killed.
+    assert wait_for(lambda: "exited" in state_of(podman, "h1") + state_of(podman, "h2") or
+                    rounds(podman, "h2"), timeout=240), podman.run("logs", "h2").stdout
+    time.sleep(3)
+    states = {n: state_of(podman, n) for n in ("h1", "h2")}
+    killed = [n for n, s in states.items() if s == "exited 137"]
+    assert len(killed) == 1, states
+    alive = "h2" if killed == ["h1"] else "h1"
+    assert states[alive] == "running 0", states
+    assert wait_for(lambda: rounds(podman, alive), timeout=180), podman.run("logs", alive).stdout
+    n = rounds(podman, alive)[-1]
+    assert wait_for(lambda: rounds(podman, alive)[-1] >= n + 3, timeout=60), "the other member stopped"
+    assert state_of(podman, infra) == "running 0"
+    assert new_vms(before) == vms, "the pod's VM was replaced or is gone"
+    # The OOM event reaches the killed member's conmon alone.
+    assert [n for n in ("h1", "h2") if (cwd[n] / "oom").exists()] == killed
+    # The pod's cgroup in the guest, with the pod's limit, above the member's.
+    cid = podman.check("inspect", "--format", "{{.Id}}", alive).stdout.strip()
+    r = podman.check("exec", alive, "cat", "/proc/self/cgroup", f"/sys/fs/cgroup/pod-{infra}/memory.max")
+    assert r.stdout.split() == [f"0::/pod-{infra}/{cid}", str(300 << 20)], r.stdout
+    r = podman.run("run", "--rm", "--pod", "pl", podman.image, "payload", "echo", "still-room")
+    assert r.returncode == 0 and r.stdout == "still-room\n", r.stdout + r.stderr
+    podman.check("pod", "rm", "--force", "pl", timeout=120)
+    assert wait_for(lambda: new_vms(before) == [], timeout=30), "a VM outlived the pod"
+
+
+def test_podman_pod_member_pids_limit_holds_beneath_the_pods_cgroup(podman):
+    """podman 4.3's `pod create` has no --pids-limit (nor does CRI carry one:
+    the kubelet's podPidsLimit is the pod cgroup's pids.max, which cocoon
+    reads too); a member's own `--pids-limit 10` holds in a pod whose
+    cgroup has limits, its cgroup beneath the pod's: a fork bomb stops."""
+    pause = pause_image(podman)
+    podman.check("pod", "create", "--name", "pp", "--infra-image", pause, "--memory", "300m")
+    podman.check("run", "-d", "--pod", "pp", "--name", "fb", "--pids-limit", "10", podman.image,
+                 "payload", "forks", "30")
+    assert wait_for(lambda: "forked" in podman.run("logs", "fb").stdout, timeout=120)
+    line = [x for x in podman.check("logs", "fb").stdout.splitlines() if x.startswith("forked")][0]
+    assert line.startswith("forked 9 "), line  # 9 children and payload itself: 10
+    infra = podman.check("pod", "inspect", "--format", "{{.InfraContainerID}}", "pp").stdout.strip()
+    fb = podman.check("inspect", "--format", "{{.Id}}", "fb").stdout.strip()
+    r = podman.check("exec", "fb", "cat", f"/sys/fs/cgroup/pod-{infra}/{fb}/pids.max")
+    assert r.stdout.strip() == "10", r.stdout
+    podman.check("pod", "rm", "--force", "pp", timeout=120)

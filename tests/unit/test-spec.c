@@ -332,6 +332,8 @@ static void test_pod_limits(void **st)
 	write_at(root, "memory/libpod_parent/pod2/memory.limit_in_bytes", "9223372036854771712\n");
 	write_at(root, "cpu/libpod_parent/pod2/cpu.cfs_quota_us", "-1\n");
 	write_at(root, "cpu/libpod_parent/pod2/cpu.cfs_period_us", "100000\n");
+	write_at(root, "pids/libpod_parent/pod1/pids.max", "100\n");
+	write_at(root, "pids/libpod_parent/pod2/pids.max", "max\n");
 	struct oci_bundle b;
 	struct pod_limits l;
 	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
@@ -342,11 +344,12 @@ static void test_pod_limits(void **st)
 	assert_int_equal(l.memory, 300 << 20);
 	assert_int_equal(l.cpu_quota, 150000);
 	assert_int_equal(l.cpu_period, 100000);
+	assert_int_equal(l.pids, 100);
 	assert_non_null(strstr(l.source, "libpod_parent/pod1"));
 	free(b.pod.cgroups_path);
 	b.pod.cgroups_path = strdup("/libpod_parent/pod2/libpod-c1"); /* no limits */
 	assert_int_equal(pod_limits_of(&b, root, &l, NULL), 0);
-	assert_true(l.memory == 0 && l.cpu_quota == 0);
+	assert_true(l.memory == 0 && l.cpu_quota == 0 && l.pids == 0);
 	free(b.pod.cgroups_path);
 	b.pod.cgroups_path = strdup("/libpod_parent/gone/libpod-c1"); /* no such cgroup */
 	assert_int_equal(pod_limits_of(&b, root, &l, NULL), 0);
@@ -383,6 +386,7 @@ static void test_pod_limits(void **st)
 	write_at(root, "cgroup.controllers", "cpu memory\n");
 	write_at(root, "kubepods/pod3/memory.max", "1073741824\n");
 	write_at(root, "kubepods/pod3/cpu.max", "max 100000\n");
+	write_at(root, "kubepods/pod3/pids.max", "512\n"); /* the kubelet's podPidsLimit */
 	/* CRI's annotations on the sandbox come first. */
 	write_spec("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
 		   ", \"annotations\": {\"io.kubernetes.cri.container-type\": \"sandbox\", "
@@ -404,6 +408,7 @@ static void test_pod_limits(void **st)
 	assert_int_equal(pod_limits_of(&b, root, &l, NULL), 0);
 	assert_int_equal(l.memory, 200 << 20);
 	assert_int_equal(l.cpu_quota, 250000);
+	assert_int_equal(l.pids, 512); /* not in the annotations: the pod cgroup's */
 	assert_non_null(strstr(l.source, "io.kubernetes.cri.sandbox-"));
 	spec_free(&b);
 	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS

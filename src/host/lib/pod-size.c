@@ -119,9 +119,21 @@ static bool parse_u64(const char *s, uint64_t *out)
 	return true;
 }
 
+/* pids.max: "max" or a number; at or above the kernel's PID_MAX_LIMIT it
+ * limits nothing. */
+static int64_t pids_limit(const char *root, const char *hier, const char *dir)
+{
+	_cleanup_free_ char *p = read_limit(root, hier, dir, "pids.max");
+	uint64_t v;
+	if (!parse_u64(p, &v) || v == 0 || v >= COCOON_POD_PIDS_MAX)
+		return 0;
+	return (int64_t)v;
+}
+
 static void cgroup_limits(const char *root, const char *dir, struct pod_limits *l)
 {
 	uint64_t mem = 0, quota = 0, period = 0;
+	int64_t pids;
 	_cleanup_free_ char *probe = NULL;
 	if (asprintf(&probe, "%s/cgroup.controllers", root) < 0)
 		return;
@@ -137,6 +149,7 @@ static void cgroup_limits(const char *root, const char *dir, struct pod_limits *
 			if (!sp || !parse_u64(sp + 1, &period))
 				quota = 0;
 		}
+		pids = pids_limit(root, NULL, dir);
 	} else {
 		_cleanup_free_ char *m = read_limit(root, "memory", dir, "memory.limit_in_bytes");
 		_cleanup_free_ char *q = read_limit(root, "cpu", dir, "cpu.cfs_quota_us");
@@ -145,6 +158,7 @@ static void cgroup_limits(const char *root, const char *dir, struct pod_limits *
 			mem = 0;
 		if (!parse_u64(q, &quota) || !parse_u64(p, &period)) /* quota -1: none */
 			quota = 0;
+		pids = pids_limit(root, "pids", dir);
 	}
 	if (mem >= POD_NO_LIMIT)
 		mem = 0;
@@ -153,7 +167,8 @@ static void cgroup_limits(const char *root, const char *dir, struct pod_limits *
 	l->memory = mem;
 	l->cpu_quota = (int64_t)quota;
 	l->cpu_period = period;
-	if (mem || quota)
+	l->pids = pids;
+	if (mem || quota || pids)
 		snprintf(l->source, sizeof(l->source), "the limits of its pod's cgroup %.128s",
 			 dir);
 }
@@ -187,12 +202,13 @@ int pod_limits_of(const struct oci_bundle *b, const char *cgroup_root, struct po
 		  struct error **err)
 {
 	char parent[512];
+	struct pod_limits cg;
+	bool annotated =
+		b->pod.limits.memory || (b->pod.limits.cpu_quota && b->pod.limits.cpu_period);
 	(void)err;
 	memset(out, 0, sizeof(*out));
-	if (b->pod.limits.memory || (b->pod.limits.cpu_quota && b->pod.limits.cpu_period)) {
+	if (annotated)
 		*out = b->pod.limits;
-		return 0;
-	}
 	/* No cgroupsPath, or one cocoon cannot place: nothing to read, and no
 	 * reason to refuse the container (the VM gets the configured size). */
 	if (!b->pod.cgroups_path ||
@@ -204,7 +220,14 @@ int pod_limits_of(const struct oci_bundle *b, const char *cgroup_root, struct po
 	 * (rev16c F2). A CRI sandbox's parent is the kubelet's pod cgroup. */
 	if (!b->pod.sandbox && !pod_cgroup_is_pod(parent))
 		return 0;
-	cgroup_limits(cgroup_root, parent, out);
+	memset(&cg, 0, sizeof(cg));
+	cgroup_limits(cgroup_root, parent, &cg);
+	/* The annotations carry no pids limit: the kubelet's podPidsLimit is
+	 * the pod cgroup's pids.max. */
+	if (annotated)
+		out->pids = cg.pids;
+	else
+		*out = cg;
 	return 0;
 }
 

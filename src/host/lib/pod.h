@@ -54,12 +54,15 @@ struct oci_bundle;
  * its members must name too when they name one by path. */
 #define POD_NETNS_FILE "pod-netns"
 
-/* Limits of a whole pod: memory in bytes, CFS quota and period in µs;
- * 0 is "none". source names where they came from, for errors and logs. */
+/* Limits of a whole pod: memory in bytes, CFS quota and period in µs,
+ * pids (the pod cgroup's pids.max: the kubelet's podPidsLimit; it sizes
+ * nothing); 0 is "none". source names where they came from, for errors and
+ * logs. */
 struct pod_limits {
 	uint64_t memory;
 	int64_t cpu_quota;
 	uint64_t cpu_period;
+	int64_t pids;
 	char source[160];
 };
 

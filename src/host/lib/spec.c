@@ -469,6 +469,7 @@ static void spec_free_container(Cocoon__ContainerSpec *s)
 	spec_free_kernel(s);
 	spec_free_id_mappings(s);
 	free(s->resources);
+	free(s->pod_resources);
 	spec_free_pb_string(s->rootfs_path);
 	spec_free_pb_string(s->join_container);
 	for (size_t i = 0; i < s->n_join_namespaces; i++)

@@ -20,6 +20,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <pty.h>
 #include <signal.h>
 #include <string.h>
@@ -240,6 +241,34 @@ static int start_guard(struct shim *s, struct error **err)
 	return guard_start(&s->guard, &o, err);
 }
 
+/* The pod's limits, for the pod's cgroup in the guest
+ * (ContainerSpec.pod_resources, docs/pods.md "The pod's limits in the
+ * guest"): only what the engine said for the whole pod, and only for a VM
+ * that takes members (a pod share; a whole-VM one has none). Limits that
+ * the guest would refuse fail the container here, naming their source. */
+static int pod_resources_set(struct shim *s, const struct pod_limits *pl, struct error **err)
+{
+	struct shim_args *a = s->args;
+	if (!pod_may_host_members(a->bundle) || a->vmsnap ||
+	    !(pl->memory || pl->cpu_quota || pl->pids))
+		return 0;
+	uint64_t period = pl->cpu_quota ? pl->cpu_period : 0;
+	const char *bad = cocoon_pod_limits_check(pl->memory, pl->pids, pl->cpu_quota, period, 0);
+	if (bad)
+		return error_set(err, EINVAL, "pod limits from %s: %s", pl->source, bad);
+	Cocoon__Resources *r = malloc(sizeof(*r));
+	if (!r)
+		return error_set(err, ENOMEM, "pod limits");
+	cocoon__resources__init(r);
+	r->memory_limit = pl->memory;
+	r->pids_limit = pl->pids;
+	r->cpu_quota = pl->cpu_quota;
+	r->cpu_period = period;
+	free(a->bundle->spec->pod_resources);
+	a->bundle->spec->pod_resources = r; /* spec_free's */
+	return 0;
+}
+
 /* The VM's size: from the container's limits (resources.h), or, for a
  * container that may be a pod's sandbox, from the pod's limits when the
  * engine says them (pod_limits_of); then what the pod's containers may
@@ -251,7 +280,7 @@ static int vm_size(struct shim *s, struct sandbox_options *opts, struct error **
 	struct pod_limits pl;
 	int r = pod_vm_size(&a->g->cfg, a->bundle, "/sys/fs/cgroup", &opts->memory_mib,
 			    &opts->vcpus, &pl, err);
-	if (r < 0)
+	if (r < 0 || (r = pod_resources_set(s, &pl, err)) < 0)
 		return r;
 	s->vcpus = opts->vcpus;
 	s->own_mib = own ? shim_mib_of(own->memory_limit) : 0;
