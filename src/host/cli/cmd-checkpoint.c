@@ -2,6 +2,7 @@
  * checked, checksummed and published on the host atomically. */
 #include "commands.h"
 #include "checkpoint.h"
+#include "checkpoint-pod.h"
 #include "cleanup.h"
 #include "container.h"
 #include "criu-config.h"
