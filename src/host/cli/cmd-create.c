@@ -3,6 +3,7 @@
 #include "cleanup.h"
 #include "log.h"
 #include "container.h"
+#include "container-create.h"
 #include "paths.h"
 #include "pod.h"
 #include "shim.h"

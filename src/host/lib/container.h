@@ -9,30 +9,6 @@
 #include "images.h"
 #include "state.h"
 
-struct create_options {
-	const char *bundle;
-	const char *pid_file;
-	const char *console_socket;
-	const struct images_chain *restore; /* restore instead of create */
-	const Cocoon__CriuOptions *criu;
-	const char *work_path;
-	bool bench_from_tmpfs;
-	/* restore --pod: the sandbox a member joins, whatever its spec's
-	 * /proc/<pid>/ns paths name (the old sandbox's shim is gone). */
-	const char *pod_sandbox;
-	/* restore of a whole-VM checkpoint (vmsnap.h): the saved VM (its path,
-	 * for messages, and the descriptor it was checked through, which QEMU
-	 * loads: never the path again) and its key */
-	const char *vmsnap_state;
-	int vmsnap_state_fd;
-	const char *vmsnap_key;
-};
-
-/* Boots the container's VM through a new shim and creates the container,
- * stopped before its process runs. On failure nothing is left behind. */
-int container_create(struct global_opts *g, const char *id, const struct create_options *o,
-		     pid_t *shim_pid, struct error **err);
-
 /* Removes a container's traces on the host once its shim is gone: the host
  * cgroup its state names (cgroup-mirror.h; a failure there is a warning),
  * then its state directory; but while a pod's keeper still runs the VM for

@@ -256,10 +256,25 @@ static int restore_resolve(const char *id, const char *image_path, char *resolve
 	return 0;
 }
 
+/* --print-stats: the shim's restore-stats.json as one line, with the whole
+ * restore's wall time since T0. */
+static void restore_print_stats(struct global_opts *g, const char *id, long long t0)
+{
+	_cleanup_free_ char *path = NULL, *text = NULL;
+	if (asprintf(&path, "%s/%s/restore-stats.json", g->root, id) >= 0 &&
+	    read_file_bounded(path, 4096, &text, NULL, NULL) == 0) {
+		text[strcspn(text, "\n")] = 0;
+		/* The same line, with the whole command's wall time. */
+		printf("stats: {\"total_ms\": %lld, %s\n", now_ms() - t0, text + 1);
+		fflush(stdout);
+	}
+}
+
 int container_restore(struct global_opts *g, const char *id, const char *image_path,
 		      struct create_options *o, Cocoon__CriuOptions *criu, pid_t *shim_pid,
 		      struct error **err)
 {
+	long long t0 = now_ms();
 	char resolved[PATH_MAX];
 	struct vmsnap_meta meta;
 	bool whole_vm = false;
@@ -275,7 +290,11 @@ int container_restore(struct global_opts *g, const char *id, const char *image_p
 	} else if (r == 0) {
 		r = criu_restore(g, id, resolved, o, criu, shim_pid, err);
 	}
-	return r < 0 ? error_wrap(err, "restore %s", id) : 0;
+	if (r < 0)
+		return error_wrap(err, "restore %s", id);
+	if (o->print_stats)
+		restore_print_stats(g, id, t0);
+	return 0;
 }
 
 /* ---- the whole pod ------------------------------------------------------------ */
