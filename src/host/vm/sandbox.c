@@ -185,7 +185,7 @@ static struct vm_spec sandbox_vm_spec(const struct sandbox *sb, const struct coc
 	};
 }
 
-/* Whole-VM mode (opts->vmsnap): SPEC made savable (vmsnap_prepare, *QMP
+/* Whole-VM mode (opts->vmsnap): SPEC made able to be saved (vmsnap_prepare, *QMP
  * and *KEY its QMP socket and key), VMSNAP_MARK written with the key; and
  * on a restore (opts->vmsnap_state) the saved VM started, when its key is
  * this VM's. Returns 1 when the saved VM runs, 0 when the VM is still to
