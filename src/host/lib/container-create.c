@@ -279,3 +279,20 @@ int container_create(struct global_opts *g, const char *id, const struct create_
 					     NULL); /* best effort: the create failed already */
 	return r;
 }
+
+int container_run(struct global_opts *g, const char *id, const struct create_options *o,
+		  pid_t *shim_pid, struct error **err)
+{
+	int r = container_create(g, id, o, shim_pid, err);
+	if (r < 0)
+		return r;
+	if ((r = container_start(g, id, err)) < 0) {
+		kill(*shim_pid, SIGKILL);
+		waitpid(*shim_pid, NULL, 0);
+		_cleanup_free_ char *dir = NULL;
+		if (state_dir(g->root, id, &dir, NULL) == 0)
+			(void)container_remove_files(dir,
+						     NULL); /* best effort: run failed already */
+	}
+	return r;
+}

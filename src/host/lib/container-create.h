@@ -32,3 +32,8 @@ struct create_options {
  * stopped before its process runs. On failure nothing is left behind. */
 int container_create(struct global_opts *g, const char *id, const struct create_options *o,
 		     pid_t *shim_pid, struct error **err);
+
+/* runc run: container_create, then container_start; when the start fails
+ * the container's shim, VM and state are gone on return. */
+int container_run(struct global_opts *g, const char *id, const struct create_options *o,
+		  pid_t *shim_pid, struct error **err);

@@ -11,6 +11,7 @@
 #include "pod.h"
 #include "shim.h"
 
+#include <dirent.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -273,6 +274,88 @@ int container_pause(struct global_opts *g, const char *id, bool resume, struct e
 	r = agent_pause(&c, id, resume, SHIM_CALL_TIMEOUT_MS, err);
 	agent_client_close(&c);
 	return r;
+}
+
+int container_set_paused(struct global_opts *g, const char *id, bool paused, struct error **err)
+{
+	const char *op = paused ? "pause" : "resume";
+	_cleanup_free_ char *dir = NULL;
+	struct container_state st;
+	int r = container_load(g, id, &dir, &st, err);
+	if (r < 0)
+		return r;
+	enum container_status want = paused ? STATUS_RUNNING : STATUS_PAUSED;
+	if (st.status != want)
+		return error_setx(err, EINVAL, "%s %s: container is %s, not %s", op, id,
+				  state_status_name(st.status), state_status_name(want));
+	if ((r = container_pause(g, id, !paused, err)) < 0)
+		return error_wrap(err, "%s %s", op, id);
+	return 0;
+}
+
+int container_ps(struct global_opts *g, const char *id, uint32_t **pids, size_t *n,
+		 struct error **err)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__PsRequest pr = COCOON__PS_REQUEST__INIT;
+	Cocoon__Response *resp = NULL;
+	pr.id = (char *)id;
+	req.body_case = COCOON__REQUEST__BODY_PS;
+	req.ps = &pr;
+	*pids = NULL;
+	*n = 0;
+	int r = container_call(g, id, &req, &resp, err);
+	if (r < 0)
+		return r;
+	size_t count = resp->ps->n_pids;
+	*pids = calloc(count ? count : 1, sizeof(**pids));
+	if (!*pids) {
+		cocoon__response__free_unpacked(resp, NULL);
+		return error_set(err, ENOMEM, "ps");
+	}
+	memcpy(*pids, resp->ps->pids, count * sizeof(**pids));
+	*n = count;
+	cocoon__response__free_unpacked(resp, NULL);
+	return 0;
+}
+
+int container_list(struct global_opts *g, struct container_state **out, size_t *n,
+		   struct error **err)
+{
+	*out = NULL;
+	*n = 0;
+	_cleanup_closedir_ DIR *d = opendir(g->root);
+	if (!d)
+		return errno == ENOENT ? 0 : error_set(err, errno, "state root %s", g->root);
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		struct container_state st;
+		_cleanup_free_ char *dir = NULL;
+		_cleanup_error_ struct error *e = NULL;
+		if (validate_id("container", de->d_name, NULL) < 0 ||
+		    state_dir(g->root, de->d_name, &dir, NULL) < 0)
+			continue;
+		/* No state.json: a container being created or removed (or
+		 * `cocoon check`'s directory); anything else is named. */
+		int r = state_read(dir, &st, &e);
+		if (r == -ENOENT)
+			continue;
+		if (r < 0) {
+			log_warning("list: container %s skipped: %s", de->d_name,
+				    e ? e->msg : strerror(-r));
+			continue;
+		}
+		struct container_state *more = realloc(*out, (*n + 1) * sizeof(**out));
+		if (!more) {
+			free(*out);
+			*out = NULL;
+			*n = 0;
+			return error_set(err, ENOMEM, "list");
+		}
+		*out = more;
+		(*out)[(*n)++] = st;
+	}
+	return 0;
 }
 
 int container_signal(struct global_opts *g, const char *id, int sig, bool all, struct error **err)

@@ -2,6 +2,7 @@
  * commands (cmd-*.c). */
 #pragma once
 
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "agent-client.h"
@@ -52,6 +53,25 @@ int container_request(struct global_opts *g, const char *id, Cocoon__Request *re
 /* Freezes the container's processes (the cgroup freezer in the guest), or
  * thaws them with RESUME: runc pause and resume. */
 int container_pause(struct global_opts *g, const char *id, bool resume, struct error **err);
+
+/* runc pause (PAUSED) and resume: container ID must be running to be
+ * paused, paused to be resumed. Returns 0, or a negative errno with *ERR
+ * set ("pause ID: ..."). */
+int container_set_paused(struct global_opts *g, const char *id, bool paused, struct error **err);
+
+/* runc ps: the container's processes, as the guest numbers them, into
+ * *PIDS (*N of them; the caller frees it). Returns 0, or a negative errno
+ * with *ERR set. */
+int container_ps(struct global_opts *g, const char *id, uint32_t **pids, size_t *n,
+		 struct error **err);
+
+/* runc list: the state of every container under the state root, into *OUT
+ * (*N of them; the caller frees it; none when the root does not exist). A
+ * container whose state cannot be read is left out with a warning; one
+ * being created or removed silently. Returns 0, or a negative errno with
+ * *ERR set. */
+int container_list(struct global_opts *g, struct container_state **out, size_t *n,
+		   struct error **err);
 
 /* Sends signal SIG to the container's process, or with ALL to every process
  * of the container: runc kill. */
