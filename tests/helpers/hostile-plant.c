@@ -118,6 +118,16 @@ const char *plant(const char *ckid, char *named, size_t size)
 		else
 			symlink(secret, p);
 		return NULL;
+	} else if (is("dump-log-fails")) {
+		/* Every dump fails, with a CRIU log of 1 MiB naming its
+		 * attempt: the host keeps the newest only. */
+		static int attempt;
+		static char text[1 << 20];
+		int n = snprintf(text, sizeof(text), "attempt %d\n", ++attempt);
+		memset(text + n, 'L', sizeof(text) - (size_t)n);
+		snprintf(p, sizeof(p), "%s.dump.log", ckid);
+		put(dir, p, text, sizeof(text));
+		return NULL;
 	} else if (is("bad-text")) {
 		return NULL;
 	} else if (is("name-controls")) {

@@ -235,6 +235,40 @@ static void output_flood(void)
 	flooding = false;
 }
 
+/* The container a request names, or "". */
+static const char *request_target(const Cocoon__Request *req)
+{
+	const char *id = req->body_case == COCOON__REQUEST__BODY_START	  ? req->start->id
+			 : req->body_case == COCOON__REQUEST__BODY_SIGNAL ? req->signal->id
+			 : req->body_case == COCOON__REQUEST__BODY_PAUSE  ? req->pause->id
+			 : req->body_case == COCOON__REQUEST__BODY_PS	  ? req->ps->id
+			 : req->body_case == COCOON__REQUEST__BODY_STATS  ? req->stats->id
+			 : req->body_case == COCOON__REQUEST__BODY_EXEC	  ? req->exec->id
+			 : req->body_case == COCOON__REQUEST__BODY_UPDATE ? req->update->id
+									  : "";
+	return id ? id : "";
+}
+
+/* An exec: started, and ended at once with status 0. */
+static void exec_done(const Cocoon__Request *req)
+{
+	Cocoon__Response r = COCOON__RESPONSE__INIT;
+	Cocoon__ExecReply e = COCOON__EXEC_REPLY__INIT;
+	Cocoon__ExitEvent x = COCOON__EXIT_EVENT__INIT;
+	r.id = req->id;
+	r.body_case = COCOON__RESPONSE__BODY_EXEC;
+	r.exec = &e;
+	e.pid = 2;
+	queue(&r);
+	r = (Cocoon__Response)COCOON__RESPONSE__INIT;
+	r.body_case = COCOON__RESPONSE__BODY_EXIT;
+	r.exit = &x;
+	x.id = req->exec->id;
+	x.exec_id = req->exec->exec_id;
+	queue(&r);
+	flush();
+}
+
 static void handle(const Cocoon__Request *req)
 {
 	static char first_started[128];
@@ -246,6 +280,15 @@ static void handle(const Cocoon__Request *req)
 	Cocoon__ShutdownReply bye = COCOON__SHUTDOWN_REPLY__INIT;
 	r.id = req->id;
 	note("request ", proto_request_name(req->body_case));
+	/* "member-silent": every request for container m1 but its create and
+	 * start is read and never answered (its stats asks, a pause, a kill). */
+	if (is("member-silent") && !strcmp(request_target(req), "m1") &&
+	    req->body_case != COCOON__REQUEST__BODY_START) {
+		note("swallowed m1 ", req->body_case == COCOON__REQUEST__BODY_STATS
+					      ? "stats"
+					      : proto_request_name(req->body_case));
+		return;
+	}
 	switch (req->body_case) {
 	case COCOON__REQUEST__BODY_PING: {
 		Cocoon__Pong pong = COCOON__PONG__INIT;
@@ -377,6 +420,9 @@ static void handle(const Cocoon__Request *req)
 		flush();
 		exit(0);
 	case COCOON__REQUEST__BODY_STDIN:
+		return;
+	case COCOON__REQUEST__BODY_EXEC:
+		exec_done(req);
 		return;
 	case COCOON__REQUEST__BODY_STATS:
 		/* "stats-silent": read, never answered. */

@@ -79,6 +79,31 @@ def dump_log_fifo_does_not_hang():
 
 
 @case
+def failed_dumps_keep_one_log_per_container():
+    """rev hostile5 L4: after a failed dump the host keeps CRIU's whole log
+    in host_checkpoint_dir, and named it after the checkpoint ID, a new one
+    per attempt: a guest that failed its dumps on purpose, each with a log
+    at the 64 MiB cap, took that much more of the host's disk per
+    `checkpoint`, without end. Now there is one log per container, the
+    newest."""
+    with Env("dump-log-fails") as env:
+        env.create()
+        for i in range(1, 5):
+            out = os.path.join(env.tmp, f"out{i}")
+            rc, err, took = env.cocoon("checkpoint", "--image-path", out, "--leave-running", "c1", timeout=60)
+            assert rc not in (0, None) and b"boom" in err, f"attempt {i}: rc {rc} {err!r}"
+            assert b"(CRIU's whole log: " in err, f"attempt {i}: the log is not named: {err!r}"
+        ckpts = os.path.join(env.tmp, "ckpts")
+        logs = sorted(n for n in os.listdir(ckpts) if n.endswith("dump.log"))
+        assert logs == ["failed-c1-dump.log"], f"kept after 4 failed dumps: {logs}"
+        with open(os.path.join(ckpts, logs[0]), "rb") as f:
+            head = f.read(16)
+        assert head.startswith(b"attempt 4\n"), f"the kept log is not the newest: {head!r}"
+        assert env.canary_intact()
+        return f"{logs[0]}: the 4th attempt's"
+
+
+@case
 def dump_swapped_for_a_symlink_while_it_is_published():
     with Env("swap-race") as env:
         env.create()

@@ -440,3 +440,68 @@ def a_member_that_reads_nothing_does_not_stall_its_pod():
         time.sleep(0.5)
         assert cocoon_pids_of(env.root) == [], "a shim or keeper of the pod is left"
         return f"8 MiB flood taken in {flooded:.1f} s; {klog.decode(errors='replace').strip().splitlines()[-1][:160]}"
+
+
+@case
+def a_member_the_guest_ignores_does_not_wedge_the_pod():
+    """rev hostile5 F4: the keeper sent a member's requests to the agent and
+    waited for the answer (agent_call, 30 s), serving nothing meanwhile. A
+    guest that reads every request for member m1 and answers none but its
+    create and start (its pause, and with linux.cgroupsPath its shim's
+    stats ask every 2 s) held
+    the keeper, and so every other container of the pod: m2's start, exec,
+    pause and kill and the sandbox's kill each waited out the timeout. Now
+    the keeper sends each member request on and takes the answer when it
+    comes, within its own bound: the others are served at once, and m1's
+    pause fails naming the request and the time."""
+    with Env("member-silent") as env:
+        env.create("sb")
+        pid = shim_pid(env, "sb")
+        b1 = member_bundle(env, "b1", pid)
+        root = os.geteuid() == 0 and (os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+                                      or os.path.isdir("/sys/fs/cgroup/memory"))
+        if root:
+            with open(os.path.join(b1, "config.json")) as f:
+                spec = json.load(f)
+            spec["linux"]["cgroupsPath"] = f"/cocoon-hostile-m1-{os.getpid()}"
+            with open(os.path.join(b1, "config.json"), "w") as f:
+                json.dump(spec, f)
+        for m, b in (("m1", b1), ("m2", member_bundle(env, "b2", pid))):
+            rc, err, _ = env.cocoon("create", "--bundle", b, m)
+            assert rc == 0, f"member {m}: {err!r}"
+        rc, err, _ = env.cocoon("start", "m1")
+        assert rc == 0, f"start m1: {err!r}"
+        with open(os.path.join(env.tmp, "pause-m1.err"), "wb") as perr:
+            pause = subprocess.Popen([COCOON, "--root", env.root, "pause", "m1"],
+                                     stdout=subprocess.DEVNULL, stderr=perr, env=env.env())
+        try:
+            deadline = time.time() + 10
+            while time.time() < deadline and "swallowed m1 pause" not in env.log_text():
+                time.sleep(0.05)
+            assert "swallowed m1 pause" in env.log_text(), f"m1's pause never reached the guest: {env.log_text()}"
+            if root:
+                while time.time() < deadline and "swallowed m1 stats" not in env.log_text():
+                    time.sleep(0.05)
+                assert "swallowed m1 stats" in env.log_text(), "m1's shim never asked for figures"
+            took = {}
+            for cmd in (("start", "m2"), ("exec", "m2", "true"), ("pause", "m2"), ("resume", "m2"),
+                        ("kill", "sb", "USR1"), ("kill", "m2", "KILL")):
+                rc, err, t = env.cocoon(*cmd, timeout=60)
+                took[" ".join(cmd[:2])] = t
+                assert rc == 0, f"{' '.join(cmd)}: rc {rc} after {t:.1f} s: {err!r}"
+                assert t < 5, f"{' '.join(cmd)} took {t:.1f} s while the guest ignores m1"
+            rc = pause.wait(timeout=40)
+            with open(os.path.join(env.tmp, "pause-m1.err"), "rb") as f:
+                perr_text = f.read()
+            assert rc != 0 and b"pause m1: the agent did not answer within 28000 ms" in perr_text, \
+                f"m1's pause: rc {rc} {perr_text!r}"
+        finally:
+            if pause.poll() is None:
+                pause.kill()
+                pause.wait()
+        for cid in ("m1", "m2", "sb"):
+            rc, err, t = env.cocoon("delete", "--force", cid, timeout=40)
+            assert rc == 0 and t < 10, f"delete --force {cid}: rc {rc} in {t:.1f} s: {err!r}"
+        assert cocoon_pids_of(env.root) == [], "a shim or keeper of the pod is left"
+        return ", ".join(f"{k} {v:.2f} s" for k, v in took.items()) + \
+            f"; m1's stats asked{'' if root else ' (not: no cgroups here)'}"

@@ -148,14 +148,19 @@ static void print_checkpoint_stats(const struct checkpoint_options *o,
 	json_object_put(j);
 }
 
-/* CRIU's whole log after a failed dump, kept where the user can read it. */
-static void keep_dump_log(struct global_opts *g, const struct checkpoint_options *o,
+/* CRIU's whole log after a failed dump, kept where the user can read it:
+ * one per container, the newest (it replaces the last one atomically). It
+ * was one per attempt (failed-<checkpoint id>-dump.log, a new ID each
+ * time), so a guest that failed its dumps on purpose, with CRIU's log at
+ * its 64 MiB cap (IMAGES_MAX_LOG), took 64 MiB more of the host's disk per
+ * `checkpoint` for ever (rev hostile5 L4). */
+static void keep_dump_log(struct global_opts *g, const struct checkpoint_options *o, const char *id,
 			  const char *dir, const char *ckid, struct error **err)
 {
 	_cleanup_free_ char *keep = NULL, *msg = NULL;
 	const char *where = o->work_path ? o->work_path : g->cfg.host_checkpoint_dir;
 	int n = o->work_path ? asprintf(&keep, "%s/dump.log", where)
-			     : asprintf(&keep, "%s/failed-%s-dump.log", where, ckid);
+			     : asprintf(&keep, "%s/failed-%s-dump.log", where, id);
 	if (n < 0 || mkdir_p(where, 0700, NULL) < 0 || images_keep_dump_log(dir, ckid, keep) < 0)
 		return;
 	if (err && *err && asprintf(&msg, "%s (CRIU's whole log: %s)", (*err)->msg, keep) >= 0) {
@@ -396,7 +401,7 @@ static int checkpoint_dump(struct global_opts *g, const char *id, struct checkpo
 		r = container_call_timeout(g, id, &req, resp, SHIM_CHECKPOINT_TIMEOUT_MS, err);
 	}
 	if (r < 0) {
-		keep_dump_log(g, o, t->idir, t->ckid, err);
+		keep_dump_log(g, o, id, t->idir, t->ckid, err);
 		images_stage_discard(stage);
 		images_discard(t->idir, t->ckid);
 	}

@@ -34,7 +34,7 @@ void shim_agent_reply(void *userdata, const Cocoon__Response *r)
 	struct shim *s = userdata;
 	if (shim_mirror_reply(s, r))
 		return;
-	for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
+	for (int i = 0; i < SHIM_MAX_FORWARDS; i++)
 		if (s->fwd[i].active && s->fwd[i].agent_id == r->id) {
 			shim_forward_reply(s, &s->fwd[i], r);
 			return;
@@ -258,7 +258,7 @@ static void client_close(struct shim *s, struct shim_client *c)
 {
 	if (s->ckpt.active && s->ckpt.client_fd == c->fd)
 		s->ckpt.client_fd = -1;
-	for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
+	for (int i = 0; i < SHIM_MAX_FORWARDS; i++)
 		if (s->fwd[i].active && s->fwd[i].client_fd == c->fd)
 			s->fwd[i].client_fd = -1;
 	for (size_t i = 0; i < c->nfds; i++)

@@ -179,42 +179,82 @@ static void member_unregister(struct shim_client *c)
 	c->member_mib = 0;
 }
 
-/* Sends a member's long request on and returns: CRIU runs for seconds to
- * minutes, and the pod's other containers must be served meanwhile (their
- * exec, kill, state). shim_forward_reply() answers it. */
+/* The requests that make a connection speak for a container. */
+static bool joining_kind(Cocoon__Request__BodyCase kind)
+{
+	return kind == COCOON__REQUEST__BODY_CREATE || kind == COCOON__REQUEST__BODY_RESTORE;
+}
+
+/* A free slot for a request of member connection C (NULL: none asked,
+ * shim_member_gone's kill), or NULL with *ERR set: one long request of a
+ * kind at a time per member, and at most SHIM_MEMBER_INFLIGHT in all, so a
+ * guest that swallows one member's requests leaves the others their room. */
+static struct shim_forward *forward_slot(struct shim *s, const struct shim_client *c,
+					 Cocoon__Request__BodyCase kind, struct error **err)
+{
+	struct shim_forward *f = NULL;
+	bool long_kind = joining_kind(kind) || kind == COCOON__REQUEST__BODY_CHECKPOINT;
+	int mine = 0;
+	for (int i = 0; i < SHIM_MAX_FORWARDS; i++) {
+		const struct shim_forward *x = &s->fwd[i];
+		if (!x->active) {
+			f = f ? f : &s->fwd[i];
+			continue;
+		}
+		if (!c || x->client_fd != c->fd)
+			continue;
+		mine++;
+		if (long_kind && x->kind == kind) {
+			error_setx(err, EBUSY, "%s %s: another one is in progress",
+				   proto_request_name(kind), c->member);
+			return NULL;
+		}
+	}
+	if (c && mine >= SHIM_MEMBER_INFLIGHT) {
+		error_setx(err, EBUSY,
+			   "%s %s: %d requests of this container are still waiting for the "
+			   "agent's answer",
+			   proto_request_name(kind), c->member, mine);
+		return NULL;
+	}
+	if (!f)
+		error_setx(err, EBUSY, "%s %s: the pod's keeper has %d requests in flight",
+			   proto_request_name(kind), c ? c->member : "", SHIM_MAX_FORWARDS);
+	return f;
+}
+
+/* Sends a member's request on and returns: the keeper serves the pod's
+ * other containers until its reply comes (shim_forward_reply), or its
+ * deadline passes (shim_forward_check_deadlines). CRIU runs for seconds
+ * to minutes, and a guest may never answer at all: a request the keeper
+ * waited for (agent_call) held every container of the pod for its whole
+ * timeout, and a guest that swallowed each member's stats ask, one a
+ * second, held it for good (rev hostile5 F4). */
 static void forward_start(struct shim *s, struct shim_client *c, Cocoon__Request *req, uint64_t cid)
 {
 	_cleanup_error_ struct error *err = NULL;
-	struct shim_forward *f = NULL;
-	bool joining = req->body_case != COCOON__REQUEST__BODY_CHECKPOINT;
-	bool busy = false; /* one of a kind at a time per member */
-	for (int i = 0; i < SHIM_MAX_CLIENTS; i++) {
-		if (!s->fwd[i].active && !f)
-			f = &s->fwd[i];
-		busy |= s->fwd[i].active && s->fwd[i].client_fd == c->fd &&
-			s->fwd[i].kind == req->body_case;
-	}
-	if (!f || busy) {
-		error_setx(&err, EBUSY, "%s %s: another one is in progress",
-			   proto_request_name(req->body_case), c->member);
-		if (joining)
-			member_unregister(c);
-		shim_reply_error(c->fd, cid, err);
-		return;
-	}
-	int64_t id = agent_send_request(&s->sb.agent, req, &err);
+	bool joining = joining_kind(req->body_case);
+	bool long_kind = joining || req->body_case == COCOON__REQUEST__BODY_CHECKPOINT;
+	struct shim_forward *f = forward_slot(s, c, req->body_case, &err);
+	int64_t id = f ? agent_send_request(&s->sb.agent, req, &err) : -1;
 	if (id < 0) {
 		if (joining)
 			member_unregister(c);
 		shim_reply_error(c->fd, cid, err);
 		return;
 	}
-	*f = (struct shim_forward){.active = true,
-				   .kind = req->body_case,
-				   .agent_id = (uint64_t)id,
-				   .client_req_id = cid,
-				   .client_fd = c->fd,
-				   .deadline_ms = now_ms() + SHIM_CHECKPOINT_TIMEOUT_MS};
+	const Cocoon__UpdateRequest *u = req->update;
+	bool sets_memory =
+		req->body_case == COCOON__REQUEST__BODY_UPDATE && u->set_memory && u->resources;
+	*f = (struct shim_forward){
+		.active = true,
+		.kind = req->body_case,
+		.agent_id = (uint64_t)id,
+		.client_req_id = cid,
+		.client_fd = c->fd,
+		.deadline_ms = now_ms() + (long_kind ? SHIM_CHECKPOINT_TIMEOUT_MS
+						     : SHIM_MEMBER_CALL_TIMEOUT_MS),
+		.update_mib = sets_memory ? shim_mib_of(u->resources->memory_limit) : -1};
 	snprintf(f->member, sizeof(f->member), "%s", c->member);
 }
 
@@ -230,35 +270,34 @@ static void departing_add(struct shim *s, const char *id)
 	}
 }
 
-/* A member's create or restore succeeded in the guest after its shim went
- * away (killed mid-create): nobody owns that container, so it goes. Sent
- * without waiting (this runs in the channel's reply callback); its answer
- * is dropped, and its late events with the departing id. */
-static void orphan_gone(struct shim *s, const char *id)
-{
-	Cocoon__Request req;
-	Cocoon__SignalRequest sr;
-	agent_signal_request(&req, &sr, id, SIGKILL, true);
-	if (agent_send_request(&s->sb.agent, &req, NULL) < 0)
-		return; /* the channel is gone, and the VM with it */
-	departing_add(s, id);
-}
-
 void shim_forward_reply(struct shim *s, struct shim_forward *f, const Cocoon__Response *r)
 {
 	_cleanup_error_ struct error *err = NULL;
 	struct shim_client *c = client_of_fd(s, f->client_fd);
 	f->active = false;
+	if (f->gone_kill) {
+		/* Refused (no such container: it had ended and been freed):
+		 * no exit will come, nothing departs. */
+		char *gone = shim_find_departing(s, f->member);
+		if (gone && agent_check_reply(&s->sb.agent, f->kind, r, NULL) < 0)
+			gone[0] = 0;
+		return;
+	}
 	if (agent_check_reply(&s->sb.agent, f->kind, r, &err) < 0) {
-		if (c && f->kind != COCOON__REQUEST__BODY_CHECKPOINT)
+		if (c && joining_kind(f->kind))
 			member_unregister(c);
 		shim_reply_error(f->client_fd, f->client_req_id, err);
 		return;
 	}
-	if (!c && f->kind != COCOON__REQUEST__BODY_CHECKPOINT) {
-		orphan_gone(s, f->member);
+	/* A member's create or restore succeeded in the guest after its
+	 * shim went away (killed mid-create): nobody owns that container,
+	 * so it goes; its late events are dropped with the departing id. */
+	if (!c && joining_kind(f->kind)) {
+		shim_member_gone(s, f->member);
 		return;
 	}
+	if (c && f->update_mib >= 0)
+		c->member_mib = f->update_mib;
 	Cocoon__Response out = *r;
 	out.id = f->client_req_id;
 	shim_send_to_client(f->client_fd, &out);
@@ -267,7 +306,7 @@ void shim_forward_reply(struct shim *s, struct shim_forward *f, const Cocoon__Re
 int shim_forward_check_deadlines(struct shim *s)
 {
 	int next = -1;
-	for (int i = 0; i < SHIM_MAX_CLIENTS; i++) {
+	for (int i = 0; i < SHIM_MAX_FORWARDS; i++) {
 		struct shim_forward *f = &s->fwd[i];
 		if (!f->active)
 			continue;
@@ -276,14 +315,19 @@ int shim_forward_check_deadlines(struct shim *s)
 			next = next < 0 || left < next ? (int)left : next;
 			continue;
 		}
+		f->active = false;
+		if (f->gone_kill)
+			continue; /* nobody waits: the id stays departing */
 		_cleanup_error_ struct error *err = NULL;
 		struct shim_client *c = client_of_fd(s, f->client_fd);
-		if (c && f->kind != COCOON__REQUEST__BODY_CHECKPOINT)
+		if (c && joining_kind(f->kind))
 			member_unregister(c);
-		error_setx(&err, ETIMEDOUT, "%s: the agent did not answer in time",
-			   proto_request_name(f->kind));
+		error_setx(&err, ETIMEDOUT, "%s %s: the agent did not answer within %lld ms",
+			   proto_request_name(f->kind), f->member,
+			   joining_kind(f->kind) || f->kind == COCOON__REQUEST__BODY_CHECKPOINT
+				   ? (long long)SHIM_CHECKPOINT_TIMEOUT_MS
+				   : (long long)SHIM_MEMBER_CALL_TIMEOUT_MS);
 		shim_reply_error(f->client_fd, f->client_req_id, err);
-		f->active = false;
 	}
 	return next;
 }
@@ -291,11 +335,9 @@ int shim_forward_check_deadlines(struct shim *s)
 void shim_handle_member_request(struct shim *s, struct shim_client *c, Cocoon__Request *req)
 {
 	_cleanup_error_ struct error *err = NULL;
-	Cocoon__Response *resp = NULL;
 	char **slot = request_id_slot(req);
-	uint64_t cid = req->id; /* agent_call gives req an id of its own */
-	bool joining = req->body_case == COCOON__REQUEST__BODY_CREATE ||
-		       req->body_case == COCOON__REQUEST__BODY_RESTORE;
+	uint64_t cid = req->id; /* the agent's request gets an id of its own */
+	bool joining = joining_kind(req->body_case);
 
 	if (!slot || !*slot) {
 		error_setx(&err, EOPNOTSUPP, "request not supported from a pod member");
@@ -319,40 +361,38 @@ void shim_handle_member_request(struct shim *s, struct shim_client *c, Cocoon__R
 	char *client_id = *slot;
 	*slot = c->member;
 	if (req->body_case == COCOON__REQUEST__BODY_STDIN ||
-	    req->body_case == COCOON__REQUEST__BODY_RESIZE) {
+	    req->body_case == COCOON__REQUEST__BODY_RESIZE)
 		(void)agent_send_oneway(&s->sb.agent, req, NULL); /* as the shim's own stdin */
-		*slot = client_id;
-		return;
-	}
-	if (shim_update_check(s, c, req, &err) < 0) {
-		*slot = client_id;
+	else if (shim_update_check(s, c, req, &err) < 0)
 		shim_reply_error(c->fd, cid, err);
-		return;
-	}
-	if (joining || req->body_case == COCOON__REQUEST__BODY_CHECKPOINT) {
+	else
 		forward_start(s, c, req, cid);
-		*slot = client_id;
-		return;
-	}
-	int r = agent_call(&s->sb.agent, req, &resp, SHIM_CALL_TIMEOUT_MS, &err);
 	*slot = client_id;
-	if (r < 0) {
-		shim_reply_error(c->fd, cid, err);
-		return;
-	}
-	if (req->body_case == COCOON__REQUEST__BODY_UPDATE && req->update->set_memory &&
-	    req->update->resources)
-		c->member_mib = shim_mib_of(req->update->resources->memory_limit);
-	resp->id = cid;
-	shim_send_to_client(c->fd, resp);
-	cocoon__response__free_unpacked(resp, NULL);
 }
 
 /* A member's shim went away (its container ended, or delete --force): its
  * container must not outlive it in the VM. */
 void shim_member_gone(struct shim *s, const char *id)
 {
-	if (agent_signal(&s->sb.agent, id, SIGKILL, true, 5000, NULL) < 0)
-		return; /* no such container: it has ended (and been freed) already */
+	Cocoon__Request req;
+	Cocoon__SignalRequest sr;
+	/* Sent, not waited for (this may run in the channel's reply
+	 * callback, and a guest that swallowed it held the keeper 5 s per
+	 * member that left); its answer comes to shim_forward_reply. */
+	agent_signal_request(&req, &sr, id, SIGKILL, true);
+	int64_t aid = agent_send_request(&s->sb.agent, &req, NULL);
+	if (aid < 0)
+		return; /* the channel is gone, and the VM with it */
 	departing_add(s, id);
+	struct shim_forward *f = forward_slot(s, NULL, req.body_case, NULL);
+	if (!f)
+		return; /* its refusal is not seen: the id departs until its wait ends */
+	*f = (struct shim_forward){.active = true,
+				   .kind = req.body_case,
+				   .agent_id = (uint64_t)aid,
+				   .client_fd = -1,
+				   .deadline_ms = now_ms() + MEMBER_GONE_WAIT_MS,
+				   .update_mib = -1,
+				   .gone_kill = true};
+	snprintf(f->member, sizeof(f->member), "%s", id);
 }

@@ -21,16 +21,21 @@ struct shim_client {
 	int member_mib;	 /* that container's memory limit, MiB (0: none) */
 };
 
-/* A pod member's long request (checkpoint, create, restore) that the
- * sandbox's shim forwarded without waiting for its reply: it serves the
- * pod's other containers meanwhile, and hands the reply on when it comes. */
+/* A pod member's request that the keeper sent on without waiting for its
+ * reply: every one (a guest that swallowed a member's stats ask, or its
+ * pause, held the keeper in a wait, and with it every container of the
+ * pod), not only the long ones (checkpoint, create, restore). The keeper
+ * serves the pod meanwhile, and hands the reply on when it comes, or an
+ * error at deadline_ms. */
 struct shim_forward {
 	bool active;
 	Cocoon__Request__BodyCase kind;
 	uint64_t agent_id, client_req_id;
-	int client_fd; /* -1 once that member's shim went away */
+	int client_fd; /* -1 once that member's shim went away (or none asked) */
 	long long deadline_ms;
 	char member[65]; /* the container it is for */
+	int update_mib;	 /* UPDATE of the memory limit: the new one, MiB (-1: none) */
+	bool gone_kill;	 /* the SIGKILL of a member whose shim went (shim_member_gone) */
 };
 
 struct shim_exec {
@@ -68,7 +73,7 @@ struct shim {
 	 * from, the sandbox's own limit, and the VM's vCPUs. */
 	int pod_room_mib, own_mib, vcpus;
 	char pod_room_source[200];
-	struct shim_forward fwd[SHIM_MAX_CLIENTS];
+	struct shim_forward fwd[SHIM_MAX_FORWARDS];
 	bool agent_gone; /* the channel closed: no reply will come */
 	/* A whole-VM checkpoint without --leave-running left the VM stopped
 	 * until its file is published: then a kill ends it, a thaw lets it
