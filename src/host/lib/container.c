@@ -288,7 +288,7 @@ int container_set_paused(struct global_opts *g, const char *id, bool paused, str
 	if (st.status != want)
 		return error_setx(err, EINVAL, "%s %s: container is %s, not %s", op, id,
 				  state_status_name(st.status), state_status_name(want));
-	if ((r = container_pause(g, id, !paused, err)) < 0)
+	if (container_pause(g, id, !paused, err) < 0)
 		return error_wrap(err, "%s %s", op, id);
 	return 0;
 }
