@@ -2,7 +2,7 @@
  * own, its pod's (spec-pod.c), the engine's network namespace; and what
  * the set lacks once all of linux is read. */
 #include "spec-namespaces.h"
-#include "spec.h"
+#include "spec-bundle.h"
 #include "spec-json.h"
 #include "spec-pod.h"
 #include "cleanup.h"
