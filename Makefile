@@ -9,7 +9,8 @@ BUILD    ?= build
 ASAN     ?= build-asan
 FUZZ     ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS  = fuzz-reply fuzz-manifest fuzz-pagemap fuzz-ns fuzz-config fuzz-spec fuzz-vmsnap
+FUZZ_RUNS    ?=
+FUZZ_TARGETS ?= fuzz-reply fuzz-manifest fuzz-pagemap fuzz-ns fuzz-config fuzz-spec fuzz-vmsnap
 PREFIX   ?= /usr/local
 PYTEST   ?= /usr/bin/python3 -m pytest
 COCOON    = $(BUILD)/cocoon
@@ -58,22 +59,16 @@ $(FUZZ)/build.ninja:
 fuzz-build: setup $(FUZZ)/build.ninja
 	@ninja -C $(FUZZ)
 
-# Each target for FUZZ_SECONDS; what it learns stays in $(FUZZ)/corpus.
+# Each target for FUZZ_SECONDS, or to FUZZ_RUNS executions with FUZZ_SECONDS
+# as a cap (make fuzz FUZZ_RUNS=10000000 FUZZ_SECONDS=3600); one line per
+# target: executions, exec/s, crashes. What it learns stays in
+# $(FUZZ)/corpus, crashes go to $(FUZZ)/crashes (scripts/fuzz.sh).
 fuzz: fuzz-build
-	@for t in $(FUZZ_TARGETS); do \
-		mkdir -p $(FUZZ)/corpus/$$t $(FUZZ)/crashes; \
-		$(FUZZ)/tests/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=$(FUZZ)/crashes/ \
-			$(FUZZ)/corpus/$$t tests/fuzz/corpus/$$t || exit 1; \
-	done
+	@sh scripts/fuzz.sh long $(FUZZ) $(FUZZ_SECONDS) "$(FUZZ_RUNS)" $(FUZZ_TARGETS)
 
 # make check: the corpus kept in the repo, then a few seconds of mutation.
 fuzz-smoke: fuzz-build
-	@for t in $(FUZZ_TARGETS); do \
-		rm -rf $(FUZZ)/smoke/$$t && mkdir -p $(FUZZ)/smoke/$$t $(FUZZ)/crashes; \
-		$(FUZZ)/tests/fuzz/$$t -max_total_time=3 -artifact_prefix=$(FUZZ)/crashes/ $(FUZZ)/smoke/$$t tests/fuzz/corpus/$$t 2>$(FUZZ)/smoke/$$t.log \
-			|| { tail -30 $(FUZZ)/smoke/$$t.log; exit 1; }; \
-		echo "fuzz-smoke $$t: $$(grep -o 'Done [0-9]* runs' $(FUZZ)/smoke/$$t.log)"; \
-	done
+	@sh scripts/fuzz.sh smoke $(FUZZ) 3 - $(FUZZ_TARGETS)
 
 e2e: image
 	$(PYTEST) -v --durations=30 tests/e2e
@@ -89,13 +84,13 @@ bench: image
 bench-quick: image
 	/usr/bin/python3 bench/bench.py --quick --out $(BUILD)/bench-quick.json
 
-# VM templates alone (issue 18): template boot and restore beside cold boot,
+# VM templates alone: template boot and restore beside cold boot,
 # cold restore and host runc, at 16, 64 and 256 MiB; recorded under
 # "template_run" in bench/results.json, the full run's figures kept.
 bench-template: image
 	/usr/bin/python3 bench/bench.py --template-only --record bench/results.json --out $(BUILD)/bench-template.json
 
-# Whole-VM checkpoints alone (issue 18): whole-VM checkpoint and restore
+# Whole-VM checkpoints alone: whole-VM checkpoint and restore
 # beside the CRIU route, the template restore and host runc, at 16, 64
 # and 256 MiB; recorded under "vmsnap_run" in bench/results.json, the
 # full run's figures kept.
@@ -108,12 +103,12 @@ bench-vmsnap: image
 bench-variants: image
 	/usr/bin/python3 bench/bench.py --variants-only --sizes 64 --runs 2 $(if $(CRIU_IMAGE),--criu-image $(CRIU_IMAGE)) --out $(BUILD)/bench-variants.json
 
-# The network alone (issue 14): host -> container stream and round trip,
+# The network alone: host -> container stream and round trip,
 # cocoon, cocoon's tap alone and runc side by side (bench/netbench.py).
 bench-network: image
 	/usr/bin/python3 bench/bench.py --network-only --out $(BUILD)/bench-network.json
 
-# The pod keeper's cost (issue 16): create and delete time, cocoon's host
+# The pod keeper's cost: create and delete time, cocoon's host
 # processes' RSS and PSS, with and without the keeper, side by side, with
 # real VMs and with the hostile tier's fake VMM (bench/keeper.py).
 bench-keeper: image

@@ -15,12 +15,15 @@ Checked:
     checked too), except error_set/error_setx/error_wrap, whose result is
     only the code for `return error_set(...)`;
   - the system calls and libc functions below, whose failure leaves state
-    other than the caller expects: data written, descriptors, mounts,
-    names, identity, capabilities, signals, sockets.
+    other than the caller expects: data written, descriptors (fcntl's
+    flags among them), mounts, names, identity, capabilities, signals,
+    sockets, the environment a child inherits.
 Left out on purpose: close, unlink, rmdir, mkdir, kill, waitpid, munmap
 and fflush/fprintf (clean-up and reporting paths, where a failure has no
-better answer than the one already taken), and calls that cannot fail with
-valid arguments (sigemptyset, sigaddset, fcntl's F_GETFD).
+better answer than the one already taken; a mkdir that fails shows in the
+open or mount of the path next), snprintf (a cut path is the caller's to
+check: path_fmt in fdio.h), and calls that cannot fail with valid
+arguments (sigemptyset, sigaddset).
 
 clang-tidy 14 does not look at the statement right after a label
 (`fail: f();`), so those are matched here by their text.
@@ -45,7 +48,7 @@ symlink symlinkat link linkat mknod mkfifo fsync fdatasync syncfs setrlimit
 prlimit prctl sethostname setdomainname setns unshare sigaction sigprocmask
 pthread_sigmask setsockopt bind listen connect send sendmsg sendto fwrite
 fread utimensat futimens truncate asprintf vasprintf timerfd_settime
-epoll_ctl seccomp_load seccomp_rule_add capset mprotect
+epoll_ctl seccomp_load seccomp_rule_add capset mprotect setenv unsetenv fcntl
 """.split()
 
 NOT_CHECKED = {"error_set", "error_setx", "error_wrap"}

@@ -10,7 +10,7 @@ libprotobuf-c-dev protobuf-c-compiler libjson-c-dev libcmocka-dev libxxhash-dev 
 libnl-3-dev libnl-route-3-dev libzstd-dev
 qemu-system-x86 criu busybox-static cpio kmod xz-utils iproute2 iptables tar gzip
 python3 python3-pytest clang libclang-rt-14-dev clang-tools-14
-containerd runc
+containerd runc podman catatonit
 shellcheck codespell clang-format clang-tidy
 "
 # Why each group is here:
@@ -26,7 +26,8 @@ shellcheck codespell clang-format clang-tidy
 #           busybox-static (guest shell and test payload helper), cpio, kmod
 #           (depmod/modprobe to resolve module deps), xz-utils (vmlinux
 #           extraction), iproute2 + iptables (CRIU calls them in the guest)
-#   tests:  python3-pytest (e2e), containerd + runc (engine tests), clang +
+#   tests:  python3-pytest (e2e), containerd + runc + podman (engine tests;
+#           catatonit is the init of podman's pod infra image), clang +
 #           libclang-rt-14-dev (libFuzzer targets: make fuzz, make fuzz-smoke)
 #   lint:   shellcheck, codespell, clang-format (make lint, part of make check),
 #           clang-tidy (scripts/check-results.py: results not dropped silently),

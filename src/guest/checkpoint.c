@@ -235,7 +235,7 @@ static struct ckpt_ctx *ckpt_ctx_new(struct agent *a, uint64_t id, struct agent_
 		ckpt_free(x);
 		return NULL;
 	}
-	snprintf(x->shared, sizeof(x->shared), CKPT_SHARED_SUBDIR "/%s", req->checkpoint_id);
+	snprintf(x->shared, sizeof(x->shared), COCOON_CHECKPOINTS_DIR "/%s", req->checkpoint_id);
 	if (x->stream)
 		x->route_name = "stream";
 	if (x->route == ROUTE_DIRECT9P)
@@ -251,8 +251,8 @@ static struct ckpt_ctx *ckpt_ctx_new(struct agent *a, uint64_t id, struct agent_
  * left in the shared one; false once the failure is answered. */
 static bool ckpt_make_image_dir(struct ckpt_ctx *x, const struct agent_container *c)
 {
-	ckpt_ensure_dir(x->a->ckpt_dir);
-	mkdir(AGENT_SHARED_DIR "/" CKPT_SHARED_SUBDIR, 0700);
+	(void)mkdir_p(x->a->ckpt_dir, 0700, NULL); /* a failure shows in the next step's */
+	mkdir(AGENT_SHARED_DIR "/" COCOON_CHECKPOINTS_DIR, 0700);
 	/* What a first try left there (the host asks again after ESTALE). The
 	 * directory itself may be the host's mount point: it stays then. */
 	char dst[300];
@@ -420,13 +420,13 @@ static bool ckpt_start_dump(struct ckpt_ctx *x, struct agent_container *c,
 				      .n_ns_fds = 3};
 	ckpt_guard_dump(x, c);
 	o.cgroup = x->limit.path[0] ? x->limit.path : NULL;
-	x->t0 = agent_now_ms();
+	x->t0 = now_ms();
 	x->next_progress_ms = x->t0 + CKPT_PROGRESS_MS;
 	if (req->fault && *req->fault)
-		setenv(CRIU_FAULT_ENV, req->fault, 1); /* inherited by CRIU only */
+		(void)setenv(COCOON_FAULT_ENV, req->fault, 1); /* for CRIU; unset: no fault */
 	x->criu = agent_job_start_ex(x->a, av->args, &o, ckpt_dump_done, x, &e);
 	ckpt_pod_namespaces_close(pod_ns);
-	unsetenv(CRIU_FAULT_ENV);
+	(void)unsetenv(COCOON_FAULT_ENV); /* cannot fail: a valid name */
 	if (x->criu < 0) {
 		agent_send_error(x->a, x->req_id, e->code, "checkpoint %s: %s", c->id, e->msg);
 		return false;

@@ -4,7 +4,7 @@
  *
  * - Processes of the container outside its init's tree: CRIU dumps the
  *   tree of the container's init only, and would leave them out without a
- *   word (issue 17, case 3). `exec` hands its processes to the init
+ *   word. `exec` hands its processes to the init
  *   (execs.h), so this is only an exec caught between its two forks.
  * - Deleted files (and directories) held open on a 9p share: the
  *   container's root filesystem or a volume (a bind mount of a host path).

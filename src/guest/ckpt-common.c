@@ -27,21 +27,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-/* mkdir -p, for runtime.guest_checkpoint_dir. */
-void ckpt_ensure_dir(const char *path)
-{
-	char buf[128];
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p == '/') {
-			*p = 0;
-			mkdir(buf, 0700);
-			*p = '/';
-		}
-	}
-	mkdir(buf, 0700);
-}
-
 /* Reads the few fields we report from CRIU's stats_entry (criu/images/
  * stats.proto): dump = 1 { freezing_time 1, frozen_time 2, memdump_time 3,
  * memwrite_time 4, pages_scanned 5, pages_skipped_parent 6, pages_written 7 },

@@ -21,8 +21,6 @@
  * limits.checkpoint_silence_ms without one (src/host/shim/shim.h). ms. */
 #define CKPT_PROGRESS_MS 1000
 
-/* mkdir -p PATH (up to 127 bytes), for runtime.guest_checkpoint_dir. */
-void ckpt_ensure_dir(const char *path);
 /* Fills ST from CRIU's stats-dump or stats-restore file at PATH; fields it
  * cannot read stay as they were. */
 void criu_read_stats(const char *path, Cocoon__CriuStats *st);

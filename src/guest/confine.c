@@ -15,6 +15,7 @@
  */
 #include "confine.h"
 #include "cleanup.h"
+#include "contract.h"
 
 #include <fcntl.h>
 #include <linux/capability.h>
@@ -329,7 +330,7 @@ int confine_seccomp_load(const Cocoon__Seccomp *sc, char *msg, size_t msg_size)
  * nosuid, nodev or noexec, which a mount copied into a less privileged
  * mount namespace keeps locked (mount_namespaces(7)). Empty and read-only,
  * it has nothing those flags would guard. */
-#define EMPTY_RO_DIR "/run/cocoon/empty"
+#define EMPTY_RO_DIR COCOON_GUEST_RUN_DIR "/empty"
 
 /* 0, or a negative errno: then a masked directory would come back as a
  * writable directory of the guest's, so the restore must not go on. */

@@ -170,7 +170,8 @@ child_exec(int sync_fd, int start_fd, const Cocoon__ProcessSpec *p, const Cocoon
 	for (size_t i = 0; i < p->n_env; i++)
 		putenv(p->env[i]);
 	if (!getenv("PATH"))
-		setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);
+		(void)setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+			     1); /* without it, execvp's own default */
 	/* protobuf-c arrays carry a count, not a NULL terminator. */
 	char **argv = calloc(p->n_args + 1, sizeof(char *));
 	if (!argv)

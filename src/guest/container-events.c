@@ -78,7 +78,8 @@ static void forward_output(struct agent *a, struct agent_container *c, struct ag
 	Cocoon__OutputEvent ev = COCOON__OUTPUT_EVENT__INIT;
 	ev.id = c->id;
 	ev.exec_id = p->exec_id;
-	ev.stream = (uint32_t)which + 1;
+	ev.stream = which == 1 ? COCOON__OUTPUT_STREAM__OUTPUT_STDERR
+			       : COCOON__OUTPUT_STREAM__OUTPUT_STDOUT;
 	ev.data.data = (uint8_t *)buf;
 	ev.data.len = (size_t)n;
 	resp.body_case = COCOON__RESPONSE__BODY_OUTPUT;

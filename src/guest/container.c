@@ -116,7 +116,7 @@ void container_proc_register(struct agent_proc *p, pid_t pid, enum proc_phase ph
 	p->terminal = terminal;
 	p->pending_id = pending_id;
 	p->exec_awaited = phase == PROC_STARTING;
-	fcntl(p->sync_fd, F_SETFL, O_NONBLOCK);
+	(void)fcntl(p->sync_fd, F_SETFL, O_NONBLOCK); /* cannot fail on an open fd */
 }
 
 void container_stdio_close_child(struct container_stdio *p)
@@ -128,7 +128,6 @@ void container_stdio_close_child(struct container_stdio *p)
 
 int container_stdio_open(struct container_stdio *p, const Cocoon__ProcessSpec *proc)
 {
-	int in[2], o[2], e[2];
 
 	if (proc->terminal) {
 		int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
@@ -141,8 +140,8 @@ int container_stdio_open(struct container_stdio *p, const Cocoon__ProcessSpec *p
 		p->agent_in = master;
 		p->agent_out = dup(master);
 		p->agent_err = -1;
-		fcntl(p->agent_out, F_SETFD, FD_CLOEXEC);
-		fcntl(master, F_SETFL, O_NONBLOCK);
+		(void)fcntl(p->agent_out, F_SETFD, FD_CLOEXEC); /* cannot fail on an open fd */
+		(void)fcntl(master, F_SETFL, O_NONBLOCK);	/* cannot fail on an open fd */
 		/* The host bounded the size (spec.c): nothing here can fail
 		 * but the ioctl on a pty just made. */
 		(void)terminal_set_size(master, proc->console_size);
@@ -150,17 +149,13 @@ int container_stdio_open(struct container_stdio *p, const Cocoon__ProcessSpec *p
 	}
 	/* Pipes, never files: CRIU cannot restore a task holding a regular
 	 * file whose size changed since the dump. */
-	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(o, O_CLOEXEC) < 0 || pipe2(e, O_CLOEXEC) < 0)
-		return -errno;
-	p->child[0] = in[0];
-	p->child[1] = o[1];
-	p->child[2] = e[1];
-	p->agent_in = in[1];
-	p->agent_out = o[0];
-	p->agent_err = e[0];
-	fcntl(in[1], F_SETFL, O_NONBLOCK);
-	fcntl(o[0], F_SETFL, O_NONBLOCK);
-	fcntl(e[0], F_SETFL, O_NONBLOCK);
+	int agent[3];
+	int r = stdio_pipes_open(p->child, agent);
+	if (r < 0)
+		return r;
+	p->agent_in = agent[0];
+	p->agent_out = agent[1];
+	p->agent_err = agent[2];
 	return 0;
 }
 
@@ -212,10 +207,10 @@ int container_share_dir(const char *tag, const char *path, char *out, size_t siz
 	struct stat here, parent;
 	if (strchr(tag, '/') || strlen(tag) > 32 || !valid_share_path(path))
 		return -EINVAL;
-	snprintf(share, sizeof(share), "/run/cocoon/%s", tag);
-	mkdir("/run/cocoon", 0711);
+	snprintf(share, sizeof(share), COCOON_GUEST_RUN_DIR "/%s", tag);
+	mkdir(COCOON_GUEST_RUN_DIR, 0711);
 	mkdir(share, 0700);
-	if ((stat(share, &here) < 0 || stat("/run/cocoon", &parent) < 0 ||
+	if ((stat(share, &here) < 0 || stat(COCOON_GUEST_RUN_DIR, &parent) < 0 ||
 	     here.st_dev == parent.st_dev) &&
 	    agent_mount_9p(tag, share, 0, "mmap") < 0)
 		return -errno;
@@ -242,7 +237,7 @@ static int mount_rootfs(struct agent_container *c, const Cocoon__ContainerSpec *
 			char *msg, size_t msg_size)
 {
 	const char *tag = s->rootfs_tag, *path = s->rootfs_path;
-	char dir[sizeof(AGENT_CONTAINER_DIR) + AGENT_ID_MAX + 1];
+	char dir[sizeof(AGENT_CONTAINER_DIR) + COCOON_ID_MAX + 1];
 	snprintf(dir, sizeof(dir), AGENT_CONTAINER_DIR "/%s", c->id);
 	/* Passable for a container in a user namespace (init.c). */
 	mkdir(AGENT_CONTAINER_DIR, 0711);
@@ -318,7 +313,7 @@ static int mount_volumes(struct agent *a)
 {
 	if (a->volumes_mounted)
 		return 0;
-	mkdir("/run/cocoon", 0711);
+	mkdir(COCOON_GUEST_RUN_DIR, 0711);
 	mkdir(COCOON_GUEST_VOLUMES_DIR, 0700); /* under the share's root (volumes.c) */
 	int r = a->virtiofs
 			? mount(COCOON_TAG_VOLUMES, COCOON_GUEST_VOLUMES_DIR, "virtiofs", 0, NULL)
@@ -338,7 +333,8 @@ static int container_note_binds(struct agent *a, struct agent_container *c,
 	 * which mount_rootfs mounted (host/pod.h). */
 	char pod_volumes[128] = "";
 	if (s->join_container && *s->join_container)
-		snprintf(pod_volumes, sizeof(pod_volumes), AGENT_POD_DIR "/%s/volumes/", c->id);
+		snprintf(pod_volumes, sizeof(pod_volumes), COCOON_GUEST_POD_DIR "/%s/volumes/",
+			 c->id);
 	for (size_t i = 0; i < s->n_mounts; i++) {
 		const Cocoon__Mount *m = s->mounts[i];
 		if (strcmp(m->type, "bind") != 0)
@@ -354,8 +350,8 @@ static int container_note_binds(struct agent *a, struct agent_container *c,
 				 m->destination, m->source ? m->source : "(none)");
 			return -EINVAL;
 		}
-		if (c->n_binds == AGENT_MAX_BINDS) {
-			snprintf(msg, msg_size, "at most %d bind mounts", AGENT_MAX_BINDS);
+		if (c->n_binds == COCOON_MAX_BINDS) {
+			snprintf(msg, msg_size, "at most %d bind mounts", COCOON_MAX_BINDS);
 			return -E2BIG;
 		}
 		int r = in_pod ? 0 : mount_volumes(a);

@@ -8,83 +8,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "agent.h"
 #include "proto.h"
-
-#define AGENT_MAX_CONTAINERS 16
-#define AGENT_MAX_PROCS 16 /* the init plus execs, per container */
-#define AGENT_CONTAINER_DIR "/run/cocoon/c"
-#define AGENT_ID_MAX COCOON_ID_MAX
-#define AGENT_MAX_BINDS COCOON_MAX_BINDS
-#define AGENT_POD_DIR COCOON_GUEST_POD_DIR
-
-struct agent;
-
-enum proc_phase {
-	PROC_SETUP,    /* child is building the container; awaiting "ready" */
-	PROC_CREATED,  /* waiting for start */
-	PROC_STARTING, /* start sent; awaiting exec result */
-	PROC_RUNNING,
-	PROC_EXITED,
-};
-
-struct agent_proc {
-	bool used;
-	char exec_id[AGENT_ID_MAX + 1]; /* "" for the container's init */
-	pid_t pid;
-	enum proc_phase phase;
-	/* Start or exec was sent. An EOF on sync_fd then means the exec
-	 * happened, even when the process already exited and was reaped
-	 * (phase PROC_EXITED) before the agent read that EOF. */
-	bool exec_awaited;
-	int sync_fd;  /* child -> agent: "\0" ready, error text, EOF = exec'd */
-	int start_fd; /* agent -> child: one byte = start */
-	int stdin_fd;
-	int out_fd[2]; /* stdout, stderr (or the pty master in out_fd[0]) */
-	bool terminal;
-	int wait_status;
-	/* An exec: a child of the container's init, not of the agent
-	 * (execs.h). Its sync fd is a socket on which it sends its pidfd
-	 * first; the pidfd says when it ended, the kernel's exit event (or
-	 * its zombie) how. */
-	bool sync_socket;
-	int pidfd; /* -1 until received */
-	bool end_known;
-	int end_status;
-	uint64_t pending_id; /* request waiting on this process, 0 if none */
-	char sync_msg[512];
-	size_t sync_len;
-};
-
-struct agent_container {
-	bool used;
-	char id[AGENT_ID_MAX + 1];
-	char cgroup[128];
-	char rootfs[128];
-	bool paused;
-	bool checkpointing;
-	/* Bind mounts of host paths, from the volumes share: CRIU sees them as
-	 * external mounts, keyed by destination (as runc does). */
-	char *bind_dests[AGENT_MAX_BINDS];
-	char *bind_sources[AGENT_MAX_BINDS];
-	size_t n_binds;
-	/* linux.resources, for the cgroup: at create, and once a restore has
-	 * put the tasks back (CRIU itself runs in the cgroup meanwhile). */
-	Cocoon__Resources limits;
-	bool has_limits;
-	/* The spec mounts a tmpfs on /dev: CRIU treats it as external, and a
-	 * restore gets a fresh one (docs/checkpoint.md). */
-	bool dev_tmpfs;
-	/* The spec mounts a tmpfs on /dev/shm: left out of a dump while it is
-	 * empty (see shm_watch in checkpoint.c). */
-	bool shm_tmpfs;
-	/* The spec asks for a network namespace: loopback only, made afresh
-	 * at restore. CRIU runs inside it (see checkpoint_handle in checkpoint.c). */
-	bool own_netns;
-	/* A copy of the spec it was made from: exec applies its seccomp
-	 * filter, checkpoints read its masked paths. */
-	Cocoon__ContainerSpec *spec;
-	struct agent_proc procs[AGENT_MAX_PROCS]; /* [0] is the init */
-};
 
 struct agent_container *container_find(struct agent *a, const char *id);
 struct agent_container *container_new(struct agent *a, const char *id,

@@ -182,7 +182,7 @@ static int follow_pages(int sdir, int ddir, int done_fd, struct growing_file *g,
 int copy_tree_main(const char *src, const char *dst, int done_fd, pid_t writer, bool like_cp)
 {
 	stream_writer = writer;
-	/* The seed's baseline copied like cp(1): 128 KiB at a time. */
+	/* ROUTE_SEED's baseline copies like cp(1): 128 KiB at a time. */
 	if (like_cp) {
 		copy_buf_size = 128 * 1024;
 		copy_like_cp = true;

@@ -31,7 +31,7 @@
 #include <sys/stat.h>
 
 #define MOUNTS_FILE "cocoon-mounts"
-#define ACTION_LINK "/run/cocoon/" CRIU_ACTION_NAME
+#define ACTION_LINK COCOON_GUEST_RUN_DIR "/" CRIU_ACTION_NAME
 
 /* A setting from the host, one "name[ value]" line: checked again here,
  * since a stray newline would smuggle in a second option. */
@@ -220,7 +220,7 @@ static bool proc_comm(pid_t pid, char *buf, size_t size)
 /* The e2e tests' faults (criu-conf.h), at the stage they name. */
 static void inject_fault(const char *action)
 {
-	const char *fault = getenv(CRIU_FAULT_ENV), *colon = fault ? strchr(fault, ':') : NULL;
+	const char *fault = getenv(COCOON_FAULT_ENV), *colon = fault ? strchr(fault, ':') : NULL;
 	if (!colon || strncmp(fault, action, (size_t)(colon - fault)) != 0 ||
 	    action[colon - fault] != 0)
 		return;

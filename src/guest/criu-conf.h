@@ -20,7 +20,7 @@ int criu_conf_write(const char *path, const struct agent *a, const struct agent_
 
 /* Fault injection for the e2e tests ("" for none), done by the action
  * script, which CRIU runs with the agent's environment: the agent puts the
- * fault in CRIU_FAULT_ENV for the CRIU job only. "STAGE:WHAT", STAGE a CRIU
+ * fault in COCOON_FAULT_ENV for the CRIU job only. "STAGE:WHAT", STAGE a CRIU
  * action (post-dump, post-restore), WHAT "stall": the script makes
  * CRIU_FAULT_REACHED in the shared directory (the host's tests wait for it
  * before they act on the stalled run), then waits until CRIU is gone, so
@@ -28,7 +28,6 @@ int criu_conf_write(const char *path, const struct agent *a, const struct agent_
  * progress watch must end it; or (post-restore only) "kill":
  * the script SIGKILLs the restored init before CRIU resumes the tree, as an
  * OOM kill would. True when FAULT is "" or one of those. */
-#define CRIU_FAULT_ENV COCOON_FAULT_ENV
 #define CRIU_FAULT_REACHED "cocoon-fault-reached"
 bool criu_fault_valid(const char *fault, bool dump);
 /* At dump: the per-mount flags of every mount of pid, into the images. */

@@ -70,7 +70,8 @@ static void save_log_to_shared(struct ckpt_ctx *x, const char *name)
 {
 	char src[300], dst[300];
 	snprintf(src, sizeof(src), "%s/%s", x->img, name);
-	snprintf(dst, sizeof(dst), AGENT_SHARED_DIR "/" CKPT_SHARED_SUBDIR "/%s.%s", x->ckid, name);
+	snprintf(dst, sizeof(dst), AGENT_SHARED_DIR "/" COCOON_CHECKPOINTS_DIR "/%s.%s", x->ckid,
+		 name);
 	/* On the stack: this may run while the guest is short of memory. */
 	char buf[64 * 1024];
 	_cleanup_close_ int in = open(src, O_RDONLY | O_CLOEXEC);
@@ -161,7 +162,7 @@ static void ckpt_finish(struct ckpt_ctx *x)
 		reply.stats = &x->stats;
 		reply.dump_ms = (uint64_t)x->dump_ms;
 		/* What the copy added after the dump ended. */
-		reply.copy_ms = (uint64_t)(agent_now_ms() - x->t0 - x->dump_ms);
+		reply.copy_ms = (uint64_t)(now_ms() - x->t0 - x->dump_ms);
 		reply.copy_overlapped = x->followed;
 		ckpt_reply_memory(x, &reply);
 		resp.id = x->req_id;
@@ -230,7 +231,7 @@ static void ckpt_copy_done(struct agent_job *job, int status)
  * deadline. */
 static void ckpt_progress(struct ckpt_ctx *x, const struct agent_job *job)
 {
-	long long now = agent_now_ms();
+	long long now = now_ms();
 	if (now < x->next_progress_ms)
 		return;
 	x->next_progress_ms = now + CKPT_PROGRESS_MS;
@@ -271,7 +272,7 @@ void ckpt_watch(struct agent_job *job)
 		if (asprintf(&x->stop_reason, "task %d of the container ended during the dump (%s)",
 			     dead.pid, guard_describe_end(dead.status, how, sizeof(how))) < 0)
 			x->stop_reason = NULL;
-	} else if (guard_stalled(&x->guard, sig, agent_now_ms(), CRIU_STALL_MS)) {
+	} else if (guard_stalled(&x->guard, sig, now_ms(), CRIU_STALL_MS)) {
 		if (asprintf(&x->stop_reason,
 			     "CRIU made no progress for %d s (no CPU time used, nothing written)",
 			     CRIU_STALL_MS / 1000) < 0)
@@ -389,8 +390,8 @@ void ckpt_dump_done(struct agent_job *job, int status)
 
 	x->dump_finished = true;
 	x->criu = 0;
-	x->dump_ms = agent_now_ms() - x->t0;
-	snprintf(log, sizeof(log), "%s/dump.log", x->img);
+	x->dump_ms = now_ms() - x->t0;
+	snprintf(log, sizeof(log), "%s/" COCOON_DUMP_LOG, x->img);
 	if (job->timed_out || x->stop_reason || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		if (x->copier > 0)
 			kill(x->copier, SIGKILL);

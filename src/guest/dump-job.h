@@ -8,8 +8,6 @@
 #include "dump-limit.h"
 #include "guard.h"
 
-#define CKPT_SHARED_SUBDIR COCOON_CHECKPOINTS_DIR
-
 /* The schema's CheckpointRoute values (proto/cocoon.proto), by short name. */
 #define ROUTE_COCOON COCOON__CHECKPOINT_ROUTE__ROUTE_COCOON
 #define ROUTE_FLOOR COCOON__CHECKPOINT_ROUTE__ROUTE_FLOOR
@@ -22,16 +20,16 @@
 struct ckpt_ctx {
 	struct agent *a;
 	uint64_t req_id;
-	char cid[AGENT_ID_MAX + 1];
-	char ckid[AGENT_ID_MAX + 1];
+	char cid[COCOON_ID_MAX + 1];
+	char ckid[COCOON_ID_MAX + 1];
 	char img[256]; /* guest tmpfs */
 	/* "checkpoints/<checkpoint id>", relative to the shared dir */
-	char shared[sizeof(CKPT_SHARED_SUBDIR) + AGENT_ID_MAX + 1];
+	char shared[sizeof(COCOON_CHECKPOINTS_DIR) + COCOON_ID_MAX + 1];
 	bool leave_running;
 	bool keep;
 	bool froze;		       /* we froze it for an exit-mode checkpoint */
 	Cocoon__CheckpointRoute route; /* bench_route of the request */
-	char parent[AGENT_ID_MAX + 1];
+	char parent[COCOON_ID_MAX + 1];
 	long long t0, dump_ms;
 	Cocoon__CriuStats stats;
 	/* The copy to the shared directory runs beside CRIU (--follow). */

@@ -8,7 +8,7 @@
  * grew after it), the whole guest ran short. The kernel then reclaimed every
  * page it could, the agent and CRIU faulting their own code back in, before
  * its OOM killer chose; on a slow or busy host that took minutes, and the
- * dump ran into its 10-minute deadline (CI, issue 12). With the limit the
+ * dump ran into its 10-minute deadline. With the limit the
  * shortage stays inside CRIU's cgroup: the kernel's OOM killer there has only
  * CRIU (and what CRIU forked) to choose from, at once, and the guest keeps
  * the reserve meanwhile. */

@@ -1,5 +1,5 @@
-/* Processes started with `exec` belong to the container's process tree
- * (issue 17, case 3), so that a checkpoint takes them with the rest.
+/* Processes started with `exec` belong to the container's process tree,
+ * so that a checkpoint takes them with the rest.
  *
  * CRIU dumps the tree under the container's init (`criu dump -t INIT`,
  * children lists in /proc), so an exec'd process must be a descendant of

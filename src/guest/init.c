@@ -74,7 +74,7 @@ void agent_init_system(struct agent *a)
 	reroot_off_initramfs(a);
 	/* The kernel starts init with no PATH; CRIU runs iptables and ip by
 	 * name, and glibc's default path has no sbin ("exited, status=1"). */
-	setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin", 1);
+	(void)setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin", 1); /* else execvp's default */
 	mount_one(a, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	mount_one(a, "sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	mount_one(a, "devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
@@ -118,7 +118,7 @@ void agent_init_system(struct agent *a)
 	/* 0711: a container in a user namespace is "other" to the guest's root
 	 * and must pass through to its rootfs and volumes below
 	 * (docs/lifecycle.md, "User namespaces"); nothing here is listable. */
-	mkdir("/run/cocoon", 0711);
+	mkdir(COCOON_GUEST_RUN_DIR, 0711);
 	mkdir(AGENT_SHARED_DIR, 0700);
 	a->template_mode = cmdline_has(COCOON_CMDLINE_TEMPLATE);
 	if (!a->template_mode &&
@@ -195,7 +195,7 @@ int agent_open_channel(const char *path_override, struct error **err)
 	if (path_override) {
 		int fd = connect_unix(path_override, err);
 		if (fd >= 0)
-			fcntl(fd, F_SETFL, O_NONBLOCK);
+			(void)fcntl(fd, F_SETFL, O_NONBLOCK); /* cannot fail on an open fd */
 		return fd;
 	}
 	/* The port appears once virtio_console has probed; allow it a moment. */

@@ -120,7 +120,7 @@ int agent_job_start_ex(struct agent *a, char *const argv[], const struct agent_j
 		_exit(127);
 	}
 	close(p[1]);
-	fcntl(p[0], F_SETFL, O_NONBLOCK);
+	(void)fcntl(p[0], F_SETFL, O_NONBLOCK); /* cannot fail on an open fd */
 
 	struct agent_job *job = calloc(1, sizeof(*job));
 	if (!job) {
@@ -133,11 +133,11 @@ int agent_job_start_ex(struct agent *a, char *const argv[], const struct agent_j
 	job->done = done;
 	job->userdata = userdata;
 	if (o && o->timeout_ms > 0)
-		job->deadline_ms = agent_now_ms() + o->timeout_ms;
+		job->deadline_ms = now_ms() + o->timeout_ms;
 	if (o && o->watch && o->watch_ms > 0) {
 		job->watch = o->watch;
 		job->watch_ms = o->watch_ms;
-		job->next_watch_ms = agent_now_ms() + o->watch_ms;
+		job->next_watch_ms = now_ms() + o->watch_ms;
 	}
 	a->jobs[slot] = job;
 	return pid;
@@ -151,7 +151,7 @@ static void sooner(long long *next, long long in_ms)
 
 int agent_jobs_check_deadlines(struct agent *a)
 {
-	long long now = agent_now_ms(), next = -1;
+	long long now = now_ms(), next = -1;
 	for (int i = 0; i < AGENT_MAX_JOBS; i++) {
 		struct agent_job *j = a->jobs[i];
 		if (j && j->exited && j->out_fd >= 0 && now >= j->drain_until_ms) {
@@ -238,7 +238,7 @@ bool agent_job_exited(struct agent *a, pid_t pid, int status)
 		if (a->jobs[i] && a->jobs[i]->pid == pid) {
 			a->jobs[i]->exited = true;
 			a->jobs[i]->status = status;
-			a->jobs[i]->drain_until_ms = agent_now_ms() + JOB_DRAIN_MS;
+			a->jobs[i]->drain_until_ms = now_ms() + JOB_DRAIN_MS;
 			job_finish_if_done(a, i);
 			return true;
 		}

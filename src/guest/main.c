@@ -313,6 +313,21 @@ static const char *cmdline_value(const char *word, const char *key)
 	return strncmp(word, key, n) == 0 ? word + n : NULL;
 }
 
+/* A path setting from the kernel command line into out (size bytes), whole:
+ * one too long keeps the default and says so on the console (the host
+ * refuses such settings, contract.h), rather than cut it. */
+static void cmdline_path(struct agent *a, char *out, size_t size, const char *key,
+			 const char *value)
+{
+	char path[4096];
+	if (path_fmt(path, size, "%s", value) < 0) {
+		agent_log(a, "%s: %zu bytes, over %zu: ignored, %s kept", key, strlen(value),
+			  size - 1, out);
+		return;
+	}
+	memcpy(out, path, strlen(path) + 1);
+}
+
 static void parse_criu_from_cmdline(struct agent *a)
 {
 	_cleanup_fclose_ FILE *f = fopen("/proc/cmdline", "re");
@@ -323,10 +338,11 @@ static void parse_criu_from_cmdline(struct agent *a)
 		return;
 	for (char *t = strtok_r(line, " \n", &save); t; t = strtok_r(NULL, " \n", &save))
 		if ((v = cmdline_value(t, COCOON_CMDLINE_CRIU)) && v[0] == '/')
-			snprintf(a->criu_path, sizeof(a->criu_path), "%s", v);
+			cmdline_path(a, a->criu_path, sizeof(a->criu_path), COCOON_CMDLINE_CRIU, v);
 		else if ((v = cmdline_value(t, COCOON_CMDLINE_CKPTDIR)) && v[0] == '/' &&
 			 !strstr(v, ".."))
-			snprintf(a->ckpt_dir, sizeof(a->ckpt_dir), "%s", v);
+			cmdline_path(a, a->ckpt_dir, sizeof(a->ckpt_dir), COCOON_CMDLINE_CKPTDIR,
+				     v);
 }
 
 int main(int argc, char **argv)
@@ -382,7 +398,11 @@ int main(int argc, char **argv)
 			channel_fd = atoi(optarg);
 			break;
 		case 'C':
-			snprintf(a.criu_path, sizeof(a.criu_path), "%s", optarg);
+			if (path_fmt(a.criu_path, sizeof(a.criu_path), "%s", optarg) < 0) {
+				fprintf(stderr, "cocoon-agent: --criu: over %d bytes\n",
+					COCOON_GUEST_CRIU_MAX);
+				return 2;
+			}
 			break;
 		case 'd':
 			a.debug = true;
@@ -422,8 +442,8 @@ int main(int argc, char **argv)
 		agent_log(&a, "the kernel's process events: %s", strerror(errno));
 	if (channel_fd >= 0) {
 		a.channel_fd = channel_fd;
-		fcntl(channel_fd, F_SETFD, FD_CLOEXEC);
-		fcntl(channel_fd, F_SETFL, O_NONBLOCK);
+		(void)fcntl(channel_fd, F_SETFD, FD_CLOEXEC); /* cannot fail on an open fd */
+		(void)fcntl(channel_fd, F_SETFL, O_NONBLOCK); /* cannot fail on an open fd */
 	} else {
 		a.channel_fd = agent_open_channel(channel, &err);
 	}

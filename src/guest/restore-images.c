@@ -13,11 +13,11 @@
 #include <sys/stat.h>
 
 /* A name of a share or of an image directory from the host: one path
- * component, not hidden, at most AGENT_ID_MAX bytes. */
+ * component, not hidden, at most COCOON_ID_MAX bytes. */
 static bool valid_name(const char *s)
 {
 	size_t n = s ? strlen(s) : 0;
-	if (n == 0 || n > AGENT_ID_MAX || s[0] == '.' || strstr(s, ".."))
+	if (n == 0 || n > COCOON_ID_MAX || s[0] == '.' || strstr(s, ".."))
 		return false;
 	for (size_t i = 0; i < n; i++)
 		if (s[i] == '/')
@@ -122,9 +122,9 @@ int restore_images(struct restore_ctx *x, const Cocoon__RestoreRequest *req, cha
 		snprintf(x->images, sizeof(x->images), AGENT_SHARED_DIR "/%s", req->shared_path);
 		return 0;
 	}
-	char base[200], shares[200];
-	snprintf(base, sizeof(base), "%s/images-%s", x->a->ckpt_dir, x->cid);
-	snprintf(shares, sizeof(shares), "%s/shares-%s", x->a->ckpt_dir, x->cid);
+	char *base = x->staged, *shares = x->shares;
+	snprintf(base, sizeof(x->staged), "%s/images-%s", x->a->ckpt_dir, x->cid);
+	snprintf(shares, sizeof(x->shares), "%s/shares-%s", x->a->ckpt_dir, x->cid);
 	mkdir(base, 0700);
 	mkdir(shares, 0700);
 	struct copy_tree_owner owner, *own = NULL;

@@ -14,7 +14,8 @@
  * is a directory of the pod share, bound) and staged into
  * <ckpt_dir>/images-<id>/<name> (copy_tree_stage: the small images in
  * tmpfs, links to the pages), side by side so that "parent" links resolve;
- * the first is x->share0, its stage x->images. With a user namespace
+ * the first is x->share0, its stage x->images; the two directories are
+ * x->shares and x->staged (restore_fail undoes them). With a user namespace
  * everything is staged, owned by the namespace's root (x->pages_staged),
  * and a spec with the engine's interfaces is refused (-EOPNOTSUPP). Without, x->images is
  * req->shared_path under the shared directory (checked relative by the

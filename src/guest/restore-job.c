@@ -6,6 +6,7 @@
 #include "devcg.h"
 #include "ckpt-common.h"
 #include "container.h"
+#include "copy-tree.h"
 #include "fdio.h"
 
 #include <dirent.h>
@@ -90,7 +91,7 @@ void restore_watch(struct agent_job *job)
 	}
 	unsigned long long sig =
 		guard_cgroup_usec(c->cgroup) + guard_cpu_ticks(job->pid) + guard_dir_bytes(x->work);
-	if (!guard_stalled(&x->progress, sig, agent_now_ms(), CRIU_STALL_MS))
+	if (!guard_stalled(&x->progress, sig, now_ms(), CRIU_STALL_MS))
 		return;
 	if (asprintf(&x->stop_reason,
 		     "CRIU made no progress for %d s (no CPU time used, nothing logged)",
@@ -123,6 +124,31 @@ static void kill_cgroup(const char *cgroup)
 		agent_log(NULL, "%s: %s", path, strerror(errno));
 }
 
+/* What restore_images made for a restore that failed: each image share
+ * under x->shares unmounted (detached) and its mount point removed, the
+ * staging under x->staged removed (copy_tree_remove: files and links, one
+ * level). Best effort: a mount point still in use stays, and nothing on a
+ * share is touched (its directory is only removed once empty). */
+static void restore_undo_images(struct restore_ctx *x)
+{
+	_cleanup_closedir_ DIR *d = x->shares[0] ? opendir(x->shares) : NULL;
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		char dir[sizeof(x->shares) + 256], stage[sizeof(x->staged) + 256];
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(dir, sizeof(dir), "%s/%s", x->shares, de->d_name);
+		snprintf(stage, sizeof(stage), "%s/%s", x->staged, de->d_name);
+		(void)umount2(dir, MNT_DETACH); /* not mounted: nothing to undo */
+		rmdir(dir);
+		copy_tree_remove(stage);
+	}
+	if (x->shares[0])
+		rmdir(x->shares);
+	if (x->staged[0])
+		rmdir(x->staged);
+}
+
 void restore_fail(struct restore_ctx *x, int code, const char *msg)
 {
 	struct agent_container *c = container_find(x->a, x->cid);
@@ -135,6 +161,7 @@ void restore_fail(struct restore_ctx *x, int code, const char *msg)
 		close(x->host_err);
 	if (c)
 		container_free(c);
+	restore_undo_images(x);
 	restore_ctx_free(x);
 }
 
@@ -145,7 +172,10 @@ static void save_restore_log(struct restore_ctx *x)
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
 		char src[300], dst[300], buf[65536];
 		snprintf(src, sizeof(src), "%s/%s", x->work, names[i]);
-		snprintf(dst, sizeof(dst), AGENT_SHARED_DIR "/restore-%s.%s", x->cid, names[i]);
+		char name[128];
+		if (cocoon_restore_file(name, sizeof(name), x->cid, names[i]) < 0)
+			continue; /* not reached: the ID is checked, at most COCOON_ID_MAX */
+		snprintf(dst, sizeof(dst), AGENT_SHARED_DIR "/%s", name);
 		_cleanup_close_ int in = open(src, O_RDONLY | O_CLOEXEC);
 		_cleanup_close_ int out =
 			open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -170,7 +200,7 @@ struct restore_end {
 static void restore_end_read(struct restore_ctx *x, struct restore_end *e)
 {
 	char path[sizeof(x->work) + 16];
-	snprintf(path, sizeof(path), "%s/restore.log", x->work);
+	snprintf(path, sizeof(path), "%s/" COCOON_RESTORE_LOG, x->work);
 	criu_log_first_error(path, e->first, sizeof(e->first));
 	long oom = ckpt_oom_kills();
 	e->oomed = x->oom_kills0 >= 0 && oom > x->oom_kills0;
@@ -340,7 +370,7 @@ static void restore_reply(struct restore_ctx *x, int pid)
 	criu_read_stats(path, &stats);
 	reply.pid = (uint32_t)pid;
 	reply.stats = &stats;
-	reply.restore_ms = (uint64_t)(agent_now_ms() - x->t0);
+	reply.restore_ms = (uint64_t)(now_ms() - x->t0);
 	reply.copy_ms = (uint64_t)x->copy_ms;
 	Cocoon__ConsoleSize size = COCOON__CONSOLE_SIZE__INIT;
 	if (x->terminal && x->size.rows && x->size.cols) {

@@ -81,7 +81,7 @@ static int restore_terminal(struct restore_ctx *x, char keys[][CKPT_TTY_KEY_MAX]
 	x->host_out = fcntl(master, F_DUPFD_CLOEXEC, 0);
 	if (x->child_fds[1] < 0 || x->child_fds[2] < 0 || x->host_out < 0)
 		return -errno;
-	fcntl(master, F_SETFL, O_NONBLOCK);
+	(void)fcntl(master, F_SETFL, O_NONBLOCK); /* cannot fail on an open fd */
 	int r = terminal_set_size(master, size);
 	if (r < 0)
 		return r;
@@ -102,7 +102,6 @@ static int restore_stdio(struct restore_ctx *x, struct argv *av, char *msg, size
 {
 	char path[sizeof(x->images) + 64], line[7][128] = {"", "", "", "", "", "", ""},
 					   keys[3][CKPT_TTY_KEY_MAX];
-	int in[2], out[2], err[2];
 
 	snprintf(path, sizeof(path), "%s/" DESCRIPTORS_FILE, x->images);
 	_cleanup_fclose_ FILE *f = fopen(path, "re");
@@ -131,19 +130,15 @@ static int restore_stdio(struct restore_ctx *x, struct argv *av, char *msg, size
 			snprintf(msg, size, "restore %s: a new terminal: %s", x->cid, strerror(-r));
 		return r;
 	}
-	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
-		snprintf(msg, size, "restore %s: stdio pipes: %s", x->cid, strerror(errno));
-		return -errno;
+	int host[3];
+	int r = stdio_pipes_open(x->child_fds, host);
+	if (r < 0) {
+		snprintf(msg, size, "restore %s: stdio pipes: %s", x->cid, strerror(-r));
+		return r;
 	}
-	x->child_fds[0] = in[0];
-	x->child_fds[1] = out[1];
-	x->child_fds[2] = err[1];
-	x->host_in = in[1];
-	x->host_out = out[0];
-	x->host_err = err[0];
-	fcntl(x->host_in, F_SETFL, O_NONBLOCK);
-	fcntl(x->host_out, F_SETFL, O_NONBLOCK);
-	fcntl(x->host_err, F_SETFL, O_NONBLOCK);
+	x->host_in = host[0];
+	x->host_out = host[1];
+	x->host_err = host[2];
 	for (int i = 0; i < 3; i++) {
 		if (strncmp(line[i], "pipe:", 5) != 0)
 			continue;
@@ -270,13 +265,13 @@ static int restore_criu_start(struct restore_ctx *x, struct agent_container *c, 
 				      .watch_ms = CRIU_WATCH_MS,
 				      .ns_fds = pod_ns,
 				      .n_ns_fds = 3};
-	x->t0 = agent_now_ms();
+	x->t0 = now_ms();
 	if (*x->fault)
-		setenv(CRIU_FAULT_ENV, x->fault, 1); /* inherited by CRIU only */
+		(void)setenv(COCOON_FAULT_ENV, x->fault, 1); /* for CRIU; unset: no fault */
 	guard_tree_open(&x->progress);
 	int started = agent_job_start_ex(a, av->args, &o, restore_done, x, e);
 	ckpt_pod_namespaces_close(pod_ns);
-	unsetenv(CRIU_FAULT_ENV);
+	(void)unsetenv(COCOON_FAULT_ENV); /* cannot fail: a valid name */
 	guard_tree_root(&x->progress, started);
 	return started;
 }
@@ -349,7 +344,7 @@ static void restore_copied(struct agent_job *job, int status)
 		restore_fail(x, EIO, "copying the images into guest memory failed");
 		return;
 	}
-	x->copy_ms = agent_now_ms() - x->t0;
+	x->copy_ms = now_ms() - x->t0;
 	restore_start_criu(x);
 }
 
@@ -392,7 +387,7 @@ static struct restore_ctx *restore_ctx_new(struct agent *a, uint64_t req_id, con
 	x->child_fds[0] = x->child_fds[1] = x->child_fds[2] = x->child_fds[3] = -1;
 	cocoon__criu_options__init(&x->criu);
 	snprintf(x->cid, sizeof(x->cid), "%s", id);
-	snprintf(x->work, sizeof(x->work), "%s/restore-%s", a->ckpt_dir, id);
+	snprintf(x->work, sizeof(x->work), "%s/" COCOON_RESTORE_PREFIX "%s", a->ckpt_dir, id);
 	return x;
 }
 
@@ -462,7 +457,7 @@ static void restore_via_tmpfs(struct restore_ctx *x)
 	snprintf(src, sizeof(src), "%s", x->share0[0] ? x->share0 : x->images);
 	snprintf(x->images, sizeof(x->images), "%s", dst);
 	char *argv[] = {a->self_path, (char *)"--copy-tree", src, dst, NULL};
-	x->t0 = agent_now_ms();
+	x->t0 = now_ms();
 	if (agent_job_start(a, argv, restore_copied, x, &e) < 0)
 		restore_fail(x, e->code, e->msg);
 }
@@ -470,35 +465,38 @@ static void restore_via_tmpfs(struct restore_ctx *x)
 /* The Restore request: the images in place (restore_images), the
  * container made from its spec without a process, its rootfs, fresh /dev
  * and /dev/shm and the engine's network prepared, then CRIU
- * (restore_start_criu). Every failure is answered and leaves no half-made
- * container. */
+ * (restore_start_criu). Every failure goes through restore_fail: answered,
+ * the half-made container, the image shares and their staging undone. */
 void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *req)
 {
-	char msg[400];
+	char msg[400], text[sizeof(msg) + COCOON_ID_MAX + 16];
+	int r;
 
 	if (!restore_request_valid(a, id, req))
 		return;
 	const Cocoon__ContainerSpec *s = req->spec;
+	/* Before anything is mounted: a failure undoes what this request made,
+	 * the container of this ID included, so it must be new. */
+	if (container_find(a, s->id)) {
+		agent_send_error(a, id, EINVAL, "restore %s: container %s exists in this VM", s->id,
+				 s->id);
+		return;
+	}
 	struct restore_ctx *x = restore_ctx_new(a, id, s->id, req->fault);
 	if (!x) {
 		agent_send_error(a, id, ENOMEM, "restore: out of memory");
 		return;
 	}
-	ckpt_ensure_dir(a->ckpt_dir);
-	int r = restore_images(x, req, msg, sizeof(msg));
-	if (r < 0) {
-		agent_send_error(a, id, -r, "restore %s: %s", s->id, msg);
-		free(x);
-		return;
-	}
+	(void)mkdir_p(a->ckpt_dir, 0700, NULL); /* a failure shows in the next step's */
+	if ((r = restore_images(x, req, msg, sizeof(msg))) < 0)
+		goto fail;
 	x->terminal = s->process && s->process->terminal;
 	if (x->terminal && s->process->console_size)
 		x->size = *s->process->console_size;
 	struct agent_container *c = container_new(a, s->id, s, msg, sizeof(msg));
 	if (!c) {
-		agent_send_error(a, id, EINVAL, "restore %s: %s", s->id, msg);
-		free(x);
-		return;
+		r = -EINVAL;
+		goto fail;
 	}
 	if (mounts_prepare_restore(s, c->rootfs, msg, sizeof(msg)) < 0)
 		r = -EIO;
@@ -506,13 +504,8 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 		r = restore_fresh_mounts(x, c, s, msg, sizeof(msg));
 	if (r == 0 && c->own_netns && !userns_wanted(s) && s->network && s->network->n_interfaces)
 		r = restore_engine_network(x, s, msg, sizeof(msg));
-	if (r < 0) {
-		agent_send_error(a, id, -r, "restore %s: %s", s->id, msg);
-		container_free(c);
-		restore_ctx_free(x);
-		return;
-	}
-	ckpt_ensure_dir(a->ckpt_dir);
+	if (r < 0)
+		goto fail;
 	copy_tree_remove(x->work);
 	mkdir(x->work, 0700);
 	if (req->criu)
@@ -521,4 +514,8 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 		restore_via_tmpfs(x);
 	else
 		restore_start_criu(x);
+	return;
+fail:
+	snprintf(text, sizeof(text), "restore %s: %s", s->id, msg);
+	restore_fail(x, -r, text);
 }

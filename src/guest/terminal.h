@@ -1,4 +1,4 @@
-/* Terminal sizes (issue 17): the container's pty and each exec's take the
+/* Terminal sizes: the container's pty and each exec's take the
  * size the spec gives (process.consoleSize) when they are made, follow the
  * host pty when the engine resizes it (ResizeRequest from the shim), and
  * keep their size across a checkpoint: the dump writes it beside the images

@@ -1,5 +1,7 @@
 #include "contract.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 static bool id_char(char c)
@@ -25,4 +27,15 @@ enum cocoon_id_problem cocoon_id_check(const char *id, char *bad)
 			return COCOON_ID_BAD_CHAR;
 		}
 	return strstr(id, "..") ? COCOON_ID_DOTDOT : COCOON_ID_OK;
+}
+
+void cocoon_images_tag(char out[static COCOON_TAG_IMAGES_SIZE], int i)
+{
+	snprintf(out, COCOON_TAG_IMAGES_SIZE, COCOON_TAG_IMAGES "%d", i);
+}
+
+int cocoon_restore_file(char *out, size_t size, const char *id, const char *name)
+{
+	int n = snprintf(out, size, COCOON_RESTORE_PREFIX "%s.%s", id, name);
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }

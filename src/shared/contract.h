@@ -20,12 +20,15 @@
 #define COCOON_TAG_TOOLS "tools"     /* the image's tools tree (CRIU), read-only */
 #define COCOON_TAG_VOLUMES "volumes" /* the sources of the spec's bind mounts */
 /* The image directories of a restore, read-only: "images0" .. "images<n-1>",
- * n at most COCOON_MAX_CHAIN. */
+ * n at most COCOON_MAX_CHAIN; cocoon_images_tag() names them. */
 #define COCOON_TAG_IMAGES "images"
 #define COCOON_TAG_POD "pod" /* a pod's shared tree: members' rootfs and volumes */
-/* The host writes bind-mount sources as paths below these guest directories. */
-#define COCOON_GUEST_VOLUMES_DIR "/run/cocoon/volumes"
-#define COCOON_GUEST_POD_DIR "/run/cocoon/pod"
+/* The agent's own tree in the guest (mode 0711); a share that stays mounted
+ * is at COCOON_GUEST_RUN_DIR/<tag>. The host writes bind-mount sources as
+ * paths below the volumes and pod directories. */
+#define COCOON_GUEST_RUN_DIR "/run/cocoon"
+#define COCOON_GUEST_VOLUMES_DIR COCOON_GUEST_RUN_DIR "/" COCOON_TAG_VOLUMES
+#define COCOON_GUEST_POD_DIR COCOON_GUEST_RUN_DIR "/" COCOON_TAG_POD
 
 /* ---- Kernel command-line keys (host: sandbox.c, vm-qemu.c; guest: init.c,
  * main.c). Each is one word of /proc/cmdline. */
@@ -43,7 +46,13 @@
  * defaults of their settings in the host's config (guest_criu_path,
  * guest_checkpoint_dir; config.c). */
 #define COCOON_GUEST_CRIU "/usr/sbin/criu"
-#define COCOON_GUEST_CKPT_DIR "/run/cocoon/checkpoints"
+#define COCOON_GUEST_CKPT_DIR COCOON_GUEST_RUN_DIR "/checkpoints"
+/* The longest values of those two settings, in bytes without the NUL: the
+ * agent's buffers for them, and the paths it builds under the checkpoint
+ * directory, are sized from these. The host refuses a longer setting
+ * (sandbox.c); the agent refuses a longer value rather than cut it. */
+#define COCOON_GUEST_CRIU_MAX 255
+#define COCOON_GUEST_CKPT_DIR_MAX 127
 
 /* Fault injection, for tests only (docs/checkpoint.md): the host passes this
  * environment variable's value in a checkpoint's or restore's request, and
@@ -52,15 +61,19 @@
 
 /* ---- Files the guest writes into the shared directory for the host ------
  * A failed dump leaves checkpoints/<ckid>.dump.log; a restore leaves
- * restore-<id>.restore.log and restore-<id>.stats-restore. The plain names
- * are those CRIU writes in its directory (the agent gives it the log's with
- * -o; the stats files are CRIU's own names), and the host copies them under
- * them to --work-path (images.c, shim-setup.c). */
+ * restore-<id>.restore.log and restore-<id>.stats-restore
+ * (cocoon_restore_file()). The plain names are those CRIU writes in its
+ * directory (the agent gives it the log's with -o; the stats files are
+ * CRIU's own names), and the host copies them under them to --work-path
+ * (images.c, shim-setup.c). */
 #define COCOON_CHECKPOINTS_DIR "checkpoints"
 #define COCOON_DUMP_LOG "dump.log"
 #define COCOON_RESTORE_LOG "restore.log"
 #define COCOON_STATS_DUMP "stats-dump"
 #define COCOON_STATS_RESTORE "stats-restore"
+/* A restore's files carry the container's ID after this prefix; the agent
+ * names its restore work directory the same way. */
+#define COCOON_RESTORE_PREFIX "restore-"
 
 /* ---- Limits -------------------------------------------------------------- */
 /* Container, exec and checkpoint IDs: see cocoon_id_check(). */
@@ -96,3 +109,16 @@ static inline bool cocoon_id_valid(const char *id)
 {
 	return cocoon_id_check(id, NULL) == COCOON_ID_OK;
 }
+
+/* ---- Names built from the above ------------------------------------------ */
+/* Room for any image share's tag: "images" and an int. */
+#define COCOON_TAG_IMAGES_SIZE (sizeof(COCOON_TAG_IMAGES) + 11)
+
+/* The tag of image share i (0 .. COCOON_MAX_CHAIN-1): "images<i>". */
+void cocoon_images_tag(char out[static COCOON_TAG_IMAGES_SIZE], int i);
+
+/* The name in the shared directory of a restore's file NAME
+ * (COCOON_RESTORE_LOG or COCOON_STATS_RESTORE) for container ID:
+ * "restore-<id>.<name>", into out (size bytes). Returns 0, or -ENAMETOOLONG
+ * when it does not fit (nothing is cut). */
+int cocoon_restore_file(char *out, size_t size, const char *id, const char *name);

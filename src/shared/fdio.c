@@ -2,6 +2,9 @@
 #include "cleanup.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -111,6 +114,44 @@ int mkdir_p(const char *path, int mode, struct error **err)
 	if (mkdir(buf, (mode_t)mode) < 0 && errno != EEXIST)
 		return error_set(err, errno, "mkdir %s", buf);
 	return 0;
+}
+
+int stdio_pipes_open(int child[3], int parent[3])
+{
+	int p[3][2], made;
+	for (made = 0; made < 3; made++)
+		if (pipe2(p[made], O_CLOEXEC) < 0)
+			break;
+	if (made < 3) {
+		int r = -errno;
+		for (int i = 0; i < made; i++) {
+			close(p[i][0]);
+			close(p[i][1]);
+		}
+		return r;
+	}
+	child[0] = p[0][0];
+	parent[0] = p[0][1];
+	for (int i = 1; i < 3; i++) {
+		child[i] = p[i][1];
+		parent[i] = p[i][0];
+	}
+	for (int i = 0; i < 3; i++)
+		(void)fcntl(parent[i], F_SETFL, O_NONBLOCK); /* cannot fail on a new pipe */
+	return 0;
+}
+
+int path_fmt(char *out, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(out, size, fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n < size)
+		return 0;
+	if (size)
+		out[0] = 0;
+	return -ENAMETOOLONG;
 }
 
 long long now_ms(void)

@@ -38,6 +38,15 @@ ssize_t fd_send_fds(int sock, const void *data, size_t len, const int *fds, size
 /* mkdir -p: creates path and its missing parents with mode. An existing
  * directory is not an error. Names the directory it could not make. */
 int mkdir_p(const char *path, int mode, struct error **err);
+/* Three pipes for a child's stdio, every end close-on-exec: child[] gets the
+ * child's ends (stdin's read end, stdout's and stderr's write ends),
+ * parent[] the other three, non-blocking. Returns 0, or a negative errno
+ * with nothing left open. */
+int stdio_pipes_open(int child[3], int parent[3]);
+/* snprintf into out (size bytes) for a path or a name that must never be cut:
+ * 0, or -ENAMETOOLONG when it does not fit, and then out is "" (an empty
+ * path opens nothing). */
+int path_fmt(char *out, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* CLOCK_MONOTONIC in milliseconds. */
 long long now_ms(void);

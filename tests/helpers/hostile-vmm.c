@@ -145,7 +145,7 @@ static void output_event(const char *text)
 	Cocoon__OutputEvent o = COCOON__OUTPUT_EVENT__INIT;
 	r.body_case = COCOON__RESPONSE__BODY_OUTPUT;
 	r.output = &o;
-	o.stream = 1;
+	o.stream = COCOON__OUTPUT_STREAM__OUTPUT_STDOUT;
 	o.data.data = (uint8_t *)text;
 	o.data.len = strlen(text);
 	queue(&r);
@@ -162,7 +162,7 @@ static void member_flood(const char *id)
 	r.body_case = COCOON__RESPONSE__BODY_OUTPUT;
 	r.output = &o;
 	o.id = (char *)id;
-	o.stream = 1;
+	o.stream = COCOON__OUTPUT_STREAM__OUTPUT_STDOUT;
 	o.data.data = (uint8_t *)chunk;
 	o.data.len = sizeof(chunk);
 	note("flood ", id);
@@ -219,7 +219,7 @@ static void output_flood(void)
 	r.body_case = COCOON__RESPONSE__BODY_OUTPUT;
 	r.output = &o;
 	o.id = (char *)"";
-	o.stream = 1;
+	o.stream = COCOON__OUTPUT_STREAM__OUTPUT_STDOUT;
 	o.data.data = (uint8_t *)chunk;
 	o.data.len = sizeof(chunk);
 	if (proto_frame_response(&r, &buf, &len, NULL) < 0)
@@ -330,6 +330,18 @@ static void handle(const Cocoon__Request *req)
 				 lr ? (unsigned long long)lr->memory_limit : 0ULL,
 				 lr ? (long long)lr->pids_limit : 0LL);
 			note("restore limits ", v);
+			/* What a member's first image share is: its inode, in
+			 * the pod share (the test knows which is whose). */
+			struct stat img_st;
+			char ip[4400];
+			if (pod && req->restore->n_images && *req->restore->images[0]->path) {
+				snprintf(ip, sizeof(ip), "%s/%s", pod,
+					 req->restore->images[0]->path);
+				snprintf(v, sizeof(v), "%llu",
+					 stat(ip, &img_st) == 0 ? (unsigned long long)img_st.st_ino
+								: 0ULL);
+				note("restore images inode ", v);
+			}
 			static Cocoon__RestoreReply rr = COCOON__RESTORE_REPLY__INIT;
 			rr.pid = 1;
 			r.body_case = COCOON__RESPONSE__BODY_RESTORE;
@@ -424,6 +436,12 @@ static void handle(const Cocoon__Request *req)
 	case COCOON__REQUEST__BODY_EXEC:
 		exec_done(req);
 		return;
+	case COCOON__REQUEST__BODY_LOOPBACK_HOLD: {
+		static Cocoon__LoopbackHoldReply lh = COCOON__LOOPBACK_HOLD_REPLY__INIT;
+		r.body_case = COCOON__RESPONSE__BODY_LOOPBACK_HOLD;
+		r.loopback_hold = &lh;
+		break;
+	}
 	case COCOON__REQUEST__BODY_STATS:
 		/* "stats-silent": read, never answered. */
 		if (is("stats-silent")) {

@@ -15,6 +15,7 @@ import cases_restore  # noqa: F401
 import cases_host  # noqa: F401
 import cases_staged  # noqa: F401
 import cases_pod  # noqa: F401
+import cases_podrestore  # noqa: F401
 from hostile_env import results
 
 for i, (ok, name, detail) in enumerate(results, 1):

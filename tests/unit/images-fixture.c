@@ -79,7 +79,7 @@ int setup(void **st)
 	snprintf(root, sizeof(root), "/tmp/cocoon-test-images.XXXXXX");
 	assert_non_null(mkdtemp(root));
 	snprintf(state, sizeof(state), "%s/state", root);
-	snprintf(ckdir, sizeof(ckdir), "%s/shared/" IMAGES_SHARED_SUBDIR, state);
+	snprintf(ckdir, sizeof(ckdir), "%s/shared/" COCOON_CHECKPOINTS_DIR, state);
 	snprintf(ckpt, sizeof(ckpt), "%s/" CKID, ckdir);
 	snprintf(canary_dir, sizeof(canary_dir), "%s/canary", root);
 	snprintf(canary, sizeof(canary), "%s/secret", canary_dir);

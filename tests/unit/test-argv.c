@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "argv.h"
+#include "vm-qemu.h"
 
 static void test_in_order_and_terminated(void **state)
 {
@@ -70,8 +71,7 @@ static void test_bound_is_checked(void **state)
 	argv_free(&a);
 }
 
-/* Like a spec with many bind mounts: two arguments each, well past the
- * fixed array CRIU's argv used to be built in. */
+/* Like a spec with many bind mounts: two arguments each, well past 64. */
 static void test_grows_to_many_arguments(void **state)
 {
 	struct argv a;
@@ -120,6 +120,72 @@ static void test_reused_after_free(void **state)
 	argv_free(&a);
 }
 
+/* Joins av's arguments with spaces, for comparing a whole command line. */
+static void joined(const struct argv *av, char *out, size_t size)
+{
+	size_t n = 0;
+	out[0] = 0;
+	for (size_t i = 0; i < av->n; i++)
+		n += (size_t)snprintf(out + n, size - n, "%s%s", i ? " " : "", av->args[i]);
+	assert_true(n < size);
+	assert_null(av->args[av->n]);
+}
+
+/* virtiofsd's command lines (vm-qemu.c), per kind of share and virtiofsd. */
+static void test_virtiofsd_argv(void **state)
+{
+	(void)state;
+	char line[8192];
+	struct argv av;
+	argv_init(&av, 0);
+	assert_int_equal(virtiofsd_argv(&av, NULL, "/s/shared", SHARE_PLAIN), 0);
+	joined(&av, line, sizeof(line));
+	assert_string_equal(line, "/usr/lib/qemu/virtiofsd --fd=3 -o source=/s/shared -o "
+				  "cache=none -o log_level=warn");
+	argv_free(&av);
+	argv_init(&av, 0);
+	assert_int_equal(virtiofsd_argv(&av, NULL, "/v", SHARE_VOLUMES), 0);
+	joined(&av, line, sizeof(line));
+	assert_string_equal(line, "/usr/lib/qemu/virtiofsd --fd=3 -o source=/v -o cache=auto "
+				  "-o log_level=warn -o announce_submounts");
+	argv_free(&av);
+	argv_init(&av, 0);
+	assert_int_equal(virtiofsd_argv(&av, NULL, "/r", SHARE_ROOTFS), 0);
+	joined(&av, line, sizeof(line));
+	assert_string_equal(line, "/usr/lib/qemu/virtiofsd --fd=3 -o source=/r -o cache=auto "
+				  "-o log_level=warn -o xattr");
+	argv_free(&av);
+	argv_init(&av, 0);
+	assert_int_equal(virtiofsd_argv(&av, "/opt/virtiofsd", "/i", SHARE_READONLY), 0);
+	joined(&av, line, sizeof(line));
+	assert_string_equal(line, "/opt/virtiofsd --fd=3 --shared-dir=/i --cache=always "
+				  "--log-level=warn --migration-mode=find-paths "
+				  "--migration-on-error=guest-error --no-announce-submounts "
+				  "--readonly");
+	argv_free(&av);
+	argv_init(&av, 0);
+	assert_int_equal(virtiofsd_argv(&av, "/opt/virtiofsd", "/s", SHARE_PLAIN), 0);
+	joined(&av, line, sizeof(line));
+	assert_string_equal(line, "/opt/virtiofsd --fd=3 --shared-dir=/s --cache=never "
+				  "--log-level=warn --migration-mode=find-paths "
+				  "--migration-on-error=guest-error --no-announce-submounts");
+	argv_free(&av);
+	/* A directory longer than the fixed 4200-byte buffer that held it is
+	 * passed whole, not cut. */
+	char dir[5000];
+	memset(dir, 'd', sizeof(dir) - 1);
+	dir[0] = '/';
+	dir[sizeof(dir) - 1] = 0;
+	argv_init(&av, 0);
+	assert_int_equal(virtiofsd_argv(&av, NULL, dir, SHARE_VOLUMES), 0);
+	assert_int_equal(strlen(av.args[3]), strlen("source=") + strlen(dir));
+	argv_free(&av);
+	/* Past the vector's bound: refused, nothing written past it. */
+	argv_init(&av, 4);
+	assert_int_equal(virtiofsd_argv(&av, NULL, "/v", SHARE_VOLUMES), -E2BIG);
+	argv_free(&av);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -130,6 +196,7 @@ int main(void)
 		cmocka_unit_test(test_grows_to_many_arguments),
 		cmocka_unit_test(test_first_error_is_kept),
 		cmocka_unit_test(test_reused_after_free),
+		cmocka_unit_test(test_virtiofsd_argv),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

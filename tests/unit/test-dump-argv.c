@@ -205,7 +205,7 @@ static void too_long_a_line_is_refused(void **state)
 	(void)state;
 	fresh();
 	static char big[64][256];
-	for (size_t i = 0; i < 64 && i < AGENT_MAX_BINDS; i++) {
+	for (size_t i = 0; i < 64 && i < COCOON_MAX_BINDS; i++) {
 		memset(big[i], 'a', sizeof(big[i]) - 1);
 		big[i][0] = '/';
 		big[i][sizeof(big[i]) - 1] = 0;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -117,11 +118,79 @@ static void test_send_fds(void **st)
 	}
 }
 
+/* The lowest free descriptor: what a leak would move. */
+static int lowest_free_fd(void)
+{
+	int fd = dup(0);
+	assert_true(fd >= 0);
+	close(fd);
+	return fd;
+}
+
+static void test_stdio_pipes(void **state)
+{
+	(void)state;
+	int child[3], parent[3];
+	char c;
+	assert_int_equal(stdio_pipes_open(child, parent), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_true(fcntl(child[i], F_GETFD) & FD_CLOEXEC);
+		assert_true(fcntl(parent[i], F_GETFD) & FD_CLOEXEC);
+		assert_true(fcntl(parent[i], F_GETFL) & O_NONBLOCK);
+		assert_false(fcntl(child[i], F_GETFL) & O_NONBLOCK);
+	}
+	/* stdin flows parent -> child, stdout and stderr child -> parent. */
+	assert_int_equal(write(parent[0], "i", 1), 1);
+	assert_int_equal(read(child[0], &c, 1), 1);
+	assert_int_equal(c, 'i');
+	for (int i = 1; i < 3; i++) {
+		assert_int_equal(write(child[i], "o", 1), 1);
+		assert_int_equal(read(parent[i], &c, 1), 1);
+		assert_int_equal(c, 'o');
+		assert_int_equal(read(parent[i], &c, 1), -1); /* empty: non-blocking */
+		assert_int_equal(errno, EAGAIN);
+	}
+	for (int i = 0; i < 3; i++) {
+		close(child[i]);
+		close(parent[i]);
+	}
+
+	/* A pipe2 that fails after the first pipes leaves nothing open: room
+	 * for two descriptors above the lowest free one, so the second pipe
+	 * fails. */
+	int low = lowest_free_fd();
+	struct rlimit old, lim;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	lim = old;
+	lim.rlim_cur = (rlim_t)low + 3;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &lim), 0);
+	int r = stdio_pipes_open(child, parent);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	assert_int_equal(r, -EMFILE);
+	assert_int_equal(lowest_free_fd(), low); /* the first pipe was closed */
+}
+
+/* A path that does not fit is refused, never cut. */
+static void test_path_fmt(void **state)
+{
+	(void)state;
+	char out[8];
+	assert_int_equal(path_fmt(out, sizeof(out), "/%s/%d", "ab", 12), 0);
+	assert_string_equal(out, "/ab/12");
+	assert_int_equal(path_fmt(out, sizeof(out), "/%s", "abcdef"), 0); /* 7 + NUL */
+	assert_string_equal(out, "/abcdef");
+	assert_int_equal(path_fmt(out, sizeof(out), "/%s", "abcdefg"), -ENAMETOOLONG);
+	assert_string_equal(out, "");
+	assert_int_equal(path_fmt(out, 0, "%s", ""), -ENAMETOOLONG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_copy_stream),
 		cmocka_unit_test(test_send_fds),
+		cmocka_unit_test(test_stdio_pipes),
+		cmocka_unit_test(test_path_fmt),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

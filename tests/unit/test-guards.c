@@ -79,7 +79,7 @@ static void test_event_behind_reply(void **st)
 	reply.id = 1;
 	reply.body_case = COCOON__RESPONSE__BODY_PONG;
 	reply.pong = &pong;
-	out.stream = 1;
+	out.stream = COCOON__OUTPUT_STREAM__OUTPUT_STDOUT;
 	out.data.data = (uint8_t *)"first line\n";
 	out.data.len = 11;
 	ev.body_case = COCOON__RESPONSE__BODY_OUTPUT;

@@ -53,8 +53,7 @@ static void test_contract_rule(void **state)
 	assert_int_equal(cocoon_id_check(id, NULL), COCOON_ID_TOO_LONG);
 	assert_int_equal(cocoon_id_check(NULL, NULL), COCOON_ID_EMPTY);
 	assert_int_equal(cocoon_id_check("", NULL), COCOON_ID_EMPTY);
-	/* The agent used to take these: only '/', a leading '.' and ".."
-	 * were refused for a restored container's ID. */
+	/* A start that reads as an option, a hidden file or a path. */
 	const char *start[] = {"-rf", "_x", ".x", " x", "/x"};
 	for (size_t i = 0; i < sizeof(start) / sizeof(start[0]); i++)
 		assert_int_equal(cocoon_id_check(start[i], NULL), COCOON_ID_BAD_START);
@@ -69,12 +68,46 @@ static void test_contract_rule(void **state)
 	assert_false(cocoon_id_valid("a/b"));
 }
 
+/* The names both sides build from the contract: the image shares' tags and
+ * a restore's files in the shared directory, refused rather than cut. */
+static void test_contract_names(void **state)
+{
+	(void)state;
+	char tag[COCOON_TAG_IMAGES_SIZE], name[32];
+	cocoon_images_tag(tag, 0);
+	assert_string_equal(tag, "images0");
+	cocoon_images_tag(tag, COCOON_MAX_CHAIN - 1);
+	assert_string_equal(tag, "images3");
+	cocoon_images_tag(tag, -2147483647 - 1);
+	assert_string_equal(tag, "images-2147483648");
+	assert_int_equal(cocoon_restore_file(name, sizeof(name), "web", COCOON_RESTORE_LOG), 0);
+	assert_string_equal(name, "restore-web.restore.log");
+	assert_int_equal(cocoon_restore_file(name, sizeof(name), "web", COCOON_STATS_RESTORE), 0);
+	assert_string_equal(name, "restore-web.stats-restore");
+	/* 8 + 16 + 1 + 11 characters do not fit in 32 bytes. */
+	assert_int_equal(
+		cocoon_restore_file(name, sizeof(name), "0123456789abcdef", COCOON_RESTORE_LOG),
+		-ENAMETOOLONG);
+}
+
+/* The manifests' and vm.json's checksums, read back untrusted. */
+static void test_xxh3_text(void **state)
+{
+	(void)state;
+	assert_true(xxh3_text_valid("0123456789abcdef"));
+	assert_false(xxh3_text_valid("0123456789ABCDEF"));
+	assert_false(xxh3_text_valid("0123456789abcde"));
+	assert_false(xxh3_text_valid("0123456789abcdef0"));
+	assert_false(xxh3_text_valid("0123456789abcdeg"));
+	assert_false(xxh3_text_valid(""));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_valid_ids),
-		cmocka_unit_test(test_invalid_ids),
-		cmocka_unit_test(test_contract_rule),
+		cmocka_unit_test(test_valid_ids),     cmocka_unit_test(test_invalid_ids),
+		cmocka_unit_test(test_contract_rule), cmocka_unit_test(test_contract_names),
+		cmocka_unit_test(test_xxh3_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -233,6 +233,36 @@ static void test_verify_parent_symlink_out(void **st)
 	images_chain_free(&chain);
 }
 
+/* restore --pod gives the whole pod one verify_timeout_ms (rev hostile5
+ * G1): images_verify_at() keeps the caller's deadline, so a directory
+ * checked after the others had spent it is refused at once, naming the
+ * limit, and the chain holds the descriptor it was checked through, and a
+ * share path that reaches that very directory. */
+static void test_verify_at_keeps_the_callers_deadline(void **st)
+{
+	struct images_chain chain = {0};
+	struct error *err = NULL;
+	published();
+	int fd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_not_equal(
+		images_verify_at(fd, dest, &default_limits, now_ms() - 1, &chain, &err), 0);
+	images_chain_free(&chain);
+	assert_non_null(err);
+	if (!strstr(err->msg, "limits.verify_timeout_ms"))
+		fail_msg("expected the deadline: %s", err->msg);
+	error_free(&err);
+	assert_int_equal(
+		images_verify_at(fd, dest, &default_limits, now_ms() + 60000, &chain, &err), 0);
+	assert_int_equal(images_chain_share_fds(&chain, &err), 0);
+	struct stat a, b;
+	assert_int_equal(stat(images_chain_paths(&chain)[0], &a), 0);
+	assert_int_equal(fstat(fd, &b), 0);
+	assert_true(a.st_dev == b.st_dev && a.st_ino == b.st_ino);
+	images_chain_free(&chain);
+	close(fd);
+}
+
 static void test_pagemap_reader(void **st)
 {
 	uint8_t pm[64];
@@ -263,6 +293,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_verify_pagemap_overflow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_parent_symlink_out, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_pagemaps_within_the_deadline, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_verify_at_keeps_the_callers_deadline, setup,
 						teardown),
 		cmocka_unit_test(test_pagemap_reader),
 	};

@@ -88,8 +88,8 @@ static void test_checkpoints_dir_symlink(void **st)
 	remove_tree(inner, NULL);
 	assert_int_equal(symlink(canary_dir, inner), 0);
 	assert_int_equal(symlink(real, ckdir), 0);
-	expect_refused(false, IMAGES_SHARED_SUBDIR);
-	expect_refused(true, IMAGES_SHARED_SUBDIR);
+	expect_refused(false, COCOON_CHECKPOINTS_DIR);
+	expect_refused(true, COCOON_CHECKPOINTS_DIR);
 	images_discard(state, CKID);
 	assert_canary_intact();
 }
@@ -380,7 +380,7 @@ static void test_safefs_resolvers(void **st)
 	assert_int_equal(symlink(canary_dir, p), 0);
 	for (int fallback = 0; fallback < 2; fallback++) {
 		safefs_force_fallback = fallback;
-		int fd = safefs_open(dirfd, "shared/" IMAGES_SHARED_SUBDIR "/" CKID "/pstree.img",
+		int fd = safefs_open(dirfd, "shared/" COCOON_CHECKPOINTS_DIR "/" CKID "/pstree.img",
 				     O_RDONLY, 0);
 		assert_true(fd >= 0);
 		close(fd);

@@ -117,9 +117,9 @@ static void test_errors(void **st)
 		     "mounts");
 }
 
-/* Found by fuzz-spec: a mount whose destination is missing or of the wrong
- * type left protobuf-c's static empty strings in the other fields, and
- * spec_free() freed them. */
+/* A mount whose destination is missing or of the wrong type leaves
+ * protobuf-c's static empty strings in the other fields: spec_free() must
+ * not free them. */
 static void test_bad_mounts_do_not_crash(void **st)
 {
 	expect_error("{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS
@@ -263,7 +263,7 @@ static void test_bind_sources(void **st)
 	assert_int_equal(b.n_volumes, 1);
 	assert_true(b.volumes[0].is_dir && b.volumes[0].recursive);
 	assert_string_equal(b.volumes[0].name, "1");
-	assert_string_equal(b.spec->mounts[1]->source, VOLUMES_GUEST_DIR "/1");
+	assert_string_equal(b.spec->mounts[1]->source, COCOON_GUEST_VOLUMES_DIR "/1");
 	spec_free(&b);
 
 	/* A relative source is the bundle's (runtime-spec config.md), not the

@@ -1,4 +1,4 @@
-/* Terminal sizes (issue 17): process.consoleSize as the host reads it from
+/* Terminal sizes: process.consoleSize as the host reads it from
  * config.json (spec.c), and the guest's side (src/guest/terminal.c): the
  * size set on a real pty, and the "winsize" line a checkpoint keeps, which
  * comes back from a checkpoint directory and so is untrusted. */

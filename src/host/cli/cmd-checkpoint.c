@@ -93,7 +93,8 @@ int cmd_checkpoint(struct global_opts *g, int argc, char **argv, struct error **
 		{"pod", no_argument, NULL, O_POD},
 		{"help", no_argument, NULL, 'h'},
 		{}};
-	struct checkpoint_options o = {0};
+	struct checkpoint_report report = {0};
+	struct checkpoint_options o = {.report = &report};
 	_cleanup_error_ struct error *err = NULL;
 	int c;
 
@@ -150,8 +151,12 @@ int cmd_checkpoint(struct global_opts *g, int argc, char **argv, struct error **
 	}
 	if (optind != argc - 1)
 		return usage_error("checkpoint", "expects exactly one container ID");
-	if ((o.pod ? checkpoint_pod(g, argv[optind], &o, &err)
-		   : checkpoint_container(g, argv[optind], &o, &err)) < 0) {
+	int r = o.pod ? checkpoint_pod(g, argv[optind], &o, &err)
+		      : checkpoint_container(g, argv[optind], &o, &err);
+	if (report.text)
+		printf("%s", report.text);
+	free(report.text);
+	if (r < 0) {
 		error_wrap(&err, "checkpoint %s", argv[optind]);
 		return cli_fail(errp, &err);
 	}

@@ -1,6 +1,6 @@
 /* restore: the options, then the host library's container_restore or
- * restore_pod (lib/restore.h); the wait in the foreground here, as for
- * run. */
+ * restore_pod (lib/restore.h); --print-stats's line and the wait in the
+ * foreground here, as for run. */
 #include "commands.h"
 #include "cleanup.h"
 #include "container.h"
@@ -42,7 +42,7 @@ struct restore_args {
 	struct create_options o; /* o.criu points at criu */
 	const char *image_path;
 	const char *id;
-	bool detach, pod;
+	bool detach, pod, print_stats;
 };
 
 /* Parses restore's options into A: returns -1 to go on, else the exit
@@ -107,7 +107,7 @@ static int restore_parse(int argc, char **argv, struct restore_args *a)
 		case O_IGNORE_ARG:
 			break;
 		case O_STATS:
-			a->o.print_stats = true;
+			a->print_stats = true;
 			break;
 		case O_BENCH:
 			a->o.bench_from_tmpfs = true;
@@ -131,7 +131,7 @@ static int restore_parse(int argc, char **argv, struct restore_args *a)
 	if (!a->image_path)
 		return usage_error("restore", "--image-path is required");
 	a->id = argv[optind];
-	if (a->pod && (a->o.pid_file || a->o.console_socket || a->o.print_stats))
+	if (a->pod && (a->o.pid_file || a->o.console_socket || a->print_stats))
 		return usage_error("restore",
 				   "--pod takes no --pid-file, --console-socket or "
 				   "--print-stats (one per container: restore them one by "
@@ -154,8 +154,15 @@ int cmd_restore(struct global_opts *g, int argc, char **argv, struct error **err
 			return cli_fail(errp, &err);
 		return 0;
 	}
+	_cleanup_free_ char *stats = NULL;
+	if (a.print_stats)
+		a.o.stats_line = &stats;
 	if (container_restore(g, a.id, a.image_path, &a.o, &a.criu, &shim, &err) < 0)
 		return cli_fail(errp, &err);
+	if (stats) {
+		printf("%s", stats);
+		fflush(stdout);
+	}
 	if (a.detach)
 		return 0;
 	return container_wait_foreground(shim);

@@ -79,7 +79,7 @@ static int write_pod_json(struct global_opts *g, const char *id, const struct ch
 	json_object_object_add(j, "bundles", bundles);
 	const char *text = json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY);
 	_cleanup_free_ char *path = NULL;
-	if (asprintf(&path, "%s/pod.json", o->image_path) < 0)
+	if (asprintf(&path, "%s/" POD_CHECKPOINT_FILE, o->image_path) < 0)
 		r = error_set(err, ENOMEM, "checkpoint");
 	else
 		r = write_file_atomic(path, text, strlen(text), 0600, err);

@@ -2,6 +2,7 @@
  * inside its VM; the images are checked, checksummed and published on the
  * host atomically. A whole pod is paused, dumped and published together. */
 #include "checkpoint.h"
+#include "checkpoint-report.h"
 #include "cleanup.h"
 #include "container.h"
 #include "criu-config.h"
@@ -104,63 +105,18 @@ void checkpoint_thaw_or_kill(struct global_opts *g, const char *id, bool kill_it
 	}
 }
 
-/* --print-stats: one JSON line, for scripts and make bench. */
-static void print_checkpoint_stats(const struct checkpoint_options *o,
-				   const Cocoon__CheckpointReply *rep, long long total_ms,
-				   const char *dest)
-{
-	if (!o->print_stats)
-		return;
-	const Cocoon__CriuStats *st = rep->stats;
-	json_object *j = json_object_new_object();
-	json_object_object_add(j, "frozen_ms",
-			       json_object_new_double(st ? st->frozen_us / 1000.0 : 0));
-	json_object_object_add(j, "freezing_ms",
-			       json_object_new_double(st ? st->freezing_us / 1000.0 : 0));
-	json_object_object_add(j, "memdump_ms",
-			       json_object_new_double(st ? st->memdump_us / 1000.0 : 0));
-	json_object_object_add(j, "memwrite_ms",
-			       json_object_new_double(st ? st->memwrite_us / 1000.0 : 0));
-	json_object_object_add(j, "pages_written",
-			       json_object_new_uint64(st ? st->pages_written : 0));
-	json_object_object_add(j, "criu_ms", json_object_new_uint64(rep->dump_ms));
-	json_object_object_add(j, "copy_ms", json_object_new_uint64(rep->copy_ms));
-	json_object_object_add(j, "copy_overlapped", json_object_new_boolean(rep->copy_overlapped));
-	json_object_object_add(j, "dev_shm_second_try", json_object_new_boolean(o->shm_second_try));
-	/* The guest's word, bound for a terminal: JSON escapes C0 only. */
-	char route[64];
-	snprintf(route, sizeof(route), "%s", rep->route ? rep->route : "");
-	agent_text_sanitize(route);
-	json_object_object_add(j, "route", json_object_new_string(route));
-	json_object_object_add(j, "staging",
-			       json_object_new_string(o->staged_beside ? "beside" : "shared"));
-	json_object_object_add(j, "container_mib", json_object_new_uint64(rep->container_mib));
-	json_object_object_add(j, "guest_available_mib",
-			       json_object_new_uint64(rep->available_mib));
-	/* The most guest memory the checkpoint took (MemAvailable's low-water
-	 * mark, sampled in the agent). */
-	json_object_object_add(j, "guest_peak_used_mib",
-			       json_object_new_uint64(rep->peak_used_mib));
-	json_object_object_add(j, "total_ms", json_object_new_int64(total_ms));
-	json_object_object_add(j, "bytes", json_object_new_uint64(rep->bytes));
-	json_object_object_add(j, "path", json_object_new_string(dest));
-	printf("stats: %s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
-	json_object_put(j);
-}
-
 /* CRIU's whole log after a failed dump, kept where the user can read it:
- * one per container, the newest (it replaces the last one atomically). It
- * was one per attempt (failed-<checkpoint id>-dump.log, a new ID each
- * time), so a guest that failed its dumps on purpose, with CRIU's log at
- * its 64 MiB cap (IMAGES_MAX_LOG), took 64 MiB more of the host's disk per
- * `checkpoint` for ever (rev hostile5 L4). */
+ * one per container, the newest (it replaces the last one atomically), so
+ * a guest that fails its dumps on purpose, with CRIU's log at its 64 MiB cap
+ * (IMAGES_MAX_LOG), cannot take more of the host's disk with each
+ * `checkpoint`. */
 static void keep_dump_log(struct global_opts *g, const struct checkpoint_options *o, const char *id,
 			  const char *dir, const char *ckid, struct error **err)
 {
 	_cleanup_free_ char *keep = NULL, *msg = NULL;
 	const char *where = o->work_path ? o->work_path : g->cfg.host_checkpoint_dir;
-	int n = o->work_path ? asprintf(&keep, "%s/dump.log", where)
-			     : asprintf(&keep, "%s/failed-%s-dump.log", where, id);
+	int n = o->work_path ? asprintf(&keep, "%s/" COCOON_DUMP_LOG, where)
+			     : asprintf(&keep, "%s/failed-%s-" COCOON_DUMP_LOG, where, id);
 	if (n < 0 || mkdir_p(where, 0700, NULL) < 0 || images_keep_dump_log(dir, ckid, keep) < 0)
 		return;
 	if (err && *err && asprintf(&msg, "%s (CRIU's whole log: %s)", (*err)->msg, keep) >= 0) {
@@ -277,11 +233,12 @@ static int vm_checkpoint(struct global_opts *g, const char *id, const char *dir,
 		return r;
 	}
 	long long total = now_ms() - t0;
-	printf("checkpoint %s of %s: %s\n", ckid, id, dest);
-	printf("  whole VM, %.1f MiB; frozen %.0f ms, save %llu ms, total %lld ms\n",
-	       (double)rep->bytes / (1 << 20), rep->stats ? rep->stats->frozen_us / 1000.0 : 0.0,
-	       (unsigned long long)rep->dump_ms, total);
-	print_checkpoint_stats(o, rep, total, dest);
+	checkpoint_report_add(o, "checkpoint %s of %s: %s\n", ckid, id, dest);
+	checkpoint_report_add(
+		o, "  whole VM, %.1f MiB; frozen %.0f ms, save %llu ms, total %lld ms\n",
+		(double)rep->bytes / (1 << 20), rep->stats ? rep->stats->frozen_us / 1000.0 : 0.0,
+		(unsigned long long)rep->dump_ms, total);
+	checkpoint_report_stats(o, rep, total, dest);
 	cocoon__response__free_unpacked(resp, NULL);
 	return 0;
 }
@@ -421,7 +378,7 @@ static int checkpoint_publish(struct global_opts *g, const char *id,
 	/* The host knows where the images are: checkpoints/CKID, from the ID
 	 * it made. The reply only has to agree; it names nothing. */
 	char expect[128];
-	snprintf(expect, sizeof(expect), IMAGES_SHARED_SUBDIR "/%s", t->ckid);
+	snprintf(expect, sizeof(expect), COCOON_CHECKPOINTS_DIR "/%s", t->ckid);
 	if (strcmp(rep->shared_path, expect) != 0) {
 		char named[64];
 		snprintf(named, sizeof(named), "%s", rep->shared_path);
@@ -488,7 +445,7 @@ int checkpoint_container(struct global_opts *g, const char *id, struct checkpoin
 	Cocoon__CheckpointReply *rep = resp->checkpoint;
 	if (o->bench_route == COCOON__CHECKPOINT_ROUTE__ROUTE_FLOOR) {
 		/* The benchmark floor: dumped into guest memory and discarded. */
-		print_checkpoint_stats(o, rep, now_ms() - t0, "");
+		checkpoint_report_stats(o, rep, now_ms() - t0, "");
 		cocoon__response__free_unpacked(resp, NULL);
 		return 0;
 	}
@@ -496,13 +453,15 @@ int checkpoint_container(struct global_opts *g, const char *id, struct checkpoin
 	if (r == 0) {
 		long long total = now_ms() - t0;
 		Cocoon__CriuStats *sts = rep->stats;
-		printf("%s %s of %s: %s\n", o->pre_dump ? "pre-dump" : "checkpoint", t.ckid, id,
-		       t.dest);
-		printf("  %u files, %.1f MiB; frozen %.0f ms, criu %llu ms, copy to host %llu ms, total %lld ms\n",
-		       rep->files, (double)rep->bytes / (1 << 20),
-		       sts ? sts->frozen_us / 1000.0 : 0.0, (unsigned long long)rep->dump_ms,
-		       (unsigned long long)rep->copy_ms, total);
-		print_checkpoint_stats(o, rep, total, t.dest);
+		checkpoint_report_add(o, "%s %s of %s: %s\n",
+				      o->pre_dump ? "pre-dump" : "checkpoint", t.ckid, id, t.dest);
+		checkpoint_report_add(
+			o,
+			"  %u files, %.1f MiB; frozen %.0f ms, criu %llu ms, copy to host %llu ms, total %lld ms\n",
+			rep->files, (double)rep->bytes / (1 << 20),
+			sts ? sts->frozen_us / 1000.0 : 0.0, (unsigned long long)rep->dump_ms,
+			(unsigned long long)rep->copy_ms, total);
+		checkpoint_report_stats(o, rep, total, t.dest);
 	}
 	cocoon__response__free_unpacked(resp, NULL);
 	return r;

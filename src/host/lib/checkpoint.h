@@ -7,6 +7,14 @@
 
 #include <stdbool.h>
 
+/* What a checkpoint tells its user, for the CLI to print on stdout: per
+ * container a summary of two lines and, with print_stats, one "stats:" JSON
+ * line, appended in the order the checkpoints ran (a pod's members first).
+ * The library prints nothing itself. The caller frees text. */
+struct checkpoint_report {
+	char *text; /* NULL until a line is added */
+};
+
 struct checkpoint_options {
 	const char *image_path;
 	const char *work_path;
@@ -16,9 +24,10 @@ struct checkpoint_options {
 	bool print_stats;
 	Cocoon__CheckpointRoute bench_route;
 	Cocoon__CriuOptions criu;
-	bool pod;	     /* the whole pod of this sandbox (docs/pods.md) */
-	bool shm_second_try; /* set: /dev/shm changed during the first dump */
-	bool staged_beside;  /* the images were written beside --image-path */
+	bool pod;			  /* the whole pod of this sandbox (docs/pods.md) */
+	bool shm_second_try;		  /* set: /dev/shm changed during the first dump */
+	bool staged_beside;		  /* the images were written beside --image-path */
+	struct checkpoint_report *report; /* out, or NULL: the lines for the user */
 };
 
 /* Checkpoints container ID as O says: the dump in its VM, the images

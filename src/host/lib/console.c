@@ -25,8 +25,8 @@ int console_openpty(const Cocoon__ConsoleSize *size, int *master, int *slave, st
 		cfmakeraw(&t);
 		tcsetattr(*slave, TCSANOW, &t);
 	}
-	fcntl(*master, F_SETFD, FD_CLOEXEC);
-	fcntl(*slave, F_SETFD, FD_CLOEXEC);
+	(void)fcntl(*master, F_SETFD, FD_CLOEXEC); /* cannot fail on an open fd */
+	(void)fcntl(*slave, F_SETFD, FD_CLOEXEC);  /* cannot fail on an open fd */
 	return 0;
 }
 

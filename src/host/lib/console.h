@@ -2,7 +2,7 @@
  * on --console-socket, as from runc, and the shim relays the slave to the
  * guest's pty. The engine resizes its terminal through that master
  * (runc's console.Resize: TIOCSWINSZ); a console_watch notices the change
- * on the slave and the shim sends the new size to the agent (issue 17).
+ * on the slave and the shim sends the new size to the agent.
  *
  * Why a watch and not SIGWINCH: the kernel sends SIGWINCH to the
  * foreground process group of the pty's session only, and the shim is no

@@ -99,7 +99,7 @@ static int create_taken(const char *id, const char *dir, struct error **err)
 	pid_t pid;
 	unsigned long long start;
 	bool pod = false;
-	snprintf(path, sizeof(path), "%s/state.json", dir);
+	snprintf(path, sizeof(path), "%s/" STATE_FILE, dir);
 	if (access(path, F_OK) < 0 && errno == ENOENT &&
 	    state_keeper_read(dir, &pid, &start, &pod) == 0 && pod)
 		return error_setx(

@@ -16,7 +16,7 @@ struct create_options {
 	const Cocoon__CriuOptions *criu;
 	const char *work_path;
 	bool bench_from_tmpfs;
-	bool print_stats; /* restore --print-stats: the timings line on stdout */
+	char **stats_line; /* restore --print-stats: out, its timings line, or NULL */
 	/* restore --pod: the sandbox a member joins, whatever its spec's
 	 * /proc/<pid>/ns paths name (the old sandbox's shim is gone). */
 	const char *pod_sandbox;

@@ -26,7 +26,7 @@ static bool stale_keeper_dir(const char *dir)
 	pid_t pid;
 	unsigned long long start;
 	_cleanup_close_ int lock = state_lock_dir(dir);
-	snprintf(path, sizeof(path), "%s/state.json", dir);
+	snprintf(path, sizeof(path), "%s/" STATE_FILE, dir);
 	return lock >= 0 && access(path, F_OK) < 0 && errno == ENOENT &&
 	       state_keeper_read(dir, &pid, &start, NULL) == -ESRCH;
 }
@@ -40,7 +40,7 @@ static bool stale_keeper_dir(const char *dir)
 static int kept_pod_release(const char *dir, pid_t keeper, struct error **err)
 {
 	char path[4200];
-	snprintf(path, sizeof(path), "%s/state.json", dir);
+	snprintf(path, sizeof(path), "%s/" STATE_FILE, dir);
 	if (unlink(path) < 0 && errno != ENOENT)
 		return error_set(err, errno, "remove %s", path);
 	_cleanup_free_ char *kept = pod_kept_dir(dir, keeper);

@@ -197,8 +197,8 @@ static int open_ckdir(const char *state_dir, struct error **err)
 	_cleanup_close_ int sfd = open(shared, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (sfd < 0)
 		return error_set(err, errno, "open %s", shared);
-	int fd = safefs_open(sfd, IMAGES_SHARED_SUBDIR, O_RDONLY | O_DIRECTORY, 0);
-	return fd < 0 ? error_set(err, -fd, "%s/" IMAGES_SHARED_SUBDIR, shared) : fd;
+	int fd = safefs_open(sfd, COCOON_CHECKPOINTS_DIR, O_RDONLY | O_DIRECTORY, 0);
+	return fd < 0 ? error_set(err, -fd, "%s/" COCOON_CHECKPOINTS_DIR, shared) : fd;
 }
 
 /* dest must be absent or an empty directory (removed here), below a
@@ -223,8 +223,8 @@ static int publish_at(int ckfd, const char *ckid, const char *dest, const struct
 	const char *base = strrchr(dest, '/') ? strrchr(dest, '/') + 1 : dest;
 	_cleanup_close_ int srcfd = safefs_open(ckfd, ckid, O_RDONLY | O_DIRECTORY, 0);
 	if (srcfd < 0)
-		return error_set(err, -srcfd, "images from the guest (" IMAGES_SHARED_SUBDIR "/%s)",
-				 ckid);
+		return error_set(err, -srcfd,
+				 "images from the guest (" COCOON_CHECKPOINTS_DIR "/%s)", ckid);
 	if (!images_plain_name(base))
 		return error_setx(err, EINVAL,
 				  "image path %s: the last component must be a plain name", dest);
@@ -294,7 +294,7 @@ static int ns_mount_point(const char *state_dir, const char *ckid, const struct 
 		return -ENOMEM;
 	_cleanup_close_ int sfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	_cleanup_close_ int ckfd =
-		sfd < 0 ? -1 : safefs_open(sfd, IMAGES_SHARED_SUBDIR, O_RDONLY | O_DIRECTORY, 0);
+		sfd < 0 ? -1 : safefs_open(sfd, COCOON_CHECKPOINTS_DIR, O_RDONLY | O_DIRECTORY, 0);
 	int mp = ckfd < 0 ? -1 : openat(ckfd, ckid, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (mp >= 0 &&
 	    (fstat(mp, &got) < 0 || got.st_dev != want->st_dev || got.st_ino != want->st_ino)) {
@@ -319,9 +319,9 @@ int images_stage_beside(const char *state_dir, const char *ckid, const char *des
 		return parentfd;
 	if (sfd < 0 || fstat(sfd, &sd) < 0 || fstat(parentfd, &dd) < 0 || sd.st_dev == dd.st_dev)
 		return 0; /* the same filesystem: nothing to gain */
-	mkdirat(sfd, IMAGES_SHARED_SUBDIR, 0700);
+	mkdirat(sfd, COCOON_CHECKPOINTS_DIR, 0700);
 	_cleanup_close_ int ckfd =
-		safefs_open(sfd, IMAGES_SHARED_SUBDIR, O_RDONLY | O_DIRECTORY, 0);
+		safefs_open(sfd, COCOON_CHECKPOINTS_DIR, O_RDONLY | O_DIRECTORY, 0);
 	if (ckfd < 0 || mkdirat(ckfd, ckid, 0700) < 0)
 		return 0;
 	/* The mount point is reached by fd and never by a path the guest could
@@ -331,8 +331,7 @@ int images_stage_beside(const char *state_dir, const char *ckid, const char *des
 	 * 9p), so that is not what sits beside dest: a directory of the
 	 * host's, 0700, which the guest cannot reach, holds it. Otherwise any
 	 * user of the host who can reach dest's parent would reach the
-	 * setuid files and device nodes the guest makes there while it dumps
-	 * (rev hostile4 F1). */
+	 * setuid files and device nodes the guest makes there while it dumps. */
 	snprintf(st->tmpname, sizeof(st->tmpname), ".%s.tmp-%d", base, getpid());
 	if (mp < 0 || mkdirat(parentfd, st->tmpname, 0700) < 0)
 		return 0;

@@ -183,11 +183,6 @@ void images_meta_free(struct images_meta *m)
 	memset(m, 0, sizeof(*m));
 }
 
-static bool is_hex16(const char *s)
-{
-	return strlen(s) == 16 && strspn(s, "0123456789abcdef") == 16;
-}
-
 /* A typed field, or NULL: a null, a number where a string belongs, an
  * object where a number belongs all count as absent. */
 static json_object *field(json_object *o, const char *key, json_type type)
@@ -202,7 +197,7 @@ static int meta_file(json_object *entry, const char *name, struct images_meta *m
 	json_object *jsize = field(entry, "size", json_type_int),
 		    *jhash = field(entry, "xxh3", json_type_string);
 	if (!images_plain_name(name) || !jsize || !jhash || json_object_get_int64(jsize) < 0 ||
-	    !is_hex16(json_object_get_string(jhash)))
+	    !xxh3_text_valid(json_object_get_string(jhash)))
 		return error_setx(err, EINVAL, "bad entry for '%.40s'", name);
 	struct images_meta_file *f = &m->files[m->n_files];
 	f->size = json_object_get_uint64(jsize);
@@ -327,17 +322,13 @@ static int check_size(int dirfd, const struct images_meta_file *f, struct error 
 	return 0;
 }
 
-static int images_verify_one(const char *dir, bool need_tree, const struct images_budget *b,
-			     char **resources, struct error **err)
+static int images_verify_one(int dirfd, const char *dir, bool need_tree,
+			     const struct images_budget *b, char **resources, struct error **err)
 {
-	_cleanup_close_ int dirfd =
-		open(dir, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
 	_cleanup_free_ char *text = NULL;
 	struct images_meta m;
 	size_t len;
 
-	if (dirfd < 0)
-		return error_set(err, errno, "image directory %s", dir);
 	int r = safefs_read(dirfd, IMAGES_META, 16 << 20, &text, &len, err);
 	if (r == -ENOENT) {
 		error_free(err);
@@ -400,36 +391,86 @@ void images_chain_free(struct images_chain *c)
 	for (int i = 0; i < c->n; i++) {
 		free(c->dirs[i]);
 		free(c->names[i]);
+		free(c->shares[i]);
+		c->shares[i] = NULL;
+		if (c->fds[i] >= 0)
+			close(c->fds[i]);
 	}
 	c->n = 0;
 	free(c->resources);
 	c->resources = NULL;
 }
 
-int images_verify(const char *dir, const struct images_limits *lim, struct images_chain *chain,
-		  struct error **err)
+const char *const *images_chain_paths(const struct images_chain *c)
+{
+	return (const char *const *)(c->n && c->shares[0] ? c->shares : c->dirs);
+}
+
+int images_chain_share_fds(struct images_chain *c, struct error **err)
+{
+	for (int i = 0; i < c->n; i++)
+		if (!c->shares[i] &&
+		    asprintf(&c->shares[i], "/proc/%d/fd/%d", (int)getpid(), c->fds[i]) < 0) {
+			c->shares[i] = NULL;
+			return error_set(err, ENOMEM, "%s", c->dirs[i]);
+		}
+	return 0;
+}
+
+/* The pre-dump NAME beside the checkpoint DIRFD (at PATH, for messages),
+ * opened: a directory of its own, never a symlink to a checkpoint
+ * elsewhere on this host (another container's pages would be shared into
+ * the restored VM). Reached by fd, its parent by "..": no path is walked
+ * again. */
+static int open_pre_dump(int dirfd, const char *path, const char *dir, const char *name,
+			 struct error **err)
+{
+	_cleanup_close_ int parent = openat(dirfd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (parent < 0)
+		return error_set(err, errno, "%s: its pre-dump %s", dir, path);
+	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0)
+		return fd;
+	struct stat ls;
+	if ((errno != ELOOP && errno != ENOTDIR) ||
+	    fstatat(parent, name, &ls, AT_SYMLINK_NOFOLLOW) < 0)
+		return error_set(err, errno, "%s: its pre-dump %s", dir, path);
+	return error_setx(
+		err, EINVAL,
+		"%s: its pre-dump %s is %s, not a directory beside it (runc's ../NAME layout)", dir,
+		path, S_ISLNK(ls.st_mode) ? "a symlink" : "not a directory");
+}
+
+int images_verify_at(int dirfd, const char *dir, const struct images_limits *lim,
+		     long long deadline_ms, struct images_chain *chain, struct error **err)
 {
 	char cur[PATH_MAX];
 	struct images_budget b;
 	images_budget_init(&b, lim);
+	b.deadline = deadline_ms;
 	snprintf(cur, sizeof(cur), "%s", dir);
 	chain->n = 0;
 	chain->resources = NULL;
+	int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0)
+		return error_set(err, errno, "image directory %s", dir);
 	for (;;) {
-		if (chain->n == IMAGES_MAX_CHAIN)
+		if (chain->n == COCOON_MAX_CHAIN) {
+			close(fd);
 			return error_setx(err, E2BIG, "%s: more than %d pre-dumps in a chain", dir,
-					  IMAGES_MAX_CHAIN);
-		int r = images_verify_one(cur, chain->n == 0, &b, &chain->resources, err);
-		if (r < 0)
-			return r;
+					  COCOON_MAX_CHAIN);
+		}
 		const char *base = strrchr(cur, '/');
+		chain->fds[chain->n] = fd;
+		chain->shares[chain->n] = NULL;
 		chain->dirs[chain->n] = strdup(cur);
 		chain->names[chain->n] = strdup(base ? base + 1 : cur);
 		chain->n++;
-		char link[PATH_MAX], target[256];
-		if (snprintf(link, sizeof(link), "%s/parent", cur) >= (int)sizeof(link))
-			return error_setx(err, ENAMETOOLONG, "checkpoint %s: path too long", cur);
-		ssize_t n = readlink(link, target, sizeof(target) - 1);
+		int r = images_verify_one(fd, cur, chain->n == 1, &b, &chain->resources, err);
+		if (r < 0)
+			return r;
+		char target[256];
+		ssize_t n = readlinkat(fd, "parent", target, sizeof(target) - 1);
 		if (n < 0)
 			return 0;
 		target[n] = 0;
@@ -442,16 +483,20 @@ int images_verify(const char *dir, const struct images_limits *lim, struct image
 		*slash = 0;
 		size_t len = strlen(cur);
 		snprintf(cur + len, sizeof(cur) - len, "/%s", target + 3);
-		/* The pre-dump is shared into the restored VM: a directory
-		 * beside, never a symlink to a checkpoint elsewhere on this
-		 * host (another container's pages). */
-		struct stat ls;
-		if (lstat(cur, &ls) < 0)
-			return error_set(err, errno, "%s: its pre-dump %s", dir, cur);
-		if (!S_ISDIR(ls.st_mode))
-			return error_setx(
-				err, EINVAL,
-				"%s: its pre-dump %s is %s, not a directory beside it (runc's ../NAME layout)",
-				dir, cur, S_ISLNK(ls.st_mode) ? "a symlink" : "not a directory");
+		if ((fd = open_pre_dump(fd, cur, dir, target + 3, err)) < 0)
+			return fd;
 	}
+}
+
+int images_verify(const char *dir, const struct images_limits *lim, struct images_chain *chain,
+		  struct error **err)
+{
+	_cleanup_close_ int fd =
+		open(dir, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		chain->n = 0;
+		chain->resources = NULL;
+		return error_set(err, errno, "image directory %s", dir);
+	}
+	return images_verify_at(fd, dir, lim, now_ms() + (long long)lim->verify_ms, chain, err);
 }

@@ -12,11 +12,10 @@
 
 #define IMAGES_META "cocoon.json"
 #define IMAGES_FORMAT 1
-/* Where the agent leaves a dump in the shared directory: checkpoints/CKID,
- * with CRIU's log beside it as checkpoints/CKID.dump.log on failure. The
- * host builds these paths from the checkpoint ID it made; it takes none
- * from the guest. */
-#define IMAGES_SHARED_SUBDIR COCOON_CHECKPOINTS_DIR
+/* Where the agent leaves a dump in the shared directory:
+ * COCOON_CHECKPOINTS_DIR/CKID, with CRIU's log beside it as
+ * COCOON_CHECKPOINTS_DIR/CKID.dump.log on failure. The host builds these
+ * paths from the checkpoint ID it made; it takes none from the guest. */
 /* CRIU's logs are text the guest wrote: read this much at most. */
 #define IMAGES_MAX_LOG (64 << 20)
 
@@ -39,16 +38,29 @@ struct images_info {
 	const char *resources;	 /* update's limits to keep (resources-kept.h), or NULL */
 };
 
-#define IMAGES_MAX_CHAIN COCOON_MAX_CHAIN
-
-/* A checkpoint and the pre-dumps it depends on, newest first. */
+/* A checkpoint and the pre-dumps it depends on, newest first: each
+ * directory's path (dirs, for messages and this host's notes), its name,
+ * and the descriptor it was verified through (fds, owned). shares, when
+ * images_chain_share_fds() made them, are the paths the VM's shares are
+ * made from: /proc/<pid>/fd/<fd>, which reach exactly the directory that
+ * was verified, however its path changed since (restore --pod). */
 struct images_chain {
-	char *dirs[IMAGES_MAX_CHAIN];
-	char *names[IMAGES_MAX_CHAIN];
+	char *dirs[COCOON_MAX_CHAIN];
+	char *names[COCOON_MAX_CHAIN];
+	int fds[COCOON_MAX_CHAIN];
+	char *shares[COCOON_MAX_CHAIN];
 	int n;
 	char *resources; /* the checkpoint's kept limits (resources-kept.h), or NULL */
 };
+/* Frees the strings and closes the descriptors of the first n entries. */
 void images_chain_free(struct images_chain *c);
+/* shares[] for every directory, from this process's descriptors: they are
+ * valid as long as this process holds them (restore waits for its shims'
+ * reports, and QEMU and a member's shim open their shares before that).
+ * 0 or -ENOMEM. */
+int images_chain_share_fds(struct images_chain *c, struct error **err);
+/* What the VM shares: shares[] when made, else dirs[]. */
+const char *const *images_chain_paths(const struct images_chain *c);
 
 struct cocoon_config;
 void images_limits_from_config(const struct cocoon_config *cfg, struct images_limits *lim);
@@ -116,6 +128,13 @@ int images_keep_dump_log(const char *state_dir, const char *ckid, const char *ke
  * count against the size of its pages file; within the limits. */
 int images_verify(const char *dir, const struct images_limits *lim, struct images_chain *chain,
 		  struct error **err);
+/* images_verify() through DIRFD (borrowed; the chain keeps a dup), the
+ * directory at DIR (named in messages), and every pre-dump reached by fd
+ * from it, within DEADLINE_MS (now_ms() time; restore --pod gives the
+ * whole pod one limits.verify_timeout_ms). On failure the chain holds what
+ * was opened so far: images_chain_free() it either way. */
+int images_verify_at(int dirfd, const char *dir, const struct images_limits *lim,
+		     long long deadline_ms, struct images_chain *chain, struct error **err);
 
 /* Copies CRIU's logs and stats from the directory src to the work path
  * (created 0700), each read by fd and at most IMAGES_MAX_LOG bytes. */

@@ -113,7 +113,7 @@ static bool log_line(const char *level, const char *msg)
 
 /* Every message is made safe for a terminal where it is printed, whatever
  * it quotes: names in a guest's dump or in a restore directory from
- * elsewhere reached the terminal as they were (rev hostile4 F3). */
+ * elsewhere. */
 void log_error(const char *msg)
 {
 	_cleanup_free_ char *clean = strdup(msg);
@@ -121,6 +121,17 @@ void log_error(const char *msg)
 		log_text_clean(clean, true);
 	fprintf(stderr, "cocoon: %s\n", clean ? clean : "out of memory");
 	log_line("error", clean ? clean : "out of memory");
+}
+
+void log_errorf(const char *fmt, ...)
+{
+	_cleanup_free_ char *msg = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	int n = vasprintf(&msg, fmt, ap);
+	va_end(ap);
+	log_error(n < 0 ? "out of memory" : msg);
 }
 
 void log_warning(const char *fmt, ...)

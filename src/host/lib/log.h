@@ -20,6 +20,8 @@ int log_init(const char *path, const char *format);
 /* An error: to stderr as "cocoon: MSG", and to --log as level "error"
  * (containerd's shim reports the last such line). */
 void log_error(const char *msg);
+/* log_error() of a printf-formatted message. */
+void log_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* A warning: to --log as level "warning" when there is one, else to stderr
  * as "cocoon: warning: MSG". */

@@ -86,6 +86,11 @@ int remove_tree(const char *path, struct error **err)
 	return r < 0 ? error_wrap(err, "remove %s", path) : 0;
 }
 
+bool xxh3_text_valid(const char *s)
+{
+	return strlen(s) == 16 && strspn(s, "0123456789abcdef") == 16;
+}
+
 int validate_id(const char *kind, const char *id, struct error **err)
 {
 	char bad = 0;

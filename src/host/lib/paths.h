@@ -28,6 +28,10 @@ int remove_tree(const char *path, struct error **err);
  * message names the kind ("container", "checkpoint") and the cause. */
 int validate_id(const char *kind, const char *id, struct error **err);
 
+/* Whether S is an XXH3-64 as the manifests and vm.json write it: 16
+ * lowercase hex digits, nothing else (S untrusted, not NULL). */
+bool xxh3_text_valid(const char *s);
+
 /* The cache directory: $COCOON_CACHE_DIR or /var/cache/cocoon. */
 const char *cache_dir(void);
 

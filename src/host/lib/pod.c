@@ -303,11 +303,11 @@ static int share_volumes(const char *rw, const char *ro, const char *id, struct 
 		return r;
 	for (size_t i = 0; i < b->spec->n_mounts; i++) {
 		Cocoon__Mount *m = b->spec->mounts[i];
-		const char *prefix = VOLUMES_GUEST_DIR "/";
+		const char *prefix = COCOON_GUEST_VOLUMES_DIR "/";
 		if (strcmp(m->type, "bind") != 0 || strncmp(m->source, prefix, strlen(prefix)) != 0)
 			continue;
 		char *src;
-		if (asprintf(&src, POD_GUEST_DIR "/%s/" VOLUMES_DIR "/%s", id,
+		if (asprintf(&src, COCOON_GUEST_POD_DIR "/%s/" VOLUMES_DIR "/%s", id,
 			     m->source + strlen(prefix)) < 0)
 			return error_set(err, ENOMEM, "pod");
 		free(m->source);
@@ -346,7 +346,7 @@ static void member_leave(const char *sandbox_dir, const char *id)
  * not all visible from it). */
 struct member_trees {
 	int rootfs;
-	int volumes[SPEC_MAX_MOUNTS];
+	int volumes[COCOON_MAX_BINDS];
 	size_t n;
 	int images[POD_MAX_IMAGES]; /* a restore's image directories, read-only */
 	int n_images;
@@ -438,7 +438,7 @@ int pod_member_share(const struct pod_sandbox *sb, const char *id, struct oci_bu
 	}
 	free(s->rootfs_tag);
 	s->rootfs_tag = NULL;
-	if (asprintf(&s->rootfs_tag, POD_TAG) < 0 ||
+	if (asprintf(&s->rootfs_tag, COCOON_TAG_POD) < 0 ||
 	    asprintf(&s->rootfs_path, "%s/rootfs", id) < 0 || !(s->join_container = strdup(sb->id)))
 		r = error_set(err, ENOMEM, "pod");
 out:

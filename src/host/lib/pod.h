@@ -28,14 +28,15 @@
 
 struct oci_bundle;
 
+/* A pod checkpoint's list of its members and their bundles, in the
+ * checkpoint's directory (checkpoint_pod writes it, restore --pod reads it). */
+#define POD_CHECKPOINT_FILE "pod.json"
 #define POD_SHARE "pod"
 #define POD_SHARE_RW "pod-rw"
-#define POD_TAG COCOON_TAG_POD
-/* Where the agent mounts the pod share: the sources of a member's bind
- * mounts of host files are under it. */
-#define POD_GUEST_DIR COCOON_GUEST_POD_DIR
+/* The agent mounts the pod share (COCOON_TAG_POD) at COCOON_GUEST_POD_DIR:
+ * the sources of a member's bind mounts of host files are under it. */
 /* A member restored in place gets its checkpoint's image directories (the
- * checkpoint and its pre-dumps, images.h IMAGES_MAX_CHAIN) through the pod
+ * checkpoint and its pre-dumps, images.h COCOON_MAX_CHAIN) through the pod
  * share too: pod/<id>/images<i>, read-only. */
 #define POD_MAX_IMAGES 8
 /* The most containers a pod has besides its sandbox. Each member's shim

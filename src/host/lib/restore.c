@@ -257,16 +257,17 @@ static int restore_resolve(const char *id, const char *image_path, char *resolve
 }
 
 /* --print-stats: the shim's restore-stats.json as one line, with the whole
- * restore's wall time since T0. */
-static void restore_print_stats(struct global_opts *g, const char *id, long long t0)
+ * restore's wall time since T0, into *LINE (NULL when there is none). */
+static void restore_stats_line(struct global_opts *g, const char *id, long long t0, char **line)
 {
 	_cleanup_free_ char *path = NULL, *text = NULL;
-	if (asprintf(&path, "%s/%s/restore-stats.json", g->root, id) >= 0 &&
+	*line = NULL;
+	if (asprintf(&path, "%s/%s/" RESTORE_STATS_FILE, g->root, id) >= 0 &&
 	    read_file_bounded(path, 4096, &text, NULL, NULL) == 0) {
 		text[strcspn(text, "\n")] = 0;
 		/* The same line, with the whole command's wall time. */
-		printf("stats: {\"total_ms\": %lld, %s\n", now_ms() - t0, text + 1);
-		fflush(stdout);
+		if (asprintf(line, "stats: {\"total_ms\": %lld, %s\n", now_ms() - t0, text + 1) < 0)
+			*line = NULL;
 	}
 }
 
@@ -292,8 +293,8 @@ int container_restore(struct global_opts *g, const char *id, const char *image_p
 	}
 	if (r < 0)
 		return error_wrap(err, "restore %s", id);
-	if (o->print_stats)
-		restore_print_stats(g, id, t0);
+	if (o->stats_line)
+		restore_stats_line(g, id, t0, o->stats_line);
 	return 0;
 }
 
@@ -324,7 +325,7 @@ static int pod_manifest_add(struct global_opts *g, const char *dir, struct pod_m
 	if (m->n == POD_RESTORE_MAX)
 		return error_setx(err, E2BIG, "pod.json: more than %d containers", POD_RESTORE_MAX);
 	if (validate_id("container", s, err) < 0)
-		return error_wrap(err, "pod.json");
+		return error_wrap(err, POD_CHECKPOINT_FILE);
 	for (int i = 0; i < m->n; i++)
 		if (strcmp(m->ids[i], s) == 0)
 			return error_setx(err, EINVAL, "pod.json: %s is listed twice", s);
@@ -342,13 +343,13 @@ static int pod_manifest_read(struct global_opts *g, const char *dir, struct pod_
 	int r;
 
 	memset(m, 0, sizeof(*m));
-	if (asprintf(&path, "%s/pod.json", dir) < 0)
-		return error_set(err, ENOMEM, "pod.json");
+	if (asprintf(&path, "%s/" POD_CHECKPOINT_FILE, dir) < 0)
+		return error_set(err, ENOMEM, POD_CHECKPOINT_FILE);
 	/* Untrusted: looked at before it is opened (safefs.h). */
 	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return error_set(err, errno, "image directory %s", dir);
-	if (safefs_read(dfd, "pod.json", 256 * 1024, &text, NULL, err) < 0)
+	if (safefs_read(dfd, POD_CHECKPOINT_FILE, 256 * 1024, &text, NULL, err) < 0)
 		return error_wrap(err, "%s: not a checkpoint of a whole pod (checkpoint --pod)",
 				  dir);
 	if (!(root = json_tokener_parse(text)))
@@ -376,26 +377,90 @@ static int pod_loopback_hold(struct global_opts *g, const char *sandbox, bool ho
 	return container_request(g, sandbox, &req, err);
 }
 
-static int pod_restore_one(struct global_opts *g, const char *dir, const char *id,
-			   struct create_options *o, struct error **err)
+/* One container's directory of the pod, DFD's ID: opened once, by fd
+ * (a directory of the pod's own, never a symlink to a checkpoint elsewhere
+ * on this host, whose images would be shared into the restored VM), and
+ * verified through that fd within the pod's deadline. With SHARE_FDS its
+ * shares are made from the fd too (images_chain_share_fds): nothing walks
+ * DIR/ID again, so a directory swapped in after the check is not what the
+ * VM gets. Not for the sandbox's VM on virtiofs: the C
+ * virtiofsd mounts a /proc of its own pid namespace, where this process's
+ * fds are not; there the path is used (pod_still_verified checks it just
+ * before). A member's images always go through the pod share, by fd.
+ * *ST: what was verified, its device and inode. */
+static int pod_verify_one(struct global_opts *g, int dfd, const char *dir, const char *id,
+			  long long deadline, bool share_fds, struct images_chain *chain,
+			  struct stat *st, struct error **err)
 {
 	_cleanup_free_ char *images = NULL;
-	char resolved[PATH_MAX];
+	struct images_limits lim;
 	struct stat ls;
-	pid_t shim;
 
+	images_limits_from_config(&g->cfg, &lim);
 	if (asprintf(&images, "%s/%s", dir, id) < 0)
 		return error_set(err, ENOMEM, "restore %s", id);
-	/* DIR came from wherever the checkpoint did: its <id> is a directory
-	 * of its own, never a symlink to a checkpoint elsewhere on this host
-	 * (whose images would be shared into the restored VM). */
-	if (lstat(images, &ls) == 0 && !S_ISDIR(ls.st_mode))
+	_cleanup_close_ int fd =
+		openat(dfd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 && (errno == ELOOP || errno == ENOTDIR) &&
+	    fstatat(dfd, id, &ls, AT_SYMLINK_NOFOLLOW) == 0)
 		return error_setx(err, EINVAL, "restore %s: %s is %s, not a directory of the pod's",
 				  id, images,
 				  S_ISLNK(ls.st_mode) ? "a symlink" : "not a directory");
-	if (!realpath(images, resolved))
+	if (fd < 0 || fstat(fd, st) < 0)
 		return error_set(err, errno, "restore %s: image path %s", id, images);
-	int r = restore_images(g, id, resolved, o, &shim, err);
+	int r = images_verify_at(fd, images, &lim, deadline, chain, err);
+	if (r == 0 && share_fds)
+		r = images_chain_share_fds(chain, err);
+	if (r < 0 && (*err)->code == ETIMEDOUT)
+		error_wrap(err, "the whole pod's images are checked within one budget");
+	return r < 0 ? error_wrap(err, "restore %s", id) : 0;
+}
+
+/* DFD's ID is still the directory that was verified (ST). Not needed for
+ * what the VM gets (the shares are the verified fds), but a swap is an
+ * attack or a mistake: it fails the restore, naming it. */
+static int pod_still_verified(int dfd, const char *dir, const char *id, const struct stat *st,
+			      struct error **err)
+{
+	struct stat now;
+	if (fstatat(dfd, id, &now, AT_SYMLINK_NOFOLLOW) == 0 && now.st_dev == st->st_dev &&
+	    now.st_ino == st->st_ino)
+		return 0;
+	return error_setx(err, ESTALE,
+			  "restore %s: %s/%s was replaced after its images were checked: refused",
+			  id, dir, id);
+}
+
+/* Every container's directory verified, by fd, before anything boots, within
+ * ONE limits.verify_timeout_ms for the whole pod (a budget per container,
+ * each after the ones before it booted, would let a pod of N take N times
+ * the bound). */
+static int pod_verify_all(struct global_opts *g, int dfd, const char *dir,
+			  const struct pod_manifest *m, struct images_chain *chains,
+			  struct stat *sts, struct error **err)
+{
+	long long deadline = now_ms() + (long long)g->cfg.verify_timeout_ms;
+	bool virtiofs = g->cfg.shared_fs && strcmp(g->cfg.shared_fs, "virtiofs") == 0;
+	for (int i = 0; i < m->n; i++) {
+		int r = pod_verify_one(g, dfd, dir, m->ids[i], deadline, i > 0 || !virtiofs,
+				       &chains[i], &sts[i], err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int pod_restore_one(struct global_opts *g, int dfd, const char *dir, const char *id,
+			   const struct images_chain *chain, const struct stat *st,
+			   struct create_options *o, struct error **err)
+{
+	pid_t shim;
+	int r = pod_still_verified(dfd, dir, id, st, err);
+	if (r < 0)
+		return r;
+	o->restore = chain;
+	r = container_create(g, id, o, &shim, err);
+	o->restore = NULL;
 	return r < 0 ? error_wrap(err, "restore %s", id) : 0;
 }
 
@@ -404,18 +469,21 @@ static int pod_restore_one(struct global_opts *g, const char *dir, const char *i
  * the old sandbox's shim; they join the new one), with the pod's loopback
  * held meanwhile. Each container gets the CRIU settings of its own bundle
  * (org.criu.config, else cocoon's criu.conf), as a restore of it alone
- * would; they are all read before anything boots. Any failure removes what
- * was restored. */
+ * would; they are all read, and every image directory verified, before
+ * anything boots. Any failure removes what was restored. */
 static int pod_restore(struct global_opts *g, const char *id, const char *dir,
 		       const struct create_options *o, const Cocoon__CriuOptions *cli_criu,
 		       struct error **err)
 {
 	struct pod_manifest m;
 	Cocoon__CriuOptions criu[POD_RESTORE_MAX];
+	struct images_chain chains[POD_RESTORE_MAX];
+	struct stat sts[POD_RESTORE_MAX];
 	const char *bundle[POD_RESTORE_MAX] = {0};
 	int done = 0, collected = 0, r = pod_manifest_read(g, dir, &m, err);
 	bool held = false;
 
+	memset(chains, 0, sizeof(chains));
 	if (r == 0 && strcmp(m.ids[0], id) != 0)
 		r = error_setx(err, EINVAL, "pod.json's sandbox is %s, not %s", m.ids[0], id);
 	for (int i = 0; r == 0 && i < m.n; i++) {
@@ -434,12 +502,18 @@ static int pod_restore(struct global_opts *g, const char *id, const char *dir,
 		if ((r = criu_config_collect(g->cfg.criu_config, bundle[i], &criu[i], err)) < 0)
 			error_wrap(err, "restore %s (bundle %s)", m.ids[i], bundle[i]);
 	}
+	_cleanup_close_ int dfd = r == 0 ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (r == 0 && dfd < 0)
+		r = error_set(err, errno, "image directory %s", dir);
+	if (r == 0)
+		r = pod_verify_all(g, dfd, dir, &m, chains, sts, err);
 	for (int i = 0; r == 0 && i < m.n; i++) {
 		struct create_options one = *o;
 		one.bundle = bundle[i];
 		one.criu = &criu[i];
 		one.pod_sandbox = i ? id : NULL;
-		if ((r = pod_restore_one(g, dir, m.ids[i], &one, err)) == 0)
+		if ((r = pod_restore_one(g, dfd, dir, m.ids[i], &chains[i], &sts[i], &one, err)) ==
+		    0)
 			done++;
 		if (r == 0 && i == 0 && m.n > 1 && (r = pod_loopback_hold(g, id, true, err)) == 0)
 			held = true;
@@ -454,6 +528,8 @@ static int pod_restore(struct global_opts *g, const char *id, const char *dir,
 				log_warning("restore --pod %s: %s", id, del_err->msg);
 		}
 	}
+	for (int i = 0; i < m.n; i++)
+		images_chain_free(&chains[i]);
 	for (int i = 0; i < collected; i++)
 		criu_config_free(&criu[i]);
 	pod_manifest_free(&m);

@@ -10,10 +10,8 @@
 struct json_object;
 
 #define SPEC_MAX_BYTES (4 * 1024 * 1024)
-#define SPEC_MAX_MOUNTS 64
-/* Every bind mount the host accepts must fit the guest's table. */
-_Static_assert(SPEC_MAX_MOUNTS <= COCOON_MAX_BINDS,
-	       "spec mounts exceed the guest's bind-mount limit");
+/* A spec's mounts: at most COCOON_MAX_BINDS, so that every bind mount the
+ * host accepts fits the guest's table. */
 #define SPEC_MAX_STRINGS 4096
 #define SPEC_MAX_SECCOMP_RULES 1024
 
@@ -23,7 +21,7 @@ struct oci_bundle {
 	char *netns_path; /* the engine's network namespace to carry, or NULL */
 	char *cgroup;	  /* linux.cgroupsPath as a cgroupfs path (cgroup-mirror.h), or NULL */
 	Cocoon__ContainerSpec *spec;
-	struct volume volumes[SPEC_MAX_MOUNTS]; /* the bind mounts of host paths */
+	struct volume volumes[COCOON_MAX_BINDS]; /* the bind mounts of host paths */
 	size_t n_volumes;
 	int cpuset_cpus; /* CPUs in linux.resources.cpu.cpus, 0 when none */
 	char **warnings;

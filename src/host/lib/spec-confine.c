@@ -366,7 +366,7 @@ int spec_parse_paths(json_object *lin, Cocoon__ContainerSpec *s, struct error **
 	for (size_t k = 0; k < ARRAY_SIZE(keys); k++) {
 		char field[64];
 		snprintf(field, sizeof(field), "linux.%s", keys[k]);
-		int r = strings(member(lin, keys[k]), field, SPEC_MAX_MOUNTS, lists[k], counts[k],
+		int r = strings(member(lin, keys[k]), field, COCOON_MAX_BINDS, lists[k], counts[k],
 				err);
 		if (r < 0)
 			return r;

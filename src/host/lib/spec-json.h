@@ -43,8 +43,8 @@ int spec_json_bool(json_object *o, const char *key, const char *field, protobuf_
 		   struct error **err);
 
 /* A string field that parsing never reached still holds protobuf-c's
- * static empty string: found by fuzz-spec (a mount with a bad destination
- * crashed spec_free). */
+ * static empty string, which must not be freed (a mount with a bad
+ * destination leaves its other fields so). */
 void spec_free_pb_string(char *s);
 
 int spec_json_int(json_object *o, const char *key, const char *field, int64_t *out,

@@ -14,6 +14,7 @@
 
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <pthread.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -27,17 +28,39 @@ static const char *const block_fs[] = {
 	"iso9660", "udf",   "squashfs", "erofs", "f2fs",  "jfs",      "reiserfs", "hfs",  "hfsplus",
 	"fuseblk", "minix", "nilfs2",	"gfs2",	 "ocfs2", "bcachefs", "zfs",	  NULL};
 
-static bool host_lists_as_block_fs(const char *type)
+/* The types the host's /proc/filesystems lists without "nodev" ("\text4",
+ * not "nodev\tproc"), each NUL-terminated, the list ending with an empty
+ * one; read once per process (pthread_once), not once per mount: a
+ * config.json with ten mounts read the file ten times (some 60 us each,
+ * most of fuzz-spec's time). A module the kernel loads later is not seen by
+ * a command already running. */
+static char host_block_fs[4096];
+static pthread_once_t host_block_fs_once = PTHREAD_ONCE_INIT;
+
+static void read_host_block_fs(void)
 {
 	_cleanup_fclose_ FILE *f = fopen("/proc/filesystems", "re");
 	char line[128];
+	size_t n = 0;
 	while (f && fgets(line, sizeof(line), f)) {
 		line[strcspn(line, "\n")] = 0;
-		/* "nodev\tproc" or "\text4" */
-		if (strncmp(line, "nodev", 5) != 0 && line[0] == '\t' &&
-		    strcmp(line + 1, type) == 0)
-			return true;
+		size_t len = strlen(line);
+		if (strncmp(line, "nodev", 5) == 0 || line[0] != '\t' || len < 2)
+			continue;
+		if (n + len + 1 > sizeof(host_block_fs))
+			break; /* the list above still names the usual ones */
+		memcpy(host_block_fs + n, line + 1, len); /* the name and its NUL */
+		n += len;
 	}
+	host_block_fs[n] = 0;
+}
+
+static bool host_lists_as_block_fs(const char *type)
+{
+	pthread_once(&host_block_fs_once, read_host_block_fs);
+	for (const char *t = host_block_fs; *t; t += strlen(t) + 1)
+		if (strcmp(t, type) == 0)
+			return true;
 	return false;
 }
 
@@ -125,7 +148,7 @@ static int parse_mount(json_object *m, size_t i, struct oci_bundle *b, Cocoon__M
 	free(mnt->type);
 	mnt->type = strdup("bind");
 	free(mnt->source);
-	if (asprintf(&mnt->source, VOLUMES_GUEST_DIR "/%s", v->name) < 0)
+	if (asprintf(&mnt->source, COCOON_GUEST_VOLUMES_DIR "/%s", v->name) < 0)
 		return error_set(err, ENOMEM, "config.json");
 	return 0;
 }
@@ -138,8 +161,8 @@ static int parse_mounts(json_object *root, struct oci_bundle *b, struct error **
 	if (r < 0 || !v)
 		return r;
 	size_t len = json_object_array_length(v);
-	if (len > SPEC_MAX_MOUNTS)
-		return error_setx(err, E2BIG, "config.json: mounts: at most %d", SPEC_MAX_MOUNTS);
+	if (len > COCOON_MAX_BINDS)
+		return error_setx(err, E2BIG, "config.json: mounts: at most %d", COCOON_MAX_BINDS);
 	s->mounts = calloc(len ? len : 1, sizeof(*s->mounts));
 	if (!s->mounts)
 		return error_set(err, ENOMEM, "config.json");

@@ -91,7 +91,7 @@ int state_write(const char *dir, const struct container_state *st, struct error 
 	if (st->cgroup[0])
 		json_object_object_add(o, "cgroup", json_object_new_string(st->cgroup));
 	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
-	int r = asprintf(&path, "%s/state.json", dir) < 0
+	int r = asprintf(&path, "%s/" STATE_FILE, dir) < 0
 			? error_set(err, ENOMEM, "state")
 			: write_file_atomic(path, text, strlen(text), 0600, err);
 	json_object_put(o);
@@ -112,7 +112,7 @@ int state_read(const char *dir, struct container_state *st, struct error **err)
 	char status[32] = "";
 
 	memset(st, 0, sizeof(*st));
-	if (asprintf(&path, "%s/state.json", dir) < 0)
+	if (asprintf(&path, "%s/" STATE_FILE, dir) < 0)
 		return error_set(err, ENOMEM, "state");
 	int r = read_file_bounded(path, 64 * 1024, &text, NULL, err);
 	if (r < 0)

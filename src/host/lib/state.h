@@ -2,6 +2,11 @@
  * atomically by whoever changes it (the shim, mostly). */
 #pragma once
 
+/* Files of a container's state directory (<root>/<id>): the state the
+ * commands read, and restore --print-stats' figures, written by the shim. */
+#define STATE_FILE "state.json"
+#define RESTORE_STATS_FILE "restore-stats.json"
+
 #include <stdbool.h>
 #include <sys/types.h>
 

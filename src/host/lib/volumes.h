@@ -20,8 +20,8 @@
 #include "error.h"
 
 #define VOLUMES_DIR "volumes"
-/* Where the guest mounts the share, and so the sources the guest sees. */
-#define VOLUMES_GUEST_DIR COCOON_GUEST_VOLUMES_DIR
+/* The guest mounts the share at COCOON_GUEST_VOLUMES_DIR: the sources the
+ * guest sees are under it. */
 
 struct volume {
 	char *host_path; /* the spec's source, as given */

@@ -1,5 +1,6 @@
 #include "guard.h"
 #include "cleanup.h"
+#include "log.h"
 #include "paths.h"
 #include "safefs.h"
 
@@ -105,12 +106,12 @@ void guard_check_shared(struct sandbox_guard *g)
 		return;
 	atomic_store(&g->tripped, true);
 	if (too_deep)
-		fprintf(stderr,
-			"cocoon: container %s: the guest nested directories in its shared directory deeper than %d levels, past what the host counts against limits.shared_max_bytes; its VM is stopped\n",
+		log_errorf(
+			"container %s: the guest nested directories in its shared directory deeper than %d levels, past what the host counts against limits.shared_max_bytes; its VM is stopped",
 			g->o.id ? g->o.id : "?", GUARD_MAX_DEPTH);
 	else
-		fprintf(stderr,
-			"cocoon: container %s: the guest stored %llu bytes in its shared directory, over %llu (limits.shared_max_bytes); its VM is stopped\n",
+		log_errorf(
+			"container %s: the guest stored %llu bytes in its shared directory, over %llu (limits.shared_max_bytes); its VM is stopped",
 			g->o.id ? g->o.id : "?", (unsigned long long)used,
 			(unsigned long long)g->o.shared_cap);
 	if (g->o.vmm > 0)

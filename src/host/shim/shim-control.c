@@ -70,13 +70,17 @@ void shim_on_agent_event(void *userdata, const Cocoon__Response *ev)
 	if (ev->body_case == COCOON__RESPONSE__BODY_OUTPUT) {
 		const Cocoon__OutputEvent *o = ev->output;
 		if (!*o->exec_id) {
-			shim_write_all(o->stream == 2 ? s->err_fd : s->out_fd, o->data.data,
-				       o->data.len);
+			shim_write_all(o->stream == COCOON__OUTPUT_STREAM__OUTPUT_STDERR
+					       ? s->err_fd
+					       : s->out_fd,
+				       o->data.data, o->data.len);
 		} else {
 			struct shim_exec *e = shim_find_exec(s, o->exec_id);
 			if (e)
-				shim_write_all(o->stream == 2 ? e->err : e->out, o->data.data,
-					       o->data.len);
+				shim_write_all(o->stream == COCOON__OUTPUT_STREAM__OUTPUT_STDERR
+						       ? e->err
+						       : e->out,
+					       o->data.data, o->data.len);
 		}
 		return;
 	}
@@ -147,7 +151,8 @@ static void handle_exec(struct shim *s, struct shim_client *c, Cocoon__Request *
 	 * engine's --console-socket) or the terminal of `cocoon exec` itself. */
 	if (req->exec->process && req->exec->process->terminal)
 		console_watch_init(&e->tty, e->out, req->exec->process->console_size);
-	fcntl(e->in, F_SETFL, fcntl(e->in, F_GETFL) | O_NONBLOCK);
+	(void)fcntl(e->in, F_SETFL,
+		    fcntl(e->in, F_GETFL) | O_NONBLOCK); /* cannot fail on an open fd */
 	resp->id = cid;
 	shim_send_to_client(c->fd, resp);
 	cocoon__response__free_unpacked(resp, NULL);

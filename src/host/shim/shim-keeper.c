@@ -270,7 +270,7 @@ void shim_keeper_end(struct shim *s)
 	while (flock(s->dir_fd, LOCK_EX) < 0 && errno == EINTR)
 		;
 	(void)unlinkat(s->dir_fd, STATE_KEEPER_FILE, 0); /* ours: nothing else removes it */
-	if (!s->keeping || faccessat(s->dir_fd, "state.json", F_OK, 0) == 0 || errno != ENOENT)
+	if (!s->keeping || faccessat(s->dir_fd, STATE_FILE, F_OK, 0) == 0 || errno != ENOENT)
 		return;
 	/* In the keeper's namespace the last member's rootfs may still be
 	 * mounted in the pod share: never walk it there. (setns: the

@@ -70,9 +70,9 @@ void shim_mirror_tick(struct shim *s)
 	if (s->mirror_agent_id && now_ms() < s->mirror_until_ms)
 		return;
 	/* Sent, not waited for: a guest that reads the request and never
-	 * answers (or answers late) held the shim in a 2 s wait every second,
-	 * back to back, and it served no start, kill or exec (rev hostile4
-	 * F2). The answer comes through shim_mirror_reply(). */
+	 * answers (or answers late) would hold the shim in a 2 s wait every
+	 * second, back to back, serving no start, kill or exec. The answer
+	 * comes through shim_mirror_reply(). */
 	sr.id = (char *)s->args->id;
 	req.body_case = COCOON__REQUEST__BODY_STATS;
 	req.stats = &sr;

@@ -103,7 +103,8 @@ static int member_register(struct shim *s, struct shim_client *c, const char *id
 	 * (shim_send_to_client). */
 	int64_t ms = s->args->g->cfg.channel_send_timeout_ms;
 	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-	fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) & ~O_NONBLOCK);
+	(void)fcntl(c->fd, F_SETFL,
+		    fcntl(c->fd, F_GETFL) & ~O_NONBLOCK); /* cannot fail on an open fd */
 	(void)setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)); /* valid: cannot fail */
 	return 0;
 }
@@ -227,9 +228,9 @@ static struct shim_forward *forward_slot(struct shim *s, const struct shim_clien
  * other containers until its reply comes (shim_forward_reply), or its
  * deadline passes (shim_forward_check_deadlines). CRIU runs for seconds
  * to minutes, and a guest may never answer at all: a request the keeper
- * waited for (agent_call) held every container of the pod for its whole
- * timeout, and a guest that swallowed each member's stats ask, one a
- * second, held it for good (rev hostile5 F4). */
+ * waited for (agent_call) would hold every container of the pod for its
+ * whole timeout, and a guest that swallowed each member's stats ask, one a
+ * second, would hold it for good. */
 static void forward_start(struct shim *s, struct shim_client *c, Cocoon__Request *req, uint64_t cid)
 {
 	_cleanup_error_ struct error *err = NULL;

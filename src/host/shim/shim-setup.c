@@ -109,8 +109,9 @@ static int thaw_restored(struct shim *s, struct error **err)
 static void copy_restore_logs(struct shim *s)
 {
 	char log[128], stats[128];
-	snprintf(log, sizeof(log), "restore-%s." COCOON_RESTORE_LOG, s->args->id);
-	snprintf(stats, sizeof(stats), "restore-%s." COCOON_STATS_RESTORE, s->args->id);
+	if (cocoon_restore_file(log, sizeof(log), s->args->id, COCOON_RESTORE_LOG) < 0 ||
+	    cocoon_restore_file(stats, sizeof(stats), s->args->id, COCOON_STATS_RESTORE) < 0)
+		return; /* not reached: the ID is checked, at most COCOON_ID_MAX */
 	const char *const from[] = {log, stats}, *const to[] = {COCOON_RESTORE_LOG,
 								COCOON_STATS_RESTORE};
 	_cleanup_close_ int dirfd =
@@ -125,17 +126,17 @@ static int restore_container(struct shim *s, struct error **err)
 	Cocoon__Response *resp = NULL;
 
 	const struct images_chain *ch = s->args->restore;
-	Cocoon__ImageShare shares[IMAGES_MAX_CHAIN], *ptrs[IMAGES_MAX_CHAIN];
-	char tags[IMAGES_MAX_CHAIN][sizeof(COCOON_TAG_IMAGES) + 12], paths[IMAGES_MAX_CHAIN][96];
+	Cocoon__ImageShare shares[COCOON_MAX_CHAIN], *ptrs[COCOON_MAX_CHAIN];
+	char tags[COCOON_MAX_CHAIN][COCOON_TAG_IMAGES_SIZE], paths[COCOON_MAX_CHAIN][96];
 	for (int i = 0; i < ch->n; i++) {
 		cocoon__image_share__init(&shares[i]);
-		snprintf(tags[i], sizeof(tags[i]), COCOON_TAG_IMAGES "%d", i);
+		cocoon_images_tag(tags[i], i);
 		shares[i].tag = tags[i];
 		shares[i].name = ch->names[i];
 		/* A pod member's images are in the running VM's pod share. */
 		if (s->args->pod) {
 			snprintf(paths[i], sizeof(paths[i]), "%s/images%d", s->args->id, i);
-			shares[i].tag = (char *)POD_TAG;
+			shares[i].tag = (char *)COCOON_TAG_POD;
 			shares[i].path = paths[i];
 		}
 		ptrs[i] = &shares[i];
@@ -155,7 +156,7 @@ static int restore_container(struct shim *s, struct error **err)
 		return r;
 	/* For restore --print-stats. */
 	char path[4200], text[512];
-	snprintf(path, sizeof(path), "%s/restore-stats.json", s->args->dir);
+	snprintf(path, sizeof(path), "%s/" RESTORE_STATS_FILE, s->args->dir);
 	int n = snprintf(
 		text, sizeof(text),
 		"{\"boot_ms\": %lld, \"template\": %s, \"criu_ms\": %llu, \"copy_ms\": %llu, \"restore_us\": %u}\n",
@@ -167,8 +168,8 @@ static int restore_container(struct shim *s, struct error **err)
 	/* The engine's new master shows the size the container has. */
 	if (resp->restore->console_size && s->tty.fd >= 0 &&
 	    console_watch_apply(&s->tty, resp->restore->console_size) == -ERANGE)
-		fprintf(stderr,
-			"cocoon: restore %s: the guest reported a terminal size of %ux%u: out of range, ignored\n",
+		log_warning(
+			"restore %s: the guest reported a terminal size of %ux%u: out of range, ignored",
 			s->args->id, resp->restore->console_size->rows,
 			resp->restore->console_size->cols);
 	cocoon__response__free_unpacked(resp, NULL);
@@ -183,7 +184,7 @@ static int member_setup(struct shim *s, struct error **err)
 	memset(&s->sb, 0, sizeof(s->sb));
 	s->sb.agent.fd = -1;
 	int r = pod_member_share(a->pod, a->id, a->bundle,
-				 a->restore ? (const char *const *)a->restore->dirs : NULL,
+				 a->restore ? images_chain_paths(a->restore) : NULL,
 				 a->restore ? a->restore->n : 0, err);
 	if (r < 0)
 		return r;
@@ -342,7 +343,7 @@ int shim_setup(struct shim *s, struct error **err)
 				       .vmsnap_state_fd = a->vmsnap_state_fd,
 				       .vmsnap_key = a->vmsnap_key};
 	if (a->restore) {
-		opts.images_dirs = (const char *const *)a->restore->dirs;
+		opts.images_dirs = images_chain_paths(a->restore);
 		opts.n_images_dirs = a->restore->n;
 	}
 	int r;
@@ -379,7 +380,7 @@ int shim_setup(struct shim *s, struct error **err)
 	if (a->vmsnap_state) {
 		/* For restore --print-stats: the VM's start is the whole restore. */
 		char path[4200], text[256];
-		snprintf(path, sizeof(path), "%s/restore-stats.json", a->dir);
+		snprintf(path, sizeof(path), "%s/" RESTORE_STATS_FILE, a->dir);
 		int n = snprintf(
 			text, sizeof(text),
 			"{\"boot_ms\": %lld, \"template\": false, \"whole_vm\": true, \"criu_ms\": 0, \"copy_ms\": 0, \"restore_us\": 0}\n",

@@ -72,9 +72,7 @@ static void handle_signals(struct shim *s)
 	while (read(s->sig_fd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGCHLD) {
 			if (!s->args->pod && vm_check_exited(&s->sb.vm) && !s->exited) {
-				fprintf(stderr,
-					"cocoon: container %s: the VM exited unexpectedly\n",
-					s->args->id);
+				log_errorf("container %s: the VM exited unexpectedly", s->args->id);
 				s->exited = true;
 				s->exit_code = 128 + SIGKILL;
 			}

@@ -146,6 +146,14 @@ static int sandbox_cmdline(const struct cocoon_config *cfg, char **cmdline, stru
 		return error_setx(
 			err, EINVAL,
 			"guest_criu_path and guest_checkpoint_dir must be absolute paths without spaces");
+	if (strlen(cfg->guest_criu_path) > COCOON_GUEST_CRIU_MAX ||
+	    strlen(cfg->guest_checkpoint_dir) > COCOON_GUEST_CKPT_DIR_MAX)
+		return error_setx(
+			err, ENAMETOOLONG,
+			"guest_criu_path (%zu bytes) and guest_checkpoint_dir (%zu bytes) "
+			"can be at most %d and %d bytes long",
+			strlen(cfg->guest_criu_path), strlen(cfg->guest_checkpoint_dir),
+			COCOON_GUEST_CRIU_MAX, COCOON_GUEST_CKPT_DIR_MAX);
 	if (asprintf(cmdline, COCOON_CMDLINE_CRIU "%s " COCOON_CMDLINE_CKPTDIR "%s%s",
 		     cfg->guest_criu_path, cfg->guest_checkpoint_dir,
 		     cfg->enable_debug ? " " COCOON_CMDLINE_DEBUG : "") < 0)

@@ -229,8 +229,8 @@ static int qemu_share_args(struct argv *b, const struct vm_spec *s, struct error
 	for (int i = 0; i < s->n_images_dirs; i++) {
 		/* Read-only: restoring must never change the user's images
 		 * (for virtiofs, see virtiofsd_start). */
-		char tag[sizeof(COCOON_TAG_IMAGES) + 12]; /* "images" and an int */
-		snprintf(tag, sizeof(tag), COCOON_TAG_IMAGES "%d", i);
+		char tag[COCOON_TAG_IMAGES_SIZE];
+		cocoon_images_tag(tag, i);
 		if (shares_vfs)
 			add_virtiofs(b, tag, s->channel_path);
 		else if (add_9p(b, tag, s->images_dirs[i], true, err) < 0)

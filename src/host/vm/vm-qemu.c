@@ -13,6 +13,7 @@
  */
 #include "vm.h"
 #include "vm-qemu-argv.h"
+#include "vm-qemu.h"
 #include "argv.h"
 #include "cleanup.h"
 #include "paths.h"
@@ -38,81 +39,61 @@ static void cloexec_from(int lowfd)
 {
 	if (close_range((unsigned)lowfd, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
 		return;
-	for (int fd = lowfd; fd < 4096; fd++) /* kernels before 5.11 */
-		fcntl(fd, F_SETFD, FD_CLOEXEC);
+	for (int fd = lowfd; fd < 4096; fd++)	      /* kernels before 5.11 */
+		(void)fcntl(fd, F_SETFD, FD_CLOEXEC); /* EBADF: not open */
 }
 
-/* Starts a virtiofsd serving DIR to the guest under TAG, into vm->aux[slot].
- * The socket is made and listening here and handed over with --fd, so QEMU
- * can connect the moment it starts. cache=none: the guest's page cache is
- * the only one, as with the 9p shares. A read-only share (the user's
- * checkpoint images) is a read-only bind mount of DIR in a mount namespace
- * of virtiofsd's own: C virtiofsd has no read-only mode. */
-/* How one virtiofsd serves its share. */
-enum share_kind {
-	SHARE_PLAIN,	/* the shared directory: cache=none */
-	SHARE_READONLY, /* the user's checkpoint images, or the tools tree */
-	SHARE_VOLUMES,	/* mount points of other filesystems */
-	SHARE_ROOTFS,	/* the container's rootfs (whole-VM mode) */
-};
-
-/* The argv of QEMU 7.2's C virtiofsd. cache=none: the guest's page cache is
- * the only one, as with the 9p shares. The volumes are mount points of
- * other filesystems, announced as such, and cache=auto because FUSE's
- * direct I/O (cache=none) refuses the shared writable mappings a container
- * may make of a volume file; the rootfs (rootfs_fs "virtiofs") likewise. */
-static void virtiofsd_c_argv(char **argv, char *source, size_t source_size, const char *dir,
-			     enum share_kind kind)
+/* QEMU 7.2's C virtiofsd. cache=none: the guest's page cache is the only
+ * one, as with the 9p shares. The volumes are mount points of other
+ * filesystems, announced as such, and cache=auto because FUSE's direct I/O
+ * (cache=none) refuses the shared writable mappings a container may make of
+ * a volume file; the rootfs (rootfs_fs "virtiofs") likewise. */
+static void virtiofsd_c_argv(struct argv *av, const char *dir, enum share_kind kind)
 {
-	int n = 0;
-	snprintf(source, source_size, "source=%s", dir);
-	argv[n++] = (char *)VIRTIOFSD;
-	argv[n++] = (char *)"--fd=3";
-	argv[n++] = (char *)"-o";
-	argv[n++] = source;
-	argv[n++] = (char *)"-o";
-	argv[n++] = kind == SHARE_VOLUMES || kind == SHARE_ROOTFS ? (char *)"cache=auto"
-								  : (char *)"cache=none";
-	argv[n++] = (char *)"-o";
-	argv[n++] = (char *)"log_level=warn";
-	if (kind == SHARE_ROOTFS) {
-		/* As the 9p rootfs does: file capabilities and ACLs stay. */
-		argv[n++] = (char *)"-o";
-		argv[n++] = (char *)"xattr";
-	}
-	if (kind == SHARE_VOLUMES) {
-		argv[n++] = (char *)"-o";
-		argv[n++] = (char *)"announce_submounts";
-	}
-	argv[n] = NULL;
+	argv_add(av, VIRTIOFSD);
+	argv_add(av, "--fd=3");
+	argv_add(av, "-o");
+	argv_addf(av, "source=%s", dir);
+	argv_add(av, "-o");
+	argv_add(av, kind == SHARE_VOLUMES || kind == SHARE_ROOTFS ? "cache=auto" : "cache=none");
+	argv_add_pair(av, "-o", "log_level=warn");
+	if (kind == SHARE_ROOTFS)
+		argv_add_pair(av, "-o", "xattr"); /* as the 9p rootfs: file caps and ACLs stay */
+	if (kind == SHARE_VOLUMES)
+		argv_add_pair(av, "-o", "announce_submounts");
 }
 
-/* The argv of a virtiofsd that migrates (whole-VM mode, the Rust one):
- * find-paths hands the guest's open inodes over by their paths in the
- * share, so a new virtiofsd over a directory with the same contents
- * resumes them; an inode that is gone by then fails in the guest, not the
- * whole restore (guest-error). The rootfs and volumes keep the guest's page
- * cache (cache=auto: shared writable mappings work); the tools never
- * change (always). */
-static void virtiofsd_rust_argv(char **argv, const char *bin, char *source, size_t source_size,
-				const char *dir, enum share_kind kind)
+/* A virtiofsd that migrates (whole-VM mode, the Rust one): find-paths hands
+ * the guest's open inodes over by their paths in the share, so a new
+ * virtiofsd over a directory with the same contents resumes them; an inode
+ * that is gone by then fails in the guest, not the whole restore
+ * (guest-error). The rootfs and volumes keep the guest's page cache
+ * (cache=auto: shared writable mappings work); the tools never change
+ * (always). */
+static void virtiofsd_rust_argv(struct argv *av, const char *bin, const char *dir,
+				enum share_kind kind)
 {
-	int n = 0;
-	snprintf(source, source_size, "--shared-dir=%s", dir);
-	argv[n++] = (char *)bin;
-	argv[n++] = (char *)"--fd=3";
-	argv[n++] = source;
-	argv[n++] = kind == SHARE_PLAIN	     ? (char *)"--cache=never"
-		    : kind == SHARE_READONLY ? (char *)"--cache=always"
-					     : (char *)"--cache=auto";
-	argv[n++] = (char *)"--log-level=warn";
-	argv[n++] = (char *)"--migration-mode=find-paths";
-	argv[n++] = (char *)"--migration-on-error=guest-error";
-	argv[n++] = kind == SHARE_VOLUMES ? (char *)"--announce-submounts"
-					  : (char *)"--no-announce-submounts";
+	argv_add(av, bin);
+	argv_add(av, "--fd=3");
+	argv_addf(av, "--shared-dir=%s", dir);
+	argv_add(av, kind == SHARE_PLAIN      ? "--cache=never"
+		     : kind == SHARE_READONLY ? "--cache=always"
+					      : "--cache=auto");
+	argv_add(av, "--log-level=warn");
+	argv_add(av, "--migration-mode=find-paths");
+	argv_add(av, "--migration-on-error=guest-error");
+	argv_add(av, kind == SHARE_VOLUMES ? "--announce-submounts" : "--no-announce-submounts");
 	if (kind == SHARE_READONLY)
-		argv[n++] = (char *)"--readonly";
-	argv[n] = NULL;
+		argv_add(av, "--readonly");
+}
+
+int virtiofsd_argv(struct argv *av, const char *rust_bin, const char *dir, enum share_kind kind)
+{
+	if (rust_bin)
+		virtiofsd_rust_argv(av, rust_bin, dir, kind);
+	else
+		virtiofsd_c_argv(av, dir, kind);
+	return argv_finish(av);
 }
 
 /* Starts a virtiofsd serving DIR to the guest under TAG, into vm->aux[slot].
@@ -130,13 +111,13 @@ static int virtiofsd_start(struct vm *vm, int slot, const struct vm_spec *s, con
 	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1) < 0)
 		return error_set(err, errno, "virtiofs socket %s", sa.sun_path);
 
-	char source[4200], log_path[4200];
-	char *argv[16];
+	char log_path[4200];
+	_cleanup_(argv_free) struct argv av = ARGV_EMPTY;
 	qemu_virtiofs_path(log_path, sizeof(log_path), s->channel_path, tag, "log");
-	if (s->snapshot_virtiofsd)
-		virtiofsd_rust_argv(argv, s->snapshot_virtiofsd, source, sizeof(source), dir, kind);
-	else
-		virtiofsd_c_argv(argv, source, sizeof(source), dir, kind);
+	int bad = virtiofsd_argv(&av, s->snapshot_virtiofsd, dir, kind);
+	if (bad < 0)
+		return error_set(err, -bad, "virtiofsd's command line for %s", tag);
+	char **argv = av.args;
 	bool bind_readonly = kind == SHARE_READONLY && !s->snapshot_virtiofsd;
 	pid_t parent = getpid();
 	pid_t pid = fork();
@@ -197,8 +178,8 @@ static int virtiofsd_start_all(struct vm *vm, const struct vm_spec *s, struct er
 	    virtiofsd_start(vm, slot++, s, COCOON_TAG_TOOLS, s->tools_dir, SHARE_READONLY, err) < 0)
 		return -1;
 	for (int i = 0; i < s->n_images_dirs && qemu_shares_on_virtiofs(s); i++) {
-		char tag[sizeof(COCOON_TAG_IMAGES) + 12]; /* "images" and an int */
-		snprintf(tag, sizeof(tag), COCOON_TAG_IMAGES "%d", i);
+		char tag[COCOON_TAG_IMAGES_SIZE];
+		cocoon_images_tag(tag, i);
 		if (virtiofsd_start(vm, slot++, s, tag, s->images_dirs[i], SHARE_READONLY, err) < 0)
 			return -1;
 	}
@@ -266,8 +247,8 @@ static int qemu_start(struct vm *vm, const struct vm_spec *spec, struct error **
 			_exit(1);
 		cloexec_from(3);
 		/* The device state a VM from a template starts from (-incoming). */
-		if (spec->incoming_fd > 0)
-			fcntl(spec->incoming_fd, F_SETFD, 0);
+		if (spec->incoming_fd > 0 && fcntl(spec->incoming_fd, F_SETFD, 0) < 0)
+			_exit(126);
 		int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		/* O_APPEND: the shim's guard truncates it at its cap. */
 		int log = spec->vmm_log
@@ -278,8 +259,9 @@ static int qemu_start(struct vm *vm, const struct vm_spec *spec, struct error **
 			_exit(126);
 		if (log >= 0 && (dup2(log, 1) < 0 || dup2(log, 2) < 0))
 			_exit(126);
-		for (int i = 0; i < spec->n_nets; i++)
-			fcntl(spec->net_fds[i], F_SETFD, 0); /* the taps are QEMU's */
+		for (int i = 0; i < spec->n_nets; i++) /* the taps are QEMU's */
+			if (fcntl(spec->net_fds[i], F_SETFD, 0) < 0)
+				_exit(126);
 		execvp(b.args[0], b.args);
 		int e = errno;
 		if (write(p[1], &e, sizeof(e)) < 0)

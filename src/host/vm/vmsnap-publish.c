@@ -122,7 +122,7 @@ int vmsnap_meta_read(const char *dir, struct vmsnap_meta *m, bool *found, struct
 	else if (!cocoon_id_valid(id))
 		r = error_setx(err, EINVAL,
 			       "%s/" VMSNAP_META ": container_id is not a container ID", dir);
-	else if (xxh3 && (strlen(xxh3) != 16 || strspn(xxh3, "0123456789abcdef") != 16))
+	else if (xxh3 && !xxh3_text_valid(xxh3))
 		r = error_setx(err, EINVAL, "%s/" VMSNAP_META ": xxh3 is not 16 hex digits", dir);
 	if (r == 0) {
 		if (xxh3)
