@@ -117,9 +117,9 @@ bench-keeper: image
 install: build
 	meson install -C $(BUILD)
 
-# The tree's shape (scripts/check-shape.py: no C or Python file over 600
-# lines, no call cycle between .c files, no two .c files including each other's
-# header), shellcheck at warning level for every shell script, codespell for
+# The tree's shape (scripts/check-shape.py: no C, Python or shell file over
+# 600 lines, no call cycle between .c files, no two .c files including each
+# other's header), shellcheck at warning level for every shell script, codespell for
 # the whole tree. 'fo' and 'te' are the tests' names for file objects.
 # check-results.py needs the build's compile_commands.json and generated
 # headers: no result of a call that can fail is dropped without a (void).

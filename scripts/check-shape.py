@@ -3,7 +3,7 @@
 
 Fails on
   - a source file longer than MAX_LINES lines: C under src/ or tests/,
-    Python under tests/, bench/ or scripts/;
+    Python under tests/, bench/ or scripts/, any shell script;
   - a call cycle between .c files of src/: A.c calls (or takes the address
     of) a function that B.c defines, and B.c, directly or through others,
     calls into A.c. Layers call downwards only;
@@ -56,7 +56,7 @@ def defined_functions(code):
 def main():
     bad = []
     for path in tracked('src/*.c', 'src/*.h', 'tests/*.c', 'tests/*.h',
-                        'tests/*.py', 'bench/*.py', 'scripts/*.py'):
+                        'tests/*.py', 'bench/*.py', 'scripts/*.py', '*.sh'):
         with open(path, encoding='utf-8') as f:
             n = sum(1 for _ in f)
         if n > MAX_LINES:

@@ -16,24 +16,21 @@
 #include "argv.h"
 #include "cleanup.h"
 #include "ckpt-common.h"
-#include "mounts.h"
 #include "userns.h"
 #include "container.h"
-#include "container-child.h"
 #include "copy-tree.h"
 #include "criu-conf.h"
+#include "dump-argv.h"
 #include "dump-job.h"
 #include "execs.h"
 #include "guard.h"
 #include "terminal.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 #include <net/if.h>
 #include <sched.h>
-#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <poll.h>
@@ -53,36 +50,6 @@
  * server, their socket buffers and the small images (docs/checkpoint.md
  * has the measured peak). Below this much free memory nothing is tried. */
 #define STREAM_ROUTE_NEED_KIB (32 * 1024)
-
-/* /dev/shm may hold the container's data, so CRIU archives it (tar | gzip
- * while the container is frozen: 0.18 s under TCG). While it is empty it is
- * left out and made afresh at restore. The watch is set before looking, so
- * that any file created from then until the dump ends shows up as an event:
- * the dump is then refused as stale (ESTALE) and the host asks again with
- * the archive. Returns the watch, or -1 to archive /dev/shm as usual. */
-static int shm_left_out(pid_t pid)
-{
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/root/dev/shm", pid);
-	int w = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-	if (w < 0)
-		return -1;
-	if (inotify_add_watch(w, path, IN_CREATE | IN_MOVED_TO | IN_ONLYDIR) < 0) {
-		close(w);
-		return -1;
-	}
-	_cleanup_closedir_ DIR *d = opendir(path);
-	struct dirent *de;
-	bool empty = d != NULL;
-	while (empty && (de = readdir(d)))
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-			empty = false;
-	if (!empty) {
-		close(w);
-		return -1;
-	}
-	return w;
-}
 
 /* A connected pair of TCP sockets over the guest's loopback: CRIU splices
  * the pages into one (zero-copy to a TCP socket, where a unix socket would
@@ -198,51 +165,60 @@ static bool ckpt_choose_route(struct ckpt_ctx *x, struct agent_container *c,
 	return false;
 }
 
-void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointRequest *req)
+/* Refuses, answering request ID, a checkpoint that cannot start: no such
+ * container, a bad ID, route or fault, a container not running or already
+ * being checkpointed, or one ckpt_precheck finds CRIU cannot dump. */
+static bool checkpoint_request_ok(struct agent *a, uint64_t id, struct agent_container *c,
+				  const Cocoon__CheckpointRequest *req)
 {
-	struct agent_container *c = req ? container_find(a, req->id) : NULL;
-	_cleanup_error_ struct error *e = NULL;
-
 	if (!c) {
 		agent_send_error(a, id, ENOENT, "checkpoint: no such container");
-		return;
+		return false;
 	}
 	if (!cocoon_id_valid(req->checkpoint_id) ||
 	    (*req->parent_id && !cocoon_id_valid(req->parent_id))) {
 		agent_send_error(a, id, EINVAL, "checkpoint %s: invalid checkpoint id", c->id);
-		return;
+		return false;
 	}
 	if (!protobuf_c_enum_descriptor_get_value(&cocoon__checkpoint_route__descriptor,
 						  (int)req->bench_route)) {
 		agent_send_error(a, id, EINVAL, "checkpoint %s: unknown route %d", c->id,
 				 (int)req->bench_route);
-		return;
+		return false;
 	}
 	if (c->procs[0].phase != PROC_RUNNING) {
 		agent_send_error(a, id, EINVAL, "checkpoint %s: container is not running", c->id);
-		return;
+		return false;
 	}
 	if (!criu_fault_valid(req->fault, true)) {
 		agent_send_error(a, id, EINVAL, "checkpoint %s: unknown fault to inject: %s", c->id,
 				 req->fault);
-		return;
+		return false;
 	}
 	/* One at a time: a second checkpoint of the same container is refused. */
 	if (c->checkpointing) {
 		agent_send_error(a, id, EBUSY, "checkpoint %s: another checkpoint is in progress",
 				 c->id);
-		return;
+		return false;
 	}
 	char why[1024];
 	int bad = ckpt_precheck(c, why, sizeof(why));
 	if (bad < 0) {
 		agent_send_error(a, id, -bad, "%s", why);
-		return;
+		return false;
 	}
+	return true;
+}
+
+/* The dump's context, its route chosen and its paths set; NULL once the
+ * refusal is answered. */
+static struct ckpt_ctx *ckpt_ctx_new(struct agent *a, uint64_t id, struct agent_container *c,
+				     const Cocoon__CheckpointRequest *req)
+{
 	struct ckpt_ctx *x = calloc(1, sizeof(*x));
 	if (!x) {
 		agent_send_error(a, id, ENOMEM, "checkpoint: out of memory");
-		return;
+		return NULL;
 	}
 	x->a = a;
 	x->req_id = id;
@@ -257,7 +233,7 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	x->route = req->bench_route;
 	if (!ckpt_choose_route(x, c, req)) {
 		ckpt_free(x);
-		return;
+		return NULL;
 	}
 	snprintf(x->shared, sizeof(x->shared), COCOON_CHECKPOINTS_DIR "/%s", req->checkpoint_id);
 	if (x->stream)
@@ -268,7 +244,14 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 		snprintf(x->img, sizeof(x->img), "/tmp/criu-checkpoint-%s", req->checkpoint_id);
 	else
 		snprintf(x->img, sizeof(x->img), "%s/%s", x->a->ckpt_dir, req->checkpoint_id);
-	(void)mkdir_p(a->ckpt_dir, 0700, NULL); /* a failure shows in the next step's */
+	return x;
+}
+
+/* Makes the directory CRIU writes into (x->img), clearing what a first try
+ * left in the shared one; false once the failure is answered. */
+static bool ckpt_make_image_dir(struct ckpt_ctx *x, const struct agent_container *c)
+{
+	(void)mkdir_p(x->a->ckpt_dir, 0700, NULL); /* a failure shows in the next step's */
 	mkdir(AGENT_SHARED_DIR "/" COCOON_CHECKPOINTS_DIR, 0700);
 	/* What a first try left there (the host asks again after ESTALE). The
 	 * directory itself may be the host's mount point: it stays then. */
@@ -277,32 +260,44 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	if (x->route != ROUTE_FLOOR)
 		copy_tree_remove(dst);
 	if (mkdir(x->img, 0700) < 0 && !(errno == EEXIST && x->route == ROUTE_DIRECT9P)) {
-		agent_send_error(a, id, errno, "checkpoint %s: %s: %s", c->id, x->img,
+		agent_send_error(x->a, x->req_id, errno, "checkpoint %s: %s: %s", c->id, x->img,
 				 strerror(errno));
-		ckpt_free(x);
-		return;
+		return false;
 	}
-	if (c->procs[0].terminal) {
-		int r = terminal_key(c->procs[0].pid, x->tty_args[0], sizeof(x->tty_args[0]));
-		int ctty =
-			r < 0 ? 0 : ckpt_ctty_keys(c, x->tty_args + 1, ARRAY_SIZE(x->tty_args) - 1);
-		if (r < 0 || ctty >= (int)ARRAY_SIZE(x->tty_args)) {
-			if (r < 0)
-				agent_send_error(
-					a, id, -r,
-					"checkpoint %s: the container's terminal (its stdin): %s",
-					c->id, strerror(-r));
-			else
-				agent_send_error(
-					a, id, EOPNOTSUPP,
-					"checkpoint %s: the container's processes hold /dev/tty open from %d different /dev mounts; at most %zu can be handed a new terminal",
-					c->id, ctty, ARRAY_SIZE(x->tty_args) - 1);
-			copy_tree_remove(x->img);
-			ckpt_free(x);
-			return;
-		}
-		x->n_tty = 1 + (size_t)ctty;
+	return true;
+}
+
+/* The terminal's keys into x->tty_args: its pty slave, then each /dev/tty
+ * the container holds; false once the failure is answered. */
+static bool ckpt_terminal_keys(struct ckpt_ctx *x, struct agent_container *c)
+{
+	int r = terminal_key(c->procs[0].pid, x->tty_args[0], sizeof(x->tty_args[0]));
+	int ctty = r < 0 ? 0 : ckpt_ctty_keys(c, x->tty_args + 1, ARRAY_SIZE(x->tty_args) - 1);
+	if (r < 0) {
+		agent_send_error(x->a, x->req_id, -r,
+				 "checkpoint %s: the container's terminal (its stdin): %s", c->id,
+				 strerror(-r));
+		return false;
 	}
+	if (ctty >= (int)ARRAY_SIZE(x->tty_args)) {
+		agent_send_error(
+			x->a, x->req_id, EOPNOTSUPP,
+			"checkpoint %s: the container's processes hold /dev/tty open from %d different /dev mounts; at most %zu can be handed a new terminal",
+			c->id, ctty, ARRAY_SIZE(x->tty_args) - 1);
+		return false;
+	}
+	x->n_tty = 1 + (size_t)ctty;
+	return true;
+}
+
+/* What a restore needs beside CRIU's images, written into x->img: the
+ * terminal's keys and the stdio pipes (descriptors), the mounts and the
+ * exec pipes; false once the failure is answered. */
+static bool ckpt_save_for_restore(struct ckpt_ctx *x, struct agent_container *c,
+				  const Cocoon__CheckpointRequest *req)
+{
+	if (c->procs[0].terminal && !ckpt_terminal_keys(x, c))
+		return false;
 	const struct agent_proc *init = &c->procs[0];
 	save_descriptors(init->pid, x->img, x->tty_args, x->n_tty,
 			 init->out_fd[0] >= 0 ? init->out_fd[0] : init->stdin_fd);
@@ -312,160 +307,44 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	if (saved == 0 && !req->pre_dump)
 		saved = execs_save_pipes(c, x->img);
 	if (saved < 0) {
-		agent_send_error(a, id, -saved, "checkpoint %s: saving its mounts and pipes: %s",
-				 c->id, strerror(-saved));
-		copy_tree_remove(x->img);
-		ckpt_free(x);
-		return;
+		agent_send_error(x->a, x->req_id, -saved,
+				 "checkpoint %s: saving its mounts and pipes: %s", c->id,
+				 strerror(-saved));
+		return false;
 	}
+	return true;
+}
 
-	char pid[16], parent[300];
-	_cleanup_(argv_free) struct argv av = ARGV_EMPTY;
-	snprintf(pid, sizeof(pid), "%d", c->procs[0].pid);
-	argv_add(&av, a->criu_path);
-	argv_add(&av, req->pre_dump ? "pre-dump" : "dump");
-	argv_add(&av, "-t");
-	argv_add(&av, pid);
-	argv_add(&av, "-D");
-	argv_add(&av, x->img);
-	argv_add(&av, "-o");
-	argv_add(&av, COCOON_DUMP_LOG);
-	argv_add(&av, (req->criu && req->criu->debug) || a->debug ? "-v4" : "-v2");
-	/* CRIU freezes through the container's cgroup; a paused container is
-	 * already frozen there and stays so afterwards. */
-	argv_add(&av, "--freeze-cgroup");
-	argv_add(&av, c->cgroup);
-	argv_add(&av, "--manage-cgroups=ignore");
-	argv_add(&av, "--track-mem");
-	/* CRIU runs inside the container's network namespace (see the job
-	 * options below), so it locks only established TCP connections, and
-	 * only with --tcp-established: then through libnftables, one table for
-	 * all of them. Otherwise iptables, which costs nothing when there is
-	 * nothing to lock; with nftables CRIU 3.17 built its table anyway
-	 * (0.12 s of frozen time under TCG). */
-	argv_add(&av, "--network-lock");
-	argv_add(&av, req->criu && req->criu->tcp_established ? "nftables" : "iptables");
-	/* CRIU always leaves the tasks alive. Without --leave-running the
-	 * container stays frozen instead, and the host kills it only once the
-	 * images are safely published; if publishing fails (a full disk, say)
-	 * the host thaws it and nothing is lost. */
-	if (!req->pre_dump)
-		argv_add(&av, "--leave-running");
-	if (!x->leave_running && !c->paused) {
-		int fr = container_freeze(c, true);
-		if (fr < 0) {
-			agent_send_error(a, id, -fr, "freeze %s for the checkpoint: %s", c->id,
-					 strerror(-fr));
-			copy_tree_remove(x->img);
-			ckpt_free(x);
-			return;
-		}
-		x->froze = true;
+/* CRIU always leaves the tasks alive (the dump's --leave-running). Without
+ * the request's --leave-running the container stays frozen instead, and the
+ * host kills it only once the images are safely published; if publishing
+ * fails (a full disk, say) the host thaws it and nothing is lost. A paused
+ * container is already frozen. False once the failure is answered. */
+static bool ckpt_freeze(struct ckpt_ctx *x, struct agent_container *c)
+{
+	if (x->leave_running || c->paused)
+		return true;
+	int fr = container_freeze(c, true);
+	if (fr < 0) {
+		agent_send_error(x->a, x->req_id, -fr, "freeze %s for the checkpoint: %s", c->id,
+				 strerror(-fr));
+		return false;
 	}
-	if (*req->parent_id) {
-		snprintf(x->parent, sizeof(x->parent), "%s", req->parent_id);
-		snprintf(parent, sizeof(parent), "../%s", req->parent_id);
-		argv_add(&av, "--prev-images-dir");
-		argv_add(&av, parent);
-	}
-	if (!req->pre_dump) {
-		criu_common_args(&av, req->criu);
-		/* /dev holds the device nodes and links the agent made from the
-		 * spec. Dumped, it cost two tar+gzip runs while frozen (0.2-0.4 s
-		 * under TCG); a restore builds it afresh from the same spec. */
-		if (c->dev_tmpfs) {
-			argv_add(&av, "--external");
-			argv_add(&av, "mnt[/dev]:" DEV_KEY);
-			if (userns_wanted(c->spec))
-				mounts_dev_binds_external(&av);
-		}
-		mounts_cgroup_binds_external(
-			&av, c->spec,
-			userns_wanted(c->spec) && !container_has_ns(c->spec, "cgroup"), NULL);
-		if (c->shm_tmpfs && !req->dump_dev_shm &&
-		    (x->shm_watch = shm_left_out(c->procs[0].pid)) >= 0) {
-			argv_add(&av, "--external");
-			argv_add(&av, "mnt[/dev/shm]:" SHM_KEY);
-		}
-		for (size_t i = 0; i < c->n_binds; i++) {
-			/* Keyed by destination, as runc does: an engine may list the
-			 * mounts in another order at restore (podman --import does). */
-			argv_add(&av, "--external");
-			argv_addf(&av, "mnt[%s]:%s", c->bind_dests[i], c->bind_dests[i]);
-		}
-		for (size_t i = 0; i < x->n_tty; i++) {
-			argv_add(&av, "--external");
-			argv_add(&av, x->tty_args[i]);
-		}
-	}
-	if (x->stream) {
-		argv_add(&av, "--page-server");
-		argv_add(&av, "--ps-socket");
-		argv_add(&av, "3");
-	}
-	/* The rest comes from the spec: criu-conf.c. */
-	char conf[300];
-	snprintf(conf, sizeof(conf), "%s/criu-%s.conf", a->ckpt_dir, c->id);
-	if (!req->pre_dump &&
-	    criu_conf_write(conf, a, c, c->procs[0].pid, req->criu, true, req->fault) == 0) {
-		argv_add(&av, "--config");
-		argv_add(&av, conf);
-	}
-	int bad_argv = argv_finish(&av);
-	if (bad_argv < 0) {
-		agent_send_error(a, id, -bad_argv, "checkpoint %s: CRIU's command line: %s", c->id,
-				 strerror(-bad_argv));
-		ckpt_thaw_on_failure(x);
-		copy_tree_remove(x->img);
-		ckpt_free(x);
-		return;
-	}
-	/* CRIU runs inside the container's network namespace. It holds
-	 * loopback and nothing else, and every task that can send into it is
-	 * frozen, so there is nothing to lock or dump: a restore gets a fresh
-	 * one. Not with a user namespace: a namespace the agent makes for the
-	 * restore would be the guest's user namespace's, where the restored
-	 * root has no rights (no sysfs mount, no network set-up: CRIU's own
-	 * /sys mount fails). CRIU then dumps the namespace (loopback only, see
-	 * ckpt_precheck) and makes it again inside the restored user
-	 * namespace, as under runc. */
-	bool in_netns = c->own_netns && !userns_wanted(c->spec);
-	char netns[64];
-	snprintf(netns, sizeof(netns), "/proc/%d/ns/net", c->procs[0].pid);
-	int ps[2] = {-1, -1};
-	if (x->stream && tcp_pair(ps) < 0) {
-		agent_send_error(a, id, errno,
-				 "checkpoint %s: a socket pair for CRIU's page server: %s", c->id,
-				 strerror(errno));
-		ckpt_thaw_on_failure(x);
-		copy_tree_remove(x->img);
-		ckpt_free(x);
-		return;
-	}
-	_cleanup_close_ int ps_dump = ps[0], ps_server = ps[1];
-	/* A pod member: CRIU runs in the namespaces it shares with the pod,
-	 * which are then its own and not dumped (they are the sandbox's). */
-	int pod_ns[3];
-	ckpt_pod_namespaces_open(c, c->procs[0].pid, pod_ns);
-	struct agent_job_options o = {.netns = in_netns ? netns : NULL,
-				      .timeout_ms = CRIU_DUMP_TIMEOUT_MS,
-				      .oom_victim = true,
-				      .watch = ckpt_watch,
-				      .watch_ms = CRIU_WATCH_MS,
-				      .pass_fds = &ps_dump,
-				      .n_pass_fds = x->stream ? 1 : 0,
-				      .ns_fds = pod_ns,
-				      .n_ns_fds = 3};
-	/* CRIU may take what the guest had available less a reserve: a dump
-	 * that does not fit ends at once by an OOM kill inside CRIU's own
-	 * cgroup, and the rest of the guest never runs short (dump-limit.h). */
+	x->froze = true;
+	return true;
+}
+
+/* While CRIU runs: CRIU may take what the guest had available less a
+ * reserve: a dump that does not fit ends at once by an OOM kill inside
+ * CRIU's own cgroup, and the rest of the guest never runs short
+ * (dump-limit.h). If the guest still runs out of memory, CRIU or the copier
+ * is the OOM killer's choice, never the container. */
+static void ckpt_guard_dump(struct ckpt_ctx *x, struct agent_container *c)
+{
 	int limited = dump_limit_open(&x->limit, x->ckid, x->avail_kib);
 	if (limited < 0)
-		agent_log(a, "checkpoint %s: CRIU runs without a memory limit: %s", c->id,
+		agent_log(x->a, "checkpoint %s: CRIU runs without a memory limit: %s", c->id,
 			  strerror(-limited));
-	o.cgroup = x->limit.path[0] ? x->limit.path : NULL;
-	/* If the guest still runs out of memory, CRIU or the copier is the
-	 * OOM killer's choice, never the container. */
 	guard_protect(&x->guard, c->cgroup);
 	x->guarded = true;
 	guard_sample_memory(&x->guard);
@@ -474,27 +353,15 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	/* Without it the restored tasks keep the protected value. */
 	int adj_saved = guard_save_adj(&x->guard, adj_path);
 	if (adj_saved < 0)
-		agent_log(a, "checkpoint %s: %s: %s", c->id, adj_path, strerror(-adj_saved));
-	x->t0 = now_ms();
-	x->next_progress_ms = x->t0 + CKPT_PROGRESS_MS;
-	if (req->fault && *req->fault)
-		(void)setenv(COCOON_FAULT_ENV, req->fault, 1); /* for CRIU; unset: no fault */
-	x->criu = agent_job_start_ex(a, av.args, &o, ckpt_dump_done, x, &e);
-	ckpt_pod_namespaces_close(pod_ns);
-	(void)unsetenv(COCOON_FAULT_ENV); /* cannot fail: a valid name */
-	if (x->criu < 0) {
-		agent_send_error(a, id, e->code, "checkpoint %s: %s", c->id, e->msg);
-		ckpt_unguard(x);
-		ckpt_thaw_on_failure(x);
-		copy_tree_remove(x->img);
-		ckpt_free(x);
-		return;
-	}
-	c->checkpointing = true;
-	/* The host hears of CRIU's start at once, not at the first watch: a
-	 * small or frozen container can be dumped before it, and a guest
-	 * wedged then must be reported as wedged mid-dump. */
-	ckpt_send_progress(a, c->id, "dump", 0, 0);
+		agent_log(x->a, "checkpoint %s: %s: %s", c->id, adj_path, strerror(-adj_saved));
+}
+
+/* Once CRIU runs: on the streaming route its page server and the copier
+ * beside it; on cocoon's route with a spare vCPU, the copier beside CRIU.
+ * PS_SERVER is the page server's end of CRIU's socket pair. */
+static void ckpt_start_transfer(struct ckpt_ctx *x, int ps_server)
+{
+	_cleanup_error_ struct error *e = NULL;
 	if (x->stream && ckpt_start_page_server(x, ps_server, &e) < 0) {
 		if (asprintf(&x->stop_reason, "CRIU's page server did not start: %s", e->msg) < 0)
 			x->stop_reason = NULL;
@@ -510,4 +377,96 @@ void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointReq
 	 * (4) always copy after it. */
 	else if (x->route == ROUTE_COCOON && !x->stream && sysconf(_SC_NPROCESSORS_ONLN) > 1)
 		ckpt_start_copier(x, true);
+}
+
+/* Starts CRIU with AV as the dump's job (ckpt_dump_done follows it), then
+ * the transfer; false once a failure to start is answered. */
+static bool ckpt_start_dump(struct ckpt_ctx *x, struct agent_container *c,
+			    const Cocoon__CheckpointRequest *req, struct argv *av)
+{
+	_cleanup_error_ struct error *e = NULL;
+	/* CRIU runs inside the container's network namespace. It holds
+	 * loopback and nothing else, and every task that can send into it is
+	 * frozen, so there is nothing to lock or dump: a restore gets a fresh
+	 * one. Not with a user namespace: a namespace the agent makes for the
+	 * restore would be the guest's user namespace's, where the restored
+	 * root has no rights (no sysfs mount, no network set-up: CRIU's own
+	 * /sys mount fails). CRIU then dumps the namespace (loopback only, see
+	 * ckpt_precheck) and makes it again inside the restored user
+	 * namespace, as under runc. */
+	bool in_netns = c->own_netns && !userns_wanted(c->spec);
+	char netns[64];
+	snprintf(netns, sizeof(netns), "/proc/%d/ns/net", c->procs[0].pid);
+	int ps[2] = {-1, -1};
+	if (x->stream && tcp_pair(ps) < 0) {
+		agent_send_error(x->a, x->req_id, errno,
+				 "checkpoint %s: a socket pair for CRIU's page server: %s", c->id,
+				 strerror(errno));
+		return false;
+	}
+	_cleanup_close_ int ps_dump = ps[0], ps_server = ps[1];
+	/* A pod member: CRIU runs in the namespaces it shares with the pod,
+	 * which are then its own and not dumped (they are the sandbox's). */
+	int pod_ns[3];
+	ckpt_pod_namespaces_open(c, c->procs[0].pid, pod_ns);
+	struct agent_job_options o = {.netns = in_netns ? netns : NULL,
+				      .timeout_ms = CRIU_DUMP_TIMEOUT_MS,
+				      .oom_victim = true,
+				      .watch = ckpt_watch,
+				      .watch_ms = CRIU_WATCH_MS,
+				      .pass_fds = &ps_dump,
+				      .n_pass_fds = x->stream ? 1 : 0,
+				      .ns_fds = pod_ns,
+				      .n_ns_fds = 3};
+	ckpt_guard_dump(x, c);
+	o.cgroup = x->limit.path[0] ? x->limit.path : NULL;
+	x->t0 = now_ms();
+	x->next_progress_ms = x->t0 + CKPT_PROGRESS_MS;
+	if (req->fault && *req->fault)
+		(void)setenv(COCOON_FAULT_ENV, req->fault, 1); /* for CRIU; unset: no fault */
+	x->criu = agent_job_start_ex(x->a, av->args, &o, ckpt_dump_done, x, &e);
+	ckpt_pod_namespaces_close(pod_ns);
+	(void)unsetenv(COCOON_FAULT_ENV); /* cannot fail: a valid name */
+	if (x->criu < 0) {
+		agent_send_error(x->a, x->req_id, e->code, "checkpoint %s: %s", c->id, e->msg);
+		return false;
+	}
+	c->checkpointing = true;
+	/* The host hears of CRIU's start at once, not at the first watch: a
+	 * small or frozen container can be dumped before it, and a guest
+	 * wedged then must be reported as wedged mid-dump. */
+	ckpt_send_progress(x->a, c->id, "dump", 0, 0);
+	ckpt_start_transfer(x, ps_server);
+	return true;
+}
+
+void checkpoint_handle(struct agent *a, uint64_t id, const Cocoon__CheckpointRequest *req)
+{
+	struct agent_container *c = req ? container_find(a, req->id) : NULL;
+	if (!checkpoint_request_ok(a, id, c, req))
+		return;
+	struct ckpt_ctx *x = ckpt_ctx_new(a, id, c, req);
+	if (!x)
+		return;
+	if (!ckpt_make_image_dir(x, c)) {
+		ckpt_free(x);
+		return;
+	}
+	if (!ckpt_save_for_restore(x, c, req) || !ckpt_freeze(x, c)) {
+		copy_tree_remove(x->img);
+		ckpt_free(x);
+		return;
+	}
+	_cleanup_(argv_free) struct argv av = ARGV_EMPTY;
+	int bad_argv = dump_criu_argv(&av, x, c, req);
+	if (bad_argv < 0)
+		agent_send_error(a, id, -bad_argv, "checkpoint %s: CRIU's command line: %s", c->id,
+				 strerror(-bad_argv));
+	if (bad_argv < 0 || !ckpt_start_dump(x, c, req, &av)) {
+		/* Not guarded yet unless the job failed to start. */
+		ckpt_unguard(x);
+		ckpt_thaw_on_failure(x);
+		copy_tree_remove(x->img);
+		ckpt_free(x);
+	}
 }

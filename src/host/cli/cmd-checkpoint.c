@@ -1,25 +1,13 @@
-/* checkpoint: CRIU dumps the container inside its VM; the images are
- * checked, checksummed and published on the host atomically. */
+/* checkpoint: the options, then the host library's checkpoint_container or
+ * checkpoint_pod (lib/checkpoint.h, lib/checkpoint-pod.h). */
 #include "commands.h"
 #include "checkpoint.h"
+#include "checkpoint-pod.h"
 #include "cleanup.h"
-#include "container.h"
-#include "criu-config.h"
-#include "images.h"
-#include "pod.h"
-#include "paths.h"
-#include "safefs.h"
-#include "shim.h"
 
 #include <ctype.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <sched.h>
-#include <signal.h>
-#include <json-c/json.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 
 static void checkpoint_usage(void)
 {

@@ -1,4 +1,4 @@
-/* kill, pause, resume and ps: one request each to the container's shim. */
+/* kill, pause, resume and ps: the options, then one library call each. */
 #include "commands.h"
 #include "cleanup.h"
 #include "container.h"
@@ -81,8 +81,6 @@ static int pause_or_resume(struct global_opts *g, int argc, char **argv, bool re
 {
 	const char *cmd = resume ? "resume" : "pause";
 	_cleanup_error_ struct error *err = NULL;
-	_cleanup_free_ char *dir = NULL;
-	struct container_state st;
 
 	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 		printf("Usage: cocoon %s CONTAINER_ID\n\n%s all processes of the container (cgroup freezer in the guest).\n",
@@ -91,21 +89,8 @@ static int pause_or_resume(struct global_opts *g, int argc, char **argv, bool re
 	}
 	if (argc != 2)
 		return usage_error(cmd, "expects exactly one container ID");
-	const char *id = argv[1];
-	if (container_load(g, id, &dir, &st, &err) < 0) {
+	if (container_set_paused(g, argv[1], !resume, &err) < 0)
 		return cli_fail(errp, &err);
-	}
-	enum container_status want = resume ? STATUS_PAUSED : STATUS_RUNNING;
-	if (st.status != want) {
-		char msg[256];
-		snprintf(msg, sizeof(msg), "%s %s: container is %s, not %s", cmd, id,
-			 state_status_name(st.status), state_status_name(want));
-		return cli_failf(errp, "%s", msg);
-	}
-	if (container_pause(g, id, resume, &err) < 0) {
-		error_wrap(&err, "%s %s", cmd, id);
-		return cli_fail(errp, &err);
-	}
 	return 0;
 }
 
@@ -123,9 +108,6 @@ int cmd_ps(struct global_opts *g, int argc, char **argv, struct error **errp)
 {
 	static const struct option opts[] = {
 		{"format", required_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'}, {}};
-	Cocoon__Request req = COCOON__REQUEST__INIT;
-	Cocoon__PsRequest pr = COCOON__PS_REQUEST__INIT;
-	Cocoon__Response *resp = NULL;
 	_cleanup_error_ struct error *err = NULL;
 	const char *format = "table";
 	int c;
@@ -150,23 +132,21 @@ int cmd_ps(struct global_opts *g, int argc, char **argv, struct error **errp)
 	if (strcmp(format, "table") != 0 && strcmp(format, "json") != 0)
 		return usage_error("ps", "--format must be table or json");
 	const char *id = argv[optind];
-	pr.id = (char *)id;
-	req.body_case = COCOON__REQUEST__BODY_PS;
-	req.ps = &pr;
-	if (container_call(g, id, &req, &resp, &err) < 0) {
+	_cleanup_free_ uint32_t *pids = NULL;
+	size_t n;
+	if (container_ps(g, id, &pids, &n, &err) < 0) {
 		error_wrap(&err, "ps %s", id);
 		return cli_fail(errp, &err);
 	}
 	if (strcmp(format, "json") == 0) {
 		printf("[");
-		for (size_t i = 0; i < resp->ps->n_pids; i++)
-			printf("%s%u", i ? "," : "", resp->ps->pids[i]);
+		for (size_t i = 0; i < n; i++)
+			printf("%s%u", i ? "," : "", pids[i]);
 		printf("]\n");
 	} else {
 		printf("PID\n");
-		for (size_t i = 0; i < resp->ps->n_pids; i++)
-			printf("%u\n", resp->ps->pids[i]);
+		for (size_t i = 0; i < n; i++)
+			printf("%u\n", pids[i]);
 	}
-	cocoon__response__free_unpacked(resp, NULL);
 	return 0;
 }

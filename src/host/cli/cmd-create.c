@@ -1,21 +1,11 @@
 /* create, start and run: runc's container start-up, split or in one go. */
 #include "commands.h"
 #include "cleanup.h"
-#include "log.h"
 #include "container.h"
-#include "paths.h"
-#include "pod.h"
-#include "shim.h"
-#include "spec.h"
+#include "container-create.h"
 
-#include <fcntl.h>
 #include <getopt.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 
 static void create_usage(const char *cmd)
 {
@@ -91,23 +81,13 @@ static int create_or_run(struct global_opts *g, int argc, char **argv, bool run,
 		return usage_error(cmd, "expects exactly one container ID");
 	const char *id = argv[optind];
 	pid_t shim;
-	if (container_create(g, id, &o, &shim, &err) < 0) {
+	if ((run ? container_run(g, id, &o, &shim, &err)
+		 : container_create(g, id, &o, &shim, &err)) < 0) {
 		error_wrap(&err, "%s %s", cmd, id);
 		return cli_fail(errp, &err);
 	}
 	if (!run)
 		return 0;
-	if (container_start(g, id, &err) < 0) {
-		error_wrap(&err, "run %s", id);
-		(void)cli_fail(errp, &err); /* the exit status is 1, after the clean-up */
-		kill(shim, SIGKILL);
-		waitpid(shim, NULL, 0);
-		_cleanup_free_ char *dir = NULL;
-		if (state_dir(g->root, id, &dir, NULL) == 0)
-			(void)container_remove_files(dir,
-						     NULL); /* best effort: run failed already */
-		return 1;
-	}
 	if (detach)
 		return 0;
 	return container_wait_foreground(shim);

@@ -1,10 +1,10 @@
 /* restore: the options, then the host library's container_restore or
- * restore_pod (lib/restore.h); --print-stats and the wait in the
- * foreground here. */
+ * restore_pod (lib/restore.h); --print-stats's line and the wait in the
+ * foreground here, as for run. */
 #include "commands.h"
 #include "cleanup.h"
 #include "container.h"
-#include "paths.h"
+#include "container-create.h"
 #include "restore.h"
 
 #include <getopt.h>
@@ -36,7 +36,18 @@ static void restore_usage(void)
 	       "                         sandbox's); implies --detach\n");
 }
 
-int cmd_restore(struct global_opts *g, int argc, char **argv, struct error **errp)
+/* restore's command line. */
+struct restore_args {
+	Cocoon__CriuOptions criu;
+	struct create_options o; /* o.criu points at criu */
+	const char *image_path;
+	const char *id;
+	bool detach, pod, print_stats;
+};
+
+/* Parses restore's options into A: returns -1 to go on, else the exit
+ * status to return (0 after --help, 2 after a usage error). */
+static int restore_parse(int argc, char **argv, struct restore_args *a)
 {
 	enum {
 		O_IMAGE = 256,
@@ -69,45 +80,40 @@ int cmd_restore(struct global_opts *g, int argc, char **argv, struct error **err
 		{"pod", no_argument, NULL, O_POD},
 		{"help", no_argument, NULL, 'h'},
 		{}};
-	Cocoon__CriuOptions criu = COCOON__CRIU_OPTIONS__INIT;
-	struct create_options o = {.criu = &criu};
-	_cleanup_error_ struct error *err = NULL;
-	const char *image_path = NULL;
-	bool detach = false, print_stats = false, pod = false;
 	int c;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "b:dh", opts, NULL)) != -1) {
 		switch (c) {
 		case O_IMAGE:
-			image_path = optarg;
+			a->image_path = optarg;
 			break;
 		case O_WORK:
-			o.work_path = optarg;
+			a->o.work_path = optarg;
 			break;
 		case 'b':
-			o.bundle = optarg;
+			a->o.bundle = optarg;
 			break;
 		case 'd':
-			detach = true;
+			a->detach = true;
 			break;
 		case O_PID:
-			o.pid_file = optarg;
+			a->o.pid_file = optarg;
 			break;
 		case O_CONSOLE:
-			o.console_socket = optarg;
+			a->o.console_socket = optarg;
 			break;
 		case O_IGNORE:
 		case O_IGNORE_ARG:
 			break;
 		case O_STATS:
-			print_stats = true;
+			a->print_stats = true;
 			break;
 		case O_BENCH:
-			o.bench_from_tmpfs = true;
+			a->o.bench_from_tmpfs = true;
 			break;
 		case O_POD:
-			pod = true;
+			a->pod = true;
 			break;
 		case O_UNSUP:
 			return usage_error("restore", "%s is not supported", argv[optind - 1]);
@@ -115,41 +121,49 @@ int cmd_restore(struct global_opts *g, int argc, char **argv, struct error **err
 			restore_usage();
 			return 0;
 		default:
-			if (!cli_criu_option(c, &criu))
+			if (!cli_criu_option(c, &a->criu))
 				return 2;
 			break;
 		}
 	}
 	if (optind != argc - 1)
 		return usage_error("restore", "expects exactly one container ID");
-	if (!image_path)
+	if (!a->image_path)
 		return usage_error("restore", "--image-path is required");
-	const char *id = argv[optind];
-	if (pod) {
-		if (o.pid_file || o.console_socket || print_stats)
-			return usage_error("restore",
-					   "--pod takes no --pid-file, --console-socket or "
-					   "--print-stats (one per container: restore them one by "
-					   "one)");
-		if (restore_pod(g, id, image_path, &o, &criu, &err) < 0)
+	a->id = argv[optind];
+	if (a->pod && (a->o.pid_file || a->o.console_socket || a->print_stats))
+		return usage_error("restore",
+				   "--pod takes no --pid-file, --console-socket or "
+				   "--print-stats (one per container: restore them one by "
+				   "one)");
+	return -1;
+}
+
+int cmd_restore(struct global_opts *g, int argc, char **argv, struct error **errp)
+{
+	struct restore_args a = {.criu = COCOON__CRIU_OPTIONS__INIT};
+	_cleanup_error_ struct error *err = NULL;
+	pid_t shim;
+
+	a.o.criu = &a.criu;
+	int done = restore_parse(argc, argv, &a);
+	if (done >= 0)
+		return done;
+	if (a.pod) {
+		if (restore_pod(g, a.id, a.image_path, &a.o, &a.criu, &err) < 0)
 			return cli_fail(errp, &err);
 		return 0;
 	}
-	long long t0 = now_ms();
-	pid_t shim;
-	if (container_restore(g, id, image_path, &o, &criu, &shim, &err) < 0)
+	_cleanup_free_ char *stats = NULL;
+	if (a.print_stats)
+		a.o.stats_line = &stats;
+	if (container_restore(g, a.id, a.image_path, &a.o, &a.criu, &shim, &err) < 0)
 		return cli_fail(errp, &err);
-	if (print_stats) {
-		_cleanup_free_ char *path = NULL, *text = NULL;
-		if (asprintf(&path, "%s/%s/" RESTORE_STATS_FILE, g->root, id) >= 0 &&
-		    read_file_bounded(path, 4096, &text, NULL, NULL) == 0) {
-			text[strcspn(text, "\n")] = 0;
-			/* The same line, with the whole command's wall time. */
-			printf("stats: {\"total_ms\": %lld, %s\n", now_ms() - t0, text + 1);
-			fflush(stdout);
-		}
+	if (stats) {
+		printf("%s", stats);
+		fflush(stdout);
 	}
-	if (detach)
+	if (a.detach)
 		return 0;
 	return container_wait_foreground(shim);
 }

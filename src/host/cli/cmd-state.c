@@ -1,4 +1,4 @@
-/* state and list. */
+/* state and list: the options, then one library call each. */
 #include "commands.h"
 #include "cleanup.h"
 #include "container.h"
@@ -76,38 +76,26 @@ int cmd_list(struct global_opts *g, int argc, char **argv, struct error **errp)
 	}
 	if (strcmp(format, "table") != 0 && strcmp(format, "json") != 0)
 		return usage_error("list", "--format must be table or json");
-	_cleanup_closedir_ DIR *d = opendir(g->root);
-	if (!d && errno != ENOENT)
-		return cli_failf(errp, "list: state root %s: %s", g->root, strerror(errno));
+	_cleanup_error_ struct error *err = NULL;
+	_cleanup_free_ struct container_state *all = NULL;
+	size_t n;
+	if (container_list(g, &all, &n, &err) < 0) {
+		error_wrap(&err, "list");
+		return cli_fail(errp, &err);
+	}
 	json_object *arr = json_object_new_array();
-	struct dirent *de;
 	if (!quiet && strcmp(format, "table") == 0)
 		printf("%-20s %-8s %-10s %-40s %s\n", "ID", "PID", "STATUS", "BUNDLE", "CREATED");
-	while (d && (de = readdir(d))) {
-		struct container_state st;
-		_cleanup_free_ char *dir = NULL;
-		_cleanup_error_ struct error *err = NULL;
-		if (validate_id("container", de->d_name, NULL) < 0 ||
-		    state_dir(g->root, de->d_name, &dir, NULL) < 0)
-			continue;
-		/* No state.json: a container being created or removed (or
-		 * `cocoon check`'s directory); anything else is named. */
-		int r = state_read(dir, &st, &err);
-		if (r == -ENOENT)
-			continue;
-		if (r < 0) {
-			log_warning("list: container %s skipped: %s", de->d_name,
-				    err ? err->msg : strerror(-r));
-			continue;
-		}
+	for (size_t i = 0; i < n; i++) {
+		const struct container_state *st = &all[i];
 		if (quiet)
-			printf("%s\n", st.id);
+			printf("%s\n", st->id);
 		else if (strcmp(format, "table") == 0)
-			printf("%-20s %-8d %-10s %-40s %s\n", st.id,
-			       st.status == STATUS_STOPPED ? 0 : st.shim_pid,
-			       state_status_name(st.status), st.bundle, st.created);
+			printf("%-20s %-8d %-10s %-40s %s\n", st->id,
+			       st->status == STATUS_STOPPED ? 0 : st->shim_pid,
+			       state_status_name(st->status), st->bundle, st->created);
 		else
-			json_object_array_add(arr, oci_state(&st));
+			json_object_array_add(arr, oci_state(st));
 	}
 	if (!quiet && strcmp(format, "json") == 0)
 		printf("%s\n", json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN));

@@ -9,7 +9,6 @@
 #include "paths.h"
 
 #include <getopt.h>
-#include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -58,9 +57,24 @@ static void usage(FILE *out)
 		COCOON_DEFAULT_ROOT, CONFIG_ENV, CONFIG_DEFAULT_PATH);
 }
 
-/* The text --log format is logfmt: msg="..." with quotes, backslashes and
- * controls escaped, so that guest text cannot end the field or the line. */
-int main(int argc, char **argv)
+/* containerd passes "-no-subreaper" with one dash (Go's flag package
+ * accepts both); getopt wants two. */
+static void fix_single_dash(int argc, char **argv)
+{
+	static const char *const single_dash[] = {"-no-subreaper", "-no-pivot", "-no-new-keyring"};
+	for (int i = 1; i < argc; i++)
+		for (size_t j = 0; j < ARRAY_SIZE(single_dash); j++)
+			if (strcmp(argv[i], single_dash[j]) == 0) {
+				char *fixed = NULL;
+				if (asprintf(&fixed, "-%s", argv[i]) > 0)
+					argv[i] = fixed;
+			}
+}
+
+/* Parses the global options into G, up to the command's name (optind):
+ * returns -1 to go on, else the exit status to return (0 after --help or
+ * --version, 2 after a usage error). */
+static int parse_global(int argc, char **argv, struct global_opts *g)
 {
 	enum {
 		OPT_ROOT = 256,
@@ -85,28 +99,16 @@ int main(int argc, char **argv)
 		{"version", no_argument, NULL, OPT_VERSION},
 		{"help", no_argument, NULL, 'h'},
 		{}};
-	struct global_opts g = {.root = COCOON_DEFAULT_ROOT, .log_format = "text"};
-	_cleanup_error_ struct error *err = NULL;
 	int c;
 
-	/* containerd passes "-no-subreaper" with one dash (Go's flag package
-	 * accepts both); getopt wants two. */
-	static const char *const single_dash[] = {"-no-subreaper", "-no-pivot", "-no-new-keyring"};
-	for (int i = 1; i < argc; i++)
-		for (size_t j = 0; j < ARRAY_SIZE(single_dash); j++)
-			if (strcmp(argv[i], single_dash[j]) == 0) {
-				char *fixed = NULL;
-				if (asprintf(&fixed, "-%s", argv[i]) > 0)
-					argv[i] = fixed;
-			}
 	/* '+': stop at the command name; its options are its own. */
 	while ((c = getopt_long(argc, argv, "+hv", opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_ROOT:
-			g.root = optarg;
+			g->root = optarg;
 			break;
 		case OPT_LOG:
-			g.log_path = optarg;
+			g->log_path = optarg;
 			break;
 		case OPT_LOG_FORMAT:
 			if (strcmp(optarg, "text") != 0 && strcmp(optarg, "json") != 0) {
@@ -115,16 +117,16 @@ int main(int argc, char **argv)
 					optarg);
 				return 2;
 			}
-			g.log_format = optarg;
+			g->log_format = optarg;
 			break;
 		case OPT_DEBUG:
-			g.debug = true;
+			g->debug = true;
 			break;
 		case OPT_SYSTEMD:
-			g.systemd_cgroup = true;
+			g->systemd_cgroup = true;
 			break;
 		case OPT_CONFIG:
-			g.config_path = optarg;
+			g->config_path = optarg;
 			break;
 		case OPT_CRIU:
 		case OPT_ROOTLESS:
@@ -141,33 +143,56 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	return -1;
+}
+
+/* A state root that exists is a directory; a missing one is made when a
+ * container is (and lists as empty, as runc's). */
+static int check_state_root(const char *root, struct error **err)
+{
+	struct stat rs;
+	if (stat(root, &rs) < 0)
+		return errno == ENOENT ? 0 : error_set(err, errno, "--root %s", root);
+	if (!S_ISDIR(rs.st_mode))
+		return error_setx(err, ENOTDIR, "--root %s: not a directory", root);
+	return 0;
+}
+
+static const struct command *find_command(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+/* Every error is reported once, here: to stderr and to --log. */
+int main(int argc, char **argv)
+{
+	struct global_opts g = {.root = COCOON_DEFAULT_ROOT, .log_format = "text"};
+	_cleanup_error_ struct error *err = NULL;
+
+	fix_single_dash(argc, argv);
+	int done = parse_global(argc, argv, &g);
+	if (done >= 0)
+		return done;
 	int lr = log_init(g.log_path, g.log_format);
 	if (lr < 0) {
 		fprintf(stderr, "cocoon: --log %s: %s\n", g.log_path, strerror(-lr));
 		return 1;
 	}
-	/* A state root that exists is a directory; a missing one is made
-	 * when a container is (and lists as empty, as runc's). */
-	struct stat rs;
-	int sr = stat(g.root, &rs) < 0 ? errno : S_ISDIR(rs.st_mode) ? 0 : ENOTDIR;
-	if (sr != 0 && sr != ENOENT) {
-		char msg[PATH_MAX + 64];
-		snprintf(msg, sizeof(msg), "--root %s: %s", g.root,
-			 sr == ENOTDIR ? "not a directory" : strerror(sr));
-		log_error(msg);
+	if (check_state_root(g.root, &err) < 0) {
+		report_error(&g, err->msg);
 		return 1;
 	}
 	if (optind >= argc) {
 		usage(stderr);
 		return 2;
 	}
-	const char *name = argv[optind];
-	const struct command *cmd = NULL;
-	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-		if (strcmp(commands[i].name, name) == 0)
-			cmd = &commands[i];
+	const struct command *cmd = find_command(argv[optind]);
 	if (!cmd) {
-		fprintf(stderr, "cocoon: unknown command '%s' (see 'cocoon --help')\n", name);
+		fprintf(stderr, "cocoon: unknown command '%s' (see 'cocoon --help')\n",
+			argv[optind]);
 		return 2;
 	}
 	if (config_load(&g.cfg, g.config_path, &err) < 0) {
@@ -176,10 +201,9 @@ int main(int argc, char **argv)
 	}
 	if (g.debug)
 		g.cfg.enable_debug = true;
-	_cleanup_error_ struct error *cmd_err = NULL;
-	int r = cmd->run(&g, argc - optind, argv + optind, &cmd_err);
-	if (cmd_err)
-		report_error(&g, cmd_err->msg);
+	int r = cmd->run(&g, argc - optind, argv + optind, &err);
+	if (err)
+		report_error(&g, err->msg);
 	config_free(&g.cfg);
 	return r;
 }

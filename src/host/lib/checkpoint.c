@@ -10,7 +10,6 @@
 #include "log.h"
 #include "resources-kept.h"
 #include "pod.h"
-#include "pod-record.h"
 #include "paths.h"
 #include "safefs.h"
 #include "shim.h"
@@ -69,7 +68,7 @@ static int parent_checkpoint_id(const char *parent, char *out, size_t size, stru
 
 /* The destination must be absent or an empty directory: a non-empty one is
  * not ours to overwrite. */
-static int check_destination(const char *dest, struct error **err)
+int checkpoint_check_destination(const char *dest, struct error **err)
 {
 	_cleanup_closedir_ DIR *d = opendir(dest);
 	struct dirent *de;
@@ -86,7 +85,7 @@ static int check_destination(const char *dest, struct error **err)
 
 /* After a checkpoint without --leave-running: the container ends (as under
  * runc) once its images are safe, or is thawed when they are not. */
-static void container_thaw_or_kill(struct global_opts *g, const char *id, bool kill_it)
+void checkpoint_thaw_or_kill(struct global_opts *g, const char *id, bool kill_it)
 {
 	/* Best effort: the checkpoint's own result is what is reported. */
 	if (!kill_it) {
@@ -237,7 +236,7 @@ static int vm_checkpoint(struct global_opts *g, const char *id, const char *dir,
 			   (long long)rep->dump_ms, err);
 	free(m.key);
 	if (!o->leave_running)
-		container_thaw_or_kill(g, id, r == 0);
+		checkpoint_thaw_or_kill(g, id, r == 0);
 	if (r < 0) {
 		cocoon__response__free_unpacked(resp, NULL);
 		return r;
@@ -253,57 +252,100 @@ static int vm_checkpoint(struct global_opts *g, const char *id, const char *dir,
 	return 0;
 }
 
-int checkpoint_container(struct global_opts *g, const char *id, struct checkpoint_options *o,
-			 struct error **err)
-{
-	Cocoon__Request req = COCOON__REQUEST__INIT;
-	Cocoon__CheckpointRequest cr = COCOON__CHECKPOINT_REQUEST__INIT;
-	Cocoon__Response *resp = NULL;
-	_cleanup_free_ char *dir = NULL, *dest = NULL, *parent_dir = NULL, *sandbox_dir = NULL;
+/* What one checkpoint of a container works with (checkpoint_target_load). */
+struct checkpoint_target {
+	char *dir;	   /* its state directory */
+	char *sandbox_dir; /* a pod member's: the sandbox's, whose VM dumps it */
+	const char *idir;  /* the shared directory's owner: one of the two */
 	struct container_state st;
-	char ckid[64], parent_id[80] = "";
+	char ckid[64];
+	char *dest; /* where the images are published */
+};
 
+static void checkpoint_target_free(struct checkpoint_target *t)
+{
+	free(t->dir);
+	free(t->sandbox_dir);
+	free(t->dest);
+}
+
+/* Loads container ID and checks it can be checkpointed, with the user's
+ * CRIU settings, before anything is frozen; makes the checkpoint's ID and
+ * its destination (checked absent or empty, its parent made). */
+static int checkpoint_target_load(struct global_opts *g, const char *id,
+				  struct checkpoint_options *o, struct checkpoint_target *t,
+				  struct error **err)
+{
+	_cleanup_free_ char *parent_dir = NULL;
 	if (!g->cfg.enable_checkpoint)
 		return error_setx(
 			err, EPERM,
 			"checkpoints are disabled by runtime.enable_checkpoint = false in %s",
 			g->cfg.source ? g->cfg.source : "the configuration");
-	int r = container_load(g, id, &dir, &st, err);
+	int r = container_load(g, id, &t->dir, &t->st, err);
 	if (r < 0)
 		return r;
 	/* A pod member's images are in its sandbox's shared directory: the
 	 * guest is the sandbox's VM (docs/pods.md). */
-	if (pod_images_state_dir(g, dir, &sandbox_dir, err) < 0)
+	if (pod_images_state_dir(g, t->dir, &t->sandbox_dir, err) < 0)
 		return error_wrap(err, "checkpoint %s", id);
-	const char *idir = sandbox_dir ? sandbox_dir : dir;
+	t->idir = t->sandbox_dir ? t->sandbox_dir : t->dir;
 	/* The user's CRIU settings, refused here when they cannot work in
 	 * the VM, before anything is frozen. */
 	criu_config_free(&o->criu);
-	if (criu_config_collect(g->cfg.criu_config, st.bundle, &o->criu, err) < 0)
+	if (criu_config_collect(g->cfg.criu_config, t->st.bundle, &o->criu, err) < 0)
 		return error_wrap(err, "checkpoint %s", id);
-	if (st.status != STATUS_RUNNING && st.status != STATUS_PAUSED)
+	if (t->st.status != STATUS_RUNNING && t->st.status != STATUS_PAUSED)
 		return error_setx(
 			err, EINVAL,
 			"container %s is %s; only running or paused containers can be checkpointed",
-			id, state_status_name(st.status));
-	make_checkpoint_id(ckid);
+			id, state_status_name(t->st.status));
+	make_checkpoint_id(t->ckid);
 	if (o->image_path)
-		dest = strdup(o->image_path);
+		t->dest = strdup(o->image_path);
 	else if (asprintf(&parent_dir, "%s/%s", g->cfg.host_checkpoint_dir, id) < 0 ||
-		 asprintf(&dest, "%s/%s", parent_dir, ckid) < 0)
+		 asprintf(&t->dest, "%s/%s", parent_dir, t->ckid) < 0)
 		return error_set(err, ENOMEM, "checkpoint");
-	if ((r = check_destination(dest, err)) < 0)
+	if ((r = checkpoint_check_destination(t->dest, err)) < 0)
 		return r;
 	if (parent_dir && (r = mkdir_p(parent_dir, 0700, err)) < 0)
 		return r;
-	if (vmsnap_booted(dir))
-		return vm_checkpoint(g, id, dir, o, dest, ckid, err);
-	if (o->parent_path &&
-	    (r = parent_checkpoint_id(o->parent_path, parent_id, sizeof(parent_id), err)) < 0)
-		return r;
+	return 0;
+}
 
+/* The engines' layout (state root on tmpfs, images on disk): the guest
+ * writes the images beside dest, mounted into the shared directory at
+ * their place (images.h). 9p only: virtiofsd runs in a mount namespace of
+ * its own, where a later mount does not show. Returns whether they are. */
+static bool checkpoint_stage_beside(struct global_opts *g, const struct checkpoint_options *o,
+				    const struct checkpoint_target *t, struct images_stage *stage)
+{
+	/* COCOON_STAGING=shared: the way before, for make bench to compare. */
+	const char *how = getenv("COCOON_STAGING");
+	bool staged = false;
+	if (strcmp(g->cfg.shared_fs, "9p") == 0 &&
+	    o->bench_route != COCOON__CHECKPOINT_ROUTE__ROUTE_FLOOR &&
+	    !(how && !strcmp(how, "shared"))) {
+		int ns = shim_mount_ns(t->dir, &t->st);
+		staged = ns != -2 &&
+			 images_stage_beside(t->idir, t->ckid, t->dest, ns, stage, NULL) == 1;
+		if (ns >= 0)
+			close(ns);
+	}
+	return staged;
+}
+
+/* CRIU's dump in the container's VM, the images written into the shared
+ * directory (or STAGE beside the destination); *RESP is the guest's reply.
+ * A failed dump keeps CRIU's log and leaves no images. */
+static int checkpoint_dump(struct global_opts *g, const char *id, struct checkpoint_options *o,
+			   const struct checkpoint_target *t, char *parent_id,
+			   struct images_stage *stage, Cocoon__Response **resp, struct error **err)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__CheckpointRequest cr = COCOON__CHECKPOINT_REQUEST__INIT;
 	cr.id = (char *)id;
-	cr.checkpoint_id = ckid;
+	cr.checkpoint_id = (char *)t->ckid;
 	cr.leave_running = o->leave_running;
 	cr.pre_dump = o->pre_dump;
 	cr.parent_id = parent_id;
@@ -314,50 +356,38 @@ int checkpoint_container(struct global_opts *g, const char *id, struct checkpoin
 	o->criu.debug = g->cfg.enable_debug;
 	req.body_case = COCOON__REQUEST__BODY_CHECKPOINT;
 	req.checkpoint = &cr;
-	long long t0 = now_ms();
-	/* The engines' layout (state root on tmpfs, images on disk): the guest
-	 * writes the images beside dest. 9p only: virtiofsd runs in a mount
-	 * namespace of its own, where a later mount does not show. */
-	_cleanup_(images_stage_discard) struct images_stage stage = {
-		.parentfd = -1, .mnt_fd = -1, .nsfd = -1};
-	/* COCOON_STAGING=shared: the way before, for make bench to compare. */
-	const char *how = getenv("COCOON_STAGING");
-	bool staged = false;
-	if (strcmp(g->cfg.shared_fs, "9p") == 0 &&
-	    o->bench_route != COCOON__CHECKPOINT_ROUTE__ROUTE_FLOOR &&
-	    !(how && !strcmp(how, "shared"))) {
-		int ns = shim_mount_ns(dir, &st);
-		staged = ns != -2 && images_stage_beside(idir, ckid, dest, ns, &stage, NULL) == 1;
-		if (ns >= 0)
-			close(ns);
-	}
-	o->staged_beside = staged;
-	r = container_call_timeout(g, id, &req, &resp, SHIM_CHECKPOINT_TIMEOUT_MS, err);
+	o->staged_beside = checkpoint_stage_beside(g, o, t, stage);
+	int r = container_call_timeout(g, id, &req, resp, SHIM_CHECKPOINT_TIMEOUT_MS, err);
 	if (r < 0 && (*err)->code == ESTALE && !cr.dump_dev_shm) {
 		/* The agent left an empty /dev/shm out of the dump, and it
 		 * changed before the dump ended: once more, archiving it. */
 		error_free(err);
 		cr.dump_dev_shm = true;
 		o->shm_second_try = true;
-		r = container_call_timeout(g, id, &req, &resp, SHIM_CHECKPOINT_TIMEOUT_MS, err);
+		r = container_call_timeout(g, id, &req, resp, SHIM_CHECKPOINT_TIMEOUT_MS, err);
 	}
 	if (r < 0) {
-		keep_dump_log(g, o, id, idir, ckid, err);
-		images_stage_discard(&stage);
-		images_discard(idir, ckid);
-		return r;
+		keep_dump_log(g, o, id, t->idir, t->ckid, err);
+		images_stage_discard(stage);
+		images_discard(t->idir, t->ckid);
 	}
-	Cocoon__CheckpointReply *rep = resp->checkpoint;
-	if (o->bench_route == COCOON__CHECKPOINT_ROUTE__ROUTE_FLOOR) {
-		/* The benchmark floor: dumped into guest memory and discarded. */
-		checkpoint_report_stats(o, rep, now_ms() - t0, "");
-		cocoon__response__free_unpacked(resp, NULL);
-		return 0;
-	}
+	return r;
+}
+
+/* Publishes the images REP describes at t->dest, then lets the container
+ * go as runc does: killed once they are safe, thawed when they are not (a
+ * failed checkpoint leaves it as it was). */
+static int checkpoint_publish(struct global_opts *g, const char *id,
+			      const struct checkpoint_options *o, const struct checkpoint_target *t,
+			      const Cocoon__CheckpointReply *rep, struct images_stage *stage,
+			      struct error **err)
+{
+	bool staged = o->staged_beside;
+	int r = 0;
 	/* The host knows where the images are: checkpoints/CKID, from the ID
 	 * it made. The reply only has to agree; it names nothing. */
 	char expect[128];
-	snprintf(expect, sizeof(expect), COCOON_CHECKPOINTS_DIR "/%s", ckid);
+	snprintf(expect, sizeof(expect), COCOON_CHECKPOINTS_DIR "/%s", t->ckid);
 	if (strcmp(rep->shared_path, expect) != 0) {
 		char named[64];
 		snprintf(named, sizeof(named), "%s", rep->shared_path);
@@ -365,9 +395,9 @@ int checkpoint_container(struct global_opts *g, const char *id, struct checkpoin
 		r = error_setx(err, EPROTO, "the agent's reply names images at '%s', not %s", named,
 			       expect);
 	}
-	_cleanup_free_ char *kept = resources_kept_read(dir);
+	_cleanup_free_ char *kept = resources_kept_read(t->dir);
 	struct images_info info = {.container_id = id,
-				   .checkpoint_id = ckid,
+				   .checkpoint_id = t->ckid,
 				   .parent_path = o->parent_path,
 				   .resources = kept};
 	struct images_limits lim;
@@ -375,186 +405,73 @@ int checkpoint_container(struct global_opts *g, const char *id, struct checkpoin
 	/* Into new host files either way: the guest may hold handles on its
 	 * own (images.h). */
 	if (r == 0 && staged)
-		r = images_publish_staged(&stage, dest, &info, &lim, err);
+		r = images_publish_staged(stage, t->dest, &info, &lim, err);
 	else if (r == 0)
-		r = images_publish(idir, ckid, dest, &info, &lim, err);
+		r = images_publish(t->idir, t->ckid, t->dest, &info, &lim, err);
 	if (staged)
-		images_discard(idir, ckid); /* the empty mount point */
+		images_discard(t->idir, t->ckid); /* the empty mount point */
 	if (r < 0) {
-		images_discard(idir, ckid);
-		cocoon__response__free_unpacked(resp, NULL);
+		images_discard(t->idir, t->ckid);
 		/* The container was kept frozen, not killed: let it go on. */
-		if (!o->leave_running && !o->pre_dump && st.status == STATUS_RUNNING)
-			container_thaw_or_kill(g, id, false);
+		if (!o->leave_running && !o->pre_dump && t->st.status == STATUS_RUNNING)
+			checkpoint_thaw_or_kill(g, id, false);
 		return r;
 	}
 	if (!o->leave_running && !o->pre_dump)
-		container_thaw_or_kill(g, id, true);
+		checkpoint_thaw_or_kill(g, id, true);
 	/* This host's word on the limits the checkpoint carries: a restore
 	 * takes them as they are only with it (resources-kept.h). */
 	_cleanup_error_ struct error *note_err = NULL;
-	if (resources_kept_note(&g->cfg, dest, kept, &note_err) < 0)
+	if (resources_kept_note(&g->cfg, t->dest, kept, &note_err) < 0)
 		log_warning(
 			"checkpoint %s: %s: a restore of it will take only limits that lower the bundle's",
 			id, note_err->msg);
-	images_copy_logs(dest, o->work_path);
-	long long total = now_ms() - t0;
-	Cocoon__CriuStats *sts = rep->stats;
-	checkpoint_report_add(o, "%s %s of %s: %s\n", o->pre_dump ? "pre-dump" : "checkpoint", ckid,
-			      id, dest);
-	checkpoint_report_add(
-		o,
-		"  %u files, %.1f MiB; frozen %.0f ms, criu %llu ms, copy to host %llu ms, total %lld ms\n",
-		rep->files, (double)rep->bytes / (1 << 20), sts ? sts->frozen_us / 1000.0 : 0.0,
-		(unsigned long long)rep->dump_ms, (unsigned long long)rep->copy_ms, total);
-	checkpoint_report_stats(o, rep, total, dest);
-	cocoon__response__free_unpacked(resp, NULL);
+	images_copy_logs(t->dest, o->work_path);
 	return 0;
 }
 
-/* The running (or paused) members of sandbox SB under the state root, in
- * ids[]; stopped ones are left out. */
-static int pod_members(struct global_opts *g, const char *sb, char ids[][COCOON_ID_MAX + 1],
-		       int max, int *n, struct error **err)
+int checkpoint_container(struct global_opts *g, const char *id, struct checkpoint_options *o,
+			 struct error **err)
 {
-	_cleanup_closedir_ DIR *d = opendir(g->root);
-	struct dirent *de;
-	*n = 0;
-	if (!d)
-		return error_set(err, errno, "state root %s", g->root);
-	while ((de = readdir(d))) {
-		_cleanup_free_ char *dir = NULL, *owner = NULL;
-		struct container_state st;
-		if (de->d_name[0] == '.' || validate_id("container", de->d_name, NULL) < 0 ||
-		    container_load(g, de->d_name, &dir, &st, NULL) < 0)
-			continue;
-		if (pod_images_state_dir(g, dir, &owner, NULL) != 1 || !owner)
-			continue;
-		_cleanup_free_ char *sb_dir = NULL;
-		if (state_dir(g->root, sb, &sb_dir, NULL) < 0 || strcmp(owner, sb_dir) != 0)
-			continue;
-		/* An exited member not yet deleted has nothing in the VM to
-		 * dump (docs/pods.md); one not started yet is refused. */
-		if (st.status == STATUS_STOPPED) {
-			log_warning(
-				"checkpoint --pod %s: member %s is stopped: left out of the checkpoint (pod.json does not list it)",
-				sb, de->d_name);
-			continue;
-		}
-		if (st.status != STATUS_RUNNING && st.status != STATUS_PAUSED)
-			return error_setx(
-				err, EINVAL,
-				"pod member %s is %s; a pod is checkpointed with all its containers running or paused",
-				de->d_name, state_status_name(st.status));
-		if (*n == max)
-			return error_setx(err, E2BIG, "more than %d containers in pod %s", max, sb);
-		if (snprintf(ids[*n], COCOON_ID_MAX + 1, "%s", de->d_name) > COCOON_ID_MAX)
-			continue; /* validate_id() refused it above already */
-		(*n)++;
-	}
-	return 0;
-}
+	_cleanup_(checkpoint_target_free) struct checkpoint_target t = {0};
+	Cocoon__Response *resp = NULL;
+	char parent_id[80] = "";
 
-/* checkpoint --pod SANDBOX: every container of the pod is paused (frozen
- * together: the pod's loopback and IPC stay consistent between them), then
- * dumped into DIR/<id> while paused, members first; only once every image
- * directory is published are they all killed, members first. A failure
- * resumes them all and removes what was written: the pod runs on. DIR gets
- * pod.json, the order an engine restores them in (docs/pods.md). */
-int checkpoint_pod(struct global_opts *g, const char *id, struct checkpoint_options *o,
-		   struct error **err)
-{
-	enum { POD_MAX = POD_MAX_MEMBERS };
-	char ids[POD_MAX + 1][COCOON_ID_MAX + 1];
-	bool paused[POD_MAX + 1] = {0};
-	_cleanup_free_ char *dir = NULL, *sb_of = NULL;
-	struct container_state st;
-	int n = 0, r;
-
-	if (!o->image_path)
-		return error_setx(err, EINVAL, "--pod needs --image-path");
-	if (o->leave_running || o->pre_dump || o->parent_path)
-		return error_setx(
-			err, EINVAL,
-			"--pod takes no --leave-running, --pre-dump or --parent-path yet");
-	if ((r = container_load(g, id, &dir, &st, err)) < 0)
+	int r = checkpoint_target_load(g, id, o, &t, err);
+	if (r < 0)
 		return r;
-	if ((r = pod_images_state_dir(g, dir, &sb_of, err)) < 0)
+	if (vmsnap_booted(t.dir))
+		return vm_checkpoint(g, id, t.dir, o, t.dest, t.ckid, err);
+	if (o->parent_path &&
+	    (r = parent_checkpoint_id(o->parent_path, parent_id, sizeof(parent_id), err)) < 0)
 		return r;
-	if (r == 1)
-		return error_setx(err, EINVAL, "%s is a member of a pod, not its sandbox", id);
-	if (st.status != STATUS_RUNNING && st.status != STATUS_PAUSED)
-		return error_setx(err, EINVAL, "pod sandbox %s is %s", id,
-				  state_status_name(st.status));
-	if ((r = pod_members(g, id, ids, POD_MAX, &n, err)) < 0 ||
-	    (r = check_destination(o->image_path, err)) < 0)
+	long long t0 = now_ms();
+	_cleanup_(images_stage_discard) struct images_stage stage = {
+		.parentfd = -1, .mnt_fd = -1, .nsfd = -1};
+	r = checkpoint_dump(g, id, o, &t, parent_id, &stage, &resp, err);
+	if (r < 0)
 		return r;
-	snprintf(ids[n++], COCOON_ID_MAX + 1, "%s", id); /* the sandbox last */
-	if ((r = mkdir_p(o->image_path, 0700, err)) < 0)
-		return r;
-	/* Frozen together, members first. */
-	for (int i = 0; i < n && r == 0; i++) {
-		_cleanup_free_ char *d = NULL;
-		if ((r = container_load(g, ids[i], &d, &st, err)) == 0 &&
-		    st.status == STATUS_RUNNING &&
-		    (r = container_pause(g, ids[i], false, err)) == 0)
-			paused[i] = true;
+	Cocoon__CheckpointReply *rep = resp->checkpoint;
+	if (o->bench_route == COCOON__CHECKPOINT_ROUTE__ROUTE_FLOOR) {
+		/* The benchmark floor: dumped into guest memory and discarded. */
+		checkpoint_report_stats(o, rep, now_ms() - t0, "");
+		cocoon__response__free_unpacked(resp, NULL);
+		return 0;
 	}
-	for (int i = 0; i < n && r == 0; i++) {
-		struct checkpoint_options one = *o;
-		_cleanup_free_ char *dest = NULL;
-		if (asprintf(&dest, "%s/%s", o->image_path, ids[i]) < 0) {
-			r = error_set(err, ENOMEM, "checkpoint");
-			break;
-		}
-		one.image_path = dest;
-		one.leave_running = true; /* stays paused: killed below, once all are safe */
-		one.pod = false;
-		if ((r = checkpoint_container(g, ids[i], &one, err)) < 0)
-			error_wrap(err, "pod container %s", ids[i]);
-	}
+	r = checkpoint_publish(g, id, o, &t, rep, &stage, err);
 	if (r == 0) {
-		json_object *j = json_object_new_object(), *members = json_object_new_array();
-		json_object_object_add(j, "sandbox", json_object_new_string(id));
-		for (int i = 0; i < n - 1; i++)
-			json_object_array_add(members, json_object_new_string(ids[i]));
-		json_object_object_add(j, "members", members);
-		/* Where each bundle was: restore --pod's default. */
-		json_object *bundles = json_object_new_object();
-		for (int i = 0; i < n; i++) {
-			_cleanup_free_ char *d = NULL;
-			if (container_load(g, ids[i], &d, &st, NULL) == 0 && st.bundle[0])
-				json_object_object_add(bundles, ids[i],
-						       json_object_new_string(st.bundle));
-		}
-		json_object_object_add(j, "bundles", bundles);
-		const char *text = json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY);
-		_cleanup_free_ char *path = NULL;
-		if (asprintf(&path, "%s/" POD_CHECKPOINT_FILE, o->image_path) < 0)
-			r = error_set(err, ENOMEM, "checkpoint");
-		else
-			r = write_file_atomic(path, text, strlen(text), 0600, err);
-		/* restore --pod takes the bundles from the host's record only
-		 * (pod-record.h); without it the pod is restored container by
-		 * container, so the checkpoint stands. */
-		_cleanup_error_ struct error *rec_err = NULL;
-		if (r == 0 && pod_record_write(&g->cfg, o->image_path, bundles, &rec_err) < 0)
-			log_warning(
-				"checkpoint --pod %s: the bundles were not recorded for restore --pod (restore it container by container): %s",
-				id, rec_err->msg);
-		json_object_put(j);
+		long long total = now_ms() - t0;
+		Cocoon__CriuStats *sts = rep->stats;
+		checkpoint_report_add(o, "%s %s of %s: %s\n",
+				      o->pre_dump ? "pre-dump" : "checkpoint", t.ckid, id, t.dest);
+		checkpoint_report_add(
+			o,
+			"  %u files, %.1f MiB; frozen %.0f ms, criu %llu ms, copy to host %llu ms, total %lld ms\n",
+			rep->files, (double)rep->bytes / (1 << 20),
+			sts ? sts->frozen_us / 1000.0 : 0.0, (unsigned long long)rep->dump_ms,
+			(unsigned long long)rep->copy_ms, total);
+		checkpoint_report_stats(o, rep, total, t.dest);
 	}
-	if (r < 0) {
-		/* Nothing half-done: the images go, the pod runs on. */
-		for (int i = 0; i < n; i++)
-			if (paused[i])
-				(void)container_pause(
-					g, ids[i], true,
-					NULL);		/* best effort: the error is reported */
-		(void)remove_tree(o->image_path, NULL); /* best effort: the error is reported */
-		return r;
-	}
-	for (int i = 0; i < n; i++)
-		container_thaw_or_kill(g, ids[i], true);
-	return 0;
+	cocoon__response__free_unpacked(resp, NULL);
+	return r;
 }

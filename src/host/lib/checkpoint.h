@@ -37,11 +37,13 @@ struct checkpoint_options {
 int checkpoint_container(struct global_opts *g, const char *id, struct checkpoint_options *o,
 			 struct error **err);
 
-/* checkpoint --pod SANDBOX: every container of the pod is paused (frozen
- * together: the pod's loopback and IPC stay consistent between them), then
- * dumped into DIR/<id> while paused, members first; only once every image
- * directory is published are they all killed, members first. A failure
- * resumes them all and removes what was written: the pod runs on. DIR gets
- * pod.json, the order an engine restores them in (docs/pods.md). */
-int checkpoint_pod(struct global_opts *g, const char *id, struct checkpoint_options *o,
-		   struct error **err);
+/* For checkpoint-pod.c, which checkpoints a pod's containers one by one. */
+
+/* DEST must be absent or an empty directory: a non-empty one is not ours to
+ * overwrite. Returns 0, or a negative errno with *ERR set. */
+int checkpoint_check_destination(const char *dest, struct error **err);
+/* After a checkpoint without --leave-running: container ID ends (as under
+ * runc, waited for up to 20 s) when KILL_IT, its images being safe, or is
+ * thawed when they are not. Best effort: the checkpoint's own result is
+ * what is reported. */
+void checkpoint_thaw_or_kill(struct global_opts *g, const char *id, bool kill_it);

@@ -1,6 +1,7 @@
-/* The host library's container operations (container.h): create one
- * through a new shim, load its state, call its shim, start it, wait for it
- * in the foreground. The commands (cmd-*.c) parse options and call these. */
+/* The host library's container operations (container.h): load a
+ * container's state, call its shim, start it, wait for it in the
+ * foreground, delete it; container-create.c creates one. The commands
+ * (cmd-*.c) parse options and call these. */
 #include "container.h"
 #include "cleanup.h"
 #include "cgroup-mirror.h"
@@ -8,16 +9,11 @@
 #include "log.h"
 #include "paths.h"
 #include "pod.h"
-#include "resources-kept.h"
 #include "shim.h"
-#include "spec.h"
-#include "vmsnap.h"
 
-#include <fcntl.h>
-#include <poll.h>
+#include <dirent.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -110,24 +106,6 @@ int container_remove_files(const char *dir, struct error **err)
 		}
 		nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
 	}
-}
-
-/* The id is taken: by a container, or by the directory of a deleted pod
- * sandbox whose VM still serves its members (docs/pods.md "Lifetimes"). */
-static int create_taken(const char *id, const char *dir, struct error **err)
-{
-	char path[4200];
-	pid_t pid;
-	unsigned long long start;
-	bool pod = false;
-	snprintf(path, sizeof(path), "%s/" STATE_FILE, dir);
-	if (access(path, F_OK) < 0 && errno == ENOENT &&
-	    state_keeper_read(dir, &pid, &start, &pod) == 0 && pod)
-		return error_setx(
-			err, EEXIST,
-			"container %s already exists: it was deleted, but its pod's VM still runs for the pod's other containers (keeper pid %d); the id is free when the last of them is deleted (docs/pods.md \"Lifetimes\")",
-			id, pid);
-	return error_setx(err, EEXIST, "container %s already exists", id);
 }
 
 void container_reap_stale(const char *dir)
@@ -310,6 +288,88 @@ int container_pause(struct global_opts *g, const char *id, bool resume, struct e
 	return r;
 }
 
+int container_set_paused(struct global_opts *g, const char *id, bool paused, struct error **err)
+{
+	const char *op = paused ? "pause" : "resume";
+	_cleanup_free_ char *dir = NULL;
+	struct container_state st;
+	int r = container_load(g, id, &dir, &st, err);
+	if (r < 0)
+		return r;
+	enum container_status want = paused ? STATUS_RUNNING : STATUS_PAUSED;
+	if (st.status != want)
+		return error_setx(err, EINVAL, "%s %s: container is %s, not %s", op, id,
+				  state_status_name(st.status), state_status_name(want));
+	if (container_pause(g, id, !paused, err) < 0)
+		return error_wrap(err, "%s %s", op, id);
+	return 0;
+}
+
+int container_ps(struct global_opts *g, const char *id, uint32_t **pids, size_t *n,
+		 struct error **err)
+{
+	Cocoon__Request req = COCOON__REQUEST__INIT;
+	Cocoon__PsRequest pr = COCOON__PS_REQUEST__INIT;
+	Cocoon__Response *resp = NULL;
+	pr.id = (char *)id;
+	req.body_case = COCOON__REQUEST__BODY_PS;
+	req.ps = &pr;
+	*pids = NULL;
+	*n = 0;
+	int r = container_call(g, id, &req, &resp, err);
+	if (r < 0)
+		return r;
+	size_t count = resp->ps->n_pids;
+	*pids = calloc(count ? count : 1, sizeof(**pids));
+	if (!*pids) {
+		cocoon__response__free_unpacked(resp, NULL);
+		return error_set(err, ENOMEM, "ps");
+	}
+	memcpy(*pids, resp->ps->pids, count * sizeof(**pids));
+	*n = count;
+	cocoon__response__free_unpacked(resp, NULL);
+	return 0;
+}
+
+int container_list(struct global_opts *g, struct container_state **out, size_t *n,
+		   struct error **err)
+{
+	*out = NULL;
+	*n = 0;
+	_cleanup_closedir_ DIR *d = opendir(g->root);
+	if (!d)
+		return errno == ENOENT ? 0 : error_set(err, errno, "state root %s", g->root);
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		struct container_state st;
+		_cleanup_free_ char *dir = NULL;
+		_cleanup_error_ struct error *e = NULL;
+		if (validate_id("container", de->d_name, NULL) < 0 ||
+		    state_dir(g->root, de->d_name, &dir, NULL) < 0)
+			continue;
+		/* No state.json: a container being created or removed (or
+		 * `cocoon check`'s directory); anything else is named. */
+		int r = state_read(dir, &st, &e);
+		if (r == -ENOENT)
+			continue;
+		if (r < 0) {
+			log_warning("list: container %s skipped: %s", de->d_name,
+				    e ? e->msg : strerror(-r));
+			continue;
+		}
+		struct container_state *more = realloc(*out, (*n + 1) * sizeof(**out));
+		if (!more) {
+			free(*out);
+			*out = NULL;
+			*n = 0;
+			return error_set(err, ENOMEM, "list");
+		}
+		*out = more;
+		(*out)[(*n)++] = st;
+	}
+	return 0;
+}
+
 int container_signal(struct global_opts *g, const char *id, int sig, bool all, struct error **err)
 {
 	struct agent_client c;
@@ -332,212 +392,6 @@ int container_signal(struct global_opts *g, const char *id, int sig, bool all, s
 		return r;
 	r = agent_signal(&c, id, sig, all, SHIM_CALL_TIMEOUT_MS, err);
 	agent_client_close(&c);
-	return r;
-}
-
-/* Reads the shim's "OK" or error text until it closes the pipe. Returns
- * the length, or (size_t)-1 when nothing final came within timeout_ms. */
-static size_t read_ready(int fd, char *msg, size_t size, int timeout_ms)
-{
-	long long deadline = now_ms() + timeout_ms;
-	size_t len = 0;
-	for (;;) {
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		long long left = deadline - now_ms();
-		msg[len] = 0;
-		if (left <= 0)
-			return (size_t)-1;
-		int r = poll(&pfd, 1, (int)left);
-		if (r < 0 && errno != EINTR)
-			return len;
-		if (r <= 0)
-			continue;
-		ssize_t n = read(fd, msg + len, size - 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0 || (len += (size_t)n) == size - 1) {
-			msg[len] = 0;
-			return len;
-		}
-	}
-}
-
-static int write_pid_file(const char *path, pid_t pid, struct error **err)
-{
-	char buf[32];
-	int n = snprintf(buf, sizeof(buf), "%d", pid);
-	return write_file_atomic(path, buf, (size_t)n, 0644, err);
-}
-
-/* The limits update set before the checkpoint (c->resources), over the
- * bundle's: as they are when this host noted them for that checkpoint,
- * else only where they lower the bundle's (resources-kept.h). *kept gets
- * what was taken, for the restored container's next checkpoint. */
-static int restore_kept_resources(struct global_opts *g, struct oci_bundle *b,
-				  const struct images_chain *c, char **kept, struct error **err)
-{
-	*kept = NULL;
-	if (!b->spec->resources) {
-		if (!(b->spec->resources = calloc(1, sizeof(*b->spec->resources))))
-			return error_set(err, ENOMEM, "restore");
-		cocoon__resources__init(b->spec->resources);
-	}
-	_cleanup_free_ char *taken = NULL;
-	if (resources_kept_noted(&g->cfg, c->dirs[0], c->resources)) {
-		taken = strdup(c->resources);
-	} else {
-		char dropped[512];
-		taken = resources_kept_lower_only(&g->cfg, c->resources, b->spec->resources,
-						  b->cpuset_cpus, dropped, sizeof(dropped), err);
-		if (!taken)
-			return error_wrap(err, "the checkpoint's limits set by update");
-		if (dropped[0])
-			log_warning(
-				"restore: the checkpoint's %s (set by update) not taken, above the bundle's: "
-				"this host did not make that checkpoint, or it was moved, and a checkpoint "
-				"directory only lowers limits (docs/lifecycle.md)",
-				dropped);
-	}
-	if (!taken)
-		return error_set(err, ENOMEM, "restore");
-	int r = resources_kept_apply(taken, b->spec->resources, err);
-	if (r < 0)
-		return error_wrap(err, "the checkpoint's limits set by update");
-	*kept = TAKE_PTR(taken);
-	return 0;
-}
-
-int container_create(struct global_opts *g, const char *id, const struct create_options *o,
-		     pid_t *shim_pid, struct error **err)
-{
-	_cleanup_free_ char *dir = NULL;
-	struct oci_bundle bundle;
-	struct pod_sandbox pod = {0};
-	char msg[4096];
-	int p[2];
-
-	int r = state_dir(g->root, id, &dir, err);
-	if (r < 0)
-		return r;
-	if ((r = spec_load(o->bundle ? o->bundle : ".", id, &bundle, err)) < 0) {
-		spec_free(&bundle);
-		return r;
-	}
-	for (size_t i = 0; i < bundle.n_warnings; i++)
-		log_warning("config.json: %s", bundle.warnings[i]);
-	/* The limits update set before the checkpoint, over the bundle's, for
-	 * the VM's size and the container's cgroup (resources-kept.h). */
-	_cleanup_free_ char *kept = NULL;
-	if (o->restore && o->restore->resources && o->restore->n > 0 &&
-	    (r = restore_kept_resources(g, &bundle, o->restore, &kept, err)) < 0) {
-		spec_free(&bundle);
-		return r;
-	}
-	int member = pod_resolve(g, &bundle, o->pod_sandbox, &pod, err);
-	if (member < 0) {
-		spec_free(&bundle);
-		return member;
-	}
-	/* Whole-VM mode is decided here, for the VM's life: refused up front
-	 * when the VMM cannot save such a VM (vmsnap.h). */
-	struct vmsnap_caps caps;
-	int vmsnap = o->vmsnap_state ? 1 : vmsnap_wanted(&g->cfg, bundle.bundle, err);
-	if (vmsnap > 0 && member)
-		vmsnap = error_setx(
-			err, EOPNOTSUPP,
-			"whole-VM checkpoints (checkpoint_mode \"vm\") are not supported for pod members yet: a pod's share is 9p (docs/whole-vm.md)");
-	else if (vmsnap > 0 && !o->vmsnap_state && vmsnap_require(&g->cfg, &caps, err) < 0)
-		vmsnap = -1;
-	if (vmsnap < 0) {
-		spec_free(&bundle);
-		return vmsnap;
-	}
-	if ((r = mkdir_p(g->root, 0700, err)) < 0) {
-		spec_free(&bundle);
-		return r;
-	}
-	/* mkdir is the atomic claim on the ID. */
-	int made = mkdir(dir, 0700), e = errno;
-	if (made < 0 && e == EEXIST && stale_keeper_dir(dir) && remove_tree(dir, NULL) == 0) {
-		made = mkdir(dir, 0700);
-		e = errno;
-	}
-	if (made < 0) {
-		/* e, not errno: the stale-keeper check's access() sets
-		 * errno (rev16b M1 "No such file or directory"). */
-		r = e == EEXIST ? create_taken(id, dir, err) : error_set(err, e, "create %s", dir);
-		spec_free(&bundle);
-		return r;
-	}
-	if (member && (r = pod_member_record(dir, &pod, err)) < 0)
-		goto fail;
-	if (!member && bundle.netns_path &&
-	    (r = pod_sandbox_record_netns(dir, bundle.netns_path, err)) < 0)
-		goto fail;
-	if (kept && (r = resources_kept_write(dir, kept, err)) < 0)
-		goto fail;
-	if (pipe2(p, O_CLOEXEC) < 0) {
-		r = error_set(err, errno, "pipe");
-		goto fail;
-	}
-	fflush(NULL);
-	pid_t pid = fork();
-	if (pid < 0) {
-		r = error_set(err, errno, "fork");
-		close(p[0]);
-		close(p[1]);
-		goto fail;
-	}
-	if (pid == 0) {
-		close(p[0]);
-		struct shim_args a = {.g = g,
-				      .id = id,
-				      .dir = dir,
-				      .bundle = &bundle,
-				      .console_socket = o->console_socket,
-				      .ready_fd = p[1],
-				      .restore = o->restore,
-				      .criu = o->criu,
-				      .work_path = o->work_path,
-				      .bench_from_tmpfs = o->bench_from_tmpfs,
-				      .vmsnap = vmsnap > 0,
-				      .vmsnap_state = o->vmsnap_state,
-				      .vmsnap_state_fd = o->vmsnap_state_fd,
-				      .vmsnap_key = o->vmsnap_key,
-				      .pod = member ? &pod : NULL};
-		shim_main(&a);
-	}
-	close(p[1]);
-	/* The shim reports within its own bounds (boot, then the create or
-	 * restore call); this one catches a shim that hangs regardless. */
-	int timeout_ms = (int)g->cfg.boot_timeout_ms +
-			 (o->restore ? SHIM_CHECKPOINT_TIMEOUT_MS : SHIM_CALL_TIMEOUT_MS) + 10000;
-	size_t len = read_ready(p[0], msg, sizeof(msg), timeout_ms);
-	close(p[0]);
-	if (strcmp(msg, "OK") != 0) {
-		if (len == (size_t)-1)
-			kill(-pid, SIGKILL); /* the shim's group: QEMU and virtiofsd too */
-		waitpid(pid, NULL, 0);
-		r = len == (size_t)-1
-			    ? error_setx(err, ETIMEDOUT, "the shim did not report within %d ms",
-					 timeout_ms)
-			    : error_setx(err, EIO, "%s",
-					 len ? msg : "the shim died during start-up");
-		goto fail;
-	}
-	if (o->pid_file && (r = write_pid_file(o->pid_file, pid, err)) < 0) {
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-		goto fail;
-	}
-	spec_free(&bundle);
-	pod_sandbox_free(&pod);
-	*shim_pid = pid;
-	return 0;
-fail:
-	(void)container_remove_files(dir, NULL); /* best effort: the create failed already */
-	spec_free(&bundle);
-	pod_sandbox_free(&pod);
 	return r;
 }
 

@@ -2,36 +2,13 @@
  * commands (cmd-*.c). */
 #pragma once
 
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "agent-client.h"
 #include "opts.h"
 #include "images.h"
 #include "state.h"
-
-struct create_options {
-	const char *bundle;
-	const char *pid_file;
-	const char *console_socket;
-	const struct images_chain *restore; /* restore instead of create */
-	const Cocoon__CriuOptions *criu;
-	const char *work_path;
-	bool bench_from_tmpfs;
-	/* restore --pod: the sandbox a member joins, whatever its spec's
-	 * /proc/<pid>/ns paths name (the old sandbox's shim is gone). */
-	const char *pod_sandbox;
-	/* restore of a whole-VM checkpoint (vmsnap.h): the saved VM (its path,
-	 * for messages, and the descriptor it was checked through, which QEMU
-	 * loads: never the path again) and its key */
-	const char *vmsnap_state;
-	int vmsnap_state_fd;
-	const char *vmsnap_key;
-};
-
-/* Boots the container's VM through a new shim and creates the container,
- * stopped before its process runs. On failure nothing is left behind. */
-int container_create(struct global_opts *g, const char *id, const struct create_options *o,
-		     pid_t *shim_pid, struct error **err);
 
 /* Removes a container's traces on the host once its shim is gone: the host
  * cgroup its state names (cgroup-mirror.h; a failure there is a warning),
@@ -81,6 +58,25 @@ int container_request(struct global_opts *g, const char *id, Cocoon__Request *re
 /* Freezes the container's processes (the cgroup freezer in the guest), or
  * thaws them with RESUME: runc pause and resume. */
 int container_pause(struct global_opts *g, const char *id, bool resume, struct error **err);
+
+/* runc pause (PAUSED) and resume: container ID must be running to be
+ * paused, paused to be resumed. Returns 0, or a negative errno with *ERR
+ * set ("pause ID: ..."). */
+int container_set_paused(struct global_opts *g, const char *id, bool paused, struct error **err);
+
+/* runc ps: the container's processes, as the guest numbers them, into
+ * *PIDS (*N of them; the caller frees it). Returns 0, or a negative errno
+ * with *ERR set. */
+int container_ps(struct global_opts *g, const char *id, uint32_t **pids, size_t *n,
+		 struct error **err);
+
+/* runc list: the state of every container under the state root, into *OUT
+ * (*N of them; the caller frees it; none when the root does not exist). A
+ * container whose state cannot be read is left out with a warning; one
+ * being created or removed silently. Returns 0, or a negative errno with
+ * *ERR set. */
+int container_list(struct global_opts *g, struct container_state **out, size_t *n,
+		   struct error **err);
 
 /* Sends signal SIG to the container's process, or with ALL to every process
  * of the container: runc kill. A stopped container, as runc answers it:

@@ -256,10 +256,26 @@ static int restore_resolve(const char *id, const char *image_path, char *resolve
 	return 0;
 }
 
+/* --print-stats: the shim's restore-stats.json as one line, with the whole
+ * restore's wall time since T0, into *LINE (NULL when there is none). */
+static void restore_stats_line(struct global_opts *g, const char *id, long long t0, char **line)
+{
+	_cleanup_free_ char *path = NULL, *text = NULL;
+	*line = NULL;
+	if (asprintf(&path, "%s/%s/" RESTORE_STATS_FILE, g->root, id) >= 0 &&
+	    read_file_bounded(path, 4096, &text, NULL, NULL) == 0) {
+		text[strcspn(text, "\n")] = 0;
+		/* The same line, with the whole command's wall time. */
+		if (asprintf(line, "stats: {\"total_ms\": %lld, %s\n", now_ms() - t0, text + 1) < 0)
+			*line = NULL;
+	}
+}
+
 int container_restore(struct global_opts *g, const char *id, const char *image_path,
 		      struct create_options *o, Cocoon__CriuOptions *criu, pid_t *shim_pid,
 		      struct error **err)
 {
+	long long t0 = now_ms();
 	char resolved[PATH_MAX];
 	struct vmsnap_meta meta;
 	bool whole_vm = false;
@@ -275,7 +291,11 @@ int container_restore(struct global_opts *g, const char *id, const char *image_p
 	} else if (r == 0) {
 		r = criu_restore(g, id, resolved, o, criu, shim_pid, err);
 	}
-	return r < 0 ? error_wrap(err, "restore %s", id) : 0;
+	if (r < 0)
+		return error_wrap(err, "restore %s", id);
+	if (o->stats_line)
+		restore_stats_line(g, id, t0, o->stats_line);
+	return 0;
 }
 
 /* ---- the whole pod ------------------------------------------------------------ */

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "container.h"
+#include "container-create.h"
 #include "opts.h"
 #include "proto.h"
 
@@ -17,7 +18,9 @@
  * fresh VM with CRIU's options from CRIU (the command line's) plus the
  * bundle's org.criu.config, else cocoon's criu.conf (criu-config.h). O is
  * create's (bundle, pid file, console socket, work path); its restore,
- * criu and vmsnap fields are set here. Sets *SHIM_PID. Returns 0, or a
+ * criu and vmsnap fields are set here; with o->stats_line set, its
+ * timings as one "stats:" JSON line go there (the caller prints and frees
+ * it). Sets *SHIM_PID. Returns 0, or a
  * negative errno with *ERR set ("restore ID: ...") and nothing of the
  * container left. */
 int container_restore(struct global_opts *g, const char *id, const char *image_path,

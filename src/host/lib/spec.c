@@ -2,6 +2,7 @@
 #include "spec-confine.h"
 #include "spec-json.h"
 #include "spec-kernel.h"
+#include "spec-namespaces.h"
 #include "spec-pod.h"
 #include "spec-process.h"
 #include "spec-resources.h"
@@ -13,12 +14,7 @@
 
 #include <fcntl.h>
 #include <json-c/json.h>
-#include <linux/magic.h>
-#include <linux/nsfs.h>
 #include <pthread.h>
-#include <sched.h>
-#include <sys/ioctl.h>
-#include <sys/statfs.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -181,60 +177,6 @@ static int parse_mounts(json_object *root, struct oci_bundle *b, struct error **
 	return 0;
 }
 
-/* A network namespace to join must exist, be one, and not be the runtime's
- * own. The path is looked at before it is opened: opening a device node or
- * a FIFO has effects of its own (a FIFO blocks; /dev/watchdog arms the
- * watchdog), and an nsfs file is a regular file on NSFS_MAGIC. The runtime's
- * own namespace is the host's network: the shim would redirect the host's
- * interfaces into the VM. Kata refuses it the same way
- * (katautils' hostNetworkingRequested). */
-static int check_netns_path(const char *field, const char *path, struct error **err)
-{
-	struct stat st, own;
-	struct statfs fs;
-	if (path[0] != '/')
-		return error_setx(err, EINVAL, "config.json: %s '%s' must be absolute", field,
-				  path);
-	if (stat(path, &st) < 0 || statfs(path, &fs) < 0)
-		return error_set(err, errno, "config.json: %s: network namespace %s", field, path);
-	if (!S_ISREG(st.st_mode) || fs.f_type != NSFS_MAGIC)
-		return error_setx(err, EINVAL, "config.json: %s: %s is not a network namespace",
-				  field, path);
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-	if (fd < 0)
-		return error_set(err, errno, "config.json: %s: network namespace %s", field, path);
-	if (ioctl(fd, NS_GET_NSTYPE) != CLONE_NEWNET)
-		return error_setx(err, EINVAL, "config.json: %s: %s is not a network namespace",
-				  field, path);
-	if (fstat(fd, &st) < 0 || stat("/proc/self/ns/net", &own) < 0)
-		return error_set(err, errno, "config.json: %s: network namespace %s", field, path);
-	if (st.st_dev == own.st_dev && st.st_ino == own.st_ino)
-		return error_setx(
-			err, EOPNOTSUPP,
-			"config.json: %s: %s is the host's network namespace (the runtime's own), which asks for host networking: a container in a VM cannot share the host's network stack (docs/networking.md)",
-			field, path);
-	return 0;
-}
-
-/* A pod member in a user namespace of its own: the pod's network, IPC and
- * UTS namespaces belong to the guest's user namespace, and a process that
- * was cloned into a new one has no rights over them (setns(2) wants
- * CAP_SYS_ADMIN in the namespace's owner). runc joins such namespaces
- * before it makes the user namespace and the others after; the guest's
- * clone makes them all at once. */
-static int check_user_ns_joins(const Cocoon__ContainerSpec *s, struct error **err)
-{
-	bool user = false;
-	for (size_t i = 0; i < s->n_namespaces; i++)
-		user |= strcmp(s->namespaces[i], "user") == 0;
-	if (!user || s->n_join_namespaces == 0)
-		return 0;
-	return error_setx(
-		err, EOPNOTSUPP,
-		"config.json: linux.namespaces: a user namespace for a container that joins its pod's %s namespace is not supported yet: the pod's namespaces belong to the guest's user namespace, which the container's new one has no rights over (docs/lifecycle.md)",
-		s->join_namespaces[0]);
-}
-
 static int parse_linux(json_object *root, struct oci_bundle *b, struct error **err)
 {
 	json_object *lin = spec_json_member(root, "linux");
@@ -242,64 +184,8 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 	int r = spec_json_want_type(lin, json_type_object, "linux", err);
 	if (r < 0)
 		return r;
-	json_object *nss = spec_json_member(lin, "namespaces");
-	if ((r = spec_json_want_type(nss, json_type_array, "linux.namespaces", err)) < 0)
+	if ((r = spec_parse_namespaces(lin, b, err)) < 0)
 		return r;
-	size_t len = nss ? json_object_array_length(nss) : 0;
-	s->namespaces = calloc(len + 1, sizeof(char *));
-	for (size_t i = 0; i < len && s->namespaces; i++) {
-		json_object *ns = json_object_array_get_idx(nss, i);
-		char field[64], *type = NULL, *path = NULL;
-		snprintf(field, sizeof(field), "linux.namespaces[%zu].type", i);
-		if ((r = spec_json_string(ns, "type", field, true, &type, err)) < 0)
-			return r;
-		snprintf(field, sizeof(field), "linux.namespaces[%zu].path", i);
-		if ((r = spec_json_string(ns, "path", field, false, &path, err)) < 0) {
-			free(type);
-			return r;
-		}
-		/* Pods: the namespaces of the pod's sandbox (pod.c). */
-		if (path && (r = pod_spec_namespace(b, field, type, path, err)) != 0) {
-			free(path);
-			free(type);
-			if (r < 0)
-				return r;
-			continue;
-		}
-		if (path && strcmp(type, "network") == 0) {
-			/* The engine's network: the shim carries it into the VM. */
-			r = check_netns_path(field, path, err);
-			if (r < 0) {
-				free(path);
-				free(type);
-				return r;
-			}
-			free(b->netns_path);
-			b->netns_path = path;
-			path = NULL;
-		}
-		if (path) {
-			free(path);
-			r = error_setx(
-				err, EOPNOTSUPP,
-				"config.json: %s: joining an existing %s namespace is not supported: each container has its own VM",
-				field, type);
-			free(type);
-			return r;
-		}
-		if (strcmp(type, "pid") == 0 || strcmp(type, "mount") == 0 ||
-		    strcmp(type, "uts") == 0 || strcmp(type, "ipc") == 0 ||
-		    strcmp(type, "network") == 0 || strcmp(type, "cgroup") == 0 ||
-		    strcmp(type, "time") == 0 || strcmp(type, "user") == 0) {
-			s->namespaces[s->n_namespaces++] = type;
-		} else {
-			r = error_setx(err, EINVAL,
-				       "config.json: linux.namespaces[%zu]: unknown type '%s'", i,
-				       type);
-			free(type);
-			return r;
-		}
-	}
 	if ((r = spec_parse_resources(spec_json_member(lin, "resources"), b, err)) < 0)
 		return r;
 	if ((r = spec_parse_cgroups_path(lin, b, err)) < 0)
@@ -315,39 +201,10 @@ static int parse_linux(json_object *root, struct oci_bundle *b, struct error **e
 	    (r = spec_parse_device_rules(spec_json_member(lin, "resources"), s, err)) < 0 ||
 	    (r = spec_parse_hugepage_limits(spec_json_member(lin, "resources"), s, err)) < 0 ||
 	    (r = spec_parse_unified(spec_json_member(lin, "resources"), s, err)) < 0 ||
-	    (r = spec_parse_id_mappings(lin, s, err)) < 0 || (r = check_user_ns_joins(s, err)) < 0)
+	    (r = spec_parse_id_mappings(lin, s, err)) < 0 ||
+	    (r = spec_check_user_ns_joins(s, err)) < 0)
 		return r;
-	/* The agent gives every container its own pid, mount, IPC and UTS
-	 * namespaces (src/guest/container.c): the guest's own hold CRIU and
-	 * the agent. Left out, the first two change what the process sees. */
-	static const char *const own[] = {"pid", "mount"};
-	for (size_t i = 0; i < ARRAY_SIZE(own); i++) {
-		bool has = false;
-		for (size_t j = 0; j < s->n_namespaces; j++)
-			has |= strcmp(s->namespaces[j], own[i]) == 0;
-		if (!has)
-			spec_warn(
-				b,
-				"linux.namespaces has no %s namespace: the container gets a new one inside the VM, as no container shares the guest's (docs/confinement.md)",
-				own[i]);
-	}
-	/* No network namespace means the host's network stack, which a VM
-	 * cannot share. Kata refuses it too. */
-	bool netns = false;
-	for (size_t i = 0; i < s->n_namespaces; i++)
-		netns |= strcmp(s->namespaces[i], "network") == 0;
-	for (size_t i = 0; i < s->n_join_namespaces; i++)
-		netns |= strcmp(s->join_namespaces[i], "network") == 0; /* the pod's */
-	if (!netns)
-		return error_setx(
-			err, EOPNOTSUPP,
-			"config.json: linux.namespaces has no network namespace, which asks for host networking: a container in a VM cannot share the host's network stack (docs/networking.md). Give it a network namespace (podman: not --network=host)");
-	static const char *const unapplied[] = {"devices", "mountLabel", "personality", "intelRdt"};
-	for (size_t i = 0; i < ARRAY_SIZE(unapplied); i++)
-		if (spec_json_member(lin, unapplied[i]))
-			spec_warn(b, "linux.%s is not applied inside the VM; ignored",
-				  unapplied[i]);
-	return 0;
+	return spec_check_namespaces(lin, b, err);
 }
 
 bool spec_wants_new_netns(const struct oci_bundle *b)

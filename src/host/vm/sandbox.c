@@ -137,22 +137,10 @@ static int vmsnap_prepare(struct sandbox *sb, const struct cocoon_config *cfg, s
 	return vmsnap_key(spec, &caps, key, err);
 }
 
-static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
-			   const struct sandbox_options *opts, struct error **err)
+/* The kernel command line's cocoon keys (contract.h): CRIU's path and the
+ * checkpoint directory in the guest, and debug. */
+static int sandbox_cmdline(const struct cocoon_config *cfg, char **cmdline, struct error **err)
 {
-	_cleanup_free_ char *kernel = NULL, *initrd = NULL, *cmdline = NULL, *note = NULL,
-			    *tools = NULL, *qmp = NULL, *key = NULL;
-	int timeout =
-		opts && opts->ready_timeout_ms ? opts->ready_timeout_ms : (int)cfg->boot_timeout_ms;
-
-	bool fake = opts && opts->backend && opts->backend != &vm_backend_qemu;
-	int r = fake ? 0 : config_image_paths(cfg, &kernel, &initrd, err);
-	if (r < 0)
-		return r;
-	if (opts && opts->accel)
-		snprintf(sb->accel, sizeof(sb->accel), "%s", opts->accel);
-	else if ((r = accel_resolve(cfg, sb->accel, &note, sandbox_probe_kvm, err)) < 0)
-		return r;
 	if (strchr(cfg->guest_criu_path, ' ') || strchr(cfg->guest_checkpoint_dir, ' ') ||
 	    cfg->guest_criu_path[0] != '/' || cfg->guest_checkpoint_dir[0] != '/')
 		return error_setx(
@@ -166,13 +154,20 @@ static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 			"can be at most %d and %d bytes long",
 			strlen(cfg->guest_criu_path), strlen(cfg->guest_checkpoint_dir),
 			COCOON_GUEST_CRIU_MAX, COCOON_GUEST_CKPT_DIR_MAX);
-	if (asprintf(&cmdline, COCOON_CMDLINE_CRIU "%s " COCOON_CMDLINE_CKPTDIR "%s%s",
+	if (asprintf(cmdline, COCOON_CMDLINE_CRIU "%s " COCOON_CMDLINE_CKPTDIR "%s%s",
 		     cfg->guest_criu_path, cfg->guest_checkpoint_dir,
 		     cfg->enable_debug ? " " COCOON_CMDLINE_DEBUG : "") < 0)
 		return error_set(err, ENOMEM, "cmdline");
+	return 0;
+}
 
-	tools = fake ? NULL : sandbox_tools_dir(initrd);
-	struct vm_spec spec = {
+/* The VM to boot: the configuration's, with what OPTS (may be NULL) sets
+ * over it. */
+static struct vm_spec sandbox_vm_spec(const struct sandbox *sb, const struct cocoon_config *cfg,
+				      const struct sandbox_options *opts, const char *kernel,
+				      const char *initrd, const char *tools, const char *cmdline)
+{
+	return (struct vm_spec){
 		.qemu = cfg->qemu,
 		.kernel = kernel,
 		.initrd = initrd,
@@ -196,53 +191,68 @@ static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 		.console_log = sb->console_log,
 		.vmm_log = sb->vmm_log,
 	};
-	sb->memory_mib = spec.memory_mib;
-	if (opts && opts->vmsnap) {
-		sb->vmsnap = true;
-		if ((r = vmsnap_prepare(sb, cfg, &spec, &qmp, &key, err)) < 0)
-			return r;
-		_cleanup_free_ char *mark = NULL;
-		if (asprintf(&mark, "%s/" VMSNAP_MARK, sb->dir) < 0)
-			return error_set(err, ENOMEM, "vmsnap");
-		if (opts->vmsnap_state) {
-			char diff[800];
-			if (!opts->vmsnap_key || strcmp(opts->vmsnap_key, key) != 0) {
-				vmsnap_key_diff(key, opts->vmsnap_key ? opts->vmsnap_key : "", diff,
-						sizeof(diff));
-				return error_setx(
-					err, EINVAL,
-					"the whole-VM checkpoint was taken of another image or VM shape, so it cannot start here: %s",
-					diff);
-			}
-			long long start = now_ms();
-			if (opts->vmsnap_state_fd <= 2)
-				return error_setx(err, EBADF, "%s: no descriptor to load it from",
-						  opts->vmsnap_state);
-			if (vmsnap_start(sb, &spec, opts->vmsnap_state_fd, key, timeout, err) < 0)
-				return error_wrap(err, "start the saved VM");
-			sb->boot_ms = now_ms() - start;
+}
+
+/* Whole-VM mode (opts->vmsnap): SPEC made able to be saved (vmsnap_prepare, *QMP
+ * and *KEY its QMP socket and key), VMSNAP_MARK written with the key; and
+ * on a restore (opts->vmsnap_state) the saved VM started, when its key is
+ * this VM's. Returns 1 when the saved VM runs, 0 when the VM is still to
+ * boot, or a negative errno. */
+static int sandbox_vmsnap(struct sandbox *sb, const struct cocoon_config *cfg,
+			  const struct sandbox_options *opts, struct vm_spec *spec, char **qmp,
+			  char **key, int timeout, struct error **err)
+{
+	sb->vmsnap = true;
+	int r = vmsnap_prepare(sb, cfg, spec, qmp, key, err);
+	if (r < 0)
+		return r;
+	_cleanup_free_ char *mark = NULL;
+	if (asprintf(&mark, "%s/" VMSNAP_MARK, sb->dir) < 0)
+		return error_set(err, ENOMEM, "vmsnap");
+	if (opts->vmsnap_state) {
+		char diff[800];
+		if (!opts->vmsnap_key || strcmp(opts->vmsnap_key, *key) != 0) {
+			vmsnap_key_diff(*key, opts->vmsnap_key ? opts->vmsnap_key : "", diff,
+					sizeof(diff));
+			return error_setx(
+				err, EINVAL,
+				"the whole-VM checkpoint was taken of another image or VM shape, so it cannot start here: %s",
+				diff);
 		}
-		if ((r = write_file_atomic(mark, key, strlen(key), 0600, err)) < 0)
-			return r;
-		if (opts->vmsnap_state)
-			return 0;
+		long long start = now_ms();
+		if (opts->vmsnap_state_fd <= 2)
+			return error_setx(err, EBADF, "%s: no descriptor to load it from",
+					  opts->vmsnap_state);
+		if (vmsnap_start(sb, spec, opts->vmsnap_state_fd, *key, timeout, err) < 0)
+			return error_wrap(err, "start the saved VM");
+		sb->boot_ms = now_ms() - start;
 	}
-	/* virtiofs: QEMU 7.2 cannot migrate vhost-user-fs devices at all; for
-	 * network devices see template_shape(). */
-	bool rootfs_vfs = spec.rootfs_dir && cfg->rootfs_fs && strcmp(cfg->rootfs_fs, "9p") != 0;
-	if (!fake && cfg->vm_template && !(opts && (opts->cold_boot || opts->vmsnap)) &&
-	    strcmp(cfg->shared_fs, "9p") == 0 && !rootfs_vfs && spec.n_nets == 0 &&
-	    boot_from_template(sb, cfg, &spec, timeout) == 0)
-		return 0;
+	if ((r = write_file_atomic(mark, *key, strlen(*key), 0600, err)) < 0)
+		return r;
+	return opts->vmsnap_state ? 1 : 0;
+}
+
+/* The first line QEMU logged, into ERR's message. */
+static void sandbox_wrap_vmm_log(const struct sandbox *sb, size_t max, struct error **err)
+{
+	_cleanup_free_ char *qlog = NULL;
+	if (read_file_bounded(sb->vmm_log, max, &qlog, NULL, NULL) == 0 && *qlog)
+		error_wrap(err, "%s", strtok(qlog, "\n"));
+}
+
+/* Boots SPEC's VM and waits for its agent's "ready"; a VM that does not
+ * get there is named with its accelerator and its console's last lines. */
+static int sandbox_cold_boot(struct sandbox *sb, const struct sandbox_options *opts,
+			     const struct vm_spec *spec, int timeout, struct error **err)
+{
 	long long start = now_ms();
-	r = vm_start(&sb->vm, opts && opts->backend ? opts->backend : &vm_backend_qemu, &spec, err);
+	int r = vm_start(&sb->vm, opts && opts->backend ? opts->backend : &vm_backend_qemu, spec,
+			 err);
 	if (r < 0)
 		return r;
 	int fd = vm_wait_socket(&sb->vm, sb->channel_path, VM_SOCKET_TIMEOUT_MS, err);
 	if (fd < 0) {
-		_cleanup_free_ char *qlog = NULL;
-		if (read_file_bounded(sb->vmm_log, 4096, &qlog, NULL, NULL) == 0 && *qlog)
-			error_wrap(err, "%s", strtok(qlog, "\n"));
+		sandbox_wrap_vmm_log(sb, 4096, err);
 		return fd;
 	}
 	r = agent_client_init(&sb->agent, fd, err);
@@ -251,11 +261,8 @@ static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 		return r;
 	}
 	r = agent_wait_ready(&sb->agent, &sb->vm, NULL, timeout, err);
-	if (r < 0 && vm_check_exited(&sb->vm)) {
-		_cleanup_free_ char *qlog = NULL;
-		if (read_file_bounded(sb->vmm_log, 64 * 1024, &qlog, NULL, NULL) == 0 && *qlog)
-			error_wrap(err, "%s", strtok(qlog, "\n"));
-	}
+	if (r < 0 && vm_check_exited(&sb->vm))
+		sandbox_wrap_vmm_log(sb, 64 * 1024, err);
 	if (r < 0) {
 		_cleanup_free_ char *tail =
 			opts && opts->quiet_failure ? NULL : console_tail(sb->console_log);
@@ -266,6 +273,40 @@ static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 	}
 	sb->boot_ms = now_ms() - start;
 	return 0;
+}
+
+static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
+			   const struct sandbox_options *opts, struct error **err)
+{
+	_cleanup_free_ char *kernel = NULL, *initrd = NULL, *cmdline = NULL, *note = NULL,
+			    *tools = NULL, *qmp = NULL, *key = NULL;
+	int timeout =
+		opts && opts->ready_timeout_ms ? opts->ready_timeout_ms : (int)cfg->boot_timeout_ms;
+
+	bool fake = opts && opts->backend && opts->backend != &vm_backend_qemu;
+	int r = fake ? 0 : config_image_paths(cfg, &kernel, &initrd, err);
+	if (r < 0)
+		return r;
+	if (opts && opts->accel)
+		snprintf(sb->accel, sizeof(sb->accel), "%s", opts->accel);
+	else if ((r = accel_resolve(cfg, sb->accel, &note, sandbox_probe_kvm, err)) < 0)
+		return r;
+	if ((r = sandbox_cmdline(cfg, &cmdline, err)) < 0)
+		return r;
+	tools = fake ? NULL : sandbox_tools_dir(initrd);
+	struct vm_spec spec = sandbox_vm_spec(sb, cfg, opts, kernel, initrd, tools, cmdline);
+	sb->memory_mib = spec.memory_mib;
+	if (opts && opts->vmsnap &&
+	    (r = sandbox_vmsnap(sb, cfg, opts, &spec, &qmp, &key, timeout, err)) != 0)
+		return r < 0 ? r : 0;
+	/* virtiofs: QEMU 7.2 cannot migrate vhost-user-fs devices at all; for
+	 * network devices see template_shape(). */
+	bool rootfs_vfs = spec.rootfs_dir && cfg->rootfs_fs && strcmp(cfg->rootfs_fs, "9p") != 0;
+	if (!fake && cfg->vm_template && !(opts && (opts->cold_boot || opts->vmsnap)) &&
+	    strcmp(cfg->shared_fs, "9p") == 0 && !rootfs_vfs && spec.n_nets == 0 &&
+	    boot_from_template(sb, cfg, &spec, timeout) == 0)
+		return 0;
+	return sandbox_cold_boot(sb, opts, &spec, timeout, err);
 }
 
 int sandbox_boot(struct sandbox *sb, const struct cocoon_config *cfg, const char *dir,
