@@ -177,3 +177,25 @@ void attack_pod(const char *rootfs_path)
 	TRY("symlink in the rootfs", symlink(canary, path));
 #undef TRY
 }
+
+/* "member-flood": 8 MiB of output for a pod member, in 32 KiB events, as
+ * fast as the host takes them. */
+void member_flood(const char *id)
+{
+	static char chunk[32 * 1024];
+	Cocoon__Response r = COCOON__RESPONSE__INIT;
+	Cocoon__OutputEvent o = COCOON__OUTPUT_EVENT__INIT;
+	memset(chunk, 'F', sizeof(chunk));
+	r.body_case = COCOON__RESPONSE__BODY_OUTPUT;
+	r.output = &o;
+	o.id = (char *)id;
+	o.stream = COCOON__OUTPUT_STREAM__OUTPUT_STDOUT;
+	o.data.data = (uint8_t *)chunk;
+	o.data.len = sizeof(chunk);
+	note("flood ", id);
+	for (int i = 0; i < 256; i++) {
+		queue(&r);
+		flush();
+	}
+	note("flooded ", id);
+}

@@ -156,28 +156,6 @@ static void output_event(const char *text)
 	queue(&r);
 }
 
-/* "member-flood": 8 MiB of output for a pod member, in 32 KiB events, as
- * fast as the host takes them. */
-static void member_flood(const char *id)
-{
-	static char chunk[32 * 1024];
-	Cocoon__Response r = COCOON__RESPONSE__INIT;
-	Cocoon__OutputEvent o = COCOON__OUTPUT_EVENT__INIT;
-	memset(chunk, 'F', sizeof(chunk));
-	r.body_case = COCOON__RESPONSE__BODY_OUTPUT;
-	r.output = &o;
-	o.id = (char *)id;
-	o.stream = COCOON__OUTPUT_STREAM__OUTPUT_STDOUT;
-	o.data.data = (uint8_t *)chunk;
-	o.data.len = sizeof(chunk);
-	note("flood ", id);
-	for (int i = 0; i < 256; i++) {
-		queue(&r);
-		flush();
-	}
-	note("flooded ", id);
-}
-
 static void handle(const Cocoon__Request *req);
 static struct frame_reader rd;
 

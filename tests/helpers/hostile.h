@@ -20,6 +20,8 @@ void fill_shared(void);
 void flood_stderr(void);
 void flood_console(void);
 void attack_volumes(void);
+/* "member-flood": 8 MiB of output for pod member ID, in 32 KiB events. */
+void member_flood(const char *id);
 /* "pod": a member with rootfs ROOTFS_PATH ("<id>/rootfs") is being created. */
 void attack_pod(const char *rootfs_path);
 /* Plants the attack HOSTILE_MODE names for checkpoint CKID in the shared
