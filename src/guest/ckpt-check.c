@@ -22,6 +22,7 @@
 #include "userns.h"
 
 #include <dirent.h>
+#include <stdlib.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <string.h>
@@ -304,7 +305,35 @@ int ckpt_precheck(const struct agent_container *c, char *msg, size_t size)
 	return r < 0 ? r : deleted_undumpable_files(c, pids, n, msg, size);
 }
 
-bool ckpt_explain_criu_error(const char *line, char *out, size_t size)
+/* CRIU reads a size as a number followed anywhere by K, M or G (uppercase
+ * only; criu/crtools.c parse_size), else as bytes: "8m" is 8 bytes. */
+static unsigned long long criu_size(const char *v)
+{
+	unsigned long long n = strtoull(v, NULL, 10);
+	if (strchr(v, 'K'))
+		return n << 10;
+	if (strchr(v, 'M'))
+		return n << 20;
+	if (strchr(v, 'G'))
+		return n << 30;
+	return n;
+}
+
+void ckpt_ghost_limit(const Cocoon__CriuOptions *o, char *out, size_t size)
+{
+	const char *value = NULL;
+	/* CRIU reads its config file like its command line: the last wins. */
+	for (size_t i = 0; o && i < o->n_config; i++)
+		if (strncmp(o->config[i], "ghost-limit ", 12) == 0)
+			value = o->config[i] + 12;
+	if (value)
+		snprintf(out, size, "%llu bytes, the 'ghost-limit %.40s' of the CRIU config",
+			 criu_size(value), value);
+	else
+		snprintf(out, size, "%llu bytes, CRIU's default of 1 MiB", CRIU_GHOST_LIMIT_DEFAULT);
+}
+
+bool ckpt_explain_criu_error(const char *line, const char *limit, char *out, size_t size)
 {
 	const char *g = strstr(line, "Can't dump ghost file ");
 	char file[512];
@@ -312,8 +341,8 @@ bool ckpt_explain_criu_error(const char *line, char *out, size_t size)
 	if (g && sscanf(g, "Can't dump ghost file %511s of %llu size", file, &bytes) == 2) {
 		snprintf(
 			out, size,
-			"the deleted file %s (%llu bytes) that a process holds open is larger than CRIU's ghost-file limit (1 MiB unless set); raise it with a line 'ghost-limit <bytes>' in cocoon's CRIU config (/etc/cocoon/criu.conf, runtime.criu_config) or in the file the org.criu.config annotation names (docs/checkpoint.md)",
-			file, bytes);
+			"the deleted file %s (%llu bytes) that a process holds open is larger than CRIU's ghost-file limit in force (%s); raise it with a line 'ghost-limit <bytes>' (or <n>K, <n>M, <n>G) in cocoon's CRIU config (/etc/cocoon/criu.conf, runtime.criu_config) or in the file the org.criu.config annotation names (docs/checkpoint.md)",
+			file, bytes, limit && *limit ? limit : "unknown");
 		return true;
 	}
 	return false;

@@ -2,6 +2,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "proto.h"
+
 struct agent_container;
 
 /* Refuses a checkpoint that would lose a process or trip CRIU on a deleted
@@ -16,5 +18,12 @@ int ckpt_precheck(const struct agent_container *c, char *msg, size_t size);
  * dump it only as a pty's peer it also dumps, or as external (tty.c,
  * tty_verify_ctty), and the container's pty is the agent's. */
 int ckpt_ctty_keys(const struct agent_container *c, char keys[][CKPT_TTY_KEY_MAX], size_t max);
-/* A CRIU error line turned into what the user can do about it. */
-bool ckpt_explain_criu_error(const char *line, char *out, size_t size);
+/* CRIU's ghost-file limit when nothing sets it, in bytes
+ * (criu/include/cr_options.h: DEFAULT_GHOST_LIMIT, 1 MiB). */
+#define CRIU_GHOST_LIMIT_DEFAULT (1ULL << 20)
+/* The ghost-file limit a dump with the user's settings o (may be NULL) runs
+ * under, as text for a message: its bytes and where it comes from. */
+void ckpt_ghost_limit(const Cocoon__CriuOptions *o, char *out, size_t size);
+/* A CRIU error line turned into what the user can do about it; limit is
+ * ckpt_ghost_limit's text for the run. */
+bool ckpt_explain_criu_error(const char *line, const char *limit, char *out, size_t size);
