@@ -275,10 +275,11 @@ static bool ckpt_terminal_keys(struct ckpt_ctx *x, struct agent_container *c)
 {
 	int r = terminal_key(c->procs[0].pid, x->tty_args[0], sizeof(x->tty_args[0]));
 	int ctty = r < 0 ? 0 : ckpt_ctty_keys(c, x->tty_args + 1, ARRAY_SIZE(x->tty_args) - 1);
-	if (r < 0) {
-		agent_send_error(x->a, x->req_id, -r,
-				 "checkpoint %s: the container's terminal (its stdin): %s", c->id,
-				 strerror(-r));
+	if (r < 0 || ctty < 0) {
+		agent_send_error(x->a, x->req_id, r < 0 ? -r : -ctty,
+				 "checkpoint %s: the container's terminal (%s): %s", c->id,
+				 r < 0 ? "its stdin" : "the /dev/tty its processes hold",
+				 strerror(r < 0 ? -r : -ctty));
 		return false;
 	}
 	if (ctty >= (int)ARRAY_SIZE(x->tty_args)) {

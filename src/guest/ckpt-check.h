@@ -6,16 +6,21 @@
 
 struct agent_container;
 
-/* Refuses a checkpoint that would lose a process or trip CRIU on a deleted
- * file of a 9p share (the rootfs or a volume): fills msg and returns a
- * negative errno (-EBUSY, -EOPNOTSUPP). */
+/* Refuses, before anything is frozen, a checkpoint that would lose a
+ * process or trip CRIU: a process outside the init's tree, an exec on a
+ * terminal of its own, a mount option CRIU 3.17 does not know, a deleted
+ * file or directory of a 9p share (the rootfs or a volume) held as a cwd,
+ * root, exe, mapping or fd by any process of the container's cgroup or its
+ * sub-cgroups. Fills msg (naming the thing and what to do) and returns a
+ * negative errno (-EBUSY, -EOPNOTSUPP; -ELOOP, -ENOMEM when the processes
+ * cannot be listed). */
 int ckpt_precheck(const struct agent_container *c, char *msg, size_t size);
 /* CRIU's key for a tty, "tty[rdev:dev]" in hex (criu/tty.c), fits this. */
 #define CKPT_TTY_KEY_MAX 48
 /* The keys of every /dev/tty (5:0) a process of the container holds open,
  * distinct, up to max of them; returns how many there are (maybe more than
- * max). An interactive shell opens /dev/tty for job control; CRIU 3.17 can
- * dump it only as a pty's peer it also dumps, or as external (tty.c,
+ * max), or a negative errno when they cannot be listed. An interactive shell opens /dev/tty for job
+ * control; CRIU 3.17 can dump it only as a pty's peer it also dumps, or as external (tty.c,
  * tty_verify_ctty), and the container's pty is the agent's. */
 int ckpt_ctty_keys(const struct agent_container *c, char keys[][CKPT_TTY_KEY_MAX], size_t max);
 /* CRIU's ghost-file limit when nothing sets it, in bytes

@@ -22,8 +22,8 @@ static const struct {
 	const char *name;
 	unsigned long flag;
 } mnt_flags[] = {
-	{"ro", MS_RDONLY},	   {"nosuid", MS_NOSUID},	  {"nodev", MS_NODEV},
-	{"noexec", MS_NOEXEC},	   {"noatime", MS_NOATIME},	  {"nodiratime", MS_NODIRATIME},
+	{"ro", MS_RDONLY},	   {"nosuid", MS_NOSUID},	    {"nodev", MS_NODEV},
+	{"noexec", MS_NOEXEC},	   {"noatime", MS_NOATIME},	    {"nodiratime", MS_NODIRATIME},
 	{"relatime", MS_RELATIME}, {"nosymfollow", MS_NOSYMFOLLOW},
 };
 
@@ -33,7 +33,8 @@ static unsigned long parse_flags(const char *opts)
 	for (const char *t = opts; *t; t += *t == ',') {
 		size_t len = strcspn(t, ",");
 		for (size_t i = 0; i < sizeof(mnt_flags) / sizeof(mnt_flags[0]); i++)
-			if (strlen(mnt_flags[i].name) == len && strncmp(t, mnt_flags[i].name, len) == 0)
+			if (strlen(mnt_flags[i].name) == len &&
+			    strncmp(t, mnt_flags[i].name, len) == 0)
 				flags |= mnt_flags[i].flag;
 		t += len;
 	}

@@ -72,8 +72,8 @@ static void test_other_errors_untouched(void **state)
 {
 	(void)state;
 	char out[256] = "";
-	assert_false(ckpt_explain_criu_error("Error (criu/files.c:382): Can't statfs fd 19", "x", out,
-					     sizeof(out)));
+	assert_false(ckpt_explain_criu_error("Error (criu/files.c:382): Can't statfs fd 19", "x",
+					     out, sizeof(out)));
 	assert_string_equal(out, "");
 }
 

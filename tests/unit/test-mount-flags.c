@@ -19,8 +19,8 @@
 static void info_line(char *buf, size_t size, int id, const char *mp, const char *opts)
 {
 	size_t len = strlen(buf);
-	snprintf(buf + len, size - len, "%d 1 0:%d / %s %s shared:1 - tmpfs tmpfs rw\n", id, id,
-		 mp, opts);
+	snprintf(buf + len, size - len, "%d 1 0:%d / %s %s shared:1 - tmpfs tmpfs rw\n", id, id, mp,
+		 opts);
 }
 
 static struct mount_plan plan;
@@ -114,8 +114,8 @@ static void test_every_flag_and_atime_mode(void **state)
 	assert_int_equal(plan_of(saved, now), 0);
 	assert_int_equal(plan.n, 4);
 	assert_string_equal(plan.v[0].mp, "/a");
-	assert_int_equal(plan.v[0].flags,
-			 MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOSYMFOLLOW | MS_RELATIME);
+	assert_int_equal(plan.v[0].flags, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC |
+						  MS_NOSYMFOLLOW | MS_RELATIME);
 	assert_int_equal(plan.v[1].flags, MS_NOATIME | MS_NODIRATIME);
 	assert_int_equal(plan.v[2].flags, MS_STRICTATIME);
 	assert_int_equal(plan.v[3].flags, MS_NOSYMFOLLOW | MS_RELATIME);
