@@ -165,10 +165,14 @@ static int plan_add(struct mount_plan *plan, const char *mp, unsigned long flags
 int mount_flags_plan(const char *saved, const char *now, struct mount_plan *plan, char *msg,
 		     size_t size)
 {
+	*plan = (struct mount_plan){0};
+	if (!saved || !now) {
+		snprintf(msg, size, "no text to plan from");
+		return -EINVAL;
+	}
 	_cleanup_free_ char *s = strdup(saved), *n = strdup(now);
 	struct mnt_list sv = {0}, nw = {0};
 	int r = s && n ? 0 : -ENOMEM;
-	*plan = (struct mount_plan){0};
 	if (r < 0)
 		snprintf(msg, size, "out of memory");
 	if (r == 0)
@@ -176,8 +180,10 @@ int mount_flags_plan(const char *saved, const char *now, struct mount_plan *plan
 	if (r == 0)
 		r = parse_mounts(n, 4, "the restored mountinfo", &nw, msg, size);
 	if (r == 0) {
-		qsort(sv.v, sv.n, sizeof(*sv.v), by_mount_point);
-		qsort(nw.v, nw.n, sizeof(*nw.v), by_mount_point);
+		if (sv.n)
+			qsort(sv.v, sv.n, sizeof(*sv.v), by_mount_point);
+		if (nw.n)
+			qsort(nw.v, nw.n, sizeof(*nw.v), by_mount_point);
 	}
 	/* Both sorted by mount point: one walk pairs the top mounts. */
 	for (size_t i = 0, j = 0; r == 0 && i < sv.n; i++) {
@@ -252,10 +258,14 @@ int mount_flags_restore(const char *images, pid_t pid)
 	int r = read_text(path, &saved);
 	if (r == -ENOENT)
 		return 0; /* images from before */
+	const char *failed = path;
 	/* Read through our /proc: once in the container's mount namespace,
 	 * /proc is the container's, where we have no /proc/self. */
-	const char *failed = r < 0 ? path : (r = read_text(info, &now)) < 0 ? info : NULL;
-	if (failed) {
+	if (r == 0) {
+		failed = info;
+		r = read_text(info, &now);
+	}
+	if (r < 0) {
 		fprintf(stderr, "cocoon: mount flags: read %s: %s\n", failed, strerror(-r));
 		return r;
 	}
