@@ -97,6 +97,30 @@ static const char *const held_how[] = {
 	[HELD_MAP] = "has mapped in memory",
 };
 
+/* Whether device dev is a 9p mount in pid's mount namespace. statfs() of
+ * a deleted directory held as a cwd answers on 9p (the kernel's dentry
+ * keeps its fid), yet CRIU's dump of such a task fails all the same
+ * (measured: "Can't fstat exe link: No such file or directory" with the
+ * cwd removed), so on 9p a deleted file or directory is refused whatever
+ * statfs() says. */
+static bool on_9p(pid_t pid, dev_t dev)
+{
+	char file[64];
+	snprintf(file, sizeof(file), "/proc/%d/mountinfo", pid);
+	_cleanup_fclose_ FILE *f = fopen(file, "re");
+	_cleanup_free_ char *line = NULL;
+	size_t cap = 0;
+	while (f && getline(&line, &cap, f) > 0) {
+		unsigned major, minor;
+		const char *sep = strstr(line, " - ");
+		/* id parent major:minor ... - fstype source options (proc(5)) */
+		if (sscanf(line, "%*d %*d %u:%u", &major, &minor) == 2 &&
+		    makedev(major, minor) == dev && sep && strncmp(sep + 3, "9p ", 3) == 0)
+			return true;
+	}
+	return false;
+}
+
 /* A found one: what ("file /x"), how it is held, its size and device. */
 struct undumpable {
 	char what[600];
@@ -124,7 +148,7 @@ static bool deleted_undumpable(pid_t pid, const char *entry, enum held how, stru
 	 * read and followed the same way (the agent has CAP_SYS_ADMIN). */
 	struct statfs fs;
 	if (n < 10 || strcmp(target + n - 10, " (deleted)") != 0 || stat(path, &st) < 0 ||
-	    statfs(path, &fs) == 0)
+	    (statfs(path, &fs) == 0 && !on_9p(pid, st.st_dev)))
 		return false;
 	target[n - 10] = 0;
 	snprintf(u->what, sizeof(u->what), "%s %s",
