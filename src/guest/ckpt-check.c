@@ -147,18 +147,25 @@ static bool deleted_undumpable(pid_t pid, const char *entry, enum held how, stru
 	 * here, so this asks rather than recognises.) map_files links are
 	 * read and followed the same way (the agent has CAP_SYS_ADMIN). */
 	struct statfs fs;
-	if (n < 10 || strcmp(target + n - 10, " (deleted)") != 0 || stat(path, &st) < 0 ||
-	    (statfs(path, &fs) == 0 && !on_9p(pid, st.st_dev)))
+	if (n < 10 || strcmp(target + n - 10, " (deleted)") != 0)
+		return false;
+	/* A removed directory held only as a cwd or root on 9p has no fid
+	 * left: even its stat() fails (ENOENT), as CRIU's would. */
+	bool gone = stat(path, &st) < 0;
+	if (gone && errno != ENOENT)
+		return false;
+	if (!gone && statfs(path, &fs) == 0 && !on_9p(pid, st.st_dev))
 		return false;
 	target[n - 10] = 0;
+	bool dir = gone ? how == HELD_CWD || how == HELD_ROOT : S_ISDIR(st.st_mode);
 	snprintf(u->what, sizeof(u->what), "%s %s",
-		 S_ISDIR(st.st_mode) ? "directory"
-		 : how == HELD_EXE   ? "executable"
-				     : "file",
+		 dir		   ? "directory"
+		 : how == HELD_EXE ? "executable"
+				   : "file",
 		 target);
 	u->how = how;
-	u->bytes = st.st_size;
-	u->dev = st.st_dev;
+	u->bytes = gone ? -1 : st.st_size;
+	u->dev = gone ? 0 : st.st_dev;
 	return true;
 }
 
@@ -203,7 +210,8 @@ static bool holds(const char *mnt, const char *path)
 
 /* The mount point, in pid's mount namespace, of the mount of device dev
  * that holds path: the longest such one of /proc/PID/mountinfo (every bind
- * of the volumes share has the share's device). "" when none is found. */
+ * of the volumes share has the share's device; dev 0: any device). ""
+ * when none is found. */
 static void mount_point_of(pid_t pid, dev_t dev, const char *path, char *out, size_t size)
 {
 	char file[64], line[1024];
@@ -216,7 +224,8 @@ static void mount_point_of(pid_t pid, dev_t dev, const char *path, char *out, si
 		char mnt[512];
 		/* id parent major:minor root mountpoint ... (proc(5)) */
 		if (sscanf(line, "%*d %*d %u:%u %*s %511s", &major, &minor, mnt) != 3 ||
-		    makedev(major, minor) != dev || !holds(mnt, path) || strlen(mnt) < best)
+		    (dev && makedev(major, minor) != dev) || !holds(mnt, path) ||
+		    strlen(mnt) < best)
 			continue;
 		best = strlen(mnt);
 		snprintf(out, size, "%s", mnt);
@@ -241,17 +250,22 @@ static int deleted_undumpable_files(const struct agent_container *c, const pid_t
 		 * device: the mount point tells them apart. */
 		const char *path = strchr(u.what, '/');
 		mount_point_of(pids[i], u.dev, path ? path : "/", mnt, sizeof(mnt));
+		char size_text[48];
+		if (u.bytes < 0)
+			snprintf(size_text, sizeof(size_text), "its size unreadable");
+		else
+			snprintf(size_text, sizeof(size_text), "%lld bytes", (long long)u.bytes);
 		if (strcmp(mnt, "/") == 0 || (!*mnt && u.dev == root.st_dev)) {
 			snprintf(
 				msg, size,
-				"checkpoint %s: process %d %s the deleted %s (%lld bytes) on the container's root filesystem, which is shared from the host over 9p; CRIU cannot dump a deleted file there (it needs fstatfs(), which 9p answers by the path that is gone). Share the rootfs over virtiofs instead (rootfs_fs = \"virtiofs\" in cocoon's config, [vm]; not for the members of a pod), keep such files on a tmpfs in the container (their content then travels in the checkpoint as a ghost file), or let go of them before the checkpoint (docs/checkpoint.md)",
-				c->id, pids[i], held_how[u.how], u.what, (long long)u.bytes);
+				"checkpoint %s: process %d %s the deleted %s (%s) on the container's root filesystem, which is shared from the host over 9p; CRIU cannot dump a deleted file there (it needs fstatfs(), which 9p answers by the path that is gone). Share the rootfs over virtiofs instead (rootfs_fs = \"virtiofs\" in cocoon's config, [vm]; not for the members of a pod), keep such files on a tmpfs in the container (their content then travels in the checkpoint as a ghost file), or let go of them before the checkpoint (docs/checkpoint.md)",
+				c->id, pids[i], held_how[u.how], u.what, size_text);
 			return -EOPNOTSUPP;
 		}
 		snprintf(
 			msg, size,
-			"checkpoint %s: process %d %s the deleted %s (%lld bytes) on the volume mounted at %s, which is shared from the host over 9p; CRIU cannot dump a deleted file there (it needs fstatfs() and a reopen, which 9p answers by the path that is gone). Share volumes over virtiofs instead (shared_fs = \"virtiofs\" in cocoon's config, [vm]; not for the members of a pod, whose volumes are in the pod's 9p share), keep such files on a tmpfs in the container (their content then travels in the checkpoint as a ghost file), or let go of them before the checkpoint (docs/checkpoint.md)",
-			c->id, pids[i], held_how[u.how], u.what, (long long)u.bytes,
+			"checkpoint %s: process %d %s the deleted %s (%s) on the volume mounted at %s, which is shared from the host over 9p; CRIU cannot dump a deleted file there (it needs fstatfs() and a reopen, which 9p answers by the path that is gone). Share volumes over virtiofs instead (shared_fs = \"virtiofs\" in cocoon's config, [vm]; not for the members of a pod, whose volumes are in the pod's 9p share), keep such files on a tmpfs in the container (their content then travels in the checkpoint as a ghost file), or let go of them before the checkpoint (docs/checkpoint.md)",
+			c->id, pids[i], held_how[u.how], u.what, size_text,
 			*mnt ? mnt : "(unknown)");
 		return -EOPNOTSUPP;
 	}

@@ -179,7 +179,7 @@ def test_annotation_file_replaces_cocoon_criu_conf(env):
     conf = env.tmp / "criu.conf"
     conf.write_text("ghost-limit 8M\n")
     ann = env.tmp / "from-annotation.conf"
-    ann.write_text("log-level 2\n")
+    ann.write_text("tcp-close\n")
     env.write_config(f'[runtime]\ncriu_config = "{conf}"\n')
 
     def spec(s):
@@ -189,7 +189,7 @@ def test_annotation_file_replaces_cocoon_criu_conf(env):
     assert wait_for(lambda: "ready" in lines(out))
     r = checkpoint(env, "pr", env.tmp / "ck", "--leave-running")
     assert r.returncode != 0 and "1048576 bytes, CRIU's default of 1 MiB" in r.stderr, r.stderr
-    ann.write_text("log-level 2\nghost-limit 3M\n")
+    ann.write_text("tcp-close\nghost-limit 3M\n")
     r = checkpoint(env, "pr", env.tmp / "ck2", "--leave-running")
     assert r.returncode == 0, r.stderr
     env.run("delete", "--force", "pr", check=True)

@@ -55,7 +55,7 @@ static void test_user_limit(void **state)
 	assert_string_equal(limit, "1536000 bytes, the 'ghost-limit 1500K' of the CRIU config");
 	assert_true(ckpt_explain_criu_error(ghost_line, limit, out, sizeof(out)));
 	assert_non_null(strstr(out, "(1536000 bytes, the 'ghost-limit 1500K' of the CRIU config)"));
-	const char *two[] = {"ghost-limit 8M", "log-level 4", "ghost-limit 3G"};
+	const char *two[] = {"ghost-limit 8M", "tcp-close", "ghost-limit 3G"};
 	limit_of(two, 3, limit, sizeof(limit));
 	assert_string_equal(limit, "3221225472 bytes, the 'ghost-limit 3G' of the CRIU config");
 	/* Lowercase m is no suffix to CRIU: 8 bytes, and the message shows it. */
