@@ -47,10 +47,10 @@ bool shim_channel_has_room(const struct shim *s);
 
 /* One output stream to the engine (or to a `cocoon exec`). */
 struct shim_sink {
-	int fd;	   /* the engine's, not owned; -1: none */
-	int wfd;   /* a non-blocking reopen of fd (owned when != fd) */
-	bool sock; /* a socket: sent with MSG_DONTWAIT */
-	bool gone; /* its reader went away: the rest is dropped */
+	int fd;	    /* the engine's, not owned; -1: none */
+	int wfd;    /* a non-blocking reopen of fd (owned when != fd) */
+	bool sock;  /* a socket: sent with MSG_DONTWAIT */
+	bool gone;  /* its reader went away: the rest is dropped */
 	bool ended; /* its process ended: what is queued is the last */
 	char exec_id[65];
 	Cocoon__OutputStream stream;

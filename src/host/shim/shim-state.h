@@ -59,8 +59,8 @@ struct shim_exec {
 	bool used;
 	char exec_id[65];
 	int in, out, err;
-	struct console_watch tty; /* fd -1: no terminal */
-	int client_fd;		  /* who waits for the exit, -1 if nobody */
+	struct console_watch tty;	     /* fd -1: no terminal */
+	int client_fd;			     /* who waits for the exit, -1 if nobody */
 	struct shim_sink out_sink, err_sink; /* out and err, for its output */
 	/* It ended: its exit goes to the client once its output has gone
 	 * to the engine (shim_execs_finish), as the agent sends it after
@@ -76,7 +76,7 @@ struct shim {
 	struct sandbox_guard guard;
 	int listen_fd;
 	int sig_fd;
-	int in_fd, out_fd, err_fd; /* the container's stdio on the host */
+	int in_fd, out_fd, err_fd;	     /* the container's stdio on the host */
 	struct shim_sink out_sink, err_sink; /* out_fd and err_fd, for output */
 	bool stdin_open;
 	/* Stdin waiting for room in the channel (shim.c stdin_may_read). */
