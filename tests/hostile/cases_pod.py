@@ -488,8 +488,10 @@ def a_member_whose_engine_reads_nothing_holds_its_output_and_the_pod_runs():
             assert p.returncode == 0, "create m1 failed"
             rc, err, _ = env.cocoon("start", "m1")
             assert rc == 0, err
+            # The guest reads the hold once its flood is sent (it serves
+            # nothing meanwhile).
             deadline = time.time() + 10
-            while time.time() < deadline and "flooded m1" not in env.log_text():
+            while time.time() < deadline and "output_flow hold=1" not in env.log_text():
                 time.sleep(0.1)
             assert "flooded m1" in env.log_text(), "m1's shim did not take its output"
             assert "output_flow hold=1" in env.log_text(), "no hold of m1's stdout reached the guest"
