@@ -1,7 +1,8 @@
 """A container's output that its engine does not read (issue 11 L1): the
 shim asks the guest to hold the stream, the container's writer waits as it
 would on runc with a full pipe, the shim keeps answering, and once the
-engine reads, every byte arrives in order."""
+engine reads, every byte arrives in order. By cocoon itself, and through
+containerd's runc shim and `ctr`."""
 import hashlib
 import json
 import os
@@ -9,7 +10,10 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 from conftest import COCOON, wait_for, write_bundle
+from containerd_util import IMAGE, remove_task, run_args, start_containerd, task_status
 
 LINES = 4 << 20  # 16 bytes each: 64 MiB
 
@@ -98,3 +102,45 @@ def test_output_the_engine_does_not_read_is_held_then_arrives_whole(env):
     finally:
         os.close(r)
     env.run("delete", "--force", "flood", check=True)
+
+
+@pytest.fixture(scope="module")
+def cd(tmp_path_factory):
+    yield from start_containerd(tmp_path_factory.mktemp("containerd"))
+
+
+def test_ctr_run_whose_stdout_is_not_read_waits_then_arrives_whole(cd):
+    """The same through containerd's runc shim: `ctr run` copies the task's
+    stdout into a pipe nobody reads for 10 s, so containerd's fifo, and then
+    cocoon's shim, are not read either; `ctr tasks ps` (a `cocoon ps`
+    through the shim) answers meanwhile, and then every byte arrives."""
+    cid = f"flow-{os.getpid()}"
+    ctr = subprocess.Popen(["ctr", "--address", str(cd.sock), "--namespace", cd.ns,
+                            *run_args("--rm", IMAGE, cid, "payload", "lines", str(LINES))],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert wait_for(lambda: task_status(cd, cid) == "RUNNING", timeout=120), "the task never ran"
+        worst = 0.0
+        until = time.time() + 10
+        while time.time() < until:
+            t0 = time.time()
+            r = cd.ctr("tasks", "ps", cid, timeout=60)
+            worst = max(worst, time.time() - t0)
+            assert r.returncode == 0, r.stderr
+            assert task_status(cd, cid) == "RUNNING", "the writer did not wait"
+            time.sleep(0.5)
+        assert worst < 5, f"ctr tasks ps took {worst:.1f} s"
+        t0 = time.time()
+        got, err = ctr.communicate(timeout=300)
+        took = time.time() - t0
+        assert ctr.returncode == 0, err[-2000:]
+        want = expected_output()
+        assert len(got) == len(want), f"{len(got)} bytes arrived, {len(want)} were written"
+        assert hashlib.sha256(got).hexdigest() == hashlib.sha256(want).hexdigest(), \
+            "the output arrived changed or out of order"
+        print(f"ctr: tasks ps <= {worst:.2f} s while unread; 64 MiB read in {took:.1f} s, in order")
+    finally:
+        ctr.kill()
+        ctr.wait()
+        remove_task(cd, cid)
+        cd.ctr("containers", "delete", cid, timeout=60)
