@@ -510,3 +510,53 @@ def a_member_the_guest_ignores_does_not_wedge_the_pod():
         assert cocoon_pids_of(env.root) == [], "a shim or keeper of the pod is left"
         return ", ".join(f"{k} {v:.2f} s" for k, v in took.items()) + \
             f"; m1's stats asked{'' if root else ' (not: no cgroups here)'}"
+
+
+@case
+def a_sandbox_the_guest_ignores_does_not_wedge_the_pod():
+    """rev hostile8: the keeper sent the sandbox's OWN requests (pause, ps,
+    exec, kill, update, stats of the sandbox) to the agent and waited for
+    the answer (agent_call, 30 s), serving nothing meanwhile: a guest that
+    swallowed the sandbox's pause held every member of the pod that long
+    (m1's start waited out the pause). Now they take the members' path
+    (shim-forward.c): sent, answered when the reply comes or with an error
+    at 28 s, and the members are served meanwhile."""
+    with Env("sandbox-silent") as env:
+        env.create("sb")
+        pid = shim_pid(env, "sb")
+        for m in ("m1", "m2"):
+            rc, err, _ = env.cocoon("create", "--bundle", member_bundle(env, f"b{m}", pid), m)
+            assert rc == 0, f"member {m}: {err!r}"
+        with open(os.path.join(env.tmp, "pause-sb.err"), "wb") as perr:
+            t0 = time.time()
+            pause = subprocess.Popen([COCOON, "--root", env.root, "pause", "sb"],
+                                     stdout=subprocess.DEVNULL, stderr=perr, env=env.env())
+        try:
+            deadline = time.time() + 10
+            while time.time() < deadline and "swallowed sb pause" not in env.log_text():
+                time.sleep(0.05)
+            assert "swallowed sb pause" in env.log_text(), f"sb's pause never reached the guest: {env.log_text()}"
+            took = {}
+            for cmd in (("start", "m1"), ("exec", "m1", "true"), ("pause", "m1"), ("resume", "m1"),
+                        ("start", "m2"), ("kill", "m1", "KILL")):
+                rc, err, t = env.cocoon(*cmd, timeout=60)
+                took[" ".join(cmd[:2])] = t
+                assert rc == 0, f"{' '.join(cmd)}: rc {rc} after {t:.1f} s: {err!r}"
+                assert t < 5, f"{' '.join(cmd)} took {t:.1f} s while the guest ignores sb's pause"
+            assert pause.poll() is None, "sb's pause was answered, though the guest swallowed it"
+            rc = pause.wait(timeout=40)
+            waited = time.time() - t0
+            with open(os.path.join(env.tmp, "pause-sb.err"), "rb") as f:
+                perr_text = f.read()
+            assert rc != 0 and b"pause sb: the agent did not answer within 28000 ms" in perr_text, \
+                f"sb's pause: rc {rc} {perr_text!r}"
+            assert 27 < waited < 35, f"sb's pause failed after {waited:.1f} s, not at its 28 s bound"
+        finally:
+            if pause.poll() is None:
+                pause.kill()
+                pause.wait()
+        for cid in ("m1", "m2", "sb"):
+            rc, err, t = env.cocoon("delete", "--force", cid, timeout=40)
+            assert rc == 0 and t < 10, f"delete --force {cid}: rc {rc} in {t:.1f} s: {err!r}"
+        assert cocoon_pids_of(env.root) == [], "a shim or keeper of the pod is left"
+        return ", ".join(f"{k} {v:.2f} s" for k, v in took.items()) + f"; sb's pause failed at {waited:.1f} s"
