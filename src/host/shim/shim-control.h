@@ -23,3 +23,8 @@ void shim_client_readable(struct shim *s, struct shim_client *c);
 
 /* Accepts a control client on the listening socket. */
 void shim_accept_client(struct shim *s);
+
+/* Each exec that ended and whose output has gone to its engine (or was
+ * dropped, shim-output.h): its exit goes to the `cocoon exec` that waits,
+ * and its slot is freed. */
+void shim_execs_finish(struct shim *s);

@@ -7,6 +7,7 @@
  * (shim_forward_check_deadlines). */
 #include "shim-forward.h"
 #include "shim-checkpoint.h"
+#include "shim-output.h"
 #include "agent-client.h"
 #include "cleanup.h"
 #include "fdio.h"
@@ -201,6 +202,8 @@ static void own_exec_started(struct shim *s, struct shim_forward *f)
 	size.cols = f->exec_cols;
 	if (f->exec_terminal)
 		console_watch_init(&e->tty, e->out, f->exec_has_size ? &size : NULL);
+	shim_sink_open(&e->out_sink, e->out, e->exec_id, COCOON__OUTPUT_STREAM__OUTPUT_STDOUT);
+	shim_sink_open(&e->err_sink, e->err, e->exec_id, COCOON__OUTPUT_STREAM__OUTPUT_STDERR);
 	(void)fcntl(e->in, F_SETFL,
 		    fcntl(e->in, F_GETFL) | O_NONBLOCK); /* cannot fail on an open fd */
 }
