@@ -105,6 +105,25 @@ static void own_exec_hold(struct shim_forward *f, struct shim_client *c, const C
 	}
 }
 
+/* F's signal has done what it was for: the process is gone. Answered as a
+ * signal delivered: runc's kill that races the process's exit succeeds,
+ * and containerd takes an error it cannot match for an unknown one (ctr
+ * tasks delete -f then fails, and the task is left behind). */
+static void signal_done_to(int client_fd, uint64_t client_req_id)
+{
+	Cocoon__Response ok = COCOON__RESPONSE__INIT;
+	Cocoon__SignalReply done = COCOON__SIGNAL_REPLY__INIT;
+	ok.id = client_req_id;
+	ok.body_case = COCOON__RESPONSE__BODY_SIGNAL;
+	ok.signal = &done;
+	shim_send_to_client(client_fd, &ok);
+}
+
+static void signal_done(const struct shim_forward *f)
+{
+	signal_done_to(f->client_fd, f->client_req_id);
+}
+
 void shim_forward_start(struct shim *s, struct shim_client *c, Cocoon__Request *req, uint64_t cid)
 {
 	_cleanup_error_ struct error *err = NULL;
@@ -116,6 +135,12 @@ void shim_forward_start(struct shim *s, struct shim_client *c, Cocoon__Request *
 		req->body_case == COCOON__REQUEST__BODY_SIGNAL && req->signal->signal == SIGKILL;
 	struct shim_forward *f = forward_slot(s, c, id, req->body_case, &err);
 	int64_t aid = f ? agent_send_request(&s->sb.agent, req, &err) : -1;
+	if (aid < 0 && own && req->body_case == COCOON__REQUEST__BODY_SIGNAL &&
+	    (s->exited || s->agent_gone ||
+	     (err && (err->code == ECONNRESET || err->code == EPIPE)))) {
+		signal_done_to(c->fd, cid); /* the VM, and the process with it, is gone */
+		return;
+	}
 	if (aid < 0) {
 		if (joining)
 			member_unregister(c);
@@ -269,6 +294,12 @@ void shim_forward_reply(struct shim *s, struct shim_forward *f, const Cocoon__Re
 			gone[0] = 0;
 		return;
 	}
+	if (f->own && f->kind == COCOON__REQUEST__BODY_SIGNAL && r->error == -ENOENT) {
+		/* The container ended, and the guest freed it, before the
+		 * signal came. */
+		signal_done(f);
+		return;
+	}
 	if (agent_check_reply(&s->sb.agent, f->kind, r, &err) < 0) {
 		if (c && shim_joining_kind(f->kind))
 			member_unregister(c);
@@ -328,12 +359,7 @@ static bool own_kill_ended(struct shim *s, const struct shim_forward *f, const s
 {
 	if (!f->own || !f->sigkill || !shim_kill_unanswered(s, err))
 		return false;
-	Cocoon__Response ok = COCOON__RESPONSE__INIT;
-	Cocoon__SignalReply done = COCOON__SIGNAL_REPLY__INIT;
-	ok.id = f->client_req_id;
-	ok.body_case = COCOON__RESPONSE__BODY_SIGNAL;
-	ok.signal = &done;
-	shim_send_to_client(f->client_fd, &ok);
+	signal_done(f);
 	return true;
 }
 
@@ -381,6 +407,10 @@ void shim_forward_end_own(struct shim *s)
 		_cleanup_error_ struct error *err = NULL;
 		f->active = false;
 		own_done(s, f, NULL);
+		if (f->kind == COCOON__REQUEST__BODY_SIGNAL) {
+			signal_done(f); /* the container ended meanwhile */
+			continue;
+		}
 		error_setx(&err, ECANCELED, "%s %s: the container ended before the agent answered",
 			   proto_request_name(f->kind), f->member);
 		shim_reply_error(f->client_fd, f->client_req_id, err);
