@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "accel.h"
+#include "network.h"
 #include "template.h"
 
 static char dir[] = "/tmp/cocoon-test-template.XXXXXX";
@@ -261,6 +262,64 @@ static void test_host_cpu_is_in_the_key_under_kvm(void **state)
 	free(ka2);
 }
 
+/* NICs are in the template by their number: a VM with one and a VM with
+ * two (or none) have other templates; VMs with the same number share one
+ * whatever their taps and their engines' MACs, which the key holds as
+ * network_placeholder_mac's, the MACs every VM of the template has. */
+static void test_nic_count_is_the_key_not_the_macs(void **state)
+{
+	(void)state;
+	static const int fds_a[] = {7, 8}, fds_b[] = {12, 13};
+	static const char *const macs_a[] = {"52:54:00:aa:00:01", "52:54:00:aa:00:02"},
+				 *const macs_b[] = {"0e:11:22:33:44:55", "0e:11:22:33:44:66"};
+	struct vm_spec none = base_spec(), one_a = base_spec(), one_b = base_spec(),
+		       two_a = base_spec(), two_b = base_spec();
+	one_a.net_fds = two_a.net_fds = fds_a;
+	one_a.net_macs = two_a.net_macs = macs_a;
+	one_b.net_fds = two_b.net_fds = fds_b;
+	one_b.net_macs = two_b.net_macs = macs_b;
+	one_a.n_nets = one_b.n_nets = 1;
+	two_a.n_nets = two_b.n_nets = 2;
+	char *k0 = key_of(&none), *k1a = key_of(&one_a), *k1b = key_of(&one_b),
+	     *k2a = key_of(&two_a), *k2b = key_of(&two_b);
+	assert_string_equal(k1a, k1b);
+	assert_string_equal(k2a, k2b);
+	assert_string_not_equal(k0, k1a);
+	assert_string_not_equal(k1a, k2a);
+	assert_null(strstr(k0, "virtio-net-device"));
+	/* The placeholders, in order, and none of the engines' MACs. */
+	assert_string_equal(network_placeholder_mac(0), "02:63:63:00:00:01");
+	assert_string_equal(network_placeholder_mac(1), "02:63:63:00:00:02");
+	assert_null(network_placeholder_mac(NET_MAX_INTERFACES));
+	const char *m0 = strstr(k2a, "mac=02:63:63:00:00:01"),
+		   *m1 = strstr(k2a, "mac=02:63:63:00:00:02");
+	assert_non_null(m0);
+	assert_non_null(m1);
+	assert_true(m0 < m1);
+	assert_null(strstr(k1a, "mac=02:63:63:00:00:02"));
+	assert_null(strstr(k2a, "52:54:00"));
+	assert_null(strstr(k2b, "0e:11"));
+	/* More NICs than a VM can carry: no template. */
+	struct vm_spec many = base_spec();
+	static const int fds5[] = {3, 4, 5, 6, 7};
+	static const char *const macs5[] = {"02:00:00:00:00:01", "02:00:00:00:00:02",
+					    "02:00:00:00:00:03", "02:00:00:00:00:04",
+					    "02:00:00:00:00:05"};
+	many.net_fds = fds5;
+	many.net_macs = macs5;
+	many.n_nets = 5;
+	char *key = NULL;
+	struct error *err = NULL;
+	assert_true(template_key(&many, &key, &err) < 0);
+	assert_non_null(strstr(err->msg, "5 network devices"));
+	error_free(&err);
+	free(k0);
+	free(k1a);
+	free(k1b);
+	free(k2a);
+	free(k2b);
+}
+
 static void test_directory_is_named_by_the_key(void **state)
 {
 	(void)state;
@@ -286,6 +345,7 @@ int main(void)
 		cmocka_unit_test(test_virtiofs_rootfs_alone),
 		cmocka_unit_test(test_directory_is_named_by_the_key),
 		cmocka_unit_test(test_host_cpu_is_in_the_key_under_kvm),
+		cmocka_unit_test(test_nic_count_is_the_key_not_the_macs),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
