@@ -542,8 +542,8 @@ int network_placeholders(struct network *n, struct error **err)
 		const char *placeholder = network_placeholder_mac((int)i);
 		char *mac = placeholder ? strdup(placeholder) : NULL;
 		if (!mac)
-			return error_set(err, placeholder ? ENOMEM : E2BIG, "network: interface %zu",
-					 i);
+			return error_set(err, placeholder ? ENOMEM : E2BIG,
+					 "network: interface %zu", i);
 		/* "" is protobuf-c's own (network_spec_free). */
 		if (ifc->device_mac != protobuf_c_empty_string)
 			free(ifc->device_mac);
