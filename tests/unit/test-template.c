@@ -10,6 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -320,6 +325,66 @@ static void test_nic_count_is_the_key_not_the_macs(void **state)
 	free(k2b);
 }
 
+/* A template's build gives its VM taps made as every VM's are (so the saved
+ * virtio-net state loads over a container's taps), down, in a namespace
+ * of their own; the builder stays in its own. Needs CAP_SYS_ADMIN (root). */
+static void test_template_taps_are_down_in_a_namespace_of_their_own(void **state)
+{
+	(void)state;
+	struct stat mine, after, theirs;
+	int fds[2];
+	struct error *err = NULL;
+	assert_int_equal(stat("/proc/self/ns/net", &mine), 0);
+	int r = network_scratch_taps(2, fds, &err);
+	if (r == -EPERM) {
+		print_message("skipped: a network namespace needs CAP_SYS_ADMIN (%s)\n", err->msg);
+		error_free(&err);
+		skip();
+	}
+	if (r < 0)
+		fail_msg("network_scratch_taps: %s", err ? err->msg : "?");
+	assert_int_equal(stat("/proc/self/ns/net", &after), 0);
+	assert_int_equal(mine.st_ino, after.st_ino);
+	int ns = ioctl(fds[0], TUNGETDEVNETNS);
+	assert_true(ns >= 0);
+	assert_int_equal(fstat(ns, &theirs), 0);
+	assert_int_not_equal(theirs.st_ino, mine.st_ino);
+	for (int i = 0; i < 2; i++) {
+		struct ifreq ifr = {0};
+		char name[IF_NAMESIZE];
+		snprintf(name, sizeof(name), "cctap%d", i);
+		assert_int_equal(ioctl(fds[i], TUNGETIFF, &ifr), 0);
+		assert_string_equal(ifr.ifr_name, name);
+		assert_int_equal(ifr.ifr_flags & (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR),
+				 IFF_TAP | IFF_NO_PI | IFF_VNET_HDR);
+		int other = ioctl(fds[i], TUNGETDEVNETNS);
+		struct stat st;
+		assert_int_equal(fstat(other, &st), 0);
+		assert_int_equal(st.st_ino, theirs.st_ino);
+		close(other);
+	}
+	/* Down, seen from inside their namespace. */
+	int back = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	assert_int_equal(setns(ns, CLONE_NEWNET), 0);
+	int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct ifreq ifr = {0};
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "cctap1");
+	int got = sock >= 0 ? ioctl(sock, SIOCGIFFLAGS, &ifr) : -1;
+	assert_int_equal(setns(back, CLONE_NEWNET), 0);
+	assert_int_equal(got, 0);
+	assert_false(ifr.ifr_flags & IFF_UP);
+	close(sock);
+	close(back);
+	close(ns);
+	close(fds[0]);
+	close(fds[1]);
+	/* No more than a VM can have. */
+	int many[NET_MAX_INTERFACES + 1];
+	assert_true(network_scratch_taps(NET_MAX_INTERFACES + 1, many, &err) < 0);
+	assert_non_null(strstr(err->msg, "network devices"));
+	error_free(&err);
+}
+
 static void test_directory_is_named_by_the_key(void **state)
 {
 	(void)state;
@@ -346,6 +411,7 @@ int main(void)
 		cmocka_unit_test(test_directory_is_named_by_the_key),
 		cmocka_unit_test(test_host_cpu_is_in_the_key_under_kvm),
 		cmocka_unit_test(test_nic_count_is_the_key_not_the_macs),
+		cmocka_unit_test(test_template_taps_are_down_in_a_namespace_of_their_own),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
