@@ -64,6 +64,22 @@ static int qmp_ignore_shared(struct qmp *q, struct error **err)
 		-1, NULL, err);
 }
 
+/* Once an incoming migration completes, QEMU announces every NIC: RARP
+ * frames from the MAC on its command line, then (virtio-net's
+ * GUEST_ANNOUNCE) a request to the guest to announce its addresses. A VM
+ * from a template would send its placeholder MAC onto the engine's network,
+ * every clone the same one, so bridges and switches would see one station
+ * move between ports; and the guest has no address to announce before the
+ * agent configures it. announce-rounds 0 sends neither (net/announce.c,
+ * qemu_announce_self; virtio_net_post_load_device). */
+static int qmp_no_announce(struct qmp *q, struct error **err)
+{
+	return qmp_call(
+		q,
+		"{\"execute\":\"migrate-set-parameters\",\"arguments\":{\"announce-rounds\":0}}\n",
+		-1, NULL, err);
+}
+
 /* ---- the key ---------------------------------------------------------- */
 
 static void add_identity(FILE *f, const char *what, const char *path)
@@ -460,6 +476,8 @@ int template_start(struct vm *vm, struct agent_client *agent, const struct vm_sp
 	r = qmp_connect(&q, vm, qmp_path, err);
 	if (r == 0)
 		r = qmp_ignore_shared(&q, err);
+	if (r == 0 && spec->n_nets > 0)
+		r = qmp_no_announce(&q, err);
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd),
 		 "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"fd:%d\"}}\n",
