@@ -14,7 +14,7 @@ import pytest
 
 from conftest import COCOON, qemu_pids, wait_for, write_bundle
 from podman_util import podman  # noqa: F401  (the fixture)
-from test_network import Writer, joining, lines, net, sh, start  # noqa: F401  (net: the fixture)
+from test_network import Writer, assert_container_reaches, joining, lines, net, sh, start  # noqa: F401  (net: the fixture)
 from test_podman_network import diagnose, get
 from test_template import from_template, template_config, templates, use_templates, vm_of_is_from_template
 
@@ -163,3 +163,39 @@ def test_established_tcp_survives_a_restore_into_a_template_vm(env, net):  # noq
     # The create shape's template and the restore shape's.
     assert len(templates(env)) == 2, templates(env)
     env.run("delete", "--force", "tcp", check=True)
+
+
+@needs_root_ip
+def test_two_nics_from_a_two_nic_template(env, net):  # noqa: F811
+    """A namespace with two interfaces (eth0 on the test's bridge, eth1 on
+    a veth of its own to the host): the VM starts from a template with two
+    NICs, each NIC has its own interface's MAC (the agent found them by
+    their placeholders, 02:63:63:00:00:01 and :02), and the container
+    reaches the host through both."""
+    tag = os.getpid() % 100000
+    host_end, ip1, host_ip1 = f"ccx{tag}", f"10.198.{100 + os.getpid() % 100}.2", f"10.198.{100 + os.getpid() % 100}.1"
+    sh("ip", "link", "add", host_end, "type", "veth", "peer", "name", "eth1", "netns", net.ns)
+    try:
+        sh("ip", "addr", "add", f"{host_ip1}/24", "dev", host_end)
+        sh("ip", "link", "set", host_end, "up")
+        sh("ip", "-n", net.ns, "addr", "add", f"{ip1}/24", "dev", "eth1")
+        sh("ip", "-n", net.ns, "link", "set", "eth1", "up")
+        use_templates(env)
+        b = write_bundle(env.tmp / "b", ["payload", "counter", "1000"], extra=joining(net.path))
+        (b.rootfs / "bin" / "nc").symlink_to("busybox")
+        out = start(env, "two", b)
+        assert wait_for(lambda: lines(out))
+        assert from_template(env, "two"), "the VM with two NICs booted cold"
+        want = [net.mac(), sh("ip", "-n", net.ns, "-br", "link", "show", "eth1").split()[2]]
+        got = env.run("exec", "two", "cat", "/sys/class/net/eth0/address", "/sys/class/net/eth1/address").stdout.split()
+        assert got == want, (got, want)
+        assert_container_reaches(env, "two", net.gw)
+        assert_container_reaches(env, "two", host_ip1)
+        assert placeholder_fdb() == []
+        [t] = templates(env)
+        key = (t / "key").read_text()
+        assert "mac=02:63:63:00:00:01" in key and "mac=02:63:63:00:00:02" in key, key
+        assert want[0] not in key and want[1] not in key
+        env.run("delete", "--force", "two", check=True)
+    finally:
+        subprocess.run(["ip", "link", "del", host_end], capture_output=True)
