@@ -120,6 +120,30 @@ def test_podman_default_network_containers_start_from_the_template(podman):
         assert qemu_pids(info[n][0]) == []
 
 
+def test_podman_uidmap_reserved_nic_is_the_templates_first(podman):
+    """podman --uidmap configures its network after `create`, in the shim's
+    namespace: the VM has a NIC reserved for it from boot, whose
+    placeholder MAC is the one-NIC template's, so it starts from that
+    template; at `start` the agent gives the NIC the veth's MAC and the
+    container reaches a listener on the bridge's gateway."""
+    tdir = podman.tmp / "templates"
+    podman.cocoon_config.write_text(template_config(tdir))
+    name = f"um{os.getpid()}"
+    r = podman.run("run", "-d", "--name", name, "--uidmap", "0:100000:65536", podman.image, "sleep", "600")
+    assert r.returncode == 0, r.stdout + r.stderr
+    fmt = "{{.Id}} {{.NetworkSettings.IPAddress}} {{.NetworkSettings.MacAddress}} {{.NetworkSettings.Gateway}}"
+    cid, ip, mac, gw = podman.check("inspect", "--format", fmt, name).stdout.split()
+    assert vm_of_is_from_template(cid), "the VM with a reserved NIC booted cold"
+    assert podman.check("exec", name, "cat", "/sys/class/net/eth0/address").stdout.strip() == mac.lower()
+    port, got, t = listen_on(gw)
+    r = podman.run("exec", name, "sh", "-c", f"echo from-{name} | nc {gw} {port}")
+    t.join(60)
+    assert got == [(ip, f"from-{name}\n".encode())], (got, r.stdout + r.stderr)
+    assert placeholder_fdb() == []
+    podman.check("rm", "--force", "--time", "0", name)
+    assert qemu_pids(cid) == []
+
+
 @needs_root_ip
 def test_established_tcp_survives_a_restore_into_a_template_vm(env, net):  # noqa: F811
     """cocoon on a CNI-style namespace with `template = true`: the echo
