@@ -38,8 +38,9 @@ static void usage(FILE *out)
 {
 	fprintf(out, "Usage: cocoon [global options] COMMAND [options] [arguments]\n"
 		     "\n"
-		     "cocoon runs OCI containers each inside its own lightweight VM, and\n"
-		     "checkpoints and restores them with CRIU inside that VM.\n"
+		     "cocoon runs OCI containers in lightweight VMs, one VM per pod (or per\n"
+		     "container outside a pod), and checkpoints and restores them, one by\n"
+		     "one or a whole pod, with CRIU inside the VM.\n"
 		     "\n"
 		     "Commands:\n");
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
