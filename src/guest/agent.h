@@ -50,6 +50,10 @@ struct agent_proc {
 	int start_fd; /* agent -> child: one byte = start */
 	int stdin_fd;
 	int out_fd[2]; /* stdout, stderr (or the pty master in out_fd[0]) */
+	/* The host asked to hold that stream (OutputFlowRequest): its fd is
+	 * not polled, so the process's writes block once the pipe is full,
+	 * until the host lets go or the process ends. */
+	bool out_held[2];
 	bool terminal;
 	int wait_status;
 	/* An exec: a child of the container's init, not of the agent

@@ -187,7 +187,11 @@ size_t container_poll_fds(struct agent *a, struct pollfd *fds, size_t max, void 
 				fds[n++] = (struct pollfd){.fd = p->pidfd, .events = POLLIN};
 			}
 			for (int k = 0; k < 2 && want_output; k++) {
-				if (p->out_fd[k] >= 0 && n < max) {
+				/* An ended process is read to its end, held
+				 * or not: what its pipe still holds is
+				 * bounded, and its exit follows the last byte. */
+				bool held = p->out_held[k] && p->phase != PROC_EXITED;
+				if (p->out_fd[k] >= 0 && !held && n < max) {
 					tags[n] = &p->out_fd[k];
 					fds[n++] = (struct pollfd){.fd = p->out_fd[k],
 								   .events = POLLIN};
@@ -246,4 +250,12 @@ bool container_child_exited(struct agent *a, pid_t pid, int status)
 bool container_output_backlogged(struct agent *a)
 {
 	return a->outq_len > OUTQ_HIGH_WATER;
+}
+
+void container_handle_output_flow(struct agent *a, const Cocoon__OutputFlowRequest *req)
+{
+	struct agent_container *c = req ? container_find(a, req->id) : NULL;
+	struct agent_proc *p = c ? container_find_proc(c, req->exec_id) : NULL;
+	if (p)
+		p->out_held[req->stream == COCOON__OUTPUT_STREAM__OUTPUT_STDERR] = req->hold;
 }

@@ -113,6 +113,9 @@ static void dispatch(struct agent *a, const Cocoon__Request *req)
 	case COCOON__REQUEST__BODY_RESIZE:
 		container_handle_resize(a, req->resize);
 		return;
+	case COCOON__REQUEST__BODY_OUTPUT_FLOW:
+		container_handle_output_flow(a, req->output_flow);
+		return;
 	case COCOON__REQUEST__BODY_LOOPBACK_HOLD:
 		pod_handle_loopback_hold(a, req->id, req->loopback_hold);
 		return;

@@ -24,6 +24,7 @@
 #include "sysctl.h"
 #include "restore-images.h"
 #include "restore-job.h"
+#include "restore-argv.h"
 #include "execs.h"
 #include "terminal.h"
 
@@ -151,58 +152,6 @@ static int restore_stdio(struct restore_ctx *x, struct argv *av, char *msg, size
 		argv_addf(av, "fd[%d]:%s", 3 + i, line[i]);
 	}
 	return 0;
-}
-
-/* CRIU's restore command line for x into container c, up to its config
- * file: the images, the work directory, the rootfs, the bind mounts and the
- * fresh /dev and /dev/shm as external, the user's CRIU options. */
-static void restore_criu_argv(struct restore_ctx *x, struct agent_container *c, struct argv *av)
-{
-	struct agent *a = x->a;
-	argv_add(av, a->criu_path);
-	argv_add(av, "restore");
-	argv_add(av, "-D");
-	argv_add(av, x->images);
-	argv_add(av, "-W");
-	argv_add(av, x->work);
-	argv_add(av, "-o");
-	argv_add(av, COCOON_RESTORE_LOG);
-	argv_add(av, x->criu.debug || a->debug ? "-v4" : "-v2");
-	argv_add(av, "--root");
-	argv_add(av, c->rootfs);
-	argv_add(av, "--restore-detached");
-	argv_add(av, "--pidfile");
-	argv_addf(av, "%s/pidfile", x->work);
-	argv_add(av, "--manage-cgroups=ignore");
-	/* Page images staged in guest tmpfs (a user namespace's, see
-	 * restore_images) are punched out as CRIU restores them: the guest
-	 * holds the container's memory about once, not twice. CRIU opens them
-	 * read-write through its helper in the guest's user namespace
-	 * (usernsd, image.c). */
-	if (x->pages_staged)
-		argv_add(av, "--auto-dedup");
-	criu_common_args(av, &x->criu);
-	for (size_t i = 0; i < c->n_binds; i++) {
-		argv_add(av, "--external");
-		argv_addf(av, "mnt[%s]:%s", c->bind_dests[i], c->bind_sources[i]);
-	}
-	for (size_t i = 0; i < ARRAY_SIZE(x->fresh_args); i++) {
-		if (!x->fresh_args[i][0])
-			continue;
-		argv_add(av, "--external");
-		argv_add(av, x->fresh_args[i]);
-	}
-	if (c->dev_tmpfs && userns_wanted(c->spec))
-		mounts_dev_binds_external(av);
-	mounts_cgroup_binds_external(av, c->spec,
-				     userns_wanted(c->spec) && !container_has_ns(c->spec, "cgroup"),
-				     c->cgroup);
-	char conf[300];
-	snprintf(conf, sizeof(conf), "%s/criu.conf", x->work);
-	if (criu_conf_write(conf, a, c, 0, &x->criu, false, x->fault) == 0) {
-		argv_add(av, "--config");
-		argv_add(av, conf);
-	}
 }
 
 /* CRIU restores the tasks into its own network namespace: a fresh one with

@@ -71,6 +71,8 @@ const char *proto_request_name(Cocoon__Request__BodyCase body)
 		return "restore";
 	case COCOON__REQUEST__BODY_RESIZE:
 		return "resize";
+	case COCOON__REQUEST__BODY_OUTPUT_FLOW:
+		return "output_flow";
 	case COCOON__REQUEST__BODY_LOOPBACK_HOLD:
 		return "loopback_hold";
 	default:

@@ -179,7 +179,8 @@ void attack_pod(const char *rootfs_path)
 }
 
 /* "member-flood": 8 MiB of output for a pod member, in 32 KiB events, as
- * fast as the host takes them. */
+ * fast as the host takes them, a second after its start was answered (the
+ * time a test takes to stop the member's shim, cases_pod.py). */
 void member_flood(const char *id)
 {
 	static char chunk[32 * 1024];
@@ -192,6 +193,7 @@ void member_flood(const char *id)
 	o.stream = COCOON__OUTPUT_STREAM__OUTPUT_STDOUT;
 	o.data.data = (uint8_t *)chunk;
 	o.data.len = sizeof(chunk);
+	sleep(1);
 	note("flood ", id);
 	for (int i = 0; i < 256; i++) {
 		queue(&r);

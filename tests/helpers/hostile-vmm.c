@@ -426,6 +426,9 @@ static void handle(const Cocoon__Request *req)
 		exit(0);
 	case COCOON__REQUEST__BODY_STDIN:
 		return;
+	case COCOON__REQUEST__BODY_OUTPUT_FLOW: /* noted, and ignored: it floods on */
+		note("output_flow hold=", req->output_flow->hold ? "1" : "0");
+		return;
 	case COCOON__REQUEST__BODY_EXEC:
 		exec_done(req);
 		return;

@@ -313,3 +313,97 @@ def a_guest_that_ignores_the_kill_is_ended_with_its_vm():
         rc, derr, _ = env.cocoon("delete", "c1")
         assert rc == 0, derr
         return f"kill answered in {took:.2f} s; {logged.decode(errors='replace').strip().splitlines()[-1][:160]}"
+
+
+def session_peak_rss_kib(leader, skip):
+    """The largest peak RSS (VmHWM, KiB) of the processes in session LEADER
+    (the shim setsid()s: its keeper is there too), but the pids in SKIP."""
+    peak = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[3]) != leader or int(pid) in skip:
+                continue
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
+        except (OSError, ValueError, IndexError):
+            continue
+    return peak
+
+
+@case
+def output_nobody_reads_leaves_the_shim_serving_and_bounded():
+    """issue 11 L1: the shim wrote the container's output to the engine's
+    pipe with a blocking write. An engine that stopped reading (or a guest
+    that wrote faster than it read) held the shim in that write, and kill
+    got no answer. Now the shim writes without blocking, queues what the
+    engine has not taken, asks the guest to hold the stream past its
+    high-water mark, and drops (once reported, naming the limit) what a
+    guest that ignores the hold sends past limits.output_queue_max_bytes:
+    kill and state answer at once, the shim's memory stays bounded, and
+    once the container is killed the shim ends within
+    limits.channel_send_timeout_ms although its engine never read."""
+    cap = 4 << 20
+    with Env("output-flood", limits=f"channel_send_timeout_ms = 1000\n"
+                                    f"output_queue_max_bytes = {cap}") as env:
+        r, w = os.pipe()  # the engine's stdout, never read
+        err_path = os.path.join(env.tmp, "create-err.txt")
+        # Under ASan (make asan) freed memory waits in a 256 MiB quarantine,
+        # and each of the flood's events would count as held: the shim,
+        # forked by create, takes a small one from its environment.
+        asan = (os.environ.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=1").lstrip(":")
+        with open(err_path, "wb") as err_f:
+            p = subprocess.run([COCOON, "--root", env.root, "create", "--bundle", env.bundle, "c1"],
+                               stdin=subprocess.DEVNULL, stdout=w, stderr=err_f,
+                               env={**env.env(), "ASAN_OPTIONS": asan}, timeout=30)
+        os.close(w)
+        assert p.returncode == 0, "create failed"
+        with open(os.path.join(env.root, "c1", "state.json")) as f:
+            shim = json.load(f)["shim_pid"]
+        base = session_peak_rss_kib(shim, set(env.vmm_pids()))
+        rc, err, _ = env.cocoon("start", "c1")
+        assert rc == 0, err
+        deadline = time.time() + 5
+        while "output flood" not in env.log_text() and time.time() < deadline:
+            time.sleep(0.05)
+        assert "output flood" in env.log_text(), "the guest never flooded"
+        time.sleep(3)  # the pipe is full, and the shim's queue too
+        rc, serr, state_took = env.cocoon("state", "c1", stdout=open(os.devnull, "wb"))
+        assert rc == 0 and state_took < 1, f"state: rc {rc} in {state_took:.1f} s: {serr!r}"
+        rc, err, took = env.cocoon("kill", "c1", "KILL", timeout=40)
+        assert rc == 0, f"kill failed after {took:.1f} s: {err!r}"
+        assert took < 5, f"kill took {took:.1f} s while the engine read nothing"
+        peak = session_peak_rss_kib(shim, set(env.vmm_pids()))
+        assert "output_flow hold=1" in env.log_text(), "the shim never asked the guest to hold"
+        with open(err_path, "rb") as f:
+            logged = f.read()
+        drop = b"container c1: "
+        assert drop in logged and b"of its stdout dropped" in logged and \
+            f"limits.output_queue_max_bytes = {cap}".encode() in logged, logged[-600:]
+        assert logged.count(b"of its stdout dropped") == 1, "the drop was reported more than once"
+        # The queue's cap, twice over for realloc's copy, and slack.
+        assert peak - base < 2 * (cap >> 10) + 8192, \
+            f"the shim's peak RSS grew by {(peak - base) >> 10} MiB under the flood"
+        status, deadline = None, time.time() + 10
+        while time.time() < deadline and status != "stopped":
+            out = os.path.join(env.tmp, "state.json")
+            with open(out, "wb") as f:
+                rc, _, _ = env.cocoon("state", "c1", stdout=f)
+            with open(out) as f:
+                status = json.load(f)["status"] if rc == 0 else None
+            time.sleep(0.1)
+        assert status == "stopped", f"c1 is {status!r} 10 s after its kill"
+        with open(err_path, "rb") as f:
+            logged = f.read()
+        assert b"container c1: ended, and the engine has not read its stdout" in logged and \
+            b"are dropped" in logged, logged[-600:]
+        os.set_blocking(r, False)
+        got = os.read(r, 1 << 20)
+        os.close(r)
+        assert got and got == b"F" * len(got), "the pipe holds something else than the guest's output"
+        return (f"state in {state_took:.2f} s, kill in {took:.2f} s; the shim's peak RSS "
+                f"{base >> 10} -> {peak >> 10} MiB (cap {cap >> 20} MiB)\n"
+                + logged.decode(errors="replace").strip())

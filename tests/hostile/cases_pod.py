@@ -379,17 +379,40 @@ def a_deaf_agent_does_not_wedge_the_vms_owner():
         return f"fed {fed[0] >> 10} KiB; {logged.decode(errors='replace').strip().splitlines()[-1][:200]}"
 
 
+def stopped_member_flood(env, kerr):
+    """The guest floods stopped member m1: the keeper gives m1's connection
+    up, kills m1 in the VM and serves the pod. Returns when the flood was
+    taken, and the keeper's log."""
+    # The guest's 8 MiB for m1 are taken within moments of the timeout.
+    deadline = time.time() + 15
+    while time.time() < deadline and "flooded m1" not in env.log_text():
+        time.sleep(0.1)
+    flooded = time.time()
+    assert "flooded m1" in env.log_text(), "the keeper took the member's output at its shim's pace: the pod stalled"
+    rc, err, took = env.cocoon("kill", "sb", "USR1", timeout=40)
+    assert rc == 0 and took < 5, f"the pod's sandbox is not served: kill took {took:.1f} s, rc {rc} {err!r}"
+    with open(kerr, "rb") as f:
+        klog = f.read()
+    assert b"a client's connection took" in klog and b"it is closed" in klog, klog
+    deadline = time.time() + 10
+    while time.time() < deadline and "signal m1" not in env.log_text():
+        time.sleep(0.1)
+    assert "signal m1" in env.log_text(), "the member's container was not killed in the VM"
+    return flooded, klog
+
+
 @case
 def a_member_that_reads_nothing_does_not_stall_its_pod():
     """rev11b F5: the keeper sends a member's events to the member's shim
-    over a socket that waits at most its send timeout. A member whose engine
-    reads none of its output (its shim blocks on its stdout, and reads its
-    connection no more) had a frame cut at the timeout, which desynchronised
-    its stream, and every further event held the keeper, and so the whole
-    pod, for the timeout again. Now the frame goes whole or the connection
-    is closed: the keeper logs it, kills the member's container in the VM,
-    and serves the pod on; the member's shim reads the end of its
-    connection, never a cut frame, and records its container stopped."""
+    over a socket that waits at most its send timeout. A member's shim that
+    reads its connection no more (until issue 11 L1, one blocked on an
+    unread stdout; now one that is stopped, SIGSTOP here) had a frame cut at
+    the timeout, which desynchronised its stream, and every further event
+    held the keeper, and so the whole pod, for the timeout again. Now the
+    frame goes whole or the connection is closed: the keeper logs it, kills
+    the member's container in the VM, and serves the pod on; the member's
+    shim, woken, reads the end of its connection, never a cut frame, and
+    records its container stopped."""
     with Env("member-flood", limits="channel_send_timeout_ms = 1000") as env:
         kerr, merr = os.path.join(env.tmp, "sb-err.txt"), os.path.join(env.tmp, "m1-err.txt")
         with open(os.path.join(env.tmp, "sb-out.txt"), "wb") as out, open(kerr, "wb") as err_f:
@@ -408,21 +431,14 @@ def a_member_that_reads_nothing_does_not_stall_its_pod():
         t0 = time.time()
         rc, err, _ = env.cocoon("start", "m1")
         assert rc == 0, err
-        # The guest's 8 MiB for m1 are taken within moments of the timeout.
-        while time.time() - t0 < 15 and "flooded m1" not in env.log_text():
-            time.sleep(0.1)
-        flooded = time.time() - t0
-        assert "flooded m1" in env.log_text(), "the keeper took the member's output at its shim's pace: the pod stalled"
-        rc, err, took = env.cocoon("kill", "sb", "USR1", timeout=40)
-        assert rc == 0 and took < 5, f"the pod's sandbox is not served: kill took {took:.1f} s, rc {rc} {err!r}"
-        with open(kerr, "rb") as f:
-            klog = f.read()
-        assert b"a client's connection took" in klog and b"it is closed" in klog, klog
-        deadline = time.time() + 10
-        while time.time() < deadline and "signal m1" not in env.log_text():
-            time.sleep(0.1)
-        assert "signal m1" in env.log_text(), "the member's container was not killed in the VM"
-        # Its engine reads again: its shim finds the end of its connection.
+        m1_shim = shim_pid(env, "m1")
+        os.kill(m1_shim, signal.SIGSTOP)  # the guest floods a second after the start
+        try:
+            flooded, klog = stopped_member_flood(env, kerr)
+        finally:
+            os.kill(m1_shim, signal.SIGCONT)
+        # Its shim wakes and its engine reads: its shim finds the end of
+        # its connection.
         os.set_blocking(r, False)
         status, deadline = None, time.time() + 10
         while time.time() < deadline and status != "stopped":
@@ -444,7 +460,52 @@ def a_member_that_reads_nothing_does_not_stall_its_pod():
             assert rc == 0, f"delete {cid}: {err!r}"
         time.sleep(0.5)
         assert cocoon_pids_of(env.root) == [], "a shim or keeper of the pod is left"
-        return f"8 MiB flood taken in {flooded:.1f} s; {klog.decode(errors='replace').strip().splitlines()[-1][:160]}"
+        return f"8 MiB flood taken in {flooded - t0:.1f} s; {klog.decode(errors='replace').strip().splitlines()[-1][:160]}"
+
+
+@case
+def a_member_whose_engine_reads_nothing_holds_its_output_and_the_pod_runs():
+    """issue 11 L1 in a pod: member m1's engine reads none of its output.
+    Its shim no longer blocks on the pipe (and so it keeps reading the
+    keeper's connection): it queues the flood, asks the guest, through the
+    keeper, to hold m1's stdout, and m1 and the pod are served on; the
+    keeper never has to give m1's connection up."""
+    with Env("member-flood", limits="channel_send_timeout_ms = 1000") as env:
+        kerr, merr = os.path.join(env.tmp, "sb-err.txt"), os.path.join(env.tmp, "m1-err.txt")
+        with open(os.path.join(env.tmp, "sb-out.txt"), "wb") as out, open(kerr, "wb") as err_f:
+            p = subprocess.run([COCOON, "--root", env.root, "create", "--bundle", env.bundle, "sb"],
+                               stdin=subprocess.DEVNULL, stdout=out, stderr=err_f, env=env.env(), timeout=30)
+        assert p.returncode == 0, "create sb failed"
+        rc, err, _ = env.cocoon("start", "sb")
+        assert rc == 0, err
+        r, w = os.pipe()  # m1's stdout, never read
+        with open(merr, "wb") as err_f:
+            p = subprocess.run([COCOON, "--root", env.root, "create", "--bundle",
+                                member_bundle(env, "bm", shim_pid(env, "sb")), "m1"],
+                               stdin=subprocess.DEVNULL, stdout=w, stderr=err_f, env=env.env(), timeout=30)
+        os.close(w)
+        try:
+            assert p.returncode == 0, "create m1 failed"
+            rc, err, _ = env.cocoon("start", "m1")
+            assert rc == 0, err
+            # The guest reads the hold once its flood is sent (it serves
+            # nothing meanwhile).
+            deadline = time.time() + 10
+            while time.time() < deadline and "output_flow hold=1" not in env.log_text():
+                time.sleep(0.1)
+            assert "flooded m1" in env.log_text(), "m1's shim did not take its output"
+            assert "output_flow hold=1" in env.log_text(), "no hold of m1's stdout reached the guest"
+            took = {}
+            for cid in ("m1", "sb"):
+                rc, err, took[cid] = env.cocoon("kill", cid, "USR1", timeout=40)
+                assert rc == 0 and took[cid] < 5, f"kill {cid}: rc {rc} in {took[cid]:.1f} s: {err!r}"
+            with open(kerr, "rb") as f:
+                klog = f.read()
+            assert b"a client's connection took" not in klog, klog
+            assert state_status(env, "m1") == "running", "m1 went with its unread output"
+        finally:
+            os.close(r)
+        return f"kill m1 {took['m1']:.2f} s, kill sb {took['sb']:.2f} s under m1's unread 8 MiB"
 
 
 @case

@@ -8,6 +8,9 @@
  *   payload cwd                 print the working directory
  *   payload hostname            print the hostname
  *   payload cat                 copy stdin to stdout
+ *   payload lines N             print N lines "%015d\n" (0, 1, ...: 16 bytes
+ *                               each, so every byte's place is known) in
+ *                               64 KiB writes, then "lines: done" on stderr
  *   payload counter [MS]        print 0, 1, 2, ... every MS ms (default 100);
  *                               exits 143 on SIGTERM
  *   payload sleep SECONDS       sleep
@@ -123,6 +126,27 @@ static void on_term(int sig)
 	if (write(1, msg, sizeof(msg) - 1) < 0)
 		_exit(1);
 	_exit(128 + sig);
+}
+
+static int cmd_lines(int argc, char **argv)
+{
+	static char buf[(64 << 10) + 1]; /* + snprintf's NUL */
+	unsigned long n = argc > 2 ? strtoul(argv[2], NULL, 10) : 0;
+	size_t len = 0;
+	for (unsigned long i = 0; i < n; i++) {
+		len += (size_t)snprintf(buf + len, 17, "%015lu\n", i);
+		if (len == sizeof(buf) - 1 || i + 1 == n) {
+			for (size_t off = 0; off < len;) {
+				ssize_t w = write(1, buf + off, len - off);
+				if (w <= 0)
+					return 1;
+				off += (size_t)w;
+			}
+			len = 0;
+		}
+	}
+	fprintf(stderr, "lines: done\n");
+	return 0;
 }
 
 /* A container's process is PID 1 of its pid namespace and gets only the
@@ -445,6 +469,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "counter") == 0)
 		return cmd_counter(argc, argv);
+	if (strcmp(cmd, "lines") == 0)
+		return cmd_lines(argc, argv);
 	if (strcmp(cmd, "sleep") == 0) {
 		payload_sleep_ms(argc > 2 ? atol(argv[2]) * 1000 : 1000);
 		return 0;

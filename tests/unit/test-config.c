@@ -38,6 +38,7 @@ static void test_defaults(void **state)
 	assert_string_equal(c.rootfs_fs, "9p");
 	assert_int_equal(c.memory_mib, 512);
 	assert_int_equal(c.checkpoint_silence_ms, 30000);
+	assert_int_equal(c.output_queue_max_bytes, 16 << 20);
 	config_free(&c);
 }
 
@@ -63,6 +64,7 @@ static void test_full_config(void **state)
 			   "boot_timeout_ms = 9000\n"
 			   "[limits]\n"
 			   "checkpoint_silence_ms = 5000\n"
+			   "output_queue_max_bytes = 4194304\n"
 			   "  [ runtime ]  \n"
 			   "\n";
 	struct cocoon_config c;
@@ -82,6 +84,7 @@ static void test_full_config(void **state)
 	assert_int_equal(c.vcpus, 2);
 	assert_int_equal(c.boot_timeout_ms, 9000);
 	assert_int_equal(c.checkpoint_silence_ms, 5000);
+	assert_int_equal(c.output_queue_max_bytes, 4 << 20);
 	config_free(&c);
 }
 
@@ -106,6 +109,10 @@ static void test_errors(void **state)
 	/* Below three of the agent's one-second beats: a healthy guest fails. */
 	expect_error("[limits]\ncheckpoint_silence_ms = 2000\n",
 		     "test.toml:2: limits.checkpoint_silence_ms: 2000 is out of range");
+	/* Not above the shim's high-water mark with room for what is on its
+	 * way: an obedient guest would lose output. */
+	expect_error("[limits]\noutput_queue_max_bytes = 1048576\n",
+		     "test.toml:2: limits.output_queue_max_bytes: 1048576 is out of range");
 	expect_error("[runtime]\nenable_debug = yes\n",
 		     "test.toml:2: runtime.enable_debug: expected a boolean");
 	expect_error("[vm]\nkernel = /boot/vmlinuz\n", "test.toml:2: vm.kernel: expected a string");

@@ -64,6 +64,10 @@ static const struct key_def keys[] = {
 	 NULL},
 	/* At least three of the agent's beats (guest CKPT_PROGRESS_MS). */
 	{"limits", "checkpoint_silence_ms", T_INT, OFF(checkpoint_silence_ms), 3000, 3600000, NULL},
+	/* Above the shim's high-water mark (1 MiB) by what may still be on
+	 * the way when it asks the agent to hold (shim-output.h). */
+	{"limits", "output_queue_max_bytes", T_INT, OFF(output_queue_max_bytes), 4 << 20, 1LL << 30,
+	 NULL},
 };
 
 static void set_string(char **field, const char *value)
@@ -103,6 +107,7 @@ void config_init_defaults(struct cocoon_config *c)
 	c->console_log_max_bytes = 16 << 20;
 	c->channel_send_timeout_ms = 10000; /* AGENT_SEND_TIMEOUT_MS */
 	c->checkpoint_silence_ms = 30000;
+	c->output_queue_max_bytes = 16 << 20;
 }
 
 void config_free(struct cocoon_config *c)

@@ -61,6 +61,11 @@ struct cocoon_config {
 	 * guest's last-resort deadline (minutes). Read when the container's
 	 * VM starts (create, restore). */
 	int64_t checkpoint_silence_ms;
+	/* The most bytes of one output stream (a container's or an exec's
+	 * stdout or stderr) the shim holds for an engine that has not read
+	 * them (shim-output.h): past it, output of a guest that ignored the
+	 * hold is dropped and reported. Read when the shim starts. */
+	int64_t output_queue_max_bytes;
 };
 
 void config_init_defaults(struct cocoon_config *c);

@@ -93,19 +93,16 @@ void shim_on_agent_event(void *userdata, const Cocoon__Response *ev)
 
 	if (ev->body_case == COCOON__RESPONSE__BODY_OUTPUT) {
 		const Cocoon__OutputEvent *o = ev->output;
-		if (!*o->exec_id) {
-			shim_write_all(o->stream == COCOON__OUTPUT_STREAM__OUTPUT_STDERR
-					       ? s->err_fd
-					       : s->out_fd,
-				       o->data.data, o->data.len);
-		} else {
-			struct shim_exec *e = shim_find_exec(s, o->exec_id);
-			if (e)
-				shim_write_all(o->stream == COCOON__OUTPUT_STREAM__OUTPUT_STDERR
-						       ? e->err
-						       : e->out,
-					       o->data.data, o->data.len);
-		}
+		bool err = o->stream == COCOON__OUTPUT_STREAM__OUTPUT_STDERR;
+		struct shim_exec *e = *o->exec_id ? shim_find_exec(s, o->exec_id) : NULL;
+		/* Output after a process's exit is a guest's that did not
+		 * stop: the agent sends the exit after the last byte. */
+		if (!*o->exec_id && !s->own_exit_seen)
+			shim_output_write(s, err ? &s->err_sink : &s->out_sink, o->data.data,
+					  o->data.len);
+		else if (e && !e->ended)
+			shim_output_write(s, err ? &e->err_sink : &e->out_sink, o->data.data,
+					  o->data.len);
 		return;
 	}
 	const Cocoon__ExitEvent *x = ev->exit;
@@ -117,15 +114,33 @@ void shim_on_agent_event(void *userdata, const Cocoon__Response *ev)
 		return;
 	}
 	struct shim_exec *e = shim_find_exec(s, x->exec_id);
-	if (!e)
+	if (!e || e->ended)
 		return;
-	/* Tell the waiting `cocoon exec` how its process ended. */
-	Cocoon__Response out = COCOON__RESPONSE__INIT;
-	Cocoon__ExitEvent copy = *x;
-	out.body_case = COCOON__RESPONSE__BODY_EXIT;
-	out.exit = &copy;
-	shim_send_to_client(e->client_fd, &out);
-	shim_close_exec(e);
+	e->ended = true;
+	shim_sink_end(&e->out_sink);
+	shim_sink_end(&e->err_sink);
+	e->exit = *x;
+	e->exit.id = e->exit.exec_id = (char *)""; /* the event's strings go with it */
+	shim_execs_finish(s);
+}
+
+void shim_execs_finish(struct shim *s)
+{
+	for (int i = 0; i < SHIM_MAX_EXECS; i++) {
+		struct shim_exec *e = &s->execs[i];
+		if (!e->used || !e->ended || shim_sink_queued(&e->out_sink) ||
+		    shim_sink_queued(&e->err_sink))
+			continue;
+		/* Tell the waiting `cocoon exec` how its process ended. */
+		Cocoon__Response out = COCOON__RESPONSE__INIT;
+		Cocoon__ExitEvent copy = e->exit;
+		copy.id = (char *)s->args->id;
+		copy.exec_id = e->exec_id;
+		out.body_case = COCOON__RESPONSE__BODY_EXIT;
+		out.exit = &copy;
+		shim_send_to_client(e->client_fd, &out);
+		shim_close_exec(e);
+	}
 }
 
 static void set_status(struct shim *s, enum container_status st)
@@ -175,6 +190,8 @@ static void handle_exec(struct shim *s, struct shim_client *c, Cocoon__Request *
 	 * engine's --console-socket) or the terminal of `cocoon exec` itself. */
 	if (req->exec->process && req->exec->process->terminal)
 		console_watch_init(&e->tty, e->out, req->exec->process->console_size);
+	shim_sink_open(&e->out_sink, e->out, e->exec_id, COCOON__OUTPUT_STREAM__OUTPUT_STDOUT);
+	shim_sink_open(&e->err_sink, e->err, e->exec_id, COCOON__OUTPUT_STREAM__OUTPUT_STDERR);
 	(void)fcntl(e->in, F_SETFL,
 		    fcntl(e->in, F_GETFL) | O_NONBLOCK); /* cannot fail on an open fd */
 	resp->id = cid;
@@ -213,6 +230,7 @@ static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Reques
 		shim_send_to_client(c->fd, &ok);
 		s->exited = true;
 		s->exit_code = 128 + SIGKILL;
+		shim_output_discard(s); /* nobody waits for it any more */
 		return;
 	}
 	case COCOON__REQUEST__BODY_START:

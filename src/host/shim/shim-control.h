@@ -23,6 +23,11 @@ void shim_client_readable(struct shim *s, struct shim_client *c);
 /* Accepts a control client on the listening socket. */
 void shim_accept_client(struct shim *s);
 
+/* Each exec that ended and whose output has gone to its engine (or was
+ * dropped, shim-output.h): its exit goes to the `cocoon exec` that waits,
+ * and its slot is freed. */
+void shim_execs_finish(struct shim *s);
+
 /* How long the shim waits for the agent to answer a SIGKILL of its
  * container before it takes the guest as deaf: limits.channel_send_timeout_ms. */
 int shim_kill_ack_ms(const struct shim *s);

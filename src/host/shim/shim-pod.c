@@ -54,6 +54,8 @@ static char **request_id_slot(Cocoon__Request *req)
 		return &req->stdin->id;
 	case COCOON__REQUEST__BODY_RESIZE:
 		return &req->resize->id;
+	case COCOON__REQUEST__BODY_OUTPUT_FLOW:
+		return &req->output_flow->id;
 	case COCOON__REQUEST__BODY_CHECKPOINT:
 		return &req->checkpoint->id;
 	default:
@@ -411,7 +413,8 @@ void shim_handle_member_request(struct shim *s, struct shim_client *c, Cocoon__R
 	char *client_id = *slot;
 	*slot = c->member;
 	if (req->body_case == COCOON__REQUEST__BODY_STDIN ||
-	    req->body_case == COCOON__REQUEST__BODY_RESIZE)
+	    req->body_case == COCOON__REQUEST__BODY_RESIZE ||
+	    req->body_case == COCOON__REQUEST__BODY_OUTPUT_FLOW)
 		(void)agent_send_oneway(&s->sb.agent, req, NULL); /* as the shim's own stdin */
 	else if (shim_update_check(s, c, req, &err) < 0)
 		shim_reply_error(c->fd, cid, err);

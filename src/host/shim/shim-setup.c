@@ -31,6 +31,12 @@
 #include <sys/wait.h>
 #include <termios.h>
 
+static void open_sinks(struct shim *s)
+{
+	shim_sink_open(&s->out_sink, s->out_fd, "", COCOON__OUTPUT_STREAM__OUTPUT_STDOUT);
+	shim_sink_open(&s->err_sink, s->err_fd, "", COCOON__OUTPUT_STREAM__OUTPUT_STDERR);
+}
+
 /* With a terminal, the engine gets the master of a host pty and the shim
  * relays between its slave and the guest's pty. */
 static int setup_stdio(struct shim *s, struct error **err)
@@ -39,8 +45,10 @@ static int setup_stdio(struct shim *s, struct error **err)
 	s->out_fd = 1;
 	s->err_fd = 2;
 	s->stdin_open = true;
-	if (!s->args->bundle->spec->process->terminal)
+	if (!s->args->bundle->spec->process->terminal) {
+		open_sinks(s);
 		return 0;
+	}
 	/* A restore's refusal names what the engine's user can change: ctr
 	 * 1.6's `containers restore` gives a task plain stdio, so containerd's
 	 * runc shim passes no socket (docs/containerd.md). */
@@ -65,6 +73,7 @@ static int setup_stdio(struct shim *s, struct error **err)
 	}
 	s->in_fd = s->out_fd = s->err_fd = slave;
 	console_watch_init(&s->tty, slave, size);
+	open_sinks(s);
 	return 0;
 }
 

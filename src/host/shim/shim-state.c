@@ -24,7 +24,6 @@
 #include <sys/wait.h>
 #include <termios.h>
 
-/* A reader that went away loses its output. */
 void shim_write_all(int fd, const void *buf, size_t len)
 {
 	if (fd >= 0)
@@ -56,8 +55,11 @@ void shim_close_exec(struct shim_exec *e)
 		close(e->out);
 	if (e->err >= 0)
 		close(e->err);
+	shim_sink_close(&e->out_sink);
+	shim_sink_close(&e->err_sink);
 	memset(e, 0, sizeof(*e));
 	e->in = e->out = e->err = e->client_fd = e->tty.fd = -1;
+	e->out_sink.fd = e->out_sink.wfd = e->err_sink.fd = e->err_sink.wfd = -1;
 }
 
 void shim_send_to_client(int fd, Cocoon__Response *resp)

@@ -10,6 +10,7 @@
 #include "network.h"
 #include "sandbox.h"
 #include "shim.h"
+#include "shim-output.h"
 #include "state.h"
 
 struct shim_client {
@@ -58,8 +59,14 @@ struct shim_exec {
 	bool used;
 	char exec_id[65];
 	int in, out, err;
-	struct console_watch tty; /* fd -1: no terminal */
-	int client_fd;		  /* who waits for the exit, -1 if nobody */
+	struct console_watch tty;	     /* fd -1: no terminal */
+	int client_fd;			     /* who waits for the exit, -1 if nobody */
+	struct shim_sink out_sink, err_sink; /* out and err, for its output */
+	/* It ended: its exit goes to the client once its output has gone
+	 * to the engine (shim_execs_finish), as the agent sends it after
+	 * the last byte. */
+	bool ended;
+	Cocoon__ExitEvent exit;
 };
 
 struct shim {
@@ -69,12 +76,11 @@ struct shim {
 	struct sandbox_guard guard;
 	int listen_fd;
 	int sig_fd;
-	int in_fd, out_fd, err_fd; /* the container's stdio on the host */
+	int in_fd, out_fd, err_fd;	     /* the container's stdio on the host */
+	struct shim_sink out_sink, err_sink; /* out_fd and err_fd, for output */
 	bool stdin_open;
-	/* Since when stdin has waited for room in the channel (0: it has
-	 * room), and whether that was reported (shim.c stdin_may_read). */
-	long long stdin_held_since;
-	bool stdin_held_told;
+	/* Stdin waiting for room in the channel (shim.c stdin_may_read). */
+	struct shim_stall stdin_stall;
 	struct shim_client clients[SHIM_MAX_CLIENTS];
 	struct shim_exec execs[SHIM_MAX_EXECS];
 	struct network net; /* the engine's network, when the spec names one */
@@ -135,7 +141,9 @@ struct shim {
 	bool own_exit_seen; /* the container's exit event came */
 };
 
-/* A reader that went away loses its output. */
+/* All of BUF to FD, blocking (create's report on its ready pipe, which
+ * create reads); a reader that went away loses it. Output goes through
+ * shim-output.h, which never blocks. */
 void shim_write_all(int fd, const void *buf, size_t len);
 
 /* What the shim exits with for a wait status: the code, or 128+signal. */

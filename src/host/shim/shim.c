@@ -60,45 +60,26 @@ static void forward_stdin(struct shim *s, int fd, const char *exec_id, bool *ope
 	(void)agent_send_oneway(&s->sb.agent, &req, NULL);
 }
 
-/* Whether the channel has room for a stdin frame now: a unix socket polls
- * writable while at most a quarter of its send buffer is taken, far more
- * than one frame of STDIN_CHUNK. */
-static bool channel_has_room(const struct shim *s)
-{
-	struct pollfd p = {.fd = s->sb.agent.fd, .events = POLLOUT};
-	return poll(&p, 1, 0) == 1 && (p.revents & POLLOUT);
-}
-
 /* Stdin is read only while the channel has room (rev hostile5 G5): a guest
  * that stopped reading held the shim in the first send for
  * limits.channel_send_timeout_ms, and every later chunk was read from the
  * engine's pipe and dropped, unsaid. Now the bytes wait in the pipe (the
  * shim holds none; the engine's writer blocks, as on a process that does
  * not read) and the stall is reported once, at that limit. Returns
- * whether stdin may be read now; *timeout is shortened to the report. */
+ * whether stdin may be read now; *timeout is shortened to the report. The
+ * room is that of a frame of 32 KiB: a quarter of the socket's buffer is
+ * far more. */
 static bool stdin_may_read(struct shim *s, int *timeout)
 {
-	if (channel_has_room(s)) {
-		s->stdin_held_since = 0;
-		return true;
-	}
-	long long now = now_ms(), limit = s->args->g->cfg.channel_send_timeout_ms;
-	if (!s->stdin_held_since) {
-		s->stdin_held_since = now;
-		s->stdin_held_told = false;
-	}
-	long long left = s->stdin_held_since + limit - now;
-	if (left <= 0 && !s->stdin_held_told) {
-		s->stdin_held_told = true;
+	bool room = shim_channel_has_room(s);
+	long long limit = s->args->g->cfg.channel_send_timeout_ms;
+	if (shim_stall_due(&s->stdin_stall, !room, limit, timeout))
 		log_warning(
 			"container %s: the agent has not read its channel for %lld ms "
 			"(limits.channel_send_timeout_ms = %lld): its stdin waits unread in its "
 			"pipe until the guest reads again (no byte of it is dropped)",
-			s->args->id, now - s->stdin_held_since, limit);
-	} else if (left > 0 && (*timeout < 0 || *timeout > left)) {
-		*timeout = (int)left;
-	}
-	return false;
+			s->args->id, now_ms() - s->stdin_stall.since, limit);
+	return room;
 }
 
 static void forward_signal(struct shim *s, int sig)
@@ -203,18 +184,21 @@ static bool checkpoint_reply_due(struct shim *s)
 	return now_ms() < until;
 }
 
-/* Serving: the container, or once it ended, its pod's members (keeping). */
+/* Serving: the container, or once it ended, its pod's members (keeping).
+ * An ended container's last output still goes to the engine, while it
+ * reads (shim-output.h bounds the wait): the engine sees every byte before
+ * the shim's exit, as the agent sends the exit after the last one. */
 static bool serving(struct shim *s)
 {
 	if (s->keeping)
 		return !s->agent_gone && shim_members_left(s) > 0;
-	return !s->exited || checkpoint_reply_due(s);
+	return !s->exited || checkpoint_reply_due(s) || shim_output_pending(s);
 }
 
 static void shim_loop(struct shim *s)
 {
 	while (serving(s)) {
-		struct pollfd fds[5 + SHIM_MAX_CLIENTS + SHIM_MAX_EXECS];
+		struct pollfd fds[5 + SHIM_MAX_CLIENTS + 3 * SHIM_MAX_EXECS + 2];
 		/* Events that came in the same read as a reply are already
 		 * here: no new bytes will wake poll for them. */
 		if (agent_client_drain(&s->sb.agent, NULL) < 0) {
@@ -241,8 +225,9 @@ static void shim_loop(struct shim *s)
 		for (int i = 0; i < SHIM_MAX_EXECS && !want_stdin; i++)
 			want_stdin = s->execs[i].used && s->execs[i].in >= 0;
 		int timeout = -1;
-		bool read_stdin = want_stdin && stdin_may_read(s, &timeout);
-		if (want_stdin && !read_stdin)
+		bool read_stdin = want_stdin && stdin_may_read(s, &timeout), tell_flow;
+		shim_output_poll(s, fds, tag, &n, &timeout, &tell_flow);
+		if ((want_stdin && !read_stdin) || tell_flow)
 			fds[agent_slot].events |= POLLOUT; /* wake when it has room */
 		if (read_stdin && s->stdin_open && s->st.status != STATUS_CREATED) {
 			fds[n] = (struct pollfd){.fd = s->in_fd, .events = POLLIN};
@@ -293,7 +278,9 @@ static void shim_loop(struct shim *s)
 				continue;
 			break;
 		}
-		for (nfds_t i = 0; i < n && (s->keeping || !s->exited || s->ckpt.active); i++) {
+		for (nfds_t i = 0; i < n && (s->keeping || !s->exited || s->ckpt.active ||
+					     shim_output_pending(s));
+		     i++) {
 			if (!fds[i].revents)
 				continue;
 			if (tag[i] == &s->sb) {
@@ -313,6 +300,8 @@ static void shim_loop(struct shim *s)
 				shim_keeper_lost_shim(s); /* it only ever writes */
 			} else if (tag[i] == &s->in_fd) {
 				forward_stdin(s, s->in_fd, "", &s->stdin_open);
+			} else if (shim_output_ready(s, tag[i])) {
+				shim_execs_finish(s); /* an exec's last bytes may have gone */
 			} else if ((char *)tag[i] >= (char *)s->clients &&
 				   (char *)tag[i] < (char *)(s->clients + SHIM_MAX_CLIENTS)) {
 				shim_client_readable(s, tag[i]);
@@ -420,9 +409,14 @@ void shim_main(struct shim_args *a)
 	/* Not shim_close_exec(): the slots are zeroed, and fd 0 is the
 	 * container's stdin (rev11b: closing it left a container without a
 	 * terminal no input). */
-	for (int i = 0; i < SHIM_MAX_EXECS; i++)
-		s.execs[i].in = s.execs[i].out = s.execs[i].err = s.execs[i].client_fd =
-			s.execs[i].tty.fd = -1;
+	for (int i = 0; i < SHIM_MAX_EXECS; i++) {
+		struct shim_exec *e = &s.execs[i];
+		e->in = e->out = e->err = e->client_fd = e->tty.fd = -1;
+		shim_sink_open(&e->out_sink, -1, "", COCOON__OUTPUT_STREAM__OUTPUT_STDOUT);
+		shim_sink_open(&e->err_sink, -1, "", COCOON__OUTPUT_STREAM__OUTPUT_STDERR);
+	}
+	shim_sink_open(&s.out_sink, -1, "", COCOON__OUTPUT_STREAM__OUTPUT_STDOUT);
+	shim_sink_open(&s.err_sink, -1, "", COCOON__OUTPUT_STREAM__OUTPUT_STDERR);
 	/* From the first moment the shim, and through its process group QEMU
 	 * and virtiofsd (and the keeper), can be found and killed from the
 	 * state root. */
