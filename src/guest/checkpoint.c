@@ -24,6 +24,7 @@
 #include "dump-job.h"
 #include "execs.h"
 #include "guard.h"
+#include "mount-flags.h"
 #include "terminal.h"
 
 #include <fcntl.h>
@@ -231,6 +232,7 @@ static struct ckpt_ctx *ckpt_ctx_new(struct agent *a, uint64_t id, struct agent_
 	snprintf(x->cid, sizeof(x->cid), "%s", c->id);
 	snprintf(x->ckid, sizeof(x->ckid), "%s", req->checkpoint_id);
 	x->route = req->bench_route;
+	ckpt_ghost_limit(req->criu, x->ghost_limit, sizeof(x->ghost_limit));
 	if (!ckpt_choose_route(x, c, req)) {
 		ckpt_free(x);
 		return NULL;
@@ -273,10 +275,11 @@ static bool ckpt_terminal_keys(struct ckpt_ctx *x, struct agent_container *c)
 {
 	int r = terminal_key(c->procs[0].pid, x->tty_args[0], sizeof(x->tty_args[0]));
 	int ctty = r < 0 ? 0 : ckpt_ctty_keys(c, x->tty_args + 1, ARRAY_SIZE(x->tty_args) - 1);
-	if (r < 0) {
-		agent_send_error(x->a, x->req_id, -r,
-				 "checkpoint %s: the container's terminal (its stdin): %s", c->id,
-				 strerror(-r));
+	if (r < 0 || ctty < 0) {
+		agent_send_error(x->a, x->req_id, r < 0 ? -r : -ctty,
+				 "checkpoint %s: the container's terminal (%s): %s", c->id,
+				 r < 0 ? "its stdin" : "the /dev/tty its processes hold",
+				 strerror(r < 0 ? -r : -ctty));
 		return false;
 	}
 	if (ctty >= (int)ARRAY_SIZE(x->tty_args)) {
@@ -303,7 +306,7 @@ static bool ckpt_save_for_restore(struct ckpt_ctx *x, struct agent_container *c,
 			 init->out_fd[0] >= 0 ? init->out_fd[0] : init->stdin_fd);
 	/* A restore without them would get the mounts' flags (ro, nosuid...)
 	 * or the exec pipes wrong: no checkpoint then. */
-	int saved = req->pre_dump ? 0 : criu_conf_save_mounts(c->procs[0].pid, x->img);
+	int saved = req->pre_dump ? 0 : mount_flags_save(c->procs[0].pid, x->img);
 	if (saved == 0 && !req->pre_dump)
 		saved = execs_save_pipes(c, x->img);
 	if (saved < 0) {

@@ -9,28 +9,23 @@
  * src/host/lib/criu-config.c), and at restore the action script. Command-line
  * options still win over the file.
  *
- * Mount flags: CRIU 3.17 restores the container's root mount without its
- * read-only flag (fixed in CRIU 4.2), so a read-only root came back
- * writable. The dump records every mount's per-mount flags (cocoon-mounts in
- * the images); at restore CRIU runs this binary as its action script, and at
- * "post-restore" (the tasks are restored but not yet resumed) it enters the
- * container's mount namespace and remounts each mount whose flags differ. */
+ * At restore CRIU runs the agent as its action script: at "post-restore"
+ * (the tasks are restored but not yet resumed) it puts the mounts' flags
+ * back (mount-flags.h). */
 #include "agent.h"
 #include "cleanup.h"
 #include "procfs.h"
 #include "confine.h"
 #include "criu-conf.h"
+#include "mount-flags.h"
 
 #include <fcntl.h>
-#include <sched.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 
-#define MOUNTS_FILE "cocoon-mounts"
 #define ACTION_LINK COCOON_GUEST_RUN_DIR "/" CRIU_ACTION_NAME
 
 /* A setting from the host, one "name[ value]" line: checked again here,
@@ -77,133 +72,6 @@ int criu_conf_write(const char *path, const struct agent *a, const struct agent_
 	if (fflush(f) != 0 || ferror(f))
 		return -EIO;
 	return 0;
-}
-
-/* ---- mount flags --------------------------------------------------------- */
-
-static const struct {
-	const char *name;
-	unsigned long flag;
-} mnt_flags[] = {
-	{"ro", MS_RDONLY},	   {"nosuid", MS_NOSUID},   {"nodev", MS_NODEV},
-	{"noexec", MS_NOEXEC},	   {"noatime", MS_NOATIME}, {"nodiratime", MS_NODIRATIME},
-	{"relatime", MS_RELATIME},
-};
-
-static unsigned long parse_flags(const char *opts)
-{
-	char buf[256], *save = NULL;
-	unsigned long flags = 0;
-	snprintf(buf, sizeof(buf), "%s", opts);
-	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
-		for (size_t i = 0; i < ARRAY_SIZE(mnt_flags); i++)
-			if (strcmp(t, mnt_flags[i].name) == 0)
-				flags |= mnt_flags[i].flag;
-	return flags;
-}
-
-/* mountinfo escapes space, tab, newline and backslash as \ooo. */
-static void unescape(char *s)
-{
-	char *w = s;
-	for (char *r = s; *r; r++) {
-		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
-		    r[3] >= '0' && r[3] <= '7') {
-			*w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
-			r += 3;
-		} else {
-			*w++ = *r;
-		}
-	}
-	*w = 0;
-}
-
-int criu_conf_save_mounts(pid_t pid, const char *img_dir)
-{
-	char src[64], dst[300], line[2048];
-	snprintf(src, sizeof(src), "/proc/%d/mountinfo", pid);
-	snprintf(dst, sizeof(dst), "%s/" MOUNTS_FILE, img_dir);
-	_cleanup_fclose_ FILE *in = fopen(src, "re");
-	_cleanup_fclose_ FILE *out = fopen(dst, "wex");
-	if (!in || !out)
-		return -errno;
-	/* "mount-point per-mount-options", the mount point still escaped. */
-	while (fgets(line, sizeof(line), in)) {
-		char mp[1024], opts[256];
-		if (sscanf(line, "%*s %*s %*s %*s %1023s %255s", mp, opts) == 2)
-			fprintf(out, "%s %s\n", mp, opts);
-	}
-	return fflush(out) == 0 ? 0 : -errno;
-}
-
-/* The flags each mount point of pid has now, from its mountinfo (mount
- * points relative to its root): "mount-point flags" lines. */
-struct mount_now {
-	char mp[256];
-	unsigned long flags;
-};
-
-static size_t current_flags(pid_t pid, struct mount_now *out, size_t max)
-{
-	char path[64], line[2048];
-	size_t n = 0;
-	snprintf(path, sizeof(path), "/proc/%d/mountinfo", pid);
-	_cleanup_fclose_ FILE *f = fopen(path, "re");
-	while (f && n < max && fgets(line, sizeof(line), f)) {
-		char opts[256];
-		if (sscanf(line, "%*s %*s %*s %*s %255s %255s", out[n].mp, opts) != 2)
-			continue;
-		unescape(out[n].mp);
-		out[n++].flags = parse_flags(opts);
-	}
-	return n;
-}
-
-/* The last mount on mp is the one on top. */
-static const struct mount_now *find_mount(const struct mount_now *m, size_t n, const char *mp)
-{
-	for (size_t i = n; i > 0; i--)
-		if (strcmp(m[i - 1].mp, mp) == 0)
-			return &m[i - 1];
-	return NULL;
-}
-
-static int restore_mount_flags(const char *images, pid_t pid)
-{
-	char path[600], ns[64], line[2048];
-	static struct mount_now now[512];
-	int failed = 0;
-	snprintf(path, sizeof(path), "%s/" MOUNTS_FILE, images);
-	_cleanup_fclose_ FILE *f = fopen(path, "re");
-	if (!f)
-		return errno == ENOENT ? 0 : -errno; /* images from before */
-	/* Read through our /proc: once in the container's mount namespace,
-	 * /proc is the container's, where we have no /proc/self. */
-	size_t n_now = current_flags(pid, now, ARRAY_SIZE(now));
-	snprintf(ns, sizeof(ns), "/proc/%d/ns/mnt", pid);
-	_cleanup_close_ int fd = open(ns, O_RDONLY | O_CLOEXEC);
-	/* setns() also moves our root and cwd to the namespace's root. */
-	if (fd < 0 || setns(fd, CLONE_NEWNS) < 0) {
-		fprintf(stderr, "cocoon: mount flags: enter the restored mount namespace: %s\n",
-			strerror(errno));
-		return -errno;
-	}
-	while (fgets(line, sizeof(line), f)) {
-		char mp[1024], opts[256];
-		if (sscanf(line, "%1023s %255s", mp, opts) != 2)
-			continue;
-		unescape(mp);
-		unsigned long want = parse_flags(opts);
-		const struct mount_now *have = find_mount(now, n_now, mp);
-		if (!have || have->flags == want)
-			continue;
-		if (mount(NULL, mp, NULL, MS_REMOUNT | MS_BIND | want, NULL) < 0) {
-			fprintf(stderr, "cocoon: mount flags: remount %s (%s): %s\n", mp, opts,
-				strerror(errno));
-			failed = -errno;
-		}
-	}
-	return failed;
 }
 
 static bool proc_comm(pid_t pid, char *buf, size_t size)
@@ -266,5 +134,5 @@ int criu_action_main(void)
 		fprintf(stderr, "cocoon: post-restore: CRIU gave no images or init pid\n");
 		return 1;
 	}
-	return restore_mount_flags(images, (pid_t)atoi(init)) < 0 ? 1 : 0;
+	return mount_flags_restore(images, (pid_t)atoi(init)) < 0 ? 1 : 0;
 }

@@ -30,7 +30,5 @@ int criu_conf_write(const char *path, const struct agent *a, const struct agent_
  * OOM kill would. True when FAULT is "" or one of those. */
 #define CRIU_FAULT_REACHED "cocoon-fault-reached"
 bool criu_fault_valid(const char *fault, bool dump);
-/* At dump: the per-mount flags of every mount of pid, into the images. */
-int criu_conf_save_mounts(pid_t pid, const char *img_dir);
 /* The action script's main (argv[0] ends in CRIU_ACTION_NAME). */
 int criu_action_main(void);

@@ -372,7 +372,7 @@ static void ckpt_dump_failed(struct ckpt_ctx *x, const struct agent_job *job, in
 			x, ESRCH,
 			"criu dump stopped: task %d of the container ended during the dump (%s); CRIU cannot dump a task that is gone. CRIU said: %s",
 			dead.pid, how, err);
-	else if (ckpt_explain_criu_error(err, explained, sizeof(explained)))
+	else if (ckpt_explain_criu_error(err, x->ghost_limit, explained, sizeof(explained)))
 		ckpt_fail(x, EFBIG, "checkpoint %s: %s. CRIU said: %s", x->cid, explained, err);
 	else
 		ckpt_fail(x, EIO, "criu dump failed%s (%s): %s",

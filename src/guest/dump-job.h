@@ -60,6 +60,7 @@ struct ckpt_ctx {
 	 * slave, then each /dev/tty the container holds (ckpt-check.h). */
 	char tty_args[3][CKPT_TTY_KEY_MAX];
 	size_t n_tty;
+	char ghost_limit[96]; /* the run's ghost-file limit, for a refusal */
 };
 
 /* Frees X and what it holds (not its jobs). */

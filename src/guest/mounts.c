@@ -37,6 +37,7 @@ static const struct {
 	{"norelatime", true, MS_RELATIME},
 	{"strictatime", false, MS_STRICTATIME},
 	{"nodiratime", false, MS_NODIRATIME},
+	{"nosymfollow", false, MS_NOSYMFOLLOW},
 	{"bind", false, MS_BIND},
 	{"rbind", false, MS_BIND | MS_REC},
 	{"private", false, 0},

@@ -50,7 +50,11 @@ containers (see `shared_mount`).
 
 At teardown every container and pod of the test's storage roots is removed
 (with force), and any shim or VM that mentions the test's directory is
-killed. Tests skip with the reason when podman is not installed.
+killed. A QEMU, cocoon shim or keeper, virtiofsd or conmon still there 15 s
+after podman's own removal is a leak of the delete path: it is killed too,
+and recorded in LEFT_AFTER_RM, which test_zz_no_leaks reports (a test that
+leaks passes on its own; the suite does not). Tests skip with the reason
+when podman is not installed.
 """
 import io
 import os
@@ -69,6 +73,9 @@ from conftest import COCOON, PAYLOAD, pids_mentioning, qemu_pids, wait_for
 IMAGE = "localhost/cocoon-test:latest"
 PODMAN = shutil.which("podman")
 BUSYBOX = pathlib.Path("/bin/busybox")
+# "<test directory>: <command line>" of each leak found at a teardown.
+LEFT_AFTER_RM = []
+LEAKERS = ("qemu-system-x86_64", "cocoon", "virtiofsd", "conmon")
 TOOLS = ("sh", "cat", "echo", "sleep", "ls", "mkdir", "rm", "wc", "head", "tail", "grep", "dd",
          "id", "mount", "touch", "stat", "nc", "ip", "hostname", "true", "false", "env", "ps",
          "httpd")
@@ -223,6 +230,7 @@ class Podman:
                 except subprocess.TimeoutExpired:
                     pass
         dirs = [str(self.tmp)] + [str(p.base) for p in [self, *self.others]]
+        record_leaks(self.tmp, dirs)
         for pid in {pid for d in dirs for pid in pids_mentioning(d) + qemu_pids(d)}:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -240,6 +248,29 @@ class Podman:
         if self.holder:
             self.holder.kill()
             self.holder.wait()
+
+
+def leaked(dirs):
+    """pid -> command line of each QEMU, cocoon, virtiofsd or conmon process
+    that mentions one of DIRS."""
+    out = {}
+    for pid in {pid for d in dirs for pid in pids_mentioning(d) + qemu_pids(d)}:
+        try:
+            cmd = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            exe = os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+        except OSError:
+            continue
+        names = {exe, *(os.path.basename(a.decode(errors="replace")) for a in cmd[:4])}
+        if names & set(LEAKERS):
+            out[pid] = b" ".join(cmd).decode(errors="replace")[:200]
+    return out
+
+
+def record_leaks(tmp, dirs):
+    """What podman's own removal of every pod and container left running,
+    after a grace of 15 s for processes on their way out."""
+    wait_for(lambda: not leaked(dirs), timeout=15)
+    LEFT_AFTER_RM.extend(f"{tmp.name}: {cmd}" for cmd in leaked(dirs).values())
 
 
 def shared_mount(prefix, path):

@@ -1,13 +1,15 @@
 """podman pods on cocoon, driven as a user does (no runtime flags): the
 infra container boots the pod's VM, every container of the pod runs in it
-(docs/pods.md). The infra image is the test image with an entrypoint that
-sleeps, as podman's default pause image does (no registry is reached)."""
+(docs/pods.md). The infra image is mostly the test image with an
+entrypoint that sleeps, as podman's default pause image does; one test runs
+podman's own default infra image (built locally: no registry is reached)."""
 import pathlib
 import time
 
 from conftest import pids_mentioning, qemu_pids, wait_for
 from podman_util import image_tar, podman  # noqa: F401  (the fixture)
 from test_podman import run_in
+from test_podman_network import get
 
 PAUSE = "localhost/cocoon-pause:latest"
 PORT = 8080
@@ -89,6 +91,35 @@ def test_podman_pod_is_one_vm_with_localhost_and_ipc(podman):
         "a shim of the pod is left"
     assert not list(pathlib.Path("/proc/self/mountinfo").read_text().split(infra)[1:]), \
         "a mount of the pod is left in the host's mount table"
+
+
+def test_podman_pod_with_podmans_own_infra_image_answers_on_its_pod_ip(podman):
+    """`podman pod create` as a user types it, with no --infra-image:
+    podman 4.3 builds its own localhost/podman-pause image from the host's
+    catatonit (no registry is reached) and runs `catatonit -P` as the infra
+    container, which boots the pod's VM. The pod IP (the infra container's
+    address on podman's default network) answers from the host with a
+    member's page, and the members reach it over localhost."""
+    before = set(qemu_pids())
+    podman.check("pod", "create", "--name", "dp", timeout=300)
+    podman.check("run", "-d", "--pod", "dp", "--name", "dweb", podman.image, "sh", "-c",
+                 SERVE.replace(f"127.0.0.1:{PORT}", str(PORT)))
+    vms = new_vms(before)
+    assert len(vms) == 1, "the infra container boots the pod's VM, dweb runs in it"
+    infra = podman.check("pod", "inspect", "--format", "{{.InfraContainerID}}", "dp").stdout.strip()
+    image = podman.check("inspect", "--format", "{{.ImageName}}", infra).stdout.strip()
+    assert image.startswith("localhost/podman-pause:"), image
+    assert status_of(podman, infra) == "running"
+    ip = podman.check("inspect", "--format", "{{.NetworkSettings.IPAddress}}", infra).stdout.strip()
+    assert ip.startswith("10.88."), f"not on podman's default network: {ip!r}"
+    page = wait_for(lambda: get(ip, PORT), timeout=90)
+    assert page and "hello from the web container" in page, f"no page at the pod IP {ip}: {page!r}"
+    assert wait_for(lambda: fetch(podman, "dp"), timeout=60), "no page over the pod's loopback"
+    assert new_vms(before) == vms, "one VM for the pod"
+    podman.check("pod", "rm", "--force", "dp", timeout=120)
+    assert wait_for(lambda: new_vms(before) == [], timeout=30), "a VM outlived the pod"
+    assert wait_for(lambda: not [p for p in pids_mentioning(infra) if is_cocoon(p)], timeout=30), \
+        "a shim or keeper of the pod is left"
 
 
 def status_of(podman, name):
@@ -362,6 +393,7 @@ def test_podman_pod_member_pids_limit_holds_beneath_the_pods_cgroup(podman):
     the kubelet's podPidsLimit is the pod cgroup's pids.max, which cocoon
     reads too); a member's own `--pids-limit 10` holds in a pod whose
     cgroup has limits, its cgroup beneath the pod's: a fork bomb stops."""
+    before = set(qemu_pids())
     pause = pause_image(podman)
     podman.check("pod", "create", "--name", "pp", "--infra-image", pause, "--memory", "300m")
     podman.check("run", "-d", "--pod", "pp", "--name", "fb", "--pids-limit", "10", podman.image,
@@ -373,4 +405,8 @@ def test_podman_pod_member_pids_limit_holds_beneath_the_pods_cgroup(podman):
     fb = podman.check("inspect", "--format", "{{.Id}}", "fb").stdout.strip()
     r = podman.check("exec", "fb", "cat", f"/sys/fs/cgroup/pod-{infra}/{fb}/pids.max")
     assert r.stdout.strip() == "10", r.stdout
+    assert len(new_vms(before)) == 1, "one VM for the pod"
     podman.check("pod", "rm", "--force", "pp", timeout=120)
+    assert wait_for(lambda: new_vms(before) == [], timeout=30), "a VM outlived the pod"
+    assert wait_for(lambda: not [p for p in pids_mentioning(infra) if is_cocoon(p)], timeout=30), \
+        "a shim or keeper of the pod is left"

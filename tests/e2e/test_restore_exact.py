@@ -52,6 +52,29 @@ def sh(env, cid, script):
 def ro_mount(spec):
     spec["mounts"].append({"destination": "/ro-tmp", "type": "tmpfs", "source": "tmpfs",
                            "options": ["ro", "nosuid", "nodev"]})
+    spec["mounts"].append({"destination": "/nx-tmp", "type": "tmpfs", "source": "tmpfs",
+                           "options": ["noexec", "noatime", "nodiratime"]})
+    spec["mounts"].append({"destination": "/sa-tmp", "type": "tmpfs", "source": "tmpfs",
+                           "options": ["strictatime"]})
+
+
+def mount_options(env, cid):
+    """The per-mount options of each mount point's top mount in the init's
+    mount namespace."""
+    mounts = sh(env, cid, "cat /proc/1/mountinfo").stdout.splitlines()
+    return {m.split()[4]: set(m.split()[5].split(",")) for m in mounts}
+
+
+def assert_flag_mounts(env, cid):
+    """/nx-tmp: noexec (a script there will not run), noatime and
+    nodiratime; /sa-tmp: strictatime (neither relatime nor noatime).
+    (nosymfollow: CRIU cannot dump it, test_restore_exact_kinds.py.)"""
+    opts = mount_options(env, cid)
+    assert {"noexec", "noatime", "nodiratime"} <= opts["/nx-tmp"], opts["/nx-tmp"]
+    assert not {"relatime", "noatime"} & opts["/sa-tmp"], opts["/sa-tmp"]
+    assert {"nosuid", "nodev", "ro"} <= opts["/ro-tmp"], opts["/ro-tmp"]
+    r = sh(env, cid, "printf '#!/bin/sh\\necho ran\\n' >/nx-tmp/s; busybox chmod +x /nx-tmp/s; /nx-tmp/s")
+    assert r.returncode != 0 and "ran" not in r.stdout and "Permission denied" in r.stderr, r.stdout + r.stderr
 
 
 # ---- 1. read-only mounts --------------------------------------------------------
@@ -60,17 +83,17 @@ def ro_mount(spec):
 def test_readonly_root_and_mounts_stay_readonly_after_restore(env):
     """CRIU 3.17 restores the root mount without its read-only flag (fixed in
     CRIU 4.2); cocoon puts every mount's flags back before the tasks run."""
-    b, _ = start(env, "ro", ["sleep", "1000"], extra=ro_mount, readonly=True, dirs=["ro-tmp"])
+    b, _ = start(env, "ro", ["sleep", "1000"], extra=ro_mount, readonly=True,
+                 dirs=["ro-tmp", "nx-tmp", "sa-tmp"])
     for path in ("/x", "/ro-tmp/x"):
         r = sh(env, "ro", f"touch {path}")
         assert r.returncode != 0 and "Read-only" in r.stderr, (path, r.stderr)
+    assert_flag_mounts(env, "ro")
     move_to_fresh_vm(env, "ro", b)
     for path in ("/x", "/ro-tmp/x"):
         r = sh(env, "ro", f"touch {path}")
         assert r.returncode != 0 and "Read-only" in r.stderr, f"{path} became writable: {r.stderr}"
-    mounts = sh(env, "ro", "cat /proc/1/mountinfo").stdout.splitlines()
-    ro_tmp = [m for m in mounts if m.split()[4] == "/ro-tmp"]
-    assert ro_tmp and "nosuid" in ro_tmp[-1].split()[5] and "nodev" in ro_tmp[-1].split()[5], mounts
+    assert_flag_mounts(env, "ro")
     env.run("delete", "--force", "ro", check=True)
 
 
@@ -176,12 +199,19 @@ def test_every_kind_of_file_on_tmpfs_comes_back(env):
     env.run("delete", "--force", "f", check=True)
 
 
-def test_ghost_file_over_the_limit_is_refused_naming_file_size_limit_and_setting(env):
+@pytest.mark.parametrize("limit,named", [(None, "(1048576 bytes, CRIU's default of 1 MiB)"),
+                                         ("1500K", "(1536000 bytes, the 'ghost-limit 1500K' of the CRIU config)")])
+def test_ghost_file_over_the_limit_is_refused_naming_file_size_limit_and_setting(env, limit, named):
+    """The refusal names the limit in force: CRIU's default, or the user's."""
+    if limit:
+        conf = env.tmp / "criu.conf"
+        conf.write_text(f"ghost-limit {limit}\n")
+        env.write_config(f'[runtime]\ncriu_config = "{conf}"\n')
     b, out = start(env, "big", ["sh", "-c", ghost_script("/scratch/big", 2048)], extra=scratch)
     assert wait_for(lambda: "ready" in lines(out))
     r = checkpoint(env, "big", env.tmp / "ck")
     assert r.returncode != 0
-    for needle in ("/scratch/big", "2097152", "ghost-limit", "criu.conf", "org.criu.config"):
+    for needle in ("/scratch/big", "2097152", named, "ghost-limit", "criu.conf", "org.criu.config"):
         assert needle in r.stderr, (needle, r.stderr)
     # Nothing was lost: the container runs on.
     assert env.state("big")["status"] == "running"

@@ -147,6 +147,31 @@ def test_podman_exec_across_two_cycles_stays_in_the_init_time_namespace(podman):
     podman.check("rm", "--force", "--time", "0", "tc")
 
 
+def test_podman_attached_exec_running_at_checkpoint(podman):
+    """`podman exec` attached (no -d), still running when podman checkpoints
+    the container: the checkpoint does not hang on it; the exec session
+    ends with the old VM (podman exec returns), and the process comes back
+    with the container: same pid, parent the init, counting on."""
+    podman.check("run", "-d", "--name", "ax", podman.image, "sh", "-c", "while :; do sleep 1; done")
+    client = subprocess.Popen(podman.argv("exec", "ax", "sh", "-c", ticker("x")), env=podman.env,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: tickers(podman, "ax", ["x"]).get("x", NONE)[2] > 0)
+        before = tickers(podman, "ax", ["x"])["x"]
+        podman.check("container", "checkpoint", "ax", timeout=600)
+        client.communicate(timeout=120)
+        podman.check("container", "restore", "ax", timeout=600)
+        now = tickers(podman, "ax", ["x"]).get("x", NONE)
+        assert now[:2] == (before[0], "1"), (before, now)
+        assert wait_for(lambda: tickers(podman, "ax", ["x"]).get("x", NONE)[2] > now[2] + 1)
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.communicate()
+    podman.check("rm", "--force", "--time", "0", "ax")
+
+
 def test_podman_run_it_checkpoint_and_restore(podman):
     """Issue 17 case 5 as the issue names it: `podman run -it`, attached on
     the user's terminal. The checkpoint ends the container, and so the
@@ -207,8 +232,6 @@ def test_podman_terminal_container_checkpoint_and_restore(podman):
     restore it gets the new one. The shell keeps its state and pid, and
     what is typed through `podman attach` reaches it, before and after."""
     r = podman.run("run", "-dt", "--name", "t1", podman.image, "sh")
-    if r.returncode != 0 and "joining an existing network namespace is not supported" in r.stderr:
-        pytest.skip("podman's network namespace is not joined yet (issue 14)")
     assert r.returncode == 0, r.stderr
     seen = attach_and_type(podman, "t1", "X=kept-$((6*7)); echo before-$X-$$\n", "before-kept-42-1")
     assert b"before-kept-42-1" in seen, seen

@@ -17,7 +17,11 @@
 /* 64 MiB into the shared directory at about 16 MiB/s, from a child that
  * dies with this process, as QEMU's own writes would stop. "fill-shared-deep"
  * writes it 20 directories down, "fill-shared-inodes" makes empty files
- * instead (no block stored, an inode each). */
+ * instead (no block stored, an inode each). "filled" is noted when it has
+ * stored twice the tests' cap (shared_max_bytes = 8 MiB: 16 MiB, or 4096
+ * entries of GUARD_ENTRY_MIN_BYTES): from then on the host's guard is
+ * late, whatever the guest's own pace was (rev hostile8: under load the
+ * guest's 2048 creates alone outlasted the test's wait). */
 void fill_shared(void)
 {
 	static char block[1 << 20];
@@ -34,6 +38,8 @@ void fill_shared(void)
 			if (fd < 0)
 				break;
 			close(fd);
+			if (i + 1 == 4096)
+				note("filled ", "4096 files");
 		}
 		_exit(0);
 	}
@@ -47,6 +53,8 @@ void fill_shared(void)
 	for (int i = 0; i < 64 && fd >= 0; i++) {
 		if (write(fd, block, sizeof(block)) < 0)
 			break;
+		if (i + 1 == 16)
+			note("filled ", "16 MiB");
 		usleep(60000);
 	}
 	_exit(0);

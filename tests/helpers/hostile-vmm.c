@@ -267,13 +267,16 @@ static void handle(const Cocoon__Request *req)
 	uint64_t late_id;
 	if (quiet_wake(&late_id, &late))
 		checkpoint(late_id, &late); /* awake: that answer comes first */
-	/* "member-silent": every request for container m1 but its create and
-	 * start is read and never answered (its stats asks, a pause, a kill). */
-	if (is("member-silent") && !strcmp(request_target(req), "m1") &&
+	/* "member-silent" ("sandbox-silent"): every request for container m1
+	 * (sb) but its create and start is read and never answered (its stats
+	 * asks, a pause, a kill). */
+	const char *deaf_to = is("member-silent") ? "m1" : is("sandbox-silent") ? "sb" : NULL;
+	if (deaf_to && !strcmp(request_target(req), deaf_to) &&
 	    req->body_case != COCOON__REQUEST__BODY_START) {
-		note("swallowed m1 ", req->body_case == COCOON__REQUEST__BODY_STATS
-					      ? "stats"
-					      : proto_request_name(req->body_case));
+		note(deaf_to[0] == 'm' ? "swallowed m1 " : "swallowed sb ",
+		     req->body_case == COCOON__REQUEST__BODY_STATS
+			     ? "stats"
+			     : proto_request_name(req->body_case));
 		return;
 	}
 	/* "kill-deaf": reads a kill or a shutdown and does nothing. */

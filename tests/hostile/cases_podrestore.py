@@ -6,7 +6,7 @@ import os
 import threading
 import time
 
-from cases_pod import member_bundle, shim_pid
+from cases_pod import cocoon_pids_of, member_bundle, shim_pid
 from hostile_env import Env, case, good_images
 
 
@@ -112,3 +112,32 @@ def pod_restore_uses_the_directory_it_verified():
             assert "m1" in o, f"a refusal that does not name m1: {o}"
         return f"{len(outcomes)} rounds, {flips[0]} flips: {len(outcomes) - len(refused)} restored " \
                f"(with m1's own images), {len(refused)} refused, e.g. {refused[:1]}"
+
+
+@case
+def pod_restore_leaves_no_image_directory_open_in_its_shims():
+    """rev hostile8: each shim of a restored pod is a fork of the restore
+    command, which holds every container's image directory open (each VM
+    share and member share is made from those fds): every shim kept all of
+    them, the pod's directory too, for its whole life. Harmless (O_CLOEXEC:
+    QEMU never got them) but untidy: a member's shim held the other
+    members' images. Now no shim or keeper of the pod holds any."""
+    with Env("good") as env:
+        podck = pod_checkpoint(env, ["m1", "m2"])
+        rc, err, _ = env.cocoon("restore", "--pod", "--image-path", podck, "sb", mode="restore-ok", timeout=60)
+        assert rc == 0, f"restore --pod: {err!r}"
+        pids = cocoon_pids_of(env.root)
+        assert len(pids) >= 3, f"shims of the restored pod: {pids}"
+        held = []
+        for pid in pids:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except OSError:
+                    continue
+                if target == podck or target.startswith(podck + "/"):
+                    held.append(f"{pid}: fd {fd} -> {target}")
+        for c in ("m1", "m2", "sb"):
+            env.cocoon("delete", "--force", c)
+        assert not held, f"{len(held)} image directories held by the pod's shims: {held[:4]}"
+        return f"{len(pids)} shims and keepers of the restored pod, none holds {podck}"

@@ -55,7 +55,21 @@ class Env:
         os.chmod(self.secret, 0o644)
         self.log = os.path.join(self.tmp, "vmm.log")
         self.config = os.path.join(self.tmp, "config.toml")
-        with open(self.config, "w") as f:
+        self.vm = vm
+        self.set_limits(limits)
+        self.bundle = os.path.join(self.tmp, "bundle")
+        os.makedirs(os.path.join(self.bundle, "rootfs"))
+        with open(os.path.join(self.bundle, "config.json"), "w") as f:
+            json.dump({"ociVersion": "1.0.2", "root": {"path": "rootfs"},
+                       "process": {"terminal": False, "args": ["sh"], "cwd": "/",
+                                   "env": ["PATH=/bin"]},
+                       "linux": {"namespaces": [{"type": "network"}, {"type": "pid"}, {"type": "mount"}]}}, f)
+
+    def set_limits(self, limits):
+        """Writes the config with these [limits] (TOML lines) for the
+        commands from now on: a case's setup need not run under the limit
+        it tests."""
+        with open(self.config + ".new", "w") as f:
             f.write(f"""[runtime]
 host_checkpoint_dir = "{self.tmp}/ckpts"
 [vm]
@@ -64,17 +78,11 @@ initrd = "/dev/null"
 qemu = "{VMM}"
 accel = "tcg"
 boot_timeout_ms = 10000
-{vm}
+{self.vm}
 {"[limits]" if limits else ""}
 {limits}
 """)
-        self.bundle = os.path.join(self.tmp, "bundle")
-        os.makedirs(os.path.join(self.bundle, "rootfs"))
-        with open(os.path.join(self.bundle, "config.json"), "w") as f:
-            json.dump({"ociVersion": "1.0.2", "root": {"path": "rootfs"},
-                       "process": {"terminal": False, "args": ["sh"], "cwd": "/",
-                                   "env": ["PATH=/bin"]},
-                       "linux": {"namespaces": [{"type": "network"}, {"type": "pid"}, {"type": "mount"}]}}, f)
+        os.rename(self.config + ".new", self.config)
 
     def env(self, mode=None):
         e = dict(os.environ)

@@ -15,6 +15,7 @@ import cases_restore  # noqa: F401
 import cases_host  # noqa: F401
 import cases_staged  # noqa: F401
 import cases_pod  # noqa: F401
+import cases_podsilent  # noqa: F401
 import cases_podrestore  # noqa: F401
 import cases_silence  # noqa: F401
 from hostile_env import results

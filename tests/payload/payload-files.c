@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
@@ -163,4 +164,30 @@ int cmd_unix_connect(int argc, char **argv)
 	buf[n > 0 ? n : 0] = 0;
 	printf("%s", buf);
 	return 0;
+}
+
+int cmd_lock(int argc, char **argv, bool hold)
+{
+	if (argc < 3)
+		return 2;
+	int fd = open(argv[2], O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		printf("%s: %s\n", hold ? "lock" : "trylock", strerror(errno));
+		return 1;
+	}
+	if (!hold) {
+		int r = flock(fd, LOCK_EX | LOCK_NB);
+		printf("trylock: %s\n", r == 0		       ? "free"
+					: errno == EWOULDBLOCK ? "busy"
+							       : strerror(errno));
+		return 0;
+	}
+	if (flock(fd, LOCK_EX) < 0) {
+		printf("lock: %s\n", strerror(errno));
+		return 1;
+	}
+	printf("lock: held\n");
+	fflush(stdout);
+	for (;;)
+		payload_sleep_ms(1000);
 }

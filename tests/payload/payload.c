@@ -67,6 +67,11 @@
  *                               "pair: BAD ..."
  *   payload unix-connect PATH   sends "ping\n" to the socket PATH, prints
  *                               the answer
+ *   payload lock PATH           takes an exclusive flock() on PATH (made
+ *                               if missing), prints "lock: held", sleeps
+ *   payload trylock PATH        tries that lock without waiting: prints
+ *                               "trylock: busy" (someone holds it) or
+ *                               "trylock: free", or the error
  *   payload own-guest           (a privileged container) takes the guest's
  *                               root: core_pattern runs "payload hold-images"
  *                               as root in the guest's own namespaces when a
@@ -507,6 +512,8 @@ int main(int argc, char **argv)
 		return cmd_files(argc, argv);
 	if (strcmp(cmd, "unix-connect") == 0)
 		return cmd_unix_connect(argc, argv);
+	if (strcmp(cmd, "lock") == 0 || strcmp(cmd, "trylock") == 0)
+		return cmd_lock(argc, argv, strcmp(cmd, "lock") == 0);
 	if (strcmp(cmd, "own-guest") == 0)
 		return cmd_own_guest();
 	if (strcmp(cmd, "hold-images") == 0)

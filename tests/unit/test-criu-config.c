@@ -17,14 +17,14 @@ static void test_accepted(void **state)
 	struct error *err = NULL;
 	int r = criu_config_parse(
 		"# comment\n\nghost-limit 4M\n--tcp-established\n  skip-in-flight  # why\n"
-		"log-level=4\n",
+		"verbosity=4\n",
 		"c.conf", &o, &err);
 	assert_int_equal(r, 0);
 	assert_int_equal(o.n_config, 4);
 	assert_string_equal(o.config[0], "ghost-limit 4M");
 	assert_string_equal(o.config[1], "tcp-established");
 	assert_string_equal(o.config[2], "skip-in-flight");
-	assert_string_equal(o.config[3], "log-level 4");
+	assert_string_equal(o.config[3], "verbosity 4");
 	criu_config_free(&o);
 }
 
@@ -46,6 +46,12 @@ static void test_refused(void **state)
 	expect_refused("ghost-limit 1M\nexternal mnt[a]:b\n", "c.conf:2");
 	expect_refused("images-dir /x\n", "--image-path");
 	expect_refused("frobnicate\n", "not supported by cocoon");
+	/* Names the guest's CRIU does not have: refused before CRIU stops on
+	 * them with no line in its log. */
+	expect_refused(
+		"log-level 4\n",
+		"c.conf:1: CRIU option 'log-level' cannot be used with cocoon: the guest's CRIU 3.17 has no such option; use 'verbosity'");
+	expect_refused("skip-file-rwx-check\n", "CRIU 4.0");
 	expect_refused("ghost-limit \"1M\"\n", "quotes");
 	char big[64 * 20 + 100] = "";
 	for (int i = 0; i < 70; i++)

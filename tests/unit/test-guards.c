@@ -181,7 +181,7 @@ static void test_shared_cap(void **st)
 	assert_int_equal(guard_start(&g, &o, NULL), 0);
 	atomic_store(&g.stop, true);
 	bool deep = false;
-	uint64_t used = guard_usage(g.shared_fd, 0, &deep);
+	uint64_t used = guard_usage(g.shared_fd, 0, UINT64_MAX, &deep);
 	assert_false(deep);
 	if (used < (3 << 20) || used >= (4 << 20))
 		fail_msg("3 MiB written, %llu bytes counted", (unsigned long long)used);
@@ -295,10 +295,16 @@ static void test_shared_cap_deep_and_many(void **st)
 	o.vmm = vmm;
 	guard_watch(&g, &o);
 	bool deep = false;
-	uint64_t used = guard_usage(g.shared_fd, 0, &deep);
+	uint64_t used = guard_usage(g.shared_fd, 0, UINT64_MAX, &deep);
 	assert_false(deep);
 	if (used < 2000ULL * GUARD_ENTRY_MIN_BYTES)
 		fail_msg("2000 empty files counted as %llu bytes", (unsigned long long)used);
+	/* A walk stops once past what it is asked about: 101 entries of the
+	 * 2000 for a cap of 100 (the guest's count does not make it longer). */
+	used = guard_usage(g.shared_fd, 0, 100 * GUARD_ENTRY_MIN_BYTES, &deep);
+	if (used != 101ULL * GUARD_ENTRY_MIN_BYTES)
+		fail_msg("a walk for a cap of 100 entries counted %llu bytes, not 101 entries",
+			 (unsigned long long)used);
 	guard_check_shared(&g);
 	assert_true(atomic_load(&g.tripped));
 	assert_killed(vmm);

@@ -98,9 +98,10 @@ static int write_pod_json(struct global_opts *g, const char *id, const struct ch
 /* checkpoint --pod SANDBOX: every container of the pod is paused (frozen
  * together: the pod's loopback and IPC stay consistent between them), then
  * dumped into DIR/<id> while paused, members first; only once every image
- * directory is published are they all killed, members first. A failure
- * resumes them all and removes what was written: the pod runs on. DIR gets
- * pod.json, the order an engine restores them in (docs/pods.md). */
+ * directory is published are they all killed, members first, or with
+ * --leave-running resumed. A failure resumes them all and removes what was
+ * written: the pod runs on. DIR gets pod.json, the order an engine
+ * restores them in (docs/pods.md). */
 int checkpoint_pod(struct global_opts *g, const char *id, struct checkpoint_options *o,
 		   struct error **err)
 {
@@ -113,10 +114,8 @@ int checkpoint_pod(struct global_opts *g, const char *id, struct checkpoint_opti
 
 	if (!o->image_path)
 		return error_setx(err, EINVAL, "--pod needs --image-path");
-	if (o->leave_running || o->pre_dump || o->parent_path)
-		return error_setx(
-			err, EINVAL,
-			"--pod takes no --leave-running, --pre-dump or --parent-path yet");
+	if (o->pre_dump || o->parent_path)
+		return error_setx(err, EINVAL, "--pod takes no --pre-dump or --parent-path yet");
 	if ((r = container_load(g, id, &dir, &st, err)) < 0)
 		return r;
 	if ((r = pod_images_state_dir(g, dir, &sb_of, err)) < 0)
@@ -165,7 +164,10 @@ int checkpoint_pod(struct global_opts *g, const char *id, struct checkpoint_opti
 		(void)remove_tree(o->image_path, NULL); /* best effort: the error is reported */
 		return r;
 	}
+	/* --leave-running: each goes on as it was before (one the engine had
+	 * paused stays paused), as for one container. */
 	for (int i = 0; i < n; i++)
-		checkpoint_thaw_or_kill(g, ids[i], true);
+		if (!o->leave_running || paused[i])
+			checkpoint_thaw_or_kill(g, ids[i], !o->leave_running);
 	return 0;
 }

@@ -217,6 +217,9 @@ static int create_start_shim(struct global_opts *g, const char *id, const char *
 	}
 	if (pid == 0) {
 		close(fds[0]);
+		for (int i = 0; i < o->n_shim_drops; i++)
+			if (o->shim_drops[i] >= 0 && o->shim_drops[i] != fds[1])
+				close(o->shim_drops[i]);
 		struct shim_args a = {.g = g,
 				      .id = id,
 				      .dir = dir,

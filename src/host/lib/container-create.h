@@ -26,6 +26,12 @@ struct create_options {
 	const char *vmsnap_state;
 	int vmsnap_state_fd;
 	const char *vmsnap_key;
+	/* Descriptors of this process that the shim (a fork) must not keep:
+	 * restore's image directories, every container's of a pod (its VM
+	 * and its members' shims get them as /proc/<this pid>/fd/N paths,
+	 * opened before this process exits). Closed in the shim. */
+	const int *shim_drops;
+	int n_shim_drops;
 };
 
 /* Boots the container's VM through a new shim and creates the container,

@@ -25,24 +25,19 @@ static const char *const allowed[] = {
 	"tcp-established",
 	"tcp-close",
 	"skip-in-flight",
-	"tcp-skip-in-flight",
 	"ext-unix-sk",
 	"shell-job",
 	"file-locks",
 	"link-remap",
 	"evasive-devices",
 	"force-irmap",
-	"log-level",
 	"verbosity",
-	"v",
 	"timeout",
 	"weak-sysctls",
 	"file-validation",
-	"skip-file-rwx-check",
 	"enable-fs",
 	"auto-dedup",
 	"display-stats",
-	"ext-masters",
 	"enable-external-masters",
 	"enable-external-sharing",
 	NULL,
@@ -91,6 +86,13 @@ static const struct {
 	{"tls-key", "CRIU runs in the VM with no page server"},
 	{"lsm-profile", "no LSM runs in the guest"},
 	{"lsm-mount-context", "no LSM runs in the guest"},
+	/* Not options of the guest's CRIU 3.17 (its --help and option
+	 * table): CRIU would stop before writing its log. */
+	{"log-level", "the guest's CRIU 3.17 has no such option; use 'verbosity'"},
+	{"v", "the guest's CRIU 3.17 reads only long options from a config file; use 'verbosity'"},
+	{"tcp-skip-in-flight", "the guest's CRIU 3.17 has no such option; use 'skip-in-flight'"},
+	{"skip-file-rwx-check", "the guest's CRIU 3.17 has no such option (CRIU 4.0 added it)"},
+	{"ext-masters", "the guest's CRIU 3.17 has no such option; use 'enable-external-masters'"},
 };
 
 static bool in(const char *const *list, const char *s)

@@ -223,8 +223,12 @@ static int restore_images(struct global_opts *g, const char *id, const char *dir
 	int r = images_verify(dir, &lim, &chain, err);
 	if (r == 0) {
 		o->restore = &chain;
+		o->shim_drops = chain.fds; /* the shim shares dirs[] */
+		o->n_shim_drops = chain.n;
 		r = container_create(g, id, o, shim, err);
 		o->restore = NULL;
+		o->shim_drops = NULL;
+		o->n_shim_drops = 0;
 	}
 	images_chain_free(&chain);
 	return r;
@@ -507,11 +511,21 @@ static int pod_restore(struct global_opts *g, const char *id, const char *dir,
 		r = error_set(err, errno, "image directory %s", dir);
 	if (r == 0)
 		r = pod_verify_all(g, dfd, dir, &m, chains, sts, err);
+	/* Every container's directories, and the pod's: no shim keeps them
+	 * (each uses its own as /proc/<this pid>/fd/N, opened while this
+	 * process waits for its report). */
+	int drops[POD_RESTORE_MAX * COCOON_MAX_CHAIN + 1], n_drops = 0;
+	for (int i = 0; r == 0 && i < m.n; i++)
+		for (int k = 0; k < chains[i].n; k++)
+			drops[n_drops++] = chains[i].fds[k];
+	drops[n_drops++] = dfd;
 	for (int i = 0; r == 0 && i < m.n; i++) {
 		struct create_options one = *o;
 		one.bundle = bundle[i];
 		one.criu = &criu[i];
 		one.pod_sandbox = i ? id : NULL;
+		one.shim_drops = drops;
+		one.n_shim_drops = n_drops;
 		if ((r = pod_restore_one(g, dfd, dir, m.ids[i], &chains[i], &sts[i], &one, err)) ==
 		    0)
 			done++;

@@ -64,14 +64,19 @@ void guard_check_console(struct sandbox_guard *g)
 	cap_vfs_logs(g);
 }
 
-uint64_t guard_usage(int dirfd, int depth, bool *too_deep)
+uint64_t guard_usage(int dirfd, int depth, uint64_t enough, bool *too_deep)
 {
 	_cleanup_closedir_ DIR *d = safefs_opendir(dirfd);
 	struct dirent *de;
 	uint64_t sum = 0;
 	if (!d)
 		return 0;
-	while ((de = readdir(d))) {
+	/* Past ENOUGH the answer is known: a walk visits at most
+	 * ENOUGH / GUARD_ENTRY_MIN_BYTES + 1 entries, however many the
+	 * guest made (a guest making empty files without end made every
+	 * walk, twice a second, as long as what it had made, and the trip
+	 * waited for the walk). */
+	while (sum <= enough && (de = readdir(d))) {
 		struct stat st;
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
 		    fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
@@ -90,8 +95,8 @@ uint64_t guard_usage(int dirfd, int depth, bool *too_deep)
 		}
 		_cleanup_close_ int sub =
 			openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (sub >= 0)
-			sum += guard_usage(sub, depth + 1, too_deep);
+		if (sub >= 0 && sum <= enough)
+			sum += guard_usage(sub, depth + 1, enough - sum, too_deep);
 	}
 	return sum;
 }
@@ -101,7 +106,7 @@ void guard_check_shared(struct sandbox_guard *g)
 	if (g->shared_fd < 0 || atomic_load(&g->tripped))
 		return;
 	bool too_deep = false;
-	uint64_t used = guard_usage(g->shared_fd, 0, &too_deep);
+	uint64_t used = guard_usage(g->shared_fd, 0, g->o.shared_cap, &too_deep);
 	if (used <= g->o.shared_cap && !too_deep)
 		return;
 	atomic_store(&g->tripped, true);

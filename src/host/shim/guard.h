@@ -62,5 +62,8 @@ void guard_check_shared(struct sandbox_guard *g);
 /* The bytes stored below dirfd (st_blocks, at least GUARD_ENTRY_MIN_BYTES
  * an entry), not following symlinks, DEPTH levels below the shared
  * directory; sets *too_deep when a directory is GUARD_MAX_DEPTH levels
- * down (left uncounted). */
-uint64_t guard_usage(int dirfd, int depth, bool *too_deep);
+ * down (left uncounted). The walk stops once the sum passes ENOUGH (the
+ * cap: then it returns some sum over ENOUGH), so it visits at most
+ * ENOUGH / GUARD_ENTRY_MIN_BYTES + 1 entries in all, however many the
+ * guest made; UINT64_MAX: all. */
+uint64_t guard_usage(int dirfd, int depth, uint64_t enough, bool *too_deep);

@@ -2,6 +2,7 @@
  * kill, exec, ...), and the agent's events passed on to whoever waits. */
 #include "shim-control.h"
 #include "shim-checkpoint.h"
+#include "shim-forward.h"
 #include "shim-keeper.h"
 #include "shim-mirror.h"
 #include "shim-pod.h"
@@ -143,66 +144,30 @@ void shim_execs_finish(struct shim *s)
 	}
 }
 
-static void set_status(struct shim *s, enum container_status st)
-{
-	_cleanup_error_ struct error *err = NULL;
-	if (s->keeping)
-		return; /* its container stopped: the state is no longer ours */
-	s->st.status = st;
-	if (state_write(s->args->dir, &s->st, &err) < 0)
-		log_warning("container %s: %s", s->args->id, err->msg);
-}
-
 static void handle_exec(struct shim *s, struct shim_client *c, Cocoon__Request *req)
 {
 	_cleanup_error_ struct error *err = NULL;
-	struct shim_exec *e = NULL;
-	Cocoon__Response *resp = NULL;
 	uint64_t cid = req->id;
+	bool taken = false;
+	int execs = req->exec ? shim_forward_execs(s, req->exec->exec_id, &taken) : 0;
 
-	for (int i = 0; i < SHIM_MAX_EXECS && !e; i++)
-		if (!s->execs[i].used)
-			e = &s->execs[i];
-	if (!e || c->nfds != 3 || !req->exec || shim_find_exec(s, req->exec->exec_id)) {
-		error_setx(&err, e ? EINVAL : EAGAIN, "exec: %s",
-			   !e		  ? "too many execs"
-			   : c->nfds != 3 ? "stdio descriptors missing"
-					  : "exec id in use");
+	if (execs >= SHIM_MAX_EXECS || c->nfds != 3 || !req->exec || taken) {
+		error_setx(&err, execs >= SHIM_MAX_EXECS ? EAGAIN : EINVAL, "exec: %s",
+			   execs >= SHIM_MAX_EXECS ? "too many execs"
+			   : c->nfds != 3	   ? "stdio descriptors missing"
+						   : "exec id in use");
 		shim_reply_error(c->fd, cid, err);
 		return;
 	}
 	char *client_id = req->exec->id;
 	req->exec->id = (char *)s->args->id;
-	int r = agent_call(&s->sb.agent, req, &resp, SHIM_CALL_TIMEOUT_MS, &err);
+	shim_forward_start(s, c, req, cid); /* it takes c's stdio fds */
 	req->exec->id = client_id;
-	if (r < 0) {
-		shim_reply_error(c->fd, cid, err);
-		return;
-	}
-	e->used = true;
-	snprintf(e->exec_id, sizeof(e->exec_id), "%s", req->exec->exec_id);
-	e->in = c->fds[0];
-	e->out = c->fds[1];
-	e->err = c->fds[2];
-	e->client_fd = c->fd;
-	c->nfds = 0;
-	/* The exec's pty on the host: the engine's (its master went to the
-	 * engine's --console-socket) or the terminal of `cocoon exec` itself. */
-	if (req->exec->process && req->exec->process->terminal)
-		console_watch_init(&e->tty, e->out, req->exec->process->console_size);
-	shim_sink_open(&e->out_sink, e->out, e->exec_id, COCOON__OUTPUT_STREAM__OUTPUT_STDOUT);
-	shim_sink_open(&e->err_sink, e->err, e->exec_id, COCOON__OUTPUT_STREAM__OUTPUT_STDERR);
-	(void)fcntl(e->in, F_SETFL,
-		    fcntl(e->in, F_GETFL) | O_NONBLOCK); /* cannot fail on an open fd */
-	resp->id = cid;
-	shim_send_to_client(c->fd, resp);
-	cocoon__response__free_unpacked(resp, NULL);
 }
 
 static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Request *req)
 {
 	_cleanup_error_ struct error *err = NULL;
-	Cocoon__Response *resp = NULL;
 	uint64_t cid = req->id;
 	char **id_slot = NULL;
 
@@ -280,60 +245,10 @@ static void handle_request(struct shim *s, struct shim_client *c, Cocoon__Reques
 	 * reach the shim of their own container anyway. */
 	char *client_id = *id_slot;
 	*id_slot = (char *)s->args->id;
-	bool sigkill =
-		req->body_case == COCOON__REQUEST__BODY_SIGNAL && req->signal->signal == SIGKILL;
-	int r = agent_call(&s->sb.agent, req, &resp,
-			   sigkill ? shim_kill_ack_ms(s) : SHIM_CALL_TIMEOUT_MS, &err);
+	shim_forward_start(s, c, req, cid);
 	*id_slot = client_id;
-	if (r == -ETIMEDOUT && sigkill && shim_kill_unanswered(s, err)) {
-		Cocoon__Response ok = COCOON__RESPONSE__INIT;
-		Cocoon__SignalReply done = COCOON__SIGNAL_REPLY__INIT;
-		ok.id = cid;
-		ok.body_case = COCOON__RESPONSE__BODY_SIGNAL;
-		ok.signal = &done;
-		shim_send_to_client(c->fd, &ok);
-		return;
-	}
 	if (req->body_case == COCOON__REQUEST__BODY_START)
-		req->start->network = NULL;
-	/* The thaw after a checkpoint whose images could not be published:
-	 * the container runs on. */
-	if (req->body_case == COCOON__REQUEST__BODY_PAUSE)
-		shim_checkpoint_unhold(s);
-	if (r < 0) {
-		shim_reply_error(c->fd, cid, err);
-		return;
-	}
-	if (req->body_case == COCOON__REQUEST__BODY_START)
-		set_status(s, STATUS_RUNNING);
-	else if (req->body_case == COCOON__REQUEST__BODY_PAUSE)
-		set_status(s, req->pause->resume ? STATUS_RUNNING : STATUS_PAUSED);
-	resp->id = cid;
-	shim_send_to_client(c->fd, resp);
-	cocoon__response__free_unpacked(resp, NULL);
-}
-
-int shim_kill_ack_ms(const struct shim *s)
-{
-	return (int)s->args->g->cfg.channel_send_timeout_ms;
-}
-
-bool shim_kill_unanswered(struct shim *s, const struct error *err)
-{
-	/* Not a pod member's shim (its VM is its pod's) nor a sandbox whose
-	 * members run: there the VM is not this container's to end. */
-	if (s->args->pod || shim_members_left(s) > 0 || s->keeping)
-		return false;
-	log_warning("container %s: %s; its VM is stopped instead (SIGKILL of QEMU after %d ms, "
-		    "limits.channel_send_timeout_ms)",
-		    s->args->id, err ? err->msg : "the agent did not answer the kill",
-		    shim_kill_ack_ms(s));
-	s->exited = true;
-	s->exit_code = 128 + SIGKILL;
-	/* The teardown asks the agent nothing more (it answers nothing) and
-	 * ends QEMU at once. */
-	s->kill_unanswered = true;
-	return true;
+		req->start->network = NULL; /* s->net's */
 }
 
 static void client_close(struct shim *s, struct shim_client *c)

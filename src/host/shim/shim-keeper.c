@@ -18,7 +18,7 @@
  * sees the pair close and kills the container in the guest (members run
  * on). A killed member's shim: the keeper kills that container. */
 #include "shim-keeper.h"
-#include "shim-pod.h"
+#include "shim-forward.h"
 #include "cleanup.h"
 #include "log.h"
 #include "paths.h"
@@ -54,14 +54,6 @@ bool shim_wants_keeper(const struct shim_args *a)
 	if (knob && strcmp(knob, "off") == 0)
 		return false;
 	return !a->pod && !a->vmsnap && !a->vmsnap_state && pod_may_host_members(a->bundle);
-}
-
-int shim_members_left(const struct shim *s)
-{
-	int n = 0;
-	for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
-		n += s->clients[i].fd >= 0 && s->clients[i].member[0];
-	return n;
 }
 
 static void null_stdio(void)

@@ -16,9 +16,6 @@ bool shim_wants_keeper(const struct shim_args *a);
  * fork failed (then the shim goes on alone). */
 int shim_keeper_fork(struct shim *s);
 
-/* The number of members whose shims are connected. */
-int shim_members_left(const struct shim *s);
-
 /* The container ended (or its shim was killed) while members still run:
  * its state says stopped, the shim exits with its status, the engine's
  * stdio is let go, and the keeper serves the members on (s->keeping). */

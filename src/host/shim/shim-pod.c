@@ -1,6 +1,6 @@
 /* Pods: the sandbox's shim serves the requests of its members' shims. */
 #include "shim-pod.h"
-#include "shim-checkpoint.h"
+#include "shim-forward.h"
 #include "log.h"
 #include "shim-state.h"
 #include "agent-client.h"
@@ -24,9 +24,6 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
-
-/* How long a new member waits for a killed member of the same id to end. */
-#define MEMBER_GONE_WAIT_MS 5000
 
 /* Where a request names its container. */
 static char **request_id_slot(Cocoon__Request *req)
@@ -168,228 +165,12 @@ static const Cocoon__ContainerSpec *joining_spec(const Cocoon__Request *req)
 	return NULL;
 }
 
-static struct shim_client *client_of_fd(struct shim *s, int fd)
-{
-	for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
-		if (fd >= 0 && s->clients[i].fd == fd)
-			return &s->clients[i];
-	return NULL;
-}
-
-/* A member's create or restore that failed: the connection speaks for no
- * container again. */
-static void member_unregister(struct shim_client *c)
-{
-	c->member[0] = 0;
-	c->member_mib = 0;
-}
-
-/* The requests that make a connection speak for a container. */
-static bool joining_kind(Cocoon__Request__BodyCase kind)
-{
-	return kind == COCOON__REQUEST__BODY_CREATE || kind == COCOON__REQUEST__BODY_RESTORE;
-}
-
-/* A free slot for a request of member connection C (NULL: none asked,
- * shim_member_gone's kill), or NULL with *ERR set: one long request of a
- * kind at a time per member, and at most SHIM_MEMBER_INFLIGHT in all, so a
- * guest that swallows one member's requests leaves the others their room. */
-static struct shim_forward *forward_slot(struct shim *s, const struct shim_client *c,
-					 Cocoon__Request__BodyCase kind, struct error **err)
-{
-	struct shim_forward *f = NULL;
-	bool long_kind = joining_kind(kind) || kind == COCOON__REQUEST__BODY_CHECKPOINT;
-	int mine = 0;
-	for (int i = 0; i < SHIM_MAX_FORWARDS; i++) {
-		const struct shim_forward *x = &s->fwd[i];
-		if (!x->active) {
-			f = f ? f : &s->fwd[i];
-			continue;
-		}
-		if (!c || x->client_fd != c->fd)
-			continue;
-		mine++;
-		if (long_kind && x->kind == kind) {
-			error_setx(err, EBUSY, "%s %s: another one is in progress",
-				   proto_request_name(kind), c->member);
-			return NULL;
-		}
-	}
-	if (c && mine >= SHIM_MEMBER_INFLIGHT) {
-		error_setx(err, EBUSY,
-			   "%s %s: %d requests of this container are still waiting for the "
-			   "agent's answer",
-			   proto_request_name(kind), c->member, mine);
-		return NULL;
-	}
-	if (!f)
-		error_setx(err, EBUSY, "%s %s: the pod's keeper has %d requests in flight",
-			   proto_request_name(kind), c ? c->member : "", SHIM_MAX_FORWARDS);
-	return f;
-}
-
-/* Sends a member's request on and returns: the keeper serves the pod's
- * other containers until its reply comes (shim_forward_reply), or its
- * deadline passes (shim_forward_check_deadlines). CRIU runs for seconds
- * to minutes, and a guest may never answer at all: a request the keeper
- * waited for (agent_call) would hold every container of the pod for its
- * whole timeout, and a guest that swallowed each member's stats ask, one a
- * second, would hold it for good. */
-static void forward_start(struct shim *s, struct shim_client *c, Cocoon__Request *req, uint64_t cid)
-{
-	_cleanup_error_ struct error *err = NULL;
-	bool joining = joining_kind(req->body_case);
-	bool long_kind = joining || req->body_case == COCOON__REQUEST__BODY_CHECKPOINT;
-	struct shim_forward *f = forward_slot(s, c, req->body_case, &err);
-	int64_t id = f ? agent_send_request(&s->sb.agent, req, &err) : -1;
-	if (id < 0) {
-		if (joining)
-			member_unregister(c);
-		shim_reply_error(c->fd, cid, err);
-		return;
-	}
-	const Cocoon__UpdateRequest *u = req->update;
-	bool sets_memory =
-		req->body_case == COCOON__REQUEST__BODY_UPDATE && u->set_memory && u->resources;
-	*f = (struct shim_forward){
-		.active = true,
-		.kind = req->body_case,
-		.agent_id = (uint64_t)id,
-		.client_req_id = cid,
-		.client_fd = c->fd,
-		.deadline_ms = now_ms() + (long_kind ? SHIM_CHECKPOINT_TIMEOUT_MS
-						     : SHIM_MEMBER_CALL_TIMEOUT_MS),
-		.update_mib = sets_memory ? shim_mib_of(u->resources->memory_limit) : -1};
-	snprintf(f->member, sizeof(f->member), "%s", c->member);
-	agent_progress_start(&f->progress);
-	if (req->body_case == COCOON__REQUEST__BODY_CHECKPOINT && req->checkpoint->checkpoint_id)
-		snprintf(f->ckid, sizeof(f->ckid), "%s", req->checkpoint->checkpoint_id);
-}
-
-/* Container id was sent its SIGKILL: its late events are dropped until
- * its exit (shim_find_departing). */
-static void departing_add(struct shim *s, const char *id)
-{
-	for (int i = 0; i < SHIM_MAX_CLIENTS; i++) {
-		if (!s->departing[i][0]) {
-			snprintf(s->departing[i], sizeof(s->departing[i]), "%s", id);
-			break;
-		}
-	}
-}
-
-void shim_forward_reply(struct shim *s, struct shim_forward *f, const Cocoon__Response *r)
-{
-	_cleanup_error_ struct error *err = NULL;
-	struct shim_client *c = client_of_fd(s, f->client_fd);
-	f->active = false;
-	if (f->gone_kill) {
-		/* Refused (no such container: it had ended and been freed):
-		 * no exit will come, nothing departs. */
-		char *gone = shim_find_departing(s, f->member);
-		if (gone && agent_check_reply(&s->sb.agent, f->kind, r, NULL) < 0)
-			gone[0] = 0;
-		return;
-	}
-	if (agent_check_reply(&s->sb.agent, f->kind, r, &err) < 0) {
-		if (c && joining_kind(f->kind))
-			member_unregister(c);
-		shim_reply_error(f->client_fd, f->client_req_id, err);
-		return;
-	}
-	/* A member's create or restore succeeded in the guest after its
-	 * shim went away (killed mid-create): nobody owns that container,
-	 * so it goes; its late events are dropped with the departing id. */
-	if (!c && joining_kind(f->kind)) {
-		shim_member_gone(s, f->member);
-		return;
-	}
-	if (c && f->update_mib >= 0)
-		c->member_mib = f->update_mib;
-	Cocoon__Response out = *r;
-	out.id = f->client_req_id;
-	shim_send_to_client(f->client_fd, &out);
-}
-
-/* ms until forward F is given up on: its deadline, or for a checkpoint
- * or restore, the silence bound if that comes first. */
-static long long forward_left(struct shim *s, const struct shim_forward *f)
-{
-	if (f->kind == COCOON__REQUEST__BODY_CHECKPOINT)
-		return shim_checkpoint_left(s, &f->progress, f->deadline_ms);
-	long long left = f->deadline_ms - now_ms();
-	int limit = shim_silence_ms(s);
-	if (f->kind != COCOON__REQUEST__BODY_RESTORE || limit <= 0)
-		return left;
-	long long quiet = agent_progress_left(&f->progress, limit);
-	return quiet < left ? quiet : left;
-}
-
-/* The error of forward F given up on. */
-static void forward_given_up(struct shim *s, const struct shim_forward *f, struct error **err)
-{
-	int limit = shim_silence_ms(s);
-	if (f->kind == COCOON__REQUEST__BODY_CHECKPOINT)
-		(void)shim_checkpoint_given_up(s, &f->progress, f->deadline_ms,
-					       err); /* always -ETIMEDOUT: *err is the answer */
-	else if (f->kind == COCOON__REQUEST__BODY_RESTORE && limit > 0 && now_ms() < f->deadline_ms)
-		(void)agent_progress_silence_error(&f->progress, "restore", limit,
-						   err); /* always -ETIMEDOUT: *err is the answer */
-	else
-		error_setx(err, ETIMEDOUT, "%s %s: the agent did not answer within %lld ms",
-			   proto_request_name(f->kind), f->member,
-			   joining_kind(f->kind) ? (long long)SHIM_CHECKPOINT_TIMEOUT_MS
-						 : (long long)SHIM_MEMBER_CALL_TIMEOUT_MS);
-}
-
-int shim_forward_check_deadlines(struct shim *s)
-{
-	int next = -1;
-	for (int i = 0; i < SHIM_MAX_FORWARDS; i++) {
-		struct shim_forward *f = &s->fwd[i];
-		if (!f->active)
-			continue;
-		long long left = forward_left(s, f);
-		if (left > 0) {
-			if (left > INT32_MAX)
-				left = INT32_MAX;
-			next = next < 0 || left < next ? (int)left : next;
-			continue;
-		}
-		f->active = false;
-		if (f->gone_kill)
-			continue; /* nobody waits: the id stays departing */
-		_cleanup_error_ struct error *err = NULL;
-		struct shim_client *c = client_of_fd(s, f->client_fd);
-		if (c && joining_kind(f->kind))
-			member_unregister(c);
-		forward_given_up(s, f, &err);
-		shim_reply_error(f->client_fd, f->client_req_id, err);
-		/* A create's late reply finds no forward, as before; a
-		 * checkpoint's or a restore's is undone. */
-		if (f->kind == COCOON__REQUEST__BODY_CHECKPOINT ||
-		    f->kind == COCOON__REQUEST__BODY_RESTORE)
-			shim_abandon(s, f->kind, f->agent_id, f->member, f->ckid);
-	}
-	return next;
-}
-
-void shim_forward_undo(struct shim *s, const struct shim_abandoned *a, const Cocoon__Response *r)
-{
-	if (a->kind != COCOON__REQUEST__BODY_RESTORE || r->error != 0)
-		return; /* a failed restore left nothing in the guest */
-	log_warning(
-		"restore %s: the guest answered after the keeper had given up on it: the container it restored is killed",
-		a->container);
-	shim_member_gone(s, a->container);
-}
-
 void shim_handle_member_request(struct shim *s, struct shim_client *c, Cocoon__Request *req)
 {
 	_cleanup_error_ struct error *err = NULL;
 	char **slot = request_id_slot(req);
 	uint64_t cid = req->id; /* the agent's request gets an id of its own */
-	bool joining = joining_kind(req->body_case);
+	bool joining = shim_joining_kind(req->body_case);
 
 	if (!slot || !*slot) {
 		error_setx(&err, EOPNOTSUPP, "request not supported from a pod member");
@@ -419,33 +200,6 @@ void shim_handle_member_request(struct shim *s, struct shim_client *c, Cocoon__R
 	else if (shim_update_check(s, c, req, &err) < 0)
 		shim_reply_error(c->fd, cid, err);
 	else
-		forward_start(s, c, req, cid);
+		shim_forward_start(s, c, req, cid);
 	*slot = client_id;
-}
-
-/* A member's shim went away (its container ended, or delete --force): its
- * container must not outlive it in the VM. */
-void shim_member_gone(struct shim *s, const char *id)
-{
-	Cocoon__Request req;
-	Cocoon__SignalRequest sr;
-	/* Sent, not waited for (this may run in the channel's reply
-	 * callback, and a guest that swallowed it held the keeper 5 s per
-	 * member that left); its answer comes to shim_forward_reply. */
-	agent_signal_request(&req, &sr, id, SIGKILL, true);
-	int64_t aid = agent_send_request(&s->sb.agent, &req, NULL);
-	if (aid < 0)
-		return; /* the channel is gone, and the VM with it */
-	departing_add(s, id);
-	struct shim_forward *f = forward_slot(s, NULL, req.body_case, NULL);
-	if (!f)
-		return; /* its refusal is not seen: the id departs until its wait ends */
-	*f = (struct shim_forward){.active = true,
-				   .kind = req.body_case,
-				   .agent_id = (uint64_t)aid,
-				   .client_fd = -1,
-				   .deadline_ms = now_ms() + MEMBER_GONE_WAIT_MS,
-				   .update_mib = -1,
-				   .gone_kill = true};
-	snprintf(f->member, sizeof(f->member), "%s", id);
 }

@@ -144,3 +144,11 @@ bool shim_abandoned_take(struct shim *s, uint64_t agent_id, struct shim_abandone
 	}
 	return false;
 }
+
+int shim_members_left(const struct shim *s)
+{
+	int n = 0;
+	for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
+		n += s->clients[i].fd >= 0 && s->clients[i].member[0];
+	return n;
+}

@@ -22,21 +22,31 @@ struct shim_client {
 	int member_mib;	 /* that container's memory limit, MiB (0: none) */
 };
 
-/* A pod member's request that the keeper sent on without waiting for its
- * reply: every one (a guest that swallowed a member's stats ask, or its
- * pause, held the keeper in a wait, and with it every container of the
- * pod), not only the long ones (checkpoint, create, restore). The keeper
- * serves the pod meanwhile, and hands the reply on when it comes, or an
- * error at deadline_ms. */
+/* A request sent to the agent without waiting for its reply
+ * (shim-forward.c): a pod member's, which the keeper sends on, or one of
+ * the container's own. A guest that swallowed one (a member's stats ask,
+ * the sandbox's pause) held the shim in a wait, and with it every
+ * container of the pod. The shim serves everything meanwhile, and hands
+ * the reply on when it comes, or an error at deadline_ms. */
 struct shim_forward {
 	bool active;
+	bool own; /* for the shim's own container, not a member's */
 	Cocoon__Request__BodyCase kind;
 	uint64_t agent_id, client_req_id;
-	int client_fd; /* -1 once that member's shim went away (or none asked) */
+	int client_fd; /* -1 once the client went away (or none asked) */
+	int timeout_ms;
 	long long deadline_ms;
 	char member[65]; /* the container it is for */
-	int update_mib;	 /* UPDATE of the memory limit: the new one, MiB (-1: none) */
+	int update_mib;	 /* UPDATE of a member's memory limit: the new one, MiB (-1: none) */
 	bool gone_kill;	 /* the SIGKILL of a member whose shim went (shim_member_gone) */
+	bool sigkill;	 /* an own SIGNAL that is a SIGKILL (shim_kill_unanswered) */
+	bool resume;	 /* an own PAUSE that resumes */
+	/* An own EXEC: its stdio from the client (-1: none held) and what it
+	 * becomes once started (struct shim_exec). */
+	int exec_fds[3];
+	char exec_id[65];
+	bool exec_terminal, exec_has_size;
+	uint32_t exec_rows, exec_cols;
 	/* A checkpoint or restore: the agent's word of its progress, and the
 	 * checkpoint's ID (its images' directory in the shared one). */
 	struct agent_progress progress;
@@ -189,6 +199,9 @@ void shim_abandon(struct shim *s, Cocoon__Request__BodyCase kind, uint64_t agent
 /* When reply id AGENT_ID is to a request given up on: true, and *OUT is
  * that request (no longer recorded). */
 bool shim_abandoned_take(struct shim *s, uint64_t agent_id, struct shim_abandoned *out);
+
+/* The number of members whose shims are connected. */
+int shim_members_left(const struct shim *s);
 
 /* Bytes to MiB, rounded up. */
 static inline int shim_mib_of(uint64_t bytes)

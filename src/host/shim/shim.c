@@ -8,6 +8,7 @@
 #include "shim.h"
 #include "shim-checkpoint.h"
 #include "shim-control.h"
+#include "shim-forward.h"
 #include "shim-keeper.h"
 #include "shim-mirror.h"
 #include "shim-pod.h"
@@ -82,12 +83,6 @@ static bool stdin_may_read(struct shim *s, int *timeout)
 	return room;
 }
 
-static void forward_signal(struct shim *s, int sig)
-{
-	/* Best effort, as kill(2) of a process that is gone. */
-	(void)agent_signal(&s->sb.agent, s->args->id, sig, false, 5000, NULL);
-}
-
 static void handle_signals(struct shim *s)
 {
 	struct signalfd_siginfo si;
@@ -101,7 +96,7 @@ static void handle_signals(struct shim *s)
 			continue;
 		}
 		if (s->st.status == STATUS_RUNNING || s->st.status == STATUS_PAUSED)
-			forward_signal(s, (int)si.ssi_signo);
+			shim_forward_signal(s, (int)si.ssi_signo);
 	}
 }
 
@@ -450,6 +445,7 @@ void shim_main(struct shim_args *a)
 		drop_caller_stdio(s.tty.fd);
 	report(a->ready_fd, "OK");
 	shim_loop(&s);
+	shim_forward_end_own(&s);
 	/* Members of its pod still run: the VM stays until they are gone. */
 	if (s.keeper && !s.agent_gone && shim_members_left(&s) > 0) {
 		shim_keeper_hand_off(&s);

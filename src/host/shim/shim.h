@@ -18,17 +18,18 @@
 #define SHIM_MAX_CLIENTS (SHIM_MAX_CONTROL + POD_MAX_MEMBERS)
 #define SHIM_MAX_EXECS 16
 #define SHIM_CALL_TIMEOUT_MS 30000
-/* A pod member's requests the keeper has sent on and not yet had answered
- * (shim-pod.c): at most SHIM_MEMBER_INFLIGHT per member, so that a guest
- * that swallows one member's requests cannot take the slots of the others
+/* Requests sent to the agent and not yet answered (shim-forward.c): at
+ * most SHIM_FORWARD_INFLIGHT per connection (a pod member's shim, or a
+ * command asking for the container's own), so that a guest that swallows
+ * one container's requests cannot take the slots of the others
  * (SHIM_MAX_FORWARDS holds every connection's share). */
-#define SHIM_MEMBER_INFLIGHT 4
-#define SHIM_MAX_FORWARDS (SHIM_MAX_CLIENTS * SHIM_MEMBER_INFLIGHT)
-/* How long the keeper waits for the agent's answer to a member's short
- * request (kill, pause, exec, ps, stats, update): less than the member's
- * shim waits for the keeper (SHIM_CALL_TIMEOUT_MS), so its caller gets
- * the keeper's error, which names the request. */
-#define SHIM_MEMBER_CALL_TIMEOUT_MS (SHIM_CALL_TIMEOUT_MS - 2000)
+#define SHIM_FORWARD_INFLIGHT 4
+#define SHIM_MAX_FORWARDS (SHIM_MAX_CLIENTS * SHIM_FORWARD_INFLIGHT)
+/* How long the VM's owner waits for the agent's answer to a short request
+ * (kill, pause, exec, ps, stats, update) of a member or of its own
+ * container: less than the caller waits for the shim (SHIM_CALL_TIMEOUT_MS),
+ * so that the caller gets the shim's error, which names the request. */
+#define SHIM_FORWARD_TIMEOUT_MS (SHIM_CALL_TIMEOUT_MS - 2000)
 /* A checkpoint of a large container takes a while under TCG. */
 #define SHIM_CHECKPOINT_TIMEOUT_MS (15 * 60 * 1000)
 
