@@ -10,11 +10,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "accel.h"
+#include "network.h"
 #include "template.h"
 
 static char dir[] = "/tmp/cocoon-test-template.XXXXXX";
@@ -261,6 +267,124 @@ static void test_host_cpu_is_in_the_key_under_kvm(void **state)
 	free(ka2);
 }
 
+/* NICs are in the template by their number: a VM with one and a VM with
+ * two (or none) have other templates; VMs with the same number share one
+ * whatever their taps and their engines' MACs, which the key holds as
+ * network_placeholder_mac's, the MACs every VM of the template has. */
+static void test_nic_count_is_the_key_not_the_macs(void **state)
+{
+	(void)state;
+	static const int fds_a[] = {7, 8}, fds_b[] = {12, 13};
+	static const char *const macs_a[] = {"52:54:00:aa:00:01", "52:54:00:aa:00:02"},
+				 *const macs_b[] = {"0e:11:22:33:44:55", "0e:11:22:33:44:66"};
+	struct vm_spec none = base_spec(), one_a = base_spec(), one_b = base_spec(),
+		       two_a = base_spec(), two_b = base_spec();
+	one_a.net_fds = two_a.net_fds = fds_a;
+	one_a.net_macs = two_a.net_macs = macs_a;
+	one_b.net_fds = two_b.net_fds = fds_b;
+	one_b.net_macs = two_b.net_macs = macs_b;
+	one_a.n_nets = one_b.n_nets = 1;
+	two_a.n_nets = two_b.n_nets = 2;
+	char *k0 = key_of(&none), *k1a = key_of(&one_a), *k1b = key_of(&one_b),
+	     *k2a = key_of(&two_a), *k2b = key_of(&two_b);
+	assert_string_equal(k1a, k1b);
+	assert_string_equal(k2a, k2b);
+	assert_string_not_equal(k0, k1a);
+	assert_string_not_equal(k1a, k2a);
+	assert_null(strstr(k0, "virtio-net-device"));
+	/* The placeholders, in order, and none of the engines' MACs. */
+	assert_string_equal(network_placeholder_mac(0), "02:63:63:00:00:01");
+	assert_string_equal(network_placeholder_mac(1), "02:63:63:00:00:02");
+	assert_null(network_placeholder_mac(NET_MAX_INTERFACES));
+	const char *m0 = strstr(k2a, "mac=02:63:63:00:00:01"),
+		   *m1 = strstr(k2a, "mac=02:63:63:00:00:02");
+	assert_non_null(m0);
+	assert_non_null(m1);
+	assert_true(m0 < m1);
+	assert_null(strstr(k1a, "mac=02:63:63:00:00:02"));
+	assert_null(strstr(k2a, "52:54:00"));
+	assert_null(strstr(k2b, "0e:11"));
+	/* More NICs than a VM can carry: no template. */
+	struct vm_spec many = base_spec();
+	static const int fds5[] = {3, 4, 5, 6, 7};
+	static const char *const macs5[] = {"02:00:00:00:00:01", "02:00:00:00:00:02",
+					    "02:00:00:00:00:03", "02:00:00:00:00:04",
+					    "02:00:00:00:00:05"};
+	many.net_fds = fds5;
+	many.net_macs = macs5;
+	many.n_nets = 5;
+	char *key = NULL;
+	struct error *err = NULL;
+	assert_true(template_key(&many, &key, &err) < 0);
+	assert_non_null(strstr(err->msg, "5 network devices"));
+	error_free(&err);
+	free(k0);
+	free(k1a);
+	free(k1b);
+	free(k2a);
+	free(k2b);
+}
+
+/* A template's build gives its VM taps made as every VM's are (so the saved
+ * virtio-net state loads over a container's taps), down, in a namespace
+ * of their own; the builder stays in its own. Needs CAP_SYS_ADMIN (root). */
+static void test_template_taps_are_down_in_a_namespace_of_their_own(void **state)
+{
+	(void)state;
+	struct stat mine, after, theirs;
+	int fds[2];
+	struct error *err = NULL;
+	assert_int_equal(stat("/proc/self/ns/net", &mine), 0);
+	int r = network_scratch_taps(2, fds, &err);
+	if (r == -EPERM) {
+		print_message("skipped: a network namespace needs CAP_SYS_ADMIN (%s)\n", err->msg);
+		error_free(&err);
+		skip();
+	}
+	if (r < 0)
+		fail_msg("network_scratch_taps: %s", err ? err->msg : "?");
+	assert_int_equal(stat("/proc/self/ns/net", &after), 0);
+	assert_int_equal(mine.st_ino, after.st_ino);
+	int ns = ioctl(fds[0], TUNGETDEVNETNS);
+	assert_true(ns >= 0);
+	assert_int_equal(fstat(ns, &theirs), 0);
+	assert_int_not_equal(theirs.st_ino, mine.st_ino);
+	for (int i = 0; i < 2; i++) {
+		struct ifreq ifr = {0};
+		char name[IF_NAMESIZE];
+		snprintf(name, sizeof(name), "cctap%d", i);
+		assert_int_equal(ioctl(fds[i], TUNGETIFF, &ifr), 0);
+		assert_string_equal(ifr.ifr_name, name);
+		assert_int_equal(ifr.ifr_flags & (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR),
+				 IFF_TAP | IFF_NO_PI | IFF_VNET_HDR);
+		int other = ioctl(fds[i], TUNGETDEVNETNS);
+		struct stat st;
+		assert_int_equal(fstat(other, &st), 0);
+		assert_int_equal(st.st_ino, theirs.st_ino);
+		close(other);
+	}
+	/* Down, seen from inside their namespace. */
+	int back = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	assert_int_equal(setns(ns, CLONE_NEWNET), 0);
+	int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct ifreq ifr = {0};
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "cctap1");
+	int got = sock >= 0 ? ioctl(sock, SIOCGIFFLAGS, &ifr) : -1;
+	assert_int_equal(setns(back, CLONE_NEWNET), 0);
+	assert_int_equal(got, 0);
+	assert_false(ifr.ifr_flags & IFF_UP);
+	close(sock);
+	close(back);
+	close(ns);
+	close(fds[0]);
+	close(fds[1]);
+	/* No more than a VM can have. */
+	int many[NET_MAX_INTERFACES + 1];
+	assert_true(network_scratch_taps(NET_MAX_INTERFACES + 1, many, &err) < 0);
+	assert_non_null(strstr(err->msg, "network devices"));
+	error_free(&err);
+}
+
 static void test_directory_is_named_by_the_key(void **state)
 {
 	(void)state;
@@ -286,6 +410,8 @@ int main(void)
 		cmocka_unit_test(test_virtiofs_rootfs_alone),
 		cmocka_unit_test(test_directory_is_named_by_the_key),
 		cmocka_unit_test(test_host_cpu_is_in_the_key_under_kvm),
+		cmocka_unit_test(test_nic_count_is_the_key_not_the_macs),
+		cmocka_unit_test(test_template_taps_are_down_in_a_namespace_of_their_own),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

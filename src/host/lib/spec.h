@@ -35,6 +35,7 @@ bool spec_wants_new_netns(const struct oci_bundle *b);
  * network in the reported pid's namespace after `create` (its
  * PostConfigureNetNS). The VM then boots with a NIC reserved for what the
  * engine puts there (network_reserve). Plain `ctr run` has no user
- * namespace and gets none: a VM with a NIC never starts from a VM template
- * (docs/networking.md, "configured after create"). */
+ * namespace and gets none: nothing would configure it, and with VM
+ * templates a VM with a NIC has a template of its own (docs/networking.md,
+ * "configured after create"). */
 bool spec_wants_late_network(const struct oci_bundle *b);

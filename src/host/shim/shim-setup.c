@@ -370,6 +370,11 @@ static int sandbox_setup(struct shim *s, struct sandbox_options *opts, struct er
 		opts->n_nets = 1;
 	}
 	r = sandbox_boot(&s->sb, &a->g->cfg, a->dir, opts, err);
+	/* A VM from a template has its NICs with placeholder MACs: the agent
+	 * finds each by its placeholder and gives it the engine's MAC. A
+	 * reserved NIC gets its own at start (network_adopt). */
+	if (r == 0 && s->sb.from_template)
+		r = network_placeholders(&s->net, err);
 	/* A whole-VM restore: QEMU has loaded the state (or failed to). The
 	 * shim lives as long as the container, and this descriptor kept the
 	 * checkpoint's vm.state, or the unnamed file vm.state.zst was

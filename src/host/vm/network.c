@@ -481,3 +481,73 @@ fail:
 	(void)set_tap_up(n, &n->reserved, false);
 	return r;
 }
+
+const char *network_placeholder_mac(int i)
+{
+	static const char *const macs[] = {NET_RESERVED_MAC, "02:63:63:00:00:02",
+					   "02:63:63:00:00:03", "02:63:63:00:00:04"};
+	_Static_assert(sizeof(macs) / sizeof(macs[0]) == NET_MAX_INTERFACES,
+		       "a placeholder MAC per interface");
+	return i >= 0 && i < NET_MAX_INTERFACES ? macs[i] : NULL;
+}
+
+/* network_scratch_taps' taps, made in the namespace the caller is in now. */
+static int scratch_taps_inside(int count, int *fds, struct error **err)
+{
+	struct network n = {0};
+	n.sk = nl_socket_alloc();
+	int r = n.sk ? nl_connect(n.sk, NETLINK_ROUTE) : -NLE_NOMEM;
+	if (r < 0)
+		r = network_nl_fail(err, r, "netlink socket");
+	for (int i = 0; r == 0 && i < count; i++) {
+		struct net_iface f = {.name = "a template NIC", .tap_fd = -1};
+		r = make_tap(&n, &f, (unsigned char)i, false, err);
+		fds[i] = f.tap_fd; /* open even when the tap failed: closed below */
+	}
+	if (n.sk)
+		nl_socket_free(n.sk);
+	return r;
+}
+
+int network_scratch_taps(int count, int *fds, struct error **err)
+{
+	if (count < 0 || count > NET_MAX_INTERFACES)
+		return error_setx(err, E2BIG, "%d network devices (at most %d)", count,
+				  NET_MAX_INTERFACES);
+	for (int i = 0; i < count; i++)
+		fds[i] = -1;
+	_cleanup_close_ int back = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (back < 0)
+		return error_set(err, errno, "/proc/self/ns/net");
+	/* The taps keep the namespace they were made in: the tun device's
+	 * socket holds a reference to it. */
+	if (unshare(CLONE_NEWNET) < 0)
+		return error_set(err, errno, "a network namespace for the template's taps");
+	int r = scratch_taps_inside(count, fds, err);
+	if (setns(back, CLONE_NEWNET) < 0 && r == 0)
+		r = error_set(err, errno, "return to the caller's network namespace");
+	if (r < 0)
+		for (int i = 0; i < count; i++) {
+			if (fds[i] >= 0)
+				close(fds[i]);
+			fds[i] = -1;
+		}
+	return r;
+}
+
+int network_placeholders(struct network *n, struct error **err)
+{
+	for (size_t i = 0; n->spec && i < n->spec->n_interfaces; i++) {
+		Cocoon__NetInterface *ifc = n->spec->interfaces[i];
+		const char *placeholder = network_placeholder_mac((int)i);
+		char *mac = placeholder ? strdup(placeholder) : NULL;
+		if (!mac)
+			return error_set(err, placeholder ? ENOMEM : E2BIG,
+					 "network: interface %zu", i);
+		/* "" is protobuf-c's own (network_spec_free). */
+		if (ifc->device_mac != protobuf_c_empty_string)
+			free(ifc->device_mac);
+		ifc->device_mac = mac;
+	}
+	return 0;
+}

@@ -36,8 +36,19 @@ struct net_iface {
 
 /* The placeholder MAC of a NIC the VM is booted with before the engine has
  * configured the namespace (network_reserve): locally administered,
- * unicast. The agent gives the device the engine's MAC at start. */
+ * unicast. The agent gives the device the engine's MAC at start. It is
+ * network_placeholder_mac(0) too. */
 #define NET_RESERVED_MAC "02:63:63:00:00:01"
+
+/* The MAC the VM's NIC i (0 <= i < NET_MAX_INTERFACES, else NULL) has until
+ * the agent gives it the engine's: 02:63:63:00:00:0<i+1>, locally
+ * administered and unicast. A reserved NIC has the first (NET_RESERVED_MAC);
+ * every NIC of a VM template has its own (template.c): virtio-net carries
+ * its MAC in the migrated device state, so a VM started from the template
+ * comes up with these whatever its command line says, and the agent sets
+ * the engine's MAC on each (NetInterface.device_mac, network_placeholders)
+ * before it configures the network (docs/performance.md, "VM templates"). */
+const char *network_placeholder_mac(int i);
 
 struct network {
 	struct nl_sock *sk; /* a netlink socket opened inside the namespace */
@@ -109,3 +120,21 @@ int network_reserve(struct network *n, const char *id, struct error **err);
  * id. On failure the redirects are removed again. 0 or a negative errno. */
 int network_adopt(struct network *n, const char *id, Cocoon__NetworkSpec **spec,
 		  struct error **err);
+
+/* For a VM template's build (template.c): count taps (at most
+ * NET_MAX_INTERFACES) for the template VM's NICs, made as every VM's are
+ * (make_tap: IFF_TAP | IFF_NO_PI | IFF_VNET_HDR; QEMU refuses to load a
+ * virtio-net state saved with a vnet header over a tap without one), down,
+ * in a new, empty network namespace that only they hold: nothing the
+ * template VM could send reaches any network, and nothing is named on the
+ * host. The caller stays in its own namespace. fds[0..count) are the
+ * caller's to close (O_CLOEXEC); the namespace goes with the last one. 0, or
+ * a negative errno with *err set (EPERM without CAP_SYS_ADMIN) and nothing
+ * left open. */
+int network_scratch_taps(int count, int *fds, struct error **err);
+
+/* The VM of n started from a VM template (sandbox.from_template): its NIC i
+ * has network_placeholder_mac(i), so each interface of n->spec gets that as
+ * its device_mac, by which the agent finds the device and gives it the
+ * engine's MAC. 0, or -ENOMEM with *err set. */
+int network_placeholders(struct network *n, struct error **err);

@@ -299,11 +299,12 @@ static int sandbox_boot_vm(struct sandbox *sb, const struct cocoon_config *cfg,
 	if (opts && opts->vmsnap &&
 	    (r = sandbox_vmsnap(sb, cfg, opts, &spec, &qmp, &key, timeout, err)) != 0)
 		return r < 0 ? r : 0;
-	/* virtiofs: QEMU 7.2 cannot migrate vhost-user-fs devices at all; for
-	 * network devices see template_shape(). */
+	/* virtiofs: QEMU 7.2 cannot migrate vhost-user-fs devices at all.
+	 * Network devices are in the template, by their number
+	 * (template_shape). */
 	bool rootfs_vfs = spec.rootfs_dir && cfg->rootfs_fs && strcmp(cfg->rootfs_fs, "9p") != 0;
 	if (!fake && cfg->vm_template && !(opts && (opts->cold_boot || opts->vmsnap)) &&
-	    strcmp(cfg->shared_fs, "9p") == 0 && !rootfs_vfs && spec.n_nets == 0 &&
+	    strcmp(cfg->shared_fs, "9p") == 0 && !rootfs_vfs &&
 	    boot_from_template(sb, cfg, &spec, timeout) == 0)
 		return 0;
 	return sandbox_cold_boot(sb, opts, &spec, timeout, err);

@@ -24,10 +24,12 @@ struct sandbox {
 	char accel[8];
 	struct vm vm;
 	struct agent_client agent;
-	long long boot_ms;  /* from VMM start to the first Pong */
-	int memory_mib;	    /* what the VM was given */
-	bool from_template; /* started from a VM template (template.c) */
-	bool vmsnap;	    /* booted for whole-VM checkpoints (vmsnap.h) */
+	long long boot_ms; /* from VMM start to the first Pong */
+	int memory_mib;	   /* what the VM was given */
+	/* Started from a VM template (template.c): its NICs have placeholder
+	 * MACs until the agent sets the engine's (network_placeholders). */
+	bool from_template;
+	bool vmsnap; /* booted for whole-VM checkpoints (vmsnap.h) */
 };
 
 struct sandbox_options {

@@ -13,10 +13,20 @@
  * A VM started from it maps memory privately, copy-on-write (share=off), and
  * loads state with -incoming: the guest carries on where the template
  * stopped, a second after its agent answered, with no share mounted. Its
- * per-VM backends (channel socket, share paths, console) are its own: only
- * the device set has to match, and that is in the key. The first request is
- * TemplateResume, which reseeds the guest's RNG, sets its clock and mounts
- * the shares (src/guest/template.c).
+ * per-VM backends (channel socket, share paths, console, taps) are its own:
+ * only the device set has to match, and that is in the key. The first
+ * request is TemplateResume, which reseeds the guest's RNG, sets its clock
+ * and mounts the shares (src/guest/template.c).
+ *
+ * NICs: a template has as many as its VMs, and their number is in the key.
+ * virtio-net carries its MAC in the migrated state, and the template's guest
+ * read it at boot, so every NIC of a template and of a VM started from it
+ * has a placeholder MAC (network_placeholder_mac): the agent gives each
+ * device the engine's MAC before it configures the network
+ * (NetInterface.device_mac, as for a reserved NIC). The template's own taps
+ * are down, in a namespace of their own (network_scratch_taps); its guest
+ * never brings its NICs up, so nothing derived from a MAC (an IPv6
+ * link-local address, its DAD) is in the saved state.
  *
  * A key that differs is never used: the directory name is a hash of the key
  * and the key file is compared in full, so a changed input means another
@@ -25,6 +35,7 @@
 #include "template.h"
 #include "accel.h"
 #include "cleanup.h"
+#include "network.h"
 #include "paths.h"
 #include "qmp.h"
 
@@ -50,6 +61,22 @@ static int qmp_ignore_shared(struct qmp *q, struct error **err)
 	return qmp_call(
 		q,
 		"{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":[{\"capability\":\"x-ignore-shared\",\"state\":true}]}}\n",
+		-1, NULL, err);
+}
+
+/* Once an incoming migration completes, QEMU announces every NIC: RARP
+ * frames from the MAC on its command line, then (virtio-net's
+ * GUEST_ANNOUNCE) a request to the guest to announce its addresses. A VM
+ * from a template would send its placeholder MAC onto the engine's network,
+ * every clone the same one, so bridges and switches would see one station
+ * move between ports; and the guest has no address to announce before the
+ * agent configures it. announce-rounds 0 sends neither (net/announce.c,
+ * qemu_announce_self; virtio_net_post_load_device). */
+static int qmp_no_announce(struct qmp *q, struct error **err)
+{
+	return qmp_call(
+		q,
+		"{\"execute\":\"migrate-set-parameters\",\"arguments\":{\"announce-rounds\":0}}\n",
 		-1, NULL, err);
 }
 
@@ -87,22 +114,33 @@ static char *find_in_path(const char *name)
 	return NULL;
 }
 
+/* The MACs every NIC of a template's VMs has (network_placeholder_mac). */
+static void placeholder_macs(const char *macs[NET_MAX_INTERFACES])
+{
+	for (int i = 0; i < NET_MAX_INTERFACES; i++)
+		macs[i] = network_placeholder_mac(i);
+}
+
 /* Each share's path as a placeholder: what differs between VMs of one
- * template is a QEMU backend; the devices, tags and order are the shape. */
+ * template is a QEMU backend; the devices, tags and order are the shape.
+ * So are the NICs, by their number: their taps are backends, and their MACs
+ * are the placeholders whatever spec says. */
 static int template_shape(const struct vm_spec *spec, char **line, struct error **err)
 {
 	static const char *const images[] = {"/I0", "/I1", "/I2", "/I3",
 					     "/I4", "/I5", "/I6", "/I7"};
+	static const int tap_fds[NET_MAX_INTERFACES] = {100, 101, 102, 103};
+	const char *macs[NET_MAX_INTERFACES];
 	struct vm_spec s = *spec;
 
 	if (spec->n_images_dirs > (int)ARRAY_SIZE(images))
 		return error_setx(err, E2BIG, "%d image directories", spec->n_images_dirs);
-	/* virtio-net keeps its MAC address in the migrated device state, and
-	 * the guest read it when the template booted: every clone would come
-	 * up with the template's address. Not supported yet (see
-	 * docs/performance.md, "VM templates"). */
-	if (spec->n_nets > 0)
-		return error_setx(err, EOPNOTSUPP, "no VM template for a VM with network devices");
+	if (spec->n_nets > NET_MAX_INTERFACES)
+		return error_setx(err, E2BIG, "%d network devices (at most %d)", spec->n_nets,
+				  NET_MAX_INTERFACES);
+	placeholder_macs(macs);
+	s.net_fds = tap_fds;
+	s.net_macs = macs;
 	s.channel_path = "/CHANNEL";
 	s.console_log = "/CONSOLE";
 	s.vmm_log = NULL;
@@ -285,9 +323,20 @@ static int build_in(const char *work, const struct vm_spec *spec, const char *ke
 	_cleanup_close_ int state_fd = open(state, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (state_fd < 0)
 		return error_set(err, errno, "create %s", state);
-	struct vm vm;
+	int taps[NET_MAX_INTERFACES];
+	const char *macs[NET_MAX_INTERFACES];
+	placeholder_macs(macs);
+	s.net_fds = taps;
+	s.net_macs = macs;
+	struct vm vm = {0};
 	struct agent_client agent = {.fd = -1};
-	int r = vm_start(&vm, &vm_backend_qemu, &s, err);
+	int r = network_scratch_taps(spec->n_nets, taps, err);
+	if (r < 0)
+		return r;
+	r = vm_start(&vm, &vm_backend_qemu, &s, err);
+	/* QEMU has its own copies of the taps now. */
+	for (int i = 0; i < spec->n_nets; i++)
+		close(taps[i]);
 	if (r == 0) {
 		int fd = vm_wait_socket(&vm, chan, VM_SOCKET_TIMEOUT_MS, err);
 		r = fd < 0 ? fd : agent_client_init(&agent, fd, err);
@@ -410,7 +459,10 @@ int template_start(struct vm *vm, struct agent_client *agent, const struct vm_sp
 	_cleanup_close_ int state_fd = open(state, O_RDONLY | O_CLOEXEC);
 	if (state_fd < 0)
 		return error_set(err, errno, "open %s", state);
+	const char *macs[NET_MAX_INTERFACES];
+	placeholder_macs(macs);
 	struct vm_spec s = *spec;
+	s.net_macs = macs; /* the template's: the loaded state has them anyway */
 	s.memory_file = mem;
 	s.memory_shared = false;
 	s.incoming_fd = state_fd;
@@ -424,6 +476,8 @@ int template_start(struct vm *vm, struct agent_client *agent, const struct vm_sp
 	r = qmp_connect(&q, vm, qmp_path, err);
 	if (r == 0)
 		r = qmp_ignore_shared(&q, err);
+	if (r == 0 && spec->n_nets > 0)
+		r = qmp_no_announce(&q, err);
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd),
 		 "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"fd:%d\"}}\n",

@@ -19,7 +19,10 @@ int template_dir_for(const char *base, const char *key, char **dir, struct error
 int template_build(const char *base, const struct vm_spec *spec, const char *key, const char *dir,
 		   int timeout_ms, struct error **err);
 /* Starts a VM for spec from the template in dir and resumes its agent on
- * the channel; the agent is ready when this returns 0. */
+ * the channel; the agent is ready when this returns 0. Its NICs, on
+ * spec's taps, have the template's placeholder MACs whatever spec->net_macs
+ * says (network_placeholder_mac): the caller has the agent give each the
+ * engine's MAC (network_placeholders). */
 int template_start(struct vm *vm, struct agent_client *agent, const struct vm_spec *spec,
 		   const char *dir, const char *qmp_path, int timeout_ms, struct error **err);
 /* A VM started from a saved state (a template, or with WHOLE_VM a whole-VM
