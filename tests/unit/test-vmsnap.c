@@ -12,8 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "accel.h"
@@ -371,6 +374,87 @@ static void test_qmp_events_are_not_replies(void **state)
 	close(sv[1]);
 }
 
+/* A stand-in for virtiofsd: holds a memfd (as virtiofsd holds the guest's
+ * memory) and the file at path (deleted once open when deleted), in the
+ * process itself or, as virtiofsd's sandbox does, in a child it forks.
+ * Returns once it holds them; *pid is the process to give the VM. */
+static pid_t fake_virtiofsd(const char *path, bool deleted, bool in_child)
+{
+	int ready[2];
+	assert_int_equal(pipe(ready), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(ready[0]);
+		/* A group of its own: end_fake kills the sandbox's child too. */
+		(void)setpgid(0, 0);
+		if (in_child && fork() != 0) {
+			for (;;)
+				pause();
+		}
+		int m = memfd_create("memory-backend-memfd", MFD_CLOEXEC);
+		int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (m < 0 || f < 0 || (deleted && unlink(path) < 0))
+			_exit(1);
+		if (write(ready[1], "x", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(ready[1]);
+	char c;
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	close(ready[0]);
+	return pid;
+}
+
+static void end_fake(pid_t pid)
+{
+	kill(-pid, SIGKILL); /* its group: an in_child fake's child too */
+	waitpid(pid, NULL, 0);
+}
+
+/* A whole-VM checkpoint refuses, before anything is saved, a VM whose
+ * virtiofsd holds a deleted file of a share (find-paths cannot hand it
+ * over: the restored container got EIO on it); a file that is still
+ * there, and the guest's memory (a memfd), do not count. */
+static void test_deleted_files_held_by_virtiofsd(void **state)
+{
+	(void)state;
+	char kept[300], gone[300], gone2[300];
+	snprintf(kept, sizeof(kept), "%s/kept", dir);
+	snprintf(gone, sizeof(gone), "%s/keep-me-deleted", dir);
+	snprintf(gone2, sizeof(gone2), "%s/in-the-sandbox", dir);
+	struct vm vm = {0};
+	struct error *err = NULL;
+
+	vm.aux[0] = fake_virtiofsd(kept, false, false);
+	snprintf(vm.aux_tag[0], sizeof(vm.aux_tag[0]), "rootfs");
+	assert_int_equal(vmsnap_deleted_held(&vm, &err), 0);
+	assert_null(err);
+
+	vm.aux[2] = fake_virtiofsd(gone, true, false);
+	snprintf(vm.aux_tag[2], sizeof(vm.aux_tag[2]), "volumes");
+	assert_int_equal(vmsnap_deleted_held(&vm, &err), -EOPNOTSUPP);
+	assert_non_null(strstr(err->msg, gone));
+	assert_non_null(strstr(err->msg, "a volume of the container"));
+	assert_non_null(strstr(err->msg, "EIO"));
+	assert_null(strstr(err->msg, "memfd"));
+	error_free(&err);
+	end_fake(vm.aux[2]);
+	vm.aux[2] = 0;
+
+	/* virtiofsd's sandbox forks: the child holds the share's files. */
+	vm.aux[1] = fake_virtiofsd(gone2, true, true);
+	snprintf(vm.aux_tag[1], sizeof(vm.aux_tag[1]), "rootfs");
+	assert_int_equal(vmsnap_deleted_held(&vm, &err), -EOPNOTSUPP);
+	assert_non_null(strstr(err->msg, gone2));
+	assert_non_null(strstr(err->msg, "the container's root filesystem"));
+	error_free(&err);
+	end_fake(vm.aux[1]);
+	end_fake(vm.aux[0]);
+}
+
 int main(void)
 {
 	assert_non_null(mkdtemp(dir));
@@ -388,6 +472,7 @@ int main(void)
 		cmocka_unit_test(test_pods_are_refused),
 		cmocka_unit_test(test_meta_is_checked),
 		cmocka_unit_test(test_qmp_events_are_not_replies),
+		cmocka_unit_test(test_deleted_files_held_by_virtiofsd),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	remove_tree(dir, NULL);

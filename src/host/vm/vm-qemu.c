@@ -150,6 +150,7 @@ static int virtiofsd_start(struct vm *vm, int slot, const struct vm_spec *s, con
 		_exit(127);
 	}
 	vm->aux[slot] = pid;
+	snprintf(vm->aux_tag[slot], sizeof(vm->aux_tag[slot]), "%s", tag);
 	return 0;
 }
 

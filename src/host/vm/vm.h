@@ -70,6 +70,9 @@ struct vm {
 	const struct vm_backend *backend;
 	pid_t pid;	       /* the VMM process */
 	pid_t aux[VM_MAX_AUX]; /* helpers such as virtiofsd */
+	/* The share each virtiofsd of aux serves (its tag, contract.h), for
+	 * what a whole-VM checkpoint says about it; "" for none. */
+	char aux_tag[VM_MAX_AUX][24];
 	bool exited;
 	int status;
 };

@@ -162,6 +162,9 @@ int vmsnap_save(struct vm *vm, const char *qmp_path, int state_fd, bool mapped_r
 		goto out;
 	long long stop = now_ms();
 	r = qmp_call(&q, "{\"execute\":\"stop\"}\n", -1, NULL, err);
+	/* Stopped, the guest can open or delete nothing more. */
+	if (r == 0)
+		r = vmsnap_deleted_held(vm, err);
 	if (r == 0)
 		r = qmp_call(&q, migrate, -1, NULL, err);
 	if (r == 0)

@@ -101,6 +101,17 @@ struct vmsnap_save_stats {
 	uint64_t bytes;	     /* the file's allocated size */
 };
 
+/* 0 when no virtiofsd of vm (vm->aux, and the processes they forked)
+ * holds a deleted file or directory of a share open; otherwise
+ * -EOPNOTSUPP with an error naming the file (its path in the share), the
+ * share and what to do. virtiofsd's find-paths migration hands each file
+ * the guest has open over by its path, and a deleted one has none: saved
+ * anyway, the restored container gets EIO on it. Reads /proc/PID/fd of
+ * virtiofsd, never the guest's word; meant for a stopped VM (vmsnap_save
+ * calls it between stop and migrate). Memfds (the guest's memory) do not
+ * count. */
+int vmsnap_deleted_held(const struct vm *vm, struct error **err);
+
 /* Saves the running VM into state_fd (an empty regular file open for
  * writing only, O_WRONLY: QEMU opens its fdset by access mode; borrowed)
  * over its QMP socket: stop, migrate to the file, then cont when
@@ -108,8 +119,9 @@ struct vmsnap_save_stats {
  * file:/dev/fdset/N, which QEMU >= 8.2 opens as a dup of it), never a
  * path: the file is wherever the caller made it (vmsnap_stage: beside the
  * image path, not under the state root, which is tmpfs under the engines).
- * On failure the VM is let run again; what the file holds is then the
- * caller's to remove. */
+ * A guest holding a deleted file of a share open is refused once stopped,
+ * before anything is saved (vmsnap_deleted_held). On failure the VM is let
+ * run again; what the file holds is then the caller's to remove. */
 int vmsnap_save(struct vm *vm, const char *qmp_path, int state_fd, bool mapped_ram,
 		bool leave_running, struct vmsnap_save_stats *st, struct error **err);
 /* Loads the saved VM open at state_fd (read from offset 0; the caller's
