@@ -186,8 +186,9 @@ static bool serve(bool wait)
 }
 
 /* "output-flood": once started, the container's output as fast as the
- * host takes it, for 20 s, answering requests in between. */
-static void output_flood(void)
+ * host takes it, for 20 s, answering requests in between; the output of
+ * exec EXEC_ID ("": the container's init). */
+static void output_flood(const char *exec_id)
 {
 	static bool flooding;
 	static char chunk[32 * 1024];
@@ -202,6 +203,7 @@ static void output_flood(void)
 	r.body_case = COCOON__RESPONSE__BODY_OUTPUT;
 	r.output = &o;
 	o.id = (char *)"";
+	o.exec_id = (char *)exec_id;
 	o.stream = COCOON__OUTPUT_STREAM__OUTPUT_STDOUT;
 	o.data.data = (uint8_t *)chunk;
 	o.data.len = sizeof(chunk);
@@ -279,10 +281,37 @@ static void handle(const Cocoon__Request *req)
 			     : proto_request_name(req->body_case));
 		return;
 	}
-	/* "kill-deaf": reads a kill or a shutdown and does nothing. */
-	if (is("kill-deaf") && (req->body_case == COCOON__REQUEST__BODY_SIGNAL ||
-				req->body_case == COCOON__REQUEST__BODY_SHUTDOWN)) {
+	/* "kill-deaf" ("flood-kill-deaf": an exec it starts floods its
+	 * output and never ends): reads a kill or a shutdown and does
+	 * nothing. */
+	if ((is("kill-deaf") || is("flood-kill-deaf")) &&
+	    (req->body_case == COCOON__REQUEST__BODY_SIGNAL ||
+	     req->body_case == COCOON__REQUEST__BODY_SHUTDOWN)) {
 		note("ignored ", proto_request_name(req->body_case));
+		return;
+	}
+	/* "bad-reply": answers a ps with a SignalReply (the wrong type, a
+	 * protocol violation), then reads everything and answers nothing,
+	 * its channel open. */
+	static bool violated;
+	if (violated) {
+		note("after the violation, ignored ", proto_request_name(req->body_case));
+		return;
+	}
+	if (is("bad-reply") && req->body_case == COCOON__REQUEST__BODY_PS) {
+		r.body_case = COCOON__RESPONSE__BODY_SIGNAL;
+		r.signal = &sig;
+		queue(&r);
+		flush();
+		violated = true;
+		note("wrong reply type sent", "");
+		return;
+	}
+	/* "kill-enoent": a kill is refused as for a container the guest had
+	 * freed ("no such container"), with no exit ever sent. */
+	if (is("kill-enoent") && req->body_case == COCOON__REQUEST__BODY_SIGNAL) {
+		note("refused kill with ENOENT", "");
+		reply_error(req->id, ENOENT, "kill: no such container");
 		return;
 	}
 	switch (req->body_case) {
@@ -394,7 +423,7 @@ static void handle(const Cocoon__Request *req)
 		if (!first_started[0])
 			snprintf(first_started, sizeof(first_started), "%s", req->start->id);
 		if (is("output-flood"))
-			output_flood();
+			output_flood("");
 		if (is("deaf")) {
 			note("deaf", "");
 			for (;;)
@@ -414,11 +443,20 @@ static void handle(const Cocoon__Request *req)
 			note("create done ", late_create_of);
 			return;
 		}
+		/* "output-flood": as the agent does, a container whose exit
+		 * was sent is freed: a later kill finds no such container. */
+		static bool flood_ended;
+		if (is("output-flood") && flood_ended) {
+			reply_error(req->id, ENOENT, "kill: no such container");
+			return;
+		}
 		r.body_case = COCOON__RESPONSE__BODY_SIGNAL;
 		r.signal = &sig;
 		queue(&r);
-		if (req->signal->signal == SIGKILL)
+		if (req->signal->signal == SIGKILL) {
 			exit_event(req->signal->id);
+			flood_ended = true;
+		}
 		flush();
 		return;
 	case COCOON__REQUEST__BODY_SHUTDOWN:
@@ -433,6 +471,19 @@ static void handle(const Cocoon__Request *req)
 		note("output_flow hold=", req->output_flow->hold ? "1" : "0");
 		return;
 	case COCOON__REQUEST__BODY_EXEC:
+		if (is("flood-kill-deaf")) {
+			/* Started, never ended: its output floods. */
+			Cocoon__ExecReply e = COCOON__EXEC_REPLY__INIT;
+			e.pid = 2;
+			r.body_case = COCOON__RESPONSE__BODY_EXEC;
+			r.exec = &e;
+			queue(&r);
+			flush();
+			char exec_id[128];
+			snprintf(exec_id, sizeof(exec_id), "%s", req->exec->exec_id);
+			output_flood(exec_id);
+			return;
+		}
 		exec_done(req);
 		return;
 	case COCOON__REQUEST__BODY_LOOPBACK_HOLD: {

@@ -70,6 +70,13 @@ struct shim_sink {
  * cannot be reopened gets O_NONBLOCK set. */
 void shim_sink_open(struct shim_sink *k, int fd, const char *exec_id, Cocoon__OutputStream stream);
 
+/* The guest may hold K's stream with no word of it to this shim: a
+ * whole-VM restore brought the agent back as it was saved, with the holds
+ * of an engine that did not read then (review10 9), and the container's
+ * writer would wait on them for good. The first shim_output_poll() with
+ * room in the channel sends an explicit release. */
+void shim_sink_hold_unknown(struct shim_sink *k);
+
 /* Frees K's queue and its fd (not the engine's). */
 void shim_sink_close(struct shim_sink *k);
 

@@ -118,6 +118,9 @@ static int thaw_restored(struct shim *s, struct error **err)
 {
 	if (agent_pause(&s->sb.agent, s->args->id, true, SHIM_CALL_TIMEOUT_MS, err) < 0)
 		return error_wrap(err, "thaw the restored container");
+	/* Holds of its output saved with the VM are let go. */
+	shim_sink_hold_unknown(&s->out_sink);
+	shim_sink_hold_unknown(&s->err_sink);
 	return 0;
 }
 
