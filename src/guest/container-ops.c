@@ -72,13 +72,14 @@ void container_handle_signal(struct agent *a, uint64_t id, const Cocoon__SignalR
 		 * containerd's shim reads as "process already finished"
 		 * (checkKillError, pkg/process/utils.go); anything else it
 		 * takes for an unknown error (review10 3). */
-		if ((!p || p->phase == PROC_EXITED || p->pid <= 0) && !*req->exec_id) {
+		const char *exec_id = req->exec_id ? req->exec_id : "";
+		if ((!p || p->phase == PROC_EXITED || p->pid <= 0) && !*exec_id) {
 			agent_send_error(a, id, ESRCH, "kill %s: container not running", c->id);
 			return;
 		}
 		if (!p || p->phase == PROC_EXITED || p->pid <= 0) {
 			agent_send_error(a, id, ESRCH, "kill %s exec %s: no such process", c->id,
-					 req->exec_id);
+					 exec_id);
 			return;
 		}
 		int k = p->pidfd >= 0 ? (int)syscall(SYS_pidfd_send_signal, p->pidfd, req->signal,
