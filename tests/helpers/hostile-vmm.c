@@ -234,26 +234,6 @@ static const char *request_target(const Cocoon__Request *req)
 	return id ? id : "";
 }
 
-/* An exec: started, and ended at once with status 0. */
-static void exec_done(const Cocoon__Request *req)
-{
-	Cocoon__Response r = COCOON__RESPONSE__INIT;
-	Cocoon__ExecReply e = COCOON__EXEC_REPLY__INIT;
-	Cocoon__ExitEvent x = COCOON__EXIT_EVENT__INIT;
-	r.id = req->id;
-	r.body_case = COCOON__RESPONSE__BODY_EXEC;
-	r.exec = &e;
-	e.pid = 2;
-	queue(&r);
-	r = (Cocoon__Response)COCOON__RESPONSE__INIT;
-	r.body_case = COCOON__RESPONSE__BODY_EXIT;
-	r.exit = &x;
-	x.id = req->exec->id;
-	x.exec_id = req->exec->exec_id;
-	queue(&r);
-	flush();
-}
-
 static void handle(const Cocoon__Request *req)
 {
 	static char first_started[128];
@@ -281,39 +261,10 @@ static void handle(const Cocoon__Request *req)
 			     : proto_request_name(req->body_case));
 		return;
 	}
-	/* "kill-deaf" ("flood-kill-deaf": an exec it starts floods its
-	 * output and never ends): reads a kill or a shutdown and does
-	 * nothing. */
-	if ((is("kill-deaf") || is("flood-kill-deaf")) &&
-	    (req->body_case == COCOON__REQUEST__BODY_SIGNAL ||
-	     req->body_case == COCOON__REQUEST__BODY_SHUTDOWN)) {
-		note("ignored ", proto_request_name(req->body_case));
+	/* The modes that answer kills (or anything) their own way
+	 * (hostile-kill.c). */
+	if (kill_modes(req))
 		return;
-	}
-	/* "bad-reply": answers a ps with a SignalReply (the wrong type, a
-	 * protocol violation), then reads everything and answers nothing,
-	 * its channel open. */
-	static bool violated;
-	if (violated) {
-		note("after the violation, ignored ", proto_request_name(req->body_case));
-		return;
-	}
-	if (is("bad-reply") && req->body_case == COCOON__REQUEST__BODY_PS) {
-		r.body_case = COCOON__RESPONSE__BODY_SIGNAL;
-		r.signal = &sig;
-		queue(&r);
-		flush();
-		violated = true;
-		note("wrong reply type sent", "");
-		return;
-	}
-	/* "kill-enoent": a kill is refused as for a container the guest had
-	 * freed ("no such container"), with no exit ever sent. */
-	if (is("kill-enoent") && req->body_case == COCOON__REQUEST__BODY_SIGNAL) {
-		note("refused kill with ENOENT", "");
-		reply_error(req->id, ENOENT, "kill: no such container");
-		return;
-	}
 	switch (req->body_case) {
 	case COCOON__REQUEST__BODY_PING: {
 		Cocoon__Pong pong = COCOON__PONG__INIT;
@@ -471,20 +422,13 @@ static void handle(const Cocoon__Request *req)
 		note("output_flow hold=", req->output_flow->hold ? "1" : "0");
 		return;
 	case COCOON__REQUEST__BODY_EXEC:
+		/* "flood-kill-deaf": started, never ended, its output floods. */
+		exec_started(req, !is("flood-kill-deaf"));
 		if (is("flood-kill-deaf")) {
-			/* Started, never ended: its output floods. */
-			Cocoon__ExecReply e = COCOON__EXEC_REPLY__INIT;
-			e.pid = 2;
-			r.body_case = COCOON__RESPONSE__BODY_EXEC;
-			r.exec = &e;
-			queue(&r);
-			flush();
 			char exec_id[128];
 			snprintf(exec_id, sizeof(exec_id), "%s", req->exec->exec_id);
 			output_flood(exec_id);
-			return;
 		}
-		exec_done(req);
 		return;
 	case COCOON__REQUEST__BODY_LOOPBACK_HOLD: {
 		static Cocoon__LoopbackHoldReply lh = COCOON__LOOPBACK_HOLD_REPLY__INIT;

@@ -225,7 +225,8 @@ static void shim_loop(struct shim *s)
 
 		/* A channel at its end would wake poll at once, every round,
 		 * while the last output drains. */
-		fds[n] = (struct pollfd){.fd = s->agent_gone ? -1 : s->sb.agent.fd, .events = POLLIN};
+		fds[n] = (struct pollfd){.fd = s->agent_gone ? -1 : s->sb.agent.fd,
+					 .events = POLLIN};
 		int agent_slot = (int)n;
 		tag[n++] = &s->sb;
 		fds[n] = (struct pollfd){.fd = s->listen_fd, .events = POLLIN};
