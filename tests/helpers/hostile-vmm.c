@@ -185,9 +185,9 @@ static bool serve(bool wait)
 	return true;
 }
 
-/* "output-flood": once started, the container's output as fast as the
- * host takes it, for 20 s, answering requests in between; the output of
- * exec EXEC_ID ("": the container's init). */
+/* "output-flood" ("stderr-flood": on stderr): once started, the
+ * container's output as fast as the host takes it, for 20 s, answering requests in between; the
+ * output of exec EXEC_ID ("": the container's init). */
 static void output_flood(const char *exec_id)
 {
 	static bool flooding;
@@ -204,7 +204,8 @@ static void output_flood(const char *exec_id)
 	r.output = &o;
 	o.id = (char *)"";
 	o.exec_id = (char *)exec_id;
-	o.stream = COCOON__OUTPUT_STREAM__OUTPUT_STDOUT;
+	o.stream = is("stderr-flood") ? COCOON__OUTPUT_STREAM__OUTPUT_STDERR
+				      : COCOON__OUTPUT_STREAM__OUTPUT_STDOUT;
 	o.data.data = (uint8_t *)chunk;
 	o.data.len = sizeof(chunk);
 	if (proto_frame_response(&r, &buf, &len, NULL) < 0)
@@ -373,7 +374,7 @@ static void handle(const Cocoon__Request *req)
 			member_flood(req->start->id);
 		if (!first_started[0])
 			snprintf(first_started, sizeof(first_started), "%s", req->start->id);
-		if (is("output-flood"))
+		if (is("output-flood") || is("stderr-flood"))
 			output_flood("");
 		if (is("deaf")) {
 			note("deaf", "");

@@ -187,6 +187,18 @@ static void sink_report_drop(struct shim *s, struct shim_sink *k, size_t n)
 		    shim_sink_queued(k), (long long)s->args->g->cfg.output_queue_max_bytes);
 }
 
+/* A line of the shim's own log, with the container's stderr. */
+static void log_to_stderr_sink(void *data, const char *text, size_t len)
+{
+	struct shim *s = data;
+	shim_output_write(s, &s->err_sink, text, len);
+}
+
+void shim_output_take_log(struct shim *s)
+{
+	log_set_stderr_writer(log_to_stderr_sink, s);
+}
+
 void shim_output_write(struct shim *s, struct shim_sink *k, const void *data, size_t len)
 {
 	const uint8_t *p = data;

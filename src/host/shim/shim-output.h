@@ -86,6 +86,15 @@ void shim_sink_close(struct shim_sink *k);
  * the limit). Never blocks. */
 void shim_output_write(struct shim *s, struct shim_sink *k, const void *data, size_t len);
 
+/* The shim's own log lines (log.h: errors, and warnings without --log)
+ * go with the container's stderr from now on: written without blocking,
+ * queued while the engine does not read, dropped past the cap as the
+ * container's are (issue 11: a blocking write of a warning to the
+ * engine's full pipe wedged the shim, as its output did). A line that
+ * waits in the queue when the shim exits is lost, as the engine did not
+ * read it. */
+void shim_output_take_log(struct shim *s);
+
 /* K's process ended: what K holds is the last, and goes to the engine
  * while it reads; should it take nothing for
  * limits.channel_send_timeout_ms from now, the rest is dropped. */

@@ -47,6 +47,9 @@ static int setup_stdio(struct shim *s, struct error **err)
 	s->stdin_open = true;
 	if (!s->args->bundle->spec->process->terminal) {
 		open_sinks(s);
+		/* With a terminal the shim's log goes to --log only, as its
+		 * stdio becomes /dev/null (shim.c drop_caller_stdio). */
+		shim_output_take_log(s);
 		return 0;
 	}
 	/* A restore's refusal names what the engine's user can change: ctr
