@@ -79,6 +79,7 @@ static int next_flow(struct fixture *f, Cocoon__OutputStream *stream)
 {
 	const uint8_t *payload;
 	size_t len;
+	*stream = COCOON__OUTPUT_STREAM__OUTPUT_STDOUT;
 	while (frame_reader_next(f->rd, &payload, &len) == 0) {
 		ssize_t got = recv(f->peer, f->rd->buf + f->rd->len, frame_reader_room(f->rd),
 				   MSG_DONTWAIT);
