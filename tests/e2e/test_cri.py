@@ -16,15 +16,15 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import uuid
 
 import pytest
 
 from conftest import COCOON, pids_mentioning, qemu_pids, wait_for
-from containerd_util import build_image, clear_stale_state, mounts_under
+from containerd_util import build_image, mounts_under
 
-NS = "k8s.io"  # CRI's containerd namespace; the runc shim's root is /run/containerd/runc/k8s.io
-ROOT = pathlib.Path("/run/containerd/runc") / NS
+NS = "k8s.io"  # CRI's containerd namespace
 PAUSE = "docker.io/library/cocoon-test:latest"  # its pause: `payload sleep` (below)
 BRIDGE, SUBNET, GW = "cocooncri0", "10.198.16.0/24", "10.198.16.1"
 CNI_BIN = pathlib.Path("/usr/lib/cni")
@@ -56,7 +56,11 @@ class Cri:
         import grpc
         self.tmp = tmp
         self.pb, pbg = grpc_modules(tmp)
-        clear_stale_state(NS)
+        # The runc shim's root for cocoon (its option Root; by default
+        # /run/containerd/runc/k8s.io, a real node's): a short path of the
+        # test's own, as <root>/<64-hex id>/shim.sock must fit a socket
+        # address (108 bytes).
+        self.root = pathlib.Path(tempfile.mkdtemp(prefix="cri-", dir="/tmp"))
         (tmp / "cni").mkdir()
         (tmp / "logs").mkdir()
         (tmp / "cni" / "10-cocoon-test.conflist").write_text(json.dumps({
@@ -85,6 +89,7 @@ state = "{tmp}/state"
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.cocoon.options]
         BinaryName = "{COCOON}"
+        Root = "{self.root}"
 """)
         self.log = open(tmp / "containerd.log", "wb")
         self.proc = subprocess.Popen(["containerd", "--config", str(tmp / "containerd.toml")],
@@ -117,14 +122,16 @@ state = "{tmp}/state"
             self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-        for pid in pids_mentioning(str(self.tmp)):
+        # What the pods left: shims (their -address is in tmp), cocoon's
+        # shims and keepers (their --root), QEMU (its paths under the root).
+        for pid in {*pids_mentioning(str(self.tmp)), *pids_mentioning(str(self.root)), *qemu_pids(str(self.root))}:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        clear_stale_state(NS)
-        for m in sorted(mounts_under(self.tmp), key=len, reverse=True):
+        for m in sorted([*mounts_under(self.tmp), *mounts_under(self.root)], key=len, reverse=True):
             subprocess.run(["umount", "-l", m], capture_output=True)
+        shutil.rmtree(self.root, ignore_errors=True)
         subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
 
 
@@ -147,9 +154,16 @@ def vm_arg(pid, flag):
     return args[args.index(flag) + 1]
 
 
-def ours():
+def ours(root):
     """The shims and keepers of the pods under the runc shim's root."""
-    return [p for p in pids_mentioning(str(ROOT)) if os.path.basename(os.readlink(f"/proc/{p}/exe")) == "cocoon"]
+    out = []
+    for p in pids_mentioning(str(root)):
+        try:
+            if os.path.basename(os.readlink(f"/proc/{p}/exe")) == "cocoon":
+                out.append(p)
+        except OSError:
+            pass  # gone meanwhile
+    return out
 
 
 def test_kubernetes_pod_through_containerds_cri_plugin(cri):
@@ -163,8 +177,8 @@ def test_kubernetes_pod_through_containerds_cri_plugin(cri):
     with the runc shim's root, as a CRI runtime would call it; the VM lives
     while a container runs, and the pod's removal leaves no VM, shim,
     keeper, state or mount."""
-    pb, rt = cri.pb, cri.rt
-    before = set(qemu_pids(str(ROOT)))
+    pb, rt, root = cri.pb, cri.rt, cri.root
+    before = set(qemu_pids(str(root)))
     uid = uuid.uuid4().hex
     ns_opt = pb.NamespaceOption(network=pb.POD, pid=pb.CONTAINER, ipc=pb.POD)
     sb_config = pb.PodSandboxConfig(
@@ -179,7 +193,7 @@ def test_kubernetes_pod_through_containerds_cri_plugin(cri):
     sb = rt.RunPodSandbox(pb.RunPodSandboxRequest(config=sb_config, runtime_handler="cocoon"),
                           timeout=300).pod_sandbox_id
     cri.sandboxes.append(sb)
-    vms = sorted(set(qemu_pids(str(ROOT))) - before)
+    vms = sorted(set(qemu_pids(str(root))) - before)
     assert len(vms) == 1, f"the pause container boots one VM: {vms}"
     assert (vm_arg(vms[0], "-m"), vm_arg(vms[0], "-smp")) == ("640", "1")
     ip = rt.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=sb), timeout=60).status.network.ip
@@ -206,7 +220,7 @@ def test_kubernetes_pod_through_containerds_cri_plugin(cri):
                         "busybox httpd -p 127.0.0.1:8080 -h /www && busybox httpd -p 8081 -h /www && "
                         "exec payload sleep 100000")
     client = create("client", "exec payload sleep 100000")
-    assert sorted(set(qemu_pids(str(ROOT))) - before) == vms, "the app containers run in the pod's VM"
+    assert sorted(set(qemu_pids(str(root))) - before) == vms, "the app containers run in the pod's VM"
 
     assert wait_for(lambda: "hello from web" in run_in(client, FETCH)[1], timeout=30), run_in(client, FETCH)
     assert run_in(web, "payload shm-put 4242 sysv-of-web && echo shm-of-web > /dev/shm/f")[0] == 0
@@ -226,8 +240,8 @@ def test_kubernetes_pod_through_containerds_cri_plugin(cri):
         rt.StartContainer(pb.StartContainerRequest(container_id=big), timeout=300)
     assert f"its memory limit of 300 MiB does not fit in pod {sb}" in refused.value.details(), \
         refused.value.details()
-    assert sorted(set(qemu_pids(str(ROOT))) - before) == vms, "the refusal changed the pod's VM"
-    assert not (ROOT / big).exists(), "the refused container left its state"
+    assert sorted(set(qemu_pids(str(root))) - before) == vms, "the refusal changed the pod's VM"
+    assert not (root / big).exists(), "the refused container left its state"
     rt.RemoveContainer(pb.RemoveContainerRequest(container_id=big), timeout=120)
 
     one = create("oneshot", "echo out-of-oneshot; echo err-of-oneshot >&2; exit 7")
@@ -241,9 +255,10 @@ def test_kubernetes_pod_through_containerds_cri_plugin(cri):
     assert "stdout F out-of-oneshot" in log and "stderr F err-of-oneshot" in log, log
     rt.RemoveContainer(pb.RemoveContainerRequest(container_id=one), timeout=120)
 
-    # The whole pod's checkpoint, the pod left running (docs/pods.md).
+    # The whole pod's checkpoint, the pod left running (docs/pods.md), with
+    # the root the runc shim gives cocoon.
     images = cri.tmp / "pod-checkpoint"
-    r = subprocess.run([str(COCOON), "--root", str(ROOT), "checkpoint", "--pod", "--leave-running",
+    r = subprocess.run([str(COCOON), "--root", str(root), "checkpoint", "--pod", "--leave-running",
                         "--image-path", str(images), sb], capture_output=True, text=True, timeout=600,
                        env={**os.environ, "COCOON_CONFIG": str(cri.cocoon_config)})
     assert r.returncode == 0, r.stderr
@@ -254,13 +269,13 @@ def test_kubernetes_pod_through_containerds_cri_plugin(cri):
     # The kubelet's order: app containers, then the sandbox.
     rt.StopContainer(pb.StopContainerRequest(container_id=client, timeout=2), timeout=120)
     rt.RemoveContainer(pb.RemoveContainerRequest(container_id=client), timeout=120)
-    assert sorted(set(qemu_pids(str(ROOT))) - before) == vms, "the VM went while web runs"
+    assert sorted(set(qemu_pids(str(root))) - before) == vms, "the VM went while web runs"
     rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=sb), timeout=300)
     rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=sb), timeout=300)
     cri.sandboxes.remove(sb)
-    assert wait_for(lambda: set(qemu_pids(str(ROOT))) == before and not ours(), timeout=30), \
-        f"left: VMs {set(qemu_pids(str(ROOT))) - before}, shims {ours()}"
-    assert not (ROOT.exists() and list(ROOT.iterdir())), list(ROOT.iterdir())
+    assert wait_for(lambda: set(qemu_pids(str(root))) == before and not ours(root), timeout=30), \
+        f"left: VMs {set(qemu_pids(str(root))) - before}, shims {ours(root)}"
+    assert not (root.exists() and list(root.iterdir())), list(root.iterdir())
     with open("/proc/self/mountinfo") as f:
         assert sb not in f.read(), "a mount of the pod is left"
     # The pod's cgroup is the kubelet's to remove; cocoon must have left it
