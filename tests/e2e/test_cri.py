@@ -22,14 +22,15 @@ import uuid
 import pytest
 
 from conftest import COCOON, pids_mentioning, qemu_pids, wait_for
-from containerd_util import build_image, mounts_under
+from containerd_util import IMAGE, build_image, mounts_under
 
 NS = "k8s.io"  # CRI's containerd namespace
-PAUSE = "docker.io/library/cocoon-test:latest"  # its pause: `payload sleep` (below)
+APP = IMAGE  # its command: `payload echo default`
+PAUSE = "docker.io/library/cocoon-test-pause:latest"  # the sandbox_image: `payload sleep`
 BRIDGE, SUBNET, GW = "cocooncri0", "10.198.16.0/24", "10.198.16.1"
 CNI_BIN = pathlib.Path("/usr/lib/cni")
 PROTO = pathlib.Path(__file__).parent / "cri" / "cri.proto"
-FETCH = "printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc 127.0.0.1 8080"
+FETCH = "printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | busybox nc 127.0.0.1 8080"
 
 
 def grpc_modules(out):
@@ -96,13 +97,18 @@ state = "{tmp}/state"
                                      stdout=self.log, stderr=self.log,
                                      env={**os.environ, "COCOON_CONFIG": str(self.cocoon_config),
                                           "XDG_RUNTIME_DIR": str(tmp)})
-        assert wait_for(lambda: self.proc.poll() is None and self.ctr("version").returncode == 0, timeout=30), \
-            (tmp / "containerd.log").read_text()[-2000:]
-        r = self.ctr("images", "import", "--snapshotter", "native", str(build_image(tmp)))
-        assert r.returncode == 0, r.stderr
         self.channel = grpc.insecure_channel(f"unix://{self.sock}")
         self.rt = pbg.RuntimeServiceStub(self.channel)
         self.sandboxes = []
+        try:
+            assert wait_for(lambda: self.proc.poll() is None and self.ctr("version").returncode == 0,
+                            timeout=30), (tmp / "containerd.log").read_text()[-2000:]
+            for image in (build_image(tmp), build_image(tmp, PAUSE, ("payload", "sleep", "1000000"))):
+                r = self.ctr("images", "import", "--snapshotter", "native", str(image))
+                assert r.returncode == 0, r.stderr
+        except BaseException:
+            self.stop()
+            raise
 
     def ctr(self, *args, timeout=120):
         return subprocess.run(["ctr", "--address", str(self.sock), "--namespace", NS, *args],
@@ -201,7 +207,7 @@ def test_kubernetes_pod_through_containerds_cri_plugin(cri):
 
     def create(name, script, memory=0, start=True):
         config = pb.ContainerConfig(
-            metadata=pb.ContainerMetadata(name=name), image=pb.ImageSpec(image=PAUSE),
+            metadata=pb.ContainerMetadata(name=name), image=pb.ImageSpec(image=APP),
             command=["sh"], args=["-c", script], log_path=f"{name}.log",
             linux=pb.LinuxContainerConfig(
                 resources=pb.LinuxContainerResources(memory_limit_in_bytes=memory),
@@ -216,7 +222,7 @@ def test_kubernetes_pod_through_containerds_cri_plugin(cri):
         r = rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["sh", "-c", script], timeout=60), timeout=90)
         return r.exit_code, r.stdout.decode(), r.stderr.decode()
 
-    web = create("web", "mkdir -p /www && echo hello from web > /www/index.html && "
+    web = create("web", "busybox mkdir -p /www && echo hello from web > /www/index.html && "
                         "busybox httpd -p 127.0.0.1:8080 -h /www && busybox httpd -p 8081 -h /www && "
                         "exec payload sleep 100000")
     client = create("client", "exec payload sleep 100000")
@@ -224,7 +230,7 @@ def test_kubernetes_pod_through_containerds_cri_plugin(cri):
 
     assert wait_for(lambda: "hello from web" in run_in(client, FETCH)[1], timeout=30), run_in(client, FETCH)
     assert run_in(web, "payload shm-put 4242 sysv-of-web && echo shm-of-web > /dev/shm/f")[0] == 0
-    rc, out, err = run_in(client, "payload shm-get 4242; cat /dev/shm/f; hostname; ip -4 addr show eth0")
+    rc, out, err = run_in(client, "payload shm-get 4242; cat /dev/shm/f; payload hostname; busybox ip -4 addr show eth0")
     assert out.split()[:3] == ["sysv-of-web", "shm-of-web", "webpod"], (rc, out, err)
     assert f"inet {ip}/" in out, out
     assert GW in run_in(client, "cat /etc/resolv.conf")[1]
@@ -248,9 +254,9 @@ def test_kubernetes_pod_through_containerds_cri_plugin(cri):
 
     def exited():
         s = rt.ContainerStatus(pb.ContainerStatusRequest(container_id=one), timeout=30).status
-        return s if s.state == pb.CONTAINER_EXITED else None
+        return [s] if s.state == pb.CONTAINER_EXITED else None
     status = wait_for(exited, timeout=60)
-    assert status and status.exit_code == 7, status
+    assert status and status[0].exit_code == 7, status
     log = (cri.tmp / "logs" / "oneshot.log").read_text()
     assert "stdout F out-of-oneshot" in log and "stderr F err-of-oneshot" in log, log
     rt.RemoveContainer(pb.RemoveContainerRequest(container_id=one), timeout=120)
