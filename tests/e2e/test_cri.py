@@ -183,7 +183,9 @@ def test_kubernetes_pod_through_containerds_cri_plugin(cri):
     with the runc shim's root, as a CRI runtime would call it; the VM lives
     while a container runs, and the pod's removal leaves no VM, shim,
     keeper, state or mount."""
-    pb, rt, root = cri.pb, cri.rt, cri.root
+    # The runc shim gives cocoon its Root option joined with the namespace
+    # (containerd's process.NewRunc): <Root>/k8s.io.
+    pb, rt, root = cri.pb, cri.rt, cri.root / NS
     before = set(qemu_pids(str(root)))
     uid = uuid.uuid4().hex
     ns_opt = pb.NamespaceOption(network=pb.POD, pid=pb.CONTAINER, ipc=pb.POD)
