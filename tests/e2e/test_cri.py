@@ -100,6 +100,7 @@ state = "{tmp}/state"
         self.channel = grpc.insecure_channel(f"unix://{self.sock}")
         self.rt = pbg.RuntimeServiceStub(self.channel)
         self.sandboxes = []
+        self.pod_uids = []
         try:
             assert wait_for(lambda: self.proc.poll() is None and self.ctr("version").returncode == 0,
                             timeout=30), (tmp / "containerd.log").read_text()[-2000:]
@@ -138,6 +139,14 @@ state = "{tmp}/state"
         for m in sorted([*mounts_under(self.tmp), *mounts_under(self.root)], key=len, reverse=True):
             subprocess.run(["umount", "-l", m], capture_output=True)
         shutil.rmtree(self.root, ignore_errors=True)
+        # The pods' cgroups (the kubelet's to make and remove; here cocoon
+        # made them from cgroupsPath): whatever a failed test left, empty.
+        for uid in self.pod_uids:
+            for d in [*pathlib.Path("/sys/fs/cgroup").glob(f"*/kubepods/pod{uid}"),
+                      *pathlib.Path("/sys/fs/cgroup").glob(f"kubepods/pod{uid}")]:
+                for sub in sorted(d.glob("*/"), key=lambda x: len(str(x)), reverse=True):
+                    subprocess.run(["rmdir", str(sub)], capture_output=True)
+                subprocess.run(["rmdir", str(d), str(d.parent)], capture_output=True)
         subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
 
 
@@ -188,6 +197,7 @@ def test_kubernetes_pod_through_containerds_cri_plugin(cri):
     pb, rt, root = cri.pb, cri.rt, cri.root / NS
     before = set(qemu_pids(str(root)))
     uid = uuid.uuid4().hex
+    cri.pod_uids.append(uid)
     ns_opt = pb.NamespaceOption(network=pb.POD, pid=pb.CONTAINER, ipc=pb.POD)
     sb_config = pb.PodSandboxConfig(
         metadata=pb.PodSandboxMetadata(name="web", uid=uid, namespace="default"),
