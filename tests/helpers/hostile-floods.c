@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 /* 64 MiB into the shared directory at about 16 MiB/s, from a child that
@@ -40,6 +41,27 @@ void fill_shared(void)
 			close(fd);
 			if (i + 1 == 4096)
 				note("filled ", "4096 files");
+		}
+		_exit(0);
+	}
+	/* "fill-shared-xattr": the flood in extended attributes, which 9p's
+	 * passthrough model sets for the guest (user.*): 64 KiB values on
+	 * one empty file, 64 MiB in all. tmpfs keeps them in kernel memory
+	 * (its inode space) and the file stores no block; ext4 takes about
+	 * one block of them per inode, so the case mounts a tmpfs. */
+	if (is("fill-shared-xattr")) {
+		char name[32];
+		snprintf(path + n, sizeof(path) - n, "/x");
+		close(open(path, O_WRONLY | O_CREAT, 0644));
+		for (int i = 0; i < 1024; i++) {
+			snprintf(name, sizeof(name), "user.fill%d", i);
+			if (setxattr(path, name, block, 65536, 0) < 0) {
+				note("xattr refused ", strerror(errno));
+				break;
+			}
+			if (i + 1 == 256)
+				note("filled ", "16 MiB of xattrs");
+			usleep(4000);
 		}
 		_exit(0);
 	}

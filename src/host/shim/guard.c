@@ -5,11 +5,14 @@
 #include "safefs.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <time.h>
 
 #define CONSOLE_KEEP_MAX (4 << 20)
@@ -64,13 +67,53 @@ void guard_check_console(struct sandbox_guard *g)
 	cap_vfs_logs(g);
 }
 
-uint64_t guard_usage(int dirfd, int depth, uint64_t enough, bool *too_deep)
+/* What the extended attributes of PATH (not followed) cost: each its name,
+ * its value and GUARD_XATTR_OVERHEAD. 9p's passthrough model sets the
+ * guest's user.* attributes and POSIX ACLs on the host's inode, and tmpfs
+ * keeps them in kernel memory (up to its inode space, some 1 KiB for each
+ * inode it may hold: gigabytes) while the file stores no block. A list
+ * longer than the kernel hands out (XATTR_LIST_MAX: E2BIG) is over any
+ * cap. NAMES is a buffer of GUARD_XATTR_LIST_MAX bytes. */
+static uint64_t xattr_usage(const char *path, char *names, uint64_t enough)
+{
+	ssize_t n = llistxattr(path, names, GUARD_XATTR_LIST_MAX);
+	if (n < 0)
+		return errno == E2BIG || errno == ERANGE ? enough + 1 : 0;
+	uint64_t sum = 0;
+	for (ssize_t at = 0; at < n && sum <= enough;) {
+		const char *name = names + at;
+		size_t len = strnlen(name, (size_t)(n - at));
+		ssize_t v = lgetxattr(path, name, NULL, 0);
+		sum += len + 1 + (v > 0 ? (uint64_t)v : 0) + GUARD_XATTR_OVERHEAD;
+		at += (ssize_t)len + 1;
+	}
+	return sum;
+}
+
+/* Entry NAME of dirfd ("." for dirfd itself), by a path that reaches it
+ * through the descriptor (the magic link is followed, NAME is not): the
+ * xattr calls take no descriptor without opening the file, which may be a
+ * FIFO. */
+static uint64_t entry_xattr_usage(int dirfd, const char *name, char *names, uint64_t enough)
+{
+	char path[64 + 256];
+	if (!names ||
+	    snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dirfd, name) >= (int)sizeof(path))
+		return 0;
+	return xattr_usage(path, names, enough);
+}
+
+static uint64_t usage_walk(int dirfd, int depth, uint64_t enough, bool *too_deep, char *names)
 {
 	_cleanup_closedir_ DIR *d = safefs_opendir(dirfd);
 	struct dirent *de;
 	uint64_t sum = 0;
 	if (!d)
 		return 0;
+	/* The shared directory's own attributes (each directory below is an
+	 * entry of its parent's). */
+	if (depth == 0)
+		sum += entry_xattr_usage(dirfd, ".", names, enough);
 	/* Past ENOUGH the answer is known: a walk visits at most
 	 * ENOUGH / GUARD_ENTRY_MIN_BYTES + 1 entries, however many the
 	 * guest made (a guest making empty files without end made every
@@ -86,6 +129,8 @@ uint64_t guard_usage(int dirfd, int depth, uint64_t enough, bool *too_deep)
 		 * tmpfs): a guest making millions of them is stopped too. */
 		uint64_t blocks = (uint64_t)st.st_blocks * 512;
 		sum += blocks > GUARD_ENTRY_MIN_BYTES ? blocks : GUARD_ENTRY_MIN_BYTES;
+		if (sum <= enough)
+			sum += entry_xattr_usage(dirfd, de->d_name, names, enough - sum);
 		if (!S_ISDIR(st.st_mode))
 			continue;
 		/* Deeper than any dump: what is below would go uncounted. */
@@ -96,9 +141,17 @@ uint64_t guard_usage(int dirfd, int depth, uint64_t enough, bool *too_deep)
 		_cleanup_close_ int sub =
 			openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (sub >= 0 && sum <= enough)
-			sum += guard_usage(sub, depth + 1, enough - sum, too_deep);
+			sum += usage_walk(sub, depth + 1, enough - sum, too_deep, names);
 	}
 	return sum;
+}
+
+uint64_t guard_usage(int dirfd, int depth, uint64_t enough, bool *too_deep)
+{
+	/* One buffer for the attribute names of the whole walk; without it
+	 * the attributes go uncounted this time. */
+	_cleanup_free_ char *names = malloc(GUARD_XATTR_LIST_MAX);
+	return usage_walk(dirfd, depth, enough, too_deep, names);
 }
 
 void guard_check_shared(struct sandbox_guard *g)

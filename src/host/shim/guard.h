@@ -9,7 +9,9 @@
  *   so are the virtiofsd processes' logs (vfs-TAG.log, O_APPEND).
  * - The shared directory (limits.shared_max_bytes): the blocks of every
  *   file in it are added up, each entry (an empty file, a directory, a
- *   symlink) counting at least GUARD_ENTRY_MIN_BYTES; past the cap the VM
+ *   symlink) counting at least GUARD_ENTRY_MIN_BYTES, and its extended
+ *   attributes (9p's passthrough sets the guest's; tmpfs keeps them in
+ *   memory, with no block stored); past the cap the VM
  *   is killed, since the state root is often tmpfs, so host memory. A
  *   directory nested GUARD_MAX_DEPTH levels deep kills it too: the walk
  *   goes no deeper, so what is below would go uncounted.
@@ -27,6 +29,12 @@
 /* What one entry of the shared directory counts at least: a page, about
  * what an inode, its dentry and its name cost the kernel. */
 #define GUARD_ENTRY_MIN_BYTES 4096
+/* What one extended attribute counts beside its name and value: about
+ * what tmpfs keeps with each (struct simple_xattr). */
+#define GUARD_XATTR_OVERHEAD 64
+/* The longest list of attribute names the kernel hands out (XATTR_LIST_MAX,
+ * linux/limits.h). */
+#define GUARD_XATTR_LIST_MAX 65536
 /* The depth of the shared directory the guard walks; a dump is 2 levels
  * (checkpoints/CKID). */
 #define GUARD_MAX_DEPTH 16
@@ -60,7 +68,9 @@ void guard_stop(struct sandbox_guard *g);
 void guard_check_console(struct sandbox_guard *g);
 void guard_check_shared(struct sandbox_guard *g);
 /* The bytes stored below dirfd (st_blocks, at least GUARD_ENTRY_MIN_BYTES
- * an entry), not following symlinks, DEPTH levels below the shared
+ * an entry, plus each entry's extended attributes: their names and values
+ * and GUARD_XATTR_OVERHEAD each, and dirfd's own when DEPTH is 0), not
+ * following symlinks, DEPTH levels below the shared
  * directory; sets *too_deep when a directory is GUARD_MAX_DEPTH levels
  * down (left uncounted). The walk stops once the sum passes ENOUGH (the
  * cap: then it returns some sum over ENOUGH), so it visits at most
