@@ -52,6 +52,17 @@ def hard_link_to_the_canary_is_refused():
 
 
 @case
+def a_dump_file_named_as_the_hosts_manifest_is_refused():
+    """A file the guest names cocoon.json: the host listed it as an image
+    with the guest's hash, then wrote its manifest over it, and published
+    the checkpoint as good; its restore failed ("cocoon.json is 646 bytes,
+    expected 14 (truncated?)"). Without --leave-running the container is
+    thawed, not killed, since nothing usable was published."""
+    with Env("name-manifest") as env:
+        return refused_checkpoint(env, "cocoon.json is a name of the host's")
+
+
+@case
 def sparse_giant_is_refused_by_its_size():
     with Env("sparse") as env:
         return refused_checkpoint(env, "limits.checkpoint_max_bytes", "--leave-running", bound=10)
