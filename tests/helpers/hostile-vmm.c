@@ -264,9 +264,10 @@ static void exec_output_and_odd_exit(const Cocoon__Request *req, Cocoon__Respons
 	for (int i = 0; i < 64; i++)
 		send_response(&o);
 	for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++)
-		odd[i] = (ProtobufCMessageUnknownField){
-			.tag = 1000, .wire_type = PROTOBUF_C_WIRE_TYPE_VARINT, .len = 1,
-			.data = (uint8_t *)"\x01"};
+		odd[i] = (ProtobufCMessageUnknownField){.tag = 1000,
+							.wire_type = PROTOBUF_C_WIRE_TYPE_VARINT,
+							.len = 1,
+							.data = (uint8_t *)"\x01"};
 	x->base.n_unknown_fields = sizeof(odd) / sizeof(odd[0]);
 	x->base.unknown_fields = odd;
 	send_response(r);

@@ -347,8 +347,9 @@ static void test_shared_cap_xattrs(void **st)
 	uint64_t want = 2 * GUARD_ENTRY_MIN_BYTES + 2 * (sizeof(value) + GUARD_XATTR_OVERHEAD) +
 			sizeof("user.fill") + sizeof("user.top");
 	if (used != want)
-		fail_msg("an empty file, a FIFO and 2 attributes of %zu bytes counted as %llu bytes, not %llu",
-			 sizeof(value), (unsigned long long)used, (unsigned long long)want);
+		fail_msg(
+			"an empty file, a FIFO and 2 attributes of %zu bytes counted as %llu bytes, not %llu",
+			sizeof(value), (unsigned long long)used, (unsigned long long)want);
 	close(dfd);
 	remove_tree(dir, NULL);
 }

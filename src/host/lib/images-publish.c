@@ -89,9 +89,9 @@ static int take_file(int dirfd, const char *name, void *ud)
 	char hex[17];
 
 	if (host_name(name))
-		return error_setx(c->err, EINVAL,
-				  "%s is a name of the host's, not of an image CRIU writes; refused",
-				  name);
+		return error_setx(
+			c->err, EINVAL,
+			"%s is a name of the host's, not of an image CRIU writes; refused", name);
 	_cleanup_close_ int in = safefs_open_regular(dirfd, name, UINT64_MAX, &st, c->err);
 	if (in < 0)
 		return in;
