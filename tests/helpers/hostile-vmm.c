@@ -232,48 +232,6 @@ static const char *request_target(const Cocoon__Request *req)
 	return id ? id : "";
 }
 
-static void send_response(const Cocoon__Response *r)
-{
-	uint8_t *buf;
-	size_t len;
-	if (proto_frame_response(r, &buf, &len, NULL) < 0)
-		exit(1);
-	send_bytes(buf, len);
-	free(buf);
-}
-
-/* "exec-exit-unknown": before the exec's exit, 2 MiB of its output (more
- * than an engine's pipe holds, so the host queues it); the exit event then
- * carries 40000 fields this protocol does not know, which protobuf-c keeps
- * in an array of their own (about 1 MiB). */
-static void exec_output_and_odd_exit(const Cocoon__Request *req, Cocoon__Response *r,
-				     Cocoon__ExitEvent *x)
-{
-	static char chunk[32 * 1024];
-	static ProtobufCMessageUnknownField odd[40000];
-	Cocoon__Response o = COCOON__RESPONSE__INIT;
-	Cocoon__OutputEvent out = COCOON__OUTPUT_EVENT__INIT;
-	memset(chunk, 'E', sizeof(chunk));
-	o.body_case = COCOON__RESPONSE__BODY_OUTPUT;
-	o.output = &out;
-	out.id = req->exec->id;
-	out.exec_id = req->exec->exec_id;
-	out.stream = COCOON__OUTPUT_STREAM__OUTPUT_STDOUT;
-	out.data.data = (uint8_t *)chunk;
-	out.data.len = sizeof(chunk);
-	for (int i = 0; i < 64; i++)
-		send_response(&o);
-	for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++)
-		odd[i] = (ProtobufCMessageUnknownField){.tag = 1000,
-							.wire_type = PROTOBUF_C_WIRE_TYPE_VARINT,
-							.len = 1,
-							.data = (uint8_t *)"\x01"};
-	x->base.n_unknown_fields = sizeof(odd) / sizeof(odd[0]);
-	x->base.unknown_fields = odd;
-	send_response(r);
-	note("exec exit sent with unknown fields", "");
-}
-
 /* An exec: started, and ended at once with status 0. */
 static void exec_done(const Cocoon__Request *req)
 {

@@ -417,8 +417,8 @@ def an_exec_exit_the_shim_keeps_is_its_own_copy():
     event by value, with the pointer to what protobuf-c keeps of fields it
     does not know, and the event was freed: once the output was read, the
     shim packed the exit for `cocoon exec` from freed memory. The guest
-    sends 2 MiB of the exec's output, then its exit with 40000 unknown
-    fields (about 1 MiB kept by protobuf-c)."""
+    sends 2 MiB of the exec's output, then its exit with 20000 unknown
+    fields (about 480 KiB kept by protobuf-c)."""
     with Env("exec-exit-unknown") as env:
         env.create()
         r, w = os.pipe()
