@@ -27,11 +27,31 @@ void fill_shared(void)
 {
 	static char block[1 << 20];
 	char path[4200];
+	size_t n = (size_t)snprintf(path, sizeof(path), "%s", shared);
+	/* "fill-shared-unlinked": a file of the share opened, then removed,
+	 * and 64 MiB written into it as fill-shared writes. The VMM (here, as
+	 * QEMU's 9p server would for the guest's open fid) keeps the handle:
+	 * the inode is no entry of the share, and still the state root's
+	 * space (host memory on tmpfs). */
+	int held = -1;
+	if (is("fill-shared-unlinked")) {
+		snprintf(path + n, sizeof(path) - n, "/held");
+		held = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+		unlink(path);
+	}
 	if (fork() != 0)
 		return;
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	memset(block, 'J', sizeof(block));
-	size_t n = (size_t)snprintf(path, sizeof(path), "%s", shared);
+	for (int i = 0; held >= 0 && i < 64; i++) {
+		if (write(held, block, sizeof(block)) < 0)
+			break;
+		if (i + 1 == 16)
+			note("filled ", "16 MiB, unlinked");
+		usleep(60000);
+	}
+	if (held >= 0)
+		_exit(0);
 	if (is("fill-shared-inodes")) {
 		for (int i = 0; i < 200000; i++) {
 			snprintf(path + n, sizeof(path) - n, "/e%d", i);
