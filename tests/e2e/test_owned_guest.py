@@ -110,3 +110,32 @@ def test_extended_attributes_count_against_the_shared_directory_cap(env):
     finally:
         env.run("delete", "--force", "fill")
         subprocess.run(["umount", "-l", str(env.root)])
+
+
+def test_a_file_removed_but_held_open_counts_against_the_shared_directory_cap(env):
+    """The guest's root opens a file of its shared directory, removes it,
+    and writes 64 MiB into it: QEMU's 9p server keeps the guest's handle,
+    so the inode stays on the state root's filesystem (host memory on
+    tmpfs), though no walk of the directory sees it. The guard counted
+    nothing of it. Now the VM is stopped past the cap, naming it."""
+    env.write_config("[limits]\nshared_max_bytes = 8388608\n")
+    b = write_bundle(env.tmp / "bundle", ["sh", "-c", "payload own-guest fill-unlinked; exec sleep 600"],
+                     extra=privileged)
+    hold = b.rootfs / "hold.log"
+    try:
+        rc, out, err = env.create("held", b)
+        assert rc == 0, err.read_text()
+        env.run("start", "held", check=True)
+        assert wait_for(lambda: env.state("held")["status"] == "stopped"
+                        or (hold.exists() and ("done" in hold.read_text() or "refused" in hold.read_text())),
+                        timeout=240), out.read_text() + (hold.read_text() if hold.exists() else "")
+        log = hold.read_text() if hold.exists() else ""
+        # The attack happened: the guest's root wrote into the removed file.
+        assert "unlinked " in log, out.read_text() + log
+        assert wait_for(lambda: env.state("held")["status"] == "stopped", timeout=10), \
+            f"the container runs on after the guest wrote past the cap into a removed file: {log}"
+        assert "done" not in log, log
+        assert "limits.shared_max_bytes" in err.read_text() and "holds open" in err.read_text(), \
+            err.read_text()
+    finally:
+        env.run("delete", "--force", "held")

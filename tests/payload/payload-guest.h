@@ -7,3 +7,4 @@ int cmd_own_guest(int argc, char **argv);
 int cmd_hold_images(int argc, char **argv);
 
 int cmd_fill_xattrs(int argc, char **argv);
+int cmd_fill_unlinked(int argc, char **argv);

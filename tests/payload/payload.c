@@ -89,6 +89,10 @@
  *                               64 KiB on one file of the guest's shared
  *                               directory, up to 64 MiB, logging "xattrs N
  *                               KiB", then "refused: ERROR" or "done"
+ *   payload fill-unlinked PID   another: a file of the shared directory
+ *                               opened, removed, and 64 MiB written into it,
+ *                               logging "unlinked N MiB", then "refused:
+ *                               ERROR" or "done"
  */
 #include "payload.h"
 #include "payload-files.h"
@@ -525,6 +529,8 @@ int main(int argc, char **argv)
 		return cmd_hold_images(argc, argv);
 	if (strcmp(cmd, "fill-xattrs") == 0)
 		return cmd_fill_xattrs(argc, argv);
+	if (strcmp(cmd, "fill-unlinked") == 0)
+		return cmd_fill_unlinked(argc, argv);
 	fprintf(stderr, "payload: unknown command '%s'\n", cmd);
 	return 2;
 }
