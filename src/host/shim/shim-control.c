@@ -97,8 +97,14 @@ void shim_on_agent_event(void *userdata, const Cocoon__Response *ev)
 		bool err = o->stream == COCOON__OUTPUT_STREAM__OUTPUT_STDERR;
 		struct shim_exec *e = *o->exec_id ? shim_find_exec(s, o->exec_id) : NULL;
 		/* Output after a process's exit is a guest's that did not
-		 * stop: the agent sends the exit after the last byte. */
-		if (!*o->exec_id && !s->own_exit_seen)
+		 * stop: the agent sends the exit after the last byte. Once
+		 * the container ended without its exit (a kill the agent did
+		 * not answer, delete --force) nothing more is taken: a guest
+		 * that sent on kept the shim, and the VM, serving an engine
+		 * that did not read (review10 7). */
+		if (s->exited)
+			return;
+		if (!*o->exec_id)
 			shim_output_write(s, err ? &s->err_sink : &s->out_sink, o->data.data,
 					  o->data.len);
 		else if (e && !e->ended)
@@ -120,8 +126,14 @@ void shim_on_agent_event(void *userdata, const Cocoon__Response *ev)
 	e->ended = true;
 	shim_sink_end(&e->out_sink);
 	shim_sink_end(&e->err_sink);
-	e->exit = *x;
-	e->exit.id = e->exit.exec_id = (char *)""; /* the event's strings go with it */
+	/* Kept past the event, which is freed on return: its figures only.
+	 * A copy of the whole struct kept the event's pointers too, to its
+	 * strings and to the fields protobuf-c keeps that this protocol does
+	 * not know (base.unknown_fields), and the exit was later packed for
+	 * `cocoon exec` from freed memory. */
+	e->exit = (Cocoon__ExitEvent)COCOON__EXIT_EVENT__INIT;
+	e->exit.wait_status = x->wait_status;
+	e->exit.memory_oom_kill = x->memory_oom_kill;
 	shim_execs_finish(s);
 }
 
