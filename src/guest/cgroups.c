@@ -8,6 +8,7 @@
 #include "cgroups.h"
 #include "cleanup.h"
 #include "contract.h"
+#include "error.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -64,42 +65,36 @@ static int enable_controller_for(const char *cgroup, const char *name)
 	return cgroup_write(parent, "cgroup.subtree_control", value);
 }
 
-int cgroups_apply_unified(const char *cgroup, Cocoon__CgroupFile *const *files, size_t n, char *msg,
-			  size_t msg_size)
+int cgroups_apply_unified(const char *cgroup, Cocoon__CgroupFile *const *files, size_t n,
+			  struct error **err)
 {
 	for (size_t i = 0; i < n; i++) {
 		const char *name = files[i]->name;
 		char controller[16];
 		size_t len = strcspn(name, ".");
 		/* The host checked the name; a path is refused here too. */
-		if (strchr(name, '/') || len == 0 || len >= sizeof(controller) || !name[len]) {
-			snprintf(msg, msg_size,
-				 "linux.resources.unified: '%.64s' is not a file name", name);
-			return -EINVAL;
-		}
+		if (strchr(name, '/') || len == 0 || len >= sizeof(controller) || !name[len])
+			return error_setx(err, EINVAL,
+					  "linux.resources.unified: '%.64s' is not a file name",
+					  name);
 		memcpy(controller, name, len);
 		controller[len] = 0;
 		int e = enable_controller_for(cgroup, controller);
-		if (e < 0) {
-			snprintf(msg, msg_size,
-				 "linux.resources.unified %s: the guest kernel has no %s cgroup "
-				 "controller to enable (%s)",
-				 name, controller, strerror(-e));
-			return e;
-		}
+		if (e < 0)
+			return error_setx(err, -e,
+					  "linux.resources.unified %s: the guest kernel has no %s "
+					  "cgroup controller to enable (%s)",
+					  name, controller, strerror(-e));
 		if ((e = cgroup_write(cgroup, name, files[i]->value)) < 0) {
 			if (e == -ENOENT)
-				snprintf(
-					msg, msg_size,
-					"linux.resources.unified %s: the container's cgroup has no "
-					"such file",
-					name);
-			else
-				snprintf(msg, msg_size,
+				return error_setx(err, ENOENT,
+						  "linux.resources.unified %s: the container's "
+						  "cgroup has no such file",
+						  name);
+			return error_set(err, -e,
 					 "linux.resources.unified %s = '%.64s': the kernel refused "
-					 "it: %s",
-					 name, files[i]->value, strerror(-e));
-			return e;
+					 "it",
+					 name, files[i]->value);
 		}
 	}
 	return 0;
@@ -122,8 +117,7 @@ static uint64_t shares_to_weight(uint64_t shares)
 	return 1 + ((shares - 2) * 9999) / 262142;
 }
 
-int cgroups_apply(const char *cgroup, const Cocoon__Resources *r, unsigned mask, char *msg,
-		  size_t msg_size)
+int cgroups_apply(const char *cgroup, const Cocoon__Resources *r, unsigned mask, struct error **err)
 {
 	int e;
 	if (!r)
@@ -157,62 +151,50 @@ int cgroups_apply(const char *cgroup, const Cocoon__Resources *r, unsigned mask,
 	for (size_t i = 0; i < ARRAY_SIZE(w); i++) {
 		if (!(mask & w[i].bit))
 			continue;
-		if ((e = enable_controller_for(cgroup, w[i].controller)) < 0) {
-			snprintf(msg, msg_size, "the guest's %s cgroup controller: %s",
-				 w[i].controller, strerror(-e));
-			return e;
-		}
-		if ((e = cgroup_write(cgroup, w[i].file, w[i].value)) < 0) {
-			snprintf(msg, msg_size, "%s = %s: %s", w[i].file, w[i].value, strerror(-e));
-			return e;
-		}
+		if ((e = enable_controller_for(cgroup, w[i].controller)) < 0)
+			return error_set(err, -e, "the guest's %s cgroup controller",
+					 w[i].controller);
+		if ((e = cgroup_write(cgroup, w[i].file, w[i].value)) < 0)
+			return error_set(err, -e, "%s = %s", w[i].file, w[i].value);
 	}
 	return 0;
 }
 
-int cgroups_pod_make(const char *pod, const Cocoon__Resources *r, char *msg, size_t msg_size)
+int cgroups_pod_make(const char *pod, const Cocoon__Resources *r, struct error **err)
 {
 	static const char *const controllers[] = {"+cpu", "+memory", "+pids"};
 	const char *bad = cocoon_pod_limits_check(r->memory_limit, r->pids_limit, r->cpu_quota,
 						  r->cpu_period, r->cpu_shares);
-	if (bad) {
-		snprintf(msg, msg_size, "the pod's limits: %s", bad);
-		return -EINVAL;
-	}
-	if (mkdir(pod, 0755) < 0 && errno != EEXIST) {
-		snprintf(msg, msg_size, "the pod's cgroup %s: %s", pod, strerror(errno));
-		return -errno;
-	}
+	if (bad)
+		return error_setx(err, EINVAL, "the pod's limits: %s", bad);
+	if (mkdir(pod, 0755) < 0 && errno != EEXIST)
+		return error_set(err, errno, "the pod's cgroup %s", pod);
 	/* The pod's containers get their own limits and figures beneath it: a
 	 * controller the kernel lacks is left out, as for the root
 	 * (cgroups_enable_accounting), until a limit needs it. */
 	cgroups_enable_accounting();
 	for (size_t i = 0; i < ARRAY_SIZE(controllers); i++)
 		(void)cgroup_write(pod, "cgroup.subtree_control", controllers[i]);
-	int e = cgroups_apply(pod, r, 0, msg, msg_size);
-	if (e < 0) {
-		char what[256];
-		snprintf(what, sizeof(what), "%s", msg);
-		snprintf(msg, msg_size, "the pod's cgroup %s: %s", pod, what);
-	}
+	int e = cgroups_apply(pod, r, 0, err);
+	if (e < 0)
+		(void)error_wrap(err, "the pod's cgroup %s", pod);
 	return e;
 }
 
 int cgroups_container_make(const char *id, const char *joins, const Cocoon__Resources *pod_limits,
 			   const char *joined_pod, char cgroup[CGROUPS_PATH_MAX],
-			   char pod[CGROUPS_POD_PATH_MAX], char *msg, size_t msg_size)
+			   char pod[CGROUPS_POD_PATH_MAX], struct error **err)
 {
 	pod[0] = cgroup[0] = 0;
-	if (pod_limits && joins) {
-		snprintf(msg, msg_size,
-			 "pod limits on a member of pod %s: only its sandbox's create carries them",
-			 joins);
-		return -EINVAL;
-	}
+	if (pod_limits && joins)
+		return error_setx(
+			err, EINVAL,
+			"pod limits on a member of pod %s: only its sandbox's create carries them",
+			joins);
 	if (pod_limits) {
 		snprintf(pod, CGROUPS_POD_PATH_MAX, CGROUPS_ROOT "/" COCOON_POD_CGROUP_PREFIX "%s",
 			 id);
-		int r = cgroups_pod_make(pod, pod_limits, msg, msg_size);
+		int r = cgroups_pod_make(pod, pod_limits, err);
 		if (r < 0)
 			return r;
 	} else if (joins && joined_pod) {
@@ -221,10 +203,9 @@ int cgroups_container_make(const char *id, const char *joins, const Cocoon__Reso
 	cgroups_enable_accounting();
 	snprintf(cgroup, CGROUPS_PATH_MAX, "%s/%s", pod[0] ? pod : CGROUPS_ROOT, id);
 	if (mkdir(cgroup, 0755) < 0 && errno != EEXIST) {
-		int e = errno;
-		snprintf(msg, msg_size, "cgroup %s: %s", cgroup, strerror(e));
+		int e = error_set(err, errno, "cgroup %s", cgroup);
 		cgroup[0] = 0;
-		return -e;
+		return e;
 	}
 	return 0;
 }
