@@ -50,7 +50,7 @@ asan: setup
 analyze: build
 	sh scripts/analyze.sh $(BUILD)
 
-# libFuzzer targets (docs/security.md), in a clang build of their own with
+# libFuzzer targets (docs/security-tests.md), in a clang build of their own with
 # ASan and UBSan; any undefined behaviour counts as a crash.
 $(FUZZ)/build.ninja:
 	CC=clang CFLAGS="-fsanitize=fuzzer-no-link -fno-sanitize-recover=all -Wno-format-nonliteral" meson setup $(FUZZ) \
@@ -117,8 +117,8 @@ bench-keeper: image
 install: build
 	meson install -C $(BUILD)
 
-# The tree's shape (scripts/check-shape.py: no C, Python or shell
-# file over 600 lines, no call cycle between .c files, no two .c files
+# The tree's shape (scripts/check-shape.py: no C, Python, shell, docs/*.md
+# or proto file over 600 lines, no call cycle between .c files, no two .c files
 # including each other's header, no call or include up the layers of
 # ARCHITECTURE.md; test-check-shape.py plants one of each and checks that
 # check-shape.py reports it), shellcheck at warning level for every shell script, codespell for

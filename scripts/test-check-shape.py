@@ -4,7 +4,7 @@
 Copies the tracked sources into a scratch git tree, checks that the copy
 passes, then plants one violation of each kind check-shape.py looks for
 (a call up the guest's layers, a call and an include up the host's, a
-call cycle, a file over the line limit) and checks that each is reported
+call cycle, a C file, a doc and a proto file over the line limit) and checks that each is reported
 by name and that the script exits non-zero. Run from the top of the tree.
 """
 import os
@@ -29,6 +29,8 @@ PLANTS = [
      '\nvoid shape_planted_cycle(void);\nvoid shape_planted_cycle(void)\n{\n\t(void)container_find;\n}\n',
      'a cycle between'),
     ('src/guest/sysctl.c', '\n' * 700, 'src/guest/sysctl.c: '),
+    ('docs/errors.md', '\n' * 700, 'docs/errors.md: '),
+    ('proto/cocoon.proto', '\n' * 700, 'proto/cocoon.proto: '),
 ]
 
 
@@ -37,7 +39,7 @@ def run(tree):
 
 
 def main():
-    files = subprocess.run(['git', 'ls-files', 'src', 'scripts'],
+    files = subprocess.run(['git', 'ls-files', 'src', 'scripts', 'docs', 'proto'],
                            capture_output=True, text=True, check=True).stdout.split()
     failures = []
     with tempfile.TemporaryDirectory(prefix='check-shape-') as tree:
