@@ -17,8 +17,10 @@
 #include "cleanup.h"
 #include "contract.h"
 #include "error.h"
+#include "fdio.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/capability.h>
 #include <seccomp.h>
 #include <stdint.h>
@@ -347,9 +349,10 @@ int confine_criu_externals(FILE *conf, pid_t pid, char *const *masked, size_t n_
 		 * the host accepts only plain absolute paths. */
 		if (strpbrk(masked[i], " \t\n\\") || !is_mount_point(pid, masked[i]))
 			continue;
-		char path[600];
+		char path[PATH_MAX];
 		struct stat st;
-		snprintf(path, sizeof(path), "/proc/%d/root%s", pid, masked[i]);
+		if (path_fmt(path, sizeof(path), "/proc/%d/root%s", pid, masked[i]) < 0)
+			return -ENAMETOOLONG;
 		if (stat(path, &st) < 0)
 			continue;
 		fprintf(conf, "external mnt[%s]:cocoon-mask%c-%zu\n", masked[i],

@@ -30,5 +30,6 @@ int confine_seccomp_load(const Cocoon__Seccomp *sc, struct error **err);
  * (pid) has mounted over is external, keyed by its index; at restore, every
  * key maps to the guest's /dev/null, and each masked directory to an empty
  * read-only tmpfs (unused keys are ignored by CRIU). Returns the number of
- * lines written, or a negative errno when that tmpfs cannot be made. */
+ * lines written, or a negative errno when that tmpfs cannot be made or a
+ * masked path is too long to look at (-ENAMETOOLONG). */
 int confine_criu_externals(FILE *conf, pid_t pid, char *const *masked, size_t n_masked, bool dump);

@@ -369,13 +369,13 @@ make_mountpoints_child(const Cocoon__ContainerSpec *s, const char *rootfs, int r
 			r = make_target(target,
 					bind && stat(m->source, &st) == 0 && !S_ISDIR(st.st_mode));
 		if (r < 0) {
-			snprintf(msg, sizeof(msg), "mount point %s: %s", m->destination,
+			snprintf(msg, sizeof(msg), "mount point %.300s: %s", m->destination,
 				 strerror(-r));
 			goto fail;
 		}
 		if (bind && mount(m->source, target, NULL, MS_BIND | MS_REC, NULL) < 0) {
-			snprintf(msg, sizeof(msg), "mount %s (bind from %s): %s", m->destination,
-				 m->source, strerror(errno));
+			snprintf(msg, sizeof(msg), "mount %.150s (bind from %.150s): %s",
+				 m->destination, m->source, strerror(errno));
 			goto fail;
 		}
 	}
