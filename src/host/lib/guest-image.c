@@ -17,10 +17,11 @@ char *guest_image_default_dir(void)
 
 int guest_image_build(const char *out, bool force, struct error **err)
 {
-	_cleanup_free_ char *script = NULL, *agent = NULL, *fragment = NULL, *dflt = NULL;
+	_cleanup_free_ char *script = NULL, *agent = NULL, *fragment = NULL,
+			    *dflt = out ? NULL : guest_image_default_dir();
 	int r;
 
-	if (!out && !(out = dflt = guest_image_default_dir()))
+	if (!out && !dflt)
 		return error_setx(err, ENOMEM, "out of memory");
 	if ((r = find_helper("mkimage.sh", &script, err)) < 0 ||
 	    (r = find_helper("cocoon-agent", &agent, err)) < 0 ||
@@ -31,7 +32,7 @@ int guest_image_build(const char *out, bool force, struct error **err)
 			(char *)"--agent",
 			agent,
 			(char *)"--output",
-			(char *)out,
+			out ? (char *)out : dflt,
 			(char *)"--config-fragment",
 			fragment,
 			force ? (char *)"--force" : NULL,
