@@ -13,8 +13,8 @@
  * root) and for a pod's. */
 #define CGROUPS_PATH_MAX 160
 #define CGROUPS_POD_PATH_MAX 96
-_Static_assert(CGROUPS_POD_PATH_MAX >= sizeof(CGROUPS_ROOT "/" COCOON_POD_CGROUP_PREFIX) +
-					       COCOON_ID_MAX,
+_Static_assert(CGROUPS_POD_PATH_MAX >=
+		       sizeof(CGROUPS_ROOT "/" COCOON_POD_CGROUP_PREFIX) + COCOON_ID_MAX,
 	       "CGROUPS_POD_PATH_MAX: too short for a pod's cgroup");
 _Static_assert(CGROUPS_PATH_MAX >= CGROUPS_POD_PATH_MAX + COCOON_ID_MAX,
 	       "CGROUPS_PATH_MAX: too short for a pod member's cgroup");

@@ -214,17 +214,17 @@ static void check_vmsnap(struct check_run *run, const struct cocoon_config *cfg)
 	char why[1024];
 	vmsnap_probe(cfg, &c);
 	if (vmsnap_caps_check(&c, why, sizeof(why)) == 0)
-		line(run, CHECK_OK, "whole-VM ckpt", "available (QEMU %d.%d.%d%s, %s)", c.qemu_major,
-		     c.qemu_minor, c.qemu_micro, c.mapped_ram ? " with mapped-ram" : "",
-		     c.virtiofsd_version);
+		line(run, CHECK_OK, "whole-VM ckpt", "available (QEMU %d.%d.%d%s, %s)",
+		     c.qemu_major, c.qemu_minor, c.qemu_micro,
+		     c.mapped_ram ? " with mapped-ram" : "", c.virtiofsd_version);
 	else if (strcmp(cfg->checkpoint_mode, "vm") == 0)
 		line(run, CHECK_FAIL, "whole-VM ckpt", "checkpoint_mode \"vm\", but %s", why);
 	else
 		line(run, CHECK_OK, "whole-VM ckpt", "not available: %s", why);
 }
 
-int check_run(const struct global_opts *g, check_emit_fn emit, void *ctx,
-	      struct check_result *res, struct error **err)
+int check_run(const struct global_opts *g, check_emit_fn emit, void *ctx, struct check_result *res,
+	      struct error **err)
 {
 	struct check_run run = {.emit = emit, .ctx = ctx, .res = res};
 	_cleanup_free_ char *dir = NULL, *note = NULL;

@@ -39,8 +39,8 @@ struct check_result {
  * boot takes seconds), *RES the outcome. Returns 0 once a report was made,
  * failures or not, or a negative errno with *ERR when none could be (the
  * state directory, the accelerator). */
-int check_run(const struct global_opts *g, check_emit_fn emit, void *ctx,
-	      struct check_result *res, struct error **err);
+int check_run(const struct global_opts *g, check_emit_fn emit, void *ctx, struct check_result *res,
+	      struct error **err);
 
 /* The agent's Version reply in *out (the caller's,
  * cocoon__response__free_unpacked; body version, its text made safe for a
