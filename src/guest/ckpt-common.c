@@ -21,6 +21,7 @@
 #include <sys/mount.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <netinet/in.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -137,6 +138,28 @@ void criu_common_args(struct argv *av, const Cocoon__CriuOptions *o)
 		argv_add(av, "--shell-job");
 	if (o->file_locks)
 		argv_add(av, "--file-locks");
+}
+
+int criu_log_level(const Cocoon__CriuOptions *o, bool debug)
+{
+	int level = debug ? 4 : 2;
+	for (size_t i = 0; o && i < o->n_config; i++) {
+		const char *line = o->config[i];
+		if (strncmp(line, "verbosity", 9) != 0 || (line[9] != 0 && line[9] != '='))
+			continue;
+		/* As CRIU reads it (criu/config.c, case 'v'): no value is one
+		 * more than its default of 2, "vvv" one more per letter, else
+		 * a number. The last line wins, as in CRIU. */
+		const char *v = line[9] ? line + 10 : NULL;
+		int want = !v ? 3 : v[0] == 'v' ? 2 + (int)strlen(v) + 1 : atoi(v);
+		level = (debug ? 4 : 2) > want ? (debug ? 4 : 2) : want;
+	}
+	return level > 4 ? 4 : level;
+}
+
+void criu_log_level_arg(struct argv *av, const Cocoon__CriuOptions *o, bool debug)
+{
+	argv_addf(av, "-v%d", criu_log_level(o, debug));
 }
 
 /* A fresh network namespace with loopback up, as the container had, for

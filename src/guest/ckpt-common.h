@@ -37,6 +37,14 @@ void criu_log_first_error(const char *log, char *out, size_t size);
 /* Appends the options of O that dump and restore both take to AV. */
 struct argv;
 void criu_common_args(struct argv *av, const Cocoon__CriuOptions *o);
+/* CRIU's log level for a run: 2 (warnings, and the Error lines cocoon
+ * reports), 4 with DEBUG, or higher when the user's CRIU config asks for
+ * it ("verbosity", "verbosity=N"). The command line's -vN wins over the
+ * config file in CRIU, so the user's level goes there; it never lowers
+ * cocoon's. At most 4 (CRIU's LOG_DEBUG). */
+int criu_log_level(const Cocoon__CriuOptions *o, bool debug);
+/* Appends "-vN" for criu_log_level(O, DEBUG) to AV. */
+void criu_log_level_arg(struct argv *av, const Cocoon__CriuOptions *o, bool debug);
 /* A new network namespace with loopback up: an fd the caller owns, or -1
  * with errno set. */
 int ckpt_new_loopback_netns(void);

@@ -93,7 +93,7 @@ int dump_criu_argv(struct argv *av, struct ckpt_ctx *x, struct agent_container *
 	argv_add(av, x->img);
 	argv_add(av, "-o");
 	argv_add(av, COCOON_DUMP_LOG);
-	argv_add(av, (req->criu && req->criu->debug) || a->debug ? "-v4" : "-v2");
+	criu_log_level_arg(av, req->criu, (req->criu && req->criu->debug) || a->debug);
 	/* CRIU freezes through the container's cgroup; a paused container is
 	 * already frozen there and stays so afterwards. */
 	argv_add(av, "--freeze-cgroup");

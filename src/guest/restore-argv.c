@@ -24,7 +24,7 @@ void restore_criu_argv(struct restore_ctx *x, struct agent_container *c, struct 
 	argv_add(av, x->work);
 	argv_add(av, "-o");
 	argv_add(av, COCOON_RESTORE_LOG);
-	argv_add(av, x->criu.debug || a->debug ? "-v4" : "-v2");
+	criu_log_level_arg(av, &x->criu, x->criu.debug || a->debug);
 	argv_add(av, "--root");
 	argv_add(av, c->rootfs);
 	argv_add(av, "--restore-detached");

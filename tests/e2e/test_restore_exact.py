@@ -412,7 +412,10 @@ def test_exec_status_when_the_init_never_reaps_and_its_zombie_is_checkpointed(en
 
 
 @pytest.mark.parametrize("line,why", [("page-server", "network"), ("external tty[1:2]", "host paths"),
-                                      ("exec-cmd /bin/true", "host command"), ("no-such-option 1", "not supported")])
+                                      ("exec-cmd /bin/true", "host command"), ("no-such-option 1", "not supported"),
+                                      # a second word would reach CRIU as an option of its own
+                                      ("tcp-established --page-server", "takes no value"),
+                                      ("ghost-limit 1M --skip-file-rwx-check", "takes one value")])
 
 
 def test_criu_options_that_cannot_work_in_the_vm_are_refused(env, line, why):

@@ -1,8 +1,8 @@
 """Issue 17's kinds beyond its six cases, through cocoon: mounts stacked on
 one mount point and mount options CRIU cannot dump; every kind of file on
 the default 9p rootfs; deleted executables and mappings; processes in
-sub-cgroups; a CRIU option that must act at restore too (file-locks) and
-which CRIU config file wins; an attached exec still running at the
+sub-cgroups; a CRIU option that must act at restore too (file-locks),
+which CRIU config file wins, and the user's CRIU log level; an attached exec still running at the
 checkpoint. Each comes back as it was, or the checkpoint is refused before
 anything is frozen, naming the thing and what to do."""
 import subprocess
@@ -193,6 +193,25 @@ def test_annotation_file_replaces_cocoon_criu_conf(env):
     r = checkpoint(env, "pr", env.tmp / "ck2", "--leave-running")
     assert r.returncode == 0, r.stderr
     env.run("delete", "--force", "pr", check=True)
+
+
+def test_verbosity_in_the_criu_config_sets_criu_log_level(env):
+    """'verbosity 4' in cocoon's criu.conf: CRIU logs at level 4 (its info
+    and debug lines), though cocoon gives CRIU -v2 on the command line,
+    which CRIU reads after its config file. Without the line, no info line."""
+    conf = env.tmp / "criu.conf"
+    start(env, "vb", ["sleep", "100000"])
+    found = {}
+    for i, text in enumerate(["", "verbosity 4\n"]):
+        conf.write_text(text)
+        env.write_config(f'[runtime]\ncriu_config = "{conf}"\n')
+        w = env.tmp / f"w{i}"
+        w.mkdir()
+        r = checkpoint(env, "vb", env.tmp / f"ck{i}", "--leave-running", "--work-path", str(w))
+        assert r.returncode == 0, r.stderr
+        found[text] = "Dumping finished successfully" in (w / "dump.log").read_text()
+    assert found == {"": False, "verbosity 4\n": True}, found
+    env.run("delete", "--force", "vb", check=True)
 
 
 # ---- an attached exec still running at the checkpoint ------------------------------

@@ -24,7 +24,9 @@ static void test_accepted(void **state)
 	assert_string_equal(o.config[0], "ghost-limit 4M");
 	assert_string_equal(o.config[1], "tcp-established");
 	assert_string_equal(o.config[2], "skip-in-flight");
-	assert_string_equal(o.config[3], "verbosity 4");
+	/* An optional argument is attached with '=': getopt takes it no
+	 * other way. */
+	assert_string_equal(o.config[3], "verbosity=4");
 	criu_config_free(&o);
 }
 
@@ -53,6 +55,18 @@ static void test_refused(void **state)
 		"c.conf:1: CRIU option 'log-level' cannot be used with cocoon: the guest's CRIU 3.17 has no such option; use 'verbosity'");
 	expect_refused("skip-file-rwx-check\n", "CRIU 4.0");
 	expect_refused("ghost-limit \"1M\"\n", "quotes");
+	/* CRIU makes every further word of a line an argument of its own: a
+	 * second word would smuggle in an option refused above. */
+	expect_refused(
+		"ghost-limit 1M --skip-file-rwx-check\n",
+		"c.conf:1: CRIU option 'ghost-limit' takes one value, not '1M --skip-file-rwx-check'");
+	expect_refused("tcp-established --page-server\n",
+		       "c.conf:1: CRIU option 'tcp-established' takes no value");
+	expect_refused("shell-job\tpage-server\n", "takes no value");
+	expect_refused("ext-unix-sk 1 --tree=1\n", "takes one value");
+	/* Without its value, CRIU would take the next line's option as it. */
+	expect_refused("ghost-limit\ntcp-established\n",
+		       "c.conf:1: CRIU option 'ghost-limit' needs a value");
 	char big[64 * 20 + 100] = "";
 	for (int i = 0; i < 70; i++)
 		strcat(big, "shell-job\n");

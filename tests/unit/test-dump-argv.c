@@ -133,6 +133,42 @@ static void established_tcp_locks_with_nftables_and_debug_is_v4(void **state)
 	argv_free(&av);
 }
 
+/* The user's "verbosity" reaches CRIU on the command line, whose -vN wins
+ * over the config file: raised, never below cocoon's 2, at most 4. */
+static void users_verbosity_raises_the_log_level(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *line;
+		bool debug;
+		const char *want;
+	} cases[] = {
+		{"verbosity=4", false, "-v4"},	{"verbosity", false, "-v3"},
+		{"verbosity=0", false, "-v2"},	{"verbosity=0", true, "-v4"},
+		{"verbosity=9", false, "-v4"},	{"verbosity=vv", false, "-v4"},
+		{"verbosityx=4", false, "-v2"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		fresh();
+		char *lines[] = {(char *)"ghost-limit 2M", (char *)cases[i].line};
+		criu.config = lines;
+		criu.n_config = 2;
+		criu.debug = cases[i].debug;
+		struct argv av = ARGV_EMPTY;
+		assert_int_equal(dump_criu_argv(&av, &x, &c, &req), 0);
+		if (find(&av, cases[i].want) < 0)
+			fail_msg("'%s' (debug %d): no %s", cases[i].line, cases[i].debug,
+				 cases[i].want);
+		int levels = 0;
+		for (size_t k = 0; k < av.n; k++)
+			levels += strncmp(av.args[k], "-v", 2) == 0;
+		assert_int_equal(levels, 1);
+		argv_free(&av);
+	}
+	criu.config = NULL;
+	criu.n_config = 0;
+}
+
 static void pre_dump_keeps_the_tasks_and_names_no_externals(void **state)
 {
 	(void)state;
@@ -223,6 +259,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(dump_has_cocoons_options),
 		cmocka_unit_test(established_tcp_locks_with_nftables_and_debug_is_v4),
+		cmocka_unit_test(users_verbosity_raises_the_log_level),
 		cmocka_unit_test(pre_dump_keeps_the_tasks_and_names_no_externals),
 		cmocka_unit_test(incremental_dump_names_its_parent),
 		cmocka_unit_test(binds_dev_and_terminal_are_external),

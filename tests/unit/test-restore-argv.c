@@ -153,6 +153,25 @@ static void the_agents_debug_is_v4(void **state)
 	argv_free(&av);
 }
 
+/* The user's "verbosity" from the CRIU config: on the command line, whose
+ * -vN wins over the config file in CRIU. */
+static void users_verbosity_is_the_log_level(void **state)
+{
+	(void)state;
+	fresh();
+	char *lines[] = {(char *)"verbosity=3"};
+	x.criu.config = lines;
+	x.criu.n_config = 1;
+	struct argv av = ARGV_EMPTY;
+	restore_criu_argv(&x, &c, &av);
+	assert_int_equal(argv_finish(&av), 0);
+	assert_true(find(&av, "-v3") > 0);
+	assert_int_equal(find(&av, "-v2"), -1);
+	argv_free(&av);
+	x.criu.config = NULL;
+	x.criu.n_config = 0;
+}
+
 static void binds_and_fresh_dev_are_external(void **state)
 {
 	(void)state;
@@ -201,6 +220,7 @@ int main(void)
 		cmocka_unit_test(restore_has_cocoons_options),
 		cmocka_unit_test(staged_pages_are_deduplicated_and_user_options_pass),
 		cmocka_unit_test(the_agents_debug_is_v4),
+		cmocka_unit_test(users_verbosity_is_the_log_level),
 		cmocka_unit_test(binds_and_fresh_dev_are_external),
 		cmocka_unit_test(too_long_a_line_is_refused),
 	};

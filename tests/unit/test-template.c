@@ -10,12 +10,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/if_tun.h>
+#include <pthread.h>
 #include <net/if.h>
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -385,6 +389,172 @@ static void test_template_taps_are_down_in_a_namespace_of_their_own(void **state
 	error_free(&err);
 }
 
+/* Runs fn in a child process, its stderr captured into out (NUL-ended).
+ * The child's wait status, or -1. */
+static int in_child(int (*fn)(void), char *out, size_t size)
+{
+	int p[2];
+	if (pipe(p) < 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		dup2(p[1], 2);
+		close(p[0]);
+		_exit(fn());
+	}
+	close(p[1]);
+	size_t n = 0;
+	ssize_t got;
+	while (n + 1 < size && (got = read(p[0], out + n, size - 1 - n)) > 0)
+		n += (size_t)got;
+	out[n] = '\0';
+	close(p[0]);
+	int status;
+	return waitpid(pid, &status, 0) == pid ? status : -1;
+}
+
+/* Child exit codes of the tests below (the function's own fatal exit is
+ * NETWORK_SCRATCH_STUCK_EXIT, 1). */
+enum { CHILD_OK = 0, CHILD_SETUP = 2, CHILD_FAILED = 3, CHILD_WRONG = 4, CHILD_SKIP = 5 };
+
+/* No CAP_SYS_ADMIN: unshare(CLONE_NEWNET) is refused (EPERM), as in a shim
+ * without capabilities. A VM without NICs must still get its template. */
+static int no_nic_without_cap_sys_admin(void)
+{
+	struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct d[2];
+	if (syscall(SYS_capget, &h, d) < 0)
+		return CHILD_SETUP;
+	d[CAP_SYS_ADMIN / 32].effective &= ~(1u << (CAP_SYS_ADMIN % 32));
+	if (syscall(SYS_capset, &h, d) < 0)
+		return CHILD_SETUP;
+	/* The denial is real: a template with a NIC is refused here. */
+	int fds[1];
+	struct error *err = NULL;
+	if (network_scratch_taps(1, fds, &err) != -EPERM)
+		return CHILD_WRONG;
+	error_free(&err);
+	if (network_scratch_taps(0, fds, &err) < 0) {
+		fprintf(stderr, "network_scratch_taps(0): %s\n", err ? err->msg : "?");
+		return CHILD_FAILED;
+	}
+	return CHILD_OK;
+}
+
+static void test_no_nic_makes_no_namespace(void **state)
+{
+	(void)state;
+	char out[1024];
+	int st = in_child(no_nic_without_cap_sys_admin, out, sizeof(out));
+	assert_true(WIFEXITED(st));
+	if (WEXITSTATUS(st) == CHILD_SETUP) {
+		print_message("skipped: cannot drop CAP_SYS_ADMIN here (capset)\n");
+		skip();
+	}
+	if (WEXITSTATUS(st) != CHILD_OK)
+		fail_msg("child exit %d: %s", WEXITSTATUS(st), out);
+}
+
+/* A user namespace of its own: the child can unshare a network namespace
+ * (owned by its user namespace) but not setns back into the original one
+ * (owned by the initial user namespace, where it has no capability). */
+static int setns_back_refused(void)
+{
+	struct stat before;
+	if (stat("/proc/thread-self/ns/net", &before) < 0 || unshare(CLONE_NEWUSER) < 0)
+		return CHILD_SETUP;
+	int fds[1];
+	struct error *err = NULL;
+	int r = network_scratch_taps(1, fds, &err);
+	/* Not reached when the function does its job. */
+	struct stat after;
+	if (stat("/proc/thread-self/ns/net", &after) == 0 && after.st_ino != before.st_ino)
+		fprintf(stderr, "left in another network namespace (returned %d: %s)\n", r,
+			err ? err->msg : "no error");
+	else
+		fprintf(stderr, "returned %d: %s\n", r, err ? err->msg : "no error");
+	return r == 0 ? CHILD_OK : CHILD_FAILED;
+}
+
+/* The process never goes on in the template's scratch namespace: a failed
+ * setns back is fatal, and says so. */
+static void test_a_failed_return_is_fatal(void **state)
+{
+	(void)state;
+	char out[2048];
+	int st = in_child(setns_back_refused, out, sizeof(out));
+	assert_true(WIFEXITED(st));
+	if (WEXITSTATUS(st) == CHILD_SETUP) {
+		print_message("skipped: no user namespace here (unshare CLONE_NEWUSER)\n");
+		skip();
+	}
+	if (WEXITSTATUS(st) != NETWORK_SCRATCH_STUCK_EXIT)
+		fail_msg("child exit %d, not the fatal exit: %s", WEXITSTATUS(st), out);
+	assert_non_null(strstr(out, "cannot return to the caller's network namespace"));
+}
+
+struct thread_ns {
+	ino_t own, after;
+	int r;
+};
+
+static void *scratch_from_a_thread(void *arg)
+{
+	struct thread_ns *t = arg;
+	struct stat st;
+	int fds[1];
+	struct error *err = NULL;
+	t->r = -1;
+	/* This thread alone moves to a namespace of its own. */
+	if (unshare(CLONE_NEWNET) < 0 || stat("/proc/thread-self/ns/net", &st) < 0)
+		return NULL;
+	t->own = st.st_ino;
+	t->r = network_scratch_taps(1, fds, &err);
+	error_free(&err);
+	if (t->r == 0)
+		close(fds[0]);
+	if (stat("/proc/thread-self/ns/net", &st) == 0)
+		t->after = st.st_ino;
+	return NULL;
+}
+
+static int scratch_in_a_thread(void)
+{
+	struct thread_ns t = {0};
+	pthread_t th;
+	if (pthread_create(&th, NULL, scratch_from_a_thread, &t) != 0 ||
+	    pthread_join(th, NULL) != 0)
+		return CHILD_SETUP;
+	if (t.own == 0)
+		return CHILD_SETUP;
+	if (t.r < 0)
+		return CHILD_FAILED;
+	if (t.after != t.own) {
+		fprintf(stderr, "thread's namespace %lu, after the taps %lu\n",
+			(unsigned long)t.own, (unsigned long)t.after);
+		return CHILD_WRONG;
+	}
+	return CHILD_OK;
+}
+
+/* The calling thread returns to its own namespace, not to the thread-group
+ * leader's (/proc/self/ns/net is the leader's). */
+static void test_a_thread_returns_to_its_own_namespace(void **state)
+{
+	(void)state;
+	char out[1024];
+	int st = in_child(scratch_in_a_thread, out, sizeof(out));
+	assert_true(WIFEXITED(st));
+	if (WEXITSTATUS(st) == CHILD_SETUP) {
+		print_message("skipped: a network namespace needs CAP_SYS_ADMIN\n");
+		skip();
+	}
+	if (WEXITSTATUS(st) != CHILD_OK)
+		fail_msg("child exit %d: %s", WEXITSTATUS(st), out);
+}
+
 static void test_directory_is_named_by_the_key(void **state)
 {
 	(void)state;
@@ -412,6 +582,9 @@ int main(void)
 		cmocka_unit_test(test_host_cpu_is_in_the_key_under_kvm),
 		cmocka_unit_test(test_nic_count_is_the_key_not_the_macs),
 		cmocka_unit_test(test_template_taps_are_down_in_a_namespace_of_their_own),
+		cmocka_unit_test(test_no_nic_makes_no_namespace),
+		cmocka_unit_test(test_a_failed_return_is_fatal),
+		cmocka_unit_test(test_a_thread_returns_to_its_own_namespace),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

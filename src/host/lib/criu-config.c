@@ -19,28 +19,40 @@
 #define CRIU_CONFIG_MAX_BYTES (64 * 1024)
 #define CRIU_CONFIG_MAX_LINES 64
 
-/* Options that behave the same inside the VM. */
-static const char *const allowed[] = {
-	"ghost-limit",
-	"tcp-established",
-	"tcp-close",
-	"skip-in-flight",
-	"ext-unix-sk",
-	"shell-job",
-	"file-locks",
-	"link-remap",
-	"evasive-devices",
-	"force-irmap",
-	"verbosity",
-	"timeout",
-	"weak-sysctls",
-	"file-validation",
-	"enable-fs",
-	"auto-dedup",
-	"display-stats",
-	"enable-external-masters",
-	"enable-external-sharing",
-	NULL,
+/* Options that behave the same inside the VM, with the kind of argument
+ * CRIU 3.17 gives each in its getopt table (criu/config.c, long_opts).
+ * CRIU reads a config file line by line into one argument vector: the
+ * first word of a line becomes "--word" and every further word an
+ * argument of its own (parse_statement). So a value is one word, an option
+ * without an argument has none (a word after it would be read as the next
+ * option: "tcp-established --page-server"), one with a required argument
+ * has one (else it takes the next line's option as its value), and one
+ * with an optional argument gets it joined by '=', the only way getopt
+ * attaches an optional argument. */
+enum arg_kind { ARG_NONE, ARG_REQUIRED, ARG_OPTIONAL };
+static const struct {
+	const char *name;
+	enum arg_kind arg;
+} allowed[] = {
+	{"ghost-limit", ARG_REQUIRED},
+	{"tcp-established", ARG_NONE},
+	{"tcp-close", ARG_NONE},
+	{"skip-in-flight", ARG_NONE},
+	{"ext-unix-sk", ARG_OPTIONAL},
+	{"shell-job", ARG_NONE},
+	{"file-locks", ARG_NONE},
+	{"link-remap", ARG_NONE},
+	{"evasive-devices", ARG_NONE},
+	{"force-irmap", ARG_NONE},
+	{"verbosity", ARG_OPTIONAL},
+	{"timeout", ARG_REQUIRED},
+	{"weak-sysctls", ARG_NONE},
+	{"file-validation", ARG_REQUIRED},
+	{"enable-fs", ARG_REQUIRED},
+	{"auto-dedup", ARG_NONE},
+	{"display-stats", ARG_NONE},
+	{"enable-external-masters", ARG_NONE},
+	{"enable-external-sharing", ARG_NONE},
 };
 
 /* Refused, with why. */
@@ -95,12 +107,31 @@ static const struct {
 	{"ext-masters", "the guest's CRIU 3.17 has no such option; use 'enable-external-masters'"},
 };
 
-static bool in(const char *const *list, const char *s)
+/* The line for the guest's CRIU config file: "name", "name value" or
+ * "name=value", by the option's kind of argument (see allowed[]). */
+static int option_line(const char *name, const char *value, enum arg_kind arg, const char *file,
+		       int lineno, char **out, struct error **err)
 {
-	for (; *list; list++)
-		if (strcmp(*list, s) == 0)
-			return true;
-	return false;
+	if (strpbrk(value, " \t"))
+		return error_setx(
+			err, EINVAL,
+			"%s:%d: CRIU option '%s' takes one value, not '%s': CRIU would read each further word as an argument of its own",
+			file, lineno, name, value);
+	if (arg == ARG_NONE && *value)
+		return error_setx(
+			err, EINVAL,
+			"%s:%d: CRIU option '%s' takes no value: CRIU would read '%s' as an argument of its own",
+			file, lineno, name, value);
+	if (arg == ARG_REQUIRED && !*value)
+		return error_setx(
+			err, EINVAL,
+			"%s:%d: CRIU option '%s' needs a value: without one CRIU would take the next option as its value",
+			file, lineno, name);
+	int n = *value ? asprintf(out, "%s%c%s", name, arg == ARG_OPTIONAL ? '=' : ' ', value)
+		       : asprintf(out, "%s", name);
+	if (n < 0)
+		return error_set(err, ENOMEM, "%s", file);
+	return 0;
 }
 
 static int check_line(char *line, const char *file, int lineno, char **out, struct error **err)
@@ -124,7 +155,10 @@ static int check_line(char *line, const char *file, int lineno, char **out, stru
 			return error_setx(err, EOPNOTSUPP,
 					  "%s:%d: CRIU option '%s' cannot be used with cocoon: %s",
 					  file, lineno, name, refused[i].why);
-	if (!in(allowed, name))
+	size_t k = 0;
+	while (k < ARRAY_SIZE(allowed) && strcmp(allowed[k].name, name) != 0)
+		k++;
+	if (k == ARRAY_SIZE(allowed))
 		return error_setx(
 			err, EOPNOTSUPP,
 			"%s:%d: CRIU option '%s' is not supported by cocoon (CRIU runs inside the container's VM; docs/checkpoint-exact.md lists the options that work there)",
@@ -134,9 +168,7 @@ static int check_line(char *line, const char *file, int lineno, char **out, stru
 			err, EINVAL,
 			"%s:%d: CRIU option '%s': quotes and backslashes are not supported", file,
 			lineno, name);
-	if (asprintf(out, "%s%s%s", name, *value ? " " : "", value) < 0)
-		return error_set(err, ENOMEM, "%s", file);
-	return 0;
+	return option_line(name, value, allowed[k].arg, file, lineno, out, err);
 }
 
 int criu_config_parse(const char *text, const char *file, Cocoon__CriuOptions *o,

@@ -3,6 +3,7 @@
 #include "network.h"
 #include "network-read.h"
 #include "cleanup.h"
+#include "log.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 #include <stdarg.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <unistd.h>
 
 #include <netlink/netlink.h>
 #include <netlink/route/act/mirred.h>
@@ -516,16 +518,29 @@ int network_scratch_taps(int count, int *fds, struct error **err)
 				  NET_MAX_INTERFACES);
 	for (int i = 0; i < count; i++)
 		fds[i] = -1;
-	_cleanup_close_ int back = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	/* No NIC, no namespace: a template without one (the common case)
+	 * needs no CAP_SYS_ADMIN and is not refused where unshare is. */
+	if (count == 0)
+		return 0;
+	/* The calling thread's namespace, which unshare and setns change;
+	 * /proc/self is the thread-group leader's. */
+	_cleanup_close_ int back = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
 	if (back < 0)
-		return error_set(err, errno, "/proc/self/ns/net");
+		return error_set(err, errno, "/proc/thread-self/ns/net");
 	/* The taps keep the namespace they were made in: the tun device's
 	 * socket holds a reference to it. */
 	if (unshare(CLONE_NEWNET) < 0)
 		return error_set(err, errno, "a network namespace for the template's taps");
 	int r = scratch_taps_inside(count, fds, err);
-	if (setns(back, CLONE_NEWNET) < 0 && r == 0)
-		r = error_set(err, errno, "return to the caller's network namespace");
+	/* Stuck in the scratch namespace, this process would go on (a cold
+	 * boot, a late network's reserved tap) in an empty network instead of
+	 * the engine's, with no error: it cannot be allowed to go on at all. */
+	if (setns(back, CLONE_NEWNET) < 0) {
+		log_errorf("a VM template's taps: cannot return to the caller's network "
+			   "namespace: %s",
+			   strerror(errno));
+		_exit(NETWORK_SCRATCH_STUCK_EXIT);
+	}
 	if (r < 0)
 		for (int i = 0; i < count; i++) {
 			if (fds[i] >= 0)

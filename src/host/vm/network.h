@@ -130,7 +130,13 @@ int network_adopt(struct network *n, const char *id, Cocoon__NetworkSpec **spec,
  * host. The caller stays in its own namespace. fds[0..count) are the
  * caller's to close (O_CLOEXEC); the namespace goes with the last one. 0, or
  * a negative errno with *err set (EPERM without CAP_SYS_ADMIN) and nothing
- * left open. */
+ * left open. count 0 makes no namespace (no CAP_SYS_ADMIN needed).
+ * Only the calling thread changes namespace, and it always returns to the
+ * one it was in (/proc/thread-self/ns/net): if that setns fails the
+ * process logs it (log_errorf) and _exits with NETWORK_SCRATCH_STUCK_EXIT
+ * rather than go on in an empty network (a cold boot after the template
+ * failed, a late network's reserved tap made there) with no error. */
+#define NETWORK_SCRATCH_STUCK_EXIT 1
 int network_scratch_taps(int count, int *fds, struct error **err);
 
 /* The VM of n started from a VM template (sandbox.from_template): its NIC i
