@@ -245,6 +245,83 @@ static void test_engine_network_by_path(void **st)
 	spec_free(&b);
 }
 
+/* CRI-O's infra container names the IPC and UTS namespaces CRI-O pinned
+ * for the pod (/var/run/ipcns/<id>, /var/run/utsns/<id>): the sandbox takes
+ * them as its own, new in the VM, where its members join them; before, the
+ * pod's sandbox was refused ("joining an existing ipc namespace"). Here
+ * the pinned ones are the test's own, left behind when it moves into new
+ * ones. A container that is no sandbox is still refused, and so is the
+ * host's own namespace. */
+static void test_crio_sandbox_pinned_namespaces(void **st)
+{
+	struct oci_bundle b;
+	struct error *err = NULL;
+	char text[1024], ipc[64], uts[64];
+	int old_ipc = open("/proc/self/ns/ipc", O_RDONLY | O_CLOEXEC);
+	int old_uts = open("/proc/self/ns/uts", O_RDONLY | O_CLOEXEC);
+	assert_true(old_ipc >= 0 && old_uts >= 0);
+	if (unshare(CLONE_NEWIPC | CLONE_NEWUTS) < 0) {
+		print_message("skipped: new IPC and UTS namespaces need CAP_SYS_ADMIN (%s)\n",
+			      strerror(errno));
+		close(old_ipc);
+		close(old_uts);
+		skip();
+	}
+	snprintf(ipc, sizeof(ipc), "/proc/self/fd/%d", old_ipc);
+	snprintf(uts, sizeof(uts), "/proc/self/fd/%d", old_uts);
+#define CRIO_SPEC(type, ipc_path, uts_path)                                                        \
+	snprintf(text, sizeof(text),                                                               \
+		 "{\"ociVersion\": \"1.0.2\", " ROOT ", " PROCESS                                  \
+		 ", \"annotations\": {\"io.kubernetes.cri-o.ContainerType\": \"%s\"%s}, "          \
+		 "\"linux\": {\"namespaces\": [{\"type\": \"network\"}, {\"type\": \"ipc\", "      \
+		 "\"path\": \"%s\"}, {\"type\": \"uts\", \"path\": \"%s\"}]}}",                    \
+		 type,                                                                             \
+		 strcmp(type, "sandbox") ? ", \"io.kubernetes.cri-o.SandboxID\": \"sb1\"" : "",    \
+		 ipc_path, uts_path)
+	CRIO_SPEC("sandbox", ipc, uts);
+	write_spec(text);
+	int r = spec_load(bundle, "sb1", &b, &err);
+	if (r == 0) {
+		/* Its own, new in the VM: network, ipc, uts; it joins nothing. */
+		assert_true(b.pod.sandbox);
+		assert_int_equal(b.spec->n_namespaces, 3);
+		assert_string_equal(b.spec->namespaces[1], "ipc");
+		assert_string_equal(b.spec->namespaces[2], "uts");
+		assert_int_equal(b.spec->n_join_namespaces, 0);
+		spec_free(&b);
+	}
+	/* The runtime's own (a bind of the host's): refused. */
+	CRIO_SPEC("sandbox", "/proc/thread-self/ns/ipc", uts);
+	if (r == 0)
+		expect_error(text, "is the host's ipc namespace");
+	/* A namespace of another type, a non-namespace: refused by name. */
+	CRIO_SPEC("sandbox", uts, uts);
+	if (r == 0)
+		expect_error(text, "is not an ipc namespace");
+	/* A member joins its sandbox's, as with containerd's annotations. */
+	CRIO_SPEC("container", ipc, uts);
+	write_spec(text);
+	int m = spec_load(bundle, "m1", &b, &err);
+	if (m == 0) {
+		assert_int_equal(b.spec->n_join_namespaces, 2);
+		assert_string_equal(b.pod.sandbox_id, "sb1");
+		spec_free(&b);
+	}
+	/* No pod's sandbox: refused as before. */
+	CRIO_SPEC("none", ipc, uts);
+	expect_error(text, "joining an existing ipc namespace is not supported");
+#undef CRIO_SPEC
+	assert_int_equal(setns(old_ipc, CLONE_NEWIPC), 0);
+	assert_int_equal(setns(old_uts, CLONE_NEWUTS), 0);
+	close(old_ipc);
+	close(old_uts);
+	if (r < 0)
+		fail_msg("a CRI-O sandbox with its pinned namespaces: %s", err ? err->msg : "?");
+	if (m < 0)
+		fail_msg("a CRI-O member with the pod's pinned namespaces: %s",
+			 err ? err->msg : "?");
+}
+
 static void test_bind_sources(void **st)
 {
 	expect_error(
@@ -434,6 +511,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_network_namespaces, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_host_network_by_path, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine_network_by_path, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crio_sandbox_pinned_namespaces, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_hooks_warn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_namespaces_warn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parse_from_memory, setup, teardown),

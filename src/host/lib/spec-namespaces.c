@@ -111,7 +111,7 @@ static int parse_namespace(json_object *ns, size_t i, struct oci_bundle *b, stru
 		free(path);
 		r = error_setx(
 			err, EOPNOTSUPP,
-			"config.json: %s: joining an existing %s namespace is not supported: each container has its own VM",
+			"config.json: %s: joining an existing %s namespace is not supported: a container in a VM can share only its pod sandbox's network, IPC and UTS namespaces (docs/pods.md)",
 			field, type);
 		free(type);
 		return r;
