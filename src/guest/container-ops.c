@@ -67,8 +67,19 @@ void container_handle_signal(struct agent *a, uint64_t id, const Cocoon__SignalR
 			kill((pid_t)pids[i], req->signal);
 	} else {
 		struct agent_proc *p = container_find_proc(c, req->exec_id);
+		/* An init that ended while its output still drains (the
+		 * container is freed after its last byte): runc's words, which
+		 * containerd's shim reads as "process already finished"
+		 * (checkKillError, pkg/process/utils.go); anything else it
+		 * takes for an unknown error (review10 3). */
+		const char *exec_id = req->exec_id ? req->exec_id : "";
+		if ((!p || p->phase == PROC_EXITED || p->pid <= 0) && !*exec_id) {
+			agent_send_error(a, id, ESRCH, "kill %s: container not running", c->id);
+			return;
+		}
 		if (!p || p->phase == PROC_EXITED || p->pid <= 0) {
-			agent_send_error(a, id, ESRCH, "kill %s: process is not running", c->id);
+			agent_send_error(a, id, ESRCH, "kill %s exec %s: no such process", c->id,
+					 exec_id);
 			return;
 		}
 		int k = p->pidfd >= 0 ? (int)syscall(SYS_pidfd_send_signal, p->pidfd, req->signal,

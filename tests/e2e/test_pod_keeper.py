@@ -6,11 +6,12 @@ test_podman_pods.py and test_containerd.py drive the same through the
 engines."""
 import json
 import os
+import select
 import signal
 import subprocess
 import time
 
-from conftest import pids_mentioning, qemu_pids, wait_for, write_bundle
+from conftest import COCOON, pids_mentioning, qemu_pids, wait_for, write_bundle
 from test_network import Net
 from test_pods import HTTP_PORT, lines, ns_paths, pid_alive, start_sandbox, with_www
 
@@ -247,3 +248,41 @@ def test_checkpoint_pod_leaves_a_stopped_member_out(env, tmp_path):
     for cid in ("cnt", "done", "sandbox"):
         env.run("delete", cid, check=True)
     assert list(env.root.iterdir()) == []
+
+
+def test_sandbox_that_ends_leaves_its_engines_pipe_at_eof_while_a_member_runs(env):
+    """review10 6: the shim writes the container's output through its own
+    non-blocking opens of the engine's pipes. When the sandbox ended while
+    a member ran, the keeper put /dev/null over its stdio but kept those
+    opens: the engine's pipe saw no EOF until the last member went
+    (containerd's task delete waits for it, conmon until its timeout)."""
+    b = write_bundle(env.tmp / "sandbox", ["sh", "-c", "echo up; sleep 4; echo down; exit 3"],
+                     hostname="podhost")
+    r, w = os.pipe()  # the engine's stdout and stderr
+    with open(env.tmp / "sandbox.create.err", "wb") as e:
+        p = subprocess.run([str(COCOON), "--root", str(env.root), "--config", str(env.config),
+                            "create", "--bundle", str(b.path), "sandbox"],
+                           stdin=subprocess.DEVNULL, stdout=w, stderr=w, timeout=180)
+    os.close(w)
+    try:
+        assert p.returncode == 0, "create of the sandbox failed"
+        sb = env.state("sandbox")["pid"]
+        env.run("start", "sandbox", check=True)
+        cnt = member(env, "cnt", ["payload", "counter", "200"], sb)
+        got, eof_at, deadline = b"", None, time.time() + 60
+        while eof_at is None and time.time() < deadline:
+            ready, _, _ = select.select([r], [], [], max(0.0, deadline - time.time()))
+            chunk = os.read(r, 65536) if ready else b""
+            got += chunk
+            if ready and not chunk:
+                eof_at = time.time()
+        assert b"up\n" in got and b"down\n" in got, got
+        assert eof_at is not None, f"no EOF on the engine's pipe 60 s on, the member running: {got!r}"
+        assert env.state("sandbox")["status"] == "stopped"
+        assert env.state("cnt")["status"] == "running", "the member did not run on"
+        assert counts_on(cnt)
+    finally:
+        os.close(r)
+    env.run("delete", "sandbox", check=True)
+    env.run("delete", "--force", "cnt", check=True)
+    assert qemu_pids(str(env.tmp)) == []

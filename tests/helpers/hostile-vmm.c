@@ -185,9 +185,10 @@ static bool serve(bool wait)
 	return true;
 }
 
-/* "output-flood": once started, the container's output as fast as the
- * host takes it, for 20 s, answering requests in between. */
-static void output_flood(void)
+/* "output-flood" ("stderr-flood": on stderr): once started, the
+ * container's output as fast as the host takes it, for 20 s, answering requests in between; the
+ * output of exec EXEC_ID ("": the container's init). */
+static void output_flood(const char *exec_id)
 {
 	static bool flooding;
 	static char chunk[32 * 1024];
@@ -202,7 +203,9 @@ static void output_flood(void)
 	r.body_case = COCOON__RESPONSE__BODY_OUTPUT;
 	r.output = &o;
 	o.id = (char *)"";
-	o.stream = COCOON__OUTPUT_STREAM__OUTPUT_STDOUT;
+	o.exec_id = (char *)exec_id;
+	o.stream = is("stderr-flood") ? COCOON__OUTPUT_STREAM__OUTPUT_STDERR
+				      : COCOON__OUTPUT_STREAM__OUTPUT_STDOUT;
 	o.data.data = (uint8_t *)chunk;
 	o.data.len = sizeof(chunk);
 	if (proto_frame_response(&r, &buf, &len, NULL) < 0)
@@ -232,26 +235,6 @@ static const char *request_target(const Cocoon__Request *req)
 	return id ? id : "";
 }
 
-/* An exec: started, and ended at once with status 0. */
-static void exec_done(const Cocoon__Request *req)
-{
-	Cocoon__Response r = COCOON__RESPONSE__INIT;
-	Cocoon__ExecReply e = COCOON__EXEC_REPLY__INIT;
-	Cocoon__ExitEvent x = COCOON__EXIT_EVENT__INIT;
-	r.id = req->id;
-	r.body_case = COCOON__RESPONSE__BODY_EXEC;
-	r.exec = &e;
-	e.pid = 2;
-	queue(&r);
-	r = (Cocoon__Response)COCOON__RESPONSE__INIT;
-	r.body_case = COCOON__RESPONSE__BODY_EXIT;
-	r.exit = &x;
-	x.id = req->exec->id;
-	x.exec_id = req->exec->exec_id;
-	queue(&r);
-	flush();
-}
-
 static void handle(const Cocoon__Request *req)
 {
 	static char first_started[128];
@@ -279,12 +262,10 @@ static void handle(const Cocoon__Request *req)
 			     : proto_request_name(req->body_case));
 		return;
 	}
-	/* "kill-deaf": reads a kill or a shutdown and does nothing. */
-	if (is("kill-deaf") && (req->body_case == COCOON__REQUEST__BODY_SIGNAL ||
-				req->body_case == COCOON__REQUEST__BODY_SHUTDOWN)) {
-		note("ignored ", proto_request_name(req->body_case));
+	/* The modes that answer kills (or anything) their own way
+	 * (hostile-kill.c). */
+	if (kill_modes(req))
 		return;
-	}
 	switch (req->body_case) {
 	case COCOON__REQUEST__BODY_PING: {
 		Cocoon__Pong pong = COCOON__PONG__INIT;
@@ -393,8 +374,8 @@ static void handle(const Cocoon__Request *req)
 			member_flood(req->start->id);
 		if (!first_started[0])
 			snprintf(first_started, sizeof(first_started), "%s", req->start->id);
-		if (is("output-flood"))
-			output_flood();
+		if (is("output-flood") || is("stderr-flood"))
+			output_flood("");
 		if (is("deaf")) {
 			note("deaf", "");
 			for (;;)
@@ -414,11 +395,20 @@ static void handle(const Cocoon__Request *req)
 			note("create done ", late_create_of);
 			return;
 		}
+		/* "output-flood": as the agent does, a container whose exit
+		 * was sent is freed: a later kill finds no such container. */
+		static bool flood_ended;
+		if (is("output-flood") && flood_ended) {
+			reply_error(req->id, ENOENT, "kill: no such container");
+			return;
+		}
 		r.body_case = COCOON__RESPONSE__BODY_SIGNAL;
 		r.signal = &sig;
 		queue(&r);
-		if (req->signal->signal == SIGKILL)
+		if (req->signal->signal == SIGKILL) {
 			exit_event(req->signal->id);
+			flood_ended = true;
+		}
 		flush();
 		return;
 	case COCOON__REQUEST__BODY_SHUTDOWN:
@@ -433,7 +423,13 @@ static void handle(const Cocoon__Request *req)
 		note("output_flow hold=", req->output_flow->hold ? "1" : "0");
 		return;
 	case COCOON__REQUEST__BODY_EXEC:
-		exec_done(req);
+		/* "flood-kill-deaf": started, never ended, its output floods. */
+		exec_started(req, !is("flood-kill-deaf"));
+		if (is("flood-kill-deaf")) {
+			char exec_id[128];
+			snprintf(exec_id, sizeof(exec_id), "%s", req->exec->exec_id);
+			output_flood(exec_id);
+		}
 		return;
 	case COCOON__REQUEST__BODY_LOOPBACK_HOLD: {
 		static Cocoon__LoopbackHoldReply lh = COCOON__LOOPBACK_HOLD_REPLY__INIT;

@@ -41,3 +41,8 @@ void progress_event(const char *id, const char *stage);
 /* "checkpoint-progress": a dump of container ID that takes 8 s and says so
  * every half second. */
 void slow_dump(const char *id);
+/* The modes that answer a kill (or, after "bad-reply", anything) their
+ * own way (hostile-kill.c): true when REQ was answered, or ignored. */
+bool kill_modes(const Cocoon__Request *req);
+/* An exec's reply: started; with ENDS, ended at once with status 0. */
+void exec_started(const Cocoon__Request *req, bool ends);

@@ -407,3 +407,44 @@ def output_nobody_reads_leaves_the_shim_serving_and_bounded():
         return (f"state in {state_took:.2f} s, kill in {took:.2f} s; the shim's peak RSS "
                 f"{base >> 10} -> {peak >> 10} MiB (cap {cap >> 20} MiB)\n"
                 + logged.decode(errors="replace").strip())
+
+
+@case
+def the_shims_warnings_to_an_engine_that_reads_nothing_do_not_block_it():
+    """issue 11, its last gap: without --log the shim's warnings go to its
+    stderr, the container's, which is the engine's pipe. With that pipe
+    full (a container that floods its stderr, an engine that reads
+    nothing), the first warning (the report of the stall) was a blocking
+    write: the shim served nothing more, and `kill` got no answer. Now the
+    shim's lines go with the container's stderr, queued, never blocking."""
+    with Env("stderr-flood", limits="channel_send_timeout_ms = 1000") as env:
+        r, w = os.pipe()  # the engine's stderr, never read
+        p = subprocess.run([COCOON, "--root", env.root, "create", "--bundle", env.bundle, "c1"],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=w,
+                           env=env.env(), timeout=30)
+        os.close(w)
+        assert p.returncode == 0, "create failed"
+        rc, err, _ = env.cocoon("start", "c1")
+        assert rc == 0, err
+        deadline = time.time() + 5
+        while "output flood" not in env.log_text() and time.time() < deadline:
+            time.sleep(0.05)
+        assert "output flood" in env.log_text(), "the guest never flooded"
+        time.sleep(2.5)  # the pipe is full; the stall is reported at 1 s
+        rc, err, took = env.cocoon("kill", "c1", "KILL", timeout=40)
+        os.set_blocking(r, False)
+        head = os.read(r, 1 << 16)
+        assert head and head == b"F" * len(head), "the pipe holds something else than the guest's output"
+        assert rc == 0, f"kill failed after {took:.1f} s: {err!r}"
+        assert took < 5, f"kill took {took:.1f} s: the shim was held in a write of its warning"
+        status, deadline = None, time.time() + 10
+        while time.time() < deadline and status != "stopped":
+            out = os.path.join(env.tmp, "state.json")
+            with open(out, "wb") as f:
+                rc, _, _ = env.cocoon("state", "c1", stdout=f)
+            with open(out) as f:
+                status = json.load(f)["status"] if rc == 0 else None
+            time.sleep(0.1)
+        assert status == "stopped", f"c1 is {status!r} 10 s after its kill"
+        os.close(r)
+        return f"kill answered in {took:.2f} s"

@@ -18,6 +18,7 @@ import cases_pod  # noqa: F401
 import cases_podsilent  # noqa: F401
 import cases_podrestore  # noqa: F401
 import cases_silence  # noqa: F401
+import cases_kill  # noqa: F401
 from hostile_env import results
 
 for i, (ok, name, detail) in enumerate(results, 1):

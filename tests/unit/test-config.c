@@ -113,6 +113,9 @@ static void test_errors(void **state)
 	 * way: an obedient guest would lose output. */
 	expect_error("[limits]\noutput_queue_max_bytes = 1048576\n",
 		     "test.toml:2: limits.output_queue_max_bytes: 1048576 is out of range");
+	/* Not so large that a shim's 34 queues could take tens of GiB. */
+	expect_error("[limits]\noutput_queue_max_bytes = 67108865\n",
+		     "test.toml:2: limits.output_queue_max_bytes: 67108865 is out of range");
 	expect_error("[runtime]\nenable_debug = yes\n",
 		     "test.toml:2: runtime.enable_debug: expected a boolean");
 	expect_error("[vm]\nkernel = /boot/vmlinuz\n", "test.toml:2: vm.kernel: expected a string");

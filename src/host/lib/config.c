@@ -65,8 +65,10 @@ static const struct key_def keys[] = {
 	/* At least three of the agent's beats (guest CKPT_PROGRESS_MS). */
 	{"limits", "checkpoint_silence_ms", T_INT, OFF(checkpoint_silence_ms), 3000, 3600000, NULL},
 	/* Above the shim's high-water mark (1 MiB) by what may still be on
-	 * the way when it asks the agent to hold (shim-output.h). */
-	{"limits", "output_queue_max_bytes", T_INT, OFF(output_queue_max_bytes), 4 << 20, 1LL << 30,
+	 * the way when it asks the agent to hold (shim-output.h). At most
+	 * 64 MiB: a shim holds up to 2 (1 + SHIM_MAX_EXECS) = 34 such queues
+	 * (2176 MiB at this bound; 34 GiB at the 1 GiB it was, review10 10). */
+	{"limits", "output_queue_max_bytes", T_INT, OFF(output_queue_max_bytes), 4 << 20, 64 << 20,
 	 NULL},
 };
 

@@ -111,6 +111,28 @@ static bool log_line(const char *level, const char *msg)
 	return true;
 }
 
+static void (*stderr_writer)(void *data, const char *text, size_t len);
+static void *stderr_writer_data;
+
+void log_set_stderr_writer(void (*writer)(void *data, const char *text, size_t len), void *data)
+{
+	stderr_writer = writer;
+	stderr_writer_data = data;
+}
+
+/* PREFIX MSG and a newline, to stderr or to the writer that stands for it. */
+static void to_stderr(const char *prefix, const char *msg)
+{
+	_cleanup_free_ char *line = NULL;
+	if (!stderr_writer) {
+		fprintf(stderr, "%s%s\n", prefix, msg);
+		return;
+	}
+	int n = asprintf(&line, "%s%s\n", prefix, msg);
+	if (n > 0)
+		stderr_writer(stderr_writer_data, line, (size_t)n);
+}
+
 /* Every message is made safe for a terminal where it is printed, whatever
  * it quotes: names in a guest's dump or in a restore directory from
  * elsewhere. */
@@ -119,7 +141,7 @@ void log_error(const char *msg)
 	_cleanup_free_ char *clean = strdup(msg);
 	if (clean)
 		log_text_clean(clean, true);
-	fprintf(stderr, "cocoon: %s\n", clean ? clean : "out of memory");
+	to_stderr("cocoon: ", clean ? clean : "out of memory");
 	log_line("error", clean ? clean : "out of memory");
 }
 
@@ -146,5 +168,5 @@ void log_warning(const char *fmt, ...)
 		return;
 	log_text_clean(msg, true);
 	if (!log_line("warning", msg))
-		fprintf(stderr, "cocoon: warning: %s\n", msg);
+		to_stderr("cocoon: warning: ", msg);
 }

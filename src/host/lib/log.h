@@ -10,6 +10,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* Set once by main() from --log and --log-format ("text" or "json"); path
  * NULL means no log file. The strings must outlive the process's use. The
@@ -26,6 +27,13 @@ void log_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A warning: to --log as level "warning" when there is one, else to stderr
  * as "cocoon: warning: MSG". */
 void log_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* From now on, what would go to stderr goes to WRITER(DATA, TEXT, LEN)
+ * instead (NULL: stderr again), one whole line (TEXT) per call: the shim's
+ * stderr is the container's, the engine's pipe, which a write may block on
+ * for as long as the engine does not read (issue 11), so the shim queues
+ * its lines with the container's output, never blocking (shim-output.h). */
+void log_set_stderr_writer(void (*writer)(void *data, const char *text, size_t len), void *data);
 
 /* Makes text safe for a terminal or a log, in place: C0 controls (but
  * newlines and tabs when keep_lines), DEL and C1 controls (U+0080..U+009F)

@@ -97,8 +97,14 @@ void shim_on_agent_event(void *userdata, const Cocoon__Response *ev)
 		bool err = o->stream == COCOON__OUTPUT_STREAM__OUTPUT_STDERR;
 		struct shim_exec *e = *o->exec_id ? shim_find_exec(s, o->exec_id) : NULL;
 		/* Output after a process's exit is a guest's that did not
-		 * stop: the agent sends the exit after the last byte. */
-		if (!*o->exec_id && !s->own_exit_seen)
+		 * stop: the agent sends the exit after the last byte. Once
+		 * the container ended without its exit (a kill the agent did
+		 * not answer, delete --force) nothing more is taken: a guest
+		 * that sent on kept the shim, and the VM, serving an engine
+		 * that did not read (review10 7). */
+		if (s->exited)
+			return;
+		if (!*o->exec_id)
 			shim_output_write(s, err ? &s->err_sink : &s->out_sink, o->data.data,
 					  o->data.len);
 		else if (e && !e->ended)

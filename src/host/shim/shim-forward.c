@@ -124,6 +124,51 @@ static void signal_done(const struct shim_forward *f)
 	signal_done_to(f->client_fd, f->client_req_id);
 }
 
+/* A signal of container ID, which has ended (or whose VM is gone), as
+ * runc's kill answers a stopped container (libcontainer's Signal; the CLI's
+ * container_signal once the shim is gone): with ALL there is nothing left
+ * to signal, and that succeeds; one process's signal fails with runc's
+ * words "container not running", which containerd's shim reads as
+ * "process already finished" (checkKillError, pkg/process/utils.go). */
+static void signal_after_end(int client_fd, uint64_t client_req_id, const char *id, bool all)
+{
+	_cleanup_error_ struct error *err = NULL;
+	if (all) {
+		signal_done_to(client_fd, client_req_id);
+		return;
+	}
+	error_setx(&err, ESRCH, "container %s is stopped: container not running", id);
+	shim_reply_error(client_fd, client_req_id, err);
+}
+
+/* An own signal that could not be sent (ERR): true when it is answered
+ * here. The container had ended, or its VM's channel closed (EOF or
+ * ECONNRESET: the VM, and the container with it, is gone): answered as
+ * runc answers a stopped container. A SIGKILL the guest cannot be sent (it
+ * stopped reading its channel, or the channel was closed after its
+ * protocol violation) ends the container with its VM
+ * (shim_kill_unanswered): answered "delivered" only then, never while the
+ * VM runs on (review10 1). */
+static bool own_signal_unsent(struct shim *s, int client_fd, uint64_t cid, bool all, bool sigkill,
+			      const struct error *err)
+{
+	bool closed = err && !s->sb.agent.broken && (err->code == ECONNRESET || err->code == EPIPE);
+	if (closed && !s->exited) {
+		s->exited = true;
+		s->exit_code = 128 + SIGKILL;
+	}
+	s->agent_gone |= closed;
+	if (s->exited || s->agent_gone) {
+		signal_after_end(client_fd, cid, s->args->id, all);
+		return true;
+	}
+	bool unsendable = s->sb.agent.broken || (err && err->code == ETIMEDOUT);
+	if (!sigkill || !unsendable || !shim_kill_unanswered(s, err))
+		return false;
+	signal_done_to(client_fd, cid);
+	return true;
+}
+
 void shim_forward_start(struct shim *s, struct shim_client *c, Cocoon__Request *req, uint64_t cid)
 {
 	_cleanup_error_ struct error *err = NULL;
@@ -136,11 +181,8 @@ void shim_forward_start(struct shim *s, struct shim_client *c, Cocoon__Request *
 	struct shim_forward *f = forward_slot(s, c, id, req->body_case, &err);
 	int64_t aid = f ? agent_send_request(&s->sb.agent, req, &err) : -1;
 	if (aid < 0 && own && req->body_case == COCOON__REQUEST__BODY_SIGNAL &&
-	    (s->exited || s->agent_gone ||
-	     (err && (err->code == ECONNRESET || err->code == EPIPE)))) {
-		signal_done_to(c->fd, cid); /* the VM, and the process with it, is gone */
+	    own_signal_unsent(s, c->fd, cid, req->signal->all, sigkill, err))
 		return;
-	}
 	if (aid < 0) {
 		if (joining)
 			member_unregister(c);
@@ -166,6 +208,7 @@ void shim_forward_start(struct shim *s, struct shim_client *c, Cocoon__Request *
 		.deadline_ms = now_ms() + timeout,
 		.update_mib = sets_memory && !own ? shim_mib_of(u->resources->memory_limit) : -1,
 		.sigkill = sigkill,
+		.all = req->body_case == COCOON__REQUEST__BODY_SIGNAL && req->signal->all,
 		.resume = req->body_case == COCOON__REQUEST__BODY_PAUSE && req->pause->resume,
 		.exec_fds = {-1, -1, -1}};
 	snprintf(f->member, sizeof(f->member), "%s", id);
@@ -281,6 +324,30 @@ static struct shim_client *client_of_fd(struct shim *s, int fd)
 	return NULL;
 }
 
+/* An own signal F the guest refused with ENOENT (no such container): true
+ * when it is answered here. The guest frees a container right after it
+ * sends its init's exit, on the same ordered channel, so a true refusal
+ * comes after that exit: the container ended, and the guest freed it,
+ * before the signal came (answered as runc answers a stopped container).
+ * Without that exit the refusal is a guest's that lies, or a bug: a
+ * SIGKILL then ends the container with its VM (shim_kill_unanswered);
+ * anything else gets the guest's error (review10 2). */
+static bool own_signal_refused(struct shim *s, const struct shim_forward *f)
+{
+	_cleanup_error_ struct error *err = NULL;
+	if (s->exited) {
+		signal_after_end(f->client_fd, f->client_req_id, f->member, f->all);
+		return true;
+	}
+	error_setx(&err, ENOENT,
+		   "kill %s: the guest says it has no such container, but it never sent its exit",
+		   f->member);
+	if (!f->sigkill || !shim_kill_unanswered(s, err))
+		return false;
+	signal_done(f);
+	return true;
+}
+
 void shim_forward_reply(struct shim *s, struct shim_forward *f, const Cocoon__Response *r)
 {
 	_cleanup_error_ struct error *err = NULL;
@@ -294,12 +361,9 @@ void shim_forward_reply(struct shim *s, struct shim_forward *f, const Cocoon__Re
 			gone[0] = 0;
 		return;
 	}
-	if (f->own && f->kind == COCOON__REQUEST__BODY_SIGNAL && r->error == -ENOENT) {
-		/* The container ended, and the guest freed it, before the
-		 * signal came. */
-		signal_done(f);
+	if (f->own && f->kind == COCOON__REQUEST__BODY_SIGNAL && r->error == -ENOENT &&
+	    own_signal_refused(s, f))
 		return;
-	}
 	if (agent_check_reply(&s->sb.agent, f->kind, r, &err) < 0) {
 		if (c && shim_joining_kind(f->kind))
 			member_unregister(c);

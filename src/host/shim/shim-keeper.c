@@ -215,6 +215,24 @@ void shim_keeper_lost_shim(struct shim *s)
 	}
 }
 
+/* The engine's stdio of the container that ended: the output sinks' own
+ * opens of its pipes (shim-output.c), the pty's slave, the execs' stdio
+ * (their processes went with the container), and fds 0-2. The engine reads
+ * its pipes until EOF, which never came while a pod's members kept the
+ * keeper: containerd's task delete waited on it, conmon until its timeout
+ * (review10 6). */
+static void drop_engine_stdio(struct shim *s)
+{
+	shim_sink_close(&s->out_sink);
+	shim_sink_close(&s->err_sink);
+	if (s->in_fd > 2)
+		close(s->in_fd); /* the pty's slave: also out_fd, err_fd and tty.fd */
+	s->in_fd = s->out_fd = s->err_fd = s->tty.fd = -1;
+	s->stdin_open = false;
+	shim_execs_abandon(s);
+	null_stdio();
+}
+
 void shim_keeper_hand_off(struct shim *s)
 {
 	_cleanup_error_ struct error *err = NULL;
@@ -228,7 +246,7 @@ void shim_keeper_hand_off(struct shim *s)
 	    state_keeper_write(s->args->dir, getpid(), proc_start_time(getpid()), true, &err) < 0)
 		log_warning("container %s: %s", s->args->id, err->msg);
 	tell_shim(s, false);
-	null_stdio();
+	drop_engine_stdio(s);
 	s->own_mib = 0;
 	s->keeping = true;
 }

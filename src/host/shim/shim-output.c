@@ -82,6 +82,11 @@ void shim_sink_open(struct shim_sink *k, int fd, const char *exec_id, Cocoon__Ou
 		k->wfd = sink_writer(fd, &k->sock);
 }
 
+void shim_sink_hold_unknown(struct shim_sink *k)
+{
+	k->hold_told = true; /* told "hold" as far as anyone knows: released next */
+}
+
 void shim_sink_close(struct shim_sink *k)
 {
 	if (k->wfd >= 0 && k->wfd != k->fd)
@@ -182,6 +187,18 @@ static void sink_report_drop(struct shim *s, struct shim_sink *k, size_t n)
 		    shim_sink_queued(k), (long long)s->args->g->cfg.output_queue_max_bytes);
 }
 
+/* A line of the shim's own log, with the container's stderr. */
+static void log_to_stderr_sink(void *data, const char *text, size_t len)
+{
+	struct shim *s = data;
+	shim_output_write(s, &s->err_sink, text, len);
+}
+
+void shim_output_take_log(struct shim *s)
+{
+	log_set_stderr_writer(log_to_stderr_sink, s);
+}
+
 void shim_output_write(struct shim *s, struct shim_sink *k, const void *data, size_t len)
 {
 	const uint8_t *p = data;
@@ -269,8 +286,13 @@ static bool sink_tell(struct shim *s, struct shim_sink *k)
 	flow.hold = k->hold_wanted;
 	req.body_case = COCOON__REQUEST__BODY_OUTPUT_FLOW;
 	req.output_flow = &flow;
-	/* A channel that failed ends the loop through its own poll event. */
-	(void)agent_send_oneway(&s->sb.agent, &req, NULL);
+	/* Told only once sent: a hold or a release lost to a failed send
+	 * (a channel that stalled) is sent again when the channel has room; a
+	 * lost release held the container's writer for good (review10 8). A
+	 * channel that failed for good ends the loop through its own poll
+	 * event. */
+	if (agent_send_oneway(&s->sb.agent, &req, NULL) < 0)
+		return false;
 	k->hold_told = k->hold_wanted;
 	return true;
 }
@@ -301,10 +323,15 @@ void shim_output_poll(struct shim *s, struct pollfd *fds, void **tags, nfds_t *n
 	size_t count = sinks_of(s, k);
 	long long limit = s->args->g->cfg.channel_send_timeout_ms;
 	*want_room = false;
-	if (s->exited) {
-		shim_sink_end(&s->out_sink);
-		shim_sink_end(&s->err_sink);
-	}
+	/* The container ended: no more output comes (shim_on_agent_event),
+	 * what is queued is the last of every process, the execs' too (their
+	 * exits may never come: the guest frees the container with its
+	 * init's). A SIGKILL the agent did not answer stops the VM at once:
+	 * nothing of a deaf guest's keeps it running. */
+	if (s->kill_unanswered)
+		shim_output_discard(s);
+	for (size_t i = 0; i < count && s->exited; i++)
+		shim_sink_end(k[i]);
 	for (size_t i = 0; i < count; i++) {
 		if (!sink_tell(s, k[i]))
 			*want_room = true;

@@ -70,6 +70,13 @@ struct shim_sink {
  * cannot be reopened gets O_NONBLOCK set. */
 void shim_sink_open(struct shim_sink *k, int fd, const char *exec_id, Cocoon__OutputStream stream);
 
+/* The guest may hold K's stream with no word of it to this shim: a
+ * whole-VM restore brought the agent back as it was saved, with the holds
+ * of an engine that did not read then (review10 9), and the container's
+ * writer would wait on them for good. The first shim_output_poll() with
+ * room in the channel sends an explicit release. */
+void shim_sink_hold_unknown(struct shim_sink *k);
+
 /* Frees K's queue and its fd (not the engine's). */
 void shim_sink_close(struct shim_sink *k);
 
@@ -78,6 +85,15 @@ void shim_sink_close(struct shim_sink *k);
  * (reported once on the shim's log, naming the container, the stream and
  * the limit). Never blocks. */
 void shim_output_write(struct shim *s, struct shim_sink *k, const void *data, size_t len);
+
+/* The shim's own log lines (log.h: errors, and warnings without --log)
+ * go with the container's stderr from now on: written without blocking,
+ * queued while the engine does not read, dropped past the cap as the
+ * container's are (issue 11: a blocking write of a warning to the
+ * engine's full pipe wedged the shim, as its output did). A line that
+ * waits in the queue when the shim exits is lost, as the engine did not
+ * read it. */
+void shim_output_take_log(struct shim *s);
 
 /* K's process ended: what K holds is the last, and goes to the engine
  * while it reads; should it take nothing for

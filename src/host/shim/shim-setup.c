@@ -47,6 +47,9 @@ static int setup_stdio(struct shim *s, struct error **err)
 	s->stdin_open = true;
 	if (!s->args->bundle->spec->process->terminal) {
 		open_sinks(s);
+		/* With a terminal the shim's log goes to --log only, as its
+		 * stdio becomes /dev/null (shim.c drop_caller_stdio). */
+		shim_output_take_log(s);
 		return 0;
 	}
 	/* A restore's refusal names what the engine's user can change: ctr
@@ -118,6 +121,9 @@ static int thaw_restored(struct shim *s, struct error **err)
 {
 	if (agent_pause(&s->sb.agent, s->args->id, true, SHIM_CALL_TIMEOUT_MS, err) < 0)
 		return error_wrap(err, "thaw the restored container");
+	/* Holds of its output saved with the VM are let go. */
+	shim_sink_hold_unknown(&s->out_sink);
+	shim_sink_hold_unknown(&s->err_sink);
 	return 0;
 }
 

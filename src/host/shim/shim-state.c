@@ -1,6 +1,5 @@
 /* The shim's state and the small helpers every part of it uses (shim-state.h). */
 #include "shim-state.h"
-#include "shim-state.h"
 #include "agent-client.h"
 #include "cleanup.h"
 #include "guard.h"
@@ -60,6 +59,27 @@ void shim_close_exec(struct shim_exec *e)
 	memset(e, 0, sizeof(*e));
 	e->in = e->out = e->err = e->client_fd = e->tty.fd = -1;
 	e->out_sink.fd = e->out_sink.wfd = e->err_sink.fd = e->err_sink.wfd = -1;
+}
+
+void shim_execs_abandon(struct shim *s)
+{
+	for (int i = 0; i < SHIM_MAX_EXECS; i++) {
+		struct shim_exec *e = &s->execs[i];
+		if (!e->used)
+			continue;
+		Cocoon__Response out = COCOON__RESPONSE__INIT;
+		Cocoon__ExitEvent x = COCOON__EXIT_EVENT__INIT;
+		if (e->ended)
+			x = e->exit;
+		else
+			x.wait_status = SIGKILL; /* as a wait status: killed */
+		x.id = (char *)s->args->id;
+		x.exec_id = e->exec_id;
+		out.body_case = COCOON__RESPONSE__BODY_EXIT;
+		out.exit = &x;
+		shim_send_to_client(e->client_fd, &out);
+		shim_close_exec(e);
+	}
 }
 
 void shim_send_to_client(int fd, Cocoon__Response *resp)

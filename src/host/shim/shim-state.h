@@ -40,6 +40,7 @@ struct shim_forward {
 	int update_mib;	 /* UPDATE of a member's memory limit: the new one, MiB (-1: none) */
 	bool gone_kill;	 /* the SIGKILL of a member whose shim went (shim_member_gone) */
 	bool sigkill;	 /* an own SIGNAL that is a SIGKILL (shim_kill_unanswered) */
+	bool all;	 /* an own SIGNAL of every process (kill --all) */
 	bool resume;	 /* an own PAUSE that resumes */
 	/* An own EXEC: its stdio from the client (-1: none held) and what it
 	 * becomes once started (struct shim_exec). */
@@ -164,6 +165,11 @@ struct shim_exec *shim_find_exec(struct shim *s, const char *exec_id);
 
 /* Closes an exec's stdio and frees its slot. */
 void shim_close_exec(struct shim_exec *e);
+
+/* Every exec still served goes, its output with it: its `cocoon exec` is
+ * told its exit (the one the agent sent, or killed by SIGKILL: it went
+ * with its container), and its stdio is closed. */
+void shim_execs_abandon(struct shim *s);
 
 /* One response frame to a control client; errors ignored (it may be gone).
  * A frame is sent whole or the connection is shut down (both ways): a pod

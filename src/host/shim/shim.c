@@ -190,22 +190,43 @@ static bool serving(struct shim *s)
 	return !s->exited || checkpoint_reply_due(s) || shim_output_pending(s);
 }
 
+/* The agent's channel closed, failed, or broke: no reply or event will
+ * come, the container is gone with its VM. A channel broken by the guest's
+ * protocol violation (a reply of the wrong type, a frame cut short) fails
+ * every send and read from then on, but only a frame that came later said
+ * so: a guest that then went quiet left the shim serving a VM it could no
+ * longer talk to, and a kill was answered "delivered" while it ran on
+ * (review10 1). It is taken as gone at once, and the VM is stopped. */
+static void agent_ended(struct shim *s)
+{
+	if (s->sb.agent.broken && !s->agent_gone)
+		log_warning("container %s: the agent's channel is broken (a reply against the "
+			    "protocol, or a request cut short by a guest that stopped reading): "
+			    "the container is taken as ended, and its VM is stopped",
+			    s->args->id);
+	s->agent_gone = true;
+	if (!s->exited)
+		s->exit_code = 128 + SIGKILL;
+	s->exited = true;
+}
+
 static void shim_loop(struct shim *s)
 {
 	while (serving(s)) {
 		struct pollfd fds[5 + SHIM_MAX_CLIENTS + 3 * SHIM_MAX_EXECS + 2];
 		/* Events that came in the same read as a reply are already
 		 * here: no new bytes will wake poll for them. */
-		if (agent_client_drain(&s->sb.agent, NULL) < 0) {
-			s->agent_gone = true;
-			s->exited = true;
-			s->exit_code = 128 + SIGKILL;
+		if (agent_client_drain(&s->sb.agent, NULL) < 0 || s->sb.agent.broken) {
+			agent_ended(s);
 			break;
 		}
 		void *tag[ARRAY_SIZE(fds)];
 		nfds_t n = 0;
 
-		fds[n] = (struct pollfd){.fd = s->sb.agent.fd, .events = POLLIN};
+		/* A channel at its end would wake poll at once, every round,
+		 * while the last output drains. */
+		fds[n] = (struct pollfd){.fd = s->agent_gone ? -1 : s->sb.agent.fd,
+					 .events = POLLIN};
 		int agent_slot = (int)n;
 		tag[n++] = &s->sb;
 		fds[n] = (struct pollfd){.fd = s->listen_fd, .events = POLLIN};
@@ -281,12 +302,8 @@ static void shim_loop(struct shim *s)
 			if (tag[i] == &s->sb) {
 				if (!(fds[i].revents & ~POLLOUT))
 					continue; /* room again: stdin is read next round */
-				if (agent_client_pump(&s->sb.agent, NULL) < 0) {
-					s->agent_gone = true;
-					if (!s->exited)
-						s->exit_code = 128 + SIGKILL;
-					s->exited = true;
-				}
+				if (agent_client_pump(&s->sb.agent, NULL) < 0 || s->sb.agent.broken)
+					agent_ended(s);
 			} else if (tag[i] == &s->listen_fd) {
 				shim_accept_client(s);
 			} else if (tag[i] == &s->sig_fd) {
