@@ -55,6 +55,12 @@ ORDER = {
     'host': ['cli', 'library', 'shim', 'vm', 'library core'],
     'guest': ['main', 'handlers', 'boot', 'jobs', 'channel'],
 }
+# Includes of a higher layer's header allowed, each for a reason: the
+# header gives constants only, no call crosses.
+INCLUDE_EXCEPTIONS = {
+    ('src/host/lib/images-publish.c', 'vmsnap.h'):
+        'the whole-VM files\' names (VMSNAP_META, VMSNAP_STATE, ...), refused in a dump',
+}
 # Where a quoted #include is looked for after the including file's own
 # folder (meson.build: host_inc; the CLI adds its own folder).
 HOST_INCLUDE_DIRS = ['src/host/lib', 'src/host/vm', 'src/host/shim', 'src/host/cli']
@@ -148,7 +154,8 @@ def check_layers(code, raw, owner):
         for inc in re.findall(r'^\s*#\s*include\s+"([^"]+\.h)"', raw[path], re.M):
             other = header_owner(inc, path, exists)
             them = layer(other) if other else None
-            if them and them[0] == me[0] and them[2] < me[2]:
+            if them and them[0] == me[0] and them[2] < me[2] and \
+                    (path, inc) not in INCLUDE_EXCEPTIONS:
                 bad.append(f'{path} ({me[1]}) includes {inc} of {them[1]}, a layer above it: '
                            f'includes go downward (ARCHITECTURE.md)')
     return bad

@@ -8,6 +8,7 @@ core_pattern at its own binary and crashes a child, so the kernel runs
 agent (tests/payload/payload.c)."""
 import hashlib
 import json
+import os
 import re
 import subprocess
 
@@ -74,3 +75,67 @@ def test_handles_the_guest_kept_cannot_change_published_images(env, layout):
         env.run("delete", "--force", "own")
         if layout == "engines":
             subprocess.run(["umount", "-l", str(env.root)])
+
+
+def test_extended_attributes_count_against_the_shared_directory_cap(env):
+    """The guest's root sets user.* extended attributes on a file of its
+    shared directory, through the real 9p server (passthrough: they land on
+    the host's inode). On a tmpfs state root, the engines' layout, they are
+    host memory while the file stores no block: the guard counted the file
+    as 4 KiB, and the guest stored 64 MiB against a cap of 8. Now the VM is
+    stopped past the cap, with an error naming it."""
+    env.root.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0700", "tmpfs", str(env.root)], check=True)
+    env.write_config("[limits]\nshared_max_bytes = 8388608\n")
+    b = write_bundle(env.tmp / "bundle", ["sh", "-c", "payload own-guest fill-xattrs; exec sleep 600"],
+                     extra=privileged)
+    hold = b.rootfs / "hold.log"
+    try:
+        rc, out, err = env.create("fill", b)
+        assert rc == 0, err.read_text()
+        env.run("start", "fill", check=True)
+        assert wait_for(lambda: env.state("fill")["status"] == "stopped"
+                        or (hold.exists() and ("done" in hold.read_text() or "refused" in hold.read_text())),
+                        timeout=240), out.read_text() + (hold.read_text() if hold.exists() else "")
+        log = hold.read_text() if hold.exists() else ""
+        # The attack happened: the guest's root set attributes through 9p.
+        assert "xattrs " in log, out.read_text() + log
+        assert wait_for(lambda: env.state("fill")["status"] == "stopped", timeout=10), \
+            f"the container runs on after the guest stored attributes past the cap: {log}"
+        stored = [p for p in (env.root / "fill" / "shared").rglob("*") if p.is_file()]
+        held = sum(len(n) + 1 + len(os.getxattr(p, n, follow_symlinks=False))
+                   for p in stored for n in os.listxattr(p, follow_symlinks=False))
+        assert 4 << 20 < held < 32 << 20, f"{held} bytes of attributes stored (cap 8 MiB)"
+        assert "limits.shared_max_bytes" in err.read_text(), err.read_text()
+    finally:
+        env.run("delete", "--force", "fill")
+        subprocess.run(["umount", "-l", str(env.root)])
+
+
+def test_a_file_removed_but_held_open_counts_against_the_shared_directory_cap(env):
+    """The guest's root opens a file of its shared directory, removes it,
+    and writes 64 MiB into it: QEMU's 9p server keeps the guest's handle,
+    so the inode stays on the state root's filesystem (host memory on
+    tmpfs), though no walk of the directory sees it. The guard counted
+    nothing of it. Now the VM is stopped past the cap, naming it."""
+    env.write_config("[limits]\nshared_max_bytes = 8388608\n")
+    b = write_bundle(env.tmp / "bundle", ["sh", "-c", "payload own-guest fill-unlinked; exec sleep 600"],
+                     extra=privileged)
+    hold = b.rootfs / "hold.log"
+    try:
+        rc, out, err = env.create("held", b)
+        assert rc == 0, err.read_text()
+        env.run("start", "held", check=True)
+        assert wait_for(lambda: env.state("held")["status"] == "stopped"
+                        or (hold.exists() and ("done" in hold.read_text() or "refused" in hold.read_text())),
+                        timeout=240), out.read_text() + (hold.read_text() if hold.exists() else "")
+        log = hold.read_text() if hold.exists() else ""
+        # The attack happened: the guest's root wrote into the removed file.
+        assert "unlinked " in log, out.read_text() + log
+        assert wait_for(lambda: env.state("held")["status"] == "stopped", timeout=10), \
+            f"the container runs on after the guest wrote past the cap into a removed file: {log}"
+        assert "done" not in log, log
+        assert "limits.shared_max_bytes" in err.read_text() and "holds open" in err.read_text(), \
+            err.read_text()
+    finally:
+        env.run("delete", "--force", "held")

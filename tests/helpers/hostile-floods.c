@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 /* 64 MiB into the shared directory at about 16 MiB/s, from a child that
@@ -26,11 +27,31 @@ void fill_shared(void)
 {
 	static char block[1 << 20];
 	char path[4200];
+	size_t n = (size_t)snprintf(path, sizeof(path), "%s", shared);
+	/* "fill-shared-unlinked": a file of the share opened, then removed,
+	 * and 64 MiB written into it as fill-shared writes. The VMM (here, as
+	 * QEMU's 9p server would for the guest's open fid) keeps the handle:
+	 * the inode is no entry of the share, and still the state root's
+	 * space (host memory on tmpfs). */
+	int held = -1;
+	if (is("fill-shared-unlinked")) {
+		snprintf(path + n, sizeof(path) - n, "/held");
+		held = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+		unlink(path);
+	}
 	if (fork() != 0)
 		return;
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	memset(block, 'J', sizeof(block));
-	size_t n = (size_t)snprintf(path, sizeof(path), "%s", shared);
+	for (int i = 0; held >= 0 && i < 64; i++) {
+		if (write(held, block, sizeof(block)) < 0)
+			break;
+		if (i + 1 == 16)
+			note("filled ", "16 MiB, unlinked");
+		usleep(60000);
+	}
+	if (held >= 0)
+		_exit(0);
 	if (is("fill-shared-inodes")) {
 		for (int i = 0; i < 200000; i++) {
 			snprintf(path + n, sizeof(path) - n, "/e%d", i);
@@ -40,6 +61,27 @@ void fill_shared(void)
 			close(fd);
 			if (i + 1 == 4096)
 				note("filled ", "4096 files");
+		}
+		_exit(0);
+	}
+	/* "fill-shared-xattr": the flood in extended attributes, which 9p's
+	 * passthrough model sets for the guest (user.*): 64 KiB values on
+	 * one empty file, 64 MiB in all. tmpfs keeps them in kernel memory
+	 * (its inode space) and the file stores no block; ext4 takes about
+	 * one block of them per inode, so the case mounts a tmpfs. */
+	if (is("fill-shared-xattr")) {
+		char name[32];
+		snprintf(path + n, sizeof(path) - n, "/x");
+		close(open(path, O_WRONLY | O_CREAT, 0644));
+		for (int i = 0; i < 1024; i++) {
+			snprintf(name, sizeof(name), "user.fill%d", i);
+			if (setxattr(path, name, block, 65536, 0) < 0) {
+				note("xattr refused ", strerror(errno));
+				break;
+			}
+			if (i + 1 == 256)
+				note("filled ", "16 MiB of xattrs");
+			usleep(4000);
 		}
 		_exit(0);
 	}
@@ -208,4 +250,38 @@ void member_flood(const char *id)
 		flush();
 	}
 	note("flooded ", id);
+}
+
+/* "exec-exit-unknown": before the exec's exit, 2 MiB of its output (more
+ * than an engine's pipe holds, so the host queues it); the exit event R
+ * (with X) then carries 20000 fields this protocol does not know, which
+ * protobuf-c keeps in an array of their own (about 480 KiB). */
+void exec_output_and_odd_exit(const Cocoon__Request *req, Cocoon__Response *r, Cocoon__ExitEvent *x)
+{
+	static char chunk[32 * 1024];
+	static ProtobufCMessageUnknownField odd[20000];
+	Cocoon__Response o = COCOON__RESPONSE__INIT;
+	Cocoon__OutputEvent out = COCOON__OUTPUT_EVENT__INIT;
+	memset(chunk, 'E', sizeof(chunk));
+	o.body_case = COCOON__RESPONSE__BODY_OUTPUT;
+	o.output = &out;
+	out.id = req->exec->id;
+	out.exec_id = req->exec->exec_id;
+	out.stream = COCOON__OUTPUT_STREAM__OUTPUT_STDOUT;
+	out.data.data = (uint8_t *)chunk;
+	out.data.len = sizeof(chunk);
+	for (int i = 0; i < 64; i++) {
+		queue(&o);
+		flush();
+	}
+	for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++)
+		odd[i] = (ProtobufCMessageUnknownField){.tag = 1000,
+							.wire_type = PROTOBUF_C_WIRE_TYPE_VARINT,
+							.len = 1,
+							.data = (uint8_t *)"\x01"};
+	x->base.n_unknown_fields = sizeof(odd) / sizeof(odd[0]);
+	x->base.unknown_fields = odd;
+	queue(r);
+	flush();
+	note("exec exit sent with unknown fields", "");
 }

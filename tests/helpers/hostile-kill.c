@@ -73,6 +73,11 @@ void exec_started(const Cocoon__Request *req, bool ends)
 		r.exit = &x;
 		x.id = req->exec->id;
 		x.exec_id = req->exec->exec_id;
+		if (is("exec-exit-unknown")) {
+			flush();
+			exec_output_and_odd_exit(req, &r, &x);
+			return;
+		}
 		queue(&r);
 	}
 	flush();

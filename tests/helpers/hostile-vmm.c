@@ -364,7 +364,8 @@ static void handle(const Cocoon__Request *req)
 			output_event("first line from the container\n");
 		flush();
 		/* Once started (the host's guard may stop the VM at once). */
-		if (is("fill-shared") || is("fill-shared-deep") || is("fill-shared-inodes"))
+		if (is("fill-shared") || is("fill-shared-deep") || is("fill-shared-inodes") ||
+		    is("fill-shared-xattr") || is("fill-shared-unlinked"))
 			fill_shared();
 		/* "deaf": once started, the agent reads its channel no more
 		 * (QEMU then stops draining the host's socket); the channel

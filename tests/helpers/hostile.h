@@ -28,6 +28,10 @@ void attack_pod(const char *rootfs_path);
  * directory (a good dump, for most); returns the path to name in the reply
  * (in NAMED), or NULL to fail the dump with an error. */
 const char *plant(const char *ckid, char *named, size_t size);
+/* "exec-exit-unknown": 2 MiB of exec REQ's output, then its exit R (with
+ * X) carrying fields the protocol does not know. */
+void exec_output_and_odd_exit(const Cocoon__Request *req, Cocoon__Response *r,
+			      Cocoon__ExitEvent *x);
 /* Responses to the host: queued, then sent in one write (hostile-vmm.c). */
 void queue(const Cocoon__Response *r);
 void flush(void);

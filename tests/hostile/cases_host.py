@@ -2,6 +2,7 @@
 directory with entries it does not list, and the state root."""
 import json
 import os
+import select
 import subprocess
 import threading
 import time
@@ -407,6 +408,51 @@ def output_nobody_reads_leaves_the_shim_serving_and_bounded():
         return (f"state in {state_took:.2f} s, kill in {took:.2f} s; the shim's peak RSS "
                 f"{base >> 10} -> {peak >> 10} MiB (cap {cap >> 20} MiB)\n"
                 + logged.decode(errors="replace").strip())
+
+
+@case
+def an_exec_exit_the_shim_keeps_is_its_own_copy():
+    """The exit of an exec whose output the engine has not read yet waits
+    in the shim until that output is written. The shim kept the guest's
+    event by value, with the pointer to what protobuf-c keeps of fields it
+    does not know, and the event was freed: once the output was read, the
+    shim packed the exit for `cocoon exec` from freed memory. The guest
+    sends 2 MiB of the exec's output, then its exit with 20000 unknown
+    fields (about 480 KiB kept by protobuf-c)."""
+    with Env("exec-exit-unknown") as env:
+        env.create()
+        r, w = os.pipe()
+        with open(os.path.join(env.tmp, "exec.err"), "wb") as errf:
+            p = subprocess.Popen([COCOON, "--root", env.root, "exec", "c1", "true"], stdout=w,
+                                 stderr=errf, env=env.env())
+        os.close(w)
+        try:
+            deadline = time.time() + 20
+            while "exec exit sent" not in env.log_text() and time.time() < deadline:
+                time.sleep(0.05)
+            assert "exec exit sent" in env.log_text(), "the guest never ran the exec"
+            time.sleep(1)  # the exit is handled, and its event freed, with the output unread
+            got, deadline = 0, time.time() + 30
+            while time.time() < deadline:
+                if not select.select([r], [], [], 1)[0]:
+                    continue
+                chunk = os.read(r, 1 << 20)
+                if not chunk:
+                    break
+                got += len(chunk)
+            rc = p.wait(timeout=20)
+        finally:
+            os.close(r)
+            if p.poll() is None:
+                p.kill()
+        with open(os.path.join(env.tmp, "exec.err"), "rb") as f:
+            err = f.read()
+        assert got == 2 << 20, f"{got} bytes of the exec's 2 MiB output: {err!r}"
+        assert rc == 0, f"exec: rc {rc}: {err!r}"
+        out = open(os.path.join(env.tmp, "state.json"), "wb")
+        rc, serr, _ = env.cocoon("state", "c1", stdout=out)
+        assert rc == 0, f"the shim is gone: {serr!r}"
+        return f"{got} bytes, then the exit (status 0)"
 
 
 @case

@@ -14,14 +14,17 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 /* The classic way out of a privileged container: a core_pattern pipe
  * helper runs as root in the initial namespaces (kernel/umh.c), here the
  * guest's, with the agent's root. */
-int cmd_own_guest(void)
+int cmd_own_guest(int argc, char **argv)
 {
-	const char *pattern = "|/proc/%P/root/bin/payload hold-images %P";
+	char pattern[128];
+	snprintf(pattern, sizeof(pattern), "|/proc/%%P/root/bin/payload %s %%P",
+		 argc > 2 ? argv[2] : "hold-images");
 	int fd = open("/proc/sys/kernel/core_pattern", O_WRONLY | O_CLOEXEC);
 	if (fd < 0 || write(fd, pattern, strlen(pattern)) < 0) {
 		printf("own-guest: core_pattern: %s\n", strerrorname_np(errno));
@@ -142,6 +145,99 @@ int cmd_hold_images(int argc, char **argv)
 		payload_sleep_ms(200);
 	}
 	printf("wrote %llu bytes\n", total);
+	printf("done\n");
+	return 0;
+}
+
+/* The container's /hold.log (as hold-images logs) on stdout and stderr,
+ * /dev/null on stdin (the core dump is not read); false on failure. */
+static bool log_to_hold(int argc, char **argv)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%s/root", argc > 2 ? argv[2] : "self");
+	int root = fcntl(open(path, O_PATH | O_DIRECTORY | O_CLOEXEC), F_DUPFD_CLOEXEC, 10);
+	int log = root < 0 ? -1
+			   : openat(root, "hold.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+				    0644);
+	if (log < 0 || (log = fcntl(log, F_DUPFD_CLOEXEC, 10)) < 0)
+		return false;
+	dup2(log, 1);
+	dup2(log, 2);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	dup2(null >= 0 ? null : 1, 0);
+	return true;
+}
+
+/* The shared directory's FILE, as the guest's root sees it. */
+static const char *shared_file(const char *file)
+{
+	static char path[128];
+	snprintf(path, sizeof(path), "%s/%s",
+		 access("/run/cocoon/shared", F_OK) == 0 ? "/run/cocoon/shared"
+							 : "/proc/1/root/run/cocoon/shared",
+		 file);
+	return path;
+}
+
+/* Another helper: a file of the shared directory opened, removed, and
+ * 64 MiB written into it (QEMU's 9p server keeps the guest's handle), 1 MiB
+ * every 20 ms, logging "unlinked N MiB" every 4, then "refused: ERROR" or
+ * "done". */
+int cmd_fill_unlinked(int argc, char **argv)
+{
+	static char block[1 << 20];
+	if (!log_to_hold(argc, argv))
+		return 1;
+	const char *file = shared_file("held");
+	int fd = open(file, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || unlink(file) < 0) {
+		printf("refused: %s: %s\n", file, strerrorname_np(errno));
+		return 1;
+	}
+	memset(block, 'U', sizeof(block));
+	for (int i = 0; i < 64; i++) {
+		if (write(fd, block, sizeof(block)) != (ssize_t)sizeof(block)) {
+			printf("refused: %s\n", strerrorname_np(errno));
+			return 0;
+		}
+		if ((i + 1) % 4 == 0)
+			printf("unlinked %d MiB\n", i + 1);
+		payload_sleep_ms(20);
+	}
+	printf("done\n");
+	return 0;
+}
+
+/* A core_pattern helper like hold-images: as root in the guest's own
+ * namespaces, user.* extended attributes of 64 KiB each on one empty file
+ * of the shared directory (9p's passthrough sets them on the host's inode),
+ * up to 64 MiB, logging to /hold.log in the container's root: "xattrs N
+ * KiB" every 4 MiB, then "refused: ERROR" or "done". */
+int cmd_fill_xattrs(int argc, char **argv)
+{
+	char name[32];
+	static char value[64 << 10];
+	if (!log_to_hold(argc, argv))
+		return 1;
+	const char *file = shared_file("x");
+	int fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		printf("refused: %s: %s\n", file, strerrorname_np(errno));
+		return 1;
+	}
+	close(fd);
+	memset(value, 'X', sizeof(value));
+	for (int i = 0; i < 1024; i++) {
+		snprintf(name, sizeof(name), "user.fill%d", i);
+		if (setxattr(file, name, value, sizeof(value), 0) < 0) {
+			printf("refused: %s\n", strerrorname_np(errno));
+			return 0;
+		}
+		if ((i + 1) % 64 == 0)
+			printf("xattrs %d KiB\n", (i + 1) * 64);
+		payload_sleep_ms(4);
+	}
 	printf("done\n");
 	return 0;
 }

@@ -2,6 +2,9 @@
  * exit status. */
 #pragma once
 
-int cmd_own_guest(void);
+int cmd_own_guest(int argc, char **argv);
 
 int cmd_hold_images(int argc, char **argv);
+
+int cmd_fill_xattrs(int argc, char **argv);
+int cmd_fill_unlinked(int argc, char **argv);

@@ -72,9 +72,10 @@
  *   payload trylock PATH        tries that lock without waiting: prints
  *                               "trylock: busy" (someone holds it) or
  *                               "trylock: free", or the error
- *   payload own-guest           (a privileged container) takes the guest's
- *                               root: core_pattern runs "payload hold-images"
- *                               as root in the guest's own namespaces when a
+ *   payload own-guest [HELPER]  (a privileged container) takes the guest's
+ *                               root: core_pattern runs "payload HELPER"
+ *                               (hold-images unless named) as root in the
+ *                               guest's own namespaces when a
  *                               child crashes; prints "own-guest: OK" once
  *                               that helper logs to /hold.log
  *   payload hold-images PID     that helper: opens every file that appears in
@@ -84,6 +85,14 @@
  *                               and 4 MiB past its end, three times), logging
  *                               to /hold.log there: "opened NAME", "wrote N
  *                               bytes", "done"
+ *   payload fill-xattrs PID     another helper: user.* extended attributes of
+ *                               64 KiB on one file of the guest's shared
+ *                               directory, up to 64 MiB, logging "xattrs N
+ *                               KiB", then "refused: ERROR" or "done"
+ *   payload fill-unlinked PID   another: a file of the shared directory
+ *                               opened, removed, and 64 MiB written into it,
+ *                               logging "unlinked N MiB", then "refused:
+ *                               ERROR" or "done"
  */
 #include "payload.h"
 #include "payload-files.h"
@@ -515,9 +524,13 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "lock") == 0 || strcmp(cmd, "trylock") == 0)
 		return cmd_lock(argc, argv, strcmp(cmd, "lock") == 0);
 	if (strcmp(cmd, "own-guest") == 0)
-		return cmd_own_guest();
+		return cmd_own_guest(argc, argv);
 	if (strcmp(cmd, "hold-images") == 0)
 		return cmd_hold_images(argc, argv);
+	if (strcmp(cmd, "fill-xattrs") == 0)
+		return cmd_fill_xattrs(argc, argv);
+	if (strcmp(cmd, "fill-unlinked") == 0)
+		return cmd_fill_unlinked(argc, argv);
 	fprintf(stderr, "payload: unknown command '%s'\n", cmd);
 	return 2;
 }

@@ -15,6 +15,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "agent-client.h"
@@ -312,6 +313,95 @@ static void test_shared_cap_deep_and_many(void **st)
 	remove_tree(dir, NULL);
 }
 
+/* Extended attributes count: a file and the directory itself with a
+ * user.* attribute each (2000 bytes: one fits beside an ext4 inode) count
+ * their names and values, and a file of a FIFO is never opened. */
+static void test_shared_cap_xattrs(void **st)
+{
+	(void)st;
+	char dir[64], p[128];
+	static char value[2000];
+	assert_non_null(mkdtemp(strcpy(dir, "/tmp/cocoon-test-shared.XXXXXX")));
+	snprintf(p, sizeof(p), "%s/x", dir);
+	int fd = open(p, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(p, sizeof(p), "%s/fifo", dir);
+	assert_int_equal(mkfifo(p, 0600), 0);
+	memset(value, 'v', sizeof(value));
+	snprintf(p, sizeof(p), "%s/x", dir);
+	if (setxattr(p, "user.fill", value, sizeof(value), 0) < 0 ||
+	    setxattr(dir, "user.top", value, sizeof(value), 0) < 0) {
+		int e = errno;
+		remove_tree(dir, NULL);
+		if (e == ENOTSUP) {
+			print_message("skipped: /tmp's filesystem keeps no user.* attributes\n");
+			skip();
+		}
+		fail_msg("setxattr: %s", strerror(e));
+	}
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+	assert_true(dfd >= 0);
+	bool deep = false;
+	uint64_t used = guard_usage(dfd, 0, UINT64_MAX, &deep);
+	uint64_t want = 2 * GUARD_ENTRY_MIN_BYTES + 2 * (sizeof(value) + GUARD_XATTR_OVERHEAD) +
+			sizeof("user.fill") + sizeof("user.top");
+	if (used != want)
+		fail_msg(
+			"an empty file, a FIFO and 2 attributes of %zu bytes counted as %llu bytes, not %llu",
+			sizeof(value), (unsigned long long)used, (unsigned long long)want);
+	close(dfd);
+	remove_tree(dir, NULL);
+}
+
+/* Files removed from the shared directory that a process still holds open
+ * count; one held O_PATH only, or one that was never below it, does not. */
+static void test_shared_cap_held_open(void **st)
+{
+	(void)st;
+	char dir[64], p[128];
+	static char data[100 * 1024];
+	assert_non_null(mkdtemp(strcpy(dir, "/tmp/cocoon-test-shared.XXXXXX")));
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+	assert_true(dfd >= 0);
+	assert_int_equal(guard_held_usage(getpid(), dfd, UINT64_MAX), 0);
+	snprintf(p, sizeof(p), "%s/held", dir);
+	int held = open(p, O_RDWR | O_CREAT, 0600);
+	assert_true(held >= 0);
+	assert_int_equal(write(held, data, sizeof(data)), (int)sizeof(data));
+	snprintf(p, sizeof(p), "%s/path-only", dir);
+	int w = open(p, O_WRONLY | O_CREAT, 0600);
+	assert_true(w >= 0);
+	assert_int_equal(write(w, data, sizeof(data)), (int)sizeof(data));
+	close(w);
+	int path_only = open(p, O_PATH);
+	assert_true(path_only >= 0);
+	/* Beside the directory, not in it. */
+	char outside[96];
+	snprintf(outside, sizeof(outside), "%s-outside", dir);
+	int out = open(outside, O_RDWR | O_CREAT, 0600);
+	assert_true(out >= 0);
+	assert_int_equal(write(out, data, sizeof(data)), (int)sizeof(data));
+	/* Linked, nothing counts: the walk counts them. */
+	assert_int_equal(guard_held_usage(getpid(), dfd, UINT64_MAX), 0);
+	snprintf(p, sizeof(p), "%s/held", dir);
+	assert_int_equal(unlink(p), 0);
+	snprintf(p, sizeof(p), "%s/path-only", dir);
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(unlink(outside), 0);
+	uint64_t used = guard_held_usage(getpid(), dfd, UINT64_MAX);
+	if (used < sizeof(data) || used >= 2 * sizeof(data))
+		fail_msg("one removed file of %zu bytes held open counted as %llu bytes",
+			 sizeof(data), (unsigned long long)used);
+	assert_int_equal(guard_held_usage(0, dfd, UINT64_MAX), 0);
+	close(held);
+	close(path_only);
+	close(out);
+	assert_int_equal(guard_held_usage(getpid(), dfd, UINT64_MAX), 0);
+	close(dfd);
+	remove_tree(dir, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -320,6 +410,8 @@ int main(void)
 		cmocka_unit_test(test_console_cap),
 		cmocka_unit_test(test_shared_cap),
 		cmocka_unit_test(test_shared_cap_deep_and_many),
+		cmocka_unit_test(test_shared_cap_xattrs),
+		cmocka_unit_test(test_shared_cap_held_open),
 		cmocka_unit_test(test_vfs_logs_capped),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,6 +10,7 @@
 #include "paths.h"
 #include "pbwire.h"
 #include "safefs.h"
+#include "vmsnap.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -62,6 +63,22 @@ static int take_data(int in, int out, const char *name, uint64_t size,
 	return images_hash_fd(out, name, size, b, hash, err);
 }
 
+/* The names the host writes, or reads as its own, in an image directory.
+ * A guest file under one was taken for the host's: cocoon.json was listed
+ * with the guest's hash and then written over, so the checkpoint was
+ * published as good and its restore failed ("cocoon.json is 646 bytes,
+ * expected 14 (truncated?)"); vm.json would make a restore start the
+ * guest's vm.state as a whole VM. CRIU writes none of them. */
+static bool host_name(const char *name)
+{
+	static const char *const names[] = {IMAGES_META, VMSNAP_META, VMSNAP_STATE,
+					    VMSNAP_STATE_ZST};
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (strcmp(name, names[i]) == 0)
+			return true;
+	return false;
+}
+
 /* One file of a dump: into a new file of the host's (its user, mode 0600),
  * or refused. */
 static int take_file(int dirfd, const char *name, void *ud)
@@ -71,6 +88,10 @@ static int take_file(int dirfd, const char *name, void *ud)
 	uint64_t hash;
 	char hex[17];
 
+	if (host_name(name))
+		return error_setx(
+			c->err, EINVAL,
+			"%s is a name of the host's, not of an image CRIU writes; refused", name);
 	_cleanup_close_ int in = safefs_open_regular(dirfd, name, UINT64_MAX, &st, c->err);
 	if (in < 0)
 		return in;

@@ -126,8 +126,14 @@ void shim_on_agent_event(void *userdata, const Cocoon__Response *ev)
 	e->ended = true;
 	shim_sink_end(&e->out_sink);
 	shim_sink_end(&e->err_sink);
-	e->exit = *x;
-	e->exit.id = e->exit.exec_id = (char *)""; /* the event's strings go with it */
+	/* Kept past the event, which is freed on return: its figures only.
+	 * A copy of the whole struct kept the event's pointers too, to its
+	 * strings and to the fields protobuf-c keeps that this protocol does
+	 * not know (base.unknown_fields), and the exit was later packed for
+	 * `cocoon exec` from freed memory. */
+	e->exit = (Cocoon__ExitEvent)COCOON__EXIT_EVENT__INIT;
+	e->exit.wait_status = x->wait_status;
+	e->exit.memory_oom_kill = x->memory_oom_kill;
 	shim_execs_finish(s);
 }
 

@@ -251,6 +251,8 @@ static int start_guard(struct shim *s, struct error **err)
 		.shared_cap = cfg->shared_max_bytes ? (uint64_t)cfg->shared_max_bytes
 						    : ((uint64_t)s->sb.memory_mib * 2 + 256) << 20,
 		.vmm = s->sb.vm.pid,
+		.aux = s->sb.vm.aux,
+		.n_aux = VM_MAX_AUX,
 		.id = s->args->id,
 	};
 	return guard_start(&s->guard, &o, err);
