@@ -10,7 +10,7 @@ libprotobuf-c-dev protobuf-c-compiler libjson-c-dev libcmocka-dev libxxhash-dev 
 libnl-3-dev libnl-route-3-dev libzstd-dev
 qemu-system-x86 criu busybox-static cpio kmod xz-utils iproute2 iptables tar gzip
 python3 python3-pytest clang libclang-rt-14-dev clang-tools-14
-containerd runc podman catatonit
+containerd runc podman catatonit containernetworking-plugins python3-grpcio python3-grpc-tools
 shellcheck codespell clang-format clang-tidy
 "
 # Why each group is here:
@@ -27,7 +27,10 @@ shellcheck codespell clang-format clang-tidy
 #           (depmod/modprobe to resolve module deps), xz-utils (vmlinux
 #           extraction), iproute2 + iptables (CRIU calls them in the guest)
 #   tests:  python3-pytest (e2e), containerd + runc + podman (engine tests;
-#           catatonit is the init of podman's pod infra image), clang +
+#           catatonit is the init of podman's pod infra image;
+#           containernetworking-plugins, python3-grpcio and python3-grpc-tools
+#           drive containerd's CRI plugin as the kubelet does, test_cri.py),
+#           clang +
 #           libclang-rt-14-dev (libFuzzer targets: make fuzz, make fuzz-smoke)
 #   lint:   shellcheck, codespell, clang-format (make lint, part of make check),
 #           clang-tidy (scripts/check-results.py: results not dropped silently),

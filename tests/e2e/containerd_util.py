@@ -25,20 +25,21 @@ def blob(layout, data):
     return {"digest": f"sha256:{digest}", "size": len(data)}
 
 
-def build_image(dest):
-    """A hand-built OCI image: one layer with busybox and the test payload."""
+def build_image(dest, name=IMAGE, cmd=("payload", "echo", "default")):
+    """A hand-built OCI image NAME: one layer with busybox and the test
+    payload, CMD its command."""
     layer_buf = io.BytesIO()
     with tarfile.open(fileobj=layer_buf, mode="w") as t:
-        def add_dir(name):
-            info = tarfile.TarInfo(name)
+        def add_dir(path):
+            info = tarfile.TarInfo(path)
             info.type = tarfile.DIRTYPE
             info.mode = 0o755
             t.addfile(info)
         for d in ("bin", "tmp", "data", "etc", "proc", "sys", "dev"):
             add_dir(d)
-        for src, name in ((PAYLOAD, "bin/payload"), (pathlib.Path("/bin/busybox"), "bin/busybox")):
+        for src, path in ((PAYLOAD, "bin/payload"), (pathlib.Path("/bin/busybox"), "bin/busybox")):
             data = src.read_bytes()
-            info = tarfile.TarInfo(name)
+            info = tarfile.TarInfo(path)
             info.size = len(data)
             info.mode = 0o755
             t.addfile(info, io.BytesIO(data))
@@ -48,12 +49,13 @@ def build_image(dest):
             info.linkname = "busybox"
             t.addfile(info)
     layer = layer_buf.getvalue()
-    layout = dest / "layout"
+    tag = "" if name == IMAGE else "-" + hashlib.sha256(name.encode()).hexdigest()[:8]
+    layout = dest / f"layout{tag}"
     (layout / "blobs" / "sha256").mkdir(parents=True)
     gz = gzip.compress(layer)
     layer_desc = blob(layout, gz)
     config = {"architecture": "amd64", "os": "linux",
-              "config": {"Env": ["PATH=/bin"], "Cmd": ["payload", "echo", "default"]},
+              "config": {"Env": ["PATH=/bin"], "Cmd": list(cmd)},
               "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]}}
     config_desc = blob(layout, json.dumps(config).encode())
     manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -62,10 +64,10 @@ def build_image(dest):
     manifest_desc = blob(layout, json.dumps(manifest).encode())
     index = {"schemaVersion": 2, "manifests": [{
         "mediaType": "application/vnd.oci.image.manifest.v1+json", **manifest_desc,
-        "annotations": {"io.containerd.image.name": IMAGE, "org.opencontainers.image.ref.name": "latest"}}]}
+        "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": "latest"}}]}
     (layout / "index.json").write_text(json.dumps(index))
     (layout / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
-    archive = dest / "image.tar"
+    archive = dest / f"image{tag}.tar"
     with tarfile.open(archive, "w") as t:
         for p in sorted(layout.rglob("*")):
             t.add(p, arcname=str(p.relative_to(layout)), recursive=False)
