@@ -50,7 +50,7 @@ asan: setup
 analyze: build
 	sh scripts/analyze.sh $(BUILD)
 
-# libFuzzer targets (docs/security.md), in a clang build of their own with
+# libFuzzer targets (docs/security-tests.md), in a clang build of their own with
 # ASan and UBSan; any undefined behaviour counts as a crash.
 $(FUZZ)/build.ninja:
 	CC=clang CFLAGS="-fsanitize=fuzzer-no-link -fno-sanitize-recover=all -Wno-format-nonliteral" meson setup $(FUZZ) \
@@ -117,14 +117,17 @@ bench-keeper: image
 install: build
 	meson install -C $(BUILD)
 
-# The tree's shape (scripts/check-shape.py: no C, Python or shell file over
-# 600 lines, no call cycle between .c files, no two .c files including each
-# other's header), shellcheck at warning level for every shell script, codespell for
+# The tree's shape (scripts/check-shape.py: no C, Python, shell, docs/*.md
+# or proto file over 600 lines, no call cycle between .c files, no two .c files
+# including each other's header, no call or include up the layers of
+# ARCHITECTURE.md; test-check-shape.py plants one of each and checks that
+# check-shape.py reports it), shellcheck at warning level for every shell script, codespell for
 # the whole tree. 'fo' and 'te' are the tests' names for file objects.
 # check-results.py needs the build's compile_commands.json and generated
 # headers: no result of a call that can fail is dropped without a (void).
 lint: setup format-check build
 	python3 scripts/check-shape.py
+	python3 scripts/test-check-shape.py
 	python3 scripts/check-results.py $(BUILD)
 	shellcheck -S warning $$(git ls-files '*.sh')
 	codespell -L fo,te $$(git ls-files ':!:*.img' ':!:tests/fuzz/corpus/*')

@@ -1,7 +1,7 @@
 #!/bin/sh
 # make fuzz and make fuzz-smoke: runs each libFuzzer target of the clang
 # build, one after the other, and prints one line per target: executions,
-# executions a second, crashes and seconds (docs/security.md, "Fuzzing").
+# executions a second, crashes and seconds (docs/security-tests.md, "Fuzzing").
 #
 #   fuzz.sh long  BUILD SECONDS RUNS TARGET...
 #       Each target until RUNS executions (libFuzzer's -runs; empty: no

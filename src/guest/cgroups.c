@@ -8,6 +8,8 @@
 #include "cgroups.h"
 #include "cleanup.h"
 #include "contract.h"
+#include "error.h"
+#include "fdio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,7 +22,8 @@
 int cgroup_write(const char *cgroup, const char *name, const char *value)
 {
 	char path[256];
-	snprintf(path, sizeof(path), "%s/%s", cgroup, name);
+	if (path_fmt(path, sizeof(path), "%s/%s", cgroup, name) < 0)
+		return -ENAMETOOLONG; /* name: a unified file's, from the host */
 	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
 	size_t n = strlen(value);
 	if (fd < 0 || write(fd, value, n) != (ssize_t)n)
@@ -30,14 +33,16 @@ int cgroup_write(const char *cgroup, const char *name, const char *value)
 
 /* Turned on one by one, and only when a limit needs it: a guest kernel
  * without one controller still runs containers that do not ask for it. */
+#define CONTROLLER_NAME_MAX 15
 static int enable_controller(const char *name)
 {
 	static char done[64];
-	char word[16];
+	char word[CONTROLLER_NAME_MAX + 3], value[CONTROLLER_NAME_MAX + 2];
+	if (strlen(name) > CONTROLLER_NAME_MAX)
+		return -EINVAL;
 	snprintf(word, sizeof(word), " %s ", name);
 	if (strstr(done, word))
 		return 0;
-	char value[16];
 	snprintf(value, sizeof(value), "+%s", name);
 	int r = cgroup_write(CGROUPS_ROOT, "cgroup.subtree_control", value);
 	if (r == 0 && strlen(done) + strlen(word) < sizeof(done))
@@ -53,8 +58,9 @@ static int enable_controller_for(const char *cgroup, const char *name)
 	int r = enable_controller(name);
 	if (r < 0)
 		return r;
-	char parent[192], value[16];
-	snprintf(parent, sizeof(parent), "%s", cgroup);
+	char parent[CGROUPS_PATH_MAX], value[CONTROLLER_NAME_MAX + 2];
+	if (path_fmt(parent, sizeof(parent), "%s", cgroup) < 0)
+		return -ENAMETOOLONG;
 	char *slash = strrchr(parent, '/');
 	if (!slash || strncmp(parent, CGROUPS_ROOT "/", sizeof(CGROUPS_ROOT)) != 0 ||
 	    (size_t)(slash - parent) <= strlen(CGROUPS_ROOT))
@@ -64,42 +70,36 @@ static int enable_controller_for(const char *cgroup, const char *name)
 	return cgroup_write(parent, "cgroup.subtree_control", value);
 }
 
-int cgroups_apply_unified(const char *cgroup, Cocoon__CgroupFile *const *files, size_t n, char *msg,
-			  size_t msg_size)
+int cgroups_apply_unified(const char *cgroup, Cocoon__CgroupFile *const *files, size_t n,
+			  struct error **err)
 {
 	for (size_t i = 0; i < n; i++) {
 		const char *name = files[i]->name;
-		char controller[16];
+		char controller[CONTROLLER_NAME_MAX + 1];
 		size_t len = strcspn(name, ".");
 		/* The host checked the name; a path is refused here too. */
-		if (strchr(name, '/') || len == 0 || len >= sizeof(controller) || !name[len]) {
-			snprintf(msg, msg_size,
-				 "linux.resources.unified: '%.64s' is not a file name", name);
-			return -EINVAL;
-		}
+		if (strchr(name, '/') || len == 0 || len >= sizeof(controller) || !name[len])
+			return error_setx(err, EINVAL,
+					  "linux.resources.unified: '%.64s' is not a file name",
+					  name);
 		memcpy(controller, name, len);
 		controller[len] = 0;
 		int e = enable_controller_for(cgroup, controller);
-		if (e < 0) {
-			snprintf(msg, msg_size,
-				 "linux.resources.unified %s: the guest kernel has no %s cgroup "
-				 "controller to enable (%s)",
-				 name, controller, strerror(-e));
-			return e;
-		}
+		if (e < 0)
+			return error_setx(err, -e,
+					  "linux.resources.unified %s: the guest kernel has no %s "
+					  "cgroup controller to enable (%s)",
+					  name, controller, strerror(-e));
 		if ((e = cgroup_write(cgroup, name, files[i]->value)) < 0) {
 			if (e == -ENOENT)
-				snprintf(
-					msg, msg_size,
-					"linux.resources.unified %s: the container's cgroup has no "
-					"such file",
-					name);
-			else
-				snprintf(msg, msg_size,
+				return error_setx(err, ENOENT,
+						  "linux.resources.unified %s: the container's "
+						  "cgroup has no such file",
+						  name);
+			return error_set(err, -e,
 					 "linux.resources.unified %s = '%.64s': the kernel refused "
-					 "it: %s",
-					 name, files[i]->value, strerror(-e));
-			return e;
+					 "it",
+					 name, files[i]->value);
 		}
 	}
 	return 0;
@@ -122,8 +122,7 @@ static uint64_t shares_to_weight(uint64_t shares)
 	return 1 + ((shares - 2) * 9999) / 262142;
 }
 
-int cgroups_apply(const char *cgroup, const Cocoon__Resources *r, unsigned mask, char *msg,
-		  size_t msg_size)
+int cgroups_apply(const char *cgroup, const Cocoon__Resources *r, unsigned mask, struct error **err)
 {
 	int e;
 	if (!r)
@@ -157,62 +156,52 @@ int cgroups_apply(const char *cgroup, const Cocoon__Resources *r, unsigned mask,
 	for (size_t i = 0; i < ARRAY_SIZE(w); i++) {
 		if (!(mask & w[i].bit))
 			continue;
-		if ((e = enable_controller_for(cgroup, w[i].controller)) < 0) {
-			snprintf(msg, msg_size, "the guest's %s cgroup controller: %s",
-				 w[i].controller, strerror(-e));
-			return e;
-		}
-		if ((e = cgroup_write(cgroup, w[i].file, w[i].value)) < 0) {
-			snprintf(msg, msg_size, "%s = %s: %s", w[i].file, w[i].value, strerror(-e));
-			return e;
-		}
+		if ((e = enable_controller_for(cgroup, w[i].controller)) < 0)
+			return error_set(err, -e, "the guest's %s cgroup controller",
+					 w[i].controller);
+		if ((e = cgroup_write(cgroup, w[i].file, w[i].value)) < 0)
+			return error_set(err, -e, "%s = %s", w[i].file, w[i].value);
 	}
 	return 0;
 }
 
-int cgroups_pod_make(const char *pod, const Cocoon__Resources *r, char *msg, size_t msg_size)
+int cgroups_pod_make(const char *pod, const Cocoon__Resources *r, struct error **err)
 {
 	static const char *const controllers[] = {"+cpu", "+memory", "+pids"};
 	const char *bad = cocoon_pod_limits_check(r->memory_limit, r->pids_limit, r->cpu_quota,
 						  r->cpu_period, r->cpu_shares);
-	if (bad) {
-		snprintf(msg, msg_size, "the pod's limits: %s", bad);
-		return -EINVAL;
-	}
-	if (mkdir(pod, 0755) < 0 && errno != EEXIST) {
-		snprintf(msg, msg_size, "the pod's cgroup %s: %s", pod, strerror(errno));
-		return -errno;
-	}
+	if (bad)
+		return error_setx(err, EINVAL, "the pod's limits: %s", bad);
+	if (mkdir(pod, 0755) < 0 && errno != EEXIST)
+		return error_set(err, errno, "the pod's cgroup %s", pod);
 	/* The pod's containers get their own limits and figures beneath it: a
 	 * controller the kernel lacks is left out, as for the root
 	 * (cgroups_enable_accounting), until a limit needs it. */
 	cgroups_enable_accounting();
 	for (size_t i = 0; i < ARRAY_SIZE(controllers); i++)
 		(void)cgroup_write(pod, "cgroup.subtree_control", controllers[i]);
-	int e = cgroups_apply(pod, r, 0, msg, msg_size);
-	if (e < 0) {
-		char what[256];
-		snprintf(what, sizeof(what), "%s", msg);
-		snprintf(msg, msg_size, "the pod's cgroup %s: %s", pod, what);
-	}
+	int e = cgroups_apply(pod, r, 0, err);
+	if (e < 0)
+		(void)error_wrap(err, "the pod's cgroup %s", pod);
 	return e;
 }
 
 int cgroups_container_make(const char *id, const char *joins, const Cocoon__Resources *pod_limits,
 			   const char *joined_pod, char cgroup[CGROUPS_PATH_MAX],
-			   char pod[CGROUPS_POD_PATH_MAX], char *msg, size_t msg_size)
+			   char pod[CGROUPS_POD_PATH_MAX], struct error **err)
 {
 	pod[0] = cgroup[0] = 0;
-	if (pod_limits && joins) {
-		snprintf(msg, msg_size,
-			 "pod limits on a member of pod %s: only its sandbox's create carries them",
-			 joins);
-		return -EINVAL;
-	}
+	if (pod_limits && joins)
+		return error_setx(
+			err, EINVAL,
+			"pod limits on a member of pod %s: only its sandbox's create carries them",
+			joins);
+	/* The IDs are at most COCOON_ID_MAX bytes: the paths fit (the asserts
+	 * below); a joined pod's path is a container's pod_cgroup. */
 	if (pod_limits) {
 		snprintf(pod, CGROUPS_POD_PATH_MAX, CGROUPS_ROOT "/" COCOON_POD_CGROUP_PREFIX "%s",
 			 id);
-		int r = cgroups_pod_make(pod, pod_limits, msg, msg_size);
+		int r = cgroups_pod_make(pod, pod_limits, err);
 		if (r < 0)
 			return r;
 	} else if (joins && joined_pod) {
@@ -221,10 +210,9 @@ int cgroups_container_make(const char *id, const char *joins, const Cocoon__Reso
 	cgroups_enable_accounting();
 	snprintf(cgroup, CGROUPS_PATH_MAX, "%s/%s", pod[0] ? pod : CGROUPS_ROOT, id);
 	if (mkdir(cgroup, 0755) < 0 && errno != EEXIST) {
-		int e = errno;
-		snprintf(msg, msg_size, "cgroup %s: %s", cgroup, strerror(e));
+		int e = error_set(err, errno, "cgroup %s", cgroup);
 		cgroup[0] = 0;
-		return -e;
+		return e;
 	}
 	return 0;
 }
@@ -232,7 +220,8 @@ int cgroups_container_make(const char *id, const char *joins, const Cocoon__Reso
 int cgroups_join(const char *cgroup, pid_t pid)
 {
 	char path[CGROUPS_PATH_MAX + 16], buf[32];
-	snprintf(path, sizeof(path), "%s/cgroup.procs", cgroup);
+	if (path_fmt(path, sizeof(path), "%s/cgroup.procs", cgroup) < 0)
+		return -ENAMETOOLONG;
 	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
 	int n = snprintf(buf, sizeof(buf), "%d", pid);
 	if (fd < 0 || write(fd, buf, (size_t)n) != n)
@@ -242,9 +231,10 @@ int cgroups_join(const char *cgroup, pid_t pid)
 
 int cgroups_read_cpu_max(const char *cgroup, int64_t *quota, uint64_t *period)
 {
-	char path[192], buf[64] = "", q[24];
+	char path[CGROUPS_PATH_MAX + 16], buf[64] = "", q[24];
 	unsigned long long p;
-	snprintf(path, sizeof(path), "%s/cpu.max", cgroup);
+	if (path_fmt(path, sizeof(path), "%s/cpu.max", cgroup) < 0)
+		return -ENAMETOOLONG;
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
 	if (n <= 0)
@@ -260,8 +250,9 @@ int cgroups_read_cpu_max(const char *cgroup, int64_t *quota, uint64_t *period)
 /* One number from a cgroup file ("max" and a missing file: 0). */
 static uint64_t read_number(const char *cgroup, const char *name)
 {
-	char path[192], buf[64] = "";
-	snprintf(path, sizeof(path), "%s/%s", cgroup, name);
+	char path[CGROUPS_PATH_MAX + 32], buf[64] = "";
+	if (path_fmt(path, sizeof(path), "%s/%s", cgroup, name) < 0)
+		return 0;
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
 	if (n <= 0)
@@ -317,6 +308,9 @@ static void on_memory_stat(void *ud, const char *k, uint64_t v)
 	size_t i = x->r->n_memory_stat;
 	if (i >= x->max)
 		return;
+	/* The kernel's names are short; one that is not is left out, not cut. */
+	if (strlen(k) >= sizeof(x->keys[i]))
+		return;
 	cocoon__stat_entry__init(&x->entries[i]);
 	snprintf(x->keys[i], sizeof(x->keys[i]), "%s", k);
 	x->entries[i].key = x->keys[i];
@@ -334,22 +328,22 @@ static void on_meminfo(void *ud, const char *k, uint64_t v)
 uint64_t cgroups_oom_kills(const char *cgroup)
 {
 	Cocoon__StatsReply r = COCOON__STATS_REPLY__INIT;
-	char path[192];
-	snprintf(path, sizeof(path), "%s/memory.events", cgroup);
-	read_keyed(path, on_memory_events, &r);
+	char path[CGROUPS_PATH_MAX + 16];
+	if (path_fmt(path, sizeof(path), "%s/memory.events", cgroup) == 0)
+		read_keyed(path, on_memory_events, &r);
 	return r.memory_oom_kill;
 }
 
 void cgroups_stats(const char *cgroup, Cocoon__StatsReply *r, struct cgroups_stat_buf *buf)
 {
-	char path[192];
-	snprintf(path, sizeof(path), "%s/cpu.stat", cgroup);
-	read_keyed(path, on_cpu_stat, r);
+	char path[CGROUPS_PATH_MAX + 16];
+	if (path_fmt(path, sizeof(path), "%s/cpu.stat", cgroup) == 0)
+		read_keyed(path, on_cpu_stat, r);
 	r->memory_current = read_number(cgroup, "memory.current");
 	r->memory_max = read_number(cgroup, "memory.max");
 	r->memory_peak = read_number(cgroup, "memory.peak");
-	snprintf(path, sizeof(path), "%s/memory.events", cgroup);
-	read_keyed(path, on_memory_events, r);
+	if (path_fmt(path, sizeof(path), "%s/memory.events", cgroup) == 0)
+		read_keyed(path, on_memory_events, r);
 	struct stats_ctx x = {.r = r,
 			      .entries = buf->entries,
 			      .ptrs = buf->ptrs,
@@ -357,8 +351,8 @@ void cgroups_stats(const char *cgroup, Cocoon__StatsReply *r, struct cgroups_sta
 			      .max = ARRAY_SIZE(buf->entries)};
 	r->memory_stat = buf->ptrs;
 	r->n_memory_stat = 0;
-	snprintf(path, sizeof(path), "%s/memory.stat", cgroup);
-	read_keyed(path, on_memory_stat, &x);
+	if (path_fmt(path, sizeof(path), "%s/memory.stat", cgroup) == 0)
+		read_keyed(path, on_memory_stat, &x);
 	r->pids_current = read_number(cgroup, "pids.current");
 	r->pids_max = read_number(cgroup, "pids.max");
 	read_keyed("/proc/meminfo", on_meminfo, r);

@@ -202,10 +202,10 @@ static bool checkpoint_request_ok(struct agent *a, uint64_t id, struct agent_con
 				 c->id);
 		return false;
 	}
-	char why[1024];
-	int bad = ckpt_precheck(c, why, sizeof(why));
+	_cleanup_error_ struct error *why = NULL;
+	int bad = ckpt_precheck(c, &why);
 	if (bad < 0) {
-		agent_send_error(a, id, -bad, "%s", why);
+		agent_send_error(a, id, -bad, "%s", error_msg(why));
 		return false;
 	}
 	return true;

@@ -17,6 +17,7 @@
  *   setting that moves that share to virtiofs. */
 #include "agent.h"
 #include "cleanup.h"
+#include "error.h"
 #include "procfs.h"
 #include "ckpt-check.h"
 #include "userns.h"
@@ -64,8 +65,8 @@ static void comm_of(pid_t pid, char *out, size_t size)
 		snprintf(out, size, "?");
 }
 
-static int outside_tree(const struct agent_container *c, const pid_t *pids, size_t n, char *msg,
-			size_t size)
+static int outside_tree(const struct agent_container *c, const pid_t *pids, size_t n,
+			struct error **err)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (in_tree(pids[i], c->procs[0].pid) || task_gone(pids[i]))
@@ -76,11 +77,10 @@ static int outside_tree(const struct agent_container *c, const pid_t *pids, size
 			continue;
 		char cmd[128];
 		comm_of(pids[i], cmd, sizeof(cmd));
-		snprintf(
-			msg, size,
+		return error_setx(
+			err, EBUSY,
 			"checkpoint %s: process %d (%s) is not in the process tree of the container's init, which is all CRIU checkpoints; it would be left out (an exec that is still starting: checkpoint again in a moment)",
 			c->id, pids[i], cmd);
-		return -EBUSY;
 	}
 	return 0;
 }
@@ -235,7 +235,7 @@ static void mount_point_of(pid_t pid, dev_t dev, const char *path, char *out, si
 /* The first deleted file or directory of the container's processes that
  * CRIU cannot dump, as a refusal that says where it is and what to do. */
 static int deleted_undumpable_files(const struct agent_container *c, const pid_t *pids, size_t n,
-				    char *msg, size_t size)
+				    struct error **err)
 {
 	struct stat root;
 	if (stat(c->rootfs, &root) < 0)
@@ -256,18 +256,16 @@ static int deleted_undumpable_files(const struct agent_container *c, const pid_t
 		else
 			snprintf(size_text, sizeof(size_text), "%lld bytes", (long long)u.bytes);
 		if (strcmp(mnt, "/") == 0 || (!*mnt && u.dev == root.st_dev)) {
-			snprintf(
-				msg, size,
+			return error_setx(
+				err, EOPNOTSUPP,
 				"checkpoint %s: process %d %s the deleted %s (%s) on the container's root filesystem, which is shared from the host over 9p; CRIU cannot dump a deleted file there (it needs fstatfs(), which 9p answers by the path that is gone). Share the rootfs over virtiofs instead (rootfs_fs = \"virtiofs\" in cocoon's config, [vm]; not for the members of a pod), keep such files on a tmpfs in the container (their content then travels in the checkpoint as a ghost file), or let go of them before the checkpoint (docs/checkpoint.md)",
 				c->id, pids[i], held_how[u.how], u.what, size_text);
-			return -EOPNOTSUPP;
 		}
-		snprintf(
-			msg, size,
+		return error_setx(
+			err, EOPNOTSUPP,
 			"checkpoint %s: process %d %s the deleted %s (%s) on the volume mounted at %s, which is shared from the host over 9p; CRIU cannot dump a deleted file there (it needs fstatfs() and a reopen, which 9p answers by the path that is gone). Share volumes over virtiofs instead (shared_fs = \"virtiofs\" in cocoon's config, [vm]; not for the members of a pod, whose volumes are in the pod's 9p share), keep such files on a tmpfs in the container (their content then travels in the checkpoint as a ghost file), or let go of them before the checkpoint (docs/checkpoint.md)",
 			c->id, pids[i], held_how[u.how], u.what, size_text,
 			*mnt ? mnt : "(unknown)");
-		return -EOPNOTSUPP;
 	}
 	return 0;
 }
@@ -377,17 +375,16 @@ int ckpt_ctty_keys(const struct agent_container *c, char keys[][CKPT_TTY_KEY_MAX
  * agent's, outside the dump, and after a restore nobody would hold the
  * host side (the engine's exec session ends with the old VM). Only the
  * container's own terminal gets a new pty at restore. */
-static int exec_on_terminal(const struct agent_container *c, char *msg, size_t size)
+static int exec_on_terminal(const struct agent_container *c, struct error **err)
 {
 	for (int i = 1; i < AGENT_MAX_PROCS; i++) {
 		const struct agent_proc *p = &c->procs[i];
 		if (!p->used || !p->terminal || p->phase == PROC_EXITED)
 			continue;
-		snprintf(
-			msg, size,
+		return error_setx(
+			err, EOPNOTSUPP,
 			"checkpoint %s: exec %s (pid %d) runs on a terminal of its own (exec --tty); a checkpoint carries only the container's own terminal: end that process first",
 			c->id, p->exec_id, (int)p->pid);
-		return -EOPNOTSUPP;
 	}
 	return 0;
 }
@@ -401,7 +398,7 @@ static int exec_on_terminal(const struct agent_container *c, char *msg, size_t s
  * namespace it made itself, which the guest's user namespace would own.
  * Any link besides loopback in the init's namespace (/proc/PID/net/dev) is
  * refused up front, before anything is frozen. */
-static int userns_with_interfaces(const struct agent_container *c, char *msg, size_t size)
+static int userns_with_interfaces(const struct agent_container *c, struct error **err)
 {
 	if (!c->spec || !userns_wanted(c->spec) || !c->own_netns)
 		return 0;
@@ -420,11 +417,10 @@ static int userns_with_interfaces(const struct agent_container *c, char *msg, si
 	}
 	if (!*name)
 		return 0;
-	snprintf(
-		msg, size,
+	return error_setx(
+		err, EOPNOTSUPP,
 		"checkpoint %s: the container has a user namespace and the network interface %s in its network namespace: CRIU 3.17 cannot dump that interface (the VM's virtio-net device for the engine's network) with the namespace, which it must make again inside the restored user namespace. Not supported yet; with loopback only (podman --network none) it can be checkpointed. The container was not touched",
 		c->id, name);
-	return -EOPNOTSUPP;
 }
 
 /* The per-mount options CRIU 3.17 knows (criu/proc_parse.c,
@@ -444,7 +440,7 @@ static bool criu_knows(const char *opt, size_t len)
 }
 
 /* A mount of the container with a per-mount option CRIU cannot dump. */
-static int mount_options_undumpable(const struct agent_container *c, char *msg, size_t size)
+static int mount_options_undumpable(const struct agent_container *c, struct error **err)
 {
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/mountinfo", (int)c->procs[0].pid);
@@ -466,11 +462,10 @@ static int mount_options_undumpable(const struct agent_container *c, char *msg, 
 		for (const char *t = opts; *t; t += *t == ',') {
 			size_t len = strcspn(t, ",");
 			if (!criu_knows(t, len)) {
-				snprintf(
-					msg, size,
+				return error_setx(
+					err, EOPNOTSUPP,
 					"checkpoint %s: the mount at %.300s has the mount option '%.*s', which CRIU 3.17 cannot checkpoint (it stops with \"Unknown option [%.*s]\"); remove that option from the mount (docs/checkpoint.md). The container was not touched",
 					c->id, field, (int)len, t, (int)len, t);
-				return -EOPNOTSUPP;
 			}
 			t += len;
 		}
@@ -478,25 +473,25 @@ static int mount_options_undumpable(const struct agent_container *c, char *msg, 
 	return 0;
 }
 
-int ckpt_precheck(const struct agent_container *c, char *msg, size_t size)
+int ckpt_precheck(const struct agent_container *c, struct error **err)
 {
 	struct pid_list l;
 	int r = container_pids(c, &l);
 	if (r < 0)
-		snprintf(msg, size, "checkpoint %s: listing its processes in %s: %s", c->id,
-			 c->cgroup,
-			 r == -ELOOP ? "sub-cgroups nested too deep (more than 64 levels)"
-				     : strerror(-r));
+		r = error_setx(err, -r, "checkpoint %s: listing its processes in %s: %s", c->id,
+			       c->cgroup,
+			       r == -ELOOP ? "sub-cgroups nested too deep (more than 64 levels)"
+					   : strerror(-r));
 	if (r == 0)
-		r = userns_with_interfaces(c, msg, size);
+		r = userns_with_interfaces(c, err);
 	if (r == 0)
-		r = exec_on_terminal(c, msg, size);
+		r = exec_on_terminal(c, err);
 	if (r == 0)
-		r = mount_options_undumpable(c, msg, size);
+		r = mount_options_undumpable(c, err);
 	if (r == 0)
-		r = outside_tree(c, l.v, l.n, msg, size);
+		r = outside_tree(c, l.v, l.n, err);
 	if (r == 0)
-		r = deleted_undumpable_files(c, l.v, l.n, msg, size);
+		r = deleted_undumpable_files(c, l.v, l.n, err);
 	pid_list_free(&l);
 	return r;
 }

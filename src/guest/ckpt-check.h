@@ -2,6 +2,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "error.h"
 #include "proto.h"
 
 struct agent_container;
@@ -11,10 +12,10 @@ struct agent_container;
  * terminal of its own, a mount option CRIU 3.17 does not know, a deleted
  * file or directory of a 9p share (the rootfs or a volume) held as a cwd,
  * root, exe, mapping or fd by any process of the container's cgroup or its
- * sub-cgroups. Fills msg (naming the thing and what to do) and returns a
+ * sub-cgroups. Fills *err (naming the thing and what to do) and returns a
  * negative errno (-EBUSY, -EOPNOTSUPP; -ELOOP, -ENOMEM when the processes
  * cannot be listed). */
-int ckpt_precheck(const struct agent_container *c, char *msg, size_t size);
+int ckpt_precheck(const struct agent_container *c, struct error **err);
 /* CRIU's key for a tty, "tty[rdev:dev]" in hex (criu/tty.c), fits this. */
 #define CKPT_TTY_KEY_MAX 48
 /* The keys of every /dev/tty (5:0) a process of the container holds open,

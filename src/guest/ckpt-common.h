@@ -31,7 +31,8 @@ void ckpt_send_progress(struct agent *a, const char *cid, const char *stage, uin
  * cannot read stay as they were. */
 void criu_read_stats(const char *path, Cocoon__CriuStats *st);
 /* The first "Error" line of the CRIU log LOG into OUT (SIZE bytes), or a
- * sentence saying there was none. */
+ * sentence saying there was none: a message, cut at SIZE on purpose (a
+ * CRIU line can be long; the reply quotes its start). */
 void criu_log_first_error(const char *log, char *out, size_t size);
 /* Appends the options of O that dump and restore both take to AV. */
 struct argv;

@@ -16,8 +16,11 @@
 #include "confine.h"
 #include "cleanup.h"
 #include "contract.h"
+#include "error.h"
+#include "fdio.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/capability.h>
 #include <seccomp.h>
 #include <stdint.h>
@@ -32,29 +35,29 @@
 
 /* runc's maskPath(): /dev/null over a file, an empty read-only tmpfs over a
  * directory; a path that does not exist is skipped. */
-static int mask_path(const char *path, char *msg, size_t msg_size)
+static int mask_path(const char *path, struct error **err)
 {
 	struct stat st;
 	if (stat(path, &st) < 0) {
 		if (errno == ENOENT)
 			return 0;
-		snprintf(msg, msg_size, "linux.maskedPaths: %s: %s", path, strerror(errno));
-		return -errno;
+		return error_set(err, errno, "linux.maskedPaths: %s", path);
 	}
 	int r = S_ISDIR(st.st_mode) ? mount("tmpfs", path, "tmpfs", MS_RDONLY, "size=0,mode=0555")
 				    : mount("/dev/null", path, NULL, MS_BIND, NULL);
 	if (r < 0) {
-		snprintf(msg, msg_size, "linux.maskedPaths: %s: %s%s", path, strerror(errno),
-			 S_ISDIR(st.st_mode) ? ""
-					     : " (it is masked with the container's /dev/null)");
-		return -errno;
+		int e = errno;
+		return error_setx(err, e, "linux.maskedPaths: %s: %s%s", path, strerror(e),
+				  S_ISDIR(st.st_mode)
+					  ? ""
+					  : " (it is masked with the container's /dev/null)");
 	}
 	return 0;
 }
 
 /* runc's readonlyPath(): a bind mount of the path on itself, made read-only
  * with the flags it already had. */
-static int readonly_path(const char *path, char *msg, size_t msg_size)
+static int readonly_path(const char *path, struct error **err)
 {
 	struct statvfs sv;
 	if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0) {
@@ -72,18 +75,17 @@ static int readonly_path(const char *path, char *msg, size_t msg_size)
 		goto fail;
 	return 0;
 fail:
-	snprintf(msg, msg_size, "linux.readonlyPaths: %s: %s", path, strerror(errno));
-	return -errno;
+	return error_set(err, errno, "linux.readonlyPaths: %s", path);
 }
 
-int confine_paths(const Cocoon__ContainerSpec *s, char *msg, size_t msg_size)
+int confine_paths(const Cocoon__ContainerSpec *s, struct error **err)
 {
 	int r;
 	for (size_t i = 0; i < s->n_masked_paths; i++)
-		if ((r = mask_path(s->masked_paths[i], msg, msg_size)) < 0)
+		if ((r = mask_path(s->masked_paths[i], err)) < 0)
 			return r;
 	for (size_t i = 0; i < s->n_readonly_paths; i++)
-		if ((r = readonly_path(s->readonly_paths[i], msg, msg_size)) < 0)
+		if ((r = readonly_path(s->readonly_paths[i], err)) < 0)
 			return r;
 	return 0;
 }
@@ -100,7 +102,7 @@ static int last_cap(void)
 	return cap;
 }
 
-int confine_caps_bound(const Cocoon__Capabilities *c, char *msg, size_t msg_size)
+int confine_caps_bound(const Cocoon__Capabilities *c, struct error **err)
 {
 	if (!c)
 		return 0;
@@ -108,22 +110,17 @@ int confine_caps_bound(const Cocoon__Capabilities *c, char *msg, size_t msg_size
 	for (int cap = 0; cap <= last; cap++) {
 		if (c->bounding & (1ULL << cap))
 			continue;
-		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
-			snprintf(msg, msg_size, "process.capabilities.bounding: dropping %d: %s",
-				 cap, strerror(errno));
-			return -errno;
-		}
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
+			return error_set(err, errno, "process.capabilities.bounding: dropping %d",
+					 cap);
 	}
 	/* setuid() to a non-root uid would clear the permitted set. */
-	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) {
-		snprintf(msg, msg_size, "process.capabilities: PR_SET_KEEPCAPS: %s",
-			 strerror(errno));
-		return -errno;
-	}
+	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+		return error_set(err, errno, "process.capabilities: PR_SET_KEEPCAPS");
 	return 0;
 }
 
-int confine_caps_apply(const Cocoon__Capabilities *c, char *msg, size_t msg_size)
+int confine_caps_apply(const Cocoon__Capabilities *c, struct error **err)
 {
 	if (!c)
 		return 0;
@@ -141,28 +138,22 @@ int confine_caps_apply(const Cocoon__Capabilities *c, char *msg, size_t msg_size
 		 .inheritable = (uint32_t)(inheritable >> 32)},
 	};
 	if (syscall(SYS_capset, &hdr, data) < 0) {
-		snprintf(
-			msg, msg_size, "process.capabilities: capset: %s%s", strerror(errno),
-			errno == EPERM
+		int e = errno;
+		return error_setx(
+			err, e, "process.capabilities: capset: %s%s", strerror(e),
+			e == EPERM
 				? " (effective must be within permitted, inheritable within bounding)"
 				: "");
-		return -errno;
 	}
-	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0) {
-		snprintf(msg, msg_size, "process.capabilities: clear the ambient set: %s",
-			 strerror(errno));
-		return -errno;
-	}
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
+		return error_set(err, errno, "process.capabilities: clear the ambient set");
 	/* As runc: an ambient capability the other sets do not allow is
 	 * left out rather than failing the container. */
 	for (int cap = 0; cap <= last; cap++)
 		if (c->ambient & (1ULL << cap))
 			(void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0);
-	if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) {
-		snprintf(msg, msg_size, "process.capabilities: PR_SET_KEEPCAPS: %s",
-			 strerror(errno));
-		return -errno;
-	}
+	if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
+		return error_set(err, errno, "process.capabilities: PR_SET_KEEPCAPS");
 	return 0;
 }
 
@@ -216,25 +207,21 @@ static int seccomp_op(const char *name, enum scmp_compare *out)
  * a rule of its own (an OR). Unknown syscall names are skipped, as are rules
  * whose action is the default (libseccomp refuses those). */
 static int seccomp_add_rule(scmp_filter_ctx ctx, const Cocoon__SeccompRule *rule, uint32_t def,
-			    char *msg, size_t msg_size)
+			    struct error **err)
 {
 	uint32_t act;
 	struct scmp_arg_cmp cmps[6];
 	bool same_index = false;
 	if (seccomp_action(rule->action, rule->has_errno, rule->errno_ret, &act) < 0 ||
-	    rule->n_args > 6) {
-		snprintf(msg, msg_size, "linux.seccomp: bad rule (%s)", rule->action);
-		return -EINVAL;
-	}
+	    rule->n_args > 6)
+		return error_setx(err, EINVAL, "linux.seccomp: bad rule (%s)", rule->action);
 	if (act == def)
 		return 0;
 	for (size_t i = 0; i < rule->n_args; i++) {
 		const Cocoon__SeccompArg *a = rule->args[i];
 		enum scmp_compare op;
-		if (seccomp_op(a->op, &op) < 0 || a->index > 5) {
-			snprintf(msg, msg_size, "linux.seccomp: bad argument (%s)", a->op);
-			return -EINVAL;
-		}
+		if (seccomp_op(a->op, &op) < 0 || a->index > 5)
+			return error_setx(err, EINVAL, "linux.seccomp: bad argument (%s)", a->op);
 		cmps[i] = (struct scmp_arg_cmp){
 			.arg = a->index, .op = op, .datum_a = a->value, .datum_b = a->value_two};
 		for (size_t j = 0; j < i; j++)
@@ -249,36 +236,28 @@ static int seccomp_add_rule(scmp_filter_ctx ctx, const Cocoon__SeccompRule *rule
 			r = seccomp_rule_add_array(ctx, act, nr, (unsigned)rule->n_args, cmps);
 		for (size_t i = 0; same_index && i < rule->n_args && r == 0; i++)
 			r = seccomp_rule_add_array(ctx, act, nr, 1, &cmps[i]);
-		if (r < 0) {
-			snprintf(msg, msg_size, "linux.seccomp: rule for %s: %s", rule->names[k],
-				 strerror(-r));
-			return r;
-		}
+		if (r < 0)
+			return error_set(err, -r, "linux.seccomp: rule for %s", rule->names[k]);
 	}
 	return 0;
 }
 
-static int seccomp_setup(scmp_filter_ctx ctx, const Cocoon__Seccomp *sc, uint32_t def, char *msg,
-			 size_t msg_size)
+static int seccomp_setup(scmp_filter_ctx ctx, const Cocoon__Seccomp *sc, uint32_t def,
+			 struct error **err)
 {
 	int r;
 	/* no_new_privs is process.noNewPrivileges' business, not the
 	 * filter's; libseccomp would set it on load by default. */
-	if ((r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0)) < 0) {
-		snprintf(msg, msg_size, "linux.seccomp: %s", strerror(-r));
-		return r;
-	}
+	if ((r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0)) < 0)
+		return error_setx(err, -r, "linux.seccomp: %s", strerror(-r));
 	for (size_t i = 0; i < sc->n_architectures; i++) {
 		const char *a = sc->architectures[i];
 		uint32_t arch = strcmp(a, "SCMP_ARCH_X86") == 0	  ? SCMP_ARCH_X86
 				: strcmp(a, "SCMP_ARCH_X32") == 0 ? SCMP_ARCH_X32
 								  : SCMP_ARCH_X86_64;
 		r = seccomp_arch_add(ctx, arch);
-		if (r < 0 && r != -EEXIST) {
-			snprintf(msg, msg_size, "linux.seccomp: architecture %s: %s", a,
-				 strerror(-r));
-			return r;
-		}
+		if (r < 0 && r != -EEXIST)
+			return error_set(err, -r, "linux.seccomp: architecture %s", a);
 	}
 	for (size_t i = 0; i < sc->n_flags; i++) {
 		const char *f = sc->flags[i];
@@ -286,36 +265,30 @@ static int seccomp_setup(scmp_filter_ctx ctx, const Cocoon__Seccomp *sc, uint32_
 			strcmp(f, "SECCOMP_FILTER_FLAG_TSYNC") == 0 ? SCMP_FLTATR_CTL_TSYNC
 			: strcmp(f, "SECCOMP_FILTER_FLAG_LOG") == 0 ? SCMP_FLTATR_CTL_LOG
 								    : SCMP_FLTATR_CTL_SSB;
-		if ((r = seccomp_attr_set(ctx, attr, 1)) < 0) {
-			snprintf(msg, msg_size, "linux.seccomp: flag %s: %s", f, strerror(-r));
-			return r;
-		}
+		if ((r = seccomp_attr_set(ctx, attr, 1)) < 0)
+			return error_set(err, -r, "linux.seccomp: flag %s", f);
 	}
 	for (size_t i = 0; i < sc->n_syscalls; i++)
-		if ((r = seccomp_add_rule(ctx, sc->syscalls[i], def, msg, msg_size)) < 0)
+		if ((r = seccomp_add_rule(ctx, sc->syscalls[i], def, err)) < 0)
 			return r;
 	return 0;
 }
 
-int confine_seccomp_load(const Cocoon__Seccomp *sc, char *msg, size_t msg_size)
+int confine_seccomp_load(const Cocoon__Seccomp *sc, struct error **err)
 {
 	uint32_t def;
 	if (!sc)
 		return 0;
 	if (seccomp_action(sc->default_action, sc->has_default_errno, sc->default_errno_ret, &def) <
-	    0) {
-		snprintf(msg, msg_size, "linux.seccomp.defaultAction %s is not supported",
-			 sc->default_action);
-		return -EINVAL;
-	}
+	    0)
+		return error_setx(err, EINVAL, "linux.seccomp.defaultAction %s is not supported",
+				  sc->default_action);
 	scmp_filter_ctx ctx = seccomp_init(def);
-	if (!ctx) {
-		snprintf(msg, msg_size, "linux.seccomp: seccomp_init failed");
-		return -ENOMEM;
-	}
-	int r = seccomp_setup(ctx, sc, def, msg, msg_size);
+	if (!ctx)
+		return error_setx(err, ENOMEM, "linux.seccomp: seccomp_init failed");
+	int r = seccomp_setup(ctx, sc, def, err);
 	if (r == 0 && (r = seccomp_load(ctx)) < 0)
-		snprintf(msg, msg_size, "linux.seccomp: loading the filter: %s", strerror(-r));
+		r = error_set(err, -r, "linux.seccomp: loading the filter");
 	seccomp_release(ctx);
 	return r;
 }
@@ -376,9 +349,10 @@ int confine_criu_externals(FILE *conf, pid_t pid, char *const *masked, size_t n_
 		 * the host accepts only plain absolute paths. */
 		if (strpbrk(masked[i], " \t\n\\") || !is_mount_point(pid, masked[i]))
 			continue;
-		char path[600];
+		char path[PATH_MAX];
 		struct stat st;
-		snprintf(path, sizeof(path), "/proc/%d/root%s", pid, masked[i]);
+		if (path_fmt(path, sizeof(path), "/proc/%d/root%s", pid, masked[i]) < 0)
+			return -ENAMETOOLONG;
 		if (stat(path, &st) < 0)
 			continue;
 		fprintf(conf, "external mnt[%s]:cocoon-mask%c-%zu\n", masked[i],

@@ -10,6 +10,7 @@
 #include "cleanup.h"
 #include "cgroups.h"
 #include "confine.h"
+#include "error.h"
 #include "mounts.h"
 #include "network.h"
 #include "sysctl.h"
@@ -68,7 +69,7 @@ static const struct {
 	{"RLIMIT_STACK", RLIMIT_STACK},
 };
 
-int container_rlimits_apply(pid_t pid, const Cocoon__ProcessSpec *p, char *msg, size_t msg_size)
+int container_rlimits_apply(pid_t pid, const Cocoon__ProcessSpec *p, struct error **err)
 {
 	for (size_t i = 0; i < p->n_rlimits; i++) {
 		int res = -1;
@@ -79,9 +80,8 @@ int container_rlimits_apply(pid_t pid, const Cocoon__ProcessSpec *p, char *msg, 
 				    .rlim_max = p->rlimits[i]->hard};
 		if (res < 0 || prlimit(pid, res, &rl, NULL) < 0) {
 			int e = res < 0 ? EINVAL : errno;
-			snprintf(msg, msg_size, "process.rlimits: %s: %s", p->rlimits[i]->type,
-				 res < 0 ? "unknown limit" : strerror(e));
-			return -e;
+			return error_setx(err, e, "process.rlimits: %s: %s", p->rlimits[i]->type,
+					  res < 0 ? "unknown limit" : strerror(e));
 		}
 	}
 	return 0;
@@ -113,10 +113,10 @@ static void child_enter_process(int sync_fd, const Cocoon__ProcessSpec *p,
 				const Cocoon__Seccomp *seccomp, int in, int out, int err,
 				bool terminal)
 {
-	char msg[400];
+	_cleanup_error_ struct error *e = NULL;
 
-	if (container_rlimits_apply(0, p, msg, sizeof(msg)) < 0)
-		container_child_fail(sync_fd, "%s", msg);
+	if (container_rlimits_apply(0, p, &e) < 0)
+		container_child_fail(sync_fd, "%s", error_msg(e));
 	/* Its own session, as with runc: CRIU refuses to dump a task whose
 	 * session leader is outside the container's pid namespace. */
 	(void)setsid(); /* a new pid namespace's task leads no group: cannot fail */
@@ -124,10 +124,10 @@ static void child_enter_process(int sync_fd, const Cocoon__ProcessSpec *p,
 		container_child_fail(sync_fd, "terminal: TIOCSCTTY: %s", strerror(errno));
 	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
 		container_child_fail(sync_fd, "stdio: %s", strerror(errno));
-	if (!p->no_new_privileges && confine_seccomp_load(seccomp, msg, sizeof(msg)) < 0)
-		container_child_fail(sync_fd, "%s", msg);
-	if (confine_caps_bound(p->capabilities, msg, sizeof(msg)) < 0)
-		container_child_fail(sync_fd, "%s", msg);
+	if (!p->no_new_privileges && confine_seccomp_load(seccomp, &e) < 0)
+		container_child_fail(sync_fd, "%s", error_msg(e));
+	if (confine_caps_bound(p->capabilities, &e) < 0)
+		container_child_fail(sync_fd, "%s", error_msg(e));
 	gid_t groups[64];
 	size_t ng = p->n_additional_gids < 64 ? p->n_additional_gids : 64;
 	for (size_t i = 0; i < ng; i++)
@@ -138,8 +138,8 @@ static void child_enter_process(int sync_fd, const Cocoon__ProcessSpec *p,
 		container_child_fail(sync_fd, "process.user.gid %u: %s", p->gid, strerror(errno));
 	if (setuid(p->uid) < 0)
 		container_child_fail(sync_fd, "process.user.uid %u: %s", p->uid, strerror(errno));
-	if (confine_caps_apply(p->capabilities, msg, sizeof(msg)) < 0)
-		container_child_fail(sync_fd, "%s", msg);
+	if (confine_caps_apply(p->capabilities, &e) < 0)
+		container_child_fail(sync_fd, "%s", error_msg(e));
 	if (p->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		container_child_fail(sync_fd, "process.noNewPrivileges: %s", strerror(errno));
 	if (chdir(p->cwd && *p->cwd ? p->cwd : "/") < 0)
@@ -151,7 +151,7 @@ static void child_enter_process(int sync_fd, const Cocoon__ProcessSpec *p,
 static void __attribute__((noreturn))
 child_exec(int sync_fd, int start_fd, const Cocoon__ProcessSpec *p, const Cocoon__Seccomp *seccomp)
 {
-	char msg[400];
+	_cleanup_error_ struct error *e = NULL;
 	char go;
 	if (start_fd >= 0) {
 		ssize_t n;
@@ -177,8 +177,8 @@ child_exec(int sync_fd, int start_fd, const Cocoon__ProcessSpec *p, const Cocoon
 	if (!argv)
 		container_child_fail(sync_fd, "exec: out of memory");
 	memcpy(argv, p->args, p->n_args * sizeof(char *));
-	if (p->no_new_privileges && confine_seccomp_load(seccomp, msg, sizeof(msg)) < 0)
-		container_child_fail(sync_fd, "%s", msg);
+	if (p->no_new_privileges && confine_seccomp_load(seccomp, &e) < 0)
+		container_child_fail(sync_fd, "%s", error_msg(e));
 	execvp(argv[0], argv);
 	container_child_fail(sync_fd, "exec %s: %s", p->args[0], strerror(errno));
 }
@@ -196,13 +196,13 @@ container_child_init(const Cocoon__ContainerSpec *s, const char *rootfs, const c
 		     const int join_fds[3], int sync_fd, int start_fd, int in, int out, int err,
 		     bool terminal)
 {
-	char msg[400];
+	_cleanup_error_ struct error *e = NULL;
 
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL); /* a valid signal: cannot fail */
 	/* The agent wrote the maps before this child went on
 	 * (container_clone). */
-	if (userns_wanted(s) && userns_become_root(msg, sizeof(msg)) < 0)
-		container_child_fail(sync_fd, "%s", msg);
+	if (userns_wanted(s) && userns_become_root(&e) < 0)
+		container_child_fail(sync_fd, "%s", error_msg(e));
 	child_oom_score_adj(sync_fd, s->process, NULL);
 	for (int i = 0; i < 3; i++)
 		if (join_fds[i] >= 0 && setns(join_fds[i], 0) < 0)
@@ -214,11 +214,10 @@ container_child_init(const Cocoon__ContainerSpec *s, const char *rootfs, const c
 	 * land in the namespaces this task is in now, through the guest's
 	 * /proc (the container's may be missing or read-only); the agent
 	 * writes the net.* ones once the interfaces are in (container.c). */
-	if (sysctl_apply(s, false, msg, sizeof(msg)) < 0)
-		container_child_fail(sync_fd, "%s", msg);
-	if (mounts_setup_rootfs(s, rootfs, cgroup, msg, sizeof(msg)) < 0 ||
-	    confine_paths(s, msg, sizeof(msg)) < 0)
-		container_child_fail(sync_fd, "%s", msg);
+	if (sysctl_apply(s, false, &e) < 0)
+		container_child_fail(sync_fd, "%s", error_msg(e));
+	if (mounts_setup_rootfs(s, rootfs, cgroup, &e) < 0 || confine_paths(s, &e) < 0)
+		container_child_fail(sync_fd, "%s", error_msg(e));
 	if (container_has_ns(s, "uts") && s->hostname && *s->hostname &&
 	    sethostname(s->hostname, strlen(s->hostname)) < 0)
 		container_child_fail(sync_fd, "hostname %s: %s", s->hostname, strerror(errno));
@@ -259,7 +258,7 @@ container_child_exec(pid_t init, const Cocoon__ProcessSpec *p, const Cocoon__Con
 		     int sync_fd, int in, int out, int err, bool terminal)
 {
 	const Cocoon__Seccomp *seccomp = s ? s->seccomp : NULL;
-	char msg[400];
+	_cleanup_error_ struct error *e = NULL;
 	/* Every namespace of the init, time included: after a restore CRIU
 	 * has put the init in a new time namespace, and a process outside it
 	 * sees another clock (and cannot be restored with it). The cgroup one
@@ -292,8 +291,8 @@ container_child_exec(pid_t init, const Cocoon__ProcessSpec *p, const Cocoon__Con
 	/* Raising a hard limit takes CAP_SYS_RESOURCE in the guest's user
 	 * namespace: set before the container's is joined (and again, to
 	 * the same values, by child_enter_process). */
-	if (user >= 0 && container_rlimits_apply(0, p, msg, sizeof(msg)) < 0)
-		container_child_fail(sync_fd, "%s", msg);
+	if (user >= 0 && container_rlimits_apply(0, p, &e) < 0)
+		container_child_fail(sync_fd, "%s", error_msg(e));
 	/* The user namespace last: joined from the guest's, where this
 	 * process may enter every other namespace of the init (setns(2) wants
 	 * CAP_SYS_ADMIN over each one's owner, and the time namespace is the

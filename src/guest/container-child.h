@@ -1,6 +1,7 @@
 /* The child side of a container's processes (container-child.c). */
 #pragma once
 
+#include "error.h"
 #include "proto.h"
 
 #include <stdbool.h>
@@ -19,8 +20,8 @@ int container_open_ns(pid_t pid, const char *ns);
  * limit above the current one takes CAP_SYS_RESOURCE in the guest's user
  * namespace, so for a container in a user namespace of its own the agent
  * sets its init's (runc's parent sets its init's the same way). Returns 0
- * or a negative errno with MSG naming the limit. */
-int container_rlimits_apply(pid_t pid, const Cocoon__ProcessSpec *p, char *msg, size_t msg_size);
+ * or a negative errno with *ERR naming the limit. */
+int container_rlimits_apply(pid_t pid, const Cocoon__ProcessSpec *p, struct error **err);
 
 /* An exec's process P in the namespaces of INIT. S is the container's spec
  * (NULL: none known): its seccomp filter, and its process's oomScoreAdj

@@ -50,7 +50,7 @@ static uint64_t ns_flags(const Cocoon__ContainerSpec *s)
  * (time_namespaces(7): /proc/PID/timens_offsets, writable until a task
  * enters the namespace). runc writes them the same way, after it unshared
  * the namespace and before the container's init is forked into it. */
-static int write_time_offsets(const Cocoon__TimeOffsets *t, char *msg, size_t msg_size)
+static int write_time_offsets(const Cocoon__TimeOffsets *t, struct error **err)
 {
 	char buf[128];
 	if (!t)
@@ -59,34 +59,27 @@ static int write_time_offsets(const Cocoon__TimeOffsets *t, char *msg, size_t ms
 			 (long long)t->monotonic_secs, t->monotonic_nanosecs,
 			 (long long)t->boottime_secs, t->boottime_nanosecs);
 	_cleanup_close_ int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || write(fd, buf, (size_t)n) != n) {
-		int e = errno;
-		snprintf(msg, msg_size,
-			 "linux.timeOffsets (monotonic %lld s %u ns, boottime %lld s %u ns): "
-			 "the guest's kernel refused them: %s",
-			 (long long)t->monotonic_secs, t->monotonic_nanosecs,
-			 (long long)t->boottime_secs, t->boottime_nanosecs, strerror(e));
-		return -e;
-	}
+	if (fd < 0 || write(fd, buf, (size_t)n) != n)
+		return error_set(
+			err, errno,
+			"linux.timeOffsets (monotonic %lld s %u ns, boottime %lld s %u ns): "
+			"the guest's kernel refused them",
+			(long long)t->monotonic_secs, t->monotonic_nanosecs,
+			(long long)t->boottime_secs, t->boottime_nanosecs);
 	return 0;
 }
 
 /* The agent's children from now on are in a new time namespace with S's
  * offsets; *BACK is the namespace to return to. */
-static int enter_time_ns_for_children(const Cocoon__ContainerSpec *s, int *back, char *msg,
-				      size_t msg_size)
+static int enter_time_ns_for_children(const Cocoon__ContainerSpec *s, int *back, struct error **err)
 {
 	*back = open("/proc/self/ns/time_for_children", O_RDONLY | O_CLOEXEC);
-	if (*back < 0 || unshare(CLONE_NEWTIME) < 0) {
-		int e = errno;
-		snprintf(msg, msg_size, "time namespace: %s", strerror(e));
-		return -e;
-	}
-	return write_time_offsets(s->time_offsets, msg, msg_size);
+	if (*back < 0 || unshare(CLONE_NEWTIME) < 0)
+		return error_set(err, errno, "time namespace");
+	return write_time_offsets(s->time_offsets, err);
 }
 
-pid_t container_clone(const Cocoon__ContainerSpec *s, const char *cgroup, char *msg,
-		      size_t msg_size)
+pid_t container_clone(const Cocoon__ContainerSpec *s, const char *cgroup, struct error **err)
 {
 	uint64_t flags = ns_flags(s);
 	_cleanup_close_ int cg = -1, time_back = -1, maps_rd = -1, maps_wr = -1;
@@ -96,34 +89,24 @@ pid_t container_clone(const Cocoon__ContainerSpec *s, const char *cgroup, char *
 	 * for its parent's SYNC_USERMAP_ACK the same way). */
 	if (flags & CLONE_NEWUSER) {
 		int p[2];
-		if (pipe2(p, O_CLOEXEC) < 0) {
-			int e = errno;
-			snprintf(msg, msg_size, "user namespace: pipe: %s", strerror(e));
-			return -e;
-		}
+		if (pipe2(p, O_CLOEXEC) < 0)
+			return error_set(err, errno, "user namespace: pipe");
 		maps_rd = p[0];
 		maps_wr = p[1];
 	}
 	if (flags & CLONE_INTO_CGROUP) {
 		cg = open(cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (cg < 0) {
-			int e = errno;
-			snprintf(msg, msg_size, "cgroup namespace: %s: %s", cgroup, strerror(e));
-			return -e;
-		}
+		if (cg < 0)
+			return error_set(err, errno, "cgroup namespace: %s", cgroup);
 	}
-	int r = container_has_ns(s, "time")
-			? enter_time_ns_for_children(s, &time_back, msg, msg_size)
-			: 0;
+	int r = container_has_ns(s, "time") ? enter_time_ns_for_children(s, &time_back, err) : 0;
 	if (r == 0) {
 		struct clone_args args = {.flags = flags,
 					  .exit_signal = SIGCHLD,
 					  .cgroup = cg >= 0 ? (uint64_t)cg : 0};
 		/* Like fork() here: the agent has no threads. */
 		pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
-		r = pid < 0 ? -errno : 0;
-		if (r < 0)
-			snprintf(msg, msg_size, "clone: %s", strerror(-r));
+		r = pid < 0 ? error_set(err, errno, "clone") : 0;
 		if (pid == 0) {
 			char go;
 			if (maps_wr >= 0)
@@ -134,21 +117,18 @@ pid_t container_clone(const Cocoon__ContainerSpec *s, const char *cgroup, char *
 			return 0;
 		}
 		if (pid > 0 && maps_wr >= 0 &&
-		    ((r = userns_set_up_child(pid, s, msg, msg_size)) < 0 ||
-		     (r = container_rlimits_apply(pid, s->process, msg, msg_size)) < 0 ||
+		    ((r = userns_set_up_child(pid, s, err)) < 0 ||
+		     (r = container_rlimits_apply(pid, s->process, err)) < 0 ||
 		     write(maps_wr, "", 1) != 1)) {
-			if (r == 0) {
-				r = -errno;
-				snprintf(msg, msg_size, "user namespace: %s", strerror(-r));
-			}
+			if (r == 0)
+				r = error_set(err, errno, "user namespace");
 			kill(pid, SIGKILL);
 		}
 	}
 	/* The agent's later children (CRIU, execs, other containers) in the
 	 * guest's own time namespace again. */
 	if (time_back >= 0 && setns(time_back, CLONE_NEWTIME) < 0 && r == 0) {
-		r = -errno;
-		snprintf(msg, msg_size, "time namespace: return to the guest's: %s", strerror(-r));
+		r = error_set(err, errno, "time namespace: return to the guest's");
 		if (pid > 0)
 			kill(pid, SIGKILL);
 	}

@@ -1,6 +1,7 @@
 /* The clone of a container's init, into its namespaces (container-clone.c). */
 #pragma once
 
+#include "error.h"
 #include "proto.h"
 
 #include <stddef.h>
@@ -11,7 +12,6 @@
  * namespaces, born into CGROUP (a directory under /sys/fs/cgroup) inside a
  * new cgroup namespace rooted there; with "time", inside a new time
  * namespace with S's time offsets. Returns the pid in the agent and 0 in
- * the child (as fork does), or -errno with MSG set; the agent's own
+ * the child (as fork does), or -errno with *ERR set; the agent's own
  * namespaces are as before either way. The agent has no threads. */
-pid_t container_clone(const Cocoon__ContainerSpec *s, const char *cgroup, char *msg,
-		      size_t msg_size);
+pid_t container_clone(const Cocoon__ContainerSpec *s, const char *cgroup, struct error **err);

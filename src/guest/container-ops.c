@@ -148,7 +148,7 @@ void container_handle_update(struct agent *a, uint64_t id, const Cocoon__UpdateR
 {
 	struct agent_container *c = req ? container_find(a, req->id) : NULL;
 	Cocoon__UpdateReply reply = COCOON__UPDATE_REPLY__INIT;
-	char msg[256];
+	_cleanup_error_ struct error *e_apply = NULL;
 
 	if (!c) {
 		agent_send_error(a, id, ENOENT, "update: no such container");
@@ -181,8 +181,8 @@ void container_handle_update(struct agent *a, uint64_t id, const Cocoon__UpdateR
 			(req->set_pids ? CGROUPS_PIDS : 0) |
 			(req->set_cpu_max ? CGROUPS_CPU_MAX : 0) |
 			(req->set_cpu_weight ? CGROUPS_CPU_WEIGHT : 0);
-	if (mask && cgroups_apply(c->cgroup, r, mask, msg, sizeof(msg)) < 0) {
-		agent_send_error(a, id, EINVAL, "update %s: %s", c->id, msg);
+	if (mask && cgroups_apply(c->cgroup, r, mask, &e_apply) < 0) {
+		agent_send_error(a, id, EINVAL, "update %s: %s", c->id, error_msg(e_apply));
 		return;
 	}
 	/* What a restore of this container in this VM would set again. */

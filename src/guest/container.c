@@ -226,8 +226,11 @@ static int mount_rootfs_from(struct agent_container *c, const char *tag, const c
 
 /* virtiofs: rootfs_fs "virtiofs", or a VM booted for whole-VM checkpoints
  * (no 9p share at all). */
+_Static_assert(sizeof(((struct agent_container *)0)->rootfs) >=
+		       sizeof(AGENT_CONTAINER_DIR) + COCOON_ID_MAX + sizeof("/rootfs"),
+	       "struct agent_container: rootfs too short for its path");
 static int mount_rootfs(struct agent_container *c, const Cocoon__ContainerSpec *s, bool virtiofs,
-			char *msg, size_t msg_size)
+			struct error **err)
 {
 	const char *tag = s->rootfs_tag, *path = s->rootfs_path;
 	char dir[sizeof(AGENT_CONTAINER_DIR) + COCOON_ID_MAX + 1];
@@ -238,10 +241,9 @@ static int mount_rootfs(struct agent_container *c, const Cocoon__ContainerSpec *
 	snprintf(c->rootfs, sizeof(c->rootfs), "%s/rootfs", dir);
 	mkdir(c->rootfs, 0755);
 	if (path && *path && !valid_share_path(path)) {
-		snprintf(msg, msg_size, "rootfs path '%s' is not a relative path without '..'",
-			 path);
 		c->rootfs[0] = 0;
-		return -EINVAL;
+		return error_setx(err, EINVAL,
+				  "rootfs path '%s' is not a relative path without '..'", path);
 	}
 	/* cache=mmap: executables are mmapped; 9p's cache=none cannot share
 	 * writable mappings. */
@@ -250,11 +252,10 @@ static int mount_rootfs(struct agent_container *c, const Cocoon__ContainerSpec *
 		: agent_mount_9p(tag, c->rootfs, 0, "mmap") < 0 ? -errno
 								: 0;
 	if (r < 0) {
-		snprintf(msg, msg_size, "mount rootfs (%s tag %s%s%s): %s",
-			 virtiofs ? "virtiofs" : "9p", tag, path && *path ? ", " : "",
-			 path ? path : "", strerror(-r));
 		c->rootfs[0] = 0;
-		return r;
+		return error_set(err, -r, "mount rootfs (%s tag %s%s%s)",
+				 virtiofs ? "virtiofs" : "9p", tag, path && *path ? ", " : "",
+				 path ? path : "");
 	}
 	return 0;
 }
@@ -262,7 +263,7 @@ static int mount_rootfs(struct agent_container *c, const Cocoon__ContainerSpec *
 /* Pods: the namespaces a container shares with another container of the
  * VM, opened by the agent before the clone and entered by the child. */
 int container_open_join_namespaces(struct agent *a, const Cocoon__ContainerSpec *s, int fds[3],
-				   char *msg, size_t msg_size)
+				   struct error **err)
 {
 	static const char *const types[] = {"network", "ipc", "uts"}, *const files[] = {
 									      "net", "ipc", "uts"};
@@ -271,29 +272,22 @@ int container_open_join_namespaces(struct agent *a, const Cocoon__ContainerSpec 
 	if (!s->join_container || !*s->join_container)
 		return 0;
 	struct agent_container *owner = container_find(a, s->join_container);
-	if (!owner || !owner->procs[0].used || owner->procs[0].phase == PROC_EXITED) {
-		snprintf(msg, msg_size, "pod container %s is not running in this VM",
-			 s->join_container);
-		return -ESRCH;
-	}
+	if (!owner || !owner->procs[0].used || owner->procs[0].phase == PROC_EXITED)
+		return error_setx(err, ESRCH, "pod container %s is not running in this VM",
+				  s->join_container);
 	for (size_t j = 0; j < s->n_join_namespaces; j++) {
 		int i = 0;
 		while (i < 3 && strcmp(s->join_namespaces[j], types[i]) != 0)
 			i++;
-		if (i == 3) {
-			snprintf(msg, msg_size, "joining a %s namespace is not supported",
-				 s->join_namespaces[j]);
-			return -EINVAL;
-		}
+		if (i == 3)
+			return error_setx(err, EINVAL, "joining a %s namespace is not supported",
+					  s->join_namespaces[j]);
 		if (fds[i] >= 0)
 			continue;
 		char path[64];
 		snprintf(path, sizeof(path), "/proc/%d/ns/%s", owner->procs[0].pid, files[i]);
-		if ((fds[i] = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-			snprintf(msg, msg_size, "%s of pod container %s: %s", path, owner->id,
-				 strerror(errno));
-			return -errno;
-		}
+		if ((fds[i] = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+			return error_set(err, errno, "%s of pod container %s", path, owner->id);
 	}
 	return 0;
 }
@@ -320,11 +314,11 @@ static int mount_volumes(struct agent *a)
 /* The spec's bind mounts: their sources must come from the volumes share,
  * and CRIU will need them by name. */
 static int container_note_binds(struct agent *a, struct agent_container *c,
-				const Cocoon__ContainerSpec *s, char *msg, size_t msg_size)
+				const Cocoon__ContainerSpec *s, struct error **err)
 {
 	/* A pod member's volumes are in its own directory of the pod share,
 	 * which mount_rootfs mounted (host/pod.h). */
-	char pod_volumes[128] = "";
+	char pod_volumes[sizeof(COCOON_GUEST_POD_DIR) + COCOON_ID_MAX + sizeof("/volumes/")] = "";
 	if (s->join_container && *s->join_container)
 		snprintf(pod_volumes, sizeof(pod_volumes), COCOON_GUEST_POD_DIR "/%s/volumes/",
 			 c->id);
@@ -337,29 +331,22 @@ static int container_note_binds(struct agent *a, struct agent_container *c,
 			      strncmp(m->source, pod_volumes, strlen(pod_volumes)) == 0;
 		if (!m->source ||
 		    (!in_pod && strncmp(m->source, COCOON_GUEST_VOLUMES_DIR "/", n + 1) != 0) ||
-		    strstr(m->source, "..")) {
-			snprintf(msg, msg_size,
-				 "mount %s: bind source %s is not in the volumes share",
-				 m->destination, m->source ? m->source : "(none)");
-			return -EINVAL;
-		}
-		if (c->n_binds == COCOON_MAX_BINDS) {
-			snprintf(msg, msg_size, "at most %d bind mounts", COCOON_MAX_BINDS);
-			return -E2BIG;
-		}
+		    strstr(m->source, ".."))
+			return error_setx(err, EINVAL,
+					  "mount %s: bind source %s is not in the volumes share",
+					  m->destination, m->source ? m->source : "(none)");
+		if (c->n_binds == COCOON_MAX_BINDS)
+			return error_setx(err, E2BIG, "at most %d bind mounts", COCOON_MAX_BINDS);
 		int r = in_pod ? 0 : mount_volumes(a);
-		if (r < 0) {
-			snprintf(msg, msg_size, "mount the volumes share (%s tag %s): %s",
-				 a->virtiofs ? "virtiofs" : "9p", COCOON_TAG_VOLUMES, strerror(-r));
-			return r;
-		}
+		if (r < 0)
+			return error_set(err, -r, "mount the volumes share (%s tag %s)",
+					 a->virtiofs ? "virtiofs" : "9p", COCOON_TAG_VOLUMES);
 		c->bind_dests[c->n_binds] = strdup(m->destination);
 		c->bind_sources[c->n_binds] = strdup(m->source);
 		if (!c->bind_dests[c->n_binds] || !c->bind_sources[c->n_binds]) {
 			free(c->bind_dests[c->n_binds]);
 			free(c->bind_sources[c->n_binds]);
-			snprintf(msg, msg_size, "out of memory");
-			return -ENOMEM;
+			return error_setx(err, ENOMEM, "out of memory");
 		}
 		c->n_binds++;
 	}
@@ -377,39 +364,39 @@ static Cocoon__ContainerSpec *container_spec_dup(const Cocoon__ContainerSpec *s)
 }
 
 struct agent_container *container_new(struct agent *a, const char *id,
-				      const Cocoon__ContainerSpec *s, char *msg, size_t msg_size)
+				      const Cocoon__ContainerSpec *s, struct error **err)
 {
 	if (container_find(a, id)) {
-		snprintf(msg, msg_size, "container %s exists in this VM", id);
+		(void)error_setx(err, EEXIST, "container %s exists in this VM", id);
 		return NULL;
 	}
 	struct agent_container *c = container_alloc(a, id);
 	if (!c) {
-		snprintf(msg, msg_size, "at most %d containers per VM", AGENT_MAX_CONTAINERS);
+		(void)error_setx(err, EMFILE, "at most %d containers per VM", AGENT_MAX_CONTAINERS);
 		return NULL;
 	}
 	const char *joins = s->join_container && *s->join_container ? s->join_container : NULL;
 	struct agent_container *owner = joins ? container_find(a, joins) : NULL;
 	if (cgroups_container_make(id, joins, s->pod_resources, owner ? owner->pod_cgroup : NULL,
-				   c->cgroup, c->pod_cgroup, msg, msg_size) < 0) {
+				   c->cgroup, c->pod_cgroup, err) < 0) {
 		container_free(c);
 		return NULL;
 	}
-	if (mount_rootfs(c, s, a->rootfs_virtiofs, msg, msg_size) < 0) {
+	if (mount_rootfs(c, s, a->rootfs_virtiofs, err) < 0) {
 		container_free(c);
 		return NULL;
 	}
 	/* Kept for exec (the seccomp filter) and checkpoints (masked paths). */
 	c->spec = container_spec_dup(s);
 	if (!c->spec) {
-		snprintf(msg, msg_size, "out of memory");
+		(void)error_setx(err, ENOMEM, "out of memory");
 		container_free(c);
 		return NULL;
 	}
 	c->dev_tmpfs = mounts_tmpfs_at(s, "/dev") != NULL;
 	c->shm_tmpfs = mounts_tmpfs_at(s, "/dev/shm") != NULL;
 	c->own_netns = container_has_ns(s, "network");
-	if (container_note_binds(a, c, s, msg, msg_size) < 0) {
+	if (container_note_binds(a, c, s, err) < 0) {
 		container_free(c);
 		return NULL;
 	}
@@ -436,23 +423,21 @@ void container_proc_set_running(struct agent_container *c, pid_t pid, int in, in
 
 /* The engine's network, into the new container's namespace; the agent
  * does it before it answers create, while the child sets up its mounts. */
-static int join_network(pid_t pid, const Cocoon__NetworkSpec *net, char *msg, size_t msg_size)
+static int join_network(pid_t pid, const Cocoon__NetworkSpec *net, struct error **err)
 {
 	if (!net || net->n_interfaces == 0)
 		return 0;
 	_cleanup_close_ int ns = container_open_ns(pid, "net");
-	if (ns < 0) {
-		snprintf(msg, msg_size, "network: the container's namespace: %s", strerror(errno));
-		return -errno;
-	}
-	return net_configure(net, ns, msg, msg_size);
+	if (ns < 0)
+		return error_set(err, errno, "network: the container's namespace");
+	return net_configure(net, ns, err);
 }
 
 void container_handle_create(struct agent *a, uint64_t id,
 			     const Cocoon__CreateContainerRequest *req)
 {
 	const Cocoon__ContainerSpec *s = req ? req->spec : NULL;
-	char msg[400] = "";
+	_cleanup_error_ struct error *e = NULL;
 	int sync[2] = {-1, -1}, start[2] = {-1, -1}, join[3] = {-1, -1, -1};
 	struct container_stdio io = {
 		.child = {-1, -1, -1}, .agent_in = -1, .agent_out = -1, .agent_err = -1};
@@ -462,23 +447,23 @@ void container_handle_create(struct agent *a, uint64_t id,
 		agent_send_error(a, id, EINVAL, "create: incomplete container spec");
 		return;
 	}
-	struct agent_container *c = container_new(a, s->id, s, msg, sizeof(msg));
+	struct agent_container *c = container_new(a, s->id, s, &e);
 	if (!c) {
-		agent_send_error(a, id, EINVAL, "create %s: %s", s->id, msg);
+		agent_send_error(a, id, EINVAL, "create %s: %s", s->id, error_msg(e));
 		return;
 	}
-	if ((c->has_limits && cgroups_apply(c->cgroup, &c->limits, 0, msg, sizeof(msg)) < 0) ||
-	    cgroups_apply_unified(c->cgroup, s->unified, s->n_unified, msg, sizeof(msg)) < 0 ||
-	    devcg_apply(c->cgroup, s->device_rules, s->n_device_rules, msg, sizeof(msg)) < 0)
+	if ((c->has_limits && cgroups_apply(c->cgroup, &c->limits, 0, &e) < 0) ||
+	    cgroups_apply_unified(c->cgroup, s->unified, s->n_unified, &e) < 0 ||
+	    devcg_apply(c->cgroup, s->device_rules, s->n_device_rules, &e) < 0)
 		goto fail;
-	if (container_open_join_namespaces(a, s, join, msg, sizeof(msg)) < 0)
+	if (container_open_join_namespaces(a, s, join, &e) < 0)
 		goto fail;
 	if (container_stdio_open(&io, s->process) < 0 || pipe2(sync, O_CLOEXEC) < 0 ||
 	    pipe2(start, O_CLOEXEC) < 0) {
-		snprintf(msg, sizeof(msg), "pipes: %s", strerror(errno));
+		(void)error_set(&e, errno, "pipes");
 		goto fail;
 	}
-	pid_t pid = container_clone(s, c->cgroup, msg, sizeof(msg));
+	pid_t pid = container_clone(s, c->cgroup, &e);
 	if (pid < 0)
 		goto fail;
 	if (pid == 0) {
@@ -495,16 +480,15 @@ void container_handle_create(struct agent *a, uint64_t id,
 	container_stdio_close_child(&io);
 	/* Outside its cgroup the container would run without its limits. */
 	if (cgroups_join(c->cgroup, pid) < 0) {
-		snprintf(msg, sizeof(msg), "join the container's cgroup %s: %s", c->cgroup,
-			 strerror(errno));
+		(void)error_set(&e, errno, "join the container's cgroup %s", c->cgroup);
 		kill(pid, SIGKILL);
 		sync[1] = start[0] = -1;
 		io.child[0] = io.child[1] = io.child[2] = -1;
 		goto fail;
 	}
 	/* The net.* sysctls once the interfaces are in (per-interface keys). */
-	if ((c->own_netns && join_network(pid, s->network, msg, sizeof(msg)) < 0) ||
-	    sysctl_apply_net_of(s, pid, c->own_netns ? -1 : join[0], msg, sizeof(msg)) < 0) {
+	if ((c->own_netns && join_network(pid, s->network, &e) < 0) ||
+	    sysctl_apply_net_of(s, pid, c->own_netns ? -1 : join[0], &e) < 0) {
 		kill(pid, SIGKILL);
 		sync[1] = start[0] = -1;
 		io.child[0] = io.child[1] = io.child[2] = -1;
@@ -534,7 +518,7 @@ fail:
 	if (io.agent_err >= 0)
 		close(io.agent_err);
 	container_free(c);
-	agent_send_error(a, id, EINVAL, "create %s: %s", s->id, msg);
+	agent_send_error(a, id, EINVAL, "create %s: %s", s->id, error_msg(e));
 }
 
 void container_handle_start(struct agent *a, uint64_t id, const Cocoon__StartContainerRequest *req)
@@ -554,13 +538,13 @@ void container_handle_start(struct agent *a, uint64_t id, const Cocoon__StartCon
 	/* What the engine configured in the namespace after create, on the
 	 * VM's reserved NIC, before the container's process runs
 	 * (docs/networking.md, "configured after create"). */
-	char msg[400] = "";
+	_cleanup_error_ struct error *e = NULL;
 	if (req->network && req->network->n_interfaces > 0 &&
-	    (!c->own_netns || join_network(p->pid, req->network, msg, sizeof(msg)) < 0)) {
+	    (!c->own_netns || join_network(p->pid, req->network, &e) < 0)) {
 		agent_send_error(
 			a, id, EINVAL, "start %s: %s", c->id,
 			c->own_netns
-				? msg
+				? error_msg(e)
 				: "network: the container has no network namespace of its own");
 		return;
 	}

@@ -9,11 +9,15 @@
 #include <sys/types.h>
 
 #include "agent.h"
+#include "error.h"
 #include "proto.h"
 
 struct agent_container *container_find(struct agent *a, const char *id);
+/* The container ID of A from spec S, without a process yet: its cgroup, its
+ * rootfs mounted, its bind mounts noted. NULL, with *ERR saying why, when
+ * it exists, the table is full, or a step fails (nothing is left made). */
 struct agent_container *container_new(struct agent *a, const char *id,
-				      const Cocoon__ContainerSpec *s, char *msg, size_t msg_size);
+				      const Cocoon__ContainerSpec *s, struct error **err);
 void container_free(struct agent_container *c);
 /* The init CRIU restored, with the agent's ends of its new stdio (in and out
  * are the pty master with a terminal, err is then -1); takes the fds. */
@@ -30,9 +34,9 @@ void container_handle_start(struct agent *a, uint64_t id, const Cocoon__StartCon
 int container_share_dir(const char *tag, const char *path, char *out, size_t size);
 /* The namespaces spec joins (s->join_container's network, IPC, UTS), opened:
  * fds[0..2] for net, ipc, uts, -1 where not joined; the caller closes them.
- * Returns 0, or a negative errno with MSG set. */
+ * Returns 0, or a negative errno with *ERR set. */
 int container_open_join_namespaces(struct agent *a, const Cocoon__ContainerSpec *s, int fds[3],
-				   char *msg, size_t msg_size);
+				   struct error **err);
 
 /* For container-ops.c and container-events.c: the process table and its
  * stdio, shared by the init and by execs. */

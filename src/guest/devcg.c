@@ -1,6 +1,7 @@
 /* The device cgroup program (devcg.h). */
 #include "devcg.h"
 #include "cleanup.h"
+#include "error.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -120,23 +121,18 @@ static int bpf(int cmd, union bpf_attr *attr)
 	return (int)syscall(SYS_bpf, cmd, attr, sizeof(*attr));
 }
 
-int devcg_apply(const char *cgroup, Cocoon__DeviceRule *const *rules, size_t n, char *msg,
-		size_t msg_size)
+int devcg_apply(const char *cgroup, Cocoon__DeviceRule *const *rules, size_t n, struct error **err)
 {
 	static struct bpf_insn insns[DEVCG_MAX_INSNS];
 	static char log[4096];
 	if (n == 0)
 		return 0;
 	int len = devcg_build(rules, n, insns, ARRAY_SIZE(insns));
-	if (len < 0) {
-		snprintf(msg, msg_size, "linux.resources.devices: too many rules");
-		return len;
-	}
+	if (len < 0)
+		return error_setx(err, -len, "linux.resources.devices: too many rules");
 	_cleanup_close_ int dir = open(cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dir < 0) {
-		snprintf(msg, msg_size, "linux.resources.devices: %s: %s", cgroup, strerror(errno));
-		return -errno;
-	}
+	if (dir < 0)
+		return error_set(err, errno, "linux.resources.devices: %s", cgroup);
 	if (len == 0) {
 		/* Every device allowed: a program left from before (a cgroup
 		 * of the same ID) must not decide. None attached: ENOENT. */
@@ -161,21 +157,16 @@ int devcg_apply(const char *cgroup, Cocoon__DeviceRule *const *rules, size_t n, 
 		if (again >= 0)
 			close(again);
 		log[sizeof(log) - 1] = 0;
-		snprintf(msg, msg_size,
-			 "linux.resources.devices: the guest kernel refused the device program "
-			 "(BPF_PROG_LOAD: %s)%s%.200s",
-			 strerror(e), log[0] ? ": " : "", log);
-		return -e;
+		return error_setx(err, e,
+				  "linux.resources.devices: the guest kernel refused the device "
+				  "program (BPF_PROG_LOAD: %s)%s%.200s",
+				  strerror(e), log[0] ? ": " : "", log);
 	}
 	/* No flags: the one program of this cgroup, replacing any before. */
 	union bpf_attr at = {.target_fd = (uint32_t)dir,
 			     .attach_bpf_fd = (uint32_t)prog,
 			     .attach_type = BPF_CGROUP_DEVICE};
-	if (bpf(BPF_PROG_ATTACH, &at) < 0) {
-		int e = errno;
-		snprintf(msg, msg_size, "linux.resources.devices: attach to %s: %s", cgroup,
-			 strerror(e));
-		return -e;
-	}
+	if (bpf(BPF_PROG_ATTACH, &at) < 0)
+		return error_set(err, errno, "linux.resources.devices: attach to %s", cgroup);
 	return 0;
 }

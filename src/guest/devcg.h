@@ -5,6 +5,7 @@
  * in it (Documentation/admin-guide/cgroup-v2.rst, "Device controller"). */
 #pragma once
 
+#include "error.h"
 #include "proto.h"
 
 #include <stddef.h>
@@ -27,7 +28,6 @@ int devcg_build(Cocoon__DeviceRule *const *rules, size_t n, void *insns, size_t 
 
 /* Loads the program for RULES and attaches it to CGROUP (a directory under
  * /sys/fs/cgroup), replacing one attached before. No rules: nothing is
- * done. Returns 0, or a negative errno with MSG (the verifier's complaint
+ * done. Returns 0, or a negative errno with *ERR (the verifier's complaint
  * when there is one). */
-int devcg_apply(const char *cgroup, Cocoon__DeviceRule *const *rules, size_t n, char *msg,
-		size_t msg_size);
+int devcg_apply(const char *cgroup, Cocoon__DeviceRule *const *rules, size_t n, struct error **err);

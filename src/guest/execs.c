@@ -237,8 +237,8 @@ void execs_restore_close(struct execs_restore *r)
 	r->n = 0;
 }
 
-int execs_restore_pipes(const char *images, int out, int err, int first, struct execs_restore *r,
-			char *msg, size_t size)
+int execs_restore_pipes(const char *images, int out, int err_fd, int first, struct execs_restore *r,
+			struct error **err)
 {
 	char path[320], line[128], role[8];
 	unsigned long long ino;
@@ -255,10 +255,9 @@ int execs_restore_pipes(const char *images, int out, int err, int first, struct 
 		    line[strlen(line) - 1] != ']' || r->n >= EXECS_PIPES_MAX ||
 		    (strcmp(role, "in") != 0 && strcmp(role, "out") != 0 &&
 		     strcmp(role, "err") != 0)) {
-			snprintf(msg, size, "the checkpoint's %s is malformed: '%.60s'",
-				 EXECS_PIPES_FILE, line);
 			execs_restore_close(r);
-			return -EINVAL;
+			return error_setx(err, EINVAL, "the checkpoint's %s is malformed: '%.60s'",
+					  EXECS_PIPES_FILE, line);
 		}
 		int fd;
 		if (role[0] == 'i') {
@@ -267,12 +266,12 @@ int execs_restore_pipes(const char *images, int out, int err, int first, struct 
 			if (fd >= 0)
 				close(p[1]); /* nobody writes: EOF */
 		} else {
-			fd = fcntl(role[0] == 'o' ? out : err, F_DUPFD_CLOEXEC, 0);
+			fd = fcntl(role[0] == 'o' ? out : err_fd, F_DUPFD_CLOEXEC, 0);
 		}
 		if (fd < 0) {
-			snprintf(msg, size, "stdio for a restored exec: %s", strerror(errno));
+			int e = error_set(err, errno, "stdio for a restored exec");
 			execs_restore_close(r);
-			return -errno;
+			return e;
 		}
 		r->fds[r->n] = fd;
 		snprintf(r->args[r->n], sizeof(r->args[r->n]), "fd[%d]:pipe:[%llu]",

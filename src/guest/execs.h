@@ -24,6 +24,7 @@
 #include <sys/types.h>
 
 #include "container.h"
+#include "error.h"
 
 /* Pipes handed over per restore: stdin, stdout and stderr of every exec. */
 #define EXECS_PIPES_MAX (3 * (AGENT_MAX_PROCS - 1))
@@ -73,11 +74,11 @@ struct execs_restore {
 };
 /* At a restore: for each line of IMAGES/cocoon-exec-pipes, an fd for CRIU
  * to put in the dumped pipe's place: the read end of a new pipe whose
- * write end is closed (stdin: EOF), or a duplicate of OUT or ERR (the
+ * write end is closed (stdin: EOF), or a duplicate of OUT or ERR_FD (the
  * container's new stdout and stderr). They become fds FIRST, FIRST+1, ...
  * in CRIU; R->args are the --inherit-fd values. A file from before has no
  * lines; a malformed line is refused. Returns 0 or a negative errno with
- * MSG set; on failure the fds made are closed. */
-int execs_restore_pipes(const char *images, int out, int err, int first, struct execs_restore *r,
-			char *msg, size_t size);
+ * *ERR set; on failure the fds made are closed. */
+int execs_restore_pipes(const char *images, int out, int err_fd, int first, struct execs_restore *r,
+			struct error **err);
 void execs_restore_close(struct execs_restore *r);

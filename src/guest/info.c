@@ -122,10 +122,11 @@ void guest_info_handle(struct agent *a, uint64_t id, const Cocoon__GuestInfoRequ
 }
 
 /* Names from the host become paths: one plain component, nothing else. */
+#define SHARED_NAME_MAX 128
 static bool valid_shared_name(const char *name)
 {
 	size_t n = strlen(name);
-	return n > 0 && n <= 128 && !strchr(name, '/') && strcmp(name, ".") != 0 &&
+	return n > 0 && n <= SHARED_NAME_MAX && !strchr(name, '/') && strcmp(name, ".") != 0 &&
 	       strcmp(name, "..") != 0;
 }
 
@@ -134,7 +135,7 @@ void shared_check_handle(struct agent *a, uint64_t id, const Cocoon__SharedCheck
 	Cocoon__Response resp = COCOON__RESPONSE__INIT;
 	Cocoon__SharedCheckReply reply = COCOON__SHARED_CHECK_REPLY__INIT;
 	char buf[65536];
-	char reply_name[160];
+	char reply_name[SHARED_NAME_MAX + sizeof(".reply")];
 
 	if (!a->shared_mounted) {
 		agent_send_error(a, id, ENODEV, "shared directory is not mounted in the guest");

@@ -99,9 +99,9 @@ struct mnt_list {
 };
 
 /* Each line of text (modified in place) as a mount, its mount point at
- * field `first`; what names the text in msg. */
-static int parse_mounts(char *text, int first, const char *what, struct mnt_list *out, char *msg,
-			size_t size)
+ * field `first`; what names the text in *err. */
+static int parse_mounts(char *text, int first, const char *what, struct mnt_list *out,
+			struct error **err)
 {
 	size_t cap = 0;
 	for (char *line = text, *next; line && *line; line = next) {
@@ -111,23 +111,19 @@ static int parse_mounts(char *text, int first, const char *what, struct mnt_list
 		char *mp, *opts;
 		if (!*line)
 			continue;
-		if (!two_fields(line, first, &mp, &opts)) {
-			snprintf(msg, size, "%s: line %zu has no mount point and options", what,
-				 out->n + 1);
-			return -EINVAL;
-		}
-		if (out->n >= MOUNT_FLAGS_MAX_MOUNTS) {
-			snprintf(msg, size, "%s: more than %d mounts, the most cocoon checks", what,
-				 MOUNT_FLAGS_MAX_MOUNTS);
-			return -E2BIG;
-		}
+		if (!two_fields(line, first, &mp, &opts))
+			return error_setx(err, EINVAL,
+					  "%s: line %zu has no mount point and options", what,
+					  out->n + 1);
+		if (out->n >= MOUNT_FLAGS_MAX_MOUNTS)
+			return error_setx(err, E2BIG,
+					  "%s: more than %d mounts, the most cocoon checks", what,
+					  MOUNT_FLAGS_MAX_MOUNTS);
 		if (out->n == cap) {
 			cap = cap ? cap * 2 : 64;
 			struct mnt *grown = realloc(out->v, cap * sizeof(*grown));
-			if (!grown) {
-				snprintf(msg, size, "%s: out of memory", what);
-				return -ENOMEM;
-			}
+			if (!grown)
+				return error_setx(err, ENOMEM, "%s: out of memory", what);
 			out->v = grown;
 		}
 		unescape(mp);
@@ -162,23 +158,19 @@ static int plan_add(struct mount_plan *plan, const char *mp, unsigned long flags
 	return 0;
 }
 
-int mount_flags_plan(const char *saved, const char *now, struct mount_plan *plan, char *msg,
-		     size_t size)
+int mount_flags_plan(const char *saved, const char *now, struct mount_plan *plan,
+		     struct error **err)
 {
 	*plan = (struct mount_plan){0};
-	if (!saved || !now) {
-		snprintf(msg, size, "no text to plan from");
-		return -EINVAL;
-	}
+	if (!saved || !now)
+		return error_setx(err, EINVAL, "no text to plan from");
 	_cleanup_free_ char *s = strdup(saved), *n = strdup(now);
 	struct mnt_list sv = {0}, nw = {0};
-	int r = s && n ? 0 : -ENOMEM;
-	if (r < 0)
-		snprintf(msg, size, "out of memory");
+	int r = s && n ? 0 : error_setx(err, ENOMEM, "out of memory");
 	if (r == 0)
-		r = parse_mounts(s, 0, MOUNT_FLAGS_FILE, &sv, msg, size);
+		r = parse_mounts(s, 0, MOUNT_FLAGS_FILE, &sv, err);
 	if (r == 0)
-		r = parse_mounts(n, 4, "the restored mountinfo", &nw, msg, size);
+		r = parse_mounts(n, 4, "the restored mountinfo", &nw, err);
 	if (r == 0) {
 		if (sv.n)
 			qsort(sv.v, sv.n, sizeof(*sv.v), by_mount_point);
@@ -196,7 +188,7 @@ int mount_flags_plan(const char *saved, const char *now, struct mount_plan *plan
 		    nw.v[j].flags == sv.v[i].flags)
 			continue;
 		if ((r = plan_add(plan, sv.v[i].mp, sv.v[i].flags)) < 0)
-			snprintf(msg, size, "out of memory");
+			r = error_setx(err, -r, "out of memory");
 	}
 	free(sv.v);
 	free(nw.v);
@@ -251,7 +243,8 @@ int mount_flags_save(pid_t pid, const char *img_dir)
 
 int mount_flags_restore(const char *images, pid_t pid)
 {
-	char path[PATH_MAX], info[64], ns[64], msg[256];
+	char path[PATH_MAX], info[64], ns[64];
+	_cleanup_error_ struct error *e = NULL;
 	_cleanup_free_ char *saved = NULL, *now = NULL;
 	snprintf(path, sizeof(path), "%s/" MOUNT_FLAGS_FILE, images);
 	snprintf(info, sizeof(info), "/proc/%d/mountinfo", pid);
@@ -270,8 +263,8 @@ int mount_flags_restore(const char *images, pid_t pid)
 		return r;
 	}
 	struct mount_plan plan;
-	if ((r = mount_flags_plan(saved, now, &plan, msg, sizeof(msg))) < 0) {
-		fprintf(stderr, "cocoon: mount flags: %s\n", msg);
+	if ((r = mount_flags_plan(saved, now, &plan, &e)) < 0) {
+		fprintf(stderr, "cocoon: mount flags: %s\n", error_msg(e));
 		return r;
 	}
 	snprintf(ns, sizeof(ns), "/proc/%d/ns/mnt", pid);

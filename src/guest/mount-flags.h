@@ -10,6 +10,7 @@
 #pragma once
 
 #include <stddef.h>
+#include "error.h"
 #include <sys/types.h>
 
 /* The images' file of the saved flags. */
@@ -47,10 +48,10 @@ struct mount_plan {
  * hit the top one. The atime mode is always given (MS_NOATIME, MS_RELATIME
  * or MS_STRICTATIME), since a remount without one keeps the current mode.
  * A saved mount point missing from now is left alone (nothing to fix).
- * Returns 0, or a negative errno with msg filled: -E2BIG past
+ * Returns 0, or a negative errno with *ERR filled: -E2BIG past
  * MOUNT_FLAGS_MAX_MOUNTS, -EINVAL for a line that is not a mount. */
-int mount_flags_plan(const char *saved, const char *now, struct mount_plan *plan, char *msg,
-		     size_t size);
+int mount_flags_plan(const char *saved, const char *now, struct mount_plan *plan,
+		     struct error **err);
 void mount_plan_free(struct mount_plan *plan);
 
 /* The action script's post-restore step for the images in dir `images` and

@@ -2,6 +2,7 @@
 #include "mounts.h"
 #include "cleanup.h"
 #include "copy-up.h"
+#include "error.h"
 #include "fdio.h"
 #include "argv.h"
 
@@ -59,8 +60,10 @@ static bool has_option(const Cocoon__Mount *m, const char *name)
 	return false;
 }
 
-static void parse_options(const Cocoon__Mount *m, unsigned long *flags, char *data,
-			  size_t data_size)
+/* The flags of M's options into *FLAGS, the others (the filesystem's data)
+ * comma-joined into DATA. Returns 0, or -ENAMETOOLONG when they do not fit
+ * in DATA_SIZE bytes. */
+static int parse_options(const Cocoon__Mount *m, unsigned long *flags, char *data, size_t data_size)
 {
 	size_t used = 0;
 	*flags = 0;
@@ -76,10 +79,14 @@ static void parse_options(const Cocoon__Mount *m, unsigned long *flags, char *da
 			else
 				*flags |= mount_flags[j].flag;
 		}
-		if (!known && used + strlen(m->options[i]) + 2 < data_size)
-			used += (size_t)snprintf(data + used, data_size - used, "%s%s",
-						 used ? "," : "", m->options[i]);
+		if (known)
+			continue;
+		if (used + strlen(m->options[i]) + 2 > data_size)
+			return -ENAMETOOLONG;
+		used += (size_t)snprintf(data + used, data_size - used, "%s%s", used ? "," : "",
+					 m->options[i]);
 	}
+	return 0;
 }
 
 /* A bind mount of a file needs a file to mount on. */
@@ -87,8 +94,9 @@ static int make_target(const char *target, bool is_file)
 {
 	if (!is_file)
 		return mkdir_p(target, 0755, NULL);
-	char dir[512];
-	snprintf(dir, sizeof(dir), "%s", target);
+	char dir[PATH_MAX];
+	if (path_fmt(dir, sizeof(dir), "%s", target) < 0)
+		return -ENAMETOOLONG;
 	char *slash = strrchr(dir, '/');
 	if (slash && slash != dir) {
 		*slash = 0;
@@ -216,32 +224,31 @@ static int bind_cgroup(const char *cgroup, const char *target, unsigned long fla
 		     NULL);
 }
 
-static int mount_one(const Cocoon__Mount *m, const char *rootfs, const char *cgroup, char *msg,
-		     size_t msg_size)
+static int mount_one(const Cocoon__Mount *m, const char *rootfs, const char *cgroup,
+		     struct error **err)
 {
-	char target[512], data[512];
+	char target[PATH_MAX], data[512];
 	unsigned long flags;
 	struct stat st;
 
-	parse_options(m, &flags, data, sizeof(data));
-	snprintf(target, sizeof(target), "%s%s", rootfs, m->destination);
+	if (parse_options(m, &flags, data, sizeof(data)) < 0)
+		return error_setx(err, ENAMETOOLONG, "mount %s: its options are over %zu bytes",
+				  m->destination, sizeof(data) - 1);
+	if (path_fmt(target, sizeof(target), "%s%s", rootfs, m->destination) < 0)
+		return error_setx(err, ENAMETOOLONG, "mount %s: the path is too long",
+				  m->destination);
 	bool bind = (flags & MS_BIND) || strcmp(m->type, "bind") == 0;
 	bool is_file = bind && stat(m->source, &st) == 0 && !S_ISDIR(st.st_mode);
 	int r = make_target(target, is_file);
-	if (r < 0) {
-		snprintf(msg, msg_size, "mount %s: create mount point: %s", m->destination,
-			 strerror(-r));
-		return r;
-	}
+	if (r < 0)
+		return error_set(err, -r, "mount %s: create mount point", m->destination);
 	if (bind) {
 		if (mount(m->source, target, NULL, MS_BIND | (flags & MS_REC), NULL) < 0 ||
 		    ((flags & ~(MS_BIND | MS_REC)) &&
 		     mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | (flags & ~(MS_BIND | MS_REC)),
-			   NULL) < 0)) {
-			snprintf(msg, msg_size, "mount %s (bind from %s): %s", m->destination,
-				 m->source, strerror(errno));
-			return -errno;
-		}
+			   NULL) < 0))
+			return error_set(err, errno, "mount %s (bind from %s)", m->destination,
+					 m->source);
 		return 0;
 	}
 	if (strcmp(m->type, "sysfs") == 0 || strcmp(m->type, "cgroup") == 0 ||
@@ -261,10 +268,9 @@ static int mount_one(const Cocoon__Mount *m, const char *rootfs, const char *cgr
 	    (strcmp(type, "cgroup2") != 0 || errno != EPERM ||
 	     bind_cgroup(cgroup, target, flags) < 0)) {
 		int e = errno;
-		snprintf(msg, msg_size, "mount %s (%s): %s", m->destination, m->type,
-			 e == ENODEV ? "the guest's kernel has no such filesystem type"
-				     : strerror(e));
-		return -e;
+		return error_setx(err, e, "mount %s (%s): %s", m->destination, m->type,
+				  e == ENODEV ? "the guest's kernel has no such filesystem type"
+					      : strerror(e));
 	}
 	if (under >= 0) {
 		char what[256] = "";
@@ -276,18 +282,14 @@ static int mount_one(const Cocoon__Mount *m, const char *rootfs, const char *cgr
 		    (fchmod(top, hidden.st_mode & 07777) < 0 ||
 		     fchown(top, hidden.st_uid, hidden.st_gid) < 0))
 			r = -errno;
-		if (r < 0) {
-			snprintf(msg, msg_size, "mount %s (tmpfs, tmpcopyup): copy %s: %s",
-				 m->destination, *what ? what : ".", strerror(-r));
-			return r;
-		}
+		if (r < 0)
+			return error_set(err, -r, "mount %s (tmpfs, tmpcopyup): copy %s",
+					 m->destination, *what ? what : ".");
 	}
 	const char *what = "";
 	if (strcmp(m->destination, "/dev") == 0 && strcmp(m->type, "tmpfs") == 0 &&
-	    (r = populate_dev(target, &what)) < 0) {
-		snprintf(msg, msg_size, "mount /dev: /dev/%s: %s", what, strerror(-r));
-		return r;
-	}
+	    (r = populate_dev(target, &what)) < 0)
+		return error_set(err, -r, "mount /dev: /dev/%s", what);
 	return 0;
 }
 
@@ -301,14 +303,12 @@ const Cocoon__Mount *mounts_tmpfs_at(const Cocoon__ContainerSpec *s, const char 
 }
 
 int mounts_prepare_fresh(const Cocoon__ContainerSpec *s, const char *destination, const char *base,
-			 char *msg, size_t msg_size)
+			 struct error **err)
 {
 	const Cocoon__Mount *fs = mounts_tmpfs_at(s, destination);
-	if (!fs) {
-		snprintf(msg, msg_size, "the spec has no tmpfs on %s", destination);
-		return -EINVAL;
-	}
-	int r = mount_one(fs, base, NULL, msg, msg_size);
+	if (!fs)
+		return error_setx(err, EINVAL, "the spec has no tmpfs on %s", destination);
+	int r = mount_one(fs, base, NULL, err);
 	if (r < 0)
 		return r;
 	/* The mount points of what the spec mounts inside it (for /dev: pts,
@@ -319,15 +319,15 @@ int mounts_prepare_fresh(const Cocoon__ContainerSpec *s, const char *destination
 		if (strncmp(m->destination, destination, len) != 0 || m->destination[len] != '/' ||
 		    strstr(m->destination, ".."))
 			continue;
-		char target[512];
+		char target[PATH_MAX];
 		struct stat st;
 		bool bind = strcmp(m->type, "bind") == 0;
-		snprintf(target, sizeof(target), "%s%s", base, m->destination);
-		r = make_target(target, bind && stat(m->source, &st) == 0 && !S_ISDIR(st.st_mode));
-		if (r < 0) {
-			snprintf(msg, msg_size, "mount point %s: %s", m->destination, strerror(-r));
-			return r;
-		}
+		r = path_fmt(target, sizeof(target), "%s%s", base, m->destination);
+		if (r == 0)
+			r = make_target(target,
+					bind && stat(m->source, &st) == 0 && !S_ISDIR(st.st_mode));
+		if (r < 0)
+			return error_set(err, -r, "mount point %s", m->destination);
 	}
 	return 0;
 }
@@ -361,20 +361,21 @@ make_mountpoints_child(const Cocoon__ContainerSpec *s, const char *rootfs, int r
 		const Cocoon__Mount *m = s->mounts[i];
 		if (under_tmpfs(s, m->destination))
 			continue;
-		char target[512];
+		char target[PATH_MAX];
 		struct stat st;
 		bool bind = strcmp(m->type, "bind") == 0;
-		snprintf(target, sizeof(target), "%s%s", rootfs, m->destination);
-		int r = make_target(target,
-				    bind && stat(m->source, &st) == 0 && !S_ISDIR(st.st_mode));
+		int r = path_fmt(target, sizeof(target), "%s%s", rootfs, m->destination);
+		if (r == 0)
+			r = make_target(target,
+					bind && stat(m->source, &st) == 0 && !S_ISDIR(st.st_mode));
 		if (r < 0) {
-			snprintf(msg, sizeof(msg), "mount point %s: %s", m->destination,
+			snprintf(msg, sizeof(msg), "mount point %.300s: %s", m->destination,
 				 strerror(-r));
 			goto fail;
 		}
 		if (bind && mount(m->source, target, NULL, MS_BIND | MS_REC, NULL) < 0) {
-			snprintf(msg, sizeof(msg), "mount %s (bind from %s): %s", m->destination,
-				 m->source, strerror(errno));
+			snprintf(msg, sizeof(msg), "mount %.150s (bind from %.150s): %s",
+				 m->destination, m->source, strerror(errno));
 			goto fail;
 		}
 	}
@@ -385,20 +386,18 @@ fail:
 	_exit(1);
 }
 
-int mounts_prepare_restore(const Cocoon__ContainerSpec *s, const char *rootfs, char *msg,
-			   size_t msg_size)
+int mounts_prepare_restore(const Cocoon__ContainerSpec *s, const char *rootfs, struct error **err)
 {
+	char msg[400];
 	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0) {
-		snprintf(msg, msg_size, "pipe: %s", strerror(errno));
-		return -errno;
-	}
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return error_set(err, errno, "pipe");
 	pid_t pid = fork();
 	if (pid < 0) {
-		snprintf(msg, msg_size, "fork: %s", strerror(errno));
+		int e = error_set(err, errno, "fork");
 		close(p[0]);
 		close(p[1]);
-		return -errno;
+		return e;
 	}
 	if (pid == 0) {
 		close(p[0]);
@@ -408,7 +407,7 @@ int mounts_prepare_restore(const Cocoon__ContainerSpec *s, const char *rootfs, c
 	ssize_t n;
 	size_t len = 0;
 	msg[0] = 0;
-	while (len + 1 < msg_size && (n = read(p[0], msg + len, msg_size - 1 - len)) != 0) {
+	while (len + 1 < sizeof(msg) && (n = read(p[0], msg + len, sizeof(msg) - 1 - len)) != 0) {
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -422,21 +421,17 @@ int mounts_prepare_restore(const Cocoon__ContainerSpec *s, const char *rootfs, c
 		;
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
-	if (!*msg)
-		snprintf(msg, msg_size, "making the mount points failed");
-	return -EIO;
+	return error_setx(err, EIO, "%s", *msg ? msg : "making the mount points failed");
 }
 
 int mounts_setup_rootfs(const Cocoon__ContainerSpec *s, const char *rootfs, const char *cgroup,
-			char *msg, size_t msg_size)
+			struct error **err)
 {
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
-	    mount(rootfs, rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) {
-		snprintf(msg, msg_size, "rootfs: %s", strerror(errno));
-		return -errno;
-	}
+	    mount(rootfs, rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+		return error_set(err, errno, "rootfs");
 	for (size_t i = 0; i < s->n_mounts; i++) {
-		int r = mount_one(s->mounts[i], rootfs, cgroup, msg, msg_size);
+		int r = mount_one(s->mounts[i], rootfs, cgroup, err);
 		if (r < 0)
 			return r;
 	}
@@ -459,12 +454,9 @@ int mounts_setup_rootfs(const Cocoon__ContainerSpec *s, const char *rootfs, cons
 	if (chdir("/") < 0)
 		goto fail;
 	if (s->readonly_rootfs &&
-	    mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0) {
-		snprintf(msg, msg_size, "root.readonly: %s", strerror(errno));
-		return -errno;
-	}
+	    mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0)
+		return error_set(err, errno, "root.readonly");
 	return 0;
 fail:
-	snprintf(msg, msg_size, "pivot_root into %s: %s", rootfs, strerror(errno));
-	return -errno;
+	return error_set(err, errno, "pivot_root into %s", rootfs);
 }

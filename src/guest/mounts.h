@@ -1,6 +1,7 @@
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
+#include "error.h"
 #include "proto.h"
 
 struct argv;
@@ -37,18 +38,17 @@ const Cocoon__Mount *mounts_tmpfs_at(const Cocoon__ContainerSpec *s, const char 
  * base + destination: for /dev with its device nodes and links, and with the
  * mount points of the spec's mounts below it. */
 int mounts_prepare_fresh(const Cocoon__ContainerSpec *s, const char *destination, const char *base,
-			 char *msg, size_t msg_size);
+			 struct error **err);
 /* In the container's child, in its new mount namespace: mounts the spec's
  * filesystems under rootfs, then pivot_root()s into it. cgroup is the
  * container's cgroup in the guest (bound where it may not mount its own).
- * On failure fills msg, naming the mount. */
+ * Returns 0, or a negative errno with *ERR naming the mount. */
 int mounts_setup_rootfs(const Cocoon__ContainerSpec *s, const char *rootfs, const char *cgroup,
-			char *msg, size_t msg_size);
+			struct error **err);
 /* Before CRIU restores into rootfs: the mount point of every mount of the
  * spec, as runc makes them (a restore into a fresh rootfs, e.g. podman's
  * --import on another host, lacks those of the engine's file binds). The
  * bind mounts are mounted for a moment in a child's own mount namespace, so
  * that mount points nested inside them are made too; those under a tmpfs
  * are left to CRIU, which restores the tmpfs whole. */
-int mounts_prepare_restore(const Cocoon__ContainerSpec *s, const char *rootfs, char *msg,
-			   size_t msg_size);
+int mounts_prepare_restore(const Cocoon__ContainerSpec *s, const char *rootfs, struct error **err);

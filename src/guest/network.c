@@ -2,13 +2,13 @@
  * linked statically into the agent. */
 #include "network.h"
 #include "cleanup.h"
+#include "error.h"
 
 #include <fcntl.h>
 #include <linux/if_addr.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <sched.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -16,17 +16,6 @@
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
 #include <netlink/route/route.h>
-
-static int fail(char *msg, size_t size, int code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int fail(char *msg, size_t size, int code, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, size, fmt, ap);
-	va_end(ap);
-	return -code;
-}
 
 static void nl_addr_putp(struct nl_addr **a)
 {
@@ -70,28 +59,28 @@ static bool valid_mac(const char *mac)
 }
 
 /* Everything the host sent is checked before anything changes. */
-static int validate(const Cocoon__NetworkSpec *spec, char *msg, size_t size)
+static int validate(const Cocoon__NetworkSpec *spec, struct error **err)
 {
 	if (spec->n_interfaces > NET_MAX_INTERFACES || spec->n_routes > NET_MAX_ROUTES)
-		return fail(msg, size, E2BIG, "network: at most %d interfaces and %d routes",
-			    NET_MAX_INTERFACES, NET_MAX_ROUTES);
+		return error_setx(err, E2BIG, "network: at most %d interfaces and %d routes",
+				  NET_MAX_INTERFACES, NET_MAX_ROUTES);
 	for (size_t i = 0; i < spec->n_interfaces; i++) {
 		const Cocoon__NetInterface *f = spec->interfaces[i];
 		if (!valid_ifname(f->name))
-			return fail(msg, size, EINVAL, "network: invalid interface name");
+			return error_setx(err, EINVAL, "network: invalid interface name");
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(spec->interfaces[j]->name, f->name) == 0)
-				return fail(msg, size, EINVAL, "network: interface %s named twice",
-					    f->name);
+				return error_setx(err, EINVAL, "network: interface %s named twice",
+						  f->name);
 		if (!valid_mac(f->mac) ||
 		    (f->device_mac && *f->device_mac && !valid_mac(f->device_mac)))
-			return fail(msg, size, EINVAL, "network: %s: invalid MAC address", f->name);
+			return error_setx(err, EINVAL, "network: %s: invalid MAC address", f->name);
 		if (f->mtu != 0 && (f->mtu < 68 || f->mtu > 65535))
-			return fail(msg, size, EINVAL, "network: %s: invalid MTU %u", f->name,
-				    f->mtu);
+			return error_setx(err, EINVAL, "network: %s: invalid MTU %u", f->name,
+					  f->mtu);
 		if (f->n_addresses > NET_MAX_ADDRESSES)
-			return fail(msg, size, E2BIG, "network: %s: at most %d addresses", f->name,
-				    NET_MAX_ADDRESSES);
+			return error_setx(err, E2BIG, "network: %s: at most %d addresses", f->name,
+					  NET_MAX_ADDRESSES);
 	}
 	return 0;
 }
@@ -114,13 +103,13 @@ static int set_mac(struct nl_sock *sk, struct rtnl_link *dev, struct nl_addr *ma
 /* The guest names its virtio-net devices eth0, eth1, ... in probe order; the
  * MAC says which is which. Renamed and moved in one step: the kernel applies
  * the name in the target namespace. */
-static int move_links(struct nl_sock *sk, const Cocoon__NetworkSpec *spec, int netns_fd, char *msg,
-		      size_t size)
+static int move_links(struct nl_sock *sk, const Cocoon__NetworkSpec *spec, int netns_fd,
+		      struct error **err)
 {
 	_cleanup_nl_cache_ struct nl_cache *links = NULL;
 	int r = rtnl_link_alloc_cache(sk, AF_UNSPEC, &links);
 	if (r < 0)
-		return fail(msg, size, EIO, "network: list links: %s", nl_geterror(r));
+		return error_setx(err, EIO, "network: list links: %s", nl_geterror(r));
 	for (size_t i = 0; i < spec->n_interfaces; i++) {
 		const Cocoon__NetInterface *f = spec->interfaces[i];
 		/* A NIC reserved at boot has a placeholder MAC until now. */
@@ -129,7 +118,7 @@ static int move_links(struct nl_sock *sk, const Cocoon__NetworkSpec *spec, int n
 		_cleanup_nl_addr_ struct nl_addr *mac = NULL, *want = NULL;
 		if (nl_addr_parse(find, AF_LLC, &mac) < 0 ||
 		    (reserved && nl_addr_parse(f->mac, AF_LLC, &want) < 0))
-			return fail(msg, size, EINVAL, "network: %s: invalid MAC address", f->name);
+			return error_setx(err, EINVAL, "network: %s: invalid MAC address", f->name);
 		struct rtnl_link *found = NULL;
 		for (struct nl_object *o = nl_cache_get_first(links); o && !found;
 		     o = nl_cache_get_next(o)) {
@@ -141,28 +130,29 @@ static int move_links(struct nl_sock *sk, const Cocoon__NetworkSpec *spec, int n
 				found = l;
 		}
 		if (!found)
-			return fail(msg, size, ENODEV,
-				    "network: %s: the VM has no network device with MAC %s",
-				    f->name, find);
+			return error_setx(err, ENODEV,
+					  "network: %s: the VM has no network device with MAC %s",
+					  f->name, find);
 		if (reserved && (r = set_mac(sk, found, want)) < 0)
-			return fail(msg, size, EIO, "network: %s: MAC %s for the reserved %s: %s",
-				    f->name, f->mac, rtnl_link_get_name(found), nl_geterror(r));
+			return error_setx(err, EIO, "network: %s: MAC %s for the reserved %s: %s",
+					  f->name, f->mac, rtnl_link_get_name(found),
+					  nl_geterror(r));
 		struct rtnl_link *change = rtnl_link_alloc();
 		if (!change)
-			return fail(msg, size, ENOMEM, "network: out of memory");
+			return error_setx(err, ENOMEM, "network: out of memory");
 		rtnl_link_set_name(change, f->name);
 		rtnl_link_set_ns_fd(change, netns_fd);
 		r = rtnl_link_change(sk, found, change, 0);
 		rtnl_link_put(change);
 		if (r < 0)
-			return fail(msg, size, EIO, "network: move %s into the container as %s: %s",
-				    rtnl_link_get_name(found), f->name, nl_geterror(r));
+			return error_setx(err, EIO, "network: move %s into the container as %s: %s",
+					  rtnl_link_get_name(found), f->name, nl_geterror(r));
 	}
 	return 0;
 }
 
-static int link_up(struct nl_sock *sk, const Cocoon__NetInterface *f, int *ifindex, char *msg,
-		   size_t size)
+static int link_up(struct nl_sock *sk, const Cocoon__NetInterface *f, int *ifindex,
+		   struct error **err)
 {
 	struct rtnl_link *l = NULL, *change = rtnl_link_alloc();
 	int r = change ? rtnl_link_get_kernel(sk, 0, f->name, &l) : -NLE_NOMEM;
@@ -177,22 +167,22 @@ static int link_up(struct nl_sock *sk, const Cocoon__NetInterface *f, int *ifind
 		rtnl_link_put(l);
 	if (change)
 		rtnl_link_put(change);
-	return r < 0 ? fail(msg, size, EIO, "network: %s up (MTU %u): %s", f->name, f->mtu,
-			    nl_geterror(r))
+	return r < 0 ? error_setx(err, EIO, "network: %s up (MTU %u): %s", f->name, f->mtu,
+				  nl_geterror(r))
 		     : 0;
 }
 
 static int add_address(struct nl_sock *sk, const char *ifname, int ifindex, const char *text,
-		       char *msg, size_t size)
+		       struct error **err)
 {
 	_cleanup_nl_addr_ struct nl_addr *local = NULL;
 	if (!text || (strchr(text, ':') == NULL && strchr(text, '.') == NULL) ||
 	    nl_addr_parse(text, AF_UNSPEC, &local) < 0 ||
 	    (nl_addr_get_family(local) != AF_INET && nl_addr_get_family(local) != AF_INET6))
-		return fail(msg, size, EINVAL, "network: %s: invalid address", ifname);
+		return error_setx(err, EINVAL, "network: %s: invalid address", ifname);
 	struct rtnl_addr *a = rtnl_addr_alloc();
 	if (!a)
-		return fail(msg, size, ENOMEM, "network: out of memory");
+		return error_setx(err, ENOMEM, "network: out of memory");
 	rtnl_addr_set_ifindex(a, ifindex);
 	int r = rtnl_addr_set_local(a, local);
 	/* Usable at once: a restored TCP socket binds to it straight away,
@@ -203,23 +193,23 @@ static int add_address(struct nl_sock *sk, const char *ifname, int ifindex, cons
 		r = rtnl_addr_add(sk, a, 0);
 	rtnl_addr_put(a);
 	if (r < 0 && r != -NLE_EXIST)
-		return fail(msg, size, EIO, "network: %s: add address %s: %s", ifname, text,
-			    nl_geterror(r));
+		return error_setx(err, EIO, "network: %s: add address %s: %s", ifname, text,
+				  nl_geterror(r));
 	return 0;
 }
 
-static int add_route(struct nl_sock *sk, const Cocoon__NetRoute *rt, int ifindex, char *msg,
-		     size_t size)
+static int add_route(struct nl_sock *sk, const Cocoon__NetRoute *rt, int ifindex,
+		     struct error **err)
 {
 	_cleanup_nl_addr_ struct nl_addr *dst = NULL, *gw = NULL;
 	const char *d = rt->destination ? rt->destination : "";
 	if ((!strchr(d, '.') && !strchr(d, ':')) || nl_addr_parse(d, AF_UNSPEC, &dst) < 0 ||
 	    (nl_addr_get_family(dst) != AF_INET && nl_addr_get_family(dst) != AF_INET6))
-		return fail(msg, size, EINVAL, "network: invalid route destination");
+		return error_setx(err, EINVAL, "network: invalid route destination");
 	int family = nl_addr_get_family(dst);
 	if (rt->gateway && *rt->gateway &&
 	    (nl_addr_parse(rt->gateway, family, &gw) < 0 || nl_addr_get_family(gw) != family))
-		return fail(msg, size, EINVAL, "network: route to %s: invalid gateway", d);
+		return error_setx(err, EINVAL, "network: route to %s: invalid gateway", d);
 	struct rtnl_route *route = rtnl_route_alloc();
 	struct rtnl_nexthop *nh = rtnl_route_nh_alloc();
 	if (!route || !nh) {
@@ -227,7 +217,7 @@ static int add_route(struct nl_sock *sk, const Cocoon__NetRoute *rt, int ifindex
 			rtnl_route_put(route);
 		if (nh)
 			rtnl_route_nh_free(nh);
-		return fail(msg, size, ENOMEM, "network: out of memory");
+		return error_setx(err, ENOMEM, "network: out of memory");
 	}
 	rtnl_route_set_family(route, (uint8_t)family);
 	rtnl_route_set_dst(route, dst);
@@ -242,27 +232,26 @@ static int add_route(struct nl_sock *sk, const Cocoon__NetRoute *rt, int ifindex
 	int r = rtnl_route_add(sk, route, NLM_F_CREATE | NLM_F_EXCL);
 	rtnl_route_put(route);
 	if (r < 0 && r != -NLE_EXIST)
-		return fail(msg, size, EIO, "network: route to %s%s%s: %s", d, gw ? " via " : "",
-			    gw ? rt->gateway : "", nl_geterror(r));
+		return error_setx(err, EIO, "network: route to %s%s%s: %s", d, gw ? " via " : "",
+				  gw ? rt->gateway : "", nl_geterror(r));
 	return 0;
 }
 
 /* Inside the container's namespace: links up, addresses, then routes, the
  * on-link ones before those whose gateway they make reachable. */
-static int configure_inside(const Cocoon__NetworkSpec *spec, char *msg, size_t size)
+static int configure_inside(const Cocoon__NetworkSpec *spec, struct error **err)
 {
 	_cleanup_nl_sock_ struct nl_sock *sk = nl_socket_alloc();
 	int ifindex[NET_MAX_INTERFACES] = {0};
 	int r = sk ? nl_connect(sk, NETLINK_ROUTE) : -NLE_NOMEM;
 	if (r < 0)
-		return fail(msg, size, EIO, "network: netlink: %s", nl_geterror(r));
+		return error_setx(err, EIO, "network: netlink: %s", nl_geterror(r));
 	for (size_t i = 0; i < spec->n_interfaces; i++) {
 		const Cocoon__NetInterface *f = spec->interfaces[i];
-		if ((r = link_up(sk, f, &ifindex[i], msg, size)) < 0)
+		if ((r = link_up(sk, f, &ifindex[i], err)) < 0)
 			return r;
 		for (size_t j = 0; j < f->n_addresses; j++)
-			if ((r = add_address(sk, f->name, ifindex[i], f->addresses[j], msg, size)) <
-			    0)
+			if ((r = add_address(sk, f->name, ifindex[i], f->addresses[j], err)) < 0)
 				return r;
 	}
 	for (int pass = 0; pass < 2; pass++) {
@@ -277,35 +266,35 @@ static int configure_inside(const Cocoon__NetworkSpec *spec, char *msg, size_t s
 				    strcmp(rt->device, spec->interfaces[j]->name) == 0)
 					idx = ifindex[j];
 			if (idx < 0)
-				return fail(msg, size, EINVAL,
-					    "network: a route names an unknown interface");
-			if ((r = add_route(sk, rt, idx, msg, size)) < 0)
+				return error_setx(err, EINVAL,
+						  "network: a route names an unknown interface");
+			if ((r = add_route(sk, rt, idx, err)) < 0)
 				return r;
 		}
 	}
 	return 0;
 }
 
-int net_configure(const Cocoon__NetworkSpec *spec, int netns_fd, char *msg, size_t msg_size)
+int net_configure(const Cocoon__NetworkSpec *spec, int netns_fd, struct error **err)
 {
 	if (!spec || spec->n_interfaces == 0)
 		return 0;
-	int r = validate(spec, msg, msg_size);
+	int r = validate(spec, err);
 	if (r < 0)
 		return r;
 	_cleanup_nl_sock_ struct nl_sock *sk = nl_socket_alloc();
 	r = sk ? nl_connect(sk, NETLINK_ROUTE) : -NLE_NOMEM;
 	if (r < 0)
-		return fail(msg, msg_size, EIO, "network: netlink: %s", nl_geterror(r));
-	if ((r = move_links(sk, spec, netns_fd, msg, msg_size)) < 0)
+		return error_setx(err, EIO, "network: netlink: %s", nl_geterror(r));
+	if ((r = move_links(sk, spec, netns_fd, err)) < 0)
 		return r;
 	_cleanup_close_ int mine = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	if (mine < 0 || setns(netns_fd, CLONE_NEWNET) < 0)
-		return fail(msg, msg_size, errno, "network: enter the container's namespace: %s",
-			    strerror(errno));
-	r = configure_inside(spec, msg, msg_size);
+		return error_setx(err, errno, "network: enter the container's namespace: %s",
+				  strerror(errno));
+	r = configure_inside(spec, err);
 	if (setns(mine, CLONE_NEWNET) < 0 && r == 0)
-		r = fail(msg, msg_size, errno, "network: return to the agent's namespace: %s",
-			 strerror(errno));
+		r = error_setx(err, errno, "network: return to the agent's namespace: %s",
+			       strerror(errno));
 	return r;
 }

@@ -6,9 +6,10 @@
 
 #include <stddef.h>
 
+#include "error.h"
 #include "proto.h"
 
 /* Configures the network namespace netns_fd from spec. Returns 0, or a
- * negative errno value with a message in msg. The agent steps into the
+ * negative errno value with *ERR naming the interface and the cause. The agent steps into the
  * namespace and back; it has no threads. */
-int net_configure(const Cocoon__NetworkSpec *spec, int netns_fd, char *msg, size_t msg_size);
+int net_configure(const Cocoon__NetworkSpec *spec, int netns_fd, struct error **err);

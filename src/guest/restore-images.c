@@ -3,6 +3,8 @@
 #include "channel.h"
 #include "container.h"
 #include "copy-tree.h"
+#include "error.h"
+#include "fdio.h"
 #include "init.h"
 #include "userns.h"
 
@@ -43,17 +45,29 @@ static int share_subdir_bind(const char *tag, const char *path, const char *dir)
 
 /* Image share i of req (is) mounted read-only on shares/NAME and staged
  * into base/NAME (copy_tree_stage); the first one's are x->share0 and
- * x->images. Returns 0, or a negative errno with msg[size] saying why. */
+ * x->images. Returns 0, or a negative errno with *ERR saying why.
+ * The paths fit: BASE and SHARES are x->staged and x->shares (at most 199
+ * bytes, the asserts below), a name at most COCOON_ID_MAX. */
+_Static_assert(sizeof(((struct restore_ctx *)0)->share0) >=
+		       sizeof(((struct restore_ctx *)0)->shares) + 1 + COCOON_ID_MAX,
+	       "struct restore_ctx: share0 too short for a share's mount point");
+_Static_assert(sizeof(((struct restore_ctx *)0)->images) >=
+		       sizeof(((struct restore_ctx *)0)->staged) + 1 + COCOON_ID_MAX,
+	       "struct restore_ctx: images too short for a staged share");
+_Static_assert(sizeof(((struct restore_ctx *)0)->staged) >=
+		       COCOON_GUEST_CKPT_DIR_MAX + sizeof("/images-") + COCOON_ID_MAX,
+	       "struct restore_ctx: staged too short");
+_Static_assert(sizeof(((struct restore_ctx *)0)->shares) >=
+		       COCOON_GUEST_CKPT_DIR_MAX + sizeof("/shares-") + COCOON_ID_MAX,
+	       "struct restore_ctx: shares too short");
 static int restore_stage_share(struct restore_ctx *x, const Cocoon__ImageShare *is, size_t i,
 			       const char *base, const char *shares,
-			       const struct copy_tree_owner *own, char *msg, size_t size)
+			       const struct copy_tree_owner *own, struct error **err)
 {
 	struct agent *a = x->a;
-	char dir[300];
-	if (!valid_name(is->tag) || !valid_name(is->name)) {
-		snprintf(msg, size, "invalid image share");
-		return -EINVAL;
-	}
+	char dir[sizeof(x->share0)];
+	if (!valid_name(is->tag) || !valid_name(is->name))
+		return error_setx(err, EINVAL, "invalid image share");
 	snprintf(dir, sizeof(dir), "%s/%s", shares, is->name);
 	mkdir(dir, 0700);
 	(void)umount2(dir, MNT_DETACH); /* a member restored in place before, if any */
@@ -65,19 +79,15 @@ static int restore_stage_share(struct restore_ctx *x, const Cocoon__ImageShare *
 	if (is->path && *is->path
 		    ? share_subdir_bind(is->tag, is->path, dir) < 0
 		    : agent_mount_share(a, is->tag, dir, MS_RDONLY | MS_NOSUID | MS_NODEV) < 0) {
-		int r = errno ? -errno : -EIO;
-		snprintf(msg, size, "mount images (%s tag %s): %s", a->virtiofs ? "virtiofs" : "9p",
-			 is->tag, strerror(-r));
-		return r;
+		return error_set(err, errno ? errno : EIO, "mount images (%s tag %s)",
+				 a->virtiofs ? "virtiofs" : "9p", is->tag);
 	}
-	char stage[300], rel[300];
+	char stage[sizeof(x->images)], rel[sizeof("../../shares-") + 2 * COCOON_ID_MAX + 1];
 	snprintf(stage, sizeof(stage), "%s/%s", base, is->name);
 	snprintf(rel, sizeof(rel), "../../shares-%s/%s", x->cid, is->name);
 	int r = copy_tree_stage(dir, rel, stage, own);
-	if (r < 0) {
-		snprintf(msg, size, "staging the images of %s: %s", is->name, strerror(-r));
-		return r;
-	}
+	if (r < 0)
+		return error_set(err, -r, "staging the images of %s", is->name);
 	if (i == 0) {
 		snprintf(x->share0, sizeof(x->share0), "%s", dir);
 		snprintf(x->images, sizeof(x->images), "%s", stage);
@@ -89,37 +99,37 @@ static int restore_stage_share(struct restore_ctx *x, const Cocoon__ImageShare *
  * (copy-tree.c, copy_tree_stage): *owner, its root's uid and gid; "parent"
  * links of a pre-dump chain go through base, which they may search. Such a
  * container cannot be restored onto the engine's interfaces. Sets
- * x->pages_staged. Returns 0, or a negative errno with msg[size]. */
+ * x->pages_staged. Returns 0, or a negative errno with *ERR. */
 static int restore_images_userns(struct restore_ctx *x, const Cocoon__ContainerSpec *s,
-				 const char *base, struct copy_tree_owner *owner, char *msg,
-				 size_t size)
+				 const char *base, struct copy_tree_owner *owner,
+				 struct error **err)
 {
-	if (userns_root_ids(s, &owner->uid, &owner->gid) < 0) {
-		snprintf(msg, size, "linux.uidMappings and gidMappings must map container id 0");
-		return -EINVAL;
-	}
+	if (userns_root_ids(s, &owner->uid, &owner->gid) < 0)
+		return error_setx(err, EINVAL,
+				  "linux.uidMappings and gidMappings must map container id 0");
 	if (s->network && s->network->n_interfaces) {
-		snprintf(msg, size,
-			 "a container with a user namespace cannot be restored onto the engine's "
-			 "network interface %s: CRIU makes its network namespace from the images, "
-			 "with loopback only (docs/checkpoint.md); restore it without a network "
-			 "namespace path (podman --network none)",
-			 s->network->interfaces[0]->name ? s->network->interfaces[0]->name : "?");
-		return -EOPNOTSUPP;
+		return error_setx(
+			err, EOPNOTSUPP,
+			"a container with a user namespace cannot be restored onto the engine's "
+			"network interface %s: CRIU makes its network namespace from the images, "
+			"with loopback only (docs/checkpoint.md); restore it without a network "
+			"namespace path (podman --network none)",
+			s->network->interfaces[0]->name ? s->network->interfaces[0]->name : "?");
 	}
-	if (chmod(base, 0711) < 0) {
-		int r = -errno;
-		snprintf(msg, size, "%s: %s", base, strerror(-r));
-		return r;
-	}
+	if (chmod(base, 0711) < 0)
+		return error_set(err, errno, "%s", base);
 	x->pages_staged = true;
 	return 0;
 }
 
-int restore_images(struct restore_ctx *x, const Cocoon__RestoreRequest *req, char *msg, size_t size)
+int restore_images(struct restore_ctx *x, const Cocoon__RestoreRequest *req, struct error **err)
 {
 	if (req->n_images == 0) {
-		snprintf(x->images, sizeof(x->images), AGENT_SHARED_DIR "/%s", req->shared_path);
+		if (path_fmt(x->images, sizeof(x->images), AGENT_SHARED_DIR "/%s",
+			     req->shared_path) < 0)
+			return error_setx(err, ENAMETOOLONG,
+					  "the images' path %.64s... is too long",
+					  req->shared_path);
 		return 0;
 	}
 	char *base = x->staged, *shares = x->shares;
@@ -129,13 +139,13 @@ int restore_images(struct restore_ctx *x, const Cocoon__RestoreRequest *req, cha
 	mkdir(shares, 0700);
 	struct copy_tree_owner owner, *own = NULL;
 	if (userns_wanted(req->spec)) {
-		int r = restore_images_userns(x, req->spec, base, &owner, msg, size);
+		int r = restore_images_userns(x, req->spec, base, &owner, err);
 		if (r < 0)
 			return r;
 		own = &owner;
 	}
 	for (size_t i = 0; i < req->n_images; i++) {
-		int r = restore_stage_share(x, req->images[i], i, base, shares, own, msg, size);
+		int r = restore_stage_share(x, req->images[i], i, base, shares, own, err);
 		if (r < 0)
 			return r;
 	}

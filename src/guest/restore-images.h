@@ -3,6 +3,7 @@
  * shared directory. restore.c calls it for the Restore request. */
 #pragma once
 
+#include "error.h"
 #include "proto.h"
 #include "restore-job.h"
 
@@ -20,7 +21,6 @@
  * and a spec with the engine's interfaces is refused (-EOPNOTSUPP). Without, x->images is
  * req->shared_path under the shared directory (checked relative by the
  * caller). A tag or name from the host that is not one plain path component
- * is refused. Returns 0, or a negative errno with msg[size] saying why
+ * is refused. Returns 0, or a negative errno with *ERR saying why
  * (without the container's ID). */
-int restore_images(struct restore_ctx *x, const Cocoon__RestoreRequest *req, char *msg,
-		   size_t size);
+int restore_images(struct restore_ctx *x, const Cocoon__RestoreRequest *req, struct error **err);

@@ -4,6 +4,7 @@
 #include "cleanup.h"
 #include "cgroups.h"
 #include "devcg.h"
+#include "error.h"
 #include "ckpt-common.h"
 #include "container.h"
 #include "copy-tree.h"
@@ -353,17 +354,18 @@ static const char *restore_shared_ns(pid_t pid)
 
 /* The container's limits, its unified cgroup settings and its device
  * program, on its cgroup once CRIU (which ran in it) is done. Returns 0, or
- * -1 with msg[size] saying what could not be applied. */
-static int restore_apply_cgroup(struct agent_container *c, char *msg, size_t size)
+ * a negative errno with *ERR saying what could not be applied. */
+static int restore_apply_cgroup(struct agent_container *c, struct error **err)
 {
-	if (c->has_limits && cgroups_apply(c->cgroup, &c->limits, 0, msg, size) < 0)
-		return -1;
+	int r = 0;
+	if (c->has_limits && (r = cgroups_apply(c->cgroup, &c->limits, 0, err)) < 0)
+		return r;
 	if (c->spec &&
-	    cgroups_apply_unified(c->cgroup, c->spec->unified, c->spec->n_unified, msg, size) < 0)
-		return -1;
+	    (r = cgroups_apply_unified(c->cgroup, c->spec->unified, c->spec->n_unified, err)) < 0)
+		return r;
 	if (c->spec &&
-	    devcg_apply(c->cgroup, c->spec->device_rules, c->spec->n_device_rules, msg, size) < 0)
-		return -1;
+	    (r = devcg_apply(c->cgroup, c->spec->device_rules, c->spec->n_device_rules, err)) < 0)
+		return r;
 	return 0;
 }
 
@@ -428,10 +430,10 @@ void restore_done(struct agent_job *job, int status)
 		restore_fail(x, EPERM, err);
 		return;
 	}
-	char limits_msg[256];
-	if (restore_apply_cgroup(c, limits_msg, sizeof(limits_msg)) < 0) {
+	_cleanup_error_ struct error *e = NULL;
+	if (restore_apply_cgroup(c, &e) < 0) {
 		kill_cgroup(c->cgroup);
-		restore_fail(x, EIO, limits_msg);
+		restore_fail(x, EIO, error_msg(e));
 		return;
 	}
 	container_proc_set_running(c, pid, x->host_in, x->host_out, x->host_err, x->terminal);

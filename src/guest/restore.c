@@ -18,6 +18,8 @@
 #include "container-child.h"
 #include "copy-tree.h"
 #include "criu-conf.h"
+#include "error.h"
+#include "fdio.h"
 #include "mounts.h"
 #include "userns.h"
 #include "network.h"
@@ -99,7 +101,7 @@ static int restore_terminal(struct restore_ctx *x, char keys[][CKPT_TTY_KEY_MAX]
  * original pipe, or a new terminal for a checkpoint taken with one. The
  * spec must agree with the checkpoint: the engine's side (a console socket
  * or pipes) was set up from the spec. */
-static int restore_stdio(struct restore_ctx *x, struct argv *av, char *msg, size_t size)
+static int restore_stdio(struct restore_ctx *x, struct argv *av, struct error **err)
 {
 	char path[sizeof(x->images) + 64], line[7][128] = {"", "", "", "", "", "", ""},
 					   keys[3][CKPT_TTY_KEY_MAX];
@@ -113,12 +115,11 @@ static int restore_stdio(struct restore_ctx *x, struct argv *av, char *msg, size
 		n_keys++;
 	bool had_tty = n_keys > 0;
 	if (had_tty != x->terminal) {
-		snprintf(
-			msg, size,
+		return error_setx(
+			err, EINVAL,
 			had_tty ? "restore %s: the checkpoint was taken with a terminal: restore it with process.terminal true in the bundle's config.json and a new --console-socket"
 				: "restore %s: process.terminal is true, but the checkpoint was taken without a terminal: restore it with process.terminal false",
 			x->cid);
-		return -EINVAL;
 	}
 	if (had_tty) {
 		/* The size the container had when it was dumped; the spec's
@@ -128,15 +129,13 @@ static int restore_stdio(struct restore_ctx *x, struct argv *av, char *msg, size
 			x->size = saved;
 		int r = restore_terminal(x, keys, n_keys, &x->size, av);
 		if (r < 0)
-			snprintf(msg, size, "restore %s: a new terminal: %s", x->cid, strerror(-r));
-		return r;
+			return error_set(err, -r, "restore %s: a new terminal", x->cid);
+		return 0;
 	}
 	int host[3];
 	int r = stdio_pipes_open(x->child_fds, host);
-	if (r < 0) {
-		snprintf(msg, size, "restore %s: stdio pipes: %s", x->cid, strerror(-r));
-		return r;
-	}
+	if (r < 0)
+		return error_set(err, -r, "restore %s: stdio pipes", x->cid);
 	x->host_in = host[0];
 	x->host_out = host[1];
 	x->host_err = host[2];
@@ -159,26 +158,25 @@ static int restore_stdio(struct restore_ctx *x, struct argv *av, char *msg, size
  * which name the namespace as external, get the same one. The namespace
  * goes in x->child_fds[3] (made here unless restore_handle made it for the
  * engine's interfaces), passed as fd 6, its path in netns[size]. Returns 0,
- * or a negative errno with msg[msg_size] saying why. */
+ * or a negative errno with *ERR saying why. */
 static int restore_criu_netns(struct restore_ctx *x, struct agent_container *c, struct argv *av,
-			      char *netns, size_t size, char *msg, size_t msg_size)
+			      char *netns, size_t size, struct error **err)
 {
 	if (x->child_fds[3] < 0)
 		x->child_fds[3] = ckpt_new_loopback_netns();
-	if (x->child_fds[3] < 0) {
-		int r = errno ? -errno : -EIO;
-		snprintf(msg, msg_size, "a network namespace for the container");
-		return r;
-	}
+	if (x->child_fds[3] < 0)
+		return error_setx(err, errno ? errno : EIO,
+				  "a network namespace for the container");
 	/* CRIU takes the namespace as external and restores none of its
 	 * sysctls: the spec's net.* ones, as at create. The IPC and UTS ones
 	 * are in CRIU's images (ipcns-var, utsns). */
-	int r = sysctl_apply_net_in(x->child_fds[3], c->spec, msg, msg_size);
+	int r = sysctl_apply_net_in(x->child_fds[3], c->spec, err);
 	if (r < 0)
 		return r;
 	argv_add(av, "--inherit-fd");
 	argv_add(av, "fd[6]:" NETNS_KEY);
-	snprintf(netns, size, "/proc/self/fd/%d", x->child_fds[3]);
+	if (path_fmt(netns, size, "/proc/self/fd/%d", x->child_fds[3]) < 0)
+		return error_setx(err, ENAMETOOLONG, "the network namespace's path");
 	return 0;
 }
 
@@ -189,12 +187,14 @@ static int restore_criu_start(struct restore_ctx *x, struct agent_container *c, 
 			      const int *pass, size_t npass, const char *netns, struct error **e)
 {
 	struct agent *a = x->a;
-	char msg[400];
 	/* A pod member is restored into the pod's namespaces (its sandbox's
 	 * init's): CRIU runs in them, and the tasks it makes inherit them. */
 	int pod_ns[3];
-	if (container_open_join_namespaces(a, c->spec, pod_ns, msg, sizeof(msg)) < 0)
-		return error_setx(e, ESRCH, "%s", msg);
+	if (container_open_join_namespaces(a, c->spec, pod_ns, e) < 0) {
+		if (e && *e)
+			(*e)->code = ESRCH;
+		return -ESRCH;
+	}
 	/* CRIU 3.17 neither dumps nor restores no_new_privs (3.19 does,
 	 * checkpoint-restore/criu#2228). The flag is inherited by every
 	 * child and never cleared, and CRIU forks each task it restores from
@@ -236,7 +236,7 @@ static void restore_start_criu(struct restore_ctx *x)
 	struct agent_container *c = container_find(x->a, x->cid);
 	_cleanup_error_ struct error *e = NULL;
 	_cleanup_(argv_free) struct argv av = ARGV_EMPTY;
-	char msg[400], netns[64];
+	char netns[64];
 	size_t npass = 3;
 
 	if (!c) {
@@ -244,21 +244,21 @@ static void restore_start_criu(struct restore_ctx *x)
 		return;
 	}
 	restore_criu_argv(x, c, &av);
-	int r = restore_stdio(x, &av, msg, sizeof(msg));
+	int r = restore_stdio(x, &av, &e);
 	if (r == 0 && c->own_netns && !userns_wanted(c->spec)) {
-		r = restore_criu_netns(x, c, &av, netns, sizeof(netns), msg, sizeof(msg));
+		r = restore_criu_netns(x, c, &av, netns, sizeof(netns), &e);
 		npass = 4;
 	}
 	if (r < 0) {
-		restore_fail(x, -r, msg);
+		restore_fail(x, -r, error_msg(e));
 		return;
 	}
 	/* The stdio of the execs the dump took (execs.h), after those. */
 	struct execs_restore ex;
 	int pass[4 + EXECS_PIPES_MAX];
 	if (execs_restore_pipes(x->images, x->child_fds[1], x->child_fds[2], 3 + (int)npass, &ex,
-				msg, sizeof(msg)) < 0) {
-		restore_fail(x, EINVAL, msg);
+				&e) < 0) {
+		restore_fail(x, EINVAL, error_msg(e));
 		return;
 	}
 	memcpy(pass, x->child_fds, npass * sizeof(int));
@@ -268,17 +268,16 @@ static void restore_start_criu(struct restore_ctx *x)
 	}
 	int bad = argv_finish(&av);
 	if (bad < 0) {
-		snprintf(msg, sizeof(msg), "restore %s: CRIU's command line: %s", x->cid,
-			 strerror(-bad));
+		(void)error_set(&e, -bad, "restore %s: CRIU's command line", x->cid);
 		execs_restore_close(&ex);
-		restore_fail(x, -bad, msg);
+		restore_fail(x, -bad, error_msg(e));
 		return;
 	}
 	int started =
 		restore_criu_start(x, c, &av, pass, npass + ex.n, npass == 4 ? netns : NULL, &e);
 	execs_restore_close(&ex);
 	if (started < 0) {
-		restore_fail(x, e->code, e->msg);
+		restore_fail(x, e ? e->code : -started, error_msg(e));
 		return;
 	}
 	/* The child has its copies of the pipe ends now. */
@@ -345,33 +344,33 @@ static struct restore_ctx *restore_ctx_new(struct agent *a, uint64_t req_id, con
 /* A fresh /dev (always left out of dumps) and /dev/shm (left out while
  * empty), made from the spec s under the agent's checkpoint directory;
  * CRIU gets them as external mounts (x->fresh_args) and ignores a key the
- * images do not use. Returns 0, or a negative errno with msg[size] saying
- * why. */
+ * images do not use. Returns 0, or a negative errno with *ERR saying why.
+ * The paths fit: the checkpoint directory, a short name and an ID. */
+_Static_assert(sizeof(((struct restore_ctx *)0)->fresh_args[0]) >=
+		       sizeof("mnt[]:") + 16 + COCOON_GUEST_CKPT_DIR_MAX + sizeof("/shm-") +
+			       COCOON_ID_MAX + sizeof("/dev/shm"),
+	       "struct restore_ctx: fresh_args too short");
 static int restore_fresh_mounts(struct restore_ctx *x, struct agent_container *c,
-				const Cocoon__ContainerSpec *s, char *msg, size_t size)
+				const Cocoon__ContainerSpec *s, struct error **err)
 {
 	static const struct {
 		const char *destination, *key, *dir;
 	} fresh[] = {{"/dev", DEV_KEY, "dev"}, {"/dev/shm", SHM_KEY, "shm"}};
 	const bool wanted[] = {c->dev_tmpfs, c->shm_tmpfs};
 	for (size_t i = 0; i < ARRAY_SIZE(fresh); i++) {
-		char base[300];
+		char base[COCOON_GUEST_CKPT_DIR_MAX + sizeof("/shm-") + COCOON_ID_MAX];
 		if (!wanted[i])
 			continue;
 		snprintf(base, sizeof(base), "%s/%s-%s", x->a->ckpt_dir, fresh[i].dir, s->id);
 		mkdir(base, 0700);
 		/* CRIU's restored root opens these sources from inside a user
 		 * namespace, as "other" to the guest's root. */
-		if (userns_wanted(s) &&
-		    (chmod(x->a->ckpt_dir, 0711) < 0 || chmod(base, 0711) < 0)) {
-			int r = -errno;
-			snprintf(msg, size, "%s: %s", base, strerror(-r));
-			return r;
-		}
-		int n = snprintf(msg, size, "%s: ", fresh[i].destination); /* < 16 bytes */
-		if (mounts_prepare_fresh(s, fresh[i].destination, base, msg + n, size - (size_t)n) <
-		    0)
+		if (userns_wanted(s) && (chmod(x->a->ckpt_dir, 0711) < 0 || chmod(base, 0711) < 0))
+			return error_set(err, errno, "%s", base);
+		if (mounts_prepare_fresh(s, fresh[i].destination, base, err) < 0) {
+			(void)error_wrap(err, "%s", fresh[i].destination);
 			return -EIO;
+		}
 		snprintf(x->fresh_args[i], sizeof(x->fresh_args[i]), "mnt[%s]:%s%s", fresh[i].key,
 			 base, fresh[i].destination);
 	}
@@ -382,17 +381,14 @@ static int restore_fresh_mounts(struct restore_ctx *x, struct agent_container *c
  * namespace (x->child_fds[3]) with the interfaces s->network names. With a
  * user namespace CRIU makes the network namespace from the images
  * (checkpoint.c), and such a checkpoint has no interfaces: not called.
- * Returns 0, or a negative errno with msg[size] saying why. */
-static int restore_engine_network(struct restore_ctx *x, const Cocoon__ContainerSpec *s, char *msg,
-				  size_t size)
+ * Returns 0, or a negative errno with *ERR saying why. */
+static int restore_engine_network(struct restore_ctx *x, const Cocoon__ContainerSpec *s,
+				  struct error **err)
 {
 	x->child_fds[3] = ckpt_new_loopback_netns();
-	if (x->child_fds[3] < 0) {
-		int r = -errno;
-		snprintf(msg, size, "a network namespace for the container: %s", strerror(-r));
-		return r;
-	}
-	return net_configure(s->network, x->child_fds[3], msg, size);
+	if (x->child_fds[3] < 0)
+		return error_set(err, errno, "a network namespace for the container");
+	return net_configure(s->network, x->child_fds[3], err);
 }
 
 /* The copy into guest memory goes on: the host hears of it. */
@@ -418,7 +414,7 @@ static void restore_via_tmpfs(struct restore_ctx *x)
 	x->t0 = now_ms();
 	x->next_progress_ms = 0;
 	if (agent_job_start_ex(a, argv, &o, restore_copied, x, &e) < 0)
-		restore_fail(x, e->code, e->msg);
+		restore_fail(x, e ? e->code : EIO, error_msg(e));
 }
 
 /* The Restore request: the images in place (restore_images), the
@@ -428,7 +424,7 @@ static void restore_via_tmpfs(struct restore_ctx *x)
  * the half-made container, the image shares and their staging undone. */
 void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *req)
 {
-	char msg[400], text[sizeof(msg) + COCOON_ID_MAX + 16];
+	_cleanup_error_ struct error *e = NULL;
 	int r;
 
 	if (!restore_request_valid(a, id, req))
@@ -447,22 +443,22 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 		return;
 	}
 	(void)mkdir_p(a->ckpt_dir, 0700, NULL); /* a failure shows in the next step's */
-	if ((r = restore_images(x, req, msg, sizeof(msg))) < 0)
+	if ((r = restore_images(x, req, &e)) < 0)
 		goto fail;
 	x->terminal = s->process && s->process->terminal;
 	if (x->terminal && s->process->console_size)
 		x->size = *s->process->console_size;
-	struct agent_container *c = container_new(a, s->id, s, msg, sizeof(msg));
+	struct agent_container *c = container_new(a, s->id, s, &e);
 	if (!c) {
 		r = -EINVAL;
 		goto fail;
 	}
-	if (mounts_prepare_restore(s, c->rootfs, msg, sizeof(msg)) < 0)
+	if (mounts_prepare_restore(s, c->rootfs, &e) < 0)
 		r = -EIO;
 	else
-		r = restore_fresh_mounts(x, c, s, msg, sizeof(msg));
+		r = restore_fresh_mounts(x, c, s, &e);
 	if (r == 0 && c->own_netns && !userns_wanted(s) && s->network && s->network->n_interfaces)
-		r = restore_engine_network(x, s, msg, sizeof(msg));
+		r = restore_engine_network(x, s, &e);
 	if (r < 0)
 		goto fail;
 	copy_tree_remove(x->work);
@@ -475,6 +471,6 @@ void restore_handle(struct agent *a, uint64_t id, const Cocoon__RestoreRequest *
 		restore_start_criu(x);
 	return;
 fail:
-	snprintf(text, sizeof(text), "restore %s: %s", s->id, msg);
-	restore_fail(x, -r, text);
+	(void)error_wrap(&e, "restore %s", s->id);
+	restore_fail(x, -r, error_msg(e));
 }

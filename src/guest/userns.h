@@ -6,6 +6,7 @@
  * namespace's root (setresuid(0)) for the rest of its set-up. */
 #pragma once
 
+#include "error.h"
 #include "proto.h"
 
 #include <stdbool.h>
@@ -25,14 +26,14 @@ bool userns_wanted(const Cocoon__ContainerSpec *s);
  *   takes CAP_SYS_RESOURCE in the guest's user namespace, which the init
  *   no longer has (runc writes it before it makes the user namespace).
  *   Written by root, it is the floor the init may set again.
- * Returns 0, or a negative errno with MSG naming the field. */
-int userns_set_up_child(pid_t pid, const Cocoon__ContainerSpec *s, char *msg, size_t msg_size);
+ * Returns 0, or a negative errno with *ERR naming the field. */
+int userns_set_up_child(pid_t pid, const Cocoon__ContainerSpec *s, struct error **err);
 
 /* In the container's init, once the maps are written: root of its user
  * namespace (uid and gid 0 there), as runc's nsexec makes itself before it
  * sets up the mounts, so that what it creates on the rootfs belongs to the
- * container's root. Returns 0 or a negative errno with MSG. */
-int userns_become_root(char *msg, size_t msg_size);
+ * container's root. Returns 0 or a negative errno with *ERR. */
+int userns_become_root(struct error **err);
 
 /* The guest's ids of the root of S's user namespace: the host ids that
  * linux.uidMappings and gidMappings give container id 0 (the guest's ids

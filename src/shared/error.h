@@ -30,6 +30,13 @@ int error_wrap(struct error **err, const char *fmt, ...) __attribute__((format(p
 
 void error_free(struct error **err);
 
+/* The message of ERR for a reply or a log line; "out of memory" when there
+ * is none (error_set could not allocate it). Owned by ERR. */
+static inline const char *error_msg(const struct error *err)
+{
+	return err && err->msg ? err->msg : "out of memory";
+}
+
 #ifdef __clang_analyzer__
 /* The static analyzer (make analyze) reads one file at a time, so it cannot
  * see that these always return a negative value; without this it follows

@@ -196,7 +196,7 @@ class Podman:
 
     def run(self, *args, timeout=300, input=None):
         # In the test's directory: conmon 2.1.6 leaves its OOM mark (a file
-        # `oom`) in podman's working directory (docs/lifecycle.md).
+        # `oom`) in podman's working directory (docs/resources.md).
         return subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=timeout,
                               input=input, env=self.env, cwd=self.tmp,
                               stdin=None if input is not None else subprocess.DEVNULL)

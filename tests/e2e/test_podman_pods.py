@@ -240,7 +240,7 @@ def test_podman_pod_with_a_memory_limit_survives_a_member_that_uses_it(podman):
     it: the pod runs on, as under runc. conmon (so the shim and keeper) sits
     in the pod's 300 MiB host cgroup, while the pod's VM needs more than that
     (docs/pods.md "Pod sizing"): QEMU is moved out of it into cocoon's
-    overhead cgroup (docs/lifecycle.md), or the host OOM-kills the VM and the
+    overhead cgroup (docs/resources.md), or the host OOM-kills the VM and the
     whole pod exits 137 (rev16c F1)."""
     before = set(qemu_pids())
     pause = pause_image(podman)
@@ -309,7 +309,7 @@ def test_podman_checkpoint_and_restore_of_a_pod_member(podman):
 def test_podman_pod_member_oom_kill_reaches_its_conmon_only(podman):
     """A container of a pod OOM-killed in the pod's VM (its own --memory
     there): its conmon gets the OOM event (conmon 2.1.6 marks it with a file
-    `oom` in podman's working directory, docs/lifecycle.md), the conmon of
+    `oom` in podman's working directory, docs/resources.md), the conmon of
     another member killed from the host gets none, and the pod runs on."""
     before = set(qemu_pids())
     pause = pause_image(podman)

@@ -81,7 +81,7 @@ NINEP_REFUSALS = ["files: fifo: No such device or address",
 def test_every_kind_of_file_on_the_9p_rootfs_is_absent_or_refused(env, held):
     """On the 9p rootfs (the default) a FIFO cannot be opened and a unix
     socket cannot be bound (ENXIO), and O_TMPFILE is refused (EOPNOTSUPP),
-    as docs/checkpoint.md says: nothing of those kinds can exist to be
+    as docs/checkpoint-exact.md says: nothing of those kinds can exist to be
     dumped. A removed directory held as the working directory, or as an
     open fd, is refused at checkpoint time by name."""
     if held == "cwd":

@@ -24,19 +24,20 @@ static void info_line(char *buf, size_t size, int id, const char *mp, const char
 }
 
 static struct mount_plan plan;
-static char msg[256];
+static struct error *err;
 
 static int plan_of(const char *saved, const char *now)
 {
 	mount_plan_free(&plan);
-	msg[0] = 0;
-	return mount_flags_plan(saved, now, &plan, msg, sizeof(msg));
+	error_free(&err);
+	return mount_flags_plan(saved, now, &plan, &err);
 }
 
 static int teardown(void **state)
 {
 	(void)state;
 	mount_plan_free(&plan);
+	error_free(&err);
 	return 0;
 }
 
@@ -157,7 +158,7 @@ static void test_too_many_mounts_fail_clearly(void **state)
 	for (size_t i = 0; i < n; i++)
 		len += (size_t)snprintf(saved + len, size - len, "/m%zu ro\n", i);
 	assert_int_equal(plan_of(saved, "20 1 0:20 / /m0 rw - tmpfs tmpfs rw\n"), -E2BIG);
-	assert_non_null(strstr(msg, "more than 65536 mounts"));
+	assert_non_null(strstr(error_msg(err), "more than 65536 mounts"));
 	assert_int_equal(plan.n, 0);
 	free(saved);
 }
@@ -167,9 +168,9 @@ static void test_bad_line_fails_clearly(void **state)
 {
 	(void)state;
 	assert_int_equal(plan_of("/ ro\njunk\n", "20 1 0:20 / / rw - tmpfs tmpfs rw\n"), -EINVAL);
-	assert_non_null(strstr(msg, "cocoon-mounts: line 2"));
+	assert_non_null(strstr(error_msg(err), "cocoon-mounts: line 2"));
 	assert_int_equal(plan_of("/ ro\n", "20 1 0:20\n"), -EINVAL);
-	assert_non_null(strstr(msg, "restored mountinfo"));
+	assert_non_null(strstr(error_msg(err), "restored mountinfo"));
 }
 
 /* A saved mount the restore does not have is left alone. */

@@ -68,7 +68,8 @@ static void test_bounds(void **st)
 static void test_agent_refuses_before_making_anything(void **st)
 {
 	(void)st;
-	char cgroup[CGROUPS_PATH_MAX], pod[CGROUPS_POD_PATH_MAX], msg[256];
+	char cgroup[CGROUPS_PATH_MAX], pod[CGROUPS_POD_PATH_MAX];
+	struct error *e = NULL;
 	const char *id = "podlimit-unit-never-made";
 	char path[256];
 	snprintf(path, sizeof(path), CGROUPS_ROOT "/" COCOON_POD_CGROUP_PREFIX "%s", id);
@@ -76,27 +77,28 @@ static void test_agent_refuses_before_making_anything(void **st)
 	Cocoon__Resources r = COCOON__RESOURCES__INIT;
 	r.memory_limit = 300 << 20;
 	r.pids_limit = -5;
-	assert_int_equal(cgroups_container_make(id, NULL, &r, NULL, cgroup, pod, msg, sizeof(msg)),
-			 -EINVAL);
-	assert_non_null(strstr(msg, "the pod's limits: pids_limit"));
+	assert_int_equal(cgroups_container_make(id, NULL, &r, NULL, cgroup, pod, &e), -EINVAL);
+	assert_non_null(strstr(error_msg(e), "the pod's limits: pids_limit"));
 	assert_int_equal(access(path, F_OK), -1);
+	error_free(&e);
 
 	r.pids_limit = 0;
 	r.cpu_shares = 2;
-	assert_int_equal(cgroups_container_make(id, NULL, &r, NULL, cgroup, pod, msg, sizeof(msg)),
-			 -EINVAL);
-	assert_non_null(strstr(msg, "cpu_shares"));
+	assert_int_equal(cgroups_container_make(id, NULL, &r, NULL, cgroup, pod, &e), -EINVAL);
+	assert_non_null(strstr(error_msg(e), "cpu_shares"));
 	assert_int_equal(access(path, F_OK), -1);
+	error_free(&e);
 
 	/* Sound limits, but on a member: only the sandbox's create sets them. */
 	r.cpu_shares = 0;
-	assert_int_equal(cgroups_container_make(id, "sb1", &r, CGROUPS_ROOT "/pod-sb1", cgroup, pod,
-						msg, sizeof(msg)),
-			 -EINVAL);
-	assert_non_null(strstr(msg, "pod limits on a member of pod sb1"));
+	assert_int_equal(
+		cgroups_container_make(id, "sb1", &r, CGROUPS_ROOT "/pod-sb1", cgroup, pod, &e),
+		-EINVAL);
+	assert_non_null(strstr(error_msg(e), "pod limits on a member of pod sb1"));
 	assert_string_equal(cgroup, "");
 	assert_string_equal(pod, "");
 	assert_int_equal(access(path, F_OK), -1);
+	error_free(&e);
 }
 
 int main(void)

@@ -1,13 +1,12 @@
 /* cocoon image build: assembles the guest kernel + initramfs from Debian
- * packages. The work is done by guest/image/mkimage.sh, which drives Debian's
- * own tools (apt-get download, dpkg-deb, modprobe --show-depends, cpio). */
+ * packages (the library's guest-image.h does it). */
 #include "commands.h"
 #include "cleanup.h"
+#include "guest-image.h"
 #include "paths.h"
 
 #include <getopt.h>
 #include <string.h>
-#include <sys/wait.h>
 
 static void image_usage(void)
 {
@@ -29,7 +28,7 @@ int cmd_image(struct global_opts *g, int argc, char **argv, struct error **errp)
 					     {"output", required_argument, NULL, 'o'},
 					     {"help", no_argument, NULL, 'h'},
 					     {}};
-	_cleanup_free_ char *script = NULL, *agent = NULL, *fragment = NULL, *out = NULL;
+	_cleanup_free_ char *out = NULL;
 	_cleanup_error_ struct error *err = NULL;
 	bool force = false;
 	int c;
@@ -59,31 +58,7 @@ int cmd_image(struct global_opts *g, int argc, char **argv, struct error **errp)
 			return 2;
 		}
 	}
-	if (!out && asprintf(&out, "%s/image", cache_dir()) < 0)
-		return 1;
-	if (find_helper("mkimage.sh", &script, &err) < 0 ||
-	    find_helper("cocoon-agent", &agent, &err) < 0 ||
-	    find_helper("checkpoint.conf", &fragment, &err) < 0) {
+	if (guest_image_build(out, force, &err) < 0)
 		return cli_fail(errp, &err);
-	}
-	char *args[] = {(char *)"/bin/sh",
-			script,
-			(char *)"--agent",
-			agent,
-			(char *)"--output",
-			out,
-			(char *)"--config-fragment",
-			fragment,
-			force ? (char *)"--force" : NULL,
-			NULL};
-	pid_t pid = fork();
-	if (pid == 0) {
-		execv(args[0], args);
-		_exit(127);
-	}
-	int status = 0;
-	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status)) {
-		return cli_failf(errp, "%s", "image build failed (see the messages above)");
-	}
 	return 0;
 }

@@ -78,7 +78,7 @@ int cmd_update(struct global_opts *g, int argc, char **argv, struct error **errp
 			       "  --cpu-quota US, --cpu-period US   cpu.max (-1: no quota)\n"
 			       "  --cpu-share N          cpu.weight, converted as runc does\n"
 			       "Swap, reservations, cpusets, real-time and block IO options are accepted and\n"
-			       "ignored with a warning: the VM does not apply them (docs/lifecycle.md).\n",
+			       "ignored with a warning: the VM does not apply them (docs/resources.md).\n",
 			       RESOURCES_GUEST_OVERHEAD_MIB);
 			return 0;
 		default:

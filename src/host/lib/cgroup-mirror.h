@@ -14,7 +14,7 @@
  * on a cgroup v2 host). In it the shim keeps the cgroup files the engines
  * read, in the kernel's format, written every second from the container's
  * cgroup in the guest. QEMU stays where the engine started the runtime
- * (cgmirror_join says why). docs/lifecycle.md has the details.
+ * (cgmirror_join says why). docs/resources.md has the details.
  *
  * Figures come from the guest, so they are numbers only: no string the guest
  * sends reaches a host file. */

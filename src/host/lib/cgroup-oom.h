@@ -10,7 +10,7 @@
  *     memory cgroup (and when the cgroup is removed). conmon then creates
  *     a file "oom" (in its working directory, conmon 2.1.6), which podman
  *     reads from <bundle>/oom into .State.OOMKilled; containerd publishes
- *     /tasks/oom (TaskOOM). docs/lifecycle.md has what podman 4.3.1 makes
+ *     /tasks/oom (TaskOOM). docs/resources.md has what podman 4.3.1 makes
  *     of it.
  *   - cgroup v2: both watch memory.events with inotify (IN_MODIFY) and
  *     compare its oom_kill count. The mirror rewrites that file in place

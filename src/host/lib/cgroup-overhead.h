@@ -1,4 +1,4 @@
-/* The VM's cost out of the pod's host cgroup (rev16c F1, docs/lifecycle.md
+/* The VM's cost out of the pod's host cgroup (rev16c F1, docs/resources.md
  * "The VM's host cgroup").
  *
  * podman starts conmon, and so cocoon's shim, keeper, QEMU and virtiofsd, in

@@ -79,7 +79,7 @@ static int restore_kept_resources(struct global_opts *g, struct oci_bundle *b,
 			log_warning(
 				"restore: the checkpoint's %s (set by update) not taken, above the bundle's: "
 				"this host did not make that checkpoint, or it was moved, and a checkpoint "
-				"directory only lowers limits (docs/lifecycle.md)",
+				"directory only lowers limits (docs/resources.md)",
 				dropped);
 	}
 	if (!taken)

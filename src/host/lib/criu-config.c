@@ -161,7 +161,7 @@ static int check_line(char *line, const char *file, int lineno, char **out, stru
 	if (k == ARRAY_SIZE(allowed))
 		return error_setx(
 			err, EOPNOTSUPP,
-			"%s:%d: CRIU option '%s' is not supported by cocoon (CRIU runs inside the container's VM; docs/checkpoint.md lists the options that work there)",
+			"%s:%d: CRIU option '%s' is not supported by cocoon (CRIU runs inside the container's VM; docs/checkpoint-exact.md lists the options that work there)",
 			file, lineno, name);
 	if (strpbrk(value, "\"'\\"))
 		return error_setx(
