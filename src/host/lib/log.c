@@ -2,6 +2,7 @@
 #include "cleanup.h"
 
 #include <json-c/json.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <string.h>
@@ -113,11 +114,51 @@ static bool log_line(const char *level, const char *msg)
 
 static void (*stderr_writer)(void *data, const char *text, size_t len);
 static void *stderr_writer_data;
+/* The thread that installed the writer: only it may call it (the shim's
+ * sinks belong to its main loop). Lines other threads log (the sandbox
+ * guard's) wait here, up to LOG_DEFERRED_MAX bytes, for
+ * log_flush_deferred() on that thread (review11 finding 1: the guard
+ * appended to the container's stderr queue while the main loop flushed it). */
+static pthread_t stderr_writer_owner;
+static pthread_mutex_t deferred_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *deferred;
+static size_t deferred_len;
+#define LOG_DEFERRED_MAX (64 * 1024)
 
 void log_set_stderr_writer(void (*writer)(void *data, const char *text, size_t len), void *data)
 {
 	stderr_writer = writer;
 	stderr_writer_data = data;
+	stderr_writer_owner = pthread_self();
+}
+
+void log_flush_deferred(void)
+{
+	if (!stderr_writer || !pthread_equal(pthread_self(), stderr_writer_owner))
+		return;
+	pthread_mutex_lock(&deferred_lock);
+	_cleanup_free_ char *lines = deferred;
+	size_t len = deferred_len;
+	deferred = NULL;
+	deferred_len = 0;
+	pthread_mutex_unlock(&deferred_lock);
+	if (lines && len)
+		stderr_writer(stderr_writer_data, lines, len);
+}
+
+/* LINE (LEN bytes) kept for the writer's thread; dropped past the bound. */
+static void defer_line(const char *line, size_t len)
+{
+	pthread_mutex_lock(&deferred_lock);
+	if (deferred_len + len <= LOG_DEFERRED_MAX) {
+		char *grown = realloc(deferred, deferred_len + len);
+		if (grown) {
+			memcpy(grown + deferred_len, line, len);
+			deferred = grown;
+			deferred_len += len;
+		}
+	}
+	pthread_mutex_unlock(&deferred_lock);
 }
 
 /* PREFIX MSG and a newline, to stderr or to the writer that stands for it. */
@@ -129,8 +170,14 @@ static void to_stderr(const char *prefix, const char *msg)
 		return;
 	}
 	int n = asprintf(&line, "%s%s\n", prefix, msg);
-	if (n > 0)
-		stderr_writer(stderr_writer_data, line, (size_t)n);
+	if (n <= 0)
+		return;
+	if (!pthread_equal(pthread_self(), stderr_writer_owner)) {
+		defer_line(line, (size_t)n);
+		return;
+	}
+	log_flush_deferred(); /* in the order they were logged */
+	stderr_writer(stderr_writer_data, line, (size_t)n);
 }
 
 /* Every message is made safe for a terminal where it is printed, whatever

@@ -35,6 +35,12 @@ void log_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * its lines with the container's output, never blocking (shim-output.h). */
 void log_set_stderr_writer(void (*writer)(void *data, const char *text, size_t len), void *data);
 
+/* Hands the writer what other threads logged since (they never call it:
+ * their lines wait, at most 64 KiB, the rest dropped). Called by the
+ * thread that set the writer, from its loop; a no-op on any other thread
+ * or with no writer. */
+void log_flush_deferred(void);
+
 /* Makes text safe for a terminal or a log, in place: C0 controls (but
  * newlines and tabs when keep_lines), DEL and C1 controls (U+0080..U+009F)
  * become spaces, bytes that are not UTF-8 become '?'. log_error() and

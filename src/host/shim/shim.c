@@ -214,6 +214,7 @@ static void shim_loop(struct shim *s)
 {
 	while (serving(s)) {
 		struct pollfd fds[5 + SHIM_MAX_CLIENTS + 3 * SHIM_MAX_EXECS + 2];
+		log_flush_deferred(); /* the guard's lines (log.h) */
 		/* Events that came in the same read as a reply are already
 		 * here: no new bytes will wake poll for them. */
 		if (agent_client_drain(&s->sb.agent, NULL) < 0 || s->sb.agent.broken) {
@@ -462,6 +463,7 @@ void shim_main(struct shim_args *a)
 		drop_caller_stdio(s.tty.fd);
 	report(a->ready_fd, "OK");
 	shim_loop(&s);
+	log_flush_deferred(); /* the guard's last lines: the VM it stopped ended the loop */
 	shim_forward_end_own(&s);
 	/* Members of its pod still run: the VM stays until they are gone. */
 	if (s.keeper && !s.agent_gone && shim_members_left(&s) > 0) {
@@ -478,6 +480,7 @@ void shim_main(struct shim_args *a)
 	else
 		unlink(path);
 	shim_teardown(&s);
+	log_flush_deferred(); /* what the guard logged before it was stopped */
 	if (!s.keeping) {
 		s.st.status = STATUS_STOPPED;
 		s.st.exit_status = s.exit_code;
